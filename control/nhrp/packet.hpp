@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -87,8 +88,8 @@ struct fixed_header {
     uint16_t ext_offset = 0;   // parse: as on the wire; build: computed
     uint8_t version = version_1;
     op type = op::registration_request;
-    // Only the type bit (0x40) of shtl/sstl is taken from here on build; the length bits come
-    // from packet::src_nbma / src_nbma_sub.
+    // Only the two non-length bits (0x40 type, 0x80 reserved) of shtl/sstl are taken from here
+    // on build, so odd senders round-trip; the length bits come from src_nbma / src_nbma_sub.
     uint8_t shtl = 0;
     uint8_t sstl = 0;
 
@@ -102,7 +103,7 @@ struct cie {
     uint16_t unused = 0;
     uint16_t mtu = 0;
     uint16_t holding_time = 0;
-    uint8_t client_nbma_type = 0;      // the type bit (0x40) of the client address T/L byte
+    uint8_t client_nbma_type = 0;      // the non-length bits (0xc0) of the client address T/L byte
     uint8_t client_nbma_sub_type = 0;  // likewise for the subaddress
     uint8_t preference = 0;
     bytes client_nbma;
@@ -118,6 +119,8 @@ struct cie {
 //  - authentication: `auth_reserved`, `auth_spi`, `data` (Cisco/FRR: reserved 0, SPI 1, password)
 //  - vendor_private: `oui`, `data`
 //  - end and unknown types: `raw` (kept byte for byte and re-emitted)
+// The builder writes only the fields that belong to `type`; a cisco_nat_address with a non-empty
+// `raw` is written raw. The parser refuses an End whose length is not 0.
 struct extension {
     bool compulsory = false;
     bool u_bit = false;  // the unused 0x4000 bit, kept for exact round trips
@@ -172,21 +175,44 @@ enum class parse_error : uint8_t {
     extension_overruns_packet,
     extension_body_malformed,
     end_extension_not_empty,
+    ext_offset_inside_mandatory_part,  // ext_offset cuts the mandatory fields or addresses
+    authentication_extension_too_short,  // less than reserved + SPI
+    vendor_private_extension_too_short,  // less than an OUI
 };
 std::string_view name(parse_error e) noexcept;
 
 // Parses one NHRP packet from `data` (the GRE payload). Only the first packet_size bytes are
-// read; more bytes after them (link padding) are ignored. The checksum is verified.
+// read; more bytes after them (link padding) are ignored. The checksum is verified. CIEs (types
+// 1-6) or contents (types 7, 8) run from the end of the addresses to ext_offset, or to
+// packet_size when ext_offset is 0. Unknown extensions are kept in `raw`, compulsory or not:
+// refusing them (Error Indication, unrecognized extension) is the receiver's decision.
 wire::result<packet, parse_error> parse(std::span<const uint8_t> data);
 
 enum class build_error : uint8_t {
     address_too_long,  // an address longer than its 6-bit (or 8-bit) length field can say
     packet_too_large,  // more than 65535 bytes
+    unknown_type,      // hdr.type is not 1-8
+    extension_type_out_of_range,  // more than 14 bits
 };
 std::string_view name(build_error e) noexcept;
 
 // Serialises `p`, computing packet size, lengths, extension offset and checksum. parse(build(p))
 // equals p with those computed fields filled in; build(parse(b)) == b for every accepted b.
+// Only the fields of hdr.type are written: request_id for 1-6, error_code/error_offset for 7,
+// traffic_code/traffic_unused for 8; cies for 1-6, contents for 7 and 8. `trailing` follows
+// the extensions (it only parses back as such after an End).
 wire::result<bytes, build_error> build(const packet& p);
+
+// True for the extension types this codec decodes (0, 3, 4, 5, 7, 8, 9).
+bool known_extension(uint16_t type) noexcept;
+
+// The index in p.extensions of the first compulsory extension of an unknown type: RFC 2332
+// section 5.3 says such a packet is dropped with an Error Indication (unrecognized extension).
+std::optional<size_t> first_unknown_compulsory(const packet& p);
+
+// Where p.extensions[index] starts in the packet's bytes (hdr.ext_offset plus the encoded
+// extensions before it): the Error Offset of an Error Indication that points at it. Meaningful
+// for a packet that came from parse() or whose hdr.ext_offset the builder filled in.
+size_t extension_wire_offset(const packet& p, size_t index);
 
 }  // namespace dmvpn::nhrp
