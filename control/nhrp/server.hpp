@@ -1,0 +1,353 @@
+// The NHRP server (Next Hop Server) of the hub: control-lcore logic driven by punted packets and a
+// caller-supplied clock, returning the packets to send and the adjacency changes to publish.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "control/nhrp/cache.hpp"
+#include "control/nhrp/packet.hpp"
+#include "control/timer_wheel.hpp"
+#include "dataplane/wire/result.hpp"
+
+namespace dmvpn::nhrp {
+
+using control::timestamp;
+
+// IPv4 addresses are host-order integers throughout (10.0.0.1 is 0x0a000001).
+
+// What the FIB says about a destination, for Phase 2 forwarding of Resolution Requests.
+struct route {
+    uint32_t next_hop = 0;  // overlay address of the next hop
+    uint8_t prefix_len = 0;
+};
+using route_lookup = std::function<std::optional<route>(uint32_t dst)>;
+
+// `ip nhrp map` (+ `ip nhrp map multicast` when `multicast`).
+struct static_map {
+    uint32_t overlay = 0;
+    uint8_t prefix_len = 32;
+    uint32_t nbma = 0;
+    bool multicast = false;
+};
+
+// Another NHS (hub-to-hub): unresolvable Resolution Requests are forwarded there.
+struct nhs_peer {
+    uint32_t overlay = 0;
+    uint32_t nbma = 0;
+};
+
+struct tunnel_config {
+    uint32_t id = 0;
+    std::string name;  // for show commands; "Tunnel<id>" when empty
+    uint32_t overlay_address = 0;  // the hub's protocol address on this tunnel
+    uint8_t overlay_prefix_len = 24;
+    uint32_t nbma_address = 0;  // the hub's NBMA address
+    std::optional<uint32_t> gre_key;  // carried for the caller; NHRP itself never sees it
+    // Local to the hub, never on the wire (as in IOS): tunnels sharing a network-id form one
+    // NHRP domain, so a Resolution Request on one is answered from the others' registrations.
+    uint32_t network_id = 1;
+    std::string authentication;  // cleartext key, at most 8 bytes; empty = none
+    uint16_t holdtime_s = 7200;  // ours: Responder/transit CIEs, and when a CIE says 0
+    uint16_t mtu = 1514;  // in the CIEs the hub originates
+    bool redirect = false;  // `ip nhrp redirect`
+    // IOS in Phase 3 forwards a Resolution Request for a registered spoke to that spoke, which
+    // answers for its own networks; off, the hub answers authoritatively itself (Phase 2).
+    bool forward_resolution_to_owner = false;
+    std::chrono::milliseconds redirect_interval{2000};  // per (source, destination)
+    bool multicast_dynamic = true;  // `ip nhrp map multicast dynamic`
+    std::vector<uint32_t> multicast_nbma;  // `ip nhrp map multicast <nbma>`
+    std::vector<static_map> static_maps;
+    std::vector<nhs_peer> nhs_peers;
+    size_t max_cache_entries = 1'000'000;
+    route_lookup route;  // empty = no Phase 2 forwarding
+};
+
+struct server_config {
+    std::vector<tunnel_config> tunnels;
+    // Per outer source address, across tunnels: a token bucket over Registration Requests and the
+    // Error Indications the hub would send back. Spokes register every holdtime/3 and retry
+    // at 1, 2, 4... seconds, so a few a second is plenty.
+    uint32_t registration_rate_per_s = 5;
+    uint32_t registration_burst = 10;
+    size_t rate_limit_slots = 65536;  // bounded: a colliding source takes the slot over, full
+    std::chrono::milliseconds purge_retry_interval{2000};
+    uint8_t purge_max_retries = 3;  // retransmissions after the first Purge Request
+    size_t max_pending_purges = 65536;
+    size_t max_requesters_per_entry = 16;
+    size_t redirect_slots = 65536;  // (tunnel, source, destination) rate-limit memory
+    size_t initial_cache_capacity = 1024;
+    std::chrono::milliseconds timer_resolution{100};
+};
+
+enum class config_error : uint8_t {
+    no_tunnels,
+    duplicate_tunnel_id,
+    authentication_too_long,
+    overlay_prefix_too_long,
+    static_map_prefix_too_long,
+    too_many_tunnels,
+};
+std::string_view name(config_error e) noexcept;
+
+// A packet for the control lcore to put in GRE (the tunnel's key) towards `dst_nbma`.
+struct outgoing {
+    uint32_t tunnel = 0;  // configured tunnel id
+    uint32_t dst_nbma = 0;
+    bytes packet;  // the NHRP packet
+};
+
+enum class adjacency_change : uint8_t { add, update, remove };
+std::string_view name(adjacency_change c) noexcept;
+
+enum class change_cause : uint8_t {
+    static_map,    // configuration
+    registration,  // a new registration, or a new NBMA for an existing one
+    expired,       // holding time ran out
+    purged,        // a Purge Request from its owner
+    cleared,       // `clear nhrp`
+};
+std::string_view name(change_cause c) noexcept;
+
+// A committed change of an overlay-to-NBMA binding, for the workers' adjacency tables.
+struct adjacency_event {
+    adjacency_change change = adjacency_change::add;
+    change_cause cause = change_cause::registration;
+    uint32_t tunnel = 0;  // configured tunnel id
+    uint32_t overlay = 0;
+    uint8_t prefix_len = 32;
+    uint32_t nbma = 0;          // send here: the address actually seen
+    uint32_t claimed_nbma = 0;  // what the station claimed (differs behind NAT)
+    bool nat = false;
+    bool multicast = false;  // a replication target of this tunnel's multicast
+
+    bool operator==(const adjacency_event&) const = default;
+};
+
+struct outputs {
+    std::vector<outgoing> packets;
+    std::vector<adjacency_event> events;
+};
+
+// Why a packet or a request was not served; refusals answered with a CIE code count here too.
+enum class drop_reason : uint8_t {
+    unknown_tunnel,
+    malformed,
+    not_ipv4,
+    protocol_error,
+    unrecognized_extension,
+    authentication_failure,
+    hop_count_exceeded,
+    loop_detected,
+    rate_limited,
+    unexpected_type,
+    unsolicited_reply,
+    no_route_for_reply,
+    refused_cache_full,
+    refused_unique,
+    refused_static,
+    refused_address,
+    unreachable,
+    purge_not_owner,
+    unknown_purge_reply,
+    purge_unanswered,
+    purge_table_full,
+    requesters_full,
+    redirect_disabled,
+    redirect_rate_limited,
+    redirect_unknown_source,
+    error_indication_suppressed,
+    build_failed,
+    count_,
+};
+inline constexpr size_t drop_reason_count = static_cast<size_t>(drop_reason::count_);
+std::string_view name(drop_reason r) noexcept;
+
+struct counters {
+    std::array<uint64_t, 9> sent{};      // by NHRP type (index 1-8)
+    std::array<uint64_t, 9> received{};  // by NHRP type, counted once the packet parsed
+    std::array<uint64_t, drop_reason_count> dropped{};
+    uint64_t purge_retransmits = 0;
+
+    uint64_t sent_of(op t) const noexcept { return sent[static_cast<size_t>(t)]; }
+    uint64_t received_of(op t) const noexcept { return received[static_cast<size_t>(t)]; }
+    uint64_t dropped_of(drop_reason r) const noexcept { return dropped[static_cast<size_t>(r)]; }
+    counters& operator+=(const counters& o) noexcept;
+};
+
+// One cache entry as show commands and tests see it.
+struct entry_view {
+    uint32_t tunnel = 0;  // configured id
+    std::string_view tunnel_name;
+    uint32_t address = 0;
+    uint8_t prefix_len = 32;
+    uint32_t via = 0;
+    uint32_t nbma = 0;
+    uint32_t claimed_nbma = 0;
+    entry_type type = entry_type::dynamic;
+    uint8_t flags = 0;
+    uint32_t request_id = 0;
+    uint16_t holding_time = 0;  // as registered
+    uint16_t mtu = 0;
+    timestamp created{};
+    std::optional<timestamp> expires;  // none: never
+    std::vector<requester> requesters;
+};
+
+struct tunnel_view {
+    uint32_t id = 0;
+    std::string_view name;
+    uint32_t overlay_address = 0;
+    uint8_t overlay_prefix_len = 0;
+    uint32_t nbma_address = 0;
+    size_t entries = 0;
+    const counters* stats = nullptr;
+};
+
+class server {
+public:
+    static wire::result<server, config_error> create(server_config config);
+
+    // Installs static maps (and the hub's own local entries) and reports them as adjacencies.
+    outputs start(timestamp now);
+
+    // One NHRP packet (the GRE payload) that arrived on `tunnel_id` from `outer_src_nbma`.
+    outputs handle(uint32_t tunnel_id, uint32_t outer_src_nbma, std::span<const uint8_t> nhrp,
+                   timestamp now);
+
+    // A data packet from `src_overlay` to `dst` went in and out of the tunnel through the hub
+    // (`packet_head`: its first bytes, IP header onwards): tell the source about a shortcut.
+    outputs on_redirect_candidate(uint32_t tunnel_id, uint32_t src_overlay, uint32_t dst,
+                                  std::span<const uint8_t> packet_head, timestamp now);
+
+    // Expiry and purge retransmission.
+    outputs tick(timestamp now);
+
+    // `clear nhrp [address]`: removes dynamic entries (every one on the tunnel when no address).
+    outputs clear(uint32_t tunnel_id, std::optional<uint32_t> address, timestamp now);
+
+    // Queries for show commands and the publisher.
+    std::optional<entry_view> lookup(uint32_t tunnel_id, uint32_t address) const;
+    std::vector<entry_view> entries(std::optional<uint32_t> tunnel_id = std::nullopt) const;
+    std::vector<tunnel_view> tunnels() const;
+    std::vector<uint32_t> multicast_targets(uint32_t tunnel_id) const;
+    const counters* tunnel_counters(uint32_t tunnel_id) const;
+    counters total_counters() const;
+    const counters& unattributed_counters() const noexcept { return _global; }
+    size_t cache_size() const noexcept { return _cache.size(); }
+    size_t cache_memory_bytes() const noexcept { return _cache.memory_bytes(); }
+    size_t pending_purges() const noexcept { return _purges_live; }
+    size_t timers() const noexcept { return _wheel.size(); }
+
+private:
+    struct tunnel_state {
+        tunnel_config cfg;
+        counters stats;
+        size_t entries = 0;
+        bytes auth_key;
+    };
+    struct timer_ref {
+        uint32_t kind_and_index = 0;  // top bit: purge retry; otherwise an entry expiry
+        uint32_t generation = 0;
+    };
+    struct pending_purge {
+        uint16_t tunnel = 0;
+        uint8_t retries_left = 0;
+        bool live = false;
+        uint32_t generation = 0;
+        uint32_t requester_nbma = 0;
+        uint32_t request_id = 0;
+        bytes packet;
+    };
+    struct purge_id {
+        uint16_t tunnel = 0;
+        uint32_t nbma = 0;
+        uint32_t request_id = 0;
+        bool operator==(const purge_id&) const = default;
+    };
+    struct purge_id_hash {
+        size_t operator()(const purge_id& k) const noexcept;
+    };
+    struct bucket {
+        uint32_t source = 0;
+        uint32_t tokens_milli = 0;
+        int64_t last_ms = 0;
+        bool used = false;
+    };
+    struct redirect_slot {
+        uint64_t key = 0;
+        int64_t last_ms = 0;
+        bool used = false;
+    };
+    // What the handlers share about the packet being served.
+    struct context {
+        uint16_t tunnel = 0;
+        uint32_t outer_src = 0;
+        int64_t now_ms = 0;
+        timestamp now{};
+        std::span<const uint8_t> raw;
+        outputs out;
+    };
+
+    explicit server(server_config config);
+
+    std::optional<uint16_t> find_tunnel(uint32_t id) const noexcept;
+
+    void serve(context& c, packet& p);
+    void serve_registration(context& c, packet& p);
+    void serve_resolution(context& c, packet& p);
+    void serve_resolution_reply(context& c, packet& p);
+    void serve_purge_request(context& c, packet& p);
+    void serve_purge_reply(context& c, const packet& p);
+
+    // Registers one CIE's binding; returns the CIE code.
+    uint8_t register_binding(context& c, const packet& p, const cie& request_cie);
+    void answer_resolution(context& c, packet& p, uint32_t entry_index);
+    void answer_negative(context& c, packet& p, uint8_t prefix_len);
+    void forward(context& c, packet& p, uint16_t out_tunnel, uint32_t dst_nbma, uint16_t transit_type);
+    void remember_requester(context& c, uint32_t entry_index, const packet& p);
+
+    void remove_entry(outputs& out, uint32_t index, change_cause cause, timestamp now);
+    void purge_requesters(outputs& out, uint32_t index, timestamp now);
+    void send_purge(outputs& out, uint16_t tunnel, const requester& r, const cache_entry& old,
+                    timestamp now);
+    void schedule_expiry(uint32_t index);
+    void on_timer(outputs& out, timer_ref ref, timestamp now);
+
+    void send_error(context& c, uint16_t code, uint16_t offset, const packet* offending);
+    void send(outputs& out, uint16_t tunnel, uint32_t dst, const packet& p);
+    void drop(uint16_t tunnel, drop_reason r) noexcept;
+    bool take_token(uint32_t source, int64_t now_ms);
+    bool check_authentication(const tunnel_state& t, const packet& p) const;
+    void put_authentication(const tunnel_state& t, packet& p) const;
+    cie own_cie(const tunnel_state& t, uint8_t prefix_len) const;
+    // The usable entry for `address` on `tunnel` or a tunnel of the same network-id (npos if none).
+    uint32_t lookup_domain(uint16_t tunnel, uint32_t address, int64_t now_ms) const;
+    adjacency_event event_of(adjacency_change change, change_cause cause,
+                             const cache_entry& e) const;
+    entry_view view_of(const cache_entry& e, uint32_t index) const;
+    bool usable(const cache_entry& e, int64_t now_ms) const noexcept;
+
+    server_config _config;
+    std::vector<tunnel_state> _tunnels;
+    cache _cache;
+    control::timer_wheel<timer_ref> _wheel;
+    std::vector<pending_purge> _purges;
+    std::vector<uint32_t> _free_purges;
+    std::unordered_map<purge_id, uint32_t, purge_id_hash> _purge_index;
+    size_t _purges_live = 0;
+    std::vector<bucket> _buckets;
+    std::vector<redirect_slot> _redirects;
+    counters _global;  // what cannot be put on a tunnel (unknown tunnel id)
+};
+
+}  // namespace dmvpn::nhrp

@@ -1,0 +1,438 @@
+// The NHRP server's parts on their own (timer wheel, cache), its show commands as text and JSON,
+// and one of its replies read back by tshark inside IPv4/GRE.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include <unistd.h>
+
+#include "control/nhrp/cache.hpp"
+#include "control/nhrp/server.hpp"
+#include "control/nhrp/show.hpp"
+#include "control/timer_wheel.hpp"
+#include "dataplane/wire/checksum.hpp"
+#include "dataplane/wire/reader.hpp"
+#include "tests/unit/nhrp_server_util.hpp"
+
+using namespace dmvpn::nhrp;
+using namespace dmvpn::nhrp::test;
+using dmvpn::control::timer_wheel;
+
+TEST_CASE("timer wheel: fires at (never before) the deadline, across revolutions and jumps",
+          "[nhrp_server][timer_wheel]") {
+    timer_wheel<int> w(std::chrono::milliseconds(100), 8);  // 0.8 s per revolution
+    std::vector<int> fired;
+    auto record = [&](int v) { fired.push_back(v); };
+    w.advance(at_s(0), record);
+    w.schedule(at(std::chrono::milliseconds(250)), 1);
+    w.schedule(at(std::chrono::milliseconds(2050)), 2);  // two and a half revolutions away
+    w.schedule(at(std::chrono::milliseconds(100)), 3);
+    CHECK(w.size() == 3);
+    w.advance(at(std::chrono::milliseconds(99)), record);
+    CHECK(fired.empty());
+    w.advance(at(std::chrono::milliseconds(100)), record);
+    CHECK(fired == std::vector<int>{3});
+    w.advance(at(std::chrono::milliseconds(299)), record);
+    CHECK(fired == std::vector<int>{3});  // 250 ms rounds up to the 300 ms tick, never down
+    w.advance(at(std::chrono::milliseconds(300)), record);
+    CHECK(fired == std::vector<int>{3, 1});
+    w.advance(at(std::chrono::milliseconds(2000)), record);
+    CHECK(fired.size() == 2);
+    w.advance(at(std::chrono::milliseconds(2100)), record);
+    CHECK(fired == std::vector<int>{3, 1, 2});
+    CHECK(w.size() == 0);
+
+    // A jump of many revolutions fires everything due, once.
+    for (int i = 0; i < 100; ++i) {
+        w.schedule(at(std::chrono::milliseconds(3000 + i * 37)), 100 + i);
+    }
+    fired.clear();
+    CHECK(w.advance(at_s(3600), record) == 100);
+    std::sort(fired.begin(), fired.end());
+    CHECK(fired.front() == 100);
+    CHECK(fired.back() == 199);
+
+    // What a firing timer schedules for now-or-earlier fires in the same advance; later ones wait.
+    fired.clear();
+    w.schedule(at_s(3601), 1);
+    size_t n = w.advance(at_s(3602), [&](int v) {
+        fired.push_back(v);
+        if (v == 1) {
+            w.schedule(at_s(3601), 2);
+            w.schedule(at_s(3700), 3);
+        }
+    });
+    CHECK(n == 2);
+    CHECK(fired == std::vector<int>{1, 2});
+    CHECK(w.size() == 1);
+}
+
+TEST_CASE("cache: open addressing agrees with std::map through random inserts and erases",
+          "[nhrp_server][cache]") {
+    cache c(4);
+    std::map<std::pair<uint16_t, uint32_t>, uint32_t> model;  // key -> index
+    std::mt19937 rng(7);
+    for (int step = 0; step < 20000; ++step) {
+        uint16_t tunnel = static_cast<uint16_t>(rng() % 3);
+        uint32_t address = 0x0a000000 + rng() % 2000;
+        auto key = std::make_pair(tunnel, address);
+        auto it = model.find(key);
+        uint32_t found = c.find(tunnel, address);
+        if (it == model.end()) {
+            REQUIRE(found == cache::npos);
+            if (rng() % 3 != 0) {
+                uint32_t idx = c.insert(tunnel, address, 32);
+                c.at(idx).nbma = address ^ 0xffff;
+                model[key] = idx;
+            }
+        } else {
+            REQUIRE(found == it->second);
+            REQUIRE(c.at(found).nbma == (address ^ 0xffff));
+            if (rng() % 2 == 0) {
+                c.erase(found);
+                model.erase(it);
+            }
+        }
+    }
+    CHECK(c.size() == model.size());
+    size_t live = 0;
+    c.for_each([&](uint32_t, const cache_entry&) { ++live; });
+    CHECK(live == model.size());
+}
+
+TEST_CASE("cache: prefixes, requesters and generations", "[nhrp_server][cache]") {
+    cache c;
+    uint32_t lan = c.insert(0, ip("10.0.2.0"), 24);
+    uint32_t wide = c.insert(0, ip("10.0.0.0"), 16);
+    CHECK(c.find_covering(0, ip("10.0.2.77")) == lan);
+    CHECK(c.find_covering(0, ip("10.0.9.77")) == wide);
+    CHECK(c.find_covering(1, ip("10.0.2.77")) == cache::npos);
+    c.set_prefix_len(lan, 32);
+    CHECK(c.find_covering(0, ip("10.0.2.77")) == wide);
+
+    uint32_t host = c.insert(0, ip("10.0.0.2"), 32);
+    for (uint32_t i = 1; i <= 12; ++i) {
+        CHECK(c.add_requester(host, requester{ip("10.0.0.100") + i, i, i}, 12));
+    }
+    CHECK_FALSE(c.add_requester(host, requester{ip("10.0.0.200"), 1, 1}, 12));
+    CHECK(c.add_requester(host, requester{ip("10.0.0.101"), 1, 77}, 12));  // refresh, not a new one
+    CHECK_FALSE(c.add_requester(host, requester{0, 1, 1}, 12));
+    auto rs = c.requesters(host);
+    REQUIRE(rs.size() == 12);
+    CHECK(rs.front() == requester{ip("10.0.0.101"), 1, 77});
+    CHECK(rs.back().proto == ip("10.0.0.112"));
+    CHECK(c.take_requesters(host).size() == 12);
+    CHECK(c.requesters(host).empty());
+
+    uint32_t g = c.at(host).generation;
+    CHECK(c.valid(host, g));
+    c.erase(host);
+    CHECK_FALSE(c.valid(host, g));
+    uint32_t again = c.insert(0, ip("10.0.0.3"), 32);
+    CHECK(again == host);  // the slot is reused...
+    CHECK_FALSE(c.valid(again, g));  // ...under a new generation
+    CHECK(sizeof(cache_entry) <= 56);
+}
+
+namespace {
+
+server show_fixture() {
+    tunnel_config t;
+    t.id = 0;
+    t.overlay_address = ip("10.0.0.1");
+    t.nbma_address = ip("150.1.1.1");
+    t.static_maps.push_back(static_map{ip("10.0.0.254"), 32, ip("150.1.254.254"), true});
+    server_config c;
+    c.tunnels.push_back(t);
+    auto s = server::create(c);
+    REQUIRE(s.has_value());
+    server srv = std::move(*s);
+    srv.start(at_s(0));
+    auto reg = [&](uint32_t id, std::string_view claimed, std::string_view seen, std::string_view proto, bool unique,
+                   int when) {
+        packet p = cisco_request(op::registration_request, unique ? flag::reg_u : 0, id, claimed, proto, "10.0.0.1",
+                                 255, 600, "");
+        auto out = srv.handle(0, ip(seen), wire_of(p), at_s(when));
+        REQUIRE(out.packets.size() == 1);
+    };
+    reg(1, "150.1.2.2", "150.1.2.2", "10.0.0.2", true, 10);
+    reg(2, "192.168.1.3", "203.0.113.7", "10.0.0.3", false, 20);
+    packet res = cisco_request(op::resolution_request, flag::res_q, 798, "203.0.113.7", "10.0.0.3", "10.0.0.2", 0,
+                               360, "");
+    res.src_nbma = ipb("192.168.1.3");
+    REQUIRE(srv.handle(0, ip("203.0.113.7"), wire_of(res), at_s(30)).packets.size() == 1);
+    return srv;
+}
+
+}  // namespace
+
+TEST_CASE("show: nhrp, detail, brief as text", "[nhrp_server][show]") {
+    server s = show_fixture();
+    const timestamp now = at_s(3700);  // an hour in: dynamic entries have 600 s holding times
+    const timestamp early = at_s(100);
+    CHECK(show_nhrp(s, early, show_format::text, true) ==
+          "10.0.0.2/32 via 10.0.0.2\n"
+          "   Tunnel0 created 00:01:30, expire 00:08:30\n"
+          "   Type: dynamic, Flags: authoritative unique registered used\n"
+          "   NBMA address: 150.1.2.2\n"
+          "   Requester: 10.0.0.3 Request ID: 798\n"
+          "10.0.0.3/32 via 10.0.0.3\n"
+          "   Tunnel0 created 00:01:20, expire 00:08:40\n"
+          "   Type: dynamic, Flags: authoritative registered nat\n"
+          "   NBMA address: 203.0.113.7\n"
+          "    (Claimed NBMA address: 192.168.1.3)\n"
+          "10.0.0.254/32 via 10.0.0.254\n"
+          "   Tunnel0 created 00:01:40, never expire\n"
+          "   Type: static, Flags: \n"
+          "   NBMA address: 150.1.254.254\n");
+    CHECK(show_nhrp(s, early, show_format::text, false).find("Requester") == std::string::npos);
+    CHECK(show_nhrp_brief(s, show_format::text) ==
+          "   Target             Via             NBMA            Mode     Intfc     Claimed\n"
+          "   10.0.0.2/32        10.0.0.2        150.1.2.2       dynamic  Tunnel0   <   >\n"
+          "   10.0.0.3/32        10.0.0.3        203.0.113.7     dynamic  Tunnel0   192.168.1.3\n"
+          "   10.0.0.254/32      10.0.0.254      150.1.254.254   static   Tunnel0   <   >\n");
+    s.tick(now);
+    CHECK(s.cache_size() == 1);
+    CHECK(format_age(std::chrono::seconds(90061)) == "1d01h");
+    CHECK(format_age(std::chrono::seconds(8 * 86400 + 5)) == "1w1d");
+}
+
+TEST_CASE("show: nhrp as JSON", "[nhrp_server][show]") {
+    server s = show_fixture();
+    CHECK(show_nhrp(s, at_s(100), show_format::json) ==
+          "[{\"tunnel\":\"Tunnel0\",\"tunnel_id\":0,\"protocol\":\"10.0.0.2/32\",\"via\":\"10.0.0.2\","
+          "\"nbma\":\"150.1.2.2\",\"claimed_nbma\":\"150.1.2.2\",\"type\":\"dynamic\","
+          "\"flags\":[\"authoritative\",\"unique\",\"registered\",\"used\"],\"created_s\":90,\"expires_s\":510,"
+          "\"holding_time\":600,\"request_id\":1,\"requesters\":[{\"protocol\":\"10.0.0.3\","
+          "\"nbma\":\"203.0.113.7\",\"request_id\":798}]},"
+          "{\"tunnel\":\"Tunnel0\",\"tunnel_id\":0,\"protocol\":\"10.0.0.3/32\",\"via\":\"10.0.0.3\","
+          "\"nbma\":\"203.0.113.7\",\"claimed_nbma\":\"192.168.1.3\",\"type\":\"dynamic\","
+          "\"flags\":[\"authoritative\",\"registered\",\"nat\"],\"created_s\":80,\"expires_s\":520,"
+          "\"holding_time\":600,\"request_id\":2,\"requesters\":[]},"
+          "{\"tunnel\":\"Tunnel0\",\"tunnel_id\":0,\"protocol\":\"10.0.0.254/32\",\"via\":\"10.0.0.254\","
+          "\"nbma\":\"150.1.254.254\",\"claimed_nbma\":\"150.1.254.254\",\"type\":\"static\",\"flags\":[],"
+          "\"created_s\":100,\"expires_s\":null,\"holding_time\":0,\"request_id\":0,\"requesters\":[]}]\n");
+    CHECK(show_nhrp_brief(s, show_format::json) ==
+          "[{\"target\":\"10.0.0.2/32\",\"via\":\"10.0.0.2\",\"nbma\":\"150.1.2.2\",\"mode\":\"dynamic\","
+          "\"tunnel\":\"Tunnel0\",\"claimed\":\"150.1.2.2\"},"
+          "{\"target\":\"10.0.0.3/32\",\"via\":\"10.0.0.3\",\"nbma\":\"203.0.113.7\",\"mode\":\"dynamic\","
+          "\"tunnel\":\"Tunnel0\",\"claimed\":\"192.168.1.3\"},"
+          "{\"target\":\"10.0.0.254/32\",\"via\":\"10.0.0.254\",\"nbma\":\"150.1.254.254\",\"mode\":\"static\","
+          "\"tunnel\":\"Tunnel0\",\"claimed\":\"150.1.254.254\"}]\n");
+}
+
+TEST_CASE("show: summary, traffic and dmvpn", "[nhrp_server][show]") {
+    server s = show_fixture();
+    std::string bytes_text = std::to_string(s.cache_memory_bytes());
+    CHECK(show_nhrp_summary(s, show_format::text) ==
+          "IP NHRP cache 3 entries, " + bytes_text +
+              " bytes\n"
+              "    1 static  2 dynamic  0 incomplete\n"
+              "    1 nat  1 unique  0 purges pending\n");
+    CHECK(show_nhrp_summary(s, show_format::json) ==
+          "{\"entries\":3,\"static\":1,\"dynamic\":2,\"nat\":1,\"unique\":1,\"bytes\":" + bytes_text +
+              ",\"pending_purges\":0}\n");
+
+    std::string traffic = show_nhrp_traffic(s, show_format::text);
+    CHECK(traffic ==
+          "Tunnel0:\n"
+          "   Sent: Total 3\n"
+          "                0 Resolution Request           1 Resolution Reply\n"
+          "                0 Registration Request         2 Registration Reply\n"
+          "                0 Purge Request                0 Purge Reply\n"
+          "                0 Error Indication             0 Traffic Indication\n"
+          "   Rcvd: Total 3\n"
+          "                1 Resolution Request           0 Resolution Reply\n"
+          "                2 Registration Request         0 Registration Reply\n"
+          "                0 Purge Request                0 Purge Reply\n"
+          "                0 Error Indication             0 Traffic Indication\n");
+    std::string tj = show_nhrp_traffic(s, show_format::json);
+    CHECK(tj.rfind("[{\"tunnel\":\"Tunnel0\",\"sent\":{\"resolution_request\":0,\"resolution_reply\":1,"
+                   "\"registration_request\":0,\"registration_reply\":2,",
+                   0) == 0);
+    CHECK(tj.find("\"received\":{\"resolution_request\":1,\"resolution_reply\":0,\"registration_request\":2,") !=
+          std::string::npos);
+    CHECK(tj.find("\"dropped\":{\"unknown_tunnel\":0,\"malformed\":0,") != std::string::npos);
+    CHECK(tj.find("\"build_failed\":0},\"purge_retransmits\":0}]\n") != std::string::npos);
+
+    CHECK(show_dmvpn(s, at_s(100), show_format::text) ==
+          "Legend: Attrb --> S - Static, D - Dynamic, N - NATed\n"
+          "        # Ent --> Number of NHRP entries with same NBMA peer\n"
+          "\n"
+          "Interface: Tunnel0, IPv4 NHRP Details\n"
+          "Type:Hub, NHRP Peers:3,\n"
+          "\n"
+          " # Ent  Peer NBMA Addr Peer Tunnel Add State  UpDn Tm Attrb\n"
+          " ----- --------------- --------------- ----- -------- -----\n"
+          "     1 150.1.2.2              10.0.0.2    UP 00:01:30     D\n"
+          "     1 150.1.254.254        10.0.0.254    UP 00:01:40     S\n"
+          "     1 203.0.113.7            10.0.0.3    UP 00:01:20    DN\n");
+    CHECK(show_dmvpn(s, at_s(100), show_format::json) ==
+          "[{\"tunnel\":\"Tunnel0\",\"type\":\"hub\",\"peers\":["
+          "{\"entries\":1,\"nbma\":\"150.1.2.2\",\"tunnel_address\":\"10.0.0.2\",\"state\":\"UP\",\"uptime_s\":90,"
+          "\"attributes\":\"D\"},"
+          "{\"entries\":1,\"nbma\":\"150.1.254.254\",\"tunnel_address\":\"10.0.0.254\",\"state\":\"UP\","
+          "\"uptime_s\":100,\"attributes\":\"S\"},"
+          "{\"entries\":1,\"nbma\":\"203.0.113.7\",\"tunnel_address\":\"10.0.0.3\",\"state\":\"UP\",\"uptime_s\":80,"
+          "\"attributes\":\"DN\"}]}]\n");
+}
+
+namespace {
+
+// One raw-IPv4 pcap record holding IPv4 / GRE (key) / NHRP, for tshark.
+void write_gre_pcap(const std::filesystem::path& path, uint32_t src, uint32_t dst, uint32_t key,
+                    const bytes& nhrp) {
+    std::array<uint8_t, 28> ipgre{};
+    ipgre[0] = 0x45;
+    dmvpn::wire::store_be16(&ipgre[2], static_cast<uint16_t>(28 + nhrp.size()));
+    ipgre[8] = 64;
+    ipgre[9] = 47;
+    dmvpn::wire::store_be32(&ipgre[12], src);
+    dmvpn::wire::store_be32(&ipgre[16], dst);
+    dmvpn::wire::store_be16(&ipgre[10], dmvpn::wire::inet_checksum(std::span(ipgre).first(20)));
+    dmvpn::wire::store_be16(&ipgre[20], 0x2000);  // K
+    dmvpn::wire::store_be16(&ipgre[22], 0x2001);  // NHRP
+    dmvpn::wire::store_be32(&ipgre[24], key);
+    const auto record_size = static_cast<uint32_t>(ipgre.size() + nhrp.size());
+
+    std::array<uint8_t, 24 + 16> file{};
+    auto le32 = [&](size_t at, uint32_t v) {
+        for (int i = 0; i < 4; ++i) {
+            file[at + static_cast<size_t>(i)] = static_cast<uint8_t>(v >> (8 * i));
+        }
+    };
+    le32(0, 0xa1b2c3d4);
+    file[4] = 2;  // version 2.4
+    file[6] = 4;
+    le32(16, 65535);
+    le32(20, 101);  // LINKTYPE_RAW
+    le32(24 + 8, record_size);
+    le32(24 + 12, record_size);
+    std::ofstream f(path, std::ios::binary);
+    for (std::span<const uint8_t> part : {std::span<const uint8_t>(file), std::span<const uint8_t>(ipgre),
+                                          std::span<const uint8_t>(nhrp)}) {
+        f.write(reinterpret_cast<const char*>(part.data()), static_cast<std::streamsize>(part.size()));
+    }
+}
+
+std::string run(const std::string& command) {
+    std::string out;
+    FILE* p = popen(command.c_str(), "r");
+    if (p == nullptr) {
+        return out;
+    }
+    char buf[4096];
+    size_t n = 0;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) {
+        out.append(buf, n);
+    }
+    pclose(p);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("tshark reads the hub's Registration Reply as Wireshark understands NHRP", "[nhrp_server][tshark]") {
+    REQUIRE(run("command -v tshark") != "");
+    tunnel_config t;
+    t.id = 0;
+    t.overlay_address = ip("10.0.0.1");
+    t.nbma_address = ip("150.1.1.1");
+    t.authentication = "cisco";
+    server_config c;
+    c.tunnels.push_back(t);
+    auto created = server::create(c);
+    REQUIRE(created.has_value());
+    server& s = *created;
+    packet req = cisco_request(op::registration_request, flag::reg_u, 26, "150.1.3.3", "10.0.0.3", "10.0.0.1", 255,
+                               60, "cisco");
+    auto out = s.handle(0, ip("150.1.3.3"), wire_of(req), at_s(0));
+    REQUIRE(out.packets.size() == 1);
+
+    auto path = std::filesystem::temp_directory_path() /
+                ("nhrp_server_reply_" + std::to_string(::getpid()) + ".pcap");
+    write_gre_pcap(path, t.nbma_address, out.packets[0].dst_nbma, 123, out.packets[0].packet);
+    std::string fields = run("tshark -r " + path.string() +
+                             " -o nhrp.auth_ext_has_addr:FALSE -T fields -E separator=';'"
+                             " -e nhrp.hdr.op.type -e nhrp.hdr.chksum.status -e nhrp.hdr.pktsz -e nhrp.reqid"
+                             " -e nhrp.src.nbma.addr -e nhrp.src.prot.addr -e nhrp.dst.prot.addr -e nhrp.code"
+                             " -e nhrp.htime -e nhrp.auth_ext.data -e nhrp.flag.u 2>/dev/null");
+    std::string json = run("tshark -r " + path.string() + " -T json 2>/dev/null");
+    std::filesystem::remove(path);
+    // op 4, checksum good, 101 bytes, request ID 26, mirrored addresses, both CIEs (the request's
+    // and the Responder's) code 0, holding times 60 and ours, key "cisco", unique flag.
+    CHECK(fields == "4;1;101;0x0000001a;150.1.3.3;10.0.0.3;10.0.0.1;0,0;60,7200;636973636f;1\n");
+    CHECK(json.find("\"nhrp.hdr.op.type\": \"4\"") != std::string::npos);
+    CHECK(json.find("\"nhrp.hdr.chksum.status\": \"1\"") != std::string::npos);
+}
+
+TEST_CASE("server: mutated requests never crash it, and everything it sends parses", "[nhrp_server][robustness]") {
+    tunnel_config t;
+    t.id = 0;
+    t.overlay_address = ip("10.0.0.1");
+    t.overlay_prefix_len = 24;
+    t.nbma_address = ip("150.1.1.1");
+    t.redirect = true;
+    t.nhs_peers.push_back(nhs_peer{ip("10.0.0.254"), ip("150.1.254.254")});
+    t.route = [](uint32_t dst) -> std::optional<route> {
+        return (dst >> 24) == 172 ? std::optional<route>(route{ip("10.0.0.2"), 16}) : std::nullopt;
+    };
+    server_config c;
+    c.tunnels.push_back(t);
+    c.registration_rate_per_s = 0;  // every input reaches the parser
+    auto created = server::create(c);
+    REQUIRE(created.has_value());
+    server& s = *created;
+
+    std::vector<bytes> seeds;
+    for (op type : {op::registration_request, op::resolution_request, op::purge_request, op::purge_reply,
+                    op::resolution_reply, op::error_indication}) {
+        packet p = cisco_request(type, 0, 9, "150.1.2.2", "10.0.0.2", "10.0.0.3", 32, 60, "");
+        seeds.push_back(wire_of(p));
+        p.src_proto = ipb("10.0.0.3");
+        p.dst_proto = ipb("172.16.1.1");
+        seeds.push_back(wire_of(p));
+    }
+    std::mt19937 rng(1234);
+    size_t inputs = 0;
+    size_t sent = 0;
+    for (int round = 0; round < 20000; ++round) {
+        bytes b = seeds[rng() % seeds.size()];
+        int flips = 1 + static_cast<int>(rng() % 4);
+        for (int i = 0; i < flips; ++i) {
+            b[rng() % b.size()] = static_cast<uint8_t>(rng());
+        }
+        if (rng() % 4 != 0) {
+            // Mostly with a good checksum, so the mutation reaches the server's own checks.
+            dmvpn::wire::store_be16(&b[12], 0);
+            size_t size = std::min<size_t>(dmvpn::wire::load_be16(&b[10]), b.size());
+            dmvpn::wire::store_be16(&b[12], dmvpn::wire::inet_checksum(std::span(b).first(size)));
+        }
+        if (rng() % 8 == 0) {
+            b.resize(rng() % b.size());
+        }
+        uint32_t from = ip("150.1.2.0") + rng() % 4;
+        auto out = s.handle(0, from, b, at(std::chrono::milliseconds(round * 10)));
+        ++inputs;
+        auto more = s.on_redirect_candidate(0, ip("10.0.0.2") + rng() % 3, ip("10.0.1.1"), b,
+                                            at(std::chrono::milliseconds(round * 10)));
+        auto timers = s.tick(at(std::chrono::milliseconds(round * 10)));
+        for (const auto* o : {&out, &more, &timers}) {
+            for (const auto& pkt : o->packets) {
+                ++sent;
+                REQUIRE(parse(pkt.packet).has_value());
+            }
+        }
+    }
+    const counters total = s.total_counters();
+    uint64_t received = 0;
+    for (uint64_t n : total.received) {
+        received += n;
+    }
+    CHECK(received + total.dropped_of(drop_reason::malformed) == inputs);
+    CHECK(sent > 1000);
+}
