@@ -1,0 +1,667 @@
+#include "crypto/esp_transport.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "crypto/esp_wire.hpp"
+#include "crypto/sa_keys.hpp"
+#include "dataplane/wire/reader.hpp"
+
+namespace dmvpn::crypto {
+
+std::string_view name(esp_status s) noexcept {
+    switch (s) {
+        case esp_status::ok:
+            return "ok";
+        case esp_status::not_ipv4:
+            return "not_ipv4";
+        case esp_status::bad_ip_header:
+            return "bad_ip_header";
+        case esp_status::truncated:
+            return "truncated";
+        case esp_status::ip_fragment:
+            return "ip_fragment";
+        case esp_status::not_esp:
+            return "not_esp";
+        case esp_status::spi_mismatch:
+            return "spi_mismatch";
+        case esp_status::bad_cipher_length:
+            return "bad_cipher_length";
+        case esp_status::no_headroom:
+            return "no_headroom";
+        case esp_status::no_tailroom:
+            return "no_tailroom";
+        case esp_status::too_big:
+            return "too_big";
+        case esp_status::wrong_direction:
+            return "wrong_direction";
+        case esp_status::sa_expired:
+            return "sa_expired";
+        case esp_status::seq_overflow:
+            return "seq_overflow";
+        case esp_status::replayed:
+            return "replayed";
+        case esp_status::outside_window:
+            return "outside_window";
+        case esp_status::zero_sequence:
+            return "zero_sequence";
+        case esp_status::bad_icv:
+            return "bad_icv";
+        case esp_status::bad_padding:
+            return "bad_padding";
+        case esp_status::dummy_packet:
+            return "dummy_packet";
+        case esp_status::engine_error:
+            return "engine_error";
+    }
+    return "unknown";
+}
+
+// The SA's private per-packet state, for the burst paths below only.
+struct esp_access {
+    static detail::sa_keys& keys(sa& s) noexcept {
+        return *std::launder(reinterpret_cast<detail::sa_keys*>(s._keys));
+    }
+    static uint64_t& seq(sa& s) noexcept { return s._seq; }
+    static const uint8_t* salt(const sa& s) noexcept { return s._salt; }
+    static const uint8_t* iv_nonce(const sa& s) noexcept { return s._iv_nonce; }
+    static bool hard_expired_fast(const sa& s) noexcept {
+        return (s._events.load(std::memory_order_relaxed) & sa::event_hard) != 0;
+    }
+    // Counts one packet of `bytes` against the lifetimes; false when a hard limit refuses it.
+    // `sum` learns when this packet crossed a soft limit. The worker is the only writer, so
+    // plain load/store on the atomics suffices.
+    static bool account(sa& s, uint64_t bytes, burst_summary& sum) noexcept {
+        const uint64_t p = s._packets.load(std::memory_order_relaxed) + 1;
+        const uint64_t b = s._bytes.load(std::memory_order_relaxed) + bytes;
+        if (p >= s._packet_mark || b >= s._byte_mark) [[unlikely]] {
+            const auto verdict = s.lifetime_slow(p, b);
+            if (verdict == sa::lifetime_verdict::refuse) {
+                return false;
+            }
+            sum.soft_expired_now |= verdict == sa::lifetime_verdict::pass_soft_now;
+        }
+        s._packets.store(p, std::memory_order_relaxed);
+        s._bytes.store(b, std::memory_order_relaxed);
+        return true;
+    }
+};
+
+namespace {
+
+constexpr uint32_t ipv4_min_header = 20;
+constexpr uint32_t esp_header_len = esp::header_size;
+constexpr uint8_t ip_proto_esp = 50;
+constexpr uint32_t ipv4_max_total = 65535;
+
+using wire::load_be16;
+using wire::store_be16;
+using wire::store_be32;
+
+void store_be64(uint8_t* p, uint64_t v) noexcept {
+    store_be32(p, static_cast<uint32_t>(v >> 32));
+    store_be32(p + 4, static_cast<uint32_t>(v));
+}
+
+struct ipv4_view {
+    esp_status status;
+    uint32_t ihl;
+    uint32_t total;
+};
+
+// A plain struct rather than wire::result: this runs for every packet and stays in registers.
+ipv4_view parse_ipv4(const esp_packet& p) noexcept {
+    if (p.len < ipv4_min_header) {
+        return {esp_status::truncated, 0, 0};
+    }
+    if ((p.data[0] >> 4) != 4) {
+        return {esp_status::not_ipv4, 0, 0};
+    }
+    const uint32_t ihl = uint32_t{p.data[0] & 0x0fu} * 4;
+    if (ihl < ipv4_min_header) {
+        return {esp_status::bad_ip_header, 0, 0};
+    }
+    if (p.len < ihl) {
+        return {esp_status::truncated, 0, 0};
+    }
+    const uint32_t total = load_be16(p.data + 2);
+    if (total < ihl) {
+        return {esp_status::bad_ip_header, 0, 0};
+    }
+    if (total > p.len) {
+        return {esp_status::truncated, 0, 0};
+    }
+    if ((load_be16(p.data + 6) & 0x3fff) != 0) {  // MF or a fragment offset
+        return {esp_status::ip_fragment, 0, 0};
+    }
+    return {esp_status::ok, ihl, total};
+}
+
+// Moves the IPv4 header `ihl` bytes long from `from` to `to` (the ranges may overlap). The
+// common 20-byte header goes through registers instead of a memmove call.
+void move_header(uint8_t* to, const uint8_t* from, uint32_t ihl) noexcept {
+    if (ihl == ipv4_min_header) {
+        uint8_t tmp[ipv4_min_header];
+        std::memcpy(tmp, from, ipv4_min_header);
+        std::memcpy(to, tmp, ipv4_min_header);
+    } else {
+        std::memmove(to, from, ihl);
+    }
+}
+
+// Sets total length and protocol, updating the header checksum incrementally (RFC 1624
+// equation 3) for the two 16-bit words that change. A header that arrived with a bad checksum
+// keeps a bad one, as RFC 1624 section 5 wants, so the damage stays detectable.
+void finish_ipv4(uint8_t* ip, uint32_t total, uint8_t protocol) noexcept {
+    const uint32_t old_len = load_be16(ip + 2);
+    const uint32_t old_ttl_proto = load_be16(ip + 8);
+    const uint32_t new_ttl_proto = (old_ttl_proto & 0xff00u) | protocol;
+    uint32_t sum = (~uint32_t{load_be16(ip + 10)} & 0xffffu) + (~old_len & 0xffffu) + total +
+                   (~old_ttl_proto & 0xffffu) + new_ttl_proto;
+    sum = (sum & 0xffffu) + (sum >> 16);
+    sum = (sum & 0xffffu) + (sum >> 16);
+    store_be16(ip + 2, static_cast<uint16_t>(total));
+    ip[9] = protocol;
+    store_be16(ip + 10, static_cast<uint16_t>(~sum));
+}
+
+// Compares in time independent of where the first difference is.
+bool icv_equal(const uint8_t* a, const uint8_t* b, uint32_t n) noexcept {
+    uint8_t diff = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+        diff = static_cast<uint8_t>(diff | (a[i] ^ b[i]));
+    }
+    return diff == 0;
+}
+
+esp_status from_parse(esp::parse_error e) noexcept {
+    switch (e) {
+        case esp::parse_error::truncated:
+        case esp::parse_error::body_too_short:
+            return esp_status::truncated;
+        case esp::parse_error::zero_spi:
+            return esp_status::spi_mismatch;  // an SA never has SPI 0
+        case esp::parse_error::misaligned_body:
+            return esp_status::bad_cipher_length;
+    }
+    return esp_status::truncated;
+}
+
+esp_status from_replay(replay_error e) noexcept {
+    switch (e) {
+        case replay_error::replayed:
+            return esp_status::replayed;
+        case replay_error::outside_window:
+            return esp_status::outside_window;
+        case replay_error::zero:
+            return esp_status::zero_sequence;
+    }
+    return esp_status::outside_window;
+}
+
+// Everything a chunk needs to know about its SA, read once per burst.
+struct sa_view {
+    bool gcm;
+    bool esn;
+    bool hmac;
+    uint32_t key_len;
+    uint32_t iv_len;
+    uint32_t icv_len;
+    uint32_t block;  // esp::layout's block_size: 1 for GCM (4-byte alignment only), 16 for CBC
+    IMB_HASH_ALG hash;
+    detail::sa_keys* keys;
+};
+
+sa_view view_of(sa& s) noexcept {
+    sa_view v{};
+    v.gcm = s.cipher() == cipher_alg::aes_gcm_16;
+    v.esn = s.esn();
+    v.hmac = s.integ() != integ_alg::none;
+    v.key_len = s.key_bytes();
+    v.iv_len = s.iv_len();
+    v.icv_len = s.icv_len();
+    v.block = v.gcm ? 1 : 16;
+    v.keys = &esp_access::keys(s);
+    switch (s.integ()) {
+        case integ_alg::hmac_sha1_96:
+            v.hash = IMB_AUTH_HMAC_SHA_1;
+            break;
+        case integ_alg::hmac_sha256_128:
+            v.hash = IMB_AUTH_HMAC_SHA_256;
+            break;
+        case integ_alg::none:
+            v.hash = v.gcm ? IMB_AUTH_AES_GMAC : IMB_AUTH_NULL;
+            break;
+    }
+    return v;
+}
+
+// Fills the job fields both directions share. Every field the chosen modes read is set: a job
+// slot comes back from IMB_GET_NEXT_JOB holding whatever its last user left there.
+void fill_job(IMB_JOB* job, const sa_view& v, detail::burst_scratch& sc, uint32_t k,
+              uint8_t* ip, const detail::packet_state& st, bool encrypt) noexcept {
+    const uint32_t esp_off = st.ihl;
+    const uint32_t ct_off = esp_off + esp_header_len + v.iv_len;
+    job->src = ip;
+    job->dst = ip + ct_off;
+    job->cipher_start_src_offset_in_bytes = ct_off;
+    job->msg_len_to_cipher_in_bytes = st.ct_len;
+    job->cipher_direction = encrypt ? IMB_DIR_ENCRYPT : IMB_DIR_DECRYPT;
+    // Encrypt then MAC on the way out; MAC the ciphertext before decrypting it on the way in.
+    job->chain_order = encrypt ? IMB_ORDER_CIPHER_HASH : IMB_ORDER_HASH_CIPHER;
+    job->hash_alg = v.hash;
+    job->key_len_in_bytes = v.key_len;
+    job->auth_tag_output = encrypt ? ip + st.icv_off : sc.icv[k];
+    job->auth_tag_output_len_in_bytes = v.icv_len;
+    job->user_data = reinterpret_cast<void*>(uintptr_t{k});
+    if (v.gcm) {
+        job->cipher_mode = IMB_CIPHER_GCM;
+        job->enc_keys = &v.keys->gcm;
+        job->dec_keys = &v.keys->gcm;
+        job->iv = sc.nonce[k];
+        job->iv_len_in_bytes = 12;
+        job->hash_start_src_offset_in_bytes = ct_off;
+        job->msg_len_to_hash_in_bytes = st.ct_len;
+        job->u.GCM.aad = sc.aad[k];
+        job->u.GCM.aad_len_in_bytes = v.esn ? 12 : 8;
+        job->u.GCM.ctx = nullptr;
+    } else {
+        job->cipher_mode = IMB_CIPHER_CBC;
+        job->enc_keys = v.keys->cbc.enc;
+        job->dec_keys = v.keys->cbc.dec;
+        job->iv = ip + esp_off + esp_header_len;
+        job->iv_len_in_bytes = 16;
+        // The ICV covers the ESP header, IV and ciphertext, plus the ESN high half appended
+        // (RFC 4303 section 2.2.1), which the caller put where the ICV goes.
+        job->hash_start_src_offset_in_bytes = esp_off;
+        job->msg_len_to_hash_in_bytes =
+            esp_header_len + v.iv_len + st.ct_len + (v.esn && v.hmac ? 4 : 0);
+        job->u.HMAC._hashed_auth_key_xor_ipad = v.keys->cbc.ipad;
+        job->u.HMAC._hashed_auth_key_xor_opad = v.keys->cbc.opad;
+        if (!v.hmac) {
+            job->auth_tag_output = nullptr;
+            job->auth_tag_output_len_in_bytes = 0;
+            job->msg_len_to_hash_in_bytes = 0;
+        }
+    }
+}
+
+// Release builds skip IPsec-MB's per-job argument checks: every length and pointer was
+// checked while the packet was prepared. Debug and test builds keep them as a second opinion.
+IMB_JOB* submit(IMB_MGR* mgr) noexcept {
+#ifdef NDEBUG
+    return IMB_SUBMIT_JOB_NOCHECK(mgr);
+#else
+    return IMB_SUBMIT_JOB(mgr);
+#endif
+}
+
+// Submits `count` prepared jobs and hands each completed one to `done` in submission order
+// (IPsec-MB returns jobs in order), leaving the manager's queue empty.
+template <typename Fill, typename Done>
+void run_jobs(IMB_MGR* mgr, uint32_t count, Fill&& fill, Done&& done) noexcept {
+    for (uint32_t k = 0; k < count; ++k) {
+        IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
+        fill(job, k);
+        job = submit(mgr);
+        while (job != nullptr) {
+            done(job);
+            job = IMB_GET_COMPLETED_JOB(mgr);
+        }
+    }
+    IMB_JOB* job = IMB_FLUSH_JOB(mgr);
+    while (job != nullptr) {
+        done(job);
+        job = IMB_GET_COMPLETED_JOB(mgr);
+        if (job == nullptr) {
+            job = IMB_FLUSH_JOB(mgr);
+        }
+    }
+}
+
+// CBC IVs for a chunk: one AES-ECB job encrypts every packet's (sequence || SA nonce) block
+// under the SA's IV key. Unique inputs under a secret key give unpredictable IVs.
+bool generate_cbc_ivs(IMB_MGR* mgr, detail::sa_keys& keys, detail::burst_scratch& sc,
+                      uint32_t count) noexcept {
+    bool ok = false;
+    run_jobs(
+        mgr, 1,
+        [&](IMB_JOB* job, uint32_t) {
+            job->cipher_mode = IMB_CIPHER_ECB;
+            job->cipher_direction = IMB_DIR_ENCRYPT;
+            job->chain_order = IMB_ORDER_CIPHER_HASH;
+            job->hash_alg = IMB_AUTH_NULL;
+            job->enc_keys = keys.cbc.iv_enc;
+            job->dec_keys = keys.cbc.iv_enc;
+            job->key_len_in_bytes = 16;
+            job->src = sc.iv_in[0];
+            job->dst = sc.iv_out[0];
+            job->cipher_start_src_offset_in_bytes = 0;
+            job->msg_len_to_cipher_in_bytes = uint64_t{count} * 16;
+            job->hash_start_src_offset_in_bytes = 0;
+            job->msg_len_to_hash_in_bytes = 0;
+            job->iv = nullptr;
+            job->iv_len_in_bytes = 0;
+            job->auth_tag_output = nullptr;
+            job->auth_tag_output_len_in_bytes = 0;
+            job->user_data = nullptr;
+        },
+        [&](IMB_JOB* job) { ok = job->status == IMB_STATUS_COMPLETED; });
+    return ok;
+}
+
+burst_summary encrypt_impl(engine& eng, sa& s, std::span<esp_packet> pkts,
+                           std::span<esp_status> status, const iv_bytes* ivs) noexcept {
+    burst_summary sum;
+    const size_t n = std::min(pkts.size(), status.size());
+    if (s.direction() != sa_direction::outbound) {
+        std::fill_n(status.begin(), n, esp_status::wrong_direction);
+        return sum;
+    }
+    if (s.key_arch() != eng.arch_id()) {
+        std::fill_n(status.begin(), n, esp_status::engine_error);
+        return sum;
+    }
+    const sa_view v = view_of(s);
+    detail::burst_scratch& sc = eng.scratch();
+    IMB_MGR* mgr = eng.mgr();
+    uint64_t& seq = esp_access::seq(s);
+    const uint64_t seq_limit = v.esn ? UINT64_MAX : UINT32_MAX;
+    const uint32_t head = esp_header_len + v.iv_len;
+    uint16_t index[detail::max_chunk];
+
+    for (size_t base = 0; base < n; base += detail::max_chunk) {
+        const uint32_t chunk = static_cast<uint32_t>(std::min<size_t>(detail::max_chunk, n - base));
+        uint32_t ready = 0;
+        for (uint32_t c = 0; c < chunk; ++c) {
+            const size_t i = base + c;
+            esp_packet& p = pkts[i];
+            const ipv4_view ip = parse_ipv4(p);
+            if (ip.status != esp_status::ok) {
+                status[i] = ip.status;
+                continue;
+            }
+            const uint32_t ihl = ip.ihl;
+            const uint32_t total = ip.total;
+            const uint32_t payload = total - ihl;
+            const auto pad = static_cast<uint32_t>(esp::padding_for(payload, v.block));
+            const uint32_t ct_len = payload + pad + static_cast<uint32_t>(esp::trailer_size);
+            const uint32_t new_total = total + head + (ct_len - payload) + v.icv_len;
+            // Bytes past the IPv4 total length (link padding) are overwritten by the trailer.
+            const uint64_t tail_space = uint64_t{p.tailroom} + (p.len - total);
+            if (new_total > ipv4_max_total) {
+                status[i] = esp_status::too_big;
+                continue;
+            }
+            if (p.headroom < head) {
+                status[i] = esp_status::no_headroom;
+                continue;
+            }
+            if (tail_space < new_total - total - head) {
+                status[i] = esp_status::no_tailroom;
+                continue;
+            }
+            if (esp_access::hard_expired_fast(s)) {
+                status[i] = esp_status::sa_expired;
+                continue;
+            }
+            if (seq >= seq_limit) {
+                status[i] = esp_status::seq_overflow;
+                continue;
+            }
+            if (!esp_access::account(s, ct_len, sum)) {
+                status[i] = esp_status::sa_expired;
+                continue;
+            }
+            const uint64_t sn = ++seq;
+            const uint8_t next_header = p.data[9];
+
+            uint8_t* ip_hdr = p.data - head;
+            move_header(ip_hdr, p.data, ihl);
+            uint8_t* esp = ip_hdr + ihl;
+            (void)esp::encode_header({s.spi(), static_cast<uint32_t>(sn)}, {esp, esp_header_len});
+            (void)esp::encode_trailer(pad, next_header, {esp + head + payload, pad + esp::trailer_size});
+            finish_ipv4(ip_hdr, new_total, ip_proto_esp);
+
+            detail::packet_state& st = sc.state[ready];
+            st.seq = sn;
+            st.ihl = ihl;
+            st.ct_len = ct_len;
+            st.icv_off = new_total - v.icv_len;
+            if (v.gcm) {
+                uint8_t* iv = esp + esp_header_len;
+                if (ivs != nullptr) {
+                    std::memcpy(iv, ivs[i].data(), 8);
+                } else {
+                    store_be64(iv, sn);  // RFC 4106 section 3.1: a counter is a fine IV
+                }
+                std::memcpy(sc.nonce[ready], esp_access::salt(s), 4);
+                std::memcpy(sc.nonce[ready] + 4, iv, 8);
+                std::memcpy(sc.aad[ready], esp, 4);
+                if (v.esn) {
+                    store_be32(sc.aad[ready] + 4, static_cast<uint32_t>(sn >> 32));
+                    std::memcpy(sc.aad[ready] + 8, esp + 4, 4);
+                } else {
+                    std::memcpy(sc.aad[ready] + 4, esp + 4, 4);
+                }
+            } else {
+                if (ivs != nullptr) {
+                    std::memcpy(esp + esp_header_len, ivs[i].data(), 16);
+                } else {
+                    store_be64(sc.iv_in[ready], sn);
+                    std::memcpy(sc.iv_in[ready] + 8, esp_access::iv_nonce(s), 8);
+                }
+                if (v.esn && v.hmac) {
+                    store_be32(ip_hdr + st.icv_off, static_cast<uint32_t>(sn >> 32));
+                }
+            }
+
+            const uint8_t* buffer_end = p.data + p.len + p.tailroom;
+            p.data = ip_hdr;
+            p.len = new_total;
+            p.headroom -= head;
+            p.tailroom = static_cast<uint32_t>(buffer_end - (ip_hdr + new_total));
+            status[i] = esp_status::ok;
+            index[ready] = static_cast<uint16_t>(i);
+            ++ready;
+        }
+        if (ready == 0) {
+            continue;
+        }
+        if (!v.gcm && ivs == nullptr) {
+            if (!generate_cbc_ivs(mgr, *v.keys, sc, ready)) {
+                for (uint32_t k = 0; k < ready; ++k) {
+                    status[index[k]] = esp_status::engine_error;
+                }
+                continue;
+            }
+            for (uint32_t k = 0; k < ready; ++k) {
+                std::memcpy(pkts[index[k]].data + sc.state[k].ihl + esp_header_len, sc.iv_out[k],
+                            16);
+            }
+        }
+        run_jobs(
+            mgr, ready,
+            [&](IMB_JOB* job, uint32_t k) {
+                fill_job(job, v, sc, k, pkts[index[k]].data, sc.state[k], true);
+            },
+            [&](IMB_JOB* job) {
+                const auto k = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(job->user_data));
+                if (job->status != IMB_STATUS_COMPLETED) {
+                    status[index[k]] = esp_status::engine_error;
+                }
+            });
+    }
+    for (size_t i = 0; i < n; ++i) {
+        sum.ok += status[i] == esp_status::ok ? 1 : 0;
+    }
+    return sum;
+}
+
+}  // namespace
+
+burst_summary encrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
+                            std::span<esp_status> status) noexcept {
+    return encrypt_impl(eng, s, pkts, status, nullptr);
+}
+
+burst_summary encrypt_burst_with_ivs(engine& eng, sa& s, std::span<esp_packet> pkts,
+                                     std::span<esp_status> status,
+                                     std::span<const iv_bytes> ivs) noexcept {
+    if (ivs.size() < std::min(pkts.size(), status.size())) {
+        std::fill_n(status.begin(), std::min(pkts.size(), status.size()),
+                    esp_status::engine_error);
+        return {};
+    }
+    return encrypt_impl(eng, s, pkts, status, ivs.data());
+}
+
+burst_summary decrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
+                            std::span<esp_status> status) noexcept {
+    burst_summary sum;
+    const size_t n = std::min(pkts.size(), status.size());
+    if (s.direction() != sa_direction::inbound) {
+        std::fill_n(status.begin(), n, esp_status::wrong_direction);
+        return sum;
+    }
+    if (s.key_arch() != eng.arch_id()) {
+        std::fill_n(status.begin(), n, esp_status::engine_error);
+        return sum;
+    }
+    const sa_view v = view_of(s);
+    detail::burst_scratch& sc = eng.scratch();
+    IMB_MGR* mgr = eng.mgr();
+    replay_window& window = s.window();
+    const uint32_t head = esp_header_len + v.iv_len;
+    uint16_t index[detail::max_chunk];
+
+    for (size_t base = 0; base < n; base += detail::max_chunk) {
+        const uint32_t chunk = static_cast<uint32_t>(std::min<size_t>(detail::max_chunk, n - base));
+        uint32_t ready = 0;
+        for (uint32_t c = 0; c < chunk; ++c) {
+            const size_t i = base + c;
+            esp_packet& p = pkts[i];
+            const ipv4_view ip = parse_ipv4(p);
+            if (ip.status != esp_status::ok) {
+                status[i] = ip.status;
+                continue;
+            }
+            const uint32_t ihl = ip.ihl;
+            if (p.data[9] != ip_proto_esp) {
+                status[i] = esp_status::not_esp;
+                continue;
+            }
+            uint8_t* esp = p.data + ihl;
+            const auto parsed = esp::parse({esp, ip.total - ihl}, {v.iv_len, v.icv_len, v.block});
+            if (!parsed) {
+                status[i] = from_parse(parsed.error());
+                continue;
+            }
+            if (parsed->hdr.spi != s.spi()) {
+                status[i] = esp_status::spi_mismatch;
+                continue;
+            }
+            // Whole blocks of at least two bytes: esp::parse checked both.
+            const auto ct_len = static_cast<uint32_t>(parsed->ciphertext.size());
+            if (esp_access::hard_expired_fast(s)) {
+                status[i] = esp_status::sa_expired;
+                continue;
+            }
+            // The cheap replay test comes before any cryptography (RFC 4303 section 3.4.3).
+            auto sn = window.check_low(parsed->hdr.sequence);
+            if (!sn) {
+                status[i] = from_replay(sn.error());
+                continue;
+            }
+            detail::packet_state& st = sc.state[ready];
+            st.seq = *sn;
+            st.ihl = ihl;
+            st.ct_len = ct_len;
+            st.icv_off = ip.total - v.icv_len;
+            if (v.gcm) {
+                std::memcpy(sc.nonce[ready], esp_access::salt(s), 4);
+                std::memcpy(sc.nonce[ready] + 4, esp + esp_header_len, 8);
+                std::memcpy(sc.aad[ready], esp, 4);
+                if (v.esn) {
+                    store_be32(sc.aad[ready] + 4, static_cast<uint32_t>(*sn >> 32));
+                    std::memcpy(sc.aad[ready] + 8, esp + 4, 4);
+                } else {
+                    std::memcpy(sc.aad[ready] + 4, esp + 4, 4);
+                }
+            } else if (v.esn && v.hmac) {
+                // The ESN high half is hashed as if it followed the ciphertext: park the
+                // received ICV and put the high half where it starts.
+                std::memcpy(sc.icv_rx[ready], p.data + st.icv_off, v.icv_len);
+                store_be32(p.data + st.icv_off, static_cast<uint32_t>(*sn >> 32));
+            }
+            status[i] = esp_status::ok;
+            index[ready] = static_cast<uint16_t>(i);
+            ++ready;
+        }
+        if (ready == 0) {
+            continue;
+        }
+        run_jobs(
+            mgr, ready,
+            [&](IMB_JOB* job, uint32_t k) {
+                fill_job(job, v, sc, k, pkts[index[k]].data, sc.state[k], false);
+            },
+            [&](IMB_JOB* job) {
+                const auto k = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(job->user_data));
+                const size_t i = index[k];
+                esp_packet& p = pkts[i];
+                const detail::packet_state& st = sc.state[k];
+                if (job->status != IMB_STATUS_COMPLETED) {
+                    status[i] = esp_status::engine_error;
+                    return;
+                }
+                if (v.icv_len != 0) {
+                    const uint8_t* rx = (v.esn && v.hmac) ? sc.icv_rx[k] : p.data + st.icv_off;
+                    if (!icv_equal(sc.icv[k], rx, v.icv_len)) {
+                        status[i] = esp_status::bad_icv;
+                        return;
+                    }
+                }
+                // Authentic from here. An earlier packet of this burst may have taken the
+                // number since the pre-check, so test the window again before counting.
+                auto fresh = window.check(st.seq);
+                if (!fresh) {
+                    status[i] = from_replay(fresh.error());
+                    return;
+                }
+                if (!esp_access::account(s, st.ct_len, sum)) {
+                    status[i] = esp_status::sa_expired;
+                    return;
+                }
+                (void)window.accept(st.seq);
+
+                const auto trailer = esp::parse_trailer({p.data + st.ihl + head, st.ct_len});
+                if (!trailer) {
+                    status[i] = esp_status::bad_padding;
+                    return;
+                }
+                const auto payload = static_cast<uint32_t>(trailer->payload.size());
+                const uint8_t next_header = trailer->next_header;
+                if (next_header == esp::next_header_none) {
+                    status[i] = esp_status::dummy_packet;
+                    return;
+                }
+                uint8_t* ip_hdr = p.data + head;
+                move_header(ip_hdr, p.data, st.ihl);
+                const uint32_t new_total = st.ihl + payload;
+                finish_ipv4(ip_hdr, new_total, next_header);
+                const uint8_t* buffer_end = p.data + p.len + p.tailroom;
+                p.data = ip_hdr;
+                p.len = new_total;
+                p.headroom += head;
+                p.tailroom = static_cast<uint32_t>(buffer_end - (ip_hdr + new_total));
+            });
+    }
+    for (size_t i = 0; i < n; ++i) {
+        sum.ok += status[i] == esp_status::ok ? 1 : 0;
+    }
+    return sum;
+}
+
+}  // namespace dmvpn::crypto

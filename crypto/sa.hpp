@@ -1,0 +1,178 @@
+// An ESP security association: algorithms, keys expanded once at creation, sequence state,
+// anti-replay window and lifetimes.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "crypto/anti_replay.hpp"
+#include "crypto/engine.hpp"
+#include "dataplane/wire/result.hpp"
+
+namespace dmvpn::crypto {
+
+enum class cipher_alg : uint8_t {
+    aes_gcm_16,  // RFC 4106, 16-byte ICV; AES-128 or AES-256 by key length
+    aes_cbc,     // RFC 3602; AES-128 or AES-256 by key length
+};
+std::string_view name(cipher_alg a) noexcept;
+
+enum class integ_alg : uint8_t {
+    none,             // AES-GCM (its ICV is its own), or CBC with allow_no_integrity
+    hmac_sha1_96,     // RFC 2404
+    hmac_sha256_128,  // RFC 4868
+};
+std::string_view name(integ_alg a) noexcept;
+
+enum class sa_direction : uint8_t { outbound, inbound };
+
+// 0 means no limit. A soft limit is reported once (sa::soft_expired); at a hard limit the SA
+// refuses packets (esp_status::sa_expired). Bytes count what the cipher processed.
+struct sa_lifetime {
+    uint64_t soft_packets = 0;
+    uint64_t hard_packets = 0;
+    uint64_t soft_bytes = 0;
+    uint64_t hard_bytes = 0;
+};
+
+struct sa_params {
+    uint32_t spi = 0;
+    sa_direction direction = sa_direction::outbound;
+    cipher_alg cipher = cipher_alg::aes_gcm_16;
+    integ_alg integ = integ_alg::none;
+    // GCM: the 16- or 32-byte AES key followed by the 4-byte salt (RFC 4106 section 8.1).
+    // CBC: the 16- or 32-byte AES key.
+    std::span<const uint8_t> cipher_key;
+    // HMAC-SHA1-96: 20 bytes (RFC 2404 section 3); HMAC-SHA-256-128: 32 bytes (RFC 4868 2.1.1).
+    std::span<const uint8_t> integ_key;
+    bool esn = false;  // RFC 4303 extended (64-bit) sequence numbers
+    // Inbound only: how many sequence numbers the anti-replay window remembers.
+    uint32_t replay_window = replay_window::default_size;
+    sa_lifetime lifetime;
+    // Outbound: the sequence number the last packet carried (the next one carries +1); lets a
+    // known-answer test start where a published vector does.
+    uint64_t initial_seq = 0;
+    // CBC without integrity is legal ESP (RFC 4303 section 3.2) but RFC 8221 forbids it in
+    // practice; only RFC 3602's encryption-only test vectors turn this on.
+    bool allow_no_integrity = false;
+};
+
+enum class sa_error : uint8_t {
+    bad_spi,                // SPI 0 is reserved (RFC 4303 section 2.1)
+    bad_cipher_key_length,  // not 16/32 (CBC) or 20/36 (GCM with salt)
+    bad_integ_key_length,   // not what RFC 2404 / RFC 4868 fix
+    bad_algorithm_pair,     // GCM with an HMAC, or CBC without integrity unasked
+    bad_replay_window,      // 0 or above replay_window::max_size
+    bad_lifetime,           // a soft limit at or above its hard limit
+    no_entropy,             // getrandom() failed while seeding the CBC IV generator
+};
+std::string_view name(sa_error e) noexcept;
+
+// One direction of one peer's ESP. The control lcore creates it (key expansion, allocation and
+// a getrandom() call happen here, never per packet) and hands it to exactly one worker, which
+// is then the only writer of its sequence number, replay window and counters. The control lcore
+// may read packets(), bytes(), soft_expired() and hard_expired() at any time.
+//
+// Layout: the first cache line holds every field the per-packet path reads or writes on an
+// outbound SA; an inbound SA adds the replay window on the second line; key schedules follow.
+class alignas(64) sa {
+public:
+    static wire::result<std::unique_ptr<sa>, sa_error> create(const sa_params& p, engine& eng);
+    ~sa();
+    sa(const sa&) = delete;
+    sa& operator=(const sa&) = delete;
+
+    uint32_t spi() const noexcept { return _spi; }
+    sa_direction direction() const noexcept {
+        return (_flags & flag_inbound) ? sa_direction::inbound : sa_direction::outbound;
+    }
+    cipher_alg cipher() const noexcept { return _cipher; }
+    integ_alg integ() const noexcept { return _integ; }
+    bool esn() const noexcept { return (_flags & flag_esn) != 0; }
+    uint32_t key_bytes() const noexcept { return (_flags & flag_aes256) ? 32u : 16u; }
+    uint8_t key_arch() const noexcept { return _key_arch; }
+    uint32_t iv_len() const noexcept { return _iv_len; }
+    uint32_t icv_len() const noexcept { return _icv_len; }
+    // ESP payloads are padded to this (RFC 4303 section 2.4; the cipher block for CBC).
+    uint32_t pad_align() const noexcept { return _pad_align; }
+
+    // Readable from any thread.
+    uint64_t packets() const noexcept { return _packets.load(std::memory_order_relaxed); }
+    uint64_t bytes() const noexcept { return _bytes.load(std::memory_order_relaxed); }
+    bool soft_expired() const noexcept {
+        return (_events.load(std::memory_order_acquire) & event_soft) != 0;
+    }
+    bool hard_expired() const noexcept {
+        return (_events.load(std::memory_order_acquire) & event_hard) != 0;
+    }
+    const sa_lifetime& lifetime() const noexcept { return _lifetime; }
+
+    // Owner worker only.
+    uint64_t last_seq() const noexcept { return _seq; }
+    const replay_window& window() const noexcept { return _window; }
+    replay_window& window() noexcept { return _window; }
+
+    // Opaque to users: the layout lives in crypto/sa_keys.hpp.
+    static constexpr size_t key_storage_bytes = 1024;
+
+private:
+    friend struct esp_access;  // the burst paths in esp_transport.cpp
+
+    static constexpr uint8_t flag_inbound = 1;
+    static constexpr uint8_t flag_esn = 2;
+    static constexpr uint8_t flag_aes256 = 4;
+    static constexpr uint8_t event_soft = 1;
+    static constexpr uint8_t event_hard = 2;
+
+    sa() = default;
+
+    enum class lifetime_verdict : uint8_t {
+        pass,
+        pass_soft_now,  // passes, and is the packet that crossed a soft limit
+        refuse,         // a hard limit
+    };
+    // Slow path of the lifetime check: called only when a count reaches a mark.
+    lifetime_verdict lifetime_slow(uint64_t new_packets, uint64_t new_bytes) noexcept;
+    void reset_marks() noexcept;
+
+    // --- cache line 0: per-packet state ---
+    uint64_t _seq = 0;  // outbound: the last sequence number sent
+    std::atomic<uint64_t> _packets{0};
+    std::atomic<uint64_t> _bytes{0};
+    uint64_t _packet_mark = UINT64_MAX;  // packets count at which the lifetime slow path runs
+    uint64_t _byte_mark = UINT64_MAX;
+    uint32_t _spi = 0;
+    uint8_t _salt[4] = {};
+    cipher_alg _cipher = cipher_alg::aes_gcm_16;
+    integ_alg _integ = integ_alg::none;
+    uint8_t _flags = 0;
+    uint8_t _iv_len = 0;
+    uint8_t _icv_len = 0;
+    uint8_t _pad_align = 4;
+    std::atomic<uint8_t> _events{0};
+    // CBC IV generator: AES_iv_key(sequence || nonce) gives unpredictable IVs with no system
+    // call per packet (RFC 3602 section 2.1 lets a cipher generate them).
+    uint8_t _iv_nonce[8] = {};
+    uint8_t _key_arch = 0;  // engine::arch_id() of the engine that expanded the keys
+
+    // --- cache line 1: inbound only ---
+    alignas(64) replay_window _window;
+    sa_lifetime _lifetime;
+
+    // --- key schedules ---
+    alignas(64) std::byte _keys[key_storage_bytes];
+};
+
+enum class hmac_alg : uint8_t { sha1, sha256 };
+
+// Full-length HMAC (RFC 2104) through the same ipad/opad precompute and job path the SAs use.
+// Allocates; meant for known-answer tests and the control plane, never per packet.
+std::vector<uint8_t> hmac_digest(engine& eng, hmac_alg alg, std::span<const uint8_t> key,
+                                 std::span<const uint8_t> msg);
+
+}  // namespace dmvpn::crypto

@@ -1,0 +1,90 @@
+// Adjacencies: what a FIB next hop resolves to (overlay next hop -> NBMA address, outbound SA and
+// a prebuilt encapsulation; LAN next hop -> neighbour MAC), published immutable through RCU.
+#pragma once
+
+#include <rte_ether.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "dataplane/topology.hpp"
+
+namespace dmvpn::crypto {
+class sa;
+}
+
+namespace dmvpn::dp {
+
+enum class adj_kind : uint8_t {
+    incomplete,  // known next hop, not resolved yet: packets glean
+    tunnel,      // through a tunnel to a spoke's NBMA address
+    lan,         // to a neighbour on a LAN port
+};
+
+// Never modified once published: the control lcore builds a new one and swaps the slot, and
+// frees the old one after every worker passed a quiescent point.
+struct alignas(64) adjacency {
+    adj_kind kind = adj_kind::incomplete;
+    uint8_t l3_len = 0;  // tunnel: bytes of outer IPv4 + GRE in l3[]
+    uint16_t out_port = 0;
+    uint16_t tunnel = 0xffff;      // tunnel index (tunnel / incomplete on a tunnel)
+    uint16_t mtu = 0;              // largest (inner) IPv4 packet that may leave this way
+    uint32_t nexthop = 0;          // overlay next hop, or the LAN neighbour's address
+    uint32_t nbma = 0;             // tunnel: the spoke's NBMA address
+    crypto::sa* out_sa = nullptr;  // tunnel with IPsec: the outbound SA
+    uint16_t sa_owner = 0;         // the only worker that may use out_sa (its sequence numbers)
+    uint16_t tcp_mss = 0;          // the egress tunnel's clamp
+    df_policy df = df_policy::copy;
+    uint8_t ttl = 0;
+    uint32_t l3_sum = 0;  // ones'-complement sum of l3[0..19] with length, ID, checksum 0
+    uint8_t eth[RTE_ETHER_HDR_LEN] = {};  // next hop MAC, port MAC, type IPv4
+    uint8_t l3[28] = {};                  // outer IPv4 header + GRE header (+ key)
+};
+static_assert(sizeof(adjacency) <= 128);
+
+// What the control lcore states; the publisher builds the adjacency (templates included).
+struct tunnel_adjacency_spec {
+    uint16_t tunnel = 0;
+    uint32_t overlay = 0;           // the spoke's tunnel address
+    uint32_t nbma = 0;              // the spoke's NBMA address (the NAT's outside one if NATed)
+    rte_ether_addr underlay_mac{};  // MAC of the underlay next hop towards nbma
+    crypto::sa* out_sa = nullptr;   // required when the tunnel has IPsec
+    uint16_t sa_owner = 0;
+};
+
+struct lan_adjacency_spec {
+    uint16_t port = 0;
+    uint32_t address = 0;
+    rte_ether_addr mac{};
+};
+
+// Builds an adjacency from a spec and the topology it refers to; nullptr when the spec names a
+// tunnel or port the topology lacks. Allocates: control lcore only.
+std::unique_ptr<adjacency> build_tunnel_adjacency(const topology& topo,
+                                                  const tunnel_adjacency_spec& spec);
+std::unique_ptr<adjacency> build_lan_adjacency(const topology& topo,
+                                               const lan_adjacency_spec& spec);
+std::unique_ptr<adjacency> build_incomplete_adjacency(uint16_t tunnel, uint16_t port,
+                                                      uint32_t nexthop);
+
+// Slots the FIB's next hops index. Workers read a slot once per packet (acquire); only the
+// publisher writes.
+class adjacency_table {
+public:
+    explicit adjacency_table(uint32_t capacity);
+    uint32_t capacity() const noexcept { return _capacity; }
+    const adjacency* get(uint32_t id) const noexcept {
+        return id < _capacity ? _slots[id].load(std::memory_order_acquire) : nullptr;
+    }
+    // Publisher only: installs a (fully built) adjacency and returns the one it replaced.
+    const adjacency* exchange(uint32_t id, const adjacency* a) noexcept {
+        return _slots[id].exchange(a, std::memory_order_acq_rel);
+    }
+
+private:
+    uint32_t _capacity;
+    std::unique_ptr<std::atomic<const adjacency*>[]> _slots;
+};
+
+}  // namespace dmvpn::dp

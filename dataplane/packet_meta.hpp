@@ -1,0 +1,63 @@
+// Per-packet state the stages pass along inside each mbuf (a DPDK dynamic field), and that
+// the punt ring carries to the control lcore.
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+
+#include <cstdint>
+
+namespace dmvpn::dp {
+
+struct adjacency;
+
+// Where classify sent the packet.
+enum class packet_class : uint8_t {
+    ip = 0,      // an IPv4 packet to route (from a LAN port, or underlay not for a tunnel)
+    gre = 1,     // GRE to one of the hub's NBMA addresses
+    esp = 2,     // ESP to one of the hub's NBMA addresses
+    routed = 3,  // handed off after the FIB: resumes at resolve (nexthop = adjacency id)
+};
+
+namespace meta_flag {
+inline constexpr uint8_t class_mask = 0x03;
+inline constexpr uint8_t from_tunnel = 0x04;  // decapsulated: tunnel and outer_src are valid
+inline constexpr uint8_t was_esp = 0x08;      // arrived inside ESP (decrypted by esp_in)
+inline constexpr uint8_t handed_off = 0x10;   // came through another worker's handoff
+}  // namespace meta_flag
+
+inline constexpr uint16_t no_tunnel = 0xffff;
+
+// Stages write and read this; between the route and resolve stages `nexthop` holds the FIB's
+// adjacency id, after resolve it holds the next hop address. Host byte order throughout.
+struct packet_meta {
+    const adjacency* adj;  // chosen by resolve; valid until the worker's next quiescent point
+    uint32_t outer_src;    // NBMA address the packet came from (tunnel packets)
+    uint32_t nexthop;      // glean: unresolved next hop; redirect: the destination
+    uint16_t tunnel;       // arrival tunnel, or no_tunnel
+    uint16_t in_port;      // DPDK port it was received on
+    uint16_t aux;          // frag_needed / fragment: the MTU exceeded; glean: egress (punt.hpp)
+    uint8_t flags;         // packet_class in the low bits, then meta_flag bits
+    uint8_t punt;          // punt_reason, set when punted
+};
+static_assert(sizeof(packet_meta) == 24);
+
+// Offset of the dynamic field, set once by register_packet_meta().
+extern int packet_meta_offset;
+
+// Registers the field (idempotent). Call after rte_eal_init and before any worker runs.
+// Returns false with rte_errno set when the mbuf has no room left.
+bool register_packet_meta() noexcept;
+
+inline packet_meta& meta(rte_mbuf* m) noexcept {
+    return *RTE_MBUF_DYNFIELD(m, packet_meta_offset, packet_meta*);
+}
+inline const packet_meta& meta(const rte_mbuf* m) noexcept {
+    return *RTE_MBUF_DYNFIELD(m, packet_meta_offset, const packet_meta*);
+}
+
+inline packet_class class_of(const packet_meta& pm) noexcept {
+    return static_cast<packet_class>(pm.flags & meta_flag::class_mask);
+}
+
+}  // namespace dmvpn::dp

@@ -1,0 +1,147 @@
+// Port probing and configuration (control lcore, at start).
+#include "dataplane/port.hpp"
+
+#include <rte_dev.h>
+#include <rte_ethdev.h>
+
+namespace dmvpn::dp {
+
+std::string_view name(port_error e) noexcept {
+    switch (e) {
+        case port_error::bad_config:
+            return "bad_config";
+        case port_error::probe_failed:
+            return "probe_failed";
+        case port_error::not_found:
+            return "not_found";
+        case port_error::too_few_queues:
+            return "too_few_queues";
+        case port_error::configure_failed:
+            return "configure_failed";
+        case port_error::mtu_failed:
+            return "mtu_failed";
+        case port_error::queue_setup_failed:
+            return "queue_setup_failed";
+        case port_error::start_failed:
+            return "start_failed";
+    }
+    return "unknown";
+}
+
+namespace {
+
+// The ethdev name of a device string: what precedes the first comma, without a bus prefix.
+std::string device_name(std::string_view devargs) {
+    for (std::string_view bus : {"pci:", "vdev:"}) {
+        if (devargs.substr(0, bus.size()) == bus) {
+            devargs.remove_prefix(bus.size());
+        }
+    }
+    return std::string(devargs.substr(0, devargs.find(',')));
+}
+
+}  // namespace
+
+wire::result<port_state, port_error> open_port(const port_config& cfg) {
+    if (cfg.devargs.empty()) {
+        return wire::fail(port_error::bad_config);
+    }
+    std::string dev = device_name(cfg.devargs);
+    uint16_t id = 0;
+    if (rte_eth_dev_get_port_by_name(dev.c_str(), &id) != 0) {
+        int rc = rte_dev_probe(cfg.devargs.c_str());
+        if (rc != 0 && rc != -EEXIST) {
+            return wire::fail(port_error::probe_failed);
+        }
+        if (rte_eth_dev_get_port_by_name(dev.c_str(), &id) != 0) {
+            return wire::fail(port_error::not_found);
+        }
+    }
+    return setup_port(id, cfg);
+}
+
+wire::result<port_state, port_error> setup_port(uint16_t port_id, const port_config& cfg) {
+    if (cfg.pool == nullptr || cfg.workers == 0 || !rte_eth_dev_is_valid_port(port_id)) {
+        return wire::fail(port_error::bad_config);
+    }
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(port_id, &info) != 0) {
+        return wire::fail(port_error::configure_failed);
+    }
+    port_state st;
+    st.id = port_id;
+    st.rx_queues = cfg.workers;
+    st.tx_queues = static_cast<uint16_t>(cfg.workers + 1);
+    st.control_tx_queue = cfg.workers;
+    if (info.max_rx_queues < st.rx_queues || info.max_tx_queues < st.tx_queues) {
+        return wire::fail(port_error::too_few_queues);
+    }
+
+    rte_eth_conf conf{};
+    // RSS on the IPv4 addresses: all of one spoke's ESP lands on one worker, which keeps its
+    // inbound SA's replay window on its owner without a handoff.
+    uint64_t rss_hf = info.flow_type_rss_offloads &
+                      (RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER);
+    if (st.rx_queues > 1 && rss_hf != 0) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_key = nullptr;
+        conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        st.rss = true;
+    }
+    if (cfg.mtu >= info.min_mtu && cfg.mtu <= info.max_mtu) {
+        conf.rxmode.mtu = cfg.mtu;
+    }
+    if (rte_eth_dev_configure(port_id, st.rx_queues, st.tx_queues, &conf) != 0) {
+        return wire::fail(port_error::configure_failed);
+    }
+    int rc = rte_eth_dev_set_mtu(port_id, cfg.mtu);
+    if (rc != 0 && rc != -ENOTSUP) {
+        return wire::fail(port_error::mtu_failed);
+    }
+    uint16_t rx_desc = cfg.rx_desc;
+    uint16_t tx_desc = cfg.tx_desc;
+    if (rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &rx_desc, &tx_desc) != 0) {
+        return wire::fail(port_error::configure_failed);
+    }
+    int socket = rte_eth_dev_socket_id(port_id);
+    unsigned sock = socket < 0 ? 0u : static_cast<unsigned>(socket);
+    for (uint16_t q = 0; q < st.rx_queues; ++q) {
+        if (rte_eth_rx_queue_setup(port_id, q, rx_desc, sock, nullptr, cfg.pool) != 0) {
+            return wire::fail(port_error::queue_setup_failed);
+        }
+    }
+    for (uint16_t q = 0; q < st.tx_queues; ++q) {
+        if (rte_eth_tx_queue_setup(port_id, q, tx_desc, sock, nullptr) != 0) {
+            return wire::fail(port_error::queue_setup_failed);
+        }
+    }
+    if (rte_eth_dev_start(port_id) != 0) {
+        return wire::fail(port_error::start_failed);
+    }
+    if (cfg.promiscuous) {
+        // Not every PMD has it (net_ring does not care); the port works without.
+        (void)rte_eth_promiscuous_enable(port_id);
+    }
+    (void)rte_eth_macaddr_get(port_id, &st.mac);
+    uint16_t mtu = 0;
+    st.mtu = rte_eth_dev_get_mtu(port_id, &mtu) == 0 ? mtu : cfg.mtu;
+    return st;
+}
+
+void close_port(uint16_t port_id) noexcept {
+    (void)rte_eth_dev_stop(port_id);
+    (void)rte_eth_dev_close(port_id);
+}
+
+link_state port_link(uint16_t port_id) noexcept {
+    rte_eth_link link{};
+    link_state s;
+    if (rte_eth_link_get_nowait(port_id, &link) == 0) {
+        s.up = link.link_status == RTE_ETH_LINK_UP;
+        s.speed_mbps = link.link_speed;
+        s.full_duplex = link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX;
+    }
+    return s;
+}
+
+}  // namespace dmvpn::dp

@@ -1,0 +1,66 @@
+// DPDK ports for the hub: any PCI device or vdev string, one RX queue per worker (RSS where the
+// PMD has it), one TX queue per worker plus one for the control lcore; link, MTU and MAC.
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_mempool.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "dataplane/wire/result.hpp"
+
+namespace dmvpn::dp {
+
+struct port_config {
+    // "0000:03:00.0" (PCI), or a vdev: "net_tap0,iface=dtap0", "net_ring0",
+    // "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap", "net_memif0,role=server", "net_null0".
+    // A "pci:" or "vdev:" bus prefix is accepted.
+    std::string devargs;
+    uint16_t workers = 1;  // RX queues = workers, TX queues = workers + 1
+    uint16_t mtu = 1500;
+    uint16_t rx_desc = 1024;
+    uint16_t tx_desc = 1024;
+    rte_mempool* pool = nullptr;  // RX buffers
+    bool promiscuous = false;
+};
+
+struct port_state {
+    uint16_t id = 0;
+    rte_ether_addr mac{};
+    uint16_t mtu = 0;  // what the port accepted
+    bool rss = false;  // RX spread over the workers' queues by the NIC
+    uint16_t rx_queues = 0;
+    uint16_t tx_queues = 0;
+    uint16_t control_tx_queue = 0;  // the control lcore's TX queue (the last one)
+};
+
+enum class port_error : uint8_t {
+    bad_config,          // no pool, no workers, empty devargs
+    probe_failed,        // rte_dev_probe refused the device string
+    not_found,           // probed, but no ethdev port carries that name
+    too_few_queues,      // the PMD has fewer queues than workers (+1 for TX)
+    configure_failed,    // rte_eth_dev_configure
+    mtu_failed,          // the PMD refused the MTU (and supports setting one)
+    queue_setup_failed,  // rte_eth_rx/tx_queue_setup
+    start_failed,        // rte_eth_dev_start
+};
+std::string_view name(port_error e) noexcept;
+
+// Probes (unless EAL already did, e.g. through --vdev), configures and starts the port.
+wire::result<port_state, port_error> open_port(const port_config& cfg);
+// The same for a port that exists already (rte_eth_from_rings in tests, or found by id).
+wire::result<port_state, port_error> setup_port(uint16_t port_id, const port_config& cfg);
+// Stops and closes the port (the device is released; a vdev can be probed again).
+void close_port(uint16_t port_id) noexcept;
+
+struct link_state {
+    bool up = false;
+    uint32_t speed_mbps = 0;
+    bool full_duplex = false;
+};
+// Never blocks (rte_eth_link_get_nowait): the control lcore polls it.
+link_state port_link(uint16_t port_id) noexcept;
+
+}  // namespace dmvpn::dp

@@ -1,0 +1,133 @@
+// The control lcore's side of control -> worker updates: topology, routes, adjacencies and
+// inbound SAs are published lock-free (immutable objects behind atomic pointers, rte_lpm with
+// RCU) and freed only after every worker passed an rte_rcu_qsbr quiescent point.
+#pragma once
+
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "dataplane/adjacency.hpp"
+#include "dataplane/fib.hpp"
+#include "dataplane/spi_table.hpp"
+#include "dataplane/topology.hpp"
+#include "dataplane/wire/result.hpp"
+
+namespace dmvpn::dp {
+
+inline constexpr uint16_t max_workers = 32;
+
+// What the workers read. Owned by the publisher; workers hold a const reference.
+struct shared_tables {
+    rte_rcu_qsbr* rcu = nullptr;  // worker i reports quiescent states as thread i
+    fib* routes = nullptr;
+    adjacency_table* adjacencies = nullptr;
+    std::atomic<const topology*> topo{nullptr};
+    std::atomic<const spi_table*> spis{nullptr};
+    // Per worker, MP/SC: packets whose SA another worker owns are handed to that worker here.
+    std::array<rte_ring*, max_workers> handoff{};
+    uint16_t workers = 0;
+};
+
+struct publisher_config {
+    std::string name = "dp";  // prefix of the DPDK object names (unique per process)
+    uint16_t workers = 1;
+    uint32_t adjacencies = 65536;
+    uint32_t max_routes = 65536;
+    uint32_t tbl8s = 1024;
+    unsigned handoff_ring_size = 1024;
+    int socket_id = SOCKET_ID_ANY;
+};
+
+enum class publish_status : uint8_t {
+    ok,
+    bad_id,        // adjacency id beyond the table, or beyond what a route can name
+    bad_spec,      // tunnel or port unknown to the topology, or an IPsec tunnel without SA
+    no_topology,   // set_topology() first
+    route_failed,  // rte_lpm refused (full, bad prefix, or no such route on delete)
+};
+std::string_view name(publish_status s) noexcept;
+
+enum class publisher_error : uint8_t {
+    bad_config,   // no workers, or more than max_workers
+    rcu_failed,   // QSBR variable could not be allocated or initialised
+    fib_failed,   // rte_lpm_create or its RCU attachment failed (memory: -m too small?)
+    ring_failed,  // a handoff ring could not be created
+};
+std::string_view name(publisher_error e) noexcept;
+
+class publisher {
+public:
+    // Control lcore, after rte_eal_init.
+    static wire::result<std::unique_ptr<publisher>, publisher_error> create(
+        const publisher_config& cfg);
+    // Workers must have stopped (or gone offline) first: waits for a grace period, then frees.
+    ~publisher();
+    publisher(const publisher&) = delete;
+    publisher& operator=(const publisher&) = delete;
+
+    const shared_tables& tables() const noexcept { return _tables; }
+    rte_rcu_qsbr* rcu() const noexcept { return _tables.rcu; }
+
+    // Replaces the topology. Adjacencies keep the templates they were built with: re-set them
+    // when a tunnel's addresses, key, MTU or a port's MAC change.
+    void set_topology(const topology& t);
+    const topology* current_topology() const noexcept {
+        return _tables.topo.load(std::memory_order_relaxed);
+    }
+
+    [[nodiscard]] publish_status set_tunnel_adjacency(uint32_t id, const tunnel_adjacency_spec& s);
+    [[nodiscard]] publish_status set_lan_adjacency(uint32_t id, const lan_adjacency_spec& s);
+    // A next hop known but not resolved: packets to it glean.
+    [[nodiscard]] publish_status set_incomplete(uint32_t id, uint16_t tunnel, uint16_t port,
+                                                uint32_t nexthop);
+    // Empties the slot; routes still naming it drop as adjacency_missing until removed.
+    [[nodiscard]] publish_status remove_adjacency(uint32_t id);
+
+    [[nodiscard]] publish_status add_route(uint32_t prefix, uint8_t len, route_target t);
+    [[nodiscard]] publish_status del_route(uint32_t prefix, uint8_t len);
+
+    // Replaces the whole inbound SA table.
+    void set_inbound_sas(std::span<const inbound_sa> sas);
+
+    // Runs `release` once every worker passed a quiescent point after this call: how an SA
+    // that an adjacency or the SPI table stopped naming gets destroyed.
+    void retire(std::function<void()> release);
+
+    // Frees what no worker can still see, without waiting. Returns how many were freed.
+    size_t reclaim();
+    // Waits for a grace period and frees everything retired (shutdown, tests).
+    void synchronize();
+
+    size_t pending() const noexcept { return _retired.size(); }
+    // Adjacency objects alive: published ones plus retired ones not yet freed.
+    size_t live_adjacencies() const noexcept { return _live_adjacencies; }
+
+private:
+    explicit publisher(const publisher_config& cfg);
+    publish_status install(uint32_t id, std::unique_ptr<adjacency> a);
+    void retire_adjacency(const adjacency* a);
+
+    struct retired {
+        uint64_t token;
+        std::function<void()> release;
+    };
+
+    publisher_config _cfg;
+    shared_tables _tables;
+    std::unique_ptr<fib> _fib;
+    std::unique_ptr<adjacency_table> _adj;
+    std::deque<retired> _retired;
+    size_t _live_adjacencies = 0;
+};
+
+}  // namespace dmvpn::dp

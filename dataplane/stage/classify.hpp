@@ -1,0 +1,16 @@
+// Classify: Ethernet and outer IPv4 checks, ARP punt, and the split into ESP, GRE and routed IPv4.
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include <cstdint>
+
+#include "dataplane/worker_ctx.hpp"
+
+namespace dmvpn::dp::stage {
+
+// Returns how many packets survive, compacted at the front of pkts; every other packet was
+// dropped or punted through ctx under a named reason.
+uint16_t classify(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept;
+
+}  // namespace dmvpn::dp::stage

@@ -1,0 +1,46 @@
+// GRE encap stage (worker): outer IPv4 + GRE in front of packets leaving through a tunnel.
+#include "dataplane/stage/encap.hpp"
+
+#include <cstring>
+
+#include "dataplane/adjacency.hpp"
+#include "dataplane/stage/ipv4.hpp"
+
+namespace dmvpn::dp::stage {
+
+uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
+    uint16_t kept = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        const adjacency* a = meta(m).adj;
+        if (a->kind != adj_kind::tunnel) {
+            pkts[kept++] = m;
+            continue;
+        }
+        const uint8_t* inner = rte_pktmbuf_mtod(m, const uint8_t*);
+        bool inner_df = (wire::load_be16(inner + 6) & ip_flag_df) != 0;
+        uint32_t total = m->pkt_len + a->l3_len;
+        auto* hdr = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, a->l3_len));
+        if (hdr == nullptr) {
+            ctx.drop(m, drop_reason::no_headroom);
+            continue;
+        }
+        std::memcpy(hdr, a->l3, a->l3_len);
+        uint16_t id = ctx.ip_id++;
+        uint32_t sum = a->l3_sum + total + id;
+        if (a->df == df_policy::copy && inner_df) {
+            // The template's flags word is 0 under the copy policy.
+            wire::store_be16(hdr + 6, ip_flag_df);
+            sum += ip_flag_df;
+        }
+        wire::store_be16(hdr + 2, static_cast<uint16_t>(total));
+        wire::store_be16(hdr + 4, id);
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        wire::store_be16(hdr + 10, static_cast<uint16_t>(~sum));
+        pkts[kept++] = m;
+    }
+    return kept;
+}
+
+}  // namespace dmvpn::dp::stage

@@ -1,0 +1,17 @@
+// GRE encap: outer IPv4 + GRE (key) from the adjacency's template, with length, ID and DF per
+// packet.
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include <cstdint>
+
+#include "dataplane/worker_ctx.hpp"
+
+namespace dmvpn::dp::stage {
+
+// Returns how many packets survive, compacted at the front of pkts; every other packet was
+// dropped or punted through ctx under a named reason.
+uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept;
+
+}  // namespace dmvpn::dp::stage

@@ -1,0 +1,93 @@
+// ESP-in stage (worker): ESP transport to the hub's NBMA address, decrypted in place.
+#include "dataplane/stage/esp_in.hpp"
+
+#include <span>
+
+#include "dataplane/spi_table.hpp"
+#include "dataplane/stage/esp_common.hpp"
+#include "dataplane/stage/ipv4.hpp"
+
+namespace dmvpn::dp::stage {
+
+namespace {
+
+constexpr uint32_t esp_header_len = 8;  // SPI + sequence number (RFC 4303 section 2)
+
+}  // namespace
+
+uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
+    // Find each packet's SA (caching the last SPI), keep the ones this worker owns.
+    const inbound_sa* sas[max_burst];
+    uint16_t k = 0;
+    uint32_t last_spi = 0;
+    const inbound_sa* last = nullptr;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        const uint8_t* ip = rte_pktmbuf_mtod(m, const uint8_t*);
+        uint32_t ihl = ipv4_ihl(ip);
+        if (m->data_len < ihl + esp_header_len) {
+            ctx.drop(m, drop_reason::esp_truncated);
+            continue;
+        }
+        uint32_t spi = wire::load_be32(ip + ihl);
+        if (last == nullptr || spi != last_spi) {
+            last_spi = spi;
+            last = ctx.spis != nullptr ? ctx.spis->find(spi) : nullptr;
+        }
+        if (last == nullptr || last->sa == nullptr) {
+            ctx.drop(m, drop_reason::esp_unknown_spi);
+            last = nullptr;
+            continue;
+        }
+        if (last->owner != ctx.id) {
+            ctx.handoff(m, last->owner);
+            continue;
+        }
+        if (ctx.engine == nullptr) {
+            ctx.drop(m, drop_reason::esp_decrypt_error);
+            continue;
+        }
+        sas[k] = last;
+        pkts[k++] = m;
+    }
+
+    // One call into the crypto library per run of packets sharing an SA.
+    crypto::esp_packet views[max_burst];
+    crypto::esp_status status[max_burst];
+    for (uint16_t i = 0; i < k; ++i) {
+        views[i] = esp_view(pkts[i]);
+    }
+    for (uint16_t start = 0; start < k;) {
+        uint16_t end = start + 1;
+        while (end < k && sas[end]->sa == sas[start]->sa) {
+            ++end;
+        }
+        (void)crypto::decrypt_burst(*ctx.engine, *sas[start]->sa,
+                                    std::span(views + start, end - start),
+                                    std::span(status + start, end - start));
+        start = end;
+    }
+
+    uint16_t kept = 0;
+    for (uint16_t i = 0; i < k; ++i) {
+        rte_mbuf* m = pkts[i];
+        if (status[i] != crypto::esp_status::ok) {
+            ctx.drop(m, esp_drop_reason(status[i], true));
+            continue;
+        }
+        esp_apply(m, views[i]);
+        const uint8_t* ip = rte_pktmbuf_mtod(m, const uint8_t*);
+        if (ip[9] != ip_proto_gre) {
+            ctx.drop(m, drop_reason::esp_inner_not_gre);
+            continue;
+        }
+        packet_meta& pm = meta(m);
+        pm.tunnel = sas[i]->tunnel;  // gre_decap checks the GRE key names this tunnel
+        pm.flags = static_cast<uint8_t>(static_cast<uint8_t>(packet_class::gre) |
+                                        meta_flag::was_esp | (pm.flags & meta_flag::handed_off));
+        pkts[kept++] = m;
+    }
+    return kept;
+}
+
+}  // namespace dmvpn::dp::stage

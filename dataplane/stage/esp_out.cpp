@@ -1,0 +1,60 @@
+// ESP-out stage (worker): GRE packets of adjacencies with an outbound SA, encrypted in place.
+#include "dataplane/stage/esp_out.hpp"
+
+#include <span>
+
+#include "dataplane/adjacency.hpp"
+#include "dataplane/stage/esp_common.hpp"
+
+namespace dmvpn::dp::stage {
+
+uint16_t esp_out(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
+    // Positions (in pkts) of the packets to encrypt; resolve already handed the others' SAs
+    // to their owners, so every SA here is this worker's.
+    uint16_t pos[max_burst];
+    crypto::esp_packet views[max_burst];
+    crypto::esp_status status[max_burst];
+    uint16_t k = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        if (meta(pkts[i]).adj->out_sa != nullptr) {
+            pos[k] = i;
+            views[k] = esp_view(pkts[i]);
+            status[k] = crypto::esp_status::engine_error;
+            ++k;
+        }
+    }
+    if (k == 0) {
+        return n;
+    }
+    if (ctx.engine != nullptr) {
+        for (uint16_t start = 0; start < k;) {
+            crypto::sa* s = meta(pkts[pos[start]]).adj->out_sa;
+            uint16_t end = start + 1;
+            while (end < k && meta(pkts[pos[end]]).adj->out_sa == s) {
+                ++end;
+            }
+            (void)crypto::encrypt_burst(*ctx.engine, *s, std::span(views + start, end - start),
+                                        std::span(status + start, end - start));
+            start = end;
+        }
+    }
+    uint16_t kept = 0;
+    uint16_t j = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        if (j < k && pos[j] == i) {
+            crypto::esp_status st = status[j];
+            if (st != crypto::esp_status::ok) {
+                ++j;
+                ctx.drop(m, esp_drop_reason(st, false));
+                continue;
+            }
+            esp_apply(m, views[j]);
+            ++j;
+        }
+        pkts[kept++] = m;
+    }
+    return kept;
+}
+
+}  // namespace dmvpn::dp::stage

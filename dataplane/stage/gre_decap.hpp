@@ -1,0 +1,16 @@
+// GRE decap: key -> tunnel, IPsec policy, NHRP punt, inner IPv4 checks.
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include <cstdint>
+
+#include "dataplane/worker_ctx.hpp"
+
+namespace dmvpn::dp::stage {
+
+// Returns how many packets survive, compacted at the front of pkts; every other packet was
+// dropped or punted through ctx under a named reason.
+uint16_t gre_decap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept;
+
+}  // namespace dmvpn::dp::stage

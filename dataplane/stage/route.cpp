@@ -1,0 +1,72 @@
+// Route stage (worker): the FIB lookup for LAN and decapsulated packets.
+#include "dataplane/stage/route.hpp"
+
+#include <rte_lpm.h>
+
+#include "dataplane/fib.hpp"
+#include "dataplane/stage/ipv4.hpp"
+
+namespace dmvpn::dp::stage {
+
+uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
+    // Gather every destination, make one bulk lookup, then scatter.
+    uint32_t dsts[max_burst];
+    uint32_t nhs[max_burst];
+    for (uint16_t i = 0; i < n; ++i) {
+        dsts[i] = ipv4_dst(rte_pktmbuf_mtod(pkts[i], const uint8_t*));
+    }
+    ctx.tables->routes->lookup_bulk(dsts, nhs, n);
+
+    uint16_t kept = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        uint32_t dst = dsts[i];
+        uint8_t top = static_cast<uint8_t>(dst >> 24);
+        if ((top & 0xf0) == 0xe0) {
+            // 224.0.0.0/4: the control lcore replicates to the multicast list (and consumes
+            // link-local groups such as routing protocol hellos itself).
+            ctx.punt(m, punt_reason::multicast);
+            continue;
+        }
+        if (dst == 0xffffffffu) {
+            ctx.punt(m, punt_reason::for_us);
+            continue;
+        }
+        if (top == 0 || top == 127) {
+            ctx.drop(m, drop_reason::martian_destination);
+            continue;
+        }
+        if ((nhs[i] & RTE_LPM_LOOKUP_SUCCESS) == 0) {
+            ctx.drop(m, drop_reason::no_route);
+            continue;
+        }
+        route_target t = decode(nhs[i]);
+        switch (t.kind) {
+            case route_kind::local:
+                ctx.punt(m, punt_reason::for_us);
+                continue;
+            case route_kind::glean_tunnel:
+                ctx.glean(m, dst, static_cast<uint16_t>(t.index));
+                continue;
+            case route_kind::glean_lan:
+                ctx.glean(m, dst, static_cast<uint16_t>(glean_lan_port_bit | t.index));
+                continue;
+            case route_kind::adjacency:
+                break;
+            default:
+                ctx.drop(m, drop_reason::blackhole);
+                continue;
+        }
+        uint8_t* ip = rte_pktmbuf_mtod(m, uint8_t*);
+        if (ip[8] <= 1) {
+            ctx.punt(m, punt_reason::ttl_exceeded);
+            continue;
+        }
+        ipv4_decrement_ttl(ip);
+        meta(m).nexthop = t.index;  // the adjacency id, for resolve
+        pkts[kept++] = m;
+    }
+    return kept;
+}
+
+}  // namespace dmvpn::dp::stage

@@ -1,0 +1,231 @@
+// The worker poll loop (worker lcore).
+#include "dataplane/worker.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_rcu_qsbr.h>
+
+#include "crypto/engine.hpp"
+#include "dataplane/stage/classify.hpp"
+#include "dataplane/stage/encap.hpp"
+#include "dataplane/stage/esp_in.hpp"
+#include "dataplane/stage/esp_out.hpp"
+#include "dataplane/stage/gre_decap.hpp"
+#include "dataplane/stage/mss_clamp.hpp"
+#include "dataplane/stage/mtu.hpp"
+#include "dataplane/stage/resolve.hpp"
+#include "dataplane/stage/route.hpp"
+#include "dataplane/stage/tx.hpp"
+
+namespace dmvpn::dp {
+
+std::string_view name(worker_error e) noexcept {
+    switch (e) {
+        case worker_error::bad_config:
+            return "bad_config";
+        case worker_error::rcu_failed:
+            return "rcu_failed";
+        case worker_error::crypto_failed:
+            return "crypto_failed";
+    }
+    return "unknown";
+}
+
+worker::worker(const worker_config& cfg) : _cfg(cfg) {}
+
+wire::result<std::unique_ptr<worker>, worker_error> worker::create(const worker_config& cfg) {
+    if (cfg.tables == nullptr || cfg.id >= cfg.tables->workers) {
+        return wire::fail(worker_error::bad_config);
+    }
+    std::unique_ptr<worker> w(new worker(cfg));
+    auto eng = crypto::engine::create();
+    if (!eng) {
+        return wire::fail(worker_error::crypto_failed);
+    }
+    w->_engine = std::move(eng.value());
+    if (rte_rcu_qsbr_thread_register(cfg.tables->rcu, cfg.id) != 0) {
+        return wire::fail(worker_error::rcu_failed);
+    }
+    w->_registered = true;
+    worker_ctx& c = w->_ctx;
+    c.id = cfg.id;
+    c.tx_queue = cfg.tx_queue;
+    c.tables = cfg.tables;
+    c.punt_ring = cfg.punt_ring;
+    c.event_pool = cfg.event_pool;
+    c.engine = w->_engine.get();
+    c.ip_id = static_cast<uint16_t>(cfg.id << 12);
+    uint64_t hz = rte_get_tsc_hz();
+    c.glean_limit = rate_limiter(cfg.rate_limit_slots, hz / 1000000 * cfg.glean_interval_us);
+    c.redirect_limit = rate_limiter(cfg.rate_limit_slots, hz / 1000000 * cfg.redirect_interval_us);
+    return w;
+}
+
+worker::~worker() {
+    if (_registered) {
+        rte_rcu_qsbr_thread_offline(_cfg.tables->rcu, _cfg.id);
+        rte_rcu_qsbr_thread_unregister(_cfg.tables->rcu, _cfg.id);
+    }
+}
+
+void worker::begin_burst() noexcept {
+    _ctx.now = rte_rdtsc();
+    _ctx.topo = _cfg.tables->topo.load(std::memory_order_acquire);
+    _ctx.spis = _cfg.tables->spis.load(std::memory_order_acquire);
+}
+
+void worker::end_burst() noexcept {
+    _ctx.flush_punts();
+    _ctx.flush_drops();
+    ++_ctx.counters.bursts;
+    if (_cfg.stats != nullptr) {
+        _cfg.stats->publish(_ctx.counters);
+    }
+}
+
+void worker::forward(rte_mbuf** esp, uint16_t n_esp, rte_mbuf** gre, uint16_t n_gre, rte_mbuf** ip,
+                     uint16_t n_ip, rte_mbuf** routed, uint16_t n_routed) noexcept {
+    if (n_esp != 0) {
+        n_esp = stage::esp_in(esp, n_esp, _ctx);
+        for (uint16_t i = 0; i < n_esp; ++i) {
+            gre[n_gre++] = esp[i];
+        }
+    }
+    if (n_gre != 0) {
+        n_gre = stage::gre_decap(gre, n_gre, _ctx);
+        for (uint16_t i = 0; i < n_gre; ++i) {
+            ip[n_ip++] = gre[i];
+        }
+    }
+    if (n_ip != 0) {
+        n_ip = stage::route(ip, n_ip, _ctx);
+    }
+    for (uint16_t i = 0; i < n_routed; ++i) {
+        ip[n_ip++] = routed[i];
+    }
+    if (n_ip == 0) {
+        return;
+    }
+    n_ip = stage::resolve(ip, n_ip, _ctx);
+    n_ip = stage::mtu(ip, n_ip, _ctx);
+    n_ip = stage::mss_clamp(ip, n_ip, _ctx);
+    n_ip = stage::encap(ip, n_ip, _ctx);
+    n_ip = stage::esp_out(ip, n_ip, _ctx);
+    if (n_ip != 0) {
+        stage::tx(ip, n_ip, _ctx);
+    }
+}
+
+void worker::pipeline(rte_mbuf** pkts, uint16_t n) noexcept {
+    n = stage::classify(pkts, n, _ctx);
+    rte_mbuf* esp[max_burst];
+    rte_mbuf* gre[max_burst];
+    rte_mbuf* ip[max_burst];
+    uint16_t n_esp = 0;
+    uint16_t n_gre = 0;
+    uint16_t n_ip = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        switch (class_of(meta(pkts[i]))) {
+            case packet_class::esp:
+                esp[n_esp++] = pkts[i];
+                break;
+            case packet_class::gre:
+                gre[n_gre++] = pkts[i];
+                break;
+            default:
+                ip[n_ip++] = pkts[i];
+                break;
+        }
+    }
+    forward(esp, n_esp, gre, n_gre, ip, n_ip, nullptr, 0);
+}
+
+void worker::process(rte_mbuf** pkts, uint16_t n) noexcept {
+    rte_rcu_qsbr_thread_online(_cfg.tables->rcu, _cfg.id);
+    while (n != 0) {
+        uint16_t chunk = n < rx_burst ? n : rx_burst;
+        begin_burst();
+        _ctx.counters.rx_packets += chunk;
+        pipeline(pkts, chunk);
+        end_burst();
+        pkts += chunk;
+        n = static_cast<uint16_t>(n - chunk);
+    }
+    rte_rcu_qsbr_thread_offline(_cfg.tables->rcu, _cfg.id);
+}
+
+uint32_t worker::pass() noexcept {
+    uint32_t received = 0;
+    rte_mbuf* pkts[rx_burst];
+    for (const rx_queue& q : _cfg.rx) {
+        uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, rx_burst);
+        if (n == 0) {
+            continue;
+        }
+        begin_burst();
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < n; ++i) {
+            pkts[i]->port = q.port;
+            bytes += pkts[i]->pkt_len;
+        }
+        _ctx.counters.rx_packets += n;
+        if (q.port < max_ports) {
+            _ctx.counters.port_rx_packets[q.port] += n;
+            _ctx.counters.port_rx_bytes[q.port] += bytes;
+        }
+        pipeline(pkts, n);
+        end_burst();
+        received += n;
+    }
+    // Packets other workers handed over because this worker owns their SA.
+    rte_ring* handoff = _cfg.tables->handoff[_cfg.id];
+    unsigned h =
+        rte_ring_sc_dequeue_burst(handoff, reinterpret_cast<void**>(pkts), rx_burst, nullptr);
+    if (h != 0) {
+        begin_burst();
+        _ctx.counters.handoff_in += h;
+        rte_mbuf* esp[max_burst];
+        rte_mbuf* gre[max_burst];
+        rte_mbuf* ip[max_burst];
+        rte_mbuf* routed[max_burst];
+        uint16_t n_esp = 0;
+        uint16_t n_routed = 0;
+        for (unsigned i = 0; i < h; ++i) {
+            if (class_of(meta(pkts[i])) == packet_class::esp) {
+                esp[n_esp++] = pkts[i];
+            } else {
+                routed[n_routed++] = pkts[i];
+            }
+        }
+        forward(esp, n_esp, gre, 0, ip, 0, routed, n_routed);
+        end_burst();
+        received += h;
+    }
+    return received;
+}
+
+uint32_t worker::poll_once() noexcept {
+    rte_rcu_qsbr_thread_online(_cfg.tables->rcu, _cfg.id);
+    uint32_t n = pass();
+    rte_rcu_qsbr_thread_offline(_cfg.tables->rcu, _cfg.id);
+    return n;
+}
+
+void worker::run(const std::atomic<bool>& stop) noexcept {
+    rte_rcu_qsbr* v = _cfg.tables->rcu;
+    rte_rcu_qsbr_thread_online(v, _cfg.id);
+    while (!stop.load(std::memory_order_relaxed)) {
+        pass();
+        // Nothing from this pass (adjacency, topology, SPI table) is held past this point.
+        rte_rcu_qsbr_quiescent(v, _cfg.id);
+    }
+    rte_rcu_qsbr_thread_offline(v, _cfg.id);
+}
+
+int worker::lcore_main(void* arg) {
+    auto* a = static_cast<launch_args*>(arg);
+    a->self->run(*a->stop);
+    return 0;
+}
+
+}  // namespace dmvpn::dp

@@ -1,0 +1,91 @@
+// A worker lcore: run-to-completion poll loop over its RX queues, bursts of 32 through the
+// stages in dataplane/stage/, counters published once per burst.
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/publisher.hpp"
+#include "dataplane/stats.hpp"
+#include "dataplane/wire/result.hpp"
+#include "dataplane/worker_ctx.hpp"
+
+namespace dmvpn::crypto {
+class engine;
+}
+
+namespace dmvpn::dp {
+
+struct rx_queue {
+    uint16_t port = 0;
+    uint16_t queue = 0;
+};
+
+struct worker_config {
+    uint16_t id = 0;           // also this worker's RCU thread id and SA-owner id
+    std::vector<rx_queue> rx;  // the RX queues this worker polls
+    uint16_t tx_queue = 0;     // this worker's TX queue, the same index on every port
+    const shared_tables* tables = nullptr;
+    rte_ring* punt_ring = nullptr;
+    rte_mempool* event_pool = nullptr;        // mbufs for redirect events
+    worker_stats* stats = nullptr;            // where counters are published (may be null)
+    uint32_t glean_interval_us = 100000;      // one glean event per next hop per interval
+    uint32_t redirect_interval_us = 1000000;  // one redirect per (source, destination)
+    uint32_t rate_limit_slots = 4096;
+};
+
+enum class worker_error : uint8_t {
+    bad_config,     // no tables, or id beyond the tables' worker count
+    rcu_failed,     // rte_rcu_qsbr_thread_register refused the id
+    crypto_failed,  // no Intel IPsec-MB manager for this thread
+};
+std::string_view name(worker_error e) noexcept;
+
+class worker {
+public:
+    // Allocates (rate limiters, crypto engine): before the loop starts.
+    static wire::result<std::unique_ptr<worker>, worker_error> create(const worker_config& cfg);
+    ~worker();
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    // The loop: polls until `stop` is set, reporting a quiescent state after every pass.
+    void run(const std::atomic<bool>& stop) noexcept;
+    // One pass over every RX queue and the handoff ring, online for the pass only: lets a
+    // test (or a single-threaded tool) drive the worker step by step. Returns packets received.
+    uint32_t poll_once() noexcept;
+    // Runs a burst (as if received) through every stage, then flushes; for stage-level tests.
+    void process(rte_mbuf** pkts, uint16_t n) noexcept;
+
+    // Entry point for rte_eal_remote_launch; arg is a launch_args*.
+    struct launch_args {
+        worker* self;
+        const std::atomic<bool>* stop;
+    };
+    static int lcore_main(void* arg);
+
+    worker_ctx& ctx() noexcept { return _ctx; }
+    const worker_counters& counters() const noexcept { return _ctx.counters; }
+
+private:
+    explicit worker(const worker_config& cfg);
+    uint32_t pass() noexcept;
+    void begin_burst() noexcept;
+    void pipeline(rte_mbuf** pkts, uint16_t n) noexcept;
+    void forward(rte_mbuf** esp, uint16_t n_esp, rte_mbuf** gre, uint16_t n_gre, rte_mbuf** ip,
+                 uint16_t n_ip, rte_mbuf** routed, uint16_t n_routed) noexcept;
+    void end_burst() noexcept;
+
+    worker_config _cfg;
+    worker_ctx _ctx;
+    std::unique_ptr<crypto::engine> _engine;
+    bool _registered = false;
+};
+
+}  // namespace dmvpn::dp

@@ -1,0 +1,129 @@
+// One worker's private state, which every stage receives: tables loaded for this burst, the
+// drop and punt stacks, rate limiters and plain counters. Only its own worker touches it.
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <array>
+#include <cstdint>
+
+#include "dataplane/drop_reason.hpp"
+#include "dataplane/packet_meta.hpp"
+#include "dataplane/publisher.hpp"
+#include "dataplane/rate_limit.hpp"
+#include "dataplane/stats.hpp"
+
+namespace dmvpn::crypto {
+class engine;
+}
+
+namespace dmvpn::dp {
+
+// Largest burst a stage is handed: one RX burst plus what decapsulation appends from the
+// same burst never exceeds this.
+inline constexpr uint16_t max_burst = 64;
+inline constexpr uint16_t rx_burst = 32;
+// How far ahead stages prefetch packet data.
+inline constexpr uint16_t prefetch_ahead = 3;
+
+// Glean "egress" (packet_meta::aux) for a LAN port, as opposed to a tunnel index.
+inline constexpr uint16_t glean_lan_port_bit = 0x8000;
+
+struct worker_ctx {
+    uint16_t id = 0;
+    uint16_t tx_queue = 0;
+    const shared_tables* tables = nullptr;
+    // Loaded once per burst; valid until the worker's next quiescent point.
+    const topology* topo = nullptr;
+    const spi_table* spis = nullptr;
+    rte_ring* punt_ring = nullptr;
+    rte_mempool* event_pool = nullptr;
+    crypto::engine* engine = nullptr;
+    uint64_t now = 0;  // TSC at the start of the burst
+    uint16_t ip_id = 0;
+    rate_limiter glean_limit;
+    rate_limiter redirect_limit;
+    worker_counters counters;
+
+    std::array<rte_mbuf*, 2 * max_burst> drop_stack{};
+    uint16_t n_drops = 0;
+    std::array<rte_mbuf*, 2 * max_burst> punt_stack{};
+    uint16_t n_punts = 0;
+
+    void drop(rte_mbuf* m, drop_reason r) noexcept {
+        ++counters.drops[static_cast<size_t>(r)];
+        if (n_drops == drop_stack.size()) {
+            flush_drops();
+        }
+        drop_stack[n_drops++] = m;
+    }
+
+    void punt(rte_mbuf* m, punt_reason r) noexcept {
+        meta(m).punt = static_cast<uint8_t>(r);
+        if (n_punts == punt_stack.size()) {
+            flush_punts();
+        }
+        punt_stack[n_punts++] = m;
+    }
+
+    // Glean for an unresolved next hop: the first packet per next hop and interval becomes the
+    // event the control lcore resolves from; the others are dropped.
+    void glean(rte_mbuf* m, uint32_t nexthop, uint16_t egress) noexcept {
+        uint64_t key = (uint64_t{egress} << 32) | nexthop;
+        if (glean_limit.allow(key, now)) {
+            packet_meta& pm = meta(m);
+            pm.nexthop = nexthop;
+            pm.aux = egress;
+            punt(m, punt_reason::glean);
+        } else {
+            drop(m, drop_reason::no_adjacency);
+        }
+    }
+
+    // Hands a packet to the worker that owns its SA (single writer of sequence numbers and
+    // replay windows); drops it, counted, when that cannot be done.
+    void handoff(rte_mbuf* m, uint16_t owner) noexcept {
+        packet_meta& pm = meta(m);
+        if ((pm.flags & meta_flag::handed_off) != 0 || owner >= tables->workers) {
+            drop(m, drop_reason::sa_owner_changed);
+            return;
+        }
+        pm.flags |= meta_flag::handed_off;
+        pm.adj = nullptr;  // an adjacency pointer is only good inside this worker's burst
+        if (rte_ring_mp_enqueue(tables->handoff[owner], m) != 0) {
+            drop(m, drop_reason::handoff_full);
+            return;
+        }
+        ++counters.handoff_out;
+    }
+
+    void flush_drops() noexcept {
+        if (n_drops != 0) {
+            rte_pktmbuf_free_bulk(drop_stack.data(), n_drops);
+            n_drops = 0;
+        }
+    }
+
+    // The ring is MP/SC and enqueues never wait: what does not fit is counted and freed.
+    void flush_punts() noexcept {
+        if (n_punts == 0) {
+            return;
+        }
+        unsigned done = punt_ring == nullptr
+                            ? 0
+                            : rte_ring_mp_enqueue_burst(
+                                  punt_ring, reinterpret_cast<void* const*>(punt_stack.data()),
+                                  n_punts, nullptr);
+        for (unsigned i = 0; i < done; ++i) {
+            ++counters.punts[meta(punt_stack[i]).punt];
+        }
+        for (unsigned i = done; i < n_punts; ++i) {
+            ++counters.drops[static_cast<size_t>(drop_reason::punt_ring_full)];
+            rte_pktmbuf_free(punt_stack[i]);
+        }
+        n_punts = 0;
+    }
+};
+
+}  // namespace dmvpn::dp

@@ -1,0 +1,186 @@
+// SA creation rules and the HMAC precompute against RFC 2202 and RFC 4231.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "crypto/sa.hpp"
+#include "tests/unit/crypto_test_support.hpp"
+
+using namespace dmvpn::crypto;
+using crypto_test::bytes;
+using crypto_test::hex;
+
+namespace {
+
+engine& test_engine() {
+    static auto eng = engine::create();
+    REQUIRE(eng.has_value());
+    return **eng;
+}
+
+bytes text(const std::string& s) {
+    return bytes(s.begin(), s.end());
+}
+
+std::string hex_of(std::span<const uint8_t> b) {
+    static const char* digits = "0123456789abcdef";
+    std::string s;
+    for (uint8_t v : b) {
+        s += digits[v >> 4];
+        s += digits[v & 15];
+    }
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("engine picks an AES-NI code path", "[crypto][sa]") {
+    engine& eng = test_engine();
+    CHECK(eng.mgr() != nullptr);
+    CHECK(eng.arch() != "none");
+}
+
+TEST_CASE("HMAC-SHA-1 matches RFC 2202", "[crypto][hmac]") {
+    engine& eng = test_engine();
+    struct kat {
+        bytes key;
+        bytes data;
+        const char* digest;
+    };
+    const kat cases[] = {
+        {bytes(20, 0x0b), text("Hi There"), "b617318655057264e28bc0b6fb378c8ef146be00"},
+        {text("Jefe"), text("what do ya want for nothing?"),
+         "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"},
+        {bytes(20, 0xaa), bytes(50, 0xdd), "125d7342b9ac11cd91a39af48aa17b4f63f175d3"},
+        {hex("0102030405060708090a0b0c0d0e0f10111213141516171819"), bytes(50, 0xcd),
+         "4c9007f4026250c6bc8414f9bf50c86c2d7235da"},
+        {bytes(20, 0x0c), text("Test With Truncation"),
+         "4c1a03424b55e07fe7f27be1d58bb9324a9a5a04"},
+        {bytes(80, 0xaa), text("Test Using Larger Than Block-Size Key - Hash Key First"),
+         "aa4ae5e15272d00e95705637ce8a3b55ed402112"},
+        {bytes(80, 0xaa),
+         text("Test Using Larger Than Block-Size Key and Larger Than One Block-Size Data"),
+         "e8e99d0f45237d786d6bbaa7965c7808bbff1a91"},
+    };
+    for (const auto& c : cases) {
+        CHECK(hex_of(hmac_digest(eng, hmac_alg::sha1, c.key, c.data)) == c.digest);
+    }
+}
+
+TEST_CASE("HMAC-SHA-256 matches RFC 4231", "[crypto][hmac]") {
+    engine& eng = test_engine();
+    struct kat {
+        bytes key;
+        bytes data;
+        const char* digest;  // test case 5 publishes only the first 128 bits
+    };
+    const kat cases[] = {
+        {bytes(20, 0x0b), text("Hi There"),
+         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+        {text("Jefe"), text("what do ya want for nothing?"),
+         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+        {bytes(20, 0xaa), bytes(50, 0xdd),
+         "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"},
+        {hex("0102030405060708090a0b0c0d0e0f10111213141516171819"), bytes(50, 0xcd),
+         "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"},
+        {bytes(20, 0x0c), text("Test With Truncation"), "a3b6167473100ee06e0c796c2955552b"},
+        {bytes(131, 0xaa), text("Test Using Larger Than Block-Size Key - Hash Key First"),
+         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+        {bytes(131, 0xaa),
+         text("This is a test using a larger than block-size key and a larger than block-size "
+              "data. The key needs to be hashed before being used by the HMAC algorithm."),
+         "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
+    };
+    for (const auto& c : cases) {
+        const std::string got = hex_of(hmac_digest(eng, hmac_alg::sha256, c.key, c.data));
+        CHECK(got.substr(0, std::string(c.digest).size()) == c.digest);
+    }
+}
+
+TEST_CASE("SA creation refuses bad parameters with a named reason", "[crypto][sa]") {
+    engine& eng = test_engine();
+    const bytes gcm128 = bytes(20, 1);
+    const bytes aes128 = bytes(16, 2);
+    const bytes sha1_key = bytes(20, 3);
+    const bytes sha256_key = bytes(32, 4);
+
+    auto make = [&](auto tweak) {
+        sa_params p;
+        p.spi = 0x1000;
+        p.cipher = cipher_alg::aes_gcm_16;
+        p.cipher_key = gcm128;
+        tweak(p);
+        return sa::create(p, eng);
+    };
+    auto error_of = [&](auto tweak) {
+        auto r = make(tweak);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(name(r.error()) != "unknown");
+        return r.error();
+    };
+
+    CHECK(make([](sa_params&) {}).has_value());
+    CHECK(error_of([](sa_params& p) { p.spi = 0; }) == sa_error::bad_spi);
+    CHECK(error_of([&](sa_params& p) { p.cipher_key = aes128; }) ==
+          sa_error::bad_cipher_key_length);  // GCM needs the salt
+    CHECK(error_of([&](sa_params& p) { p.cipher_key = {}; }) == sa_error::bad_cipher_key_length);
+    CHECK(error_of([&](sa_params& p) {
+              p.integ = integ_alg::hmac_sha1_96;
+              p.integ_key = sha1_key;
+          }) == sa_error::bad_algorithm_pair);
+    CHECK(error_of([&](sa_params& p) {
+              p.cipher = cipher_alg::aes_cbc;
+              p.cipher_key = aes128;
+          }) == sa_error::bad_algorithm_pair);  // CBC without integrity unasked
+    CHECK(error_of([&](sa_params& p) {
+              p.cipher = cipher_alg::aes_cbc;
+              p.cipher_key = gcm128;
+              p.integ = integ_alg::hmac_sha1_96;
+              p.integ_key = sha1_key;
+          }) == sa_error::bad_cipher_key_length);
+    CHECK(error_of([&](sa_params& p) {
+              p.cipher = cipher_alg::aes_cbc;
+              p.cipher_key = aes128;
+              p.integ = integ_alg::hmac_sha256_128;
+              p.integ_key = sha1_key;
+          }) == sa_error::bad_integ_key_length);
+    CHECK(error_of([](sa_params& p) {
+              p.direction = sa_direction::inbound;
+              p.replay_window = 0;
+          }) == sa_error::bad_replay_window);
+    CHECK(error_of([](sa_params& p) {
+              p.direction = sa_direction::inbound;
+              p.replay_window = replay_window::max_size + 1;
+          }) == sa_error::bad_replay_window);
+    CHECK(error_of([](sa_params& p) {
+              p.lifetime.soft_packets = 10;
+              p.lifetime.hard_packets = 10;
+          }) == sa_error::bad_lifetime);
+
+    auto cbc = make([&](sa_params& p) {
+        p.cipher = cipher_alg::aes_cbc;
+        p.cipher_key = bytes(32, 5);
+        p.integ = integ_alg::hmac_sha256_128;
+        p.integ_key = sha256_key;
+        p.esn = true;
+        p.direction = sa_direction::inbound;
+        p.replay_window = 4096;
+    });
+    REQUIRE(cbc.has_value());
+    const sa& s = **cbc;
+    CHECK(s.key_bytes() == 32);
+    CHECK(s.iv_len() == 16);
+    CHECK(s.icv_len() == 16);
+    CHECK(s.pad_align() == 16);
+    CHECK(s.esn());
+    CHECK(s.direction() == sa_direction::inbound);
+    CHECK(s.window().size() == 4096);
+
+    auto gcm = make([](sa_params&) {});
+    REQUIRE(gcm.has_value());
+    CHECK((*gcm)->iv_len() == 8);
+    CHECK((*gcm)->icv_len() == 16);
+    CHECK((*gcm)->pad_align() == 4);
+    CHECK_FALSE((*gcm)->soft_expired());
+    CHECK_FALSE((*gcm)->hard_expired());
+}

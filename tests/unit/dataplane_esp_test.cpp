@@ -1,0 +1,188 @@
+// ESP-in and ESP-out stages wired to the crypto library: the hub's output decrypts with the
+// spoke's SA, the spoke's ESP is decrypted, replay- and ICV-checked, and SAs owned by another
+// worker are handed to it.
+#include <array>
+#include <catch2/catch.hpp>
+
+#include "crypto/engine.hpp"
+#include "crypto/esp_transport.hpp"
+#include "crypto/sa.hpp"
+#include "dataplane/wire/checksum.hpp"
+#include "dataplane/wire/reader.hpp"
+#include "tests/unit/dataplane_support.hpp"
+
+using namespace dptest;
+namespace dp = dmvpn::dp;
+namespace wire = dmvpn::wire;
+namespace crypto = dmvpn::crypto;
+using dp::drop_reason;
+
+namespace {
+
+crypto::engine& test_engine() {
+    static auto eng = crypto::engine::create();
+    REQUIRE(eng.has_value());
+    return **eng;
+}
+
+// AES-128-GCM key + salt (RFC 4106); two different ones for the two directions.
+std::array<uint8_t, 20> key_material(uint8_t seed) {
+    std::array<uint8_t, 20> k{};
+    for (size_t i = 0; i < k.size(); ++i) {
+        k[i] = static_cast<uint8_t>(seed + i * 7);
+    }
+    return k;
+}
+
+std::unique_ptr<crypto::sa> make_sa(uint32_t spi, crypto::sa_direction dir,
+                                    const std::array<uint8_t, 20>& key) {
+    crypto::sa_params p;
+    p.spi = spi;
+    p.direction = dir;
+    p.cipher = crypto::cipher_alg::aes_gcm_16;
+    p.cipher_key = key;
+    auto r = crypto::sa::create(p, test_engine());
+    REQUIRE(r.has_value());
+    return std::move(r.value());
+}
+
+// The spoke's side of the two SAs, and the hub's.
+struct sa_pairs {
+    static constexpr uint32_t hub_to_spoke_spi = 0x1001;
+    static constexpr uint32_t spoke_to_hub_spi = 0x2002;
+    std::array<uint8_t, 20> k_out = key_material(0x11);
+    std::array<uint8_t, 20> k_in = key_material(0x53);
+    std::unique_ptr<crypto::sa> hub_out =
+        make_sa(hub_to_spoke_spi, crypto::sa_direction::outbound, k_out);
+    std::unique_ptr<crypto::sa> spoke_in =
+        make_sa(hub_to_spoke_spi, crypto::sa_direction::inbound, k_out);
+    std::unique_ptr<crypto::sa> spoke_out =
+        make_sa(spoke_to_hub_spi, crypto::sa_direction::outbound, k_in);
+    std::unique_ptr<crypto::sa> hub_in =
+        make_sa(spoke_to_hub_spi, crypto::sa_direction::inbound, k_in);
+
+    void publish_inbound(env& e, uint16_t owner, uint16_t tunnel = 1) {
+        dp::inbound_sa in{spoke_to_hub_spi, tunnel, owner, hub_in.get()};
+        e.pub().set_inbound_sas(std::span(&in, 1));
+    }
+};
+
+// Runs one packet through the crypto library with room around it, as the spoke would.
+bytes esp_transform(crypto::sa& s, const bytes& ip, bool encrypt) {
+    bytes buf(256 + ip.size() + 256);
+    std::copy(ip.begin(), ip.end(), buf.begin() + 256);
+    crypto::esp_packet p{buf.data() + 256, static_cast<uint32_t>(ip.size()), 256, 256};
+    crypto::esp_status st = crypto::esp_status::engine_error;
+    if (encrypt) {
+        (void)crypto::encrypt_burst(test_engine(), s, std::span(&p, 1), std::span(&st, 1));
+    } else {
+        (void)crypto::decrypt_burst(test_engine(), s, std::span(&p, 1), std::span(&st, 1));
+    }
+    REQUIRE(st == crypto::esp_status::ok);
+    return bytes(p.data, p.data + p.len);
+}
+
+bytes from_spoke5(env& e, sa_pairs& sas, uint32_t key, const bytes& inner) {
+    auto plain = ipv4(net::spoke5_nbma, net::hub_nbma, 47, gre(0x0800, key, inner));
+    auto esp = esp_transform(*sas.spoke_out, plain, true);
+    return eth(e.underlay().mac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, esp);
+}
+
+// Checks an ESP frame the hub sent to spoke 5 and returns the inner IPv4 packet.
+bytes open_hub_output(sa_pairs& sas, const bytes& frame) {
+    bytes ip(frame.begin() + 14, frame.end());
+    REQUIRE(ip[9] == 50);
+    CHECK(wire::load_be32(&ip[12]) == net::hub_nbma);
+    CHECK(wire::load_be32(&ip[16]) == net::spoke5_nbma);
+    CHECK(wire::load_be32(&ip[20]) == sa_pairs::hub_to_spoke_spi);
+    CHECK(wire::inet_checksum(std::span(ip).subspan(0, 20)) == 0);
+    auto plain = esp_transform(*sas.spoke_in, ip, false);
+    REQUIRE(plain[9] == 47);
+    auto g = std::span(plain).subspan(20);
+    CHECK(wire::load_be16(&g[0]) == 0x2000);
+    CHECK(wire::load_be16(&g[2]) == 0x0800);
+    CHECK(wire::load_be32(&g[4]) == net::key1);
+    return bytes(g.begin() + 8, g.end());
+}
+
+}  // namespace
+
+TEST_CASE("ESP-out: LAN traffic to an IPsec spoke leaves as ESP transport over GRE",
+          "[dataplane][esp]") {
+    sa_pairs sas;
+    env e(1, 1024, sas.hub_out.get());
+    auto inner = ipv4(net::lan_host, net::spoke5, 17, udp(5, 6, 100));
+    e.from_lan({e.lan_frame(inner), e.lan_frame(inner)});
+    auto out = e.sent_on(e.underlay());
+    REQUIRE(out.size() == 2);
+    for (auto& f : out) {
+        auto got = open_hub_output(sas, f);
+        REQUIRE(got.size() == inner.size());
+        CHECK(got[8] == inner[8] - 1);
+        CHECK(std::equal(got.begin() + 20, got.end(), inner.begin() + 20));
+    }
+    CHECK(sas.hub_out->last_seq() == 2);
+    CHECK(e.worker().counters().total_drops() == 0);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE(
+    "ESP-in: a spoke's ESP is decrypted, decapsulated and forwarded; replays and forgeries "
+    "are dropped",
+    "[dataplane][esp]") {
+    sa_pairs sas;
+    env e(1, 1024, sas.hub_out.get());
+    sas.publish_inbound(e, 0);
+    auto inner = ipv4(net::spoke5, net::lan_host, 17, udp(5, 6, 64));
+    auto frame = from_spoke5(e, sas, net::key1, inner);
+    e.from_underlay({frame});
+    auto out = e.sent_on(e.lan());
+    REQUIRE(out.size() == 1);
+    bytes got(out[0].begin() + 14, out[0].end());
+    REQUIRE(got.size() == inner.size());
+    CHECK(got[8] == inner[8] - 1);
+    CHECK(std::equal(got.begin() + 20, got.end(), inner.begin() + 20));
+
+    e.from_underlay({frame});
+    CHECK(e.worker().counters().drop(drop_reason::esp_replayed) == 1);
+
+    auto forged = from_spoke5(e, sas, net::key1, inner);
+    forged[forged.size() - 20] ^= 0x01;
+    e.from_underlay({forged});
+    CHECK(e.worker().counters().drop(drop_reason::esp_bad_icv) == 1);
+
+    // The GRE inside names tunnel 0, but the SA protects tunnel 1.
+    e.from_underlay({from_spoke5(e, sas, net::key0, inner)});
+    CHECK(e.worker().counters().drop(drop_reason::esp_tunnel_mismatch) == 1);
+    CHECK(e.sent_on(e.lan()).empty());
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("ESP: SAs owned by another worker are handed to it", "[dataplane][esp]") {
+    sa_pairs sas;
+    env e(2, 1024, sas.hub_out.get(), 1);
+    sas.publish_inbound(e, 1);
+
+    auto to_spoke = ipv4(net::lan_host, net::spoke5, 17, udp(5, 6, 80));
+    e.from_lan({e.lan_frame(to_spoke)}, 0);
+    CHECK(e.worker(0).counters().handoff_out == 1);
+    CHECK(e.sent_on(e.underlay(), 0).empty());
+
+    auto from_spoke = ipv4(net::spoke5, net::lan_host, 17, udp(5, 6, 80));
+    e.from_underlay({from_spoke5(e, sas, net::key1, from_spoke)}, 0);
+    CHECK(e.worker(0).counters().handoff_out == 2);
+    CHECK(e.sent_on(e.lan(), 0).empty());
+
+    CHECK(e.worker(1).poll_once() == 2);
+    CHECK(e.worker(1).counters().handoff_in == 2);
+    auto esp_out = e.sent_on(e.underlay(), 1);
+    REQUIRE(esp_out.size() == 1);
+    auto got = open_hub_output(sas, esp_out[0]);
+    CHECK(got.size() == to_spoke.size());
+    auto plain_out = e.sent_on(e.lan(), 1);
+    REQUIRE(plain_out.size() == 1);
+    CHECK(plain_out[0].size() == 14 + from_spoke.size());
+    CHECK(e.worker(0).counters().total_drops() == 0);
+    CHECK(e.worker(1).counters().total_drops() == 0);
+    CHECK(e.pool_in_use() == 0);
+}

@@ -1,0 +1,604 @@
+// Stage tests on crafted mbufs (--no-huge): each case runs frames through a worker's stages
+// and checks what was sent, punted (with its metadata) and dropped (by reason), and that the
+// mbuf pool is back to its starting occupancy.
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <catch2/catch.hpp>
+
+#include "dataplane/packet_meta.hpp"
+#include "dataplane/stage/classify.hpp"
+#include "dataplane/wire/checksum.hpp"
+#include "dataplane/wire/reader.hpp"
+#include "tests/unit/dataplane_support.hpp"
+
+using namespace dptest;
+namespace dp = dmvpn::dp;
+namespace wire = dmvpn::wire;
+using dp::drop_reason;
+using dp::punt_reason;
+
+namespace {
+
+bytes payload_udp(size_t n = 32) { return udp(1000, 2000, n); }
+
+uint64_t drops(env& e, drop_reason r) { return e.worker().counters().drop(r); }
+
+// The IPv4 packet inside an Ethernet frame.
+std::span<const uint8_t> ip_of(const bytes& frame) {
+    return std::span<const uint8_t>(frame).subspan(14);
+}
+
+bool header_checksum_ok(std::span<const uint8_t> ip) {
+    return wire::inet_checksum(ip.subspan(0, (ip[0] & 0x0f) * 4u)) == 0;
+}
+
+// An IPv4 packet equal to `orig` except for a TTL one lower (and its checksum).
+bool forwarded_copy_of(std::span<const uint8_t> got, std::span<const uint8_t> orig) {
+    if (got.size() != orig.size() || got[8] != orig[8] - 1 || !header_checksum_ok(got)) {
+        return false;
+    }
+    for (size_t i = 0; i < got.size(); ++i) {
+        if (i != 8 && i != 10 && i != 11 && got[i] != orig[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("GRE from a spoke is decapsulated and routed to a LAN neighbour", "[dataplane][stage]") {
+    env e;
+    auto inner = ipv4(net::spoke2, net::lan_host, 17, payload_udp());
+    e.from_underlay({e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, inner)});
+
+    auto out = e.sent_on(e.lan());
+    REQUIRE(out.size() == 1);
+    const bytes& f = out[0];
+    CHECK(std::equal(f.begin(), f.begin() + 6, lan_host_mac.addr_bytes));
+    CHECK(std::equal(f.begin() + 6, f.begin() + 12, e.lan().mac.addr_bytes));
+    CHECK(wire::load_be16(&f[12]) == RTE_ETHER_TYPE_IPV4);
+    CHECK(forwarded_copy_of(ip_of(f), inner));
+    CHECK(e.worker().counters().total_drops() == 0);
+    CHECK(e.worker().counters().tx_packets == 1);
+    CHECK(e.worker().counters().port_tx_packets[e.lan().id] == 1);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("LAN traffic to a spoke leaves GRE-encapsulated with the tunnel's key",
+          "[dataplane][stage]") {
+    env e;
+    ipv4_opts df;
+    df.flags_frag = 0x4000;
+    auto with_df = ipv4(net::lan_host, net::spoke2, 17, payload_udp(), df);
+    auto without_df = ipv4(net::lan_host, dptest::ip4(10, 20, 3, 4), 17, payload_udp());
+    e.from_lan({e.lan_frame(with_df), e.lan_frame(without_df)});
+
+    auto out = e.sent_on(e.underlay());
+    REQUIRE(out.size() == 2);
+    for (size_t i = 0; i < 2; ++i) {
+        const bytes& f = out[i];
+        const bytes& inner = i == 0 ? with_df : without_df;
+        CHECK(std::equal(f.begin(), f.begin() + 6, underlay_gw_mac.addr_bytes));
+        CHECK(std::equal(f.begin() + 6, f.begin() + 12, e.underlay().mac.addr_bytes));
+        auto ip = ip_of(f);
+        CHECK(header_checksum_ok(ip));
+        CHECK(ip[9] == 47);
+        CHECK(ip[8] == 64);  // the tunnel's outer TTL
+        CHECK(wire::load_be32(&ip[12]) == net::hub_nbma);
+        // 10.20.0.0/16 is a static route via spoke 10.0.0.2: same NBMA.
+        CHECK(wire::load_be32(&ip[16]) == net::spoke2_nbma);
+        CHECK(wire::load_be16(&ip[2]) == 20 + 8 + inner.size());
+        // DF copied from the inner header (the default policy).
+        CHECK(((wire::load_be16(&ip[6]) & 0x4000) != 0) == (i == 0));
+        auto g = ip.subspan(20);
+        CHECK(wire::load_be16(&g[0]) == 0x2000);  // K only
+        CHECK(wire::load_be16(&g[2]) == 0x0800);
+        CHECK(wire::load_be32(&g[4]) == net::key0);
+        CHECK(forwarded_copy_of(g.subspan(8), inner));
+    }
+    // Two packets, two different outer IDs.
+    CHECK(wire::load_be16(&out[0][14 + 4]) != wire::load_be16(&out[1][14 + 4]));
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("GRE with a key no tunnel has, or without a key, is dropped", "[dataplane][stage]") {
+    env e;
+    auto inner = ipv4(net::spoke2, net::lan_host, 17, payload_udp());
+    e.from_underlay({e.gre_frame(net::spoke2_nbma, 999, 0x0800, inner),
+                     e.gre_frame(net::spoke2_nbma, std::nullopt, 0x0800, inner)});
+    CHECK(drops(e, drop_reason::gre_unknown_key) == 2);
+    CHECK(e.sent_on(e.lan()).empty());
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("NHRP (GRE 0x2001) is punted with tunnel and NBMA source", "[dataplane][stage]") {
+    env e;
+    bytes nhrp = {0x00, 0x01, 0x08, 0x00, 0, 0, 0, 0, 0, 0, 0x34, 0x01, 0x03, 0x00, 0, 0x28};
+    e.from_underlay({e.gre_frame(net::spoke3_nbma, net::key0, 0x2001, nhrp)});
+    auto p = e.punts();
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].reason == punt_reason::nhrp);
+    CHECK(p[0].tunnel == 0);
+    CHECK(p[0].outer_src == net::spoke3_nbma);
+    CHECK(p[0].in_port == e.underlay().id);
+    CHECK(data_of(p[0].m) == nhrp);
+    CHECK(e.worker().counters().punt(punt_reason::nhrp) == 1);
+    env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("TTL 1: punted for time exceeded, unless the hub itself is the destination",
+          "[dataplane][stage]") {
+    env e;
+    ipv4_opts ttl1;
+    ttl1.ttl = 1;
+    auto transit = ipv4(net::lan_host, net::spoke2, 17, payload_udp(), ttl1);
+    auto to_hub = ipv4(net::spoke2, net::hub_overlay, 17, payload_udp(), ttl1);
+    e.from_lan({e.lan_frame(transit)});
+    e.from_underlay({e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, to_hub)});
+    auto p = e.punts();
+    REQUIRE(p.size() == 2);
+    CHECK(p[0].reason == punt_reason::ttl_exceeded);
+    CHECK(data_of(p[0].m) == transit);  // untouched: the control lcore quotes it in ICMP
+    CHECK(p[1].reason == punt_reason::for_us);
+    CHECK(p[1].tunnel == 0);
+    CHECK(p[1].outer_src == net::spoke2_nbma);
+    CHECK(data_of(p[1].m) == to_hub);
+    CHECK(e.sent_on(e.underlay()).empty());
+    env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Unresolved next hops glean: one event per next hop, the rest dropped",
+          "[dataplane][stage]") {
+    env e;
+    auto a = ipv4(net::lan_host, dptest::ip4(10, 0, 0, 77), 17, payload_udp());  // tunnel subnet
+    auto b = ipv4(net::lan_host, dptest::ip4(10, 30, 1, 1), 17, payload_udp());  // via 10.0.0.4
+    auto c = ipv4(net::spoke2, dptest::ip4(172, 16, 0, 99), 17, payload_udp());  // LAN subnet
+    e.from_lan({e.lan_frame(a), e.lan_frame(a), e.lan_frame(a), e.lan_frame(b), e.lan_frame(b)});
+    e.from_underlay({e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, c)});
+    auto p = e.punts();
+    REQUIRE(p.size() == 3);
+    for (auto& r : p) {
+        CHECK(r.reason == punt_reason::glean);
+    }
+    CHECK(p[0].nexthop == dptest::ip4(10, 0, 0, 77));
+    CHECK(p[0].mtu == 0);  // aux: egress tunnel 0
+    CHECK(p[1].nexthop == net::spoke4);
+    CHECK(p[1].mtu == 0);
+    CHECK(p[2].nexthop == dptest::ip4(172, 16, 0, 99));
+    CHECK(p[2].mtu == (dp::glean_lan_port_bit | e.lan().id));
+    CHECK(drops(e, drop_reason::no_adjacency) == 3);
+    env::free_all(p);
+
+    // The limiter is per next hop and per interval: the same next hop stays quiet now.
+    e.from_lan({e.lan_frame(a)});
+    CHECK(e.punts().empty());
+    CHECK(drops(e, drop_reason::no_adjacency) == 4);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("No route, blackhole and martian destinations are dropped by reason",
+          "[dataplane][stage]") {
+    env e;
+    e.from_lan({e.lan_frame(ipv4(net::lan_host, dptest::ip4(8, 8, 8, 8), 17, payload_udp())),
+                e.lan_frame(ipv4(net::lan_host, dptest::ip4(10, 40, 0, 1), 17, payload_udp())),
+                e.lan_frame(ipv4(net::lan_host, dptest::ip4(127, 0, 0, 1), 17, payload_udp()))});
+    CHECK(drops(e, drop_reason::no_route) == 1);
+    CHECK(drops(e, drop_reason::blackhole) == 1);
+    CHECK(drops(e, drop_reason::martian_destination) == 1);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Adjacency slot emptied under a route: dropped as adjacency_missing",
+          "[dataplane][stage]") {
+    env e;
+    REQUIRE(e.pub().remove_adjacency(2) == dp::publish_status::ok);
+    e.from_lan({e.lan_frame(ipv4(net::lan_host, net::spoke3, 17, payload_udp()))});
+    CHECK(drops(e, drop_reason::adjacency_missing) == 1);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Multicast is punted for replication", "[dataplane][stage]") {
+    env e;
+    auto hello = ipv4(net::spoke2, dptest::ip4(224, 0, 0, 10), 88, payload_udp());
+    auto group = ipv4(net::lan_host, dptest::ip4(239, 1, 1, 1), 17, payload_udp());
+    e.from_underlay({e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, hello)});
+    e.from_lan({e.lan_frame(group)});
+    auto p = e.punts();
+    REQUIRE(p.size() == 2);
+    CHECK(p[0].reason == punt_reason::multicast);
+    CHECK(p[0].tunnel == 0);
+    CHECK(data_of(p[0].m) == hello);
+    CHECK(p[1].reason == punt_reason::multicast);
+    CHECK(p[1].tunnel == dp::no_tunnel);
+    CHECK(data_of(p[1].m) == group);
+    env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Packets for the hub's addresses, broadcasts and ARP are punted", "[dataplane][stage]") {
+    env e;
+    auto to_lan_addr = ipv4(net::lan_host, net::hub_lan, 17, payload_udp());
+    auto ike = ipv4(net::spoke2_nbma, net::hub_nbma, 17, udp(500, 500, 40));
+    auto bcast = ipv4(net::lan_host, 0xffffffffu, 17, payload_udp());
+    bytes arp_body(28, 0);
+    auto arp = eth(e.lan().mac, lan_host_mac, RTE_ETHER_TYPE_ARP, arp_body);
+    e.from_lan({e.lan_frame(to_lan_addr), e.lan_frame(bcast), arp});
+    e.from_underlay({eth(e.underlay().mac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, ike)});
+    auto p = e.punts();
+    REQUIRE(p.size() == 4);
+    // ARP leaves at classify, the IPv4 ones after the FIB: that is the punt order.
+    CHECK(p[0].reason == punt_reason::arp);
+    CHECK(data_of(p[0].m) == arp);
+    CHECK(p[0].in_port == e.lan().id);
+    CHECK(p[1].reason == punt_reason::for_us);
+    CHECK(data_of(p[1].m) == to_lan_addr);
+    CHECK(p[2].reason == punt_reason::for_us);
+    CHECK(data_of(p[2].m) == bcast);
+    CHECK(p[3].reason == punt_reason::for_us);
+    CHECK(p[3].in_port == e.underlay().id);
+    CHECK(data_of(p[3].m) == ike);
+    env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Larger than the tunnel MTU: DF punts for fragmentation-needed, else for fragmenting",
+          "[dataplane][stage]") {
+    env e;
+    ipv4_opts df;
+    df.flags_frag = 0x4000;
+    auto fits = ipv4(net::lan_host, net::spoke2, 17, udp(1, 2, net::mtu0 - 28), df);
+    auto big_df = ipv4(net::lan_host, net::spoke2, 17, udp(1, 2, net::mtu0 - 27), df);
+    auto big = ipv4(net::lan_host, net::spoke2, 17, udp(1, 2, net::mtu0 - 27));
+    REQUIRE(fits.size() == net::mtu0);
+    e.from_lan({e.lan_frame(fits), e.lan_frame(big_df), e.lan_frame(big)});
+    auto out = e.sent_on(e.underlay());
+    REQUIRE(out.size() == 1);
+    CHECK(wire::load_be16(&out[0][14 + 2]) == net::mtu0 + 28);
+    auto p = e.punts();
+    REQUIRE(p.size() == 2);
+    CHECK(p[0].reason == punt_reason::frag_needed);
+    CHECK(p[0].mtu == net::mtu0);
+    CHECK(p[1].reason == punt_reason::fragment);
+    CHECK(p[1].mtu == net::mtu0);
+    CHECK(e.worker().counters().punt(punt_reason::frag_needed) == 1);
+    env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("TCP SYN MSS is clamped into and out of the tunnel, checksum fixed",
+          "[dataplane][stage]") {
+    env e;
+    for (unsigned nops : {0u, 1u}) {  // MSS value on an even, then an odd offset
+        auto out_syn =
+            ipv4(net::lan_host, net::spoke2, 6, tcp_syn(net::lan_host, net::spoke2, 1460, nops));
+        auto small =
+            ipv4(net::lan_host, net::spoke2, 6, tcp_syn(net::lan_host, net::spoke2, 1200, nops));
+        auto in_syn =
+            ipv4(net::spoke2, net::lan_host, 6, tcp_syn(net::spoke2, net::lan_host, 1460, nops));
+        e.from_lan({e.lan_frame(out_syn), e.lan_frame(small)});
+        e.from_underlay({e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, in_syn)});
+
+        auto to_tunnel = e.sent_on(e.underlay());
+        auto to_lan = e.sent_on(e.lan());
+        REQUIRE(to_tunnel.size() == 2);
+        REQUIRE(to_lan.size() == 1);
+        auto mss_of = [nops](std::span<const uint8_t> ip) {
+            return wire::load_be16(&ip[20 + 20 + nops + 2]);
+        };
+        auto inner0 = ip_of(to_tunnel[0]).subspan(28);
+        auto inner1 = ip_of(to_tunnel[1]).subspan(28);
+        auto inner2 = ip_of(to_lan[0]);
+        CHECK(mss_of(inner0) == net::mss0);
+        CHECK(tcp_checksum_ok(inner0));
+        CHECK(mss_of(inner1) == 1200);
+        CHECK(tcp_checksum_ok(inner1));
+        CHECK(mss_of(inner2) == net::mss0);
+        CHECK(tcp_checksum_ok(inner2));
+    }
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Phase 3: spoke-to-spoke through the hub is forwarded and reported once",
+          "[dataplane][stage]") {
+    env e;
+    auto s2_to_s3 = ipv4(net::spoke2, net::spoke3, 17, payload_udp());
+    auto s2_to_s3b = ipv4(net::spoke2, net::spoke3, 17, udp(7, 8, 50));
+    e.from_underlay({e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, s2_to_s3),
+                     e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, s2_to_s3b)});
+    auto out = e.sent_on(e.underlay());
+    REQUIRE(out.size() == 2);
+    CHECK(wire::load_be32(&out[0][14 + 16]) == net::spoke3_nbma);
+    auto p = e.punts();
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].reason == punt_reason::redirect);
+    CHECK(p[0].tunnel == 0);
+    CHECK(p[0].outer_src == net::spoke2_nbma);
+    CHECK(p[0].nexthop == net::spoke3);
+    // The original IP header plus 8 bytes, TTL as the spoke sent it.
+    bytes quote(s2_to_s3.begin(), s2_to_s3.begin() + 28);
+    CHECK(data_of(p[0].m) == quote);
+    CHECK(e.worker().counters().redirect_suppressed == 1);
+    env::free_all(p);
+
+    // LAN to spoke is not a redirect candidate.
+    e.from_lan({e.lan_frame(ipv4(net::lan_host, net::spoke3, 17, payload_udp()))});
+    CHECK(e.punts().empty());
+    CHECK(e.sent_on(e.underlay()).size() == 1);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Malformed and truncated frames are dropped and counted by reason",
+          "[dataplane][stage]") {
+    env e;
+    const auto& hubmac = e.underlay().mac;
+    auto inner = ipv4(net::spoke2, net::lan_host, 17, payload_udp());
+    auto to_hub = [&](uint8_t proto, const bytes& payload, ipv4_opts o = {}) {
+        return eth(hubmac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4,
+                   ipv4(net::spoke2_nbma, net::hub_nbma, proto, payload, o));
+    };
+    struct input {
+        bytes frame;
+        drop_reason expect;
+    };
+    std::vector<input> cases;
+    cases.push_back({bytes(10, 0), drop_reason::eth_truncated});
+    cases.push_back(
+        {eth(hubmac, underlay_gw_mac, 0x8100, bytes(40, 0)), drop_reason::unsupported_ethertype});
+    cases.push_back({eth(hubmac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, bytes(10, 0x45)),
+                     drop_reason::ipv4_truncated});
+    {
+        auto ip = ipv4(net::spoke2_nbma, net::hub_nbma, 17, payload_udp());
+        ip[0] = 0x65;
+        cases.push_back(
+            {eth(hubmac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, ip), drop_reason::ipv4_bad_version});
+        ip[0] = 0x44;
+        cases.push_back(
+            {eth(hubmac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, ip), drop_reason::ipv4_bad_ihl});
+    }
+    {
+        ipv4_opts bad;
+        bad.bad_checksum = true;
+        cases.push_back({to_hub(17, payload_udp(), bad), drop_reason::ipv4_bad_checksum});
+    }
+    {
+        auto ip = ipv4(net::spoke2_nbma, net::hub_nbma, 17, payload_udp());
+        auto longer = ip;
+        wire::store_be16(&longer[2], static_cast<uint16_t>(ip.size() + 1));
+        cases.push_back({eth(hubmac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, longer),
+                         drop_reason::ipv4_truncated});
+        auto shorter = ip;
+        wire::store_be16(&shorter[2], 12);
+        cases.push_back({eth(hubmac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, shorter),
+                         drop_reason::ipv4_bad_length});
+    }
+    cases.push_back({to_hub(47, bytes{0x20, 0x00}), drop_reason::gre_truncated});
+    cases.push_back({to_hub(47, bytes{0x20, 0x00, 0x08, 0x00, 0x00}), drop_reason::gre_truncated});
+    {
+        auto g = gre(0x0800, net::key0, inner);
+        g[0] |= 0x40;  // routing present (RFC 1701)
+        cases.push_back({to_hub(47, g), drop_reason::gre_bad_header});
+        auto v1 = gre(0x0800, net::key0, inner);
+        v1[1] |= 0x01;  // version 1 (PPTP)
+        cases.push_back({to_hub(47, v1), drop_reason::gre_bad_header});
+        auto ck = gre(0x0800, net::key0, inner, true);
+        ck.back() ^= 0xff;
+        cases.push_back({to_hub(47, ck), drop_reason::gre_bad_checksum});
+    }
+    cases.push_back({to_hub(47, gre(0x86dd, net::key0, inner)), drop_reason::gre_unknown_protocol});
+    {
+        bytes cut(inner.begin(), inner.begin() + 30);
+        cases.push_back({to_hub(47, gre(0x0800, net::key0, cut)), drop_reason::ipv4_truncated});
+    }
+    {
+        ipv4_opts frag;
+        frag.flags_frag = 0x2000;
+        cases.push_back(
+            {to_hub(47, gre(0x0800, net::key0, inner), frag), drop_reason::tunnel_fragment});
+    }
+    cases.push_back({to_hub(47, gre(0x0800, net::key1, inner)), drop_reason::gre_unprotected});
+    cases.push_back({to_hub(50, bytes{0, 0, 0x10}), drop_reason::esp_truncated});
+    cases.push_back({to_hub(50, bytes{0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1, 1, 2, 3, 4}),
+                     drop_reason::esp_unknown_spi});
+
+    std::vector<bytes> frames;
+    for (auto& c : cases) {
+        frames.push_back(c.frame);
+    }
+    auto before = e.worker().counters();
+    e.from_underlay(frames);
+    auto after = e.worker().counters();
+    dp::worker_counters expected = before;
+    for (auto& c : cases) {
+        ++expected.drops[static_cast<size_t>(c.expect)];
+    }
+    for (size_t r = 0; r < dp::drop_reason_count; ++r) {
+        INFO(dp::name(static_cast<drop_reason>(r)));
+        CHECK(after.drops[r] == expected.drops[r]);
+    }
+    CHECK(after.total_drops() == before.total_drops() + cases.size());
+    CHECK(e.sent_on(e.lan()).empty());
+    CHECK(e.punts().empty());
+
+    // A GRE checksum that is right passes; so does padding behind a short frame.
+    auto ok = to_hub(47, gre(0x0800, net::key0, inner, true));
+    ok.resize(ok.size() + 6, 0);
+    e.from_underlay({ok});
+    auto out = e.sent_on(e.lan());
+    REQUIRE(out.size() == 1);
+    CHECK(forwarded_copy_of(ip_of(out[0]), inner));
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Chained (multi-segment) mbufs are dropped, not misread", "[dataplane][stage]") {
+    env e;
+    auto frame = e.lan_frame(ipv4(net::lan_host, net::spoke2, 17, payload_udp()));
+    rte_mbuf* head = to_mbuf(e.pool(), std::span(frame).subspan(0, 20), e.lan().id);
+    rte_mbuf* tail = to_mbuf(e.pool(), std::span(frame).subspan(20), e.lan().id);
+    REQUIRE(rte_pktmbuf_chain(head, tail) == 0);
+    e.worker().process(&head, 1);
+    CHECK(drops(e, drop_reason::multi_segment) == 1);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Classify splits a burst into ESP, GRE and routed IPv4", "[dataplane][stage]") {
+    env e;
+    auto inner = ipv4(net::spoke2, net::lan_host, 17, payload_udp());
+    std::vector<bytes> frames = {
+        e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, inner),
+        eth(e.underlay().mac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4,
+            ipv4(net::spoke2_nbma, net::hub_nbma, 50, bytes(40, 1))),
+        e.lan_frame(inner),
+        // GRE not addressed to an NBMA address is plain transit IPv4.
+        e.lan_frame(ipv4(net::lan_host, net::spoke2, 47, gre(0x0800, 5, inner))),
+    };
+    std::vector<rte_mbuf*> ms;
+    for (auto& f : frames) {
+        ms.push_back(to_mbuf(e.pool(), f, e.underlay().id));
+    }
+    auto& ctx = e.worker().ctx();
+    ctx.topo = e.pub().tables().topo.load();
+    uint16_t n = dp::stage::classify(ms.data(), static_cast<uint16_t>(ms.size()), ctx);
+    REQUIRE(n == 4);
+    CHECK(dp::class_of(dp::meta(ms[0])) == dp::packet_class::gre);
+    CHECK(dp::class_of(dp::meta(ms[1])) == dp::packet_class::esp);
+    CHECK(dp::class_of(dp::meta(ms[2])) == dp::packet_class::ip);
+    CHECK(dp::class_of(dp::meta(ms[3])) == dp::packet_class::ip);
+    // Ethernet is stripped: data starts at the IPv4 header.
+    CHECK(data_of(ms[2]) == inner);
+    for (auto* m : ms) {
+        rte_pktmbuf_free(m);
+    }
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Punt ring overflow is counted and never blocks", "[dataplane][stage]") {
+    env e(1, 4);
+    bytes arp_body(28, 0);
+    std::vector<bytes> frames(10, eth(e.lan().mac, lan_host_mac, RTE_ETHER_TYPE_ARP, arp_body));
+    e.from_lan(frames);
+    auto p = e.punts();
+    CHECK(p.size() == 4);
+    CHECK(e.worker().counters().punt(punt_reason::arp) == 4);
+    CHECK(drops(e, drop_reason::punt_ring_full) == 6);
+    env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Counters are published per worker and readable by the control lcore",
+          "[dataplane][stage]") {
+    env e(2);
+    auto inner = ipv4(net::spoke2, net::lan_host, 17, payload_udp());
+    e.from_underlay({e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, inner)}, 0);
+    e.from_underlay({e.gre_frame(net::spoke2_nbma, 999, 0x0800, inner),
+                     e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, inner)},
+                    1);
+    auto w0 = e.stats().read(0);
+    auto w1 = e.stats().read(1);
+    CHECK(w0.rx_packets == e.worker(0).counters().rx_packets);
+    CHECK(w0.tx_packets == 1);
+    CHECK(w1.rx_packets == 2);
+    CHECK(w1.tx_packets == 1);
+    CHECK(w1.drop(drop_reason::gre_unknown_key) == 1);
+    auto total = e.stats().total();
+    CHECK(total.rx_packets == 3);
+    CHECK(total.tx_packets == 2);
+    CHECK(total.port_tx_packets[e.lan().id] == 2);
+    CHECK(e.sent_on(e.lan(), 0).size() == 1);
+    CHECK(e.sent_on(e.lan(), 1).size() == 1);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Drop and punt reasons all have distinct names", "[dataplane][stage]") {
+    std::vector<std::string_view> names;
+    for (size_t r = 0; r < dp::drop_reason_count; ++r) {
+        names.push_back(dp::name(static_cast<drop_reason>(r)));
+    }
+    for (size_t r = 0; r < dp::punt_reason_count; ++r) {
+        names.push_back(dp::name(static_cast<punt_reason>(r)));
+    }
+    for (auto n : names) {
+        CHECK(!n.empty());
+        CHECK(n != "unknown");
+    }
+    auto sorted = names;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
+    CHECK(dp::name(drop_reason::gre_unknown_key) == "gre_unknown_key");
+}
+
+TEST_CASE("Glean loop: the control lcore resolves the next hop, the next packet flows",
+          "[dataplane][stage]") {
+    env e;
+    auto pkt = ipv4(net::lan_host, dptest::ip4(10, 30, 7, 7), 17, payload_udp());
+    e.from_lan({e.lan_frame(pkt)});
+    auto p = e.punts();
+    REQUIRE(p.size() == 1);
+    REQUIRE(p[0].reason == punt_reason::glean);
+    REQUIRE(p[0].nexthop == net::spoke4);
+    env::free_all(p);
+
+    // What the control lcore does once NHRP tells it where 10.0.0.4 is: the incomplete
+    // adjacency becomes a resolved one, and a host route for the spoke appears.
+    constexpr uint32_t spoke4_nbma = dptest::ip4(198, 51, 100, 4);
+    REQUIRE(e.pub().set_tunnel_adjacency(
+                4, {0, net::spoke4, spoke4_nbma, underlay_gw_mac, nullptr, 0}) ==
+            dp::publish_status::ok);
+    REQUIRE(e.pub().add_route(net::spoke4, 32, {dp::route_kind::adjacency, 4}) ==
+            dp::publish_status::ok);
+    e.from_lan({e.lan_frame(pkt),
+                e.lan_frame(ipv4(net::lan_host, net::spoke4, 17, payload_udp()))});
+    auto out = e.sent_on(e.underlay());
+    REQUIRE(out.size() == 2);
+    CHECK(wire::load_be32(&out[0][14 + 16]) == spoke4_nbma);
+    CHECK(wire::load_be32(&out[1][14 + 16]) == spoke4_nbma);
+
+    // The spoke goes away: the route is withdrawn and the slot emptied.
+    REQUIRE(e.pub().del_route(net::spoke4, 32) == dp::publish_status::ok);
+    REQUIRE(e.pub().set_incomplete(4, 0, e.underlay().id, net::spoke4) == dp::publish_status::ok);
+    auto before = drops(e, drop_reason::no_adjacency);
+    e.from_lan({e.lan_frame(ipv4(net::lan_host, net::spoke4, 17, payload_udp()))});
+    CHECK(e.sent_on(e.underlay()).empty());
+    // 10.0.0.4 falls back to the connected tunnel subnet and gleans, but an event for this
+    // next hop went out less than an interval ago: dropped, counted, no second event.
+    CHECK(e.punts().empty());
+    CHECK(drops(e, drop_reason::no_adjacency) == before + 1);
+    e.pub().synchronize();
+    CHECK(e.pub().pending() == 0);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Rate limiters: glean again after the interval, redirects per (source, destination)",
+          "[dataplane][stage]") {
+    env e;
+    auto a = ipv4(net::lan_host, dptest::ip4(10, 0, 0, 77), 17, payload_udp());
+    e.from_lan({e.lan_frame(a), e.lan_frame(a)});
+    auto p = e.punts();
+    CHECK(p.size() == 1);
+    env::free_all(p);
+    // The worker's interval is 100 ms (worker_config::glean_interval_us).
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    e.from_lan({e.lan_frame(a)});
+    p = e.punts();
+    CHECK(p.size() == 1);
+    env::free_all(p);
+
+    auto s2_s3 = ipv4(net::spoke2, net::spoke3, 17, payload_udp());
+    auto s3_s2 = ipv4(net::spoke3, net::spoke2, 17, payload_udp());
+    e.from_underlay({e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, s2_s3),
+                     e.gre_frame(net::spoke3_nbma, net::key0, 0x0800, s3_s2),
+                     e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, s2_s3)});
+    CHECK(e.sent_on(e.underlay()).size() == 3);
+    p = e.punts();
+    REQUIRE(p.size() == 2);
+    CHECK(p[0].nexthop == net::spoke3);
+    CHECK(p[0].outer_src == net::spoke2_nbma);
+    CHECK(p[1].nexthop == net::spoke2);
+    CHECK(p[1].outer_src == net::spoke3_nbma);
+    CHECK(e.worker().counters().redirect_suppressed == 1);
+    env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}

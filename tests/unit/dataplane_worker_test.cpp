@@ -1,0 +1,196 @@
+// The worker loop end to end on a worker lcore between two ring-backed ports in one process,
+// and port set-up from vdev strings.
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
+
+#include "dataplane/port.hpp"
+#include "dataplane/wire/reader.hpp"
+#include "tests/unit/dataplane_support.hpp"
+
+using namespace dptest;
+namespace dp = dmvpn::dp;
+namespace wire = dmvpn::wire;
+
+namespace {
+
+void inject(env& e, rte_ring* r, const std::vector<bytes>& frames) {
+    for (auto& f : frames) {
+        rte_mbuf* m = to_mbuf(e.pool(), f, 0);
+        while (rte_ring_enqueue(r, m) != 0) {
+            std::this_thread::yield();
+        }
+    }
+}
+
+// Collects what the worker sends until `want` frames arrived on each port or time runs out.
+struct collected {
+    std::vector<bytes> lan, underlay;
+};
+collected collect(env& e, size_t want_lan, size_t want_underlay) {
+    collected c;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while ((c.lan.size() < want_lan || c.underlay.size() < want_underlay) &&
+           std::chrono::steady_clock::now() < deadline) {
+        for (auto& f : e.sent_on(e.lan())) {
+            c.lan.push_back(f);
+        }
+        for (auto& f : e.sent_on(e.underlay())) {
+            c.underlay.push_back(f);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("Worker lcore forwards between two ring ports, punts and counts", "[dataplane][worker]") {
+    env e;
+    unsigned lcore = rte_get_next_lcore(rte_lcore_id(), 1, 0);
+    REQUIRE(lcore < RTE_MAX_LCORE);
+    std::atomic<bool> stop{false};
+    dp::worker::launch_args args{&e.worker(), &stop};
+    REQUIRE(rte_eal_remote_launch(dp::worker::lcore_main, &args, lcore) == 0);
+
+    constexpr size_t n_out = 200;
+    constexpr size_t n_in = 100;
+    std::vector<bytes> lan_frames;
+    for (size_t i = 0; i < n_out; ++i) {
+        uint32_t dst = (i % 2 == 0) ? net::spoke2 : net::spoke3;
+        lan_frames.push_back(
+            e.lan_frame(ipv4(net::lan_host, dst, 17, udp(static_cast<uint16_t>(i), 9, 40))));
+    }
+    lan_frames.push_back(
+        e.lan_frame(ipv4(net::lan_host, dptest::ip4(10, 0, 0, 99), 17, udp(1, 2, 8))));
+    std::vector<bytes> underlay_frames;
+    for (size_t i = 0; i < n_in; ++i) {
+        auto inner = ipv4(net::spoke2, net::lan_host, 17, udp(static_cast<uint16_t>(i), 9, 40));
+        underlay_frames.push_back(e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, inner));
+    }
+    bytes nhrp(40, 0x5a);
+    underlay_frames.push_back(e.gre_frame(net::spoke3_nbma, net::key0, 0x2001, nhrp));
+    underlay_frames.push_back(e.gre_frame(net::spoke3_nbma, 4242, 0x0800, nhrp));
+
+    inject(e, e.lan().rx[0], lan_frames);
+    inject(e, e.underlay().rx[0], underlay_frames);
+    // The control lcore reads counters while the worker runs.
+    auto mid = e.stats().total();
+    auto got = collect(e, n_in, n_out);
+    // Wait for the counters of the last bursts to be published.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (e.stats().total().rx_packets < lan_frames.size() + underlay_frames.size() &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    stop.store(true);
+    CHECK(rte_eal_wait_lcore(lcore) == 0);
+
+    REQUIRE(got.underlay.size() == n_out);
+    REQUIRE(got.lan.size() == n_in);
+    for (size_t i = 0; i < n_out; ++i) {
+        const bytes& f = got.underlay[i];
+        // Order is kept: even packets to spoke 2's NBMA, odd ones to spoke 3's.
+        uint32_t want = (i % 2 == 0) ? net::spoke2_nbma : net::spoke3_nbma;
+        CHECK(wire::load_be32(&f[14 + 16]) == want);
+        CHECK(wire::load_be32(&f[14 + 24]) == net::key0);
+        CHECK(wire::load_be16(&f[14 + 28 + 20]) == i);  // UDP source port = sequence
+    }
+    for (size_t i = 0; i < n_in; ++i) {
+        CHECK(wire::load_be32(&got.lan[i][14 + 16]) == net::lan_host);
+        CHECK(wire::load_be16(&got.lan[i][14 + 20]) == i);
+    }
+    auto p = e.punts();
+    REQUIRE(p.size() == 2);
+    std::sort(p.begin(), p.end(), [](auto& a, auto& b) { return a.reason < b.reason; });
+    CHECK(p[0].reason == dp::punt_reason::nhrp);
+    CHECK(p[0].outer_src == net::spoke3_nbma);
+    CHECK(p[1].reason == dp::punt_reason::glean);
+    env::free_all(p);
+
+    auto total = e.stats().total();
+    CHECK(mid.rx_packets <= total.rx_packets);
+    CHECK(total.rx_packets == lan_frames.size() + underlay_frames.size());
+    CHECK(total.tx_packets == n_out + n_in);
+    CHECK(total.port_rx_packets[e.lan().id] == lan_frames.size());
+    CHECK(total.port_rx_packets[e.underlay().id] == underlay_frames.size());
+    CHECK(total.port_tx_packets[e.underlay().id] == n_out);
+    CHECK(total.drop(dp::drop_reason::gre_unknown_key) == 1);
+    CHECK(total.punt(dp::punt_reason::nhrp) == 1);
+    CHECK(total.punt(dp::punt_reason::glean) == 1);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Ports open from vdev strings; queues, MTU, MAC and link are reported",
+          "[dataplane][port]") {
+    ensure_eal();
+    rte_mempool* pool = rte_pktmbuf_pool_create(unique_name("ppool").c_str(), 4095, 0, 0,
+                                                RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+    REQUIRE(pool != nullptr);
+    {
+        dp::port_config cfg;
+        cfg.devargs = "net_null0";
+        cfg.workers = 2;
+        cfg.pool = pool;
+        auto st = dp::open_port(cfg);
+        REQUIRE(st.has_value());
+        CHECK(st->rx_queues == 2);
+        CHECK(st->tx_queues == 3);
+        CHECK(st->control_tx_queue == 2);
+        rte_eth_dev_info info{};
+        REQUIRE(rte_eth_dev_info_get(st->id, &info) == 0);
+        CHECK(info.nb_rx_queues == 2);
+        CHECK(info.nb_tx_queues == 3);
+        rte_ether_addr mac{};
+        REQUIRE(rte_eth_macaddr_get(st->id, &mac) == 0);
+        CHECK(rte_is_same_ether_addr(&mac, &st->mac));
+        CHECK(dp::port_link(st->id).up);
+        dp::close_port(st->id);
+    }
+    {
+        // A device string the EAL does not know.
+        dp::port_config cfg;
+        cfg.devargs = "net_nosuchpmd0";
+        cfg.pool = pool;
+        auto st = dp::open_port(cfg);
+        REQUIRE(!st.has_value());
+        CHECK(st.error() == dp::port_error::probe_failed);
+    }
+    {
+        // net_ring as a vdev: each queue is one ring that the port both sends into and
+        // receives from, so a frame sent on a worker's queue comes back on its RX queue.
+        dp::port_config cfg;
+        cfg.devargs = "net_ring0";
+        cfg.workers = 2;
+        cfg.pool = pool;
+        auto st = dp::open_port(cfg);
+        REQUIRE(st.has_value());
+        CHECK(!st->rss);  // the ring PMD has no RSS: everything lands where it was put
+        bytes frame = eth(some_mac, lan_host_mac, RTE_ETHER_TYPE_IPV4,
+                          ipv4(net::lan_host, net::spoke2, 17, udp(1, 2, 10)));
+        rte_mbuf* m = to_mbuf(pool, frame, st->id);
+        REQUIRE(rte_eth_tx_burst(st->id, 1, &m, 1) == 1);
+        rte_mbuf* back[4];
+        REQUIRE(rte_eth_rx_burst(st->id, 1, back, 4) == 1);
+        CHECK(data_of(back[0]) == frame);
+        rte_pktmbuf_free(back[0]);
+        dp::close_port(st->id);
+
+        // More workers than the PMD has queues.
+        cfg.devargs = "net_ring1";
+        cfg.workers = 40;
+        auto too_many = dp::open_port(cfg);
+        REQUIRE(!too_many.has_value());
+        CHECK(too_many.error() == dp::port_error::too_few_queues);
+        uint16_t id = 0;
+        if (rte_eth_dev_get_port_by_name("net_ring1", &id) == 0) {
+            dp::close_port(id);
+        }
+    }
+    rte_mempool_free(pool);
+}

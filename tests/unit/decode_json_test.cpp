@@ -1,0 +1,152 @@
+// dmvpn-decode's engine: the fields of a packet built here, and the named error at each layer.
+// (tests/decode_vs_tshark.py compares the same engine with tshark on every capture.)
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "control/nhrp/packet.hpp"
+#include "dataplane/wire/gre.hpp"
+#include "dataplane/wire/ipv4.hpp"
+#include "dataplane/wire/pcap_file.hpp"
+#include "tools/decode_json.hpp"
+
+namespace pcap = dmvpn::wire::pcap;
+namespace nhrp = dmvpn::nhrp;
+namespace wire = dmvpn::wire;
+using bytes = std::vector<uint8_t>;
+
+namespace {
+
+bytes registration() {
+    nhrp::packet p;
+    p.hdr.type = nhrp::op::registration_request;
+    p.flags = nhrp::flag::reg_u | nhrp::flag::cisco_nat;
+    p.request_id = 77;
+    p.src_nbma = wire::ipv4_bytes(0xc6336402);   // 198.51.100.2
+    p.src_proto = wire::ipv4_bytes(0x0aff0002);  // 10.255.0.2
+    p.dst_proto = wire::ipv4_bytes(0x0aff0001);  // 10.255.0.1
+    nhrp::cie c;
+    c.prefix_length = 32;
+    c.holding_time = 7200;
+    p.cies.push_back(c);
+    nhrp::extension auth;
+    auth.compulsory = true;
+    auth.type = nhrp::ext::authentication;
+    auth.auth_spi = 1;
+    auth.data = {'k', 'e', 'y'};
+    nhrp::extension end;
+    end.compulsory = true;
+    end.type = nhrp::ext::end;
+    p.extensions = {auth, end};
+    auto b = nhrp::build(p);
+    REQUIRE(b);
+    return *b;
+}
+
+// A raw-IP frame: IPv4, GRE with key 42, then `payload` as NHRP.
+bytes frame(const bytes& payload) {
+    wire::gre_header g;
+    g.key_present = true;
+    g.key = 42;
+    g.protocol = wire::gre_proto::nhrp;
+    bytes gre(g.header_length());
+    REQUIRE(wire::encode_gre(g, gre) == gre.size());
+    gre.insert(gre.end(), payload.begin(), payload.end());
+    wire::ipv4_header h;
+    h.total_length = static_cast<uint16_t>(20 + gre.size());
+    h.ttl = 64;
+    h.protocol = wire::ip_proto::gre;
+    h.src = 0xc6336402;
+    h.dst = 0xc6336401;
+    bytes out(20);
+    REQUIRE(wire::encode_ipv4(h, {}, out) == 20);
+    out.insert(out.end(), gre.begin(), gre.end());
+    return out;
+}
+
+dmvpn::decode::decoded decode(const bytes& data, uint16_t link = pcap::linktype::raw) {
+    pcap::record r;
+    r.number = 3;
+    r.link_type = link;
+    r.ts = {1700000000, 5};
+    r.original_length = static_cast<uint32_t>(data.size());
+    r.data = data;
+    return dmvpn::decode::decode_record(r);
+}
+
+bool has(const std::string& json, const std::string& part) {
+    return json.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("an NHRP registration in GRE decodes to Wireshark's field names") {
+    const auto f = frame(registration());
+    auto d = decode(f);
+    CAPTURE(d.json);
+    CHECK(d.nhrp);
+    CHECK_FALSE(d.failed);
+    CHECK(d.json.front() == '{');
+    CHECK(d.json.back() == '}');
+    CHECK(has(d.json, R"("frame.number":3,"frame.time_epoch":"1700000000.000000005")"));
+    CHECK(has(d.json, R"("ip.src":"198.51.100.2","ip.dst":"198.51.100.1")"));
+    CHECK(has(d.json, R"("ip.proto":47)"));
+    CHECK(has(d.json, R"("gre.proto":8193,"gre.key":42)"));
+    CHECK(has(d.json, R"("nhrp.hdr.op.type":3)"));
+    CHECK(has(d.json, R"("nhrp.flag.u":true,"nhrp.flag.nat":true,"nhrp.reqid":77)"));
+    CHECK(has(d.json, R"("nhrp.src.nbma.addr":"198.51.100.2")"));
+    CHECK(has(d.json, R"("nhrp.src.prot.addr":"10.255.0.2","nhrp.dst.prot.addr":"10.255.0.1")"));
+    CHECK(has(d.json, R"("nhrp.prefix":[32])"));
+    CHECK(has(d.json, R"("nhrp.htime":[7200])"));
+    CHECK(has(d.json, R"("nhrp.ext.c":[true,true],"nhrp.ext.type":[7,0],"nhrp.ext.len":[7,0])"));
+    CHECK(has(d.json, R"("nhrp.auth_ext.spi":[1],"nhrp.auth_ext.data":["6b:65:79"])"));
+    CHECK_FALSE(has(d.json, "\"error\""));
+}
+
+TEST_CASE("each layer's failure is named and stops the decoding there") {
+    SECTION("NHRP with a bad checksum") {
+        auto nh = registration();
+        nh[13] ^= 0x01;
+        auto d = decode(frame(nh));
+        CAPTURE(d.json);
+        CHECK(d.nhrp);
+        CHECK(d.failed);
+        CHECK(has(d.json, R"("gre.key":42,"error":"bad_checksum"})"));
+    }
+    SECTION("a truncated IPv4 header") {
+        auto f = frame(registration());
+        f.resize(10);
+        auto d = decode(f);
+        CHECK_FALSE(d.nhrp);
+        CHECK(d.failed);
+        CHECK(has(d.json, R"("error":"truncated")"));
+    }
+    SECTION("an unsupported link type") {
+        auto d = decode(frame(registration()), 147);
+        CHECK(d.failed);
+        CHECK(has(d.json, R"("error":"unsupported_link_type")"));
+    }
+    SECTION("a UDP header cut short") {
+        wire::ipv4_header h;
+        h.total_length = 24;
+        h.protocol = wire::ip_proto::udp;
+        bytes f(20);
+        REQUIRE(wire::encode_ipv4(h, {}, f) == 20);
+        f.insert(f.end(), {0x11, 0x94, 0x11, 0x94});
+        auto d = decode(f);
+        CHECK_FALSE(d.nhrp);
+        CHECK(has(d.json, R"("error":"truncated_udp_header")"));
+    }
+}
+
+TEST_CASE("json_object: scalars, arrays in insertion order, escaping") {
+    dmvpn::decode::json_object o;
+    o.set("a", uint64_t{1});
+    o.append("b", true);
+    o.append("b", std::string("x\"y\\z\n"));
+    o.set("c", std::string("plain"));
+    CHECK(o.str() == R"({"a":1,"b":[true,"x\"y\\z\u000a"],"c":"plain"})");
+    CHECK(o.has("b"));
+    CHECK_FALSE(o.has("d"));
+}

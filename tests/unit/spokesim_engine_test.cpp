@@ -1,0 +1,426 @@
+// The whole emulator without DPDK: frames out of the engine go to a scripted hub written here
+// with the NHRP codec (ARP, registration replies, forwarding with a Traffic Indication, forwarded
+// Resolution Requests, purge), whose frames go back in. Proves ARP, the registration ramp,
+// data via the hub, the Phase 3 switch to shortcuts, purges, and the checks and counters.
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "control/nhrp/packet.hpp"
+#include "tools/spokesim/engine.hpp"
+#include "tools/spokesim/esp.hpp"
+#include "tools/spokesim/frames.hpp"
+#include "tools/spokesim/payload.hpp"
+
+using namespace dmvpn;
+using namespace dmvpn::spokesim;
+
+namespace {
+
+constexpr uint64_t ms = 1000;
+const mac port_mac{0x02, 0xaa, 0, 0, 0, 0x01};
+const mac hub_mac{0x02, 0xbb, 0, 0, 0, 0x01};
+
+struct capture_sink final : frame_sink {
+    std::deque<buffer> frames;
+    void send(std::span<const uint8_t> f) override { frames.emplace_back(f.begin(), f.end()); }
+};
+
+// The hub's half, reduced to what a Phase 3 hub does for the emulator to react to.
+class scripted_hub {
+public:
+    scripted_hub(const topology& t, std::optional<uint32_t> key, std::string auth)
+        : _t(t), _key(key), _auth(std::move(auth)) {}
+
+    std::unique_ptr<esp_layer> esp;  // the hub's side of every spoke's SA pair
+    uint64_t esp_decrypted = 0;
+    bool redirect = true;
+    bool corrupt_next_data = false;
+    uint16_t reply_code = 0;
+    std::map<ipv4, ipv4> bindings;  // overlay -> NBMA, from registrations
+    uint64_t arp_requests = 0;
+    uint64_t data_forwarded = 0;
+    uint64_t tis_sent = 0;
+    uint64_t resolutions_forwarded = 0;
+    uint64_t purge_replies = 0;
+    std::vector<nhrp::packet> nhrp_seen;
+
+    // Handles one frame from the emulator; frames for it go into `to_spokes`.
+    void on_frame(const buffer& f, std::deque<buffer>& to_spokes) {
+        auto eth = parse_eth(f);
+        REQUIRE(eth);
+        if (eth->type == ethertype_arp) {
+            auto arp = parse_arp(eth->payload);
+            REQUIRE(arp);
+            if (arp->op == 1 && arp->target_ip == _t.hub_nbma()) {
+                ++arp_requests;
+                to_spokes.push_back(
+                    arp_frame(2, hub_mac, _t.hub_nbma(), arp->sender_mac, arp->sender_ip));
+            }
+            return;
+        }
+        REQUIRE(eth->dst == hub_mac);
+        auto ip = parse_ipv4(eth->payload);
+        REQUIRE(ip);
+        REQUIRE(ip->checksum_ok);
+        REQUIRE(ip->dst == _t.hub_nbma());
+        buffer clear;
+        if (esp) {
+            REQUIRE(ip->proto == ip_proto_esp);
+            auto spoke = _t.local_by_nbma(ip->src);
+            REQUIRE(spoke);
+            clear.assign(eth->payload.begin(), eth->payload.end());
+            REQUIRE(esp->unprotect(*spoke, clear) == esp_status::ok);
+            ++esp_decrypted;
+            ip = parse_ipv4(clear);
+            REQUIRE(ip);
+        }
+        REQUIRE(ip->proto == ip_proto_gre);
+        auto gre = parse_gre(ip->payload);
+        REQUIRE(gre);
+        REQUIRE(gre->key == _key);
+        if (gre->proto == gre_proto_nhrp) {
+            auto p = nhrp::parse(gre->payload);
+            REQUIRE(p);
+            nhrp_seen.push_back(*p);
+            on_nhrp(*p, ip->src, to_spokes);
+        } else {
+            on_data(gre->payload, ip->src, to_spokes);
+        }
+    }
+
+    // Packets the hub originates carry its password, as Cisco's do.
+    void send_nhrp(nhrp::packet p, ipv4 to, std::deque<buffer>& out) {
+        bool has_auth = false;
+        for (const auto& e : p.extensions) {
+            has_auth |= e.type == nhrp::ext::authentication;
+        }
+        if (!_auth.empty() && !has_auth) {
+            nhrp::extension a;
+            a.type = nhrp::ext::authentication;
+            a.compulsory = true;
+            a.auth_spi = 1;
+            a.data.assign(_auth.begin(), _auth.end());
+            p.extensions.push_back(a);
+            p.has_extension_area = true;
+        }
+        auto b = nhrp::build(p);
+        REQUIRE(b);
+        send_gre(gre_proto_nhrp, *b, to, out);
+    }
+
+    void send_gre(uint16_t proto, std::span<const uint8_t> payload, ipv4 to,
+                  std::deque<buffer>& out) {
+        buffer pkt;
+        put_ipv4(pkt, _t.hub_nbma(), to, ip_proto_gre, (_key ? 8 : 4) + payload.size(), 1);
+        put_gre(pkt, _key, proto);
+        pkt.insert(pkt.end(), payload.begin(), payload.end());
+        if (esp) {
+            REQUIRE(esp->protect(*_t.local_by_nbma(to), pkt) == esp_status::ok);
+        }
+        buffer f;
+        put_eth(f, port_mac, hub_mac, ethertype_ipv4);
+        f.insert(f.end(), pkt.begin(), pkt.end());
+        out.push_back(std::move(f));
+    }
+
+    void forget_redirects() { _redirected.clear(); }
+
+    nhrp::packet purge_for(ipv4 requester_overlay, ipv4 gone) const {
+        nhrp::packet purge;
+        purge.hdr.type = nhrp::op::purge_request;
+        purge.request_id = 4242;
+        purge.src_nbma = to_bytes(_t.hub_nbma());
+        purge.src_proto = to_bytes(_t.hub_overlay());
+        purge.dst_proto = to_bytes(requester_overlay);
+        nhrp::cie c;
+        c.prefix_length = 32;
+        c.client_proto = to_bytes(gone);
+        purge.cies.push_back(c);
+        return purge;
+    }
+
+private:
+    void on_nhrp(const nhrp::packet& p, ipv4 from, std::deque<buffer>& out) {
+        if (p.hdr.type == nhrp::op::registration_request) {
+            nhrp::packet r = p;
+            r.hdr.type = nhrp::op::registration_reply;
+            r.cies.at(0).code = static_cast<uint8_t>(reply_code);
+            for (auto& e : r.extensions) {
+                if (e.type == nhrp::ext::responder_address) {
+                    nhrp::cie c;
+                    c.prefix_length = 32;
+                    c.client_nbma = to_bytes(_t.hub_nbma());
+                    c.client_proto = to_bytes(_t.hub_overlay());
+                    e.cies = {c};
+                }
+            }
+            if (reply_code == 0) {
+                bindings[*from_bytes(p.src_proto)] = from;
+            }
+            send_nhrp(r, from, out);
+        } else if (p.hdr.type == nhrp::op::resolution_request) {
+            // Phase 3: forward towards the owner of the destination, transit record added.
+            ipv4 target = *from_bytes(p.dst_proto);
+            auto owner = _t.local_by_destination(target);
+            REQUIRE(owner);
+            nhrp::packet f = p;
+            f.hdr.hop_count = static_cast<uint8_t>(f.hdr.hop_count - 1);
+            for (auto& e : f.extensions) {
+                if (e.type == nhrp::ext::forward_transit) {
+                    nhrp::cie c;
+                    c.client_nbma = to_bytes(_t.hub_nbma());
+                    c.client_proto = to_bytes(_t.hub_overlay());
+                    e.cies.push_back(c);
+                }
+            }
+            ++resolutions_forwarded;
+            send_nhrp(f, _t.nbma_of(*owner), out);
+        } else if (p.hdr.type == nhrp::op::purge_reply) {
+            ++purge_replies;
+        }
+    }
+
+    void on_data(std::span<const uint8_t> inner, ipv4 from, std::deque<buffer>& out) {
+        auto ip = parse_ipv4(inner);
+        REQUIRE(ip);
+        auto owner = _t.local_by_destination(ip->dst);
+        REQUIRE(owner);
+        REQUIRE(bindings.count(_t.overlay_of(*owner)) == 1);
+        buffer copy(inner.begin(), inner.end());
+        if (corrupt_next_data) {
+            corrupt_next_data = false;
+            copy.back() ^= 0xff;
+        }
+        ++data_forwarded;
+        send_gre(gre_proto_ipv4, copy, _t.nbma_of(*owner), out);
+        if (redirect && _redirected.insert({from, ip->dst}).second) {
+            // Out the tunnel it came in by: tell the sender (Cisco's redirect).
+            nhrp::packet ti;
+            ti.hdr.type = nhrp::op::traffic_indication;
+            ti.src_nbma = to_bytes(_t.hub_nbma());
+            ti.src_proto = to_bytes(_t.hub_overlay());
+            ti.dst_proto = to_bytes(ip->src);
+            ti.contents.assign(inner.begin(), inner.begin() + 28);
+            ++tis_sent;
+            send_nhrp(ti, from, out);
+        }
+    }
+
+    const topology& _t;
+    std::optional<uint32_t> _key;
+    std::string _auth;
+    std::set<std::pair<ipv4, ipv4>> _redirected;
+};
+
+struct rig {
+    options o;
+    capture_sink sink;
+    std::unique_ptr<topology> topo;
+    std::unique_ptr<engine> eng;
+    std::unique_ptr<scripted_hub> hub;
+    uint64_t now = 1'000'000;
+
+    explicit rig(std::vector<std::string> args) {
+        auto p = parse_options(args);
+        REQUIRE(p);
+        o = *p;
+        topo = std::make_unique<topology>(o);
+        std::unique_ptr<esp_layer> spoke_esp;
+        hub = std::make_unique<scripted_hub>(*topo, o.gre_key, o.auth);
+        if (o.esp != esp_transform::none) {
+            auto s = make_esp_layer(*topo);
+            REQUIRE(s);
+            spoke_esp = std::move(*s);
+            auto h = make_esp_layer(*topo, true);
+            REQUIRE(h);
+            hub->esp = std::move(*h);
+        }
+        eng = std::make_unique<engine>(o, port_mac, sink, std::move(spoke_esp));
+        eng->start(now);
+    }
+
+    // Advances time in 1 ms steps, shuttling frames both ways.
+    void run_for(uint64_t us) {
+        uint64_t end = now + us;
+        while (now < end && !eng->done()) {
+            eng->poll(now);
+            std::deque<buffer> back;
+            while (!sink.frames.empty()) {
+                buffer f = std::move(sink.frames.front());
+                sink.frames.pop_front();
+                hub->on_frame(f, back);
+            }
+            for (auto& f : back) {
+                eng->on_frame(f, now);
+            }
+            now += ms;
+        }
+    }
+};
+
+}  // namespace
+
+TEST_CASE("end to end: ARP, registration ramp, data via hub, TI, shortcuts", "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "6", "--gre-key", "1000", "--auth", "secret",
+           "--holdtime", "30", "--reg-rate", "20", "--rate", "600", "--duration", "2", "--drain",
+           "0.5"});
+    r.run_for(100 * ms);
+    CHECK(r.hub->arp_requests == 1);
+    CHECK(r.eng->hub_mac_known());
+    CHECK(r.eng->hub_mac() == hub_mac);
+    // 20 registrations/s: after 0.1 s only the first two or three spokes have registered.
+    CHECK(r.eng->sum(r.now).registered < 6);
+    CHECK(r.eng->sum(r.now).registered >= 2);
+    r.run_for(400 * ms);
+    CHECK(r.eng->sum(r.now).registered == 6);
+    CHECK(r.eng->current_phase() == phase::traffic);
+    r.run_for(3000 * ms);
+    REQUIRE(r.eng->done());
+    totals t = r.eng->sum(r.now);
+    INFO(r.eng->report_json(r.now));
+    CHECK(t.registered == 6);
+    CHECK(t.nhrp.registration_replies == 6);
+    CHECK(t.nhrp.registration_rejects == 0);
+    // Every sender got one TI, resolved its peer through the hub, and switched to the shortcut.
+    CHECK(r.hub->tis_sent == 6);
+    CHECK(t.nhrp.traffic_indications == 6);
+    CHECK(t.nhrp.resolution_requests_sent == 6);
+    CHECK(r.hub->resolutions_forwarded == 6);
+    CHECK(t.nhrp.resolution_requests_answered == 6);
+    CHECK(t.nhrp.shortcuts_installed == 6);
+    CHECK(t.sent == 1200);  // 600/s for 2 s
+    CHECK(t.data.sent_via_hub == r.hub->data_forwarded);
+    CHECK(t.data.sent_via_hub >= 6);
+    CHECK(t.data.sent_shortcut > 1000);
+    CHECK(t.received == t.sent);
+    CHECK(t.data.received_shortcut == t.data.sent_shortcut);
+    CHECK(t.lost == 0);
+    CHECK(t.data.corrupt == 0);
+    CHECK(r.eng->success(r.now));
+    std::string json = r.eng->report_json(r.now);
+    CHECK(json.find("\"ok\":true") == 1);
+    CHECK(json.find("\"per_spoke\":[{\"index\":0") != std::string::npos);
+}
+
+TEST_CASE("refresh at holdtime/3, corrupt data caught, purge removes the shortcut",
+          "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "2", "--hub-mac", "02:bb:00:00:00:01", "--holdtime",
+           "6", "--reg-rate", "100", "--rate", "100", "--duration", "7", "--drain", "0.2"});
+    r.hub->corrupt_next_data = true;  // the first data packet through the hub
+    r.run_for(100 * ms);
+    CHECK(r.hub->arp_requests == 0);  // told the hub's MAC
+    CHECK(r.eng->sum(r.now).registered == 2);
+    r.run_for(1000 * ms);
+    CHECK(r.eng->sum(r.now).data.corrupt == 1);
+    CHECK(r.eng->sum(r.now).nhrp.shortcuts_installed == 2);
+
+    // The hub purges spoke 1's binding at spoke 0: the flow falls back to the hub, a new TI
+    // comes and the shortcut is built again.
+    std::deque<buffer> back;
+    r.hub->send_nhrp(r.hub->purge_for(r.topo->overlay_of(0), r.topo->overlay_of(1)),
+                     r.topo->nbma_of(0), back);
+    for (auto& f : back) {
+        r.eng->on_frame(f, r.now);
+    }
+    r.hub->forget_redirects();
+    r.run_for(1 * ms);
+    CHECK(r.hub->purge_replies == 1);
+    CHECK(r.eng->spoke_at(0).counters().purges_received == 1);
+    r.run_for(7000 * ms);
+    REQUIRE(r.eng->done());
+    totals t = r.eng->sum(r.now);
+    INFO(r.eng->report_json(r.now));
+    // 8+ s with holdtime 6: refreshed every 2 s, never lapsed.
+    CHECK(t.nhrp.registration_replies >= 8);
+    CHECK(t.registered == 2);
+    CHECK(r.eng->spoke_at(0).counters().shortcuts_installed == 2);
+    CHECK(t.data.corrupt == 1);
+    CHECK(t.lost == 1);  // the corrupted one never counted as received
+    CHECK_FALSE(r.eng->success(r.now));
+    CHECK(r.eng->report_json(r.now).find("\"ok\":false") == 1);
+}
+
+TEST_CASE("a hub that refuses registrations: nobody registers, no data, a failed run",
+          "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "3", "--hub-mac", "02:bb:00:00:00:01", "--rate", "50",
+           "--duration", "1", "--register-wait", "2", "--drain", "0"});
+    r.hub->reply_code = nhrp::cie_code::unique_address_already_registered;
+    r.run_for(5000 * ms);
+    REQUIRE(r.eng->done());
+    totals t = r.eng->sum(r.now);
+    CHECK(t.registered == 0);
+    CHECK(t.nhrp.registration_rejects >= 3);
+    CHECK(t.sent == 0);
+    CHECK(r.eng->spoke_at(0).last_reject() == verdict::rejected);
+    CHECK_FALSE(r.eng->success(r.now));
+}
+
+TEST_CASE("answers ARP for every spoke's NBMA address, and only those", "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "4", "--hub-mac", "02:bb:00:00:00:01"});
+    const mac asker{0x02, 0xcc, 0, 0, 0, 9};
+    for (uint32_t i = 0; i < 4; ++i) {
+        r.eng->on_frame(arp_frame(1, asker, r.topo->hub_nbma(), broadcast_mac, r.topo->nbma_of(i)),
+                        r.now);
+    }
+    r.eng->on_frame(arp_frame(1, asker, r.topo->hub_nbma(), broadcast_mac, r.topo->nbma_of(4)),
+                    r.now);
+    REQUIRE(r.sink.frames.size() == 4);
+    for (uint32_t i = 0; i < 4; ++i) {
+        auto eth = parse_eth(r.sink.frames[i]);
+        REQUIRE(eth);
+        CHECK(eth->dst == asker);
+        auto arp = parse_arp(eth->payload);
+        REQUIRE(arp);
+        CHECK(arp->op == 2);
+        CHECK(arp->sender_mac == port_mac);
+        CHECK(arp->sender_ip == r.topo->nbma_of(i));
+    }
+    CHECK(r.eng->arp_replies_sent() == 4);
+}
+
+TEST_CASE("ESP transport with the derived SAs: the hub's side of the keys decrypts everything",
+          "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "4", "--esp", "aes256-gcm16", "--sa-seed", "99",
+           "--gre-key", "5", "--hub-mac", "02:bb:00:00:00:01", "--rate", "400", "--duration",
+           "1", "--drain", "0.2", "--no-shortcuts"});
+    r.run_for(3000 * ms);
+    REQUIRE(r.eng->done());
+    totals t = r.eng->sum(r.now);
+    INFO(r.eng->report_json(r.now));
+    CHECK(t.registered == 4);
+    CHECK(t.sent == 400);
+    CHECK(t.data.sent_shortcut == 0);  // TIs ignored: Phase 2 behaviour
+    CHECK(t.nhrp.traffic_indications == 4);
+    CHECK(t.received == 400);
+    CHECK(t.data.esp_errors == 0);
+    CHECK(r.hub->esp_decrypted == t.sent + t.nhrp.registrations_sent);
+    CHECK(r.eng->success(r.now));
+
+    // A frame the hub encrypted, replayed: anti-replay drops it and the spoke counts it.
+    buffer pkt;
+    put_ipv4(pkt, r.topo->hub_nbma(), r.topo->nbma_of(0), ip_proto_gre, 4 + 4, 1);
+    put_gre(pkt, 5u, 0x0800);
+    pkt.insert(pkt.end(), {0x45, 0, 0, 4});
+    REQUIRE(r.hub->esp->protect(0, pkt) == esp_status::ok);
+    buffer f;
+    put_eth(f, port_mac, hub_mac, ethertype_ipv4);
+    f.insert(f.end(), pkt.begin(), pkt.end());
+    uint64_t before = r.eng->data_at(0).esp_errors;
+    r.eng->on_frame(f, r.now);
+    r.eng->on_frame(f, r.now);
+    CHECK(r.eng->data_at(0).esp_errors == before + 1);  // the first decrypts (then fails inner checks)
+    CHECK(r.eng->data_at(0).corrupt >= 1);
+
+    // Clear GRE while ESP is configured is dropped.
+    buffer clear_f;
+    put_eth(clear_f, port_mac, hub_mac, ethertype_ipv4);
+    put_ipv4(clear_f, r.topo->hub_nbma(), r.topo->nbma_of(1), ip_proto_gre, 4, 2);
+    put_gre(clear_f, 5u, 0x2001);
+    r.eng->on_frame(clear_f, r.now);
+    CHECK(r.eng->data_at(1).unprotected == 1);
+}

@@ -1,0 +1,168 @@
+// dmvpn-spokesim without DPDK: command line, derived topology and SAs, data payloads.
+#include <catch2/catch.hpp>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tools/spokesim/options.hpp"
+#include "tools/spokesim/payload.hpp"
+#include "tools/spokesim/topology.hpp"
+
+using namespace dmvpn::spokesim;
+
+namespace {
+
+dmvpn::wire::result<options, std::string> parse(std::vector<std::string> args) {
+    return parse_options(args);
+}
+
+// The refusal names the option at fault and says what is wrong.
+void refused(std::vector<std::string> args, const std::string& mentions) {
+    auto r = parse(args);
+    INFO("args ending " << args.back());
+    REQUIRE_FALSE(r);
+    INFO("message: " << r.error());
+    CHECK(r.error().find(mentions) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("defaults give the documented topology", "[spokesim]") {
+    auto r = parse({"--vdev", "net_ring0"});
+    REQUIRE(r);
+    topology t(*r);
+    CHECK(to_string(t.hub_nbma()) == "100.64.0.1");
+    CHECK(to_string(t.hub_overlay()) == "10.255.0.1");
+    CHECK(to_string(t.nbma_of(0)) == "100.64.0.2");
+    CHECK(to_string(t.overlay_of(1)) == "10.255.0.3");
+    CHECK(to_string(t.lan_of(0)) == "172.16.0.0/24");
+    CHECK(to_string(t.lan_of(1)) == "172.16.1.0/24");
+    CHECK(r->unique);
+    CHECK(r->holdtime == 7200);
+}
+
+TEST_CASE("options set every range and the first spoke", "[spokesim]") {
+    auto r = parse({"--vdev=net_memif0,role=client", "--spokes", "300", "--first-spoke", "100",
+                    "--nbma-prefix", "198.51.100.0/22", "--hub-nbma", "198.51.103.254",
+                    "--tunnel-prefix", "10.0.0.0/16", "--lan-prefix", "10.128.0.0/9",
+                    "--lan-length", "28", "--gre-key", "0x2a", "--auth", "secret", "--traffic",
+                    "lan", "--esp", "aes256-gcm16", "--style", "frr", "--no-unique"});
+    REQUIRE(r);
+    CHECK(r->gre_key == 42u);
+    CHECK(r->auth == "secret");
+    CHECK(r->style == nhrp_style::frr);
+    CHECK_FALSE(r->unique);
+    topology t(*r);
+    CHECK(t.size() == 300);
+    CHECK(to_string(t.nbma_of(0)) == "198.51.100.102");  // offset 2 + first spoke 100
+    CHECK(to_string(t.lan_of(0)) == "10.128.6.64/28");   // 100th /28
+    CHECK(to_string(t.traffic_address_of(0)) == "10.128.6.65");
+    CHECK(t.local_by_nbma(t.nbma_of(299)) == 299u);
+    CHECK_FALSE(t.local_by_nbma(t.nbma_of(0) - 1));
+    CHECK(t.local_by_destination(t.lan_of(7).network + 5) == 7u);
+    CHECK(t.local_by_destination(t.overlay_of(9)) == 9u);
+    CHECK_FALSE(t.local_by_destination(t.hub_overlay()));
+}
+
+TEST_CASE("nonsense options are refused with a clear message", "[spokesim]") {
+    refused({"--vdev", "x", "--bogus"}, "unknown option '--bogus'");
+    refused({"--vdev", "x", "--spokes"}, "--spokes needs a value");
+    refused({"--vdev", "x", "--spokes", "0"}, "--spokes: '0' is not an integer in [1,");
+    refused({"--vdev", "x", "--spokes", "ten"}, "--spokes: 'ten'");
+    refused({"--vdev", "x", "--rate", "-5"}, "--rate: '-5' is not a number");
+    refused({"--vdev", "x", "--rate", "nan"}, "--rate: 'nan'");
+    refused({"--vdev", "x", "--nbma-prefix", "100.64.0.1/10"}, "zero host bits");
+    refused({"--vdev", "x", "--nbma-prefix", "100.64.0.0/33"}, "--nbma-prefix");
+    refused({"--vdev", "x", "--hub-nbma", "300.1.1.1"}, "--hub-nbma: '300.1.1.1'");
+    refused({"--vdev", "x", "--auth", "longerthan8"}, "must be 1 to 8 bytes");
+    refused({"--vdev", "x", "--style", "juniper"}, "neither cisco nor frr");
+    refused({"--vdev", "x", "--esp", "des"}, "'des' is not one of");
+    refused({"--vdev", "x", "--hub-mac", "01:00:5e:00:00:01"}, "unicast MAC");
+    refused({"--vdev", "x", "--gre-key", "0x100000000"}, "32-bit GRE key");
+    refused({"--vdev", "x", "--unique", "--no-unique"}, "contradict");
+    refused({"--vdev", "x", "--no-progress=1"}, "takes no value");
+    refused({"--vdev", "x", "--cie-prefix", "24"}, "neither 255 nor 32");
+    refused({"--vdev", "x", "--spokes", "300", "--nbma-prefix", "10.0.0.0/24"},
+            "--nbma-prefix 10.0.0.0/24 has no room for spokes 0..299");
+    refused({"--vdev", "x", "--spokes", "5000", "--traffic", "lan"}, "holds only 4096 /24");
+    refused({"--vdev", "x", "--spokes", "4", "--peer-offset", "8"}, "send to itself");
+    refused({"--vdev", "x", "--hub-nbma", "100.64.0.3"}, "is one of the spokes' NBMA");
+    refused({"--vdev", "x", "--hub-overlay", "10.254.0.1"}, "outside --tunnel-prefix");
+    refused({"--vdev", "x", "--holdtime", "60", "--registration-timeout", "60"},
+            "must be below --holdtime");
+    refused({"--write-pcap", "/tmp/x.pcap"}, "--write-pcap needs --count");
+    refused({"--vdev", "x", "--count", "5"}, "--count only goes with --write-pcap");
+    refused({"--print-sa-yaml"}, "needs --esp");
+    refused({"--spokes", "3"}, "--vdev is required");
+    refused({"--vdev", "x", "--lan-length", "8"}, "shorter than --lan-prefix");
+}
+
+TEST_CASE("offline modes need no vdev", "[spokesim]") {
+    CHECK(parse({"--print-sa-yaml", "--esp", "aes128-gcm16"}));
+    CHECK(parse({"--write-pcap", "/tmp/x.pcap", "--count", "10"}));
+    auto h = parse({"--help"});
+    REQUIRE(h);
+    CHECK(h->help);
+    CHECK(usage().find("--print-sa-yaml") != std::string::npos);
+}
+
+TEST_CASE("SAs are derived deterministically, distinct per spoke and direction", "[spokesim]") {
+    auto a = derive_sa(7, 3, true, 0x1000, esp_transform::aes128_gcm);
+    auto b = derive_sa(7, 3, true, 0x1000, esp_transform::aes128_gcm);
+    auto c = derive_sa(7, 3, false, 0x1000, esp_transform::aes128_gcm);
+    auto d = derive_sa(8, 3, true, 0x1000, esp_transform::aes128_gcm);
+    auto e = derive_sa(7, 3, true, 0x1000, esp_transform::aes256_gcm);
+    CHECK(a.key == b.key);
+    CHECK(a.salt == b.salt);
+    CHECK(a.key.size() == 16);
+    CHECK(a.salt.size() == 4);
+    CHECK(e.key.size() == 32);
+    CHECK(a.spi == 0x1006);
+    CHECK(c.spi == 0x1007);
+    CHECK(a.key != c.key);
+    CHECK(a.key != d.key);
+
+    auto o = parse({"--print-sa-yaml", "--esp", "aes128-gcm16", "--spokes", "50"});
+    REQUIRE(o);
+    topology t(*o);
+    std::set<uint32_t> spis;
+    std::set<std::vector<uint8_t>> keys;
+    for (uint32_t i = 0; i < t.size(); ++i) {
+        auto s = t.spoke(i);
+        spis.insert(s.to_hub.spi);
+        spis.insert(s.from_hub.spi);
+        keys.insert(s.to_hub.key);
+        keys.insert(s.from_hub.key);
+    }
+    CHECK(spis.size() == 100);
+    CHECK(keys.size() == 100);
+    std::string yaml = t.sa_yaml();
+    CHECK(yaml.find("transform: aes128-gcm16") != std::string::npos);
+    CHECK(yaml.find("inbound: {spi: 4096, key: \"") != std::string::npos);
+    CHECK(yaml.find("outbound: {spi: 4195, key: \"") != std::string::npos);  // spoke 49
+    CHECK(yaml.find("- peer: " + to_string(t.nbma_of(49))) != std::string::npos);
+}
+
+TEST_CASE("payloads verify, and any change is caught", "[spokesim]") {
+    std::vector<uint8_t> buf(100);
+    write_payload(buf, {3, 9, 0x1'0000'0005ull});
+    auto ok = check_payload(buf);
+    REQUIRE(ok);
+    CHECK(ok->src == 3);
+    CHECK(ok->dst == 9);
+    CHECK(ok->seq == 0x1'0000'0005ull);
+
+    for (size_t at : {0ul, 5ul, 23ul, 24ul, 99ul}) {
+        auto bad = buf;
+        bad[at] ^= 0x01;
+        INFO("flipped byte " << at);
+        CHECK_FALSE(check_payload(bad));
+    }
+    auto truncated = std::span<const uint8_t>(buf).first(60);
+    auto t = check_payload(truncated);
+    REQUIRE_FALSE(t);
+    CHECK(t.error() == payload_error::bad_length);
+    CHECK(check_payload(std::span<const uint8_t>(buf).first(10)).error() ==
+          payload_error::too_short);
+}

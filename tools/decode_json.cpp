@@ -1,0 +1,563 @@
+#include "tools/decode_json.hpp"
+
+#include <array>
+#include <cstdio>
+#include <optional>
+
+#include "control/nhrp/packet.hpp"
+#include "crypto/esp_wire.hpp"
+#include "dataplane/wire/gre.hpp"
+#include "dataplane/wire/ipv4.hpp"
+#include "dataplane/wire/reader.hpp"
+
+namespace dmvpn::decode {
+
+namespace {
+
+namespace pcap = wire::pcap;
+
+constexpr uint16_t ethertype_ipv4 = 0x0800;
+constexpr uint8_t ip_proto_nhrp = 54;  // NHRP straight over IPv4 (IANA protocol 54, "NARP")
+constexpr uint16_t udp_port_natt = 4500;  // RFC 3948
+constexpr size_t udp_header_size = 8;
+constexpr size_t non_esp_marker_size = 4;
+constexpr uint8_t natt_keepalive = 0xff;
+constexpr uint8_t tl_type_bit = 0x40;  // NHRP address type/length: NSAP (0) or E.164 (1)
+constexpr uint8_t tl_length_mask = 0x3f;
+constexpr uint16_t nhrp_pro_snap = 0x0080;  // NLPID SNAP: the protocol is OUI + PID
+constexpr size_t device_capabilities_size = 8;
+constexpr uint32_t devcap_vpn_aware = 0x1;  // RFC 2735 section 3: the V bit
+constexpr uint8_t vlan_pcp_shift = 13;
+constexpr uint16_t vlan_dei_bit = 0x1000;
+constexpr uint16_t vlan_id_mask = 0x0fff;
+constexpr uint16_t ip_flag_rb = 0x4;  // tshark's ip.flags: the 3 flag bits as a number
+constexpr uint16_t ip_flag_df = 0x2;
+constexpr uint16_t ip_flag_mf = 0x1;
+
+std::string hex_bytes(std::span<const uint8_t> b) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string s;
+    s.reserve(b.size() * 3);
+    for (size_t i = 0; i < b.size(); ++i) {
+        if (i != 0) {
+            s.push_back(':');
+        }
+        s.push_back(digits[b[i] >> 4]);
+        s.push_back(digits[b[i] & 0xf]);
+    }
+    return s;
+}
+
+std::string dotted(std::span<const uint8_t> b) {
+    return std::to_string(b[0]) + "." + std::to_string(b[1]) + "." + std::to_string(b[2]) + "." +
+           std::to_string(b[3]);
+}
+
+std::string time_epoch(pcap::timestamp ts) {
+    std::array<char, 16> frac{};
+    std::snprintf(frac.data(), frac.size(), "%09u", ts.nsec);
+    return std::to_string(ts.sec) + "." + frac.data();
+}
+
+void escape_into(std::string& out, const std::string& s) {
+    out.push_back('"');
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(c);
+        } else if (u < 0x20) {
+            std::array<char, 8> esc{};
+            std::snprintf(esc.data(), esc.size(), "\\u%04x", u);
+            out += esc.data();
+        } else {
+            out.push_back(c);
+        }
+    }
+    out.push_back('"');
+}
+
+void scalar_into(std::string& out, const json_scalar& v) {
+    if (const auto* n = std::get_if<uint64_t>(&v)) {
+        out += std::to_string(*n);
+    } else if (const auto* b = std::get_if<bool>(&v)) {
+        out += *b ? "true" : "false";
+    } else {
+        escape_into(out, std::get<std::string>(v));
+    }
+}
+
+// Builds one packet's object layer by layer; each layer returns what the next one reads, or
+// nothing once it has recorded an error or there is nothing more to decode.
+class packet_decoder {
+public:
+    explicit packet_decoder(const pcap::record& rec) : _rec(rec) {}
+
+    decoded run() {
+        frame();
+        if (auto l3 = link()) {
+            if (auto ip = ipv4(*l3)) {
+                transport(*ip);
+            }
+        }
+        return decoded{_o.str(), _nhrp, _failed};
+    }
+
+private:
+    void error(std::string_view reason) {
+        _o.set("error", std::string(reason));
+        _failed = true;
+    }
+
+    void frame() {
+        _o.set("frame.number", uint64_t{_rec.number});
+        _o.set("frame.time_epoch", time_epoch(_rec.ts));
+        _o.set("frame.len", uint64_t{_rec.original_length});
+        _o.set("frame.cap_len", uint64_t{_rec.data.size()});
+    }
+
+    // The IPv4 packet, if the frame carries one.
+    std::optional<std::span<const uint8_t>> link() {
+        auto f = pcap::strip_link_layer(_rec.link_type, _rec.data);
+        if (!f) {
+            error(pcap::name(f.error()));
+            return std::nullopt;
+        }
+        if (_rec.link_type == pcap::linktype::ethernet) {
+            _o.set("eth.dst", hex_bytes(_rec.data.first(6)));
+            _o.set("eth.src", hex_bytes(_rec.data.subspan(6, 6)));
+            _o.set(f->ieee8023_length && f->vlan_count == 0 ? "eth.len" : "eth.type",
+                   uint64_t{f->outer_type});
+        } else if (f->sll_pkttype) {
+            _o.set("sll.pkttype", uint64_t{*f->sll_pkttype});
+            _o.set("sll.hatype", uint64_t{*f->sll_hatype});
+            _o.set("sll.etype", uint64_t{f->outer_type});
+        }
+        for (size_t i = 0; i < f->vlan_count; ++i) {
+            const uint16_t tci = f->vlan_tci[i];
+            _o.append("vlan.priority", uint64_t{static_cast<uint16_t>(tci >> vlan_pcp_shift)});
+            _o.append("vlan.dei", (tci & vlan_dei_bit) != 0);
+            _o.append("vlan.id", uint64_t{static_cast<uint16_t>(tci & vlan_id_mask)});
+            const bool last_is_length = i + 1 == f->vlan_count && f->ieee8023_length;
+            _o.append(last_is_length ? "vlan.len" : "vlan.etype", uint64_t{f->vlan_type[i]});
+        }
+        if (f->ethertype != ethertype_ipv4) {
+            return std::nullopt;  // ARP, IPv6, STP, ...: nothing this tool decodes further
+        }
+        return f->payload;
+    }
+
+    std::optional<wire::ipv4_view> ipv4(std::span<const uint8_t> l3) {
+        // Show packets with a bad header checksum too: the decoder reports, it does not filter.
+        auto ip = wire::parse_ipv4(l3, wire::checksum_check::skip);
+        if (!ip) {
+            error(wire::name(ip.error()));
+            return std::nullopt;
+        }
+        const auto& h = ip->hdr;
+        _o.set("ip.version", uint64_t{4});
+        _o.set("ip.hdr_len", uint64_t{h.header_length()});
+        _o.set("ip.dsfield", uint64_t{h.tos});
+        _o.set("ip.len", uint64_t{h.total_length});
+        _o.set("ip.id", uint64_t{h.id});
+        _o.set("ip.flags", uint64_t{static_cast<uint16_t>((h.reserved_flag ? ip_flag_rb : 0) |
+                                                          (h.df ? ip_flag_df : 0) |
+                                                          (h.mf ? ip_flag_mf : 0))});
+        _o.set("ip.flags.rb", h.reserved_flag);
+        _o.set("ip.flags.df", h.df);
+        _o.set("ip.flags.mf", h.mf);
+        // tshark 4.0 shows the offset in bytes, not in 8-byte units.
+        _o.set("ip.frag_offset", uint64_t{h.fragment_offset} * 8);
+        _o.set("ip.ttl", uint64_t{h.ttl});
+        _o.set("ip.proto", uint64_t{h.protocol});
+        _o.set("ip.checksum", uint64_t{h.checksum});
+        _o.set("ip.src", wire::format_ipv4(h.src));
+        _o.set("ip.dst", wire::format_ipv4(h.dst));
+        if (h.fragment_offset != 0) {
+            return std::nullopt;  // a later fragment starts mid-payload: no header to read
+        }
+        return *ip;
+    }
+
+    void transport(const wire::ipv4_view& ip) {
+        switch (ip.hdr.protocol) {
+        case wire::ip_proto::gre:
+            gre(ip.payload);
+            break;
+        case ip_proto_nhrp:
+            nhrp_packet(ip.payload);
+            break;
+        case wire::ip_proto::esp:
+            esp(ip.payload);
+            break;
+        case wire::ip_proto::udp:
+            udp(ip.payload);
+            break;
+        default:
+            break;
+        }
+    }
+
+    void udp(std::span<const uint8_t> seg) {
+        wire::reader r(seg);
+        auto src = r.be16();
+        auto dst = r.be16();
+        auto len = r.be16();
+        auto sum = r.be16();
+        if (!sum) {
+            error(name(decode_error::truncated_udp_header));
+            return;
+        }
+        _o.set("udp.srcport", uint64_t{*src});
+        _o.set("udp.dstport", uint64_t{*dst});
+        _o.set("udp.length", uint64_t{*len});
+        _o.set("udp.checksum", uint64_t{*sum});
+        if (*len < udp_header_size || *len > seg.size()) {
+            error(name(decode_error::udp_length_mismatch));
+            return;
+        }
+        if (*src != udp_port_natt && *dst != udp_port_natt) {
+            return;
+        }
+        auto payload = seg.subspan(udp_header_size, *len - udp_header_size);
+        // RFC 3948 section 2: a lone 0xff is a NAT keepalive, four zero bytes introduce IKE.
+        if (payload.size() == 1 && payload[0] == natt_keepalive) {
+            return;
+        }
+        if (payload.size() >= non_esp_marker_size && payload[0] == 0 && payload[1] == 0 &&
+            payload[2] == 0 && payload[3] == 0) {
+            return;
+        }
+        esp(payload);
+    }
+
+    void esp(std::span<const uint8_t> payload) {
+        auto e = crypto::esp::parse(payload);
+        if (!e) {
+            error(crypto::esp::name(e.error()));
+            return;
+        }
+        _o.set("esp.spi", uint64_t{e->hdr.spi});
+        _o.set("esp.sequence", uint64_t{e->hdr.sequence});
+    }
+
+    void gre(std::span<const uint8_t> payload) {
+        auto g = wire::parse_gre(payload, wire::checksum_check::skip);
+        if (!g) {
+            error(wire::name(g.error()));
+            return;
+        }
+        const auto& h = g->hdr;
+        const auto flags = static_cast<uint16_t>(
+            (h.checksum_present ? 0x8000 : 0) | (h.key_present ? 0x2000 : 0) |
+            (h.sequence_present ? 0x1000 : 0) | ((h.reserved0 & 0x7f) << 3) | (h.version & 0x7));
+        _o.set("gre.flags_and_version", uint64_t{flags});
+        _o.set("gre.flags.checksum", h.checksum_present);
+        _o.set("gre.flags.routing", false);
+        _o.set("gre.flags.key", h.key_present);
+        _o.set("gre.flags.sequence_number", h.sequence_present);
+        _o.set("gre.flags.strict_source_route", false);
+        _o.set("gre.flags.version", uint64_t{h.version});
+        _o.set("gre.proto", uint64_t{h.protocol});
+        if (h.checksum_present) {
+            _o.set("gre.checksum", uint64_t{h.checksum});
+            _o.set("gre.offset", uint64_t{h.reserved1});
+        }
+        if (h.key_present) {
+            _o.set("gre.key", uint64_t{h.key});
+        }
+        if (h.sequence_present) {
+            _o.set("gre.sequence_number", uint64_t{h.sequence});
+        }
+        if (h.protocol == wire::gre_proto::nhrp) {
+            nhrp_packet(g->payload);
+        }
+    }
+
+    // ---- NHRP ----
+
+    void address(std::string_view ipv4_key, std::string_view bytes_key,
+                 std::span<const uint8_t> a, bool as_ipv4, bool repeated) {
+        if (a.empty()) {
+            return;
+        }
+        json_scalar v = as_ipv4 && a.size() == 4 ? json_scalar{dotted(a)} : json_scalar{hex_bytes(a)};
+        const auto key = as_ipv4 && a.size() == 4 ? ipv4_key : bytes_key;
+        if (repeated) {
+            _o.append(key, std::move(v));
+        } else {
+            _o.set(key, std::move(v));
+        }
+    }
+
+    void type_length(std::string_view key, uint8_t non_length_bits, size_t len, bool repeated) {
+        const auto tl = static_cast<uint8_t>((non_length_bits & ~tl_length_mask) |
+                                             (len & tl_length_mask));
+        const std::string k(key);
+        auto put = [&](const std::string& field, uint64_t v) {
+            if (repeated) {
+                _o.append(field, v);
+            } else {
+                _o.set(field, v);
+            }
+        };
+        put(k, tl);
+        put(k + ".type", (tl & tl_type_bit) >> 6);
+        put(k + ".len", tl & tl_length_mask);
+    }
+
+    void cie(const nhrp::cie& c, bool nbma_is_ipv4) {
+        _o.append("nhrp.code", uint64_t{c.code});
+        _o.append("nhrp.prefix", uint64_t{c.prefix_length});
+        _o.append("nhrp.unused", uint64_t{c.unused});
+        _o.append("nhrp.mtu", uint64_t{c.mtu});
+        _o.append("nhrp.htime", uint64_t{c.holding_time});
+        type_length("nhrp.cli.addr_tl", c.client_nbma_type, c.client_nbma.size(), true);
+        type_length("nhrp.cli.saddr_tl", c.client_nbma_sub_type, c.client_nbma_sub.size(), true);
+        _o.append("nhrp.prot.len", uint64_t{c.client_proto.size()});
+        _o.append("nhrp.pref", uint64_t{c.preference});
+        address("nhrp.client.nbma.addr", "nhrp.client.nbma.addr_bytes", c.client_nbma,
+                nbma_is_ipv4, true);
+        if (!c.client_nbma_sub.empty()) {
+            _o.append("nhrp.client.nbma.saddr", hex_bytes(c.client_nbma_sub));
+        }
+        address("nhrp.client.prot.addr", "nhrp.client.prot.addr_bytes", c.client_proto, true,
+                true);
+    }
+
+    void flags(const nhrp::packet& p) {
+        using nhrp::op;
+        namespace f = nhrp::flag;
+        _o.set("nhrp.flags", uint64_t{p.flags});
+        switch (p.hdr.type) {
+        case op::resolution_request:
+        case op::resolution_reply:
+            _o.set("nhrp.flag.q", (p.flags & f::res_q) != 0);
+            _o.set("nhrp.flag.a", (p.flags & f::res_a) != 0);
+            _o.set("nhrp.flag.d", (p.flags & f::res_d) != 0);
+            _o.set("nhrp.flag.u", (p.flags & f::res_u) != 0);
+            _o.set("nhrp.flag.s", (p.flags & f::res_s) != 0);
+            break;
+        case op::registration_request:
+        case op::registration_reply:
+            _o.set("nhrp.flag.u", (p.flags & f::reg_u) != 0);
+            break;
+        case op::purge_request:
+        case op::purge_reply:
+            _o.set("nhrp.flag.n", (p.flags & f::purge_n) != 0);
+            break;
+        default:
+            break;
+        }
+        _o.set("nhrp.flag.nat", (p.flags & f::cisco_nat) != 0);
+    }
+
+    void extension(const nhrp::extension& e, bool nbma_is_ipv4) {
+        _o.append("nhrp.ext.c", e.compulsory);
+        _o.append("nhrp.ext.type", uint64_t{e.type});
+        switch (e.type) {
+        case nhrp::ext::responder_address:
+        case nhrp::ext::forward_transit:
+        case nhrp::ext::reverse_transit:
+        case nhrp::ext::cisco_nat_address: {
+            if (e.type == nhrp::ext::cisco_nat_address && e.raw.size() == device_capabilities_size) {
+                // RFC 2735 Device Capabilities, which shares type 9 with Cisco's NAT extension.
+                _o.append("nhrp.ext.len", uint64_t{e.raw.size()});
+                wire::reader r(e.raw);
+                const uint32_t src = *r.be32();
+                const uint32_t dst = *r.be32();
+                _o.append("nhrp.devcap_ext.srccap", uint64_t{src});
+                _o.append("nhrp.devcap_ext.srccap.V", (src & devcap_vpn_aware) != 0);
+                _o.append("nhrp.devcap_ext.dstcap", uint64_t{dst});
+                _o.append("nhrp.devcap_ext.dstcap.V", (dst & devcap_vpn_aware) != 0);
+                return;
+            }
+            size_t len = 0;
+            for (const auto& c : e.cies) {
+                len += nhrp::cie_fixed_size + c.client_nbma.size() + c.client_nbma_sub.size() +
+                       c.client_proto.size();
+            }
+            len += e.raw.size();
+            _o.append("nhrp.ext.len", uint64_t{len});
+            for (const auto& c : e.cies) {
+                cie(c, nbma_is_ipv4);
+            }
+            return;
+        }
+        case nhrp::ext::authentication:
+            _o.append("nhrp.ext.len", uint64_t{4 + e.data.size()});
+            _o.append("nhrp.auth_ext.reserved", uint64_t{e.auth_reserved});
+            _o.append("nhrp.auth_ext.spi", uint64_t{e.auth_spi});
+            if (!e.data.empty()) {
+                _o.append("nhrp.auth_ext.data", hex_bytes(e.data));
+            }
+            return;
+        case nhrp::ext::vendor_private: {
+            _o.append("nhrp.ext.len", uint64_t{e.oui.size() + e.data.size()});
+            _o.append("nhrp.vendor_ext.id",
+                      uint64_t{(uint32_t{e.oui[0]} << 16) | (uint32_t{e.oui[1]} << 8) | e.oui[2]});
+            if (!e.data.empty()) {
+                _o.append("nhrp.vendor_ext.data", hex_bytes(e.data));
+            }
+            return;
+        }
+        default:
+            _o.append("nhrp.ext.len", uint64_t{e.raw.size()});
+            if (!e.raw.empty() && e.type != nhrp::ext::end) {
+                _o.append("nhrp.unknown_ext.value", hex_bytes(e.raw));
+            }
+            return;
+        }
+    }
+
+    void nhrp_packet(std::span<const uint8_t> payload) {
+        _nhrp = true;
+        auto parsed = nhrp::parse(payload);
+        if (!parsed) {
+            error(nhrp::name(parsed.error()));
+            return;
+        }
+        const nhrp::packet& p = *parsed;
+        const auto& h = p.hdr;
+        const bool nbma_is_ipv4 = h.afn == nhrp::afn_ipv4;
+        _o.set("nhrp.hdr.afn", uint64_t{h.afn});
+        _o.set("nhrp.hdr.pro.type", uint64_t{h.pro_type});
+        if (h.pro_type == nhrp_pro_snap) {
+            _o.set("nhrp.hdr.pro.snap.oui", uint64_t{(uint32_t{h.pro_snap[0]} << 16) |
+                                                     (uint32_t{h.pro_snap[1]} << 8) |
+                                                     h.pro_snap[2]});
+            _o.set("nhrp.hdr.pro.snap.pid",
+                   uint64_t{static_cast<uint16_t>((h.pro_snap[3] << 8) | h.pro_snap[4])});
+        } else {
+            _o.set("nhrp.protocol_type", hex_bytes(h.pro_snap));
+        }
+        _o.set("nhrp.hdr.hopcnt", uint64_t{h.hop_count});
+        _o.set("nhrp.hdr.pktsz", uint64_t{h.packet_size});
+        _o.set("nhrp.hdr.chksum", uint64_t{h.checksum});
+        _o.set("nhrp.hdr.chksum.status", uint64_t{1});  // parse() verified it: Wireshark's "good"
+        _o.set("nhrp.hdr.extoff", uint64_t{h.ext_offset});
+        _o.set("nhrp.hdr.version", uint64_t{h.version});
+        _o.set("nhrp.hdr.op.type", uint64_t{static_cast<uint8_t>(h.type)});
+        type_length("nhrp.hdr.shtl", h.shtl, p.src_nbma.size(), false);
+        type_length("nhrp.hdr.sstl", h.sstl, p.src_nbma_sub.size(), false);
+        _o.set("nhrp.src.prot.len", uint64_t{p.src_proto.size()});
+        _o.set("nhrp.dst.prot.len", uint64_t{p.dst_proto.size()});
+        const bool indication =
+            h.type == nhrp::op::error_indication || h.type == nhrp::op::traffic_indication;
+        if (h.type == nhrp::op::error_indication) {
+            _o.set("nhrp.err.code", uint64_t{p.error_code});
+            _o.set("nhrp.err.offset", uint64_t{p.error_offset});
+        } else if (h.type == nhrp::op::traffic_indication) {
+            _o.set("nhrp.traffic.code", uint64_t{p.traffic_code});
+            _o.set("nhrp.traffic.unused", uint64_t{p.traffic_unused});
+        } else {
+            flags(p);
+            _o.set("nhrp.reqid", uint64_t{p.request_id});
+        }
+        address("nhrp.src.nbma.addr", "nhrp.src.nbma.addr_bytes", p.src_nbma, nbma_is_ipv4, false);
+        if (!p.src_nbma_sub.empty()) {
+            _o.set("nhrp.src.nbma.saddr", hex_bytes(p.src_nbma_sub));
+        }
+        address("nhrp.src.prot.addr", "nhrp.src.prot.addr_bytes", p.src_proto, true, false);
+        // Wireshark 4.0 spells this field name so.
+        address("nhrp.dst.prot.addr", "nhrp.dst.prot.addr_byets", p.dst_proto, true, false);
+        if (indication) {
+            if (!p.contents.empty()) {
+                _o.set("nhrp.indication.packet", hex_bytes(p.contents));
+            }
+        } else {
+            for (const auto& c : p.cies) {
+                cie(c, nbma_is_ipv4);
+            }
+        }
+        for (const auto& e : p.extensions) {
+            extension(e, nbma_is_ipv4);
+        }
+    }
+
+    const pcap::record& _rec;
+    json_object _o;
+    bool _nhrp = false;
+    bool _failed = false;
+};
+
+}  // namespace
+
+// ---- json_object ----
+
+json_object::field* json_object::find(std::string_view key) noexcept {
+    for (auto& f : _fields) {
+        if (f.key == key) {
+            return &f;
+        }
+    }
+    return nullptr;
+}
+
+bool json_object::has(std::string_view key) const noexcept {
+    for (const auto& f : _fields) {
+        if (f.key == key) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void json_object::set(std::string_view key, json_scalar value) {
+    if (auto* f = find(key)) {
+        f->is_array = false;
+        f->values.assign(1, std::move(value));
+        return;
+    }
+    _fields.push_back(field{std::string(key), false, {std::move(value)}});
+}
+
+void json_object::append(std::string_view key, json_scalar value) {
+    if (auto* f = find(key)) {
+        f->is_array = true;
+        f->values.push_back(std::move(value));
+        return;
+    }
+    _fields.push_back(field{std::string(key), true, {std::move(value)}});
+}
+
+std::string json_object::str() const {
+    std::string out = "{";
+    bool first = true;
+    for (const auto& f : _fields) {
+        if (!first) {
+            out.push_back(',');
+        }
+        first = false;
+        escape_into(out, f.key);
+        out.push_back(':');
+        if (!f.is_array) {
+            scalar_into(out, f.values.front());
+            continue;
+        }
+        out.push_back('[');
+        for (size_t i = 0; i < f.values.size(); ++i) {
+            if (i != 0) {
+                out.push_back(',');
+            }
+            scalar_into(out, f.values[i]);
+        }
+        out.push_back(']');
+    }
+    out.push_back('}');
+    return out;
+}
+
+std::string_view name(decode_error e) noexcept {
+    switch (e) {
+    case decode_error::truncated_udp_header: return "truncated_udp_header";
+    case decode_error::udp_length_mismatch: return "udp_length_mismatch";
+    }
+    return "unknown";
+}
+
+decoded decode_record(const wire::pcap::record& rec) {
+    return packet_decoder(rec).run();
+}
+
+}  // namespace dmvpn::decode

@@ -1,0 +1,62 @@
+// dmvpn-decode's engine: one captured frame in, one line of JSON keyed by Wireshark fields out.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "dataplane/wire/pcap_file.hpp"
+
+namespace dmvpn::decode {
+
+using json_scalar = std::variant<uint64_t, bool, std::string>;
+
+// A flat JSON object whose keys keep their first-insertion order. A key is either a scalar
+// (set) or an array (append) for fields that can occur more than once in a packet.
+class json_object {
+public:
+    void set(std::string_view key, json_scalar value);
+    void append(std::string_view key, json_scalar value);
+    bool has(std::string_view key) const noexcept;
+    std::string str() const;
+
+private:
+    struct field {
+        std::string key;
+        bool is_array = false;
+        std::vector<json_scalar> values;
+    };
+    field* find(std::string_view key) noexcept;
+    std::vector<field> _fields;
+};
+
+// The tool's own reasons, for layers no shared codec covers.
+enum class decode_error : uint8_t {
+    truncated_udp_header,
+    udp_length_mismatch,  // the UDP length field disagrees with the IPv4 payload
+};
+std::string_view name(decode_error e) noexcept;
+
+struct decoded {
+    std::string json;          // one line, no newline
+    bool nhrp = false;         // carried NHRP (GRE protocol 0x2001 or IP protocol 54)
+    bool failed = false;       // has an "error" key
+};
+
+// Decodes one record as far as its layers go: link, IPv4, then GRE (NHRP inside 0x2001), NHRP
+// (IP protocol 54), ESP, or UDP (ESP in UDP 4500, RFC 3948). Each field a layer has is emitted the way tshark names
+// it; the first layer that does not parse adds "error": the reason's name, and decoding stops.
+//
+// Fields that occur once per packet are scalars. NHRP CIE fields, extension fields and VLAN
+// tags are arrays holding every occurrence in wire order (the mandatory part's CIEs first,
+// then each extension's), as `tshark -T ek` lists them. Integers are JSON numbers, booleans
+// (FT_BOOLEAN) true/false, addresses dotted quads, byte strings colon-separated hex.
+//
+// Three keys have no Wireshark field in 4.0: nhrp.traffic.code and nhrp.traffic.unused (the
+// Traffic Indication words of draft-detienne-dmvpn-01) and nhrp.indication.packet
+// (the bytes of the packet an Error or Traffic Indication quotes).
+decoded decode_record(const wire::pcap::record& rec);
+
+}  // namespace dmvpn::decode

@@ -1,0 +1,526 @@
+#include "tools/spokesim/engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "tools/spokesim/payload.hpp"
+
+namespace dmvpn::spokesim {
+
+namespace {
+
+constexpr uint64_t usec = 1'000'000;
+constexpr uint32_t max_data_per_poll = 256;  // keeps one poll from starving receive
+constexpr mac placeholder_hub_mac{0x02, 0, 0, 0, 0, 0x01};
+
+uint64_t seconds_us(double s) {
+    return static_cast<uint64_t>(std::llround(s * 1e6));
+}
+
+}  // namespace
+
+std::string_view name(esp_status s) noexcept {
+    switch (s) {
+    case esp_status::ok:
+        return "ok";
+    case esp_status::no_sa:
+        return "no_sa";
+    case esp_status::auth_failed:
+        return "auth_failed";
+    case esp_status::replayed:
+        return "replayed";
+    case esp_status::malformed:
+        return "malformed";
+    case esp_status::failed:
+        return "failed";
+    }
+    return "?";
+}
+
+std::string_view name(phase p) noexcept {
+    switch (p) {
+    case phase::resolving_hub:
+        return "arp";
+    case phase::registering:
+        return "registering";
+    case phase::traffic:
+        return "traffic";
+    case phase::draining:
+        return "draining";
+    case phase::done:
+        return "done";
+    }
+    return "?";
+}
+
+engine::engine(const options& o, const mac& port_mac, frame_sink& sink,
+               std::unique_ptr<esp_layer> esp)
+    : _o(o), _topo(o), _port_mac(port_mac), _sink(sink), _esp(std::move(esp)),
+      _settings(nhrp_settings::from(o, _topo)) {
+    _spokes.reserve(_topo.size());
+    for (uint32_t i = 0; i < _topo.size(); ++i) {
+        _spokes.emplace_back(_topo.spoke(i), _settings);
+    }
+    _data.resize(_topo.size());
+    if (o.hub_mac) {
+        _hub_mac = *o.hub_mac;
+        _hub_mac_known = true;
+    }
+}
+
+uint32_t engine::peer_of(uint32_t local) const noexcept {
+    return static_cast<uint32_t>((uint64_t{local} + _o.peer_offset) % _topo.size());
+}
+
+void engine::start(uint64_t now_us) {
+    _start_us = now_us;
+    _next_arp_us = now_us;
+    double wait = _o.register_wait > 0 ? _o.register_wait
+                                       : 10 + _topo.size() / _o.registration_rate;
+    _register_deadline_us = now_us + seconds_us(wait);
+    _phase = phase::resolving_hub;
+}
+
+void engine::send_outer(uint32_t local, ipv4 dst_nbma, uint16_t gre_proto,
+                        std::span<const uint8_t> gre_payload, bool protect) {
+    size_t gre_len = (_o.gre_key ? 8 : 4) + gre_payload.size();
+    _ip.clear();
+    put_ipv4(_ip, _topo.nbma_of(local), dst_nbma, ip_proto_gre, gre_len, ++_ip_id);
+    put_gre(_ip, _o.gre_key, gre_proto);
+    _ip.insert(_ip.end(), gre_payload.begin(), gre_payload.end());
+    if (_esp && protect) {
+        if (esp_status st = _esp->protect(local, _ip); st != esp_status::ok) {
+            ++_data[local].esp_errors;
+            return;
+        }
+    }
+    _frame.clear();
+    put_eth(_frame, _hub_mac_known ? _hub_mac : placeholder_hub_mac, _port_mac, ethertype_ipv4);
+    _frame.insert(_frame.end(), _ip.begin(), _ip.end());
+    if (_frame.size() < 60) {
+        _frame.resize(60, 0);
+    }
+    _sink.send(_frame);
+}
+
+void engine::send_nhrp(uint32_t local, const outgoing& out, uint64_t now_us) {
+    auto bytes = nhrp::build(out.pkt);
+    if (!bytes) {
+        ++_data[local].nhrp_parse_errors;
+        return;
+    }
+    if (out.nbma_dst == _topo.hub_nbma()) {
+        send_outer(local, out.nbma_dst, gre_proto_nhrp, *bytes, true);
+        return;
+    }
+    if (auto peer = _topo.local_by_nbma(out.nbma_dst)) {
+        // The direct spoke-to-spoke path stays inside the emulator: both ends are ours, and a
+        // frame sent to our own MAC would never reach the hub anyway. It still goes through
+        // the codec (build, then parse on the other side).
+        _gre.clear();
+        put_gre(_gre, _o.gre_key, gre_proto_nhrp);
+        _gre.insert(_gre.end(), bytes->begin(), bytes->end());
+        buffer copy = _gre;  // on_gre may build frames into _gre again
+        on_gre(*peer, copy, false, now_us);
+        return;
+    }
+    // A requester that is not one of ours (another emulator process, a real spoke): out of the
+    // port towards it, through the hub's MAC as the gateway, without ESP (no SA with it).
+    send_outer(local, out.nbma_dst, gre_proto_nhrp, *bytes, false);
+}
+
+void engine::build_inner(uint32_t src_local, uint32_t dst_local, uint64_t seq,
+                         buffer& out) const {
+    out.clear();
+    size_t udp_len = 8 + _o.payload_size;
+    put_ipv4(out, _topo.traffic_address_of(src_local), _topo.traffic_address_of(dst_local),
+             ip_proto_udp, udp_len, static_cast<uint16_t>(seq));
+    put_udp(out, static_cast<uint16_t>(10000 + (_o.first_spoke + src_local) % 50000),
+            data_dst_port, _o.payload_size);
+    size_t at = out.size();
+    out.resize(at + _o.payload_size);
+    write_payload(std::span<uint8_t>(out).subspan(at),
+                  {_o.first_spoke + src_local, _o.first_spoke + dst_local, seq});
+}
+
+void engine::send_data(uint32_t local, uint64_t now_us) {
+    uint32_t dst = peer_of(local);
+    data_counters& d = _data[local];
+    build_inner(local, dst, d.next_seq++, _inner);
+    if (_spokes[local].find_shortcut(_topo.traffic_address_of(dst), now_us) != nullptr) {
+        // Phase 3 shortcut: modelled as an internal direct link between the two emulated
+        // spokes (GRE with the tunnel key, no hub, no ESP), counted apart from the hub path.
+        _gre.clear();
+        put_gre(_gre, _o.gre_key, gre_proto_ipv4);
+        _gre.insert(_gre.end(), _inner.begin(), _inner.end());
+        ++d.sent_shortcut;
+        on_gre(dst, _gre, false, now_us);
+        return;
+    }
+    ++d.sent_via_hub;
+    send_outer(local, _topo.hub_nbma(), gre_proto_ipv4, _inner, true);
+}
+
+void engine::emit_data(uint32_t src_local) {
+    data_counters& d = _data[src_local];
+    build_inner(src_local, peer_of(src_local), d.next_seq++, _inner);
+    ++d.sent_via_hub;
+    send_outer(src_local, _topo.hub_nbma(), gre_proto_ipv4, _inner, true);
+}
+
+void engine::on_frame(std::span<const uint8_t> frame, uint64_t now_us) {
+    auto eth = parse_eth(frame);
+    if (!eth || (eth->dst != _port_mac && eth->dst != broadcast_mac)) {
+        ++_not_ours;
+        return;
+    }
+    if (eth->type == ethertype_arp) {
+        auto arp = parse_arp(eth->payload);
+        if (!arp) {
+            ++_not_ours;
+            return;
+        }
+        if (arp->sender_ip == _topo.hub_nbma() && !_o.hub_mac) {
+            _hub_mac = arp->sender_mac;
+            _hub_mac_known = true;
+        }
+        if (arp->op == 1 && _topo.local_by_nbma(arp->target_ip)) {
+            _sink.send(arp_frame(2, _port_mac, arp->target_ip, arp->sender_mac, arp->sender_ip));
+            ++_arp_replies;
+        }
+        return;
+    }
+    if (eth->type != ethertype_ipv4 || eth->dst != _port_mac) {
+        ++_not_ours;
+        return;
+    }
+    on_ipv4(eth->payload, now_us);
+}
+
+void engine::on_ipv4(std::span<const uint8_t> packet, uint64_t now_us) {
+    auto ip = parse_ipv4(packet);
+    std::optional<uint32_t> local = ip ? _topo.local_by_nbma(ip->dst) : std::nullopt;
+    if (!local) {
+        ++_not_ours;
+        return;
+    }
+    data_counters& d = _data[*local];
+    if (!ip->checksum_ok) {
+        ++d.corrupt;
+        return;
+    }
+    if (ip->proto == ip_proto_esp) {
+        if (!_esp) {
+            ++d.esp_errors;
+            return;
+        }
+        buffer clear(packet.begin(), packet.begin() + static_cast<long>(ip->header.size() +
+                                                                        ip->payload.size()));
+        if (_esp->unprotect(*local, clear) != esp_status::ok) {
+            ++d.esp_errors;
+            return;
+        }
+        auto inner = parse_ipv4(clear);
+        if (!inner || inner->proto != ip_proto_gre) {
+            ++d.esp_errors;
+            return;
+        }
+        on_gre(*local, inner->payload, true, now_us);
+        return;
+    }
+    if (ip->proto != ip_proto_gre) {
+        ++_not_ours;
+        return;
+    }
+    if (_esp) {
+        ++d.unprotected;
+        return;
+    }
+    on_gre(*local, ip->payload, true, now_us);
+}
+
+void engine::on_gre(uint32_t local, std::span<const uint8_t> gre, bool via_hub,
+                    uint64_t now_us) {
+    data_counters& d = _data[local];
+    auto g = parse_gre(gre);
+    if (!g) {
+        ++d.corrupt;
+        return;
+    }
+    if (g->key != _o.gre_key) {
+        ++d.gre_key_mismatch;
+        return;
+    }
+    if (g->proto == gre_proto_nhrp) {
+        on_nhrp(local, g->payload, now_us);
+    } else if (g->proto == gre_proto_ipv4) {
+        on_data(local, g->payload, via_hub);
+    } else {
+        ++_not_ours;
+    }
+}
+
+void engine::on_nhrp(uint32_t local, std::span<const uint8_t> bytes, uint64_t now_us) {
+    auto p = nhrp::parse(bytes);
+    if (!p) {
+        ++_data[local].nhrp_parse_errors;
+        return;
+    }
+    spoke& s = _spokes[local];
+    bool was = s.ever_registered();
+    auto out = s.handle(*p, now_us);
+    if (!was && s.ever_registered()) {
+        ++_registered;
+    }
+    if (out) {
+        send_nhrp(local, *out, now_us);
+    }
+}
+
+void engine::on_data(uint32_t local, std::span<const uint8_t> inner, bool via_hub) {
+    data_counters& d = _data[local];
+    auto ip = parse_ipv4(inner);
+    if (!ip || !ip->checksum_ok || ip->dst != _topo.traffic_address_of(local) ||
+        ip->proto != ip_proto_udp) {
+        ++d.corrupt;
+        return;
+    }
+    auto udp = parse_udp(ip->payload);
+    if (!udp || udp->dst_port != data_dst_port) {
+        ++d.corrupt;
+        return;
+    }
+    auto info = check_payload(udp->payload);
+    if (!info || info->dst != _o.first_spoke + local || info->src < _o.first_spoke ||
+        info->src - _o.first_spoke >= _topo.size()) {
+        ++d.corrupt;
+        return;
+    }
+    uint32_t src_local = info->src - _o.first_spoke;
+    if (peer_of(src_local) != local || ip->src != _topo.traffic_address_of(src_local)) {
+        ++d.corrupt;
+        return;
+    }
+    if (info->seq <= d.highest_seen) {
+        ++d.reordered;
+    } else {
+        d.highest_seen = info->seq;
+    }
+    if (via_hub) {
+        ++d.received_via_hub;
+    } else {
+        ++d.received_shortcut;
+    }
+}
+
+void engine::poll(uint64_t now_us) {
+    if (_phase == phase::done) {
+        return;
+    }
+    if (_phase == phase::resolving_hub) {
+        if (_hub_mac_known) {
+            _phase = phase::registering;
+            // The ramp: spoke k registers k/R seconds after the hub became reachable.
+            for (uint32_t k = 0; k < _spokes.size(); ++k) {
+                _spokes[k].start(now_us + seconds_us(k / _o.registration_rate));
+            }
+            _next_scan_us = now_us;
+        } else if (now_us >= _register_deadline_us) {
+            _phase = phase::done;
+            return;
+        } else if (now_us >= _next_arp_us) {
+            _sink.send(arp_frame(1, _port_mac, _topo.nbma_of(0), broadcast_mac,
+                                 _topo.hub_nbma()));
+            _next_arp_us = now_us + usec;
+            return;
+        } else {
+            return;
+        }
+    }
+    // Registrations (first, retransmit, refresh): a full scan only when one is due.
+    if (now_us >= _next_scan_us) {
+        uint64_t next = UINT64_MAX;
+        for (uint32_t k = 0; k < _spokes.size(); ++k) {
+            if (auto out = _spokes[k].poll(now_us)) {
+                send_nhrp(k, *out, now_us);
+            }
+            next = std::min(next, _spokes[k].next_due_us());
+        }
+        _next_scan_us = next;
+    }
+    if (_phase == phase::registering) {
+        if (_registered == _spokes.size() || now_us >= _register_deadline_us) {
+            _phase = phase::traffic;
+            _traffic_start_us = now_us;
+            _traffic_end_us = _o.duration > 0 ? now_us + seconds_us(_o.duration) : UINT64_MAX;
+            if (_registered == 0) {
+                // Nobody to send from: skip straight to the end.
+                _traffic_end_us = now_us;
+            }
+        }
+    }
+    if (_phase == phase::traffic) {
+        if (_o.data_rate > 0 && _spokes.size() >= 2) {
+            auto due = static_cast<uint64_t>(static_cast<double>(now_us - _traffic_start_us) *
+                                             _o.data_rate / 1e6);
+            uint32_t budget = max_data_per_poll;
+            while (_data_sent_total < due && budget-- > 0) {
+                // Round robin over registered spokes; unregistered ones stay silent.
+                for (uint32_t tries = 0; tries < _spokes.size(); ++tries) {
+                    uint32_t k = _next_sender;
+                    _next_sender = (_next_sender + 1) % static_cast<uint32_t>(_spokes.size());
+                    if (_spokes[k].registered(now_us)) {
+                        send_data(k, now_us);
+                        break;
+                    }
+                }
+                ++_data_sent_total;
+            }
+        }
+        if (now_us >= _traffic_end_us) {
+            _phase = phase::draining;
+            _drain_end_us = now_us + seconds_us(_o.drain);
+        }
+    }
+    if (_phase == phase::draining && now_us >= _drain_end_us) {
+        _phase = phase::done;
+    }
+}
+
+void engine::stop(uint64_t now_us) {
+    if (_phase == phase::draining || _phase == phase::done) {
+        return;
+    }
+    _phase = phase::draining;
+    _drain_end_us = now_us + seconds_us(_o.drain);
+}
+
+totals engine::sum(uint64_t now_us) const {
+    totals t;
+    t.spokes = static_cast<uint32_t>(_spokes.size());
+    auto add = [](nhrp_counters& a, const nhrp_counters& b) {
+        a.registrations_sent += b.registrations_sent;
+        a.registration_retransmits += b.registration_retransmits;
+        a.registration_replies += b.registration_replies;
+        a.registration_rejects += b.registration_rejects;
+        a.traffic_indications += b.traffic_indications;
+        a.resolution_requests_sent += b.resolution_requests_sent;
+        a.resolution_replies += b.resolution_replies;
+        a.resolution_rejects += b.resolution_rejects;
+        a.shortcuts_installed += b.shortcuts_installed;
+        a.resolution_requests_answered += b.resolution_requests_answered;
+        a.purges_received += b.purges_received;
+        a.purge_replies_sent += b.purge_replies_sent;
+        a.error_indications += b.error_indications;
+        a.auth_failures += b.auth_failures;
+        a.ignored += b.ignored;
+    };
+    for (uint32_t k = 0; k < _spokes.size(); ++k) {
+        const spoke& s = _spokes[k];
+        const data_counters& d = _data[k];
+        t.registered += s.registered(now_us) ? 1 : 0;
+        add(t.nhrp, s.counters());
+        for (const auto& sc : s.shortcuts()) {
+            t.shortcuts_active += sc.expires_us > now_us ? 1 : 0;
+        }
+        t.data.sent_via_hub += d.sent_via_hub;
+        t.data.sent_shortcut += d.sent_shortcut;
+        t.data.received_via_hub += d.received_via_hub;
+        t.data.received_shortcut += d.received_shortcut;
+        t.data.corrupt += d.corrupt;
+        t.data.reordered += d.reordered;
+        t.data.esp_errors += d.esp_errors;
+        t.data.gre_key_mismatch += d.gre_key_mismatch;
+        t.data.unprotected += d.unprotected;
+        t.data.nhrp_parse_errors += d.nhrp_parse_errors;
+        // Spoke k's one sender is the spoke whose peer it is.
+        if (_spokes.size() >= 2) {
+            uint32_t n = static_cast<uint32_t>(_spokes.size());
+            uint32_t src = static_cast<uint32_t>((k + n - _o.peer_offset % n) % n);
+            uint64_t expected = _data[src].sent_via_hub + _data[src].sent_shortcut;
+            uint64_t got = d.received_via_hub + d.received_shortcut;
+            t.lost += expected > got ? expected - got : 0;
+            t.duplicates += got > expected ? got - expected : 0;
+        }
+    }
+    t.sent = t.data.sent_via_hub + t.data.sent_shortcut;
+    t.received = t.data.received_via_hub + t.data.received_shortcut;
+    return t;
+}
+
+bool engine::success(uint64_t now_us) const {
+    totals t = sum(now_us);
+    return t.registered == t.spokes && t.lost == 0 && t.duplicates == 0 && t.data.corrupt == 0 &&
+           t.data.esp_errors == 0 && t.data.gre_key_mismatch == 0 && t.data.unprotected == 0 &&
+           t.data.nhrp_parse_errors == 0 && t.nhrp.registration_rejects == 0 &&
+           t.nhrp.resolution_rejects == 0 && t.nhrp.auth_failures == 0 &&
+           (_o.data_rate == 0 || _spokes.size() < 2 || t.received > 0);
+}
+
+std::string engine::progress_line(uint64_t now_us) const {
+    totals t = sum(now_us);
+    return fmt::format(
+        "t={:.1f}s phase={} registered={}/{} sent={} (shortcut {}) received={} lost={} "
+        "corrupt={} TI={} shortcuts={} purges={}",
+        static_cast<double>(now_us - _start_us) / 1e6, name(_phase), t.registered, t.spokes,
+        t.sent, t.data.sent_shortcut, t.received, t.lost, t.data.corrupt,
+        t.nhrp.traffic_indications, t.shortcuts_active, t.nhrp.purges_received);
+}
+
+std::string engine::report_json(uint64_t now_us) const {
+    totals t = sum(now_us);
+    std::string out = fmt::format(
+        "{{\"ok\":{},\"phase\":\"{}\",\"elapsed_s\":{:.3f},\"spokes\":{},\"registered\":{},"
+        "\"hub_mac\":\"{}\",\"registrations_sent\":{},\"registration_retransmits\":{},"
+        "\"registration_replies\":{},\"registration_rejects\":{},\"traffic_indications\":{},"
+        "\"resolution_requests\":{},\"resolution_replies\":{},\"resolution_rejects\":{},"
+        "\"shortcuts\":{},\"shortcuts_active\":{},\"resolutions_answered\":{},"
+        "\"purges_received\":{},\"error_indications\":{},\"auth_failures\":{},"
+        "\"sent\":{},\"sent_via_hub\":{},\"sent_shortcut\":{},\"received\":{},"
+        "\"received_via_hub\":{},\"received_shortcut\":{},\"lost\":{},\"duplicates\":{},"
+        "\"reordered\":{},\"corrupt\":{},\"esp_errors\":{},\"gre_key_mismatch\":{},"
+        "\"unprotected\":{},\"nhrp_parse_errors\":{},\"arp_replies\":{},\"not_ours\":{}",
+        success(now_us) ? "true" : "false", name(_phase),
+        static_cast<double>(now_us - _start_us) / 1e6, t.spokes, t.registered,
+        _hub_mac_known ? to_string(_hub_mac) : "", t.nhrp.registrations_sent,
+        t.nhrp.registration_retransmits, t.nhrp.registration_replies,
+        t.nhrp.registration_rejects, t.nhrp.traffic_indications, t.nhrp.resolution_requests_sent,
+        t.nhrp.resolution_replies, t.nhrp.resolution_rejects, t.nhrp.shortcuts_installed,
+        t.shortcuts_active, t.nhrp.resolution_requests_answered, t.nhrp.purges_received,
+        t.nhrp.error_indications, t.nhrp.auth_failures, t.sent, t.data.sent_via_hub,
+        t.data.sent_shortcut, t.received, t.data.received_via_hub, t.data.received_shortcut,
+        t.lost, t.duplicates, t.data.reordered, t.data.corrupt, t.data.esp_errors,
+        t.data.gre_key_mismatch, t.data.unprotected, t.data.nhrp_parse_errors, _arp_replies,
+        _not_ours);
+    if (_o.per_spoke || _spokes.size() <= 16) {
+        out += ",\"per_spoke\":[";
+        uint32_t n = static_cast<uint32_t>(_spokes.size());
+        for (uint32_t k = 0; k < n; ++k) {
+            const spoke& s = _spokes[k];
+            const data_counters& d = _data[k];
+            uint32_t src = n >= 2 ? static_cast<uint32_t>((k + n - _o.peer_offset % n) % n) : k;
+            uint64_t expected = n >= 2 ? _data[src].sent_via_hub + _data[src].sent_shortcut : 0;
+            uint64_t got = d.received_via_hub + d.received_shortcut;
+            out += fmt::format(
+                "{}{{\"index\":{},\"nbma\":\"{}\",\"overlay\":\"{}\",\"registered\":{},"
+                "\"replies\":{},\"rejects\":{},\"last_reject\":\"{}\",\"shortcuts\":{},"
+                "\"resolutions_answered\":{},\"purges_received\":{},\"sent\":{},"
+                "\"sent_shortcut\":{},\"received\":{},\"received_shortcut\":{},\"lost\":{},"
+                "\"corrupt\":{},\"esp_errors\":{}}}",
+                k == 0 ? "" : ",", s.id().index, to_string(s.id().nbma),
+                to_string(s.id().overlay), s.registered(now_us) ? "true" : "false",
+                s.counters().registration_replies, s.counters().registration_rejects,
+                name(s.last_reject()), s.counters().shortcuts_installed,
+                s.counters().resolution_requests_answered, s.counters().purges_received,
+                d.sent_via_hub + d.sent_shortcut, d.sent_shortcut, got, d.received_shortcut,
+                expected > got ? expected - got : 0, d.corrupt, d.esp_errors);
+        }
+        out += "]";
+    }
+    out += "}";
+    return out;
+}
+
+}  // namespace dmvpn::spokesim

@@ -1,0 +1,428 @@
+#include "tools/spokesim/options.hpp"
+
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace dmvpn::spokesim {
+
+std::string_view name(esp_transform t) noexcept {
+    switch (t) {
+    case esp_transform::none:
+        return "none";
+    case esp_transform::aes128_gcm:
+        return "aes128-gcm16";
+    case esp_transform::aes256_gcm:
+        return "aes256-gcm16";
+    }
+    return "?";
+}
+
+std::string usage() {
+    return R"(usage: dmvpn-spokesim [OPTIONS]
+Emulates N DMVPN spokes (NHRP client, mGRE, ESP transport) against a dmvpn-hub.
+
+Topology (spoke i = first-spoke + 0..N-1 takes the i-th address of each range):
+  --spokes N                 number of spokes (default 2)
+  --first-spoke K            index of the first spoke, to split spokes between processes (0)
+  --nbma-prefix P/L          NBMA addresses (100.64.0.0/10)
+  --nbma-offset K            spoke 0's NBMA is the prefix's K-th address (2)
+  --hub-nbma A               the hub's NBMA address (the prefix's first host)
+  --tunnel-prefix P/L        tunnel (overlay) prefix (10.255.0.0/16)
+  --overlay-offset K         spoke 0's overlay is the prefix's K-th address (2)
+  --hub-overlay A            the hub's tunnel address (the prefix's first host)
+  --lan-prefix P/L           LAN prefixes are carved from here (172.16.0.0/12)
+  --lan-length L             length of each spoke's LAN prefix (24)
+Tunnel and NHRP:
+  --gre-key K                GRE key of the tunnel (none)
+  --auth STRING              NHRP authentication string, at most 8 bytes (none)
+  --holdtime S               NHRP holding time (7200); registrations refresh at S/3
+  --registration-timeout S   refresh interval instead of holdtime/3
+  --unique | --no-unique     set the unique flag in registrations (set)
+  --nat-extension | --no-nat-extension   send the Cisco NAT extension (sent)
+  --style cisco|frr          whose Registration Request to copy (cisco)
+  --mtu M                    MTU in the CIEs (1514)
+  --cie-prefix 255|32        prefix length of the registration CIE (255 with unique, else 32)
+  --no-shortcuts             ignore Traffic Indications (Phase 1/2 spokes)
+IPsec (manual SAs, one pair per spoke with the hub):
+  --esp none|aes128-gcm16|aes256-gcm16   (none)
+  --sa-seed N                seed of the derived keys (1)
+  --spi-base N               spoke i sends with SPI base+2i, receives with base+2i+1 (0x1000)
+  --print-sa-yaml            print the hub's YAML for these SAs and exit
+Port:
+  --vdev STRING              DPDK virtual device, e.g. net_memif0,role=client,socket=/tmp/m.sock
+  --hub-mac MAC              the hub's MAC (default: ARP for the hub's NBMA address)
+  --eal "ARGS"               EAL arguments replacing the defaults
+Load:
+  --reg-rate R               registrations per second during the ramp (100)
+  --rate PPS                 data packets per second, all spokes together (10; 0: none)
+  --payload B                UDP payload bytes per data packet (64; at least 24)
+  --peer-offset K            spoke i sends to spoke i+K mod N (1)
+  --traffic overlay|lan      inner addresses: tunnel addresses or a host in each LAN (overlay)
+  --duration S               seconds of data once all spokes registered (5; 0: until SIGINT)
+  --register-wait S          give up waiting for registrations after S (10 + N/reg-rate)
+  --drain S                  keep receiving S after the last data packet (1)
+  --no-progress              no progress line on stderr
+  --per-spoke                per-spoke objects in the final JSON even for more than 16 spokes
+Offline:
+  --write-pcap FILE --count N   write N frames of the spokes' data (encrypted per --esp) and exit
+  --help
+The last line on stdout is one JSON object with the results.
+)";
+}
+
+namespace {
+
+using handler = std::function<std::optional<std::string>(options&, const std::string&)>;
+
+std::optional<std::string> need_uint(const std::string& opt, const std::string& v, uint64_t lo,
+                                     uint64_t hi, uint64_t& out) {
+    auto n = parse_uint(v);
+    if (!n || *n < lo || *n > hi) {
+        return fmt::format("{}: '{}' is not an integer in [{}, {}]", opt, v, lo, hi);
+    }
+    out = *n;
+    return std::nullopt;
+}
+
+std::optional<std::string> need_double(const std::string& opt, const std::string& v, double lo,
+                                       double hi, double& out) {
+    char* end = nullptr;
+    double d = std::strtod(v.c_str(), &end);
+    if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(d) || d < lo || d > hi) {
+        return fmt::format("{}: '{}' is not a number in [{}, {}]", opt, v, lo, hi);
+    }
+    out = d;
+    return std::nullopt;
+}
+
+template <typename T>
+handler uint_into(T options::*field, uint64_t lo, uint64_t hi) {
+    return [field, lo, hi](options& o, const std::string& v) -> std::optional<std::string> {
+        uint64_t n = 0;
+        if (auto e = need_uint("", v, lo, hi, n)) {
+            return e;
+        }
+        o.*field = static_cast<T>(n);
+        return std::nullopt;
+    };
+}
+
+handler double_into(double options::*field, double lo, double hi) {
+    return [field, lo, hi](options& o, const std::string& v) -> std::optional<std::string> {
+        double d = 0;
+        if (auto e = need_double("", v, lo, hi, d)) {
+            return e;
+        }
+        o.*field = d;
+        return std::nullopt;
+    };
+}
+
+handler prefix_into(prefix options::*field) {
+    return [field](options& o, const std::string& v) -> std::optional<std::string> {
+        auto p = parse_prefix(v);
+        if (!p) {
+            return fmt::format(": '{}' is not an IPv4 prefix A.B.C.D/L with zero host bits", v);
+        }
+        o.*field = *p;
+        return std::nullopt;
+    };
+}
+
+handler ipv4_into(ipv4 options::*field) {
+    return [field](options& o, const std::string& v) -> std::optional<std::string> {
+        auto a = parse_ipv4(v);
+        if (!a || *a == 0) {
+            return fmt::format(": '{}' is not an IPv4 address", v);
+        }
+        o.*field = *a;
+        return std::nullopt;
+    };
+}
+
+std::vector<std::string> split_words(const std::string& s) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (char c : s) {
+        if (c == ' ' || c == '\t') {
+            if (!cur.empty()) {
+                out.push_back(cur);
+                cur.clear();
+            }
+        } else {
+            cur += c;
+        }
+    }
+    if (!cur.empty()) {
+        out.push_back(cur);
+    }
+    return out;
+}
+
+const std::map<std::string, handler>& valued() {
+    static const std::map<std::string, handler> table = {
+        {"--spokes", uint_into(&options::spokes, 1, 1u << 22)},
+        {"--first-spoke", uint_into(&options::first_spoke, 0, 1u << 24)},
+        {"--nbma-prefix", prefix_into(&options::nbma_prefix)},
+        {"--nbma-offset", uint_into(&options::nbma_offset, 1, 1u << 30)},
+        {"--hub-nbma", ipv4_into(&options::hub_nbma)},
+        {"--tunnel-prefix", prefix_into(&options::tunnel_prefix)},
+        {"--overlay-offset", uint_into(&options::overlay_offset, 1, 1u << 30)},
+        {"--hub-overlay", ipv4_into(&options::hub_overlay)},
+        {"--lan-prefix", prefix_into(&options::lan_prefix)},
+        {"--lan-length", uint_into(&options::lan_length, 8, 32)},
+        {"--gre-key",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             auto n = parse_uint(v);
+             if (!n || *n > 0xffffffffu) {
+                 return fmt::format(": '{}' is not a 32-bit GRE key", v);
+             }
+             o.gre_key = static_cast<uint32_t>(*n);
+             return std::nullopt;
+         }},
+        {"--auth",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             // Cisco and FRR carry at most 8 bytes of clear-text password.
+             if (v.empty() || v.size() > 8) {
+                 return fmt::format(": '{}' must be 1 to 8 bytes (Cisco's limit)", v);
+             }
+             o.auth = v;
+             return std::nullopt;
+         }},
+        {"--holdtime", uint_into(&options::holdtime, 1, 65535)},
+        {"--registration-timeout", uint_into(&options::registration_timeout, 1, 65535)},
+        {"--style",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             if (v == "cisco") {
+                 o.style = nhrp_style::cisco;
+             } else if (v == "frr") {
+                 o.style = nhrp_style::frr;
+             } else {
+                 return fmt::format(": '{}' is neither cisco nor frr", v);
+             }
+             return std::nullopt;
+         }},
+        {"--mtu", uint_into(&options::cie_mtu, 68, 65535)},
+        {"--cie-prefix",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             // IOS sends 255 (unique) or 32; nothing else means anything for a registration.
+             if (v == "255" || v == "32") {
+                 o.cie_prefix = static_cast<uint8_t>(std::stoi(v));
+                 return std::nullopt;
+             }
+             return fmt::format(": '{}' is neither 255 nor 32", v);
+         }},
+        {"--esp",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             for (auto t : {esp_transform::none, esp_transform::aes128_gcm,
+                            esp_transform::aes256_gcm}) {
+                 if (v == name(t)) {
+                     o.esp = t;
+                     return std::nullopt;
+                 }
+             }
+             return fmt::format(": '{}' is not one of none, aes128-gcm16, aes256-gcm16", v);
+         }},
+        {"--sa-seed", uint_into(&options::sa_seed, 0, UINT64_MAX)},
+        {"--spi-base", uint_into(&options::spi_base, 256, 0xf0000000u)},
+        {"--vdev",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             if (v.empty() || v.find(' ') != std::string::npos) {
+                 return fmt::format(": '{}' is not a vdev string (name[,key=value...])", v);
+             }
+             o.vdev = v;
+             return std::nullopt;
+         }},
+        {"--hub-mac",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             auto m = parse_mac(v);
+             if (!m || ((*m)[0] & 1) != 0) {
+                 return fmt::format(": '{}' is not a unicast MAC aa:bb:cc:dd:ee:ff", v);
+             }
+             o.hub_mac = *m;
+             return std::nullopt;
+         }},
+        {"--eal",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             o.eal_args = split_words(v);
+             if (o.eal_args.empty()) {
+                 return std::string(": empty EAL arguments");
+             }
+             return std::nullopt;
+         }},
+        {"--reg-rate", double_into(&options::registration_rate, 0.001, 1e7)},
+        {"--rate", double_into(&options::data_rate, 0, 1e9)},
+        {"--payload", uint_into(&options::payload_size, 24, 1400)},
+        {"--peer-offset", uint_into(&options::peer_offset, 1, 1u << 22)},
+        {"--traffic",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             if (v == "overlay") {
+                 o.traffic = traffic_addressing::overlay;
+             } else if (v == "lan") {
+                 o.traffic = traffic_addressing::lan;
+             } else {
+                 return fmt::format(": '{}' is neither overlay nor lan", v);
+             }
+             return std::nullopt;
+         }},
+        {"--duration", double_into(&options::duration, 0, 1e7)},
+        {"--register-wait", double_into(&options::register_wait, 0.001, 1e7)},
+        {"--drain", double_into(&options::drain, 0, 3600)},
+        {"--write-pcap",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             if (v.empty()) {
+                 return std::string(": empty file name");
+             }
+             o.write_pcap = v;
+             return std::nullopt;
+         }},
+        {"--count", uint_into(&options::pcap_count, 1, 100'000'000)},
+    };
+    return table;
+}
+
+const std::map<std::string, std::function<void(options&)>>& switches() {
+    static const std::map<std::string, std::function<void(options&)>> table = {
+        {"--unique", [](options& o) { o.unique = true; }},
+        {"--no-unique", [](options& o) { o.unique = false; }},
+        {"--nat-extension", [](options& o) { o.nat_extension = true; }},
+        {"--no-nat-extension", [](options& o) { o.nat_extension = false; }},
+        {"--no-shortcuts", [](options& o) { o.shortcuts = false; }},
+        {"--print-sa-yaml", [](options& o) { o.print_sa_yaml = true; }},
+        {"--no-progress", [](options& o) { o.progress = false; }},
+        {"--per-spoke", [](options& o) { o.per_spoke = true; }},
+        {"--help", [](options& o) { o.help = true; }},
+        {"-h", [](options& o) { o.help = true; }},
+    };
+    return table;
+}
+
+// The k-th address of a prefix must be a host address: inside, and neither the first nor
+// (for prefixes shorter than /31) the last.
+bool host_in(const prefix& p, uint64_t k) {
+    return k >= 1 && k + (p.length < 31 ? 1 : 0) < p.size();
+}
+
+}  // namespace
+
+std::optional<std::string> validate(const options& o) {
+    uint64_t last = uint64_t{o.first_spoke} + o.spokes - 1;
+    if (!host_in(o.nbma_prefix, o.nbma_offset + last)) {
+        return fmt::format("--nbma-prefix {} has no room for spokes {}..{} from offset {}",
+                           to_string(o.nbma_prefix), o.first_spoke, last, o.nbma_offset);
+    }
+    if (!host_in(o.tunnel_prefix, o.overlay_offset + last)) {
+        return fmt::format("--tunnel-prefix {} has no room for spokes {}..{} from offset {}",
+                           to_string(o.tunnel_prefix), o.first_spoke, last, o.overlay_offset);
+    }
+    if (o.lan_length < o.lan_prefix.length) {
+        return fmt::format("--lan-length {} is shorter than --lan-prefix {}", o.lan_length,
+                           to_string(o.lan_prefix));
+    }
+    if (o.traffic == traffic_addressing::lan &&
+        last >= (uint64_t{1} << (o.lan_length - o.lan_prefix.length))) {
+        return fmt::format("--lan-prefix {} holds only {} /{} prefixes; spoke {} needs more",
+                           to_string(o.lan_prefix),
+                           uint64_t{1} << (o.lan_length - o.lan_prefix.length), o.lan_length, last);
+    }
+    if (o.traffic == traffic_addressing::lan && o.lan_length > 30) {
+        return std::string("--traffic lan needs a --lan-length of at most 30 (a host at .1)");
+    }
+    ipv4 hub_nbma = o.hub_nbma != 0 ? o.hub_nbma : o.nbma_prefix.network + 1;
+    ipv4 hub_overlay = o.hub_overlay != 0 ? o.hub_overlay : o.tunnel_prefix.network + 1;
+    uint64_t first_nbma = uint64_t{o.nbma_prefix.network} + o.nbma_offset + o.first_spoke;
+    if (hub_nbma >= first_nbma && hub_nbma <= first_nbma + o.spokes - 1) {
+        return fmt::format("--hub-nbma {} is one of the spokes' NBMA addresses",
+                           to_string(hub_nbma));
+    }
+    uint64_t first_overlay = uint64_t{o.tunnel_prefix.network} + o.overlay_offset + o.first_spoke;
+    if (hub_overlay >= first_overlay && hub_overlay <= first_overlay + o.spokes - 1) {
+        return fmt::format("--hub-overlay {} is one of the spokes' tunnel addresses",
+                           to_string(hub_overlay));
+    }
+    if (!o.tunnel_prefix.contains(hub_overlay)) {
+        return fmt::format("--hub-overlay {} is outside --tunnel-prefix {}", to_string(hub_overlay),
+                           to_string(o.tunnel_prefix));
+    }
+    if (o.data_rate > 0 && o.spokes >= 2 && o.peer_offset % o.spokes == 0) {
+        return fmt::format("--peer-offset {} makes every spoke send to itself with {} spokes",
+                           o.peer_offset, o.spokes);
+    }
+    if (o.registration_timeout != 0 && o.registration_timeout >= o.holdtime) {
+        return fmt::format("--registration-timeout {} must be below --holdtime {}",
+                           o.registration_timeout, o.holdtime);
+    }
+    if (o.holdtime < 3 && o.registration_timeout == 0) {
+        return fmt::format("--holdtime {} leaves no refresh interval (holdtime/3 < 1 s)",
+                           o.holdtime);
+    }
+    if (!o.write_pcap.empty() && o.pcap_count == 0) {
+        return std::string("--write-pcap needs --count N");
+    }
+    if (o.write_pcap.empty() && o.pcap_count != 0) {
+        return std::string("--count only goes with --write-pcap");
+    }
+    if (!o.write_pcap.empty() && o.spokes < 2) {
+        return std::string("--write-pcap needs at least 2 spokes (data goes spoke to spoke)");
+    }
+    if (o.print_sa_yaml && o.esp == esp_transform::none) {
+        return std::string("--print-sa-yaml needs --esp (there are no SAs without it)");
+    }
+    if (o.vdev.empty() && !o.print_sa_yaml && o.write_pcap.empty()) {
+        return std::string("--vdev is required (or --print-sa-yaml / --write-pcap)");
+    }
+    return std::nullopt;
+}
+
+wire::result<options, std::string> parse_options(const std::vector<std::string>& args) {
+    options o;
+    bool saw_unique = false;
+    bool saw_no_unique = false;
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        std::string opt = a;
+        std::optional<std::string> value;
+        if (size_t eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+            opt = a.substr(0, eq);
+            value = a.substr(eq + 1);
+        }
+        if (auto s = switches().find(opt); s != switches().end()) {
+            if (value) {
+                return wire::fail(fmt::format("{} takes no value", opt));
+            }
+            saw_unique |= opt == "--unique";
+            saw_no_unique |= opt == "--no-unique";
+            s->second(o);
+            continue;
+        }
+        auto h = valued().find(opt);
+        if (h == valued().end()) {
+            return wire::fail(fmt::format("unknown option '{}' (see --help)", a));
+        }
+        if (!value) {
+            if (i + 1 >= args.size()) {
+                return wire::fail(fmt::format("{} needs a value", opt));
+            }
+            value = args[++i];
+        }
+        if (auto e = h->second(o, *value)) {
+            return wire::fail(opt + *e);
+        }
+    }
+    if (saw_unique && saw_no_unique) {
+        return wire::fail(std::string("--unique and --no-unique contradict each other"));
+    }
+    if (o.help) {
+        return o;
+    }
+    if (auto e = validate(o)) {
+        return wire::fail(*e);
+    }
+    return o;
+}
+
+}  // namespace dmvpn::spokesim

@@ -1,0 +1,92 @@
+// dmvpn-spokesim's command line: every knob of the emulated topology, checked before anything runs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataplane/wire/result.hpp"
+#include "tools/spokesim/addr.hpp"
+
+namespace dmvpn::spokesim {
+
+// Which real spoke's Registration Request to copy (see tests/data/captures/SOURCES.md).
+enum class nhrp_style : uint8_t {
+    cisco,  // hop 255, destination = the NHS's protocol address, Responder first
+    frr,    // hop 1, destination = the spoke's own address, Responder after the transit records
+};
+
+// Inner addresses of the generated data: the spokes' tunnel addresses, or a host (.1) in each
+// spoke's LAN prefix (the hub then needs routes to the LANs).
+enum class traffic_addressing : uint8_t { overlay, lan };
+
+// ESP transform for the manual SAs; none sends GRE in the clear.
+enum class esp_transform : uint8_t { none, aes128_gcm, aes256_gcm };
+std::string_view name(esp_transform t) noexcept;
+
+struct options {
+    // Topology: spoke i (counting from first_spoke) takes the i-th address of each range.
+    uint32_t spokes = 2;
+    uint32_t first_spoke = 0;
+    prefix nbma_prefix{0x64400000, 10};    // 100.64.0.0/10
+    ipv4 hub_nbma = 0;                     // 0: the prefix's first host
+    uint32_t nbma_offset = 2;              // spoke 0 is the prefix's address .2
+    prefix tunnel_prefix{0x0aff0000, 16};  // 10.255.0.0/16
+    ipv4 hub_overlay = 0;                  // 0: the prefix's first host
+    uint32_t overlay_offset = 2;
+    prefix lan_prefix{0xac100000, 12};  // 172.16.0.0/12
+    uint8_t lan_length = 24;
+
+    // Tunnel and NHRP.
+    std::optional<uint32_t> gre_key;
+    std::string auth;  // empty: no Authentication extension
+    uint32_t holdtime = 7200;
+    uint32_t registration_timeout = 0;  // 0: holdtime / 3
+    bool unique = true;
+    bool nat_extension = true;
+    nhrp_style style = nhrp_style::cisco;
+    uint16_t cie_mtu = 1514;
+    uint8_t cie_prefix = 0;  // registration CIE prefix length; 0: 255 with unique, else 32
+    bool shortcuts = true;  // act on Traffic Indications (Phase 3)
+
+    // IPsec: one manual SA pair per spoke with the hub, derived from the index and the seed.
+    esp_transform esp = esp_transform::none;
+    uint64_t sa_seed = 1;
+    uint32_t spi_base = 0x1000;
+
+    // DPDK.
+    std::string vdev;
+    std::optional<mac> hub_mac;  // absent: ARP for the hub's NBMA address
+    std::vector<std::string> eal_args;  // replaces the default EAL arguments when given
+
+    // Load.
+    double registration_rate = 100;  // registrations per second during the ramp
+    double data_rate = 10;           // data packets per second, all spokes together
+    uint32_t payload_size = 64;      // bytes of UDP payload in each data packet
+    uint32_t peer_offset = 1;        // spoke i sends to spoke i + offset (mod N)
+    traffic_addressing traffic = traffic_addressing::overlay;
+    double duration = 5;        // seconds of data after every spoke registered; 0: until a signal
+    double register_wait = 0;   // seconds to wait for registrations; 0: 10 + N / rate
+    double drain = 1;           // seconds to keep receiving after the last data packet
+    bool progress = true;       // a line on stderr every second on runs longer than a few seconds
+    bool per_spoke = false;     // per-spoke objects in the JSON even for large N
+
+    // Offline modes.
+    bool print_sa_yaml = false;
+    std::string write_pcap;
+    uint64_t pcap_count = 0;
+
+    bool help = false;
+};
+
+// Parses argv[1..]; the error is a message naming the option and what is wrong with it.
+wire::result<options, std::string> parse_options(const std::vector<std::string>& args);
+
+// Checks the combination (address ranges large enough, offsets inside N, ...). parse_options
+// calls it; exposed for the tests.
+std::optional<std::string> validate(const options& o);
+
+std::string usage();
+
+}  // namespace dmvpn::spokesim
