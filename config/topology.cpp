@@ -1,0 +1,180 @@
+// Address helpers, transform facts, look-ups and the reload diff of config/topology.hpp.
+#include "config/topology.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace dmvpn::config {
+
+std::optional<ipv4> parse_ipv4(std::string_view text) noexcept {
+    uint32_t value = 0;
+    size_t i = 0;
+    for (int octet = 0; octet < 4; ++octet) {
+        if (octet > 0) {
+            if (i >= text.size() || text[i] != '.') {
+                return std::nullopt;
+            }
+            ++i;
+        }
+        size_t start = i;
+        uint32_t n = 0;
+        while (i < text.size() && text[i] >= '0' && text[i] <= '9' && i - start < 3) {
+            n = n * 10 + static_cast<uint32_t>(text[i] - '0');
+            ++i;
+        }
+        size_t digits = i - start;
+        if (digits == 0 || n > 255 || (digits > 1 && text[start] == '0')) {
+            return std::nullopt;
+        }
+        value = (value << 8) | n;
+    }
+    if (i != text.size()) {
+        return std::nullopt;
+    }
+    return ipv4{value};
+}
+
+std::string to_string(ipv4 a) {
+    std::string out;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        out += std::to_string((a.value >> shift) & 0xff);
+        if (shift > 0) {
+            out += '.';
+        }
+    }
+    return out;
+}
+
+std::string to_string(const prefix4& p) {
+    return to_string(p.network) + "/" + std::to_string(p.length);
+}
+
+std::string to_string(const interface_address& a) {
+    return to_string(a.address) + "/" + std::to_string(a.length);
+}
+
+std::string_view name(port_role r) noexcept {
+    switch (r) {
+        case port_role::underlay:
+            return "underlay";
+        case port_role::lan:
+            return "lan";
+    }
+    return "?";
+}
+
+namespace {
+
+struct transform_facts {
+    transform t;
+    std::string_view name;
+    size_t cipher_key;
+    size_t salt;
+    size_t integrity_key;
+    size_t overhead;
+};
+
+// Overhead: SPI + sequence 8, IV (8 for GCM per RFC 4106, 16 for CBC per RFC 3602), pad length
+// + next header 2, padding to the cipher's alignment (4 for GCM, 16-byte blocks for CBC, so at
+// most 3 or 15), ICV (16; 12 for HMAC-SHA1-96, 16 for HMAC-SHA-256-128).
+constexpr std::array<transform_facts, 4> transforms{{
+    {transform::aes128_gcm16, "aes128-gcm16", 16, 4, 0, 8 + 8 + 2 + 3 + 16},
+    {transform::aes256_gcm16, "aes256-gcm16", 32, 4, 0, 8 + 8 + 2 + 3 + 16},
+    {transform::aes128_cbc_sha1_96, "aes128-cbc-sha1-96", 16, 0, 20, 8 + 16 + 2 + 15 + 12},
+    {transform::aes256_cbc_sha256_128, "aes256-cbc-sha256-128", 32, 0, 32, 8 + 16 + 2 + 15 + 16},
+}};
+
+const transform_facts& facts(transform t) noexcept { return transforms[static_cast<size_t>(t)]; }
+
+template <typename T>
+const T* find_named(const std::vector<T>& items, std::string_view name) noexcept {
+    auto it = std::find_if(items.begin(), items.end(), [&](const T& x) { return x.name == name; });
+    return it == items.end() ? nullptr : &*it;
+}
+
+// Names of items in `after` that are new, gone or different, matched by name.
+template <typename T, typename Changed>
+void diff_named(const std::vector<T>& before, const std::vector<T>& after,
+                std::vector<std::string>& added, std::vector<std::string>& removed,
+                std::vector<std::string>& changed, Changed is_changed) {
+    for (const T& b : before) {
+        if (find_named(after, b.name) == nullptr) {
+            removed.push_back(b.name);
+        }
+    }
+    for (const T& a : after) {
+        const T* b = find_named(before, a.name);
+        if (b == nullptr) {
+            added.push_back(a.name);
+        } else if (is_changed(*b, a)) {
+            changed.push_back(a.name);
+        }
+    }
+}
+
+}  // namespace
+
+std::string_view name(transform t) noexcept { return facts(t).name; }
+
+std::optional<transform> parse_transform(std::string_view text) noexcept {
+    for (const transform_facts& f : transforms) {
+        if (f.name == text) {
+            return f.t;
+        }
+    }
+    return std::nullopt;
+}
+
+bool is_gcm(transform t) noexcept { return facts(t).salt != 0; }
+size_t cipher_key_bytes(transform t) noexcept { return facts(t).cipher_key; }
+size_t salt_bytes(transform t) noexcept { return facts(t).salt; }
+size_t integrity_key_bytes(transform t) noexcept { return facts(t).integrity_key; }
+size_t esp_overhead_max(transform t) noexcept { return facts(t).overhead; }
+
+const port* topology::find_port(std::string_view name) const noexcept {
+    return find_named(ports, name);
+}
+const tunnel* topology::find_tunnel(std::string_view name) const noexcept {
+    return find_named(tunnels, name);
+}
+const ipsec_profile* topology::find_ipsec_profile(std::string_view name) const noexcept {
+    return find_named(ipsec_profiles, name);
+}
+
+bool topology_diff::empty() const noexcept {
+    return ports_added.empty() && ports_removed.empty() && ports_changed.empty() &&
+           tunnels_added.empty() && tunnels_removed.empty() && tunnels_changed.empty() &&
+           ipsec_profiles_added.empty() && ipsec_profiles_removed.empty() &&
+           ipsec_profiles_changed.empty() && !hub_changed && !routes_changed && !management_changed;
+}
+
+bool topology_diff::needs_restart() const noexcept {
+    return hub_changed || !ports_added.empty() || !ports_removed.empty() || !ports_changed.empty();
+}
+
+topology_diff diff(const topology& before, const topology& after) {
+    topology_diff d;
+    auto differ = [](const auto& x, const auto& y) { return !(x == y); };
+    diff_named(before.ports, after.ports, d.ports_added, d.ports_removed, d.ports_changed, differ);
+    diff_named(before.ipsec_profiles, after.ipsec_profiles, d.ipsec_profiles_added,
+               d.ipsec_profiles_removed, d.ipsec_profiles_changed, differ);
+    diff_named(before.tunnels, after.tunnels, d.tunnels_added, d.tunnels_removed, d.tunnels_changed,
+               [&](const tunnel& b, const tunnel& a) {
+                   if (!(b == a)) {
+                       return true;
+                   }
+                   // Same profile name, but the SAs or algorithms behind it may differ.
+                   const ipsec_profile* pb = before.find_ipsec_profile(b.ipsec_profile);
+                   const ipsec_profile* pa = after.find_ipsec_profile(a.ipsec_profile);
+                   if (pb == nullptr || pa == nullptr) {
+                       return pb != pa;
+                   }
+                   return !(*pb == *pa);
+               });
+    d.hub_changed = !(before.hub == after.hub);
+    d.routes_changed = !(before.routes == after.routes);
+    d.management_changed = !(before.mgmt == after.mgmt);
+    return d;
+}
+
+}  // namespace dmvpn::config

@@ -1,0 +1,246 @@
+// The hub's validated topology as plain C++ values (config/README.md documents every field).
+#pragma once
+
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dmvpn::config {
+
+// An IPv4 address in host byte order, so that ordering and prefix arithmetic are plain integer
+// operations; the dataplane converts once when it builds its tables.
+struct ipv4 {
+    uint32_t value = 0;
+
+    friend auto operator<=>(const ipv4&, const ipv4&) = default;
+};
+
+// Strict dotted quad: four decimal octets, no leading zeros (inet_aton would read them as
+// octal, which is never what an operator meant).
+std::optional<ipv4> parse_ipv4(std::string_view text) noexcept;
+std::string to_string(ipv4 a);
+
+// A network: its address has no bits set beyond `length`.
+struct prefix4 {
+    ipv4 network;
+    uint8_t length = 0;
+
+    uint32_t mask() const noexcept { return length == 0 ? 0 : ~uint32_t{0} << (32 - length); }
+    bool contains(ipv4 a) const noexcept { return (a.value & mask()) == network.value; }
+    bool overlaps(const prefix4& o) const noexcept {
+        return contains(o.network) || o.contains(network);
+    }
+
+    friend auto operator<=>(const prefix4&, const prefix4&) = default;
+};
+std::string to_string(const prefix4& p);
+
+// An address on a subnet, written 192.0.2.1/24.
+struct interface_address {
+    ipv4 address;
+    uint8_t length = 0;
+
+    prefix4 subnet() const noexcept {
+        prefix4 p{{}, length};
+        p.network.value = address.value & p.mask();
+        return p;
+    }
+
+    friend bool operator==(const interface_address&, const interface_address&) = default;
+};
+std::string to_string(const interface_address& a);
+
+enum class device_kind : uint8_t { pci, vdev };
+
+// What DPDK is asked to open: a PCI address (passed with -a) or a virtual device (--vdev).
+struct device {
+    device_kind kind = device_kind::vdev;
+    std::string spec;    // as DPDK takes it; a PCI address is normalized to 0000:3b:00.0 form
+    std::string name;    // the PCI address, or the vdev instance name before the first comma
+    std::string driver;  // vdev only: the driver the instance name selects (net_tap, net_pcap...)
+
+    friend bool operator==(const device&, const device&) = default;
+};
+
+enum class port_role : uint8_t {
+    underlay,  // faces the NBMA network: GRE/ESP to the spokes leaves here
+    lan,       // faces the hub's own networks: plain IPv4
+};
+std::string_view name(port_role r) noexcept;
+
+struct port {
+    std::string name;
+    device dev;
+    port_role role = port_role::underlay;
+    interface_address address;
+    std::optional<ipv4> gateway;
+    uint16_t mtu = 1500;
+    uint16_t rx_queue_size = 1024;
+    uint16_t tx_queue_size = 1024;
+
+    friend bool operator==(const port&, const port&) = default;
+};
+
+// An overlay (tunnel) address bound to the NBMA address that reaches it.
+struct nhrp_mapping {
+    ipv4 overlay;
+    ipv4 nbma;
+
+    friend bool operator==(const nhrp_mapping&, const nhrp_mapping&) = default;
+};
+
+struct nhrp_settings {
+    uint32_t network_id = 0;
+    std::string authentication;  // empty: none; otherwise 1..8 bytes, sent in clear (as Cisco)
+    uint16_t holdtime = 7200;    // seconds, what the hub puts in its replies' CIEs
+    // Seconds between the hub's own registrations to its NHS peers (hub-to-hub); Cisco's
+    // default is holdtime / 3.
+    uint16_t registration_timeout = 2400;
+    std::vector<nhrp_mapping> nhs;   // other hubs this hub registers with
+    std::vector<nhrp_mapping> maps;  // static overlay -> NBMA entries
+    bool multicast_dynamic = true;   // replicate to every registered spoke
+    std::vector<ipv4> multicast_static;
+    // 1: hub-and-spoke only (spoke-to-spoke resolution refused); 2: the hub answers and
+    // forwards resolution between spokes; 3: 2 plus Traffic Indications (redirect).
+    uint8_t phase = 2;
+    bool redirect = false;
+    uint32_t redirect_rate_limit = 100;  // Traffic Indications per second, whole tunnel
+    bool shortcut = false;
+    uint32_t max_cache_entries = 65536;
+    uint32_t registration_rate_limit = 10;  // Registration Requests per second per NBMA source
+
+    friend bool operator==(const nhrp_settings&, const nhrp_settings&) = default;
+};
+
+struct tunnel {
+    std::string name;
+    std::string port;  // an underlay port's name
+    ipv4 nbma_source;  // that port's address
+    ipv4 overlay_address;
+    prefix4 overlay_prefix;
+    std::optional<uint32_t> gre_key;
+    nhrp_settings nhrp;
+    uint16_t ip_mtu = 1400;
+    uint16_t tcp_adjust_mss = 1360;  // 0: off
+    std::string ipsec_profile;       // empty: GRE in clear
+
+    friend bool operator==(const tunnel&, const tunnel&) = default;
+};
+
+enum class transform : uint8_t {
+    aes128_gcm16,           // RFC 4106, 16-byte ICV
+    aes256_gcm16,           // RFC 4106, 16-byte ICV
+    aes128_cbc_sha1_96,     // RFC 3602 + RFC 2404
+    aes256_cbc_sha256_128,  // RFC 3602 + RFC 4868
+};
+std::string_view name(transform t) noexcept;
+std::optional<transform> parse_transform(std::string_view text) noexcept;
+bool is_gcm(transform t) noexcept;
+size_t cipher_key_bytes(transform t) noexcept;     // 16 or 32
+size_t salt_bytes(transform t) noexcept;           // 4 for GCM (RFC 4106 section 4), else 0
+size_t integrity_key_bytes(transform t) noexcept;  // 20 (RFC 2404), 32 (RFC 4868), 0 for GCM
+// The most ESP adds to a packet (header, IV, padding, pad length, next header, ICV), without
+// NAT-T's 8-byte UDP header.
+size_t esp_overhead_max(transform t) noexcept;
+
+// 0 means no limit.
+struct sa_lifetime {
+    uint64_t soft_packets = 0;
+    uint64_t hard_packets = 0;
+    uint64_t soft_bytes = 0;
+    uint64_t hard_bytes = 0;
+
+    friend bool operator==(const sa_lifetime&, const sa_lifetime&) = default;
+};
+
+// One direction of a manually keyed SA.
+struct sa_keys {
+    uint32_t spi = 0;
+    std::vector<uint8_t> key;            // AES key
+    std::vector<uint8_t> salt;           // GCM only: 4 bytes
+    std::vector<uint8_t> integrity_key;  // CBC only
+
+    friend bool operator==(const sa_keys&, const sa_keys&) = default;
+};
+
+// The SA pair between the hub and one peer, until IKEv2 negotiates them.
+struct manual_sa {
+    ipv4 peer;         // the peer's NBMA address
+    sa_keys inbound;   // the peer encrypts, the hub decrypts
+    sa_keys outbound;  // the hub encrypts, the peer decrypts
+
+    friend bool operator==(const manual_sa&, const manual_sa&) = default;
+};
+
+struct ipsec_profile {
+    std::string name;
+    transform xform = transform::aes128_gcm16;
+    uint32_t replay_window = 1024;
+    bool esn = false;
+    sa_lifetime lifetime;
+    std::vector<manual_sa> manual_sas;
+
+    friend bool operator==(const ipsec_profile&, const ipsec_profile&) = default;
+};
+
+struct route {
+    prefix4 prefix;
+    std::optional<ipv4> via;
+    std::string port;    // as written; empty when only `via` was given
+    std::string egress;  // resolved: the tunnel or LAN port the route leaves through
+
+    friend bool operator==(const route&, const route&) = default;
+};
+
+struct hub_settings {
+    uint32_t control_lcore = 0;
+    std::vector<uint32_t> worker_lcores{1};
+    std::vector<std::string> eal_args;
+
+    friend bool operator==(const hub_settings&, const hub_settings&) = default;
+};
+
+struct management {
+    std::string socket = "/run/dmvpn-hub.sock";
+
+    friend bool operator==(const management&, const management&) = default;
+};
+
+struct topology {
+    hub_settings hub;
+    std::vector<port> ports;
+    std::vector<tunnel> tunnels;
+    std::vector<ipsec_profile> ipsec_profiles;
+    std::vector<route> routes;
+    management mgmt;
+
+    const port* find_port(std::string_view name) const noexcept;
+    const tunnel* find_tunnel(std::string_view name) const noexcept;
+    const ipsec_profile* find_ipsec_profile(std::string_view name) const noexcept;
+
+    friend bool operator==(const topology&, const topology&) = default;
+};
+
+// What a reload has to act on, by name. Ports and hub settings cannot change under a running
+// EAL, so a change there means a restart; tunnels, profiles and routes can be swapped live.
+struct topology_diff {
+    std::vector<std::string> ports_added, ports_removed, ports_changed;
+    std::vector<std::string> tunnels_added, tunnels_removed, tunnels_changed;
+    std::vector<std::string> ipsec_profiles_added, ipsec_profiles_removed, ipsec_profiles_changed;
+    bool hub_changed = false;
+    bool routes_changed = false;
+    bool management_changed = false;
+
+    bool empty() const noexcept;
+    bool needs_restart() const noexcept;
+};
+
+// A tunnel is listed as changed when its own fields differ or when the content of the IPsec
+// profile it names changed, so that a reload can act per tunnel.
+topology_diff diff(const topology& before, const topology& after);
+
+}  // namespace dmvpn::config

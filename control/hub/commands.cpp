@@ -1,0 +1,565 @@
+// The hub's management commands (dmvpnctl), reload, and the telemetry snapshot.
+#include <algorithm>
+#include <sstream>
+
+#include <fmt/core.h>
+#include <rte_ethdev.h>
+
+#include "config/load.hpp"
+#include "control/hub/hub.hpp"
+#include "control/hub/json.hpp"
+#include "control/hub/telemetry.hpp"
+#include "control/nhrp/show.hpp"
+#include "dataplane/port.hpp"
+#include "dataplane/wire/ipv4.hpp"
+
+namespace dmvpn::hub {
+
+namespace {
+
+std::vector<std::string> words_of(std::string_view line) {
+    std::vector<std::string> w;
+    std::istringstream in{std::string(line)};
+    std::string s;
+    while (in >> s) {
+        w.push_back(s);
+    }
+    return w;
+}
+
+control::mgmt_reply fail(std::string msg) {
+    return control::mgmt_reply{false, std::move(msg) + "\n"};
+}
+
+constexpr std::string_view help_text =
+    "commands (add --json for JSON):\n"
+    "  show nhrp [detail|brief|summary|traffic]\n"
+    "  show dmvpn\n"
+    "  show interfaces\n"
+    "  show stats\n"
+    "  show arp\n"
+    "  clear nhrp [ADDRESS]\n"
+    "  reload\n";
+
+std::string ip(uint32_t a) {
+    return wire::format_ipv4(a);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    std::string l;
+    while (std::getline(in, l)) {
+        if (!l.empty()) {
+            out.push_back(l);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+control::mgmt_reply hub::command(std::string_view line) {
+    std::vector<std::string> w = words_of(line);
+    bool json = std::erase(w, std::string("--json")) > 0;
+    auto f = json ? nhrp::show_format::json : nhrp::show_format::text;
+    timestamp now = std::chrono::steady_clock::now();
+    if (w.empty() || w[0] == "help") {
+        return {true, std::string(help_text)};
+    }
+    if (w[0] == "show" && w.size() >= 2) {
+        const std::string& what = w[1];
+        std::string arg = w.size() >= 3 ? w[2] : "";
+        if (what == "nhrp" || what == "ip") {
+            if (what == "ip") {  // "show ip nhrp ...", as IOS spells it
+                if (arg != "nhrp") {
+                    return fail("unknown command: " + std::string(line));
+                }
+                arg = w.size() >= 4 ? w[3] : "";
+            }
+            if (arg.empty()) {
+                return {true, nhrp::show_nhrp(*_server, now, f, false)};
+            }
+            if (arg == "detail") {
+                return {true, nhrp::show_nhrp(*_server, now, f, true)};
+            }
+            if (arg == "brief") {
+                return {true, nhrp::show_nhrp_brief(*_server, f)};
+            }
+            if (arg == "summary") {
+                return {true, nhrp::show_nhrp_summary(*_server, f)};
+            }
+            if (arg == "traffic") {
+                return {true, nhrp::show_nhrp_traffic(*_server, f)};
+            }
+            return fail("show nhrp: expected detail, brief, summary or traffic, got " + arg);
+        }
+        if (what == "dmvpn") {
+            return {true, nhrp::show_dmvpn(*_server, now, f)};
+        }
+        if (what == "interfaces") {
+            return {true, show_interfaces(json)};
+        }
+        if (what == "stats") {
+            return {true, show_stats(json)};
+        }
+        if (what == "arp") {
+            return {true, show_arp(json)};
+        }
+    }
+    if (w[0] == "clear" && w.size() >= 2 && w[1] == "nhrp") {
+        std::optional<uint32_t> addr;
+        if (w.size() >= 3) {
+            addr = wire::parse_ipv4_address(w[2]);
+            if (!addr) {
+                return fail("clear nhrp: not an IPv4 address: " + w[2]);
+            }
+        }
+        size_t before = _server->cache_size();
+        for (const config::tunnel& t : _topo.tunnels) {
+            apply(_server->clear(*_slots.slot(t.name), addr, now), now);
+        }
+        size_t removed = before - std::min(before, _server->cache_size());
+        if (json) {
+            return {true, json_members().num("cleared", removed).done() + "\n"};
+        }
+        return {true, fmt::format("cleared {} entr{}\n", removed, removed == 1 ? "y" : "ies")};
+    }
+    if (w[0] == "reload" && w.size() == 1) {
+        control::mgmt_reply r = reload();
+        if (json) {
+            r.body = json_members().boolean("ok", r.ok).str("message", r.body).done() + "\n";
+        }
+        return r;
+    }
+    return fail("unknown command: " + std::string(line) + "\n" + std::string(help_text));
+}
+
+// ---------------------------------------------------------------- reload
+
+control::mgmt_reply hub::reload() {
+    auto reject = [this](std::string why) {
+        ++_cc.reloads_rejected;
+        return fail("reload rejected, the running topology is unchanged: " + why);
+    };
+    if (!_config_path) {
+        return reject("the hub runs the embedded default topology (no --config file)");
+    }
+    auto loaded = config::load_file(*_config_path);
+    if (!loaded) {
+        return reject("\n" + loaded.error_text());
+    }
+    config::topology next = std::move(loaded).value();
+    config::topology_diff d = config::diff(_topo, next);
+    if (d.empty()) {
+        ++_cc.reloads;
+        return {true, "reload: no change\n"};
+    }
+    if (d.needs_restart()) {
+        std::string what;
+        for (const auto* v : {&d.ports_added, &d.ports_removed, &d.ports_changed}) {
+            for (const std::string& n : *v) {
+                what += (what.empty() ? "port " : ", port ") + n;
+            }
+        }
+        if (d.hub_changed) {
+            what += what.empty() ? "hub settings" : ", hub settings";
+        }
+        return reject(what + " changed: those need a restart of dmvpn-hub");
+    }
+    tunnel_slots slots = _slots;
+    if (!slots.assign(next)) {
+        return reject(fmt::format("at most {} tunnels are supported", dp::max_tunnels));
+    }
+    for (const config::tunnel& t : next.tunnels) {
+        if (std::none_of(_ports.begin(), _ports.end(),
+                         [&](const port_rt& p) { return p.name == t.port; })) {
+            return reject("tunnel " + t.name + " names port " + t.port + ", which is not open");
+        }
+    }
+    // New SAs first: a bad key refuses the reload before anything changed.
+    std::map<sa_key, std::unique_ptr<peer_sa>> fresh;
+    if (auto err = build_sas(next, fresh)) {
+        return reject(*err);
+    }
+    // The NHRP server is kept, with its cache, unless a tunnel's NHRP view changed.
+    bool replace = !d.tunnels_added.empty() || !d.tunnels_removed.empty();
+    for (const std::string& n : d.tunnels_changed) {
+        const config::tunnel* a = _topo.find_tunnel(n);
+        const config::tunnel* b = next.find_tunnel(n);
+        replace = replace || a == nullptr || b == nullptr || !same_nhrp_view(*a, *b);
+    }
+    std::optional<nhrp::server> new_server;
+    if (replace) {
+        auto sc = server_config_of(next, slots,
+                                   [this](uint32_t dst) { return route_for_nhrp(dst); });
+        auto s = nhrp::server::create(std::move(sc));
+        if (!s) {
+            return reject(fmt::format("NHRP server: {}", nhrp::name(s.error())));
+        }
+        new_server.emplace(std::move(s.value()));
+    }
+
+    // ---- commit: nothing below refuses
+    timestamp now = std::chrono::steady_clock::now();
+    ++_cc.reloads;
+    _topo = std::move(next);
+    _slots = slots;
+    std::map<std::string, opened_port> opened;
+    for (const port_rt& p : _ports) {
+        opened[p.name] = p.opened;
+    }
+    _pub->set_topology(dataplane_topology(_topo, _slots, opened));
+    // SAs: keep the unchanged ones (their sequence numbers and replay windows), add the new,
+    // retire those no profile names any more once no worker can still hold them.
+    std::vector<std::unique_ptr<peer_sa>> retired;
+    for (auto it = _sas.begin(); it != _sas.end();) {
+        bool still = false;
+        if (const config::ipsec_profile* prof = _topo.find_ipsec_profile(it->first.first)) {
+            for (const config::manual_sa& m : prof->manual_sas) {
+                still = still || (m.peer.value == it->first.second && m == it->second->cfg &&
+                                  *prof == it->second->profile_cfg);
+            }
+        }
+        if (still) {
+            ++it;
+        } else {
+            retired.push_back(std::move(it->second));
+            it = _sas.erase(it);
+        }
+    }
+    for (auto& [k, ps] : fresh) {
+        _sas[k] = std::move(ps);
+    }
+    install_inbound_sas();
+    if (replace) {
+        // Spokes registered with the old server keep their adjacencies until their holding
+        // time would have run out; re-registering with the new server adopts them.
+        for (const nhrp::entry_view& e : _server->entries()) {
+            auto b = _bindings.find({static_cast<uint16_t>(e.tunnel), e.address});
+            if (b == _bindings.end()) {
+                continue;
+            }
+            bool tunnel_kept = _slots.name(static_cast<uint16_t>(e.tunnel)) != nullptr;
+            b->second.carried_until = (e.type == nhrp::entry_type::dynamic && tunnel_kept && e.expires)
+                                          ? *e.expires
+                                          : now;
+        }
+        _server.reset();
+        _server.emplace(std::move(*new_server));
+        apply(_server->start(now), now);
+    }
+    apply_config_routes();
+    republish_all(now);
+    for (auto& ps : retired) {
+        peer_sa* raw = ps.release();
+        _pub->retire([raw] { delete raw; });
+    }
+    std::string msg = "reload: applied";
+    auto list = [&msg](std::string_view what, const std::vector<std::string>& names) {
+        for (const std::string& n : names) {
+            msg += fmt::format("; {} {}", what, n);
+        }
+    };
+    list("tunnel added", d.tunnels_added);
+    list("tunnel removed", d.tunnels_removed);
+    list("tunnel changed", d.tunnels_changed);
+    list("ipsec-profile added", d.ipsec_profiles_added);
+    list("ipsec-profile removed", d.ipsec_profiles_removed);
+    list("ipsec-profile changed", d.ipsec_profiles_changed);
+    if (d.routes_changed) {
+        msg += "; routes changed";
+    }
+    if (replace) {
+        msg += "; NHRP server restarted (registered spokes kept until they re-register)";
+    }
+    if (d.management_changed) {
+        msg += "; management socket change takes effect at the next restart";
+    }
+    return {true, msg + "\n"};
+}
+
+// ---------------------------------------------------------------- show
+
+std::string hub::show_interfaces(bool json) const {
+    std::string ports_json;
+    std::string text = "Port        DPDK  MAC                Address             Role      MTU   "
+                       "Link\n";
+    for (const port_rt& p : _ports) {
+        dp::link_state l = dp::port_link(p.opened.id);
+        std::string gw = p.cfg.gateway ? config::to_string(*p.cfg.gateway) : "";
+        if (json) {
+            ports_json += (ports_json.empty() ? "" : ",") +
+                          json_members()
+                              .str("name", p.name)
+                              .str("device", p.cfg.dev.spec)
+                              .num("dpdk_port", p.opened.id)
+                              .str("mac", format_mac(p.opened.mac))
+                              .str("address", config::to_string(p.cfg.address))
+                              .str("gateway", gw)
+                              .str("role", config::name(p.cfg.role))
+                              .num("mtu", p.opened.mtu)
+                              .boolean("link_up", l.up)
+                              .num("speed_mbps", l.speed_mbps)
+                              .num("control_tx", p.control_tx)
+                              .done();
+        } else {
+            text += fmt::format("{:<12}{:<6}{:<19}{:<20}{:<10}{:<6}{}\n", p.name, p.opened.id,
+                                format_mac(p.opened.mac), config::to_string(p.cfg.address),
+                                config::name(p.cfg.role), p.opened.mtu,
+                                l.up ? fmt::format("up {} Mb/s", l.speed_mbps) : "down");
+        }
+    }
+    std::string tunnels_json;
+    text += "\nTunnel      Slot  Overlay             NBMA             Key         MTU   MSS   "
+            "IPsec         Entries\n";
+    std::map<uint32_t, size_t> entries;
+    for (const nhrp::tunnel_view& tv : _server->tunnels()) {
+        entries[tv.id] = tv.entries;
+    }
+    for (const config::tunnel& t : _topo.tunnels) {
+        uint16_t slot = *_slots.slot(t.name);
+        std::string key = t.gre_key ? std::to_string(*t.gre_key) : "none";
+        std::string overlay = config::to_string(t.overlay_address) + "/" +
+                              std::to_string(t.overlay_prefix.length);
+        if (json) {
+            tunnels_json += (tunnels_json.empty() ? "" : ",") +
+                            json_members()
+                                .str("name", t.name)
+                                .num("slot", slot)
+                                .str("port", t.port)
+                                .str("overlay", overlay)
+                                .str("nbma", config::to_string(t.nbma_source))
+                                .raw("gre_key", t.gre_key ? std::to_string(*t.gre_key) : "null")
+                                .num("ip_mtu", t.ip_mtu)
+                                .num("tcp_adjust_mss", t.tcp_adjust_mss)
+                                .str("ipsec_profile", t.ipsec_profile)
+                                .num("phase", t.nhrp.phase)
+                                .num("nhrp_entries", entries[slot])
+                                .done();
+        } else {
+            text += fmt::format("{:<12}{:<6}{:<20}{:<17}{:<12}{:<6}{:<6}{:<14}{}\n", t.name, slot,
+                                overlay, config::to_string(t.nbma_source), key, t.ip_mtu,
+                                t.tcp_adjust_mss,
+                                t.ipsec_profile.empty() ? "-" : t.ipsec_profile, entries[slot]);
+        }
+    }
+    if (json) {
+        return json_members()
+                   .raw("ports", "[" + ports_json + "]")
+                   .raw("tunnels", "[" + tunnels_json + "]")
+                   .done() +
+               "\n";
+    }
+    return text;
+}
+
+std::string hub::show_stats(bool json) const {
+    dp::worker_counters total = _stats->total();
+    // Per worker.
+    std::string workers_json;
+    std::string text = "Workers\n";
+    for (uint16_t w = 0; w < _stats->workers(); ++w) {
+        dp::worker_counters c = _stats->read(w);
+        if (json) {
+            workers_json += (workers_json.empty() ? "" : ",") +
+                            json_members()
+                                .num("worker", w)
+                                .num("lcore", _worker_lcores[w])
+                                .num("rx_packets", c.rx_packets)
+                                .num("tx_packets", c.tx_packets)
+                                .num("bursts", c.bursts)
+                                .num("drops", c.total_drops())
+                                .num("punts", c.total_punts())
+                                .num("handoff_in", c.handoff_in)
+                                .num("handoff_out", c.handoff_out)
+                                .num("redirect_suppressed", c.redirect_suppressed)
+                                .num("event_alloc_failed", c.event_alloc_failed)
+                                .done();
+        } else {
+            text += fmt::format("  worker {} (lcore {}): rx {} tx {} drops {} punts {} handoff "
+                                "in {} out {}\n",
+                                w, _worker_lcores[w], c.rx_packets, c.tx_packets,
+                                c.total_drops(), c.total_punts(), c.handoff_in, c.handoff_out);
+        }
+    }
+    // Per port: the NIC's own counters beside the workers'.
+    std::string ports_json;
+    text += "Ports\n";
+    for (const port_rt& p : _ports) {
+        rte_eth_stats es{};
+        (void)rte_eth_stats_get(p.opened.id, &es);
+        uint16_t id = p.opened.id;
+        if (json) {
+            ports_json += (ports_json.empty() ? "" : ",") +
+                          json_members()
+                              .str("name", p.name)
+                              .num("ipackets", es.ipackets)
+                              .num("opackets", es.opackets)
+                              .num("ibytes", es.ibytes)
+                              .num("obytes", es.obytes)
+                              .num("imissed", es.imissed)
+                              .num("ierrors", es.ierrors)
+                              .num("oerrors", es.oerrors)
+                              .num("rx_nombuf", es.rx_nombuf)
+                              .num("worker_rx_packets", total.port_rx_packets[id])
+                              .num("worker_tx_packets", total.port_tx_packets[id])
+                              .num("control_tx_packets", p.control_tx)
+                              .done();
+        } else {
+            text += fmt::format("  {}: rx {} ({} bytes) tx {} ({} bytes) missed {} errors {}/{} "
+                                "control tx {}\n",
+                                p.name, es.ipackets, es.ibytes, es.opackets, es.obytes,
+                                es.imissed, es.ierrors, es.oerrors, p.control_tx);
+        }
+    }
+    // Per drop reason and punt reason, over all workers.
+    json_members drops;
+    text += "Drops\n";
+    for (size_t i = 0; i < dp::drop_reason_count; ++i) {
+        auto r = static_cast<dp::drop_reason>(i);
+        drops.num(dp::name(r), total.drop(r));
+        if (total.drop(r) != 0) {
+            text += fmt::format("  {}: {}\n", dp::name(r), total.drop(r));
+        }
+    }
+    json_members punts;
+    text += "Punts (sent by workers / handled by the control lcore)\n";
+    for (size_t i = 0; i < dp::punt_reason_count; ++i) {
+        auto r = static_cast<dp::punt_reason>(i);
+        punts.raw(dp::name(r), json_members().num("punted", total.punt(r)).num("handled", _cc.punts[i]).done());
+        if (total.punt(r) != 0 || _cc.punts[i] != 0) {
+            text += fmt::format("  {}: {} / {}\n", dp::name(r), total.punt(r), _cc.punts[i]);
+        }
+    }
+    // Per SA.
+    std::string sas_json;
+    text += "SAs\n";
+    for (const auto& [key, ps] : _sas) {
+        for (const crypto::sa* s : {ps->in.get(), ps->out.get()}) {
+            bool in = s->direction() == crypto::sa_direction::inbound;
+            if (json) {
+                sas_json += (sas_json.empty() ? "" : ",") +
+                            json_members()
+                                .str("profile", key.first)
+                                .str("peer", ip(key.second))
+                                .str("direction", in ? "inbound" : "outbound")
+                                .str("spi", fmt::format("0x{:08x}", s->spi()))
+                                .num("owner_worker", ps->owner)
+                                .num("packets", s->packets())
+                                .num("bytes", s->bytes())
+                                .boolean("soft_expired", s->soft_expired())
+                                .boolean("hard_expired", s->hard_expired())
+                                .done();
+            } else {
+                text += fmt::format("  {} {} {} spi 0x{:08x} worker {}: {} packets, {} bytes{}\n",
+                                    key.first, ip(key.second), in ? "in " : "out", s->spi(),
+                                    ps->owner, s->packets(), s->bytes(),
+                                    s->hard_expired()   ? " (hard expired)"
+                                    : s->soft_expired() ? " (soft expired)"
+                                                        : "");
+            }
+        }
+    }
+    json_members ctl;
+    ctl.num("icmp_echo_replies", _cc.icmp_echo_replies)
+        .num("icmp_errors_sent", _cc.icmp_errors_sent)
+        .num("for_us_unhandled", _cc.for_us_unhandled)
+        .num("arp_bad", _cc.arp_bad)
+        .num("arp_requests_sent", _neighbors.requests_sent())
+        .num("arp_replies_sent", _neighbors.replies_sent())
+        .num("nhrp_sent", _cc.nhrp_sent)
+        .num("nhrp_tx_no_esp_path", _cc.nhrp_tx_no_esp_path)
+        .num("tx_frames", _cc.tx_frames)
+        .num("tx_failed", _cc.tx_failed)
+        .num("handoffs", _cc.handoffs)
+        .num("handoff_failed", _cc.handoff_failed)
+        .num("no_route", _cc.no_route)
+        .num("no_binding", _cc.no_binding)
+        .num("held_dropped", _cc.held_dropped)
+        .num("multicast_copies", _cc.multicast_copies)
+        .num("multicast_link_local", _cc.multicast_link_local)
+        .num("fragments_sent", _cc.fragments_sent)
+        .num("publish_failed", _cc.publish_failed)
+        .num("mbuf_alloc_failed", _cc.mbuf_alloc_failed)
+        .num("reloads", _cc.reloads)
+        .num("reloads_rejected", _cc.reloads_rejected)
+        .num("adjacencies", _nexthops.size())
+        .num("routes", _installed.size())
+        .num("rcu_pending", _pub->pending());
+    if (json) {
+        return json_members()
+                   .raw("workers", "[" + workers_json + "]")
+                   .raw("ports", "[" + ports_json + "]")
+                   .raw("drops", drops.done())
+                   .raw("punts", punts.done())
+                   .raw("sas", "[" + sas_json + "]")
+                   .raw("control", ctl.done())
+                   .done() +
+               "\n";
+    }
+    text += fmt::format("Control\n  echo replies {}, ICMP errors {}, NHRP sent {} (no ESP path {}), "
+                        "frames {} (failed {}), handoffs {} (failed {}), no route {}, no binding "
+                        "{}, held dropped {}, adjacencies {}, routes {}, reloads {} (rejected {})\n",
+                        _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent,
+                        _cc.nhrp_tx_no_esp_path, _cc.tx_frames, _cc.tx_failed, _cc.handoffs,
+                        _cc.handoff_failed, _cc.no_route, _cc.no_binding, _cc.held_dropped,
+                        _nexthops.size(), _installed.size(), _cc.reloads, _cc.reloads_rejected);
+    return text;
+}
+
+std::string hub::show_arp(bool json) const {
+    std::string text = "Port        Address          MAC                State\n";
+    std::string arr;
+    for (const neighbor_view& n : _neighbors.entries()) {
+        const port_rt* p = port_by_id(n.key.port);
+        std::string pname = p != nullptr ? p->name : std::to_string(n.key.port);
+        if (json) {
+            arr += (arr.empty() ? "" : ",") + json_members()
+                                                  .str("port", pname)
+                                                  .str("address", ip(n.key.ip))
+                                                  .str("mac", format_mac(n.mac))
+                                                  .str("state", name(n.state))
+                                                  .num("held", n.pending)
+                                                  .done();
+        } else {
+            text += fmt::format("{:<12}{:<17}{:<19}{}\n", pname, ip(n.key.ip), format_mac(n.mac),
+                                name(n.state));
+        }
+    }
+    return json ? "[" + arr + "]\n" : text;
+}
+
+void hub::refresh_telemetry(timestamp now) {
+    if (!_telemetry) {
+        return;
+    }
+    telemetry_snapshot s;
+    dp::worker_counters total = _stats->total();
+    s.stats.emplace_back("rx_packets", total.rx_packets);
+    s.stats.emplace_back("tx_packets", total.tx_packets);
+    s.stats.emplace_back("drops", total.total_drops());
+    s.stats.emplace_back("punts", total.total_punts());
+    for (size_t i = 0; i < dp::drop_reason_count; ++i) {
+        auto r = static_cast<dp::drop_reason>(i);
+        if (total.drop(r) != 0) {
+            s.stats.emplace_back("drop_" + std::string(dp::name(r)), total.drop(r));
+        }
+    }
+    nhrp::counters nc = _server->total_counters();
+    s.stats.emplace_back("nhrp_entries", _server->cache_size());
+    s.stats.emplace_back("nhrp_registrations_received",
+                         nc.received_of(nhrp::op::registration_request));
+    s.stats.emplace_back("nhrp_registration_replies_sent",
+                         nc.sent_of(nhrp::op::registration_reply));
+    s.stats.emplace_back("icmp_echo_replies", _cc.icmp_echo_replies);
+    s.stats.emplace_back("handoffs", _cc.handoffs);
+    s.stats.emplace_back("adjacencies", _nexthops.size());
+    s.stats.emplace_back("uptime_s", static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(now - _started).count()));
+    s.nhrp = lines_of(nhrp::show_nhrp_brief(*_server, nhrp::show_format::text));
+    s.dmvpn = lines_of(nhrp::show_dmvpn(*_server, now, nhrp::show_format::text));
+    s.interfaces = lines_of(show_interfaces(false));
+    (void)_telemetry->try_publish(std::move(s));
+}
+
+}  // namespace dmvpn::hub

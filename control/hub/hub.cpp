@@ -1,0 +1,1190 @@
+// The hub's control lcore: start-up, shutdown, the loop and punt dispatch.
+#include "control/hub/hub.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/core.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include "control/hub/telemetry.hpp"
+#include "dataplane/eal.hpp"
+#include "dataplane/port.hpp"
+#include "dataplane/wire/gre.hpp"
+#include "dataplane/wire/ipv4.hpp"
+#include "dataplane/wire/reader.hpp"
+#include "dataplane/worker_ctx.hpp"
+
+namespace dmvpn::hub {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr unsigned punt_ring_size = 4096;
+constexpr unsigned punt_burst = 32;
+constexpr auto tick_interval = 10ms;
+// When nothing happened for this many passes the loop naps briefly: the machines this runs on
+// share their cores, and a control lcore has nothing to poll at line rate.
+constexpr unsigned idle_passes_before_nap = 1000;
+constexpr unsigned idle_nap_us = 100;
+
+template <typename... Args>
+void log(fmt::format_string<Args...> f, Args&&... args) {
+    fmt::print(stderr, "dmvpn-hub: {}\n", fmt::format(f, std::forward<Args>(args)...));
+}
+
+timestamp now_ts() {
+    return std::chrono::steady_clock::now();
+}
+
+std::string ip_str(uint32_t a) {
+    return wire::format_ipv4(a);
+}
+
+std::string eal_advice(int err) {
+    switch (err) {
+    case ENOMEM:
+    case ENODEV:
+        return "not enough memory for DPDK: reserve hugepages (echo 1024 > "
+               "/proc/sys/vm/nr_hugepages; mount -t hugetlbfs nodev /dev/hugepages) or run "
+               "without them (hub.eal-args: [--no-huge, -m, \"1024\"])";
+    case EACCES:
+        return "permission denied: run as root (hugepages, device files)";
+    case EALREADY:
+        return "EAL is already running in this process";
+    case EINVAL:
+        return "EAL refused its arguments (see the EAL message above): check hub.eal-args, the "
+               "arguments after --, and that every lcore in control-lcore/worker-lcores exists "
+               "on this machine";
+    case EAGAIN:
+        return "a bus or system resource is not available (another DPDK process with the same "
+               "--file-prefix? give each one its own)";
+    case EPROTO:
+        return "no PCI bus: add --no-pci to hub.eal-args when using only virtual devices";
+    default:
+        return fmt::format("rte_eal_init failed: {}", rte_strerror(err));
+    }
+}
+
+std::string port_advice(const config::port& p, dp::port_error e, uint16_t workers) {
+    std::string what = fmt::format("port \"{}\" ({})", p.name, p.dev.spec);
+    switch (e) {
+    case dp::port_error::probe_failed:
+        return what + ": DPDK could not probe the device: check the driver name and its "
+                      "arguments; a PCI device must be bound to vfio-pci and the EAL must not "
+                      "run with --no-pci";
+    case dp::port_error::not_found:
+        return what + ": the device was probed but no port carries the name \"" + p.dev.name +
+               "\": port not found";
+    case dp::port_error::too_few_queues:
+        return what + fmt::format(": the device has fewer than {} RX / {} TX queues: use fewer "
+                                  "worker lcores",
+                                  workers, workers + 1);
+    case dp::port_error::mtu_failed:
+        return what + fmt::format(": the device refused MTU {}", p.mtu);
+    default:
+        return what + ": " + std::string(dp::name(e));
+    }
+}
+
+// rte_eth_link / net_memif want the directory of a socket= argument to exist.
+void make_socket_dirs(const std::string& devargs) {
+    size_t pos = devargs.find("socket=");
+    if (pos == std::string::npos) {
+        return;
+    }
+    std::string path = devargs.substr(pos + 7, devargs.find(',', pos) - pos - 7);
+    std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    std::error_code ec;
+    if (!dir.empty()) {
+        std::filesystem::create_directories(dir, ec);
+    }
+}
+
+bool has_lcore_arg(const std::vector<std::string>& args) {
+    for (const std::string& a : args) {
+        if (a == "-l" || a == "-c" || a == "--lcores" || a.starts_with("--lcores=")) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- start-up
+
+wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
+    std::unique_ptr<hub> h(new hub());
+    h->_topo = std::move(p.topology);
+    h->_config_path = p.config_path;
+    h->_socket = p.socket.value_or(h->_topo.mgmt.socket);
+    h->_workers_n = static_cast<uint16_t>(h->_topo.hub.worker_lcores.size());
+    h->_worker_lcores = h->_topo.hub.worker_lcores;
+    h->_started = now_ts();
+    if (h->_workers_n == 0 || h->_workers_n > dp::max_workers) {
+        return wire::fail(fmt::format("hub.worker-lcores: 1 to {} workers are supported",
+                                      dp::max_workers));
+    }
+    if (!h->_slots.assign(h->_topo)) {
+        return wire::fail(fmt::format("at most {} tunnels are supported", dp::max_tunnels));
+    }
+    // Refuse early, before DPDK takes the devices, if another hub answers on the socket.
+    if (auto other = control::mgmt_call(h->_socket, "help", 300); other) {
+        return wire::fail(fmt::format("another dmvpn-hub answers on {}: stop it, or give this one "
+                                      "another management.socket (or --socket)",
+                                      h->_socket));
+    }
+    if (auto err = h->start_eal(p)) {
+        return wire::fail(*err);
+    }
+    for (auto step : {&hub::create_tables, &hub::open_ports, &hub::start_nhrp,
+                      &hub::start_workers}) {
+        if (auto err = (h.get()->*step)()) {
+            return wire::fail(*err);
+        }
+    }
+    auto mgmt = control::mgmt_server::start(h->_socket);
+    if (!mgmt) {
+        return wire::fail(fmt::format("management socket {}: {} (create its directory, or set "
+                                      "management.socket / --socket to a writable path)",
+                                      h->_socket, mgmt.error()));
+    }
+    h->_mgmt = std::move(mgmt.value());
+    h->_telemetry = telemetry::create();
+    h->refresh_telemetry(now_ts());
+    log("running: {} port(s), {} tunnel(s), {} worker(s), management socket {}",
+        h->_ports.size(), h->_topo.tunnels.size(), h->_workers_n, h->_socket);
+    return h;
+}
+
+std::optional<std::string> hub::start_eal(const start_params& p) {
+    std::vector<std::string> args = _topo.hub.eal_args;
+    args.insert(args.end(), p.eal_args.begin(), p.eal_args.end());
+    if (!has_lcore_arg(args)) {
+        std::string list = std::to_string(_topo.hub.control_lcore);
+        for (unsigned l : _worker_lcores) {
+            list += "," + std::to_string(l);
+        }
+        args.insert(args.begin(), {"-l", list});
+    }
+    bool has_main = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+        return a.starts_with("--main-lcore");
+    });
+    if (!has_main) {
+        args.insert(args.begin(), {"--main-lcore", std::to_string(_topo.hub.control_lcore)});
+    }
+    auto r = dp::eal_init(args);
+    if (!r) {
+        if (r.error() == dp::eal_error::meta_failed) {
+            return "EAL: no room in the mbuf for the packet metadata field";
+        }
+        return "EAL: " + eal_advice(rte_errno);
+    }
+    _eal_up = true;
+    if (rte_lcore_id() != _topo.hub.control_lcore) {
+        return fmt::format("hub.control-lcore is {} but EAL runs the main lcore on {}: make them "
+                           "agree (--main-lcore)",
+                           _topo.hub.control_lcore, rte_lcore_id());
+    }
+    for (unsigned l : _worker_lcores) {
+        if (l == rte_get_main_lcore()) {
+            return fmt::format("worker lcore {} is the control lcore: give the workers their own",
+                               l);
+        }
+        if (!rte_lcore_is_enabled(l)) {
+            return fmt::format("worker lcore {} is not in the EAL core list: add it to -l (or "
+                               "drop -l and let the hub build it from hub.worker-lcores)",
+                               l);
+        }
+        if (rte_eal_get_lcore_state(l) != WAIT) {
+            return fmt::format("worker lcore {} is busy", l);
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> hub::create_tables() {
+    unsigned mbufs = 4096;
+    for (const config::port& p : _topo.ports) {
+        mbufs += static_cast<unsigned>(p.rx_queue_size) * _workers_n +
+                 static_cast<unsigned>(p.tx_queue_size) * (_workers_n + 1u);
+    }
+    mbufs += 512u * (_workers_n + 1u);
+    unsigned n = 1;
+    while (n < mbufs + 1) {
+        n <<= 1;
+    }
+    std::string pool_name = fmt::format("hub_pool_{}", getpid());
+    _pool = rte_pktmbuf_pool_create(pool_name.c_str(), n - 1, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                    static_cast<int>(rte_socket_id()));
+    if (_pool == nullptr) {
+        return fmt::format("mbuf pool of {} buffers: {} (give DPDK more memory: -m, or "
+                           "hugepages)",
+                           n - 1, rte_strerror(rte_errno));
+    }
+    _punts = dp::create_punt_ring("hub_punts", punt_ring_size, static_cast<int>(rte_socket_id()));
+    if (_punts == nullptr) {
+        return fmt::format("punt ring: {}", rte_strerror(rte_errno));
+    }
+    size_t entries = 0;
+    for (const config::tunnel& t : _topo.tunnels) {
+        entries += t.nhrp.max_cache_entries;
+    }
+    dp::publisher_config pc;
+    pc.name = "hub";
+    pc.workers = _workers_n;
+    pc.adjacencies = static_cast<uint32_t>(
+        std::min<size_t>(entries + _topo.routes.size() + 4096, dp::route_index_max + 1));
+    pc.max_routes = pc.adjacencies;
+    pc.tbl8s = static_cast<uint32_t>(std::clamp<size_t>(entries / 8, 1024, 65536));
+    auto pub = dp::publisher::create(pc);
+    if (!pub) {
+        return fmt::format("dataplane tables: {} (a FIB needs 64 MiB and more: raise -m)",
+                           dp::name(pub.error()));
+    }
+    _pub = std::move(pub.value());
+    _adj_capacity = pc.adjacencies;
+    _stats = std::make_unique<dp::stats_registry>(_workers_n);
+    auto eng = crypto::engine::create();
+    if (!eng) {
+        return fmt::format("Intel IPsec-MB: {}", crypto::name(eng.error()));
+    }
+    _engine = std::move(eng.value());
+    return std::nullopt;
+}
+
+std::optional<std::string> hub::open_ports() {
+    std::map<std::string, opened_port> opened;
+    for (const config::port& p : _topo.ports) {
+        make_socket_dirs(p.dev.spec);
+        dp::port_config pc;
+        pc.devargs = p.dev.spec;
+        pc.workers = _workers_n;
+        pc.mtu = p.mtu;
+        pc.rx_desc = p.rx_queue_size;
+        pc.tx_desc = p.tx_queue_size;
+        pc.pool = _pool;
+        auto st = dp::open_port(pc);
+        if (!st) {
+            return port_advice(p, st.error(), _workers_n);
+        }
+        if (st->id >= dp::max_ports) {
+            return fmt::format("port \"{}\" got DPDK port id {}; at most {} ports are supported",
+                               p.name, st->id, dp::max_ports);
+        }
+        port_rt rt;
+        rt.name = p.name;
+        rt.cfg = p;
+        rt.opened.id = st->id;
+        std::memcpy(rt.opened.mac.data(), st->mac.addr_bytes, 6);
+        rt.opened.mtu = st->mtu;
+        rt.control_queue = st->control_tx_queue;
+        opened[p.name] = rt.opened;
+        _neighbors.set_port(st->id, rt.opened.mac, p.address.address.value);
+        log("port {} ({}) is DPDK port {}, MAC {}, MTU {}", p.name, p.dev.spec, st->id,
+            format_mac(rt.opened.mac), st->mtu);
+        _ports.push_back(std::move(rt));
+    }
+    _pub->set_topology(dataplane_topology(_topo, _slots, opened));
+    std::map<sa_key, std::unique_ptr<peer_sa>> sas;
+    if (auto err = build_sas(_topo, sas)) {
+        return err;
+    }
+    _sas = std::move(sas);
+    install_inbound_sas();
+    apply_config_routes();
+    return std::nullopt;
+}
+
+std::optional<std::string> hub::build_sas(const config::topology& t,
+                                          std::map<sa_key, std::unique_ptr<peer_sa>>& out) {
+    for (const config::ipsec_profile& prof : t.ipsec_profiles) {
+        for (const config::manual_sa& m : prof.manual_sas) {
+            sa_key key{prof.name, m.peer.value};
+            auto old = _sas.find(key);
+            if (old != _sas.end() && old->second->cfg == m && old->second->profile_cfg == prof) {
+                continue;  // unchanged: the caller keeps the live one (its sequence numbers)
+            }
+            auto ps = std::make_unique<peer_sa>();
+            ps->profile = prof.name;
+            ps->cfg = m;
+            ps->profile_cfg = prof;
+            ps->owner = sa_owner_of(m.peer.value, _workers_n);
+            std::vector<uint8_t> key_in;
+            std::vector<uint8_t> key_out;
+            auto in = crypto::sa::create(
+                sa_params_of(prof, m.inbound, crypto::sa_direction::inbound, key_in), *_engine);
+            auto outb = crypto::sa::create(
+                sa_params_of(prof, m.outbound, crypto::sa_direction::outbound, key_out), *_engine);
+            if (!in || !outb) {
+                return fmt::format("ipsec-profiles \"{}\": SA with {}: {}", prof.name,
+                                   config::to_string(m.peer),
+                                   crypto::name(!in ? in.error() : outb.error()));
+            }
+            ps->in = std::move(in.value());
+            ps->out = std::move(outb.value());
+            out[key] = std::move(ps);
+        }
+    }
+    return std::nullopt;
+}
+
+void hub::install_inbound_sas() {
+    std::vector<dp::inbound_sa> table;
+    for (const auto& [key, ps] : _sas) {
+        // The SA protects the tunnel(s) naming its profile; the first one is the one GRE inside
+        // must name (a profile shared by tunnels would need per-tunnel SAs).
+        for (const config::tunnel& t : _topo.tunnels) {
+            if (t.ipsec_profile == key.first) {
+                table.push_back(dp::inbound_sa{ps->in->spi(), *_slots.slot(t.name), ps->owner,
+                                               ps->in.get()});
+                break;
+            }
+        }
+    }
+    _pub->set_inbound_sas(table);
+}
+
+std::optional<std::string> hub::start_nhrp() {
+    auto sc = server_config_of(_topo, _slots,
+                               [this](uint32_t dst) { return route_for_nhrp(dst); });
+    auto s = nhrp::server::create(std::move(sc));
+    if (!s) {
+        return fmt::format("NHRP server: {}", nhrp::name(s.error()));
+    }
+    _server.emplace(std::move(s.value()));
+    timestamp now = now_ts();
+    apply(_server->start(now), now);
+    return std::nullopt;
+}
+
+std::optional<std::string> hub::start_workers() {
+    for (uint16_t w = 0; w < _workers_n; ++w) {
+        dp::worker_config wc;
+        wc.id = w;
+        for (const port_rt& p : _ports) {
+            wc.rx.push_back(dp::rx_queue{p.opened.id, w});
+        }
+        wc.tx_queue = w;
+        wc.tables = &_pub->tables();
+        wc.punt_ring = _punts;
+        wc.event_pool = _pool;
+        wc.stats = &_stats->of(w);
+        auto wk = dp::worker::create(wc);
+        if (!wk) {
+            return fmt::format("worker {}: {}", w, dp::name(wk.error()));
+        }
+        _workers.push_back(std::move(wk.value()));
+    }
+    _launch.resize(_workers_n);
+    for (uint16_t w = 0; w < _workers_n; ++w) {
+        _launch[w] = dp::worker::launch_args{_workers[w].get(), &_workers_stop};
+        int rc = rte_eal_remote_launch(&dp::worker::lcore_main, &_launch[w], _worker_lcores[w]);
+        if (rc != 0) {
+            return fmt::format("worker lcore {}: {} (busy or missing)", _worker_lcores[w],
+                               rte_strerror(-rc));
+        }
+        _launched = true;
+    }
+    return std::nullopt;
+}
+
+hub::~hub() {
+    _workers_stop.store(true);
+    if (_launched) {
+        rte_eal_mp_wait_lcore();
+    }
+    _mgmt.reset();
+    _telemetry.reset();
+    _workers.clear();
+    if (_punts != nullptr) {
+        rte_mbuf* ms[punt_burst];
+        unsigned n = 0;
+        while ((n = dp::dequeue_punts(_punts, ms, punt_burst)) != 0) {
+            rte_pktmbuf_free_bulk(ms, n);
+        }
+    }
+    // Adjacencies and the SPI table name SAs: free the tables first, then the SAs.
+    _pub.reset();
+    _sas.clear();
+    _server.reset();
+    for (const port_rt& p : _ports) {
+        dp::close_port(p.opened.id);
+    }
+    if (_punts != nullptr) {
+        rte_ring_free(_punts);
+    }
+    if (_pool != nullptr) {
+        rte_mempool_free(_pool);
+    }
+    _engine.reset();
+    if (_eal_up) {
+        dp::eal_cleanup();
+    }
+}
+
+// ---------------------------------------------------------------- the loop
+
+void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
+    unsigned idle = 0;
+    auto handler = [this](std::string_view line) { return command(line); };
+    while (!stop.load(std::memory_order_relaxed)) {
+        timestamp now = now_ts();
+        size_t work = poll_punts(now);
+        if (now >= _next_tick) {
+            timers(now);
+            _next_tick = now + tick_interval;
+        }
+        work += _mgmt->poll(handler);
+        if (reload_flag.exchange(false)) {
+            control::mgmt_reply r = reload();
+            log("SIGHUP: {}", r.body.substr(0, r.body.find('\n')));
+            ++work;
+        }
+        if (work != 0) {
+            idle = 0;
+        } else if (++idle >= idle_passes_before_nap) {
+            rte_delay_us_sleep(idle_nap_us);
+        }
+    }
+    log("stopping");
+}
+
+size_t hub::poll_punts(timestamp now) {
+    rte_mbuf* ms[punt_burst];
+    unsigned n = dp::dequeue_punts(_punts, ms, punt_burst);
+    for (unsigned i = 0; i < n; ++i) {
+        dp::punt_record r = dp::read_punt(ms[i]);
+        auto reason = static_cast<size_t>(r.reason);
+        if (reason < _cc.punts.size()) {
+            ++_cc.punts[reason];
+        }
+        dispatch(r, now);
+        rte_pktmbuf_free(ms[i]);
+    }
+    return n;
+}
+
+void hub::dispatch(const dp::punt_record& r, timestamp now) {
+    switch (r.reason) {
+    case dp::punt_reason::nhrp: on_nhrp(r, now); break;
+    case dp::punt_reason::arp: on_arp(r, now); break;
+    case dp::punt_reason::for_us: on_for_us(r, now); break;
+    case dp::punt_reason::multicast: on_multicast(r, now); break;
+    case dp::punt_reason::ttl_exceeded:
+        on_icmp_error(r, icmp_time_exceeded, 0, now);
+        break;
+    case dp::punt_reason::frag_needed:
+        on_icmp_error(r, icmp_unreachable, icmp_code_frag_needed, now);
+        break;
+    case dp::punt_reason::fragment: on_fragment(r, now); break;
+    case dp::punt_reason::glean: on_glean(r, now); break;
+    case dp::punt_reason::redirect: on_redirect(r, now); break;
+    default: break;
+    }
+}
+
+namespace {
+
+std::span<const uint8_t> data_of(const rte_mbuf* m) {
+    return {rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m)};
+}
+
+}  // namespace
+
+void hub::on_nhrp(const dp::punt_record& r, timestamp now) {
+    apply(_server->handle(r.tunnel, r.outer_src, data_of(r.m), now), now);
+}
+
+void hub::on_arp(const dp::punt_record& r, timestamp now) {
+    auto a = parse_arp_frame(data_of(r.m));
+    if (!a) {
+        ++_cc.arp_bad;
+        return;
+    }
+    neighbor_output out;
+    _neighbors.on_arp(r.in_port, *a, now, out);
+    on_neighbors(out);
+}
+
+uint32_t hub::address_facing(const dp::punt_record& r) const {
+    if (r.tunnel != dp::no_tunnel) {
+        if (const config::tunnel* t = tunnel_of(r.tunnel)) {
+            return t->overlay_address.value;
+        }
+    }
+    if (const port_rt* p = port_by_id(r.in_port)) {
+        return p->cfg.address.address.value;
+    }
+    return 0;
+}
+
+void hub::on_for_us(const dp::punt_record& r, timestamp now) {
+    auto pkt = data_of(r.m);
+    auto ip = wire::parse_ipv4(pkt, wire::checksum_check::skip);
+    if (!ip) {
+        ++_cc.for_us_unhandled;
+        return;
+    }
+    uint32_t src = ip->hdr.dst;
+    if (src == 0xffffffffu || (src >> 28) == 0xe) {
+        src = address_facing(r);
+    }
+    auto reply = icmp_echo_answer(pkt, src, _ip_id++);
+    if (!reply) {
+        ++_cc.for_us_unhandled;
+        return;
+    }
+    ++_cc.icmp_echo_replies;
+    send_ip(std::move(reply.value()), now);
+}
+
+void hub::on_icmp_error(const dp::punt_record& r, uint8_t type, uint8_t code, timestamp now) {
+    auto err = icmp_error_about(data_of(r.m), type, code, r.mtu, address_facing(r), _ip_id++);
+    if (err) {
+        ++_cc.icmp_errors_sent;
+        send_ip(std::move(*err), now);
+    }
+}
+
+void hub::on_fragment(const dp::punt_record& r, timestamp now) {
+    for (bytes& f : fragment_ipv4(data_of(r.m), r.mtu)) {
+        ++_cc.fragments_sent;
+        send_ip(std::move(f), now);
+    }
+}
+
+void hub::on_multicast(const dp::punt_record& r, timestamp now) {
+    auto pkt = data_of(r.m);
+    auto ip = wire::parse_ipv4(pkt, wire::checksum_check::skip);
+    if (!ip) {
+        return;
+    }
+    // 224.0.0.0/24 is link-local (RFC 5771): routing protocol hellos stop at the hub.
+    if ((ip->hdr.dst & 0xffffff00u) == 0xe0000000u) {
+        ++_cc.multicast_link_local;
+        return;
+    }
+    for (const config::tunnel& t : _topo.tunnels) {
+        uint16_t slot = *_slots.slot(t.name);
+        for (uint32_t nbma : _server->multicast_targets(slot)) {
+            if (slot == r.tunnel && nbma == r.outer_src) {
+                continue;  // never back to the spoke it came from
+            }
+            // A registered spoke has an adjacency (with its SA): its owner worker encapsulates.
+            bool sent = false;
+            for (const auto& [key, b] : _bindings) {
+                if (key.first != slot || b.nbma != nbma) {
+                    continue;
+                }
+                auto nh = _nexthops.find(nh_key{slot, key.second});
+                if (nh != _nexthops.end() && nh->second.complete) {
+                    const dp::adjacency* a = _pub->tables().adjacencies->get(nh->second.adj);
+                    uint16_t owner = a != nullptr && a->out_sa != nullptr ? a->sa_owner : 0;
+                    sent = handoff(pkt, nh->second.adj, owner);
+                }
+                break;
+            }
+            if (!sent && t.ipsec_profile.empty()) {
+                // A static multicast target with no registration: plain GRE from here.
+                auto port = std::find_if(_ports.begin(), _ports.end(),
+                                         [&](const port_rt& p) { return p.name == t.port; });
+                if (port != _ports.end()) {
+                    neighbor_output out;
+                    _neighbors.send_or_hold(
+                        port->opened.id, l2_hop(port->opened.id, nbma),
+                        gre_packet(t.nbma_source.value, nbma, t.gre_key, wire::gre_proto::ipv4,
+                                   pkt, _ip_id++),
+                        now, out);
+                    on_neighbors(out);
+                    sent = true;
+                }
+            }
+            _cc.multicast_copies += sent ? 1 : 0;
+        }
+    }
+}
+
+void hub::on_glean(const dp::punt_record& r, timestamp now) {
+    uint16_t egress = r.mtu;  // punt_record::mtu carries packet_meta::aux
+    if ((egress & dp::glean_lan_port_bit) != 0) {
+        auto pkt = data_of(r.m);
+        glean_lan(static_cast<uint16_t>(egress & ~dp::glean_lan_port_bit), r.nexthop,
+                  bytes(pkt.begin(), pkt.end()), now);
+        return;
+    }
+    nh_key k{egress, r.nexthop};
+    if (_nexthops.contains(k) && _bindings.contains({egress, r.nexthop})) {
+        publish_nexthop(k, now);  // bound but its underlay MAC is unresolved: ask again
+    } else {
+        ++_cc.no_binding;
+    }
+}
+
+void hub::on_redirect(const dp::punt_record& r, timestamp now) {
+    auto head = data_of(r.m);
+    if (head.size() < wire::ipv4_min_header_size) {
+        return;
+    }
+    uint32_t src = wire::load_be32(head.data() + 12);
+    apply(_server->on_redirect_candidate(r.tunnel, src, r.nexthop, head, now), now);
+}
+
+void hub::timers(timestamp now) {
+    apply(_server->tick(now), now);
+    neighbor_output out;
+    _neighbors.tick(now, out);
+    on_neighbors(out);
+    _pub->reclaim();
+    if (now < _next_second) {
+        return;
+    }
+    _next_second = now + 1s;
+    // Bindings carried over a reload whose owner never registered with the new server.
+    std::vector<std::pair<uint16_t, uint32_t>> expired;
+    for (const auto& [key, b] : _bindings) {
+        if (b.carried_until && *b.carried_until <= now) {
+            expired.push_back(key);
+        }
+    }
+    for (const auto& [slot, overlay] : expired) {
+        remove_binding(slot, overlay, now);
+    }
+    // Host routes gleaned on a LAN whose neighbour never answered.
+    std::vector<prefix_key> dead;
+    for (const auto& [k, w] : _glean_routes) {
+        if (w.nh) {
+            auto st = _neighbors.state(static_cast<uint16_t>(w.nh->egress & ~dp::glean_lan_port_bit),
+                                       w.nh->addr);
+            if (!st || *st == neighbor_state::failed) {
+                dead.push_back(k);
+            }
+        }
+    }
+    for (const prefix_key& k : dead) {
+        _glean_routes.erase(k);
+        refresh_route(k);
+    }
+    refresh_telemetry(now);
+}
+
+// ---------------------------------------------------------------- NHRP outputs
+
+void hub::apply(nhrp::outputs&& o, timestamp now) {
+    for (const nhrp::adjacency_event& e : o.events) {
+        apply_event(e, now);
+    }
+    for (const nhrp::outgoing& p : o.packets) {
+        send_nhrp(p.tunnel, p.dst_nbma, p.packet, now);
+    }
+}
+
+void hub::apply_event(const nhrp::adjacency_event& e, timestamp now) {
+    auto slot = static_cast<uint16_t>(e.tunnel);
+    if (e.change == nhrp::adjacency_change::remove) {
+        remove_binding(slot, e.overlay, now);
+        return;
+    }
+    binding& b = _bindings[{slot, e.overlay}];
+    b.nbma = e.nbma;
+    b.prefix_len = e.prefix_len;
+    b.multicast = e.multicast;
+    b.nat = e.nat;
+    b.cause = e.cause;
+    b.carried_until.reset();
+    prefix_key pk{e.overlay, e.prefix_len};
+    _binding_routes[pk] = route_want{dp::route_kind::adjacency, 0, nh_key{slot, e.overlay}};
+    bool existed = _nexthops.contains(nh_key{slot, e.overlay});
+    refresh_route(pk);
+    if (existed) {
+        publish_nexthop(nh_key{slot, e.overlay}, now);
+    }
+}
+
+void hub::remove_binding(uint16_t slot, uint32_t overlay, timestamp now) {
+    auto it = _bindings.find({slot, overlay});
+    if (it == _bindings.end()) {
+        return;
+    }
+    prefix_key pk{overlay, it->second.prefix_len};
+    _bindings.erase(it);
+    _binding_routes.erase(pk);
+    refresh_route(pk);
+    if (_nexthops.contains(nh_key{slot, overlay})) {
+        publish_nexthop(nh_key{slot, overlay}, now);  // still a static route's next hop
+    }
+}
+
+void hub::send_nhrp(uint32_t tunnel, uint32_t dst_nbma, std::span<const uint8_t> packet,
+                    timestamp now) {
+    const config::tunnel* t = tunnel_of(static_cast<uint16_t>(tunnel));
+    if (t == nullptr) {
+        return;
+    }
+    if (!t->ipsec_profile.empty()) {
+        // The packet would have to be encrypted with the peer's outbound SA, whose sequence
+        // numbers only its owner worker may take: the dataplane has no entry for a GRE packet
+        // built elsewhere yet.
+        ++_cc.nhrp_tx_no_esp_path;
+        return;
+    }
+    auto port = std::find_if(_ports.begin(), _ports.end(),
+                             [&](const port_rt& p) { return p.name == t->port; });
+    if (port == _ports.end()) {
+        return;
+    }
+    ++_cc.nhrp_sent;
+    neighbor_output out;
+    _neighbors.send_or_hold(port->opened.id, l2_hop(port->opened.id, dst_nbma),
+                            gre_packet(t->nbma_source.value, dst_nbma, t->gre_key,
+                                       wire::gre_proto::nhrp, packet, _ip_id++),
+                            now, out);
+    on_neighbors(out);
+}
+
+// ---------------------------------------------------------------- routes and adjacencies
+
+const hub::route_want* hub::wanted(const prefix_key& k) const {
+    for (const auto* m : {&_binding_routes, &_glean_routes, &_config_routes}) {
+        auto it = m->find(k);
+        if (it != m->end()) {
+            return &it->second;
+        }
+    }
+    return nullptr;
+}
+
+void hub::refresh_route(const prefix_key& k) {
+    const route_want* w = wanted(k);
+    auto cur = _installed.find(k);
+    if (w == nullptr) {
+        if (cur != _installed.end()) {
+            if (_pub->del_route(k.first, k.second) != dp::publish_status::ok) {
+                ++_cc.publish_failed;
+            }
+            std::optional<nh_key> old = cur->second.want.nh;
+            _installed.erase(cur);
+            if (old) {
+                unref_nexthop(*old);
+            }
+        }
+        return;
+    }
+    if (cur != _installed.end() && cur->second.want == *w) {
+        return;
+    }
+    route_want want = *w;  // `w` may move when ensure_nexthop touches the maps
+    dp::route_target target{want.kind, want.index};
+    if (want.nh) {
+        nexthop& nh = ensure_nexthop(*want.nh);
+        target = dp::route_target{dp::route_kind::adjacency, nh.adj};
+        ++nh.refs;
+    }
+    if (_pub->add_route(k.first, k.second, target) != dp::publish_status::ok) {
+        ++_cc.publish_failed;
+        log("route {}/{} could not be installed (FIB full?)", ip_str(k.first), k.second);
+        if (want.nh) {
+            unref_nexthop(*want.nh);
+        }
+        return;
+    }
+    std::optional<nh_key> old;
+    if (cur != _installed.end()) {
+        old = cur->second.want.nh;
+    }
+    _installed[k] = installed_route{want, dp::encode(target)};
+    if (old) {
+        unref_nexthop(*old);
+    }
+}
+
+std::optional<uint32_t> hub::alloc_adjacency() {
+    if (!_free_adj.empty()) {
+        uint32_t id = _free_adj.back();
+        _free_adj.pop_back();
+        return id;
+    }
+    if (_next_adj >= _adj_capacity) {
+        return std::nullopt;
+    }
+    return _next_adj++;
+}
+
+hub::nexthop& hub::ensure_nexthop(const nh_key& k) {
+    auto it = _nexthops.find(k);
+    if (it != _nexthops.end()) {
+        return it->second;
+    }
+    auto id = alloc_adjacency();
+    nexthop& nh = _nexthops[k];
+    nh.adj = id.value_or(0);
+    if (!id) {
+        ++_cc.publish_failed;
+        log("no adjacency slot left for next hop {}", ip_str(k.addr));
+        return nh;
+    }
+    publish_nexthop(k, now_ts());
+    return nh;
+}
+
+void hub::unref_nexthop(const nh_key& k) {
+    auto it = _nexthops.find(k);
+    if (it == _nexthops.end()) {
+        return;
+    }
+    if (it->second.refs > 0 && --it->second.refs > 0) {
+        return;
+    }
+    if (it->second.adj != 0) {
+        (void)_pub->remove_adjacency(it->second.adj);
+        _free_adj.push_back(it->second.adj);
+    }
+    _nexthops.erase(it);
+}
+
+uint32_t hub::l2_hop(uint16_t port, uint32_t ip) const {
+    const port_rt* p = port_by_id(port);
+    if (p == nullptr || p->cfg.address.subnet().contains(config::ipv4{ip}) || !p->cfg.gateway) {
+        return ip;
+    }
+    return p->cfg.gateway->value;
+}
+
+const crypto::sa* hub::find_out_sa(const config::tunnel& t, uint32_t nbma, uint16_t& owner) const {
+    auto it = _sas.find(sa_key{t.ipsec_profile, nbma});
+    if (it == _sas.end()) {
+        return nullptr;
+    }
+    owner = it->second->owner;
+    return it->second->out.get();
+}
+
+void hub::publish_nexthop(const nh_key& k, timestamp now) {
+    auto it = _nexthops.find(k);
+    if (it == _nexthops.end() || it->second.adj == 0) {
+        return;
+    }
+    nexthop& nh = it->second;
+    neighbor_output out;
+    dp::publish_status st = dp::publish_status::ok;
+    bool complete = false;
+    if ((k.egress & dp::glean_lan_port_bit) != 0) {
+        auto port = static_cast<uint16_t>(k.egress & ~dp::glean_lan_port_bit);
+        if (auto mac = _neighbors.lookup(port, k.addr)) {
+            dp::lan_adjacency_spec spec;
+            spec.port = port;
+            spec.address = k.addr;
+            std::memcpy(spec.mac.addr_bytes, mac->data(), 6);
+            st = _pub->set_lan_adjacency(nh.adj, spec);
+            complete = true;
+        } else {
+            st = _pub->set_incomplete(nh.adj, dp::no_tunnel, port, k.addr);
+            _neighbors.resolve(port, k.addr, now, out);
+        }
+    } else {
+        const config::tunnel* t = tunnel_of(k.egress);
+        auto b = _bindings.find({k.egress, k.addr});
+        const port_rt* port = nullptr;
+        for (const port_rt& p : _ports) {
+            if (t != nullptr && p.name == t->port) {
+                port = &p;
+            }
+        }
+        if (t == nullptr || port == nullptr) {
+            st = _pub->remove_adjacency(nh.adj);
+        } else if (b == _bindings.end()) {
+            st = _pub->set_incomplete(nh.adj, k.egress, port->opened.id, k.addr);
+        } else {
+            uint16_t owner = 0;
+            const crypto::sa* sa = nullptr;
+            if (!t->ipsec_profile.empty()) {
+                sa = find_out_sa(*t, b->second.nbma, owner);
+            }
+            uint32_t hop = l2_hop(port->opened.id, b->second.nbma);
+            auto mac = _neighbors.lookup(port->opened.id, hop);
+            if (!mac) {
+                _neighbors.resolve(port->opened.id, hop, now, out);
+            }
+            if (mac && (t->ipsec_profile.empty() || sa != nullptr)) {
+                dp::tunnel_adjacency_spec spec;
+                spec.tunnel = k.egress;
+                spec.overlay = k.addr;
+                spec.nbma = b->second.nbma;
+                std::memcpy(spec.underlay_mac.addr_bytes, mac->data(), 6);
+                spec.out_sa = const_cast<crypto::sa*>(sa);
+                spec.sa_owner = owner;
+                st = _pub->set_tunnel_adjacency(nh.adj, spec);
+                complete = true;
+            } else {
+                if (mac && sa == nullptr && !nh.complete) {
+                    log("tunnel {}: no manual SA for peer {} in profile {}: {} stays unreachable",
+                        t->name, ip_str(b->second.nbma), t->ipsec_profile, ip_str(k.addr));
+                }
+                st = _pub->set_incomplete(nh.adj, k.egress, port->opened.id, k.addr);
+            }
+        }
+    }
+    if (st != dp::publish_status::ok) {
+        ++_cc.publish_failed;
+        complete = false;
+    }
+    nh.complete = complete;
+    on_neighbors(out);
+}
+
+void hub::republish_all(timestamp now) {
+    std::vector<nh_key> keys;
+    for (const auto& [k, nh] : _nexthops) {
+        keys.push_back(k);
+    }
+    for (const nh_key& k : keys) {
+        publish_nexthop(k, now);
+    }
+}
+
+void hub::on_neighbors(neighbor_output& out) {
+    for (const auto& [port, frame] : out.frames) {
+        (void)tx_frame(port, frame);
+    }
+    _cc.held_dropped += out.dropped;
+    std::vector<neighbor_key> changed = std::move(out.changed);
+    out = {};
+    if (changed.empty()) {
+        return;
+    }
+    timestamp now = now_ts();
+    std::vector<nh_key> affected;
+    for (const auto& [k, nh] : _nexthops) {
+        for (const neighbor_key& n : changed) {
+            if ((k.egress & dp::glean_lan_port_bit) != 0) {
+                if (n.port == (k.egress & ~dp::glean_lan_port_bit) && n.ip == k.addr) {
+                    affected.push_back(k);
+                }
+                continue;
+            }
+            auto b = _bindings.find({k.egress, k.addr});
+            const config::tunnel* t = tunnel_of(k.egress);
+            if (b == _bindings.end() || t == nullptr) {
+                continue;
+            }
+            for (const port_rt& p : _ports) {
+                if (p.name == t->port && p.opened.id == n.port &&
+                    l2_hop(p.opened.id, b->second.nbma) == n.ip) {
+                    affected.push_back(k);
+                }
+            }
+        }
+    }
+    for (const nh_key& k : affected) {
+        publish_nexthop(k, now);
+    }
+}
+
+std::optional<nhrp::route> hub::route_for_nhrp(uint32_t dst) const {
+    for (int len = 32; len >= 0; --len) {
+        uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+        auto it = _installed.find(prefix_key{dst & mask, static_cast<uint8_t>(len)});
+        if (it == _installed.end()) {
+            continue;
+        }
+        const route_want& w = it->second.want;
+        if (w.nh && (w.nh->egress & dp::glean_lan_port_bit) == 0) {
+            return nhrp::route{w.nh->addr, static_cast<uint8_t>(len)};
+        }
+        if (w.kind == dp::route_kind::glean_tunnel) {
+            return nhrp::route{dst, static_cast<uint8_t>(len)};
+        }
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+void hub::apply_config_routes() {
+    std::map<prefix_key, route_want> next;
+    for (const port_rt& p : _ports) {
+        config::prefix4 sub = p.cfg.address.subnet();
+        next[{sub.network.value, sub.length}] =
+            route_want{dp::route_kind::glean_lan, p.opened.id, std::nullopt};
+        next[{p.cfg.address.address.value, 32}] = route_want{dp::route_kind::local, 0, {}};
+    }
+    for (const config::tunnel& t : _topo.tunnels) {
+        uint16_t slot = *_slots.slot(t.name);
+        next[{t.overlay_prefix.network.value, t.overlay_prefix.length}] =
+            route_want{dp::route_kind::glean_tunnel, slot, std::nullopt};
+        next[{t.overlay_address.value, 32}] = route_want{dp::route_kind::local, 0, {}};
+    }
+    for (const config::route& r : _topo.routes) {
+        prefix_key k{r.prefix.network.value, r.prefix.length};
+        if (auto slot = _slots.slot(r.egress)) {
+            next[k] = r.via ? route_want{dp::route_kind::adjacency, 0, nh_key{*slot, r.via->value}}
+                            : route_want{dp::route_kind::glean_tunnel, *slot, std::nullopt};
+            continue;
+        }
+        for (const port_rt& p : _ports) {
+            if (p.name != r.egress) {
+                continue;
+            }
+            auto egress = static_cast<uint16_t>(dp::glean_lan_port_bit | p.opened.id);
+            next[k] = r.via ? route_want{dp::route_kind::adjacency, 0, nh_key{egress, r.via->value}}
+                            : route_want{dp::route_kind::glean_lan, p.opened.id, std::nullopt};
+        }
+    }
+    std::vector<prefix_key> touched;
+    for (const auto& [k, w] : _config_routes) {
+        if (!next.contains(k)) {
+            touched.push_back(k);
+        }
+    }
+    for (const auto& [k, w] : next) {
+        touched.push_back(k);
+    }
+    _config_routes = std::move(next);
+    for (const prefix_key& k : touched) {
+        refresh_route(k);
+    }
+}
+
+// ---------------------------------------------------------------- sending
+
+const hub::port_rt* hub::port_by_id(uint16_t id) const {
+    for (const port_rt& p : _ports) {
+        if (p.opened.id == id) {
+            return &p;
+        }
+    }
+    return nullptr;
+}
+
+const config::tunnel* hub::tunnel_of(uint16_t slot) const {
+    const std::string* n = _slots.name(slot);
+    return n == nullptr ? nullptr : _topo.find_tunnel(*n);
+}
+
+bool hub::tx_frame(uint16_t port, std::span<const uint8_t> frame) {
+    port_rt* p = nullptr;
+    for (port_rt& q : _ports) {
+        if (q.opened.id == port) {
+            p = &q;
+        }
+    }
+    rte_mbuf* m = p == nullptr ? nullptr : rte_pktmbuf_alloc(_pool);
+    if (m == nullptr) {
+        ++_cc.mbuf_alloc_failed;
+        return false;
+    }
+    char* d = rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size()));
+    if (d == nullptr) {
+        rte_pktmbuf_free(m);
+        ++_cc.tx_failed;
+        return false;
+    }
+    std::memcpy(d, frame.data(), frame.size());
+    if (rte_eth_tx_burst(port, p->control_queue, &m, 1) != 1) {
+        rte_pktmbuf_free(m);
+        ++_cc.tx_failed;
+        return false;
+    }
+    ++_cc.tx_frames;
+    ++p->control_tx;
+    return true;
+}
+
+bool hub::handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t worker) {
+    rte_mbuf* m = rte_pktmbuf_alloc(_pool);
+    if (m == nullptr) {
+        ++_cc.mbuf_alloc_failed;
+        return false;
+    }
+    char* d = rte_pktmbuf_append(m, static_cast<uint16_t>(packet.size()));
+    if (d == nullptr || worker >= _workers_n) {
+        rte_pktmbuf_free(m);
+        ++_cc.handoff_failed;
+        return false;
+    }
+    std::memcpy(d, packet.data(), packet.size());
+    dp::packet_meta& pm = dp::meta(m);
+    pm = dp::packet_meta{};
+    pm.tunnel = dp::no_tunnel;
+    pm.nexthop = adj_id;
+    // Resumes at the workers' resolve stage: encapsulation (and the SA's sequence numbers) stay
+    // with the worker that owns them; handed_off keeps it from being passed on again.
+    pm.flags = static_cast<uint8_t>(static_cast<uint8_t>(dp::packet_class::routed) |
+                                    dp::meta_flag::handed_off);
+    if (rte_ring_mp_enqueue(_pub->tables().handoff[worker], m) != 0) {
+        rte_pktmbuf_free(m);
+        ++_cc.handoff_failed;
+        return false;
+    }
+    ++_cc.handoffs;
+    return true;
+}
+
+void hub::glean_lan(uint16_t port, uint32_t nexthop, std::optional<bytes> packet,
+                    timestamp now) {
+    prefix_key k{nexthop, 32};
+    if (wanted(k) == nullptr) {
+        auto egress = static_cast<uint16_t>(dp::glean_lan_port_bit | port);
+        _glean_routes[k] = route_want{dp::route_kind::adjacency, 0, nh_key{egress, nexthop}};
+        refresh_route(k);
+    }
+    neighbor_output out;
+    if (packet) {
+        _neighbors.send_or_hold(port, nexthop, std::move(*packet), now, out);
+    } else {
+        _neighbors.resolve(port, nexthop, now, out);
+    }
+    on_neighbors(out);
+}
+
+void hub::send_ip(bytes packet, timestamp now) {
+    if (packet.size() < wire::ipv4_min_header_size) {
+        return;
+    }
+    uint32_t dst = wire::load_be32(packet.data() + 16);
+    auto t = _pub->tables().routes->lookup(dst);
+    if (!t) {
+        ++_cc.no_route;
+        return;
+    }
+    switch (t->kind) {
+    case dp::route_kind::glean_lan:
+        glean_lan(static_cast<uint16_t>(t->index), dst, std::move(packet), now);
+        return;
+    case dp::route_kind::glean_tunnel:
+        ++_cc.no_binding;
+        return;
+    case dp::route_kind::adjacency:
+        break;
+    default:
+        ++_cc.no_route;
+        return;
+    }
+    const dp::adjacency* a = _pub->tables().adjacencies->get(t->index);
+    if (a == nullptr) {
+        ++_cc.no_route;
+        return;
+    }
+    if (a->kind == dp::adj_kind::incomplete) {
+        if (a->tunnel == dp::no_tunnel) {
+            neighbor_output out;
+            _neighbors.send_or_hold(a->out_port, a->nexthop, std::move(packet), now, out);
+            on_neighbors(out);
+        } else {
+            ++_cc.no_binding;
+        }
+        return;
+    }
+    (void)handoff(packet, t->index, a->out_sa != nullptr ? a->sa_owner : 0);
+}
+
+}  // namespace dmvpn::hub

@@ -1,0 +1,240 @@
+// The hub's control lcore: starts DPDK from the topology, fills the workers' tables, runs the
+// never-blocking loop (punts, NHRP, ARP, ICMP, timers, management, reload) and stops cleanly.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include "config/topology.hpp"
+#include "control/hub/model.hpp"
+#include "control/hub/neighbors.hpp"
+#include "control/mgmt/server.hpp"
+#include "control/nhrp/server.hpp"
+#include "crypto/engine.hpp"
+#include "crypto/sa.hpp"
+#include "dataplane/publisher.hpp"
+#include "dataplane/punt.hpp"
+#include "dataplane/stats.hpp"
+#include "dataplane/wire/result.hpp"
+#include "dataplane/worker.hpp"
+
+namespace dmvpn::hub {
+
+class telemetry;
+
+struct start_params {
+    config::topology topology;
+    std::optional<std::string> config_path;  // none: the embedded default (no reload)
+    std::optional<std::string> socket;       // overrides topology.mgmt.socket
+    std::vector<std::string> eal_args;       // from the command line, after the topology's
+};
+
+// What the control lcore counts about its own work (show stats).
+struct control_counters {
+    std::array<uint64_t, dp::punt_reason_count> punts{};
+    uint64_t arp_bad = 0;
+    uint64_t icmp_echo_replies = 0;
+    uint64_t icmp_errors_sent = 0;
+    uint64_t for_us_unhandled = 0;
+    uint64_t nhrp_sent = 0;
+    uint64_t nhrp_tx_no_esp_path = 0;  // NHRP to an IPsec tunnel: no way to encrypt it yet
+    uint64_t tx_frames = 0;
+    uint64_t tx_failed = 0;
+    uint64_t handoffs = 0;
+    uint64_t handoff_failed = 0;
+    uint64_t no_route = 0;
+    uint64_t no_binding = 0;  // to a tunnel next hop nobody registered
+    uint64_t held_dropped = 0;
+    uint64_t multicast_copies = 0;
+    uint64_t multicast_link_local = 0;
+    uint64_t fragments_sent = 0;
+    uint64_t publish_failed = 0;
+    uint64_t mbuf_alloc_failed = 0;
+    uint64_t reloads = 0;
+    uint64_t reloads_rejected = 0;
+};
+
+class hub {
+public:
+    // EAL, pool, ports, publisher, SAs, NHRP server, workers launched, management socket.
+    // The error says what went wrong and what to do about it.
+    static wire::result<std::unique_ptr<hub>, std::string> start(start_params p);
+    // Stops workers, ports and EAL (in that order).
+    ~hub();
+    hub(const hub&) = delete;
+    hub& operator=(const hub&) = delete;
+
+    // The control loop, until `stop` is set; `reload` (SIGHUP) is cleared when served.
+    void run(const std::atomic<bool>& stop, std::atomic<bool>& reload);
+
+    // One management command line ("show nhrp --json"); also what telemetry snapshots use.
+    control::mgmt_reply command(std::string_view line);
+    // Re-reads the topology file and applies it, or says why not (the old one stays).
+    control::mgmt_reply reload();
+
+    const std::string& socket_path() const noexcept { return _socket; }
+
+private:
+    struct port_rt {
+        std::string name;
+        config::port cfg;
+        opened_port opened;
+        uint16_t control_queue = 0;
+        uint64_t control_tx = 0;
+    };
+    // A next hop the FIB points at: its adjacency slot and how many installed routes use it.
+    struct nh_key {
+        uint16_t egress = 0;  // tunnel slot, or dp::glean_lan_port_bit | DPDK port id
+        uint32_t addr = 0;
+        auto operator<=>(const nh_key&) const = default;
+    };
+    struct nexthop {
+        uint32_t adj = 0;
+        uint32_t refs = 0;
+        bool complete = false;
+    };
+    struct route_want {
+        dp::route_kind kind = dp::route_kind::blackhole;
+        uint32_t index = 0;
+        std::optional<nh_key> nh;
+        bool operator==(const route_want&) const = default;
+    };
+    using prefix_key = std::pair<uint32_t, uint8_t>;
+    struct installed_route {
+        route_want want;
+        uint32_t encoded = 0;
+    };
+    // An overlay address bound to an NBMA address by the NHRP server (registration or map).
+    struct binding {
+        uint32_t nbma = 0;
+        uint8_t prefix_len = 32;
+        bool multicast = false;
+        bool nat = false;
+        nhrp::change_cause cause = nhrp::change_cause::registration;
+        // Kept from a replaced NHRP server (reload) until this time unless re-registered.
+        std::optional<timestamp> carried_until;
+    };
+    struct peer_sa {
+        std::string profile;
+        config::manual_sa cfg;
+        config::ipsec_profile profile_cfg;
+        uint16_t owner = 0;
+        std::unique_ptr<crypto::sa> in;
+        std::unique_ptr<crypto::sa> out;
+    };
+    using sa_key = std::pair<std::string, uint32_t>;  // profile, peer NBMA
+
+    hub() = default;
+
+    // start() steps
+    std::optional<std::string> start_eal(const start_params& p);
+    std::optional<std::string> open_ports();
+    std::optional<std::string> create_tables();
+    std::optional<std::string> build_sas(const config::topology& t,
+                                         std::map<sa_key, std::unique_ptr<peer_sa>>& out);
+    std::optional<std::string> start_workers();
+    std::optional<std::string> start_nhrp();
+    void install_inbound_sas();
+    void apply_config_routes();
+
+    // loop pieces
+    size_t poll_punts(timestamp now);
+    void dispatch(const dp::punt_record& r, timestamp now);
+    void on_nhrp(const dp::punt_record& r, timestamp now);
+    void on_arp(const dp::punt_record& r, timestamp now);
+    void on_for_us(const dp::punt_record& r, timestamp now);
+    void on_multicast(const dp::punt_record& r, timestamp now);
+    void on_icmp_error(const dp::punt_record& r, uint8_t type, uint8_t code, timestamp now);
+    void on_fragment(const dp::punt_record& r, timestamp now);
+    void on_glean(const dp::punt_record& r, timestamp now);
+    void on_redirect(const dp::punt_record& r, timestamp now);
+    void timers(timestamp now);
+
+    // NHRP server outputs
+    void apply(nhrp::outputs&& o, timestamp now);
+    void apply_event(const nhrp::adjacency_event& e, timestamp now);
+    void remove_binding(uint16_t slot, uint32_t overlay, timestamp now);
+    void send_nhrp(uint32_t tunnel, uint32_t dst_nbma, std::span<const uint8_t> packet,
+                   timestamp now);
+
+    // routes and adjacencies
+    const route_want* wanted(const prefix_key& k) const;
+    void refresh_route(const prefix_key& k);
+    nexthop& ensure_nexthop(const nh_key& k);
+    void unref_nexthop(const nh_key& k);
+    void publish_nexthop(const nh_key& k, timestamp now);
+    void republish_all(timestamp now);
+    void on_neighbors(neighbor_output& out);
+    std::optional<uint32_t> alloc_adjacency();
+    std::optional<nhrp::route> route_for_nhrp(uint32_t dst) const;
+
+    // sending
+    void send_ip(bytes packet, timestamp now);
+    void glean_lan(uint16_t port, uint32_t nexthop, std::optional<bytes> packet, timestamp now);
+    bool handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t worker);
+    bool tx_frame(uint16_t port, std::span<const uint8_t> frame);
+    uint32_t l2_hop(uint16_t port, uint32_t ip) const;
+    const port_rt* port_by_id(uint16_t id) const;
+    const config::tunnel* tunnel_of(uint16_t slot) const;
+    uint32_t address_facing(const dp::punt_record& r) const;
+    const crypto::sa* find_out_sa(const config::tunnel& t, uint32_t nbma, uint16_t& owner) const;
+
+    // management
+    std::string show_interfaces(bool json) const;
+    std::string show_stats(bool json) const;
+    std::string show_arp(bool json) const;
+    void refresh_telemetry(timestamp now);
+
+    config::topology _topo;
+    std::optional<std::string> _config_path;
+    std::string _socket;
+    tunnel_slots _slots;
+    uint16_t _workers_n = 1;
+    std::vector<unsigned> _worker_lcores;
+
+    bool _eal_up = false;
+    rte_mempool* _pool = nullptr;
+    rte_ring* _punts = nullptr;
+    std::vector<port_rt> _ports;  // in topology order
+    std::unique_ptr<dp::publisher> _pub;
+    std::unique_ptr<dp::stats_registry> _stats;
+    std::unique_ptr<crypto::engine> _engine;
+    std::map<sa_key, std::unique_ptr<peer_sa>> _sas;
+    std::vector<std::unique_ptr<dp::worker>> _workers;
+    std::vector<dp::worker::launch_args> _launch;
+    std::atomic<bool> _workers_stop{false};
+    bool _launched = false;
+
+    std::optional<nhrp::server> _server;
+    neighbor_table _neighbors;
+    std::map<nh_key, nexthop> _nexthops;
+    std::vector<uint32_t> _free_adj;
+    uint32_t _next_adj = 1;  // slot 0 stays empty: an unset next hop never names a live one
+    uint32_t _adj_capacity = 0;
+    std::map<prefix_key, route_want> _config_routes;
+    std::map<prefix_key, route_want> _binding_routes;
+    std::map<prefix_key, route_want> _glean_routes;
+    std::map<prefix_key, installed_route> _installed;
+    std::map<std::pair<uint16_t, uint32_t>, binding> _bindings;  // (slot, overlay)
+
+    std::unique_ptr<control::mgmt_server> _mgmt;
+    std::unique_ptr<telemetry> _telemetry;
+    control_counters _cc;
+    uint16_t _ip_id = 1;
+    timestamp _started{};
+    timestamp _next_tick{};
+    timestamp _next_second{};
+};
+
+}  // namespace dmvpn::hub

@@ -1,0 +1,180 @@
+// Building the dataplane topology, the NHRP server configuration and SA parameters.
+#include "control/hub/model.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace dmvpn::hub {
+
+bool tunnel_slots::assign(const config::topology& t) {
+    std::vector<std::string> next = _names;
+    for (std::string& n : next) {
+        if (t.find_tunnel(n) == nullptr) {
+            n.clear();
+        }
+    }
+    for (const config::tunnel& tun : t.tunnels) {
+        if (std::find(next.begin(), next.end(), tun.name) != next.end()) {
+            continue;
+        }
+        auto free = std::find(next.begin(), next.end(), std::string{});
+        if (free != next.end()) {
+            *free = tun.name;
+        } else {
+            next.push_back(tun.name);
+        }
+    }
+    while (!next.empty() && next.back().empty()) {
+        next.pop_back();
+    }
+    if (next.size() > dp::max_tunnels) {
+        return false;
+    }
+    _names = std::move(next);
+    return true;
+}
+
+std::optional<uint16_t> tunnel_slots::slot(const std::string& tunnel) const {
+    auto it = std::find(_names.begin(), _names.end(), tunnel);
+    if (tunnel.empty() || it == _names.end()) {
+        return std::nullopt;
+    }
+    return static_cast<uint16_t>(it - _names.begin());
+}
+
+const std::string* tunnel_slots::name(uint16_t slot) const {
+    return slot < _names.size() && !_names[slot].empty() ? &_names[slot] : nullptr;
+}
+
+dp::topology dataplane_topology(const config::topology& t, const tunnel_slots& slots,
+                                const std::map<std::string, opened_port>& ports) {
+    dp::topology d;
+    for (const auto& [name, p] : ports) {
+        if (p.id < dp::max_ports) {
+            std::memcpy(d.ports[p.id].mac.addr_bytes, p.mac.data(), 6);
+            d.ports[p.id].mtu = p.mtu;
+            d.n_ports = std::max<uint16_t>(d.n_ports, static_cast<uint16_t>(p.id + 1));
+        }
+    }
+    for (const config::tunnel& tun : t.tunnels) {
+        auto s = slots.slot(tun.name);
+        auto p = ports.find(tun.port);
+        if (!s || p == ports.end()) {
+            continue;
+        }
+        dp::tunnel_info& ti = d.tunnels[*s];
+        ti.nbma = tun.nbma_source.value;
+        ti.overlay = tun.overlay_address.value;
+        ti.has_key = tun.gre_key.has_value();
+        ti.key = tun.gre_key.value_or(0);
+        ti.ipsec = !tun.ipsec_profile.empty();
+        ti.ttl = 255;
+        ti.df = dp::df_policy::copy;
+        ti.ip_mtu = tun.ip_mtu;
+        ti.tcp_mss = tun.tcp_adjust_mss;
+        ti.underlay_port = p->second.id;
+        d.n_tunnels = std::max<uint16_t>(d.n_tunnels, static_cast<uint16_t>(*s + 1));
+    }
+    return d;
+}
+
+namespace {
+
+nhrp::tunnel_config tunnel_config_of(const config::tunnel& tun, uint16_t slot,
+                                     const nhrp::route_lookup& route) {
+    nhrp::tunnel_config c;
+    c.id = slot;
+    c.name = tun.name;
+    c.overlay_address = tun.overlay_address.value;
+    c.overlay_prefix_len = tun.overlay_prefix.length;
+    c.nbma_address = tun.nbma_source.value;
+    c.gre_key = tun.gre_key;
+    c.network_id = tun.nhrp.network_id;
+    c.authentication = tun.nhrp.authentication;
+    c.holdtime_s = tun.nhrp.holdtime;
+    c.mtu = tun.ip_mtu;
+    c.redirect = tun.nhrp.redirect && tun.nhrp.phase >= 3;
+    c.forward_resolution_to_owner = tun.nhrp.phase >= 3;
+    c.multicast_dynamic = tun.nhrp.multicast_dynamic;
+    for (config::ipv4 a : tun.nhrp.multicast_static) {
+        c.multicast_nbma.push_back(a.value);
+    }
+    for (const config::nhrp_mapping& m : tun.nhrp.maps) {
+        bool mcast = std::find(tun.nhrp.multicast_static.begin(), tun.nhrp.multicast_static.end(),
+                               m.nbma) != tun.nhrp.multicast_static.end();
+        c.static_maps.push_back(nhrp::static_map{m.overlay.value, 32, m.nbma.value, mcast});
+    }
+    for (const config::nhrp_mapping& m : tun.nhrp.nhs) {
+        c.nhs_peers.push_back(nhrp::nhs_peer{m.overlay.value, m.nbma.value});
+    }
+    c.max_cache_entries = tun.nhrp.max_cache_entries;
+    if (tun.nhrp.phase >= 2) {
+        c.route = route;
+    }
+    return c;
+}
+
+}  // namespace
+
+nhrp::server_config server_config_of(const config::topology& t, const tunnel_slots& slots,
+                                     const nhrp::route_lookup& route) {
+    nhrp::server_config sc;
+    uint32_t rate = 0;
+    size_t cache = 0;
+    for (const config::tunnel& tun : t.tunnels) {
+        auto s = slots.slot(tun.name);
+        if (!s) {
+            continue;
+        }
+        sc.tunnels.push_back(tunnel_config_of(tun, *s, route));
+        rate = std::max(rate, tun.nhrp.registration_rate_limit);
+        cache += tun.nhrp.max_cache_entries;
+    }
+    if (rate != 0) {
+        sc.registration_rate_per_s = rate;
+        sc.registration_burst = 2 * rate;
+    }
+    sc.initial_cache_capacity = std::min<size_t>(std::max<size_t>(cache, 16), 65536);
+    return sc;
+}
+
+bool same_nhrp_view(const config::tunnel& a, const config::tunnel& b) {
+    return a.name == b.name && a.port == b.port && a.nbma_source == b.nbma_source &&
+           a.overlay_address == b.overlay_address && a.overlay_prefix == b.overlay_prefix &&
+           a.gre_key == b.gre_key && a.nhrp == b.nhrp && a.ip_mtu == b.ip_mtu;
+}
+
+crypto::sa_params sa_params_of(const config::ipsec_profile& p, const config::sa_keys& k,
+                               crypto::sa_direction d, std::vector<uint8_t>& key_storage) {
+    crypto::sa_params sp;
+    sp.spi = k.spi;
+    sp.direction = d;
+    sp.esn = p.esn;
+    sp.replay_window = p.replay_window;
+    sp.lifetime = crypto::sa_lifetime{p.lifetime.soft_packets, p.lifetime.hard_packets,
+                                      p.lifetime.soft_bytes, p.lifetime.hard_bytes};
+    key_storage = k.key;
+    if (config::is_gcm(p.xform)) {
+        sp.cipher = crypto::cipher_alg::aes_gcm_16;
+        sp.integ = crypto::integ_alg::none;
+        key_storage.insert(key_storage.end(), k.salt.begin(), k.salt.end());
+    } else {
+        sp.cipher = crypto::cipher_alg::aes_cbc;
+        sp.integ = p.xform == config::transform::aes128_cbc_sha1_96
+                       ? crypto::integ_alg::hmac_sha1_96
+                       : crypto::integ_alg::hmac_sha256_128;
+        sp.integ_key = k.integrity_key;
+    }
+    sp.cipher_key = key_storage;
+    return sp;
+}
+
+uint16_t sa_owner_of(uint32_t peer_nbma, uint16_t workers) noexcept {
+    if (workers <= 1) {
+        return 0;
+    }
+    uint32_t h = peer_nbma * 0x9e3779b1u;
+    return static_cast<uint16_t>((h >> 16) % workers);
+}
+
+}  // namespace dmvpn::hub

@@ -1,0 +1,81 @@
+// Command-line parsing for dmvpn-hub.
+#include "control/hub/options.hpp"
+
+namespace dmvpn::hub {
+
+namespace {
+
+// "--config=FILE" and "--config FILE" both work, as with most GNU tools.
+bool take_value(const std::vector<std::string>& args, size_t& i, const std::string& flag,
+                std::optional<std::string>& out, std::string& error) {
+    const std::string& a = args[i];
+    if (a == flag) {
+        if (i + 1 >= args.size() || args[i + 1].empty()) {
+            error = flag + " needs a value";
+            return true;
+        }
+        out = args[++i];
+        return true;
+    }
+    if (a.size() > flag.size() + 1 && a.compare(0, flag.size() + 1, flag + "=") == 0) {
+        out = a.substr(flag.size() + 1);
+        return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+parsed_options parse_options(const std::vector<std::string>& args) {
+    parsed_options r;
+    options o;
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "--") {
+            o.eal_args.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+            break;
+        }
+        if (a == "-h" || a == "--help") {
+            o.help = true;
+            continue;
+        }
+        if (a == "--print-default-config") {
+            o.print_default = true;
+            continue;
+        }
+        std::string error;
+        if (take_value(args, i, "--config", o.config_file, error) ||
+            take_value(args, i, "--check-config", o.check_file, error) ||
+            take_value(args, i, "--socket", o.socket, error)) {
+            if (!error.empty()) {
+                r.error = error;
+                return r;
+            }
+            continue;
+        }
+        r.error = a.starts_with("-") ? "unknown option " + a + " (EAL arguments go after --)"
+                                     : "unexpected argument " + a;
+        return r;
+    }
+    r.opts = std::move(o);
+    return r;
+}
+
+std::string usage_text() {
+    return "usage: dmvpn-hub [--config FILE] [--socket PATH] [-- EAL-ARGS...]\n"
+           "       dmvpn-hub --check-config FILE\n"
+           "       dmvpn-hub --print-default-config\n"
+           "\n"
+           "  --config FILE          the YAML topology (config/README.md); without it the hub runs\n"
+           "                         the embedded default (config/examples/demo.yaml)\n"
+           "  --check-config FILE    validate FILE, print its errors as file:line:col, and exit\n"
+           "                         (0 when valid) without starting DPDK\n"
+           "  --socket PATH          management socket, instead of the topology's management.socket\n"
+           "  --print-default-config print the embedded default topology\n"
+           "  -- EAL-ARGS            DPDK EAL arguments, after the topology's hub.eal-args\n"
+           "\n"
+           "Signals: SIGINT/SIGTERM stop cleanly; SIGHUP reloads the topology file (as `dmvpnctl\n"
+           "reload`). Commands: dmvpnctl --socket PATH help.\n";
+}
+
+}  // namespace dmvpn::hub

@@ -1,0 +1,252 @@
+#!/usr/bin/python3
+"""dmvpn-hub as a process on a net_pcap port: ARP, ping and an FRR spoke's Registration Request
+are answered; dmvpnctl lists the spoke; reload applies a good file and refuses a bad one; a
+second hub on the same socket and a broken port are refused with advice; SIGTERM exits 0.
+--check-config accepts the shipped examples and reports errors as file:line:col."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from scapy.all import ARP, ICMP, IP, Ether, Raw, rdpcap, wrpcap  # noqa: E402
+
+BUILD = os.environ["DMVPN_BUILD"]
+SOURCE = os.environ["DMVPN_SOURCE"]
+DATA = os.environ["DMVPN_TESTDATA"]
+HUB = os.path.join(BUILD, "dmvpn-hub")
+CTL = os.path.join(BUILD, "dmvpnctl")
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+CONFIG = """\
+hub:
+  control-lcore: 0
+  worker-lcores: [1]
+  eal-args: [--no-huge, -m, "512", --no-pci, --no-shconf]
+ports:
+  - name: underlay
+    device: net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out0.pcap,tx_pcap={d}/out1.pcap
+    role: underlay
+    address: 198.51.100.1/24
+tunnels:
+  - name: tun0
+    port: underlay
+    overlay-address: 10.255.0.1
+    overlay-prefix: 10.255.0.0/24
+    gre-key: 42
+    nhrp:
+      network-id: 1
+      holdtime: 600
+{routes}management:
+  socket: {d}/hub.sock
+"""
+
+
+def ctl(sock, *cmd):
+    return subprocess.run([CTL, "--socket", sock, *cmd], capture_output=True, text=True,
+                          timeout=20)
+
+
+def wait_for(pred, seconds):
+    end = time.time() + seconds
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.3)
+    return None
+
+
+def check_config_cases(d):
+    for ex in sorted(os.listdir(os.path.join(SOURCE, "config", "examples"))):
+        path = os.path.join(SOURCE, "config", "examples", ex)
+        r = subprocess.run([HUB, "--check-config", path], capture_output=True, text=True)
+        check(r.returncode == 0 and "valid" in r.stdout, "--check-config accepts " + ex)
+    bad = os.path.join(d, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("hub:\n  control-lcore: zero\nports: []\n")
+    r = subprocess.run([HUB, "--check-config", bad], capture_output=True, text=True)
+    check(r.returncode != 0, "--check-config refuses a bad file")
+    check(bad + ":2:18:" in r.stderr, "the error names file:line:col (" + r.stderr.strip()[:80] + ")")
+    r = subprocess.run([HUB, "--bogus"], capture_output=True, text=True)
+    check(r.returncode == 2 and "unknown option" in r.stderr, "an unknown option is refused")
+
+
+def make_input(d):
+    frr = rdpcap(os.path.join(DATA, "captures", "frr-8.4-spoke-registration-requests.pcap"))
+    reg = frr[0]
+    spoke = reg[Ether].src
+    frames = [
+        Ether(src=spoke, dst="ff:ff:ff:ff:ff:ff") /
+        ARP(op=1, hwsrc=spoke, psrc="198.51.100.2", pdst="198.51.100.1"),
+        # Not the hub's address: no answer.
+        Ether(src=spoke, dst="ff:ff:ff:ff:ff:ff") /
+        ARP(op=1, hwsrc=spoke, psrc="198.51.100.2", pdst="198.51.100.77"),
+        Ether(src=spoke, dst="02:70:63:61:70:00") /
+        IP(src="198.51.100.2", dst="198.51.100.1") / ICMP(id=7, seq=1) / Raw(b"hello hub"),
+        reg,
+    ]
+    wrpcap(os.path.join(d, "in.pcap"), frames)
+    return spoke
+
+
+def write_config(d, routes=""):
+    with open(os.path.join(d, "hub.yaml"), "w") as f:
+        f.write(CONFIG.format(d=d, routes=routes))
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="hubtest-")
+    check_config_cases(d)
+    spoke_mac = make_input(d)
+    write_config(d)
+    sock = os.path.join(d, "hub.sock")
+    log = open(os.path.join(d, "hub.log"), "w+")
+    prefix = "hubtest-%d" % os.getpid()
+    hub = subprocess.Popen([HUB, "--config", os.path.join(d, "hub.yaml"), "--",
+                            "--file-prefix", prefix], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        up = wait_for(lambda: os.path.exists(sock) and ctl(sock, "help").returncode == 0, 60)
+        check(up is not None, "the hub starts and answers on its management socket")
+        if not up:
+            return
+
+        def spoke_listed():
+            r = ctl(sock, "show", "nhrp", "--json")
+            if r.returncode != 0:
+                return None
+            entries = json.loads(r.stdout)
+            return [e for e in entries if e["protocol"] == "10.255.0.2/32"] or None
+
+        listed = wait_for(spoke_listed, 20)
+        check(listed is not None, "show nhrp --json lists the FRR spoke 10.255.0.2")
+        if listed:
+            check(listed[0]["nbma"] == "198.51.100.2" and listed[0]["type"] == "dynamic",
+                  "the spoke is dynamic at NBMA 198.51.100.2")
+
+        r = ctl(sock, "show", "interfaces", "--json")
+        ifs = json.loads(r.stdout)
+        check(ifs["ports"][0]["name"] == "underlay" and ifs["tunnels"][0]["gre_key"] == 42,
+              "show interfaces --json names the port and the tunnel")
+        hub_mac = ifs["ports"][0]["mac"]
+        stats = json.loads(ctl(sock, "show", "stats", "--json").stdout)
+        check(stats["control"]["icmp_echo_replies"] == 1, "one echo reply counted")
+        check(stats["punts"]["nhrp"]["handled"] == 1 and stats["punts"]["arp"]["handled"] == 2,
+              "punts handled by reason")
+        r = ctl(sock, "show", "dmvpn")
+        check(r.returncode == 0 and "198.51.100.2" in r.stdout, "show dmvpn lists the peer")
+        arp = json.loads(ctl(sock, "show", "arp", "--json").stdout)
+        check(any(a["address"] == "198.51.100.2" and a["mac"] == spoke_mac for a in arp),
+              "the spoke's MAC was learned from its ARP request")
+        # The same data through DPDK telemetry, served from the control lcore's snapshot.
+        tel = "/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix
+        try:
+            t = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            t.connect(tel)
+            t.recv(16384)
+            time.sleep(1.2)  # the snapshot is refreshed every second
+
+            def tel_call(cmd):
+                t.send(cmd.encode())
+                return json.loads(t.recv(65536))[cmd]
+
+            lines = tel_call("/dmvpn/nhrp")
+            check(any("10.255.0.2/32" in l and "198.51.100.2" in l for l in lines),
+                  "telemetry /dmvpn/nhrp lists the spoke")
+            tstats = tel_call("/dmvpn/stats")
+            check(tstats.get("nhrp_registration_replies_sent") == 1 and
+                  tstats.get("icmp_echo_replies") == 1, "telemetry /dmvpn/stats counts")
+            t.close()
+        except OSError as e:
+            check(False, "telemetry socket %s: %s" % (tel, e))
+        r = ctl(sock, "show", "bogus")
+        check(r.returncode != 0 and "unknown command" in r.stderr, "an unknown command is refused")
+
+        # Reload: a good file with a new route, then a broken one, which changes nothing.
+        routes_before = stats["control"]["routes"]
+        write_config(d, "routes:\n  - prefix: 172.16.9.0/24\n    via: 10.255.0.2\n")
+        r = ctl(sock, "reload")
+        check(r.returncode == 0 and "routes changed" in r.stdout, "reload applies a new route")
+        stats = json.loads(ctl(sock, "show", "stats", "--json").stdout)
+        check(stats["control"]["routes"] == routes_before + 1, "the route is installed")
+        with open(os.path.join(d, "hub.yaml"), "a") as f:
+            f.write("tunnels: [oops\n")
+        r = ctl(sock, "reload")
+        check(r.returncode != 0 and "rejected" in r.stderr and "hub.yaml:" in r.stderr,
+              "a broken file is rejected with its reason")
+        check(spoke_listed() is not None, "the spoke survives both reloads")
+        write_config(d)
+        hub.send_signal(signal.SIGHUP)
+        gone = wait_for(lambda: json.loads(ctl(sock, "show", "stats", "--json").stdout)
+                        ["control"]["routes"] == routes_before, 10)
+        check(gone is not None, "SIGHUP reloads the file (the route is gone again)")
+        check(spoke_listed() is not None, "the spoke survives the SIGHUP reload")
+
+        # A second hub on the same socket is refused before it touches DPDK.
+        r = subprocess.run([HUB, "--config", os.path.join(d, "hub.yaml"), "--", "--file-prefix",
+                            prefix + "b"], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 1 and "another dmvpn-hub answers" in r.stderr,
+              "a second hub on the same socket is refused")
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        try:
+            rc = hub.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+            rc = None
+        log.seek(0)
+        text = log.read()
+        check(rc == 0, "SIGTERM stops the hub with status 0 (got %s)" % rc)
+        if rc != 0:
+            print(text)
+
+    out = rdpcap(os.path.join(d, "out1.pcap"))
+    arp_replies = [p for p in out if ARP in p and p[ARP].op == 2]
+    check(len(arp_replies) == 1 and arp_replies[0][ARP].psrc == "198.51.100.1" and
+          arp_replies[0][ARP].hwsrc == hub_mac and arp_replies[0][ARP].pdst == "198.51.100.2",
+          "one ARP reply, for the hub's own address, with the port's MAC")
+    echo = [p for p in out if ICMP in p and p[ICMP].type == 0]
+    check(len(echo) == 1 and echo[0][IP].dst == "198.51.100.2" and echo[0][ICMP].id == 7 and
+          bytes(echo[0][ICMP].payload) == b"hello hub" and echo[0][Ether].dst == spoke_mac,
+          "the echo reply goes back to the spoke's MAC with id and data")
+    # The Registration Reply, read by tshark: type 4, CIE code 0, GRE key 42.
+    r = subprocess.run(["tshark", "-r", os.path.join(d, "out1.pcap"), "-Y", "nhrp", "-T",
+                        "fields", "-e", "gre.key", "-e", "nhrp.hdr.op.type", "-e", "nhrp.code",
+                        "-e", "ip.dst", "-e", "nhrp.src.prot.addr"],
+                       capture_output=True, text=True)
+    rows = [l.split("\t") for l in r.stdout.splitlines() if l.strip()]
+    check(len(rows) == 1, "one NHRP packet sent (%d)" % len(rows))
+    if rows:
+        key, op, codes, dst, src_proto = rows[0]
+        check(int(key, 0) == 42 and op == "4" and codes.split(",")[0] == "0" and
+              dst == "198.51.100.2" and src_proto == "10.255.0.2",
+              "a Registration Reply, code 0, to the spoke in GRE key 42: " + "|".join(rows[0]))
+
+    # A port that cannot be opened says so and what to do, and the hub exits 1.
+    broken = CONFIG.format(d=d, routes="").replace(d + "/in.pcap", d + "/missing.pcap")
+    broken = broken.replace("hub.sock", "hub2.sock")
+    with open(os.path.join(d, "broken.yaml"), "w") as f:
+        f.write(broken)
+    r = subprocess.run([HUB, "--config", os.path.join(d, "broken.yaml"), "--", "--file-prefix",
+                        prefix + "c"], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and 'port "underlay"' in r.stderr and "probe" in r.stderr,
+          "an unusable port is reported with advice: " + r.stderr.strip().splitlines()[-1][:120])
+
+    print("%d failure(s)" % len(failures))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
