@@ -45,24 +45,31 @@ uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             case route_kind::local:
                 ctx.punt(m, punt_reason::for_us);
                 continue;
-            case route_kind::glean_tunnel:
-                ctx.glean(m, dst, static_cast<uint16_t>(t.index));
-                continue;
-            case route_kind::glean_lan:
-                ctx.glean(m, dst, static_cast<uint16_t>(glean_lan_port_bit | t.index));
-                continue;
             case route_kind::adjacency:
+            case route_kind::glean_tunnel:
+            case route_kind::glean_lan:
                 break;
             default:
                 ctx.drop(m, drop_reason::blackhole);
                 continue;
         }
+        // Gleaned packets are forwarded too: the control lcore sends a held one as it was
+        // punted once the neighbour answers, so its TTL is checked and decremented here, as
+        // for a resolved adjacency and for a glean decided by resolve after this stage.
         uint8_t* ip = rte_pktmbuf_mtod(m, uint8_t*);
         if (ip[8] <= 1) {
             ctx.punt(m, punt_reason::ttl_exceeded);
             continue;
         }
         ipv4_decrement_ttl(ip);
+        if (t.kind == route_kind::glean_tunnel) {
+            ctx.glean(m, dst, static_cast<uint16_t>(t.index));
+            continue;
+        }
+        if (t.kind == route_kind::glean_lan) {
+            ctx.glean(m, dst, static_cast<uint16_t>(glean_lan_port_bit | t.index));
+            continue;
+        }
         meta(m).nexthop = t.index;  // the adjacency id, for resolve
         pkts[kept++] = m;
     }
