@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "dataplane/wire/ipv4.hpp"
 #include "dataplane/wire/reader.hpp"
 
 namespace dmvpn::nhrp {
@@ -106,12 +107,6 @@ std::optional<uint32_t> ipv4_of(const bytes& b) noexcept {
         return std::nullopt;
     }
     return wire::load_be32(b.data());
-}
-
-bytes bytes_of(uint32_t a) {
-    bytes b(4);
-    wire::store_be32(b.data(), a);
-    return b;
 }
 
 uint32_t prefix_mask(uint8_t len) noexcept {
@@ -365,8 +360,8 @@ cie server::own_cie(const tunnel_state& t, uint8_t prefix_len) const {
     c.prefix_length = prefix_len;
     c.mtu = t.cfg.mtu;
     c.holding_time = t.cfg.holdtime_s;
-    c.client_nbma = bytes_of(t.cfg.nbma_address);
-    c.client_proto = bytes_of(t.cfg.overlay_address);
+    c.client_nbma = wire::ipv4_bytes(t.cfg.nbma_address);
+    c.client_proto = wire::ipv4_bytes(t.cfg.overlay_address);
     return c;
 }
 
@@ -392,8 +387,8 @@ void server::send_error(context& c, uint16_t code, uint16_t offset, const packet
     }
     const auto& t = _tunnels[c.tunnel];
     bytes dst = offending != nullptr ? offending->src_proto : bytes{};
-    packet e = originate(op::error_indication, bytes_of(t.cfg.nbma_address),
-                         bytes_of(t.cfg.overlay_address), std::move(dst));
+    packet e = originate(op::error_indication, wire::ipv4_bytes(t.cfg.nbma_address),
+                         wire::ipv4_bytes(t.cfg.overlay_address), std::move(dst));
     e.error_code = code;
     e.error_offset = offset;
     size_t n = c.raw.size();
@@ -602,7 +597,7 @@ void server::serve_registration(context& c, packet& p) {
     // FRR, while its NHS is `dynamic`, asks with its own address as destination and learns the
     // hub's protocol address from the reply's: give it ours. Cisco already names the hub.
     if (p.dst_proto == p.src_proto) {
-        p.dst_proto = bytes_of(t.cfg.overlay_address);
+        p.dst_proto = wire::ipv4_bytes(t.cfg.overlay_address);
     }
     for (auto& e : p.extensions) {
         if (e.type == ext::responder_address) {
@@ -612,7 +607,7 @@ void server::serve_registration(context& c, packet& p) {
             // The spoke's own CIE stays; ours tells it the address it is really seen at.
             cie seen;
             seen.prefix_length = 32;
-            seen.client_nbma = bytes_of(c.outer_src);
+            seen.client_nbma = wire::ipv4_bytes(c.outer_src);
             seen.client_proto = p.src_proto;
             e.cies.push_back(std::move(seen));
         }
@@ -826,8 +821,8 @@ void server::answer_resolution(context& c, packet& p, uint32_t entry_index) {
         // What is left of the registration, as IOS answers.
         a.holding_time = static_cast<uint16_t>(std::min<int64_t>((e.expires_ms - c.now_ms) / 1000, 0xffff));
     }
-    a.client_nbma = bytes_of(e.nbma);
-    a.client_proto = bytes_of(e.address);
+    a.client_nbma = wire::ipv4_bytes(e.nbma);
+    a.client_proto = wire::ipv4_bytes(e.address);
     only(p.cies, std::move(a));
     p.flags |= flag::res_a | flag::res_d;
     if ((e.flags & entry_flag::unique) != 0) {
@@ -853,7 +848,7 @@ void server::answer_negative(context& c, packet& p, uint8_t prefix_len) {
     n.prefix_length = prefix_len;
     n.mtu = t.cfg.mtu;
     n.holding_time = t.cfg.holdtime_s;
-    n.client_proto = bytes_of(*ipv4_of(p.dst_proto) & prefix_mask(prefix_len));
+    n.client_proto = wire::ipv4_bytes(*ipv4_of(p.dst_proto) & prefix_mask(prefix_len));
     only(p.cies, std::move(n));
     p.hdr.type = op::resolution_reply;
     p.hdr.hop_count = 255;
@@ -989,13 +984,13 @@ void server::send_purge(outputs& out, uint16_t tunnel, const requester& r, const
         return;
     }
     // Cisco reuses the request ID of the request that taught the requester the binding.
-    packet p = originate(op::purge_request, bytes_of(t.cfg.nbma_address),
-                         bytes_of(t.cfg.overlay_address), bytes_of(r.proto));
+    packet p = originate(op::purge_request, wire::ipv4_bytes(t.cfg.nbma_address),
+                         wire::ipv4_bytes(t.cfg.overlay_address), wire::ipv4_bytes(r.proto));
     p.request_id = r.request_id;
     cie x;
     x.prefix_length = old.prefix_len;
-    x.client_nbma = bytes_of(old.nbma);
-    x.client_proto = bytes_of(old.address);
+    x.client_nbma = wire::ipv4_bytes(old.nbma);
+    x.client_proto = wire::ipv4_bytes(old.address);
     p.cies.push_back(std::move(x));
     p.has_extension_area = true;
     p.extensions.push_back(blank_extension(ext::forward_transit, true));
@@ -1160,8 +1155,8 @@ outputs server::on_redirect_candidate(uint32_t tunnel_id, uint32_t src_overlay, 
     }
     rs = redirect_slot{key, now_ms, true};
 
-    packet p = originate(op::traffic_indication, bytes_of(t.cfg.nbma_address),
-                         bytes_of(t.cfg.overlay_address), bytes_of(src_overlay));
+    packet p = originate(op::traffic_indication, wire::ipv4_bytes(t.cfg.nbma_address),
+                         wire::ipv4_bytes(t.cfg.overlay_address), wire::ipv4_bytes(src_overlay));
     p.traffic_code = 0;
     size_t n = packet_head.size();
     if (!packet_head.empty() && (packet_head[0] >> 4) == 4) {

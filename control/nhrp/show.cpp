@@ -5,17 +5,14 @@
 #include <map>
 #include <vector>
 
+#include "dataplane/wire/ipv4.hpp"
+
 namespace dmvpn::nhrp {
 
 namespace {
 
-std::string dotted(uint32_t a) {
-    return std::to_string(a >> 24) + '.' + std::to_string((a >> 16) & 0xff) + '.' +
-           std::to_string((a >> 8) & 0xff) + '.' + std::to_string(a & 0xff);
-}
-
 std::string prefix_text(uint32_t a, uint8_t len) {
-    return dotted(a) + '/' + std::to_string(len);
+    return wire::format_ipv4(a) + '/' + std::to_string(len);
 }
 
 std::string pad(std::string s, size_t width) {
@@ -91,9 +88,9 @@ std::string json_entry(const entry_view& e, timestamp now) {
     out += "\"tunnel\":" + quoted(e.tunnel_name);
     out += ",\"tunnel_id\":" + std::to_string(e.tunnel);
     out += ",\"protocol\":" + quoted(prefix_text(e.address, e.prefix_len));
-    out += ",\"via\":" + quoted(dotted(e.via));
-    out += ",\"nbma\":" + quoted(dotted(e.nbma));
-    out += ",\"claimed_nbma\":" + quoted(dotted(e.claimed_nbma));
+    out += ",\"via\":" + quoted(wire::format_ipv4(e.via));
+    out += ",\"nbma\":" + quoted(wire::format_ipv4(e.nbma));
+    out += ",\"claimed_nbma\":" + quoted(wire::format_ipv4(e.claimed_nbma));
     out += ",\"type\":" + quoted(name(e.type));
     out += ",\"flags\":" + json_flags(e.flags);
     out += ",\"created_s\":" + std::to_string(since(e.created, now).count());
@@ -109,8 +106,8 @@ std::string json_entry(const entry_view& e, timestamp now) {
     for (size_t i = 0; i < e.requesters.size(); ++i) {
         const auto& r = e.requesters[i];
         out += (i == 0 ? "{" : ",{");
-        out += "\"protocol\":" + quoted(dotted(r.proto));
-        out += ",\"nbma\":" + quoted(dotted(r.nbma));
+        out += "\"protocol\":" + quoted(wire::format_ipv4(r.proto));
+        out += ",\"nbma\":" + quoted(wire::format_ipv4(r.nbma));
         out += ",\"request_id\":" + std::to_string(r.request_id) + "}";
     }
     out += "]}";
@@ -193,7 +190,7 @@ std::string show_nhrp(const server& s, timestamp now, show_format f, bool detail
     }
     std::string out;
     for (const auto& e : entries) {
-        out += prefix_text(e.address, e.prefix_len) + " via " + dotted(e.via) + "\n";
+        out += prefix_text(e.address, e.prefix_len) + " via " + wire::format_ipv4(e.via) + "\n";
         out += "   " + std::string(e.tunnel_name) + " created " + format_age(since(e.created, now));
         if (e.expires) {
             out += ", expire " + format_age(std::chrono::duration_cast<std::chrono::seconds>(*e.expires - now));
@@ -202,13 +199,13 @@ std::string show_nhrp(const server& s, timestamp now, show_format f, bool detail
         }
         out += "\n";
         out += "   Type: " + std::string(name(e.type)) + ", Flags: " + joined(flag_names(e.flags), " ") + "\n";
-        out += "   NBMA address: " + dotted(e.nbma) + "\n";
+        out += "   NBMA address: " + wire::format_ipv4(e.nbma) + "\n";
         if (e.claimed_nbma != e.nbma) {
-            out += "    (Claimed NBMA address: " + dotted(e.claimed_nbma) + ")\n";
+            out += "    (Claimed NBMA address: " + wire::format_ipv4(e.claimed_nbma) + ")\n";
         }
         if (detail) {
             for (const auto& r : e.requesters) {
-                out += "   Requester: " + dotted(r.proto) + " Request ID: " + std::to_string(r.request_id) + "\n";
+                out += "   Requester: " + wire::format_ipv4(r.proto) + " Request ID: " + std::to_string(r.request_id) + "\n";
             }
         }
     }
@@ -223,20 +220,20 @@ std::string show_nhrp_brief(const server& s, show_format f) {
             const auto& e = entries[i];
             out += (i == 0 ? "{" : ",{");
             out += "\"target\":" + quoted(prefix_text(e.address, e.prefix_len));
-            out += ",\"via\":" + quoted(dotted(e.via));
-            out += ",\"nbma\":" + quoted(dotted(e.nbma));
+            out += ",\"via\":" + quoted(wire::format_ipv4(e.via));
+            out += ",\"nbma\":" + quoted(wire::format_ipv4(e.nbma));
             out += ",\"mode\":" + quoted(name(e.type));
             out += ",\"tunnel\":" + quoted(e.tunnel_name);
-            out += ",\"claimed\":" + quoted(dotted(e.claimed_nbma)) + "}";
+            out += ",\"claimed\":" + quoted(wire::format_ipv4(e.claimed_nbma)) + "}";
         }
         return out + "]\n";
     }
     std::string out = "   " + pad("Target", 19) + pad("Via", 16) + pad("NBMA", 16) + pad("Mode", 9) +
                       pad("Intfc", 10) + "Claimed\n";
     for (const auto& e : entries) {
-        std::string claimed = e.claimed_nbma != e.nbma ? dotted(e.claimed_nbma) : "<   >";
-        out += "   " + pad(prefix_text(e.address, e.prefix_len), 19) + pad(dotted(e.via), 16) +
-               pad(dotted(e.nbma), 16) + pad(std::string(name(e.type)), 9) +
+        std::string claimed = e.claimed_nbma != e.nbma ? wire::format_ipv4(e.claimed_nbma) : "<   >";
+        out += "   " + pad(prefix_text(e.address, e.prefix_len), 19) + pad(wire::format_ipv4(e.via), 16) +
+               pad(wire::format_ipv4(e.nbma), 16) + pad(std::string(name(e.type)), 9) +
                pad(std::string(e.tunnel_name), 10) + claimed + "\n";
     }
     return out;
@@ -341,8 +338,8 @@ std::string show_dmvpn(const server& s, timestamp now, show_format f) {
             bool first = true;
             for (const auto& [nbma, p] : peers) {
                 out += first ? "{" : ",{";
-                out += "\"entries\":" + std::to_string(p.count) + ",\"nbma\":" + quoted(dotted(nbma)) +
-                       ",\"tunnel_address\":" + quoted(dotted(p.overlay)) + ",\"state\":" +
+                out += "\"entries\":" + std::to_string(p.count) + ",\"nbma\":" + quoted(wire::format_ipv4(nbma)) +
+                       ",\"tunnel_address\":" + quoted(wire::format_ipv4(p.overlay)) + ",\"state\":" +
                        quoted(p.registered ? "UP" : "NHRP") + ",\"uptime_s\":" +
                        std::to_string(since(p.up, now).count()) + ",\"attributes\":" +
                        quoted(std::string(p.is_static ? "S" : "D") + (p.nat ? "N" : "")) + "}";
@@ -355,8 +352,8 @@ std::string show_dmvpn(const server& s, timestamp now, show_format f) {
             out += " # Ent  Peer NBMA Addr Peer Tunnel Add State  UpDn Tm Attrb\n";
             out += " ----- --------------- --------------- ----- -------- -----\n";
             for (const auto& [nbma, p] : peers) {
-                out += pad_left(std::to_string(p.count), 6) + " " + pad(dotted(nbma), 15) + " " +
-                       pad_left(dotted(p.overlay), 15) + " " + pad_left(p.registered ? "UP" : "NHRP", 5) +
+                out += pad_left(std::to_string(p.count), 6) + " " + pad(wire::format_ipv4(nbma), 15) + " " +
+                       pad_left(wire::format_ipv4(p.overlay), 15) + " " + pad_left(p.registered ? "UP" : "NHRP", 5) +
                        " " + format_age(since(p.up, now)) + " " +
                        pad_left(std::string(p.is_static ? "S" : "D") + (p.nat ? "N" : ""), 5) + "\n";
             }
