@@ -24,6 +24,11 @@ inline constexpr uint8_t class_mask = 0x03;
 inline constexpr uint8_t from_tunnel = 0x04;  // decapsulated: tunnel and outer_src are valid
 inline constexpr uint8_t was_esp = 0x08;      // arrived inside ESP (decrypted by esp_in)
 inline constexpr uint8_t handed_off = 0x10;   // came through another worker's handoff
+// Built by the control lcore (NHRP to a spoke on an IPsec tunnel): the bytes are a GRE payload
+// of protocol `aux`, not IPv4. Encap writes that protocol; mtu and mss_clamp leave it alone; it
+// never gleans. It rides the SA owner's handoff ring like any routed packet, so the SA's
+// sequence numbers keep one writer.
+inline constexpr uint8_t gre_payload = 0x20;
 }  // namespace meta_flag
 
 inline constexpr uint16_t no_tunnel = 0xffff;
@@ -36,7 +41,8 @@ struct packet_meta {
     uint32_t nexthop;      // glean: unresolved next hop; redirect: the destination
     uint16_t tunnel;       // arrival tunnel, or no_tunnel
     uint16_t in_port;      // DPDK port it was received on
-    uint16_t aux;          // frag_needed / fragment: the MTU exceeded; glean: egress (punt.hpp)
+    uint16_t aux;          // frag_needed / fragment: the MTU exceeded; glean: egress (punt.hpp);
+                           // gre_payload: the GRE protocol type
     uint8_t flags;         // packet_class in the low bits, then meta_flag bits
     uint8_t punt;          // punt_reason, set when punted
 };

@@ -40,7 +40,26 @@ std::string device_name(std::string_view devargs) {
     return std::string(devargs.substr(0, devargs.find(',')));
 }
 
+// RSS over the workers' queues only: the extra RX queue (there for PMDs that want equal counts)
+// gets nothing from a NIC that lets us say so. Best effort: it is polled either way.
+void steer_rss_to_workers(uint16_t port_id, uint16_t reta_size, uint16_t workers) noexcept {
+    if (reta_size == 0 || reta_size > RTE_ETH_RSS_RETA_SIZE_512) {
+        return;
+    }
+    rte_eth_rss_reta_entry64 reta[RTE_ETH_RSS_RETA_SIZE_512 / RTE_ETH_RETA_GROUP_SIZE] = {};
+    for (uint16_t i = 0; i < reta_size; ++i) {
+        rte_eth_rss_reta_entry64& group = reta[i / RTE_ETH_RETA_GROUP_SIZE];
+        group.mask |= uint64_t{1} << (i % RTE_ETH_RETA_GROUP_SIZE);
+        group.reta[i % RTE_ETH_RETA_GROUP_SIZE] = static_cast<uint16_t>(i % workers);
+    }
+    (void)rte_eth_dev_rss_reta_update(port_id, reta, reta_size);
+}
+
 }  // namespace
+
+uint16_t rx_queue_owner(uint16_t queue, uint16_t workers) noexcept {
+    return workers == 0 ? 0 : static_cast<uint16_t>(queue % workers);
+}
 
 wire::result<port_state, port_error> open_port(const port_config& cfg) {
     if (cfg.devargs.empty()) {
@@ -70,12 +89,16 @@ wire::result<port_state, port_error> setup_port(uint16_t port_id, const port_con
     }
     port_state st;
     st.id = port_id;
-    st.rx_queues = cfg.workers;
     st.tx_queues = static_cast<uint16_t>(cfg.workers + 1);
     st.control_tx_queue = cfg.workers;
-    if (info.max_rx_queues < st.rx_queues || info.max_tx_queues < st.tx_queues) {
+    if (info.max_rx_queues < cfg.workers || info.max_tx_queues < st.tx_queues) {
         return wire::fail(port_error::too_few_queues);
     }
+    // Some PMDs (net_tap) refuse unequal RX and TX counts, and a memif peer sizes its rings
+    // after ours: give the port as many RX queues as TX queues where it has them. A kernel tap
+    // spreads by its own flow hash, so the extra queue does receive; the workers poll it too
+    // (rx_queue_owner), and where the PMD has a RETA it steers nothing there.
+    st.rx_queues = info.max_rx_queues > cfg.workers ? st.tx_queues : cfg.workers;
 
     rte_eth_conf conf{};
     // RSS on the IPv4 addresses: all of one spoke's ESP lands on one worker, which keeps its
@@ -117,6 +140,9 @@ wire::result<port_state, port_error> setup_port(uint16_t port_id, const port_con
     }
     if (rte_eth_dev_start(port_id) != 0) {
         return wire::fail(port_error::start_failed);
+    }
+    if (st.rss && st.rx_queues > cfg.workers) {
+        steer_rss_to_workers(port_id, info.reta_size, cfg.workers);
     }
     if (cfg.promiscuous) {
         // Not every PMD has it (net_ring does not care); the port works without.

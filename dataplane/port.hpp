@@ -1,5 +1,6 @@
-// DPDK ports for the hub: any PCI device or vdev string, one RX queue per worker (RSS where the
-// PMD has it), one TX queue per worker plus one for the control lcore; link, MTU and MAC.
+// DPDK ports for the hub: any PCI device or vdev string, one TX queue per worker plus one for
+// the control lcore, as many RX queues (RSS over the workers' where the PMD has it); link, MTU
+// and MAC.
 #pragma once
 
 #include <rte_ether.h>
@@ -18,7 +19,7 @@ struct port_config {
     // "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap", "net_memif0,role=server", "net_null0".
     // A "pci:" or "vdev:" bus prefix is accepted.
     std::string devargs;
-    uint16_t workers = 1;  // RX queues = workers, TX queues = workers + 1
+    uint16_t workers = 1;  // RX and TX queues = workers + 1 (RX: workers where the PMD has no more)
     uint16_t mtu = 1500;
     uint16_t rx_desc = 1024;
     uint16_t tx_desc = 1024;
@@ -47,6 +48,10 @@ enum class port_error : uint8_t {
     start_failed,        // rte_eth_dev_start
 };
 std::string_view name(port_error e) noexcept;
+
+// The worker that polls RX queue `queue`: queue w is worker w's; the extra queue a port gets
+// for equal RX/TX counts goes to worker 0 (queue % workers).
+uint16_t rx_queue_owner(uint16_t queue, uint16_t workers) noexcept;
 
 // Probes (unless EAL already did, e.g. through --vdev), configures and starts the port.
 wire::result<port_state, port_error> open_port(const port_config& cfg);

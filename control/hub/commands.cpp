@@ -470,6 +470,8 @@ std::string hub::show_stats(bool json) const {
         .num("arp_replies_sent", _neighbors.replies_sent())
         .num("nhrp_sent", _cc.nhrp_sent)
         .num("nhrp_tx_no_esp_path", _cc.nhrp_tx_no_esp_path)
+        .num("nhrp_tx_esp", _cc.nhrp_tx_esp)
+        .num("nhrp_held_dropped", _cc.nhrp_held_dropped)
         .num("tx_frames", _cc.tx_frames)
         .num("tx_failed", _cc.tx_failed)
         .num("handoffs", _cc.handoffs)

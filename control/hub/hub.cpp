@@ -170,6 +170,15 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
 std::optional<std::string> hub::start_eal(const start_params& p) {
     std::vector<std::string> args = _topo.hub.eal_args;
     args.insert(args.end(), p.eal_args.begin(), p.eal_args.end());
+    // net_memif registers a multi-process action when probed, which EAL refuses under
+    // --no-shconf: a hub with a memif port runs with the shared config (its own --file-prefix
+    // keeps it apart from other DPDK processes).
+    bool memif = std::any_of(_topo.ports.begin(), _topo.ports.end(), [](const config::port& q) {
+        return q.dev.spec.find("net_memif") != std::string::npos;
+    });
+    if (memif && std::erase(args, std::string("--no-shconf")) != 0) {
+        log("a net_memif port needs the EAL's shared config: running without --no-shconf");
+    }
     if (!has_lcore_arg(args)) {
         std::string list = std::to_string(_topo.hub.control_lcore);
         for (unsigned l : _worker_lcores) {
@@ -216,7 +225,7 @@ std::optional<std::string> hub::start_eal(const start_params& p) {
 std::optional<std::string> hub::create_tables() {
     unsigned mbufs = 4096;
     for (const config::port& p : _topo.ports) {
-        mbufs += static_cast<unsigned>(p.rx_queue_size) * _workers_n +
+        mbufs += static_cast<unsigned>(p.rx_queue_size) * (_workers_n + 1u) +
                  static_cast<unsigned>(p.tx_queue_size) * (_workers_n + 1u);
     }
     mbufs += 512u * (_workers_n + 1u);
@@ -289,6 +298,7 @@ std::optional<std::string> hub::open_ports() {
         std::memcpy(rt.opened.mac.data(), st->mac.addr_bytes, 6);
         rt.opened.mtu = st->mtu;
         rt.control_queue = st->control_tx_queue;
+        rt.rx_queues = st->rx_queues;
         opened[p.name] = rt.opened;
         _neighbors.set_port(st->id, rt.opened.mac, p.address.address.value);
         log("port {} ({}) is DPDK port {}, MAC {}, MTU {}", p.name, p.dev.spec, st->id,
@@ -373,7 +383,11 @@ std::optional<std::string> hub::start_workers() {
         dp::worker_config wc;
         wc.id = w;
         for (const port_rt& p : _ports) {
-            wc.rx.push_back(dp::rx_queue{p.opened.id, w});
+            for (uint16_t q = 0; q < p.rx_queues; ++q) {
+                if (dp::rx_queue_owner(q, _workers_n) == w) {
+                    wc.rx.push_back(dp::rx_queue{p.opened.id, q});
+                }
+            }
         }
         wc.tx_queue = w;
         wc.tables = &_pub->tables();
@@ -650,6 +664,7 @@ void hub::timers(timestamp now) {
         return;
     }
     _next_second = now + 1s;
+    expire_nbma_paths(now);
     // Bindings carried over a reload whose owner never registered with the new server.
     std::vector<std::pair<uint16_t, uint32_t>> expired;
     for (const auto& [key, b] : _bindings) {
@@ -732,10 +747,9 @@ void hub::send_nhrp(uint32_t tunnel, uint32_t dst_nbma, std::span<const uint8_t>
         return;
     }
     if (!t->ipsec_profile.empty()) {
-        // The packet would have to be encrypted with the peer's outbound SA, whose sequence
-        // numbers only its owner worker may take: the dataplane has no entry for a GRE packet
-        // built elsewhere yet.
-        ++_cc.nhrp_tx_no_esp_path;
+        // Encrypted with the peer's outbound SA, whose sequence numbers only its owner worker
+        // may take: the payload goes to that worker's encap and ESP-out stages.
+        send_nhrp_esp(static_cast<uint16_t>(tunnel), dst_nbma, packet, now);
         return;
     }
     auto port = std::find_if(_ports.begin(), _ports.end(),
@@ -750,6 +764,121 @@ void hub::send_nhrp(uint32_t tunnel, uint32_t dst_nbma, std::span<const uint8_t>
                                        wire::gre_proto::nhrp, packet, _ip_id++),
                             now, out);
     on_neighbors(out);
+}
+
+namespace {
+
+// NHRP payloads held per peer while its ARP is pending (the server retransmits nothing: a
+// lost reply costs the spoke a retry).
+constexpr size_t max_held_nhrp = 8;
+// A peer's NHRP path lives on this long after its last use (its adjacency slot is freed).
+constexpr auto nbma_path_idle = 120s;
+
+}  // namespace
+
+void hub::send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_t> packet,
+                        timestamp now) {
+    nh_key k{slot, dst_nbma};
+    auto it = _nbma_paths.find(k);
+    if (it == _nbma_paths.end()) {
+        auto id = alloc_adjacency();
+        if (!id) {
+            ++_cc.nhrp_tx_no_esp_path;
+            return;
+        }
+        it = _nbma_paths.emplace(k, nbma_path{}).first;
+        it->second.adj = *id;
+        it->second.held.emplace_back(packet.begin(), packet.end());
+        it->second.last_used = now;
+        publish_nbma_path(k, now);  // sends what it holds once complete
+        return;
+    }
+    nbma_path& p = it->second;
+    p.last_used = now;
+    if (p.complete) {
+        if (handoff(packet, p.adj, p.owner, wire::gre_proto::nhrp)) {
+            ++_cc.nhrp_sent;
+            ++_cc.nhrp_tx_esp;
+        }
+        return;
+    }
+    if (p.held.size() >= max_held_nhrp) {
+        ++_cc.nhrp_held_dropped;
+        return;
+    }
+    p.held.emplace_back(packet.begin(), packet.end());
+    publish_nbma_path(k, now);  // an SA may have appeared (reload); ARP asks again if due
+}
+
+void hub::publish_nbma_path(const nh_key& k, timestamp now) {
+    auto it = _nbma_paths.find(k);
+    if (it == _nbma_paths.end()) {
+        return;
+    }
+    nbma_path& p = it->second;
+    const config::tunnel* t = tunnel_of(k.egress);
+    const port_rt* port = nullptr;
+    for (const port_rt& q : _ports) {
+        if (t != nullptr && q.name == t->port) {
+            port = &q;
+        }
+    }
+    neighbor_output out;
+    bool complete = false;
+    dp::publish_status st = dp::publish_status::ok;
+    const crypto::sa* sa = t != nullptr && port != nullptr && !t->ipsec_profile.empty()
+                               ? find_out_sa(*t, k.addr, p.owner)
+                               : nullptr;
+    if (sa == nullptr) {
+        // No SA with this peer (or the tunnel went away): nothing can carry its NHRP.
+        _cc.nhrp_tx_no_esp_path += p.held.size();
+        p.held.clear();
+        st = _pub->remove_adjacency(p.adj);
+    } else {
+        uint32_t hop = l2_hop(port->opened.id, k.addr);
+        auto mac = _neighbors.lookup(port->opened.id, hop);
+        if (mac) {
+            dp::tunnel_adjacency_spec spec;
+            spec.tunnel = k.egress;
+            spec.overlay = 0;  // reached by NBMA, not by any overlay route
+            spec.nbma = k.addr;
+            std::memcpy(spec.underlay_mac.addr_bytes, mac->data(), 6);
+            spec.out_sa = const_cast<crypto::sa*>(sa);
+            spec.sa_owner = p.owner;
+            st = _pub->set_tunnel_adjacency(p.adj, spec);
+            complete = st == dp::publish_status::ok;
+        } else {
+            _neighbors.resolve(port->opened.id, hop, now, out);
+            st = _pub->set_incomplete(p.adj, k.egress, port->opened.id, k.addr);
+        }
+    }
+    if (st != dp::publish_status::ok) {
+        ++_cc.publish_failed;
+    }
+    p.complete = complete;
+    if (complete) {
+        std::vector<bytes> held = std::move(p.held);
+        p.held.clear();
+        for (const bytes& b : held) {
+            if (handoff(b, p.adj, p.owner, wire::gre_proto::nhrp)) {
+                ++_cc.nhrp_sent;
+                ++_cc.nhrp_tx_esp;
+            }
+        }
+    }
+    on_neighbors(out);
+}
+
+void hub::expire_nbma_paths(timestamp now) {
+    for (auto it = _nbma_paths.begin(); it != _nbma_paths.end();) {
+        if (now - it->second.last_used < nbma_path_idle) {
+            ++it;
+            continue;
+        }
+        (void)_pub->remove_adjacency(it->second.adj);
+        _free_adj.push_back(it->second.adj);
+        it = _nbma_paths.erase(it);
+    }
 }
 
 // ---------------------------------------------------------------- routes and adjacencies
@@ -950,6 +1079,13 @@ void hub::republish_all(timestamp now) {
     for (const nh_key& k : keys) {
         publish_nexthop(k, now);
     }
+    keys.clear();
+    for (const auto& [k, p] : _nbma_paths) {
+        keys.push_back(k);
+    }
+    for (const nh_key& k : keys) {
+        publish_nbma_path(k, now);
+    }
 }
 
 void hub::on_neighbors(neighbor_output& out) {
@@ -987,6 +1123,21 @@ void hub::on_neighbors(neighbor_output& out) {
     }
     for (const nh_key& k : affected) {
         publish_nexthop(k, now);
+    }
+    std::vector<nh_key> paths;
+    for (const auto& [k, p] : _nbma_paths) {
+        const config::tunnel* t = tunnel_of(k.egress);
+        for (const neighbor_key& n : changed) {
+            for (const port_rt& q : _ports) {
+                if (t != nullptr && q.name == t->port && q.opened.id == n.port &&
+                    l2_hop(q.opened.id, k.addr) == n.ip) {
+                    paths.push_back(k);
+                }
+            }
+        }
+    }
+    for (const nh_key& k : paths) {
+        publish_nbma_path(k, now);
     }
 }
 
@@ -1099,7 +1250,8 @@ bool hub::tx_frame(uint16_t port, std::span<const uint8_t> frame) {
     return true;
 }
 
-bool hub::handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t worker) {
+bool hub::handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t worker,
+                  uint16_t gre_proto) {
     rte_mbuf* m = rte_pktmbuf_alloc(_pool);
     if (m == nullptr) {
         ++_cc.mbuf_alloc_failed;
@@ -1120,6 +1272,10 @@ bool hub::handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t wor
     // with the worker that owns them; handed_off keeps it from being passed on again.
     pm.flags = static_cast<uint8_t>(static_cast<uint8_t>(dp::packet_class::routed) |
                                     dp::meta_flag::handed_off);
+    if (gre_proto != 0) {
+        pm.flags = static_cast<uint8_t>(pm.flags | dp::meta_flag::gre_payload);
+        pm.aux = gre_proto;
+    }
     if (rte_ring_mp_enqueue(_pub->tables().handoff[worker], m) != 0) {
         rte_pktmbuf_free(m);
         ++_cc.handoff_failed;

@@ -48,7 +48,9 @@ struct control_counters {
     uint64_t icmp_errors_sent = 0;
     uint64_t for_us_unhandled = 0;
     uint64_t nhrp_sent = 0;
-    uint64_t nhrp_tx_no_esp_path = 0;  // NHRP to an IPsec tunnel: no way to encrypt it yet
+    uint64_t nhrp_tx_no_esp_path = 0;  // NHRP to an IPsec peer without an SA or adjacency slot
+    uint64_t nhrp_tx_esp = 0;          // NHRP handed to the SA owner worker for ESP
+    uint64_t nhrp_held_dropped = 0;    // NHRP waiting for the peer's ARP, beyond the hold limit
     uint64_t tx_frames = 0;
     uint64_t tx_failed = 0;
     uint64_t handoffs = 0;
@@ -91,6 +93,7 @@ private:
         config::port cfg;
         opened_port opened;
         uint16_t control_queue = 0;
+        uint16_t rx_queues = 0;
         uint64_t control_tx = 0;
     };
     // A next hop the FIB points at: its adjacency slot and how many installed routes use it.
@@ -103,6 +106,16 @@ private:
         uint32_t adj = 0;
         uint32_t refs = 0;
         bool complete = false;
+    };
+    // NHRP to a peer on an IPsec tunnel leaves through a tunnel adjacency of its own, keyed by
+    // (tunnel slot, NBMA) rather than by overlay address (a peer being refused has no binding),
+    // so that the SA owner worker encapsulates and encrypts it. No route points at it.
+    struct nbma_path {
+        uint32_t adj = 0;
+        uint16_t owner = 0;
+        bool complete = false;
+        timestamp last_used{};
+        std::vector<bytes> held;  // NHRP payloads waiting for the peer's ARP
     };
     struct route_want {
         dp::route_kind kind = dp::route_kind::blackhole;
@@ -175,6 +188,10 @@ private:
     void unref_nexthop(const nh_key& k);
     void publish_nexthop(const nh_key& k, timestamp now);
     void republish_all(timestamp now);
+    void send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_t> packet,
+                       timestamp now);
+    void publish_nbma_path(const nh_key& k, timestamp now);
+    void expire_nbma_paths(timestamp now);
     void on_neighbors(neighbor_output& out);
     std::optional<uint32_t> alloc_adjacency();
     std::optional<nhrp::route> route_for_nhrp(uint32_t dst) const;
@@ -182,7 +199,9 @@ private:
     // sending
     void send_ip(bytes packet, timestamp now);
     void glean_lan(uint16_t port, uint32_t nexthop, std::optional<bytes> packet, timestamp now);
-    bool handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t worker);
+    // gre_proto 0: an IPv4 packet; otherwise the GRE payload of that protocol (NHRP).
+    bool handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t worker,
+                 uint16_t gre_proto = 0);
     bool tx_frame(uint16_t port, std::span<const uint8_t> frame);
     uint32_t l2_hop(uint16_t port, uint32_t ip) const;
     const port_rt* port_by_id(uint16_t id) const;
@@ -219,6 +238,7 @@ private:
     std::optional<nhrp::server> _server;
     neighbor_table _neighbors;
     std::map<nh_key, nexthop> _nexthops;
+    std::map<nh_key, nbma_path> _nbma_paths;  // key: tunnel slot, peer NBMA
     std::vector<uint32_t> _free_adj;
     uint32_t _next_adj = 1;  // slot 0 stays empty: an unset next hop never names a live one
     uint32_t _adj_capacity = 0;

@@ -8,6 +8,13 @@
 
 namespace dmvpn::dp::stage {
 
+namespace {
+
+// Outer IPv4 (no options in a template) then GRE flags/version, then the protocol type.
+constexpr uint32_t outer_gre_proto_offset = 20 + 2;
+
+}  // namespace
+
 uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     uint16_t kept = 0;
     for (uint16_t i = 0; i < n; ++i) {
@@ -18,7 +25,8 @@ uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             continue;
         }
         const uint8_t* inner = rte_pktmbuf_mtod(m, const uint8_t*);
-        bool inner_df = (wire::load_be16(inner + 6) & ip_flag_df) != 0;
+        bool other_proto = (meta(m).flags & meta_flag::gre_payload) != 0;
+        bool inner_df = !other_proto && (wire::load_be16(inner + 6) & ip_flag_df) != 0;
         uint32_t total = m->pkt_len + a->l3_len;
         auto* hdr = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, a->l3_len));
         if (hdr == nullptr) {
@@ -26,6 +34,11 @@ uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             continue;
         }
         std::memcpy(hdr, a->l3, a->l3_len);
+        if (other_proto) {
+            // The template says IPv4; the GRE header (outside the IPv4 checksum) follows the
+            // template's 20-byte outer header.
+            wire::store_be16(hdr + outer_gre_proto_offset, meta(m).aux);
+        }
         uint16_t id = ctx.ip_id++;
         uint32_t sum = a->l3_sum + total + id;
         if (a->df == df_policy::copy && inner_df) {

@@ -90,6 +90,9 @@ void clamp_syn(uint8_t* ip, uint32_t len, uint16_t clamp) noexcept {
 uint16_t mss_clamp(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
+        if ((meta(m).flags & meta_flag::gre_payload) != 0) {
+            continue;  // not IPv4 (control-originated NHRP)
+        }
         uint16_t clamp = clamp_for(meta(m), ctx.topo);
         if (clamp != 0) {
             clamp_syn(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, clamp);

@@ -12,7 +12,8 @@ uint16_t mtu(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         rte_mbuf* m = pkts[i];
         packet_meta& pm = meta(m);
         uint16_t limit = pm.adj->mtu;
-        if (m->pkt_len <= limit) {
+        // The control lcore sizes what it originates; it is no IPv4 datagram to fragment.
+        if (m->pkt_len <= limit || (pm.flags & meta_flag::gre_payload) != 0) {
             pkts[kept++] = m;
             continue;
         }

@@ -72,6 +72,11 @@ uint16_t resolve(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             continue;
         }
         if (a->kind == adj_kind::incomplete) {
+            if ((pm.flags & meta_flag::gre_payload) != 0) {
+                // Not IPv4: a glean would hand it back as a packet to route.
+                ctx.drop(m, drop_reason::no_adjacency);
+                continue;
+            }
             uint16_t egress = a->tunnel != no_tunnel
                                   ? a->tunnel
                                   : static_cast<uint16_t>(glean_lan_port_bit | a->out_port);

@@ -186,3 +186,68 @@ TEST_CASE("ESP: SAs owned by another worker are handed to it", "[dataplane][esp]
     CHECK(e.worker(1).counters().total_drops() == 0);
     CHECK(e.pool_in_use() == 0);
 }
+
+namespace {
+
+// What the control lcore does for NHRP to a spoke on an IPsec tunnel (control/hub/hub.cpp
+// handoff): the GRE payload alone, resuming at resolve on the SA owner's handoff ring.
+void control_handoff(env& e, const bytes& payload, uint32_t adj_id, uint16_t owner) {
+    rte_mbuf* m = rte_pktmbuf_alloc(e.pool());
+    REQUIRE(m != nullptr);
+    char* d = rte_pktmbuf_append(m, static_cast<uint16_t>(payload.size()));
+    REQUIRE(d != nullptr);
+    std::copy(payload.begin(), payload.end(), d);
+    dp::packet_meta& pm = dp::meta(m);
+    pm = dp::packet_meta{};
+    pm.tunnel = dp::no_tunnel;
+    pm.nexthop = adj_id;
+    pm.aux = 0x2001;
+    pm.flags = static_cast<uint8_t>(static_cast<uint8_t>(dp::packet_class::routed) |
+                                    dp::meta_flag::handed_off | dp::meta_flag::gre_payload);
+    REQUIRE(rte_ring_mp_enqueue(e.pub().tables().handoff[owner], m) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("ESP-out: NHRP from the control lcore leaves through the SA owner as ESP over GRE "
+          "0x2001, unclamped and unfragmented",
+          "[dataplane][esp]") {
+    sa_pairs sas;
+    env e(2, 1024, sas.hub_out.get(), 1);
+    // Not IPv4 at all (first byte 0x00: an NHRP fixed header starts with the AFN), and larger
+    // than the tunnel's IP MTU, which the mtu stage must not apply to it.
+    bytes nhrp(net::mtu0 + 40);
+    for (size_t i = 0; i < nhrp.size(); ++i) {
+        nhrp[i] = static_cast<uint8_t>(i * 13 + 1);
+    }
+    nhrp[0] = 0x00;
+    nhrp[1] = 0x01;
+    control_handoff(e, nhrp, 5, 1);
+    // Adjacency 4 is incomplete: a non-IPv4 payload must not glean (it would come back as a
+    // packet to route), it is dropped.
+    control_handoff(e, bytes(64, 0x00), 4, 1);
+    CHECK(e.worker(1).poll_once() == 2);
+    auto out = e.sent_on(e.underlay(), 1);
+    REQUIRE(out.size() == 1);
+    bytes ip(out[0].begin() + 14, out[0].end());
+    REQUIRE(ip[9] == 50);
+    CHECK(wire::load_be32(&ip[16]) == net::spoke5_nbma);
+    CHECK(wire::load_be32(&ip[20]) == sa_pairs::hub_to_spoke_spi);
+    CHECK(wire::inet_checksum(std::span(ip).subspan(0, 20)) == 0);
+    auto plain = esp_transform(*sas.spoke_in, ip, false);
+    REQUIRE(plain[9] == 47);
+    CHECK(wire::load_be16(&plain[2]) == plain.size());
+    CHECK((wire::load_be16(&plain[6]) & 0x4000) == 0);  // no DF copied from a non-IP payload
+    auto g = std::span(plain).subspan(20);
+    CHECK(wire::load_be16(&g[0]) == 0x2000);
+    CHECK(wire::load_be16(&g[2]) == 0x2001);
+    CHECK(wire::load_be32(&g[4]) == net::key1);
+    CHECK(bytes(g.begin() + 8, g.end()) == nhrp);
+    CHECK(sas.hub_out->last_seq() == 1);
+    CHECK(e.worker(1).counters().drop(drop_reason::no_adjacency) == 1);
+    CHECK(e.worker(1).counters().total_drops() == 1);
+    auto punted = e.punts();
+    CHECK(punted.empty());
+    env::free_all(punted);
+    CHECK(e.pool_in_use() == 0);
+}

@@ -23,6 +23,7 @@ constexpr uint16_t ring_size = 1024;
 
 struct dpdk_io::impl {
     uint16_t port = 0;
+    uint16_t queues = 1;
     rte_mempool* pool = nullptr;
     rte_mbuf* tx[burst] = {};
     uint16_t tx_n = 0;
@@ -41,7 +42,7 @@ std::vector<std::string> default_eal_args(const std::string& vdev) {
 }
 
 wire::result<std::unique_ptr<dpdk_io>, std::string> dpdk_io::open(
-    const std::vector<std::string>& eal_args, const std::string& vdev) {
+    const std::vector<std::string>& eal_args, const std::string& vdev, uint16_t queues) {
     std::vector<std::string> args = {"dmvpn-spokesim"};
     args.insert(args.end(), eal_args.begin(), eal_args.end());
     std::vector<char*> argv;
@@ -66,9 +67,19 @@ wire::result<std::unique_ptr<dpdk_io>, std::string> dpdk_io::open(
     if (p->pool == nullptr) {
         return wire::fail(fmt::format("mbuf pool: {}", rte_strerror(rte_errno)));
     }
+    rte_eth_dev_info info;
+    std::memset(&info, 0, sizeof info);
+    if (int rc = rte_eth_dev_info_get(p->port, &info); rc != 0) {
+        return wire::fail(fmt::format("port {} info: {}", p->port, rte_strerror(-rc)));
+    }
+    if (queues > info.max_rx_queues || queues > info.max_tx_queues) {
+        return wire::fail(fmt::format("--queues {}: the port has at most {} RX / {} TX queues",
+                                      queues, info.max_rx_queues, info.max_tx_queues));
+    }
+    p->queues = queues;
     rte_eth_conf conf;
     std::memset(&conf, 0, sizeof conf);
-    if (int rc = rte_eth_dev_configure(p->port, 1, 1, &conf); rc != 0) {
+    if (int rc = rte_eth_dev_configure(p->port, queues, queues, &conf); rc != 0) {
         return wire::fail(fmt::format("configure port {}: {}", p->port, rte_strerror(-rc)));
     }
     uint16_t rxd = ring_size;
@@ -76,11 +87,13 @@ wire::result<std::unique_ptr<dpdk_io>, std::string> dpdk_io::open(
     (void)rte_eth_dev_adjust_nb_rx_tx_desc(p->port, &rxd, &txd);
     int socket = rte_eth_dev_socket_id(p->port);
     unsigned sock = socket < 0 ? 0u : static_cast<unsigned>(socket);
-    if (int rc = rte_eth_rx_queue_setup(p->port, 0, rxd, sock, nullptr, p->pool); rc != 0) {
-        return wire::fail(fmt::format("rx queue: {}", rte_strerror(-rc)));
-    }
-    if (int rc = rte_eth_tx_queue_setup(p->port, 0, txd, sock, nullptr); rc != 0) {
-        return wire::fail(fmt::format("tx queue: {}", rte_strerror(-rc)));
+    for (uint16_t q = 0; q < queues; ++q) {
+        if (int rc = rte_eth_rx_queue_setup(p->port, q, rxd, sock, nullptr, p->pool); rc != 0) {
+            return wire::fail(fmt::format("rx queue {}: {}", q, rte_strerror(-rc)));
+        }
+        if (int rc = rte_eth_tx_queue_setup(p->port, q, txd, sock, nullptr); rc != 0) {
+            return wire::fail(fmt::format("tx queue {}: {}", q, rte_strerror(-rc)));
+        }
     }
     if (int rc = rte_eth_dev_start(p->port); rc != 0) {
         return wire::fail(fmt::format("start port: {}", rte_strerror(-rc)));
@@ -147,21 +160,27 @@ void dpdk_io::flush() {
 }
 
 uint32_t dpdk_io::receive(const std::function<void(std::span<const uint8_t>)>& f) {
-    uint16_t n = rte_eth_rx_burst(_p->port, 0, _p->rx, burst);
-    for (uint16_t i = 0; i < n; ++i) {
-        rte_mbuf* m = _p->rx[i];
-        if (m->nb_segs == 1) {
-            f(std::span<const uint8_t>(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len));
-        } else {
-            std::vector<uint8_t> flat(m->pkt_len);
-            const void* d = rte_pktmbuf_read(m, 0, m->pkt_len, flat.data());
-            if (d != nullptr) {
-                f(std::span<const uint8_t>(static_cast<const uint8_t*>(d), m->pkt_len));
+    // Every queue: the hub sends data from its workers' queues and ARP / NHRP from its
+    // control lcore's.
+    uint32_t total = 0;
+    for (uint16_t q = 0; q < _p->queues; ++q) {
+        uint16_t n = rte_eth_rx_burst(_p->port, q, _p->rx, burst);
+        for (uint16_t i = 0; i < n; ++i) {
+            rte_mbuf* m = _p->rx[i];
+            if (m->nb_segs == 1) {
+                f(std::span<const uint8_t>(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len));
+            } else {
+                std::vector<uint8_t> flat(m->pkt_len);
+                const void* d = rte_pktmbuf_read(m, 0, m->pkt_len, flat.data());
+                if (d != nullptr) {
+                    f(std::span<const uint8_t>(static_cast<const uint8_t*>(d), m->pkt_len));
+                }
             }
+            rte_pktmbuf_free(m);
         }
-        rte_pktmbuf_free(m);
+        total += n;
     }
-    return n;
+    return total;
 }
 
 }  // namespace dmvpn::spokesim

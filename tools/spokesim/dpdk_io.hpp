@@ -23,7 +23,7 @@ std::vector<std::string> default_eal_args(const std::string& vdev);
 class dpdk_io final : public frame_sink {
 public:
     static wire::result<std::unique_ptr<dpdk_io>, std::string> open(
-        const std::vector<std::string>& eal_args, const std::string& vdev);
+        const std::vector<std::string>& eal_args, const std::string& vdev, uint16_t queues);
     ~dpdk_io() override;
     dpdk_io(const dpdk_io&) = delete;
     dpdk_io& operator=(const dpdk_io&) = delete;
@@ -33,7 +33,7 @@ public:
     // Queues one frame; sent at the next flush() or when a burst is full.
     void send(std::span<const uint8_t> frame) override;
     void flush();
-    // Hands each received frame to `f`; returns how many.
+    // Hands each received frame (from every RX queue) to `f`; returns how many.
     uint32_t receive(const std::function<void(std::span<const uint8_t>)>& f);
     uint64_t tx_dropped() const noexcept { return _tx_dropped; }
 

@@ -32,7 +32,8 @@ uint64_t now_us() {
 }
 
 int run_live(const options& o, std::unique_ptr<esp_layer> esp) {
-    auto io = dpdk_io::open(o.eal_args.empty() ? default_eal_args(o.vdev) : o.eal_args, o.vdev);
+    auto io = dpdk_io::open(o.eal_args.empty() ? default_eal_args(o.vdev) : o.eal_args, o.vdev,
+                            o.queues);
     if (!io) {
         std::fprintf(stderr, "dmvpn-spokesim: %s\n", io.error().c_str());
         return 2;

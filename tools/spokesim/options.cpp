@@ -56,6 +56,7 @@ Port:
   --vdev STRING              DPDK virtual device, e.g. net_memif0,role=client,socket=/tmp/m.sock
   --hub-mac MAC              the hub's MAC (default: ARP for the hub's NBMA address)
   --eal "ARGS"               EAL arguments replacing the defaults
+  --queues Q                 RX and TX queues (2); a memif hub needs its workers + 1, all polled
 Load:
   --reg-rate R               registrations per second during the ramp (100)
   --rate PPS                 data packets per second, all spokes together (10; 0: none)
@@ -254,6 +255,7 @@ const std::map<std::string, handler>& valued() {
              }
              return std::nullopt;
          }},
+        {"--queues", uint_into(&options::queues, 1, 64)},
         {"--reg-rate", double_into(&options::registration_rate, 0.001, 1e7)},
         {"--rate", double_into(&options::data_rate, 0, 1e9)},
         {"--payload", uint_into(&options::payload_size, 24, 1400)},

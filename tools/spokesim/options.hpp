@@ -59,6 +59,9 @@ struct options {
     std::string vdev;
     std::optional<mac> hub_mac;  // absent: ARP for the hub's NBMA address
     std::vector<std::string> eal_args;  // replaces the default EAL arguments when given
+    // RX and TX queues of the port. A memif client decides how many rings exist: the hub sends
+    // from one TX queue per worker plus its control lcore's, so the demo's one worker needs 2.
+    uint16_t queues = 2;
 
     // Load.
     double registration_rate = 100;  // registrations per second during the ramp
