@@ -4,45 +4,21 @@
 #include <algorithm>
 #include <array>
 
+#include "dataplane/wire/ipv4.hpp"
+
 namespace dmvpn::config {
 
 std::optional<ipv4> parse_ipv4(std::string_view text) noexcept {
-    uint32_t value = 0;
-    size_t i = 0;
-    for (int octet = 0; octet < 4; ++octet) {
-        if (octet > 0) {
-            if (i >= text.size() || text[i] != '.') {
-                return std::nullopt;
-            }
-            ++i;
-        }
-        size_t start = i;
-        uint32_t n = 0;
-        while (i < text.size() && text[i] >= '0' && text[i] <= '9' && i - start < 3) {
-            n = n * 10 + static_cast<uint32_t>(text[i] - '0');
-            ++i;
-        }
-        size_t digits = i - start;
-        if (digits == 0 || n > 255 || (digits > 1 && text[start] == '0')) {
-            return std::nullopt;
-        }
-        value = (value << 8) | n;
-    }
-    if (i != text.size()) {
+    // The wire parser is the single strict one (no leading zeros), shared with the hub's CLI.
+    auto a = wire::parse_ipv4_address(text);
+    if (!a) {
         return std::nullopt;
     }
-    return ipv4{value};
+    return ipv4{*a};
 }
 
 std::string to_string(ipv4 a) {
-    std::string out;
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        out += std::to_string((a.value >> shift) & 0xff);
-        if (shift > 0) {
-            out += '.';
-        }
-    }
-    return out;
+    return wire::format_ipv4(a.value);
 }
 
 std::string to_string(const prefix4& p) {

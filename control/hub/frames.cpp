@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "dataplane/wire/arp.hpp"
 #include "dataplane/wire/checksum.hpp"
 #include "dataplane/wire/gre.hpp"
 #include "dataplane/wire/ipv4.hpp"
@@ -20,13 +21,9 @@ std::string format_mac(const mac_addr& m) {
 
 bytes eth_frame(const mac_addr& dst, const mac_addr& src, uint16_t type,
                 std::span<const uint8_t> payload) {
-    bytes f;
-    f.reserve(eth_header_size + payload.size());
-    f.insert(f.end(), dst.begin(), dst.end());
-    f.insert(f.end(), src.begin(), src.end());
-    wire::writer w(f);
-    w.be16(type);
-    w.bytes(payload);
+    bytes f(eth_header_size);
+    (void)wire::encode_eth(wire::eth_header{dst, src, type}, f);
+    f.insert(f.end(), payload.begin(), payload.end());
     return f;
 }
 
@@ -40,62 +37,34 @@ std::string_view name(arp_error e) noexcept {
     return "unknown";
 }
 
-namespace {
-
-constexpr size_t arp_body_size = 28;
-
-mac_addr read_mac(std::span<const uint8_t> b) {
-    mac_addr m{};
-    std::copy_n(b.begin(), 6, m.begin());
-    return m;
-}
-
-}  // namespace
-
 wire::result<arp_packet, arp_error> parse_arp_frame(std::span<const uint8_t> frame) noexcept {
-    wire::reader r(frame);
-    auto eth = r.bytes(12);
-    auto type = r.be16();
-    if (!eth || !type) {
+    auto eth = wire::parse_eth(frame);
+    if (!eth) {
         return wire::fail(arp_error::truncated);
     }
-    if (*type != ethertype_arp) {
+    if (eth->hdr.type != ethertype_arp) {
         return wire::fail(arp_error::not_arp);
     }
-    auto htype = r.be16();
-    auto ptype = r.be16();
-    auto hlen = r.u8();
-    auto plen = r.u8();
-    auto op = r.be16();
-    auto sha = r.bytes(6);
-    auto spa = r.be32();
-    auto tha = r.bytes(6);
-    auto tpa = r.be32();
-    if (!tpa || !htype || !ptype || !hlen || !plen || !op || !sha || !spa || !tha) {
+    auto arp = wire::parse_arp(eth->payload);
+    if (!arp) {
+        switch (arp.error()) {
+            case wire::arp_error::truncated:
+                return wire::fail(arp_error::truncated);
+            case wire::arp_error::not_ethernet_ip:
+                return wire::fail(arp_error::not_ethernet_ip);
+        }
         return wire::fail(arp_error::truncated);
     }
-    if (*htype != 1 || *ptype != ethertype_ipv4 || *hlen != 6 || *plen != 4) {
-        return wire::fail(arp_error::not_ethernet_ip);
-    }
-    if (*op != arp_request && *op != arp_reply) {
+    // The hub answers requests and learns from replies; any other operation is refused by name.
+    if (arp->op != arp_request && arp->op != arp_reply) {
         return wire::fail(arp_error::bad_op);
     }
-    return arp_packet{*op, read_mac(*sha), *spa, read_mac(*tha), *tpa};
+    return *arp;
 }
 
 bytes arp_frame(const arp_packet& a) {
-    bytes body;
-    body.reserve(arp_body_size);
-    wire::writer w(body);
-    w.be16(1);
-    w.be16(ethertype_ipv4);
-    w.u8(6);
-    w.u8(4);
-    w.be16(a.op);
-    w.bytes(a.sender_mac);
-    w.be32(a.sender_ip);
-    w.bytes(a.target_mac);
-    w.be32(a.target_ip);
+    bytes body(wire::arp_body_size);
+    (void)wire::encode_arp(a, body);
     const mac_addr& dst = a.op == arp_request ? broadcast_mac : a.target_mac;
     return eth_frame(dst, a.sender_mac, ethertype_arp, body);
 }

@@ -9,17 +9,18 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/wire/arp.hpp"
 #include "dataplane/wire/result.hpp"
 
 namespace dmvpn::hub {
 
 using bytes = std::vector<uint8_t>;
-using mac_addr = std::array<uint8_t, 6>;
+using mac_addr = wire::mac_address;
 
-inline constexpr mac_addr broadcast_mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-inline constexpr uint16_t ethertype_ipv4 = 0x0800;
-inline constexpr uint16_t ethertype_arp = 0x0806;
-inline constexpr size_t eth_header_size = 14;
+using wire::broadcast_mac;
+using wire::eth_header_size;
+using wire::ethertype_arp;
+using wire::ethertype_ipv4;
 
 std::string format_mac(const mac_addr& m);
 
@@ -28,16 +29,9 @@ bytes eth_frame(const mac_addr& dst, const mac_addr& src, uint16_t type,
                 std::span<const uint8_t> payload);
 
 // --- ARP (Ethernet / IPv4 only) ---
-inline constexpr uint16_t arp_request = 1;
-inline constexpr uint16_t arp_reply = 2;
-
-struct arp_packet {
-    uint16_t op = arp_request;
-    mac_addr sender_mac{};
-    uint32_t sender_ip = 0;  // host order
-    mac_addr target_mac{};
-    uint32_t target_ip = 0;
-};
+using wire::arp_reply;
+using wire::arp_request;
+using arp_packet = wire::arp_message;
 
 enum class arp_error : uint8_t {
     truncated,        // shorter than an Ethernet header plus the 28-byte ARP body

@@ -5,6 +5,7 @@
 #include <map>
 #include <vector>
 
+#include "control/json.hpp"
 #include "dataplane/wire/ipv4.hpp"
 
 namespace dmvpn::nhrp {
@@ -27,25 +28,6 @@ std::string pad_left(std::string s, size_t width) {
         s.insert(0, width - s.size(), ' ');
     }
     return s;
-}
-
-std::string quoted(std::string_view s) {
-    std::string out = "\"";
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (c < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else {
-            out += ch;
-        }
-    }
-    out += '"';
-    return out;
 }
 
 std::chrono::seconds since(timestamp then, timestamp now) {
@@ -78,20 +60,20 @@ std::string json_flags(uint8_t flags) {
     std::string out = "[";
     auto names = flag_names(flags);
     for (size_t i = 0; i < names.size(); ++i) {
-        out += (i == 0 ? "" : ",") + quoted(names[i]);
+        out += (i == 0 ? "" : ",") + json_quote(names[i]);
     }
     return out + "]";
 }
 
 std::string json_entry(const entry_view& e, timestamp now) {
     std::string out = "{";
-    out += "\"tunnel\":" + quoted(e.tunnel_name);
+    out += "\"tunnel\":" + json_quote(e.tunnel_name);
     out += ",\"tunnel_id\":" + std::to_string(e.tunnel);
-    out += ",\"protocol\":" + quoted(prefix_text(e.address, e.prefix_len));
-    out += ",\"via\":" + quoted(wire::format_ipv4(e.via));
-    out += ",\"nbma\":" + quoted(wire::format_ipv4(e.nbma));
-    out += ",\"claimed_nbma\":" + quoted(wire::format_ipv4(e.claimed_nbma));
-    out += ",\"type\":" + quoted(name(e.type));
+    out += ",\"protocol\":" + json_quote(prefix_text(e.address, e.prefix_len));
+    out += ",\"via\":" + json_quote(wire::format_ipv4(e.via));
+    out += ",\"nbma\":" + json_quote(wire::format_ipv4(e.nbma));
+    out += ",\"claimed_nbma\":" + json_quote(wire::format_ipv4(e.claimed_nbma));
+    out += ",\"type\":" + json_quote(name(e.type));
     out += ",\"flags\":" + json_flags(e.flags);
     out += ",\"created_s\":" + std::to_string(since(e.created, now).count());
     if (e.expires) {
@@ -106,8 +88,8 @@ std::string json_entry(const entry_view& e, timestamp now) {
     for (size_t i = 0; i < e.requesters.size(); ++i) {
         const auto& r = e.requesters[i];
         out += (i == 0 ? "{" : ",{");
-        out += "\"protocol\":" + quoted(wire::format_ipv4(r.proto));
-        out += ",\"nbma\":" + quoted(wire::format_ipv4(r.nbma));
+        out += "\"protocol\":" + json_quote(wire::format_ipv4(r.proto));
+        out += ",\"nbma\":" + json_quote(wire::format_ipv4(r.nbma));
         out += ",\"request_id\":" + std::to_string(r.request_id) + "}";
     }
     out += "]}";
@@ -156,7 +138,7 @@ std::string text_counts(std::string_view title, const std::array<uint64_t, 9>& n
 std::string json_counts(const std::array<uint64_t, 9>& n) {
     std::string out = "{";
     for (size_t i = 1; i < n.size(); ++i) {
-        out += (i == 1 ? "" : ",") + quoted(op_keys[i]) + ":" + std::to_string(n[i]);
+        out += (i == 1 ? "" : ",") + json_quote(op_keys[i]) + ":" + std::to_string(n[i]);
     }
     return out + "}";
 }
@@ -219,12 +201,12 @@ std::string show_nhrp_brief(const server& s, show_format f) {
         for (size_t i = 0; i < entries.size(); ++i) {
             const auto& e = entries[i];
             out += (i == 0 ? "{" : ",{");
-            out += "\"target\":" + quoted(prefix_text(e.address, e.prefix_len));
-            out += ",\"via\":" + quoted(wire::format_ipv4(e.via));
-            out += ",\"nbma\":" + quoted(wire::format_ipv4(e.nbma));
-            out += ",\"mode\":" + quoted(name(e.type));
-            out += ",\"tunnel\":" + quoted(e.tunnel_name);
-            out += ",\"claimed\":" + quoted(wire::format_ipv4(e.claimed_nbma)) + "}";
+            out += "\"target\":" + json_quote(prefix_text(e.address, e.prefix_len));
+            out += ",\"via\":" + json_quote(wire::format_ipv4(e.via));
+            out += ",\"nbma\":" + json_quote(wire::format_ipv4(e.nbma));
+            out += ",\"mode\":" + json_quote(name(e.type));
+            out += ",\"tunnel\":" + json_quote(e.tunnel_name);
+            out += ",\"claimed\":" + json_quote(wire::format_ipv4(e.claimed_nbma)) + "}";
         }
         return out + "]\n";
     }
@@ -270,10 +252,10 @@ std::string show_nhrp_traffic(const server& s, show_format f) {
         const counters& c = *t.stats;
         if (f == show_format::json) {
             out += first ? "{" : ",{";
-            out += "\"tunnel\":" + quoted(t.name) + ",\"sent\":" + json_counts(c.sent) +
+            out += "\"tunnel\":" + json_quote(t.name) + ",\"sent\":" + json_counts(c.sent) +
                    ",\"received\":" + json_counts(c.received) + ",\"dropped\":{";
             for (size_t i = 0; i < drop_reason_count; ++i) {
-                out += (i == 0 ? "" : ",") + quoted(name(static_cast<drop_reason>(i))) + ":" +
+                out += (i == 0 ? "" : ",") + json_quote(name(static_cast<drop_reason>(i))) + ":" +
                        std::to_string(c.dropped[i]);
             }
             out += "},\"purge_retransmits\":" + std::to_string(c.purge_retransmits) + "}";
@@ -334,15 +316,15 @@ std::string show_dmvpn(const server& s, timestamp now, show_format f) {
         }
         if (f == show_format::json) {
             out += first_tunnel ? "{" : ",{";
-            out += "\"tunnel\":" + quoted(t.name) + ",\"type\":\"hub\",\"peers\":[";
+            out += "\"tunnel\":" + json_quote(t.name) + ",\"type\":\"hub\",\"peers\":[";
             bool first = true;
             for (const auto& [nbma, p] : peers) {
                 out += first ? "{" : ",{";
-                out += "\"entries\":" + std::to_string(p.count) + ",\"nbma\":" + quoted(wire::format_ipv4(nbma)) +
-                       ",\"tunnel_address\":" + quoted(wire::format_ipv4(p.overlay)) + ",\"state\":" +
-                       quoted(p.registered ? "UP" : "NHRP") + ",\"uptime_s\":" +
+                out += "\"entries\":" + std::to_string(p.count) + ",\"nbma\":" + json_quote(wire::format_ipv4(nbma)) +
+                       ",\"tunnel_address\":" + json_quote(wire::format_ipv4(p.overlay)) + ",\"state\":" +
+                       json_quote(p.registered ? "UP" : "NHRP") + ",\"uptime_s\":" +
                        std::to_string(since(p.up, now).count()) + ",\"attributes\":" +
-                       quoted(std::string(p.is_static ? "S" : "D") + (p.nat ? "N" : "")) + "}";
+                       json_quote(std::string(p.is_static ? "S" : "D") + (p.nat ? "N" : "")) + "}";
                 first = false;
             }
             out += "]}";

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "dataplane/wire/ipv4.hpp"
+
 namespace dmvpn::spokesim {
 
 std::optional<uint64_t> parse_uint(std::string_view s) {
@@ -24,24 +26,8 @@ std::optional<uint64_t> parse_uint(std::string_view s) {
 }
 
 std::optional<ipv4> parse_ipv4(std::string_view s) {
-    ipv4 a = 0;
-    for (int i = 0; i < 4; ++i) {
-        size_t dot = s.find('.');
-        std::string_view part = i < 3 ? s.substr(0, dot) : s;
-        if ((i < 3 && dot == std::string_view::npos) || part.empty() || part.size() > 3) {
-            return std::nullopt;
-        }
-        unsigned v = 0;
-        auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
-        if (ec != std::errc{} || end != part.data() + part.size() || v > 255) {
-            return std::nullopt;
-        }
-        a = (a << 8) | v;
-        if (i < 3) {
-            s.remove_prefix(dot + 1);
-        }
-    }
-    return a;
+    // The hub's strict parser: an octet with a leading zero is refused, as in the hub's config.
+    return wire::parse_ipv4_address(s);
 }
 
 std::optional<prefix> parse_prefix(std::string_view s) {
@@ -84,7 +70,7 @@ std::optional<mac> parse_mac(std::string_view s) {
 }
 
 std::string to_string(ipv4 a) {
-    return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+    return wire::format_ipv4(a);
 }
 
 std::string to_string(const prefix& p) {

@@ -1,5 +1,6 @@
 #include "tools/spokesim/frames.hpp"
 
+#include "dataplane/wire/arp.hpp"
 #include "dataplane/wire/checksum.hpp"
 #include "dataplane/wire/gre.hpp"
 #include "dataplane/wire/ipv4.hpp"
@@ -7,75 +8,49 @@
 
 namespace dmvpn::spokesim {
 
-namespace {
-
-mac read_mac(std::span<const uint8_t> s) {
-    mac m{};
-    for (size_t i = 0; i < 6; ++i) {
-        m[i] = s[i];
-    }
-    return m;
-}
-
-}  // namespace
-
 std::optional<eth_view> parse_eth(std::span<const uint8_t> frame) {
-    wire::reader r(frame);
-    auto dst = r.bytes(6);
-    auto src = r.bytes(6);
-    auto type = r.be16();
-    if (!type) {
+    auto eth = wire::parse_eth(frame);
+    if (!eth) {
         return std::nullopt;
     }
+    wire::reader r(eth->payload);
+    uint16_t type = eth->hdr.type;
     // One 802.1Q tag is looked through; the emulator itself never sends tagged frames.
-    if (*type == 0x8100) {
-        if (!r.skip(2) || !(type = r.be16())) {
+    if (type == wire::ethertype_vlan) {
+        auto inner = r.skip(2) ? r.be16() : std::nullopt;
+        if (!inner) {
             return std::nullopt;
         }
+        type = *inner;
     }
-    return eth_view{read_mac(*dst), read_mac(*src), *type, r.rest()};
+    return eth_view{eth->hdr.dst, eth->hdr.src, type, r.rest()};
 }
 
 void put_eth(buffer& out, const mac& dst, const mac& src, uint16_t type) {
-    wire::writer w(out);
-    w.bytes(dst);
-    w.bytes(src);
-    w.be16(type);
+    const size_t at = out.size();
+    out.resize(at + eth_header_size);
+    (void)wire::encode_eth(wire::eth_header{dst, src, type}, std::span(out).subspan(at));
 }
 
 std::optional<arp_view> parse_arp(std::span<const uint8_t> payload) {
-    wire::reader r(payload);
-    auto htype = r.be16();
-    auto ptype = r.be16();
-    auto hlen = r.u8();
-    auto plen = r.u8();
-    auto op = r.be16();
-    auto sha = r.bytes(6);
-    auto spa = r.be32();
-    r.skip(6);  // target hardware address: unknown in a request, ours in a reply
-    auto tpa = r.be32();
-    if (!tpa || *htype != 1 || *ptype != ethertype_ipv4 || *hlen != 6 || *plen != 4) {
+    auto arp = wire::parse_arp(payload);
+    if (!arp) {
         return std::nullopt;
     }
-    return arp_view{*op, read_mac(*sha), *spa, *tpa};
+    return arp_view{arp->op, arp->sender_mac, arp->sender_ip, arp->target_ip};
 }
 
 buffer arp_frame(uint16_t op, const mac& src_mac, ipv4 src_ip, const mac& dst_mac, ipv4 dst_ip) {
     buffer out;
     out.reserve(60);
     put_eth(out, dst_mac, src_mac, ethertype_arp);
-    wire::writer w(out);
-    w.be16(1);
-    w.be16(ethertype_ipv4);
-    w.u8(6);
-    w.u8(4);
-    w.be16(op);
-    w.bytes(src_mac);
-    w.be32(src_ip);
+    const size_t at = out.size();
+    out.resize(at + wire::arp_body_size);
     // A request's target hardware address is unknown: zeros (RFC 826).
-    w.bytes(op == 1 ? mac{} : dst_mac);
-    w.be32(dst_ip);
-    w.zeros(60 - out.size());  // Ethernet minimum frame without FCS
+    const wire::arp_message body{op, src_mac, src_ip, op == wire::arp_request ? mac{} : dst_mac,
+                                 dst_ip};
+    (void)wire::encode_arp(body, std::span(out).subspan(at));
+    out.resize(60);  // Ethernet minimum frame without FCS, zero padded
     return out;
 }
 

@@ -7,24 +7,25 @@
 #include <span>
 #include <vector>
 
+#include "dataplane/wire/arp.hpp"
 #include "tools/spokesim/addr.hpp"
 
 namespace dmvpn::spokesim {
 
 using buffer = std::vector<uint8_t>;
 
-inline constexpr uint16_t ethertype_ipv4 = 0x0800;
-inline constexpr uint16_t ethertype_arp = 0x0806;
+using wire::ethertype_arp;
+using wire::ethertype_ipv4;
 inline constexpr uint16_t gre_proto_nhrp = 0x2001;
 inline constexpr uint16_t gre_proto_ipv4 = 0x0800;
 inline constexpr uint8_t ip_proto_gre = 47;
 inline constexpr uint8_t ip_proto_esp = 50;
 inline constexpr uint8_t ip_proto_udp = 17;
-inline constexpr size_t eth_header_size = 14;
+using wire::eth_header_size;
 inline constexpr size_t ipv4_header_size = 20;
 inline constexpr uint16_t data_dst_port = 9;  // discard: nobody mistakes it for real traffic
 
-inline constexpr mac broadcast_mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+using wire::broadcast_mac;
 
 struct eth_view {
     mac dst{};
