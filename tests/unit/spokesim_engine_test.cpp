@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "control/nhrp/packet.hpp"
 #include "tools/spokesim/engine.hpp"
 #include "tools/spokesim/esp.hpp"
@@ -48,6 +50,11 @@ public:
     uint64_t resolutions_forwarded = 0;
     uint64_t purge_replies = 0;
     std::vector<nhrp::packet> nhrp_seen;
+    // With expect_flood, hostile frames are counted instead of failing the test.
+    bool expect_flood = false;
+    uint64_t flood_unknown_source = 0;
+    uint64_t flood_malformed = 0;
+    uint64_t flood_wrong_auth = 0;
 
     // Handles one frame from the emulator; frames for it go into `to_spokes`.
     void on_frame(const buffer& f, std::deque<buffer>& to_spokes) {
@@ -68,6 +75,11 @@ public:
         REQUIRE(ip);
         REQUIRE(ip->checksum_ok);
         REQUIRE(ip->dst == _t.hub_nbma());
+        if (expect_flood && !_t.local_by_nbma(ip->src)) {
+            ++flood_unknown_source;
+            REQUIRE(ip->proto == ip_proto_gre);  // no SA to protect it with
+            return;
+        }
         buffer clear;
         if (esp) {
             REQUIRE(ip->proto == ip_proto_esp);
@@ -85,7 +97,16 @@ public:
         REQUIRE(gre->key == _key);
         if (gre->proto == gre_proto_nhrp) {
             auto p = nhrp::parse(gre->payload);
+            if (expect_flood && !p) {
+                ++flood_malformed;
+                return;
+            }
             REQUIRE(p);
+            if (expect_flood && !auth_matches(*p)) {
+                ++flood_wrong_auth;
+                REQUIRE(_t.local_by_overlay(*from_bytes(p->src_proto)) == std::nullopt);
+                return;
+            }
             nhrp_seen.push_back(*p);
             on_nhrp(*p, ip->src, to_spokes);
         } else {
@@ -145,6 +166,15 @@ public:
     }
 
 private:
+    bool auth_matches(const nhrp::packet& p) const {
+        for (const auto& e : p.extensions) {
+            if (e.type == nhrp::ext::authentication) {
+                return std::string(e.data.begin(), e.data.end()) == _auth;
+            }
+        }
+        return _auth.empty();
+    }
+
     void on_nhrp(const nhrp::packet& p, ipv4 from, std::deque<buffer>& out) {
         if (p.hdr.type == nhrp::op::registration_request) {
             nhrp::packet r = p;
@@ -423,4 +453,117 @@ TEST_CASE("ESP transport with the derived SAs: the hub's side of the keys decryp
     put_gre(clear_f, 5u, 0x2001);
     r.eng->on_frame(clear_f, r.now);
     CHECK(r.eng->data_at(1).unprotected == 1);
+}
+
+TEST_CASE("--stop-refresh: the first spokes register once and lapse, the others refresh",
+          "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "4", "--hub-mac", "02:bb:00:00:00:01", "--holdtime",
+           "6", "--stop-refresh", "2", "--peer-offset", "2", "--rate", "100", "--duration", "8",
+           "--drain", "0.2", "--no-shortcuts"});
+    // Registered at about 0 s with holdtime 6: lapsed by 7 s.
+    r.run_for(7000 * ms);
+    uint64_t lapsed_sent = r.eng->data_at(0).sent_via_hub;
+    uint64_t live_sent = r.eng->data_at(2).sent_via_hub;
+    CHECK(lapsed_sent > 0);
+    r.run_for(3000 * ms);
+    REQUIRE(r.eng->done());
+    INFO(r.eng->report_json(r.now));
+    for (uint32_t k = 0; k < 2; ++k) {
+        CHECK(r.eng->spoke_at(k).counters().registrations_sent == 1);
+        CHECK_FALSE(r.eng->spoke_at(k).registered(r.now));
+    }
+    for (uint32_t k = 2; k < 4; ++k) {
+        CHECK(r.eng->spoke_at(k).counters().registration_replies >= 4);  // every 2 s
+        CHECK(r.eng->spoke_at(k).registered(r.now));
+    }
+    // The lapsed spokes stop sending; the live ones keep sending to them.
+    CHECK(r.eng->data_at(0).sent_via_hub == lapsed_sent);
+    CHECK(r.eng->data_at(2).sent_via_hub > live_sent);
+    CHECK(r.eng->sum(r.now).registered == 2);
+}
+
+TEST_CASE("--move-spoke: the spoke registers again from its new NBMA address and answers ARP "
+          "there",
+          "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "4", "--hub-mac", "02:bb:00:00:00:01", "--no-unique",
+           "--move-spoke", "1", "--move-after", "1", "--rate", "0", "--duration", "2",
+           "--drain", "0"});
+    r.run_for(500 * ms);
+    ipv4 old_nbma = r.topo->nbma_of(1);
+    CHECK(r.hub->bindings.at(r.topo->overlay_of(1)) == old_nbma);
+    r.run_for(3000 * ms);
+    REQUIRE(r.eng->done());
+    INFO(r.eng->report_json(r.now));
+    ipv4 new_nbma = r.topo->nbma_of(4 + 1);  // the block after the spokes' own
+    CHECK(r.eng->spoke_at(1).id().nbma == new_nbma);
+    CHECK(r.hub->bindings.at(r.topo->overlay_of(1)) == new_nbma);
+    CHECK(r.eng->spoke_at(1).counters().registration_replies == 2);
+    CHECK(r.eng->spoke_at(0).counters().registration_replies == 1);
+    CHECK(r.eng->success(r.now));
+    CHECK(r.eng->report_json(r.now).find("\"moved_nbma\":\"" + to_string(new_nbma) + "\"") !=
+          std::string::npos);
+
+    // ARP: the new address is answered, the old one no longer.
+    const mac asker{0x02, 0xcc, 0, 0, 0, 9};
+    r.sink.frames.clear();
+    r.eng->on_frame(arp_frame(1, asker, r.topo->hub_nbma(), broadcast_mac, old_nbma), r.now);
+    CHECK(r.sink.frames.empty());
+    r.eng->on_frame(arp_frame(1, asker, r.topo->hub_nbma(), broadcast_mac, new_nbma), r.now);
+    REQUIRE(r.sink.frames.size() == 1);
+    auto arp = parse_arp(parse_eth(r.sink.frames.front())->payload);
+    REQUIRE(arp);
+    CHECK(arp->sender_ip == new_nbma);
+}
+
+TEST_CASE("--flood-ratio: malformed, wrong-password and unknown-source frames beside the "
+          "registrations",
+          "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "10", "--hub-mac", "02:bb:00:00:00:01", "--auth",
+           "secret", "--gre-key", "7", "--esp", "aes128-gcm16", "--reg-rate", "20",
+           "--flood-ratio", "6", "--rate", "20", "--duration", "0.5", "--drain", "0.1"});
+    r.hub->expect_flood = true;
+    r.run_for(3000 * ms);
+    REQUIRE(r.eng->done());
+    totals t = r.eng->sum(r.now);
+    INFO(r.eng->report_json(r.now));
+    // The ramp takes 0.5 s at 20/s: about 6 x 10 hostile frames, in three equal kinds.
+    uint64_t flood = r.hub->flood_malformed + r.hub->flood_wrong_auth +
+                     r.hub->flood_unknown_source;
+    CHECK(flood >= 50);
+    CHECK(flood <= 70);
+    CHECK(r.hub->flood_malformed >= flood / 3);
+    CHECK(r.hub->flood_wrong_auth >= flood / 3);
+    CHECK(r.hub->flood_unknown_source >= flood / 3);
+    // The legitimate side is untouched: every spoke registered at the first try.
+    CHECK(t.registered == 10);
+    CHECK(t.nhrp.registrations_sent == 10);
+    CHECK(t.nhrp.registration_replies == 10);
+    CHECK(r.eng->success(r.now));
+    std::string json = r.eng->report_json(r.now);
+    CHECK(json.find(fmt::format("\"flood_malformed\":{},", r.hub->flood_malformed)) !=
+          std::string::npos);
+    CHECK(json.find(fmt::format("\"flood_unknown_source\":{},", r.hub->flood_unknown_source)) !=
+          std::string::npos);
+}
+
+TEST_CASE("an Error Indication about someone else's address is counted apart", "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "2", "--hub-mac", "02:bb:00:00:00:01", "--rate", "0",
+           "--duration", "1"});
+    r.run_for(200 * ms);
+    REQUIRE(r.eng->sum(r.now).registered == 2);
+    nhrp::packet ei;
+    ei.hdr.type = nhrp::op::error_indication;
+    ei.error_code = nhrp::error_code::authentication_failure;
+    ei.src_nbma = to_bytes(r.topo->hub_nbma());
+    ei.src_proto = to_bytes(r.topo->hub_overlay());
+    std::deque<buffer> back;
+    ei.dst_proto = to_bytes(r.topo->overlay_of(5));  // nobody's here
+    r.hub->send_nhrp(ei, r.topo->nbma_of(0), back);
+    ei.dst_proto = to_bytes(r.topo->overlay_of(0));  // spoke 0's own
+    r.hub->send_nhrp(ei, r.topo->nbma_of(0), back);
+    for (auto& f : back) {
+        r.eng->on_frame(f, r.now);
+    }
+    CHECK(r.eng->spoke_at(0).counters().error_indications == 1);
+    CHECK(r.eng->report_json(r.now).find("\"foreign_answers\":1,") != std::string::npos);
 }

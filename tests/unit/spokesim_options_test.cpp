@@ -96,6 +96,27 @@ TEST_CASE("nonsense options are refused with a clear message", "[spokesim]") {
     refused({"--print-sa-yaml"}, "needs --esp");
     refused({"--spokes", "3"}, "--vdev is required");
     refused({"--vdev", "x", "--lan-length", "8"}, "shorter than --lan-prefix");
+    refused({"--vdev", "x", "--spokes", "4", "--move-spoke", "4"}, "--move-spoke 4 is not one");
+    refused({"--vdev", "x", "--spokes", "4", "--stop-refresh", "5"}, "--stop-refresh 5 is more");
+    refused({"--vdev", "x", "--spokes", "100", "--nbma-prefix", "10.0.0.0/24", "--flood-ratio",
+             "2"},
+            "no room for the flood");
+    refused({"--vdev", "x", "--flood-ratio", "-1"}, "--flood-ratio: '-1'");
+}
+
+TEST_CASE("abuse and churn options", "[spokesim]") {
+    auto r = parse({"--vdev", "x", "--spokes", "8", "--flood-ratio", "10", "--move-spoke", "3",
+                    "--move-after", "1.5", "--stop-refresh", "4"});
+    REQUIRE(r);
+    CHECK(r->flood_ratio == 10);
+    CHECK(r->move_spoke == 3u);
+    CHECK(r->move_after == 1.5);
+    CHECK(r->stop_refresh == 4);
+    auto d = parse({"--vdev", "x"});
+    REQUIRE(d);
+    CHECK(d->flood_ratio == 0);
+    CHECK_FALSE(d->move_spoke);
+    CHECK(d->stop_refresh == 0);
 }
 
 TEST_CASE("offline modes need no vdev", "[spokesim]") {

@@ -64,6 +64,9 @@ engine::engine(const options& o, const mac& port_mac, frame_sink& sink,
         _spokes.emplace_back(_topo.spoke(i), _settings);
     }
     _data.resize(_topo.size());
+    for (uint32_t k = 0; k < o.stop_refresh && k < _topo.size(); ++k) {
+        _spokes[k].stop_refreshing();
+    }
     if (o.hub_mac) {
         _hub_mac = *o.hub_mac;
         _hub_mac_known = true;
@@ -72,6 +75,71 @@ engine::engine(const options& o, const mac& port_mac, frame_sink& sink,
 
 uint32_t engine::peer_of(uint32_t local) const noexcept {
     return static_cast<uint32_t>((uint64_t{local} + _o.peer_offset) % _topo.size());
+}
+
+ipv4 engine::nbma_of(uint32_t local) const noexcept {
+    return _moved && *_moved == local ? _moved_nbma : _topo.nbma_of(local);
+}
+
+std::optional<uint32_t> engine::local_by_nbma(ipv4 a) const noexcept {
+    if (_moved && a == _moved_nbma) {
+        return _moved;
+    }
+    auto local = _topo.local_by_nbma(a);
+    if (local && _moved && *local == *_moved) {
+        return std::nullopt;  // the moved spoke no longer answers at its old address
+    }
+    return local;
+}
+
+void engine::send_flood(uint64_t i) {
+    auto n = static_cast<uint32_t>(_spokes.size());
+    auto local = static_cast<uint32_t>(i % n);
+    auto kind = static_cast<size_t>(i % 3);
+    // A registration for an address no spoke owns (the block after the spokes' own), with a
+    // request ID of its own so that nothing legitimate can match a reply to it.
+    spoke_identity id = _topo.spoke(local);
+    id.overlay = _topo.overlay_of(n + local);
+    nhrp_settings s = _settings;
+    s.auth = _settings.auth == "flood" ? "flood!" : "flood";
+    auto request_id = static_cast<uint32_t>(0x80000000u | (i & 0x7fffffffu));
+    if (kind == 0) {
+        // Malformed: the right password, the checksum broken. Inside the spoke's own ESP, so
+        // it reaches the NHRP server rather than a transport drop.
+        s.auth = _settings.auth;
+        auto bytes = nhrp::build(build_registration_request(id, s, request_id, false));
+        if (!bytes || bytes->size() < 14) {
+            return;
+        }
+        (*bytes)[13] ^= 0xff;
+        send_outer(local, _topo.hub_nbma(), gre_proto_nhrp, *bytes, true);
+    } else if (kind == 1) {
+        // A wrong password, from a known spoke's address and SA.
+        auto bytes = nhrp::build(build_registration_request(id, s, request_id, false));
+        if (!bytes) {
+            return;
+        }
+        send_outer(local, _topo.hub_nbma(), gre_proto_nhrp, *bytes, true);
+    } else {
+        // An unknown source: an NBMA address no spoke has (two blocks after the spokes'), no
+        // SA with the hub, so plain GRE.
+        id.nbma = _topo.nbma_of(2 * n + local);
+        auto bytes = nhrp::build(build_registration_request(id, s, request_id, false));
+        if (!bytes) {
+            return;
+        }
+        size_t gre_len = (_o.gre_key ? 8 : 4) + bytes->size();
+        _ip.clear();
+        put_ipv4(_ip, id.nbma, _topo.hub_nbma(), ip_proto_gre, gre_len, ++_ip_id);
+        put_gre(_ip, _o.gre_key, gre_proto_nhrp);
+        _ip.insert(_ip.end(), bytes->begin(), bytes->end());
+        _frame.clear();
+        put_eth(_frame, _hub_mac_known ? _hub_mac : placeholder_hub_mac, _port_mac,
+                ethertype_ipv4);
+        _frame.insert(_frame.end(), _ip.begin(), _ip.end());
+        _sink.send(_frame);
+    }
+    ++_flood_sent[kind];
 }
 
 void engine::start(uint64_t now_us) {
@@ -87,7 +155,7 @@ void engine::send_outer(uint32_t local, ipv4 dst_nbma, uint16_t gre_proto,
                         std::span<const uint8_t> gre_payload, bool protect) {
     size_t gre_len = (_o.gre_key ? 8 : 4) + gre_payload.size();
     _ip.clear();
-    put_ipv4(_ip, _topo.nbma_of(local), dst_nbma, ip_proto_gre, gre_len, ++_ip_id);
+    put_ipv4(_ip, nbma_of(local), dst_nbma, ip_proto_gre, gre_len, ++_ip_id);
     put_gre(_ip, _o.gre_key, gre_proto);
     _ip.insert(_ip.end(), gre_payload.begin(), gre_payload.end());
     if (_esp && protect) {
@@ -115,7 +183,7 @@ void engine::send_nhrp(uint32_t local, const outgoing& out, uint64_t now_us) {
         send_outer(local, out.nbma_dst, gre_proto_nhrp, *bytes, true);
         return;
     }
-    if (auto peer = _topo.local_by_nbma(out.nbma_dst)) {
+    if (auto peer = local_by_nbma(out.nbma_dst)) {
         // The direct spoke-to-spoke path stays inside the emulator: both ends are ours, and a
         // frame sent to our own MAC would never reach the hub anyway. It still goes through
         // the codec (build, then parse on the other side).
@@ -186,7 +254,7 @@ void engine::on_frame(std::span<const uint8_t> frame, uint64_t now_us) {
             _hub_mac = arp->sender_mac;
             _hub_mac_known = true;
         }
-        if (arp->op == 1 && _topo.local_by_nbma(arp->target_ip)) {
+        if (arp->op == 1 && local_by_nbma(arp->target_ip)) {
             _sink.send(arp_frame(2, _port_mac, arp->target_ip, arp->sender_mac, arp->sender_ip));
             ++_arp_replies;
         }
@@ -201,7 +269,7 @@ void engine::on_frame(std::span<const uint8_t> frame, uint64_t now_us) {
 
 void engine::on_ipv4(std::span<const uint8_t> packet, uint64_t now_us) {
     auto ip = parse_ipv4(packet);
-    std::optional<uint32_t> local = ip ? _topo.local_by_nbma(ip->dst) : std::nullopt;
+    std::optional<uint32_t> local = ip ? local_by_nbma(ip->dst) : std::nullopt;
     if (!local) {
         ++_not_ours;
         return;
@@ -269,6 +337,16 @@ void engine::on_nhrp(uint32_t local, std::span<const uint8_t> bytes, uint64_t no
         return;
     }
     spoke& s = _spokes[local];
+    if (p->hdr.type == nhrp::op::error_indication) {
+        // An Error Indication names the offender's protocol address as its destination: one
+        // for an address this spoke does not own answers someone else's packet (the flood's
+        // foreign registrations), not anything this spoke sent.
+        auto to = from_bytes(p->dst_proto);
+        if (to && !s.owns(*to)) {
+            ++_foreign_answers;
+            return;
+        }
+    }
     bool was = s.ever_registered();
     auto out = s.handle(*p, now_us);
     if (!was && s.ever_registered()) {
@@ -327,6 +405,7 @@ void engine::poll(uint64_t now_us) {
                 _spokes[k].start(now_us + seconds_us(k / _o.registration_rate));
             }
             _next_scan_us = now_us;
+            _registering_since_us = now_us;
         } else if (now_us >= _register_deadline_us) {
             _phase = phase::done;
             return;
@@ -349,6 +428,23 @@ void engine::poll(uint64_t now_us) {
             next = std::min(next, _spokes[k].next_due_us());
         }
         _next_scan_us = next;
+    }
+    if (_phase == phase::registering && _o.flood_ratio > 0) {
+        // The flood runs at flood_ratio times the registration ramp's rate.
+        auto due = static_cast<uint64_t>(static_cast<double>(now_us - _registering_since_us) *
+                                         _o.flood_ratio * _o.registration_rate / 1e6);
+        uint32_t budget = max_data_per_poll;
+        while (_flood_total < due && budget-- > 0) {
+            send_flood(_flood_total++);
+        }
+    }
+    if (_phase == phase::traffic && _o.move_spoke && !_moved &&
+        now_us >= _traffic_start_us + seconds_us(_o.move_after)) {
+        // The spoke's new underlay address: the block after the spokes' own.
+        _moved = *_o.move_spoke;
+        _moved_nbma = _topo.nbma_of(static_cast<uint32_t>(_spokes.size()) + *_moved);
+        _spokes[*_moved].move_to(_moved_nbma, now_us);
+        _next_scan_us = now_us;
     }
     if (_phase == phase::registering) {
         if (_registered == _spokes.size() || now_us >= _register_deadline_us) {
@@ -481,7 +577,9 @@ std::string engine::report_json(uint64_t now_us) const {
         "\"sent\":{},\"sent_via_hub\":{},\"sent_shortcut\":{},\"received\":{},"
         "\"received_via_hub\":{},\"received_shortcut\":{},\"lost\":{},\"duplicates\":{},"
         "\"reordered\":{},\"corrupt\":{},\"esp_errors\":{},\"gre_key_mismatch\":{},"
-        "\"unprotected\":{},\"nhrp_parse_errors\":{},\"arp_replies\":{},\"not_ours\":{}",
+        "\"unprotected\":{},\"nhrp_parse_errors\":{},\"arp_replies\":{},\"not_ours\":{},"
+        "\"flood_malformed\":{},\"flood_wrong_auth\":{},\"flood_unknown_source\":{},"
+        "\"foreign_answers\":{},\"moved_nbma\":\"{}\"",
         success(now_us) ? "true" : "false", name(_phase),
         static_cast<double>(now_us - _start_us) / 1e6, t.spokes, t.registered,
         _hub_mac_known ? to_string(_hub_mac) : "", t.nhrp.registrations_sent,
@@ -493,7 +591,8 @@ std::string engine::report_json(uint64_t now_us) const {
         t.data.sent_shortcut, t.received, t.data.received_via_hub, t.data.received_shortcut,
         t.lost, t.duplicates, t.data.reordered, t.data.corrupt, t.data.esp_errors,
         t.data.gre_key_mismatch, t.data.unprotected, t.data.nhrp_parse_errors, _arp_replies,
-        _not_ours);
+        _not_ours, _flood_sent[0], _flood_sent[1], _flood_sent[2], _foreign_answers,
+        _moved ? to_string(_moved_nbma) : "");
     if (_o.per_spoke || _spokes.size() <= 16) {
         out += ",\"per_spoke\":[";
         uint32_t n = static_cast<uint32_t>(_spokes.size());
@@ -509,7 +608,7 @@ std::string engine::report_json(uint64_t now_us) const {
                 "\"resolutions_answered\":{},\"purges_received\":{},\"sent\":{},"
                 "\"sent_shortcut\":{},\"received\":{},\"received_shortcut\":{},\"lost\":{},"
                 "\"corrupt\":{},\"esp_errors\":{}}}",
-                k == 0 ? "" : ",", s.id().index, to_string(s.id().nbma),
+                k == 0 ? "" : ",", s.id().index, to_string(nbma_of(k)),
                 to_string(s.id().overlay), s.registered(now_us) ? "true" : "false",
                 s.counters().registration_replies, s.counters().registration_rejects,
                 name(s.last_reject()), s.counters().shortcuts_installed,

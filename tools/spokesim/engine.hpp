@@ -3,8 +3,10 @@
 // the tests drive it without DPDK and without waiting.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -101,6 +103,11 @@ public:
 
 private:
     uint32_t peer_of(uint32_t local) const noexcept;
+    // The topology's addresses, except for a spoke moved by --move-spoke.
+    ipv4 nbma_of(uint32_t local) const noexcept;
+    std::optional<uint32_t> local_by_nbma(ipv4 a) const noexcept;
+    // The i-th hostile frame of --flood-ratio.
+    void send_flood(uint64_t i);
     void send_outer(uint32_t local, ipv4 dst_nbma, uint16_t gre_proto,
                     std::span<const uint8_t> gre_payload, bool protect);
     void send_nhrp(uint32_t local, const outgoing& out, uint64_t now_us);
@@ -136,6 +143,15 @@ private:
     uint64_t _next_scan_us = 0;
     uint32_t _registered = 0;
     uint16_t _ip_id = 0;
+    // --flood-ratio: hostile frames sent, by kind (malformed, wrong password, unknown source),
+    // and NHRP answers that came back for the flood's foreign addresses.
+    std::array<uint64_t, 3> _flood_sent{};
+    uint64_t _flood_total = 0;
+    uint64_t _registering_since_us = 0;
+    uint64_t _foreign_answers = 0;
+    // --move-spoke: set once the spoke moved.
+    std::optional<uint32_t> _moved;
+    ipv4 _moved_nbma = 0;
     buffer _frame;  // reused for every frame built
     buffer _inner;
     buffer _ip;

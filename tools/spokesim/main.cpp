@@ -85,7 +85,11 @@ int run_live(const options& o, std::unique_ptr<esp_layer> esp) {
     }
     std::printf("%s\n", eng.report_json(end).c_str());
     std::fflush(stdout);
-    return eng.success(end) ? 0 : 1;
+    int rc = eng.success(end) ? 0 : 1;
+    while (o.linger && !g_stop) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return rc;
 }
 
 }  // namespace

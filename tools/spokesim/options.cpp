@@ -67,7 +67,16 @@ Load:
   --register-wait S          give up waiting for registrations after S (10 + N/reg-rate)
   --drain S                  keep receiving S after the last data packet (1)
   --no-progress              no progress line on stderr
+  --linger                   after the report, keep the port open until SIGTERM/SIGINT (stop
+                             the hub first: a memif server crashes if its client leaves while
+                             it polls)
   --per-spoke                per-spoke objects in the final JSON even for more than 16 spokes
+Abuse and churn (the hub's end-to-end tests):
+  --flood-ratio R            R hostile frames per registration while registering: malformed
+                             NHRP, wrong-password and unknown-source foreign registrations (0)
+  --move-spoke K             spoke K moves to a new NBMA address and registers again from it
+  --move-after S             seconds into the traffic phase for --move-spoke (2)
+  --stop-refresh K           the first K spokes register once and never refresh (0)
 Offline:
   --write-pcap FILE --count N   write N frames of the spokes' data (encrypted per --esp) and exit
   --help
@@ -274,6 +283,18 @@ const std::map<std::string, handler>& valued() {
         {"--duration", double_into(&options::duration, 0, 1e7)},
         {"--register-wait", double_into(&options::register_wait, 0.001, 1e7)},
         {"--drain", double_into(&options::drain, 0, 3600)},
+        {"--flood-ratio", double_into(&options::flood_ratio, 0, 1000)},
+        {"--move-spoke",
+         [](options& o, const std::string& v) -> std::optional<std::string> {
+             uint64_t k = 0;
+             if (auto e = need_uint("", v, 0, 1u << 22, k)) {
+                 return e;
+             }
+             o.move_spoke = static_cast<uint32_t>(k);
+             return std::nullopt;
+         }},
+        {"--move-after", double_into(&options::move_after, 0, 1e6)},
+        {"--stop-refresh", uint_into(&options::stop_refresh, 0, 1u << 22)},
         {"--write-pcap",
          [](options& o, const std::string& v) -> std::optional<std::string> {
              if (v.empty()) {
@@ -296,6 +317,7 @@ const std::map<std::string, std::function<void(options&)>>& switches() {
         {"--no-shortcuts", [](options& o) { o.shortcuts = false; }},
         {"--print-sa-yaml", [](options& o) { o.print_sa_yaml = true; }},
         {"--no-progress", [](options& o) { o.progress = false; }},
+        {"--linger", [](options& o) { o.linger = true; }},
         {"--per-spoke", [](options& o) { o.per_spoke = true; }},
         {"--help", [](options& o) { o.help = true; }},
         {"-h", [](options& o) { o.help = true; }},
@@ -361,6 +383,24 @@ std::optional<std::string> validate(const options& o) {
     if (o.holdtime < 3 && o.registration_timeout == 0) {
         return fmt::format("--holdtime {} leaves no refresh interval (holdtime/3 < 1 s)",
                            o.holdtime);
+    }
+    // Flood sources and moved spokes take the addresses after the spokes' own (3 blocks of N).
+    bool extra = o.flood_ratio > 0 || o.move_spoke.has_value();
+    if (extra && !host_in(o.nbma_prefix, o.nbma_offset + last + 2ull * o.spokes)) {
+        return fmt::format("--nbma-prefix {} has no room for the flood / moved addresses",
+                           to_string(o.nbma_prefix));
+    }
+    if (extra && !host_in(o.tunnel_prefix, o.overlay_offset + last + o.spokes)) {
+        return fmt::format("--tunnel-prefix {} has no room for the flood's foreign addresses",
+                           to_string(o.tunnel_prefix));
+    }
+    if (o.move_spoke && *o.move_spoke >= o.spokes) {
+        return fmt::format("--move-spoke {} is not one of the {} spokes", *o.move_spoke,
+                           o.spokes);
+    }
+    if (o.stop_refresh > o.spokes) {
+        return fmt::format("--stop-refresh {} is more than the {} spokes", o.stop_refresh,
+                           o.spokes);
     }
     if (!o.write_pcap.empty() && o.pcap_count == 0) {
         return std::string("--write-pcap needs --count N");

@@ -72,8 +72,25 @@ struct options {
     double duration = 5;        // seconds of data after every spoke registered; 0: until a signal
     double register_wait = 0;   // seconds to wait for registrations; 0: 10 + N / rate
     double drain = 1;           // seconds to keep receiving after the last data packet
+    // After the report, keep the port (a memif connection) open until SIGTERM/SIGINT, so the
+    // hub can be stopped first: DPDK 22.11's memif server crashes if its client disconnects
+    // while a worker polls.
+    bool linger = false;
     bool progress = true;       // a line on stderr every second on runs longer than a few seconds
     bool per_spoke = false;     // per-spoke objects in the JSON even for large N
+
+    // Abuse and churn, for the hub's end-to-end tests.
+    // Hostile frames per legitimate registration while the spokes register: malformed NHRP,
+    // foreign registrations with a wrong password, foreign registrations from unknown NBMA
+    // addresses (in turn). 0: none.
+    double flood_ratio = 0;
+    // Spoke K (local position) moves to a new NBMA address `move_after` seconds into the
+    // traffic phase and registers again from there.
+    std::optional<uint32_t> move_spoke;
+    double move_after = 2;
+    // The first K spokes register once and never refresh: their bindings run out at the hub
+    // while the other spokes keep sending to them.
+    uint32_t stop_refresh = 0;
 
     // Offline modes.
     bool print_sa_yaml = false;

@@ -261,8 +261,14 @@ verdict spoke::on_registration_reply(const nhrp::packet& p, uint64_t now_us) {
     _hub_confirmed = true;
     _registered_until_us = now_us + uint64_t{_s.holdtime} * usec;
     _registration_id = 0;
-    _next_registration_us = now_us + uint64_t{_s.refresh} * usec;
+    _next_registration_us = _refresh ? now_us + uint64_t{_s.refresh} * usec : UINT64_MAX;
     return v;
+}
+
+void spoke::move_to(ipv4 nbma, uint64_t now_us) noexcept {
+    _id.nbma = nbma;
+    _registration_id = 0;
+    _next_registration_us = now_us;
 }
 
 std::optional<outgoing> spoke::on_traffic_indication(const nhrp::packet& p, uint64_t now_us) {

@@ -108,6 +108,11 @@ public:
     // 1, 2, 4 .. 32 s) or a refresh (new request ID every `refresh` seconds).
     std::optional<outgoing> poll(uint64_t now_us);
 
+    // Once registered, never renew: a spoke that went away, whose binding runs out at the hub.
+    void stop_refreshing() noexcept { _refresh = false; }
+    // The underlay address changed: register from `nbma` now, with a new request ID.
+    void move_to(ipv4 nbma, uint64_t now_us) noexcept;
+
     // Any NHRP packet addressed to this spoke. Returns what to send back, if anything.
     std::optional<outgoing> handle(const nhrp::packet& p, uint64_t now_us);
 
@@ -146,7 +151,8 @@ private:
     uint64_t _retransmit_s = 1;
     uint64_t _registered_until_us = 0;
     bool _ever_registered = false;
-    bool _hub_confirmed = false;  // an accepted reply named the hub (FRR then names it in NAT)
+    bool _hub_confirmed = false;
+    bool _refresh = true;  // an accepted reply named the hub (FRR then names it in NAT)
 
     std::vector<pending_resolution> _pending;
     std::vector<shortcut> _shortcuts;
