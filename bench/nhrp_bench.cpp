@@ -22,16 +22,12 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-constexpr uint32_t hub_overlay = 0x0a000001;  // 10.0.0.1/8: room for a million spokes
-constexpr uint32_t hub_nbma = 0xc6336401;     // 198.51.100.1
+constexpr uint32_t hub_overlay = 0x0a000001;      // 10.0.0.1/8: room for a million spokes
+constexpr uint32_t hub_nbma = 0xc6336401;         // 198.51.100.1
 constexpr uint32_t spoke_nbma_base = 0x64400000;  // 100.64.0.0/10
 
-uint32_t spoke_overlay(uint32_t i) {
-    return 0x0a000002 + i;
-}
-uint32_t spoke_nbma(uint32_t i) {
-    return spoke_nbma_base + i;
-}
+uint32_t spoke_overlay(uint32_t i) { return 0x0a000002 + i; }
+uint32_t spoke_nbma(uint32_t i) { return spoke_nbma_base + i; }
 
 bytes ip_bytes(uint32_t a) {
     bytes b(4);
@@ -152,8 +148,9 @@ server make_server(size_t spokes) {
 // Sends `ops` requests chosen by `pick(i)` -> (spoke, target); returns ops/s, and the
 // per-request latency of every `sample_every`-th request in microseconds.
 template <typename Pick>
-std::pair<rate, std::vector<double>> run(server& s, bytes pkt, size_t ops, clock_type::time_point& fake,
-                                           Pick pick, size_t sample_every, size_t& replies) {
+std::pair<rate, std::vector<double>> run(server& s, bytes pkt, size_t ops,
+                                         clock_type::time_point& fake, Pick pick,
+                                         size_t sample_every, size_t& replies) {
     std::vector<double> lat;
     lat.reserve(ops / sample_every + 1);
     auto start = clock_type::now();
@@ -182,7 +179,8 @@ void bench_population(size_t spokes, std::vector<row>& rows) {
     server s = make_server(spokes);
     clock_type::time_point fake = clock_type::time_point{} + std::chrono::hours(1);
     bytes reg = request_template(op::registration_request, flag::reg_u, 255);
-    bytes res = request_template(op::resolution_request, flag::res_q | flag::res_a | flag::res_s, 0);
+    bytes res =
+        request_template(op::resolution_request, flag::res_q | flag::res_a | flag::res_s, 0);
     size_t replies = 0;
     // Spokes arrive in a random order, as a hub restart sees them.
     std::vector<uint32_t> order(spokes);
@@ -194,7 +192,11 @@ void bench_population(size_t spokes, std::vector<row>& rows) {
     const size_t sample_every = 7;
 
     auto [reg_rate, reg_lat] = run(
-        s, reg, spokes, fake, [&](size_t i) { return std::pair{order[i], hub_overlay}; }, sample_every, replies);
+        s, reg, spokes, fake,
+        [&](size_t i) {
+            return std::pair{order[i], hub_overlay};
+        },
+        sample_every, replies);
     if (s.cache_size() != spokes) {
         std::fprintf(stderr, "expected %zu entries, have %zu\n", spokes, s.cache_size());
         std::exit(1);
@@ -202,14 +204,18 @@ void bench_population(size_t spokes, std::vector<row>& rows) {
     const size_t rss_after = rss_bytes();
     const double per_entry =
         static_cast<double>(s.cache_memory_bytes() + s.timers() * 16) / static_cast<double>(spokes);
-    rows.push_back({"registration_new", spokes, reg_rate.cpu, reg_rate.wall, percentile(reg_lat, 0.5),
-                    percentile(reg_lat, 0.99), per_entry});
+    rows.push_back({"registration_new", spokes, reg_rate.cpu, reg_rate.wall,
+                    percentile(reg_lat, 0.5), percentile(reg_lat, 0.99), per_entry});
 
     std::shuffle(order.begin(), order.end(), rng);
     auto [ref_rate, ref_lat] = run(
-        s, reg, spokes, fake, [&](size_t i) { return std::pair{order[i], hub_overlay}; }, sample_every, replies);
-    rows.push_back({"registration_refresh", spokes, ref_rate.cpu, ref_rate.wall, percentile(ref_lat, 0.5),
-                    percentile(ref_lat, 0.99), per_entry});
+        s, reg, spokes, fake,
+        [&](size_t i) {
+            return std::pair{order[i], hub_overlay};
+        },
+        sample_every, replies);
+    rows.push_back({"registration_refresh", spokes, ref_rate.cpu, ref_rate.wall,
+                    percentile(ref_lat, 0.5), percentile(ref_lat, 0.99), per_entry});
 
     const size_t res_ops = std::max<size_t>(spokes, 500'000);
     std::uniform_int_distribution<uint32_t> any(0, static_cast<uint32_t>(spokes - 1));
@@ -223,9 +229,11 @@ void bench_population(size_t spokes, std::vector<row>& rows) {
                     percentile(res_lat, 0.99), per_entry});
 
     const size_t expected = spokes * 2 + res_ops;
-    std::printf("  %zu spokes: %zu replies for %zu requests, RSS grew %.1f MiB (%.0f B/spoke incl. allocator)\n",
-                spokes, replies, expected, static_cast<double>(rss_after - rss_before) / (1 << 20),
-                static_cast<double>(rss_after - rss_before) / static_cast<double>(spokes));
+    std::printf(
+        "  %zu spokes: %zu replies for %zu requests, RSS grew %.1f MiB (%.0f B/spoke incl. "
+        "allocator)\n",
+        spokes, replies, expected, static_cast<double>(rss_after - rss_before) / (1 << 20),
+        static_cast<double>(rss_after - rss_before) / static_cast<double>(spokes));
     if (replies != expected) {
         std::fprintf(stderr, "some requests were not answered\n");
         std::exit(1);
@@ -245,11 +253,11 @@ int main(int argc, char** argv) {
     for (size_t n : populations) {
         bench_population(n, rows);
     }
-    std::printf("\n%-22s %10s %12s %12s %9s %9s %12s\n", "case", "spokes", "ops/s (cpu)", "ops/s (wall)",
-                "p50 us", "p99 us", "bytes/entry");
+    std::printf("\n%-22s %10s %12s %12s %9s %9s %12s\n", "case", "spokes", "ops/s (cpu)",
+                "ops/s (wall)", "p50 us", "p99 us", "bytes/entry");
     for (const auto& r : rows) {
-        std::printf("%-22s %10zu %12.0f %12.0f %9.2f %9.2f %12.1f\n", r.name.c_str(), r.spokes, r.ops_per_s,
-                    r.wall_ops_per_s, r.p50_us, r.p99_us, r.bytes_per_entry);
+        std::printf("%-22s %10zu %12.0f %12.0f %9.2f %9.2f %12.1f\n", r.name.c_str(), r.spokes,
+                    r.ops_per_s, r.wall_ops_per_s, r.p50_us, r.p99_us, r.bytes_per_entry);
     }
     std::filesystem::path out(path);
     if (out.has_parent_path()) {
@@ -260,12 +268,12 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < rows.size(); ++i) {
         const auto& r = rows[i];
         char line[512];
-        std::snprintf(line, sizeof line,
-                      "  {\"case\": \"%s\", \"spokes\": %zu, \"ops_per_s\": %.0f, \"wall_ops_per_s\": %.0f, "
-                      "\"p50_us\": %.3f, \"p99_us\": %.3f, \"bytes_per_entry\": %.1f}%s\n",
-                      r.name.c_str(), r.spokes, r.ops_per_s, r.wall_ops_per_s, r.p50_us, r.p99_us,
-                      r.bytes_per_entry,
-                      i + 1 < rows.size() ? "," : "");
+        std::snprintf(
+            line, sizeof line,
+            "  {\"case\": \"%s\", \"spokes\": %zu, \"ops_per_s\": %.0f, \"wall_ops_per_s\": %.0f, "
+            "\"p50_us\": %.3f, \"p99_us\": %.3f, \"bytes_per_entry\": %.1f}%s\n",
+            r.name.c_str(), r.spokes, r.ops_per_s, r.wall_ops_per_s, r.p50_us, r.p99_us,
+            r.bytes_per_entry, i + 1 < rows.size() ? "," : "");
         f << line;
     }
     f << "]\n";

@@ -17,9 +17,7 @@ std::optional<ipv4> parse_ipv4(std::string_view text) noexcept {
     return ipv4{*a};
 }
 
-std::string to_string(ipv4 a) {
-    return wire::format_ipv4(a.value);
-}
+std::string to_string(ipv4 a) { return wire::format_ipv4(a.value); }
 
 std::string to_string(const prefix4& p) {
     return to_string(p.network) + "/" + std::to_string(p.length);

@@ -70,7 +70,8 @@ public:
     size_t size() const noexcept { return _size; }
     size_t slot_count() const noexcept { return _slots.size(); }
     size_t memory_bytes() const noexcept {
-        size_t b = _slots.capacity() * sizeof(std::vector<timer>) + _deferred.capacity() * sizeof(timer);
+        size_t b =
+            _slots.capacity() * sizeof(std::vector<timer>) + _deferred.capacity() * sizeof(timer);
         for (const auto& s : _slots) {
             b += s.capacity() * sizeof(timer);
         }
@@ -85,7 +86,8 @@ private:
 
     // Deadlines round up and the present rounds down, so a timer never fires before its time.
     uint64_t to_tick(timestamp t, bool round_up) const noexcept {
-        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+        auto ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
         if (ns < 0) {
             return 0;
         }

@@ -48,9 +48,7 @@ wire::result<std::unique_ptr<engine>, engine_error> engine::create(engine_path p
 engine::engine(IMB_MGR* mgr, int arch)
     : _mgr(mgr), _scratch(std::make_unique<detail::burst_scratch>()), _arch(arch) {}
 
-engine::~engine() {
-    free_mb_mgr(_mgr);
-}
+engine::~engine() { free_mb_mgr(_mgr); }
 
 std::string_view engine::arch() const noexcept {
     switch (static_cast<IMB_ARCH>(_arch)) {

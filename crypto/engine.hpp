@@ -20,22 +20,22 @@ inline constexpr uint32_t max_chunk = 64;
 
 // What the prepare step learned about one packet, for the completion step.
 struct packet_state {
-    uint64_t seq;         // full (64-bit) sequence number
-    uint32_t ihl;         // outer IPv4 header length in bytes
-    uint32_t ct_len;      // bytes ciphered: payload, padding, pad length, next header
-    uint32_t icv_off;     // offset of the ICV from the outer IPv4 header
-    uint32_t pad_;        // keeps the array 8-byte strided
+    uint64_t seq;      // full (64-bit) sequence number
+    uint32_t ihl;      // outer IPv4 header length in bytes
+    uint32_t ct_len;   // bytes ciphered: payload, padding, pad length, next header
+    uint32_t icv_off;  // offset of the ICV from the outer IPv4 header
+    uint32_t pad_;     // keeps the array 8-byte strided
 };
 
 // Everything a job points at besides the packet itself must outlive the job: it lives here,
 // one engine per thread, so nothing is allocated per burst.
 struct alignas(64) burst_scratch {
-    uint8_t nonce[max_chunk][16];    // GCM: salt || explicit IV (RFC 4106 section 4)
-    uint8_t aad[max_chunk][16];      // GCM: SPI || [ESN high] || sequence (RFC 4106 section 5)
-    uint8_t icv[max_chunk][16];      // ICVs computed on receive, compared with the packet's
-    uint8_t icv_rx[max_chunk][16];   // received ICV bytes the ESN high half overwrote
-    uint8_t iv_in[max_chunk][16];    // CBC IV generator input blocks
-    uint8_t iv_out[max_chunk][16];   // CBC IVs
+    uint8_t nonce[max_chunk][16];   // GCM: salt || explicit IV (RFC 4106 section 4)
+    uint8_t aad[max_chunk][16];     // GCM: SPI || [ESN high] || sequence (RFC 4106 section 5)
+    uint8_t icv[max_chunk][16];     // ICVs computed on receive, compared with the packet's
+    uint8_t icv_rx[max_chunk][16];  // received ICV bytes the ESN high half overwrote
+    uint8_t iv_in[max_chunk][16];   // CBC IV generator input blocks
+    uint8_t iv_out[max_chunk][16];  // CBC IVs
     packet_state state[max_chunk];
 };
 

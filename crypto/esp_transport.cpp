@@ -239,8 +239,8 @@ sa_view view_of(sa& s) noexcept {
 
 // Fills the job fields both directions share. Every field the chosen modes read is set: a job
 // slot comes back from IMB_GET_NEXT_JOB holding whatever its last user left there.
-void fill_job(IMB_JOB* job, const sa_view& v, detail::burst_scratch& sc, uint32_t k,
-              uint8_t* ip, const detail::packet_state& st, bool encrypt) noexcept {
+void fill_job(IMB_JOB* job, const sa_view& v, detail::burst_scratch& sc, uint32_t k, uint8_t* ip,
+              const detail::packet_state& st, bool encrypt) noexcept {
     const uint32_t esp_off = st.ihl;
     const uint32_t ct_off = esp_off + esp_header_len + v.iv_len;
     job->src = ip;
@@ -421,7 +421,8 @@ burst_summary encrypt_impl(engine& eng, sa& s, std::span<esp_packet> pkts,
             move_header(ip_hdr, p.data, ihl);
             uint8_t* esp = ip_hdr + ihl;
             (void)esp::encode_header({s.spi(), static_cast<uint32_t>(sn)}, {esp, esp_header_len});
-            (void)esp::encode_trailer(pad, next_header, {esp + head + payload, pad + esp::trailer_size});
+            (void)esp::encode_trailer(pad, next_header,
+                                      {esp + head + payload, pad + esp::trailer_size});
             finish_ipv4(ip_hdr, new_total, ip_proto_esp);
 
             detail::packet_state& st = sc.state[ready];
@@ -510,8 +511,7 @@ burst_summary encrypt_burst_with_ivs(engine& eng, sa& s, std::span<esp_packet> p
                                      std::span<esp_status> status,
                                      std::span<const iv_bytes> ivs) noexcept {
     if (ivs.size() < std::min(pkts.size(), status.size())) {
-        std::fill_n(status.begin(), std::min(pkts.size(), status.size()),
-                    esp_status::engine_error);
+        std::fill_n(status.begin(), std::min(pkts.size(), status.size()), esp_status::engine_error);
         return {};
     }
     return encrypt_impl(eng, s, pkts, status, ivs.data());

@@ -26,26 +26,26 @@ struct esp_packet {
 
 enum class esp_status : uint8_t {
     ok,
-    not_ipv4,            // version is not 4
-    bad_ip_header,       // IHL below 5, or total length shorter than the header
-    truncated,           // fewer bytes than the IPv4 total length or the ESP minimum says
-    ip_fragment,         // a fragment: ESP applies to whole datagrams (reassemble first)
-    not_esp,             // decrypt: protocol is not 50
-    spi_mismatch,        // decrypt: the ESP header names another SA
-    bad_cipher_length,   // decrypt: ciphertext not a whole number of blocks, or too short
-    no_headroom,         // encrypt: no room before the packet for the ESP header and IV
-    no_tailroom,         // encrypt: no room after it for padding, trailer and ICV
-    too_big,             // encrypt: the result would exceed 65535 bytes
-    wrong_direction,     // encrypt on an inbound SA or decrypt on an outbound one
-    sa_expired,          // a hard lifetime was reached
-    seq_overflow,        // encrypt: the sequence number would wrap (RFC 4303 section 3.3.3)
-    replayed,            // decrypt: sequence number already received
-    outside_window,      // decrypt: sequence number older than the replay window
-    zero_sequence,       // decrypt: sequence number 0 is never sent
-    bad_icv,             // decrypt: integrity check failed
-    bad_padding,         // decrypt: pad length too long or pad bytes not 1, 2, 3...
-    dummy_packet,        // decrypt: next header 59, traffic-flow-confidentiality filler
-    engine_error,        // IPsec-MB failed the job, or the SA's keys suit another code path
+    not_ipv4,           // version is not 4
+    bad_ip_header,      // IHL below 5, or total length shorter than the header
+    truncated,          // fewer bytes than the IPv4 total length or the ESP minimum says
+    ip_fragment,        // a fragment: ESP applies to whole datagrams (reassemble first)
+    not_esp,            // decrypt: protocol is not 50
+    spi_mismatch,       // decrypt: the ESP header names another SA
+    bad_cipher_length,  // decrypt: ciphertext not a whole number of blocks, or too short
+    no_headroom,        // encrypt: no room before the packet for the ESP header and IV
+    no_tailroom,        // encrypt: no room after it for padding, trailer and ICV
+    too_big,            // encrypt: the result would exceed 65535 bytes
+    wrong_direction,    // encrypt on an inbound SA or decrypt on an outbound one
+    sa_expired,         // a hard lifetime was reached
+    seq_overflow,       // encrypt: the sequence number would wrap (RFC 4303 section 3.3.3)
+    replayed,           // decrypt: sequence number already received
+    outside_window,     // decrypt: sequence number older than the replay window
+    zero_sequence,      // decrypt: sequence number 0 is never sent
+    bad_icv,            // decrypt: integrity check failed
+    bad_padding,        // decrypt: pad length too long or pad bytes not 1, 2, 3...
+    dummy_packet,       // decrypt: next header 59, traffic-flow-confidentiality filler
+    engine_error,       // IPsec-MB failed the job, or the SA's keys suit another code path
 };
 std::string_view name(esp_status s) noexcept;
 inline constexpr size_t esp_status_count = static_cast<size_t>(esp_status::engine_error) + 1;

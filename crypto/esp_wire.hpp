@@ -44,10 +44,10 @@ struct view {
 };
 
 enum class parse_error : uint8_t {
-    truncated,         // fewer than 8 bytes
-    zero_spi,          // SPI 0 is never sent (RFC 4303 section 2.1); in UDP 4500 it marks IKE
-    body_too_short,    // shorter than IV + ICV + the 2-byte trailer
-    misaligned_body,   // ciphertext not a multiple of 4 bytes or of the cipher block
+    truncated,        // fewer than 8 bytes
+    zero_spi,         // SPI 0 is never sent (RFC 4303 section 2.1); in UDP 4500 it marks IKE
+    body_too_short,   // shorter than IV + ICV + the 2-byte trailer
+    misaligned_body,  // ciphertext not a multiple of 4 bytes or of the cipher block
 };
 inline constexpr size_t parse_error_count = static_cast<size_t>(parse_error::misaligned_body) + 1;
 std::string_view name(parse_error e) noexcept;
@@ -68,9 +68,9 @@ struct trailer {
 };
 
 enum class trailer_error : uint8_t {
-    truncated,              // fewer than 2 bytes: no room for pad length and next header
-    pad_length_too_long,    // pad length points before the start of the plaintext
-    bad_padding,            // padding is not 1, 2, 3, ... (RFC 4303 section 2.4)
+    truncated,            // fewer than 2 bytes: no room for pad length and next header
+    pad_length_too_long,  // pad length points before the start of the plaintext
+    bad_padding,          // padding is not 1, 2, 3, ... (RFC 4303 section 2.4)
 };
 inline constexpr size_t trailer_error_count = static_cast<size_t>(trailer_error::bad_padding) + 1;
 std::string_view name(trailer_error e) noexcept;
@@ -80,8 +80,8 @@ std::string_view name(trailer_error e) noexcept;
 enum class padding_check : uint8_t { verify, skip };
 
 // `plaintext` is the decrypted ciphertext (IV and ICV already removed).
-wire::result<trailer, trailer_error> parse_trailer(std::span<const uint8_t> plaintext,
-                                                   padding_check check = padding_check::verify) noexcept;
+wire::result<trailer, trailer_error> parse_trailer(
+    std::span<const uint8_t> plaintext, padding_check check = padding_check::verify) noexcept;
 
 // Padding bytes for a payload so that payload + padding + trailer fills whole cipher blocks and
 // ends on a 4-byte boundary (RFC 4303 section 2.4). block_size 0 or 1: 4-byte alignment only.

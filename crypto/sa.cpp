@@ -98,9 +98,7 @@ void hmac_pads(IMB_MGR* mgr, hmac_alg alg, std::span<const uint8_t> key, uint8_t
 
 // Out of line so the compiler neither drops the wipe nor second-guesses the object's size
 // through the key union (gcc's -Wstringop-overflow did).
-[[gnu::noinline]] void wipe(void* p, size_t n) {
-    explicit_bzero(p, n);
-}
+[[gnu::noinline]] void wipe(void* p, size_t n) { explicit_bzero(p, n); }
 
 bool fill_random(uint8_t* out, size_t n) {
     while (n > 0) {

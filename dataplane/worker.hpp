@@ -37,7 +37,7 @@ struct worker_config {
     worker_stats* stats = nullptr;            // where counters are published (may be null)
     uint32_t glean_interval_us = 100000;      // one glean event per next hop per interval
     uint32_t redirect_interval_us = 1000000;  // one redirect per (source, destination)
-    uint32_t rate_limit_slots = 65536;  // keys each limiter remembers (1 MiB)
+    uint32_t rate_limit_slots = 65536;        // keys each limiter remembers (1 MiB)
 };
 
 enum class worker_error : uint8_t {

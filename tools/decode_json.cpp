@@ -17,7 +17,7 @@ namespace {
 namespace pcap = wire::pcap;
 
 constexpr uint16_t ethertype_ipv4 = 0x0800;
-constexpr uint8_t ip_proto_nhrp = 54;  // NHRP straight over IPv4 (IANA protocol 54, "NARP")
+constexpr uint8_t ip_proto_nhrp = 54;     // NHRP straight over IPv4 (IANA protocol 54, "NARP")
 constexpr uint16_t udp_port_natt = 4500;  // RFC 3948
 constexpr size_t udp_header_size = 8;
 constexpr size_t non_esp_marker_size = 4;
@@ -160,9 +160,9 @@ private:
         _o.set("ip.dsfield", uint64_t{h.tos});
         _o.set("ip.len", uint64_t{h.total_length});
         _o.set("ip.id", uint64_t{h.id});
-        _o.set("ip.flags", uint64_t{static_cast<uint16_t>((h.reserved_flag ? ip_flag_rb : 0) |
-                                                          (h.df ? ip_flag_df : 0) |
-                                                          (h.mf ? ip_flag_mf : 0))});
+        _o.set("ip.flags",
+               uint64_t{static_cast<uint16_t>((h.reserved_flag ? ip_flag_rb : 0) |
+                                              (h.df ? ip_flag_df : 0) | (h.mf ? ip_flag_mf : 0))});
         _o.set("ip.flags.rb", h.reserved_flag);
         _o.set("ip.flags.df", h.df);
         _o.set("ip.flags.mf", h.mf);
@@ -181,20 +181,20 @@ private:
 
     void transport(const wire::ipv4_view& ip) {
         switch (ip.hdr.protocol) {
-        case wire::ip_proto::gre:
-            gre(ip.payload);
-            break;
-        case ip_proto_nhrp:
-            nhrp_packet(ip.payload);
-            break;
-        case wire::ip_proto::esp:
-            esp(ip.payload);
-            break;
-        case wire::ip_proto::udp:
-            udp(ip.payload);
-            break;
-        default:
-            break;
+            case wire::ip_proto::gre:
+                gre(ip.payload);
+                break;
+            case ip_proto_nhrp:
+                nhrp_packet(ip.payload);
+                break;
+            case wire::ip_proto::esp:
+                esp(ip.payload);
+                break;
+            case wire::ip_proto::udp:
+                udp(ip.payload);
+                break;
+            default:
+                break;
         }
     }
 
@@ -276,12 +276,13 @@ private:
 
     // ---- NHRP ----
 
-    void address(std::string_view ipv4_key, std::string_view bytes_key,
-                 std::span<const uint8_t> a, bool as_ipv4, bool repeated) {
+    void address(std::string_view ipv4_key, std::string_view bytes_key, std::span<const uint8_t> a,
+                 bool as_ipv4, bool repeated) {
         if (a.empty()) {
             return;
         }
-        json_scalar v = as_ipv4 && a.size() == 4 ? json_scalar{dotted(a)} : json_scalar{hex_bytes(a)};
+        json_scalar v =
+            as_ipv4 && a.size() == 4 ? json_scalar{dotted(a)} : json_scalar{hex_bytes(a)};
         const auto key = as_ipv4 && a.size() == 4 ? ipv4_key : bytes_key;
         if (repeated) {
             _o.append(key, std::move(v));
@@ -291,8 +292,8 @@ private:
     }
 
     void type_length(std::string_view key, uint8_t non_length_bits, size_t len, bool repeated) {
-        const auto tl = static_cast<uint8_t>((non_length_bits & ~tl_length_mask) |
-                                             (len & tl_length_mask));
+        const auto tl =
+            static_cast<uint8_t>((non_length_bits & ~tl_length_mask) | (len & tl_length_mask));
         const std::string k(key);
         auto put = [&](const std::string& field, uint64_t v) {
             if (repeated) {
@@ -316,13 +317,12 @@ private:
         type_length("nhrp.cli.saddr_tl", c.client_nbma_sub_type, c.client_nbma_sub.size(), true);
         _o.append("nhrp.prot.len", uint64_t{c.client_proto.size()});
         _o.append("nhrp.pref", uint64_t{c.preference});
-        address("nhrp.client.nbma.addr", "nhrp.client.nbma.addr_bytes", c.client_nbma,
-                nbma_is_ipv4, true);
+        address("nhrp.client.nbma.addr", "nhrp.client.nbma.addr_bytes", c.client_nbma, nbma_is_ipv4,
+                true);
         if (!c.client_nbma_sub.empty()) {
             _o.append("nhrp.client.nbma.saddr", hex_bytes(c.client_nbma_sub));
         }
-        address("nhrp.client.prot.addr", "nhrp.client.prot.addr_bytes", c.client_proto, true,
-                true);
+        address("nhrp.client.prot.addr", "nhrp.client.prot.addr_bytes", c.client_proto, true, true);
     }
 
     void flags(const nhrp::packet& p) {
@@ -330,24 +330,24 @@ private:
         namespace f = nhrp::flag;
         _o.set("nhrp.flags", uint64_t{p.flags});
         switch (p.hdr.type) {
-        case op::resolution_request:
-        case op::resolution_reply:
-            _o.set("nhrp.flag.q", (p.flags & f::res_q) != 0);
-            _o.set("nhrp.flag.a", (p.flags & f::res_a) != 0);
-            _o.set("nhrp.flag.d", (p.flags & f::res_d) != 0);
-            _o.set("nhrp.flag.u", (p.flags & f::res_u) != 0);
-            _o.set("nhrp.flag.s", (p.flags & f::res_s) != 0);
-            break;
-        case op::registration_request:
-        case op::registration_reply:
-            _o.set("nhrp.flag.u", (p.flags & f::reg_u) != 0);
-            break;
-        case op::purge_request:
-        case op::purge_reply:
-            _o.set("nhrp.flag.n", (p.flags & f::purge_n) != 0);
-            break;
-        default:
-            break;
+            case op::resolution_request:
+            case op::resolution_reply:
+                _o.set("nhrp.flag.q", (p.flags & f::res_q) != 0);
+                _o.set("nhrp.flag.a", (p.flags & f::res_a) != 0);
+                _o.set("nhrp.flag.d", (p.flags & f::res_d) != 0);
+                _o.set("nhrp.flag.u", (p.flags & f::res_u) != 0);
+                _o.set("nhrp.flag.s", (p.flags & f::res_s) != 0);
+                break;
+            case op::registration_request:
+            case op::registration_reply:
+                _o.set("nhrp.flag.u", (p.flags & f::reg_u) != 0);
+                break;
+            case op::purge_request:
+            case op::purge_reply:
+                _o.set("nhrp.flag.n", (p.flags & f::purge_n) != 0);
+                break;
+            default:
+                break;
         }
         _o.set("nhrp.flag.nat", (p.flags & f::cisco_nat) != 0);
     }
@@ -356,57 +356,58 @@ private:
         _o.append("nhrp.ext.c", e.compulsory);
         _o.append("nhrp.ext.type", uint64_t{e.type});
         switch (e.type) {
-        case nhrp::ext::responder_address:
-        case nhrp::ext::forward_transit:
-        case nhrp::ext::reverse_transit:
-        case nhrp::ext::cisco_nat_address: {
-            if (e.type == nhrp::ext::cisco_nat_address && e.raw.size() == device_capabilities_size) {
-                // RFC 2735 Device Capabilities, which shares type 9 with Cisco's NAT extension.
-                _o.append("nhrp.ext.len", uint64_t{e.raw.size()});
-                wire::reader r(e.raw);
-                const uint32_t src = *r.be32();
-                const uint32_t dst = *r.be32();
-                _o.append("nhrp.devcap_ext.srccap", uint64_t{src});
-                _o.append("nhrp.devcap_ext.srccap.V", (src & devcap_vpn_aware) != 0);
-                _o.append("nhrp.devcap_ext.dstcap", uint64_t{dst});
-                _o.append("nhrp.devcap_ext.dstcap.V", (dst & devcap_vpn_aware) != 0);
+            case nhrp::ext::responder_address:
+            case nhrp::ext::forward_transit:
+            case nhrp::ext::reverse_transit:
+            case nhrp::ext::cisco_nat_address: {
+                if (e.type == nhrp::ext::cisco_nat_address &&
+                    e.raw.size() == device_capabilities_size) {
+                    // RFC 2735 Device Capabilities, which shares type 9 with Cisco's NAT extension.
+                    _o.append("nhrp.ext.len", uint64_t{e.raw.size()});
+                    wire::reader r(e.raw);
+                    const uint32_t src = *r.be32();
+                    const uint32_t dst = *r.be32();
+                    _o.append("nhrp.devcap_ext.srccap", uint64_t{src});
+                    _o.append("nhrp.devcap_ext.srccap.V", (src & devcap_vpn_aware) != 0);
+                    _o.append("nhrp.devcap_ext.dstcap", uint64_t{dst});
+                    _o.append("nhrp.devcap_ext.dstcap.V", (dst & devcap_vpn_aware) != 0);
+                    return;
+                }
+                size_t len = 0;
+                for (const auto& c : e.cies) {
+                    len += nhrp::cie_fixed_size + c.client_nbma.size() + c.client_nbma_sub.size() +
+                           c.client_proto.size();
+                }
+                len += e.raw.size();
+                _o.append("nhrp.ext.len", uint64_t{len});
+                for (const auto& c : e.cies) {
+                    cie(c, nbma_is_ipv4);
+                }
                 return;
             }
-            size_t len = 0;
-            for (const auto& c : e.cies) {
-                len += nhrp::cie_fixed_size + c.client_nbma.size() + c.client_nbma_sub.size() +
-                       c.client_proto.size();
+            case nhrp::ext::authentication:
+                _o.append("nhrp.ext.len", uint64_t{4 + e.data.size()});
+                _o.append("nhrp.auth_ext.reserved", uint64_t{e.auth_reserved});
+                _o.append("nhrp.auth_ext.spi", uint64_t{e.auth_spi});
+                if (!e.data.empty()) {
+                    _o.append("nhrp.auth_ext.data", hex_bytes(e.data));
+                }
+                return;
+            case nhrp::ext::vendor_private: {
+                _o.append("nhrp.ext.len", uint64_t{e.oui.size() + e.data.size()});
+                _o.append("nhrp.vendor_ext.id", uint64_t{(uint32_t{e.oui[0]} << 16) |
+                                                         (uint32_t{e.oui[1]} << 8) | e.oui[2]});
+                if (!e.data.empty()) {
+                    _o.append("nhrp.vendor_ext.data", hex_bytes(e.data));
+                }
+                return;
             }
-            len += e.raw.size();
-            _o.append("nhrp.ext.len", uint64_t{len});
-            for (const auto& c : e.cies) {
-                cie(c, nbma_is_ipv4);
-            }
-            return;
-        }
-        case nhrp::ext::authentication:
-            _o.append("nhrp.ext.len", uint64_t{4 + e.data.size()});
-            _o.append("nhrp.auth_ext.reserved", uint64_t{e.auth_reserved});
-            _o.append("nhrp.auth_ext.spi", uint64_t{e.auth_spi});
-            if (!e.data.empty()) {
-                _o.append("nhrp.auth_ext.data", hex_bytes(e.data));
-            }
-            return;
-        case nhrp::ext::vendor_private: {
-            _o.append("nhrp.ext.len", uint64_t{e.oui.size() + e.data.size()});
-            _o.append("nhrp.vendor_ext.id",
-                      uint64_t{(uint32_t{e.oui[0]} << 16) | (uint32_t{e.oui[1]} << 8) | e.oui[2]});
-            if (!e.data.empty()) {
-                _o.append("nhrp.vendor_ext.data", hex_bytes(e.data));
-            }
-            return;
-        }
-        default:
-            _o.append("nhrp.ext.len", uint64_t{e.raw.size()});
-            if (!e.raw.empty() && e.type != nhrp::ext::end) {
-                _o.append("nhrp.unknown_ext.value", hex_bytes(e.raw));
-            }
-            return;
+            default:
+                _o.append("nhrp.ext.len", uint64_t{e.raw.size()});
+                if (!e.raw.empty() && e.type != nhrp::ext::end) {
+                    _o.append("nhrp.unknown_ext.value", hex_bytes(e.raw));
+                }
+                return;
         }
     }
 
@@ -423,9 +424,9 @@ private:
         _o.set("nhrp.hdr.afn", uint64_t{h.afn});
         _o.set("nhrp.hdr.pro.type", uint64_t{h.pro_type});
         if (h.pro_type == nhrp_pro_snap) {
-            _o.set("nhrp.hdr.pro.snap.oui", uint64_t{(uint32_t{h.pro_snap[0]} << 16) |
-                                                     (uint32_t{h.pro_snap[1]} << 8) |
-                                                     h.pro_snap[2]});
+            _o.set("nhrp.hdr.pro.snap.oui",
+                   uint64_t{(uint32_t{h.pro_snap[0]} << 16) | (uint32_t{h.pro_snap[1]} << 8) |
+                            h.pro_snap[2]});
             _o.set("nhrp.hdr.pro.snap.pid",
                    uint64_t{static_cast<uint16_t>((h.pro_snap[3] << 8) | h.pro_snap[4])});
         } else {
@@ -550,14 +551,14 @@ std::string json_object::str() const {
 
 std::string_view name(decode_error e) noexcept {
     switch (e) {
-    case decode_error::truncated_udp_header: return "truncated_udp_header";
-    case decode_error::udp_length_mismatch: return "udp_length_mismatch";
+        case decode_error::truncated_udp_header:
+            return "truncated_udp_header";
+        case decode_error::udp_length_mismatch:
+            return "udp_length_mismatch";
     }
     return "unknown";
 }
 
-decoded decode_record(const wire::pcap::record& rec) {
-    return packet_decoder(rec).run();
-}
+decoded decode_record(const wire::pcap::record& rec) { return packet_decoder(rec).run(); }
 
 }  // namespace dmvpn::decode

@@ -40,14 +40,15 @@ enum class decode_error : uint8_t {
 std::string_view name(decode_error e) noexcept;
 
 struct decoded {
-    std::string json;          // one line, no newline
-    bool nhrp = false;         // carried NHRP (GRE protocol 0x2001 or IP protocol 54)
-    bool failed = false;       // has an "error" key
+    std::string json;     // one line, no newline
+    bool nhrp = false;    // carried NHRP (GRE protocol 0x2001 or IP protocol 54)
+    bool failed = false;  // has an "error" key
 };
 
 // Decodes one record as far as its layers go: link, IPv4, then GRE (NHRP inside 0x2001), NHRP
-// (IP protocol 54), ESP, or UDP (ESP in UDP 4500, RFC 3948). Each field a layer has is emitted the way tshark names
-// it; the first layer that does not parse adds "error": the reason's name, and decoding stops.
+// (IP protocol 54), ESP, or UDP (ESP in UDP 4500, RFC 3948). Each field a layer has is emitted the
+// way tshark names it; the first layer that does not parse adds "error": the reason's name, and
+// decoding stops.
 //
 // Fields that occur once per packet are scalars. NHRP CIE fields, extension fields and VLAN
 // tags are arrays holding every occurrence in wire order (the mandatory part's CIEs first,

@@ -45,8 +45,8 @@ int decode_file(const std::string& path) {
     }
     auto reader = pcap::file_reader::open(*bytes);
     if (!reader) {
-        complain(path, "not a readable pcap or pcapng file: " +
-                           std::string(pcap::name(reader.error())));
+        complain(path,
+                 "not a readable pcap or pcapng file: " + std::string(pcap::name(reader.error())));
         return exit_unreadable;
     }
     int status = exit_ok;

@@ -18,13 +18,9 @@ std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reload{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 
-void on_stop(int) {
-    g_stop.store(true);
-}
+void on_stop(int) { g_stop.store(true); }
 
-void on_hup(int) {
-    g_reload.store(true);
-}
+void on_hup(int) { g_reload.store(true); }
 
 void install(int sig, void (*fn)(int)) {
     struct sigaction sa {};

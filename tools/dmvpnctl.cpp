@@ -11,13 +11,14 @@ namespace {
 constexpr const char* default_socket = "/run/dmvpn-hub.sock";
 
 int usage(FILE* to) {
-    std::fprintf(to,
-                 "usage: dmvpnctl [--socket PATH] COMMAND...\n"
-                 "  the socket defaults to $DMVPN_SOCKET, then %s\n"
-                 "  commands: show nhrp [detail|brief|summary|traffic] [--json], show dmvpn [--json],\n"
-                 "            show interfaces [--json], show stats [--json], clear nhrp [ADDRESS],\n"
-                 "            reload, help\n",
-                 default_socket);
+    std::fprintf(
+        to,
+        "usage: dmvpnctl [--socket PATH] COMMAND...\n"
+        "  the socket defaults to $DMVPN_SOCKET, then %s\n"
+        "  commands: show nhrp [detail|brief|summary|traffic] [--json], show dmvpn [--json],\n"
+        "            show interfaces [--json], show stats [--json], clear nhrp [ADDRESS],\n"
+        "            reload, help\n",
+        default_socket);
     return to == stdout ? 0 : 2;
 }
 

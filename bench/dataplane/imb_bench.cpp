@@ -58,15 +58,18 @@ run_result time_gcm(IMB_MGR* mgr, bool enc, uint32_t len, const std::vector<gcm_
             k = k + 1 == order.size() ? 0 : k + 1;
             iv[11] = static_cast<uint8_t>(b);
             if (enc) {
-                IMB_AES128_GCM_ENC(mgr, key, &ctx, p, p, len, iv, aad, sizeof(aad), tag, sizeof(tag));
+                IMB_AES128_GCM_ENC(mgr, key, &ctx, p, p, len, iv, aad, sizeof(aad), tag,
+                                   sizeof(tag));
             } else {
-                IMB_AES128_GCM_DEC(mgr, key, &ctx, p, p, len, iv, aad, sizeof(aad), tag, sizeof(tag));
+                IMB_AES128_GCM_DEC(mgr, key, &ctx, p, p, len, iv, aad, sizeof(aad), tag,
+                                   sizeof(tag));
             }
         }
         samples.push_back(static_cast<uint32_t>(std::min<uint64_t>(__rdtsc() - t0, UINT32_MAX)));
     }
     std::vector<uint32_t> sorted = samples;
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2),
+                     sorted.end());
     uint64_t limit = uint64_t{sorted[sorted.size() / 2]} * 8;
     uint64_t sum = 0;
     uint64_t kept = 0;
@@ -89,7 +92,8 @@ uint64_t measure_tsc_hz() {
     nanosleep(&req, nullptr);
     clock_gettime(CLOCK_MONOTONIC_RAW, &b);
     uint64_t t1 = __rdtsc();
-    double ns = static_cast<double>(b.tv_sec - a.tv_sec) * 1e9 + static_cast<double>(b.tv_nsec - a.tv_nsec);
+    double ns =
+        static_cast<double>(b.tv_sec - a.tv_sec) * 1e9 + static_cast<double>(b.tv_nsec - a.tv_nsec);
     return static_cast<uint64_t>(static_cast<double>(t1 - t0) * 1e9 / ns);
 }
 
@@ -116,14 +120,15 @@ int run_imb_bench(const imb_bench_options& o) {
             for (bool enc : {true, false}) {
                 (void)time_gcm(mgr, enc, len, keys, 0.1, hz);
                 run_result r = time_gcm(mgr, enc, len, keys, o.seconds, hz);
-                std::printf("{\"tool\": \"imb-direct\", \"arch\": \"%s\", \"op\": \"%s\", "
-                            "\"cipher_len\": %u, \"keys\": %u, \"cycles_per_op\": %.2f, "
-                            "\"mops\": %.3f, \"gbps\": %.2f, \"ops\": %" PRIu64
-                            ", \"batches_discarded\": %" PRIu64 ", \"tsc_hz\": %" PRIu64 "}\n",
-                            std::string((*eng)->arch()).c_str(), enc ? "encrypt" : "decrypt", len,
-                            nkeys, r.cycles_per_op, static_cast<double>(hz) / r.cycles_per_op / 1e6,
-                            static_cast<double>(hz) / r.cycles_per_op * len * 8 / 1e9, r.ops,
-                            r.discarded, hz);
+                std::printf(
+                    "{\"tool\": \"imb-direct\", \"arch\": \"%s\", \"op\": \"%s\", "
+                    "\"cipher_len\": %u, \"keys\": %u, \"cycles_per_op\": %.2f, "
+                    "\"mops\": %.3f, \"gbps\": %.2f, \"ops\": %" PRIu64
+                    ", \"batches_discarded\": %" PRIu64 ", \"tsc_hz\": %" PRIu64 "}\n",
+                    std::string((*eng)->arch()).c_str(), enc ? "encrypt" : "decrypt", len, nkeys,
+                    r.cycles_per_op, static_cast<double>(hz) / r.cycles_per_op / 1e6,
+                    static_cast<double>(hz) / r.cycles_per_op * len * 8 / 1e9, r.ops, r.discarded,
+                    hz);
                 std::fflush(stdout);
             }
         }

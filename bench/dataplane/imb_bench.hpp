@@ -7,9 +7,9 @@
 namespace dmvpn::bench {
 
 struct imb_bench_options {
-    std::vector<uint32_t> lengths;   // bytes ciphered per operation
-    std::vector<uint32_t> keys{1};   // how many expanded keys the operations rotate through
-    double seconds = 0.5;            // per length, direction and key count
+    std::vector<uint32_t> lengths;  // bytes ciphered per operation
+    std::vector<uint32_t> keys{1};  // how many expanded keys the operations rotate through
+    double seconds = 0.5;           // per length, direction and key count
 };
 
 // Prints one JSON object per (keys, length, direction) on stdout. Returns an exit status.

@@ -41,11 +41,12 @@ std::vector<uint32_t> numbers(const std::string& s) {
 }
 
 int usage() {
-    std::fprintf(stderr,
-                 "usage: dataplane-bench worker [--spokes N] [--seconds S] [--cases gre,esp-transit,"
-                 "esp-in,esp-out] [--sizes 64,imix,1400] -- EAL args\n"
-                 "       dataplane-bench imb --lengths L1,L2 [--keys 1,10000] [--seconds S]\n"
-                 "       dataplane-bench peer-files DIR [--spokes N] [--sizes 64,imix,1400]\n");
+    std::fprintf(
+        stderr,
+        "usage: dataplane-bench worker [--spokes N] [--seconds S] [--cases gre,esp-transit,"
+        "esp-in,esp-out] [--sizes 64,imix,1400] -- EAL args\n"
+        "       dataplane-bench imb --lengths L1,L2 [--keys 1,10000] [--seconds S]\n"
+        "       dataplane-bench peer-files DIR [--spokes N] [--sizes 64,imix,1400]\n");
     return 2;
 }
 

@@ -119,17 +119,20 @@ int write_peer_files(const peer_files_options& o) {
                 // The same outer size and ciphered bytes as the hub's GRE-in-ESP: the UDP
                 // payload grows by the GRE header's 8 bytes.
                 uint16_t total = static_cast<uint16_t>(mix.cycle[k % mix.cycle.size()] + 28);
-                auto to_lan = ipv4_udp(plan::nbma(1, s), plan::hub_nbma, total, static_cast<uint16_t>(f));
+                auto to_lan =
+                    ipv4_udp(plan::nbma(1, s), plan::hub_nbma, total, static_cast<uint16_t>(f));
                 bytes buf(64 + to_lan.size() + 64);
                 std::copy(to_lan.begin(), to_lan.end(), buf.begin() + 64);
                 crypto::esp_packet v{buf.data() + 64, static_cast<uint32_t>(to_lan.size()), 64, 64};
                 crypto::esp_status st = crypto::esp_status::engine_error;
-                (void)crypto::encrypt_burst(**eng, *spoke_out[s], std::span(&v, 1), std::span(&st, 1));
+                (void)crypto::encrypt_burst(**eng, *spoke_out[s], std::span(&v, 1),
+                                            std::span(&st, 1));
                 if (st != crypto::esp_status::ok) {
                     throw std::runtime_error("encrypt");
                 }
                 in_frames.push_back(ether(wire_mac, gw_mac, std::span(v.data, v.len)));
-                auto to_spoke = ipv4_udp(plan::lan_host(f), plan::nbma(1, s), total, static_cast<uint16_t>(f));
+                auto to_spoke =
+                    ipv4_udp(plan::lan_host(f), plan::nbma(1, s), total, static_cast<uint16_t>(f));
                 out_frames.push_back(ether(wire_mac, lan_mac, to_spoke));
             }
             write_pcap(o.dir + "/in-" + mix.name + ".pcap", in_frames);

@@ -27,9 +27,15 @@ struct plan {
     static constexpr uint16_t tunnel_mtu = 1400;  // largest inner packet: the 1400 B case fits
 
     // Spoke i of tunnel t (i < 65536): overlay address, NBMA address, the /24 behind it.
-    static uint32_t overlay(uint16_t t, uint32_t i) { return (t == 0 ? 0x0a000000u : 0x0a010000u) + 2 + i; }
-    static uint32_t nbma(uint16_t t, uint32_t i) { return (t == 0 ? 0xc6130000u : 0xc6120000u) + 1 + i; }
-    static uint32_t lan_of(uint16_t t, uint32_t i) { return (t == 0 ? 0x64000000u : 0x65000000u) + (i << 8); }
+    static uint32_t overlay(uint16_t t, uint32_t i) {
+        return (t == 0 ? 0x0a000000u : 0x0a010000u) + 2 + i;
+    }
+    static uint32_t nbma(uint16_t t, uint32_t i) {
+        return (t == 0 ? 0xc6130000u : 0xc6120000u) + 1 + i;
+    }
+    static uint32_t lan_of(uint16_t t, uint32_t i) {
+        return (t == 0 ? 0x64000000u : 0x65000000u) + (i << 8);
+    }
     // A host on the hub's LAN side (behind lan_router), spread over 172.16.0.0/12.
     static uint32_t lan_host(uint32_t i) { return 0xac110000u + (i % 0xe0000u); }
     // SPIs: hub -> spoke i and spoke i -> hub.
@@ -44,13 +50,13 @@ inline const rte_ether_addr wire_mac{{0x02, 0, 0, 0, 0x0b, 0x01}};  // the hub's
 // Inner packet sizes (IPv4 total length): one size, or simple IMIX, 7:4:1 of 64, 576 and 1400
 // (1400 rather than 1500 because the tunnel's IP MTU is 1400).
 struct size_mix {
-    std::string name;            // "64", "imix", "1400"
+    std::string name;             // "64", "imix", "1400"
     std::vector<uint16_t> cycle;  // the sizes packets take, in turn
     double mean() const;
 };
 size_mix parse_size(std::string_view s);
-inline constexpr std::array<uint16_t, 12> imix_cycle = {64, 576, 64, 64, 576, 64,
-                                                       1400, 64, 576, 64, 64, 576};
+inline constexpr std::array<uint16_t, 12> imix_cycle = {64,   576, 64,  64, 576, 64,
+                                                        1400, 64,  576, 64, 64,  576};
 
 // AES-128-GCM key material (16-byte key + 4-byte salt, RFC 4106) of one SA, derived from its SPI.
 std::array<uint8_t, 20> key_of(uint32_t spi);

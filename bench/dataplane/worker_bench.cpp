@@ -55,9 +55,7 @@ namespace {
 
 constexpr uint16_t burst = dp::rx_burst;
 
-[[noreturn]] void fail(const std::string& what) {
-    throw std::runtime_error(what);
-}
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
 
 struct ring_port {
     uint16_t id = 0;
@@ -181,7 +179,8 @@ public:
         }
         _pub->set_inbound_sas(inbound);
         uint32_t lan_adj = 1 + 2 * spokes;
-        must(_pub->set_lan_adjacency(lan_adj, {_l_out, plan::lan_router, lan_mac}), "LAN adjacency");
+        must(_pub->set_lan_adjacency(lan_adj, {_l_out, plan::lan_router, lan_mac}),
+             "LAN adjacency");
         must(_pub->add_route(0xac100000, 12, {route_kind::adjacency, lan_adj}), "LAN route");
         for (uint32_t a : {plan::hub_nbma, plan::hub_overlay0, plan::hub_overlay1, plan::hub_lan}) {
             must(_pub->add_route(a, 32, {route_kind::local, 0}), "local route");
@@ -325,31 +324,34 @@ traffic build_traffic(kind k, const size_mix& mix, hub& h, uint32_t flows, uint3
         auto host = static_cast<uint16_t>(f);
         bytes pkt;
         switch (k) {
-        case kind::gre: {
-            auto inner = ipv4_udp(plan::lan_of(0, s) + 1 + f % 250, plan::lan_of(0, d) + 1 + f % 250,
-                                  size, host);
-            auto outer = ipv4(plan::nbma(0, s), plan::hub_nbma, 47, gre_keyed(plan::key0, inner));
-            pkt = ether(h.u_in().mac, gw_mac, outer);
-            break;
-        }
-        case kind::esp_transit: {
-            auto inner = ipv4_udp(plan::lan_of(1, s) + 1 + f % 250, plan::lan_of(1, d) + 1 + f % 250,
-                                  size, host);
-            pkt = ipv4(plan::nbma(1, s), plan::hub_nbma, 47, gre_keyed(plan::key1, inner));
-            t.esp_sa.push_back(s);
-            break;
-        }
-        case kind::esp_in: {
-            auto inner = ipv4_udp(plan::lan_of(1, s) + 1 + f % 250, plan::lan_host(f), size, host);
-            pkt = ipv4(plan::nbma(1, s), plan::hub_nbma, 47, gre_keyed(plan::key1, inner));
-            t.esp_sa.push_back(s);
-            break;
-        }
-        case kind::esp_out: {
-            auto inner = ipv4_udp(plan::lan_host(f), plan::lan_of(1, d) + 1 + f % 250, size, host);
-            pkt = ether(h.l_in().mac, lan_mac, inner);
-            break;
-        }
+            case kind::gre: {
+                auto inner = ipv4_udp(plan::lan_of(0, s) + 1 + f % 250,
+                                      plan::lan_of(0, d) + 1 + f % 250, size, host);
+                auto outer =
+                    ipv4(plan::nbma(0, s), plan::hub_nbma, 47, gre_keyed(plan::key0, inner));
+                pkt = ether(h.u_in().mac, gw_mac, outer);
+                break;
+            }
+            case kind::esp_transit: {
+                auto inner = ipv4_udp(plan::lan_of(1, s) + 1 + f % 250,
+                                      plan::lan_of(1, d) + 1 + f % 250, size, host);
+                pkt = ipv4(plan::nbma(1, s), plan::hub_nbma, 47, gre_keyed(plan::key1, inner));
+                t.esp_sa.push_back(s);
+                break;
+            }
+            case kind::esp_in: {
+                auto inner =
+                    ipv4_udp(plan::lan_of(1, s) + 1 + f % 250, plan::lan_host(f), size, host);
+                pkt = ipv4(plan::nbma(1, s), plan::hub_nbma, 47, gre_keyed(plan::key1, inner));
+                t.esp_sa.push_back(s);
+                break;
+            }
+            case kind::esp_out: {
+                auto inner =
+                    ipv4_udp(plan::lan_host(f), plan::lan_of(1, d) + 1 + f % 250, size, host);
+                pkt = ether(h.l_in().mac, lan_mac, inner);
+                break;
+            }
         }
         t.offset.push_back(static_cast<uint32_t>(t.arena.size()));
         t.length.push_back(static_cast<uint16_t>(pkt.size()));
@@ -441,9 +443,15 @@ uint16_t staged_poll(dp::worker& w, const dp::shared_tables& tables, uint16_t po
     uint16_t n_ip = 0;
     for (uint16_t i = 0; i < n; ++i) {
         switch (dp::class_of(dp::meta(pkts[i]))) {
-        case dp::packet_class::esp: esp[n_esp++] = pkts[i]; break;
-        case dp::packet_class::gre: gre[n_gre++] = pkts[i]; break;
-        default: ip[n_ip++] = pkts[i]; break;
+            case dp::packet_class::esp:
+                esp[n_esp++] = pkts[i];
+                break;
+            case dp::packet_class::gre:
+                gre[n_gre++] = pkts[i];
+                break;
+            default:
+                ip[n_ip++] = pkts[i];
+                break;
         }
     }
     lap("classify");
@@ -507,7 +515,8 @@ result measure(dp::worker& w, traffic& t, hub& h, const ring_port& in, double se
         }
         uint64_t a1 = rte_rdtsc();
         fill(t, h, ms, burst, in.id);
-        if (rte_ring_sp_enqueue_bulk(in.rx, reinterpret_cast<void**>(ms), burst, nullptr) != burst) {
+        if (rte_ring_sp_enqueue_bulk(in.rx, reinterpret_cast<void**>(ms), burst, nullptr) !=
+            burst) {
             fail("rx ring full");
         }
         uint64_t p0 = rte_rdtsc();
@@ -520,11 +529,13 @@ result measure(dp::worker& w, traffic& t, hub& h, const ring_port& in, double se
         if (total.size() == total.capacity()) {
             break;
         }
-        total.push_back(static_cast<uint32_t>(std::min<uint64_t>((a1 - a0) + (p1 - p0), UINT32_MAX)));
+        total.push_back(
+            static_cast<uint32_t>(std::min<uint64_t>((a1 - a0) + (p1 - p0), UINT32_MAX)));
         alloc.push_back(static_cast<uint32_t>(a1 - a0));
     }
     std::vector<uint32_t> sorted = total;
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2),
+                     sorted.end());
     uint64_t limit = uint64_t{sorted[sorted.size() / 2]} * 8;
     result r;
     uint64_t sum = 0;
@@ -559,7 +570,8 @@ stage_clock measure_stages(dp::worker& w, traffic& t, hub& h, const ring_port& i
         }
         one.cycles["rx"] += rte_rdtsc() - a0;
         fill(t, h, ms, burst, in.id);
-        if (rte_ring_sp_enqueue_bulk(in.rx, reinterpret_cast<void**>(ms), burst, nullptr) != burst) {
+        if (rte_ring_sp_enqueue_bulk(in.rx, reinterpret_cast<void**>(ms), burst, nullptr) !=
+            burst) {
             fail("rx ring full");
         }
         staged_poll(w, h.tables(), in.id, one);
@@ -572,7 +584,8 @@ stage_clock measure_stages(dp::worker& w, traffic& t, hub& h, const ring_port& i
         bursts.push_back(std::move(one));
     }
     std::vector<uint64_t> sorted = totals;
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2),
+                     sorted.end());
     uint64_t limit = sorted[sorted.size() / 2] * 8;
     stage_clock clk;
     for (size_t i = 0; i < bursts.size(); ++i) {
@@ -625,22 +638,24 @@ int run_worker_bench(const worker_bench_options& o) {
                 stage_clock clk = measure_stages(w, t, h, in, o.seconds / 3);
                 const dp::worker_counters& c = w.counters();
                 uint64_t drops = c.total_drops();
-                std::printf("{\"case\": \"%s\", \"pkt_size\": \"%s\", \"workers\": 1, "
-                            "\"cycles_per_pkt\": %.2f, \"mpps\": %.3f, \"tsc_hz\": %" PRIu64 ", "
-                            "\"rx_alloc_cycles_per_pkt\": %.2f, \"packets\": %" PRIu64
-                            ", \"bursts_discarded\": %" PRIu64 ", \"spokes\": %u, \"flows\": %u, "
-                            "\"rate_limit_slots\": %u, "
-                            "\"mean_inner_bytes\": %.1f, \"rx\": %" PRIu64 ", \"tx\": %" PRIu64
-                            ", \"drops\": %" PRIu64 ", \"redirect_events\": %" PRIu64
-                            ", \"stages\": {",
-                            cs.c_str(), mix.name.c_str(), r.cycles_per_pkt,
-                            static_cast<double>(hz) / r.cycles_per_pkt / 1e6, hz,
-                            r.alloc_cycles_per_pkt, r.packets, r.discarded, o.spokes, t.flows,
-                            wc.rate_limit_slots, mix.mean(), c.rx_packets, c.tx_packets, drops,
-                            c.punts[static_cast<size_t>(dp::punt_reason::redirect)]);
+                std::printf(
+                    "{\"case\": \"%s\", \"pkt_size\": \"%s\", \"workers\": 1, "
+                    "\"cycles_per_pkt\": %.2f, \"mpps\": %.3f, \"tsc_hz\": %" PRIu64
+                    ", "
+                    "\"rx_alloc_cycles_per_pkt\": %.2f, \"packets\": %" PRIu64
+                    ", \"bursts_discarded\": %" PRIu64
+                    ", \"spokes\": %u, \"flows\": %u, "
+                    "\"rate_limit_slots\": %u, "
+                    "\"mean_inner_bytes\": %.1f, \"rx\": %" PRIu64 ", \"tx\": %" PRIu64
+                    ", \"drops\": %" PRIu64 ", \"redirect_events\": %" PRIu64 ", \"stages\": {",
+                    cs.c_str(), mix.name.c_str(), r.cycles_per_pkt,
+                    static_cast<double>(hz) / r.cycles_per_pkt / 1e6, hz, r.alloc_cycles_per_pkt,
+                    r.packets, r.discarded, o.spokes, t.flows, wc.rate_limit_slots, mix.mean(),
+                    c.rx_packets, c.tx_packets, drops,
+                    c.punts[static_cast<size_t>(dp::punt_reason::redirect)]);
                 bool first = true;
-                for (const char* name : {"rx", "classify", "esp_in", "gre_decap", "route", "resolve",
-                                         "mtu+mss", "encap", "esp_out", "tx", "flush"}) {
+                for (const char* name : {"rx", "classify", "esp_in", "gre_decap", "route",
+                                         "resolve", "mtu+mss", "encap", "esp_out", "tx", "flush"}) {
                     auto it = clk.cycles.find(name);
                     if (it == clk.cycles.end()) {
                         continue;
@@ -652,13 +667,15 @@ int run_worker_bench(const worker_bench_options& o) {
                 std::printf("}}\n");
                 std::fflush(stdout);
                 if (drops != 0 || c.tx_packets != c.rx_packets) {
-                    std::fprintf(stderr, "%s %s: %" PRIu64 " drops, rx %" PRIu64 " tx %" PRIu64 "\n",
+                    std::fprintf(stderr,
+                                 "%s %s: %" PRIu64 " drops, rx %" PRIu64 " tx %" PRIu64 "\n",
                                  cs.c_str(), mix.name.c_str(), drops, c.rx_packets, c.tx_packets);
                     for (size_t i = 0; i < c.drops.size(); ++i) {
                         if (c.drops[i] != 0) {
-                            std::fprintf(stderr, "  %s: %" PRIu64 "\n",
-                                         std::string(dp::name(static_cast<dp::drop_reason>(i))).c_str(),
-                                         c.drops[i]);
+                            std::fprintf(
+                                stderr, "  %s: %" PRIu64 "\n",
+                                std::string(dp::name(static_cast<dp::drop_reason>(i))).c_str(),
+                                c.drops[i]);
                         }
                     }
                     rc = 1;

@@ -41,9 +41,7 @@ constexpr std::string_view help_text =
     "  clear nhrp [ADDRESS]\n"
     "  reload\n";
 
-std::string ip(uint32_t a) {
-    return wire::format_ipv4(a);
-}
+std::string ip(uint32_t a) { return wire::format_ipv4(a); }
 
 std::vector<std::string> lines_of(const std::string& text) {
     std::vector<std::string> out;
@@ -191,8 +189,8 @@ control::mgmt_reply hub::reload() {
     }
     std::optional<nhrp::server> new_server;
     if (replace) {
-        auto sc = server_config_of(next, slots,
-                                   [this](uint32_t dst) { return route_for_nhrp(dst); });
+        auto sc =
+            server_config_of(next, slots, [this](uint32_t dst) { return route_for_nhrp(dst); });
         auto s = nhrp::server::create(std::move(sc));
         if (!s) {
             return reject(fmt::format("NHRP server: {}", nhrp::name(s.error())));
@@ -241,9 +239,9 @@ control::mgmt_reply hub::reload() {
                 continue;
             }
             bool tunnel_kept = _slots.name(static_cast<uint16_t>(e.tunnel)) != nullptr;
-            b->second.carried_until = (e.type == nhrp::entry_type::dynamic && tunnel_kept && e.expires)
-                                          ? *e.expires
-                                          : now;
+            b->second.carried_until =
+                (e.type == nhrp::entry_type::dynamic && tunnel_kept && e.expires) ? *e.expires
+                                                                                  : now;
         }
         _server.reset();
         _server.emplace(std::move(*new_server));
@@ -283,8 +281,9 @@ control::mgmt_reply hub::reload() {
 
 std::string hub::show_interfaces(bool json) const {
     std::string ports_json;
-    std::string text = "Port        DPDK  MAC                Address             Role      MTU   "
-                       "Link\n";
+    std::string text =
+        "Port        DPDK  MAC                Address             Role      MTU   "
+        "Link\n";
     for (const port_rt& p : _ports) {
         dp::link_state l = dp::port_link(p.opened.id);
         std::string gw = p.cfg.gateway ? config::to_string(*p.cfg.gateway) : "";
@@ -311,8 +310,9 @@ std::string hub::show_interfaces(bool json) const {
         }
     }
     std::string tunnels_json;
-    text += "\nTunnel      Slot  Overlay             NBMA             Key         MTU   MSS   "
-            "IPsec         Entries\n";
+    text +=
+        "\nTunnel      Slot  Overlay             NBMA             Key         MTU   MSS   "
+        "IPsec         Entries\n";
     std::map<uint32_t, size_t> entries;
     for (const nhrp::tunnel_view& tv : _server->tunnels()) {
         entries[tv.id] = tv.entries;
@@ -320,8 +320,8 @@ std::string hub::show_interfaces(bool json) const {
     for (const config::tunnel& t : _topo.tunnels) {
         uint16_t slot = *_slots.slot(t.name);
         std::string key = t.gre_key ? std::to_string(*t.gre_key) : "none";
-        std::string overlay = config::to_string(t.overlay_address) + "/" +
-                              std::to_string(t.overlay_prefix.length);
+        std::string overlay =
+            config::to_string(t.overlay_address) + "/" + std::to_string(t.overlay_prefix.length);
         if (json) {
             tunnels_json += (tunnels_json.empty() ? "" : ",") +
                             json_members()
@@ -340,8 +340,8 @@ std::string hub::show_interfaces(bool json) const {
         } else {
             text += fmt::format("{:<12}{:<6}{:<20}{:<17}{:<12}{:<6}{:<6}{:<14}{}\n", t.name, slot,
                                 overlay, config::to_string(t.nbma_source), key, t.ip_mtu,
-                                t.tcp_adjust_mss,
-                                t.ipsec_profile.empty() ? "-" : t.ipsec_profile, entries[slot]);
+                                t.tcp_adjust_mss, t.ipsec_profile.empty() ? "-" : t.ipsec_profile,
+                                entries[slot]);
         }
     }
     if (json) {
@@ -377,10 +377,11 @@ std::string hub::show_stats(bool json) const {
                                 .num("event_alloc_failed", c.event_alloc_failed)
                                 .done();
         } else {
-            text += fmt::format("  worker {} (lcore {}): rx {} tx {} drops {} punts {} handoff "
-                                "in {} out {}\n",
-                                w, _worker_lcores[w], c.rx_packets, c.tx_packets,
-                                c.total_drops(), c.total_punts(), c.handoff_in, c.handoff_out);
+            text += fmt::format(
+                "  worker {} (lcore {}): rx {} tx {} drops {} punts {} handoff "
+                "in {} out {}\n",
+                w, _worker_lcores[w], c.rx_packets, c.tx_packets, c.total_drops(), c.total_punts(),
+                c.handoff_in, c.handoff_out);
         }
     }
     // Per port: the NIC's own counters beside the workers'.
@@ -407,10 +408,11 @@ std::string hub::show_stats(bool json) const {
                               .num("control_tx_packets", p.control_tx)
                               .done();
         } else {
-            text += fmt::format("  {}: rx {} ({} bytes) tx {} ({} bytes) missed {} errors {}/{} "
-                                "control tx {}\n",
-                                p.name, es.ipackets, es.ibytes, es.opackets, es.obytes,
-                                es.imissed, es.ierrors, es.oerrors, p.control_tx);
+            text += fmt::format(
+                "  {}: rx {} ({} bytes) tx {} ({} bytes) missed {} errors {}/{} "
+                "control tx {}\n",
+                p.name, es.ipackets, es.ibytes, es.opackets, es.obytes, es.imissed, es.ierrors,
+                es.oerrors, p.control_tx);
         }
     }
     // Per drop reason and punt reason, over all workers.
@@ -427,7 +429,8 @@ std::string hub::show_stats(bool json) const {
     text += "Punts (sent by workers / handled by the control lcore)\n";
     for (size_t i = 0; i < dp::punt_reason_count; ++i) {
         auto r = static_cast<dp::punt_reason>(i);
-        punts.raw(dp::name(r), json_members().num("punted", total.punt(r)).num("handled", _cc.punts[i]).done());
+        punts.raw(dp::name(r),
+                  json_members().num("punted", total.punt(r)).num("handled", _cc.punts[i]).done());
         if (total.punt(r) != 0 || _cc.punts[i] != 0) {
             text += fmt::format("  {}: {} / {}\n", dp::name(r), total.punt(r), _cc.punts[i]);
         }
@@ -500,13 +503,14 @@ std::string hub::show_stats(bool json) const {
                    .done() +
                "\n";
     }
-    text += fmt::format("Control\n  echo replies {}, ICMP errors {}, NHRP sent {} (no ESP path {}), "
-                        "frames {} (failed {}), handoffs {} (failed {}), no route {}, no binding "
-                        "{}, held dropped {}, adjacencies {}, routes {}, reloads {} (rejected {})\n",
-                        _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent,
-                        _cc.nhrp_tx_no_esp_path, _cc.tx_frames, _cc.tx_failed, _cc.handoffs,
-                        _cc.handoff_failed, _cc.no_route, _cc.no_binding, _cc.held_dropped,
-                        _nexthops.size(), _installed.size(), _cc.reloads, _cc.reloads_rejected);
+    text += fmt::format(
+        "Control\n  echo replies {}, ICMP errors {}, NHRP sent {} (no ESP path {}), "
+        "frames {} (failed {}), handoffs {} (failed {}), no route {}, no binding "
+        "{}, held dropped {}, adjacencies {}, routes {}, reloads {} (rejected {})\n",
+        _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent, _cc.nhrp_tx_no_esp_path,
+        _cc.tx_frames, _cc.tx_failed, _cc.handoffs, _cc.handoff_failed, _cc.no_route,
+        _cc.no_binding, _cc.held_dropped, _nexthops.size(), _installed.size(), _cc.reloads,
+        _cc.reloads_rejected);
     return text;
 }
 
@@ -557,7 +561,9 @@ void hub::refresh_telemetry(timestamp now) {
     s.stats.emplace_back("icmp_echo_replies", _cc.icmp_echo_replies);
     s.stats.emplace_back("handoffs", _cc.handoffs);
     s.stats.emplace_back("adjacencies", _nexthops.size());
-    s.stats.emplace_back("uptime_s", static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(now - _started).count()));
+    s.stats.emplace_back(
+        "uptime_s", static_cast<uint64_t>(
+                        std::chrono::duration_cast<std::chrono::seconds>(now - _started).count()));
     s.nhrp = lines_of(nhrp::show_nhrp_brief(*_server, nhrp::show_format::text));
     s.dmvpn = lines_of(nhrp::show_dmvpn(*_server, now, nhrp::show_format::text));
     s.interfaces = lines_of(show_interfaces(false));

@@ -29,10 +29,14 @@ bytes eth_frame(const mac_addr& dst, const mac_addr& src, uint16_t type,
 
 std::string_view name(arp_error e) noexcept {
     switch (e) {
-    case arp_error::truncated: return "truncated";
-    case arp_error::not_arp: return "not_arp";
-    case arp_error::not_ethernet_ip: return "not_ethernet_ip";
-    case arp_error::bad_op: return "bad_op";
+        case arp_error::truncated:
+            return "truncated";
+        case arp_error::not_arp:
+            return "not_arp";
+        case arp_error::not_ethernet_ip:
+            return "not_ethernet_ip";
+        case arp_error::bad_op:
+            return "bad_op";
     }
     return "unknown";
 }
@@ -86,11 +90,16 @@ bytes ipv4_packet(uint32_t src, uint32_t dst, uint8_t protocol, std::span<const 
 
 std::string_view name(icmp_error e) noexcept {
     switch (e) {
-    case icmp_error::bad_ip: return "bad_ip";
-    case icmp_error::not_icmp: return "not_icmp";
-    case icmp_error::truncated: return "truncated";
-    case icmp_error::bad_checksum: return "bad_checksum";
-    case icmp_error::not_echo: return "not_echo";
+        case icmp_error::bad_ip:
+            return "bad_ip";
+        case icmp_error::not_icmp:
+            return "not_icmp";
+        case icmp_error::truncated:
+            return "truncated";
+        case icmp_error::bad_checksum:
+            return "bad_checksum";
+        case icmp_error::not_echo:
+            return "not_echo";
     }
     return "unknown";
 }
@@ -124,9 +133,7 @@ wire::result<bytes, icmp_error> icmp_echo_answer(std::span<const uint8_t> reques
 
 namespace {
 
-bool is_multicast_or_broadcast(uint32_t a) {
-    return (a >> 28) == 0xe || a == 0xffffffffu;
-}
+bool is_multicast_or_broadcast(uint32_t a) { return (a >> 28) == 0xe || a == 0xffffffffu; }
 
 }  // namespace
 

@@ -58,11 +58,11 @@ bytes ipv4_packet(uint32_t src, uint32_t dst, uint8_t protocol, std::span<const 
                   uint16_t id, uint8_t ttl = 64);
 
 enum class icmp_error : uint8_t {
-    bad_ip,         // the IPv4 header does not parse (or is a fragment)
-    not_icmp,       // protocol is not 1
-    truncated,      // no room for the 8-byte ICMP header
-    bad_checksum,   // ICMP checksum does not verify
-    not_echo,       // an ICMP type the hub does not answer
+    bad_ip,        // the IPv4 header does not parse (or is a fragment)
+    not_icmp,      // protocol is not 1
+    truncated,     // no room for the 8-byte ICMP header
+    bad_checksum,  // ICMP checksum does not verify
+    not_echo,      // an ICMP type the hub does not answer
 };
 std::string_view name(icmp_error e) noexcept;
 

@@ -42,57 +42,55 @@ void log(fmt::format_string<Args...> f, Args&&... args) {
     fmt::print(stderr, "dmvpn-hub: {}\n", fmt::format(f, std::forward<Args>(args)...));
 }
 
-timestamp now_ts() {
-    return std::chrono::steady_clock::now();
-}
+timestamp now_ts() { return std::chrono::steady_clock::now(); }
 
-std::string ip_str(uint32_t a) {
-    return wire::format_ipv4(a);
-}
+std::string ip_str(uint32_t a) { return wire::format_ipv4(a); }
 
 std::string eal_advice(int err) {
     switch (err) {
-    case ENOMEM:
-    case ENODEV:
-        return "not enough memory for DPDK: reserve hugepages (echo 1024 > "
-               "/proc/sys/vm/nr_hugepages; mount -t hugetlbfs nodev /dev/hugepages) or run "
-               "without them (hub.eal-args: [--no-huge, -m, \"1024\"])";
-    case EACCES:
-        return "permission denied: run as root (hugepages, device files)";
-    case EALREADY:
-        return "EAL is already running in this process";
-    case EINVAL:
-        return "EAL refused its arguments (see the EAL message above): check hub.eal-args, the "
-               "arguments after --, and that every lcore in control-lcore/worker-lcores exists "
-               "on this machine";
-    case EAGAIN:
-        return "a bus or system resource is not available (another DPDK process with the same "
-               "--file-prefix? give each one its own)";
-    case EPROTO:
-        return "no PCI bus: add --no-pci to hub.eal-args when using only virtual devices";
-    default:
-        return fmt::format("rte_eal_init failed: {}", rte_strerror(err));
+        case ENOMEM:
+        case ENODEV:
+            return "not enough memory for DPDK: reserve hugepages (echo 1024 > "
+                   "/proc/sys/vm/nr_hugepages; mount -t hugetlbfs nodev /dev/hugepages) or run "
+                   "without them (hub.eal-args: [--no-huge, -m, \"1024\"])";
+        case EACCES:
+            return "permission denied: run as root (hugepages, device files)";
+        case EALREADY:
+            return "EAL is already running in this process";
+        case EINVAL:
+            return "EAL refused its arguments (see the EAL message above): check hub.eal-args, the "
+                   "arguments after --, and that every lcore in control-lcore/worker-lcores exists "
+                   "on this machine";
+        case EAGAIN:
+            return "a bus or system resource is not available (another DPDK process with the same "
+                   "--file-prefix? give each one its own)";
+        case EPROTO:
+            return "no PCI bus: add --no-pci to hub.eal-args when using only virtual devices";
+        default:
+            return fmt::format("rte_eal_init failed: {}", rte_strerror(err));
     }
 }
 
 std::string port_advice(const config::port& p, dp::port_error e, uint16_t workers) {
     std::string what = fmt::format("port \"{}\" ({})", p.name, p.dev.spec);
     switch (e) {
-    case dp::port_error::probe_failed:
-        return what + ": DPDK could not probe the device: check the driver name and its "
-                      "arguments; a PCI device must be bound to vfio-pci and the EAL must not "
-                      "run with --no-pci";
-    case dp::port_error::not_found:
-        return what + ": the device was probed but no port carries the name \"" + p.dev.name +
-               "\": port not found";
-    case dp::port_error::too_few_queues:
-        return what + fmt::format(": the device has fewer than {} RX / {} TX queues: use fewer "
-                                  "worker lcores",
-                                  workers, workers + 1);
-    case dp::port_error::mtu_failed:
-        return what + fmt::format(": the device refused MTU {}", p.mtu);
-    default:
-        return what + ": " + std::string(dp::name(e));
+        case dp::port_error::probe_failed:
+            return what +
+                   ": DPDK could not probe the device: check the driver name and its "
+                   "arguments; a PCI device must be bound to vfio-pci and the EAL must not "
+                   "run with --no-pci";
+        case dp::port_error::not_found:
+            return what + ": the device was probed but no port carries the name \"" + p.dev.name +
+                   "\": port not found";
+        case dp::port_error::too_few_queues:
+            return what + fmt::format(
+                              ": the device has fewer than {} RX / {} TX queues: use fewer "
+                              "worker lcores",
+                              workers, workers + 1);
+        case dp::port_error::mtu_failed:
+            return what + fmt::format(": the device refused MTU {}", p.mtu);
+        default:
+            return what + ": " + std::string(dp::name(e));
     }
 }
 
@@ -132,38 +130,40 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     h->_worker_lcores = h->_topo.hub.worker_lcores;
     h->_started = now_ts();
     if (h->_workers_n == 0 || h->_workers_n > dp::max_workers) {
-        return wire::fail(fmt::format("hub.worker-lcores: 1 to {} workers are supported",
-                                      dp::max_workers));
+        return wire::fail(
+            fmt::format("hub.worker-lcores: 1 to {} workers are supported", dp::max_workers));
     }
     if (!h->_slots.assign(h->_topo)) {
         return wire::fail(fmt::format("at most {} tunnels are supported", dp::max_tunnels));
     }
     // Refuse early, before DPDK takes the devices, if another hub answers on the socket.
     if (auto other = control::mgmt_call(h->_socket, "help", 300); other) {
-        return wire::fail(fmt::format("another dmvpn-hub answers on {}: stop it, or give this one "
-                                      "another management.socket (or --socket)",
-                                      h->_socket));
+        return wire::fail(
+            fmt::format("another dmvpn-hub answers on {}: stop it, or give this one "
+                        "another management.socket (or --socket)",
+                        h->_socket));
     }
     if (auto err = h->start_eal(p)) {
         return wire::fail(*err);
     }
-    for (auto step : {&hub::create_tables, &hub::open_ports, &hub::start_nhrp,
-                      &hub::start_workers}) {
+    for (auto step :
+         {&hub::create_tables, &hub::open_ports, &hub::start_nhrp, &hub::start_workers}) {
         if (auto err = (h.get()->*step)()) {
             return wire::fail(*err);
         }
     }
     auto mgmt = control::mgmt_server::start(h->_socket);
     if (!mgmt) {
-        return wire::fail(fmt::format("management socket {}: {} (create its directory, or set "
-                                      "management.socket / --socket to a writable path)",
-                                      h->_socket, mgmt.error()));
+        return wire::fail(
+            fmt::format("management socket {}: {} (create its directory, or set "
+                        "management.socket / --socket to a writable path)",
+                        h->_socket, mgmt.error()));
     }
     h->_mgmt = std::move(mgmt.value());
     h->_telemetry = telemetry::create();
     h->refresh_telemetry(now_ts());
-    log("running: {} port(s), {} tunnel(s), {} worker(s), management socket {}",
-        h->_ports.size(), h->_topo.tunnels.size(), h->_workers_n, h->_socket);
+    log("running: {} port(s), {} tunnel(s), {} worker(s), management socket {}", h->_ports.size(),
+        h->_topo.tunnels.size(), h->_workers_n, h->_socket);
     return h;
 }
 
@@ -186,9 +186,8 @@ std::optional<std::string> hub::start_eal(const start_params& p) {
         }
         args.insert(args.begin(), {"-l", list});
     }
-    bool has_main = std::any_of(args.begin(), args.end(), [](const std::string& a) {
-        return a.starts_with("--main-lcore");
-    });
+    bool has_main = std::any_of(args.begin(), args.end(),
+                                [](const std::string& a) { return a.starts_with("--main-lcore"); });
     if (!has_main) {
         args.insert(args.begin(), {"--main-lcore", std::to_string(_topo.hub.control_lcore)});
     }
@@ -201,9 +200,10 @@ std::optional<std::string> hub::start_eal(const start_params& p) {
     }
     _eal_up = true;
     if (rte_lcore_id() != _topo.hub.control_lcore) {
-        return fmt::format("hub.control-lcore is {} but EAL runs the main lcore on {}: make them "
-                           "agree (--main-lcore)",
-                           _topo.hub.control_lcore, rte_lcore_id());
+        return fmt::format(
+            "hub.control-lcore is {} but EAL runs the main lcore on {}: make them "
+            "agree (--main-lcore)",
+            _topo.hub.control_lcore, rte_lcore_id());
     }
     for (unsigned l : _worker_lcores) {
         if (l == rte_get_main_lcore()) {
@@ -211,9 +211,10 @@ std::optional<std::string> hub::start_eal(const start_params& p) {
                                l);
         }
         if (!rte_lcore_is_enabled(l)) {
-            return fmt::format("worker lcore {} is not in the EAL core list: add it to -l (or "
-                               "drop -l and let the hub build it from hub.worker-lcores)",
-                               l);
+            return fmt::format(
+                "worker lcore {} is not in the EAL core list: add it to -l (or "
+                "drop -l and let the hub build it from hub.worker-lcores)",
+                l);
         }
         if (rte_eal_get_lcore_state(l) != WAIT) {
             return fmt::format("worker lcore {} is busy", l);
@@ -237,9 +238,10 @@ std::optional<std::string> hub::create_tables() {
     _pool = rte_pktmbuf_pool_create(pool_name.c_str(), n - 1, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                     static_cast<int>(rte_socket_id()));
     if (_pool == nullptr) {
-        return fmt::format("mbuf pool of {} buffers: {} (give DPDK more memory: -m, or "
-                           "hugepages)",
-                           n - 1, rte_strerror(rte_errno));
+        return fmt::format(
+            "mbuf pool of {} buffers: {} (give DPDK more memory: -m, or "
+            "hugepages)",
+            n - 1, rte_strerror(rte_errno));
     }
     _punts = dp::create_punt_ring("hub_punts", punt_ring_size, static_cast<int>(rte_socket_id()));
     if (_punts == nullptr) {
@@ -356,8 +358,8 @@ void hub::install_inbound_sas() {
         // must name (a profile shared by tunnels would need per-tunnel SAs).
         for (const config::tunnel& t : _topo.tunnels) {
             if (t.ipsec_profile == key.first) {
-                table.push_back(dp::inbound_sa{ps->in->spi(), *_slots.slot(t.name), ps->owner,
-                                               ps->in.get()});
+                table.push_back(
+                    dp::inbound_sa{ps->in->spi(), *_slots.slot(t.name), ps->owner, ps->in.get()});
                 break;
             }
         }
@@ -366,8 +368,7 @@ void hub::install_inbound_sas() {
 }
 
 std::optional<std::string> hub::start_nhrp() {
-    auto sc = server_config_of(_topo, _slots,
-                               [this](uint32_t dst) { return route_for_nhrp(dst); });
+    auto sc = server_config_of(_topo, _slots, [this](uint32_t dst) { return route_for_nhrp(dst); });
     auto s = nhrp::server::create(std::move(sc));
     if (!s) {
         return fmt::format("NHRP server: {}", nhrp::name(s.error()));
@@ -491,20 +492,35 @@ size_t hub::poll_punts(timestamp now) {
 
 void hub::dispatch(const dp::punt_record& r, timestamp now) {
     switch (r.reason) {
-    case dp::punt_reason::nhrp: on_nhrp(r, now); break;
-    case dp::punt_reason::arp: on_arp(r, now); break;
-    case dp::punt_reason::for_us: on_for_us(r, now); break;
-    case dp::punt_reason::multicast: on_multicast(r, now); break;
-    case dp::punt_reason::ttl_exceeded:
-        on_icmp_error(r, icmp_time_exceeded, 0, now);
-        break;
-    case dp::punt_reason::frag_needed:
-        on_icmp_error(r, icmp_unreachable, icmp_code_frag_needed, now);
-        break;
-    case dp::punt_reason::fragment: on_fragment(r, now); break;
-    case dp::punt_reason::glean: on_glean(r, now); break;
-    case dp::punt_reason::redirect: on_redirect(r, now); break;
-    default: break;
+        case dp::punt_reason::nhrp:
+            on_nhrp(r, now);
+            break;
+        case dp::punt_reason::arp:
+            on_arp(r, now);
+            break;
+        case dp::punt_reason::for_us:
+            on_for_us(r, now);
+            break;
+        case dp::punt_reason::multicast:
+            on_multicast(r, now);
+            break;
+        case dp::punt_reason::ttl_exceeded:
+            on_icmp_error(r, icmp_time_exceeded, 0, now);
+            break;
+        case dp::punt_reason::frag_needed:
+            on_icmp_error(r, icmp_unreachable, icmp_code_frag_needed, now);
+            break;
+        case dp::punt_reason::fragment:
+            on_fragment(r, now);
+            break;
+        case dp::punt_reason::glean:
+            on_glean(r, now);
+            break;
+        case dp::punt_reason::redirect:
+            on_redirect(r, now);
+            break;
+        default:
+            break;
     }
 }
 
@@ -615,11 +631,10 @@ void hub::on_multicast(const dp::punt_record& r, timestamp now) {
                                          [&](const port_rt& p) { return p.name == t.port; });
                 if (port != _ports.end()) {
                     neighbor_output out;
-                    _neighbors.send_or_hold(
-                        port->opened.id, l2_hop(port->opened.id, nbma),
-                        gre_packet(t.nbma_source.value, nbma, t.gre_key, wire::gre_proto::ipv4,
-                                   pkt, _ip_id++),
-                        now, out);
+                    _neighbors.send_or_hold(port->opened.id, l2_hop(port->opened.id, nbma),
+                                            gre_packet(t.nbma_source.value, nbma, t.gre_key,
+                                                       wire::gre_proto::ipv4, pkt, _ip_id++),
+                                            now, out);
                     on_neighbors(out);
                     sent = true;
                 }
@@ -679,8 +694,8 @@ void hub::timers(timestamp now) {
     std::vector<prefix_key> dead;
     for (const auto& [k, w] : _glean_routes) {
         if (w.nh) {
-            auto st = _neighbors.state(static_cast<uint16_t>(w.nh->egress & ~dp::glean_lan_port_bit),
-                                       w.nh->addr);
+            auto st = _neighbors.state(
+                static_cast<uint16_t>(w.nh->egress & ~dp::glean_lan_port_bit), w.nh->addr);
             if (!st || *st == neighbor_state::failed) {
                 dead.push_back(k);
             }
@@ -1285,8 +1300,7 @@ bool hub::handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t wor
     return true;
 }
 
-void hub::glean_lan(uint16_t port, uint32_t nexthop, std::optional<bytes> packet,
-                    timestamp now) {
+void hub::glean_lan(uint16_t port, uint32_t nexthop, std::optional<bytes> packet, timestamp now) {
     prefix_key k{nexthop, 32};
     if (wanted(k) == nullptr) {
         auto egress = static_cast<uint16_t>(dp::glean_lan_port_bit | port);
@@ -1313,17 +1327,17 @@ void hub::send_ip(bytes packet, timestamp now) {
         return;
     }
     switch (t->kind) {
-    case dp::route_kind::glean_lan:
-        glean_lan(static_cast<uint16_t>(t->index), dst, std::move(packet), now);
-        return;
-    case dp::route_kind::glean_tunnel:
-        ++_cc.no_binding;
-        return;
-    case dp::route_kind::adjacency:
-        break;
-    default:
-        ++_cc.no_route;
-        return;
+        case dp::route_kind::glean_lan:
+            glean_lan(static_cast<uint16_t>(t->index), dst, std::move(packet), now);
+            return;
+        case dp::route_kind::glean_tunnel:
+            ++_cc.no_binding;
+            return;
+        case dp::route_kind::adjacency:
+            break;
+        default:
+            ++_cc.no_route;
+            return;
     }
     const dp::adjacency* a = _pub->tables().adjacencies->get(t->index);
     if (a == nullptr) {

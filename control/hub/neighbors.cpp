@@ -5,9 +5,12 @@ namespace dmvpn::hub {
 
 std::string_view name(neighbor_state s) noexcept {
     switch (s) {
-    case neighbor_state::incomplete: return "incomplete";
-    case neighbor_state::reachable: return "reachable";
-    case neighbor_state::failed: return "failed";
+        case neighbor_state::incomplete:
+            return "incomplete";
+        case neighbor_state::reachable:
+            return "reachable";
+        case neighbor_state::failed:
+            return "failed";
     }
     return "unknown";
 }
@@ -66,7 +69,8 @@ void neighbor_table::send_or_hold(uint16_t port, uint32_t ip, bytes l3, timestam
     if (it != _entries.end() && it->second.state == neighbor_state::reachable) {
         auto p = _ports.find(port);
         if (p != _ports.end()) {
-            out.frames.emplace_back(port, eth_frame(it->second.mac, p->second.mac, ethertype_ipv4, l3));
+            out.frames.emplace_back(port,
+                                    eth_frame(it->second.mac, p->second.mac, ethertype_ipv4, l3));
         }
         return;
     }
@@ -129,26 +133,26 @@ void neighbor_table::tick(timestamp now, neighbor_output& out) {
             continue;
         }
         switch (e.state) {
-        case neighbor_state::incomplete:
-            if (e.probes >= _s.max_probes) {
-                e.state = neighbor_state::failed;
-                e.next = now + _s.failed_hold;
-                out.dropped += e.pending.size();
-                e.pending.clear();
-            } else {
-                ++e.probes;
-                e.next = now + _s.retry;
+            case neighbor_state::incomplete:
+                if (e.probes >= _s.max_probes) {
+                    e.state = neighbor_state::failed;
+                    e.next = now + _s.failed_hold;
+                    out.dropped += e.pending.size();
+                    e.pending.clear();
+                } else {
+                    ++e.probes;
+                    e.next = now + _s.retry;
+                    request(k.port, k.ip, out);
+                }
+                break;
+            case neighbor_state::reachable:
+                // Re-confirm without forgetting: traffic keeps flowing on the old MAC meanwhile,
+                // and the answer (or a changed MAC) arrives through on_arp.
+                e.next = now + _s.refresh;
                 request(k.port, k.ip, out);
-            }
-            break;
-        case neighbor_state::reachable:
-            // Re-confirm without forgetting: traffic keeps flowing on the old MAC meanwhile,
-            // and the answer (or a changed MAC) arrives through on_arp.
-            e.next = now + _s.refresh;
-            request(k.port, k.ip, out);
-            break;
-        case neighbor_state::failed:
-            break;
+                break;
+            case neighbor_state::failed:
+                break;
         }
     }
 }

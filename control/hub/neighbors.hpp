@@ -27,11 +27,11 @@ enum class neighbor_state : uint8_t { incomplete, reachable, failed };
 std::string_view name(neighbor_state s) noexcept;
 
 struct neighbor_settings {
-    std::chrono::milliseconds retry{1000};       // between requests while unresolved
-    unsigned max_probes = 3;                     // then the entry is failed
-    std::chrono::milliseconds failed_hold{5000}; // a failed entry is not re-probed before this
-    std::chrono::seconds refresh{300};           // a reachable entry is re-confirmed this often
-    size_t max_pending = 8;                      // packets held per unresolved neighbour
+    std::chrono::milliseconds retry{1000};        // between requests while unresolved
+    unsigned max_probes = 3;                      // then the entry is failed
+    std::chrono::milliseconds failed_hold{5000};  // a failed entry is not re-probed before this
+    std::chrono::seconds refresh{300};            // a reachable entry is re-confirmed this often
+    size_t max_pending = 8;                       // packets held per unresolved neighbour
 };
 
 struct neighbor_view {
@@ -89,7 +89,7 @@ private:
         neighbor_state state = neighbor_state::incomplete;
         mac_addr mac{};
         unsigned probes = 0;
-        timestamp next{};     // next request (incomplete), next refresh (reachable)
+        timestamp next{};  // next request (incomplete), next refresh (reachable)
         timestamp updated{};
         std::vector<bytes> pending;
     };

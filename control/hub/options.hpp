@@ -8,12 +8,12 @@
 namespace dmvpn::hub {
 
 struct options {
-    std::optional<std::string> config_file;   // --config FILE; none: the embedded default
-    std::optional<std::string> check_file;    // --check-config FILE: validate and exit
-    std::optional<std::string> socket;        // --socket PATH: overrides management.socket
-    std::vector<std::string> eal_args;        // everything after "--"
+    std::optional<std::string> config_file;  // --config FILE; none: the embedded default
+    std::optional<std::string> check_file;   // --check-config FILE: validate and exit
+    std::optional<std::string> socket;       // --socket PATH: overrides management.socket
+    std::vector<std::string> eal_args;       // everything after "--"
     bool help = false;
-    bool print_default = false;               // --print-default-config
+    bool print_default = false;  // --print-default-config
 };
 
 // Either the options, or a message saying what is wrong (for stderr, exit status 2).

@@ -61,8 +61,9 @@ std::unique_ptr<telemetry> telemetry::create() {
     static bool registered = false;
     if (!registered) {
         registered = true;
-        rte_telemetry_register_cmd("/dmvpn/stats", on_stats,
-                                   "dmvpn-hub counters: workers, ports, drops, NHRP. No parameters");
+        rte_telemetry_register_cmd(
+            "/dmvpn/stats", on_stats,
+            "dmvpn-hub counters: workers, ports, drops, NHRP. No parameters");
         rte_telemetry_register_cmd("/dmvpn/nhrp", on_nhrp,
                                    "dmvpn-hub NHRP cache, one entry a line. No parameters");
         rte_telemetry_register_cmd("/dmvpn/dmvpn", on_dmvpn,
@@ -90,8 +91,6 @@ bool telemetry::try_publish(telemetry_snapshot s) {
     return true;
 }
 
-telemetry_snapshot telemetry_current() {
-    return copy_current();
-}
+telemetry_snapshot telemetry_current() { return copy_current(); }
 
 }  // namespace dmvpn::hub

@@ -120,7 +120,8 @@ void mgmt_server::run() {
         char buf[512];
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
         bool complete = false;
-        while (!complete && line.size() < max_command && std::chrono::steady_clock::now() < deadline) {
+        while (!complete && line.size() < max_command &&
+               std::chrono::steady_clock::now() < deadline) {
             pollfd cp{client, POLLIN, 0};
             if (::poll(&cp, 1, 100) <= 0) {
                 continue;
@@ -158,8 +159,8 @@ void mgmt_server::run() {
             got.reset();
             std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
-        send_reply(client, got ? got->reply
-                               : mgmt_reply{false, "control lcore did not answer in time\n"});
+        send_reply(client,
+                   got ? got->reply : mgmt_reply{false, "control lcore did not answer in time\n"});
         ::close(client);
     }
 }

@@ -268,7 +268,8 @@ std::vector<requester> cache::take_requesters(uint32_t index) {
 size_t cache::memory_bytes() const noexcept {
     return _entries.capacity() * sizeof(cache_entry) + _free_entries.capacity() * sizeof(uint32_t) +
            _index.capacity() * sizeof(slot) + _prefixes.capacity() * sizeof(uint32_t) +
-           _chunks.capacity() * sizeof(requester_chunk) + _free_chunks.capacity() * sizeof(uint32_t);
+           _chunks.capacity() * sizeof(requester_chunk) +
+           _free_chunks.capacity() * sizeof(uint32_t);
 }
 
 }  // namespace dmvpn::nhrp

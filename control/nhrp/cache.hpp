@@ -13,7 +13,7 @@
 namespace dmvpn::nhrp {
 
 enum class entry_type : uint8_t {
-    dynamic,  // learned from a Registration Request
+    dynamic,     // learned from a Registration Request
     static_map,  // `ip nhrp map` in the configuration
 };
 std::string_view name(entry_type t) noexcept;
@@ -31,10 +31,14 @@ inline constexpr uint8_t nat = 0x80;
 }  // namespace entry_flag
 // The names in the order Cisco prints them.
 inline constexpr std::pair<uint8_t, std::string_view> entry_flag_names[] = {
-    {entry_flag::authoritative, "authoritative"}, {entry_flag::unique, "unique"},
-    {entry_flag::registered, "registered"},       {entry_flag::used, "used"},
-    {entry_flag::router, "router"},               {entry_flag::implicit, "implicit"},
-    {entry_flag::local, "local"},                 {entry_flag::nat, "nat"},
+    {entry_flag::authoritative, "authoritative"},
+    {entry_flag::unique, "unique"},
+    {entry_flag::registered, "registered"},
+    {entry_flag::used, "used"},
+    {entry_flag::router, "router"},
+    {entry_flag::implicit, "implicit"},
+    {entry_flag::local, "local"},
+    {entry_flag::nat, "nat"},
 };
 
 // A station that was told about an entry and must hear of its removal (Purge Request).
@@ -56,10 +60,10 @@ struct cache_entry {
     uint32_t claimed_nbma = 0;  // what the station said (differs behind NAT)
     int64_t created_ms = 0;
     int64_t expires_ms = never;
-    uint32_t request_id = 0;    // of the registration that made or last refreshed it
-    uint32_t generation = 0;    // bumped when the slot is reused: stale timers see the change
-    uint32_t requesters = 0;    // head of its requester list in the pool, 0 = none
-    uint16_t tunnel = 0;        // the server's tunnel index, not the configured id
+    uint32_t request_id = 0;  // of the registration that made or last refreshed it
+    uint32_t generation = 0;  // bumped when the slot is reused: stale timers see the change
+    uint32_t requesters = 0;  // head of its requester list in the pool, 0 = none
+    uint16_t tunnel = 0;      // the server's tunnel index, not the configured id
     uint16_t mtu = 0;
     uint16_t holding_time = 0;  // as registered
     uint8_t prefix_len = 32;

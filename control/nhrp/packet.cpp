@@ -50,9 +50,7 @@ bool cie_list_extension(uint16_t type) noexcept {
            type == ext::reverse_transit || type == ext::cisco_nat_address;
 }
 
-bytes copy(std::span<const uint8_t> s) {
-    return bytes(s.begin(), s.end());
-}
+bytes copy(std::span<const uint8_t> s) { return bytes(s.begin(), s.end()); }
 
 // Reads one CIE; nullopt when its fixed part or its addresses do not fit in `r`, which the
 // caller bounds to the region the CIE list may occupy.
@@ -105,7 +103,8 @@ std::optional<std::vector<cie>> read_cies(reader r) {
     return out;
 }
 
-wire::result<extension, parse_error> read_extension_body(extension e, std::span<const uint8_t> body) {
+wire::result<extension, parse_error> read_extension_body(extension e,
+                                                         std::span<const uint8_t> body) {
     if (e.type == ext::end) {
         if (!body.empty()) {
             return fail(parse_error::end_extension_not_empty);

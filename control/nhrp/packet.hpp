@@ -36,12 +36,12 @@ inline constexpr size_t cie_fixed_size = 12;
 
 // Mandatory-part flags (section 5.2.x; Cisco adds NAT-capable to every type).
 namespace flag {
-inline constexpr uint16_t res_q = 0x8000;  // Resolution: router (Q)
-inline constexpr uint16_t res_a = 0x4000;  // authoritative
-inline constexpr uint16_t res_d = 0x2000;  // destination is stable
-inline constexpr uint16_t res_u = 0x1000;  // unique
-inline constexpr uint16_t res_s = 0x0800;  // source is stable
-inline constexpr uint16_t reg_u = 0x8000;  // Registration: unique
+inline constexpr uint16_t res_q = 0x8000;    // Resolution: router (Q)
+inline constexpr uint16_t res_a = 0x4000;    // authoritative
+inline constexpr uint16_t res_d = 0x2000;    // destination is stable
+inline constexpr uint16_t res_u = 0x1000;    // unique
+inline constexpr uint16_t res_s = 0x0800;    // source is stable
+inline constexpr uint16_t reg_u = 0x8000;    // Registration: unique
 inline constexpr uint16_t purge_n = 0x8000;  // Purge: no reply
 inline constexpr uint16_t cisco_nat = 0x0002;
 }  // namespace flag
@@ -140,9 +140,9 @@ struct packet {
     // Types 1-6: flags and request ID. Type 7 and 8 put an unused word where flags are.
     uint16_t flags = 0;
     uint32_t request_id = 0;
-    uint16_t error_code = 0;    // type 7 only
-    uint16_t error_offset = 0;  // type 7 only
-    uint16_t traffic_code = 0;  // type 8 only (0 = redirect)
+    uint16_t error_code = 0;      // type 7 only
+    uint16_t error_offset = 0;    // type 7 only
+    uint16_t traffic_code = 0;    // type 8 only (0 = redirect)
     uint16_t traffic_unused = 0;  // type 8 only: the word after the traffic code
     bytes src_nbma;
     bytes src_nbma_sub;
@@ -175,7 +175,7 @@ enum class parse_error : uint8_t {
     extension_overruns_packet,
     extension_body_malformed,
     end_extension_not_empty,
-    ext_offset_inside_mandatory_part,  // ext_offset cuts the mandatory fields or addresses
+    ext_offset_inside_mandatory_part,    // ext_offset cuts the mandatory fields or addresses
     authentication_extension_too_short,  // less than reserved + SPI
     vendor_private_extension_too_short,  // less than an OUI
 };

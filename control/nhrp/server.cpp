@@ -118,7 +118,8 @@ int64_t to_ms(timestamp t) noexcept {
 }
 
 timestamp from_ms(int64_t ms) noexcept {
-    return timestamp{std::chrono::duration_cast<timestamp::duration>(std::chrono::milliseconds(ms))};
+    return timestamp{
+        std::chrono::duration_cast<timestamp::duration>(std::chrono::milliseconds(ms))};
 }
 
 // Where the i-th extension starts, walking the already-validated raw packet.
@@ -307,7 +308,8 @@ bool server::take_token(uint32_t source, int64_t now_ms) {
         // legitimate spoke a fresh bucket, never starve it.
         b = bucket{source, burst, now_ms, true};
     } else if (now_ms > b.last_ms) {
-        uint64_t refill = static_cast<uint64_t>(now_ms - b.last_ms) * _config.registration_rate_per_s;
+        uint64_t refill =
+            static_cast<uint64_t>(now_ms - b.last_ms) * _config.registration_rate_per_s;
         b.tokens_milli = static_cast<uint32_t>(std::min<uint64_t>(burst, b.tokens_milli + refill));
         b.last_ms = now_ms;
     }
@@ -335,7 +337,8 @@ void server::put_authentication(const tunnel_state& t, packet& p) const {
     extension* a = find_extension(p, ext::authentication);
     if (t.auth_key.empty()) {
         if (a != nullptr) {
-            std::erase_if(p.extensions, [](const extension& e) { return e.type == ext::authentication; });
+            std::erase_if(p.extensions,
+                          [](const extension& e) { return e.type == ext::authentication; });
         }
         return;
     }
@@ -420,8 +423,8 @@ adjacency_event server::event_of(adjacency_change change, change_cause cause,
     if (e.type == entry_type::dynamic) {
         ev.multicast = t.cfg.multicast_dynamic;
     } else {
-        ev.multicast = std::find(t.cfg.multicast_nbma.begin(), t.cfg.multicast_nbma.end(), e.nbma) !=
-                       t.cfg.multicast_nbma.end();
+        ev.multicast = std::find(t.cfg.multicast_nbma.begin(), t.cfg.multicast_nbma.end(),
+                                 e.nbma) != t.cfg.multicast_nbma.end();
         for (const auto& m : t.cfg.static_maps) {
             if (m.multicast && m.nbma == e.nbma) {
                 ev.multicast = true;
@@ -489,7 +492,8 @@ outputs server::handle(uint32_t tunnel_id, uint32_t outer_src_nbma, std::span<co
     std::optional<uint32_t> key;
     constexpr size_t src_proto_at = 32;
     constexpr size_t dst_proto_at = 36;
-    if (nhrp.size() >= dst_proto_at + 4 && nhrp[18] == 4 && nhrp[19] == 0 && nhrp[20] == 4 && nhrp[21] == 4) {
+    if (nhrp.size() >= dst_proto_at + 4 && nhrp[18] == 4 && nhrp[19] == 0 && nhrp[20] == 4 &&
+        nhrp[21] == 4) {
         if (nhrp[type_offset] == static_cast<uint8_t>(op::resolution_request)) {
             key = wire::load_be32(nhrp.data() + dst_proto_at);
         } else if (nhrp[type_offset] == static_cast<uint8_t>(op::registration_request)) {
@@ -643,7 +647,8 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
     }
     const bool unique = (p.flags & flag::reg_u) != 0;
     const bool nat = c.outer_src != claimed;
-    const uint16_t hold = request_cie.holding_time != 0 ? request_cie.holding_time : t.cfg.holdtime_s;
+    const uint16_t hold =
+        request_cie.holding_time != 0 ? request_cie.holding_time : t.cfg.holdtime_s;
     const int64_t expires = c.now_ms + int64_t{hold} * 1000;
     auto fill = [&](cache_entry& e) {
         e.via = src_proto;
@@ -653,9 +658,9 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
         e.mtu = request_cie.mtu;
         e.holding_time = hold;
         uint8_t keep = e.flags & entry_flag::used;
-        e.flags = static_cast<uint8_t>(keep | entry_flag::authoritative | entry_flag::registered |
-                                       (unique ? entry_flag::unique : 0) |
-                                       (nat ? entry_flag::nat : 0));
+        e.flags =
+            static_cast<uint8_t>(keep | entry_flag::authoritative | entry_flag::registered |
+                                 (unique ? entry_flag::unique : 0) | (nat ? entry_flag::nat : 0));
     };
 
     uint32_t idx = _cache.find(c.tunnel, address);
@@ -697,7 +702,8 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
         fresh.expires_ms = expires;
         fresh.flags &= static_cast<uint8_t>(~entry_flag::used);
         schedule_expiry(idx);
-        c.out.events.push_back(event_of(adjacency_change::update, change_cause::registration, fresh));
+        c.out.events.push_back(
+            event_of(adjacency_change::update, change_cause::registration, fresh));
         return cie_code::success;
     }
     fill(e);
@@ -819,7 +825,8 @@ void server::answer_resolution(context& c, packet& p, uint32_t entry_index) {
         a.holding_time = _tunnels[e.tunnel].cfg.holdtime_s;
     } else {
         // What is left of the registration, as IOS answers.
-        a.holding_time = static_cast<uint16_t>(std::min<int64_t>((e.expires_ms - c.now_ms) / 1000, 0xffff));
+        a.holding_time =
+            static_cast<uint16_t>(std::min<int64_t>((e.expires_ms - c.now_ms) / 1000, 0xffff));
     }
     a.client_nbma = wire::ipv4_bytes(e.nbma);
     a.client_proto = wire::ipv4_bytes(e.address);
@@ -863,7 +870,8 @@ void server::answer_negative(context& c, packet& p, uint8_t prefix_len) {
     send(c.out, c.tunnel, c.outer_src, p);
 }
 
-void server::forward(context& c, packet& p, uint16_t out_tunnel, uint32_t dst_nbma, uint16_t transit_type) {
+void server::forward(context& c, packet& p, uint16_t out_tunnel, uint32_t dst_nbma,
+                     uint16_t transit_type) {
     // Transit record and authentication are those of the tunnel it leaves on (hop by hop).
     const auto& t = _tunnels[out_tunnel];
     if (p.hdr.hop_count <= 1) {
@@ -1026,7 +1034,8 @@ void server::send_purge(outputs& out, uint16_t tunnel, const requester& r, const
     pp.packet = *built;
     ++_tunnels[tunnel].stats.sent[static_cast<size_t>(op::purge_request)];
     out.packets.push_back(outgoing{t.cfg.id, r.nbma, std::move(*built)});
-    _wheel.schedule(now + _config.purge_retry_interval, timer_ref{slot | 0x80000000u, pp.generation});
+    _wheel.schedule(now + _config.purge_retry_interval,
+                    timer_ref{slot | 0x80000000u, pp.generation});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1052,7 +1061,8 @@ void server::on_timer(outputs& out, timer_ref ref, timestamp now) {
     const int64_t now_ms = to_ms(now);
     if ((ref.kind_and_index & 0x80000000u) != 0) {
         uint32_t slot = ref.kind_and_index & 0x7fffffffu;
-        if (slot >= _purges.size() || !_purges[slot].live || _purges[slot].generation != ref.generation) {
+        if (slot >= _purges.size() || !_purges[slot].live ||
+            _purges[slot].generation != ref.generation) {
             return;
         }
         pending_purge& pp = _purges[slot];
@@ -1071,7 +1081,8 @@ void server::on_timer(outputs& out, timer_ref ref, timestamp now) {
         ++stats.sent[static_cast<size_t>(op::purge_request)];
         ++stats.purge_retransmits;
         out.packets.push_back(outgoing{_tunnels[pp.tunnel].cfg.id, pp.requester_nbma, pp.packet});
-        _wheel.schedule(now + _config.purge_retry_interval, timer_ref{slot | 0x80000000u, pp.generation});
+        _wheel.schedule(now + _config.purge_retry_interval,
+                        timer_ref{slot | 0x80000000u, pp.generation});
         return;
     }
     if (!_cache.valid(ref.kind_and_index, ref.generation)) {
@@ -1223,7 +1234,8 @@ std::vector<entry_view> server::entries(std::optional<uint32_t> tunnel_id) const
     std::vector<std::pair<uint64_t, uint32_t>> order;
     _cache.for_each([&](uint32_t idx, const cache_entry& e) {
         if (!only || e.tunnel == *only) {
-            order.emplace_back((uint64_t{e.tunnel} << 40) | (uint64_t{e.address} << 8) | e.prefix_len, idx);
+            order.emplace_back(
+                (uint64_t{e.tunnel} << 40) | (uint64_t{e.address} << 8) | e.prefix_len, idx);
         }
     });
     std::sort(order.begin(), order.end());
@@ -1237,8 +1249,9 @@ std::vector<entry_view> server::entries(std::optional<uint32_t> tunnel_id) const
 std::vector<tunnel_view> server::tunnels() const {
     std::vector<tunnel_view> out;
     for (const auto& t : _tunnels) {
-        out.push_back(tunnel_view{t.cfg.id, t.cfg.name, t.cfg.overlay_address, t.cfg.overlay_prefix_len,
-                                  t.cfg.nbma_address, t.entries, &t.stats});
+        out.push_back(tunnel_view{t.cfg.id, t.cfg.name, t.cfg.overlay_address,
+                                  t.cfg.overlay_prefix_len, t.cfg.nbma_address, t.entries,
+                                  &t.stats});
     }
     return out;
 }

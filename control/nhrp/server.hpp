@@ -48,24 +48,24 @@ struct nhs_peer {
 
 struct tunnel_config {
     uint32_t id = 0;
-    std::string name;  // for show commands; "Tunnel<id>" when empty
+    std::string name;              // for show commands; "Tunnel<id>" when empty
     uint32_t overlay_address = 0;  // the hub's protocol address on this tunnel
     uint8_t overlay_prefix_len = 24;
-    uint32_t nbma_address = 0;  // the hub's NBMA address
+    uint32_t nbma_address = 0;        // the hub's NBMA address
     std::optional<uint32_t> gre_key;  // carried for the caller; NHRP itself never sees it
     // Local to the hub, never on the wire (as in IOS): tunnels sharing a network-id form one
     // NHRP domain, so a Resolution Request on one is answered from the others' registrations.
     uint32_t network_id = 1;
     std::string authentication;  // cleartext key, at most 8 bytes; empty = none
     uint16_t holdtime_s = 7200;  // ours: Responder/transit CIEs, and when a CIE says 0
-    uint16_t mtu = 1514;  // in the CIEs the hub originates
-    bool redirect = false;  // `ip nhrp redirect`
+    uint16_t mtu = 1514;         // in the CIEs the hub originates
+    bool redirect = false;       // `ip nhrp redirect`
     // IOS in Phase 3 forwards a Resolution Request for a registered spoke to that spoke, which
     // answers for its own networks; off, the hub answers authoritatively itself (Phase 2).
     bool forward_resolution_to_owner = false;
     std::chrono::milliseconds redirect_interval{2000};  // per (source, destination)
-    bool multicast_dynamic = true;  // `ip nhrp map multicast dynamic`
-    std::vector<uint32_t> multicast_nbma;  // `ip nhrp map multicast <nbma>`
+    bool multicast_dynamic = true;                      // `ip nhrp map multicast dynamic`
+    std::vector<uint32_t> multicast_nbma;               // `ip nhrp map multicast <nbma>`
     std::vector<static_map> static_maps;
     std::vector<nhs_peer> nhs_peers;
     size_t max_cache_entries = 1'000'000;
@@ -313,7 +313,8 @@ private:
     uint8_t register_binding(context& c, const packet& p, const cie& request_cie);
     void answer_resolution(context& c, packet& p, uint32_t entry_index);
     void answer_negative(context& c, packet& p, uint8_t prefix_len);
-    void forward(context& c, packet& p, uint16_t out_tunnel, uint32_t dst_nbma, uint16_t transit_type);
+    void forward(context& c, packet& p, uint16_t out_tunnel, uint32_t dst_nbma,
+                 uint16_t transit_type);
     void remember_requester(context& c, uint32_t entry_index, const packet& p);
 
     void remove_entry(outputs& out, uint32_t index, change_cause cause, timestamp now);

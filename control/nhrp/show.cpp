@@ -126,7 +126,8 @@ std::string text_counts(std::string_view title, const std::array<uint64_t, 9>& n
     }
     std::string out = "   " + std::string(title) + ": Total " + std::to_string(total) + "\n";
     for (size_t i = 1; i < n.size(); i += 2) {
-        out += "         " + pad_left(std::to_string(n[i]), 8) + " " + pad(std::string(op_labels[i]), 22);
+        out += "         " + pad_left(std::to_string(n[i]), 8) + " " +
+               pad(std::string(op_labels[i]), 22);
         if (i + 1 < n.size()) {
             out += pad_left(std::to_string(n[i + 1]), 8) + " " + std::string(op_labels[i + 1]);
         }
@@ -175,19 +176,22 @@ std::string show_nhrp(const server& s, timestamp now, show_format f, bool detail
         out += prefix_text(e.address, e.prefix_len) + " via " + wire::format_ipv4(e.via) + "\n";
         out += "   " + std::string(e.tunnel_name) + " created " + format_age(since(e.created, now));
         if (e.expires) {
-            out += ", expire " + format_age(std::chrono::duration_cast<std::chrono::seconds>(*e.expires - now));
+            out += ", expire " +
+                   format_age(std::chrono::duration_cast<std::chrono::seconds>(*e.expires - now));
         } else {
             out += ", never expire";
         }
         out += "\n";
-        out += "   Type: " + std::string(name(e.type)) + ", Flags: " + joined(flag_names(e.flags), " ") + "\n";
+        out += "   Type: " + std::string(name(e.type)) +
+               ", Flags: " + joined(flag_names(e.flags), " ") + "\n";
         out += "   NBMA address: " + wire::format_ipv4(e.nbma) + "\n";
         if (e.claimed_nbma != e.nbma) {
             out += "    (Claimed NBMA address: " + wire::format_ipv4(e.claimed_nbma) + ")\n";
         }
         if (detail) {
             for (const auto& r : e.requesters) {
-                out += "   Requester: " + wire::format_ipv4(r.proto) + " Request ID: " + std::to_string(r.request_id) + "\n";
+                out += "   Requester: " + wire::format_ipv4(r.proto) +
+                       " Request ID: " + std::to_string(r.request_id) + "\n";
             }
         }
     }
@@ -210,13 +214,15 @@ std::string show_nhrp_brief(const server& s, show_format f) {
         }
         return out + "]\n";
     }
-    std::string out = "   " + pad("Target", 19) + pad("Via", 16) + pad("NBMA", 16) + pad("Mode", 9) +
-                      pad("Intfc", 10) + "Claimed\n";
+    std::string out = "   " + pad("Target", 19) + pad("Via", 16) + pad("NBMA", 16) +
+                      pad("Mode", 9) + pad("Intfc", 10) + "Claimed\n";
     for (const auto& e : entries) {
-        std::string claimed = e.claimed_nbma != e.nbma ? wire::format_ipv4(e.claimed_nbma) : "<   >";
-        out += "   " + pad(prefix_text(e.address, e.prefix_len), 19) + pad(wire::format_ipv4(e.via), 16) +
-               pad(wire::format_ipv4(e.nbma), 16) + pad(std::string(name(e.type)), 9) +
-               pad(std::string(e.tunnel_name), 10) + claimed + "\n";
+        std::string claimed =
+            e.claimed_nbma != e.nbma ? wire::format_ipv4(e.claimed_nbma) : "<   >";
+        out += "   " + pad(prefix_text(e.address, e.prefix_len), 19) +
+               pad(wire::format_ipv4(e.via), 16) + pad(wire::format_ipv4(e.nbma), 16) +
+               pad(std::string(name(e.type)), 9) + pad(std::string(e.tunnel_name), 10) + claimed +
+               "\n";
     }
     return out;
 }
@@ -232,11 +238,12 @@ std::string show_nhrp_summary(const server& s, show_format f) {
         unique += (e.flags & entry_flag::unique) != 0 ? 1 : 0;
     }
     if (f == show_format::json) {
-        return "{\"entries\":" + std::to_string(dynamic + statics) + ",\"static\":" + std::to_string(statics) +
+        return "{\"entries\":" + std::to_string(dynamic + statics) +
+               ",\"static\":" + std::to_string(statics) +
                ",\"dynamic\":" + std::to_string(dynamic) + ",\"nat\":" + std::to_string(nat) +
-               ",\"unique\":" + std::to_string(unique) + ",\"bytes\":" +
-               std::to_string(s.cache_memory_bytes()) + ",\"pending_purges\":" +
-               std::to_string(s.pending_purges()) + "}\n";
+               ",\"unique\":" + std::to_string(unique) +
+               ",\"bytes\":" + std::to_string(s.cache_memory_bytes()) +
+               ",\"pending_purges\":" + std::to_string(s.pending_purges()) + "}\n";
     }
     return "IP NHRP cache " + std::to_string(dynamic + statics) + " entries, " +
            std::to_string(s.cache_memory_bytes()) + " bytes\n" + "    " + std::to_string(statics) +
@@ -291,8 +298,9 @@ std::string show_dmvpn(const server& s, timestamp now, show_format f) {
     auto entries = s.entries();
     std::string out = f == show_format::json ? "[" : "";
     if (f == show_format::text) {
-        out += "Legend: Attrb --> S - Static, D - Dynamic, N - NATed\n"
-               "        # Ent --> Number of NHRP entries with same NBMA peer\n";
+        out +=
+            "Legend: Attrb --> S - Static, D - Dynamic, N - NATed\n"
+            "        # Ent --> Number of NHRP entries with same NBMA peer\n";
     }
     bool first_tunnel = true;
     for (const auto& t : s.tunnels()) {
@@ -320,10 +328,12 @@ std::string show_dmvpn(const server& s, timestamp now, show_format f) {
             bool first = true;
             for (const auto& [nbma, p] : peers) {
                 out += first ? "{" : ",{";
-                out += "\"entries\":" + std::to_string(p.count) + ",\"nbma\":" + json_quote(wire::format_ipv4(nbma)) +
-                       ",\"tunnel_address\":" + json_quote(wire::format_ipv4(p.overlay)) + ",\"state\":" +
-                       json_quote(p.registered ? "UP" : "NHRP") + ",\"uptime_s\":" +
-                       std::to_string(since(p.up, now).count()) + ",\"attributes\":" +
+                out += "\"entries\":" + std::to_string(p.count) +
+                       ",\"nbma\":" + json_quote(wire::format_ipv4(nbma)) +
+                       ",\"tunnel_address\":" + json_quote(wire::format_ipv4(p.overlay)) +
+                       ",\"state\":" + json_quote(p.registered ? "UP" : "NHRP") +
+                       ",\"uptime_s\":" + std::to_string(since(p.up, now).count()) +
+                       ",\"attributes\":" +
                        json_quote(std::string(p.is_static ? "S" : "D") + (p.nat ? "N" : "")) + "}";
                 first = false;
             }
@@ -334,10 +344,12 @@ std::string show_dmvpn(const server& s, timestamp now, show_format f) {
             out += " # Ent  Peer NBMA Addr Peer Tunnel Add State  UpDn Tm Attrb\n";
             out += " ----- --------------- --------------- ----- -------- -----\n";
             for (const auto& [nbma, p] : peers) {
-                out += pad_left(std::to_string(p.count), 6) + " " + pad(wire::format_ipv4(nbma), 15) + " " +
-                       pad_left(wire::format_ipv4(p.overlay), 15) + " " + pad_left(p.registered ? "UP" : "NHRP", 5) +
-                       " " + format_age(since(p.up, now)) + " " +
-                       pad_left(std::string(p.is_static ? "S" : "D") + (p.nat ? "N" : ""), 5) + "\n";
+                out +=
+                    pad_left(std::to_string(p.count), 6) + " " + pad(wire::format_ipv4(nbma), 15) +
+                    " " + pad_left(wire::format_ipv4(p.overlay), 15) + " " +
+                    pad_left(p.registered ? "UP" : "NHRP", 5) + " " + format_age(since(p.up, now)) +
+                    " " + pad_left(std::string(p.is_static ? "S" : "D") + (p.nat ? "N" : ""), 5) +
+                    "\n";
             }
         }
         first_tunnel = false;

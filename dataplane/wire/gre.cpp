@@ -92,8 +92,8 @@ size_t encode_gre(const gre_header& hdr, std::span<uint8_t> out) noexcept {
     }
     const uint16_t flags = static_cast<uint16_t>(
         (hdr.checksum_present ? flag_c : 0) | (hdr.key_present ? flag_k : 0) |
-        (hdr.sequence_present ? flag_s : 0) | ((hdr.reserved0 & reserved0_mask) << reserved0_shift) |
-        (hdr.version & version_mask));
+        (hdr.sequence_present ? flag_s : 0) |
+        ((hdr.reserved0 & reserved0_mask) << reserved0_shift) | (hdr.version & version_mask));
     uint8_t* p = out.data();
     store_be16(p, flags);
     store_be16(p + 2, hdr.protocol);

@@ -92,9 +92,9 @@ size_t encode_ipv4(const ipv4_header& hdr, std::span<const uint8_t> options,
     p[1] = hdr.tos;
     store_be16(p + 2, hdr.total_length);
     store_be16(p + 4, hdr.id);
-    const uint16_t frag = static_cast<uint16_t>((hdr.reserved_flag ? 0x8000 : 0) |
-                                                (hdr.df ? 0x4000 : 0) | (hdr.mf ? 0x2000 : 0) |
-                                                (hdr.fragment_offset & 0x1fff));
+    const uint16_t frag =
+        static_cast<uint16_t>((hdr.reserved_flag ? 0x8000 : 0) | (hdr.df ? 0x4000 : 0) |
+                              (hdr.mf ? 0x2000 : 0) | (hdr.fragment_offset & 0x1fff));
     store_be16(p + 6, frag);
     p[8] = hdr.ttl;
     p[9] = hdr.protocol;

@@ -29,13 +29,13 @@ constexpr uint32_t block_epb = 6;
 constexpr uint32_t byte_order_magic = 0x1a2b3c4d;
 constexpr uint32_t byte_order_magic_swapped = 0x4d3c2b1a;
 constexpr uint16_t pcapng_major = 1;
-constexpr size_t block_header_size = 8;     // type, total length
-constexpr size_t block_trailer_size = 4;    // total length again
-constexpr size_t shb_fixed_body = 16;       // magic, versions, section length
-constexpr size_t idb_fixed_body = 8;        // link type, reserved, snaplen
-constexpr size_t epb_fixed_body = 20;       // interface, timestamp, lengths
-constexpr size_t opb_fixed_body = 20;       // interface, drops, timestamp, lengths
-constexpr size_t spb_fixed_body = 4;        // original length
+constexpr size_t block_header_size = 8;   // type, total length
+constexpr size_t block_trailer_size = 4;  // total length again
+constexpr size_t shb_fixed_body = 16;     // magic, versions, section length
+constexpr size_t idb_fixed_body = 8;      // link type, reserved, snaplen
+constexpr size_t epb_fixed_body = 20;     // interface, timestamp, lengths
+constexpr size_t opb_fixed_body = 20;     // interface, drops, timestamp, lengths
+constexpr size_t spb_fixed_body = 4;      // original length
 constexpr uint16_t opt_endofopt = 0;
 constexpr uint16_t opt_if_tsresol = 9;
 constexpr uint16_t opt_if_tsoffset = 14;
@@ -58,9 +58,7 @@ constexpr size_t mac_pair_size = 12;
 
 constexpr uint64_t nanos_per_sec = 1'000'000'000;
 
-size_t pad4(size_t n) noexcept {
-    return (n + 3) & ~size_t{3};
-}
+size_t pad4(size_t n) noexcept { return (n + 3) & ~size_t{3}; }
 
 uint64_t pow10(uint8_t n) noexcept {
     uint64_t v = 1;
@@ -109,51 +107,78 @@ void put32le(std::vector<uint8_t>& out, uint32_t v) {
 
 std::string_view name(error e) noexcept {
     switch (e) {
-    case error::file_too_short: return "file_too_short";
-    case error::bad_magic: return "bad_magic";
-    case error::unsupported_version: return "unsupported_version";
-    case error::truncated_record_header: return "truncated_record_header";
-    case error::truncated_record_data: return "truncated_record_data";
-    case error::caplen_exceeds_snaplen: return "caplen_exceeds_snaplen";
-    case error::caplen_too_large: return "caplen_too_large";
-    case error::block_too_short: return "block_too_short";
-    case error::block_length_unaligned: return "block_length_unaligned";
-    case error::block_lengths_differ: return "block_lengths_differ";
-    case error::bad_byte_order_magic: return "bad_byte_order_magic";
-    case error::caplen_exceeds_block: return "caplen_exceeds_block";
-    case error::unknown_interface: return "unknown_interface";
-    case error::malformed_option: return "malformed_option";
-    case error::unsupported_timestamp_resolution: return "unsupported_timestamp_resolution";
+        case error::file_too_short:
+            return "file_too_short";
+        case error::bad_magic:
+            return "bad_magic";
+        case error::unsupported_version:
+            return "unsupported_version";
+        case error::truncated_record_header:
+            return "truncated_record_header";
+        case error::truncated_record_data:
+            return "truncated_record_data";
+        case error::caplen_exceeds_snaplen:
+            return "caplen_exceeds_snaplen";
+        case error::caplen_too_large:
+            return "caplen_too_large";
+        case error::block_too_short:
+            return "block_too_short";
+        case error::block_length_unaligned:
+            return "block_length_unaligned";
+        case error::block_lengths_differ:
+            return "block_lengths_differ";
+        case error::bad_byte_order_magic:
+            return "bad_byte_order_magic";
+        case error::caplen_exceeds_block:
+            return "caplen_exceeds_block";
+        case error::unknown_interface:
+            return "unknown_interface";
+        case error::malformed_option:
+            return "malformed_option";
+        case error::unsupported_timestamp_resolution:
+            return "unsupported_timestamp_resolution";
     }
     return "unknown";
 }
 
 std::string_view name(link_error e) noexcept {
     switch (e) {
-    case link_error::unsupported_link_type: return "unsupported_link_type";
-    case link_error::truncated_ethernet_header: return "truncated_ethernet_header";
-    case link_error::truncated_vlan_tag: return "truncated_vlan_tag";
-    case link_error::too_many_vlan_tags: return "too_many_vlan_tags";
-    case link_error::truncated_sll_header: return "truncated_sll_header";
-    case link_error::empty_raw_packet: return "empty_raw_packet";
-    case link_error::unknown_ip_version: return "unknown_ip_version";
+        case link_error::unsupported_link_type:
+            return "unsupported_link_type";
+        case link_error::truncated_ethernet_header:
+            return "truncated_ethernet_header";
+        case link_error::truncated_vlan_tag:
+            return "truncated_vlan_tag";
+        case link_error::too_many_vlan_tags:
+            return "too_many_vlan_tags";
+        case link_error::truncated_sll_header:
+            return "truncated_sll_header";
+        case link_error::empty_raw_packet:
+            return "empty_raw_packet";
+        case link_error::unknown_ip_version:
+            return "unknown_ip_version";
     }
     return "unknown";
 }
 
 std::string_view name(write_error e) noexcept {
     switch (e) {
-    case write_error::cannot_open: return "cannot_open";
-    case write_error::write_failed: return "write_failed";
-    case write_error::close_failed: return "close_failed";
+        case write_error::cannot_open:
+            return "cannot_open";
+        case write_error::write_failed:
+            return "write_failed";
+        case write_error::close_failed:
+            return "close_failed";
     }
     return "unknown";
 }
 
 std::string_view name(load_error e) noexcept {
     switch (e) {
-    case load_error::cannot_open: return "cannot_open";
-    case load_error::read_failed: return "read_failed";
+        case load_error::cannot_open:
+            return "cannot_open";
+        case load_error::read_failed:
+            return "read_failed";
     }
     return "unknown";
 }
@@ -180,8 +205,7 @@ std::optional<uint32_t> file_reader::u32(wire::reader& r) const noexcept {
         return (uint32_t{v[0]} << 24) | (uint32_t{v[1]} << 16) | (uint32_t{v[2]} << 8) |
                uint32_t{v[3]};
     }
-    return (uint32_t{v[3]} << 24) | (uint32_t{v[2]} << 16) | (uint32_t{v[1]} << 8) |
-           uint32_t{v[0]};
+    return (uint32_t{v[3]} << 24) | (uint32_t{v[2]} << 16) | (uint32_t{v[1]} << 8) | uint32_t{v[0]};
 }
 
 std::optional<uint64_t> file_reader::u64(wire::reader& r) const noexcept {
@@ -210,16 +234,16 @@ result<file_reader, error> file_reader::open(std::span<const uint8_t> file) {
     }
     // Read as big-endian, a little-endian file's magic appears byte-swapped.
     switch (*magic_be) {
-    case magic_micro_swapped:
-    case magic_nano_swapped:
-        fr._big_endian = false;
-        break;
-    case magic_micro:
-    case magic_nano:
-        fr._big_endian = true;
-        break;
-    default:
-        return fail(error::bad_magic);
+        case magic_micro_swapped:
+        case magic_nano_swapped:
+            fr._big_endian = false;
+            break;
+        case magic_micro:
+        case magic_nano:
+            fr._big_endian = true;
+            break;
+        default:
+            return fail(error::bad_magic);
     }
     const bool nano = *magic_be == magic_nano || *magic_be == magic_nano_swapped;
     auto hdr = fr._in.sub(pcap_file_header_size);
@@ -362,8 +386,8 @@ std::optional<error> file_reader::read_interface_description(wire::reader body) 
             }
             ifc.resolution_binary = (*v & tsresol_binary_bit) != 0;
             ifc.resolution_exponent = static_cast<uint8_t>(*v & ~tsresol_binary_bit);
-            const uint8_t limit = ifc.resolution_binary ? max_binary_exponent
-                                                        : max_decimal_exponent;
+            const uint8_t limit =
+                ifc.resolution_binary ? max_binary_exponent : max_decimal_exponent;
             if (ifc.resolution_exponent > limit) {
                 return error::unsupported_timestamp_resolution;
             }
@@ -483,29 +507,28 @@ result<std::optional<record>, error> file_reader::next_pcapng() {
         if (u32(trailer) != total) {
             return fail(error::block_lengths_differ);
         }
-        wire::reader body(
-            block->whole().subspan(block_header_size, *total - block_header_size -
-                                                          block_trailer_size));
+        wire::reader body(block->whole().subspan(block_header_size,
+                                                 *total - block_header_size - block_trailer_size));
         _in = peek;
         switch (*type) {
-        case block_idb:
-            if (auto e = read_interface_description(body)) {
-                return fail(*e);
+            case block_idb:
+                if (auto e = read_interface_description(body)) {
+                    return fail(*e);
+                }
+                break;
+            case block_epb:
+            case block_spb:
+            case block_opb: {
+                auto rec = *type == block_epb   ? read_enhanced_packet(body)
+                           : *type == block_spb ? read_simple_packet(body)
+                                                : read_obsolete_packet(body);
+                if (!rec) {
+                    return fail(rec.error());
+                }
+                return std::optional<record>{*rec};
             }
-            break;
-        case block_epb:
-        case block_spb:
-        case block_opb: {
-            auto rec = *type == block_epb   ? read_enhanced_packet(body)
-                       : *type == block_spb ? read_simple_packet(body)
-                                            : read_obsolete_packet(body);
-            if (!rec) {
-                return fail(rec.error());
-            }
-            return std::optional<record>{*rec};
-        }
-        default:
-            break;  // statistics, name resolution, custom blocks: nothing a decoder needs
+            default:
+                break;  // statistics, name resolution, custom blocks: nothing a decoder needs
         }
     }
 }
@@ -518,59 +541,59 @@ result<link_frame, link_error> strip_link_layer(uint16_t link_type, std::span<co
     wire::reader r(data);
     uint16_t type = 0;
     switch (link_type) {
-    case linktype::ethernet: {
-        if (!r.skip(mac_pair_size)) {
-            return fail(link_error::truncated_ethernet_header);
+        case linktype::ethernet: {
+            if (!r.skip(mac_pair_size)) {
+                return fail(link_error::truncated_ethernet_header);
+            }
+            auto t = r.be16();
+            if (!t) {
+                return fail(link_error::truncated_ethernet_header);
+            }
+            type = *t;
+            break;
         }
-        auto t = r.be16();
-        if (!t) {
-            return fail(link_error::truncated_ethernet_header);
+        case linktype::linux_sll: {
+            auto h = r.sub(sll_header_size);
+            if (!h) {
+                return fail(link_error::truncated_sll_header);
+            }
+            f.sll_pkttype = h->be16();
+            f.sll_hatype = h->be16();
+            h->skip(2 + sll_address_size);  // address length, address
+            type = *h->be16();
+            break;
         }
-        type = *t;
-        break;
-    }
-    case linktype::linux_sll: {
-        auto h = r.sub(sll_header_size);
-        if (!h) {
-            return fail(link_error::truncated_sll_header);
+        case linktype::linux_sll2: {
+            auto h = r.sub(sll2_header_size);
+            if (!h) {
+                return fail(link_error::truncated_sll_header);
+            }
+            type = *h->be16();
+            h->skip(2 + 4);  // reserved, interface index
+            f.sll_hatype = h->be16();
+            f.sll_pkttype = h->u8();
+            break;
         }
-        f.sll_pkttype = h->be16();
-        f.sll_hatype = h->be16();
-        h->skip(2 + sll_address_size);  // address length, address
-        type = *h->be16();
-        break;
-    }
-    case linktype::linux_sll2: {
-        auto h = r.sub(sll2_header_size);
-        if (!h) {
-            return fail(link_error::truncated_sll_header);
+        case linktype::raw: {
+            auto first = r.whole().empty() ? std::optional<uint8_t>{} : r.whole()[0];
+            if (!first) {
+                return fail(link_error::empty_raw_packet);
+            }
+            const uint8_t version = static_cast<uint8_t>(*first >> 4);
+            if (version != 4 && version != 6) {
+                return fail(link_error::unknown_ip_version);
+            }
+            f.ethertype = version == 4 ? ethertype_ipv4 : ethertype_ipv6;
+            f.payload = r.rest();
+            return f;
         }
-        type = *h->be16();
-        h->skip(2 + 4);  // reserved, interface index
-        f.sll_hatype = h->be16();
-        f.sll_pkttype = h->u8();
-        break;
-    }
-    case linktype::raw: {
-        auto first = r.whole().empty() ? std::optional<uint8_t>{} : r.whole()[0];
-        if (!first) {
-            return fail(link_error::empty_raw_packet);
-        }
-        const uint8_t version = static_cast<uint8_t>(*first >> 4);
-        if (version != 4 && version != 6) {
-            return fail(link_error::unknown_ip_version);
-        }
-        f.ethertype = version == 4 ? ethertype_ipv4 : ethertype_ipv6;
-        f.payload = r.rest();
-        return f;
-    }
-    case linktype::ipv4:
-    case linktype::ipv6:
-        f.ethertype = link_type == linktype::ipv4 ? ethertype_ipv4 : ethertype_ipv6;
-        f.payload = r.rest();
-        return f;
-    default:
-        return fail(link_error::unsupported_link_type);
+        case linktype::ipv4:
+        case linktype::ipv6:
+            f.ethertype = link_type == linktype::ipv4 ? ethertype_ipv4 : ethertype_ipv6;
+            f.payload = r.rest();
+            return f;
+        default:
+            return fail(link_error::unsupported_link_type);
     }
     f.outer_type = type;
     while (is_vlan_tpid(type)) {

@@ -34,21 +34,21 @@ enum class file_format : uint8_t { pcap, pcapng };
 
 enum class error : uint8_t {
     // Both formats.
-    file_too_short,        // not even a file header / section header block
-    bad_magic,             // neither pcap nor pcapng
-    unsupported_version,   // pcap major version other than 2, pcapng major other than 1
+    file_too_short,       // not even a file header / section header block
+    bad_magic,            // neither pcap nor pcapng
+    unsupported_version,  // pcap major version other than 2, pcapng major other than 1
     truncated_record_header,
     truncated_record_data,  // the record says more bytes follow than the file holds
     caplen_exceeds_snaplen,
-    caplen_too_large,       // more than any capture tool writes (256 KiB)
+    caplen_too_large,  // more than any capture tool writes (256 KiB)
     // pcapng only.
     block_too_short,         // total length below the block type's fixed part
     block_length_unaligned,  // total length not a multiple of 4
     block_lengths_differ,    // the trailing copy of the total length disagrees
     bad_byte_order_magic,
-    caplen_exceeds_block,    // an EPB's captured length runs past its block
-    unknown_interface,       // a packet names an interface no IDB described
-    malformed_option,        // an option that runs past its block
+    caplen_exceeds_block,  // an EPB's captured length runs past its block
+    unknown_interface,     // a packet names an interface no IDB described
+    malformed_option,      // an option that runs past its block
     unsupported_timestamp_resolution,
 };
 std::string_view name(error e) noexcept;

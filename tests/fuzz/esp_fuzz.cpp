@@ -17,11 +17,8 @@ using dmvpn::fuzz::require;
 namespace {
 
 constexpr std::array<esp::layout, 5> layouts = {
-    esp::layout{0, 0, 0},
-    esp::layout{8, 16, 1},
-    esp::layout{16, 16, 16},
-    esp::layout{8, 12, 8},
-    esp::layout{16, 12, 16},
+    esp::layout{0, 0, 0},  esp::layout{8, 16, 1},   esp::layout{16, 16, 16},
+    esp::layout{8, 12, 8}, esp::layout{16, 12, 16},
 };
 
 void check_packet(std::span<const uint8_t> input, const esp::layout& l) {

@@ -152,8 +152,8 @@ TEST_CASE("published ESP vectors decrypt and re-encrypt to the same bytes", "[cr
          "feffe9928665731c6d6a8f9467308308cafebabe", "", 0xa5f8, 17},
         {"vector-dpdk-esp-tunnel-aes256gcm-spi4a2cbfe3.pcap", cipher_alg::aes_gcm_16,
          integ_alg::none,
-         "abbccddef00112233445566778899aababbccddef00112233445566778899aab11223344", "",
-         0x4a2cbfe3, 6},
+         "abbccddef00112233445566778899aababbccddef00112233445566778899aab11223344", "", 0x4a2cbfe3,
+         6},
         {"vector-dpdk-esp-tunnel-aes128cbc-hmacsha256-spi34.pcap", cipher_alg::aes_cbc,
          integ_alg::hmac_sha256_128, "000405012300000000000a0b0c0f0000",
          "de34560000007800001000000000000210304000010203040a0b0c0d05060708", 0x34, 17},
@@ -458,7 +458,8 @@ TEST_CASE("replay: duplicates in and across bursts, too old, far ahead", "[crypt
     }
 }
 
-TEST_CASE("ESN: sequence numbers cross 2^32 and the high half is authenticated", "[crypto][esp][esn]") {
+TEST_CASE("ESN: sequence numbers cross 2^32 and the high half is authenticated",
+          "[crypto][esp][esn]") {
     for (const auto& su : suites) {
         INFO(su.label);
         options o;
@@ -682,8 +683,7 @@ TEST_CASE("malformed or unfit packets get named reasons", "[crypto][esp][bad]") 
     CHECK(enc_status(gre, 15, 128) == esp_status::no_headroom);
     CHECK(enc_status(gre, 16, 128) == esp_status::ok);
     CHECK(enc_status(gre, 128, 10) == esp_status::no_tailroom);
-    CHECK(enc_status(crypto_test::ipv4_packet(47, bytes(65535 - 20 - 20))) ==
-          esp_status::too_big);
+    CHECK(enc_status(crypto_test::ipv4_packet(47, bytes(65535 - 20 - 20))) == esp_status::too_big);
 
     packet_buffer plain(gre);
     CHECK(decrypt_one(*pair.in, plain) == esp_status::not_esp);
@@ -708,7 +708,8 @@ TEST_CASE("malformed or unfit packets get named reasons", "[crypto][esp][bad]") 
     CHECK(decrypt_one(*cbc.in, ob) == esp_status::bad_cipher_length);
 }
 
-TEST_CASE("authentic packets with bad padding or next header 59 are dropped", "[crypto][esp][bad]") {
+TEST_CASE("authentic packets with bad padding or next header 59 are dropped",
+          "[crypto][esp][bad]") {
     // Without integrity, CBC's malleability lets the test change a chosen plaintext byte of
     // the last block by flipping the same byte of the block before it.
     const bytes key = pattern(16, 3);

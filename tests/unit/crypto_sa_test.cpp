@@ -18,9 +18,7 @@ engine& test_engine() {
     return **eng;
 }
 
-bytes text(const std::string& s) {
-    return bytes(s.begin(), s.end());
-}
+bytes text(const std::string& s) { return bytes(s.begin(), s.end()); }
 
 std::string hex_of(std::span<const uint8_t> b) {
     static const char* digits = "0123456789abcdef";
@@ -54,8 +52,7 @@ TEST_CASE("HMAC-SHA-1 matches RFC 2202", "[crypto][hmac]") {
         {bytes(20, 0xaa), bytes(50, 0xdd), "125d7342b9ac11cd91a39af48aa17b4f63f175d3"},
         {hex("0102030405060708090a0b0c0d0e0f10111213141516171819"), bytes(50, 0xcd),
          "4c9007f4026250c6bc8414f9bf50c86c2d7235da"},
-        {bytes(20, 0x0c), text("Test With Truncation"),
-         "4c1a03424b55e07fe7f27be1d58bb9324a9a5a04"},
+        {bytes(20, 0x0c), text("Test With Truncation"), "4c1a03424b55e07fe7f27be1d58bb9324a9a5a04"},
         {bytes(80, 0xaa), text("Test Using Larger Than Block-Size Key - Hash Key First"),
          "aa4ae5e15272d00e95705637ce8a3b55ed402112"},
         {bytes(80, 0xaa),

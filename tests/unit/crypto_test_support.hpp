@@ -84,8 +84,7 @@ inline std::vector<bytes> read_pcap_ipv4(const std::string& path) {
 // A packet in a buffer with room on both sides, as an mbuf would hold it.
 class packet_buffer {
 public:
-    packet_buffer(std::span<const uint8_t> packet, uint32_t headroom = 128,
-                  uint32_t tailroom = 128)
+    packet_buffer(std::span<const uint8_t> packet, uint32_t headroom = 128, uint32_t tailroom = 128)
         : _mem(headroom + packet.size() + tailroom, 0xee),
           _head(headroom),
           _len(static_cast<uint32_t>(packet.size())),
@@ -93,9 +92,7 @@ public:
         std::copy(packet.begin(), packet.end(), _mem.begin() + headroom);
     }
 
-    dmvpn::crypto::esp_packet desc() {
-        return {_mem.data() + _head, _len, _head, _tail};
-    }
+    dmvpn::crypto::esp_packet desc() { return {_mem.data() + _head, _len, _head, _tail}; }
     // Takes the descriptor a burst call returned as the buffer's new extent.
     void update(const dmvpn::crypto::esp_packet& p) {
         _head = static_cast<uint32_t>(p.data - _mem.data());
@@ -103,9 +100,7 @@ public:
         _tail = p.tailroom;
     }
     std::span<uint8_t> bytes_view() { return {_mem.data() + _head, _len}; }
-    bytes copy() const {
-        return bytes(_mem.begin() + _head, _mem.begin() + _head + _len);
-    }
+    bytes copy() const { return bytes(_mem.begin() + _head, _mem.begin() + _head + _len); }
     uint32_t headroom() const { return _head; }
     uint32_t tailroom() const { return _tail; }
     size_t capacity() const { return _mem.size(); }
@@ -135,10 +130,26 @@ inline uint32_t be32(std::span<const uint8_t> b, size_t off) {
 inline bytes ipv4_packet(uint8_t protocol, std::span<const uint8_t> payload, uint16_t id = 1) {
     bytes p(20 + payload.size());
     const auto total = static_cast<uint16_t>(p.size());
-    const uint8_t header[20] = {0x45, 0x00, static_cast<uint8_t>(total >> 8),
-                                static_cast<uint8_t>(total), static_cast<uint8_t>(id >> 8),
-                                static_cast<uint8_t>(id), 0x40, 0x00, 64, protocol, 0, 0,
-                                198, 51, 100, 1, 203, 0, 113, 2};
+    const uint8_t header[20] = {0x45,
+                                0x00,
+                                static_cast<uint8_t>(total >> 8),
+                                static_cast<uint8_t>(total),
+                                static_cast<uint8_t>(id >> 8),
+                                static_cast<uint8_t>(id),
+                                0x40,
+                                0x00,
+                                64,
+                                protocol,
+                                0,
+                                0,
+                                198,
+                                51,
+                                100,
+                                1,
+                                203,
+                                0,
+                                113,
+                                2};
     std::copy(std::begin(header), std::end(header), p.begin());
     std::copy(payload.begin(), payload.end(), p.begin() + 20);
     const uint16_t sum = dmvpn::wire::inet_checksum({p.data(), 20});

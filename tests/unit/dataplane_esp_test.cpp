@@ -209,9 +209,10 @@ void control_handoff(env& e, const bytes& payload, uint32_t adj_id, uint16_t own
 
 }  // namespace
 
-TEST_CASE("ESP-out: NHRP from the control lcore leaves through the SA owner as ESP over GRE "
-          "0x2001, unclamped and unfragmented",
-          "[dataplane][esp]") {
+TEST_CASE(
+    "ESP-out: NHRP from the control lcore leaves through the SA owner as ESP over GRE "
+    "0x2001, unclamped and unfragmented",
+    "[dataplane][esp]") {
     sa_pairs sas;
     env e(2, 1024, sas.hub_out.get(), 1);
     // Not IPv4 at all (first byte 0x00: an NHRP fixed header starts with the AFN), and larger

@@ -544,13 +544,12 @@ TEST_CASE("Glean loop: the control lcore resolves the next hop, the next packet 
     // What the control lcore does once NHRP tells it where 10.0.0.4 is: the incomplete
     // adjacency becomes a resolved one, and a host route for the spoke appears.
     constexpr uint32_t spoke4_nbma = dptest::ip4(198, 51, 100, 4);
-    REQUIRE(e.pub().set_tunnel_adjacency(
-                4, {0, net::spoke4, spoke4_nbma, underlay_gw_mac, nullptr, 0}) ==
-            dp::publish_status::ok);
+    REQUIRE(e.pub().set_tunnel_adjacency(4, {0, net::spoke4, spoke4_nbma, underlay_gw_mac, nullptr,
+                                             0}) == dp::publish_status::ok);
     REQUIRE(e.pub().add_route(net::spoke4, 32, {dp::route_kind::adjacency, 4}) ==
             dp::publish_status::ok);
-    e.from_lan({e.lan_frame(pkt),
-                e.lan_frame(ipv4(net::lan_host, net::spoke4, 17, payload_udp()))});
+    e.from_lan(
+        {e.lan_frame(pkt), e.lan_frame(ipv4(net::lan_host, net::spoke4, 17, payload_udp()))});
     auto out = e.sent_on(e.underlay());
     REQUIRE(out.size() == 2);
     CHECK(wire::load_be32(&out[0][14 + 16]) == spoke4_nbma);

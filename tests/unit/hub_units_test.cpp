@@ -173,8 +173,7 @@ TEST_CASE("ICMP echo: the reply swaps addresses and echoes id, sequence and data
     bytes reply_in = req;
     reply_in[20] = icmp_echo_reply;
     wire::store_be16(&reply_in[22], 0);
-    wire::store_be16(&reply_in[22],
-                     wire::inet_checksum(std::span(reply_in).subspan(20)));
+    wire::store_be16(&reply_in[22], wire::inet_checksum(std::span(reply_in).subspan(20)));
     CHECK(icmp_echo_answer(reply_in, 1, 1).error() == icmp_error::not_echo);
     bytes udp = ipv4_packet(1, 2, wire::ip_proto::udp, bytes(8, 0), 1);
     CHECK(icmp_echo_answer(udp, 1, 1).error() == icmp_error::not_icmp);
@@ -183,8 +182,8 @@ TEST_CASE("ICMP echo: the reply swaps addresses and echoes id, sequence and data
 TEST_CASE("ICMP errors quote the header and 8 bytes and carry the MTU", "[hub][frames]") {
     bytes payload(100, 0xab);
     bytes big = ipv4_packet(ip4(172, 16, 0, 5), ip4(10, 0, 0, 2), wire::ip_proto::udp, payload, 7);
-    auto err = icmp_error_about(big, icmp_unreachable, icmp_code_frag_needed, 1400,
-                                ip4(172, 16, 0, 1), 3);
+    auto err =
+        icmp_error_about(big, icmp_unreachable, icmp_code_frag_needed, 1400, ip4(172, 16, 0, 1), 3);
     REQUIRE(err);
     auto v = wire::parse_ipv4(*err);
     REQUIRE(v);
@@ -231,8 +230,8 @@ TEST_CASE("fragments cover the payload in 8-byte units", "[hub][frames]") {
 
 TEST_CASE("GRE packets carry the key and the NHRP protocol type", "[hub][frames]") {
     bytes nhrp{1, 2, 3, 4};
-    bytes g = gre_packet(ip4(192, 0, 2, 1), ip4(198, 51, 100, 2), 42u, wire::gre_proto::nhrp,
-                         nhrp, 1);
+    bytes g =
+        gre_packet(ip4(192, 0, 2, 1), ip4(198, 51, 100, 2), 42u, wire::gre_proto::nhrp, nhrp, 1);
     auto ip = wire::parse_ipv4(g);
     REQUIRE(ip);
     CHECK(ip->hdr.protocol == wire::ip_proto::gre);
@@ -279,8 +278,7 @@ TEST_CASE("ARP table: answers for the hub, learns, resolves with retries, then f
         REQUIRE(out.frames.size() == 1);  // the request
         CHECK(parse_arp_frame(out.frames[0].second)->target_ip == ip4(192, 0, 2, 8));
         neighbor_output got;
-        t.on_arp(0, {arp_reply, peer_mac, ip4(192, 0, 2, 8), hub_mac, ip4(192, 0, 2, 1)}, now,
-                 got);
+        t.on_arp(0, {arp_reply, peer_mac, ip4(192, 0, 2, 8), hub_mac, ip4(192, 0, 2, 1)}, now, got);
         REQUIRE(got.frames.size() == 1);
         bytes expect = eth_frame(peer_mac, hub_mac, ethertype_ipv4, bytes{0x45, 1, 2});
         CHECK(got.frames[0].second == expect);
@@ -406,8 +404,7 @@ TEST_CASE("what a reload may change without restarting the NHRP server", "[hub][
     CHECK_FALSE(same_nhrp_view(a, k));
 }
 
-TEST_CASE("manual SA parameters: GCM key then salt; owners spread over workers",
-          "[hub][model]") {
+TEST_CASE("manual SA parameters: GCM key then salt; owners spread over workers", "[hub][model]") {
     config::topology t = load(two_tunnels);
     const config::ipsec_profile& p = t.ipsec_profiles.at(0);
     std::vector<uint8_t> storage;

@@ -101,7 +101,9 @@ TEST_CASE("a control lcore that does not poll gives the client a timeout answer"
     std::atomic<bool> stop{false};
     std::thread control([&] {
         while (!stop.load()) {
-            (*server)->poll([](std::string_view cmd) { return mgmt_reply{true, std::string(cmd)}; });
+            (*server)->poll([](std::string_view cmd) {
+                return mgmt_reply{true, std::string(cmd)};
+            });
             std::this_thread::sleep_for(std::chrono::microseconds(100));
         }
     });

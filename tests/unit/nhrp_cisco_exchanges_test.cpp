@@ -41,8 +41,8 @@ constexpr size_t addressed_cie = bare_cie + 4 + 4;
 constexpr size_t ext_header = 4;
 constexpr size_t auth_ext = ext_header + 2 + 2 + password.size();
 constexpr size_t request_extensions = 4 * ext_header + auth_ext;  // Resp, Fwd, Rev, End + Auth
-constexpr size_t request_size = fixed + mandatory_fields + addresses + bare_cie +
-                                request_extensions;
+constexpr size_t request_size =
+    fixed + mandatory_fields + addresses + bare_cie + request_extensions;
 static_assert(request_size == 81);
 // Registration Reply: the request, plus one CIE in the Responder Address extension (the hub).
 constexpr size_t registration_reply_size = request_size + addressed_cie;
@@ -97,9 +97,7 @@ nhrp::packet base(op type, uint16_t flags, uint32_t reqid, const bytes& src_nbma
     return p;
 }
 
-nhrp::cie hub_responder(uint16_t hold) {
-    return make_cie(32, hold, hub_nbma, hub_proto);
-}
+nhrp::cie hub_responder(uint16_t hold) { return make_cie(32, hold, hub_nbma, hub_proto); }
 
 uint16_t get16(const bytes& b, size_t at) {
     return static_cast<uint16_t>((b.at(at) << 8) | b.at(at + 1));
@@ -168,13 +166,13 @@ TEST_CASE("our builder reproduces the captured IOS 81-byte registration request 
           "[nhrp][cisco]") {
     // tests/data/captures/cisco-ios-nhrp-regreq-auth-CISCO-nogrekey.pcap, frame 1 (NHRP bytes):
     // the layout the record's 81-byte requests share, rebuilt from its fields alone.
-    const bytes captured{
-        0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x51, 0xe8, 0xe4,
-        0x00, 0x34, 0x01, 0x03, 0x04, 0x00, 0x04, 0x04, 0x80, 0x00, 0x00, 0x00, 0x00, 0x05,
-        0x0a, 0x00, 0x0c, 0x02, 0xc0, 0xa8, 0x00, 0x02, 0xc0, 0xa8, 0x00, 0x01, 0x00, 0xff,
-        0x00, 0x00, 0x05, 0xea, 0x00, 0x1e, 0x00, 0x00, 0x00, 0x00, 0x80, 0x03, 0x00, 0x00,
-        0x80, 0x04, 0x00, 0x00, 0x80, 0x05, 0x00, 0x00, 0x80, 0x07, 0x00, 0x09, 0x00, 0x00,
-        0x00, 0x01, 0x43, 0x49, 0x53, 0x43, 0x4f, 0x80, 0x00, 0x00, 0x00};
+    const bytes captured{0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x51,
+                         0xe8, 0xe4, 0x00, 0x34, 0x01, 0x03, 0x04, 0x00, 0x04, 0x04, 0x80, 0x00,
+                         0x00, 0x00, 0x00, 0x05, 0x0a, 0x00, 0x0c, 0x02, 0xc0, 0xa8, 0x00, 0x02,
+                         0xc0, 0xa8, 0x00, 0x01, 0x00, 0xff, 0x00, 0x00, 0x05, 0xea, 0x00, 0x1e,
+                         0x00, 0x00, 0x00, 0x00, 0x80, 0x03, 0x00, 0x00, 0x80, 0x04, 0x00, 0x00,
+                         0x80, 0x05, 0x00, 0x00, 0x80, 0x07, 0x00, 0x09, 0x00, 0x00, 0x00, 0x01,
+                         0x43, 0x49, 0x53, 0x43, 0x4f, 0x80, 0x00, 0x00, 0x00};
     nhrp::packet p = base(op::registration_request, nhrp::flag::reg_u, 5, {10, 0, 12, 2},
                           {192, 168, 0, 2}, {192, 168, 0, 1});
     p.cies = {make_cie(255, 30)};
@@ -187,8 +185,8 @@ TEST_CASE("our builder reproduces the captured IOS 81-byte registration request 
 TEST_CASE("IOS registration: 81-byte request, 101-byte reply", "[nhrp][cisco]") {
     // Spoke R3 -> hub: hop 255, flags "unique", reqid 26, one CIE prefix 255 / mtu 1514 /
     // holding time 60, no client addresses.
-    nhrp::packet req = base(op::registration_request, nhrp::flag::reg_u, 26, r3_nbma, r3_proto,
-                            hub_proto);
+    nhrp::packet req =
+        base(op::registration_request, nhrp::flag::reg_u, 26, r3_nbma, r3_proto, hub_proto);
     req.cies = {make_cie(255, 60)};
     req.extensions = ios_extensions(password);
     const auto [req_wire, req_back] = build_and_decode(req);
@@ -199,8 +197,7 @@ TEST_CASE("IOS registration: 81-byte request, 101-byte reply", "[nhrp][cisco]") 
     CHECK(slice(req_wire, 32, 4) == r3_proto);
     CHECK(slice(req_wire, 36, 4) == hub_proto);
     // CIE at 40: code 0, prefix 255, unused, mtu 1514, hold 60, no addresses.
-    CHECK(slice(req_wire, 40, 12) ==
-          bytes{0, 255, 0, 0, 0x05, 0xea, 0x00, 60, 0, 0, 0, 0});
+    CHECK(slice(req_wire, 40, 12) == bytes{0, 255, 0, 0, 0x05, 0xea, 0x00, 60, 0, 0, 0, 0});
     check_ios_extension_area(req_wire, 52, 0);
 
     // Hub -> R3: the request's mandatory part unchanged (reqid mirrored), CIE code success, and
@@ -231,12 +228,10 @@ TEST_CASE("IOS registration: 81-byte request, 101-byte reply", "[nhrp][cisco]") 
     CHECK(responder.cies[0].client_nbma == hub_nbma);
     CHECK(responder.cies[0].client_proto == hub_proto);
     // Responder CIE on the wire: T/L 4, subaddress 0, proto len 4, then 150.1.1.1, 10.0.0.1.
-    CHECK(slice(rep_wire, 56 + 8, 12) ==
-          bytes{4, 0, 4, 0, 150, 1, 1, 1, 10, 0, 0, 1});
+    CHECK(slice(rep_wire, 56 + 8, 12) == bytes{4, 0, 4, 0, 150, 1, 1, 1, 10, 0, 0, 1});
 }
 
-TEST_CASE("IOS resolution answered by the hub: 81-byte request, 109-byte reply",
-          "[nhrp][cisco]") {
+TEST_CASE("IOS resolution answered by the hub: 81-byte request, 109-byte reply", "[nhrp][cisco]") {
     constexpr uint16_t q_a_s = nhrp::flag::res_q | nhrp::flag::res_a | nhrp::flag::res_s;
     constexpr uint16_t q_a_d_u_s = q_a_s | nhrp::flag::res_d | nhrp::flag::res_u;
     static_assert(q_a_s == 0xc800 && q_a_d_u_s == 0xf800);
@@ -258,8 +253,8 @@ TEST_CASE("IOS resolution answered by the hub: 81-byte request, 109-byte reply",
     for (const auto& x : exchanges) {
         INFO(x.who);
         // Spoke -> hub: flags "router auth src-stable", CIE prefix 0 / mtu 1514 / hold 360.
-        nhrp::packet req = base(op::resolution_request, q_a_s, x.reqid, x.nbma, x.proto,
-                                x.target_proto);
+        nhrp::packet req =
+            base(op::resolution_request, q_a_s, x.reqid, x.nbma, x.proto, x.target_proto);
         req.cies = {make_cie(0, 360)};
         req.extensions = ios_extensions(password);
         const auto [req_wire, req_back] = build_and_decode(req);
@@ -273,8 +268,8 @@ TEST_CASE("IOS resolution answered by the hub: 81-byte request, 109-byte reply",
         // Hub -> spoke: flags "router auth dst-stable unique src-stable", the same mandatory
         // addresses, a CIE prefix 32 naming the target's NBMA and protocol address (+8), and the
         // Responder Address naming the hub (+20): 81 + 28 = 109.
-        nhrp::packet reply = base(op::resolution_reply, q_a_d_u_s, x.reqid, x.nbma, x.proto,
-                                  x.target_proto);
+        nhrp::packet reply =
+            base(op::resolution_reply, q_a_d_u_s, x.reqid, x.nbma, x.proto, x.target_proto);
         reply.cies = {make_cie(32, x.hold_left, x.target_nbma, x.target_proto)};
         reply.extensions = ios_extensions(password, {hub_responder(360)});
         const auto [rep_wire, rep_back] = build_and_decode(reply);

@@ -38,13 +38,9 @@ bytes from_hex(std::string_view hex) {
     return out;
 }
 
-bytes ipv4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
-    return bytes{a, b, c, d};
-}
+bytes ipv4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) { return bytes{a, b, c, d}; }
 
-bytes text(std::string_view s) {
-    return bytes(s.begin(), s.end());
-}
+bytes text(std::string_view s) { return bytes(s.begin(), s.end()); }
 
 uint16_t get16(const bytes& b, size_t at) {
     return static_cast<uint16_t>((b.at(at) << 8) | b.at(at + 1));
@@ -60,8 +56,7 @@ void set16(bytes& b, size_t at, uint16_t v) {
 void refresh_checksum(bytes& b) {
     set16(b, off_chksum, 0);
     const size_t n = std::min<size_t>(get16(b, off_pktsz), b.size());
-    set16(b, off_chksum,
-          dmvpn::wire::inet_checksum(std::span<const uint8_t>(b.data(), n)));
+    set16(b, off_chksum, dmvpn::wire::inet_checksum(std::span<const uint8_t>(b.data(), n)));
 }
 
 parse_error reason(const bytes& b) {
@@ -149,8 +144,8 @@ nhrp::packet sample(op t) {
         p.contents = from_hex("000108000000000000ff0051e8e400340103040004048000");
     } else if (t == op::traffic_indication) {
         p.traffic_code = 0;
-        p.contents = from_hex(
-            "4500006400050000ff01a78f0affff030affff020800325b00010000");  // IP header + 8
+        p.contents =
+            from_hex("4500006400050000ff01a78f0affff030affff020800325b00010000");  // IP header + 8
     } else {
         p.flags = static_cast<uint16_t>(nhrp::flag::res_q | nhrp::flag::cisco_nat);
         p.request_id = 0xdeadbeef;
@@ -228,26 +223,35 @@ const bytes cisco_regreply_nat = from_hex(
 // tests/data/captures/cisco-ios-nhrp-phase3-traffic-indication-resreq-forwarded-resreply-
 // grekey1000.pcap, frames 1 to 4.
 const bytes cisco_traffic_indication = from_hex(
-    "000108000000000000ff0062d9d00044010804000404000000000000c0a8c8010affff010affff034500006400050000"
-    "ff01a78f0affff030affff020800325b0001000080040000800500008007000a00000001736563726574000900008000"
+    "000108000000000000ff0062d9d00044010804000404000000000000c0a8c8010affff010affff0345000064000500"
+    "00"
+    "ff01a78f0affff030affff020800325b0001000080040000800500008007000a000000017365637265740009000080"
+    "00"
     "0000");
 const bytes cisco_resreq = from_hex(
-    "000108000000000000ff0056aa370034010104000404c80200000005c0a8c8030affff030affff020000000005ea1c20"
+    "000108000000000000ff0056aa370034010104000404c80200000005c0a8c8030affff030affff020000000005ea1c"
+    "20"
     "000000008003000080040000800500008007000a000000017365637265740009000080000000");
 const bytes cisco_resreq_forwarded = from_hex(
-    "000108000000000000fe006aed5a0034010104000404c80200000005c0a8c8030affff030affff020000000005ea1c20"
-    "0000000080030000800400140000000005ea1c2004000400c0a8c8010affff01800500008007000a0000000173656372"
+    "000108000000000000fe006aed5a0034010104000404c80200000005c0a8c8030affff030affff020000000005ea1c"
+    "20"
+    "0000000080030000800400140000000005ea1c2004000400c0a8c8010affff01800500008007000a00000001736563"
+    "72"
     "65740009000080000000");
 const bytes cisco_resreply = from_hex(
-    "000108000000000000ff0086659b003c010204000404f80200000005c0a8c8030affff030affff020020000005ea1c20"
-    "04000400c0a8c8020affff02800300140000000005ea1c2004000400c0a8c8020affff02800400140000000005ea1c20"
+    "000108000000000000ff0086659b003c010204000404f80200000005c0a8c8030affff030affff020020000005ea1c"
+    "20"
+    "04000400c0a8c8020affff02800300140000000005ea1c2004000400c0a8c8020affff02800400140000000005ea1c"
+    "20"
     "04000400c0a8c8010affff01800500008007000a000000017365637265740009000080000000");
 // tests/data/captures/frr-8.4-spoke-registration-requests.pcap, frames 1 and 2.
 const bytes frr_regreq_1 = from_hex(
-    "00010800000000000001005c7b4f0034010304000404000200000001c63364020aff00020aff0002002000000000003c"
+    "00010800000000000001005c7b4f0034010304000404000200000001c63364020aff00020aff000200200000000000"
+    "3c"
     "0000000080040000800500008003000000090014002000000000000004000400c63364010000000080000000");
 const bytes frr_regreq_2 = from_hex(
-    "00010800000000000001005c704e0034010304000404000200000002c63364020aff00020aff0002002000000000003c"
+    "00010800000000000001005c704e0034010304000404000200000002c63364020aff00020aff000200200000000000"
+    "3c"
     "0000000080040000800500008003000000090014002000000000000004000400c63364010aff000180000000");
 // tests/data/captures/frr-8.4-two-spokes-registration-resolution.pcap, frame 9.
 const bytes frr_resreq = from_hex(
@@ -255,8 +259,10 @@ const bytes frr_resreq = from_hex(
     "03c000000008004000080050000800300000009000080000000");
 // tests/data/captures/cisco-ios-nhrp-spoke-two-nhs-registrations-retries-nogrekey.pcapng, frame 2.
 const bytes cisco_regreply_two_nhs = from_hex(
-    "000108000000000000ff007cd65e00340104040004048002000000156401021b0a4100030a4100010020000045fc1c20"
-    "00000000800300140020000045fc1c20040004006401000e0a410001800400008005000080070008000000014f545553"
+    "000108000000000000ff007cd65e00340104040004048002000000156401021b0a4100030a4100010020000045fc1c"
+    "20"
+    "00000000800300140020000045fc1c20040004006401000e0a410001800400008005000080070008000000014f5455"
+    "53"
     "000900140020000045fc0000040004006401000e0a41000180000000");
 
 const std::vector<captured>& captures() {
@@ -575,7 +581,8 @@ TEST_CASE("the malformed capture (CIE overruns the mandatory part) is refused", 
     // tests/data/captures/malformed-nhrp-resreq-cie-overruns-mandatory-part.pcap, frame 1: the
     // IPv4 payload (protocol 54), 46 bytes. tcpdump: "remaining mandatory part length 8 < 12".
     bytes b = from_hex(
-        "5dc9007bff7419715867775300000100010101010101000000000000017967490000000000000000010101000100");
+        "5dc9007bff74197158677753000001000101010101010000000000000179674900000000000000000101010001"
+        "00");
     REQUIRE(b.size() == 46);
     // As captured it claims 30547 bytes.
     CHECK(get16(b, off_pktsz) == 30547);
@@ -932,8 +939,8 @@ TEST_CASE("extension bodies: authentication, vendor-private, NAT and device capa
     nhrp::extension empty_password = auth_ext("");
     CHECK(ext_at(parsed(single(empty_password)), 0) == empty_password);
     // End must be empty.
-    CHECK(reason(single(raw_ext(nhrp::ext::end, true, bytes{1})))
-          == parse_error::end_extension_not_empty);
+    CHECK(reason(single(raw_ext(nhrp::ext::end, true, bytes{1}))) ==
+          parse_error::end_extension_not_empty);
 }
 
 TEST_CASE("bytes after End and an area without End are kept", "[nhrp][ext]") {

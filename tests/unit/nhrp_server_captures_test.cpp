@@ -70,7 +70,8 @@ constexpr std::string_view frr_f10_res_from2 =
     "3c000000008004000080050000800300000009000080000000";
 // cisco-ios-nhrp-phase3-traffic-indication-resreq-forwarded-resreply-grekey1000.pcap
 constexpr std::string_view phase3_f1_traffic_indication =
-    "000108000000000000ff0062d9d00044010804000404000000000000c0a8c8010affff010affff034500006400050000"
+    "000108000000000000ff0062d9d00044010804000404000000000000c0a8c8010affff010affff0345000064000500"
+    "00"
     "ff01a78f0affff030affff020800325b0001000080040000800500008007000a000000017365637265740009000080"
     "000000";
 constexpr std::string_view phase3_f2_resolution_request =
@@ -138,7 +139,8 @@ TEST_CASE("server: Cisco responder-address capture (dst proto not the hub's) rep
     CHECK(s.lookup(2, ip("155.1.0.9")).has_value());
 }
 
-TEST_CASE("server: Cisco 'CISCO' capture registration accepted, reply mirrors it", "[nhrp_server][capture]") {
+TEST_CASE("server: Cisco 'CISCO' capture registration accepted, reply mirrors it",
+          "[nhrp_server][capture]") {
     tunnel_config t;
     t.id = 0;
     t.overlay_address = ip("192.168.0.1");
@@ -175,7 +177,8 @@ TEST_CASE("server: Cisco 'CISCO' capture registration accepted, reply mirrors it
     CHECK(*e->expires == at_s(30));
 }
 
-TEST_CASE("server: FRR 8.4 registrations and resolutions from the capture", "[nhrp_server][capture]") {
+TEST_CASE("server: FRR 8.4 registrations and resolutions from the capture",
+          "[nhrp_server][capture]") {
     tunnel_config t;
     t.id = 1;
     t.overlay_address = ip("10.255.0.1");
@@ -250,8 +253,9 @@ TEST_CASE("server: FRR 8.4 registrations and resolutions from the capture", "[nh
     CHECK(e->requesters[0] == requester{ip("10.255.0.3"), ip("198.51.100.3"), 5});
 }
 
-TEST_CASE("server: Phase 3 capture, Traffic Indication and forwarded Resolution Request byte for byte",
-          "[nhrp_server][capture]") {
+TEST_CASE(
+    "server: Phase 3 capture, Traffic Indication and forwarded Resolution Request byte for byte",
+    "[nhrp_server][capture]") {
     tunnel_config t;
     t.id = 1000;
     t.overlay_address = ip("10.255.255.1");
@@ -265,9 +269,11 @@ TEST_CASE("server: Phase 3 capture, Traffic Indication and forwarded Resolution 
     server s = make_server(t);
     for (int spoke : {2, 3}) {
         packet reg = cisco_request(op::registration_request, flag::reg_u | flag::cisco_nat, 1,
-                                   "192.168.200." + std::to_string(spoke), "10.255.255." + std::to_string(spoke),
-                                   "10.255.255.1", 32, 7200, "secret");
-        auto out = s.handle(1000, ip("192.168.200." + std::to_string(spoke)), wire_of(reg), at_s(0));
+                                   "192.168.200." + std::to_string(spoke),
+                                   "10.255.255." + std::to_string(spoke), "10.255.255.1", 32, 7200,
+                                   "secret");
+        auto out =
+            s.handle(1000, ip("192.168.200." + std::to_string(spoke)), wire_of(reg), at_s(0));
         REQUIRE(out.events.size() == 1);
     }
     // The data packet 10.255.255.3 -> .2 (ICMP echo, 100 bytes) came in and went out the tunnel.

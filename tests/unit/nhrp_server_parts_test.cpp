@@ -133,7 +133,7 @@ TEST_CASE("cache: prefixes, requesters and generations", "[nhrp_server][cache]")
     c.erase(host);
     CHECK_FALSE(c.valid(host, g));
     uint32_t again = c.insert(0, ip("10.0.0.3"), 32);
-    CHECK(again == host);  // the slot is reused...
+    CHECK(again == host);            // the slot is reused...
     CHECK_FALSE(c.valid(again, g));  // ...under a new generation
     CHECK(sizeof(cache_entry) <= 56);
 }
@@ -152,17 +152,17 @@ server show_fixture() {
     REQUIRE(s.has_value());
     server srv = std::move(*s);
     srv.start(at_s(0));
-    auto reg = [&](uint32_t id, std::string_view claimed, std::string_view seen, std::string_view proto, bool unique,
-                   int when) {
-        packet p = cisco_request(op::registration_request, unique ? flag::reg_u : 0, id, claimed, proto, "10.0.0.1",
-                                 255, 600, "");
+    auto reg = [&](uint32_t id, std::string_view claimed, std::string_view seen,
+                   std::string_view proto, bool unique, int when) {
+        packet p = cisco_request(op::registration_request, unique ? flag::reg_u : 0, id, claimed,
+                                 proto, "10.0.0.1", 255, 600, "");
         auto out = srv.handle(0, ip(seen), wire_of(p), at_s(when));
         REQUIRE(out.packets.size() == 1);
     };
     reg(1, "150.1.2.2", "150.1.2.2", "10.0.0.2", true, 10);
     reg(2, "192.168.1.3", "203.0.113.7", "10.0.0.3", false, 20);
-    packet res = cisco_request(op::resolution_request, flag::res_q, 798, "203.0.113.7", "10.0.0.3", "10.0.0.2", 0,
-                               360, "");
+    packet res = cisco_request(op::resolution_request, flag::res_q, 798, "203.0.113.7", "10.0.0.3",
+                               "10.0.0.2", 0, 360, "");
     res.src_nbma = ipb("192.168.1.3");
     REQUIRE(srv.handle(0, ip("203.0.113.7"), wire_of(res), at_s(30)).packets.size() == 1);
     return srv;
@@ -203,39 +203,47 @@ TEST_CASE("show: nhrp, detail, brief as text", "[nhrp_server][show]") {
 
 TEST_CASE("show: nhrp as JSON", "[nhrp_server][show]") {
     server s = show_fixture();
-    CHECK(show_nhrp(s, at_s(100), show_format::json) ==
-          "[{\"tunnel\":\"Tunnel0\",\"tunnel_id\":0,\"protocol\":\"10.0.0.2/32\",\"via\":\"10.0.0.2\","
-          "\"nbma\":\"150.1.2.2\",\"claimed_nbma\":\"150.1.2.2\",\"type\":\"dynamic\","
-          "\"flags\":[\"authoritative\",\"unique\",\"registered\",\"used\"],\"created_s\":90,\"expires_s\":510,"
-          "\"holding_time\":600,\"request_id\":1,\"requesters\":[{\"protocol\":\"10.0.0.3\","
-          "\"nbma\":\"203.0.113.7\",\"request_id\":798}]},"
-          "{\"tunnel\":\"Tunnel0\",\"tunnel_id\":0,\"protocol\":\"10.0.0.3/32\",\"via\":\"10.0.0.3\","
-          "\"nbma\":\"203.0.113.7\",\"claimed_nbma\":\"192.168.1.3\",\"type\":\"dynamic\","
-          "\"flags\":[\"authoritative\",\"registered\",\"nat\"],\"created_s\":80,\"expires_s\":520,"
-          "\"holding_time\":600,\"request_id\":2,\"requesters\":[]},"
-          "{\"tunnel\":\"Tunnel0\",\"tunnel_id\":0,\"protocol\":\"10.0.0.254/32\",\"via\":\"10.0.0.254\","
-          "\"nbma\":\"150.1.254.254\",\"claimed_nbma\":\"150.1.254.254\",\"type\":\"static\",\"flags\":[],"
-          "\"created_s\":100,\"expires_s\":null,\"holding_time\":0,\"request_id\":0,\"requesters\":[]}]\n");
+    CHECK(
+        show_nhrp(s, at_s(100), show_format::json) ==
+        "[{\"tunnel\":\"Tunnel0\",\"tunnel_id\":0,\"protocol\":\"10.0.0.2/"
+        "32\",\"via\":\"10.0.0.2\","
+        "\"nbma\":\"150.1.2.2\",\"claimed_nbma\":\"150.1.2.2\",\"type\":\"dynamic\","
+        "\"flags\":[\"authoritative\",\"unique\",\"registered\",\"used\"],\"created_s\":90,"
+        "\"expires_s\":510,"
+        "\"holding_time\":600,\"request_id\":1,\"requesters\":[{\"protocol\":\"10.0.0.3\","
+        "\"nbma\":\"203.0.113.7\",\"request_id\":798}]},"
+        "{\"tunnel\":\"Tunnel0\",\"tunnel_id\":0,\"protocol\":\"10.0.0.3/32\",\"via\":\"10.0.0.3\","
+        "\"nbma\":\"203.0.113.7\",\"claimed_nbma\":\"192.168.1.3\",\"type\":\"dynamic\","
+        "\"flags\":[\"authoritative\",\"registered\",\"nat\"],\"created_s\":80,\"expires_s\":520,"
+        "\"holding_time\":600,\"request_id\":2,\"requesters\":[]},"
+        "{\"tunnel\":\"Tunnel0\",\"tunnel_id\":0,\"protocol\":\"10.0.0.254/"
+        "32\",\"via\":\"10.0.0.254\","
+        "\"nbma\":\"150.1.254.254\",\"claimed_nbma\":\"150.1.254.254\",\"type\":\"static\","
+        "\"flags\":[],"
+        "\"created_s\":100,\"expires_s\":null,\"holding_time\":0,\"request_id\":0,\"requesters\":[]"
+        "}]\n");
     CHECK(show_nhrp_brief(s, show_format::json) ==
-          "[{\"target\":\"10.0.0.2/32\",\"via\":\"10.0.0.2\",\"nbma\":\"150.1.2.2\",\"mode\":\"dynamic\","
+          "[{\"target\":\"10.0.0.2/"
+          "32\",\"via\":\"10.0.0.2\",\"nbma\":\"150.1.2.2\",\"mode\":\"dynamic\","
           "\"tunnel\":\"Tunnel0\",\"claimed\":\"150.1.2.2\"},"
-          "{\"target\":\"10.0.0.3/32\",\"via\":\"10.0.0.3\",\"nbma\":\"203.0.113.7\",\"mode\":\"dynamic\","
+          "{\"target\":\"10.0.0.3/"
+          "32\",\"via\":\"10.0.0.3\",\"nbma\":\"203.0.113.7\",\"mode\":\"dynamic\","
           "\"tunnel\":\"Tunnel0\",\"claimed\":\"192.168.1.3\"},"
-          "{\"target\":\"10.0.0.254/32\",\"via\":\"10.0.0.254\",\"nbma\":\"150.1.254.254\",\"mode\":\"static\","
+          "{\"target\":\"10.0.0.254/"
+          "32\",\"via\":\"10.0.0.254\",\"nbma\":\"150.1.254.254\",\"mode\":\"static\","
           "\"tunnel\":\"Tunnel0\",\"claimed\":\"150.1.254.254\"}]\n");
 }
 
 TEST_CASE("show: summary, traffic and dmvpn", "[nhrp_server][show]") {
     server s = show_fixture();
     std::string bytes_text = std::to_string(s.cache_memory_bytes());
-    CHECK(show_nhrp_summary(s, show_format::text) ==
-          "IP NHRP cache 3 entries, " + bytes_text +
-              " bytes\n"
-              "    1 static  2 dynamic  0 incomplete\n"
-              "    1 nat  1 unique  0 purges pending\n");
+    CHECK(show_nhrp_summary(s, show_format::text) == "IP NHRP cache 3 entries, " + bytes_text +
+                                                         " bytes\n"
+                                                         "    1 static  2 dynamic  0 incomplete\n"
+                                                         "    1 nat  1 unique  0 purges pending\n");
     CHECK(show_nhrp_summary(s, show_format::json) ==
-          "{\"entries\":3,\"static\":1,\"dynamic\":2,\"nat\":1,\"unique\":1,\"bytes\":" + bytes_text +
-              ",\"pending_purges\":0}\n");
+          "{\"entries\":3,\"static\":1,\"dynamic\":2,\"nat\":1,\"unique\":1,\"bytes\":" +
+              bytes_text + ",\"pending_purges\":0}\n");
 
     std::string traffic = show_nhrp_traffic(s, show_format::text);
     CHECK(traffic ==
@@ -251,11 +259,12 @@ TEST_CASE("show: summary, traffic and dmvpn", "[nhrp_server][show]") {
           "                0 Purge Request                0 Purge Reply\n"
           "                0 Error Indication             0 Traffic Indication\n");
     std::string tj = show_nhrp_traffic(s, show_format::json);
-    CHECK(tj.rfind("[{\"tunnel\":\"Tunnel0\",\"sent\":{\"resolution_request\":0,\"resolution_reply\":1,"
-                   "\"registration_request\":0,\"registration_reply\":2,",
-                   0) == 0);
-    CHECK(tj.find("\"received\":{\"resolution_request\":1,\"resolution_reply\":0,\"registration_request\":2,") !=
-          std::string::npos);
+    CHECK(tj.rfind(
+              "[{\"tunnel\":\"Tunnel0\",\"sent\":{\"resolution_request\":0,\"resolution_reply\":1,"
+              "\"registration_request\":0,\"registration_reply\":2,",
+              0) == 0);
+    CHECK(tj.find("\"received\":{\"resolution_request\":1,\"resolution_reply\":0,\"registration_"
+                  "request\":2,") != std::string::npos);
     CHECK(tj.find("\"dropped\":{\"unknown_tunnel\":0,\"malformed\":0,") != std::string::npos);
     CHECK(tj.find("\"build_failed\":0},\"purge_retransmits\":0}]\n") != std::string::npos);
 
@@ -273,11 +282,14 @@ TEST_CASE("show: summary, traffic and dmvpn", "[nhrp_server][show]") {
           "     1 203.0.113.7            10.0.0.3    UP 00:01:20    DN\n");
     CHECK(show_dmvpn(s, at_s(100), show_format::json) ==
           "[{\"tunnel\":\"Tunnel0\",\"type\":\"hub\",\"peers\":["
-          "{\"entries\":1,\"nbma\":\"150.1.2.2\",\"tunnel_address\":\"10.0.0.2\",\"state\":\"UP\",\"uptime_s\":90,"
+          "{\"entries\":1,\"nbma\":\"150.1.2.2\",\"tunnel_address\":\"10.0.0.2\",\"state\":\"UP\","
+          "\"uptime_s\":90,"
           "\"attributes\":\"D\"},"
-          "{\"entries\":1,\"nbma\":\"150.1.254.254\",\"tunnel_address\":\"10.0.0.254\",\"state\":\"UP\","
+          "{\"entries\":1,\"nbma\":\"150.1.254.254\",\"tunnel_address\":\"10.0.0.254\",\"state\":"
+          "\"UP\","
           "\"uptime_s\":100,\"attributes\":\"S\"},"
-          "{\"entries\":1,\"nbma\":\"203.0.113.7\",\"tunnel_address\":\"10.0.0.3\",\"state\":\"UP\",\"uptime_s\":80,"
+          "{\"entries\":1,\"nbma\":\"203.0.113.7\",\"tunnel_address\":\"10.0.0.3\",\"state\":"
+          "\"UP\",\"uptime_s\":80,"
           "\"attributes\":\"DN\"}]}]\n");
 }
 
@@ -313,9 +325,11 @@ void write_gre_pcap(const std::filesystem::path& path, uint32_t src, uint32_t ds
     le32(24 + 8, record_size);
     le32(24 + 12, record_size);
     std::ofstream f(path, std::ios::binary);
-    for (std::span<const uint8_t> part : {std::span<const uint8_t>(file), std::span<const uint8_t>(ipgre),
-                                          std::span<const uint8_t>(nhrp)}) {
-        f.write(reinterpret_cast<const char*>(part.data()), static_cast<std::streamsize>(part.size()));
+    for (std::span<const uint8_t> part :
+         {std::span<const uint8_t>(file), std::span<const uint8_t>(ipgre),
+          std::span<const uint8_t>(nhrp)}) {
+        f.write(reinterpret_cast<const char*>(part.data()),
+                static_cast<std::streamsize>(part.size()));
     }
 }
 
@@ -336,7 +350,8 @@ std::string run(const std::string& command) {
 
 }  // namespace
 
-TEST_CASE("tshark reads the hub's Registration Reply as Wireshark understands NHRP", "[nhrp_server][tshark]") {
+TEST_CASE("tshark reads the hub's Registration Reply as Wireshark understands NHRP",
+          "[nhrp_server][tshark]") {
     REQUIRE(run("command -v tshark") != "");
     tunnel_config t;
     t.id = 0;
@@ -348,19 +363,20 @@ TEST_CASE("tshark reads the hub's Registration Reply as Wireshark understands NH
     auto created = server::create(c);
     REQUIRE(created.has_value());
     server& s = *created;
-    packet req = cisco_request(op::registration_request, flag::reg_u, 26, "150.1.3.3", "10.0.0.3", "10.0.0.1", 255,
-                               60, "cisco");
+    packet req = cisco_request(op::registration_request, flag::reg_u, 26, "150.1.3.3", "10.0.0.3",
+                               "10.0.0.1", 255, 60, "cisco");
     auto out = s.handle(0, ip("150.1.3.3"), wire_of(req), at_s(0));
     REQUIRE(out.packets.size() == 1);
 
     auto path = std::filesystem::temp_directory_path() /
                 ("nhrp_server_reply_" + std::to_string(::getpid()) + ".pcap");
     write_gre_pcap(path, t.nbma_address, out.packets[0].dst_nbma, 123, out.packets[0].packet);
-    std::string fields = run("tshark -r " + path.string() +
-                             " -o nhrp.auth_ext_has_addr:FALSE -T fields -E separator=';'"
-                             " -e nhrp.hdr.op.type -e nhrp.hdr.chksum.status -e nhrp.hdr.pktsz -e nhrp.reqid"
-                             " -e nhrp.src.nbma.addr -e nhrp.src.prot.addr -e nhrp.dst.prot.addr -e nhrp.code"
-                             " -e nhrp.htime -e nhrp.auth_ext.data -e nhrp.flag.u 2>/dev/null");
+    std::string fields =
+        run("tshark -r " + path.string() +
+            " -o nhrp.auth_ext_has_addr:FALSE -T fields -E separator=';'"
+            " -e nhrp.hdr.op.type -e nhrp.hdr.chksum.status -e nhrp.hdr.pktsz -e nhrp.reqid"
+            " -e nhrp.src.nbma.addr -e nhrp.src.prot.addr -e nhrp.dst.prot.addr -e nhrp.code"
+            " -e nhrp.htime -e nhrp.auth_ext.data -e nhrp.flag.u 2>/dev/null");
     std::string json = run("tshark -r " + path.string() + " -T json 2>/dev/null");
     std::filesystem::remove(path);
     // op 4, checksum good, 101 bytes, request ID 26, mirrored addresses, both CIEs (the request's
@@ -370,7 +386,8 @@ TEST_CASE("tshark reads the hub's Registration Reply as Wireshark understands NH
     CHECK(json.find("\"nhrp.hdr.chksum.status\": \"1\"") != std::string::npos);
 }
 
-TEST_CASE("server: mutated requests never crash it, and everything it sends parses", "[nhrp_server][robustness]") {
+TEST_CASE("server: mutated requests never crash it, and everything it sends parses",
+          "[nhrp_server][robustness]") {
     tunnel_config t;
     t.id = 0;
     t.overlay_address = ip("10.0.0.1");
@@ -389,8 +406,8 @@ TEST_CASE("server: mutated requests never crash it, and everything it sends pars
     server& s = *created;
 
     std::vector<bytes> seeds;
-    for (op type : {op::registration_request, op::resolution_request, op::purge_request, op::purge_reply,
-                    op::resolution_reply, op::error_indication}) {
+    for (op type : {op::registration_request, op::resolution_request, op::purge_request,
+                    op::purge_reply, op::resolution_reply, op::error_indication}) {
         packet p = cisco_request(type, 0, 9, "150.1.2.2", "10.0.0.2", "10.0.0.3", 32, 60, "");
         seeds.push_back(wire_of(p));
         p.src_proto = ipb("10.0.0.3");

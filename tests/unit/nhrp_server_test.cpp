@@ -43,14 +43,15 @@ packet registration(uint32_t reqid, std::string_view nbma, std::string_view prot
                          "10.0.0.1", 255, hold, key);
 }
 
-packet resolution(uint32_t reqid, std::string_view nbma, std::string_view proto, std::string_view target,
-                  std::string_view key = "cisco") {
+packet resolution(uint32_t reqid, std::string_view nbma, std::string_view proto,
+                  std::string_view target, std::string_view key = "cisco") {
     // "router auth src-stable", CIE prefix 0 / mtu 1514 / holding time 360, as IOS asks.
-    return cisco_request(op::resolution_request, flag::res_q | flag::res_a | flag::res_s, reqid, nbma, proto,
-                         target, 0, 360, key);
+    return cisco_request(op::resolution_request, flag::res_q | flag::res_a | flag::res_s, reqid,
+                         nbma, proto, target, 0, 360, key);
 }
 
-outputs send_to(server& s, const packet& p, std::string_view from, timestamp now, uint32_t tunnel = 0) {
+outputs send_to(server& s, const packet& p, std::string_view from, timestamp now,
+                uint32_t tunnel = 0) {
     return s.handle(tunnel, ip(from), wire_of(p), now);
 }
 
@@ -86,8 +87,9 @@ TEST_CASE("server: IOS registration gets the 101-byte reply IOS sends, and the c
     CHECK(to_hex(out.packets[0].packet) == to_hex(wire_of(expected)));
 
     REQUIRE(out.events.size() == 1);
-    CHECK(out.events[0] == adjacency_event{adjacency_change::add, change_cause::registration, 0, ip("10.0.0.3"),
-                                           32, ip("150.1.3.3"), ip("150.1.3.3"), false, true});
+    CHECK(out.events[0] == adjacency_event{adjacency_change::add, change_cause::registration, 0,
+                                           ip("10.0.0.3"), 32, ip("150.1.3.3"), ip("150.1.3.3"),
+                                           false, true});
 
     auto e = s.lookup(0, ip("10.0.0.3"));
     REQUIRE(e.has_value());
@@ -105,8 +107,9 @@ TEST_CASE("server: IOS registration gets the 101-byte reply IOS sends, and the c
     CHECK(s.tunnel_counters(0)->sent_of(op::registration_reply) == 1);
 }
 
-TEST_CASE("server: IOS resolution answered with the 109-byte reply and what is left of the holding time",
-          "[nhrp_server][cisco]") {
+TEST_CASE(
+    "server: IOS resolution answered with the 109-byte reply and what is left of the holding time",
+    "[nhrp_server][cisco]") {
     server s = make_server({r1_tunnel()});
     send_to(s, registration(1, "150.1.2.2", "10.0.0.2", 360), "150.1.2.2", at_s(0));
     send_to(s, registration(2, "150.1.3.3", "10.0.0.3", 360), "150.1.3.3", at_s(100));
@@ -143,8 +146,8 @@ TEST_CASE("server: IOS resolution answered with the 109-byte reply and what is l
     auto e = s.lookup(0, ip("10.0.0.2"));
     REQUIRE(e.has_value());
     CHECK((e->flags & entry_flag::used) != 0);
-    CHECK(show_nhrp(s, at_s(218), show_format::text, true).find("   Requester: 10.0.0.3 Request ID: 994\n") !=
-          std::string::npos);
+    CHECK(show_nhrp(s, at_s(218), show_format::text, true)
+              .find("   Requester: 10.0.0.3 Request ID: 994\n") != std::string::npos);
 }
 
 TEST_CASE("server: authentication is checked, failures answered with Error Indication 11",
@@ -172,7 +175,8 @@ TEST_CASE("server: authentication is checked, failures answered with Error Indic
     CHECK(s.tunnel_counters(0)->sent_of(op::error_indication) == 2);
 }
 
-TEST_CASE("server: holding time, refresh from the same NBMA, expiry emitted once", "[nhrp_server][timers]") {
+TEST_CASE("server: holding time, refresh from the same NBMA, expiry emitted once",
+          "[nhrp_server][timers]") {
     server s = make_server({r1_tunnel()});
     auto out = send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 60), "150.1.3.3", at_s(0));
     CHECK(out.events.size() == 1);
@@ -197,7 +201,8 @@ TEST_CASE("server: holding time, refresh from the same NBMA, expiry emitted once
     CHECK(s.tick(at_s(1041)).events.size() == 1);
 }
 
-TEST_CASE("server: unique binding refused to another NBMA (code 14) until it expires", "[nhrp_server][unique]") {
+TEST_CASE("server: unique binding refused to another NBMA (code 14) until it expires",
+          "[nhrp_server][unique]") {
     server s = make_server({r1_tunnel()});
     send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 60), "150.1.3.3", at_s(0));
     auto out = send_to(s, registration(9, "150.1.9.9", "10.0.0.3", 60), "150.1.9.9", at_s(10));
@@ -226,7 +231,8 @@ TEST_CASE("server: without unique a new NBMA replaces the binding and requesters
     send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 360), "150.1.3.3", at_s(0));
     send_to(s, resolution(798, "150.1.3.3", "10.0.0.3", "10.0.0.2"), "150.1.3.3", at_s(1));
 
-    auto out = send_to(s, registration(2, "150.1.22.22", "10.0.0.2", 360, false), "150.1.22.22", at_s(5));
+    auto out =
+        send_to(s, registration(2, "150.1.22.22", "10.0.0.2", 360, false), "150.1.22.22", at_s(5));
     REQUIRE(out.events.size() == 1);
     CHECK(out.events[0].change == adjacency_change::update);
     CHECK(out.events[0].nbma == ip("150.1.22.22"));
@@ -284,20 +290,23 @@ TEST_CASE("server: purge retransmission is bounded", "[nhrp_server][purge]") {
     CHECK(s.tunnel_counters(0)->sent_of(op::purge_request) == 4);
 }
 
-TEST_CASE("server: Purge Request from the owner removes its binding and is answered", "[nhrp_server][purge]") {
+TEST_CASE("server: Purge Request from the owner removes its binding and is answered",
+          "[nhrp_server][purge]") {
     server s = make_server({r1_tunnel()});
     send_to(s, registration(5, "150.1.3.3", "10.0.0.3", 360), "150.1.3.3", at_s(0));
     send_to(s, registration(6, "150.1.2.2", "10.0.0.2", 360), "150.1.2.2", at_s(0));
 
     // R2 may not purge R3's binding.
-    packet foreign = cisco_request(op::purge_request, 0, 5, "150.1.2.2", "10.0.0.2", "10.0.0.1", 32, 0, "cisco");
+    packet foreign =
+        cisco_request(op::purge_request, 0, 5, "150.1.2.2", "10.0.0.2", "10.0.0.1", 32, 0, "cisco");
     foreign.cies[0].client_proto = ipb("10.0.0.3");
     auto out = send_to(s, foreign, "150.1.2.2", at_s(1));
     CHECK(out.events.empty());
     CHECK(s.lookup(0, ip("10.0.0.3")).has_value());
     CHECK(s.tunnel_counters(0)->dropped_of(drop_reason::purge_not_owner) == 1);
 
-    packet req = cisco_request(op::purge_request, 0, 5, "150.1.3.3", "10.0.0.3", "10.0.0.1", 32, 0, "cisco");
+    packet req =
+        cisco_request(op::purge_request, 0, 5, "150.1.3.3", "10.0.0.3", "10.0.0.1", 32, 0, "cisco");
     out = send_to(s, req, "150.1.3.3", at_s(2));
     REQUIRE(out.events.size() == 1);
     CHECK(out.events[0].change == adjacency_change::remove);
@@ -311,15 +320,16 @@ TEST_CASE("server: Purge Request from the owner removes its binding and is answe
     CHECK(reply.cies == req.cies);
 
     // With N set nobody answers.
-    packet quiet = cisco_request(op::purge_request, flag::purge_n, 6, "150.1.2.2", "10.0.0.2", "10.0.0.1", 32, 0,
-                                 "cisco");
+    packet quiet = cisco_request(op::purge_request, flag::purge_n, 6, "150.1.2.2", "10.0.0.2",
+                                 "10.0.0.1", 32, 0, "cisco");
     out = send_to(s, quiet, "150.1.2.2", at_s(3));
     CHECK(out.packets.empty());
     CHECK(out.events.size() == 1);
     CHECK(s.cache_size() == 0);
 }
 
-TEST_CASE("server: NAT, both addresses recorded, replies go where the spoke is seen", "[nhrp_server][nat]") {
+TEST_CASE("server: NAT, both addresses recorded, replies go where the spoke is seen",
+          "[nhrp_server][nat]") {
     server s = make_server({r1_tunnel()});
     packet req = registration(3, "192.168.1.3", "10.0.0.3", 60);
     req.flags |= flag::cisco_nat;
@@ -350,8 +360,8 @@ TEST_CASE("server: NAT, both addresses recorded, replies go where the spoke is s
     CHECK(out.events[0].claimed_nbma == ip("192.168.1.3"));
     auto e = s.lookup(0, ip("10.0.0.3"));
     CHECK((e->flags & entry_flag::nat) != 0);
-    CHECK(show_nhrp(s, at_s(0), show_format::text).find("    (Claimed NBMA address: 192.168.1.3)\n") !=
-          std::string::npos);
+    CHECK(show_nhrp(s, at_s(0), show_format::text)
+              .find("    (Claimed NBMA address: 192.168.1.3)\n") != std::string::npos);
 
     // Others resolving it learn the address that works.
     out = send_to(s, resolution(5, "150.1.2.2", "10.0.0.2", "10.0.0.3"), "150.1.2.2", at_s(1));
@@ -361,7 +371,8 @@ TEST_CASE("server: NAT, both addresses recorded, replies go where the spoke is s
     CHECK(only_packet(out).cies[0].code == cie_code::unique_address_already_registered);
 }
 
-TEST_CASE("server: Resolution for a prefix behind a spoke is forwarded to that spoke", "[nhrp_server][resolution]") {
+TEST_CASE("server: Resolution for a prefix behind a spoke is forwarded to that spoke",
+          "[nhrp_server][resolution]") {
     tunnel_config t = r1_tunnel();
     t.route = [](uint32_t dst) -> std::optional<route> {
         if ((dst & 0xffffff00) == ip("10.0.2.0")) {
@@ -420,10 +431,12 @@ TEST_CASE("server: Resolution for a prefix behind a spoke is forwarded to that s
     CHECK(nak.cies[0].client_proto == ipb("10.0.50.0"));
 }
 
-TEST_CASE("server: unknown targets, negative reply, unreachable, hub-to-hub", "[nhrp_server][resolution]") {
+TEST_CASE("server: unknown targets, negative reply, unreachable, hub-to-hub",
+          "[nhrp_server][resolution]") {
     server s = make_server({r1_tunnel()});
     // Inside the overlay subnet, nobody registered: "no binding exists".
-    auto out = send_to(s, resolution(1, "150.1.3.3", "10.0.0.3", "10.0.0.99"), "150.1.3.3", at_s(0));
+    auto out =
+        send_to(s, resolution(1, "150.1.3.3", "10.0.0.3", "10.0.0.99"), "150.1.3.3", at_s(0));
     packet nak = only_packet(out);
     CHECK(nak.hdr.type == op::resolution_reply);
     CHECK(nak.cies[0].code == cie_code::no_binding);
@@ -453,7 +466,8 @@ TEST_CASE("server: unknown targets, negative reply, unreachable, hub-to-hub", "[
     CHECK(parsed(out.packets[0].packet).hdr.type == op::resolution_request);
 }
 
-TEST_CASE("server: loops and hop counts end in Error Indications 3 and 15", "[nhrp_server][errors]") {
+TEST_CASE("server: loops and hop counts end in Error Indications 3 and 15",
+          "[nhrp_server][errors]") {
     tunnel_config t = r1_tunnel();
     t.nhs_peers.push_back(nhs_peer{ip("10.0.0.254"), ip("150.1.254.254")});
     server s = make_server({t});
@@ -489,7 +503,8 @@ TEST_CASE("server: loops and hop counts end in Error Indications 3 and 15", "[nh
     CHECK(only_packet(send_to(s, frr, "150.1.3.3", at_s(3))).cies[0].code == cie_code::success);
 }
 
-TEST_CASE("server: unrecognised compulsory extension (code 1) and protocol errors (code 7)", "[nhrp_server][errors]") {
+TEST_CASE("server: unrecognised compulsory extension (code 1) and protocol errors (code 7)",
+          "[nhrp_server][errors]") {
     server s = make_server({r1_tunnel()});
     packet req = registration(1, "150.1.3.3", "10.0.0.3", 60);
     extension strange = ext_of(0x1234);
@@ -536,14 +551,18 @@ TEST_CASE("server: unrecognised compulsory extension (code 1) and protocol error
     CHECK(s.unattributed_counters().dropped_of(drop_reason::unknown_tunnel) == 1);
 }
 
-TEST_CASE("server: Traffic Indication per redirect candidate, rate limited per (source, destination)",
-          "[nhrp_server][redirect]") {
+TEST_CASE(
+    "server: Traffic Indication per redirect candidate, rate limited per (source, destination)",
+    "[nhrp_server][redirect]") {
     tunnel_config t = r1_tunnel();
     t.redirect = true;
     t.redirect_interval = std::chrono::seconds(2);
     server s = make_server({t});
     send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 360), "150.1.3.3", at_s(0));
-    bytes data = from_hex("45000054000040004001a5a50a0003050a000205" "0800f7ff00010001" "deadbeefdeadbeef");
+    bytes data = from_hex(
+        "45000054000040004001a5a50a0003050a000205"
+        "0800f7ff00010001"
+        "deadbeefdeadbeef");
 
     auto out = s.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.2.5"), data, at_s(1));
     packet ti = only_packet(out);
@@ -558,24 +577,32 @@ TEST_CASE("server: Traffic Indication per redirect candidate, rate limited per (
     for (const auto& e : ti.extensions) {
         order.push_back(e.type);
     }
-    CHECK(order == std::vector<uint16_t>{ext::forward_transit, ext::reverse_transit, ext::authentication,
-                                         ext::cisco_nat_address, ext::end});
+    CHECK(order == std::vector<uint16_t>{ext::forward_transit, ext::reverse_transit,
+                                         ext::authentication, ext::cisco_nat_address, ext::end});
 
-    CHECK(s.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.2.5"), data, at_s(2)).packets.empty());
-    CHECK(s.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.2.6"), data, at_s(2)).packets.size() == 1);
-    CHECK(s.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.2.5"), data, at_s(3)).packets.size() == 1);
-    CHECK(s.on_redirect_candidate(0, ip("10.0.0.9"), ip("10.0.2.5"), data, at_s(3)).packets.empty());
+    CHECK(
+        s.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.2.5"), data, at_s(2)).packets.empty());
+    CHECK(
+        s.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.2.6"), data, at_s(2)).packets.size() ==
+        1);
+    CHECK(
+        s.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.2.5"), data, at_s(3)).packets.size() ==
+        1);
+    CHECK(
+        s.on_redirect_candidate(0, ip("10.0.0.9"), ip("10.0.2.5"), data, at_s(3)).packets.empty());
     const counters& c = *s.tunnel_counters(0);
     CHECK(c.sent_of(op::traffic_indication) == 3);
     CHECK(c.dropped_of(drop_reason::redirect_rate_limited) == 1);
     CHECK(c.dropped_of(drop_reason::redirect_unknown_source) == 1);
 
     server off = make_server({r1_tunnel()});
-    CHECK(off.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.2.5"), data, at_s(1)).packets.empty());
+    CHECK(off.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.2.5"), data, at_s(1))
+              .packets.empty());
     CHECK(off.tunnel_counters(0)->dropped_of(drop_reason::redirect_disabled) == 1);
 }
 
-TEST_CASE("server: static maps, multicast maps, several tunnels with their own key", "[nhrp_server][config]") {
+TEST_CASE("server: static maps, multicast maps, several tunnels with their own key",
+          "[nhrp_server][config]") {
     tunnel_config a = r1_tunnel();
     a.static_maps.push_back(static_map{ip("10.0.0.254"), 32, ip("150.1.254.254"), true});
     a.multicast_nbma.push_back(ip("150.1.100.100"));
@@ -591,17 +618,19 @@ TEST_CASE("server: static maps, multicast maps, several tunnels with their own k
 
     auto out = s.start(at_s(0));
     REQUIRE(out.events.size() == 1);
-    CHECK(out.events[0] == adjacency_event{adjacency_change::add, change_cause::static_map, 0, ip("10.0.0.254"),
-                                           32, ip("150.1.254.254"), ip("150.1.254.254"), false, true});
+    CHECK(out.events[0] == adjacency_event{adjacency_change::add, change_cause::static_map, 0,
+                                           ip("10.0.0.254"), 32, ip("150.1.254.254"),
+                                           ip("150.1.254.254"), false, true});
     // A static binding is not taken over by a registration.
     out = send_to(s, registration(1, "150.1.9.9", "10.0.0.254", 60), "150.1.9.9", at_s(1));
     CHECK(only_packet(out).cies[0].code == cie_code::administratively_prohibited);
     // Each tunnel its own key.
     send_to(s, registration(1, "150.1.2.2", "10.0.0.2", 60), "150.1.2.2", at_s(1));
-    out = send_to(s, registration(1, "150.1.7.2", "10.7.0.2", 60, true, "cisco"), "150.1.7.2", at_s(1), 7);
+    out = send_to(s, registration(1, "150.1.7.2", "10.7.0.2", 60, true, "cisco"), "150.1.7.2",
+                  at_s(1), 7);
     CHECK(only_packet(out).hdr.type == op::error_indication);
-    packet on7 = cisco_request(op::registration_request, flag::reg_u, 2, "150.1.7.2", "10.7.0.2", "10.7.0.1", 255,
-                               60, "other");
+    packet on7 = cisco_request(op::registration_request, flag::reg_u, 2, "150.1.7.2", "10.7.0.2",
+                               "10.7.0.1", 255, 60, "other");
     out = send_to(s, on7, "150.1.7.2", at_s(1), 7);
     packet reply = only_packet(out);
     CHECK(reply.cies[0].code == cie_code::success);
@@ -610,8 +639,8 @@ TEST_CASE("server: static maps, multicast maps, several tunnels with their own k
     CHECK(out.events[0].tunnel == 7);
     CHECK_FALSE(out.events[0].multicast);
     // Same network-id: a spoke on tunnel 7 resolves one registered on tunnel 0.
-    packet res = cisco_request(op::resolution_request, flag::res_q, 3, "150.1.7.2", "10.7.0.2", "10.0.0.2", 0, 360,
-                               "other");
+    packet res = cisco_request(op::resolution_request, flag::res_q, 3, "150.1.7.2", "10.7.0.2",
+                               "10.0.0.2", 0, 360, "other");
     out = send_to(s, res, "150.1.7.2", at_s(2), 7);
     CHECK(only_packet(out).cies[0].client_nbma == ipb("150.1.2.2"));
 
@@ -639,17 +668,23 @@ TEST_CASE("server: per-source registration rate limit spares the others", "[nhrp
     server s = make_server({r1_tunnel()}, base);
     size_t answered = 0;
     for (int i = 0; i < 50; ++i) {
-        answered += send_to(s, registration(1, "150.1.66.66", "10.0.0.66", 60), "150.1.66.66", at_s(0)).packets.size();
+        answered +=
+            send_to(s, registration(1, "150.1.66.66", "10.0.0.66", 60), "150.1.66.66", at_s(0))
+                .packets.size();
     }
     CHECK(answered == 4);
     CHECK(s.tunnel_counters(0)->dropped_of(drop_reason::rate_limited) == 46);
     // A legitimate spoke in the middle of the flood is served.
-    CHECK(only_packet(send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 60), "150.1.3.3", at_s(0))).cies[0].code ==
-          cie_code::success);
+    CHECK(
+        only_packet(send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 60), "150.1.3.3", at_s(0)))
+            .cies[0]
+            .code == cie_code::success);
     // Tokens come back with time: 2 per second.
     answered = 0;
     for (int i = 0; i < 10; ++i) {
-        answered += send_to(s, registration(1, "150.1.66.66", "10.0.0.66", 60), "150.1.66.66", at_s(1)).packets.size();
+        answered +=
+            send_to(s, registration(1, "150.1.66.66", "10.0.0.66", 60), "150.1.66.66", at_s(1))
+                .packets.size();
     }
     CHECK(answered == 2);
 }
@@ -658,14 +693,23 @@ TEST_CASE("server: cache cap refuses with code 5 and counts", "[nhrp_server][lim
     tunnel_config t = r1_tunnel();
     t.max_cache_entries = 2;
     server s = make_server({t});
-    CHECK(only_packet(send_to(s, registration(1, "150.1.2.2", "10.0.0.2", 60), "150.1.2.2", at_s(0))).cies[0].code == 0);
-    CHECK(only_packet(send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 60), "150.1.3.3", at_s(0))).cies[0].code == 0);
+    CHECK(
+        only_packet(send_to(s, registration(1, "150.1.2.2", "10.0.0.2", 60), "150.1.2.2", at_s(0)))
+            .cies[0]
+            .code == 0);
+    CHECK(
+        only_packet(send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 60), "150.1.3.3", at_s(0)))
+            .cies[0]
+            .code == 0);
     auto out = send_to(s, registration(1, "150.1.4.4", "10.0.0.4", 60), "150.1.4.4", at_s(0));
     CHECK(only_packet(out).cies[0].code == cie_code::insufficient_resources);
     CHECK(out.events.empty());
     CHECK(s.tunnel_counters(0)->dropped_of(drop_reason::refused_cache_full) == 1);
     // A refresh of a present entry still works at the cap.
-    CHECK(only_packet(send_to(s, registration(2, "150.1.2.2", "10.0.0.2", 60), "150.1.2.2", at_s(1))).cies[0].code == 0);
+    CHECK(
+        only_packet(send_to(s, registration(2, "150.1.2.2", "10.0.0.2", 60), "150.1.2.2", at_s(1)))
+            .cies[0]
+            .code == 0);
     // Addresses outside the tunnel's subnet are refused (administratively prohibited).
     out = send_to(s, registration(1, "150.1.5.5", "10.9.9.9", 60), "150.1.5.5", at_s(0));
     CHECK(only_packet(out).cies[0].code == cie_code::administratively_prohibited);
@@ -698,8 +742,9 @@ TEST_CASE("server: adjacency events, one per committed change, in order", "[nhrp
     CHECK(all[4].nbma == ip("150.1.2.9"));
 }
 
-TEST_CASE("server: a request forwarded into another tunnel of the domain leaves with that tunnel's key",
-          "[nhrp_server][config]") {
+TEST_CASE(
+    "server: a request forwarded into another tunnel of the domain leaves with that tunnel's key",
+    "[nhrp_server][config]") {
     tunnel_config a = r1_tunnel();
     a.forward_resolution_to_owner = true;
     tunnel_config b = r1_tunnel();
@@ -708,8 +753,8 @@ TEST_CASE("server: a request forwarded into another tunnel of the domain leaves 
     b.nbma_address = ip("150.7.1.1");
     b.authentication = "other";
     server s = make_server({a, b});
-    packet on7 = cisco_request(op::registration_request, flag::reg_u, 2, "150.1.7.2", "10.7.0.2", "10.7.0.1", 255,
-                               60, "other");
+    packet on7 = cisco_request(op::registration_request, flag::reg_u, 2, "150.1.7.2", "10.7.0.2",
+                               "10.7.0.1", 255, 60, "other");
     REQUIRE(send_to(s, on7, "150.1.7.2", at_s(0), 7).events.size() == 1);
     auto out = send_to(s, resolution(5, "150.1.3.3", "10.0.0.3", "10.7.0.2"), "150.1.3.3", at_s(1));
     REQUIRE(out.packets.size() == 1);

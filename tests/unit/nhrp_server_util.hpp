@@ -57,12 +57,8 @@ inline std::string to_hex(const bytes& b) {
 }
 
 // A fake monotonic clock: whatever point the test says, an hour into the steady epoch.
-inline timestamp at(std::chrono::milliseconds t) {
-    return timestamp{} + std::chrono::hours(1) + t;
-}
-inline timestamp at_s(int64_t s) {
-    return at(std::chrono::seconds(s));
-}
+inline timestamp at(std::chrono::milliseconds t) { return timestamp{} + std::chrono::hours(1) + t; }
+inline timestamp at_s(int64_t s) { return at(std::chrono::seconds(s)); }
 
 inline extension ext_of(uint16_t type, bool compulsory = true) {
     extension e;

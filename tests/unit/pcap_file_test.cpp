@@ -63,8 +63,8 @@ bytes pcap_header(bool big_endian, bool nano, uint32_t snaplen, uint32_t link) {
     return o.b;
 }
 
-bytes pcap_record(bool big_endian, uint32_t sec, uint32_t frac, const bytes& data,
-                  uint32_t orig, std::optional<uint32_t> caplen = std::nullopt) {
+bytes pcap_record(bool big_endian, uint32_t sec, uint32_t frac, const bytes& data, uint32_t orig,
+                  std::optional<uint32_t> caplen = std::nullopt) {
     out o{big_endian, {}};
     o.u32(sec).u32(frac).u32(caplen.value_or(static_cast<uint32_t>(data.size()))).u32(orig);
     o.raw(data);
@@ -183,8 +183,8 @@ TEST_CASE("classic pcap in both byte orders and both precisions") {
 }
 
 TEST_CASE("classic pcap: the link type keeps only its low 16 bits (FCS bits above)") {
-    auto file = cat({pcap_header(false, false, 65535, 0x40000001),
-                     pcap_record(false, 0, 0, frame_a, 5)});
+    auto file =
+        cat({pcap_header(false, false, 65535, 0x40000001), pcap_record(false, 0, 0, frame_a, 5)});
     auto recs = read_all(file);
     REQUIRE(recs.size() == 1);
     CHECK(recs[0].link_type == 1);
@@ -197,17 +197,13 @@ TEST_CASE("classic pcap: lying and truncated records get named reasons") {
         CHECK(first_error({0xd4, 0xc3}) == pcap::error::file_too_short);
         CHECK(first_error(bytes(hdr.begin(), hdr.begin() + 20)) == pcap::error::file_too_short);
     }
-    SECTION("bad magic") {
-        CHECK(first_error(bytes(24, 0)) == pcap::error::bad_magic);
-    }
+    SECTION("bad magic") { CHECK(first_error(bytes(24, 0)) == pcap::error::bad_magic); }
     SECTION("unsupported version") {
         auto f = hdr;
         f[4] = 1;  // major 1
         CHECK(first_error(f) == pcap::error::unsupported_version);
     }
-    SECTION("header only is an empty capture") {
-        CHECK(read_all(hdr).empty());
-    }
+    SECTION("header only is an empty capture") { CHECK(read_all(hdr).empty()); }
     SECTION("truncated record header") {
         auto f = cat({hdr, bytes(10, 0)});
         CHECK(first_error(f) == pcap::error::truncated_record_header);
@@ -221,8 +217,8 @@ TEST_CASE("classic pcap: lying and truncated records get named reasons") {
         CHECK(first_error(f) == pcap::error::caplen_exceeds_snaplen);
     }
     SECTION("caplen beyond any tool's maximum, with snaplen 0") {
-        auto f = cat({pcap_header(false, false, 0, 1),
-                      pcap_record(false, 0, 0, frame_a, 5, 0x7fffffff)});
+        auto f = cat(
+            {pcap_header(false, false, 0, 1), pcap_record(false, 0, 0, frame_a, 5, 0x7fffffff)});
         CHECK(first_error(f) == pcap::error::caplen_too_large);
     }
     SECTION("the error repeats and good records before it are delivered") {
@@ -269,9 +265,9 @@ TEST_CASE("pcapng: SHB, IDBs with their own link types, EPB and SPB, both byte o
 
 TEST_CASE("pcapng: binary timestamp resolution and a second section in the other byte order") {
     // 2^-10 s units: 1.5 s is 1536 units.
-    auto file = cat({shb(false), idb(false, 1, 0, uint8_t{0x80 | 10}),
-                     epb(false, 0, 1536, frame_a, 5), shb(true), idb(true, 101, 0),
-                     epb(true, 0, 2000000, frame_b, 8)});
+    auto file =
+        cat({shb(false), idb(false, 1, 0, uint8_t{0x80 | 10}), epb(false, 0, 1536, frame_a, 5),
+             shb(true), idb(true, 101, 0), epb(true, 0, 2000000, frame_b, 8)});
     auto recs = read_all(file);
     REQUIRE(recs.size() == 2);
     CHECK(recs[0].ts == pcap::timestamp{1, 500000000});

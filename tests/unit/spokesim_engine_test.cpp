@@ -296,9 +296,8 @@ struct rig {
 }  // namespace
 
 TEST_CASE("end to end: ARP, registration ramp, data via hub, TI, shortcuts", "[spokesim]") {
-    rig r({"--vdev", "test", "--spokes", "6", "--gre-key", "1000", "--auth", "secret",
-           "--holdtime", "30", "--reg-rate", "20", "--rate", "600", "--duration", "2", "--drain",
-           "0.5"});
+    rig r({"--vdev", "test", "--spokes", "6", "--gre-key", "1000", "--auth", "secret", "--holdtime",
+           "30", "--reg-rate", "20", "--rate", "600", "--duration", "2", "--drain", "0.5"});
     r.run_for(100 * ms);
     CHECK(r.hub->arp_requests == 1);
     CHECK(r.eng->hub_mac_known());
@@ -337,10 +336,9 @@ TEST_CASE("end to end: ARP, registration ramp, data via hub, TI, shortcuts", "[s
     CHECK(json.find("\"per_spoke\":[{\"index\":0") != std::string::npos);
 }
 
-TEST_CASE("refresh at holdtime/3, corrupt data caught, purge removes the shortcut",
-          "[spokesim]") {
-    rig r({"--vdev", "test", "--spokes", "2", "--hub-mac", "02:bb:00:00:00:01", "--holdtime",
-           "6", "--reg-rate", "100", "--rate", "100", "--duration", "7", "--drain", "0.2"});
+TEST_CASE("refresh at holdtime/3, corrupt data caught, purge removes the shortcut", "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "2", "--hub-mac", "02:bb:00:00:00:01", "--holdtime", "6",
+           "--reg-rate", "100", "--rate", "100", "--duration", "7", "--drain", "0.2"});
     r.hub->corrupt_next_data = true;  // the first data packet through the hub
     r.run_for(100 * ms);
     CHECK(r.hub->arp_requests == 0);  // told the hub's MAC
@@ -416,8 +414,8 @@ TEST_CASE("answers ARP for every spoke's NBMA address, and only those", "[spokes
 TEST_CASE("ESP transport with the derived SAs: the hub's side of the keys decrypts everything",
           "[spokesim]") {
     rig r({"--vdev", "test", "--spokes", "4", "--esp", "aes256-gcm16", "--sa-seed", "99",
-           "--gre-key", "5", "--hub-mac", "02:bb:00:00:00:01", "--rate", "400", "--duration",
-           "1", "--drain", "0.2", "--no-shortcuts"});
+           "--gre-key", "5", "--hub-mac", "02:bb:00:00:00:01", "--rate", "400", "--duration", "1",
+           "--drain", "0.2", "--no-shortcuts"});
     r.run_for(3000 * ms);
     REQUIRE(r.eng->done());
     totals t = r.eng->sum(r.now);
@@ -443,7 +441,8 @@ TEST_CASE("ESP transport with the derived SAs: the hub's side of the keys decryp
     uint64_t before = r.eng->data_at(0).esp_errors;
     r.eng->on_frame(f, r.now);
     r.eng->on_frame(f, r.now);
-    CHECK(r.eng->data_at(0).esp_errors == before + 1);  // the first decrypts (then fails inner checks)
+    CHECK(r.eng->data_at(0).esp_errors ==
+          before + 1);  // the first decrypts (then fails inner checks)
     CHECK(r.eng->data_at(0).corrupt >= 1);
 
     // Clear GRE while ESP is configured is dropped.
@@ -457,8 +456,8 @@ TEST_CASE("ESP transport with the derived SAs: the hub's side of the keys decryp
 
 TEST_CASE("--stop-refresh: the first spokes register once and lapse, the others refresh",
           "[spokesim]") {
-    rig r({"--vdev", "test", "--spokes", "4", "--hub-mac", "02:bb:00:00:00:01", "--holdtime",
-           "6", "--stop-refresh", "2", "--peer-offset", "2", "--rate", "100", "--duration", "8",
+    rig r({"--vdev", "test", "--spokes", "4", "--hub-mac", "02:bb:00:00:00:01", "--holdtime", "6",
+           "--stop-refresh", "2", "--peer-offset", "2", "--rate", "100", "--duration", "8",
            "--drain", "0.2", "--no-shortcuts"});
     // Registered at about 0 s with holdtime 6: lapsed by 7 s.
     r.run_for(7000 * ms);
@@ -482,12 +481,13 @@ TEST_CASE("--stop-refresh: the first spokes register once and lapse, the others 
     CHECK(r.eng->sum(r.now).registered == 2);
 }
 
-TEST_CASE("--move-spoke: the spoke registers again from its new NBMA address and answers ARP "
-          "there",
-          "[spokesim]") {
+TEST_CASE(
+    "--move-spoke: the spoke registers again from its new NBMA address and answers ARP "
+    "there",
+    "[spokesim]") {
     rig r({"--vdev", "test", "--spokes", "4", "--hub-mac", "02:bb:00:00:00:01", "--no-unique",
-           "--move-spoke", "1", "--move-after", "1", "--rate", "0", "--duration", "2",
-           "--drain", "0"});
+           "--move-spoke", "1", "--move-after", "1", "--rate", "0", "--duration", "2", "--drain",
+           "0"});
     r.run_for(500 * ms);
     ipv4 old_nbma = r.topo->nbma_of(1);
     CHECK(r.hub->bindings.at(r.topo->overlay_of(1)) == old_nbma);
@@ -515,20 +515,21 @@ TEST_CASE("--move-spoke: the spoke registers again from its new NBMA address and
     CHECK(arp->sender_ip == new_nbma);
 }
 
-TEST_CASE("--flood-ratio: malformed, wrong-password and unknown-source frames beside the "
-          "registrations",
-          "[spokesim]") {
-    rig r({"--vdev", "test", "--spokes", "10", "--hub-mac", "02:bb:00:00:00:01", "--auth",
-           "secret", "--gre-key", "7", "--esp", "aes128-gcm16", "--reg-rate", "20",
-           "--flood-ratio", "6", "--rate", "20", "--duration", "0.5", "--drain", "0.1"});
+TEST_CASE(
+    "--flood-ratio: malformed, wrong-password and unknown-source frames beside the "
+    "registrations",
+    "[spokesim]") {
+    rig r({"--vdev",     "test",   "--spokes",      "10", "--hub-mac", "02:bb:00:00:00:01",
+           "--auth",     "secret", "--gre-key",     "7",  "--esp",     "aes128-gcm16",
+           "--reg-rate", "20",     "--flood-ratio", "6",  "--rate",    "20",
+           "--duration", "0.5",    "--drain",       "0.1"});
     r.hub->expect_flood = true;
     r.run_for(3000 * ms);
     REQUIRE(r.eng->done());
     totals t = r.eng->sum(r.now);
     INFO(r.eng->report_json(r.now));
     // The ramp takes 0.5 s at 20/s: about 6 x 10 hostile frames, in three equal kinds.
-    uint64_t flood = r.hub->flood_malformed + r.hub->flood_wrong_auth +
-                     r.hub->flood_unknown_source;
+    uint64_t flood = r.hub->flood_malformed + r.hub->flood_wrong_auth + r.hub->flood_unknown_source;
     CHECK(flood >= 50);
     CHECK(flood <= 70);
     CHECK(r.hub->flood_malformed >= flood / 3);

@@ -43,11 +43,32 @@ TEST_CASE("defaults give the documented topology", "[spokesim]") {
 }
 
 TEST_CASE("options set every range and the first spoke", "[spokesim]") {
-    auto r = parse({"--vdev=net_memif0,role=client", "--spokes", "300", "--first-spoke", "100",
-                    "--nbma-prefix", "198.51.100.0/22", "--hub-nbma", "198.51.103.254",
-                    "--tunnel-prefix", "10.0.0.0/16", "--lan-prefix", "10.128.0.0/9",
-                    "--lan-length", "28", "--gre-key", "0x2a", "--auth", "secret", "--traffic",
-                    "lan", "--esp", "aes256-gcm16", "--style", "frr", "--no-unique"});
+    auto r = parse({"--vdev=net_memif0,role=client",
+                    "--spokes",
+                    "300",
+                    "--first-spoke",
+                    "100",
+                    "--nbma-prefix",
+                    "198.51.100.0/22",
+                    "--hub-nbma",
+                    "198.51.103.254",
+                    "--tunnel-prefix",
+                    "10.0.0.0/16",
+                    "--lan-prefix",
+                    "10.128.0.0/9",
+                    "--lan-length",
+                    "28",
+                    "--gre-key",
+                    "0x2a",
+                    "--auth",
+                    "secret",
+                    "--traffic",
+                    "lan",
+                    "--esp",
+                    "aes256-gcm16",
+                    "--style",
+                    "frr",
+                    "--no-unique"});
     REQUIRE(r);
     CHECK(r->gre_key == 42u);
     CHECK(r->auth == "secret");
@@ -98,9 +119,9 @@ TEST_CASE("nonsense options are refused with a clear message", "[spokesim]") {
     refused({"--vdev", "x", "--lan-length", "8"}, "shorter than --lan-prefix");
     refused({"--vdev", "x", "--spokes", "4", "--move-spoke", "4"}, "--move-spoke 4 is not one");
     refused({"--vdev", "x", "--spokes", "4", "--stop-refresh", "5"}, "--stop-refresh 5 is more");
-    refused({"--vdev", "x", "--spokes", "100", "--nbma-prefix", "10.0.0.0/24", "--flood-ratio",
-             "2"},
-            "no room for the flood");
+    refused(
+        {"--vdev", "x", "--spokes", "100", "--nbma-prefix", "10.0.0.0/24", "--flood-ratio", "2"},
+        "no room for the flood");
     refused({"--vdev", "x", "--flood-ratio", "-1"}, "--flood-ratio: '-1'");
 }
 

@@ -18,9 +18,7 @@ namespace {
 
 constexpr uint64_t sec = 1'000'000;
 
-ipv4 ip(const char* s) {
-    return *parse_ipv4(s);
-}
+ipv4 ip(const char* s) { return *parse_ipv4(s); }
 
 std::string captures_dir() {
     const char* d = std::getenv("DMVPN_TESTDATA");
@@ -235,8 +233,8 @@ TEST_CASE("registration: sent when due, checked, refreshed at holdtime/3, retran
         CHECK(sp.last_reject() == verdict::rejected);
     }
     SECTION("a responder that is not our hub") {
-        CHECK(sp.on_registration_reply(hub_reply(req, ip("100.64.0.9"), s.hub_overlay),
-                                       8 * sec) == verdict::hub_mismatch);
+        CHECK(sp.on_registration_reply(hub_reply(req, ip("100.64.0.9"), s.hub_overlay), 8 * sec) ==
+              verdict::hub_mismatch);
     }
     SECTION("a reply without our password") {
         auto r = req;
@@ -356,11 +354,11 @@ TEST_CASE("resolution replies that do not fit are refused", "[spokesim]") {
     ti.src_proto = to_bytes(s.hub_overlay);
     ti.dst_proto = to_bytes(ip("172.16.0.1"));
     // IPv4 header of the triggering packet 172.16.0.1 -> 172.16.1.1 (+ 8 bytes).
-    ti.contents = {0x45, 0, 0, 48, 0, 1, 0, 0, 64, 17, 0, 0, 172, 16, 0, 1, 172, 16, 1, 1,
-                   0,    9, 0, 9, 0, 28, 0, 0};
+    ti.contents = {0x45, 0, 0,   48, 0, 1, 0, 0, 64, 17, 0, 0,  172, 16,
+                   0,    1, 172, 16, 1, 1, 0, 9, 0,  9,  0, 28, 0,   0};
     SECTION("no request outstanding") {
-        auto r = b.on_resolution_request(build_resolution_request(a.id(), s, ip("172.16.1.1"), 9),
-                                         0);
+        auto r =
+            b.on_resolution_request(build_resolution_request(a.id(), s, ip("172.16.1.1"), 9), 0);
         REQUIRE(r);
         CHECK(a.on_resolution_reply(r->pkt, 0) == verdict::no_request_outstanding);
     }
@@ -386,8 +384,8 @@ TEST_CASE("resolution replies that do not fit are refused", "[spokesim]") {
         CHECK(a.shortcuts().empty());
     }
     SECTION("a request for an address the spoke does not own is not answered") {
-        auto r = a.on_resolution_request(build_resolution_request(b.id(), s, ip("172.16.9.1"), 3),
-                                         0);
+        auto r =
+            a.on_resolution_request(build_resolution_request(b.id(), s, ip("172.16.9.1"), 3), 0);
         CHECK_FALSE(r);
         CHECK(a.last_reject() == verdict::not_for_this_spoke);
     }

@@ -39,7 +39,8 @@ std::optional<prefix> parse_prefix(std::string_view s) {
     std::string_view len_s = s.substr(slash + 1);
     unsigned len = 0;
     auto [end, ec] = std::from_chars(len_s.data(), len_s.data() + len_s.size(), len);
-    if (!a || len_s.empty() || ec != std::errc{} || end != len_s.data() + len_s.size() || len > 32) {
+    if (!a || len_s.empty() || ec != std::errc{} || end != len_s.data() + len_s.size() ||
+        len > 32) {
         return std::nullopt;
     }
     prefix p{*a, static_cast<uint8_t>(len)};
@@ -69,9 +70,7 @@ std::optional<mac> parse_mac(std::string_view s) {
     return m;
 }
 
-std::string to_string(ipv4 a) {
-    return wire::format_ipv4(a);
-}
+std::string to_string(ipv4 a) { return wire::format_ipv4(a); }
 
 std::string to_string(const prefix& p) {
     return fmt::format("{}/{}", to_string(p.network), p.length);

@@ -1,4 +1,5 @@
-// IPv4 addresses, prefixes and MAC addresses as the spoke emulator's options and reports spell them.
+// IPv4 addresses, prefixes and MAC addresses as the spoke emulator's options and reports spell
+// them.
 #pragma once
 
 #include <array>

@@ -31,9 +31,14 @@ struct dpdk_io::impl {
 };
 
 std::vector<std::string> default_eal_args(const std::string& vdev) {
-    std::vector<std::string> a = {"-l",    "0",           "--no-huge",
-                                  "-m",    "512",         "--no-pci",
-                                  "--no-telemetry", "--file-prefix",
+    std::vector<std::string> a = {"-l",
+                                  "0",
+                                  "--no-huge",
+                                  "-m",
+                                  "512",
+                                  "--no-pci",
+                                  "--no-telemetry",
+                                  "--file-prefix",
                                   fmt::format("spokesim-{}", getpid())};
     if (vdev.rfind("net_memif", 0) != 0) {
         a.push_back("--no-shconf");
@@ -149,8 +154,9 @@ void dpdk_io::flush() {
     // A few retries: a peer that is briefly slow should not cost packets, a dead one must not
     // block the loop.
     for (int tries = 0; tries < 4 && sent < _p->tx_n; ++tries) {
-        sent = static_cast<uint16_t>(
-            sent + rte_eth_tx_burst(_p->port, 0, _p->tx + sent, static_cast<uint16_t>(_p->tx_n - sent)));
+        sent =
+            static_cast<uint16_t>(sent + rte_eth_tx_burst(_p->port, 0, _p->tx + sent,
+                                                          static_cast<uint16_t>(_p->tx_n - sent)));
     }
     for (uint16_t i = sent; i < _p->tx_n; ++i) {
         rte_pktmbuf_free(_p->tx[i]);

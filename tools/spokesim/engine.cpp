@@ -15,49 +15,51 @@ constexpr uint64_t usec = 1'000'000;
 constexpr uint32_t max_data_per_poll = 256;  // keeps one poll from starving receive
 constexpr mac placeholder_hub_mac{0x02, 0, 0, 0, 0, 0x01};
 
-uint64_t seconds_us(double s) {
-    return static_cast<uint64_t>(std::llround(s * 1e6));
-}
+uint64_t seconds_us(double s) { return static_cast<uint64_t>(std::llround(s * 1e6)); }
 
 }  // namespace
 
 std::string_view name(esp_status s) noexcept {
     switch (s) {
-    case esp_status::ok:
-        return "ok";
-    case esp_status::no_sa:
-        return "no_sa";
-    case esp_status::auth_failed:
-        return "auth_failed";
-    case esp_status::replayed:
-        return "replayed";
-    case esp_status::malformed:
-        return "malformed";
-    case esp_status::failed:
-        return "failed";
+        case esp_status::ok:
+            return "ok";
+        case esp_status::no_sa:
+            return "no_sa";
+        case esp_status::auth_failed:
+            return "auth_failed";
+        case esp_status::replayed:
+            return "replayed";
+        case esp_status::malformed:
+            return "malformed";
+        case esp_status::failed:
+            return "failed";
     }
     return "?";
 }
 
 std::string_view name(phase p) noexcept {
     switch (p) {
-    case phase::resolving_hub:
-        return "arp";
-    case phase::registering:
-        return "registering";
-    case phase::traffic:
-        return "traffic";
-    case phase::draining:
-        return "draining";
-    case phase::done:
-        return "done";
+        case phase::resolving_hub:
+            return "arp";
+        case phase::registering:
+            return "registering";
+        case phase::traffic:
+            return "traffic";
+        case phase::draining:
+            return "draining";
+        case phase::done:
+            return "done";
     }
     return "?";
 }
 
 engine::engine(const options& o, const mac& port_mac, frame_sink& sink,
                std::unique_ptr<esp_layer> esp)
-    : _o(o), _topo(o), _port_mac(port_mac), _sink(sink), _esp(std::move(esp)),
+    : _o(o),
+      _topo(o),
+      _port_mac(port_mac),
+      _sink(sink),
+      _esp(std::move(esp)),
       _settings(nhrp_settings::from(o, _topo)) {
     _spokes.reserve(_topo.size());
     for (uint32_t i = 0; i < _topo.size(); ++i) {
@@ -134,8 +136,7 @@ void engine::send_flood(uint64_t i) {
         put_gre(_ip, _o.gre_key, gre_proto_nhrp);
         _ip.insert(_ip.end(), bytes->begin(), bytes->end());
         _frame.clear();
-        put_eth(_frame, _hub_mac_known ? _hub_mac : placeholder_hub_mac, _port_mac,
-                ethertype_ipv4);
+        put_eth(_frame, _hub_mac_known ? _hub_mac : placeholder_hub_mac, _port_mac, ethertype_ipv4);
         _frame.insert(_frame.end(), _ip.begin(), _ip.end());
         _sink.send(_frame);
     }
@@ -145,8 +146,8 @@ void engine::send_flood(uint64_t i) {
 void engine::start(uint64_t now_us) {
     _start_us = now_us;
     _next_arp_us = now_us;
-    double wait = _o.register_wait > 0 ? _o.register_wait
-                                       : 10 + _topo.size() / _o.registration_rate;
+    double wait =
+        _o.register_wait > 0 ? _o.register_wait : 10 + _topo.size() / _o.registration_rate;
     _register_deadline_us = now_us + seconds_us(wait);
     _phase = phase::resolving_hub;
 }
@@ -199,14 +200,13 @@ void engine::send_nhrp(uint32_t local, const outgoing& out, uint64_t now_us) {
     send_outer(local, out.nbma_dst, gre_proto_nhrp, *bytes, false);
 }
 
-void engine::build_inner(uint32_t src_local, uint32_t dst_local, uint64_t seq,
-                         buffer& out) const {
+void engine::build_inner(uint32_t src_local, uint32_t dst_local, uint64_t seq, buffer& out) const {
     out.clear();
     size_t udp_len = 8 + _o.payload_size;
     put_ipv4(out, _topo.traffic_address_of(src_local), _topo.traffic_address_of(dst_local),
              ip_proto_udp, udp_len, static_cast<uint16_t>(seq));
-    put_udp(out, static_cast<uint16_t>(10000 + (_o.first_spoke + src_local) % 50000),
-            data_dst_port, _o.payload_size);
+    put_udp(out, static_cast<uint16_t>(10000 + (_o.first_spoke + src_local) % 50000), data_dst_port,
+            _o.payload_size);
     size_t at = out.size();
     out.resize(at + _o.payload_size);
     write_payload(std::span<uint8_t>(out).subspan(at),
@@ -284,8 +284,8 @@ void engine::on_ipv4(std::span<const uint8_t> packet, uint64_t now_us) {
             ++d.esp_errors;
             return;
         }
-        buffer clear(packet.begin(), packet.begin() + static_cast<long>(ip->header.size() +
-                                                                        ip->payload.size()));
+        buffer clear(packet.begin(),
+                     packet.begin() + static_cast<long>(ip->header.size() + ip->payload.size()));
         if (_esp->unprotect(*local, clear) != esp_status::ok) {
             ++d.esp_errors;
             return;
@@ -309,8 +309,7 @@ void engine::on_ipv4(std::span<const uint8_t> packet, uint64_t now_us) {
     on_gre(*local, ip->payload, true, now_us);
 }
 
-void engine::on_gre(uint32_t local, std::span<const uint8_t> gre, bool via_hub,
-                    uint64_t now_us) {
+void engine::on_gre(uint32_t local, std::span<const uint8_t> gre, bool via_hub, uint64_t now_us) {
     data_counters& d = _data[local];
     auto g = parse_gre(gre);
     if (!g) {
@@ -410,8 +409,7 @@ void engine::poll(uint64_t now_us) {
             _phase = phase::done;
             return;
         } else if (now_us >= _next_arp_us) {
-            _sink.send(arp_frame(1, _port_mac, _topo.nbma_of(0), broadcast_mac,
-                                 _topo.hub_nbma()));
+            _sink.send(arp_frame(1, _port_mac, _topo.nbma_of(0), broadcast_mac, _topo.hub_nbma()));
             _next_arp_us = now_us + usec;
             return;
         } else {
@@ -560,9 +558,9 @@ std::string engine::progress_line(uint64_t now_us) const {
     return fmt::format(
         "t={:.1f}s phase={} registered={}/{} sent={} (shortcut {}) received={} lost={} "
         "corrupt={} TI={} shortcuts={} purges={}",
-        static_cast<double>(now_us - _start_us) / 1e6, name(_phase), t.registered, t.spokes,
-        t.sent, t.data.sent_shortcut, t.received, t.lost, t.data.corrupt,
-        t.nhrp.traffic_indications, t.shortcuts_active, t.nhrp.purges_received);
+        static_cast<double>(now_us - _start_us) / 1e6, name(_phase), t.registered, t.spokes, t.sent,
+        t.data.sent_shortcut, t.received, t.lost, t.data.corrupt, t.nhrp.traffic_indications,
+        t.shortcuts_active, t.nhrp.purges_received);
 }
 
 std::string engine::report_json(uint64_t now_us) const {
@@ -583,16 +581,15 @@ std::string engine::report_json(uint64_t now_us) const {
         success(now_us) ? "true" : "false", name(_phase),
         static_cast<double>(now_us - _start_us) / 1e6, t.spokes, t.registered,
         _hub_mac_known ? to_string(_hub_mac) : "", t.nhrp.registrations_sent,
-        t.nhrp.registration_retransmits, t.nhrp.registration_replies,
-        t.nhrp.registration_rejects, t.nhrp.traffic_indications, t.nhrp.resolution_requests_sent,
-        t.nhrp.resolution_replies, t.nhrp.resolution_rejects, t.nhrp.shortcuts_installed,
-        t.shortcuts_active, t.nhrp.resolution_requests_answered, t.nhrp.purges_received,
-        t.nhrp.error_indications, t.nhrp.auth_failures, t.sent, t.data.sent_via_hub,
-        t.data.sent_shortcut, t.received, t.data.received_via_hub, t.data.received_shortcut,
-        t.lost, t.duplicates, t.data.reordered, t.data.corrupt, t.data.esp_errors,
-        t.data.gre_key_mismatch, t.data.unprotected, t.data.nhrp_parse_errors, _arp_replies,
-        _not_ours, _flood_sent[0], _flood_sent[1], _flood_sent[2], _foreign_answers,
-        _moved ? to_string(_moved_nbma) : "");
+        t.nhrp.registration_retransmits, t.nhrp.registration_replies, t.nhrp.registration_rejects,
+        t.nhrp.traffic_indications, t.nhrp.resolution_requests_sent, t.nhrp.resolution_replies,
+        t.nhrp.resolution_rejects, t.nhrp.shortcuts_installed, t.shortcuts_active,
+        t.nhrp.resolution_requests_answered, t.nhrp.purges_received, t.nhrp.error_indications,
+        t.nhrp.auth_failures, t.sent, t.data.sent_via_hub, t.data.sent_shortcut, t.received,
+        t.data.received_via_hub, t.data.received_shortcut, t.lost, t.duplicates, t.data.reordered,
+        t.data.corrupt, t.data.esp_errors, t.data.gre_key_mismatch, t.data.unprotected,
+        t.data.nhrp_parse_errors, _arp_replies, _not_ours, _flood_sent[0], _flood_sent[1],
+        _flood_sent[2], _foreign_answers, _moved ? to_string(_moved_nbma) : "");
     if (_o.per_spoke || _spokes.size() <= 16) {
         out += ",\"per_spoke\":[";
         uint32_t n = static_cast<uint32_t>(_spokes.size());
@@ -608,13 +605,13 @@ std::string engine::report_json(uint64_t now_us) const {
                 "\"resolutions_answered\":{},\"purges_received\":{},\"sent\":{},"
                 "\"sent_shortcut\":{},\"received\":{},\"received_shortcut\":{},\"lost\":{},"
                 "\"corrupt\":{},\"esp_errors\":{}}}",
-                k == 0 ? "" : ",", s.id().index, to_string(nbma_of(k)),
-                to_string(s.id().overlay), s.registered(now_us) ? "true" : "false",
-                s.counters().registration_replies, s.counters().registration_rejects,
-                name(s.last_reject()), s.counters().shortcuts_installed,
-                s.counters().resolution_requests_answered, s.counters().purges_received,
-                d.sent_via_hub + d.sent_shortcut, d.sent_shortcut, got, d.received_shortcut,
-                expected > got ? expected - got : 0, d.corrupt, d.esp_errors);
+                k == 0 ? "" : ",", s.id().index, to_string(nbma_of(k)), to_string(s.id().overlay),
+                s.registered(now_us) ? "true" : "false", s.counters().registration_replies,
+                s.counters().registration_rejects, name(s.last_reject()),
+                s.counters().shortcuts_installed, s.counters().resolution_requests_answered,
+                s.counters().purges_received, d.sent_via_hub + d.sent_shortcut, d.sent_shortcut,
+                got, d.received_shortcut, expected > got ? expected - got : 0, d.corrupt,
+                d.esp_errors);
         }
         out += "]";
     }

@@ -17,29 +17,28 @@ constexpr uint32_t tailroom = 64;
 
 esp_status translate(crypto::esp_status s) {
     switch (s) {
-    case crypto::esp_status::ok:
-        return esp_status::ok;
-    case crypto::esp_status::bad_icv:
-        return esp_status::auth_failed;
-    case crypto::esp_status::replayed:
-    case crypto::esp_status::outside_window:
-    case crypto::esp_status::zero_sequence:
-        return esp_status::replayed;
-    case crypto::esp_status::spi_mismatch:
-        return esp_status::no_sa;
-    case crypto::esp_status::engine_error:
-    case crypto::esp_status::sa_expired:
-    case crypto::esp_status::seq_overflow:
-        return esp_status::failed;
-    default:
-        return esp_status::malformed;
+        case crypto::esp_status::ok:
+            return esp_status::ok;
+        case crypto::esp_status::bad_icv:
+            return esp_status::auth_failed;
+        case crypto::esp_status::replayed:
+        case crypto::esp_status::outside_window:
+        case crypto::esp_status::zero_sequence:
+            return esp_status::replayed;
+        case crypto::esp_status::spi_mismatch:
+            return esp_status::no_sa;
+        case crypto::esp_status::engine_error:
+        case crypto::esp_status::sa_expired:
+        case crypto::esp_status::seq_overflow:
+            return esp_status::failed;
+        default:
+            return esp_status::malformed;
     }
 }
 
 class crypto_esp final : public esp_layer {
 public:
-    crypto_esp(std::unique_ptr<crypto::engine> eng,
-               std::vector<std::unique_ptr<crypto::sa>> out,
+    crypto_esp(std::unique_ptr<crypto::engine> eng, std::vector<std::unique_ptr<crypto::sa>> out,
                std::vector<std::unique_ptr<crypto::sa>> in)
         : _eng(std::move(eng)), _out(std::move(out)), _in(std::move(in)) {}
 
@@ -101,8 +100,8 @@ wire::result<std::unique_ptr<esp_layer>, std::string> make_esp_layer(const topol
             p.cipher_key = key;
             auto s = crypto::sa::create(p, **eng);
             if (!s) {
-                return wire::fail(fmt::format("spoke {} SA {:#x}: {}", id.index, m.spi,
-                                              crypto::name(s.error())));
+                return wire::fail(
+                    fmt::format("spoke {} SA {:#x}: {}", id.index, m.spi, crypto::name(s.error())));
             }
             (outbound ? out : in).push_back(std::move(*s));
         }

@@ -21,9 +21,7 @@ namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
 
-void on_signal(int) {
-    g_stop = 1;
-}
+void on_signal(int) { g_stop = 1; }
 
 uint64_t now_us() {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -32,8 +30,8 @@ uint64_t now_us() {
 }
 
 int run_live(const options& o, std::unique_ptr<esp_layer> esp) {
-    auto io = dpdk_io::open(o.eal_args.empty() ? default_eal_args(o.vdev) : o.eal_args, o.vdev,
-                            o.queues);
+    auto io =
+        dpdk_io::open(o.eal_args.empty() ? default_eal_args(o.vdev) : o.eal_args, o.vdev, o.queues);
     if (!io) {
         std::fprintf(stderr, "dmvpn-spokesim: %s\n", io.error().c_str());
         return 2;
@@ -44,8 +42,7 @@ int run_live(const options& o, std::unique_ptr<esp_layer> esp) {
     std::signal(SIGTERM, on_signal);
 
     topology t(o);
-    std::fprintf(stderr,
-                 "dmvpn-spokesim: %u spokes (%s..%s), hub %s / %s, port MAC %s, vdev %s\n",
+    std::fprintf(stderr, "dmvpn-spokesim: %u spokes (%s..%s), hub %s / %s, port MAC %s, vdev %s\n",
                  t.size(), to_string(t.nbma_of(0)).c_str(),
                  to_string(t.nbma_of(t.size() - 1)).c_str(), to_string(t.hub_nbma()).c_str(),
                  to_string(t.hub_overlay()).c_str(), to_string(port.port_mac()).c_str(),

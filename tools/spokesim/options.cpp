@@ -11,12 +11,12 @@ namespace dmvpn::spokesim {
 
 std::string_view name(esp_transform t) noexcept {
     switch (t) {
-    case esp_transform::none:
-        return "none";
-    case esp_transform::aes128_gcm:
-        return "aes128-gcm16";
-    case esp_transform::aes256_gcm:
-        return "aes256-gcm16";
+        case esp_transform::none:
+            return "none";
+        case esp_transform::aes128_gcm:
+            return "aes128-gcm16";
+        case esp_transform::aes256_gcm:
+            return "aes256-gcm16";
     }
     return "?";
 }
@@ -174,137 +174,143 @@ std::vector<std::string> split_words(const std::string& s) {
 }
 
 const std::map<std::string, handler>& valued() {
-    static const std::map<std::string, handler> table = {
-        {"--spokes", uint_into(&options::spokes, 1, 1u << 22)},
-        {"--first-spoke", uint_into(&options::first_spoke, 0, 1u << 24)},
-        {"--nbma-prefix", prefix_into(&options::nbma_prefix)},
-        {"--nbma-offset", uint_into(&options::nbma_offset, 1, 1u << 30)},
-        {"--hub-nbma", ipv4_into(&options::hub_nbma)},
-        {"--tunnel-prefix", prefix_into(&options::tunnel_prefix)},
-        {"--overlay-offset", uint_into(&options::overlay_offset, 1, 1u << 30)},
-        {"--hub-overlay", ipv4_into(&options::hub_overlay)},
-        {"--lan-prefix", prefix_into(&options::lan_prefix)},
-        {"--lan-length", uint_into(&options::lan_length, 8, 32)},
-        {"--gre-key",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             auto n = parse_uint(v);
-             if (!n || *n > 0xffffffffu) {
-                 return fmt::format(": '{}' is not a 32-bit GRE key", v);
-             }
-             o.gre_key = static_cast<uint32_t>(*n);
-             return std::nullopt;
-         }},
-        {"--auth",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             // Cisco and FRR carry at most 8 bytes of clear-text password.
-             if (v.empty() || v.size() > 8) {
-                 return fmt::format(": '{}' must be 1 to 8 bytes (Cisco's limit)", v);
-             }
-             o.auth = v;
-             return std::nullopt;
-         }},
-        {"--holdtime", uint_into(&options::holdtime, 1, 65535)},
-        {"--registration-timeout", uint_into(&options::registration_timeout, 1, 65535)},
-        {"--style",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             if (v == "cisco") {
-                 o.style = nhrp_style::cisco;
-             } else if (v == "frr") {
-                 o.style = nhrp_style::frr;
-             } else {
-                 return fmt::format(": '{}' is neither cisco nor frr", v);
-             }
-             return std::nullopt;
-         }},
-        {"--mtu", uint_into(&options::cie_mtu, 68, 65535)},
-        {"--cie-prefix",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             // IOS sends 255 (unique) or 32; nothing else means anything for a registration.
-             if (v == "255" || v == "32") {
-                 o.cie_prefix = static_cast<uint8_t>(std::stoi(v));
-                 return std::nullopt;
-             }
-             return fmt::format(": '{}' is neither 255 nor 32", v);
-         }},
-        {"--esp",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             for (auto t : {esp_transform::none, esp_transform::aes128_gcm,
-                            esp_transform::aes256_gcm}) {
-                 if (v == name(t)) {
-                     o.esp = t;
-                     return std::nullopt;
-                 }
-             }
-             return fmt::format(": '{}' is not one of none, aes128-gcm16, aes256-gcm16", v);
-         }},
-        {"--sa-seed", uint_into(&options::sa_seed, 0, UINT64_MAX)},
-        {"--spi-base", uint_into(&options::spi_base, 256, 0xf0000000u)},
-        {"--vdev",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             if (v.empty() || v.find(' ') != std::string::npos) {
-                 return fmt::format(": '{}' is not a vdev string (name[,key=value...])", v);
-             }
-             o.vdev = v;
-             return std::nullopt;
-         }},
-        {"--hub-mac",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             auto m = parse_mac(v);
-             if (!m || ((*m)[0] & 1) != 0) {
-                 return fmt::format(": '{}' is not a unicast MAC aa:bb:cc:dd:ee:ff", v);
-             }
-             o.hub_mac = *m;
-             return std::nullopt;
-         }},
-        {"--eal",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             o.eal_args = split_words(v);
-             if (o.eal_args.empty()) {
-                 return std::string(": empty EAL arguments");
-             }
-             return std::nullopt;
-         }},
-        {"--queues", uint_into(&options::queues, 1, 64)},
-        {"--reg-rate", double_into(&options::registration_rate, 0.001, 1e7)},
-        {"--rate", double_into(&options::data_rate, 0, 1e9)},
-        {"--payload", uint_into(&options::payload_size, 24, 1400)},
-        {"--peer-offset", uint_into(&options::peer_offset, 1, 1u << 22)},
-        {"--traffic",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             if (v == "overlay") {
-                 o.traffic = traffic_addressing::overlay;
-             } else if (v == "lan") {
-                 o.traffic = traffic_addressing::lan;
-             } else {
-                 return fmt::format(": '{}' is neither overlay nor lan", v);
-             }
-             return std::nullopt;
-         }},
-        {"--duration", double_into(&options::duration, 0, 1e7)},
-        {"--register-wait", double_into(&options::register_wait, 0.001, 1e7)},
-        {"--drain", double_into(&options::drain, 0, 3600)},
-        {"--flood-ratio", double_into(&options::flood_ratio, 0, 1000)},
-        {"--move-spoke",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             uint64_t k = 0;
-             if (auto e = need_uint("", v, 0, 1u << 22, k)) {
-                 return e;
-             }
-             o.move_spoke = static_cast<uint32_t>(k);
-             return std::nullopt;
-         }},
-        {"--move-after", double_into(&options::move_after, 0, 1e6)},
-        {"--stop-refresh", uint_into(&options::stop_refresh, 0, 1u << 22)},
-        {"--write-pcap",
-         [](options& o, const std::string& v) -> std::optional<std::string> {
-             if (v.empty()) {
-                 return std::string(": empty file name");
-             }
-             o.write_pcap = v;
-             return std::nullopt;
-         }},
-        {"--count", uint_into(&options::pcap_count, 1, 100'000'000)},
-    };
+    static const std::
+        map<std::string, handler>
+            table =
+                {
+                    {"--spokes", uint_into(&options::spokes, 1, 1u << 22)},
+                    {"--first-spoke", uint_into(&options::first_spoke, 0, 1u << 24)},
+                    {"--nbma-prefix", prefix_into(&options::nbma_prefix)},
+                    {"--nbma-offset", uint_into(&options::nbma_offset, 1, 1u << 30)},
+                    {"--hub-nbma", ipv4_into(&options::hub_nbma)},
+                    {"--tunnel-prefix", prefix_into(&options::tunnel_prefix)},
+                    {"--overlay-offset", uint_into(&options::overlay_offset, 1, 1u << 30)},
+                    {"--hub-overlay", ipv4_into(&options::hub_overlay)},
+                    {"--lan-prefix", prefix_into(&options::lan_prefix)},
+                    {"--lan-length", uint_into(&options::lan_length, 8, 32)},
+                    {"--gre-key",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         auto n = parse_uint(v);
+                         if (!n || *n > 0xffffffffu) {
+                             return fmt::format(": '{}' is not a 32-bit GRE key", v);
+                         }
+                         o.gre_key = static_cast<uint32_t>(*n);
+                         return std::nullopt;
+                     }},
+                    {"--auth",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         // Cisco and FRR carry at most 8 bytes of clear-text password.
+                         if (v.empty() || v.size() > 8) {
+                             return fmt::format(": '{}' must be 1 to 8 bytes (Cisco's limit)", v);
+                         }
+                         o.auth = v;
+                         return std::nullopt;
+                     }},
+                    {"--holdtime", uint_into(&options::holdtime, 1, 65535)},
+                    {"--registration-timeout", uint_into(&options::registration_timeout, 1, 65535)},
+                    {"--style",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         if (v == "cisco") {
+                             o.style = nhrp_style::cisco;
+                         } else if (v == "frr") {
+                             o.style = nhrp_style::frr;
+                         } else {
+                             return fmt::format(": '{}' is neither cisco nor frr", v);
+                         }
+                         return std::nullopt;
+                     }},
+                    {"--mtu", uint_into(&options::cie_mtu, 68, 65535)},
+                    {"--cie-prefix",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         // IOS sends 255 (unique) or 32; nothing else means anything for a
+                         // registration.
+                         if (v == "255" || v == "32") {
+                             o.cie_prefix = static_cast<uint8_t>(std::stoi(v));
+                             return std::nullopt;
+                         }
+                         return fmt::format(": '{}' is neither 255 nor 32", v);
+                     }},
+                    {"--esp",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         for (auto t : {esp_transform::none, esp_transform::aes128_gcm,
+                                        esp_transform::aes256_gcm}) {
+                             if (v == name(t)) {
+                                 o.esp = t;
+                                 return std::nullopt;
+                             }
+                         }
+                         return fmt::format(": '{}' is not one of none, aes128-gcm16, aes256-gcm16",
+                                            v);
+                     }},
+                    {"--sa-seed", uint_into(&options::sa_seed, 0, UINT64_MAX)},
+                    {"--spi-base", uint_into(&options::spi_base, 256, 0xf0000000u)},
+                    {"--vdev",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         if (v.empty() || v.find(' ') != std::string::npos) {
+                             return fmt::format(": '{}' is not a vdev string (name[,key=value...])",
+                                                v);
+                         }
+                         o.vdev = v;
+                         return std::nullopt;
+                     }},
+                    {"--hub-mac",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         auto m = parse_mac(v);
+                         if (!m || ((*m)[0] & 1) != 0) {
+                             return fmt::format(": '{}' is not a unicast MAC aa:bb:cc:dd:ee:ff", v);
+                         }
+                         o.hub_mac = *m;
+                         return std::nullopt;
+                     }},
+                    {"--eal",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         o.eal_args = split_words(v);
+                         if (o.eal_args.empty()) {
+                             return std::string(": empty EAL arguments");
+                         }
+                         return std::nullopt;
+                     }},
+                    {"--queues", uint_into(&options::queues, 1, 64)},
+                    {"--reg-rate", double_into(&options::registration_rate, 0.001, 1e7)},
+                    {"--rate", double_into(&options::data_rate, 0, 1e9)},
+                    {"--payload", uint_into(&options::payload_size, 24, 1400)},
+                    {"--peer-offset", uint_into(&options::peer_offset, 1, 1u << 22)},
+                    {"--traffic",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         if (v == "overlay") {
+                             o.traffic = traffic_addressing::overlay;
+                         } else if (v == "lan") {
+                             o.traffic = traffic_addressing::lan;
+                         } else {
+                             return fmt::format(": '{}' is neither overlay nor lan", v);
+                         }
+                         return std::nullopt;
+                     }},
+                    {"--duration", double_into(&options::duration, 0, 1e7)},
+                    {"--register-wait", double_into(&options::register_wait, 0.001, 1e7)},
+                    {"--drain", double_into(&options::drain, 0, 3600)},
+                    {"--flood-ratio", double_into(&options::flood_ratio, 0, 1000)},
+                    {"--move-spoke",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         uint64_t k = 0;
+                         if (auto e = need_uint("", v, 0, 1u << 22, k)) {
+                             return e;
+                         }
+                         o.move_spoke = static_cast<uint32_t>(k);
+                         return std::nullopt;
+                     }},
+                    {"--move-after", double_into(&options::move_after, 0, 1e6)},
+                    {"--stop-refresh", uint_into(&options::stop_refresh, 0, 1u << 22)},
+                    {"--write-pcap",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         if (v.empty()) {
+                             return std::string(": empty file name");
+                         }
+                         o.write_pcap = v;
+                         return std::nullopt;
+                     }},
+                    {"--count", uint_into(&options::pcap_count, 1, 100'000'000)},
+                };
     return table;
 }
 
@@ -395,8 +401,7 @@ std::optional<std::string> validate(const options& o) {
                            to_string(o.tunnel_prefix));
     }
     if (o.move_spoke && *o.move_spoke >= o.spokes) {
-        return fmt::format("--move-spoke {} is not one of the {} spokes", *o.move_spoke,
-                           o.spokes);
+        return fmt::format("--move-spoke {} is not one of the {} spokes", *o.move_spoke, o.spokes);
     }
     if (o.stop_refresh > o.spokes) {
         return fmt::format("--stop-refresh {} is more than the {} spokes", o.stop_refresh,

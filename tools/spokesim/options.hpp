@@ -48,7 +48,7 @@ struct options {
     nhrp_style style = nhrp_style::cisco;
     uint16_t cie_mtu = 1514;
     uint8_t cie_prefix = 0;  // registration CIE prefix length; 0: 255 with unique, else 32
-    bool shortcuts = true;  // act on Traffic Indications (Phase 3)
+    bool shortcuts = true;   // act on Traffic Indications (Phase 3)
 
     // IPsec: one manual SA pair per spoke with the hub, derived from the index and the seed.
     esp_transform esp = esp_transform::none;
@@ -57,7 +57,7 @@ struct options {
 
     // DPDK.
     std::string vdev;
-    std::optional<mac> hub_mac;  // absent: ARP for the hub's NBMA address
+    std::optional<mac> hub_mac;         // absent: ARP for the hub's NBMA address
     std::vector<std::string> eal_args;  // replaces the default EAL arguments when given
     // RX and TX queues of the port. A memif client decides how many rings exist: the hub sends
     // from one TX queue per worker plus its control lcore's, so the demo's one worker needs 2.
@@ -69,15 +69,15 @@ struct options {
     uint32_t payload_size = 64;      // bytes of UDP payload in each data packet
     uint32_t peer_offset = 1;        // spoke i sends to spoke i + offset (mod N)
     traffic_addressing traffic = traffic_addressing::overlay;
-    double duration = 5;        // seconds of data after every spoke registered; 0: until a signal
-    double register_wait = 0;   // seconds to wait for registrations; 0: 10 + N / rate
-    double drain = 1;           // seconds to keep receiving after the last data packet
+    double duration = 5;       // seconds of data after every spoke registered; 0: until a signal
+    double register_wait = 0;  // seconds to wait for registrations; 0: 10 + N / rate
+    double drain = 1;          // seconds to keep receiving after the last data packet
     // After the report, keep the port (a memif connection) open until SIGTERM/SIGINT, so the
     // hub can be stopped first: DPDK 22.11's memif server crashes if its client disconnects
     // while a worker polls.
     bool linger = false;
-    bool progress = true;       // a line on stderr every second on runs longer than a few seconds
-    bool per_spoke = false;     // per-spoke objects in the JSON even for large N
+    bool progress = true;    // a line on stderr every second on runs longer than a few seconds
+    bool per_spoke = false;  // per-spoke objects in the JSON even for large N
 
     // Abuse and churn, for the hub's end-to-end tests.
     // Hostile frames per legitimate registration while the spokes register: malformed NHRP,

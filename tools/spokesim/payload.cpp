@@ -23,14 +23,14 @@ uint8_t pattern(uint64_t seed, size_t k) noexcept {
 
 std::string_view name(payload_error e) noexcept {
     switch (e) {
-    case payload_error::too_short:
-        return "too_short";
-    case payload_error::bad_magic:
-        return "bad_magic";
-    case payload_error::bad_length:
-        return "bad_length";
-    case payload_error::bad_pattern:
-        return "bad_pattern";
+        case payload_error::too_short:
+            return "too_short";
+        case payload_error::bad_magic:
+            return "bad_magic";
+        case payload_error::bad_length:
+            return "bad_length";
+        case payload_error::bad_pattern:
+            return "bad_pattern";
     }
     return "?";
 }

@@ -11,7 +11,7 @@
 namespace dmvpn::spokesim {
 
 inline constexpr uint32_t payload_magic = 0x444d5653;  // "DMVS"
-inline constexpr size_t payload_header_size = 24;     // magic, src, dst, seq (8), length
+inline constexpr size_t payload_header_size = 24;      // magic, src, dst, seq (8), length
 
 struct payload_info {
     uint32_t src = 0;  // global spoke indexes

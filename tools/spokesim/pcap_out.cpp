@@ -38,7 +38,8 @@ std::string describe(const std::string& path, const pcap::io_failure& f) {
 
 }  // namespace
 
-wire::result<uint64_t, std::string> write_capture(const options& o, std::unique_ptr<esp_layer> esp) {
+wire::result<uint64_t, std::string> write_capture(const options& o,
+                                                  std::unique_ptr<esp_layer> esp) {
     auto w = pcap::file_writer::create(o.write_pcap, pcap::linktype::ethernet);
     if (!w) {
         return wire::fail(describe(o.write_pcap, w.error()));

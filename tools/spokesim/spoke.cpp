@@ -50,34 +50,34 @@ const nhrp::extension* find_ext(const nhrp::packet& p, uint16_t type) {
 
 std::string_view name(verdict v) noexcept {
     switch (v) {
-    case verdict::accepted:
-        return "accepted";
-    case verdict::wrong_type:
-        return "wrong_type";
-    case verdict::no_request_outstanding:
-        return "no_request_outstanding";
-    case verdict::request_id_mismatch:
-        return "request_id_mismatch";
-    case verdict::source_mismatch:
-        return "source_mismatch";
-    case verdict::hub_mismatch:
-        return "hub_mismatch";
-    case verdict::auth_mismatch:
-        return "auth_mismatch";
-    case verdict::no_cie:
-        return "no_cie";
-    case verdict::rejected:
-        return "rejected";
-    case verdict::bad_cie:
-        return "bad_cie";
-    case verdict::not_for_this_spoke:
-        return "not_for_this_spoke";
-    case verdict::shortcuts_disabled:
-        return "shortcuts_disabled";
-    case verdict::already_resolved:
-        return "already_resolved";
-    case verdict::bad_traffic_indication:
-        return "bad_traffic_indication";
+        case verdict::accepted:
+            return "accepted";
+        case verdict::wrong_type:
+            return "wrong_type";
+        case verdict::no_request_outstanding:
+            return "no_request_outstanding";
+        case verdict::request_id_mismatch:
+            return "request_id_mismatch";
+        case verdict::source_mismatch:
+            return "source_mismatch";
+        case verdict::hub_mismatch:
+            return "hub_mismatch";
+        case verdict::auth_mismatch:
+            return "auth_mismatch";
+        case verdict::no_cie:
+            return "no_cie";
+        case verdict::rejected:
+            return "rejected";
+        case verdict::bad_cie:
+            return "bad_cie";
+        case verdict::not_for_this_spoke:
+            return "not_for_this_spoke";
+        case verdict::shortcuts_disabled:
+            return "shortcuts_disabled";
+        case verdict::already_resolved:
+            return "already_resolved";
+        case verdict::bad_traffic_indication:
+            return "bad_traffic_indication";
     }
     return "?";
 }
@@ -160,8 +160,8 @@ nhrp::packet build_registration_request(const spoke_identity& id, const nhrp_set
     return p;
 }
 
-nhrp::packet build_resolution_request(const spoke_identity& id, const nhrp_settings& s,
-                                      ipv4 target, uint32_t request_id) {
+nhrp::packet build_resolution_request(const spoke_identity& id, const nhrp_settings& s, ipv4 target,
+                                      uint32_t request_id) {
     nhrp::packet p;
     p.hdr.type = nhrp::op::resolution_request;
     p.hdr.hop_count = 255;
@@ -458,32 +458,32 @@ std::optional<outgoing> spoke::on_purge_request(const nhrp::packet& p, uint64_t 
 
 std::optional<outgoing> spoke::handle(const nhrp::packet& p, uint64_t now_us) {
     switch (p.hdr.type) {
-    case nhrp::op::registration_reply:
-        (void)on_registration_reply(p, now_us);
-        return std::nullopt;
-    case nhrp::op::traffic_indication:
-        if (!auth_ok(p)) {
-            ++_c.auth_failures;
-            reject(verdict::auth_mismatch);
+        case nhrp::op::registration_reply:
+            (void)on_registration_reply(p, now_us);
             return std::nullopt;
-        }
-        return on_traffic_indication(p, now_us);
-    case nhrp::op::resolution_reply:
-        (void)on_resolution_reply(p, now_us);
-        return std::nullopt;
-    case nhrp::op::resolution_request:
-        return on_resolution_request(p, now_us);
-    case nhrp::op::purge_request:
-        return on_purge_request(p, now_us);
-    case nhrp::op::error_indication:
-        ++_c.error_indications;
-        if (p.error_code == nhrp::error_code::authentication_failure) {
-            ++_c.auth_failures;
-        }
-        return std::nullopt;
-    default:
-        ++_c.ignored;
-        return std::nullopt;
+        case nhrp::op::traffic_indication:
+            if (!auth_ok(p)) {
+                ++_c.auth_failures;
+                reject(verdict::auth_mismatch);
+                return std::nullopt;
+            }
+            return on_traffic_indication(p, now_us);
+        case nhrp::op::resolution_reply:
+            (void)on_resolution_reply(p, now_us);
+            return std::nullopt;
+        case nhrp::op::resolution_request:
+            return on_resolution_request(p, now_us);
+        case nhrp::op::purge_request:
+            return on_purge_request(p, now_us);
+        case nhrp::op::error_indication:
+            ++_c.error_indications;
+            if (p.error_code == nhrp::error_code::authentication_failure) {
+                ++_c.auth_failures;
+            }
+            return std::nullopt;
+        default:
+            ++_c.ignored;
+            return std::nullopt;
     }
 }
 

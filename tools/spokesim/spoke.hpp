@@ -43,13 +43,13 @@ enum class verdict : uint8_t {
     wrong_type,
     no_request_outstanding,
     request_id_mismatch,
-    source_mismatch,       // the mandatory part does not name this spoke
-    hub_mismatch,          // destination / responder is not the configured hub
-    auth_mismatch,         // missing or different authentication extension
+    source_mismatch,  // the mandatory part does not name this spoke
+    hub_mismatch,     // destination / responder is not the configured hub
+    auth_mismatch,    // missing or different authentication extension
     no_cie,
-    rejected,              // CIE code not 0 (the hub refused the binding)
-    bad_cie,               // client address missing or prefix not covering the target
-    not_for_this_spoke,    // a request for an address this spoke does not own
+    rejected,            // CIE code not 0 (the hub refused the binding)
+    bad_cie,             // client address missing or prefix not covering the target
+    not_for_this_spoke,  // a request for an address this spoke does not own
     shortcuts_disabled,
     already_resolved,
     bad_traffic_indication,  // no IPv4 header of ours in the triggering packet bytes
@@ -84,8 +84,8 @@ struct nhrp_counters {
 // Packet builders, exposed for the tests and for captures.
 nhrp::packet build_registration_request(const spoke_identity& id, const nhrp_settings& s,
                                         uint32_t request_id, bool hub_confirmed);
-nhrp::packet build_resolution_request(const spoke_identity& id, const nhrp_settings& s,
-                                      ipv4 target, uint32_t request_id);
+nhrp::packet build_resolution_request(const spoke_identity& id, const nhrp_settings& s, ipv4 target,
+                                      uint32_t request_id);
 nhrp::bytes to_bytes(ipv4 a);
 std::optional<ipv4> from_bytes(const nhrp::bytes& b);
 

@@ -53,7 +53,8 @@ topology::topology(const options& o) : _opts(o), _count(o.spokes) {
 
 prefix topology::lan_of(uint32_t local) const noexcept {
     uint32_t n = _opts.first_spoke + local;
-    ipv4 net = _opts.lan_prefix.network + (_opts.lan_length == 32 ? n : n << (32 - _opts.lan_length));
+    ipv4 net =
+        _opts.lan_prefix.network + (_opts.lan_length == 32 ? n : n << (32 - _opts.lan_length));
     return prefix{net, _opts.lan_length};
 }
 
