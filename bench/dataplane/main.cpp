@@ -2,6 +2,8 @@
 // it and the DPDK tools, and writes the table and bench/results/dataplane.json).
 //   dataplane-bench worker [--spokes N] [--seconds S] [--cases a,b] [--sizes x,y]
 //                          [--rate-limit-slots N] -- EAL args
+//   dataplane-bench scale --workers N [--spokes N] [--seconds S] [--cases a,b] [--sizes x,y]
+//                         -- EAL args (N + 1 lcores)
 //   dataplane-bench imb --lengths 76,588,1412 [--keys 1,10000] [--seconds S]
 //   dataplane-bench peer-files DIR [--spokes N] [--sizes x,y]
 #include <cstdio>
@@ -45,6 +47,7 @@ int usage() {
         stderr,
         "usage: dataplane-bench worker [--spokes N] [--seconds S] [--cases gre,esp-transit,"
         "esp-in,esp-out] [--sizes 64,imix,1400] -- EAL args\n"
+        "       dataplane-bench scale --workers N [same as worker] -- EAL args (N+1 lcores)\n"
         "       dataplane-bench imb --lengths L1,L2 [--keys 1,10000] [--seconds S]\n"
         "       dataplane-bench peer-files DIR [--spokes N] [--sizes 64,imix,1400]\n");
     return 2;
@@ -88,6 +91,8 @@ int main(int argc, char** argv) {
                 w.spokes = pf.spokes = static_cast<uint32_t>(std::stoul(v));
             } else if (a == "--seconds") {
                 w.seconds = im.seconds = std::stod(v);
+            } else if (a == "--workers") {
+                w.workers = static_cast<uint16_t>(std::stoul(v));
             } else if (a == "--rate-limit-slots") {
                 w.rate_limit_slots = static_cast<uint32_t>(std::stoul(v));
             } else if (a == "--cases") {
@@ -104,6 +109,9 @@ int main(int argc, char** argv) {
         }
         if (mode == "worker") {
             return dmvpn::bench::run_worker_bench(w);
+        }
+        if (mode == "scale") {
+            return dmvpn::bench::run_scale_bench(w);
         }
         if (mode == "imb") {
             return dmvpn::bench::run_imb_bench(im);

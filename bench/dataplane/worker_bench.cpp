@@ -10,6 +10,7 @@
 #include "bench/dataplane/worker_bench.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -22,7 +23,9 @@
 #include <rte_cycles.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
+#include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_pause.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
@@ -59,7 +62,8 @@ constexpr uint16_t burst = dp::rx_burst;
 
 struct ring_port {
     uint16_t id = 0;
-    rte_ring* rx = nullptr;
+    rte_ring* rx = nullptr;      // queue 0
+    std::vector<rte_ring*> rxq;  // queue w: worker w's RSS share (the scaling run)
     rte_ether_addr mac{};
 };
 
@@ -98,8 +102,11 @@ std::unique_ptr<crypto::sa> make_sa(crypto::engine& eng, uint32_t spi, crypto::s
 // The hub: ports, tables for `spokes` spokes on each of two tunnels, and their SAs.
 class hub {
 public:
-    hub(uint32_t spokes) : _spokes(spokes) {
-        _pool = rte_pktmbuf_pool_create("bench_pool", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+    // `workers` > 1 (the scaling run): one input ring port per worker, a TX queue per worker on
+    // every port, and spoke i's SAs owned by worker i % workers (the queue RSS would give it).
+    explicit hub(uint32_t spokes, uint16_t workers = 1) : _spokes(spokes), _workers(workers) {
+        unsigned mbufs = workers == 1 ? 16383 : 16384u * (workers + 1) - 1;
+        _pool = rte_pktmbuf_pool_create("bench_pool", mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                         static_cast<int>(rte_socket_id()));
         if (_pool == nullptr) {
             fail("mbuf pool (hugepages?)");
@@ -107,7 +114,7 @@ public:
         _punts = dp::create_punt_ring("bench_punts", 4096, SOCKET_ID_ANY);
         dp::publisher_config pc;
         pc.name = "bench";
-        pc.workers = 1;
+        pc.workers = workers;
         pc.adjacencies = 2 * spokes + 8;
         pc.max_routes = 4 * spokes + 64;
         pc.tbl8s = 1024;
@@ -164,12 +171,14 @@ public:
             _hub_out.push_back(make_sa(*_eng, plan::spi_out(i), crypto::sa_direction::outbound));
             _hub_in.push_back(make_sa(*_eng, plan::spi_in(i), crypto::sa_direction::inbound));
             _spoke_out.push_back(make_sa(*_eng, plan::spi_in(i), crypto::sa_direction::outbound));
-            inbound.push_back(dp::inbound_sa{plan::spi_in(i), 1, 0, _hub_in.back().get()});
+            auto owner = static_cast<uint16_t>(i % workers);
+            inbound.push_back(dp::inbound_sa{plan::spi_in(i), 1, owner, _hub_in.back().get()});
             for (uint16_t tun : {uint16_t{0}, uint16_t{1}}) {
                 uint32_t adj = 1 + tun * spokes + i;
                 must(_pub->set_tunnel_adjacency(
                          adj, {tun, plan::overlay(tun, i), plan::nbma(tun, i), gw_mac,
-                               tun == 1 ? _hub_out.back().get() : nullptr, 0}),
+                               tun == 1 ? _hub_out.back().get() : nullptr,
+                               tun == 1 ? owner : uint16_t{0}}),
                      "tunnel adjacency");
                 must(_pub->add_route(plan::overlay(tun, i), 32, {route_kind::adjacency, adj}),
                      "host route");
@@ -200,14 +209,17 @@ public:
     const dp::shared_tables& tables() const { return _pub->tables(); }
     const ring_port& u_in() const { return _u_in; }
     const ring_port& l_in() const { return _l_in; }
+    uint16_t workers() const { return _workers; }
     uint32_t spokes() const { return _spokes; }
     crypto::engine& engine() { return *_eng; }
     crypto::sa& spoke_out(uint32_t i) { return *_spoke_out[i]; }
 
     // Lets the pre-encrypted ESP input be replayed: every inbound SA forgets what it saw.
-    void reset_replay_windows() {
-        for (auto& sa : _hub_in) {
-            sa->window() = crypto::replay_window(crypto::replay_window::default_size, false);
+    // With several workers each resets only the SAs it owns (spoke i: worker i % workers).
+    void reset_replay_windows(uint16_t owner = 0, uint16_t owners = 1) {
+        for (size_t i = owner; i < _hub_in.size(); i += owners) {
+            _hub_in[i]->window() =
+                crypto::replay_window(crypto::replay_window::default_size, false);
         }
     }
 
@@ -227,8 +239,8 @@ private:
         ring_port p;
         std::string rx = std::string(name) + "_rx";
         p.rx = rte_ring_create(rx.c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-        rte_ring* tx[2];
-        for (int q = 0; q < 2; ++q) {
+        std::vector<rte_ring*> tx(_workers + 1u);
+        for (size_t q = 0; q < tx.size(); ++q) {
             std::string n = std::string(name) + "_tx" + std::to_string(q);
             tx[q] = rte_ring_create(n.c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
             if (tx[q] == nullptr) {
@@ -238,13 +250,25 @@ private:
         if (p.rx == nullptr) {
             fail("ring " + rx);
         }
-        int id = rte_eth_from_rings(name, &p.rx, 1, tx, 2, SOCKET_ID_ANY);
+        // An RX queue per worker, as RSS gives a NIC's: worker w polls queue w.
+        std::vector<rte_ring*> rxs(_workers, p.rx);
+        for (size_t q = 1; q < rxs.size(); ++q) {
+            std::string n = std::string(name) + "_rx" + std::to_string(q);
+            rxs[q] = rte_ring_create(n.c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+            if (rxs[q] == nullptr) {
+                fail("ring " + n);
+            }
+        }
+        p.rxq = rxs;
+        int id = rte_eth_from_rings(name, rxs.data(), static_cast<unsigned>(rxs.size()), tx.data(),
+                                    static_cast<unsigned>(tx.size()), SOCKET_ID_ANY);
         if (id < 0) {
             fail("rte_eth_from_rings");
         }
         p.id = static_cast<uint16_t>(id);
         dp::port_config cfg;
         cfg.pool = _pool;
+        cfg.workers = _workers;
         auto st = dp::setup_port(p.id, cfg);
         if (!st) {
             fail("setup_port: " + std::string(dp::name(st.error())));
@@ -257,6 +281,7 @@ private:
         dp::port_config cfg;
         cfg.devargs = std::string(name) + ",no-rx=1";
         cfg.pool = _pool;
+        cfg.workers = _workers;
         auto st = dp::open_port(cfg);
         if (!st) {
             fail("open_port " + cfg.devargs + ": " + std::string(dp::name(st.error())));
@@ -265,6 +290,7 @@ private:
     }
 
     uint32_t _spokes;
+    uint16_t _workers = 1;
     rte_mempool* _pool = nullptr;
     rte_ring* _punts = nullptr;
     std::unique_ptr<dp::publisher> _pub;
@@ -289,6 +315,8 @@ struct traffic {
     size_t pass = 0;               // frames used per pass: a whole number of bursts
     size_t next = 0;
     uint32_t flows = 0;
+    uint16_t worker = 0;  // the scaling run: this worker's share (what RSS would steer to it)
+    uint16_t workers = 1;
 };
 
 // ESP input is encrypted once, before anything is timed, so that the spokes' own key schedules
@@ -296,9 +324,12 @@ struct traffic {
 // numbers. Between two passes over them the hub's inbound replay windows are reset (untimed).
 constexpr uint32_t esp_rounds = 8;
 
-traffic build_traffic(kind k, const size_mix& mix, hub& h, uint32_t flows, uint32_t seed) {
+traffic build_traffic(kind k, const size_mix& mix, hub& h, uint32_t flows, uint32_t seed,
+                      uint16_t worker = 0, uint16_t workers = 1) {
     traffic t;
     t.flows = flows;
+    t.worker = worker;
+    t.workers = workers;
     t.encrypt = k == kind::esp_transit || k == kind::esp_in;
     uint32_t n = flows;
     size_t c = mix.cycle.size();
@@ -319,6 +350,11 @@ traffic build_traffic(kind k, const size_mix& mix, hub& h, uint32_t flows, uint3
         uint32_t d = dst[f % h.spokes()];
         if (d == s) {
             d = (d + 1) % h.spokes();
+        }
+        // Several workers: a spoke's packets reach the queue its SA owner polls (spoke s is
+        // worker s % workers); from the LAN, flows spread over the queues.
+        if (workers > 1 && (k == kind::esp_out ? f : s) % workers != worker) {
+            continue;
         }
         uint16_t size = mix.cycle[i % c];
         auto host = static_cast<uint16_t>(f);
@@ -361,6 +397,8 @@ traffic build_traffic(kind k, const size_mix& mix, hub& h, uint32_t flows, uint3
         traffic e;
         e.flows = t.flows;
         e.encrypt = true;
+        e.worker = t.worker;
+        e.workers = t.workers;
         bytes buf;
         for (uint32_t r = 0; r < esp_rounds; ++r) {
             for (size_t i = 0; i < t.offset.size(); ++i) {
@@ -383,6 +421,9 @@ traffic build_traffic(kind k, const size_mix& mix, hub& h, uint32_t flows, uint3
         t = std::move(e);
     }
     t.pass = t.offset.size() / burst * burst;
+    if (t.pass == 0) {
+        fail("too few flows per worker for one burst");
+    }
     return t;
 }
 
@@ -391,7 +432,7 @@ void fill(traffic& t, hub& h, rte_mbuf** ms, uint16_t n, uint16_t port) {
     if (t.next == t.pass) {
         t.next = 0;
         if (t.encrypt) {
-            h.reset_replay_windows();
+            h.reset_replay_windows(t.worker, t.workers);
         }
     }
     for (uint16_t i = 0; i < n; ++i) {
@@ -676,6 +717,195 @@ int run_worker_bench(const worker_bench_options& o) {
                                 stderr, "  %s: %" PRIu64 "\n",
                                 std::string(dp::name(static_cast<dp::drop_reason>(i))).c_str(),
                                 c.drops[i]);
+                        }
+                    }
+                    rc = 1;
+                }
+            }
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "dataplane-bench: %s\n", e.what());
+        rc = 1;
+    }
+    dp::eal_cleanup();
+    return rc;
+}
+
+namespace {
+
+// The scaling run: one lcore per worker, each feeding its own input ring (its RSS share of the
+// spokes) and polling it; transit packets whose outbound SA another worker owns cross the
+// handoff rings, as in the hub. The main lcore drains the punt ring.
+struct scale_slot {
+    dp::worker* w = nullptr;
+    traffic* t = nullptr;
+    hub* h = nullptr;
+    const ring_port* in = nullptr;
+    uint16_t queue = 0;                       // the RX queue this worker polls and is fed through
+    const std::atomic<int>* phase = nullptr;  // 0 wait, 1 warm up, 2 measure, 3 drain, 4 stop
+    uint64_t cycles = 0;                      // alloc + poll_once while measuring
+    uint64_t packets = 0;                     // fed while measuring
+    uint64_t pool_empty = 0;
+};
+
+int scale_lcore(void* arg) {
+    auto* s = static_cast<scale_slot*>(arg);
+    rte_mbuf* ms[burst];
+    int ph = 0;
+    while ((ph = s->phase->load(std::memory_order_acquire)) == 0) {
+        rte_pause();
+    }
+    rte_ring* handed = s->h->tables().handoff[s->w->ctx().id];
+    while (ph == 1 || ph == 2) {
+        uint64_t a0 = rte_rdtsc();
+        if (rte_ring_count(handed) > 4u * burst) {
+            // Behind on what other workers handed over: serve that first, as a busy worker
+            // would leave its RX queue to the NIC (its cycles count, it feeds nothing).
+            (void)s->w->poll_once();
+            if (ph == 2) {
+                s->cycles += rte_rdtsc() - a0;
+            }
+        } else if (rte_pktmbuf_alloc_bulk(s->h->pool(), ms, burst) != 0) {
+            ++s->pool_empty;  // others' handoff rings hold the mbufs: let them drain
+            (void)s->w->poll_once();
+        } else {
+            uint64_t a1 = rte_rdtsc();
+            fill(*s->t, *s->h, ms, burst, s->in->id);
+            if (rte_ring_sp_enqueue_bulk(s->in->rxq[s->queue], reinterpret_cast<void**>(ms), burst,
+                                         nullptr) != burst) {
+                rte_pktmbuf_free_bulk(ms, burst);
+            }
+            uint64_t p0 = rte_rdtsc();
+            (void)s->w->poll_once();
+            uint64_t p1 = rte_rdtsc();
+            if (ph == 2) {
+                s->cycles += (a1 - a0) + (p1 - p0);
+                s->packets += burst;
+            }
+        }
+        ph = s->phase->load(std::memory_order_acquire);
+    }
+    while (s->phase->load(std::memory_order_acquire) == 3) {
+        (void)s->w->poll_once();
+    }
+    return 0;
+}
+
+}  // namespace
+
+int run_scale_bench(const worker_bench_options& o) {
+    auto eal = dp::eal_init(o.eal, "dataplane-bench");
+    if (!eal) {
+        std::fprintf(stderr, "EAL: %s\n", std::string(dp::name(eal.error())).c_str());
+        return 1;
+    }
+    int rc = 0;
+    try {
+        uint16_t n = o.workers;
+        if (n == 0 || n > dp::max_workers || rte_lcore_count() < n + 1u) {
+            fail("--workers " + std::to_string(n) + " needs that many lcores besides the main one");
+        }
+        hub h(o.spokes, n);
+        uint64_t hz = rte_get_tsc_hz();
+        uint32_t seed = 1;
+        for (const std::string& cs : o.cases) {
+            kind k = parse_case(cs);
+            for (const std::string& ss : o.sizes) {
+                size_mix mix = parse_size(ss);
+                ++seed;
+                std::vector<traffic> ts;
+                std::vector<std::unique_ptr<dp::worker>> ws;
+                std::vector<scale_slot> slots(n);
+                std::atomic<int> phase{0};
+                for (uint16_t i = 0; i < n; ++i) {
+                    ts.push_back(build_traffic(k, mix, h, o.spokes, seed, i, n));
+                }
+                unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+                std::vector<unsigned> lcores;
+                for (uint16_t i = 0; i < n; ++i) {
+                    const ring_port& in = k == kind::esp_out ? h.l_in() : h.u_in();
+                    dp::worker_config wc;
+                    wc.id = i;
+                    wc.tx_queue = i;
+                    wc.rx = {{in.id, i}};
+                    wc.tables = &h.tables();
+                    wc.punt_ring = h.punts();
+                    wc.event_pool = h.pool();
+                    if (o.rate_limit_slots != 0) {
+                        wc.rate_limit_slots = o.rate_limit_slots;
+                    }
+                    auto wr = dp::worker::create(wc);
+                    if (!wr) {
+                        fail("worker: " + std::string(dp::name(wr.error())));
+                    }
+                    ws.push_back(std::move(wr.value()));
+                    slots[i] = scale_slot{ws.back().get(), &ts[i], &h, &in, i, &phase, 0, 0, 0};
+                    rte_eal_remote_launch(scale_lcore, &slots[i], lcore);
+                    lcores.push_back(lcore);
+                    lcore = rte_get_next_lcore(lcore, 1, 0);
+                }
+                auto run_for = [&h, hz](double seconds) {
+                    uint64_t end =
+                        rte_rdtsc() + static_cast<uint64_t>(seconds * static_cast<double>(hz));
+                    while (rte_rdtsc() < end) {
+                        if (h.drain_punts() == 0) {
+                            rte_delay_us_block(50);
+                        }
+                    }
+                };
+                phase.store(1, std::memory_order_release);
+                run_for(std::min(0.3, o.seconds / 4));
+                phase.store(2, std::memory_order_release);
+                run_for(o.seconds);
+                phase.store(3, std::memory_order_release);
+                run_for(0.05);
+                phase.store(4, std::memory_order_release);
+                for (unsigned lc : lcores) {
+                    rte_eal_wait_lcore(lc);
+                }
+                h.drain_punts();
+                uint64_t cycles = 0;
+                uint64_t packets = 0;
+                uint64_t rx = 0;
+                uint64_t tx = 0;
+                uint64_t drops = 0;
+                uint64_t handoffs = 0;
+                uint64_t pool_empty = 0;
+                for (uint16_t i = 0; i < n; ++i) {
+                    cycles += slots[i].cycles;
+                    packets += slots[i].packets;
+                    pool_empty += slots[i].pool_empty;
+                    const dp::worker_counters& c = ws[i]->counters();
+                    rx += c.rx_packets;
+                    tx += c.tx_packets;
+                    drops += c.total_drops();
+                    handoffs += c.handoff_in;
+                }
+                double cpp = static_cast<double>(cycles) / static_cast<double>(packets);
+                double per_worker = static_cast<double>(hz) / cpp / 1e6;
+                std::printf(
+                    "{\"case\": \"%s\", \"pkt_size\": \"%s\", \"workers\": %u, "
+                    "\"cycles_per_pkt\": %.2f, \"mpps\": %.3f, \"aggregate_mpps\": %.3f, "
+                    "\"tsc_hz\": %" PRIu64 ", \"packets\": %" PRIu64
+                    ", \"spokes\": %u, "
+                    "\"handoff_share\": %.3f, \"rx\": %" PRIu64 ", \"tx\": %" PRIu64
+                    ", \"drops\": %" PRIu64 ", \"pool_empty\": %" PRIu64 "}\n",
+                    cs.c_str(), mix.name.c_str(), n, cpp, per_worker, per_worker * n, hz, packets,
+                    o.spokes, static_cast<double>(handoffs) / static_cast<double>(rx - handoffs),
+                    rx, tx, drops, pool_empty);
+                std::fflush(stdout);
+                if (drops != 0) {
+                    std::fprintf(stderr, "%s %s x%u: %" PRIu64 " drops\n", cs.c_str(),
+                                 mix.name.c_str(), n, drops);
+                    for (uint16_t i = 0; i < n; ++i) {
+                        const dp::worker_counters& c = ws[i]->counters();
+                        for (size_t r = 0; r < c.drops.size(); ++r) {
+                            if (c.drops[r] != 0) {
+                                std::fprintf(
+                                    stderr, "  worker %u %s: %" PRIu64 "\n", i,
+                                    std::string(dp::name(static_cast<dp::drop_reason>(r))).c_str(),
+                                    c.drops[r]);
+                            }
                         }
                     }
                     rc = 1;
