@@ -22,6 +22,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "dataplane/wire/number.hpp"
+
 namespace dmvpn::config {
 
 std::string to_string(const error& e) {
@@ -107,32 +109,7 @@ std::string describe(const YAML::Node& n) {
     }
 }
 
-std::optional<uint64_t> parse_uint(std::string_view s) {
-    uint64_t base = 10;
-    if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        base = 16;
-        s.remove_prefix(2);
-    }
-    if (s.empty()) {
-        return std::nullopt;
-    }
-    uint64_t v = 0;
-    for (char c : s) {
-        uint64_t d = 0;
-        if (c >= '0' && c <= '9') {
-            d = static_cast<uint64_t>(c - '0');
-        } else if (base == 16 && std::isxdigit(static_cast<unsigned char>(c))) {
-            d = static_cast<uint64_t>(std::tolower(static_cast<unsigned char>(c)) - 'a' + 10);
-        } else {
-            return std::nullopt;
-        }
-        if (v > (UINT64_MAX - d) / base) {
-            return std::nullopt;
-        }
-        v = v * base + d;
-    }
-    return v;
-}
+using wire::parse_uint;
 
 size_t edit_distance(std::string_view a, std::string_view b) {
     std::vector<size_t> row(b.size() + 1);

@@ -8,23 +8,6 @@
 
 namespace dmvpn::spokesim {
 
-std::optional<uint64_t> parse_uint(std::string_view s) {
-    int base = 10;
-    if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        base = 16;
-        s.remove_prefix(2);
-    }
-    if (s.empty()) {
-        return std::nullopt;
-    }
-    uint64_t v = 0;
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
-    if (ec != std::errc{} || end != s.data() + s.size()) {
-        return std::nullopt;
-    }
-    return v;
-}
-
 std::optional<ipv4> parse_ipv4(std::string_view s) {
     // The hub's strict parser: an octet with a leading zero is refused, as in the hub's config.
     return wire::parse_ipv4_address(s);

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "dataplane/wire/number.hpp"
+
 namespace dmvpn::spokesim {
 
 // Host byte order throughout the emulator; the framing code converts at the wire.
@@ -30,7 +32,7 @@ std::optional<ipv4> parse_ipv4(std::string_view s);
 // "a.b.c.d/len"; host bits must be zero so a typo cannot silently move a whole topology.
 std::optional<prefix> parse_prefix(std::string_view s);
 std::optional<mac> parse_mac(std::string_view s);
-std::optional<uint64_t> parse_uint(std::string_view s);  // decimal, or hex with 0x
+using wire::parse_uint;  // decimal, or hex with 0x
 
 std::string to_string(ipv4 a);
 std::string to_string(const prefix& p);
