@@ -94,6 +94,7 @@ nhrp::tunnel_config tunnel_config_of(const config::tunnel& tun, uint16_t slot,
     c.holdtime_s = tun.nhrp.holdtime;
     c.mtu = tun.ip_mtu;
     c.redirect = tun.nhrp.redirect && tun.nhrp.phase >= 3;
+    c.redirect_rate_per_s = tun.nhrp.redirect_rate_limit;
     c.forward_resolution_to_owner = tun.nhrp.phase >= 3;
     c.multicast_dynamic = tun.nhrp.multicast_dynamic;
     for (config::ipv4 a : tun.nhrp.multicast_static) {

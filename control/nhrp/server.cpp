@@ -81,6 +81,7 @@ constexpr std::string_view drop_reason_names[] = {
     "requesters_full",
     "redirect_disabled",
     "redirect_rate_limited",
+    "redirect_tunnel_rate_limited",
     "redirect_unknown_source",
     "error_indication_suppressed",
     "build_failed",
@@ -1163,6 +1164,26 @@ outputs server::on_redirect_candidate(uint32_t tunnel_id, uint32_t src_overlay, 
     if (rs.used && rs.key == key && now_ms - rs.last_ms < t.cfg.redirect_interval.count()) {
         drop(*ti, drop_reason::redirect_rate_limited);
         return out;
+    }
+    // `redirect-rate-limit`: the tunnel as a whole sends at most so many per second.
+    auto& tun = _tunnels[*ti];
+    if (t.cfg.redirect_rate_per_s != 0) {
+        const uint64_t cap = uint64_t{t.cfg.redirect_rate_per_s} * 1000;
+        if (!tun.redirect_bucket_started) {
+            tun.redirect_tokens_milli = cap;
+            tun.redirect_refill_ms = now_ms;
+            tun.redirect_bucket_started = true;
+        } else if (now_ms > tun.redirect_refill_ms) {
+            uint64_t add =
+                static_cast<uint64_t>(now_ms - tun.redirect_refill_ms) * t.cfg.redirect_rate_per_s;
+            tun.redirect_tokens_milli = std::min(cap, tun.redirect_tokens_milli + add);
+            tun.redirect_refill_ms = now_ms;
+        }
+        if (tun.redirect_tokens_milli < 1000) {
+            drop(*ti, drop_reason::redirect_tunnel_rate_limited);
+            return out;
+        }
+        tun.redirect_tokens_milli -= 1000;
     }
     rs = redirect_slot{key, now_ms, true};
 

@@ -64,8 +64,11 @@ struct tunnel_config {
     // answers for its own networks; off, the hub answers authoritatively itself (Phase 2).
     bool forward_resolution_to_owner = false;
     std::chrono::milliseconds redirect_interval{2000};  // per (source, destination)
-    bool multicast_dynamic = true;                      // `ip nhrp map multicast dynamic`
-    std::vector<uint32_t> multicast_nbma;               // `ip nhrp map multicast <nbma>`
+    // Traffic Indications the tunnel sends per second at most, all pairs together (YAML
+    // `redirect-rate-limit`); a token bucket holding one second's worth. 0: no tunnel-wide cap.
+    uint32_t redirect_rate_per_s = 100;
+    bool multicast_dynamic = true;         // `ip nhrp map multicast dynamic`
+    std::vector<uint32_t> multicast_nbma;  // `ip nhrp map multicast <nbma>`
     std::vector<static_map> static_maps;
     std::vector<nhs_peer> nhs_peers;
     size_t max_cache_entries = 1'000'000;
@@ -164,6 +167,7 @@ enum class drop_reason : uint8_t {
     requesters_full,
     redirect_disabled,
     redirect_rate_limited,
+    redirect_tunnel_rate_limited,
     redirect_unknown_source,
     error_indication_suppressed,
     build_failed,
@@ -254,6 +258,10 @@ private:
         counters stats;
         size_t entries = 0;
         bytes auth_key;
+        // The tunnel's Traffic Indication bucket, in thousandths of an indication.
+        uint64_t redirect_tokens_milli = 0;
+        int64_t redirect_refill_ms = 0;
+        bool redirect_bucket_started = false;
     };
     struct timer_ref {
         uint32_t kind_and_index = 0;  // top bit: purge retry; otherwise an entry expiry

@@ -601,6 +601,46 @@ TEST_CASE(
     CHECK(off.tunnel_counters(0)->dropped_of(drop_reason::redirect_disabled) == 1);
 }
 
+TEST_CASE("server: redirect-rate-limit caps the tunnel's Traffic Indications per second",
+          "[nhrp_server][redirect]") {
+    tunnel_config t = r1_tunnel();
+    t.redirect = true;
+    t.redirect_rate_per_s = 3;
+    server s = make_server({t});
+    send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 360), "150.1.3.3", at_s(0));
+    bytes data = from_hex("45000054000040004001a5a50a0003050a000205");
+    auto sent_at = [&](uint32_t dst_host, timestamp when) {
+        return s.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.2.0") + dst_host, data, when)
+            .packets.size();
+    };
+    // Ten distinct destinations in one instant: each pair is new, the tunnel's bucket (one
+    // second's worth, 3) lets three through.
+    size_t sent = 0;
+    for (uint32_t d = 1; d <= 10; ++d) {
+        sent += sent_at(d, at_s(1));
+    }
+    CHECK(sent == 3);
+    const counters& c = *s.tunnel_counters(0);
+    CHECK(c.dropped_of(drop_reason::redirect_tunnel_rate_limited) == 7);
+    CHECK(c.dropped_of(drop_reason::redirect_rate_limited) == 0);
+    // A third of a second later one more token has come back, and only one.
+    CHECK(sent_at(20, at_s(1) + std::chrono::milliseconds(334)) == 1);
+    CHECK(sent_at(21, at_s(1) + std::chrono::milliseconds(334)) == 0);
+    // A pair refused by the tunnel cap was not remembered: it goes once the bucket refills.
+    CHECK(sent_at(4, at_s(3)) == 1);
+
+    // 0 lifts the tunnel-wide cap; the per-pair interval still applies.
+    t.redirect_rate_per_s = 0;
+    server open = make_server({t});
+    send_to(open, registration(1, "150.1.3.3", "10.0.0.3", 360), "150.1.3.3", at_s(0));
+    size_t all = 0;
+    for (uint32_t d = 1; d <= 200; ++d) {
+        all += open.on_redirect_candidate(0, ip("10.0.0.3"), ip("10.0.3.0") + d, data, at_s(1))
+                   .packets.size();
+    }
+    CHECK(all == 200);
+}
+
 TEST_CASE("server: static maps, multicast maps, several tunnels with their own key",
           "[nhrp_server][config]") {
     tunnel_config a = r1_tunnel();
