@@ -49,7 +49,7 @@ tunnels:
     nhrp:
       network-id: 1
       holdtime: 600
-{routes}management:
+{nhrp}{routes}management:
   socket: {d}/hub.sock
 """
 
@@ -102,9 +102,9 @@ def make_input(d):
     return spoke
 
 
-def write_config(d, routes=""):
+def write_config(d, routes="", nhrp=""):
     with open(os.path.join(d, "hub.yaml"), "w") as f:
-        f.write(CONFIG.format(d=d, routes=routes))
+        f.write(CONFIG.format(d=d, routes=routes, nhrp=nhrp))
 
 
 def main():
@@ -194,6 +194,17 @@ def main():
         check(gone is not None, "SIGHUP reloads the file (the route is gone again)")
         check(spoke_listed() is not None, "the spoke survives the SIGHUP reload")
 
+        # A change to the tunnel's NHRP settings restarts the NHRP server: the registration is
+        # carried over, so the spoke stays listed, dynamic, at its NBMA address.
+        write_config(d, nhrp="      redirect: true\n      redirect-rate-limit: 50\n")
+        r = ctl(sock, "reload")
+        check(r.returncode == 0 and "NHRP server restarted, 1 registration carried over"
+              in r.stdout, "an NHRP change restarts the server and carries the spoke over (%s)"
+              % r.stdout.strip())
+        listed = spoke_listed()
+        check(listed is not None and listed[0]["nbma"] == "198.51.100.2" and
+              listed[0]["type"] == "dynamic", "the spoke is still registered after the restart")
+
         # A second hub on the same socket is refused before it touches DPDK.
         r = subprocess.run([HUB, "--config", os.path.join(d, "hub.yaml"), "--", "--file-prefix",
                             prefix + "b"], capture_output=True, text=True, timeout=60)
@@ -235,7 +246,7 @@ def main():
               "a Registration Reply, code 0, to the spoke in GRE key 42: " + "|".join(rows[0]))
 
     # A port that cannot be opened says so and what to do, and the hub exits 1.
-    broken = CONFIG.format(d=d, routes="").replace(d + "/in.pcap", d + "/missing.pcap")
+    broken = CONFIG.format(d=d, routes="", nhrp="").replace(d + "/in.pcap", d + "/missing.pcap")
     broken = broken.replace("hub.sock", "hub2.sock")
     with open(os.path.join(d, "broken.yaml"), "w") as f:
         f.write(broken)

@@ -188,6 +188,7 @@ control::mgmt_reply hub::reload() {
         replace = replace || a == nullptr || b == nullptr || !same_nhrp_view(*a, *b);
     }
     std::optional<nhrp::server> new_server;
+    size_t carried = 0;
     if (replace) {
         auto sc =
             server_config_of(next, slots, [this](uint32_t dst) { return route_for_nhrp(dst); });
@@ -243,9 +244,15 @@ control::mgmt_reply hub::reload() {
                 (e.type == nhrp::entry_type::dynamic && tunnel_kept && e.expires) ? *e.expires
                                                                                   : now;
         }
+        // The new server takes over the registrations the old one held (same tunnel, still on
+        // its subnet): spokes stay in `show nhrp` and keep their adjacencies without having to
+        // register again. Those it cannot take keep their adjacency until their holding time
+        // would have run out (carried_until above), or until they register again.
+        std::vector<nhrp::entry_view> held = _server->entries();
         _server.reset();
         _server.emplace(std::move(*new_server));
         apply(_server->start(now), now);
+        apply(_server->adopt(held, now, &carried), now);
     }
     apply_config_routes();
     republish_all(now);
@@ -269,7 +276,8 @@ control::mgmt_reply hub::reload() {
         msg += "; routes changed";
     }
     if (replace) {
-        msg += "; NHRP server restarted (registered spokes kept until they re-register)";
+        msg += fmt::format("; NHRP server restarted, {} registration{} carried over", carried,
+                           carried == 1 ? "" : "s");
     }
     if (d.management_changed) {
         msg += "; management socket change takes effect at the next restart";

@@ -46,6 +46,8 @@ std::string_view name(change_cause c) noexcept {
             return "registration";
         case change_cause::expired:
             return "expired";
+        case change_cause::carried:
+            return "carried";
         case change_cause::purged:
             return "purged";
         case change_cause::cleared:
@@ -275,6 +277,48 @@ outputs server::start(timestamp now) {
         }
     }
     _wheel.advance(now, [](timer_ref) {});
+    return out;
+}
+
+outputs server::adopt(std::span<const entry_view> entries, timestamp now, size_t* adopted) {
+    outputs out;
+    const int64_t now_ms = to_ms(now);
+    size_t taken = 0;
+    for (const entry_view& v : entries) {
+        if (v.type != entry_type::dynamic || !v.expires || to_ms(*v.expires) <= now_ms) {
+            continue;
+        }
+        auto ti = find_tunnel(v.tunnel);
+        if (!ti) {
+            continue;
+        }
+        auto& t = _tunnels[*ti];
+        const uint32_t subnet = prefix_mask(t.cfg.overlay_prefix_len);
+        if ((v.via & subnet) != (t.cfg.overlay_address & subnet) ||
+            v.via == t.cfg.overlay_address || v.address == t.cfg.overlay_address ||
+            _cache.find(*ti, v.address) != cache::npos || t.entries >= t.cfg.max_cache_entries) {
+            continue;
+        }
+        uint32_t idx = _cache.insert(*ti, v.address, v.prefix_len);
+        cache_entry& e = _cache.at(idx);
+        e.via = v.via;
+        e.nbma = v.nbma;
+        e.claimed_nbma = v.claimed_nbma;
+        e.request_id = v.request_id;
+        e.mtu = v.mtu;
+        e.holding_time = v.holding_time;
+        e.flags = v.flags;
+        e.created_ms = to_ms(v.created);
+        e.expires_ms = to_ms(*v.expires);
+        e.type = entry_type::dynamic;
+        ++t.entries;
+        schedule_expiry(idx);
+        out.events.push_back(event_of(adjacency_change::add, change_cause::carried, e));
+        ++taken;
+    }
+    if (adopted != nullptr) {
+        *adopted = taken;
+    }
     return out;
 }
 

@@ -116,6 +116,7 @@ enum class change_cause : uint8_t {
     static_map,    // configuration
     registration,  // a new registration, or a new NBMA for an existing one
     expired,       // holding time ran out
+    carried,       // a registration taken over from the server a reload replaced
     purged,        // a Purge Request from its owner
     cleared,       // `clear nhrp`
 };
@@ -232,6 +233,13 @@ public:
     // (`packet_head`: its first bytes, IP header onwards): tell the source about a shortcut.
     outputs on_redirect_candidate(uint32_t tunnel_id, uint32_t src_overlay, uint32_t dst,
                                   std::span<const uint8_t> packet_head, timestamp now);
+
+    // Reload: takes over the dynamic registrations another server holds (the one a reload
+    // replaces), with their NBMA, flags and remaining holding time, where the tunnel still
+    // exists (same id), the address is still on its overlay subnet and not the hub's own, and
+    // no static map now claims it. Reported as adjacency additions (cause `carried`). Returns
+    // how many were taken in `adopted` when given.
+    outputs adopt(std::span<const entry_view> entries, timestamp now, size_t* adopted = nullptr);
 
     // Expiry and purge retransmission.
     outputs tick(timestamp now);

@@ -641,6 +641,49 @@ TEST_CASE("server: redirect-rate-limit caps the tunnel's Traffic Indications per
     CHECK(all == 200);
 }
 
+TEST_CASE("server: a replacement server adopts the registrations the old one held (reload)",
+          "[nhrp_server][reload]") {
+    server old = make_server({r1_tunnel()});
+    send_to(old, registration(1, "150.1.2.2", "10.0.0.2", 360), "150.1.2.2", at_s(0));
+    send_to(old, registration(2, "150.1.3.3", "10.0.0.3", 30), "150.1.3.3", at_s(0));
+    send_to(old, registration(3, "150.1.4.4", "10.0.0.4", 360), "150.1.4.4", at_s(0));
+    REQUIRE(old.entries().size() == 3);
+
+    // The new tunnel: a changed holdtime, and a static map now claiming 10.0.0.4.
+    tunnel_config t = r1_tunnel();
+    t.holdtime_s = 600;
+    t.static_maps.push_back(static_map{ip("10.0.0.4"), 32, ip("150.1.44.44"), false});
+    server fresh = make_server({t});
+    (void)fresh.start(at_s(40));
+    size_t adopted = 0;
+    auto out = fresh.adopt(old.entries(), at_s(40), &adopted);
+    // 10.0.0.3's 30 s holding time is over; 10.0.0.4 is static now: only 10.0.0.2 is carried.
+    CHECK(adopted == 1);
+    REQUIRE(out.events.size() == 1);
+    CHECK(out.events[0].cause == change_cause::carried);
+    CHECK(out.events[0].overlay == ip("10.0.0.2"));
+    CHECK(out.events[0].nbma == ip("150.1.2.2"));
+    auto e = fresh.lookup(0, ip("10.0.0.2"));
+    REQUIRE(e.has_value());
+    CHECK(e->type == entry_type::dynamic);
+    CHECK(e->nbma == ip("150.1.2.2"));
+    CHECK(*e->expires == at_s(360));  // the holding time it registered with, not restarted
+    CHECK(fresh.lookup(0, ip("10.0.0.4"))->type == entry_type::static_map);
+    // It expires on the new server's timers.
+    auto gone = fresh.tick(at_s(361));
+    CHECK(std::any_of(gone.events.begin(), gone.events.end(), [](const adjacency_event& ev) {
+        return ev.change == adjacency_change::remove && ev.overlay == ip("10.0.0.2");
+    }));
+    CHECK(!fresh.lookup(0, ip("10.0.0.2")).has_value());
+
+    // A tunnel that moved to another subnet takes none of them.
+    tunnel_config moved = r1_tunnel();
+    moved.overlay_address = ip("10.9.0.1");
+    server other = make_server({moved});
+    CHECK(other.adopt(old.entries(), at_s(1), &adopted).events.empty());
+    CHECK(adopted == 0);
+}
+
 TEST_CASE("server: static maps, multicast maps, several tunnels with their own key",
           "[nhrp_server][config]") {
     tunnel_config a = r1_tunnel();
