@@ -3,6 +3,12 @@
 
 #include <rte_dev.h>
 #include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <vector>
 
 namespace dmvpn::dp {
 
@@ -24,6 +30,8 @@ std::string_view name(port_error e) noexcept {
             return "queue_setup_failed";
         case port_error::start_failed:
             return "start_failed";
+        case port_error::filter_failed:
+            return "filter_failed";
     }
     return "unknown";
 }
@@ -55,7 +63,95 @@ void steer_rss_to_workers(uint16_t port_id, uint16_t reta_size, uint16_t workers
     (void)rte_eth_dev_rss_reta_update(port_id, reta, reta_size);
 }
 
+// One per RX queue of a port that drops foreign unicast: the port's MAC and what was dropped.
+// Only the worker polling the queue writes `dropped` (single writer: a relaxed load and store,
+// no locked instruction); the control lcore reads it.
+struct rx_filter {
+    rte_ether_addr mac{};
+    std::atomic<uint64_t> dropped{0};
+    const rte_eth_rxtx_callback* cb = nullptr;
+    uint16_t queue = 0;
+};
+
+std::array<std::vector<std::unique_ptr<rx_filter>>, RTE_MAX_ETHPORTS> g_rx_filters;
+
+// Runs inside rte_eth_rx_burst on the polling worker: keeps multicast/broadcast (the group bit)
+// and unicast to the port's MAC, frees the rest, and keeps the order of what stays.
+uint16_t drop_foreign_unicast_cb(uint16_t, uint16_t, rte_mbuf** pkts, uint16_t n, uint16_t,
+                                 void* user) {
+    auto* f = static_cast<rx_filter*>(user);
+    uint16_t kept = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        if (rte_pktmbuf_data_len(m) >= RTE_ETHER_ADDR_LEN) {
+            const auto* dst = rte_pktmbuf_mtod(m, const rte_ether_addr*);
+            if (!rte_is_multicast_ether_addr(dst) && !rte_is_same_ether_addr(dst, &f->mac)) {
+                rte_pktmbuf_free(m);
+                f->dropped.store(f->dropped.load(std::memory_order_relaxed) + 1,
+                                 std::memory_order_relaxed);
+                continue;
+            }
+        }
+        pkts[kept++] = m;
+    }
+    return kept;
+}
+
+void remove_rx_filters(uint16_t port_id) noexcept {
+    if (port_id >= g_rx_filters.size()) {
+        return;
+    }
+    for (auto& f : g_rx_filters[port_id]) {
+        if (f->cb != nullptr) {
+            (void)rte_eth_remove_rx_callback(port_id, f->queue, f->cb);
+        }
+    }
+    // The port is stopped and its workers gone before close_port: nobody is inside a callback.
+    g_rx_filters[port_id].clear();
+}
+
+bool install_rx_filters(uint16_t port_id, uint16_t rx_queues, const rte_ether_addr& mac) {
+    if (port_id >= g_rx_filters.size()) {
+        return false;
+    }
+    remove_rx_filters(port_id);
+    for (uint16_t q = 0; q < rx_queues; ++q) {
+        auto f = std::make_unique<rx_filter>();
+        f->mac = mac;
+        f->queue = q;
+        f->cb = rte_eth_add_rx_callback(port_id, q, drop_foreign_unicast_cb, f.get());
+        if (f->cb == nullptr) {
+            remove_rx_filters(port_id);
+            return false;
+        }
+        g_rx_filters[port_id].push_back(std::move(f));
+    }
+    return true;
+}
+
 }  // namespace
+
+bool sees_foreign_unicast(std::string_view devargs) noexcept {
+    if (devargs.substr(0, 5) == "vdev:") {
+        devargs.remove_prefix(5);
+    }
+    for (std::string_view pmd : {"net_tap", "net_af_packet"}) {
+        if (devargs.substr(0, pmd.size()) == pmd) {
+            return true;
+        }
+    }
+    return false;
+}
+
+uint64_t foreign_unicast_dropped(uint16_t port_id) noexcept {
+    uint64_t n = 0;
+    if (port_id < g_rx_filters.size()) {
+        for (const auto& f : g_rx_filters[port_id]) {
+            n += f->dropped.load(std::memory_order_relaxed);
+        }
+    }
+    return n;
+}
 
 uint16_t rx_queue_owner(uint16_t queue, uint16_t workers) noexcept {
     return workers == 0 ? 0 : static_cast<uint16_t>(queue % workers);
@@ -138,7 +234,13 @@ wire::result<port_state, port_error> setup_port(uint16_t port_id, const port_con
             return wire::fail(port_error::queue_setup_failed);
         }
     }
+    // Before the port starts: no frame reaches a worker unfiltered.
+    (void)rte_eth_macaddr_get(port_id, &st.mac);
+    if (cfg.drop_foreign_unicast && !install_rx_filters(port_id, st.rx_queues, st.mac)) {
+        return wire::fail(port_error::filter_failed);
+    }
     if (rte_eth_dev_start(port_id) != 0) {
+        remove_rx_filters(port_id);
         return wire::fail(port_error::start_failed);
     }
     if (st.rss && st.rx_queues > cfg.workers) {
@@ -156,6 +258,7 @@ wire::result<port_state, port_error> setup_port(uint16_t port_id, const port_con
 
 void close_port(uint16_t port_id) noexcept {
     (void)rte_eth_dev_stop(port_id);
+    remove_rx_filters(port_id);
     (void)rte_eth_dev_close(port_id);
 }
 

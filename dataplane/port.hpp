@@ -25,6 +25,11 @@ struct port_config {
     uint16_t tx_desc = 1024;
     rte_mempool* pool = nullptr;  // RX buffers
     bool promiscuous = false;
+    // Drop received unicast frames whose destination MAC is not the port's, before the workers
+    // see them (an RX callback on every queue). A NIC does this in hardware; a kernel-facing vdev
+    // on a Linux bridge (net_tap, net_af_packet) gets whatever the bridge floods to it, and the
+    // hub would otherwise route other hosts' unicast a second time (see sees_foreign_unicast).
+    bool drop_foreign_unicast = false;
 };
 
 struct port_state {
@@ -46,8 +51,16 @@ enum class port_error : uint8_t {
     mtu_failed,          // the PMD refused the MTU (and supports setting one)
     queue_setup_failed,  // rte_eth_rx/tx_queue_setup
     start_failed,        // rte_eth_dev_start
+    filter_failed,       // drop_foreign_unicast: rte_eth_add_rx_callback refused
 };
 std::string_view name(port_error e) noexcept;
+
+// Whether a device string names a PMD that hands the hub unicast frames addressed to other hosts
+// (no MAC filter between it and the wire): net_tap and net_af_packet.
+bool sees_foreign_unicast(std::string_view devargs) noexcept;
+
+// Frames dropped by port_config::drop_foreign_unicast on this port so far (all queues).
+uint64_t foreign_unicast_dropped(uint16_t port_id) noexcept;
 
 // The worker that polls RX queue `queue`: queue w is worker w's; the extra queue a port gets
 // for equal RX/TX counts goes to worker 0 (queue % workers).

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""dmvpn-decode against tshark on every capture: the shipped ones (tests/data/captures) and
-those in $DMVPN_SHARED_CAPTURES when that folder exists (deduplicated by file name, shipped
-copy first).
+"""dmvpn-decode against tshark on every capture: the shipped ones (tests/data/captures and its
+subfolders) and those in $DMVPN_SHARED_CAPTURES when that folder exists (deduplicated by file
+name, shipped copy first).
 
 For every packet both tools see, each field dmvpn-decode prints must hold the values tshark
 shows for it, in the same order; in the NHRP layer the converse holds too: every field tshark
@@ -77,7 +77,8 @@ def captures():
     if shared and Path(shared).is_dir():
         dirs.append(Path(shared))
     for d in dirs:
-        for p in sorted(d.iterdir()):
+        # Subfolders too: tests/data/captures/frr/ holds the FRR hub + spokes reference captures.
+        for p in sorted(d.rglob("*")):
             if p.suffix in (".pcap", ".pcapng") and p.name not in seen:
                 seen[p.name] = p
     return [seen[k] for k in sorted(seen)]

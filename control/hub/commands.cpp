@@ -414,13 +414,14 @@ std::string hub::show_stats(bool json) const {
                               .num("worker_rx_packets", total.port_rx_packets[id])
                               .num("worker_tx_packets", total.port_tx_packets[id])
                               .num("control_tx_packets", p.control_tx)
+                              .num("not_for_us_dropped", dp::foreign_unicast_dropped(id))
                               .done();
         } else {
             text += fmt::format(
                 "  {}: rx {} ({} bytes) tx {} ({} bytes) missed {} errors {}/{} "
-                "control tx {}\n",
+                "control tx {} not for us {}\n",
                 p.name, es.ipackets, es.ibytes, es.opackets, es.obytes, es.imissed, es.ierrors,
-                es.oerrors, p.control_tx);
+                es.oerrors, p.control_tx, dp::foreign_unicast_dropped(id));
         }
     }
     // Per drop reason and punt reason, over all workers.
@@ -479,6 +480,7 @@ std::string hub::show_stats(bool json) const {
         .num("arp_bad", _cc.arp_bad)
         .num("arp_requests_sent", _neighbors.requests_sent())
         .num("arp_replies_sent", _neighbors.replies_sent())
+        .num("arp_announcements_sent", _neighbors.announcements_sent())
         .num("nhrp_sent", _cc.nhrp_sent)
         .num("nhrp_tx_no_esp_path", _cc.nhrp_tx_no_esp_path)
         .num("nhrp_tx_esp", _cc.nhrp_tx_esp)

@@ -161,7 +161,15 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     }
     h->_mgmt = std::move(mgmt.value());
     h->_telemetry = telemetry::create();
-    h->refresh_telemetry(now_ts());
+    // Gratuitous ARP on every port: hosts that cached another MAC for our addresses update it.
+    timestamp now = now_ts();
+    neighbor_output announced;
+    for (port_rt& p : h->_ports) {
+        p.link_up = dp::port_link(p.opened.id).up;
+        h->_neighbors.announce(p.opened.id, now, announced);
+    }
+    h->on_neighbors(announced);
+    h->refresh_telemetry(now);
     log("running: {} port(s), {} tunnel(s), {} worker(s), management socket {}", h->_ports.size(),
         h->_topo.tunnels.size(), h->_workers_n, h->_socket);
     return h;
@@ -285,6 +293,7 @@ std::optional<std::string> hub::open_ports() {
         pc.rx_desc = p.rx_queue_size;
         pc.tx_desc = p.tx_queue_size;
         pc.pool = _pool;
+        pc.drop_foreign_unicast = dp::sees_foreign_unicast(p.dev.spec);
         auto st = dp::open_port(pc);
         if (!st) {
             return port_advice(p, st.error(), _workers_n);
@@ -679,6 +688,15 @@ void hub::timers(timestamp now) {
         return;
     }
     _next_second = now + 1s;
+    neighbor_output announced;
+    for (port_rt& p : _ports) {
+        bool up = dp::port_link(p.opened.id).up;
+        if (up && !p.link_up) {
+            _neighbors.announce(p.opened.id, now, announced);  // the link came (back) up
+        }
+        p.link_up = up;
+    }
+    on_neighbors(announced);
     expire_nbma_paths(now);
     // Bindings carried over a reload whose owner never registered with the new server.
     std::vector<std::pair<uint16_t, uint32_t>> expired;

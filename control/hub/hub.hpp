@@ -95,6 +95,7 @@ private:
         uint16_t control_queue = 0;
         uint16_t rx_queues = 0;
         uint64_t control_tx = 0;
+        bool link_up = false;  // as last seen: a link coming up re-announces the address
     };
     // A next hop the FIB points at: its adjacency slot and how many installed routes use it.
     struct nh_key {

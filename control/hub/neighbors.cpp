@@ -16,7 +16,31 @@ std::string_view name(neighbor_state s) noexcept {
 }
 
 void neighbor_table::set_port(uint16_t port, const mac_addr& mac, uint32_t address) {
-    _ports[port] = port_info{mac, address};
+    port_info& p = _ports[port];
+    p.mac = mac;
+    p.address = address;
+}
+
+void neighbor_table::send_announcement(uint16_t port, port_info& p, timestamp now,
+                                       neighbor_output& out) {
+    arp_packet a;
+    a.op = arp_request;
+    a.sender_mac = p.mac;
+    a.sender_ip = p.address;
+    a.target_ip = p.address;  // target MAC stays zero (RFC 5227 2.3)
+    out.frames.emplace_back(port, arp_frame(a));
+    ++_announcements;
+    p.announce_left = p.announce_left > 0 ? p.announce_left - 1 : 0;
+    p.next_announce = now + _s.announce_interval;
+}
+
+void neighbor_table::announce(uint16_t port, timestamp now, neighbor_output& out) {
+    auto it = _ports.find(port);
+    if (it == _ports.end() || it->second.address == 0 || _s.announcements == 0) {
+        return;
+    }
+    it->second.announce_left = _s.announcements;
+    send_announcement(port, it->second, now, out);
 }
 
 std::optional<mac_addr> neighbor_table::lookup(uint16_t port, uint32_t ip) const {
@@ -128,6 +152,11 @@ void neighbor_table::on_arp(uint16_t port, const arp_packet& a, timestamp now,
 }
 
 void neighbor_table::tick(timestamp now, neighbor_output& out) {
+    for (auto& [port, p] : _ports) {
+        if (p.announce_left > 0 && now >= p.next_announce) {
+            send_announcement(port, p, now, out);
+        }
+    }
     for (auto& [k, e] : _entries) {
         if (now < e.next) {
             continue;

@@ -32,6 +32,11 @@ struct neighbor_settings {
     std::chrono::milliseconds failed_hold{5000};  // a failed entry is not re-probed before this
     std::chrono::seconds refresh{300};            // a reachable entry is re-confirmed this often
     size_t max_pending = 8;                       // packets held per unresolved neighbour
+    // Gratuitous ARP when a port starts or its link comes up (RFC 5227 announcements): hosts
+    // that cached another MAC for the hub's address (a restart on a new NIC, net_tap's random
+    // MAC) update it at once instead of losing the hub until their entry goes stale.
+    unsigned announcements = 3;
+    std::chrono::milliseconds announce_interval{1000};
 };
 
 struct neighbor_view {
@@ -68,6 +73,9 @@ public:
     // Sends an IPv4 packet (from its IPv4 header) to a neighbour now if its MAC is known,
     // otherwise holds it (a few per neighbour) and resolves.
     void send_or_hold(uint16_t port, uint32_t ip, bytes l3, timestamp now, neighbor_output& out);
+    // Announces the port's address now (a gratuitous ARP request: sender = target = the hub's
+    // address, broadcast) and again from tick() until `announcements` were sent.
+    void announce(uint16_t port, timestamp now, neighbor_output& out);
     // An ARP packet received on `port`.
     void on_arp(uint16_t port, const arp_packet& a, timestamp now, neighbor_output& out);
     // Retries, failures and refreshes.
@@ -79,11 +87,14 @@ public:
     size_t size() const noexcept { return _entries.size(); }
     uint64_t requests_sent() const noexcept { return _requests; }
     uint64_t replies_sent() const noexcept { return _replies; }
+    uint64_t announcements_sent() const noexcept { return _announcements; }
 
 private:
     struct port_info {
         mac_addr mac{};
         uint32_t address = 0;
+        unsigned announce_left = 0;  // gratuitous ARPs still to send
+        timestamp next_announce{};
     };
     struct entry {
         neighbor_state state = neighbor_state::incomplete;
@@ -95,6 +106,7 @@ private:
     };
 
     void request(uint16_t port, uint32_t ip, neighbor_output& out);
+    void send_announcement(uint16_t port, port_info& p, timestamp now, neighbor_output& out);
     void learn(const neighbor_key& k, const mac_addr& mac, timestamp now, neighbor_output& out);
 
     neighbor_settings _s;
@@ -102,6 +114,7 @@ private:
     std::map<neighbor_key, entry> _entries;
     uint64_t _requests = 0;
     uint64_t _replies = 0;
+    uint64_t _announcements = 0;
 };
 
 }  // namespace dmvpn::hub

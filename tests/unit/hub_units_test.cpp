@@ -315,6 +315,69 @@ TEST_CASE("ARP table: answers for the hub, learns, resolves with retries, then f
     }
 }
 
+TEST_CASE("ARP announcements: gratuitous requests at start and when a link comes up",
+          "[hub][neighbors]") {
+    neighbor_settings s;
+    s.announcements = 3;
+    s.announce_interval = 1000ms;
+    neighbor_table t(s);
+    t.set_port(0, hub_mac, ip4(198, 51, 100, 1));
+    timestamp now{};
+
+    neighbor_output out;
+    t.announce(0, now, out);
+    REQUIRE(out.frames.size() == 1);
+    CHECK(out.frames[0].first == 0);
+    const bytes& f = out.frames[0].second;
+    // Broadcast, from the port's MAC, an ARP request whose sender and target are the hub's
+    // address and whose target MAC is zero (RFC 5227 2.3): Linux hosts that cached another MAC
+    // for that address update their entry from it.
+    CHECK(bytes(f.begin(), f.begin() + 6) == bytes(6, 0xff));
+    CHECK(bytes(f.begin() + 6, f.begin() + 12) == bytes(hub_mac.begin(), hub_mac.end()));
+    auto a = parse_arp_frame(f);
+    REQUIRE(a);
+    CHECK(a->op == arp_request);
+    CHECK(a->sender_mac == hub_mac);
+    CHECK(a->sender_ip == ip4(198, 51, 100, 1));
+    CHECK(a->target_ip == ip4(198, 51, 100, 1));
+    CHECK(a->target_mac == mac_addr{});
+    CHECK(t.size() == 0);  // announcing learns nothing
+
+    // Two more from tick(), a second apart, then silence.
+    size_t sent = 0;
+    for (int ms = 10; ms <= 10000; ms += 10) {
+        neighbor_output o;
+        t.tick(now + std::chrono::milliseconds(ms), o);
+        sent += o.frames.size();
+        if (ms == 990) {
+            CHECK(sent == 0);
+        }
+        if (ms == 1000) {
+            CHECK(sent == 1);
+        }
+    }
+    CHECK(sent == 2);
+    CHECK(t.announcements_sent() == 3);
+
+    // Another announce (the link came back up) starts a new round.
+    neighbor_output again;
+    t.announce(0, now + 20s, again);
+    CHECK(again.frames.size() == 1);
+    // Our own announcement coming back (a bridge floods it to us too) is neither answered nor
+    // learned.
+    neighbor_output echo;
+    t.on_arp(0, *a, now + 20s, echo);
+    CHECK(echo.frames.empty());
+    CHECK(t.size() == 0);
+    // A port the table does not know, or announcements turned off: nothing.
+    neighbor_output none;
+    t.announce(7, now, none);
+    neighbor_table off(neighbor_settings{.announcements = 0});
+    off.set_port(0, hub_mac, ip4(198, 51, 100, 1));
+    off.announce(0, now, none);
+    CHECK(none.frames.empty());
+}
+
 TEST_CASE("tunnel slots survive reloads", "[hub][model]") {
     config::topology t = load(two_tunnels);
     tunnel_slots slots;

@@ -291,3 +291,182 @@ TEST_CASE(
     CHECK(s.tunnel_counters(1000)->sent_of(op::traffic_indication) == 1);
     CHECK(s.tunnel_counters(1000)->sent_of(op::resolution_request) == 1);
 }
+
+namespace {
+// tests/data/captures/frr/frr-8.4-hub-two-spokes-session.pcapng: two FRR 8.4 spokes and an FRR
+// 8.4 hub (`ip nhrp redirect`), recorded on the rig's bridge (scripts/interop/capture-frr).
+// NHRP bytes (GRE payload) by frame number; "hub" frames are what the FRR hub sent.
+namespace frr_hub_cap {
+constexpr std::string_view f7_reg_spoke2 =
+    "00010800000000000001005c7b4f0034010304000404000200000001c63364020aff00020aff0002002000000000"
+    "003c0000000080040000800500008003000000090014002000000000000004000400c63364010000000080000000";
+constexpr std::string_view f9_hub_reg_reply_spoke2 =
+    "0001080000000000004000703d770034010404000404000200000001c63364020aff00020aff0001002000000000"
+    "003c00000000800400008005000080030014000000000000003c04000400c63364010aff00010009001400200000"
+    "0000000004000400c63364010000000080000000";
+constexpr std::string_view f10_reg_spoke3 =
+    "00010800000000000001005c7b4c0034010304000404000200000001c63364030aff00030aff0003002000000000"
+    "003c0000000080040000800500008003000000090014002000000000000004000400c63364010000000080000000";
+constexpr std::string_view f11_hub_reg_reply_spoke3 =
+    "0001080000000000004000703d750034010404000404000200000001c63364030aff00030aff0001002000000000"
+    "003c00000000800400008005000080030014000000000000003c04000400c63364010aff00010009001400200000"
+    "0000000004000400c63364010000000080000000";
+// The FRR hub's Traffic Indication to spoke2: hop count 1, no extensions, the whole forwarded
+// echo request (84 bytes, TTL already 63) quoted.
+constexpr std::string_view f24_hub_traffic_indication =
+    "00010800000000000001007cae3f0000010804000404000000000000c63364010aff00010aff000245000054288740"
+    "003f01fd1f0aff00020aff00030800188500ee0001a0a7066b0000000070a60800000000001011121314151617"
+    "18191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637";
+constexpr std::string_view f25_res_spoke2_for_spoke3 =
+    "000108000000000000400048e58c0034010104000404c80200000002c63364020aff00020aff00030020000000"
+    "00003c000000008004000080050000800300000009000080000000";
+constexpr std::string_view f26_hub_forwarded_res =
+    "0001080000000000003f005ca7f40034010104000404c80200000002c63364020aff00020aff00030020000000"
+    "00003c0000000080040014000000000000003c04000400c63364010aff00018005000080030000000900008000"
+    "0000";
+// Spoke3's answer as the FRR hub passed it on to spoke2, which accepted it (shortcut installed).
+constexpr std::string_view f28_res_reply_to_spoke2 =
+    "0001080000000000003f008ccf75003c010204000404e80000000002c63364020aff00020aff00030020000000"
+    "00003c04000400c63364030aff000380040014000000000000003c04000400c63364010aff0001800500140000"
+    "00000000003c04000400c63364010aff000180030014000000000000003c04000400c63364030aff0003000900"
+    "0080000000";
+constexpr std::string_view f49_refresh_spoke2 =
+    "00010800000000000001005c704d0034010304000404000200000003c63364020aff00020aff0002002000000000"
+    "003c0000000080040000800500008003000000090014002000000000000004000400c63364010aff000180000000";
+constexpr std::string_view f50_hub_refresh_reply =
+    "00010800000000000040007032750034010404000404000200000003c63364020aff00020aff0001002000000000"
+    "003c00000000800400008005000080030014000000000000003c04000400c63364010aff00010009001400200000"
+    "0000000004000400c63364010aff000180000000";
+}  // namespace frr_hub_cap
+
+tunnel_config frr_hub_tunnel() {
+    tunnel_config t;
+    t.id = 1;
+    t.overlay_address = ip("10.255.0.1");
+    t.overlay_prefix_len = 24;
+    t.nbma_address = ip("198.51.100.1");
+    t.gre_key = 42;
+    t.holdtime_s = 60;
+    t.redirect = true;
+    return t;
+}
+
+// What FRR's spoke checks in a Registration Reply (INTEROP-NOTES.md), ours against the FRR hub's.
+void check_like_frr_reg_reply(const bytes& ours_b, std::string_view frr_hex) {
+    packet ours = parsed(ours_b);
+    packet frr = parsed(from_hex(frr_hex));
+    REQUIRE(frr.hdr.type == op::registration_reply);
+    CHECK(ours.hdr.type == frr.hdr.type);
+    CHECK(ours.request_id == frr.request_id);
+    CHECK(ours.flags == frr.flags);
+    CHECK(ours.src_nbma == frr.src_nbma);
+    CHECK(ours.src_proto == frr.src_proto);
+    CHECK(ours.dst_proto == frr.dst_proto);  // the hub's address: where a dynamic NHS learns it
+    REQUIRE(ours.cies.size() == 1);
+    REQUIRE(frr.cies.size() == 1);
+    CHECK(ours.cies[0].code == frr.cies[0].code);
+    CHECK(ours.cies[0].prefix_length == frr.cies[0].prefix_length);
+    CHECK(ours.cies[0].holding_time == frr.cies[0].holding_time);
+    const extension* our_resp = find_ext(ours, ext::responder_address);
+    const extension* frr_resp = find_ext(frr, ext::responder_address);
+    REQUIRE(our_resp != nullptr);
+    REQUIRE(frr_resp != nullptr);
+    REQUIRE(our_resp->cies.size() == 1);
+    CHECK(our_resp->cies[0].client_nbma == frr_resp->cies[0].client_nbma);
+    CHECK(our_resp->cies[0].client_proto == frr_resp->cies[0].client_proto);
+    const extension* our_nat = find_ext(ours, ext::cisco_nat_address);
+    const extension* frr_nat = find_ext(frr, ext::cisco_nat_address);
+    REQUIRE(our_nat != nullptr);
+    REQUIRE(frr_nat != nullptr);
+    CHECK(our_nat->cies == frr_nat->cies);  // no NAT: the spoke's CIE comes back alone
+}
+}  // namespace
+
+TEST_CASE("server: FRR 8.4 spokes' requests from the FRR-hub capture, answered like the FRR hub",
+          "[nhrp_server][capture]") {
+    using namespace frr_hub_cap;
+    server s = make_server(frr_hub_tunnel());
+    auto out = s.handle(1, ip("198.51.100.2"), from_hex(f7_reg_spoke2), at_s(0));
+    REQUIRE(out.packets.size() == 1);
+    CHECK(out.packets[0].dst_nbma == ip("198.51.100.2"));
+    check_like_frr_reg_reply(out.packets[0].packet, f9_hub_reg_reply_spoke2);
+    REQUIRE(out.events.size() == 1);
+    CHECK(out.events[0].change == adjacency_change::add);
+    out = s.handle(1, ip("198.51.100.3"), from_hex(f10_reg_spoke3), at_s(1));
+    REQUIRE(out.packets.size() == 1);
+    check_like_frr_reg_reply(out.packets[0].packet, f11_hub_reg_reply_spoke3);
+
+    // Spoke2 -> spoke3 through the hub: our Traffic Indication names what the FRR hub's did and
+    // quotes the start of the same packet (FRR quotes all of it, we the IP header + 8 bytes).
+    packet frr_ti = parsed(from_hex(f24_hub_traffic_indication));
+    REQUIRE(frr_ti.hdr.type == op::traffic_indication);
+    out = s.on_redirect_candidate(1, ip("10.255.0.2"), ip("10.255.0.3"), frr_ti.contents, at_s(12));
+    REQUIRE(out.packets.size() == 1);
+    CHECK(out.packets[0].dst_nbma == ip("198.51.100.2"));
+    packet ti = parsed(out.packets[0].packet);
+    CHECK(ti.hdr.type == op::traffic_indication);
+    CHECK(ti.traffic_code == frr_ti.traffic_code);
+    CHECK(ti.src_nbma == frr_ti.src_nbma);
+    CHECK(ti.src_proto == frr_ti.src_proto);
+    CHECK(ti.dst_proto == frr_ti.dst_proto);
+    REQUIRE(!ti.contents.empty());
+    REQUIRE(ti.contents.size() <= frr_ti.contents.size());
+    CHECK(std::equal(ti.contents.begin(), ti.contents.end(), frr_ti.contents.begin()));
+
+    // Spoke2's Resolution Request for spoke3 (sent after that indication). Answered by the hub
+    // itself: the reply carries what spoke2 accepted from spoke3 via the FRR hub.
+    out = s.handle(1, ip("198.51.100.2"), from_hex(f25_res_spoke2_for_spoke3), at_s(13));
+    REQUIRE(out.packets.size() == 1);
+    CHECK(out.packets[0].dst_nbma == ip("198.51.100.2"));
+    packet res = parsed(out.packets[0].packet);
+    packet accepted = parsed(from_hex(f28_res_reply_to_spoke2));
+    CHECK(res.hdr.type == op::resolution_reply);
+    CHECK(res.request_id == accepted.request_id);
+    CHECK((res.flags & accepted.flags) == accepted.flags);  // Q A D S (+ our NAT bit)
+    CHECK(res.src_nbma == accepted.src_nbma);
+    CHECK(res.src_proto == accepted.src_proto);
+    CHECK(res.dst_proto == accepted.dst_proto);
+    REQUIRE(res.cies.size() == 1);
+    CHECK(res.cies[0].code == accepted.cies[0].code);
+    CHECK(res.cies[0].prefix_length == accepted.cies[0].prefix_length);
+    CHECK(res.cies[0].client_nbma == accepted.cies[0].client_nbma);
+    CHECK(res.cies[0].client_proto == accepted.cies[0].client_proto);
+
+    // The refresh 20 s later names the hub in its NAT CIE; same reply shape, no new adjacency.
+    out = s.handle(1, ip("198.51.100.2"), from_hex(f49_refresh_spoke2), at_s(22));
+    REQUIRE(out.packets.size() == 1);
+    check_like_frr_reg_reply(out.packets[0].packet, f50_hub_refresh_reply);
+    CHECK(out.events.empty());
+    CHECK(s.cache_size() == 2);
+}
+
+TEST_CASE("server: FRR spoke's Resolution Request forwarded to the owner as the FRR hub did",
+          "[nhrp_server][capture]") {
+    using namespace frr_hub_cap;
+    tunnel_config t = frr_hub_tunnel();
+    t.forward_resolution_to_owner = true;
+    server s = make_server(t);
+    REQUIRE(s.handle(1, ip("198.51.100.2"), from_hex(f7_reg_spoke2), at_s(0)).packets.size() == 1);
+    REQUIRE(s.handle(1, ip("198.51.100.3"), from_hex(f10_reg_spoke3), at_s(0)).packets.size() == 1);
+    auto out = s.handle(1, ip("198.51.100.2"), from_hex(f25_res_spoke2_for_spoke3), at_s(13));
+    REQUIRE(out.packets.size() == 1);
+    CHECK(out.packets[0].dst_nbma == ip("198.51.100.3"));
+    packet fwd = parsed(out.packets[0].packet);
+    packet frr = parsed(from_hex(f26_hub_forwarded_res));
+    CHECK(fwd.hdr.type == op::resolution_request);
+    CHECK(fwd.hdr.hop_count == frr.hdr.hop_count);  // 64 -> 63
+    CHECK(fwd.flags == frr.flags);
+    CHECK(fwd.request_id == frr.request_id);
+    CHECK(fwd.src_nbma == frr.src_nbma);
+    CHECK(fwd.src_proto == frr.src_proto);
+    CHECK(fwd.dst_proto == frr.dst_proto);
+    CHECK(fwd.cies == frr.cies);
+    const extension* our_fwd = find_ext(fwd, ext::forward_transit);
+    const extension* frr_fwd = find_ext(frr, ext::forward_transit);
+    REQUIRE(our_fwd != nullptr);
+    REQUIRE(frr_fwd != nullptr);
+    REQUIRE(our_fwd->cies.size() == 1);
+    REQUIRE(frr_fwd->cies.size() == 1);
+    CHECK(our_fwd->cies[0].client_nbma == frr_fwd->cies[0].client_nbma);
+    CHECK(our_fwd->cies[0].client_proto == frr_fwd->cies[0].client_proto);
+}

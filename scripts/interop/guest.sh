@@ -1,0 +1,71 @@
+#!/bin/sh
+# Runs in every interop guest as PID 1 (exec'ed by /sbin/interop-init from the 9p share, so
+# editing this file needs no image rebuild). /mnt/host is the guest's share on the host:
+#   params        shell variables written by the rig (ROLE, NAME, addresses, NHRP settings)
+#   nhrpd.conf    FRR configuration for nhrpd; zebra.conf likewise
+#   cmd/ID.sh     commands from the host; the output goes to out/ID.out, the status to out/ID.rc
+#   logs/         FRR's logs; ready (written once FRR runs) or failed (with the reason)
+H=/mnt/host
+. $H/params
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH HOME=/root TERM=dumb
+
+say() { echo "guest $NAME: $*" >/dev/console; }
+die() { say "FAILED: $*"; echo "$*" >$H/failed; sync; echo o >/proc/sysrq-trigger; }
+
+echo "$NAME" >/proc/sys/kernel/hostname
+modprobe virtio_net || die "modprobe virtio_net"
+modprobe ip_gre || die "modprobe ip_gre"
+sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+
+# The NIC can take a moment to appear after the driver loads.
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+ip link set lo up
+ip link set eth0 up || die "no eth0"
+ip addr add "$NBMA/24" dev eth0
+ip tunnel add gre1 mode gre key "$KEY" ttl 64 dev eth0 || die "ip tunnel add gre1"
+# The overlay address as a host prefix: with a /24 FRR 8.4's nhrpd logs "is not a host prefix"
+# and never registers (the NHS stays "(unspec)"). OVERLAY_PLEN exists only to show that.
+ip addr add "$OVERLAY/${OVERLAY_PLEN:-32}" dev gre1
+ip link set gre1 up
+if [ "$ROLE" = hub ]; then
+    sysctl -qw net.ipv4.ip_forward=1
+    if [ "$REDIRECT" = 1 ]; then
+        # FRR's hub learns of spoke-to-spoke traffic it forwards only through NFLOG
+        # (nhrpd `nhrp nflog-group 1`); this rule is the one FRR's documentation gives.
+        iptables -A FORWARD -i gre1 -o gre1 -m hashlimit --hashlimit-upto 4/minute \
+            --hashlimit-burst 1 --hashlimit-mode srcip,dstip --hashlimit-srcmask 24 \
+            --hashlimit-dstmask 24 --hashlimit-name loglimit-0 \
+            -j NFLOG --nflog-group 1 --nflog-size 128 || die "iptables NFLOG rule"
+    fi
+else
+    # Until a shortcut exists, the overlay is reached through the NHS (nhrpd installs the
+    # NHS's neighbour entry once registered).
+    ip route add "$OVERLAY_NET" via "$NHS_OVERLAY" dev gre1 onlink
+fi
+
+mkdir -p /run/frr /var/log/frr
+chown frr:frr /run/frr /var/log/frr
+cp $H/zebra.conf $H/nhrpd.conf /etc/frr/
+touch /etc/frr/vtysh.conf
+chown frr:frr /etc/frr/*.conf
+/usr/lib/frr/zebra -d -f /etc/frr/zebra.conf -A 127.0.0.1 || die "zebra did not start"
+/usr/lib/frr/nhrpd -d -f /etc/frr/nhrpd.conf -A 127.0.0.1 || die "nhrpd did not start"
+say "up: eth0 $NBMA, gre1 $OVERLAY/${OVERLAY_PLEN:-32} key $KEY, role $ROLE"
+echo up >$H/ready
+
+# Commands from the host, one file each, until the rig powers the guest off.
+cd /root
+while :; do
+    for f in $H/cmd/*.sh; do
+        [ -e "$f" ] || continue
+        id=$(basename "$f" .sh)
+        mv "$f" "/tmp/$id.sh"
+        timeout "${CMD_TIMEOUT:-120}" sh "/tmp/$id.sh" >"$H/out/$id.tmp" 2>&1 </dev/null
+        echo $? >"$H/out/$id.rc.tmp"
+        mv "$H/out/$id.tmp" "$H/out/$id.out"
+        mv "$H/out/$id.rc.tmp" "$H/out/$id.rc"
+    done
+    sleep 0.3
+done
