@@ -89,6 +89,13 @@ public:
         return seq;
     }
 
+    // Starts loading the bitmap word a received low-order 32 bits would test: the ring index
+    // uses bits 6 and up of the sequence number, below bit 32 for every allowed size, so the ESN
+    // high half does not matter. A hint only; changes nothing.
+    void prefetch(uint32_t seq_low) const noexcept {
+        __builtin_prefetch(&_bits[(seq_low >> 6) & _word_mask]);
+    }
+
     // Restarts the window as if `top` were the only number received so far (tests use it to
     // reach the 32-bit boundary without sending four billion packets).
     void reset_to(uint64_t top) noexcept;

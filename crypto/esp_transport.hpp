@@ -1,5 +1,5 @@
 // ESP transport mode (RFC 4303) on IPv4 packets in plain byte buffers: burst encrypt/decrypt
-// for one SA through Intel IPsec-MB's job API.
+// through Intel IPsec-MB (AES-GCM through its direct API, CBC + HMAC through its job API).
 #pragma once
 
 #include <array>
@@ -76,6 +76,16 @@ burst_summary encrypt_burst_with_ivs(engine& eng, sa& s, std::span<esp_packet> p
 // duplicate inside one burst is caught. The outer header's own checksum is the classifier's
 // to verify; this code rewrites it.
 burst_summary decrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
+                            std::span<esp_status> status) noexcept;
+
+// Bursts whose packets belong to many SAs (a hub's traffic from and to many spokes): packet i
+// is ciphered under sas[i]; the shortest of the three spans bounds the burst. The result is what
+// calling the single-SA function above on each run of consecutive packets sharing an SA would
+// give, in packet order; meanwhile the state and key schedules of the SAs a few packets ahead are
+// prefetched, so a burst with no two packets of one SA does not wait on memory per packet.
+burst_summary encrypt_burst(engine& eng, std::span<sa* const> sas, std::span<esp_packet> pkts,
+                            std::span<esp_status> status) noexcept;
+burst_summary decrypt_burst(engine& eng, std::span<sa* const> sas, std::span<esp_packet> pkts,
                             std::span<esp_status> status) noexcept;
 
 }  // namespace dmvpn::crypto

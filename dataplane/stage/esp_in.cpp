@@ -51,22 +51,16 @@ uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         pkts[k++] = m;
     }
 
-    // One call into the crypto library per run of packets sharing an SA.
+    // One call into the crypto library for the whole burst: it prefetches the SAs ahead.
     crypto::esp_packet views[max_burst];
     crypto::esp_status status[max_burst];
+    crypto::sa* sa_of[max_burst];
     for (uint16_t i = 0; i < k; ++i) {
         views[i] = esp_view(pkts[i]);
+        sa_of[i] = sas[i]->sa;
     }
-    for (uint16_t start = 0; start < k;) {
-        uint16_t end = start + 1;
-        while (end < k && sas[end]->sa == sas[start]->sa) {
-            ++end;
-        }
-        (void)crypto::decrypt_burst(*ctx.engine, *sas[start]->sa,
-                                    std::span(views + start, end - start),
-                                    std::span(status + start, end - start));
-        start = end;
-    }
+    (void)crypto::decrypt_burst(*ctx.engine, std::span<crypto::sa* const>(sa_of, k),
+                                std::span(views, k), std::span(status, k));
 
     uint16_t kept = 0;
     for (uint16_t i = 0; i < k; ++i) {
