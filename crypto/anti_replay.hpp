@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <string_view>
 
 #include "dataplane/wire/result.hpp"
@@ -32,6 +33,17 @@ public:
     // size: how many sequence numbers below and including the highest accepted one are
     // remembered (1..max_size). Allocates: build windows on the control lcore.
     replay_window(uint32_t size, bool esn);
+    // The same in caller-owned storage of at least words_for(size) words, zeroed here, which
+    // must outlive the window (an SA keeps its window's bitmap in its own allocation).
+    replay_window(uint32_t size, bool esn, uint64_t* storage) noexcept;
+    replay_window(replay_window&& o) noexcept { *this = std::move(o); }
+    replay_window& operator=(replay_window&& o) noexcept;
+    ~replay_window();
+    replay_window(const replay_window&) = delete;
+    replay_window& operator=(const replay_window&) = delete;
+
+    // Bitmap words a window of `size` numbers needs (size clamped to 1..max_size).
+    static uint32_t words_for(uint32_t size) noexcept;
 
     uint32_t size() const noexcept { return _size; }
     bool esn() const noexcept { return _esn; }
@@ -107,11 +119,12 @@ private:
         return (_bits[(seq >> 6) & _word_mask] >> (seq & 63)) & 1u;
     }
 
-    std::unique_ptr<uint64_t[]> _bits;
+    uint64_t* _bits = nullptr;
     uint64_t _top = 0;
     uint32_t _size = 0;
     uint32_t _word_mask = 0;
     bool _esn = false;
+    bool _owns_bits = false;  // allocated by the window (else the SA's storage)
 };
 
 }  // namespace dmvpn::crypto

@@ -838,10 +838,10 @@ burst_summary encrypt_impl(engine& eng, sa& s, std::span<esp_packet> pkts,
     return sum;
 }
 
-// How far ahead of the packet being ciphered the multi-SA paths prefetch: an SA (state and key
-// schedules, 18 cache lines), then, once its state line is in, the replay window word.
-constexpr size_t sa_prefetch_ahead = 4;
+// How far ahead of the packet being ciphered the multi-SA paths prefetch the replay window
+// word, once the SA's state line (prefetched sa_prefetch_ahead packets ahead) is in.
 constexpr size_t window_prefetch_ahead = 2;
+static_assert(window_prefetch_ahead < sa_prefetch_ahead);
 
 // Starts loading the replay window word an inbound packet will test. Reads the packet's
 // sequence number, only within its bounds.

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -73,17 +74,35 @@ enum class sa_error : uint8_t {
 };
 std::string_view name(sa_error e) noexcept;
 
+// Where SAs live. The default is the C++ heap; a dataplane holding thousands of SAs installs
+// an allocator of hugepage memory (dp::eal_init installs rte_malloc), so that the SA a packet
+// touches costs no TLB miss. allocate returns nullptr on failure (that SA then goes to the
+// heap); every SA is released through the allocator it came from.
+struct sa_allocator {
+    void* (*allocate)(void* ctx, size_t bytes, size_t align) = nullptr;
+    void (*release)(void* ctx, void* p) = nullptr;
+    void* ctx = nullptr;
+};
+// Process-wide, for SAs created afterwards; call it while no SA is being created (start-up,
+// shutdown). A default-constructed sa_allocator puts SAs back on the heap.
+void set_sa_allocator(const sa_allocator& a) noexcept;
+
 // One direction of one peer's ESP. The control lcore creates it (key expansion, allocation and
 // a getrandom() call happen here, never per packet) and hands it to exactly one worker, which
 // is then the only writer of its sequence number, replay window and counters. The control lcore
 // may read packets(), bytes(), soft_expired() and hard_expired() at any time.
 //
 // Layout: the first cache line holds every field the per-packet path reads or writes on an
-// outbound SA; an inbound SA adds the replay window on the second line; key schedules follow.
+// outbound SA; an inbound SA adds the replay window on the second line; key schedules follow,
+// then (inbound) the replay window's bitmap, all in one allocation.
 class alignas(64) sa {
 public:
     static wire::result<std::unique_ptr<sa>, sa_error> create(const sa_params& p, engine& eng);
     ~sa();
+    // SAs come from sa::create only, and go back to the allocator they came from.
+    static void* operator new(size_t, void* where) noexcept { return where; }
+    static void operator delete(void* p) noexcept;
+    static void operator delete(void* p, std::align_val_t) noexcept { operator delete(p); }
     sa(const sa&) = delete;
     sa& operator=(const sa&) = delete;
 

@@ -207,7 +207,7 @@ public:
     // Lets the pre-encrypted ESP input be replayed: every inbound SA forgets what it saw.
     void reset_replay_windows() {
         for (auto& sa : _hub_in) {
-            sa->window() = crypto::replay_window(crypto::replay_window::default_size, false);
+            sa->window().reset_to(0);
         }
     }
 

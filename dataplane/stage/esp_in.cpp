@@ -16,6 +16,17 @@ constexpr uint32_t esp_header_len = 8;  // SPI + sequence number (RFC 4303 secti
 }  // namespace
 
 uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
+    // With thousands of SAs the table slots are rarely cached: start every lookup's first slot
+    // loading before the lookups.
+    if (ctx.spis != nullptr) {
+        for (uint16_t i = 0; i < n; ++i) {
+            const uint8_t* ip = rte_pktmbuf_mtod(pkts[i], const uint8_t*);
+            uint32_t ihl = ipv4_ihl(ip);
+            if (pkts[i]->data_len >= ihl + esp_header_len) {
+                ctx.spis->prefetch(wire::load_be32(ip + ihl));
+            }
+        }
+    }
     // Find each packet's SA (caching the last SPI), keep the ones this worker owns.
     const inbound_sa* sas[max_burst];
     uint16_t k = 0;
@@ -46,6 +57,9 @@ uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         if (ctx.engine == nullptr) {
             ctx.drop(m, drop_reason::esp_decrypt_error);
             continue;
+        }
+        if (k < crypto::sa_prefetch_ahead) {
+            last->sa->prefetch();  // the burst call prefetches the rest
         }
         sas[k] = last;
         pkts[k++] = m;

@@ -23,6 +23,9 @@ uint16_t esp_out(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             views[k] = esp_view(pkts[i]);
             status[k] = crypto::esp_status::engine_error;
             sa_of[k] = s;
+            if (k < crypto::sa_prefetch_ahead) {
+                s->prefetch();  // the burst call prefetches the rest
+            }
             ++k;
         }
     }
