@@ -838,14 +838,41 @@ burst_summary encrypt_impl(engine& eng, sa& s, std::span<esp_packet> pkts,
     return sum;
 }
 
-// How far ahead of the packet being ciphered the multi-SA paths prefetch the replay window
-// word, once the SA's state line (prefetched sa_prefetch_ahead packets ahead) is in.
-constexpr size_t window_prefetch_ahead = 2;
-static_assert(window_prefetch_ahead < sa_prefetch_ahead);
+// How far ahead of the packet being ciphered the multi-SA paths prefetch: an SA's two state
+// lines first, then, once those are in, the key lines and the replay window word its packet
+// needs (which takes reading the state: cipher, key length, window).
+constexpr size_t state_prefetch_ahead = 2 * sa_prefetch_ahead;
+constexpr size_t keys_prefetch_ahead = sa_prefetch_ahead;
 
-// Starts loading the replay window word an inbound packet will test. Reads the packet's
-// sequence number, only within its bounds.
-void prefetch_window(const sa& s, const esp_packet& p) noexcept {
+[[gnu::always_inline]] inline void prefetch_range(const void* base, size_t from,
+                                                  size_t to) noexcept {
+    const auto b = reinterpret_cast<uintptr_t>(base);
+    for (uintptr_t a = (b + from) & ~uintptr_t{63}; a < b + to; a += 64) {
+        __builtin_prefetch(reinterpret_cast<const void*>(a));
+    }
+}
+
+// Once an SA's state lines are in: starts loading the key schedule lines ciphering packet p
+// reads (by cipher, key length and, for AES-GCM, the packet's length) and, inbound, the replay
+// window word its sequence number tests. Reads the packet only within its bounds.
+[[gnu::always_inline]] inline void prefetch_for_packet(sa& s, const esp_packet& p,
+                                                       bool powers_at_end) noexcept {
+    const detail::sa_keys& keys = esp_access::keys(s);
+    if (s.cipher() == cipher_alg::aes_gcm_16) {
+        // Round keys, then the GHASH key powers: IPsec-MB's VAES code path stores powers 48..1
+        // up to the end of the key data and uses the last min(blocks, 48) of them; the other
+        // paths keep 8 powers (and their Karatsuba halves) right after the round keys (checked
+        // on IPsec-MB 1.3). p.len bounds the bytes ciphered from above.
+        prefetch_range(&keys, 0, s.key_bytes() == 16 ? 11 * 16 : 15 * 16);
+        if (powers_at_end) {
+            const size_t blocks = std::min<size_t>((p.len + 15) / 16, 48);
+            prefetch_range(&keys, sizeof(gcm_key_data) - 16 * blocks, sizeof(gcm_key_data));
+        } else {
+            prefetch_range(&keys, 15 * 16, 15 * 16 + 16 * 16);
+        }
+    } else {
+        prefetch_range(&keys, 0, sizeof(detail::cbc_keys));
+    }
     if (s.direction() != sa_direction::inbound || p.len < ipv4_min_header) {
         return;
     }
@@ -854,6 +881,7 @@ void prefetch_window(const sa& s, const esp_packet& p) noexcept {
         s.window().prefetch(wire::load_be32(p.data + ihl + 4));
     }
 }
+
 }  // namespace
 
 burst_summary encrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
@@ -899,16 +927,15 @@ burst_summary multi_sa(engine& eng, std::span<sa* const> sas, std::span<esp_pack
     IMB_MGR* mgr = eng.mgr();
     const uint8_t arch = eng.arch_id();
     constexpr sa_direction dir = Encrypt ? sa_direction::outbound : sa_direction::inbound;
-    size_t sa_pf = 0;
-    size_t window_pf = 0;
+    const bool at_end = eng.gcm_powers_at_end();
+    size_t state_pf = 0;
+    size_t keys_pf = 0;
     for (size_t i = 0; i < n;) {
-        for (; sa_pf < n && sa_pf < i + sa_prefetch_ahead; ++sa_pf) {
-            sas[sa_pf]->prefetch();
+        for (; state_pf < n && state_pf < i + state_prefetch_ahead; ++state_pf) {
+            sas[state_pf]->prefetch_state();
         }
-        if constexpr (!Encrypt) {
-            for (; window_pf < n && window_pf < i + window_prefetch_ahead; ++window_pf) {
-                prefetch_window(*sas[window_pf], pkts[window_pf]);
-            }
+        for (; keys_pf < n && keys_pf < i + keys_prefetch_ahead; ++keys_pf) {
+            prefetch_for_packet(*sas[keys_pf], pkts[keys_pf], at_end);
         }
         sa& s = *sas[i];
         if (direct_gcm(s, arch, dir)) {

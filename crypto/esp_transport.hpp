@@ -84,9 +84,10 @@ burst_summary decrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
 // give, in packet order; meanwhile the state and key schedules of the SAs a few packets ahead are
 // prefetched, so a burst with no two packets of one SA does not wait on memory per packet.
 //
-// Packet i's SA is prefetched while packet i - sa_prefetch_ahead is ciphered; a caller that
-// knows the SAs earlier (while looking them up) should call sa::prefetch() on the first
-// sa_prefetch_ahead itself, so that the first packets do not wait either.
+// The key lines packet i needs are prefetched while packet i - sa_prefetch_ahead is ciphered
+// (its SA's state lines twice as far ahead); a caller that knows the SAs earlier (while looking
+// them up) should call sa::prefetch() on the first sa_prefetch_ahead itself, so that the first
+// packets do not wait either.
 inline constexpr size_t sa_prefetch_ahead = 4;
 burst_summary encrypt_burst(engine& eng, std::span<sa* const> sas, std::span<esp_packet> pkts,
                             std::span<esp_status> status) noexcept;
