@@ -3,8 +3,8 @@
 
 #include <cstdint>
 #include <memory>
-#include <utility>
 #include <string_view>
+#include <utility>
 
 #include "dataplane/wire/result.hpp"
 
