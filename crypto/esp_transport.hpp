@@ -79,10 +79,11 @@ burst_summary decrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
                             std::span<esp_status> status) noexcept;
 
 // Bursts whose packets belong to many SAs (a hub's traffic from and to many spokes): packet i
-// is ciphered under sas[i]; the shortest of the three spans bounds the burst. The result is what
-// calling the single-SA function above on each run of consecutive packets sharing an SA would
-// give, in packet order; meanwhile the state and key schedules of the SAs a few packets ahead are
-// prefetched, so a burst with no two packets of one SA does not wait on memory per packet.
+// is ciphered under sas[i] (never null); the shortest of the three spans bounds the burst. The
+// result is what calling the single-SA function above on each run of consecutive packets sharing
+// an SA would give, in packet order; meanwhile the state and key schedules of the SAs a few
+// packets ahead are prefetched, so a burst with no two packets of one SA does not wait on memory
+// per packet.
 //
 // The key lines packet i needs are prefetched while packet i - sa_prefetch_ahead is ciphered
 // (its SA's state lines twice as far ahead); a caller that knows the SAs earlier (while looking
