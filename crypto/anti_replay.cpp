@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <utility>
 
 namespace dmvpn::crypto {
 
@@ -17,13 +18,46 @@ std::string_view name(replay_error e) noexcept {
     return "unknown";
 }
 
-replay_window::replay_window(uint32_t size, bool esn)
-    : _size(std::clamp<uint32_t>(size, 1, max_size)), _esn(esn) {
+uint32_t replay_window::words_for(uint32_t size) noexcept {
     // The live window spans at most ceil(size/64)+1 words; a power of two makes the ring index
     // a mask.
-    const uint32_t words = std::bit_ceil((_size + 63) / 64 + 1);
-    _bits = std::make_unique<uint64_t[]>(words);
+    return std::bit_ceil((std::clamp<uint32_t>(size, 1, max_size) + 63) / 64 + 1);
+}
+
+replay_window::replay_window(uint32_t size, bool esn)
+    : _size(std::clamp<uint32_t>(size, 1, max_size)), _esn(esn) {
+    const uint32_t words = words_for(_size);
+    _bits = new uint64_t[words]();
+    _owns_bits = true;
     _word_mask = words - 1;
+}
+
+replay_window::replay_window(uint32_t size, bool esn, uint64_t* storage) noexcept
+    : _bits(storage), _size(std::clamp<uint32_t>(size, 1, max_size)), _esn(esn) {
+    const uint32_t words = words_for(_size);
+    std::fill_n(_bits, words, uint64_t{0});
+    _word_mask = words - 1;
+}
+
+replay_window& replay_window::operator=(replay_window&& o) noexcept {
+    if (this != &o) {
+        if (_owns_bits) {
+            delete[] _bits;
+        }
+        _bits = std::exchange(o._bits, nullptr);
+        _top = std::exchange(o._top, 0);
+        _size = std::exchange(o._size, 0);
+        _word_mask = std::exchange(o._word_mask, 0);
+        _esn = std::exchange(o._esn, false);
+        _owns_bits = std::exchange(o._owns_bits, false);
+    }
+    return *this;
+}
+
+replay_window::~replay_window() {
+    if (_owns_bits) {
+        delete[] _bits;
+    }
 }
 
 wire::result<uint64_t, replay_error> replay_window::infer_esn(uint32_t seq_low) const noexcept {
@@ -57,7 +91,7 @@ void replay_window::slide_to(uint64_t seq) noexcept {
     const uint64_t old_word = _top >> 6;
     const uint64_t new_word = seq >> 6;
     if (new_word - old_word > _word_mask) {
-        std::fill_n(_bits.get(), size_t{_word_mask} + 1, uint64_t{0});
+        std::fill_n(_bits, size_t{_word_mask} + 1, uint64_t{0});
     } else {
         // Words the window slides onto still hold bits from a lap ago.
         for (uint64_t w = old_word + 1; w <= new_word; ++w) {
@@ -68,10 +102,10 @@ void replay_window::slide_to(uint64_t seq) noexcept {
 }
 
 void replay_window::reset_to(uint64_t top) noexcept {
-    if (!_bits) {
+    if (_bits == nullptr) {
         return;
     }
-    std::fill_n(_bits.get(), size_t{_word_mask} + 1, uint64_t{0});
+    std::fill_n(_bits, size_t{_word_mask} + 1, uint64_t{0});
     _top = top;
     if (top != 0) {
         _bits[(top >> 6) & _word_mask] |= uint64_t{1} << (top & 63);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include "dataplane/wire/result.hpp"
 
@@ -32,6 +33,17 @@ public:
     // size: how many sequence numbers below and including the highest accepted one are
     // remembered (1..max_size). Allocates: build windows on the control lcore.
     replay_window(uint32_t size, bool esn);
+    // The same in caller-owned storage of at least words_for(size) words, zeroed here, which
+    // must outlive the window (an SA keeps its window's bitmap in its own allocation).
+    replay_window(uint32_t size, bool esn, uint64_t* storage) noexcept;
+    replay_window(replay_window&& o) noexcept { *this = std::move(o); }
+    replay_window& operator=(replay_window&& o) noexcept;
+    ~replay_window();
+    replay_window(const replay_window&) = delete;
+    replay_window& operator=(const replay_window&) = delete;
+
+    // Bitmap words a window of `size` numbers needs (size clamped to 1..max_size).
+    static uint32_t words_for(uint32_t size) noexcept;
 
     uint32_t size() const noexcept { return _size; }
     bool esn() const noexcept { return _esn; }
@@ -89,6 +101,13 @@ public:
         return seq;
     }
 
+    // Starts loading the bitmap word a received low-order 32 bits would test: the ring index
+    // uses bits 6 and up of the sequence number, below bit 32 for every allowed size, so the ESN
+    // high half does not matter. A hint only; changes nothing.
+    [[gnu::always_inline]] void prefetch(uint32_t seq_low) const noexcept {
+        __builtin_prefetch(&_bits[(seq_low >> 6) & _word_mask]);
+    }
+
     // Restarts the window as if `top` were the only number received so far (tests use it to
     // reach the 32-bit boundary without sending four billion packets).
     void reset_to(uint64_t top) noexcept;
@@ -100,11 +119,12 @@ private:
         return (_bits[(seq >> 6) & _word_mask] >> (seq & 63)) & 1u;
     }
 
-    std::unique_ptr<uint64_t[]> _bits;
+    uint64_t* _bits = nullptr;
     uint64_t _top = 0;
     uint32_t _size = 0;
     uint32_t _word_mask = 0;
     bool _esn = false;
+    bool _owns_bits = false;  // allocated by the window (else the SA's storage)
 };
 
 }  // namespace dmvpn::crypto

@@ -46,7 +46,13 @@ wire::result<std::unique_ptr<engine>, engine_error> engine::create(engine_path p
 }
 
 engine::engine(IMB_MGR* mgr, int arch)
-    : _mgr(mgr), _scratch(std::make_unique<detail::burst_scratch>()), _arch(arch) {}
+    : _mgr(mgr),
+      _scratch(std::make_unique<detail::burst_scratch>()),
+      _arch(arch),
+      // IPsec-MB 1.3's AVX-512 manager takes its VAES GCM code when the CPU has both.
+      _gcm_powers_at_end(arch == IMB_ARCH_AVX512 &&
+                         (mgr->features & (IMB_FEATURE_VAES | IMB_FEATURE_VPCLMULQDQ)) ==
+                             (IMB_FEATURE_VAES | IMB_FEATURE_VPCLMULQDQ)) {}
 
 engine::~engine() { free_mb_mgr(_mgr); }
 

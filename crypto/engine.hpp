@@ -70,6 +70,9 @@ public:
     // for every thread on one CPU model).
     uint8_t arch_id() const noexcept { return static_cast<uint8_t>(_arch); }
     detail::burst_scratch& scratch() noexcept { return *_scratch; }
+    // Whether AES-GCM key data is laid out for IPsec-MB's VAES code path (GHASH key powers
+    // 48..1 at the end of the key data); steers prefetching only.
+    bool gcm_powers_at_end() const noexcept { return _gcm_powers_at_end; }
 
 private:
     engine(IMB_MGR* mgr, int arch);
@@ -77,6 +80,7 @@ private:
     IMB_MGR* _mgr;
     std::unique_ptr<detail::burst_scratch> _scratch;
     int _arch;
+    bool _gcm_powers_at_end;
 };
 
 }  // namespace dmvpn::crypto

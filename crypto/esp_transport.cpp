@@ -351,7 +351,9 @@ bool generate_cbc_ivs(IMB_MGR* mgr, detail::sa_keys& keys, detail::burst_scratch
     return ok;
 }
 
-burst_summary encrypt_impl(engine& eng, sa& s, std::span<esp_packet> pkts,
+// The job path: any SA, a chunk of packets prepared, then ciphered through the job queue. CBC
+// SAs take it; GCM SAs take the direct path below.
+burst_summary encrypt_jobs(engine& eng, sa& s, std::span<esp_packet> pkts,
                            std::span<esp_status> status, const iv_bytes* ivs) noexcept {
     burst_summary sum;
     const size_t n = std::min(pkts.size(), status.size());
@@ -500,25 +502,8 @@ burst_summary encrypt_impl(engine& eng, sa& s, std::span<esp_packet> pkts,
     return sum;
 }
 
-}  // namespace
-
-burst_summary encrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
-                            std::span<esp_status> status) noexcept {
-    return encrypt_impl(eng, s, pkts, status, nullptr);
-}
-
-burst_summary encrypt_burst_with_ivs(engine& eng, sa& s, std::span<esp_packet> pkts,
-                                     std::span<esp_status> status,
-                                     std::span<const iv_bytes> ivs) noexcept {
-    if (ivs.size() < std::min(pkts.size(), status.size())) {
-        std::fill_n(status.begin(), std::min(pkts.size(), status.size()), esp_status::engine_error);
-        return {};
-    }
-    return encrypt_impl(eng, s, pkts, status, ivs.data());
-}
-
-burst_summary decrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
-                            std::span<esp_status> status) noexcept {
+burst_summary decrypt_jobs(engine& eng, sa& s, std::span<esp_packet> pkts,
+                           std::span<esp_status> status) noexcept {
     burst_summary sum;
     const size_t n = std::min(pkts.size(), status.size());
     if (s.direction() != sa_direction::inbound) {
@@ -664,4 +649,329 @@ burst_summary decrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
     return sum;
 }
 
+// --- GCM through IPsec-MB's direct API: one call per packet, no job queue ---
+//
+// AES-GCM is not multi-buffer in IPsec-MB: a GCM job is ciphered inside its submit call, so the
+// job queue only adds its bookkeeping (fill, validate, submit, flush). Packets are taken one at
+// a time, in order: each passes its checks, is ciphered and is accounted before the next starts,
+// which is what the job path's prepare/complete split amounts to for a cipher that completes in
+// submit, except that a duplicate later in the same burst is refused before it is deciphered.
+
+constexpr uint32_t gcm_iv_len = 8;
+constexpr uint32_t gcm_icv_len = 16;
+constexpr uint32_t gcm_head = esp_header_len + gcm_iv_len;
+
+// Whether packets of `s` take the direct path on this engine; the rest (CBC, or a misuse the
+// job path names: wrong direction, keys of another code path) take the job path.
+bool direct_gcm(const sa& s, uint8_t arch, sa_direction d) noexcept {
+    return s.cipher() == cipher_alg::aes_gcm_16 && s.direction() == d && s.key_arch() == arch;
+}
+
+// Nonce (salt || explicit IV, RFC 4106 section 4) and AAD (SPI || [ESN high] || sequence,
+// section 5); returns the AAD length.
+uint32_t gcm_nonce_aad(const sa& s, const uint8_t* esp, uint64_t sn, uint8_t* nonce,
+                       uint8_t* aad) noexcept {
+    std::memcpy(nonce, esp_access::salt(s), 4);
+    std::memcpy(nonce + 4, esp + esp_header_len, gcm_iv_len);
+    std::memcpy(aad, esp, 4);
+    if (s.esn()) {
+        store_be32(aad + 4, static_cast<uint32_t>(sn >> 32));
+        std::memcpy(aad + 8, esp + 4, 4);
+        return 12;
+    }
+    std::memcpy(aad + 4, esp + 4, 4);
+    return 8;
+}
+
+esp_status gcm_encrypt_one(IMB_MGR* mgr, sa& s, esp_packet& p, const iv_bytes* iv_given,
+                           burst_summary& sum) noexcept {
+    const ipv4_view ip = parse_ipv4(p);
+    if (ip.status != esp_status::ok) {
+        return ip.status;
+    }
+    const uint32_t ihl = ip.ihl;
+    const uint32_t total = ip.total;
+    const uint32_t payload = total - ihl;
+    const auto pad = static_cast<uint32_t>(esp::padding_for(payload, 1));
+    const uint32_t ct_len = payload + pad + static_cast<uint32_t>(esp::trailer_size);
+    const uint32_t new_total = total + gcm_head + (ct_len - payload) + gcm_icv_len;
+    // Bytes past the IPv4 total length (link padding) are overwritten by the trailer.
+    const uint64_t tail_space = uint64_t{p.tailroom} + (p.len - total);
+    if (new_total > ipv4_max_total) {
+        return esp_status::too_big;
+    }
+    if (p.headroom < gcm_head) {
+        return esp_status::no_headroom;
+    }
+    if (tail_space < new_total - total - gcm_head) {
+        return esp_status::no_tailroom;
+    }
+    if (esp_access::hard_expired_fast(s)) {
+        return esp_status::sa_expired;
+    }
+    uint64_t& seq = esp_access::seq(s);
+    if (seq >= (s.esn() ? UINT64_MAX : UINT32_MAX)) {
+        return esp_status::seq_overflow;
+    }
+    if (!esp_access::account(s, ct_len, sum)) {
+        return esp_status::sa_expired;
+    }
+    const uint64_t sn = ++seq;
+    const uint8_t next_header = p.data[9];
+
+    uint8_t* ip_hdr = p.data - gcm_head;
+    move_header(ip_hdr, p.data, ihl);
+    uint8_t* esp = ip_hdr + ihl;
+    (void)esp::encode_header({s.spi(), static_cast<uint32_t>(sn)}, {esp, esp_header_len});
+    (void)esp::encode_trailer(pad, next_header,
+                              {esp + gcm_head + payload, pad + esp::trailer_size});
+    finish_ipv4(ip_hdr, new_total, ip_proto_esp);
+    uint8_t* iv = esp + esp_header_len;
+    if (iv_given != nullptr) {
+        std::memcpy(iv, iv_given->data(), gcm_iv_len);
+    } else {
+        store_be64(iv, sn);  // RFC 4106 section 3.1: a counter is a fine IV
+    }
+    alignas(16) uint8_t nonce[16];
+    alignas(16) uint8_t aad[16];
+    const uint32_t aad_len = gcm_nonce_aad(s, esp, sn, nonce, aad);
+    uint8_t* ct = esp + gcm_head;
+    uint8_t* icv = ip_hdr + new_total - gcm_icv_len;
+    const gcm_key_data* key = &esp_access::keys(s).gcm;
+    gcm_context_data ctx;
+    if (s.key_bytes() == 16) {
+        IMB_AES128_GCM_ENC(mgr, key, &ctx, ct, ct, ct_len, nonce, aad, aad_len, icv, gcm_icv_len);
+    } else {
+        IMB_AES256_GCM_ENC(mgr, key, &ctx, ct, ct, ct_len, nonce, aad, aad_len, icv, gcm_icv_len);
+    }
+
+    const uint8_t* buffer_end = p.data + p.len + p.tailroom;
+    p.data = ip_hdr;
+    p.len = new_total;
+    p.headroom -= gcm_head;
+    p.tailroom = static_cast<uint32_t>(buffer_end - (ip_hdr + new_total));
+    return esp_status::ok;
+}
+
+esp_status gcm_decrypt_one(IMB_MGR* mgr, sa& s, esp_packet& p, burst_summary& sum) noexcept {
+    const ipv4_view ip = parse_ipv4(p);
+    if (ip.status != esp_status::ok) {
+        return ip.status;
+    }
+    const uint32_t ihl = ip.ihl;
+    if (p.data[9] != ip_proto_esp) {
+        return esp_status::not_esp;
+    }
+    uint8_t* esp = p.data + ihl;
+    const auto parsed = esp::parse({esp, ip.total - ihl}, {gcm_iv_len, gcm_icv_len, 1});
+    if (!parsed) {
+        return from_parse(parsed.error());
+    }
+    if (parsed->hdr.spi != s.spi()) {
+        return esp_status::spi_mismatch;
+    }
+    if (esp_access::hard_expired_fast(s)) {
+        return esp_status::sa_expired;
+    }
+    // The cheap replay test comes before any cryptography (RFC 4303 section 3.4.3).
+    replay_window& window = s.window();
+    const auto sn = window.check_low(parsed->hdr.sequence);
+    if (!sn) {
+        return from_replay(sn.error());
+    }
+    // Whole 4-byte words of at least two bytes: esp::parse checked both.
+    const auto ct_len = static_cast<uint32_t>(parsed->ciphertext.size());
+    alignas(16) uint8_t nonce[16];
+    alignas(16) uint8_t aad[16];
+    const uint32_t aad_len = gcm_nonce_aad(s, esp, *sn, nonce, aad);
+    uint8_t* ct = esp + gcm_head;
+    alignas(16) uint8_t icv[gcm_icv_len];
+    const gcm_key_data* key = &esp_access::keys(s).gcm;
+    gcm_context_data ctx;
+    if (s.key_bytes() == 16) {
+        IMB_AES128_GCM_DEC(mgr, key, &ctx, ct, ct, ct_len, nonce, aad, aad_len, icv, gcm_icv_len);
+    } else {
+        IMB_AES256_GCM_DEC(mgr, key, &ctx, ct, ct, ct_len, nonce, aad, aad_len, icv, gcm_icv_len);
+    }
+    if (!icv_equal(icv, p.data + ip.total - gcm_icv_len, gcm_icv_len)) {
+        return esp_status::bad_icv;
+    }
+    // Authentic from here: count it, then let the window remember it.
+    if (!esp_access::account(s, ct_len, sum)) {
+        return esp_status::sa_expired;
+    }
+    (void)window.accept(*sn);
+
+    const auto trailer = esp::parse_trailer({ct, ct_len});
+    if (!trailer) {
+        return esp_status::bad_padding;
+    }
+    const auto payload = static_cast<uint32_t>(trailer->payload.size());
+    const uint8_t next_header = trailer->next_header;
+    if (next_header == esp::next_header_none) {
+        return esp_status::dummy_packet;
+    }
+    uint8_t* ip_hdr = p.data + gcm_head;
+    move_header(ip_hdr, p.data, ihl);
+    const uint32_t new_total = ihl + payload;
+    finish_ipv4(ip_hdr, new_total, next_header);
+    const uint8_t* buffer_end = p.data + p.len + p.tailroom;
+    p.data = ip_hdr;
+    p.len = new_total;
+    p.headroom += gcm_head;
+    p.tailroom = static_cast<uint32_t>(buffer_end - (ip_hdr + new_total));
+    return esp_status::ok;
+}
+
+burst_summary encrypt_impl(engine& eng, sa& s, std::span<esp_packet> pkts,
+                           std::span<esp_status> status, const iv_bytes* ivs) noexcept {
+    if (!direct_gcm(s, eng.arch_id(), sa_direction::outbound)) {
+        return encrypt_jobs(eng, s, pkts, status, ivs);
+    }
+    burst_summary sum;
+    const size_t n = std::min(pkts.size(), status.size());
+    IMB_MGR* mgr = eng.mgr();
+    for (size_t i = 0; i < n; ++i) {
+        status[i] = gcm_encrypt_one(mgr, s, pkts[i], ivs != nullptr ? &ivs[i] : nullptr, sum);
+        sum.ok += status[i] == esp_status::ok ? 1 : 0;
+    }
+    return sum;
+}
+
+// How far ahead of the packet being ciphered the multi-SA paths prefetch: an SA's two state
+// lines first, then, once those are in, the key lines and the replay window word its packet
+// needs (which takes reading the state: cipher, key length, window).
+constexpr size_t state_prefetch_ahead = 2 * sa_prefetch_ahead;
+constexpr size_t keys_prefetch_ahead = sa_prefetch_ahead;
+
+[[gnu::always_inline]] inline void prefetch_range(const void* base, size_t from,
+                                                  size_t to) noexcept {
+    const auto b = reinterpret_cast<uintptr_t>(base);
+    for (uintptr_t a = (b + from) & ~uintptr_t{63}; a < b + to; a += 64) {
+        __builtin_prefetch(reinterpret_cast<const void*>(a));
+    }
+}
+
+// Once an SA's state lines are in: starts loading the key schedule lines ciphering packet p
+// reads (by cipher, key length and, for AES-GCM, the packet's length) and, inbound, the replay
+// window word its sequence number tests. Reads the packet only within its bounds.
+[[gnu::always_inline]] inline void prefetch_for_packet(sa& s, const esp_packet& p,
+                                                       bool powers_at_end) noexcept {
+    const detail::sa_keys& keys = esp_access::keys(s);
+    if (s.cipher() == cipher_alg::aes_gcm_16) {
+        // Round keys, then the GHASH key powers: IPsec-MB's VAES code path stores powers 48..1
+        // up to the end of the key data and uses the last min(blocks, 48) of them; the other
+        // paths keep 8 powers (and their Karatsuba halves) right after the round keys (checked
+        // on IPsec-MB 1.3). p.len bounds the bytes ciphered from above.
+        prefetch_range(&keys, 0, s.key_bytes() == 16 ? 11 * 16 : 15 * 16);
+        if (powers_at_end) {
+            const size_t blocks = std::min<size_t>((p.len + 15) / 16, 48);
+            prefetch_range(&keys, sizeof(gcm_key_data) - 16 * blocks, sizeof(gcm_key_data));
+        } else {
+            prefetch_range(&keys, 15 * 16, 15 * 16 + 16 * 16);
+        }
+    } else {
+        prefetch_range(&keys, 0, sizeof(detail::cbc_keys));
+    }
+    if (s.direction() != sa_direction::inbound || p.len < ipv4_min_header) {
+        return;
+    }
+    const uint32_t ihl = uint32_t{p.data[0] & 0x0fu} * 4;
+    if (p.len >= ihl + esp_header_len) {
+        s.window().prefetch(wire::load_be32(p.data + ihl + 4));
+    }
+}
+
+}  // namespace
+
+burst_summary encrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
+                            std::span<esp_status> status) noexcept {
+    return encrypt_impl(eng, s, pkts, status, nullptr);
+}
+
+burst_summary encrypt_burst_with_ivs(engine& eng, sa& s, std::span<esp_packet> pkts,
+                                     std::span<esp_status> status,
+                                     std::span<const iv_bytes> ivs) noexcept {
+    if (ivs.size() < std::min(pkts.size(), status.size())) {
+        std::fill_n(status.begin(), std::min(pkts.size(), status.size()), esp_status::engine_error);
+        return {};
+    }
+    return encrypt_impl(eng, s, pkts, status, ivs.data());
+}
+
+burst_summary decrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
+                            std::span<esp_status> status) noexcept {
+    if (!direct_gcm(s, eng.arch_id(), sa_direction::inbound)) {
+        return decrypt_jobs(eng, s, pkts, status);
+    }
+    burst_summary sum;
+    const size_t n = std::min(pkts.size(), status.size());
+    IMB_MGR* mgr = eng.mgr();
+    for (size_t i = 0; i < n; ++i) {
+        status[i] = gcm_decrypt_one(mgr, s, pkts[i], sum);
+        sum.ok += status[i] == esp_status::ok ? 1 : 0;
+    }
+    return sum;
+}
+
+namespace {
+
+// Packets in order, each with its own SA: GCM ones one by one through the direct path, runs of
+// packets sharing another kind of SA through the single-SA job path; SAs and windows of the
+// packets ahead are prefetched meanwhile.
+template <bool Encrypt>
+burst_summary multi_sa(engine& eng, std::span<sa* const> sas, std::span<esp_packet> pkts,
+                       std::span<esp_status> status) noexcept {
+    burst_summary sum;
+    const size_t n = std::min({sas.size(), pkts.size(), status.size()});
+    IMB_MGR* mgr = eng.mgr();
+    const uint8_t arch = eng.arch_id();
+    constexpr sa_direction dir = Encrypt ? sa_direction::outbound : sa_direction::inbound;
+    const bool at_end = eng.gcm_powers_at_end();
+    size_t state_pf = 0;
+    size_t keys_pf = 0;
+    for (size_t i = 0; i < n;) {
+        for (; state_pf < n && state_pf < i + state_prefetch_ahead; ++state_pf) {
+            sas[state_pf]->prefetch_state();
+        }
+        for (; keys_pf < n && keys_pf < i + keys_prefetch_ahead; ++keys_pf) {
+            prefetch_for_packet(*sas[keys_pf], pkts[keys_pf], at_end);
+        }
+        sa& s = *sas[i];
+        if (direct_gcm(s, arch, dir)) {
+            if constexpr (Encrypt) {
+                status[i] = gcm_encrypt_one(mgr, s, pkts[i], nullptr, sum);
+            } else {
+                status[i] = gcm_decrypt_one(mgr, s, pkts[i], sum);
+            }
+            sum.ok += status[i] == esp_status::ok ? 1 : 0;
+            ++i;
+            continue;
+        }
+        size_t end = i + 1;
+        while (end < n && sas[end] == &s) {
+            ++end;
+        }
+        const auto part =
+            Encrypt ? encrypt_jobs(eng, s, pkts.subspan(i, end - i), status.subspan(i, end - i),
+                                   nullptr)
+                    : decrypt_jobs(eng, s, pkts.subspan(i, end - i), status.subspan(i, end - i));
+        sum.ok += part.ok;
+        sum.soft_expired_now |= part.soft_expired_now;
+        i = end;
+    }
+    return sum;
+}
+
+}  // namespace
+
+burst_summary encrypt_burst(engine& eng, std::span<sa* const> sas, std::span<esp_packet> pkts,
+                            std::span<esp_status> status) noexcept {
+    return multi_sa<true>(eng, sas, pkts, status);
+}
+
+burst_summary decrypt_burst(engine& eng, std::span<sa* const> sas, std::span<esp_packet> pkts,
+                            std::span<esp_status> status) noexcept {
+    return multi_sa<false>(eng, sas, pkts, status);
+}
 }  // namespace dmvpn::crypto

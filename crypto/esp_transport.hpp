@@ -1,5 +1,5 @@
 // ESP transport mode (RFC 4303) on IPv4 packets in plain byte buffers: burst encrypt/decrypt
-// for one SA through Intel IPsec-MB's job API.
+// through Intel IPsec-MB (AES-GCM through its direct API, CBC + HMAC through its job API).
 #pragma once
 
 #include <array>
@@ -76,6 +76,23 @@ burst_summary encrypt_burst_with_ivs(engine& eng, sa& s, std::span<esp_packet> p
 // duplicate inside one burst is caught. The outer header's own checksum is the classifier's
 // to verify; this code rewrites it.
 burst_summary decrypt_burst(engine& eng, sa& s, std::span<esp_packet> pkts,
+                            std::span<esp_status> status) noexcept;
+
+// Bursts whose packets belong to many SAs (a hub's traffic from and to many spokes): packet i
+// is ciphered under sas[i] (never null); the shortest of the three spans bounds the burst. The
+// result is what calling the single-SA function above on each run of consecutive packets sharing
+// an SA would give, in packet order; meanwhile the state and key schedules of the SAs a few
+// packets ahead are prefetched, so a burst with no two packets of one SA does not wait on memory
+// per packet.
+//
+// The key lines packet i needs are prefetched while packet i - sa_prefetch_ahead is ciphered
+// (its SA's state lines twice as far ahead); a caller that knows the SAs earlier (while looking
+// them up) should call sa::prefetch() on the first sa_prefetch_ahead itself, so that the first
+// packets do not wait either.
+inline constexpr size_t sa_prefetch_ahead = 4;
+burst_summary encrypt_burst(engine& eng, std::span<sa* const> sas, std::span<esp_packet> pkts,
+                            std::span<esp_status> status) noexcept;
+burst_summary decrypt_burst(engine& eng, std::span<sa* const> sas, std::span<esp_packet> pkts,
                             std::span<esp_status> status) noexcept;
 
 }  // namespace dmvpn::crypto

@@ -112,7 +112,58 @@ bool fill_random(uint8_t* out, size_t n) {
     return true;
 }
 
+void* heap_allocate(void*, size_t bytes, size_t align) {
+    return ::operator new (bytes, std::align_val_t{align}, std::nothrow);
+}
+
+// Every SA allocation asks for sa_align.
+constexpr size_t sa_align = alignof(sa);
+void heap_release(void*, void* p) { ::operator delete (p, std::align_val_t{sa_align}); }
+
+sa_allocator current_allocator{heap_allocate, heap_release, nullptr};
+
+// Each allocation starts with the release function it needs, one alignment unit before the SA.
+struct alloc_header {
+    void (*release)(void* ctx, void* p);
+    void* ctx;
+};
+constexpr size_t header_bytes = sa_align;
+static_assert(sizeof(alloc_header) <= header_bytes);
+
+// Storage for an SA and `tail` bytes after it, from the current allocator or else the heap.
+void* allocate_sa(size_t tail) {
+    const size_t bytes = header_bytes + sizeof(sa) + tail;
+    sa_allocator used = current_allocator;
+    void* raw = used.allocate(used.ctx, bytes, sa_align);
+    if (raw == nullptr) {
+        used = {heap_allocate, heap_release, nullptr};
+        raw = heap_allocate(nullptr, bytes, sa_align);
+        if (raw == nullptr) {
+            throw std::bad_alloc();
+        }
+    }
+    new (raw) alloc_header{used.release, used.ctx};
+    return static_cast<std::byte*>(raw) + header_bytes;
+}
+
 }  // namespace
+
+void set_sa_allocator(const sa_allocator& a) noexcept {
+    if (a.allocate != nullptr && a.release != nullptr) {
+        current_allocator = a;
+    } else {
+        current_allocator = {heap_allocate, heap_release, nullptr};
+    }
+}
+
+void sa::operator delete(void* p) noexcept {
+    if (p == nullptr) {
+        return;
+    }
+    void* raw = static_cast<std::byte*>(p) - header_bytes;
+    const alloc_header h = *static_cast<const alloc_header*>(raw);
+    h.release(h.ctx, raw);
+}
 
 wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engine& eng) {
     if (p.spi == 0) {
@@ -143,7 +194,10 @@ wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engin
         return wire::fail(sa_error::bad_lifetime);
     }
 
-    std::unique_ptr<sa> s(new sa());
+    // An inbound SA's replay bitmap follows it in the same allocation.
+    const size_t window_bytes =
+        inbound ? size_t{replay_window::words_for(p.replay_window)} * sizeof(uint64_t) : 0;
+    std::unique_ptr<sa> s(new (allocate_sa(window_bytes)) sa());
     s->_spi = p.spi;
     s->_cipher = p.cipher;
     s->_integ = p.integ;
@@ -166,7 +220,8 @@ wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engin
     s->_lifetime = lt;
     s->reset_marks();
     if (inbound) {
-        s->_window = replay_window(p.replay_window, p.esn);
+        s->_window =
+            replay_window(p.replay_window, p.esn, reinterpret_cast<uint64_t*>(s.get() + 1));
     }
 
     IMB_MGR* mgr = eng.mgr();

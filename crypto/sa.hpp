@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -73,17 +74,35 @@ enum class sa_error : uint8_t {
 };
 std::string_view name(sa_error e) noexcept;
 
+// Where SAs live. The default is the C++ heap; a dataplane holding thousands of SAs installs
+// an allocator of hugepage memory (dp::eal_init installs rte_malloc), so that the SA a packet
+// touches costs no TLB miss. allocate returns nullptr on failure (that SA then goes to the
+// heap); every SA is released through the allocator it came from.
+struct sa_allocator {
+    void* (*allocate)(void* ctx, size_t bytes, size_t align) = nullptr;
+    void (*release)(void* ctx, void* p) = nullptr;
+    void* ctx = nullptr;
+};
+// Process-wide, for SAs created afterwards; call it while no SA is being created (start-up,
+// shutdown). A default-constructed sa_allocator puts SAs back on the heap.
+void set_sa_allocator(const sa_allocator& a) noexcept;
+
 // One direction of one peer's ESP. The control lcore creates it (key expansion, allocation and
 // a getrandom() call happen here, never per packet) and hands it to exactly one worker, which
 // is then the only writer of its sequence number, replay window and counters. The control lcore
 // may read packets(), bytes(), soft_expired() and hard_expired() at any time.
 //
 // Layout: the first cache line holds every field the per-packet path reads or writes on an
-// outbound SA; an inbound SA adds the replay window on the second line; key schedules follow.
+// outbound SA; an inbound SA adds the replay window on the second line; key schedules follow,
+// then (inbound) the replay window's bitmap, all in one allocation.
 class alignas(64) sa {
 public:
     static wire::result<std::unique_ptr<sa>, sa_error> create(const sa_params& p, engine& eng);
     ~sa();
+    // SAs come from sa::create only, and go back to the allocator they came from.
+    static void* operator new(size_t, void* where) noexcept { return where; }
+    static void operator delete(void* p) noexcept;
+    static void operator delete(void* p, std::align_val_t) noexcept { operator delete(p); }
     sa(const sa&) = delete;
     sa& operator=(const sa&) = delete;
 
@@ -116,6 +135,24 @@ public:
     uint64_t last_seq() const noexcept { return _seq; }
     const replay_window& window() const noexcept { return _window; }
     replay_window& window() noexcept { return _window; }
+
+    // Starts loading everything the per-packet path reads (both state lines and the key
+    // schedules) into the cache: a hint for bursts whose packets belong to many SAs, issued a
+    // few packets ahead. Touches no state; any thread may call it.
+    [[gnu::always_inline]] void prefetch() const noexcept {
+        const char* p = reinterpret_cast<const char*>(this);
+        for (size_t off = 0; off < sizeof(sa); off += 64) {
+            __builtin_prefetch(p + off);
+        }
+    }
+
+    // Starts loading the two state lines only (the burst paths load the key lines a packet
+    // needs once these are in).
+    [[gnu::always_inline]] void prefetch_state() const noexcept {
+        const char* p = reinterpret_cast<const char*>(this);
+        __builtin_prefetch(p);
+        __builtin_prefetch(p + 64);
+    }
 
     // Opaque to users: the layout lives in crypto/sa_keys.hpp.
     static constexpr size_t key_storage_bytes = 1024;

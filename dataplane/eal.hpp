@@ -22,10 +22,12 @@ struct eal_started {
 
 // args are what would follow the program name on a DPDK command line, e.g.
 // {"-l", "0-1", "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", "x"}. Call once.
+// From here on SAs are created in EAL memory (hugepages unless --no-huge).
 wire::result<eal_started, eal_error> eal_init(const std::vector<std::string>& args,
                                               std::string_view program = "dmvpn-hub");
 
-// Releases EAL memory and devices; after every port is closed and nothing DPDK is in use.
+// Releases EAL memory and devices; after every port is closed, nothing DPDK is in use and
+// every SA created since eal_init is gone.
 void eal_cleanup() noexcept;
 
 }  // namespace dmvpn::dp

@@ -39,6 +39,10 @@ public:
             }
         }
     }
+    // Starts loading the slot a lookup of spi begins at: a hint for a burst's lookups.
+    [[gnu::always_inline]] void prefetch(uint32_t spi) const noexcept {
+        __builtin_prefetch(&_slots[mix(spi) & _mask]);
+    }
     size_t size() const noexcept { return _count; }
 
 private:

@@ -218,8 +218,7 @@ public:
     // With several workers each resets only the SAs it owns (spoke i: worker i % workers).
     void reset_replay_windows(uint16_t owner = 0, uint16_t owners = 1) {
         for (size_t i = owner; i < _hub_in.size(); i += owners) {
-            _hub_in[i]->window() =
-                crypto::replay_window(crypto::replay_window::default_size, false);
+            _hub_in[i]->window().reset_to(0);
         }
     }
 

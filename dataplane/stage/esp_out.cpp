@@ -14,29 +14,28 @@ uint16_t esp_out(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     uint16_t pos[max_burst];
     crypto::esp_packet views[max_burst];
     crypto::esp_status status[max_burst];
+    crypto::sa* sa_of[max_burst];
     uint16_t k = 0;
     for (uint16_t i = 0; i < n; ++i) {
-        if (meta(pkts[i]).adj->out_sa != nullptr) {
+        crypto::sa* s = meta(pkts[i]).adj->out_sa;
+        if (s != nullptr) {
             pos[k] = i;
             views[k] = esp_view(pkts[i]);
             status[k] = crypto::esp_status::engine_error;
+            sa_of[k] = s;
+            if (k < crypto::sa_prefetch_ahead) {
+                s->prefetch();  // the burst call prefetches the rest
+            }
             ++k;
         }
     }
     if (k == 0) {
         return n;
     }
+    // One call into the crypto library for the whole burst: it prefetches the SAs ahead.
     if (ctx.engine != nullptr) {
-        for (uint16_t start = 0; start < k;) {
-            crypto::sa* s = meta(pkts[pos[start]]).adj->out_sa;
-            uint16_t end = start + 1;
-            while (end < k && meta(pkts[pos[end]]).adj->out_sa == s) {
-                ++end;
-            }
-            (void)crypto::encrypt_burst(*ctx.engine, *s, std::span(views + start, end - start),
-                                        std::span(status + start, end - start));
-            start = end;
-        }
+        (void)crypto::encrypt_burst(*ctx.engine, std::span<crypto::sa* const>(sa_of, k),
+                                    std::span(views, k), std::span(status, k));
     }
     uint16_t kept = 0;
     uint16_t j = 0;

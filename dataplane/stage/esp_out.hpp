@@ -1,4 +1,4 @@
-// ESP-out: GRE packets of IPsec adjacencies encrypted in transport mode, grouped by SA.
+// ESP-out: GRE packets of IPsec adjacencies encrypted in transport mode, one burst of many SAs.
 #pragma once
 
 #include <rte_mbuf.h>

@@ -1,9 +1,12 @@
 // Anti-replay window: RFC 4303 section 3.4.3 and Appendix A (A2 for ESN).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "crypto/anti_replay.hpp"
 
@@ -143,4 +146,29 @@ TEST_CASE("ESN inference (RFC 4303 A2.2) across the 32-bit boundary", "[crypto][
     // Without ESN the low half is the number.
     replay_window plain(1024, false);
     CHECK(*plain.infer(0xfffffff0u) == 0xfffffff0ull);
+}
+
+TEST_CASE("a window in caller storage behaves like one that allocates; moves keep the bits",
+          "[crypto][replay]") {
+    for (uint32_t size : {1u, 64u, 1024u, 5000u}) {
+        std::vector<uint64_t> storage(replay_window::words_for(size), ~uint64_t{0});
+        replay_window inside(size, false, storage.data());  // zeroes the dirty storage
+        replay_window own(size, false);
+        std::mt19937_64 rng(size + 7);
+        uint64_t top = 0;
+        for (int n = 0; n < 5000; ++n) {
+            uint64_t s = rng() % 4 == 0 ? top + rng() % (3 * size + 3) : top + 1;
+            s = s > size / 2 ? s - rng() % (size / 2 + 1) : s;
+            REQUIRE(inside.accept(s).has_value() == own.accept(s).has_value());
+            top = std::max(top, s);
+        }
+        CHECK(inside.top() == own.top());
+        replay_window moved(std::move(inside));
+        CHECK(moved.top() == own.top());
+        CHECK(moved.check(own.top()).error() == replay_error::replayed);
+        replay_window assigned;
+        assigned = std::move(own);
+        CHECK(assigned.check(moved.top()).error() == replay_error::replayed);
+        CHECK(assigned.accept(moved.top() + 1).has_value());
+    }
 }

@@ -1,6 +1,7 @@
 // SA creation rules and the HMAC precompute against RFC 2202 and RFC 4231.
 #include <catch2/catch.hpp>
 
+#include <new>
 #include <string>
 
 #include "crypto/sa.hpp"
@@ -180,4 +181,80 @@ TEST_CASE("SA creation refuses bad parameters with a named reason", "[crypto][sa
     CHECK((*gcm)->pad_align() == 4);
     CHECK_FALSE((*gcm)->soft_expired());
     CHECK_FALSE((*gcm)->hard_expired());
+}
+
+namespace {
+
+struct counting_allocator {
+    size_t allocations = 0;
+    size_t releases = 0;
+    size_t last_bytes = 0;
+    bool refuse = false;
+
+    static void* allocate(void* ctx, size_t bytes, size_t align) {
+        auto* self = static_cast<counting_allocator*>(ctx);
+        if (self->refuse) {
+            return nullptr;
+        }
+        ++self->allocations;
+        self->last_bytes = bytes;
+        return ::operator new (bytes, std::align_val_t{align});
+    }
+    static void release(void* ctx, void* p) {
+        ++static_cast<counting_allocator*>(ctx)->releases;
+        ::operator delete (p, std::align_val_t{64});
+    }
+    sa_allocator hook() { return {allocate, release, this}; }
+};
+
+}  // namespace
+
+TEST_CASE("SAs come from the installed allocator and go back to the one they came from",
+          "[crypto][sa]") {
+    const bytes key(20, 3);
+    auto make = [&](sa_direction d, uint32_t window) {
+        sa_params p;
+        p.spi = 0x77;
+        p.direction = d;
+        p.cipher_key = key;
+        p.replay_window = window;
+        auto r = sa::create(p, test_engine());
+        REQUIRE(r.has_value());
+        return std::move(*r);
+    };
+    counting_allocator a;
+    set_sa_allocator(a.hook());
+    auto out = make(sa_direction::outbound, 1024);
+    CHECK(a.allocations == 1);
+    const size_t out_bytes = a.last_bytes;
+    CHECK(out_bytes >= sizeof(sa));
+    auto in = make(sa_direction::inbound, 4096);
+    CHECK(a.allocations == 2);
+    // The replay bitmap lives in the SA's allocation.
+    CHECK(a.last_bytes >= out_bytes + replay_window::words_for(4096) * sizeof(uint64_t));
+    CHECK(reinterpret_cast<uintptr_t>(out.get()) % alignof(sa) == 0);
+    CHECK(reinterpret_cast<uintptr_t>(in.get()) % alignof(sa) == 0);
+    for (uint64_t s = 1; s <= 5000; s += 3) {
+        REQUIRE(in->window().accept(s).has_value());
+    }
+    CHECK(in->window().check(4999).error() == replay_error::replayed);
+
+    // Back to the heap: new SAs stay off the counting allocator, old ones still return to it.
+    set_sa_allocator({});
+    auto heap = make(sa_direction::inbound, 64);
+    CHECK(a.allocations == 2);
+    out.reset();
+    in.reset();
+    CHECK(a.releases == 2);
+    heap.reset();
+    CHECK(a.releases == 2);
+
+    // An allocator that has nothing left: the SA goes to the heap instead.
+    a.refuse = true;
+    set_sa_allocator(a.hook());
+    auto fallback = make(sa_direction::inbound, 1024);
+    CHECK(fallback->window().accept(1).has_value());
+    fallback.reset();
+    CHECK(a.releases == 2);
+    set_sa_allocator({});
 }
