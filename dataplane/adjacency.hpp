@@ -40,8 +40,20 @@ struct alignas(64) adjacency {
     uint32_t l3_sum = 0;  // ones'-complement sum of l3[0..19] with length, ID, checksum 0
     uint8_t eth[RTE_ETHER_HDR_LEN] = {};  // next hop MAC, port MAC, type IPv4
     uint8_t l3[28] = {};                  // outer IPv4 header + GRE header (+ key)
+
+    // On hugepages (rte_malloc) when DPDK has memory, the C++ heap otherwise: workers read
+    // adjacencies at random, and on 4 KiB pages 10,000 of them cost TLB misses too.
+    static void* operator new(size_t bytes);
+    static void operator delete(void* p) noexcept;
 };
 static_assert(sizeof(adjacency) <= 128);
+
+// Workers: starts loading both cache lines of an adjacency (resolve reads the first, encap and
+// tx the template and Ethernet header in the second).
+inline void prefetch_adjacency(const adjacency* a) noexcept {
+    __builtin_prefetch(a, 0, 3);
+    __builtin_prefetch(reinterpret_cast<const char*>(a) + 64, 0, 3);
+}
 
 // What the control lcore states; the publisher builds the adjacency (templates included).
 struct tunnel_adjacency_spec {
@@ -77,6 +89,12 @@ public:
     const adjacency* get(uint32_t id) const noexcept {
         return id < _capacity ? _slots[id].load(std::memory_order_acquire) : nullptr;
     }
+    // Workers: starts loading the slot of `id` (a stage before get()).
+    void prefetch(uint32_t id) const noexcept {
+        if (id < _capacity) {
+            __builtin_prefetch(&_slots[id], 0, 3);
+        }
+    }
     // Publisher only: installs a (fully built) adjacency and returns the one it replaced.
     const adjacency* exchange(uint32_t id, const adjacency* a) noexcept {
         return _slots[id].exchange(a, std::memory_order_acq_rel);
@@ -84,7 +102,13 @@ public:
 
 private:
     uint32_t _capacity;
-    std::unique_ptr<std::atomic<const adjacency*>[]> _slots;
+    std::atomic<const adjacency*>* _slots;  // on hugepages when DPDK has memory
+    bool _slots_on_heap = false;
+
+public:
+    ~adjacency_table();
+    adjacency_table(const adjacency_table&) = delete;
+    adjacency_table& operator=(const adjacency_table&) = delete;
 };
 
 }  // namespace dmvpn::dp

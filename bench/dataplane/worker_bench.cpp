@@ -502,7 +502,9 @@ uint16_t staged_poll(dp::worker& w, const dp::shared_tables& tables, uint16_t po
     lap(st_mtu_mss);
     n_ip = st::encap(ip, n_ip, ctx);
     lap(st_encap);
-    n_ip = st::esp_out(ip, n_ip, ctx);
+    if (ctx.out_sa_packets != 0) {  // as worker::forward: skipped when no packet has an SA
+        n_ip = st::esp_out(ip, n_ip, ctx);
+    }
     lap(st_esp_out);
     if (n_ip != 0) {
         st::tx(ip, n_ip, ctx);

@@ -4,6 +4,7 @@
 #include <rte_ether.h>
 #include <rte_prefetch.h>
 
+#include "dataplane/fib.hpp"
 #include "dataplane/stage/ipv4.hpp"
 
 namespace dmvpn::dp::stage {
@@ -71,6 +72,10 @@ uint16_t classify(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
                 }
                 cls = proto == ip_proto_esp ? packet_class::esp : packet_class::gre;
             }
+        }
+        if (cls == packet_class::ip) {
+            // Routed next: start loading its FIB entry.
+            ctx.tables->routes->prefetch(ipv4_dst(ip));
         }
         pm.flags = static_cast<uint8_t>(cls);
         pkts[kept++] = m;

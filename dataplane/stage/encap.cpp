@@ -33,7 +33,14 @@ uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             ctx.drop(m, drop_reason::no_headroom);
             continue;
         }
-        std::memcpy(hdr, a->l3, a->l3_len);
+        // Fixed-size copies for the two template lengths (inlined moves, not a memcpy call).
+        if (a->l3_len == 28) {
+            std::memcpy(hdr, a->l3, 28);
+        } else if (a->l3_len == 24) {
+            std::memcpy(hdr, a->l3, 24);
+        } else {
+            std::memcpy(hdr, a->l3, a->l3_len);
+        }
         if (other_proto) {
             // The template says IPv4; the GRE header (outside the IPv4 checksum) follows the
             // template's 20-byte outer header.

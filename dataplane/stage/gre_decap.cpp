@@ -3,6 +3,7 @@
 
 #include <rte_prefetch.h>
 
+#include "dataplane/fib.hpp"
 #include "dataplane/stage/ipv4.hpp"
 
 namespace dmvpn::dp::stage {
@@ -19,11 +20,13 @@ constexpr uint16_t gre_proto_nhrp = 0x2001;
 
 uint16_t gre_decap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     const topology* topo = ctx.topo;
+    const fib& routes = *ctx.tables->routes;
     // Cache of the last (NBMA, key) -> tunnel answer: a burst is usually one tunnel.
     uint32_t last_dst = 0;
     uint32_t last_key = 0;
     bool last_has_key = false;
     int last_tunnel = -1;
+    bool last_ipsec = false;
     bool have_last = false;
     uint16_t kept = 0;
     for (uint16_t i = 0; i < n; ++i) {
@@ -40,8 +43,9 @@ uint16_t gre_decap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             continue;
         }
         const uint8_t* gre = ip + ihl;
-        uint16_t flags = wire::load_be16(gre);
-        uint16_t proto = wire::load_be16(gre + 2);
+        uint32_t word = wire::load_be32(gre);
+        auto flags = static_cast<uint16_t>(word >> 16);
+        auto proto = static_cast<uint16_t>(word);
         // Version 0 with only C, K and S: routing (RFC 1701), strict source route, recursion
         // and reserved bits must be zero (RFC 2784 section 2.3).
         if ((flags & static_cast<uint16_t>(~(gre_c | gre_k | gre_s))) != 0) {
@@ -50,7 +54,8 @@ uint16_t gre_decap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         }
         bool has_c = (flags & gre_c) != 0;
         bool has_k = (flags & gre_k) != 0;
-        uint32_t hlen = 4 + (has_c ? 4 : 0) + (has_k ? 4 : 0) + ((flags & gre_s) ? 4 : 0);
+        // Each of C, K and S adds four bytes (checksum + reserved, key, sequence number).
+        uint32_t hlen = 4 + 4 * static_cast<uint32_t>(__builtin_popcount(flags));
         if (len < ihl + hlen) {
             ctx.drop(m, drop_reason::gre_truncated);
             continue;
@@ -66,6 +71,7 @@ uint16_t gre_decap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             last_key = key;
             last_has_key = has_k;
             last_tunnel = topo != nullptr ? topo->find_tunnel(dst, has_k, key) : -1;
+            last_ipsec = last_tunnel >= 0 && topo->tunnels[last_tunnel].ipsec;
             have_last = true;
         }
         if (last_tunnel < 0) {
@@ -73,7 +79,7 @@ uint16_t gre_decap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             continue;
         }
         bool was_esp = (pm.flags & meta_flag::was_esp) != 0;
-        if (topo->tunnels[last_tunnel].ipsec && !was_esp) {
+        if (last_ipsec && !was_esp) {
             ctx.drop(m, drop_reason::gre_unprotected);
             continue;
         }
@@ -98,6 +104,8 @@ uint16_t gre_decap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             ctx.drop(m, *bad);
             continue;
         }
+        // The route stage looks this destination up next: start loading its FIB entry.
+        routes.prefetch(ipv4_dst(inner));
         uint16_t inner_total = ipv4_total_length(inner);
         rte_pktmbuf_adj(m, static_cast<uint16_t>(ihl + hlen));
         if (m->pkt_len > inner_total) {
