@@ -82,6 +82,11 @@ inline std::optional<drop_reason> ipv4_check(const uint8_t* ip, uint32_t avail) 
     return std::nullopt;
 }
 
+// The Phase 3 redirect limiter's key for a packet: (source, destination).
+inline uint64_t redirect_key(const uint8_t* ip) noexcept {
+    return (uint64_t{ipv4_src(ip)} << 32) | ipv4_dst(ip);
+}
+
 // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for one 16-bit word changing from old to new.
 inline uint16_t checksum_update16(uint16_t hc, uint16_t old_word, uint16_t new_word) noexcept {
     uint32_t sum = uint32_t{static_cast<uint16_t>(~hc)} +

@@ -48,44 +48,21 @@ void redirect_event(rte_mbuf* m, worker_ctx& ctx) noexcept {
     ctx.punt(ev, punt_reason::redirect);
 }
 
-inline uint64_t redirect_key(const rte_mbuf* m) noexcept {
-    const uint8_t* ip = rte_pktmbuf_mtod(m, const uint8_t*);
-    return (uint64_t{ipv4_src(ip)} << 32) | ipv4_dst(ip);
-}
-
-constexpr uint32_t no_redirect = UINT32_MAX;
 
 }  // namespace
 
 uint16_t resolve(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     const adjacency_table& table = *ctx.tables->adjacencies;
-    // Three passes so that every cache miss of the burst is in flight at once rather than one
-    // after the other: (1) each packet's adjacency (its slot was prefetched by route), both of
-    // its lines prefetched for this stage and for mtu, encap and tx; (2) which packets are
-    // Phase 3 candidates, their limiter sets prefetched; (3) the decisions.
+    // Two passes so that the burst's cache misses are in flight together rather than one after
+    // the other: (1) each packet's adjacency (its slot was prefetched by route), both of its
+    // lines prefetched for this stage and for mtu, encap and tx; (2) the decisions. Route also
+    // prefetched the redirect limiter's set of every packet from a tunnel.
     const adjacency* adjs[max_burst];
     for (uint16_t i = 0; i < n; ++i) {
         const adjacency* a = table.get(meta(pkts[i]).nexthop);
         adjs[i] = a;
         if (a != nullptr) {
             prefetch_adjacency(a);
-        }
-    }
-    uint32_t limiter_set[max_burst];
-    for (uint16_t i = 0; i < n; ++i) {
-        const adjacency* a = adjs[i];
-        const packet_meta& pm = meta(pkts[i]);
-        // Phase 3: in from a tunnel and out through the same tunnel means the two spokes could
-        // talk directly; the packet is still forwarded.
-        if (a != nullptr && a->kind == adj_kind::tunnel &&
-            (pm.flags & (meta_flag::from_tunnel | meta_flag::handed_off)) ==
-                meta_flag::from_tunnel &&
-            a->tunnel == pm.tunnel) {
-            uint32_t set = ctx.redirect_limit.set_of(redirect_key(pkts[i]));
-            ctx.redirect_limit.prefetch(set);
-            limiter_set[i] = set;
-        } else {
-            limiter_set[i] = no_redirect;
         }
     }
     uint16_t kept = 0;
@@ -110,9 +87,13 @@ uint16_t resolve(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             ctx.glean(m, a->nexthop, egress);
             continue;
         }
-        if (limiter_set[i] != no_redirect) {
-            // Reported pairs cost only this check.
-            if (ctx.redirect_limit.allow_in(limiter_set[i], redirect_key(m), ctx.now)) {
+        // Phase 3: in from a tunnel and out through the same tunnel means the two spokes could
+        // talk directly; the packet is still forwarded. Reported pairs cost only the limiter.
+        if (a->kind == adj_kind::tunnel &&
+            (pm.flags & (meta_flag::from_tunnel | meta_flag::handed_off)) ==
+                meta_flag::from_tunnel &&
+            a->tunnel == pm.tunnel) {
+            if (ctx.redirect_limit.allow(redirect_key(rte_pktmbuf_mtod(m, const uint8_t*)), ctx.now)) {
                 redirect_event(m, ctx);
             } else {
                 ++ctx.counters.redirect_suppressed;

@@ -76,8 +76,14 @@ uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             ctx.glean(m, dst, static_cast<uint16_t>(glean_lan_port_bit | t.index));
             continue;
         }
-        meta(m).nexthop = t.index;  // the adjacency id, for resolve
+        packet_meta& pm = meta(m);
+        pm.nexthop = t.index;  // the adjacency id, for resolve
         adjacencies.prefetch(t.index);
+        if ((pm.flags & meta_flag::from_tunnel) != 0) {
+            // Resolve checks the redirect limiter for tunnel-to-same-tunnel packets; which
+            // those are it learns from the adjacency, so every tunnel packet's set is fetched.
+            ctx.redirect_limit.prefetch(ctx.redirect_limit.set_of(redirect_key(ip)));
+        }
         pkts[kept++] = m;
     }
     return kept;
