@@ -132,7 +132,7 @@ uint16_t gre_decap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         // without options that passes ipv4_check. Anything else takes decap_full, which
         // reaches the same result for these packets and names the reason for the others.
         constexpr uint32_t fast_len = 20 + 8 + 20;
-        if (len >= fast_len && ip[0] == 0x45 && c.valid && !c.ipsec &&
+        if (len >= fast_len && m->pkt_len == len && ip[0] == 0x45 && c.valid && !c.ipsec &&
             (pm.flags & meta_flag::was_esp) == 0) {
             uint32_t word = wire::load_be32(ip + 20);
             bool has_k = word == ((uint32_t{gre_k} << 16) | gre_proto_ipv4);
