@@ -67,12 +67,15 @@ std::unique_ptr<adjacency> build_tunnel_adjacency(const topology& topo,
         len += 4;
     }
     a->l3_len = len;
-    // Sum of the fixed words; per packet only length, ID (and a copied DF) are added.
+    // Sum of the fixed words, folded, in the checksum field; per packet only length, ID (and a
+    // copied DF) are added.
     uint32_t sum = 0;
     for (size_t i = 0; i < sizeof(rte_ipv4_hdr); i += 2) {
         sum += wire::load_be16(ip + i);
     }
-    a->l3_sum = sum;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    wire::store_be16(ip + 10, static_cast<uint16_t>(sum));
     return a;
 }
 

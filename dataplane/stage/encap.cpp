@@ -47,7 +47,8 @@ uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             wire::store_be16(hdr + outer_gre_proto_offset, meta(m).aux);
         }
         uint16_t id = ctx.ip_id++;
-        uint32_t sum = a->l3_sum + total + id;
+        // The template's checksum field holds the sum of its fixed words (adjacency.hpp).
+        uint32_t sum = uint32_t{wire::load_be16(a->l3 + 10)} + total + id;
         if (a->df == df_policy::copy && inner_df) {
             // The template's flags word is 0 under the copy policy.
             wire::store_be16(hdr + 6, ip_flag_df);
