@@ -9,9 +9,10 @@
 
 namespace dmvpn::dp {
 
-// Four-way set-associative: a key shares a 64-byte set with three others before the oldest is
-// evicted, so a working set up to the table's size keeps its limits (a direct-mapped table
-// thrashed with 10,000 spoke pairs and turned every transit packet into a redirect event).
+// Four-way sets of one cache line, two possible sets per key: a working set up to the table's
+// size keeps its limits (a direct-mapped table thrashed with 10,000 spoke pairs and turned every
+// transit packet into a redirect event; one set per key still let the few keys of an
+// overflowing set report on every packet).
 // Eviction only lets an extra event through: the limiter errs towards telling the control
 // lcore, never towards silence.
 // Where a limiter's table lives: workers put it on hugepages (rte_zmalloc_socket, no TLB misses
@@ -62,29 +63,32 @@ public:
         return *this;
     }
 
-    // The set `key` lives in: lets a burst prefetch every set it will check before checking.
-    uint32_t set_of(uint64_t key) const noexcept { return index(key); }
-    void prefetch(uint32_t set_index) const noexcept {
-        __builtin_prefetch(&_sets[set_index], 1, 3);
+    // Starts loading the set `key` is looked up in first (where it lives unless that set was
+    // full when it arrived): lets a burst prefetch every key it will check before checking.
+    void prefetch(uint64_t key) const noexcept {
+        __builtin_prefetch(&_sets[sets_of(key).a], 1, 3);
     }
 
     // True when an event for `key` may go now (and records it). `now` is a TSC reading, never 0
     // (0 marks an empty way).
-    bool allow(uint64_t key, uint64_t now) noexcept { return allow_in(index(key), key, now); }
-    // The same with the key's set_of() already known.
-    bool allow_in(uint32_t set_index, uint64_t key, uint64_t now) noexcept {
-        set& s = _sets[set_index];
-        entry* oldest = &s.e[0];
-        for (entry& e : s.e) {
-            if (e.last != 0 && e.key == key) {
-                if (now - e.last < _interval) {
-                    return false;
+    bool allow(uint64_t key, uint64_t now) noexcept {
+        auto [a, b] = sets_of(key);
+        entry* oldest = &_sets[a].e[0];
+        for (uint32_t si : {a, b}) {
+            for (entry& e : _sets[si].e) {
+                if (e.last != 0 && e.key == key) {
+                    if (now - e.last < _interval) {
+                        return false;
+                    }
+                    e.last = now;
+                    return true;
                 }
-                e.last = now;
-                return true;
+                if (e.last < oldest->last) {
+                    oldest = &e;
+                }
             }
-            if (e.last < oldest->last) {
-                oldest = &e;
+            if (b == a) {
+                break;
             }
         }
         oldest->key = key;
@@ -103,11 +107,24 @@ private:
     };
     static_assert(sizeof(set) == 64, "one set per cache line");
 
-    uint32_t index(uint64_t key) const noexcept {
+    // Two choices of set per key (the least recently used of their eight ways is evicted): a
+    // crowd of keys in one set, which with one choice thrashed (five keys cycling through four
+    // ways made every packet of theirs an event), now needs nine keys on the same two sets.
+    // With a single set both are the same.
+    struct set_pair {
+        uint32_t a;
+        uint32_t b;
+    };
+    set_pair sets_of(uint64_t key) const noexcept {
         key ^= key >> 33;
         key *= 0xff51afd7ed558ccdull;
         key ^= key >> 33;
-        return static_cast<uint32_t>(key) & _mask;
+        auto a = static_cast<uint32_t>(key) & _mask;
+        auto b = static_cast<uint32_t>(key >> 32) & _mask;
+        if (b == a) {
+            b = a ^ 1u;
+        }
+        return {a, b & _mask};
     }
 
     void free() noexcept {

@@ -82,7 +82,7 @@ uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         if ((pm.flags & meta_flag::from_tunnel) != 0) {
             // Resolve checks the redirect limiter for tunnel-to-same-tunnel packets; which
             // those are it learns from the adjacency, so every tunnel packet's set is fetched.
-            ctx.redirect_limit.prefetch(ctx.redirect_limit.set_of(redirect_key(ip)));
+            ctx.redirect_limit.prefetch(redirect_key(ip));
         }
         pkts[kept++] = m;
     }
