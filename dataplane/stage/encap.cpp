@@ -17,6 +17,8 @@ constexpr uint32_t outer_gre_proto_offset = 20 + 2;
 
 uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     uint16_t kept = 0;
+    // In a register for the burst (stores through byte pointers would force reloads).
+    uint16_t next_id = ctx.ip_id;
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         const adjacency* a = meta(m).adj;
@@ -46,7 +48,7 @@ uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             // template's 20-byte outer header.
             wire::store_be16(hdr + outer_gre_proto_offset, meta(m).aux);
         }
-        uint16_t id = ctx.ip_id++;
+        uint16_t id = next_id++;
         // The template's checksum field holds the sum of its fixed words (adjacency.hpp).
         uint32_t sum = uint32_t{wire::load_be16(a->l3 + 10)} + total + id;
         if (a->df == df_policy::copy && inner_df) {
@@ -61,6 +63,7 @@ uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         wire::store_be16(hdr + 10, static_cast<uint16_t>(~sum));
         pkts[kept++] = m;
     }
+    ctx.ip_id = next_id;
     return kept;
 }
 
