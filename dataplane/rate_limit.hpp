@@ -73,22 +73,26 @@ public:
     // (0 marks an empty way).
     bool allow(uint64_t key, uint64_t now) noexcept {
         auto [a, b] = sets_of(key);
+        // A key already seen is found without working out a victim (the usual case: one
+        // check per packet, almost always of a pair already reported).
+        entry* found = find(_sets[a], key);
+        if (found == nullptr && b != a) {
+            found = find(_sets[b], key);
+        }
+        if (found != nullptr) {
+            if (now - found->last < _interval) {
+                return false;
+            }
+            found->last = now;
+            return true;
+        }
+        // New key: the least recently used of the eight ways (an empty one first).
         entry* oldest = &_sets[a].e[0];
         for (uint32_t si : {a, b}) {
             for (entry& e : _sets[si].e) {
-                if (e.last != 0 && e.key == key) {
-                    if (now - e.last < _interval) {
-                        return false;
-                    }
-                    e.last = now;
-                    return true;
-                }
                 if (e.last < oldest->last) {
                     oldest = &e;
                 }
-            }
-            if (b == a) {
-                break;
             }
         }
         oldest->key = key;
@@ -125,6 +129,15 @@ private:
             b = a ^ 1u;
         }
         return {a, b & _mask};
+    }
+
+    static entry* find(set& s, uint64_t key) noexcept {
+        for (entry& e : s.e) {
+            if (e.key == key && e.last != 0) {
+                return &e;
+            }
+        }
+        return nullptr;
     }
 
     void free() noexcept {
