@@ -107,7 +107,7 @@ void* adjacency::operator new(size_t bytes) {
     if (void* p = rte_malloc("adjacency", bytes, alignof(adjacency))) {
         return p;
     }
-    return ::operator new(bytes, std::align_val_t{alignof(adjacency)});
+    return ::operator new (bytes, std::align_val_t{alignof(adjacency)});
 }
 
 void adjacency::operator delete(void* p) noexcept {
@@ -117,7 +117,7 @@ void adjacency::operator delete(void* p) noexcept {
     if (rte_mem_virt2memseg_list(p) != nullptr) {
         rte_free(p);
     } else {
-        ::operator delete(p, std::align_val_t{alignof(adjacency)});
+        ::operator delete (p, std::align_val_t{alignof(adjacency)});
     }
 }
 
@@ -125,7 +125,7 @@ adjacency_table::adjacency_table(uint32_t capacity) : _capacity(capacity) {
     using slot = std::atomic<const adjacency*>;
     void* p = rte_zmalloc("adjacency_slots", sizeof(slot) * capacity, RTE_CACHE_LINE_SIZE);
     if (p == nullptr) {
-        p = ::operator new(sizeof(slot) * capacity, std::align_val_t{RTE_CACHE_LINE_SIZE});
+        p = ::operator new (sizeof(slot) * capacity, std::align_val_t{RTE_CACHE_LINE_SIZE});
         _slots_on_heap = true;
     }
     _slots = static_cast<slot*>(p);
@@ -136,7 +136,7 @@ adjacency_table::adjacency_table(uint32_t capacity) : _capacity(capacity) {
 
 adjacency_table::~adjacency_table() {
     if (_slots_on_heap) {
-        ::operator delete(_slots, std::align_val_t{RTE_CACHE_LINE_SIZE});
+        ::operator delete (_slots, std::align_val_t{RTE_CACHE_LINE_SIZE});
     } else {
         rte_free(_slots);
     }

@@ -40,7 +40,7 @@ public:
         if (p != nullptr) {
             _release = mem.release;
         } else {
-            p = ::operator new(bytes, std::align_val_t{alignof(set)});
+            p = ::operator new (bytes, std::align_val_t{alignof(set)});
             _release = nullptr;
         }
         _sets = static_cast<set*>(p);
@@ -65,9 +65,7 @@ public:
 
     // Starts loading the set `key` is looked up in first (where it lives unless that set was
     // full when it arrived): lets a burst prefetch every key it will check before checking.
-    void prefetch(uint64_t key) const noexcept {
-        __builtin_prefetch(&_sets[sets_of(key).a], 1, 3);
-    }
+    void prefetch(uint64_t key) const noexcept { __builtin_prefetch(&_sets[sets_of(key).a], 1, 3); }
 
     // True when an event for `key` may go now (and records it). `now` is a TSC reading, never 0
     // (0 marks an empty way).
@@ -147,7 +145,7 @@ private:
         if (_release != nullptr) {
             _release(_sets);
         } else {
-            ::operator delete(_sets, std::align_val_t{alignof(set)});
+            ::operator delete (_sets, std::align_val_t{alignof(set)});
         }
         _sets = nullptr;
     }

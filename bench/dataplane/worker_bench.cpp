@@ -418,9 +418,9 @@ enum stage_id : uint8_t {
     st_flush,
     st_count
 };
-constexpr const char* stage_names[st_count] = {"rx",    "classify", "esp_in", "gre_decap",
-                                               "route", "resolve",  "mtu+mss", "encap",
-                                               "esp_out", "tx",     "flush"};
+constexpr const char* stage_names[st_count] = {"rx",      "classify", "esp_in",  "gre_decap",
+                                               "route",   "resolve",  "mtu+mss", "encap",
+                                               "esp_out", "tx",       "flush"};
 
 // Plain counters indexed by stage: the clock itself must cost next to nothing between two
 // rdtsc readings (a std::map keyed by std::string built per lap added ~5 cycles/packet to
@@ -685,9 +685,9 @@ int run_worker_bench(const worker_bench_options& o) {
                     if (!clk.seen[s]) {
                         continue;
                     }
-                    std::printf("%s\"%s\": %.2f", first ? "" : ", ", stage_names[s],
-                                static_cast<double>(clk.cycles[s]) /
-                                    static_cast<double>(clk.packets));
+                    std::printf(
+                        "%s\"%s\": %.2f", first ? "" : ", ", stage_names[s],
+                        static_cast<double>(clk.cycles[s]) / static_cast<double>(clk.packets));
                     first = false;
                 }
                 std::printf("}}\n");

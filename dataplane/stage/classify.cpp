@@ -107,8 +107,7 @@ uint16_t classify(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         const uint8_t* eth = rte_pktmbuf_mtod(m, const uint8_t*);
         const uint8_t* ip = eth + RTE_ETHER_HDR_LEN;
         if (m->nb_segs == 1 && len >= RTE_ETHER_HDR_LEN + 20 && m->pkt_len == len &&
-            wire::load_be16(eth + 2 * RTE_ETHER_ADDR_LEN) == RTE_ETHER_TYPE_IPV4 &&
-            ip[0] == 0x45) {
+            wire::load_be16(eth + 2 * RTE_ETHER_ADDR_LEN) == RTE_ETHER_TYPE_IPV4 && ip[0] == 0x45) {
             uint32_t total = ipv4_total_length(ip);
             if (total >= 20 && total <= len - RTE_ETHER_HDR_LEN && ipv4_header_sum_ok(ip, 20)) {
                 // adj + trim for one segment: the packet is the IPv4 datagram, padding cut.

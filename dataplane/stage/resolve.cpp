@@ -48,14 +48,13 @@ void redirect_event(rte_mbuf* m, worker_ctx& ctx) noexcept {
     ctx.punt(ev, punt_reason::redirect);
 }
 
-
 }  // namespace
 
 uint16_t resolve(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     const adjacency_table& table = *ctx.tables->adjacencies;
     // Two passes so that the burst's cache misses are in flight together rather than one after
-    // the other: (1) each packet's adjacency (its slot was prefetched by route), both of its
-    // lines prefetched for this stage and for mtu, encap and tx; (2) the decisions. Route also
+    // the other: (1) each packet's adjacency (its slot was prefetched by route), its forwarding
+    // line prefetched for this stage and for mtu, encap and tx; (2) the decisions. Route also
     // prefetched the redirect limiter's set of every packet from a tunnel.
     const adjacency* adjs[max_burst];
     for (uint16_t i = 0; i < n; ++i) {
@@ -93,7 +92,8 @@ uint16_t resolve(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             (pm.flags & (meta_flag::from_tunnel | meta_flag::handed_off)) ==
                 meta_flag::from_tunnel &&
             a->tunnel == pm.tunnel) {
-            if (ctx.redirect_limit.allow(redirect_key(rte_pktmbuf_mtod(m, const uint8_t*)), ctx.now)) {
+            if (ctx.redirect_limit.allow(redirect_key(rte_pktmbuf_mtod(m, const uint8_t*)),
+                                         ctx.now)) {
                 redirect_event(m, ctx);
             } else {
                 ++ctx.counters.redirect_suppressed;

@@ -64,8 +64,8 @@ uint16_t tx(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         }
         for (uint16_t port = 0; port < max_ports; ++port) {
             if (count[port] != 0) {
-                sent_total = static_cast<uint16_t>(sent_total +
-                                                   send(port, by_port[port], count[port], ctx));
+                sent_total =
+                    static_cast<uint16_t>(sent_total + send(port, by_port[port], count[port], ctx));
             }
         }
     }

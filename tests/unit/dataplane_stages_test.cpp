@@ -112,8 +112,8 @@ TEST_CASE("One burst leaving through two ports: each port keeps its order and it
     std::vector<bytes> to_spoke;
     for (uint16_t i = 0; i < 6; ++i) {
         bool lan = i % 2 == 0;
-        auto inner = ipv4(net::spoke2, lan ? net::lan_host : net::spoke3, 17,
-                          udp(i, 9, 20 + 10 * i));
+        auto inner =
+            ipv4(net::spoke2, lan ? net::lan_host : net::spoke3, 17, udp(i, 9, 20 + 10 * i));
         (lan ? to_lan : to_spoke).push_back(inner);
         frames.push_back(e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, inner));
     }
