@@ -27,6 +27,18 @@ struct tunnel_cache {
     bool ipsec = false;
     bool valid = false;
     int tunnel = -1;
+
+    // The tunnel for GRE to `d` with this key (or none), remembered for the next packet.
+    void lookup(uint32_t d, bool k_present, uint32_t k) noexcept {
+        if (!valid || d != dst || k != key || k_present != has_key) {
+            dst = d;
+            key = k;
+            has_key = k_present;
+            tunnel = topo != nullptr ? topo->find_tunnel(d, k_present, k) : -1;
+            ipsec = tunnel >= 0 && topo->tunnels[tunnel].ipsec;
+            valid = true;
+        }
+    }
 };
 
 // Every check in order, each failure dropped or punted under its reason; true: decapsulated
@@ -64,14 +76,7 @@ struct tunnel_cache {
     }
     uint32_t key = has_k ? wire::load_be32(gre + 4 + (has_c ? 4 : 0)) : 0;
     uint32_t dst = ipv4_dst(ip);
-    if (!c.valid || dst != c.dst || key != c.key || has_k != c.has_key) {
-        c.dst = dst;
-        c.key = key;
-        c.has_key = has_k;
-        c.tunnel = c.topo != nullptr ? c.topo->find_tunnel(dst, has_k, key) : -1;
-        c.ipsec = c.tunnel >= 0 && c.topo->tunnels[c.tunnel].ipsec;
-        c.valid = true;
-    }
+    c.lookup(dst, has_k, key);
     if (c.tunnel < 0) {
         ctx.drop(m, drop_reason::gre_unknown_key);
         return false;
@@ -128,16 +133,19 @@ uint16_t gre_decap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         const uint8_t* ip = rte_pktmbuf_mtod(m, const uint8_t*);
         uint32_t len = m->data_len;
         // Fast path: outer header without options (classify checked it), GRE with only K or
-        // nothing set and protocol IPv4, the cached tunnel, no IPsec involved, an inner header
-        // without options that passes ipv4_check. Anything else takes decap_full, which
-        // reaches the same result for these packets and names the reason for the others.
+        // nothing set and protocol IPv4, a known tunnel (the lookup is cached as in
+        // decap_full), no IPsec involved, an inner header without options that passes
+        // ipv4_check. Anything else takes decap_full, which reaches the same result for these
+        // packets and names the reason for the others.
         constexpr uint32_t fast_len = 20 + 8 + 20;
-        if (len >= fast_len && m->pkt_len == len && ip[0] == 0x45 && c.valid && !c.ipsec &&
+        if (len >= fast_len && m->pkt_len == len && ip[0] == 0x45 &&
             (pm.flags & meta_flag::was_esp) == 0) {
             uint32_t word = wire::load_be32(ip + 20);
             bool has_k = word == ((uint32_t{gre_k} << 16) | gre_proto_ipv4);
-            if ((has_k || word == gre_proto_ipv4) && c.tunnel >= 0 && has_k == c.has_key &&
-                ipv4_dst(ip) == c.dst && (!has_k || wire::load_be32(ip + 24) == c.key)) {
+            if (has_k || word == gre_proto_ipv4) {
+                c.lookup(ipv4_dst(ip), has_k, has_k ? wire::load_be32(ip + 24) : 0);
+            }
+            if ((has_k || word == gre_proto_ipv4) && c.tunnel >= 0 && !c.ipsec) {
                 uint32_t hlen = has_k ? 8 : 4;
                 const uint8_t* inner = ip + 20 + hlen;
                 uint32_t avail = len - 20 - hlen;
