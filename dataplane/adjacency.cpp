@@ -2,6 +2,8 @@
 #include "dataplane/adjacency.hpp"
 
 #include <rte_ip.h>
+#include <rte_malloc.h>
+#include <rte_memory.h>
 
 #include <cstring>
 
@@ -65,12 +67,15 @@ std::unique_ptr<adjacency> build_tunnel_adjacency(const topology& topo,
         len += 4;
     }
     a->l3_len = len;
-    // Sum of the fixed words; per packet only length, ID (and a copied DF) are added.
+    // Sum of the fixed words, folded, in the checksum field; per packet only length, ID (and a
+    // copied DF) are added.
     uint32_t sum = 0;
     for (size_t i = 0; i < sizeof(rte_ipv4_hdr); i += 2) {
         sum += wire::load_be16(ip + i);
     }
-    a->l3_sum = sum;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    wire::store_be16(ip + 10, static_cast<uint16_t>(sum));
     return a;
 }
 
@@ -98,10 +103,42 @@ std::unique_ptr<adjacency> build_incomplete_adjacency(uint16_t tunnel, uint16_t 
     return a;
 }
 
-adjacency_table::adjacency_table(uint32_t capacity)
-    : _capacity(capacity), _slots(std::make_unique<std::atomic<const adjacency*>[]>(capacity)) {
+void* adjacency::operator new(size_t bytes) {
+    if (void* p = rte_malloc("adjacency", bytes, alignof(adjacency))) {
+        return p;
+    }
+    return ::operator new (bytes, std::align_val_t{alignof(adjacency)});
+}
+
+void adjacency::operator delete(void* p) noexcept {
+    if (p == nullptr) {
+        return;
+    }
+    if (rte_mem_virt2memseg_list(p) != nullptr) {
+        rte_free(p);
+    } else {
+        ::operator delete (p, std::align_val_t{alignof(adjacency)});
+    }
+}
+
+adjacency_table::adjacency_table(uint32_t capacity) : _capacity(capacity) {
+    using slot = std::atomic<const adjacency*>;
+    void* p = rte_zmalloc("adjacency_slots", sizeof(slot) * capacity, RTE_CACHE_LINE_SIZE);
+    if (p == nullptr) {
+        p = ::operator new (sizeof(slot) * capacity, std::align_val_t{RTE_CACHE_LINE_SIZE});
+        _slots_on_heap = true;
+    }
+    _slots = static_cast<slot*>(p);
     for (uint32_t i = 0; i < capacity; ++i) {
-        _slots[i].store(nullptr, std::memory_order_relaxed);
+        new (&_slots[i]) slot(nullptr);
+    }
+}
+
+adjacency_table::~adjacency_table() {
+    if (_slots_on_heap) {
+        ::operator delete (_slots, std::align_val_t{RTE_CACHE_LINE_SIZE});
+    } else {
+        rte_free(_slots);
     }
 }
 

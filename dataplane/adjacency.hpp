@@ -5,6 +5,7 @@
 #include <rte_ether.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -25,23 +26,38 @@ enum class adj_kind : uint8_t {
 // Never modified once published: the control lcore builds a new one and swaps the slot, and
 // frees the old one after every worker passed a quiescent point.
 struct alignas(64) adjacency {
+    // First cache line: every field a forwarded packet reads (resolve, mtu, mss_clamp, encap,
+    // esp_out, tx), so a cold adjacency costs one miss.
+    crypto::sa* out_sa = nullptr;  // tunnel with IPsec: the outbound SA
     adj_kind kind = adj_kind::incomplete;
     uint8_t l3_len = 0;  // tunnel: bytes of outer IPv4 + GRE in l3[]
-    uint16_t out_port = 0;
-    uint16_t tunnel = 0xffff;      // tunnel index (tunnel / incomplete on a tunnel)
-    uint16_t mtu = 0;              // largest (inner) IPv4 packet that may leave this way
-    uint32_t nexthop = 0;          // overlay next hop, or the LAN neighbour's address
-    uint32_t nbma = 0;             // tunnel: the spoke's NBMA address
-    crypto::sa* out_sa = nullptr;  // tunnel with IPsec: the outbound SA
-    uint16_t sa_owner = 0;         // the only worker that may use out_sa (its sequence numbers)
-    uint16_t tcp_mss = 0;          // the egress tunnel's clamp
     df_policy df = df_policy::copy;
     uint8_t ttl = 0;
-    uint32_t l3_sum = 0;  // ones'-complement sum of l3[0..19] with length, ID, checksum 0
+    uint16_t out_port = 0;
+    uint16_t tunnel = 0xffff;  // tunnel index (tunnel / incomplete on a tunnel)
+    uint16_t mtu = 0;          // largest (inner) IPv4 packet that may leave this way
+    uint16_t sa_owner = 0;     // the only worker that may use out_sa (its sequence numbers)
+    uint16_t tcp_mss = 0;      // the egress tunnel's clamp
     uint8_t eth[RTE_ETHER_HDR_LEN] = {};  // next hop MAC, port MAC, type IPv4
-    uint8_t l3[28] = {};                  // outer IPv4 header + GRE header (+ key)
+    // Outer IPv4 header + GRE header (+ key). Length and ID are 0; the checksum field holds
+    // the folded ones'-complement sum of the header's fixed words, to which encap adds length,
+    // ID (and a copied DF) per packet.
+    uint8_t l3[28] = {};
+    // Second cache line: for the control lcore and for gleaning.
+    uint32_t nexthop = 0;  // overlay next hop, or the LAN neighbour's address
+    uint32_t nbma = 0;     // tunnel: the spoke's NBMA address
+
+    // On hugepages (rte_malloc) when DPDK has memory, the C++ heap otherwise: workers read
+    // adjacencies at random, and on 4 KiB pages 10,000 of them cost TLB misses too.
+    static void* operator new(size_t bytes);
+    static void operator delete(void* p) noexcept;
 };
 static_assert(sizeof(adjacency) <= 128);
+static_assert(offsetof(adjacency, l3) + sizeof(adjacency::l3) <= 64,
+              "the forwarding fields share one cache line");
+
+// Workers: starts loading the adjacency's forwarding line.
+inline void prefetch_adjacency(const adjacency* a) noexcept { __builtin_prefetch(a, 0, 3); }
 
 // What the control lcore states; the publisher builds the adjacency (templates included).
 struct tunnel_adjacency_spec {
@@ -77,6 +93,12 @@ public:
     const adjacency* get(uint32_t id) const noexcept {
         return id < _capacity ? _slots[id].load(std::memory_order_acquire) : nullptr;
     }
+    // Workers: starts loading the slot of `id` (a stage before get()).
+    void prefetch(uint32_t id) const noexcept {
+        if (id < _capacity) {
+            __builtin_prefetch(&_slots[id], 0, 3);
+        }
+    }
     // Publisher only: installs a (fully built) adjacency and returns the one it replaced.
     const adjacency* exchange(uint32_t id, const adjacency* a) noexcept {
         return _slots[id].exchange(a, std::memory_order_acq_rel);
@@ -84,7 +106,13 @@ public:
 
 private:
     uint32_t _capacity;
-    std::unique_ptr<std::atomic<const adjacency*>[]> _slots;
+    std::atomic<const adjacency*>* _slots;  // on hugepages when DPDK has memory
+    bool _slots_on_heap = false;
+
+public:
+    ~adjacency_table();
+    adjacency_table(const adjacency_table&) = delete;
+    adjacency_table& operator=(const adjacency_table&) = delete;
 };
 
 }  // namespace dmvpn::dp

@@ -1,6 +1,8 @@
 // Registration of the per-packet dynamic field.
 #include "dataplane/packet_meta.hpp"
 
+#include <rte_errno.h>
+
 namespace dmvpn::dp {
 
 int packet_meta_offset = -1;
@@ -15,8 +17,12 @@ bool register_packet_meta() noexcept {
     desc.size = sizeof(packet_meta);
     desc.align = alignof(packet_meta);
     desc.flags = 0;
-    int off = rte_mbuf_dynfield_register(&desc);
+    int off = rte_mbuf_dynfield_register_offset(&desc, packet_meta_offset_fixed);
     if (off < 0) {
+        return false;
+    }
+    if (static_cast<size_t>(off) != packet_meta_offset_fixed) {
+        rte_errno = EBUSY;
         return false;
     }
     packet_meta_offset = off;

@@ -5,6 +5,7 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace dmvpn::dp {
@@ -48,18 +49,31 @@ struct packet_meta {
 };
 static_assert(sizeof(packet_meta) == 24);
 
-// Offset of the dynamic field, set once by register_packet_meta().
+// Where the dynamic field lives: a fixed offset, the last aligned 24 bytes of the mbuf's
+// dynamic field area, so every stage addresses it as a constant (a variable offset is a load
+// the compiler must repeat after each store through a byte pointer). The bytes before it stay
+// free for fields that PMDs register (the Rx timestamp takes 8 of them).
+inline constexpr size_t packet_meta_offset_fixed =
+    (offsetof(rte_mbuf, dynfield1) + sizeof(rte_mbuf::dynfield1) - sizeof(packet_meta)) &
+    ~(alignof(packet_meta) - 1);
+static_assert(packet_meta_offset_fixed >= offsetof(rte_mbuf, dynfield1));
+static_assert(packet_meta_offset_fixed + sizeof(packet_meta) <=
+              offsetof(rte_mbuf, dynfield1) + sizeof(rte_mbuf::dynfield1));
+
+// Offset of the dynamic field once register_packet_meta() succeeded (packet_meta_offset_fixed),
+// -1 before.
 extern int packet_meta_offset;
 
-// Registers the field (idempotent). Call after rte_eal_init and before any worker runs.
-// Returns false with rte_errno set when the mbuf has no room left.
+// Registers the field at packet_meta_offset_fixed (idempotent). Call after rte_eal_init and
+// before any worker runs. Returns false with rte_errno set when those bytes are taken.
 bool register_packet_meta() noexcept;
 
 inline packet_meta& meta(rte_mbuf* m) noexcept {
-    return *RTE_MBUF_DYNFIELD(m, packet_meta_offset, packet_meta*);
+    return *reinterpret_cast<packet_meta*>(reinterpret_cast<char*>(m) + packet_meta_offset_fixed);
 }
 inline const packet_meta& meta(const rte_mbuf* m) noexcept {
-    return *RTE_MBUF_DYNFIELD(m, packet_meta_offset, const packet_meta*);
+    return *reinterpret_cast<const packet_meta*>(reinterpret_cast<const char*>(m) +
+                                                 packet_meta_offset_fixed);
 }
 
 inline packet_class class_of(const packet_meta& pm) noexcept {

@@ -41,6 +41,9 @@ struct worker_ctx {
     rte_mempool* event_pool = nullptr;
     crypto::engine* engine = nullptr;
     uint64_t now = 0;  // TSC at the start of the burst
+    // Set by resolve: how many of the packets it kept leave through an adjacency with an
+    // outbound SA (the worker skips esp_out when none does).
+    uint16_t out_sa_packets = 0;
     uint16_t ip_id = 0;
     rate_limiter glean_limit;
     rate_limiter redirect_limit;

@@ -17,6 +17,8 @@ constexpr uint32_t outer_gre_proto_offset = 20 + 2;
 
 uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     uint16_t kept = 0;
+    // In a register for the burst (stores through byte pointers would force reloads).
+    uint16_t next_id = ctx.ip_id;
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         const adjacency* a = meta(m).adj;
@@ -33,14 +35,22 @@ uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             ctx.drop(m, drop_reason::no_headroom);
             continue;
         }
-        std::memcpy(hdr, a->l3, a->l3_len);
+        // Fixed-size copies for the two template lengths (inlined moves, not a memcpy call).
+        if (a->l3_len == 28) {
+            std::memcpy(hdr, a->l3, 28);
+        } else if (a->l3_len == 24) {
+            std::memcpy(hdr, a->l3, 24);
+        } else {
+            std::memcpy(hdr, a->l3, a->l3_len);
+        }
         if (other_proto) {
             // The template says IPv4; the GRE header (outside the IPv4 checksum) follows the
             // template's 20-byte outer header.
             wire::store_be16(hdr + outer_gre_proto_offset, meta(m).aux);
         }
-        uint16_t id = ctx.ip_id++;
-        uint32_t sum = a->l3_sum + total + id;
+        uint16_t id = next_id++;
+        // The template's checksum field holds the sum of its fixed words (adjacency.hpp).
+        uint32_t sum = uint32_t{wire::load_be16(a->l3 + 10)} + total + id;
         if (a->df == df_policy::copy && inner_df) {
             // The template's flags word is 0 under the copy policy.
             wire::store_be16(hdr + 6, ip_flag_df);
@@ -53,6 +63,7 @@ uint16_t encap(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         wire::store_be16(hdr + 10, static_cast<uint16_t>(~sum));
         pkts[kept++] = m;
     }
+    ctx.ip_id = next_id;
     return kept;
 }
 

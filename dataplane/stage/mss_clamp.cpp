@@ -93,9 +93,14 @@ uint16_t mss_clamp(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         if ((meta(m).flags & meta_flag::gre_payload) != 0) {
             continue;  // not IPv4 (control-originated NHRP)
         }
+        // Only TCP can need it: test the protocol before working out the clamp.
+        auto* ip = rte_pktmbuf_mtod(m, uint8_t*);
+        if (ip[9] != ip_proto_tcp) {
+            continue;
+        }
         uint16_t clamp = clamp_for(meta(m), ctx.topo);
         if (clamp != 0) {
-            clamp_syn(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, clamp);
+            clamp_syn(ip, m->data_len, clamp);
         }
     }
     return n;

@@ -15,14 +15,10 @@ namespace {
 // Indication quotes the same, so that is what the event carries.
 constexpr uint32_t redirect_quote_extra = 8;
 
-void redirect_candidate(rte_mbuf* m, worker_ctx& ctx) noexcept {
+// A Phase 3 event for a pair the limiter let through: the quote goes to the control lcore.
+void redirect_event(rte_mbuf* m, worker_ctx& ctx) noexcept {
     const uint8_t* ip = rte_pktmbuf_mtod(m, const uint8_t*);
-    uint32_t src = ipv4_src(ip);
     uint32_t dst = ipv4_dst(ip);
-    if (!ctx.redirect_limit.allow((uint64_t{src} << 32) | dst, ctx.now)) {
-        ++ctx.counters.redirect_suppressed;
-        return;
-    }
     rte_mbuf* ev = rte_pktmbuf_alloc(ctx.event_pool);
     if (ev == nullptr) {
         ++ctx.counters.event_alloc_failed;
@@ -56,17 +52,24 @@ void redirect_candidate(rte_mbuf* m, worker_ctx& ctx) noexcept {
 
 uint16_t resolve(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     const adjacency_table& table = *ctx.tables->adjacencies;
-    uint32_t last_id = UINT32_MAX;
-    const adjacency* last = nullptr;
+    // Two passes so that the burst's cache misses are in flight together rather than one after
+    // the other: (1) each packet's adjacency (its slot was prefetched by route), its forwarding
+    // line prefetched for this stage and for mtu, encap and tx; (2) the decisions. Route also
+    // prefetched the redirect limiter's set of every packet from a tunnel.
+    const adjacency* adjs[max_burst];
+    for (uint16_t i = 0; i < n; ++i) {
+        const adjacency* a = table.get(meta(pkts[i]).nexthop);
+        adjs[i] = a;
+        if (a != nullptr) {
+            prefetch_adjacency(a);
+        }
+    }
     uint16_t kept = 0;
+    uint16_t with_sa = 0;
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         packet_meta& pm = meta(m);
-        if (pm.nexthop != last_id) {
-            last_id = pm.nexthop;
-            last = table.get(last_id);
-        }
-        const adjacency* a = last;
+        const adjacency* a = adjs[i];
         if (a == nullptr) {
             ctx.drop(m, drop_reason::adjacency_missing);
             continue;
@@ -83,12 +86,18 @@ uint16_t resolve(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             ctx.glean(m, a->nexthop, egress);
             continue;
         }
-        bool handed = (pm.flags & meta_flag::handed_off) != 0;
         // Phase 3: in from a tunnel and out through the same tunnel means the two spokes could
-        // talk directly; the packet is still forwarded.
-        if (!handed && (pm.flags & meta_flag::from_tunnel) != 0 && a->kind == adj_kind::tunnel &&
+        // talk directly; the packet is still forwarded. Reported pairs cost only the limiter.
+        if (a->kind == adj_kind::tunnel &&
+            (pm.flags & (meta_flag::from_tunnel | meta_flag::handed_off)) ==
+                meta_flag::from_tunnel &&
             a->tunnel == pm.tunnel) {
-            redirect_candidate(m, ctx);
+            if (ctx.redirect_limit.allow(redirect_key(rte_pktmbuf_mtod(m, const uint8_t*)),
+                                         ctx.now)) {
+                redirect_event(m, ctx);
+            } else {
+                ++ctx.counters.redirect_suppressed;
+            }
         }
         if (a->out_sa != nullptr && a->sa_owner != ctx.id) {
             pm.flags = static_cast<uint8_t>((pm.flags & ~meta_flag::class_mask) |
@@ -96,9 +105,11 @@ uint16_t resolve(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             ctx.handoff(m, a->sa_owner);
             continue;
         }
+        with_sa = static_cast<uint16_t>(with_sa + (a->out_sa != nullptr ? 1 : 0));
         pm.adj = a;
         pkts[kept++] = m;
     }
+    ctx.out_sa_packets = with_sa;
     return kept;
 }
 

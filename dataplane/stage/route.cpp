@@ -3,6 +3,7 @@
 
 #include <rte_lpm.h>
 
+#include "dataplane/adjacency.hpp"
 #include "dataplane/fib.hpp"
 #include "dataplane/stage/ipv4.hpp"
 
@@ -16,25 +17,30 @@ uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         dsts[i] = ipv4_dst(rte_pktmbuf_mtod(pkts[i], const uint8_t*));
     }
     ctx.tables->routes->lookup_bulk(dsts, nhs, n);
+    // Resolve reads each packet's adjacency slot next: prefetched as routes are decided.
+    const adjacency_table& adjacencies = *ctx.tables->adjacencies;
 
     uint16_t kept = 0;
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         uint32_t dst = dsts[i];
         uint8_t top = static_cast<uint8_t>(dst >> 24);
-        if ((top & 0xf0) == 0xe0) {
-            // 224.0.0.0/4: the control lcore replicates to the multicast list (and consumes
-            // link-local groups such as routing protocol hellos itself).
-            ctx.punt(m, punt_reason::multicast);
-            continue;
-        }
-        if (dst == 0xffffffffu) {
-            ctx.punt(m, punt_reason::for_us);
-            continue;
-        }
-        if (top == 0 || top == 127) {
-            ctx.drop(m, drop_reason::martian_destination);
-            continue;
+        // One test for the usual unicast destination (first octet 1-126 or 128-223).
+        if (top == 0 || top == 127 || top >= 224) [[unlikely]] {
+            if ((top & 0xf0) == 0xe0) {
+                // 224.0.0.0/4: the control lcore replicates to the multicast list (and consumes
+                // link-local groups such as routing protocol hellos itself).
+                ctx.punt(m, punt_reason::multicast);
+                continue;
+            }
+            if (dst == 0xffffffffu) {
+                ctx.punt(m, punt_reason::for_us);
+                continue;
+            }
+            if (top == 0 || top == 127) {
+                ctx.drop(m, drop_reason::martian_destination);
+                continue;
+            }
         }
         if ((nhs[i] & RTE_LPM_LOOKUP_SUCCESS) == 0) {
             ctx.drop(m, drop_reason::no_route);
@@ -70,7 +76,14 @@ uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             ctx.glean(m, dst, static_cast<uint16_t>(glean_lan_port_bit | t.index));
             continue;
         }
-        meta(m).nexthop = t.index;  // the adjacency id, for resolve
+        packet_meta& pm = meta(m);
+        pm.nexthop = t.index;  // the adjacency id, for resolve
+        adjacencies.prefetch(t.index);
+        if ((pm.flags & meta_flag::from_tunnel) != 0) {
+            // Resolve checks the redirect limiter for tunnel-to-same-tunnel packets; which
+            // those are it learns from the adjacency, so every tunnel packet's set is fetched.
+            ctx.redirect_limit.prefetch(redirect_key(ip));
+        }
         pkts[kept++] = m;
     }
     return kept;

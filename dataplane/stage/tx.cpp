@@ -9,10 +9,31 @@
 
 namespace dmvpn::dp::stage {
 
+namespace {
+
+// One port's packets, in order, to this worker's TX queue; what the queue refuses is dropped.
+// `bytes` is their total, summed before the PMD owns (and may free) the mbufs.
+uint16_t send(uint16_t port, rte_mbuf** pkts, uint16_t c, uint64_t bytes,
+              worker_ctx& ctx) noexcept {
+    uint16_t sent = rte_eth_tx_burst(port, ctx.tx_queue, pkts, c);
+    for (uint16_t i = sent; i < c; ++i) {
+        bytes -= pkts[i]->pkt_len;  // still ours
+        ctx.drop(pkts[i], drop_reason::tx_full);
+    }
+    ctx.counters.port_tx_packets[port] += sent;
+    ctx.counters.port_tx_bytes[port] += bytes;
+    return sent;
+}
+
+}  // namespace
+
 uint16_t tx(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
-    // Group by port, keeping each port's packets in arrival order.
-    rte_mbuf* by_port[max_ports][max_burst];
-    uint16_t count[max_ports] = {};
+    // Ethernet headers first, noting whether the burst leaves through one port (the usual case:
+    // sent as it stands) or several (grouped by port, each port's packets in arrival order).
+    uint8_t port_of[max_burst];
+    uint16_t kept = 0;
+    uint16_t ports_seen = 0;  // bit per port
+    uint64_t bytes = 0;
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         const adjacency* a = meta(m).adj;
@@ -22,27 +43,32 @@ uint16_t tx(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             continue;
         }
         std::memcpy(eth, a->eth, RTE_ETHER_HDR_LEN);
-        by_port[a->out_port][count[a->out_port]++] = m;
+        port_of[kept] = static_cast<uint8_t>(a->out_port);
+        ports_seen = static_cast<uint16_t>(ports_seen | (1u << a->out_port));
+        bytes += m->pkt_len;
+        pkts[kept++] = m;
+    }
+    static_assert(max_ports <= 16);
+    if (kept == 0) {
+        return 0;
     }
     uint16_t sent_total = 0;
-    for (uint16_t port = 0; port < max_ports; ++port) {
-        uint16_t c = count[port];
-        if (c == 0) {
-            continue;
+    if ((ports_seen & (ports_seen - 1)) == 0) {
+        sent_total = send(port_of[0], pkts, kept, bytes, ctx);
+    } else {
+        rte_mbuf* by_port[max_ports][max_burst];
+        uint16_t count[max_ports] = {};
+        uint64_t port_bytes[max_ports] = {};
+        for (uint16_t i = 0; i < kept; ++i) {
+            by_port[port_of[i]][count[port_of[i]]++] = pkts[i];
+            port_bytes[port_of[i]] += pkts[i]->pkt_len;
         }
-        // Bytes are summed before the PMD owns (and may free) the mbufs.
-        uint64_t bytes[max_burst + 1];
-        bytes[0] = 0;
-        for (uint16_t i = 0; i < c; ++i) {
-            bytes[i + 1] = bytes[i] + by_port[port][i]->pkt_len;
+        for (uint16_t port = 0; port < max_ports; ++port) {
+            if (count[port] != 0) {
+                sent_total = static_cast<uint16_t>(
+                    sent_total + send(port, by_port[port], count[port], port_bytes[port], ctx));
+            }
         }
-        uint16_t sent = rte_eth_tx_burst(port, ctx.tx_queue, by_port[port], c);
-        ctx.counters.port_tx_packets[port] += sent;
-        ctx.counters.port_tx_bytes[port] += bytes[sent];
-        for (uint16_t i = sent; i < c; ++i) {
-            ctx.drop(by_port[port][i], drop_reason::tx_full);
-        }
-        sent_total = static_cast<uint16_t>(sent_total + sent);
     }
     ctx.counters.tx_packets += sent_total;
     return sent_total;

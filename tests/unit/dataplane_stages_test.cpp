@@ -103,6 +103,45 @@ TEST_CASE("LAN traffic to a spoke leaves GRE-encapsulated with the tunnel's key"
     CHECK(e.pool_in_use() == 0);
 }
 
+TEST_CASE("One burst leaving through two ports: each port keeps its order and its counts",
+          "[dataplane][stage]") {
+    env e;
+    // From spoke 2: alternately to the LAN host and (Phase 3 transit) to spoke 3.
+    std::vector<bytes> frames;
+    std::vector<bytes> to_lan;
+    std::vector<bytes> to_spoke;
+    for (uint16_t i = 0; i < 6; ++i) {
+        bool lan = i % 2 == 0;
+        auto inner =
+            ipv4(net::spoke2, lan ? net::lan_host : net::spoke3, 17, udp(i, 9, 20 + 10 * i));
+        (lan ? to_lan : to_spoke).push_back(inner);
+        frames.push_back(e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, inner));
+    }
+    e.from_underlay(frames);
+    auto lan = e.sent_on(e.lan());
+    auto under = e.sent_on(e.underlay());
+    REQUIRE(lan.size() == 3);
+    REQUIRE(under.size() == 3);
+    uint64_t lan_bytes = 0;
+    uint64_t under_bytes = 0;
+    for (size_t i = 0; i < 3; ++i) {
+        CHECK(forwarded_copy_of(ip_of(lan[i]), to_lan[i]));
+        CHECK(forwarded_copy_of(ip_of(under[i]).subspan(28), to_spoke[i]));
+        lan_bytes += lan[i].size();
+        under_bytes += under[i].size();
+    }
+    const auto& c = e.worker().counters();
+    CHECK(c.tx_packets == 6);
+    CHECK(c.port_tx_packets[e.lan().id] == 3);
+    CHECK(c.port_tx_packets[e.underlay().id] == 3);
+    CHECK(c.port_tx_bytes[e.lan().id] == lan_bytes);
+    CHECK(c.port_tx_bytes[e.underlay().id] == under_bytes);
+    auto p = e.punts();
+    CHECK(p.size() == 1);  // one redirect for (spoke 2, spoke 3)
+    env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}
+
 TEST_CASE("GRE with a key no tunnel has, or without a key, is dropped", "[dataplane][stage]") {
     env e;
     auto inner = ipv4(net::spoke2, net::lan_host, 17, payload_udp());
