@@ -608,11 +608,12 @@ std::optional<device> loader::dev(const value_ref& v) {
 
 hub_settings loader::read_hub(const value_ref& v) {
     hub_settings h;
-    auto f = mapping(v, {"control-lcore", "worker-lcores", "eal-args"});
+    auto f = mapping(v, {"control-lcore", "worker-lcores", "eal-args", "worker-idle-sleep-us"});
     if (!f) {
         return h;
     }
     read(*f, "control-lcore", h.control_lcore, uint_in(0, max_lcore));
+    read(*f, "worker-idle-sleep-us", h.worker_idle_sleep_us, uint_in(0, 100000));
     bool control_ok = !broken(child(v.path, "control-lcore"));
     if (auto w = member(*f, "worker-lcores")) {
         h.worker_lcores.clear();

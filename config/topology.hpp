@@ -200,6 +200,7 @@ struct hub_settings {
     uint32_t control_lcore = 0;
     std::vector<uint32_t> worker_lcores{1};
     std::vector<std::string> eal_args;
+    uint32_t worker_idle_sleep_us = 0;  // 0: workers busy-poll
 
     friend bool operator==(const hub_settings&, const hub_settings&) = default;
 };

@@ -231,10 +231,27 @@ uint32_t worker::poll_once() noexcept {
 void worker::run(const std::atomic<bool>& stop) noexcept {
     rte_rcu_qsbr* v = _cfg.tables->rcu;
     rte_rcu_qsbr_thread_online(v, _cfg.id);
+    uint32_t empty = 0;
     while (!stop.load(std::memory_order_relaxed)) {
-        pass();
+        uint32_t n = pass();
         // Nothing from this pass (adjacency, topology, SPI table) is held past this point.
         rte_rcu_qsbr_quiescent(v, _cfg.id);
+        if (_cfg.idle_sleep_us == 0) {
+            continue;
+        }
+        if (n != 0) {
+            empty = 0;
+        } else if (++empty >= _cfg.idle_polls_before_sleep) {
+            empty = _cfg.idle_polls_before_sleep;  // stays idle: sleep again after each pass
+            ++_ctx.counters.idle_sleeps;
+            if (_cfg.stats != nullptr) {
+                _cfg.stats->publish(_ctx.counters);
+            }
+            // Offline while asleep: the control lcore's grace periods need not wait for us.
+            rte_rcu_qsbr_thread_offline(v, _cfg.id);
+            rte_delay_us_sleep(_cfg.idle_sleep_us);
+            rte_rcu_qsbr_thread_online(v, _cfg.id);
+        }
     }
     rte_rcu_qsbr_thread_offline(v, _cfg.id);
 }

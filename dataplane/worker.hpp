@@ -38,6 +38,12 @@ struct worker_config {
     uint32_t glean_interval_us = 100000;      // one glean event per next hop per interval
     uint32_t redirect_interval_us = 1000000;  // one redirect per (source, destination)
     uint32_t rate_limit_slots = 65536;        // keys each limiter remembers (1 MiB)
+    // 0: busy-poll for ever (the DPDK way, lowest latency). Otherwise, after idle_polls_before_
+    // sleep passes in a row found nothing, sleep this long between passes until traffic comes
+    // back (as VPP's poll-sleep-usec), leaving the core to others on a small machine. The
+    // sleep is a system call made only while idle, never per packet.
+    uint32_t idle_sleep_us = 0;
+    uint32_t idle_polls_before_sleep = 1024;
 };
 
 enum class worker_error : uint8_t {

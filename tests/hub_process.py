@@ -35,6 +35,7 @@ hub:
   control-lcore: 0
   worker-lcores: [1]
   eal-args: [--no-huge, -m, "512", --no-pci, --no-shconf]
+  worker-idle-sleep-us: 50
 ports:
   - name: underlay
     device: net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out0.pcap,tx_pcap={d}/out1.pcap
@@ -143,6 +144,8 @@ def main():
         hub_mac = ifs["ports"][0]["mac"]
         stats = json.loads(ctl(sock, "show", "stats", "--json").stdout)
         check(stats["control"]["icmp_echo_replies"] == 1, "one echo reply counted")
+        check(stats["workers"][0]["idle_sleeps"] > 0,
+              "the idle worker sleeps between passes (worker-idle-sleep-us)")
         check(stats["punts"]["nhrp"]["handled"] == 1 and stats["punts"]["arp"]["handled"] == 2,
               "punts handled by reason")
         r = ctl(sock, "show", "dmvpn")

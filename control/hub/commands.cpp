@@ -381,6 +381,7 @@ std::string hub::show_stats(bool json) const {
                                 .num("punts", c.total_punts())
                                 .num("handoff_in", c.handoff_in)
                                 .num("handoff_out", c.handoff_out)
+                                .num("idle_sleeps", c.idle_sleeps)
                                 .num("redirect_suppressed", c.redirect_suppressed)
                                 .num("event_alloc_failed", c.event_alloc_failed)
                                 .done();

@@ -404,6 +404,7 @@ std::optional<std::string> hub::start_workers() {
         wc.punt_ring = _punts;
         wc.event_pool = _pool;
         wc.stats = &_stats->of(w);
+        wc.idle_sleep_us = _topo.hub.worker_idle_sleep_us;
         auto wk = dp::worker::create(wc);
         if (!wk) {
             return fmt::format("worker {}: {}", w, dp::name(wk.error()));

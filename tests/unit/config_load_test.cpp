@@ -129,6 +129,14 @@ TEST_CASE("the bare-metal example normalizes PCI addresses and expands lcore ran
     CHECK(sa.outbound.salt == std::vector<uint8_t>{0x0a, 0x0b, 0x0c, 0x0d});
 }
 
+TEST_CASE("the interop example lets its worker sleep when idle (qemu guests share the cores)",
+          "[config]") {
+    auto r = load_file((source_root() / "config" / "examples" / "interop.yaml").string());
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    CHECK(r->hub.worker_idle_sleep_us == 100);
+}
+
 TEST_CASE("defaults fill what a minimal topology leaves out", "[config]") {
     auto r = load_string(R"(ports:
   - {name: wan, device: "00:04.0", role: underlay, address: 192.0.2.1/24}
@@ -145,6 +153,7 @@ tunnels:
     const auto& t = *r;
     CHECK(t.hub.control_lcore == 0);
     CHECK(t.hub.worker_lcores == std::vector<uint32_t>{1});
+    CHECK(t.hub.worker_idle_sleep_us == 0);  // busy-poll unless asked
     CHECK(t.ports[0].dev.spec == "0000:00:04.0");
     CHECK(t.ports[0].mtu == 1500);
     CHECK(t.ports[0].rx_queue_size == 1024);
@@ -583,6 +592,8 @@ TEST_CASE("checks that span fields", "[config]") {
          "lcore 0 is the control lcore; workers need their own"},
         {"worker-lcores: [1]", "  worker-lcores: [1-3, 3]", "hub.worker-lcores[1]",
          "lcore 3 is listed twice (first at 3:19)"},
+        {"worker-lcores: [1]", "  worker-lcores: [1]\n  worker-idle-sleep-us: 200000",
+         "hub.worker-idle-sleep-us", "expected an integer 0..100000, got \"200000\""},
         {"worker-lcores: [1]", "  worker-lcores: [1]\n  eal-args: [-l0-1]", "hub.eal-args[0]",
          "-l is set by the hub from control-lcore and worker-lcores"},
         {"hard-packets: 1000", "      hard-packets: 1000\n      soft-packets: 1000",
