@@ -667,16 +667,29 @@ stage_clock measure_stages(dp::worker& w, traffic& t, hub& h, const ring_port& i
     return clk;
 }
 
-}  // namespace
-
-int run_worker_bench(const worker_bench_options& o) {
+// Starts the EAL, runs `body`, and turns an exception into a message and status 1.
+template <typename Body>
+int with_eal(const worker_bench_options& o, Body body) {
     auto eal = dp::eal_init(o.eal, "dataplane-bench");
     if (!eal) {
         std::fprintf(stderr, "EAL: %s\n", std::string(dp::name(eal.error())).c_str());
         return 1;
     }
-    int rc = 0;
+    int rc = 1;
     try {
+        rc = body();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "dataplane-bench: %s\n", e.what());
+    }
+    dp::eal_cleanup();
+    return rc;
+}
+
+}  // namespace
+
+int run_worker_bench(const worker_bench_options& o) {
+    return with_eal(o, [&o]() {
+        int rc = 0;
         hub h(o.spokes);
         uint64_t hz = rte_get_tsc_hz();
         uint32_t seed = 1;
@@ -748,12 +761,8 @@ int run_worker_bench(const worker_bench_options& o) {
                 }
             }
         }
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "dataplane-bench: %s\n", e.what());
-        rc = 1;
-    }
-    dp::eal_cleanup();
-    return rc;
+        return rc;
+    });
 }
 
 namespace {
@@ -819,13 +828,8 @@ int scale_lcore(void* arg) {
 }  // namespace
 
 int run_scale_bench(const worker_bench_options& o) {
-    auto eal = dp::eal_init(o.eal, "dataplane-bench");
-    if (!eal) {
-        std::fprintf(stderr, "EAL: %s\n", std::string(dp::name(eal.error())).c_str());
-        return 1;
-    }
-    int rc = 0;
-    try {
+    return with_eal(o, [&o]() {
+        int rc = 0;
         uint16_t n = o.workers;
         if (n == 0 || n > dp::max_workers || rte_lcore_count() < n + 1u) {
             fail("--workers " + std::to_string(n) + " needs that many lcores besides the main one");
@@ -942,12 +946,8 @@ int run_scale_bench(const worker_bench_options& o) {
                 }
             }
         }
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "dataplane-bench: %s\n", e.what());
-        rc = 1;
-    }
-    dp::eal_cleanup();
-    return rc;
+        return rc;
+    });
 }
 
 }  // namespace dmvpn::bench
