@@ -69,6 +69,7 @@ tunnels:
       holdtime: 300
       phase: 3
       redirect: true
+      redirect-rate-limit: 25
       map:
         - {overlay: 10.0.0.9, nbma: 198.51.100.9}
       multicast:
@@ -438,6 +439,7 @@ TEST_CASE("the YAML model maps onto the workers' topology and the NHRP server", 
     CHECK(c.authentication == "secret");
     CHECK(c.holdtime_s == 300);
     CHECK(c.redirect);
+    CHECK(c.redirect_rate_per_s == 25);  // YAML redirect-rate-limit, the tunnel-wide cap
     CHECK(c.forward_resolution_to_owner);
     CHECK_FALSE(c.multicast_dynamic);
     CHECK(c.multicast_nbma == std::vector<uint32_t>{ip4(198, 51, 100, 9)});
