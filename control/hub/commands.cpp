@@ -382,6 +382,8 @@ std::string hub::show_stats(bool json) const {
                                 .num("handoff_in", c.handoff_in)
                                 .num("handoff_out", c.handoff_out)
                                 .num("idle_sleeps", c.idle_sleeps)
+                                .num("fragmented", c.fragmented)
+                                .num("fragments", c.fragments)
                                 .num("redirect_suppressed", c.redirect_suppressed)
                                 .num("event_alloc_failed", c.event_alloc_failed)
                                 .done();
@@ -495,7 +497,6 @@ std::string hub::show_stats(bool json) const {
         .num("held_dropped", _cc.held_dropped)
         .num("multicast_copies", _cc.multicast_copies)
         .num("multicast_link_local", _cc.multicast_link_local)
-        .num("fragments_sent", _cc.fragments_sent)
         .num("publish_failed", _cc.publish_failed)
         .num("mbuf_alloc_failed", _cc.mbuf_alloc_failed)
         .num("reloads", _cc.reloads)

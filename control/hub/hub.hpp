@@ -60,7 +60,6 @@ struct control_counters {
     uint64_t held_dropped = 0;
     uint64_t multicast_copies = 0;
     uint64_t multicast_link_local = 0;
-    uint64_t fragments_sent = 0;
     uint64_t publish_failed = 0;
     uint64_t mbuf_alloc_failed = 0;
     uint64_t reloads = 0;
@@ -170,7 +169,6 @@ private:
     void on_for_us(const dp::punt_record& r, timestamp now);
     void on_multicast(const dp::punt_record& r, timestamp now);
     void on_icmp_error(const dp::punt_record& r, uint8_t type, uint8_t code, timestamp now);
-    void on_fragment(const dp::punt_record& r, timestamp now);
     void on_glean(const dp::punt_record& r, timestamp now);
     void on_redirect(const dp::punt_record& r, timestamp now);
     void timers(timestamp now);
