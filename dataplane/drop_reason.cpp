@@ -45,6 +45,7 @@ constexpr std::array<std::string_view, drop_reason_count> drop_names = {
     "frag_no_mbuf",
     "no_headroom",
     "tx_full",
+    "port_paused",
     "punt_ring_full",
 };
 

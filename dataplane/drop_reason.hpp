@@ -45,6 +45,7 @@ enum class drop_reason : uint8_t {
     frag_no_mbuf,           // no DF, larger than the egress MTU, and no mbufs for its fragments
     no_headroom,            // not enough room before the packet for the encapsulation
     tx_full,                // the NIC's TX queue took fewer packets than offered
+    port_paused,            // the egress port is paused (`dmvpnctl port pause`)
     punt_ring_full,         // punted packet refused by the punt ring (overflow)
     count_,
 };

@@ -182,6 +182,9 @@ uint32_t worker::pass() noexcept {
     uint32_t received = 0;
     rte_mbuf* pkts[rx_burst];
     for (const rx_queue& q : _cfg.rx) {
+        if (_cfg.tables->paused(q.port)) {
+            continue;
+        }
         uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, rx_burst);
         if (n == 0) {
             continue;

@@ -1252,6 +1252,10 @@ bool hub::tx_frame(uint16_t port, std::span<const uint8_t> frame) {
             p = &q;
         }
     }
+    if (p != nullptr && p->pause_token) {
+        ++_cc.tx_paused;
+        return false;
+    }
     rte_mbuf* m = p == nullptr ? nullptr : rte_pktmbuf_alloc(_pool);
     if (m == nullptr) {
         ++_cc.mbuf_alloc_failed;
