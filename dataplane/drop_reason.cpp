@@ -41,14 +41,16 @@ constexpr std::array<std::string_view, drop_reason_count> drop_names = {
     "adjacency_missing",
     "no_adjacency",
     "martian_destination",
+    "frag_too_many",
+    "frag_no_mbuf",
     "no_headroom",
     "tx_full",
+    "port_paused",
     "punt_ring_full",
 };
 
 constexpr std::array<std::string_view, punt_reason_count> punt_names = {
-    "nhrp",        "arp",      "for_us", "multicast", "ttl_exceeded",
-    "frag_needed", "fragment", "glean",  "redirect",
+    "nhrp", "arp", "for_us", "multicast", "ttl_exceeded", "frag_needed", "glean", "redirect",
 };
 
 }  // namespace

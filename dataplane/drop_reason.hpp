@@ -41,8 +41,11 @@ enum class drop_reason : uint8_t {
     adjacency_missing,      // FIB points at an adjacency slot that is empty
     no_adjacency,           // glean: next hop unresolved (one event per next hop was punted)
     martian_destination,    // 0.0.0.0/8 or 127.0.0.0/8 destinations are never forwarded
+    frag_too_many,          // no DF, larger than the egress MTU, and more than max_fragments
+    frag_no_mbuf,           // no DF, larger than the egress MTU, and no mbufs for its fragments
     no_headroom,            // not enough room before the packet for the encapsulation
     tx_full,                // the NIC's TX queue took fewer packets than offered
+    port_paused,            // the egress port is paused (`dmvpnctl port pause`)
     punt_ring_full,         // punted packet refused by the punt ring (overflow)
     count_,
 };
@@ -58,7 +61,6 @@ enum class punt_reason : uint8_t {
     multicast,     // 224.0.0.0/4: the control lcore replicates to the multicast list
     ttl_exceeded,  // TTL would reach 0: ICMP time exceeded
     frag_needed,   // DF set and larger than the egress MTU: ICMP fragmentation needed
-    fragment,      // larger than the egress MTU without DF: the control lcore fragments
     glean,         // next hop unresolved: resolve it (one event per next hop, rate limited)
     redirect,      // Phase 3: in and out of the same tunnel: a redirect candidate event
     count_,

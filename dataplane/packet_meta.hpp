@@ -42,7 +42,7 @@ struct packet_meta {
     uint32_t nexthop;      // glean: unresolved next hop; redirect: the destination
     uint16_t tunnel;       // arrival tunnel, or no_tunnel
     uint16_t in_port;      // DPDK port it was received on
-    uint16_t aux;          // frag_needed / fragment: the MTU exceeded; glean: egress (punt.hpp);
+    uint16_t aux;          // frag_needed: the MTU exceeded; glean: egress (punt.hpp);
                            // gre_payload: the GRE protocol type
     uint8_t flags;         // packet_class in the low bits, then meta_flag bits
     uint8_t punt;          // punt_reason, set when punted

@@ -205,6 +205,26 @@ void publisher::retire(std::function<void()> release) {
     }
 }
 
+std::optional<uint64_t> publisher::pause_port(uint16_t port) {
+    if (port >= max_ports) {
+        return std::nullopt;
+    }
+    // The store comes before the token (release): a worker reporting a quiescent state at or
+    // past the token reads the flag set in every later pass.
+    _tables.port_paused[port].store(true, std::memory_order_release);
+    return rte_rcu_qsbr_start(_tables.rcu);
+}
+
+bool publisher::port_quiet(uint64_t token) const {
+    return rte_rcu_qsbr_check(_tables.rcu, token, false) == 1;
+}
+
+void publisher::resume_port(uint16_t port) {
+    if (port < max_ports) {
+        _tables.port_paused[port].store(false, std::memory_order_release);
+    }
+}
+
 size_t publisher::reclaim() {
     size_t freed = 0;
     while (!_retired.empty() &&

@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,6 +20,7 @@
 #include "dataplane/adjacency.hpp"
 #include "dataplane/fib.hpp"
 #include "dataplane/spi_table.hpp"
+#include "dataplane/stats.hpp"
 #include "dataplane/topology.hpp"
 #include "dataplane/wire/result.hpp"
 
@@ -36,6 +38,12 @@ struct shared_tables {
     // Per worker, MP/SC: packets whose SA another worker owns are handed to that worker here.
     std::array<rte_ring*, max_workers> handoff{};
     uint16_t workers = 0;
+    // Per DPDK port: workers neither poll nor send on a paused port (publisher::pause_port).
+    std::array<std::atomic<bool>, max_ports> port_paused{};
+
+    bool paused(uint16_t port) const noexcept {
+        return port < max_ports && port_paused[port].load(std::memory_order_acquire);
+    }
 };
 
 struct publisher_config {
@@ -107,6 +115,14 @@ public:
     size_t reclaim();
     // Waits for a grace period and frees everything retired (shutdown, tests).
     void synchronize();
+
+    // Stops the workers polling and sending on `port` (false: no such port slot). Once
+    // port_quiet(token) is true, every worker passed a quiescent point after the pause and none
+    // touches the port's queues any more: what a PMD that unmaps its rings under a polling
+    // worker needs (DPDK 22.11 net_memif when its peer leaves).
+    [[nodiscard]] std::optional<uint64_t> pause_port(uint16_t port);
+    bool port_quiet(uint64_t token) const;
+    void resume_port(uint16_t port);
 
     size_t pending() const noexcept { return _retired.size(); }
     // Adjacency objects alive: published ones plus retired ones not yet freed.

@@ -14,12 +14,12 @@ namespace dmvpn::dp {
 // Where a punted mbuf's data starts, by reason:
 //   nhrp          the NHRP message (GRE payload); tunnel and outer_src say where it came from
 //   arp           the Ethernet header
-//   for_us, multicast, ttl_exceeded, frag_needed, fragment, glean
+//   for_us, multicast, ttl_exceeded, frag_needed, glean
 //                 the (inner) IPv4 header; tunnel/outer_src are set when it came from a tunnel
 //   redirect      an event mbuf holding the original IPv4 header plus the first 8 payload bytes
 //                 (RFC 792's quote); tunnel, outer_src (the source spoke's NBMA) and nexthop
 //                 (the destination) are set
-// frag_needed and fragment carry the exceeded MTU in aux; glean carries the unresolved next
+// frag_needed carries the exceeded MTU in aux; glean carries the unresolved next
 // hop in nexthop. The control lcore owns every mbuf it dequeues and frees it.
 struct punt_record {
     rte_mbuf* m;

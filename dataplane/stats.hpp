@@ -25,6 +25,8 @@ struct worker_counters {
     uint64_t handoff_in = 0;           // packets taken from the SA-owner handoff ring
     uint64_t handoff_out = 0;          // packets handed to another worker's SA
     uint64_t idle_sleeps = 0;          // sleeps taken while idle (worker_config::idle_sleep_us)
+    uint64_t fragmented = 0;           // packets split to fit the egress MTU (stage/mtu.cpp)
+    uint64_t fragments = 0;            // fragments those packets became
     std::array<uint64_t, drop_reason_count> drops{};
     std::array<uint64_t, punt_reason_count> punts{};
     std::array<uint64_t, max_ports> port_rx_packets{};

@@ -122,14 +122,21 @@ void worker::forward(rte_mbuf** esp, uint16_t n_esp, rte_mbuf** gre, uint16_t n_
         return;
     }
     n_ip = stage::resolve(ip, n_ip, _ctx);
-    n_ip = stage::mtu(ip, n_ip, _ctx);
-    n_ip = stage::mss_clamp(ip, n_ip, _ctx);
-    n_ip = stage::encap(ip, n_ip, _ctx);
-    if (_ctx.out_sa_packets != 0) {
-        n_ip = stage::esp_out(ip, n_ip, _ctx);
-    }
-    if (n_ip != 0) {
-        stage::tx(ip, n_ip, _ctx);
+    // mtu can turn a packet into several fragments: the rest of the path runs on what it put
+    // out, as many times as the burst takes (once, unless fragments filled its output).
+    uint16_t done = 0;
+    while (done < n_ip) {
+        rte_mbuf* out[max_burst];
+        stage::mtu_result r = stage::mtu(ip + done, n_ip - done, out, max_burst, _ctx);
+        done = static_cast<uint16_t>(done + r.consumed);
+        uint16_t k = stage::mss_clamp(out, r.out, _ctx);
+        k = stage::encap(out, k, _ctx);
+        if (_ctx.out_sa_packets != 0) {
+            k = stage::esp_out(out, k, _ctx);
+        }
+        if (k != 0) {
+            stage::tx(out, k, _ctx);
+        }
     }
 }
 
@@ -175,6 +182,9 @@ uint32_t worker::pass() noexcept {
     uint32_t received = 0;
     rte_mbuf* pkts[rx_burst];
     for (const rx_queue& q : _cfg.rx) {
+        if (_cfg.tables->paused(q.port)) {
+            continue;
+        }
         uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, rx_burst);
         if (n == 0) {
             continue;

@@ -537,19 +537,25 @@ uint16_t staged_poll(dp::worker& w, const dp::shared_tables& tables, uint16_t po
     lap(st_route);
     n_ip = st::resolve(ip, n_ip, ctx);
     lap(st_resolve);
-    n_ip = st::mtu(ip, n_ip, ctx);
-    n_ip = st::mss_clamp(ip, n_ip, ctx);
-    lap(st_mtu_mss);
-    n_ip = st::encap(ip, n_ip, ctx);
-    lap(st_encap);
-    if (ctx.out_sa_packets != 0) {  // as worker::forward: skipped when no packet has an SA
-        n_ip = st::esp_out(ip, n_ip, ctx);
+    // As worker::forward: after mtu, rounds of at most one burst (fragments can outgrow it).
+    uint16_t done = 0;
+    while (done < n_ip) {
+        rte_mbuf* out[dp::max_burst];
+        st::mtu_result r = st::mtu(ip + done, n_ip - done, out, dp::max_burst, ctx);
+        done = static_cast<uint16_t>(done + r.consumed);
+        uint16_t k = st::mss_clamp(out, r.out, ctx);
+        lap(st_mtu_mss);
+        k = st::encap(out, k, ctx);
+        lap(st_encap);
+        if (ctx.out_sa_packets != 0) {  // skipped when no packet has an SA
+            k = st::esp_out(out, k, ctx);
+        }
+        lap(st_esp_out);
+        if (k != 0) {
+            st::tx(out, k, ctx);
+        }
+        lap(st_tx);
     }
-    lap(st_esp_out);
-    if (n_ip != 0) {
-        st::tx(ip, n_ip, ctx);
-    }
-    lap(st_tx);
     ctx.flush_punts();
     ctx.flush_drops();
     lap(st_flush);

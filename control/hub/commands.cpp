@@ -39,6 +39,7 @@ constexpr std::string_view help_text =
     "  show stats\n"
     "  show arp\n"
     "  clear nhrp [ADDRESS]\n"
+    "  port pause|resume PORT\n"
     "  reload\n";
 
 std::string ip(uint32_t a) { return wire::format_ipv4(a); }
@@ -123,6 +124,9 @@ control::mgmt_reply hub::command(std::string_view line) {
         }
         return {true, fmt::format("cleared {} entr{}\n", removed, removed == 1 ? "y" : "ies")};
     }
+    if (w[0] == "port" && w.size() == 3 && (w[1] == "pause" || w[1] == "resume")) {
+        return port_pause(w[2], w[1] == "pause", json);
+    }
     if (w[0] == "reload" && w.size() == 1) {
         control::mgmt_reply r = reload();
         if (json) {
@@ -131,6 +135,42 @@ control::mgmt_reply hub::command(std::string_view line) {
         return r;
     }
     return fail("unknown command: " + std::string(line) + "\n" + std::string(help_text));
+}
+
+// ---------------------------------------------------------------- port pause
+
+control::mgmt_reply hub::port_pause(const std::string& name, bool pause, bool json) {
+    auto p = std::find_if(_ports.begin(), _ports.end(),
+                          [&](const port_rt& q) { return q.name == name; });
+    if (p == _ports.end()) {
+        return fail("port: no port named " + name);
+    }
+    if (!pause) {
+        _pub->resume_port(p->opened.id);
+        p->pause_token.reset();
+    } else if (!p->pause_token) {
+        p->pause_token = _pub->pause_port(p->opened.id);
+        if (!p->pause_token) {
+            return fail("port: " + name + " cannot be paused (DPDK port id too large)");
+        }
+    }
+    // Never waits: the caller repeats `port pause` until the workers have confirmed.
+    bool confirmed = pause && _pub->port_quiet(*p->pause_token);
+    if (json) {
+        return {true, json_members()
+                              .str("port", name)
+                              .boolean("paused", pause)
+                              .boolean("confirmed", confirmed)
+                              .done() +
+                          "\n"};
+    }
+    if (!pause) {
+        return {true, fmt::format("port {}: resumed\n", name)};
+    }
+    return {true, confirmed ? fmt::format("port {}: paused, no worker polls it\n", name)
+                            : fmt::format("port {}: pausing, workers not yet past a quiescent "
+                                          "point (repeat the command)\n",
+                                          name)};
 }
 
 // ---------------------------------------------------------------- reload
@@ -307,6 +347,7 @@ std::string hub::show_interfaces(bool json) const {
                               .str("role", config::name(p.cfg.role))
                               .num("mtu", p.opened.mtu)
                               .boolean("link_up", l.up)
+                              .boolean("paused", p.pause_token.has_value())
                               .num("speed_mbps", l.speed_mbps)
                               .num("control_tx", p.control_tx)
                               .done();
@@ -382,6 +423,8 @@ std::string hub::show_stats(bool json) const {
                                 .num("handoff_in", c.handoff_in)
                                 .num("handoff_out", c.handoff_out)
                                 .num("idle_sleeps", c.idle_sleeps)
+                                .num("fragmented", c.fragmented)
+                                .num("fragments", c.fragments)
                                 .num("redirect_suppressed", c.redirect_suppressed)
                                 .num("event_alloc_failed", c.event_alloc_failed)
                                 .done();
@@ -488,6 +531,7 @@ std::string hub::show_stats(bool json) const {
         .num("nhrp_held_dropped", _cc.nhrp_held_dropped)
         .num("tx_frames", _cc.tx_frames)
         .num("tx_failed", _cc.tx_failed)
+        .num("tx_paused", _cc.tx_paused)
         .num("handoffs", _cc.handoffs)
         .num("handoff_failed", _cc.handoff_failed)
         .num("no_route", _cc.no_route)
@@ -495,7 +539,6 @@ std::string hub::show_stats(bool json) const {
         .num("held_dropped", _cc.held_dropped)
         .num("multicast_copies", _cc.multicast_copies)
         .num("multicast_link_local", _cc.multicast_link_local)
-        .num("fragments_sent", _cc.fragments_sent)
         .num("publish_failed", _cc.publish_failed)
         .num("mbuf_alloc_failed", _cc.mbuf_alloc_failed)
         .num("reloads", _cc.reloads)

@@ -164,29 +164,6 @@ std::optional<bytes> icmp_error_about(std::span<const uint8_t> offending, uint8_
     return ipv4_packet(src, ip->hdr.src, wire::ip_proto::icmp, icmp, id);
 }
 
-std::vector<bytes> fragment_ipv4(std::span<const uint8_t> packet, uint16_t mtu) {
-    auto ip = wire::parse_ipv4(packet, wire::checksum_check::skip);
-    if (!ip || ip->hdr.df || mtu < wire::ipv4_min_header_size + 8) {
-        return {};
-    }
-    size_t chunk = (mtu - wire::ipv4_min_header_size) / 8 * 8;
-    std::vector<bytes> out;
-    std::span<const uint8_t> data = ip->payload;
-    for (size_t off = 0; off < data.size(); off += chunk) {
-        size_t n = std::min(chunk, data.size() - off);
-        wire::ipv4_header h = ip->hdr;
-        h.total_length = static_cast<uint16_t>(wire::ipv4_min_header_size + n);
-        h.fragment_offset = static_cast<uint16_t>(ip->hdr.fragment_offset + off / 8);
-        h.mf = ip->hdr.mf || off + n < data.size();
-        bytes f(wire::ipv4_min_header_size);
-        (void)wire::encode_ipv4(h, {}, f);
-        f.insert(f.end(), data.begin() + static_cast<std::ptrdiff_t>(off),
-                 data.begin() + static_cast<std::ptrdiff_t>(off + n));
-        out.push_back(std::move(f));
-    }
-    return out;
-}
-
 bytes gre_packet(uint32_t src, uint32_t dst, std::optional<uint32_t> key, uint16_t proto,
                  std::span<const uint8_t> payload, uint16_t id, uint8_t ttl) {
     wire::gre_header g;

@@ -79,11 +79,6 @@ wire::result<bytes, icmp_error> icmp_echo_answer(std::span<const uint8_t> reques
 std::optional<bytes> icmp_error_about(std::span<const uint8_t> offending, uint8_t type,
                                       uint8_t code, uint16_t mtu, uint32_t src, uint16_t id);
 
-// Splits an IPv4 packet into fragments of at most `mtu` bytes (RFC 791 section 3.2: offsets in
-// 8-byte units, MF on all but the last, options copied only when their copy flag says so; the
-// hub copies none). Empty when the packet does not parse, has DF set, or mtu leaves no room.
-std::vector<bytes> fragment_ipv4(std::span<const uint8_t> packet, uint16_t mtu);
-
 // Outer IPv4 + GRE (key when given) around a payload of GRE protocol type `proto`.
 bytes gre_packet(uint32_t src, uint32_t dst, std::optional<uint32_t> key, uint16_t proto,
                  std::span<const uint8_t> payload, uint16_t id, uint8_t ttl = 255);

@@ -520,9 +520,6 @@ void hub::dispatch(const dp::punt_record& r, timestamp now) {
         case dp::punt_reason::frag_needed:
             on_icmp_error(r, icmp_unreachable, icmp_code_frag_needed, now);
             break;
-        case dp::punt_reason::fragment:
-            on_fragment(r, now);
-            break;
         case dp::punt_reason::glean:
             on_glean(r, now);
             break;
@@ -594,13 +591,6 @@ void hub::on_icmp_error(const dp::punt_record& r, uint8_t type, uint8_t code, ti
     if (err) {
         ++_cc.icmp_errors_sent;
         send_ip(std::move(*err), now);
-    }
-}
-
-void hub::on_fragment(const dp::punt_record& r, timestamp now) {
-    for (bytes& f : fragment_ipv4(data_of(r.m), r.mtu)) {
-        ++_cc.fragments_sent;
-        send_ip(std::move(f), now);
     }
 }
 
@@ -1261,6 +1251,10 @@ bool hub::tx_frame(uint16_t port, std::span<const uint8_t> frame) {
         if (q.opened.id == port) {
             p = &q;
         }
+    }
+    if (p != nullptr && p->pause_token) {
+        ++_cc.tx_paused;
+        return false;
     }
     rte_mbuf* m = p == nullptr ? nullptr : rte_pktmbuf_alloc(_pool);
     if (m == nullptr) {

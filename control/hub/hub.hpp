@@ -60,7 +60,7 @@ struct control_counters {
     uint64_t held_dropped = 0;
     uint64_t multicast_copies = 0;
     uint64_t multicast_link_local = 0;
-    uint64_t fragments_sent = 0;
+    uint64_t tx_paused = 0;  // control lcore frames not sent: their port is paused
     uint64_t publish_failed = 0;
     uint64_t mbuf_alloc_failed = 0;
     uint64_t reloads = 0;
@@ -84,6 +84,8 @@ public:
     control::mgmt_reply command(std::string_view line);
     // Re-reads the topology file and applies it, or says why not (the old one stays).
     control::mgmt_reply reload();
+    // `port pause|resume NAME`: workers stop touching the port before its peer goes away.
+    control::mgmt_reply port_pause(const std::string& name, bool pause, bool json);
 
     const std::string& socket_path() const noexcept { return _socket; }
 
@@ -96,6 +98,8 @@ private:
         uint16_t rx_queues = 0;
         uint64_t control_tx = 0;
         bool link_up = false;  // as last seen: a link coming up re-announces the address
+        // `dmvpnctl port pause`: the grace period after which no worker touches the port.
+        std::optional<uint64_t> pause_token;
     };
     // A next hop the FIB points at: its adjacency slot and how many installed routes use it.
     struct nh_key {
@@ -170,7 +174,6 @@ private:
     void on_for_us(const dp::punt_record& r, timestamp now);
     void on_multicast(const dp::punt_record& r, timestamp now);
     void on_icmp_error(const dp::punt_record& r, uint8_t type, uint8_t code, timestamp now);
-    void on_fragment(const dp::punt_record& r, timestamp now);
     void on_glean(const dp::punt_record& r, timestamp now);
     void on_redirect(const dp::punt_record& r, timestamp now);
     void timers(timestamp now);

@@ -125,6 +125,20 @@ timestamp from_ms(int64_t ms) noexcept {
         std::chrono::duration_cast<timestamp::duration>(std::chrono::milliseconds(ms))};
 }
 
+// The binding fields a cache entry and its entry_view share, named once: view_of copies them
+// out, adopt copies them back in. `f(entry field, view field)`; the timestamps convert apart.
+template <typename Entry, typename View, typename F>
+void binding_fields(Entry& e, View& v, F&& f) {
+    f(e.via, v.via);
+    f(e.nbma, v.nbma);
+    f(e.claimed_nbma, v.claimed_nbma);
+    f(e.type, v.type);
+    f(e.flags, v.flags);
+    f(e.request_id, v.request_id);
+    f(e.holding_time, v.holding_time);
+    f(e.mtu, v.mtu);
+}
+
 // Where the i-th extension starts, walking the already-validated raw packet.
 uint16_t extension_offset(std::span<const uint8_t> raw, const packet& p, size_t i) {
     size_t off = p.hdr.ext_offset;
@@ -301,16 +315,16 @@ outputs server::adopt(std::span<const entry_view> entries, timestamp now, size_t
         }
         uint32_t idx = _cache.insert(*ti, v.address, v.prefix_len);
         cache_entry& e = _cache.at(idx);
-        e.via = v.via;
-        e.nbma = v.nbma;
-        e.claimed_nbma = v.claimed_nbma;
-        e.request_id = v.request_id;
-        e.mtu = v.mtu;
-        e.holding_time = v.holding_time;
-        e.flags = v.flags;
+        binding_fields(e, v,
+                       [](auto& entry_field, const auto& view_field) { entry_field = view_field; });
         e.created_ms = to_ms(v.created);
         e.expires_ms = to_ms(*v.expires);
-        e.type = entry_type::dynamic;
+        // The stations that resolved it: a move after the reload still purges their caches.
+        for (const requester& r : v.requesters) {
+            if (!_cache.add_requester(idx, r, _config.max_requesters_per_entry)) {
+                drop(*ti, drop_reason::requesters_full);
+            }
+        }
         ++t.entries;
         schedule_expiry(idx);
         out.events.push_back(event_of(adjacency_change::add, change_cause::carried, e));
@@ -1259,14 +1273,8 @@ entry_view server::view_of(const cache_entry& e, uint32_t index) const {
     v.tunnel_name = _tunnels[e.tunnel].cfg.name;
     v.address = e.address;
     v.prefix_len = e.prefix_len;
-    v.via = e.via;
-    v.nbma = e.nbma;
-    v.claimed_nbma = e.claimed_nbma;
-    v.type = e.type;
-    v.flags = e.flags;
-    v.request_id = e.request_id;
-    v.holding_time = e.holding_time;
-    v.mtu = e.mtu;
+    binding_fields(e, v,
+                   [](const auto& entry_field, auto& view_field) { view_field = entry_field; });
     v.created = from_ms(e.created_ms);
     if (e.expires_ms != never) {
         v.expires = from_ms(e.expires_ms);

@@ -235,7 +235,8 @@ public:
                                   std::span<const uint8_t> packet_head, timestamp now);
 
     // Reload: takes over the dynamic registrations another server holds (the one a reload
-    // replaces), with their NBMA, flags and remaining holding time, where the tunnel still
+    // replaces), with their NBMA, flags, remaining holding time and requesters (the stations
+    // a later move must purge), where the tunnel still
     // exists (same id), the address is still on its overlay subnet and not the hub's own, and
     // no static map now claims it. Reported as adjacency additions (cause `carried`). Returns
     // how many were taken in `adopted` when given.

@@ -15,6 +15,12 @@ namespace {
 // `bytes` is their total, summed before the PMD owns (and may free) the mbufs.
 uint16_t send(uint16_t port, rte_mbuf** pkts, uint16_t c, uint64_t bytes,
               worker_ctx& ctx) noexcept {
+    if (ctx.tables->paused(port)) {
+        for (uint16_t i = 0; i < c; ++i) {
+            ctx.drop(pkts[i], drop_reason::port_paused);
+        }
+        return 0;
+    }
     uint16_t sent = rte_eth_tx_burst(port, ctx.tx_queue, pkts, c);
     for (uint16_t i = sent; i < c; ++i) {
         bytes -= pkts[i]->pkt_len;  // still ours

@@ -5,9 +5,9 @@ decrypt the hub's ESP with the configured keys.
 `python3 check.py DIR`: prints every difference and exits 1 if there is any.
 
 How packets are compared:
-- Outputs are paired with expectations by the tag in their innermost IPv4 ID (after decrypting
-  ESP): the hub regroups a burst by path (ESP, GRE, plain IP), so output order is not input order.
-  Both sides must hold the same tags, each once.
+- Outputs are paired with expectations by the tag in their innermost IPv4 ID and fragment
+  offset (after decrypting ESP): the hub regroups a burst by path (ESP, GRE, plain IP), so output
+  order is not input order. Both sides must hold the same tags, each once.
 - LAN frames: every byte (Ethernet, the forwarded IPv4 packet with its TTL and checksum).
 - Plain GRE frames: every byte except the outer IPv4 identification and header checksum. The ID
   is the hub's choice (RFC 6864: any value for atomic datagrams), so the checksum that covers it
@@ -18,6 +18,8 @@ How packets are compared:
   choice within RFC 4303 2.4, so the ciphertext and length cannot be compared; each IV must
   differ from every other of its SA. Sequence numbers of an SA must be exactly 1..n, each once.
 - Punts: every field and every byte, as a multiset.
+- Fragments: tshark (ESP decrypted) reassembles every datagram of expect_reassembled.txt from
+  the frames the hub sent, to exactly the original payload.
 """
 
 import collections
@@ -83,11 +85,16 @@ def masked_outer(ip, keep_len):
     return bytes(h)
 
 
+def tag_of(ip):
+    """An IPv4 packet's tag: its ID and fragment offset (fragments of a datagram share the ID)."""
+    return (ip.id, ip.frag)
+
+
 def innermost_id(ip):
-    """The tag: the ID of the IPv4 packet inside GRE."""
+    """The tag of the IPv4 packet inside GRE."""
     if GRE not in ip or IP not in ip[GRE]:
         return None
-    return ip[GRE][IP].id
+    return tag_of(ip[GRE][IP])
 
 
 class Opened:
@@ -116,7 +123,7 @@ class Opened:
                 self.plain = sa.scapy_sa().decrypt(IP(bytes(self.ip)))
             except Exception as e:  # scapy's integrity and padding errors
                 raise ValueError(f"{what}: does not decrypt with SA 0x{esp.spi:x}: {e!r}")
-        self.tag = innermost_id(self.plain) if self.plain.proto == 47 else self.plain.id
+        self.tag = innermost_id(self.plain) if self.plain.proto == 47 else tag_of(self.plain)
 
 
 def opened_all(frames, name):
@@ -162,8 +169,8 @@ def compare_frames():
         return list(rdpcap(os.path.join(d, name)))
 
     # LAN: tag = the IPv4 ID of the forwarded packet itself.
-    got_lan = {p[IP].id: p for p in load("out_lan.pcap")}
-    want_lan = {p[IP].id: p for p in load("expect_lan.pcap")}
+    got_lan = {tag_of(p[IP]): p for p in load("out_lan.pcap")}
+    want_lan = {tag_of(p[IP]): p for p in load("expect_lan.pcap")}
     if len(got_lan) != len(load("out_lan.pcap")):
         fail("LAN: two output frames carry the same tag")
     for t in sorted(set(got_lan) | set(want_lan)):
@@ -216,11 +223,11 @@ def compare_punts():
         fail(f"punt missing: {line}")
 
 
-def tshark_esp(got_und):
-    """tshark decrypts every ESP frame the hub sent with the keys of esp_sa.uat, verifies the
-    ICV, and finds valid GRE with the tunnel's key and a valid inner IPv4 packet inside."""
+def tshark_args(capture):
+    """tshark reading one of the hub's captures, decrypting ESP with esp_sa.uat's keys and
+    checking every IPv4, UDP and TCP checksum."""
     d = sys.argv[1]
-    args = ["tshark", "-r", os.path.join(d, "out_underlay.pcap"),
+    args = ["tshark", "-r", os.path.join(d, capture),
             "-o", "esp.enable_encryption_decode:TRUE",
             "-o", "esp.enable_authentication_check:TRUE",
             "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
@@ -229,6 +236,13 @@ def tshark_esp(got_und):
         for line in f:
             if line.strip():
                 args += ["-o", "uat:esp_sa:" + line.strip()]
+    return args
+
+
+def tshark_esp(got_und):
+    """tshark decrypts every ESP frame the hub sent with the keys of esp_sa.uat, verifies the
+    ICV, and finds valid GRE with the tunnel's key and a valid inner IPv4 packet inside."""
+    args = tshark_args("out_underlay.pcap")
     fields = ["frame.number", "esp.spi", "esp.icv_good", "gre.key", "ip.dst",
               "ip.checksum.status", "udp.checksum.status", "_ws.malformed", "frame.protocols"]
     args += ["-T", "fields", "-E", "occurrence=a", "-E", "separator=|"]
@@ -273,10 +287,51 @@ def tshark_esp(got_und):
         fail("no ESP frame to decrypt")
 
 
+def tshark_reassembly():
+    """tshark puts the hub's fragments back together (after decrypting ESP with the keys of
+    esp_sa.uat): each datagram of expect_reassembled.txt must come out whole and identical."""
+    d = sys.argv[1]
+    want = collections.defaultdict(list)
+    with open(os.path.join(d, "expect_reassembled.txt")) as f:
+        for line in f:
+            if line.strip():
+                role, ident, payload = line.split()
+                want[role].append((int(ident), payload))
+    for role, datagrams in want.items():
+        args = tshark_args(f"out_{role}.pcap")
+        fields = ["ip.id", "ip.reassembled.data", "ip.fragment.count", "ip.fragment.error",
+                  "udp.checksum.status", "_ws.malformed"]
+        args += ["-o", "ip.defragment:TRUE", "-Y", "ip.reassembled.data", "-T", "fields",
+                 "-E", "occurrence=l", "-E", "separator=|"]
+        for f in fields:
+            args += ["-e", f]
+        r = subprocess.run(args, capture_output=True, text=True)
+        if r.returncode != 0:
+            fail(f"tshark (reassembly, {role}) failed: {r.stderr}")
+            continue
+        got = {}
+        for line in r.stdout.splitlines():
+            row = dict(zip(fields, line.split("|")))
+            got[int(row["ip.id"], 16)] = row
+        for ident, payload in datagrams:
+            what = f"{role}: datagram ID {ident} reassembled by tshark"
+            row = got.get(ident)
+            if row is None:
+                fail(f"{what}: not found")
+                continue
+            if row["ip.reassembled.data"].replace(":", "") != payload:
+                fail(f"{what}: differs from the original payload")
+            if row["ip.fragment.error"] or row["_ws.malformed"]:
+                fail(f"{what}: error {row['ip.fragment.error']!r} {row['_ws.malformed']!r}")
+            if row["udp.checksum.status"] != "1":
+                fail(f"{what}: UDP checksum status {row['udp.checksum.status']!r} (1 = good)")
+
+
 def main():
     got_und = compare_frames()
     compare_punts()
     tshark_esp(got_und)
+    tshark_reassembly()
     for e in errors:
         print("golden:", e)
     print(f"golden: {len(errors)} difference(s)")

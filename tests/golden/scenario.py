@@ -14,6 +14,9 @@ crypto).
   expect_counters.txt  `drop NAME N`, `punt NAME N`, `rx ROLE N`, `tx ROLE N`: every reason
                        not listed must stay at 0
   esp_sa.uat           tshark's esp_sa table for the hub's outbound SAs
+  expect_reassembled.txt  `ROLE ID HEX`: datagrams the hub sends as fragments, which tshark must
+                       reassemble (on port ROLE, ESP decrypted) to exactly HEX (the payload
+                       after the IPv4 header)
 
 setup.txt, one object per line, fields separated by spaces:
   port ROLE MAC
@@ -30,7 +33,8 @@ punts.txt / expect_punts.txt: REASON TUNNEL|- IN_ROLE OUTER_SRC NEXTHOP|- AUX|- 
 AUX is the MTU for frag_needed/fragment and the egress (tunnel:N or port:ROLE) for glean.
 
 Every input frame carries a unique tag in its innermost IPv4 ID, which is how check.py pairs an
-output with its expectation (the hub reorders packets between its stages).
+output with its expectation (the hub reorders packets between its stages); fragments of one
+datagram share the tag and are told apart by their fragment offset.
 
 To look at a run: DMVPN_GOLDEN_KEEP=1 meson test -C BUILD dataplane_golden keeps the folder
 (its path is in the log); open out_underlay.pcap in Wireshark with esp_sa.uat's lines.
@@ -41,7 +45,7 @@ import hashlib
 import os
 import sys
 
-from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, Raw, rdpcap, wrpcap
+from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, Raw, fragment, rdpcap, wrpcap
 from scapy.layers.ipsec import ESP, SecurityAssociation
 
 # One RX burst per port (dataplane/worker_ctx.hpp rx_burst): the glean rate limiter then
@@ -199,6 +203,7 @@ class Scenario:
         self.punts = collections.Counter()
         self.next_tag = 0x100
         self.nhrp_msgs = []
+        self.reassembled = []  # (role, ID, payload bytes) of datagrams sent as fragments
 
     def tag(self):
         self.next_tag += 1
@@ -262,6 +267,16 @@ class Scenario:
             outer = self.esp_packet(spoke, outer, sa=spoke.sa_out, seq=spoke.sa_out.sent)
         self.expect_und.append(Ether(src=UNDERLAY_MAC, dst=GW_MAC) / outer)
 
+    def expect_fragments_to_spoke(self, spoke, inner):
+        """The hub fragments before encapsulation (and encryption): the forwarded packet split
+        by scapy into pieces that fit the tunnel's IP MTU, each in its own GRE (+ ESP) packet."""
+        fwd = forwarded(inner)
+        pieces = fragment(fwd, fragsize=(MTU - 20) // 8 * 8)
+        assert len(pieces) > 1
+        for f in pieces:
+            self.expect_to_spoke(spoke, None, reencode(f))
+        self.reassembled.append(("underlay", fwd.id, bytes(fwd[IP].payload)))
+
     def expect_punt(self, reason, data, in_role, tunnel=None, outer_src="0.0.0.0",
                     nexthop=None, aux=None):
         t = "-" if tunnel is None else str(tunnel)
@@ -309,7 +324,18 @@ def build(captures):
     s.expect_punt("frag_needed", forwarded(p), lan_port, aux=MTU)
     p = s.inner(LAN_HOST, SPOKE3.overlay, size=1450 - 28)
     s.from_lan(p)
-    s.expect_punt("fragment", forwarded(p), lan_port, aux=MTU)
+    s.expect_fragments_to_spoke(SPOKE3, p)
+    # The same into IPsec: fragmented before encryption, each fragment its own ESP packet
+    # (AES-GCM to spoke 5, AES-CBC + HMAC-SHA-256 to spoke 6); DF still gets frag_needed.
+    p = s.inner(LAN_HOST, SPOKE5.overlay, size=1472)
+    s.from_lan(p)
+    s.expect_fragments_to_spoke(SPOKE5, p)
+    p = s.inner(LAN_HOST, SPOKE6.overlay, size=2000 - 28)
+    s.from_lan(p)
+    s.expect_fragments_to_spoke(SPOKE6, p)
+    p = s.inner(LAN_HOST, SPOKE5.overlay, size=1450 - 28, df=True)
+    s.from_lan(p)
+    s.expect_punt("frag_needed", forwarded(p), lan_port, aux=MTU)
     # Gleans carry the packet as forwarded (TTL - 1): the control lcore sends a held packet
     # as it got it once the next hop resolves (RFC 1812 5.3.1: a forwarded packet's TTL is
     # decremented once). Through a known but unresolved next hop (adjacency 4) first.
@@ -362,6 +388,17 @@ def build(captures):
     p = s.inner(SPOKE2.overlay, LAN_HOST, size=81)
     s.from_underlay(s.gre_packet(SPOKE2, p, k0, checksum=True))
     s.expect_to_lan(p)
+    # Inner fragments from spokes (plain GRE, and inside ESP): forwarded as they are, each
+    # fragment a packet of its own; the LAN host reassembles.
+    for spoke, key in ((SPOKE2, k0), (SPOKE5, k1)):
+        p = s.inner(spoke.overlay, LAN_HOST, size=1000)
+        pieces = fragment(p, fragsize=520)
+        for f in pieces:
+            f = reencode(f)
+            g = s.gre_packet(spoke, f, key)
+            s.from_underlay(s.esp_packet(spoke, g) if spoke.sa_in else g)
+            s.expect_to_lan(f)
+        s.reassembled.append(("lan", p.id, bytes(p[IP].payload)))
     # Spoke -> spoke through the hub on one tunnel: forwarded, and a Phase 3 redirect event
     # quoting the IP header as sent plus 8 bytes (RFC 792's quote, NHRP Traffic Indication).
     p = s.inner(SPOKE2.overlay, SPOKE3.overlay, size=40)
@@ -494,6 +531,9 @@ def main():
             f.write(f"punt {reason} {n}\n")
         f.write(f"rx lan {len(s.lan_in)}\nrx underlay {len(s.und_in)}\n")
         f.write(f"tx lan {len(s.expect_lan)}\ntx underlay {len(s.expect_und)}\n")
+    with open(path("expect_reassembled.txt"), "w") as f:
+        for role, ident, payload in s.reassembled:
+            f.write(f"{role} {ident} {payload.hex()}\n")
     with open(path("esp_sa.uat"), "w") as f:
         for sp in (SPOKE5, SPOKE6):
             f.write(sp.sa_out.uat_line(HUB_NBMA, sp.nbma) + "\n")

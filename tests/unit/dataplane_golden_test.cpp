@@ -286,7 +286,6 @@ private:
     std::string aux_of(const dp::punt_record& r) const {
         switch (r.reason) {
             case dp::punt_reason::frag_needed:
-            case dp::punt_reason::fragment:
                 return std::to_string(r.mtu);
             case dp::punt_reason::glean:
                 if ((r.mtu & dp::glean_lan_port_bit) != 0) {

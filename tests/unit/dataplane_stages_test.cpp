@@ -7,7 +7,9 @@
 #include <catch2/catch.hpp>
 
 #include "dataplane/packet_meta.hpp"
+#include "dataplane/adjacency.hpp"
 #include "dataplane/stage/classify.hpp"
+#include "dataplane/stage/mtu.hpp"
 #include "dataplane/wire/checksum.hpp"
 #include "dataplane/wire/reader.hpp"
 #include "tests/unit/dataplane_support.hpp"
@@ -284,27 +286,273 @@ TEST_CASE("Packets for the hub's addresses, broadcasts and ARP are punted", "[da
     CHECK(e.pool_in_use() == 0);
 }
 
-TEST_CASE("Larger than the tunnel MTU: DF punts for fragmentation-needed, else for fragmenting",
-          "[dataplane][stage]") {
+namespace {
+
+// One fragment as the test reads it (RFC 791 fields, read here, not by the code under test).
+struct frag_view {
+    std::span<const uint8_t> ip;
+    uint32_t ihl;
+    uint16_t id;
+    bool df;
+    bool mf;
+    uint32_t offset;  // in bytes
+    std::span<const uint8_t> data;
+};
+
+frag_view read_frag(std::span<const uint8_t> ip) {
+    frag_view f{};
+    f.ip = ip;
+    f.ihl = (ip[0] & 0x0fu) * 4;
+    uint16_t total = wire::load_be16(&ip[2]);
+    REQUIRE(total == ip.size());
+    f.id = wire::load_be16(&ip[4]);
+    uint16_t w = wire::load_be16(&ip[6]);
+    f.df = (w & 0x4000) != 0;
+    f.mf = (w & 0x2000) != 0;
+    f.offset = uint32_t{w & 0x1fffu} * 8;
+    f.data = ip.subspan(f.ihl);
+    return f;
+}
+
+// The IPv4 packet inside a plain GRE frame the hub sent (Ethernet + outer IPv4 + GRE with key).
+std::span<const uint8_t> inner_of_gre_frame(const bytes& frame) {
+    return std::span<const uint8_t>(frame).subspan(14 + 20 + 8);
+}
+
+// Puts fragments' data back at their offsets; every byte must be covered exactly once and the
+// last fragment must be the only one without MF.
+bytes reassembled(const std::vector<frag_view>& frags) {
+    bytes out;
+    std::vector<bool> seen;
+    bool last_seen = false;
+    for (const frag_view& f : frags) {
+        size_t end = f.offset + f.data.size();
+        if (out.size() < end) {
+            out.resize(end);
+            seen.resize(end);
+        }
+        for (size_t i = 0; i < f.data.size(); ++i) {
+            CHECK_FALSE(seen[f.offset + i]);
+            seen[f.offset + i] = true;
+            out[f.offset + i] = f.data[i];
+        }
+        if (!f.mf) {
+            CHECK_FALSE(last_seen);
+            last_seen = true;
+            CHECK(end == out.size());
+        }
+    }
+    CHECK(last_seen);
+    CHECK(std::all_of(seen.begin(), seen.end(), [](bool b) { return b; }));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("Larger than the tunnel MTU: DF punts for fragmentation-needed, else fragmented",
+          "[dataplane][stage][mtu]") {
     env e;
     ipv4_opts df;
     df.flags_frag = 0x4000;
+    ipv4_opts plain;
+    plain.id = 0x5151;
     auto fits = ipv4(net::lan_host, net::spoke2, 17, udp(1, 2, net::mtu0 - 28), df);
     auto big_df = ipv4(net::lan_host, net::spoke2, 17, udp(1, 2, net::mtu0 - 27), df);
-    auto big = ipv4(net::lan_host, net::spoke2, 17, udp(1, 2, net::mtu0 - 27));
+    auto big = ipv4(net::lan_host, net::spoke2, 17, udp(1, 2, 1450 - 28), plain);
     REQUIRE(fits.size() == net::mtu0);
     e.from_lan({e.lan_frame(fits), e.lan_frame(big_df), e.lan_frame(big)});
     auto out = e.sent_on(e.underlay());
-    REQUIRE(out.size() == 1);
+    REQUIRE(out.size() == 3);
     CHECK(wire::load_be16(&out[0][14 + 2]) == net::mtu0 + 28);
+    // The two fragments of `big`, each in GRE with tunnel 0's key: (1400 - 20) rounded down to
+    // 8 bytes, then the rest.
+    std::vector<frag_view> frags;
+    for (size_t i = 1; i < 3; ++i) {
+        CHECK(out[i][14 + 9] == 47);
+        CHECK(wire::load_be32(&out[i][14 + 16]) == net::spoke2_nbma);
+        CHECK(wire::load_be32(&out[i][14 + 20 + 4]) == net::key0);
+        CHECK(header_checksum_ok(ip_of(out[i])));
+        CHECK((wire::load_be16(&out[i][14 + 6]) & 0x4000) == 0);  // outer DF copies the inner
+        auto inner = inner_of_gre_frame(out[i]);
+        CHECK(inner.size() <= net::mtu0);
+        CHECK(header_checksum_ok(inner));
+        CHECK(inner[8] == 63);  // forwarded: TTL - 1
+        frags.push_back(read_frag(inner));
+        CHECK(frags.back().id == 0x5151);
+        CHECK_FALSE(frags.back().df);
+    }
+    CHECK(frags[0].offset == 0);
+    CHECK(frags[0].mf);
+    CHECK(frags[0].data.size() == 1376);
+    CHECK(frags[1].offset == 1376);
+    CHECK_FALSE(frags[1].mf);
+    CHECK(frags[1].data.size() == 1450 - 20 - 1376);
+    CHECK(reassembled(frags) == bytes(big.begin() + 20, big.end()));
     auto p = e.punts();
-    REQUIRE(p.size() == 2);
+    REQUIRE(p.size() == 1);
     CHECK(p[0].reason == punt_reason::frag_needed);
     CHECK(p[0].mtu == net::mtu0);
-    CHECK(p[1].reason == punt_reason::fragment);
-    CHECK(p[1].mtu == net::mtu0);
     CHECK(e.worker().counters().punt(punt_reason::frag_needed) == 1);
+    CHECK(e.worker().counters().fragmented == 1);
+    CHECK(e.worker().counters().fragments == 2);
+    CHECK(e.worker().counters().total_drops() == 0);
     env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Fragmenting a fragment keeps its offset and its MF; options follow the copy flag",
+          "[dataplane][stage][mtu]") {
+    env e;
+    // A middle fragment (MF, offset 800 bytes) of 1500 bytes, from a spoke to another spoke.
+    ipv4_opts mid;
+    mid.flags_frag = 0x2000 | (800 / 8);
+    mid.id = 0x7777;
+    bytes data(1480);
+    for (size_t i = 0; i < data.size(); ++i) {
+        data[i] = static_cast<uint8_t>(i * 7);
+    }
+    auto frag = ipv4(net::spoke3, net::spoke2, 17, data, mid);
+    // A packet with options: router alert (copied, RFC 2113) and a timestamp (not copied).
+    bytes opt_pkt(28);
+    opt_pkt[0] = 0x47;
+    wire::store_be16(&opt_pkt[2], static_cast<uint16_t>(28 + data.size()));
+    wire::store_be16(&opt_pkt[4], 0x8888);
+    opt_pkt[8] = 64;
+    opt_pkt[9] = 17;
+    wire::store_be32(&opt_pkt[12], net::lan_host);
+    wire::store_be32(&opt_pkt[16], net::spoke2);
+    const uint8_t opts[8] = {0x94, 4, 0, 0, 0x44, 4, 5, 0};
+    std::copy(std::begin(opts), std::end(opts), opt_pkt.begin() + 20);
+    wire::store_be16(&opt_pkt[10], wire::inet_checksum(opt_pkt));
+    opt_pkt.insert(opt_pkt.end(), data.begin(), data.end());
+
+    e.from_underlay({e.gre_frame(net::spoke3_nbma, net::key0, 0x0800, frag)});
+    e.from_lan({e.lan_frame(opt_pkt)});
+    auto out = e.sent_on(e.underlay());
+    REQUIRE(out.size() == 4);
+    std::vector<frag_view> a;
+    std::vector<frag_view> b;
+    for (const bytes& f : out) {
+        auto inner = inner_of_gre_frame(f);
+        CHECK(inner.size() <= net::mtu0);
+        CHECK(header_checksum_ok(inner));
+        frag_view v = read_frag(inner);
+        (v.id == 0x7777 ? a : b).push_back(v);
+    }
+    REQUIRE(a.size() == 2);
+    REQUIRE(b.size() == 2);
+    // Both pieces of the middle fragment carry MF (more of the datagram follows), offsets from
+    // 800 on.
+    CHECK(a[0].offset == 800);
+    CHECK(a[0].mf);
+    CHECK(a[1].offset == 800 + 1376);
+    CHECK(a[1].mf);
+    CHECK(a[0].data.size() + a[1].data.size() == data.size());
+    // Options: the first fragment has both (header 28 bytes), the second only the router
+    // alert (24 bytes).
+    CHECK(b[0].ihl == 28);
+    CHECK(std::equal(b[0].ip.begin() + 20, b[0].ip.begin() + 28, std::begin(opts)));
+    CHECK(b[0].data.size() == ((net::mtu0 - 28) & ~7u));
+    REQUIRE(b[1].ihl == 24);
+    CHECK(std::equal(b[1].ip.begin() + 20, b[1].ip.begin() + 24, std::begin(opts)));
+    CHECK(reassembled(b) == data);
+    CHECK(e.worker().counters().fragmented == 2);
+    CHECK(e.worker().counters().fragments == 4);
+    // Spoke to spoke on one tunnel: the Phase 3 redirect event, once for the packet.
+    auto p = e.punts();
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].reason == punt_reason::redirect);
+    env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("A burst whose fragments outgrow it is sent in several rounds, all of it",
+          "[dataplane][stage][mtu]") {
+    env e;
+    std::vector<bytes> frames;
+    for (uint16_t i = 0; i < dp::rx_burst; ++i) {
+        ipv4_opts o;
+        o.id = static_cast<uint16_t>(0x1000 + i);
+        frames.push_back(e.lan_frame(ipv4(net::lan_host, net::spoke3, 17, udp(1, 2, 1472), o)));
+    }
+    e.from_lan(frames);
+    auto out = e.sent_on(e.underlay());
+    REQUIRE(out.size() == 2u * dp::rx_burst);
+    std::vector<std::vector<frag_view>> by_id(dp::rx_burst);
+    for (const bytes& f : out) {
+        frag_view v = read_frag(inner_of_gre_frame(f));
+        REQUIRE(v.id >= 0x1000);
+        REQUIRE(v.id < 0x1000 + dp::rx_burst);
+        by_id[v.id - 0x1000].push_back(v);
+    }
+    bytes want(ip_of(frames[0]).begin() + 20, ip_of(frames[0]).end());
+    for (const auto& fs : by_id) {
+        REQUIRE(fs.size() == 2);
+        CHECK(reassembled(fs) == want);
+    }
+    CHECK(e.worker().counters().fragments == 2u * dp::rx_burst);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("The mtu stage bounds its output: too many fragments, an empty pool, a full array",
+          "[dataplane][stage][mtu]") {
+    env e;  // EAL, the packet metadata field, a pool
+    dp::worker_ctx ctx;
+    auto small_mtu = std::make_unique<dp::adjacency>();
+    small_mtu->kind = dp::adj_kind::tunnel;
+    small_mtu->mtu = 100;  // (100 - 20) / 8 * 8 = 80 bytes a fragment
+    auto tunnel_mtu = std::make_unique<dp::adjacency>();
+    tunnel_mtu->kind = dp::adj_kind::tunnel;
+    tunnel_mtu->mtu = net::mtu0;
+    auto packet = [&](rte_mempool* pool, size_t udp_len, const dp::adjacency* a) {
+        rte_mbuf* m = to_mbuf(pool, ipv4(net::lan_host, net::spoke2, 17, udp(1, 2, udp_len)), 0);
+        dp::meta(m) = dp::packet_meta{};
+        dp::meta(m).adj = a;
+        return m;
+    };
+    rte_mbuf* out[dp::max_burst];
+
+    // 8 fragments of 80 bytes hold 640 bytes of data: 641 need a ninth.
+    rte_mbuf* in[2] = {packet(e.pool(), 640 - 8, small_mtu.get()),
+                       packet(e.pool(), 641 - 8, small_mtu.get())};
+    auto r = dp::stage::mtu(in, 2, out, dp::max_burst, ctx);
+    CHECK(r.consumed == 2);
+    REQUIRE(r.out == dp::stage::max_fragments);
+    for (uint16_t i = 0; i < r.out; ++i) {
+        CHECK(out[i]->pkt_len <= 100);
+    }
+    CHECK(ctx.counters.drop(drop_reason::frag_too_many) == 1);
+    rte_pktmbuf_free_bulk(out, r.out);
+
+    // Room for fewer than max_fragments more: the stage stops before the packet to split and
+    // leaves it to the next call; packets that fit still go out.
+    rte_mbuf* three[3] = {packet(e.pool(), 100, tunnel_mtu.get()),
+                          packet(e.pool(), 1472, tunnel_mtu.get()),
+                          packet(e.pool(), 100, tunnel_mtu.get())};
+    r = dp::stage::mtu(three, 3, out, dp::stage::max_fragments, ctx);
+    CHECK(r.consumed == 1);
+    CHECK(r.out == 1);
+    rte_pktmbuf_free(out[0]);
+    r = dp::stage::mtu(three + 1, 2, out, dp::stage::max_fragments, ctx);
+    CHECK(r.consumed == 2);
+    CHECK(r.out == 3);
+    rte_pktmbuf_free_bulk(out, r.out);
+
+    // A pool with no mbuf left for the second fragment: the packet is dropped, counted.
+    rte_mempool* tiny = rte_pktmbuf_pool_create(unique_name("tiny").c_str(), 2, 0, 0,
+                                                RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+    REQUIRE(tiny != nullptr);
+    rte_mbuf* big = packet(tiny, 1472, tunnel_mtu.get());
+    rte_mbuf* hog = rte_pktmbuf_alloc(tiny);
+    REQUIRE(hog != nullptr);
+    r = dp::stage::mtu(&big, 1, out, dp::max_burst, ctx);
+    CHECK(r.consumed == 1);
+    CHECK(r.out == 0);
+    CHECK(ctx.counters.drop(drop_reason::frag_no_mbuf) == 1);
+    ctx.flush_drops();
+    rte_pktmbuf_free(hog);
+    CHECK(rte_mempool_avail_count(tiny) == 2);
+    rte_mempool_free(tiny);
     CHECK(e.pool_in_use() == 0);
 }
 

@@ -3,6 +3,8 @@
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -197,4 +199,38 @@ TEST_CASE("Ports open from vdev strings; queues, MTU, MAC and link are reported"
         }
     }
     rte_mempool_free(pool);
+}
+
+TEST_CASE("A paused port is neither polled nor sent on once the workers confirmed the pause",
+          "[dataplane][worker][pause]") {
+    env e;
+    dp::publisher& pub = e.pub();
+    rte_rcu_qsbr* rcu = pub.rcu();
+    // Worker 0 in the middle of a pass (online, no quiescent state reported yet): the pause is
+    // not confirmed until it reports one.
+    rte_rcu_qsbr_thread_online(rcu, 0);
+    auto token = pub.pause_port(e.lan().id);
+    REQUIRE(token.has_value());
+    CHECK_FALSE(pub.port_quiet(*token));
+    rte_rcu_qsbr_quiescent(rcu, 0);
+    CHECK(pub.port_quiet(*token));
+    rte_rcu_qsbr_thread_offline(rcu, 0);
+    CHECK_FALSE(pub.pause_port(dp::max_ports).has_value());
+
+    // Not polled: the frame stays in the port's RX ring.
+    auto to_spoke = ipv4(net::lan_host, net::spoke2, 17, udp(1, 2, 32));
+    inject(e, e.lan().rx[0], {e.lan_frame(to_spoke)});
+    CHECK(e.worker().poll_once() == 0);
+    CHECK(rte_ring_count(e.lan().rx[0]) == 1);
+    // Not sent on: spoke -> LAN host is dropped at TX, counted.
+    auto to_lan = ipv4(net::spoke2, net::lan_host, 17, udp(1, 2, 32));
+    e.from_underlay({e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, to_lan)});
+    CHECK(e.sent_on(e.lan()).empty());
+    CHECK(e.worker().counters().drop(dp::drop_reason::port_paused) == 1);
+
+    // Resumed: the waiting frame goes through to the spoke.
+    pub.resume_port(e.lan().id);
+    CHECK(e.worker().poll_once() == 1);
+    CHECK(e.sent_on(e.underlay()).size() == 1);
+    CHECK(e.pool_in_use() == 0);
 }

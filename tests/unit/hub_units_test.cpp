@@ -204,31 +204,6 @@ TEST_CASE("ICMP errors quote the header and 8 bytes and carry the MTU", "[hub][f
     CHECK_FALSE(icmp_error_about(mcast, icmp_time_exceeded, 0, 0, 9, 1));
 }
 
-TEST_CASE("fragments cover the payload in 8-byte units", "[hub][frames]") {
-    bytes payload(1000);
-    for (size_t i = 0; i < payload.size(); ++i) {
-        payload[i] = static_cast<uint8_t>(i);
-    }
-    bytes p = ipv4_packet(1, 2, wire::ip_proto::udp, payload, 77);
-    auto frags = fragment_ipv4(p, 400);
-    REQUIRE(frags.size() == 3);
-    bytes joined;
-    for (size_t i = 0; i < frags.size(); ++i) {
-        auto v = wire::parse_ipv4(frags[i]);
-        REQUIRE(v);
-        CHECK(frags[i].size() <= 400);
-        CHECK(v->hdr.id == 77);
-        CHECK(v->hdr.mf == (i + 1 < frags.size()));
-        CHECK(size_t{v->hdr.fragment_offset} * 8 == joined.size());
-        joined.insert(joined.end(), v->payload.begin(), v->payload.end());
-    }
-    CHECK(joined == payload);
-
-    bytes df = p;
-    df[6] = 0x40;
-    CHECK(fragment_ipv4(df, 400).empty());
-}
-
 TEST_CASE("GRE packets carry the key and the NHRP protocol type", "[hub][frames]") {
     bytes nhrp{1, 2, 3, 4};
     bytes g =

@@ -684,6 +684,55 @@ TEST_CASE("server: a replacement server adopts the registrations the old one hel
     CHECK(adopted == 0);
 }
 
+TEST_CASE(
+    "server: requesters survive a reload: a spoke moving afterwards is purged from the "
+    "resolvers' caches",
+    "[nhrp_server][reload][purge]") {
+    server old = make_server({r1_tunnel()});
+    send_to(old, registration(1, "150.1.2.2", "10.0.0.2", 360, false), "150.1.2.2", at_s(0));
+    send_to(old, registration(1, "150.1.3.3", "10.0.0.3", 360), "150.1.3.3", at_s(0));
+    send_to(old, resolution(798, "150.1.3.3", "10.0.0.3", "10.0.0.2"), "150.1.3.3", at_s(1));
+    REQUIRE(old.lookup(0, ip("10.0.0.2"))->requesters.size() == 1);
+
+    server fresh = make_server({r1_tunnel()});
+    (void)fresh.start(at_s(2));
+    size_t adopted = 0;
+    (void)fresh.adopt(old.entries(), at_s(2), &adopted);
+    CHECK(adopted == 2);
+    auto carried = fresh.lookup(0, ip("10.0.0.2"));
+    REQUIRE(carried.has_value());
+    REQUIRE(carried->requesters.size() == 1);
+    CHECK(carried->requesters[0].proto == ip("10.0.0.3"));
+    CHECK(carried->requesters[0].nbma == ip("150.1.3.3"));
+    CHECK(carried->requesters[0].request_id == 798);
+
+    // 10.0.0.2 re-registers from a new NBMA (no unique flag): R3, which resolved it before the
+    // reload, gets the Purge Request with its own request ID, then R2 its reply.
+    auto out = send_to(fresh, registration(2, "150.1.22.22", "10.0.0.2", 360, false), "150.1.22.22",
+                       at_s(5));
+    REQUIRE(out.packets.size() == 2);
+    CHECK(out.packets[0].dst_nbma == ip("150.1.3.3"));
+    packet purge = parsed(out.packets[0].packet);
+    CHECK(purge.hdr.type == op::purge_request);
+    CHECK(purge.request_id == 798);
+    CHECK(purge.dst_proto == ipb("10.0.0.3"));
+    REQUIRE(purge.cies.size() == 1);
+    CHECK(purge.cies[0].client_proto == ipb("10.0.0.2"));
+    CHECK(purge.cies[0].client_nbma == ipb("150.1.2.2"));
+    CHECK(out.packets[1].dst_nbma == ip("150.1.22.22"));
+    CHECK(fresh.pending_purges() == 1);
+
+    // A smaller per-entry cap on the new server keeps what fits and counts the rest.
+    server_config capped;
+    capped.max_requesters_per_entry = 0;
+    server small = make_server({r1_tunnel()}, capped);
+    (void)small.start(at_s(2));
+    (void)small.adopt(old.entries(), at_s(2), &adopted);
+    CHECK(adopted == 2);
+    CHECK(small.lookup(0, ip("10.0.0.2"))->requesters.empty());
+    CHECK(small.tunnel_counters(0)->dropped_of(drop_reason::requesters_full) == 1);
+}
+
 TEST_CASE("server: static maps, multicast maps, several tunnels with their own key",
           "[nhrp_server][config]") {
     tunnel_config a = r1_tunnel();

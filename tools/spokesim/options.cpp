@@ -67,9 +67,10 @@ Load:
   --register-wait S          give up waiting for registrations after S (10 + N/reg-rate)
   --drain S                  keep receiving S after the last data packet (1)
   --no-progress              no progress line on stderr
-  --linger                   after the report, keep the port open until SIGTERM/SIGINT (stop
-                             the hub first: a memif server crashes if its client leaves while
-                             it polls)
+  --linger                   after the report, keep the port open until SIGTERM/SIGINT, so
+                             the hub can stop polling its memif port first (`dmvpnctl port
+                             pause`, or stopping the hub): DPDK 22.11's memif server unmaps
+                             the rings under a polling worker when its client leaves
   --per-spoke                per-spoke objects in the final JSON even for more than 16 spokes
 Abuse and churn (the hub's end-to-end tests):
   --flood-ratio R            R hostile frames per registration while registering: malformed
