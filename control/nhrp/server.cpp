@@ -908,7 +908,13 @@ uint8_t server::register_binding(context& c, const packet& p, cie& request_cie) 
         drop(c.tunnel, drop_reason::refused_nbma_full);
         return cie_code::insufficient_resources;
     }
-    if (!same || !alive) {
+    const bool relength = e.prefix_len != prefix_len;
+    if (!same || !alive || relength) {
+        if (relength) {
+            // The binding under its old length goes (its route with it) before the new one.
+            c.out.events.push_back(
+                event_of(adjacency_change::remove, change_cause::registration, e));
+        }
         // Whoever learnt the old binding hears it is gone before the new one is published.
         purge_requesters(c.out, idx, c.now);
         cache_entry& fresh = _cache.at(idx);
