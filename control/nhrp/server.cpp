@@ -1185,7 +1185,12 @@ void server::serve_resolution_reply(context& c, packet& p) {
 void server::serve_purge_request(context& c, packet& p) {
     const auto& t = _tunnels[c.tunnel];
     const uint32_t src_proto = *ipv4_of(p.src_proto);
-    for (const auto& x : p.cies) {
+    if (p.cies.size() > _config.max_cies_per_request) {
+        drop(c.tunnel, drop_reason::too_many_cies);  // the rest are left alone
+    }
+    const size_t n = std::min(p.cies.size(), _config.max_cies_per_request);
+    for (size_t k = 0; k < n; ++k) {
+        const cie& x = p.cies[k];
         uint32_t address = src_proto;
         if (!x.client_proto.empty()) {
             auto a = ipv4_of(x.client_proto);

@@ -104,10 +104,10 @@ struct server_config {
     uint32_t registration_burst = 10;
     // A source the table has not seen (or one taking a colliding slot over) starts with a full
     // bucket only while fewer than `fresh_buckets_per_s` newcomers a second got one (both
-    // tables together); the others start with one request's worth. The tunnel and global rates
-    // bound the sum.
+    // tables together; 0: always); the others start with one request's worth. The tunnel and
+    // global rates bound the sum.
     size_t rate_limit_slots = 65536;
-    uint32_t fresh_buckets_per_s = 100;
+    uint32_t fresh_buckets_per_s = 1000;
     // All tunnels together: Registration Requests per second (bucket of one second's worth).
     uint32_t global_registration_rate_per_s = 5000;
     // Per outer source address, the other NHRP packets (Resolution, Purge, replies).

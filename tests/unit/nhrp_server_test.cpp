@@ -1091,6 +1091,15 @@ TEST_CASE("server: cache entries per NBMA address and CIEs per request are cappe
     CHECK(reply.cies[1].code == cie_code::success);
     CHECK(reply.cies[2].code == cie_code::insufficient_resources);
     CHECK(c.dropped_of(drop_reason::too_many_cies) == 1);
+    // A Purge Request's CIEs past the cap are left alone (and counted); the rest act.
+    packet purge =
+        cisco_request(op::purge_request, 0, 9, "150.1.6.6", "10.0.0.6", "10.0.0.1", 32, 0, "cisco");
+    purge.cies.push_back(purge.cies[0]);
+    purge.cies.push_back(purge.cies[0]);
+    out = send_to(s, purge, "150.1.6.6", at_s(64));
+    CHECK(only_packet(out).hdr.type == op::purge_reply);
+    CHECK_FALSE(s.lookup(0, ip("10.0.0.6")).has_value());
+    CHECK(c.dropped_of(drop_reason::too_many_cies) == 2);
 }
 
 TEST_CASE("server: holding times are clamped, refreshes leave one timer per entry",
