@@ -804,7 +804,8 @@ nhrp_settings loader::read_nhrp(const value_ref& v, const tunnel& t, bool overla
     nhrp_settings n;
     auto f = mapping(v, {"network-id", "authentication", "holdtime", "registration-timeout", "nhs",
                          "map", "multicast", "phase", "redirect", "redirect-rate-limit", "shortcut",
-                         "max-cache-entries", "registration-rate-limit"});
+                         "max-cache-entries", "registration-rate-limit", "registration-prefixes",
+                         "holdtime-min", "holdtime-max", "max-entries-per-nbma"});
     if (!f) {
         return n;
     }
@@ -905,6 +906,36 @@ nhrp_settings loader::read_nhrp(const value_ref& v, const tunnel& t, bool overla
     }
     read(*f, "redirect-rate-limit", n.redirect_rate_limit, uint_in(1, 1'000'000));
     read(*f, "registration-rate-limit", n.registration_rate_limit, uint_in(1, 1'000'000));
+    read(*f, "max-entries-per-nbma", n.max_entries_per_nbma, uint_in(1, 1u << 24));
+    read(*f, "holdtime-min", n.holdtime_min, uint_in(1, 65535));
+    if (auto x = member(*f, "holdtime-max")) {
+        if (auto m = integer(*x, 1, 65535)) {
+            n.holdtime_max = static_cast<uint16_t>(*m);
+            if (n.holdtime_max < n.holdtime_min) {
+                fail(x->at, x->path,
+                     fmt::format("{} s is below holdtime-min ({} s)", n.holdtime_max,
+                                 n.holdtime_min));
+            }
+        }
+    }
+    if (auto x = member(*f, "registration-prefixes")) {
+        if (auto items = sequence(*x)) {
+            for (const value_ref& e : *items) {
+                auto p = network(e);
+                if (!p) {
+                    n.registration_prefixes.emplace_back();  // keeps the indexes of the paths
+                    continue;
+                }
+                if (p->length == 0 || p->length == 32) {
+                    fail(e.at, e.path,
+                         fmt::format("{}: a prefix of 1..31 bits (a spoke registers its own /32 "
+                                     "without one)",
+                                     to_string(*p)));
+                }
+                n.registration_prefixes.push_back(*p);
+            }
+        }
+    }
     if (auto c = member(*f, "max-cache-entries")) {
         if (auto x = integer(*c, 1, 1u << 24)) {
             n.max_cache_entries = static_cast<uint32_t>(*x);
@@ -1460,6 +1491,31 @@ void loader::validate(topology& t) {
                     fail(where(opath), opath,
                          fmt::format("{} overlaps port \"{}\"'s {}", to_string(tn.overlay_prefix),
                                      t.ports[j].name, to_string(t.ports[j].address.subnet())));
+                }
+            }
+        }
+        // What spokes may register must not take over the hub's connected networks.
+        std::string rpath = child(child(base, "nhrp"), "registration-prefixes");
+        for (size_t k = 0; k < tn.nhrp.registration_prefixes.size(); ++k) {
+            const prefix4& rp = tn.nhrp.registration_prefixes[k];
+            std::string ep = item(rpath, k);
+            if (broken(ep)) {
+                continue;
+            }
+            for (size_t j = 0; j < t.tunnels.size(); ++j) {
+                if (!broken(child(item("tunnels", j), "overlay-prefix")) &&
+                    rp.overlaps(t.tunnels[j].overlay_prefix)) {
+                    fail(where(ep), ep,
+                         fmt::format("{} overlaps tunnel \"{}\"'s overlay prefix {}", to_string(rp),
+                                     t.tunnels[j].name, to_string(t.tunnels[j].overlay_prefix)));
+                }
+            }
+            for (size_t j = 0; j < t.ports.size(); ++j) {
+                if (!broken(child(item("ports", j), "address")) &&
+                    rp.overlaps(t.ports[j].address.subnet())) {
+                    fail(where(ep), ep,
+                         fmt::format("{} overlaps port \"{}\"'s {}", to_string(rp), t.ports[j].name,
+                                     to_string(t.ports[j].address.subnet())));
                 }
             }
         }

@@ -112,6 +112,11 @@ struct nhrp_settings {
     bool shortcut = false;
     uint32_t max_cache_entries = 65536;
     uint32_t registration_rate_limit = 10;  // Registration Requests per second per NBMA source
+    // Prefixes a registration may cover besides the requester's own address (empty: none).
+    std::vector<prefix4> registration_prefixes;
+    uint16_t holdtime_min = 1;  // a registration's holding time is clamped to these bounds
+    uint16_t holdtime_max = 10800;
+    uint32_t max_entries_per_nbma = 256;  // dynamic entries one NBMA address may hold
 
     friend bool operator==(const nhrp_settings&, const nhrp_settings&) = default;
 };

@@ -31,8 +31,9 @@ public:
         _mask = n - 1;
     }
 
-    // A deadline already past comes due at the next advance.
-    void schedule(timestamp deadline, Payload payload) {
+    // A deadline already past comes due at the next advance. Returns the tick it was filed
+    // under, which cancel() needs.
+    uint64_t schedule(timestamp deadline, Payload payload) {
         uint64_t tick = to_tick(deadline, true);
         if (tick <= _current) {
             tick = _current + 1;  // never into the slot being (or already) walked
@@ -44,6 +45,32 @@ public:
             _slots[index].push_back(timer{tick, payload});
         }
         ++_size;
+        return tick;
+    }
+
+    // The tick schedule() would file `deadline` under now.
+    uint64_t tick_of(timestamp deadline) const noexcept {
+        return std::max(to_tick(deadline, true), _current + 1);
+    }
+
+    // Removes the timer filed under `tick` with this payload (compared with ==), so that a
+    // rescheduled deadline leaves nothing behind. Costs one slot's timers. False when there is
+    // none, or when called from inside `fire` for the slot being walked.
+    bool cancel(uint64_t tick, const Payload& payload) {
+        size_t index = tick & _mask;
+        if (index == _walking) {
+            return false;
+        }
+        auto& slot = _slots[index];
+        auto it = std::find_if(slot.begin(), slot.end(), [&](const timer& t) {
+            return t.tick == tick && t.payload == payload;
+        });
+        if (it == slot.end()) {
+            return false;
+        }
+        slot.erase(it);
+        --_size;
+        return true;
     }
 
     // Runs every timer due at or before `now`, calling `fire(payload)`. `fire` may schedule new

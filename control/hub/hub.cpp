@@ -742,7 +742,8 @@ void hub::apply_event(const nhrp::adjacency_event& e, timestamp now) {
     b.cause = e.cause;
     b.carried_until.reset();
     prefix_key pk{e.overlay, e.prefix_len};
-    _binding_routes[pk] = route_want{dp::route_kind::adjacency, 0, nh_key{slot, e.overlay}};
+    _binding_routes[pk] =
+        route_want{dp::route_kind::adjacency, 0, nh_key{slot, e.overlay}, route_distance::nhrp};
     bool existed = _nexthops.contains(nh_key{slot, e.overlay});
     refresh_route(pk);
     if (existed) {
@@ -908,13 +909,11 @@ void hub::expire_nbma_paths(timestamp now) {
 // ---------------------------------------------------------------- routes and adjacencies
 
 const hub::route_want* hub::wanted(const prefix_key& k) const {
-    for (const auto* m : {&_binding_routes, &_glean_routes, &_config_routes}) {
-        auto it = m->find(k);
-        if (it != m->end()) {
-            return &it->second;
-        }
-    }
-    return nullptr;
+    auto in = [&k](const std::map<prefix_key, route_want>& m) -> const route_want* {
+        auto it = m.find(k);
+        return it != m.end() ? &it->second : nullptr;
+    };
+    return preferred_route({in(_glean_routes), in(_config_routes), in(_binding_routes)});
 }
 
 void hub::refresh_route(const prefix_key& k) {
@@ -1201,8 +1200,10 @@ void hub::apply_config_routes() {
     for (const config::route& r : _topo.routes) {
         prefix_key k{r.prefix.network.value, r.prefix.length};
         if (auto slot = _slots.slot(r.egress)) {
-            next[k] = r.via ? route_want{dp::route_kind::adjacency, 0, nh_key{*slot, r.via->value}}
-                            : route_want{dp::route_kind::glean_tunnel, *slot, std::nullopt};
+            next[k] = r.via ? route_want{dp::route_kind::adjacency, 0, nh_key{*slot, r.via->value},
+                                         route_distance::static_route}
+                            : route_want{dp::route_kind::glean_tunnel, *slot, std::nullopt,
+                                         route_distance::static_route};
             continue;
         }
         for (const port_rt& p : _ports) {
@@ -1210,8 +1211,10 @@ void hub::apply_config_routes() {
                 continue;
             }
             auto egress = static_cast<uint16_t>(dp::glean_lan_port_bit | p.opened.id);
-            next[k] = r.via ? route_want{dp::route_kind::adjacency, 0, nh_key{egress, r.via->value}}
-                            : route_want{dp::route_kind::glean_lan, p.opened.id, std::nullopt};
+            next[k] = r.via ? route_want{dp::route_kind::adjacency, 0, nh_key{egress, r.via->value},
+                                         route_distance::static_route}
+                            : route_want{dp::route_kind::glean_lan, p.opened.id, std::nullopt,
+                                         route_distance::static_route};
         }
     }
     std::vector<prefix_key> touched;

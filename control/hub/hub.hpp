@@ -126,6 +126,7 @@ private:
         dp::route_kind kind = dp::route_kind::blackhole;
         uint32_t index = 0;
         std::optional<nh_key> nh;
+        uint8_t distance = route_distance::connected;  // the lowest wins (preferred_route)
         bool operator==(const route_want&) const = default;
     };
     using prefix_key = std::pair<uint32_t, uint8_t>;

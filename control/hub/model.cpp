@@ -109,6 +109,12 @@ nhrp::tunnel_config tunnel_config_of(const config::tunnel& tun, uint16_t slot,
         c.nhs_peers.push_back(nhrp::nhs_peer{m.overlay.value, m.nbma.value});
     }
     c.max_cache_entries = tun.nhrp.max_cache_entries;
+    c.max_entries_per_nbma = tun.nhrp.max_entries_per_nbma;
+    c.holdtime_min_s = tun.nhrp.holdtime_min;
+    c.holdtime_max_s = tun.nhrp.holdtime_max;
+    for (const config::prefix4& p : tun.nhrp.registration_prefixes) {
+        c.registration_prefixes.push_back(nhrp::prefix{p.network.value, p.length});
+    }
     if (tun.nhrp.phase >= 2) {
         c.route = route;
     }

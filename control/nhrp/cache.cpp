@@ -17,6 +17,8 @@ std::string_view name(entry_type t) noexcept {
 namespace {
 
 constexpr size_t min_slots = 16;
+// A std::set node: three pointers, a colour and the 8-byte key, as libstdc++ lays it out.
+constexpr size_t prefix_node_bytes = 3 * sizeof(void*) + sizeof(void*) + sizeof(uint64_t);
 
 size_t slots_for(size_t entries) {
     // Linear probing stays short below half full.
@@ -104,21 +106,40 @@ void cache::prefetch_entry(uint16_t tunnel, uint32_t address) const noexcept {
     }
 }
 
-uint32_t cache::find_covering(uint16_t tunnel, uint32_t address) const noexcept {
-    uint32_t best = npos;
-    int best_len = -1;
-    for (uint32_t i : _prefixes) {
-        const cache_entry& e = _entries[i];
-        if (e.tunnel != tunnel) {
+uint32_t cache::find_covering(uint16_t tunnel, uint32_t address, uint8_t below) const noexcept {
+    for (int len = std::min<int>(below, 32) - 1; len >= 0; --len) {
+        if ((_prefix_lengths & (uint32_t{1} << len)) == 0) {
             continue;
         }
-        uint32_t mask = e.prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - e.prefix_len);
-        if ((address & mask) == e.address && e.prefix_len > best_len) {
-            best = i;
-            best_len = e.prefix_len;
+        uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+        uint32_t i = find(tunnel, address & mask);
+        if (i != npos && _entries[i].prefix_len == len) {
+            return i;
         }
     }
-    return best;
+    return npos;
+}
+
+void cache::add_prefix(uint32_t index) {
+    const cache_entry& e = _entries[index];
+    if (e.prefix_len >= 32) {
+        return;
+    }
+    if (_prefix_count[e.prefix_len]++ == 0) {
+        _prefix_lengths |= uint32_t{1} << e.prefix_len;
+    }
+    _prefix_order.insert(key_of(e.tunnel, e.address));
+}
+
+void cache::remove_prefix(uint32_t index) {
+    const cache_entry& e = _entries[index];
+    if (e.prefix_len >= 32) {
+        return;
+    }
+    if (--_prefix_count[e.prefix_len] == 0) {
+        _prefix_lengths &= ~(uint32_t{1} << e.prefix_len);
+    }
+    _prefix_order.erase(key_of(e.tunnel, e.address));
 }
 
 uint32_t cache::insert(uint16_t tunnel, uint32_t address, uint8_t prefix_len) {
@@ -143,9 +164,7 @@ uint32_t cache::insert(uint16_t tunnel, uint32_t address, uint8_t prefix_len) {
     e.live = true;
     place(index);
     ++_size;
-    if (prefix_len < 32) {
-        _prefixes.push_back(index);
-    }
+    add_prefix(index);
     return index;
 }
 
@@ -173,9 +192,7 @@ void cache::erase(uint32_t index) {
         }
     }
     _index[hole] = slot{};
-    if (e.prefix_len < 32) {
-        std::erase(_prefixes, index);
-    }
+    remove_prefix(index);
     e.live = false;
     ++e.generation;
     _free_entries.push_back(index);
@@ -183,14 +200,9 @@ void cache::erase(uint32_t index) {
 }
 
 void cache::set_prefix_len(uint32_t index, uint8_t prefix_len) {
-    cache_entry& e = _entries[index];
-    if (e.prefix_len < 32) {
-        std::erase(_prefixes, index);
-    }
-    e.prefix_len = prefix_len;
-    if (prefix_len < 32) {
-        _prefixes.push_back(index);
-    }
+    remove_prefix(index);
+    _entries[index].prefix_len = prefix_len;
+    add_prefix(index);
 }
 
 bool cache::add_requester(uint32_t index, const requester& r, size_t max) {
@@ -267,7 +279,7 @@ std::vector<requester> cache::take_requesters(uint32_t index) {
 
 size_t cache::memory_bytes() const noexcept {
     return _entries.capacity() * sizeof(cache_entry) + _free_entries.capacity() * sizeof(uint32_t) +
-           _index.capacity() * sizeof(slot) + _prefixes.capacity() * sizeof(uint32_t) +
+           _index.capacity() * sizeof(slot) + _prefix_order.size() * prefix_node_bytes +
            _chunks.capacity() * sizeof(requester_chunk) +
            _free_chunks.capacity() * sizeof(uint32_t);
 }

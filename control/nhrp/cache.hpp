@@ -1,11 +1,15 @@
 // The NHS's NHRP cache: compact entries in a slab, an open-addressing index keyed by
 // (tunnel, overlay address), requesters in a shared pool. Sized for a million spokes per core.
+// Prefix entries (shorter than /32) live in the same index: a longest match probes it once per
+// prefix length in use (at most 32 probes, however many prefixes there are), and an ordered
+// index of them answers "what lies inside this prefix" for overlap checks.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <set>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -87,8 +91,27 @@ public:
     // that has had time to arrive) the entry it points to, so that find() later hits the cache.
     void prefetch_slot(uint16_t tunnel, uint32_t address) const noexcept;
     void prefetch_entry(uint16_t tunnel, uint32_t address) const noexcept;
-    // The longest registered or static prefix (shorter than /32) covering `address`.
-    uint32_t find_covering(uint16_t tunnel, uint32_t address) const noexcept;
+    // The longest registered or static prefix shorter than `below` (and than /32) covering
+    // `address`: one index probe per prefix length in use.
+    uint32_t find_covering(uint16_t tunnel, uint32_t address, uint8_t below = 32) const noexcept;
+    // The first prefix entry (shorter than /32) of `tunnel` whose address lies in
+    // `network`/`prefix_len` and that `skip` does not reject; npos if none. Walks only the
+    // prefixes inside that range.
+    template <typename Skip>
+    uint32_t find_prefix_within(uint16_t tunnel, uint32_t network, uint8_t prefix_len,
+                                Skip&& skip) const {
+        uint32_t span = prefix_len == 0 ? ~uint32_t{0} : ~(~uint32_t{0} << (32 - prefix_len));
+        uint64_t lo = key_of(tunnel, network);
+        uint64_t hi = key_of(tunnel, network | span);
+        for (auto it = _prefix_order.lower_bound(lo); it != _prefix_order.end() && *it <= hi;
+             ++it) {
+            uint32_t i = find(tunnel, static_cast<uint32_t>(*it));
+            if (i != npos && !skip(_entries[i])) {
+                return i;
+            }
+        }
+        return npos;
+    }
     // Inserts a blank live entry keyed (tunnel, address, prefix_len); the key must be absent.
     uint32_t insert(uint16_t tunnel, uint32_t address, uint8_t prefix_len);
     void erase(uint32_t index);
@@ -136,6 +159,11 @@ private:
     };
 
     static uint64_t hash(uint16_t tunnel, uint32_t address) noexcept;
+    static uint64_t key_of(uint16_t tunnel, uint32_t address) noexcept {
+        return uint64_t{tunnel} << 32 | address;
+    }
+    void add_prefix(uint32_t index);
+    void remove_prefix(uint32_t index);
     void rehash(size_t slots);
     void place(uint32_t entry_index);
 
@@ -144,7 +172,11 @@ private:
     std::vector<slot> _index;
     size_t _mask = 0;
     size_t _size = 0;
-    std::vector<uint32_t> _prefixes;  // entries with prefix_len < 32, searched linearly (few)
+    // Entries with prefix_len < 32: how many of each length (a longest match probes only the
+    // lengths in use), and their keys in order for range queries.
+    std::array<uint32_t, 32> _prefix_count{};
+    uint32_t _prefix_lengths = 0;  // bit L set: some entry has prefix length L
+    std::set<uint64_t> _prefix_order;
     std::vector<requester_chunk> _chunks;
     std::vector<uint32_t> _free_chunks;
 };

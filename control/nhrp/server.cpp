@@ -22,6 +22,10 @@ std::string_view name(config_error e) noexcept {
             return "static_map_prefix_too_long";
         case config_error::too_many_tunnels:
             return "too_many_tunnels";
+        case config_error::registration_prefix_too_long:
+            return "registration_prefix_too_long";
+        case config_error::holdtime_bounds:
+            return "holdtime_bounds";
     }
     return "unknown";
 }
@@ -75,6 +79,15 @@ constexpr std::string_view drop_reason_names[] = {
     "refused_unique",
     "refused_static",
     "refused_address",
+    "refused_prefix",
+    "refused_overlap",
+    "refused_nbma_full",
+    "too_many_cies",
+    "registration_tunnel_rate_limited",
+    "registration_global_rate_limited",
+    "packet_rate_limited",
+    "packet_tunnel_rate_limited",
+    "unmatched_reply",
     "unreachable",
     "purge_not_owner",
     "unknown_purge_reply",
@@ -214,6 +227,7 @@ counters& counters::operator+=(const counters& o) noexcept {
         dropped[i] += o.dropped[i];
     }
     purge_retransmits += o.purge_retransmits;
+    holdtime_clamped += o.holdtime_clamped;
     return *this;
 }
 
@@ -240,6 +254,14 @@ wire::result<server, config_error> server::create(server_config config) {
                 return wire::fail(config_error::static_map_prefix_too_long);
             }
         }
+        for (const auto& a : t.registration_prefixes) {
+            if (a.length > 32) {
+                return wire::fail(config_error::registration_prefix_too_long);
+            }
+        }
+        if (t.holdtime_min_s == 0 || t.holdtime_min_s > t.holdtime_max_s) {
+            return wire::fail(config_error::holdtime_bounds);
+        }
         for (size_t j = 0; j < i; ++j) {
             if (config.tunnels[j].id == t.id) {
                 return wire::fail(config_error::duplicate_tunnel_id);
@@ -254,6 +276,8 @@ server::server(server_config config)
       _cache(_config.initial_cache_capacity),
       _wheel(_config.timer_resolution, 4096),
       _buckets(std::max<size_t>(_config.rate_limit_slots, 1)),
+      _packet_buckets(std::max<size_t>(_config.rate_limit_slots, 1)),
+      _forwarded(std::max<size_t>(_config.forwarded_slots, 1)),
       _redirects(std::max<size_t>(_config.redirect_slots, 1)) {
     for (auto& t : _config.tunnels) {
         tunnel_state s;
@@ -310,7 +334,8 @@ outputs server::adopt(std::span<const entry_view> entries, timestamp now, size_t
         const uint32_t subnet = prefix_mask(t.cfg.overlay_prefix_len);
         if ((v.via & subnet) != (t.cfg.overlay_address & subnet) ||
             v.via == t.cfg.overlay_address || v.address == t.cfg.overlay_address ||
-            _cache.find(*ti, v.address) != cache::npos || t.entries >= t.cfg.max_cache_entries) {
+            _cache.find(*ti, v.address) != cache::npos || t.entries >= t.cfg.max_cache_entries ||
+            entries_of_nbma(v.nbma) >= t.cfg.max_entries_per_nbma) {
             continue;
         }
         uint32_t idx = _cache.insert(*ti, v.address, v.prefix_len);
@@ -326,6 +351,7 @@ outputs server::adopt(std::span<const entry_view> entries, timestamp now, size_t
             }
         }
         ++t.entries;
+        count_nbma(e.nbma, 1);
         schedule_expiry(idx);
         out.events.push_back(event_of(adjacency_change::add, change_cause::carried, e));
         ++taken;
@@ -356,20 +382,45 @@ bool server::usable(const cache_entry& e, int64_t now_ms) const noexcept {
     return e.type != entry_type::dynamic || e.expires_ms > now_ms;
 }
 
-bool server::take_token(uint32_t source, int64_t now_ms) {
-    if (_config.registration_rate_per_s == 0) {
+bool server::rate::take(uint32_t per_s, uint32_t burst, int64_t now_ms) noexcept {
+    if (per_s == 0) {
         return true;
     }
-    const uint32_t burst = std::max<uint32_t>(_config.registration_burst, 1) * 1000;
-    bucket& b = _buckets[mix(source) % _buckets.size()];
+    const uint64_t cap = uint64_t{std::max<uint32_t>(burst, 1)} * 1000;
+    if (!started) {
+        tokens_milli = cap;
+        refill_ms = now_ms;
+        started = true;
+    } else if (now_ms > refill_ms) {
+        tokens_milli =
+            std::min(cap, tokens_milli + static_cast<uint64_t>(now_ms - refill_ms) * per_s);
+        refill_ms = now_ms;
+    }
+    if (tokens_milli < 1000) {
+        return false;
+    }
+    tokens_milli -= 1000;
+    return true;
+}
+
+bool server::take_from(std::vector<bucket>& table, uint32_t source, uint32_t per_s, uint32_t burst,
+                       int64_t now_ms) {
+    if (per_s == 0) {
+        return true;
+    }
+    const uint32_t cap = std::max<uint32_t>(burst, 1) * 1000;
+    bucket& b = table[mix(source) % table.size()];
     if (!b.used || b.source != source) {
-        // A newcomer (or a colliding source) starts full: taking a slot over can only ever give a
-        // legitimate spoke a fresh bucket, never starve it.
-        b = bucket{source, burst, now_ms, true};
+        // A newcomer (or a colliding source taking the slot over) starts full only while full
+        // buckets are being handed out slower than `fresh_buckets_per_s`; past that, with one
+        // request's worth (a spoke's registration still goes through): a flood of forged
+        // addresses cannot collect a burst each.
+        const bool full =
+            _fresh_buckets.take(_config.fresh_buckets_per_s, _config.fresh_buckets_per_s, now_ms);
+        b = bucket{source, full ? cap : 1000, now_ms, true};
     } else if (now_ms > b.last_ms) {
-        uint64_t refill =
-            static_cast<uint64_t>(now_ms - b.last_ms) * _config.registration_rate_per_s;
-        b.tokens_milli = static_cast<uint32_t>(std::min<uint64_t>(burst, b.tokens_milli + refill));
+        uint64_t refill = static_cast<uint64_t>(now_ms - b.last_ms) * per_s;
+        b.tokens_milli = static_cast<uint32_t>(std::min<uint64_t>(cap, b.tokens_milli + refill));
         b.last_ms = now_ms;
     }
     if (b.tokens_milli < 1000) {
@@ -377,6 +428,56 @@ bool server::take_token(uint32_t source, int64_t now_ms) {
     }
     b.tokens_milli -= 1000;
     return true;
+}
+
+// Turns a flood away before it costs a parse: per source, then per tunnel, then (for
+// registrations) across tunnels.
+bool server::admit(context& c, uint8_t type) {
+    auto& t = _tunnels[c.tunnel];
+    if (type == static_cast<uint8_t>(op::registration_request)) {
+        if (!take_from(_buckets, c.outer_src, _config.registration_rate_per_s,
+                       _config.registration_burst, c.now_ms)) {
+            drop(c.tunnel, drop_reason::rate_limited);
+            return false;
+        }
+        if (!t.registrations.take(t.cfg.registration_rate_per_s, t.cfg.registration_rate_per_s,
+                                  c.now_ms)) {
+            drop(c.tunnel, drop_reason::registration_tunnel_rate_limited);
+            return false;
+        }
+        if (!_global_registrations.take(_config.global_registration_rate_per_s,
+                                        _config.global_registration_rate_per_s, c.now_ms)) {
+            drop(c.tunnel, drop_reason::registration_global_rate_limited);
+            return false;
+        }
+        return true;
+    }
+    if (!take_from(_packet_buckets, c.outer_src, _config.packet_rate_per_s, _config.packet_burst,
+                   c.now_ms)) {
+        drop(c.tunnel, drop_reason::packet_rate_limited);
+        return false;
+    }
+    if (!t.packets.take(t.cfg.packet_rate_per_s, t.cfg.packet_rate_per_s, c.now_ms)) {
+        drop(c.tunnel, drop_reason::packet_tunnel_rate_limited);
+        return false;
+    }
+    return true;
+}
+
+void server::count_nbma(uint32_t nbma, int delta) {
+    if (delta > 0) {
+        ++_per_nbma[nbma];
+        return;
+    }
+    auto it = _per_nbma.find(nbma);
+    if (it != _per_nbma.end() && --it->second == 0) {
+        _per_nbma.erase(it);
+    }
+}
+
+size_t server::entries_of_nbma(uint32_t nbma) const noexcept {
+    auto it = _per_nbma.find(nbma);
+    return it == _per_nbma.end() ? 0 : it->second;
 }
 
 bool server::check_authentication(const tunnel_state& t, const packet& p) const {
@@ -438,12 +539,14 @@ void server::send(outputs& out, uint16_t tunnel, uint32_t dst, const packet& p) 
 }
 
 void server::send_error(context& c, uint16_t code, uint16_t offset, const packet* offending) {
-    // Never in answer to an Error Indication (RFC 2332 5.2.7), and never faster than the
-    // source's token bucket: a forged source must not turn the hub into a reflector.
+    // Never in answer to an Error Indication (RFC 2332 5.2.7), at most one per packet admitted
+    // and never faster than the tunnel's packet rate: forged sources must not turn the hub into
+    // a reflector.
     if (offending != nullptr && offending->hdr.type == op::error_indication) {
         return;
     }
-    if (!take_token(c.outer_src, c.now_ms)) {
+    auto& tun = _tunnels[c.tunnel];
+    if (!tun.packets.take(tun.cfg.packet_rate_per_s, tun.cfg.packet_rate_per_s, c.now_ms)) {
         drop(c.tunnel, drop_reason::error_indication_suppressed);
         return;
     }
@@ -537,12 +640,8 @@ outputs server::handle(uint32_t tunnel_id, uint32_t outer_src_nbma, std::span<co
     c.now = now;
     c.now_ms = to_ms(now);
     c.raw = nhrp;
-    // A flood of registrations is turned away before it costs a parse.
     constexpr size_t type_offset = 17;
-    if (nhrp.size() > type_offset &&
-        nhrp[type_offset] == static_cast<uint8_t>(op::registration_request) &&
-        !take_token(outer_src_nbma, c.now_ms)) {
-        drop(c.tunnel, drop_reason::rate_limited);
+    if (!admit(c, nhrp.size() > type_offset ? nhrp[type_offset] : 0)) {
         return {};
     }
     // The cache lookup this packet will make is two dependent memory loads on a large cache:
@@ -650,8 +749,15 @@ void server::serve_registration(context& c, packet& p) {
         send_error(c, error_code::protocol_error, static_cast<uint16_t>(offset_address_area), &p);
         return;
     }
-    for (auto& entry : p.cies) {
-        entry.code = register_binding(c, p, entry);
+    for (size_t i = 0; i < p.cies.size(); ++i) {
+        if (i < _config.max_cies_per_request) {
+            p.cies[i].code = register_binding(c, p, p.cies[i]);
+        } else {
+            p.cies[i].code = cie_code::insufficient_resources;
+        }
+    }
+    if (p.cies.size() > _config.max_cies_per_request) {
+        drop(c.tunnel, drop_reason::too_many_cies);
     }
     const bool nat = c.outer_src != *ipv4_of(p.src_nbma);
     p.hdr.type = op::registration_reply;
@@ -679,7 +785,47 @@ void server::serve_registration(context& c, packet& p) {
     send(c.out, c.tunnel, c.outer_src, p);
 }
 
-uint8_t server::register_binding(context& c, const packet& p, const cie& request_cie) {
+std::optional<drop_reason> server::refuse_prefix(uint16_t tunnel, uint32_t via, uint32_t address,
+                                                 uint8_t prefix_len) const {
+    const auto& t = _tunnels[tunnel];
+    const uint32_t mask = prefix_mask(prefix_len);
+    bool allowed = false;
+    for (const prefix& a : t.cfg.registration_prefixes) {
+        allowed =
+            allowed || (prefix_len >= a.length && (address & prefix_mask(a.length)) == a.network);
+    }
+    if (!allowed) {
+        return drop_reason::refused_prefix;
+    }
+    // Never over the hub's own overlay subnets, where the spokes' host bindings live.
+    for (const auto& other : _tunnels) {
+        const uint8_t shorter = std::min(prefix_len, other.cfg.overlay_prefix_len);
+        if ((address & prefix_mask(shorter)) ==
+            (other.cfg.overlay_address & prefix_mask(shorter))) {
+            return drop_reason::refused_prefix;
+        }
+    }
+    // Nor over what another station registered: a prefix covering this one, or inside it.
+    auto own = [via](const cache_entry& e) {
+        return e.type == entry_type::dynamic && e.via == via;
+    };
+    for (uint8_t below = prefix_len;;) {
+        uint32_t i = _cache.find_covering(tunnel, address, below);
+        if (i == cache::npos) {
+            break;
+        }
+        if (!own(_cache.at(i))) {
+            return drop_reason::refused_overlap;
+        }
+        below = _cache.at(i).prefix_len;
+    }
+    if (_cache.find_prefix_within(tunnel, address & mask, prefix_len, own) != cache::npos) {
+        return drop_reason::refused_overlap;
+    }
+    return std::nullopt;
+}
+
+uint8_t server::register_binding(context& c, const packet& p, cie& request_cie) {
     auto& t = _tunnels[c.tunnel];
     const uint32_t src_proto = *ipv4_of(p.src_proto);
     const uint32_t claimed = *ipv4_of(p.src_nbma);
@@ -696,18 +842,35 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
     uint8_t prefix_len = request_cie.prefix_length == 0 || request_cie.prefix_length >= 32
                              ? 32
                              : request_cie.prefix_length;
-    address &= prefix_mask(prefix_len);
     const uint32_t subnet = prefix_mask(t.cfg.overlay_prefix_len);
     // Only stations on this tunnel's overlay subnet register, and none as the hub itself.
     if ((src_proto & subnet) != (t.cfg.overlay_address & subnet) ||
-        src_proto == t.cfg.overlay_address || address == t.cfg.overlay_address) {
+        src_proto == t.cfg.overlay_address) {
         drop(c.tunnel, drop_reason::refused_address);
         return cie_code::administratively_prohibited;
     }
+    // A station binds its own address (as IOS and FRR spokes register); anything else must be
+    // a prefix the tunnel allows and nobody else holds.
+    if (prefix_len == 32 && address != src_proto) {
+        drop(c.tunnel, drop_reason::refused_address);
+        return cie_code::administratively_prohibited;
+    }
+    address &= prefix_mask(prefix_len);
+    if (prefix_len < 32) {
+        if (auto why = refuse_prefix(c.tunnel, src_proto, address, prefix_len)) {
+            drop(c.tunnel, *why);
+            return cie_code::administratively_prohibited;
+        }
+    }
     const bool unique = (p.flags & flag::reg_u) != 0;
     const bool nat = c.outer_src != claimed;
-    const uint16_t hold =
-        request_cie.holding_time != 0 ? request_cie.holding_time : t.cfg.holdtime_s;
+    uint16_t hold = request_cie.holding_time != 0 ? request_cie.holding_time : t.cfg.holdtime_s;
+    if (hold < t.cfg.holdtime_min_s || hold > t.cfg.holdtime_max_s) {
+        // The reply carries the holding time kept, so the station renews in time.
+        hold = std::clamp(hold, t.cfg.holdtime_min_s, t.cfg.holdtime_max_s);
+        request_cie.holding_time = hold;
+        ++t.stats.holdtime_clamped;
+    }
     const int64_t expires = c.now_ms + int64_t{hold} * 1000;
     auto fill = [&](cache_entry& e) {
         e.via = src_proto;
@@ -728,12 +891,17 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
             drop(c.tunnel, drop_reason::refused_cache_full);
             return cie_code::insufficient_resources;
         }
+        if (entries_of_nbma(c.outer_src) >= t.cfg.max_entries_per_nbma) {
+            drop(c.tunnel, drop_reason::refused_nbma_full);
+            return cie_code::insufficient_resources;
+        }
         idx = _cache.insert(c.tunnel, address, prefix_len);
         cache_entry& e = _cache.at(idx);
         fill(e);
         e.created_ms = c.now_ms;
         e.expires_ms = expires;
         ++t.entries;
+        count_nbma(e.nbma, 1);
         schedule_expiry(idx);
         c.out.events.push_back(event_of(adjacency_change::add, change_cause::registration, e));
         return cie_code::success;
@@ -750,12 +918,23 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
         drop(c.tunnel, drop_reason::refused_unique);
         return cie_code::unique_address_already_registered;
     }
-    const int64_t old_expiry = e.expires_ms;
-    if (!same || !alive) {
+    if (e.nbma != c.outer_src && entries_of_nbma(c.outer_src) >= t.cfg.max_entries_per_nbma) {
+        drop(c.tunnel, drop_reason::refused_nbma_full);
+        return cie_code::insufficient_resources;
+    }
+    const bool relength = e.prefix_len != prefix_len;
+    if (!same || !alive || relength) {
+        if (relength) {
+            // The binding under its old length goes (its route with it) before the new one.
+            c.out.events.push_back(
+                event_of(adjacency_change::remove, change_cause::registration, e));
+        }
         // Whoever learnt the old binding hears it is gone before the new one is published.
         purge_requesters(c.out, idx, c.now);
         cache_entry& fresh = _cache.at(idx);
+        count_nbma(fresh.nbma, -1);
         fill(fresh);
+        count_nbma(fresh.nbma, 1);
         _cache.set_prefix_len(idx, prefix_len);
         fresh.created_ms = c.now_ms;
         fresh.expires_ms = expires;
@@ -767,9 +946,7 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
     }
     fill(e);
     e.expires_ms = expires;
-    if (expires < old_expiry) {
-        schedule_expiry(idx);  // the pending timer would be late; it is now stale
-    }
+    schedule_expiry(idx);
     return cie_code::success;
 }
 
@@ -945,7 +1122,42 @@ void server::forward(context& c, packet& p, uint16_t out_tunnel, uint32_t dst_nb
         x->raw.clear();
     }
     put_authentication(t, p);
+    const size_t sent = c.out.packets.size();
     send(c.out, out_tunnel, dst_nbma, p);
+    if (p.hdr.type == op::resolution_request && c.out.packets.size() > sent) {
+        remember_forwarded(p, c.now_ms);
+    }
+}
+
+// A forwarded Resolution Request's reply carries its request ID, source (the requester) and
+// destination (the target) unchanged (RFC 2332 5.2.2): one direct-mapped slot per triple, kept
+// for `forwarded_timeout`; a newer request that hashes to the same slot takes it over.
+server::forwarded_request& server::forwarded_slot(const packet& p, uint32_t& requester,
+                                                  uint32_t& target) {
+    requester = *ipv4_of(p.src_proto);
+    target = *ipv4_of(p.dst_proto);
+    return _forwarded[mix((uint64_t{requester} << 32 | target) ^ mix(p.request_id)) %
+                      _forwarded.size()];
+}
+
+void server::remember_forwarded(const packet& p, int64_t now_ms) {
+    uint32_t requester = 0;
+    uint32_t target = 0;
+    forwarded_request& f = forwarded_slot(p, requester, target);
+    f = forwarded_request{requester, target, p.request_id,
+                          now_ms + _config.forwarded_timeout.count(), true};
+}
+
+bool server::take_forwarded(const packet& p, int64_t now_ms) {
+    uint32_t requester = 0;
+    uint32_t target = 0;
+    forwarded_request& f = forwarded_slot(p, requester, target);
+    if (!f.used || f.requester != requester || f.target != target || f.request_id != p.request_id ||
+        f.expires_ms < now_ms) {
+        return false;
+    }
+    f.used = false;  // one reply per request forwarded
+    return true;
 }
 
 void server::serve_resolution_reply(context& c, packet& p) {
@@ -972,6 +1184,12 @@ void server::serve_resolution_reply(context& c, packet& p) {
         drop(c.tunnel, drop_reason::no_route_for_reply);
         return;
     }
+    // Only the answer to a request this hub forwarded goes on: nobody else can push a binding
+    // into a spoke's cache through the hub.
+    if (!take_forwarded(p, c.now_ms)) {
+        drop(c.tunnel, drop_reason::unmatched_reply);
+        return;
+    }
     forward(c, p, c.tunnel, _cache.at(idx).nbma, ext::reverse_transit);
 }
 
@@ -981,7 +1199,12 @@ void server::serve_resolution_reply(context& c, packet& p) {
 void server::serve_purge_request(context& c, packet& p) {
     const auto& t = _tunnels[c.tunnel];
     const uint32_t src_proto = *ipv4_of(p.src_proto);
-    for (const auto& x : p.cies) {
+    if (p.cies.size() > _config.max_cies_per_request) {
+        drop(c.tunnel, drop_reason::too_many_cies);  // the rest are left alone
+    }
+    const size_t n = std::min(p.cies.size(), _config.max_cies_per_request);
+    for (size_t k = 0; k < n; ++k) {
+        const cie& x = p.cies[k];
         uint32_t address = src_proto;
         if (!x.client_proto.empty()) {
             auto a = ipv4_of(x.client_proto);
@@ -1106,14 +1329,36 @@ void server::remove_entry(outputs& out, uint32_t index, change_cause cause, time
     purge_requesters(out, index, now);
     auto& t = _tunnels[_cache.at(index).tunnel];
     --t.entries;
+    if (_cache.at(index).type == entry_type::dynamic) {
+        count_nbma(_cache.at(index).nbma, -1);
+    }
+    cancel_expiry(index);
     _cache.erase(index);
 }
 
 void server::schedule_expiry(uint32_t index) {
     cache_entry& e = _cache.at(index);
-    // One live timer per entry: a new one makes any earlier one stale.
+    if (index >= _expiry_tick.size()) {
+        _expiry_tick.resize(std::max<size_t>(index + 1, _expiry_tick.size() * 2), 0);
+    }
+    // One timer per entry, at its expiry or before it (it then moves itself on): a refresh that
+    // pushes the expiry later leaves the pending timer be, one that brings it closer replaces it.
+    uint64_t& pending = _expiry_tick[index];
+    if (pending != 0) {
+        if (pending <= _wheel.tick_of(from_ms(e.expires_ms))) {
+            return;
+        }
+        cancel_expiry(index);
+    }
     ++e.generation;
-    _wheel.schedule(from_ms(e.expires_ms), timer_ref{index, e.generation});
+    pending = _wheel.schedule(from_ms(e.expires_ms), timer_ref{index, e.generation});
+}
+
+void server::cancel_expiry(uint32_t index) {
+    if (index < _expiry_tick.size() && _expiry_tick[index] != 0) {
+        _wheel.cancel(_expiry_tick[index], timer_ref{index, _cache.at(index).generation});
+        _expiry_tick[index] = 0;
+    }
 }
 
 void server::on_timer(outputs& out, timer_ref ref, timestamp now) {
@@ -1145,8 +1390,9 @@ void server::on_timer(outputs& out, timer_ref ref, timestamp now) {
         return;
     }
     if (!_cache.valid(ref.kind_and_index, ref.generation)) {
-        return;  // refreshed, replaced or removed since
+        return;  // removed since (its slot reused)
     }
+    _expiry_tick[ref.kind_and_index] = 0;  // this one, firing
     const cache_entry& e = _cache.at(ref.kind_and_index);
     if (e.type != entry_type::dynamic) {
         return;
@@ -1225,23 +1471,9 @@ outputs server::on_redirect_candidate(uint32_t tunnel_id, uint32_t src_overlay, 
     }
     // `redirect-rate-limit`: the tunnel as a whole sends at most so many per second.
     auto& tun = _tunnels[*ti];
-    if (t.cfg.redirect_rate_per_s != 0) {
-        const uint64_t cap = uint64_t{t.cfg.redirect_rate_per_s} * 1000;
-        if (!tun.redirect_bucket_started) {
-            tun.redirect_tokens_milli = cap;
-            tun.redirect_refill_ms = now_ms;
-            tun.redirect_bucket_started = true;
-        } else if (now_ms > tun.redirect_refill_ms) {
-            uint64_t add =
-                static_cast<uint64_t>(now_ms - tun.redirect_refill_ms) * t.cfg.redirect_rate_per_s;
-            tun.redirect_tokens_milli = std::min(cap, tun.redirect_tokens_milli + add);
-            tun.redirect_refill_ms = now_ms;
-        }
-        if (tun.redirect_tokens_milli < 1000) {
-            drop(*ti, drop_reason::redirect_tunnel_rate_limited);
-            return out;
-        }
-        tun.redirect_tokens_milli -= 1000;
+    if (!tun.redirects.take(t.cfg.redirect_rate_per_s, t.cfg.redirect_rate_per_s, now_ms)) {
+        drop(*ti, drop_reason::redirect_tunnel_rate_limited);
+        return out;
     }
     rs = redirect_slot{key, now_ms, true};
 

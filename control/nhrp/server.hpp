@@ -40,6 +40,12 @@ struct static_map {
     bool multicast = false;
 };
 
+// A prefix a registration may cover (`registration-prefixes`).
+struct prefix {
+    uint32_t network = 0;
+    uint8_t length = 32;
+};
+
 // Another NHS (hub-to-hub): unresolvable Resolution Requests are forwarded there.
 struct nhs_peer {
     uint32_t overlay = 0;
@@ -58,8 +64,22 @@ struct tunnel_config {
     uint32_t network_id = 1;
     std::string authentication;  // cleartext key, at most 8 bytes; empty = none
     uint16_t holdtime_s = 7200;  // ours: Responder/transit CIEs, and when a CIE says 0
-    uint16_t mtu = 1514;         // in the CIEs the hub originates
-    bool redirect = false;       // `ip nhrp redirect`
+    // A registration's holding time is clamped to these bounds (the reply says what was kept).
+    uint16_t holdtime_min_s = 1;
+    uint16_t holdtime_max_s = 10800;
+    // What a registration may bind besides the requester's own address (a /32, the source
+    // protocol address): prefixes inside one of these, none overlapping an overlay subnet of
+    // this hub or another station's registered prefix. Empty: own address only.
+    std::vector<prefix> registration_prefixes;
+    // Registration Requests the tunnel accepts per second, all sources together (a bucket of
+    // one second's worth); 0: no tunnel-wide cap.
+    uint32_t registration_rate_per_s = 1000;
+    // The other NHRP packets (Resolution, Purge, replies) the tunnel accepts per second.
+    uint32_t packet_rate_per_s = 2000;
+    // Dynamic entries one NBMA address may hold (spokes behind one NAT share theirs).
+    size_t max_entries_per_nbma = 256;
+    uint16_t mtu = 1514;    // in the CIEs the hub originates
+    bool redirect = false;  // `ip nhrp redirect`
     // IOS in Phase 3 forwards a Resolution Request for a registered spoke to that spoke, which
     // answers for its own networks; off, the hub answers authoritatively itself (Phase 2).
     bool forward_resolution_to_owner = false;
@@ -82,7 +102,21 @@ struct server_config {
     // at 1, 2, 4... seconds, so a few a second is plenty.
     uint32_t registration_rate_per_s = 5;
     uint32_t registration_burst = 10;
-    size_t rate_limit_slots = 65536;  // bounded: a colliding source takes the slot over, full
+    // A source the table has not seen (or one taking a colliding slot over) starts with a full
+    // bucket only while fewer than `fresh_buckets_per_s` newcomers a second got one (both
+    // tables together; 0: always); the others start with one request's worth. The tunnel and
+    // global rates bound the sum.
+    size_t rate_limit_slots = 65536;
+    uint32_t fresh_buckets_per_s = 1000;
+    // All tunnels together: Registration Requests per second (bucket of one second's worth).
+    uint32_t global_registration_rate_per_s = 5000;
+    // Per outer source address, the other NHRP packets (Resolution, Purge, replies).
+    uint32_t packet_rate_per_s = 50;
+    uint32_t packet_burst = 100;
+    size_t max_cies_per_request = 16;  // the rest are refused (code 5)
+    // Resolution Requests forwarded, remembered so that only their replies are forwarded back.
+    size_t forwarded_slots = 65536;
+    std::chrono::milliseconds forwarded_timeout{10000};
     std::chrono::milliseconds purge_retry_interval{2000};
     uint8_t purge_max_retries = 3;  // retransmissions after the first Purge Request
     size_t max_pending_purges = 65536;
@@ -99,6 +133,8 @@ enum class config_error : uint8_t {
     overlay_prefix_too_long,
     static_map_prefix_too_long,
     too_many_tunnels,
+    registration_prefix_too_long,
+    holdtime_bounds,
 };
 std::string_view name(config_error e) noexcept;
 
@@ -160,6 +196,15 @@ enum class drop_reason : uint8_t {
     refused_unique,
     refused_static,
     refused_address,
+    refused_prefix,
+    refused_overlap,
+    refused_nbma_full,
+    too_many_cies,
+    registration_tunnel_rate_limited,
+    registration_global_rate_limited,
+    packet_rate_limited,
+    packet_tunnel_rate_limited,
+    unmatched_reply,
     unreachable,
     purge_not_owner,
     unknown_purge_reply,
@@ -182,6 +227,7 @@ struct counters {
     std::array<uint64_t, 9> received{};  // by NHRP type, counted once the packet parsed
     std::array<uint64_t, drop_reason_count> dropped{};
     uint64_t purge_retransmits = 0;
+    uint64_t holdtime_clamped = 0;  // registrations whose holding time was brought into bounds
 
     uint64_t sent_of(op t) const noexcept { return sent[static_cast<size_t>(t)]; }
     uint64_t received_of(op t) const noexcept { return received[static_cast<size_t>(t)]; }
@@ -260,21 +306,37 @@ public:
     size_t cache_memory_bytes() const noexcept { return _cache.memory_bytes(); }
     size_t pending_purges() const noexcept { return _purges_live; }
     size_t timers() const noexcept { return _wheel.size(); }
+    size_t entries_of_nbma(uint32_t nbma) const noexcept;
 
 private:
+    // A token bucket in thousandths of a token, full at `burst`.
+    struct rate {
+        uint64_t tokens_milli = 0;
+        int64_t refill_ms = 0;
+        bool started = false;
+        bool take(uint32_t per_s, uint32_t burst, int64_t now_ms) noexcept;
+    };
     struct tunnel_state {
         tunnel_config cfg;
         counters stats;
         size_t entries = 0;
         bytes auth_key;
-        // The tunnel's Traffic Indication bucket, in thousandths of an indication.
-        uint64_t redirect_tokens_milli = 0;
-        int64_t redirect_refill_ms = 0;
-        bool redirect_bucket_started = false;
+        rate redirects;  // Traffic Indications the tunnel sends
+        rate registrations;
+        rate packets;
     };
     struct timer_ref {
         uint32_t kind_and_index = 0;  // top bit: purge retry; otherwise an entry expiry
         uint32_t generation = 0;
+        bool operator==(const timer_ref&) const = default;
+    };
+    // A resolution request forwarded: its reply may come back through the hub.
+    struct forwarded_request {
+        uint32_t requester = 0;
+        uint32_t target = 0;
+        uint32_t request_id = 0;
+        int64_t expires_ms = 0;
+        bool used = false;
     };
     struct pending_purge {
         uint16_t tunnel = 0;
@@ -327,7 +389,16 @@ private:
     void serve_purge_reply(context& c, const packet& p);
 
     // Registers one CIE's binding; returns the CIE code.
-    uint8_t register_binding(context& c, const packet& p, const cie& request_cie);
+    uint8_t register_binding(context& c, const packet& p, cie& request_cie);
+    // Why `address`/`prefix_len`, not the requester's own address, may not be registered by
+    // `via` on `tunnel` (nothing when it may).
+    std::optional<drop_reason> refuse_prefix(uint16_t tunnel, uint32_t via, uint32_t address,
+                                             uint8_t prefix_len) const;
+    bool admit(context& c, uint8_t type);
+    void count_nbma(uint32_t nbma, int delta);
+    forwarded_request& forwarded_slot(const packet& p, uint32_t& requester, uint32_t& target);
+    void remember_forwarded(const packet& p, int64_t now_ms);
+    bool take_forwarded(const packet& p, int64_t now_ms);
     void answer_resolution(context& c, packet& p, uint32_t entry_index);
     void answer_negative(context& c, packet& p, uint8_t prefix_len);
     void forward(context& c, packet& p, uint16_t out_tunnel, uint32_t dst_nbma,
@@ -339,12 +410,14 @@ private:
     void send_purge(outputs& out, uint16_t tunnel, const requester& r, const cache_entry& old,
                     timestamp now);
     void schedule_expiry(uint32_t index);
+    void cancel_expiry(uint32_t index);
     void on_timer(outputs& out, timer_ref ref, timestamp now);
 
     void send_error(context& c, uint16_t code, uint16_t offset, const packet* offending);
     void send(outputs& out, uint16_t tunnel, uint32_t dst, const packet& p);
     void drop(uint16_t tunnel, drop_reason r) noexcept;
-    bool take_token(uint32_t source, int64_t now_ms);
+    bool take_from(std::vector<bucket>& table, uint32_t source, uint32_t per_s, uint32_t burst,
+                   int64_t now_ms);
     bool check_authentication(const tunnel_state& t, const packet& p) const;
     void put_authentication(const tunnel_state& t, packet& p) const;
     cie own_cie(const tunnel_state& t, uint8_t prefix_len) const;
@@ -364,6 +437,12 @@ private:
     std::unordered_map<purge_id, uint32_t, purge_id_hash> _purge_index;
     size_t _purges_live = 0;
     std::vector<bucket> _buckets;
+    std::vector<bucket> _packet_buckets;
+    rate _global_registrations;
+    rate _fresh_buckets;
+    std::unordered_map<uint32_t, uint32_t> _per_nbma;  // dynamic entries by NBMA address
+    std::vector<uint64_t> _expiry_tick;  // by entry index: its pending expiry timer, 0 = none
+    std::vector<forwarded_request> _forwarded;
     std::vector<redirect_slot> _redirects;
     counters _global;  // what cannot be put on a tunnel (unknown tunnel id)
 };

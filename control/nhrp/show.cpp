@@ -265,7 +265,8 @@ std::string show_nhrp_traffic(const server& s, show_format f) {
                 out += (i == 0 ? "" : ",") + json_quote(name(static_cast<drop_reason>(i))) + ":" +
                        std::to_string(c.dropped[i]);
             }
-            out += "},\"purge_retransmits\":" + std::to_string(c.purge_retransmits) + "}";
+            out += "},\"purge_retransmits\":" + std::to_string(c.purge_retransmits) +
+                   ",\"holdtime_clamped\":" + std::to_string(c.holdtime_clamped) + "}";
         } else {
             out += std::string(t.name) + ":\n";
             out += text_counts("Sent", c.sent);
@@ -279,6 +280,9 @@ std::string show_nhrp_traffic(const server& s, show_format f) {
             }
             if (!drops.empty()) {
                 out += "   Dropped:\n" + drops;
+            }
+            if (c.holdtime_clamped != 0) {
+                out += "   Holding times clamped: " + std::to_string(c.holdtime_clamped) + "\n";
             }
         }
         first = false;

@@ -166,6 +166,10 @@ tunnels:
     CHECK_FALSE(tn.nhrp.redirect);
     CHECK(tn.nhrp.multicast_dynamic);
     CHECK(tn.nhrp.authentication.empty());
+    CHECK(tn.nhrp.registration_prefixes.empty());  // a spoke registers its own address only
+    CHECK(tn.nhrp.holdtime_min == 1);
+    CHECK(tn.nhrp.holdtime_max == 10800);
+    CHECK(tn.nhrp.max_entries_per_nbma == 256);
     CHECK(tn.ip_mtu == 1400);
     CHECK(tn.tcp_adjust_mss == 1360);
     CHECK(tn.ipsec_profile.empty());
@@ -603,6 +607,20 @@ TEST_CASE("checks that span fields", "[config]") {
          "expected an absolute path of at most 107 bytes, got \"run/test.sock\""},
         {"address: 198.18.0.1/24", "    address: 192.0.2.200/25", "ports[1].address",
          "192.0.2.128/25 overlaps port \"wan\"'s 192.0.2.0/24"},
+        {"network-id: 1", "      network-id: 1\n      holdtime-min: 60\n      holdtime-max: 30",
+         "tunnels[0].nhrp.holdtime-max", "30 s is below holdtime-min (60 s)"},
+        {"network-id: 1", "      network-id: 1\n      max-entries-per-nbma: 0",
+         "tunnels[0].nhrp.max-entries-per-nbma", "expected an integer 1..16777216, got \"0\""},
+        {"network-id: 1",
+         "      network-id: 1\n      registration-prefixes: [172.20.0.0/16, 10.0.128.0/24]",
+         "tunnels[0].nhrp.registration-prefixes[1]",
+         "10.0.128.0/24 overlaps tunnel \"tun0\"'s overlay prefix 10.0.0.0/16"},
+        {"network-id: 1", "      network-id: 1\n      registration-prefixes: [198.18.0.0/23]",
+         "tunnels[0].nhrp.registration-prefixes[0]",
+         "198.18.0.0/23 overlaps port \"lan\"'s 198.18.0.0/24"},
+        {"network-id: 1", "      network-id: 1\n      registration-prefixes: [0.0.0.0/0]",
+         "tunnels[0].nhrp.registration-prefixes[0]",
+         "0.0.0.0/0: a prefix of 1..31 bits (a spoke registers its own /32 without one)"},
     };
     for (const row& x : rows) {
         doc d = base().replace(x.needle, x.replacement);
@@ -610,6 +628,24 @@ TEST_CASE("checks that span fields", "[config]") {
         CHECK(e.key == x.key);
         CHECK(e.message == x.message);
     }
+}
+
+TEST_CASE("registration-prefixes, holding time bounds and the per-NBMA cap load", "[config]") {
+    doc d = base().replace("network-id: 1",
+                           "      network-id: 1\n      registration-prefixes: "
+                           "[172.20.0.0/16, 192.168.0.0/24]\n      holdtime-min: "
+                           "30\n      holdtime-max: 900\n      "
+                           "max-entries-per-nbma: 8");
+    auto r = load_string(d.text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    const auto& n = r->tunnels[0].nhrp;
+    REQUIRE(n.registration_prefixes.size() == 2);
+    CHECK(n.registration_prefixes[0] == dmvpn::config::prefix4{ip("172.20.0.0"), 16});
+    CHECK(n.registration_prefixes[1] == dmvpn::config::prefix4{ip("192.168.0.0"), 24});
+    CHECK(n.holdtime_min == 30);
+    CHECK(n.holdtime_max == 900);
+    CHECK(n.max_entries_per_nbma == 8);
 }
 
 TEST_CASE("a control lcore on the default worker lcore is refused", "[config]") {

@@ -478,3 +478,52 @@ TEST_CASE("JSON helpers escape what RFC 8259 requires", "[hub][json]") {
           "{\"n\":3,\"s\":\"x\",\"b\":true}");
     CHECK(json_members().done() == "{}");
 }
+
+TEST_CASE(
+    "routes: the lowest administrative distance wins, an NHRP registration never a "
+    "connected or configured route",
+    "[hub][routes]") {
+    struct want {
+        int id = 0;
+        uint8_t distance = 0;
+    };
+    const want connected{1, route_distance::connected};
+    const want configured{2, route_distance::static_route};
+    const want registered{3, route_distance::nhrp};
+    // The order hub::wanted passes them: gleaned, configuration, NHRP bindings.
+    CHECK(preferred_route<want>({nullptr, &connected, &registered})->id == 1);
+    CHECK(preferred_route<want>({nullptr, &configured, &registered})->id == 2);
+    CHECK(preferred_route<want>({&registered, nullptr, nullptr})->id == 3);
+    CHECK(preferred_route<want>({nullptr, nullptr, &registered})->id == 3);
+    // A gleaned LAN host beats a static route for the same /32, as before.
+    CHECK(preferred_route<want>({&connected, &configured, nullptr})->id == 1);
+    const want other_connected{4, route_distance::connected};
+    CHECK(preferred_route<want>({&connected, &other_connected, nullptr})->id == 1);  // the first
+    CHECK(preferred_route<want>({nullptr, nullptr, nullptr}) == nullptr);
+    CHECK(route_distance::connected < route_distance::static_route);
+    CHECK(route_distance::static_route < route_distance::nhrp);
+    CHECK(route_distance::nhrp == 250);  // IOS's NHRP distance
+}
+
+TEST_CASE(
+    "model: registration prefixes, holding time bounds and the per-NBMA cap reach the "
+    "NHRP server",
+    "[hub][model]") {
+    std::string yaml(two_tunnels);
+    yaml.replace(yaml.find("      redirect-rate-limit: 25"), 29,
+                 "      redirect-rate-limit: 25\n      registration-prefixes: [10.200.0.0/16]\n"
+                 "      holdtime-min: 20\n      holdtime-max: 600\n      max-entries-per-nbma: 4");
+    config::topology t = load(yaml);
+    tunnel_slots slots;
+    REQUIRE(slots.assign(t));
+    nhrp::server_config sc = server_config_of(t, slots, {});
+    REQUIRE(sc.tunnels.size() == 2);
+    const nhrp::tunnel_config& red = sc.tunnels[0];
+    REQUIRE(red.registration_prefixes.size() == 1);
+    CHECK(red.registration_prefixes[0].network == ip4(10, 200, 0, 0));
+    CHECK(red.registration_prefixes[0].length == 16);
+    CHECK(red.holdtime_min_s == 20);
+    CHECK(red.holdtime_max_s == 600);
+    CHECK(red.max_entries_per_nbma == 4);
+    CHECK(sc.tunnels[1].registration_prefixes.empty());
+}

@@ -898,3 +898,355 @@ TEST_CASE(
     CHECK(find_ext(fwd, ext::forward_transit)->cies[0].client_proto == ipb("10.7.0.1"));
     CHECK(s.tunnel_counters(7)->sent_of(op::resolution_request) == 1);
 }
+
+namespace {
+
+// A registration whose CIE names `client`/`prefix` rather than the requester's own address.
+packet claiming(uint32_t reqid, std::string_view nbma, std::string_view proto,
+                std::string_view client, uint8_t prefix) {
+    packet p = registration(reqid, nbma, proto, 360, false);
+    p.cies[0].client_proto = ipb(client);
+    p.cies[0].prefix_length = prefix;
+    return p;
+}
+
+uint8_t code_of(const outputs& out) { return only_packet(out).cies.at(0).code; }
+
+}  // namespace
+
+TEST_CASE("server: a registration binds the requester's own address, nothing it does not own",
+          "[nhrp_server][hardening]") {
+    server s = make_server({r1_tunnel()});
+    send_to(s, registration(1, "150.1.2.2", "10.0.0.2", 360), "150.1.2.2", at_s(0));
+    const counters& c = *s.tunnel_counters(0);
+
+    // A client address outside the tunnel's subnet, and another spoke's host: not its own.
+    auto out =
+        send_to(s, claiming(2, "150.1.3.3", "10.0.0.3", "10.9.9.9", 32), "150.1.3.3", at_s(1));
+    CHECK(code_of(out) == cie_code::administratively_prohibited);
+    CHECK(out.events.empty());
+    out = send_to(s, claiming(3, "150.1.3.3", "10.0.0.3", "10.0.0.2", 255), "150.1.3.3", at_s(1));
+    CHECK(code_of(out) == cie_code::administratively_prohibited);
+    CHECK(s.lookup(0, ip("10.0.0.2"))->nbma == ip("150.1.2.2"));
+    CHECK(c.dropped_of(drop_reason::refused_address) == 2);
+
+    // Prefixes with no `registration-prefixes`: 0.0.0.0/1, the hub's LAN, a /8.
+    for (auto [client, len] : {std::pair<std::string_view, uint8_t>{"0.0.0.0", 1},
+                               {"172.16.0.0", 24},
+                               {"10.0.0.0", 8}}) {
+        out = send_to(s, claiming(4, "150.1.3.3", "10.0.0.3", client, len), "150.1.3.3", at_s(2));
+        CHECK(code_of(out) == cie_code::administratively_prohibited);
+        CHECK(out.events.empty());
+    }
+    CHECK(c.dropped_of(drop_reason::refused_prefix) == 3);
+    CHECK(s.cache_size() == 1);
+
+    // Its own address, as IOS (255) and FRR (32) send it: accepted.
+    CHECK(code_of(send_to(s, claiming(5, "150.1.3.3", "10.0.0.3", "10.0.0.3", 32), "150.1.3.3",
+                          at_s(3))) == cie_code::success);
+    CHECK(s.lookup(0, ip("10.0.0.3")).has_value());
+}
+
+TEST_CASE("server: registration-prefixes allow a spoke's networks, never over others'",
+          "[nhrp_server][hardening]") {
+    tunnel_config t = r1_tunnel();
+    // Wider than a loader would accept (it overlaps the overlay subnet): the server refuses
+    // what lies over the spokes' host bindings by itself.
+    t.registration_prefixes = {prefix{ip("192.168.0.0"), 16}, prefix{ip("10.0.0.0"), 8}};
+    server s = make_server({t});
+    const counters& c = *s.tunnel_counters(0);
+
+    auto out =
+        send_to(s, claiming(1, "150.1.2.2", "10.0.0.2", "192.168.3.0", 24), "150.1.2.2", at_s(0));
+    CHECK(code_of(out) == cie_code::success);
+    REQUIRE(out.events.size() == 1);
+    CHECK(out.events[0].overlay == ip("192.168.3.0"));
+    CHECK(out.events[0].prefix_len == 24);
+    // Resolution for a host in it finds the prefix (longest match).
+    out = send_to(s, resolution(2, "150.1.3.3", "10.0.0.3", "192.168.3.77"), "150.1.3.3", at_s(1));
+    CHECK(only_packet(out).cies[0].client_nbma == ipb("150.1.2.2"));
+    CHECK(only_packet(out).cies[0].prefix_length == 24);
+
+    // Another spoke: over the first one's prefix (wider, narrower, the same) is refused.
+    for (auto [client, len] : {std::pair<std::string_view, uint8_t>{"192.168.0.0", 16},
+                               {"192.168.3.128", 25},
+                               {"192.168.3.0", 24}}) {
+        out = send_to(s, claiming(3, "150.1.3.3", "10.0.0.3", client, len), "150.1.3.3", at_s(2));
+        CHECK(code_of(out) == cie_code::administratively_prohibited);
+        CHECK(out.events.empty());
+    }
+    CHECK(c.dropped_of(drop_reason::refused_overlap) == 3);
+    // Over the overlay subnet, where other spokes' hosts are, even though 10/8 is allowed.
+    out = send_to(s, claiming(4, "150.1.3.3", "10.0.0.3", "10.0.0.0", 24), "150.1.3.3", at_s(2));
+    CHECK(code_of(out) == cie_code::administratively_prohibited);
+    out = send_to(s, claiming(5, "150.1.3.3", "10.0.0.3", "10.0.0.0", 16), "150.1.3.3", at_s(2));
+    CHECK(code_of(out) == cie_code::administratively_prohibited);
+    CHECK(c.dropped_of(drop_reason::refused_prefix) == 2);
+    // Outside the allow-list.
+    out = send_to(s, claiming(6, "150.1.3.3", "10.0.0.3", "172.16.0.0", 24), "150.1.3.3", at_s(2));
+    CHECK(code_of(out) == cie_code::administratively_prohibited);
+    CHECK(c.dropped_of(drop_reason::refused_prefix) == 3);
+    // Its own prefix elsewhere in the allowed range, and the owner re-registering its own
+    // prefix shorter: accepted.
+    CHECK(code_of(send_to(s, claiming(7, "150.1.3.3", "10.0.0.3", "192.168.4.0", 24), "150.1.3.3",
+                          at_s(3))) == cie_code::success);
+    out = send_to(s, claiming(8, "150.1.2.2", "10.0.0.2", "192.168.3.0", 25), "150.1.2.2", at_s(3));
+    // The /24 goes (10.0.0.3, which resolved it, is purged), the /25 comes.
+    REQUIRE(out.packets.size() == 2);
+    CHECK(parsed(out.packets[0].packet).hdr.type == op::purge_request);
+    CHECK(out.packets[0].dst_nbma == ip("150.1.3.3"));
+    CHECK(parsed(out.packets[1].packet).cies[0].code == cie_code::success);
+    REQUIRE(out.events.size() == 2);
+    CHECK(out.events[0].change == adjacency_change::remove);
+    CHECK(out.events[0].prefix_len == 24);
+    CHECK(out.events[1].prefix_len == 25);
+    CHECK(s.lookup(0, ip("192.168.3.0"))->prefix_len == 25);
+}
+
+TEST_CASE("server: registration rates per tunnel and in all, fresh buckets, other packets",
+          "[nhrp_server][hardening]") {
+    auto from = [](int i) {
+        return "150.2." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 1);
+    };
+    auto proto = [](int i) { return "10.0.0." + std::to_string(i % 250 + 2); };
+    SECTION("per tunnel") {
+        tunnel_config t = r1_tunnel();
+        t.registration_rate_per_s = 3;
+        server s = make_server({t});
+        size_t answered = 0;
+        for (int i = 0; i < 10; ++i) {
+            answered +=
+                send_to(s, registration(1, from(i), proto(i), 60), from(i), at_s(0)).packets.size();
+        }
+        CHECK(answered == 3);
+        CHECK(s.tunnel_counters(0)->dropped_of(drop_reason::registration_tunnel_rate_limited) == 7);
+        // Three a second come back.
+        answered =
+            send_to(s, registration(1, from(20), proto(20), 60), from(20), at_s(1)).packets.size();
+        CHECK(answered == 1);
+    }
+    SECTION("all tunnels together") {
+        tunnel_config a = r1_tunnel();
+        tunnel_config b = r1_tunnel();
+        b.id = 7;
+        b.overlay_address = ip("10.7.0.1");
+        b.nbma_address = ip("150.1.1.7");
+        server_config base;
+        base.global_registration_rate_per_s = 4;
+        server s = make_server({a, b}, base);
+        size_t answered = 0;
+        for (int i = 0; i < 6; ++i) {
+            answered +=
+                send_to(s, registration(1, from(i), proto(i), 60), from(i), at_s(0)).packets.size();
+            packet on7 =
+                cisco_request(op::registration_request, flag::reg_u, 1, from(i + 50),
+                              "10.7.0." + std::to_string(i + 2), "10.7.0.1", 255, 60, "cisco");
+            answered += send_to(s, on7, from(i + 50), at_s(0), 7).packets.size();
+        }
+        CHECK(answered == 4);
+        CHECK(s.total_counters().dropped_of(drop_reason::registration_global_rate_limited) == 8);
+    }
+    SECTION("a flood of new sources gets one request each once fresh buckets run out") {
+        server_config base;
+        base.registration_rate_per_s = 2;
+        base.registration_burst = 4;
+        base.fresh_buckets_per_s = 10;
+        tunnel_config t = r1_tunnel();
+        t.registration_rate_per_s = 0;  // only the per-source buckets here
+        server s = make_server({t}, base);
+        size_t answered = 0;
+        for (int i = 0; i < 100; ++i) {
+            for (int k = 0; k < 5; ++k) {
+                answered += send_to(s, registration(1, from(i), proto(i), 60), from(i), at_s(0))
+                                .packets.size();
+            }
+        }
+        // The first 10 sources a full bucket (4), the other 90 one request each.
+        CHECK(answered == 10 * 4 + 90 * 1);
+        CHECK(s.tunnel_counters(0)->dropped_of(drop_reason::rate_limited) == 500 - 130);
+    }
+    SECTION("Resolution, Purge and replies: per source and per tunnel") {
+        server_config base;
+        base.packet_rate_per_s = 2;
+        base.packet_burst = 3;
+        tunnel_config t = r1_tunnel();
+        t.packet_rate_per_s = 5;
+        server s = make_server({t}, base);
+        size_t answered = 0;
+        for (int i = 0; i < 10; ++i) {
+            answered +=
+                send_to(s,
+                        resolution(static_cast<uint32_t>(i), "150.1.3.3", "10.0.0.3", "10.0.0.99"),
+                        "150.1.3.3", at_s(0))
+                    .packets.size();
+        }
+        CHECK(answered == 3);
+        CHECK(s.tunnel_counters(0)->dropped_of(drop_reason::packet_rate_limited) == 7);
+        // Other sources share the tunnel's 5 a second: 2 left.
+        answered = 0;
+        for (int i = 0; i < 4; ++i) {
+            packet purge = cisco_request(op::purge_request, 0, 9, from(i), proto(i), "10.0.0.1", 32,
+                                         0, "cisco");
+            answered += send_to(s, purge, from(i), at_s(0)).packets.size();
+        }
+        CHECK(answered == 2);
+        CHECK(s.tunnel_counters(0)->dropped_of(drop_reason::packet_tunnel_rate_limited) == 2);
+        packet stray = resolution(1, "150.1.4.4", "10.0.0.4", "10.0.0.3");
+        stray.hdr.type = op::resolution_reply;
+        CHECK(send_to(s, stray, "150.1.4.4", at_s(0)).packets.empty());
+        CHECK(s.tunnel_counters(0)->dropped_of(drop_reason::packet_tunnel_rate_limited) == 3);
+    }
+}
+
+TEST_CASE("server: cache entries per NBMA address and CIEs per request are capped",
+          "[nhrp_server][hardening]") {
+    tunnel_config t = r1_tunnel();
+    t.max_entries_per_nbma = 2;
+    server_config base;
+    base.max_cies_per_request = 2;
+    server s = make_server({t}, base);
+    const counters& c = *s.tunnel_counters(0);
+    // Three spokes behind one NAT address: the third is refused (code 5).
+    for (int i = 2; i <= 3; ++i) {
+        std::string proto = "10.0.0." + std::to_string(i);
+        CHECK(code_of(send_to(s, registration(1, "192.168.1.1", proto, 60, false), "203.0.113.7",
+                              at_s(0))) == cie_code::success);
+    }
+    auto out =
+        send_to(s, registration(1, "192.168.1.1", "10.0.0.4", 60, false), "203.0.113.7", at_s(0));
+    CHECK(code_of(out) == cie_code::insufficient_resources);
+    CHECK(out.events.empty());
+    CHECK(s.entries_of_nbma(ip("203.0.113.7")) == 2);
+    // Nor may an entry move onto the full address.
+    send_to(s, registration(1, "150.1.5.5", "10.0.0.5", 60, false), "150.1.5.5", at_s(0));
+    out = send_to(s, registration(2, "192.168.1.1", "10.0.0.5", 60, false), "203.0.113.7", at_s(1));
+    CHECK(code_of(out) == cie_code::insufficient_resources);
+    CHECK(s.lookup(0, ip("10.0.0.5"))->nbma == ip("150.1.5.5"));
+    CHECK(c.dropped_of(drop_reason::refused_nbma_full) == 2);
+    // One expires (the other refreshes): room again.
+    send_to(s, registration(3, "192.168.1.1", "10.0.0.2", 60, false), "203.0.113.7", at_s(40));
+    s.tick(at_s(61));
+    CHECK(s.entries_of_nbma(ip("203.0.113.7")) == 1);
+    CHECK(code_of(send_to(s, registration(4, "192.168.1.1", "10.0.0.4", 60, false), "203.0.113.7",
+                          at_s(62))) == cie_code::success);
+
+    // Three CIEs where two are allowed: the third is answered with code 5.
+    packet many = registration(5, "150.1.6.6", "10.0.0.6", 60);
+    many.cies.push_back(many.cies[0]);
+    many.cies.push_back(many.cies[0]);
+    packet reply = only_packet(send_to(s, many, "150.1.6.6", at_s(63)));
+    REQUIRE(reply.cies.size() == 3);
+    CHECK(reply.cies[0].code == cie_code::success);
+    CHECK(reply.cies[1].code == cie_code::success);
+    CHECK(reply.cies[2].code == cie_code::insufficient_resources);
+    CHECK(c.dropped_of(drop_reason::too_many_cies) == 1);
+    // A Purge Request's CIEs past the cap are left alone (and counted); the rest act.
+    packet purge =
+        cisco_request(op::purge_request, 0, 9, "150.1.6.6", "10.0.0.6", "10.0.0.1", 32, 0, "cisco");
+    purge.cies.push_back(purge.cies[0]);
+    purge.cies.push_back(purge.cies[0]);
+    out = send_to(s, purge, "150.1.6.6", at_s(64));
+    CHECK(only_packet(out).hdr.type == op::purge_reply);
+    CHECK_FALSE(s.lookup(0, ip("10.0.0.6")).has_value());
+    CHECK(c.dropped_of(drop_reason::too_many_cies) == 2);
+}
+
+TEST_CASE("server: holding times are clamped, refreshes leave one timer per entry",
+          "[nhrp_server][hardening]") {
+    tunnel_config t = r1_tunnel();
+    t.holdtime_min_s = 30;
+    t.holdtime_max_s = 600;
+    server s = make_server({t});
+    packet reply =
+        only_packet(send_to(s, registration(1, "150.1.2.2", "10.0.0.2", 5), "150.1.2.2", at_s(0)));
+    CHECK(reply.cies[0].holding_time == 30);  // the reply says what was kept
+    CHECK(s.lookup(0, ip("10.0.0.2"))->holding_time == 30);
+    reply = only_packet(
+        send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 9000, false), "150.1.3.3", at_s(0)));
+    CHECK(reply.cies[0].holding_time == 600);
+    CHECK(*s.lookup(0, ip("10.0.0.3"))->expires == at_s(600));
+    CHECK(s.tunnel_counters(0)->holdtime_clamped == 2);
+    CHECK(s.timers() == 2);
+
+    // Refreshes that bring the expiry closer, push it later, and change the NBMA (no unique
+    // flag): each entry keeps one timer.
+    send_to(s, registration(2, "150.1.3.3", "10.0.0.3", 100, false), "150.1.3.3", at_s(1));
+    CHECK(s.timers() == 2);
+    send_to(s, registration(3, "150.1.3.3", "10.0.0.3", 50, false), "150.1.3.3", at_s(2));
+    CHECK(s.timers() == 2);
+    send_to(s, registration(4, "150.1.3.3", "10.0.0.3", 500, false), "150.1.3.3", at_s(3));
+    CHECK(s.timers() == 2);
+    for (int i = 0; i < 5; ++i) {
+        std::string nbma = "150.1.9." + std::to_string(i + 1);
+        send_to(s, registration(5, nbma, "10.0.0.3", static_cast<uint16_t>(60 - i), false), nbma,
+                at_s(4));
+    }
+    CHECK(s.timers() == 2);
+    // The entry still expires when its last registration says (4 + 56 s), not before
+    // (10.0.0.2, clamped to 30 s, went at 30).
+    auto removed = [](const outputs& out, std::string_view who) {
+        return std::any_of(out.events.begin(), out.events.end(), [&](const adjacency_event& e) {
+            return e.overlay == ip(who) && e.change == adjacency_change::remove;
+        });
+    };
+    CHECK(removed(s.tick(at_s(31)), "10.0.0.2"));
+    CHECK_FALSE(removed(s.tick(at_s(59)), "10.0.0.3"));
+    CHECK(removed(s.tick(at_s(61)), "10.0.0.3"));
+    CHECK(s.timers() == 0);
+    // A purged entry leaves no timer behind.
+    send_to(s, registration(6, "150.1.4.4", "10.0.0.4", 300), "150.1.4.4", at_s(62));
+    CHECK(s.timers() == 1);
+    packet purge =
+        cisco_request(op::purge_request, 0, 9, "150.1.4.4", "10.0.0.4", "10.0.0.1", 32, 0, "cisco");
+    send_to(s, purge, "150.1.4.4", at_s(63));
+    CHECK(s.cache_size() == 0);
+    CHECK(s.timers() == 0);
+}
+
+TEST_CASE("server: a Resolution Reply is forwarded only for a request the hub forwarded",
+          "[nhrp_server][hardening]") {
+    tunnel_config t = r1_tunnel();
+    t.forward_resolution_to_owner = true;  // Phase 3: the owner answers
+    server_config base;
+    base.forwarded_timeout = std::chrono::seconds(5);
+    server s = make_server({t}, base);
+    send_to(s, registration(1, "150.1.2.2", "10.0.0.2", 360), "150.1.2.2", at_s(0));
+    send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 360), "150.1.3.3", at_s(0));
+    const counters& c = *s.tunnel_counters(0);
+
+    auto answer_to = [](const packet& fwd) {
+        packet a = fwd;
+        a.hdr.type = op::resolution_reply;
+        a.hdr.hop_count = 255;
+        a.cies[0].prefix_length = 32;
+        a.cies[0].client_nbma = ipb("150.1.2.2");
+        a.cies[0].client_proto = ipb("10.0.0.2");
+        return a;
+    };
+    // Nobody asked: a reply "from" 10.0.0.2 telling 10.0.0.3 where 10.0.0.9 is, dropped.
+    packet forged = answer_to(resolution(40, "150.1.3.3", "10.0.0.3", "10.0.0.9"));
+    CHECK(send_to(s, forged, "150.1.2.2", at_s(1)).packets.empty());
+    CHECK(c.dropped_of(drop_reason::unmatched_reply) == 1);
+
+    // 10.0.0.3 asks for 10.0.0.2: forwarded to its owner, whose answer goes back once.
+    auto out =
+        send_to(s, resolution(41, "150.1.3.3", "10.0.0.3", "10.0.0.2"), "150.1.3.3", at_s(1));
+    REQUIRE(out.packets.size() == 1);
+    CHECK(out.packets[0].dst_nbma == ip("150.1.2.2"));
+    packet answer = answer_to(parsed(out.packets[0].packet));
+    packet other_id = answer;
+    other_id.request_id = 42;
+    CHECK(send_to(s, other_id, "150.1.2.2", at_s(2)).packets.empty());
+    out = send_to(s, answer, "150.1.2.2", at_s(2));
+    REQUIRE(out.packets.size() == 1);
+    CHECK(out.packets[0].dst_nbma == ip("150.1.3.3"));
+    CHECK(send_to(s, answer, "150.1.2.2", at_s(2)).packets.empty());  // one reply per request
+    CHECK(c.dropped_of(drop_reason::unmatched_reply) == 3);
+
+    // Remembered for a bounded time only.
+    out = send_to(s, resolution(43, "150.1.3.3", "10.0.0.3", "10.0.0.2"), "150.1.3.3", at_s(3));
+    REQUIRE(out.packets.size() == 1);
+    answer = answer_to(parsed(out.packets[0].packet));
+    CHECK(send_to(s, answer, "150.1.2.2", at_s(9)).packets.empty());
+    CHECK(c.dropped_of(drop_reason::unmatched_reply) == 4);
+}
