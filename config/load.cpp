@@ -1094,8 +1094,8 @@ manual_sa loader::read_manual_sa(const value_ref& v, std::optional<transform> xf
 
 ipsec_profile loader::read_profile(const value_ref& v) {
     ipsec_profile p;
-    auto f =
-        mapping(v, {"name", "transform", "anti-replay-window", "esn", "lifetime", "manual-sas"});
+    auto f = mapping(v, {"name", "transform", "anti-replay", "anti-replay-window", "esn",
+                         "lifetime", "manual-sas"});
     if (!f) {
         return p;
     }
@@ -1118,6 +1118,7 @@ ipsec_profile loader::read_profile(const value_ref& v) {
     }
     // crypto's replay_window takes 1..2^22.
     read(*f, "anti-replay-window", p.replay_window, uint_in(1, 1u << 22));
+    read(*f, "anti-replay", p.anti_replay, as_bool());
     read(*f, "esn", p.esn, as_bool());
     if (auto l = member(*f, "lifetime")) {
         if (auto lf = mapping(*l, {"soft-packets", "hard-packets", "soft-bytes", "hard-bytes"})) {
@@ -1141,6 +1142,17 @@ ipsec_profile loader::read_profile(const value_ref& v) {
         if (auto items = sequence(*m)) {
             for (const value_ref& e : *items) {
                 p.manual_sas.push_back(read_manual_sa(e, xf));
+            }
+            if (xf && counter_iv(*xf) && !items->empty()) {
+                const value_ref t = *member(*f, "transform");
+                fail(t.at, t.path,
+                     fmt::format("{} cannot be used with manual-sas: with a static key the ESP "
+                                 "sequence number, which is the GCM IV, starts again at 1 each "
+                                 "time the hub restarts, so (key, IV) pairs repeat and leak "
+                                 "plaintext and the authentication key (RFC 4106 section 8.1); "
+                                 "use aes128-cbc-sha1-96 or aes256-cbc-sha256-128 with manual "
+                                 "keys (IKE-negotiated keys may use GCM once the hub has IKEv2)",
+                                 name(*xf)));
             }
         }
     }

@@ -140,6 +140,10 @@ enum class transform : uint8_t {
 std::string_view name(transform t) noexcept;
 std::optional<transform> parse_transform(std::string_view text) noexcept;
 bool is_gcm(transform t) noexcept;
+// The IV is a counter (GCM; CTR or GMAC if ever added): the transform must never run with a
+// static key, whose IV sequence restarts with the hub (RFC 4106 section 8.1, RFC 3686 section
+// 2.1, RFC 4543 section 8).
+bool counter_iv(transform t) noexcept;
 size_t cipher_key_bytes(transform t) noexcept;     // 16 or 32
 size_t salt_bytes(transform t) noexcept;           // 4 for GCM (RFC 4106 section 4), else 0
 size_t integrity_key_bytes(transform t) noexcept;  // 20 (RFC 2404), 32 (RFC 4868), 0 for GCM
@@ -180,6 +184,8 @@ struct ipsec_profile {
     std::string name;
     transform xform = transform::aes128_gcm16;
     uint32_t replay_window = 1024;
+    // Manual SAs: off unless asked (RFC 4303 section 3.4.3), see config/README.md.
+    bool anti_replay = false;
     bool esn = false;
     sa_lifetime lifetime;
     std::vector<manual_sa> manual_sas;

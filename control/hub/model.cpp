@@ -152,6 +152,7 @@ crypto::sa_params sa_params_of(const config::ipsec_profile& p, const config::sa_
     sp.direction = d;
     sp.esn = p.esn;
     sp.replay_window = p.replay_window;
+    sp.anti_replay = p.anti_replay;
     sp.lifetime = crypto::sa_lifetime{p.lifetime.soft_packets, p.lifetime.hard_packets,
                                       p.lifetime.soft_bytes, p.lifetime.hard_bytes};
     key_storage = k.key;
