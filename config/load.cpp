@@ -700,7 +700,7 @@ hub_settings loader::read_hub(const value_ref& v) {
 port loader::read_port(const value_ref& v) {
     port p;
     auto f = mapping(v, {"name", "device", "role", "address", "gateway", "mtu", "rx-queue-size",
-                         "tx-queue-size"});
+                         "tx-queue-size", "allow-transit"});
     if (!f) {
         return p;
     }
@@ -754,6 +754,11 @@ port loader::read_port(const value_ref& v) {
                 }
             }
         }
+    }
+    read(*f, "allow-transit", p.allow_transit, as_bool());
+    if (p.allow_transit && p.role == port_role::lan) {
+        std::string path = child(v.path, "allow-transit");
+        fail(where(path), path, "allow-transit is for underlay ports (a lan port always forwards)");
     }
     return p;
 }
@@ -920,8 +925,9 @@ nhrp_settings loader::read_nhrp(const value_ref& v, const tunnel& t, bool overla
 
 tunnel loader::read_tunnel(const value_ref& v) {
     tunnel t;
-    auto f = mapping(v, {"name", "port", "nbma-source", "overlay-address", "overlay-prefix",
-                         "gre-key", "nhrp", "ip-mtu", "tcp-adjust-mss", "ipsec-profile"});
+    auto f =
+        mapping(v, {"name", "port", "nbma-source", "overlay-address", "overlay-prefix", "gre-key",
+                    "nhrp", "ip-mtu", "tcp-adjust-mss", "ipsec-profile", "verify-source"});
     if (!f) {
         return t;
     }
@@ -988,6 +994,7 @@ tunnel loader::read_tunnel(const value_ref& v) {
     if (auto p = member(*f, "ipsec-profile")) {
         t.ipsec_profile = ident(*p).value_or("");
     }
+    read(*f, "verify-source", t.verify_source, as_bool());
     return t;
 }
 

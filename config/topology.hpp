@@ -81,6 +81,9 @@ struct port {
     uint16_t mtu = 1500;
     uint16_t rx_queue_size = 1024;
     uint16_t tx_queue_size = 1024;
+    // Underlay only: forward IPv4 that arrives here for someone else (else it is dropped:
+    // the port carries only GRE, ESP, IKE, ARP and ICMP addressed to the hub).
+    bool allow_transit = false;
 
     friend bool operator==(const port&, const port&) = default;
 };
@@ -126,7 +129,10 @@ struct tunnel {
     nhrp_settings nhrp;
     uint16_t ip_mtu = 1400;
     uint16_t tcp_adjust_mss = 1360;  // 0: off
-    std::string ipsec_profile;       // empty: GRE in clear
+    // Strict reverse-path check of what spokes send through the tunnel: the inner source must
+    // route back through the same tunnel to the NBMA address the packet came from.
+    bool verify_source = false;
+    std::string ipsec_profile;  // empty: GRE in clear
 
     friend bool operator==(const tunnel&, const tunnel&) = default;
 };

@@ -44,6 +44,8 @@ constexpr std::array<std::string_view, drop_reason_count> drop_names = {
     "no_headroom",
     "tx_full",
     "punt_ring_full",
+    "spoofed_source",
+    "underlay_transit",
 };
 
 constexpr std::array<std::string_view, punt_reason_count> punt_names = {

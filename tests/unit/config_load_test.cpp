@@ -173,7 +173,29 @@ tunnels:
     CHECK(tn.ip_mtu == 1400);
     CHECK(tn.tcp_adjust_mss == 1360);
     CHECK(tn.ipsec_profile.empty());
+    CHECK_FALSE(tn.verify_source);
+    CHECK_FALSE(t.ports[0].allow_transit);
     CHECK(t.mgmt.socket == "/run/dmvpn-hub.sock");
+}
+
+TEST_CASE("verify-source and allow-transit: booleans; allow-transit only on underlay ports",
+          "[config]") {
+    doc d = base()
+                .replace("gre-key: 7", "    gre-key: 7\n    verify-source: true")
+                .replace("role: underlay", "    role: underlay\n    allow-transit: yes");
+    auto r = load_string(d.text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    CHECK(r->tunnels[0].verify_source);
+    CHECK(r->ports[0].allow_transit);
+    error lan = only_error(base().replace("role: lan", "    role: lan\n    allow-transit: true"));
+    CHECK(lan.key == "ports[1].allow-transit");
+    CHECK(lan.message == "allow-transit is for underlay ports (a lan port always forwards)");
+    CHECK(lan.line == base()
+                          .replace("role: lan", "    role: lan\n    allow-transit: true")
+                          .line_of("allow-transit"));
+    error bad = only_error(base().replace("gre-key: 7", "    gre-key: 7\n    verify-source: 1"));
+    CHECK(bad.key == "tunnels[0].verify-source");
 }
 
 TEST_CASE("the base test document is valid", "[config]") {

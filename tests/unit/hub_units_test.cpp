@@ -63,6 +63,7 @@ tunnels:
     overlay-address: 10.0.0.1
     overlay-prefix: 10.0.0.0/24
     gre-key: 100
+    verify-source: true
     nhrp:
       network-id: 7
       authentication: secret
@@ -425,6 +426,13 @@ TEST_CASE("the YAML model maps onto the workers' topology and the NHRP server", 
     CHECK(red.ip_mtu == 1400);
     CHECK(red.tcp_mss == 1360);
     CHECK(red.underlay_port == 3);
+    CHECK(red.verify_source);
+    CHECK_FALSE(d.tunnels[1].verify_source);
+    CHECK(d.ports[3].drop_transit);  // the underlay port, allow-transit not given
+    CHECK_FALSE(d.ports[1].drop_transit);
+    config::topology routed = t;
+    routed.ports[0].allow_transit = true;
+    CHECK_FALSE(dataplane_topology(routed, slots, ports).ports[3].drop_transit);
     CHECK_FALSE(d.tunnels[1].has_key);
     CHECK_FALSE(d.tunnels[1].ipsec);
     // GRE to the hub's NBMA address finds its tunnel by key.
