@@ -69,6 +69,7 @@ tunnels:
       redirect-rate-limit: 100000
       max-cache-entries: 8192
     ip-mtu: 1400
+    verify-source: true
 {ipsec}{sas}management:
   socket: {d}/hub.sock
 """
@@ -245,6 +246,11 @@ def refused(d):
                          "--duration", 1)
         check(rc == 0 and r["registered"] == n and r["lost"] == 0,
               "the right settings register all %d afterwards" % n)
+        # verify-source is on: the spokes' own traffic through the hub passes it.
+        spoofed = h.json("show", "stats")["drops"].get("spoofed_source", 0)
+        check(r["sent_via_hub"] > 0 and spoofed == 0,
+              "verify-source: %d packets via the hub, %d dropped as spoofed" %
+              (r["sent_via_hub"], spoofed))
     finally:
         h.stop()
 
