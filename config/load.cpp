@@ -700,7 +700,7 @@ hub_settings loader::read_hub(const value_ref& v) {
 port loader::read_port(const value_ref& v) {
     port p;
     auto f = mapping(v, {"name", "device", "role", "address", "gateway", "mtu", "rx-queue-size",
-                         "tx-queue-size"});
+                         "tx-queue-size", "allow-transit"});
     if (!f) {
         return p;
     }
@@ -754,6 +754,11 @@ port loader::read_port(const value_ref& v) {
                 }
             }
         }
+    }
+    read(*f, "allow-transit", p.allow_transit, as_bool());
+    if (p.allow_transit && p.role == port_role::lan) {
+        std::string path = child(v.path, "allow-transit");
+        fail(where(path), path, "allow-transit is for underlay ports (a lan port always forwards)");
     }
     return p;
 }
@@ -951,8 +956,9 @@ nhrp_settings loader::read_nhrp(const value_ref& v, const tunnel& t, bool overla
 
 tunnel loader::read_tunnel(const value_ref& v) {
     tunnel t;
-    auto f = mapping(v, {"name", "port", "nbma-source", "overlay-address", "overlay-prefix",
-                         "gre-key", "nhrp", "ip-mtu", "tcp-adjust-mss", "ipsec-profile"});
+    auto f =
+        mapping(v, {"name", "port", "nbma-source", "overlay-address", "overlay-prefix", "gre-key",
+                    "nhrp", "ip-mtu", "tcp-adjust-mss", "ipsec-profile", "verify-source"});
     if (!f) {
         return t;
     }
@@ -1019,6 +1025,7 @@ tunnel loader::read_tunnel(const value_ref& v) {
     if (auto p = member(*f, "ipsec-profile")) {
         t.ipsec_profile = ident(*p).value_or("");
     }
+    read(*f, "verify-source", t.verify_source, as_bool());
     return t;
 }
 
@@ -1125,8 +1132,8 @@ manual_sa loader::read_manual_sa(const value_ref& v, std::optional<transform> xf
 
 ipsec_profile loader::read_profile(const value_ref& v) {
     ipsec_profile p;
-    auto f =
-        mapping(v, {"name", "transform", "anti-replay-window", "esn", "lifetime", "manual-sas"});
+    auto f = mapping(v, {"name", "transform", "anti-replay", "anti-replay-window", "esn",
+                         "lifetime", "manual-sas"});
     if (!f) {
         return p;
     }
@@ -1149,6 +1156,7 @@ ipsec_profile loader::read_profile(const value_ref& v) {
     }
     // crypto's replay_window takes 1..2^22.
     read(*f, "anti-replay-window", p.replay_window, uint_in(1, 1u << 22));
+    read(*f, "anti-replay", p.anti_replay, as_bool());
     read(*f, "esn", p.esn, as_bool());
     if (auto l = member(*f, "lifetime")) {
         if (auto lf = mapping(*l, {"soft-packets", "hard-packets", "soft-bytes", "hard-bytes"})) {
@@ -1172,6 +1180,17 @@ ipsec_profile loader::read_profile(const value_ref& v) {
         if (auto items = sequence(*m)) {
             for (const value_ref& e : *items) {
                 p.manual_sas.push_back(read_manual_sa(e, xf));
+            }
+            if (xf && counter_iv(*xf) && !items->empty()) {
+                const value_ref t = *member(*f, "transform");
+                fail(t.at, t.path,
+                     fmt::format("{} cannot be used with manual-sas: with a static key the ESP "
+                                 "sequence number, which is the GCM IV, starts again at 1 each "
+                                 "time the hub restarts, so (key, IV) pairs repeat and leak "
+                                 "plaintext and the authentication key (RFC 4106 section 8.1); "
+                                 "use aes128-cbc-sha1-96 or aes256-cbc-sha256-128 with manual "
+                                 "keys (IKE-negotiated keys may use GCM once the hub has IKEv2)",
+                                 name(*xf)));
             }
         }
     }

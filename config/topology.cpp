@@ -100,6 +100,7 @@ std::optional<transform> parse_transform(std::string_view text) noexcept {
 }
 
 bool is_gcm(transform t) noexcept { return facts(t).salt != 0; }
+bool counter_iv(transform t) noexcept { return is_gcm(t); }
 size_t cipher_key_bytes(transform t) noexcept { return facts(t).cipher_key; }
 size_t salt_bytes(transform t) noexcept { return facts(t).salt; }
 size_t integrity_key_bytes(transform t) noexcept { return facts(t).integrity_key; }

@@ -81,6 +81,9 @@ struct port {
     uint16_t mtu = 1500;
     uint16_t rx_queue_size = 1024;
     uint16_t tx_queue_size = 1024;
+    // Underlay only: forward IPv4 that arrives here for someone else (else it is dropped:
+    // the port carries only GRE, ESP, IKE, ARP and ICMP addressed to the hub).
+    bool allow_transit = false;
 
     friend bool operator==(const port&, const port&) = default;
 };
@@ -131,7 +134,10 @@ struct tunnel {
     nhrp_settings nhrp;
     uint16_t ip_mtu = 1400;
     uint16_t tcp_adjust_mss = 1360;  // 0: off
-    std::string ipsec_profile;       // empty: GRE in clear
+    // Strict reverse-path check of what spokes send through the tunnel: the inner source must
+    // route back through the same tunnel to the NBMA address the packet came from.
+    bool verify_source = false;
+    std::string ipsec_profile;  // empty: GRE in clear
 
     friend bool operator==(const tunnel&, const tunnel&) = default;
 };
@@ -145,6 +151,10 @@ enum class transform : uint8_t {
 std::string_view name(transform t) noexcept;
 std::optional<transform> parse_transform(std::string_view text) noexcept;
 bool is_gcm(transform t) noexcept;
+// The IV is a counter (GCM; CTR or GMAC if ever added): the transform must never run with a
+// static key, whose IV sequence restarts with the hub (RFC 4106 section 8.1, RFC 3686 section
+// 2.1, RFC 4543 section 8).
+bool counter_iv(transform t) noexcept;
 size_t cipher_key_bytes(transform t) noexcept;     // 16 or 32
 size_t salt_bytes(transform t) noexcept;           // 4 for GCM (RFC 4106 section 4), else 0
 size_t integrity_key_bytes(transform t) noexcept;  // 20 (RFC 2404), 32 (RFC 4868), 0 for GCM
@@ -185,6 +195,8 @@ struct ipsec_profile {
     std::string name;
     transform xform = transform::aes128_gcm16;
     uint32_t replay_window = 1024;
+    // Manual SAs: off unless asked (RFC 4303 section 3.4.3), see config/README.md.
+    bool anti_replay = false;
     bool esn = false;
     sa_lifetime lifetime;
     std::vector<manual_sa> manual_sas;

@@ -49,6 +49,7 @@ replay_window& replay_window::operator=(replay_window&& o) noexcept {
         _size = std::exchange(o._size, 0);
         _word_mask = std::exchange(o._word_mask, 0);
         _esn = std::exchange(o._esn, false);
+        _enforced = std::exchange(o._enforced, true);
         _owns_bits = std::exchange(o._owns_bits, false);
     }
     return *this;

@@ -47,6 +47,12 @@ public:
 
     uint32_t size() const noexcept { return _size; }
     bool esn() const noexcept { return _esn; }
+    // Off: numbers at or below the highest one pass check() (0 still does not), so a peer that
+    // restarted its sequence numbers is not refused; the window still tracks the highest number
+    // for ESN inference. For manually keyed SAs, where RFC 4303 section 3.4.3 advises against
+    // anti-replay because a restart of one end cannot be negotiated. On by default.
+    bool enforced() const noexcept { return _enforced; }
+    void set_enforced(bool on) noexcept { _enforced = on; }
     // Highest sequence number accepted so far; 0 before the first.
     uint64_t top() const noexcept { return _top; }
 
@@ -68,6 +74,9 @@ public:
         }
         if (seq == 0) {
             return wire::fail(replay_error::zero);
+        }
+        if (!_enforced) {
+            return seq;
         }
         if (_top - seq >= _size) {
             return wire::fail(replay_error::outside_window);
@@ -124,6 +133,7 @@ private:
     uint32_t _size = 0;
     uint32_t _word_mask = 0;
     bool _esn = false;
+    bool _enforced = true;
     bool _owns_bits = false;  // allocated by the window (else the SA's storage)
 };
 

@@ -222,6 +222,7 @@ wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engin
     if (inbound) {
         s->_window =
             replay_window(p.replay_window, p.esn, reinterpret_cast<uint64_t*>(s.get() + 1));
+        s->_window.set_enforced(p.anti_replay);
     }
 
     IMB_MGR* mgr = eng.mgr();

@@ -54,6 +54,9 @@ struct sa_params {
     bool esn = false;  // RFC 4303 extended (64-bit) sequence numbers
     // Inbound only: how many sequence numbers the anti-replay window remembers.
     uint32_t replay_window = replay_window::default_size;
+    // Inbound only: refuse replayed and too old sequence numbers (RFC 4303 section 3.4.3). Off
+    // for manually keyed SAs unless configured: the peer's counter restarts with the peer.
+    bool anti_replay = true;
     sa_lifetime lifetime;
     // Outbound: the sequence number the last packet carried (the next one carries +1); lets a
     // known-answer test start where a published vector does.

@@ -47,6 +47,8 @@ constexpr std::array<std::string_view, drop_reason_count> drop_names = {
     "tx_full",
     "port_paused",
     "punt_ring_full",
+    "spoofed_source",
+    "underlay_transit",
 };
 
 constexpr std::array<std::string_view, punt_reason_count> punt_names = {

@@ -47,6 +47,8 @@ enum class drop_reason : uint8_t {
     tx_full,                // the NIC's TX queue took fewer packets than offered
     port_paused,            // the egress port is paused (`dmvpnctl port pause`)
     punt_ring_full,         // punted packet refused by the punt ring (overflow)
+    spoofed_source,         // verify-source: the inner source does not route back to the spoke
+    underlay_transit,       // on an underlay port, not tunnel traffic and not for the hub
     count_,
 };
 inline constexpr size_t drop_reason_count = static_cast<size_t>(drop_reason::count_);

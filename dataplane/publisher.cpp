@@ -50,10 +50,11 @@ publisher::publisher(const publisher_config& cfg) : _cfg(cfg) {}
 wire::result<std::unique_ptr<publisher>, publisher_error> publisher::create(
     const publisher_config& cfg) {
     if (cfg.workers == 0 || cfg.workers > max_workers || cfg.adjacencies == 0 ||
-        cfg.adjacencies > route_index_max + 1) {
+        cfg.adjacencies > route_index_max + 1 || cfg.first_allocated_id == 0) {
         return wire::fail(publisher_error::bad_config);
     }
     std::unique_ptr<publisher> p(new publisher(cfg));
+    p->_next_id = cfg.first_allocated_id;
     size_t sz = rte_rcu_qsbr_get_memsize(cfg.workers);
     auto* v = static_cast<rte_rcu_qsbr*>(
         rte_zmalloc_socket((cfg.name + "_rcu").c_str(), sz, RTE_CACHE_LINE_SIZE, cfg.socket_id));
@@ -225,7 +226,88 @@ void publisher::resume_port(uint16_t port) {
     }
 }
 
+std::optional<uint32_t> publisher::alloc_adjacency_id() {
+    if (!_free_ids.empty()) {
+        uint32_t id = _free_ids.back();
+        _free_ids.pop_back();
+        return id;
+    }
+    if (_next_id >= _adj->capacity()) {
+        return std::nullopt;
+    }
+    return _next_id++;
+}
+
+void publisher::free_adjacency_id(uint32_t id) {
+    if (id == 0 || id >= _adj->capacity()) {
+        return;
+    }
+    (void)remove_adjacency(id);
+    // The token is taken after the caller removed the routes and the slot was emptied.
+    _ids_waiting.push_back(waiting_id{id, rte_rcu_qsbr_start(_tables.rcu)});
+    advance_ids();
+}
+
+namespace {
+
+uint32_t prod_tail(const rte_ring* r) noexcept {
+    return __atomic_load_n(&r->prod.tail, __ATOMIC_ACQUIRE);
+}
+uint32_t cons_tail(const rte_ring* r) noexcept {
+    return __atomic_load_n(&r->cons.tail, __ATOMIC_ACQUIRE);
+}
+
+}  // namespace
+
+void publisher::snapshot_handoff_rings() {
+    for (uint16_t w = 0; w < _tables.workers; ++w) {
+        _ring_marks[w] = prod_tail(_tables.handoff[w]);
+    }
+}
+
+bool publisher::handoff_rings_passed() const noexcept {
+    for (uint16_t w = 0; w < _tables.workers; ++w) {
+        // Ring positions wrap at 2^32: compare the distance, not the values.
+        if (static_cast<int32_t>(cons_tail(_tables.handoff[w]) - _ring_marks[w]) < 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void publisher::advance_ids() {
+    // As far as each batch can go now: a step that completes may let the next one start.
+    bool moved = true;
+    while (moved) {
+        moved = false;
+        if (!_ids_finishing.empty() && rte_rcu_qsbr_check(_tables.rcu, _finish_token, false) == 1) {
+            _free_ids.insert(_free_ids.end(), _ids_finishing.begin(), _ids_finishing.end());
+            _ids_finishing.clear();
+            moved = true;
+        }
+        if (_ids_finishing.empty() && !_ids_draining.empty() && handoff_rings_passed()) {
+            _ids_finishing.swap(_ids_draining);
+            _finish_token = rte_rcu_qsbr_start(_tables.rcu);
+            moved = true;
+        }
+        if (_ids_draining.empty()) {
+            while (!_ids_waiting.empty() &&
+                   rte_rcu_qsbr_check(_tables.rcu, _ids_waiting.front().token, false) == 1) {
+                _ids_draining.push_back(_ids_waiting.front().id);
+                _ids_waiting.pop_front();
+                moved = true;
+            }
+            if (!_ids_draining.empty()) {
+                // Every lookup that found these ids is over: whatever still carries them is
+                // in a handoff ring.
+                snapshot_handoff_rings();
+            }
+        }
+    }
+}
+
 size_t publisher::reclaim() {
+    advance_ids();
     size_t freed = 0;
     while (!_retired.empty() &&
            rte_rcu_qsbr_check(_tables.rcu, _retired.front().token, false) == 1) {
@@ -244,6 +326,13 @@ void publisher::synchronize() {
         _retired.pop_front();
         release();
     }
+    // Ids: each step's grace period has passed now; the rings may still hold packets (workers
+    // stopped), in which case their ids stay pending.
+    for (int step = 0; step < 3 && ids_pending() != 0; ++step) {
+        advance_ids();
+        rte_rcu_qsbr_synchronize(_tables.rcu, RTE_QSBR_THRID_INVALID);
+    }
+    advance_ids();
 }
 
 }  // namespace dmvpn::dp

@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dataplane/adjacency.hpp"
 #include "dataplane/fib.hpp"
@@ -54,6 +55,9 @@ struct publisher_config {
     uint32_t tbl8s = 1024;
     unsigned handoff_ring_size = 1024;
     int socket_id = SOCKET_ID_ANY;
+    // alloc_adjacency_id() hands out ids from here up (slot 0 stays empty, so an unset id never
+    // names a live adjacency); the ids below are the caller's to set directly (tests).
+    uint32_t first_allocated_id = 1;
 };
 
 enum class publish_status : uint8_t {
@@ -101,6 +105,24 @@ public:
     // Empties the slot; routes still naming it drop as adjacency_missing until removed.
     [[nodiscard]] publish_status remove_adjacency(uint32_t id);
 
+    // Adjacency ids for next hops that come and go. An id travels with packets: from the FIB
+    // lookup to resolve within a worker's pass, and inside the handoff rings (a packet routed
+    // on one worker resumes at resolve on its SA's owner, or the control lcore hands one over)
+    // for as long as the owner takes to dequeue it, across quiescent states of the worker that
+    // enqueued it. Reusing an id any earlier would send such a packet with another next hop's
+    // adjacency (another spoke's SA and address).
+    std::optional<uint32_t> alloc_adjacency_id();
+    // Empties the slot (the caller removed the routes naming it first) and gives the id back
+    // to alloc_adjacency_id() only once (1) a grace period passed (lookups that found the id
+    // are done, so nothing enqueues it any more), (2) every handoff ring's consumer passed
+    // what the ring held then, and (3) another grace period passed (the owner finished those
+    // packets). Advanced by reclaim(), without waiting.
+    void free_adjacency_id(uint32_t id);
+    // Ids given back but not yet reusable.
+    size_t ids_pending() const noexcept {
+        return _ids_waiting.size() + _ids_draining.size() + _ids_finishing.size();
+    }
+
     [[nodiscard]] publish_status add_route(uint32_t prefix, uint8_t len, route_target t);
     [[nodiscard]] publish_status del_route(uint32_t prefix, uint8_t len);
 
@@ -111,7 +133,8 @@ public:
     // that an adjacency or the SPI table stopped naming gets destroyed.
     void retire(std::function<void()> release);
 
-    // Frees what no worker can still see, without waiting. Returns how many were freed.
+    // Frees what no worker can still see, and moves given-back adjacency ids on, without
+    // waiting. Returns how many objects were freed.
     size_t reclaim();
     // Waits for a grace period and frees everything retired (shutdown, tests).
     void synchronize();
@@ -132,6 +155,9 @@ private:
     explicit publisher(const publisher_config& cfg);
     publish_status install(uint32_t id, std::unique_ptr<adjacency> a);
     void retire_adjacency(const adjacency* a);
+    void advance_ids();
+    void snapshot_handoff_rings();
+    bool handoff_rings_passed() const noexcept;
 
     struct retired {
         uint64_t token;
@@ -144,6 +170,19 @@ private:
     std::unique_ptr<adjacency_table> _adj;
     std::deque<retired> _retired;
     size_t _live_adjacencies = 0;
+
+    // Adjacency ids: free, and the three steps of free_adjacency_id(), each a batch.
+    std::vector<uint32_t> _free_ids;
+    uint32_t _next_id = 1;
+    struct waiting_id {
+        uint32_t id;
+        uint64_t token;
+    };
+    std::deque<waiting_id> _ids_waiting;  // (1) until their grace period passes
+    std::vector<uint32_t> _ids_draining;  // (2) until the rings pass _ring_marks
+    std::array<uint32_t, max_workers> _ring_marks{};
+    std::vector<uint32_t> _ids_finishing;  // (3) until _finish_token passes
+    uint64_t _finish_token = 0;
 };
 
 }  // namespace dmvpn::dp

@@ -28,11 +28,17 @@ struct tunnel_info {
     uint16_t ip_mtu = 1400;  // largest inner IPv4 packet sent through the tunnel
     uint16_t tcp_mss = 0;    // TCP MSS clamp on SYNs in and out of the tunnel; 0 = off
     uint16_t underlay_port = 0;
+    // Strict reverse path: a decapsulated packet's inner source must route to an adjacency on
+    // this tunnel whose NBMA address is the packet's outer source (else spoofed_source).
+    bool verify_source = false;
 };
 
 struct port_info {
     rte_ether_addr mac{};
     uint16_t mtu = 1500;
+    // An underlay port that may not route: IPv4 arriving here that is neither tunnel traffic
+    // nor addressed to the hub is dropped (underlay_transit).
+    bool drop_transit = false;
 };
 
 // Addresses are in host byte order.

@@ -272,7 +272,6 @@ std::optional<std::string> hub::create_tables() {
                            dp::name(pub.error()));
     }
     _pub = std::move(pub.value());
-    _adj_capacity = pc.adjacencies;
     _stats = std::make_unique<dp::stats_registry>(_workers_n);
     auto eng = crypto::engine::create();
     if (!eng) {
@@ -900,8 +899,7 @@ void hub::expire_nbma_paths(timestamp now) {
             ++it;
             continue;
         }
-        (void)_pub->remove_adjacency(it->second.adj);
-        _free_adj.push_back(it->second.adj);
+        _pub->free_adjacency_id(it->second.adj);  // reusable once no packet can carry it
         it = _nbma_paths.erase(it);
     }
 }
@@ -960,17 +958,7 @@ void hub::refresh_route(const prefix_key& k) {
     }
 }
 
-std::optional<uint32_t> hub::alloc_adjacency() {
-    if (!_free_adj.empty()) {
-        uint32_t id = _free_adj.back();
-        _free_adj.pop_back();
-        return id;
-    }
-    if (_next_adj >= _adj_capacity) {
-        return std::nullopt;
-    }
-    return _next_adj++;
-}
+std::optional<uint32_t> hub::alloc_adjacency() { return _pub->alloc_adjacency_id(); }
 
 hub::nexthop& hub::ensure_nexthop(const nh_key& k) {
     auto it = _nexthops.find(k);
@@ -998,8 +986,7 @@ void hub::unref_nexthop(const nh_key& k) {
         return;
     }
     if (it->second.adj != 0) {
-        (void)_pub->remove_adjacency(it->second.adj);
-        _free_adj.push_back(it->second.adj);
+        _pub->free_adjacency_id(it->second.adj);  // reusable once no packet can carry it
     }
     _nexthops.erase(it);
 }

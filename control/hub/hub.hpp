@@ -244,9 +244,6 @@ private:
     neighbor_table _neighbors;
     std::map<nh_key, nexthop> _nexthops;
     std::map<nh_key, nbma_path> _nbma_paths;  // key: tunnel slot, peer NBMA
-    std::vector<uint32_t> _free_adj;
-    uint32_t _next_adj = 1;  // slot 0 stays empty: an unset next hop never names a live one
-    uint32_t _adj_capacity = 0;
     std::map<prefix_key, route_want> _config_routes;
     std::map<prefix_key, route_want> _binding_routes;
     std::map<prefix_key, route_want> _glean_routes;

@@ -53,6 +53,9 @@ dp::topology dataplane_topology(const config::topology& t, const tunnel_slots& s
         if (p.id < dp::max_ports) {
             std::memcpy(d.ports[p.id].mac.addr_bytes, p.mac.data(), 6);
             d.ports[p.id].mtu = p.mtu;
+            const config::port* cp = t.find_port(name);
+            d.ports[p.id].drop_transit =
+                cp != nullptr && cp->role == config::port_role::underlay && !cp->allow_transit;
             d.n_ports = std::max<uint16_t>(d.n_ports, static_cast<uint16_t>(p.id + 1));
         }
     }
@@ -73,6 +76,7 @@ dp::topology dataplane_topology(const config::topology& t, const tunnel_slots& s
         ti.ip_mtu = tun.ip_mtu;
         ti.tcp_mss = tun.tcp_adjust_mss;
         ti.underlay_port = p->second.id;
+        ti.verify_source = tun.verify_source;
         d.n_tunnels = std::max<uint16_t>(d.n_tunnels, static_cast<uint16_t>(*s + 1));
     }
     return d;
@@ -158,6 +162,7 @@ crypto::sa_params sa_params_of(const config::ipsec_profile& p, const config::sa_
     sp.direction = d;
     sp.esn = p.esn;
     sp.replay_window = p.replay_window;
+    sp.anti_replay = p.anti_replay;
     sp.lifetime = crypto::sa_lifetime{p.lifetime.soft_packets, p.lifetime.hard_packets,
                                       p.lifetime.soft_bytes, p.lifetime.hard_bytes};
     key_storage = k.key;

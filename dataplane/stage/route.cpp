@@ -9,14 +9,52 @@
 
 namespace dmvpn::dp::stage {
 
+namespace {
+
+// Strict reverse path (verify-source): the inner source's route leads to an adjacency on the
+// tunnel the packet came through, towards the NBMA address it came from.
+bool source_reaches_sender(uint32_t src_nh, const packet_meta& pm,
+                           const adjacency_table& adjacencies) noexcept {
+    if ((src_nh & RTE_LPM_LOOKUP_SUCCESS) == 0) {
+        return false;
+    }
+    route_target t = decode(src_nh);
+    if (t.kind != route_kind::adjacency) {
+        return false;
+    }
+    const adjacency* a = adjacencies.get(t.index);
+    return a != nullptr && a->kind == adj_kind::tunnel && a->tunnel == pm.tunnel &&
+           a->nbma == pm.outer_src;
+}
+
+}  // namespace
+
 uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
-    // Gather every destination, make one bulk lookup, then scatter.
+    // Gather every destination (and the sources verify-source checks), make one bulk lookup
+    // of each, then scatter.
+    const topology* topo = ctx.topo;
     uint32_t dsts[max_burst];
     uint32_t nhs[max_burst];
+    uint32_t srcs[max_burst];
+    uint32_t src_nhs[max_burst];
+    uint8_t src_of[max_burst];  // index into srcs, or none
+    constexpr uint8_t none = 0xff;
+    uint16_t n_src = 0;
     for (uint16_t i = 0; i < n; ++i) {
-        dsts[i] = ipv4_dst(rte_pktmbuf_mtod(pkts[i], const uint8_t*));
+        const uint8_t* ip = rte_pktmbuf_mtod(pkts[i], const uint8_t*);
+        dsts[i] = ipv4_dst(ip);
+        src_of[i] = none;
+        const packet_meta& pm = meta(pkts[i]);
+        if ((pm.flags & meta_flag::from_tunnel) != 0 && topo != nullptr &&
+            pm.tunnel < max_tunnels && topo->tunnels[pm.tunnel].verify_source) {
+            src_of[i] = static_cast<uint8_t>(n_src);
+            srcs[n_src++] = ipv4_src(ip);
+        }
     }
     ctx.tables->routes->lookup_bulk(dsts, nhs, n);
+    if (n_src != 0) {
+        ctx.tables->routes->lookup_bulk(srcs, src_nhs, n_src);
+    }
     // Resolve reads each packet's adjacency slot next: prefetched as routes are decided.
     const adjacency_table& adjacencies = *ctx.tables->adjacencies;
 
@@ -24,6 +62,23 @@ uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         uint32_t dst = dsts[i];
+        if (src_of[i] != none && !source_reaches_sender(src_nhs[src_of[i]], meta(m), adjacencies))
+            [[unlikely]] {
+            ctx.drop(m, drop_reason::spoofed_source);
+            continue;
+        }
+        {
+            // An underlay port carries tunnel traffic (not routed here) and what is addressed
+            // to the hub; it is not a way into the LAN unless allow-transit says so.
+            const packet_meta& pm = meta(m);
+            if (topo != nullptr && pm.in_port < topo->n_ports &&
+                topo->ports[pm.in_port].drop_transit && (pm.flags & meta_flag::from_tunnel) == 0 &&
+                ((nhs[i] & RTE_LPM_LOOKUP_SUCCESS) == 0 ||
+                 decode(nhs[i]).kind != route_kind::local)) [[unlikely]] {
+                ctx.drop(m, drop_reason::underlay_transit);
+                continue;
+            }
+        }
         uint8_t top = static_cast<uint8_t>(dst >> 24);
         // One test for the usual unicast destination (first octet 1-126 or 128-223).
         if (top == 0 || top == 127 || top >= 224) [[unlikely]] {

@@ -63,6 +63,7 @@ tunnels:
       redirect-rate-limit: 100000
       max-cache-entries: 8192
     ip-mtu: 1400
+    verify-source: true
 {ipsec}{sas}management:
   socket: {d}/hub.sock
 """
@@ -74,7 +75,7 @@ class hub:
         self.sock = os.path.join(d, "hub.sock")
         sas, ipsec = "", ""
         if esp:
-            sas = subprocess.run([SIM, "--spokes", str(spokes), "--esp", "aes128-gcm16",
+            sas = subprocess.run([SIM, "--spokes", str(spokes), "--esp", "aes256-cbc-sha256-128",
                                   "--print-sa-yaml"], capture_output=True, text=True,
                                  check=True).stdout
             sas = "\n".join(l for l in sas.splitlines() if not l.startswith("#")) + "\n"
@@ -192,7 +193,7 @@ def spokesim(d, *args, timeout=240):
     return rc, rep
 
 
-GOOD = ["--gre-key", 100, "--auth", "e2e", "--esp", "aes128-gcm16"]
+GOOD = ["--gre-key", 100, "--auth", "e2e", "--esp", "aes256-cbc-sha256-128"]
 
 
 def scale(d):
@@ -251,27 +252,27 @@ def refused(d):
     try:
         # Wrong NHRP authentication: the registrations are refused and counted.
         rc, r = spokesim(d, "--spokes", n, "--gre-key", 100, "--auth", "wrong", "--esp",
-                         "aes128-gcm16", "--first-spoke", 0, "--rate", 0, "--register-wait", 3)
+                         "aes256-cbc-sha256-128", "--first-spoke", 0, "--rate", 0, "--register-wait", 3)
         auth = h.nhrp_counts()["dropped"]["authentication_failure"]
         check(r["registered"] == 0 and auth >= n,
               "wrong authentication: none registered, hub counts %d authentication failures" % auth)
         # Wrong GRE key: no tunnel takes it.
         rc, r = spokesim(d, "--spokes", n, "--gre-key", 101, "--auth", "e2e", "--esp",
-                         "aes128-gcm16", "--first-spoke", n, "--rate", 0, "--register-wait", 3)
+                         "aes256-cbc-sha256-128", "--first-spoke", n, "--rate", 0, "--register-wait", 3)
         drops = h.json("show", "stats")["drops"]
         check(r["registered"] == 0 and drops.get("gre_unknown_key", 0) >= n,
               "wrong GRE key: none registered, hub counts %d gre_unknown_key" %
               drops.get("gre_unknown_key", 0))
         # Wrong SA keys (another seed, same SPIs): the ICV fails.
         rc, r = spokesim(d, "--spokes", n, "--gre-key", 100, "--auth", "e2e", "--esp",
-                         "aes128-gcm16", "--sa-seed", 2, "--first-spoke", 2 * n, "--rate", 0,
+                         "aes256-cbc-sha256-128", "--sa-seed", 2, "--first-spoke", 2 * n, "--rate", 0,
                          "--register-wait", 3)
         drops = h.json("show", "stats")["drops"]
         check(r["registered"] == 0 and drops.get("esp_bad_icv", 0) >= n,
               "wrong SA: none registered, hub counts %d esp_bad_icv" % drops.get("esp_bad_icv", 0))
         # Unknown SPIs (outside the hub's table).
         rc, r = spokesim(d, "--spokes", n, "--gre-key", 100, "--auth", "e2e", "--esp",
-                         "aes128-gcm16", "--spi-base", 0x900000, "--first-spoke", 3 * n,
+                         "aes256-cbc-sha256-128", "--spi-base", 0x900000, "--first-spoke", 3 * n,
                          "--rate", 0,
                          "--register-wait", 3)
         drops = h.json("show", "stats")["drops"]
@@ -283,6 +284,11 @@ def refused(d):
                          "--duration", 1)
         check(rc == 0 and r["registered"] == n and r["lost"] == 0,
               "the right settings register all %d afterwards" % n)
+        # verify-source is on: the spokes' own traffic through the hub passes it.
+        spoofed = h.json("show", "stats")["drops"].get("spoofed_source", 0)
+        check(r["sent_via_hub"] > 0 and spoofed == 0,
+              "verify-source: %d packets via the hub, %d dropped as spoofed" %
+              (r["sent_via_hub"], spoofed))
     finally:
         h.stop()
 

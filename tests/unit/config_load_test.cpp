@@ -81,11 +81,13 @@ TEST_CASE("the demo example describes the demo", "[config]") {
     CHECK(tn.nbma_source == t.ports[0].address.address);  // defaulted from the port
     const auto* prof = t.find_ipsec_profile(tn.ipsec_profile);
     REQUIRE(prof != nullptr);
-    CHECK(prof->xform == dmvpn::config::transform::aes128_gcm16);
+    CHECK(prof->xform == dmvpn::config::transform::aes256_cbc_sha256_128);
+    CHECK_FALSE(prof->anti_replay);
+    CHECK(prof->manual_sas.size() >= 100);
     for (const auto& sa : prof->manual_sas) {
-        CHECK(sa.inbound.key.size() == 16);
-        CHECK(sa.inbound.salt.size() == 4);
-        CHECK(sa.outbound.key.size() == 16);
+        CHECK(sa.inbound.key.size() == 32);
+        CHECK(sa.inbound.integrity_key.size() == 32);
+        CHECK(sa.outbound.key.size() == 32);
     }
     REQUIRE(t.routes.size() == 1);
     CHECK(t.routes[0].egress == "tun0");
@@ -123,10 +125,12 @@ TEST_CASE("the bare-metal example normalizes PCI addresses and expands lcore ran
     CHECK(r->ports[0].dev.spec == "0000:3b:00.0");
     CHECK(r->hub.worker_lcores == std::vector<uint32_t>{2, 3, 4, 5, 6, 7});
     CHECK(r->ports[0].gateway == ip("203.0.113.1"));
-    // the outbound key was written with its salt appended
-    const auto& sa = r->ipsec_profiles.at(0).manual_sas.at(0);
+    const auto& p = r->ipsec_profiles.at(0);
+    CHECK(p.xform == dmvpn::config::transform::aes256_cbc_sha256_128);
+    CHECK_FALSE(p.anti_replay);
+    const auto& sa = p.manual_sas.at(0);
     CHECK(sa.outbound.key.size() == 32);
-    CHECK(sa.outbound.salt == std::vector<uint8_t>{0x0a, 0x0b, 0x0c, 0x0d});
+    CHECK(sa.outbound.integrity_key.size() == 32);
 }
 
 TEST_CASE("the interop example lets its worker sleep when idle (qemu guests share the cores)",
@@ -173,7 +177,29 @@ tunnels:
     CHECK(tn.ip_mtu == 1400);
     CHECK(tn.tcp_adjust_mss == 1360);
     CHECK(tn.ipsec_profile.empty());
+    CHECK_FALSE(tn.verify_source);
+    CHECK_FALSE(t.ports[0].allow_transit);
     CHECK(t.mgmt.socket == "/run/dmvpn-hub.sock");
+}
+
+TEST_CASE("verify-source and allow-transit: booleans; allow-transit only on underlay ports",
+          "[config]") {
+    doc d = base()
+                .replace("gre-key: 7", "    gre-key: 7\n    verify-source: true")
+                .replace("role: underlay", "    role: underlay\n    allow-transit: yes");
+    auto r = load_string(d.text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    CHECK(r->tunnels[0].verify_source);
+    CHECK(r->ports[0].allow_transit);
+    error lan = only_error(base().replace("role: lan", "    role: lan\n    allow-transit: true"));
+    CHECK(lan.key == "ports[1].allow-transit");
+    CHECK(lan.message == "allow-transit is for underlay ports (a lan port always forwards)");
+    CHECK(lan.line == base()
+                          .replace("role: lan", "    role: lan\n    allow-transit: true")
+                          .line_of("allow-transit"));
+    error bad = only_error(base().replace("gre-key: 7", "    gre-key: 7\n    verify-source: 1"));
+    CHECK(bad.key == "tunnels[0].verify-source");
 }
 
 TEST_CASE("the base test document is valid", "[config]") {
@@ -235,7 +261,7 @@ TEST_CASE("wrong types name what was expected and what was found", "[config]") {
          "expected a string, got a sequence"},
         {"network-id: 1", "      network-id:", "tunnels[0].nhrp.network-id",
          "expected an integer 1..4294967295, got nothing"},
-        {"transform: aes128-gcm16", "    transform: aes128-gcm", "ipsec-profiles[0].transform",
+        {"transform: aes128-cbc", "    transform: aes128-gcm", "ipsec-profiles[0].transform",
          "expected aes128-gcm16, aes256-gcm16, aes128-cbc-sha1-96 or aes256-cbc-sha256-128, got "
          "\"aes128-gcm\""},
     };
@@ -294,7 +320,7 @@ TEST_CASE("unknown keys are refused at every level, where they stand", "[config]
         {"network-id: 1", 6, "tunnels[0].nhrp.bogus"},
         {"nbma: 192.0.2.2", 10, "tunnels[0].nhrp.nhs[0].bogus"},
         {"dynamic: true", 8, "tunnels[0].nhrp.multicast.bogus"},
-        {"transform: aes128-gcm16", 4, "ipsec-profiles[0].bogus"},
+        {"transform: aes128-cbc", 4, "ipsec-profiles[0].bogus"},
         {"hard-packets: 1000", 6, "ipsec-profiles[0].lifetime.bogus"},
         {"- peer: 192.0.2.2", 8, "ipsec-profiles[0].manual-sas[0].bogus"},
         {"spi: 0x1000", 10, "ipsec-profiles[0].manual-sas[0].inbound.bogus"},
@@ -338,7 +364,7 @@ TEST_CASE("missing required keys are reported on the mapping that lacks them", "
         {"overlay-prefix: 10.0.0.0/16", "- name: tun0", "tunnels[0].overlay-prefix"},
         {"network-id: 1", "authentication: secret", "tunnels[0].nhrp.network-id"},
         {"nbma: 192.0.2.2", "overlay: 10.0.0.2", "tunnels[0].nhrp.nhs[0].nbma"},
-        {"transform: aes128-gcm16", "- name: p1", "ipsec-profiles[0].transform"},
+        {"transform: aes128-cbc", "- name: p1", "ipsec-profiles[0].transform"},
         {"spi: 0x2000", "key: 1011121314", "ipsec-profiles[0].manual-sas[0].outbound.spi"},
     };
     for (const row& x : rows) {
@@ -353,9 +379,9 @@ TEST_CASE("missing required keys are reported on the mapping that lacks them", "
     CHECK(route.key == "routes[0].prefix");
     CHECK(route.line == no_prefix.line_of("- via: 10.0.0.2"));
 
-    error salt = only_error(base().erase("salt: 05060708"));
-    CHECK(salt.key == "ipsec-profiles[0].manual-sas[0].outbound.salt");
-    CHECK(salt.message.find("missing required key") == 0);
+    error integ = only_error(base().erase("integrity-key: 3031"));
+    CHECK(integ.key == "ipsec-profiles[0].manual-sas[0].outbound.integrity-key");
+    CHECK(integ.message == "missing required key (aes128-cbc-sha1-96 needs a 20-byte HMAC key)");
 
     auto top = load_string("ports: []\n", "t.yaml");
     REQUIRE_FALSE(top.has_value());
@@ -455,9 +481,11 @@ TEST_CASE("duplicates are refused where the second one stands", "[config]") {
         CHECK(r.errors()[1].message == "10.0.128.0/17 overlaps tunnel \"tun0\"'s 10.0.0.0/16");
     }
     SECTION("inbound SPIs and peers") {
-        doc d = base().insert_after("salt: 05060708", R"(      - peer: 192.0.2.2
-        inbound: {spi: 0x1000, key: 000102030405060708090a0b0c0d0e0f, salt: 01020304}
-        outbound: {spi: 0x2001, key: 000102030405060708090a0b0c0d0e0f, salt: 01020304})");
+        doc d = base().insert_after("integrity-key: 3031", R"(      - peer: 192.0.2.2
+        inbound: {spi: 0x1000, key: 000102030405060708090a0b0c0d0e0f,
+                  integrity-key: 2021222324252627282920212223242526272829}
+        outbound: {spi: 0x2001, key: 000102030405060708090a0b0c0d0e0f,
+                   integrity-key: 2021222324252627282920212223242526272829})");
         auto r = load_string(d.text(), "t.yaml");
         REQUIRE_FALSE(r.has_value());
         INFO(r.error_text());
@@ -533,12 +561,14 @@ TEST_CASE("keys must match the transform", "[config]") {
          "expected hex bytes (an even number of hex digits, 0x optional), got \"0x00zz\""},
         {"key: 0001", "          key: 000102030405060708090a0b0c0d0e",
          "ipsec-profiles[0].manual-sas[0].inbound.key",
-         "aes128-gcm16 needs a 16-byte key (32 hex digits), got 15 bytes"},
-        {"salt: 0102", "          salt: 010203", "ipsec-profiles[0].manual-sas[0].inbound.salt",
-         "the GCM salt is 4 bytes (8 hex digits), got 3 bytes"},
-        {"salt: 0102", "          salt: 01020304\n          integrity-key: 00",
+         "aes128-cbc-sha1-96 needs a 16-byte key (32 hex digits), got 15 bytes"},
+        {"integrity-key: 2021", "          integrity-key: 20212223242526272829202122232425262728",
          "ipsec-profiles[0].manual-sas[0].inbound.integrity-key",
-         "aes128-gcm16 takes no integrity-key (GCM authenticates itself)"},
+         "aes128-cbc-sha1-96 needs a 20-byte integrity-key (40 hex digits), got 19 bytes"},
+        {"integrity-key: 2021",
+         "          integrity-key: 2021222324252627282920212223242526272829\n          salt: 0102",
+         "ipsec-profiles[0].manual-sas[0].inbound.salt",
+         "aes128-cbc-sha1-96 takes no salt (GCM only)"},
     };
     for (const row& x : rows) {
         doc d = base().replace(x.needle, x.replacement);
@@ -546,24 +576,94 @@ TEST_CASE("keys must match the transform", "[config]") {
         CHECK(e.key == x.key);
         CHECK(e.message == x.message);
     }
-    // CBC wants an HMAC key of the hash's size and no salt.
-    doc cbc = base().replace("transform: aes128-gcm16", "    transform: aes256-cbc-sha256-128");
+    // AES-256 with SHA-256 wants a 32-byte key and a 32-byte HMAC key.
+    doc cbc = base().replace("transform: aes128-cbc", "    transform: aes256-cbc-sha256-128");
     auto r = load_string(cbc.text(), "t.yaml");
     REQUIRE_FALSE(r.has_value());
     INFO(r.error_text());
     bool key_length = false;
-    bool salt = false;
     bool integrity = false;
     for (const error& e : r.errors()) {
         key_length |=
             e.message == "aes256-cbc-sha256-128 needs a 32-byte key (64 hex digits), got 16 bytes";
-        salt |= e.message == "aes256-cbc-sha256-128 takes no salt (GCM only)";
         integrity |= e.key == "ipsec-profiles[0].manual-sas[0].inbound.integrity-key" &&
-                     e.message.find("missing required key") == 0;
+                     e.message ==
+                         "aes256-cbc-sha256-128 needs a 32-byte integrity-key (64 hex digits), got "
+                         "20 bytes";
     }
     CHECK(key_length);
-    CHECK(salt);
     CHECK(integrity);
+}
+
+namespace {
+
+// The base document with an AES-GCM profile: salts instead of HMAC keys.
+doc with_gcm(std::string_view transform) {
+    return base()
+        .replace("transform: aes128-cbc", std::string("    transform: ") + std::string(transform))
+        .replace("integrity-key: 2021", "          salt: 01020304")
+        .replace("integrity-key: 3031", "          salt: 05060708");
+}
+
+}  // namespace
+
+TEST_CASE("GCM is refused with manual keys: the IV repeats after a restart (RFC 4106 8.1)",
+          "[config]") {
+    for (const char* t : {"aes128-gcm16", "aes256-gcm16"}) {
+        INFO(t);
+        doc d = with_gcm(t);
+        if (std::string_view(t) == "aes256-gcm16") {
+            d = d.replace("key: 0001", "          key: " + std::string(64, 'a'))
+                    .replace("key: 1011", "          key: " + std::string(64, 'b'));
+        }
+        error e = only_error(d);
+        CHECK(e.key == "ipsec-profiles[0].transform");
+        CHECK(e.line == d.line_of("transform: aes"));
+        CHECK(e.column == 16);
+        // Says why and what to use instead.
+        CHECK(e.message.find(std::string(t) + " cannot be used with manual-sas") == 0);
+        CHECK(e.message.find("RFC 4106 section 8.1") != std::string::npos);
+        CHECK(e.message.find("restarts") != std::string::npos);
+        CHECK(e.message.find("aes128-cbc-sha1-96 or aes256-cbc-sha256-128") != std::string::npos);
+        CHECK(e.message.find("IKE") != std::string::npos);
+        CHECK(to_string(e).find("t.yaml:" + std::to_string(e.line) + ":16: ") == 0);
+    }
+    // GCM keys are still checked, so a config fixed by changing only the transform is not the
+    // first time its keys are read.
+    auto r = load_string(
+        with_gcm("aes128-gcm16").replace("salt: 0102", "          salt: 010203").text(), "t.yaml");
+    REQUIRE_FALSE(r.has_value());
+    INFO(r.error_text());
+    REQUIRE(r.errors().size() == 2);
+    CHECK(r.errors()[1].key == "ipsec-profiles[0].manual-sas[0].inbound.salt");
+    CHECK(r.errors()[1].message == "the GCM salt is 4 bytes (8 hex digits), got 3 bytes");
+    // A GCM profile with no manual SAs is not refused (IKE will fill such profiles).
+    doc no_sas = with_gcm("aes128-gcm16");
+    for (const char* l : {"spi: 0x1000", "key: 0001", "salt: 0102", "outbound:", "spi: 0x2000",
+                          "key: 1011", "salt: 0506", "inbound:", "- peer: 192.0.2.2"}) {
+        no_sas = no_sas.erase(l);
+    }
+    no_sas = no_sas.replace("manual-sas:", "    manual-sas: []");
+    auto ok = load_string(no_sas.text(), "t.yaml");
+    INFO(no_sas.text() << ok.error_text());
+    CHECK(ok.has_value());
+}
+
+TEST_CASE("anti-replay: off for manual SAs unless the profile turns it on", "[config]") {
+    auto off = load_string(base().text(), "t.yaml");
+    INFO(off.error_text());
+    REQUIRE(off.has_value());
+    CHECK_FALSE(off->ipsec_profiles.at(0).anti_replay);
+    doc on = base().replace("transform: aes128-cbc",
+                            "    transform: aes128-cbc-sha1-96\n    anti-replay: true");
+    auto r = load_string(on.text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    CHECK(r->ipsec_profiles.at(0).anti_replay);
+    CHECK(dmvpn::config::diff(*off, *r).ipsec_profiles_changed == std::vector<std::string>{"p1"});
+    error e = only_error(base().replace("transform: aes128-cbc",
+                                        "    transform: aes128-cbc-sha1-96\n    anti-replay: 2"));
+    CHECK(e.key == "ipsec-profiles[0].anti-replay");
 }
 
 TEST_CASE("checks that span fields", "[config]") {
@@ -590,7 +690,8 @@ TEST_CASE("checks that span fields", "[config]") {
         {"gre-key: 7", "    gre-key: 7\n    tcp-adjust-mss: 1380", "tunnels[0].tcp-adjust-mss",
          "expected 0 (off) or 500..1360 (ip-mtu 1400 less 40), got 1380"},
         {"gre-key: 7", "    gre-key: 7\n    ip-mtu: 1450", "tunnels[0].ip-mtu",
-         "1450 plus 28 bytes of GRE and outer IPv4 and up to 37 of ESP (aes128-gcm16) exceeds "
+         "1450 plus 28 bytes of GRE and outer IPv4 and up to 53 of ESP (aes128-cbc-sha1-96) "
+         "exceeds "
          "port \"wan\"'s MTU 1500"},
         {"worker-lcores: [1]", "  worker-lcores: [0, 1]", "hub.worker-lcores[0]",
          "lcore 0 is the control lcore; workers need their own"},

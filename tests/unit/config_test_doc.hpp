@@ -119,7 +119,7 @@ tunnels:
     ipsec-profile: p1
 ipsec-profiles:
   - name: p1
-    transform: aes128-gcm16
+    transform: aes128-cbc-sha1-96
     lifetime:
       hard-packets: 1000
     manual-sas:
@@ -127,11 +127,11 @@ ipsec-profiles:
         inbound:
           spi: 0x1000
           key: 000102030405060708090a0b0c0d0e0f
-          salt: 01020304
+          integrity-key: 2021222324252627282920212223242526272829
         outbound:
           spi: 0x2000
           key: 101112131415161718191a1b1c1d1e1f
-          salt: 05060708
+          integrity-key: 3031323334353637383930313233343536373839
 routes:
   - prefix: 172.16.0.0/24
     via: 10.0.0.2

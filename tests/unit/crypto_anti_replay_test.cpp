@@ -37,6 +37,21 @@ TEST_CASE("replay window accepts in order, rejects duplicates and zero", "[crypt
     CHECK(name(replay_error::outside_window) == "outside_window");
 }
 
+TEST_CASE("replay window not enforced: old and repeated numbers pass, zero does not, top tracks",
+          "[crypto][replay]") {
+    replay_window w(64, false);
+    CHECK(w.enforced());
+    w.set_enforced(false);
+    CHECK_FALSE(w.enforced());
+    REQUIRE(w.accept(500).has_value());
+    CHECK(w.accept(500).has_value());
+    CHECK(w.accept(1).has_value());  // 499 behind: outside a 64-number window
+    CHECK(w.top() == 500);
+    CHECK(accept_error(w, 0) == replay_error::zero);
+    REQUIRE(w.accept(501).has_value());
+    CHECK(w.top() == 501);
+}
+
 TEST_CASE("replay window edges: in window, exactly at the bottom, just below", "[crypto][replay]") {
     replay_window w(1024, false);
     REQUIRE(w.accept(5000).has_value());

@@ -210,6 +210,63 @@ void control_handoff(env& e, const bytes& payload, uint32_t adj_id, uint16_t own
 }  // namespace
 
 TEST_CASE(
+    "a given-back adjacency id is not reused while a packet handed off with it waits, nor "
+    "before a grace period",
+    "[dataplane][esp][rcu]") {
+    sa_pairs sas;
+    env e(2, 1024, sas.hub_out.get(), 1);
+    auto& pub = e.pub();
+    auto id = pub.alloc_adjacency_id();
+    REQUIRE(id.has_value());
+    CHECK(*id == 8);
+    REQUIRE(pub.set_tunnel_adjacency(*id, {1, net::spoke5, net::spoke5_nbma, underlay_gw_mac,
+                                           sas.hub_out.get(), 1}) == dp::publish_status::ok);
+    bytes ip = ipv4(net::lan_host, net::spoke5, 17, udp(1, 2, 20));
+    // Routed on worker 0, owned by worker 1: it waits in worker 1's handoff ring carrying the id.
+    control_handoff(e, ip, *id, 1);
+    pub.free_adjacency_id(*id);
+    CHECK(pub.tables().adjacencies->get(*id) == nullptr);
+    // The workers are offline, so every grace period is over at once; the ring still holds
+    // the packet, so the id must not come back however often the control lcore reclaims.
+    for (int i = 0; i < 3; ++i) {
+        pub.reclaim();
+        pub.synchronize();
+    }
+    CHECK(pub.ids_pending() == 1);
+    auto other = pub.alloc_adjacency_id();
+    REQUIRE(other.has_value());
+    CHECK(*other != *id);
+    // Worker 1 takes the packet: its adjacency is gone, so it is dropped, never sent with
+    // whatever the slot holds later.
+    CHECK(e.worker(1).poll_once() == 1);
+    CHECK(e.sent_on(e.underlay(), 1).empty());
+    CHECK(e.worker(1).counters().drop(dp::drop_reason::adjacency_missing) == 1);
+    pub.reclaim();
+    pub.reclaim();
+    CHECK(pub.ids_pending() == 0);
+    CHECK(pub.alloc_adjacency_id() == id);
+
+    // A worker online that has not reported a quiescent state since the id was given back may
+    // still hold it from a FIB lookup.
+    rte_rcu_qsbr* v = pub.rcu();
+    rte_rcu_qsbr_thread_online(v, 0);
+    pub.free_adjacency_id(*id);
+    for (int i = 0; i < 3; ++i) {
+        pub.reclaim();
+    }
+    CHECK(pub.ids_pending() == 1);
+    rte_rcu_qsbr_quiescent(v, 0);
+    pub.reclaim();  // past (1) and the empty rings (2); (3) waits for a new grace period
+    CHECK(pub.ids_pending() == 1);
+    rte_rcu_qsbr_quiescent(v, 0);
+    pub.reclaim();
+    CHECK(pub.ids_pending() == 0);
+    rte_rcu_qsbr_thread_offline(v, 0);
+    CHECK(pub.alloc_adjacency_id() == id);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE(
     "ESP-out: NHRP from the control lcore leaves through the SA owner as ESP over GRE "
     "0x2001, unclamped and unfragmented",
     "[dataplane][esp]") {

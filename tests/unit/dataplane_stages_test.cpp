@@ -888,3 +888,106 @@ TEST_CASE("Rate limiters: glean again after the interval, redirects per (source,
     env::free_all(p);
     CHECK(e.pool_in_use() == 0);
 }
+
+namespace {
+
+// The fixture's topology with one change applied.
+template <class F>
+void change_topology(env& e, F f) {
+    dp::topology t = *e.pub().current_topology();
+    f(t);
+    e.pub().set_topology(t);
+}
+
+}  // namespace
+
+TEST_CASE("verify-source: a spoke's inner source must route back to that spoke",
+          "[dataplane][stage]") {
+    env e;
+    // Adjacency 1 is spoke 10.0.0.2 at 198.51.100.2 (10.20.0.0/16 behind it), adjacency 2 spoke
+    // 10.0.0.3 at 198.51.100.3; 10.0.0.99 is in the tunnel's subnet but nobody registered it.
+    auto from_spoke2 = [&](uint32_t src) {
+        return e.gre_frame(net::spoke2_nbma, net::key0, 0x0800,
+                           ipv4(src, net::lan_host, 17, payload_udp()));
+    };
+    const std::vector<bytes> frames = {
+        from_spoke2(net::spoke2),          // its own address
+        from_spoke2(ip4(10, 20, 1, 1)),    // its LAN, routed through it
+        from_spoke2(net::spoke3),          // another spoke's address
+        from_spoke2(ip4(10, 0, 0, 99)),    // unregistered overlay address (glean route)
+        from_spoke2(net::lan_host),        // the hub's LAN
+        from_spoke2(ip4(203, 0, 113, 7)),  // no route at all
+        from_spoke2(ip4(10, 30, 0, 1)),    // routed to an incomplete adjacency
+        e.gre_frame(net::spoke3_nbma, net::key0, 0x0800,  // spoke 3 with spoke 2's LAN
+                    ipv4(ip4(10, 20, 1, 1), net::lan_host, 17, payload_udp())),
+    };
+    SECTION("off (the default): everything is forwarded") {
+        e.from_underlay(frames);
+        CHECK(e.sent_on(e.lan()).size() == frames.size());
+        CHECK(drops(e, drop_reason::spoofed_source) == 0);
+    }
+    SECTION("on: only the first two leave, the rest are dropped and counted") {
+        change_topology(e, [](dp::topology& t) { t.tunnels[0].verify_source = true; });
+        e.from_underlay(frames);
+        auto out = e.sent_on(e.lan());
+        REQUIRE(out.size() == 2);
+        CHECK(wire::load_be32(&out[0][14 + 12]) == net::spoke2);
+        CHECK(wire::load_be32(&out[1][14 + 12]) == ip4(10, 20, 1, 1));
+        CHECK(drops(e, drop_reason::spoofed_source) == frames.size() - 2);
+        CHECK(e.worker().counters().total_drops() == frames.size() - 2);
+        CHECK(e.punts().empty());
+        // Spoke 3 re-registers from a new NBMA address: its old one no longer passes.
+        REQUIRE(e.pub().set_tunnel_adjacency(
+                    2, {0, net::spoke3, ip4(198, 51, 100, 33), underlay_gw_mac, nullptr, 0}) ==
+                dp::publish_status::ok);
+        e.from_underlay({e.gre_frame(net::spoke3_nbma, net::key0, 0x0800,
+                                     ipv4(net::spoke3, net::lan_host, 17, payload_udp())),
+                         e.gre_frame(ip4(198, 51, 100, 33), net::key0, 0x0800,
+                                     ipv4(net::spoke3, net::lan_host, 17, payload_udp()))});
+        CHECK(e.sent_on(e.lan()).size() == 1);
+        CHECK(drops(e, drop_reason::spoofed_source) == frames.size() - 2 + 1);
+        // LAN traffic is not checked.
+        e.from_lan({e.lan_frame(ipv4(ip4(10, 20, 9, 9), net::spoke2, 17, payload_udp()))});
+        CHECK(e.sent_on(e.underlay()).size() == 1);
+    }
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("An underlay port is no way into the LAN: transit IPv4 is dropped unless allowed",
+          "[dataplane][stage]") {
+    env e;
+    auto on_underlay = [&](const bytes& ip) {
+        return eth(e.underlay().mac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, ip);
+    };
+    auto ike = ipv4(net::spoke2_nbma, net::hub_nbma, 17, udp(500, 500, 40));
+    auto to_lan = ipv4(ip4(198, 51, 100, 77), net::lan_host, 17, payload_udp());
+    auto to_spoke = ipv4(ip4(198, 51, 100, 77), net::spoke2, 17, payload_udp());
+    auto mcast = ipv4(ip4(198, 51, 100, 77), ip4(224, 0, 0, 10), 88, payload_udp());
+    auto tunnel = e.gre_frame(net::spoke2_nbma, net::key0, 0x0800,
+                              ipv4(net::spoke2, net::lan_host, 17, payload_udp()));
+    SECTION("not allowed") {
+        change_topology(e, [&](dp::topology& t) { t.ports[e.underlay().id].drop_transit = true; });
+        e.from_underlay({on_underlay(ike), on_underlay(to_lan), on_underlay(to_spoke),
+                         on_underlay(mcast), tunnel});
+        auto p = e.punts();
+        REQUIRE(p.size() == 1);  // IKE to the hub's NBMA address
+        CHECK(p[0].reason == punt_reason::for_us);
+        CHECK(data_of(p[0].m) == ike);
+        env::free_all(p);
+        auto lan = e.sent_on(e.lan());
+        REQUIRE(lan.size() == 1);  // the tunnel's packet, decapsulated
+        CHECK(wire::load_be32(&lan[0][14 + 12]) == net::spoke2);
+        CHECK(e.sent_on(e.underlay()).empty());
+        CHECK(drops(e, drop_reason::underlay_transit) == 3);
+        // The LAN port still routes.
+        e.from_lan({e.lan_frame(ipv4(net::lan_host, net::spoke2, 17, payload_udp()))});
+        CHECK(e.sent_on(e.underlay()).size() == 1);
+    }
+    SECTION("allowed (allow-transit)") {
+        e.from_underlay({on_underlay(to_lan), on_underlay(to_spoke)});
+        CHECK(e.sent_on(e.lan()).size() == 1);
+        CHECK(e.sent_on(e.underlay()).size() == 1);
+        CHECK(drops(e, drop_reason::underlay_transit) == 0);
+    }
+    CHECK(e.pool_in_use() == 0);
+}

@@ -6,6 +6,8 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -13,13 +15,18 @@
 #include <limits>
 #include <random>
 #include <thread>
+#include <vector>
 
+#include "crypto/engine.hpp"
+#include "crypto/esp_transport.hpp"
+#include "crypto/sa.hpp"
 #include "dataplane/wire/reader.hpp"
 #include "tests/unit/dataplane_support.hpp"
 
 using namespace dptest;
 namespace dp = dmvpn::dp;
 namespace wire = dmvpn::wire;
+namespace crypto = dmvpn::crypto;
 
 namespace {
 
@@ -36,6 +43,31 @@ uint32_t nbma_of(uint64_t v) { return (100u << 24) | static_cast<uint32_t>(v & 0
 rte_ether_addr mac_of(uint64_t v) {
     return rte_ether_addr{{0x02, 0x00, static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16),
                            static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)}};
+}
+
+// Enqueues up to n UDP packets from the LAN host into `rx`, to dst() each, with `tag` in the
+// first payload word; returns how many went in (the rest are freed).
+template <class Dst>
+unsigned inject_tagged(env& e, rte_ring* rx, unsigned n, uint32_t tag, Dst dst) {
+    rte_mbuf* burst[32];
+    n = std::min(n, 32u);
+    unsigned made = 0;
+    for (; made < n; ++made) {
+        bytes udp_payload = udp(1, 2, 8);
+        wire::store_be32(&udp_payload[8], tag);
+        auto frame = e.lan_frame(ipv4(net::lan_host, dst(), 17, udp_payload));
+        burst[made] = rte_pktmbuf_alloc(e.pool());
+        if (burst[made] == nullptr) {
+            break;
+        }
+        std::memcpy(rte_pktmbuf_append(burst[made], static_cast<uint16_t>(frame.size())),
+                    frame.data(), frame.size());
+    }
+    unsigned in = rte_ring_enqueue_burst(rx, reinterpret_cast<void**>(burst), made, nullptr);
+    for (unsigned i = in; i < made; ++i) {
+        rte_pktmbuf_free(burst[i]);
+    }
+    return in;
 }
 
 struct history {
@@ -143,25 +175,9 @@ TEST_CASE("1,000,000 adjacency updates while traffic flows: no torn or freed adj
 
         if (k % 64 == 0) {
             // A burst of traffic to random spokes, tagged with the operation index.
-            rte_mbuf* burst[32];
-            unsigned n = 0;
-            for (; n < 32; ++n) {
-                uint32_t ts = static_cast<uint32_t>(rng() % slots);
-                bytes udp_payload = udp(1, 2, 8);
-                wire::store_be32(&udp_payload[8], static_cast<uint32_t>(k));
-                auto frame = e.lan_frame(ipv4(net::lan_host, overlay_of(ts), 17, udp_payload));
-                burst[n] = rte_pktmbuf_alloc(e.pool());
-                if (burst[n] == nullptr) {
-                    break;
-                }
-                std::memcpy(rte_pktmbuf_append(burst[n], static_cast<uint16_t>(frame.size())),
-                            frame.data(), frame.size());
-            }
-            unsigned in = rte_ring_enqueue_burst(rx, reinterpret_cast<void**>(burst), n, nullptr);
-            for (unsigned i = in; i < n; ++i) {
-                rte_pktmbuf_free(burst[i]);
-            }
-            injected += in;
+            injected += inject_tagged(e, rx, 32, static_cast<uint32_t>(k), [&] {
+                return overlay_of(static_cast<uint32_t>(rng() % slots));
+            });
             drain(k);
         }
         if (k % 1024 == 0) {
@@ -211,4 +227,238 @@ TEST_CASE("1,000,000 adjacency updates while traffic flows: no torn or freed adj
     WARN("stress: " << injected << " packets injected, " << validated << " validated ("
                     << stale_but_valid << " replaced in flight), " << c.tx_packets << " sent, "
                     << c.total_drops() << " dropped, " << c.total_punts() << " punted");
+}
+
+namespace {
+
+crypto::engine& stress_engine() {
+    static auto eng = crypto::engine::create();
+    REQUIRE(eng.has_value());
+    return **eng;
+}
+
+constexpr uint32_t churn_spokes = 16;
+constexpr uint32_t churn_spi_base = 0x10000;
+
+uint32_t overlay1_of(uint32_t s) { return dptest::ip4(10, 1, 0, static_cast<uint8_t>(100 + s)); }
+
+// Spoke s's SA pair: the hub encrypts with `out` (owned by worker s % workers), the test opens
+// what left with `check`, the same keys inbound. AES-GCM is fine here: nothing restarts.
+struct spoke_sas {
+    std::unique_ptr<crypto::sa> out;
+    std::unique_ptr<crypto::sa> check;
+};
+
+spoke_sas make_spoke_sas(uint32_t s) {
+    std::array<uint8_t, 20> key{};
+    for (size_t i = 0; i < key.size(); ++i) {
+        key[i] = static_cast<uint8_t>(s * 31 + i * 7 + 1);
+    }
+    spoke_sas r;
+    for (bool outbound : {true, false}) {
+        crypto::sa_params p;
+        p.spi = churn_spi_base + s;
+        p.direction = outbound ? crypto::sa_direction::outbound : crypto::sa_direction::inbound;
+        p.cipher = crypto::cipher_alg::aes_gcm_16;
+        p.cipher_key = key;
+        p.anti_replay = false;
+        auto sa = crypto::sa::create(p, stress_engine());
+        REQUIRE(sa.has_value());
+        (outbound ? r.out : r.check) = std::move(*sa);
+    }
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "adjacency ids freed and reused under traffic, 3 workers: no packet leaves with another "
+    "spoke's adjacency (ids swap between spokes; SA owners hand packets off)",
+    "[dataplane][stress][rcu]") {
+    constexpr uint16_t workers = 3;
+    const uint64_t ops = std::getenv("DMVPN_STRESS_CHURN_OPS") != nullptr
+                             ? std::strtoull(std::getenv("DMVPN_STRESS_CHURN_OPS"), nullptr, 10)
+                             : 30000;
+    REQUIRE(2 * ops + churn_spokes < (1u << 24));
+    env e(workers);
+    auto& pub = e.pub();
+    std::vector<spoke_sas> sas;
+    for (uint32_t s = 0; s < churn_spokes; ++s) {
+        sas.push_back(make_spoke_sas(s));
+    }
+    // Versions: every adjacency published gets the next number, which its NBMA and MAC carry.
+    uint64_t version = 0;
+    std::vector<uint32_t> slot_of(2 * ops + churn_spokes + 1, 0);
+    std::vector<uint64_t> replaced_at(2 * ops + churn_spokes + 1, never);
+    std::vector<uint64_t> current(churn_spokes, 0);
+    std::vector<uint32_t> id_of(churn_spokes, 0);
+    uint64_t alloc_waits = 0;
+
+    auto alloc = [&]() -> uint32_t {
+        for (int i = 0; i < 200000; ++i) {
+            if (auto id = pub.alloc_adjacency_id()) {
+                return *id;
+            }
+            // Every id is on its way back: let the workers pass their quiescent states.
+            ++alloc_waits;
+            pub.reclaim();
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
+        FAIL("no adjacency id came back within 10 s");
+        return 0;
+    };
+    auto publish = [&](uint32_t s) {
+        uint32_t id = alloc();
+        uint64_t v = ++version;
+        dp::tunnel_adjacency_spec spec{
+            1,         overlay1_of(s),   nbma_of(v),
+            mac_of(v), sas[s].out.get(), static_cast<uint16_t>(s % workers)};
+        REQUIRE(pub.set_tunnel_adjacency(id, spec) == dp::publish_status::ok);
+        REQUIRE(pub.add_route(overlay1_of(s), 32, {dp::route_kind::adjacency, id}) ==
+                dp::publish_status::ok);
+        slot_of[v] = s;
+        if (current[s] != 0) {
+            replaced_at[current[s]] = v;
+        }
+        current[s] = v;
+        id_of[s] = id;
+    };
+    auto withdraw = [&](uint32_t s) {
+        REQUIRE(pub.del_route(overlay1_of(s), 32) == dp::publish_status::ok);
+        pub.free_adjacency_id(id_of[s]);
+        id_of[s] = 0;
+    };
+    for (uint32_t s = 0; s < churn_spokes; ++s) {
+        publish(s);
+    }
+
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    for (uint16_t w = 0; w < workers; ++w) {
+        threads.emplace_back([&e, &stop, w] { e.worker(w).run(stop); });
+    }
+
+    std::mt19937_64 rng(20261205);
+    uint64_t injected = 0, validated = 0, bad = 0, wrong_spoke = 0, stale_but_valid = 0;
+    std::vector<uint8_t> buf(4096);
+    auto drain = [&]() {
+        void* objs[64];
+        for (uint16_t w = 0; w <= workers; ++w) {
+            unsigned n;
+            while ((n = rte_ring_dequeue_burst(e.underlay().tx[w], objs, 64, nullptr)) != 0) {
+                for (unsigned i = 0; i < n; ++i) {
+                    auto* m = static_cast<rte_mbuf*>(objs[i]);
+                    const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+                    const uint32_t len = rte_pktmbuf_data_len(m);
+                    bool ok = false;
+                    if (len > 14 + 20 + 8 && len - 14 <= buf.size() - 512) {
+                        // Open it with the SA its SPI names, as that spoke would.
+                        std::copy(f + 14, f + len, buf.begin() + 256);
+                        crypto::esp_packet p{buf.data() + 256, len - 14, 256, 256};
+                        const uint8_t* ip = p.data;
+                        uint32_t nbma = wire::load_be32(ip + 16);
+                        uint64_t v = nbma & 0xffffff;
+                        uint64_t v_mac = wire::load_be32(f + 2);
+                        uint32_t j = wire::load_be32(ip + 20) - churn_spi_base;
+                        crypto::esp_status st = crypto::esp_status::engine_error;
+                        if (ip[9] == 50 && j < churn_spokes) {
+                            (void)crypto::decrypt_burst(stress_engine(), *sas[j].check,
+                                                        std::span(&p, 1), std::span(&st, 1));
+                        }
+                        if (st == crypto::esp_status::ok && p.len >= 20 + 8 + 20 + 8 + 8) {
+                            const uint8_t* g = p.data + 20;
+                            const uint8_t* inner = g + 8;
+                            uint32_t dst = wire::load_be32(inner + 16);
+                            uint64_t sent_at = wire::load_be32(inner + 28);
+                            uint32_t s = (dst & 0xff) - 100;
+                            if (s != j) {
+                                ++wrong_spoke;  // encrypted for and sent to another spoke
+                            }
+                            ok = s == j && (nbma >> 24) == 100 && v == v_mac && v >= 1 &&
+                                 v <= version && slot_of[v] == s && replaced_at[v] > sent_at &&
+                                 wire::load_be32(g + 4) == net::key1 &&
+                                 wire::load_be32(ip + 12) == net::hub_nbma;
+                            if (ok && current[s] != v) {
+                                ++stale_but_valid;
+                            }
+                        }
+                    }
+                    ++(ok ? validated : bad);
+                    rte_pktmbuf_free(m);
+                }
+            }
+        }
+        rte_mbuf* p[64];
+        unsigned n;
+        while ((n = dp::dequeue_punts(e.punt_ring(), p, 64)) != 0) {
+            for (unsigned i = 0; i < n; ++i) {
+                rte_pktmbuf_free(p[i]);
+            }
+        }
+    };
+    auto inject = [&]() {
+        // A burst to random spokes into each worker's LAN queue, tagged with the version.
+        for (uint16_t w = 0; w < workers; ++w) {
+            injected += inject_tagged(e, e.lan().rx[w], 16, static_cast<uint32_t>(version), [&] {
+                return overlay1_of(static_cast<uint32_t>(rng() % churn_spokes));
+            });
+        }
+    };
+
+    for (uint64_t k = 1; k <= ops; ++k) {
+        // Two spokes give their ids back and take new ones: with immediate reuse they would
+        // swap ids, and a packet still carrying one would leave with the other's adjacency.
+        uint32_t a = static_cast<uint32_t>(rng() % churn_spokes);
+        uint32_t b = static_cast<uint32_t>((a + 1 + rng() % (churn_spokes - 1)) % churn_spokes);
+        withdraw(a);
+        withdraw(b);
+        publish(a);
+        publish(b);
+        if (k % 4 == 0) {
+            inject();
+            drain();
+        }
+        if (k % 64 == 0) {
+            pub.reclaim();
+        }
+    }
+    for (int i = 0; i < 200; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        drain();
+    }
+    stop.store(true);
+    for (auto& t : threads) {
+        t.join();
+    }
+    drain();
+
+    INFO("injected " << injected << ", validated " << validated << " (replaced in flight "
+                     << stale_but_valid << "), bad " << bad << " (to the wrong spoke "
+                     << wrong_spoke << "), waits for an id " << alloc_waits);
+    CHECK(wrong_spoke == 0);
+    CHECK(bad == 0);
+    CHECK(validated > 1000);
+    auto c = e.stats().total();
+    CHECK(c.handoff_out > 100);  // the case under test happened
+    CHECK(c.rx_packets == injected);
+
+    pub.synchronize();
+    CHECK(pub.ids_pending() == 0);
+    void* m = nullptr;
+    for (uint16_t w = 0; w < workers; ++w) {
+        while (rte_ring_dequeue(e.lan().rx[w], &m) == 0) {
+            rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+        }
+    }
+    for (uint32_t s = 0; s < churn_spokes; ++s) {
+        (void)pub.del_route(overlay1_of(s), 32);
+        (void)pub.remove_adjacency(id_of[s]);
+    }
+    pub.synchronize();
+    CHECK(e.pool_in_use() == 0);
+    WARN("churn: " << ops << " id swaps, " << injected << " packets injected, " << validated
+                   << " validated (" << stale_but_valid << " replaced in flight), " << c.handoff_out
+                   << " handed off, " << c.tx_packets << " sent, " << c.total_drops()
+                   << " dropped, " << c.total_punts() << " punted, " << alloc_waits
+                   << " waits for an id");
 }

@@ -236,6 +236,7 @@ env::env(uint16_t workers, unsigned punt_ring_size, dmvpn::crypto::sa* tunnel1_o
     pc.adjacencies = 64;
     pc.max_routes = 1024;
     pc.tbl8s = 64;
+    pc.first_allocated_id = 8;  // 1..7 are the fixed adjacencies below and the tests' own
     auto p = dp::publisher::create(pc);
     if (!p || _punts == nullptr) {
         throw std::runtime_error("publisher");

@@ -67,6 +67,7 @@ inline const rte_ether_addr some_mac{{0x02, 0, 0, 0, 0x99, 0x99}};
 //   adjacency 3: LAN host 172.16.0.10
 //   adjacency 4: incomplete 10.0.0.4 (tunnel 0); 10.30.0.0/16 via it
 //   adjacency 5: spoke 10.1.0.2 at NBMA 198.51.100.5 (tunnel 1, IPsec) when an SA is given
+//   publisher::alloc_adjacency_id() hands out 8 and up
 struct net {
     static constexpr uint32_t hub_nbma = ip4(192, 0, 2, 1);
     static constexpr uint32_t hub_overlay = ip4(10, 0, 0, 1);

@@ -63,6 +63,7 @@ tunnels:
     overlay-address: 10.0.0.1
     overlay-prefix: 10.0.0.0/24
     gre-key: 100
+    verify-source: true
     nhrp:
       network-id: 7
       authentication: secret
@@ -77,7 +78,7 @@ tunnels:
         static: [198.51.100.9]
     ip-mtu: 1400
     tcp-adjust-mss: 1360
-    ipsec-profile: gcm
+    ipsec-profile: cbc
   - name: blue
     port: wan
     overlay-address: 10.1.0.1
@@ -85,12 +86,18 @@ tunnels:
     nhrp:
       network-id: 2
 ipsec-profiles:
-  - name: gcm
-    transform: aes128-gcm16
+  - name: cbc
+    transform: aes256-cbc-sha256-128
     manual-sas:
       - peer: 198.51.100.9
-        inbound:  {spi: 0x1000, key: 0x000102030405060708090a0b0c0d0e0f, salt: 0xa0a1a2a3}
-        outbound: {spi: 0x2000, key: 0x101112131415161718191a1b1c1d1e1f, salt: 0xb0b1b2b3}
+        inbound:
+          spi: 0x1000
+          key: 0x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f
+          integrity-key: 0xa0a1a2a3a4a5a6a7a8a9aaabacadaeafa0a1a2a3a4a5a6a7a8a9aaabacadaeaf
+        outbound:
+          spi: 0x2000
+          key: 0x101112131415161718191a1b1c1d1e1f101112131415161718191a1b1c1d1e1f
+          integrity-key: 0xb0b1b2b3b4b5b6b7b8b9babbbcbdbebfb0b1b2b3b4b5b6b7b8b9babbbcbdbebf
 )";
 
 }  // namespace
@@ -394,6 +401,13 @@ TEST_CASE("the YAML model maps onto the workers' topology and the NHRP server", 
     CHECK(red.ip_mtu == 1400);
     CHECK(red.tcp_mss == 1360);
     CHECK(red.underlay_port == 3);
+    CHECK(red.verify_source);
+    CHECK_FALSE(d.tunnels[1].verify_source);
+    CHECK(d.ports[3].drop_transit);  // the underlay port, allow-transit not given
+    CHECK_FALSE(d.ports[1].drop_transit);
+    config::topology routed = t;
+    routed.ports[0].allow_transit = true;
+    CHECK_FALSE(dataplane_topology(routed, slots, ports).ports[3].drop_transit);
     CHECK_FALSE(d.tunnels[1].has_key);
     CHECK_FALSE(d.tunnels[1].ipsec);
     // GRE to the hub's NBMA address finds its tunnel by key.
@@ -444,21 +458,46 @@ TEST_CASE("what a reload may change without restarting the NHRP server", "[hub][
     CHECK_FALSE(same_nhrp_view(a, k));
 }
 
-TEST_CASE("manual SA parameters: GCM key then salt; owners spread over workers", "[hub][model]") {
+TEST_CASE(
+    "manual SA parameters: CBC + HMAC keys, anti-replay as configured, GCM key then salt; "
+    "owners spread over workers",
+    "[hub][model]") {
     config::topology t = load(two_tunnels);
     const config::ipsec_profile& p = t.ipsec_profiles.at(0);
     std::vector<uint8_t> storage;
     crypto::sa_params sp =
         sa_params_of(p, p.manual_sas[0].outbound, crypto::sa_direction::outbound, storage);
     CHECK(sp.spi == 0x2000);
-    CHECK(sp.cipher == crypto::cipher_alg::aes_gcm_16);
-    CHECK(sp.integ == crypto::integ_alg::none);
-    REQUIRE(sp.cipher_key.size() == 20);
+    CHECK(sp.cipher == crypto::cipher_alg::aes_cbc);
+    CHECK(sp.integ == crypto::integ_alg::hmac_sha256_128);
+    REQUIRE(sp.cipher_key.size() == 32);
     CHECK(sp.cipher_key[0] == 0x10);
-    CHECK(sp.cipher_key[15] == 0x1f);
-    CHECK(sp.cipher_key[16] == 0xb0);
-    CHECK(sp.cipher_key[19] == 0xb3);
+    REQUIRE(sp.integ_key.size() == 32);
+    CHECK(sp.integ_key[0] == 0xb0);
+    CHECK(sp.integ_key[31] == 0xbf);
     CHECK(sp.replay_window == p.replay_window);
+    CHECK_FALSE(sp.anti_replay);  // manual keys: off unless the profile says anti-replay: true
+    config::ipsec_profile on = p;
+    on.anti_replay = true;
+    CHECK(sa_params_of(on, p.manual_sas[0].inbound, crypto::sa_direction::inbound, storage)
+              .anti_replay);
+
+    // GCM (for negotiated keys; the loader refuses it with manual ones): key || salt.
+    config::ipsec_profile g;
+    g.xform = config::transform::aes128_gcm16;
+    config::sa_keys gk;
+    gk.spi = 0x3000;
+    gk.key = {0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
+              0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f};
+    gk.salt = {0xb0, 0xb1, 0xb2, 0xb3};
+    crypto::sa_params gp = sa_params_of(g, gk, crypto::sa_direction::outbound, storage);
+    CHECK(gp.cipher == crypto::cipher_alg::aes_gcm_16);
+    CHECK(gp.integ == crypto::integ_alg::none);
+    REQUIRE(gp.cipher_key.size() == 20);
+    CHECK(gp.cipher_key[0] == 0x10);
+    CHECK(gp.cipher_key[15] == 0x1f);
+    CHECK(gp.cipher_key[16] == 0xb0);
+    CHECK(gp.cipher_key[19] == 0xb3);
 
     CHECK(sa_owner_of(ip4(198, 51, 100, 9), 1) == 0);
     std::vector<int> seen(4, 0);

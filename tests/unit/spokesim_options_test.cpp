@@ -186,6 +186,35 @@ TEST_CASE("SAs are derived deterministically, distinct per spoke and direction",
     CHECK(yaml.find("- peer: " + to_string(t.nbma_of(49))) != std::string::npos);
 }
 
+TEST_CASE("CBC + HMAC SAs: HMAC keys of the hash's size, no salt; the YAML names them",
+          "[spokesim]") {
+    auto a = derive_sa(7, 3, true, 0x1000, esp_transform::aes128_cbc_sha1_96);
+    auto b = derive_sa(7, 3, true, 0x1000, esp_transform::aes256_cbc_sha256_128);
+    auto g = derive_sa(7, 3, true, 0x1000, esp_transform::aes128_gcm);
+    CHECK(a.key.size() == 16);
+    CHECK(a.integrity_key.size() == 20);  // RFC 2404
+    CHECK(a.salt.empty());
+    CHECK(b.key.size() == 32);
+    CHECK(b.integrity_key.size() == 32);  // RFC 4868
+    CHECK(g.integrity_key.empty());
+    CHECK(a.key == g.key);  // the same stream: adding CBC left the GCM keys as they were
+    CHECK(a.integrity_key !=
+          derive_sa(7, 3, false, 0x1000, esp_transform::aes128_cbc_sha1_96).integrity_key);
+    CHECK(name(esp_transform::aes128_cbc_sha1_96) == "aes128-cbc-sha1-96");
+    CHECK(name(esp_transform::aes256_cbc_sha256_128) == "aes256-cbc-sha256-128");
+
+    auto o = parse({"--print-sa-yaml", "--esp", "aes256-cbc-sha256-128", "--spokes", "3"});
+    REQUIRE(o);
+    CHECK(o->esp == esp_transform::aes256_cbc_sha256_128);
+    std::string yaml = topology(*o).sa_yaml();
+    CHECK(yaml.find("transform: aes256-cbc-sha256-128") != std::string::npos);
+    CHECK(yaml.find("integrity-key: \"") != std::string::npos);
+    CHECK(yaml.find("salt") == std::string::npos);
+    auto bad = parse({"--print-sa-yaml", "--esp", "aes128-cbc"});
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().find("aes128-cbc-sha1-96") != std::string::npos);
+}
+
 TEST_CASE("payloads verify, and any change is caught", "[spokesim]") {
     std::vector<uint8_t> buf(100);
     write_payload(buf, {3, 9, 0x1'0000'0005ull});

@@ -13,8 +13,10 @@ namespace dmvpn::spokesim {
 
 // Builds every spoke's SA pair; the error names the spoke and the crypto library's reason.
 // hub_side swaps the directions (encrypt with from_hub, decrypt with to_hub): the hub's view of
-// the same keys, for tests that play the hub.
+// the same keys, for tests that play the hub. fixed_ivs derives each CBC IV from the SPI and
+// sequence number so that a written capture is reproducible (--write-pcap; test keys only).
 wire::result<std::unique_ptr<esp_layer>, std::string> make_esp_layer(const topology& t,
-                                                                     bool hub_side = false);
+                                                                     bool hub_side = false,
+                                                                     bool fixed_ivs = false);
 
 }  // namespace dmvpn::spokesim

@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
     }
     std::unique_ptr<esp_layer> esp;
     if (o.esp != esp_transform::none) {
-        auto e = make_esp_layer(t);
+        auto e = make_esp_layer(t, false, !o.write_pcap.empty());
         if (!e) {
             std::fprintf(stderr, "dmvpn-spokesim: %s\n", e.error().c_str());
             return 2;

@@ -17,8 +17,16 @@ std::string_view name(esp_transform t) noexcept {
             return "aes128-gcm16";
         case esp_transform::aes256_gcm:
             return "aes256-gcm16";
+        case esp_transform::aes128_cbc_sha1_96:
+            return "aes128-cbc-sha1-96";
+        case esp_transform::aes256_cbc_sha256_128:
+            return "aes256-cbc-sha256-128";
     }
     return "?";
+}
+
+bool is_gcm(esp_transform t) noexcept {
+    return t == esp_transform::aes128_gcm || t == esp_transform::aes256_gcm;
 }
 
 std::string usage() {
@@ -48,7 +56,8 @@ Tunnel and NHRP:
   --cie-prefix 255|32        prefix length of the registration CIE (255 with unique, else 32)
   --no-shortcuts             ignore Traffic Indications (Phase 1/2 spokes)
 IPsec (manual SAs, one pair per spoke with the hub):
-  --esp none|aes128-gcm16|aes256-gcm16   (none)
+  --esp none|aes128-cbc-sha1-96|aes256-cbc-sha256-128|aes128-gcm16|aes256-gcm16   (none)
+                             the hub refuses GCM with manual keys; GCM is for tests playing it
   --sa-seed N                seed of the derived keys (1)
   --spi-base N               spoke i sends with SPI base+2i, receives with base+2i+1 (0x1000)
   --print-sa-yaml            print the hub's YAML for these SAs and exit
@@ -233,15 +242,18 @@ const std::map<std::string, handler>& valued() {
                      }},
                     {"--esp",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
-                         for (auto t : {esp_transform::none, esp_transform::aes128_gcm,
-                                        esp_transform::aes256_gcm}) {
+                         for (auto t : {esp_transform::none, esp_transform::aes128_cbc_sha1_96,
+                                        esp_transform::aes256_cbc_sha256_128,
+                                        esp_transform::aes128_gcm, esp_transform::aes256_gcm}) {
                              if (v == name(t)) {
                                  o.esp = t;
                                  return std::nullopt;
                              }
                          }
-                         return fmt::format(": '{}' is not one of none, aes128-gcm16, aes256-gcm16",
-                                            v);
+                         return fmt::format(
+                             ": '{}' is not one of none, aes128-cbc-sha1-96, "
+                             "aes256-cbc-sha256-128, aes128-gcm16, aes256-gcm16",
+                             v);
                      }},
                     {"--sa-seed", uint_into(&options::sa_seed, 0, UINT64_MAX)},
                     {"--spi-base", uint_into(&options::spi_base, 256, 0xf0000000u)},

@@ -21,8 +21,16 @@ enum class nhrp_style : uint8_t {
 // spoke's LAN prefix (the hub then needs routes to the LANs).
 enum class traffic_addressing : uint8_t { overlay, lan };
 
-// ESP transform for the manual SAs; none sends GRE in the clear.
-enum class esp_transform : uint8_t { none, aes128_gcm, aes256_gcm };
+// ESP transform for the manual SAs; none sends GRE in the clear. The hub refuses GCM with
+// manual keys (config/README.md): the GCM transforms are for tests that play the hub.
+enum class esp_transform : uint8_t {
+    none,
+    aes128_gcm,
+    aes256_gcm,
+    aes128_cbc_sha1_96,
+    aes256_cbc_sha256_128,
+};
+bool is_gcm(esp_transform t) noexcept;
 std::string_view name(esp_transform t) noexcept;
 
 struct options {

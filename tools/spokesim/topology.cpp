@@ -30,16 +30,23 @@ sa_material derive_sa(uint64_t seed, uint32_t index, bool to_hub, uint32_t spi_b
     sa_material m;
     m.spi = spi_base + 2 * index + (to_hub ? 0 : 1);
     uint64_t state = seed ^ (uint64_t{index} << 1 | (to_hub ? 0 : 1)) * 0xd6e8feb86659fd93ull;
-    size_t key_len = t == esp_transform::aes256_gcm ? 32 : 16;
-    while (m.key.size() < key_len) {
-        uint64_t r = splitmix64(state);
-        for (int i = 0; i < 8 && m.key.size() < key_len; ++i) {
-            m.key.push_back(static_cast<uint8_t>(r >> (8 * i)));
+    auto fill = [&state](std::vector<uint8_t>& out, size_t len) {
+        while (out.size() < len) {
+            uint64_t r = splitmix64(state);
+            for (int i = 0; i < 8 && out.size() < len; ++i) {
+                out.push_back(static_cast<uint8_t>(r >> (8 * i)));
+            }
         }
-    }
-    uint64_t r = splitmix64(state);
-    for (int i = 0; i < 4; ++i) {
-        m.salt.push_back(static_cast<uint8_t>(r >> (8 * i)));
+    };
+    const bool aes256 = t == esp_transform::aes256_gcm || t == esp_transform::aes256_cbc_sha256_128;
+    fill(m.key, aes256 ? 32 : 16);
+    // The salt comes next in the stream for every transform, so GCM keys stay what they were.
+    std::vector<uint8_t> salt;
+    fill(salt, 4);
+    if (is_gcm(t)) {
+        m.salt = std::move(salt);
+    } else {
+        fill(m.integrity_key, t == esp_transform::aes128_cbc_sha1_96 ? 20 : 32);
     }
     return m;
 }
@@ -119,9 +126,11 @@ std::string topology::sa_yaml() const {
         spoke_identity s = spoke(i);
         out += fmt::format("      - peer: {}\n", to_string(s.nbma));
         for (const sa_material* m : {&s.to_hub, &s.from_hub}) {
-            out += fmt::format("        {}: {{spi: {}, key: \"{}\", salt: \"{}\"}}\n",
-                               m == &s.to_hub ? "inbound" : "outbound", m->spi, hex(m->key),
-                               hex(m->salt));
+            const bool gcm = is_gcm(_opts.esp);
+            out +=
+                fmt::format("        {}: {{spi: {}, key: \"{}\", {}: \"{}\"}}\n",
+                            m == &s.to_hub ? "inbound" : "outbound", m->spi, hex(m->key),
+                            gcm ? "salt" : "integrity-key", hex(gcm ? m->salt : m->integrity_key));
         }
     }
     return out;

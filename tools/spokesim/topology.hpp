@@ -15,8 +15,9 @@ namespace dmvpn::spokesim {
 // One direction of a spoke's SA pair with the hub.
 struct sa_material {
     uint32_t spi = 0;
-    std::vector<uint8_t> key;   // 16 or 32 bytes of AES key
-    std::vector<uint8_t> salt;  // 4 bytes (RFC 4106 nonce salt)
+    std::vector<uint8_t> key;            // 16 or 32 bytes of AES key
+    std::vector<uint8_t> salt;           // GCM: 4 bytes (RFC 4106 nonce salt)
+    std::vector<uint8_t> integrity_key;  // CBC: 20 (HMAC-SHA1) or 32 (HMAC-SHA-256) bytes
 };
 
 struct spoke_identity {
