@@ -53,6 +53,8 @@ namespace {
 
 // DPDK's Debian build fixes RTE_MAX_LCORE at 128.
 constexpr uint64_t max_lcore = 127;
+// Upper bound of the hub's per-second budgets (punt-rates, icmp-error-rate).
+constexpr uint64_t max_rate = 10000000;
 // Every mapping entry and sequence item costs one; aliases let a small file name the same
 // subtree many times, and this bounds the walk whatever the file does.
 constexpr size_t max_entries = 1'000'000;
@@ -608,12 +610,35 @@ std::optional<device> loader::dev(const value_ref& v) {
 
 hub_settings loader::read_hub(const value_ref& v) {
     hub_settings h;
-    auto f = mapping(v, {"control-lcore", "worker-lcores", "eal-args", "worker-idle-sleep-us"});
+    auto f = mapping(v, {"control-lcore", "worker-lcores", "eal-args", "worker-idle-sleep-us",
+                         "punt-rates", "icmp-error-rate", "arp-max-entries"});
     if (!f) {
         return h;
     }
     read(*f, "control-lcore", h.control_lcore, uint_in(0, max_lcore));
     read(*f, "worker-idle-sleep-us", h.worker_idle_sleep_us, uint_in(0, 100000));
+    read(*f, "icmp-error-rate", h.icmp_error_rate, uint_in(1, max_rate));
+    read(*f, "arp-max-entries", h.arp_max_entries, uint_in(16, 1048576));
+    if (auto pr = member(*f, "punt-rates")) {
+        config::punt_rates& r = h.punt_rates;
+        const std::pair<const char*, uint32_t*> keys[] = {
+            {"nhrp", &r.nhrp},
+            {"ike", &r.ike},
+            {"arp", &r.arp},
+            {"for-us", &r.for_us},
+            {"multicast", &r.multicast},
+            {"ttl-exceeded", &r.ttl_exceeded},
+            {"frag-needed", &r.frag_needed},
+            {"glean", &r.glean},
+            {"redirect", &r.redirect},
+        };
+        if (auto pf = mapping(*pr, {"nhrp", "ike", "arp", "for-us", "multicast", "ttl-exceeded",
+                                    "frag-needed", "glean", "redirect"})) {
+            for (const auto& [key, field] : keys) {
+                read(*pf, key, *field, uint_in(1, max_rate));
+            }
+        }
+    }
     bool control_ok = !broken(child(v.path, "control-lcore"));
     if (auto w = member(*f, "worker-lcores")) {
         h.worker_lcores.clear();

@@ -213,11 +213,31 @@ struct route {
     friend bool operator==(const route&, const route&) = default;
 };
 
+// Hub-wide budgets, packets per second, of what the workers hand the control lcore, per kind;
+// beyond its budget a packet is dropped and counted, so a flood of one kind leaves the others
+// their share.
+struct punt_rates {
+    uint32_t nhrp = 10000;
+    uint32_t ike = 5000;  // UDP to ports 500 and 4500 of the hub
+    uint32_t arp = 2000;
+    uint32_t for_us = 1000;  // anything else to the hub (ICMP echo, ...)
+    uint32_t multicast = 1000;
+    uint32_t ttl_exceeded = 1000;
+    uint32_t frag_needed = 1000;
+    uint32_t glean = 20000;
+    uint32_t redirect = 20000;
+
+    friend bool operator==(const punt_rates&, const punt_rates&) = default;
+};
+
 struct hub_settings {
     uint32_t control_lcore = 0;
     std::vector<uint32_t> worker_lcores{1};
     std::vector<std::string> eal_args;
     uint32_t worker_idle_sleep_us = 0;  // 0: workers busy-poll
+    config::punt_rates punt_rates;
+    uint32_t icmp_error_rate = 100;    // ICMP errors the hub originates, per second
+    uint32_t arp_max_entries = 16384;  // ARP table size; the oldest failed or idle entry goes
 
     friend bool operator==(const hub_settings&, const hub_settings&) = default;
 };

@@ -49,6 +49,7 @@ constexpr std::array<std::string_view, drop_reason_count> drop_names = {
     "punt_ring_full",
     "spoofed_source",
     "underlay_transit",
+    "punt_policed",
 };
 
 constexpr std::array<std::string_view, punt_reason_count> punt_names = {
@@ -65,6 +66,10 @@ std::string_view name(drop_reason r) noexcept {
 std::string_view name(punt_reason r) noexcept {
     auto i = static_cast<size_t>(r);
     return i < punt_names.size() ? punt_names[i] : std::string_view("unknown");
+}
+
+std::string_view punt_class_name(size_t cls) noexcept {
+    return cls == punt_class_ike ? std::string_view("ike") : name(static_cast<punt_reason>(cls));
 }
 
 }  // namespace dmvpn::dp

@@ -49,6 +49,7 @@ enum class drop_reason : uint8_t {
     punt_ring_full,         // punted packet refused by the punt ring (overflow)
     spoofed_source,         // verify-source: the inner source does not route back to the spoke
     underlay_transit,       // on an underlay port, not tunnel traffic and not for the hub
+    punt_policed,           // over its punt class's budget (worker_config::punt_rates)
     count_,
 };
 inline constexpr size_t drop_reason_count = static_cast<size_t>(drop_reason::count_);
@@ -69,5 +70,13 @@ enum class punt_reason : uint8_t {
 };
 inline constexpr size_t punt_reason_count = static_cast<size_t>(punt_reason::count_);
 std::string_view name(punt_reason r) noexcept;
+
+// Punts are policed per class, each with its own budget, so that a flood of one kind (multicast,
+// ICMP to the hub, glean) cannot starve another (NHRP, IKE, ARP). The classes are the punt
+// reasons, with IKE (UDP to ports 500 and 4500 of the hub, otherwise `for_us`) apart.
+inline constexpr size_t punt_class_ike = punt_reason_count;
+inline constexpr size_t punt_class_count = punt_reason_count + 1;
+// "ike" for punt_class_ike, else the reason's name.
+std::string_view punt_class_name(size_t cls) noexcept;
 
 }  // namespace dmvpn::dp

@@ -29,6 +29,7 @@ struct worker_counters {
     uint64_t fragments = 0;            // fragments those packets became
     std::array<uint64_t, drop_reason_count> drops{};
     std::array<uint64_t, punt_reason_count> punts{};
+    std::array<uint64_t, punt_class_count> punts_policed{};  // over the class's budget
     std::array<uint64_t, max_ports> port_rx_packets{};
     std::array<uint64_t, max_ports> port_rx_bytes{};
     std::array<uint64_t, max_ports> port_tx_packets{};

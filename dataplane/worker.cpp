@@ -73,6 +73,9 @@ wire::result<std::unique_ptr<worker>, worker_error> worker::create(const worker_
                                  limiter_on_hugepages);
     c.redirect_limit = rate_limiter(cfg.rate_limit_slots, hz / 1000000 * cfg.redirect_interval_us,
                                     limiter_on_hugepages);
+    for (size_t i = 0; i < punt_class_count; ++i) {
+        c.punt_budget[i] = token_bucket(cfg.punt_rates[i], burst_of(cfg.punt_rates[i]), hz);
+    }
     return w;
 }
 

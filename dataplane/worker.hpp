@@ -5,6 +5,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -38,6 +39,9 @@ struct worker_config {
     uint32_t glean_interval_us = 100000;      // one glean event per next hop per interval
     uint32_t redirect_interval_us = 1000000;  // one redirect per (source, destination)
     uint32_t rate_limit_slots = 65536;        // keys each limiter remembers (1 MiB)
+    // This worker's budget per punt class (dp::punt_class_*), packets per second; 0: unlimited.
+    // The hub gives each worker its share of the hub-wide rates (hub.punt-rates).
+    std::array<uint32_t, punt_class_count> punt_rates{};
     // 0: busy-poll for ever (the DPDK way, lowest latency). Otherwise, after idle_polls_before_
     // sleep passes in a row found nothing, sleep this long between passes until traffic comes
     // back (as VPP's poll-sleep-usec), leaving the core to others on a small machine. The

@@ -13,6 +13,7 @@
 #include "dataplane/publisher.hpp"
 #include "dataplane/rate_limit.hpp"
 #include "dataplane/stats.hpp"
+#include "dataplane/token_bucket.hpp"
 
 namespace dmvpn::crypto {
 class engine;
@@ -47,6 +48,8 @@ struct worker_ctx {
     uint16_t ip_id = 0;
     rate_limiter glean_limit;
     rate_limiter redirect_limit;
+    // This worker's share of each punt class's budget, in TSC ticks (unlimited by default).
+    std::array<token_bucket, punt_class_count> punt_budget{};
     worker_counters counters;
 
     std::array<rte_mbuf*, 2 * max_burst> drop_stack{};
@@ -62,12 +65,36 @@ struct worker_ctx {
         drop_stack[n_drops++] = m;
     }
 
+    // Within the class's budget the packet goes to the control lcore, else it is dropped and
+    // counted (punt_policed, and per class).
     void punt(rte_mbuf* m, punt_reason r) noexcept {
+        size_t cls = punt_class_of(m, r);
+        if (!punt_budget[cls].take(now)) [[unlikely]] {
+            ++counters.punts_policed[cls];
+            drop(m, drop_reason::punt_policed);
+            return;
+        }
         meta(m).punt = static_cast<uint8_t>(r);
         if (n_punts == punt_stack.size()) {
             flush_punts();
         }
         punt_stack[n_punts++] = m;
+    }
+
+    // IKE (UDP to port 500 or 4500: IKE and NAT-T) is policed apart from the rest of `for_us`,
+    // whose data starts at the IPv4 header.
+    static size_t punt_class_of(const rte_mbuf* m, punt_reason r) noexcept {
+        if (r != punt_reason::for_us) {
+            return static_cast<size_t>(r);
+        }
+        const auto* ip = rte_pktmbuf_mtod(m, const uint8_t*);
+        size_t len = rte_pktmbuf_data_len(m);
+        size_t ihl = len < 20 ? 0 : size_t{ip[0] & 0x0fu} * 4;
+        if (ihl < 20 || len < ihl + 4 || ip[9] != 17) {
+            return static_cast<size_t>(r);
+        }
+        unsigned dport = (unsigned{ip[ihl + 2]} << 8) | ip[ihl + 3];
+        return dport == 500 || dport == 4500 ? punt_class_ike : static_cast<size_t>(r);
     }
 
     // Glean for an unresolved next hop: the first packet per next hop and interval becomes the

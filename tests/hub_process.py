@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """dmvpn-hub as a process on a net_pcap port: ARP, ping and an FRR spoke's Registration Request
-are answered; dmvpnctl lists the spoke; reload applies a good file and refuses a bad one; a
+are answered; ICMP errors it originates are rate-limited; dmvpnctl lists the spoke; reload applies a good file and refuses a bad one; a
 second hub on the same socket and a broken port are refused with advice; SIGTERM exits 0.
 --check-config accepts the shipped examples and reports errors as file:line:col."""
 
@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from scapy.all import ARP, ICMP, IP, Ether, Raw, rdpcap, wrpcap  # noqa: E402
+from scapy.all import ARP, ICMP, IP, UDP, Ether, Raw, rdpcap, wrpcap  # noqa: E402
 
 BUILD = os.environ["DMVPN_BUILD"]
 SOURCE = os.environ["DMVPN_SOURCE"]
@@ -36,11 +36,13 @@ hub:
   worker-lcores: [1]
   eal-args: [--no-huge, -m, "512", --no-pci, --no-shconf]
   worker-idle-sleep-us: 50
+  icmp-error-rate: 2
 ports:
   - name: underlay
     device: net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out0.pcap,tx_pcap={d}/out1.pcap
     role: underlay
     address: 198.51.100.1/24
+    allow-transit: true  # the Time Exceeded cases route a host's packets across the underlay
 tunnels:
   - name: tun0
     port: underlay
@@ -99,6 +101,11 @@ def make_input(d):
         IP(src="198.51.100.2", dst="198.51.100.1") / ICMP(id=7, seq=1) / Raw(b"hello hub"),
         reg,
     ]
+    # Five packets whose TTL runs out at the hub (to a host on the connected subnet): with
+    # hub.icmp-error-rate 2 (a burst of 2), two Time Exceeded go back and three are held back.
+    frames += [Ether(src=spoke, dst="02:70:63:61:70:00") /
+               IP(src="198.51.100.2", dst="198.51.100.50", ttl=1) / UDP(sport=9, dport=9) /
+               Raw(b"ttl %d" % i) for i in range(5)]
     wrpcap(os.path.join(d, "in.pcap"), frames)
     return spoke
 
@@ -148,6 +155,15 @@ def main():
               "the idle worker sleeps between passes (worker-idle-sleep-us)")
         check(stats["punts"]["nhrp"]["handled"] == 1 and stats["punts"]["arp"]["handled"] == 2,
               "punts handled by reason")
+        check(stats["punts"]["ttl_exceeded"]["handled"] == 5 and
+              stats["control"]["icmp_errors_sent"] == 2 and
+              stats["control"]["icmp_errors_limited"] == 3,
+              "ICMP errors rate-limited: %d sent, %d held back of 5 (hub.icmp-error-rate 2)" %
+              (stats["control"]["icmp_errors_sent"], stats["control"]["icmp_errors_limited"]))
+        check(stats["punt_policing"]["ike"]["rate"] == 5000 and
+              all(v["policed"] == 0 for v in stats["punt_policing"].values()) and
+              stats["control_loop"]["passes"] > 0,
+              "show stats --json: punt budgets per class (nothing policed) and loop times")
         r = ctl(sock, "show", "dmvpn")
         check(r.returncode == 0 and "198.51.100.2" in r.stdout, "show dmvpn lists the peer")
         arp = json.loads(ctl(sock, "show", "arp", "--json").stdout)
@@ -231,6 +247,10 @@ def main():
     check(len(arp_replies) == 1 and arp_replies[0][ARP].psrc == "198.51.100.1" and
           arp_replies[0][ARP].hwsrc == hub_mac and arp_replies[0][ARP].pdst == "198.51.100.2",
           "one ARP reply, for the hub's own address, with the port's MAC")
+    exceeded = [p for f in ("out0.pcap", "out1.pcap") for p in rdpcap(os.path.join(d, f))
+                if ICMP in p and p[ICMP].type == 11]
+    check(len(exceeded) == 2 and all(p[IP].dst == "198.51.100.2" for p in exceeded),
+          "two ICMP Time Exceeded on the wire (%d)" % len(exceeded))
     echo = [p for p in out if ICMP in p and p[ICMP].type == 0]
     check(len(echo) == 1 and echo[0][IP].dst == "198.51.100.2" and echo[0][ICMP].id == 7 and
           bytes(echo[0][ICMP].payload) == b"hello hub" and echo[0][Ether].dst == spoke_mac,

@@ -295,6 +295,7 @@ control::mgmt_reply hub::reload() {
         apply(_server->adopt(held, now, &carried), now);
     }
     apply_config_routes();
+    load_static_multicast();
     republish_all(now);
     for (auto& ps : retired) {
         peer_sa* raw = ps.release();
@@ -488,6 +489,22 @@ std::string hub::show_stats(bool json) const {
             text += fmt::format("  {}: {} / {}\n", dp::name(r), total.punt(r), _cc.punts[i]);
         }
     }
+    // Punt policing: each class's hub-wide budget and what the workers dropped over it.
+    json_members policing;
+    auto rates = worker_punt_rates(_topo.hub.punt_rates, 1);
+    text += "Punt budgets (packets per second, hub-wide / policed)\n";
+    for (size_t c = 0; c < dp::punt_class_count; ++c) {
+        policing.raw(
+            dp::punt_class_name(c),
+            json_members().num("rate", rates[c]).num("policed", total.punts_policed[c]).done());
+        text += fmt::format("  {}: {} / {}\n", dp::punt_class_name(c), rates[c],
+                            total.punts_policed[c]);
+    }
+    json_members loop;
+    loop.num("passes", _loop_time.count())
+        .num("max_us", _loop_time.max_ns() / 1000)
+        .num("p99_us", _loop_time.quantile_ns(0.99) / 1000)
+        .num("p999_us", _loop_time.quantile_ns(0.999) / 1000);
     // Per SA.
     std::string sas_json;
     text += "SAs\n";
@@ -520,11 +537,15 @@ std::string hub::show_stats(bool json) const {
     json_members ctl;
     ctl.num("icmp_echo_replies", _cc.icmp_echo_replies)
         .num("icmp_errors_sent", _cc.icmp_errors_sent)
+        .num("icmp_errors_limited", _cc.icmp_errors_limited)
         .num("for_us_unhandled", _cc.for_us_unhandled)
         .num("arp_bad", _cc.arp_bad)
         .num("arp_requests_sent", _neighbors.requests_sent())
         .num("arp_replies_sent", _neighbors.replies_sent())
         .num("arp_announcements_sent", _neighbors.announcements_sent())
+        .num("arp_entries", _neighbors.size())
+        .num("arp_evicted", _neighbors.evicted())
+        .num("arp_aged", _neighbors.aged())
         .num("nhrp_sent", _cc.nhrp_sent)
         .num("nhrp_tx_no_esp_path", _cc.nhrp_tx_no_esp_path)
         .num("nhrp_tx_esp", _cc.nhrp_tx_esp)
@@ -539,6 +560,9 @@ std::string hub::show_stats(bool json) const {
         .num("held_dropped", _cc.held_dropped)
         .num("multicast_copies", _cc.multicast_copies)
         .num("multicast_link_local", _cc.multicast_link_local)
+        .num("multicast_targets", _mcast.size())
+        .num("multicast_backlog", _mcast_jobs.size())
+        .num("multicast_backlog_dropped", _cc.multicast_backlog_dropped)
         .num("publish_failed", _cc.publish_failed)
         .num("mbuf_alloc_failed", _cc.mbuf_alloc_failed)
         .num("reloads", _cc.reloads)
@@ -552,6 +576,8 @@ std::string hub::show_stats(bool json) const {
                    .raw("ports", "[" + ports_json + "]")
                    .raw("drops", drops.done())
                    .raw("punts", punts.done())
+                   .raw("punt_policing", policing.done())
+                   .raw("control_loop", loop.done())
                    .raw("sas", "[" + sas_json + "]")
                    .raw("control", ctl.done())
                    .done() +
@@ -560,11 +586,18 @@ std::string hub::show_stats(bool json) const {
     text += fmt::format(
         "Control\n  echo replies {}, ICMP errors {}, NHRP sent {} (no ESP path {}), "
         "frames {} (failed {}), handoffs {} (failed {}), no route {}, no binding "
-        "{}, held dropped {}, adjacencies {}, routes {}, reloads {} (rejected {})\n",
+        "{}, held dropped {}, adjacencies {}, routes {}, reloads {} (rejected {})\n"
+        "  ICMP errors rate-limited {}, multicast: {} copies to "
+        "{} targets, {} dropped (backlog full)\n"
+        "  ARP: {} entries, {} evicted, {} aged out\n"
+        "  loop: {} busy passes, max {} us, p99 {} us, p99.9 {} us\n",
         _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent, _cc.nhrp_tx_no_esp_path,
         _cc.tx_frames, _cc.tx_failed, _cc.handoffs, _cc.handoff_failed, _cc.no_route,
         _cc.no_binding, _cc.held_dropped, _nexthops.size(), _installed.size(), _cc.reloads,
-        _cc.reloads_rejected);
+        _cc.reloads_rejected, _cc.icmp_errors_limited, _cc.multicast_copies, _mcast.size(),
+        _cc.multicast_backlog_dropped, _neighbors.size(), _neighbors.evicted(), _neighbors.aged(),
+        _loop_time.count(), _loop_time.max_ns() / 1000, _loop_time.quantile_ns(0.99) / 1000,
+        _loop_time.quantile_ns(0.999) / 1000);
     return text;
 }
 

@@ -129,6 +129,10 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     h->_workers_n = static_cast<uint16_t>(h->_topo.hub.worker_lcores.size());
     h->_worker_lcores = h->_topo.hub.worker_lcores;
     h->_started = now_ts();
+    h->_neighbors = neighbor_table(neighbor_settings{.max_entries = h->_topo.hub.arp_max_entries});
+    constexpr uint64_t ns_per_s = 1000000000;
+    h->_icmp_error_budget = dp::token_bucket(h->_topo.hub.icmp_error_rate,
+                                             dp::burst_of(h->_topo.hub.icmp_error_rate), ns_per_s);
     if (h->_workers_n == 0 || h->_workers_n > dp::max_workers) {
         return wire::fail(
             fmt::format("hub.worker-lcores: 1 to {} workers are supported", dp::max_workers));
@@ -152,6 +156,7 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
             return wire::fail(*err);
         }
     }
+    h->load_static_multicast();
     auto mgmt = control::mgmt_server::start(h->_socket);
     if (!mgmt) {
         return wire::fail(
@@ -404,6 +409,7 @@ std::optional<std::string> hub::start_workers() {
         wc.event_pool = _pool;
         wc.stats = &_stats->of(w);
         wc.idle_sleep_us = _topo.hub.worker_idle_sleep_us;
+        wc.punt_rates = worker_punt_rates(_topo.hub.punt_rates, _workers_n);
         auto wk = dp::worker::create(wc);
         if (!wk) {
             return fmt::format("worker {}: {}", w, dp::name(wk.error()));
@@ -462,10 +468,14 @@ hub::~hub() {
 void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
     unsigned idle = 0;
     auto handler = [this](std::string_view line) { return command(line); };
+    uint64_t tsc_khz = std::max<uint64_t>(rte_get_tsc_hz() / 1000, 1);
     while (!stop.load(std::memory_order_relaxed)) {
+        uint64_t started = rte_rdtsc();
         timestamp now = now_ts();
         size_t work = poll_punts(now);
-        if (now >= _next_tick) {
+        work += replicate(now);
+        bool ticked = now >= _next_tick;
+        if (ticked) {
             timers(now);
             _next_tick = now + tick_interval;
         }
@@ -474,6 +484,11 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
             control::mgmt_reply r = reload();
             log("SIGHUP: {}", r.body.substr(0, r.body.find('\n')));
             ++work;
+        }
+        if (work != 0 || ticked) {
+            // How long a pass that did something held the lcore (idle passes and naps are not
+            // counted: they would drown the figures).
+            _loop_time.record((rte_rdtsc() - started) * 1000000 / tsc_khz);
         }
         if (work != 0) {
             idle = 0;
@@ -585,7 +600,30 @@ void hub::on_for_us(const dp::punt_record& r, timestamp now) {
     send_ip(std::move(reply.value()), now);
 }
 
+namespace {
+
+// Multicast replication: copies sent per loop pass (the rest of a packet's targets wait for the
+// next pass, so one packet to thousands of spokes never holds the loop), and packets waiting
+// to be replicated (beyond it a packet is dropped, counted): together with hub.punt-rates
+// multicast they bound the control lcore's replication work.
+constexpr size_t multicast_copies_per_pass = 256;
+constexpr size_t multicast_backlog = 64;
+
+uint64_t ns_of(timestamp t) {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+}
+
+}  // namespace
+
 void hub::on_icmp_error(const dp::punt_record& r, uint8_t type, uint8_t code, timestamp now) {
+    // As IOS's `ip icmp rate-limit unreachable`: ICMP errors the hub originates share one
+    // budget (hub.icmp-error-rate), so a flood of expiring or oversize packets cannot make it a
+    // reflector; what is over is counted.
+    if (!_icmp_error_budget.take(ns_of(now))) {
+        ++_cc.icmp_errors_limited;
+        return;
+    }
     auto err = icmp_error_about(data_of(r.m), type, code, r.mtu, address_facing(r), _ip_id++);
     if (err) {
         ++_cc.icmp_errors_sent;
@@ -593,7 +631,7 @@ void hub::on_icmp_error(const dp::punt_record& r, uint8_t type, uint8_t code, ti
     }
 }
 
-void hub::on_multicast(const dp::punt_record& r, timestamp now) {
+void hub::on_multicast(const dp::punt_record& r, timestamp) {
     auto pkt = data_of(r.m);
     auto ip = wire::parse_ipv4(pkt, wire::checksum_check::skip);
     if (!ip) {
@@ -604,43 +642,100 @@ void hub::on_multicast(const dp::punt_record& r, timestamp now) {
         ++_cc.multicast_link_local;
         return;
     }
-    for (const config::tunnel& t : _topo.tunnels) {
-        uint16_t slot = *_slots.slot(t.name);
-        for (uint32_t nbma : _server->multicast_targets(slot)) {
-            if (slot == r.tunnel && nbma == r.outer_src) {
-                continue;  // never back to the spoke it came from
-            }
-            // A registered spoke has an adjacency (with its SA): its owner worker encapsulates.
-            bool sent = false;
-            for (const auto& [key, b] : _bindings) {
-                if (key.first != slot || b.nbma != nbma) {
-                    continue;
-                }
-                auto nh = _nexthops.find(nh_key{slot, key.second});
-                if (nh != _nexthops.end() && nh->second.complete) {
-                    const dp::adjacency* a = _pub->tables().adjacencies->get(nh->second.adj);
-                    uint16_t owner = a != nullptr && a->out_sa != nullptr ? a->sa_owner : 0;
-                    sent = handoff(pkt, nh->second.adj, owner);
-                }
-                break;
-            }
-            if (!sent && t.ipsec_profile.empty()) {
-                // A static multicast target with no registration: plain GRE from here.
-                auto port = std::find_if(_ports.begin(), _ports.end(),
-                                         [&](const port_rt& p) { return p.name == t.port; });
-                if (port != _ports.end()) {
-                    neighbor_output out;
-                    _neighbors.send_or_hold(port->opened.id, l2_hop(port->opened.id, nbma),
-                                            gre_packet(t.nbma_source.value, nbma, t.gre_key,
-                                                       wire::gre_proto::ipv4, pkt, _ip_id++),
-                                            now, out);
-                    on_neighbors(out);
-                    sent = true;
-                }
-            }
-            _cc.multicast_copies += sent ? 1 : 0;
+    if (_mcast_jobs.size() >= multicast_backlog) {
+        ++_cc.multicast_backlog_dropped;
+        return;
+    }
+    _mcast_jobs.push_back(mcast_job{bytes(pkt.begin(), pkt.end()), r.tunnel, r.outer_src, {}});
+}
+
+size_t hub::replicate(timestamp now) {
+    size_t visited = 0;
+    while (!_mcast_jobs.empty() && visited < multicast_copies_per_pass) {
+        mcast_job& j = _mcast_jobs.front();
+        bool more =
+            _mcast.visit(j.after, multicast_copies_per_pass - visited,
+                         [&](uint16_t slot, uint32_t nbma, const multicast_targets::target& tg) {
+                             ++visited;
+                             if (slot == j.from_tunnel && nbma == j.from_nbma) {
+                                 return;  // never back to the spoke it came from
+                             }
+                             if (send_multicast_copy(slot, nbma, tg, j.packet, now)) {
+                                 ++_cc.multicast_copies;
+                             }
+                         });
+        if (more) {
+            break;
+        }
+        _mcast_jobs.pop_front();
+    }
+    return visited;
+}
+
+bool hub::send_multicast_copy(uint16_t slot, uint32_t nbma, const multicast_targets::target& tg,
+                              std::span<const uint8_t> pkt, timestamp now) {
+    const config::tunnel* t = tunnel_of(slot);
+    if (t == nullptr) {
+        return false;
+    }
+    // A registered spoke has an adjacency (with its SA): its owner worker encapsulates.
+    for (uint32_t overlay : tg.overlays) {
+        auto nh = _nexthops.find(nh_key{slot, overlay});
+        if (nh == _nexthops.end()) {
+            continue;
+        }
+        if (!nh->second.complete) {
+            break;
+        }
+        const dp::adjacency* a = _pub->tables().adjacencies->get(nh->second.adj);
+        uint16_t owner = a != nullptr && a->out_sa != nullptr ? a->sa_owner : 0;
+        if (handoff(pkt, nh->second.adj, owner)) {
+            return true;
+        }
+        break;
+    }
+    if (!t->ipsec_profile.empty()) {
+        return false;
+    }
+    // A static multicast target with no registration: plain GRE from here.
+    const port_rt* port = nullptr;
+    for (const port_rt& p : _ports) {
+        if (p.name == t->port) {
+            port = &p;
         }
     }
+    if (port == nullptr) {
+        return false;
+    }
+    neighbor_output out;
+    _neighbors.send_or_hold(
+        port->opened.id, l2_hop(port->opened.id, nbma),
+        gre_packet(t->nbma_source.value, nbma, t->gre_key, wire::gre_proto::ipv4, pkt, _ip_id++),
+        now, out);
+    on_neighbors(out);
+    return true;
+}
+
+void hub::set_multicast_binding(uint16_t slot, uint32_t overlay, const binding* before,
+                                const binding* after) {
+    if (before != nullptr && before->multicast) {
+        _mcast.remove(slot, before->nbma, overlay);
+    }
+    if (after != nullptr && after->multicast) {
+        _mcast.add(slot, after->nbma, overlay);
+    }
+}
+
+void hub::load_static_multicast() {
+    std::vector<multicast_targets::key> configured;
+    for (const config::tunnel& t : _topo.tunnels) {
+        if (auto slot = _slots.slot(t.name)) {
+            for (config::ipv4 a : t.nhrp.multicast_static) {
+                configured.emplace_back(*slot, a.value);
+            }
+        }
+    }
+    _mcast.set_configured(configured);
 }
 
 void hub::on_glean(const dp::punt_record& r, timestamp now) {
@@ -733,13 +828,19 @@ void hub::apply_event(const nhrp::adjacency_event& e, timestamp now) {
         remove_binding(slot, e.overlay, now);
         return;
     }
-    binding& b = _bindings[{slot, e.overlay}];
+    auto [bit, fresh] = _bindings.try_emplace({slot, e.overlay});
+    binding& b = bit->second;
+    std::optional<binding> before;
+    if (!fresh) {
+        before = b;
+    }
     b.nbma = e.nbma;
     b.prefix_len = e.prefix_len;
     b.multicast = e.multicast;
     b.nat = e.nat;
     b.cause = e.cause;
     b.carried_until.reset();
+    set_multicast_binding(slot, e.overlay, before ? &*before : nullptr, &b);
     prefix_key pk{e.overlay, e.prefix_len};
     _binding_routes[pk] =
         route_want{dp::route_kind::adjacency, 0, nh_key{slot, e.overlay}, route_distance::nhrp};
@@ -756,6 +857,7 @@ void hub::remove_binding(uint16_t slot, uint32_t overlay, timestamp now) {
         return;
     }
     prefix_key pk{overlay, it->second.prefix_len};
+    set_multicast_binding(slot, overlay, &it->second, nullptr);
     _bindings.erase(it);
     _binding_routes.erase(pk);
     refresh_route(pk);

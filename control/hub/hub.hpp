@@ -5,10 +5,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -17,7 +19,9 @@
 #include <rte_ring.h>
 
 #include "config/topology.hpp"
+#include "control/hub/loop_time.hpp"
 #include "control/hub/model.hpp"
+#include "control/hub/multicast.hpp"
 #include "control/hub/neighbors.hpp"
 #include "control/mgmt/server.hpp"
 #include "control/nhrp/server.hpp"
@@ -26,6 +30,7 @@
 #include "dataplane/publisher.hpp"
 #include "dataplane/punt.hpp"
 #include "dataplane/stats.hpp"
+#include "dataplane/token_bucket.hpp"
 #include "dataplane/wire/result.hpp"
 #include "dataplane/worker.hpp"
 
@@ -46,6 +51,7 @@ struct control_counters {
     uint64_t arp_bad = 0;
     uint64_t icmp_echo_replies = 0;
     uint64_t icmp_errors_sent = 0;
+    uint64_t icmp_errors_limited = 0;  // not sent: over hub.icmp-error-rate
     uint64_t for_us_unhandled = 0;
     uint64_t nhrp_sent = 0;
     uint64_t nhrp_tx_no_esp_path = 0;  // NHRP to an IPsec peer without an SA or adjacency slot
@@ -60,7 +66,8 @@ struct control_counters {
     uint64_t held_dropped = 0;
     uint64_t multicast_copies = 0;
     uint64_t multicast_link_local = 0;
-    uint64_t tx_paused = 0;  // control lcore frames not sent: their port is paused
+    uint64_t tx_paused = 0;                  // control lcore frames not sent: their port is paused
+    uint64_t multicast_backlog_dropped = 0;  // replication backlog full: the packet dropped
     uint64_t publish_failed = 0;
     uint64_t mbuf_alloc_failed = 0;
     uint64_t reloads = 0;
@@ -176,6 +183,14 @@ private:
     void on_multicast(const dp::punt_record& r, timestamp now);
     void on_icmp_error(const dp::punt_record& r, uint8_t type, uint8_t code, timestamp now);
     void on_glean(const dp::punt_record& r, timestamp now);
+    // Sends up to multicast_copies_per_pass copies of the queued multicast packets; returns
+    // how many targets it visited.
+    size_t replicate(timestamp now);
+    bool send_multicast_copy(uint16_t slot, uint32_t nbma, const multicast_targets::target& tg,
+                             std::span<const uint8_t> pkt, timestamp now);
+    void set_multicast_binding(uint16_t slot, uint32_t overlay, const binding* before,
+                               const binding* after);
+    void load_static_multicast();
     void on_redirect(const dp::punt_record& r, timestamp now);
     void timers(timestamp now);
 
@@ -249,6 +264,18 @@ private:
     std::map<prefix_key, route_want> _glean_routes;
     std::map<prefix_key, installed_route> _installed;
     std::map<std::pair<uint16_t, uint32_t>, binding> _bindings;  // (slot, overlay)
+    multicast_targets _mcast;
+    // Multicast packets being replicated, oldest first; each resumes after the last target
+    // it reached, so one packet to thousands of spokes spreads over several loop passes.
+    struct mcast_job {
+        bytes packet;
+        uint16_t from_tunnel = 0;
+        uint32_t from_nbma = 0;
+        std::optional<multicast_targets::key> after;
+    };
+    std::deque<mcast_job> _mcast_jobs;
+    dp::token_bucket _icmp_error_budget;  // in nanoseconds of the steady clock
+    loop_time _loop_time;                 // passes that did work
 
     std::unique_ptr<control::mgmt_server> _mgmt;
     std::unique_ptr<telemetry> _telemetry;

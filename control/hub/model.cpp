@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dataplane/token_bucket.hpp"
+
 namespace dmvpn::hub {
 
 bool tunnel_slots::assign(const config::topology& t) {
@@ -179,6 +181,26 @@ crypto::sa_params sa_params_of(const config::ipsec_profile& p, const config::sa_
     }
     sp.cipher_key = key_storage;
     return sp;
+}
+
+std::array<uint32_t, dp::punt_class_count> worker_punt_rates(const config::punt_rates& r,
+                                                             uint16_t workers) {
+    std::array<uint32_t, dp::punt_class_count> out{};
+    auto set = [&](size_t cls, uint32_t hub_wide) {
+        out[cls] = static_cast<uint32_t>(dp::share_of(hub_wide, workers));
+    };
+    auto reason = [](dp::punt_reason p) { return static_cast<size_t>(p); };
+    set(reason(dp::punt_reason::nhrp), r.nhrp);
+    set(reason(dp::punt_reason::arp), r.arp);
+    set(reason(dp::punt_reason::for_us), r.for_us);
+    set(reason(dp::punt_reason::multicast), r.multicast);
+    set(reason(dp::punt_reason::ttl_exceeded), r.ttl_exceeded);
+    set(reason(dp::punt_reason::frag_needed), r.frag_needed);
+    set(reason(dp::punt_reason::glean), r.glean);
+    set(reason(dp::punt_reason::redirect), r.redirect);
+    set(dp::punt_class_ike, r.ike);
+    static_assert(dp::punt_class_count == 9, "a new punt class needs its hub.punt-rates key");
+    return out;
 }
 
 uint16_t sa_owner_of(uint32_t peer_nbma, uint16_t workers) noexcept {

@@ -2,6 +2,7 @@
 // the NHRP server's configuration and the SA parameters. Pure functions: the unit tests call them.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -13,6 +14,7 @@
 #include "control/hub/frames.hpp"
 #include "control/nhrp/server.hpp"
 #include "crypto/sa.hpp"
+#include "dataplane/drop_reason.hpp"
 #include "dataplane/topology.hpp"
 
 namespace dmvpn::hub {
@@ -78,6 +80,11 @@ bool same_nhrp_view(const config::tunnel& a, const config::tunnel& b);
 // the parameters point at (GCM: key || salt, RFC 4106 section 8.1) and must outlive their use.
 crypto::sa_params sa_params_of(const config::ipsec_profile& p, const config::sa_keys& k,
                                crypto::sa_direction d, std::vector<uint8_t>& key_storage);
+
+// One worker's budget per punt class (dp::punt_class_*), packets per second: its share of the
+// hub-wide hub.punt-rates among `workers` (rounded up).
+std::array<uint32_t, dp::punt_class_count> worker_punt_rates(const config::punt_rates& r,
+                                                             uint16_t workers);
 
 // The worker that owns a peer's SAs (their sequence numbers and replay window): spread by peer.
 uint16_t sa_owner_of(uint32_t peer_nbma, uint16_t workers) noexcept;

@@ -43,10 +43,15 @@ void neighbor_table::announce(uint16_t port, timestamp now, neighbor_output& out
     send_announcement(port, it->second, now, out);
 }
 
-std::optional<mac_addr> neighbor_table::lookup(uint16_t port, uint32_t ip) const {
-    auto it = _entries.find({port, ip});
+std::optional<mac_addr> neighbor_table::lookup(uint16_t port, uint32_t ip) {
+    neighbor_key k{port, ip};
+    auto it = _entries.find(k);
     if (it == _entries.end() || it->second.state != neighbor_state::reachable) {
         return std::nullopt;
+    }
+    if (!it->second.used) {
+        it->second.used = true;
+        reindex(k, it->second);
     }
     return it->second.mac;
 }
@@ -57,6 +62,86 @@ std::optional<neighbor_state> neighbor_table::state(uint16_t port, uint32_t ip) 
         return std::nullopt;
     }
     return it->second.state;
+}
+
+neighbor_table::rank neighbor_table::rank_of(const entry& e) noexcept {
+    switch (e.state) {
+        case neighbor_state::failed:
+            return rank::failed;
+        case neighbor_state::incomplete:
+            return rank::incomplete;
+        case neighbor_state::reachable:
+            break;
+    }
+    return e.used ? rank::used : rank::unused;
+}
+
+void neighbor_table::reindex(const neighbor_key& k, entry& e) {
+    age_key nk{rank_of(e), e.updated, k};
+    if (e.in_index) {
+        if (nk == e.indexed) {
+            return;
+        }
+        _by_age.erase(e.indexed);
+    }
+    _by_age.insert(nk);
+    e.indexed = nk;
+    e.in_index = true;
+}
+
+void neighbor_table::set_next(const neighbor_key& k, entry& e, timestamp at) {
+    e.next = at;
+    if (e.timer_gen == 0 || at < e.timer_at) {
+        e.timer_gen = _next_gen++;
+        e.timer_at = at;
+        _timers.schedule(at, timer_ref{k, e.timer_gen});
+    }
+}
+
+neighbor_table::entry& neighbor_table::obtain(const neighbor_key& k, timestamp now,
+                                              neighbor_output& out, bool& fresh) {
+    auto it = _entries.find(k);
+    fresh = it == _entries.end();
+    if (!fresh) {
+        return it->second;
+    }
+    if (_s.max_entries != 0 && _entries.size() >= _s.max_entries && !_by_age.empty()) {
+        ++_evicted;
+        erase(_entries.find(std::get<2>(*_by_age.begin())), out);
+    }
+    entry& e = _entries[k];
+    e.updated = now;
+    reindex(k, e);
+    return e;
+}
+
+void neighbor_table::erase(std::map<neighbor_key, entry>::iterator it, neighbor_output& out) {
+    if (it == _entries.end()) {
+        return;
+    }
+    entry& e = it->second;
+    out.dropped += e.pending.size();
+    if (e.state == neighbor_state::reachable && e.used) {
+        out.changed.push_back(it->first);  // its adjacencies lose the MAC and resolve again
+    }
+    if (e.in_index) {
+        _by_age.erase(e.indexed);
+    }
+    _entries.erase(it);
+}
+
+void neighbor_table::forget(uint16_t port, uint32_t ip) {
+    auto it = _entries.find({port, ip});
+    if (it != _entries.end()) {
+        _by_age.erase(it->second.indexed);
+        _entries.erase(it);
+    }
+}
+
+void neighbor_table::clear() {
+    // Their timers become stale: generations are never reused.
+    _entries.clear();
+    _by_age.clear();
 }
 
 void neighbor_table::request(uint16_t port, uint32_t ip, neighbor_output& out) {
@@ -74,32 +159,37 @@ void neighbor_table::request(uint16_t port, uint32_t ip, neighbor_output& out) {
 }
 
 void neighbor_table::resolve(uint16_t port, uint32_t ip, timestamp now, neighbor_output& out) {
-    auto [it, fresh] = _entries.try_emplace({port, ip});
-    entry& e = it->second;
+    neighbor_key k{port, ip};
+    bool fresh = false;
+    entry& e = obtain(k, now, out, fresh);
+    bool was_used = e.used;
+    e.used = true;
     if (!fresh && (e.state == neighbor_state::reachable || e.state == neighbor_state::incomplete ||
                    now < e.next)) {
+        if (!was_used) {
+            reindex(k, e);
+        }
         return;
     }
     e.state = neighbor_state::incomplete;
     e.probes = 1;
-    e.next = now + _s.retry;
     e.updated = now;
+    set_next(k, e, now + _s.retry);
+    reindex(k, e);
     request(port, ip, out);
 }
 
 void neighbor_table::send_or_hold(uint16_t port, uint32_t ip, bytes l3, timestamp now,
                                   neighbor_output& out) {
-    auto it = _entries.find({port, ip});
-    if (it != _entries.end() && it->second.state == neighbor_state::reachable) {
+    if (auto mac = lookup(port, ip)) {
         auto p = _ports.find(port);
         if (p != _ports.end()) {
-            out.frames.emplace_back(port,
-                                    eth_frame(it->second.mac, p->second.mac, ethertype_ipv4, l3));
+            out.frames.emplace_back(port, eth_frame(*mac, p->second.mac, ethertype_ipv4, l3));
         }
         return;
     }
     resolve(port, ip, now, out);
-    entry& e = _entries[{port, ip}];
+    entry& e = _entries[{port, ip}];  // resolve made it if it was missing
     if (e.state != neighbor_state::incomplete || e.pending.size() >= _s.max_pending) {
         ++out.dropped;
         return;
@@ -109,13 +199,15 @@ void neighbor_table::send_or_hold(uint16_t port, uint32_t ip, bytes l3, timestam
 
 void neighbor_table::learn(const neighbor_key& k, const mac_addr& mac, timestamp now,
                            neighbor_output& out) {
-    entry& e = _entries[k];
+    bool fresh = false;
+    entry& e = obtain(k, now, out, fresh);
     bool changed = e.state != neighbor_state::reachable || e.mac != mac;
     e.state = neighbor_state::reachable;
     e.mac = mac;
     e.probes = 0;
     e.updated = now;
-    e.next = now + _s.refresh;
+    set_next(k, e, now + _s.refresh);
+    reindex(k, e);
     if (changed) {
         out.changed.push_back(k);
     }
@@ -151,39 +243,63 @@ void neighbor_table::on_arp(uint16_t port, const arp_packet& a, timestamp now,
     }
 }
 
+void neighbor_table::expire(std::map<neighbor_key, entry>::iterator it, timestamp now,
+                            neighbor_output& out) {
+    const neighbor_key k = it->first;
+    entry& e = it->second;
+    switch (e.state) {
+        case neighbor_state::incomplete:
+            if (e.probes >= _s.max_probes) {
+                e.state = neighbor_state::failed;
+                e.updated = now;
+                set_next(k, e, now + _s.failed_hold);
+                reindex(k, e);
+                out.dropped += e.pending.size();
+                e.pending.clear();
+            } else {
+                ++e.probes;
+                set_next(k, e, now + _s.retry);
+                request(k.port, k.ip, out);
+            }
+            break;
+        case neighbor_state::reachable:
+            if (!e.used || e.probes >= _s.max_probes) {
+                // Learnt from a request and never needed, or gone silent: forgotten.
+                ++_aged;
+                erase(it, out);
+                break;
+            }
+            // Re-confirm without forgetting: traffic keeps flowing on the old MAC meanwhile,
+            // and the answer (or a changed MAC) arrives through on_arp.
+            ++e.probes;
+            set_next(k, e, now + _s.retry);
+            request(k.port, k.ip, out);
+            break;
+        case neighbor_state::failed:
+            ++_aged;
+            erase(it, out);
+            break;
+    }
+}
+
 void neighbor_table::tick(timestamp now, neighbor_output& out) {
     for (auto& [port, p] : _ports) {
         if (p.announce_left > 0 && now >= p.next_announce) {
             send_announcement(port, p, now, out);
         }
     }
-    for (auto& [k, e] : _entries) {
-        if (now < e.next) {
-            continue;
+    _timers.advance(now, [&](const timer_ref& t) {
+        auto it = _entries.find(t.key);
+        if (it == _entries.end() || it->second.timer_gen != t.gen) {
+            return;  // stale: the entry went, or a sooner timer replaced this one
         }
-        switch (e.state) {
-            case neighbor_state::incomplete:
-                if (e.probes >= _s.max_probes) {
-                    e.state = neighbor_state::failed;
-                    e.next = now + _s.failed_hold;
-                    out.dropped += e.pending.size();
-                    e.pending.clear();
-                } else {
-                    ++e.probes;
-                    e.next = now + _s.retry;
-                    request(k.port, k.ip, out);
-                }
-                break;
-            case neighbor_state::reachable:
-                // Re-confirm without forgetting: traffic keeps flowing on the old MAC meanwhile,
-                // and the answer (or a changed MAC) arrives through on_arp.
-                e.next = now + _s.refresh;
-                request(k.port, k.ip, out);
-                break;
-            case neighbor_state::failed:
-                break;
+        it->second.timer_gen = 0;
+        if (now < it->second.next) {
+            set_next(t.key, it->second, it->second.next);  // moved later meanwhile
+            return;
         }
-    }
+        expire(it, now, out);
+    });
 }
 
 std::vector<neighbor_view> neighbor_table::entries() const {

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "control/hub/frames.hpp"
@@ -37,6 +39,11 @@ struct neighbor_settings {
     // MAC) update it at once instead of losing the hub until their entry goes stale.
     unsigned announcements = 3;
     std::chrono::milliseconds announce_interval{1000};
+    // At most this many entries (hub.arp-max-entries). A new one beyond it evicts, in this
+    // order, the failed, those only learnt from a neighbour's request and never used by the
+    // hub, the unresolved, and last the resolved ones the hub uses; the least recently updated
+    // first within each.
+    size_t max_entries = 16384;
 };
 
 struct neighbor_view {
@@ -64,10 +71,11 @@ public:
     // The hub's own address and MAC on a port (an ARP request for it is answered).
     void set_port(uint16_t port, const mac_addr& mac, uint32_t address);
 
-    std::optional<mac_addr> lookup(uint16_t port, uint32_t ip) const;
+    // The MAC of a resolved neighbour; marks it used (kept, refreshed, evicted last).
+    std::optional<mac_addr> lookup(uint16_t port, uint32_t ip);
     std::optional<neighbor_state> state(uint16_t port, uint32_t ip) const;
     // Forgets one neighbour (a glean host route that never resolved is withdrawn with it).
-    void forget(uint16_t port, uint32_t ip) { _entries.erase({port, ip}); }
+    void forget(uint16_t port, uint32_t ip);
     // Starts resolution unless the neighbour is known or being resolved.
     void resolve(uint16_t port, uint32_t ip, timestamp now, neighbor_output& out);
     // Sends an IPv4 packet (from its IPv4 header) to a neighbour now if its MAC is known,
@@ -78,16 +86,23 @@ public:
     void announce(uint16_t port, timestamp now, neighbor_output& out);
     // An ARP packet received on `port`.
     void on_arp(uint16_t port, const arp_packet& a, timestamp now, neighbor_output& out);
-    // Retries, failures and refreshes.
+    // Retries, failures, refreshes and ageing, from a timer wheel: the work is what comes due,
+    // never a walk of the table. A failed entry is forgotten once its hold is over; a resolved
+    // one the hub never used is forgotten at its refresh time; a used one is re-confirmed then
+    // and, if it does not answer `max_probes` requests, forgotten and reported in `changed` (its
+    // adjacencies resolve it afresh).
     void tick(timestamp now, neighbor_output& out);
     // Forgets every neighbour (e.g. a port's address changed).
-    void clear() { _entries.clear(); }
+    void clear();
 
     std::vector<neighbor_view> entries() const;
     size_t size() const noexcept { return _entries.size(); }
     uint64_t requests_sent() const noexcept { return _requests; }
     uint64_t replies_sent() const noexcept { return _replies; }
     uint64_t announcements_sent() const noexcept { return _announcements; }
+    uint64_t evicted() const noexcept { return _evicted; }  // pushed out by max_entries
+    uint64_t aged() const noexcept { return _aged; }        // forgotten by ageing
+    size_t timers_pending() const noexcept { return _timers.size(); }
 
 private:
     struct port_info {
@@ -96,25 +111,53 @@ private:
         unsigned announce_left = 0;  // gratuitous ARPs still to send
         timestamp next_announce{};
     };
+    // Eviction order: lower ranks go first, then the least recently updated.
+    enum class rank : uint8_t { failed, unused, incomplete, used };
+    using age_key = std::tuple<rank, timestamp, neighbor_key>;
     struct entry {
         neighbor_state state = neighbor_state::incomplete;
         mac_addr mac{};
-        unsigned probes = 0;
-        timestamp next{};  // next request (incomplete), next refresh (reachable)
+        unsigned probes = 0;    // requests sent without an answer (resolving or re-confirming)
+        bool used = false;      // the hub resolved, looked up or sent to it
+        bool in_index = false;  // `indexed` is in _by_age
+        timestamp next{};       // when it is due (request, failure, refresh, ageing)
         timestamp updated{};
+        // Its live timer: a timer is scheduled only when `next` moves earlier than the live one;
+        // one that fires before `next` is re-armed, so an entry never has more than a few.
+        uint64_t timer_gen = 0;  // 0: none; timers of another generation are stale
+        timestamp timer_at{};
+        age_key indexed{};  // its key in _by_age
         std::vector<bytes> pending;
+    };
+    struct timer_ref {
+        neighbor_key key;
+        uint64_t gen = 0;
     };
 
     void request(uint16_t port, uint32_t ip, neighbor_output& out);
     void send_announcement(uint16_t port, port_info& p, timestamp now, neighbor_output& out);
     void learn(const neighbor_key& k, const mac_addr& mac, timestamp now, neighbor_output& out);
+    // Finds or makes an entry, evicting one first when the table is full.
+    entry& obtain(const neighbor_key& k, timestamp now, neighbor_output& out, bool& fresh);
+    void erase(std::map<neighbor_key, entry>::iterator it, neighbor_output& out);
+    // Sets when the entry is next due, scheduling a timer if none comes by then.
+    void set_next(const neighbor_key& k, entry& e, timestamp at);
+    // Puts the entry in its place in the eviction order after a change.
+    void reindex(const neighbor_key& k, entry& e);
+    void expire(std::map<neighbor_key, entry>::iterator it, timestamp now, neighbor_output& out);
+    static rank rank_of(const entry& e) noexcept;
 
     neighbor_settings _s;
     std::map<uint16_t, port_info> _ports;
     std::map<neighbor_key, entry> _entries;
+    std::set<age_key> _by_age;
+    control::timer_wheel<timer_ref> _timers{std::chrono::milliseconds(10), 1024};
+    uint64_t _next_gen = 1;
     uint64_t _requests = 0;
     uint64_t _replies = 0;
     uint64_t _announcements = 0;
+    uint64_t _evicted = 0;
+    uint64_t _aged = 0;
 };
 
 }  // namespace dmvpn::hub

@@ -10,7 +10,7 @@ seen on that host); with the bridge flooding every frame (ageing 0, a shared seg
 pings get no duplicates, because the hub drops unicast that is not addressed to it (counted as
 "not for us") instead of routing it a second time; a hub restarted with another MAC is reachable
 at once (its gratuitous ARP updates the hosts' entries). Needs root, `ip netns` and tcpdump;
-exit 77 otherwise.
+exit 77 otherwise (scripts/test counts that skip as a failure where qemu is installed).
 Everything it creates is named after its pid and removed at the end.
 """
 

@@ -306,6 +306,46 @@ TEST_CASE("numbers out of range are refused", "[config]") {
     CHECK(q.message == "expected a power of two 64..32768, got 1000");
 }
 
+TEST_CASE("the control lcore's budgets: punt rates per kind, ICMP errors, ARP", "[config]") {
+    // Defaults, as config/README.md states them.
+    auto r = load_string(base().text(), "t.yaml");
+    REQUIRE(r.has_value());
+    CHECK(r->hub.punt_rates.nhrp == 10000);
+    CHECK(r->hub.punt_rates.ike == 5000);
+    CHECK(r->hub.punt_rates.arp == 2000);
+    CHECK(r->hub.punt_rates.multicast == 1000);
+    CHECK(r->hub.icmp_error_rate == 100);
+    CHECK(r->hub.arp_max_entries == 16384);
+
+    doc d = base().replace("control-lcore: 0",
+                           "  control-lcore: 0\n"
+                           "  punt-rates: {nhrp: 50000, multicast: 10, for-us: 7, ike: 3}\n"
+                           "  icmp-error-rate: 2\n"
+                           "  arp-max-entries: 1000");
+    auto set = load_string(d.text(), "t.yaml");
+    INFO(set.error_text());
+    REQUIRE(set.has_value());
+    CHECK(set->hub.punt_rates.nhrp == 50000);
+    CHECK(set->hub.punt_rates.multicast == 10);
+    CHECK(set->hub.punt_rates.for_us == 7);
+    CHECK(set->hub.punt_rates.ike == 3);
+    CHECK(set->hub.punt_rates.arp == 2000);  // not given: the default
+    CHECK(set->hub.icmp_error_rate == 2);
+    CHECK(set->hub.arp_max_entries == 1000);
+
+    error zero = only_error(
+        base().replace("control-lcore: 0", "  control-lcore: 0\n  punt-rates: {glean: 0}"));
+    CHECK(zero.key == "hub.punt-rates.glean");
+    CHECK(zero.message.find("expected an integer 1..10000000") == 0);
+    error typo = only_error(
+        base().replace("control-lcore: 0", "  control-lcore: 0\n  punt-rates: {icmp: 5}"));
+    CHECK(typo.key == "hub.punt-rates.icmp");
+    error small =
+        only_error(base().replace("control-lcore: 0", "  control-lcore: 0\n  arp-max-entries: 15"));
+    CHECK(small.key == "hub.arp-max-entries");
+    CHECK(small.message.find("expected an integer 16..1048576") == 0);
+}
+
 TEST_CASE("unknown keys are refused at every level, where they stand", "[config]") {
     struct row {
         const char* after;

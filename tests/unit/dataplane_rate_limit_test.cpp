@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "dataplane/rate_limit.hpp"
+#include "dataplane/token_bucket.hpp"
 
 using dmvpn::dp::rate_limiter;
 
@@ -42,4 +43,51 @@ TEST_CASE("a key evicted by a crowd is allowed again, never silenced") {
     }
     CHECK(limit.allow(1, 50));
     CHECK_FALSE(limit.allow(5, 60));
+}
+
+// The token bucket behind the punt budgets (per class, per worker, in TSC ticks) and the
+// control lcore's ICMP error budget (in nanoseconds).
+TEST_CASE("token bucket: a burst, then the rate, never more") {
+    using dmvpn::dp::token_bucket;
+    constexpr uint64_t hz = 1000000;  // ticks per second
+    token_bucket b(100, 10, hz);      // 100 per second, 10 at once
+    uint64_t now = 5 * hz;
+    uint32_t taken = 0;
+    for (int i = 0; i < 50; ++i) {
+        taken += b.take(now) ? 1 : 0;
+    }
+    CHECK(taken == 10);  // the burst
+    // One token every 10,000 ticks: none at 9,999, one at 10,000.
+    CHECK_FALSE(b.take(now + 9999));
+    CHECK(b.take(now + 10000));
+    CHECK_FALSE(b.take(now + 10000));
+    // Over ten seconds at 1,000 tries a second: the rate, plus the burst refilled at most once.
+    taken = 0;
+    for (uint64_t t = 0; t < 10 * hz; t += hz / 1000) {
+        taken += b.take(now + 20000 + t) ? 1 : 0;
+    }
+    CHECK(taken >= 999);
+    CHECK(taken <= 1000 + 1);
+    // After a long silence it holds the burst again, not more.
+    taken = 0;
+    for (int i = 0; i < 50; ++i) {
+        taken += b.take(now + 100 * hz) ? 1 : 0;
+    }
+    CHECK(taken == 10);
+}
+
+TEST_CASE("token bucket: unlimited by default and with rate 0; per-worker shares round up") {
+    using namespace dmvpn::dp;
+    token_bucket open;
+    token_bucket zero(0, 5, 1000);
+    for (int i = 0; i < 1000; ++i) {
+        REQUIRE(open.take(1));
+        REQUIRE(zero.take(1));
+    }
+    CHECK(share_of(1000, 3) == 334);  // 3 workers x 334 >= 1000
+    CHECK(share_of(1, 4) == 1);
+    CHECK(share_of(1000, 1) == 1000);
+    CHECK(burst_of(2000) == 200);
+    CHECK(burst_of(100) == 32);
+    CHECK(burst_of(5) == 5);
 }

@@ -6,6 +6,8 @@
 #include <thread>
 #include <catch2/catch.hpp>
 
+#include <rte_cycles.h>
+
 #include "dataplane/packet_meta.hpp"
 #include "dataplane/adjacency.hpp"
 #include "dataplane/stage/classify.hpp"
@@ -771,6 +773,54 @@ TEST_CASE("Punt ring overflow is counted and never blocks", "[dataplane][stage]"
     CHECK(p.size() == 4);
     CHECK(e.worker().counters().punt(punt_reason::arp) == 4);
     CHECK(drops(e, drop_reason::punt_ring_full) == 6);
+    env::free_all(p);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("Punts are policed per class: a multicast flood leaves NHRP and IKE their share",
+          "[dataplane][stage]") {
+    env e;
+    auto& ctx = e.worker().ctx();
+    uint64_t hz = rte_get_tsc_hz();
+    // Multicast: 1 a second, 3 at once. IKE: 1 a second, 2 at once. NHRP and the rest of
+    // for_us keep the default (unlimited) budget.
+    ctx.punt_budget[static_cast<size_t>(punt_reason::multicast)] = dp::token_bucket(1, 3, hz);
+    ctx.punt_budget[dp::punt_class_ike] = dp::token_bucket(1, 2, hz);
+    auto group = ipv4(net::spoke2, dptest::ip4(239, 1, 1, 1), 17, payload_udp());
+    bytes nhrp = {0x00, 0x01, 0x08, 0x00, 0, 0, 0, 0, 0, 0, 0x34, 0x01, 0x03, 0x00, 0, 0x28};
+    std::vector<bytes> frames;
+    for (int i = 0; i < 10; ++i) {
+        frames.push_back(e.gre_frame(net::spoke2_nbma, net::key0, 0x0800, group));
+        frames.push_back(e.gre_frame(net::spoke3_nbma, net::key0, 0x2001, nhrp));
+    }
+    e.from_underlay(frames);
+    auto ike = ipv4(net::spoke2_nbma, net::hub_nbma, 17, udp(500, 500, 40));
+    auto natt = ipv4(net::spoke2_nbma, net::hub_nbma, 17, udp(4500, 4500, 40));
+    auto other = ipv4(net::spoke2_nbma, net::hub_nbma, 17, udp(1000, 501, 40));
+    std::vector<bytes> to_hub;
+    for (const bytes& b : {ike, natt, ike, other, other, other}) {
+        to_hub.push_back(eth(e.underlay().mac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, b));
+    }
+    e.from_underlay(to_hub);
+    auto p = e.punts();
+    size_t mcast = 0;
+    size_t nhrp_punted = 0;
+    size_t for_us = 0;
+    for (const auto& r : p) {
+        mcast += r.reason == punt_reason::multicast ? 1 : 0;
+        nhrp_punted += r.reason == punt_reason::nhrp ? 1 : 0;
+        for_us += r.reason == punt_reason::for_us ? 1 : 0;
+    }
+    CHECK(mcast == 3);
+    CHECK(nhrp_punted == 10);
+    CHECK(for_us == 2 + 3);  // two of the three IKE / NAT-T packets, all three others
+    const auto& c = e.worker().counters();
+    CHECK(c.punts_policed[static_cast<size_t>(punt_reason::multicast)] == 7);
+    CHECK(c.punts_policed[dp::punt_class_ike] == 1);
+    CHECK(c.punts_policed[static_cast<size_t>(punt_reason::nhrp)] == 0);
+    CHECK(c.punts_policed[static_cast<size_t>(punt_reason::for_us)] == 0);
+    CHECK(drops(e, drop_reason::punt_policed) == 8);
+    CHECK(dp::punt_class_name(dp::punt_class_ike) == "ike");
     env::free_all(p);
     CHECK(e.pool_in_use() == 0);
 }

@@ -8,7 +8,9 @@
 #include "control/hub/default_topology.hpp"
 #include "control/hub/frames.hpp"
 #include "control/hub/json.hpp"
+#include "control/hub/loop_time.hpp"
 #include "control/hub/model.hpp"
+#include "control/hub/multicast.hpp"
 #include "control/hub/neighbors.hpp"
 #include "control/hub/options.hpp"
 #include "dataplane/wire/checksum.hpp"
@@ -295,6 +297,221 @@ TEST_CASE("ARP table: answers for the hub, learns, resolves with retries, then f
         t.on_arp(0, {arp_reply, moved, ip4(192, 0, 2, 7), hub_mac, ip4(192, 0, 2, 1)}, now, o2);
         CHECK(o2.changed.size() == 1);
         CHECK(t.lookup(0, ip4(192, 0, 2, 7)) == moved);
+    }
+}
+
+TEST_CASE("ARP table: capped; failed, then never-used, then unresolved entries go first",
+          "[hub][neighbors]") {
+    neighbor_settings s;
+    s.max_entries = 4;
+    s.announcements = 0;
+    neighbor_table t(s);
+    t.set_port(0, hub_mac, ip4(192, 0, 2, 1));
+    timestamp now{};
+    auto arp_for_us = [&](uint8_t host, timestamp at, neighbor_output& out) {
+        t.on_arp(0, {arp_request, peer_mac, ip4(192, 0, 2, host), {}, ip4(192, 0, 2, 1)}, at, out);
+    };
+    neighbor_output out;
+    // 10: resolved and used by the hub; 11: resolving; 12: failed; 13: learnt from its own
+    // request, never used.
+    arp_for_us(10, now, out);
+    REQUIRE(t.lookup(0, ip4(192, 0, 2, 10)));  // used
+    t.resolve(0, ip4(192, 0, 2, 11), now + 10ms, out);
+    t.resolve(0, ip4(192, 0, 2, 12), now, out);
+    // 12 fails at 3 s (third unanswered request); 11, 10 ms younger, is still asking.
+    for (int ms = 1000; ms <= 3000; ms += 1000) {
+        t.tick(now + std::chrono::milliseconds(ms), out);
+    }
+    REQUIRE(t.state(0, ip4(192, 0, 2, 12)) == neighbor_state::failed);
+    REQUIRE(t.state(0, ip4(192, 0, 2, 11)) == neighbor_state::incomplete);
+    arp_for_us(13, now + 3001ms, out);
+    REQUIRE(t.size() == 4);
+    CHECK(t.evicted() == 0);
+
+    // Each new neighbour pushes out one, in the order failed, never used, unresolved, used.
+    neighbor_output o;
+    arp_for_us(20, now + 3002ms, o);
+    CHECK_FALSE(t.state(0, ip4(192, 0, 2, 12)));
+    CHECK(t.size() == 4);
+    arp_for_us(21, now + 3003ms, o);
+    CHECK_FALSE(t.state(0, ip4(192, 0, 2, 13)));  // the older never-used one
+    CHECK(t.state(0, ip4(192, 0, 2, 20)));
+    // A flood of requests from new addresses only cycles through the never-used entries: the
+    // unresolved one and the used one stay.
+    for (uint8_t h = 100; h < 200; ++h) {
+        arp_for_us(h, now + 3004ms, o);
+    }
+    CHECK(t.size() == 4);
+    CHECK(t.state(0, ip4(192, 0, 2, 11)) == neighbor_state::incomplete);
+    CHECK(t.lookup(0, ip4(192, 0, 2, 10)) == peer_mac);
+    CHECK(t.evicted() == 102);
+    CHECK(o.changed.size() == 102);  // each was learnt (nothing used was lost: none republished)
+    // Only used entries left to push out: the least recently updated goes, and it is reported
+    // so that adjacencies built on it resolve again.
+    neighbor_table u(s);
+    u.set_port(0, hub_mac, ip4(192, 0, 2, 1));
+    neighbor_output uo;
+    for (uint8_t h = 10; h < 14; ++h) {
+        u.on_arp(0, {arp_reply, peer_mac, ip4(192, 0, 2, h), hub_mac, ip4(192, 0, 2, 1)},
+                 now + std::chrono::milliseconds(h), uo);
+        REQUIRE(u.lookup(0, ip4(192, 0, 2, h)));
+    }
+    neighbor_output evict;
+    u.resolve(0, ip4(192, 0, 2, 50), now + 1s, evict);
+    CHECK_FALSE(u.state(0, ip4(192, 0, 2, 10)));
+    CHECK(std::find(evict.changed.begin(), evict.changed.end(),
+                    neighbor_key{0, ip4(192, 0, 2, 10)}) != evict.changed.end());
+    CHECK(u.size() == 4);
+}
+
+TEST_CASE("ARP table: ageing from timers, not from a walk of the table", "[hub][neighbors]") {
+    neighbor_settings s;
+    s.retry = 1000ms;
+    s.max_probes = 3;
+    s.failed_hold = 5000ms;
+    s.refresh = 300s;
+    s.announcements = 0;
+    neighbor_table t(s);
+    t.set_port(0, hub_mac, ip4(192, 0, 2, 1));
+    timestamp now{};
+    auto run = [&](timestamp from, timestamp to, neighbor_output& out) {
+        for (timestamp at = from; at <= to; at += 10ms) {
+            t.tick(at, out);
+        }
+    };
+    neighbor_output out;
+    // A failed entry is forgotten once its hold is over.
+    t.resolve(0, ip4(192, 0, 2, 9), now, out);
+    run(now, now + 3500ms, out);
+    CHECK(t.state(0, ip4(192, 0, 2, 9)) == neighbor_state::failed);
+    run(now + 3510ms, now + 8500ms, out);
+    CHECK_FALSE(t.state(0, ip4(192, 0, 2, 9)));
+    CHECK(t.aged() == 1);
+
+    // Learnt from a request and never used: forgotten at its refresh time, without a request.
+    neighbor_output o;
+    t.on_arp(0, {arp_request, peer_mac, ip4(192, 0, 2, 7), {}, ip4(192, 0, 2, 1)}, now + 9s, o);
+    // Used: re-confirmed at its refresh time; it answers and stays.
+    t.on_arp(0, {arp_request, peer_mac, ip4(192, 0, 2, 8), {}, ip4(192, 0, 2, 1)}, now + 9s, o);
+    REQUIRE(t.lookup(0, ip4(192, 0, 2, 8)));
+    // Many more learns of the same neighbour (it ARPs every second) leave no pile of timers.
+    for (int i = 1; i <= 200; ++i) {
+        t.on_arp(0, {arp_request, peer_mac, ip4(192, 0, 2, 8), {}, ip4(192, 0, 2, 1)},
+                 now + 9s + std::chrono::milliseconds(i), o);
+    }
+    CHECK(t.timers_pending() <= 4);
+    neighbor_output r;
+    run(now + 9s, now + 309300ms, r);
+    CHECK_FALSE(t.state(0, ip4(192, 0, 2, 7)));
+    REQUIRE(r.frames.size() == 1);  // one refresh request, for .8 only
+    CHECK(parse_arp_frame(r.frames[0].second)->target_ip == ip4(192, 0, 2, 8));
+    t.on_arp(0, {arp_reply, peer_mac, ip4(192, 0, 2, 8), hub_mac, ip4(192, 0, 2, 1)},
+             now + 309400ms, r);
+    neighbor_output later;
+    run(now + 309400ms, now + 320s, later);
+    CHECK(later.frames.empty());
+    CHECK(t.lookup(0, ip4(192, 0, 2, 8)) == peer_mac);
+    CHECK(t.aged() == 2);
+
+    // Gone silent: three unanswered refresh requests, then forgotten and reported, so that its
+    // adjacencies resolve it afresh instead of sending to a MAC nobody confirms.
+    neighbor_output silent;
+    run(now + 320s, now + 615s, silent);
+    CHECK(silent.frames.size() == 3);
+    CHECK_FALSE(t.state(0, ip4(192, 0, 2, 8)));
+    CHECK(std::find(silent.changed.begin(), silent.changed.end(),
+                    neighbor_key{0, ip4(192, 0, 2, 8)}) != silent.changed.end());
+    CHECK(t.aged() == 3);
+    CHECK(t.size() == 0);
+}
+
+TEST_CASE("multicast targets: kept per tunnel and NBMA as bindings come, move and go",
+          "[hub][multicast]") {
+    multicast_targets m;
+    m.add(0, ip4(100, 64, 0, 2), ip4(10, 0, 0, 2));
+    m.add(0, ip4(100, 64, 0, 3), ip4(10, 0, 0, 3));
+    m.add(0, ip4(100, 64, 0, 3), ip4(10, 0, 0, 33));  // two overlays behind one NBMA
+    m.add(1, ip4(100, 64, 0, 2), ip4(10, 1, 0, 2));   // another tunnel
+    m.set_configured({{0, ip4(100, 64, 0, 9)}});      // multicast.static, no registration
+    CHECK(m.size() == 4);
+    const auto* t3 = m.find(0, ip4(100, 64, 0, 3));
+    REQUIRE(t3 != nullptr);
+    CHECK(t3->overlays == std::vector<uint32_t>{ip4(10, 0, 0, 3), ip4(10, 0, 0, 33)});
+    // A move: the binding leaves the old NBMA for the new one.
+    m.remove(0, ip4(100, 64, 0, 3), ip4(10, 0, 0, 33));
+    m.add(0, ip4(100, 64, 0, 4), ip4(10, 0, 0, 33));
+    CHECK(m.find(0, ip4(100, 64, 0, 3))->overlays == std::vector<uint32_t>{ip4(10, 0, 0, 3)});
+    m.remove(0, ip4(100, 64, 0, 3), ip4(10, 0, 0, 3));
+    CHECK(m.find(0, ip4(100, 64, 0, 3)) == nullptr);  // nobody left there
+    // A configured target stays without registrations, and goes when the reload drops it.
+    m.add(0, ip4(100, 64, 0, 9), ip4(10, 0, 0, 9));
+    m.remove(0, ip4(100, 64, 0, 9), ip4(10, 0, 0, 9));
+    REQUIRE(m.find(0, ip4(100, 64, 0, 9)) != nullptr);
+    CHECK(m.find(0, ip4(100, 64, 0, 9))->configured);
+    m.set_configured({});
+    CHECK(m.find(0, ip4(100, 64, 0, 9)) == nullptr);
+    CHECK(m.size() == 3);
+
+    // Visiting in slices resumes after the last target reached, even if the list changed.
+    std::vector<std::pair<uint16_t, uint32_t>> seen;
+    std::optional<multicast_targets::key> after;
+    auto note = [&](uint16_t slot, uint32_t nbma, const multicast_targets::target&) {
+        seen.emplace_back(slot, nbma);
+    };
+    CHECK(m.visit(after, 1, note));
+    m.add(0, ip4(100, 64, 0, 1), ip4(10, 0, 0, 1));  // before the cursor: not this time
+    m.add(0, ip4(100, 64, 0, 5), ip4(10, 0, 0, 5));  // after it: reached
+    CHECK(m.visit(after, 2, note));
+    CHECK_FALSE(m.visit(after, 10, note));
+    std::vector<std::pair<uint16_t, uint32_t>> expect = {{0, ip4(100, 64, 0, 2)},
+                                                         {0, ip4(100, 64, 0, 4)},
+                                                         {0, ip4(100, 64, 0, 5)},
+                                                         {1, ip4(100, 64, 0, 2)}};
+    CHECK(seen == expect);
+}
+
+TEST_CASE("loop time: maximum and percentiles from a bucketed histogram", "[hub][loop]") {
+    loop_time l;
+    CHECK(l.quantile_ns(0.99) == 0);
+    for (int i = 0; i < 990; ++i) {
+        l.record(1000);  // 1 us
+    }
+    for (int i = 0; i < 10; ++i) {
+        l.record(5000000);  // 5 ms
+    }
+    CHECK(l.count() == 1000);
+    CHECK(l.max_ns() == 5000000);
+    // p99 falls in the 1 us bucket: its top is within a quarter power of two above 1000 ns.
+    CHECK(l.quantile_ns(0.99) >= 1000);
+    CHECK(l.quantile_ns(0.99) < 1250);
+    CHECK(l.quantile_ns(0.999) == 5000000);  // capped at the maximum seen
+    // Every value lands in a bucket whose bounds hold it.
+    for (uint64_t v : {0ull, 3ull, 4ull, 7ull, 8ull, 9ull, 1000ull, 123456789ull, ~0ull >> 1}) {
+        size_t b = loop_time::bucket_of(v);
+        CHECK(loop_time::upper_of(b) >= v);
+        if (b > 0) {
+            CHECK(loop_time::upper_of(b - 1) < v);
+        }
+    }
+}
+
+TEST_CASE("punt budgets: hub-wide rates shared among the workers, IKE apart", "[hub][model]") {
+    config::punt_rates r;
+    r.nhrp = 10000;
+    r.ike = 3;
+    r.multicast = 1001;
+    auto one = worker_punt_rates(r, 1);
+    CHECK(one[static_cast<size_t>(dp::punt_reason::nhrp)] == 10000);
+    CHECK(one[dp::punt_class_ike] == 3);
+    CHECK(one[static_cast<size_t>(dp::punt_reason::multicast)] == 1001);
+    CHECK(one[static_cast<size_t>(dp::punt_reason::arp)] == r.arp);
+    CHECK(one[static_cast<size_t>(dp::punt_reason::redirect)] == r.redirect);
+    auto four = worker_punt_rates(r, 4);
+    CHECK(four[static_cast<size_t>(dp::punt_reason::nhrp)] == 2500);
+    CHECK(four[static_cast<size_t>(dp::punt_reason::multicast)] == 251);  // rounded up
+    CHECK(four[dp::punt_class_ike] == 1);
+    for (uint32_t v : one) {
+        CHECK(v != 0);  // every class has a budget
     }
 }
 

@@ -55,6 +55,8 @@ public:
     uint64_t flood_unknown_source = 0;
     uint64_t flood_malformed = 0;
     uint64_t flood_wrong_auth = 0;
+    // Frames from unknown sources, kept whole (--forge checks their content).
+    std::vector<buffer> unknown_frames;
 
     // Handles one frame from the emulator; frames for it go into `to_spokes`.
     void on_frame(const buffer& f, std::deque<buffer>& to_spokes) {
@@ -77,6 +79,7 @@ public:
         REQUIRE(ip->dst == _t.hub_nbma());
         if (expect_flood && !_t.local_by_nbma(ip->src)) {
             ++flood_unknown_source;
+            unknown_frames.push_back(f);
             REQUIRE(ip->proto == ip_proto_gre);  // no SA to protect it with
             return;
         }
@@ -548,6 +551,74 @@ TEST_CASE(
           std::string::npos);
     CHECK(json.find(fmt::format("\"flood_unknown_source\":{},", r.hub->flood_unknown_source)) !=
           std::string::npos);
+}
+
+TEST_CASE("--forge: each forged source registers, then each resolves, then each sends multicast",
+          "[spokesim]") {
+    rig r({"--vdev",       "test",   "--spokes",  "4",  "--hub-mac",  "02:bb:00:00:00:01",
+           "--auth",       "secret", "--gre-key", "7",  "--forge",    "5",
+           "--forge-rate", "1000",   "--rate",    "20", "--duration", "0.5",
+           "--drain",      "0.1"});
+    r.hub->expect_flood = true;
+    r.run_for(3000 * ms);
+    REQUIRE(r.eng->done());
+    INFO(r.eng->report_json(r.now));
+    REQUIRE(r.hub->unknown_frames.size() == 15);
+    for (size_t i = 0; i < 15; ++i) {
+        size_t j = i % 5;
+        auto eth = parse_eth(r.hub->unknown_frames[i]);
+        auto ip = parse_ipv4(eth->payload);
+        REQUIRE(ip);
+        // Sources after the spokes' three blocks of 4, each its own.
+        CHECK(ip->src == r.topo->nbma_of(static_cast<uint32_t>(12 + j)));
+        auto gre = parse_gre(ip->payload);
+        REQUIRE(gre);
+        CHECK(gre->key == std::optional<uint32_t>(7));
+        if (i < 10) {
+            REQUIRE(gre->proto == gre_proto_nhrp);
+            auto p = nhrp::parse(gre->payload);
+            REQUIRE(p);
+            CHECK(p->hdr.type ==
+                  (i < 5 ? nhrp::op::registration_request : nhrp::op::resolution_request));
+            CHECK(from_bytes(p->src_proto) == r.topo->overlay_of(static_cast<uint32_t>(12 + j)));
+            if (i >= 5) {
+                // A spoke's address: the hub has an answer to send to the forged source.
+                CHECK(from_bytes(p->dst_proto) == r.topo->overlay_of(static_cast<uint32_t>(j % 4)));
+            }
+        } else {
+            REQUIRE(gre->proto == gre_proto_ipv4);
+            auto inner = parse_ipv4(gre->payload);
+            REQUIRE(inner);
+            CHECK(inner->dst == ipv4{0xef010101u});
+            CHECK(inner->src == r.topo->overlay_of(static_cast<uint32_t>(12 + j)));
+        }
+    }
+    totals t = r.eng->sum(r.now);
+    CHECK(t.registered == 4);
+    CHECK(t.nhrp.registrations_sent == 4);
+    std::string json = r.eng->report_json(r.now);
+    CHECK(json.find("\"forged_registrations\":5,\"forged_resolutions\":5,"
+                    "\"forged_multicast\":5,") != std::string::npos);
+    // A multicast copy from the hub is counted as such, not as corrupt data.
+    std::deque<buffer> back;
+    buffer group;
+    put_ipv4(group, r.topo->overlay_of(12), ipv4{0xef010101u}, ip_proto_udp, 8 + 4, 9);
+    put_udp(group, 20000, 20000, 4);
+    group.resize(group.size() + 4, 0);
+    r.hub->send_gre(gre_proto_ipv4, group, r.topo->nbma_of(1), back);
+    for (auto& f : back) {
+        r.eng->on_frame(f, r.now);
+    }
+    CHECK(r.eng->data_at(1).multicast_received == 1);
+    CHECK(r.eng->data_at(1).corrupt == 0);
+}
+
+TEST_CASE("--forge needs room for its addresses and plain GRE", "[spokesim]") {
+    CHECK_FALSE(parse_options(
+        {"--vdev", "x", "--spokes", "10", "--tunnel-prefix", "10.0.0.0/24", "--forge", "1000"}));
+    CHECK_FALSE(parse_options({"--vdev", "x", "--forge", "10", "--esp", "aes128-gcm16"}));
+    CHECK(parse_options(
+        {"--vdev", "x", "--spokes", "10", "--tunnel-prefix", "10.0.0.0/12", "--forge", "100000"}));
 }
 
 TEST_CASE("an Error Indication about someone else's address is counted apart", "[spokesim]") {

@@ -14,6 +14,7 @@ namespace {
 constexpr uint64_t usec = 1'000'000;
 constexpr uint32_t max_data_per_poll = 256;  // keeps one poll from starving receive
 constexpr mac placeholder_hub_mac{0x02, 0, 0, 0, 0, 0x01};
+constexpr ipv4 forged_group = 0xef010101;  // 239.1.1.1, where --forge sends its multicast
 
 uint64_t seconds_us(double s) { return static_cast<uint64_t>(std::llround(s * 1e6)); }
 
@@ -130,17 +131,55 @@ void engine::send_flood(uint64_t i) {
         if (!bytes) {
             return;
         }
-        size_t gre_len = (_o.gre_key ? 8 : 4) + bytes->size();
-        _ip.clear();
-        put_ipv4(_ip, id.nbma, _topo.hub_nbma(), ip_proto_gre, gre_len, ++_ip_id);
-        put_gre(_ip, _o.gre_key, gre_proto_nhrp);
-        _ip.insert(_ip.end(), bytes->begin(), bytes->end());
-        _frame.clear();
-        put_eth(_frame, _hub_mac_known ? _hub_mac : placeholder_hub_mac, _port_mac, ethertype_ipv4);
-        _frame.insert(_frame.end(), _ip.begin(), _ip.end());
-        _sink.send(_frame);
+        send_plain_gre(id.nbma, gre_proto_nhrp, *bytes);
     }
     ++_flood_sent[kind];
+}
+
+void engine::send_plain_gre(ipv4 src_nbma, uint16_t gre_proto, std::span<const uint8_t> payload) {
+    size_t gre_len = (_o.gre_key ? 8 : 4) + payload.size();
+    _ip.clear();
+    put_ipv4(_ip, src_nbma, _topo.hub_nbma(), ip_proto_gre, gre_len, ++_ip_id);
+    put_gre(_ip, _o.gre_key, gre_proto);
+    _ip.insert(_ip.end(), payload.begin(), payload.end());
+    _frame.clear();
+    put_eth(_frame, _hub_mac_known ? _hub_mac : placeholder_hub_mac, _port_mac, ethertype_ipv4);
+    _frame.insert(_frame.end(), _ip.begin(), _ip.end());
+    _sink.send(_frame);
+}
+
+void engine::send_forged(uint64_t i) {
+    auto n = static_cast<uint32_t>(_spokes.size());
+    auto j = static_cast<uint32_t>(i % _o.forge);
+    auto kind = static_cast<size_t>(i / _o.forge);
+    // Addresses of its own after the spokes' three blocks (spokes, flood / moved, unknown).
+    spoke_identity id = _topo.spoke(0);
+    id.nbma = _topo.nbma_of(3 * n + j);
+    id.overlay = _topo.overlay_of(3 * n + j);
+    auto request_id = static_cast<uint32_t>(0x40000000u | (j & 0x3fffffffu));
+    if (kind == 0) {
+        auto bytes = nhrp::build(build_registration_request(id, _settings, request_id, false));
+        if (!bytes) {
+            return;
+        }
+        send_plain_gre(id.nbma, gre_proto_nhrp, *bytes);
+    } else if (kind == 1) {
+        ipv4 target = _topo.overlay_of(j % n);
+        auto bytes =
+            nhrp::build(build_resolution_request(id, _settings, target, request_id ^ 0x20000000u));
+        if (!bytes) {
+            return;
+        }
+        send_plain_gre(id.nbma, gre_proto_nhrp, *bytes);
+    } else {
+        _inner.clear();
+        constexpr size_t payload = 32;
+        put_ipv4(_inner, id.overlay, forged_group, ip_proto_udp, 8 + payload, ++_ip_id);
+        put_udp(_inner, 20000, 20000, payload);
+        _inner.resize(_inner.size() + payload, 0x6d);
+        send_plain_gre(id.nbma, gre_proto_ipv4, _inner);
+    }
+    ++_forged_sent[kind];
 }
 
 void engine::start(uint64_t now_us) {
@@ -359,6 +398,10 @@ void engine::on_nhrp(uint32_t local, std::span<const uint8_t> bytes, uint64_t no
 void engine::on_data(uint32_t local, std::span<const uint8_t> inner, bool via_hub) {
     data_counters& d = _data[local];
     auto ip = parse_ipv4(inner);
+    if (ip && ip->checksum_ok && (ip->dst >> 28) == 0xe && via_hub) {
+        ++d.multicast_received;  // the hub's replication of a group's traffic
+        return;
+    }
     if (!ip || !ip->checksum_ok || ip->dst != _topo.traffic_address_of(local) ||
         ip->proto != ip_proto_udp) {
         ++d.corrupt;
@@ -434,6 +477,17 @@ void engine::poll(uint64_t now_us) {
         uint32_t budget = max_data_per_poll;
         while (_flood_total < due && budget-- > 0) {
             send_flood(_flood_total++);
+        }
+    }
+    if (_phase == phase::traffic && _o.forge > 0) {
+        // From the start of traffic, once the spokes registered: they must stay registered
+        // (their refreshes fall inside the flood) and keep being answered.
+        auto due = std::min<uint64_t>(
+            3ull * _o.forge, static_cast<uint64_t>(static_cast<double>(now_us - _traffic_start_us) *
+                                                   _o.forge_rate / 1e6));
+        uint32_t budget = max_data_per_poll;
+        while (_forged_total < due && budget-- > 0) {
+            send_forged(_forged_total++);
         }
     }
     if (_phase == phase::traffic && _o.move_spoke && !_moved &&
@@ -529,6 +583,7 @@ totals engine::sum(uint64_t now_us) const {
         t.data.gre_key_mismatch += d.gre_key_mismatch;
         t.data.unprotected += d.unprotected;
         t.data.nhrp_parse_errors += d.nhrp_parse_errors;
+        t.data.multicast_received += d.multicast_received;
         // Spoke k's one sender is the spoke whose peer it is.
         if (_spokes.size() >= 2) {
             uint32_t n = static_cast<uint32_t>(_spokes.size());
@@ -577,7 +632,8 @@ std::string engine::report_json(uint64_t now_us) const {
         "\"reordered\":{},\"corrupt\":{},\"esp_errors\":{},\"gre_key_mismatch\":{},"
         "\"unprotected\":{},\"nhrp_parse_errors\":{},\"arp_replies\":{},\"not_ours\":{},"
         "\"flood_malformed\":{},\"flood_wrong_auth\":{},\"flood_unknown_source\":{},"
-        "\"foreign_answers\":{},\"moved_nbma\":\"{}\"",
+        "\"foreign_answers\":{},\"moved_nbma\":\"{}\",\"forged_registrations\":{},"
+        "\"forged_resolutions\":{},\"forged_multicast\":{},\"multicast_received\":{}",
         success(now_us) ? "true" : "false", name(_phase),
         static_cast<double>(now_us - _start_us) / 1e6, t.spokes, t.registered,
         _hub_mac_known ? to_string(_hub_mac) : "", t.nhrp.registrations_sent,
@@ -589,7 +645,8 @@ std::string engine::report_json(uint64_t now_us) const {
         t.data.received_via_hub, t.data.received_shortcut, t.lost, t.duplicates, t.data.reordered,
         t.data.corrupt, t.data.esp_errors, t.data.gre_key_mismatch, t.data.unprotected,
         t.data.nhrp_parse_errors, _arp_replies, _not_ours, _flood_sent[0], _flood_sent[1],
-        _flood_sent[2], _foreign_answers, _moved ? to_string(_moved_nbma) : "");
+        _flood_sent[2], _foreign_answers, _moved ? to_string(_moved_nbma) : "", _forged_sent[0],
+        _forged_sent[1], _forged_sent[2], t.data.multicast_received);
     if (_o.per_spoke || _spokes.size() <= 16) {
         out += ",\"per_spoke\":[";
         uint32_t n = static_cast<uint32_t>(_spokes.size());

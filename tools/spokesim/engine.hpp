@@ -50,8 +50,9 @@ struct data_counters {
     uint64_t gre_key_mismatch = 0;
     uint64_t unprotected = 0;  // clear GRE while ESP is configured: dropped
     uint64_t nhrp_parse_errors = 0;
-    uint64_t next_seq = 1;      // sender side
-    uint64_t highest_seen = 0;  // receiver side, from this spoke's one sender
+    uint64_t multicast_received = 0;  // copies the hub replicated to this spoke
+    uint64_t next_seq = 1;            // sender side
+    uint64_t highest_seen = 0;        // receiver side, from this spoke's one sender
 };
 
 struct totals {
@@ -108,6 +109,10 @@ private:
     std::optional<uint32_t> local_by_nbma(ipv4 a) const noexcept;
     // The i-th hostile frame of --flood-ratio.
     void send_flood(uint64_t i);
+    // The i-th frame of --forge.
+    void send_forged(uint64_t i);
+    // Plain GRE from any NBMA address to the hub (no ESP: forged and unknown sources).
+    void send_plain_gre(ipv4 src_nbma, uint16_t gre_proto, std::span<const uint8_t> payload);
     void send_outer(uint32_t local, ipv4 dst_nbma, uint16_t gre_proto,
                     std::span<const uint8_t> gre_payload, bool protect);
     void send_nhrp(uint32_t local, const outgoing& out, uint64_t now_us);
@@ -149,6 +154,9 @@ private:
     uint64_t _flood_total = 0;
     uint64_t _registering_since_us = 0;
     uint64_t _foreign_answers = 0;
+    // --forge: frames sent, by kind (registration, resolution, multicast).
+    std::array<uint64_t, 3> _forged_sent{};
+    uint64_t _forged_total = 0;
     // --move-spoke: set once the spoke moved.
     std::optional<uint32_t> _moved;
     ipv4 _moved_nbma = 0;

@@ -84,6 +84,10 @@ Load:
 Abuse and churn (the hub's end-to-end tests):
   --flood-ratio R            R hostile frames per registration while registering: malformed
                              NHRP, wrong-password and unknown-source foreign registrations (0)
+  --forge N                  N forged plain-GRE sources (own NBMA and tunnel addresses): each
+                             registers, then each resolves a spoke, then each sends multicast
+                             to 239.1.1.1, one pass of 3N frames once the spokes registered (0)
+  --forge-rate R             forged frames per second (10000)
   --move-spoke K             spoke K moves to a new NBMA address and registers again from it
   --move-after S             seconds into the traffic phase for --move-spoke (2)
   --stop-refresh K           the first K spokes register once and never refresh (0)
@@ -303,6 +307,8 @@ const std::map<std::string, handler>& valued() {
                     {"--register-wait", double_into(&options::register_wait, 0.001, 1e7)},
                     {"--drain", double_into(&options::drain, 0, 3600)},
                     {"--flood-ratio", double_into(&options::flood_ratio, 0, 1000)},
+                    {"--forge", uint_into(&options::forge, 0, 1000000)},
+                    {"--forge-rate", double_into(&options::forge_rate, 1, 10000000)},
                     {"--move-spoke",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
                          uint64_t k = 0;
@@ -412,6 +418,19 @@ std::optional<std::string> validate(const options& o) {
     if (extra && !host_in(o.tunnel_prefix, o.overlay_offset + last + o.spokes)) {
         return fmt::format("--tunnel-prefix {} has no room for the flood's foreign addresses",
                            to_string(o.tunnel_prefix));
+    }
+    // Forged sources come after those three blocks.
+    if (o.forge > 0 && !host_in(o.nbma_prefix, o.nbma_offset + last + 2ull * o.spokes + o.forge)) {
+        return fmt::format("--nbma-prefix {} has no room for {} forged sources",
+                           to_string(o.nbma_prefix), o.forge);
+    }
+    if (o.forge > 0 &&
+        !host_in(o.tunnel_prefix, o.overlay_offset + last + 2ull * o.spokes + o.forge)) {
+        return fmt::format("--tunnel-prefix {} has no room for {} forged sources",
+                           to_string(o.tunnel_prefix), o.forge);
+    }
+    if (o.forge > 0 && o.esp != esp_transform::none) {
+        return std::string("--forge is a plain-GRE flood: it does not go with --esp");
     }
     if (o.move_spoke && *o.move_spoke >= o.spokes) {
         return fmt::format("--move-spoke {} is not one of the {} spokes", *o.move_spoke, o.spokes);

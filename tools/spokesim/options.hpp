@@ -92,6 +92,13 @@ struct options {
     // foreign registrations with a wrong password, foreign registrations from unknown NBMA
     // addresses (in turn). 0: none.
     double flood_ratio = 0;
+    // Plain-GRE forgery: `forge` sources with NBMA and tunnel addresses of their own (after the
+    // blocks above) each send a Registration Request (the right key and password), then each a
+    // Resolution Request for a spoke's address, then each a multicast packet (UDP to
+    // 239.1.1.1), at forge_rate frames a second from the start of traffic (the spokes
+    // registered): one pass of 3 x forge frames. 0: none.
+    uint32_t forge = 0;
+    double forge_rate = 10000;
     // Spoke K (local position) moves to a new NBMA address `move_after` seconds into the
     // traffic phase and registers again from there.
     std::optional<uint32_t> move_spoke;
