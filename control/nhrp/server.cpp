@@ -338,6 +338,11 @@ void server::drop(uint16_t tunnel, drop_reason r) noexcept {
     ++_tunnels[tunnel].stats.dropped[static_cast<size_t>(r)];
 }
 
+void server::refuse(context& c, drop_reason r, uint32_t address) {
+    drop(c.tunnel, r);
+    c.out.refusals.push_back(refusal{_tunnels[c.tunnel].cfg.id, c.outer_src, address, r});
+}
+
 bool server::usable(const cache_entry& e, int64_t now_ms) const noexcept {
     return e.type != entry_type::dynamic || e.expires_ms > now_ms;
 }
@@ -528,8 +533,8 @@ outputs server::handle(uint32_t tunnel_id, uint32_t outer_src_nbma, std::span<co
     if (nhrp.size() > type_offset &&
         nhrp[type_offset] == static_cast<uint8_t>(op::registration_request) &&
         !take_token(outer_src_nbma, c.now_ms)) {
-        drop(c.tunnel, drop_reason::rate_limited);
-        return {};
+        refuse(c, drop_reason::rate_limited, 0);
+        return std::move(c.out);
     }
     // The cache lookup this packet will make is two dependent memory loads on a large cache:
     // start them now (the key sits at a fixed offset when every address is IPv4) and let the
@@ -592,7 +597,7 @@ void server::serve(context& c, packet& p) {
         return;
     }
     if (!check_authentication(t, p)) {
-        drop(c.tunnel, drop_reason::authentication_failure);
+        refuse(c, drop_reason::authentication_failure, *ipv4_of(p.src_proto));
         uint16_t at = p.hdr.ext_offset;
         for (size_t i = 0; i < p.extensions.size(); ++i) {
             if (p.extensions[i].type == ext::authentication) {
@@ -673,7 +678,7 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
     if (!request_cie.client_proto.empty()) {
         auto a = ipv4_of(request_cie.client_proto);
         if (!a) {
-            drop(c.tunnel, drop_reason::protocol_error);
+            refuse(c, drop_reason::protocol_error, src_proto);
             return cie_code::administratively_prohibited;
         }
         address = *a;
@@ -687,7 +692,7 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
     // Only stations on this tunnel's overlay subnet register, and none as the hub itself.
     if ((src_proto & subnet) != (t.cfg.overlay_address & subnet) ||
         src_proto == t.cfg.overlay_address || address == t.cfg.overlay_address) {
-        drop(c.tunnel, drop_reason::refused_address);
+        refuse(c, drop_reason::refused_address, address);
         return cie_code::administratively_prohibited;
     }
     const bool unique = (p.flags & flag::reg_u) != 0;
@@ -711,7 +716,7 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
     uint32_t idx = _cache.find(c.tunnel, address);
     if (idx == cache::npos) {
         if (t.entries >= t.cfg.max_cache_entries) {
-            drop(c.tunnel, drop_reason::refused_cache_full);
+            refuse(c, drop_reason::refused_cache_full, address);
             return cie_code::insufficient_resources;
         }
         idx = _cache.insert(c.tunnel, address, prefix_len);
@@ -727,13 +732,13 @@ uint8_t server::register_binding(context& c, const packet& p, const cie& request
 
     cache_entry& e = _cache.at(idx);
     if (e.type != entry_type::dynamic) {
-        drop(c.tunnel, drop_reason::refused_static);
+        refuse(c, drop_reason::refused_static, address);
         return cie_code::administratively_prohibited;
     }
     const bool same = e.nbma == c.outer_src && e.claimed_nbma == claimed;
     const bool alive = usable(e, c.now_ms);
     if (!same && alive && (e.flags & entry_flag::unique) != 0) {
-        drop(c.tunnel, drop_reason::refused_unique);
+        refuse(c, drop_reason::refused_unique, address);
         return cie_code::unique_address_already_registered;
     }
     const int64_t old_expiry = e.expires_ms;
