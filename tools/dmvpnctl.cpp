@@ -17,7 +17,7 @@ int usage(FILE* to) {
         "  the socket defaults to $DMVPN_SOCKET, then %s\n"
         "  commands: show nhrp [detail|brief|summary|traffic] [--json], show dmvpn [--json],\n"
         "            show interfaces [--json], show stats [--json], clear nhrp [ADDRESS],\n"
-        "            reload, help\n",
+        "            reload, debug nhrp, undebug nhrp, undebug all, help\n",
         default_socket);
     return to == stdout ? 0 : 2;
 }

@@ -16,6 +16,8 @@
 #include <rte_lcore.h>
 
 #include "control/hub/telemetry.hpp"
+#include "control/log.hpp"
+#include "control/nhrp/debug.hpp"
 #include "dataplane/eal.hpp"
 #include "dataplane/port.hpp"
 #include "dataplane/wire/gre.hpp"
@@ -36,11 +38,6 @@ constexpr auto tick_interval = 10ms;
 // share their cores, and a control lcore has nothing to poll at line rate.
 constexpr unsigned idle_passes_before_nap = 1000;
 constexpr unsigned idle_nap_us = 100;
-
-template <typename... Args>
-void log(fmt::format_string<Args...> f, Args&&... args) {
-    fmt::print(stderr, "dmvpn-hub: {}\n", fmt::format(f, std::forward<Args>(args)...));
-}
 
 timestamp now_ts() { return std::chrono::steady_clock::now(); }
 
@@ -117,7 +114,65 @@ bool has_lcore_arg(const std::vector<std::string>& args) {
     return false;
 }
 
+// Why the NHRP server refused, for the operator.
+std::string_view refusal_why(nhrp::drop_reason r) {
+    switch (r) {
+        case nhrp::drop_reason::refused_address:
+            return "the address is not on the tunnel's overlay subnet, or is the hub's own";
+        case nhrp::drop_reason::refused_unique:
+            return "registered with the unique flag from another NBMA address (code 14)";
+        case nhrp::drop_reason::refused_static:
+            return "a static map holds the address";
+        case nhrp::drop_reason::refused_cache_full:
+            return "the cache is full (nhrp.max-cache-entries)";
+        case nhrp::drop_reason::authentication_failure:
+            return "authentication failure (nhrp.authentication differs)";
+        case nhrp::drop_reason::rate_limited:
+            return "too many registrations from this address (rate limited)";
+        default:
+            return nhrp::name(r);
+    }
+}
+
+void log_refusal(const nhrp::refusal& r, const config::tunnel* t) {
+    log::warning("NHRP: registration of {} from NBMA {} on {} refused: {}", ip_str(r.address),
+                 ip_str(r.nbma), t != nullptr ? t->name : "?", refusal_why(r.reason));
+}
+
+// Spoke up / down and why; static maps and carried registrations at info.
+void log_binding(const nhrp::adjacency_event& e, const config::tunnel* t) {
+    std::string_view tunnel = t != nullptr ? std::string_view(t->name) : "?";
+    std::string who = fmt::format("{}/{}", ip_str(e.overlay), e.prefix_len);
+    std::string nat = e.nat ? fmt::format(" (behind NAT, claims {})", ip_str(e.claimed_nbma)) : "";
+    if (e.change == nhrp::adjacency_change::remove) {
+        log::at_level{e.cause == nhrp::change_cause::static_map ? log::level::info
+                                                                : log::level::notice}(
+            "spoke {} down on {} (NBMA {}): {}", who, tunnel, ip_str(e.nbma), nhrp::name(e.cause));
+    } else if (e.cause == nhrp::change_cause::registration) {
+        log::notice("spoke {} up on {} at NBMA {}{}: {}", who, tunnel, ip_str(e.nbma), nat,
+                    e.change == nhrp::adjacency_change::add ? "registered" : "replaced");
+    } else {
+        log::info("spoke {} on {} at NBMA {}{}: {}", who, tunnel, ip_str(e.nbma), nat,
+                  e.cause == nhrp::change_cause::carried ? "carried over the reload"
+                                                         : nhrp::name(e.cause));
+    }
+}
+
+// `debug nhrp`: forced past the level filter, still rate limited (one bucket for all packets).
+void log_nhrp_packet(nhrp::debug_direction d, const config::tunnel* t, uint32_t src, uint32_t dst,
+                     std::span<const uint8_t> packet) {
+    log::write(
+        log::level::debug, "debug nhrp",
+        nhrp::debug_packet(d, t != nullptr ? std::string_view(t->name) : "?", src, dst, packet),
+        true);
+}
+
 }  // namespace
+
+void hub::log_sa(const peer_sa& ps, std::string_view state) {
+    log::notice("IPsec SA {}: profile {} peer {} spi in 0x{:08x} out 0x{:08x} (worker {})", state,
+                ps.profile, config::to_string(ps.cfg.peer), ps.in->spi(), ps.out->spi(), ps.owner);
+}
 
 // ---------------------------------------------------------------- start-up
 
@@ -129,6 +184,7 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     h->_workers_n = static_cast<uint16_t>(h->_topo.hub.worker_lcores.size());
     h->_worker_lcores = h->_topo.hub.worker_lcores;
     h->_started = now_ts();
+    h->_log_level_from_cli = p.log_level_from_cli;
     if (h->_workers_n == 0 || h->_workers_n > dp::max_workers) {
         return wire::fail(
             fmt::format("hub.worker-lcores: 1 to {} workers are supported", dp::max_workers));
@@ -166,12 +222,13 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     neighbor_output announced;
     for (port_rt& p : h->_ports) {
         p.link_up = dp::port_link(p.opened.id).up;
+        log::info("port {}: link {}", p.name, p.link_up ? "up" : "down");
         h->_neighbors.announce(p.opened.id, now, announced);
     }
     h->on_neighbors(announced);
     h->refresh_telemetry(now);
-    log("running: {} port(s), {} tunnel(s), {} worker(s), management socket {}", h->_ports.size(),
-        h->_topo.tunnels.size(), h->_workers_n, h->_socket);
+    log::notice("running: {} port(s), {} tunnel(s), {} worker(s), management socket {}",
+                h->_ports.size(), h->_topo.tunnels.size(), h->_workers_n, h->_socket);
     return h;
 }
 
@@ -185,7 +242,7 @@ std::optional<std::string> hub::start_eal(const start_params& p) {
         return q.dev.spec.find("net_memif") != std::string::npos;
     });
     if (memif && std::erase(args, std::string("--no-shconf")) != 0) {
-        log("a net_memif port needs the EAL's shared config: running without --no-shconf");
+        log::warning("a net_memif port needs the EAL's shared config: running without --no-shconf");
     }
     if (!has_lcore_arg(args)) {
         std::string list = std::to_string(_topo.hub.control_lcore);
@@ -312,8 +369,8 @@ std::optional<std::string> hub::open_ports() {
         rt.rx_queues = st->rx_queues;
         opened[p.name] = rt.opened;
         _neighbors.set_port(st->id, rt.opened.mac, p.address.address.value);
-        log("port {} ({}) is DPDK port {}, MAC {}, MTU {}", p.name, p.dev.spec, st->id,
-            format_mac(rt.opened.mac), st->mtu);
+        log::info("port {} ({}) is DPDK port {}, MAC {}, MTU {}", p.name, p.dev.spec, st->id,
+                  format_mac(rt.opened.mac), st->mtu);
         _ports.push_back(std::move(rt));
     }
     _pub->set_topology(dataplane_topology(_topo, _slots, opened));
@@ -322,6 +379,9 @@ std::optional<std::string> hub::open_ports() {
         return err;
     }
     _sas = std::move(sas);
+    for (const auto& [key, ps] : _sas) {
+        log_sa(*ps, "up");
+    }
     install_inbound_sas();
     apply_config_routes();
     return std::nullopt;
@@ -472,8 +532,8 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
         }
         work += _mgmt->poll(handler);
         if (reload_flag.exchange(false)) {
-            control::mgmt_reply r = reload();
-            log("SIGHUP: {}", r.body.substr(0, r.body.find('\n')));
+            log::info("SIGHUP: reloading the topology");
+            (void)reload();  // logs what it applied or why it refused
             ++work;
         }
         if (work != 0) {
@@ -482,7 +542,7 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
             rte_delay_us_sleep(idle_nap_us);
         }
     }
-    log("stopping");
+    log::notice("stopping");
 }
 
 size_t hub::poll_punts(timestamp now) {
@@ -543,6 +603,11 @@ std::span<const uint8_t> data_of(const rte_mbuf* m) {
 }  // namespace
 
 void hub::on_nhrp(const dp::punt_record& r, timestamp now) {
+    if (_debug_nhrp) [[unlikely]] {
+        const config::tunnel* t = tunnel_of(r.tunnel);
+        log_nhrp_packet(nhrp::debug_direction::receive, t, r.outer_src,
+                        t != nullptr ? t->nbma_source.value : 0, data_of(r.m));
+    }
     apply(_server->handle(r.tunnel, r.outer_src, data_of(r.m), now), now);
 }
 
@@ -692,6 +757,10 @@ void hub::timers(timestamp now) {
     neighbor_output announced;
     for (port_rt& p : _ports) {
         bool up = dp::port_link(p.opened.id).up;
+        if (up != p.link_up) {
+            log::at_level{up ? log::level::notice : log::level::warning}("port {}: link {}", p.name,
+                                                                         up ? "up" : "down");
+        }
         if (up && !p.link_up) {
             _neighbors.announce(p.opened.id, now, announced);  // the link came (back) up
         }
@@ -707,6 +776,8 @@ void hub::timers(timestamp now) {
         }
     }
     for (const auto& [slot, overlay] : expired) {
+        log::notice("spoke {} down on {}: carried over the reload, not registered again",
+                    ip_str(overlay), tunnel_of(slot) != nullptr ? tunnel_of(slot)->name : "?");
         remove_binding(slot, overlay, now);
     }
     // Host routes gleaned on a LAN whose neighbour never answered.
@@ -730,6 +801,9 @@ void hub::timers(timestamp now) {
 // ---------------------------------------------------------------- NHRP outputs
 
 void hub::apply(nhrp::outputs&& o, timestamp now) {
+    for (const nhrp::refusal& r : o.refusals) {
+        log_refusal(r, tunnel_of(static_cast<uint16_t>(r.tunnel)));
+    }
     for (const nhrp::adjacency_event& e : o.events) {
         apply_event(e, now);
     }
@@ -740,6 +814,7 @@ void hub::apply(nhrp::outputs&& o, timestamp now) {
 
 void hub::apply_event(const nhrp::adjacency_event& e, timestamp now) {
     auto slot = static_cast<uint16_t>(e.tunnel);
+    log_binding(e, tunnel_of(slot));
     if (e.change == nhrp::adjacency_change::remove) {
         remove_binding(slot, e.overlay, now);
         return;
@@ -779,6 +854,9 @@ void hub::send_nhrp(uint32_t tunnel, uint32_t dst_nbma, std::span<const uint8_t>
     const config::tunnel* t = tunnel_of(static_cast<uint16_t>(tunnel));
     if (t == nullptr) {
         return;
+    }
+    if (_debug_nhrp) [[unlikely]] {
+        log_nhrp_packet(nhrp::debug_direction::send, t, t->nbma_source.value, dst_nbma, packet);
     }
     if (!t->ipsec_profile.empty()) {
         // Encrypted with the peer's outbound SA, whose sequence numbers only its owner worker
@@ -955,7 +1033,7 @@ void hub::refresh_route(const prefix_key& k) {
     }
     if (_pub->add_route(k.first, k.second, target) != dp::publish_status::ok) {
         ++_cc.publish_failed;
-        log("route {}/{} could not be installed (FIB full?)", ip_str(k.first), k.second);
+        log::error("route {}/{} could not be installed (FIB full?)", ip_str(k.first), k.second);
         if (want.nh) {
             unref_nexthop(*want.nh);
         }
@@ -993,7 +1071,7 @@ hub::nexthop& hub::ensure_nexthop(const nh_key& k) {
     nh.adj = id.value_or(0);
     if (!id) {
         ++_cc.publish_failed;
-        log("no adjacency slot left for next hop {}", ip_str(k.addr));
+        log::error("no adjacency slot left for next hop {}", ip_str(k.addr));
         return nh;
     }
     publish_nexthop(k, now_ts());
@@ -1090,7 +1168,8 @@ void hub::publish_nexthop(const nh_key& k, timestamp now) {
                 complete = true;
             } else {
                 if (mac && sa == nullptr && !nh.complete) {
-                    log("tunnel {}: no manual SA for peer {} in profile {}: {} stays unreachable",
+                    log::warning(
+                        "tunnel {}: no manual SA for peer {} in profile {}: {} stays unreachable",
                         t->name, ip_str(b->second.nbma), t->ipsec_profile, ip_str(k.addr));
                 }
                 st = _pub->set_incomplete(nh.adj, k.egress, port->opened.id, k.addr);

@@ -38,6 +38,7 @@ struct start_params {
     std::optional<std::string> config_path;  // none: the embedded default (no reload)
     std::optional<std::string> socket;       // overrides topology.mgmt.socket
     std::vector<std::string> eal_args;       // from the command line, after the topology's
+    bool log_level_from_cli = false;         // --log-level given: a reload leaves the level alone
 };
 
 // What the control lcore counts about its own work (show stats).
@@ -160,6 +161,8 @@ private:
     std::optional<std::string> start_workers();
     std::optional<std::string> start_nhrp();
     void install_inbound_sas();
+    // An SA pair installed ("up") or removed ("down"), in the log: SPIs, never keys.
+    static void log_sa(const peer_sa& ps, std::string_view state);
     void apply_config_routes();
 
     // loop pieces
@@ -256,6 +259,8 @@ private:
     timestamp _started{};
     timestamp _next_tick{};
     timestamp _next_second{};
+    bool _log_level_from_cli = false;
+    bool _debug_nhrp = false;  // `dmvpnctl debug nhrp`: every NHRP packet in and out, logged
 };
 
 }  // namespace dmvpn::hub
