@@ -602,6 +602,9 @@ void hub::refresh_telemetry(timestamp now) {
     s.nhrp = lines_of(nhrp::show_nhrp_brief(*_server, nhrp::show_format::text));
     s.dmvpn = lines_of(nhrp::show_dmvpn(*_server, now, nhrp::show_format::text));
     s.interfaces = lines_of(show_interfaces(false));
+    if (_metrics) {
+        s.metrics = metric_families(now);
+    }
     (void)_telemetry->try_publish(std::move(s));
 }
 

@@ -217,6 +217,18 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     }
     h->_mgmt = std::move(mgmt.value());
     h->_telemetry = telemetry::create();
+    if (const auto& m = h->_topo.hub.metrics) {
+        control::metrics_server_config mc;
+        mc.address = m->address.value;
+        mc.port = m->port;
+        auto ms = control::metrics_server::start(mc, [] { return telemetry_prometheus(); });
+        if (!ms) {
+            return wire::fail(fmt::format("hub.metrics: cannot listen on {}:{}: {}",
+                                          config::to_string(m->address), m->port, ms.error()));
+        }
+        h->_metrics = std::move(ms.value());
+        log::info("metrics: http://{}:{}/metrics", config::to_string(m->address), m->port);
+    }
     // Gratuitous ARP on every port: hosts that cached another MAC for our addresses update it.
     timestamp now = now_ts();
     neighbor_output announced;
@@ -489,6 +501,7 @@ hub::~hub() {
     if (_launched) {
         rte_eal_mp_wait_lcore();
     }
+    _metrics.reset();
     _mgmt.reset();
     _telemetry.reset();
     _workers.clear();

@@ -19,6 +19,7 @@
 #include "config/topology.hpp"
 #include "control/hub/model.hpp"
 #include "control/hub/neighbors.hpp"
+#include "control/mgmt/metrics.hpp"
 #include "control/mgmt/server.hpp"
 #include "control/nhrp/server.hpp"
 #include "crypto/engine.hpp"
@@ -161,6 +162,8 @@ private:
     std::optional<std::string> start_workers();
     std::optional<std::string> start_nhrp();
     void install_inbound_sas();
+    // The counters of show stats and show nhrp summary/traffic for Prometheus (metrics.cpp).
+    std::vector<control::metric_family> metric_families(timestamp now) const;
     // An SA pair installed ("up") or removed ("down"), in the log: SPIs, never keys.
     static void log_sa(const peer_sa& ps, std::string_view state);
     void apply_config_routes();
@@ -254,6 +257,7 @@ private:
 
     std::unique_ptr<control::mgmt_server> _mgmt;
     std::unique_ptr<telemetry> _telemetry;
+    std::unique_ptr<control::metrics_server> _metrics;  // hub.metrics; none when off
     control_counters _cc;
     uint16_t _ip_id = 1;
     timestamp _started{};
