@@ -127,3 +127,14 @@ TEST_CASE("a silent client neither blocks others nor stays forever; the cap hold
     CHECK(read_all(silent).empty());
     CHECK(read_all(silent2).empty());
 }
+
+TEST_CASE("a port already taken is an error that says why", "[metrics]") {
+    metrics_server_config c;
+    c.port = 0;
+    auto first = metrics_server::start(c, [] { return std::string(); });
+    REQUIRE(first);
+    c.port = (*first)->port();
+    auto second = metrics_server::start(c, [] { return std::string(); });
+    REQUIRE_FALSE(second);
+    CHECK(second.error() == "Address already in use");
+}
