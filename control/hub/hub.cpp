@@ -135,8 +135,9 @@ std::string_view refusal_why(nhrp::drop_reason r) {
 }
 
 void log_refusal(const nhrp::refusal& r, const config::tunnel* t) {
-    log::warning("NHRP: registration of {} from NBMA {} on {} refused: {}", ip_str(r.address),
-                 ip_str(r.nbma), t != nullptr ? t->name : "?", refusal_why(r.reason));
+    log::warning("NHRP: {} from {} (NBMA {}) on {} refused: {}", nhrp::name(r.type),
+                 r.address != 0 ? ip_str(r.address) : "?", ip_str(r.nbma),
+                 t != nullptr ? t->name : "?", refusal_why(r.reason));
 }
 
 // Spoke up / down and why; static maps and carried registrations at info.

@@ -149,8 +149,9 @@ std::string addr(const bytes& b) {
 }
 
 void put_cie(std::string& out, const cie& c, size_t n, std::string_view indent) {
-    std::string pad(indent.size() + fmt::formatted_size("(C-{}) ", n), ' ');
-    out += fmt::format("\n{}(C-{}) code: {}({})", indent, n, cie_code_name(c.code), c.code);
+    std::string head = fmt::format("(C-{}) ", n);
+    std::string pad(indent.size() + head.size(), ' ');
+    out += fmt::format("\n{}{}code: {}({})", indent, head, cie_code_name(c.code), c.code);
     out += fmt::format("\n{}prefix: {}, mtu: {}, hd_time: {}", pad, c.prefix_length, c.mtu,
                        c.holding_time);
     out += fmt::format("\n{}addr_len: {}(NSAP), subaddr_len: {}(NSAP), proto_len: {}, pref: {}",

@@ -338,9 +338,9 @@ void server::drop(uint16_t tunnel, drop_reason r) noexcept {
     ++_tunnels[tunnel].stats.dropped[static_cast<size_t>(r)];
 }
 
-void server::refuse(context& c, drop_reason r, uint32_t address) {
+void server::refuse(context& c, drop_reason r, uint32_t address, op type) {
     drop(c.tunnel, r);
-    c.out.refusals.push_back(refusal{_tunnels[c.tunnel].cfg.id, c.outer_src, address, r});
+    c.out.refusals.push_back(refusal{_tunnels[c.tunnel].cfg.id, c.outer_src, address, r, type});
 }
 
 bool server::usable(const cache_entry& e, int64_t now_ms) const noexcept {
@@ -597,7 +597,7 @@ void server::serve(context& c, packet& p) {
         return;
     }
     if (!check_authentication(t, p)) {
-        refuse(c, drop_reason::authentication_failure, *ipv4_of(p.src_proto));
+        refuse(c, drop_reason::authentication_failure, *ipv4_of(p.src_proto), p.hdr.type);
         uint16_t at = p.hdr.ext_offset;
         for (size_t i = 0; i < p.extensions.size(); ++i) {
             if (p.extensions[i].type == ext::authentication) {

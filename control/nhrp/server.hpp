@@ -146,6 +146,7 @@ struct refusal {
     uint32_t nbma = 0;     // the outer source
     uint32_t address = 0;  // the protocol address it asked for (0 when unknown)
     drop_reason reason{};
+    op type = op::registration_request;  // what was refused
 };
 
 struct outputs {
@@ -356,7 +357,7 @@ private:
     void send(outputs& out, uint16_t tunnel, uint32_t dst, const packet& p);
     void drop(uint16_t tunnel, drop_reason r) noexcept;
     // drop(), and a refusal in the outputs for the log.
-    void refuse(context& c, drop_reason r, uint32_t address);
+    void refuse(context& c, drop_reason r, uint32_t address, op type = op::registration_request);
     bool take_token(uint32_t source, int64_t now_ms);
     bool check_authentication(const tunnel_state& t, const packet& p) const;
     void put_authentication(const tunnel_state& t, packet& p) const;

@@ -225,6 +225,12 @@ def refused(d):
         auth = h.nhrp_counts()["dropped"]["authentication_failure"]
         check(r["registered"] == 0 and auth >= n,
               "wrong authentication: none registered, hub counts %d authentication failures" % auth)
+        h.log.flush()
+        with open(h.log.name) as f:
+            said = [l for l in f if re.search(r"warning: NHRP: registration_request from \S+ "
+                                              r"\(NBMA \S+\) on tun0 refused: authentication "
+                                              r"failure", l)]
+        check(len(said) >= 1, "the hub's log says why (%d lines)" % len(said))
         # Wrong GRE key: no tunnel takes it.
         rc, r = spokesim(d, "--spokes", n, "--gre-key", 101, "--auth", "e2e", "--esp",
                          "aes128-gcm16", "--first-spoke", n, "--rate", 0, "--register-wait", 3)
