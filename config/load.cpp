@@ -610,8 +610,9 @@ std::optional<device> loader::dev(const value_ref& v) {
 
 hub_settings loader::read_hub(const value_ref& v) {
     hub_settings h;
-    auto f = mapping(v, {"control-lcore", "worker-lcores", "eal-args", "worker-idle-sleep-us",
-                         "punt-rates", "icmp-error-rate", "arp-max-entries"});
+    auto f =
+        mapping(v, {"control-lcore", "worker-lcores", "eal-args", "worker-idle-sleep-us",
+                    "punt-rates", "icmp-error-rate", "arp-max-entries", "log-level", "metrics"});
     if (!f) {
         return h;
     }
@@ -637,6 +638,30 @@ hub_settings loader::read_hub(const value_ref& v) {
             for (const auto& [key, field] : keys) {
                 read(*pf, key, *field, uint_in(1, max_rate));
             }
+        }
+    }
+    if (auto l = member(*f, "log-level")) {
+        if (auto s = scalar(*l, "a log level")) {
+            if (std::find(std::begin(log_levels), std::end(log_levels), *s) ==
+                std::end(log_levels)) {
+                fail(l->at, l->path,
+                     fmt::format("expected error, warning, notice, info or debug, got {}",
+                                 quote(*s)));
+            } else {
+                h.log_level = *s;
+            }
+        }
+    }
+    if (auto m = member(*f, "metrics")) {
+        if (auto mf = mapping(*m, {"address", "port"})) {
+            metrics_endpoint e;
+            if (auto a = member(*mf, "address")) {
+                if (auto x = address(*a)) {
+                    e.address = *x;
+                }
+            }
+            read(*mf, "port", e.port, uint_in(1, 65535));
+            h.metrics = e;
         }
     }
     bool control_ok = !broken(child(v.path, "control-lcore"));

@@ -120,7 +120,8 @@ bool topology_diff::empty() const noexcept {
     return ports_added.empty() && ports_removed.empty() && ports_changed.empty() &&
            tunnels_added.empty() && tunnels_removed.empty() && tunnels_changed.empty() &&
            ipsec_profiles_added.empty() && ipsec_profiles_removed.empty() &&
-           ipsec_profiles_changed.empty() && !hub_changed && !routes_changed && !management_changed;
+           ipsec_profiles_changed.empty() && !hub_changed && !routes_changed &&
+           !management_changed && !log_level_changed;
 }
 
 bool topology_diff::needs_restart() const noexcept {
@@ -146,7 +147,10 @@ topology_diff diff(const topology& before, const topology& after) {
                    }
                    return !(*pb == *pa);
                });
-    d.hub_changed = !(before.hub == after.hub);
+    hub_settings level_aside = after.hub;
+    level_aside.log_level = before.hub.log_level;
+    d.hub_changed = !(before.hub == level_aside);
+    d.log_level_changed = before.hub.log_level != after.hub.log_level;
     d.routes_changed = !(before.routes == after.routes);
     d.management_changed = !(before.mgmt == after.mgmt);
     return d;

@@ -230,6 +230,16 @@ struct punt_rates {
     friend bool operator==(const punt_rates&, const punt_rates&) = default;
 };
 
+// The Prometheus endpoint (`hub.metrics`): GET /metrics over HTTP on this address and port.
+struct metrics_endpoint {
+    ipv4 address{0x7f000001};  // 127.0.0.1
+    uint16_t port = 9273;
+
+    friend bool operator==(const metrics_endpoint&, const metrics_endpoint&) = default;
+};
+
+inline constexpr std::string_view log_levels[] = {"error", "warning", "notice", "info", "debug"};
+
 struct hub_settings {
     uint32_t control_lcore = 0;
     std::vector<uint32_t> worker_lcores{1};
@@ -238,6 +248,8 @@ struct hub_settings {
     config::punt_rates punt_rates;
     uint32_t icmp_error_rate = 100;    // ICMP errors the hub originates, per second
     uint32_t arp_max_entries = 16384;  // ARP table size; the oldest failed or idle entry goes
+    std::string log_level = "info";    // one of log_levels; a reload applies a change
+    std::optional<metrics_endpoint> metrics;  // none: no endpoint
 
     friend bool operator==(const hub_settings&, const hub_settings&) = default;
 };
@@ -269,7 +281,8 @@ struct topology_diff {
     std::vector<std::string> ports_added, ports_removed, ports_changed;
     std::vector<std::string> tunnels_added, tunnels_removed, tunnels_changed;
     std::vector<std::string> ipsec_profiles_added, ipsec_profiles_removed, ipsec_profiles_changed;
-    bool hub_changed = false;
+    bool hub_changed = false;  // anything but log-level
+    bool log_level_changed = false;
     bool routes_changed = false;
     bool management_changed = false;
 

@@ -239,6 +239,15 @@ def main():
         log.seek(0)
         text = log.read()
         check(rc == 0, "SIGTERM stops the hub with status 0 (got %s)" % rc)
+        # The operator's events, once each, on the one logging path (plain: timestamp, level).
+        up = [l for l in text.splitlines() if "spoke 10.255.0.2/32 up on tun0 at NBMA "
+              "198.51.100.2: registered" in l]
+        check(len(up) == 1 and " dmvpn-hub: notice: " in up[0],
+              "the log says the spoke came up, once, at notice: %s" % up)
+        check(any(": error: config reload refused, the running topology is unchanged" in l
+                  for l in text.splitlines()), "the log says the broken reload was refused")
+        check(any(": notice: config reload: applied; routes changed" in l
+                  for l in text.splitlines()), "the log says the good reload was applied")
         if rc != 0:
             print(text)
 

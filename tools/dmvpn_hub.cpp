@@ -10,6 +10,7 @@
 #include "control/hub/default_topology.hpp"
 #include "control/hub/hub.hpp"
 #include "control/hub/options.hpp"
+#include "control/log.hpp"
 
 namespace {
 
@@ -33,6 +34,7 @@ void install(int sig, void (*fn)(int)) {
 
 int main(int argc, char** argv) {
     using namespace dmvpn;
+    log::init("dmvpn-hub");
     std::vector<std::string> args(argv + 1, argv + argc);
     hub::parsed_options parsed = hub::parse_options(args);
     if (!parsed.opts) {
@@ -66,12 +68,11 @@ int main(int argc, char** argv) {
                                 : config::load_string(hub::default_topology,
                                                       "<embedded config/examples/demo.yaml>");
     if (!loaded) {
-        std::fputs(loaded.error_text().c_str(), stderr);
-        if (!loaded.error_text().ends_with('\n')) {
-            std::fputc('\n', stderr);
-        }
+        log::error("{}", loaded.error_text());
         return 1;
     }
+    // --log-level wins over the topology's, here and on every reload.
+    log::set_level(*log::parse_level(o.log_level.value_or(loaded->hub.log_level)));
     // Before EAL starts its threads, so that they inherit nothing surprising; the handlers only
     // set flags the control loop reads.
     install(SIGINT, on_stop);
@@ -84,13 +85,14 @@ int main(int argc, char** argv) {
     p.config_path = o.config_file;
     p.socket = o.socket;
     p.eal_args = o.eal_args;
+    p.log_level_from_cli = o.log_level.has_value();
     auto h = hub::hub::start(std::move(p));
     if (!h) {
-        std::fprintf(stderr, "dmvpn-hub: %s\n", h.error().c_str());
+        log::error("{}", h.error());
         return 1;
     }
     (*h)->run(g_stop, g_reload);
     h.value().reset();
-    std::fprintf(stderr, "dmvpn-hub: stopped\n");
+    log::notice("stopped");
     return 0;
 }

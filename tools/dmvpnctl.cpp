@@ -17,7 +17,8 @@ int usage(FILE* to) {
         "  the socket defaults to $DMVPN_SOCKET, then %s\n"
         "  commands: show nhrp [detail|brief|summary|traffic] [--json], show dmvpn [--json],\n"
         "            show interfaces [--json], show stats [--json], clear nhrp [ADDRESS],\n"
-        "            port pause|resume PORT [--json], reload, help\n",
+        "            port pause|resume PORT [--json], reload, debug nhrp, undebug nhrp,\n"
+        "            undebug all, help\n",
         default_socket);
     return to == stdout ? 0 : 2;
 }

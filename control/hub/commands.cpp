@@ -9,6 +9,7 @@
 #include "control/hub/hub.hpp"
 #include "control/hub/json.hpp"
 #include "control/hub/telemetry.hpp"
+#include "control/log.hpp"
 #include "control/nhrp/show.hpp"
 #include "dataplane/port.hpp"
 #include "dataplane/wire/ipv4.hpp"
@@ -40,7 +41,8 @@ constexpr std::string_view help_text =
     "  show arp\n"
     "  clear nhrp [ADDRESS]\n"
     "  port pause|resume PORT\n"
-    "  reload\n";
+    "  reload\n"
+    "  debug nhrp | undebug nhrp | undebug all  (NHRP packets in the log, as IOS prints them)\n";
 
 std::string ip(uint32_t a) { return wire::format_ipv4(a); }
 
@@ -127,6 +129,16 @@ control::mgmt_reply hub::command(std::string_view line) {
     if (w[0] == "port" && w.size() == 3 && (w[1] == "pause" || w[1] == "resume")) {
         return port_pause(w[2], w[1] == "pause", json);
     }
+    if (w.size() == 2 && w[0] == "debug" && w[1] == "nhrp") {
+        _debug_nhrp = true;
+        log::notice("NHRP packet debugging is on");
+        return {true, "NHRP packet debugging is on\n"};
+    }
+    if (w.size() == 2 && w[0] == "undebug" && (w[1] == "nhrp" || w[1] == "all")) {
+        _debug_nhrp = false;
+        log::notice("NHRP packet debugging is off");
+        return {true, "NHRP packet debugging is off\n"};
+    }
     if (w[0] == "reload" && w.size() == 1) {
         control::mgmt_reply r = reload();
         if (json) {
@@ -178,6 +190,7 @@ control::mgmt_reply hub::port_pause(const std::string& name, bool pause, bool js
 control::mgmt_reply hub::reload() {
     auto reject = [this](std::string why) {
         ++_cc.reloads_rejected;
+        log::error("config reload refused, the running topology is unchanged: {}", why);
         return fail("reload rejected, the running topology is unchanged: " + why);
     };
     if (!_config_path) {
@@ -191,6 +204,7 @@ control::mgmt_reply hub::reload() {
     config::topology_diff d = config::diff(_topo, next);
     if (d.empty()) {
         ++_cc.reloads;
+        log::notice("config reload: no change");
         return {true, "reload: no change\n"};
     }
     if (d.needs_restart()) {
@@ -263,11 +277,13 @@ control::mgmt_reply hub::reload() {
         if (still) {
             ++it;
         } else {
+            log_sa(*it->second, "down");
             retired.push_back(std::move(it->second));
             it = _sas.erase(it);
         }
     }
     for (auto& [k, ps] : fresh) {
+        log_sa(*ps, "up");
         _sas[k] = std::move(ps);
     }
     install_inbound_sas();
@@ -323,6 +339,14 @@ control::mgmt_reply hub::reload() {
     if (d.management_changed) {
         msg += "; management socket change takes effect at the next restart";
     }
+    if (d.log_level_changed) {
+        msg += _log_level_from_cli ? "; log-level kept as --log-level set it"
+                                   : "; log-level " + _topo.hub.log_level;
+        if (!_log_level_from_cli) {
+            log::set_level(log::parse_level(_topo.hub.log_level).value_or(log::level::info));
+        }
+    }
+    log::notice("config {}", msg);
     return {true, msg + "\n"};
 }
 
@@ -654,6 +678,9 @@ void hub::refresh_telemetry(timestamp now) {
     s.nhrp = lines_of(nhrp::show_nhrp_brief(*_server, nhrp::show_format::text));
     s.dmvpn = lines_of(nhrp::show_dmvpn(*_server, now, nhrp::show_format::text));
     s.interfaces = lines_of(show_interfaces(false));
+    if (_metrics) {
+        s.metrics = metric_families(now);
+    }
     (void)_telemetry->try_publish(std::move(s));
 }
 

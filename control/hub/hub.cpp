@@ -16,6 +16,8 @@
 #include <rte_lcore.h>
 
 #include "control/hub/telemetry.hpp"
+#include "control/log.hpp"
+#include "control/nhrp/debug.hpp"
 #include "dataplane/eal.hpp"
 #include "dataplane/port.hpp"
 #include "dataplane/wire/gre.hpp"
@@ -36,11 +38,6 @@ constexpr auto tick_interval = 10ms;
 // share their cores, and a control lcore has nothing to poll at line rate.
 constexpr unsigned idle_passes_before_nap = 1000;
 constexpr unsigned idle_nap_us = 100;
-
-template <typename... Args>
-void log(fmt::format_string<Args...> f, Args&&... args) {
-    fmt::print(stderr, "dmvpn-hub: {}\n", fmt::format(f, std::forward<Args>(args)...));
-}
 
 timestamp now_ts() { return std::chrono::steady_clock::now(); }
 
@@ -117,7 +114,78 @@ bool has_lcore_arg(const std::vector<std::string>& args) {
     return false;
 }
 
+// Why the NHRP server refused, for the operator.
+std::string_view refusal_why(nhrp::drop_reason r) {
+    switch (r) {
+        case nhrp::drop_reason::refused_address:
+            return "the address is not the station's own, not on the tunnel's overlay subnet, or "
+                   "is "
+                   "the hub's";
+        case nhrp::drop_reason::refused_unique:
+            return "registered with the unique flag from another NBMA address (code 14)";
+        case nhrp::drop_reason::refused_static:
+            return "a static map holds the address";
+        case nhrp::drop_reason::refused_cache_full:
+            return "the cache is full (nhrp.max-cache-entries)";
+        case nhrp::drop_reason::authentication_failure:
+            return "authentication failure (nhrp.authentication differs)";
+        case nhrp::drop_reason::rate_limited:
+            return "too many registrations from this address (nhrp.registration-rate-limit)";
+        case nhrp::drop_reason::registration_tunnel_rate_limited:
+            return "too many registrations on this tunnel (rate limited)";
+        case nhrp::drop_reason::registration_global_rate_limited:
+            return "too many registrations on the hub (rate limited)";
+        case nhrp::drop_reason::refused_prefix:
+            return "the prefix is not one the tunnel's registration-prefixes allow";
+        case nhrp::drop_reason::refused_overlap:
+            return "the prefix overlaps one another station holds";
+        case nhrp::drop_reason::refused_nbma_full:
+            return "this NBMA address holds too many entries (nhrp.max-entries-per-nbma)";
+        default:
+            return nhrp::name(r);
+    }
+}
+
+void log_refusal(const nhrp::refusal& r, const config::tunnel* t) {
+    log::warning("NHRP: {} from {} (NBMA {}) on {} refused: {}", nhrp::name(r.type),
+                 r.address != 0 ? ip_str(r.address) : "?", ip_str(r.nbma),
+                 t != nullptr ? t->name : "?", refusal_why(r.reason));
+}
+
+// Spoke up / down and why; static maps and carried registrations at info.
+void log_binding(const nhrp::adjacency_event& e, const config::tunnel* t) {
+    std::string_view tunnel = t != nullptr ? std::string_view(t->name) : "?";
+    std::string who = fmt::format("{}/{}", ip_str(e.overlay), e.prefix_len);
+    std::string nat = e.nat ? fmt::format(" (behind NAT, claims {})", ip_str(e.claimed_nbma)) : "";
+    if (e.change == nhrp::adjacency_change::remove) {
+        log::at_level{e.cause == nhrp::change_cause::static_map ? log::level::info
+                                                                : log::level::notice}(
+            "spoke {} down on {} (NBMA {}): {}", who, tunnel, ip_str(e.nbma), nhrp::name(e.cause));
+    } else if (e.cause == nhrp::change_cause::registration) {
+        log::notice("spoke {} up on {} at NBMA {}{}: {}", who, tunnel, ip_str(e.nbma), nat,
+                    e.change == nhrp::adjacency_change::add ? "registered" : "replaced");
+    } else {
+        log::info("spoke {} on {} at NBMA {}{}: {}", who, tunnel, ip_str(e.nbma), nat,
+                  e.cause == nhrp::change_cause::carried ? "carried over the reload"
+                                                         : nhrp::name(e.cause));
+    }
+}
+
+// `debug nhrp`: forced past the level filter, still rate limited (one bucket for all packets).
+void log_nhrp_packet(nhrp::debug_direction d, const config::tunnel* t, uint32_t src, uint32_t dst,
+                     std::span<const uint8_t> packet) {
+    log::write(
+        log::level::debug, "debug nhrp",
+        nhrp::debug_packet(d, t != nullptr ? std::string_view(t->name) : "?", src, dst, packet),
+        true);
+}
+
 }  // namespace
+
+void hub::log_sa(const peer_sa& ps, std::string_view state) {
+    log::notice("IPsec SA {}: profile {} peer {} spi in 0x{:08x} out 0x{:08x} (worker {})", state,
+                ps.profile, config::to_string(ps.cfg.peer), ps.in->spi(), ps.out->spi(), ps.owner);
+}
 
 // ---------------------------------------------------------------- start-up
 
@@ -133,6 +201,7 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     constexpr uint64_t ns_per_s = 1000000000;
     h->_icmp_error_budget = dp::token_bucket(h->_topo.hub.icmp_error_rate,
                                              dp::burst_of(h->_topo.hub.icmp_error_rate), ns_per_s);
+    h->_log_level_from_cli = p.log_level_from_cli;
     if (h->_workers_n == 0 || h->_workers_n > dp::max_workers) {
         return wire::fail(
             fmt::format("hub.worker-lcores: 1 to {} workers are supported", dp::max_workers));
@@ -166,17 +235,30 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     }
     h->_mgmt = std::move(mgmt.value());
     h->_telemetry = telemetry::create();
+    if (const auto& m = h->_topo.hub.metrics) {
+        control::metrics_server_config mc;
+        mc.address = m->address.value;
+        mc.port = m->port;
+        auto ms = control::metrics_server::start(mc, [] { return telemetry_prometheus(); });
+        if (!ms) {
+            return wire::fail(fmt::format("hub.metrics: cannot listen on {}:{}: {}",
+                                          config::to_string(m->address), m->port, ms.error()));
+        }
+        h->_metrics = std::move(ms.value());
+        log::info("metrics: http://{}:{}/metrics", config::to_string(m->address), m->port);
+    }
     // Gratuitous ARP on every port: hosts that cached another MAC for our addresses update it.
     timestamp now = now_ts();
     neighbor_output announced;
     for (port_rt& p : h->_ports) {
         p.link_up = dp::port_link(p.opened.id).up;
+        log::info("port {}: link {}", p.name, p.link_up ? "up" : "down");
         h->_neighbors.announce(p.opened.id, now, announced);
     }
     h->on_neighbors(announced);
     h->refresh_telemetry(now);
-    log("running: {} port(s), {} tunnel(s), {} worker(s), management socket {}", h->_ports.size(),
-        h->_topo.tunnels.size(), h->_workers_n, h->_socket);
+    log::notice("running: {} port(s), {} tunnel(s), {} worker(s), management socket {}",
+                h->_ports.size(), h->_topo.tunnels.size(), h->_workers_n, h->_socket);
     return h;
 }
 
@@ -190,7 +272,7 @@ std::optional<std::string> hub::start_eal(const start_params& p) {
         return q.dev.spec.find("net_memif") != std::string::npos;
     });
     if (memif && std::erase(args, std::string("--no-shconf")) != 0) {
-        log("a net_memif port needs the EAL's shared config: running without --no-shconf");
+        log::warning("a net_memif port needs the EAL's shared config: running without --no-shconf");
     }
     if (!has_lcore_arg(args)) {
         std::string list = std::to_string(_topo.hub.control_lcore);
@@ -316,8 +398,8 @@ std::optional<std::string> hub::open_ports() {
         rt.rx_queues = st->rx_queues;
         opened[p.name] = rt.opened;
         _neighbors.set_port(st->id, rt.opened.mac, p.address.address.value);
-        log("port {} ({}) is DPDK port {}, MAC {}, MTU {}", p.name, p.dev.spec, st->id,
-            format_mac(rt.opened.mac), st->mtu);
+        log::info("port {} ({}) is DPDK port {}, MAC {}, MTU {}", p.name, p.dev.spec, st->id,
+                  format_mac(rt.opened.mac), st->mtu);
         _ports.push_back(std::move(rt));
     }
     _pub->set_topology(dataplane_topology(_topo, _slots, opened));
@@ -326,6 +408,9 @@ std::optional<std::string> hub::open_ports() {
         return err;
     }
     _sas = std::move(sas);
+    for (const auto& [key, ps] : _sas) {
+        log_sa(*ps, "up");
+    }
     install_inbound_sas();
     apply_config_routes();
     return std::nullopt;
@@ -434,6 +519,7 @@ hub::~hub() {
     if (_launched) {
         rte_eal_mp_wait_lcore();
     }
+    _metrics.reset();
     _mgmt.reset();
     _telemetry.reset();
     _workers.clear();
@@ -481,8 +567,8 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
         }
         work += _mgmt->poll(handler);
         if (reload_flag.exchange(false)) {
-            control::mgmt_reply r = reload();
-            log("SIGHUP: {}", r.body.substr(0, r.body.find('\n')));
+            log::info("SIGHUP: reloading the topology");
+            (void)reload();  // logs what it applied or why it refused
             ++work;
         }
         if (work != 0 || ticked) {
@@ -496,7 +582,7 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
             rte_delay_us_sleep(idle_nap_us);
         }
     }
-    log("stopping");
+    log::notice("stopping");
 }
 
 size_t hub::poll_punts(timestamp now) {
@@ -554,6 +640,11 @@ std::span<const uint8_t> data_of(const rte_mbuf* m) {
 }  // namespace
 
 void hub::on_nhrp(const dp::punt_record& r, timestamp now) {
+    if (_debug_nhrp) [[unlikely]] {
+        const config::tunnel* t = tunnel_of(r.tunnel);
+        log_nhrp_packet(nhrp::debug_direction::receive, t, r.outer_src,
+                        t != nullptr ? t->nbma_source.value : 0, data_of(r.m));
+    }
     apply(_server->handle(r.tunnel, r.outer_src, data_of(r.m), now), now);
 }
 
@@ -776,6 +867,10 @@ void hub::timers(timestamp now) {
     neighbor_output announced;
     for (port_rt& p : _ports) {
         bool up = dp::port_link(p.opened.id).up;
+        if (up != p.link_up) {
+            log::at_level{up ? log::level::notice : log::level::warning}("port {}: link {}", p.name,
+                                                                         up ? "up" : "down");
+        }
         if (up && !p.link_up) {
             _neighbors.announce(p.opened.id, now, announced);  // the link came (back) up
         }
@@ -791,6 +886,8 @@ void hub::timers(timestamp now) {
         }
     }
     for (const auto& [slot, overlay] : expired) {
+        log::notice("spoke {} down on {}: carried over the reload, not registered again",
+                    ip_str(overlay), tunnel_of(slot) != nullptr ? tunnel_of(slot)->name : "?");
         remove_binding(slot, overlay, now);
     }
     // Host routes gleaned on a LAN whose neighbour never answered.
@@ -814,6 +911,9 @@ void hub::timers(timestamp now) {
 // ---------------------------------------------------------------- NHRP outputs
 
 void hub::apply(nhrp::outputs&& o, timestamp now) {
+    for (const nhrp::refusal& r : o.refusals) {
+        log_refusal(r, tunnel_of(static_cast<uint16_t>(r.tunnel)));
+    }
     for (const nhrp::adjacency_event& e : o.events) {
         apply_event(e, now);
     }
@@ -824,6 +924,7 @@ void hub::apply(nhrp::outputs&& o, timestamp now) {
 
 void hub::apply_event(const nhrp::adjacency_event& e, timestamp now) {
     auto slot = static_cast<uint16_t>(e.tunnel);
+    log_binding(e, tunnel_of(slot));
     if (e.change == nhrp::adjacency_change::remove) {
         remove_binding(slot, e.overlay, now);
         return;
@@ -871,6 +972,9 @@ void hub::send_nhrp(uint32_t tunnel, uint32_t dst_nbma, std::span<const uint8_t>
     const config::tunnel* t = tunnel_of(static_cast<uint16_t>(tunnel));
     if (t == nullptr) {
         return;
+    }
+    if (_debug_nhrp) [[unlikely]] {
+        log_nhrp_packet(nhrp::debug_direction::send, t, t->nbma_source.value, dst_nbma, packet);
     }
     if (!t->ipsec_profile.empty()) {
         // Encrypted with the peer's outbound SA, whose sequence numbers only its owner worker
@@ -1044,7 +1148,7 @@ void hub::refresh_route(const prefix_key& k) {
     }
     if (_pub->add_route(k.first, k.second, target) != dp::publish_status::ok) {
         ++_cc.publish_failed;
-        log("route {}/{} could not be installed (FIB full?)", ip_str(k.first), k.second);
+        log::error("route {}/{} could not be installed (FIB full?)", ip_str(k.first), k.second);
         if (want.nh) {
             unref_nexthop(*want.nh);
         }
@@ -1072,7 +1176,7 @@ hub::nexthop& hub::ensure_nexthop(const nh_key& k) {
     nh.adj = id.value_or(0);
     if (!id) {
         ++_cc.publish_failed;
-        log("no adjacency slot left for next hop {}", ip_str(k.addr));
+        log::error("no adjacency slot left for next hop {}", ip_str(k.addr));
         return nh;
     }
     publish_nexthop(k, now_ts());
@@ -1168,7 +1272,8 @@ void hub::publish_nexthop(const nh_key& k, timestamp now) {
                 complete = true;
             } else {
                 if (mac && sa == nullptr && !nh.complete) {
-                    log("tunnel {}: no manual SA for peer {} in profile {}: {} stays unreachable",
+                    log::warning(
+                        "tunnel {}: no manual SA for peer {} in profile {}: {} stays unreachable",
                         t->name, ip_str(b->second.nbma), t->ipsec_profile, ip_str(k.addr));
                 }
                 st = _pub->set_incomplete(nh.adj, k.egress, port->opened.id, k.addr);

@@ -23,6 +23,7 @@
 #include "control/hub/model.hpp"
 #include "control/hub/multicast.hpp"
 #include "control/hub/neighbors.hpp"
+#include "control/mgmt/metrics.hpp"
 #include "control/mgmt/server.hpp"
 #include "control/nhrp/server.hpp"
 #include "crypto/engine.hpp"
@@ -43,6 +44,7 @@ struct start_params {
     std::optional<std::string> config_path;  // none: the embedded default (no reload)
     std::optional<std::string> socket;       // overrides topology.mgmt.socket
     std::vector<std::string> eal_args;       // from the command line, after the topology's
+    bool log_level_from_cli = false;         // --log-level given: a reload leaves the level alone
 };
 
 // What the control lcore counts about its own work (show stats).
@@ -172,6 +174,10 @@ private:
     std::optional<std::string> start_workers();
     std::optional<std::string> start_nhrp();
     void install_inbound_sas();
+    // The counters of show stats and show nhrp summary/traffic for Prometheus (metrics.cpp).
+    std::vector<control::metric_family> metric_families(timestamp now) const;
+    // An SA pair installed ("up") or removed ("down"), in the log: SPIs, never keys.
+    static void log_sa(const peer_sa& ps, std::string_view state);
     void apply_config_routes();
 
     // loop pieces
@@ -279,11 +285,14 @@ private:
 
     std::unique_ptr<control::mgmt_server> _mgmt;
     std::unique_ptr<telemetry> _telemetry;
+    std::unique_ptr<control::metrics_server> _metrics;  // hub.metrics; none when off
     control_counters _cc;
     uint16_t _ip_id = 1;
     timestamp _started{};
     timestamp _next_tick{};
     timestamp _next_second{};
+    bool _log_level_from_cli = false;
+    bool _debug_nhrp = false;  // `dmvpnctl debug nhrp`: every NHRP packet in and out, logged
 };
 
 }  // namespace dmvpn::hub

@@ -1,6 +1,8 @@
 // Command-line parsing for dmvpn-hub.
 #include "control/hub/options.hpp"
 
+#include "control/log.hpp"
+
 namespace dmvpn::hub {
 
 namespace {
@@ -46,7 +48,12 @@ parsed_options parse_options(const std::vector<std::string>& args) {
         std::string error;
         if (take_value(args, i, "--config", o.config_file, error) ||
             take_value(args, i, "--check-config", o.check_file, error) ||
-            take_value(args, i, "--socket", o.socket, error)) {
+            take_value(args, i, "--socket", o.socket, error) ||
+            take_value(args, i, "--log-level", o.log_level, error)) {
+            if (error.empty() && o.log_level && !log::parse_level(*o.log_level)) {
+                error = "--log-level: expected " + std::string(log::level_names()) + ", got " +
+                        *o.log_level;
+            }
             if (!error.empty()) {
                 r.error = error;
                 return r;
@@ -62,7 +69,7 @@ parsed_options parse_options(const std::vector<std::string>& args) {
 }
 
 std::string usage_text() {
-    return "usage: dmvpn-hub [--config FILE] [--socket PATH] [-- EAL-ARGS...]\n"
+    return "usage: dmvpn-hub [--config FILE] [--socket PATH] [--log-level LEVEL] [-- EAL-ARGS...]\n"
            "       dmvpn-hub --check-config FILE\n"
            "       dmvpn-hub --print-default-config\n"
            "\n"
@@ -73,6 +80,8 @@ std::string usage_text() {
            "                         (0 when valid) without starting DPDK\n"
            "  --socket PATH          management socket, instead of the topology's "
            "management.socket\n"
+           "  --log-level LEVEL      error, warning, notice, info or debug, instead of the\n"
+           "                         topology's hub.log-level (default info)\n"
            "  --print-default-config print the embedded default topology\n"
            "  -- EAL-ARGS            DPDK EAL arguments, after the topology's hub.eal-args\n"
            "\n"

@@ -11,6 +11,7 @@ struct options {
     std::optional<std::string> config_file;  // --config FILE; none: the embedded default
     std::optional<std::string> check_file;   // --check-config FILE: validate and exit
     std::optional<std::string> socket;       // --socket PATH: overrides management.socket
+    std::optional<std::string> log_level;    // --log-level LEVEL: overrides hub.log-level
     std::vector<std::string> eal_args;       // everything after "--"
     bool help = false;
     bool print_default = false;  // --print-default-config

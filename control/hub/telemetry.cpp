@@ -93,4 +93,15 @@ bool telemetry::try_publish(telemetry_snapshot s) {
 
 telemetry_snapshot telemetry_current() { return copy_current(); }
 
+std::string telemetry_prometheus() {
+    std::vector<control::metric_family> m;
+    {
+        std::lock_guard<std::mutex> lock(g_mutex);
+        if (g_live) {
+            m = g_snapshot.metrics;
+        }
+    }
+    return control::render_prometheus(m);
+}
+
 }  // namespace dmvpn::hub

@@ -8,13 +8,16 @@
 #include <utility>
 #include <vector>
 
+#include "control/mgmt/metrics.hpp"
+
 namespace dmvpn::hub {
 
 struct telemetry_snapshot {
     std::vector<std::pair<std::string, uint64_t>> stats;
-    std::vector<std::string> nhrp;        // one line per cache entry (show nhrp brief)
-    std::vector<std::string> dmvpn;       // one line per peer (show dmvpn)
-    std::vector<std::string> interfaces;  // one line per port and tunnel
+    std::vector<std::string> nhrp;                // one line per cache entry (show nhrp brief)
+    std::vector<std::string> dmvpn;               // one line per peer (show dmvpn)
+    std::vector<std::string> interfaces;          // one line per port and tunnel
+    std::vector<control::metric_family> metrics;  // Prometheus (hub.metrics)
 };
 
 class telemetry {
@@ -35,5 +38,8 @@ private:
 
 // What the callbacks would answer now (tests, and the callbacks themselves).
 telemetry_snapshot telemetry_current();
+// The snapshot's metrics as Prometheus text (the metrics thread: copies under the lock, renders
+// outside it).
+std::string telemetry_prometheus();
 
 }  // namespace dmvpn::hub

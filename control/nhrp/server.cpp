@@ -378,6 +378,11 @@ void server::drop(uint16_t tunnel, drop_reason r) noexcept {
     ++_tunnels[tunnel].stats.dropped[static_cast<size_t>(r)];
 }
 
+void server::refuse(context& c, drop_reason r, uint32_t address, op type) {
+    drop(c.tunnel, r);
+    c.out.refusals.push_back(refusal{_tunnels[c.tunnel].cfg.id, c.outer_src, address, r, type});
+}
+
 bool server::usable(const cache_entry& e, int64_t now_ms) const noexcept {
     return e.type != entry_type::dynamic || e.expires_ms > now_ms;
 }
@@ -437,17 +442,17 @@ bool server::admit(context& c, uint8_t type) {
     if (type == static_cast<uint8_t>(op::registration_request)) {
         if (!take_from(_buckets, c.outer_src, _config.registration_rate_per_s,
                        _config.registration_burst, c.now_ms)) {
-            drop(c.tunnel, drop_reason::rate_limited);
+            refuse(c, drop_reason::rate_limited, 0);
             return false;
         }
         if (!t.registrations.take(t.cfg.registration_rate_per_s, t.cfg.registration_rate_per_s,
                                   c.now_ms)) {
-            drop(c.tunnel, drop_reason::registration_tunnel_rate_limited);
+            refuse(c, drop_reason::registration_tunnel_rate_limited, 0);
             return false;
         }
         if (!_global_registrations.take(_config.global_registration_rate_per_s,
                                         _config.global_registration_rate_per_s, c.now_ms)) {
-            drop(c.tunnel, drop_reason::registration_global_rate_limited);
+            refuse(c, drop_reason::registration_global_rate_limited, 0);
             return false;
         }
         return true;
@@ -642,7 +647,7 @@ outputs server::handle(uint32_t tunnel_id, uint32_t outer_src_nbma, std::span<co
     c.raw = nhrp;
     constexpr size_t type_offset = 17;
     if (!admit(c, nhrp.size() > type_offset ? nhrp[type_offset] : 0)) {
-        return {};
+        return std::move(c.out);
     }
     // The cache lookup this packet will make is two dependent memory loads on a large cache:
     // start them now (the key sits at a fixed offset when every address is IPv4) and let the
@@ -705,7 +710,7 @@ void server::serve(context& c, packet& p) {
         return;
     }
     if (!check_authentication(t, p)) {
-        drop(c.tunnel, drop_reason::authentication_failure);
+        refuse(c, drop_reason::authentication_failure, *ipv4_of(p.src_proto), p.hdr.type);
         uint16_t at = p.hdr.ext_offset;
         for (size_t i = 0; i < p.extensions.size(); ++i) {
             if (p.extensions[i].type == ext::authentication) {
@@ -833,7 +838,7 @@ uint8_t server::register_binding(context& c, const packet& p, cie& request_cie) 
     if (!request_cie.client_proto.empty()) {
         auto a = ipv4_of(request_cie.client_proto);
         if (!a) {
-            drop(c.tunnel, drop_reason::protocol_error);
+            refuse(c, drop_reason::protocol_error, src_proto);
             return cie_code::administratively_prohibited;
         }
         address = *a;
@@ -845,20 +850,20 @@ uint8_t server::register_binding(context& c, const packet& p, cie& request_cie) 
     const uint32_t subnet = prefix_mask(t.cfg.overlay_prefix_len);
     // Only stations on this tunnel's overlay subnet register, and none as the hub itself.
     if ((src_proto & subnet) != (t.cfg.overlay_address & subnet) ||
-        src_proto == t.cfg.overlay_address) {
-        drop(c.tunnel, drop_reason::refused_address);
+        src_proto == t.cfg.overlay_address || address == t.cfg.overlay_address) {
+        refuse(c, drop_reason::refused_address, address);
         return cie_code::administratively_prohibited;
     }
     // A station binds its own address (as IOS and FRR spokes register); anything else must be
     // a prefix the tunnel allows and nobody else holds.
     if (prefix_len == 32 && address != src_proto) {
-        drop(c.tunnel, drop_reason::refused_address);
+        refuse(c, drop_reason::refused_address, address);
         return cie_code::administratively_prohibited;
     }
     address &= prefix_mask(prefix_len);
     if (prefix_len < 32) {
         if (auto why = refuse_prefix(c.tunnel, src_proto, address, prefix_len)) {
-            drop(c.tunnel, *why);
+            refuse(c, *why, address);
             return cie_code::administratively_prohibited;
         }
     }
@@ -888,11 +893,11 @@ uint8_t server::register_binding(context& c, const packet& p, cie& request_cie) 
     uint32_t idx = _cache.find(c.tunnel, address);
     if (idx == cache::npos) {
         if (t.entries >= t.cfg.max_cache_entries) {
-            drop(c.tunnel, drop_reason::refused_cache_full);
+            refuse(c, drop_reason::refused_cache_full, address);
             return cie_code::insufficient_resources;
         }
         if (entries_of_nbma(c.outer_src) >= t.cfg.max_entries_per_nbma) {
-            drop(c.tunnel, drop_reason::refused_nbma_full);
+            refuse(c, drop_reason::refused_nbma_full, address);
             return cie_code::insufficient_resources;
         }
         idx = _cache.insert(c.tunnel, address, prefix_len);
@@ -909,17 +914,17 @@ uint8_t server::register_binding(context& c, const packet& p, cie& request_cie) 
 
     cache_entry& e = _cache.at(idx);
     if (e.type != entry_type::dynamic) {
-        drop(c.tunnel, drop_reason::refused_static);
+        refuse(c, drop_reason::refused_static, address);
         return cie_code::administratively_prohibited;
     }
     const bool same = e.nbma == c.outer_src && e.claimed_nbma == claimed;
     const bool alive = usable(e, c.now_ms);
     if (!same && alive && (e.flags & entry_flag::unique) != 0) {
-        drop(c.tunnel, drop_reason::refused_unique);
+        refuse(c, drop_reason::refused_unique, address);
         return cie_code::unique_address_already_registered;
     }
     if (e.nbma != c.outer_src && entries_of_nbma(c.outer_src) >= t.cfg.max_entries_per_nbma) {
-        drop(c.tunnel, drop_reason::refused_nbma_full);
+        refuse(c, drop_reason::refused_nbma_full, address);
         return cie_code::insufficient_resources;
     }
     const bool relength = e.prefix_len != prefix_len;

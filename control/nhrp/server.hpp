@@ -173,9 +173,22 @@ struct adjacency_event {
     bool operator==(const adjacency_event&) const = default;
 };
 
+enum class drop_reason : uint8_t;
+
+// A registration the server refused, or an NHRP packet it turned away (authentication, rate
+// limit): what an operator looks for in the log. Counted under `reason` as well.
+struct refusal {
+    uint32_t tunnel = 0;   // configured tunnel id
+    uint32_t nbma = 0;     // the outer source
+    uint32_t address = 0;  // the protocol address it asked for (0 when unknown)
+    drop_reason reason{};
+    op type = op::registration_request;  // what was refused
+};
+
 struct outputs {
     std::vector<outgoing> packets;
     std::vector<adjacency_event> events;
+    std::vector<refusal> refusals;
 };
 
 // Why a packet or a request was not served; refusals answered with a CIE code count here too.
@@ -418,6 +431,8 @@ private:
     void drop(uint16_t tunnel, drop_reason r) noexcept;
     bool take_from(std::vector<bucket>& table, uint32_t source, uint32_t per_s, uint32_t burst,
                    int64_t now_ms);
+    // drop(), and a refusal in the outputs for the log.
+    void refuse(context& c, drop_reason r, uint32_t address, op type = op::registration_request);
     bool check_authentication(const tunnel_state& t, const packet& p) const;
     void put_authentication(const tunnel_state& t, packet& p) const;
     cie own_cie(const tunnel_state& t, uint8_t prefix_len) const;

@@ -19,11 +19,18 @@
                    register, refresh and exchange traffic: the spokes stay registered and are
                    answered, the hub's memory and its control loop's pass time stay under the
                    bounds stated below, and the figures are printed
+  e2e.py observe   the operator's view: spoke up / SA up / cleared lines in the hub's log,
+                   `dmvpnctl debug nhrp` prints the registrations as IOS does and `undebug`
+                   stops it; the Prometheus endpoint scraped with curl twice while traffic
+                   flows (counters grow), its text accepted by promtool
 """
 
 import json
 import os
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,7 +82,7 @@ tunnels:
 
 
 class hub:
-    def __init__(self, d, spokes, esp=True, overlay_prefix="10.0.0.0/16"):
+    def __init__(self, d, spokes, esp=True, overlay_prefix="10.0.0.0/16", hub_extra=""):
         self.d = d
         self.sock = os.path.join(d, "hub.sock")
         sas, ipsec = "", ""
@@ -86,7 +93,8 @@ class hub:
             sas = "\n".join(l for l in sas.splitlines() if not l.startswith("#")) + "\n"
             ipsec = "    ipsec-profile: spokesim\n"
         with open(os.path.join(d, "hub.yaml"), "w") as f:
-            f.write(CONFIG.format(d=d, sas=sas, ipsec=ipsec, overlay_prefix=overlay_prefix))
+            f.write(CONFIG.format(d=d, sas=sas, ipsec=ipsec, overlay_prefix=overlay_prefix)
+                    .replace("ports:\n", hub_extra + "ports:\n", 1))
         self.log = open(os.path.join(d, "hub.log"), "w+")
         self.proc = subprocess.Popen(
             [HUB, "--config", os.path.join(d, "hub.yaml"), "--", "--file-prefix",
@@ -261,6 +269,12 @@ def refused(d):
         auth = h.nhrp_counts()["dropped"]["authentication_failure"]
         check(r["registered"] == 0 and auth >= n,
               "wrong authentication: none registered, hub counts %d authentication failures" % auth)
+        h.log.flush()
+        with open(h.log.name) as f:
+            said = [l for l in f if re.search(r"warning: NHRP: registration_request from \S+ "
+                                              r"\(NBMA \S+\) on tun0 refused: authentication "
+                                              r"failure", l)]
+        check(len(said) >= 1, "the hub's log says why (%d lines)" % len(said))
         # Wrong GRE key: no tunnel takes it.
         rc, r = spokesim(d, "--spokes", n, "--gre-key", 101, "--auth", "e2e", "--esp",
                          "aes256-cbc-sha256-128", "--first-spoke", n, "--rate", 0, "--register-wait", 3)
@@ -555,10 +569,138 @@ def forge(d):
         h.stop()
 
 
+def scrape(url):
+    r = subprocess.run(["curl", "-sS", "--max-time", "5", "-w", "\n%{http_code}", url],
+                       capture_output=True, text=True, timeout=10)
+    body, _, code = r.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def sample(text, line_start):
+    for l in text.splitlines():
+        if l.startswith(line_start + " "):
+            return int(l.split()[-1])
+    return None
+
+
+def observe(d):
+    n = 4
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    h = hub(d, n, hub_extra="  log-level: info\n  metrics: {address: 127.0.0.1, port: %d}\n" %
+            port)
+    url = "http://127.0.0.1:%d/metrics" % port
+    sim = None
+    try:
+        # Registrations refresh every 2 s (holdtime 6) while traffic flows through the hub.
+        cmd = [SIM, "--queues", "2", "--vdev",
+               "net_memif0,role=client,socket=%s/memif.sock" % d, "--tunnel-prefix",
+               "10.0.0.0/16", "--no-progress", "--eal",
+               "-l 0 --no-huge -m 512 --no-pci --no-telemetry --file-prefix e2e-sim-%d" %
+               os.getpid(), "--spokes", str(n), *[str(a) for a in GOOD], "--holdtime", "6",
+               "--no-shortcuts", "--rate", "200", "--duration", "12", "--linger"]
+        sim_out = open(os.path.join(d, "spokesim.out"), "w+")
+        sim = subprocess.Popen(cmd, stdout=sim_out, stderr=subprocess.STDOUT, text=True)
+        end = time.time() + 30
+        while time.time() < end:
+            if len([e for e in h.json("show", "nhrp") if e["type"] == "dynamic"]) == n:
+                break
+            time.sleep(0.3)
+        time.sleep(1.5)  # traffic under way, and a fresh 1 s snapshot
+        code1, first = scrape(url)
+        time.sleep(2.5)
+        code2, second = scrape(url)
+        check(code1 == 200 and code2 == 200, "curl scrapes %s twice (HTTP %d, %d)" %
+              (url, code1, code2))
+        grow = ['dmvpn_worker_rx_packets_total{worker="0",lcore="1"}',
+                'dmvpn_port_rx_packets_total{port="underlay"}',
+                'dmvpn_nhrp_received_total{tunnel="tun0",type="registration_request"}',
+                'dmvpn_sa_packets_total{profile="spokesim"']
+        for g in grow:
+            a = sample(first, g) if not g.endswith('"') else sum(
+                int(l.split()[-1]) for l in first.splitlines() if l.startswith(g))
+            b = sample(second, g) if not g.endswith('"') else sum(
+                int(l.split()[-1]) for l in second.splitlines() if l.startswith(g))
+            check(a is not None and b is not None and b > a,
+                  "%s grows between the scrapes (%s -> %s)" % (g, a, b))
+        check(sample(second, 'dmvpn_nhrp_cache_dynamic_entries') == n,
+              "dmvpn_nhrp_cache_dynamic_entries is %d" % n)
+        check("# TYPE dmvpn_drops_total counter" in second and
+              re.search(r'^dmvpn_drops_total\{reason="[a-z_]+"\} \d+$', second, re.M),
+              "drops are one counter labelled by reason")
+        promtool = shutil.which("promtool")
+        check(promtool is not None, "promtool (Debian package prometheus) is installed")
+        if promtool:
+            r = subprocess.run([promtool, "check", "metrics"], input=second, capture_output=True,
+                               text=True, timeout=30)
+            check(r.returncode == 0, "promtool check metrics accepts the text: %s" %
+                  (r.stdout + r.stderr).strip()[:300])
+        check(scrape(url.replace("/metrics", "/other"))[0] == 404, "another path is a 404")
+
+        # debug nhrp: the refreshes appear as IOS prints them; undebug stops them.
+        check(h.ctl("debug", "nhrp").strip() == "NHRP packet debugging is on", "debug nhrp")
+        time.sleep(3)
+        check(h.ctl("undebug", "all").strip() == "NHRP packet debugging is off", "undebug all")
+        h.log.flush()
+        mark = os.path.getsize(h.log.name)
+        time.sleep(2.5)
+    finally:
+        if sim is not None:
+            # The emulator lingers after its report with the memif link up: the port is paused
+            # before it leaves (see spokesim()).
+            end = time.time() + 60
+            while sim.poll() is None and time.time() < end:
+                sim_out.seek(0)
+                if any(l.startswith("{") for l in sim_out.read().splitlines()):
+                    break
+                time.sleep(0.2)
+            if sim.poll() is None:
+                hub_port(d, "pause")
+                sim.send_signal(signal.SIGTERM)
+                try:
+                    sim.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    sim.kill()
+                    sim.wait()
+                hub_port(d, "resume")
+    try:
+        r = h.json("clear", "nhrp")
+        check(r["cleared"] == n, "clear nhrp removes the %d spokes" % n)
+        time.sleep(0.5)
+    finally:
+        h.stop()
+    h.log.seek(0)
+    text = h.log.read()
+    lines = text.splitlines()
+    up = [l for l in lines if re.search(r"dmvpn-hub: notice: spoke 10\.0\.\S+/32 up on tun0 at "
+                                        r"NBMA \S+: registered$", l)]
+    check(len(up) == n, "the log has one 'spoke ... up ... registered' line per spoke (%d)" %
+          len(up))
+    sas = [l for l in lines if "notice: IPsec SA up: profile spokesim peer " in l]
+    check(len(sas) == n, "the log has one 'IPsec SA up' line per spoke's SA pair (%d)" % len(sas))
+    down = [l for l in lines if re.search(r"notice: spoke \S+ down on tun0 \(NBMA \S+\): "
+                                          r"cleared$", l)]
+    check(len(down) == n, "the log has one 'spoke ... down ...: cleared' line per spoke (%d)" %
+          len(down))
+    dbg = [i for i, l in enumerate(lines)
+           if re.search(r"dmvpn-hub: debug: NHRP: Receive Registration Request via tun0 vrf 0, "
+                        r"packet size: \d+$", l)]
+    check(len(dbg) > 0 and re.search(r"debug:  src: \S+, dst: 100\.64\.0\.1$",
+                                     lines[dbg[0] + 1]) is not None and
+          "debug:  (F) afn: AF_IP(1), type: IP(800), hop: " in lines[dbg[0] + 2],
+          "debug nhrp printed %d Registration Requests as IOS does" % len(dbg))
+    check(any(re.search(r"debug: NHRP: Send Registration Reply via tun0 vrf 0", l) for l in lines),
+          "debug nhrp printed the Registration Replies sent")
+    check("NHRP: " not in text[mark:].replace("NHRP packet debugging", ""),
+          "nothing is printed after undebug")
+
+
 def main():
     which = sys.argv[1]
     scenario = {"scale": scale, "refused": refused, "expiry": expiry, "flood": flood,
-                "purge": purge, "glean": glean, "forge": forge}[which]
+                "purge": purge, "glean": glean, "forge": forge,
+                "observe": observe}[which]
     d = tempfile.mkdtemp(prefix="e2e-%s-" % which)
     try:
         scenario(d)

@@ -141,6 +141,36 @@ TEST_CASE("the interop example lets its worker sleep when idle (qemu guests shar
     CHECK(r->hub.worker_idle_sleep_us == 100);
 }
 
+TEST_CASE("hub.log-level and hub.metrics", "[config]") {
+    auto r = load_string(R"(hub:
+  log-level: debug
+  metrics: {port: 9100}
+ports:
+  - {name: wan, device: "00:04.0", role: underlay, address: 192.0.2.1/24}
+tunnels:
+  - {name: t, port: wan, overlay-address: 10.0.0.1, overlay-prefix: 10.0.0.0/24,
+     nhrp: {network-id: 9}}
+)",
+                         "m.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    CHECK(r->hub.log_level == "debug");
+    REQUIRE(r->hub.metrics);
+    CHECK(r->hub.metrics->port == 9100);
+    CHECK(r->hub.metrics->address == ip("127.0.0.1"));  // loopback unless an address is given
+    // A log-level change alone is applied by a reload; a metrics change needs a restart.
+    dmvpn::config::topology quieter = *r;
+    quieter.hub.log_level = "warning";
+    auto d = dmvpn::config::diff(*r, quieter);
+    CHECK(d.log_level_changed);
+    CHECK_FALSE(d.hub_changed);
+    CHECK_FALSE(d.empty());
+    CHECK_FALSE(d.needs_restart());
+    dmvpn::config::topology moved = *r;
+    moved.hub.metrics->address = ip("0.0.0.0");
+    CHECK(dmvpn::config::diff(*r, moved).needs_restart());
+}
+
 TEST_CASE("defaults fill what a minimal topology leaves out", "[config]") {
     auto r = load_string(R"(ports:
   - {name: wan, device: "00:04.0", role: underlay, address: 192.0.2.1/24}
@@ -158,6 +188,8 @@ tunnels:
     CHECK(t.hub.control_lcore == 0);
     CHECK(t.hub.worker_lcores == std::vector<uint32_t>{1});
     CHECK(t.hub.worker_idle_sleep_us == 0);  // busy-poll unless asked
+    CHECK(t.hub.log_level == "info");
+    CHECK_FALSE(t.hub.metrics);  // no endpoint unless asked
     CHECK(t.ports[0].dev.spec == "0000:00:04.0");
     CHECK(t.ports[0].mtu == 1500);
     CHECK(t.ports[0].rx_queue_size == 1024);
@@ -739,6 +771,12 @@ TEST_CASE("checks that span fields", "[config]") {
          "lcore 3 is listed twice (first at 3:19)"},
         {"worker-lcores: [1]", "  worker-lcores: [1]\n  worker-idle-sleep-us: 200000",
          "hub.worker-idle-sleep-us", "expected an integer 0..100000, got \"200000\""},
+        {"worker-lcores: [1]", "  worker-lcores: [1]\n  log-level: verbose", "hub.log-level",
+         "expected error, warning, notice, info or debug, got \"verbose\""},
+        {"worker-lcores: [1]", "  worker-lcores: [1]\n  metrics: {port: 0}", "hub.metrics.port",
+         "expected an integer 1..65535, got \"0\""},
+        {"worker-lcores: [1]", "  worker-lcores: [1]\n  metrics: {address: localhost}",
+         "hub.metrics.address", "expected an IPv4 address like 192.0.2.1, got \"localhost\""},
         {"worker-lcores: [1]", "  worker-lcores: [1]\n  eal-args: [-l0-1]", "hub.eal-args[0]",
          "-l is set by the hub from control-lcore and worker-lcores"},
         {"hard-packets: 1000", "      hard-packets: 1000\n      soft-packets: 1000",

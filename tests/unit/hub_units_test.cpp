@@ -126,6 +126,14 @@ TEST_CASE("options: config, check, socket and EAL arguments after --", "[hub][op
     auto eal_before_dashes = parse_options({"--no-huge"});
     CHECK_FALSE(eal_before_dashes.opts);
     CHECK(eal_before_dashes.error.find("after --") != std::string::npos);
+
+    auto level = parse_options({"--log-level", "debug"});
+    REQUIRE(level.opts);
+    CHECK(level.opts->log_level == "debug");
+    CHECK_FALSE(none.opts->log_level);  // the topology's hub.log-level then
+    auto bad_level = parse_options({"--log-level=loud"});
+    CHECK_FALSE(bad_level.opts);
+    CHECK(bad_level.error == "--log-level: expected error, warning, notice, info, debug, got loud");
 }
 
 TEST_CASE("the embedded default is demo.yaml and validates", "[hub][options]") {

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "control/nhrp/debug.hpp"
 #include "control/nhrp/packet.hpp"
 #include "dataplane/wire/checksum.hpp"
 
@@ -1145,4 +1146,45 @@ TEST_CASE("an Error Indication carries the offending packet whole", "[nhrp][buil
     CHECK(back.contents == cisco_regreq_auth);
     CHECK(parsed(back.contents) == parsed(cisco_regreq_auth));
     CHECK(built(back) == wire);
+}
+
+TEST_CASE("debug nhrp: a Cisco Registration Request as IOS's debug nhrp packet lays it out",
+          "[nhrp][debug]") {
+    std::string text = nhrp::debug_packet(nhrp::debug_direction::receive, "Tunnel0", 0x0a000c02,
+                                          0x0a000c01, cisco_regreq_auth);
+    CHECK(text ==
+          "NHRP: Receive Registration Request via Tunnel0 vrf 0, packet size: 81\n"
+          " src: 10.0.12.2, dst: 10.0.12.1\n"
+          " (F) afn: AF_IP(1), type: IP(800), hop: 255, ver: 1\n"
+          "     shtl: 4(NSAP), sstl: 0(NSAP)\n"
+          "     pktsz: 81 extoff: 52\n"
+          " (M) flags: \"unique \", reqid: 5\n"
+          "     src NBMA: 10.0.12.2\n"
+          "     src protocol: 192.168.0.2, dst protocol: 192.168.0.1\n"
+          " (C-1) code: no error(0)\n"
+          "       prefix: 255, mtu: 1514, hd_time: 30\n"
+          "       addr_len: 0(NSAP), subaddr_len: 0(NSAP), proto_len: 0, pref: 0\n"
+          "  Responder Address Extension(3):\n"
+          "  Forward Transit NHS Extension(4):\n"
+          "  Reverse Transit NHS Extension(5):\n"
+          "  Authentication Extension(7):\n"
+          "    type:Cleartext(1), data: 5 bytes");
+    // The password (CISCO) never reaches the log.
+    CHECK(text.find("CISCO") == std::string::npos);
+}
+
+TEST_CASE("debug nhrp: a reply with a refused CIE, and bytes that do not parse", "[nhrp][debug]") {
+    nhrp::packet p = parsed(cisco_regreq_auth);
+    p.hdr.type = op::registration_reply;
+    p.cies[0].code = nhrp::cie_code::unique_address_already_registered;
+    std::string text =
+        nhrp::debug_packet(nhrp::debug_direction::send, "tun0", 0x0a000c01, 0x0a000c02, built(p));
+    CHECK(
+        text.starts_with("NHRP: Send Registration Reply via tun0 vrf 0, packet size: 81\n"
+                         " src: 10.0.12.1, dst: 10.0.12.2\n"));
+    CHECK(text.find("\n (C-1) code: unique address already registered(14)\n") != std::string::npos);
+    std::vector<uint8_t> junk{1, 2, 3};
+    CHECK(nhrp::debug_packet(nhrp::debug_direction::receive, "tun0", 1, 2, junk) ==
+          "NHRP: Receive malformed packet via tun0 vrf 0, packet size: 3 (truncated_fixed_header)\n"
+          " src: 0.0.0.1, dst: 0.0.0.2");
 }

@@ -212,6 +212,12 @@ TEST_CASE("server: unique binding refused to another NBMA (code 14) until it exp
     CHECK(out.events.empty());
     CHECK(s.lookup(0, ip("10.0.0.3"))->nbma == ip("150.1.3.3"));
     CHECK(s.tunnel_counters(0)->dropped_of(drop_reason::refused_unique) == 1);
+    // The refusal comes out for the log: who asked for what, and why not.
+    REQUIRE(out.refusals.size() == 1);
+    CHECK(out.refusals[0].reason == drop_reason::refused_unique);
+    CHECK(out.refusals[0].nbma == ip("150.1.9.9"));
+    CHECK(out.refusals[0].address == ip("10.0.0.3"));
+    CHECK(out.refusals[0].tunnel == r1_tunnel().id);
 
     CHECK(s.tick(at_s(61)).events.size() == 1);
     out = send_to(s, registration(10, "150.1.9.9", "10.0.0.3", 60), "150.1.9.9", at_s(62));
@@ -219,6 +225,7 @@ TEST_CASE("server: unique binding refused to another NBMA (code 14) until it exp
     REQUIRE(out.events.size() == 1);
     CHECK(out.events[0].change == adjacency_change::add);
     CHECK(out.events[0].nbma == ip("150.1.9.9"));
+    CHECK(out.refusals.empty());
 }
 
 TEST_CASE("server: without unique a new NBMA replaces the binding and requesters get purged",
