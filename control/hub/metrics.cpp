@@ -3,6 +3,8 @@
 #include <fmt/core.h>
 #include <rte_ethdev.h>
 
+#include <deque>
+
 #include "control/hub/hub.hpp"
 #include "dataplane/port.hpp"
 #include "dataplane/wire/ipv4.hpp"
@@ -13,8 +15,8 @@ using control::metric_family;
 using control::metric_type;
 
 std::vector<control::metric_family> hub::metric_families(timestamp now) const {
-    std::vector<metric_family> out;
-    out.reserve(64);
+    // A deque: the families are filled through references held while later ones are added.
+    std::deque<metric_family> out;
     auto counter = [&out](std::string name, std::string help) -> metric_family& {
         return out.emplace_back(
             metric_family{"dmvpn_" + name + "_total", std::move(help), metric_type::counter, {}});
@@ -184,10 +186,10 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
     gauge("arp_entries", "ARP table entries").samples.push_back({{}, _neighbors.size()});
     gauge("multicast_targets", "Multicast replication targets")
         .samples.push_back({{}, _mcast.size()});
-    gauge("control_loop_p99_microseconds", "99th percentile of the control loop's busy passes")
-        .samples.push_back({{}, _loop_time.quantile_ns(0.99) / 1000});
-    gauge("control_loop_max_microseconds", "Longest busy pass of the control loop")
-        .samples.push_back({{}, _loop_time.max_ns() / 1000});
+    gauge("control_loop_p99_seconds", "99th percentile of the control loop's busy passes")
+        .samples.push_back({{}, _loop_time.quantile_ns(0.99), true});
+    gauge("control_loop_max_seconds", "Longest busy pass of the control loop")
+        .samples.push_back({{}, _loop_time.max_ns(), true});
     gauge("rcu_pending", "Objects waiting for the workers' quiescent state")
         .samples.push_back({{}, _pub->pending()});
 
@@ -236,7 +238,7 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
             {{},
              static_cast<uint64_t>(
                  std::chrono::duration_cast<std::chrono::seconds>(now - _started).count())});
-    return out;
+    return {std::make_move_iterator(out.begin()), std::make_move_iterator(out.end())};
 }
 
 }  // namespace dmvpn::hub

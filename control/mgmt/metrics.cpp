@@ -70,7 +70,11 @@ std::string render_prometheus(std::span<const metric_family> families) {
                 }
                 out += '}';
             }
-            out += fmt::format(" {}\n", s.value);
+            if (s.nano) {
+                out += fmt::format(" {}.{:09}\n", s.value / 1000000000, s.value % 1000000000);
+            } else {
+                out += fmt::format(" {}\n", s.value);
+            }
         }
     }
     return out;

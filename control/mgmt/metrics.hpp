@@ -22,6 +22,7 @@ enum class metric_type : uint8_t { counter, gauge };
 struct metric_sample {
     std::vector<std::pair<std::string, std::string>> labels;  // name, value (any bytes)
     uint64_t value = 0;
+    bool nano = false;  // value counts billionths (nanoseconds of a _seconds metric): a decimal
 };
 
 // One metric name with its help, type and samples (`name` ends in _total for counters).

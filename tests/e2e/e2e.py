@@ -549,11 +549,16 @@ def forge(d):
         check(r["sent"] > 0 and r["received"] >= r["sent"] // 2 and r["corrupt"] == 0,
               "spoke traffic through the hub: %d sent, %d received (%d lost), %d corrupt" %
               (r["sent"], r["received"], r["lost"], r["corrupt"]))
-        check(r["multicast_received"] > 0 and ctl["multicast_copies"] > 0,
-              "the forged multicast was replicated (%d copies reached the spokes), within its "
-              "budget" % r["multicast_received"])
-        check(pol["multicast"]["policed"] > 0, "the multicast flood was policed at the workers "
-              "(%d)" % pol["multicast"]["policed"])
+        # The forged multicast comes from sources that do not route back to their sender (no
+        # binding, or one still waiting for ARP): tunnels[].verify-source drops it at the workers;
+        # what gets past is held to hub.punt-rates multicast, and only that reaches replication.
+        spoofed = st["drops"]["spoofed_source"]
+        mcast_punted = st["punts"]["multicast"]["handled"]
+        check(spoofed + pol["multicast"]["policed"] + mcast_punted >= forged and
+              mcast_punted <= 1000 * 30,
+              "the forged multicast stopped at the workers: %d dropped as spoofed_source, %d "
+              "policed, %d replicated to %d spokes" %
+              (spoofed, pol["multicast"]["policed"], mcast_punted, r["multicast_received"]))
         check(ctl["arp_entries"] <= 16384,
               "the ARP table stayed within hub.arp-max-entries (%d)" % ctl["arp_entries"])
         growth = (hwm - rss0) // 1024
@@ -705,6 +710,7 @@ def main():
     try:
         scenario(d)
     except SystemExit as e:
+        print("FAIL " + str(e), flush=True)
         failures.append(str(e))
     print("%d failure(s)" % len(failures))
     sys.exit(1 if failures else 0)

@@ -75,6 +75,19 @@ TEST_CASE("text format 0.0.4: help, type, labels, escaping", "[metrics]") {
           "dmvpn_uptime_seconds 42\n");
 }
 
+TEST_CASE("a sample in nanoseconds is written as decimal seconds", "[metrics]") {
+    std::vector<metric_family> f{{"dmvpn_loop_seconds",
+                                  "Loop",
+                                  metric_type::gauge,
+                                  {{{}, 1234567, true}, {{}, 3000000001, true}, {{}, 0, true}}}};
+    CHECK(render_prometheus(f) ==
+          "# HELP dmvpn_loop_seconds Loop\n"
+          "# TYPE dmvpn_loop_seconds gauge\n"
+          "dmvpn_loop_seconds 0.001234567\n"
+          "dmvpn_loop_seconds 3.000000001\n"
+          "dmvpn_loop_seconds 0.000000000\n");
+}
+
 TEST_CASE("GET /metrics answers; other paths, methods and oversize requests do not", "[metrics]") {
     std::atomic<int> calls{0};
     metrics_server_config c;
