@@ -46,6 +46,7 @@ parsed_options parse_options(const std::vector<std::string>& args) {
         std::string error;
         if (take_value(args, i, "--config", o.config_file, error) ||
             take_value(args, i, "--check-config", o.check_file, error) ||
+            take_value(args, i, "--list-pci-ports", o.pci_file, error) ||
             take_value(args, i, "--socket", o.socket, error)) {
             if (!error.empty()) {
                 r.error = error;
@@ -64,6 +65,7 @@ parsed_options parse_options(const std::vector<std::string>& args) {
 std::string usage_text() {
     return "usage: dmvpn-hub [--config FILE] [--socket PATH] [-- EAL-ARGS...]\n"
            "       dmvpn-hub --check-config FILE\n"
+           "       dmvpn-hub --list-pci-ports FILE\n"
            "       dmvpn-hub --print-default-config\n"
            "\n"
            "  --config FILE          the YAML topology (config/README.md); without it the hub "
@@ -71,6 +73,9 @@ std::string usage_text() {
            "                         the embedded default (config/examples/demo.yaml)\n"
            "  --check-config FILE    validate FILE, print its errors as file:line:col, and exit\n"
            "                         (0 when valid) without starting DPDK\n"
+           "  --list-pci-ports FILE  validate FILE, then print the PCI address of each port whose\n"
+           "                         device is one, one a line (the service's pre-start helper\n"
+           "                         binds them to vfio-pci); nothing for virtual ports\n"
            "  --socket PATH          management socket, instead of the topology's "
            "management.socket\n"
            "  --print-default-config print the embedded default topology\n"
