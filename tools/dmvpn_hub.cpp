@@ -73,6 +73,14 @@ void install(int sig, void (*fn)(int)) {
     sigaction(sig, &sa, nullptr);
 }
 
+// The loader's file:line:col errors, ending in a newline.
+void print_errors(const std::string& text) {
+    std::fputs(text.c_str(), stderr);
+    if (!text.ends_with('\n')) {
+        std::fputc('\n', stderr);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,10 +103,7 @@ int main(int argc, char** argv) {
     if (o.check_file) {
         auto r = config::load_file(*o.check_file);
         if (!r) {
-            std::fputs(r.error_text().c_str(), stderr);
-            if (!r.error_text().ends_with('\n')) {
-                std::fputc('\n', stderr);
-            }
+            print_errors(r.error_text());
             return 1;
         }
         std::printf("%s: valid (%zu ports, %zu tunnels, %zu ipsec profiles, %zu routes)\n",
@@ -109,10 +114,7 @@ int main(int argc, char** argv) {
     if (o.pci_file) {
         auto r = config::load_file(*o.pci_file);
         if (!r) {
-            std::fputs(r.error_text().c_str(), stderr);
-            if (!r.error_text().ends_with('\n')) {
-                std::fputc('\n', stderr);
-            }
+            print_errors(r.error_text());
             return 1;
         }
         for (const config::port& port : r->ports) {
@@ -126,10 +128,7 @@ int main(int argc, char** argv) {
                                 : config::load_string(hub::default_topology,
                                                       "<embedded config/examples/demo.yaml>");
     if (!loaded) {
-        std::fputs(loaded.error_text().c_str(), stderr);
-        if (!loaded.error_text().ends_with('\n')) {
-            std::fputc('\n', stderr);
-        }
+        print_errors(loaded.error_text());
         return 1;
     }
     // Before EAL starts its threads, so that they inherit nothing surprising; the handlers only
