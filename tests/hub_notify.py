@@ -2,7 +2,7 @@
 """dmvpn-hub under a Type=notify service manager, played by this test: with $NOTIFY_SOCKET
 naming a datagram socket the test listens on, the hub sends READY=1 once dmvpnctl answers;
 SIGHUP sends RELOADING=1 (with MONOTONIC_USEC) and, once the reload is applied or refused,
-READY=1 with the outcome as STATUS; SIGTERM sends STOPPING=1 and the hub exits 0. Also
+READY=1 with the outcome as STATUS, for each of a burst of SIGHUPs too; SIGTERM sends STOPPING=1 and the hub exits 0. Also
 --list-pci-ports: PCI ports one a line, nothing for virtual ports, file:line:col errors."""
 
 import os
@@ -127,6 +127,22 @@ def main():
         r = subprocess.run([CTL, "--socket", f"{d}/hub.sock", "show", "dmvpn"],
                            capture_output=True, text=True, timeout=20)
         check(r.returncode == 0, "the hub still answers after the refused reload")
+
+        # A burst of SIGHUPs (any thread may take them, the reloader's read included): each one
+        # is a reload, none is lost and the reloader keeps going.
+        with open(cfg, "w") as f:
+            f.write(CONFIG.format(d=d, holdtime=300))
+        for _ in range(5):
+            hub.send_signal(signal.SIGHUP)
+            time.sleep(0.05)
+        got = [fields(receive(nsock, 30)) for _ in range(10)]
+        check(sum(g.get("RELOADING") == "1" for g in got) == 5 and
+              sum(g.get("READY") == "1" for g in got) == 5,
+              f"5 SIGHUPs in a row: 5 RELOADING=1 and 5 READY=1: {got}")
+        hub.send_signal(signal.SIGHUP)
+        m1, m2 = receive(nsock, 30), receive(nsock, 60)
+        check(fields(m1).get("RELOADING") == "1" and fields(m2).get("READY") == "1",
+              "and the next SIGHUP still reloads")
 
         hub.send_signal(signal.SIGTERM)
         msg = receive(nsock, 30)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -50,8 +51,15 @@ void log_notify_error(const std::string& why) {
 
 // Reads the pipe until 'q'; each 'h' is one reload, framed by RELOADING=1 and READY=1.
 void reloader(std::string notify_socket, std::string mgmt_socket) {
-    char c = 0;
-    while (::read(g_hup_pipe[0], &c, 1) == 1 && c != 'q') {
+    for (;;) {
+        char c = 0;
+        ssize_t n = ::read(g_hup_pipe[0], &c, 1);
+        if (n < 0 && errno == EINTR) {
+            continue;  // a signal landed on this thread (the handlers have no SA_RESTART)
+        }
+        if (n != 1 || c == 'q') {
+            return;
+        }
         log_notify_error(dmvpn::tools::notify(
             notify_socket, "RELOADING=1\n" + dmvpn::tools::monotonic_usec_field()));
         auto r = dmvpn::control::mgmt_call(mgmt_socket, "reload", 60000);
