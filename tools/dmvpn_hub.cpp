@@ -1,9 +1,17 @@
 // dmvpn-hub: the DMVPN hub program. Loads the topology (or the embedded default), starts the
 // control lcore and the workers, and runs until SIGINT/SIGTERM; SIGHUP reloads the topology.
+// Under systemd (Type=notify: $NOTIFY_SOCKET set) it reports READY=1 once up, RELOADING=1 then
+// READY=1 around each SIGHUP reload, and STOPPING=1 on the way out.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/load.hpp"
@@ -11,6 +19,8 @@
 #include "control/hub/hub.hpp"
 #include "control/hub/options.hpp"
 #include "control/log.hpp"
+#include "control/mgmt/server.hpp"
+#include "tools/notify.hpp"
 
 namespace {
 
@@ -23,11 +33,61 @@ void on_stop(int) { g_stop.store(true); }
 
 void on_hup(int) { g_reload.store(true); }
 
+// Under systemd, SIGHUP wakes the reloader thread through this pipe instead of setting
+// g_reload: the reload then goes through the management socket (what `dmvpnctl reload` does,
+// the same hub::reload), whose reply says when it is finished, so that RELOADING=1 is followed
+// by READY=1 only once the new topology is applied or refused. write(2) is async-signal-safe.
+int g_hup_pipe[2] = {-1, -1};
+
+void on_hup_notify(int) {
+    char c = 'h';
+    [[maybe_unused]] ssize_t n = ::write(g_hup_pipe[1], &c, 1);
+}
+
+void log_notify_error(const std::string& why) {
+    if (!why.empty()) {
+        dmvpn::log::warning("sd_notify: {}", why);
+    }
+}
+
+// Reads the pipe until 'q'; each 'h' is one reload, framed by RELOADING=1 and READY=1.
+void reloader(std::string notify_socket, std::string mgmt_socket) {
+    for (;;) {
+        char c = 0;
+        ssize_t n = ::read(g_hup_pipe[0], &c, 1);
+        if (n < 0 && errno == EINTR) {
+            continue;  // a signal landed on this thread (the handlers have no SA_RESTART)
+        }
+        if (n != 1 || c == 'q') {
+            return;
+        }
+        log_notify_error(dmvpn::tools::notify(
+            notify_socket, "RELOADING=1\n" + dmvpn::tools::monotonic_usec_field()));
+        auto r = dmvpn::control::mgmt_call(mgmt_socket, "reload", 60000);
+        // One line for the log and STATUS=: a refusal's file:line:col errors follow its first line.
+        std::string line = r ? r->body : "reload: " + r.error();
+        while (!line.empty() && line.back() == '\n') {
+            line.pop_back();
+        }
+        std::replace(line.begin(), line.end(), '\n', ' ');
+        dmvpn::log::notice("SIGHUP: {}", line);
+        log_notify_error(dmvpn::tools::notify(notify_socket, "READY=1\nSTATUS=" + line));
+    }
+}
+
 void install(int sig, void (*fn)(int)) {
     struct sigaction sa {};
     sa.sa_handler = fn;
     sigemptyset(&sa.sa_mask);
     sigaction(sig, &sa, nullptr);
+}
+
+// The loader's file:line:col errors, ending in a newline.
+void print_errors(const std::string& text) {
+    std::fputs(text.c_str(), stderr);
+    if (!text.ends_with('\n')) {
+        std::fputc('\n', stderr);
+    }
 }
 
 }  // namespace
@@ -53,15 +113,25 @@ int main(int argc, char** argv) {
     if (o.check_file) {
         auto r = config::load_file(*o.check_file);
         if (!r) {
-            std::fputs(r.error_text().c_str(), stderr);
-            if (!r.error_text().ends_with('\n')) {
-                std::fputc('\n', stderr);
-            }
+            print_errors(r.error_text());
             return 1;
         }
         std::printf("%s: valid (%zu ports, %zu tunnels, %zu ipsec profiles, %zu routes)\n",
                     o.check_file->c_str(), r->ports.size(), r->tunnels.size(),
                     r->ipsec_profiles.size(), r->routes.size());
+        return 0;
+    }
+    if (o.pci_file) {
+        auto r = config::load_file(*o.pci_file);
+        if (!r) {
+            print_errors(r.error_text());
+            return 1;
+        }
+        for (const config::port& port : r->ports) {
+            if (port.dev.kind == config::device_kind::pci) {
+                std::printf("%s\n", port.dev.name.c_str());
+            }
+        }
         return 0;
     }
     auto loaded = o.config_file ? config::load_file(*o.config_file)
@@ -77,9 +147,12 @@ int main(int argc, char** argv) {
     // set flags the control loop reads.
     install(SIGINT, on_stop);
     install(SIGTERM, on_stop);
-    install(SIGHUP, on_hup);
+    const std::string notify_socket = tools::notify_socket();
+    const bool systemd = !notify_socket.empty() && ::pipe2(g_hup_pipe, O_CLOEXEC) == 0;
+    install(SIGHUP, systemd ? on_hup_notify : on_hup);
     std::signal(SIGPIPE, SIG_IGN);
 
+    const std::string mgmt_socket = o.socket ? *o.socket : loaded->mgmt.socket;
     hub::start_params p;
     p.topology = std::move(loaded).value();
     p.config_path = o.config_file;
@@ -91,7 +164,21 @@ int main(int argc, char** argv) {
         log::error("{}", h.error());
         return 1;
     }
+    std::thread reload_thread;
+    if (systemd) {
+        reload_thread = std::thread(reloader, notify_socket, mgmt_socket);
+        log_notify_error(tools::notify(notify_socket, "READY=1\nSTATUS=running"));
+    }
     (*h)->run(g_stop, g_reload);
+    if (systemd) {
+        log_notify_error(tools::notify(notify_socket, "STOPPING=1"));
+        char q = 'q';
+        if (::write(g_hup_pipe[1], &q, 1) == 1) {
+            reload_thread.join();
+        } else {
+            reload_thread.detach();  // cannot happen with an empty pipe; never block the exit
+        }
+    }
     h.value().reset();
     log::notice("stopped");
     return 0;

@@ -48,6 +48,7 @@ parsed_options parse_options(const std::vector<std::string>& args) {
         std::string error;
         if (take_value(args, i, "--config", o.config_file, error) ||
             take_value(args, i, "--check-config", o.check_file, error) ||
+            take_value(args, i, "--list-pci-ports", o.pci_file, error) ||
             take_value(args, i, "--socket", o.socket, error) ||
             take_value(args, i, "--log-level", o.log_level, error)) {
             if (error.empty() && o.log_level && !log::parse_level(*o.log_level)) {
@@ -71,6 +72,7 @@ parsed_options parse_options(const std::vector<std::string>& args) {
 std::string usage_text() {
     return "usage: dmvpn-hub [--config FILE] [--socket PATH] [--log-level LEVEL] [-- EAL-ARGS...]\n"
            "       dmvpn-hub --check-config FILE\n"
+           "       dmvpn-hub --list-pci-ports FILE\n"
            "       dmvpn-hub --print-default-config\n"
            "\n"
            "  --config FILE          the YAML topology (config/README.md); without it the hub "
@@ -78,6 +80,9 @@ std::string usage_text() {
            "                         the embedded default (config/examples/demo.yaml)\n"
            "  --check-config FILE    validate FILE, print its errors as file:line:col, and exit\n"
            "                         (0 when valid) without starting DPDK\n"
+           "  --list-pci-ports FILE  validate FILE, then print the PCI address of each port whose\n"
+           "                         device is one, one a line (the service's pre-start helper\n"
+           "                         binds them to vfio-pci); nothing for virtual ports\n"
            "  --socket PATH          management socket, instead of the topology's "
            "management.socket\n"
            "  --log-level LEVEL      error, warning, notice, info or debug, instead of the\n"

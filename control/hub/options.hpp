@@ -10,6 +10,7 @@ namespace dmvpn::hub {
 struct options {
     std::optional<std::string> config_file;  // --config FILE; none: the embedded default
     std::optional<std::string> check_file;   // --check-config FILE: validate and exit
+    std::optional<std::string> pci_file;     // --list-pci-ports FILE: its PCI ports, then exit
     std::optional<std::string> socket;       // --socket PATH: overrides management.socket
     std::optional<std::string> log_level;    // --log-level LEVEL: overrides hub.log-level
     std::vector<std::string> eal_args;       // everything after "--"

@@ -13,6 +13,47 @@ export PATH HOME=/root TERM=dumb
 say() { echo "guest $NAME: $*" >/dev/console; }
 die() { say "FAILED: $*"; echo "$*" >$H/failed; sync; echo o >/proc/sysrq-trigger; }
 
+# Commands from the host, one file each, until the rig powers the guest off.
+command_loop() {
+    cd /root
+    while :; do
+        for f in $H/cmd/*.sh; do
+            [ -e "$f" ] || continue
+            id=$(basename "$f" .sh)
+            mv "$f" "/tmp/$id.sh"
+            timeout "${CMD_TIMEOUT:-120}" sh "/tmp/$id.sh" >"$H/out/$id.tmp" 2>&1 </dev/null
+            echo $? >"$H/out/$id.rc.tmp"
+            mv "$H/out/$id.tmp" "$H/out/$id.out"
+            mv "$H/out/$id.rc.tmp" "$H/out/$id.rc"
+        done
+        sleep 0.3
+    done
+}
+
+# ROLE=systemd (rig --systemd-guests): no FRR; systemd becomes PID 1 and runs the command loop
+# as a unit of its own, for tests of systemd services (tests/interop/package.py). The root
+# image is a snapshot, so the unit written here is gone at the next boot.
+if [ "$ROLE" = systemd ]; then
+    if [ "${1:-}" = loop ]; then
+        say "up: systemd $(systemctl is-system-running 2>/dev/null || true)"
+        echo up >$H/ready
+        CMD_TIMEOUT=600  # package installs and service starts under TCG; the host times out too
+        command_loop
+    fi
+    cat >/etc/systemd/system/interop-guest.service <<EOF
+[Unit]
+Description=interop rig: commands from the host through /mnt/host
+[Service]
+ExecStart=/bin/sh /mnt/host/guest.sh loop
+[Install]
+WantedBy=multi-user.target
+EOF
+    mkdir -p /etc/systemd/system/multi-user.target.wants
+    ln -sf ../interop-guest.service /etc/systemd/system/multi-user.target.wants/
+    [ -x /lib/systemd/systemd ] || die "no systemd in the image"
+    exec /lib/systemd/systemd
+fi
+
 echo "$NAME" >/proc/sys/kernel/hostname
 modprobe virtio_net || die "modprobe virtio_net"
 modprobe ip_gre || die "modprobe ip_gre"
@@ -55,17 +96,4 @@ chown frr:frr /etc/frr/*.conf
 say "up: eth0 $NBMA, gre1 $OVERLAY/${OVERLAY_PLEN:-32} key $KEY, role $ROLE"
 echo up >$H/ready
 
-# Commands from the host, one file each, until the rig powers the guest off.
-cd /root
-while :; do
-    for f in $H/cmd/*.sh; do
-        [ -e "$f" ] || continue
-        id=$(basename "$f" .sh)
-        mv "$f" "/tmp/$id.sh"
-        timeout "${CMD_TIMEOUT:-120}" sh "/tmp/$id.sh" >"$H/out/$id.tmp" 2>&1 </dev/null
-        echo $? >"$H/out/$id.rc.tmp"
-        mv "$H/out/$id.tmp" "$H/out/$id.out"
-        mv "$H/out/$id.rc.tmp" "$H/out/$id.rc"
-    done
-    sleep 0.3
-done
+command_loop
