@@ -194,10 +194,10 @@ struct manual_sa {
 // One IKE_SA proposal (RFC 7296 section 3.3), IANA transform IDs as in control/ike/message.hpp:
 // YAML writes them as strongSwan does, `aes256-sha256-modp2048`, `aes128gcm16-prfsha256-x25519`.
 struct ike_proposal {
-    uint16_t encr = 0;       // 12 AES-CBC, 20 AES-GCM-16
-    uint16_t encr_bits = 0;  // 128 / 256
-    uint16_t integ = 0;      // 0 with GCM; 12 / 13 / 14 HMAC-SHA2-256/384/512
-    uint16_t prf = 0;        // 5 / 6 / 7 PRF-HMAC-SHA2-256/384/512
+    uint16_t encr = 0;             // 12 AES-CBC, 20 AES-GCM-16
+    uint16_t encr_bits = 0;        // 128 / 256
+    uint16_t integ = 0;            // 0 with GCM; 12 / 13 / 14 HMAC-SHA2-256/384/512
+    uint16_t prf = 0;              // 5 / 6 / 7 PRF-HMAC-SHA2-256/384/512
     std::vector<uint16_t> groups;  // 14, 19, 20, 31; the first is what the hub sends or asks for
 
     friend bool operator==(const ike_proposal&, const ike_proposal&) = default;
@@ -218,12 +218,12 @@ enum class ike_auth : uint8_t { psk, certificate };
 struct ike_settings {
     uint8_t version = 2;
     ike_auth auth = ike_auth::psk;
-    std::vector<ike_psk> psks;   // `psk:`/`keys:` inline, or read from `key-file:` (root only)
-    std::string key_file;        // as written (for errors and reload)
-    std::string local_id;        // empty: the tunnel's NBMA address (ID_IPV4_ADDR)
-    std::string certificate;     // PEM file: our certificate (chain); certificate auth
-    std::string private_key;     // PEM file
-    std::vector<std::string> ca; // PEM files: trust anchors for the peers' certificates
+    std::vector<ike_psk> psks;    // `psk:`/`keys:` inline, or read from `key-file:` (root only)
+    std::string key_file;         // as written (for errors and reload)
+    std::string local_id;         // empty: the tunnel's NBMA address (ID_IPV4_ADDR)
+    std::string certificate;      // PEM file: our certificate (chain); certificate auth
+    std::string private_key;      // PEM file
+    std::vector<std::string> ca;  // PEM files: trust anchors for the peers' certificates
     std::vector<ike_proposal> proposals;  // IKE SA, in preference order
     // ESP proposals for CHILD_SAs, in preference order (the dataplane's transforms, plus
     // aes128-sha256 / aes256-sha1 combinations the SA code supports).
@@ -240,12 +240,12 @@ struct ike_settings {
     uint32_t child_lifetime_s = 3600;   // CHILD_SA, likewise
     uint64_t child_lifetime_bytes = 0;  // 0: no byte limit
     uint64_t child_lifetime_packets = 0;
-    uint32_t dpd_interval_s = 30;       // 0: no liveness checks
-    uint32_t dpd_retries = 5;           // retransmissions before the peer is declared dead
-    uint32_t cookie_threshold = 1000;   // half-open IKE SAs above which COOKIE is demanded
-    uint32_t max_half_open = 100000;    // beyond this, IKE_SA_INIT is dropped and counted
-    uint32_t nat_keepalive_s = 20;      // 0: none
-    bool initiate = false;  // initiate to `nhs` peers and static maps (hub-to-hub)
+    uint32_t dpd_interval_s = 30;      // 0: no liveness checks
+    uint32_t dpd_retries = 5;          // retransmissions before the peer is declared dead
+    uint32_t cookie_threshold = 1000;  // half-open IKE SAs above which COOKIE is demanded
+    uint32_t max_half_open = 100000;   // beyond this, IKE_SA_INIT is dropped and counted
+    uint32_t nat_keepalive_s = 20;     // 0: none
+    bool initiate = false;             // initiate to `nhs` peers and static maps (hub-to-hub)
 
     friend bool operator==(const ike_settings&, const ike_settings&) = default;
 };

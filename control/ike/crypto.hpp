@@ -74,8 +74,8 @@ protected:
 };
 
 // ---- PRF ----
-bool supported_prf(uint16_t prf) noexcept;    // prf_id::hmac_sha2_256/384/512 (and sha1)
-size_t prf_size(uint16_t prf) noexcept;       // output (and preferred key) size
+bool supported_prf(uint16_t prf) noexcept;  // prf_id::hmac_sha2_256/384/512 (and sha1)
+size_t prf_size(uint16_t prf) noexcept;     // output (and preferred key) size
 secret prf(uint16_t prf, cspan key, cspan data);
 // prf+ (RFC 7296 section 2.13): the first n bytes of T1 | T2 | ...
 secret prf_plus(uint16_t prf, cspan key, cspan seed, size_t n);
@@ -115,8 +115,8 @@ ike_keys derive_ike_keys(const ike_suite& s, cspan ni, cspan nr, cspan g_ir, uin
                          uint64_t spi_r);
 // IKE SA rekey (section 2.18): SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), with the old
 // SA's PRF; keys from the new SA's suite.
-ike_keys derive_rekeyed_ike_keys(uint16_t old_prf, cspan old_sk_d, const ike_suite& s,
-                                 cspan g_ir, cspan ni, cspan nr, uint64_t spi_i, uint64_t spi_r);
+ike_keys derive_rekeyed_ike_keys(uint16_t old_prf, cspan old_sk_d, const ike_suite& s, cspan g_ir,
+                                 cspan ni, cspan nr, uint64_t spi_i, uint64_t spi_r);
 // KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr) (section 2.17), `n` bytes: the caller takes the
 // initiator-to-responder keys first, encryption key before integrity key.
 secret child_keymat(uint16_t prf, cspan sk_d, std::optional<cspan> g_ir, cspan ni, cspan nr,
@@ -148,7 +148,7 @@ class private_key {
 public:
     // PEM (PKCS#8 or traditional RSA/EC); the error names the file and what was wrong.
     static wire::result<std::unique_ptr<private_key>, std::string> load_pem(cspan pem,
-                                                                           std::string_view what);
+                                                                            std::string_view what);
     ~private_key();
     bool is_rsa() const noexcept;
     bool is_ecdsa() const noexcept;

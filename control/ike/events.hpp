@@ -35,12 +35,12 @@ struct esp_keys {
 
 // A CHILD_SA pair for one peer: ESP transport mode, GRE between the two NBMA addresses.
 struct child_sa {
-    uint64_t id = 0;        // engine-wide, never reused
-    uint64_t ike_sa_id = 0; // the IKE SA it belongs to
+    uint64_t id = 0;         // engine-wide, never reused
+    uint64_t ike_sa_id = 0;  // the IKE SA it belongs to
     uint32_t tunnel = 0;
-    std::string profile;    // the IPsec profile (YAML) it was negotiated under
-    uint32_t local = 0;     // our NBMA address
-    uint32_t peer = 0;      // the peer's NBMA address (its public address behind NAT)
+    std::string profile;  // the IPsec profile (YAML) it was negotiated under
+    uint32_t local = 0;   // our NBMA address
+    uint32_t peer = 0;    // the peer's NBMA address (its public address behind NAT)
     // UDP encapsulation (RFC 3948) when a NAT was detected: the ports ESP-in-UDP uses.
     bool udp_encap = false;
     uint16_t local_port = 4500;

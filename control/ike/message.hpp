@@ -226,7 +226,7 @@ inline constexpr uint16_t non_first_fragments_also = 16395;
 inline constexpr uint16_t mobike_supported = 16396;
 inline constexpr uint16_t multiple_auth_supported = 16404;
 inline constexpr uint16_t eap_only_authentication = 16417;
-inline constexpr uint16_t childless_ikev2_supported = 16418;  // RFC 6023
+inline constexpr uint16_t childless_ikev2_supported = 16418;      // RFC 6023
 inline constexpr uint16_t ikev2_fragmentation_supported = 16430;  // RFC 7383
 inline constexpr uint16_t signature_hash_algorithms = 16431;      // RFC 7427
 }  // namespace notify_type
@@ -242,8 +242,8 @@ struct notify_payload {
 
 struct delete_payload {
     uint8_t protocol = protocol_id::ike;
-    uint8_t spi_size = 0;      // 0 (IKE) or 4 (ESP)
-    std::vector<bytes> spis;   // each spi_size bytes
+    uint8_t spi_size = 0;     // 0 (IKE) or 4 (ESP)
+    std::vector<bytes> spis;  // each spi_size bytes
     bool operator==(const delete_payload&) const = default;
 };
 
@@ -301,10 +301,10 @@ struct id_payload_r : id_payload {};
 struct ts_payload_i : ts_payload {};
 struct ts_payload_r : ts_payload {};
 
-using payload = std::variant<sa_payload, ke_payload, id_payload_i, id_payload_r, cert_payload,
-                             certreq_payload, auth_payload, nonce_payload, notify_payload,
-                             delete_payload, vendor_payload, ts_payload_i, ts_payload_r,
-                             sk_payload, skf_payload, opaque_payload>;
+using payload =
+    std::variant<sa_payload, ke_payload, id_payload_i, id_payload_r, cert_payload, certreq_payload,
+                 auth_payload, nonce_payload, notify_payload, delete_payload, vendor_payload,
+                 ts_payload_i, ts_payload_r, sk_payload, skf_payload, opaque_payload>;
 payload_type type_of(const payload& p) noexcept;
 
 struct message {
@@ -317,20 +317,20 @@ struct message {
 enum class parse_error : uint8_t {
     truncated_header,
     bad_major_version,
-    length_mismatch,         // header length vs datagram length
-    too_long,                // over max_message_size
-    truncated_payload,       // a payload header or body runs past the message
-    bad_payload_length,      // shorter than its fixed part
-    unsupported_critical,    // unknown payload type with the critical bit
-    sk_not_last,             // SK/SKF followed by another payload
-    bad_proposal,            // proposal/transform substructure inconsistent
-    bad_attribute,           // a transform attribute malformed
-    bad_ke,                  //
-    bad_notify,              // SPI size / protocol inconsistent
-    bad_delete,              // SPI size times count vs length
-    bad_traffic_selector,    // TS length vs type, start > end
-    bad_fragment,            // SKF number 0 or above total
-    too_many_payloads,       // more than max_payloads
+    length_mismatch,       // header length vs datagram length
+    too_long,              // over max_message_size
+    truncated_payload,     // a payload header or body runs past the message
+    bad_payload_length,    // shorter than its fixed part
+    unsupported_critical,  // unknown payload type with the critical bit
+    sk_not_last,           // SK/SKF followed by another payload
+    bad_proposal,          // proposal/transform substructure inconsistent
+    bad_attribute,         // a transform attribute malformed
+    bad_ke,                //
+    bad_notify,            // SPI size / protocol inconsistent
+    bad_delete,            // SPI size times count vs length
+    bad_traffic_selector,  // TS length vs type, start > end
+    bad_fragment,          // SKF number 0 or above total
+    too_many_payloads,     // more than max_payloads
 };
 std::string_view name(parse_error e) noexcept;
 inline constexpr size_t max_payloads = 64;
@@ -340,7 +340,7 @@ wire::result<header, parse_error> parse_header(std::span<const uint8_t> datagram
 wire::result<message, parse_error> parse(std::span<const uint8_t> datagram);
 // A payload chain starting with `first` (what an SK payload decrypts to).
 wire::result<std::vector<payload>, parse_error> parse_payloads(payload_type first,
-                                                                std::span<const uint8_t> chain);
+                                                               std::span<const uint8_t> chain);
 
 // The payload chain's bytes, each payload's Next Payload field set from its successor (the
 // last one none). Returns the chain and the type of its first payload.
