@@ -49,7 +49,7 @@ enum class ike_sa_status : uint8_t {
     in_negotiation,  // IN-NEG: IKE_SA_INIT / IKE_AUTH under way
     deleting,        // DELETE: DELETE sent or received, state going
 };
-enum class auth_method : uint8_t { psk, rsa, ecdsa };
+enum class auth_kind : uint8_t { psk, rsa, ecdsa };
 
 struct ike_sa_row {
     uint64_t id = 0;     // the engine's IKE SA id: the Tunnel-id column and "conn-id"
@@ -67,9 +67,9 @@ struct ike_sa_row {
     uint16_t prf = 0;    // prf_id
     uint16_t integ = 0;  // integ_id; none with GCM ("Hash: None")
     uint16_t dh_group = 0;
-    auth_method auth_sign = auth_method::psk;    // how we authenticate ourselves
-    auth_method auth_verify = auth_method::psk;  // how the peer authenticated
-    uint32_t lifetime_s = 0;                     // configured IKE SA lifetime
+    auth_kind auth_sign = auth_kind::psk;    // how we authenticate ourselves
+    auth_kind auth_verify = auth_kind::psk;  // how the peer authenticated
+    uint32_t lifetime_s = 0;                 // configured IKE SA lifetime
     uint32_t active_s = 0;  // seconds since the SA came up (or since negotiation began)
     std::string local_id;   // identities as text ("10.0.0.1", "hub.example.net")
     std::string remote_id;
@@ -101,8 +101,7 @@ struct esp_sa_row {
     bool tunnel_mode = false;  // "Transport" (DMVPN) unless a peer keyed tunnel mode
     bool udp_encap = false;    // NAT-T: "Transport UDP-Encaps"
     uint64_t conn_id = 0;
-    uint64_t flow_id = 0;    // "flow_id: SW:<n>"
-    std::string crypto_map;  // "Tunnel0-head-0"
+    uint64_t flow_id = 0;  // "flow_id: SW:<n>"
     // Kilobytes left before the hard byte limit; none: no byte limit (text prints "-"
     // rather than a made-up number).
     std::optional<uint64_t> remaining_kb;
