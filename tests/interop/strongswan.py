@@ -61,6 +61,21 @@ def available():
     return None
 
 
+class Checks:
+    """check(cond, what, detail=""): prints ok/FAIL and remembers the failures."""
+
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, cond, what, detail=""):
+        print(("ok   " if cond else "FAIL ") + what, flush=True)
+        if not cond:
+            self.failures.append(what)
+            if detail:
+                print(detail, flush=True)
+        return cond
+
+
 def sh(*args, timeout=30, check=True, env=None):
     r = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
                        env=env)
