@@ -36,8 +36,7 @@ SOURCE = HERE.parents[1]
 CAPTURES = Path(os.environ.get("DMVPN_TESTDATA", SOURCE / "tests" / "data")) / "captures" / \
     "strongswan"
 CAPTURE_SCRIPT = SOURCE / "scripts" / "interop" / "capture-strongswan"
-EXPECTED = 8
-
+EXPECTED = 8   # scripts/interop/capture-strongswan's cases
 check = ss.Checks()
 failures = check.failures
 
@@ -177,7 +176,15 @@ def check_capture(base, name):
 def check_claims(name, msgs, ike, auth):
     payloads_of = lambda ms: {p for m in ms for p in m["payloads"]}
     fields_of = lambda ms, f: [v for m in ms for v in m["fields"].get(f, [])]
-    if "childless" not in name and "dpd-rekey-delete" not in name:
+    if "-guests-" in name:
+        req = [m for m in auth if not is_response(m)]
+        resp = [m for m in auth if is_response(m)]
+        check({"33", "44", "45"} <= payloads_of(resp)
+              and set(fields_of(req + resp, "isakmp.ts.protoid")) == {"47"}
+              and "16391" in fields_of(resp, "isakmp.notify.msgtype"),
+              f"{name}: the CHILD_SA was accepted: IKE_AUTH response with SA, TSi/TSr "
+              "protocol 47, USE_TRANSPORT_MODE")
+    elif "childless" not in name and "dpd-rekey-delete" not in name:
         req = [m for m in auth if not is_response(m)]
         notes = fields_of(req, "isakmp.notify.msgtype")
         protos = fields_of(req, "isakmp.ts.protoid")
@@ -212,19 +219,52 @@ def check_claims(name, msgs, ike, auth):
         check("16388" in nat and "16389" in nat, f"{name}: NAT_DETECTION_* notifies")
 
 
-def check_folder(base, label):
+def esp_decrypts(pcap, esp_sa):
+    """(ESP packets, of which decrypted: GRE inside) with `esp_sa` as tshark's esp_sa table."""
+    with tempfile.TemporaryDirectory() as cfg:
+        Path(cfg, "esp_sa").write_text(esp_sa)
+        Path(cfg, "preferences").write_text("esp.enable_encryption_decode: TRUE\n")
+        r = subprocess.run(["tshark", "-n", "-r", str(pcap), "-Y", "esp", "-T", "fields",
+                            "-e", "esp.spi", "-e", "gre.key"], capture_output=True, text=True,
+                           timeout=120, env=dict(os.environ, WIRESHARK_CONFIG_DIR=cfg))
+    lines = [l.split("\t") for l in r.stdout.splitlines()]
+    return len(lines), sum(1 for f in lines if len(f) > 1 and f[1])
+
+
+def check_esp(base, name):
+    """NAME.esp_sa (captures from the qemu guests, whose kernels have ESP): tshark decrypts
+    every ESP packet to GRE, and with one key byte changed none."""
+    path = base / f"{name}.esp_sa"
+    if not path.exists():
+        return
+    text = path.read_text()
+    n, ok = esp_decrypts(base / f"{name}.pcap", text)
+    check(n > 0 and ok == n, f"{name}: tshark decrypts all {n} ESP packets to GRE ({ok})")
+    bad = []
+    for line in text.splitlines():   # the 6th field is the encryption key, "0x..."
+        f = line.split(",")
+        if not line.startswith("#") and len(f) >= 6 and f[5].startswith('"0x'):
+            f[5] = '"0x' + ("1" if f[5][3] == "0" else "0") + f[5][4:]
+        bad.append(",".join(f))
+    bad = "\n".join(bad) + "\n"
+    n, ok = esp_decrypts(base / f"{name}.pcap", bad)
+    check(ok == 0, f"{name}: with the ESP keys changed tshark decrypts none ({ok} of {n})")
+
+
+def check_folder(base, label, expected):
     names = sorted(p.name[:-len(".pcap")] for p in base.glob("*.pcap"))
-    check(len(names) == EXPECTED, f"{label}: {len(names)} captures (expected {EXPECTED})")
+    check(len(names) == expected, f"{label}: {len(names)} captures (expected {expected})")
     for name in names:
         msgs, ike, auth = check_capture(base, name)
         check_claims(name, msgs, ike, auth)
+        check_esp(base, name)
 
 
 def main():
     if shutil.which("tshark") is None:
         print("SKIP: tshark is not installed (scripts/setup installs it)")
         sys.exit(77)
-    check_folder(CAPTURES, "committed captures")
+    check_folder(CAPTURES, "committed captures", EXPECTED + 1)   # + the guests' capture
     why = ss.available()
     if os.environ.get("DMVPN_STRONGSWAN_LIVE") != "1":
         print("note: live recording not asked for (DMVPN_STRONGSWAN_LIVE=1 does it)")
@@ -236,7 +276,7 @@ def main():
                                timeout=600)
             print(r.stdout[-4000:], r.stderr[-4000:])
             if check(r.returncode == 0, "live: capture-strongswan recorded every case"):
-                check_folder(Path(out), "live captures")
+                check_folder(Path(out), "live captures", EXPECTED)
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)
