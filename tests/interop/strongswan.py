@@ -150,7 +150,7 @@ class Conn:
     def render(self):
         l_id = self.local_id or (self.local_addr if self.auth == "psk" else "")
         r_id = self.remote_id or (self.remote_addr if self.auth == "psk" else "%any")
-        lines = [f"connections {{", f"  {self.name} {{", "    version = 2",
+        lines = ["connections {", f"  {self.name} {{", "    version = 2",
                  f"    local_addrs = {self.local_addr}", f"    remote_addrs = {self.remote_addr}",
                  f"    proposals = {self.proposals}", f"    fragmentation = {self.fragmentation}",
                  f"    mobike = {'yes' if self.mobike else 'no'}",
@@ -397,7 +397,8 @@ charon-systemd {{
                 except OSError:
                     pass
             time.sleep(0.1)
-        raise AssertionError(f"{self.name}: no VICI socket after {timeout} s:\n{self.log()[-3000:]}")
+        raise AssertionError(f"{self.name}: no VICI socket after {timeout} s:\n"
+                             + self.log()[-3000:])
 
     def swanctl(self, *args, timeout=60, check=True):
         return sh(SWANCTL, *args, "--uri", f"unix://{self.socket}", timeout=timeout, check=check)
@@ -612,9 +613,6 @@ def tshark_ikev2(pcap, table_rows, fields, display_filter="isakmp", extra=()):
         r = sh(*args, *extra, timeout=120, env=env)
     return [line.split("\t") for line in r.stdout.splitlines()]
 
-
-def cleanup_dir(path):
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # --- RFC 7296 section 2.14 / 2.18, recomputed with Python's hmac (a check on what charon

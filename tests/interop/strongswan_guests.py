@@ -127,7 +127,7 @@ def main():
         r = guest_sh(A[0], f"ping -n -c 12 -i 0.5 -W 3 {B[2]}", timeout=90)
         got = re.search(r"(\d+) received", r.stdout)
         received = int(got.group(1)) if got else 0
-        check(received >= 6 and re.search(rf"icmp_seq=12 ", r.stdout) is not None,
+        check(received >= 6 and re.search(r"icmp_seq=12 ", r.stdout) is not None,
               f"{A[0]} pings {B[2]} across GRE in ESP ({received}/12 answered; the first ones "
               "go while IKE runs)", r.stdout + r.stderr)
         listing = {}
