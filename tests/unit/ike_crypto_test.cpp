@@ -398,6 +398,25 @@ TEST_CASE("key schedule matches strongSwan's logged keys", "[ike][crypto][keys][
               hex("12c93b4fa4df8e2121a9870299c61039fe852bf70b2834b236f3749d445bcb5d"));
         CHECK(to_bytes(km.slice(96, 32)) ==
               hex("8c6fbc6a5a629e2f9586363f14e191e1f2ff0bc0e0ac23dfea35bd30096d6f04"));
+
+        // The initiator's IKE_AUTH request from the capture: ICV (HMAC-SHA2-256-128 over header,
+        // SK header, IV and ciphertext) checks and AES-CBC-256 opens it to the IDi payload.
+        const bytes msg =
+            hex("753d67a10fb79565a27a3b531c27226f2e2023080000000100000110230000f4"
+                "c8ec7091093fb94e91bee530464deaf48b7e97d941c421401ba259c691b9ece1"
+                "50875cc708daa6c8eb75b2098521491055aa98c6c2cd5061cd01705d357ce887"
+                "15f23a19a0fb56dc3f76a5b43ce2938ddd53fbade143e0009208f89ecf4342bf"
+                "9a0a611214ede54c93cf0a737a788fa0bacac646472f07b9272d2a3cee91c766"
+                "eadc255a73d249688f94bfb7184ec4dec2659e616927a6eefea8da23d67f29f5"
+                "0ef152fe51ab8a355c7810a81206e58805eee0de6f4b73bd93ddbd63dc81443a"
+                "dadb9537fec163a2326ff3879d69531f58958a91b1ed0eaf634dbc2d8d6e52c0"
+                "fc5f943fa3463536bbe5936b3226c61a");
+        const cspan aad = cspan{msg}.subspan(0, 32);
+        auto inner = crypto::unprotect(k.initiator, aad, cspan{msg}.subspan(32));
+        REQUIRE(inner.has_value());
+        REQUIRE(inner->size() > 12);
+        CHECK(bytes(inner->begin(), inner->begin() + 12) == hex("2900000c01000000c0000201"));
+        CHECK_FALSE(crypto::unprotect(k.responder, aad, cspan{msg}.subspan(32)).has_value());
     }
     SECTION("AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519") {
         const bytes ni = hex("f3070df448409522bedc48eb1cdf790c21cdf0da712c8d972f6a46e49c0b3190");
@@ -417,5 +436,27 @@ TEST_CASE("key schedule matches strongSwan's logged keys", "[ike][crypto][keys][
                                        "b8291773034e65019996af0272528edc786230e51162c141"));
         CHECK(to_bytes(k.sk_pr) == hex("b4ef0f9addcab9126af9d2eed4b8c796b35e19670a2a6f85"
                                        "16109a3b988bdef1e91136e94686523cbdf3d1a1d3b45c80"));
+
+        // The initiator's IKE_AUTH request from the same capture (UDP 500): IKE header and SK
+        // generic header are the AAD; the body opens and re-seals to the same bytes (strongSwan
+        // sends no padding with GCM).
+        const bytes msg =
+            hex("f98879d303fe2f6f21632b66eec454002e20230800000001000000a92300008d"
+                "4b0863a88da4f0b1a14886ef1660a25a59c85f4346172b69058b362f32263b37"
+                "0832e6c53dc0bc22a76fdb84f5a05dd013fc1f2df52176741670892bb1c5868e"
+                "bf55701799ff85b6a4370476e98cc72f734e06a9e3788efed00fcfa355ceca24"
+                "89efeba59e2d09804ccfbc028908d856784020a25c8b4ccafa3653b1399fdb97"
+                "29ee22eea04325a324");
+        const cspan aad = cspan{msg}.subspan(0, 32);
+        const cspan body = cspan{msg}.subspan(32);
+        auto inner = crypto::unprotect(k.initiator, aad, body);
+        REQUIRE(inner.has_value());
+        // IDi first: next payload N (41), length 12, ID_IPV4_ADDR 192.0.2.1
+        REQUIRE(inner->size() > 12);
+        CHECK(bytes(inner->begin(), inner->begin() + 12) == hex("2900000c01000000c0000201"));
+        auto again = crypto::protect_with_iv(k.initiator, aad, *inner, body.subspan(0, 8));
+        REQUIRE(again.has_value());
+        CHECK(*again == bytes(body.begin(), body.end()));
+        CHECK_FALSE(crypto::unprotect(k.responder, aad, body).has_value());
     }
 }
