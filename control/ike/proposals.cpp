@@ -9,14 +9,15 @@ namespace dmvpn::ike::detail {
 namespace {
 
 transform encr_transform(uint16_t id, uint16_t bits) {
-    return transform{transform_type::encr, id, bits};
+    return transform{transform_type::encr, id, bits, {}};
 }
-transform plain(transform_type t, uint16_t id) { return transform{t, id, std::nullopt}; }
+transform plain(transform_type t, uint16_t id) { return transform{t, id, std::nullopt, {}}; }
 
 std::vector<const transform*> of_type(const proposal& p, transform_type t) {
     std::vector<const transform*> v;
     for (const auto& x : p.transforms) {
-        if (x.type == t) {
+        // A transform with an attribute we do not understand is unacceptable (section 3.3.6).
+        if (x.type == t && x.unknown_attributes.empty()) {
             v.push_back(&x);
         }
     }

@@ -85,9 +85,9 @@ void engine::impl::responder_sa_init(const datagram& d, const message& m, time_p
     // A retransmission of a request we answered: the same answer (section 2.1).
     if (auto it = by_init.find({d.src, d.sport, h.spi_i}); it != by_init.end()) {
         ike_sa* sa = find_sa(it->second);
-        if (sa != nullptr && sa->state == sa_state::half_open && d.payload == sa->init_request) {
+        if (sa != nullptr && !sa->retired && d.payload == sa->init_request) {
             ++c.duplicates_answered;
-            send_packets(*sa, sa->cached_response, out);
+            send_packets(*sa, {sa->init_response}, out);
         } else {
             ++c.dropped;
         }
