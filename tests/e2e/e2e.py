@@ -197,11 +197,17 @@ def spokesim(d, *args, timeout=240, tunnel_prefix="10.0.0.0/16"):
         with open(out_path) as f, open(err_path) as e:
             print(f.read(), e.read())
         raise SystemExit("dmvpn-spokesim gave no JSON report")
+    # Frames the emulator could not hand to its port (the memif ring full on a busy host)
+    # never reached the hub: scenarios that count every frame at the hub allow for them.
+    with open(err_path) as e:
+        m = re.search(r"(\d+) frames dropped on transmit", e.read())
+    rep["tx_dropped"] = int(m.group(1)) if m else 0
     print("spokesim %s -> rc %d: %s" % (" ".join(str(a) for a in args), rc,
                                           {k: rep[k] for k in ("registered", "registration_replies",
                                                                "registration_rejects", "sent",
                                                                "received", "lost", "corrupt",
-                                                               "shortcuts", "esp_errors")}),
+                                                               "shortcuts", "esp_errors",
+                                                               "tx_dropped")}),
           flush=True)
     return rc, rep
 
@@ -554,11 +560,12 @@ def forge(d):
         # what gets past is held to hub.punt-rates multicast, and only that reaches replication.
         spoofed = st["drops"]["spoofed_source"]
         mcast_punted = st["punts"]["multicast"]["handled"]
-        check(spoofed + pol["multicast"]["policed"] + mcast_punted >= forged and
+        check(spoofed + pol["multicast"]["policed"] + mcast_punted + r["tx_dropped"] >= forged and
               mcast_punted <= 1000 * 30,
               "the forged multicast stopped at the workers: %d dropped as spoofed_source, %d "
-              "policed, %d replicated to %d spokes" %
-              (spoofed, pol["multicast"]["policed"], mcast_punted, r["multicast_received"]))
+              "policed, %d replicated to %d spokes (%d frames of the emulator's never left it)" %
+              (spoofed, pol["multicast"]["policed"], mcast_punted, r["multicast_received"],
+               r["tx_dropped"]))
         check(ctl["arp_entries"] <= 16384,
               "the ARP table stayed within hub.arp-max-entries (%d)" % ctl["arp_entries"])
         growth = (hwm - rss0) // 1024
