@@ -690,3 +690,46 @@ TEST_CASE("strongSwan 5.9.8's IKE_SA_INIT request: the responder's choices") {
     b2->on_datagram(natted, time_point{}, o3);
     REQUIRE(o3.send.size() == 1);
 }
+
+TEST_CASE("NAT detected: IKE moves to 4500, the CHILD_SA is UDP-encapsulated to the mapping") {
+    constexpr uint32_t private_addr = 0x0a000002;  // 10.0.0.2 behind the NAT
+    constexpr uint32_t public_addr = 0xcb007105;   // 203.0.113.5
+    wire_pair p;
+    p.a.e = make(settings(), private_addr);
+    p.b.e = make(settings(), hub_addr);
+    // The NAT rewrites on the way through: the spoke's source (port + 10000) out, back in.
+    std::vector<std::pair<datagram, bool>> q;
+    auto through_nat = [&](outputs o, bool from_a) { p.take(from_a ? p.a : p.b, o, q, from_a); };
+    outputs o;
+    p.a.e->initiate(0, hub_addr, p.now, o);
+    through_nat(std::move(o), true);
+    for (size_t i = 0; i < q.size() && i < 100; ++i) {
+        auto [d, from_a] = q[i];
+        if (from_a) {
+            CHECK(d.src == private_addr);
+            d.src = public_addr;
+            d.sport = uint16_t(d.sport + 10000);
+        } else {
+            CHECK(d.dst == public_addr);
+            d.dst = private_addr;
+            d.dport = uint16_t(d.dport - 10000);
+        }
+        outputs r;
+        (from_a ? p.b : p.a).e->on_datagram(d, p.now, r);
+        through_nat(std::move(r), !from_a);
+    }
+    REQUIRE(p.a.installs.size() == 1);
+    REQUIRE(p.b.installs.size() == 1);
+    // IKE_AUTH went from and to port 4500.
+    REQUIRE(p.a.sent.size() == 2);
+    CHECK(p.a.sent[0].sport == 500);
+    CHECK(p.a.sent[1].sport == 4500);
+    CHECK(p.a.sent[1].dport == 4500);
+    const child_sa& h = p.b.installs[0];
+    CHECK(h.udp_encap);
+    CHECK(h.peer == public_addr);
+    CHECK(h.peer_port == 14500);
+    CHECK(h.local_port == 4500);
+    CHECK(p.a.installs[0].udp_encap);
+    require_pair_matches(p.a.installs[0], h);
+}
