@@ -591,6 +591,7 @@ std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_p
 
 void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
     auto& im = *_impl;
+    im.last_now = now;
     if (d.payload.size() == 1 && d.payload[0] == 0xff) {
         return;  // NAT keepalive (RFC 3948 section 2.3)
     }
@@ -636,6 +637,7 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
 
 void engine::tick(time_point now, outputs& out) {
     auto& im = *_impl;
+    im.last_now = now;
     if (!im.cookie_started || now - im.cookie_rotated >= cookie_rotation) {
         im.cookie_previous = std::move(im.cookie_secret);
         im.cookie_secret = crypto::secret(random_bytes(32));
@@ -760,34 +762,5 @@ void engine::clear(uint32_t peer, time_point now, outputs& out) {
 }
 
 const engine_counters& engine::counters() const noexcept { return _impl->c; }
-
-std::string engine::show(std::string_view what, bool json) const {
-    // The IOS-layout rendering lands with control/ike/show.hpp; until then a plain listing.
-    const auto& im = *_impl;
-    std::string s;
-    if (json) {
-        s.push_back('[');
-    }
-    bool first = true;
-    for (const auto& [id, sa] : im.sas) {
-        if (json) {
-            s += fmt::format(
-                "{}{{\"id\":{},\"local\":\"{}\",\"remote\":\"{}\",\"state\":\"{}\","
-                "\"children\":{}}}",
-                first ? "" : ",", id, ipv4_text(sa->local), ipv4_text(sa->peer), name(sa->state),
-                sa->children.size());
-        } else {
-            s += fmt::format("{} {}/{} {}/{} {} {} child SAs\n", id, ipv4_text(sa->local),
-                             sa->local_port, ipv4_text(sa->peer), sa->peer_port, name(sa->state),
-                             sa->children.size());
-        }
-        first = false;
-    }
-    if (json) {
-        s.push_back(']');
-    }
-    (void)what;
-    return s;
-}
 
 }  // namespace dmvpn::ike
