@@ -645,6 +645,12 @@ void engine::tick(time_point now, outputs& out) {
         im.cookie_rotated = now;
         im.cookie_started = true;
     }
+    // The IKE thread ticks every 10 ms; the SAs' timers need no finer grain than 100 ms.
+    if (im.scanned && now - im.last_scan < std::chrono::milliseconds(100)) {
+        return;
+    }
+    im.scanned = true;
+    im.last_scan = now;
     std::vector<uint64_t> ids;
     ids.reserve(im.sas.size());
     for (const auto& [id, sa] : im.sas) {

@@ -171,7 +171,9 @@ struct engine::impl {
     uint64_t next_sa_id = 1, next_child_id = 1;
     engine_counters c;
     size_t half_open = 0;
-    time_point last_now{};  // the latest clock reading (for show)
+    time_point last_now{};   // the latest clock reading (for show)
+    time_point last_scan{};  // tick(): when the SAs' timers last ran
+    bool scanned = false;
 
     // COOKIE secrets (section 2.6): the current one and its predecessor.
     crypto::secret cookie_secret, cookie_previous;
