@@ -760,3 +760,32 @@ TEST_CASE("show crypto: the engine's SAs in the view the renderers print") {
     CHECK(json.find("UP-ACTIVE") != std::string::npos);
     CHECK(p.b.e->show("ipsec sa peer 198.51.100.9", false) != ipsec);
 }
+
+TEST_CASE("A rebooted spoke (INITIAL_CONTACT): the hub drops its old IKE SA and CHILD_SA") {
+    auto p = make_pair(settings(), settings());
+    p.initiate();
+    REQUIRE(p.b.ups.size() == 1);
+    p.a.e = make(settings(), spoke_addr);  // the spoke restarts with no state
+    p.tick(seconds(1));
+    p.initiate();
+    REQUIRE(p.b.ups.size() == 2);
+    REQUIRE(p.b.downs.size() == 1);
+    CHECK(p.b.downs[0].ike_sa_id == p.b.ups[0].ike_sa_id);
+    REQUIRE(p.b.removes.size() == 1);
+    CHECK(p.b.removes[0].id == p.b.installs[0].id);
+    CHECK(ike_sa_count(*p.b.e) == 1);
+}
+
+TEST_CASE("install_failed: the held IKE_AUTH answer leaves without the CHILD_SA") {
+    auto p = make_pair(settings(), settings());
+    p.b.auto_install = false;
+    p.initiate();
+    REQUIRE(p.b.installs.size() == 1);
+    outputs o;
+    p.b.e->install_failed(p.b.installs[0].id, "no room", p.now, o);
+    p.settle({}, std::move(o));
+    CHECK(p.a.ups.size() == 1);   // the IKE SA stands
+    CHECK(p.a.installs.empty());  // but no CHILD_SA on the spoke
+    REQUIRE(p.b.removes.size() == 1);
+    CHECK(p.b.removes[0].id == p.b.installs[0].id);
+}
