@@ -585,7 +585,8 @@ void engine::impl::child_timers(ike_sa& sa, time_point now, outputs& out) {
         }
         child& ch = it->second;
         if (ch.state == child_state::installing && now - ch.created >= install_timeout) {
-            remove_child_state(cid, "never installed", out);
+            ch.state = child_state::deleting;
+            not_installed(cid, "never installed", now, out);
             continue;
         }
         if (ch.state != child_state::installed) {

@@ -692,26 +692,30 @@ void engine::installed(uint64_t child_id, time_point now, outputs& out) {
 }
 
 void engine::install_failed(uint64_t child_id, std::string why, time_point now, outputs& out) {
-    auto& im = *_impl;
-    auto it = im.children.find(child_id);
-    if (it == im.children.end()) {
+    _impl->not_installed(child_id, why, now, out);
+}
+
+void engine::impl::not_installed(uint64_t child_id, std::string_view why, time_point now,
+                                 outputs& out) {
+    auto it = children.find(child_id);
+    if (it == children.end()) {
         return;
     }
-    ike_sa* sa = im.find_sa(it->second.sa.ike_sa_id);
+    ike_sa* sa = find_sa(it->second.sa.ike_sa_id);
     if (sa != nullptr && sa->held && sa->held_child == child_id) {
         // The answer still waits: send it without the CHILD_SA.
         std::vector<payload> inner = sa->held_base;
         inner.emplace_back(notify(notify_type::no_additional_sas));
-        im.remove_child_state(child_id, why, out);
-        im.respond(*sa, sa->held_exchange, *sa->cached_mid, inner, out);
+        remove_child_state(child_id, why, out);
+        respond(*sa, sa->held_exchange, *sa->cached_mid, inner, out);
         return;
     }
     if (sa != nullptr && sa->state == sa_state::established) {
         it->second.state = child_state::installed;  // so the DELETE names it
-        im.enqueue(*sa, {req_kind::delete_child, child_id}, now, out);
+        enqueue(*sa, {req_kind::delete_child, child_id}, now, out);
         return;
     }
-    im.remove_child_state(child_id, why, out);
+    remove_child_state(child_id, why, out);
 }
 
 void engine::usage(const std::vector<child_usage>& u, time_point now, outputs& out) {

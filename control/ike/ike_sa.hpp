@@ -248,6 +248,9 @@ struct engine::impl {
     // Lifetimes of a new CHILD_SA and the child record; returns its id.
     uint64_t add_child(detail::ike_sa& sa, child_sa c, time_point now);
     void remove_child_state(uint64_t id, std::string_view why, outputs& out);
+    // The hub failed (or never confirmed) the install: a held answer leaves without it, an
+    // established pair is deleted.
+    void not_installed(uint64_t id, std::string_view why, time_point now, outputs& out);
     void responder_create_child(detail::ike_sa& sa, uint32_t mid, const std::vector<payload>& in,
                                 time_point now, outputs& out);
     void start_child_rekey(detail::ike_sa& sa, uint64_t child, time_point now, outputs& out);

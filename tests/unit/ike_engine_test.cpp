@@ -789,3 +789,15 @@ TEST_CASE("install_failed: the held IKE_AUTH answer leaves without the CHILD_SA"
     REQUIRE(p.b.removes.size() == 1);
     CHECK(p.b.removes[0].id == p.b.installs[0].id);
 }
+
+TEST_CASE("An install the hub never confirms: given up, the answer leaves without it") {
+    auto p = make_pair(settings(), settings());
+    p.b.auto_install = false;
+    p.initiate();
+    REQUIRE(p.b.installs.size() == 1);
+    p.tick(seconds(31));
+    CHECK(p.a.ups.size() == 1);
+    CHECK(p.a.installs.empty());
+    REQUIRE(p.b.removes.size() == 1);
+    CHECK(p.b.removes[0].why == "never installed");
+}
