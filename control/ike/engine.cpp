@@ -684,7 +684,7 @@ void engine::installed(uint64_t child_id, time_point now, outputs& out) {
     if (ch.sa.replaces) {
         auto old = im.children.find(*ch.sa.replaces);
         // The side that started the rekey deletes the old pair once the new one is in.
-        if (old != im.children.end() && old->second.rekey_started &&
+        if (old != im.children.end() && ch.we_initiated && old->second.replaced_by == child_id &&
             old->second.state == child_state::rekeyed) {
             im.enqueue(*sa, {req_kind::delete_child, old->first}, now, out);
         }

@@ -101,6 +101,10 @@ struct child {
     uint64_t in_bytes = 0, in_packets = 0, out_bytes = 0, out_packets = 0;
     bool rekey_started = false;
     uint64_t replaced_by = 0;
+    // Created by a rekey: whether we sent its request, and the lower of its exchange's nonces
+    // (section 2.8.1: of two pairs from simultaneous rekeys the one with the lowest nonce goes).
+    bool we_initiated = false;
+    bytes low_nonce;
 };
 
 struct ike_sa {
@@ -253,6 +257,9 @@ struct engine::impl {
     void not_installed(uint64_t id, std::string_view why, time_point now, outputs& out);
     void responder_create_child(detail::ike_sa& sa, uint32_t mid, const std::vector<payload>& in,
                                 time_point now, outputs& out);
+    // A rekey of `old` produced `fresh`: records it, and when a simultaneous rekey produced
+    // another, keeps one of the two (section 2.8.1).
+    void rekeyed_by(uint64_t old, uint64_t fresh, time_point now, outputs& out);
     void start_child_rekey(detail::ike_sa& sa, uint64_t child, time_point now, outputs& out);
     void child_rekey_response(detail::ike_sa& sa, detail::outstanding& o,
                               const std::vector<payload>& in, time_point now, outputs& out);

@@ -753,8 +753,10 @@ TEST_CASE("show crypto: the engine's SAs in the view the renderers print") {
     CHECK(ike.find("198.51.100.2") != std::string::npos);
     CHECK(ike.find("READY") != std::string::npos);
     std::string ipsec = p.b.e->show("ipsec sa", false);
-    CHECK(ipsec.find(fmt::format("0x{:X}", h.inbound.spi)) != std::string::npos);
-    CHECK(ipsec.find(fmt::format("0x{:X}", h.outbound.spi)) != std::string::npos);
+    CHECK(ipsec.find(fmt::format("spi: 0x{:08X}({})", h.inbound.spi, h.inbound.spi)) !=
+          std::string::npos);
+    CHECK(ipsec.find(fmt::format("spi: 0x{:08X}({})", h.outbound.spi, h.outbound.spi)) !=
+          std::string::npos);
     CHECK(ipsec.find("esp-gcm 256") != std::string::npos);
     std::string json = p.b.e->show("session", true);
     CHECK(json.find("UP-ACTIVE") != std::string::npos);
@@ -800,4 +802,45 @@ TEST_CASE("An install the hub never confirms: given up, the answer leaves withou
     CHECK(p.a.installs.empty());
     REQUIRE(p.b.removes.size() == 1);
     CHECK(p.b.removes[0].why == "never installed");
+}
+
+TEST_CASE("Simultaneous CHILD_SA rekey: one new pair survives on both sides (section 2.8.1)") {
+    auto s = settings();
+    s.child_lifetime_bytes = 1000000;
+    s.dpd_interval_s = 0;
+    auto p = make_pair(s, s);
+    p.initiate();
+    outputs oa, ob;
+    p.a.e->usage({{p.a.installs[0].id, 0, 0, 950000, 900}}, p.now, oa);
+    p.b.e->usage({{p.b.installs[0].id, 0, 0, 950000, 900}}, p.now, ob);
+    p.tick(seconds(1));  // both ends start a rekey before either hears the other
+    REQUIRE(p.a.installs.size() == 3);
+    REQUIRE(p.b.installs.size() == 3);
+    // Every pair but one was removed on each side, and the same one survives on both.
+    auto survivor = [](const side& x) {
+        std::vector<uint64_t> alive;
+        for (const auto& c : x.installs) {
+            bool gone = std::any_of(x.removes.begin(), x.removes.end(),
+                                    [&](const remove_child& r) { return r.id == c.id; });
+            if (!gone) {
+                alive.push_back(c.id);
+            }
+        }
+        return alive;
+    };
+    auto sa = survivor(p.a);
+    auto sb = survivor(p.b);
+    REQUIRE(sa.size() == 1);
+    REQUIRE(sb.size() == 1);
+    const child_sa* ca = nullptr;
+    const child_sa* cb = nullptr;
+    for (const auto& c : p.a.installs) {
+        ca = c.id == sa[0] ? &c : ca;
+    }
+    for (const auto& c : p.b.installs) {
+        cb = c.id == sb[0] ? &c : cb;
+    }
+    require_pair_matches(*ca, *cb);
+    CHECK(p.a.downs.empty());
+    CHECK(p.b.downs.empty());
 }
