@@ -23,6 +23,20 @@ const crypto::secret* psk_for(const profile_state& p, std::string_view identity,
     return wildcard;
 }
 
+// The peer's AUTH (section 2.15): its signed octets are its IKE_SA_INIT message, our nonce and
+// prf(SK_p, its ID), MACed with the key; compared in constant time.
+bool psk_verifies(const ike_sa& sa, const crypto::secret* psk, const auth_payload& auth,
+                  const bytes& real_message, const bytes& our_nonce, const crypto::secret& sk_p,
+                  const id_payload& id) {
+    if (psk == nullptr || auth.method != auth_method::shared_key_mic) {
+        return false;
+    }
+    bytes octets =
+        crypto::signed_octets(real_message, our_nonce, sa.suite.prf, sk_p.view(), id_body(id));
+    crypto::secret want = crypto::psk_auth(sa.suite.prf, psk->view(), octets);
+    return crypto::equal(want.view(), auth.data);
+}
+
 }  // namespace
 
 void engine::impl::established(ike_sa& sa, time_point now, outputs& out) {
@@ -54,14 +68,7 @@ void engine::impl::responder_auth(ike_sa& sa, const std::vector<payload>& in, ti
     }
     sa.peer_identity = identity_text(*idi);
     const crypto::secret* psk = psk_for(*prof, sa.peer_identity, sa.peer);
-    bool ok = false;
-    if (psk != nullptr && auth->method == auth_method::shared_key_mic) {
-        bytes octets = crypto::signed_octets(sa.init_request, sa.nr, sa.suite.prf,
-                                             sa.keys.sk_pi.view(), id_body(*idi));
-        crypto::secret want = crypto::psk_auth(sa.suite.prf, psk->view(), octets);
-        ok = crypto::equal(want.view(), auth->data);
-    }
-    if (!ok) {
+    if (!psk_verifies(sa, psk, *auth, sa.init_request, sa.nr, sa.keys.sk_pi, *idi)) {
         // Section 2.21.2: the answer names the failure, and nothing of the SA is kept.
         ++c.auth_failed;
         ++c.ike_sas_failed;
@@ -164,14 +171,7 @@ void engine::impl::initiator_auth_response(ike_sa& sa, const std::vector<payload
     }
     sa.peer_identity = identity_text(*idr);
     const crypto::secret* psk = psk_for(*prof, sa.peer_identity, sa.peer);
-    bool ok = false;
-    if (psk != nullptr && auth->method == auth_method::shared_key_mic) {
-        bytes octets = crypto::signed_octets(sa.init_response, sa.ni, sa.suite.prf,
-                                             sa.keys.sk_pr.view(), id_body(*idr));
-        crypto::secret want = crypto::psk_auth(sa.suite.prf, psk->view(), octets);
-        ok = crypto::equal(want.view(), auth->data);
-    }
-    if (!ok) {
+    if (!psk_verifies(sa, psk, *auth, sa.init_response, sa.ni, sa.keys.sk_pr, *idr)) {
         ++c.auth_failed;
         ++c.ike_sas_failed;
         destroy(sa, "peer's AUTH did not verify", out);

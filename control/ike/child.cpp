@@ -384,10 +384,11 @@ void engine::impl::responder_create_child(ike_sa& sa, uint32_t mid, const std::v
         ++c.rekeys;
     }
     uint64_t cid = add_child(sa, std::move(*cs), now);
-    if (old_id != 0) {
-        children.at(old_id).replaced_by = cid;
-    }
     out.requests.emplace_back(install_child{children.at(cid).sa});
+    if (old_id != 0) {
+        children.at(cid).low_nonce = std::min(nonce->data, nr);
+        rekeyed_by(old_id, cid, now, out);
+    }
     auto packets =
         protect_message(sa, make_header(sa, exchange::create_child_sa, true, mid), reply);
     sa.cached_response = packets ? std::move(*packets) : std::vector<bytes>{};
@@ -453,9 +454,41 @@ void engine::impl::child_rekey_response(ike_sa& sa, outstanding& o, const std::v
     cs->replaces = o.child;
     it->second.state = child_state::rekeyed;
     uint64_t cid = add_child(sa, std::move(*cs), now);
-    children.at(o.child).replaced_by = cid;
     ++c.rekeys;
     out.requests.emplace_back(install_child{children.at(cid).sa});
+    child& fresh = children.at(cid);
+    fresh.we_initiated = true;
+    fresh.low_nonce = std::min(bytes(o.nonce.data(), o.nonce.data() + o.nonce.size()), nonce->data);
+    rekeyed_by(o.child, cid, now, out);
+}
+
+void engine::impl::rekeyed_by(uint64_t old_id, uint64_t fresh, time_point now, outputs& out) {
+    child& old = children.at(old_id);
+    auto other = children.find(old.replaced_by);
+    if (old.replaced_by == 0 || other == children.end()) {
+        old.replaced_by = fresh;
+        return;
+    }
+    // Two new pairs for one old pair: the one whose exchange had the lowest nonce is
+    // redundant, and the end that asked for it deletes it; both ends reach the same answer.
+    child& f = children.at(fresh);
+    uint64_t redundant = f.low_nonce < other->second.low_nonce ? fresh : other->first;
+    old.replaced_by = redundant == fresh ? other->first : fresh;
+    child& r = children.at(redundant);
+    r.rekey_started = true;  // no rekey of its own
+    if (r.we_initiated) {
+        if (ike_sa* sa = find_sa(r.sa.ike_sa_id)) {
+            enqueue(*sa, {req_kind::delete_child, redundant}, now, out);
+        }
+    }
+    // The survivor's installed() deletes the old pair where it was asked for; if it is already
+    // installed, do it now.
+    const child& s = children.at(old.replaced_by);
+    if (s.we_initiated && s.state == child_state::installed) {
+        if (ike_sa* sa = find_sa(s.sa.ike_sa_id)) {
+            enqueue(*sa, {req_kind::delete_child, old_id}, now, out);
+        }
+    }
 }
 
 void engine::impl::start_ike_rekey(ike_sa& sa, time_point now, outputs& out) {
@@ -585,7 +618,8 @@ void engine::impl::child_timers(ike_sa& sa, time_point now, outputs& out) {
         }
         child& ch = it->second;
         if (ch.state == child_state::installing && now - ch.created >= install_timeout) {
-            remove_child_state(cid, "never installed", out);
+            ch.state = child_state::deleting;
+            not_installed(cid, "never installed", now, out);
             continue;
         }
         if (ch.state != child_state::installed) {

@@ -591,6 +591,7 @@ std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_p
 
 void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
     auto& im = *_impl;
+    im.last_now = now;
     if (d.payload.size() == 1 && d.payload[0] == 0xff) {
         return;  // NAT keepalive (RFC 3948 section 2.3)
     }
@@ -636,6 +637,7 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
 
 void engine::tick(time_point now, outputs& out) {
     auto& im = *_impl;
+    im.last_now = now;
     if (!im.cookie_started || now - im.cookie_rotated >= cookie_rotation) {
         im.cookie_previous = std::move(im.cookie_secret);
         im.cookie_secret = crypto::secret(random_bytes(32));
@@ -643,6 +645,12 @@ void engine::tick(time_point now, outputs& out) {
         im.cookie_rotated = now;
         im.cookie_started = true;
     }
+    // The IKE thread ticks every 10 ms; the SAs' timers need no finer grain than 100 ms.
+    if (im.scanned && now - im.last_scan < std::chrono::milliseconds(100)) {
+        return;
+    }
+    im.scanned = true;
+    im.last_scan = now;
     std::vector<uint64_t> ids;
     ids.reserve(im.sas.size());
     for (const auto& [id, sa] : im.sas) {
@@ -676,7 +684,7 @@ void engine::installed(uint64_t child_id, time_point now, outputs& out) {
     if (ch.sa.replaces) {
         auto old = im.children.find(*ch.sa.replaces);
         // The side that started the rekey deletes the old pair once the new one is in.
-        if (old != im.children.end() && old->second.rekey_started &&
+        if (old != im.children.end() && ch.we_initiated && old->second.replaced_by == child_id &&
             old->second.state == child_state::rekeyed) {
             im.enqueue(*sa, {req_kind::delete_child, old->first}, now, out);
         }
@@ -684,26 +692,30 @@ void engine::installed(uint64_t child_id, time_point now, outputs& out) {
 }
 
 void engine::install_failed(uint64_t child_id, std::string why, time_point now, outputs& out) {
-    auto& im = *_impl;
-    auto it = im.children.find(child_id);
-    if (it == im.children.end()) {
+    _impl->not_installed(child_id, why, now, out);
+}
+
+void engine::impl::not_installed(uint64_t child_id, std::string_view why, time_point now,
+                                 outputs& out) {
+    auto it = children.find(child_id);
+    if (it == children.end()) {
         return;
     }
-    ike_sa* sa = im.find_sa(it->second.sa.ike_sa_id);
+    ike_sa* sa = find_sa(it->second.sa.ike_sa_id);
     if (sa != nullptr && sa->held && sa->held_child == child_id) {
         // The answer still waits: send it without the CHILD_SA.
         std::vector<payload> inner = sa->held_base;
         inner.emplace_back(notify(notify_type::no_additional_sas));
-        im.remove_child_state(child_id, why, out);
-        im.respond(*sa, sa->held_exchange, *sa->cached_mid, inner, out);
+        remove_child_state(child_id, why, out);
+        respond(*sa, sa->held_exchange, *sa->cached_mid, inner, out);
         return;
     }
     if (sa != nullptr && sa->state == sa_state::established) {
         it->second.state = child_state::installed;  // so the DELETE names it
-        im.enqueue(*sa, {req_kind::delete_child, child_id}, now, out);
+        enqueue(*sa, {req_kind::delete_child, child_id}, now, out);
         return;
     }
-    im.remove_child_state(child_id, why, out);
+    remove_child_state(child_id, why, out);
 }
 
 void engine::usage(const std::vector<child_usage>& u, time_point now, outputs& out) {
@@ -760,34 +772,5 @@ void engine::clear(uint32_t peer, time_point now, outputs& out) {
 }
 
 const engine_counters& engine::counters() const noexcept { return _impl->c; }
-
-std::string engine::show(std::string_view what, bool json) const {
-    // The IOS-layout rendering lands with control/ike/show.hpp; until then a plain listing.
-    const auto& im = *_impl;
-    std::string s;
-    if (json) {
-        s.push_back('[');
-    }
-    bool first = true;
-    for (const auto& [id, sa] : im.sas) {
-        if (json) {
-            s += fmt::format(
-                "{}{{\"id\":{},\"local\":\"{}\",\"remote\":\"{}\",\"state\":\"{}\","
-                "\"children\":{}}}",
-                first ? "" : ",", id, ipv4_text(sa->local), ipv4_text(sa->peer), name(sa->state),
-                sa->children.size());
-        } else {
-            s += fmt::format("{} {}/{} {}/{} {} {} child SAs\n", id, ipv4_text(sa->local),
-                             sa->local_port, ipv4_text(sa->peer), sa->peer_port, name(sa->state),
-                             sa->children.size());
-        }
-        first = false;
-    }
-    if (json) {
-        s.push_back(']');
-    }
-    (void)what;
-    return s;
-}
 
 }  // namespace dmvpn::ike

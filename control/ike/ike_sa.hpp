@@ -101,6 +101,10 @@ struct child {
     uint64_t in_bytes = 0, in_packets = 0, out_bytes = 0, out_packets = 0;
     bool rekey_started = false;
     uint64_t replaced_by = 0;
+    // Created by a rekey: whether we sent its request, and the lower of its exchange's nonces
+    // (section 2.8.1: of two pairs from simultaneous rekeys the one with the lowest nonce goes).
+    bool we_initiated = false;
+    bytes low_nonce;
 };
 
 struct ike_sa {
@@ -171,6 +175,9 @@ struct engine::impl {
     uint64_t next_sa_id = 1, next_child_id = 1;
     engine_counters c;
     size_t half_open = 0;
+    time_point last_now{};   // the latest clock reading (for show)
+    time_point last_scan{};  // tick(): when the SAs' timers last ran
+    bool scanned = false;
 
     // COOKIE secrets (section 2.6): the current one and its predecessor.
     crypto::secret cookie_secret, cookie_previous;
@@ -245,8 +252,14 @@ struct engine::impl {
     // Lifetimes of a new CHILD_SA and the child record; returns its id.
     uint64_t add_child(detail::ike_sa& sa, child_sa c, time_point now);
     void remove_child_state(uint64_t id, std::string_view why, outputs& out);
+    // The hub failed (or never confirmed) the install: a held answer leaves without it, an
+    // established pair is deleted.
+    void not_installed(uint64_t id, std::string_view why, time_point now, outputs& out);
     void responder_create_child(detail::ike_sa& sa, uint32_t mid, const std::vector<payload>& in,
                                 time_point now, outputs& out);
+    // A rekey of `old` produced `fresh`: records it, and when a simultaneous rekey produced
+    // another, keeps one of the two (section 2.8.1).
+    void rekeyed_by(uint64_t old, uint64_t fresh, time_point now, outputs& out);
     void start_child_rekey(detail::ike_sa& sa, uint64_t child, time_point now, outputs& out);
     void child_rekey_response(detail::ike_sa& sa, detail::outstanding& o,
                               const std::vector<payload>& in, time_point now, outputs& out);

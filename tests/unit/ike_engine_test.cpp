@@ -2,6 +2,7 @@
 // outputs with a fake clock (initiator and responder), and the responder against strongSwan's
 // real IKE_SA_INIT request.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -143,6 +144,17 @@ const notify_payload* notify_of(const message& m, uint16_t type) {
     return nullptr;
 }
 
+// IKE SAs the engine holds, as `show crypto ikev2 sa --json` lists them.
+size_t ike_sa_count(const engine& e) {
+    std::string j = e.show("ikev2 sa", true);
+    size_t n = 0;
+    for (size_t at = j.find("\"local_spi\""); at != std::string::npos;
+         at = j.find("\"local_spi\"", at + 1)) {
+        ++n;
+    }
+    return n;
+}
+
 bytes key_bytes(const ike::crypto::secret& s) { return bytes(s.data(), s.data() + s.size()); }
 
 void require_pair_matches(const child_sa& x, const child_sa& y) {
@@ -227,8 +239,8 @@ TEST_CASE("Wrong PSK: AUTHENTICATION_FAILED, nothing left on either side") {
     CHECK(p.b.installs.empty());
     CHECK(p.b.e->counters().auth_failed == 1);
     CHECK(p.b.e->counters().half_open == 0);
-    CHECK(p.b.e->show("ikev2 sa", false).empty());
-    CHECK(p.a.e->show("ikev2 sa", false).empty());
+    CHECK(ike_sa_count(*p.b.e) == 0);
+    CHECK(ike_sa_count(*p.a.e) == 0);
     REQUIRE(p.b.sent.size() == 2);
     // The answer is encrypted; the spoke read AUTHENTICATION_FAILED from it.
     CHECK(p.a.e->counters().auth_failed == 1);
@@ -273,7 +285,7 @@ TEST_CASE("NO_PROPOSAL_CHOSEN when nothing matches") {
     REQUIRE(p.b.sent.size() == 1);
     CHECK(notify_of(parsed(p.b.sent[0]), notify_type::no_proposal_chosen) != nullptr);
     CHECK(p.b.e->counters().no_proposal == 1);
-    CHECK(p.a.e->show("ikev2 sa", false).empty());
+    CHECK(ike_sa_count(*p.a.e) == 0);
 }
 
 TEST_CASE("COOKIE above the half-open threshold; a legitimate spoke still comes up") {
@@ -333,7 +345,7 @@ TEST_CASE("max_half_open bounds the half-open SAs; half-open SAs expire") {
     outputs ob;
     b->tick(now + seconds(31), ob);
     CHECK(b->counters().half_open == 0);
-    CHECK(b->show("ikev2 sa", false).empty());
+    CHECK(ike_sa_count(*b) == 0);
     CHECK(ob.requests.empty());  // never up: no peer_down
 }
 
@@ -372,9 +384,9 @@ TEST_CASE("Retransmission with back-off; a silent peer is given up") {
     }
     CHECK(p.a.e->counters().retransmits == 5);
     CHECK(p.a.e->counters().ike_sas_failed == 1);
-    CHECK(p.a.e->show("ikev2 sa", false).empty());
+    CHECK(ike_sa_count(*p.a.e) == 0);
     // The responder's half-open SAs (one per retransmission) expired as well.
-    CHECK(p.b.e->show("ikev2 sa", false).empty());
+    CHECK(ike_sa_count(*p.b.e) == 0);
 }
 
 TEST_CASE("A peer that stops after IKE_SA_INIT: the responder's state expires") {
@@ -388,7 +400,7 @@ TEST_CASE("A peer that stops after IKE_SA_INIT: the responder's state expires") 
     CHECK(p.b.e->counters().half_open == 1);
     p.tick(seconds(2));
     CHECK(p.b.e->counters().half_open == 0);
-    CHECK(p.b.e->show("ikev2 sa", false).empty());
+    CHECK(ike_sa_count(*p.b.e) == 0);
 }
 
 TEST_CASE("DELETE: clear on one side takes both down") {
@@ -403,8 +415,8 @@ TEST_CASE("DELETE: clear on one side takes both down") {
     CHECK(p.a.removes.size() == 1);
     CHECK(p.b.removes.size() == 1);
     CHECK(p.b.removes[0].id == p.b.installs[0].id);
-    CHECK(p.a.e->show("ikev2 sa", false).empty());
-    CHECK(p.b.e->show("ikev2 sa", false).empty());
+    CHECK(ike_sa_count(*p.a.e) == 0);
+    CHECK(ike_sa_count(*p.b.e) == 0);
 }
 
 TEST_CASE("DPD: liveness checks when idle; a dead peer goes down") {
@@ -500,9 +512,8 @@ TEST_CASE("IKE SA rekey: new IKE keys, the CHILD_SA stays, no peer_down, the SA 
     CHECK(p.a.removes.empty());
     CHECK(p.b.removes.empty());
     // The old IKE SA was deleted: one SA per side remains.
-    auto lines = [](const std::string& t) { return std::count(t.begin(), t.end(), '\n'); };
-    CHECK(lines(p.a.e->show("ikev2 sa", false)) == 1);
-    CHECK(lines(p.b.e->show("ikev2 sa", false)) == 1);
+    CHECK(ike_sa_count(*p.a.e) == 1);
+    CHECK(ike_sa_count(*p.b.e) == 1);
     // The new SA carries a DELETE: both go down with the child.
     outputs o;
     p.a.e->clear(0, p.now, o);
@@ -689,4 +700,147 @@ TEST_CASE("strongSwan 5.9.8's IKE_SA_INIT request: the responder's choices") {
     outputs o3;
     b2->on_datagram(natted, time_point{}, o3);
     REQUIRE(o3.send.size() == 1);
+}
+
+TEST_CASE("NAT detected: IKE moves to 4500, the CHILD_SA is UDP-encapsulated to the mapping") {
+    constexpr uint32_t private_addr = 0x0a000002;  // 10.0.0.2 behind the NAT
+    constexpr uint32_t public_addr = 0xcb007105;   // 203.0.113.5
+    wire_pair p;
+    p.a.e = make(settings(), private_addr);
+    p.b.e = make(settings(), hub_addr);
+    // The NAT rewrites on the way through: the spoke's source (port + 10000) out, back in.
+    std::vector<std::pair<datagram, bool>> q;
+    auto through_nat = [&](outputs o, bool from_a) { p.take(from_a ? p.a : p.b, o, q, from_a); };
+    outputs o;
+    p.a.e->initiate(0, hub_addr, p.now, o);
+    through_nat(std::move(o), true);
+    for (size_t i = 0; i < q.size() && i < 100; ++i) {
+        auto [d, from_a] = q[i];
+        if (from_a) {
+            CHECK(d.src == private_addr);
+            d.src = public_addr;
+            d.sport = uint16_t(d.sport + 10000);
+        } else {
+            CHECK(d.dst == public_addr);
+            d.dst = private_addr;
+            d.dport = uint16_t(d.dport - 10000);
+        }
+        outputs r;
+        (from_a ? p.b : p.a).e->on_datagram(d, p.now, r);
+        through_nat(std::move(r), !from_a);
+    }
+    REQUIRE(p.a.installs.size() == 1);
+    REQUIRE(p.b.installs.size() == 1);
+    // IKE_AUTH went from and to port 4500.
+    REQUIRE(p.a.sent.size() == 2);
+    CHECK(p.a.sent[0].sport == 500);
+    CHECK(p.a.sent[1].sport == 4500);
+    CHECK(p.a.sent[1].dport == 4500);
+    const child_sa& h = p.b.installs[0];
+    CHECK(h.udp_encap);
+    CHECK(h.peer == public_addr);
+    CHECK(h.peer_port == 14500);
+    CHECK(h.local_port == 4500);
+    CHECK(p.a.installs[0].udp_encap);
+    require_pair_matches(p.a.installs[0], h);
+}
+
+TEST_CASE("show crypto: the engine's SAs in the view the renderers print") {
+    auto p = make_pair(settings(), settings());
+    p.initiate();
+    const child_sa& h = p.b.installs.at(0);
+    std::string ike = p.b.e->show("ikev2 sa", false);
+    CHECK(ike.find("198.51.100.2") != std::string::npos);
+    CHECK(ike.find("READY") != std::string::npos);
+    std::string ipsec = p.b.e->show("ipsec sa", false);
+    CHECK(ipsec.find(fmt::format("spi: 0x{:08X}({})", h.inbound.spi, h.inbound.spi)) !=
+          std::string::npos);
+    CHECK(ipsec.find(fmt::format("spi: 0x{:08X}({})", h.outbound.spi, h.outbound.spi)) !=
+          std::string::npos);
+    CHECK(ipsec.find("esp-gcm 256") != std::string::npos);
+    std::string json = p.b.e->show("session", true);
+    CHECK(json.find("UP-ACTIVE") != std::string::npos);
+    CHECK(p.b.e->show("ipsec sa peer 198.51.100.9", false) != ipsec);
+}
+
+TEST_CASE("A rebooted spoke (INITIAL_CONTACT): the hub drops its old IKE SA and CHILD_SA") {
+    auto p = make_pair(settings(), settings());
+    p.initiate();
+    REQUIRE(p.b.ups.size() == 1);
+    p.a.e = make(settings(), spoke_addr);  // the spoke restarts with no state
+    p.tick(seconds(1));
+    p.initiate();
+    REQUIRE(p.b.ups.size() == 2);
+    REQUIRE(p.b.downs.size() == 1);
+    CHECK(p.b.downs[0].ike_sa_id == p.b.ups[0].ike_sa_id);
+    REQUIRE(p.b.removes.size() == 1);
+    CHECK(p.b.removes[0].id == p.b.installs[0].id);
+    CHECK(ike_sa_count(*p.b.e) == 1);
+}
+
+TEST_CASE("install_failed: the held IKE_AUTH answer leaves without the CHILD_SA") {
+    auto p = make_pair(settings(), settings());
+    p.b.auto_install = false;
+    p.initiate();
+    REQUIRE(p.b.installs.size() == 1);
+    outputs o;
+    p.b.e->install_failed(p.b.installs[0].id, "no room", p.now, o);
+    p.settle({}, std::move(o));
+    CHECK(p.a.ups.size() == 1);   // the IKE SA stands
+    CHECK(p.a.installs.empty());  // but no CHILD_SA on the spoke
+    REQUIRE(p.b.removes.size() == 1);
+    CHECK(p.b.removes[0].id == p.b.installs[0].id);
+}
+
+TEST_CASE("An install the hub never confirms: given up, the answer leaves without it") {
+    auto p = make_pair(settings(), settings());
+    p.b.auto_install = false;
+    p.initiate();
+    REQUIRE(p.b.installs.size() == 1);
+    p.tick(seconds(31));
+    CHECK(p.a.ups.size() == 1);
+    CHECK(p.a.installs.empty());
+    REQUIRE(p.b.removes.size() == 1);
+    CHECK(p.b.removes[0].why == "never installed");
+}
+
+TEST_CASE("Simultaneous CHILD_SA rekey: one new pair survives on both sides (section 2.8.1)") {
+    auto s = settings();
+    s.child_lifetime_bytes = 1000000;
+    s.dpd_interval_s = 0;
+    auto p = make_pair(s, s);
+    p.initiate();
+    outputs oa, ob;
+    p.a.e->usage({{p.a.installs[0].id, 0, 0, 950000, 900}}, p.now, oa);
+    p.b.e->usage({{p.b.installs[0].id, 0, 0, 950000, 900}}, p.now, ob);
+    p.tick(seconds(1));  // both ends start a rekey before either hears the other
+    REQUIRE(p.a.installs.size() == 3);
+    REQUIRE(p.b.installs.size() == 3);
+    // Every pair but one was removed on each side, and the same one survives on both.
+    auto survivor = [](const side& x) {
+        std::vector<uint64_t> alive;
+        for (const auto& c : x.installs) {
+            bool gone = std::any_of(x.removes.begin(), x.removes.end(),
+                                    [&](const remove_child& r) { return r.id == c.id; });
+            if (!gone) {
+                alive.push_back(c.id);
+            }
+        }
+        return alive;
+    };
+    auto sa = survivor(p.a);
+    auto sb = survivor(p.b);
+    REQUIRE(sa.size() == 1);
+    REQUIRE(sb.size() == 1);
+    const child_sa* ca = nullptr;
+    const child_sa* cb = nullptr;
+    for (const auto& c : p.a.installs) {
+        ca = c.id == sa[0] ? &c : ca;
+    }
+    for (const auto& c : p.b.installs) {
+        cb = c.id == sb[0] ? &c : cb;
+    }
+    require_pair_matches(*ca, *cb);
+    CHECK(p.a.downs.empty());
+    CHECK(p.b.downs.empty());
 }
