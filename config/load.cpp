@@ -2,6 +2,8 @@
 // what spans several entries (names, references, overlaps). yaml-cpp never leaves this file.
 #include "config/load.hpp"
 
+#include "config/loader.hpp"
+
 #include <fmt/format.h>
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
@@ -49,24 +51,7 @@ std::string result::error_text() const {
     return out;
 }
 
-namespace {
-
-// DPDK's Debian build fixes RTE_MAX_LCORE at 128.
-constexpr uint64_t max_lcore = 127;
-// Upper bound of the hub's per-second budgets (punt-rates, icmp-error-rate).
-constexpr uint64_t max_rate = 10000000;
-// Every mapping entry and sequence item costs one; aliases let a small file name the same
-// subtree many times, and this bounds the walk whatever the file does.
-constexpr size_t max_entries = 1'000'000;
-constexpr size_t max_errors = 100;
-// sockaddr_un's sun_path holds 108 bytes, the terminating NUL included.
-constexpr size_t max_socket_path = 107;
-constexpr size_t max_auth_bytes = 8;  // Cisco's `ip nhrp authentication` limit
-
-struct pos {
-    int line = 0;
-    int column = 0;
-};
+namespace detail {
 
 pos pos_of(const YAML::Node& n, pos fallback) {
     const YAML::Mark m = n.Mark();
@@ -147,23 +132,7 @@ std::string child(std::string_view path, std::string_view key) {
 }
 std::string item(std::string_view path, size_t i) { return fmt::format("{}[{}]", path, i); }
 
-struct value_ref {
-    YAML::Node node;
-    std::string path;
-    pos at;
-};
-
-struct entry {
-    std::string key;
-    YAML::Node value;
-    pos key_at;
-};
-
-struct fields {
-    std::string path;
-    pos at;
-    std::vector<entry> entries;
-};
+namespace {
 
 // The PCI forms DPDK's -a takes: DDDD:BB:DD.F or BB:DD.F, hexadecimal, device <= 0x1f,
 // function <= 7.
@@ -201,100 +170,7 @@ constexpr std::string_view vdev_drivers[] = {
     "net_tap",  "net_tun",       "net_ring",   "net_pcap",        "net_memif",
     "net_null", "net_af_packet", "net_af_xdp", "net_virtio_user", "net_vhost",
 };
-
-class loader {
-public:
-    explicit loader(std::string file) : _file(std::move(file)) {}
-
-    topology load(const YAML::Node& root);
-    void fail(pos at, std::string_view path, std::string message) {
-        _failed.insert(std::string(path));
-        if (_overflow) {
-            return;
-        }
-        if (_errors.size() == max_errors) {
-            // Past this a file is not a topology with mistakes in it; stop walking it.
-            _overflow =
-                error{_file, at.line, at.column, std::string(path),
-                      fmt::format("too many errors (more than {}); stopping here", max_errors)};
-            _exhausted = true;
-            return;
-        }
-        _errors.push_back({_file, at.line, at.column, std::string(path), std::move(message)});
-    }
-    std::vector<error> take_errors() {
-        std::stable_sort(_errors.begin(), _errors.end(), [](const error& a, const error& b) {
-            return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-        });
-        if (_overflow) {
-            _errors.push_back(*_overflow);
-        }
-        return std::move(_errors);
-    }
-
-private:
-    // --- generic readers: each reports its own error and returns nullopt on failure ---
-    bool spend(const value_ref& v);
-    std::optional<fields> mapping(const value_ref& v, std::initializer_list<std::string_view> keys);
-    std::optional<std::vector<value_ref>> sequence(const value_ref& v);
-    std::optional<value_ref> member(const fields& f, std::string_view key, bool required = false);
-    std::optional<std::string> scalar(const value_ref& v, std::string_view expected);
-    std::optional<uint64_t> integer(const value_ref& v, uint64_t lo, uint64_t hi);
-    std::optional<bool> boolean(const value_ref& v);
-    std::optional<std::string> text(const value_ref& v);
-    std::optional<std::string> ident(const value_ref& v);
-    std::optional<ipv4> address(const value_ref& v);
-    std::optional<prefix4> network(const value_ref& v);
-    std::optional<interface_address> host_address(const value_ref& v);
-    std::optional<std::vector<uint8_t>> hex(const value_ref& v);
-    std::optional<device> dev(const value_ref& v);
-
-    // Reads `key` of `f` through `parse` into `target` when present.
-    template <typename T, typename Parse>
-    void read(const fields& f, std::string_view key, T& target, Parse parse) {
-        if (auto v = member(f, key)) {
-            if (auto x = parse(*v)) {
-                target = static_cast<T>(*x);
-            }
-        }
-    }
-    auto uint_in(uint64_t lo, uint64_t hi) {
-        return [this, lo, hi](const value_ref& v) { return integer(v, lo, hi); };
-    }
-    auto as_bool() {
-        return [this](const value_ref& v) { return boolean(v); };
-    }
-
-    // --- schema ---
-    hub_settings read_hub(const value_ref& v);
-    port read_port(const value_ref& v);
-    tunnel read_tunnel(const value_ref& v);
-    nhrp_settings read_nhrp(const value_ref& v, const tunnel& t, bool overlay_ok);
-    std::vector<nhrp_mapping> read_mappings(const value_ref& v, const tunnel& t, bool overlay_ok);
-    ipsec_profile read_profile(const value_ref& v);
-    manual_sa read_manual_sa(const value_ref& v, std::optional<transform> xf);
-    sa_keys read_sa_keys(const value_ref& v, std::optional<transform> xf);
-    route read_route(const value_ref& v);
-    management read_management(const value_ref& v);
-
-    // --- checks across entries ---
-    void validate(topology& t);
-    pos where(std::string path) const;
-    bool broken(std::string path) const;               // the value or something holding it failed
-    bool failed_under(std::string_view prefix) const;  // something below it failed
-    bool names_complete(std::string_view list, size_t n) const;
-    template <typename T>
-    std::map<std::string, size_t> unique_names(const std::vector<T>& items, std::string_view list,
-                                               std::string_view what);
-
-    std::string _file;
-    std::vector<error> _errors;
-    std::optional<error> _overflow;               // the last error: where the walk gave up
-    std::unordered_map<std::string, pos> _where;  // key path -> where its value starts
-    std::unordered_set<std::string> _failed;
-    size_t _budget = max_entries;
-    bool _exhausted = false;
-};
+}  // namespace
 
 bool loader::spend(const value_ref& v) {
     if (_exhausted) {
@@ -1079,174 +955,6 @@ tunnel loader::read_tunnel(const value_ref& v) {
     return t;
 }
 
-sa_keys loader::read_sa_keys(const value_ref& v, std::optional<transform> xf) {
-    sa_keys k;
-    auto f = mapping(v, {"spi", "key", "salt", "integrity-key"});
-    if (!f) {
-        return k;
-    }
-    // SPIs 1..255 are reserved by IANA and 0 is never sent (RFC 4303 section 2.1).
-    if (auto s = member(*f, "spi", true)) {
-        k.spi = static_cast<uint32_t>(integer(*s, 256, UINT32_MAX).value_or(0));
-    }
-    auto key = member(*f, "key", true);
-    auto salt = member(*f, "salt");
-    auto integ = member(*f, "integrity-key");
-    std::optional<std::vector<uint8_t>> key_bytes;
-    std::optional<std::vector<uint8_t>> salt_bytes_read;
-    std::optional<std::vector<uint8_t>> integ_bytes;
-    if (key) {
-        key_bytes = hex(*key);
-    }
-    if (salt) {
-        salt_bytes_read = hex(*salt);
-    }
-    if (integ) {
-        integ_bytes = hex(*integ);
-    }
-    if (!xf) {
-        return k;  // lengths depend on the transform, which failed already
-    }
-    size_t ck = cipher_key_bytes(*xf);
-    size_t sb = salt_bytes(*xf);
-    size_t ik = integrity_key_bytes(*xf);
-    if (key_bytes) {
-        // GCM keying material is often written key || salt (RFC 4106 section 8.1, as Linux's
-        // `ip xfrm` takes it): accept that when no separate salt is given.
-        if (sb != 0 && key_bytes->size() == ck + sb && !salt) {
-            k.key.assign(key_bytes->begin(), key_bytes->begin() + static_cast<long>(ck));
-            k.salt.assign(key_bytes->begin() + static_cast<long>(ck), key_bytes->end());
-        } else if (key_bytes->size() != ck) {
-            std::string also =
-                sb != 0 && !salt ? fmt::format(", or {} with the salt appended", ck + sb) : "";
-            fail(key->at, key->path,
-                 fmt::format("{} needs a {}-byte key ({} hex digits{}), got {} bytes", name(*xf),
-                             ck, ck * 2, also, key_bytes->size()));
-        } else {
-            k.key = *key_bytes;
-        }
-    }
-    if (sb == 0 && salt) {
-        fail(salt->at, salt->path, fmt::format("{} takes no salt (GCM only)", name(*xf)));
-    } else if (sb != 0 && salt_bytes_read) {
-        if (salt_bytes_read->size() != sb) {
-            fail(salt->at, salt->path,
-                 fmt::format("the GCM salt is {} bytes ({} hex digits), got {} bytes", sb, sb * 2,
-                             salt_bytes_read->size()));
-        } else {
-            k.salt = *salt_bytes_read;
-        }
-    } else if (sb != 0 && !salt && key_bytes && k.salt.empty() && key_bytes->size() == ck) {
-        fail(f->at, child(v.path, "salt"),
-             fmt::format("missing required key ({} needs a {}-byte salt, here or appended to "
-                         "key)",
-                         name(*xf), sb));
-    }
-    if (ik == 0 && integ) {
-        fail(integ->at, integ->path,
-             fmt::format("{} takes no integrity-key (GCM authenticates itself)", name(*xf)));
-    } else if (ik != 0 && !integ) {
-        fail(f->at, child(v.path, "integrity-key"),
-             fmt::format("missing required key ({} needs a {}-byte HMAC key)", name(*xf), ik));
-    } else if (ik != 0 && integ_bytes) {
-        if (integ_bytes->size() != ik) {
-            fail(integ->at, integ->path,
-                 fmt::format("{} needs a {}-byte integrity-key ({} hex digits), got {} bytes",
-                             name(*xf), ik, ik * 2, integ_bytes->size()));
-        } else {
-            k.integrity_key = *integ_bytes;
-        }
-    }
-    return k;
-}
-
-manual_sa loader::read_manual_sa(const value_ref& v, std::optional<transform> xf) {
-    manual_sa sa;
-    auto f = mapping(v, {"peer", "inbound", "outbound"});
-    if (!f) {
-        return sa;
-    }
-    if (auto p = member(*f, "peer", true)) {
-        if (auto a = address(*p)) {
-            sa.peer = *a;
-        }
-    }
-    if (auto i = member(*f, "inbound", true)) {
-        sa.inbound = read_sa_keys(*i, xf);
-    }
-    if (auto o = member(*f, "outbound", true)) {
-        sa.outbound = read_sa_keys(*o, xf);
-    }
-    return sa;
-}
-
-ipsec_profile loader::read_profile(const value_ref& v) {
-    ipsec_profile p;
-    auto f = mapping(v, {"name", "transform", "anti-replay", "anti-replay-window", "esn",
-                         "lifetime", "manual-sas"});
-    if (!f) {
-        return p;
-    }
-    if (auto n = member(*f, "name", true)) {
-        p.name = ident(*n).value_or("");
-    }
-    std::optional<transform> xf;
-    if (auto t = member(*f, "transform", true)) {
-        if (auto s = scalar(*t, "a transform")) {
-            xf = parse_transform(*s);
-            if (xf) {
-                p.xform = *xf;
-            } else {
-                fail(t->at, t->path,
-                     fmt::format("expected aes128-gcm16, aes256-gcm16, aes128-cbc-sha1-96 or "
-                                 "aes256-cbc-sha256-128, got {}",
-                                 quote(*s)));
-            }
-        }
-    }
-    // crypto's replay_window takes 1..2^22.
-    read(*f, "anti-replay-window", p.replay_window, uint_in(1, 1u << 22));
-    read(*f, "anti-replay", p.anti_replay, as_bool());
-    read(*f, "esn", p.esn, as_bool());
-    if (auto l = member(*f, "lifetime")) {
-        if (auto lf = mapping(*l, {"soft-packets", "hard-packets", "soft-bytes", "hard-bytes"})) {
-            read(*lf, "soft-packets", p.lifetime.soft_packets, uint_in(0, UINT64_MAX));
-            read(*lf, "hard-packets", p.lifetime.hard_packets, uint_in(0, UINT64_MAX));
-            read(*lf, "soft-bytes", p.lifetime.soft_bytes, uint_in(0, UINT64_MAX));
-            read(*lf, "hard-bytes", p.lifetime.hard_bytes, uint_in(0, UINT64_MAX));
-            auto check = [&](uint64_t soft, uint64_t hard, std::string_view key) {
-                if (soft != 0 && hard != 0 && soft >= hard) {
-                    std::string path = child(l->path, key);
-                    fail(where(path), path,
-                         fmt::format("the soft limit {} must be below the hard limit {}", soft,
-                                     hard));
-                }
-            };
-            check(p.lifetime.soft_packets, p.lifetime.hard_packets, "soft-packets");
-            check(p.lifetime.soft_bytes, p.lifetime.hard_bytes, "soft-bytes");
-        }
-    }
-    if (auto m = member(*f, "manual-sas")) {
-        if (auto items = sequence(*m)) {
-            for (const value_ref& e : *items) {
-                p.manual_sas.push_back(read_manual_sa(e, xf));
-            }
-            if (xf && counter_iv(*xf) && !items->empty()) {
-                const value_ref t = *member(*f, "transform");
-                fail(t.at, t.path,
-                     fmt::format("{} cannot be used with manual-sas: with a static key the ESP "
-                                 "sequence number, which is the GCM IV, starts again at 1 each "
-                                 "time the hub restarts, so (key, IV) pairs repeat and leak "
-                                 "plaintext and the authentication key (RFC 4106 section 8.1); "
-                                 "use aes128-cbc-sha1-96 or aes256-cbc-sha256-128 with manual "
-                                 "keys (IKE-negotiated keys may use GCM once the hub has IKEv2)",
-                                 name(*xf)));
-            }
-        }
-    }
-    return p;
-}
-
 route loader::read_route(const value_ref& v) {
     route r;
     auto f = mapping(v, {"prefix", "via", "port"});
@@ -1498,7 +1206,8 @@ void loader::validate(topology& t) {
         if (!tn.ipsec_profile.empty() && !broken(xpath)) {
             auto it = profiles.find(tn.ipsec_profile);
             if (it != profiles.end()) {
-                if (!broken(child(item("ipsec-profiles", it->second), "transform"))) {
+                std::string ppath = item("ipsec-profiles", it->second);
+                if (!broken(child(ppath, "transform")) && !failed_under(child(ppath, "ike"))) {
                     prof = &t.ipsec_profiles[it->second];
                 }
             } else if (profiles_known) {
@@ -1510,16 +1219,26 @@ void loader::validate(topology& t) {
             (tn.ipsec_profile.empty() || prof != nullptr) &&
             !broken(child(item("ports", ports.at(tn.port)), "mtu"))) {
             size_t gre = 20 + 4 + (tn.gre_key ? 4 : 0);
-            size_t esp = prof != nullptr ? esp_overhead_max(prof->xform) : 0;
+            size_t esp = 0;
+            std::string esp_text;
+            if (prof != nullptr && prof->ike) {
+                // Negotiated: the costliest ESP proposal, in UDP once NAT-T moves it (RFC 3948).
+                for (const auto& e : prof->ike->esp_proposals) {
+                    if (esp_overhead_max(e) + 8 > esp) {
+                        esp = esp_overhead_max(e) + 8;
+                        esp_text = fmt::format(" and up to {} of ESP ({}) in UDP for NAT-T", esp,
+                                               to_string(e));
+                    }
+                }
+            } else if (prof != nullptr) {
+                esp = esp_overhead_max(prof->xform);
+                esp_text = fmt::format(" and up to {} of ESP ({})", esp, name(prof->xform));
+            }
             if (tn.ip_mtu + gre + esp > p->mtu) {
                 fail(where(mpath), mpath,
-                     fmt::format(
-                         "{} plus {} bytes of GRE and outer IPv4{} exceeds port \"{}\"'s "
-                         "MTU {}",
-                         tn.ip_mtu, gre,
-                         esp != 0 ? fmt::format(" and up to {} of ESP ({})", esp, name(prof->xform))
-                                  : std::string(),
-                         p->name, p->mtu));
+                     fmt::format("{} plus {} bytes of GRE and outer IPv4{} exceeds port \"{}\"'s "
+                                 "MTU {}",
+                                 tn.ip_mtu, gre, esp_text, p->name, p->mtu));
             }
         }
         std::string kpath = child(base, "gre-key");
@@ -1590,44 +1309,7 @@ void loader::validate(topology& t) {
         }
     }
 
-    // Manual SAs: one pair per peer, inbound SPIs unique (they select the SA on receive), and
-    // outbound SPIs unique per peer.
-    std::map<ipv4, std::string> peers;
-    std::map<uint32_t, std::string> inbound_spis;
-    std::set<ipv4> own_nbma;
-    for (size_t i = 0; i < t.tunnels.size(); ++i) {
-        if (!broken(child(item("tunnels", i), "nbma-source")) &&
-            !broken(child(item("tunnels", i), "port"))) {
-            own_nbma.insert(t.tunnels[i].nbma_source);
-        }
-    }
-    for (size_t i = 0; i < t.ipsec_profiles.size(); ++i) {
-        const ipsec_profile& prof = t.ipsec_profiles[i];
-        for (size_t j = 0; j < prof.manual_sas.size(); ++j) {
-            const manual_sa& sa = prof.manual_sas[j];
-            std::string base = item(child(item("ipsec-profiles", i), "manual-sas"), j);
-            std::string peer_path = child(base, "peer");
-            if (!broken(peer_path)) {
-                if (auto [it, fresh] = peers.emplace(sa.peer, peer_path); !fresh) {
-                    fail(where(peer_path), peer_path,
-                         fmt::format("peer {} already has SAs (at {})", to_string(sa.peer),
-                                     fmt_pos(where(it->second))));
-                }
-                if (own_nbma.count(sa.peer) != 0) {
-                    fail(where(peer_path), peer_path,
-                         fmt::format("{} is this hub's own NBMA address", to_string(sa.peer)));
-                }
-            }
-            std::string in_path = child(child(base, "inbound"), "spi");
-            if (!broken(in_path)) {
-                if (auto [it, fresh] = inbound_spis.emplace(sa.inbound.spi, in_path); !fresh) {
-                    fail(where(in_path), in_path,
-                         fmt::format("inbound SPI {:#x} is already used (at {})", sa.inbound.spi,
-                                     fmt_pos(where(it->second))));
-                }
-            }
-        }
-    }
+    validate_profiles(t);
 
     // Routes: a next hop the hub can reach, through a tunnel or a LAN port. Where a tunnel's
     // or port's addresses failed, a next hop found nowhere may belong there: say nothing.
@@ -1719,7 +1401,10 @@ void loader::validate(topology& t) {
     }
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::loader;
+using detail::pos;
 
 namespace {
 

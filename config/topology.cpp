@@ -106,6 +106,109 @@ size_t salt_bytes(transform t) noexcept { return facts(t).salt; }
 size_t integrity_key_bytes(transform t) noexcept { return facts(t).integrity_key; }
 size_t esp_overhead_max(transform t) noexcept { return facts(t).overhead; }
 
+namespace {
+
+// IANA IDs (RFC 7296 section 3.3.2, RFC 8031) and the names strongSwan gives them.
+constexpr uint16_t encr_aes_cbc = 12, encr_aes_gcm16 = 20;
+constexpr uint16_t integ_sha1_96 = 2, integ_sha256 = 12, integ_sha384 = 13, integ_sha512 = 14;
+constexpr uint16_t prf_sha256 = 5, prf_sha384 = 6, prf_sha512 = 7;
+constexpr uint16_t modp2048 = 14, ecp256 = 19, ecp384 = 20, x25519 = 31;
+
+std::string_view integ_name(uint16_t integ) {
+    switch (integ) {
+        case integ_sha1_96:
+            return "sha1";
+        case integ_sha256:
+            return "sha256";
+        case integ_sha384:
+            return "sha384";
+        case integ_sha512:
+            return "sha512";
+    }
+    return "?";
+}
+
+std::string_view group_name(uint16_t g) {
+    switch (g) {
+        case modp2048:
+            return "modp2048";
+        case ecp256:
+            return "ecp256";
+        case ecp384:
+            return "ecp384";
+        case x25519:
+            return "x25519";
+    }
+    return "?";
+}
+
+std::string encr_name(uint16_t encr, uint16_t bits) {
+    return encr == encr_aes_gcm16 ? "aes" + std::to_string(bits) + "gcm16"
+                                  : "aes" + std::to_string(bits);
+}
+
+}  // namespace
+
+std::string to_string(const ike_proposal& p) {
+    std::string out = encr_name(p.encr, p.encr_bits);
+    if (p.integ != 0) {
+        out += "-";
+        out += integ_name(p.integ);
+    }
+    // The integrity algorithm implies its PRF (strongSwan's reading); name the PRF otherwise.
+    bool implied = (p.integ == integ_sha256 && p.prf == prf_sha256) ||
+                   (p.integ == integ_sha384 && p.prf == prf_sha384) ||
+                   (p.integ == integ_sha512 && p.prf == prf_sha512);
+    if (!implied) {
+        out += p.prf == prf_sha256   ? "-prfsha256"
+               : p.prf == prf_sha384 ? "-prfsha384"
+                                     : "-prfsha512";
+    }
+    for (uint16_t g : p.groups) {
+        out += "-";
+        out += group_name(g);
+    }
+    return out;
+}
+
+std::string to_string(const ike_settings::esp_proposal& p) {
+    std::string out = encr_name(p.encr, p.encr_bits);
+    if (p.integ != 0) {
+        out += "-";
+        out += integ_name(p.integ);
+    }
+    return p.esn ? out + "-esn" : out;
+}
+
+std::vector<ike_proposal> default_ike_proposals() {
+    // AEAD first, Curve25519 first; CBC + HMAC-SHA2 with MODP-2048 first for peers (older IOS
+    // images, strongSwan's defaults) that prefer them. Every proposal takes every group, so a
+    // peer's KE is accepted without an INVALID_KE_PAYLOAD round trip whenever it can be.
+    return {
+        {encr_aes_gcm16, 256, 0, prf_sha256, {x25519, ecp256, ecp384, modp2048}},
+        {encr_aes_gcm16, 128, 0, prf_sha256, {x25519, ecp256, ecp384, modp2048}},
+        {encr_aes_cbc, 256, integ_sha256, prf_sha256, {modp2048, ecp256, ecp384, x25519}},
+        {encr_aes_cbc, 256, integ_sha512, prf_sha512, {modp2048, ecp256, ecp384, x25519}},
+        {encr_aes_cbc, 128, integ_sha256, prf_sha256, {modp2048, ecp256, ecp384, x25519}},
+    };
+}
+
+std::vector<ike_settings::esp_proposal> default_esp_proposals() {
+    return {
+        {encr_aes_gcm16, 256, 0, false},
+        {encr_aes_gcm16, 128, 0, false},
+        {encr_aes_cbc, 256, integ_sha256, false},
+    };
+}
+
+size_t esp_overhead_max(const ike_settings::esp_proposal& p) noexcept {
+    // As the transform table: SPI + sequence, IV, pad length + next header, padding, ICV.
+    if (p.encr == encr_aes_gcm16) {
+        return 8 + 8 + 2 + 3 + 16;
+    }
+    return 8 + 16 + 2 + 15 + (p.integ == integ_sha1_96 ? 12 : 16);
+}
+
 const port* topology::find_port(std::string_view name) const noexcept {
     return find_named(ports, name);
 }

@@ -218,20 +218,22 @@ enum class ike_auth : uint8_t { psk, certificate };
 struct ike_settings {
     uint8_t version = 2;
     ike_auth auth = ike_auth::psk;
-    std::vector<ike_psk> psks;    // `psk:`/`keys:` inline, or read from `key-file:` (root only)
-    std::string key_file;         // as written (for errors and reload)
-    std::string local_id;         // empty: the tunnel's NBMA address (ID_IPV4_ADDR)
-    std::string certificate;      // PEM file: our certificate (chain); certificate auth
-    std::string private_key;      // PEM file
-    std::vector<std::string> ca;  // PEM files: trust anchors for the peers' certificates
-    std::vector<ike_proposal> proposals;  // IKE SA, in preference order
+    // `psk:` (the wildcard, peer ""), `keys:`, and the lines of `key-file:`, which the loader
+    // reads (root-only file): never printed, not even in errors.
+    std::vector<ike_psk> psks;
+    std::string key_file;                 // as written (for errors and reload)
+    std::string local_id;                 // empty: the tunnel's NBMA address (ID_IPV4_ADDR)
+    std::string certificate;              // PEM file: our certificate (chain); certificate auth
+    std::string private_key;              // PEM file
+    std::vector<std::string> ca;          // PEM files: trust anchors for the peers' certificates
+    std::vector<ike_proposal> proposals;  // IKE SA, in preference order (never empty once loaded)
     // ESP proposals for CHILD_SAs, in preference order (the dataplane's transforms, plus
     // aes128-sha256 / aes256-sha1 combinations the SA code supports).
     struct esp_proposal {
-        uint16_t encr = 20;
+        uint16_t encr = 20;  // 12 AES-CBC, 20 AES-GCM-16
         uint16_t encr_bits = 256;
-        uint16_t integ = 0;
-        bool esn = false;  // offer ESN (and no-ESN); used when the peer offers it too
+        uint16_t integ = 0;  // 0 with GCM; 2 HMAC-SHA1-96, 12 HMAC-SHA2-256-128
+        bool esn = false;    // offer ESN (and no-ESN); used when the peer offers it too
         friend bool operator==(const esp_proposal&, const esp_proposal&) = default;
     };
     std::vector<esp_proposal> esp_proposals;
@@ -249,6 +251,16 @@ struct ike_settings {
 
     friend bool operator==(const ike_settings&, const ike_settings&) = default;
 };
+
+// strongSwan-style names, as the YAML writes them: "aes256gcm16-prfsha256-x25519-ecp256",
+// "aes256-sha256-modp2048"; "aes256gcm16", "aes128-sha1-esn".
+std::string to_string(const ike_proposal& p);
+std::string to_string(const ike_settings::esp_proposal& p);
+// What a profile's `ike:` negotiates when it names no proposals (config/README.md says why).
+std::vector<ike_proposal> default_ike_proposals();
+std::vector<ike_settings::esp_proposal> default_esp_proposals();
+// The most this ESP proposal adds to a packet, as esp_overhead_max(transform) (no NAT-T UDP).
+size_t esp_overhead_max(const ike_settings::esp_proposal& p) noexcept;
 
 struct ipsec_profile {
     std::string name;

@@ -117,10 +117,20 @@ inline constexpr uint16_t yes = 1;
 }  // namespace esn_id
 inline constexpr uint16_t attr_key_length = 14;  // the only transform attribute (TV format)
 
+// Transform attributes (RFC 7296 section 3.3.5). Key Length (TV) is the only one defined and
+// the only one understood. A well-formed attribute of any other type does not refuse the
+// message: section 3.3.6 says a transform "that contains a Transform Attribute it does not
+// understand" is unacceptable while "other transforms with the same Transform Type are
+// processed as usual", so parse() keeps such attributes verbatim in `unknown_attributes` and
+// the proposal logic must skip a transform whose `unknown_attributes` is not empty.
+// parse_error::bad_attribute is for attributes that are malformed: one that runs past its
+// transform, Key Length in TLV form, Key Length twice. serialize() writes Key Length first,
+// then `unknown_attributes` as they were.
 struct transform {
     transform_type type = transform_type::encr;
     uint16_t id = 0;
     std::optional<uint16_t> key_bits;  // Key Length attribute (ENCR only)
+    bytes unknown_attributes;          // encoded attributes other than Key Length (see above)
     bool operator==(const transform&) const = default;
 };
 
@@ -335,12 +345,41 @@ enum class parse_error : uint8_t {
 std::string_view name(parse_error e) noexcept;
 inline constexpr size_t max_payloads = 64;
 
+// What the parser checks, beyond "every length inside what holds it":
+// - header: major version 2 (minor ignored), Length equal to the datagram's size (the caller
+//   strips the non-ESP marker on UDP 4500) and at most max_message_size;
+// - chain: at most max_payloads payloads, nothing after the last one, SK/SKF last; an unknown
+//   payload type is kept as opaque_payload unless its critical bit is set; the critical bit of
+//   a known type is ignored (section 2.5), and serialize() writes it as 0 (CP and EAP, kept
+//   opaque, keep theirs);
+// - SA: at least one proposal, Last Substruc 2 before the last proposal and 0 on it (transforms:
+//   3 and 0), the announced transform count filling the proposal exactly, SPI size 0 or 8 for
+//   IKE and 4 for ESP/AH (other protocols: any); attributes, see `transform`;
+// - KE: non-empty data, of the group's exact size for groups 14, 19, 20 and 31;
+// - Nonce: 16..256 octets (bad_payload_length otherwise);
+// - Notify: an SPI only with protocol IKE (8 octets) or ESP/AH (4 octets);
+// - Delete: IKE with SPI size 0 and no SPIs, ESP/AH with SPI size 4, SPIs filling the payload;
+// - TS: IPv4/IPv6 ranges only (others: bad_traffic_selector), selector length of the type,
+//   start address <= end address, start port <= end port unless OPAQUE (65535..0);
+// - SKF: 1 <= number <= total, Next Payload 0 except in fragment 1.
+// Reserved fields are ignored on receipt and written as zero, so serialize(parse(x)) == x for a
+// message whose reserved fields are zero and whose attributes put Key Length first.
 wire::result<header, parse_error> parse_header(std::span<const uint8_t> datagram);
 // A whole message (the IKE header and its payload chain). An SK/SKF payload ends the chain.
 wire::result<message, parse_error> parse(std::span<const uint8_t> datagram);
 // A payload chain starting with `first` (what an SK payload decrypts to).
 wire::result<std::vector<payload>, parse_error> parse_payloads(payload_type first,
                                                                std::span<const uint8_t> chain);
+
+// The payloads read before the chain ended (Next Payload 0, or an SK/SKF payload) and how many
+// bytes they took: parse_payloads() refuses bytes after the last payload (length_mismatch);
+// dmvpn-decode shows them instead, as Wireshark's isakmp.extradata.
+struct chain_prefix {
+    std::vector<payload> payloads;
+    size_t consumed = 0;
+};
+wire::result<chain_prefix, parse_error> parse_payload_prefix(payload_type first,
+                                                             std::span<const uint8_t> chain);
 
 // The payload chain's bytes, each payload's Next Payload field set from its successor (the
 // last one none). Returns the chain and the type of its first payload.
@@ -349,7 +388,8 @@ struct chain {
     bytes data;
 };
 chain serialize_payloads(const std::vector<payload>& payloads);
-// The whole message; hdr.next and hdr.length are computed.
+// The whole message; hdr.next and hdr.length are computed. Throws std::length_error for a
+// payload over 65535 or a message over max_message_size octets (the caller built it too big).
 bytes serialize(const message& m);
 
 // The IKE header with next/length as given (for building SK messages, whose length is known
