@@ -713,7 +713,7 @@ def observe(d):
           "nothing is printed after undebug")
 
 
-IKE_PSK = "e2e-cloud-key"
+IKE_PSK = "e2e-cloud-key-shared-by-all-spokes"
 IKE_ID = "spokes.e2e.test"
 
 
@@ -830,6 +830,18 @@ def ike(d):
     t0 = time.time()
     h = hub(d, n, profiles=psk)
     try:
+        missing = []
+        if h.ctl("show", "crypto", "ikev2", "sa", "--json", check=False) is None:
+            missing.append("the hub has no `show crypto ikev2 sa` (its IKE thread)")
+        # Refused before DPDK starts either way: no engine, or no such certificate directory.
+        sim = subprocess.run([SIM, "--ike", "cert:" + os.path.join(d, "none"), "--vdev", "x"],
+                             capture_output=True, text=True)
+        if "no IKE engine" in sim.stderr:
+            missing.append("dmvpn-spokesim was built without the IKE engine")
+        if missing:
+            print("SKIP: " + "; ".join(missing) + " (issue 10's pieces land separately)",
+                  flush=True)
+            sys.exit(77)
         ike_run(d, h, n, "--ike", "psk:" + IKE_PSK)
     finally:
         h.stop()

@@ -108,6 +108,11 @@ int main(int argc, char** argv) {
         std::fputs(t.sa_yaml().c_str(), stdout);
         return 0;
     }
+    if (o.ike != ike_mode::off) {
+        // tools/spokesim/ike.cpp links once control/ike's engine exists (issue 10).
+        std::fprintf(stderr, "dmvpn-spokesim: --ike: this build has no IKE engine yet\n");
+        return 2;
+    }
     std::unique_ptr<esp_layer> esp;
     if (o.esp != esp_transform::none) {
         auto e = make_esp_layer(t, false, !o.write_pcap.empty());
