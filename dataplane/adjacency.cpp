@@ -5,8 +5,10 @@
 #include <rte_malloc.h>
 #include <rte_memory.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "crypto/sa.hpp"
 #include "dataplane/wire/reader.hpp"
 
 namespace dmvpn::dp {
@@ -24,6 +26,19 @@ void fill_eth(uint8_t* eth, const rte_ether_addr& dst, const rte_ether_addr& src
 }
 
 }  // namespace
+
+uint32_t esp_inner_mtu(uint32_t port_mtu, uint32_t gre_len, const crypto::sa& out_sa,
+                       bool udp_encap) noexcept {
+    uint32_t fixed = sizeof(rte_ipv4_hdr) + (udp_encap ? 8u : 0u) + 8u /* SPI, sequence */ +
+                     out_sa.iv_len() + out_sa.icv_len();
+    if (port_mtu <= fixed) {
+        return 0;
+    }
+    uint32_t align = std::max<uint32_t>(out_sa.pad_align(), 4);
+    uint32_t padded = (port_mtu - fixed) / align * align;  // the ciphertext's largest length
+    uint32_t trailer = 2 + gre_len;                        // pad length, next header; GRE
+    return padded > trailer ? padded - trailer : 0;
+}
 
 std::unique_ptr<adjacency> build_tunnel_adjacency(const topology& topo,
                                                   const tunnel_adjacency_spec& spec) {
@@ -44,6 +59,13 @@ std::unique_ptr<adjacency> build_tunnel_adjacency(const topology& topo,
     a->nbma = spec.nbma;
     a->out_sa = t.ipsec ? spec.out_sa : nullptr;
     a->sa_owner = spec.sa_owner;
+    if (a->out_sa != nullptr && spec.udp_encap) {
+        a->natt_sport = spec.local_port;
+        a->natt_dport = spec.peer_port;
+        uint32_t fits =
+            esp_inner_mtu(topo.ports[t.underlay_port].mtu, t.has_key ? 8u : 4u, *a->out_sa, true);
+        a->mtu = static_cast<uint16_t>(std::min<uint32_t>(a->mtu, fits));
+    }
     a->tcp_mss = t.tcp_mss;
     a->df = t.df;
     a->ttl = t.ttl;

@@ -46,6 +46,10 @@ struct alignas(64) adjacency {
     // Second cache line: for the control lcore and for gleaning.
     uint32_t nexthop = 0;  // overlay next hop, or the LAN neighbour's address
     uint32_t nbma = 0;     // tunnel: the spoke's NBMA address
+    // UDP-encapsulated ESP (RFC 3948, a peer behind NAT): the ports esp_out puts around ESP;
+    // natt_dport 0: plain ESP. Read only after encryption, for packets with an out_sa.
+    uint16_t natt_sport = 0;
+    uint16_t natt_dport = 0;
 
     // On hugepages (rte_malloc) when DPDK has memory, the C++ heap otherwise: workers read
     // adjacencies at random, and on 4 KiB pages 10,000 of them cost TLB misses too.
@@ -67,7 +71,18 @@ struct tunnel_adjacency_spec {
     rte_ether_addr underlay_mac{};  // MAC of the underlay next hop towards nbma
     crypto::sa* out_sa = nullptr;   // required when the tunnel has IPsec
     uint16_t sa_owner = 0;
+    // The SA's peer is behind NAT: ESP leaves in UDP from local_port to peer_port, and the
+    // adjacency's MTU leaves room for the 8 bytes.
+    bool udp_encap = false;
+    uint16_t local_port = 4500;
+    uint16_t peer_port = 4500;
 };
+
+// The largest inner IPv4 packet that fits `port_mtu` once GRE (`gre_len` bytes), ESP under
+// `out_sa` at its worst (header, IV, padding to its alignment, trailer, ICV), the outer IPv4
+// header and, when `udp_encap`, the 8-byte UDP header are added (RFC 3948 section 2.1).
+uint32_t esp_inner_mtu(uint32_t port_mtu, uint32_t gre_len, const crypto::sa& out_sa,
+                       bool udp_encap) noexcept;
 
 struct lan_adjacency_spec {
     uint16_t port = 0;

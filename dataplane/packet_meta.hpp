@@ -30,6 +30,8 @@ inline constexpr uint8_t handed_off = 0x10;   // came through another worker's h
 // never gleans. It rides the SA owner's handoff ring like any routed packet, so the SA's
 // sequence numbers keep one writer.
 inline constexpr uint8_t gre_payload = 0x20;
+// ESP that arrived in UDP (RFC 3948; classify took the UDP header off).
+inline constexpr uint8_t udp_encap = 0x40;
 }  // namespace meta_flag
 
 inline constexpr uint16_t no_tunnel = 0xffff;

@@ -27,6 +27,8 @@ struct worker_counters {
     uint64_t idle_sleeps = 0;          // sleeps taken while idle (worker_config::idle_sleep_us)
     uint64_t fragmented = 0;           // packets split to fit the egress MTU (stage/mtu.cpp)
     uint64_t fragments = 0;            // fragments those packets became
+    uint64_t natt_in = 0;              // ESP-in-UDP (RFC 3948) taken out of its UDP header
+    uint64_t natt_out = 0;             // ESP put in UDP for a peer behind NAT
     std::array<uint64_t, drop_reason_count> drops{};
     std::array<uint64_t, punt_reason_count> punts{};
     std::array<uint64_t, punt_class_count> punts_policed{};  // over the class's budget

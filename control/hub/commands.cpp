@@ -450,6 +450,8 @@ std::string hub::show_stats(bool json) const {
                                 .num("idle_sleeps", c.idle_sleeps)
                                 .num("fragmented", c.fragmented)
                                 .num("fragments", c.fragments)
+                                .num("natt_in", c.natt_in)
+                                .num("natt_out", c.natt_out)
                                 .num("redirect_suppressed", c.redirect_suppressed)
                                 .num("event_alloc_failed", c.event_alloc_failed)
                                 .done();

@@ -50,6 +50,10 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
         {"worker_fragmented_packets", "Packets a worker split to fit the egress MTU",
          &dp::worker_counters::fragmented},
         {"worker_fragments", "Fragments those packets became", &dp::worker_counters::fragments},
+        {"worker_natt_in", "ESP-in-UDP packets decapsulated (RFC 3948)",
+         &dp::worker_counters::natt_in},
+        {"worker_natt_out", "ESP packets put in UDP for peers behind NAT",
+         &dp::worker_counters::natt_out},
     };
     std::vector<dp::worker_counters> per_worker;
     for (uint16_t w = 0; w < _stats->workers(); ++w) {

@@ -59,6 +59,10 @@ class key_exchange {
 public:
     // A fresh private value for `group` (dh_id); the error says why (unsupported group, ...).
     static wire::result<std::unique_ptr<key_exchange>, std::string> generate(uint16_t group);
+    // A given private value (big-endian for MODP and ECP, RFC 7748's 32 bytes for Curve25519):
+    // for known-answer tests against published vectors; the public value is computed here.
+    static wire::result<std::unique_ptr<key_exchange>, std::string> from_private(
+        uint16_t group, cspan private_value);
     virtual ~key_exchange() = default;
     uint16_t group() const noexcept { return _group; }
     // What goes into the KE payload: MODP as a big-endian value padded to the prime's size,
@@ -130,6 +134,10 @@ size_t protected_size(const sk_keys& k, size_t plaintext_len) noexcept;
 // header (plus SKF's fragment number and total). CBC: the ICV is HMAC over aad || IV ||
 // ciphertext, truncated (RFC 4868). GCM: AAD as RFC 5282 section 5.1, 8-byte IV, 16-byte ICV.
 wire::result<bytes, std::string> protect(const sk_keys& k, cspan aad, cspan plaintext);
+// protect() with the IV given (16 bytes CBC, 8 bytes GCM) instead of drawn at random: for
+// known-answer tests only. An IV must never repeat under one key.
+wire::result<bytes, std::string> protect_with_iv(const sk_keys& k, cspan aad, cspan plaintext,
+                                                 cspan iv);
 // The inner payload chain, or why not (ICV mismatch, bad padding, short body). The ICV is
 // checked in constant time before anything is decrypted (CBC).
 wire::result<bytes, std::string> unprotect(const sk_keys& k, cspan aad, cspan body);

@@ -37,6 +37,11 @@ public:
         return value;
     }
 
+    // Consumer side: nothing to pop (a producer may push right after).
+    bool empty() const {
+        return _tail.load(std::memory_order_relaxed) == _head.load(std::memory_order_acquire);
+    }
+
 private:
     std::array<T, Capacity> _slots{};
     alignas(64) std::atomic<size_t> _head{0};

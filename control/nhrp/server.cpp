@@ -56,6 +56,8 @@ std::string_view name(change_cause c) noexcept {
             return "purged";
         case change_cause::cleared:
             return "cleared";
+        case change_cause::peer_down:
+            return "peer_down";
     }
     return "unknown";
 }
@@ -1438,6 +1440,24 @@ outputs server::clear(uint32_t tunnel_id, std::optional<uint32_t> address, times
         if (_cache.at(idx).type == entry_type::dynamic) {
             remove_entry(out, idx, change_cause::cleared, now);
         }
+    }
+    return out;
+}
+
+outputs server::forget_peer(uint32_t tunnel_id, uint32_t nbma, timestamp now) {
+    outputs out;
+    auto ti = find_tunnel(tunnel_id);
+    if (!ti || entries_of_nbma(nbma) == 0) {  // dynamic entries from there, any tunnel
+        return out;
+    }
+    std::vector<uint32_t> victims;
+    _cache.for_each([&](uint32_t idx, const cache_entry& e) {
+        if (e.nbma == nbma && e.tunnel == *ti && e.type == entry_type::dynamic) {
+            victims.push_back(idx);
+        }
+    });
+    for (uint32_t idx : victims) {
+        remove_entry(out, idx, change_cause::peer_down, now);
     }
     return out;
 }

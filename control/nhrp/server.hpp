@@ -155,6 +155,7 @@ enum class change_cause : uint8_t {
     carried,       // a registration taken over from the server a reload replaced
     purged,        // a Purge Request from its owner
     cleared,       // `clear nhrp`
+    peer_down,     // the peer's IKE SA died (DELETE, DPD, hard expiry, `clear crypto sa`)
 };
 std::string_view name(change_cause c) noexcept;
 
@@ -306,6 +307,11 @@ public:
 
     // `clear nhrp [address]`: removes dynamic entries (every one on the tunnel when no address).
     outputs clear(uint32_t tunnel_id, std::optional<uint32_t> address, timestamp now);
+    // The NBMA peer `nbma` is gone (its IKE SA died, as on IOS): every dynamic entry of
+    // `tunnel_id` registered from there is removed (cause peer_down) and whoever resolved it is
+    // purged. Static maps stay. Costs one walk of the cache when the peer has entries, nothing
+    // otherwise (the per-NBMA count says so first).
+    outputs forget_peer(uint32_t tunnel_id, uint32_t nbma, timestamp now);
 
     // Queries for show commands and the publisher.
     std::optional<entry_view> lookup(uint32_t tunnel_id, uint32_t address) const;

@@ -6,6 +6,7 @@
 
 #include "dataplane/fib.hpp"
 #include "dataplane/stage/ipv4.hpp"
+#include "dataplane/stage/natt.hpp"
 
 namespace dmvpn::dp::stage {
 
@@ -40,6 +41,15 @@ inline bool sort(rte_mbuf* m, packet_meta& pm, const uint8_t* ip, worker_ctx& ct
             return false;
         }
         cls = proto == ip_proto_esp ? packet_class::esp : packet_class::gre;
+    }
+    if (proto == ip_proto_udp && c.topo != nullptr && !ipv4_is_fragment(ip) &&
+        is_esp_in_udp(ip, m->data_len) && c.check(ipv4_dst(ip))) {
+        // ESP-in-UDP to an NBMA address: plain ESP from here on (the SA is found by SPI).
+        natt_strip_udp(m);
+        ++ctx.counters.natt_in;
+        pm.flags =
+            static_cast<uint8_t>(static_cast<uint8_t>(packet_class::esp) | meta_flag::udp_encap);
+        return true;
     }
     if (cls == packet_class::ip) {
         // Routed next: start loading its FIB entry.

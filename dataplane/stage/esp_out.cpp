@@ -5,6 +5,7 @@
 
 #include "dataplane/adjacency.hpp"
 #include "dataplane/stage/esp_common.hpp"
+#include "dataplane/stage/natt.hpp"
 
 namespace dmvpn::dp::stage {
 
@@ -50,6 +51,15 @@ uint16_t esp_out(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             }
             esp_apply(m, views[j]);
             ++j;
+            const adjacency* a = meta(m).adj;
+            if (a->natt_dport != 0) [[unlikely]] {
+                // A peer behind NAT: ESP in UDP (RFC 3948).
+                if (!natt_add_udp(m, a->natt_sport, a->natt_dport)) {
+                    ctx.drop(m, drop_reason::esp_encrypt_error);
+                    continue;
+                }
+                ++ctx.counters.natt_out;
+            }
         }
         pkts[kept++] = m;
     }

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs in every interop guest as PID 1 (exec'ed by /sbin/interop-init from the 9p share, so
 # editing this file needs no image rebuild). /mnt/host is the guest's share on the host:
-#   params        shell variables written by the rig (ROLE, NAME, addresses, NHRP settings)
+#   params        shell variables written by the rig (ROLE, NAME, addresses, NHRP settings,
+#                 IPSEC=psk for strongSwan)
+#   swanctl.conf  (IPSEC=psk) strongSwan's connections (scripts/interop/swanctl-dmvpn.conf)
 #   nhrpd.conf    FRR configuration for nhrpd; zebra.conf likewise
 #   cmd/ID.sh     commands from the host; the output goes to out/ID.out, the status to out/ID.rc
 #   logs/         FRR's logs; ready (written once FRR runs) or failed (with the reason)
@@ -84,6 +86,41 @@ else
     # Until a shortcut exists, the overlay is reached through the NHS (nhrpd installs the
     # NHS's neighbour entry once registered).
     ip route add "$OVERLAY_NET" via "$NHS_OVERLAY" dev gre1 onlink
+fi
+
+if [ "${IPSEC:-}" = psk ]; then
+    # strongSwan (charon-systemd, run by hand: no systemd here) with the rig's swanctl.conf:
+    # transport-mode ESP for GRE, negotiated by IKEv2 (PSK). Its log, with the IKE and ESP
+    # keys (ike/chd 4), lands in the share for the host (tests/interop/strongswan_guests.py).
+    modprobe esp4 || die "modprobe esp4"
+    modprobe xfrm_user 2>/dev/null || true
+    cat >/etc/strongswan.d/zz-interop.conf <<EOF
+charon-systemd {
+  journal {
+    default = -1
+  }
+  filelog {
+    interop {
+      path = $H/logs/charon.log
+      time_format = %H:%M:%S
+      ike_name = yes
+      flush_line = yes
+      default = 1
+      ike = 4
+      chd = 4
+      enc = 1
+      cfg = 2
+      knl = 2
+    }
+  }
+}
+EOF
+    cp $H/swanctl.conf /etc/swanctl/swanctl.conf
+    /usr/sbin/charon-systemd >$H/logs/charon.out 2>&1 </dev/null &
+    i=0
+    while [ ! -S /run/charon.vici ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    [ -S /run/charon.vici ] || die "charon-systemd did not start (logs/charon.out)"
+    swanctl --load-all >$H/logs/swanctl-load.log 2>&1 || die "swanctl --load-all failed"
 fi
 
 mkdir -p /run/frr /var/log/frr

@@ -46,7 +46,8 @@ def port_mac(config_text):
 
 
 class Hub:
-    """One dmvpn-hub process in namespace `ns`, its TAP enslaved to `bridge`."""
+    """One dmvpn-hub process in namespace `ns`, its TAP enslaved to `bridge` (or, with bridge
+    None, left in `ns` for the caller: tests/interop/strongswan_hub_tap.py moves it)."""
 
     def __init__(self, ns, bridge, workdir, config=EXAMPLE, nice=10):
         self.ns, self.bridge = ns, bridge
@@ -81,9 +82,11 @@ class Hub:
             time.sleep(0.2)
         else:
             raise AssertionError("dmvpn-hub not running after %d s:\n%s" % (timeout, self.log()))
-        # The kernel side of the TAP: a MAC of its own, on the bridge, up.
+        # The kernel side of the TAP: a MAC of its own, on the bridge (bridge None: left alone,
+        # for a caller that moves it into a namespace of its own), up.
         sh("ip", "-n", self.ns, "link", "set", self.iface, "address", TAP_KERNEL_MAC)
-        sh("ip", "-n", self.ns, "link", "set", self.iface, "master", self.bridge, "up")
+        if self.bridge:
+            sh("ip", "-n", self.ns, "link", "set", self.iface, "master", self.bridge, "up")
 
     def log(self):
         try:

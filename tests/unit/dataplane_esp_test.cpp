@@ -309,3 +309,160 @@ TEST_CASE(
     env::free_all(punted);
     CHECK(e.pool_in_use() == 0);
 }
+
+namespace {
+
+// RFC 3948 by hand, independently of dataplane/stage/natt.hpp: UDP (checksum 0) between the
+// IPv4 header and ESP, protocol 17, total length and header checksum fixed.
+bytes in_udp(const bytes& esp_ip, uint16_t sport, uint16_t dport) {
+    bytes out(esp_ip.begin(), esp_ip.begin() + 20);
+    uint16_t udp_len = static_cast<uint16_t>(esp_ip.size() - 20 + 8);
+    for (uint16_t v : {sport, dport, udp_len, uint16_t{0}}) {
+        out.push_back(static_cast<uint8_t>(v >> 8));
+        out.push_back(static_cast<uint8_t>(v));
+    }
+    out.insert(out.end(), esp_ip.begin() + 20, esp_ip.end());
+    out[9] = 17;
+    wire::store_be16(&out[2], static_cast<uint16_t>(out.size()));
+    wire::store_be16(&out[10], 0);
+    wire::store_be16(&out[10], wire::inet_checksum(std::span(out).subspan(0, 20)));
+    return out;
+}
+
+constexpr uint16_t nat_port = 61044;  // where the spoke's NAT maps its 4500
+
+}  // namespace
+
+TEST_CASE(
+    "NAT-T in: ESP in UDP 4500 from a spoke behind NAT is decrypted like ESP; the marker "
+    "and keepalives go to IKE",
+    "[dataplane][esp][natt]") {
+    sa_pairs sas;
+    env e(1, 1024, sas.hub_out.get());
+    sas.publish_inbound(e, 0);
+    auto inner = ipv4(net::spoke5, net::lan_host, 17, udp(5, 6, 64));
+    auto plain = ipv4(net::spoke5_nbma, net::hub_nbma, 47, gre(0x0800, net::key1, inner));
+    auto esp = esp_transform(*sas.spoke_out, plain, true);
+    auto frame =
+        eth(e.underlay().mac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, in_udp(esp, nat_port, 4500));
+    e.from_underlay({frame});
+    auto out = e.sent_on(e.lan());
+    REQUIRE(out.size() == 1);
+    bytes got(out[0].begin() + 14, out[0].end());
+    REQUIRE(got.size() == inner.size());
+    CHECK(std::equal(got.begin() + 20, got.end(), inner.begin() + 20));
+    CHECK(e.worker().counters().natt_in == 1);
+    // The same packet again: the same SA's replay window caught it.
+    e.from_underlay({frame});
+    CHECK(e.worker().counters().drop(drop_reason::esp_replayed) == 1);
+
+    // Non-ESP marker (IKE on 4500) and a NAT keepalive (one 0xff byte): punted, class ike,
+    // untouched; so is UDP 4500 with an unknown SPI's worth of zero bytes.
+    bytes ike_msg = {0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
+    bytes ike_udp = {0xee, 0x74, 0x11, 0x94, 0, 20, 0, 0};  // 61044 -> 4500, length 20
+    ike_udp.insert(ike_udp.end(), ike_msg.begin(), ike_msg.end());
+    bytes keepalive_udp = {0xee, 0x74, 0x11, 0x94, 0, 9, 0, 0, 0xff};
+    auto ike_ip = ipv4(net::spoke5_nbma, net::hub_nbma, 17, ike_udp);
+    auto ka_ip = ipv4(net::spoke5_nbma, net::hub_nbma, 17, keepalive_udp);
+    e.from_underlay({eth(e.underlay().mac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, ike_ip),
+                     eth(e.underlay().mac, underlay_gw_mac, RTE_ETHER_TYPE_IPV4, ka_ip)});
+    auto p = e.punts();
+    REQUIRE(p.size() == 2);
+    CHECK(p[0].reason == dp::punt_reason::for_us);
+    CHECK(dptest::data_of(p[0].m) == ike_ip);
+    CHECK(dptest::data_of(p[1].m) == ka_ip);
+    env::free_all(p);
+    CHECK(e.worker().counters().natt_in == 2);  // the two ESP-in-UDP packets, not these
+    CHECK(e.worker().counters().punts_policed[dp::punt_class_ike] == 0);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("NAT-T out: an adjacency whose SA has udp_encap sends ESP in UDP to the NAT's port",
+          "[dataplane][esp][natt]") {
+    sa_pairs sas;
+    env e(1, 1024, sas.hub_out.get());
+    dp::tunnel_adjacency_spec spec{
+        1, net::spoke5, net::spoke5_nbma, underlay_gw_mac, sas.hub_out.get(), 0};
+    spec.udp_encap = true;
+    spec.local_port = 4500;
+    spec.peer_port = nat_port;
+    REQUIRE(e.pub().set_tunnel_adjacency(5, spec) == dp::publish_status::ok);
+    auto inner = ipv4(net::lan_host, net::spoke5, 17, udp(5, 6, 100));
+    e.from_lan({e.lan_frame(inner), e.lan_frame(inner)});
+    auto out = e.sent_on(e.underlay());
+    REQUIRE(out.size() == 2);
+    for (auto& f : out) {
+        bytes ip(f.begin() + 14, f.end());
+        REQUIRE(ip.size() > 28);
+        CHECK(ip[9] == 17);
+        CHECK(wire::load_be16(&ip[2]) == ip.size());
+        CHECK(wire::inet_checksum(std::span(ip).subspan(0, 20)) == 0);
+        CHECK(wire::load_be32(&ip[16]) == net::spoke5_nbma);
+        CHECK(wire::load_be16(&ip[20]) == 4500);
+        CHECK(wire::load_be16(&ip[22]) == nat_port);
+        CHECK(wire::load_be16(&ip[24]) == ip.size() - 20);
+        CHECK(wire::load_be16(&ip[26]) == 0);
+        CHECK(wire::load_be32(&ip[28]) == sa_pairs::hub_to_spoke_spi);
+        // Without its UDP header it is the ESP packet the spoke decrypts.
+        bytes esp(ip.begin(), ip.begin() + 20);
+        esp.insert(esp.end(), ip.begin() + 28, ip.end());
+        esp[9] = 50;
+        wire::store_be16(&esp[2], static_cast<uint16_t>(esp.size()));
+        auto plain = esp_transform(*sas.spoke_in, esp, false);
+        REQUIRE(plain[9] == 47);
+        bytes got(plain.begin() + 28, plain.end());
+        REQUIRE(got.size() == inner.size());
+        CHECK(std::equal(got.begin() + 20, got.end(), inner.begin() + 20));
+    }
+    CHECK(e.worker().counters().natt_out == 2);
+    CHECK(e.worker().counters().total_drops() == 0);
+    CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("NAT-T: the inner MTU leaves room for UDP, ESP and GRE", "[dataplane][esp][natt]") {
+    // Worked by hand. AES-GCM: 8-byte IV, 16-byte ICV, 4-byte alignment. On a 1500-byte port:
+    // 20 IPv4 + 8 UDP + 8 ESP header + 8 IV + 16 ICV = 60; 1440 bytes of ciphertext hold
+    // 8 GRE (with key) + 2 trailer + 1430 inner; without UDP 1448 -> 1438.
+    sa_pairs sas;
+    CHECK(dp::esp_inner_mtu(1500, 8, *sas.hub_out, true) == 1430);
+    CHECK(dp::esp_inner_mtu(1500, 8, *sas.hub_out, false) == 1438);
+    CHECK(dp::esp_inner_mtu(1500, 4, *sas.hub_out, true) == 1434);
+    CHECK(dp::esp_inner_mtu(50, 8, *sas.hub_out, true) == 0);
+    // AES-CBC + HMAC-SHA1-96: 16-byte IV, 12-byte ICV, 16-byte blocks: 1500 - 64 = 1436,
+    // 89 blocks = 1424 -> 1424 - 10 = 1414.
+    std::array<uint8_t, 16> aes{};
+    std::array<uint8_t, 20> hmac{};
+    crypto::sa_params p;
+    p.spi = 0x77;
+    p.direction = crypto::sa_direction::outbound;
+    p.cipher = crypto::cipher_alg::aes_cbc;
+    p.integ = crypto::integ_alg::hmac_sha1_96;
+    p.cipher_key = aes;
+    p.integ_key = hmac;
+    auto cbc = crypto::sa::create(p, test_engine());
+    REQUIRE(cbc.has_value());
+    CHECK(dp::esp_inner_mtu(1500, 8, **cbc, true) == 1414);
+
+    // A 1440-byte port: the NAT-T adjacency's MTU drops below the tunnel's 1400 to 1370, and
+    // a DF packet between the two is refused with that MTU (frag_needed).
+    env e(1, 1024, sas.hub_out.get());
+    dp::topology t = *e.pub().current_topology();
+    t.ports[e.underlay().id].mtu = 1440;
+    e.pub().set_topology(t);
+    dp::tunnel_adjacency_spec spec{
+        1, net::spoke5, net::spoke5_nbma, underlay_gw_mac, sas.hub_out.get(), 0};
+    spec.udp_encap = true;
+    REQUIRE(e.pub().set_tunnel_adjacency(5, spec) == dp::publish_status::ok);
+    CHECK(e.pub().tables().adjacencies->get(5)->mtu == 1370);
+    dptest::ipv4_opts df;
+    df.flags_frag = 0x4000;
+    auto big = ipv4(net::lan_host, net::spoke5, 17, udp(5, 6, 1380 - 28), df);
+    e.from_lan({e.lan_frame(big)});
+    CHECK(e.sent_on(e.underlay()).empty());
+    auto p2 = e.punts();
+    REQUIRE(p2.size() == 1);
+    CHECK(p2[0].reason == dp::punt_reason::frag_needed);
+    CHECK(p2[0].mtu == 1370);
+    env::free_all(p2);
+    CHECK(e.pool_in_use() == 0);
+}

@@ -1257,3 +1257,49 @@ TEST_CASE("server: a Resolution Reply is forwarded only for a request the hub fo
     CHECK(send_to(s, answer, "150.1.2.2", at_s(9)).packets.empty());
     CHECK(c.dropped_of(drop_reason::unmatched_reply) == 4);
 }
+
+TEST_CASE("server: a peer whose IKE SA died loses its registrations, requesters purged",
+          "[nhrp_server][peer_down]") {
+    tunnel_config t = r1_tunnel();
+    t.static_maps.push_back(static_map{ip("10.0.0.254"), 32, ip("150.1.2.2"), false});
+    server s = make_server({t});
+    s.start(at_s(0));
+    send_to(s, registration(1, "150.1.2.2", "10.0.0.2", 360), "150.1.2.2", at_s(0));
+    send_to(s, registration(2, "150.1.2.2", "10.0.0.5", 360), "150.1.2.2", at_s(0));
+    send_to(s, registration(1, "150.1.3.3", "10.0.0.3", 360), "150.1.3.3", at_s(0));
+    send_to(s, resolution(77, "150.1.3.3", "10.0.0.3", "10.0.0.2"), "150.1.3.3", at_s(1));
+    REQUIRE(s.entries_of_nbma(ip("150.1.2.2")) == 2);
+
+    // Another NBMA, another tunnel: nothing happens.
+    CHECK(s.forget_peer(0, ip("150.1.9.9"), at_s(2)).events.empty());
+    CHECK(s.forget_peer(5, ip("150.1.2.2"), at_s(2)).events.empty());
+
+    auto out = s.forget_peer(0, ip("150.1.2.2"), at_s(2));
+    REQUIRE(out.events.size() == 2);
+    std::vector<uint32_t> gone;
+    for (const auto& e : out.events) {
+        CHECK(e.change == adjacency_change::remove);
+        CHECK(e.cause == change_cause::peer_down);
+        CHECK(e.nbma == ip("150.1.2.2"));
+        gone.push_back(e.overlay);
+    }
+    std::sort(gone.begin(), gone.end());
+    CHECK(gone == std::vector<uint32_t>{ip("10.0.0.2"), ip("10.0.0.5")});
+    // R3 had resolved 10.0.0.2: it is told to forget it.
+    REQUIRE(out.packets.size() == 1);
+    CHECK(out.packets[0].dst_nbma == ip("150.1.3.3"));
+    packet purge = parsed(out.packets[0].packet);
+    CHECK(purge.hdr.type == op::purge_request);
+    REQUIRE(purge.cies.size() == 1);
+    CHECK(purge.cies[0].client_proto == ipb("10.0.0.2"));
+
+    CHECK_FALSE(s.lookup(0, ip("10.0.0.2")).has_value());
+    CHECK_FALSE(s.lookup(0, ip("10.0.0.5")).has_value());
+    CHECK(s.lookup(0, ip("10.0.0.3")).has_value());
+    CHECK(s.lookup(0, ip("10.0.0.254")).has_value());  // static maps stay
+    CHECK(s.entries_of_nbma(ip("150.1.2.2")) == 0);
+    CHECK(s.forget_peer(0, ip("150.1.2.2"), at_s(3)).events.empty());
+    // The spoke comes back with a fresh IKE SA and registers again.
+    out = send_to(s, registration(3, "150.1.2.2", "10.0.0.2", 360), "150.1.2.2", at_s(4));
+    CHECK(only_packet(out).cies[0].code == cie_code::success);
+}
