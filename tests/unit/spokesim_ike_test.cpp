@@ -248,7 +248,10 @@ TEST_CASE("a Phase 3 shortcut between emulated spokes rides their own negotiated
     // Spoke i sends to i+1: i+1 answers i's resolution and keys itself with i first (the
     // pairs 0-1, 1-2, 2-3, 3-0), each side installing its half.
     CHECK(ik.spoke_sas == 2 * n);
-    CHECK(ik.ike.ike_sas_up == 2 * n);  // n with the hub (spoke side) + n between spokes
+    // n with the hub, and n between spokes that the one engine holds on both sides (initiator
+    // and responder), each side counting its own.
+    CHECK(ik.ike.ike_sas_up == 3 * n);
+    CHECK(ik.ike.child_sas == 3 * n);
     CHECK(ik.ike.failures == 0);
     CHECK(ik.held >= n);  // the Resolution Replies waited for their SA
     CHECK(ik.held_dropped == 0);
