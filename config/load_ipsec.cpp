@@ -428,9 +428,9 @@ std::optional<std::vector<uint8_t>> loader::psk_bytes(const value_ref& v) {
 }
 
 void loader::read_psks(const fields& f, ike_settings& s) {
-    std::map<std::string, std::string> seen;  // peer -> path of its key
+    std::map<std::string, std::string> seen;  // peer -> where its key was given
     auto add = [&](std::string peer, std::vector<uint8_t> key, const std::string& path, pos at) {
-        if (auto [it, fresh] = seen.emplace(peer, path); !fresh) {
+        if (auto [it, fresh] = seen.emplace(peer, fmt_pos(at)); !fresh) {
             fail(at, path,
                  fmt::format("{} already has a key (at {})",
                              peer.empty() ? std::string("the wildcard (any peer)") : quote(peer),
@@ -473,7 +473,7 @@ void loader::read_psks(const fields& f, ike_settings& s) {
                     k = psk_bytes(*key);
                 }
                 if (id && k) {
-                    add(*id, std::move(*k), fmt_pos(peer->at), peer->at);
+                    add(*id, std::move(*k), peer->path, peer->at);
                 }
             }
         }

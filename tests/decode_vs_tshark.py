@@ -59,7 +59,7 @@ TSHARK_DIFFERS = {
 TSHARK_IGNORED_PREFIXES = ("_ws.",)
 
 # Layers compared, by tshark layer name; only the first (outermost) instance of each.
-LAYERS = ("frame", "eth", "vlan", "sll", "ip", "udp", "gre", "esp", "nhrp")
+LAYERS = ("frame", "eth", "vlan", "sll", "ip", "udp", "gre", "esp", "nhrp", "isakmp")
 
 
 def fail(msg):
@@ -140,7 +140,47 @@ def crafted_packets():
     res_mand = struct.pack(">BBHI", 4, 4, 0xD802, 9) + a(2, 0, 0, 0, 0, 2) + a(10, 0, 0, 3) + \
         a(10, 1, 0, 1) + cie6
     res_reply = nhrp(2, 6, res_mand, [(0x8003, cie6), (0x8000, b"")])
-    return [(0, ipv4_gre(purge, 42)), (1000, ipv4_gre(error_ind)), (2000, ipv4_gre(res_reply, 7))]
+    return [(0, ipv4_gre(purge, 42)), (1000, ipv4_gre(error_ind)), (2000, ipv4_gre(res_reply, 7)),
+            (3000, ipv4_udp(4500, b"\0\0\0\0" + ike_natt_request()))]
+
+
+def ipv4_udp(port, payload):
+    udp = struct.pack(">HHHH", port, port, 8 + len(payload), 0) + payload
+    hdr = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 2, 0, 64, 17, 0,
+                                bytes([198, 51, 100, 2]), bytes([198, 51, 100, 1])))
+    struct.pack_into(">H", hdr, 10, inet_checksum(bytes(hdr)))
+    return bytes(hdr) + udp
+
+
+def ike_natt_request():
+    """An IKEv2 message (RFC 7296 section 3) on UDP 4500 after the non-ESP marker, with what no
+    capture here holds: an ESP proposal with its SPI, two proposals, a transform with an
+    unknown TLV attribute besides Key Length, an ESN transform, a Notify with an SPI
+    (REKEY_SA) and an IDi."""
+    def payload(nxt, body, flags=0):
+        return struct.pack(">BBH", nxt, flags, 4 + len(body)) + body
+
+    def transform(last, ttype, tid, attrs=b""):
+        return struct.pack(">BBHBBH", 0 if last else 3, 0, 8 + len(attrs), ttype, 0, tid) + attrs
+
+    def proposal(last, num, spi, transforms):
+        body = struct.pack(">BBBB", num, 3, len(spi), len(transforms)) + spi + b"".join(transforms)
+        return struct.pack(">BBH", 0 if last else 2, 0, 4 + len(body)) + body
+
+    sa = proposal(False, 1, bytes.fromhex("c0ffee01"), [
+        transform(False, 1, 20, struct.pack(">HH", 0x800E, 256) + struct.pack(">HH", 0x0033, 2)
+                  + b"\xab\xcd"),
+        transform(True, 5, 0)]) + \
+        proposal(True, 2, bytes.fromhex("c0ffee02"), [
+            transform(False, 1, 12, struct.pack(">HH", 0x800E, 128)),
+            transform(False, 3, 12),
+            transform(True, 5, 1)])
+    chain = payload(41, sa) + \
+        payload(35, struct.pack(">BBH", 3, 4, 16393) + bytes.fromhex("c0ffee01")) + \
+        payload(0, struct.pack(">B3x", 2) + b"spoke1.example")
+    hdr = bytes.fromhex("0102030405060708") + bytes(8) + \
+        struct.pack(">BBBBII", 33, 0x20, 36, 0x08, 5, 28 + len(chain))
+    return hdr + chain
 
 
 def synthesize(source, out):
@@ -329,7 +369,7 @@ def main():
     source = next(p for p in files if p.name == SYNTHESIS_SOURCE)
     files.append(synthesize(source, Path(tmp.name) / "synthesized-eth-sll-sll2-raw.pcapng"))
 
-    total_packets = total_nhrp = total_values = 0
+    total_packets = total_nhrp = total_ike = total_values = 0
     for path in files:
         mine, rc, stderr = run_decoder(decoder, path)
         theirs = run_tshark(path)
@@ -341,6 +381,7 @@ def main():
         errors = set()
         for m, t in zip(mine, theirs):
             where = f"{path.name} frame {m['frame.number']}"
+            total_ike += "isakmp.ispi" in m
             if "error" in m:
                 errors.add(m["frame.number"])
                 is_nhrp = m.get("gre.proto") == 0x2001 or m.get("ip.proto") == 54
@@ -366,7 +407,10 @@ def main():
 
     if total_nhrp == 0:
         fail("no NHRP packet was compared")
+    if total_ike == 0:
+        fail("no IKEv2 message was compared")
     print(f"{len(files)} captures, {total_packets} packets, {total_nhrp} NHRP packets decoded, "
+          f"{total_ike} IKEv2 messages decoded, "
           f"{total_values} values equal to tshark's")
 
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "control/ike/message.hpp"
 #include "control/nhrp/packet.hpp"
 #include "crypto/esp_wire.hpp"
 #include "dataplane/wire/gre.hpp"
@@ -17,8 +18,11 @@ namespace {
 namespace pcap = wire::pcap;
 
 constexpr uint16_t ethertype_ipv4 = 0x0800;
-constexpr uint8_t ip_proto_nhrp = 54;     // NHRP straight over IPv4 (IANA protocol 54, "NARP")
-constexpr uint16_t udp_port_natt = 4500;  // RFC 3948
+constexpr uint8_t ip_proto_nhrp = 54;      // NHRP straight over IPv4 (IANA protocol 54, "NARP")
+constexpr uint16_t udp_port_natt = 4500;   // RFC 3948
+constexpr uint16_t udp_port_ike = 500;     // RFC 7296 section 2
+constexpr size_t ike_version_offset = 17;  // the version octet of the IKE header
+constexpr uint8_t ike_tv_format = 0x80;    // transform attribute: TV (1) or TLV (0)
 constexpr size_t udp_header_size = 8;
 constexpr size_t non_esp_marker_size = 4;
 constexpr uint8_t natt_keepalive = 0xff;
@@ -216,19 +220,181 @@ private:
             error(name(decode_error::udp_length_mismatch));
             return;
         }
+        auto payload = seg.subspan(udp_header_size, *len - udp_header_size);
+        if (*src == udp_port_ike || *dst == udp_port_ike) {
+            ike_message(payload);
+            return;
+        }
         if (*src != udp_port_natt && *dst != udp_port_natt) {
             return;
         }
-        auto payload = seg.subspan(udp_header_size, *len - udp_header_size);
         // RFC 3948 section 2: a lone 0xff is a NAT keepalive, four zero bytes introduce IKE.
         if (payload.size() == 1 && payload[0] == natt_keepalive) {
             return;
         }
         if (payload.size() >= non_esp_marker_size && payload[0] == 0 && payload[1] == 0 &&
             payload[2] == 0 && payload[3] == 0) {
+            ike_message(payload.subspan(non_esp_marker_size));
             return;
         }
         esp(payload);
+    }
+
+    // ---- IKEv2 (RFC 7296 section 3), under Wireshark's isakmp.* names ----
+
+    // Fields that occur in the header and in every payload, proposal and transform: arrays in
+    // the order of tshark's tree, which is wire order except for isakmp.typepayload: tshark
+    // lists the types of one level (payloads, a payload's proposals, a proposal's transforms)
+    // before the subtrees they head, so the callers append the types of a level first.
+    void generic(uint8_t next, bool critical, uint16_t length, bool substructure) {
+        _o.append("isakmp.nextpayload", uint64_t{next});
+        if (!substructure) {
+            _o.append("isakmp.criticalpayload", critical);
+        }
+        _o.append("isakmp.payloadlength", uint64_t{length});
+    }
+
+    void ike_attributes(const ike::transform& t) {
+        auto attribute = [this](uint16_t type_field, std::span<const uint8_t> value) {
+            const auto type = static_cast<uint16_t>(type_field & 0x7fff);
+            _o.append("isakmp.ike2.attr.format", (type_field >> 8 & ike_tv_format) != 0);
+            _o.append("isakmp.ike2.attr.type", uint64_t{type});
+            _o.append("isakmp.ike2.attr.value", hex_bytes(value));
+            if (type == ike::attr_key_length) {
+                _o.append("isakmp.ike2.attr.key_length", uint64_t{wire::load_be16(value.data())});
+            }
+        };
+        if (t.key_bits) {
+            const std::array<uint8_t, 2> v{static_cast<uint8_t>(*t.key_bits >> 8),
+                                           static_cast<uint8_t>(*t.key_bits)};
+            attribute(0x8000 | ike::attr_key_length, v);
+        }
+        // The parser checked these: TV (4 bytes) or TLV (type, length, value).
+        wire::reader r(t.unknown_attributes);
+        while (!r.empty()) {
+            const uint16_t type_field = *r.be16();
+            if ((type_field & 0x8000) != 0) {
+                attribute(type_field, *r.bytes(2));
+            } else {
+                attribute(type_field, *r.bytes(*r.be16()));
+            }
+        }
+    }
+
+    void ike_sa(const ike::sa_payload& sa) {
+        for (size_t i = 0; i < sa.proposals.size(); ++i) {
+            _o.append("isakmp.typepayload", uint64_t{2});
+        }
+        for (size_t i = 0; i < sa.proposals.size(); ++i) {
+            const auto& p = sa.proposals[i];
+            size_t plen = 8 + p.spi.size();
+            for (const auto& t : p.transforms) {
+                plen += 8 + (t.key_bits ? 4 : 0) + t.unknown_attributes.size();
+            }
+            generic(i + 1 == sa.proposals.size() ? 0 : 2, false, static_cast<uint16_t>(plen), true);
+            _o.append("isakmp.prop.number", uint64_t{p.number});
+            _o.append("isakmp.prop.protoid", uint64_t{p.protocol});
+            _o.append("isakmp.spisize", uint64_t{p.spi.size()});
+            _o.append("isakmp.prop.transforms", uint64_t{p.transforms.size()});
+            for (size_t j = 0; j < p.transforms.size(); ++j) {
+                _o.append("isakmp.typepayload", uint64_t{3});
+            }
+            for (size_t j = 0; j < p.transforms.size(); ++j) {
+                const auto& t = p.transforms[j];
+                const size_t tlen = 8 + (t.key_bits ? 4 : 0) + t.unknown_attributes.size();
+                generic(j + 1 == p.transforms.size() ? 0 : 3, false, static_cast<uint16_t>(tlen),
+                        true);
+                _o.append("isakmp.tf.type", uint64_t{static_cast<uint8_t>(t.type)});
+                switch (t.type) {
+                    case ike::transform_type::encr:
+                        _o.append("isakmp.tf.id.encr", uint64_t{t.id});
+                        break;
+                    case ike::transform_type::prf:
+                        _o.append("isakmp.tf.id.prf", uint64_t{t.id});
+                        break;
+                    case ike::transform_type::integ:
+                        _o.append("isakmp.tf.id.integ", uint64_t{t.id});
+                        break;
+                    case ike::transform_type::dh:
+                        _o.append("isakmp.tf.id.dh", uint64_t{t.id});
+                        break;
+                    default:
+                        break;  // ESN and unknown types: no field compared against tshark yet
+                }
+                ike_attributes(t);
+            }
+        }
+    }
+
+    void ike_body(const ike::payload& p) {
+        if (const auto* sa = std::get_if<ike::sa_payload>(&p)) {
+            ike_sa(*sa);
+        } else if (const auto* ke = std::get_if<ike::ke_payload>(&p)) {
+            _o.append("isakmp.key_exchange.dh_group", uint64_t{ke->group});
+            _o.append("isakmp.key_exchange.data", hex_bytes(ke->data));
+        } else if (const auto* n = std::get_if<ike::nonce_payload>(&p)) {
+            _o.append("isakmp.nonce", hex_bytes(n->data));
+        } else if (const auto* nt = std::get_if<ike::notify_payload>(&p)) {
+            _o.append("isakmp.notify.protoid", uint64_t{nt->protocol});
+            _o.append("isakmp.spisize", uint64_t{nt->spi.size()});
+            _o.append("isakmp.notify.msgtype", uint64_t{nt->type});
+            _o.append("isakmp.notify.data", hex_bytes(nt->data));
+        } else if (const auto* idi = std::get_if<ike::id_payload_i>(&p)) {
+            _o.append("isakmp.id.type", uint64_t{idi->type});
+        } else if (const auto* idr = std::get_if<ike::id_payload_r>(&p)) {
+            _o.append("isakmp.id.type", uint64_t{idr->type});
+        }
+        // SK/SKF: the body stays encrypted. Decryption with a key file (Wireshark's
+        // ikev2_decryption_table) belongs here once control/ike/crypto does it: decrypt the
+        // body, then decode ike::parse_payloads(first_inner, plaintext) through ike_body().
+    }
+
+    void ike_message(std::span<const uint8_t> msg) {
+        // IKEv1 (major version 1) is not decoded: the header fields differ in meaning.
+        if (msg.size() > ike_version_offset && (msg[ike_version_offset] >> 4) == 1) {
+            return;
+        }
+        auto h = ike::parse_header(msg);
+        if (!h) {
+            error(ike::name(h.error()));
+            return;
+        }
+        _o.set("isakmp.ispi", hex_bytes(msg.first(8)));
+        _o.set("isakmp.rspi", hex_bytes(msg.subspan(8, 8)));
+        _o.append("isakmp.nextpayload", uint64_t{static_cast<uint8_t>(h->next)});
+        _o.set("isakmp.version", uint64_t{msg[ike_version_offset]});
+        _o.set("isakmp.mjver", uint64_t{h->major});
+        _o.set("isakmp.mnver", uint64_t{h->minor});
+        _o.set("isakmp.exchangetype", uint64_t{static_cast<uint8_t>(h->exch)});
+        _o.set("isakmp.flags", uint64_t{h->flags});
+        _o.set("isakmp.flag_i", h->from_initiator());
+        _o.set("isakmp.flag_v", (h->flags & ike::header_flag::version) != 0);
+        _o.set("isakmp.flag_r", h->is_response());
+        _o.set("isakmp.messageid", uint64_t{h->message_id});
+        _o.set("isakmp.length", uint64_t{h->length});
+        const auto chain = msg.subspan(ike::header_size);
+        auto p = ike::parse_payload_prefix(h->next, chain);
+        if (!p) {
+            error(ike::name(p.error()));
+            return;
+        }
+        // parse_payload_prefix() checked every generic header it passed: read them again for
+        // the fields the model does not keep (critical bit, length).
+        for (const auto& payload : p->payloads) {
+            _o.append("isakmp.typepayload", uint64_t{static_cast<uint8_t>(ike::type_of(payload))});
+        }
+        wire::reader r(chain);
+        for (const auto& payload : p->payloads) {
+            const uint8_t next = *r.u8();
+            const uint8_t flags = *r.u8();
+            const uint16_t length = *r.be16();
+            r.skip(length - ike::generic_payload_header_size);
+            generic(next, (flags & 0x80) != 0, length, false);
+            ike_body(payload);
+        }
+        if (p->consumed != chain.size()) {
+            _o.set("isakmp.extradata", hex_bytes(chain.subspan(p->consumed)));
+        }
     }
 
     void esp(std::span<const uint8_t> payload) {

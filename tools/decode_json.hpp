@@ -46,9 +46,16 @@ struct decoded {
 };
 
 // Decodes one record as far as its layers go: link, IPv4, then GRE (NHRP inside 0x2001), NHRP
-// (IP protocol 54), ESP, or UDP (ESP in UDP 4500, RFC 3948). Each field a layer has is emitted the
-// way tshark names it; the first layer that does not parse adds "error": the reason's name, and
-// decoding stops.
+// (IP protocol 54), ESP, or UDP (ESP in UDP 4500, RFC 3948; IKEv2 on UDP 500 and on UDP 4500
+// after the non-ESP marker, through control/ike/message.hpp; IKEv1 is left undecoded). Each
+// field a layer has is emitted the way tshark names it; the first layer that does not parse adds
+// "error": the reason's name (for IKE, ike::name(parse_error)), and decoding stops.
+//
+// IKEv2 fields (isakmp.*): the header, then per payload its generic header (isakmp.nextpayload,
+// criticalpayload, payloadlength; isakmp.typepayload lists one level's types before the next
+// level's, as tshark's tree does), SA proposals and transforms with their attributes, KE group
+// and data, nonce, notify protocol / SPI size / type / data, ID type, and bytes after the last
+// payload as isakmp.extradata. SK/SKF bodies stay encrypted (no key file yet).
 //
 // Fields that occur once per packet are scalars. NHRP CIE fields, extension fields and VLAN
 // tags are arrays holding every occurrence in wire order (the mandatory part's CIEs first,

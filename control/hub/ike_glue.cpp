@@ -40,6 +40,29 @@ std::string_view name(ike_rx_error e) noexcept {
     return "unknown";
 }
 
+std::vector<ike::tunnel_binding> ike_bindings(const config::topology& t, const tunnel_slots& s) {
+    std::vector<ike::tunnel_binding> out;
+    for (const config::tunnel& tun : t.tunnels) {
+        const config::ipsec_profile* p =
+            tun.ipsec_profile.empty() ? nullptr : t.find_ipsec_profile(tun.ipsec_profile);
+        auto slot = s.slot(tun.name);
+        if (p != nullptr && p->ike && slot) {
+            out.push_back(ike::tunnel_binding{*slot, tun.nbma_source.value, p->name});
+        }
+    }
+    return out;
+}
+
+std::optional<uint32_t> ike_tunnel_for(std::span<const ike::tunnel_binding> bindings,
+                                       uint32_t dst) noexcept {
+    for (const ike::tunnel_binding& b : bindings) {
+        if (b.local == dst) {
+            return b.tunnel;
+        }
+    }
+    return std::nullopt;
+}
+
 bool is_natt_keepalive(std::span<const uint8_t> payload) noexcept {
     return payload.size() == 1 && payload[0] == 0xff;
 }

@@ -11,6 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include "config/topology.hpp"
+#include "control/hub/model.hpp"
+#include "control/ike/engine.hpp"
 #include "control/ike/events.hpp"
 #include "crypto/sa.hpp"
 #include "dataplane/wire/result.hpp"
@@ -29,6 +32,16 @@ enum class ike_rx_error : uint8_t {
     esp_in_udp,    // 4500 without the non-ESP marker (ESP the workers did not take: no SA)
 };
 std::string_view name(ike_rx_error e) noexcept;
+
+// The tunnels IKE serves (their IPsec profile has an `ike` section), in topology order: what
+// ike::engine::create and reconfigure take.
+std::vector<ike::tunnel_binding> ike_bindings(const config::topology& t, const tunnel_slots& s);
+
+// The tunnel a punted IKE packet to `dst` (one of the hub's NBMA addresses) is for: the first
+// binding whose local address it is (tunnels sharing an NBMA address share IKE, as on IOS where
+// the IKE SA belongs to the address). None: no IKE there (the packet is dropped, counted).
+std::optional<uint32_t> ike_tunnel_for(std::span<const ike::tunnel_binding> bindings,
+                                       uint32_t dst) noexcept;
 
 // A punted IPv4 packet (from its header) to UDP 500 or 4500 on `tunnel`'s NBMA address (the
 // slot the caller resolved from the destination): the IKE message, with the 4500 non-ESP

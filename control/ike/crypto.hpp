@@ -193,6 +193,7 @@ public:
     struct impl;
 
 private:
+    friend class trust_store;  // hands the certificates to OpenSSL's path validation
     explicit certificate(std::unique_ptr<impl> i);
     std::unique_ptr<impl> _impl;
 };

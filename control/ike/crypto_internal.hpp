@@ -29,3 +29,13 @@ integ_params integ_info(uint16_t integ) noexcept;
 size_t encr_key_size(uint16_t encr, uint16_t bits) noexcept;
 
 }  // namespace dmvpn::ike::crypto::detail
+
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY
+
+namespace dmvpn::ike::crypto::detail {
+
+// Checks AUTH data of `method` over `octets` with a public key (crypto_auth.cpp).
+wire::result<bool, std::string> verify_auth(evp_pkey_st* key, uint8_t method, cspan auth_data,
+                                            cspan octets);
+
+}  // namespace dmvpn::ike::crypto::detail

@@ -118,7 +118,8 @@ EOF
     cp $H/swanctl.conf /etc/swanctl/swanctl.conf
     /usr/sbin/charon-systemd >$H/logs/charon.out 2>&1 </dev/null &
     i=0
-    while [ ! -S /run/charon.vici ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    # Up to 60 s: under TCG on a busy host charon can take a while to load its plugins.
+    while [ ! -S /run/charon.vici ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
     [ -S /run/charon.vici ] || die "charon-systemd did not start (logs/charon.out)"
     swanctl --load-all >$H/logs/swanctl-load.log 2>&1 || die "swanctl --load-all failed"
 fi

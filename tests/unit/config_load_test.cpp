@@ -13,6 +13,7 @@ using dmvpn::config::load_string;
 using dmvpn::config::parse_ipv4;
 using dmvpn::config::test::base;
 using dmvpn::config::test::doc;
+using dmvpn::config::test::only_error;
 
 namespace {
 
@@ -25,16 +26,6 @@ dmvpn::config::ipv4 ip(const char* text) {
     auto a = parse_ipv4(text);
     REQUIRE(a);
     return *a;
-}
-
-// The only error a document gives; fails the test with every error otherwise.
-error only_error(const doc& d) {
-    auto r = load_string(d.text(), "t.yaml");
-    INFO(d.text());
-    REQUIRE_FALSE(r.has_value());
-    INFO(r.error_text());
-    REQUIRE(r.errors().size() == 1);
-    return r.errors()[0];
 }
 
 }  // namespace

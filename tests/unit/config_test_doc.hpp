@@ -2,10 +2,13 @@
 // expected positions come from the document itself rather than from counted line numbers.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "config/load.hpp"
 
 namespace dmvpn::config::test {
 
@@ -137,6 +140,16 @@ routes:
     via: 10.0.0.2
 management:
   socket: /run/test.sock)");
+}
+
+// The only error a document gives; fails the test with every error otherwise.
+inline error only_error(const doc& d) {
+    auto r = load_string(d.text(), "t.yaml");
+    INFO(d.text());
+    REQUIRE_FALSE(r.has_value());
+    INFO(r.error_text());
+    REQUIRE(r.errors().size() == 1);
+    return r.errors()[0];
 }
 
 }  // namespace dmvpn::config::test

@@ -1,13 +1,19 @@
 // ESP-in and ESP-out stages wired to the crypto library: the hub's output decrypts with the
 // spoke's SA, the spoke's ESP is decrypted, replay- and ICV-checked, and SAs owned by another
 // worker are handed to it.
+#include <unistd.h>
+
 #include <array>
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
 
 #include "crypto/engine.hpp"
 #include "crypto/esp_transport.hpp"
 #include "crypto/sa.hpp"
 #include "dataplane/wire/checksum.hpp"
+#include "dataplane/wire/pcap_file.hpp"
 #include "dataplane/wire/reader.hpp"
 #include "tests/unit/dataplane_support.hpp"
 
@@ -331,6 +337,11 @@ bytes in_udp(const bytes& esp_ip, uint16_t sport, uint16_t dport) {
 
 constexpr uint16_t nat_port = 61044;  // where the spoke's NAT maps its 4500
 
+std::string fmt_hex(uint8_t b) {
+    static constexpr char digits[] = "0123456789abcdef";
+    return {digits[b >> 4], digits[b & 15]};
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -417,6 +428,48 @@ TEST_CASE("NAT-T out: an adjacency whose SA has udp_encap sends ESP in UDP to th
     CHECK(e.worker().counters().natt_out == 2);
     CHECK(e.worker().counters().total_drops() == 0);
     CHECK(e.pool_in_use() == 0);
+
+    // Wireshark reads it as NAT-T (its udpencap dissector on port 4500), decrypts the ESP with
+    // the SA's key (esp_sa UAT, GCM keys with their salt) and finds GRE key 200 and the inner
+    // packet to the spoke inside, ICV good.
+    auto dir =
+        std::filesystem::temp_directory_path() / ("dmvpn-natt-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::string cap = (dir / "natt_out.pcap").string();
+    {
+        auto w = wire::pcap::file_writer::create(cap, wire::pcap::linktype::ethernet);
+        REQUIRE(w.has_value());
+        for (auto& f : out) {
+            REQUIRE_FALSE(w->write(wire::pcap::timestamp{}, f).has_value());
+        }
+        REQUIRE_FALSE(w->close().has_value());
+    }
+    std::string key;
+    for (uint8_t b : sas.k_out) {
+        key += fmt_hex(b);
+    }
+    std::string cmd =
+        "tshark -r " + cap +
+        " -o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE"
+        " -o 'uat:esp_sa:\"IPv4\",\"192.0.2.1\",\"198.51.100.5\",\"0x00001001\",\"AES-GCM "
+        "with 16 octet ICV [RFC4106]\",\"0x" +
+        key +
+        "\",\"NULL\",\"\"' -T fields -E 'separator=;' -e udp.srcport -e udp.dstport -e esp.spi"
+        " -e esp.sequence -e esp.icv_good -e gre.key -e ip.dst 2>/dev/null";
+    std::FILE* pipe = ::popen(cmd.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::string text;
+    char buf[512];
+    while (std::fgets(buf, sizeof(buf), pipe) != nullptr) {
+        text += buf;
+    }
+    CHECK(::pclose(pipe) == 0);
+    std::filesystem::remove_all(dir);
+    INFO(text);
+    // UDP and ip.dst list the outer (NAT-T) then the inner (decrypted) layer.
+    CHECK(text ==
+          "4500,5;61044,6;0x00001001;1;1;0x000000c8;198.51.100.5,10.1.0.2\n"
+          "4500,5;61044,6;0x00001001;2;1;0x000000c8;198.51.100.5,10.1.0.2\n");
 }
 
 TEST_CASE("NAT-T: the inner MTU leaves room for UDP, ESP and GRE", "[dataplane][esp][natt]") {

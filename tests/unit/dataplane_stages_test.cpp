@@ -795,7 +795,10 @@ TEST_CASE("Punts are policed per class: a multicast flood leaves NHRP and IKE th
     }
     e.from_underlay(frames);
     auto ike = ipv4(net::spoke2_nbma, net::hub_nbma, 17, udp(500, 500, 40));
-    auto natt = ipv4(net::spoke2_nbma, net::hub_nbma, 17, udp(4500, 4500, 40));
+    // IKE on 4500: the non-ESP marker (four zero bytes) first, else it would be ESP in UDP.
+    bytes ike4500 = udp(4500, 4500, 40);
+    std::fill(ike4500.begin() + 8, ike4500.begin() + 12, uint8_t{0});
+    auto natt = ipv4(net::spoke2_nbma, net::hub_nbma, 17, ike4500);
     auto other = ipv4(net::spoke2_nbma, net::hub_nbma, 17, udp(1000, 501, 40));
     std::vector<bytes> to_hub;
     for (const bytes& b : {ike, natt, ike, other, other, other}) {

@@ -140,6 +140,85 @@ TEST_CASE("each layer's failure is named and stops the decoding there") {
     }
 }
 
+namespace {
+
+// A raw-IP frame: IPv4, UDP from and to `port`, then `payload`.
+bytes udp_frame(uint16_t port, const bytes& payload) {
+    wire::ipv4_header h;
+    h.total_length = static_cast<uint16_t>(20 + 8 + payload.size());
+    h.ttl = 64;
+    h.protocol = wire::ip_proto::udp;
+    bytes out(20);
+    REQUIRE(wire::encode_ipv4(h, {}, out) == 20);
+    const auto ulen = static_cast<uint16_t>(8 + payload.size());
+    const auto hi = static_cast<uint8_t>(port >> 8);
+    const auto lo = static_cast<uint8_t>(port);
+    out.insert(out.end(),
+               {hi, lo, hi, lo, static_cast<uint8_t>(ulen >> 8), static_cast<uint8_t>(ulen), 0, 0});
+    out.insert(out.end(), payload.begin(), payload.end());
+    return out;
+}
+
+// An IKEv2 header (RFC 7296 section 3.1): SPIs 1 and 0, first payload `next`, IKE_SA_INIT
+// request, message ID 0, Length `length`.
+bytes ike_header(uint8_t next, uint32_t length) {
+    bytes h = {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, next, 0x20, 34, 0x08, 0, 0, 0, 0};
+    h.insert(h.end(), {static_cast<uint8_t>(length >> 24), static_cast<uint8_t>(length >> 16),
+                       static_cast<uint8_t>(length >> 8), static_cast<uint8_t>(length)});
+    return h;
+}
+
+}  // namespace
+
+TEST_CASE("IKEv2 on UDP 500 and 4500: fields, and hostile messages refused with a reason") {
+    // A Nonce payload of 16 bytes, alone.
+    bytes ike = ike_header(40, 28 + 20);
+    ike.insert(ike.end(), {0, 0, 0, 20});
+    ike.insert(ike.end(), 16, 0x5a);
+    SECTION("UDP 500") {
+        auto d = decode(udp_frame(500, ike));
+        CAPTURE(d.json);
+        CHECK_FALSE(d.failed);
+        CHECK(has(d.json, R"("isakmp.ispi":"00:00:00:00:00:00:00:01")"));
+        CHECK(has(d.json, R"("isakmp.nextpayload":[40,0])"));
+        CHECK(has(d.json, R"("isakmp.exchangetype":34,"isakmp.flags":8,"isakmp.flag_i":true)"));
+        CHECK(has(d.json, R"("isakmp.length":48,"isakmp.typepayload":[40])"));
+        CHECK(has(d.json, R"("isakmp.payloadlength":[20],"isakmp.nonce":["5a:5a:)"));
+    }
+    SECTION("UDP 4500 after the non-ESP marker") {
+        bytes natt = {0, 0, 0, 0};
+        natt.insert(natt.end(), ike.begin(), ike.end());
+        auto d = decode(udp_frame(4500, natt));
+        CAPTURE(d.json);
+        CHECK_FALSE(d.failed);
+        CHECK(has(d.json, R"("isakmp.length":48)"));
+        CHECK_FALSE(has(d.json, "esp.spi"));
+    }
+    SECTION("a Length that lies") {
+        ike[27] = 200;
+        auto d = decode(udp_frame(500, ike));
+        CHECK(d.failed);
+        CHECK(has(d.json, R"("udp.checksum":0,"error":"length_mismatch"})"));
+    }
+    SECTION("a payload running past the message") {
+        ike[31] = 40;
+        auto d = decode(udp_frame(500, ike));
+        CHECK(d.failed);
+        CHECK(has(d.json, R"("isakmp.length":48,"error":"truncated_payload"})"));
+    }
+    SECTION("a header cut short: the non-ESP marker and nothing after it") {
+        auto d = decode(udp_frame(4500, bytes{0, 0, 0, 0}));
+        CHECK(d.failed);
+        CHECK(has(d.json, R"("error":"truncated_header")"));
+    }
+    SECTION("IKEv1 is left undecoded") {
+        ike[17] = 0x10;
+        auto d = decode(udp_frame(500, ike));
+        CHECK_FALSE(d.failed);
+        CHECK_FALSE(has(d.json, "isakmp"));
+    }
+}
+
 TEST_CASE("json_object: scalars, arrays in insertion order, escaping") {
     dmvpn::decode::json_object o;
     o.set("a", uint64_t{1});

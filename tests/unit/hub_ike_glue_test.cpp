@@ -38,6 +38,38 @@ const std::vector<uint8_t> ike_msg = {
 
 }  // namespace
 
+TEST_CASE("IKE serves the tunnels whose profile has an ike section; a punt finds its tunnel",
+          "[hub][ike]") {
+    config::topology t;
+    config::ipsec_profile manual;
+    manual.name = "lab";
+    config::ipsec_profile negotiated;
+    negotiated.name = "dmvpn";
+    negotiated.ike = config::ike_settings{};
+    t.ipsec_profiles = {manual, negotiated};
+    auto tunnel = [](std::string name, uint32_t nbma, std::string profile) {
+        config::tunnel x;
+        x.name = std::move(name);
+        x.nbma_source = config::ipv4{nbma};
+        x.ipsec_profile = std::move(profile);
+        return x;
+    };
+    t.tunnels = {tunnel("Tunnel0", hub_nbma, ""), tunnel("Tunnel1", hub_nbma, "lab"),
+                 tunnel("Tunnel2", hub_nbma, "dmvpn"), tunnel("Tunnel3", 0xc0000202, "dmvpn")};
+    tunnel_slots slots;
+    REQUIRE(slots.assign(t));
+    auto b = ike_bindings(t, slots);
+    REQUIRE(b.size() == 2);
+    CHECK(b[0].tunnel == *slots.slot("Tunnel2"));
+    CHECK(b[0].local == hub_nbma);
+    CHECK(b[0].profile == "dmvpn");
+    CHECK(b[1].tunnel == *slots.slot("Tunnel3"));
+    CHECK(b[1].local == 0xc0000202);
+    CHECK(ike_tunnel_for(b, hub_nbma) == *slots.slot("Tunnel2"));
+    CHECK(ike_tunnel_for(b, 0xc0000202) == *slots.slot("Tunnel3"));
+    CHECK_FALSE(ike_tunnel_for(b, 0xc0000203).has_value());
+}
+
 TEST_CASE("punted IKE becomes a datagram: 500 as is, 4500 without its marker, keepalives kept",
           "[hub][ike]") {
     auto d = ike_datagram_of(udp_ip(500, 500, ike_msg), 3);

@@ -350,3 +350,113 @@ TEST_CASE("secret and equal", "[ike][crypto]") {
     CHECK_FALSE(crypto::equal(bytes{1, 2}, bytes{1, 3}));
     CHECK_FALSE(crypto::equal(bytes{1, 2}, bytes{1, 2, 3}));
 }
+
+// Keys charon (strongSwan 5.9.8, Debian) logged at `ike 4` / `chd 4` as responder, with Ni/Nr
+// from the same exchanges' captures (the ike-interop helper's
+// tests/data/captures/strongswan/*.keys.txt): our derivation from g^ir, the nonces and the SPIs
+// must give the very same keys.
+TEST_CASE("key schedule matches strongSwan's logged keys", "[ike][crypto][keys][interop]") {
+    SECTION("AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048 with a CHILD_SA") {
+        const bytes ni = hex("181fe9ce6db3cada48e73de039611a2cbd85913f4c8422f24e1573fadff24917");
+        const bytes nr = hex("56f5220d0fd30fb18d7523c801476364725d87c2cda47c61c20ba78fc1d3a632");
+        const bytes g =
+            hex("2372e347b75611f2a2412b488699dabb4eece256655906d3f5cac38503084a2e"
+                "aa2b41aaa4cd1fe0a7ff5304956574b17fec38fdfa68cf020f97cbf0781b283f"
+                "02c36868eb8947681ed74c186ca887d4ce72aadf9da5c3aac1d0d81259e49ce2"
+                "05c40fded25208d193596c66c2707bc99035f6016db7e63e9135b00deeb0d17c"
+                "740767e5854933dff553e136f733c60c149b9c4d2e9e97cb1fd1f7212491505e"
+                "11e98c19a489ced746b5b88477f05697ccbe53ed7c36304d784aa41e221bdaa1"
+                "4c75215c3c3305e52ff75886954762c12893c82f0acb114029d26d8c13390b8a"
+                "4bf031cc3465190629c07ead5486e058cb95fd523c7a0221fefa5e8d2714686d");
+        const crypto::ike_suite s{encr_id::aes_cbc, 256, integ_id::hmac_sha2_256_128,
+                                  prf_id::hmac_sha2_256, dh_id::modp2048};
+        const auto k =
+            crypto::derive_ike_keys(s, ni, nr, g, 0x753d67a10fb79565ULL, 0xa27a3b531c27226fULL);
+        CHECK(to_bytes(k.sk_d) ==
+              hex("e923f67c95b5a93604fed3fd88cab40c9ae8877a14ea77a5cd12b9ce91df14f2"));
+        CHECK(to_bytes(k.initiator.integ_key) ==
+              hex("c237f56dfc334b304fba25ddc897ce4ce7e4d37609a97064a755c5ed99e5f0ff"));
+        CHECK(to_bytes(k.responder.integ_key) ==
+              hex("0451143df7a85e3e0a8258a8096917f999dd98c688b8fb538d75440e48976027"));
+        CHECK(to_bytes(k.initiator.encr_key) ==
+              hex("5050cb97c98e8e4959b9378c8e60ecdbf31aedd227c3018e591ff36ba2c7ac49"));
+        CHECK(to_bytes(k.responder.encr_key) ==
+              hex("efe2aef796d8fa72a18f2891d9eb47c36c4f721b6c4e52fba69f5ed6e3a638e3"));
+        CHECK(to_bytes(k.sk_pi) ==
+              hex("be19018f5161fefa0baeb1621dc46bf567d11fa1369aab72a8d8a8ae61aad53a"));
+        CHECK(to_bytes(k.sk_pr) ==
+              hex("54134bc99a4533e3c93a8ebd2662abe9f92514f1fc473e9abce9654eaa41aac3"));
+        // ESP aes256-sha256 CHILD_SA from IKE_AUTH: encr_i | integ_i | encr_r | integ_r
+        const auto km =
+            crypto::child_keymat(prf_id::hmac_sha2_256, k.sk_d.view(), std::nullopt, ni, nr, 128);
+        REQUIRE(km.size() == 128);
+        CHECK(to_bytes(km.slice(0, 32)) ==
+              hex("97c739fdc337f82c82985fe8e3bcc4552a4d9f84a569439ed8af21a41782a51a"));
+        CHECK(to_bytes(km.slice(32, 32)) ==
+              hex("caee043ad6132186f82b5a4d57f9ec4bb244dec18af35a9ce6fec5b039f7e2d5"));
+        CHECK(to_bytes(km.slice(64, 32)) ==
+              hex("12c93b4fa4df8e2121a9870299c61039fe852bf70b2834b236f3749d445bcb5d"));
+        CHECK(to_bytes(km.slice(96, 32)) ==
+              hex("8c6fbc6a5a629e2f9586363f14e191e1f2ff0bc0e0ac23dfea35bd30096d6f04"));
+
+        // The initiator's IKE_AUTH request from the capture: ICV (HMAC-SHA2-256-128 over header,
+        // SK header, IV and ciphertext) checks and AES-CBC-256 opens it to the IDi payload.
+        const bytes msg =
+            hex("753d67a10fb79565a27a3b531c27226f2e2023080000000100000110230000f4"
+                "c8ec7091093fb94e91bee530464deaf48b7e97d941c421401ba259c691b9ece1"
+                "50875cc708daa6c8eb75b2098521491055aa98c6c2cd5061cd01705d357ce887"
+                "15f23a19a0fb56dc3f76a5b43ce2938ddd53fbade143e0009208f89ecf4342bf"
+                "9a0a611214ede54c93cf0a737a788fa0bacac646472f07b9272d2a3cee91c766"
+                "eadc255a73d249688f94bfb7184ec4dec2659e616927a6eefea8da23d67f29f5"
+                "0ef152fe51ab8a355c7810a81206e58805eee0de6f4b73bd93ddbd63dc81443a"
+                "dadb9537fec163a2326ff3879d69531f58958a91b1ed0eaf634dbc2d8d6e52c0"
+                "fc5f943fa3463536bbe5936b3226c61a");
+        const cspan aad = cspan{msg}.subspan(0, 32);
+        auto inner = crypto::unprotect(k.initiator, aad, cspan{msg}.subspan(32));
+        REQUIRE(inner.has_value());
+        REQUIRE(inner->size() > 12);
+        CHECK(bytes(inner->begin(), inner->begin() + 12) == hex("2900000c01000000c0000201"));
+        CHECK_FALSE(crypto::unprotect(k.responder, aad, cspan{msg}.subspan(32)).has_value());
+    }
+    SECTION("AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519") {
+        const bytes ni = hex("f3070df448409522bedc48eb1cdf790c21cdf0da712c8d972f6a46e49c0b3190");
+        const bytes nr = hex("efe27048b98bfd3a8c365abb72055cf2e0b74bd7fa993ca9109b8606f6857a71");
+        const bytes g = hex("1350a4fb9a9a12aa70acb594e5c7ab8dbd57e8a5f764d7c68451b5389ecf3f56");
+        const crypto::ike_suite s{encr_id::aes_gcm_16, 256, integ_id::none, prf_id::hmac_sha2_384,
+                                  dh_id::curve25519};
+        const auto k =
+            crypto::derive_ike_keys(s, ni, nr, g, 0xf98879d303fe2f6fULL, 0x21632b66eec45400ULL);
+        CHECK(to_bytes(k.sk_d) == hex("45bff9b629716b71cd70e7ebc9bb7ea653163ff089a1ff45"
+                                      "a96f994fe75806ade5b35a4e5c90adc65b392b4994fb1084"));
+        CHECK(to_bytes(k.initiator.encr_key) ==
+              hex("0fea4308fcfebfe7b7ae670f0ddb667addbfcd0203b1ae798f0d917dcef8e0920fc0a5b9"));
+        CHECK(to_bytes(k.responder.encr_key) ==
+              hex("cce7686456264e610c2e015b83be6feb57ad8dbf89dc0467a0a69e00b3ae2e24a7def200"));
+        CHECK(to_bytes(k.sk_pi) == hex("2c809d0f8c54fd3c81ee18869df99b724ffeb8c6775ee95e"
+                                       "b8291773034e65019996af0272528edc786230e51162c141"));
+        CHECK(to_bytes(k.sk_pr) == hex("b4ef0f9addcab9126af9d2eed4b8c796b35e19670a2a6f85"
+                                       "16109a3b988bdef1e91136e94686523cbdf3d1a1d3b45c80"));
+
+        // The initiator's IKE_AUTH request from the same capture (UDP 500): IKE header and SK
+        // generic header are the AAD; the body opens and re-seals to the same bytes (strongSwan
+        // sends no padding with GCM).
+        const bytes msg =
+            hex("f98879d303fe2f6f21632b66eec454002e20230800000001000000a92300008d"
+                "4b0863a88da4f0b1a14886ef1660a25a59c85f4346172b69058b362f32263b37"
+                "0832e6c53dc0bc22a76fdb84f5a05dd013fc1f2df52176741670892bb1c5868e"
+                "bf55701799ff85b6a4370476e98cc72f734e06a9e3788efed00fcfa355ceca24"
+                "89efeba59e2d09804ccfbc028908d856784020a25c8b4ccafa3653b1399fdb97"
+                "29ee22eea04325a324");
+        const cspan aad = cspan{msg}.subspan(0, 32);
+        const cspan body = cspan{msg}.subspan(32);
+        auto inner = crypto::unprotect(k.initiator, aad, body);
+        REQUIRE(inner.has_value());
+        // IDi first: next payload N (41), length 12, ID_IPV4_ADDR 192.0.2.1
+        REQUIRE(inner->size() > 12);
+        CHECK(bytes(inner->begin(), inner->begin() + 12) == hex("2900000c01000000c0000201"));
+        auto again = crypto::protect_with_iv(k.initiator, aad, *inner, body.subspan(0, 8));
+        REQUIRE(again.has_value());
+        CHECK(*again == bytes(body.begin(), body.end()));
+        CHECK_FALSE(crypto::unprotect(k.responder, aad, body).has_value());
+    }
+}

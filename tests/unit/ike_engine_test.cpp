@@ -1,0 +1,692 @@
+// The IKEv2 engine (control/ike/engine.hpp): two engines wired back to back through their
+// outputs with a fake clock (initiator and responder), and the responder against strongSwan's
+// real IKE_SA_INIT request.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "control/ike/engine.hpp"
+#include "control/ike/ike_sa.hpp"
+#include "control/ike/message.hpp"
+#include "dataplane/wire/ipv4.hpp"
+#include "tests/unit/crypto_test_support.hpp"
+
+using namespace dmvpn;
+using namespace dmvpn::ike;
+using std::chrono::seconds;
+
+namespace {
+
+constexpr uint32_t hub_addr = 0xc6336401;    // 198.51.100.1
+constexpr uint32_t spoke_addr = 0xc6336402;  // 198.51.100.2
+
+config::ike_settings settings(std::string psk = "cloud-key", std::vector<uint16_t> groups = {31}) {
+    config::ike_settings s;
+    s.psks.push_back({"", bytes(psk.begin(), psk.end())});
+    s.proposals.push_back(
+        {encr_id::aes_gcm_16, 256, integ_id::none, prf_id::hmac_sha2_256, groups});
+    s.proposals.push_back(
+        {encr_id::aes_cbc, 256, integ_id::hmac_sha2_256_128, prf_id::hmac_sha2_256, groups});
+    s.esp_proposals = {{encr_id::aes_gcm_16, 256, integ_id::none, true},
+                       {encr_id::aes_cbc, 128, integ_id::hmac_sha2_256_128, false}};
+    return s;
+}
+
+std::unique_ptr<engine> make(const config::ike_settings& s, uint32_t local) {
+    config::ipsec_profile p;
+    p.name = "dmvpn";
+    p.ike = s;
+    auto e = engine::create({p}, {{0, local, "dmvpn"}});
+    REQUIRE(e);
+    return std::move(*e);
+}
+
+struct side {
+    std::unique_ptr<engine> e;
+    std::vector<child_sa> installs;
+    std::vector<remove_child> removes;
+    std::vector<peer_up> ups;
+    std::vector<peer_down> downs;
+    bool auto_install = true;
+    std::vector<datagram> sent;  // everything it sent, in order
+};
+
+// Two engines whose datagrams reach each other unless `drop` says otherwise.
+struct wire_pair {
+    side a, b;  // a initiates, b responds
+    time_point now = time_point{} + seconds(1000);
+    std::function<bool(const datagram&, bool from_a)> drop = [](const datagram&, bool) {
+        return false;
+    };
+
+    void take(side& s, outputs& o, std::vector<std::pair<datagram, bool>>& q, bool from_a) {
+        for (auto& d : o.send) {
+            s.sent.push_back(d);
+            q.emplace_back(d, from_a);
+        }
+        std::vector<uint64_t> to_install;
+        for (auto& r : o.requests) {
+            if (auto* i = std::get_if<install_child>(&r)) {
+                s.installs.push_back(i->sa);
+                to_install.push_back(i->sa.id);
+            } else if (auto* rm = std::get_if<remove_child>(&r)) {
+                s.removes.push_back(*rm);
+            } else if (auto* u = std::get_if<peer_up>(&r)) {
+                s.ups.push_back(*u);
+            } else if (auto* d = std::get_if<peer_down>(&r)) {
+                s.downs.push_back(*d);
+            }
+        }
+        o = {};
+        if (s.auto_install) {
+            for (uint64_t id : to_install) {
+                outputs more;
+                s.e->installed(id, now, more);
+                take(s, more, q, from_a);
+            }
+        }
+    }
+
+    // Delivers until nothing moves.
+    void settle(outputs oa = {}, outputs ob = {}) {
+        std::vector<std::pair<datagram, bool>> q;
+        take(a, oa, q, true);
+        take(b, ob, q, false);
+        for (size_t i = 0; i < q.size() && i < 1000; ++i) {
+            auto [d, from_a] = q[i];
+            if (drop(d, from_a)) {
+                continue;
+            }
+            side& to = from_a ? b : a;
+            outputs o;
+            to.e->on_datagram(d, now, o);
+            take(to, o, q, !from_a);
+        }
+    }
+    void initiate() {
+        outputs o;
+        a.e->initiate(0, hub_addr, now, o);
+        settle(std::move(o));
+    }
+    void tick(seconds dt) {
+        now += dt;
+        outputs oa, ob;
+        a.e->tick(now, oa);
+        b.e->tick(now, ob);
+        settle(std::move(oa), std::move(ob));
+    }
+};
+
+wire_pair make_pair(const config::ike_settings& spoke, const config::ike_settings& hub) {
+    wire_pair p;
+    p.a.e = make(spoke, spoke_addr);
+    p.b.e = make(hub, hub_addr);
+    return p;
+}
+
+message parsed(const datagram& d) {
+    auto m = parse(d.payload);
+    REQUIRE(m);
+    return std::move(*m);
+}
+
+const notify_payload* notify_of(const message& m, uint16_t type) {
+    for (const auto& p : m.payloads) {
+        if (const auto* n = std::get_if<notify_payload>(&p); n != nullptr && n->type == type) {
+            return n;
+        }
+    }
+    return nullptr;
+}
+
+bytes key_bytes(const ike::crypto::secret& s) { return bytes(s.data(), s.data() + s.size()); }
+
+void require_pair_matches(const child_sa& x, const child_sa& y) {
+    CHECK(x.inbound.spi == y.outbound.spi);
+    CHECK(x.outbound.spi == y.inbound.spi);
+    CHECK(key_bytes(x.inbound.cipher_key) == key_bytes(y.outbound.cipher_key));
+    CHECK(key_bytes(x.outbound.cipher_key) == key_bytes(y.inbound.cipher_key));
+    CHECK(key_bytes(x.inbound.integ_key) == key_bytes(y.outbound.integ_key));
+    CHECK(key_bytes(x.outbound.integ_key) == key_bytes(y.inbound.integ_key));
+    CHECK(key_bytes(x.inbound.cipher_key) != key_bytes(x.outbound.cipher_key));
+    CHECK(x.encr == y.encr);
+    CHECK(x.encr_bits == y.encr_bits);
+    CHECK(x.integ == y.integ);
+    CHECK(x.esn == y.esn);
+}
+
+}  // namespace
+
+TEST_CASE("PSK: IKE SA and first CHILD_SA up, the two ends' keys mirror each other") {
+    auto p = make_pair(settings(), settings());
+    p.initiate();
+    REQUIRE(p.a.ups.size() == 1);
+    REQUIRE(p.b.ups.size() == 1);
+    CHECK(p.b.ups[0].peer == spoke_addr);
+    CHECK(p.b.ups[0].identity == "198.51.100.2");
+    CHECK(p.a.ups[0].identity == "198.51.100.1");
+    REQUIRE(p.a.installs.size() == 1);
+    REQUIRE(p.b.installs.size() == 1);
+    const child_sa& s = p.a.installs[0];
+    const child_sa& h = p.b.installs[0];
+    require_pair_matches(s, h);
+    // Our first choice: AES-GCM-16 256 with ESN, both offered it.
+    CHECK(h.encr == encr_id::aes_gcm_16);
+    CHECK(h.encr_bits == 256);
+    CHECK(h.esn);
+    CHECK(h.inbound.cipher_key.size() == 36);  // key and the 4-byte salt
+    CHECK(!h.udp_encap);
+    CHECK(h.local == hub_addr);
+    CHECK(h.peer == spoke_addr);
+    CHECK(p.b.e->counters().ike_sas_up == 1);
+    CHECK(p.b.e->counters().half_open == 0);
+}
+
+TEST_CASE("The responder's IKE_AUTH answer leaves only once its CHILD_SA is installed") {
+    auto p = make_pair(settings(), settings());
+    p.b.auto_install = false;
+    p.initiate();
+    REQUIRE(p.b.installs.size() == 1);
+    CHECK(p.a.ups.empty());       // no answer yet
+    CHECK(p.b.sent.size() == 1);  // only the IKE_SA_INIT response
+    outputs o;
+    p.b.e->installed(p.b.installs[0].id, p.now, o);
+    p.settle({}, std::move(o));
+    CHECK(p.a.ups.size() == 1);
+    REQUIRE(p.a.installs.size() == 1);
+    require_pair_matches(p.a.installs[0], p.b.installs[0]);
+}
+
+TEST_CASE("Each DH group: 14, 19, 20, 31; CBC+HMAC proposals too") {
+    for (uint16_t g : {dh_id::modp2048, dh_id::ecp256, dh_id::ecp384, dh_id::curve25519}) {
+        auto s = settings("k", {g});
+        s.proposals.erase(s.proposals.begin());  // AES-CBC-256 + HMAC-SHA2-256 only
+        s.esp_proposals.erase(s.esp_proposals.begin());
+        auto p = make_pair(s, s);
+        p.initiate();
+        INFO("group " << g);
+        REQUIRE(p.a.installs.size() == 1);
+        REQUIRE(p.b.installs.size() == 1);
+        require_pair_matches(p.a.installs[0], p.b.installs[0]);
+        CHECK(p.b.installs[0].encr == encr_id::aes_cbc);
+        CHECK(p.b.installs[0].integ == integ_id::hmac_sha2_256_128);
+        CHECK(p.b.installs[0].inbound.integ_key.size() == 32);
+        CHECK_FALSE(p.b.installs[0].esn);
+    }
+}
+
+TEST_CASE("Wrong PSK: AUTHENTICATION_FAILED, nothing left on either side") {
+    auto p = make_pair(settings("spoke-guess"), settings("cloud-key"));
+    p.initiate();
+    CHECK(p.a.ups.empty());
+    CHECK(p.b.ups.empty());
+    CHECK(p.b.installs.empty());
+    CHECK(p.b.e->counters().auth_failed == 1);
+    CHECK(p.b.e->counters().half_open == 0);
+    CHECK(p.b.e->show("ikev2 sa", false).empty());
+    CHECK(p.a.e->show("ikev2 sa", false).empty());
+    REQUIRE(p.b.sent.size() == 2);
+    // The answer is encrypted; the spoke read AUTHENTICATION_FAILED from it.
+    CHECK(p.a.e->counters().auth_failed == 1);
+}
+
+TEST_CASE("Per-identity keys: the spoke's own key, not the wildcard") {
+    auto hub = settings("wildcard");
+    hub.psks.push_back({"198.51.100.2", bytes{'m', 'i', 'n', 'e'}});
+    auto p = make_pair(settings("mine"), hub);
+    p.initiate();
+    CHECK(p.b.ups.size() == 1);
+    auto q = make_pair(settings("wildcard"), hub);
+    q.initiate();
+    CHECK(q.b.ups.empty());
+    CHECK(q.b.e->counters().auth_failed == 1);
+}
+
+TEST_CASE("INVALID_KE_PAYLOAD names the hub's group; the initiator retries with it") {
+    auto spoke = settings("k", {dh_id::ecp256, dh_id::curve25519});
+    auto hub = settings("k", {dh_id::curve25519});
+    auto p = make_pair(spoke, hub);
+    p.initiate();
+    CHECK(p.b.e->counters().invalid_ke == 1);
+    CHECK(p.a.e->counters().invalid_ke == 1);
+    // The first answer: INVALID_KE_PAYLOAD carrying group 31, and no state on the hub for it.
+    message first = parsed(p.b.sent.at(0));
+    const auto* n = notify_of(first, notify_type::invalid_ke_payload);
+    REQUIRE(n != nullptr);
+    CHECK(n->data == bytes{0, 31});
+    CHECK(first.hdr.spi_r == 0);
+    CHECK(p.b.ups.size() == 1);
+    CHECK(p.a.installs.size() == 1);
+}
+
+TEST_CASE("NO_PROPOSAL_CHOSEN when nothing matches") {
+    auto spoke = settings("k", {dh_id::ecp384});
+    auto hub = settings("k", {dh_id::curve25519});
+    hub.proposals.resize(1);
+    spoke.proposals.erase(spoke.proposals.begin());
+    auto p = make_pair(spoke, hub);
+    p.initiate();
+    REQUIRE(p.b.sent.size() == 1);
+    CHECK(notify_of(parsed(p.b.sent[0]), notify_type::no_proposal_chosen) != nullptr);
+    CHECK(p.b.e->counters().no_proposal == 1);
+    CHECK(p.a.e->show("ikev2 sa", false).empty());
+}
+
+TEST_CASE("COOKIE above the half-open threshold; a legitimate spoke still comes up") {
+    auto hub = settings();
+    hub.cookie_threshold = 3;
+    auto p = make_pair(settings(), hub);
+    // Three forged initiators that never answer: their IKE_SA_INITs leave half-open SAs.
+    for (uint32_t i = 0; i < 3; ++i) {
+        auto forged = make(settings(), 0x0a000001 + i);
+        outputs o;
+        forged->initiate(0, hub_addr, p.now, o);
+        REQUIRE(o.send.size() == 1);
+        outputs ob;
+        p.b.e->on_datagram(o.send[0], p.now, ob);
+        REQUIRE(ob.send.size() == 1);
+        CHECK(notify_of(parsed(ob.send[0]), notify_type::cookie) == nullptr);
+    }
+    CHECK(p.b.e->counters().half_open == 3);
+    p.initiate();
+    CHECK(p.b.e->counters().cookies_sent == 1);
+    REQUIRE(p.b.sent.size() >= 1);
+    message first = parsed(p.b.sent[0]);
+    CHECK(notify_of(first, notify_type::cookie) != nullptr);
+    CHECK(first.payloads.size() == 1);
+    CHECK(p.a.ups.size() == 1);
+    CHECK(p.b.ups.size() == 1);
+    // A request with a wrong cookie gets a fresh COOKIE, not state.
+    auto forged = make(settings(), 0x0a0000ff);
+    outputs o;
+    forged->initiate(0, hub_addr, p.now, o);
+    auto m = parsed(o.send[0]);
+    m.payloads.insert(m.payloads.begin(), notify_payload{0, {}, notify_type::cookie, bytes(36, 7)});
+    datagram d = o.send[0];
+    d.payload = serialize(m);
+    outputs ob;
+    p.b.e->on_datagram(d, p.now, ob);
+    REQUIRE(ob.send.size() == 1);
+    CHECK(notify_of(parsed(ob.send[0]), notify_type::cookie) != nullptr);
+    CHECK(p.b.e->counters().half_open == 3);
+}
+
+TEST_CASE("max_half_open bounds the half-open SAs; half-open SAs expire") {
+    auto hub = settings();
+    hub.max_half_open = 2;
+    hub.cookie_threshold = 1000;
+    auto b = make(hub, hub_addr);
+    time_point now = time_point{} + seconds(10);
+    for (uint32_t i = 0; i < 5; ++i) {
+        auto forged = make(settings(), 0x0a000001 + i);
+        outputs o;
+        forged->initiate(0, hub_addr, now, o);
+        outputs ob;
+        b->on_datagram(o.send[0], now, ob);
+        CHECK(ob.send.size() == (i < 2 ? 1u : 0u));
+    }
+    CHECK(b->counters().half_open == 2);
+    outputs ob;
+    b->tick(now + seconds(31), ob);
+    CHECK(b->counters().half_open == 0);
+    CHECK(b->show("ikev2 sa", false).empty());
+    CHECK(ob.requests.empty());  // never up: no peer_down
+}
+
+TEST_CASE("Duplicate requests are answered from the cache, byte for byte, with no new state") {
+    auto p = make_pair(settings(), settings());
+    p.initiate();
+    REQUIRE(p.a.sent.size() == 2);
+    REQUIRE(p.b.sent.size() == 2);
+    for (size_t i = 0; i < 2; ++i) {
+        outputs o;
+        p.b.e->on_datagram(p.a.sent[i], p.now, o);
+        REQUIRE(o.send.size() == 1);
+        CHECK(o.send[0].payload == p.b.sent[i].payload);
+        CHECK(o.requests.empty());
+    }
+    CHECK(p.b.e->counters().duplicates_answered == 2);
+    CHECK(p.b.e->counters().ike_sas_up == 1);
+}
+
+TEST_CASE("Retransmission with back-off; a silent peer is given up") {
+    auto p = make_pair(settings(), settings());
+    p.drop = [](const datagram&, bool) { return true; };
+    p.initiate();
+    REQUIRE(p.a.sent.size() == 1);
+    p.tick(seconds(1));
+    CHECK(p.a.sent.size() == 1);
+    p.tick(seconds(1));  // 2 s: first retransmission
+    CHECK(p.a.sent.size() == 2);
+    CHECK(p.a.sent[1].payload == p.a.sent[0].payload);
+    p.tick(seconds(2));  // 4 s: not yet (the next waits 4 s)
+    CHECK(p.a.sent.size() == 2);
+    p.tick(seconds(2));  // 6 s
+    CHECK(p.a.sent.size() == 3);
+    for (int i = 0; i < 200; ++i) {
+        p.tick(seconds(1));
+    }
+    CHECK(p.a.e->counters().retransmits == 5);
+    CHECK(p.a.e->counters().ike_sas_failed == 1);
+    CHECK(p.a.e->show("ikev2 sa", false).empty());
+    // The responder's half-open SAs (one per retransmission) expired as well.
+    CHECK(p.b.e->show("ikev2 sa", false).empty());
+}
+
+TEST_CASE("A peer that stops after IKE_SA_INIT: the responder's state expires") {
+    auto p = make_pair(settings(), settings());
+    p.drop = [](const datagram& d, bool from_a) {
+        return from_a && parse(d.payload)->hdr.exch == exchange::ike_auth;
+    };
+    p.initiate();
+    CHECK(p.b.e->counters().half_open == 1);
+    p.tick(seconds(29));
+    CHECK(p.b.e->counters().half_open == 1);
+    p.tick(seconds(2));
+    CHECK(p.b.e->counters().half_open == 0);
+    CHECK(p.b.e->show("ikev2 sa", false).empty());
+}
+
+TEST_CASE("DELETE: clear on one side takes both down") {
+    auto p = make_pair(settings(), settings());
+    p.initiate();
+    outputs o;
+    p.a.e->clear(hub_addr, p.now, o);
+    p.settle(std::move(o));
+    REQUIRE(p.a.downs.size() == 1);
+    REQUIRE(p.b.downs.size() == 1);
+    CHECK(p.b.downs[0].peer == spoke_addr);
+    CHECK(p.a.removes.size() == 1);
+    CHECK(p.b.removes.size() == 1);
+    CHECK(p.b.removes[0].id == p.b.installs[0].id);
+    CHECK(p.a.e->show("ikev2 sa", false).empty());
+    CHECK(p.b.e->show("ikev2 sa", false).empty());
+}
+
+TEST_CASE("DPD: liveness checks when idle; a dead peer goes down") {
+    auto hub = settings();
+    hub.dpd_interval_s = 10;
+    hub.dpd_retries = 3;
+    auto spoke = settings();
+    spoke.dpd_interval_s = 0;
+    auto p = make_pair(spoke, hub);
+    p.initiate();
+    size_t before = p.b.sent.size();
+    p.tick(seconds(11));
+    CHECK(p.b.sent.size() == before + 1);  // an empty INFORMATIONAL, answered
+    CHECK(p.b.downs.empty());
+    // Inbound ESP traffic counts as life: no check while it flows.
+    before = p.b.sent.size();
+    for (int i = 1; i <= 3; ++i) {
+        p.now += seconds(5);
+        outputs o;
+        p.b.e->usage({{p.b.installs[0].id, uint64_t(100 * i), uint64_t(i), 0, 0}}, p.now, o);
+        p.tick(seconds(0));
+    }
+    CHECK(p.b.sent.size() == before);
+    // The spoke vanishes.
+    p.drop = [](const datagram&, bool) { return true; };
+    for (int i = 0; i < 120; ++i) {
+        p.tick(seconds(1));
+    }
+    REQUIRE(p.b.downs.size() == 1);
+    CHECK(p.b.downs[0].why == "dead peer detected");
+    CHECK(p.b.removes.size() == 1);
+    CHECK(p.b.e->counters().ike_sas_up == 0);
+}
+
+TEST_CASE("CHILD_SA rekey: new keys installed before the old pair goes, no peer_down") {
+    for (bool pfs : {false, true}) {
+        INFO("pfs " << pfs);
+        auto s = settings();
+        s.child_lifetime_s = 100;
+        s.dpd_interval_s = 0;
+        if (pfs) {
+            s.pfs_group = dh_id::curve25519;
+        }
+        auto hub = s;
+        hub.child_lifetime_s = 1000;  // the spoke rekeys first
+        auto p = make_pair(s, hub);
+        p.initiate();
+        REQUIRE(p.a.installs.size() == 1);
+        p.tick(seconds(96));
+        REQUIRE(p.a.installs.size() == 2);
+        REQUIRE(p.b.installs.size() == 2);
+        const child_sa& na = p.a.installs[1];
+        const child_sa& nb = p.b.installs[1];
+        require_pair_matches(na, nb);
+        CHECK(na.replaces == p.a.installs[0].id);
+        CHECK(nb.replaces == p.b.installs[0].id);
+        CHECK(key_bytes(na.outbound.cipher_key) != key_bytes(p.a.installs[0].outbound.cipher_key));
+        REQUIRE(p.a.removes.size() == 1);
+        REQUIRE(p.b.removes.size() == 1);
+        CHECK(p.a.removes[0].id == p.a.installs[0].id);
+        CHECK(p.b.removes[0].id == p.b.installs[0].id);
+        CHECK(p.a.downs.empty());
+        CHECK(p.b.downs.empty());
+        CHECK(p.a.e->counters().rekeys == 1);
+    }
+}
+
+TEST_CASE("Soft byte lifetime triggers a CHILD_SA rekey") {
+    auto s = settings();
+    s.child_lifetime_bytes = 1000000;
+    auto p = make_pair(s, s);
+    p.initiate();
+    outputs o;
+    p.a.e->usage({{p.a.installs[0].id, 0, 0, 950000, 900}}, p.now, o);
+    p.tick(seconds(1));
+    CHECK(p.a.installs.size() == 2);
+    CHECK(p.b.installs.size() == 2);
+}
+
+TEST_CASE("IKE SA rekey: new IKE keys, the CHILD_SA stays, no peer_down, the SA still works") {
+    auto s = settings();
+    s.ike_lifetime_s = 200;
+    s.dpd_interval_s = 0;
+    auto hub = s;
+    hub.ike_lifetime_s = 2000;
+    auto p = make_pair(s, hub);
+    p.initiate();
+    p.tick(seconds(191));
+    CHECK(p.a.e->counters().rekeys == 1);
+    CHECK(p.b.e->counters().rekeys == 1);
+    CHECK(p.a.downs.empty());
+    CHECK(p.b.downs.empty());
+    CHECK(p.a.removes.empty());
+    CHECK(p.b.removes.empty());
+    // The old IKE SA was deleted: one SA per side remains.
+    auto lines = [](const std::string& t) { return std::count(t.begin(), t.end(), '\n'); };
+    CHECK(lines(p.a.e->show("ikev2 sa", false)) == 1);
+    CHECK(lines(p.b.e->show("ikev2 sa", false)) == 1);
+    // The new SA carries a DELETE: both go down with the child.
+    outputs o;
+    p.a.e->clear(0, p.now, o);
+    p.settle(std::move(o));
+    CHECK(p.b.downs.size() == 1);
+    CHECK(p.b.removes.size() == 1);
+    CHECK(p.b.downs[0].ike_sa_id == p.b.ups[0].ike_sa_id);
+}
+
+TEST_CASE("Malformed: unparseable datagrams dropped and counted; missing payloads INVALID_SYNTAX") {
+    auto b = make(settings(), hub_addr);
+    time_point now{};
+    datagram d;
+    d.src = spoke_addr;
+    d.dst = hub_addr;
+    d.payload = bytes(20, 0);
+    outputs o;
+    b->on_datagram(d, now, o);
+    CHECK(o.send.empty());
+    CHECK(b->counters().invalid_syntax == 1);
+    // An IKE_SA_INIT without KE.
+    auto a = make(settings(), spoke_addr);
+    outputs oa;
+    a->initiate(0, hub_addr, now, oa);
+    auto m = parsed(oa.send[0]);
+    std::erase_if(m.payloads,
+                  [](const payload& p) { return std::holds_alternative<ke_payload>(p); });
+    d = oa.send[0];
+    d.payload = serialize(m);
+    b->on_datagram(d, now, o);
+    REQUIRE(o.send.size() == 1);
+    CHECK(notify_of(parsed(o.send[0]), notify_type::invalid_syntax) != nullptr);
+    CHECK(b->counters().half_open == 0);
+    // A request for an IKE SA nobody knows: INVALID_IKE_SPI (section 2.21.4).
+    message bogus;
+    bogus.hdr.spi_i = 1;
+    bogus.hdr.spi_r = 2;
+    bogus.hdr.exch = exchange::informational;
+    bogus.hdr.flags = header_flag::initiator;
+    bogus.hdr.message_id = 5;
+    d.payload = serialize(bogus);
+    outputs o2;
+    b->on_datagram(d, now, o2);
+    REQUIRE(o2.send.size() == 1);
+    auto r = parsed(o2.send[0]);
+    CHECK(notify_of(r, notify_type::invalid_ike_spi) != nullptr);
+    CHECK(r.hdr.message_id == 5);
+    CHECK(r.hdr.is_response());
+}
+
+TEST_CASE("Traffic selectors: narrowed to the two hosts and GRE, others TS_UNACCEPTABLE") {
+    auto sel = [](uint8_t proto, uint32_t lo, uint32_t hi) {
+        traffic_selector t;
+        t.ip_protocol = proto;
+        t.start_address = detail::be32(lo);
+        t.end_address = detail::be32(hi);
+        return ts_payload{{t}};
+    };
+    // Host selectors for GRE: taken as they are.
+    auto r = detail::narrow_ts(sel(47, spoke_addr, spoke_addr), sel(47, hub_addr, hub_addr),
+                               spoke_addr, hub_addr, false, false);
+    REQUIRE(r);
+    CHECK(r->tsi == detail::host_ts(spoke_addr));
+    CHECK(r->tsr == detail::host_ts(hub_addr));
+    // Any protocol over a range: narrowed (RFC 7296 section 2.9).
+    r = detail::narrow_ts(sel(0, 0, 0xffffffff), sel(0, hub_addr - 5, hub_addr + 5), spoke_addr,
+                          hub_addr, false, false);
+    REQUIRE(r);
+    CHECK(r->tsi == detail::host_ts(spoke_addr));
+    CHECK(r->tsr == detail::host_ts(hub_addr));
+    // TCP only, or addresses that are not the two ends: refused.
+    CHECK_FALSE(detail::narrow_ts(sel(6, spoke_addr, spoke_addr), sel(47, hub_addr, hub_addr),
+                                  spoke_addr, hub_addr, false, false));
+    CHECK_FALSE(detail::narrow_ts(sel(47, 0x0a000001, 0x0a000001), sel(47, hub_addr, hub_addr),
+                                  spoke_addr, hub_addr, false, false));
+    // Behind a NAT the spoke names its private address: kept as it said.
+    r = detail::narrow_ts(sel(47, 0x0a000001, 0x0a000001), sel(47, hub_addr, hub_addr), spoke_addr,
+                          hub_addr, true, false);
+    REQUIRE(r);
+    CHECK(r->tsi == detail::host_ts(0x0a000001));
+}
+
+TEST_CASE("ESP proposals: ESN only when both offer it, tunnel-free transforms, PFS group") {
+    auto s = settings();
+    auto offer = detail::esp_offer(s, 0x1000, std::nullopt);
+    // The peer offers AES-GCM-256 without ESN: chosen without ESN.
+    sa_payload peer = offer;
+    std::erase_if(peer.proposals[0].transforms, [](const transform& t) {
+        return t.type == transform_type::esn && t.id == esn_id::yes;
+    });
+    auto c = detail::select_esp(s, peer, 0x2000, std::nullopt);
+    REQUIRE(c);
+    CHECK_FALSE(c->esn);
+    CHECK(c->peer_spi == 0x1000);
+    CHECK(c->chosen.spi == detail::be32(0x2000));
+    c = detail::select_esp(s, offer, 0x2000, std::nullopt);
+    REQUIRE(c);
+    CHECK(c->esn);
+    // A KE (PFS) needs a DH transform that names its group.
+    CHECK_FALSE(detail::select_esp(s, offer, 0x2000, uint16_t(dh_id::ecp256)));
+    auto with_dh = detail::esp_offer(s, 0x1000, uint16_t(dh_id::ecp256));
+    CHECK(detail::select_esp(s, with_dh, 0x2000, uint16_t(dh_id::ecp256)));
+    CHECK_FALSE(detail::select_esp(s, with_dh, 0x2000, std::nullopt));
+}
+
+TEST_CASE("strongSwan 5.9.8's IKE_SA_INIT request: the responder's choices") {
+    std::string path;
+    for (const char* var : {"DMVPN_SHARED_CAPTURES"}) {
+        const char* dir = std::getenv(var);
+        if (dir != nullptr) {
+            path = std::string(dir) + "/strongswan-5.9.8-spoke-ikev2-sa-init-for-gre.pcap";
+        }
+    }
+    if (path.empty() || !std::filesystem::exists(path)) {
+        FAIL("capture not found: " << path);
+    }
+    auto packets = crypto_test::read_pcap_ipv4(path);
+    REQUIRE(!packets.empty());
+    auto ip = wire::parse_ipv4(packets[0], wire::checksum_check::skip);
+    REQUIRE(ip);
+    datagram d;
+    d.src = spoke_addr;
+    d.dst = hub_addr;
+    d.payload.assign(ip->payload.begin() + 8, ip->payload.end());
+    // The hub prefers Curve25519 and GCM, but also takes strongSwan's aes256-sha256-modp2048.
+    auto s = settings("k", {dh_id::curve25519, dh_id::modp2048});
+    auto b = make(s, hub_addr);
+    outputs o;
+    b->on_datagram(d, time_point{}, o);
+    REQUIRE(o.send.size() == 1);
+    CHECK(o.send[0].dst == spoke_addr);
+    CHECK(o.send[0].dport == 500);
+    message r = parsed(o.send[0]);
+    message req = parsed(d);
+    CHECK(r.hdr.spi_i == req.hdr.spi_i);
+    CHECK(r.hdr.spi_r != 0);
+    CHECK(r.hdr.is_response());
+    CHECK_FALSE(r.hdr.from_initiator());
+    const sa_payload* sa = nullptr;
+    const ke_payload* ke = nullptr;
+    for (const auto& p : r.payloads) {
+        sa = sa != nullptr ? sa : std::get_if<sa_payload>(&p);
+        ke = ke != nullptr ? ke : std::get_if<ke_payload>(&p);
+    }
+    REQUIRE(sa != nullptr);
+    REQUIRE(sa->proposals.size() == 1);
+    std::vector<transform> want = {
+        {transform_type::encr, encr_id::aes_cbc, 256, {}},
+        {transform_type::prf, prf_id::hmac_sha2_256, std::nullopt, {}},
+        {transform_type::integ, integ_id::hmac_sha2_256_128, std::nullopt, {}},
+        {transform_type::dh, dh_id::modp2048, std::nullopt, {}},
+    };
+    CHECK(sa->proposals[0].transforms == want);
+    CHECK(sa->proposals[0].number == 1);
+    REQUIRE(ke != nullptr);
+    CHECK(ke->group == dh_id::modp2048);
+    CHECK(ke->data.size() == 256);
+    // The NAT detection hashes strongSwan sent match 198.51.100.2:500 -> 198.51.100.1:500: no
+    // NAT, so the answer stays on port 500 and carries its own hashes.
+    CHECK(notify_of(r, notify_type::nat_detection_source_ip) != nullptr);
+    CHECK(notify_of(r, notify_type::nat_detection_destination_ip) != nullptr);
+    CHECK(notify_of(r, notify_type::ikev2_fragmentation_supported) != nullptr);
+    CHECK(notify_of(r, notify_type::signature_hash_algorithms) != nullptr);
+    CHECK(b->counters().half_open == 1);
+    // Its retransmission (the capture's next frame) gets the same bytes.
+    if (packets.size() > 1) {
+        auto ip2 = wire::parse_ipv4(packets[1], wire::checksum_check::skip);
+        REQUIRE(ip2);
+        datagram d2 = d;
+        d2.payload.assign(ip2->payload.begin() + 8, ip2->payload.end());
+        outputs o2;
+        b->on_datagram(d2, time_point{}, o2);
+        if (d2.payload == d.payload) {
+            REQUIRE(o2.send.size() == 1);
+            CHECK(o2.send[0].payload == o.send[0].payload);
+        }
+        CHECK(b->counters().half_open == 1);
+    }
+    // Seen from behind a NAT (another source address): the hashes no longer match.
+    auto b2 = make(s, hub_addr);
+    datagram natted = d;
+    natted.src = 0xcb007101;
+    natted.sport = 4500;
+    outputs o3;
+    b2->on_datagram(natted, time_point{}, o3);
+    REQUIRE(o3.send.size() == 1);
+}
