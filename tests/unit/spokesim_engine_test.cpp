@@ -420,29 +420,29 @@ public:
     scripted_ike(const topology& t, esp_table& esp) : _t(t), _esp(esp) {}
 
     std::vector<std::pair<uint64_t, uint32_t>> initiations;  // (when, spoke)
-    std::vector<ike::datagram> received;
+    std::vector<ike_datagram> received;
     uint64_t ticks = 0;
 
     void initiate(uint32_t local, ipv4 peer, uint64_t now_us) override {
         initiations.emplace_back(now_us, local);
         emit(local, _t.nbma_of(local), peer, port_of(local), port_of(local), "INIT");
     }
-    void on_datagram(const ike::datagram& d, uint64_t) override {
+    void on_datagram(const ike_datagram& d, uint64_t) override {
         received.push_back(d);
         std::string p = text_of(d.payload);
         if (p == "INIT" || p == "RESP") {
-            _pairs[{d.tunnel, d.src}] = scripted_install(_esp, d.tunnel, d.dst, d.src);
-            _events.push_back({ike_event::kind::child_up, d.tunnel, d.src, false, ""});
+            _pairs[{d.local, d.src}] = scripted_install(_esp, d.local, d.dst, d.src);
+            _events.push_back({ike_event::kind::child_up, d.local, d.src, false, ""});
             if (p == "INIT") {
-                emit(d.tunnel, d.dst, d.src, d.dport, d.sport, "RESP");
+                emit(d.local, d.dst, d.src, d.dport, d.sport, "RESP");
             }
         } else if (p == "DELETE") {
-            CHECK(_esp.remove(_pairs.at({d.tunnel, d.src})));
-            _events.push_back({ike_event::kind::peer_down, d.tunnel, d.src, false, "deleted"});
+            CHECK(_esp.remove(_pairs.at({d.local, d.src})));
+            _events.push_back({ike_event::kind::peer_down, d.local, d.src, false, "deleted"});
         }
     }
     void tick(uint64_t) override { ++ticks; }
-    void take(std::vector<ike::datagram>& send, std::vector<ike_event>& events) override {
+    void take(std::vector<ike_datagram>& send, std::vector<ike_event>& events) override {
         send.insert(send.end(), _send.begin(), _send.end());
         events.insert(events.end(), _events.begin(), _events.end());
         _send.clear();
@@ -453,12 +453,12 @@ public:
 private:
     void emit(uint32_t local, ipv4 src, ipv4 dst, uint16_t sport, uint16_t dport,
               const std::string& what) {
-        _send.push_back({src, dst, sport, dport, local, buffer(what.begin(), what.end())});
+        _send.push_back({local, src, dst, sport, dport, buffer(what.begin(), what.end())});
     }
     const topology& _t;
     esp_table& _esp;
     std::map<std::pair<uint32_t, ipv4>, uint64_t> _pairs;
-    std::vector<ike::datagram> _send;
+    std::vector<ike_datagram> _send;
     std::vector<ike_event> _events;
 };
 

@@ -14,7 +14,6 @@
 
 #include <fmt/format.h>
 
-#include "control/hub/ike_glue.hpp"
 #include "control/ike/engine.hpp"
 #include "tests/unit/spokesim_hub_double.hpp"
 #include "tools/spokesim/ike.hpp"
@@ -49,13 +48,25 @@ struct ike_hub {
 
     void on_udp(const ipv4_view& ip, std::deque<buffer>& frames, uint64_t now) {
         REQUIRE(ip.dst == t.hub_nbma());
-        // As the hub's control lcore takes a punted packet (tunnel slot 0).
-        auto d = hub::ike_datagram_of(
-            std::span<const uint8_t>(ip.header.data(), ip.header.size() + ip.payload.size()), 0);
-        REQUIRE(d);
+        auto u = parse_udp(ip.payload);
+        REQUIRE(u);
+        REQUIRE((u->dst_port == 500 || u->dst_port == 4500));
+        std::span<const uint8_t> p = u->payload;
+        if (u->dst_port == 4500) {
+            REQUIRE(p.size() >= 4);
+            CHECK((p[0] | p[1] | p[2] | p[3]) == 0);  // the non-ESP marker
+            p = p.subspan(4);
+        }
         ++datagrams;
+        ike::datagram d;
+        d.src = ip.src;
+        d.dst = ip.dst;
+        d.sport = u->src_port;
+        d.dport = u->dst_port;
+        d.tunnel = 0;
+        d.payload.assign(p.begin(), p.end());
         ike::outputs o;
-        eng->on_datagram(*d, at(now), o);
+        eng->on_datagram(d, at(now), o);
         process(o, frames, now);
     }
 
@@ -67,11 +78,13 @@ struct ike_hub {
             o.requests.clear();
             for (const ike::datagram& d : send) {
                 REQUIRE(d.src == t.hub_nbma());
-                auto packet = hub::ike_packet_of(d, 7);
-                REQUIRE_FALSE(packet.empty());
+                size_t marker = d.sport == 4500 || d.dport == 4500 ? 4 : 0;
                 buffer f;
                 put_eth(f, port_mac, hub_mac, ethertype_ipv4);
-                f.insert(f.end(), packet.begin(), packet.end());
+                put_ipv4(f, d.src, d.dst, ip_proto_udp, 8 + marker + d.payload.size(), 7);
+                put_udp(f, d.sport, d.dport, marker + d.payload.size());
+                f.resize(f.size() + marker, 0);
+                f.insert(f.end(), d.payload.begin(), d.payload.end());
                 frames.push_back(std::move(f));
             }
             for (ike::request& r : requests) {

@@ -6,7 +6,6 @@
 
 #include <fmt/format.h>
 
-#include "control/hub/ike_glue.hpp"
 #include "tools/spokesim/payload.hpp"
 
 namespace dmvpn::spokesim {
@@ -20,6 +19,8 @@ constexpr ipv4 forged_group = 0xef010101;  // 239.1.1.1, where --forge sends its
 constexpr uint64_t ike_tick_us = 10'000;   // the IKE engine's timers run every 10 ms
 constexpr size_t max_held_per_peer = 8;    // NHRP packets waiting for a spoke-to-spoke SA
 constexpr uint64_t negotiation_timeout_us = 30 * usec;  // then a held pair may initiate again
+constexpr uint16_t ike_port = 500;
+constexpr uint16_t ike_nat_port = 4500;
 
 uint64_t seconds_us(double s) { return static_cast<uint64_t>(std::llround(s * 1e6)); }
 
@@ -242,13 +243,14 @@ void engine::transmit_ip(uint64_t now_us) {
     _sink.send(_frame);
 }
 
-void engine::send_datagram(const ike::datagram& d, uint64_t now_us) {
-    // The hub's own framing: UDP with its checksum, the non-ESP marker on port 4500.
-    _ip = hub::ike_packet_of(d, ++_ip_id);
-    if (_ip.empty()) {
-        ++_ike_too_big;
-        return;
-    }
+void engine::send_datagram(const ike_datagram& d, uint64_t now_us) {
+    // Port 4500 carries IKE after the non-ESP marker (RFC 3948 section 2.2).
+    size_t marker = d.sport == ike_nat_port || d.dport == ike_nat_port ? 4 : 0;
+    _ip.clear();
+    put_ipv4(_ip, d.src, d.dst, ip_proto_udp, 8 + marker + d.payload.size(), ++_ip_id);
+    put_udp(_ip, d.sport, d.dport, marker + d.payload.size());
+    _ip.resize(_ip.size() + marker, 0);
+    _ip.insert(_ip.end(), d.payload.begin(), d.payload.end());
     transmit_ip(now_us);
 }
 
@@ -395,7 +397,7 @@ void engine::on_ipv4(std::span<const uint8_t> packet, uint64_t now_us) {
     // From the hub, or straight from another spoke (a shortcut).
     bool via_hub = ip->src == _topo.hub_nbma();
     if (ip->proto == ip_proto_udp) {
-        on_udp(*local, packet, now_us);
+        on_udp(*local, *ip, now_us);
         return;
     }
     if (ip->proto == ip_proto_esp) {
@@ -428,23 +430,34 @@ void engine::on_ipv4(std::span<const uint8_t> packet, uint64_t now_us) {
     on_gre(*local, ip->payload, via_hub, now_us);
 }
 
-void engine::on_udp(uint32_t local, std::span<const uint8_t> packet, uint64_t now_us) {
-    // UDP 500, or 4500 after the non-ESP marker; ESP in UDP (no marker) only a NAT between a
-    // spoke and the hub would bring, and none sits inside the emulator.
-    if (!_ike) {
+void engine::on_udp(uint32_t local, const ipv4_view& ip, uint64_t now_us) {
+    auto u = parse_udp(ip.payload);
+    if (!u || !_ike || (u->dst_port != ike_port && u->dst_port != ike_nat_port)) {
         ++_udp_not_ike;
         return;
     }
-    auto d = hub::ike_datagram_of(packet, local);
-    if (!d) {
-        ++_udp_not_ike;
-        return;
-    }
-    if (hub::is_natt_keepalive(d->payload)) {
+    std::span<const uint8_t> p = u->payload;
+    if (p.size() == 1 && p[0] == 0xff) {
         ++_nat_keepalives;  // RFC 3948 section 2.3: nothing to answer
         return;
     }
-    _ike->on_datagram(*d, now_us);
+    if (u->dst_port == ike_nat_port) {
+        // IKE follows the non-ESP marker; anything else is ESP in UDP, which only a NAT
+        // between a spoke and the hub would bring: none sits inside the emulator.
+        if (p.size() < 4 || p[0] != 0 || p[1] != 0 || p[2] != 0 || p[3] != 0) {
+            ++_udp_not_ike;
+            return;
+        }
+        p = p.subspan(4);
+    }
+    ike_datagram d;
+    d.local = local;
+    d.src = ip.src;
+    d.dst = ip.dst;
+    d.sport = u->src_port;
+    d.dport = u->dst_port;
+    d.payload.assign(p.begin(), p.end());
+    _ike->on_datagram(d, now_us);
 }
 
 void engine::run_ike(uint64_t now_us) {
@@ -473,7 +486,7 @@ void engine::run_ike(uint64_t now_us) {
     }
     // Datagrams between two of our spokes come back in at once and answer in turn: drain until
     // the engine has nothing more to say.
-    std::vector<ike::datagram> send;
+    std::vector<ike_datagram> send;
     std::vector<ike_event> events;
     for (int round = 0; round < 64; ++round) {
         send.clear();
@@ -482,7 +495,7 @@ void engine::run_ike(uint64_t now_us) {
         if (send.empty() && events.empty()) {
             break;
         }
-        for (const ike::datagram& d : send) {
+        for (const ike_datagram& d : send) {
             send_datagram(d, now_us);
         }
         for (const ike_event& e : events) {
@@ -817,7 +830,6 @@ engine::ike_totals engine::ike_sum() const {
     t.held_dropped = _held_dropped;
     t.nat_keepalives = _nat_keepalives;
     t.udp_not_ike = _udp_not_ike;
-    t.ike_too_big = _ike_too_big;
     return t;
 }
 
@@ -886,10 +898,10 @@ std::string engine::report_json(uint64_t now_us) const {
         ",\"ike\":{},\"keyed\":{},\"ike_sas_up\":{},\"child_sas\":{},\"rekeys\":{},"
         "\"ike_failures\":{},\"ike_peer_downs\":{},\"spoke_sas\":{},\"ike_held\":{},"
         "\"ike_held_dropped\":{},\"nat_keepalives\":{},\"udp_not_ike\":{},"
-        "\"ike_datagrams_in\":{},\"ike_datagrams_out\":{},\"ike_too_big\":{}",
+        "\"ike_datagrams_in\":{},\"ike_datagrams_out\":{}",
         _ike ? "true" : "false", k.keyed, k.ike.ike_sas_up, k.ike.child_sas, k.ike.rekeys,
         k.ike.failures, k.peer_downs, k.spoke_sas, k.held, k.held_dropped, k.nat_keepalives,
-        k.udp_not_ike, k.ike.datagrams_in, k.ike.datagrams_out, k.ike_too_big);
+        k.udp_not_ike, k.ike.datagrams_in, k.ike.datagrams_out);
     if (_o.per_spoke || _spokes.size() <= 16) {
         out += ",\"per_spoke\":[";
         uint32_t n = static_cast<uint32_t>(_spokes.size());

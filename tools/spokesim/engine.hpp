@@ -14,7 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "control/ike/events.hpp"
 #include "tools/spokesim/addr.hpp"
 #include "tools/spokesim/frames.hpp"
 #include "tools/spokesim/options.hpp"
@@ -45,6 +44,16 @@ public:
     virtual bool has(uint32_t local, ipv4 peer) const = 0;
 };
 
+// An IKE datagram of one spoke (UDP 500 or 4500; the non-ESP marker not included).
+struct ike_datagram {
+    uint32_t local = 0;  // the spoke it leaves from / reached
+    ipv4 src = 0;
+    ipv4 dst = 0;
+    uint16_t sport = 500;
+    uint16_t dport = 500;
+    buffer payload;
+};
+
 // What the spokes' IKE tells the emulator.
 struct ike_event {
     enum class kind : uint8_t {
@@ -70,17 +79,15 @@ struct ike_counts {
 // IKEv2 for every spoke (tools/spokesim/ike.hpp implements it with control/ike's engine): each
 // spoke is an initiator towards the hub and, for shortcuts, towards other spokes, and a
 // responder to them. Negotiated CHILD_SAs go straight into the ESP layer it was made with.
-// Datagrams are control/ike's (UDP 500 or 4500 without the non-ESP marker): `tunnel` is the
-// spoke's local position, the one it leaves from or reached.
 class ike_layer {
 public:
     virtual ~ike_layer() = default;
     virtual void initiate(uint32_t local, ipv4 peer, uint64_t now_us) = 0;
-    virtual void on_datagram(const ike::datagram& d, uint64_t now_us) = 0;
+    virtual void on_datagram(const ike_datagram& d, uint64_t now_us) = 0;
     // Retransmissions, DPD, lifetimes.
     virtual void tick(uint64_t now_us) = 0;
     // What the calls since the last take() produced, appended.
-    virtual void take(std::vector<ike::datagram>& send, std::vector<ike_event>& events) = 0;
+    virtual void take(std::vector<ike_datagram>& send, std::vector<ike_event>& events) = 0;
     virtual ike_counts counts() const = 0;
 };
 
@@ -157,7 +164,6 @@ public:
         uint64_t held_dropped = 0;    // ... dropped: too many, or the SA never came
         uint64_t nat_keepalives = 0;  // received and ignored
         uint64_t udp_not_ike = 0;     // UDP to 4500 without the non-ESP marker, other ports
-        uint64_t ike_too_big = 0;     // datagrams that would not fit an IPv4 packet
     };
     ike_totals ike_sum() const;
 
@@ -187,14 +193,14 @@ private:
     void on_gre(uint32_t local, std::span<const uint8_t> gre, bool via_hub, uint64_t now_us);
     void on_nhrp(uint32_t local, std::span<const uint8_t> bytes, uint64_t now_us);
     void on_data(uint32_t local, std::span<const uint8_t> inner, bool via_hub);
-    void on_udp(uint32_t local, std::span<const uint8_t> packet, uint64_t now_us);
+    void on_udp(uint32_t local, const ipv4_view& ip, uint64_t now_us);
     // The IPv4 packet in _ip, out of the port through the hub's MAC; or, addressed to one of
     // our own spokes, delivered in the process (shortcuts, IKE between two emulated spokes)
     // through the same parsing as a frame from the port.
     void transmit_ip(uint64_t now_us);
     // IKE: initiations due, the engine's timers, its datagrams and events.
     void run_ike(uint64_t now_us);
-    void send_datagram(const ike::datagram& d, uint64_t now_us);
+    void send_datagram(const ike_datagram& d, uint64_t now_us);
     void on_ike_event(const ike_event& e, uint64_t now_us);
     // NHRP from `local` directly to another emulated spoke: through their SA, or held until
     // the SA `local` initiates comes up (as IOS keys a shortcut before answering over it).
@@ -260,7 +266,8 @@ private:
     uint64_t _held_dropped = 0;
     uint64_t _nat_keepalives = 0;
     uint64_t _udp_not_ike = 0;
-    uint64_t _ike_too_big = 0;
+    std::vector<ike_datagram> _ike_out;
+    std::vector<ike_event> _ike_events;
     uint64_t _now_us = 0;  // of the current poll() / on_frame()
     buffer _frame;         // reused for every frame built
     buffer _inner;

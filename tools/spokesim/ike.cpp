@@ -8,7 +8,6 @@
 
 #include <fmt/format.h>
 
-#include "control/hub/ike_glue.hpp"
 #include "control/ike/engine.hpp"
 #include "control/ike/message.hpp"
 #include "tools/spokesim/ike_config.hpp"
@@ -18,6 +17,37 @@ namespace dmvpn::spokesim {
 namespace {
 
 ike::time_point at(uint64_t now_us) { return ike::time_point(std::chrono::microseconds(now_us)); }
+
+// The crypto library's parameters for one direction of a negotiated CHILD_SA; the keys stay in
+// `k` (wiped when the request goes). The error says what the emulator cannot carry.
+std::optional<std::string> to_params(const ike::child_sa& sa, const ike::esp_keys& k,
+                                     crypto::sa_direction dir, crypto::sa_params& p) {
+    p.spi = k.spi;
+    p.direction = dir;
+    if (sa.encr == ike::encr_id::aes_gcm_16) {
+        p.cipher = crypto::cipher_alg::aes_gcm_16;
+        p.integ = crypto::integ_alg::none;
+    } else if (sa.encr == ike::encr_id::aes_cbc) {
+        p.cipher = crypto::cipher_alg::aes_cbc;
+        if (sa.integ == ike::integ_id::hmac_sha1_96) {
+            p.integ = crypto::integ_alg::hmac_sha1_96;
+        } else if (sa.integ == ike::integ_id::hmac_sha2_256_128) {
+            p.integ = crypto::integ_alg::hmac_sha256_128;
+        } else {
+            return fmt::format("ESP integrity {} is not one the dataplane has", sa.integ);
+        }
+        p.integ_key = k.integ_key.view();
+    } else {
+        return fmt::format("ESP cipher {} is not one the dataplane has", sa.encr);
+    }
+    p.cipher_key = k.cipher_key.view();
+    p.esn = sa.esn;
+    p.replay_window = sa.replay_window;
+    p.anti_replay = true;
+    p.lifetime.hard_bytes = sa.hard_bytes;
+    p.lifetime.hard_packets = sa.hard_packets;
+    return std::nullopt;
+}
 
 class engine_ike final : public ike_layer {
 public:
@@ -29,8 +59,15 @@ public:
         process(now_us);
     }
 
-    void on_datagram(const ike::datagram& d, uint64_t now_us) override {
-        _eng->on_datagram(d, at(now_us), _out);
+    void on_datagram(const ike_datagram& d, uint64_t now_us) override {
+        ike::datagram in;
+        in.src = d.src;
+        in.dst = d.dst;
+        in.sport = d.sport;
+        in.dport = d.dport;
+        in.tunnel = d.local;
+        in.payload = d.payload;
+        _eng->on_datagram(in, at(now_us), _out);
         process(now_us);
     }
 
@@ -39,7 +76,7 @@ public:
         process(now_us);
     }
 
-    void take(std::vector<ike::datagram>& send, std::vector<ike_event>& events) override {
+    void take(std::vector<ike_datagram>& send, std::vector<ike_event>& events) override {
         for (auto& d : _send) {
             send.push_back(std::move(d));
         }
@@ -71,7 +108,14 @@ private:
             _out.send.clear();
             _out.requests.clear();
             for (ike::datagram& d : send) {
-                _send.push_back(std::move(d));
+                ike_datagram o;
+                o.local = d.tunnel;
+                o.src = d.src;
+                o.dst = d.dst;
+                o.sport = d.sport;
+                o.dport = d.dport;
+                o.payload = std::move(d.payload);
+                _send.push_back(std::move(o));
             }
             for (ike::request& r : requests) {
                 std::visit([&](auto& req) { handle(req, now_us); }, r);
@@ -112,7 +156,7 @@ private:
     std::unique_ptr<ike::engine> _eng;
     esp_table& _esp;
     ike::outputs _out;
-    std::vector<ike::datagram> _send;
+    std::vector<ike_datagram> _send;
     std::vector<ike_event> _events;
     uint64_t _installed = 0;
     uint64_t _install_failures = 0;
@@ -125,16 +169,15 @@ std::optional<std::string> install_child(esp_table& esp, uint32_t local, const i
         // No NAT sits between the emulator and the hub, so none is ever detected.
         return std::string("UDP-encapsulated ESP: the emulator has no NAT to cross");
     }
-    // The hub's own translation of the IANA transforms (its keys stay in `sa`).
-    auto out = hub::esp_params_of(sa, crypto::sa_direction::outbound);
-    if (!out) {
-        return out.error();
+    crypto::sa_params out;
+    crypto::sa_params in;
+    if (auto e = to_params(sa, sa.outbound, crypto::sa_direction::outbound, out)) {
+        return e;
     }
-    auto in = hub::esp_params_of(sa, crypto::sa_direction::inbound);
-    if (!in) {
-        return in.error();
+    if (auto e = to_params(sa, sa.inbound, crypto::sa_direction::inbound, in)) {
+        return e;
     }
-    return esp.add(sa.id, local, sa.peer, *out, *in);
+    return esp.add(sa.id, local, sa.peer, out, in);
 }
 
 wire::result<std::unique_ptr<ike_layer>, std::string> make_ike_layer(const options& o,
