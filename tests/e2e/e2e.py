@@ -30,7 +30,8 @@
                    certificates from a CA made here (ECDSA P-256; a shared spoke certificate
                    under a DNS identity, and per-spoke ones naming their NBMA address) do the
                    same against a hub with its own certificate. Skipped (exit 77) while the
-                   hub refuses an `ike:` profile (`--check-config`), saying so
+                   hub refuses an `ike:` profile (`--check-config`) or has no `show crypto
+                   ikev2 sa`, saying so
 """
 
 import json
@@ -830,17 +831,9 @@ def ike(d):
     t0 = time.time()
     h = hub(d, n, profiles=psk)
     try:
-        missing = []
         if h.ctl("show", "crypto", "ikev2", "sa", "--json", check=False) is None:
-            missing.append("the hub has no `show crypto ikev2 sa` (its IKE thread)")
-        # Refused before DPDK starts either way: no engine, or no such certificate directory.
-        sim = subprocess.run([SIM, "--ike", "cert:" + os.path.join(d, "none"), "--vdev", "x"],
-                             capture_output=True, text=True)
-        if "no IKE engine" in sim.stderr:
-            missing.append("dmvpn-spokesim was built without the IKE engine")
-        if missing:
-            print("SKIP: " + "; ".join(missing) + " (issue 10's pieces land separately)",
-                  flush=True)
+            print("SKIP: this dmvpn-hub has no `show crypto ikev2 sa` yet: its IKE thread does "
+                  "not run the engine (issue 10's hub side lands separately)", flush=True)
             sys.exit(77)
         ike_run(d, h, n, "--ike", "psk:" + IKE_PSK)
     finally:

@@ -12,9 +12,7 @@
 #include "tools/spokesim/dpdk_io.hpp"
 #include "tools/spokesim/engine.hpp"
 #include "tools/spokesim/esp.hpp"
-#ifdef DMVPN_SPOKESIM_IKE
 #include "tools/spokesim/ike.hpp"
-#endif
 #include "tools/spokesim/options.hpp"
 #include "tools/spokesim/pcap_out.hpp"
 
@@ -115,7 +113,6 @@ int main(int argc, char** argv) {
     std::unique_ptr<esp_layer> esp;
     std::unique_ptr<ike_layer> ike;
     if (o.ike != ike_mode::off) {
-#ifdef DMVPN_SPOKESIM_IKE
         // An empty ESP table the spokes' IKE fills as it negotiates.
         auto table = esp_table::create();
         if (!table) {
@@ -129,11 +126,6 @@ int main(int argc, char** argv) {
         }
         ike = std::move(*layer);
         esp = std::move(*table);
-#else
-        // Built before control/ike's engine (meson.build: no ike_engine_dep).
-        std::fprintf(stderr, "dmvpn-spokesim: --ike: this build has no IKE engine yet\n");
-        return 2;
-#endif
     } else if (o.esp != esp_transform::none) {
         auto e = make_esp_layer(t, false, !o.write_pcap.empty());
         if (!e) {
