@@ -1355,6 +1355,29 @@ void hub::republish_all(timestamp now) {
     }
 }
 
+void hub::republish_peer(uint32_t nbma, timestamp now) {
+    std::vector<nh_key> keys;
+    for (const auto& [k, nh] : _nexthops) {
+        auto b = (k.egress & dp::glean_lan_port_bit) == 0 ? _bindings.find({k.egress, k.addr})
+                                                          : _bindings.end();
+        if (b != _bindings.end() && b->second.nbma == nbma) {
+            keys.push_back(k);
+        }
+    }
+    for (const nh_key& k : keys) {
+        publish_nexthop(k, now);
+    }
+    keys.clear();
+    for (const auto& [k, p] : _nbma_paths) {
+        if (k.addr == nbma) {
+            keys.push_back(k);
+        }
+    }
+    for (const nh_key& k : keys) {
+        publish_nbma_path(k, now);
+    }
+}
+
 void hub::on_neighbors(neighbor_output& out) {
     for (const auto& [port, frame] : out.frames) {
         (void)tx_frame(port, frame);

@@ -248,6 +248,8 @@ private:
     void unref_nexthop(const nh_key& k);
     void publish_nexthop(const nh_key& k, timestamp now);
     void republish_all(timestamp now);
+    // The adjacencies towards one NBMA address (its SA pair changed): routes' and NHRP's.
+    void republish_peer(uint32_t nbma, timestamp now);
     void send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_t> packet,
                        timestamp now);
     void publish_nbma_path(const nh_key& k, timestamp now);

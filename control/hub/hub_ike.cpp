@@ -59,6 +59,7 @@ size_t hub::ike_pass(timestamp now) {
     }
     size_t work = _ike_owed.size();
     ike_post_owed();
+    work -= _ike_owed.size();  // what is still owed waits for room, not counted as work
     for (size_t n = 0; n < ike_outputs_per_pass; ++n) {
         std::optional<ike::output> o = _ike->poll();
         if (!o) {
@@ -157,7 +158,7 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
     log_sa(*ps, "up");
     _sas[key] = std::move(ps);
     install_inbound_sas();
-    republish_all(now);  // adjacencies to the peer take the new outbound SA and NAT-T ports
+    republish_peer(c.peer, now);  // its adjacencies take the new outbound SA and NAT-T ports
     // The ack leaves once every worker passed a quiescent state after the SPI table above: the
     // engine's response (and the peer's first ESP) can then only meet the installed SA.
     uint64_t id = c.id;
@@ -185,7 +186,7 @@ void hub::remove_child(uint64_t id, std::string_view why, timestamp now) {
     log::info("IKEv2: CHILD_SA {} with {} removed: {}", id, ip_text(gone->peer), why);
     log_sa(*gone, "down");
     install_inbound_sas();
-    republish_all(now);
+    republish_peer(gone->peer, now);
     peer_sa* raw = gone.release();
     _pub->retire([raw] { delete raw; });
 }
