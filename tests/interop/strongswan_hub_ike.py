@@ -10,9 +10,10 @@ cannot install the CHILD_SA and DELETEs it: the hub's side is what is checked: i
 pair on IKE_AUTH with charon's SPIs mirrored (its log), counts the IKE datagrams in and out,
 removes the pair on the DELETE; `show crypto ikev2 sa [detail]` / `session --json` name the
 peer; `clear crypto sa peer` makes the hub DELETE the IKE SA (charon drops it, the hub logs the
-peer down); a second IKE SA installs a second pair and charon's IKE DELETE removes it; the hub
-stops cleanly. Needs root, build/dmvpn-hub and Debian's strongSwan; exit 77
-otherwise.
+peer down); a second IKE SA installs a second pair and charon's IKE DELETE removes it; a
+third with charon faking a NAT (encap) runs on UDP 4500 and the hub installs its pair with
+ESP-in-UDP 4500 -> 4500; charon rekeys that IKE SA; the hub stops cleanly. Needs root,
+build/dmvpn-hub and Debian's strongSwan; exit 77 otherwise.
 """
 
 import json
@@ -168,10 +169,28 @@ def main():
         charon.terminate_ike(sa["uniqueid"])
         ctl = wait(lambda: (c := hub.ctl_json("show", "stats")["control"])["ike_child_removes"]
                    == 2 and c)
-        check(ctl and ctl["ike_child_installs"] == 2 and ctl["ike_child_install_failed"] == 0,
+        check(ctl and ctl["ike_child_installs"] == 2 and ctl["ike_child_install_failed"] == 0
+              and ctl["ike_rx_bad"] == 0,
               "two CHILD_SAs installed and removed, none refused", str(ctl))
         check(hub.log().count("IKEv2 SA up: peer 198.51.100.50") == 2,
               "the hub logged both IKE SAs up")
+
+        # NAT-T: charon pretends to be behind a NAT (encap = yes): IKE moves to 4500 with the
+        # non-ESP marker and the hub installs the pair with ESP-in-UDP 4500 -> 4500.
+        charon.load(ss.Conn(SS_ADDR, HUB_NBMA, psk=PSK, proposals="aes256gcm16-prfsha256-x25519",
+                            esp_proposals="aes256gcm16", encap=True))
+        charon.initiate("dmvpn", "dmvpn", timeout=15, check=False)
+        sa = established(charon)
+        check(s(sa.get("local-port")) == "4500" and s(sa.get("remote-port")) == "4500",
+              "NAT-T: charon's IKE SA with the hub runs on UDP 4500", str(sa))
+        check(wait(lambda: "IKEv2 child 3, UDP 4500:4500" in hub.log(), 5),
+              "NAT-T: the hub installed the third pair with UDP encapsulation 4500 -> 4500",
+              hub.log())
+        # An IKE SA rekey initiated by charon (CREATE_CHILD_SA over 4500).
+        charon.rekey_ike(sa["uniqueid"])
+        rekeyed = wait(lambda: any(s(x.get("state")) == "ESTABLISHED" and x["uniqueid"] !=
+                                   sa["uniqueid"] for x in charon.sas().values()), 10)
+        check(rekeyed, "charon rekeyed its IKE SA with the hub", str(charon.sas()))
         check(hub.alive(), "the hub keeps running")
         print(hub.ctl("show", "stats")[1], flush=True)
     except AssertionError as e:
