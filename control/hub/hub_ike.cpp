@@ -1,6 +1,8 @@
 // The hub's side of IKEv2: the IKE thread started with the engine, punted IKE in, datagrams
 // out, negotiated CHILD_SAs installed in (and removed from) the workers at run time, usage
 // reported back, and `show crypto` / `clear crypto sa` answered.
+#include <algorithm>
+
 #include <fmt/core.h>
 
 #include "control/hub/hub.hpp"
@@ -142,10 +144,13 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
     if (auto err = install_pair(*ps, in.value(), out.value())) {
         return refuse(*err);
     }
-    for (const auto& [id, d] : _draining) {
-        if (d->in->spi() == ps->in->spi() && d->tunnel == ps->tunnel) {
-            return refuse(fmt::format("inbound SPI 0x{:08x} is still in use", ps->in->spi()));
-        }
+    // The SPI table is keyed by SPI: one another pair still decrypts with cannot be taken.
+    auto taken = [&](const peer_sa& o) { return o.in->spi() == ps->in->spi(); };
+    bool clash =
+        std::any_of(_sas.begin(), _sas.end(), [&](auto& e) { return taken(*e.second); }) ||
+        std::any_of(_draining.begin(), _draining.end(), [&](auto& e) { return taken(*e.second); });
+    if (clash) {
+        return refuse(fmt::format("inbound SPI 0x{:08x} is still in use", ps->in->spi()));
     }
     // Make before break: outbound moves to the new pair now; the one it replaces (a rekey, or
     // an older CHILD_SA with the same peer) keeps decrypting until the engine removes it.
