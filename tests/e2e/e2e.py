@@ -23,6 +23,15 @@
                    `dmvpnctl debug nhrp` prints the registrations as IOS does and `undebug`
                    stops it; the Prometheus endpoint scraped with curl twice while traffic
                    flows (counters grow), its text accepted by promtool
+  e2e.py ike       no manual SA anywhere: the hub's profile has an `ike:` section; 200 spokes
+                   negotiate IKEv2 with a pre-shared key (paced by --ike-rate), register inside
+                   the negotiated ESP, exchange traffic and take Phase 3 shortcuts over
+                   spoke-to-spoke SAs they negotiate among themselves; then spokes with
+                   certificates from a CA made here (ECDSA P-256; a shared spoke certificate
+                   under a DNS identity, and per-spoke ones naming their NBMA address) do the
+                   same against a hub with its own certificate. Skipped (exit 77) while the
+                   hub refuses an `ike:` profile (`--check-config`) or has no `show crypto
+                   ikev2 sa`, saying so
 """
 
 import json
@@ -82,11 +91,15 @@ tunnels:
 
 
 class hub:
-    def __init__(self, d, spokes, esp=True, overlay_prefix="10.0.0.0/16", hub_extra=""):
+    def __init__(self, d, spokes, esp=True, overlay_prefix="10.0.0.0/16", hub_extra="",
+                 profiles=None):
+        """`profiles`: an `ipsec-profiles:` block naming `spokesim` instead of the manual SAs."""
         self.d = d
         self.sock = os.path.join(d, "hub.sock")
         sas, ipsec = "", ""
-        if esp:
+        if profiles is not None:
+            sas, ipsec = profiles, "    ipsec-profile: spokesim\n"
+        elif esp:
             sas = subprocess.run([SIM, "--spokes", str(spokes), "--esp", "aes256-cbc-sha256-128",
                                   "--print-sa-yaml"], capture_output=True, text=True,
                                  check=True).stdout
@@ -701,15 +714,169 @@ def observe(d):
           "nothing is printed after undebug")
 
 
+IKE_PSK = "e2e-cloud-key-shared-by-all-spokes"
+IKE_ID = "spokes.e2e.test"
+
+
+def ike_profile(auth):
+    """The hub's `ike:` profile: `auth` holds the authentication lines (6-space indent)."""
+    return ("ipsec-profiles:\n"
+            "  - name: spokesim\n"
+            "    ike:\n" + auth +
+            "      proposals: [aes128gcm16-prfsha256-x25519]\n"
+            "      esp-proposals: [aes128gcm16]\n")
+
+
+def make_test_ca(d, own):
+    """A CA (ECDSA P-256) in d: ca.pem; hub.pem/hub.key naming the hub's NBMA address;
+    spoke.pem/spoke.key shared by the spokes under the DNS identity IKE_ID; and
+    spoke-<i>.pem/.key for i in `own`, each naming that spoke's NBMA address (the emulator's
+    --ike cert:DIR layout)."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "dmvpn-hub e2e"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write(stem, key, cert):
+        with open(os.path.join(d, stem + ".pem"), "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        if key is not None:
+            with open(os.path.join(d, stem + ".key"), "wb") as f:
+                f.write(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("e2e CA")).issuer_name(name("e2e CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    write("ca", None, ca)
+
+    def leaf(stem, cn, san):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(ca.subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        write(stem, key, cert)
+
+    leaf("hub", "hub", x509.IPAddress(ipaddress.ip_address("100.64.0.1")))
+    leaf("spoke", IKE_ID, x509.DNSName(IKE_ID))
+    for i in own:
+        nbma = ipaddress.ip_address("100.64.0.2") + i
+        leaf("spoke-%d" % i, str(nbma), x509.IPAddress(nbma))
+
+
+def ike_run(d, h, n, *auth):
+    """The emulator with IKE against hub h: every spoke keys itself, registers, and the
+    traffic takes shortcuts over spoke-to-spoke SAs."""
+    rc, r = spokesim(d, "--spokes", n, "--gre-key", 100, "--auth", "e2e", *auth,
+                     "--ike-rate", 200, "--reg-rate", 500, "--rate", 2000, "--duration", 4,
+                     "--peer-offset", 1)
+    print("spokesim IKE: %s" % {k: r[k] for k in ("keyed", "ike_sas_up", "child_sas", "rekeys",
+                                                  "ike_failures", "ike_peer_downs", "spoke_sas",
+                                                  "ike_held", "ike_held_dropped")}, flush=True)
+    check(rc == 0 and r["ok"], "the emulator reports success")
+    check(r["keyed"] == n and r["ike_failures"] == 0 and r["ike_peer_downs"] == 0,
+          "%d of %d spokes keyed by IKE, %d failures" % (r["keyed"], n, r["ike_failures"]))
+    check(r["registered"] == n and r["registration_rejects"] == 0 and r["esp_errors"] == 0,
+          "%d spokes registered inside the negotiated ESP" % r["registered"])
+    check(r["lost"] == 0 and r["corrupt"] == 0 and r["received"] == r["sent"] and r["sent"] > 0,
+          "traffic: %d sent, %d received, 0 lost" % (r["sent"], r["received"]))
+    # Spoke i resolves i+1, which keys itself with i before answering: n pairs, each side
+    # installing its half.
+    check(r["shortcuts"] >= n and r["spoke_sas"] >= 2 * n and r["ike_held_dropped"] == 0 and
+          r["sent_shortcut"] > 0 and r["received_shortcut"] == r["sent_shortcut"],
+          "shortcuts over spoke-to-spoke SAs: %d shortcuts, %d spoke-to-spoke CHILD_SAs, %d "
+          "packets by shortcut" % (r["shortcuts"], r["spoke_sas"], r["sent_shortcut"]))
+    sas = h.json("show", "crypto", "ikev2", "sa")
+    check(len(sas) == n, "show crypto ikev2 sa --json lists %d IKE SAs (one per spoke; the "
+          "spoke-to-spoke ones never reach the hub)" % len(sas))
+    st = h.json("show", "stats")
+    check(st["control"]["nhrp_tx_esp"] >= n and st["control"]["nhrp_tx_no_esp_path"] == 0,
+          "hub: %d NHRP packets sent inside ESP, none without a path" %
+          st["control"]["nhrp_tx_esp"])
+    return r
+
+
+def ike(d):
+    psk = ike_profile("      authentication: psk\n      psk: %s\n" % IKE_PSK)
+    check_path = os.path.join(d, "check.yaml")
+    with open(check_path, "w") as f:
+        f.write(CONFIG.format(d=d, sas=psk, ipsec="    ipsec-profile: spokesim\n",
+                              overlay_prefix="10.0.0.0/16"))
+    r = subprocess.run([HUB, "--check-config", check_path], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("SKIP: this dmvpn-hub refuses an `ike:` profile (issue 10: the YAML loader and "
+              "the hub's IKE land separately): %s" % (r.stdout + r.stderr).strip(), flush=True)
+        sys.exit(77)
+    n = 200
+    t0 = time.time()
+    h = hub(d, n, profiles=psk)
+    try:
+        if h.ctl("show", "crypto", "ikev2", "sa", "--json", check=False) is None:
+            print("SKIP: this dmvpn-hub has no `show crypto ikev2 sa` yet: its IKE thread does "
+                  "not run the engine (issue 10's hub side lands separately)", flush=True)
+            sys.exit(77)
+        ike_run(d, h, n, "--ike", "psk:" + IKE_PSK)
+    finally:
+        h.stop()
+    print("ike psk: %.1f s" % (time.time() - t0))
+
+    # Certificates: 20 spokes, spokes 0..3 with their own, the others sharing spoke.pem.
+    n = 20
+    ca = os.path.join(d, "ca")
+    os.mkdir(ca)
+    make_test_ca(ca, range(4))
+    cert = ike_profile("      authentication: certificate\n"
+                       "      certificate: %s/hub.pem\n"
+                       "      private-key: %s/hub.key\n"
+                       "      ca: [%s/ca.pem]\n" % (ca, ca, ca))
+    try:
+        h = hub(d, n, profiles=cert)
+    except SystemExit:
+        # The engine on main authenticates by PSK only so far: the hub refuses the profile
+        # at start with the engine's message. The PSK half above is this scenario's proof.
+        with open(os.path.join(d, "hub.log")) as f:
+            if "certificate authentication is not supported yet" not in f.read():
+                raise
+        print("SKIP (certificates): the hub's IKE engine has no certificate authentication "
+              "yet and refused the profile at start, saying so", flush=True)
+        return
+    try:
+        ike_run(d, h, n, "--ike", "cert:" + ca, "--ike-id", IKE_ID)
+    finally:
+        h.stop()
+
+
 def main():
     which = sys.argv[1]
     scenario = {"scale": scale, "refused": refused, "expiry": expiry, "flood": flood,
                 "purge": purge, "glean": glean, "forge": forge,
-                "observe": observe}[which]
+                "observe": observe, "ike": ike}[which]
     d = tempfile.mkdtemp(prefix="e2e-%s-" % which)
     try:
         scenario(d)
     except SystemExit as e:
+        if e.code == 77:
+            raise  # skipped, the scenario said why
         print("FAIL " + str(e), flush=True)
         failures.append(str(e))
     print("%d failure(s)" % len(failures))

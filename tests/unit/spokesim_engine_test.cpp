@@ -1,302 +1,22 @@
-// The whole emulator without DPDK: frames out of the engine go to a scripted hub written here
-// with the NHRP codec (ARP, registration replies, forwarding with a Traffic Indication, forwarded
-// Resolution Requests, purge), whose frames go back in. Proves ARP, the registration ramp,
-// data via the hub, the Phase 3 switch to shortcuts, purges, and the checks and counters.
+// The whole emulator without DPDK: frames out of the engine go to the scripted hub of
+// spokesim_hub_double.hpp, whose frames go back in. Proves ARP, the registration ramp, data via
+// the hub, the Phase 3 switch to shortcuts, purges, and the checks and counters.
 #include <catch2/catch.hpp>
 
 #include <deque>
 #include <map>
-#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
 
-#include "control/nhrp/packet.hpp"
-#include "tools/spokesim/engine.hpp"
-#include "tools/spokesim/esp.hpp"
-#include "tools/spokesim/frames.hpp"
+#include "tests/unit/spokesim_hub_double.hpp"
 #include "tools/spokesim/payload.hpp"
 
 using namespace dmvpn;
 using namespace dmvpn::spokesim;
-
-namespace {
-
-constexpr uint64_t ms = 1000;
-const mac port_mac{0x02, 0xaa, 0, 0, 0, 0x01};
-const mac hub_mac{0x02, 0xbb, 0, 0, 0, 0x01};
-
-struct capture_sink final : frame_sink {
-    std::deque<buffer> frames;
-    void send(std::span<const uint8_t> f) override { frames.emplace_back(f.begin(), f.end()); }
-};
-
-// The hub's half, reduced to what a Phase 3 hub does for the emulator to react to.
-class scripted_hub {
-public:
-    scripted_hub(const topology& t, std::optional<uint32_t> key, std::string auth)
-        : _t(t), _key(key), _auth(std::move(auth)) {}
-
-    std::unique_ptr<esp_layer> esp;  // the hub's side of every spoke's SA pair
-    uint64_t esp_decrypted = 0;
-    bool redirect = true;
-    bool corrupt_next_data = false;
-    uint16_t reply_code = 0;
-    std::map<ipv4, ipv4> bindings;  // overlay -> NBMA, from registrations
-    uint64_t arp_requests = 0;
-    uint64_t data_forwarded = 0;
-    uint64_t tis_sent = 0;
-    uint64_t resolutions_forwarded = 0;
-    uint64_t purge_replies = 0;
-    std::vector<nhrp::packet> nhrp_seen;
-    // With expect_flood, hostile frames are counted instead of failing the test.
-    bool expect_flood = false;
-    uint64_t flood_unknown_source = 0;
-    uint64_t flood_malformed = 0;
-    uint64_t flood_wrong_auth = 0;
-    // Frames from unknown sources, kept whole (--forge checks their content).
-    std::vector<buffer> unknown_frames;
-
-    // Handles one frame from the emulator; frames for it go into `to_spokes`.
-    void on_frame(const buffer& f, std::deque<buffer>& to_spokes) {
-        auto eth = parse_eth(f);
-        REQUIRE(eth);
-        if (eth->type == ethertype_arp) {
-            auto arp = parse_arp(eth->payload);
-            REQUIRE(arp);
-            if (arp->op == 1 && arp->target_ip == _t.hub_nbma()) {
-                ++arp_requests;
-                to_spokes.push_back(
-                    arp_frame(2, hub_mac, _t.hub_nbma(), arp->sender_mac, arp->sender_ip));
-            }
-            return;
-        }
-        REQUIRE(eth->dst == hub_mac);
-        auto ip = parse_ipv4(eth->payload);
-        REQUIRE(ip);
-        REQUIRE(ip->checksum_ok);
-        REQUIRE(ip->dst == _t.hub_nbma());
-        if (expect_flood && !_t.local_by_nbma(ip->src)) {
-            ++flood_unknown_source;
-            unknown_frames.push_back(f);
-            REQUIRE(ip->proto == ip_proto_gre);  // no SA to protect it with
-            return;
-        }
-        buffer clear;
-        if (esp) {
-            REQUIRE(ip->proto == ip_proto_esp);
-            auto spoke = _t.local_by_nbma(ip->src);
-            REQUIRE(spoke);
-            clear.assign(eth->payload.begin(), eth->payload.end());
-            REQUIRE(esp->unprotect(*spoke, clear) == esp_status::ok);
-            ++esp_decrypted;
-            ip = parse_ipv4(clear);
-            REQUIRE(ip);
-        }
-        REQUIRE(ip->proto == ip_proto_gre);
-        auto gre = parse_gre(ip->payload);
-        REQUIRE(gre);
-        REQUIRE(gre->key == _key);
-        if (gre->proto == gre_proto_nhrp) {
-            auto p = nhrp::parse(gre->payload);
-            if (expect_flood && !p) {
-                ++flood_malformed;
-                return;
-            }
-            REQUIRE(p);
-            if (expect_flood && !auth_matches(*p)) {
-                ++flood_wrong_auth;
-                REQUIRE(_t.local_by_overlay(*from_bytes(p->src_proto)) == std::nullopt);
-                return;
-            }
-            nhrp_seen.push_back(*p);
-            on_nhrp(*p, ip->src, to_spokes);
-        } else {
-            on_data(gre->payload, ip->src, to_spokes);
-        }
-    }
-
-    // Packets the hub originates carry its password, as Cisco's do.
-    void send_nhrp(nhrp::packet p, ipv4 to, std::deque<buffer>& out) {
-        bool has_auth = false;
-        for (const auto& e : p.extensions) {
-            has_auth |= e.type == nhrp::ext::authentication;
-        }
-        if (!_auth.empty() && !has_auth) {
-            nhrp::extension a;
-            a.type = nhrp::ext::authentication;
-            a.compulsory = true;
-            a.auth_spi = 1;
-            a.data.assign(_auth.begin(), _auth.end());
-            p.extensions.push_back(a);
-            p.has_extension_area = true;
-        }
-        auto b = nhrp::build(p);
-        REQUIRE(b);
-        send_gre(gre_proto_nhrp, *b, to, out);
-    }
-
-    void send_gre(uint16_t proto, std::span<const uint8_t> payload, ipv4 to,
-                  std::deque<buffer>& out) {
-        buffer pkt;
-        put_ipv4(pkt, _t.hub_nbma(), to, ip_proto_gre, (_key ? 8 : 4) + payload.size(), 1);
-        put_gre(pkt, _key, proto);
-        pkt.insert(pkt.end(), payload.begin(), payload.end());
-        if (esp) {
-            REQUIRE(esp->protect(*_t.local_by_nbma(to), pkt) == esp_status::ok);
-        }
-        buffer f;
-        put_eth(f, port_mac, hub_mac, ethertype_ipv4);
-        f.insert(f.end(), pkt.begin(), pkt.end());
-        out.push_back(std::move(f));
-    }
-
-    void forget_redirects() { _redirected.clear(); }
-
-    nhrp::packet purge_for(ipv4 requester_overlay, ipv4 gone) const {
-        nhrp::packet purge;
-        purge.hdr.type = nhrp::op::purge_request;
-        purge.request_id = 4242;
-        purge.src_nbma = to_bytes(_t.hub_nbma());
-        purge.src_proto = to_bytes(_t.hub_overlay());
-        purge.dst_proto = to_bytes(requester_overlay);
-        nhrp::cie c;
-        c.prefix_length = 32;
-        c.client_proto = to_bytes(gone);
-        purge.cies.push_back(c);
-        return purge;
-    }
-
-private:
-    bool auth_matches(const nhrp::packet& p) const {
-        for (const auto& e : p.extensions) {
-            if (e.type == nhrp::ext::authentication) {
-                return std::string(e.data.begin(), e.data.end()) == _auth;
-            }
-        }
-        return _auth.empty();
-    }
-
-    void on_nhrp(const nhrp::packet& p, ipv4 from, std::deque<buffer>& out) {
-        if (p.hdr.type == nhrp::op::registration_request) {
-            nhrp::packet r = p;
-            r.hdr.type = nhrp::op::registration_reply;
-            r.cies.at(0).code = static_cast<uint8_t>(reply_code);
-            for (auto& e : r.extensions) {
-                if (e.type == nhrp::ext::responder_address) {
-                    nhrp::cie c;
-                    c.prefix_length = 32;
-                    c.client_nbma = to_bytes(_t.hub_nbma());
-                    c.client_proto = to_bytes(_t.hub_overlay());
-                    e.cies = {c};
-                }
-            }
-            if (reply_code == 0) {
-                bindings[*from_bytes(p.src_proto)] = from;
-            }
-            send_nhrp(r, from, out);
-        } else if (p.hdr.type == nhrp::op::resolution_request) {
-            // Phase 3: forward towards the owner of the destination, transit record added.
-            ipv4 target = *from_bytes(p.dst_proto);
-            auto owner = _t.local_by_destination(target);
-            REQUIRE(owner);
-            nhrp::packet f = p;
-            f.hdr.hop_count = static_cast<uint8_t>(f.hdr.hop_count - 1);
-            for (auto& e : f.extensions) {
-                if (e.type == nhrp::ext::forward_transit) {
-                    nhrp::cie c;
-                    c.client_nbma = to_bytes(_t.hub_nbma());
-                    c.client_proto = to_bytes(_t.hub_overlay());
-                    e.cies.push_back(c);
-                }
-            }
-            ++resolutions_forwarded;
-            send_nhrp(f, _t.nbma_of(*owner), out);
-        } else if (p.hdr.type == nhrp::op::purge_reply) {
-            ++purge_replies;
-        }
-    }
-
-    void on_data(std::span<const uint8_t> inner, ipv4 from, std::deque<buffer>& out) {
-        auto ip = parse_ipv4(inner);
-        REQUIRE(ip);
-        auto owner = _t.local_by_destination(ip->dst);
-        REQUIRE(owner);
-        REQUIRE(bindings.count(_t.overlay_of(*owner)) == 1);
-        buffer copy(inner.begin(), inner.end());
-        if (corrupt_next_data) {
-            corrupt_next_data = false;
-            copy.back() ^= 0xff;
-        }
-        ++data_forwarded;
-        send_gre(gre_proto_ipv4, copy, _t.nbma_of(*owner), out);
-        if (redirect && _redirected.insert({from, ip->dst}).second) {
-            // Out the tunnel it came in by: tell the sender (Cisco's redirect).
-            nhrp::packet ti;
-            ti.hdr.type = nhrp::op::traffic_indication;
-            ti.src_nbma = to_bytes(_t.hub_nbma());
-            ti.src_proto = to_bytes(_t.hub_overlay());
-            ti.dst_proto = to_bytes(ip->src);
-            ti.contents.assign(inner.begin(), inner.begin() + 28);
-            ++tis_sent;
-            send_nhrp(ti, from, out);
-        }
-    }
-
-    const topology& _t;
-    std::optional<uint32_t> _key;
-    std::string _auth;
-    std::set<std::pair<ipv4, ipv4>> _redirected;
-};
-
-struct rig {
-    options o;
-    capture_sink sink;
-    std::unique_ptr<topology> topo;
-    std::unique_ptr<engine> eng;
-    std::unique_ptr<scripted_hub> hub;
-    uint64_t now = 1'000'000;
-
-    explicit rig(std::vector<std::string> args) {
-        auto p = parse_options(args);
-        REQUIRE(p);
-        o = *p;
-        topo = std::make_unique<topology>(o);
-        std::unique_ptr<esp_layer> spoke_esp;
-        hub = std::make_unique<scripted_hub>(*topo, o.gre_key, o.auth);
-        if (o.esp != esp_transform::none) {
-            auto s = make_esp_layer(*topo);
-            REQUIRE(s);
-            spoke_esp = std::move(*s);
-            auto h = make_esp_layer(*topo, true);
-            REQUIRE(h);
-            hub->esp = std::move(*h);
-        }
-        eng = std::make_unique<engine>(o, port_mac, sink, std::move(spoke_esp));
-        eng->start(now);
-    }
-
-    // Advances time in 1 ms steps, shuttling frames both ways.
-    void run_for(uint64_t us) {
-        uint64_t end = now + us;
-        while (now < end && !eng->done()) {
-            eng->poll(now);
-            std::deque<buffer> back;
-            while (!sink.frames.empty()) {
-                buffer f = std::move(sink.frames.front());
-                sink.frames.pop_front();
-                hub->on_frame(f, back);
-            }
-            for (auto& f : back) {
-                eng->on_frame(f, now);
-            }
-            now += ms;
-        }
-    }
-};
-
-}  // namespace
+using namespace dmvpn::spokesim::test;
 
 TEST_CASE("end to end: ARP, registration ramp, data via hub, TI, shortcuts", "[spokesim]") {
     rig r({"--vdev", "test", "--spokes", "6", "--gre-key", "1000", "--auth", "secret", "--holdtime",
@@ -641,4 +361,268 @@ TEST_CASE("an Error Indication about someone else's address is counted apart", "
     }
     CHECK(r.eng->spoke_at(0).counters().error_indications == 1);
     CHECK(r.eng->report_json(r.now).find("\"foreign_answers\":1,") != std::string::npos);
+}
+
+// --- the emulator's side of --ike, with a scripted IKE standing in for control/ike's engine:
+// INIT -> RESP installs a pair with keys both ends compute from the two NBMA addresses; DELETE
+// takes it down. What is proven here is the emulator's plumbing (pacing, UDP frames and the
+// non-ESP marker, keepalives, registration once keyed, held NHRP until a spoke-to-spoke SA,
+// shortcut traffic in ESP, peer_down and the retry); spokesim_ike_test.cpp runs the real engine.
+namespace {
+
+uint64_t g_pair_id = 1000;
+
+// One direction's SA of the scripted pairs: AES-GCM-128, key and SPI from the addresses.
+crypto::sa_params scripted_params(ipv4 from, ipv4 to, crypto::sa_direction dir,
+                                  std::vector<uint8_t>& key) {
+    key.resize(20);
+    for (size_t i = 0; i < key.size(); ++i) {
+        key[i] = static_cast<uint8_t>((from >> (8 * (i % 4))) ^ (to >> (8 * ((i + 1) % 4))) ^ i);
+    }
+    crypto::sa_params p;
+    p.spi = ((from * 2654435761u) ^ to) | 0x1000u;
+    p.direction = dir;
+    p.cipher = crypto::cipher_alg::aes_gcm_16;
+    p.integ = crypto::integ_alg::none;
+    p.cipher_key = key;
+    return p;
+}
+
+uint64_t scripted_install(esp_table& t, uint32_t local, ipv4 me, ipv4 peer) {
+    std::vector<uint8_t> ko;
+    std::vector<uint8_t> ki;
+    auto out = scripted_params(me, peer, crypto::sa_direction::outbound, ko);
+    auto in = scripted_params(peer, me, crypto::sa_direction::inbound, ki);
+    uint64_t id = g_pair_id++;
+    auto e = t.add(id, local, peer, out, in);
+    INFO(e.value_or(""));
+    REQUIRE_FALSE(e);
+    return id;
+}
+
+std::string text_of(const buffer& b) { return std::string(b.begin(), b.end()); }
+
+buffer udp_frame(ipv4 src, ipv4 dst, uint16_t sport, uint16_t dport,
+                 std::span<const uint8_t> payload) {
+    buffer f;
+    put_eth(f, port_mac, hub_mac, ethertype_ipv4);
+    put_ipv4(f, src, dst, ip_proto_udp, 8 + payload.size(), 3);
+    put_udp(f, sport, dport, payload.size());
+    f.insert(f.end(), payload.begin(), payload.end());
+    return f;
+}
+
+// Odd spokes speak from port 4500 (as after a NAT-T float), even ones from 500.
+uint16_t port_of(uint32_t local) { return local % 2 == 1 ? 4500 : 500; }
+
+class scripted_ike final : public ike_layer {
+public:
+    scripted_ike(const topology& t, esp_table& esp) : _t(t), _esp(esp) {}
+
+    std::vector<std::pair<uint64_t, uint32_t>> initiations;  // (when, spoke)
+    std::vector<ike_datagram> received;
+    uint64_t ticks = 0;
+
+    void initiate(uint32_t local, ipv4 peer, uint64_t now_us) override {
+        initiations.emplace_back(now_us, local);
+        emit(local, _t.nbma_of(local), peer, port_of(local), port_of(local), "INIT");
+    }
+    void on_datagram(const ike_datagram& d, uint64_t) override {
+        received.push_back(d);
+        std::string p = text_of(d.payload);
+        if (p == "INIT" || p == "RESP") {
+            _pairs[{d.local, d.src}] = scripted_install(_esp, d.local, d.dst, d.src);
+            _events.push_back({ike_event::kind::child_up, d.local, d.src, false, ""});
+            if (p == "INIT") {
+                emit(d.local, d.dst, d.src, d.dport, d.sport, "RESP");
+            }
+        } else if (p == "DELETE") {
+            CHECK(_esp.remove(_pairs.at({d.local, d.src})));
+            _events.push_back({ike_event::kind::peer_down, d.local, d.src, false, "deleted"});
+        }
+    }
+    void tick(uint64_t) override { ++ticks; }
+    void take(std::vector<ike_datagram>& send, std::vector<ike_event>& events) override {
+        send.insert(send.end(), _send.begin(), _send.end());
+        events.insert(events.end(), _events.begin(), _events.end());
+        _send.clear();
+        _events.clear();
+    }
+    ike_counts counts() const override { return {}; }
+
+private:
+    void emit(uint32_t local, ipv4 src, ipv4 dst, uint16_t sport, uint16_t dport,
+              const std::string& what) {
+        _send.push_back({local, src, dst, sport, dport, buffer(what.begin(), what.end())});
+    }
+    const topology& _t;
+    esp_table& _esp;
+    std::map<std::pair<uint32_t, ipv4>, uint64_t> _pairs;
+    std::vector<ike_datagram> _send;
+    std::vector<ike_event> _events;
+};
+
+// The rig with the scripted IKE on both sides: the hub answers INIT with RESP and installs its
+// half in its own table.
+struct scripted_ike_rig {
+    std::unique_ptr<rig> r;
+    scripted_ike* ike = nullptr;
+    esp_table* spoke_esp = nullptr;
+    esp_table* hub_esp = nullptr;
+    std::map<uint32_t, uint64_t> hub_pairs;                // spoke -> pair
+    std::vector<std::pair<uint16_t, uint16_t>> hub_ports;  // (sport, dport) of what came in
+
+    explicit scripted_ike_rig(std::vector<std::string> args) {
+        r = std::make_unique<rig>(std::move(args), [&](rig& g, std::unique_ptr<esp_layer>& esp,
+                                                       std::unique_ptr<ike_layer>& il) {
+            auto table = esp_table::create();
+            REQUIRE(table);
+            spoke_esp = table->get();
+            auto s = std::make_unique<scripted_ike>(*g.topo, **table);
+            ike = s.get();
+            il = std::move(s);
+            esp = std::move(*table);
+            auto hub_table = esp_table::create();
+            REQUIRE(hub_table);
+            hub_esp = hub_table->get();
+            g.hub->esp = std::move(*hub_table);
+            g.hub->on_udp = [this, &g](const ipv4_view& ip, std::deque<buffer>& out) {
+                auto u = parse_udp(ip.payload);
+                REQUIRE(u);
+                hub_ports.emplace_back(u->src_port, u->dst_port);
+                std::span<const uint8_t> p = u->payload;
+                if (u->dst_port == 4500) {
+                    REQUIRE(p.size() >= 4);
+                    REQUIRE((p[0] | p[1] | p[2] | p[3]) == 0);  // the non-ESP marker
+                    p = p.subspan(4);
+                }
+                REQUIRE(std::string(p.begin(), p.end()) == "INIT");
+                auto spoke = g.topo->local_by_nbma(ip.src);
+                REQUIRE(spoke);
+                hub_pairs[*spoke] = scripted_install(*hub_esp, *spoke, ip.dst, ip.src);
+                buffer resp;
+                if (u->dst_port == 4500) {
+                    resp.assign(4, 0);
+                }
+                resp.insert(resp.end(), {'R', 'E', 'S', 'P'});
+                out.push_back(udp_frame(ip.dst, ip.src, u->dst_port, u->src_port, resp));
+            };
+        });
+    }
+};
+
+}  // namespace
+
+TEST_CASE("--ike plumbing: paced keying over UDP 500/4500, registration only once keyed",
+          "[spokesim][ike]") {
+    scripted_ike_rig k({"--vdev", "test", "--spokes", "6", "--hub-mac", "02:bb:00:00:00:01",
+                        "--gre-key", "3", "--ike", "psk:x", "--ike-rate", "50", "--rate", "300",
+                        "--duration", "1", "--drain", "0.2", "--no-shortcuts"});
+    rig& r = *k.r;
+    r.run_for(30 * ms);
+    // 50 a second: spokes 0 (at 0 ms) and 1 (at 20 ms) so far.
+    CHECK(r.eng->current_phase() == phase::keying);
+    CHECK(k.ike->initiations.size() == 2);
+    CHECK(r.eng->keyed() == 2);
+    CHECK(r.eng->spoke_at(5).counters().registrations_sent == 0);
+    CHECK(r.eng->spoke_at(0).counters().registrations_sent == 1);
+    REQUIRE(k.hub_ports.size() == 2);
+    CHECK(k.hub_ports[0] == std::pair<uint16_t, uint16_t>{500, 500});
+    CHECK(k.hub_ports[1] == std::pair<uint16_t, uint16_t>{4500, 4500});
+    // The RESP to spoke 1 came back on 4500 with the marker, which the emulator removed.
+    REQUIRE(k.ike->received.size() == 2);
+    CHECK(text_of(k.ike->received[1].payload) == "RESP");
+    CHECK(k.ike->received[1].dport == 4500);
+    CHECK(k.ike->ticks >= 1);
+
+    // A NAT keepalive is ignored; ESP in UDP (no marker) is counted and not handed to IKE.
+    const uint8_t keepalive[] = {0xff};
+    r.eng->on_frame(udp_frame(r.topo->hub_nbma(), r.topo->nbma_of(1), 4500, 4500, keepalive),
+                    r.now);
+    const uint8_t esp_in_udp[] = {0, 0, 0x10, 0x01, 0, 0, 0, 1, 9, 9, 9, 9};
+    r.eng->on_frame(udp_frame(r.topo->hub_nbma(), r.topo->nbma_of(1), 4500, 4500, esp_in_udp),
+                    r.now);
+    const uint8_t other[] = {1, 2, 3};
+    r.eng->on_frame(udp_frame(r.topo->hub_nbma(), r.topo->nbma_of(1), 53, 53, other), r.now);
+    CHECK(k.ike->received.size() == 2);
+    CHECK(r.eng->ike_sum().nat_keepalives == 1);
+    CHECK(r.eng->ike_sum().udp_not_ike == 2);
+
+    r.run_for(4000 * ms);
+    REQUIRE(r.eng->done());
+    INFO(r.eng->report_json(r.now));
+    CHECK(r.eng->keyed() == 6);
+    for (size_t i = 1; i < k.ike->initiations.size(); ++i) {
+        CHECK(k.ike->initiations[i].first - k.ike->initiations[i - 1].first == 20 * ms);
+    }
+    totals t = r.eng->sum(r.now);
+    CHECK(t.registered == 6);
+    CHECK(t.sent == 300);
+    CHECK(t.received == 300);
+    CHECK(r.hub->esp_decrypted == t.sent + t.nhrp.registrations_sent);
+    CHECK(r.eng->success(r.now));
+    CHECK(r.eng->report_json(r.now).find("\"ike\":true,\"keyed\":6,") != std::string::npos);
+}
+
+TEST_CASE(
+    "--ike plumbing: a shortcut's reply waits for the spoke-to-spoke SA, its traffic "
+    "goes in ESP between the spokes",
+    "[spokesim][ike]") {
+    scripted_ike_rig k({"--vdev", "test", "--spokes", "4", "--hub-mac", "02:bb:00:00:00:01",
+                        "--ike", "psk:x", "--ike-rate", "1000", "--rate", "400", "--duration", "1",
+                        "--drain", "0.2"});
+    rig& r = *k.r;
+    r.run_for(4000 * ms);
+    REQUIRE(r.eng->done());
+    INFO(r.eng->report_json(r.now));
+    auto ik = r.eng->ike_sum();
+    // Spoke i+1 answers i's resolution: it keys itself with i first, the reply held meanwhile.
+    CHECK(ik.spoke_sas == 8);
+    CHECK(ik.held == 4);
+    CHECK(ik.held_dropped == 0);
+    CHECK(k.hub_ports.size() == 4);  // the hub saw only its own four exchanges
+    for (uint32_t i = 0; i < 4; ++i) {
+        CHECK(k.spoke_esp->has(i, r.topo->nbma_of((i + 1) % 4)));
+        CHECK(k.spoke_esp->has((i + 1) % 4, r.topo->nbma_of(i)));
+    }
+    totals t = r.eng->sum(r.now);
+    CHECK(t.nhrp.shortcuts_installed == 4);
+    CHECK(t.data.sent_shortcut > 300);
+    CHECK(t.data.received_shortcut == t.data.sent_shortcut);
+    // Only the via-hub packets and NHRP to the hub went through the hub's ESP.
+    CHECK(r.hub->esp_decrypted == t.data.sent_via_hub + t.nhrp.registrations_sent +
+                                      t.nhrp.resolution_requests_sent + t.nhrp.purge_replies_sent);
+    CHECK(r.eng->success(r.now));
+}
+
+TEST_CASE("--ike plumbing: peer_down takes the spoke down, it initiates again after --ike-retry",
+          "[spokesim][ike]") {
+    scripted_ike_rig k({"--vdev", "test", "--spokes", "3", "--hub-mac", "02:bb:00:00:00:01",
+                        "--ike", "psk:x", "--ike-retry", "0.5", "--rate", "0", "--duration", "3",
+                        "--drain", "0"});
+    rig& r = *k.r;
+    r.run_for(300 * ms);
+    REQUIRE(r.eng->keyed() == 3);
+    REQUIRE(r.eng->sum(r.now).registered == 3);
+    CHECK(r.eng->current_phase() == phase::traffic);
+    uint64_t regs = r.eng->spoke_at(1).counters().registrations_sent;
+    CHECK(k.hub_esp->remove(k.hub_pairs.at(1)));
+    const uint8_t del[] = {0, 0, 0, 0, 'D', 'E', 'L', 'E', 'T', 'E'};
+    r.eng->on_frame(udp_frame(r.topo->hub_nbma(), r.topo->nbma_of(1), 4500, 4500, del), r.now);
+    r.run_for(10 * ms);
+    CHECK(r.eng->keyed() == 2);
+    CHECK_FALSE(r.eng->keyed(1));
+    CHECK(r.eng->ike_sum().peer_downs == 1);
+    CHECK_FALSE(k.spoke_esp->has(1, r.topo->hub_nbma()));
+    r.run_for(600 * ms);
+    CHECK(r.eng->keyed() == 3);
+    size_t again = 0;
+    for (const auto& [when, local] : k.ike->initiations) {
+        again += local == 1 ? 1 : 0;
+    }
+    CHECK(again == 2);
+    CHECK(r.eng->spoke_at(1).counters().registrations_sent > regs);
+    r.run_for(4000 * ms);
+    REQUIRE(r.eng->done());
+    CHECK(r.eng->success(r.now));
 }

@@ -1,10 +1,17 @@
 // dmvpn-spokesim without DPDK: command line, derived topology and SAs, data payloads.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "tools/spokesim/ike_config.hpp"
 #include "tools/spokesim/options.hpp"
 #include "tools/spokesim/payload.hpp"
 #include "tools/spokesim/topology.hpp"
@@ -236,4 +243,143 @@ TEST_CASE("payloads verify, and any change is caught", "[spokesim]") {
     CHECK(t.error() == payload_error::bad_length);
     CHECK(check_payload(std::span<const uint8_t>(buf).first(10)).error() ==
           payload_error::too_short);
+}
+
+TEST_CASE("--ike psk and the proposals become the engine's profile", "[spokesim][ike]") {
+    auto r = parse({"--vdev", "t", "--spokes", "3", "--ike", "psk:cloud-key", "--ike-proposal",
+                    "aes256-sha384-ecp384,aes128gcm16-prfsha256-x25519-modp2048", "--esp-proposal",
+                    "aes256-sha256-esn-x25519,aes128gcm16"});
+    REQUIRE(r);
+    CHECK(r->ike == ike_mode::psk);
+    topology t(*r);
+    auto plan = plan_ike(*r, t);
+    REQUIRE(plan);
+    REQUIRE(plan->profiles.size() == 1);
+    CHECK(plan->profile_of == std::vector<uint32_t>{0, 0, 0});
+    const auto& ike = plan->profiles[0].ike;
+    REQUIRE(ike);
+    CHECK(ike->auth == dmvpn::config::ike_auth::psk);
+    REQUIRE(ike->psks.size() == 1);
+    CHECK(ike->psks[0].peer.empty());  // the wildcard, as the hub's
+    CHECK(std::string(ike->psks[0].key.begin(), ike->psks[0].key.end()) == "cloud-key");
+    CHECK(ike->local_id.empty());
+    // IANA numbers (RFC 7296 section 3.3.2, RFC 4868, RFC 8031).
+    REQUIRE(ike->proposals.size() == 2);
+    CHECK(ike->proposals[0].encr == 12);
+    CHECK(ike->proposals[0].encr_bits == 256);
+    CHECK(ike->proposals[0].integ == 13);
+    CHECK(ike->proposals[0].prf == 6);  // the integrity's hash
+    CHECK(ike->proposals[0].groups == std::vector<uint16_t>{20});
+    CHECK(ike->proposals[1].encr == 20);
+    CHECK(ike->proposals[1].encr_bits == 128);
+    CHECK(ike->proposals[1].integ == 0);
+    CHECK(ike->proposals[1].prf == 5);
+    CHECK(ike->proposals[1].groups == std::vector<uint16_t>{31, 14});
+    REQUIRE(ike->esp_proposals.size() == 2);
+    CHECK(ike->esp_proposals[0].encr == 12);
+    CHECK(ike->esp_proposals[0].encr_bits == 256);
+    CHECK(ike->esp_proposals[0].integ == 12);
+    CHECK(ike->esp_proposals[0].esn);
+    CHECK(ike->esp_proposals[1].encr == 20);
+    CHECK(ike->esp_proposals[1].integ == 0);
+    CHECK_FALSE(ike->esp_proposals[1].esn);
+    CHECK(ike->pfs_group == std::optional<uint16_t>(31));
+
+    // The defaults: GCM with Curve25519, ESP AES-GCM-128, no PFS.
+    auto d = parse({"--vdev", "t", "--ike", "psk:k"});
+    REQUIRE(d);
+    auto dp = plan_ike(*d, topology(*d));
+    REQUIRE(dp);
+    REQUIRE(dp->profiles[0].ike->proposals.size() == 1);
+    CHECK(dp->profiles[0].ike->proposals[0].groups == std::vector<uint16_t>{31});
+    CHECK(dp->profiles[0].ike->esp_proposals.size() == 1);
+    CHECK_FALSE(dp->profiles[0].ike->pfs_group);
+}
+
+TEST_CASE("--ike and its proposals: nonsense refused, naming the part", "[spokesim][ike]") {
+    refused({"--vdev", "t", "--ike", "psk:"}, "psk:KEY or cert:DIR");
+    refused({"--vdev", "t", "--ike", "x509"}, "psk:KEY or cert:DIR");
+    refused({"--vdev", "t", "--ike-proposal", "aes128gcm16-x25519"}, "no PRF");
+    refused({"--vdev", "t", "--ike-proposal", "aes128-prfsha256-x25519"}, "needs an integrity");
+    refused({"--vdev", "t", "--ike-proposal", "aes128gcm16-sha256-x25519"}, "takes no integrity");
+    refused({"--vdev", "t", "--ike-proposal", "aes128gcm16-prfsha256"}, "no Diffie-Hellman");
+    refused({"--vdev", "t", "--ike-proposal", "3des-sha1-modp1024"}, "unknown '3des'");
+    refused({"--vdev", "t", "--ike-proposal", "aes128-aes256-sha256-x25519"}, "a second cipher");
+    refused({"--vdev", "t", "--esp-proposal", "aes128"}, "needs sha1 or sha256");
+    refused({"--vdev", "t", "--esp-proposal", "aes128gcm16-sha1"}, "takes no integrity");
+    refused({"--vdev", "t", "--esp-proposal", "aes128-sha512"}, "unknown or repeated 'sha512'");
+    refused({"--vdev", "t", "--esp-proposal", "aes128gcm16-x25519,aes256gcm16-ecp256"}, "differs");
+    refused({"--vdev", "t", "--ike", "psk:k", "--esp", "aes256-cbc-sha256-128"}, "leave --esp out");
+    refused({"--vdev", "t", "--ike", "psk:k", "--forge", "10"}, "--forge");
+    refused({"--vdev", "t", "--ike", "psk:k", "--spokes", "2", "--move-spoke", "1"},
+            "--move-spoke");
+    refused({"--ike", "psk:k", "--write-pcap", "/tmp/x.pcap", "--count", "1"}, "--write-pcap");
+    refused({"--vdev", "t", "--ike-rate", "0"}, "--ike-rate");
+}
+
+TEST_CASE("--ike cert:DIR: per-spoke certificates, else the shared one with --ike-id",
+          "[spokesim][ike]") {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::temp_directory_path() / fmt::format("spokesim-ike-{}", ::getpid());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    auto touch = [&](const std::string& name) { std::ofstream(dir / name) << "x\n"; };
+    auto args = [&](std::vector<std::string> extra) {
+        std::vector<std::string> a{"--vdev",        "t",  "--spokes", "3",
+                                   "--first-spoke", "10", "--ike",    "cert:" + dir.string()};
+        a.insert(a.end(), extra.begin(), extra.end());
+        auto r = parse(a);
+        REQUIRE(r);
+        return *r;
+    };
+    {
+        options o = args({});
+        auto p = plan_ike(o, topology(o));
+        REQUIRE_FALSE(p);
+        CHECK(p.error().find("ca.pem is missing") != std::string::npos);
+    }
+    touch("ca.pem");
+    touch("spoke-10.pem");
+    {
+        options o = args({});
+        auto p = plan_ike(o, topology(o));
+        REQUIRE_FALSE(p);
+        CHECK(p.error().find("spoke-10.key is missing") != std::string::npos);
+    }
+    touch("spoke-10.key");
+    {
+        options o = args({});
+        auto p = plan_ike(o, topology(o));
+        REQUIRE_FALSE(p);  // spoke 11 has no certificate of its own, and there is no shared one
+        CHECK(p.error().find("spoke.pem is missing") != std::string::npos);
+    }
+    touch("spoke.pem");
+    touch("spoke.key");
+    {
+        options o = args({});
+        auto p = plan_ike(o, topology(o));
+        REQUIRE_FALSE(p);
+        CHECK(p.error().find("--ike-id") != std::string::npos);
+    }
+    options o = args({"--ike-id", "spokes.example"});
+    auto p = plan_ike(o, topology(o));
+    REQUIRE(p);
+    // Spokes 11 and 12 share spoke.pem under --ike-id; spoke 10 has its own, identity its
+    // NBMA address.
+    REQUIRE(p->profiles.size() == 2);
+    CHECK(p->profile_of[1] == p->profile_of[2]);
+    CHECK(p->profile_of[0] != p->profile_of[1]);
+    const auto& shared = *p->profiles[p->profile_of[1]].ike;
+    const auto& own = *p->profiles[p->profile_of[0]].ike;
+    CHECK(shared.auth == dmvpn::config::ike_auth::certificate);
+    CHECK(shared.certificate == (dir / "spoke.pem").string());
+    CHECK(shared.private_key == (dir / "spoke.key").string());
+    CHECK(shared.local_id == "spokes.example");
+    CHECK(shared.ca == std::vector<std::string>{(dir / "ca.pem").string()});
+    CHECK(own.certificate == (dir / "spoke-10.pem").string());
+    CHECK(own.private_key == (dir / "spoke-10.key").string());
+    CHECK(own.local_id.empty());
+    CHECK(own.psks.empty());
+    CHECK(p->profiles[p->profile_of[1]].name != p->profiles[p->profile_of[0]].name);
+    fs::remove_all(dir);
 }

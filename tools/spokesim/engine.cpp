@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -15,8 +16,17 @@ constexpr uint64_t usec = 1'000'000;
 constexpr uint32_t max_data_per_poll = 256;  // keeps one poll from starving receive
 constexpr mac placeholder_hub_mac{0x02, 0, 0, 0, 0, 0x01};
 constexpr ipv4 forged_group = 0xef010101;  // 239.1.1.1, where --forge sends its multicast
+constexpr uint64_t ike_tick_us = 10'000;   // the IKE engine's timers run every 10 ms
+constexpr size_t max_held_per_peer = 8;    // NHRP packets waiting for a spoke-to-spoke SA
+constexpr uint64_t negotiation_timeout_us = 30 * usec;  // then a held pair may initiate again
+constexpr uint16_t ike_port = 500;
+constexpr uint16_t ike_nat_port = 4500;
 
 uint64_t seconds_us(double s) { return static_cast<uint64_t>(std::llround(s * 1e6)); }
+
+// Two NBMA addresses, either order.
+uint64_t pair_key(ipv4 a, ipv4 b) { return (uint64_t{std::min(a, b)} << 32) | std::max(a, b); }
+uint64_t spoke_peer_key(uint32_t local, ipv4 peer) { return (uint64_t{local} << 32) | peer; }
 
 }  // namespace
 
@@ -42,6 +52,8 @@ std::string_view name(phase p) noexcept {
     switch (p) {
         case phase::resolving_hub:
             return "arp";
+        case phase::keying:
+            return "keying";
         case phase::registering:
             return "registering";
         case phase::traffic:
@@ -55,13 +67,18 @@ std::string_view name(phase p) noexcept {
 }
 
 engine::engine(const options& o, const mac& port_mac, frame_sink& sink,
-               std::unique_ptr<esp_layer> esp)
+               std::unique_ptr<esp_layer> esp, std::unique_ptr<ike_layer> ike)
     : _o(o),
       _topo(o),
       _port_mac(port_mac),
       _sink(sink),
       _esp(std::move(esp)),
+      _ike(std::move(ike)),
       _settings(nhrp_settings::from(o, _topo)) {
+    if (_ike && !_esp) {
+        throw std::invalid_argument("spokesim::engine: IKE without an ESP layer to install in");
+    }
+    _ike_state.resize(_ike ? _topo.size() : 0);
     _spokes.reserve(_topo.size());
     for (uint32_t i = 0; i < _topo.size(); ++i) {
         _spokes.emplace_back(_topo.spoke(i), _settings);
@@ -75,6 +92,8 @@ engine::engine(const options& o, const mac& port_mac, frame_sink& sink,
         _hub_mac_known = true;
     }
 }
+
+engine::~engine() = default;
 
 uint32_t engine::peer_of(uint32_t local) const noexcept {
     return static_cast<uint32_t>((uint64_t{local} + _o.peer_offset) % _topo.size());
@@ -185,8 +204,9 @@ void engine::send_forged(uint64_t i) {
 void engine::start(uint64_t now_us) {
     _start_us = now_us;
     _next_arp_us = now_us;
-    double wait =
-        _o.register_wait > 0 ? _o.register_wait : 10 + _topo.size() / _o.registration_rate;
+    double wait = _o.register_wait > 0 ? _o.register_wait
+                                       : 10 + _topo.size() / _o.registration_rate +
+                                             (_ike ? _topo.size() / _o.ike_rate : 0.0);
     _register_deadline_us = now_us + seconds_us(wait);
     _phase = phase::resolving_hub;
 }
@@ -204,6 +224,16 @@ void engine::send_outer(uint32_t local, ipv4 dst_nbma, uint16_t gre_proto,
             return;
         }
     }
+    transmit_ip(_now_us);
+}
+
+void engine::transmit_ip(uint64_t now_us) {
+    ipv4 dst = (ipv4{_ip[16]} << 24) | (ipv4{_ip[17]} << 16) | (ipv4{_ip[18]} << 8) | _ip[19];
+    if (local_by_nbma(dst)) {
+        buffer copy = _ip;  // what it triggers builds into _ip again
+        on_ipv4(copy, now_us);
+        return;
+    }
     _frame.clear();
     put_eth(_frame, _hub_mac_known ? _hub_mac : placeholder_hub_mac, _port_mac, ethertype_ipv4);
     _frame.insert(_frame.end(), _ip.begin(), _ip.end());
@@ -211,6 +241,38 @@ void engine::send_outer(uint32_t local, ipv4 dst_nbma, uint16_t gre_proto,
         _frame.resize(60, 0);
     }
     _sink.send(_frame);
+}
+
+void engine::send_datagram(const ike_datagram& d, uint64_t now_us) {
+    // Port 4500 carries IKE after the non-ESP marker (RFC 3948 section 2.2).
+    size_t marker = d.sport == ike_nat_port || d.dport == ike_nat_port ? 4 : 0;
+    _ip.clear();
+    put_ipv4(_ip, d.src, d.dst, ip_proto_udp, 8 + marker + d.payload.size(), ++_ip_id);
+    put_udp(_ip, d.sport, d.dport, marker + d.payload.size());
+    _ip.resize(_ip.size() + marker, 0);
+    _ip.insert(_ip.end(), d.payload.begin(), d.payload.end());
+    transmit_ip(now_us);
+}
+
+void engine::send_direct(uint32_t local, ipv4 peer_nbma, std::span<const uint8_t> nhrp_bytes,
+                         uint64_t now_us) {
+    if (_esp->has(local, peer_nbma)) {
+        send_outer(local, peer_nbma, gre_proto_nhrp, nhrp_bytes, true);
+        return;
+    }
+    auto& held = _held[spoke_peer_key(local, peer_nbma)];
+    if (held.size() >= max_held_per_peer) {
+        ++_held_dropped;
+        return;
+    }
+    held.emplace_back(nhrp_bytes.begin(), nhrp_bytes.end());
+    ++_held_total;
+    // One negotiation per pair of spokes, whichever side started it.
+    auto [it, fresh] = _negotiating.try_emplace(pair_key(nbma_of(local), peer_nbma), now_us);
+    if (fresh || now_us >= it->second + negotiation_timeout_us) {
+        it->second = now_us;
+        _ike->initiate(local, peer_nbma, now_us);
+    }
 }
 
 void engine::send_nhrp(uint32_t local, const outgoing& out, uint64_t now_us) {
@@ -221,6 +283,12 @@ void engine::send_nhrp(uint32_t local, const outgoing& out, uint64_t now_us) {
     }
     if (out.nbma_dst == _topo.hub_nbma()) {
         send_outer(local, out.nbma_dst, gre_proto_nhrp, *bytes, true);
+        return;
+    }
+    if (_ike && local_by_nbma(out.nbma_dst)) {
+        // To another emulated spoke: over their own SA, negotiated first if need be. The
+        // packets stay inside the emulator, as real IPv4 through the same ESP and parsing.
+        send_direct(local, out.nbma_dst, *bytes, now_us);
         return;
     }
     if (auto peer = local_by_nbma(out.nbma_dst)) {
@@ -256,7 +324,14 @@ void engine::send_data(uint32_t local, uint64_t now_us) {
     uint32_t dst = peer_of(local);
     data_counters& d = _data[local];
     build_inner(local, dst, d.next_seq++, _inner);
-    if (_spokes[local].find_shortcut(_topo.traffic_address_of(dst), now_us) != nullptr) {
+    if (_ike && _spokes[local].find_shortcut(_topo.traffic_address_of(dst), now_us) != nullptr &&
+        _esp->has(local, nbma_of(dst))) {
+        // Phase 3 shortcut over the two spokes' own SA: IPv4/ESP/GRE, in the process.
+        ++d.sent_shortcut;
+        send_outer(local, nbma_of(dst), gre_proto_ipv4, _inner, true);
+        return;
+    }
+    if (!_ike && _spokes[local].find_shortcut(_topo.traffic_address_of(dst), now_us) != nullptr) {
         // Phase 3 shortcut: modelled as an internal direct link between the two emulated
         // spokes (GRE with the tunnel key, no hub, no ESP), counted apart from the hub path.
         _gre.clear();
@@ -278,6 +353,7 @@ void engine::emit_data(uint32_t src_local) {
 }
 
 void engine::on_frame(std::span<const uint8_t> frame, uint64_t now_us) {
+    _now_us = now_us;
     auto eth = parse_eth(frame);
     if (!eth || (eth->dst != _port_mac && eth->dst != broadcast_mac)) {
         ++_not_ours;
@@ -318,6 +394,12 @@ void engine::on_ipv4(std::span<const uint8_t> packet, uint64_t now_us) {
         ++d.corrupt;
         return;
     }
+    // From the hub, or straight from another spoke (a shortcut).
+    bool via_hub = ip->src == _topo.hub_nbma();
+    if (ip->proto == ip_proto_udp) {
+        on_udp(*local, *ip, now_us);
+        return;
+    }
     if (ip->proto == ip_proto_esp) {
         if (!_esp) {
             ++d.esp_errors;
@@ -334,7 +416,7 @@ void engine::on_ipv4(std::span<const uint8_t> packet, uint64_t now_us) {
             ++d.esp_errors;
             return;
         }
-        on_gre(*local, inner->payload, true, now_us);
+        on_gre(*local, inner->payload, via_hub, now_us);
         return;
     }
     if (ip->proto != ip_proto_gre) {
@@ -345,7 +427,130 @@ void engine::on_ipv4(std::span<const uint8_t> packet, uint64_t now_us) {
         ++d.unprotected;
         return;
     }
-    on_gre(*local, ip->payload, true, now_us);
+    on_gre(*local, ip->payload, via_hub, now_us);
+}
+
+void engine::on_udp(uint32_t local, const ipv4_view& ip, uint64_t now_us) {
+    auto u = parse_udp(ip.payload);
+    if (!u || !_ike || (u->dst_port != ike_port && u->dst_port != ike_nat_port)) {
+        ++_udp_not_ike;
+        return;
+    }
+    std::span<const uint8_t> p = u->payload;
+    if (p.size() == 1 && p[0] == 0xff) {
+        ++_nat_keepalives;  // RFC 3948 section 2.3: nothing to answer
+        return;
+    }
+    if (u->dst_port == ike_nat_port) {
+        // IKE follows the non-ESP marker; anything else is ESP in UDP, which only a NAT
+        // between a spoke and the hub would bring: none sits inside the emulator.
+        if (p.size() < 4 || p[0] != 0 || p[1] != 0 || p[2] != 0 || p[3] != 0) {
+            ++_udp_not_ike;
+            return;
+        }
+        p = p.subspan(4);
+    }
+    ike_datagram d;
+    d.local = local;
+    d.src = ip.src;
+    d.dst = ip.dst;
+    d.sport = u->src_port;
+    d.dport = u->dst_port;
+    d.payload.assign(p.begin(), p.end());
+    _ike->on_datagram(d, now_us);
+}
+
+void engine::run_ike(uint64_t now_us) {
+    // The ramp: spoke k initiates k / ike_rate seconds into the keying phase; then the spokes
+    // whose IKE SA died, --ike-retry seconds after.
+    uint32_t budget = max_data_per_poll;
+    auto n = static_cast<uint32_t>(_spokes.size());
+    while (_ike_ramp < n && budget > 0 &&
+           now_us >= _keying_since_us + seconds_us(_ike_ramp / _o.ike_rate)) {
+        _ike_state[_ike_ramp].initiated = true;
+        _ike->initiate(_ike_ramp, _topo.hub_nbma(), now_us);
+        ++_ike_ramp;
+        --budget;
+    }
+    while (!_ike_retries.empty() && _ike_retries.front().first <= now_us && budget > 0) {
+        uint32_t k = _ike_retries.front().second;
+        _ike_retries.pop_front();
+        if (!_ike_state[k].keyed) {
+            _ike->initiate(k, _topo.hub_nbma(), now_us);
+            --budget;
+        }
+    }
+    if (now_us >= _next_ike_tick_us) {
+        _ike->tick(now_us);
+        _next_ike_tick_us = now_us + ike_tick_us;
+    }
+    // Datagrams between two of our spokes come back in at once and answer in turn: drain until
+    // the engine has nothing more to say.
+    std::vector<ike_datagram> send;
+    std::vector<ike_event> events;
+    for (int round = 0; round < 64; ++round) {
+        send.clear();
+        events.clear();
+        _ike->take(send, events);
+        if (send.empty() && events.empty()) {
+            break;
+        }
+        for (const ike_datagram& d : send) {
+            send_datagram(d, now_us);
+        }
+        for (const ike_event& e : events) {
+            on_ike_event(e, now_us);
+        }
+    }
+}
+
+void engine::on_ike_event(const ike_event& e, uint64_t now_us) {
+    if (e.local >= _spokes.size()) {
+        return;
+    }
+    bool hub = e.peer == _topo.hub_nbma();
+    ike_state& st = _ike_state[e.local];
+    if (e.what == ike_event::kind::child_up) {
+        if (hub) {
+            if (!st.keyed) {
+                st.keyed = true;
+                ++_keyed;
+                // NHRP goes inside the new SA: register now.
+                _spokes[e.local].start(now_us);
+                _next_scan_us = now_us;
+            }
+            return;
+        }
+        _spoke_sas += e.rekey ? 0 : 1;
+        _negotiating.erase(pair_key(nbma_of(e.local), e.peer));
+        auto held = _held.find(spoke_peer_key(e.local, e.peer));
+        if (held != _held.end()) {
+            std::vector<buffer> packets = std::move(held->second);
+            _held.erase(held);
+            for (const buffer& b : packets) {
+                send_outer(e.local, e.peer, gre_proto_nhrp, b, true);
+            }
+        }
+        return;
+    }
+    // peer_down
+    if (hub) {
+        ++_peer_downs;
+        if (st.keyed) {
+            st.keyed = false;
+            --_keyed;
+        }
+        // Nothing reaches the hub without an SA: no registration until keyed again.
+        _spokes[e.local].start(UINT64_MAX);
+        _ike_retries.emplace_back(now_us + seconds_us(_o.ike_retry), e.local);
+        return;
+    }
+    _negotiating.erase(pair_key(nbma_of(e.local), e.peer));
+    auto held = _held.find(spoke_peer_key(e.local, e.peer));
+    if (held != _held.end()) {
+        _held_dropped += held->second.size();
+        _held.erase(held);
+    }
 }
 
 void engine::on_gre(uint32_t local, std::span<const uint8_t> gre, bool via_hub, uint64_t now_us) {
@@ -436,11 +641,18 @@ void engine::on_data(uint32_t local, std::span<const uint8_t> inner, bool via_hu
 }
 
 void engine::poll(uint64_t now_us) {
+    _now_us = now_us;
     if (_phase == phase::done) {
         return;
     }
     if (_phase == phase::resolving_hub) {
-        if (_hub_mac_known) {
+        if (_hub_mac_known && _ike) {
+            // Each spoke registers once its IKE SA with the hub carries a CHILD_SA.
+            _phase = phase::keying;
+            _keying_since_us = now_us;
+            _next_ike_tick_us = now_us;
+            _next_scan_us = UINT64_MAX;
+        } else if (_hub_mac_known) {
             _phase = phase::registering;
             // The ramp: spoke k registers k/R seconds after the hub became reachable.
             for (uint32_t k = 0; k < _spokes.size(); ++k) {
@@ -458,6 +670,13 @@ void engine::poll(uint64_t now_us) {
         } else {
             return;
         }
+    }
+    if (_ike) {
+        run_ike(now_us);
+    }
+    if (_phase == phase::keying && (_keyed == _spokes.size() || now_us >= _register_deadline_us)) {
+        _phase = phase::registering;
+        _registering_since_us = now_us;
     }
     // Registrations (first, retransmit, refresh): a full scan only when one is due.
     if (now_us >= _next_scan_us) {
@@ -519,7 +738,7 @@ void engine::poll(uint64_t now_us) {
                 for (uint32_t tries = 0; tries < _spokes.size(); ++tries) {
                     uint32_t k = _next_sender;
                     _next_sender = (_next_sender + 1) % static_cast<uint32_t>(_spokes.size());
-                    if (_spokes[k].registered(now_us)) {
+                    if (_spokes[k].registered(now_us) && (!_ike || _ike_state[k].keyed)) {
                         send_data(k, now_us);
                         break;
                     }
@@ -599,8 +818,29 @@ totals engine::sum(uint64_t now_us) const {
     return t;
 }
 
+engine::ike_totals engine::ike_sum() const {
+    ike_totals t;
+    if (_ike) {
+        t.ike = _ike->counts();
+    }
+    t.keyed = _keyed;
+    t.peer_downs = _peer_downs;
+    t.spoke_sas = _spoke_sas;
+    t.held = _held_total;
+    t.held_dropped = _held_dropped;
+    t.nat_keepalives = _nat_keepalives;
+    t.udp_not_ike = _udp_not_ike;
+    return t;
+}
+
 bool engine::success(uint64_t now_us) const {
     totals t = sum(now_us);
+    if (_ike) {
+        ike_totals k = ike_sum();
+        if (k.keyed != t.spokes || k.ike.failures != 0 || k.held_dropped != 0) {
+            return false;
+        }
+    }
     return t.registered == t.spokes && t.lost == 0 && t.duplicates == 0 && t.data.corrupt == 0 &&
            t.data.esp_errors == 0 && t.data.gre_key_mismatch == 0 && t.data.unprotected == 0 &&
            t.data.nhrp_parse_errors == 0 && t.nhrp.registration_rejects == 0 &&
@@ -610,12 +850,18 @@ bool engine::success(uint64_t now_us) const {
 
 std::string engine::progress_line(uint64_t now_us) const {
     totals t = sum(now_us);
+    ike_totals k = ike_sum();
     return fmt::format(
-        "t={:.1f}s phase={} registered={}/{} sent={} (shortcut {}) received={} lost={} "
-        "corrupt={} TI={} shortcuts={} purges={}",
-        static_cast<double>(now_us - _start_us) / 1e6, name(_phase), t.registered, t.spokes, t.sent,
-        t.data.sent_shortcut, t.received, t.lost, t.data.corrupt, t.nhrp.traffic_indications,
-        t.shortcuts_active, t.nhrp.purges_received);
+               "t={:.1f}s phase={} registered={}/{} sent={} (shortcut {}) received={} lost={} "
+               "corrupt={} TI={} shortcuts={} purges={}",
+               static_cast<double>(now_us - _start_us) / 1e6, name(_phase), t.registered, t.spokes,
+               t.sent, t.data.sent_shortcut, t.received, t.lost, t.data.corrupt,
+               t.nhrp.traffic_indications, t.shortcuts_active, t.nhrp.purges_received) +
+           (_ike ? fmt::format(" keyed={}/{} ike_sas_up={} child_sas={} rekeys={} "
+                               "ike_failures={} spoke_sas={}",
+                               _keyed, t.spokes, k.ike.ike_sas_up, k.ike.child_sas, k.ike.rekeys,
+                               k.ike.failures, k.spoke_sas)
+                 : std::string());
 }
 
 std::string engine::report_json(uint64_t now_us) const {
@@ -647,6 +893,15 @@ std::string engine::report_json(uint64_t now_us) const {
         t.data.nhrp_parse_errors, _arp_replies, _not_ours, _flood_sent[0], _flood_sent[1],
         _flood_sent[2], _foreign_answers, _moved ? to_string(_moved_nbma) : "", _forged_sent[0],
         _forged_sent[1], _forged_sent[2], t.data.multicast_received);
+    ike_totals k = ike_sum();
+    out += fmt::format(
+        ",\"ike\":{},\"keyed\":{},\"ike_sas_up\":{},\"child_sas\":{},\"rekeys\":{},"
+        "\"ike_failures\":{},\"ike_peer_downs\":{},\"spoke_sas\":{},\"ike_held\":{},"
+        "\"ike_held_dropped\":{},\"nat_keepalives\":{},\"udp_not_ike\":{},"
+        "\"ike_datagrams_in\":{},\"ike_datagrams_out\":{}",
+        _ike ? "true" : "false", k.keyed, k.ike.ike_sas_up, k.ike.child_sas, k.ike.rekeys,
+        k.ike.failures, k.peer_downs, k.spoke_sas, k.held, k.held_dropped, k.nat_keepalives,
+        k.udp_not_ike, k.ike.datagrams_in, k.ike.datagrams_out);
     if (_o.per_spoke || _spokes.size() <= 16) {
         out += ",\"per_spoke\":[";
         uint32_t n = static_cast<uint32_t>(_spokes.size());
@@ -661,14 +916,14 @@ std::string engine::report_json(uint64_t now_us) const {
                 "\"replies\":{},\"rejects\":{},\"last_reject\":\"{}\",\"shortcuts\":{},"
                 "\"resolutions_answered\":{},\"purges_received\":{},\"sent\":{},"
                 "\"sent_shortcut\":{},\"received\":{},\"received_shortcut\":{},\"lost\":{},"
-                "\"corrupt\":{},\"esp_errors\":{}}}",
+                "\"corrupt\":{},\"esp_errors\":{},\"keyed\":{}}}",
                 k == 0 ? "" : ",", s.id().index, to_string(nbma_of(k)), to_string(s.id().overlay),
                 s.registered(now_us) ? "true" : "false", s.counters().registration_replies,
                 s.counters().registration_rejects, name(s.last_reject()),
                 s.counters().shortcuts_installed, s.counters().resolution_requests_answered,
                 s.counters().purges_received, d.sent_via_hub + d.sent_shortcut, d.sent_shortcut,
                 got, d.received_shortcut, expected > got ? expected - got : 0, d.corrupt,
-                d.esp_errors);
+                d.esp_errors, _ike && _ike_state[k].keyed ? "true" : "false");
         }
         out += "]";
     }

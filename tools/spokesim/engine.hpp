@@ -5,10 +5,13 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "tools/spokesim/addr.hpp"
@@ -28,14 +31,64 @@ public:
 enum class esp_status : uint8_t { ok, no_sa, auth_failed, replayed, malformed, failed };
 std::string_view name(esp_status s) noexcept;
 
-// ESP transport between each spoke and the hub. `packet` is a whole outer IPv4 packet: protect()
-// turns IPv4/GRE into IPv4/ESP/GRE with the spoke's outbound SA, unprotect() the reverse with its
-// inbound SA (ICV, anti-replay).
+// ESP transport between each spoke and its peers (the hub; with IKE, other spokes too).
+// `packet` is a whole outer IPv4 packet: protect() turns IPv4/GRE into IPv4/ESP/GRE with the
+// spoke's outbound SA to the packet's destination, unprotect() the reverse with the inbound SA
+// its SPI names (ICV, anti-replay). tools/spokesim/esp.hpp implements it.
 class esp_layer {
 public:
     virtual ~esp_layer() = default;
     virtual esp_status protect(uint32_t local, buffer& packet) = 0;
     virtual esp_status unprotect(uint32_t local, buffer& packet) = 0;
+    // Whether spoke `local` has an SA pair with `peer` (an NBMA address).
+    virtual bool has(uint32_t local, ipv4 peer) const = 0;
+};
+
+// An IKE datagram of one spoke (UDP 500 or 4500; the non-ESP marker not included).
+struct ike_datagram {
+    uint32_t local = 0;  // the spoke it leaves from / reached
+    ipv4 src = 0;
+    ipv4 dst = 0;
+    uint16_t sport = 500;
+    uint16_t dport = 500;
+    buffer payload;
+};
+
+// What the spokes' IKE tells the emulator.
+struct ike_event {
+    enum class kind : uint8_t {
+        child_up,   // a CHILD_SA pair with `peer` is in the ESP layer (first, or a rekey's)
+        peer_down,  // the IKE SA with `peer` died (DELETE, DPD, expiry) or never came up
+    };
+    kind what = kind::child_up;
+    uint32_t local = 0;
+    ipv4 peer = 0;
+    bool rekey = false;
+    std::string why;
+};
+
+struct ike_counts {
+    uint64_t ike_sas_up = 0;  // authenticated, both roles, since the start
+    uint64_t child_sas = 0;   // CHILD_SA pairs installed in the ESP layer (rekeys included)
+    uint64_t rekeys = 0;
+    uint64_t failures = 0;  // IKE SAs that failed, CHILD_SAs the ESP layer refused
+    uint64_t datagrams_in = 0;
+    uint64_t datagrams_out = 0;
+};
+
+// IKEv2 for every spoke (tools/spokesim/ike.hpp implements it with control/ike's engine): each
+// spoke is an initiator towards the hub and, for shortcuts, towards other spokes, and a
+// responder to them. Negotiated CHILD_SAs go straight into the ESP layer it was made with.
+class ike_layer {
+public:
+    virtual ~ike_layer() = default;
+    virtual void initiate(uint32_t local, ipv4 peer, uint64_t now_us) = 0;
+    virtual void on_datagram(const ike_datagram& d, uint64_t now_us) = 0;
+    // Retransmissions, DPD, lifetimes.
+    virtual void tick(uint64_t now_us) = 0;
+    // What the calls since the last take() produced, appended.
+    virtual void take(std::vector<ike_datagram>& send, std::vector<ike_event>& events) = 0;
+    virtual ike_counts counts() const = 0;
 };
 
 // Per spoke, beside the NHRP counters the spoke keeps itself.
@@ -67,13 +120,17 @@ struct totals {
     uint64_t shortcuts_active = 0;
 };
 
-enum class phase : uint8_t { resolving_hub, registering, traffic, draining, done };
+// keying: with --ike, the spokes bring up their IKE SAs with the hub (paced by --ike-rate);
+// each registers as soon as its first CHILD_SA is in.
+enum class phase : uint8_t { resolving_hub, keying, registering, traffic, draining, done };
 std::string_view name(phase p) noexcept;
 
 class engine {
 public:
+    // With `ike`, `esp` is the ESP layer the IKE layer installs its CHILD_SAs in.
     engine(const options& o, const mac& port_mac, frame_sink& sink,
-           std::unique_ptr<esp_layer> esp = nullptr);
+           std::unique_ptr<esp_layer> esp = nullptr, std::unique_ptr<ike_layer> ike = nullptr);
+    ~engine();
 
     void start(uint64_t now_us);
     void on_frame(std::span<const uint8_t> frame, uint64_t now_us);
@@ -95,6 +152,20 @@ public:
     bool hub_mac_known() const noexcept { return _hub_mac_known; }
     const mac& hub_mac() const noexcept { return _hub_mac; }
     uint64_t arp_replies_sent() const noexcept { return _arp_replies; }
+    // With --ike: spokes whose IKE SA with the hub carries a CHILD_SA now.
+    uint32_t keyed() const noexcept { return _keyed; }
+    bool keyed(uint32_t local) const { return _ike_state.at(local).keyed; }
+    struct ike_totals {
+        ike_counts ike;
+        uint32_t keyed = 0;
+        uint64_t peer_downs = 0;      // IKE SAs with the hub that died (each re-initiated)
+        uint64_t spoke_sas = 0;       // spoke-to-spoke CHILD_SAs (shortcuts)
+        uint64_t held = 0;            // NHRP packets held until a spoke-to-spoke SA came up
+        uint64_t held_dropped = 0;    // ... dropped: too many, or the SA never came
+        uint64_t nat_keepalives = 0;  // received and ignored
+        uint64_t udp_not_ike = 0;     // UDP to 4500 without the non-ESP marker, other ports
+    };
+    ike_totals ike_sum() const;
 
     std::string progress_line(uint64_t now_us) const;
     // One JSON object: totals, verdict, and per-spoke objects when asked or N <= 16.
@@ -122,12 +193,26 @@ private:
     void on_gre(uint32_t local, std::span<const uint8_t> gre, bool via_hub, uint64_t now_us);
     void on_nhrp(uint32_t local, std::span<const uint8_t> bytes, uint64_t now_us);
     void on_data(uint32_t local, std::span<const uint8_t> inner, bool via_hub);
+    void on_udp(uint32_t local, const ipv4_view& ip, uint64_t now_us);
+    // The IPv4 packet in _ip, out of the port through the hub's MAC; or, addressed to one of
+    // our own spokes, delivered in the process (shortcuts, IKE between two emulated spokes)
+    // through the same parsing as a frame from the port.
+    void transmit_ip(uint64_t now_us);
+    // IKE: initiations due, the engine's timers, its datagrams and events.
+    void run_ike(uint64_t now_us);
+    void send_datagram(const ike_datagram& d, uint64_t now_us);
+    void on_ike_event(const ike_event& e, uint64_t now_us);
+    // NHRP from `local` directly to another emulated spoke: through their SA, or held until
+    // the SA `local` initiates comes up (as IOS keys a shortcut before answering over it).
+    void send_direct(uint32_t local, ipv4 peer_nbma, std::span<const uint8_t> nhrp_bytes,
+                     uint64_t now_us);
 
     options _o;
     topology _topo;
     mac _port_mac;
     frame_sink& _sink;
     std::unique_ptr<esp_layer> _esp;
+    std::unique_ptr<ike_layer> _ike;  // after _esp: it installs SAs there, so goes first
     nhrp_settings _settings;
     std::vector<spoke> _spokes;
     std::vector<data_counters> _data;
@@ -160,7 +245,31 @@ private:
     // --move-spoke: set once the spoke moved.
     std::optional<uint32_t> _moved;
     ipv4 _moved_nbma = 0;
-    buffer _frame;  // reused for every frame built
+    // --ike.
+    struct ike_state {
+        bool keyed = false;  // a CHILD_SA with the hub is in
+        bool initiated = false;
+    };
+    std::vector<ike_state> _ike_state;
+    uint32_t _keyed = 0;
+    uint32_t _ike_ramp = 0;  // spokes initiated by the ramp so far
+    uint64_t _keying_since_us = 0;
+    uint64_t _next_ike_tick_us = 0;
+    std::deque<std::pair<uint64_t, uint32_t>> _ike_retries;  // (when, spoke), in time order
+    // Spoke-to-spoke: NHRP held per (spoke, peer NBMA) until their SA is in, and the pairs of
+    // NBMA addresses negotiating (either side initiated) with when they started.
+    std::unordered_map<uint64_t, std::vector<buffer>> _held;
+    std::unordered_map<uint64_t, uint64_t> _negotiating;
+    uint64_t _peer_downs = 0;
+    uint64_t _spoke_sas = 0;
+    uint64_t _held_total = 0;
+    uint64_t _held_dropped = 0;
+    uint64_t _nat_keepalives = 0;
+    uint64_t _udp_not_ike = 0;
+    std::vector<ike_datagram> _ike_out;
+    std::vector<ike_event> _ike_events;
+    uint64_t _now_us = 0;  // of the current poll() / on_frame()
+    buffer _frame;         // reused for every frame built
     buffer _inner;
     buffer _ip;
     buffer _gre;

@@ -1,11 +1,11 @@
 #include "tools/spokesim/esp.hpp"
 
-#include <vector>
+#include <algorithm>
 
 #include <fmt/format.h>
 
 #include "crypto/esp_transport.hpp"
-#include "crypto/sa.hpp"
+#include "tools/spokesim/frames.hpp"
 
 namespace dmvpn::spokesim {
 
@@ -36,102 +36,185 @@ esp_status translate(crypto::esp_status s) {
     }
 }
 
-class crypto_esp final : public esp_layer {
-public:
-    crypto_esp(std::unique_ptr<crypto::engine> eng, std::vector<std::unique_ptr<crypto::sa>> out,
-               std::vector<std::unique_ptr<crypto::sa>> in, bool fixed_ivs)
-        : _eng(std::move(eng)), _out(std::move(out)), _in(std::move(in)), _fixed_ivs(fixed_ivs) {}
+uint64_t key_of(uint32_t local, uint32_t v) { return (uint64_t{local} << 32) | v; }
 
-    esp_status protect(uint32_t local, buffer& packet) override {
-        return run(*_out.at(local), packet, true);
-    }
-    esp_status unprotect(uint32_t local, buffer& packet) override {
-        return run(*_in.at(local), packet, false);
-    }
-
-private:
-    esp_status run(crypto::sa& s, buffer& packet, bool encrypt) {
-        _scratch.assign(headroom + packet.size() + tailroom, 0);
-        std::copy(packet.begin(), packet.end(), _scratch.begin() + headroom);
-        crypto::esp_packet p{_scratch.data() + headroom, static_cast<uint32_t>(packet.size()),
-                             headroom, tailroom};
-        crypto::esp_status st = crypto::esp_status::ok;
-        if (encrypt && _fixed_ivs && s.cipher() == crypto::cipher_alg::aes_cbc) {
-            // A capture must come out the same on every run: the IV follows from the SPI and
-            // the sequence number instead of the SA's random IV generator.
-            crypto::iv_bytes iv{};
-            uint64_t state = (uint64_t{s.spi()} << 32) ^ (s.last_seq() + 1);
-            for (size_t i = 0; i < iv.size(); ++i) {
-                if (i % 8 == 0) {
-                    state = state * 0x9e3779b97f4a7c15ull + 0xbf58476d1ce4e5b9ull;
-                    state ^= state >> 29;
-                }
-                iv[i] = static_cast<uint8_t>(state >> (8 * (i % 8)));
-            }
-            (void)crypto::encrypt_burst_with_ivs(*_eng, s, std::span(&p, 1), std::span(&st, 1),
-                                                 std::span(&iv, 1));
-        } else if (encrypt) {
-            (void)crypto::encrypt_burst(*_eng, s, std::span(&p, 1), std::span(&st, 1));
-        } else {
-            (void)crypto::decrypt_burst(*_eng, s, std::span(&p, 1), std::span(&st, 1));
-        }
-        if (st != crypto::esp_status::ok) {
-            return translate(st);
-        }
-        packet.assign(p.data, p.data + p.len);
-        return esp_status::ok;
-    }
-
-    std::unique_ptr<crypto::engine> _eng;
-    std::vector<std::unique_ptr<crypto::sa>> _out;
-    std::vector<std::unique_ptr<crypto::sa>> _in;
-    bool _fixed_ivs = false;
-    buffer _scratch;
-};
+uint32_t be32_at(const buffer& b, size_t at) {
+    return (uint32_t{b[at]} << 24) | (uint32_t{b[at + 1]} << 16) | (uint32_t{b[at + 2]} << 8) |
+           b[at + 3];
+}
 
 }  // namespace
 
-wire::result<std::unique_ptr<esp_layer>, std::string> make_esp_layer(const topology& t,
-                                                                     bool hub_side,
-                                                                     bool fixed_ivs) {
+esp_table::esp_table(std::unique_ptr<crypto::engine> eng, bool fixed_ivs)
+    : _eng(std::move(eng)), _fixed_ivs(fixed_ivs) {}
+
+esp_table::~esp_table() = default;
+
+wire::result<std::unique_ptr<esp_table>, std::string> esp_table::create(bool fixed_ivs) {
     auto eng = crypto::engine::create();
     if (!eng) {
         return wire::fail(fmt::format("IPsec-MB: {}", crypto::name(eng.error())));
     }
-    std::vector<std::unique_ptr<crypto::sa>> out;
-    std::vector<std::unique_ptr<crypto::sa>> in;
-    out.reserve(t.size());
-    in.reserve(t.size());
-    for (uint32_t i = 0; i < t.size(); ++i) {
-        spoke_identity id = t.spoke(i);
-        for (bool outbound : {true, false}) {
-            const sa_material& m = (outbound != hub_side) ? id.to_hub : id.from_hub;
-            std::vector<uint8_t> key = m.key;
-            key.insert(key.end(), m.salt.begin(), m.salt.end());  // RFC 4106: key || salt
-            crypto::sa_params p;
-            p.spi = m.spi;
-            p.direction = outbound ? crypto::sa_direction::outbound : crypto::sa_direction::inbound;
-            if (is_gcm(t.opts().esp)) {
-                p.cipher = crypto::cipher_alg::aes_gcm_16;
-                p.integ = crypto::integ_alg::none;
-            } else {
-                p.cipher = crypto::cipher_alg::aes_cbc;
-                p.integ = t.opts().esp == esp_transform::aes128_cbc_sha1_96
-                              ? crypto::integ_alg::hmac_sha1_96
-                              : crypto::integ_alg::hmac_sha256_128;
-                p.integ_key = m.integrity_key;
-            }
-            p.cipher_key = key;
-            auto s = crypto::sa::create(p, **eng);
-            if (!s) {
-                return wire::fail(
-                    fmt::format("spoke {} SA {:#x}: {}", id.index, m.spi, crypto::name(s.error())));
-            }
-            (outbound ? out : in).push_back(std::move(*s));
+    return std::unique_ptr<esp_table>(new esp_table(std::move(*eng), fixed_ivs));
+}
+
+std::optional<std::string> esp_table::add(uint64_t id, uint32_t local, ipv4 peer,
+                                          const crypto::sa_params& out,
+                                          const crypto::sa_params& in) {
+    if (_pairs.count(id) != 0) {
+        return fmt::format("pair {} exists already", id);
+    }
+    if (_by_spi.count(key_of(local, in.spi)) != 0) {
+        return fmt::format("inbound SPI {:#x} is in use", in.spi);
+    }
+    auto o = crypto::sa::create(out, *_eng);
+    if (!o) {
+        return fmt::format("outbound SA {:#x}: {}", out.spi, crypto::name(o.error()));
+    }
+    auto i = crypto::sa::create(in, *_eng);
+    if (!i) {
+        return fmt::format("inbound SA {:#x}: {}", in.spi, crypto::name(i.error()));
+    }
+    _pairs.emplace(id, pair{local, peer, std::move(*o), std::move(*i)});
+    _by_spi[key_of(local, in.spi)] = id;
+    _by_peer[key_of(local, peer)].push_back(id);  // last: carries outbound traffic from now
+    return std::nullopt;
+}
+
+bool esp_table::remove(uint64_t id) {
+    auto it = _pairs.find(id);
+    if (it == _pairs.end()) {
+        return false;
+    }
+    const pair& p = it->second;
+    _by_spi.erase(key_of(p.local, p.in->spi()));
+    auto peer = _by_peer.find(key_of(p.local, p.peer));
+    if (peer != _by_peer.end()) {
+        std::erase(peer->second, id);
+        if (peer->second.empty()) {
+            _by_peer.erase(peer);
         }
     }
-    return std::unique_ptr<esp_layer>(
-        std::make_unique<crypto_esp>(std::move(*eng), std::move(out), std::move(in), fixed_ivs));
+    _pairs.erase(it);
+    return true;
+}
+
+bool esp_table::has(uint32_t local, ipv4 peer) const {
+    return _by_peer.count(key_of(local, peer)) != 0;
+}
+
+std::optional<uint64_t> esp_table::current(uint32_t local, ipv4 peer) const {
+    auto it = _by_peer.find(key_of(local, peer));
+    if (it == _by_peer.end()) {
+        return std::nullopt;
+    }
+    return it->second.back();
+}
+
+std::optional<esp_table::spi_pair> esp_table::spis(uint64_t id) const {
+    auto it = _pairs.find(id);
+    if (it == _pairs.end()) {
+        return std::nullopt;
+    }
+    return spi_pair{it->second.out->spi(), it->second.in->spi()};
+}
+
+esp_status esp_table::protect(uint32_t local, buffer& packet) {
+    if (packet.size() < ipv4_header_size) {
+        return esp_status::malformed;
+    }
+    auto id = current(local, be32_at(packet, 16));  // the outer destination
+    if (!id) {
+        return esp_status::no_sa;
+    }
+    return run(*_pairs.at(*id).out, packet, true);
+}
+
+esp_status esp_table::unprotect(uint32_t local, buffer& packet) {
+    if (packet.size() < ipv4_header_size) {
+        return esp_status::malformed;
+    }
+    size_t ihl = size_t{packet[0] & 0x0fu} * 4;
+    if (packet.size() < ihl + 8) {
+        return esp_status::malformed;
+    }
+    auto it = _by_spi.find(key_of(local, be32_at(packet, ihl)));
+    if (it == _by_spi.end()) {
+        return esp_status::no_sa;
+    }
+    return run(*_pairs.at(it->second).in, packet, false);
+}
+
+esp_status esp_table::run(crypto::sa& s, buffer& packet, bool encrypt) {
+    _scratch.assign(headroom + packet.size() + tailroom, 0);
+    std::copy(packet.begin(), packet.end(), _scratch.begin() + headroom);
+    crypto::esp_packet p{_scratch.data() + headroom, static_cast<uint32_t>(packet.size()), headroom,
+                         tailroom};
+    crypto::esp_status st = crypto::esp_status::ok;
+    if (encrypt && _fixed_ivs && s.cipher() == crypto::cipher_alg::aes_cbc) {
+        // A capture must come out the same on every run: the IV follows from the SPI and
+        // the sequence number instead of the SA's random IV generator.
+        crypto::iv_bytes iv{};
+        uint64_t state = (uint64_t{s.spi()} << 32) ^ (s.last_seq() + 1);
+        for (size_t i = 0; i < iv.size(); ++i) {
+            if (i % 8 == 0) {
+                state = state * 0x9e3779b97f4a7c15ull + 0xbf58476d1ce4e5b9ull;
+                state ^= state >> 29;
+            }
+            iv[i] = static_cast<uint8_t>(state >> (8 * (i % 8)));
+        }
+        (void)crypto::encrypt_burst_with_ivs(*_eng, s, std::span(&p, 1), std::span(&st, 1),
+                                             std::span(&iv, 1));
+    } else if (encrypt) {
+        (void)crypto::encrypt_burst(*_eng, s, std::span(&p, 1), std::span(&st, 1));
+    } else {
+        (void)crypto::decrypt_burst(*_eng, s, std::span(&p, 1), std::span(&st, 1));
+    }
+    if (st != crypto::esp_status::ok) {
+        return translate(st);
+    }
+    packet.assign(p.data, p.data + p.len);
+    return esp_status::ok;
+}
+
+wire::result<std::unique_ptr<esp_table>, std::string> make_esp_layer(const topology& t,
+                                                                     bool hub_side,
+                                                                     bool fixed_ivs) {
+    auto table = esp_table::create(fixed_ivs);
+    if (!table) {
+        return table;
+    }
+    for (uint32_t i = 0; i < t.size(); ++i) {
+        spoke_identity id = t.spoke(i);
+        crypto::sa_params p[2];  // outbound, inbound
+        std::vector<uint8_t> keys[2];
+        for (int k = 0; k < 2; ++k) {
+            bool outbound = k == 0;
+            const sa_material& m = (outbound != hub_side) ? id.to_hub : id.from_hub;
+            keys[k] = m.key;
+            keys[k].insert(keys[k].end(), m.salt.begin(), m.salt.end());  // RFC 4106: key || salt
+            p[k].spi = m.spi;
+            p[k].direction =
+                outbound ? crypto::sa_direction::outbound : crypto::sa_direction::inbound;
+            if (is_gcm(t.opts().esp)) {
+                p[k].cipher = crypto::cipher_alg::aes_gcm_16;
+                p[k].integ = crypto::integ_alg::none;
+            } else {
+                p[k].cipher = crypto::cipher_alg::aes_cbc;
+                p[k].integ = t.opts().esp == esp_transform::aes128_cbc_sha1_96
+                                 ? crypto::integ_alg::hmac_sha1_96
+                                 : crypto::integ_alg::hmac_sha256_128;
+                p[k].integ_key = m.integrity_key;
+            }
+            p[k].cipher_key = keys[k];
+        }
+        // Manual pairs take ids 1..N (the IKE engine's ids never meet them: no IKE with --esp).
+        if (auto e =
+                (*table)->add(uint64_t{i} + 1, i, hub_side ? id.nbma : t.hub_nbma(), p[0], p[1])) {
+            return wire::fail(fmt::format("spoke {}: {}", id.index, *e));
+        }
+    }
+    return table;
 }
 
 }  // namespace dmvpn::spokesim

@@ -12,6 +12,7 @@
 #include "tools/spokesim/dpdk_io.hpp"
 #include "tools/spokesim/engine.hpp"
 #include "tools/spokesim/esp.hpp"
+#include "tools/spokesim/ike.hpp"
 #include "tools/spokesim/options.hpp"
 #include "tools/spokesim/pcap_out.hpp"
 
@@ -29,7 +30,7 @@ uint64_t now_us() {
                                      .count());
 }
 
-int run_live(const options& o, std::unique_ptr<esp_layer> esp) {
+int run_live(const options& o, std::unique_ptr<esp_layer> esp, std::unique_ptr<ike_layer> ike) {
     auto io =
         dpdk_io::open(o.eal_args.empty() ? default_eal_args(o.vdev) : o.eal_args, o.vdev, o.queues);
     if (!io) {
@@ -37,7 +38,7 @@ int run_live(const options& o, std::unique_ptr<esp_layer> esp) {
         return 2;
     }
     dpdk_io& port = **io;
-    engine eng(o, port.port_mac(), port, std::move(esp));
+    engine eng(o, port.port_mac(), port, std::move(esp), std::move(ike));
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
 
@@ -48,7 +49,8 @@ int run_live(const options& o, std::unique_ptr<esp_layer> esp) {
                  to_string(t.hub_overlay()).c_str(), to_string(port.port_mac()).c_str(),
                  o.vdev.c_str());
     // A progress line once a second only where the run is long enough to want one.
-    bool long_run = o.duration == 0 || o.duration > 3 || t.size() / o.registration_rate > 3;
+    bool long_run = o.duration == 0 || o.duration > 3 || t.size() / o.registration_rate > 3 ||
+                    (o.ike != ike_mode::off && t.size() / o.ike_rate > 3);
     uint64_t start = now_us();
     uint64_t next_progress = start + 1'000'000;
     eng.start(start);
@@ -109,7 +111,22 @@ int main(int argc, char** argv) {
         return 0;
     }
     std::unique_ptr<esp_layer> esp;
-    if (o.esp != esp_transform::none) {
+    std::unique_ptr<ike_layer> ike;
+    if (o.ike != ike_mode::off) {
+        // An empty ESP table the spokes' IKE fills as it negotiates.
+        auto table = esp_table::create();
+        if (!table) {
+            std::fprintf(stderr, "dmvpn-spokesim: %s\n", table.error().c_str());
+            return 2;
+        }
+        auto layer = make_ike_layer(o, t, **table);
+        if (!layer) {
+            std::fprintf(stderr, "dmvpn-spokesim: %s\n", layer.error().c_str());
+            return 2;
+        }
+        ike = std::move(*layer);
+        esp = std::move(*table);
+    } else if (o.esp != esp_transform::none) {
         auto e = make_esp_layer(t, false, !o.write_pcap.empty());
         if (!e) {
             std::fprintf(stderr, "dmvpn-spokesim: %s\n", e.error().c_str());
@@ -127,5 +144,5 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(*r));
         return 0;
     }
-    return run_live(o, std::move(esp));
+    return run_live(o, std::move(esp), std::move(ike));
 }

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "tools/spokesim/ike_config.hpp"
+
 namespace dmvpn::spokesim {
 
 std::string_view name(esp_transform t) noexcept {
@@ -61,6 +63,20 @@ IPsec (manual SAs, one pair per spoke with the hub):
   --sa-seed N                seed of the derived keys (1)
   --spi-base N               spoke i sends with SPI base+2i, receives with base+2i+1 (0x1000)
   --print-sa-yaml            print the hub's YAML for these SAs and exit
+IPsec negotiated by IKEv2 (instead of --esp; each spoke keys itself with the hub before it
+registers, and with another emulated spoke before taking a Phase 3 shortcut to it):
+  --ike psk:KEY              pre-shared key (the hub's wildcard key)
+  --ike cert:DIR             certificates: DIR/ca.pem is the CA; spoke i (global index) uses
+                             DIR/spoke-<i>.pem + .key when present (identity: its NBMA
+                             address, which the certificate must name), else the shared
+                             DIR/spoke.pem + spoke.key with the identity --ike-id names
+  --ike-id ID                identity the spokes send (default: each spoke's NBMA address)
+  --ike-proposal LIST        IKE SA proposals, strongSwan's syntax, comma-separated
+                             (aes128gcm16-prfsha256-x25519; also aes256-sha256-modp2048, ...)
+  --esp-proposal LIST        CHILD_SA proposals (aes128gcm16; aes256gcm16, aes128-sha1,
+                             aes256-sha256, ...; -esn offers ESN, a group adds PFS)
+  --ike-rate R               IKE SAs initiated per second while the spokes come up (100)
+  --ike-retry S              seconds before a spoke whose IKE SA died initiates again (5)
 Port:
   --vdev STRING              DPDK virtual device, e.g. net_memif0,role=client,socket=/tmp/m.sock
   --hub-mac MAC              the hub's MAC (default: ARP for the hub's NBMA address)
@@ -260,16 +276,61 @@ const std::map<std::string, handler>& valued() {
                              v);
                      }},
                     {"--sa-seed", uint_into(&options::sa_seed, 0, UINT64_MAX)},
-                    {"--spi-base", uint_into(&options::spi_base, 256, 0xf0000000u)},
-                    {"--vdev",
+                    {"--ike",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
-                         if (v.empty() || v.find(' ') != std::string::npos) {
-                             return fmt::format(": '{}' is not a vdev string (name[,key=value...])",
-                                                v);
+                         if (v.rfind("psk:", 0) == 0 && v.size() > 4) {
+                             o.ike = ike_mode::psk;
+                             o.ike_secret = v.substr(4);
+                         } else if (v.rfind("cert:", 0) == 0 && v.size() > 5) {
+                             o.ike = ike_mode::certificate;
+                             o.ike_cert_dir = v.substr(5);
+                         } else {
+                             return std::string(": expected psk:KEY or cert:DIR");
                          }
-                         o.vdev = v;
                          return std::nullopt;
                      }},
+                    {"--ike-id",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         if (v.empty()) {
+                             return std::string(": empty identity");
+                         }
+                         o.ike_id = v;
+                         return std::nullopt;
+                     }},
+                    {"--ike-proposal",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         if (auto p = parse_ike_proposals(v); !p) {
+                             return " " + p.error();
+                         }
+                         o.ike_proposal = v;
+                         return std::nullopt;
+                     }},
+                    {"--esp-proposal",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         if (auto p = parse_esp_proposals(v); !p) {
+                             return " " + p.error();
+                         }
+                         o.esp_proposal = v;
+                         return std::nullopt;
+                     }},
+                    {"--ike-rate", double_into(&options::ike_rate, 0.001, 1e7)},
+                    {"--ike-retry", double_into(&options::ike_retry, 0, 3600)},
+                    {"--spi-base", uint_into(&options::spi_base, 256, 0xf0000000u)},
+                    {"--vdev",
+                     [](
+                         options& o, const std::
+                                         string& v) -> std::
+                                                        optional<std::string> {
+                                                            if (v.empty() ||
+                                                                v.find(' ') != std::string::npos) {
+                                                                return fmt::format(
+                                                                    ": '{}' is not a vdev string "
+                                                                    "(name[,key=value...])",
+                                                                    v);
+                                                            }
+                                                            o.vdev = v;
+                                                            return std::nullopt;
+                                                        }},
                     {"--hub-mac",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
                          auto m = parse_mac(v);
@@ -280,13 +341,15 @@ const std::map<std::string, handler>& valued() {
                          return std::nullopt;
                      }},
                     {"--eal",
-                     [](options& o, const std::string& v) -> std::optional<std::string> {
-                         o.eal_args = split_words(v);
-                         if (o.eal_args.empty()) {
-                             return std::string(": empty EAL arguments");
-                         }
-                         return std::nullopt;
-                     }},
+                     [](options& o, const std::string& v) -> std::
+                                                              optional<std::string> {
+                                                                  o.eal_args = split_words(v);
+                                                                  if (o.eal_args.empty()) {
+                                                                      return std::string(
+                                                                          ": empty EAL arguments");
+                                                                  }
+                                                                  return std::nullopt;
+                                                              }},
                     {"--queues", uint_into(&options::queues, 1, 64)},
                     {"--reg-rate", double_into(&options::registration_rate, 0.001, 1e7)},
                     {"--rate", double_into(&options::data_rate, 0, 1e9)},
@@ -431,6 +494,23 @@ std::optional<std::string> validate(const options& o) {
     }
     if (o.forge > 0 && o.esp != esp_transform::none) {
         return std::string("--forge is a plain-GRE flood: it does not go with --esp");
+    }
+    if (o.ike != ike_mode::off) {
+        if (o.esp != esp_transform::none) {
+            return std::string(
+                "--ike negotiates the SAs: leave --esp out (choose with --esp-proposal)");
+        }
+        if (o.forge > 0) {
+            return std::string("--forge is a plain-GRE flood: it does not go with --ike");
+        }
+        if (o.move_spoke) {
+            return std::string(
+                "--move-spoke does not go with --ike (a spoke's IKE SA is bound to its address)");
+        }
+        if (o.print_sa_yaml || !o.write_pcap.empty()) {
+            return std::string(
+                "--ike negotiates at run time: no --print-sa-yaml or --write-pcap with it");
+        }
     }
     if (o.move_spoke && *o.move_spoke >= o.spokes) {
         return fmt::format("--move-spoke {} is not one of the {} spokes", *o.move_spoke, o.spokes);

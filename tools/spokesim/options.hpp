@@ -33,6 +33,9 @@ enum class esp_transform : uint8_t {
 bool is_gcm(esp_transform t) noexcept;
 std::string_view name(esp_transform t) noexcept;
 
+// IKEv2 for the spokes' SAs instead of manual keys: off, a pre-shared key, or certificates.
+enum class ike_mode : uint8_t { off, psk, certificate };
+
 struct options {
     // Topology: spoke i (counting from first_spoke) takes the i-th address of each range.
     uint32_t spokes = 2;
@@ -62,6 +65,16 @@ struct options {
     esp_transform esp = esp_transform::none;
     uint64_t sa_seed = 1;
     uint32_t spi_base = 0x1000;
+    // IPsec negotiated by IKEv2 (tools/spokesim/ike_config.hpp): each spoke keys itself with
+    // the hub before it registers, and with another emulated spoke before a shortcut to it.
+    ike_mode ike = ike_mode::off;
+    std::string ike_secret;    // psk:KEY
+    std::string ike_cert_dir;  // cert:DIR
+    std::string ike_id;        // IDi; empty: the spoke's NBMA address
+    std::string ike_proposal = "aes128gcm16-prfsha256-x25519";
+    std::string esp_proposal = "aes128gcm16";
+    double ike_rate = 100;  // IKE SAs initiated per second while the spokes come up
+    double ike_retry = 5;   // seconds before a spoke whose IKE SA died initiates again
 
     // DPDK.
     std::string vdev;
