@@ -12,7 +12,8 @@ removes the pair on the DELETE; `show crypto ikev2 sa [detail]` / `session --jso
 peer; `clear crypto sa peer` makes the hub DELETE the IKE SA (charon drops it, the hub logs the
 peer down); a second IKE SA installs a second pair and charon's IKE DELETE removes it; a
 third with charon faking a NAT (encap) runs on UDP 4500 and the hub installs its pair with
-ESP-in-UDP 4500 -> 4500; charon rekeys that IKE SA; the hub stops cleanly. Needs root,
+ESP-in-UDP 4500 -> 4500; charon rekeys that IKE SA; a reload
+changing the ike section reaches the engine and keeps the SAs; the hub stops cleanly. Needs root,
 build/dmvpn-hub and Debian's strongSwan; exit 77 otherwise.
 """
 
@@ -191,6 +192,16 @@ def main():
         rekeyed = wait(lambda: any(s(x.get("state")) == "ESTABLISHED" and x["uniqueid"] !=
                                    sa["uniqueid"] for x in charon.sas().values()), 10)
         check(rekeyed, "charon rekeyed its IKE SA with the hub", str(charon.sas()))
+        # Reload with a changed ike section: the engine takes it; the negotiated pair stays.
+        downs = hub.log().count("IPsec SA down")
+        cfg.write_text(hub_config().replace("dpd-interval: 0", "dpd-interval: 60"))
+        rc, text = hub.ctl("reload")
+        check(rc == 0 and "applied" in text, "reload with a changed ike section is applied", text)
+        check(wait(lambda: "IKEv2: reload applied" in hub.log(), 5),
+              "the IKE thread took the new profiles", hub.log())
+        check(hub.log().count("IPsec SA down") == downs and wait(lambda: SS_ADDR in hub.ctl(
+            "show", "crypto", "ikev2", "sa")[1], 3),
+              "the negotiated pair and the IKE SA stay across the reload", hub.log())
         check(hub.alive(), "the hub keeps running")
         print(hub.ctl("show", "stats")[1], flush=True)
     except AssertionError as e:
