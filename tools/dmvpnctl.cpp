@@ -18,7 +18,9 @@ int usage(FILE* to) {
         "  commands: show nhrp [detail|brief|summary|traffic] [--json], show dmvpn [--json],\n"
         "            show interfaces [--json], show stats [--json], clear nhrp [ADDRESS],\n"
         "            port pause|resume PORT [--json], reload, debug nhrp, undebug nhrp,\n"
-        "            undebug all, help\n",
+        "            undebug all, show crypto ikev2 sa [detail] [--json],\n"
+        "            show crypto ipsec sa [--json], show crypto session [--json],\n"
+        "            clear crypto sa [peer ADDRESS], help\n",
         default_socket);
     return to == stdout ? 0 : 2;
 }

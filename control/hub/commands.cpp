@@ -7,6 +7,7 @@
 
 #include "config/load.hpp"
 #include "control/hub/hub.hpp"
+#include "control/hub/ike_glue.hpp"
 #include "control/hub/json.hpp"
 #include "control/hub/telemetry.hpp"
 #include "control/log.hpp"
@@ -40,6 +41,8 @@ constexpr std::string_view help_text =
     "  show stats\n"
     "  show arp\n"
     "  clear nhrp [ADDRESS]\n"
+    "  show crypto ikev2 sa [detail] | show crypto ipsec sa | show crypto session\n"
+    "  clear crypto sa [peer ADDRESS]\n"
     "  port pause|resume PORT\n"
     "  reload\n"
     "  debug nhrp | undebug nhrp | undebug all  (NHRP packets in the log, as IOS prints them)\n";
@@ -107,6 +110,37 @@ control::mgmt_reply hub::command(std::string_view line) {
         if (what == "arp") {
             return {true, show_arp(json)};
         }
+        if (what == "crypto") {
+            std::string view;
+            for (size_t i = 2; i < w.size(); ++i) {
+                view += (view.empty() ? "" : " ") + w[i];
+            }
+            return show_crypto(view, json);
+        }
+    }
+    if (w[0] == "clear" && w.size() >= 3 && w[1] == "crypto" && w[2] == "sa") {
+        uint32_t peer = 0;
+        if (w.size() == 5 && w[3] == "peer") {
+            auto a = wire::parse_ipv4_address(w[4]);
+            if (!a) {
+                return fail("clear crypto sa: not an IPv4 address: " + w[4]);
+            }
+            peer = *a;
+        } else if (w.size() != 3) {
+            return fail("clear crypto sa: expected nothing or peer ADDRESS");
+        }
+        if (!_ike) {
+            return fail("clear crypto sa: no IKEv2 here (manual SAs stay as configured)");
+        }
+        if (!_ike->post(ike::clear_cmd{peer})) {
+            return fail("clear crypto sa: the IKE thread is busy, try again");
+        }
+        std::string who = peer == 0 ? std::string("every peer") : ip(peer);
+        log::notice("clear crypto sa: {}", who);
+        if (json) {
+            return {true, json_members().str("cleared", who).done() + "\n"};
+        }
+        return {true, fmt::format("clearing the IKEv2 and IPsec SAs of {}\n", who)};
     }
     if (w[0] == "clear" && w.size() >= 2 && w[1] == "nhrp") {
         std::optional<uint32_t> addr;
@@ -234,6 +268,17 @@ control::mgmt_reply hub::reload() {
     if (auto err = build_sas(next, fresh)) {
         return reject(*err);
     }
+    // IKEv2: a running engine takes the new profiles on its thread (established SAs are kept;
+    // the result is logged); one appearing now starts with an engine checked here.
+    std::vector<ike::tunnel_binding> ike_next = ike_bindings(next, slots);
+    std::unique_ptr<ike::engine> ike_new;
+    if (!_ike && !ike_next.empty()) {
+        auto e = ike::engine::create(next.ipsec_profiles, ike_next);
+        if (!e) {
+            return reject("IKEv2: " + e.error());
+        }
+        ike_new = std::move(e.value());
+    }
     // The NHRP server is kept, with its cache, unless a tunnel's NHRP view changed.
     bool replace = !d.tunnels_added.empty() || !d.tunnels_removed.empty();
     for (const std::string& n : d.tunnels_changed) {
@@ -267,7 +312,7 @@ control::mgmt_reply hub::reload() {
     // retire those no profile names any more once no worker can still hold them.
     std::vector<std::unique_ptr<peer_sa>> retired;
     for (auto it = _sas.begin(); it != _sas.end();) {
-        bool still = false;
+        bool still = it->second->id != 0;  // negotiated: the engine keeps or deletes it
         if (const config::ipsec_profile* prof = _topo.find_ipsec_profile(it->first.first)) {
             for (const config::manual_sa& m : prof->manual_sas) {
                 still = still || (m.peer.value == it->first.second && m == it->second->cfg &&
@@ -283,10 +328,22 @@ control::mgmt_reply hub::reload() {
         }
     }
     for (auto& [k, ps] : fresh) {
+        if (auto o = _sas.find(k); o != _sas.end()) {  // a negotiated pair the profile now keys
+            log_sa(*o->second, "down");
+            retired.push_back(std::move(o->second));
+        }
         log_sa(*ps, "up");
         _sas[k] = std::move(ps);
     }
     install_inbound_sas();
+    _ike_bindings = std::move(ike_next);
+    if (ike_new) {
+        _ike = std::make_unique<ike::thread>(
+            std::make_unique<ike::engine_handler<ike::engine>>(std::move(ike_new)));
+        log::notice("IKEv2: started");
+    } else if (_ike && !_ike->post(ike::reconfigure_cmd{_topo.ipsec_profiles, _ike_bindings})) {
+        log::error("IKEv2: reload not passed to the IKE thread (its queue is full)");
+    }
     if (replace) {
         // Spokes registered with the old server keep their adjacencies until their holding
         // time would have run out; re-registering with the new server adopts them.
@@ -593,6 +650,13 @@ std::string hub::show_stats(bool json) const {
         .num("mbuf_alloc_failed", _cc.mbuf_alloc_failed)
         .num("reloads", _cc.reloads)
         .num("reloads_rejected", _cc.reloads_rejected)
+        .num("ike_rx", _cc.ike_rx)
+        .num("ike_rx_bad", _cc.ike_rx_bad)
+        .num("ike_rx_dropped", _cc.ike_rx_dropped)
+        .num("ike_tx", _cc.ike_tx)
+        .num("ike_child_installs", _cc.ike_installs)
+        .num("ike_child_install_failed", _cc.ike_install_failed)
+        .num("ike_child_removes", _cc.ike_removes)
         .num("adjacencies", _nexthops.size())
         .num("routes", _installed.size())
         .num("rcu_pending", _pub->pending());
@@ -616,14 +680,17 @@ std::string hub::show_stats(bool json) const {
         "  ICMP errors rate-limited {}, multicast: {} copies to "
         "{} targets, {} dropped (backlog full)\n"
         "  ARP: {} entries, {} evicted, {} aged out\n"
-        "  loop: {} busy passes, max {} us, p99 {} us, p99.9 {} us\n",
+        "  loop: {} busy passes, max {} us, p99 {} us, p99.9 {} us\n"
+        "  IKE: {} in ({} not IKE, {} dropped), {} out, CHILD_SAs {} installed ({} failed), "
+        "{} removed\n",
         _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent, _cc.nhrp_tx_no_esp_path,
         _cc.tx_frames, _cc.tx_failed, _cc.handoffs, _cc.handoff_failed, _cc.no_route,
         _cc.no_binding, _cc.held_dropped, _nexthops.size(), _installed.size(), _cc.reloads,
         _cc.reloads_rejected, _cc.icmp_errors_limited, _cc.multicast_copies, _mcast.size(),
         _cc.multicast_backlog_dropped, _neighbors.size(), _neighbors.evicted(), _neighbors.aged(),
         _loop_time.count(), _loop_time.max_ns() / 1000, _loop_time.quantile_ns(0.99) / 1000,
-        _loop_time.quantile_ns(0.999) / 1000);
+        _loop_time.quantile_ns(0.999) / 1000, _cc.ike_rx, _cc.ike_rx_bad, _cc.ike_rx_dropped,
+        _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed, _cc.ike_removes);
     return text;
 }
 

@@ -15,6 +15,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
+#include "control/hub/ike_glue.hpp"
 #include "control/hub/telemetry.hpp"
 #include "control/log.hpp"
 #include "control/nhrp/debug.hpp"
@@ -183,8 +184,11 @@ void log_nhrp_packet(nhrp::debug_direction d, const config::tunnel* t, uint32_t 
 }  // namespace
 
 void hub::log_sa(const peer_sa& ps, std::string_view state) {
-    log::notice("IPsec SA {}: profile {} peer {} spi in 0x{:08x} out 0x{:08x} (worker {})", state,
-                ps.profile, config::to_string(ps.cfg.peer), ps.in->spi(), ps.out->spi(), ps.owner);
+    log::notice(
+        "IPsec SA {}: profile {} peer {} spi in 0x{:08x} out 0x{:08x} (worker {}){}{}", state,
+        ps.profile, ip_str(ps.peer), ps.in->spi(), ps.out->spi(), ps.owner,
+        ps.id != 0 ? fmt::format(", IKEv2 child {}", ps.id) : std::string(),
+        ps.udp_encap ? fmt::format(", UDP {}:{}", ps.local_port, ps.peer_port) : std::string());
 }
 
 // ---------------------------------------------------------------- start-up
@@ -219,8 +223,8 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     if (auto err = h->start_eal(p)) {
         return wire::fail(*err);
     }
-    for (auto step :
-         {&hub::create_tables, &hub::open_ports, &hub::start_nhrp, &hub::start_workers}) {
+    for (auto step : {&hub::create_tables, &hub::open_ports, &hub::start_nhrp, &hub::start_workers,
+                      &hub::start_ike}) {
         if (auto err = (h.get()->*step)()) {
             return wire::fail(*err);
         }
@@ -427,40 +431,60 @@ std::optional<std::string> hub::build_sas(const config::topology& t,
             }
             auto ps = std::make_unique<peer_sa>();
             ps->profile = prof.name;
+            ps->peer = m.peer.value;
             ps->cfg = m;
             ps->profile_cfg = prof;
-            ps->owner = sa_owner_of(m.peer.value, _workers_n);
             std::vector<uint8_t> key_in;
             std::vector<uint8_t> key_out;
-            auto in = crypto::sa::create(
-                sa_params_of(prof, m.inbound, crypto::sa_direction::inbound, key_in), *_engine);
-            auto outb = crypto::sa::create(
-                sa_params_of(prof, m.outbound, crypto::sa_direction::outbound, key_out), *_engine);
-            if (!in || !outb) {
-                return fmt::format("ipsec-profiles \"{}\": SA with {}: {}", prof.name,
-                                   config::to_string(m.peer),
-                                   crypto::name(!in ? in.error() : outb.error()));
+            if (auto err = install_pair(
+                    *ps, sa_params_of(prof, m.inbound, crypto::sa_direction::inbound, key_in),
+                    sa_params_of(prof, m.outbound, crypto::sa_direction::outbound, key_out))) {
+                return fmt::format("ipsec-profiles \"{}\": {}", prof.name, *err);
             }
-            ps->in = std::move(in.value());
-            ps->out = std::move(outb.value());
             out[key] = std::move(ps);
         }
     }
     return std::nullopt;
 }
 
+std::optional<std::string> hub::install_pair(peer_sa& ps, const crypto::sa_params& in,
+                                             const crypto::sa_params& out) {
+    ps.owner = sa_owner_of(ps.peer, _workers_n);
+    auto i = crypto::sa::create(in, *_engine);
+    auto o = crypto::sa::create(out, *_engine);
+    if (!i || !o) {
+        return fmt::format("SA with {}: {}", ip_str(ps.peer),
+                           crypto::name(!i ? i.error() : o.error()));
+    }
+    ps.in = std::move(i.value());
+    ps.out = std::move(o.value());
+    return std::nullopt;
+}
+
 void hub::install_inbound_sas() {
     std::vector<dp::inbound_sa> table;
-    for (const auto& [key, ps] : _sas) {
+    auto add = [&](const peer_sa& ps) {
+        if (ps.tunnel) {  // negotiated on this tunnel
+            if (_slots.name(*ps.tunnel) != nullptr) {
+                table.push_back(dp::inbound_sa{ps.in->spi(), *ps.tunnel, ps.owner, ps.in.get()});
+            }
+            return;
+        }
         // The SA protects the tunnel(s) naming its profile; the first one is the one GRE inside
         // must name (a profile shared by tunnels would need per-tunnel SAs).
         for (const config::tunnel& t : _topo.tunnels) {
-            if (t.ipsec_profile == key.first) {
+            if (t.ipsec_profile == ps.profile) {
                 table.push_back(
-                    dp::inbound_sa{ps->in->spi(), *_slots.slot(t.name), ps->owner, ps->in.get()});
+                    dp::inbound_sa{ps.in->spi(), *_slots.slot(t.name), ps.owner, ps.in.get()});
                 break;
             }
         }
+    };
+    for (const auto& [key, ps] : _sas) {
+        add(*ps);
+    }
+    for (const auto& [id, ps] : _draining) {
+        add(*ps);
     }
     _pub->set_inbound_sas(table);
 }
@@ -515,6 +539,7 @@ std::optional<std::string> hub::start_workers() {
 }
 
 hub::~hub() {
+    _ike.reset();  // stops and joins the IKE thread
     _workers_stop.store(true);
     if (_launched) {
         rte_eal_mp_wait_lcore();
@@ -533,6 +558,7 @@ hub::~hub() {
     // Adjacencies and the SPI table name SAs: free the tables first, then the SAs.
     _pub.reset();
     _sas.clear();
+    _draining.clear();
     _server.reset();
     for (const port_rt& p : _ports) {
         dp::close_port(p.opened.id);
@@ -565,6 +591,7 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
             timers(now);
             _next_tick = now + tick_interval;
         }
+        work += ike_pass(now);
         work += _mgmt->poll(handler);
         if (reload_flag.exchange(false)) {
             log::info("SIGHUP: reloading the topology");
@@ -677,6 +704,23 @@ void hub::on_for_us(const dp::punt_record& r, timestamp now) {
     if (!ip) {
         ++_cc.for_us_unhandled;
         return;
+    }
+    if (_ike && ip->hdr.protocol == wire::ip_proto::udp) {
+        if (auto tunnel = ike_tunnel_for(_ike_bindings, ip->hdr.dst)) {
+            auto d = ike_datagram_of(pkt, *tunnel);
+            if (d) {
+                if (_ike->post(std::move(d.value()))) {
+                    ++_cc.ike_rx;
+                } else {
+                    ++_cc.ike_rx_dropped;  // the engine's peer retransmits
+                }
+                return;
+            }
+            if (d.error() != ike_rx_error::not_ike_port) {
+                ++_cc.ike_rx_bad;
+                return;
+            }
+        }
     }
     uint32_t src = ip->hdr.dst;
     if (src == 0xffffffffu || (src >> 28) == 0xe) {
@@ -864,6 +908,7 @@ void hub::timers(timestamp now) {
         return;
     }
     _next_second = now + 1s;
+    ike_usage();
     neighbor_output announced;
     for (port_rt& p : _ports) {
         bool up = dp::port_link(p.opened.id).up;
@@ -1056,9 +1101,9 @@ void hub::publish_nbma_path(const nh_key& k, timestamp now) {
     neighbor_output out;
     bool complete = false;
     dp::publish_status st = dp::publish_status::ok;
-    const crypto::sa* sa = t != nullptr && port != nullptr && !t->ipsec_profile.empty()
-                               ? find_out_sa(*t, k.addr, p.owner)
-                               : nullptr;
+    const peer_sa* sa = t != nullptr && port != nullptr && !t->ipsec_profile.empty()
+                            ? find_out_sa(*t, k.addr)
+                            : nullptr;
     if (sa == nullptr) {
         // No SA with this peer (or the tunnel went away): nothing can carry its NHRP.
         _cc.nhrp_tx_no_esp_path += p.held.size();
@@ -1073,8 +1118,12 @@ void hub::publish_nbma_path(const nh_key& k, timestamp now) {
             spec.overlay = 0;  // reached by NBMA, not by any overlay route
             spec.nbma = k.addr;
             std::memcpy(spec.underlay_mac.addr_bytes, mac->data(), 6);
-            spec.out_sa = const_cast<crypto::sa*>(sa);
-            spec.sa_owner = p.owner;
+            p.owner = sa->owner;
+            spec.out_sa = sa->out.get();
+            spec.sa_owner = sa->owner;
+            spec.udp_encap = sa->udp_encap;
+            spec.local_port = sa->local_port;
+            spec.peer_port = sa->peer_port;
             st = _pub->set_tunnel_adjacency(p.adj, spec);
             complete = st == dp::publish_status::ok;
         } else {
@@ -1205,13 +1254,9 @@ uint32_t hub::l2_hop(uint16_t port, uint32_t ip) const {
     return p->cfg.gateway->value;
 }
 
-const crypto::sa* hub::find_out_sa(const config::tunnel& t, uint32_t nbma, uint16_t& owner) const {
+const hub::peer_sa* hub::find_out_sa(const config::tunnel& t, uint32_t nbma) const {
     auto it = _sas.find(sa_key{t.ipsec_profile, nbma});
-    if (it == _sas.end()) {
-        return nullptr;
-    }
-    owner = it->second->owner;
-    return it->second->out.get();
+    return it == _sas.end() ? nullptr : it->second.get();
 }
 
 void hub::publish_nexthop(const nh_key& k, timestamp now) {
@@ -1250,10 +1295,9 @@ void hub::publish_nexthop(const nh_key& k, timestamp now) {
         } else if (b == _bindings.end()) {
             st = _pub->set_incomplete(nh.adj, k.egress, port->opened.id, k.addr);
         } else {
-            uint16_t owner = 0;
-            const crypto::sa* sa = nullptr;
+            const peer_sa* sa = nullptr;
             if (!t->ipsec_profile.empty()) {
-                sa = find_out_sa(*t, b->second.nbma, owner);
+                sa = find_out_sa(*t, b->second.nbma);
             }
             uint32_t hop = l2_hop(port->opened.id, b->second.nbma);
             auto mac = _neighbors.lookup(port->opened.id, hop);
@@ -1266,12 +1310,18 @@ void hub::publish_nexthop(const nh_key& k, timestamp now) {
                 spec.overlay = k.addr;
                 spec.nbma = b->second.nbma;
                 std::memcpy(spec.underlay_mac.addr_bytes, mac->data(), 6);
-                spec.out_sa = const_cast<crypto::sa*>(sa);
-                spec.sa_owner = owner;
+                if (sa != nullptr) {
+                    spec.out_sa = sa->out.get();
+                    spec.sa_owner = sa->owner;
+                    spec.udp_encap = sa->udp_encap;
+                    spec.local_port = sa->local_port;
+                    spec.peer_port = sa->peer_port;
+                }
                 st = _pub->set_tunnel_adjacency(nh.adj, spec);
                 complete = true;
             } else {
-                if (mac && sa == nullptr && !nh.complete) {
+                const config::ipsec_profile* prof = _topo.find_ipsec_profile(t->ipsec_profile);
+                if (mac && sa == nullptr && !nh.complete && (prof == nullptr || !prof->ike)) {
                     log::warning(
                         "tunnel {}: no manual SA for peer {} in profile {}: {} stays unreachable",
                         t->name, ip_str(b->second.nbma), t->ipsec_profile, ip_str(k.addr));
@@ -1299,6 +1349,29 @@ void hub::republish_all(timestamp now) {
     keys.clear();
     for (const auto& [k, p] : _nbma_paths) {
         keys.push_back(k);
+    }
+    for (const nh_key& k : keys) {
+        publish_nbma_path(k, now);
+    }
+}
+
+void hub::republish_peer(uint32_t nbma, timestamp now) {
+    std::vector<nh_key> keys;
+    for (const auto& [k, nh] : _nexthops) {
+        auto b = (k.egress & dp::glean_lan_port_bit) == 0 ? _bindings.find({k.egress, k.addr})
+                                                          : _bindings.end();
+        if (b != _bindings.end() && b->second.nbma == nbma) {
+            keys.push_back(k);
+        }
+    }
+    for (const nh_key& k : keys) {
+        publish_nexthop(k, now);
+    }
+    keys.clear();
+    for (const auto& [k, p] : _nbma_paths) {
+        if (k.addr == nbma) {
+            keys.push_back(k);
+        }
     }
     for (const nh_key& k : keys) {
         publish_nbma_path(k, now);

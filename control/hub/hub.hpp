@@ -23,6 +23,7 @@
 #include "control/hub/model.hpp"
 #include "control/hub/multicast.hpp"
 #include "control/hub/neighbors.hpp"
+#include "control/ike/thread.hpp"
 #include "control/mgmt/metrics.hpp"
 #include "control/mgmt/server.hpp"
 #include "control/nhrp/server.hpp"
@@ -74,6 +75,13 @@ struct control_counters {
     uint64_t mbuf_alloc_failed = 0;
     uint64_t reloads = 0;
     uint64_t reloads_rejected = 0;
+    uint64_t ike_rx = 0;          // IKE datagrams posted to the IKE thread
+    uint64_t ike_rx_bad = 0;      // UDP 500/4500 to an IKE address that was not IKE
+    uint64_t ike_rx_dropped = 0;  // the IKE thread's input queue was full
+    uint64_t ike_tx = 0;          // IKE datagrams sent
+    uint64_t ike_installs = 0;    // CHILD_SA pairs installed
+    uint64_t ike_install_failed = 0;
+    uint64_t ike_removes = 0;  // CHILD_SA pairs removed
 };
 
 class hub {
@@ -153,11 +161,20 @@ private:
         // Kept from a replaced NHRP server (reload) until this time unless re-registered.
         std::optional<timestamp> carried_until;
     };
+    // An ESP SA pair with one peer: written in the topology (manual-sas) or negotiated by IKEv2
+    // (a CHILD_SA, installed at run time).
     struct peer_sa {
+        uint64_t id = 0;  // the CHILD_SA's engine id; 0: a manual SA
         std::string profile;
-        config::manual_sa cfg;
+        uint32_t peer = 0;                     // the peer's NBMA address
+        std::optional<uint16_t> tunnel;        // IKE: the tunnel slot it was negotiated on
+        std::optional<config::manual_sa> cfg;  // manual SAs only
         config::ipsec_profile profile_cfg;
         uint16_t owner = 0;
+        // NAT-T (RFC 3948): ESP leaves in UDP from local_port to peer_port.
+        bool udp_encap = false;
+        uint16_t local_port = 4500;
+        uint16_t peer_port = 4500;
         std::unique_ptr<crypto::sa> in;
         std::unique_ptr<crypto::sa> out;
     };
@@ -173,8 +190,25 @@ private:
                                          std::map<sa_key, std::unique_ptr<peer_sa>>& out);
     std::optional<std::string> start_workers();
     std::optional<std::string> start_nhrp();
+    // Creates both directions of `ps` (owner set from its peer); the error names the peer and
+    // what the dataplane refused. Used for manual SAs and negotiated CHILD_SAs alike.
+    std::optional<std::string> install_pair(peer_sa& ps, const crypto::sa_params& in,
+                                            const crypto::sa_params& out);
+    // Publishes the SPI table: every current pair's inbound SA, and those of pairs a rekey
+    // replaced that still decrypt (_draining).
     void install_inbound_sas();
-    // The counters of show stats and show nhrp summary/traffic for Prometheus (metrics.cpp).
+    // IKE (control/ike/thread): the engine's outputs, drained each pass; acks owed to it.
+    std::optional<std::string> start_ike();
+    size_t ike_pass(timestamp now);
+    void ike_request(ike::request&& r, timestamp now);
+    void install_child(const ike::child_sa& c, timestamp now);
+    void remove_child(uint64_t id, std::string_view why, timestamp now);
+    void remove_peer_sas(uint32_t tunnel, uint32_t peer, timestamp now);
+    void ike_post_owed();
+    void ike_usage();
+    control::mgmt_reply show_crypto(
+        std::string_view what, bool json) const;  // The counters of show stats and show nhrp
+                                                  // summary/traffic for Prometheus (metrics.cpp).
     std::vector<control::metric_family> metric_families(timestamp now) const;
     // An SA pair installed ("up") or removed ("down"), in the log: SPIs, never keys.
     static void log_sa(const peer_sa& ps, std::string_view state);
@@ -214,6 +248,8 @@ private:
     void unref_nexthop(const nh_key& k);
     void publish_nexthop(const nh_key& k, timestamp now);
     void republish_all(timestamp now);
+    // The adjacencies towards one NBMA address (its SA pair changed): routes' and NHRP's.
+    void republish_peer(uint32_t nbma, timestamp now);
     void send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_t> packet,
                        timestamp now);
     void publish_nbma_path(const nh_key& k, timestamp now);
@@ -233,7 +269,8 @@ private:
     const port_rt* port_by_id(uint16_t id) const;
     const config::tunnel* tunnel_of(uint16_t slot) const;
     uint32_t address_facing(const dp::punt_record& r) const;
-    const crypto::sa* find_out_sa(const config::tunnel& t, uint32_t nbma, uint16_t& owner) const;
+    // The pair outbound traffic to `nbma` on `t` uses (its SA, owner, NAT-T ports), if any.
+    const peer_sa* find_out_sa(const config::tunnel& t, uint32_t nbma) const;
 
     // management
     std::string show_interfaces(bool json) const;
@@ -256,6 +293,15 @@ private:
     std::unique_ptr<dp::stats_registry> _stats;
     std::unique_ptr<crypto::engine> _engine;
     std::map<sa_key, std::unique_ptr<peer_sa>> _sas;
+    // CHILD_SAs a rekey replaced: still decrypting until the engine's remove_child (by id).
+    std::map<uint64_t, std::unique_ptr<peer_sa>> _draining;
+    std::unique_ptr<ike::thread> _ike;  // none unless a tunnel's ipsec profile has `ike`
+    std::vector<ike::tunnel_binding> _ike_bindings;
+    // Acks and failures the IKE thread must get (an installed_ack is queued by the publisher's
+    // retire callback, once every worker passed a quiescent state after the SPI table went
+    // out); kept here while its input queue is full.
+    std::deque<ike::input> _ike_owed;
+    std::shared_ptr<const ike::show_snapshot> _ike_show;
     std::vector<std::unique_ptr<dp::worker>> _workers;
     std::vector<dp::worker::launch_args> _launch;
     std::atomic<bool> _workers_stop{false};

@@ -180,6 +180,15 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
         {"mbuf_alloc_failed", "Control lcore mbuf allocation failures", _cc.mbuf_alloc_failed},
         {"reloads", "Reloads applied (SIGHUP or dmvpnctl reload)", _cc.reloads},
         {"reloads_rejected", "Reloads refused, the running topology kept", _cc.reloads_rejected},
+        {"ike_rx", "IKE datagrams passed to the IKE thread", _cc.ike_rx},
+        {"ike_rx_bad", "UDP 500/4500 packets to an IKE address that were not IKE", _cc.ike_rx_bad},
+        {"ike_rx_dropped", "IKE datagrams dropped: the IKE thread's queue was full",
+         _cc.ike_rx_dropped},
+        {"ike_tx", "IKE datagrams sent", _cc.ike_tx},
+        {"ike_child_installs", "IKEv2 CHILD_SA pairs installed", _cc.ike_installs},
+        {"ike_child_install_failed", "IKEv2 CHILD_SA pairs that could not be installed",
+         _cc.ike_install_failed},
+        {"ike_child_removes", "IKEv2 CHILD_SA pairs removed", _cc.ike_removes},
     };
     for (const control_field& c : control_fields) {
         counter(c.name, c.help).samples.push_back({{}, c.value});

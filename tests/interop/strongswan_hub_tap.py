@@ -8,11 +8,11 @@ the hub's underlay segment, nothing in between.
 Asserts: the namespace resolves the hub's NBMA address to the DPDK port's MAC and pings it
 (the control lcore answers ARP and ICMP echo; its counters say so); a charon-systemd started
 there by tests/interop/strongswan.py initiates IKEv2 towards 198.51.100.1 and its IKE_SA_INIT
-leaves on dtap0 addressed to the hub's MAC, UDP 500 (the hub does not speak IKE yet: nothing
-answers, and charon retransmits), and the hub's worker punts them to the control lcore
-(counted); the hub keeps running and answering echo while that goes on
-and stops cleanly. The day the hub answers IKE, the same setup carries the IKE-only interop
-cases (authentication, proposals, cookies, fragmentation, IKE SA rekey).
+leaves on dtap0 addressed to the hub's MAC, UDP 500 (interop.yaml has no `ike:` profile, so the hub
+runs no IKE thread: nothing answers, and charon retransmits), and the hub's worker punts them
+to the control lcore (counted); the hub keeps running and answering echo while that goes on
+and stops cleanly. strongswan_hub_ike.py is the same setup with an `ike:` profile: IKEv2 with
+the hub.
 
 Needs root, build/dmvpn-hub, Debian's strongSwan and tcpdump; exit 77 otherwise (scripts/test
 counts that skip as a failure where qemu is installed). Everything it creates is named after its

@@ -1,0 +1,252 @@
+// The hub's side of IKEv2: the IKE thread started with the engine, punted IKE in, datagrams
+// out, negotiated CHILD_SAs installed in (and removed from) the workers at run time, usage
+// reported back, and `show crypto` / `clear crypto sa` answered.
+#include <algorithm>
+
+#include <fmt/core.h>
+
+#include "control/hub/hub.hpp"
+#include "control/hub/ike_glue.hpp"
+#include "control/log.hpp"
+#include "dataplane/wire/ipv4.hpp"
+
+namespace dmvpn::hub {
+
+namespace {
+
+std::string ip_text(uint32_t a) { return wire::format_ipv4(a); }
+
+// Outputs handled per loop pass: the rest wait for the next one (the loop never stalls).
+constexpr size_t ike_outputs_per_pass = 64;
+
+template <typename... F>
+struct overloaded : F... {
+    using F::operator()...;
+};
+template <typename... F>
+overloaded(F...) -> overloaded<F...>;
+
+}  // namespace
+
+std::optional<std::string> hub::start_ike() {
+    _ike_bindings = ike_bindings(_topo, _slots);
+    if (_ike_bindings.empty()) {
+        return std::nullopt;  // no tunnel's profile has `ike`: no thread
+    }
+    auto e = ike::engine::create(_topo.ipsec_profiles, _ike_bindings);
+    if (!e) {
+        return fmt::format("IKEv2: {}", e.error());
+    }
+    _ike = std::make_unique<ike::thread>(
+        std::make_unique<ike::engine_handler<ike::engine>>(std::move(e.value())));
+    for (const ike::tunnel_binding& b : _ike_bindings) {
+        log::info("IKEv2: tunnel slot {} answers on {} (UDP 500, 4500) with profile {}", b.tunnel,
+                  ip_text(b.local), b.profile);
+    }
+    return std::nullopt;
+}
+
+void hub::ike_post_owed() {
+    while (!_ike_owed.empty()) {
+        if (!_ike->post(_ike_owed.front())) {
+            return;  // the queue is full: the rest go on a later pass, in order
+        }
+        _ike_owed.pop_front();
+    }
+}
+
+size_t hub::ike_pass(timestamp now) {
+    if (!_ike) {
+        return 0;
+    }
+    size_t work = _ike_owed.size();
+    ike_post_owed();
+    work -= _ike_owed.size();  // what is still owed waits for room, not counted as work
+    for (size_t n = 0; n < ike_outputs_per_pass; ++n) {
+        std::optional<ike::output> o = _ike->poll();
+        if (!o) {
+            break;
+        }
+        ++work;
+        std::visit(overloaded{
+                       [&](ike::datagram& d) {
+                           bytes pkt = ike_packet_of(d, _ip_id++);
+                           if (!pkt.empty()) {
+                               ++_cc.ike_tx;
+                               send_ip(std::move(pkt), now);
+                           }
+                       },
+                       [&](ike::request& r) { ike_request(std::move(r), now); },
+                       [&](std::shared_ptr<const ike::show_snapshot>& s) { _ike_show = s; },
+                       [&](ike::reconfigured& r) {
+                           if (r.error) {
+                               log::error("IKEv2: reload not applied: {}", *r.error);
+                           } else {
+                               log::info("IKEv2: reload applied");
+                           }
+                       },
+                   },
+                   *o);
+    }
+    return work;
+}
+
+void hub::ike_request(ike::request&& r, timestamp now) {
+    std::visit(overloaded{
+                   [&](ike::install_child& c) { install_child(c.sa, now); },
+                   [&](ike::remove_child& c) { remove_child(c.id, c.why, now); },
+                   [&](ike::peer_up& u) {
+                       const std::string* t = _slots.name(static_cast<uint16_t>(u.tunnel));
+                       log::notice("IKEv2 SA up: peer {} ({}) on {}", ip_text(u.peer), u.identity,
+                                   t != nullptr ? *t : "?");
+                   },
+                   [&](ike::peer_down& d) {
+                       const std::string* t = _slots.name(static_cast<uint16_t>(d.tunnel));
+                       log::notice("IKEv2 SA down: peer {} on {}: {}", ip_text(d.peer),
+                                   t != nullptr ? *t : "?", d.why);
+                       remove_peer_sas(d.tunnel, d.peer, now);
+                       apply(_server->forget_peer(d.tunnel, d.peer, now), now);
+                   },
+               },
+               r);
+}
+
+void hub::install_child(const ike::child_sa& c, timestamp now) {
+    auto refuse = [&](std::string why) {
+        ++_cc.ike_install_failed;
+        log::warning("IKEv2: CHILD_SA {} with {} not installed: {}", c.id, ip_text(c.peer), why);
+        _ike_owed.emplace_back(ike::install_failed_ack{c.id, std::move(why)});
+    };
+    const std::string* tunnel = _slots.name(static_cast<uint16_t>(c.tunnel));
+    const config::ipsec_profile* prof = _topo.find_ipsec_profile(c.profile);
+    if (tunnel == nullptr || prof == nullptr) {
+        return refuse("its tunnel or profile is no longer configured");
+    }
+    sa_key key{c.profile, c.peer};
+    auto cur = _sas.find(key);
+    if (cur != _sas.end() && cur->second->id == 0) {
+        return refuse("a manual SA holds this peer");
+    }
+    auto in = esp_params_of(c, crypto::sa_direction::inbound);
+    auto out = esp_params_of(c, crypto::sa_direction::outbound);
+    if (!in || !out) {
+        return refuse(!in ? in.error() : out.error());
+    }
+    auto ps = std::make_unique<peer_sa>();
+    ps->id = c.id;
+    ps->profile = c.profile;
+    ps->peer = c.peer;
+    ps->tunnel = static_cast<uint16_t>(c.tunnel);
+    ps->profile_cfg = *prof;
+    ps->udp_encap = c.udp_encap;
+    ps->local_port = c.local_port;
+    ps->peer_port = c.peer_port;
+    if (auto err = install_pair(*ps, in.value(), out.value())) {
+        return refuse(*err);
+    }
+    // The SPI table is keyed by SPI: one another pair still decrypts with cannot be taken.
+    auto taken = [&](const peer_sa& o) { return o.in->spi() == ps->in->spi(); };
+    bool clash =
+        std::any_of(_sas.begin(), _sas.end(), [&](auto& e) { return taken(*e.second); }) ||
+        std::any_of(_draining.begin(), _draining.end(), [&](auto& e) { return taken(*e.second); });
+    if (clash) {
+        return refuse(fmt::format("inbound SPI 0x{:08x} is still in use", ps->in->spi()));
+    }
+    // Make before break: outbound moves to the new pair now; the one it replaces (a rekey, or
+    // an older CHILD_SA with the same peer) keeps decrypting until the engine removes it.
+    if (cur != _sas.end()) {
+        uint64_t old = cur->second->id;
+        _draining[old] = std::move(cur->second);
+        _sas.erase(cur);
+    }
+    ++_cc.ike_installs;
+    log_sa(*ps, "up");
+    _sas[key] = std::move(ps);
+    install_inbound_sas();
+    republish_peer(c.peer, now);  // its adjacencies take the new outbound SA and NAT-T ports
+    // The ack leaves once every worker passed a quiescent state after the SPI table above: the
+    // engine's response (and the peer's first ESP) can then only meet the installed SA.
+    uint64_t id = c.id;
+    _pub->retire([this, id] { _ike_owed.emplace_back(ike::installed_ack{id}); });
+}
+
+void hub::remove_child(uint64_t id, std::string_view why, timestamp now) {
+    std::unique_ptr<peer_sa> gone;
+    if (auto d = _draining.find(id); d != _draining.end()) {
+        gone = std::move(d->second);
+        _draining.erase(d);
+    } else {
+        for (auto it = _sas.begin(); it != _sas.end(); ++it) {
+            if (it->second->id == id && id != 0) {
+                gone = std::move(it->second);
+                _sas.erase(it);
+                break;
+            }
+        }
+    }
+    if (!gone) {
+        return;  // already gone with its peer
+    }
+    ++_cc.ike_removes;
+    log::info("IKEv2: CHILD_SA {} with {} removed: {}", id, ip_text(gone->peer), why);
+    log_sa(*gone, "down");
+    install_inbound_sas();
+    republish_peer(gone->peer, now);
+    peer_sa* raw = gone.release();
+    _pub->retire([raw] { delete raw; });
+}
+
+void hub::remove_peer_sas(uint32_t tunnel, uint32_t peer, timestamp now) {
+    std::vector<uint64_t> ids;
+    for (const auto& [key, ps] : _sas) {
+        if (ps->id != 0 && ps->peer == peer && ps->tunnel == tunnel) {
+            ids.push_back(ps->id);
+        }
+    }
+    for (const auto& [id, ps] : _draining) {
+        if (ps->peer == peer && ps->tunnel == tunnel) {
+            ids.push_back(id);
+        }
+    }
+    for (uint64_t id : ids) {
+        remove_child(id, "its IKE SA is down", now);
+    }
+}
+
+void hub::ike_usage() {
+    if (!_ike) {
+        return;
+    }
+    ike::usage_report r;
+    auto add = [&r](const peer_sa& ps) {
+        r.children.push_back(ike::child_usage{ps.id, ps.in->bytes(), ps.in->packets(),
+                                              ps.out->bytes(), ps.out->packets()});
+    };
+    for (const auto& [key, ps] : _sas) {
+        if (ps->id != 0) {
+            add(*ps);
+        }
+    }
+    for (const auto& [id, ps] : _draining) {
+        add(*ps);
+    }
+    if (!r.children.empty()) {
+        (void)_ike->post(std::move(r));  // a full queue drops it (counted); next second's follows
+    }
+}
+
+control::mgmt_reply hub::show_crypto(std::string_view what, bool json) const {
+    if (!_ike) {
+        return {false, "no IKEv2 here: no tunnel's ipsec profile has an ike section\n"};
+    }
+    if (!_ike_show) {
+        return {false, "IKEv2: no snapshot yet (the IKE thread publishes one every second)\n"};
+    }
+    auto v = _ike_show->views.find(ike::view_key(what, json));
+    if (v == _ike_show->views.end()) {
+        return {false, fmt::format("show crypto {}: not a view the IKE thread renders\n", what)};
+    }
+    return {true, v->second};
+}
+
+}  // namespace dmvpn::hub
