@@ -72,14 +72,17 @@ TEST_CASE("the demo example describes the demo", "[config]") {
     CHECK(tn.nbma_source == t.ports[0].address.address);  // defaulted from the port
     const auto* prof = t.find_ipsec_profile(tn.ipsec_profile);
     REQUIRE(prof != nullptr);
-    CHECK(prof->xform == dmvpn::config::transform::aes256_cbc_sha256_128);
-    CHECK_FALSE(prof->anti_replay);
-    CHECK(prof->manual_sas.size() >= 100);
-    for (const auto& sa : prof->manual_sas) {
-        CHECK(sa.inbound.key.size() == 32);
-        CHECK(sa.inbound.integrity_key.size() == 32);
-        CHECK(sa.outbound.key.size() == 32);
-    }
+    // No manual SA: the spokes negotiate theirs with IKEv2 and the cloud's pre-shared key,
+    // which scripts/demo hands the emulator (--ike psk:KEY).
+    CHECK(prof->manual_sas.empty());
+    REQUIRE(prof->ike.has_value());
+    CHECK(prof->ike->auth == dmvpn::config::ike_auth::psk);
+    REQUIRE(prof->ike->psks.size() == 1);
+    CHECK(prof->ike->psks[0].peer.empty());  // the wildcard: any spoke that knows it
+    CHECK(prof->ike->psks[0].key.size() >= 16);
+    CHECK(prof->ike->proposals == dmvpn::config::default_ike_proposals());
+    CHECK(prof->ike->esp_proposals == dmvpn::config::default_esp_proposals());
+    CHECK(prof->anti_replay);  // negotiated keys: on by default
     REQUIRE(t.routes.size() == 1);
     CHECK(t.routes[0].egress == "tun0");
 }

@@ -142,7 +142,12 @@ TEST_CASE("the embedded default is demo.yaml and validates", "[hub][options]") {
     REQUIRE(r);
     CHECK(r->find_port("underlay") != nullptr);
     CHECK(r->find_port("underlay")->dev.driver == "net_memif");
-    CHECK(r->find_tunnel("tun0") != nullptr);
+    REQUIRE(r->find_tunnel("tun0") != nullptr);
+    // keyed by IKEv2, as scripts/demo's spokes expect: no manual SA
+    const auto* prof = r->find_ipsec_profile(r->find_tunnel("tun0")->ipsec_profile);
+    REQUIRE(prof != nullptr);
+    CHECK(prof->ike.has_value());
+    CHECK(prof->manual_sas.empty());
 }
 
 TEST_CASE("ARP: a request round-trips and malformed frames are named", "[hub][frames]") {
