@@ -496,6 +496,21 @@ TEST_CASE("Soft byte lifetime triggers a CHILD_SA rekey") {
     CHECK(p.b.installs.size() == 2);
 }
 
+TEST_CASE("A packet lifetime under 10 keeps a soft mark: no rekey before traffic, one after") {
+    auto s = settings();
+    s.child_lifetime_packets = 4;  // the soft mark is 4 - 4 / 10 = 4 packets, never 0
+    auto p = make_pair(s, s);
+    p.initiate();
+    p.tick(seconds(5));
+    CHECK(p.a.installs.size() == 1);  // no traffic yet: nothing to rekey
+    CHECK(p.a.e->counters().rekeys == 0);
+    outputs o;
+    p.a.e->usage({{p.a.installs[0].id, 0, 0, 400, 4}}, p.now, o);
+    p.tick(seconds(1));
+    CHECK(p.a.installs.size() == 2);
+    CHECK(p.b.installs.size() == 2);
+}
+
 TEST_CASE("IKE SA rekey: new IKE keys, the CHILD_SA stays, no peer_down, the SA still works") {
     auto s = settings();
     s.ike_lifetime_s = 200;
