@@ -1037,3 +1037,126 @@ TEST_CASE("Certificate profiles: create() names the profile and the file it cann
           "ipsec profile dmvpn: ike: authentication certificate needs certificate, private-key "
           "and ca");
 }
+
+TEST_CASE("Certificates: a peer without SIGNATURE_HASH_ALGORITHMS gets the classic AUTH method") {
+    // A hand-made initiator (the codec and crypto primitives, not the engine) that announces
+    // neither RFC 7427 nor NAT detection, signing with method 9 (ECDSA P-256, SHA-256).
+    auto hub_settings = cert_settings("hub-ec");
+    auto hub = make(hub_settings, hub_addr);
+    auto pem = [](const std::string& name) {
+        std::ifstream f(pki() + "/" + name, std::ios::binary);
+        std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        REQUIRE(!s.empty());
+        return bytes(s.begin(), s.end());
+    };
+    auto dh = ike::crypto::key_exchange::generate(dh_id::curve25519);
+    REQUIRE(dh);
+    bytes ni(32, 0x5a);
+    message init;
+    init.hdr.spi_i = 0x0102030405060708ULL;
+    init.hdr.exch = exchange::ike_sa_init;
+    init.hdr.flags = header_flag::initiator;
+    init.payloads.emplace_back(detail::ike_offer(hub_settings, {}));
+    init.payloads.emplace_back(ke_payload{dh_id::curve25519, (*dh)->public_value()});
+    init.payloads.emplace_back(nonce_payload{ni});
+    datagram d;
+    d.src = spoke_addr;
+    d.dst = hub_addr;
+    d.payload = serialize(init);
+    outputs o;
+    hub->on_datagram(d, time_point{} + seconds(1), o);
+    REQUIRE(o.send.size() == 1);
+    const bytes init_response = o.send[0].payload;
+    message r = parsed(o.send[0]);
+    CHECK(notify_of(r, notify_type::signature_hash_algorithms) == nullptr);
+    const ke_payload* ke = nullptr;
+    const nonce_payload* nr = nullptr;
+    for (const auto& pl : r.payloads) {
+        ke = ke != nullptr ? ke : std::get_if<ke_payload>(&pl);
+        nr = nr != nullptr ? nr : std::get_if<nonce_payload>(&pl);
+    }
+    REQUIRE(ke != nullptr);
+    REQUIRE(nr != nullptr);
+    auto gir = (*dh)->shared_secret(ke->data);
+    REQUIRE(gir);
+    // The hub's first choice: AES-GCM-16 256, PRF HMAC-SHA2-256.
+    ike::crypto::ike_suite suite{encr_id::aes_gcm_16, 256, integ_id::none, prf_id::hmac_sha2_256,
+                                 dh_id::curve25519};
+    auto keys =
+        ike::crypto::derive_ike_keys(suite, ni, nr->data, gir->view(), init.hdr.spi_i, r.hdr.spi_r);
+
+    id_payload_i idi;
+    idi.type = id_type::ipv4_addr;
+    idi.data = {198, 51, 100, 2};
+    auto key = ike::crypto::private_key::load_pem(pem("spoke-ec.key"), "spoke-ec.key");
+    REQUIRE(key);
+    auto certs = ike::crypto::certificate::load_pem(pem("spoke-ec.pem"), "spoke-ec.pem");
+    REQUIRE(certs);
+    bytes octets = ike::crypto::signed_octets(d.payload, nr->data, suite.prf, keys.sk_pi.view(),
+                                              detail::id_body(idi));
+    auto sig = (*key)->sign(auth_method::ecdsa_sha256_p256, octets);
+    REQUIRE(sig);
+    std::vector<payload> inner;
+    inner.emplace_back(idi);
+    inner.emplace_back(cert_payload{cert_encoding::x509_signature, (*certs)[0]->der()});
+    inner.emplace_back(auth_payload{auth_method::ecdsa_sha256_p256, *sig});
+    inner.emplace_back(detail::notify(notify_type::use_transport_mode));
+    inner.emplace_back(detail::esp_offer(hub_settings, 0x11223344, std::nullopt));
+    inner.emplace_back(ts_payload_i{detail::host_ts(spoke_addr)});
+    inner.emplace_back(ts_payload_r{detail::host_ts(hub_addr)});
+    chain ch = serialize_payloads(inner);
+    header h = init.hdr;
+    h.spi_r = r.hdr.spi_r;
+    h.exch = exchange::ike_auth;
+    h.message_id = 1;
+    h.next = payload_type::sk;
+    size_t body = ch.data.size() + ike::crypto::protected_size(keys.initiator, ch.data.size());
+    h.length = uint32_t(header_size + generic_payload_header_size + body);
+    bytes msg = serialize_header(h);
+    size_t sk_len = generic_payload_header_size + body;
+    msg.insert(msg.end(), {uint8_t(ch.first), 0, uint8_t(sk_len >> 8), uint8_t(sk_len)});
+    auto enc = ike::crypto::protect(keys.initiator, msg, ch.data);
+    REQUIRE(enc);
+    msg.insert(msg.end(), enc->begin(), enc->end());
+    d.payload = msg;
+
+    outputs o2;
+    hub->on_datagram(d, time_point{} + seconds(1), o2);
+    uint64_t child = 0;
+    for (const auto& rq : o2.requests) {
+        if (const auto* i = std::get_if<install_child>(&rq)) {
+            child = i->sa.id;
+        }
+    }
+    REQUIRE(child != 0);
+    CHECK(hub->counters().auth_failed == 0);
+    outputs o3;
+    hub->installed(child, time_point{} + seconds(1), o3);
+    REQUIRE(o3.send.size() == 1);
+    // The answer: the hub's CERT and an AUTH of method 9 that its certificate verifies.
+    message ar = parsed(o3.send[0]);
+    REQUIRE(!ar.payloads.empty());
+    const auto* sk = std::get_if<sk_payload>(&ar.payloads.back());
+    REQUIRE(sk != nullptr);
+    const bytes& raw = o3.send[0].payload;
+    auto plain = ike::crypto::unprotect(
+        keys.responder, std::span(raw).first(raw.size() - sk->body.size()), sk->body);
+    REQUIRE(plain);
+    auto got = parse_payloads(sk->first_inner, *plain);
+    REQUIRE(got);
+    const auto* idr = detail::find_payload<id_payload_r>(*got);
+    const auto* cert = detail::find_payload<cert_payload>(*got);
+    const auto* auth = detail::find_payload<auth_payload>(*got);
+    REQUIRE(idr != nullptr);
+    REQUIRE(cert != nullptr);
+    REQUIRE(auth != nullptr);
+    CHECK(auth->method == auth_method::ecdsa_sha256_p256);
+    auto hub_certs = ike::crypto::certificate::load_pem(pem("hub-ec.pem"), "hub-ec.pem");
+    REQUIRE(hub_certs);
+    CHECK(cert->data == (*hub_certs)[0]->der());
+    bytes hub_octets = ike::crypto::signed_octets(init_response, ni, suite.prf, keys.sk_pr.view(),
+                                                  detail::id_body(*idr));
+    auto ok = (*hub_certs)[0]->verify(auth->method, auth->data, hub_octets);
+    REQUIRE(ok);
+    CHECK(*ok);
+}
