@@ -138,7 +138,11 @@ certreq_payload certreq_of(const profile_state& p) {
 
 std::optional<std::string> load_certificates(profile_state& p) {
     const auto& s = p.settings;
-    auto where = [&](std::string_view what, const std::string& file, const std::string& why) {
+    // The crypto loaders' errors start with the file's name already.
+    auto where = [&](std::string_view what, const std::string& file, std::string_view why) {
+        if (why.starts_with(file + ": ")) {
+            why.remove_prefix(file.size() + 2);
+        }
         return fmt::format("ipsec profile {}: ike: {} {}: {}", p.name, what, file, why);
     };
     if (s.certificate.empty() || s.private_key.empty() || s.ca.empty()) {
