@@ -1,5 +1,10 @@
 // IKE_AUTH (RFC 7296 sections 1.2, 2.15, 2.16): identities, pre-shared key AUTH, and the first
 // CHILD_SA (child.cpp negotiates it). Both roles.
+#include <fmt/format.h>
+
+#include <ctime>
+#include <fstream>
+
 #include "control/ike/ike_sa.hpp"
 
 namespace dmvpn::ike {
@@ -7,6 +12,92 @@ namespace dmvpn::ike {
 using namespace detail;
 
 namespace {
+
+// The most CERT payloads (leaf and intermediates) we look at in one IKE_AUTH message.
+constexpr size_t max_peer_certs = 8;
+
+// A whole PEM file, held as a secret (it may be a private key) and wiped after use.
+wire::result<crypto::secret, std::string> read_pem(const std::string& path) {
+    std::ifstream f(path, std::ios::binary | std::ios::ate);
+    if (!f) {
+        return wire::fail(std::string("cannot be read"));
+    }
+    auto n = static_cast<std::streamoff>(f.tellg());
+    if (n <= 0 || n > (1 << 20)) {
+        return wire::fail(n <= 0 ? std::string("is empty") : std::string("is larger than 1 MiB"));
+    }
+    crypto::secret buf(static_cast<size_t>(n));
+    f.seekg(0);
+    if (!f.read(reinterpret_cast<char*>(buf.data()), n)) {
+        return wire::fail(std::string("cannot be read"));
+    }
+    return buf;
+}
+
+// Our AUTH (section 2.15; RFC 7427 when the peer announced SIGNATURE_HASH_ALGORITHMS).
+wire::result<auth_payload, std::string> sign_auth(const ike_sa& sa, const profile_state& p,
+                                                  const bytes& octets) {
+    uint8_t method = sa.peer_signature_hashes ? auth_method::digital_signature : p.classic_method;
+    auto sig = p.key->sign(method, octets);
+    if (!sig) {
+        return wire::fail(sig.error());
+    }
+    return auth_payload{method, std::move(*sig)};
+}
+
+// The peer's certificates (leaf first), its chain to one of our anchors at the current wall
+// time, its identity against the leaf, and its AUTH over its signed octets. The error says
+// which failed.
+std::optional<std::string> cert_fails(const ike_sa& sa, const profile_state& p,
+                                      const std::vector<payload>& in, const auth_payload& auth,
+                                      const bytes& real_message, const bytes& our_nonce,
+                                      const crypto::secret& sk_p, const id_payload& id) {
+    std::vector<std::unique_ptr<crypto::certificate>> certs;
+    for (const auto& pl : in) {
+        const auto* c = std::get_if<cert_payload>(&pl);
+        if (c == nullptr) {
+            continue;
+        }
+        if (c->encoding != cert_encoding::x509_signature || certs.size() == max_peer_certs) {
+            continue;
+        }
+        auto cert = crypto::certificate::from_der(c->data);
+        if (!cert) {
+            return fmt::format("peer's certificate unreadable: {}", cert.error());
+        }
+        certs.push_back(std::move(*cert));
+    }
+    if (certs.empty()) {
+        return std::string("no certificate from the peer");
+    }
+    std::vector<const crypto::certificate*> intermediates;
+    for (size_t i = 1; i < certs.size(); ++i) {
+        intermediates.push_back(certs[i].get());
+    }
+    auto chained = p.anchors->verify(*certs[0], intermediates, std::time(nullptr));
+    if (!chained || !*chained) {
+        return fmt::format("peer's certificate {} not trusted: {}", certs[0]->subject(),
+                           chained ? std::string("refused") : chained.error());
+    }
+    if (!certs[0]->matches_identity(id.type, id.data)) {
+        return fmt::format("peer's identity {} is not in its certificate {}", identity_text(id),
+                           certs[0]->subject());
+    }
+    bytes octets =
+        crypto::signed_octets(real_message, our_nonce, sa.suite.prf, sk_p.view(), id_body(id));
+    auto ok = certs[0]->verify(auth.method, auth.data, octets);
+    if (!ok || !*ok) {
+        return fmt::format("peer's AUTH did not verify{}", ok ? "" : ": " + ok.error());
+    }
+    return std::nullopt;
+}
+
+// Our CERT payloads: the leaf, then the intermediates.
+void add_certs(const profile_state& p, std::vector<payload>& ps) {
+    for (const auto& c : p.chain) {
+        ps.emplace_back(cert_payload{cert_encoding::x509_signature, c->der()});
+    }
+}
 
 // The key for a peer: one written for its identity (or its address), else the wildcard.
 const crypto::secret* psk_for(const profile_state& p, std::string_view identity, uint32_t addr) {
@@ -39,6 +130,87 @@ bool psk_verifies(const ike_sa& sa, const crypto::secret* psk, const auth_payloa
 
 }  // namespace
 
+namespace detail {
+
+certreq_payload certreq_of(const profile_state& p) {
+    return certreq_payload{cert_encoding::x509_signature, p.anchors->certreq_data()};
+}
+
+std::optional<std::string> load_certificates(profile_state& p) {
+    const auto& s = p.settings;
+    // The crypto loaders' errors start with the file's name already.
+    auto where = [&](std::string_view what, const std::string& file, std::string_view why) {
+        if (why.starts_with(file + ": ")) {
+            why.remove_prefix(file.size() + 2);
+        }
+        return fmt::format("ipsec profile {}: ike: {} {}: {}", p.name, what, file, why);
+    };
+    if (s.certificate.empty() || s.private_key.empty() || s.ca.empty()) {
+        return fmt::format(
+            "ipsec profile {}: ike: authentication certificate needs certificate, private-key "
+            "and ca",
+            p.name);
+    }
+    auto pem = read_pem(s.certificate);
+    if (!pem) {
+        return where("certificate", s.certificate, pem.error());
+    }
+    auto chain = crypto::certificate::load_pem(pem->view(), s.certificate);
+    if (!chain || chain->empty()) {
+        return where("certificate", s.certificate, chain ? "no certificate in it" : chain.error());
+    }
+    for (auto& c : *chain) {
+        p.chain.emplace_back(std::move(c));
+    }
+    pem = read_pem(s.private_key);
+    if (!pem) {
+        return where("private-key", s.private_key, pem.error());
+    }
+    auto key = crypto::private_key::load_pem(pem->view(), s.private_key);
+    if (!key) {
+        return where("private-key", s.private_key, key.error());
+    }
+    p.key = std::move(*key);
+    // The key must be the leaf's: a signature by it verifies with the certificate.
+    const bytes probe{'d', 'm', 'v', 'p', 'n'};
+    auto sig = p.key->sign(auth_method::digital_signature, probe);
+    auto ok = sig ? p.chain.front()->verify(auth_method::digital_signature, *sig, probe)
+                  : wire::result<bool, std::string>(wire::fail(sig.error()));
+    if (!ok || !*ok) {
+        return where("private-key", s.private_key,
+                     fmt::format("is not the key of {}", p.chain.front()->subject()));
+    }
+    if (p.key->is_rsa()) {
+        p.classic_method = auth_method::rsa_signature;
+    } else {
+        for (uint8_t m : {auth_method::ecdsa_sha256_p256, auth_method::ecdsa_sha384_p384,
+                          auth_method::ecdsa_sha512_p521}) {
+            if (p.key->sign(m, probe)) {
+                p.classic_method = m;
+                break;
+            }
+        }
+    }
+    auto anchors = std::make_shared<crypto::trust_store>();
+    for (const auto& file : s.ca) {
+        pem = read_pem(file);
+        if (!pem) {
+            return where("ca", file, pem.error());
+        }
+        auto cas = crypto::certificate::load_pem(pem->view(), file);
+        if (!cas || cas->empty()) {
+            return where("ca", file, cas ? "no certificate in it" : cas.error());
+        }
+        for (auto& c : *cas) {
+            anchors->add_anchor(std::move(c));
+        }
+    }
+    p.anchors = std::move(anchors);
+    return std::nullopt;
+}
+
+}  // namespace detail
+
 void engine::impl::established(ike_sa& sa, time_point now, outputs& out) {
     const profile_state* p = profile_of(sa);
     sa.state = sa_state::established;
@@ -67,13 +239,22 @@ void engine::impl::responder_auth(ike_sa& sa, const std::vector<payload>& in, ti
         return;
     }
     sa.peer_identity = identity_text(*idi);
-    const crypto::secret* psk = psk_for(*prof, sa.peer_identity, sa.peer);
-    if (!psk_verifies(sa, psk, *auth, sa.init_request, sa.nr, sa.keys.sk_pi, *idi)) {
+    const crypto::secret* psk = nullptr;
+    std::optional<std::string> failed;
+    if (prof->certificates()) {
+        failed = cert_fails(sa, *prof, in, *auth, sa.init_request, sa.nr, sa.keys.sk_pi, *idi);
+    } else {
+        psk = psk_for(*prof, sa.peer_identity, sa.peer);
+        if (!psk_verifies(sa, psk, *auth, sa.init_request, sa.nr, sa.keys.sk_pi, *idi)) {
+            failed = "authentication failed";
+        }
+    }
+    if (failed) {
         // Section 2.21.2: the answer names the failure, and nothing of the SA is kept.
         ++c.auth_failed;
         ++c.ike_sas_failed;
         respond(sa, exchange::ike_auth, mid, {notify(notify_type::authentication_failed)}, out);
-        destroy(sa, "authentication failed", out);
+        destroy(sa, *failed, out);
         return;
     }
     half_open -= half_open > 0 ? 1 : 0;
@@ -96,11 +277,23 @@ void engine::impl::responder_auth(ike_sa& sa, const std::vector<payload>& in, ti
     id_payload_r idr{local_identity(prof->settings, sa.local)};
     bytes octets = crypto::signed_octets(sa.init_response, sa.ni, sa.suite.prf,
                                          sa.keys.sk_pr.view(), id_body(idr));
-    crypto::secret mine = crypto::psk_auth(sa.suite.prf, psk->view(), octets);
     std::vector<payload> base;
     base.emplace_back(idr);
-    base.emplace_back(
-        auth_payload{auth_method::shared_key_mic, bytes(mine.data(), mine.data() + mine.size())});
+    if (prof->certificates()) {
+        auto signed_auth = sign_auth(sa, *prof, octets);
+        if (!signed_auth) {
+            ++c.ike_sas_failed;
+            respond(sa, exchange::ike_auth, mid, {notify(notify_type::authentication_failed)}, out);
+            destroy(sa, "signing our AUTH failed: " + signed_auth.error(), out);
+            return;
+        }
+        add_certs(*prof, base);
+        base.emplace_back(std::move(*signed_auth));
+    } else {
+        crypto::secret mine = crypto::psk_auth(sa.suite.prf, psk->view(), octets);
+        base.emplace_back(auth_payload{auth_method::shared_key_mic,
+                                       bytes(mine.data(), mine.data() + mine.size())});
+    }
     established(sa, now, out);
 
     std::vector<payload> reply = base;
@@ -127,22 +320,34 @@ void engine::impl::send_auth(ike_sa& sa, time_point now, outputs& out) {
         destroy(sa, "profile gone", out);
         return;
     }
-    const crypto::secret* psk = psk_for(*prof, ipv4_text(sa.peer), sa.peer);
-    if (psk == nullptr) {
-        ++c.ike_sas_failed;
-        destroy(sa, "no pre-shared key for the peer", out);
-        return;
-    }
     id_payload_i idi{local_identity(prof->settings, sa.local)};
     bytes octets = crypto::signed_octets(sa.init_request, sa.nr, sa.suite.prf, sa.keys.sk_pi.view(),
                                          id_body(idi));
-    crypto::secret mine = crypto::psk_auth(sa.suite.prf, psk->view(), octets);
-    sa.first_child_spi = new_child_spi();
-    by_child_spi[sa.first_child_spi] = 0;  // reserved until the CHILD_SA exists
     std::vector<payload> inner;
     inner.emplace_back(idi);
-    inner.emplace_back(
-        auth_payload{auth_method::shared_key_mic, bytes(mine.data(), mine.data() + mine.size())});
+    if (prof->certificates()) {
+        auto signed_auth = sign_auth(sa, *prof, octets);
+        if (!signed_auth) {
+            ++c.ike_sas_failed;
+            destroy(sa, "signing our AUTH failed: " + signed_auth.error(), out);
+            return;
+        }
+        add_certs(*prof, inner);
+        inner.emplace_back(certreq_of(*prof));
+        inner.emplace_back(std::move(*signed_auth));
+    } else {
+        const crypto::secret* psk = psk_for(*prof, ipv4_text(sa.peer), sa.peer);
+        if (psk == nullptr) {
+            ++c.ike_sas_failed;
+            destroy(sa, "no pre-shared key for the peer", out);
+            return;
+        }
+        crypto::secret mine = crypto::psk_auth(sa.suite.prf, psk->view(), octets);
+        inner.emplace_back(auth_payload{auth_method::shared_key_mic,
+                                        bytes(mine.data(), mine.data() + mine.size())});
+    }
+    sa.first_child_spi = new_child_spi();
+    by_child_spi[sa.first_child_spi] = 0;  // reserved until the CHILD_SA exists
     inner.emplace_back(notify(notify_type::initial_contact));
     inner.emplace_back(notify(notify_type::use_transport_mode));
     inner.emplace_back(esp_offer(prof->settings, sa.first_child_spi, std::nullopt));
@@ -170,11 +375,17 @@ void engine::impl::initiator_auth_response(ike_sa& sa, const std::vector<payload
         return;
     }
     sa.peer_identity = identity_text(*idr);
-    const crypto::secret* psk = psk_for(*prof, sa.peer_identity, sa.peer);
-    if (!psk_verifies(sa, psk, *auth, sa.init_response, sa.ni, sa.keys.sk_pr, *idr)) {
+    std::optional<std::string> failed;
+    if (prof->certificates()) {
+        failed = cert_fails(sa, *prof, in, *auth, sa.init_response, sa.ni, sa.keys.sk_pr, *idr);
+    } else if (!psk_verifies(sa, psk_for(*prof, sa.peer_identity, sa.peer), *auth, sa.init_response,
+                             sa.ni, sa.keys.sk_pr, *idr)) {
+        failed = "peer's AUTH did not verify";
+    }
+    if (failed) {
         ++c.auth_failed;
         ++c.ike_sas_failed;
-        destroy(sa, "peer's AUTH did not verify", out);
+        destroy(sa, *failed, out);
         return;
     }
     established(sa, now, out);

@@ -532,10 +532,9 @@ static std::optional<std::string> load_profiles(engine::impl& im,
             return fmt::format("ipsec profile {}: ike: authentication psk without a key", p.name);
         }
         if (s.settings.auth == config::ike_auth::certificate) {
-            return fmt::format(
-                "ipsec profile {}: ike: certificate authentication is not "
-                "supported yet",
-                p.name);
+            if (auto err = load_certificates(s)) {
+                return err;
+            }
         }
         if (s.settings.proposals.empty() || s.settings.esp_proposals.empty()) {
             return fmt::format("ipsec profile {}: ike: no proposals", p.name);

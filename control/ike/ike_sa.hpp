@@ -46,6 +46,13 @@ struct profile_state {
         crypto::secret key;
     };
     std::vector<psk> psks;
+    // Certificate authentication: our chain (leaf first), its key, the peers' trust anchors,
+    // and the AUTH method for a peer without RFC 7427 (1 for RSA, 9/10/11 by ECDSA curve).
+    std::vector<std::shared_ptr<const crypto::certificate>> chain;
+    std::shared_ptr<const crypto::private_key> key;
+    std::shared_ptr<const crypto::trust_store> anchors;
+    uint8_t classic_method = 0;
+    bool certificates() const noexcept { return key != nullptr; }
 };
 
 enum class sa_state : uint8_t {
@@ -347,6 +354,13 @@ struct ts_choice {
 std::optional<ts_choice> narrow_ts(const ts_payload& tsi, const ts_payload& tsr,
                                    uint32_t initiator_addr, uint32_t responder_addr,
                                    bool initiator_natted, bool responder_natted);
+// ---- auth.cpp ----
+// Our CERTREQ (section 3.7): the key hashes of the profile's trust anchors.
+certreq_payload certreq_of(const profile_state& p);
+// A certificate profile's chain, key and anchors from its PEM files; the error names the
+// profile and the file.
+std::optional<std::string> load_certificates(profile_state& p);
+
 // Fill a child_sa's keys from KEYMAT: initiator-to-responder first (section 2.17).
 void fill_child_keys(child_sa& c, bool we_initiated, const crypto::secret& keymat);
 

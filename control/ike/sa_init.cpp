@@ -188,6 +188,9 @@ void engine::impl::responder_sa_init(const datagram& d, const message& m, time_p
     r.payloads.emplace_back(sa_payload{{sel.chosen}});
     r.payloads.emplace_back(ke_payload{sel.suite.dh, (*dh)->public_value()});
     r.payloads.emplace_back(nonce_payload{sa.nr});
+    if (prof->certificates()) {
+        r.payloads.emplace_back(certreq_of(*prof));  // section 1.2: the CAs we trust
+    }
     if (natd.seen) {
         add_natd(r.payloads, sa.spi_i, sa.spi_r, sa.local, sa.local_port, sa.peer, sa.peer_port);
     }
