@@ -813,7 +813,7 @@ def ike_run(d, h, n, *auth):
           r["sent_shortcut"] > 0 and r["received_shortcut"] == r["sent_shortcut"],
           "shortcuts over spoke-to-spoke SAs: %d shortcuts, %d spoke-to-spoke CHILD_SAs, %d "
           "packets by shortcut" % (r["shortcuts"], r["spoke_sas"], r["sent_shortcut"]))
-    sas = h.json("show", "crypto", "ikev2", "sa")
+    sas = h.json("show", "crypto", "ikev2", "sa")["ikev2_sas"]
     check(len(sas) == n, "show crypto ikev2 sa --json lists %d IKE SAs (one per spoke; the "
           "spoke-to-spoke ones never reach the hub)" % len(sas))
     st = h.json("show", "stats")
