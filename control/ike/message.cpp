@@ -254,9 +254,9 @@ result<payload> parse_delete(wire::reader r) {
     return payload{std::move(d)};
 }
 
+// Traffic selector addresses (public, not secrets): a <= b in network byte order.
 bool address_le(std::span<const uint8_t> a, std::span<const uint8_t> b) {
-    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end()) ||
-           std::equal(a.begin(), a.end(), b.begin(), b.end());
+    return !std::lexicographical_compare(b.begin(), b.end(), a.begin(), a.end());
 }
 
 template <typename Ts>
