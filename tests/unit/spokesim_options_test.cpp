@@ -299,15 +299,18 @@ TEST_CASE("--ike psk and the proposals become the engine's profile", "[spokesim]
 TEST_CASE("--ike and its proposals: nonsense refused, naming the part", "[spokesim][ike]") {
     refused({"--vdev", "t", "--ike", "psk:"}, "psk:KEY or cert:DIR");
     refused({"--vdev", "t", "--ike", "x509"}, "psk:KEY or cert:DIR");
-    refused({"--vdev", "t", "--ike-proposal", "aes128gcm16-x25519"}, "no PRF");
+    refused({"--vdev", "t", "--ike-proposal", "aes128gcm16-x25519"}, "names its PRF");
     refused({"--vdev", "t", "--ike-proposal", "aes128-prfsha256-x25519"}, "needs an integrity");
-    refused({"--vdev", "t", "--ike-proposal", "aes128gcm16-sha256-x25519"}, "takes no integrity");
-    refused({"--vdev", "t", "--ike-proposal", "aes128gcm16-prfsha256"}, "no Diffie-Hellman");
-    refused({"--vdev", "t", "--ike-proposal", "3des-sha1-modp1024"}, "unknown '3des'");
-    refused({"--vdev", "t", "--ike-proposal", "aes128-aes256-sha256-x25519"}, "a second cipher");
-    refused({"--vdev", "t", "--esp-proposal", "aes128"}, "needs sha1 or sha256");
-    refused({"--vdev", "t", "--esp-proposal", "aes128gcm16-sha1"}, "takes no integrity");
-    refused({"--vdev", "t", "--esp-proposal", "aes128-sha512"}, "unknown or repeated 'sha512'");
+    refused({"--vdev", "t", "--ike-proposal", "aes128gcm16-sha256-x25519"}, "authenticates itself");
+    refused({"--vdev", "t", "--ike-proposal", "aes128gcm16-prfsha256"},
+            "needs a Diffie-Hellman group");
+    refused({"--vdev", "t", "--ike-proposal", "3des-sha1-modp1024"}, "(got \"3des\")");
+    refused({"--vdev", "t", "--ike-proposal", "aes128-aes256-sha256-x25519"},
+            "refused algorithm \"aes256\"");
+    refused({"--vdev", "t", "--esp-proposal", "aes128"}, "'aes128': expected one of");
+    refused({"--vdev", "t", "--esp-proposal", "aes128gcm16-sha1"},
+            "'aes128gcm16-sha1': expected one of");
+    refused({"--vdev", "t", "--esp-proposal", "aes128-sha512"}, "'aes128-sha512': expected one of");
     refused({"--vdev", "t", "--esp-proposal", "aes128gcm16-x25519,aes256gcm16-ecp256"}, "differs");
     refused({"--vdev", "t", "--ike", "psk:k", "--esp", "aes256-cbc-sha256-128"}, "leave --esp out");
     refused({"--vdev", "t", "--ike", "psk:k", "--forge", "10"}, "--forge");
