@@ -105,6 +105,22 @@ size_t keymat_size(const child_sa& c) {
     return 2 * (esp_key_bytes(c.encr, c.encr_bits) + esp_integ_bytes(c.integ));
 }
 
+// The CHILD_SA both ends agreed on, with its keys: KEYMAT = prf+(SK_d, [g^ir |] Ni | Nr)
+// (RFC 7296 sections 2.17 and 1.3.1), the initiator's direction first.
+child_sa keyed_child(const ike_sa& sa, const profile_state& p, const esp_selection& sel,
+                     uint32_t our_spi, const std::optional<crypto::secret>& gir,
+                     std::span<const uint8_t> ni, std::span<const uint8_t> nr, bool we_initiated) {
+    child_sa cs = child_from(sa, p, sel, our_spi);
+    std::optional<crypto::cspan> g;
+    if (gir) {
+        g = gir->view();
+    }
+    fill_child_keys(
+        cs, we_initiated,
+        crypto::child_keymat(sa.suite.prf, sa.keys.sk_d.view(), g, ni, nr, keymat_size(cs)));
+    return cs;
+}
+
 }  // namespace
 
 std::optional<child_sa> engine::impl::negotiate_child(ike_sa& sa, const std::vector<payload>& in,
@@ -171,14 +187,7 @@ std::optional<child_sa> engine::impl::negotiate_child(ike_sa& sa, const std::vec
         gir = std::move(*g);
         ker = (*dh)->public_value();
     }
-    child_sa cs = child_from(sa, *prof, *sel, spi);
-    std::optional<crypto::cspan> g;
-    if (gir) {
-        g = gir->view();
-    }
-    fill_child_keys(
-        cs, false,
-        crypto::child_keymat(sa.suite.prf, sa.keys.sk_d.view(), g, ni, nr, keymat_size(cs)));
+    child_sa cs = keyed_child(sa, *prof, *sel, spi, gir, ni, nr, false);
     reply.emplace_back(sa_payload{{sel->chosen}});
     if (create_child) {
         reply.emplace_back(nonce_payload{bytes(nr.begin(), nr.end())});
@@ -234,15 +243,7 @@ std::optional<child_sa> engine::impl::accept_child(ike_sa& sa, const std::vector
         }
         gir = std::move(*g);
     }
-    child_sa cs = child_from(sa, *prof, *sel, our_spi);
-    std::optional<crypto::cspan> g;
-    if (gir) {
-        g = gir->view();
-    }
-    fill_child_keys(
-        cs, true,
-        crypto::child_keymat(sa.suite.prf, sa.keys.sk_d.view(), g, ni, nr, keymat_size(cs)));
-    return cs;
+    return keyed_child(sa, *prof, *sel, our_spi, gir, ni, nr, true);
 }
 
 uint64_t engine::impl::add_child(ike_sa& sa, child_sa cs, time_point now) {
