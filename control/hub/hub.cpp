@@ -904,6 +904,7 @@ void hub::timers(timestamp now) {
     _neighbors.tick(now, out);
     on_neighbors(out);
     _pub->reclaim();
+    ike_soft_limits();
     if (now < _next_second) {
         return;
     }

@@ -177,6 +177,9 @@ private:
         uint16_t peer_port = 4500;
         std::unique_ptr<crypto::sa> in;
         std::unique_ptr<crypto::sa> out;
+        // IKE: a worker marked one direction past its soft byte/packet limit and the engine
+        // has been told (ike_soft_limits), so it rekeys before the hard limit.
+        bool soft_reported = false;
     };
     using sa_key = std::pair<std::string, uint32_t>;  // profile, peer NBMA
 
@@ -205,7 +208,11 @@ private:
     void remove_child(uint64_t id, std::string_view why, timestamp now);
     void remove_peer_sas(uint32_t tunnel, uint32_t peer, timestamp now);
     void ike_post_owed();
+    // Every second: every negotiated pair's counters to the engine (lifetimes, DPD).
     void ike_usage();
+    // Every tick: pairs a worker just marked past their soft limit, to the engine at once (a
+    // 1 s report would leave too little of a small limit for the rekey).
+    void ike_soft_limits();
     control::mgmt_reply show_crypto(
         std::string_view what, bool json) const;  // The counters of show stats and show nhrp
                                                   // summary/traffic for Prometheus (metrics.cpp).

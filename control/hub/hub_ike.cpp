@@ -213,6 +213,28 @@ void hub::remove_peer_sas(uint32_t tunnel, uint32_t peer, timestamp now) {
     }
 }
 
+void hub::ike_soft_limits() {
+    if (!_ike) {
+        return;
+    }
+    ike::usage_report r;
+    std::vector<peer_sa*> told;
+    for (const auto& [key, ps] : _sas) {
+        if (ps->id == 0 || ps->soft_reported ||
+            !(ps->in->soft_expired() || ps->out->soft_expired())) {
+            continue;
+        }
+        r.children.push_back(ike::child_usage{ps->id, ps->in->bytes(), ps->in->packets(),
+                                              ps->out->bytes(), ps->out->packets()});
+        told.push_back(ps.get());
+    }
+    if (!r.children.empty() && _ike->post(std::move(r))) {  // full queue: the next tick retries
+        for (peer_sa* ps : told) {
+            ps->soft_reported = true;
+        }
+    }
+}
+
 void hub::ike_usage() {
     if (!_ike) {
         return;

@@ -172,8 +172,14 @@ wire::result<crypto::sa_params, std::string> esp_params_of(const ike::child_sa& 
     if (dir == crypto::sa_direction::inbound) {
         p.replay_window = c.replay_window;
     }
+    // The workers mark 90% of a hard limit (the engine's own soft mark, limit - limit / 10),
+    // so the hub tells the engine on the next tick rather than in the next 1 s report; a
+    // limit too small to have a mark below it (under 10) gets none.
+    auto soft = [](uint64_t hard) { return hard - hard / 10 < hard ? hard - hard / 10 : 0; };
     p.lifetime.hard_bytes = c.hard_bytes;
     p.lifetime.hard_packets = c.hard_packets;
+    p.lifetime.soft_bytes = soft(c.hard_bytes);
+    p.lifetime.soft_packets = soft(c.hard_packets);
     return p;
 }
 
