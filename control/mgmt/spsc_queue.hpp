@@ -16,7 +16,10 @@ class spsc_queue {
 
 public:
     // Producer side. False when full: the caller decides what a full queue means.
-    bool push(T value) {
+    bool push(T value) { return push_from(value); }
+
+    // Producer side: moves `value` in only when there is room (it is left intact otherwise).
+    bool push_from(T& value) {
         size_t head = _head.load(std::memory_order_relaxed);
         if (head - _tail.load(std::memory_order_acquire) == Capacity) {
             return false;

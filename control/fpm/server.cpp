@@ -1,0 +1,291 @@
+// The FPM server thread (see server.hpp).
+#include "control/fpm/server.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace dmvpn::fpm {
+
+namespace {
+
+// Batches waiting for the control lcore before the thread stops reading zebra's socket.
+constexpr size_t max_backlog_batches = 16;
+constexpr size_t read_size = 64 * 1024;
+
+uint64_t key_of(uint32_t prefix, uint8_t len) { return (uint64_t{prefix} << 8) | len; }
+
+}  // namespace
+
+server::server(server_options options)
+    : _options(std::move(options)), _nexthops(_options.max_nexthops) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(_options.port);
+    if (inet_pton(AF_INET, _options.address.c_str(), &sa.sin_addr) != 1) {
+        throw std::runtime_error(
+            fmt::format("fpm: listen address {} is not an IPv4 address", _options.address));
+    }
+    _listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (_listen_fd < 0) {
+        throw std::runtime_error(fmt::format("fpm: socket: {}", std::strerror(errno)));
+    }
+    const int one = 1;
+    ::setsockopt(_listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(_listen_fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 ||
+        ::listen(_listen_fd, 4) != 0) {
+        const int err = errno;
+        ::close(_listen_fd);
+        throw std::runtime_error(fmt::format("fpm: cannot listen on {}:{}: {}", _options.address,
+                                             _options.port, std::strerror(err)));
+    }
+    socklen_t len = sizeof sa;
+    ::getsockname(_listen_fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    _bound_port = ntohs(sa.sin_port);
+    _thread = std::thread([this] { run(); });
+    pthread_setname_np(_thread.native_handle(), "dmvpn-fpm");
+}
+
+server::~server() {
+    _stop.store(true);
+    if (_thread.joinable()) {
+        _thread.join();
+    }
+    if (_conn_fd >= 0) {
+        ::close(_conn_fd);
+    }
+    ::close(_listen_fd);
+}
+
+void server::close_connection() {
+    if (_conn_fd < 0) {
+        return;
+    }
+    ::close(_conn_fd);
+    _conn_fd = -1;
+    _reader.reset();
+    _counters.disconnects.fetch_add(1, std::memory_order_relaxed);
+    _counters.connected.store(false, std::memory_order_relaxed);
+    // Routes stay for `hold`; a resync cut short sweeps nothing until zebra is back and quiet.
+    _lost = true;
+    _lost_at = std::chrono::steady_clock::now();
+}
+
+void server::run() {
+    std::vector<uint8_t> buf(read_size);
+    while (!_stop.load(std::memory_order_relaxed)) {
+        flush();
+        const bool held_back = _backlog.size() >= max_backlog_batches;
+        pollfd fds[2] = {{_listen_fd, POLLIN, 0}, {_conn_fd, POLLIN, 0}};
+        const nfds_t n = (_conn_fd >= 0 && !held_back) ? 2 : 1;
+        ::poll(fds, n, held_back ? 1 : 50);
+        const auto now = std::chrono::steady_clock::now();
+
+        if ((fds[0].revents & POLLIN) != 0) {
+            const int fd = ::accept4(_listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                // zebra reconnecting while its old connection lingers: the new one wins.
+                close_connection();
+                _conn_fd = fd;
+                _lost = false;
+                _counters.connections.fetch_add(1, std::memory_order_relaxed);
+                _counters.connected.store(true, std::memory_order_relaxed);
+                _nexthops.clear();
+                for (auto& [k, h] : _table) {
+                    h.stale = true;
+                }
+                _resyncing = true;
+                _last_frame = now;
+            }
+        }
+        if (n == 2 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+            const ssize_t got = ::recv(_conn_fd, buf.data(), buf.size(), 0);
+            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+                close_connection();
+            } else if (got > 0) {
+                _reader.feed(std::span<const uint8_t>(buf.data(), static_cast<size_t>(got)));
+                _last_frame = now;
+                for (;;) {
+                    auto f = _reader.next();
+                    if (!f) {
+                        _counters.poisoned.fetch_add(1, std::memory_order_relaxed);
+                        close_connection();
+                        break;
+                    }
+                    if (!*f) {
+                        break;
+                    }
+                    on_frame(**f);
+                }
+            }
+        }
+        if (_resyncing && _conn_fd >= 0 && now - _last_frame >= _options.settle) {
+            sweep();
+            _resyncing = false;
+        }
+        if (_lost && now - _lost_at >= _options.hold) {
+            withdraw_all();
+            _lost = false;
+            _resyncing = false;
+        }
+        _counters.routes.store(_table.size(), std::memory_order_relaxed);
+    }
+}
+
+void server::on_frame(std::span<const uint8_t> frame) {
+    _counters.frames.fetch_add(1, std::memory_order_relaxed);
+    auto m = decode_frame(frame);
+    if (!m) {
+        _counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    if (auto* nh = std::get_if<nexthop_object>(&*m)) {
+        const bool replaced = nh->add && _nexthops.resolve(nh->id).has_value();
+        if (!_nexthops.apply(*nh)) {
+            _counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        if (replaced) {
+            // The kernel's semantics: every route using the object, directly or through a
+            // group, follows it.
+            for (auto& [k, h] : _table) {
+                if (h.nexthop_id == 0) {
+                    continue;
+                }
+                auto hops = _nexthops.resolve(h.nexthop_id);
+                if (!hops) {
+                    continue;
+                }
+                route_update u = h.update;
+                u.blackhole = _nexthops.is_blackhole(h.nexthop_id);
+                u.gateways.clear();
+                u.ifindexes.clear();
+                for (const auto& hop : *hops) {
+                    u.gateways.push_back(hop.gateway ? hop.gateway->v4() : 0);
+                    u.ifindexes.push_back(hop.ifindex);
+                }
+                if (!(u == h.update)) {
+                    h.update = u;
+                    announce(u);
+                }
+            }
+        }
+        return;
+    }
+    const auto& r = std::get<route>(*m);
+    if (r.family != 2 || r.table != _options.table) {
+        _counters.skipped.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    const uint32_t prefix = r.dst.v4();
+    const uint64_t key = key_of(prefix, r.prefix_len);
+    auto it = _table.find(key);
+    if (!r.add) {
+        if (it != _table.end()) {
+            route_update u = it->second.update;
+            u.add = false;
+            _table.erase(it);
+            announce(std::move(u));
+        }
+        return;
+    }
+    route_update u;
+    u.prefix = prefix;
+    u.len = r.prefix_len;
+    u.protocol = r.protocol;
+    u.blackhole = r.type != route_type::unicast;
+    std::vector<nexthop> hops = r.nexthops;
+    if (r.nexthop_id != 0) {
+        auto resolved = _nexthops.resolve(r.nexthop_id);
+        if (!resolved) {
+            _counters.skipped.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        hops = std::move(*resolved);
+        u.blackhole = u.blackhole || _nexthops.is_blackhole(r.nexthop_id);
+    }
+    for (const auto& hop : hops) {
+        u.gateways.push_back(hop.gateway ? hop.gateway->v4() : 0);
+        u.ifindexes.push_back(hop.ifindex);
+    }
+    if (!u.blackhole && u.gateways.empty()) {
+        _counters.skipped.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    if (it == _table.end()) {
+        if (_table.size() >= _options.max_routes) {
+            _counters.refused_full.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        it = _table.emplace(key, held{}).first;
+    } else if (it->second.update == u) {
+        it->second.stale = false;  // resent unchanged during a resync: nothing to announce
+        it->second.nexthop_id = r.nexthop_id;
+        return;
+    }
+    it->second.update = u;
+    it->second.stale = false;
+    it->second.nexthop_id = r.nexthop_id;
+    announce(std::move(u));
+}
+
+void server::announce(route_update u) {
+    (u.add ? _counters.routes_added : _counters.routes_removed)
+        .fetch_add(1, std::memory_order_relaxed);
+    _pending.push_back(std::move(u));
+    if (_pending.size() >= batch_size) {
+        _backlog.push_back(std::move(_pending));
+        _pending = batch{};
+    }
+}
+
+void server::sweep() {
+    for (auto it = _table.begin(); it != _table.end();) {
+        if (!it->second.stale) {
+            ++it;
+            continue;
+        }
+        route_update u = it->second.update;
+        u.add = false;
+        announce(std::move(u));
+        _counters.swept.fetch_add(1, std::memory_order_relaxed);
+        it = _table.erase(it);
+    }
+}
+
+void server::withdraw_all() {
+    for (auto& [k, h] : _table) {
+        route_update u = h.update;
+        u.add = false;
+        announce(std::move(u));
+    }
+    _table.clear();
+}
+
+void server::flush() {
+    if (!_pending.empty()) {
+        _backlog.push_back(std::move(_pending));
+        _pending = batch{};
+    }
+    size_t pushed = 0;
+    while (pushed < _backlog.size()) {
+        if (!_out.push_from(_backlog[pushed])) {
+            _counters.backpressure.fetch_add(1, std::memory_order_relaxed);
+            break;
+        }
+        ++pushed;
+    }
+    _backlog.erase(_backlog.begin(), _backlog.begin() + static_cast<std::ptrdiff_t>(pushed));
+}
+
+}  // namespace dmvpn::fpm
