@@ -40,6 +40,7 @@ constexpr std::string_view help_text =
     "  show interfaces\n"
     "  show stats\n"
     "  show arp\n"
+    "  show ip route [ADDRESS|PREFIX/LEN]\n"
     "  clear nhrp [ADDRESS]\n"
     "  show crypto ikev2 sa [detail] | show crypto ipsec sa | show crypto session\n"
     "  clear crypto sa [peer ADDRESS]\n"
@@ -74,6 +75,9 @@ control::mgmt_reply hub::command(std::string_view line) {
     if (w[0] == "show" && w.size() >= 2) {
         const std::string& what = w[1];
         std::string arg = w.size() >= 3 ? w[2] : "";
+        if (what == "ip" && arg == "route") {
+            return show_ip_route(w.size() >= 4 ? w[3] : "", json);
+        }
         if (what == "nhrp" || what == "ip") {
             if (what == "ip") {  // "show ip nhrp ...", as IOS spells it
                 if (arg != "nhrp") {

@@ -243,6 +243,8 @@ private:
     // Writes next hop `k`'s adjacency `adj` (rib::fib_port::write_nexthop): complete or not.
     bool write_nexthop(const nh_key& k, uint32_t adj, std::optional<uint32_t> nbma,
                        bool was_complete, timestamp now);
+    // `show ip route [ADDRESS|PREFIX/LEN]`: the FIB's routes, how each next hop resolves.
+    control::mgmt_reply show_ip_route(std::string_view which, bool json) const;
     void republish_all(timestamp now);
     // The adjacencies towards one NBMA address (its SA pair changed): routes' and NHRP's.
     void republish_peer(uint32_t nbma, timestamp now);

@@ -1,5 +1,6 @@
 // The hub's side of the RIB (control/rib): the FIB and adjacency slots of the publisher, the
-// configured routes fed in, a next hop's adjacency written from ARP and the peer's SA.
+// configured routes fed in, a next hop's adjacency written from ARP and the peer's SA, and
+// show ip route.
 #include <algorithm>
 #include <cstring>
 
@@ -8,6 +9,7 @@
 #include "control/hub/hub.hpp"
 #include "control/log.hpp"
 #include "control/rib/config_routes.hpp"
+#include "control/rib/show.hpp"
 #include "dataplane/wire/ipv4.hpp"
 #include "dataplane/worker_ctx.hpp"
 
@@ -131,6 +133,106 @@ bool hub::write_nexthop(const nh_key& k, uint32_t adj, std::optional<uint32_t> n
     }
     on_neighbors(out);
     return complete;
+}
+
+}  // namespace dmvpn::hub
+
+namespace dmvpn::hub {
+
+control::mgmt_reply hub::show_ip_route(std::string_view which, bool json) const {
+    // Which routes: all, the longest match of an address, or one prefix.
+    std::optional<rib::prefix_key> only;
+    if (!which.empty()) {
+        std::string_view addr = which.substr(0, which.find('/'));
+        auto a = wire::parse_ipv4_address(addr);
+        int len = 32;
+        bool exact = addr.size() != which.size();
+        if (exact) {
+            std::string_view l = which.substr(addr.size() + 1);
+            len = l.empty() || l.size() > 2 || !std::all_of(l.begin(), l.end(), ::isdigit)
+                      ? -1
+                      : std::stoi(std::string(l));
+        }
+        if (!a || len < 0 || len > 32) {
+            return {false, fmt::format("show ip route: expected an address or PREFIX/LEN, got {}\n",
+                                       which)};
+        }
+        uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+        if (exact) {
+            only = rib::prefix_key{*a & mask, static_cast<uint8_t>(len)};
+        } else if (auto m = _rib->longest_match(*a)) {
+            only = m->first;
+        } else {
+            return {true, rib::show_ip_route({}, json)};
+        }
+    }
+    auto port_name = [this](uint16_t id) {
+        const port_rt* p = port_by_id(id);
+        return p != nullptr ? p->name : std::to_string(id);
+    };
+    auto tunnel_name = [this](uint16_t slot) {
+        const config::tunnel* t = tunnel_of(slot);
+        return t != nullptr ? t->name : std::to_string(slot);
+    };
+    std::map<neighbor_key, mac_addr> macs;  // resolved LAN neighbours
+    for (const neighbor_view& n : _neighbors.entries()) {
+        if (n.state == neighbor_state::reachable) {
+            macs[n.key] = n.mac;
+        }
+    }
+    std::vector<rib::route_row> rows;
+    for (const rib::installed_view& v : _rib->installed()) {
+        if (only && v.prefix != *only) {
+            continue;
+        }
+        rib::route_row row;
+        row.prefix = v.prefix;
+        row.src = v.from.src;
+        row.proto = v.from.proto;
+        row.distance = v.r.distance;
+        row.metric = v.r.metric;
+        row.candidates = v.candidates;
+        row.nbma = v.nbma;
+        if (v.r.nh) {
+            const nh_key& k = *v.r.nh;
+            row.via = k.addr;
+            if (rib::on_lan(k)) {
+                auto port = static_cast<uint16_t>(k.egress & ~dp::glean_lan_port_bit);
+                row.interface = port_name(port);
+                if (auto m = macs.find(neighbor_key{port, k.addr}); m != macs.end()) {
+                    row.mac = format_mac(m->second);
+                }
+            } else {
+                row.interface = tunnel_name(k.egress);
+            }
+            row.state = !v.nh || v.nh->adj == 0      ? "no_adjacency"
+                        : v.nh->complete             ? "complete"
+                        : !rib::on_lan(k) && !v.nbma ? "unbound"
+                                                     : "incomplete";
+        } else if (v.r.kind == dp::route_kind::local) {
+            row.local = true;
+            row.state = "local";
+            for (const port_rt& p : _ports) {
+                if (p.cfg.address.address.value == v.prefix.first) {
+                    row.interface = p.name;
+                }
+            }
+            for (const config::tunnel& t : _topo.tunnels) {
+                if (t.overlay_address.value == v.prefix.first) {
+                    row.interface = t.name;
+                }
+            }
+        } else {
+            row.state = v.r.kind == dp::route_kind::blackhole ? "blackhole" : "connected";
+            if (v.r.kind == dp::route_kind::glean_tunnel) {
+                row.interface = tunnel_name(static_cast<uint16_t>(v.r.index));
+            } else if (v.r.kind == dp::route_kind::glean_lan) {
+                row.interface = port_name(static_cast<uint16_t>(v.r.index));
+            }
+        }
+        rows.push_back(std::move(row));
+    }
+    return {true, rib::show_ip_route(rows, json)};
 }
 
 }  // namespace dmvpn::hub
