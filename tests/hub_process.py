@@ -166,6 +166,18 @@ def main():
               "show stats --json: punt budgets per class (nothing policed) and loop times")
         r = ctl(sock, "show", "dmvpn")
         check(r.returncode == 0 and "198.51.100.2" in r.stdout, "show dmvpn lists the peer")
+        r = ctl(sock, "show", "ip", "route", "--json")
+        routes = {x["prefix"]: x for x in json.loads(r.stdout)["routes"]}
+        spoke_rt = routes.get("10.255.0.2/32", {})
+        check(routes.get("10.255.0.0/24", {}).get("code") == "C" and
+              routes.get("10.255.0.1/32", {}).get("code") == "L" and
+              spoke_rt.get("code") == "H" and spoke_rt.get("distance") == 250 and
+              spoke_rt.get("nbma") == "198.51.100.2",
+              "show ip route --json: the tunnel subnet (C), the hub's address (L) and the "
+              "registered spoke (H, 250, at its NBMA address)")
+        r = ctl(sock, "show", "ip", "route", "10.255.0.2")
+        check(r.returncode == 0 and "H        10.255.0.2/32 [250/1] via 10.255.0.2" in r.stdout,
+              "show ip route ADDRESS: the spoke's route in IOS's layout")
         arp = json.loads(ctl(sock, "show", "arp", "--json").stdout)
         check(any(a["address"] == "198.51.100.2" and a["mac"] == spoke_mac for a in arp),
               "the spoke's MAC was learned from its ARP request")
@@ -200,6 +212,11 @@ def main():
         check(r.returncode == 0 and "routes changed" in r.stdout, "reload applies a new route")
         stats = json.loads(ctl(sock, "show", "stats", "--json").stdout)
         check(stats["control"]["routes"] == routes_before + 1, "the route is installed")
+        r = ctl(sock, "show", "ip", "route", "172.16.9.0/24", "--json")
+        st = json.loads(r.stdout)["routes"] if r.returncode == 0 else []
+        check(len(st) == 1 and st[0]["code"] == "S" and st[0]["next_hop"] == "10.255.0.2" and
+              st[0]["nbma"] == "198.51.100.2",
+              "show ip route PREFIX: the static route, its next hop resolved through NHRP")
         with open(os.path.join(d, "hub.yaml"), "a") as f:
             f.write("tunnels: [oops\n")
         r = ctl(sock, "reload")

@@ -40,6 +40,7 @@ constexpr std::string_view help_text =
     "  show interfaces\n"
     "  show stats\n"
     "  show arp\n"
+    "  show ip route [ADDRESS|PREFIX/LEN]\n"
     "  clear nhrp [ADDRESS]\n"
     "  show crypto ikev2 sa [detail] | show crypto ipsec sa | show crypto session\n"
     "  clear crypto sa [peer ADDRESS]\n"
@@ -74,6 +75,9 @@ control::mgmt_reply hub::command(std::string_view line) {
     if (w[0] == "show" && w.size() >= 2) {
         const std::string& what = w[1];
         std::string arg = w.size() >= 3 ? w[2] : "";
+        if (what == "ip" && arg == "route") {
+            return show_ip_route(w.size() >= 4 ? w[3] : "", json);
+        }
         if (what == "nhrp" || what == "ip") {
             if (what == "ip") {  // "show ip nhrp ...", as IOS spells it
                 if (arg != "nhrp") {
@@ -657,8 +661,8 @@ std::string hub::show_stats(bool json) const {
         .num("ike_child_installs", _cc.ike_installs)
         .num("ike_child_install_failed", _cc.ike_install_failed)
         .num("ike_child_removes", _cc.ike_removes)
-        .num("adjacencies", _nexthops.size())
-        .num("routes", _installed.size())
+        .num("adjacencies", _rib->nexthop_count())
+        .num("routes", _rib->installed_count())
         .num("rcu_pending", _pub->pending());
     if (json) {
         return json_members()
@@ -685,12 +689,13 @@ std::string hub::show_stats(bool json) const {
         "{} removed\n",
         _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent, _cc.nhrp_tx_no_esp_path,
         _cc.tx_frames, _cc.tx_failed, _cc.handoffs, _cc.handoff_failed, _cc.no_route,
-        _cc.no_binding, _cc.held_dropped, _nexthops.size(), _installed.size(), _cc.reloads,
-        _cc.reloads_rejected, _cc.icmp_errors_limited, _cc.multicast_copies, _mcast.size(),
-        _cc.multicast_backlog_dropped, _neighbors.size(), _neighbors.evicted(), _neighbors.aged(),
-        _loop_time.count(), _loop_time.max_ns() / 1000, _loop_time.quantile_ns(0.99) / 1000,
-        _loop_time.quantile_ns(0.999) / 1000, _cc.ike_rx, _cc.ike_rx_bad, _cc.ike_rx_dropped,
-        _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed, _cc.ike_removes);
+        _cc.no_binding, _cc.held_dropped, _rib->nexthop_count(), _rib->installed_count(),
+        _cc.reloads, _cc.reloads_rejected, _cc.icmp_errors_limited, _cc.multicast_copies,
+        _mcast.size(), _cc.multicast_backlog_dropped, _neighbors.size(), _neighbors.evicted(),
+        _neighbors.aged(), _loop_time.count(), _loop_time.max_ns() / 1000,
+        _loop_time.quantile_ns(0.99) / 1000, _loop_time.quantile_ns(0.999) / 1000, _cc.ike_rx,
+        _cc.ike_rx_bad, _cc.ike_rx_dropped, _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed,
+        _cc.ike_removes);
     return text;
 }
 
@@ -740,7 +745,7 @@ void hub::refresh_telemetry(timestamp now) {
                          nc.sent_of(nhrp::op::registration_reply));
     s.stats.emplace_back("icmp_echo_replies", _cc.icmp_echo_replies);
     s.stats.emplace_back("handoffs", _cc.handoffs);
-    s.stats.emplace_back("adjacencies", _nexthops.size());
+    s.stats.emplace_back("adjacencies", _rib->nexthop_count());
     s.stats.emplace_back(
         "uptime_s", static_cast<uint64_t>(
                         std::chrono::duration_cast<std::chrono::seconds>(now - _started).count()));

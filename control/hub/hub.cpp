@@ -363,6 +363,8 @@ std::optional<std::string> hub::create_tables() {
                            dp::name(pub.error()));
     }
     _pub = std::move(pub.value());
+    // As many candidate routes as the FIB holds prefixes: past that, refused and counted.
+    _rib = std::make_unique<rib::rib>(_rib_port, rib::limits{pc.max_routes});
     _stats = std::make_unique<dp::stats_registry>(_workers_n);
     auto eng = crypto::engine::create();
     if (!eng) {
@@ -815,16 +817,16 @@ bool hub::send_multicast_copy(uint16_t slot, uint32_t nbma, const multicast_targ
     }
     // A registered spoke has an adjacency (with its SA): its owner worker encapsulates.
     for (uint32_t overlay : tg.overlays) {
-        auto nh = _nexthops.find(nh_key{slot, overlay});
-        if (nh == _nexthops.end()) {
+        const rib::nexthop* nh = _rib->find_nexthop(nh_key{slot, overlay});
+        if (nh == nullptr) {
             continue;
         }
-        if (!nh->second.complete) {
+        if (!nh->complete) {
             break;
         }
-        const dp::adjacency* a = _pub->tables().adjacencies->get(nh->second.adj);
+        const dp::adjacency* a = _pub->tables().adjacencies->get(nh->adj);
         uint16_t owner = a != nullptr && a->out_sa != nullptr ? a->sa_owner : 0;
-        if (handoff(pkt, nh->second.adj, owner)) {
+        if (handoff(pkt, nh->adj, owner)) {
             return true;
         }
         break;
@@ -882,8 +884,8 @@ void hub::on_glean(const dp::punt_record& r, timestamp now) {
         return;
     }
     nh_key k{egress, r.nexthop};
-    if (_nexthops.contains(k) && _bindings.contains({egress, r.nexthop})) {
-        publish_nexthop(k, now);  // bound but its underlay MAC is unresolved: ask again
+    if (_rib->find_nexthop(k) != nullptr && _bindings.contains({egress, r.nexthop})) {
+        _rib->resolve(k);  // bound but its underlay MAC is unresolved: ask again
     } else {
         ++_cc.no_binding;
     }
@@ -937,8 +939,8 @@ void hub::timers(timestamp now) {
         remove_binding(slot, overlay, now);
     }
     // Host routes gleaned on a LAN whose neighbour never answered.
-    std::vector<prefix_key> dead;
-    for (const auto& [k, w] : _glean_routes) {
+    std::vector<rib::prefix_key> dead;
+    for (const auto& [k, w] : _rib->routes_of(rib::source::glean)) {
         if (w.nh) {
             auto st = _neighbors.state(
                 static_cast<uint16_t>(w.nh->egress & ~dp::glean_lan_port_bit), w.nh->addr);
@@ -947,10 +949,10 @@ void hub::timers(timestamp now) {
             }
         }
     }
-    for (const prefix_key& k : dead) {
-        _glean_routes.erase(k);
-        refresh_route(k);
+    for (const rib::prefix_key& k : dead) {
+        _rib->withdraw({rib::source::glean}, k);
     }
+    _rib->commit();
     refresh_telemetry(now);
 }
 
@@ -962,6 +964,9 @@ void hub::apply(nhrp::outputs&& o, timestamp now) {
     }
     for (const nhrp::adjacency_event& e : o.events) {
         apply_event(e, now);
+    }
+    if (!o.events.empty()) {
+        _rib->commit();  // the burst's route changes, written to the FIB once
     }
     for (const nhrp::outgoing& p : o.packets) {
         send_nhrp(p.tunnel, p.dst_nbma, p.packet, now);
@@ -988,29 +993,24 @@ void hub::apply_event(const nhrp::adjacency_event& e, timestamp now) {
     b.cause = e.cause;
     b.carried_until.reset();
     set_multicast_binding(slot, e.overlay, before ? &*before : nullptr, &b);
-    prefix_key pk{e.overlay, e.prefix_len};
-    _binding_routes[pk] =
-        route_want{dp::route_kind::adjacency, 0, nh_key{slot, e.overlay}, route_distance::nhrp};
-    bool existed = _nexthops.contains(nh_key{slot, e.overlay});
-    refresh_route(pk);
-    if (existed) {
-        publish_nexthop(nh_key{slot, e.overlay}, now);
-    }
+    // The spoke's route, and its next hop resolved through the new NBMA (at commit).
+    _rib->bind(slot, e.overlay, e.nbma);
+    (void)_rib->set({rib::source::nhrp}, rib::prefix_key{e.overlay, e.prefix_len},
+                    rib::route{dp::route_kind::adjacency, 0, nh_key{slot, e.overlay},
+                               rib::distance::nhrp, rib::nhrp_metric});
 }
 
-void hub::remove_binding(uint16_t slot, uint32_t overlay, timestamp now) {
+void hub::remove_binding(uint16_t slot, uint32_t overlay, timestamp /*now*/) {
     auto it = _bindings.find({slot, overlay});
     if (it == _bindings.end()) {
         return;
     }
-    prefix_key pk{overlay, it->second.prefix_len};
+    rib::prefix_key pk{overlay, it->second.prefix_len};
     set_multicast_binding(slot, overlay, &it->second, nullptr);
     _bindings.erase(it);
-    _binding_routes.erase(pk);
-    refresh_route(pk);
-    if (_nexthops.contains(nh_key{slot, overlay})) {
-        publish_nexthop(nh_key{slot, overlay}, now);  // still a static route's next hop
-    }
+    // A static route's next hop may stay: unbound, it resolves again (incomplete).
+    _rib->unbind(slot, overlay);
+    _rib->withdraw({rib::source::nhrp}, pk);
 }
 
 void hub::send_nhrp(uint32_t tunnel, uint32_t dst_nbma, std::span<const uint8_t> packet,
@@ -1162,90 +1162,7 @@ void hub::expire_nbma_paths(timestamp now) {
 
 // ---------------------------------------------------------------- routes and adjacencies
 
-const hub::route_want* hub::wanted(const prefix_key& k) const {
-    auto in = [&k](const std::map<prefix_key, route_want>& m) -> const route_want* {
-        auto it = m.find(k);
-        return it != m.end() ? &it->second : nullptr;
-    };
-    return preferred_route({in(_glean_routes), in(_config_routes), in(_binding_routes)});
-}
-
-void hub::refresh_route(const prefix_key& k) {
-    const route_want* w = wanted(k);
-    auto cur = _installed.find(k);
-    if (w == nullptr) {
-        if (cur != _installed.end()) {
-            if (_pub->del_route(k.first, k.second) != dp::publish_status::ok) {
-                ++_cc.publish_failed;
-            }
-            std::optional<nh_key> old = cur->second.want.nh;
-            _installed.erase(cur);
-            if (old) {
-                unref_nexthop(*old);
-            }
-        }
-        return;
-    }
-    if (cur != _installed.end() && cur->second.want == *w) {
-        return;
-    }
-    route_want want = *w;  // `w` may move when ensure_nexthop touches the maps
-    dp::route_target target{want.kind, want.index};
-    if (want.nh) {
-        nexthop& nh = ensure_nexthop(*want.nh);
-        target = dp::route_target{dp::route_kind::adjacency, nh.adj};
-        ++nh.refs;
-    }
-    if (_pub->add_route(k.first, k.second, target) != dp::publish_status::ok) {
-        ++_cc.publish_failed;
-        log::error("route {}/{} could not be installed (FIB full?)", ip_str(k.first), k.second);
-        if (want.nh) {
-            unref_nexthop(*want.nh);
-        }
-        return;
-    }
-    std::optional<nh_key> old;
-    if (cur != _installed.end()) {
-        old = cur->second.want.nh;
-    }
-    _installed[k] = installed_route{want, dp::encode(target)};
-    if (old) {
-        unref_nexthop(*old);
-    }
-}
-
 std::optional<uint32_t> hub::alloc_adjacency() { return _pub->alloc_adjacency_id(); }
-
-hub::nexthop& hub::ensure_nexthop(const nh_key& k) {
-    auto it = _nexthops.find(k);
-    if (it != _nexthops.end()) {
-        return it->second;
-    }
-    auto id = alloc_adjacency();
-    nexthop& nh = _nexthops[k];
-    nh.adj = id.value_or(0);
-    if (!id) {
-        ++_cc.publish_failed;
-        log::error("no adjacency slot left for next hop {}", ip_str(k.addr));
-        return nh;
-    }
-    publish_nexthop(k, now_ts());
-    return nh;
-}
-
-void hub::unref_nexthop(const nh_key& k) {
-    auto it = _nexthops.find(k);
-    if (it == _nexthops.end()) {
-        return;
-    }
-    if (it->second.refs > 0 && --it->second.refs > 0) {
-        return;
-    }
-    if (it->second.adj != 0) {
-        _pub->free_adjacency_id(it->second.adj);  // reusable once no packet can carry it
-    }
-    _nexthops.erase(it);
-}
 
 uint32_t hub::l2_hop(uint16_t port, uint32_t ip) const {
     const port_rt* p = port_by_id(port);
@@ -1260,94 +1177,9 @@ const hub::peer_sa* hub::find_out_sa(const config::tunnel& t, uint32_t nbma) con
     return it == _sas.end() ? nullptr : it->second.get();
 }
 
-void hub::publish_nexthop(const nh_key& k, timestamp now) {
-    auto it = _nexthops.find(k);
-    if (it == _nexthops.end() || it->second.adj == 0) {
-        return;
-    }
-    nexthop& nh = it->second;
-    neighbor_output out;
-    dp::publish_status st = dp::publish_status::ok;
-    bool complete = false;
-    if ((k.egress & dp::glean_lan_port_bit) != 0) {
-        auto port = static_cast<uint16_t>(k.egress & ~dp::glean_lan_port_bit);
-        if (auto mac = _neighbors.lookup(port, k.addr)) {
-            dp::lan_adjacency_spec spec;
-            spec.port = port;
-            spec.address = k.addr;
-            std::memcpy(spec.mac.addr_bytes, mac->data(), 6);
-            st = _pub->set_lan_adjacency(nh.adj, spec);
-            complete = true;
-        } else {
-            st = _pub->set_incomplete(nh.adj, dp::no_tunnel, port, k.addr);
-            _neighbors.resolve(port, k.addr, now, out);
-        }
-    } else {
-        const config::tunnel* t = tunnel_of(k.egress);
-        auto b = _bindings.find({k.egress, k.addr});
-        const port_rt* port = nullptr;
-        for (const port_rt& p : _ports) {
-            if (t != nullptr && p.name == t->port) {
-                port = &p;
-            }
-        }
-        if (t == nullptr || port == nullptr) {
-            st = _pub->remove_adjacency(nh.adj);
-        } else if (b == _bindings.end()) {
-            st = _pub->set_incomplete(nh.adj, k.egress, port->opened.id, k.addr);
-        } else {
-            const peer_sa* sa = nullptr;
-            if (!t->ipsec_profile.empty()) {
-                sa = find_out_sa(*t, b->second.nbma);
-            }
-            uint32_t hop = l2_hop(port->opened.id, b->second.nbma);
-            auto mac = _neighbors.lookup(port->opened.id, hop);
-            if (!mac) {
-                _neighbors.resolve(port->opened.id, hop, now, out);
-            }
-            if (mac && (t->ipsec_profile.empty() || sa != nullptr)) {
-                dp::tunnel_adjacency_spec spec;
-                spec.tunnel = k.egress;
-                spec.overlay = k.addr;
-                spec.nbma = b->second.nbma;
-                std::memcpy(spec.underlay_mac.addr_bytes, mac->data(), 6);
-                if (sa != nullptr) {
-                    spec.out_sa = sa->out.get();
-                    spec.sa_owner = sa->owner;
-                    spec.udp_encap = sa->udp_encap;
-                    spec.local_port = sa->local_port;
-                    spec.peer_port = sa->peer_port;
-                }
-                st = _pub->set_tunnel_adjacency(nh.adj, spec);
-                complete = true;
-            } else {
-                const config::ipsec_profile* prof = _topo.find_ipsec_profile(t->ipsec_profile);
-                if (mac && sa == nullptr && !nh.complete && (prof == nullptr || !prof->ike)) {
-                    log::warning(
-                        "tunnel {}: no manual SA for peer {} in profile {}: {} stays unreachable",
-                        t->name, ip_str(b->second.nbma), t->ipsec_profile, ip_str(k.addr));
-                }
-                st = _pub->set_incomplete(nh.adj, k.egress, port->opened.id, k.addr);
-            }
-        }
-    }
-    if (st != dp::publish_status::ok) {
-        ++_cc.publish_failed;
-        complete = false;
-    }
-    nh.complete = complete;
-    on_neighbors(out);
-}
-
 void hub::republish_all(timestamp now) {
+    _rib->resolve_where([](const nh_key&, std::optional<uint32_t>) { return true; });
     std::vector<nh_key> keys;
-    for (const auto& [k, nh] : _nexthops) {
-        keys.push_back(k);
-    }
-    for (const nh_key& k : keys) {
-        publish_nexthop(k, now);
-    }
-    keys.clear();
     for (const auto& [k, p] : _nbma_paths) {
         keys.push_back(k);
     }
@@ -1357,18 +1189,9 @@ void hub::republish_all(timestamp now) {
 }
 
 void hub::republish_peer(uint32_t nbma, timestamp now) {
+    _rib->resolve_where(
+        [nbma](const nh_key&, std::optional<uint32_t> bound) { return bound == nbma; });
     std::vector<nh_key> keys;
-    for (const auto& [k, nh] : _nexthops) {
-        auto b = (k.egress & dp::glean_lan_port_bit) == 0 ? _bindings.find({k.egress, k.addr})
-                                                          : _bindings.end();
-        if (b != _bindings.end() && b->second.nbma == nbma) {
-            keys.push_back(k);
-        }
-    }
-    for (const nh_key& k : keys) {
-        publish_nexthop(k, now);
-    }
-    keys.clear();
     for (const auto& [k, p] : _nbma_paths) {
         if (k.addr == nbma) {
             keys.push_back(k);
@@ -1390,31 +1213,28 @@ void hub::on_neighbors(neighbor_output& out) {
         return;
     }
     timestamp now = now_ts();
-    std::vector<nh_key> affected;
-    for (const auto& [k, nh] : _nexthops) {
+    // Next hops whose neighbour changed: a LAN one itself, a tunnel one its NBMA's underlay hop.
+    _rib->resolve_where([&](const nh_key& k, std::optional<uint32_t> nbma) {
         for (const neighbor_key& n : changed) {
-            if ((k.egress & dp::glean_lan_port_bit) != 0) {
+            if (rib::on_lan(k)) {
                 if (n.port == (k.egress & ~dp::glean_lan_port_bit) && n.ip == k.addr) {
-                    affected.push_back(k);
+                    return true;
                 }
                 continue;
             }
-            auto b = _bindings.find({k.egress, k.addr});
             const config::tunnel* t = tunnel_of(k.egress);
-            if (b == _bindings.end() || t == nullptr) {
+            if (!nbma || t == nullptr) {
                 continue;
             }
             for (const port_rt& p : _ports) {
                 if (p.name == t->port && p.opened.id == n.port &&
-                    l2_hop(p.opened.id, b->second.nbma) == n.ip) {
-                    affected.push_back(k);
+                    l2_hop(p.opened.id, *nbma) == n.ip) {
+                    return true;
                 }
             }
         }
-    }
-    for (const nh_key& k : affected) {
-        publish_nexthop(k, now);
-    }
+        return false;
+    });
     std::vector<nh_key> paths;
     for (const auto& [k, p] : _nbma_paths) {
         const config::tunnel* t = tunnel_of(k.egress);
@@ -1433,71 +1253,19 @@ void hub::on_neighbors(neighbor_output& out) {
 }
 
 std::optional<nhrp::route> hub::route_for_nhrp(uint32_t dst) const {
-    for (int len = 32; len >= 0; --len) {
-        uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
-        auto it = _installed.find(prefix_key{dst & mask, static_cast<uint8_t>(len)});
-        if (it == _installed.end()) {
-            continue;
-        }
-        const route_want& w = it->second.want;
-        if (w.nh && (w.nh->egress & dp::glean_lan_port_bit) == 0) {
-            return nhrp::route{w.nh->addr, static_cast<uint8_t>(len)};
-        }
-        if (w.kind == dp::route_kind::glean_tunnel) {
-            return nhrp::route{dst, static_cast<uint8_t>(len)};
-        }
+    auto m = _rib->longest_match(dst);
+    if (!m) {
         return std::nullopt;
     }
+    const rib::route& w = m->second;
+    uint8_t len = m->first.second;
+    if (w.nh && !rib::on_lan(*w.nh)) {
+        return nhrp::route{w.nh->addr, len};
+    }
+    if (w.kind == dp::route_kind::glean_tunnel) {
+        return nhrp::route{dst, len};
+    }
     return std::nullopt;
-}
-
-void hub::apply_config_routes() {
-    std::map<prefix_key, route_want> next;
-    for (const port_rt& p : _ports) {
-        config::prefix4 sub = p.cfg.address.subnet();
-        next[{sub.network.value, sub.length}] =
-            route_want{dp::route_kind::glean_lan, p.opened.id, std::nullopt};
-        next[{p.cfg.address.address.value, 32}] = route_want{dp::route_kind::local, 0, {}};
-    }
-    for (const config::tunnel& t : _topo.tunnels) {
-        uint16_t slot = *_slots.slot(t.name);
-        next[{t.overlay_prefix.network.value, t.overlay_prefix.length}] =
-            route_want{dp::route_kind::glean_tunnel, slot, std::nullopt};
-        next[{t.overlay_address.value, 32}] = route_want{dp::route_kind::local, 0, {}};
-    }
-    for (const config::route& r : _topo.routes) {
-        prefix_key k{r.prefix.network.value, r.prefix.length};
-        if (auto slot = _slots.slot(r.egress)) {
-            next[k] = r.via ? route_want{dp::route_kind::adjacency, 0, nh_key{*slot, r.via->value},
-                                         route_distance::static_route}
-                            : route_want{dp::route_kind::glean_tunnel, *slot, std::nullopt,
-                                         route_distance::static_route};
-            continue;
-        }
-        for (const port_rt& p : _ports) {
-            if (p.name != r.egress) {
-                continue;
-            }
-            auto egress = static_cast<uint16_t>(dp::glean_lan_port_bit | p.opened.id);
-            next[k] = r.via ? route_want{dp::route_kind::adjacency, 0, nh_key{egress, r.via->value},
-                                         route_distance::static_route}
-                            : route_want{dp::route_kind::glean_lan, p.opened.id, std::nullopt,
-                                         route_distance::static_route};
-        }
-    }
-    std::vector<prefix_key> touched;
-    for (const auto& [k, w] : _config_routes) {
-        if (!next.contains(k)) {
-            touched.push_back(k);
-        }
-    }
-    for (const auto& [k, w] : next) {
-        touched.push_back(k);
-    }
-    _config_routes = std::move(next);
-    for (const prefix_key& k : touched) {
-        refresh_route(k);
-    }
 }
 
 // ---------------------------------------------------------------- sending
@@ -1585,11 +1353,12 @@ bool hub::handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t wor
 }
 
 void hub::glean_lan(uint16_t port, uint32_t nexthop, std::optional<bytes> packet, timestamp now) {
-    prefix_key k{nexthop, 32};
-    if (wanted(k) == nullptr) {
+    rib::prefix_key k{nexthop, 32};
+    if (_rib->best(k) == nullptr) {
         auto egress = static_cast<uint16_t>(dp::glean_lan_port_bit | port);
-        _glean_routes[k] = route_want{dp::route_kind::adjacency, 0, nh_key{egress, nexthop}};
-        refresh_route(k);
+        (void)_rib->set({rib::source::glean}, k,
+                        rib::route{dp::route_kind::adjacency, 0, nh_key{egress, nexthop}});
+        _rib->commit();
     }
     neighbor_output out;
     if (packet) {

@@ -27,6 +27,7 @@
 #include "control/mgmt/metrics.hpp"
 #include "control/mgmt/server.hpp"
 #include "control/nhrp/server.hpp"
+#include "control/rib/rib.hpp"
 #include "crypto/engine.hpp"
 #include "crypto/sa.hpp"
 #include "dataplane/publisher.hpp"
@@ -118,17 +119,7 @@ private:
         // `dmvpnctl port pause`: the grace period after which no worker touches the port.
         std::optional<uint64_t> pause_token;
     };
-    // A next hop the FIB points at: its adjacency slot and how many installed routes use it.
-    struct nh_key {
-        uint16_t egress = 0;  // tunnel slot, or dp::glean_lan_port_bit | DPDK port id
-        uint32_t addr = 0;
-        auto operator<=>(const nh_key&) const = default;
-    };
-    struct nexthop {
-        uint32_t adj = 0;
-        uint32_t refs = 0;
-        bool complete = false;
-    };
+    using nh_key = rib::nh_key;
     // NHRP to a peer on an IPsec tunnel leaves through a tunnel adjacency of its own, keyed by
     // (tunnel slot, NBMA) rather than by overlay address (a peer being refused has no binding),
     // so that the SA owner worker encapsulates and encrypts it. No route points at it.
@@ -138,18 +129,6 @@ private:
         bool complete = false;
         timestamp last_used{};
         std::vector<bytes> held;  // NHRP payloads waiting for the peer's ARP
-    };
-    struct route_want {
-        dp::route_kind kind = dp::route_kind::blackhole;
-        uint32_t index = 0;
-        std::optional<nh_key> nh;
-        uint8_t distance = route_distance::connected;  // the lowest wins (preferred_route)
-        bool operator==(const route_want&) const = default;
-    };
-    using prefix_key = std::pair<uint32_t, uint8_t>;
-    struct installed_route {
-        route_want want;
-        uint32_t encoded = 0;
     };
     // An overlay address bound to an NBMA address by the NHRP server (registration or map).
     struct binding {
@@ -248,12 +227,24 @@ private:
     void send_nhrp(uint32_t tunnel, uint32_t dst_nbma, std::span<const uint8_t> packet,
                    timestamp now);
 
-    // routes and adjacencies
-    const route_want* wanted(const prefix_key& k) const;
-    void refresh_route(const prefix_key& k);
-    nexthop& ensure_nexthop(const nh_key& k);
-    void unref_nexthop(const nh_key& k);
-    void publish_nexthop(const nh_key& k, timestamp now);
+    // routes and adjacencies (the RIB, control/rib, holds the routes; rib_glue.cpp)
+    // The RIB's way to the dataplane: the publisher's FIB and adjacency slots, and the hub's
+    // ARP table and SAs for a next hop's adjacency.
+    struct rib_glue final : rib::fib_port {
+        explicit rib_glue(hub& owner) : h(owner) {}
+        std::optional<uint32_t> alloc_adjacency() override;
+        void free_adjacency(uint32_t id) override;
+        bool add_route(const rib::prefix_key& k, dp::route_target t) override;
+        bool del_route(const rib::prefix_key& k) override;
+        bool write_nexthop(const nh_key& k, uint32_t adj, std::optional<uint32_t> nbma,
+                           bool was_complete) override;
+        hub& h;
+    };
+    // Writes next hop `k`'s adjacency `adj` (rib::fib_port::write_nexthop): complete or not.
+    bool write_nexthop(const nh_key& k, uint32_t adj, std::optional<uint32_t> nbma,
+                       bool was_complete, timestamp now);
+    // `show ip route [ADDRESS|PREFIX/LEN]`: the FIB's routes, how each next hop resolves.
+    control::mgmt_reply show_ip_route(std::string_view which, bool json) const;
     void republish_all(timestamp now);
     // The adjacencies towards one NBMA address (its SA pair changed): routes' and NHRP's.
     void republish_peer(uint32_t nbma, timestamp now);
@@ -316,12 +307,10 @@ private:
 
     std::optional<nhrp::server> _server;
     neighbor_table _neighbors;
-    std::map<nh_key, nexthop> _nexthops;
     std::map<nh_key, nbma_path> _nbma_paths;  // key: tunnel slot, peer NBMA
-    std::map<prefix_key, route_want> _config_routes;
-    std::map<prefix_key, route_want> _binding_routes;
-    std::map<prefix_key, route_want> _glean_routes;
-    std::map<prefix_key, installed_route> _installed;
+    // Routes and their next hops; it alone writes the FIB (through _rib_port).
+    rib_glue _rib_port{*this};
+    std::unique_ptr<rib::rib> _rib;
     std::map<std::pair<uint16_t, uint32_t>, binding> _bindings;  // (slot, overlay)
     multicast_targets _mcast;
     // Multicast packets being replicated, oldest first; each resumes after the last target

@@ -194,8 +194,8 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
         counter(c.name, c.help).samples.push_back({{}, c.value});
     }
     gauge("adjacencies", "Next hops with an adjacency slot")
-        .samples.push_back({{}, _nexthops.size()});
-    gauge("routes", "Routes installed in the FIB").samples.push_back({{}, _installed.size()});
+        .samples.push_back({{}, _rib->nexthop_count()});
+    gauge("routes", "Routes installed in the FIB").samples.push_back({{}, _rib->installed_count()});
     gauge("arp_entries", "ARP table entries").samples.push_back({{}, _neighbors.size()});
     gauge("multicast_targets", "Multicast replication targets")
         .samples.push_back({{}, _mcast.size()});

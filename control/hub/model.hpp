@@ -4,7 +4,6 @@
 
 #include <array>
 #include <cstdint>
-#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,27 +34,6 @@ public:
 private:
     std::vector<std::string> _names;  // index = slot; "" = free
 };
-
-// Administrative distances as IOS gives them: of the routes wanted for one prefix, the lowest
-// distance is installed, so an NHRP registration never displaces a connected or configured one.
-namespace route_distance {
-inline constexpr uint8_t connected = 0;  // subnets, the hub's own addresses, gleaned LAN hosts
-inline constexpr uint8_t static_route = 1;
-inline constexpr uint8_t nhrp = 250;
-}  // namespace route_distance
-
-// Of the routes wanted for one prefix (null where a source wants none), the one with the lowest
-// `distance`; the earlier one between equals. Null when none is wanted.
-template <typename Want>
-const Want* preferred_route(std::initializer_list<const Want*> candidates) {
-    const Want* best = nullptr;
-    for (const Want* w : candidates) {
-        if (w != nullptr && (best == nullptr || w->distance < best->distance)) {
-            best = w;
-        }
-    }
-    return best;
-}
 
 // What the hub learned of a port when it opened it.
 struct opened_port {

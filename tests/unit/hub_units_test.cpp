@@ -749,32 +749,6 @@ TEST_CASE("JSON helpers escape what RFC 8259 requires", "[hub][json]") {
 }
 
 TEST_CASE(
-    "routes: the lowest administrative distance wins, an NHRP registration never a "
-    "connected or configured route",
-    "[hub][routes]") {
-    struct want {
-        int id = 0;
-        uint8_t distance = 0;
-    };
-    const want connected{1, route_distance::connected};
-    const want configured{2, route_distance::static_route};
-    const want registered{3, route_distance::nhrp};
-    // The order hub::wanted passes them: gleaned, configuration, NHRP bindings.
-    CHECK(preferred_route<want>({nullptr, &connected, &registered})->id == 1);
-    CHECK(preferred_route<want>({nullptr, &configured, &registered})->id == 2);
-    CHECK(preferred_route<want>({&registered, nullptr, nullptr})->id == 3);
-    CHECK(preferred_route<want>({nullptr, nullptr, &registered})->id == 3);
-    // A gleaned LAN host beats a static route for the same /32, as before.
-    CHECK(preferred_route<want>({&connected, &configured, nullptr})->id == 1);
-    const want other_connected{4, route_distance::connected};
-    CHECK(preferred_route<want>({&connected, &other_connected, nullptr})->id == 1);  // the first
-    CHECK(preferred_route<want>({nullptr, nullptr, nullptr}) == nullptr);
-    CHECK(route_distance::connected < route_distance::static_route);
-    CHECK(route_distance::static_route < route_distance::nhrp);
-    CHECK(route_distance::nhrp == 250);  // IOS's NHRP distance
-}
-
-TEST_CASE(
     "model: registration prefixes, holding time bounds and the per-NBMA cap reach the "
     "NHRP server",
     "[hub][model]") {

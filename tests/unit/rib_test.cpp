@@ -1,0 +1,350 @@
+// The RIB (control/rib): candidates per source, best by administrative distance, staged commits
+// written to a recording FIB, FPM-style resync, next hops resolved through NHRP bindings, and
+// the route limit.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+
+#include "control/rib/rib.hpp"
+#include "dataplane/worker_ctx.hpp"
+
+using namespace dmvpn;
+using namespace dmvpn::rib;
+using table = dmvpn::rib::rib;
+
+namespace {
+
+constexpr uint32_t ip(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+    return a << 24 | b << 16 | c << 8 | d;
+}
+
+// The dataplane as the RIB sees it: a FIB map, adjacency ids, and each adjacency's last write.
+struct recording_fib final : fib_port {
+    struct adj_state {
+        nh_key k;
+        std::optional<uint32_t> nbma;
+        bool complete = false;
+    };
+    std::map<prefix_key, dp::route_target> fib;
+    std::map<uint32_t, adj_state> adjs;
+    std::set<uint32_t> freed;
+    std::set<std::pair<uint16_t, uint32_t>> arp;  // LAN neighbours whose MAC is known
+    uint32_t next_id = 1;
+    uint32_t max_ids = 1000;
+    size_t fib_room = 1000;
+    size_t adds = 0;
+    size_t dels = 0;
+
+    std::optional<uint32_t> alloc_adjacency() override {
+        if (next_id > max_ids) {
+            return std::nullopt;
+        }
+        return next_id++;
+    }
+    void free_adjacency(uint32_t id) override {
+        adjs.erase(id);
+        freed.insert(id);
+    }
+    bool add_route(const prefix_key& k, dp::route_target t) override {
+        if (!fib.contains(k) && fib.size() >= fib_room) {
+            return false;
+        }
+        ++adds;
+        fib[k] = t;
+        return true;
+    }
+    bool del_route(const prefix_key& k) override {
+        ++dels;
+        return fib.erase(k) > 0;
+    }
+    bool write_nexthop(const nh_key& k, uint32_t adj, std::optional<uint32_t> nbma, bool) override {
+        bool complete = on_lan(k) ? arp.contains({static_cast<uint16_t>(k.egress & 0x7fff), k.addr})
+                                  : nbma.has_value();
+        adjs[adj] = adj_state{k, nbma, complete};
+        return complete;
+    }
+    // The adjacency a prefix's FIB entry names (0: none or not an adjacency route).
+    uint32_t adj_of(const prefix_key& k) const {
+        auto it = fib.find(k);
+        return it != fib.end() && it->second.kind == dp::route_kind::adjacency ? it->second.index
+                                                                               : 0;
+    }
+};
+
+constexpr origin connected{source::connected};
+constexpr origin static_{source::static_route};
+constexpr origin nhrp{source::nhrp};
+constexpr origin ospf{source::fpm, protocol::ospf};
+constexpr origin ibgp{source::fpm, protocol::ibgp};
+constexpr origin ebgp{source::fpm, protocol::ebgp};
+
+constexpr uint16_t tun = 1;
+const nh_key spoke2{tun, ip(10, 0, 0, 2)};
+const nh_key spoke3{tun, ip(10, 0, 0, 3)};
+const nh_key lan_router{static_cast<uint16_t>(dp::glean_lan_port_bit | 0), ip(192, 168, 1, 254)};
+
+route via(const nh_key& k, uint8_t d, uint32_t metric = 0) {
+    return route{dp::route_kind::adjacency, 0, k, d, metric};
+}
+
+const prefix_key net{ip(172, 16, 0, 0), 16};
+
+}  // namespace
+
+TEST_CASE("rib: the lowest distance wins, IOS's defaults", "[rib]") {
+    CHECK(default_distance(source::connected) == 0);
+    CHECK(default_distance(source::static_route) == 1);
+    CHECK(default_distance(source::fpm, protocol::ebgp) == 20);
+    CHECK(default_distance(source::fpm, protocol::ospf) == 110);
+    CHECK(default_distance(source::fpm, protocol::ibgp) == 200);
+    CHECK(default_distance(source::nhrp) == 250);
+
+    recording_fib f;
+    table r(f, limits{});
+    REQUIRE(r.set(nhrp, net, via(spoke2, 250, 1)));
+    REQUIRE(r.set(ibgp, net, via(spoke3, 200)));
+    REQUIRE(r.set(ospf, net, via(spoke2, 110)));
+    r.commit();
+    REQUIRE(f.fib.size() == 1);
+    uint32_t a = f.adj_of(net);
+    REQUIRE(a != 0);
+    CHECK(f.adjs.at(a).k == spoke2);
+    CHECK(r.best_origin(net) == ospf);
+    CHECK(r.installed_count() == 1);
+    CHECK(r.candidate_count() == 3);
+}
+
+TEST_CASE("rib: equal distances go to the earlier source", "[rib]") {
+    recording_fib f;
+    table r(f, limits{});
+    // An NHRP route and a static one given the same distance: the static one is installed.
+    REQUIRE(r.set(nhrp, net, via(spoke2, 20)));
+    REQUIRE(r.set(ebgp, net, via(spoke3, 20)));
+    REQUIRE(r.set(static_, net, route{dp::route_kind::blackhole, 0, {}, 20}));
+    r.commit();
+    CHECK(f.fib.at(net).kind == dp::route_kind::blackhole);
+    r.withdraw(static_, net);
+    r.commit();
+    CHECK(f.adjs.at(f.adj_of(net)).k == spoke3);  // FPM before NHRP
+}
+
+TEST_CASE("rib: a gleaned LAN host keeps its /32 against a static route and a registration",
+          "[rib]") {
+    recording_fib f;
+    table r(f, limits{});
+    const prefix_key host{lan_router.addr, 32};
+    REQUIRE(r.set(nhrp, host, via(spoke2, distance::nhrp, nhrp_metric)));
+    REQUIRE(r.set(static_, host, via(spoke3, distance::static_route)));
+    REQUIRE(r.set({source::glean}, host, via(lan_router, distance::connected)));
+    r.commit();
+    CHECK(f.adjs.at(f.adj_of(host)).k == lan_router);
+    r.withdraw({source::glean}, host);
+    r.commit();
+    CHECK(f.adjs.at(f.adj_of(host)).k == spoke3);
+    r.withdraw(static_, host);
+    r.commit();
+    CHECK(f.adjs.at(f.adj_of(host)).k == spoke2);
+}
+
+TEST_CASE("rib: a withdrawal falls back to the next best, and the last one empties the FIB",
+          "[rib]") {
+    recording_fib f;
+    table r(f, limits{});
+    r.bind(tun, spoke2.addr, ip(198, 51, 100, 2));
+    r.bind(tun, spoke3.addr, ip(198, 51, 100, 3));
+    REQUIRE(r.set(ospf, net, via(spoke2, 110)));
+    REQUIRE(r.set(ibgp, net, via(spoke3, 200)));
+    r.commit();
+    uint32_t first = f.adj_of(net);
+    CHECK(f.adjs.at(first).k == spoke2);
+    CHECK(f.adjs.at(first).complete);
+
+    r.withdraw(ospf, net);
+    r.commit();
+    uint32_t second = f.adj_of(net);
+    REQUIRE(second != 0);
+    CHECK(second != first);
+    CHECK(f.adjs.at(second).k == spoke3);
+    CHECK(f.adjs.at(second).nbma == ip(198, 51, 100, 3));
+    CHECK(f.freed.contains(first));  // spoke2's next hop is no longer used
+    CHECK(r.find_nexthop(spoke2) == nullptr);
+
+    r.withdraw(ibgp, net);
+    r.commit();
+    CHECK(f.fib.empty());
+    CHECK(f.freed.contains(second));
+    CHECK(r.installed_count() == 0);
+    CHECK(r.nexthop_count() == 0);
+    CHECK(r.candidate_count() == 0);
+}
+
+TEST_CASE("rib: a burst of changes is written once at commit", "[rib]") {
+    recording_fib f;
+    table r(f, limits{});
+    for (int i = 0; i < 50; ++i) {
+        REQUIRE(r.set(ospf, net, via(spoke2, 110, static_cast<uint32_t>(i))));
+        r.withdraw(ospf, net);
+    }
+    REQUIRE(r.set(ospf, net, via(spoke2, 110, 7)));
+    CHECK(f.fib.empty());  // staged, nothing written yet
+    CHECK(r.commit() == 1);
+    CHECK(f.adds == 1);
+    CHECK(f.dels == 0);
+    // Setting what is installed again writes nothing.
+    REQUIRE(r.set(ospf, net, via(spoke2, 110, 7)));
+    CHECK(r.commit() == 0);
+    CHECK(f.adds == 1);
+}
+
+TEST_CASE("rib: a resync removes stale routes and leaves nothing missing", "[rib]") {
+    recording_fib f;
+    table r(f, limits{});
+    const prefix_key a{ip(10, 1, 0, 0), 16};
+    const prefix_key b{ip(10, 2, 0, 0), 16};
+    const prefix_key c{ip(10, 3, 0, 0), 16};
+    const prefix_key d{ip(10, 4, 0, 0), 16};
+    REQUIRE(r.set(ospf, a, via(spoke2, 110)));
+    REQUIRE(r.set(ospf, b, via(spoke2, 110)));
+    REQUIRE(r.set(ebgp, c, via(spoke3, 20)));
+    REQUIRE(r.set(static_, c, via(spoke2, 1)));    // c: static wins over the FPM route
+    REQUIRE(r.set(static_, b, via(spoke3, 150)));  // b: a floating static behind OSPF
+    r.commit();
+    size_t adds = f.adds;
+
+    // FRR reconnects and sends a (OSPF, unchanged) and d (new); b and c are not resent.
+    r.begin_resync(source::fpm);
+    REQUIRE(r.set(ospf, a, via(spoke2, 110)));
+    REQUIRE(r.set(ospf, d, via(spoke3, 110)));
+    CHECK(r.end_resync(source::fpm) == 2);  // b's OSPF route and c's BGP route
+    r.commit();
+    CHECK(f.adds == adds + 2);  // d, and b falling back to the static route; a untouched
+    REQUIRE(f.fib.size() == 4);
+    CHECK(f.adjs.at(f.adj_of(a)).k == spoke2);
+    CHECK(f.adjs.at(f.adj_of(b)).k == spoke3);  // the floating static route
+    CHECK(r.best_origin(b) == static_);
+    CHECK(f.adjs.at(f.adj_of(c)).k == spoke2);
+    CHECK(f.adjs.at(f.adj_of(d)).k == spoke3);
+    CHECK(r.routes_of(source::fpm).size() == 2);
+    CHECK(r.stats().swept == 2);
+
+    // An empty resync leaves only what other sources offer.
+    r.begin_resync(source::fpm);
+    CHECK(r.end_resync(source::fpm) == 2);
+    r.commit();
+    CHECK(f.fib.size() == 2);
+    CHECK(f.fib.contains(b));
+    CHECK(f.fib.contains(c));
+}
+
+TEST_CASE("rib: tunnel next hops resolve again when NHRP registers and unregisters", "[rib]") {
+    recording_fib f;
+    table r(f, limits{});
+    // A static route through a spoke that has not registered: installed, its adjacency
+    // incomplete (packets glean).
+    REQUIRE(r.set(static_, net, via(spoke2, 1)));
+    r.commit();
+    uint32_t a = f.adj_of(net);
+    REQUIRE(a != 0);
+    CHECK_FALSE(f.adjs.at(a).complete);
+    CHECK_FALSE(f.adjs.at(a).nbma);
+    CHECK_FALSE(r.find_nexthop(spoke2)->complete);
+
+    // The spoke registers: its host route comes, and the static route's next hop (the same
+    // adjacency) now leads to its NBMA address.
+    r.bind(tun, spoke2.addr, ip(198, 51, 100, 2));
+    REQUIRE(r.set(nhrp, {spoke2.addr, 32}, via(spoke2, 250, 1)));
+    r.commit();
+    CHECK(f.adj_of(net) == a);
+    CHECK(f.adj_of({spoke2.addr, 32}) == a);
+    CHECK(f.adjs.at(a).complete);
+    CHECK(f.adjs.at(a).nbma == ip(198, 51, 100, 2));
+    CHECK(r.find_nexthop(spoke2)->refs == 2);
+
+    // It moves to another NBMA address.
+    r.bind(tun, spoke2.addr, ip(203, 0, 113, 2));
+    r.commit();
+    CHECK(f.adjs.at(a).nbma == ip(203, 0, 113, 2));
+
+    // It leaves: the host route goes, the static route stays with an incomplete next hop.
+    r.unbind(tun, spoke2.addr);
+    r.withdraw(nhrp, {spoke2.addr, 32});
+    r.commit();
+    CHECK_FALSE(f.fib.contains({spoke2.addr, 32}));
+    CHECK(f.adj_of(net) == a);
+    CHECK_FALSE(f.adjs.at(a).complete);
+    CHECK_FALSE(f.adjs.at(a).nbma);
+    CHECK(r.find_nexthop(spoke2)->refs == 1);
+}
+
+TEST_CASE("rib: LAN next hops resolve through ARP", "[rib]") {
+    recording_fib f;
+    table r(f, limits{});
+    REQUIRE(r.set(static_, net, via(lan_router, 1)));
+    r.commit();
+    uint32_t a = f.adj_of(net);
+    CHECK_FALSE(f.adjs.at(a).complete);
+    f.arp.insert({0, lan_router.addr});
+    // The hub re-resolves the next hops whose neighbour changed.
+    r.resolve_where([](const nh_key& k, std::optional<uint32_t> nbma) {
+        return on_lan(k) && !nbma && k.addr == ip(192, 168, 1, 254);
+    });
+    CHECK(f.adjs.at(a).complete);
+    CHECK(r.find_nexthop(lan_router)->complete);
+}
+
+TEST_CASE("rib: routes past the limit are refused and counted", "[rib]") {
+    recording_fib f;
+    table r(f, limits{3});
+    CHECK(r.set(ospf, {ip(10, 1, 0, 0), 16}, via(spoke2, 110)));
+    CHECK(r.set(ospf, {ip(10, 2, 0, 0), 16}, via(spoke2, 110)));
+    CHECK(r.set(ibgp, {ip(10, 2, 0, 0), 16}, via(spoke3, 200)));
+    CHECK_FALSE(r.set(ospf, {ip(10, 3, 0, 0), 16}, via(spoke2, 110)));
+    CHECK_FALSE(r.set(nhrp, {ip(10, 1, 0, 0), 16}, via(spoke2, 250)));
+    CHECK(r.stats().refused == 2);
+    CHECK(r.candidate_count() == 3);
+    // Replacing a held candidate is no new one.
+    CHECK(r.set(ospf, {ip(10, 1, 0, 0), 16}, via(spoke3, 110)));
+    r.commit();
+    CHECK(f.fib.size() == 2);
+    CHECK_FALSE(f.fib.contains({ip(10, 3, 0, 0), 16}));
+    // Room again after a withdrawal.
+    r.withdraw(ibgp, {ip(10, 2, 0, 0), 16});
+    CHECK(r.set(ospf, {ip(10, 3, 0, 0), 16}, via(spoke2, 110)));
+    r.commit();
+    CHECK(f.fib.size() == 3);
+    CHECK(r.stats().refused == 2);
+}
+
+TEST_CASE("rib: a route the FIB refuses is not installed and keeps no next hop", "[rib]") {
+    recording_fib f;
+    f.fib_room = 1;
+    table r(f, limits{});
+    REQUIRE(r.set(ospf, {ip(10, 1, 0, 0), 16}, via(spoke2, 110)));
+    REQUIRE(r.set(ospf, {ip(10, 2, 0, 0), 16}, via(spoke3, 110)));
+    r.commit();
+    CHECK(f.fib.size() == 1);
+    CHECK(r.installed_count() == 1);
+    CHECK(r.stats().fib_failed == 1);
+    CHECK(r.nexthop_count() == 1);
+    CHECK(r.find_nexthop(spoke3) == nullptr);
+}
+
+TEST_CASE("rib: longest match over the installed routes", "[rib]") {
+    recording_fib f;
+    table r(f, limits{});
+    REQUIRE(r.set(connected, {ip(10, 0, 0, 0), 24}, route{dp::route_kind::glean_tunnel, tun, {}}));
+    REQUIRE(r.set(nhrp, {ip(10, 0, 0, 2), 32}, via(spoke2, 250, 1)));
+    REQUIRE(r.set(static_, {0, 0}, via(spoke3, 1)));
+    r.commit();
+    auto m = r.longest_match(ip(10, 0, 0, 2));
+    REQUIRE(m);
+    CHECK(m->first == prefix_key{ip(10, 0, 0, 2), 32});
+    m = r.longest_match(ip(10, 0, 0, 7));
+    REQUIRE(m);
+    CHECK(m->first == prefix_key{ip(10, 0, 0, 0), 24});
+    CHECK(m->second.kind == dp::route_kind::glean_tunnel);
+    m = r.longest_match(ip(8, 8, 8, 8));
+    REQUIRE(m);
+    CHECK(m->first == prefix_key{0, 0});
+}
