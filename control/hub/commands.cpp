@@ -661,6 +661,8 @@ std::string hub::show_stats(bool json) const {
         .num("ike_child_installs", _cc.ike_installs)
         .num("ike_child_install_failed", _cc.ike_install_failed)
         .num("ike_child_removes", _cc.ike_removes)
+        .num("ike_child_outbound_waits", _cc.ike_outbound_waits)
+        .num("ike_child_drains", _cc.ike_drains)
         .num("adjacencies", _rib->nexthop_count())
         .num("routes", _rib->installed_count())
         .num("rcu_pending", _pub->pending());
@@ -686,7 +688,7 @@ std::string hub::show_stats(bool json) const {
         "  ARP: {} entries, {} evicted, {} aged out\n"
         "  loop: {} busy passes, max {} us, p99 {} us, p99.9 {} us\n"
         "  IKE: {} in ({} not IKE, {} dropped), {} out, CHILD_SAs {} installed ({} failed), "
-        "{} removed\n",
+        "{} removed ({} drained), {} waited to encrypt\n",
         _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent, _cc.nhrp_tx_no_esp_path,
         _cc.tx_frames, _cc.tx_failed, _cc.handoffs, _cc.handoff_failed, _cc.no_route,
         _cc.no_binding, _cc.held_dropped, _rib->nexthop_count(), _rib->installed_count(),
@@ -695,7 +697,7 @@ std::string hub::show_stats(bool json) const {
         _neighbors.aged(), _loop_time.count(), _loop_time.max_ns() / 1000,
         _loop_time.quantile_ns(0.99) / 1000, _loop_time.quantile_ns(0.999) / 1000, _cc.ike_rx,
         _cc.ike_rx_bad, _cc.ike_rx_dropped, _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed,
-        _cc.ike_removes);
+        _cc.ike_removes, _cc.ike_drains, _cc.ike_outbound_waits);
     return text;
 }
 

@@ -485,7 +485,7 @@ void hub::install_inbound_sas() {
     for (const auto& [key, ps] : _sas) {
         add(*ps);
     }
-    for (const auto& [id, ps] : _draining) {
+    for (const auto& [id, ps] : _standby) {
         add(*ps);
     }
     _pub->set_inbound_sas(table);
@@ -560,7 +560,7 @@ hub::~hub() {
     // Adjacencies and the SPI table name SAs: free the tables first, then the SAs.
     _pub.reset();
     _sas.clear();
-    _draining.clear();
+    _standby.clear();
     _server.reset();
     for (const port_rt& p : _ports) {
         dp::close_port(p.opened.id);
@@ -907,6 +907,7 @@ void hub::timers(timestamp now) {
     on_neighbors(out);
     _pub->reclaim();
     ike_soft_limits();
+    ike_rekey_pairs(now);
     if (now < _next_second) {
         return;
     }

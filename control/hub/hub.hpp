@@ -23,6 +23,7 @@
 #include "control/hub/model.hpp"
 #include "control/hub/multicast.hpp"
 #include "control/hub/neighbors.hpp"
+#include "control/ike/child_pairs.hpp"
 #include "control/ike/thread.hpp"
 #include "control/mgmt/metrics.hpp"
 #include "control/mgmt/server.hpp"
@@ -83,6 +84,10 @@ struct control_counters {
     uint64_t ike_installs = 0;    // CHILD_SA pairs installed
     uint64_t ike_install_failed = 0;
     uint64_t ike_removes = 0;  // CHILD_SA pairs removed
+    // CHILD_SA pairs from a peer's rekey whose outbound waited for the peer's traffic or DELETE
+    uint64_t ike_outbound_waits = 0;
+    // CHILD_SA pairs removed after a rekey whose inbound SA kept decrypting (ike::rekey_drain)
+    uint64_t ike_drains = 0;
 };
 
 class hub {
@@ -176,15 +181,24 @@ private:
     // what the dataplane refused. Used for manual SAs and negotiated CHILD_SAs alike.
     std::optional<std::string> install_pair(peer_sa& ps, const crypto::sa_params& in,
                                             const crypto::sa_params& out);
-    // Publishes the SPI table: every current pair's inbound SA, and those of pairs a rekey
-    // replaced that still decrypt (_draining).
+    // Publishes the SPI table: every current pair's inbound SA, and those of the IKE pairs in
+    // _standby.
     void install_inbound_sas();
     // IKE (control/ike/thread): the engine's outputs, drained each pass; acks owed to it.
     std::optional<std::string> start_ike();
     size_t ike_pass(timestamp now);
     void ike_request(ike::request&& r, timestamp now);
     void install_child(const ike::child_sa& c, timestamp now);
-    void remove_child(uint64_t id, std::string_view why, timestamp now);
+    // `drain`: a pair another one replaced keeps decrypting for ike::rekey_drain; false (the
+    // IKE SA is gone) removes it at once, drained or not.
+    void remove_child(uint64_t id, std::string_view why, timestamp now, bool drain = true);
+    // Makes _sas / _standby say what `key`'s ike::child_pairs decided: the pair that encrypts
+    // in _sas, the others that decrypt in _standby, the rest freed once no worker holds them;
+    // then the SPI table and the peer's adjacencies.
+    void arrange_pairs(const sa_key& key, timestamp now);
+    // Every tick: a waiting pair whose inbound SA carried traffic takes over outbound; drained
+    // pairs leave.
+    void ike_rekey_pairs(timestamp now);
     void remove_peer_sas(uint32_t tunnel, uint32_t peer, timestamp now);
     void ike_post_owed();
     // Every second: every negotiated pair's counters to the engine (lifetimes, DPD).
@@ -291,8 +305,14 @@ private:
     std::unique_ptr<dp::stats_registry> _stats;
     std::unique_ptr<crypto::engine> _engine;
     std::map<sa_key, std::unique_ptr<peer_sa>> _sas;
-    // CHILD_SAs a rekey replaced: still decrypting until the engine's remove_child (by id).
-    std::map<uint64_t, std::unique_ptr<peer_sa>> _draining;
+    // IKE pairs that decrypt but do not encrypt (by id): replaced by a rekey (until the
+    // engine's remove_child, then draining for ike::rekey_drain), or new from a peer's rekey
+    // and waiting to take over outbound (control/ike/child_pairs.hpp).
+    std::map<uint64_t, std::unique_ptr<peer_sa>> _standby;
+    // Per peer: which of its IKE pairs encrypts and which decrypt.
+    std::map<sa_key, ike::child_pairs> _child_pairs;
+    // When a draining pair of that peer is due to leave.
+    std::multimap<timestamp, sa_key> _drain_due;
     std::unique_ptr<ike::thread> _ike;  // none unless a tunnel's ipsec profile has `ike`
     std::vector<ike::tunnel_binding> _ike_bindings;
     // Acks and failures the IKE thread must get (an installed_ack is queued by the publisher's

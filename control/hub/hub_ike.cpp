@@ -148,52 +148,109 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
     auto taken = [&](const peer_sa& o) { return o.in->spi() == ps->in->spi(); };
     bool clash =
         std::any_of(_sas.begin(), _sas.end(), [&](auto& e) { return taken(*e.second); }) ||
-        std::any_of(_draining.begin(), _draining.end(), [&](auto& e) { return taken(*e.second); });
+        std::any_of(_standby.begin(), _standby.end(), [&](auto& e) { return taken(*e.second); });
     if (clash) {
         return refuse(fmt::format("inbound SPI 0x{:08x} is still in use", ps->in->spi()));
     }
-    // Make before break: outbound moves to the new pair now; the one it replaces (a rekey, or
-    // an older CHILD_SA with the same peer) keeps decrypting until the engine removes it.
-    if (cur != _sas.end()) {
-        uint64_t old = cur->second->id;
-        _draining[old] = std::move(cur->second);
-        _sas.erase(cur);
+    // Make before break (control/ike/child_pairs.hpp): the pair it replaces keeps decrypting;
+    // outbound moves to the new pair now, or, where we answered the peer's rekey, once the
+    // peer's traffic on it or its DELETE of the old pair shows the peer has it.
+    ike::child_pairs& set = _child_pairs[key];
+    set.add(c.id, c.outbound_waits);
+    if (set.waiting(c.id)) {
+        ++_cc.ike_outbound_waits;
     }
     ++_cc.ike_installs;
     log_sa(*ps, "up");
-    _sas[key] = std::move(ps);
-    install_inbound_sas();
-    republish_peer(c.peer, now);  // its adjacencies take the new outbound SA and NAT-T ports
+    _standby[c.id] = std::move(ps);
+    arrange_pairs(key, now);
     // The ack leaves once every worker passed a quiescent state after the SPI table above: the
     // engine's response (and the peer's first ESP) can then only meet the installed SA.
     uint64_t id = c.id;
     _pub->retire([this, id] { _ike_owed.emplace_back(ike::installed_ack{id}); });
 }
 
-void hub::remove_child(uint64_t id, std::string_view why, timestamp now) {
-    std::unique_ptr<peer_sa> gone;
-    if (auto d = _draining.find(id); d != _draining.end()) {
-        gone = std::move(d->second);
-        _draining.erase(d);
+void hub::arrange_pairs(const sa_key& key, timestamp now) {
+    auto set = _child_pairs.find(key);
+    std::optional<uint64_t> want;
+    if (set != _child_pairs.end()) {
+        want = set->second.outbound();
+    }
+    bool moved = false;
+    auto cur = _sas.find(key);
+    if (cur != _sas.end() && cur->second->id != 0 && cur->second->id != want) {
+        uint64_t id = cur->second->id;
+        _standby[id] = std::move(cur->second);
+        _sas.erase(cur);
+        moved = true;
+    }
+    if (want && _sas.find(key) == _sas.end()) {
+        if (auto s = _standby.find(*want); s != _standby.end()) {
+            _sas[key] = std::move(s->second);
+            _standby.erase(s);
+            moved = true;
+        }
+    }
+    std::vector<peer_sa*> gone;
+    for (auto it = _standby.begin(); it != _standby.end();) {
+        const peer_sa& ps = *it->second;
+        bool mine = ps.profile == key.first && ps.peer == key.second;
+        if (mine && (set == _child_pairs.end() || !set->second.decrypts(it->first))) {
+            gone.push_back(it->second.release());
+            it = _standby.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    if (set != _child_pairs.end() && set->second.empty()) {
+        _child_pairs.erase(set);
+    }
+    install_inbound_sas();
+    if (moved) {
+        republish_peer(key.second, now);  // its adjacencies take the outbound SA and ports
+    }
+    for (peer_sa* raw : gone) {
+        _pub->retire([raw] { delete raw; });
+    }
+}
+
+void hub::remove_child(uint64_t id, std::string_view why, timestamp now, bool drain) {
+    const peer_sa* ps = nullptr;
+    if (auto d = _standby.find(id); d != _standby.end()) {
+        ps = d->second.get();
     } else {
-        for (auto it = _sas.begin(); it != _sas.end(); ++it) {
-            if (it->second->id == id && id != 0) {
-                gone = std::move(it->second);
-                _sas.erase(it);
+        for (const auto& [key, p] : _sas) {
+            if (p->id == id && id != 0) {
+                ps = p.get();
                 break;
             }
         }
     }
-    if (!gone) {
+    if (ps == nullptr) {
         return;  // already gone with its peer
     }
-    ++_cc.ike_removes;
-    log::info("IKEv2: CHILD_SA {} with {} removed: {}", id, ip_text(gone->peer), why);
-    log_sa(*gone, "down");
-    install_inbound_sas();
-    republish_peer(gone->peer, now);
-    peer_sa* raw = gone.release();
-    _pub->retire([raw] { delete raw; });
+    sa_key key{ps->profile, ps->peer};
+    ike::child_pairs& set = _child_pairs[key];
+    bool removed_before = set.draining(id);
+    if (removed_before && drain) {
+        return;  // still draining
+    }
+    if (!removed_before) {
+        ++_cc.ike_removes;
+        log_sa(*ps, "down");
+    }
+    if (!removed_before && drain && set.remove(id, now)) {
+        ++_cc.ike_drains;
+        _drain_due.emplace(now + ike::rekey_drain, key);
+        log::info("IKEv2: CHILD_SA {} with {} removed: {}; its inbound SA decrypts for {} s more",
+                  id, ip_text(key.second), why, ike::rekey_drain.count());
+    } else {
+        set.forget(id);
+        if (!removed_before) {
+            log::info("IKEv2: CHILD_SA {} with {} removed: {}", id, ip_text(key.second), why);
+        }
+    }
+    arrange_pairs(key, now);
 }
 
 void hub::remove_peer_sas(uint32_t tunnel, uint32_t peer, timestamp now) {
@@ -203,13 +260,37 @@ void hub::remove_peer_sas(uint32_t tunnel, uint32_t peer, timestamp now) {
             ids.push_back(ps->id);
         }
     }
-    for (const auto& [id, ps] : _draining) {
+    for (const auto& [id, ps] : _standby) {
         if (ps->peer == peer && ps->tunnel == tunnel) {
             ids.push_back(id);
         }
     }
     for (uint64_t id : ids) {
-        remove_child(id, "its IKE SA is down", now);
+        remove_child(id, "its IKE SA is down", now, false);
+    }
+}
+
+void hub::ike_rekey_pairs(timestamp now) {
+    std::vector<sa_key> touched;
+    for (const auto& [id, ps] : _standby) {
+        sa_key key{ps->profile, ps->peer};
+        auto set = _child_pairs.find(key);
+        // Authentic traffic on a waiting pair: the peer has it, our outbound may move to it.
+        if (set != _child_pairs.end() && set->second.waiting(id) && ps->in->packets() > 0 &&
+            set->second.inbound_seen(id)) {
+            touched.push_back(std::move(key));
+        }
+    }
+    while (!_drain_due.empty() && _drain_due.begin()->first <= now) {
+        sa_key key = std::move(_drain_due.begin()->second);
+        _drain_due.erase(_drain_due.begin());
+        auto set = _child_pairs.find(key);
+        if (set != _child_pairs.end() && !set->second.drained(now).empty()) {
+            touched.push_back(std::move(key));
+        }
+    }
+    for (const sa_key& key : touched) {
+        arrange_pairs(key, now);
     }
 }
 
@@ -249,7 +330,7 @@ void hub::ike_usage() {
             add(*ps);
         }
     }
-    for (const auto& [id, ps] : _draining) {
+    for (const auto& [id, ps] : _standby) {
         add(*ps);
     }
     if (!r.children.empty()) {

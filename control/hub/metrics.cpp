@@ -189,6 +189,13 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
         {"ike_child_install_failed", "IKEv2 CHILD_SA pairs that could not be installed",
          _cc.ike_install_failed},
         {"ike_child_removes", "IKEv2 CHILD_SA pairs removed", _cc.ike_removes},
+        {"ike_child_outbound_waits",
+         "IKEv2 CHILD_SA pairs from a peer's rekey whose outbound waited for the peer's traffic "
+         "or DELETE",
+         _cc.ike_outbound_waits},
+        {"ike_child_drains",
+         "IKEv2 CHILD_SA pairs removed after a rekey whose inbound SA kept decrypting a while",
+         _cc.ike_drains},
     };
     for (const control_field& c : control_fields) {
         counter(c.name, c.help).samples.push_back({{}, c.value});

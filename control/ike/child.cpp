@@ -380,6 +380,7 @@ void engine::impl::responder_create_child(ike_sa& sa, uint32_t mid, const std::v
     }
     if (old_id != 0) {
         cs->replaces = old_id;
+        cs->outbound_waits = true;  // the initiator has no inbound SA for it before our response
         child& old = children.at(old_id);
         old.state = child_state::rekeyed;
         ++c.rekeys;

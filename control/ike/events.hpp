@@ -56,8 +56,13 @@ struct child_sa {
     uint64_t hard_packets = 0;
     uint32_t replay_window = 1024;
     // Set when this pair replaces another (rekey): the old pair keeps decrypting until the
-    // engine removes it, but outbound traffic moves to this pair once it is installed.
+    // engine removes it (and a drain period after, control/ike/child_pairs.hpp).
     std::optional<uint64_t> replaces;
+    // Where outbound traffic moves to this pair: at once when false (a first pair, or a rekey
+    // we initiated: the peer installed its side before answering); when true (we answer the
+    // peer's rekey, and it installs the new pair only once our response arrives) only when
+    // its inbound SA carries traffic or the pair it replaces is removed.
+    bool outbound_waits = false;
 };
 
 // The engine asks the hub to do something, or tells it something happened.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "control/ike/child_pairs.hpp"
 #include "control/ike/engine.hpp"
 #include "control/ike/ike_sa.hpp"
 #include "control/ike/message.hpp"
@@ -474,6 +475,12 @@ TEST_CASE("CHILD_SA rekey: new keys installed before the old pair goes, no peer_
         require_pair_matches(na, nb);
         CHECK(na.replaces == p.a.installs[0].id);
         CHECK(nb.replaces == p.b.installs[0].id);
+        // The spoke asked: its new pair encrypts at once; the hub answered before the spoke
+        // had the new pair, so the hub's outbound waits (control/ike/child_pairs.hpp).
+        CHECK_FALSE(p.a.installs[0].outbound_waits);
+        CHECK_FALSE(p.b.installs[0].outbound_waits);
+        CHECK_FALSE(na.outbound_waits);
+        CHECK(nb.outbound_waits);
         CHECK(key_bytes(na.outbound.cipher_key) != key_bytes(p.a.installs[0].outbound.cipher_key));
         REQUIRE(p.a.removes.size() == 1);
         REQUIRE(p.b.removes.size() == 1);
@@ -859,6 +866,18 @@ TEST_CASE("Simultaneous CHILD_SA rekey: one new pair survives on both sides (sec
     require_pair_matches(*ca, *cb);
     CHECK(p.a.downs.empty());
     CHECK(p.b.downs.empty());
+    // Fed to child_pairs as a host would (installs, then the removals), each side encrypts
+    // with the survivor, whether it asked for it or answered.
+    for (const side* x : {&p.a, &p.b}) {
+        child_pairs set;
+        for (const auto& c : x->installs) {
+            set.add(c.id, c.outbound_waits);
+        }
+        for (const auto& r : x->removes) {
+            (void)set.remove(r.id, p.now);
+        }
+        CHECK(set.outbound() == (x == &p.a ? sa[0] : sb[0]));
+    }
 }
 
 // ---- certificate authentication (RFC 7296 sections 2.15, 3.6, 3.7; RFC 7427) ----

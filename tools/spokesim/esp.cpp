@@ -38,6 +38,11 @@ esp_status translate(crypto::esp_status s) {
 
 uint64_t key_of(uint32_t local, uint32_t v) { return (uint64_t{local} << 32) | v; }
 
+// The emulator's clock (microseconds) as child_pairs' time.
+ike::child_pairs::time_point at(uint64_t now_us) {
+    return ike::child_pairs::time_point(std::chrono::microseconds(now_us));
+}
+
 uint32_t be32_at(const buffer& b, size_t at) {
     return (uint32_t{b[at]} << 24) | (uint32_t{b[at + 1]} << 16) | (uint32_t{b[at + 2]} << 8) |
            b[at + 3];
@@ -59,8 +64,8 @@ wire::result<std::unique_ptr<esp_table>, std::string> esp_table::create(bool fix
 }
 
 std::optional<std::string> esp_table::add(uint64_t id, uint32_t local, ipv4 peer,
-                                          const crypto::sa_params& out,
-                                          const crypto::sa_params& in) {
+                                          const crypto::sa_params& out, const crypto::sa_params& in,
+                                          bool outbound_waits) {
     if (_pairs.count(id) != 0) {
         return fmt::format("pair {} exists already", id);
     }
@@ -75,10 +80,31 @@ std::optional<std::string> esp_table::add(uint64_t id, uint32_t local, ipv4 peer
     if (!i) {
         return fmt::format("inbound SA {:#x}: {}", in.spi, crypto::name(i.error()));
     }
-    _pairs.emplace(id, pair{local, peer, std::move(*o), std::move(*i)});
+    ike::child_pairs& set = _by_peer[key_of(local, peer)];
+    set.add(id, outbound_waits);
+    _pairs.emplace(id, pair{local, peer, set.waiting(id), std::move(*o), std::move(*i)});
     _by_spi[key_of(local, in.spi)] = id;
-    _by_peer[key_of(local, peer)].push_back(id);  // last: carries outbound traffic from now
     return std::nullopt;
+}
+
+void esp_table::sweep(uint64_t peer_key) {
+    auto set = _by_peer.find(peer_key);
+    for (auto it = _pairs.begin(); it != _pairs.end();) {
+        const pair& p = it->second;
+        if (key_of(p.local, p.peer) == peer_key &&
+            (set == _by_peer.end() || !set->second.decrypts(it->first))) {
+            _by_spi.erase(key_of(p.local, p.in->spi()));
+            it = _pairs.erase(it);
+            continue;
+        }
+        if (set != _by_peer.end() && key_of(p.local, p.peer) == peer_key) {
+            it->second.waits = set->second.waiting(it->first);
+        }
+        ++it;
+    }
+    if (set != _by_peer.end() && set->second.empty()) {
+        _by_peer.erase(set);
+    }
 }
 
 bool esp_table::remove(uint64_t id) {
@@ -86,29 +112,45 @@ bool esp_table::remove(uint64_t id) {
     if (it == _pairs.end()) {
         return false;
     }
-    const pair& p = it->second;
-    _by_spi.erase(key_of(p.local, p.in->spi()));
-    auto peer = _by_peer.find(key_of(p.local, p.peer));
-    if (peer != _by_peer.end()) {
-        std::erase(peer->second, id);
-        if (peer->second.empty()) {
-            _by_peer.erase(peer);
-        }
-    }
-    _pairs.erase(it);
+    uint64_t k = key_of(it->second.local, it->second.peer);
+    _by_peer[k].forget(id);
+    sweep(k);
     return true;
 }
 
-bool esp_table::has(uint32_t local, ipv4 peer) const {
-    return _by_peer.count(key_of(local, peer)) != 0;
+bool esp_table::retire(uint64_t id, uint64_t now_us) {
+    auto it = _pairs.find(id);
+    if (it == _pairs.end()) {
+        return false;
+    }
+    uint64_t k = key_of(it->second.local, it->second.peer);
+    if (_by_peer[k].remove(id, at(now_us))) {
+        _drain_due.emplace(
+            now_us + static_cast<uint64_t>(std::chrono::microseconds(ike::rekey_drain).count()), k);
+    }
+    sweep(k);
+    return true;
 }
+
+void esp_table::expire(uint64_t now_us) {
+    while (!_drain_due.empty() && _drain_due.begin()->first <= now_us) {
+        uint64_t k = _drain_due.begin()->second;
+        _drain_due.erase(_drain_due.begin());
+        if (auto set = _by_peer.find(k); set != _by_peer.end()) {
+            (void)set->second.drained(at(now_us));
+            sweep(k);
+        }
+    }
+}
+
+bool esp_table::has(uint32_t local, ipv4 peer) const { return current(local, peer).has_value(); }
 
 std::optional<uint64_t> esp_table::current(uint32_t local, ipv4 peer) const {
     auto it = _by_peer.find(key_of(local, peer));
     if (it == _by_peer.end()) {
         return std::nullopt;
     }
-    return it->second.back();
+    return it->second.outbound();
 }
 
 std::optional<esp_table::spi_pair> esp_table::spis(uint64_t id) const {
@@ -142,7 +184,16 @@ esp_status esp_table::unprotect(uint32_t local, buffer& packet) {
     if (it == _by_spi.end()) {
         return esp_status::no_sa;
     }
-    return run(*_pairs.at(it->second).in, packet, false);
+    pair& p = _pairs.at(it->second);
+    esp_status st = run(*p.in, packet, false);
+    if (st == esp_status::ok && p.waits) {
+        // The peer encrypts with this pair: it has it, so our outbound may move to it.
+        uint64_t id = it->second;
+        uint64_t k = key_of(p.local, p.peer);
+        (void)_by_peer[k].inbound_seen(id);
+        sweep(k);
+    }
+    return st;
 }
 
 esp_status esp_table::run(crypto::sa& s, buffer& packet, bool encrypt) {

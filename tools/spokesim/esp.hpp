@@ -5,12 +5,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "control/ike/child_pairs.hpp"
 #include "crypto/sa.hpp"
 #include "dataplane/wire/result.hpp"
 #include "tools/spokesim/engine.hpp"
@@ -19,8 +21,9 @@
 namespace dmvpn::spokesim {
 
 // protect() picks the pair by the spoke and the outer packet's destination (the pair outbound
-// traffic to that peer uses now), unprotect() by the spoke and the ESP header's
-// SPI, so that an old pair keeps decrypting until it is removed.
+// traffic to that peer uses now), unprotect() by the spoke and the ESP header's SPI, so that
+// an old pair keeps decrypting until it is removed (and, retired after a rekey, a drain period
+// longer). Which pair encrypts follows control/ike/child_pairs.hpp, as on the hub.
 class esp_table final : public esp_layer {
 public:
     // fixed_ivs derives each CBC IV from the SPI and sequence number so that a written capture
@@ -30,13 +33,21 @@ public:
 
     // Both directions of pair `id` (unique, never reused) between `local` and `peer`. The
     // newest pair with a peer carries the outbound traffic to it: a rekey's pair takes over at
-    // once, while the pair it replaces keeps decrypting until it is removed. The error names
-    // the SPI and the crypto library's reason (nothing is added then).
+    // once, or with `outbound_waits` (we answered the peer's rekey) once a packet decrypts
+    // with it or the pair it replaces is removed; the pair it replaces keeps decrypting until
+    // it is removed. The error names the SPI and the crypto library's reason (nothing is added
+    // then).
     std::optional<std::string> add(uint64_t id, uint32_t local, ipv4 peer,
-                                   const crypto::sa_params& out, const crypto::sa_params& in);
+                                   const crypto::sa_params& out, const crypto::sa_params& in,
+                                   bool outbound_waits = false);
     // False when there is no such pair. If it carried outbound traffic, the newest other pair
     // with the same peer takes over (none: the spoke has no SA with that peer any more).
     bool remove(uint64_t id);
+    // As remove(), but a pair another one replaced keeps decrypting until now_us plus
+    // ike::rekey_drain (expire() then removes it).
+    bool retire(uint64_t id, uint64_t now_us);
+    // Removes the retired pairs whose drain period ended.
+    void expire(uint64_t now_us);
 
     bool has(uint32_t local, ipv4 peer) const override;
     // The pair outbound traffic from `local` to `peer` uses now.
@@ -55,17 +66,22 @@ private:
     struct pair {
         uint32_t local = 0;
         ipv4 peer = 0;
+        bool waits = false;  // its outbound waits (child_pairs::waiting), copied for unprotect
         std::unique_ptr<crypto::sa> out;
         std::unique_ptr<crypto::sa> in;
     };
     esp_table(std::unique_ptr<crypto::engine> eng, bool fixed_ivs);
     esp_status run(crypto::sa& s, buffer& packet, bool encrypt);
+    // Erases the pairs of (local, peer) its child_pairs no longer keeps.
+    void sweep(uint64_t peer_key);
 
     std::unique_ptr<crypto::engine> _eng;
     bool _fixed_ivs = false;
     std::unordered_map<uint64_t, pair> _pairs;
-    // (local, peer) -> the ids of its pairs, oldest first; the last carries outbound traffic.
-    std::unordered_map<uint64_t, std::vector<uint64_t>> _by_peer;
+    // (local, peer) -> which of its pairs encrypts and which decrypt.
+    std::unordered_map<uint64_t, ike::child_pairs> _by_peer;
+    // When a retired pair of that (local, peer) is due to go.
+    std::multimap<uint64_t, uint64_t> _drain_due;
     // (local, inbound SPI) -> pair id.
     std::unordered_map<uint64_t, uint64_t> _by_spi;
     buffer _scratch;

@@ -72,6 +72,7 @@ public:
     }
 
     void tick(uint64_t now_us) override {
+        _esp.expire(now_us);
         _eng->tick(at(now_us), _out);
         process(now_us);
     }
@@ -140,7 +141,8 @@ private:
         _events.push_back(std::move(e));
     }
 
-    void handle(ike::remove_child& r, uint64_t) { (void)_esp.remove(r.id); }
+    // A pair another one replaced keeps decrypting a while (ike::rekey_drain); tick() ends it.
+    void handle(ike::remove_child& r, uint64_t now_us) { (void)_esp.retire(r.id, now_us); }
 
     void handle(ike::peer_up&, uint64_t) {}
 
@@ -177,7 +179,7 @@ std::optional<std::string> install_child(esp_table& esp, uint32_t local, const i
     if (auto e = to_params(sa, sa.inbound, crypto::sa_direction::inbound, in)) {
         return e;
     }
-    return esp.add(sa.id, local, sa.peer, out, in);
+    return esp.add(sa.id, local, sa.peer, out, in, sa.outbound_waits);
 }
 
 wire::result<std::unique_ptr<ike_layer>, std::string> make_ike_layer(const options& o,
