@@ -10,6 +10,15 @@ so (see TSHARK_DIFFERS) and compares what is comparable. A packet dmvpn-decode r
 ("error") must be one tshark also marks malformed or cut short, and the exit status must say
 whether an NHRP packet failed.
 
+Captures with a NAME.ikev2_decryption_table beside them (the strongSwan captures) are compared
+a second time with the key table: dmvpn-decode --ikev2-keys TABLE against tshark with the same
+table in its configuration directory, field by field as above, the decrypted inner payloads
+included; every SK payload must open (the SPIs of every encrypted message are in the table),
+and with one key byte changed none of that IKE SA's messages may (dmvpn.ike.decrypt_error).
+Messages in RFC 7383 fragments (SKF) stay encrypted in dmvpn-decode while tshark reassembles
+them across packets: those are compared in the pass without keys only. A table that does not
+parse is refused (exit 2) with its line.
+
 Environment (tests/meson.build test_env): DMVPN_TESTDATA, DMVPN_SHARED_CAPTURES, DMVPN_BUILD.
 """
 
@@ -46,7 +55,9 @@ TSHARK_DIFFERS = {
     "subtrees": {"Packet Causing Indication"},
     # Fields tshark 4.0 has no name for: the Traffic Indication's code and unused word
     # (draft-detienne-dmvpn-01) and the quoted packet's bytes.
-    "decoder_only": {"nhrp.traffic.code", "nhrp.traffic.unused", "nhrp.indication.packet"},
+    "decoder_only": {"nhrp.traffic.code", "nhrp.traffic.unused", "nhrp.indication.packet",
+                     # An SK payload whose keys are in the table but whose ICV does not verify.
+                     "dmvpn.ike.decrypt_error"},
     # RFC 2332 section 5.2.0.1: a CIE holds the client NBMA address, then the client NBMA
     # subaddress, then the client protocol address. tshark 4.0 does not step over the
     # subaddress, so in a CIE that has one it reads the protocol address from the subaddress's
@@ -225,17 +236,26 @@ def synthesize(source, out):
     return out
 
 
-def run_decoder(decoder, path):
-    r = subprocess.run([decoder, str(path)], capture_output=True, text=True, timeout=120)
+def run_decoder(decoder, path, keys=None):
+    args = [decoder] + (["--ikev2-keys", str(keys)] if keys else []) + [str(path)]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120)
     packets = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
     return packets, r.returncode, r.stderr
 
 
-def run_tshark(path):
+def run_tshark(path, keys=None):
+    env = None
+    cfg = None
+    if keys:
+        cfg = tempfile.TemporaryDirectory()
+        shutil.copy(keys, Path(cfg.name) / "ikev2_decryption_table")
+        env = dict(os.environ, WIRESHARK_CONFIG_DIR=cfg.name)
     r = subprocess.run(
         ["tshark", "-r", str(path), "-n", "-o", "nhrp.auth_ext_has_addr:FALSE",
          "-T", "json", "--no-duplicate-keys"],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=300, env=env)
+    if cfg:
+        cfg.cleanup()
     if r.returncode != 0 and not r.stdout.strip():
         fail(f"{path.name}: tshark failed: {r.stderr.strip()}")
     return [p["_source"]["layers"] for p in json.loads(r.stdout)]
@@ -351,6 +371,96 @@ def compare_packet(where, mine, layers):
     return compared
 
 
+SK, SKF = 46, 53
+
+
+def payload_types(m):
+    v = m.get("isakmp.typepayload", [])
+    return v if isinstance(v, list) else [v]
+
+
+def check_keyed(decoder, path, table):
+    """The capture decoded with its key table, against tshark with the same table. Returns
+    (messages decrypted, values compared)."""
+    mine, rc, stderr = run_decoder(decoder, path, table)
+    if rc == 2:
+        fail(f"{path.name} with {table.name}: dmvpn-decode refused it: {stderr.strip()}")
+    theirs = run_tshark(path, table)
+    if len(mine) != len(theirs):
+        fail(f"{path.name} (keys): dmvpn-decode printed {len(mine)} packets, tshark "
+             f"{len(theirs)}")
+    decrypted = compared = fragments = 0
+    for m, t in zip(mine, theirs):
+        where = f"{path.name} (keys) frame {m['frame.number']}"
+        types = payload_types(m)
+        if SKF in types:
+            fragments += 1
+            continue
+        if SK in types:
+            if "dmvpn.ike.decrypt_error" in m:
+                fail(f"{where}: SK payload did not open: {m['dmvpn.ike.decrypt_error']}")
+            if "isakmp.enc.decrypted" not in json.dumps(t):
+                fail(f"{where}: tshark did not decrypt it, dmvpn-decode did")
+            decrypted += 1
+        compared += compare_packet(where, m, t)
+    if decrypted == 0 and fragments == 0:
+        fail(f"{path.name} (keys): no encrypted message was decrypted")
+    if decrypted == 0:
+        print(f"ok {path.name} with {table.name}: every encrypted message is in fragments "
+              f"({fragments}), left to the pass without keys")
+        return 0, compared
+
+    # One byte of the first row's SK_ei/SK_er (AES-GCM: the tag depends on them) or SK_ai/SK_ar
+    # (AES-CBC + HMAC) changed: none of its messages opens.
+    lines = table.read_text().splitlines()
+    first = next(i for i, l in enumerate(lines) if l and not l.startswith("#"))
+    f = lines[first].split(",")
+    for k in ((2, 3) if f[5] == "" else (5, 6)):
+        f[k] = ("0" if f[k][0] != "0" else "1") + f[k][1:]
+    spis = (":".join(f[0][i:i + 2] for i in range(0, 16, 2)),
+            ":".join(f[1][i:i + 2] for i in range(0, 16, 2)))
+    lines[first] = ",".join(f)
+    with tempfile.TemporaryDirectory() as d:
+        bad_table = Path(d) / "bad"
+        bad_table.write_text("\n".join(lines) + "\n")
+        bad, rc, stderr = run_decoder(decoder, path, bad_table)
+    if rc == 2:
+        fail(f"{path.name}: the changed table was refused: {stderr.strip()}")
+    of_first = [m for m in bad if SK in payload_types(m)
+                and (m.get("isakmp.ispi"), m.get("isakmp.rspi")) == spis]
+    opened = [m["frame.number"] for m in of_first if "dmvpn.ike.decrypt_error" not in m]
+    if not of_first or opened:
+        fail(f"{path.name}: with one key byte changed, frames {opened} of the first IKE SA's "
+             f"{len(of_first)} encrypted messages still opened")
+    print(f"ok {path.name} with {table.name}: {decrypted} messages decrypted and equal to "
+          f"tshark's, {fragments} fragments left to the pass without keys; with a changed key "
+          f"none of {len(of_first)} opens")
+    return decrypted, compared
+
+
+def check_hostile_tables(decoder, path):
+    """Key tables that are not ikev2_decryption_tables: refused, exit 2, with the line."""
+    cases = {
+        "short row": ("0011223344556677,8899aabbccddeeff,00\n", "line 1: 3 fields"),
+        "bad hex": ("# ok\nzz11223344556677,8899aabbccddeeff,,,\"AES-CBC-128 [RFC3602]\",,,"
+                    "\"HMAC_SHA2_256_128 [RFC4868]\"\n", "line 2: SPIi"),
+        "unknown algorithm": ("0011223344556677,8899aabbccddeeff,00,00,\"ROT13\",,,"
+                              "\"NONE [RFC4306]\"\n", "encryption algorithm \"ROT13\""),
+    }
+    with tempfile.TemporaryDirectory() as d:
+        for what, (text, says) in cases.items():
+            table = Path(d) / "table"
+            table.write_text(text)
+            out, rc, stderr = run_decoder(decoder, path, table)
+            if rc != 2 or out or says not in stderr:
+                fail(f"hostile key table ({what}): exit {rc}, {len(out)} packets, stderr "
+                     f"{stderr.strip()!r}; expected exit 2 naming {says!r}")
+        out, rc, stderr = run_decoder(decoder, path, Path(d) / "missing")
+        if rc != 2 or "cannot open" not in stderr:
+            fail(f"missing key table: exit {rc}, stderr {stderr.strip()!r}")
+    print(f"ok hostile key tables refused ({len(cases) + 1} cases)")
+
+
 def main():
     build = os.environ.get("DMVPN_BUILD")
     if not build:
@@ -405,12 +515,25 @@ def main():
         print(f"ok {path.name}: {len(mine)} packets, errors in frames {sorted(errors) or 'none'}"
               f", exit {rc}")
 
+    keyed_files = keyed_msgs = 0
+    for path in files:
+        table = path.with_name(path.name[:-len(path.suffix)] + ".ikev2_decryption_table")
+        if table.is_file():
+            n, values = check_keyed(decoder, path, table)
+            keyed_files += 1
+            keyed_msgs += n
+            total_values += values
+    if keyed_files == 0:
+        fail("no capture with an ikev2_decryption_table was compared")
+    check_hostile_tables(decoder, files[0])
+
     if total_nhrp == 0:
         fail("no NHRP packet was compared")
     if total_ike == 0:
         fail("no IKEv2 message was compared")
     print(f"{len(files)} captures, {total_packets} packets, {total_nhrp} NHRP packets decoded, "
-          f"{total_ike} IKEv2 messages decoded, "
+          f"{total_ike} IKEv2 messages decoded, {keyed_msgs} decrypted with the key tables of "
+          f"{keyed_files} captures, "
           f"{total_values} values equal to tshark's")
 
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "control/ike/crypto.hpp"
 #include "control/ike/message.hpp"
 #include "control/nhrp/packet.hpp"
 #include "crypto/esp_wire.hpp"
@@ -95,7 +96,7 @@ void scalar_into(std::string& out, const json_scalar& v) {
 // nothing once it has recorded an error or there is nothing more to decode.
 class packet_decoder {
 public:
-    explicit packet_decoder(const pcap::record& rec) : _rec(rec) {}
+    packet_decoder(const pcap::record& rec, const keys* k) : _rec(rec), _keys(k) {}
 
     decoded run() {
         frame();
@@ -344,9 +345,69 @@ private:
         } else if (const auto* idr = std::get_if<ike::id_payload_r>(&p)) {
             _o.append("isakmp.id.type", uint64_t{idr->type});
         }
-        // SK/SKF: the body stays encrypted. Decryption with a key file (Wireshark's
-        // ikev2_decryption_table) belongs here once control/ike/crypto does it: decrypt the
-        // body, then decode ike::parse_payloads(first_inner, plaintext) through ike_body().
+        // SK: opened by ike_chain() when a key file has the SA. SKF (RFC 7383 fragments) stays
+        // encrypted: tshark reassembles the fragments of a message across packets first.
+    }
+
+    // An SK payload's inner payloads, with the ikev2_decryption_table row of the message's
+    // SPIs (the I flag picks SK_ei/SK_ai or SK_er/SK_ar). No row: left encrypted, as tshark
+    // does. A body that does not open (ICV mismatch, bad padding) says why in
+    // dmvpn.ike.decrypt_error (no tshark field) and shows nothing inside.
+    void ike_decrypt(const ike::sk_payload& sk, std::span<const uint8_t> aad) {
+        if (_keys == nullptr) {
+            return;
+        }
+        for (const auto& e : _keys->ikev2) {
+            if (e.spi_i != _ike_spi_i || e.spi_r != _ike_spi_r) {
+                continue;
+            }
+            auto plain = ike::crypto::unprotect(_ike_from_initiator ? e.initiator : e.responder,
+                                                aad, sk.body);
+            if (!plain) {
+                _o.set("dmvpn.ike.decrypt_error", plain.error());
+                return;
+            }
+            ike_chain(sk.first_inner, *plain, {});
+            return;
+        }
+    }
+
+    // One level of payloads (the message's, or an SK payload's inner ones): their types first,
+    // as tshark's tree lists them, then each payload's generic header and body. `msg` is the
+    // whole message when `chain` is its outer chain (an SK payload's AAD is everything of it
+    // before the SK body), empty for an inner chain.
+    void ike_chain(ike::payload_type first, std::span<const uint8_t> chain,
+                   std::span<const uint8_t> msg) {
+        auto p = ike::parse_payload_prefix(first, chain);
+        if (!p) {
+            error(ike::name(p.error()));
+            return;
+        }
+        for (const auto& payload : p->payloads) {
+            _o.append("isakmp.typepayload", uint64_t{static_cast<uint8_t>(ike::type_of(payload))});
+        }
+        // parse_payload_prefix() checked every generic header it passed: read them again for
+        // the fields the model does not keep (critical bit, length).
+        wire::reader r(chain);
+        size_t at = 0;
+        for (const auto& payload : p->payloads) {
+            const uint8_t next = *r.u8();
+            const uint8_t flags = *r.u8();
+            const uint16_t length = *r.be16();
+            r.skip(length - ike::generic_payload_header_size);
+            generic(next, (flags & 0x80) != 0, length, false);
+            ike_body(payload);
+            const auto* sk = std::get_if<ike::sk_payload>(&payload);
+            if (sk != nullptr && !msg.empty()) {
+                const size_t body_at = static_cast<size_t>(chain.data() - msg.data()) + at +
+                                       ike::generic_payload_header_size;
+                ike_decrypt(*sk, msg.first(body_at));
+            }
+            at += length;
+        }
+        if (p->consumed != chain.size() && !msg.empty()) {
+            _o.set("isakmp.extradata", hex_bytes(chain.subspan(p->consumed)));
+        }
     }
 
     void ike_message(std::span<const uint8_t> msg) {
@@ -372,29 +433,10 @@ private:
         _o.set("isakmp.flag_r", h->is_response());
         _o.set("isakmp.messageid", uint64_t{h->message_id});
         _o.set("isakmp.length", uint64_t{h->length});
-        const auto chain = msg.subspan(ike::header_size);
-        auto p = ike::parse_payload_prefix(h->next, chain);
-        if (!p) {
-            error(ike::name(p.error()));
-            return;
-        }
-        // parse_payload_prefix() checked every generic header it passed: read them again for
-        // the fields the model does not keep (critical bit, length).
-        for (const auto& payload : p->payloads) {
-            _o.append("isakmp.typepayload", uint64_t{static_cast<uint8_t>(ike::type_of(payload))});
-        }
-        wire::reader r(chain);
-        for (const auto& payload : p->payloads) {
-            const uint8_t next = *r.u8();
-            const uint8_t flags = *r.u8();
-            const uint16_t length = *r.be16();
-            r.skip(length - ike::generic_payload_header_size);
-            generic(next, (flags & 0x80) != 0, length, false);
-            ike_body(payload);
-        }
-        if (p->consumed != chain.size()) {
-            _o.set("isakmp.extradata", hex_bytes(chain.subspan(p->consumed)));
-        }
+        _ike_spi_i = h->spi_i;
+        _ike_spi_r = h->spi_r;
+        _ike_from_initiator = h->from_initiator();
+        ike_chain(h->next, msg.subspan(ike::header_size), msg);
     }
 
     void esp(std::span<const uint8_t> payload) {
@@ -643,6 +685,10 @@ private:
     }
 
     const pcap::record& _rec;
+    const keys* _keys = nullptr;
+    // The IKE header's SPIs and I flag: which ikev2_decryption_table row and direction opens SK.
+    uint64_t _ike_spi_i = 0, _ike_spi_r = 0;
+    bool _ike_from_initiator = false;
     json_object _o;
     bool _nhrp = false;
     bool _failed = false;
@@ -725,6 +771,8 @@ std::string_view name(decode_error e) noexcept {
     return "unknown";
 }
 
-decoded decode_record(const wire::pcap::record& rec) { return packet_decoder(rec).run(); }
+decoded decode_record(const wire::pcap::record& rec, const keys* k) {
+    return packet_decoder(rec, k).run();
+}
 
 }  // namespace dmvpn::decode

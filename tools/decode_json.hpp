@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "control/ike/key_log.hpp"
 #include "dataplane/wire/pcap_file.hpp"
 
 namespace dmvpn::decode {
@@ -55,7 +56,10 @@ struct decoded {
 // criticalpayload, payloadlength; isakmp.typepayload lists one level's types before the next
 // level's, as tshark's tree does), SA proposals and transforms with their attributes, KE group
 // and data, nonce, notify protocol / SPI size / type / data, ID type, and bytes after the last
-// payload as isakmp.extradata. SK/SKF bodies stay encrypted (no key file yet).
+// payload as isakmp.extradata. SK bodies stay encrypted unless `k` holds the IKE SA's keys
+// (Wireshark's ikev2_decryption_table, dmvpn-decode --ikev2-keys): then the inner payloads
+// follow under the same names, as tshark shows them with the same table (a body that does not
+// open: "dmvpn.ike.decrypt_error", no tshark field). SKF (RFC 7383 fragments) stays encrypted.
 //
 // Fields that occur once per packet are scalars. NHRP CIE fields, extension fields and VLAN
 // tags are arrays holding every occurrence in wire order (the mandatory part's CIEs first,
@@ -65,6 +69,9 @@ struct decoded {
 // Three keys have no Wireshark field in 4.0: nhrp.traffic.code and nhrp.traffic.unused (the
 // Traffic Indication words of draft-detienne-dmvpn-01) and nhrp.indication.packet
 // (the bytes of the packet an Error or Traffic Indication quotes).
-decoded decode_record(const wire::pcap::record& rec);
+struct keys {
+    std::vector<ike::keylog::ikev2_entry> ikev2;  // parse_ikev2_table() of a key file
+};
+decoded decode_record(const wire::pcap::record& rec, const keys* k = nullptr);
 
 }  // namespace dmvpn::decode

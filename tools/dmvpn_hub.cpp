@@ -159,6 +159,7 @@ int main(int argc, char** argv) {
     p.socket = o.socket;
     p.eal_args = o.eal_args;
     p.log_level_from_cli = o.log_level.has_value();
+    p.key_log = o.key_log;
     auto h = hub::hub::start(std::move(p));
     if (!h) {
         log::error("{}", h.error());

@@ -8,6 +8,7 @@
 #include "config/load.hpp"
 #include "control/hub/hub.hpp"
 #include "control/hub/ike_glue.hpp"
+#include "control/ike/key_log.hpp"
 #include "control/hub/json.hpp"
 #include "control/hub/telemetry.hpp"
 #include "control/log.hpp"
@@ -282,6 +283,7 @@ control::mgmt_reply hub::reload() {
             return reject("IKEv2: " + e.error());
         }
         ike_new = std::move(e.value());
+        ike_new->set_key_log(_ike_key_log);
     }
     // The NHRP server is kept, with its cache, unless a tunnel's NHRP view changed.
     bool replace = !d.tunnels_added.empty() || !d.tunnels_removed.empty();

@@ -16,6 +16,7 @@
 #include <rte_lcore.h>
 
 #include "control/hub/ike_glue.hpp"
+#include "control/ike/key_log.hpp"
 #include "control/hub/telemetry.hpp"
 #include "control/log.hpp"
 #include "control/nhrp/debug.hpp"
@@ -219,6 +220,14 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
             fmt::format("another dmvpn-hub answers on {}: stop it, or give this one "
                         "another management.socket (or --socket)",
                         h->_socket));
+    }
+    if (p.key_log) {
+        auto w = ike::keylog::writer::open(*p.key_log);
+        if (!w) {
+            return wire::fail("--key-log: " + w.error());
+        }
+        h->_ike_key_log = std::move(w.value());
+        log::warning("{}", ike::keylog::warning(*p.key_log));
     }
     if (auto err = h->start_eal(p)) {
         return wire::fail(*err);

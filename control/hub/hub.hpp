@@ -48,6 +48,7 @@ struct start_params {
     std::optional<std::string> socket;       // overrides topology.mgmt.socket
     std::vector<std::string> eal_args;       // from the command line, after the topology's
     bool log_level_from_cli = false;         // --log-level given: a reload leaves the level alone
+    std::optional<std::string> key_log;      // --key-log DIR: IKE and ESP keys for Wireshark
 };
 
 // What the control lcore counts about its own work (show stats).
@@ -314,6 +315,9 @@ private:
     // When a draining pair of that peer is due to leave.
     std::multimap<timestamp, sa_key> _drain_due;
     std::unique_ptr<ike::thread> _ike;  // none unless a tunnel's ipsec profile has `ike`
+    // --key-log DIR (control/ike/key_log.hpp): every engine writes its keys here (on the IKE
+    // thread); none by default.
+    std::shared_ptr<ike::keylog::writer> _ike_key_log;
     std::vector<ike::tunnel_binding> _ike_bindings;
     // Acks and failures the IKE thread must get (an installed_ack is queued by the publisher's
     // retire callback, once every worker passed a quiescent state after the SPI table went

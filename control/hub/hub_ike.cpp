@@ -7,6 +7,7 @@
 
 #include "control/hub/hub.hpp"
 #include "control/hub/ike_glue.hpp"
+#include "control/ike/key_log.hpp"
 #include "control/log.hpp"
 #include "dataplane/wire/ipv4.hpp"
 
@@ -37,6 +38,7 @@ std::optional<std::string> hub::start_ike() {
     if (!e) {
         return fmt::format("IKEv2: {}", e.error());
     }
+    e.value()->set_key_log(_ike_key_log);
     _ike = std::make_unique<ike::thread>(
         std::make_unique<ike::engine_handler<ike::engine>>(std::move(e.value())));
     for (const ike::tunnel_binding& b : _ike_bindings) {
@@ -348,6 +350,12 @@ control::mgmt_reply hub::show_crypto(std::string_view what, bool json) const {
     auto v = _ike_show->views.find(ike::view_key(what, json));
     if (v == _ike_show->views.end()) {
         return {false, fmt::format("show crypto {}: not a view the IKE thread renders\n", what)};
+    }
+    if (_ike_key_log && !json) {
+        return {true, fmt::format("! {} ({} IKE SA rows, {} ESP SA rows so far)\n{}",
+                                  ike::keylog::warning(_ike_key_log->dir()),
+                                  _ike_key_log->ike_rows_written(),
+                                  _ike_key_log->esp_rows_written(), v->second)};
     }
     return {true, v->second};
 }

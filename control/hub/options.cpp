@@ -50,7 +50,8 @@ parsed_options parse_options(const std::vector<std::string>& args) {
             take_value(args, i, "--check-config", o.check_file, error) ||
             take_value(args, i, "--list-pci-ports", o.pci_file, error) ||
             take_value(args, i, "--socket", o.socket, error) ||
-            take_value(args, i, "--log-level", o.log_level, error)) {
+            take_value(args, i, "--log-level", o.log_level, error) ||
+            take_value(args, i, "--key-log", o.key_log, error)) {
             if (error.empty() && o.log_level && !log::parse_level(*o.log_level)) {
                 error = "--log-level: expected " + std::string(log::level_names()) + ", got " +
                         *o.log_level;
@@ -70,7 +71,8 @@ parsed_options parse_options(const std::vector<std::string>& args) {
 }
 
 std::string usage_text() {
-    return "usage: dmvpn-hub [--config FILE] [--socket PATH] [--log-level LEVEL] [-- EAL-ARGS...]\n"
+    return "usage: dmvpn-hub [--config FILE] [--socket PATH] [--log-level LEVEL] [--key-log DIR]\n"
+           "                 [-- EAL-ARGS...]\n"
            "       dmvpn-hub --check-config FILE\n"
            "       dmvpn-hub --list-pci-ports FILE\n"
            "       dmvpn-hub --print-default-config\n"
@@ -87,6 +89,10 @@ std::string usage_text() {
            "management.socket\n"
            "  --log-level LEVEL      error, warning, notice, info or debug, instead of the\n"
            "                         topology's hub.log-level (default info)\n"
+           "  --key-log DIR          DEBUGGING ONLY, off by default: append the keys of every IKE\n"
+           "                         SA and ESP SA to DIR/ikev2_decryption_table and DIR/esp_sa\n"
+           "                         (Wireshark's tables; WIRESHARK_CONFIG_DIR=DIR tshark ...\n"
+           "                         decrypts a capture). Whoever reads them decrypts the traffic\n"
            "  --print-default-config print the embedded default topology\n"
            "  -- EAL-ARGS            DPDK EAL arguments, after the topology's hub.eal-args\n"
            "\n"

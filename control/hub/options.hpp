@@ -13,6 +13,7 @@ struct options {
     std::optional<std::string> pci_file;     // --list-pci-ports FILE: its PCI ports, then exit
     std::optional<std::string> socket;       // --socket PATH: overrides management.socket
     std::optional<std::string> log_level;    // --log-level LEVEL: overrides hub.log-level
+    std::optional<std::string> key_log;      // --key-log DIR: write IKE/ESP keys (debugging)
     std::vector<std::string> eal_args;       // everything after "--"
     bool help = false;
     bool print_default = false;  // --print-default-config

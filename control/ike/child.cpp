@@ -2,6 +2,7 @@
 // two NBMA addresses, their keys, lifetimes and rekeying (make-before-break), and the IKE SA
 // rekey that moves them to new keys.
 #include "control/ike/ike_sa.hpp"
+#include "control/ike/key_log.hpp"
 
 namespace dmvpn::ike {
 
@@ -257,6 +258,9 @@ uint64_t engine::impl::add_child(ike_sa& sa, child_sa cs, time_point now) {
     ch.expire_at = now + seconds(life);
     ch.rekey_at = now + seconds(life - life / 10 - jitter);
     uint64_t id = ch.sa.id;
+    if (key_log) {
+        key_log->child(ch.sa);
+    }
     by_child_spi[ch.sa.inbound.spi] = id;
     sa.children.push_back(id);
     children.emplace(id, std::move(ch));
@@ -346,6 +350,7 @@ void engine::impl::responder_create_child(ike_sa& sa, uint32_t mid, const std::v
         by_spi[new_spi] = sa.id;
         sa.suite = sel.suite;
         sa.keys = std::move(keys);
+        log_ike_keys(sa);
         const auto life = prof->settings.ike_lifetime_s;
         sa.expire_at = now + seconds(life);
         sa.rekey_at = now + seconds(life - life / 10 - read32(random_bytes(4)) % (life / 20 + 1));
@@ -549,6 +554,7 @@ void engine::impl::ike_rekey_response(ike_sa& sa, outstanding& o, const std::vec
     by_spi[o.new_ike_spi] = sa.id;
     sa.suite = sel.suite;
     sa.keys = std::move(keys);
+    log_ike_keys(sa);
     const auto life = prof->settings.ike_lifetime_s;
     sa.expire_at = now + seconds(life);
     sa.rekey_at = now + seconds(life - life / 10 - read32(random_bytes(4)) % (life / 20 + 1));

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "control/ike/ike_sa.hpp"
+#include "control/ike/key_log.hpp"
 
 namespace dmvpn::ike {
 
@@ -771,5 +772,13 @@ void engine::clear(uint32_t peer, time_point now, outputs& out) {
 }
 
 const engine_counters& engine::counters() const noexcept { return _impl->c; }
+
+void engine::set_key_log(std::shared_ptr<keylog::writer> w) { _impl->key_log = std::move(w); }
+
+void engine::impl::log_ike_keys(const detail::ike_sa& sa) const {
+    if (key_log) {
+        key_log->ike_sa(sa.spi_i, sa.spi_r, sa.keys);
+    }
+}
 
 }  // namespace dmvpn::ike

@@ -17,6 +17,10 @@
 
 namespace dmvpn::ike {
 
+namespace keylog {
+class writer;
+}
+
 using clock = std::chrono::steady_clock;
 using time_point = clock::time_point;
 
@@ -74,6 +78,10 @@ public:
     // show crypto ikev2 sa [detail] / ipsec sa / session, text (IOS layout) or JSON.
     std::string show(std::string_view what, bool json) const;
     const engine_counters& counters() const noexcept;
+    // Debugging (dmvpn-hub / dmvpn-spokesim --key-log): every IKE SA's SK_e*/SK_a* and every
+    // CHILD_SA's ESP keys go to `w` as they are derived (control/ike/key_log.hpp); the engine's
+    // thread writes. nullptr (the default): nothing is written.
+    void set_key_log(std::shared_ptr<keylog::writer> w);
 
     struct impl;
 

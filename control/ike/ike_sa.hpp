@@ -194,6 +194,9 @@ struct engine::impl {
     // INVALID_IKE_SPI answers in the current second.
     time_point invalid_spi_window{};
     uint32_t invalid_spi_sent = 0;
+    // --key-log (key_log.hpp): nullptr unless asked for.
+    std::shared_ptr<keylog::writer> key_log;
+    void log_ike_keys(const detail::ike_sa& sa) const;
 
     // ---- engine.cpp: dispatch, send path, timers ----
     const detail::profile_state* profile_of(const detail::ike_sa& sa) const;

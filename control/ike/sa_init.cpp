@@ -182,6 +182,7 @@ void engine::impl::responder_sa_init(const datagram& d, const message& m, time_p
     sa.peer_fragmentation = find_notify(m.payloads, notify_type::ikev2_fragmentation_supported);
     sa.peer_signature_hashes = find_notify(m.payloads, notify_type::signature_hash_algorithms);
     sa.keys = crypto::derive_ike_keys(sa.suite, sa.ni, sa.nr, gir->view(), sa.spi_i, sa.spi_r);
+    log_ike_keys(sa);
 
     message r;
     r.hdr = make_header(sa, exchange::ike_sa_init, true, 0);
@@ -350,6 +351,7 @@ void engine::impl::initiator_sa_init_response(ike_sa& sa, const datagram& d, con
     sa.peer_fragmentation = find_notify(ps, notify_type::ikev2_fragmentation_supported);
     sa.peer_signature_hashes = find_notify(ps, notify_type::signature_hash_algorithms);
     sa.keys = crypto::derive_ike_keys(sa.suite, sa.ni, sa.nr, gir->view(), sa.spi_i, sa.spi_r);
+    log_ike_keys(sa);
     sa.dh.reset();
     if (sa.nat_local || sa.nat_peer) {
         // Section 2.23: behind a NAT, IKE moves to port 4500 from IKE_AUTH on.

@@ -35,6 +35,14 @@
   e2e.py ike-rekey 20 spokes with CHILD_SAs good for 100 packets under traffic through the hub:
                    about 80 rekeys, make-before-break, no packet lost (none at a hard limit,
                    none to an unknown SPI at the hub or the emulator)
+  e2e.py keylog    the key log (dmvpn-hub and dmvpn-spokesim --key-log DIR): 4 spokes negotiate
+                   IKEv2 with short-lived CHILD_SAs (rekeyed under traffic) while the emulator
+                   captures its link (--capture); tshark with the hub's DIR as its configuration
+                   directory verifies and decrypts every encrypted IKE message (IKE_AUTH: IDi,
+                   IDr, AUTH) and every ESP packet of the hub's SAs to GRE; dmvpn-decode
+                   --ikev2-keys opens the same IKE_AUTH messages; the emulator's rows equal the
+                   hub's (both ends of each SA); no key reaches the hub's log; `show crypto`
+                   carries the warning; and a hub without --key-log writes no key file
 """
 
 import json
@@ -95,7 +103,7 @@ tunnels:
 
 class hub:
     def __init__(self, d, spokes, esp=True, overlay_prefix="10.0.0.0/16", hub_extra="",
-                 profiles=None):
+                 profiles=None, args=()):
         """`profiles`: an `ipsec-profiles:` block naming `spokesim` instead of the manual SAs."""
         self.d = d
         self.sock = os.path.join(d, "hub.sock")
@@ -113,7 +121,7 @@ class hub:
                     .replace("ports:\n", hub_extra + "ports:\n", 1))
         self.log = open(os.path.join(d, "hub.log"), "w+")
         self.proc = subprocess.Popen(
-            [HUB, "--config", os.path.join(d, "hub.yaml"), "--", "--file-prefix",
+            [HUB, "--config", os.path.join(d, "hub.yaml"), *args, "--", "--file-prefix",
              "e2e-hub-%d" % os.getpid()], stdout=self.log, stderr=subprocess.STDOUT)
         end = time.time() + 60
         while time.time() < end:
@@ -901,12 +909,131 @@ def ike(d):
         h.stop()
 
 
+def uat_rows(path):
+    with open(path) as f:
+        return [l for l in f.read().splitlines() if l and not l.startswith("#")]
+
+
+def tshark_fields(pcap, cfg, *args):
+    r = subprocess.run(["tshark", "-n", "-r", pcap, "-T", "fields", *args], capture_output=True,
+                       text=True, timeout=120, env=dict(os.environ, WIRESHARK_CONFIG_DIR=cfg))
+    check(r.returncode == 0, "tshark reads the capture (%s)" % r.stderr.strip()[-300:])
+    return [l.split("\t") for l in r.stdout.splitlines()]
+
+
+def keylog(d):
+    if shutil.which("tshark") is None:
+        print("SKIP: tshark is not installed (scripts/setup installs it)")
+        raise SystemExit(77)
+    n = 4
+    keys, sim_keys = os.path.join(d, "keys"), os.path.join(d, "sim-keys")
+    cap = os.path.join(d, "link.pcap")
+    # CHILD_SAs good for 100 packets: each pair is rekeyed under traffic, and the new pairs'
+    # rows are appended as they come.
+    profile = ike_profile("      authentication: psk\n      psk: %s\n"
+                          "      child-lifetime-packets: 100\n" % IKE_PSK)
+    h = hub(d, n, profiles=profile, args=("--key-log", keys))
+    try:
+        rc, r = spokesim(d, "--spokes", n, "--gre-key", 100, "--auth", "e2e", "--ike",
+                         "psk:" + IKE_PSK, "--ike-rate", 200, "--reg-rate", 500, "--rate", 400,
+                         "--duration", 3, "--no-shortcuts", "--key-log", sim_keys,
+                         "--capture", cap)
+        # Not rc: packets lost at a rekey's switch-over (a known gap, e2e ike) fail the
+        # emulator's own verdict, and are not what this scenario is about.
+        check(r["keyed"] == n and r["registered"] == n,
+              "%d spokes keyed by IKE and registered inside ESP" % r["keyed"])
+        check(r["rekeys"] >= n, "%d CHILD_SA rekeys under traffic" % r["rekeys"])
+        shown = h.ctl("show", "crypto", "ikev2", "sa")
+        check(shown.startswith("! WARNING: key log on"), "show crypto ikev2 sa starts with the "
+              "key log warning: %r" % shown.splitlines()[0])
+    finally:
+        h.stop()
+    h.log.seek(0)
+    log = h.log.read()
+    check("WARNING: key log on (--key-log %s)" % keys in log,
+          "the hub's log warns about the key log at start")
+
+    ike_rows = uat_rows(os.path.join(keys, "ikev2_decryption_table"))
+    esp_rows = uat_rows(os.path.join(keys, "esp_sa"))
+    print("hub key log: %d IKE SA rows, %d ESP SA rows" % (len(ike_rows), len(esp_rows)))
+    check(len(ike_rows) == n, "one IKE SA row per spoke (%d)" % len(ike_rows))
+    check(len(esp_rows) >= 2 * (n + r["rekeys"]),
+          "two ESP rows per CHILD_SA, the rekeyed ones appended (%d rows, %d rekeys)"
+          % (len(esp_rows), r["rekeys"]))
+    check(sorted(ike_rows) == sorted(uat_rows(os.path.join(sim_keys, "ikev2_decryption_table"))),
+          "the emulator's IKE rows are the hub's (both ends derived the same keys)")
+    sim_esp = set(uat_rows(os.path.join(sim_keys, "esp_sa")))
+    check(set(esp_rows) <= sim_esp, "every ESP row of the hub is one of the emulator's")
+    for path in ("ikev2_decryption_table", "esp_sa"):
+        check(os.stat(os.path.join(keys, path)).st_mode & 0o777 == 0o600,
+              "%s is mode 0600" % path)
+    secrets = [f for row in ike_rows for f in row.split(",")[2:4] + row.split(",")[5:7] if f] + \
+        [row.split(",")[5].strip('"')[2:] for row in esp_rows]
+    check(secrets and not any(s_ in log for s_ in secrets),
+          "none of the %d keys is in the hub's log" % len(secrets))
+
+    # tshark, with the hub's key directory as its configuration: every encrypted IKE message's
+    # integrity checksum verifies, IKE_AUTH shows IDi/IDr/AUTH, every ESP packet of the hub's
+    # SAs has a good ICV and GRE inside.
+    ike = tshark_fields(cap, keys, "-Y", "isakmp", "-E", "occurrence=a", "-E", "aggregator=|",
+                        "-e", "isakmp.exchangetype", "-e", "isakmp.enc.icd",
+                        "-e", "isakmp.typepayload")
+    enc = [f for f in ike if f[0] != "34"]
+    auth = [f for f in enc if f[0] == "35"]
+    check(enc and all(f[1] for f in enc), "every one of %d encrypted IKE messages has an "
+          "integrity checksum" % len(enc))
+    icd = subprocess.run(["tshark", "-n", "-r", cap, "-V", "-Y", "isakmp.enc.icd"],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, WIRESHARK_CONFIG_DIR=keys)).stdout
+    good, bad = icd.count("[correct]"), icd.count("[incorrect")
+    check(good == len(enc) and bad == 0, "tshark verifies %d of %d integrity checksums with the "
+          "hub's table (%d incorrect)" % (good, len(enc), bad))
+    check(len(auth) == 2 * n and all({"35", "36", "39"} & set(f[2].split("|")) for f in auth),
+          "IKE_AUTH decrypted: %d messages with IDi/IDr and AUTH" % len(auth))
+    hub_spis = {row.split(",")[3].strip('"') for row in esp_rows}
+    esp = tshark_fields(cap, keys, "-Y", "esp", "-e", "esp.spi", "-e", "gre.key",
+                        "-e", "esp.icv_good")
+    mine = [f for f in esp if f[0] in hub_spis]
+    ok = [f for f in mine if len(f) > 2 and f[1] and f[2] in ("1", "True")]
+    check(mine and len(ok) == len(mine), "tshark decrypts %d of %d ESP packets of the hub's SAs "
+          "to GRE, ICV good (%d ESP packets in all)" % (len(ok), len(mine), len(esp)))
+
+    # dmvpn-decode with the same table opens the same IKE_AUTH messages.
+    dec = subprocess.run([os.path.join(BUILD, "dmvpn-decode"), "--ikev2-keys",
+                          os.path.join(keys, "ikev2_decryption_table"), cap],
+                         capture_output=True, text=True, timeout=120)
+    msgs = [json.loads(l) for l in dec.stdout.splitlines()]
+    opened = [m for m in msgs if m.get("isakmp.exchangetype") == 35
+              and "isakmp.id.type" in m and "dmvpn.ike.decrypt_error" not in m]
+    check(dec.returncode == 0 and len(opened) == 2 * n,
+          "dmvpn-decode --ikev2-keys opens %d IKE_AUTH messages" % len(opened))
+
+    # The default: no --key-log, no key file, no warning.
+    quiet = os.path.join(d, "quiet")
+    os.mkdir(quiet)
+    h = hub(quiet, n, profiles=profile)
+    try:
+        rc, r = spokesim(quiet, "--spokes", n, "--gre-key", 100, "--auth", "e2e", "--ike",
+                         "psk:" + IKE_PSK, "--ike-rate", 200, "--reg-rate", 500, "--rate", 400,
+                         "--duration", 1, "--no-shortcuts")
+        check(r["keyed"] == n, "without --key-log: %d spokes keyed" % r["keyed"])
+        shown = h.ctl("show", "crypto", "ikev2", "sa")
+        check("key log" not in shown, "without --key-log: no warning in show crypto")
+    finally:
+        h.stop()
+    h.log.seek(0)
+    written = [os.path.join(p, f) for p, _, fs in os.walk(quiet) for f in fs
+               if f in ("ikev2_decryption_table", "esp_sa", "preferences")]
+    check(not written and "key log" not in h.log.read(),
+          "without --key-log the hub writes no key file (%s) and no warning" % written)
+
+
 def main():
     which = sys.argv[1]
     scenario = {"scale": scale, "refused": refused, "expiry": expiry, "flood": flood,
                 "purge": purge, "glean": glean, "forge": forge,
                 "observe": observe, "ike": ike,
-                "ike-rekey": ike_rekey}[which]
+                "ike-rekey": ike_rekey, "keylog": keylog}[which]
     d = tempfile.mkdtemp(prefix="e2e-%s-" % which)
     try:
         scenario(d)

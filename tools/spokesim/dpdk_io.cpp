@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
 
 #include <fmt/format.h>
 #include <rte_bus_vdev.h>
@@ -130,7 +131,24 @@ bool dpdk_io::link_up() const {
     return rte_eth_link_get_nowait(_p->port, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
 }
 
+void dpdk_io::capture_to(std::unique_ptr<wire::pcap::file_writer> w) { _capture = std::move(w); }
+
+void dpdk_io::capture(std::span<const uint8_t> frame) {
+    if (!_capture) {
+        return;
+    }
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    const wire::pcap::timestamp ts{static_cast<int64_t>(now.tv_sec),
+                                   static_cast<uint32_t>(now.tv_nsec)};
+    if (auto e = _capture->write(ts, frame)) {
+        _capture_failure = e;
+        _capture.reset();
+    }
+}
+
 void dpdk_io::send(std::span<const uint8_t> frame) {
+    capture(frame);
     rte_mbuf* m = rte_pktmbuf_alloc(_p->pool);
     if (m == nullptr) {
         ++_tx_dropped;
@@ -174,12 +192,18 @@ uint32_t dpdk_io::receive(const std::function<void(std::span<const uint8_t>)>& f
         for (uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = _p->rx[i];
             if (m->nb_segs == 1) {
-                f(std::span<const uint8_t>(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len));
+                const std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t*),
+                                                     m->data_len);
+                capture(frame);
+                f(frame);
             } else {
                 std::vector<uint8_t> flat(m->pkt_len);
                 const void* d = rte_pktmbuf_read(m, 0, m->pkt_len, flat.data());
                 if (d != nullptr) {
-                    f(std::span<const uint8_t>(static_cast<const uint8_t*>(d), m->pkt_len));
+                    const std::span<const uint8_t> frame(static_cast<const uint8_t*>(d),
+                                                         m->pkt_len);
+                    capture(frame);
+                    f(frame);
                 }
             }
             rte_pktmbuf_free(m);

@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "dataplane/wire/pcap_file.hpp"
 #include "dataplane/wire/result.hpp"
 #include "tools/spokesim/addr.hpp"
 #include "tools/spokesim/engine.hpp"
@@ -36,6 +38,12 @@ public:
     // Hands each received frame (from every RX queue) to `f`; returns how many.
     uint32_t receive(const std::function<void(std::span<const uint8_t>)>& f);
     uint64_t tx_dropped() const noexcept { return _tx_dropped; }
+    // --capture: from now on every frame sent and received is also written to `w` (wall-clock
+    // timestamps); the first write error stops the capture and is kept for the report.
+    void capture_to(std::unique_ptr<wire::pcap::file_writer> w);
+    const std::optional<wire::pcap::io_failure>& capture_failure() const noexcept {
+        return _capture_failure;
+    }
 
 private:
     struct impl;
@@ -44,6 +52,9 @@ private:
     std::unique_ptr<impl> _p;
     mac _mac{};
     uint64_t _tx_dropped = 0;
+    void capture(std::span<const uint8_t> frame);
+    std::unique_ptr<wire::pcap::file_writer> _capture;
+    std::optional<wire::pcap::io_failure> _capture_failure;
 };
 
 }  // namespace dmvpn::spokesim

@@ -1,6 +1,7 @@
 #include "tools/spokesim/ike.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -9,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "control/ike/engine.hpp"
+#include "control/ike/key_log.hpp"
 #include "control/ike/message.hpp"
 #include "tools/spokesim/ike_config.hpp"
 
@@ -197,6 +199,14 @@ wire::result<std::unique_ptr<ike_layer>, std::string> make_ike_layer(const optio
     auto eng = ike::engine::create(plan->profiles, std::move(bindings));
     if (!eng) {
         return wire::fail(fmt::format("IKE: {}", eng.error()));
+    }
+    if (!o.key_log.empty()) {
+        auto w = ike::keylog::writer::open(o.key_log);
+        if (!w) {
+            return wire::fail(fmt::format("--key-log: {}", w.error()));
+        }
+        (*eng)->set_key_log(std::move(w.value()));
+        std::fprintf(stderr, "dmvpn-spokesim: %s\n", ike::keylog::warning(o.key_log).c_str());
     }
     return std::unique_ptr<ike_layer>(std::make_unique<engine_ike>(std::move(*eng), esp));
 }

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,6 +40,17 @@ int run_live(const options& o, std::unique_ptr<esp_layer> esp, std::unique_ptr<i
         return 2;
     }
     dpdk_io& port = **io;
+    if (!o.capture.empty()) {
+        auto w = dmvpn::wire::pcap::file_writer::create(o.capture,
+                                                        dmvpn::wire::pcap::linktype::ethernet);
+        if (!w) {
+            std::fprintf(stderr, "dmvpn-spokesim: --capture %s: %s (%s)\n", o.capture.c_str(),
+                         std::string(dmvpn::wire::pcap::name(w.error().reason)).c_str(),
+                         std::strerror(w.error().sys_errno));
+            return 2;
+        }
+        port.capture_to(std::make_unique<dmvpn::wire::pcap::file_writer>(std::move(w.value())));
+    }
     engine eng(o, port.port_mac(), port, std::move(esp), std::move(ike));
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

@@ -77,6 +77,8 @@ registers, and with another emulated spoke before taking a Phase 3 shortcut to i
                              aes256-sha256, ...; -esn offers ESN, a group adds PFS)
   --ike-rate R               IKE SAs initiated per second while the spokes come up (100)
   --ike-retry S              seconds before a spoke whose IKE SA died initiates again (5)
+  --key-log DIR              debugging: append every IKE SA's and ESP SA's keys to
+                             DIR/ikev2_decryption_table and DIR/esp_sa (Wireshark's tables)
 Port:
   --vdev STRING              DPDK virtual device, e.g. net_memif0,role=client,socket=/tmp/m.sock
   --hub-mac MAC              the hub's MAC (default: ARP for the hub's NBMA address)
@@ -108,6 +110,8 @@ Abuse and churn (the hub's end-to-end tests):
   --move-after S             seconds into the traffic phase for --move-spoke (2)
   --stop-refresh K           the first K spokes register once and never refresh (0)
 Offline:
+  --capture FILE             write every frame the port sends and receives to FILE (pcap,
+                             Ethernet), as a capture on the link would show them
   --write-pcap FILE --count N   write N frames of the spokes' data (encrypted per --esp) and exit
   --help
 The last line on stdout is one JSON object with the results.
@@ -315,22 +319,29 @@ const std::map<std::string, handler>& valued() {
                      }},
                     {"--ike-rate", double_into(&options::ike_rate, 0.001, 1e7)},
                     {"--ike-retry", double_into(&options::ike_retry, 0, 3600)},
+                    {"--key-log",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         if (v.empty()) {
+                             return std::string(": empty directory");
+                         }
+                         o.key_log = v;
+                         return std::nullopt;
+                     }},
                     {"--spi-base", uint_into(&options::spi_base, 256, 0xf0000000u)},
                     {"--vdev",
-                     [](
-                         options& o, const std::
-                                         string& v) -> std::
-                                                        optional<std::string> {
-                                                            if (v.empty() ||
-                                                                v.find(' ') != std::string::npos) {
-                                                                return fmt::format(
-                                                                    ": '{}' is not a vdev string "
-                                                                    "(name[,key=value...])",
-                                                                    v);
-                                                            }
-                                                            o.vdev = v;
-                                                            return std::nullopt;
-                                                        }},
+                     [](options& o, const std::string&
+                                        v) -> std::
+                                               optional<std::string> {
+                                                   if (v.empty() ||
+                                                       v.find(' ') != std::string::npos) {
+                                                       return fmt::format(
+                                                           ": '{}' is not a vdev string "
+                                                           "(name[,key=value...])",
+                                                           v);
+                                                   }
+                                                   o.vdev = v;
+                                                   return std::nullopt;
+                                               }},
                     {"--hub-mac",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
                          auto m = parse_mac(v);
@@ -392,6 +403,14 @@ const std::map<std::string, handler>& valued() {
                          return std::nullopt;
                      }},
                     {"--count", uint_into(&options::pcap_count, 1, 100'000'000)},
+                    {"--capture",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         if (v.empty()) {
+                             return std::string(": empty file name");
+                         }
+                         o.capture = v;
+                         return std::nullopt;
+                     }},
                 };
     return table;
 }
@@ -511,6 +530,9 @@ std::optional<std::string> validate(const options& o) {
             return std::string(
                 "--ike negotiates at run time: no --print-sa-yaml or --write-pcap with it");
         }
+    }
+    if (!o.key_log.empty() && o.ike == ike_mode::off) {
+        return std::string("--key-log writes IKE-negotiated keys: it needs --ike");
     }
     if (o.move_spoke && *o.move_spoke >= o.spokes) {
         return fmt::format("--move-spoke {} is not one of the {} spokes", *o.move_spoke, o.spokes);

@@ -75,6 +75,7 @@ struct options {
     std::string esp_proposal = "aes128gcm16";
     double ike_rate = 100;  // IKE SAs initiated per second while the spokes come up
     double ike_retry = 5;   // seconds before a spoke whose IKE SA died initiates again
+    std::string key_log;    // --key-log DIR: the spokes' IKE/ESP keys for Wireshark (debugging)
 
     // DPDK.
     std::string vdev;
@@ -123,6 +124,7 @@ struct options {
     // Offline modes.
     bool print_sa_yaml = false;
     std::string write_pcap;
+    std::string capture;  // --capture FILE: every frame the live port sends and receives
     uint64_t pcap_count = 0;
 
     bool help = false;
