@@ -546,7 +546,9 @@ ike_settings loader::read_ike(const value_ref& v) {
                          "cookie-threshold",
                          "max-half-open",
                          "nat-keepalive",
-                         "initiate"});
+                         "initiate",
+                         "fragmentation",
+                         "fragment-size"});
     s.proposals = default_ike_proposals();
     s.esp_proposals = default_esp_proposals();
     if (!f) {
@@ -646,6 +648,8 @@ ike_settings loader::read_ike(const value_ref& v) {
     read(*f, "cookie-threshold", s.cookie_threshold, uint_in(0, 1000000));
     read(*f, "nat-keepalive", s.nat_keepalive_s, uint_in(0, 3600));
     read(*f, "initiate", s.initiate, as_bool());
+    read(*f, "fragmentation", s.fragmentation, as_bool());
+    read(*f, "fragment-size", s.fragment_size, uint_in(576, 9000));
     if (auto c = member(*f, "cookie-threshold"); c && !broken(c->path) &&
                                                  !broken(child(v.path, "max-half-open")) &&
                                                  s.cookie_threshold > s.max_half_open) {

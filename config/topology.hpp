@@ -248,6 +248,10 @@ struct ike_settings {
     uint32_t max_half_open = 100000;   // beyond this, IKE_SA_INIT is dropped and counted
     uint32_t nat_keepalive_s = 20;     // 0: none
     bool initiate = false;             // initiate to `nhs` peers and static maps (hub-to-hub)
+    // RFC 7383: offer/accept IKE fragmentation; encrypted messages whose IP datagram would
+    // exceed `fragment_size` octets leave as Encrypted Fragment payloads.
+    bool fragmentation = true;
+    uint32_t fragment_size = 1280;  // the whole IP datagram, as strongSwan's fragment_size
 
     friend bool operator==(const ike_settings&, const ike_settings&) = default;
 };

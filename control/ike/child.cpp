@@ -584,6 +584,7 @@ uint64_t engine::impl::retire(ike_sa& sa, time_point now) {
     z->keys = std::move(sa.keys);
     z->nat_local = sa.nat_local;
     z->nat_peer = sa.nat_peer;
+    z->peer_fragmentation = sa.peer_fragmentation;
     z->peer_identity = sa.peer_identity;
     z->next_mid = sa.next_mid;
     z->recv_mid = sa.recv_mid;
@@ -602,6 +603,7 @@ uint64_t engine::impl::retire(ike_sa& sa, time_point now) {
             v = z->id;
         }
     }
+    drop_fragments(sa);  // held under the old keys: never completed under the new ones
     sa.out.reset();
     sa.cached_mid.reset();
     sa.cached_request.clear();

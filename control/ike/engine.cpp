@@ -182,6 +182,7 @@ uint32_t engine::impl::new_child_spi() {
 }
 
 void engine::impl::destroy(ike_sa& sa, std::string_view why, outputs& out) {
+    drop_fragments(sa);
     for (uint64_t cid : std::vector<uint64_t>(sa.children)) {
         remove_child_state(cid, why, out);
     }
@@ -236,6 +237,9 @@ std::optional<std::vector<bytes>> engine::impl::protect_message(ike_sa& sa, cons
     chain ch = serialize_payloads(inner);
     size_t body = ch.data.size() + crypto::protected_size(k, ch.data.size());
     size_t total = header_size + generic_payload_header_size + body;
+    if (auto fragments = fragment_message(sa, hdr, ch, total)) {
+        return fragments;
+    }
     if (total > max_message_size) {
         return std::nullopt;
     }
@@ -347,10 +351,16 @@ void engine::impl::answer_invalid_spi(const datagram& d, const header& h, time_p
 void engine::impl::on_request(ike_sa& sa, const datagram& d, const message& m, time_point now,
                               outputs& out) {
     uint32_t mid = m.hdr.message_id;
+    const bool fragment = is_fragment(m);
     if (sa.cached_mid && mid == *sa.cached_mid) {
         // A retransmission: the same answer, no new state (section 2.1). A held answer leaves
         // once its CHILD_SA is installed.
-        if (d.payload == sa.cached_request && !sa.held) {
+        if (fragment) {
+            if (retransmitted_request(sa, m, d.payload) && !sa.held) {
+                ++c.duplicates_answered;
+                send_packets(sa, sa.cached_response, out);
+            }
+        } else if (d.payload == sa.cached_request && !sa.held) {
             ++c.duplicates_answered;
             send_packets(sa, sa.cached_response, out);
         } else {
@@ -362,9 +372,9 @@ void engine::impl::on_request(ike_sa& sa, const datagram& d, const message& m, t
         ++c.dropped;  // outside the window (section 2.3)
         return;
     }
-    auto inner = open_message(sa, m, d.payload);
+    auto inner = fragment ? take_fragment(sa, m, d.payload, now) : open_message(sa, m, d.payload);
     if (!inner) {
-        ++c.dropped;  // integrity failed: silently dropped (section 2.21)
+        c.dropped += fragment ? 0 : 1;  // integrity failed: silently dropped (section 2.21)
         return;
     }
     // A valid request: it defines where the peer is (section 2.23, NAT mapping changes).
@@ -373,7 +383,7 @@ void engine::impl::on_request(ike_sa& sa, const datagram& d, const message& m, t
     sa.last_inbound = now;
     sa.recv_mid = mid + 1;
     sa.cached_mid = mid;
-    sa.cached_request = d.payload;
+    sa.cached_request = fragment ? bytes{} : d.payload;  // fragments: see retransmitted_request
     sa.cached_response.clear();
     if (!*inner) {
         ++c.invalid_syntax;
@@ -422,9 +432,10 @@ void engine::impl::on_response(ike_sa& sa, const datagram& d, const message& m, 
         initiator_sa_init_response(sa, d, m, now, out);
         return;
     }
-    auto inner = open_message(sa, m, d.payload);
+    const bool fragment = is_fragment(m);
+    auto inner = fragment ? take_fragment(sa, m, d.payload, now) : open_message(sa, m, d.payload);
     if (!inner) {
-        ++c.dropped;
+        c.dropped += fragment ? 0 : 1;
         return;
     }
     sa.last_inbound = now;
@@ -462,6 +473,7 @@ void engine::impl::on_response(ike_sa& sa, const datagram& d, const message& m, 
 // ---- timers ----
 
 void engine::impl::sa_timers(ike_sa& sa, time_point now, outputs& out) {
+    fragment_timers(sa, now);
     if (sa.state == sa_state::half_open && !sa.held && now - sa.created >= half_open_timeout) {
         destroy(sa, "half-open expired", out);
         return;

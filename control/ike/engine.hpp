@@ -44,6 +44,10 @@ struct engine_counters {
     uint64_t ike_sas_up = 0, ike_sas_failed = 0, child_sas_up = 0, rekeys = 0;
     uint64_t auth_failed = 0, no_proposal = 0, invalid_syntax = 0, invalid_ke = 0;
     uint64_t ts_unacceptable = 0, cookies_sent = 0, half_open = 0, dropped = 0;
+    // RFC 7383: fragments sent and received, messages reassembled, fragments whose integrity
+    // check failed, and fragments dropped otherwise (not negotiated, over a bound, expired).
+    uint64_t fragments_tx = 0, fragments_rx = 0, fragments_reassembled = 0;
+    uint64_t fragments_invalid = 0, fragments_dropped = 0;
 };
 
 class engine {

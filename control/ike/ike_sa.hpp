@@ -13,6 +13,7 @@
 
 #include "control/ike/crypto.hpp"
 #include "control/ike/engine.hpp"
+#include "control/ike/fragments.hpp"
 #include "control/ike/message.hpp"
 
 namespace dmvpn::ike::detail {
@@ -32,8 +33,9 @@ inline constexpr auto cookie_rotation = seconds(120);
 inline constexpr size_t nonce_size = 32;
 // INVALID_KE_PAYLOAD / COOKIE answers the initiator follows before it gives up.
 inline constexpr uint32_t max_init_restarts = 3;
-// IKE messages above this go in RFC 7383 fragments when the peer supports them.
-inline constexpr size_t fragment_threshold = 1280;
+// RFC 7383: plaintext of partly reassembled messages the engine holds over all its SAs (each
+// message is bounded by fragments.hpp's limits; this bounds how many of them).
+inline constexpr size_t fragment_memory = size_t(16) << 20;
 // Unauthenticated INVALID_IKE_SPI answers (RFC 7296 section 2.21.4) per second.
 inline constexpr uint32_t invalid_spi_replies_per_s = 10;
 
@@ -134,7 +136,10 @@ struct ike_sa {
     uint32_t init_restarts = 0;
 
     bool nat_local = false, nat_peer = false;
+    // peer_fragmentation: RFC 7383 negotiated (both ends sent IKEV2_FRAGMENTATION_SUPPORTED).
     bool peer_fragmentation = false, peer_signature_hashes = false;
+    // The peer's fragmented request (at recv_mid) and response (to ours) being reassembled.
+    reassembly frag_request, frag_response;
     std::string peer_identity;
 
     // Message IDs (window size 1).
@@ -181,6 +186,7 @@ struct engine::impl {
     std::unordered_map<uint32_t, uint64_t> by_child_spi;  // our inbound ESP SPI -> child id
     uint64_t next_sa_id = 1, next_child_id = 1;
     engine_counters c;
+    size_t fragment_bytes = 0;  // held by every SA's reassembly (at most fragment_memory)
     size_t half_open = 0;
     time_point last_now{};   // the latest clock reading (for show)
     time_point last_scan{};  // tick(): when the SAs' timers last ran
@@ -227,6 +233,22 @@ struct engine::impl {
                      outputs& out);
     void answer_invalid_spi(const datagram& d, const header& h, time_point now, outputs& out);
     void sa_timers(detail::ike_sa& sa, time_point now, outputs& out);
+
+    // ---- engine_fragments.cpp (RFC 7383) ----
+    // Our SK message as SKF fragments when fragmentation was negotiated and the message is too
+    // big for the profile's fragment-size; nullopt: send it whole.
+    std::optional<std::vector<bytes>> fragment_message(detail::ike_sa& sa, const header& h,
+                                                       const chain& inner, size_t whole_size);
+    // A received SKF fragment of the message expected (the peer's request at recv_mid, or the
+    // response to ours): verified and kept. Its inner payloads once the message is whole;
+    // nullopt otherwise (kept, duplicate, or dropped and counted).
+    std::optional<wire::result<std::vector<payload>, parse_error>> take_fragment(
+        detail::ike_sa& sa, const message& m, std::span<const uint8_t> raw, time_point now);
+    // A fragment of the request we answered last (section 2.6.1): true when it is fragment 1
+    // and authentic, so the cached response is sent again; the others are ignored.
+    bool retransmitted_request(detail::ike_sa& sa, const message& m, std::span<const uint8_t> raw);
+    void drop_fragments(detail::ike_sa& sa);
+    void fragment_timers(detail::ike_sa& sa, time_point now);
 
     // ---- sa_init.cpp ----
     void responder_sa_init(const datagram& d, const message& m, time_point now, outputs& out);

@@ -179,7 +179,8 @@ void engine::impl::responder_sa_init(const datagram& d, const message& m, time_p
     natd_result natd = check_natd(m.payloads, h.spi_i, 0, d);
     sa.nat_peer = natd.peer_natted;
     sa.nat_local = natd.local_natted;
-    sa.peer_fragmentation = find_notify(m.payloads, notify_type::ikev2_fragmentation_supported);
+    sa.peer_fragmentation =
+        s.fragmentation && find_notify(m.payloads, notify_type::ikev2_fragmentation_supported);
     sa.peer_signature_hashes = find_notify(m.payloads, notify_type::signature_hash_algorithms);
     sa.keys = crypto::derive_ike_keys(sa.suite, sa.ni, sa.nr, gir->view(), sa.spi_i, sa.spi_r);
     log_ike_keys(sa);
@@ -246,7 +247,9 @@ void engine::impl::send_sa_init(ike_sa& sa, time_point now, outputs& out) {
     m.payloads.emplace_back(ke_payload{sa.suite.dh, sa.dh->public_value()});
     m.payloads.emplace_back(nonce_payload{sa.ni});
     add_natd(m.payloads, sa.spi_i, 0, sa.local, sa.local_port, sa.peer, sa.peer_port);
-    m.payloads.emplace_back(notify(notify_type::ikev2_fragmentation_supported));
+    if (prof->settings.fragmentation) {
+        m.payloads.emplace_back(notify(notify_type::ikev2_fragmentation_supported));
+    }
     m.payloads.emplace_back(signature_hashes());
     sa.init_request = serialize(m);
     outstanding o;
@@ -348,7 +351,9 @@ void engine::impl::initiator_sa_init_response(ike_sa& sa, const datagram& d, con
     natd_result natd = check_natd(ps, sa.spi_i, sa.spi_r, d);
     sa.nat_peer = natd.peer_natted;
     sa.nat_local = natd.local_natted;
-    sa.peer_fragmentation = find_notify(ps, notify_type::ikev2_fragmentation_supported);
+    // RFC 7383 section 2.3: negotiated only when we offered it and the responder answered.
+    sa.peer_fragmentation =
+        prof->settings.fragmentation && find_notify(ps, notify_type::ikev2_fragmentation_supported);
     sa.peer_signature_hashes = find_notify(ps, notify_type::signature_hash_algorithms);
     sa.keys = crypto::derive_ike_keys(sa.suite, sa.ni, sa.nr, gir->view(), sa.spi_i, sa.spi_r);
     log_ike_keys(sa);

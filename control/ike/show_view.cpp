@@ -54,7 +54,7 @@ std::string engine::show(std::string_view what, bool json) const {
         r.initiator = sa.initiator;
         r.nat_local = sa.nat_local;
         r.nat_remote = sa.nat_peer;
-        r.fragmentation = false;  // RFC 7383 not implemented yet
+        r.fragmentation = sa.peer_fragmentation;  // RFC 7383 negotiated
         r.child_sas = uint32_t(sa.children.size());
         v.ike_sas.push_back(std::move(r));
 

@@ -13,8 +13,11 @@ peer; `clear crypto sa peer` makes the hub DELETE the IKE SA (charon drops it, t
 peer down); a second IKE SA installs a second pair and charon's IKE DELETE removes it; a
 third with charon faking a NAT (encap) runs on UDP 4500 and the hub installs its pair with
 ESP-in-UDP 4500 -> 4500; charon rekeys that IKE SA; a reload
-changing the ike section reaches the engine and keeps the SAs; the hub stops cleanly. Needs root,
-build/dmvpn-hub and Debian's strongSwan; exit 77 otherwise.
+changing the ike section reaches the engine and keeps the SAs; a reload to certificate
+authentication (RSA-2048 from strongSwan's pki) with `fragment-size: 576`, and charon's
+fragment_size 576: both IKE_AUTH messages cross as RFC 7383 fragments, each end reassembles the
+other's (charon's log) and the SA comes up with the certificates verified; the hub stops
+cleanly. Needs root, build/dmvpn-hub and Debian's strongSwan; exit 77 otherwise.
 """
 
 import json
@@ -34,6 +37,7 @@ import strongswan as ss  # noqa: E402
 TAG = f"shi{os.getpid() % 100000}"
 HUB_NBMA, SS_ADDR = "198.51.100.1", "198.51.100.50"
 PSK = "interop-psk-0123456789"
+FRAGMENT_SIZE = 576   # RFC 7383's example for IPv4; both ends fragment IKE_AUTH at it
 
 check = ss.Checks()
 failures = check.failures
@@ -53,6 +57,20 @@ def hub_config():
       dpd-interval: 0
 
 management:""")
+
+
+def cert_config(certs):
+    """The hub's profile keyed by certificates, fragmenting at 576 octets (RFC 7383)."""
+    hub_cert, hub_key = certs[HUB_NBMA]
+    return hub_config().replace(f"""      authentication: psk
+      psk: {PSK}
+""", f"""      authentication: certificate
+      certificate: {hub_cert}
+      private-key: {hub_key}
+      ca: [{certs["ca"]}]
+      fragmentation: yes
+      fragment-size: {FRAGMENT_SIZE}
+""")
 
 
 def s(v):
@@ -121,7 +139,10 @@ def main():
         # This container's kernel has no XFRM: charon negotiates the CHILD_SA, fails to put it
         # in its kernel and DELETEs it, keeping the IKE SA. The hub's side (install on
         # IKE_AUTH, remove on the DELETE) is what is checked.
-        charon = ss.Charon(ns_ss, work / "c", name="spoke")
+        # fragment_size: only the certificate case's IKE_AUTH is that big (PSK messages are
+        # smaller than 576 octets).
+        charon = ss.Charon(ns_ss, work / "c", name="spoke",
+                           settings=f"  fragment_size = {FRAGMENT_SIZE}\n")
         charon.start()
         charon.load(ss.Conn(SS_ADDR, HUB_NBMA, psk=PSK, proposals="aes256gcm16-prfsha256-x25519",
                             esp_proposals="aes256gcm16"))
@@ -202,6 +223,42 @@ def main():
         check(hub.log().count("IPsec SA down") == downs and wait(lambda: SS_ADDR in hub.ctl(
             "show", "crypto", "ikev2", "sa")[1], 3),
               "the negotiated pair and the IKE SA stay across the reload", hub.log())
+
+        # RFC 7383: certificates across 576-octet datagrams in both directions.
+        certs = ss.make_ca(work / "pki", "rsa", names=(HUB_NBMA, SS_ADDR))
+        cfg.write_text(cert_config(certs))
+        rc, text = hub.ctl("reload")
+        check(rc == 0 and "applied" in text, "reload to certificate authentication is applied",
+              text)
+        check(wait(lambda: hub.log().count("IKEv2: reload applied") == 2, 5),
+              "the IKE thread took the certificate profile", hub.log())
+        before = set(charon.sas())
+        charon.load(ss.Conn(SS_ADDR, HUB_NBMA, auth="pubkey", local_id=SS_ADDR,
+                            remote_id=HUB_NBMA, cert=certs[SS_ADDR][0], key=certs[SS_ADDR][1],
+                            cacert=certs["ca"], proposals="aes256-sha256-modp2048",
+                            esp_proposals="aes256-sha256"))
+        charon.initiate("dmvpn", "dmvpn", timeout=20, check=False)
+        fresh = wait(lambda: [x for k, x in charon.sas().items() if k not in before and
+                              s(x.get("state")) == "ESTABLISHED"], 20)
+        log = charon.log()
+        check(bool(fresh), "certificates: charon's IKE SA with the hub is ESTABLISHED",
+              str(charon.sas()))
+        check(f"authentication of '{HUB_NBMA}' with RSA" in log,
+              "certificates: charon verified the hub's RSA signature and certificate chain", log)
+        split = re.findall(r"splitting IKE message \((\d+) bytes\) into (\d+) fragments", log)
+        check(any(int(n) >= 3 for _, n in split),
+              f"charon sent its IKE_AUTH as fragments at {FRAGMENT_SIZE} ({split})", log)
+        joined = re.findall(r"received fragment #(\d+) of (\d+), reassembled fragmented IKE "
+                            r"message \((\d+) bytes\)", log)
+        check(any(int(t) >= 3 for _, t, _ in joined),
+              f"charon reassembled the hub's fragmented IKE_AUTH response ({joined})", log)
+        check(wait(lambda: hub.log().count("IKEv2 SA up: peer 198.51.100.50") >= 4, 5),
+              "the hub authenticated charon's certificate (IKE SA up)", hub.log())
+        rc, text = hub.ctl("show", "crypto", "ikev2", "sa", "--json")
+        check(rc == 0 and '"fragmentation":true' in text.replace(" ", ""),
+              "show crypto ikev2 sa --json: fragmentation negotiated", text)
+        ctl = hub.ctl_json("show", "stats")["control"]
+        check(ctl["ike_rx_bad"] == 0, "no IKE datagram refused by the hub", str(ctl))
         check(hub.alive(), "the hub keeps running")
         print(hub.ctl("show", "stats")[1], flush=True)
     except AssertionError as e:

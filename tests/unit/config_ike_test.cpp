@@ -94,6 +94,8 @@ TEST_CASE("ike: defaults are secure and complete", "[config][ike]") {
     CHECK(s.max_half_open == 100000);
     CHECK(s.nat_keepalive_s == 20);
     CHECK_FALSE(s.initiate);
+    CHECK(s.fragmentation);
+    CHECK(s.fragment_size == 1280);
     // Negotiated keys: anti-replay on by default.
     auto r = load_string(ike_doc().text(), "t.yaml");
     REQUIRE(r.has_value());
@@ -121,6 +123,8 @@ TEST_CASE("ike: every key loads", "[config][ike]") {
       max-half-open: 5000
       nat-keepalive: 0
       initiate: true
+      fragmentation: no
+      fragment-size: 576
 )"));
     REQUIRE(s.psks.size() == 3);
     CHECK(s.psks[1].peer == "spoke1.example.net");
@@ -156,6 +160,8 @@ TEST_CASE("ike: every key loads", "[config][ike]") {
     CHECK(s.max_half_open == 5000);
     CHECK(s.nat_keepalive_s == 0);
     CHECK(s.initiate);
+    CHECK_FALSE(s.fragmentation);
+    CHECK(s.fragment_size == 576);
     // The integrity algorithm implies its PRF.
     ike_settings t = loaded(ike_doc("      proposals: [aes256-sha512-ecp256]\n"));
     CHECK(t.proposals[0].prf == 7);
@@ -250,6 +256,10 @@ TEST_CASE("ike: each error lands on its key", "[config][ike]") {
                  p + "nat-keepalive", "0..3600");
     expect_error(ike_doc("      initiate: maybe\n"), "initiate:", "maybe", p + "initiate",
                  "true or false");
+    expect_error(ike_doc("      fragment-size: 575\n"), "fragment-size:", "575",
+                 p + "fragment-size", "576..9000");
+    expect_error(ike_doc("      fragmentation: sometimes\n"), "fragmentation:", "sometimes",
+                 p + "fragmentation", "true or false");
     expect_error(ike_doc("      bogus: 1\n"), "bogus:", "bogus", p + "bogus", "unknown key");
 }
 
