@@ -42,14 +42,22 @@ std::string to_string(const error& e) {
     return out;
 }
 
-std::string result::error_text() const {
+namespace {
+
+std::string lines_of(const std::vector<error>& items) {
     std::string out;
-    for (const error& e : errors()) {
+    for (const error& e : items) {
         out += to_string(e);
         out += '\n';
     }
     return out;
 }
+
+}  // namespace
+
+std::string result::error_text() const { return lines_of(errors()); }
+
+std::string result::warning_text() const { return lines_of(_warnings); }
 
 namespace detail {
 
@@ -1494,7 +1502,7 @@ result load_string(std::string_view text, std::string_view name) {
         if (!errors.empty()) {
             return errors;
         }
-        return t;
+        return result(std::move(t), l.take_warnings());
     } catch (const YAML::DeepRecursion& e) {
         pos at = e.mark.is_null() ? pos{} : pos{e.mark.line + 1, e.mark.column + 1};
         l.fail(at, "",

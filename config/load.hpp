@@ -26,9 +26,15 @@ struct error {
 // "demo.yaml:14:7: tunnels[0].gre-key: expected an integer 0..4294967295, got "abc""
 std::string to_string(const error& e);
 
+// Something a valid topology does that a security review would flag (a legacy algorithm such
+// as 3DES or HMAC-MD5-96): the file loads, and the hub and --check-config print it. Same
+// fields and format as an error.
+using warning = error;
+
 class [[nodiscard]] result {
 public:
-    result(topology t) : _v(std::move(t)) {}
+    result(topology t, std::vector<warning> warnings = {})
+        : _v(std::move(t)), _warnings(std::move(warnings)) {}
     result(std::vector<error> errors) : _v(std::move(errors)) {}
 
     bool has_value() const noexcept { return _v.index() == 0; }
@@ -47,8 +53,15 @@ public:
     // One error a line, each formatted by to_string(error).
     std::string error_text() const;
 
+    // In the order they appear in the file; only a loaded topology has any (a file with errors
+    // reports those alone).
+    const std::vector<warning>& warnings() const noexcept { return _warnings; }
+    // One warning a line, each formatted by to_string(error).
+    std::string warning_text() const;
+
 private:
     std::variant<topology, std::vector<error>> _v;
+    std::vector<warning> _warnings;
 };
 
 // Files above this size are refused before parsing.

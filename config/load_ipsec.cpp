@@ -213,10 +213,17 @@ ipsec_profile loader::read_profile(const value_ref& v) {
             xf = parse_transform(*s);
             if (xf) {
                 p.xform = *xf;
+                if (auto why = weakness(*xf); !why.empty()) {
+                    warn(t->at, t->path,
+                         fmt::format("{} is for legacy peers only: {}; prefer "
+                                     "aes128-cbc-sha1-96 or aes256-cbc-sha256-128",
+                                     name(*xf), why));
+                }
             } else {
                 fail(t->at, t->path,
-                     fmt::format("expected aes128-gcm16, aes256-gcm16, aes128-cbc-sha1-96 or "
-                                 "aes256-cbc-sha256-128, got {}",
+                     fmt::format("expected aes128-gcm16, aes256-gcm16, aes128-cbc-sha1-96, "
+                                 "aes256-cbc-sha256-128 or, for legacy peers, 3des-cbc-md5-96, "
+                                 "3des-cbc-sha1-96, aes128-cbc-md5-96, got {}",
                                  quote(*s)));
             }
         }
@@ -517,6 +524,11 @@ std::vector<ike_settings::esp_proposal> loader::read_esp_proposals(const value_r
         if (std::find(out.begin(), out.end(), *p) != out.end()) {
             fail(e.at, e.path, fmt::format("{} is listed twice", quote(*s)));
             continue;
+        }
+        if (auto why = weakness(*p); !why.empty()) {
+            warn(e.at, e.path,
+                 fmt::format("{} is for legacy peers only: {}; list a stronger proposal first",
+                             quote(*s), why));
         }
         out.push_back(*p);
     }

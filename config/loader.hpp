@@ -85,6 +85,19 @@ public:
         }
         _errors.push_back({_file, at.line, at.column, std::string(path), std::move(message)});
     }
+    // A valid setting a security review would flag: the topology still loads.
+    void warn(pos at, std::string_view path, std::string message) {
+        if (_warnings.size() == max_errors) {
+            return;  // as many as anyone reads; the file is not the place for more
+        }
+        _warnings.push_back({_file, at.line, at.column, std::string(path), std::move(message)});
+    }
+    std::vector<warning> take_warnings() {
+        std::stable_sort(_warnings.begin(), _warnings.end(), [](const error& a, const error& b) {
+            return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+        });
+        return std::move(_warnings);
+    }
     std::vector<error> take_errors() {
         std::stable_sort(_errors.begin(), _errors.end(), [](const error& a, const error& b) {
             return std::tie(a.line, a.column) < std::tie(b.line, b.column);
@@ -160,6 +173,7 @@ private:
 
     std::string _file;
     std::vector<error> _errors;
+    std::vector<warning> _warnings;
     std::optional<error> _overflow;               // the last error: where the walk gave up
     std::unordered_map<std::string, pos> _where;  // key path -> where its value starts
     std::unordered_set<std::string> _failed;

@@ -15,8 +15,9 @@ using detail::quote;
 namespace {
 
 // IANA IDs (RFC 7296 section 3.3.2, RFC 8031), as control/ike/message.hpp names them.
-constexpr uint16_t encr_aes_cbc = 12, encr_aes_gcm16 = 20;
-constexpr uint16_t integ_sha1_96 = 2, integ_sha256 = 12, integ_sha384 = 13, integ_sha512 = 14;
+constexpr uint16_t encr_3des = 3, encr_aes_cbc = 12, encr_aes_gcm16 = 20;
+constexpr uint16_t integ_md5_96 = 1, integ_sha1_96 = 2, integ_sha256 = 12, integ_sha384 = 13,
+                   integ_sha512 = 14;
 constexpr uint16_t prf_sha256 = 5, prf_sha384 = 6, prf_sha512 = 7;
 
 struct named {
@@ -49,7 +50,12 @@ constexpr esp_named esps[] = {{"aes128gcm16", encr_aes_gcm16, 128, 0},
                               {"aes128-sha1", encr_aes_cbc, 128, integ_sha1_96},
                               {"aes256-sha256", encr_aes_cbc, 256, integ_sha256},
                               {"aes128-sha256", encr_aes_cbc, 128, integ_sha256},
-                              {"aes256-sha1", encr_aes_cbc, 256, integ_sha1_96}};
+                              {"aes256-sha1", encr_aes_cbc, 256, integ_sha1_96},
+                              // Legacy (IOS `esp-3des esp-md5-hmac`...): never in a default
+                              // proposal, and the loader warns when one is configured.
+                              {"3des-md5", encr_3des, 0, integ_md5_96},
+                              {"3des-sha1", encr_3des, 0, integ_sha1_96},
+                              {"aes128-md5", encr_aes_cbc, 128, integ_md5_96}};
 
 template <typename T, size_t N>
 const T* lookup(const T (&table)[N], std::string_view name) {

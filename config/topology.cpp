@@ -48,15 +48,30 @@ struct transform_facts {
     size_t overhead;
 };
 
-// Overhead: SPI + sequence 8, IV (8 for GCM per RFC 4106, 16 for CBC per RFC 3602), pad length
-// + next header 2, padding to the cipher's alignment (4 for GCM, 16-byte blocks for CBC, so at
-// most 3 or 15), ICV (16; 12 for HMAC-SHA1-96, 16 for HMAC-SHA-256-128).
-constexpr std::array<transform_facts, 4> transforms{{
+// Overhead: SPI + sequence 8, IV (8 for GCM per RFC 4106 and 3DES per RFC 2451, 16 for AES-CBC
+// per RFC 3602), pad length + next header 2, padding to the cipher's alignment (4 for GCM, 8-
+// and 16-byte blocks for 3DES and AES-CBC, so at most 3, 7 or 15), ICV (16; 12 for HMAC-SHA1-96
+// and HMAC-MD5-96, 16 for HMAC-SHA-256-128).
+constexpr std::array<transform_facts, 7> transforms{{
     {transform::aes128_gcm16, "aes128-gcm16", 16, 4, 0, 8 + 8 + 2 + 3 + 16},
     {transform::aes256_gcm16, "aes256-gcm16", 32, 4, 0, 8 + 8 + 2 + 3 + 16},
     {transform::aes128_cbc_sha1_96, "aes128-cbc-sha1-96", 16, 0, 20, 8 + 16 + 2 + 15 + 12},
     {transform::aes256_cbc_sha256_128, "aes256-cbc-sha256-128", 32, 0, 32, 8 + 16 + 2 + 15 + 16},
+    {transform::des3_cbc_md5_96, "3des-cbc-md5-96", 24, 0, 16, 8 + 8 + 2 + 7 + 12},
+    {transform::des3_cbc_sha1_96, "3des-cbc-sha1-96", 24, 0, 20, 8 + 8 + 2 + 7 + 12},
+    {transform::aes128_cbc_md5_96, "aes128-cbc-md5-96", 16, 0, 16, 8 + 16 + 2 + 15 + 12},
 }};
+
+// What a security review says of the legacy algorithms (RFC 8221 sections 5 and 6 list 3DES as
+// SHOULD NOT and HMAC-MD5-96 as MUST NOT for ESP).
+constexpr std::string_view weak_3des =
+    "3DES-CBC is a legacy cipher (RFC 8221: SHOULD NOT); its 64-bit block wears out after a few "
+    "GiB under one key (Sweet32)";
+constexpr std::string_view weak_md5 =
+    "HMAC-MD5-96 is a legacy integrity algorithm (RFC 8221: MUST NOT)";
+constexpr std::string_view weak_both =
+    "3DES-CBC and HMAC-MD5-96 are legacy algorithms (RFC 8221: SHOULD NOT and MUST NOT); 3DES's "
+    "64-bit block wears out after a few GiB under one key (Sweet32)";
 
 const transform_facts& facts(transform t) noexcept { return transforms[static_cast<size_t>(t)]; }
 
@@ -106,16 +121,32 @@ size_t salt_bytes(transform t) noexcept { return facts(t).salt; }
 size_t integrity_key_bytes(transform t) noexcept { return facts(t).integrity_key; }
 size_t esp_overhead_max(transform t) noexcept { return facts(t).overhead; }
 
+std::string_view weakness(transform t) noexcept {
+    switch (t) {
+        case transform::des3_cbc_md5_96:
+            return weak_both;
+        case transform::des3_cbc_sha1_96:
+            return weak_3des;
+        case transform::aes128_cbc_md5_96:
+            return weak_md5;
+        default:
+            return {};
+    }
+}
+
 namespace {
 
 // IANA IDs (RFC 7296 section 3.3.2, RFC 8031) and the names strongSwan gives them.
-constexpr uint16_t encr_aes_cbc = 12, encr_aes_gcm16 = 20;
-constexpr uint16_t integ_sha1_96 = 2, integ_sha256 = 12, integ_sha384 = 13, integ_sha512 = 14;
+constexpr uint16_t encr_3des = 3, encr_aes_cbc = 12, encr_aes_gcm16 = 20;
+constexpr uint16_t integ_md5_96 = 1, integ_sha1_96 = 2, integ_sha256 = 12, integ_sha384 = 13,
+                   integ_sha512 = 14;
 constexpr uint16_t prf_sha256 = 5, prf_sha384 = 6, prf_sha512 = 7;
 constexpr uint16_t modp2048 = 14, ecp256 = 19, ecp384 = 20, x25519 = 31;
 
 std::string_view integ_name(uint16_t integ) {
     switch (integ) {
+        case integ_md5_96:
+            return "md5";
         case integ_sha1_96:
             return "sha1";
         case integ_sha256:
@@ -143,6 +174,9 @@ std::string_view group_name(uint16_t g) {
 }
 
 std::string encr_name(uint16_t encr, uint16_t bits) {
+    if (encr == encr_3des) {
+        return "3des";
+    }
     return encr == encr_aes_gcm16 ? "aes" + std::to_string(bits) + "gcm16"
                                   : "aes" + std::to_string(bits);
 }
@@ -206,7 +240,14 @@ size_t esp_overhead_max(const ike_settings::esp_proposal& p) noexcept {
     if (p.encr == encr_aes_gcm16) {
         return 8 + 8 + 2 + 3 + 16;
     }
-    return 8 + 16 + 2 + 15 + (p.integ == integ_sha1_96 ? 12 : 16);
+    const size_t icv = p.integ == integ_sha1_96 || p.integ == integ_md5_96 ? 12 : 16;
+    return p.encr == encr_3des ? 8 + 8 + 2 + 7 + icv : 8 + 16 + 2 + 15 + icv;
+}
+
+std::string_view weakness(const ike_settings::esp_proposal& p) noexcept {
+    const bool des3 = p.encr == encr_3des;
+    const bool md5 = p.integ == integ_md5_96;
+    return des3 && md5 ? weak_both : des3 ? weak_3des : md5 ? weak_md5 : std::string_view{};
 }
 
 const port* topology::find_port(std::string_view name) const noexcept {

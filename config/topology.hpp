@@ -147,6 +147,10 @@ enum class transform : uint8_t {
     aes256_gcm16,           // RFC 4106, 16-byte ICV
     aes128_cbc_sha1_96,     // RFC 3602 + RFC 2404
     aes256_cbc_sha256_128,  // RFC 3602 + RFC 4868
+    // Legacy (Cisco `esp-3des esp-md5-hmac` and friends): they load with a warning.
+    des3_cbc_md5_96,    // RFC 2451 + RFC 2403
+    des3_cbc_sha1_96,   // RFC 2451 + RFC 2404
+    aes128_cbc_md5_96,  // RFC 3602 + RFC 2403
 };
 std::string_view name(transform t) noexcept;
 std::optional<transform> parse_transform(std::string_view text) noexcept;
@@ -155,9 +159,12 @@ bool is_gcm(transform t) noexcept;
 // static key, whose IV sequence restarts with the hub (RFC 4106 section 8.1, RFC 3686 section
 // 2.1, RFC 4543 section 8).
 bool counter_iv(transform t) noexcept;
-size_t cipher_key_bytes(transform t) noexcept;     // 16 or 32
-size_t salt_bytes(transform t) noexcept;           // 4 for GCM (RFC 4106 section 4), else 0
-size_t integrity_key_bytes(transform t) noexcept;  // 20 (RFC 2404), 32 (RFC 4868), 0 for GCM
+size_t cipher_key_bytes(transform t) noexcept;  // 16 or 32 (AES), 24 (3DES)
+size_t salt_bytes(transform t) noexcept;        // 4 for GCM (RFC 4106 section 4), else 0
+// 16 (RFC 2403), 20 (RFC 2404), 32 (RFC 4868), 0 for GCM
+size_t integrity_key_bytes(transform t) noexcept;
+// Why a security review would flag the transform (3DES, MD5), or empty: the loader's warning.
+std::string_view weakness(transform t) noexcept;
 // The most ESP adds to a packet (header, IV, padding, pad length, next header, ICV), without
 // NAT-T's 8-byte UDP header.
 size_t esp_overhead_max(transform t) noexcept;
@@ -230,10 +237,11 @@ struct ike_settings {
     // ESP proposals for CHILD_SAs, in preference order (the dataplane's transforms, plus
     // aes128-sha256 / aes256-sha1 combinations the SA code supports).
     struct esp_proposal {
-        uint16_t encr = 20;  // 12 AES-CBC, 20 AES-GCM-16
-        uint16_t encr_bits = 256;
-        uint16_t integ = 0;  // 0 with GCM; 2 HMAC-SHA1-96, 12 HMAC-SHA2-256-128
-        bool esn = false;    // offer ESN (and no-ESN); used when the peer offers it too
+        uint16_t encr = 20;        // 3 3DES (legacy), 12 AES-CBC, 20 AES-GCM-16
+        uint16_t encr_bits = 256;  // 0 for 3DES (fixed key length)
+        // 0 with GCM; 1 HMAC-MD5-96 (legacy), 2 HMAC-SHA1-96, 12 HMAC-SHA2-256-128
+        uint16_t integ = 0;
+        bool esn = false;  // offer ESN (and no-ESN); used when the peer offers it too
         friend bool operator==(const esp_proposal&, const esp_proposal&) = default;
     };
     std::vector<esp_proposal> esp_proposals;
@@ -265,6 +273,8 @@ std::vector<ike_proposal> default_ike_proposals();
 std::vector<ike_settings::esp_proposal> default_esp_proposals();
 // The most this ESP proposal adds to a packet, as esp_overhead_max(transform) (no NAT-T UDP).
 size_t esp_overhead_max(const ike_settings::esp_proposal& p) noexcept;
+// As weakness(transform): why 3DES or MD5 in this proposal would be flagged, or empty.
+std::string_view weakness(const ike_settings::esp_proposal& p) noexcept;
 
 struct ipsec_profile {
     std::string name;

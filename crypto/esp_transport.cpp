@@ -208,9 +208,17 @@ struct sa_view {
     uint32_t key_len;
     uint32_t iv_len;
     uint32_t icv_len;
-    uint32_t block;  // esp::layout's block_size: 1 for GCM (4-byte alignment only), 16 for CBC
+    uint32_t block;  // esp::layout's block_size: 1 for GCM (4-byte alignment only), else the
+                     // cipher block (16 AES-CBC, 8 3DES-CBC)
+    IMB_CIPHER_MODE mode;
     IMB_HASH_ALG hash;
-    detail::sa_keys* keys;
+    // What the jobs point at: the key schedules (GCM key data, or in cbc_keys or des3_keys), in
+    // cbc_keys or des3_keys.
+    const void* enc_keys;
+    const void* dec_keys;
+    const uint8_t* ipad;
+    const uint8_t* opad;
+    const uint8_t* iv_key;  // the IV generator's AES-128 schedule
 };
 
 sa_view view_of(sa& s) noexcept {
@@ -221,14 +229,41 @@ sa_view view_of(sa& s) noexcept {
     v.key_len = s.key_bytes();
     v.iv_len = s.iv_len();
     v.icv_len = s.icv_len();
-    v.block = v.gcm ? 1 : 16;
-    v.keys = &esp_access::keys(s);
+    v.block = v.gcm ? 1 : s.pad_align();
+    detail::sa_keys& k = esp_access::keys(s);
+    switch (s.cipher()) {
+        case cipher_alg::aes_gcm_16:
+            v.mode = IMB_CIPHER_GCM;
+            v.enc_keys = &k.gcm;
+            v.dec_keys = &k.gcm;
+            break;
+        case cipher_alg::aes_cbc:
+            v.mode = IMB_CIPHER_CBC;
+            v.enc_keys = k.cbc.enc;
+            v.dec_keys = k.cbc.dec;
+            v.ipad = k.cbc.ipad;
+            v.opad = k.cbc.opad;
+            v.iv_key = k.cbc.iv_enc;
+            break;
+        case cipher_alg::des3_cbc:
+            // Both directions take the three schedules; decryption runs them in reverse.
+            v.mode = IMB_CIPHER_DES3;
+            v.enc_keys = k.des3.schedule_ptr;
+            v.dec_keys = k.des3.schedule_ptr;
+            v.ipad = k.des3.ipad;
+            v.opad = k.des3.opad;
+            v.iv_key = k.des3.iv_enc;
+            break;
+    }
     switch (s.integ()) {
         case integ_alg::hmac_sha1_96:
             v.hash = IMB_AUTH_HMAC_SHA_1;
             break;
         case integ_alg::hmac_sha256_128:
             v.hash = IMB_AUTH_HMAC_SHA_256;
+            break;
+        case integ_alg::hmac_md5_96:
+            v.hash = IMB_AUTH_MD5;
             break;
         case integ_alg::none:
             v.hash = v.gcm ? IMB_AUTH_AES_GMAC : IMB_AUTH_NULL;
@@ -255,10 +290,10 @@ void fill_job(IMB_JOB* job, const sa_view& v, detail::burst_scratch& sc, uint32_
     job->auth_tag_output = encrypt ? ip + st.icv_off : sc.icv[k];
     job->auth_tag_output_len_in_bytes = v.icv_len;
     job->user_data = reinterpret_cast<void*>(uintptr_t{k});
+    job->cipher_mode = v.mode;
+    job->enc_keys = v.enc_keys;
+    job->dec_keys = v.dec_keys;
     if (v.gcm) {
-        job->cipher_mode = IMB_CIPHER_GCM;
-        job->enc_keys = &v.keys->gcm;
-        job->dec_keys = &v.keys->gcm;
         job->iv = sc.nonce[k];
         job->iv_len_in_bytes = 12;
         job->hash_start_src_offset_in_bytes = ct_off;
@@ -267,18 +302,15 @@ void fill_job(IMB_JOB* job, const sa_view& v, detail::burst_scratch& sc, uint32_
         job->u.GCM.aad_len_in_bytes = v.esn ? 12 : 8;
         job->u.GCM.ctx = nullptr;
     } else {
-        job->cipher_mode = IMB_CIPHER_CBC;
-        job->enc_keys = v.keys->cbc.enc;
-        job->dec_keys = v.keys->cbc.dec;
         job->iv = ip + esp_off + esp_header_len;
-        job->iv_len_in_bytes = 16;
+        job->iv_len_in_bytes = v.iv_len;
         // The ICV covers the ESP header, IV and ciphertext, plus the ESN high half appended
         // (RFC 4303 section 2.2.1), which the caller put where the ICV goes.
         job->hash_start_src_offset_in_bytes = esp_off;
         job->msg_len_to_hash_in_bytes =
             esp_header_len + v.iv_len + st.ct_len + (v.esn && v.hmac ? 4 : 0);
-        job->u.HMAC._hashed_auth_key_xor_ipad = v.keys->cbc.ipad;
-        job->u.HMAC._hashed_auth_key_xor_opad = v.keys->cbc.opad;
+        job->u.HMAC._hashed_auth_key_xor_ipad = v.ipad;
+        job->u.HMAC._hashed_auth_key_xor_opad = v.opad;
         if (!v.hmac) {
             job->auth_tag_output = nullptr;
             job->auth_tag_output_len_in_bytes = 0;
@@ -321,8 +353,9 @@ void run_jobs(IMB_MGR* mgr, uint32_t count, Fill&& fill, Done&& done) noexcept {
 }
 
 // CBC IVs for a chunk: one AES-ECB job encrypts every packet's (sequence || SA nonce) block
-// under the SA's IV key. Unique inputs under a secret key give unpredictable IVs.
-bool generate_cbc_ivs(IMB_MGR* mgr, detail::sa_keys& keys, detail::burst_scratch& sc,
+// under the SA's IV key (`iv_key`, its AES-128 schedule). Unique inputs under a secret key give
+// unpredictable IVs; 3DES takes the first 8 bytes of each.
+bool generate_cbc_ivs(IMB_MGR* mgr, const uint8_t* iv_key, detail::burst_scratch& sc,
                       uint32_t count) noexcept {
     bool ok = false;
     run_jobs(
@@ -332,8 +365,8 @@ bool generate_cbc_ivs(IMB_MGR* mgr, detail::sa_keys& keys, detail::burst_scratch
             job->cipher_direction = IMB_DIR_ENCRYPT;
             job->chain_order = IMB_ORDER_CIPHER_HASH;
             job->hash_alg = IMB_AUTH_NULL;
-            job->enc_keys = keys.cbc.iv_enc;
-            job->dec_keys = keys.cbc.iv_enc;
+            job->enc_keys = iv_key;
+            job->dec_keys = iv_key;
             job->key_len_in_bytes = 16;
             job->src = sc.iv_in[0];
             job->dst = sc.iv_out[0];
@@ -450,7 +483,7 @@ burst_summary encrypt_jobs(engine& eng, sa& s, std::span<esp_packet> pkts,
                 }
             } else {
                 if (ivs != nullptr) {
-                    std::memcpy(esp + esp_header_len, ivs[i].data(), 16);
+                    std::memcpy(esp + esp_header_len, ivs[i].data(), v.iv_len);
                 } else {
                     store_be64(sc.iv_in[ready], sn);
                     std::memcpy(sc.iv_in[ready] + 8, esp_access::iv_nonce(s), 8);
@@ -473,7 +506,7 @@ burst_summary encrypt_jobs(engine& eng, sa& s, std::span<esp_packet> pkts,
             continue;
         }
         if (!v.gcm && ivs == nullptr) {
-            if (!generate_cbc_ivs(mgr, *v.keys, sc, ready)) {
+            if (!generate_cbc_ivs(mgr, v.iv_key, sc, ready)) {
                 for (uint32_t k = 0; k < ready; ++k) {
                     status[index[k]] = esp_status::engine_error;
                 }
@@ -481,7 +514,7 @@ burst_summary encrypt_jobs(engine& eng, sa& s, std::span<esp_packet> pkts,
             }
             for (uint32_t k = 0; k < ready; ++k) {
                 std::memcpy(pkts[index[k]].data + sc.state[k].ihl + esp_header_len, sc.iv_out[k],
-                            16);
+                            v.iv_len);
             }
         }
         run_jobs(
@@ -870,6 +903,8 @@ constexpr size_t keys_prefetch_ahead = sa_prefetch_ahead;
         } else {
             prefetch_range(&keys, 15 * 16, 15 * 16 + 16 * 16);
         }
+    } else if (s.cipher() == cipher_alg::des3_cbc) {
+        prefetch_range(&keys, 0, sizeof(detail::des3_keys));
     } else {
         prefetch_range(&keys, 0, sizeof(detail::cbc_keys));
     }

@@ -21,6 +21,8 @@ std::string_view name(cipher_alg a) noexcept {
             return "aes_gcm_16";
         case cipher_alg::aes_cbc:
             return "aes_cbc";
+        case cipher_alg::des3_cbc:
+            return "des3_cbc";
     }
     return "unknown";
 }
@@ -33,6 +35,8 @@ std::string_view name(integ_alg a) noexcept {
             return "hmac_sha1_96";
         case integ_alg::hmac_sha256_128:
             return "hmac_sha256_128";
+        case integ_alg::hmac_md5_96:
+            return "hmac_md5_96";
     }
     return "unknown";
 }
@@ -53,24 +57,44 @@ std::string_view name(sa_error e) noexcept {
             return "bad_lifetime";
         case sa_error::no_entropy:
             return "no_entropy";
+        case sa_error::weak_cipher_key:
+            return "weak_cipher_key";
     }
     return "unknown";
 }
 
 namespace {
 
-constexpr size_t hmac_block = 64;  // SHA-1 and SHA-256 both hash 64-byte blocks
+constexpr size_t hmac_block = 64;  // SHA-1, SHA-256 and MD5 all hash 64-byte blocks
+
+// The hash state after one block, which IPsec-MB's HMAC jobs resume.
+void one_block(IMB_MGR* mgr, hmac_alg alg, const uint8_t* block, uint8_t* state) {
+    switch (alg) {
+        case hmac_alg::sha1:
+            IMB_SHA1_ONE_BLOCK(mgr, block, state);
+            break;
+        case hmac_alg::sha256:
+            IMB_SHA256_ONE_BLOCK(mgr, block, state);
+            break;
+        case hmac_alg::md5:
+            IMB_MD5_ONE_BLOCK(mgr, block, state);
+            break;
+    }
+}
 
 // RFC 2104: keys longer than a block are hashed first, shorter ones zero-padded; the ipad and
 // opad states are the hash state after the first block, which IPsec-MB resumes per packet.
-void hmac_pads(IMB_MGR* mgr, hmac_alg alg, std::span<const uint8_t> key, uint8_t* ipad,
+// False for an MD5 key longer than a block (IPsec-MB 1.3 has no one-shot MD5 to hash it).
+bool hmac_pads(IMB_MGR* mgr, hmac_alg alg, std::span<const uint8_t> key, uint8_t* ipad,
                uint8_t* opad) {
     alignas(16) uint8_t k[hmac_block] = {};
     if (key.size() > hmac_block) {
         if (alg == hmac_alg::sha1) {
             IMB_SHA1(mgr, key.data(), key.size(), k);
-        } else {
+        } else if (alg == hmac_alg::sha256) {
             IMB_SHA256(mgr, key.data(), key.size(), k);
+        } else {
+            return false;
         }
     } else if (!key.empty()) {
         std::memcpy(k, key.data(), key.size());
@@ -79,21 +103,38 @@ void hmac_pads(IMB_MGR* mgr, hmac_alg alg, std::span<const uint8_t> key, uint8_t
     for (size_t i = 0; i < hmac_block; ++i) {
         block[i] = static_cast<uint8_t>(k[i] ^ 0x36);
     }
-    if (alg == hmac_alg::sha1) {
-        IMB_SHA1_ONE_BLOCK(mgr, block, ipad);
-    } else {
-        IMB_SHA256_ONE_BLOCK(mgr, block, ipad);
-    }
+    one_block(mgr, alg, block, ipad);
     for (size_t i = 0; i < hmac_block; ++i) {
         block[i] = static_cast<uint8_t>(k[i] ^ 0x5c);
     }
-    if (alg == hmac_alg::sha1) {
-        IMB_SHA1_ONE_BLOCK(mgr, block, opad);
-    } else {
-        IMB_SHA256_ONE_BLOCK(mgr, block, opad);
-    }
+    one_block(mgr, alg, block, opad);
     explicit_bzero(k, sizeof(k));
     explicit_bzero(block, sizeof(block));
+    return true;
+}
+
+hmac_alg hmac_of(integ_alg a) noexcept {
+    switch (a) {
+        case integ_alg::hmac_sha256_128:
+            return hmac_alg::sha256;
+        case integ_alg::hmac_md5_96:
+            return hmac_alg::md5;
+        default:
+            return hmac_alg::sha1;
+    }
+}
+
+// 3DES with K1 == K2 or K2 == K3 is single DES under the remaining key (RFC 2451 asks for such
+// keys to be refused). DES ignores each byte's low (parity) bit, so the compare does too, and
+// it runs in time independent of where the keys differ.
+bool weak_des3_key(std::span<const uint8_t> key) noexcept {
+    uint8_t diff12 = 0;
+    uint8_t diff23 = 0;
+    for (size_t i = 0; i < 8; ++i) {
+        diff12 = static_cast<uint8_t>(diff12 | ((key[i] ^ key[8 + i]) & 0xfe));
+        diff23 = static_cast<uint8_t>(diff23 | ((key[8 + i] ^ key[16 + i]) & 0xfe));
+    }
+    return diff12 == 0 || diff23 == 0;
 }
 
 // Out of line so the compiler neither drops the wipe nor second-guesses the object's size
@@ -170,9 +211,14 @@ wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engin
         return wire::fail(sa_error::bad_spi);
     }
     const bool gcm = p.cipher == cipher_alg::aes_gcm_16;
+    const bool des3 = p.cipher == cipher_alg::des3_cbc;
     const size_t aes_len = gcm ? p.cipher_key.size() - 4 : p.cipher_key.size();
-    if ((gcm && p.cipher_key.size() < 4) || (aes_len != 16 && aes_len != 32)) {
+    if (des3 ? p.cipher_key.size() != 24
+             : (gcm && p.cipher_key.size() < 4) || (aes_len != 16 && aes_len != 32)) {
         return wire::fail(sa_error::bad_cipher_key_length);
+    }
+    if (des3 && weak_des3_key(p.cipher_key)) {
+        return wire::fail(sa_error::weak_cipher_key);
     }
     if (gcm && p.integ != integ_alg::none) {
         return wire::fail(sa_error::bad_algorithm_pair);
@@ -181,7 +227,8 @@ wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engin
         return wire::fail(sa_error::bad_algorithm_pair);
     }
     if ((p.integ == integ_alg::hmac_sha1_96 && p.integ_key.size() != 20) ||
-        (p.integ == integ_alg::hmac_sha256_128 && p.integ_key.size() != 32)) {
+        (p.integ == integ_alg::hmac_sha256_128 && p.integ_key.size() != 32) ||
+        (p.integ == integ_alg::hmac_md5_96 && p.integ_key.size() != 16)) {
         return wire::fail(sa_error::bad_integ_key_length);
     }
     const bool inbound = p.direction == sa_direction::inbound;
@@ -202,14 +249,15 @@ wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engin
     s->_cipher = p.cipher;
     s->_integ = p.integ;
     s->_flags = static_cast<uint8_t>((inbound ? flag_inbound : 0) | (p.esn ? flag_esn : 0) |
-                                     (aes_len == 32 ? flag_aes256 : 0));
-    s->_iv_len = gcm ? 8 : 16;
-    s->_pad_align = gcm ? 4 : 16;
+                                     (!des3 && aes_len == 32 ? flag_aes256 : 0));
+    s->_iv_len = gcm || des3 ? 8 : 16;
+    s->_pad_align = gcm ? 4 : des3 ? 8 : 16;
     switch (p.integ) {
         case integ_alg::none:
             s->_icv_len = gcm ? 16 : 0;
             break;
         case integ_alg::hmac_sha1_96:
+        case integ_alg::hmac_md5_96:
             s->_icv_len = 12;
             break;
         case integ_alg::hmac_sha256_128:
@@ -237,14 +285,28 @@ wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engin
         }
         std::memcpy(s->_salt, key + aes_len, 4);
     } else {
-        if (aes_len == 16) {
+        // CBC: the cipher's schedules, the HMAC states and (outbound) the IV generator, at
+        // their places in cbc_keys or des3_keys.
+        uint8_t* ipad = keys->cbc.ipad;
+        uint8_t* opad = keys->cbc.opad;
+        uint8_t* iv_enc = keys->cbc.iv_enc;
+        if (des3) {
+            new (&keys->des3) detail::des3_keys{};
+            for (size_t i = 0; i < 3; ++i) {
+                IMB_DES_KEYSCHED(mgr, keys->des3.schedule[i], key + 8 * i);
+                keys->des3.schedule_ptr[i] = keys->des3.schedule[i];
+            }
+            ipad = keys->des3.ipad;
+            opad = keys->des3.opad;
+            iv_enc = keys->des3.iv_enc;
+        } else if (aes_len == 16) {
             IMB_AES_KEYEXP_128(mgr, key, keys->cbc.enc, keys->cbc.dec);
         } else {
             IMB_AES_KEYEXP_256(mgr, key, keys->cbc.enc, keys->cbc.dec);
         }
         if (p.integ != integ_alg::none) {
-            hmac_pads(mgr, p.integ == integ_alg::hmac_sha1_96 ? hmac_alg::sha1 : hmac_alg::sha256,
-                      p.integ_key, keys->cbc.ipad, keys->cbc.opad);
+            // Every integrity key is at most one block long: hmac_pads cannot refuse it.
+            (void)hmac_pads(mgr, hmac_of(p.integ), p.integ_key, ipad, opad);
         }
         if (!inbound) {
             alignas(16) uint8_t iv_key[16];
@@ -253,7 +315,7 @@ wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engin
                 !fill_random(s->_iv_nonce, sizeof(s->_iv_nonce))) {
                 return wire::fail(sa_error::no_entropy);
             }
-            IMB_AES_KEYEXP_128(mgr, iv_key, keys->cbc.iv_enc, unused_dec);
+            IMB_AES_KEYEXP_128(mgr, iv_key, iv_enc, unused_dec);
             explicit_bzero(iv_key, sizeof(iv_key));
             explicit_bzero(unused_dec, sizeof(unused_dec));
         }
@@ -311,8 +373,10 @@ std::vector<uint8_t> hmac_digest(engine& eng, hmac_alg alg, std::span<const uint
     IMB_MGR* mgr = eng.mgr();
     alignas(16) uint8_t ipad[32];
     alignas(16) uint8_t opad[32];
-    hmac_pads(mgr, alg, key, ipad, opad);
-    const size_t digest_len = alg == hmac_alg::sha1 ? 20 : 32;
+    if (!hmac_pads(mgr, alg, key, ipad, opad)) {
+        return {};
+    }
+    const size_t digest_len = alg == hmac_alg::sha1 ? 20 : alg == hmac_alg::md5 ? 16 : 32;
     std::vector<uint8_t> out(digest_len);
     // IPsec-MB refuses a null source even for an empty message.
     static const uint8_t empty = 0;
@@ -322,7 +386,9 @@ std::vector<uint8_t> hmac_digest(engine& eng, hmac_alg alg, std::span<const uint
     job->cipher_mode = IMB_CIPHER_NULL;
     job->cipher_direction = IMB_DIR_ENCRYPT;
     job->chain_order = IMB_ORDER_HASH_CIPHER;
-    job->hash_alg = alg == hmac_alg::sha1 ? IMB_AUTH_HMAC_SHA_1 : IMB_AUTH_HMAC_SHA_256;
+    job->hash_alg = alg == hmac_alg::sha1  ? IMB_AUTH_HMAC_SHA_1
+                    : alg == hmac_alg::md5 ? IMB_AUTH_MD5
+                                           : IMB_AUTH_HMAC_SHA_256;
     job->src = src;
     job->dst = out.data();
     job->cipher_start_src_offset_in_bytes = 0;

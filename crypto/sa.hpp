@@ -20,6 +20,8 @@ namespace dmvpn::crypto {
 enum class cipher_alg : uint8_t {
     aes_gcm_16,  // RFC 4106, 16-byte ICV; AES-128 or AES-256 by key length
     aes_cbc,     // RFC 3602; AES-128 or AES-256 by key length
+    des3_cbc,    // RFC 2451; three DES keys (24 bytes), 8-byte block and IV. Legacy peers only:
+                 // its 64-bit block wears out after a few GiB under one key (Sweet32)
 };
 std::string_view name(cipher_alg a) noexcept;
 
@@ -27,6 +29,7 @@ enum class integ_alg : uint8_t {
     none,             // AES-GCM (its ICV is its own), or CBC with allow_no_integrity
     hmac_sha1_96,     // RFC 2404
     hmac_sha256_128,  // RFC 4868
+    hmac_md5_96,      // RFC 2403; legacy peers only
 };
 std::string_view name(integ_alg a) noexcept;
 
@@ -47,9 +50,11 @@ struct sa_params {
     cipher_alg cipher = cipher_alg::aes_gcm_16;
     integ_alg integ = integ_alg::none;
     // GCM: the 16- or 32-byte AES key followed by the 4-byte salt (RFC 4106 section 8.1).
-    // CBC: the 16- or 32-byte AES key.
+    // CBC: the 16- or 32-byte AES key. 3DES-CBC: K1 || K2 || K3, 24 bytes with the DES parity
+    // bits, which DES ignores (RFC 2451).
     std::span<const uint8_t> cipher_key;
-    // HMAC-SHA1-96: 20 bytes (RFC 2404 section 3); HMAC-SHA-256-128: 32 bytes (RFC 4868 2.1.1).
+    // HMAC-SHA1-96: 20 bytes (RFC 2404 section 3); HMAC-SHA-256-128: 32 bytes (RFC 4868 2.1.1);
+    // HMAC-MD5-96: 16 bytes (RFC 2403 section 3).
     std::span<const uint8_t> integ_key;
     bool esn = false;  // RFC 4303 extended (64-bit) sequence numbers
     // Inbound only: how many sequence numbers the anti-replay window remembers.
@@ -68,12 +73,13 @@ struct sa_params {
 
 enum class sa_error : uint8_t {
     bad_spi,                // SPI 0 is reserved (RFC 4303 section 2.1)
-    bad_cipher_key_length,  // not 16/32 (CBC) or 20/36 (GCM with salt)
+    bad_cipher_key_length,  // not 16/32 (AES-CBC), 20/36 (GCM with salt) or 24 (3DES)
     bad_integ_key_length,   // not what RFC 2404 / RFC 4868 fix
     bad_algorithm_pair,     // GCM with an HMAC, or CBC without integrity unasked
     bad_replay_window,      // 0 or above replay_window::max_size
     bad_lifetime,           // a soft limit at or above its hard limit
     no_entropy,             // getrandom() failed while seeding the CBC IV generator
+    weak_cipher_key,        // 3DES with K1 == K2 or K2 == K3: no stronger than single DES
 };
 std::string_view name(sa_error e) noexcept;
 
@@ -116,7 +122,10 @@ public:
     cipher_alg cipher() const noexcept { return _cipher; }
     integ_alg integ() const noexcept { return _integ; }
     bool esn() const noexcept { return (_flags & flag_esn) != 0; }
-    uint32_t key_bytes() const noexcept { return (_flags & flag_aes256) ? 32u : 16u; }
+    // Cipher key bytes without the GCM salt: 16 or 32 (AES), 24 (3DES).
+    uint32_t key_bytes() const noexcept {
+        return _cipher == cipher_alg::des3_cbc ? 24u : (_flags & flag_aes256) ? 32u : 16u;
+    }
     uint8_t key_arch() const noexcept { return _key_arch; }
     uint32_t iv_len() const noexcept { return _iv_len; }
     uint32_t icv_len() const noexcept { return _icv_len; }
@@ -208,10 +217,12 @@ private:
     alignas(64) std::byte _keys[key_storage_bytes];
 };
 
-enum class hmac_alg : uint8_t { sha1, sha256 };
+enum class hmac_alg : uint8_t { sha1, sha256, md5 };
 
 // Full-length HMAC (RFC 2104) through the same ipad/opad precompute and job path the SAs use.
-// Allocates; meant for known-answer tests and the control plane, never per packet.
+// Allocates; meant for known-answer tests and the control plane, never per packet. IPsec-MB
+// has no one-shot MD5, so an MD5 key longer than its 64-byte block (which RFC 2104 hashes
+// first) gives an empty result; ESP's HMAC-MD5-96 keys are 16 bytes.
 std::vector<uint8_t> hmac_digest(engine& eng, hmac_alg alg, std::span<const uint8_t> key,
                                  std::span<const uint8_t> msg);
 

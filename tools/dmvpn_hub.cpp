@@ -116,9 +116,16 @@ int main(int argc, char** argv) {
             print_errors(r.error_text());
             return 1;
         }
-        std::printf("%s: valid (%zu ports, %zu tunnels, %zu ipsec profiles, %zu routes)\n",
+        // Warnings (legacy algorithms) go to stderr as "warning: file:line:col: key: ...";
+        // the file is still valid.
+        for (const config::warning& w : r.warnings()) {
+            std::fprintf(stderr, "warning: %s\n", config::to_string(w).c_str());
+        }
+        const std::string warned =
+            r.warnings().empty() ? "" : ", " + std::to_string(r.warnings().size()) + " warning(s)";
+        std::printf("%s: valid (%zu ports, %zu tunnels, %zu ipsec profiles, %zu routes%s)\n",
                     o.check_file->c_str(), r->ports.size(), r->tunnels.size(),
-                    r->ipsec_profiles.size(), r->routes.size());
+                    r->ipsec_profiles.size(), r->routes.size(), warned.c_str());
         return 0;
     }
     if (o.pci_file) {
@@ -143,6 +150,9 @@ int main(int argc, char** argv) {
     }
     // --log-level wins over the topology's, here and on every reload.
     log::set_level(*log::parse_level(o.log_level.value_or(loaded->hub.log_level)));
+    for (const config::warning& w : loaded.warnings()) {
+        log::warning("config: {}", config::to_string(w));
+    }
     // Before EAL starts its threads, so that they inherit nothing surprising; the handlers only
     // set flags the control loop reads.
     install(SIGINT, on_stop);

@@ -239,6 +239,9 @@ control::mgmt_reply hub::reload() {
     if (!loaded) {
         return reject("\n" + loaded.error_text());
     }
+    for (const config::warning& w : loaded.warnings()) {
+        log::warning("config reload: {}", config::to_string(w));
+    }
     config::topology next = std::move(loaded).value();
     config::topology_diff d = config::diff(_topo, next);
     if (d.empty()) {

@@ -16,9 +16,11 @@ constexpr size_t udp_header_size = 8;
 constexpr size_t non_esp_marker_size = 4;
 
 // IANA (RFC 7296 section 3.3.2; control/ike/message.hpp names the same numbers).
+constexpr uint16_t encr_3des = 3;
 constexpr uint16_t encr_aes_cbc = 12;
 constexpr uint16_t encr_aes_gcm_16 = 20;
 constexpr uint16_t integ_none = 0;
+constexpr uint16_t integ_hmac_md5_96 = 1;
 constexpr uint16_t integ_hmac_sha1_96 = 2;
 constexpr uint16_t integ_hmac_sha2_256_128 = 12;
 
@@ -132,10 +134,21 @@ wire::result<crypto::sa_params, std::string> esp_params_of(const ike::child_sa& 
     crypto::sa_params p;
     p.spi = k.spi;
     p.direction = dir;
-    if (c.encr_bits != 128 && c.encr_bits != 256) {
+    if (c.encr != encr_3des && c.encr_bits != 128 && c.encr_bits != 256) {
         return wire::fail(fmt::format("AES key of {} bits", c.encr_bits));
     }
     size_t aes = c.encr_bits / 8;
+    auto cbc_integ = [&](std::string_view cipher) -> wire::result<crypto::integ_alg, std::string> {
+        switch (c.integ) {
+            case integ_hmac_sha1_96:
+                return crypto::integ_alg::hmac_sha1_96;
+            case integ_hmac_sha2_256_128:
+                return crypto::integ_alg::hmac_sha256_128;
+            case integ_hmac_md5_96:
+                return crypto::integ_alg::hmac_md5_96;
+        }
+        return wire::fail(fmt::format("{} with integrity transform {}", cipher, c.integ));
+    };
     switch (c.encr) {
         case encr_aes_gcm_16:
             if (c.integ != integ_none) {
@@ -148,20 +161,31 @@ wire::result<crypto::sa_params, std::string> esp_params_of(const ike::child_sa& 
                                               c.encr_bits, k.cipher_key.size(), aes + 4));
             }
             break;
-        case encr_aes_cbc:
+        case encr_aes_cbc: {
             p.cipher = crypto::cipher_alg::aes_cbc;
-            if (c.integ == integ_hmac_sha1_96) {
-                p.integ = crypto::integ_alg::hmac_sha1_96;
-            } else if (c.integ == integ_hmac_sha2_256_128) {
-                p.integ = crypto::integ_alg::hmac_sha256_128;
-            } else {
-                return wire::fail(fmt::format("AES-CBC with integrity transform {}", c.integ));
+            auto integ = cbc_integ("AES-CBC");
+            if (!integ) {
+                return wire::fail(integ.error());
             }
+            p.integ = *integ;
             if (k.cipher_key.size() != aes) {
                 return wire::fail(
                     fmt::format("AES-CBC-{} key of {} bytes", c.encr_bits, k.cipher_key.size()));
             }
             break;
+        }
+        case encr_3des: {
+            p.cipher = crypto::cipher_alg::des3_cbc;
+            auto integ = cbc_integ("3DES-CBC");
+            if (!integ) {
+                return wire::fail(integ.error());
+            }
+            p.integ = *integ;
+            if (k.cipher_key.size() != 24) {
+                return wire::fail(fmt::format("3DES key of {} bytes", k.cipher_key.size()));
+            }
+            break;
+        }
         default:
             return wire::fail(fmt::format("encryption transform {}", c.encr));
     }

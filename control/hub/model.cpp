@@ -173,10 +173,23 @@ crypto::sa_params sa_params_of(const config::ipsec_profile& p, const config::sa_
         sp.integ = crypto::integ_alg::none;
         key_storage.insert(key_storage.end(), k.salt.begin(), k.salt.end());
     } else {
-        sp.cipher = crypto::cipher_alg::aes_cbc;
-        sp.integ = p.xform == config::transform::aes128_cbc_sha1_96
-                       ? crypto::integ_alg::hmac_sha1_96
-                       : crypto::integ_alg::hmac_sha256_128;
+        using config::transform;
+        const bool des3 =
+            p.xform == transform::des3_cbc_md5_96 || p.xform == transform::des3_cbc_sha1_96;
+        sp.cipher = des3 ? crypto::cipher_alg::des3_cbc : crypto::cipher_alg::aes_cbc;
+        switch (p.xform) {
+            case transform::aes128_cbc_sha1_96:
+            case transform::des3_cbc_sha1_96:
+                sp.integ = crypto::integ_alg::hmac_sha1_96;
+                break;
+            case transform::des3_cbc_md5_96:
+            case transform::aes128_cbc_md5_96:
+                sp.integ = crypto::integ_alg::hmac_md5_96;
+                break;
+            default:
+                sp.integ = crypto::integ_alg::hmac_sha256_128;
+                break;
+        }
         sp.integ_key = k.integrity_key;
     }
     sp.cipher_key = key_storage;

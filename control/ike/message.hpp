@@ -86,6 +86,7 @@ inline constexpr uint8_t esp = 3;
 enum class transform_type : uint8_t { encr = 1, prf = 2, integ = 3, dh = 4, esn = 5 };
 
 namespace encr_id {
+inline constexpr uint16_t des3 = 3;  // ENCR_3DES: ESP only here (legacy peers), no key length
 inline constexpr uint16_t aes_cbc = 12;
 inline constexpr uint16_t aes_gcm_8 = 18;
 inline constexpr uint16_t aes_gcm_12 = 19;
@@ -99,6 +100,7 @@ inline constexpr uint16_t hmac_sha2_512 = 7;
 }  // namespace prf_id
 namespace integ_id {
 inline constexpr uint16_t none = 0;
+inline constexpr uint16_t hmac_md5_96 = 1;  // ESP only here (legacy peers)
 inline constexpr uint16_t hmac_sha1_96 = 2;
 inline constexpr uint16_t hmac_sha2_256_128 = 12;
 inline constexpr uint16_t hmac_sha2_384_192 = 13;

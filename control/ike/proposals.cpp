@@ -8,8 +8,11 @@ namespace dmvpn::ike::detail {
 
 namespace {
 
+// A fixed-length cipher (3DES) carries no Key Length attribute (RFC 7296 section 3.3.5): the
+// configuration gives it 0 bits.
 transform encr_transform(uint16_t id, uint16_t bits) {
-    return transform{transform_type::encr, id, bits, {}};
+    return transform{
+        transform_type::encr, id, bits != 0 ? std::optional<uint16_t>(bits) : std::nullopt, {}};
 }
 transform plain(transform_type t, uint16_t id) { return transform{t, id, std::nullopt, {}}; }
 
@@ -204,11 +207,16 @@ std::optional<esp_selection> select_esp(const config::ike_settings& s, const sa_
 }
 
 size_t esp_key_bytes(uint16_t encr, uint16_t bits) {
+    if (encr == encr_id::des3) {
+        return 24;  // K1 || K2 || K3 (RFC 2451)
+    }
     return size_t(bits / 8) + (is_gcm(encr) ? 4 : 0);
 }
 
 size_t esp_integ_bytes(uint16_t integ) {
     switch (integ) {
+        case integ_id::hmac_md5_96:
+            return 16;  // RFC 2403
         case integ_id::hmac_sha1_96:
             return 20;
         case integ_id::hmac_sha2_256_128:

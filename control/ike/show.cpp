@@ -374,8 +374,12 @@ std::string ios_transform(uint16_t encr, uint16_t encr_bits, uint16_t integ) {
     if (encr == encr_id::aes_gcm_16) {
         return fmt::format("esp-gcm {}", encr_bits);
     }
-    std::string out = encr_bits == 128 ? "esp-aes" : fmt::format("esp-aes {}", encr_bits);
+    std::string out = encr == encr_id::des3 ? "esp-3des"
+                      : encr_bits == 128    ? "esp-aes"
+                                            : fmt::format("esp-aes {}", encr_bits);
     switch (integ) {
+        case integ_id::hmac_md5_96:
+            return out + " esp-md5-hmac";
         case integ_id::hmac_sha1_96:
             return out + " esp-sha-hmac";
         case integ_id::hmac_sha2_256_128:
@@ -389,6 +393,8 @@ std::string ios_transform(uint16_t encr, uint16_t encr_bits, uint16_t integ) {
     }
 }
 
-uint32_t iv_bytes(uint16_t encr) noexcept { return encr == encr_id::aes_gcm_16 ? 8 : 16; }
+uint32_t iv_bytes(uint16_t encr) noexcept {
+    return encr == encr_id::aes_gcm_16 || encr == encr_id::des3 ? 8 : 16;
+}
 
 }  // namespace dmvpn::ike::show

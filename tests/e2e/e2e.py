@@ -103,15 +103,16 @@ tunnels:
 
 class hub:
     def __init__(self, d, spokes, esp=True, overlay_prefix="10.0.0.0/16", hub_extra="",
-                 profiles=None, args=()):
-        """`profiles`: an `ipsec-profiles:` block naming `spokesim` instead of the manual SAs."""
+                 profiles=None, args=(), transform="aes256-cbc-sha256-128"):
+        """`profiles`: an `ipsec-profiles:` block naming `spokesim` instead of the manual SAs;
+        `args`: more dmvpn-hub options; `transform`: the manual SAs' (the emulator's --esp)."""
         self.d = d
         self.sock = os.path.join(d, "hub.sock")
         sas, ipsec = "", ""
         if profiles is not None:
             sas, ipsec = profiles, "    ipsec-profile: spokesim\n"
         elif esp:
-            sas = subprocess.run([SIM, "--spokes", str(spokes), "--esp", "aes256-cbc-sha256-128",
+            sas = subprocess.run([SIM, "--spokes", str(spokes), "--esp", transform,
                                   "--print-sa-yaml"], capture_output=True, text=True,
                                  check=True).stdout
             sas = "\n".join(l for l in sas.splitlines() if not l.startswith("#")) + "\n"
@@ -338,6 +339,41 @@ def refused(d):
         check(r["sent_via_hub"] > 0 and spoofed == 0,
               "verify-source: %d packets via the hub, %d dropped as spoofed" %
               (r["sent_via_hub"], spoofed))
+    finally:
+        h.stop()
+
+
+def legacy(d):
+    """The seeds' `esp-3des esp-md5-hmac`: manual 3DES-CBC + HMAC-MD5-96 SAs load with a
+    warning naming them and where, and carry registrations and traffic both ways."""
+    n = 20
+    esp = ["--gre-key", 100, "--auth", "e2e", "--esp", "3des-cbc-md5-96"]
+    h = hub(d, n, transform="3des-cbc-md5-96")
+    try:
+        h.log.flush()
+        with open(h.log.name) as f:
+            warned = [l for l in f if re.search(r"warning: config: \S+hub\.yaml:\d+:\d+: "
+                                                r"ipsec-profiles\[0\]\.transform: 3des-cbc-md5-96 "
+                                                r"is for legacy peers only: 3DES-CBC and "
+                                                r"HMAC-MD5-96", l)]
+        check(len(warned) == 1, "the hub warns once, naming 3DES-CBC and HMAC-MD5-96 and where "
+              "(%d lines)" % len(warned))
+        r = subprocess.run([HUB, "--check-config", os.path.join(d, "hub.yaml")],
+                           capture_output=True, text=True)
+        check(r.returncode == 0 and "1 warning(s)" in r.stdout and
+              re.search(r"^warning: \S+hub\.yaml:\d+:\d+: ipsec-profiles\[0\]\.transform: "
+                        r"3des-cbc-md5-96", r.stderr, re.M) is not None,
+              "--check-config: valid, with the warning on stderr")
+        rc, rep = spokesim(d, "--spokes", n, *esp, "--rate", 400, "--duration", 2)
+        check(rc == 0 and rep["registered"] == n and rep["esp_errors"] == 0,
+              "%d spokes registered inside 3DES/MD5 ESP" % rep["registered"])
+        check(rep["lost"] == 0 and rep["corrupt"] == 0 and rep["received"] == rep["sent"] and
+              rep["sent_via_hub"] > 0,
+              "traffic: %d sent (%d via the hub), %d received intact" %
+              (rep["sent"], rep["sent_via_hub"], rep["received"]))
+        drops = h.json("show", "stats")["drops"]
+        bad = {k: v for k, v in drops.items() if k.startswith("esp_") and v}
+        check(not bad, "the hub drops no ESP (%s)" % bad)
     finally:
         h.stop()
 
@@ -1030,7 +1066,8 @@ def keylog(d):
 
 def main():
     which = sys.argv[1]
-    scenario = {"scale": scale, "refused": refused, "expiry": expiry, "flood": flood,
+    scenario = {"scale": scale, "refused": refused, "legacy": legacy, "expiry": expiry,
+                "flood": flood,
                 "purge": purge, "glean": glean, "forge": forge,
                 "observe": observe, "ike": ike,
                 "ike-rekey": ike_rekey, "keylog": keylog}[which]

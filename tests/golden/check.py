@@ -36,7 +36,7 @@ from scapy.layers.ipsec import ESP  # noqa: E402
 
 import scenario  # noqa: E402
 
-HUB_OUT_SAS = {sp.sa_out.spi: (sp, sp.sa_out) for sp in (scenario.SPOKE5, scenario.SPOKE6)}
+HUB_OUT_SAS = {sp.sa_out.spi: (sp, sp.sa_out) for sp in scenario.IPSEC_SPOKES}
 
 errors = []
 
@@ -117,7 +117,7 @@ class Opened:
                 raise ValueError(f"{what}: ESP with an SPI the hub has no outbound SA for: "
                                  f"0x{esp.spi:x}")
             sa = HUB_OUT_SAS[esp.spi][1]
-            ivlen = 8 if sa.cipher == "aes_gcm_16" else 16
+            ivlen = sa.iv_len()
             self.iv = bytes(esp.data)[:ivlen]
             try:
                 self.plain = sa.scapy_sa().decrypt(IP(bytes(self.ip)))

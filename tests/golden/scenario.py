@@ -21,7 +21,8 @@ crypto).
 setup.txt, one object per line, fields separated by spaces:
   port ROLE MAC
   tunnel INDEX NBMA OVERLAY KEY IPSEC(0|1) IP_MTU TCP_MSS TTL
-  sa NAME in|out SPI(hex) aes_gcm_16|aes_cbc CIPHER_KEY(hex) none|hmac_sha1_96|hmac_sha256_128
+  sa NAME in|out SPI(hex) aes_gcm_16|aes_cbc|des3_cbc CIPHER_KEY(hex)
+     none|hmac_sha1_96|hmac_sha256_128|hmac_md5_96
      INTEG_KEY(hex|-)
   inbound SA_NAME TUNNEL
   adj_tunnel ID TUNNEL OVERLAY NBMA UNDERLAY_MAC SA_NAME|-
@@ -89,19 +90,27 @@ class SaSpec:
         self.integ = integ
         if cipher == "aes_gcm_16":
             self.ckey = key_bytes(name + "/gcm", 20)  # AES-128 key + 4-byte salt (RFC 4106)
+        elif cipher == "des3_cbc":
+            self.ckey = key_bytes(name + "/3des", 24)  # K1 K2 K3 (RFC 2451)
         else:
             self.ckey = key_bytes(name + "/cbc", 16)
         self.sent = 0  # outbound: the sequence number of the hub's last packet
         self.ikey = {"none": b"", "hmac_sha1_96": key_bytes(name + "/sha1", 20),
-                     "hmac_sha256_128": key_bytes(name + "/sha256", 32)}[integ]
+                     "hmac_sha256_128": key_bytes(name + "/sha256", 32),
+                     "hmac_md5_96": key_bytes(name + "/md5", 16)}[integ]
 
     def scapy_sa(self):
         if self.cipher == "aes_gcm_16":
             return SecurityAssociation(ESP, spi=self.spi, crypt_algo="AES-GCM",
                                        crypt_key=self.ckey, auth_algo="NULL")
-        auth = {"hmac_sha1_96": "HMAC-SHA1-96", "hmac_sha256_128": "SHA2-256-128"}[self.integ]
-        return SecurityAssociation(ESP, spi=self.spi, crypt_algo="AES-CBC", crypt_key=self.ckey,
+        auth = {"hmac_sha1_96": "HMAC-SHA1-96", "hmac_sha256_128": "SHA2-256-128",
+                "hmac_md5_96": "HMAC-MD5-96"}[self.integ]
+        crypt = "3DES" if self.cipher == "des3_cbc" else "AES-CBC"
+        return SecurityAssociation(ESP, spi=self.spi, crypt_algo=crypt, crypt_key=self.ckey,
                                    auth_algo=auth, auth_key=self.ikey)
+
+    def iv_len(self):
+        return 16 if self.cipher == "aes_cbc" else 8
 
     def setup_line(self):
         ikey = self.ikey.hex() if self.ikey else "-"
@@ -113,9 +122,10 @@ class SaSpec:
         if self.cipher == "aes_gcm_16":
             enc, auth = "AES-GCM with 16 octet ICV [RFC4106]", "NULL"
         else:
-            enc = "AES-CBC [RFC3602]"
+            enc = "TripleDES-CBC [RFC2451]" if self.cipher == "des3_cbc" else "AES-CBC [RFC3602]"
             auth = {"hmac_sha1_96": "HMAC-SHA-1-96 [RFC2404]",
-                    "hmac_sha256_128": "HMAC-SHA-256-128 [RFC4868]"}[self.integ]
+                    "hmac_sha256_128": "HMAC-SHA-256-128 [RFC4868]",
+                    "hmac_md5_96": "HMAC-MD5-96 [RFC2403]"}[self.integ]
         ikey = "0x" + self.ikey.hex() if self.ikey else ""
         return (f'"IPv4","{src}","{dst}","0x{self.spi:08x}","{enc}","0x{self.ckey.hex()}",'
                 f'"{auth}","{ikey}"')
@@ -136,6 +146,9 @@ SA5_OUT = SaSpec("hub_to_spoke5", "out", 0x5001, "aes_gcm_16", "none")
 SA5_IN = SaSpec("spoke5_to_hub", "in", 0x5002, "aes_gcm_16", "none")
 SA6_OUT = SaSpec("hub_to_spoke6", "out", 0x6001, "aes_cbc", "hmac_sha256_128")
 SA6_IN = SaSpec("spoke6_to_hub", "in", 0x6002, "aes_cbc", "hmac_sha1_96")
+# The seeds' legacy transform (IOS `esp-3des esp-md5-hmac`) out, AES-128-CBC + HMAC-MD5-96 in.
+SA7_OUT = SaSpec("hub_to_spoke7", "out", 0x7001, "des3_cbc", "hmac_md5_96")
+SA7_IN = SaSpec("spoke7_to_hub", "in", 0x7002, "aes_cbc", "hmac_md5_96")
 # Known to the spoke only: the hub has no inbound SA with this SPI.
 SA_UNKNOWN = SaSpec("stranger", "in", 0x7777, "aes_gcm_16", "none")
 
@@ -143,6 +156,8 @@ SPOKE2 = Spoke(1, 0, "10.0.0.2", "198.51.100.2")
 SPOKE3 = Spoke(2, 0, "10.0.0.3", "198.51.100.3")
 SPOKE5 = Spoke(5, 1, "10.1.0.2", "198.51.100.5", SA5_OUT, SA5_IN)
 SPOKE6 = Spoke(6, 1, "10.1.0.3", "198.51.100.6", SA6_OUT, SA6_IN)
+SPOKE7 = Spoke(7, 1, "10.1.0.4", "198.51.100.7", SA7_OUT, SA7_IN)
+IPSEC_SPOKES = (SPOKE5, SPOKE6, SPOKE7)
 INCOMPLETE_NH = "10.0.0.4"  # adjacency 4: known next hop, unresolved
 
 
@@ -151,10 +166,10 @@ def setup_lines():
     for i, (overlay, key, ipsec) in TUNNELS.items():
         mss = MSS if not ipsec else 0
         lines.append(f"tunnel {i} {HUB_NBMA} {overlay} {key} {int(ipsec)} {MTU} {mss} {TTL_OUT}")
-    for s in (SA5_OUT, SA5_IN, SA6_OUT, SA6_IN):
+    for s in (SA5_OUT, SA5_IN, SA6_OUT, SA6_IN, SA7_OUT, SA7_IN):
         lines.append(s.setup_line())
-    lines += ["inbound spoke5_to_hub 1", "inbound spoke6_to_hub 1"]
-    for sp in (SPOKE2, SPOKE3, SPOKE5, SPOKE6):
+    lines += ["inbound spoke5_to_hub 1", "inbound spoke6_to_hub 1", "inbound spoke7_to_hub 1"]
+    for sp in (SPOKE2, SPOKE3) + IPSEC_SPOKES:
         sa = sp.sa_out.name if sp.sa_out else "-"
         lines.append(f"adj_tunnel {sp.adj} {sp.tunnel} {sp.overlay} {sp.nbma} {GW_MAC} {sa}")
     lines.append(f"adj_lan 3 lan {LAN_HOST} {LAN_HOST_MAC}")
@@ -163,7 +178,7 @@ def setup_lines():
         lines.append(f"route {a} 32 local -")
     lines += ["route 10.0.0.0 24 glean_tunnel 0", "route 10.1.0.0 24 glean_tunnel 1",
               "route 172.16.0.0 24 glean_lan lan"]
-    for sp in (SPOKE2, SPOKE3, SPOKE5, SPOKE6):
+    for sp in (SPOKE2, SPOKE3) + IPSEC_SPOKES:
         lines.append(f"route {sp.overlay} 32 adjacency {sp.adj}")
     lines += [f"route {LAN_HOST} 32 adjacency 3", "route 10.20.0.0 16 adjacency 1",
               "route 10.30.0.0 16 adjacency 4", "route 10.40.0.0 16 blackhole -"]
@@ -336,6 +351,15 @@ def build(captures):
     p = s.inner(LAN_HOST, SPOKE5.overlay, size=1450 - 28, df=True)
     s.from_lan(p)
     s.expect_punt("frag_needed", forwarded(p), lan_port, aux=MTU)
+    # LAN -> legacy spoke 7: 3DES-CBC + HMAC-MD5-96, sizes around the 8-byte block, and one
+    # fragmented.
+    for size in (1, 5, 6, 200, 1372):
+        p = s.inner(LAN_HOST, SPOKE7.overlay, size=size)
+        s.from_lan(p)
+        s.expect_to_spoke(SPOKE7, p)
+    p = s.inner(LAN_HOST, SPOKE7.overlay, size=2000 - 28)
+    s.from_lan(p)
+    s.expect_fragments_to_spoke(SPOKE7, p)
     # Gleans carry the packet as forwarded (TTL - 1): the control lcore sends a held packet
     # as it got it once the next hop resolves (RFC 1812 5.3.1: a forwarded packet's TTL is
     # decremented once). Through a known but unresolved next hop (adjacency 4) first.
@@ -416,6 +440,11 @@ def build(captures):
     s.expect_to_lan(p)
     p = s.inner(SPOKE6.overlay, LAN_HOST, size=71)
     s.from_underlay(s.esp_packet(SPOKE6, s.gre_packet(SPOKE6, p, k1)))
+    s.expect_to_lan(p)
+    # Legacy spoke 7 -> LAN (AES-128-CBC + HMAC-MD5-96; one frame: the underlay input is one
+    # burst).
+    p = s.inner(SPOKE7.overlay, LAN_HOST, size=73)
+    s.from_underlay(s.esp_packet(SPOKE7, s.gre_packet(SPOKE7, p, k1)))
     s.expect_to_lan(p)
     # IPsec spoke -> IPsec spoke: decrypt, decap, encap, encrypt with the other SA, redirect.
     p = s.inner(SPOKE5.overlay, SPOKE6.overlay, size=90)
@@ -535,7 +564,7 @@ def main():
         for role, ident, payload in s.reassembled:
             f.write(f"{role} {ident} {payload.hex()}\n")
     with open(path("esp_sa.uat"), "w") as f:
-        for sp in (SPOKE5, SPOKE6):
+        for sp in IPSEC_SPOKES:
             f.write(sp.sa_out.uat_line(HUB_NBMA, sp.nbma) + "\n")
 
 

@@ -232,7 +232,7 @@ TEST_CASE("ike: each error lands on its key", "[config][ike]") {
                  "proposals:", "aes256-sha256-x25519]", p + "proposals[1]", "the same proposal");
     expect_error(ike_doc("      proposals: []\n"), "proposals:", "[]", p + "proposals",
                  "at least one");
-    expect_error(ike_doc("      esp-proposals: [aes128-md5]\n"), "esp-proposals:", "aes128",
+    expect_error(ike_doc("      esp-proposals: [des-md5]\n"), "esp-proposals:", "des-md5",
                  p + "esp-proposals[0]", "aes128gcm16, aes256gcm16, aes128-sha1");
     expect_error(ike_doc("      pfs: modp1024\n"), "pfs:", "modp1024", p + "pfs",
                  "none or a group");
@@ -261,6 +261,46 @@ TEST_CASE("ike: each error lands on its key", "[config][ike]") {
     expect_error(ike_doc("      fragmentation: sometimes\n"), "fragmentation:", "sometimes",
                  p + "fragmentation", "true or false");
     expect_error(ike_doc("      bogus: 1\n"), "bogus:", "bogus", p + "bogus", "unknown key");
+}
+
+TEST_CASE("ike: legacy ESP proposals load with a warning and are never a default",
+          "[config][ike][legacy]") {
+    doc d = ike_doc("      esp-proposals: [aes128-sha1, 3des-md5, 3des-sha1-esn, aes128-md5]\n");
+    auto r = load_string(d.text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    const auto& esp = r->ipsec_profiles[0].ike->esp_proposals;
+    REQUIRE(esp.size() == 4);
+    // IANA: ENCR_3DES 3 (no key length), AUTH_HMAC_MD5_96 1 (RFC 7296 section 3.3.2).
+    CHECK((esp[1].encr == 3 && esp[1].encr_bits == 0 && esp[1].integ == 1 && !esp[1].esn));
+    CHECK((esp[2].encr == 3 && esp[2].encr_bits == 0 && esp[2].integ == 2 && esp[2].esn));
+    CHECK((esp[3].encr == 12 && esp[3].encr_bits == 128 && esp[3].integ == 1));
+    CHECK(to_string(esp[1]) == "3des-md5");
+    CHECK(to_string(esp[2]) == "3des-sha1-esn");
+    CHECK(to_string(esp[3]) == "aes128-md5");
+    // One warning per legacy entry, where it stands; none for aes128-sha1.
+    REQUIRE(r.warnings().size() == 3);
+    const std::string p = "ipsec-profiles[0].ike.esp-proposals[";
+    const char* tokens[] = {"3des-md5", "3des-sha1-esn", "aes128-md5"};
+    for (size_t i = 0; i < 3; ++i) {
+        const warning& w = r.warnings()[i];
+        CHECK(w.key == p + std::to_string(i + 1) + "]");
+        CHECK(w.line == d.line_of("esp-proposals:"));
+        CHECK(w.column == d.column_of("esp-proposals:", tokens[i]));
+        CHECK_THAT(w.message, Catch::Contains("legacy peers only"));
+    }
+    CHECK_THAT(r.warnings()[0].message, Catch::Contains("3DES-CBC and HMAC-MD5-96"));
+    CHECK_THAT(r.warnings()[1].message, Catch::Contains("Sweet32"));
+    CHECK_THAT(r.warnings()[2].message, Catch::Contains("HMAC-MD5-96"));
+    // The ESP overhead of 3DES: 8-byte IV, padding to 8, 12-byte ICV.
+    CHECK(esp_overhead_max(esp[1]) == 8 + 8 + 2 + 7 + 12);
+    // No default proposal is legacy, and the defaults warn about nothing.
+    for (const auto& e : default_esp_proposals()) {
+        CHECK(weakness(e).empty());
+    }
+    auto plain = load_string(ike_doc().text(), "t.yaml");
+    REQUIRE(plain.has_value());
+    CHECK(plain.warnings().empty());
 }
 
 TEST_CASE("ike: a profile is keyed by manual-sas or by ike, and by one of them", "[config][ike]") {

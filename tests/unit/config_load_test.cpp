@@ -288,8 +288,8 @@ TEST_CASE("wrong types name what was expected and what was found", "[config]") {
         {"network-id: 1", "      network-id:", "tunnels[0].nhrp.network-id",
          "expected an integer 1..4294967295, got nothing"},
         {"transform: aes128-cbc", "    transform: aes128-gcm", "ipsec-profiles[0].transform",
-         "expected aes128-gcm16, aes256-gcm16, aes128-cbc-sha1-96 or aes256-cbc-sha256-128, got "
-         "\"aes128-gcm\""},
+         "expected aes128-gcm16, aes256-gcm16, aes128-cbc-sha1-96, aes256-cbc-sha256-128 or, for "
+         "legacy peers, 3des-cbc-md5-96, 3des-cbc-sha1-96, aes128-cbc-md5-96, got \"aes128-gcm\""},
     };
     for (const row& x : rows) {
         doc d = base().replace(x.needle, x.replacement);
@@ -713,6 +713,65 @@ TEST_CASE("GCM is refused with manual keys: the IV repeats after a restart (RFC 
     auto ok = load_string(no_sas.text(), "t.yaml");
     INFO(no_sas.text() << ok.error_text());
     CHECK(ok.has_value());
+}
+
+TEST_CASE("legacy transforms load with a warning naming them and where", "[config][legacy]") {
+    struct row {
+        const char* transform;
+        const char* key;
+        const char* integrity_key;
+        const char* names;  // what the warning must name
+    };
+    const row rows[] = {
+        {"3des-cbc-md5-96", "0123456789abcdef23456789abcdef01456789abcdef0123",
+         "000102030405060708090a0b0c0d0e0f", "3DES-CBC and HMAC-MD5-96"},
+        {"3des-cbc-sha1-96", "0123456789abcdef23456789abcdef01456789abcdef0123",
+         "2021222324252627282920212223242526272829", "3DES-CBC"},
+        {"aes128-cbc-md5-96", "000102030405060708090a0b0c0d0e0f",
+         "000102030405060708090a0b0c0d0e0f", "HMAC-MD5-96"},
+    };
+    for (const row& x : rows) {
+        INFO(x.transform);
+        doc d = base()
+                    .replace("transform: aes128-cbc-sha1-96",
+                             std::string("    transform: ") + x.transform)
+                    .replace("key: 0001", std::string("          key: ") + x.key)
+                    .replace("key: 1011", std::string("          key: ") + x.key)
+                    .replace("integrity-key: 2021",
+                             std::string("          integrity-key: ") + x.integrity_key)
+                    .replace("integrity-key: 3031",
+                             std::string("          integrity-key: ") + x.integrity_key);
+        auto r = load_string(d.text(), "t.yaml");
+        INFO(d.text() << r.error_text());
+        REQUIRE(r.has_value());
+        REQUIRE(r.warnings().size() == 1);
+        const dmvpn::config::warning& w = r.warnings()[0];
+        CHECK(w.key == "ipsec-profiles[0].transform");
+        CHECK(w.line == d.line_of("transform: "));
+        CHECK(w.column == 16);
+        CHECK_THAT(w.message, Catch::StartsWith(std::string(x.transform) + " is for legacy peers"));
+        CHECK_THAT(w.message, Catch::Contains(x.names));
+        CHECK_THAT(w.message, Catch::Contains("RFC 8221"));
+        CHECK(r.warning_text() == "t.yaml:" + std::to_string(w.line) +
+                                      ":16: ipsec-profiles[0].transform: " + w.message + "\n");
+        CHECK(r->ipsec_profiles[0].manual_sas[0].inbound.key.size() ==
+              cipher_key_bytes(r->ipsec_profiles[0].xform));
+    }
+    // The key lengths follow the transform: 3DES takes 24 bytes, HMAC-MD5-96 16.
+    doc short_key = base()
+                        .replace("transform: aes128-cbc-sha1-96", "    transform: 3des-cbc-md5-96")
+                        .replace("integrity-key: 2021",
+                                 "          integrity-key: 000102030405060708090a0b0c0d0e0f")
+                        .replace("integrity-key: 3031",
+                                 "          integrity-key: 000102030405060708090a0b0c0d0e0f")
+                        .replace("key: 1011", "          key: " + std::string(48, 'a'));
+    error e = only_error(short_key);
+    CHECK(e.key == "ipsec-profiles[0].manual-sas[0].inbound.key");
+    CHECK(e.message == "3des-cbc-md5-96 needs a 24-byte key (48 hex digits), got 16 bytes");
+    // The strong transforms warn about nothing.
+    auto strong = load_string(base().text(), "t.yaml");
+    REQUIRE(strong.has_value());
+    CHECK(strong.warnings().empty());
 }
 
 TEST_CASE("anti-replay: off for manual SAs unless the profile turns it on", "[config]") {

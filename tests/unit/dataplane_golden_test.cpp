@@ -117,6 +117,9 @@ crypto::cipher_alg cipher_of(const std::string& s) {
     if (s == "aes_gcm_16") {
         return crypto::cipher_alg::aes_gcm_16;
     }
+    if (s == "des3_cbc") {
+        return crypto::cipher_alg::des3_cbc;
+    }
     REQUIRE(s == "aes_cbc");
     return crypto::cipher_alg::aes_cbc;
 }
@@ -127,6 +130,9 @@ crypto::integ_alg integ_of(const std::string& s) {
     }
     if (s == "hmac_sha256_128") {
         return crypto::integ_alg::hmac_sha256_128;
+    }
+    if (s == "hmac_md5_96") {
+        return crypto::integ_alg::hmac_md5_96;
     }
     REQUIRE(s == "none");
     return crypto::integ_alg::none;

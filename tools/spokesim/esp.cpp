@@ -202,7 +202,7 @@ esp_status esp_table::run(crypto::sa& s, buffer& packet, bool encrypt) {
     crypto::esp_packet p{_scratch.data() + headroom, static_cast<uint32_t>(packet.size()), headroom,
                          tailroom};
     crypto::esp_status st = crypto::esp_status::ok;
-    if (encrypt && _fixed_ivs && s.cipher() == crypto::cipher_alg::aes_cbc) {
+    if (encrypt && _fixed_ivs && s.cipher() != crypto::cipher_alg::aes_gcm_16) {
         // A capture must come out the same on every run: the IV follows from the SPI and
         // the sequence number instead of the SA's random IV generator.
         crypto::iv_bytes iv{};
@@ -251,10 +251,28 @@ wire::result<std::unique_ptr<esp_table>, std::string> make_esp_layer(const topol
                 p[k].cipher = crypto::cipher_alg::aes_gcm_16;
                 p[k].integ = crypto::integ_alg::none;
             } else {
-                p[k].cipher = crypto::cipher_alg::aes_cbc;
-                p[k].integ = t.opts().esp == esp_transform::aes128_cbc_sha1_96
-                                 ? crypto::integ_alg::hmac_sha1_96
-                                 : crypto::integ_alg::hmac_sha256_128;
+                switch (t.opts().esp) {
+                    case esp_transform::des3_cbc_md5_96:
+                        p[k].cipher = crypto::cipher_alg::des3_cbc;
+                        p[k].integ = crypto::integ_alg::hmac_md5_96;
+                        break;
+                    case esp_transform::des3_cbc_sha1_96:
+                        p[k].cipher = crypto::cipher_alg::des3_cbc;
+                        p[k].integ = crypto::integ_alg::hmac_sha1_96;
+                        break;
+                    case esp_transform::aes128_cbc_md5_96:
+                        p[k].cipher = crypto::cipher_alg::aes_cbc;
+                        p[k].integ = crypto::integ_alg::hmac_md5_96;
+                        break;
+                    case esp_transform::aes128_cbc_sha1_96:
+                        p[k].cipher = crypto::cipher_alg::aes_cbc;
+                        p[k].integ = crypto::integ_alg::hmac_sha1_96;
+                        break;
+                    default:
+                        p[k].cipher = crypto::cipher_alg::aes_cbc;
+                        p[k].integ = crypto::integ_alg::hmac_sha256_128;
+                        break;
+                }
                 p[k].integ_key = m.integrity_key;
             }
             p[k].cipher_key = keys[k];

@@ -29,12 +29,15 @@ std::optional<std::string> to_params(const ike::child_sa& sa, const ike::esp_key
     if (sa.encr == ike::encr_id::aes_gcm_16) {
         p.cipher = crypto::cipher_alg::aes_gcm_16;
         p.integ = crypto::integ_alg::none;
-    } else if (sa.encr == ike::encr_id::aes_cbc) {
-        p.cipher = crypto::cipher_alg::aes_cbc;
+    } else if (sa.encr == ike::encr_id::aes_cbc || sa.encr == ike::encr_id::des3) {
+        p.cipher = sa.encr == ike::encr_id::des3 ? crypto::cipher_alg::des3_cbc
+                                                 : crypto::cipher_alg::aes_cbc;
         if (sa.integ == ike::integ_id::hmac_sha1_96) {
             p.integ = crypto::integ_alg::hmac_sha1_96;
         } else if (sa.integ == ike::integ_id::hmac_sha2_256_128) {
             p.integ = crypto::integ_alg::hmac_sha256_128;
+        } else if (sa.integ == ike::integ_id::hmac_md5_96) {
+            p.integ = crypto::integ_alg::hmac_md5_96;
         } else {
             return fmt::format("ESP integrity {} is not one the dataplane has", sa.integ);
         }

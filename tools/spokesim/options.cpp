@@ -23,6 +23,12 @@ std::string_view name(esp_transform t) noexcept {
             return "aes128-cbc-sha1-96";
         case esp_transform::aes256_cbc_sha256_128:
             return "aes256-cbc-sha256-128";
+        case esp_transform::des3_cbc_md5_96:
+            return "3des-cbc-md5-96";
+        case esp_transform::des3_cbc_sha1_96:
+            return "3des-cbc-sha1-96";
+        case esp_transform::aes128_cbc_md5_96:
+            return "aes128-cbc-md5-96";
     }
     return "?";
 }
@@ -59,7 +65,8 @@ Tunnel and NHRP:
   --no-shortcuts             ignore Traffic Indications (Phase 1/2 spokes)
 IPsec (manual SAs, one pair per spoke with the hub):
   --esp none|aes128-cbc-sha1-96|aes256-cbc-sha256-128|aes128-gcm16|aes256-gcm16   (none)
-                             the hub refuses GCM with manual keys; GCM is for tests playing it
+                             the hub refuses GCM with manual keys; GCM is for tests playing it;
+                             legacy 3des-cbc-md5-96|3des-cbc-sha1-96|aes128-cbc-md5-96 too
   --sa-seed N                seed of the derived keys (1)
   --spi-base N               spoke i sends with SPI base+2i, receives with base+2i+1 (0x1000)
   --print-sa-yaml            print the hub's YAML for these SAs and exit
@@ -266,9 +273,11 @@ const std::map<std::string, handler>& valued() {
                      }},
                     {"--esp",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
-                         for (auto t : {esp_transform::none, esp_transform::aes128_cbc_sha1_96,
-                                        esp_transform::aes256_cbc_sha256_128,
-                                        esp_transform::aes128_gcm, esp_transform::aes256_gcm}) {
+                         for (auto t :
+                              {esp_transform::none, esp_transform::aes128_cbc_sha1_96,
+                               esp_transform::aes256_cbc_sha256_128, esp_transform::aes128_gcm,
+                               esp_transform::aes256_gcm, esp_transform::des3_cbc_md5_96,
+                               esp_transform::des3_cbc_sha1_96, esp_transform::aes128_cbc_md5_96}) {
                              if (v == name(t)) {
                                  o.esp = t;
                                  return std::nullopt;
@@ -276,7 +285,8 @@ const std::map<std::string, handler>& valued() {
                          }
                          return fmt::format(
                              ": '{}' is not one of none, aes128-cbc-sha1-96, "
-                             "aes256-cbc-sha256-128, aes128-gcm16, aes256-gcm16",
+                             "aes256-cbc-sha256-128, aes128-gcm16, aes256-gcm16, "
+                             "3des-cbc-md5-96, 3des-cbc-sha1-96, aes128-cbc-md5-96",
                              v);
                      }},
                     {"--sa-seed", uint_into(&options::sa_seed, 0, UINT64_MAX)},

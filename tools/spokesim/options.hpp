@@ -29,6 +29,9 @@ enum class esp_transform : uint8_t {
     aes256_gcm,
     aes128_cbc_sha1_96,
     aes256_cbc_sha256_128,
+    des3_cbc_md5_96,  // legacy: what Cisco's `esp-3des esp-md5-hmac` spokes run
+    des3_cbc_sha1_96,
+    aes128_cbc_md5_96,
 };
 bool is_gcm(esp_transform t) noexcept;
 std::string_view name(esp_transform t) noexcept;

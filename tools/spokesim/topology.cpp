@@ -39,14 +39,19 @@ sa_material derive_sa(uint64_t seed, uint32_t index, bool to_hub, uint32_t spi_b
         }
     };
     const bool aes256 = t == esp_transform::aes256_gcm || t == esp_transform::aes256_cbc_sha256_128;
-    fill(m.key, aes256 ? 32 : 16);
+    const bool des3 = t == esp_transform::des3_cbc_md5_96 || t == esp_transform::des3_cbc_sha1_96;
+    fill(m.key, des3 ? 24 : aes256 ? 32 : 16);
     // The salt comes next in the stream for every transform, so GCM keys stay what they were.
     std::vector<uint8_t> salt;
     fill(salt, 4);
     if (is_gcm(t)) {
         m.salt = std::move(salt);
     } else {
-        fill(m.integrity_key, t == esp_transform::aes128_cbc_sha1_96 ? 20 : 32);
+        const bool sha1 =
+            t == esp_transform::aes128_cbc_sha1_96 || t == esp_transform::des3_cbc_sha1_96;
+        const bool md5 =
+            t == esp_transform::des3_cbc_md5_96 || t == esp_transform::aes128_cbc_md5_96;
+        fill(m.integrity_key, md5 ? 16 : sha1 ? 20 : 32);
     }
     return m;
 }
