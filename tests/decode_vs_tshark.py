@@ -64,6 +64,13 @@ TSHARK_DIFFERS = {
     # first bytes. cie_protocol_addresses() predicts exactly that misreading from dmvpn-decode's
     # fields, so the comparison still holds every value.
     "cie_subaddress_misread": "nhrp.client.prot.addr",
+    # An ISAKMP payload tshark cannot read (tcpdump's Main Mode carries NAT-D under the drafts'
+    # payload number 15, which IANA gave to GDOI's SA KEK) ends its dissection there and marks
+    # the packet malformed; dmvpn-decode keeps such a payload opaque and goes on. Then tshark's
+    # values of each isakmp.* field must be the first ones of dmvpn-decode's. Conversely, where
+    # dmvpn-decode refuses a message that tshark marks malformed, dmvpn-decode stops at the
+    # header and tshark reads on: dmvpn-decode's values must be the first ones of tshark's.
+    "isakmp_prefix_when_malformed": "isakmp.",
 }
 
 # tshark fields of the NHRP layer that carry no packet value (expert items, text labels).
@@ -152,7 +159,8 @@ def crafted_packets():
         a(10, 1, 0, 1) + cie6
     res_reply = nhrp(2, 6, res_mand, [(0x8003, cie6), (0x8000, b"")])
     return [(0, ipv4_gre(purge, 42)), (1000, ipv4_gre(error_ind)), (2000, ipv4_gre(res_reply, 7)),
-            (3000, ipv4_udp(4500, b"\0\0\0\0" + ike_natt_request()))]
+            (3000, ipv4_udp(4500, b"\0\0\0\0" + ike_natt_request()))] + \
+        [(4000 + 1000 * i, ipv4_udp(port, msg)) for i, (port, msg) in enumerate(isakmp_messages())]
 
 
 def ipv4_udp(port, payload):
@@ -192,6 +200,55 @@ def ike_natt_request():
     hdr = bytes.fromhex("0102030405060708") + bytes(8) + \
         struct.pack(">BBBBII", 33, 0x20, 36, 0x08, 5, 28 + len(chain))
     return hdr + chain
+
+
+def isakmp_messages():
+    """ISAKMP / IKEv1 messages (RFC 2408 section 3, RFC 2407 section 4, RFC 3947) with what the
+    one IKEv1 capture here (tcpdump's Main Mode, whose Quick Mode is encrypted) does not hold:
+    a Quick Mode in the clear with an ESP proposal (SPI, Phase 2 attributes: life type and a
+    TLV duration, UDP-encapsulated transport, HMAC-SHA, key length, PFS group), two proposals,
+    HASH, Nonce, KE, IDci/IDcr with protocol 47 and NAT-OA; an Informational with R-U-THERE,
+    INITIAL-CONTACT, RESPONDER-LIFETIME, Delete and NAT-D, on UDP 4500 after the marker; and a
+    hostile one whose transform runs past its proposal (port, message)."""
+    def payload(nxt, body):
+        return struct.pack(">BBH", nxt, 0, 4 + len(body)) + body
+
+    def transform(last, num, tid, attrs):
+        return payload(0 if last else 3, struct.pack(">BBH", num, tid, 0) + attrs)
+
+    def proposal(last, num, proto, spi, transforms):
+        return payload(0 if last else 2, struct.pack(">BBBB", num, proto, len(spi),
+                                                     len(transforms)) + spi + b"".join(transforms))
+
+    def header(first, exch, mid, chain, flags=0):
+        return bytes.fromhex("0102030405060708 1112131415161718") + \
+            struct.pack(">BBBBII", first, 0x10, exch, flags, mid, 28 + len(chain)) + chain
+
+    p2 = struct.pack(">HH", 0x8001, 1) + struct.pack(">HHI", 2, 4, 120) + \
+        struct.pack(">HH", 0x8004, 4) + struct.pack(">HH", 0x8005, 2) + \
+        struct.pack(">HH", 0x8006, 128) + struct.pack(">HH", 0x8003, 2)
+    sa = struct.pack(">II", 1, 1) + \
+        proposal(False, 1, 3, bytes.fromhex("c0ffee01"), [transform(True, 1, 12, p2)]) + \
+        proposal(True, 2, 3, bytes.fromhex("c0ffee02"), [
+            transform(False, 1, 3, struct.pack(">HH", 0x8004, 61444) + struct.pack(">HH", 0x8005, 1)),
+            transform(True, 2, 12, struct.pack(">HH", 0x8004, 2))])
+    quick = payload(1, bytes(range(20))) + payload(10, sa) + payload(4, bytes(16 * [0x22])) + \
+        payload(5, bytes(128 * [0x33])) + payload(5, struct.pack(">BBH4s", 1, 47, 0,
+                                                                 bytes([198, 51, 100, 2]))) + \
+        payload(21, struct.pack(">BBH4s", 1, 47, 0, bytes([198, 51, 100, 1]))) + \
+        payload(0, struct.pack(">B3x4s", 1, bytes([10, 0, 0, 1])))
+    cookies = bytes.fromhex("01020304050607081112131415161718")
+    info = payload(11, struct.pack(">IBBH", 1, 1, 16, 36136) + cookies + struct.pack(">I", 5)) + \
+        payload(11, struct.pack(">IBBH", 1, 1, 16, 24578) + cookies) + \
+        payload(12, struct.pack(">IBBH", 1, 3, 4, 24576) + bytes.fromhex("c0ffee01") +
+                struct.pack(">HH", 0x8001, 1) + struct.pack(">HHI", 2, 4, 3600)) + \
+        payload(20, struct.pack(">IBBH", 1, 3, 4, 2) + bytes.fromhex("c0ffee01c0ffee02")) + \
+        payload(0, bytes(range(20)))
+    hostile_sa = struct.pack(">II", 1, 1) + \
+        payload(0, struct.pack(">BBBB", 1, 1, 0, 1) + struct.pack(">BBH", 0, 0, 200) + b"\1\1\0\0")
+    return [(500, header(8, 32, 0x0F2B7862, quick)),
+            (4500, b"\0\0\0\0" + header(11, 5, 7, info)),
+            (500, header(1, 2, 0, payload(0, hostile_sa)))]
 
 
 def synthesize(source, out):
@@ -355,6 +412,12 @@ def compare_packet(where, mine, layers):
         if key not in theirs:
             fail(f"{where}: dmvpn-decode has {key}={value}, tshark has no such field")
         got = theirs[key]
+        if key.startswith(TSHARK_DIFFERS["isakmp_prefix_when_malformed"]) and \
+                tshark_flags_trouble(layers):
+            if "error" not in mine and len(got) < len(mine_values):
+                mine_values = mine_values[:len(got)]
+            elif "error" in mine and len(got) > len(mine_values):
+                got = got[:len(mine_values)]
         if len(got) != len(mine_values):
             fail(f"{where}: {key}: dmvpn-decode {mine_values}, tshark {got}")
         for m, t in zip(mine_values, got):
@@ -479,7 +542,7 @@ def main():
     source = next(p for p in files if p.name == SYNTHESIS_SOURCE)
     files.append(synthesize(source, Path(tmp.name) / "synthesized-eth-sll-sll2-raw.pcapng"))
 
-    total_packets = total_nhrp = total_ike = total_values = 0
+    total_packets = total_nhrp = total_ike = total_isakmp = total_values = 0
     for path in files:
         mine, rc, stderr = run_decoder(decoder, path)
         theirs = run_tshark(path)
@@ -491,7 +554,8 @@ def main():
         errors = set()
         for m, t in zip(mine, theirs):
             where = f"{path.name} frame {m['frame.number']}"
-            total_ike += "isakmp.ispi" in m
+            total_ike += "isakmp.ispi" in m and m.get("isakmp.mjver") == 2
+            total_isakmp += "isakmp.ispi" in m and m.get("isakmp.mjver") == 1
             if "error" in m:
                 errors.add(m["frame.number"])
                 is_nhrp = m.get("gre.proto") == 0x2001 or m.get("ip.proto") == 54
@@ -531,9 +595,11 @@ def main():
         fail("no NHRP packet was compared")
     if total_ike == 0:
         fail("no IKEv2 message was compared")
+    if total_isakmp == 0:
+        fail("no ISAKMP (IKEv1) message was compared")
     print(f"{len(files)} captures, {total_packets} packets, {total_nhrp} NHRP packets decoded, "
           f"{total_ike} IKEv2 messages decoded, {keyed_msgs} decrypted with the key tables of "
-          f"{keyed_files} captures, "
+          f"{keyed_files} captures, {total_isakmp} ISAKMP (IKEv1) messages decoded, "
           f"{total_values} values equal to tshark's")
 
 

@@ -11,6 +11,7 @@
 #include "dataplane/wire/gre.hpp"
 #include "dataplane/wire/ipv4.hpp"
 #include "dataplane/wire/reader.hpp"
+#include "tools/decode_isakmp.hpp"
 
 namespace dmvpn::decode {
 
@@ -39,6 +40,8 @@ constexpr uint16_t ip_flag_rb = 0x4;  // tshark's ip.flags: the 3 flag bits as a
 constexpr uint16_t ip_flag_df = 0x2;
 constexpr uint16_t ip_flag_mf = 0x1;
 
+}  // namespace
+
 std::string hex_bytes(std::span<const uint8_t> b) {
     static constexpr char digits[] = "0123456789abcdef";
     std::string s;
@@ -57,6 +60,8 @@ std::string dotted(std::span<const uint8_t> b) {
     return std::to_string(b[0]) + "." + std::to_string(b[1]) + "." + std::to_string(b[2]) + "." +
            std::to_string(b[3]);
 }
+
+namespace {
 
 std::string time_epoch(pcap::timestamp ts) {
     std::array<char, 16> frac{};
@@ -411,8 +416,11 @@ private:
     }
 
     void ike_message(std::span<const uint8_t> msg) {
-        // IKEv1 (major version 1) is not decoded: the header fields differ in meaning.
+        // ISAKMP / IKEv1 (major version 1): tools/decode_isakmp.cpp.
         if (msg.size() > ike_version_offset && (msg[ike_version_offset] >> 4) == 1) {
+            if (auto refused = isakmp_fields(msg, _o)) {
+                error(*refused);
+            }
             return;
         }
         auto h = ike::parse_header(msg);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -33,6 +34,11 @@ private:
     std::vector<field> _fields;
 };
 
+// Byte strings as tshark prints them (colon-separated lowercase hex), IPv4 addresses (4 octets)
+// as dotted quads: shared by the layers (decode_isakmp.cpp).
+std::string hex_bytes(std::span<const uint8_t> b);
+std::string dotted(std::span<const uint8_t> b);
+
 // The tool's own reasons, for layers no shared codec covers.
 enum class decode_error : uint8_t {
     truncated_udp_header,
@@ -48,9 +54,11 @@ struct decoded {
 
 // Decodes one record as far as its layers go: link, IPv4, then GRE (NHRP inside 0x2001), NHRP
 // (IP protocol 54), ESP, or UDP (ESP in UDP 4500, RFC 3948; IKEv2 on UDP 500 and on UDP 4500
-// after the non-ESP marker, through control/ike/message.hpp; IKEv1 is left undecoded). Each
-// field a layer has is emitted the way tshark names it; the first layer that does not parse adds
-// "error": the reason's name (for IKE, ike::name(parse_error)), and decoding stops.
+// after the non-ESP marker, through control/ike/message.hpp; ISAKMP / IKEv1, version octet 0x10,
+// through decode_isakmp.hpp). Each field a layer has is emitted the way tshark names it; the
+// first layer that does not parse adds "error": the reason's name (for IKEv2,
+// ike::name(parse_error); for ISAKMP, ike::v1::describe(refusal): reason, payload, offset), and
+// decoding stops.
 //
 // IKEv2 fields (isakmp.*): the header, then per payload its generic header (isakmp.nextpayload,
 // criticalpayload, payloadlength; isakmp.typepayload lists one level's types before the next

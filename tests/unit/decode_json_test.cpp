@@ -211,11 +211,30 @@ TEST_CASE("IKEv2 on UDP 500 and 4500: fields, and hostile messages refused with 
         CHECK(d.failed);
         CHECK(has(d.json, R"("error":"truncated_header")"));
     }
-    SECTION("IKEv1 is left undecoded") {
+    SECTION("ISAKMP (version 0x10) goes through the IKEv1 codec, on 500 and after the marker") {
+        ike[16] = 10;  // ISAKMP's Nonce
         ike[17] = 0x10;
+        bytes natt = {0, 0, 0, 0};
+        natt.insert(natt.end(), ike.begin(), ike.end());
+        for (const auto& frame : {udp_frame(500, ike), udp_frame(4500, natt)}) {
+            auto d = decode(frame);
+            CAPTURE(d.json);
+            CHECK_FALSE(d.failed);
+            CHECK(has(d.json, R"("isakmp.version":16,"isakmp.mjver":1,"isakmp.mnver":0)"));
+            CHECK(has(d.json, R"("isakmp.flag_e":false,"isakmp.flag_c":false)"));
+            CHECK(has(d.json, R"("isakmp.typepayload":[10],"isakmp.payloadlength":[20])"));
+            CHECK(has(d.json, R"("isakmp.nonce":["5a:5a:)"));
+            CHECK_FALSE(has(d.json, "isakmp.flag_i"));
+        }
+    }
+    SECTION("a hostile ISAKMP message is refused with reason, payload and offset") {
+        ike[16] = 10;
+        ike[17] = 0x10;
+        ike[31] = 7;  // a Nonce of 3 octets (RFC 2409: 8..256)
         auto d = decode(udp_frame(500, ike));
-        CHECK_FALSE(d.failed);
-        CHECK_FALSE(has(d.json, "isakmp"));
+        CHECK(d.failed);
+        CHECK(has(d.json,
+                  R"("isakmp.length":48,"error":"bad_payload_length in NONCE at offset 32"})"));
     }
 }
 

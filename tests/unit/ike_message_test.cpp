@@ -11,6 +11,7 @@
 #include "control/ike/message.hpp"
 #include "dataplane/wire/ipv4.hpp"
 #include "tests/unit/crypto_test_support.hpp"
+#include "tests/unit/ike_capture_support.hpp"
 
 using namespace dmvpn;
 using ike::bytes;
@@ -19,42 +20,11 @@ using ike::payload_type;
 
 namespace {
 
+using crypto_test::cat;
+using crypto_test::hdr;
 using crypto_test::hex;
-
-bytes cat(std::initializer_list<bytes> parts) {
-    bytes out;
-    for (const auto& p : parts) {
-        out.insert(out.end(), p.begin(), p.end());
-    }
-    return out;
-}
-
-// A capture's UDP payloads (IPv4, either port), in frame order, through the team's pcap reader.
-std::vector<bytes> udp_payloads(const std::string& name) {
-    // The shipped captures first, then the team's shared folder (tests/meson.build test_env).
-    std::string path;
-    const std::pair<const char*, const char*> dirs[] = {{"DMVPN_TESTDATA", "/captures/"},
-                                                        {"DMVPN_SHARED_CAPTURES", "/"}};
-    for (const auto& [var, sub] : dirs) {
-        const char* dir = std::getenv(var);
-        if (dir != nullptr && std::filesystem::exists(std::string(dir) + sub + name)) {
-            path = std::string(dir) + sub + name;
-            break;
-        }
-    }
-    if (path.empty()) {
-        FAIL("capture not found: " << name);
-    }
-    std::vector<bytes> out;
-    for (const auto& packet : crypto_test::read_pcap_ipv4(path)) {
-        auto ip = wire::parse_ipv4(packet, wire::checksum_check::skip);
-        REQUIRE(ip);
-        REQUIRE(ip->hdr.protocol == wire::ip_proto::udp);
-        REQUIRE(ip->payload.size() >= 8);
-        out.emplace_back(ip->payload.begin() + 8, ip->payload.end());
-    }
-    return out;
-}
+using crypto_test::pl;
+using crypto_test::udp_payloads;
 
 template <typename T>
 const T& nth(const ike::message& m, size_t i) {
@@ -86,34 +56,10 @@ constexpr auto integ = ike::transform_type::integ;
 constexpr auto dh = ike::transform_type::dh;
 constexpr auto esn = ike::transform_type::esn;
 
-// An IKE header (RFC 7296 section 3.1) with the given first payload and length.
-bytes hdr(uint8_t next, uint8_t exch, uint8_t flags, uint32_t mid, uint32_t len,
-          uint8_t version = 0x20) {
-    bytes h = hex("0102030405060708 1112131415161718");
-    h.push_back(next);
-    h.push_back(version);
-    h.push_back(exch);
-    h.push_back(flags);
-    for (int s = 24; s >= 0; s -= 8) {
-        h.push_back(static_cast<uint8_t>(mid >> s));
-    }
-    for (int s = 24; s >= 0; s -= 8) {
-        h.push_back(static_cast<uint8_t>(len >> s));
-    }
-    return h;
-}
-
 // A message: header for `chain`, whose first payload is `first`.
 bytes msg(uint8_t first, const bytes& chain) {
     return cat(
         {hdr(first, 34, 0x08, 0, static_cast<uint32_t>(ike::header_size + chain.size())), chain});
-}
-
-// A generic payload (section 3.2): next, flags, length, body.
-bytes pl(uint8_t next, const bytes& body, uint8_t flags = 0) {
-    const auto len = static_cast<uint16_t>(4 + body.size());
-    return cat(
-        {bytes{next, flags, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)}, body});
 }
 
 parse_error refusal(const bytes& m) {
