@@ -142,7 +142,13 @@ private:
 
     void handle(ike::remove_child& r, uint64_t) { (void)_esp.remove(r.id); }
 
-    void handle(ike::peer_up&, uint64_t) {}
+    void handle(ike::peer_up& r, uint64_t) {
+        ike_event e;
+        e.what = ike_event::kind::ike_up;
+        e.local = r.tunnel;
+        e.peer = r.peer;
+        _events.push_back(std::move(e));
+    }
 
     void handle(ike::peer_down& r, uint64_t) {
         ike_event e;
