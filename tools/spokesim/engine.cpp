@@ -468,6 +468,8 @@ void engine::run_ike(uint64_t now_us) {
     while (_ike_ramp < n && budget > 0 &&
            now_us >= _keying_since_us + seconds_us(_ike_ramp / _o.ike_rate)) {
         _ike_state[_ike_ramp].initiated = true;
+        _ike_state[_ike_ramp].initiated_us = now_us;
+        _first_initiated_us = _ike_ramp == 0 ? now_us : _first_initiated_us;
         _ike->initiate(_ike_ramp, _topo.hub_nbma(), now_us);
         ++_ike_ramp;
         --budget;
@@ -476,6 +478,8 @@ void engine::run_ike(uint64_t now_us) {
         uint32_t k = _ike_retries.front().second;
         _ike_retries.pop_front();
         if (!_ike_state[k].keyed) {
+            _ike_state[k].initiated_us = now_us;
+            _ike_state[k].timed = false;
             _ike->initiate(k, _topo.hub_nbma(), now_us);
             --budget;
         }
@@ -510,6 +514,14 @@ void engine::on_ike_event(const ike_event& e, uint64_t now_us) {
     }
     bool hub = e.peer == _topo.hub_nbma();
     ike_state& st = _ike_state[e.local];
+    if (e.what == ike_event::kind::ike_up) {
+        if (hub && !st.timed && st.initiated_us != 0) {
+            st.timed = true;
+            _handshake_us.push_back(now_us - st.initiated_us);
+            _last_ike_up_us = now_us;
+        }
+        return;
+    }
     if (e.what == ike_event::kind::child_up) {
         if (hub) {
             if (!st.keyed) {
@@ -833,6 +845,28 @@ engine::ike_totals engine::ike_sum() const {
     return t;
 }
 
+// Handshakes with the hub: how many came up, their times' percentiles (nearest rank), and the
+// seconds from the first initiation to the last IKE SA up.
+std::string engine::handshake_json() const {
+    std::vector<uint64_t> t = _handshake_us;
+    std::sort(t.begin(), t.end());
+    auto ms = [&](double q) {
+        if (t.empty()) {
+            return 0.0;
+        }
+        auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(t.size())));
+        return static_cast<double>(t[rank == 0 ? 0 : rank - 1]) / 1e3;
+    };
+    double keying = _last_ike_up_us > _first_initiated_us
+                        ? static_cast<double>(_last_ike_up_us - _first_initiated_us) / 1e6
+                        : 0.0;
+    return fmt::format(
+        ",\"ike_handshakes\":{},\"ike_handshake_p50_ms\":{:.3f},"
+        "\"ike_handshake_p99_ms\":{:.3f},\"ike_handshake_max_ms\":{:.3f},"
+        "\"ike_keying_s\":{:.3f}",
+        t.size(), ms(0.5), ms(0.99), ms(1.0), keying);
+}
+
 bool engine::success(uint64_t now_us) const {
     totals t = sum(now_us);
     if (_ike) {
@@ -902,6 +936,7 @@ std::string engine::report_json(uint64_t now_us) const {
         _ike ? "true" : "false", k.keyed, k.ike.ike_sas_up, k.ike.child_sas, k.ike.rekeys,
         k.ike.failures, k.peer_downs, k.spoke_sas, k.held, k.held_dropped, k.nat_keepalives,
         k.udp_not_ike, k.ike.datagrams_in, k.ike.datagrams_out);
+    out += handshake_json();
     if (_o.per_spoke || _spokes.size() <= 16) {
         out += ",\"per_spoke\":[";
         uint32_t n = static_cast<uint32_t>(_spokes.size());

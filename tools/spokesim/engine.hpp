@@ -58,6 +58,7 @@ struct ike_datagram {
 struct ike_event {
     enum class kind : uint8_t {
         child_up,   // a CHILD_SA pair with `peer` is in the ESP layer (first, or a rekey's)
+        ike_up,     // an IKE SA with `peer` is authenticated (before its first CHILD_SA, if any)
         peer_down,  // the IKE SA with `peer` died (DELETE, DPD, expiry) or never came up
     };
     kind what = kind::child_up;
@@ -168,6 +169,7 @@ public:
     ike_totals ike_sum() const;
 
     std::string progress_line(uint64_t now_us) const;
+    std::string handshake_json() const;
     // One JSON object: totals, verdict, and per-spoke objects when asked or N <= 16.
     std::string report_json(uint64_t now_us) const;
     // All registered, nothing lost or corrupt, every check passed.
@@ -249,7 +251,14 @@ private:
     struct ike_state {
         bool keyed = false;  // a CHILD_SA with the hub is in
         bool initiated = false;
+        bool timed = false;         // this attempt's handshake time is in _handshake_us
+        uint64_t initiated_us = 0;  // when the latest attempt with the hub started
     };
+    // Handshake times with the hub (initiation to the authenticated IKE_AUTH response, the
+    // first CHILD_SA installed with it), one per attempt that came up, for the report.
+    std::vector<uint64_t> _handshake_us;
+    uint64_t _first_initiated_us = 0;
+    uint64_t _last_ike_up_us = 0;
     std::vector<ike_state> _ike_state;
     uint32_t _keyed = 0;
     uint32_t _ike_ramp = 0;  // spokes initiated by the ramp so far

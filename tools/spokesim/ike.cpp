@@ -149,7 +149,13 @@ private:
     // A pair another one replaced keeps decrypting a while (ike::rekey_drain); tick() ends it.
     void handle(ike::remove_child& r, uint64_t now_us) { (void)_esp.retire(r.id, now_us); }
 
-    void handle(ike::peer_up&, uint64_t) {}
+    void handle(ike::peer_up& r, uint64_t) {
+        ike_event e;
+        e.what = ike_event::kind::ike_up;
+        e.local = r.tunnel;
+        e.peer = r.peer;
+        _events.push_back(std::move(e));
+    }
 
     void handle(ike::peer_down& r, uint64_t) {
         ike_event e;

@@ -1,0 +1,480 @@
+#!/usr/bin/env python3
+"""`bench/run ike`: IKEv2 handshakes per second on one IKE core, the hub against strongSwan, and
+10,000 spokes keyed from a cold start, in one run.
+
+The initiator is always the spoke emulator (dmvpn-spokesim --ike), which keys every spoke with
+IKE_SA_INIT + IKE_AUTH (the first CHILD_SA inside it) at a paced rate and reports each
+handshake's time from its first IKE_SA_INIT to the authenticated IKE_AUTH response.
+
+  hub   dmvpn-hub over net_memif (as tests/e2e), its `ike:` profile with the case's proposals;
+        the IKE thread (`dmvpn-ike`) pinned to --core with taskset.
+  peer  Debian's charon-systemd in a network namespace, pinned to the same core (every thread),
+        the same proposals, answering the emulator on a net_tap port whose kernel side is in
+        that namespace. This host's kernel has no ESP (no XFRM): charon negotiates and keys the
+        CHILD_SA, fails to install it in the kernel and answers IKE_AUTH with its IKE SA up and
+        NO_PROPOSAL_CHOSEN for the child. It so does all of a full handshake's work but the
+        kernel install (neither kernel-libipsec, which only does tunnel mode, nor childless
+        IKE SAs, which our emulator does not initiate, would be closer).
+
+Rates are handshakes per CPU second of the responder's IKE core (the hub's IKE thread; all of
+charon's threads), read from /proc/PID/task/TID/schedstat over the run, so that what else runs
+on a shared machine does not count against either; each row also carries the wall-clock rate.
+
+The cold start: 10,000 spokes (PSK, Curve25519) initiated at --storm-rate against a fresh hub;
+seconds from the first IKE_SA_INIT to the last IKE SA up (the emulator's clock), the IKE
+thread's CPU seconds for it, and the control lcore's busy-pass p99 / p99.9 meanwhile (an NHRP
+request waits at most for the pass in progress and is answered in the next; `show stats`).
+
+Writes a table to stdout and the rows to bench/results/ike.json (or --out).
+"""
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.abspath(os.environ.get("DMVPN_BENCH_BUILD") or os.environ.get("DMVPN_BUILD") or
+                        os.path.join(ROOT, "build-bench"))
+os.environ["DMVPN_BUILD"] = BUILD
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
+import e2e  # noqa: E402  (the hub over memif and the emulator runner of tests/e2e)
+import strongswan as ss  # noqa: E402  (charon in a namespace, swanctl, test CAs)
+
+# e2e's hub keeps 8,192 NHRP entries; the cold start registers 10,000 spokes after keying.
+e2e.CONFIG = e2e.CONFIG.replace("max-cache-entries: 8192", "max-cache-entries: 65536")
+
+PSK = "bench-cloud-key-shared-by-all-spokes"
+SPOKE_ID = "spokes.bench.test"
+HUB_NBMA = "100.64.0.1"
+IKE_PROPOSAL = "aes128gcm16-prfsha256-x25519"
+ESP_PROPOSAL = "aes128gcm16"
+# case: (authentication, certificate key type, spokes, offered rate /s) for a full run
+# Offered below what this 2-CPU machine carries end to end (the emulator's initiator does as
+# much cryptography as the responder): beyond it queues build, IKE retransmits and the run
+# measures congestion, not handshakes.
+CASES = {"psk-x25519": ("psk", None, 1000, 100),
+         "ecdsa-p256": ("cert", "ecdsa", 500, 50),
+         "rsa-2048": ("cert", "rsa", 250, 25)}
+QUICK_SPOKES, QUICK_RATE = 20, 50
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def cpu_ns(pid, tid=None):
+    """CPU time (ns) of one thread of pid, or of all of them."""
+    paths = ["/proc/%d/task/%d/schedstat" % (pid, tid)] if tid else \
+        glob.glob("/proc/%d/task/*/schedstat" % pid)
+    total = 0
+    for p in paths:
+        try:
+            with open(p) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total
+
+
+def thread_named(pid, name, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        for comm in glob.glob("/proc/%d/task/*/comm" % pid):
+            try:
+                with open(comm) as f:
+                    if f.read().strip() == name:
+                        return int(comm.split("/")[4])
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise SystemExit("no thread %s in process %d" % (name, pid))
+
+
+def pin(pid_or_tid, core, all_threads=False):
+    subprocess.run(["taskset", "-p"] + (["-a"] if all_threads else []) +
+                   ["-c", str(core), str(pid_or_tid)], check=True, capture_output=True)
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+def make_certs(d, kind):
+    """A CA and two end entities (the responder naming HUB_NBMA, the spokes' shared one naming
+    SPOKE_ID) made with strongSwan's pki (RSA-2048 or ECDSA P-256), laid out for the emulator's
+    --ike cert:DIR (ca.pem, spoke.pem, spoke.key) and the responders (hub.pem, hub.key)."""
+    made = ss.make_ca(os.path.join(d, "pki"), kind=kind, names=(HUB_NBMA, SPOKE_ID))
+    shutil.copy(made["ca"], os.path.join(d, "ca.pem"))
+    for stem, name in (("hub", HUB_NBMA), ("spoke", SPOKE_ID)):
+        shutil.copy(made[name][0], os.path.join(d, stem + ".pem"))
+        shutil.copy(made[name][1], os.path.join(d, stem + ".key"))
+        os.chmod(os.path.join(d, stem + ".key"), 0o600)
+
+
+def sim_auth(auth, certdir):
+    if auth == "psk":
+        return ["--ike", "psk:" + PSK]
+    return ["--ike", "cert:" + certdir, "--ike-id", SPOKE_ID]
+
+
+def sim_load(n, rate, wait):
+    """The emulator's IKE load: n spokes initiated at `rate` a second, the case's proposals, no
+    data; registrations (after keying, inside the SAs) fast enough not to stretch the run;
+    keying and registering end by `wait` seconds after the start."""
+    return ["--spokes", n, "--register-wait", "%.1f" % wait, "--gre-key", 100, "--auth", "e2e", "--ike-rate", rate,
+            "--ike-proposal", IKE_PROPOSAL, "--esp-proposal", ESP_PROPOSAL, "--ike-retry", 3600,
+            "--reg-rate", 5000, "--rate", 0, "--duration", 0.1, "--drain", 0]
+
+
+# --- the hub --------------------------------------------------------------------------------
+
+def hub_profile(auth, certdir):
+    lines = ["ipsec-profiles:", "  - name: spokesim", "    ike:"]
+    if auth == "psk":
+        lines += ["      authentication: psk", "      psk: %s" % PSK]
+    else:
+        lines += ["      authentication: certificate",
+                  "      certificate: %s/hub.pem" % certdir,
+                  "      private-key: %s/hub.key" % certdir,
+                  "      ca: [%s/ca.pem]" % certdir]
+    # charon's settings below match: no cookies below 100,000 half-open SAs, no DPD.
+    lines += ["      proposals: [%s]" % IKE_PROPOSAL, "      esp-proposals: [%s]" % ESP_PROPOSAL,
+              "      cookie-threshold: 100000", "      dpd-interval: 0"]
+    return "\n".join(lines) + "\n"
+
+
+# The workers' budget for IKE punts (default 5,000 packets/s hub-wide) would cap a storm at
+# 2,500 handshakes a second: sized for the bench as a deployment expecting one would size it.
+HUB_EXTRA = "  punt-rates: {ike: 100000}\n"
+
+
+def perf_top(data, lines=15):
+    """Self time of a perf.data file by library, then its hottest symbols."""
+    out = []
+    for sort, n in (("dso", 8), ("dso,symbol", lines)):
+        r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "-g",
+                            "none", "--percent-limit", "0.5", "--sort", sort],
+                           capture_output=True, text=True)
+        out += [" ".join(l.split()) for l in r.stdout.splitlines()
+                if l.strip() and not l.startswith("#")][:n]
+    return out
+
+
+def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None):
+    """Runs the emulator against a fresh hub; returns (emulator report, IKE thread CPU s,
+    {'loop': ...} from show stats at the end of keying when `watch`). With `profile` (a path),
+    perf samples the IKE thread meanwhile and its hottest symbols are printed."""
+    h = e2e.hub(d, n, profiles=hub_profile(auth, certdir), hub_extra=HUB_EXTRA)
+    try:
+        tid = thread_named(h.proc.pid, "dmvpn-ike")
+        pin(tid, core)
+        seen = {}
+        stop = threading.Event()
+
+        def poll():
+            # The control loop's pass times once every spoke's CHILD_SA is in (the storm over,
+            # the registrations not started), read once a second.
+            while not stop.wait(1.0):
+                try:
+                    st = h.json("show", "stats")
+                except SystemExit:
+                    continue
+                if st["control"]["ike_child_installs"] >= n:
+                    seen.update(st)
+                    return
+
+        watcher = threading.Thread(target=poll) if watch else None
+        perf = None
+        if profile:
+            perf = subprocess.Popen(["perf", "record", "-q", "-g", "-t", str(tid), "-o", profile],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t0 = cpu_ns(h.proc.pid, tid)
+        if watcher:
+            watcher.start()
+        wait = 60 + 2 * n / rate
+        rc, r = e2e.spokesim(d, *sim_load(n, rate, wait), *sim_auth(auth, certdir),
+                             timeout=wait + 120)
+        cpu = (cpu_ns(h.proc.pid, tid) - t0) / 1e9
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(timeout=60)
+            log("perf, the IKE thread (self time):\n  " + "\n  ".join(perf_top(profile)))
+        stop.set()
+        if watcher:
+            watcher.join()
+        end = h.json("show", "stats")
+        return r, cpu, {"at_keyed": seen.get("control_loop"), "at_end": end.get("control_loop"),
+                        "control": end["control"]}
+    finally:
+        h.stop()
+
+
+# --- the peer: charon -----------------------------------------------------------------------
+
+CHARON_SETTINGS = """  # bench/ike: the large-deployment settings strongSwan documents, so that the peer is not
+  # held back by its defaults (one hash row for all IKE SAs, cookies from 10 half-open SAs)
+  ikesa_table_size = 4096
+  ikesa_table_segments = 16
+  cookie_threshold = 100000
+  block_threshold = 100000
+  init_limit_half_open = 0
+"""
+TAP_KERNEL_MAC = "02:00:00:00:64:fe"
+
+
+def charon_case(d, tag, auth, certdir, n, rate, core, sim_core):
+    """The emulator against charon-systemd; returns (emulator report, charon CPU s)."""
+    ns = ss.Netns("%s-ns" % tag)
+    charon = None
+    proc = None
+    try:
+        # A neighbour per spoke on the namespace's side.
+        for knob in ("gc_thresh1", "gc_thresh2", "gc_thresh3"):
+            ns.run("sysctl", "-qw", "net.ipv4.neigh.default.%s=%d" % (knob, 4 * n + 1024),
+                   check=False)
+        charon = ss.Charon(ns, os.path.join(d, "charon"),
+                           log_levels={k: 0 for k in ss.Charon.LOG_LEVELS},
+                           settings=CHARON_SETTINGS)
+        charon.start()
+        pin(charon.proc.pid, core, all_threads=True)
+        if auth == "psk":
+            conn = ss.Conn(local_addr=HUB_NBMA, remote_addr="%any", psk=PSK, remote_id="%any",
+                           proposals=IKE_PROPOSAL, esp_proposals=ESP_PROPOSAL,
+                           fragmentation="no")
+        else:
+            conn = ss.Conn(local_addr=HUB_NBMA, remote_addr="%any", auth="pubkey",
+                           local_id=HUB_NBMA, remote_id="%any",
+                           cert=os.path.join(certdir, "hub.pem"),
+                           key=os.path.join(certdir, "hub.key"),
+                           cacert=os.path.join(certdir, "ca.pem"), proposals=IKE_PROPOSAL,
+                           esp_proposals=ESP_PROPOSAL, fragmentation="no")
+        charon.load(conn)
+        iface = "%st" % tag
+        wait = n / rate + 10
+        cmd = ["ip", "netns", "exec", ns.name, e2e.SIM, "--vdev", "net_tap0,iface=%s" % iface,
+               "--queues", "1", "--tunnel-prefix", "10.0.0.0/16", "--no-progress", "--eal",
+               "-l %d --no-huge -m 512 --no-pci --no-telemetry --file-prefix %s-sim" %
+               (sim_core, tag)] + [str(a) for a in sim_load(n, rate, wait)] + sim_auth(auth, certdir)
+        out_path = os.path.join(d, "peer-sim.out")
+        with open(out_path, "w") as out, open(os.path.join(d, "peer-sim.err"), "w") as err:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        end = time.time() + 30
+        while subprocess.run(["ip", "-n", ns.name, "link", "show", iface],
+                             capture_output=True).returncode != 0:
+            if time.time() > end or proc.poll() is not None:
+                raise SystemExit("the emulator's TAP %s did not appear" % iface)
+            time.sleep(0.1)
+        ss.sh("ip", "-n", ns.name, "link", "set", iface, "address", TAP_KERNEL_MAC)
+        ss.sh("ip", "-n", ns.name, "addr", "add", HUB_NBMA + "/10", "dev", iface)
+        t0 = cpu_ns(charon.proc.pid)
+        ss.sh("ip", "-n", ns.name, "link", "set", iface, "up")
+        try:
+            proc.wait(timeout=wait + 120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+        cpu = (cpu_ns(charon.proc.pid) - t0) / 1e9
+        with open(out_path) as f:
+            lines = [l for l in f.read().splitlines() if l.startswith("{")]
+        if not lines:
+            with open(os.path.join(d, "peer-sim.err")) as f:
+                log(f.read()[-3000:])
+            raise SystemExit("the emulator gave no report against charon")
+        return json.loads(lines[-1]), cpu
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if charon is not None:
+            charon.stop()
+        ns.delete()
+        shutil.rmtree("/var/run/dpdk/%s-sim" % tag, ignore_errors=True)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+def per_s(count, seconds):
+    return round(count / seconds, 1) if seconds > 0 else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "ike.json"))
+    ap.add_argument("--quick", action="store_true",
+                    help="%d spokes a case, a 200-spoke cold start: that the bench works, no "
+                         "figure to quote" % QUICK_SPOKES)
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--core", type=int, default=1, help="the responder's IKE core (1)")
+    ap.add_argument("--sim-core", type=int, default=0, help="the emulator's lcore (0)")
+    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--storm", type=int, default=10000, help="cold-start spokes (10000)")
+    ap.add_argument("--profile", metavar="DIR",
+                    help="perf record the hub's IKE thread in each hub case, into DIR")
+    ap.add_argument("--storm-rate", type=float, default=40,
+                    help="cold-start IKE SAs initiated per second (40: what this loaded 2-CPU "
+                         "machine carried up to 10,000 SAs; 120 collapsed at about 1,900)")
+    a = ap.parse_args()
+    if a.profile:
+        os.makedirs(a.profile, exist_ok=True)
+    if os.geteuid() != 0:
+        print("ike bench: needs root (DPDK, network namespaces)")
+        sys.exit(77)
+    peer_why = None if not a.no_peer else "--no-peer"
+    if peer_why is None:
+        peer_why = ss.available()
+    if peer_why:
+        log("peer: not measured (%s)" % peer_why)
+    storm = 200 if a.quick else a.storm
+    load_start = loadavg()
+    rows = []
+    detail = {"load_start": load_start, "cpus": os.cpu_count(), "cases": {}}
+    d = tempfile.mkdtemp(prefix="bench-ike-")
+    try:
+        for case in a.cases.split(","):
+            auth, kind, n, rate = CASES[case]
+            if a.quick:
+                n, rate = QUICK_SPOKES, QUICK_RATE
+            cd = os.path.join(d, case)
+            os.makedirs(cd)
+            certdir = None
+            if kind:
+                certdir = os.path.join(cd, "certs")
+                os.makedirs(certdir)
+                make_certs(certdir, kind)
+            log("%s: hub, %d spokes at %s/s" % (case, n, rate))
+            r, cpu, hub_stats = hub_case(cd, auth, certdir, n, rate, a.core,
+                                 profile=a.profile and os.path.join(a.profile, case + ".data"))
+            if r["keyed"] != n or r["ike_handshakes"] != n or r["ike_failures"] != 0:
+                msg = "%s: the hub keyed %d of %d spokes (%d failures)" % (
+                    case, r["keyed"], n, r["ike_failures"])
+                if a.quick:
+                    raise SystemExit(msg)
+                log(msg)
+            row = {"case": case, "sas": r["ike_handshakes"], "cores": 1, "keyed": r["keyed"],
+                   "hub_ike_rx_dropped": hub_stats["control"]["ike_rx_dropped"],
+                   "handshakes_per_s": per_s(r["ike_handshakes"], cpu), "p50_ms": r["ike_handshake_p50_ms"],
+                   "p99_ms": r["ike_handshake_p99_ms"], "peer": None,
+                   "peer_handshakes_per_s": None, "wall_handshakes_per_s":
+                   per_s(n, r["ike_keying_s"]), "offered_per_s": rate, "ike_core_cpu_s":
+                   round(cpu, 3), "proposals": [IKE_PROPOSAL, ESP_PROPOSAL]}
+            detail["cases"][case] = {"hub": r}
+            if not peer_why:
+                log("%s: charon, %d spokes at %s/s" % (case, n, rate))
+                pr, pcpu = charon_case(os.path.join(cd, "peer"), "ikb%d" % (os.getpid() % 10000),
+                                       auth, certdir, n, rate, a.core, a.sim_core)
+                detail["cases"][case]["peer"] = pr
+                if pr["ike_handshakes"] != n:
+                    msg = "%s: charon: %d of %d IKE SAs up" % (case, pr["ike_handshakes"], n)
+                    if a.quick:
+                        raise SystemExit(msg)
+                    log(msg)
+                row.update({
+                    "peer": "strongSwan %s charon-systemd, 1 core (taskset, all threads); CHILD_SA "
+                            "keyed, kernel install fails (no XFRM here): NO_PROPOSAL_CHOSEN for "
+                            "the child, IKE SA up" % charon_version(),
+                    "peer_handshakes_per_s": per_s(pr["ike_handshakes"], pcpu),
+                    "peer_sas": pr["ike_handshakes"], "peer_p50_ms": pr["ike_handshake_p50_ms"],
+                    "peer_p99_ms": pr["ike_handshake_p99_ms"],
+                    "peer_wall_handshakes_per_s": per_s(pr["ike_handshakes"],
+                                                        pr["ike_keying_s"]),
+                    "peer_cpu_s": round(pcpu, 3)})
+                if row["peer_handshakes_per_s"]:
+                    row["of_peer"] = round(row["handshakes_per_s"] / row["peer_handshakes_per_s"],
+                                           2)
+            rows.append(row)
+        # The cold start.
+        cd = os.path.join(d, "storm")
+        os.makedirs(cd)
+        log("cold start: hub, %d spokes initiated at %s/s" % (storm, a.storm_rate))
+        r, cpu, loops = hub_case(cd, "psk", None, storm, a.storm_rate, a.core, watch=True,
+                                 profile=a.profile and os.path.join(a.profile, "storm.data"))
+        detail["storm"] = {"hub": r, "loops": loops}
+        keyed_ok = r["keyed"] == storm and r["ike_handshakes"] == storm
+        rows.append({"case": "cold-start-psk-x25519", "sas": r["ike_handshakes"], "cores": 1,
+                     "seconds": r["ike_keying_s"], "target_s": 30,
+                     "handshakes_per_s": per_s(r["ike_handshakes"], cpu),
+                     "wall_handshakes_per_s": per_s(r["ike_handshakes"], r["ike_keying_s"]),
+                     "ike_core_cpu_s": round(cpu, 3), "p50_ms": r["ike_handshake_p50_ms"],
+                     "p99_ms": r["ike_handshake_p99_ms"], "offered_per_s": a.storm_rate,
+                     "all_keyed": keyed_ok, "keyed": r["keyed"], "ike_failures": r["ike_failures"],
+                     "ike_peer_downs": r["ike_peer_downs"],
+                     "hub_ike_rx_dropped": loops["control"]["ike_rx_dropped"],
+                     "hub_child_installs": loops["control"]["ike_child_installs"],
+                     "peer": None, "peer_handshakes_per_s": None})
+        loop = loops["at_keyed"] or loops["at_end"]
+        rows.append({"case": "nhrp-during-cold-start", "sas": storm, "cores": 1,
+                     "handshakes_per_s": None, "p50_ms": None,
+                     "p99_ms": round(loop["p99_us"] / 1000, 3), "p99_us": loop["p99_us"],
+                     "p999_us": loop["p999_us"], "max_us": loop["max_us"],
+                     "passes": loop["passes"], "target_p99_us": 50,
+                     "what": "control lcore busy-pass p99 (show stats: loop) from the hub's "
+                             "start to the last CHILD_SA installed (%s): an NHRP request waits "
+                             "at most the pass in progress" %
+                             ("read then" if loops["at_keyed"] else "read at the run's end"),
+                     "peer": None, "peer_handshakes_per_s": None})
+        if not keyed_ok:
+            msg = "cold start: %d of %d spokes keyed" % (r["keyed"], storm)
+            if a.quick:
+                raise SystemExit(msg)
+            log(msg)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    load_end = loadavg()
+    buildtype = build_type()
+    for row in rows:
+        row["build"] = buildtype
+        row["load_start"] = load_start
+        row["load_end"] = load_end
+        row["quick"] = a.quick
+    with open(a.out, "w") as f:
+        json.dump(rows, f, indent=1)
+        f.write("\n")
+    print("ike, one IKE core (CPU-time rates), %d CPUs, load %s -> %s" %
+          (os.cpu_count(), load_start, load_end))
+    print("%-24s %6s %10s %9s %9s %12s %7s" % ("case", "SAs", "hs/s", "p50 ms", "p99 ms",
+                                                "peer hs/s", "x peer"))
+    for row in rows:
+        if row["case"].startswith("nhrp"):
+            print("%-24s %6d  control loop p99 %s us, p99.9 %s us, max %s us (target p99 50 us)"
+                  % (row["case"], row["sas"], row["p99_us"], row["p999_us"], row["max_us"]))
+            continue
+        print("%-24s %6d %10s %9.1f %9.1f %12s %7s" % (
+            row["case"], row["sas"], row["handshakes_per_s"], row["p50_ms"], row["p99_ms"],
+            row.get("peer_handshakes_per_s"), row.get("of_peer", "")))
+        if row["case"].startswith("cold"):
+            print("%-24s %6s %.1f s wall (target 30 s), %.1f s of IKE-core CPU" %
+                  ("", "", row["seconds"], row["ike_core_cpu_s"]))
+    print("wrote %s" % a.out)
+    if e2e.failures:
+        sys.exit("ike bench: %s" % "; ".join(e2e.failures))
+
+
+def build_type():
+    """The meson buildtype of the binaries measured (bench/run builds `release`)."""
+    try:
+        with open(os.path.join(BUILD, "meson-info", "intro-buildoptions.json")) as f:
+            return next(o["value"] for o in json.load(f) if o["name"] == "buildtype")
+    except (OSError, StopIteration, ValueError, KeyError):
+        return "?"
+
+
+def charon_version():
+    r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "charon-systemd"],
+                       capture_output=True, text=True)
+    return r.stdout.strip() or "?"
+
+
+if __name__ == "__main__":
+    main()
