@@ -29,7 +29,7 @@ psk only:
   - DELETE: `swanctl --terminate --ike dmvpn-nhs` in spoke3: the hub drops the IKE SA, the
     ESP pair and spoke3's NHRP registration (as IOS does); spoke3's next registration keys
     a new IKE SA and registers again;
-  - DPD: charon killed (SIGKILL) in spoke2: the hub's DPD (10 s interval, 3 retransmissions)
+  - DPD: charon killed (SIGKILL) in spoke2: the hub's DPD (20 s interval, 3 retransmissions)
     declares the peer dead and drops its SAs and NHRP registration.
 
   --auth psk|cert       which authentication (default psk)
@@ -59,7 +59,7 @@ HUB_NBMA, HUB_OVL = hf.HUB_NBMA, hf.HUB_OVL
 PSK = strongswan_hub_ike.PSK  # also the rig's default --ipsec-psk
 CHILD_REKEY_S = 30
 BOOT_S = 540
-DPD = "dpd-interval: 10\n      dpd-retries: 3"
+DPD = "dpd-interval: 20\n      dpd-retries: 3"
 
 
 def hub_config(auth, certs):
