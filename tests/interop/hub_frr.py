@@ -161,14 +161,15 @@ def dump_diagnostics(hub):
 # ----------------------------------------------------------------------------- the run
 
 
-def start_rig_and_hub(work):
-    """`rig up --hub none` in the background; the hub joins the bridge as soon as it exists, so
-    it is there before the spokes' nhrpd sends its first Registration Request."""
+def start_rig_and_hub(work, config=None, rig_args=(), log_level="warning", boot_s=300):
+    """`rig up --hub none` (plus rig_args) in the background; the hub (on `config`, CONFIG by
+    default) joins the bridge as soon as it exists, so it is there before the spokes' nhrpd
+    sends its first Registration Request."""
     cap = work / "bridge.pcap"
     up = subprocess.Popen([str(RIG), "up", "--hub", "none", "--spokes", str(len(SPOKES)),
                            "--nhs-nbma", HUB_NBMA, "--nhs-overlay", HUB_OVL, "--key", "42",
                            "--holdtime", "60", "--network-id", "1", "--capture", str(cap),
-                           "--capture-filter", "not ip6", "--timeout", "300"],
+                           "--capture-filter", "not ip6", "--timeout", str(boot_s), *rig_args],
                           env=ENV, stdout=open(work / "rig-up.log", "w"),
                           stderr=subprocess.STDOUT)
     bridge_up = wait_for(lambda: subprocess.run(["ip", "-n", NS, "link", "show", BRIDGE],
@@ -177,15 +178,16 @@ def start_rig_and_hub(work):
     if up.poll() is not None or not bridge_up:
         raise AssertionError("rig up ended before its bridge existed:\n" +
                              (work / "rig-up.log").read_text())
-    hub = hubnet.Hub(NS, BRIDGE, work / "hub", config=CONFIG)
+    hub = hubnet.Hub(NS, BRIDGE, work / "hub", config=config or CONFIG, log_level=log_level)
     hub.start()
     step(f"hub running in {NS} on {BRIDGE} (DPDK MAC {hub.mac}, kernel side "
          f"{hubnet.TAP_KERNEL_MAC})")
     return up, hub, cap
 
 
-def run_checks(hub, cap):
-    # 1. Registration: the spokes see the NHS up, the hub lists them.
+def check_registered(hub):
+    """The spokes see the NHS up, the hub lists them (dynamic, registered, no NAT); False when
+    some spoke did not register."""
     r = rig("wait-registered", "150", timeout=200, check_rc=False)
     step("wait-registered: " + (r.stdout + r.stderr).strip().splitlines()[-1:][0]
          if (r.stdout + r.stderr).strip() else "wait-registered")
@@ -198,7 +200,7 @@ def run_checks(hub, cap):
     rc, text = hub.ctl("show", "nhrp")
     print(f"dmvpnctl show nhrp\n{text}", flush=True)
     if failures:
-        return  # nothing below can work without registrations
+        return False
     entries = hub.ctl_json("show", "nhrp")
     for spoke, (nbma, ovl) in SPOKES.items():
         e = next((e for e in entries if e["protocol"] == ovl + "/32"), None)
@@ -208,6 +210,35 @@ def run_checks(hub, cap):
               f"hub: {ovl}/32 at NBMA {nbma}, dynamic, registered, not unique, no NAT", json.dumps(e))
     rc, text = hub.ctl("show", "dmvpn")
     print(f"dmvpnctl show dmvpn\n{text}", flush=True)
+    return not failures
+
+
+def wait_shortcut(src, dst, seconds=60):
+    """Pings from src to dst's overlay address (keeping the redirect coming) until src's nhrpd
+    holds a shortcut dst/32 -> dst's NBMA address (its shortcut list and cache); checked."""
+    d_nbma, d = SPOKES[dst]
+
+    def shortcut_up():
+        guest_sh(src, f"ping -n -c 2 -i 0.5 -W 2 {d}")
+        sc = vtysh(src, "show ip nhrp shortcut")
+        cache = vtysh(src, "show ip nhrp cache")
+        ok = any(d + "/32" in l.split() for l in sc.splitlines()) and any(
+            d in l.split() and d_nbma in l.split() for l in cache.splitlines())
+        return (sc, cache) if ok else None
+
+    got = wait_for(shortcut_up, seconds, 2)
+    sc = vtysh(src, "show ip nhrp shortcut")
+    cache = vtysh(src, "show ip nhrp cache")
+    print(f"{src}# show ip nhrp shortcut\n{sc}\n{src}# show ip nhrp cache\n{cache}", flush=True)
+    print(f"{dst}# show ip nhrp cache\n" + vtysh(dst, "show ip nhrp cache"), flush=True)
+    return check(got is not None, f"{src} installed a shortcut {d}/32 -> NBMA {d_nbma}",
+                 sc + cache)
+
+
+def run_checks(hub, cap):
+    # 1. Registration: the spokes see the NHS up, the hub lists them.
+    if not check_registered(hub):
+        return  # nothing below can work without registrations
 
     # 2. The hub's overlay address answers (control lcore, through the tunnel).
     rc, out = guest_sh("spoke2", f"ping -n -c 3 -i 0.5 -W 3 {HUB_OVL}")
@@ -220,20 +251,7 @@ def run_checks(hub, cap):
     print(f"spoke2$ ping {s3}\n{out}", flush=True)
     check(rc == 0, f"spoke2 pings spoke3 ({s3})", out)
 
-    def shortcut_up():
-        guest_sh("spoke2", f"ping -n -c 2 -i 0.5 -W 2 {s3}")  # traffic keeps the redirect coming
-        sc = vtysh("spoke2", "show ip nhrp shortcut")
-        cache = vtysh("spoke2", "show ip nhrp cache")
-        ok = any(s3 + "/32" in l.split() for l in sc.splitlines()) and any(
-            s3 in l.split() and s3_nbma in l.split() for l in cache.splitlines())
-        return (sc, cache) if ok else None
-
-    got = wait_for(shortcut_up, 60, 2)
-    sc = vtysh("spoke2", "show ip nhrp shortcut")
-    cache = vtysh("spoke2", "show ip nhrp cache")
-    print(f"spoke2# show ip nhrp shortcut\n{sc}\nspoke2# show ip nhrp cache\n{cache}", flush=True)
-    check(got is not None, f"spoke2 installed a shortcut {s3}/32 -> NBMA {s3_nbma}", sc + cache)
-    print("spoke3# show ip nhrp cache\n" + vtysh("spoke3", "show ip nhrp cache"), flush=True)
+    wait_shortcut("spoke2", "spoke3")
 
     # Once the shortcut exists, traffic goes straight between the spokes.
     rc, out = guest_sh("spoke2", f"ping -n -c 4 -i 0.5 -W 3 {s3}")
@@ -273,40 +291,46 @@ def run_checks(hub, cap):
     check(hub.alive(), "the hub is still running")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--keep-capture", type=Path)
-    ap.add_argument("--spokes", type=int, default=2, choices=range(2, 6),
-                    help="FRR spokes (default 2; the shortcut is checked between the first two)")
-    args = ap.parse_args()
-    plan_spokes(args.spokes)
+def preflight(name):
+    """None when this machine can run the rig with our hub, else the exit status (77: skip)."""
     if shutil.which("qemu-system-x86_64") is None:
-        print("hub_frr: SKIP: qemu-system-x86_64 is not installed (scripts/setup installs it)")
+        print(f"{name}: SKIP: qemu-system-x86_64 is not installed (scripts/setup installs it)")
         return 77
     if os.geteuid() != 0:
-        print("hub_frr: FAIL: needs root (network namespace, TAPs, image build)")
+        print(f"{name}: FAIL: needs root (network namespace, TAPs, image build)")
         return 1
     if not hubnet.HUB_BIN.exists():
-        print(f"hub_frr: FAIL: {hubnet.HUB_BIN} is not built")
+        print(f"{name}: FAIL: {hubnet.HUB_BIN} is not built")
         return 1
+    return None
+
+
+def run_rig(checks, config=None, rig_args=(), keep=None, log_level="warning",
+            limit_s=HARD_LIMIT_S, setup=None, boot_s=300):
+    """The guest image, then the rig (`rig_args` added to hub_frr's) with our hub on `config`,
+    then checks(hub, cap); diagnostics on failure; the hub, the guests and the namespace
+    always go. setup(work), if given, runs first (files the hub and the rig need) and returns
+    (config, rig_args). boot_s: how long the guests get to boot. Returns the exit status."""
     # meson's timeout sends SIGTERM; our own hard limit is SIGALRM: both still clean up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     def too_long(*_):
-        raise AssertionError(f"hard time limit of {HARD_LIMIT_S} s reached")
+        raise AssertionError(f"hard time limit of {limit_s} s reached")
 
     step("guest image")
     r = rig("image", timeout=1800)
     step(f"image {r.stdout.strip().splitlines()[-1]}")
     signal.signal(signal.SIGALRM, too_long)
-    signal.alarm(HARD_LIMIT_S)
+    signal.alarm(limit_s)
     work = Path(tempfile.mkdtemp(prefix="hub-frr-"))
     hub, up, cap = None, None, None
     try:
         rig("cleanup", timeout=120, check_rc=False)  # leftovers of a killed run of this test
-        up, hub, cap = start_rig_and_hub(work)
+        if setup is not None:
+            config, rig_args = setup(work)
+        up, hub, cap = start_rig_and_hub(work, config, rig_args, log_level, boot_s)
         try:
-            rc = up.wait(360)
+            rc = up.wait(boot_s + 60)
         except subprocess.TimeoutExpired:
             up.kill()
             rc = None
@@ -314,7 +338,7 @@ def main():
         if rc != 0:
             raise AssertionError(f"rig up failed ({rc})")
         step("spokes booted")
-        run_checks(hub, cap)
+        checks(hub, cap)
     except AssertionError as e:
         check(False, str(e))
     finally:
@@ -327,11 +351,24 @@ def main():
         if up is not None and up.poll() is None:
             up.kill()
         rig("down", timeout=120, check_rc=False)
-        if args.keep_capture and cap is not None and cap.exists():
-            keep_capture(cap, args.keep_capture)
+        if keep and cap is not None and cap.exists():
+            keep_capture(cap, keep)
         shutil.rmtree(work, ignore_errors=True)
     step(f"{len(failures)} failure(s)")
     return 1 if failures else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--keep-capture", type=Path)
+    ap.add_argument("--spokes", type=int, default=2, choices=range(2, 6),
+                    help="FRR spokes (default 2; the shortcut is checked between the first two)")
+    args = ap.parse_args()
+    plan_spokes(args.spokes)
+    rc = preflight("hub_frr")
+    if rc is not None:
+        return rc
+    return run_rig(run_checks, keep=args.keep_capture)
 
 
 if __name__ == "__main__":
