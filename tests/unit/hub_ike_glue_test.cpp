@@ -224,6 +224,8 @@ TEST_CASE("a CHILD_SA's IANA transforms map to the dataplane's SA parameters", "
     c.encr = 20;
     CHECK(esp_params_of(c, crypto::sa_direction::inbound).error() ==
           "AES-GCM with integrity transform 2");
-    c.encr = 3;  // 3DES
-    CHECK(esp_params_of(c, crypto::sa_direction::inbound).error() == "encryption transform 3");
+    c.encr = 3;  // 3DES: a 24-byte key or nothing
+    CHECK(esp_params_of(c, crypto::sa_direction::inbound).error() == "3DES key of 16 bytes");
+    c.encr = 13;  // AES-CTR: not in the dataplane
+    CHECK(esp_params_of(c, crypto::sa_direction::inbound).error() == "encryption transform 13");
 }
