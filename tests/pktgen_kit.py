@@ -210,6 +210,7 @@ pktgen = {
     set_ipaddr = function(p, w, a) log("set_ipaddr", p, w, a) end,
     process = function(p, s) log("process", p, s) end,
     pcap = function(p, s) log("pcap", p, s) end,
+    send_arp = function(p, w) log("send_arp", p, w) end,
     clr = function() log("clr") end,
     delay = function(ms) advance(ms) end,
     start = function(p) log("start", p); started = true end,
@@ -243,7 +244,8 @@ def check_lua(out):
             f.write(LUA_MOCK.replace("SHAPE", f'"{shape}"').replace("SCRIPT", json.dumps(script)))
         result = os.path.join(out, f"result-{shape}-{count}.json")
         env = dict(os.environ, DMVPN_SECONDS=str(seconds), DMVPN_RATE="50", DMVPN_COUNT=str(count),
-                   DMVPN_RESULT=result, DMVPN_QUIT="1")
+                   DMVPN_RESULT=result, DMVPN_QUIT="1",
+                   DMVPN_PRIME="0")  # priming is ARP's business: real pktgen, bench_pktgen_quick
         r = subprocess.run([lua, mock], capture_output=True, text=True, env=env, timeout=60)
         what = f"dmvpn.lua ({shape} portStats, count {count})"
         check(r.returncode == 0, f"{what} runs {r.stderr.strip()}")

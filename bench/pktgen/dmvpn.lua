@@ -1,8 +1,9 @@
 -- bench/pktgen/dmvpn.lua: drive a dmvpn-hub from pktgen-dpdk with the captures of
 -- bench/pktgen/make-captures, at a chosen rate for a chosen time, and report per-port rx/tx
 -- packets per second. Written against pktgen-dpdk's documented Lua API (pktgen.set, start, stop,
--- portStats, set_ipaddr, process, pcap, delay); NOT run here (no NIC, no pktgen package on the
--- machine it was written on): see bench/pktgen/README.md.
+-- portStats, set_ipaddr, process, pcap, delay). Run under pktgen-dpdk 23.03 on virtual ports
+-- (veth pairs) by `bench/run pktgen` (bench/pktgen/run.py); not yet on real NICs: see
+-- bench/pktgen/README.md.
 --
 -- The captures are loaded by pktgen itself, on its command line (-s PORT:FILE):
 --   pktgen -l 0-4 -n 4 -a WAN_PCI -a LAN_PCI -- -P -m "[1:2].0,[3:4].1" \
@@ -26,6 +27,14 @@
 --                                                   default "0=198.18.0.2/24,1=198.19.0.2/24"
 --   DMVPN_RESULT   file to append one JSON line of results to                      default none
 --   DMVPN_QUIT     "1": quit pktgen when done (for unattended runs)                 default "0"
+--   DMVPN_PRIME    frames each reported port sends, twice in turn, before the measurement
+--                  (0: none). pktgen 23.03 queues its ARP replies in a port's tx buffer and
+--                  flushes that buffer only when the port itself transmits, so a port that only
+--                  receives (port 1 while port 0 replays to-hub) never answers the hub's ARP and
+--                  the hub's traffic towards it is dropped (`no_adjacency`). Priming makes every
+--                  port transmit once after the hub has asked. The primed ESP frames repeat the
+--                  capture's first sequence numbers: with `anti-replay: true` on the hub, set 0
+--                  and make every port send in the measurement instead.            default 16
 
 local function env(name, default)
     local v = os.getenv(name)
@@ -45,6 +54,7 @@ local cfg = {
     gen_ips = env("DMVPN_GEN_IPS", "0=198.18.0.2/24,1=198.19.0.2/24"),
     result = env("DMVPN_RESULT", nil),
     quit = env("DMVPN_QUIT", "0") == "1",
+    prime = tonumber(env("DMVPN_PRIME", "16")),
 }
 
 if cfg.rate == nil or cfg.rate <= 0 or cfg.rate > 100 then
@@ -142,6 +152,24 @@ for pair in string.gmatch(cfg.gen_ips, "[^,]+") do
     end
     pktgen.set_ipaddr(pid, "src", addr)
     pktgen.process(pid, "on")
+end
+
+-- Priming (see DMVPN_PRIME): each port sends a few frames, in turn, twice, each round after a
+-- gratuitous ARP for its address, so that the hub, which asked for the generator's addresses
+-- in the first round, learns them in the second (the frames flush the queued ARP).
+if cfg.prime and cfg.prime > 0 then
+    pktgen.pcap(all, "on")
+    pktgen.set(all, "rate", 1)
+    for _ = 1, 2 do
+        pktgen.send_arp(all, "g")           -- gratuitous: the hub learns an address it asked for
+        for _, pid in ipairs(all_ports) do
+            pktgen.set(tostring(pid), "count", cfg.prime)
+            pktgen.start(tostring(pid))
+            pktgen.delay(500)
+            pktgen.stop(tostring(pid))
+        end
+    end
+    pktgen.pcap(all, "off")
 end
 
 pktgen.pcap(cfg.tx, "on")                 -- send the capture loaded with -s, not the single packet
