@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SIZES = ["64", "imix", "1400"]
 IMIX = {64: 7, 576: 4, 1400: 1}  # inner sizes and weights (bench/dataplane/traffic.hpp)
 CASES = ["gre", "esp-transit", "esp-in", "esp-out"]
-SECGW_SRC = "/usr/share/dpdk/examples/ipsec-secgw"
+EXAMPLES = "/usr/share/dpdk/examples"  # dpdk-doc: ipsec-secgw and l3fwd, built as peers
 
 
 def log(msg):
@@ -82,34 +82,48 @@ def ensure_hugepages(pages):
     return free
 
 
-def build_peer(build):
-    """Copies ipsec-secgw from dpdk-doc into the build directory and builds it with make.
-
-    One change to the copy: its default port configuration asks for RX checksum offload, which
-    no virtual PMD has; the line is dropped (the packets carry valid checksums anyway)."""
-    if not os.path.isdir(SECGW_SRC):
-        log("peer: %s missing (apt-get install dpdk-doc); no peer figures" % SECGW_SRC)
+def build_example(build, name, edits=()):
+    """Copies DPDK example `name` from dpdk-doc into build/peer/NAME and builds it with make.
+    `edits`: (file, line, replacement, why) applied to the copy first. Returns the binary or
+    None."""
+    src_dir = os.path.join(EXAMPLES, name)
+    if not os.path.isdir(src_dir):
+        log("peer: %s missing (apt-get install dpdk-doc); no %s figures" % (src_dir, name))
         return None
-    dst = os.path.join(build, "peer", "ipsec-secgw")
-    binary = os.path.join(dst, "build", "ipsec-secgw")
+    dst = os.path.join(build, "peer", name)
+    binary = os.path.join(dst, "build", name)
     if os.path.exists(binary):
         return binary
     shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(SECGW_SRC, dst)
-    src = os.path.join(dst, "ipsec-secgw.c")
-    text = open(src).read()
-    line = "\t\t.offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,\n"
-    if line not in text:
-        log("peer: ipsec-secgw.c changed upstream; building it unmodified")
-    text = text.replace(line, "\t\t/* bench/run: virtual ports have no RX checksum offload */\n")
-    open(src, "w").write(text)
-    log("peer: building ipsec-secgw (make, about a minute)")
+    shutil.copytree(src_dir, dst)
+    common = os.path.join(build, "peer", "common")  # headers the examples share (l3fwd's)
+    if not os.path.isdir(common) and os.path.isdir(os.path.join(EXAMPLES, "common")):
+        shutil.copytree(os.path.join(EXAMPLES, "common"), common)
+    for file, line, replacement, why in edits:
+        src = os.path.join(dst, file)
+        text = open(src).read()
+        if line not in text:
+            log("peer: %s/%s changed upstream (%s); building it unmodified" % (name, file, why))
+        open(src, "w").write(text.replace(line, replacement))
+    log("peer: building %s (make, about a minute)" % name)
     r = subprocess.run(["make", "-C", dst, "-j2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        text=True)
     if r.returncode != 0 or not os.path.exists(binary):
-        log("peer: build failed:\n" + r.stderr[-2000:])
+        log("peer: %s build failed:\n%s" % (name, r.stderr[-2000:]))
         return None
     return binary
+
+
+# Both examples' default port configuration asks for RX checksum offload, which no virtual PMD
+# has; the line is dropped from the copies (the packets carry valid checksums anyway).
+NO_RX_CSUM = ("\t\t.offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,\n",
+              "\t\t/* bench/run: virtual ports have no RX checksum offload */\n",
+              "RX checksum offload")
+
+
+def build_peer(build):
+    """ipsec-secgw from dpdk-doc, without RX checksum offload."""
+    return build_example(build, "ipsec-secgw", [("ipsec-secgw.c",) + NO_RX_CSUM])
 
 
 # --- measuring external DPDK programs -------------------------------------------------------
@@ -150,9 +164,10 @@ class telemetry:
         self.s.close()
 
 
-def steady_state(cmd, prefix, port, field, warm, window, hz, start_timeout=120):
+def steady_state(cmd, prefix, port, field, warm, window, hz, start_timeout=120, threads=1):
     """Runs a DPDK program, waits until `field` of `port` grows, then measures over `window`
-    seconds the packets counted and the CPU time of its busiest thread. Returns cycles/packet."""
+    seconds the packets counted and the CPU time of its busiest thread. Returns cycles/packet
+    (and, in workers_cycles_per_pkt, that of its `threads` busiest threads together)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     tel = None
@@ -167,11 +182,12 @@ def steady_state(cmd, prefix, port, field, warm, window, hz, start_timeout=120):
         c0, p0 = thread_cpu_ns(proc.pid), tel.stats(port)[field]
         time.sleep(window)
         c1, p1 = thread_cpu_ns(proc.pid), tel.stats(port)[field]
-        busy = max(c1, key=lambda t: c1[t] - c0.get(t, 0))
-        cpu_ns = c1[busy] - c0.get(busy, 0)
+        used = sorted((c1[t] - c0.get(t, 0) for t in c1), reverse=True)
+        cpu_ns, workers_ns = used[0], sum(used[:threads])
         packets = p1 - p0
         return {"cycles_per_pkt": cpu_ns * hz / 1e9 / packets, "packets": packets,
-                "cpu_s": cpu_ns / 1e9, "wall_s": window}
+                "cpu_s": cpu_ns / 1e9, "wall_s": window,
+                "workers_cycles_per_pkt": workers_ns * hz / 1e9 / packets}
     except Exception as e:
         err = ""
         if proc.poll() is not None:
