@@ -36,7 +36,7 @@ control::mgmt_reply fail(std::string msg) {
 
 constexpr std::string_view help_text =
     "commands (add --json for JSON):\n"
-    "  show nhrp [detail|brief|summary|traffic]\n"
+    "  show nhrp [detail|brief|summary|traffic|nhs [detail]]\n"
     "  show dmvpn\n"
     "  show interfaces\n"
     "  show stats\n"
@@ -101,7 +101,14 @@ control::mgmt_reply hub::command(std::string_view line) {
             if (arg == "traffic") {
                 return {true, nhrp::show_nhrp_traffic(*_server, f)};
             }
-            return fail("show nhrp: expected detail, brief, summary or traffic, got " + arg);
+            if (arg == "nhs") {
+                std::string more = w.size() >= (what == "ip" ? 5u : 4u) ? w.back() : "";
+                if (!more.empty() && more != "detail") {
+                    return fail("show nhrp nhs: expected detail, got " + more);
+                }
+                return {true, nhrp::show_nhrp_nhs(*_server, now, f, more == "detail")};
+            }
+            return fail("show nhrp: expected detail, brief, summary, traffic or nhs, got " + arg);
         }
         if (what == "dmvpn") {
             return {true, nhrp::show_dmvpn(*_server, now, f)};

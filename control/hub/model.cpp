@@ -114,6 +114,7 @@ nhrp::tunnel_config tunnel_config_of(const config::tunnel& tun, uint16_t slot,
     for (const config::nhrp_mapping& m : tun.nhrp.nhs) {
         c.nhs_peers.push_back(nhrp::nhs_peer{m.overlay.value, m.nbma.value});
     }
+    c.registration_timeout_s = tun.nhrp.registration_timeout;
     c.max_cache_entries = tun.nhrp.max_cache_entries;
     c.max_entries_per_nbma = tun.nhrp.max_entries_per_nbma;
     c.holdtime_min_s = tun.nhrp.holdtime_min;

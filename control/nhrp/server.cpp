@@ -1,4 +1,5 @@
 #include "control/nhrp/server.hpp"
+#include "control/nhrp/server_internal.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -7,6 +8,12 @@
 #include "dataplane/wire/reader.hpp"
 
 namespace dmvpn::nhrp {
+
+using detail::blank_extension;
+using detail::from_ms;
+using detail::ipv4_of;
+using detail::originate;
+using detail::to_ms;
 
 std::string_view name(config_error e) noexcept {
     switch (e) {
@@ -120,24 +127,8 @@ constexpr size_t max_error_contents = 1024;
 // Cisco sends the IP header of the packet that triggered a redirect and 8 bytes after it.
 constexpr size_t redirect_payload_after_header = 8;
 
-std::optional<uint32_t> ipv4_of(const bytes& b) noexcept {
-    if (b.size() != 4) {
-        return std::nullopt;
-    }
-    return wire::load_be32(b.data());
-}
-
 uint32_t prefix_mask(uint8_t len) noexcept {
     return len == 0 ? 0 : ~uint32_t{0} << (32 - std::min<uint8_t>(len, 32));
-}
-
-int64_t to_ms(timestamp t) noexcept {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-timestamp from_ms(int64_t ms) noexcept {
-    return timestamp{
-        std::chrono::duration_cast<timestamp::duration>(std::chrono::milliseconds(ms))};
 }
 
 // The binding fields a cache entry and its entry_view share, named once: view_of copies them
@@ -180,24 +171,6 @@ extension* find_extension(packet& p, uint16_t type) {
         }
     }
     return nullptr;
-}
-
-extension blank_extension(uint16_t type, bool compulsory) {
-    extension e;
-    e.type = type;
-    e.compulsory = compulsory;
-    return e;
-}
-
-// Originated packets share Cisco's layout: fixed header with hop count 255, IPv4 everywhere.
-packet originate(op type, const bytes& src_nbma, const bytes& src_proto, bytes dst_proto) {
-    packet p;
-    p.hdr.type = type;
-    p.hdr.hop_count = 255;
-    p.src_nbma = src_nbma;
-    p.src_proto = src_proto;
-    p.dst_proto = std::move(dst_proto);
-    return p;
 }
 
 uint64_t mix(uint64_t x) noexcept {
@@ -288,6 +261,13 @@ server::server(server_config config)
             s.cfg.name = "Tunnel" + std::to_string(s.cfg.id);
         }
         s.auth_key.assign(s.cfg.authentication.begin(), s.cfg.authentication.end());
+        for (const nhs_peer& peer : s.cfg.nhs_peers) {
+            nhs_client n;
+            n.tunnel = static_cast<uint16_t>(_tunnels.size());
+            n.overlay = peer.overlay;
+            n.nbma = peer.nbma;
+            _nhs.push_back(n);  // next_ms 0: registers at the first tick
+        }
         _tunnels.push_back(std::move(s));
     }
     _config.tunnels.clear();
@@ -739,6 +719,8 @@ void server::serve(context& c, packet& p) {
             serve_purge_reply(c, p);
             return;
         case op::registration_reply:
+            serve_registration_reply(c, p);
+            return;
         case op::traffic_indication:
         case op::error_indication:
             drop(c.tunnel, drop_reason::unexpected_type);
@@ -1414,6 +1396,9 @@ void server::on_timer(outputs& out, timer_ref ref, timestamp now) {
 outputs server::tick(timestamp now) {
     outputs out;
     _wheel.advance(now, [&](timer_ref ref) { on_timer(out, ref, now); });
+    if (!_nhs.empty()) {
+        register_with_nhs(out, to_ms(now));
+    }
     return out;
 }
 

@@ -46,7 +46,8 @@ struct prefix {
     uint8_t length = 32;
 };
 
-// Another NHS (hub-to-hub): unresolvable Resolution Requests are forwarded there.
+// Another NHS (hub-to-hub): unresolvable Resolution Requests are forwarded there, and the hub
+// registers its own overlay address there (as an IOS hub with `ip nhrp nhs` does).
 struct nhs_peer {
     uint32_t overlay = 0;
     uint32_t nbma = 0;
@@ -91,6 +92,9 @@ struct tunnel_config {
     std::vector<uint32_t> multicast_nbma;  // `ip nhrp map multicast <nbma>`
     std::vector<static_map> static_maps;
     std::vector<nhs_peer> nhs_peers;
+    // How often the hub re-registers with its NHS peers (`ip nhrp registration timeout`);
+    // 0: a third of `holdtime_s`, IOS's default.
+    uint16_t registration_timeout_s = 0;
     size_t max_cache_entries = 1'000'000;
     route_lookup route;  // empty = no Phase 2 forwarding
 };
@@ -249,6 +253,26 @@ struct counters {
     counters& operator+=(const counters& o) noexcept;
 };
 
+// The hub's registration with one of its NHS peers, as `show ip nhrp nhs` prints it. IOS's
+// letters: E (expecting replies: a request is out, or none was answered within the holding
+// time), R (responding: the NHS accepted the last registration).
+enum class nhs_state : uint8_t { expecting, responding, refused };
+std::string_view name(nhs_state s) noexcept;
+
+struct nhs_view {
+    uint32_t tunnel = 0;  // configured id
+    std::string_view tunnel_name;
+    uint32_t overlay = 0;
+    uint32_t nbma = 0;
+    nhs_state state = nhs_state::expecting;
+    uint64_t requests_sent = 0;    // first transmissions and retries
+    uint64_t requests_failed = 0;  // refused by the NHS (a CIE code other than success)
+    uint64_t replies = 0;
+    uint8_t last_code = 0;  // the CIE code of the last reply
+    std::optional<timestamp> last_reply;
+    timestamp next_request{};
+};
+
 // One cache entry as show commands and tests see it.
 struct entry_view {
     uint32_t tunnel = 0;  // configured id
@@ -302,7 +326,8 @@ public:
     // how many were taken in `adopted` when given.
     outputs adopt(std::span<const entry_view> entries, timestamp now, size_t* adopted = nullptr);
 
-    // Expiry and purge retransmission.
+    // Expiry, purge retransmission, and registrations with the NHS peers (the first at the first
+    // tick: the hub registers as soon as it runs).
     outputs tick(timestamp now);
 
     // `clear nhrp [address]`: removes dynamic entries (every one on the tunnel when no address).
@@ -318,6 +343,7 @@ public:
     std::vector<entry_view> entries(std::optional<uint32_t> tunnel_id = std::nullopt) const;
     std::vector<tunnel_view> tunnels() const;
     std::vector<uint32_t> multicast_targets(uint32_t tunnel_id) const;
+    std::vector<nhs_view> nhs() const;
     const counters* tunnel_counters(uint32_t tunnel_id) const;
     counters total_counters() const;
     const counters& unattributed_counters() const noexcept { return _global; }
@@ -381,6 +407,21 @@ private:
         int64_t last_ms = 0;
         bool used = false;
     };
+    // The hub as an NHRP client of one NHS peer (server_nhs.cpp).
+    struct nhs_client {
+        uint16_t tunnel = 0;
+        uint32_t overlay = 0;
+        uint32_t nbma = 0;
+        nhs_state state = nhs_state::expecting;
+        uint32_t request_id = 0;  // of the latest request sent
+        int64_t next_ms = 0;      // when the next request (retry or refresh) goes out
+        int64_t last_reply_ms = -1;
+        uint32_t backoff_s = 1;  // retries at 1, 2, 4 ... 32 s while unanswered
+        uint64_t sent = 0;
+        uint64_t failed = 0;
+        uint64_t replies = 0;
+        uint8_t last_code = 0;
+    };
     struct redirect_slot {
         uint64_t key = 0;
         int64_t last_ms = 0;
@@ -406,6 +447,8 @@ private:
     void serve_resolution_reply(context& c, packet& p);
     void serve_purge_request(context& c, packet& p);
     void serve_purge_reply(context& c, const packet& p);
+    void serve_registration_reply(context& c, const packet& p);
+    void register_with_nhs(outputs& out, int64_t now_ms);
 
     // Registers one CIE's binding; returns the CIE code.
     uint8_t register_binding(context& c, const packet& p, cie& request_cie);
@@ -453,6 +496,8 @@ private:
     std::vector<tunnel_state> _tunnels;
     cache _cache;
     control::timer_wheel<timer_ref> _wheel;
+    std::vector<nhs_client> _nhs;
+    uint32_t _nhs_request_id = 0;
     std::vector<pending_purge> _purges;
     std::vector<uint32_t> _free_purges;
     std::unordered_map<purge_id, uint32_t, purge_id_hash> _purge_index;

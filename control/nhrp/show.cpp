@@ -290,6 +290,58 @@ std::string show_nhrp_traffic(const server& s, show_format f) {
     return out + (f == show_format::json ? "]\n" : "");
 }
 
+std::string show_nhrp_nhs(const server& s, timestamp now, show_format f, bool detail) {
+    auto seconds_until = [&](timestamp t) {
+        return std::max<int64_t>(0,
+                                 std::chrono::duration_cast<std::chrono::seconds>(t - now).count());
+    };
+    std::string out;
+    if (f == show_format::json) {
+        out = "[";
+        bool first = true;
+        for (const nhs_view& n : s.nhs()) {
+            out += first ? "{" : ",{";
+            out += "\"tunnel\":" + json_quote(n.tunnel_name) +
+                   ",\"address\":" + json_quote(wire::format_ipv4(n.overlay)) +
+                   ",\"nbma\":" + json_quote(wire::format_ipv4(n.nbma)) +
+                   ",\"state\":" + json_quote(name(n.state)) +
+                   ",\"requests_sent\":" + std::to_string(n.requests_sent) +
+                   ",\"requests_failed\":" + std::to_string(n.requests_failed) +
+                   ",\"replies\":" + std::to_string(n.replies) +
+                   ",\"last_code\":" + std::to_string(n.last_code) + ",\"last_reply_age_s\":" +
+                   (n.last_reply ? std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                      now - *n.last_reply)
+                                                      .count())
+                                 : std::string("null")) +
+                   ",\"next_request_s\":" + std::to_string(seconds_until(n.next_request)) + "}";
+            first = false;
+        }
+        return out + "]\n";
+    }
+    // IOS: "Legend: E=Expecting replies, R=Responding, W=Waiting", per tunnel the NHS lines.
+    out = "Legend: E=Expecting replies, R=Responding, W=Waiting\n";
+    std::string_view tunnel;
+    for (const nhs_view& n : s.nhs()) {
+        if (n.tunnel_name != tunnel) {
+            tunnel = n.tunnel_name;
+            out += std::string(tunnel) + ":\n";
+        }
+        // R while the NHS accepts us; E while a request of ours is unanswered or refused.
+        std::string letters = n.state == nhs_state::responding ? "R" : "";
+        if (n.state != nhs_state::responding || n.requests_sent > n.replies) {
+            letters += "E";
+        }
+        out += pad(wire::format_ipv4(n.overlay), 16) + pad(letters, 3) +
+               "NBMA Address: " + wire::format_ipv4(n.nbma) + " priority = 0 cluster = 0\n";
+        if (detail) {
+            out += "    Req Sent " + std::to_string(n.requests_sent) + "  Req Failed " +
+                   std::to_string(n.requests_failed) + "  Reply Recv " + std::to_string(n.replies) +
+                   "  Next request in " + std::to_string(seconds_until(n.next_request)) + "s\n";
+        }
+    }
+    return out;
+}
+
 std::string show_dmvpn(const server& s, timestamp now, show_format f) {
     struct peer {
         uint32_t overlay = 0;

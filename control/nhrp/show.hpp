@@ -20,6 +20,8 @@ std::string show_nhrp_brief(const server& s, show_format f);
 std::string show_nhrp_summary(const server& s, show_format f);
 // `show nhrp traffic`: packets sent and received per NHRP type, drops per reason, per tunnel.
 std::string show_nhrp_traffic(const server& s, show_format f);
+// `show ip nhrp nhs [detail]`: the hub's registrations with its NHS peers (hub to hub).
+std::string show_nhrp_nhs(const server& s, timestamp now, show_format f, bool detail = false);
 // `show dmvpn`: one line per peer NBMA address.
 std::string show_dmvpn(const server& s, timestamp now, show_format f);
 

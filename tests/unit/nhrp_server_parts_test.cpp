@@ -559,3 +559,140 @@ TEST_CASE("server: mutated requests never crash it, and everything it sends pars
     CHECK(received + total.dropped_of(drop_reason::malformed) == inputs);
     CHECK(sent > 1000);
 }
+
+// Hub to hub (issue 12): a hub with `nhs` peers registers its own overlay address with each, as
+// an IOS hub with `ip nhrp nhs` does, and keeps the registration fresh.
+namespace {
+
+tunnel_config hub_tunnel(std::string_view overlay, std::string_view nbma) {
+    tunnel_config t;
+    t.id = 1;
+    t.overlay_address = ip(overlay);
+    t.overlay_prefix_len = 24;
+    t.nbma_address = ip(nbma);
+    t.authentication = "hubkey";
+    t.holdtime_s = 600;
+    return t;
+}
+
+server make_hub(tunnel_config t) {
+    server_config c;
+    c.tunnels.push_back(std::move(t));
+    auto s = server::create(c);
+    REQUIRE(s);
+    return std::move(*s);
+}
+
+}  // namespace
+
+TEST_CASE("nhs: the hub registers with its NHS peer, which holds it; refreshes and retries",
+          "[nhrp][nhs]") {
+    tunnel_config a_cfg = hub_tunnel("10.0.0.1", "192.0.2.1");
+    a_cfg.nhs_peers.push_back(nhs_peer{ip("10.0.0.2"), ip("192.0.2.2")});
+    a_cfg.registration_timeout_s = 200;
+    server a = make_hub(a_cfg);
+    server b = make_hub(hub_tunnel("10.0.0.2", "192.0.2.2"));
+    (void)a.start(at_s(0));
+    (void)b.start(at_s(0));
+
+    // The first tick sends one Registration Request to the NHS's NBMA address.
+    outputs out = a.tick(at_s(0));
+    REQUIRE(out.packets.size() == 1);
+    CHECK(out.packets[0].dst_nbma == ip("192.0.2.2"));
+    auto req = parse(out.packets[0].packet);
+    REQUIRE(req);
+    CHECK(req->hdr.type == op::registration_request);
+    CHECK(req->src_proto == ipb("10.0.0.1"));
+    CHECK(req->dst_proto == ipb("10.0.0.2"));
+    REQUIRE(req->cies.size() == 1);
+    CHECK(req->cies[0].holding_time == 600);
+    REQUIRE(a.nhs().size() == 1);
+    CHECK(a.nhs()[0].state == nhs_state::expecting);
+    CHECK(a.nhs()[0].requests_sent == 1);
+
+    // The NHS (a hub of ours, unchanged) registers it as a dynamic entry and replies.
+    outputs reply = b.handle(1, ip("192.0.2.1"), out.packets[0].packet, at_s(0));
+    REQUIRE(reply.packets.size() == 1);
+    auto held = b.lookup(1, ip("10.0.0.1"));
+    REQUIRE(held);
+    CHECK(held->type == entry_type::dynamic);
+    CHECK(held->nbma == ip("192.0.2.1"));
+    outputs none = a.handle(1, ip("192.0.2.2"), reply.packets[0].packet, at_s(0));
+    CHECK(none.packets.empty());
+    REQUIRE(a.nhs()[0].state == nhs_state::responding);
+    CHECK(a.nhs()[0].replies == 1);
+    CHECK(a.nhs()[0].last_reply.has_value());
+    // As IOS prints `show ip nhrp nhs`: the NHS responding, nothing outstanding.
+    CHECK(show_nhrp_nhs(a, at_s(0), show_format::text) ==
+          "Legend: E=Expecting replies, R=Responding, W=Waiting\nTunnel1:\n"
+          "10.0.0.2        R  NBMA Address: 192.0.2.2 priority = 0 cluster = 0\n");
+    CHECK(show_nhrp_nhs(a, at_s(10), show_format::text, true)
+              .find("Req Sent 1  Req Failed 0  Reply Recv 1  Next request in 190s") !=
+          std::string::npos);
+    CHECK(show_nhrp_nhs(a, at_s(0), show_format::json).find("\"state\":\"responding\"") !=
+          std::string::npos);
+
+    // The same reply again matches nothing (answered already) and is counted, not taken.
+    (void)a.handle(1, ip("192.0.2.2"), reply.packets[0].packet, at_s(1));
+    CHECK(a.nhs()[0].replies == 1);
+    CHECK(a.tunnel_counters(1)->dropped_of(drop_reason::unmatched_reply) == 1);
+
+    // Nothing more until the registration timeout; then a refresh with a new request ID.
+    CHECK(a.tick(at_s(199)).packets.empty());
+    outputs refresh = a.tick(at_s(200));
+    REQUIRE(refresh.packets.size() == 1);
+    auto again = parse(refresh.packets[0].packet);
+    REQUIRE(again);
+    CHECK(again->request_id != req->request_id);
+
+    // Unanswered: retries at 1, 2, 4 ... s, capped at 32 s; after the holding time without a
+    // reply the NHS is no longer "responding".
+    std::vector<int64_t> sent_at;
+    for (int64_t s = 201; s <= 900; ++s) {
+        if (!a.tick(at_s(s)).packets.empty()) {
+            sent_at.push_back(s);
+        }
+    }
+    REQUIRE(sent_at.size() >= 6);
+    CHECK(sent_at[0] == 201);
+    CHECK(sent_at[1] == 203);
+    CHECK(sent_at[2] == 207);
+    CHECK(sent_at[3] == 215);
+    CHECK(sent_at[4] == 231);
+    CHECK(sent_at[5] == 263);
+    CHECK(sent_at.back() - sent_at[sent_at.size() - 2] == 32);
+    CHECK(a.nhs()[0].state == nhs_state::expecting);
+}
+
+TEST_CASE("nhs: a refused registration is counted and retried; a wrong key never registers",
+          "[nhrp][nhs]") {
+    tunnel_config a_cfg = hub_tunnel("10.0.0.1", "192.0.2.1");
+    a_cfg.nhs_peers.push_back(nhs_peer{ip("10.0.0.2"), ip("192.0.2.2")});
+    server a = make_hub(a_cfg);
+    // The NHS holds 10.0.0.1 as a static mapping: it refuses the registration (IOS does too).
+    tunnel_config b_cfg = hub_tunnel("10.0.0.2", "192.0.2.2");
+    b_cfg.static_maps.push_back(static_map{ip("10.0.0.1"), 32, ip("192.0.2.9"), false});
+    server b = make_hub(b_cfg);
+    (void)a.start(at_s(0));
+    (void)b.start(at_s(0));
+    outputs out = a.tick(at_s(0));
+    REQUIRE(out.packets.size() == 1);
+    outputs reply = b.handle(1, ip("192.0.2.1"), out.packets[0].packet, at_s(0));
+    REQUIRE(reply.packets.size() == 1);
+    (void)a.handle(1, ip("192.0.2.2"), reply.packets[0].packet, at_s(0));
+    CHECK(a.nhs()[0].state == nhs_state::refused);
+    CHECK(a.nhs()[0].requests_failed == 1);
+    CHECK(a.nhs()[0].last_code != cie_code::success);
+    CHECK(a.tick(at_s(1)).packets.size() == 1);  // asked again on the retry schedule
+
+    // Another cloud's key: the NHS answers with an Error Indication, never a registration.
+    tunnel_config c_cfg = hub_tunnel("10.0.0.2", "192.0.2.2");
+    c_cfg.authentication = "other";
+    server c = make_hub(c_cfg);
+    (void)c.start(at_s(0));
+    outputs wrong = c.handle(1, ip("192.0.2.1"), a.tick(at_s(3)).packets.at(0).packet, at_s(3));
+    REQUIRE(wrong.packets.size() == 1);
+    CHECK(parse(wrong.packets[0].packet)->hdr.type == op::error_indication);
+    CHECK_FALSE(c.lookup(1, ip("10.0.0.1")));
+    CHECK(c.tunnel_counters(1)->dropped_of(drop_reason::authentication_failure) == 1);
+}
