@@ -83,6 +83,7 @@ std::string key_weakness(const std::vector<uint8_t>& k, std::string_view profile
         profile, peer.empty() ? std::string("any peer (the wildcard)") : quote(peer), k.size(),
         min_psk_bytes, min_psk_bytes);
 }
+
 }  // namespace
 
 sa_keys loader::read_sa_keys(const value_ref& v, std::optional<transform> xf) {
