@@ -18,6 +18,7 @@ namespace {
 
 // Pre-shared keys: shorter ones fall to an offline dictionary attack on one captured IKE_AUTH
 // (RFC 7296 section 2.15 asks for keys with as much entropy as the strongest key negotiated).
+// IOS takes any key (`cisco123`), so a shorter one loads, with a warning.
 constexpr size_t min_psk_bytes = 16;
 constexpr size_t max_psk_bytes = 512;
 constexpr size_t max_identity = 255;
@@ -55,18 +56,32 @@ std::optional<std::vector<uint8_t>> key_of(std::string_view s) {
     return std::vector<uint8_t>(s.begin(), s.end());
 }
 
-// Why a key is unfit, without saying anything about its content.
+// Why a key cannot be used, without saying anything about its content.
 std::optional<std::string> key_problem(const std::optional<std::vector<uint8_t>>& k) {
     if (!k) {
         return "a 0x key needs an even number of hex digits after 0x (the key is not shown)";
     }
-    if (k->size() < min_psk_bytes || k->size() > max_psk_bytes) {
-        return fmt::format(
-            "a pre-shared key has {}..{} bytes, this one has {}: a short key "
-            "falls to an offline guess from one captured IKE_AUTH",
-            min_psk_bytes, max_psk_bytes, k->size());
+    if (k->empty() || k->size() > max_psk_bytes) {
+        return fmt::format("a pre-shared key has 1..{} bytes, this one has {}", max_psk_bytes,
+                           k->size());
     }
     return std::nullopt;
+}
+
+// Why a usable key is weak (the warning's text, naming the profile and the peer, never the
+// key); empty: it is not.
+std::string key_weakness(const std::vector<uint8_t>& k, std::string_view profile,
+                         std::string_view peer) {
+    if (k.size() >= min_psk_bytes) {
+        return {};
+    }
+    return fmt::format(
+        "ipsec profile {}: the pre-shared key for {} has {} bytes, under {}: a short key falls "
+        "to an offline dictionary guess from one captured IKE_AUTH (RFC 7296 section 2.15); "
+        "loaded because IOS peers may be configured with it, replace it with {} or more random "
+        "bytes when they can be rekeyed",
+        profile, peer.empty() ? std::string("any peer (the wildcard)") : quote(peer), k.size(),
+        min_psk_bytes, min_psk_bytes);
 }
 
 }  // namespace
@@ -187,7 +202,7 @@ ipsec_profile loader::read_profile(const value_ref& v) {
     // hub no rule for which one carries its traffic; a lab mixing them uses two profiles.
     auto ike = member(*f, "ike");
     if (ike) {
-        p.ike = read_ike(*ike);
+        p.ike = read_ike(*ike, p.name);
         // Negotiated keys restart nothing: anti-replay is safe and on unless turned off.
         p.anti_replay = true;
         for (std::string_view key : {"transform", "esn", "lifetime", "manual-sas"}) {
@@ -276,7 +291,8 @@ ipsec_profile loader::read_profile(const value_ref& v) {
     return p;
 }
 
-std::optional<std::vector<uint8_t>> loader::psk_bytes(const value_ref& v) {
+std::optional<std::vector<uint8_t>> loader::psk_bytes(const value_ref& v, std::string_view profile,
+                                                      std::string_view peer) {
     if (!v.node.IsScalar()) {
         fail(v.at, v.path, fmt::format("expected a key, got {}", describe(v.node)));
         return std::nullopt;
@@ -286,10 +302,13 @@ std::optional<std::vector<uint8_t>> loader::psk_bytes(const value_ref& v) {
         fail(v.at, v.path, *why);
         return std::nullopt;
     }
+    if (auto weak = key_weakness(*k, profile, peer); !weak.empty()) {
+        warn(v.at, v.path, std::move(weak));
+    }
     return k;
 }
 
-void loader::read_psks(const fields& f, ike_settings& s) {
+void loader::read_psks(const fields& f, ike_settings& s, std::string_view profile) {
     std::map<std::string, std::string> seen;  // peer -> where its key was given
     auto add = [&](std::string peer, std::vector<uint8_t> key, const std::string& path, pos at) {
         if (auto [it, fresh] = seen.emplace(peer, fmt_pos(at)); !fresh) {
@@ -302,7 +321,7 @@ void loader::read_psks(const fields& f, ike_settings& s) {
         s.psks.push_back({std::move(peer), std::move(key)});
     };
     if (auto p = member(f, "psk")) {
-        if (auto k = psk_bytes(*p)) {
+        if (auto k = psk_bytes(*p, profile, "")) {
             add("", std::move(*k), p->path, p->at);
         }
     }
@@ -332,7 +351,7 @@ void loader::read_psks(const fields& f, ike_settings& s) {
                 }
                 std::optional<std::vector<uint8_t>> k;
                 if (key) {
-                    k = psk_bytes(*key);
+                    k = psk_bytes(*key, profile, id.value_or(""));
                 }
                 if (id && k) {
                     add(*id, std::move(*k), peer->path, peer->at);
@@ -342,7 +361,7 @@ void loader::read_psks(const fields& f, ike_settings& s) {
     }
     if (auto kf = member(f, "key-file")) {
         size_t before = s.psks.size();
-        read_key_file(*kf, s);
+        read_key_file(*kf, s, profile);
         // The file's entries joined s.psks; check them against the inline ones.
         std::vector<ike_psk> from_file(s.psks.begin() + static_cast<long>(before), s.psks.end());
         s.psks.resize(before);
@@ -355,7 +374,7 @@ void loader::read_psks(const fields& f, ike_settings& s) {
 
 // `key-file`: one `PEER KEY` a line (`*` the wildcard, KEY as `psk`), '#' comments. Readable by
 // root only, as sshd insists for private keys: a key others can read is no secret.
-void loader::read_key_file(const value_ref& v, ike_settings& s) {
+void loader::read_key_file(const value_ref& v, ike_settings& s, std::string_view profile) {
     auto path = text(v);
     if (!path) {
         return;
@@ -457,6 +476,10 @@ void loader::read_key_file(const value_ref& v, ike_settings& s) {
             bad(first, fmt::format("{} has a key on an earlier line", quote(peer)));
             continue;
         }
+        if (auto weak = key_weakness(*k, profile, name); !weak.empty()) {
+            warn(v.at, v.path,
+                 fmt::format("{}:{}:{}: {}", *path, line_no, key_start + 1, std::move(weak)));
+        }
         s.psks.push_back({std::move(name), std::move(*k)});
     }
     // The file's text held keys: clear it before it is freed.
@@ -535,7 +558,7 @@ std::vector<ike_settings::esp_proposal> loader::read_esp_proposals(const value_r
     return out;
 }
 
-ike_settings loader::read_ike(const value_ref& v) {
+ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
     ike_settings s;
     auto f = mapping(v, {"version",
                          "authentication",
@@ -588,7 +611,7 @@ ike_settings loader::read_ike(const value_ref& v) {
             }
         }
     }
-    read_psks(*f, s);
+    read_psks(*f, s, profile);
     if (auto id = member(*f, "local-id")) {
         if (auto t = scalar(*id, "an identity")) {
             if (valid_identity(*t)) {

@@ -151,12 +151,14 @@ private:
     ipsec_profile read_profile(const value_ref& v);
     manual_sa read_manual_sa(const value_ref& v, std::optional<transform> xf);
     sa_keys read_sa_keys(const value_ref& v, std::optional<transform> xf);
-    ike_settings read_ike(const value_ref& v);
-    void read_psks(const fields& f, ike_settings& s);
-    void read_key_file(const value_ref& v, ike_settings& s);
+    // `profile`: the profile's name, for the warnings about short pre-shared keys.
+    ike_settings read_ike(const value_ref& v, std::string_view profile);
+    void read_psks(const fields& f, ike_settings& s, std::string_view profile);
+    void read_key_file(const value_ref& v, ike_settings& s, std::string_view profile);
     std::vector<ike_proposal> read_ike_proposals(const value_ref& v);
     std::vector<ike_settings::esp_proposal> read_esp_proposals(const value_ref& v);
-    std::optional<std::vector<uint8_t>> psk_bytes(const value_ref& v);
+    std::optional<std::vector<uint8_t>> psk_bytes(const value_ref& v, std::string_view profile,
+                                                  std::string_view peer);
     route read_route(const value_ref& v);
     management read_management(const value_ref& v);
 

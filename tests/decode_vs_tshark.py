@@ -15,9 +15,10 @@ a second time with the key table: dmvpn-decode --ikev2-keys TABLE against tshark
 table in its configuration directory, field by field as above, the decrypted inner payloads
 included; every SK payload must open (the SPIs of every encrypted message are in the table),
 and with one key byte changed none of that IKE SA's messages may (dmvpn.ike.decrypt_error).
-Messages in RFC 7383 fragments (SKF) stay encrypted in dmvpn-decode while tshark reassembles
-them across packets: those are compared in the pass without keys only. A table that does not
-parse is refused (exit 2) with its line.
+Messages in RFC 7383 fragments (SKF) are put back together by both tools: every fragment must
+verify, and the frame whose fragment completes a message must show its inner payloads equal to
+tshark's (which reassembles them in that frame); with the changed key no fragment verifies. A
+table that does not parse is refused (exit 2) with its line.
 
 Environment (tests/meson.build test_env): DMVPN_TESTDATA, DMVPN_SHARED_CAPTURES, DMVPN_BUILD.
 """
@@ -452,26 +453,30 @@ def check_keyed(decoder, path, table):
     if len(mine) != len(theirs):
         fail(f"{path.name} (keys): dmvpn-decode printed {len(mine)} packets, tshark "
              f"{len(theirs)}")
-    decrypted = compared = fragments = 0
+    decrypted = compared = fragments = reassembled = 0
     for m, t in zip(mine, theirs):
         where = f"{path.name} (keys) frame {m['frame.number']}"
         types = payload_types(m)
         if SKF in types:
             fragments += 1
-            continue
-        if SK in types:
+            if "dmvpn.ike.decrypt_error" in m:
+                fail(f"{where}: SKF fragment did not open: {m['dmvpn.ike.decrypt_error']}")
+            theirs_whole = "isakmp.reassembled.length" in json.dumps(t)
+            if theirs_whole != (len(types) > 1):
+                fail(f"{where}: tshark {'reassembled' if theirs_whole else 'did not reassemble'} "
+                     f"a message here, dmvpn-decode shows inner payloads {types[1:]}")
+            reassembled += len(types) > 1
+        elif SK in types:
             if "dmvpn.ike.decrypt_error" in m:
                 fail(f"{where}: SK payload did not open: {m['dmvpn.ike.decrypt_error']}")
             if "isakmp.enc.decrypted" not in json.dumps(t):
                 fail(f"{where}: tshark did not decrypt it, dmvpn-decode did")
             decrypted += 1
         compared += compare_packet(where, m, t)
-    if decrypted == 0 and fragments == 0:
+    if decrypted == 0 and reassembled == 0:
         fail(f"{path.name} (keys): no encrypted message was decrypted")
-    if decrypted == 0:
-        print(f"ok {path.name} with {table.name}: every encrypted message is in fragments "
-              f"({fragments}), left to the pass without keys")
-        return 0, compared
+    if fragments and not reassembled:
+        fail(f"{path.name} (keys): {fragments} fragments, no message reassembled")
 
     # One byte of the first row's SK_ei/SK_er (AES-GCM: the tag depends on them) or SK_ai/SK_ar
     # (AES-CBC + HMAC) changed: none of its messages opens.
@@ -489,16 +494,16 @@ def check_keyed(decoder, path, table):
         bad, rc, stderr = run_decoder(decoder, path, bad_table)
     if rc == 2:
         fail(f"{path.name}: the changed table was refused: {stderr.strip()}")
-    of_first = [m for m in bad if SK in payload_types(m)
+    of_first = [m for m in bad if (SK in payload_types(m) or SKF in payload_types(m))
                 and (m.get("isakmp.ispi"), m.get("isakmp.rspi")) == spis]
     opened = [m["frame.number"] for m in of_first if "dmvpn.ike.decrypt_error" not in m]
     if not of_first or opened:
         fail(f"{path.name}: with one key byte changed, frames {opened} of the first IKE SA's "
              f"{len(of_first)} encrypted messages still opened")
-    print(f"ok {path.name} with {table.name}: {decrypted} messages decrypted and equal to "
-          f"tshark's, {fragments} fragments left to the pass without keys; with a changed key "
-          f"none of {len(of_first)} opens")
-    return decrypted, compared
+    print(f"ok {path.name} with {table.name}: {decrypted} messages decrypted and "
+          f"{reassembled} reassembled from {fragments} fragments, equal to tshark's; with a "
+          f"changed key none of {len(of_first)} opens")
+    return decrypted + reassembled, compared
 
 
 def check_hostile_tables(decoder, path):

@@ -1,6 +1,7 @@
 #include "tools/decode_json.hpp"
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 
@@ -101,7 +102,8 @@ void scalar_into(std::string& out, const json_scalar& v) {
 // nothing once it has recorded an error or there is nothing more to decode.
 class packet_decoder {
 public:
-    packet_decoder(const pcap::record& rec, const keys* k) : _rec(rec), _keys(k) {}
+    packet_decoder(const pcap::record& rec, const keys* k, ike_fragments* frags)
+        : _rec(rec), _keys(k), _frags(frags) {}
 
     decoded run() {
         frame();
@@ -349,9 +351,12 @@ private:
             _o.append("isakmp.id.type", uint64_t{idi->type});
         } else if (const auto* idr = std::get_if<ike::id_payload_r>(&p)) {
             _o.append("isakmp.id.type", uint64_t{idr->type});
+        } else if (const auto* skf = std::get_if<ike::skf_payload>(&p)) {
+            _o.set("isakmp.frag.number", uint64_t{skf->number});
+            _o.set("isakmp.frag.total", uint64_t{skf->total});
         }
-        // SK: opened by ike_chain() when a key file has the SA. SKF (RFC 7383 fragments) stays
-        // encrypted: tshark reassembles the fragments of a message across packets first.
+        // SK: opened by ike_chain() when a key file has the SA; SKF: put back together there
+        // (ike_fragment()) when the decoder is given somewhere to keep the fragments.
     }
 
     // An SK payload's inner payloads, with the ikev2_decryption_table row of the message's
@@ -373,6 +378,51 @@ private:
                 return;
             }
             ike_chain(sk.first_inner, *plain, {});
+            return;
+        }
+    }
+
+    // An SKF fragment (RFC 7383) of the message `msg`, checked and kept with the other
+    // fragments of its IKE SA and direction under the table's row, as the engine does
+    // (control/ike/fragments.hpp); the fragment that completes the message shows the
+    // reassembled inner payloads, as tshark does in that frame. One that does not verify, or
+    // that the engine's bounds refuse, says so in dmvpn.ike.decrypt_error and keeps nothing.
+    void ike_fragment(std::span<const uint8_t> msg) {
+        if (_keys == nullptr || _frags == nullptr) {
+            return;
+        }
+        for (const auto& e : _keys->ikev2) {
+            if (e.spi_i != _ike_spi_i || e.spi_r != _ike_spi_r) {
+                continue;
+            }
+            auto m = ike::parse(msg);
+            if (!m || !ike::is_fragment(*m)) {
+                _o.set("dmvpn.ike.decrypt_error",
+                       std::string(m ? "not a fragment" : ike::name(m.error())));
+                return;
+            }
+            const auto now = std::chrono::steady_clock::time_point(
+                std::chrono::seconds(_rec.ts.sec) + std::chrono::nanoseconds(_rec.ts.nsec));
+            ike::reassembly& r = _frags->of(_ike_spi_i, _ike_spi_r, _ike_from_initiator);
+            switch (r.add(_ike_from_initiator ? e.initiator : e.responder, *m, msg,
+                          ike::max_reassembled, now)) {
+                case ike::reassembly::verdict::forged:
+                    _o.set("dmvpn.ike.decrypt_error",
+                           std::string("fragment's integrity check failed"));
+                    return;
+                case ike::reassembly::verdict::refused:
+                    _o.set("dmvpn.ike.decrypt_error",
+                           std::string("fragment refused: over the reassembly bounds"));
+                    return;
+                case ike::reassembly::verdict::complete: {
+                    const auto whole = r.take();
+                    ike_chain(whole.first, whole.chain, {});
+                    return;
+                }
+                case ike::reassembly::verdict::stored:
+                case ike::reassembly::verdict::duplicate:
+                    return;
+            }
             return;
         }
     }
@@ -407,6 +457,9 @@ private:
                 const size_t body_at = static_cast<size_t>(chain.data() - msg.data()) + at +
                                        ike::generic_payload_header_size;
                 ike_decrypt(*sk, msg.first(body_at));
+            }
+            if (std::holds_alternative<ike::skf_payload>(payload) && !msg.empty()) {
+                ike_fragment(msg);
             }
             at += length;
         }
@@ -694,6 +747,7 @@ private:
 
     const pcap::record& _rec;
     const keys* _keys = nullptr;
+    ike_fragments* _frags = nullptr;
     // The IKE header's SPIs and I flag: which ikev2_decryption_table row and direction opens SK.
     uint64_t _ike_spi_i = 0, _ike_spi_r = 0;
     bool _ike_from_initiator = false;
@@ -779,8 +833,23 @@ std::string_view name(decode_error e) noexcept {
     return "unknown";
 }
 
-decoded decode_record(const wire::pcap::record& rec, const keys* k) {
-    return packet_decoder(rec, k).run();
+// ---- ike_fragments ----
+
+ike::reassembly& ike_fragments::of(uint64_t spi_i, uint64_t spi_r, bool from_initiator) {
+    for (auto& h : _held) {
+        if (h.spi_i == spi_i && h.spi_r == spi_r && h.from_initiator == from_initiator) {
+            return h.r;
+        }
+    }
+    if (_held.size() == max_messages) {
+        _held.pop_front();
+    }
+    _held.push_back(held{spi_i, spi_r, from_initiator, {}});
+    return _held.back().r;
+}
+
+decoded decode_record(const wire::pcap::record& rec, const keys* k, ike_fragments* frags) {
+    return packet_decoder(rec, k, frags).run();
 }
 
 }  // namespace dmvpn::decode

@@ -2,12 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
+#include "control/ike/fragments.hpp"
 #include "control/ike/key_log.hpp"
 #include "dataplane/wire/pcap_file.hpp"
 
@@ -67,7 +69,10 @@ struct decoded {
 // payload as isakmp.extradata. SK bodies stay encrypted unless `k` holds the IKE SA's keys
 // (Wireshark's ikev2_decryption_table, dmvpn-decode --ikev2-keys): then the inner payloads
 // follow under the same names, as tshark shows them with the same table (a body that does not
-// open: "dmvpn.ike.decrypt_error", no tshark field). SKF (RFC 7383 fragments) stays encrypted.
+// open: "dmvpn.ike.decrypt_error", no tshark field). SKF (RFC 7383 fragments): each gives
+// isakmp.frag.number and .total; with the keys and `frags`, each fragment's integrity is checked
+// (one that fails: dmvpn.ike.decrypt_error) and the record whose fragment completes the message
+// carries the reassembled inner payloads, as tshark shows them in the last fragment's frame.
 //
 // Fields that occur once per packet are scalars. NHRP CIE fields, extension fields and VLAN
 // tags are arrays holding every occurrence in wire order (the mandatory part's CIEs first,
@@ -80,6 +85,32 @@ struct decoded {
 struct keys {
     std::vector<ike::keylog::ikev2_entry> ikev2;  // parse_ikev2_table() of a key file
 };
-decoded decode_record(const wire::pcap::record& rec, const keys* k = nullptr);
+
+// IKEv2 messages sent as RFC 7383 fragments, put back together across the records of one
+// capture: one control/ike/fragments.hpp reassembly per IKE SA (SPIs) and direction, as the
+// engine holds them, each fragment kept only once its integrity check passed. Bounded: at most
+// max_messages messages at once (a new one beyond that forgets the oldest IKE SA's), each
+// within the engine's limits (ike::max_fragments, ike::max_reassembled).
+class ike_fragments {
+public:
+    static constexpr size_t max_messages = 1024;
+    // The reassembly of the IKE SA `spi_i`/`spi_r`'s messages from the initiator (or the
+    // responder).
+    ike::reassembly& of(uint64_t spi_i, uint64_t spi_r, bool from_initiator);
+    size_t size() const noexcept { return _held.size(); }
+
+private:
+    struct held {
+        uint64_t spi_i = 0, spi_r = 0;
+        bool from_initiator = false;
+        ike::reassembly r;
+    };
+    std::deque<held> _held;  // oldest first
+};
+
+// `frags`: where fragments of one capture are kept between its records (nullptr: SKF payloads
+// are not reassembled).
+decoded decode_record(const wire::pcap::record& rec, const keys* k = nullptr,
+                      ike_fragments* frags = nullptr);
 
 }  // namespace dmvpn::decode

@@ -32,7 +32,10 @@ constexpr std::string_view usage =
     "  --ikev2-keys TABLE  decrypt IKEv2 SK payloads with the keys in TABLE, a file in\n"
     "                      Wireshark's ikev2_decryption_table format (what dmvpn-hub\n"
     "                      --key-log writes): the inner payloads follow as isakmp.* fields.\n"
-    "                      A table that does not parse is refused (exit 2, with the line)\n"
+    "                      Messages sent in fragments (SKF, RFC 7383) are put back together\n"
+    "                      within each file: the frame of the fragment that completes one\n"
+    "                      shows its inner payloads. A table that does not parse is refused\n"
+    "                      (exit 2, with the line)\n"
     "\n"
     "Exit status: 0 when every NHRP packet decoded, 1 when one did not, 2 when a file could\n"
     "not be read (its packets up to the bad record are printed first).\n";
@@ -58,6 +61,7 @@ int decode_file(const std::string& path, const dmvpn::decode::keys& keys) {
         return exit_unreadable;
     }
     int status = exit_ok;
+    dmvpn::decode::ike_fragments fragments;  // SKF fragments of this file's IKE SAs
     for (;;) {
         auto rec = reader->next();
         if (!rec) {
@@ -69,7 +73,7 @@ int decode_file(const std::string& path, const dmvpn::decode::keys& keys) {
         if (!*rec) {
             return status;
         }
-        auto d = dmvpn::decode::decode_record(**rec, &keys);
+        auto d = dmvpn::decode::decode_record(**rec, &keys, &fragments);
         std::fwrite(d.json.data(), 1, d.json.size(), stdout);
         std::fputc('\n', stdout);
         if (d.nhrp && d.failed) {

@@ -34,21 +34,40 @@ wire::result<crypto::secret, std::string> read_pem(const std::string& path) {
     return buf;
 }
 
-// Our AUTH (section 2.15; RFC 7427 when the peer announced SIGNATURE_HASH_ALGORITHMS).
-wire::result<auth_payload, std::string> sign_auth(const ike_sa& sa, const profile_state& p,
+// The kind of key an AUTH method stands for: RSA or ECDSA for the signature methods (RFC 7427's
+// digital signature by the key that made it), else the pre-shared key.
+show::auth_kind auth_kind_of(uint8_t method, bool rsa_key) {
+    switch (method) {
+        case auth_method::rsa_signature:
+            return show::auth_kind::rsa;
+        case auth_method::ecdsa_sha256_p256:
+        case auth_method::ecdsa_sha384_p384:
+        case auth_method::ecdsa_sha512_p521:
+            return show::auth_kind::ecdsa;
+        case auth_method::digital_signature:
+            return rsa_key ? show::auth_kind::rsa : show::auth_kind::ecdsa;
+        default:
+            return show::auth_kind::psk;
+    }
+}
+
+// Our AUTH (section 2.15; RFC 7427 when the peer announced SIGNATURE_HASH_ALGORITHMS); the SA
+// records the kind of key it was signed with.
+wire::result<auth_payload, std::string> sign_auth(ike_sa& sa, const profile_state& p,
                                                   const bytes& octets) {
     uint8_t method = sa.peer_signature_hashes ? auth_method::digital_signature : p.classic_method;
     auto sig = p.key->sign(method, octets);
     if (!sig) {
         return wire::fail(sig.error());
     }
+    sa.auth_sign = auth_kind_of(method, p.key->is_rsa());
     return auth_payload{method, std::move(*sig)};
 }
 
 // The peer's certificates (leaf first), its chain to one of our anchors at the current wall
 // time, its identity against the leaf, and its AUTH over its signed octets. The error says
-// which failed.
-std::optional<std::string> cert_fails(const ike_sa& sa, const profile_state& p,
+// which failed. Verified, the SA records the kind of key the peer signed with.
+std::optional<std::string> cert_fails(ike_sa& sa, const profile_state& p,
                                       const std::vector<payload>& in, const auth_payload& auth,
                                       const bytes& real_message, const bytes& our_nonce,
                                       const crypto::secret& sk_p, const id_payload& id) {
@@ -89,6 +108,7 @@ std::optional<std::string> cert_fails(const ike_sa& sa, const profile_state& p,
     if (!ok || !*ok) {
         return fmt::format("peer's AUTH did not verify{}", ok ? "" : ": " + ok.error());
     }
+    sa.auth_verify = auth_kind_of(auth.method, certs[0]->is_rsa());
     return std::nullopt;
 }
 

@@ -586,6 +586,8 @@ uint64_t engine::impl::retire(ike_sa& sa, time_point now) {
     z->nat_peer = sa.nat_peer;
     z->peer_fragmentation = sa.peer_fragmentation;
     z->peer_identity = sa.peer_identity;
+    z->auth_sign = sa.auth_sign;
+    z->auth_verify = sa.auth_verify;
     z->next_mid = sa.next_mid;
     z->recv_mid = sa.recv_mid;
     z->cached_mid = sa.cached_mid;

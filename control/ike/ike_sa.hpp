@@ -15,6 +15,7 @@
 #include "control/ike/engine.hpp"
 #include "control/ike/fragments.hpp"
 #include "control/ike/message.hpp"
+#include "control/ike/show.hpp"
 
 namespace dmvpn::ike::detail {
 
@@ -141,6 +142,9 @@ struct ike_sa {
     // The peer's fragmented request (at recv_mid) and response (to ours) being reassembled.
     reassembly frag_request, frag_response;
     std::string peer_identity;
+    // How our AUTH was made and how the peer's AUTH verified (`show crypto ikev2 sa`'s "Auth
+    // sign" and "Auth verify"): set in IKE_AUTH, as each side is done.
+    show::auth_kind auth_sign = show::auth_kind::psk, auth_verify = show::auth_kind::psk;
 
     // Message IDs (window size 1).
     uint32_t next_mid = 0;  // our next request

@@ -41,6 +41,8 @@ std::string engine::show(std::string_view what, bool json) const {
         r.prf = sa.suite.prf;
         r.integ = sa.suite.integ;
         r.dh_group = sa.suite.dh;
+        r.auth_sign = sa.auth_sign;
+        r.auth_verify = sa.auth_verify;
         r.lifetime_s = p != nullptr ? p->settings.ike_lifetime_s : 0;
         r.active_s = seconds_between(sa.up ? sa.established_at : sa.created, now);
         if (p != nullptr) {

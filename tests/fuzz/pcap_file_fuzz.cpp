@@ -58,6 +58,23 @@ void check_rewrite(const std::vector<pcap::record>& recs) {
 
 }  // namespace
 
+// A key table with one row, so SK and SKF payloads of that IKE SA (SPIs 0102030405060708 /
+// 1112131415161718, the ones tests/unit/ike_capture_support.hpp builds) go through decryption
+// and reassembly.
+const dmvpn::decode::keys& fuzz_keys() {
+    static const dmvpn::decode::keys k = [] {
+        auto rows = dmvpn::ike::keylog::parse_ikev2_table(
+            "0102030405060708,1112131415161718,"
+            "000102030405060708090a0b0c0d0e0f,101112131415161718191a1b1c1d1e1f,"
+            "\"AES-CBC-128 [RFC3602]\",202122232425262728292a2b2c2d2e2f3031323334353637"
+            "38393a3b3c3d3e3f,404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f,"
+            "\"HMAC_SHA2_256_128 [RFC4868]\"\n");
+        require(rows.has_value());
+        return dmvpn::decode::keys{std::move(*rows)};
+    }();
+    return k;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::span<const uint8_t> input(data, size);
     auto reader = pcap::file_reader::open(input);
@@ -66,6 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
     }
     std::vector<pcap::record> recs;
+    // SKF fragments of one input's IKE SAs, as dmvpn-decode keeps them per file.
+    dmvpn::decode::ike_fragments fragments;
     bool clean_end = false;
     while (recs.size() < max_records) {
         auto n = reader->next();
@@ -91,7 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         } else {
             require(pcap::name(link.error()) != "unknown");
         }
-        auto d = dmvpn::decode::decode_record(r);
+        auto d = dmvpn::decode::decode_record(r, &fuzz_keys(), &fragments);
         require(d.json.size() >= 2 && d.json.front() == '{' && d.json.back() == '}');
         require(d.json.find('\n') == std::string::npos);
         require(!d.failed || d.json.find("\"error\":") != std::string::npos);

@@ -12,8 +12,8 @@ Asserts, --auth psk (one wildcard key) or cert (a CA made here with strongSwan's
 P-256; each guest and the hub certified for its NBMA address, shipped into the guests'
 /etc/swanctl):
   - every spoke registers (hub_frr.check_registered);
-  - the hub's `show crypto ikev2 sa --json` holds a READY IKE SA with each spoke (Auth verify
-    PSK with PSK; with certificates it wrongly reads PSK too, printed as a KNOWN GAP), each
+  - the hub's `show crypto ikev2 sa --json` holds a READY IKE SA with each spoke (Auth sign
+    and Auth verify PSK with PSK, ECDSA with certificates), each
     spoke's charon verified the hub's ECDSA certificate, and `show crypto ipsec sa --json`
     an ACTIVE transport pair whose selectors are the NBMA addresses with protocol 47 that
     decapsulated and encapsulated packets; each guest's `swanctl --list-sas` shows the IKE SA
@@ -169,16 +169,10 @@ def check_keyed(hub, auth):
               any(s["child_sas"] >= 1 for s in sas),
               f"hub: show crypto ikev2 sa: a READY IKE SA with {spoke} ({nbma}) with a CHILD_SA",
               str(sas))
-        # Known gap (2026-12-06): control/ike/show_view.cpp never fills auth_sign/auth_verify,
-        # so a certificate SA reads "PSK" (the struct's default). Checked for PSK, printed for
-        # certificates until the engine records the peer's AUTH method.
-        shown = sorted({s["auth_verify"] for s in sas})
-        if auth == "psk":
-            check(shown == ["PSK"], f"hub: {spoke}'s IKE SA shows Auth verify PSK", str(sas))
-        elif shown != [verify]:
-            print(f"KNOWN GAP: hub shows Auth verify {shown} for {spoke}'s certificate (ECDSA) "
-                  f"IKE SA (show_view.cpp leaves auth_sign/auth_verify at their default)",
-                  flush=True)
+        # Auth sign: how the hub signed its AUTH; Auth verify: how the spoke's AUTH verified.
+        shown = sorted({(s["auth_sign"], s["auth_verify"]) for s in sas})
+        check(shown == [(verify, verify)],
+              f"hub: {spoke}'s IKE SA shows Auth sign {verify}, Auth verify {verify}", str(sas))
         f = hub_flow(hub, nbma)
         ok = (f is not None and f["local"] == HUB_NBMA and f["local_ident"]["prot"] == 47 and
               f["remote_ident"]["addr"] == nbma and f["remote_ident"]["prot"] == 47 and

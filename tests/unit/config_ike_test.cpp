@@ -200,8 +200,10 @@ TEST_CASE("ike: each error lands on its key", "[config][ike]") {
     expect_error(ike_doc("      version: 3\n"), "version:", "3", p + "version", "expected 2");
     expect_error(ike_doc().replace("authentication: psk", "      authentication: rsa"),
                  "authentication: rsa", "rsa", p + "authentication", "psk or certificate");
-    expect_error(ike_doc().replace("psk: the", "      psk: short"), "psk:", "short", p + "psk",
-                 "16..512 bytes, this one has 5");
+    expect_error(ike_doc().replace("psk: the", "      psk: \"\""), "psk:", "\"", p + "psk",
+                 "1..512 bytes, this one has 0");
+    expect_error(ike_doc().replace("psk: the", "      psk: 0x" + std::string(1026, 'a')),
+                 "psk:", "0x", p + "psk", "1..512 bytes, this one has 513");
     expect_error(ike_doc().replace("psk: the", "      psk: 0x0g"), "psk:", "0x0g", p + "psk",
                  "hex");
     expect_error(ike_doc().erase("psk: the"), "authentication: psk", "authentication", p + "psk",
@@ -351,10 +353,10 @@ TEST_CASE("ike: key-file is read, and refused unless root only", "[config][ike]"
                  key, "absolute path");
 
     // Errors inside the file name its line and column, never the key.
-    temp_file bad("# c\n\n  spoke2 tooshort\n", 0600);
+    temp_file bad("# c\n\n  spoke2 0x123\n", 0600);
     doc b = ike_doc().replace("psk: the", "      key-file: " + bad.path);
-    expect_error(b, "key-file:", "/tmp", key, bad.path + ":3:10: a pre-shared key has 16..512");
-    CHECK_THAT(only_error(b).message, !Catch::Contains("tooshort"));
+    expect_error(b, "key-file:", "/tmp", key, bad.path + ":3:10: a 0x key needs an even number");
+    CHECK_THAT(only_error(b).message, !Catch::Contains("0x123"));
     temp_file lonely("spoke3\n", 0600);
     expect_error(ike_doc().replace("psk: the", "      key-file: " + lonely.path),
                  "key-file:", "/tmp", key, lonely.path + ":1:1: expected `PEER KEY`");
@@ -364,6 +366,60 @@ TEST_CASE("ike: key-file is read, and refused unless root only", "[config][ike]"
     temp_file empty("# nothing\n", 0600);
     expect_error(ike_doc().replace("psk: the", "      key-file: " + empty.path),
                  "key-file:", "/tmp", key, "holds no key");
+}
+
+TEST_CASE("ike: a short pre-shared key loads, as IOS takes it, with a warning where it stands",
+          "[config][ike][psk]") {
+    // Inline: the wildcard and a per-peer key, each warned at its own line:column.
+    doc d =
+        ike_doc()
+            .replace("psk: the", "      psk: cisco123")
+            .insert_after("psk: cisco123",
+                          "      keys:\n        - peer: spoke1.example.net\n          key: s3cret");
+    auto r = load_string(d.text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    const ike_settings& s = *r->ipsec_profiles[0].ike;
+    REQUIRE(s.psks.size() == 2);
+    CHECK(s.psks[0].key == bytes("cisco123"));
+    CHECK(s.psks[1].key == bytes("s3cret"));
+    REQUIRE(r.warnings().size() == 2);
+    const warning& w = r.warnings()[0];
+    CHECK(w.file == "t.yaml");
+    CHECK(w.key == "ipsec-profiles[0].ike.psk");
+    CHECK(w.line == d.line_of("psk: cisco123"));
+    CHECK(w.column == d.column_of("psk: cisco123", "cisco123"));
+    CHECK_THAT(w.message, Catch::Contains("ipsec profile p1: the pre-shared key for any peer "
+                                          "(the wildcard) has 8 bytes, under 16"));
+    CHECK_THAT(w.message, Catch::Contains("offline dictionary guess"));
+    const warning& w2 = r.warnings()[1];
+    CHECK(w2.key == "ipsec-profiles[0].ike.keys[0].key");
+    CHECK(w2.line == d.line_of("key: s3cret"));
+    CHECK(w2.column == d.column_of("key: s3cret", "s3cret"));
+    CHECK_THAT(w2.message, Catch::Contains("for \"spoke1.example.net\" has 6 bytes"));
+    // No key in any warning.
+    for (const warning& x : r.warnings()) {
+        CHECK_THAT(to_string(x), !Catch::Contains("cisco123") && !Catch::Contains("s3cret"));
+    }
+
+    // In the key file: the warning names the file's own line and column.
+    temp_file f("# keys\n* " + std::string(wildcard) + "\n  192.0.2.9   0x0102030405\n", 0600);
+    doc k = ike_doc().replace("psk: the", "      key-file: " + f.path);
+    auto rk = load_string(k.text(), "t.yaml");
+    INFO(rk.error_text());
+    REQUIRE(rk.has_value());
+    REQUIRE(rk->ipsec_profiles[0].ike->psks.size() == 2);
+    CHECK(rk->ipsec_profiles[0].ike->psks[1].key == std::vector<uint8_t>{1, 2, 3, 4, 5});
+    REQUIRE(rk.warnings().size() == 1);
+    const warning& wk = rk.warnings()[0];
+    CHECK(wk.key == "ipsec-profiles[0].ike.key-file");
+    CHECK(wk.line == k.line_of("key-file:"));
+    CHECK_THAT(wk.message, Catch::StartsWith(f.path + ":3:15: ipsec profile p1: the pre-shared "
+                                                      "key for \"192.0.2.9\" has 5 bytes"));
+    CHECK_THAT(to_string(wk), !Catch::Contains("0x0102030405"));
+
+    // 16 bytes and more: no warning.
+    CHECK(load_string(ike_doc().text(), "t.yaml").warnings().empty());
 }
 
 TEST_CASE("ike: ESP overhead of the costliest proposal counts against the port MTU",

@@ -2,6 +2,9 @@
 // (tests/decode_vs_tshark.py compares the same engine with tshark on every capture.)
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -247,4 +250,124 @@ TEST_CASE("json_object: scalars, arrays in insertion order, escaping") {
     CHECK(o.str() == R"({"a":1,"b":[true,"x\"y\\z\u000a"],"c":"plain"})");
     CHECK(o.has("b"));
     CHECK_FALSE(o.has("d"));
+}
+
+namespace {
+
+const std::string fragmented =
+    "/captures/strongswan/strongswan-5.9.8-ikev2-cert-rsa2048-aes256-"
+    "sha256-modp2048-fragmented";
+
+std::string testdata(const std::string& name) {
+    const char* dir = std::getenv("DMVPN_TESTDATA");
+    REQUIRE(dir != nullptr);
+    std::ifstream f(std::string(dir) + name, std::ios::binary);
+    REQUIRE(f);
+    std::ostringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+// The capture's records, decoded in the order `order` gives (frame numbers, 1-based) with one
+// fragment store; the JSON of each, by frame number.
+std::vector<std::string> decode_capture(const dmvpn::decode::keys* k,
+                                        std::vector<size_t> order = {}) {
+    const std::string file = testdata(fragmented + ".pcap");
+    const bytes data(file.begin(), file.end());
+    auto reader = pcap::file_reader::open(data);
+    REQUIRE(reader);
+    std::vector<pcap::record> records;
+    for (;;) {
+        auto r = reader->next();
+        REQUIRE(r);
+        if (!*r) {
+            break;
+        }
+        records.push_back(**r);
+    }
+    if (order.empty()) {
+        for (size_t i = 1; i <= records.size(); ++i) {
+            order.push_back(i);
+        }
+    }
+    dmvpn::decode::ike_fragments frags;
+    std::vector<std::string> out(records.size());
+    for (size_t n : order) {
+        out.at(n - 1) = dmvpn::decode::decode_record(records.at(n - 1), k, &frags).json;
+    }
+    return out;
+}
+
+dmvpn::decode::keys table(bool change_a_key = false) {
+    std::string text = testdata(fragmented + ".ikev2_decryption_table");
+    if (change_a_key) {
+        // The first row's SK_ai (6th field): one hex digit changed.
+        size_t at = 0;
+        while (text[at] == '#') {
+            at = text.find('\n', at) + 1;
+        }
+        for (int commas = 0; commas < 5; ++commas) {
+            at = text.find(',', at) + 1;
+        }
+        text[at] = text[at] == '0' ? '1' : '0';
+    }
+    auto rows = dmvpn::ike::keylog::parse_ikev2_table(text);
+    REQUIRE(rows);
+    return dmvpn::decode::keys{std::move(*rows)};
+}
+
+}  // namespace
+
+TEST_CASE("IKEv2 fragments (SKF): each verified, the message decoded where it completes") {
+    // strongSwan's IKE_AUTH request in frames 3 and 4, its response in 5 and 6 (2 fragments each).
+    const auto keys = table();
+    const auto json = decode_capture(&keys);
+    REQUIRE(json.size() == 6);
+    for (size_t f : {3, 4, 5, 6}) {
+        CAPTURE(f, json[f - 1]);
+        CHECK(has(json[f - 1], R"("isakmp.frag.number":)" + std::to_string(2 - f % 2)));
+        CHECK(has(json[f - 1], R"("isakmp.frag.total":2)"));
+        CHECK_FALSE(has(json[f - 1], "decrypt_error"));
+    }
+    // The first fragments show no inner payload; the last ones the whole message's.
+    CHECK(has(json[2], R"("isakmp.typepayload":[53],)"));
+    CHECK(has(json[4], R"("isakmp.typepayload":[53],)"));
+    // IDi, CERT, CERTREQ, AUTH, N, SA, TSi, TSr, N, N, N (tshark's frame 4).
+    CHECK(has(json[3], R"("isakmp.typepayload":[53,35,37,38,39,41,33,44,45,41,41,41,2,3,3,3])"));
+    CHECK(has(json[5], R"("isakmp.typepayload":[53,36,37,39)"));
+    CHECK(has(json[3], R"("isakmp.id.type":[9])"));
+
+    // Out of order: the request completes with its first fragment.
+    const auto swapped = decode_capture(&keys, {1, 2, 4, 3, 6, 5});
+    CHECK(has(swapped[3], R"("isakmp.typepayload":[53],)"));
+    CHECK(has(swapped[2], R"("isakmp.typepayload":[53,35,37,38,39,41,33,44,45,41,41,41,2,3,3,3])"));
+    CHECK(has(swapped[4], R"("isakmp.typepayload":[53,36,37,39)"));
+
+    // With one byte of SK_ai changed none of the initiator's fragments verifies and nothing of
+    // its message is put together; the responder's (SK_ar) still are.
+    const auto bad = table(true);
+    const auto forged = decode_capture(&bad);
+    for (size_t f : {3, 4}) {
+        CAPTURE(f, forged[f - 1]);
+        CHECK(
+            has(forged[f - 1], R"("dmvpn.ike.decrypt_error":"fragment's integrity check failed")"));
+        CHECK(has(forged[f - 1], R"("isakmp.typepayload":[53],)"));
+    }
+    CHECK_FALSE(has(forged[5], "decrypt_error"));
+    CHECK(has(forged[5], R"("isakmp.typepayload":[53,36,37,39)"));
+    // Without keys the fragments stay encrypted, their numbers shown.
+    const auto plain = decode_capture(nullptr);
+    CHECK(has(plain[3], R"("isakmp.typepayload":[53],)"));
+    CHECK(has(plain[3], R"("isakmp.frag.number":2,"isakmp.frag.total":2)"));
+}
+
+TEST_CASE("ike_fragments: bounded, the oldest IKE SA's message forgotten first") {
+    dmvpn::decode::ike_fragments f;
+    auto* first = &f.of(1, 2, true);
+    CHECK(&f.of(1, 2, true) == first);
+    CHECK(&f.of(1, 2, false) != first);
+    for (uint64_t i = 0; i < 2 * dmvpn::decode::ike_fragments::max_messages; ++i) {
+        f.of(100 + i, 7, true);
+    }
+    CHECK(f.size() == dmvpn::decode::ike_fragments::max_messages);
 }

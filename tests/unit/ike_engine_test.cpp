@@ -762,6 +762,36 @@ TEST_CASE("Certificates: RSA-2048 and ECDSA P-256 ends come up, their CHILD_SA k
     }
 }
 
+TEST_CASE("show crypto ikev2 sa: Auth sign/verify name the key each end signed with") {
+    struct one {
+        const char *spoke, *hub, *spoke_kind, *hub_kind;
+    };
+    for (const one& t :
+         {one{"spoke-rsa", "hub-ec", "RSA", "ECDSA"}, one{"spoke-ec", "hub-rsa", "ECDSA", "RSA"},
+          one{"spoke-ec", "hub-ec", "ECDSA", "ECDSA"}, one{"spoke-rsa", "hub-rsa", "RSA", "RSA"}}) {
+        INFO(t.spoke << " to " << t.hub);
+        auto p = make_pair(cert_settings(t.spoke), cert_settings(t.hub));
+        p.initiate();
+        REQUIRE(p.b.ups.size() == 1);
+        // The hub signs with its key and verified the spoke's; the spoke the other way round.
+        CHECK_THAT(p.b.e->show("ikev2 sa", false),
+                   Catch::Contains(
+                       fmt::format("Auth sign: {}, Auth verify: {}\n", t.hub_kind, t.spoke_kind)));
+        CHECK_THAT(p.a.e->show("ikev2 sa detail", false),
+                   Catch::Contains(
+                       fmt::format("Auth sign: {}, Auth verify: {}\n", t.spoke_kind, t.hub_kind)));
+        CHECK_THAT(p.b.e->show("ikev2 sa", true),
+                   Catch::Contains(fmt::format("\"auth_sign\":\"{}\",\"auth_verify\":\"{}\"",
+                                               t.hub_kind, t.spoke_kind)));
+    }
+    // Pre-shared keys both ways.
+    auto p = make_pair(settings(), settings());
+    p.initiate();
+    REQUIRE(p.b.ups.size() == 1);
+    CHECK_THAT(p.b.e->show("ikev2 sa", false),
+               Catch::Contains("Auth sign: PSK, Auth verify: PSK\n"));
+}
+
 TEST_CASE("Certificates: IKE_SA_INIT carries CERTREQ with the CA's key hash and hash algorithms") {
     auto p = make_pair(cert_settings("spoke-ec"), cert_settings("hub-ec"));
     p.initiate();
