@@ -625,6 +625,23 @@ TEST_CASE("sequence overflow is refused, never wrapped", "[crypto][esp]") {
     }
 }
 
+TEST_CASE("outbound without ESN: soft expiry at 90% of the sequence numbers left",
+          "[crypto][esp][lifetime]") {
+    options o;
+    o.initial_seq = UINT32_MAX - 100;  // 100 numbers left: soft at the 90th packet
+    auto out = make_sa(suites[0], sa_direction::outbound, o);
+    CHECK(out->lifetime().soft_packets == 90);
+    for (int i = 1; i <= 90; ++i) {
+        CHECK_FALSE(out->soft_expired());
+        packet_buffer b(crypto_test::gre_packet(10));
+        REQUIRE(encrypt_one(*out, b) == esp_status::ok);
+    }
+    CHECK(out->soft_expired());
+    CHECK_FALSE(out->hard_expired());
+    o.esn = true;  // 2^64 numbers: no such mark
+    CHECK(make_sa(suites[0], sa_direction::outbound, o)->lifetime().soft_packets == 0);
+}
+
 TEST_CASE("lifetimes: soft reported once, hard refuses", "[crypto][esp][lifetime]") {
     const suite& su = suites[0];
     SECTION("packets, outbound") {
