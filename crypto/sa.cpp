@@ -270,8 +270,8 @@ wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engin
     }
     s->_lifetime = lt;
     // Outbound without ESN: a soft mark at 90% of the sequence numbers left, so the control
-    // lcore learns (soft_expired) and IKE rekeys long before the 32-bit counter runs out (RFC
-    // 4303 section 3.3.3: replace the SA before it would cycle); at the end it refuses.
+    // lcore learns (soft_expired) long before the 32-bit counter runs out (RFC 4303 section
+    // 3.3.3: replace the SA before it would cycle); at the end it refuses.
     if (!inbound && !p.esn) {
         const uint64_t left = UINT32_MAX - std::min<uint64_t>(p.initial_seq, UINT32_MAX);
         const uint64_t mark = left - left / 10;
