@@ -21,9 +21,10 @@ std::string_view name(replay_error e) noexcept;
 // clears whole words instead of shifting the bitmap, so a packet far ahead costs at most one
 // pass over the ring and an in-order packet touches one word.
 //
-// One writer: the worker that owns the inbound SA. check() is the cheap test done before the
-// ICV is verified; accept() is called only after the ICV verified (RFC 4303 section 3.4.3) and
-// re-checks, because an earlier packet of the same burst may have taken the number meanwhile.
+// One writer: the worker that receives the inbound SA's packets (RSS keeps them on one).
+// check() is the cheap test done before the ICV is verified; accept() is called only after the
+// ICV verified (RFC 4303 section 3.4.3) and re-checks, because an earlier packet of the same
+// burst may have taken the number meanwhile.
 class replay_window {
 public:
     static constexpr uint32_t default_size = 1024;

@@ -63,19 +63,19 @@ struct esp_access {
     static detail::sa_keys& keys(sa& s) noexcept {
         return *std::launder(reinterpret_cast<detail::sa_keys*>(s._keys));
     }
-    static uint64_t& seq(sa& s) noexcept { return s._seq; }
     static const uint8_t* salt(const sa& s) noexcept { return s._salt; }
     static const uint8_t* iv_nonce(const sa& s) noexcept { return s._iv_nonce; }
     static bool hard_expired_fast(const sa& s) noexcept {
         return (s._events.load(std::memory_order_relaxed) & sa::event_hard) != 0;
     }
-    // Counts one packet of `bytes` against the lifetimes; false when a hard limit refuses it.
-    // `sum` learns when this packet crossed a soft limit. The worker is the only writer, so
-    // plain load/store on the atomics suffices.
+    // Inbound: counts one packet of `bytes` against the lifetimes; false when a hard limit
+    // refuses it. `sum` learns when this packet crossed a soft limit. The receiving worker is
+    // the only writer, so plain load/store on the atomics suffices.
     static bool account(sa& s, uint64_t bytes, burst_summary& sum) noexcept {
         const uint64_t p = s._packets.load(std::memory_order_relaxed) + 1;
         const uint64_t b = s._bytes.load(std::memory_order_relaxed) + bytes;
-        if (p >= s._packet_mark || b >= s._byte_mark) [[unlikely]] {
+        if (p >= s._packet_mark.load(std::memory_order_relaxed) ||
+            b >= s._byte_mark.load(std::memory_order_relaxed)) [[unlikely]] {
             const auto verdict = s.lifetime_slow(p, b);
             if (verdict == sa::lifetime_verdict::refuse) {
                 return false;
@@ -85,6 +85,39 @@ struct esp_access {
         s._packets.store(p, std::memory_order_relaxed);
         s._bytes.store(b, std::memory_order_relaxed);
         return true;
+    }
+
+    // Outbound, any number of workers at once: claims the packet's sequence number into `sn`
+    // and counts its `bytes` against the lifetimes. One compare-and-swap on _seq (it never
+    // passes `limit`, so a number is never used twice and never wraps) and one atomic add on
+    // _bytes per packet, both on the SA's first cache line, which the packet reads anyway.
+    static esp_status claim(sa& s, uint64_t bytes, uint64_t limit, burst_summary& sum,
+                            uint64_t& sn) noexcept {
+        uint64_t cur = s._seq.load(std::memory_order_relaxed);
+        do {
+            if (cur >= limit) [[unlikely]] {
+                return esp_status::seq_overflow;
+            }
+        } while (!s._seq.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed));
+        sn = cur + 1;
+        const uint64_t p = sn - s._packets.load(std::memory_order_relaxed);
+        const uint64_t b = s._bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+        if (p >= s._packet_mark.load(std::memory_order_relaxed) ||
+            b >= s._byte_mark.load(std::memory_order_relaxed)) [[unlikely]] {
+            const auto verdict = s.lifetime_slow(p, b);
+            if (verdict == sa::lifetime_verdict::refuse) {
+                s._bytes.fetch_sub(bytes, std::memory_order_relaxed);
+                // The number goes back unless another packet claimed one since; then it stays
+                // a gap, counted so that packets() does not count it.
+                uint64_t mine = sn;
+                if (!s._seq.compare_exchange_strong(mine, sn - 1, std::memory_order_relaxed)) {
+                    s._packets.fetch_add(1, std::memory_order_relaxed);
+                }
+                return esp_status::sa_expired;
+            }
+            sum.soft_expired_now |= verdict == sa::lifetime_verdict::pass_soft_now;
+        }
+        return esp_status::ok;
     }
 };
 
@@ -401,7 +434,6 @@ burst_summary encrypt_jobs(engine& eng, sa& s, std::span<esp_packet> pkts,
     const sa_view v = view_of(s);
     detail::burst_scratch& sc = eng.scratch();
     IMB_MGR* mgr = eng.mgr();
-    uint64_t& seq = esp_access::seq(s);
     const uint64_t seq_limit = v.esn ? UINT64_MAX : UINT32_MAX;
     const uint32_t head = esp_header_len + v.iv_len;
     uint16_t index[detail::max_chunk];
@@ -441,15 +473,12 @@ burst_summary encrypt_jobs(engine& eng, sa& s, std::span<esp_packet> pkts,
                 status[i] = esp_status::sa_expired;
                 continue;
             }
-            if (seq >= seq_limit) {
-                status[i] = esp_status::seq_overflow;
+            uint64_t sn = 0;
+            const esp_status claimed = esp_access::claim(s, ct_len, seq_limit, sum, sn);
+            if (claimed != esp_status::ok) {
+                status[i] = claimed;
                 continue;
             }
-            if (!esp_access::account(s, ct_len, sum)) {
-                status[i] = esp_status::sa_expired;
-                continue;
-            }
-            const uint64_t sn = ++seq;
             const uint8_t next_header = p.data[9];
 
             uint8_t* ip_hdr = p.data - head;
@@ -742,14 +771,12 @@ esp_status gcm_encrypt_one(IMB_MGR* mgr, sa& s, esp_packet& p, const iv_bytes* i
     if (esp_access::hard_expired_fast(s)) {
         return esp_status::sa_expired;
     }
-    uint64_t& seq = esp_access::seq(s);
-    if (seq >= (s.esn() ? UINT64_MAX : UINT32_MAX)) {
-        return esp_status::seq_overflow;
+    uint64_t sn = 0;
+    const esp_status claimed =
+        esp_access::claim(s, ct_len, s.esn() ? UINT64_MAX : UINT32_MAX, sum, sn);
+    if (claimed != esp_status::ok) {
+        return claimed;
     }
-    if (!esp_access::account(s, ct_len, sum)) {
-        return esp_status::sa_expired;
-    }
-    const uint64_t sn = ++seq;
     const uint8_t next_header = p.data[9];
 
     uint8_t* ip_hdr = p.data - gcm_head;

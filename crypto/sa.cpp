@@ -264,8 +264,22 @@ wire::result<std::unique_ptr<sa>, sa_error> sa::create(const sa_params& p, engin
             s->_icv_len = 16;
             break;
     }
-    s->_seq = p.initial_seq;
+    s->_seq.store(p.initial_seq, std::memory_order_relaxed);
+    if (!inbound) {
+        s->_packets.store(p.initial_seq, std::memory_order_relaxed);
+    }
     s->_lifetime = lt;
+    // Outbound without ESN: a soft mark at 90% of the sequence numbers left, so the control
+    // lcore learns (soft_expired) long before the 32-bit counter runs out (RFC 4303 section
+    // 3.3.3: replace the SA before it would cycle); at the end it refuses.
+    if (!inbound && !p.esn) {
+        const uint64_t left = UINT32_MAX - std::min<uint64_t>(p.initial_seq, UINT32_MAX);
+        const uint64_t mark = left - left / 10;
+        if (mark != 0 && (lt.soft_packets == 0 || lt.soft_packets > mark) &&
+            (lt.hard_packets == 0 || mark < lt.hard_packets)) {
+            s->_lifetime.soft_packets = mark;
+        }
+    }
     s->reset_marks();
     if (inbound) {
         s->_window =
@@ -341,8 +355,10 @@ void sa::reset_marks() noexcept {
         }
         return m;
     };
-    _packet_mark = mark(_lifetime.soft_packets, _lifetime.hard_packets);
-    _byte_mark = mark(_lifetime.soft_bytes, _lifetime.hard_bytes);
+    // Several workers may get here at once (outbound); they all store the same marks.
+    _packet_mark.store(mark(_lifetime.soft_packets, _lifetime.hard_packets),
+                       std::memory_order_relaxed);
+    _byte_mark.store(mark(_lifetime.soft_bytes, _lifetime.hard_bytes), std::memory_order_relaxed);
 }
 
 sa::lifetime_verdict sa::lifetime_slow(uint64_t new_packets, uint64_t new_bytes) noexcept {
@@ -361,9 +377,11 @@ sa::lifetime_verdict sa::lifetime_slow(uint64_t new_packets, uint64_t new_bytes)
     const bool soft_done = (_events.load(std::memory_order_relaxed) & event_soft) != 0;
     if (!soft_done && ((lt.soft_packets != 0 && new_packets >= lt.soft_packets) ||
                        (lt.soft_bytes != 0 && new_bytes >= lt.soft_bytes))) {
-        _events.fetch_or(event_soft, std::memory_order_release);
+        // Workers encrypting at once may all cross it: the one that sets the bit reports it.
+        const uint8_t before = _events.fetch_or(event_soft, std::memory_order_release);
         reset_marks();
-        return lifetime_verdict::pass_soft_now;
+        return (before & event_soft) == 0 ? lifetime_verdict::pass_soft_now
+                                          : lifetime_verdict::pass;
     }
     return lifetime_verdict::pass;
 }

@@ -97,9 +97,16 @@ struct sa_allocator {
 void set_sa_allocator(const sa_allocator& a) noexcept;
 
 // One direction of one peer's ESP. The control lcore creates it (key expansion, allocation and
-// a getrandom() call happen here, never per packet) and hands it to exactly one worker, which
-// is then the only writer of its sequence number, replay window and counters. The control lcore
-// may read packets(), bytes(), soft_expired() and hard_expired() at any time.
+// a getrandom() call happen here, never per packet) and publishes it to the workers.
+//
+// Outbound, any worker (and the control lcore) encrypts with it at the same time: each packet
+// claims its sequence number with a compare-and-swap on _seq, which never passes the limit (2^32
+// - 1, or 2^64 - 1 with ESN), so no number is used twice and none wraps; bytes are added
+// atomically. A packet refused after claiming (a hard lifetime) gives its number back when no
+// other packet claimed one since, else leaves a gap, which ESP allows (RFC 4303 section 3.4.3).
+// Inbound, the worker that receives the SA's packets is the only writer of its replay window and
+// counters: RSS on the outer addresses (dp::setup_port) sends all of a spoke's ESP to one worker.
+// The control lcore may read packets(), bytes(), soft_expired() and hard_expired() at any time.
 //
 // Layout: the first cache line holds every field the per-packet path reads or writes on an
 // outbound SA; an inbound SA adds the replay window on the second line; key schedules follow,
@@ -132,8 +139,14 @@ public:
     // ESP payloads are padded to this (RFC 4303 section 2.4; the cipher block for CBC).
     uint32_t pad_align() const noexcept { return _pad_align; }
 
-    // Readable from any thread.
-    uint64_t packets() const noexcept { return _packets.load(std::memory_order_relaxed); }
+    // Readable from any thread. Outbound: the sequence numbers claimed, less those that were
+    // refused and not given back.
+    uint64_t packets() const noexcept {
+        if (direction() == sa_direction::outbound) {
+            return _seq.load(std::memory_order_relaxed) - _packets.load(std::memory_order_relaxed);
+        }
+        return _packets.load(std::memory_order_relaxed);
+    }
     uint64_t bytes() const noexcept { return _bytes.load(std::memory_order_relaxed); }
     bool soft_expired() const noexcept {
         return (_events.load(std::memory_order_acquire) & event_soft) != 0;
@@ -143,8 +156,9 @@ public:
     }
     const sa_lifetime& lifetime() const noexcept { return _lifetime; }
 
-    // Owner worker only.
-    uint64_t last_seq() const noexcept { return _seq; }
+    // Outbound: the highest sequence number claimed so far.
+    uint64_t last_seq() const noexcept { return _seq.load(std::memory_order_relaxed); }
+    // Inbound: the receiving worker only.
     const replay_window& window() const noexcept { return _window; }
     replay_window& window() noexcept { return _window; }
 
@@ -190,11 +204,15 @@ private:
     void reset_marks() noexcept;
 
     // --- cache line 0: per-packet state ---
-    uint64_t _seq = 0;  // outbound: the last sequence number sent
+    std::atomic<uint64_t> _seq{0};  // outbound: the highest sequence number claimed
+    // Inbound: packets accepted. Outbound: initial_seq plus the numbers claimed and not used
+    // (packets() subtracts it from _seq), written only on the refusal path.
     std::atomic<uint64_t> _packets{0};
     std::atomic<uint64_t> _bytes{0};
-    uint64_t _packet_mark = UINT64_MAX;  // packets count at which the lifetime slow path runs
-    uint64_t _byte_mark = UINT64_MAX;
+    // Packets and bytes counts at which the lifetime slow path runs; rewritten (relaxed) by the
+    // slow path once the soft limit was reported.
+    std::atomic<uint64_t> _packet_mark{UINT64_MAX};
+    std::atomic<uint64_t> _byte_mark{UINT64_MAX};
     uint32_t _spi = 0;
     uint8_t _salt[4] = {};
     cipher_alg _cipher = cipher_alg::aes_gcm_16;

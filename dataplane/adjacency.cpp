@@ -58,7 +58,6 @@ std::unique_ptr<adjacency> build_tunnel_adjacency(const topology& topo,
     a->nexthop = spec.overlay;
     a->nbma = spec.nbma;
     a->out_sa = t.ipsec ? spec.out_sa : nullptr;
-    a->sa_owner = spec.sa_owner;
     if (a->out_sa != nullptr && spec.udp_encap) {
         a->natt_sport = spec.local_port;
         a->natt_dport = spec.peer_port;

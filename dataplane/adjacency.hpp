@@ -34,10 +34,9 @@ struct alignas(64) adjacency {
     df_policy df = df_policy::copy;
     uint8_t ttl = 0;
     uint16_t out_port = 0;
-    uint16_t tunnel = 0xffff;  // tunnel index (tunnel / incomplete on a tunnel)
-    uint16_t mtu = 0;          // largest (inner) IPv4 packet that may leave this way
-    uint16_t sa_owner = 0;     // the only worker that may use out_sa (its sequence numbers)
-    uint16_t tcp_mss = 0;      // the egress tunnel's clamp
+    uint16_t tunnel = 0xffff;             // tunnel index (tunnel / incomplete on a tunnel)
+    uint16_t mtu = 0;                     // largest (inner) IPv4 packet that may leave this way
+    uint16_t tcp_mss = 0;                 // the egress tunnel's clamp
     uint8_t eth[RTE_ETHER_HDR_LEN] = {};  // next hop MAC, port MAC, type IPv4
     // Outer IPv4 header + GRE header (+ key). Length and ID are 0; the checksum field holds
     // the folded ones'-complement sum of the header's fixed words, to which encap adds length,
@@ -70,7 +69,6 @@ struct tunnel_adjacency_spec {
     uint32_t nbma = 0;              // the spoke's NBMA address (the NAT's outside one if NATed)
     rte_ether_addr underlay_mac{};  // MAC of the underlay next hop towards nbma
     crypto::sa* out_sa = nullptr;   // required when the tunnel has IPsec
-    uint16_t sa_owner = 0;
     // The SA's peer is behind NAT: ESP leaves in UDP from local_port to peer_port, and the
     // adjacency's MTU leaves room for the 8 bytes.
     bool udp_encap = false;

@@ -34,8 +34,6 @@ constexpr std::array<std::string_view, drop_reason_count> drop_names = {
     "esp_inner_not_gre",
     "esp_tunnel_mismatch",
     "esp_encrypt_error",
-    "handoff_full",
-    "sa_owner_changed",
     "no_route",
     "blackhole",
     "adjacency_missing",

@@ -34,8 +34,6 @@ enum class drop_reason : uint8_t {
     esp_inner_not_gre,      // ESP in transport mode to the hub must carry GRE
     esp_tunnel_mismatch,    // the GRE inside names another tunnel than the SA protects
     esp_encrypt_error,      // encrypt failed (no room, sequence overflow, engine)
-    handoff_full,           // the SA's owner worker's handoff ring is full
-    sa_owner_changed,       // handed to the SA's owner, which had changed meanwhile
     no_route,               // FIB miss
     blackhole,              // route to a discard next hop
     adjacency_missing,      // FIB points at an adjacency slot that is empty

@@ -17,18 +17,16 @@ enum class packet_class : uint8_t {
     ip = 0,      // an IPv4 packet to route (from a LAN port, or underlay not for a tunnel)
     gre = 1,     // GRE to one of the hub's NBMA addresses
     esp = 2,     // ESP to one of the hub's NBMA addresses
-    routed = 3,  // handed off after the FIB: resumes at resolve (nexthop = adjacency id)
+    routed = 3,  // from the control lcore, past the FIB: starts at resolve (nexthop = adjacency id)
 };
 
 namespace meta_flag {
 inline constexpr uint8_t class_mask = 0x03;
 inline constexpr uint8_t from_tunnel = 0x04;  // decapsulated: tunnel and outer_src are valid
 inline constexpr uint8_t was_esp = 0x08;      // arrived inside ESP (decrypted by esp_in)
-inline constexpr uint8_t handed_off = 0x10;   // came through another worker's handoff
 // Built by the control lcore (NHRP to a spoke on an IPsec tunnel): the bytes are a GRE payload
 // of protocol `aux`, not IPv4. Encap writes that protocol; mtu and mss_clamp leave it alone; it
-// never gleans. It rides the SA owner's handoff ring like any routed packet, so the SA's
-// sequence numbers keep one writer.
+// never gleans. The control lcore's forwarder (worker::inject) takes it from resolve on.
 inline constexpr uint8_t gre_payload = 0x20;
 // ESP that arrived in UDP (RFC 3948; classify took the UDP header off).
 inline constexpr uint8_t udp_encap = 0x40;

@@ -153,8 +153,20 @@ uint64_t foreign_unicast_dropped(uint16_t port_id) noexcept {
     return n;
 }
 
+uint64_t rss_types(uint64_t offered) noexcept {
+    return offered & (RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER |
+                      RTE_ETH_RSS_ESP);
+}
+
 uint16_t rx_queue_owner(uint16_t queue, uint16_t workers) noexcept {
     return workers == 0 ? 0 : static_cast<uint16_t>(queue % workers);
+}
+
+uint16_t rx_queue_owner(uint16_t port_id, bool rss, uint16_t queue, uint16_t workers) noexcept {
+    if (workers == 0) {
+        return 0;
+    }
+    return rss ? rx_queue_owner(queue, workers) : static_cast<uint16_t>(port_id % workers);
 }
 
 wire::result<port_state, port_error> open_port(const port_config& cfg) {
@@ -197,14 +209,16 @@ wire::result<port_state, port_error> setup_port(uint16_t port_id, const port_con
     st.rx_queues = info.max_rx_queues > cfg.workers ? st.tx_queues : cfg.workers;
 
     rte_eth_conf conf{};
-    // RSS on the IPv4 addresses: all of one spoke's ESP lands on one worker, which keeps its
-    // inbound SA's replay window on its owner without a handoff.
-    uint64_t rss_hf = info.flow_type_rss_offloads &
-                      (RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER);
-    if (st.rx_queues > 1 && rss_hf != 0) {
+    // RSS on the outer IPv4 source and destination (L4 ports left out, so ESP in UDP from a NATed
+    // spoke hashes like its plain ESP would): all of one spoke's ESP and GRE lands on one worker,
+    // the only writer of its inbound SA's replay window. Where the PMD hashes ESP by SPI as well
+    // (RTE_ETH_RSS_ESP), an SA's packets still share one hash. A port whose PMD hashes none of
+    // these is polled by one worker (rx_queue_owner). config/README.md: "RSS".
+    st.rss_hf = rss_types(info.flow_type_rss_offloads);
+    if (st.rx_queues > 1 && st.rss_hf != 0) {
         conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
         conf.rx_adv_conf.rss_conf.rss_key = nullptr;
-        conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        conf.rx_adv_conf.rss_conf.rss_hf = st.rss_hf;
         st.rss = true;
     }
     if (cfg.mtu >= info.min_mtu && cfg.mtu <= info.max_mtu) {

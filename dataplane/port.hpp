@@ -35,8 +35,9 @@ struct port_config {
 struct port_state {
     uint16_t id = 0;
     rte_ether_addr mac{};
-    uint16_t mtu = 0;  // what the port accepted
-    bool rss = false;  // RX spread over the workers' queues by the NIC
+    uint16_t mtu = 0;     // what the port accepted
+    bool rss = false;     // RX spread over the workers' queues by the NIC
+    uint64_t rss_hf = 0;  // the RTE_ETH_RSS_* types asked for (rss_types of the PMD's offer)
     uint16_t rx_queues = 0;
     uint16_t tx_queues = 0;
     uint16_t control_tx_queue = 0;  // the control lcore's TX queue (the last one)
@@ -65,6 +66,18 @@ uint64_t foreign_unicast_dropped(uint16_t port_id) noexcept;
 // The worker that polls RX queue `queue`: queue w is worker w's; the extra queue a port gets
 // for equal RX/TX counts goes to worker 0 (queue % workers).
 uint16_t rx_queue_owner(uint16_t queue, uint16_t workers) noexcept;
+// The same for port `port_id` as opened (port_state::rss). A port without RSS (net_memif, net_ring,
+// net_pcap: the peer or the PMD picks the queue, not a hash of the outer addresses) could hand one
+// spoke's ESP to several workers, whose writes to the SA's replay window would race: all its queues
+// go to one worker (port id % workers), so every spoke's packets on it meet one replay window
+// writer.
+uint16_t rx_queue_owner(uint16_t port_id, bool rss, uint16_t queue, uint16_t workers) noexcept;
+
+// The RSS types the hub asks a PMD for, out of those it offers (rte_eth_dev_info::
+// flow_type_rss_offloads): outer IPv4 (RTE_ETH_RSS_IPV4, FRAG_IPV4, NONFRAG_IPV4_OTHER, which
+// carries ESP and GRE on PMDs that type packets) and RTE_ETH_RSS_ESP (SPI) where offered; never
+// the L4 types (TCP/UDP ports). 0: the PMD hashes none of them.
+uint64_t rss_types(uint64_t offered) noexcept;
 
 // Probes (unless EAL already did, e.g. through --vdev), configures and starts the port.
 wire::result<port_state, port_error> open_port(const port_config& cfg);

@@ -39,8 +39,6 @@ std::string_view name(publisher_error e) noexcept {
             return "rcu_failed";
         case publisher_error::fib_failed:
             return "fib_failed";
-        case publisher_error::ring_failed:
-            return "ring_failed";
     }
     return "unknown";
 }
@@ -73,14 +71,6 @@ wire::result<std::unique_ptr<publisher>, publisher_error> publisher::create(
     p->_tables.routes = p->_fib.get();
     p->_tables.adjacencies = p->_adj.get();
     p->_tables.workers = cfg.workers;
-    for (uint16_t w = 0; w < cfg.workers; ++w) {
-        std::string ring_name = cfg.name + "_ho" + std::to_string(w);
-        p->_tables.handoff[w] =
-            rte_ring_create(ring_name.c_str(), cfg.handoff_ring_size, cfg.socket_id, RING_F_SC_DEQ);
-        if (p->_tables.handoff[w] == nullptr) {
-            return wire::fail(publisher_error::ring_failed);
-        }
-    }
     p->set_inbound_sas({});
     return p;
 }
@@ -98,14 +88,6 @@ publisher::~publisher() {
         retire([s] { delete s; });
     }
     synchronize();
-    for (rte_ring* r : _tables.handoff) {
-        // Packets still handed off when the workers stopped go back to their pools.
-        void* m = nullptr;
-        while (r != nullptr && rte_ring_dequeue(r, &m) == 0) {
-            rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-        }
-        rte_ring_free(r);
-    }
     _fib.reset();
     rte_free(_tables.rcu);
 }
@@ -248,61 +230,11 @@ void publisher::free_adjacency_id(uint32_t id) {
     advance_ids();
 }
 
-namespace {
-
-uint32_t prod_tail(const rte_ring* r) noexcept {
-    return __atomic_load_n(&r->prod.tail, __ATOMIC_ACQUIRE);
-}
-uint32_t cons_tail(const rte_ring* r) noexcept {
-    return __atomic_load_n(&r->cons.tail, __ATOMIC_ACQUIRE);
-}
-
-}  // namespace
-
-void publisher::snapshot_handoff_rings() {
-    for (uint16_t w = 0; w < _tables.workers; ++w) {
-        _ring_marks[w] = prod_tail(_tables.handoff[w]);
-    }
-}
-
-bool publisher::handoff_rings_passed() const noexcept {
-    for (uint16_t w = 0; w < _tables.workers; ++w) {
-        // Ring positions wrap at 2^32: compare the distance, not the values.
-        if (static_cast<int32_t>(cons_tail(_tables.handoff[w]) - _ring_marks[w]) < 0) {
-            return false;
-        }
-    }
-    return true;
-}
-
 void publisher::advance_ids() {
-    // As far as each batch can go now: a step that completes may let the next one start.
-    bool moved = true;
-    while (moved) {
-        moved = false;
-        if (!_ids_finishing.empty() && rte_rcu_qsbr_check(_tables.rcu, _finish_token, false) == 1) {
-            _free_ids.insert(_free_ids.end(), _ids_finishing.begin(), _ids_finishing.end());
-            _ids_finishing.clear();
-            moved = true;
-        }
-        if (_ids_finishing.empty() && !_ids_draining.empty() && handoff_rings_passed()) {
-            _ids_finishing.swap(_ids_draining);
-            _finish_token = rte_rcu_qsbr_start(_tables.rcu);
-            moved = true;
-        }
-        if (_ids_draining.empty()) {
-            while (!_ids_waiting.empty() &&
-                   rte_rcu_qsbr_check(_tables.rcu, _ids_waiting.front().token, false) == 1) {
-                _ids_draining.push_back(_ids_waiting.front().id);
-                _ids_waiting.pop_front();
-                moved = true;
-            }
-            if (!_ids_draining.empty()) {
-                // Every lookup that found these ids is over: whatever still carries them is
-                // in a handoff ring.
-                snapshot_handoff_rings();
-            }
-        }
+    while (!_ids_waiting.empty() &&
+           rte_rcu_qsbr_check(_tables.rcu, _ids_waiting.front().token, false) == 1) {
+        _free_ids.push_back(_ids_waiting.front().id);
+        _ids_waiting.pop_front();
     }
 }
 
@@ -326,13 +258,7 @@ void publisher::synchronize() {
         _retired.pop_front();
         release();
     }
-    // Ids: each step's grace period has passed now; the rings may still hold packets (workers
-    // stopped), in which case their ids stay pending.
-    for (int step = 0; step < 3 && ids_pending() != 0; ++step) {
-        advance_ids();
-        rte_rcu_qsbr_synchronize(_tables.rcu, RTE_QSBR_THRID_INVALID);
-    }
-    advance_ids();
+    advance_ids();  // every id's grace period has passed now
 }
 
 }  // namespace dmvpn::dp

@@ -36,8 +36,6 @@ struct shared_tables {
     adjacency_table* adjacencies = nullptr;
     std::atomic<const topology*> topo{nullptr};
     std::atomic<const spi_table*> spis{nullptr};
-    // Per worker, MP/SC: packets whose SA another worker owns are handed to that worker here.
-    std::array<rte_ring*, max_workers> handoff{};
     uint16_t workers = 0;
     // Per DPDK port: workers neither poll nor send on a paused port (publisher::pause_port).
     std::array<std::atomic<bool>, max_ports> port_paused{};
@@ -53,7 +51,6 @@ struct publisher_config {
     uint32_t adjacencies = 65536;
     uint32_t max_routes = 65536;
     uint32_t tbl8s = 1024;
-    unsigned handoff_ring_size = 1024;
     int socket_id = SOCKET_ID_ANY;
     // alloc_adjacency_id() hands out ids from here up (slot 0 stays empty, so an unset id never
     // names a live adjacency); the ids below are the caller's to set directly (tests).
@@ -70,10 +67,9 @@ enum class publish_status : uint8_t {
 std::string_view name(publish_status s) noexcept;
 
 enum class publisher_error : uint8_t {
-    bad_config,   // no workers, or more than max_workers
-    rcu_failed,   // QSBR variable could not be allocated or initialised
-    fib_failed,   // rte_lpm_create or its RCU attachment failed (memory: -m too small?)
-    ring_failed,  // a handoff ring could not be created
+    bad_config,  // no workers, or more than max_workers
+    rcu_failed,  // QSBR variable could not be allocated or initialised
+    fib_failed,  // rte_lpm_create or its RCU attachment failed (memory: -m too small?)
 };
 std::string_view name(publisher_error e) noexcept;
 
@@ -105,23 +101,19 @@ public:
     // Empties the slot; routes still naming it drop as adjacency_missing until removed.
     [[nodiscard]] publish_status remove_adjacency(uint32_t id);
 
-    // Adjacency ids for next hops that come and go. An id travels with packets: from the FIB
-    // lookup to resolve within a worker's pass, and inside the handoff rings (a packet routed
-    // on one worker resumes at resolve on its SA's owner, or the control lcore hands one over)
-    // for as long as the owner takes to dequeue it, across quiescent states of the worker that
-    // enqueued it. Reusing an id any earlier would send such a packet with another next hop's
-    // adjacency (another spoke's SA and address).
+    // Adjacency ids for next hops that come and go. An id travels with packets only from the
+    // FIB lookup to resolve within one worker's pass (or one call of the control lcore's
+    // forwarder, which runs on this thread): no packet carries an id across a quiescent state,
+    // since no worker hands packets to another. Reusing an id before the lookups that found it
+    // are over would send such a packet with another next hop's adjacency (another spoke's SA
+    // and address).
     std::optional<uint32_t> alloc_adjacency_id();
     // Empties the slot (the caller removed the routes naming it first) and gives the id back
-    // to alloc_adjacency_id() only once (1) a grace period passed (lookups that found the id
-    // are done, so nothing enqueues it any more), (2) every handoff ring's consumer passed
-    // what the ring held then, and (3) another grace period passed (the owner finished those
-    // packets). Advanced by reclaim(), without waiting.
+    // to alloc_adjacency_id() once a grace period passed. Advanced by reclaim(), without
+    // waiting.
     void free_adjacency_id(uint32_t id);
     // Ids given back but not yet reusable.
-    size_t ids_pending() const noexcept {
-        return _ids_waiting.size() + _ids_draining.size() + _ids_finishing.size();
-    }
+    size_t ids_pending() const noexcept { return _ids_waiting.size(); }
 
     [[nodiscard]] publish_status add_route(uint32_t prefix, uint8_t len, route_target t);
     [[nodiscard]] publish_status del_route(uint32_t prefix, uint8_t len);
@@ -156,8 +148,6 @@ private:
     publish_status install(uint32_t id, std::unique_ptr<adjacency> a);
     void retire_adjacency(const adjacency* a);
     void advance_ids();
-    void snapshot_handoff_rings();
-    bool handoff_rings_passed() const noexcept;
 
     struct retired {
         uint64_t token;
@@ -171,18 +161,14 @@ private:
     std::deque<retired> _retired;
     size_t _live_adjacencies = 0;
 
-    // Adjacency ids: free, and the three steps of free_adjacency_id(), each a batch.
+    // Adjacency ids: free, and given back but waiting for their grace period.
     std::vector<uint32_t> _free_ids;
     uint32_t _next_id = 1;
     struct waiting_id {
         uint32_t id;
         uint64_t token;
     };
-    std::deque<waiting_id> _ids_waiting;  // (1) until their grace period passes
-    std::vector<uint32_t> _ids_draining;  // (2) until the rings pass _ring_marks
-    std::array<uint32_t, max_workers> _ring_marks{};
-    std::vector<uint32_t> _ids_finishing;  // (3) until _finish_token passes
-    uint64_t _finish_token = 0;
+    std::deque<waiting_id> _ids_waiting;
 };
 
 }  // namespace dmvpn::dp

@@ -16,7 +16,6 @@ namespace dmvpn::dp {
 struct inbound_sa {
     uint32_t spi = 0;     // never 0 (RFC 4303 section 2.1): 0 marks an empty slot
     uint16_t tunnel = 0;  // the tunnel the SA protects
-    uint16_t owner = 0;   // the only worker that may use it (its replay window)
     crypto::sa* sa = nullptr;
 };
 

@@ -22,8 +22,6 @@ struct worker_counters {
     uint64_t bursts = 0;               // non-empty poll iterations
     uint64_t redirect_suppressed = 0;  // redirect candidates the rate limiter held back
     uint64_t event_alloc_failed = 0;   // redirect events lost: the event pool was empty
-    uint64_t handoff_in = 0;           // packets taken from the SA-owner handoff ring
-    uint64_t handoff_out = 0;          // packets handed to another worker's SA
     uint64_t idle_sleeps = 0;          // sleeps taken while idle (worker_config::idle_sleep_us)
     uint64_t fragmented = 0;           // packets split to fit the egress MTU (stage/mtu.cpp)
     uint64_t fragments = 0;            // fragments those packets became

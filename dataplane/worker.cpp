@@ -47,7 +47,10 @@ constexpr limiter_memory limiter_on_hugepages{limiter_alloc, limiter_free};
 worker::worker(const worker_config& cfg) : _cfg(cfg) {}
 
 wire::result<std::unique_ptr<worker>, worker_error> worker::create(const worker_config& cfg) {
-    if (cfg.tables == nullptr || cfg.id >= cfg.tables->workers) {
+    // The control lcore's forwarder takes the id after the workers' and is no RCU reader: it
+    // runs on the publisher's own thread, which frees nothing while it forwards.
+    if (cfg.tables == nullptr ||
+        (cfg.control ? cfg.id != cfg.tables->workers : cfg.id >= cfg.tables->workers)) {
         return wire::fail(worker_error::bad_config);
     }
     std::unique_ptr<worker> w(new worker(cfg));
@@ -56,10 +59,12 @@ wire::result<std::unique_ptr<worker>, worker_error> worker::create(const worker_
         return wire::fail(worker_error::crypto_failed);
     }
     w->_engine = std::move(eng.value());
-    if (rte_rcu_qsbr_thread_register(cfg.tables->rcu, cfg.id) != 0) {
-        return wire::fail(worker_error::rcu_failed);
+    if (!cfg.control) {
+        if (rte_rcu_qsbr_thread_register(cfg.tables->rcu, cfg.id) != 0) {
+            return wire::fail(worker_error::rcu_failed);
+        }
+        w->_registered = true;
     }
-    w->_registered = true;
     worker_ctx& c = w->_ctx;
     c.id = cfg.id;
     c.tx_queue = cfg.tx_queue;
@@ -181,6 +186,18 @@ void worker::process(rte_mbuf** pkts, uint16_t n) noexcept {
     rte_rcu_qsbr_thread_offline(_cfg.tables->rcu, _cfg.id);
 }
 
+void worker::inject(rte_mbuf** pkts, uint16_t n) noexcept {
+    while (n != 0) {
+        uint16_t chunk = n < rx_burst ? n : rx_burst;
+        begin_burst();
+        rte_mbuf* ip[max_burst];
+        forward(nullptr, 0, nullptr, 0, ip, 0, pkts, chunk);
+        end_burst();
+        pkts += chunk;
+        n = static_cast<uint16_t>(n - chunk);
+    }
+}
+
 uint32_t worker::pass() noexcept {
     uint32_t received = 0;
     rte_mbuf* pkts[rx_burst];
@@ -206,30 +223,6 @@ uint32_t worker::pass() noexcept {
         pipeline(pkts, n);
         end_burst();
         received += n;
-    }
-    // Packets other workers handed over because this worker owns their SA.
-    rte_ring* handoff = _cfg.tables->handoff[_cfg.id];
-    unsigned h =
-        rte_ring_sc_dequeue_burst(handoff, reinterpret_cast<void**>(pkts), rx_burst, nullptr);
-    if (h != 0) {
-        begin_burst();
-        _ctx.counters.handoff_in += h;
-        rte_mbuf* esp[max_burst];
-        rte_mbuf* gre[max_burst];
-        rte_mbuf* ip[max_burst];
-        rte_mbuf* routed[max_burst];
-        uint16_t n_esp = 0;
-        uint16_t n_routed = 0;
-        for (unsigned i = 0; i < h; ++i) {
-            if (class_of(meta(pkts[i])) == packet_class::esp) {
-                esp[n_esp++] = pkts[i];
-            } else {
-                routed[n_routed++] = pkts[i];
-            }
-        }
-        forward(esp, n_esp, gre, 0, ip, 0, routed, n_routed);
-        end_burst();
-        received += h;
     }
     return received;
 }

@@ -29,7 +29,7 @@ struct rx_queue {
 };
 
 struct worker_config {
-    uint16_t id = 0;           // also this worker's RCU thread id and SA-owner id
+    uint16_t id = 0;           // also this worker's RCU thread id
     std::vector<rx_queue> rx;  // the RX queues this worker polls
     uint16_t tx_queue = 0;     // this worker's TX queue, the same index on every port
     const shared_tables* tables = nullptr;
@@ -48,6 +48,11 @@ struct worker_config {
     // sleep is a system call made only while idle, never per packet.
     uint32_t idle_sleep_us = 0;
     uint32_t idle_polls_before_sleep = 1024;
+    // The control lcore's forwarder (id = tables->workers, tx_queue = the ports' control TX
+    // queue, rx empty): packets the control lcore originates go through inject() on its own
+    // thread, encrypted there like on any worker. Not an RCU reader: the control lcore is the
+    // publisher, which frees nothing while it forwards.
+    bool control = false;
 };
 
 enum class worker_error : uint8_t {
@@ -67,11 +72,15 @@ public:
 
     // The loop: polls until `stop` is set, reporting a quiescent state after every pass.
     void run(const std::atomic<bool>& stop) noexcept;
-    // One pass over every RX queue and the handoff ring, online for the pass only: lets a
+    // One pass over every RX queue, online for the pass only: lets a
     // test (or a single-threaded tool) drive the worker step by step. Returns packets received.
     uint32_t poll_once() noexcept;
     // Runs a burst (as if received) through every stage, then flushes; for stage-level tests.
     void process(rte_mbuf** pkts, uint16_t n) noexcept;
+    // Control lcore (worker_config::control): packets past the FIB (packet_class::routed,
+    // nexthop = adjacency id, gre_payload where set) through resolve .. esp_out .. tx, then
+    // flushes; punts (gleans) go to the punt ring as on a worker.
+    void inject(rte_mbuf** pkts, uint16_t n) noexcept;
 
     // Entry point for rte_eal_remote_launch; arg is a launch_args*.
     struct launch_args {

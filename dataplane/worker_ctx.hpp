@@ -111,23 +111,6 @@ struct worker_ctx {
         }
     }
 
-    // Hands a packet to the worker that owns its SA (single writer of sequence numbers and
-    // replay windows); drops it, counted, when that cannot be done.
-    void handoff(rte_mbuf* m, uint16_t owner) noexcept {
-        packet_meta& pm = meta(m);
-        if ((pm.flags & meta_flag::handed_off) != 0 || owner >= tables->workers) {
-            drop(m, drop_reason::sa_owner_changed);
-            return;
-        }
-        pm.flags |= meta_flag::handed_off;
-        pm.adj = nullptr;  // an adjacency pointer is only good inside this worker's burst
-        if (rte_ring_mp_enqueue(tables->handoff[owner], m) != 0) {
-            drop(m, drop_reason::handoff_full);
-            return;
-        }
-        ++counters.handoff_out;
-    }
-
     void flush_drops() noexcept {
         if (n_drops != 0) {
             rte_pktmbuf_free_bulk(drop_stack.data(), n_drops);

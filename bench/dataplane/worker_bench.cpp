@@ -170,14 +170,12 @@ public:
             _hub_out.push_back(make_sa(*_eng, plan::spi_out(i), crypto::sa_direction::outbound));
             _hub_in.push_back(make_sa(*_eng, plan::spi_in(i), crypto::sa_direction::inbound));
             _spoke_out.push_back(make_sa(*_eng, plan::spi_in(i), crypto::sa_direction::outbound));
-            auto owner = static_cast<uint16_t>(i % workers);
-            inbound.push_back(dp::inbound_sa{plan::spi_in(i), 1, owner, _hub_in.back().get()});
+            inbound.push_back(dp::inbound_sa{plan::spi_in(i), 1, _hub_in.back().get()});
             for (uint16_t tun : {uint16_t{0}, uint16_t{1}}) {
                 uint32_t adj = 1 + tun * spokes + i;
                 must(_pub->set_tunnel_adjacency(
                          adj, {tun, plan::overlay(tun, i), plan::nbma(tun, i), gw_mac,
-                               tun == 1 ? _hub_out.back().get() : nullptr,
-                               tun == 1 ? owner : uint16_t{0}}),
+                               tun == 1 ? _hub_out.back().get() : nullptr}),
                      "tunnel adjacency");
                 must(_pub->add_route(plan::overlay(tun, i), 32, {route_kind::adjacency, adj}),
                      "host route");
@@ -214,9 +212,10 @@ public:
     crypto::sa& spoke_out(uint32_t i) { return *_spoke_out[i]; }
 
     // Lets the pre-encrypted ESP input be replayed: every inbound SA forgets what it saw.
-    // With several workers each resets only the SAs it owns (spoke i: worker i % workers).
-    void reset_replay_windows(uint16_t owner = 0, uint16_t owners = 1) {
-        for (size_t i = owner; i < _hub_in.size(); i += owners) {
+    // With several workers each resets only the SAs it receives (spoke i: worker i % workers,
+    // the RSS share the scaling run gives it).
+    void reset_replay_windows(uint16_t first = 0, uint16_t step = 1) {
+        for (size_t i = first; i < _hub_in.size(); i += step) {
             _hub_in[i]->window().reset_to(0);
         }
     }
@@ -349,8 +348,9 @@ traffic build_traffic(kind k, const size_mix& mix, hub& h, uint32_t flows, uint3
         if (d == s) {
             d = (d + 1) % h.spokes();
         }
-        // Several workers: a spoke's packets reach the queue its SA owner polls (spoke s is
-        // worker s % workers); from the LAN, flows spread over the queues.
+        // Several workers: a spoke's packets reach one worker's queue, as RSS on the outer
+        // addresses gives (spoke s is worker s % workers); from the LAN, flows spread over the
+        // queues, so every worker encrypts for every spoke's SA.
         if (workers > 1 && (k == kind::esp_out ? f : s) % workers != worker) {
             continue;
         }
@@ -774,8 +774,8 @@ int run_worker_bench(const worker_bench_options& o) {
 namespace {
 
 // The scaling run: one lcore per worker, each feeding its own input ring (its RSS share of the
-// spokes) and polling it; transit packets whose outbound SA another worker owns cross the
-// handoff rings, as in the hub. The main lcore drains the punt ring.
+// spokes) and polling it; any worker encrypts for any outbound SA, as in the hub. The main lcore
+// drains the punt ring.
 struct scale_slot {
     dp::worker* w = nullptr;
     traffic* t = nullptr;
@@ -795,18 +795,10 @@ int scale_lcore(void* arg) {
     while ((ph = s->phase->load(std::memory_order_acquire)) == 0) {
         rte_pause();
     }
-    rte_ring* handed = s->h->tables().handoff[s->w->ctx().id];
     while (ph == 1 || ph == 2) {
         uint64_t a0 = rte_rdtsc();
-        if (rte_ring_count(handed) > 4u * burst) {
-            // Behind on what other workers handed over: serve that first, as a busy worker
-            // would leave its RX queue to the NIC (its cycles count, it feeds nothing).
-            (void)s->w->poll_once();
-            if (ph == 2) {
-                s->cycles += rte_rdtsc() - a0;
-            }
-        } else if (rte_pktmbuf_alloc_bulk(s->h->pool(), ms, burst) != 0) {
-            ++s->pool_empty;  // others' handoff rings hold the mbufs: let them drain
+        if (rte_pktmbuf_alloc_bulk(s->h->pool(), ms, burst) != 0) {
+            ++s->pool_empty;  // other workers' queues hold the mbufs: let this one drain
             (void)s->w->poll_once();
         } else {
             uint64_t a1 = rte_rdtsc();
@@ -904,7 +896,6 @@ int run_scale_bench(const worker_bench_options& o) {
                 uint64_t rx = 0;
                 uint64_t tx = 0;
                 uint64_t drops = 0;
-                uint64_t handoffs = 0;
                 uint64_t pool_empty = 0;
                 for (uint16_t i = 0; i < n; ++i) {
                     cycles += slots[i].cycles;
@@ -914,7 +905,6 @@ int run_scale_bench(const worker_bench_options& o) {
                     rx += c.rx_packets;
                     tx += c.tx_packets;
                     drops += c.total_drops();
-                    handoffs += c.handoff_in;
                 }
                 double cpp = static_cast<double>(cycles) / static_cast<double>(packets);
                 double per_worker = static_cast<double>(hz) / cpp / 1e6;
@@ -923,14 +913,13 @@ int run_scale_bench(const worker_bench_options& o) {
                     "\"cycles_per_pkt\": %.2f, \"mpps\": %.3f, \"aggregate_mpps\": %.3f, "
                     "\"tsc_hz\": %" PRIu64 ", \"packets\": %" PRIu64
                     ", \"spokes\": %u, "
-                    "\"handoff_share\": %.3f, \"rx\": %" PRIu64 ", \"tx\": %" PRIu64
-                    ", \"drops\": %" PRIu64 ", \"pool_empty\": %" PRIu64 "}\n",
+                    "\"rx\": %" PRIu64 ", \"tx\": %" PRIu64 ", \"drops\": %" PRIu64
+                    ", \"pool_empty\": %" PRIu64 "}\n",
                     cs.c_str(), mix.name.c_str(), n, cpp, per_worker, per_worker * n, hz, packets,
-                    o.spokes, static_cast<double>(handoffs) / static_cast<double>(rx), rx, tx,
-                    drops, pool_empty);
+                    o.spokes, rx, tx, drops, pool_empty);
                 std::fflush(stdout);
-                // Handoff rings overflow when the owners of the SAs fall behind (the feed is
-                // open loop): counted, reported, part of the figure. Any other drop is a fault.
+                // No packet of these cases may be dropped: every drop is reported and fails the
+                // run.
                 std::vector<uint64_t> by_reason(dp::drop_reason_count, 0);
                 for (uint16_t i = 0; i < n; ++i) {
                     const dp::worker_counters& c = ws[i]->counters();
@@ -946,9 +935,7 @@ int run_scale_bench(const worker_bench_options& o) {
                     std::fprintf(stderr, "%s %s x%u: %" PRIu64 " dropped as %s\n", cs.c_str(),
                                  mix.name.c_str(), n, by_reason[r],
                                  std::string(dp::name(reason)).c_str());
-                    if (reason != dp::drop_reason::handoff_full) {
-                        rc = 1;
-                    }
+                    rc = 1;
                 }
             }
         }

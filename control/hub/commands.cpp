@@ -518,8 +518,6 @@ std::string hub::show_stats(bool json) const {
                                 .num("bursts", c.bursts)
                                 .num("drops", c.total_drops())
                                 .num("punts", c.total_punts())
-                                .num("handoff_in", c.handoff_in)
-                                .num("handoff_out", c.handoff_out)
                                 .num("idle_sleeps", c.idle_sleeps)
                                 .num("fragmented", c.fragmented)
                                 .num("fragments", c.fragments)
@@ -529,11 +527,9 @@ std::string hub::show_stats(bool json) const {
                                 .num("event_alloc_failed", c.event_alloc_failed)
                                 .done();
         } else {
-            text += fmt::format(
-                "  worker {} (lcore {}): rx {} tx {} drops {} punts {} handoff "
-                "in {} out {}\n",
-                w, _worker_lcores[w], c.rx_packets, c.tx_packets, c.total_drops(), c.total_punts(),
-                c.handoff_in, c.handoff_out);
+            text += fmt::format("  worker {} (lcore {}): rx {} tx {} drops {} punts {}\n", w,
+                                _worker_lcores[w], c.rx_packets, c.tx_packets, c.total_drops(),
+                                c.total_punts());
         }
     }
     // Per port: the NIC's own counters beside the workers'.
@@ -617,16 +613,15 @@ std::string hub::show_stats(bool json) const {
                                 .str("peer", ip(key.second))
                                 .str("direction", in ? "inbound" : "outbound")
                                 .str("spi", fmt::format("0x{:08x}", s->spi()))
-                                .num("owner_worker", ps->owner)
                                 .num("packets", s->packets())
                                 .num("bytes", s->bytes())
                                 .boolean("soft_expired", s->soft_expired())
                                 .boolean("hard_expired", s->hard_expired())
                                 .done();
             } else {
-                text += fmt::format("  {} {} {} spi 0x{:08x} worker {}: {} packets, {} bytes{}\n",
-                                    key.first, ip(key.second), in ? "in " : "out", s->spi(),
-                                    ps->owner, s->packets(), s->bytes(),
+                text += fmt::format("  {} {} {} spi 0x{:08x}: {} packets, {} bytes{}\n", key.first,
+                                    ip(key.second), in ? "in " : "out", s->spi(), s->packets(),
+                                    s->bytes(),
                                     s->hard_expired()   ? " (hard expired)"
                                     : s->soft_expired() ? " (soft expired)"
                                                         : "");
@@ -652,8 +647,10 @@ std::string hub::show_stats(bool json) const {
         .num("tx_frames", _cc.tx_frames)
         .num("tx_failed", _cc.tx_failed)
         .num("tx_paused", _cc.tx_paused)
-        .num("handoffs", _cc.handoffs)
-        .num("handoff_failed", _cc.handoff_failed)
+        .num("forwarded", _cc.forwarded)
+        .num("forward_failed", _cc.forward_failed)
+        .num("forwarder_tx", _forwarder ? _forwarder->counters().tx_packets : 0)
+        .num("forwarder_drops", _forwarder ? _forwarder->counters().total_drops() : 0)
         .num("no_route", _cc.no_route)
         .num("no_binding", _cc.no_binding)
         .num("held_dropped", _cc.held_dropped)
@@ -693,7 +690,7 @@ std::string hub::show_stats(bool json) const {
     }
     text += fmt::format(
         "Control\n  echo replies {}, ICMP errors {}, NHRP sent {} (no ESP path {}), "
-        "frames {} (failed {}), handoffs {} (failed {}), no route {}, no binding "
+        "frames {} (failed {}), forwarded {} (failed {}), no route {}, no binding "
         "{}, held dropped {}, adjacencies {}, routes {}, reloads {} (rejected {})\n"
         "  ICMP errors rate-limited {}, multicast: {} copies to "
         "{} targets, {} dropped (backlog full)\n"
@@ -702,7 +699,7 @@ std::string hub::show_stats(bool json) const {
         "  IKE: {} in ({} not IKE, {} dropped), {} out, CHILD_SAs {} installed ({} failed), "
         "{} removed ({} drained), {} waited to encrypt\n",
         _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent, _cc.nhrp_tx_no_esp_path,
-        _cc.tx_frames, _cc.tx_failed, _cc.handoffs, _cc.handoff_failed, _cc.no_route,
+        _cc.tx_frames, _cc.tx_failed, _cc.forwarded, _cc.forward_failed, _cc.no_route,
         _cc.no_binding, _cc.held_dropped, _rib->nexthop_count(), _rib->installed_count(),
         _cc.reloads, _cc.reloads_rejected, _cc.icmp_errors_limited, _cc.multicast_copies,
         _mcast.size(), _cc.multicast_backlog_dropped, _neighbors.size(), _neighbors.evicted(),
@@ -758,7 +755,7 @@ void hub::refresh_telemetry(timestamp now) {
     s.stats.emplace_back("nhrp_registration_replies_sent",
                          nc.sent_of(nhrp::op::registration_reply));
     s.stats.emplace_back("icmp_echo_replies", _cc.icmp_echo_replies);
-    s.stats.emplace_back("handoffs", _cc.handoffs);
+    s.stats.emplace_back("forwarded", _cc.forwarded);
     s.stats.emplace_back("adjacencies", _rib->nexthop_count());
     s.stats.emplace_back(
         "uptime_s", static_cast<uint64_t>(

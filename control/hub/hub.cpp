@@ -186,8 +186,8 @@ void log_nhrp_packet(nhrp::debug_direction d, const config::tunnel* t, uint32_t 
 
 void hub::log_sa(const peer_sa& ps, std::string_view state) {
     log::notice(
-        "IPsec SA {}: profile {} peer {} spi in 0x{:08x} out 0x{:08x} (worker {}){}{}", state,
-        ps.profile, ip_str(ps.peer), ps.in->spi(), ps.out->spi(), ps.owner,
+        "IPsec SA {}: profile {} peer {} spi in 0x{:08x} out 0x{:08x}{}{}", state, ps.profile,
+        ip_str(ps.peer), ps.in->spi(), ps.out->spi(),
         ps.id != 0 ? fmt::format(", IKEv2 child {}", ps.id) : std::string(),
         ps.udp_encap ? fmt::format(", UDP {}:{}", ps.local_port, ps.peer_port) : std::string());
 }
@@ -232,8 +232,8 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     if (auto err = h->start_eal(p)) {
         return wire::fail(*err);
     }
-    for (auto step : {&hub::create_tables, &hub::open_ports, &hub::start_nhrp, &hub::start_workers,
-                      &hub::start_ike}) {
+    for (auto step : {&hub::create_tables, &hub::open_ports, &hub::start_forwarder,
+                      &hub::start_nhrp, &hub::start_workers, &hub::start_ike}) {
         if (auto err = (h.get()->*step)()) {
             return wire::fail(*err);
         }
@@ -411,10 +411,14 @@ std::optional<std::string> hub::open_ports() {
         rt.opened.mtu = st->mtu;
         rt.control_queue = st->control_tx_queue;
         rt.rx_queues = st->rx_queues;
+        rt.rss = st->rss;
         opened[p.name] = rt.opened;
         _neighbors.set_port(st->id, rt.opened.mac, p.address.address.value);
-        log::info("port {} ({}) is DPDK port {}, MAC {}, MTU {}", p.name, p.dev.spec, st->id,
-                  format_mac(rt.opened.mac), st->mtu);
+        log::info("port {} ({}) is DPDK port {}, MAC {}, MTU {}, RSS {:#x}{}", p.name, p.dev.spec,
+                  st->id, format_mac(rt.opened.mac), st->mtu, st->rss_hf,
+                  st->rss || _workers_n == 1
+                      ? ""
+                      : fmt::format(" (none: polled by worker {} alone)", st->id % _workers_n));
         _ports.push_back(std::move(rt));
     }
     _pub->set_topology(dataplane_topology(_topo, _slots, opened));
@@ -460,7 +464,6 @@ std::optional<std::string> hub::build_sas(const config::topology& t,
 
 std::optional<std::string> hub::install_pair(peer_sa& ps, const crypto::sa_params& in,
                                              const crypto::sa_params& out) {
-    ps.owner = sa_owner_of(ps.peer, _workers_n);
     auto i = crypto::sa::create(in, *_engine);
     auto o = crypto::sa::create(out, *_engine);
     if (!i || !o) {
@@ -477,7 +480,7 @@ void hub::install_inbound_sas() {
     auto add = [&](const peer_sa& ps) {
         if (ps.tunnel) {  // negotiated on this tunnel
             if (_slots.name(*ps.tunnel) != nullptr) {
-                table.push_back(dp::inbound_sa{ps.in->spi(), *ps.tunnel, ps.owner, ps.in.get()});
+                table.push_back(dp::inbound_sa{ps.in->spi(), *ps.tunnel, ps.in.get()});
             }
             return;
         }
@@ -485,8 +488,7 @@ void hub::install_inbound_sas() {
         // must name (a profile shared by tunnels would need per-tunnel SAs).
         for (const config::tunnel& t : _topo.tunnels) {
             if (t.ipsec_profile == ps.profile) {
-                table.push_back(
-                    dp::inbound_sa{ps.in->spi(), *_slots.slot(t.name), ps.owner, ps.in.get()});
+                table.push_back(dp::inbound_sa{ps.in->spi(), *_slots.slot(t.name), ps.in.get()});
                 break;
             }
         }
@@ -512,13 +514,33 @@ std::optional<std::string> hub::start_nhrp() {
     return std::nullopt;
 }
 
+std::optional<std::string> hub::start_forwarder() {
+    // Packets the control lcore originates (NHRP to IPsec peers, multicast copies, ICMP and
+    // routed packets) take the workers' path from resolve on, on this thread and the ports'
+    // control TX queue: any thread may encrypt with an outbound SA.
+    dp::worker_config fc;
+    fc.id = _workers_n;
+    fc.control = true;
+    fc.tx_queue = _workers_n;  // dp::port_state::control_tx_queue on every port
+    fc.tables = &_pub->tables();
+    fc.punt_ring = _punts;
+    fc.event_pool = _pool;
+    fc.rate_limit_slots = 4096;
+    auto fwd = dp::worker::create(fc);
+    if (!fwd) {
+        return fmt::format("control forwarder: {}", dp::name(fwd.error()));
+    }
+    _forwarder = std::move(fwd.value());
+    return std::nullopt;
+}
+
 std::optional<std::string> hub::start_workers() {
     for (uint16_t w = 0; w < _workers_n; ++w) {
         dp::worker_config wc;
         wc.id = w;
         for (const port_rt& p : _ports) {
             for (uint16_t q = 0; q < p.rx_queues; ++q) {
-                if (dp::rx_queue_owner(q, _workers_n) == w) {
+                if (dp::rx_queue_owner(p.opened.id, p.rss, q, _workers_n) == w) {
                     wc.rx.push_back(dp::rx_queue{p.opened.id, q});
                 }
             }
@@ -559,6 +581,7 @@ hub::~hub() {
     _mgmt.reset();
     _telemetry.reset();
     _workers.clear();
+    _forwarder.reset();
     if (_punts != nullptr) {
         rte_mbuf* ms[punt_burst];
         unsigned n = 0;
@@ -824,7 +847,7 @@ bool hub::send_multicast_copy(uint16_t slot, uint32_t nbma, const multicast_targ
     if (t == nullptr) {
         return false;
     }
-    // A registered spoke has an adjacency (with its SA): its owner worker encapsulates.
+    // A registered spoke has an adjacency (with its SA): the control forwarder encapsulates.
     for (uint32_t overlay : tg.overlays) {
         const rib::nexthop* nh = _rib->find_nexthop(nh_key{slot, overlay});
         if (nh == nullptr) {
@@ -833,9 +856,7 @@ bool hub::send_multicast_copy(uint16_t slot, uint32_t nbma, const multicast_targ
         if (!nh->complete) {
             break;
         }
-        const dp::adjacency* a = _pub->tables().adjacencies->get(nh->adj);
-        uint16_t owner = a != nullptr && a->out_sa != nullptr ? a->sa_owner : 0;
-        if (handoff(pkt, nh->adj, owner)) {
+        if (forward(pkt, nh->adj)) {
             return true;
         }
         break;
@@ -1033,8 +1054,8 @@ void hub::send_nhrp(uint32_t tunnel, uint32_t dst_nbma, std::span<const uint8_t>
         log_nhrp_packet(nhrp::debug_direction::send, t, t->nbma_source.value, dst_nbma, packet);
     }
     if (!t->ipsec_profile.empty()) {
-        // Encrypted with the peer's outbound SA, whose sequence numbers only its owner worker
-        // may take: the payload goes to that worker's encap and ESP-out stages.
+        // Encrypted with the peer's outbound SA: the payload goes through the control
+        // forwarder's encap and ESP-out stages.
         send_nhrp_esp(static_cast<uint16_t>(tunnel), dst_nbma, packet, now);
         return;
     }
@@ -1082,7 +1103,7 @@ void hub::send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_
     nbma_path& p = it->second;
     p.last_used = now;
     if (p.complete) {
-        if (handoff(packet, p.adj, p.owner, wire::gre_proto::nhrp)) {
+        if (forward(packet, p.adj, wire::gre_proto::nhrp)) {
             ++_cc.nhrp_sent;
             ++_cc.nhrp_tx_esp;
         }
@@ -1129,9 +1150,7 @@ void hub::publish_nbma_path(const nh_key& k, timestamp now) {
             spec.overlay = 0;  // reached by NBMA, not by any overlay route
             spec.nbma = k.addr;
             std::memcpy(spec.underlay_mac.addr_bytes, mac->data(), 6);
-            p.owner = sa->owner;
             spec.out_sa = sa->out.get();
-            spec.sa_owner = sa->owner;
             spec.udp_encap = sa->udp_encap;
             spec.local_port = sa->local_port;
             spec.peer_port = sa->peer_port;
@@ -1150,7 +1169,7 @@ void hub::publish_nbma_path(const nh_key& k, timestamp now) {
         std::vector<bytes> held = std::move(p.held);
         p.held.clear();
         for (const bytes& b : held) {
-            if (handoff(b, p.adj, p.owner, wire::gre_proto::nhrp)) {
+            if (forward(b, p.adj, wire::gre_proto::nhrp)) {
                 ++_cc.nhrp_sent;
                 ++_cc.nhrp_tx_esp;
             }
@@ -1327,17 +1346,16 @@ bool hub::tx_frame(uint16_t port, std::span<const uint8_t> frame) {
     return true;
 }
 
-bool hub::handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t worker,
-                  uint16_t gre_proto) {
+bool hub::forward(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t gre_proto) {
     rte_mbuf* m = rte_pktmbuf_alloc(_pool);
     if (m == nullptr) {
         ++_cc.mbuf_alloc_failed;
         return false;
     }
     char* d = rte_pktmbuf_append(m, static_cast<uint16_t>(packet.size()));
-    if (d == nullptr || worker >= _workers_n) {
+    if (d == nullptr || !_forwarder) {
         rte_pktmbuf_free(m);
-        ++_cc.handoff_failed;
+        ++_cc.forward_failed;
         return false;
     }
     std::memcpy(d, packet.data(), packet.size());
@@ -1345,20 +1363,15 @@ bool hub::handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t wor
     pm = dp::packet_meta{};
     pm.tunnel = dp::no_tunnel;
     pm.nexthop = adj_id;
-    // Resumes at the workers' resolve stage: encapsulation (and the SA's sequence numbers) stay
-    // with the worker that owns them; handed_off keeps it from being passed on again.
-    pm.flags = static_cast<uint8_t>(static_cast<uint8_t>(dp::packet_class::routed) |
-                                    dp::meta_flag::handed_off);
+    // Starts at resolve, as on a worker; the SA's sequence numbers are claimed atomically, so
+    // no worker needs to see it.
+    pm.flags = static_cast<uint8_t>(dp::packet_class::routed);
     if (gre_proto != 0) {
         pm.flags = static_cast<uint8_t>(pm.flags | dp::meta_flag::gre_payload);
         pm.aux = gre_proto;
     }
-    if (rte_ring_mp_enqueue(_pub->tables().handoff[worker], m) != 0) {
-        rte_pktmbuf_free(m);
-        ++_cc.handoff_failed;
-        return false;
-    }
-    ++_cc.handoffs;
+    _forwarder->inject(&m, 1);
+    ++_cc.forwarded;
     return true;
 }
 
@@ -1417,7 +1430,7 @@ void hub::send_ip(bytes packet, timestamp now) {
         }
         return;
     }
-    (void)handoff(packet, t->index, a->out_sa != nullptr ? a->sa_owner : 0);
+    (void)forward(packet, t->index);
 }
 
 }  // namespace dmvpn::hub

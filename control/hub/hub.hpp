@@ -61,12 +61,12 @@ struct control_counters {
     uint64_t for_us_unhandled = 0;
     uint64_t nhrp_sent = 0;
     uint64_t nhrp_tx_no_esp_path = 0;  // NHRP to an IPsec peer without an SA or adjacency slot
-    uint64_t nhrp_tx_esp = 0;          // NHRP handed to the SA owner worker for ESP
+    uint64_t nhrp_tx_esp = 0;          // NHRP sent as ESP through the control forwarder
     uint64_t nhrp_held_dropped = 0;    // NHRP waiting for the peer's ARP, beyond the hold limit
     uint64_t tx_frames = 0;
     uint64_t tx_failed = 0;
-    uint64_t handoffs = 0;
-    uint64_t handoff_failed = 0;
+    uint64_t forwarded = 0;       // packets through the control lcore's forwarder (encap, ESP)
+    uint64_t forward_failed = 0;  // not forwarded: no mbuf room
     uint64_t no_route = 0;
     uint64_t no_binding = 0;  // to a tunnel next hop nobody registered
     uint64_t held_dropped = 0;
@@ -120,6 +120,7 @@ private:
         opened_port opened;
         uint16_t control_queue = 0;
         uint16_t rx_queues = 0;
+        bool rss = false;  // dp::port_state::rss: RX queues spread by the NIC's hash
         uint64_t control_tx = 0;
         bool link_up = false;  // as last seen: a link coming up re-announces the address
         // `dmvpnctl port pause`: the grace period after which no worker touches the port.
@@ -128,10 +129,9 @@ private:
     using nh_key = rib::nh_key;
     // NHRP to a peer on an IPsec tunnel leaves through a tunnel adjacency of its own, keyed by
     // (tunnel slot, NBMA) rather than by overlay address (a peer being refused has no binding),
-    // so that the SA owner worker encapsulates and encrypts it. No route points at it.
+    // which the control lcore's forwarder encapsulates and encrypts with. No route points at it.
     struct nbma_path {
         uint32_t adj = 0;
-        uint16_t owner = 0;
         bool complete = false;
         timestamp last_used{};
         std::vector<bytes> held;  // NHRP payloads waiting for the peer's ARP
@@ -155,7 +155,6 @@ private:
         std::optional<uint16_t> tunnel;        // IKE: the tunnel slot it was negotiated on
         std::optional<config::manual_sa> cfg;  // manual SAs only
         config::ipsec_profile profile_cfg;
-        uint16_t owner = 0;
         // NAT-T (RFC 3948): ESP leaves in UDP from local_port to peer_port.
         bool udp_encap = false;
         uint16_t local_port = 4500;
@@ -176,9 +175,11 @@ private:
     std::optional<std::string> create_tables();
     std::optional<std::string> build_sas(const config::topology& t,
                                          std::map<sa_key, std::unique_ptr<peer_sa>>& out);
+    // The control lcore's own forwarder (hub::forward), before anything sends.
+    std::optional<std::string> start_forwarder();
     std::optional<std::string> start_workers();
     std::optional<std::string> start_nhrp();
-    // Creates both directions of `ps` (owner set from its peer); the error names the peer and
+    // Creates both directions of `ps`; the error names the peer and
     // what the dataplane refused. Used for manual SAs and negotiated CHILD_SAs alike.
     std::optional<std::string> install_pair(peer_sa& ps, const crypto::sa_params& in,
                                             const crypto::sa_params& out);
@@ -274,15 +275,16 @@ private:
     // sending
     void send_ip(bytes packet, timestamp now);
     void glean_lan(uint16_t port, uint32_t nexthop, std::optional<bytes> packet, timestamp now);
-    // gre_proto 0: an IPv4 packet; otherwise the GRE payload of that protocol (NHRP).
-    bool handoff(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t worker,
-                 uint16_t gre_proto = 0);
+    // Through the control lcore's forwarder (dp::worker::inject: resolve .. encap, ESP-out, tx
+    // on the control TX queue), towards adjacency `adj_id`. gre_proto 0: an IPv4 packet;
+    // otherwise the GRE payload of that protocol (NHRP).
+    bool forward(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t gre_proto = 0);
     bool tx_frame(uint16_t port, std::span<const uint8_t> frame);
     uint32_t l2_hop(uint16_t port, uint32_t ip) const;
     const port_rt* port_by_id(uint16_t id) const;
     const config::tunnel* tunnel_of(uint16_t slot) const;
     uint32_t address_facing(const dp::punt_record& r) const;
-    // The pair outbound traffic to `nbma` on `t` uses (its SA, owner, NAT-T ports), if any.
+    // The pair outbound traffic to `nbma` on `t` uses (its SA, NAT-T ports), if any.
     const peer_sa* find_out_sa(const config::tunnel& t, uint32_t nbma) const;
 
     // management
@@ -325,6 +327,8 @@ private:
     std::deque<ike::input> _ike_owed;
     std::shared_ptr<const ike::show_snapshot> _ike_show;
     std::vector<std::unique_ptr<dp::worker>> _workers;
+    // The control lcore's own forwarder (dp::worker_config::control): see hub::forward.
+    std::unique_ptr<dp::worker> _forwarder;
     std::vector<dp::worker::launch_args> _launch;
     std::atomic<bool> _workers_stop{false};
     bool _launched = false;

@@ -217,12 +217,4 @@ std::array<uint32_t, dp::punt_class_count> worker_punt_rates(const config::punt_
     return out;
 }
 
-uint16_t sa_owner_of(uint32_t peer_nbma, uint16_t workers) noexcept {
-    if (workers <= 1) {
-        return 0;
-    }
-    uint32_t h = peer_nbma * 0x9e3779b1u;
-    return static_cast<uint16_t>((h >> 16) % workers);
-}
-
 }  // namespace dmvpn::hub

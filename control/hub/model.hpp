@@ -64,7 +64,4 @@ crypto::sa_params sa_params_of(const config::ipsec_profile& p, const config::sa_
 std::array<uint32_t, dp::punt_class_count> worker_punt_rates(const config::punt_rates& r,
                                                              uint16_t workers);
 
-// The worker that owns a peer's SAs (their sequence numbers and replay window): spread by peer.
-uint16_t sa_owner_of(uint32_t peer_nbma, uint16_t workers) noexcept;
-
 }  // namespace dmvpn::hub

@@ -108,7 +108,6 @@ bool hub::write_nexthop(const nh_key& k, uint32_t adj, std::optional<uint32_t> n
                 std::memcpy(spec.underlay_mac.addr_bytes, mac->data(), 6);
                 if (sa != nullptr) {
                     spec.out_sa = sa->out.get();
-                    spec.sa_owner = sa->owner;
                     spec.udp_encap = sa->udp_encap;
                     spec.local_port = sa->local_port;
                     spec.peer_port = sa->peer_port;

@@ -27,7 +27,8 @@ uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             }
         }
     }
-    // Find each packet's SA (caching the last SPI), keep the ones this worker owns.
+    // Find each packet's SA (caching the last SPI). Its replay window is this worker's alone as
+    // long as all of the SA's packets arrive here (RSS on the outer addresses, dp::setup_port).
     const inbound_sa* sas[max_burst];
     uint16_t k = 0;
     uint32_t last_spi = 0;
@@ -48,10 +49,6 @@ uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         if (last == nullptr || last->sa == nullptr) {
             ctx.drop(m, drop_reason::esp_unknown_spi);
             last = nullptr;
-            continue;
-        }
-        if (last->owner != ctx.id) {
-            ctx.handoff(m, last->owner);
             continue;
         }
         if (ctx.engine == nullptr) {
@@ -91,8 +88,8 @@ uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         }
         packet_meta& pm = meta(m);
         pm.tunnel = sas[i]->tunnel;  // gre_decap checks the GRE key names this tunnel
-        pm.flags = static_cast<uint8_t>(static_cast<uint8_t>(packet_class::gre) |
-                                        meta_flag::was_esp | (pm.flags & meta_flag::handed_off));
+        pm.flags =
+            static_cast<uint8_t>(static_cast<uint8_t>(packet_class::gre) | meta_flag::was_esp);
         pkts[kept++] = m;
     }
     return kept;

@@ -10,8 +10,8 @@
 namespace dmvpn::dp::stage {
 
 uint16_t esp_out(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
-    // Positions (in pkts) of the packets to encrypt; resolve already handed the others' SAs
-    // to their owners, so every SA here is this worker's.
+    // Positions (in pkts) of the packets to encrypt. Any worker encrypts for any SA: each
+    // packet claims its sequence number atomically (crypto::sa).
     uint16_t pos[max_burst];
     crypto::esp_packet views[max_burst];
     crypto::esp_status status[max_burst];

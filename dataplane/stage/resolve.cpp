@@ -1,4 +1,4 @@
-// Resolve stage (worker): adjacency lookup, glean, SA-owner handoff and Phase 3 redirects.
+// Resolve stage (worker): adjacency lookup, glean and Phase 3 redirects.
 #include "dataplane/stage/resolve.hpp"
 
 #include <algorithm>
@@ -88,9 +88,7 @@ uint16_t resolve(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         }
         // Phase 3: in from a tunnel and out through the same tunnel means the two spokes could
         // talk directly; the packet is still forwarded. Reported pairs cost only the limiter.
-        if (a->kind == adj_kind::tunnel &&
-            (pm.flags & (meta_flag::from_tunnel | meta_flag::handed_off)) ==
-                meta_flag::from_tunnel &&
+        if (a->kind == adj_kind::tunnel && (pm.flags & meta_flag::from_tunnel) != 0 &&
             a->tunnel == pm.tunnel) {
             if (ctx.redirect_limit.allow(redirect_key(rte_pktmbuf_mtod(m, const uint8_t*)),
                                          ctx.now)) {
@@ -98,12 +96,6 @@ uint16_t resolve(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             } else {
                 ++ctx.counters.redirect_suppressed;
             }
-        }
-        if (a->out_sa != nullptr && a->sa_owner != ctx.id) {
-            pm.flags = static_cast<uint8_t>((pm.flags & ~meta_flag::class_mask) |
-                                            static_cast<uint8_t>(packet_class::routed));
-            ctx.handoff(m, a->sa_owner);
-            continue;
         }
         with_sa = static_cast<uint16_t>(with_sa + (a->out_sa != nullptr ? 1 : 0));
         pm.adj = a;

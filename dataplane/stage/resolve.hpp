@@ -1,4 +1,4 @@
-// Resolve: FIB next hop -> adjacency, glean for unresolved ones, SA-owner handoff and Phase 3
+// Resolve: FIB next hop -> adjacency, glean for unresolved ones and Phase 3
 // redirect candidates.
 #pragma once
 

@@ -572,9 +572,9 @@ def forge(d):
         c = h.nhrp_counts()
         print("hub NHRP drops: %s" % {k: v for k, v in c["dropped"].items() if v}, flush=True)
         port = st["ports"][0]
-        print("hub worker drops: %s; handoff failed %d; port: rx missed %d, rx no mbuf %d, tx "
+        print("hub worker drops: %s; forward failed %d; port: rx missed %d, rx no mbuf %d, tx "
               "errors %d, %d frames out" %
-              ({k: v for k, v in st["drops"].items() if v}, st["control"]["handoff_failed"],
+              ({k: v for k, v in st["drops"].items() if v}, st["control"]["forward_failed"],
                port["imissed"], port["rx_nombuf"], port["oerrors"], port["opackets"]),
               flush=True)
         loop = st["control_loop"]

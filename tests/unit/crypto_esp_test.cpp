@@ -2,9 +2,12 @@
 // and malformed input.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "crypto/esp_transport.hpp"
@@ -625,6 +628,23 @@ TEST_CASE("sequence overflow is refused, never wrapped", "[crypto][esp]") {
     }
 }
 
+TEST_CASE("outbound without ESN: soft expiry at 90% of the sequence numbers left",
+          "[crypto][esp][lifetime]") {
+    options o;
+    o.initial_seq = UINT32_MAX - 100;  // 100 numbers left: soft at the 90th packet
+    auto out = make_sa(suites[0], sa_direction::outbound, o);
+    CHECK(out->lifetime().soft_packets == 90);
+    for (int i = 1; i <= 90; ++i) {
+        CHECK_FALSE(out->soft_expired());
+        packet_buffer b(crypto_test::gre_packet(10));
+        REQUIRE(encrypt_one(*out, b) == esp_status::ok);
+    }
+    CHECK(out->soft_expired());
+    CHECK_FALSE(out->hard_expired());
+    o.esn = true;  // 2^64 numbers: no such mark
+    CHECK(make_sa(suites[0], sa_direction::outbound, o)->lifetime().soft_packets == 0);
+}
+
 TEST_CASE("lifetimes: soft reported once, hard refuses", "[crypto][esp][lifetime]") {
     const suite& su = suites[0];
     SECTION("packets, outbound") {
@@ -1007,5 +1027,64 @@ TEST_CASE("a burst of many SAs equals its runs through the single-SA calls",
     for (uint32_t k = 0; k < 3; ++k) {
         CHECK(multi[k].in->window().top() == multi[k].out->last_seq());
         CHECK(multi[k].in->packets() == multi[k].out->packets());
+    }
+}
+
+TEST_CASE("outbound: threads encrypting with one SA at once never share a sequence number",
+          "[crypto][esp][threads]") {
+    // Workers encrypt for any SA at once (no owner): as many threads as the machine has, each
+    // with its own engine, in a tight loop on one SA; every number handed out exactly once.
+    constexpr int threads = 4;
+    constexpr uint32_t per_thread = 400000;
+    for (const suite* su : {&suites[0], &suites[2]}) {  // GCM direct path, CBC job path
+        INFO(su->label);
+        auto out = make_sa(*su, sa_direction::outbound, options{});
+        std::vector<std::vector<uint32_t>> seen(threads);
+        std::atomic<int> ready{0};
+        std::atomic<uint32_t> failed{0};
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t) {
+            ts.emplace_back([&, t] {
+                auto eng = engine::create();
+                if (!eng) {
+                    failed.fetch_add(1);
+                    return;
+                }
+                const bytes plain = crypto_test::gre_packet(10);
+                seen[t].reserve(per_thread);
+                ready.fetch_add(1);
+                while (ready.load() < threads) {
+                }
+                for (uint32_t i = 0; i < per_thread; ++i) {
+                    packet_buffer b(plain);
+                    esp_packet p = b.desc();
+                    esp_status st = esp_status::engine_error;
+                    (void)encrypt_burst(**eng, *out, {&p, 1}, {&st, 1});
+                    if (st != esp_status::ok) {
+                        failed.fetch_add(1);
+                        continue;
+                    }
+                    const uint8_t* sn = p.data + 24;  // IPv4 (20) + SPI
+                    seen[t].push_back(uint32_t{sn[0]} << 24 | uint32_t{sn[1]} << 16 |
+                                      uint32_t{sn[2]} << 8 | sn[3]);
+                }
+            });
+        }
+        for (auto& th : ts) {
+            th.join();
+        }
+        CHECK(failed.load() == 0);
+        std::vector<uint32_t> all;
+        for (const auto& v : seen) {
+            all.insert(all.end(), v.begin(), v.end());
+        }
+        std::sort(all.begin(), all.end());
+        const uint64_t total = uint64_t{threads} * per_thread;
+        REQUIRE(all.size() == total);
+        CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());  // no repeat
+        CHECK(all.front() == 1);
+        CHECK(all.back() == total);  // and no gap
+        CHECK(out->last_seq() == total);
+        CHECK(out->packets() == total);
     }
 }

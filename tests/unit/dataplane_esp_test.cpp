@@ -1,6 +1,6 @@
 // ESP-in and ESP-out stages wired to the crypto library: the hub's output decrypts with the
-// spoke's SA, the spoke's ESP is decrypted, replay- and ICV-checked, and SAs owned by another
-// worker are handed to it.
+// spoke's SA, the spoke's ESP is decrypted, replay- and ICV-checked, on whichever worker (or the
+// control lcore's forwarder) has the packet.
 #include <unistd.h>
 
 #include <array>
@@ -67,8 +67,8 @@ struct sa_pairs {
     std::unique_ptr<crypto::sa> hub_in =
         make_sa(spoke_to_hub_spi, crypto::sa_direction::inbound, k_in);
 
-    void publish_inbound(env& e, uint16_t owner, uint16_t tunnel = 1) {
-        dp::inbound_sa in{spoke_to_hub_spi, tunnel, owner, hub_in.get()};
+    void publish_inbound(env& e, uint16_t tunnel = 1) {
+        dp::inbound_sa in{spoke_to_hub_spi, tunnel, hub_in.get()};
         e.pub().set_inbound_sas(std::span(&in, 1));
     }
 };
@@ -138,7 +138,7 @@ TEST_CASE(
     "[dataplane][esp]") {
     sa_pairs sas;
     env e(1, 1024, sas.hub_out.get());
-    sas.publish_inbound(e, 0);
+    sas.publish_inbound(e);
     auto inner = ipv4(net::spoke5, net::lan_host, 17, udp(5, 6, 64));
     auto frame = from_spoke5(e, sas, net::key1, inner);
     e.from_underlay({frame});
@@ -164,27 +164,32 @@ TEST_CASE(
     CHECK(e.pool_in_use() == 0);
 }
 
-TEST_CASE("ESP: SAs owned by another worker are handed to it", "[dataplane][esp]") {
+TEST_CASE("ESP: any worker encrypts and decrypts for any SA, without handing packets over",
+          "[dataplane][esp]") {
     sa_pairs sas;
-    env e(2, 1024, sas.hub_out.get(), 1);
-    sas.publish_inbound(e, 1);
+    env e(2, 1024, sas.hub_out.get());
+    sas.publish_inbound(e);
 
+    // Both workers encrypt for the one outbound SA: each packet claims its own number.
     auto to_spoke = ipv4(net::lan_host, net::spoke5, 17, udp(5, 6, 80));
+    e.from_lan({e.lan_frame(to_spoke), e.lan_frame(to_spoke)}, 0);
+    e.from_lan({e.lan_frame(to_spoke)}, 1);
     e.from_lan({e.lan_frame(to_spoke)}, 0);
-    CHECK(e.worker(0).counters().handoff_out == 1);
-    CHECK(e.sent_on(e.underlay(), 0).empty());
+    std::vector<uint32_t> seqs;
+    for (uint16_t w = 0; w < 2; ++w) {
+        for (const bytes& f : e.sent_on(e.underlay(), w)) {
+            seqs.push_back(wire::load_be32(&f[14 + 24]));
+            CHECK(open_hub_output(sas, f).size() == to_spoke.size());
+        }
+    }
+    std::sort(seqs.begin(), seqs.end());
+    CHECK(seqs == std::vector<uint32_t>{1, 2, 3, 4});
+    CHECK(sas.hub_out->last_seq() == 4);
+    CHECK(sas.hub_out->packets() == 4);
 
+    // The spoke's ESP is decrypted on the worker that received it.
     auto from_spoke = ipv4(net::spoke5, net::lan_host, 17, udp(5, 6, 80));
-    e.from_underlay({from_spoke5(e, sas, net::key1, from_spoke)}, 0);
-    CHECK(e.worker(0).counters().handoff_out == 2);
-    CHECK(e.sent_on(e.lan(), 0).empty());
-
-    CHECK(e.worker(1).poll_once() == 2);
-    CHECK(e.worker(1).counters().handoff_in == 2);
-    auto esp_out = e.sent_on(e.underlay(), 1);
-    REQUIRE(esp_out.size() == 1);
-    auto got = open_hub_output(sas, esp_out[0]);
-    CHECK(got.size() == to_spoke.size());
+    e.from_underlay({from_spoke5(e, sas, net::key1, from_spoke)}, 1);
     auto plain_out = e.sent_on(e.lan(), 1);
     REQUIRE(plain_out.size() == 1);
     CHECK(plain_out[0].size() == 14 + from_spoke.size());
@@ -196,8 +201,8 @@ TEST_CASE("ESP: SAs owned by another worker are handed to it", "[dataplane][esp]
 namespace {
 
 // What the control lcore does for NHRP to a spoke on an IPsec tunnel (control/hub/hub.cpp
-// handoff): the GRE payload alone, resuming at resolve on the SA owner's handoff ring.
-void control_handoff(env& e, const bytes& payload, uint32_t adj_id, uint16_t owner) {
+// forward): the GRE payload alone, through its own forwarder from resolve on.
+void control_forward(env& e, const bytes& payload, uint32_t adj_id) {
     rte_mbuf* m = rte_pktmbuf_alloc(e.pool());
     REQUIRE(m != nullptr);
     char* d = rte_pktmbuf_append(m, static_cast<uint16_t>(payload.size()));
@@ -209,61 +214,35 @@ void control_handoff(env& e, const bytes& payload, uint32_t adj_id, uint16_t own
     pm.nexthop = adj_id;
     pm.aux = 0x2001;
     pm.flags = static_cast<uint8_t>(static_cast<uint8_t>(dp::packet_class::routed) |
-                                    dp::meta_flag::handed_off | dp::meta_flag::gre_payload);
-    REQUIRE(rte_ring_mp_enqueue(e.pub().tables().handoff[owner], m) == 0);
+                                    dp::meta_flag::gre_payload);
+    e.forwarder().inject(&m, 1);
 }
 
 }  // namespace
 
-TEST_CASE(
-    "a given-back adjacency id is not reused while a packet handed off with it waits, nor "
-    "before a grace period",
-    "[dataplane][esp][rcu]") {
+TEST_CASE("a given-back adjacency id is not reused before a grace period",
+          "[dataplane][esp][rcu]") {
     sa_pairs sas;
-    env e(2, 1024, sas.hub_out.get(), 1);
+    env e(2, 1024, sas.hub_out.get());
     auto& pub = e.pub();
     auto id = pub.alloc_adjacency_id();
     REQUIRE(id.has_value());
     CHECK(*id == 8);
     REQUIRE(pub.set_tunnel_adjacency(*id, {1, net::spoke5, net::spoke5_nbma, underlay_gw_mac,
-                                           sas.hub_out.get(), 1}) == dp::publish_status::ok);
-    bytes ip = ipv4(net::lan_host, net::spoke5, 17, udp(1, 2, 20));
-    // Routed on worker 0, owned by worker 1: it waits in worker 1's handoff ring carrying the id.
-    control_handoff(e, ip, *id, 1);
-    pub.free_adjacency_id(*id);
-    CHECK(pub.tables().adjacencies->get(*id) == nullptr);
-    // The workers are offline, so every grace period is over at once; the ring still holds
-    // the packet, so the id must not come back however often the control lcore reclaims.
-    for (int i = 0; i < 3; ++i) {
-        pub.reclaim();
-        pub.synchronize();
-    }
-    CHECK(pub.ids_pending() == 1);
-    auto other = pub.alloc_adjacency_id();
-    REQUIRE(other.has_value());
-    CHECK(*other != *id);
-    // Worker 1 takes the packet: its adjacency is gone, so it is dropped, never sent with
-    // whatever the slot holds later.
-    CHECK(e.worker(1).poll_once() == 1);
-    CHECK(e.sent_on(e.underlay(), 1).empty());
-    CHECK(e.worker(1).counters().drop(dp::drop_reason::adjacency_missing) == 1);
-    pub.reclaim();
-    pub.reclaim();
-    CHECK(pub.ids_pending() == 0);
-    CHECK(pub.alloc_adjacency_id() == id);
-
+                                           sas.hub_out.get()}) == dp::publish_status::ok);
     // A worker online that has not reported a quiescent state since the id was given back may
     // still hold it from a FIB lookup.
     rte_rcu_qsbr* v = pub.rcu();
     rte_rcu_qsbr_thread_online(v, 0);
     pub.free_adjacency_id(*id);
+    CHECK(pub.tables().adjacencies->get(*id) == nullptr);
     for (int i = 0; i < 3; ++i) {
         pub.reclaim();
     }
     CHECK(pub.ids_pending() == 1);
-    rte_rcu_qsbr_quiescent(v, 0);
-    pub.reclaim();  // past (1) and the empty rings (2); (3) waits for a new grace period
-    CHECK(pub.ids_pending() == 1);
+    auto other = pub.alloc_adjacency_id();
+    REQUIRE(other.has_value());
+    CHECK(*other != *id);
     rte_rcu_qsbr_quiescent(v, 0);
     pub.reclaim();
     CHECK(pub.ids_pending() == 0);
@@ -273,11 +252,11 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "ESP-out: NHRP from the control lcore leaves through the SA owner as ESP over GRE "
+    "ESP-out: NHRP from the control lcore leaves through its own forwarder as ESP over GRE "
     "0x2001, unclamped and unfragmented",
     "[dataplane][esp]") {
     sa_pairs sas;
-    env e(2, 1024, sas.hub_out.get(), 1);
+    env e(2, 1024, sas.hub_out.get());
     // Not IPv4 at all (first byte 0x00: an NHRP fixed header starts with the AFN), and larger
     // than the tunnel's IP MTU, which the mtu stage must not apply to it.
     bytes nhrp(net::mtu0 + 40);
@@ -286,12 +265,14 @@ TEST_CASE(
     }
     nhrp[0] = 0x00;
     nhrp[1] = 0x01;
-    control_handoff(e, nhrp, 5, 1);
+    control_forward(e, nhrp, 5);
     // Adjacency 4 is incomplete: a non-IPv4 payload must not glean (it would come back as a
     // packet to route), it is dropped.
-    control_handoff(e, bytes(64, 0x00), 4, 1);
-    CHECK(e.worker(1).poll_once() == 2);
-    auto out = e.sent_on(e.underlay(), 1);
+    control_forward(e, bytes(64, 0x00), 4);
+    // Sent on the control TX queue (the one after the workers'), no worker involved.
+    CHECK(e.sent_on(e.underlay(), 0).empty());
+    CHECK(e.sent_on(e.underlay(), 1).empty());
+    auto out = e.sent_on(e.underlay(), 2);
     REQUIRE(out.size() == 1);
     bytes ip(out[0].begin() + 14, out[0].end());
     REQUIRE(ip[9] == 50);
@@ -308,8 +289,8 @@ TEST_CASE(
     CHECK(wire::load_be32(&g[4]) == net::key1);
     CHECK(bytes(g.begin() + 8, g.end()) == nhrp);
     CHECK(sas.hub_out->last_seq() == 1);
-    CHECK(e.worker(1).counters().drop(drop_reason::no_adjacency) == 1);
-    CHECK(e.worker(1).counters().total_drops() == 1);
+    CHECK(e.forwarder().counters().drop(drop_reason::no_adjacency) == 1);
+    CHECK(e.forwarder().counters().total_drops() == 1);
     auto punted = e.punts();
     CHECK(punted.empty());
     env::free_all(punted);
@@ -350,7 +331,7 @@ TEST_CASE(
     "[dataplane][esp][natt]") {
     sa_pairs sas;
     env e(1, 1024, sas.hub_out.get());
-    sas.publish_inbound(e, 0);
+    sas.publish_inbound(e);
     auto inner = ipv4(net::spoke5, net::lan_host, 17, udp(5, 6, 64));
     auto plain = ipv4(net::spoke5_nbma, net::hub_nbma, 47, gre(0x0800, net::key1, inner));
     auto esp = esp_transform(*sas.spoke_out, plain, true);
@@ -392,8 +373,8 @@ TEST_CASE("NAT-T out: an adjacency whose SA has udp_encap sends ESP in UDP to th
           "[dataplane][esp][natt]") {
     sa_pairs sas;
     env e(1, 1024, sas.hub_out.get());
-    dp::tunnel_adjacency_spec spec{
-        1, net::spoke5, net::spoke5_nbma, underlay_gw_mac, sas.hub_out.get(), 0};
+    dp::tunnel_adjacency_spec spec{1, net::spoke5, net::spoke5_nbma, underlay_gw_mac,
+                                   sas.hub_out.get()};
     spec.udp_encap = true;
     spec.local_port = 4500;
     spec.peer_port = nat_port;
@@ -502,8 +483,8 @@ TEST_CASE("NAT-T: the inner MTU leaves room for UDP, ESP and GRE", "[dataplane][
     dp::topology t = *e.pub().current_topology();
     t.ports[e.underlay().id].mtu = 1440;
     e.pub().set_topology(t);
-    dp::tunnel_adjacency_spec spec{
-        1, net::spoke5, net::spoke5_nbma, underlay_gw_mac, sas.hub_out.get(), 0};
+    dp::tunnel_adjacency_spec spec{1, net::spoke5, net::spoke5_nbma, underlay_gw_mac,
+                                   sas.hub_out.get()};
     spec.udp_encap = true;
     REQUIRE(e.pub().set_tunnel_adjacency(5, spec) == dp::publish_status::ok);
     CHECK(e.pub().tables().adjacencies->get(5)->mtu == 1370);

@@ -391,7 +391,7 @@ private:
                 REQUIRE(r.size() == 3);
                 crypto::sa* s = sa_named(r[1]);
                 inbound.push_back(
-                    dp::inbound_sa{s->spi(), static_cast<uint16_t>(std::stoul(r[2])), 0, s});
+                    dp::inbound_sa{s->spi(), static_cast<uint16_t>(std::stoul(r[2])), s});
             } else if (r[0] == "adj_tunnel") {
                 REQUIRE(r.size() == 7);
                 dp::tunnel_adjacency_spec spec{static_cast<uint16_t>(std::stoul(r[2])),

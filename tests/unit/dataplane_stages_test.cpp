@@ -884,8 +884,8 @@ TEST_CASE("Glean loop: the control lcore resolves the next hop, the next packet 
     // What the control lcore does once NHRP tells it where 10.0.0.4 is: the incomplete
     // adjacency becomes a resolved one, and a host route for the spoke appears.
     constexpr uint32_t spoke4_nbma = dptest::ip4(198, 51, 100, 4);
-    REQUIRE(e.pub().set_tunnel_adjacency(4, {0, net::spoke4, spoke4_nbma, underlay_gw_mac, nullptr,
-                                             0}) == dp::publish_status::ok);
+    REQUIRE(e.pub().set_tunnel_adjacency(4, {0, net::spoke4, spoke4_nbma, underlay_gw_mac,
+                                             nullptr}) == dp::publish_status::ok);
     REQUIRE(e.pub().add_route(net::spoke4, 32, {dp::route_kind::adjacency, 4}) ==
             dp::publish_status::ok);
     e.from_lan(
@@ -991,7 +991,7 @@ TEST_CASE("verify-source: a spoke's inner source must route back to that spoke",
         CHECK(e.punts().empty());
         // Spoke 3 re-registers from a new NBMA address: its old one no longer passes.
         REQUIRE(e.pub().set_tunnel_adjacency(
-                    2, {0, net::spoke3, ip4(198, 51, 100, 33), underlay_gw_mac, nullptr, 0}) ==
+                    2, {0, net::spoke3, ip4(198, 51, 100, 33), underlay_gw_mac, nullptr}) ==
                 dp::publish_status::ok);
         e.from_underlay({e.gre_frame(net::spoke3_nbma, net::key0, 0x0800,
                                      ipv4(net::spoke3, net::lan_host, 17, payload_udp())),

@@ -220,8 +220,7 @@ void env::destroy_port(ring_port& p) {
     }
 }
 
-env::env(uint16_t workers, unsigned punt_ring_size, dmvpn::crypto::sa* tunnel1_out_sa,
-         uint16_t sa_owner) {
+env::env(uint16_t workers, unsigned punt_ring_size, dmvpn::crypto::sa* tunnel1_out_sa) {
     ensure_eal();
     _pool_size = 4095;
     _pool = rte_pktmbuf_pool_create(unique_name("pool").c_str(), _pool_size, 0, 0,
@@ -275,15 +274,15 @@ env::env(uint16_t workers, unsigned punt_ring_size, dmvpn::crypto::sa* tunnel1_o
             throw std::runtime_error("publish: " + std::string(dp::name(s)));
         }
     };
-    must(_pub->set_tunnel_adjacency(
-        1, {0, net::spoke2, net::spoke2_nbma, underlay_gw_mac, nullptr, 0}));
-    must(_pub->set_tunnel_adjacency(
-        2, {0, net::spoke3, net::spoke3_nbma, underlay_gw_mac, nullptr, 0}));
+    must(_pub->set_tunnel_adjacency(1,
+                                    {0, net::spoke2, net::spoke2_nbma, underlay_gw_mac, nullptr}));
+    must(_pub->set_tunnel_adjacency(2,
+                                    {0, net::spoke3, net::spoke3_nbma, underlay_gw_mac, nullptr}));
     must(_pub->set_lan_adjacency(3, {_lan.id, net::lan_host, lan_host_mac}));
     must(_pub->set_incomplete(4, 0, _underlay.id, net::spoke4));
     if (tunnel1_out_sa != nullptr) {
         must(_pub->set_tunnel_adjacency(
-            5, {1, net::spoke5, net::spoke5_nbma, underlay_gw_mac, tunnel1_out_sa, sa_owner}));
+            5, {1, net::spoke5, net::spoke5_nbma, underlay_gw_mac, tunnel1_out_sa}));
         must(_pub->add_route(net::spoke5, 32, {route_kind::adjacency, 5}));
     }
     for (uint32_t a : {net::hub_nbma, net::hub_overlay, net::hub_overlay1, net::hub_lan}) {
@@ -317,8 +316,28 @@ env::env(uint16_t workers, unsigned punt_ring_size, dmvpn::crypto::sa* tunnel1_o
     }
 }
 
+dp::worker& env::forwarder() {
+    if (!_forwarder) {
+        dp::worker_config fc;
+        fc.id = _pub->tables().workers;
+        fc.control = true;
+        fc.tx_queue = fc.id;
+        fc.tables = &_pub->tables();
+        fc.punt_ring = _punts;
+        fc.event_pool = _pool;
+        fc.rate_limit_slots = 1024;
+        auto f = dp::worker::create(fc);
+        if (!f) {
+            throw std::runtime_error("forwarder: " + std::string(dp::name(f.error())));
+        }
+        _forwarder = std::move(f.value());
+    }
+    return *_forwarder;
+}
+
 env::~env() {
     _workers.clear();
+    _forwarder.reset();
     _pub.reset();
     if (_punts != nullptr) {
         void* m = nullptr;

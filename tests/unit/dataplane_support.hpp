@@ -99,7 +99,7 @@ struct ring_port {
 class env {
 public:
     explicit env(uint16_t workers = 1, unsigned punt_ring_size = 1024,
-                 dmvpn::crypto::sa* tunnel1_out_sa = nullptr, uint16_t sa_owner = 0);
+                 dmvpn::crypto::sa* tunnel1_out_sa = nullptr);
     ~env();
     env(const env&) = delete;
     env& operator=(const env&) = delete;
@@ -108,6 +108,9 @@ public:
     rte_ring* punt_ring() const { return _punts; }
     dmvpn::dp::publisher& pub() { return *_pub; }
     dmvpn::dp::worker& worker(uint16_t i = 0) { return *_workers.at(i); }
+    // The control lcore's forwarder (dp::worker_config::control), made on first use; it sends
+    // on the TX queue after the workers' (sent_on(port, workers)).
+    dmvpn::dp::worker& forwarder();
     dmvpn::dp::stats_registry& stats() { return *_stats; }
     const ring_port& lan() const { return _lan; }
     const ring_port& underlay() const { return _underlay; }
@@ -136,6 +139,7 @@ private:
     std::unique_ptr<dmvpn::dp::publisher> _pub;
     std::unique_ptr<dmvpn::dp::stats_registry> _stats;
     std::vector<std::unique_ptr<dmvpn::dp::worker>> _workers;
+    std::unique_ptr<dmvpn::dp::worker> _forwarder;
     ring_port _lan;
     ring_port _underlay;
     unsigned _pool_size = 0;

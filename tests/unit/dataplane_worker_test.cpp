@@ -148,6 +148,17 @@ TEST_CASE("Ports open from vdev strings; queues, MTU, MAC and link are reported"
         CHECK(st->control_tx_queue == 2);
         CHECK(dp::rx_queue_owner(2, cfg.workers) == 0);
         CHECK(dp::rx_queue_owner(1, cfg.workers) == 1);
+        // A port without RSS: all its queues go to one worker, so one spoke's ESP meets one
+        // replay window writer. With RSS, queue q is worker q's.
+        for (uint16_t q = 0; q < st->rx_queues; ++q) {
+            CHECK(dp::rx_queue_owner(st->id, false, q, cfg.workers) == st->id % cfg.workers);
+        }
+        CHECK(dp::rx_queue_owner(st->id, true, 1, cfg.workers) == 1);
+        if (st->rss) {
+            CHECK((st->rss_hf & (RTE_ETH_RSS_L4_SRC_ONLY | RTE_ETH_RSS_L4_DST_ONLY |
+                                 RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_NONFRAG_IPV4_TCP)) ==
+                  0);
+        }
         rte_eth_dev_info info{};
         REQUIRE(rte_eth_dev_info_get(st->id, &info) == 0);
         CHECK(info.nb_rx_queues == 3);
@@ -233,4 +244,17 @@ TEST_CASE("A paused port is neither polled nor sent on once the workers confirme
     CHECK(e.worker().poll_once() == 1);
     CHECK(e.sent_on(e.underlay()).size() == 1);
     CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("RSS types: outer IPv4 and ESP SPI where offered, never L4 ports", "[dataplane][port]") {
+    const uint64_t ipv4 = RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER;
+    const uint64_t l4 =
+        RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_NONFRAG_IPV4_SCTP;
+    CHECK(dp::rss_types(ipv4 | l4 | RTE_ETH_RSS_ESP) == (ipv4 | RTE_ETH_RSS_ESP));
+    CHECK(dp::rss_types(ipv4 | l4) == ipv4);
+    // i40e-like: no RTE_ETH_RSS_IPV4 itself, the fragment and "other" packet types only.
+    CHECK(dp::rss_types(RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER | l4) ==
+          (RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER));
+    CHECK(dp::rss_types(l4) == 0);  // such a port is polled by one worker (rx_queue_owner)
+    CHECK(dp::rss_types(0) == 0);
 }
