@@ -8,6 +8,7 @@
 #include "control/hub/hub.hpp"
 #include "control/hub/ike_glue.hpp"
 #include "control/ike/key_log.hpp"
+#include "control/ike/v1_dispatch.hpp"
 #include "control/log.hpp"
 #include "dataplane/wire/ipv4.hpp"
 
@@ -34,13 +35,15 @@ std::optional<std::string> hub::start_ike() {
     if (_ike_bindings.empty()) {
         return std::nullopt;  // no tunnel's profile has `ike`: no thread
     }
-    auto e = ike::engine::create(_topo.ipsec_profiles, _ike_bindings);
+    // IKEv2 and (for profiles with `ike.version: 1` or `any`) IKEv1, dispatched by version.
+    auto e = ike::dual_handler::create(_topo.ipsec_profiles, _ike_bindings);
     if (!e) {
-        return fmt::format("IKEv2: {}", e.error());
+        return e.error();
     }
-    e.value()->set_key_log(_ike_key_log);
-    _ike = std::make_unique<ike::thread>(
-        std::make_unique<ike::engine_handler<ike::engine>>(std::move(e.value())));
+    if (e.value()->v2() != nullptr) {
+        e.value()->v2()->set_key_log(_ike_key_log);
+    }
+    _ike = std::make_unique<ike::thread>(std::move(e.value()));
     for (const ike::tunnel_binding& b : _ike_bindings) {
         log::info("IKEv2: tunnel slot {} answers on {} (UDP 500, 4500) with profile {}", b.tunnel,
                   ip_text(b.local), b.profile);
