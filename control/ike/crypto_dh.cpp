@@ -51,11 +51,16 @@ bool push_modp_group(OSSL_PARAM_BLD* b, const group_info& gi) {
     if (gi.name != nullptr) {
         return OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, gi.name, 0) == 1;
     }
-    std::unique_ptr<BIGNUM, ossl_free<BIGNUM, BN_free>> p{gi.prime(nullptr)};
-    std::unique_ptr<BIGNUM, ossl_free<BIGNUM, BN_free>> g{BN_new()};
-    return p && g && BN_set_word(g.get(), 2) == 1 &&
-           OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_FFC_P, p.get()) == 1 &&
-           OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_FFC_G, g.get()) == 1;
+    // The builder keeps pointers to the numbers until OSSL_PARAM_BLD_to_param(): public
+    // constants, made once and kept for the process's life.
+    static const BIGNUM* const p = BN_get_rfc2409_prime_1024(nullptr);  // group 2 only
+    static const BIGNUM* const g = [] {
+        BIGNUM* two = BN_new();
+        return two != nullptr && BN_set_word(two, 2) == 1 ? two : nullptr;
+    }();
+    return p != nullptr && g != nullptr &&
+           OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_FFC_P, p) == 1 &&
+           OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_FFC_G, g) == 1;
 }
 
 std::optional<group_info> info(uint16_t group) {
