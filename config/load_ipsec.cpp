@@ -742,10 +742,11 @@ ike_settings loader::read_ike(const value_ref& v) {
                 s.pfs_group.reset();
             } else if (auto g = parse_dh_group(*t)) {
                 s.pfs_group = *g;
-                if (*g == 2 || *g == 5) {
-                    warn(p->at, p->path,
-                         fmt::format("pfs {} is a weak group (IKEv1 legacy peers only)", *t));
-                }
+            } else if ((*t == "modp1024" || *t == "modp1536") && s.speaks_v1()) {
+                // IOS's `set pfs group2` / `group5`: IKEv1 legacy peers only, warned.
+                s.pfs_group = static_cast<uint16_t>(*t == "modp1024" ? 2 : 5);
+                warn(p->at, p->path,
+                     fmt::format("pfs {} is a weak group (IKEv1 legacy peers only)", *t));
             } else {
                 fail(p->at, p->path,
                      fmt::format("expected none or a group: {}, got {}", dh_group_names(),

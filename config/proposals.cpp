@@ -37,10 +37,7 @@ constexpr named groups[] = {{"modp2048", 14, 0},
                             {"ecp256", 19, 0},
                             {"ecp384", 20, 0},
                             {"x25519", 31, 0},
-                            {"curve25519", 31, 0},
-                            // IKEv1 legacy peers (`set pfs group2`, `group5`): warned.
-                            {"modp1024", 2, 0},
-                            {"modp1536", 5, 0}};
+                            {"curve25519", 31, 0}};
 // ESP: encryption, key bits, integrity.
 struct esp_named {
     std::string_view name;
