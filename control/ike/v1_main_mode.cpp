@@ -20,6 +20,17 @@ namespace {
 const bytes dpd_vid = {0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9,
                        0x6b, 0x86, 0x96, 0xfc, 0x77, 0x57, 0x01, 0x00};
 
+// RFC 3947's vendor ID (MD5 of "RFC 3947"): NAT traversal.
+const bytes natt_vid = {0x4a, 0x13, 0x1c, 0x81, 0x07, 0x03, 0x58, 0x45,
+                        0x5c, 0x57, 0x28, 0xf2, 0x0e, 0x95, 0x45, 0x2f};
+
+// NAT-D (RFC 3947 section 3.2): HASH(CKY-I | CKY-R | IP | Port) with the negotiated hash.
+bytes nat_d(const p1_sa& sa, uint32_t ip, uint16_t port) {
+    const bytes ci = be64(sa.cky_i), cr = be64(sa.cky_r), a = be32(ip);
+    const uint8_t p[2] = {uint8_t(port >> 8), uint8_t(port)};
+    return crypto::digest(sa.hash, {ci, cr, a, std::span<const uint8_t>(p, 2)});
+}
+
 struct p1_choice {
     proposal prop;  // the one proposal, with the one transform we echo
     uint16_t encr = 0, key_bits = 0, hash = 0, group = 0;
@@ -172,6 +183,9 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
                 std::equal(dpd_vid.begin(), dpd_vid.end(), v->id.begin())) {
                 sa->dpd = true;
             }
+            if (const auto* v = std::get_if<vendor_payload>(&p); v != nullptr && v->id == natt_vid) {
+                sa->natt = true;
+            }
         }
         sa->created = now;
         message r;
@@ -184,6 +198,9 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
         rs.proposals = {choice->prop};
         r.payloads.push_back(rs);
         r.payloads.push_back(vendor_payload{dpd_vid});
+        if (sa->natt) {
+            r.payloads.push_back(vendor_payload{natt_vid});
+        }
         sa->last_request = d.payload;
         sa->last_response = serialize(r);
         send(*sa, sa->last_response, out);
@@ -253,6 +270,24 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             r.hdr.exch = exchange::identity_protection;
             r.payloads.push_back(ke_payload{sa->gxr});
             r.payloads.push_back(nonce_payload{sa->nr});
+            if (sa->natt) {
+                // The peer's NAT-D: first the hash of where it sent to (us), then of itself.
+                std::vector<const nat_d_payload*> natd;
+                for (const auto& p : m.payloads) {
+                    if (const auto* n = std::get_if<nat_d_payload>(&p)) {
+                        natd.push_back(n);
+                    }
+                }
+                if (natd.size() >= 2) {
+                    sa->nat_local = natd[0]->hash != nat_d(*sa, d.dst, d.dport);
+                    const bytes peer_hash = nat_d(*sa, d.src, d.sport);
+                    sa->nat_peer = std::none_of(natd.begin() + 1, natd.end(), [&](auto* n) {
+                        return n->hash == peer_hash;
+                    });
+                }
+                r.payloads.push_back(nat_d_payload{nat_d(*sa, d.src, d.sport)});
+                r.payloads.push_back(nat_d_payload{nat_d(*sa, d.dst, d.dport)});
+            }
             sa->last_request = d.payload;
             sa->last_response = serialize(r);
             sa->state = p1_state::mm_key_exch;

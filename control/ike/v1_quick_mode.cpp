@@ -53,7 +53,8 @@ struct p2_choice {
     uint32_t peer_spi = 0;
 };
 
-std::optional<p2_choice> choose(const sa_payload& sa, const config::ike_settings& ike) {
+// Transport mode; behind a NAT (RFC 3947 section 5.1) UDP-encapsulated transport instead.
+std::optional<p2_choice> choose(const sa_payload& sa, const config::ike_settings& ike, bool nat) {
     for (const auto& want : ike.esp_proposals) {
         for (const proposal& p : sa.proposals) {
             if (p.protocol != protocol_id::esp || p.spi.size() != 4) {
@@ -72,7 +73,10 @@ std::optional<p2_choice> choose(const sa_payload& sa, const config::ike_settings
                 const uint64_t mode = a(p2_attr::encapsulation_mode).value_or(0);
                 const uint64_t group = a(p2_attr::group).value_or(0);
                 if (encr != want.encr || bits != want.encr_bits || integ != want.integ ||
-                    integ == 0 || mode != encapsulation::transport) {
+                    integ == 0 ||
+                    (nat ? mode != encapsulation::udp_transport &&
+                               mode != encapsulation::udp_transport_draft
+                         : mode != encapsulation::transport)) {
                     continue;
                 }
                 if (ike.pfs_group && group != *ike.pfs_group) {
@@ -234,7 +238,7 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
         ++cnt.invalid_id;
         return refuse(notify_type::invalid_id_information);
     }
-    auto choice = choose(*sa_p, pol->ike);
+    auto choice = choose(*sa_p, pol->ike, sa.behind_nat());
     if (!choice || (choice->group != 0) != (ke != nullptr)) {
         ++cnt.no_proposal;
         return refuse(notify_type::no_proposal_chosen);
@@ -274,6 +278,11 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     c.encr_bits = choice->bits;
     c.integ = choice->integ;
     c.replay_window = 1024;
+    if (sa.behind_nat()) {
+        c.udp_encap = true;  // ESP in UDP (RFC 3948) between the ports IKE moved to
+        c.local_port = sa.local_port;
+        c.peer_port = sa.peer_port;
+    }
     c.inbound.spi = fresh_spi();
     c.outbound.spi = choice->peer_spi;
     const size_t ek = choice->encr == esp_transform::triple_des ? 24 : choice->bits / 8u;

@@ -49,6 +49,9 @@ struct p1_sa {
     uint32_t lifetime_s = 0;
     bytes sa_b;        // the initiator's SA payload body (HASH_I / HASH_R)
     bool dpd = false;  // the peer announced RFC 3706
+    // RFC 3947: both sent its vendor ID; NAT-D found a NAT in front of us / of the peer.
+    bool natt = false, nat_local = false, nat_peer = false;
+    bool behind_nat() const noexcept { return nat_local || nat_peer; }
     std::unique_ptr<ike::crypto::key_exchange> kx;
     bytes ni, nr, gxi, gxr;
     secret psk;

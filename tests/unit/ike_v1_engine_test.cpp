@@ -488,6 +488,65 @@ TEST_CASE("v1 Informational: DPD answered, DELETE of an IPsec SA and of the ISAK
     CHECK_THAT(r.e->show("isakmp sa", true), Catch::Contains("[]"));
 }
 
+TEST_CASE("v1 NAT-T (RFC 3947): NAT-D answered, a NAT found, UDP-encapsulated transport") {
+    for (bool fake : {false, true}) {
+        responder r;
+        phase2 p2;
+        if (fake) {
+            p2.mode = v1::encapsulation::udp_transport;
+        }
+        auto i = make_initiator({}, p2);
+        i.natt = true;
+        i.nat_fake = fake;
+        auto mm2 = r.one(i.mm1());
+        auto mm4 = r.one(i.mm3(mm2));
+        CHECK(i.responder_natt);
+        // MM4 carries NAT-D: first the hash of the initiator (as seen), then of the hub.
+        auto m4 = v1::parse(mm4.payload);
+        REQUIRE(m4);
+        std::vector<bytes> natd;
+        for (const auto& p : m4->payloads) {
+            if (auto* n = std::get_if<v1::nat_d_payload>(&p)) {
+                natd.push_back(n->hash);
+            }
+        }
+        REQUIRE(natd.size() == 2);
+        CHECK(natd[0] == i.nat_d(spoke, 500));
+        CHECK(natd[1] == i.nat_d(hub, 500));
+        // The initiator floats to 4500 (RFC 3947 section 4) for MM5 when a NAT is found.
+        auto mm5 = i.mm5(mm4);
+        if (fake) {
+            mm5.sport = mm5.dport = 4500;
+        }
+        auto mm6 = r.rx(mm5);
+        REQUIRE(mm6.size() == 1);
+        CHECK(mm6[0].dport == (fake ? 4500 : 500));
+        REQUIRE(i.mm6(mm6[0]));
+        auto qm1 = i.qm1();
+        if (fake) {
+            qm1.sport = qm1.dport = 4500;
+        }
+        auto qm2 = r.rx(qm1);
+        REQUIRE(qm2.size() == 1);
+        REQUIRE(i.qm2(qm2[0]));
+        REQUIRE(r.installs.size() == 1);
+        CHECK(r.installs[0].udp_encap == fake);
+        if (fake) {
+            CHECK(r.installs[0].local_port == 4500);
+            CHECK(r.installs[0].peer_port == 4500);
+        }
+    }
+    // Without a NAT, UDP-encapsulated transport is refused.
+    responder r;
+    phase2 p2;
+    p2.mode = v1::encapsulation::udp_transport;
+    auto i = make_initiator({}, p2);
+    i.natt = true;
+    REQUIRE(main_mode(r, i));
+    r.rx(i.qm1());
+    CHECK(r.installs.empty());
+}
+
 TEST_CASE("v1 a second Quick Mode replaces the first pair (make before break)") {
     responder r;
     auto i = make_initiator();

@@ -55,6 +55,10 @@ struct initiator {
     std::string psk;
     phase1 p1;
     uint64_t cky_i = 0x1122334455667788, cky_r = 0;
+    // RFC 3947: send its vendor ID and NAT-D; `nat_fake` makes our own NAT-D name another
+    // address (what strongSwan's encap = yes does), so the responder sees a NAT.
+    bool natt = false, nat_fake = false;
+    bool responder_natt = false;
     bytes sa_b, ni, nr, gxi, gxr;
     std::unique_ptr<ike::crypto::key_exchange> kx;
     c::phase1_keys keys;
@@ -101,9 +105,21 @@ struct initiator {
         m.payloads.push_back(isakmp_sa());
         m.payloads.push_back(vendor_payload{{0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9, 0x6b,
                                              0x86, 0x96, 0xfc, 0x77, 0x57, 0x01, 0x00}});
+        if (natt) {
+            m.payloads.push_back(vendor_payload{natt_vid()});
+        }
         const chain ch = serialize_payloads({m.payloads[0]});
         sa_b.assign(ch.data.begin() + 4, ch.data.end());
         return wrap(serialize(m));
+    }
+
+    static bytes natt_vid() {
+        return {0x4a, 0x13, 0x1c, 0x81, 0x07, 0x03, 0x58, 0x45,
+                0x5c, 0x57, 0x28, 0xf2, 0x0e, 0x95, 0x45, 0x2f};
+    }
+    bytes nat_d(uint32_t ip, uint16_t port) const {
+        const bytes ci = be(cky_i, 8), cr = be(cky_r, 8), a = be(ip, 4), p = be(port, 2);
+        return c::digest(p1.hash, {ci, cr, a, p});
     }
 
     // MM2 -> MM3
@@ -111,6 +127,11 @@ struct initiator {
         auto m = parse(mm2.payload);
         REQUIRE(m);
         cky_r = m->hdr.spi_r;
+        for (const auto& p : m->payloads) {
+            if (auto* v = std::get_if<vendor_payload>(&p); v != nullptr && v->id == natt_vid()) {
+                responder_natt = true;
+            }
+        }
         REQUIRE(cky_r != 0);
         auto k = ike::crypto::key_exchange::generate(p1.group);
         REQUIRE(k);
@@ -122,6 +143,10 @@ struct initiator {
         r.hdr.spi_r = cky_r;
         r.payloads.push_back(ke_payload{gxi});
         r.payloads.push_back(nonce_payload{ni});
+        if (natt && responder_natt) {
+            r.payloads.push_back(nat_d_payload{nat_d(peer, 500)});
+            r.payloads.push_back(nat_d_payload{nat_d(nat_fake ? local + 1 : local, 500)});
+        }
         return wrap(serialize(r));
     }
 
