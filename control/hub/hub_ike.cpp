@@ -43,6 +43,9 @@ std::optional<std::string> hub::start_ike() {
     if (e.value()->v2() != nullptr) {
         e.value()->v2()->set_key_log(_ike_key_log);
     }
+    if (e.value()->v1() != nullptr) {
+        e.value()->v1()->set_key_log(_ike_key_log);
+    }
     _ike = std::make_unique<ike::thread>(std::move(e.value()));
     for (const ike::tunnel_binding& b : _ike_bindings) {
         log::info("IKEv2: tunnel slot {} answers on {} (UDP 500, 4500) with profile {}", b.tunnel,

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "control/ike/key_log.hpp"
 #include "control/ike/v1_sa.hpp"
 
 namespace dmvpn::ike::v1 {
@@ -267,6 +268,8 @@ std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_p
 }
 
 const engine_counters& engine::counters() const noexcept { return _impl->cnt; }
+
+void engine::set_key_log(std::shared_ptr<keylog::writer> w) { _impl->key_log = std::move(w); }
 
 void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
     impl& im = *_impl;

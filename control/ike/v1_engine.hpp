@@ -50,6 +50,9 @@ public:
     // "isakmp sa" (IOS: dst src state conn-id status), "ipsec sa", "session"; text or JSON.
     std::string show(std::string_view what, bool json) const;
     const engine_counters& counters() const noexcept;
+    // Debugging (--key-log): every IPsec SA pair's ESP keys go to `w` (Wireshark's esp_sa rows,
+    // control/ike/key_log.hpp) when it is handed to the hub. nullptr: nothing is written.
+    void set_key_log(std::shared_ptr<keylog::writer> w);
 
     struct impl;
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "control/ike/key_log.hpp"
 #include "control/ike/v1_sa.hpp"
 
 namespace dmvpn::ike::v1 {
@@ -348,6 +349,9 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     qm.iv = iv;
     qm.response = seal(sa, hdr, ps, qm.iv);
     qm.child_id = c.id;
+    if (key_log) {
+        key_log->child(c);
+    }
     out.requests.emplace_back(install_child{c});
     children[c.id] = std::move(rec);
     sa.quick[mid] = std::move(qm);

@@ -88,6 +88,7 @@ struct engine::impl {
     engine_counters cnt;
     size_t half_open = 0;
     time_point last_now{};  // show's clock: the latest datagram or tick
+    std::shared_ptr<keylog::writer> key_log;
     // Unauthenticated answers (notifies to strangers): at most 10 a second.
     time_point notify_window{};
     uint32_t notifies_in_window = 0;

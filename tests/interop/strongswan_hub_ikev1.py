@@ -11,9 +11,10 @@ esp-3des esp-md5-hmac, then AES-128/SHA-1/MODP-1024 with PFS group 2 and an IPse
 logs the ISAKMP SA established (it checked the hub's HASH_R), the hub shows it QM_IDLE ACTIVE in
 `show crypto isakmp sa` (and --json), the hub installed the ESP pair with charon's SPIs mirrored
 and `show crypto ipsec sa` lists it; then `clear crypto sa` drops it (charon hears the DELETE).
-The SKEYIDs charon logs (`ike 4`) equal the RFC 2409 derivation from what crossed the wire
-(the KE values, nonces and cookies from charon's packet dumps at `net 4`... here recomputed
-from charon's own logged g^xy, nonces and cookies). This container's kernel has no ESP, so
+Known answers: the SKEYID, SKEYID_d/a/e charon logs (`ike 4`) equal RFC 2409's derivation
+from the nonces and cookies captured on the wire (tcpdump) and charon's g^xy, and the ESP keys
+the hub writes to its key log (--key-log, esp_sa) are the ones charon logs (`chd 4`). This
+container's kernel has no ESP, so
 charon cannot install its side of the pair: the hub's side is what is checked. Needs root,
 build/dmvpn-hub and Debian's strongSwan; exit 77 otherwise.
 """
@@ -25,6 +26,8 @@ import os
 import re
 import shutil
 import signal
+import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -86,24 +89,85 @@ def wait(pred, timeout=10):
     return pred()
 
 
-def logged(log, label):
-    """The hex charon logged after `label` (ike 4 dumps: 'label => N bytes @ ...' then lines
-    of 'offset: hex ... ascii')."""
-    out = []
-    m = re.search(re.escape(label) + r" => (\d+) bytes @ \S+\n((?:.*\n)+?)(?=\S|\Z)", log)
-    if not m:
-        return None
-    n = int(m.group(1))
-    for line in m.group(2).splitlines():
-        parts = re.match(r"\s*\d+:\s+((?:[0-9A-F]{2} ?)+)", line.split("]")[-1]
-                         if "]" in line else line)
-        if parts:
-            out += [int(x, 16) for x in parts.group(1).split()]
-    return bytes(out[:n]) if len(out) >= n else None
-
-
 def last_session(log, start):
     return log[start:]
+
+
+def udp_payloads(pcap):
+    """(src, sport, payload) of every UDP datagram in a classic pcap (Ethernet, IPv4)."""
+    data = Path(pcap).read_bytes()
+    out, off = [], 24
+    while off + 16 <= len(data):
+        caplen = struct.unpack_from("<I", data, off + 8)[0]
+        frame = data[off + 16:off + 16 + caplen]
+        off += 16 + caplen
+        if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+            continue
+        ihl = (frame[14] & 0x0f) * 4
+        src = ".".join(str(b) for b in frame[26:30])
+        udp = frame[14 + ihl:]
+        sport = struct.unpack_from("!H", udp, 0)[0]
+        out.append((src, sport, udp[8:]))
+    return out
+
+
+def isakmp_payloads(msg):
+    """{payload type: [body]} of an unencrypted ISAKMP message."""
+    out, nxt, off = {}, msg[16], 28
+    while nxt and off + 4 <= len(msg):
+        length = struct.unpack_from("!H", msg, off + 2)[0]
+        out.setdefault(nxt, []).append(msg[off + 4:off + length])
+        nxt, off = msg[off], off + length
+    return out
+
+
+def main_mode_nonces(pcap, cky_i):
+    """Ni and Nr from the Main Mode exchange with initiator cookie `cky_i` (MM3, MM4)."""
+    ni = nr = None
+    for src, _, m in udp_payloads(pcap):
+        if len(m) < 28 or m[:8] != cky_i or m[18] != 2 or m[19] & 1:
+            continue
+        p = isakmp_payloads(m)
+        if 10 in p and 4 in p:
+            if src == SS_ADDR:
+                ni = p[10][0]
+            else:
+                nr = p[10][0]
+    return ni, nr
+
+
+def check_skeyid(what, log, pcap, hash_name):
+    """RFC 2409 section 5 from what crossed the wire (nonces, cookies) and charon's g^xy equals
+    the SKEYID, SKEYID_d/a/e charon logged at ike 4."""
+    dumps = {label: data for group, _, label, data in ss.log_dumps(log) if group == "IKE"}
+    gxy, skeyid = dumps.get("shared Diffie Hellman secret"), dumps.get("SKEYID")
+    cookies = [m[:16] for src, _, m in udp_payloads(pcap) if src == HUB_NBMA and len(m) >= 28
+               and m[18] == 2 and m[8:16] != bytes(8)]
+    if not (gxy and skeyid and cookies):
+        check(False, f"{what}: charon logged g^xy and SKEYID, the capture has Main Mode",
+              str(sorted(dumps)))
+        return
+    ck = cookies[-1]
+    ni, nr = main_mode_nonces(pcap, ck[:8])
+    h = getattr(hashlib, hash_name)
+    prf = lambda k, d: hmac.new(k, d, h).digest()  # noqa: E731
+    mine = prf(PSK.encode(), (ni or b"") + (nr or b""))
+    d = prf(mine, gxy + ck + b"\0")
+    a = prf(mine, d + gxy + ck + b"\1")
+    e = prf(mine, a + gxy + ck + b"\2")
+    check(ni and nr and mine == skeyid and d == dumps.get("SKEYID_d") and
+          a == dumps.get("SKEYID_a") and e == dumps.get("SKEYID_e"),
+          f"{what}: SKEYID and SKEYID_d/a/e recomputed from the wire equal charon's "
+          f"(SKEYID {skeyid.hex()[:16]}...)", str({k: v.hex() for k, v in dumps.items()}))
+
+
+def check_esp_keys(what, log, keys_dir):
+    """The hub's esp_sa rows (--key-log) hold exactly the ESP keys charon derived."""
+    sets = ss.child_keys(log)
+    rows = (keys_dir / "esp_sa").read_text().lower() if (keys_dir / "esp_sa").exists() else ""
+    ok = bool(sets) and all(v.hex() in rows for k, v in sets[-1].items() if k != "ike")
+    check(ok, f"{what}: the hub's ESP keys (key log) equal charon's (KEYMAT both ways)",
+          str(sets[-1:]) + rows[-600:])
 
 
 def main():
@@ -114,17 +178,24 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.alarm(170)
     work = Path(tempfile.mkdtemp(prefix="ss-hub-ikev1-"))
-    ns_hub = ns_ss = hub = charon = None
+    ns_hub = ns_ss = hub = charon = dump = None
     t0 = time.time()
     try:
         cfg = work / "hub.yaml"
         cfg.write_text(hub_config())
         ns_hub, ns_ss = ss.Netns(f"{TAG}-hub"), ss.Netns(f"{TAG}-ss")
-        hub = hubnet.Hub(ns_hub.name, None, work / "hub", config=cfg, log_level="info")
+        keys_dir = work / "keys"
+        hub = hubnet.Hub(ns_hub.name, None, work / "hub", config=cfg, log_level="info",
+                         extra_args=["--key-log", str(keys_dir)])
         hub.start()
         ss.sh("ip", "-n", ns_hub.name, "link", "set", hub.iface, "netns", ns_ss.name)
         ss.sh("ip", "-n", ns_ss.name, "addr", "add", f"{SS_ADDR}/24", "dev", hub.iface)
         ss.sh("ip", "-n", ns_ss.name, "link", "set", hub.iface, "up")
+        pcap = work / "ike.pcap"
+        dump = subprocess.Popen(["ip", "netns", "exec", ns_ss.name, "tcpdump", "-n", "-U", "-i",
+                                 hub.iface, "-w", str(pcap), "udp port 500 or udp port 4500"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
         charon = ss.Charon(ns_ss, work / "c", name="spoke")
         charon.start()
         installs = 0
@@ -166,16 +237,15 @@ def main():
                   hub.log()[-3000:] + last_session(charon.log(), mark)[-3000:])
             ipsec = wait(lambda: SS_ADDR in hub.ctl("show", "crypto", "ipsec", "sa")[1] and
                          hub.ctl("show", "crypto", "ipsec", "sa")[1], 5)
-            check(bool(ipsec) and ins and f"spi: 0x{outs[0]:X}" in ipsec,
+            check(bool(ipsec) and ins and f"spi: 0x{outs[0]:08X}" in ipsec,
                   f"{what}: show crypto ipsec sa lists the pair", str(ipsec))
-            # Known answer: SKEYID and its children as RFC 2409 derives them from charon's own
-            # logged DH secret, nonces and cookies equal what charon derived (and the hub,
-            # which verified charon's HASH_I with its SKEYID, agreed).
+            # Known answers: the SKEYIDs charon derived are RFC 2409's from what crossed the
+            # wire (the hub checked charon's HASH_I with its own SKEYID, and charon the hub's
+            # HASH_R); the ESP keys the hub installed are the ones charon derived.
             sess = last_session(charon.log(), mark)
-            skeyid = logged(sess, "SKEYID")
-            gxy = logged(sess, "shared Diffie Hellman secret")
-            check(skeyid is not None and gxy is not None,
-                  f"{what}: charon logged SKEYID and g^xy at ike 4", sess[-3000:])
+            check_skeyid(what, sess, pcap, {"md5": "md5", "sha1": "sha1", "sha256": "sha256"}[
+                ike.split("-")[1]])
+            check_esp_keys(what, sess, keys_dir)
             rc, text = hub.ctl("clear", "crypto", "sa")
             check(rc == 0, f"{what}: clear crypto sa", text)
             gone = wait(lambda: not any(s(x.get("state")) == "ESTABLISHED"
@@ -193,6 +263,9 @@ def main():
     finally:
         if charon:
             charon.stop()
+        if dump:
+            dump.terminate()
+            dump.wait()
         status = hub.stop() if hub else None
         if hub is not None:
             check(status == 0, f"the hub stops cleanly on SIGTERM (status {status})")
