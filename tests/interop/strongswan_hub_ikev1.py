@@ -106,8 +106,13 @@ def udp_payloads(pcap):
         ihl = (frame[14] & 0x0f) * 4
         src = ".".join(str(b) for b in frame[26:30])
         udp = frame[14 + ihl:]
-        sport = struct.unpack_from("!H", udp, 0)[0]
-        out.append((src, sport, udp[8:]))
+        sport, dport = struct.unpack_from("!HH", udp, 0)
+        payload = udp[8:]
+        if 4500 in (sport, dport):
+            if payload[:4] != bytes(4):
+                continue  # ESP in UDP, or a NAT keepalive
+            payload = payload[4:]  # the non-ESP marker (RFC 3948)
+        out.append((src, sport, payload))
     return out
 
 
@@ -141,8 +146,11 @@ def check_skeyid(what, log, pcap, hash_name):
     the SKEYID, SKEYID_d/a/e charon logged at ike 4."""
     dumps = {label: data for group, _, label, data in ss.log_dumps(log) if group == "IKE"}
     gxy, skeyid = dumps.get("shared Diffie Hellman secret"), dumps.get("SKEYID")
-    cookies = [m[:16] for src, _, m in udp_payloads(pcap) if src == HUB_NBMA and len(m) >= 28
-               and m[18] == 2 and m[8:16] != bytes(8)]
+    # tcpdump may still be writing under load: give it a few seconds.
+    # The hub's MM4s (Main Mode, clear, with a Nonce); tcpdump may still be writing under load.
+    cookies = wait(lambda: [m[:16] for src, _, m in udp_payloads(pcap)
+                            if src == HUB_NBMA and len(m) >= 28 and m[18] == 2 and
+                            not m[19] & 1 and 10 in isakmp_payloads(m)], 5)
     if not (gxy and skeyid and cookies):
         check(False, f"{what}: charon logged g^xy and SKEYID, the capture has Main Mode",
               str(sorted(dumps)))
@@ -195,7 +203,9 @@ def main():
         dump = subprocess.Popen(["ip", "netns", "exec", ns_ss.name, "tcpdump", "-n", "-U", "-i",
                                  hub.iface, "-w", str(pcap), "udp port 500 or udp port 4500"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1)
+        # tcpdump writes the file's header once it captures.
+        wait(lambda: pcap.exists() and pcap.stat().st_size >= 24, 10)
+        time.sleep(0.5)
         charon = ss.Charon(ns_ss, work / "c", name="spoke")
         charon.start()
         installs = 0
