@@ -172,6 +172,40 @@ TEST_CASE("v1 key schedule: SKEYID, SKEYID_d/a/e, the 3DES key of appendix B, IV
                           "e8cf"));
 }
 
+TEST_CASE("v1 key schedule: strongSwan's own Main Mode (3DES/MD5/MODP-1024) known answers") {
+    // Recorded from interop_strongswan_hub_ikev1: the nonces, cookies and KE values from the
+    // wire (tcpdump), g^xy and the keys from charon-systemd 5.9.8's log at `ike 4`.
+    const std::string psk = "interop-psk-0123456789";
+    const bytes ni = hex("ab41966e104d8bd0b6d779af4006534bc50baf30914c6dd9df85f8460abb8e61");
+    const bytes nr = hex("099fa462b4a1b6082292caca2c484d33203bf9dc98915fab55b099a968fd5f64");
+    const bytes gxi =
+        hex("712af4b13d97d126266110953f8bc8e120c7df1fcc3dc432f1a4b7a6f7b2d233d8b27bb946ce3798"
+            "a50be216d381b7267279cf4178a813ea2be6c3d45aa1582032d43eb64104828a5344a51c38db7936"
+            "0ec4ee76adc75a45d5c595bab450676fe4e0d031f8fd976802e62debefc7a2bcac8345040911b474"
+            "51bf11a33e223f93");
+    const bytes gxr =
+        hex("7d9a586535cf355a9ded748ba9561891977fa048dca3d0319afd220187f95c2f945213f7a37c59e5"
+            "f3c6673755326382e70abe0bf714e52d87551336a7bd3348ce6a3ac8675b61fbc406cc50107fe34b"
+            "aec12bc927e4543285e504964491a3bec7c503e95e938f7a594b612080bc961ebee5bd8f9c0f5252"
+            "91903c78f8942993");
+    const bytes gxy =
+        hex("e6bcca552224f85c39236e7cf72252aba330184ec86340f2c0207a972e00aaa82311a22fde65e228"
+            "bbb41496a4e34339f3af3ca5e0daa3535e4d9b9231cca488cffff2547a83d2ff1c401022a39780c2"
+            "1b11d2e05028a85cc52e0dccddef537072e1494f291f08ac51cfc0a1329b709ffd8fee8018f3ec1e"
+            "1386ac28a0eee386");
+    auto k =
+        v1::crypto::derive_phase1(v1::crypto::hash::md5, v1::crypto::encr::triple_des, 0,
+                                  {reinterpret_cast<const uint8_t*>(psk.data()), psk.size()}, ni,
+                                  nr, gxy, 0x99b763655a3f7932ULL, 0x691f50133f430f50ULL, gxi, gxr);
+    auto view = [](const ike::crypto::secret& s) { return bytes(s.data(), s.data() + s.size()); };
+    CHECK(view(k.skeyid) == hex("7e6d547e2730f3d5d334d58f560347a2"));
+    CHECK(view(k.skeyid_d) == hex("b9816fc0e869c03800af95a621d6c117"));
+    CHECK(view(k.skeyid_a) == hex("c520224dc78be4beb8740d90a3659f7f"));
+    CHECK(view(k.skeyid_e) == hex("fc06013a7a495069447fbdb8a881f736"));
+    CHECK(view(k.enc_key) == hex("8518d882cd52553f103741b4683ff3d3d70ad124341ff910"));
+    CHECK(k.iv == hex("532806db08b26417"));
+}
+
 TEST_CASE("v1 CBC: 3DES and AES round trip, IV chaining, zero padding") {
     for (auto [e, bits] : {std::pair<uint16_t, uint16_t>{5, 0}, {7, 128}, {7, 256}}) {
         const bytes key(v1::crypto::key_size(e, bits), 0x42);
