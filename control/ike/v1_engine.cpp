@@ -22,24 +22,27 @@ std::string_view ios_name(p1_state s) noexcept {
     return "MM_NO_STATE";
 }
 
-bytes be32(uint32_t v) { return {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)}; }
-bytes be64(uint64_t v) {
-    bytes b(8);
-    for (int i = 7; i >= 0; --i) {
-        b[size_t(i)] = uint8_t(v);
-        v >>= 8;
-    }
-    return b;
+bytes cookies(const p1_sa& sa) {
+    bytes spi = be64(sa.cky_i);
+    const bytes r = be64(sa.cky_r);
+    spi.insert(spi.end(), r.begin(), r.end());
+    return spi;
 }
-std::string ipv4_text(uint32_t a) {
-    return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+
+delete_payload isakmp_delete(const p1_sa& sa) {
+    delete_payload del;
+    del.protocol = protocol_id::isakmp;
+    del.spi_size = 16;
+    del.spis.push_back(cookies(sa));
+    return del;
 }
-bytes random_bytes(size_t n) {
-    bytes b(n);
-    if (!ike::crypto::random_bytes(b)) {
-        std::abort();  // no randomness: no cookie, nonce or key is safe
-    }
-    return b;
+
+delete_payload esp_delete(uint32_t spi) {
+    delete_payload del;
+    del.protocol = protocol_id::esp;
+    del.spi_size = 4;
+    del.spis.push_back(be32(spi));
+    return del;
 }
 
 size_t first_payload_length(std::span<const uint8_t> chain) {
@@ -146,6 +149,28 @@ std::optional<bytes> engine::impl::open(const p1_sa& sa, const message& m, bytes
     }
     iv = std::move(next_iv);
     return std::move(plain.value());
+}
+
+std::optional<chain_prefix> engine::impl::open_hashed(const p1_sa& sa, const message& m,
+                                                      bytes& iv) {
+    auto plain = open(sa, m, iv);
+    if (!plain) {
+        return std::nullopt;
+    }
+    auto chain = parse_payloads(m.hdr.next, *plain);
+    if (!chain || m.hdr.next != payload_type::hash || chain->payloads.empty()) {
+        ++cnt.invalid_syntax;
+        return std::nullopt;
+    }
+    const auto& h = std::get<hash_payload>(chain->payloads.front());
+    const size_t hlen = first_payload_length(*plain);
+    const std::span<const uint8_t> rest(plain->data() + hlen, chain->consumed - hlen);
+    secret want = crypto::qm_hash1(sa.hash, sa.keys.skeyid_a.view(), m.hdr.message_id, rest);
+    if (!ike::crypto::equal(want.view(), h.data)) {
+        ++cnt.auth_failed;
+        return std::nullopt;
+    }
+    return std::move(chain.value());
 }
 
 void engine::impl::send_informational(p1_sa& sa, const payload& p, outputs& out) {
@@ -347,14 +372,7 @@ void engine::tick(time_point now, outputs& out) {
     for (uint64_t id : expired) {
         p1_sa& sa = *im.sas[id];
         if (sa.state == p1_state::qm_idle) {
-            delete_payload del;
-            del.protocol = protocol_id::isakmp;
-            del.spi_size = 16;
-            bytes spi = be64(sa.cky_i);
-            bytes r = be64(sa.cky_r);
-            spi.insert(spi.end(), r.begin(), r.end());
-            del.spis.push_back(spi);
-            im.send_informational(sa, del, out);
+            im.send_informational(sa, isakmp_delete(sa), out);
             im.forget(id, "ISAKMP SA lifetime expired", true, out);
         } else {
             ++im.cnt.phase1_failed;
@@ -371,11 +389,7 @@ void engine::tick(time_point now, outputs& out) {
         child_rec& c = im.children[cid];
         auto sa = im.sas.find(c.p1);
         if (sa != im.sas.end() && sa->second->state == p1_state::qm_idle) {
-            delete_payload del;
-            del.protocol = protocol_id::esp;
-            del.spi_size = 4;
-            del.spis.push_back(be32(c.sa.inbound.spi));
-            im.send_informational(*sa->second, del, out);
+            im.send_informational(*sa->second, esp_delete(c.sa.inbound.spi), out);
         }
         im.remove_child(cid, "IPsec SA lifetime expired", out);
     }
@@ -430,21 +444,10 @@ void engine::clear(uint32_t peer, time_point, outputs& out) {
         if (sa.state == p1_state::qm_idle) {
             for (const auto& [cid, c] : im.children) {
                 if (c.p1 == id) {
-                    delete_payload del;
-                    del.protocol = protocol_id::esp;
-                    del.spi_size = 4;
-                    del.spis.push_back(be32(c.sa.inbound.spi));
-                    im.send_informational(sa, del, out);
+                    im.send_informational(sa, esp_delete(c.sa.inbound.spi), out);
                 }
             }
-            delete_payload del;
-            del.protocol = protocol_id::isakmp;
-            del.spi_size = 16;
-            bytes spi = be64(sa.cky_i);
-            bytes r = be64(sa.cky_r);
-            spi.insert(spi.end(), r.begin(), r.end());
-            del.spis.push_back(spi);
-            im.send_informational(sa, del, out);
+            im.send_informational(sa, isakmp_delete(sa), out);
         }
     }
     // Every ISAKMP SA of the peer goes: none inherits the IPsec SAs.

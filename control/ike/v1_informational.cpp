@@ -23,21 +23,8 @@ void engine::impl::informational(p1_sa& sa, const message& m, time_point, output
         return;
     }
     bytes iv = crypto::phase2_iv(sa.hash, sa.encr, sa.iv, mid);
-    auto plain = open(sa, m, iv);
-    if (!plain) {
-        return;
-    }
-    auto chain = parse_payloads(m.hdr.next, *plain);
-    if (!chain || m.hdr.next != payload_type::hash || chain->payloads.empty()) {
-        ++cnt.invalid_syntax;
-        return;
-    }
-    const auto& h = std::get<hash_payload>(chain->payloads.front());
-    const size_t hlen = first_payload_length(*plain);
-    const std::span<const uint8_t> rest(plain->data() + hlen, chain->consumed - hlen);
-    secret want = crypto::qm_hash1(sa.hash, sa.keys.skeyid_a.view(), mid, rest);
-    if (!ike::crypto::equal(want.view(), h.data)) {
-        ++cnt.auth_failed;
+    auto chain = open_hashed(sa, m, iv);
+    if (!chain) {
         return;
     }
     sa.seen_informational.push_back(mid);
@@ -50,9 +37,7 @@ void engine::impl::informational(p1_sa& sa, const message& m, time_point, output
             if (n->type == notify_type::r_u_there && n->data.size() == 4) {
                 notification_payload ack;
                 ack.protocol = protocol_id::isakmp;
-                ack.spi = be64(sa.cky_i);
-                const bytes r = be64(sa.cky_r);
-                ack.spi.insert(ack.spi.end(), r.begin(), r.end());
+                ack.spi = cookies(sa);
                 ack.type = notify_type::r_u_there_ack;
                 ack.data = n->data;
                 ++cnt.dpd_answered;

@@ -31,6 +31,8 @@ bytes nat_d(const p1_sa& sa, uint32_t ip, uint16_t port) {
     return crypto::digest(sa.hash, {ci, cr, a, std::span<const uint8_t>(p, 2)});
 }
 
+constexpr size_t max_isakmp_per_peer = 3;  // authenticated ISAKMP SAs one peer may hold
+
 struct p1_choice {
     proposal prop;  // the one proposal, with the one transform we echo
     uint16_t encr = 0, key_bits = 0, hash = 0, group = 0;
@@ -183,7 +185,8 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
                 std::equal(dpd_vid.begin(), dpd_vid.end(), v->id.begin())) {
                 sa->dpd = true;
             }
-            if (const auto* v = std::get_if<vendor_payload>(&p); v != nullptr && v->id == natt_vid) {
+            if (const auto* v = std::get_if<vendor_payload>(&p);
+                v != nullptr && v->id == natt_vid) {
                 sa->natt = true;
             }
         }
@@ -281,9 +284,8 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
                 if (natd.size() >= 2) {
                     sa->nat_local = natd[0]->hash != nat_d(*sa, d.dst, d.dport);
                     const bytes peer_hash = nat_d(*sa, d.src, d.sport);
-                    sa->nat_peer = std::none_of(natd.begin() + 1, natd.end(), [&](auto* n) {
-                        return n->hash == peer_hash;
-                    });
+                    sa->nat_peer = std::none_of(natd.begin() + 1, natd.end(),
+                                                [&](auto* n) { return n->hash == peer_hash; });
                 }
                 r.payloads.push_back(nat_d_payload{nat_d(*sa, d.src, d.sport)});
                 r.payloads.push_back(nat_d_payload{nat_d(*sa, d.dst, d.dport)});
@@ -364,7 +366,19 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             sa->last_request = d.payload;
             sa->last_response = seal(
                 *sa, hdr, {ours, hash_payload{bytes(hr.data(), hr.data() + hr.size())}}, sa->iv);
+            // An authenticated peer keeps at most a few ISAKMP SAs (re-authentication
+            // overlaps): the oldest beyond that goes, handing its IPsec SAs on.
+            std::vector<uint64_t> same;
+            for (const auto& [oid, o] : sas) {
+                if (oid != sa->id && o->peer == sa->peer && o->tunnel == sa->tunnel &&
+                    o->state == p1_state::qm_idle) {
+                    same.push_back(oid);
+                }
+            }
             sa->state = p1_state::qm_idle;
+            for (size_t k = 0; k + max_isakmp_per_peer <= same.size(); ++k) {
+                forget(same[k], "superseded by a newer ISAKMP SA", true, out);
+            }
             if (half_open > 0) {
                 --half_open;
             }

@@ -18,7 +18,8 @@ namespace dmvpn::ike::v1 {
 
 namespace {
 
-constexpr size_t max_quick_per_sa = 16;  // Quick Modes under way on one ISAKMP SA
+constexpr size_t max_quick_per_sa = 16;   // Quick Modes under way on one ISAKMP SA
+constexpr size_t max_pairs_per_peer = 8;  // IPsec SA pairs one peer may hold (rekeys overlap)
 constexpr uint32_t rfc2407_default_life_s = 28800;
 
 // ISAKMP auth algorithm (RFC 2407 section 4.5) to the IANA integrity ID the dataplane uses.
@@ -199,21 +200,8 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
         return;
     }
     bytes iv = crypto::phase2_iv(sa.hash, sa.encr, sa.iv, mid);
-    auto plain = open(sa, m, iv);
-    if (!plain) {
-        return;
-    }
-    auto chain = parse_payloads(m.hdr.next, *plain);
-    if (!chain || m.hdr.next != payload_type::hash || chain->payloads.empty()) {
-        ++cnt.invalid_syntax;
-        return;
-    }
-    const auto& h = std::get<hash_payload>(chain->payloads.front());
-    const size_t hlen = first_payload_length(*plain);
-    const std::span<const uint8_t> rest(plain->data() + hlen, chain->consumed - hlen);
-    secret want = crypto::qm_hash1(sa.hash, sa.keys.skeyid_a.view(), mid, rest);
-    if (!ike::crypto::equal(want.view(), h.data)) {
-        ++cnt.auth_failed;
+    auto chain = open_hashed(sa, m, iv);
+    if (!chain) {
         return;
     }
     const auto* sa_p = find_payload<sa_payload>(chain->payloads);
@@ -238,6 +226,13 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     if (ids.size() != 2 || !host_gre(*ids[0], sa.peer) || !host_gre(*ids[1], sa.local)) {
         ++cnt.invalid_id;
         return refuse(notify_type::invalid_id_information);
+    }
+    const size_t pairs = size_t(std::count_if(children.begin(), children.end(), [&](const auto& c) {
+        return c.second.sa.peer == sa.peer && c.second.sa.tunnel == sa.tunnel;
+    }));
+    if (pairs >= max_pairs_per_peer) {
+        ++cnt.dropped;
+        return refuse(notify_type::no_proposal_chosen);
     }
     auto choice = choose(*sa_p, pol->ike, sa.behind_nat());
     if (!choice || (choice->group != 0) != (ke != nullptr)) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "control/ike/ike_sa.hpp"
 #include "control/ike/isakmp.hpp"
 #include "control/ike/v1_crypto.hpp"
 #include "control/ike/v1_engine.hpp"
@@ -107,6 +108,10 @@ struct engine::impl {
     bytes seal(const p1_sa& sa, header hdr, const std::vector<payload>& payloads, bytes& iv);
     // Decrypts a received message's body; nullopt (counted) if it does not decrypt.
     std::optional<bytes> open(const p1_sa& sa, const message& m, bytes& iv);
+    // A Phase 2 message (Quick Mode's QM1, Informational): decrypted with `iv`, its payloads,
+    // HASH(1) = prf(SKEYID_a, M-ID | the payloads after HASH) checked in constant time (or
+    // HASH(2) with `ni_b` given). nullopt, counted, otherwise.
+    std::optional<chain_prefix> open_hashed(const p1_sa& sa, const message& m, bytes& iv);
     void forget(uint64_t id, std::string why, bool tell_hub, outputs& out);
     void remove_child(uint64_t child_id, std::string why, outputs& out);
     uint64_t fresh_id() { return next_id++; }
@@ -118,11 +123,15 @@ struct engine::impl {
     void informational(p1_sa& sa, const message& m, time_point now, outputs& out);
 };
 
-// Helpers shared by the exchange files.
-bytes be32(uint32_t v);
-bytes be64(uint64_t v);
-std::string ipv4_text(uint32_t a);
-bytes random_bytes(size_t n);
+// Helpers shared by the exchange files (the byte helpers are the IKEv2 engine's).
+using ike::detail::be32;
+using ike::detail::be64;
+using ike::detail::ipv4_text;
+using ike::detail::random_bytes;
+// The cookies as a Notification or Delete SPI (RFC 2408 section 3.15: CKY-I | CKY-R).
+bytes cookies(const p1_sa& sa);
+delete_payload isakmp_delete(const p1_sa& sa);
+delete_payload esp_delete(uint32_t spi);
 // The body (after the generic header) of the first payload of `type` in a raw chain starting
 // with payload `first`; empty if absent. The chain was parsed before, so lengths are sane.
 std::span<const uint8_t> raw_body(payload_type first, std::span<const uint8_t> chain,

@@ -594,6 +594,33 @@ TEST_CASE("v1 a second Quick Mode replaces the first pair (make before break)") 
     CHECK(r.installs[1].outbound_waits);
 }
 
+TEST_CASE("v1 bounds per peer: 8 IPsec SA pairs, 3 ISAKMP SAs") {
+    responder r;
+    auto i = make_initiator();
+    REQUIRE(main_mode(r, i));
+    for (uint32_t k = 0; k < 9; ++k) {
+        i.mid = 0x100 + k;
+        i.my_spi = 0xabcd1000 + k;
+        CHECK(quick_mode(r, i) == (k < 8));
+    }
+    CHECK(r.installs.size() == 8);
+    // Re-authentications: the oldest ISAKMP SA beyond three goes, its pairs handed on (no
+    // peer_down: the peer is still up).
+    for (uint64_t k = 0; k < 3; ++k) {
+        auto again = make_initiator();
+        again.cky_i = 0x5000 + k;
+        REQUIRE(main_mode(r, again));
+    }
+    CHECK(r.downs.empty());
+    CHECK(r.removes.empty());
+    const std::string t = r.e->show("isakmp sa", false);
+    size_t rows = 0;
+    for (size_t at = t.find("QM_IDLE"); at != std::string::npos; at = t.find("QM_IDLE", at + 1)) {
+        ++rows;
+    }
+    CHECK(rows == 3);
+}
+
 TEST_CASE("v1 clear crypto sa: DELETEs sent, pairs removed, peer_down") {
     responder r;
     auto i = make_initiator();
@@ -606,6 +633,67 @@ TEST_CASE("v1 clear crypto sa: DELETEs sent, pairs removed, peer_down") {
     CHECK(r.removes.size() == 1);
     REQUIRE(r.downs.size() == 1);
     CHECK(r.downs[0].peer == spoke);
+}
+
+TEST_CASE("v1 hostile input: every message of both modes mutated, truncated and replayed") {
+    // Each datagram of a complete exchange, with bytes flipped or cut, reaches a responder
+    // standing exactly where the real one would land: nothing crashes, nothing is installed
+    // that the real exchange would not install, and the real exchange still completes after.
+    uint32_t seed = 12345;
+    auto rnd = [&seed] {
+        seed = seed * 1103515245u + 12345u;
+        return seed >> 8;
+    };
+    for (int step = 0; step < 4; ++step) {
+        for (int round = 0; round < 60; ++round) {
+            responder r;
+            auto i = make_initiator({5, 0, 1, 2, 86400}, {v1::esp_transform::triple_des, 0, 1, 2});
+            std::vector<datagram> msgs;
+            msgs.push_back(i.mm1());
+            auto mm2 = r.one(msgs.back());
+            msgs.push_back(i.mm3(mm2));
+            auto mm4 = step >= 1 ? r.one(msgs.back()) : datagram{};
+            if (step >= 2) {
+                msgs.push_back(i.mm5(mm4));
+                auto mm6 = r.rx(msgs.back());
+                REQUIRE(mm6.size() == 1);
+                REQUIRE(i.mm6(mm6[0]));
+            }
+            if (step >= 3) {
+                msgs.push_back(i.qm1());
+            }
+            // The message of this step (MM1 against a fresh cookie, MM3, MM5 or QM1), hostile.
+            datagram bad = msgs[size_t(step == 0 ? 0 : step)];
+            if (step == 0) {
+                bad.payload[3] ^= 0x5a;  // another initiator cookie: a new MM1
+            }
+            const size_t n = 1 + rnd() % 4;
+            for (size_t k = 0; k < n; ++k) {
+                bad.payload[rnd() % bad.payload.size()] ^= uint8_t(1 + rnd() % 255);
+            }
+            if (rnd() % 3 == 0) {
+                bad.payload.resize(rnd() % bad.payload.size());
+            }
+            const size_t installs = r.installs.size();
+            (void)r.rx(bad);
+            CHECK(r.installs.size() <= installs + (step == 3 ? 1u : 0u));
+            CHECK(r.ups.size() <= 1);
+            (void)r.rx(bad);  // and again
+        }
+    }
+    // The real exchange after a flood of junk still completes.
+    responder r;
+    datagram junk;
+    junk.src = spoke;
+    junk.dst = hub;
+    for (size_t len : {0u, 1u, 27u, 28u, 29u, 200u}) {
+        junk.payload.assign(len, 0x10);
+        (void)r.rx(junk);
+    }
+    auto i = make_initiator();
+    REQUIRE(main_mode(r, i));
+    REQUIRE(quick_mode(r, i));
+    CHECK(r.installs.size() == 1);
 }
 
 TEST_CASE("dual_handler: each datagram to the engine its major version names") {
