@@ -139,6 +139,30 @@ void dual_handler::clear(uint32_t peer, time_point now, outputs& out) {
 
 std::optional<std::string> dual_handler::reconfigure(
     const std::vector<config::ipsec_profile>& profiles, std::vector<tunnel_binding> tunnels) {
+    // A reload that brings the first profile of a version starts that engine.
+    bool any_v1 = false, any_v2 = false;
+    for (const tunnel_binding& b : tunnels) {
+        for (const auto& p : profiles) {
+            if (p.name == b.profile && p.ike) {
+                any_v1 = any_v1 || p.ike->speaks_v1();
+                any_v2 = any_v2 || p.ike->speaks_v2();
+            }
+        }
+    }
+    if (any_v2 && !_v2) {
+        auto e = engine::create(profiles, tunnels);
+        if (!e) {
+            return fmt::format("IKEv2: {}", e.error());
+        }
+        _v2 = std::move(e.value());
+    }
+    if (any_v1 && !_v1) {
+        auto e = v1::engine::create(profiles, tunnels);
+        if (!e) {
+            return fmt::format("IKEv1: {}", e.error());
+        }
+        _v1 = std::move(e.value());
+    }
     if (_v2) {
         if (auto err = _v2->reconfigure(profiles, tunnels)) {
             return err;

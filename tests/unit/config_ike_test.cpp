@@ -347,8 +347,8 @@ TEST_CASE("ike: IKEv1 profiles: version 1 or any, isakmp-policies, weak choices 
     expect_error(
         ike_doc("      version: 1\n      isakmp-policies:\n        - {authentication: rsa-sig}\n"),
         "authentication: rsa-sig", "rsa-sig", p + "isakmp-policies[0].authentication", "pre-share");
-    expect_error(ike_doc("      isakmp-policies:\n        - {hash: sha}\n"),
-                 "- {hash: sha}", "-", p + "isakmp-policies", "version 1 or any");
+    expect_error(ike_doc("      isakmp-policies:\n        - {hash: sha}\n"), "- {hash: sha}", "-",
+                 p + "isakmp-policies", "version 1 or any");
     expect_error(ike_doc("      pfs: modp1024\n"), "pfs:", "modp1024", p + "pfs",
                  "expected none or a group");
 }

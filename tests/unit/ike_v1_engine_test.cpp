@@ -727,6 +727,13 @@ TEST_CASE("dual_handler: each datagram to the engine its major version names") {
     h2.value()->on_datagram(i.mm1(), now, o2);
     CHECK(o2.send.empty());
     CHECK(h2.value()->refused() == 1);
+    // A reload to version any starts the IKEv1 engine: the same MM1 is answered.
+    p.ike = both;
+    REQUIRE_FALSE(h2.value()->reconfigure({p}, {{0, hub, "dmvpn"}}).has_value());
+    REQUIRE(h2.value()->v1() != nullptr);
+    h2.value()->on_datagram(i.mm1(), now, o2);
+    CHECK(o2.send.size() == 1);
+    p.ike = v2only;
     auto v1only = both;
     v1only.version = 1;
     p.ike = v1only;
