@@ -18,6 +18,11 @@ namespace {
 
 std::string ip_text(uint32_t a) { return wire::format_ipv4(a); }
 
+// Which engine an IKE SA id belongs to, for the log (v1_dispatch.hpp).
+std::string_view ike_version(uint64_t ike_sa_id) {
+    return ike::v1::engine::owns(ike_sa_id) ? "IKEv1 ISAKMP" : "IKEv2";
+}
+
 // Outputs handled per loop pass: the rest wait for the next one (the loop never stalls).
 constexpr size_t ike_outputs_per_pass = 64;
 
@@ -105,13 +110,13 @@ void hub::ike_request(ike::request&& r, timestamp now) {
                    [&](ike::remove_child& c) { remove_child(c.id, c.why, now); },
                    [&](ike::peer_up& u) {
                        const std::string* t = _slots.name(static_cast<uint16_t>(u.tunnel));
-                       log::notice("IKEv2 SA up: peer {} ({}) on {}", ip_text(u.peer), u.identity,
-                                   t != nullptr ? *t : "?");
+                       log::notice("{} SA up: peer {} ({}) on {}", ike_version(u.ike_sa_id),
+                                   ip_text(u.peer), u.identity, t != nullptr ? *t : "?");
                    },
                    [&](ike::peer_down& d) {
                        const std::string* t = _slots.name(static_cast<uint16_t>(d.tunnel));
-                       log::notice("IKEv2 SA down: peer {} on {}: {}", ip_text(d.peer),
-                                   t != nullptr ? *t : "?", d.why);
+                       log::notice("{} SA down: peer {} on {}: {}", ike_version(d.ike_sa_id),
+                                   ip_text(d.peer), t != nullptr ? *t : "?", d.why);
                        remove_peer_sas(d.tunnel, d.peer, now);
                        apply(_server->forget_peer(d.tunnel, d.peer, now), now);
                    },

@@ -232,6 +232,9 @@ def main():
                                              isakmp),
                   f"{what}: show crypto isakmp sa: {HUB_NBMA} {SS_ADDR} QM_IDLE ACTIVE",
                   str(isakmp))
+            check(wait(lambda: hub.log().count(f"IKEv1 ISAKMP SA up: peer {SS_ADDR}") == n, 5),
+                  f"{what}: the hub logged the ISAKMP SA up (peer_up: NHRP may register it)",
+                  hub.log()[-2000:])
             rc, text = hub.ctl("show", "crypto", "isakmp", "sa", "--json")
             try:
                 rows = json.loads(text)["isakmp_sas"]
