@@ -558,6 +558,97 @@ std::vector<ike_settings::esp_proposal> loader::read_esp_proposals(const value_r
     return out;
 }
 
+// IKEv1's `isakmp-policies`: IOS's `crypto isakmp policy` lines as YAML mappings.
+std::vector<ike_settings::isakmp_policy> loader::read_isakmp_policies(const value_ref& v) {
+    std::vector<ike_settings::isakmp_policy> out;
+    auto items = sequence(v);
+    if (!items) {
+        return out;
+    }
+    if (items->empty()) {
+        fail(v.at, v.path, "expected at least one policy");
+    }
+    for (const value_ref& e : *items) {
+        auto f = mapping(e, {"encryption", "hash", "group", "authentication", "lifetime"});
+        if (!f) {
+            continue;
+        }
+        ike_settings::isakmp_policy pol;
+        std::vector<std::string> weak;
+        if (auto m = member(*f, "encryption")) {
+            if (auto t = scalar(*m, "3des, aes, aes 192 or aes 256")) {
+                if (*t == "3des") {
+                    pol.encryption = 5;
+                    pol.key_bits = 0;
+                    weak.push_back("encryption 3des");
+                } else if (*t == "aes" || *t == "aes 128") {
+                    pol.key_bits = 128;
+                } else if (*t == "aes 192") {
+                    pol.key_bits = 192;
+                } else if (*t == "aes 256") {
+                    pol.key_bits = 256;
+                } else if (*t == "des") {
+                    fail(m->at, m->path, "DES is not supported (56-bit keys are broken)");
+                } else {
+                    fail(m->at, m->path,
+                         fmt::format("expected 3des, aes, aes 192 or aes 256, got {}", quote(*t)));
+                }
+            }
+        }
+        if (auto m = member(*f, "hash")) {
+            if (auto t = scalar(*m, "md5, sha or sha256")) {
+                if (*t == "md5") {
+                    pol.hash = 1;
+                    weak.push_back("hash md5");
+                } else if (*t == "sha") {
+                    pol.hash = 2;
+                } else if (*t == "sha256") {
+                    pol.hash = 4;
+                } else {
+                    fail(m->at, m->path,
+                         fmt::format("expected md5, sha or sha256, got {}", quote(*t)));
+                }
+            }
+        }
+        if (auto m = member(*f, "group")) {
+            if (auto t = scalar(*m, "2, 5, 14, 19 or 20")) {
+                if (*t == "2" || *t == "5") {
+                    pol.group = static_cast<uint16_t>(*t == "2" ? 2 : 5);
+                    weak.push_back(fmt::format("group {}", *t));
+                } else if (*t == "14" || *t == "19" || *t == "20") {
+                    pol.group = static_cast<uint16_t>(std::stoi(std::string(*t)));
+                } else if (*t == "1") {
+                    fail(m->at, m->path, "group 1 (768-bit MODP) is not supported");
+                } else {
+                    fail(m->at, m->path,
+                         fmt::format("expected 2, 5, 14, 19 or 20, got {}", quote(*t)));
+                }
+            }
+        }
+        if (auto m = member(*f, "authentication")) {
+            if (auto t = scalar(*m, "pre-share"); t && *t != "pre-share") {
+                fail(m->at, m->path,
+                     fmt::format("expected pre-share (the only IKEv1 method the hub speaks), "
+                                 "got {}",
+                                 quote(*t)));
+            }
+        }
+        read(*f, "lifetime", pol.lifetime_s, uint_in(60, 86400));
+        if (!weak.empty()) {
+            std::string list;
+            for (const auto& w : weak) {
+                list += list.empty() ? w : ", " + w;
+            }
+            warn(e.at, e.path,
+                 fmt::format("weak ISAKMP policy ({}): for legacy peers only; list a stronger "
+                             "policy first",
+                             list));
+        }
+        out.push_back(pol);
+    }
+    return out;
+}
+
 ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
     ike_settings s;
     auto f = mapping(v, {"version",
@@ -583,22 +674,31 @@ ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
                          "nat-keepalive",
                          "initiate",
                          "fragmentation",
-                         "fragment-size"});
+                         "fragment-size",
+                         "isakmp-policies"});
     s.proposals = default_ike_proposals();
     s.esp_proposals = default_esp_proposals();
     if (!f) {
         return s;
     }
     if (auto ver = member(*f, "version")) {
-        if (auto t = scalar(*ver, "2")) {
+        if (auto t = scalar(*ver, "1, 2 or any")) {
             if (*t == "1") {
-                fail(ver->at, ver->path,
-                     "IKEv1 is not supported yet (it has an issue of its own); use version 2, "
-                     "which current Cisco images and strongSwan speak");
+                s.version = 1;
+            } else if (*t == "any") {
+                s.version = ike_settings::ike_version_any;
             } else if (*t != "2") {
-                fail(ver->at, ver->path, fmt::format("expected 2, got {}", quote(*t)));
+                fail(ver->at, ver->path, fmt::format("expected 1, 2 or any, got {}", quote(*t)));
             }
         }
+    }
+    if (auto p = member(*f, "isakmp-policies")) {
+        if (!s.speaks_v1() && !broken(child(v.path, "version"))) {
+            fail(p->at, p->path, "only used with version 1 or any (IKEv1)");
+        }
+        s.isakmp_policies = read_isakmp_policies(*p);
+    } else if (s.speaks_v1()) {
+        s.isakmp_policies = {ike_settings::isakmp_policy{}};  // aes sha group 14 pre-share
     }
     if (auto a = member(*f, "authentication")) {
         if (auto t = scalar(*a, "psk or certificate")) {
@@ -665,6 +765,11 @@ ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
                 s.pfs_group.reset();
             } else if (auto g = parse_dh_group(*t)) {
                 s.pfs_group = *g;
+            } else if ((*t == "modp1024" || *t == "modp1536") && s.speaks_v1()) {
+                // IOS's `set pfs group2` / `group5`: IKEv1 legacy peers only, warned.
+                s.pfs_group = static_cast<uint16_t>(*t == "modp1024" ? 2 : 5);
+                warn(p->at, p->path,
+                     fmt::format("pfs {} is a weak group (IKEv1 legacy peers only)", *t));
             } else {
                 fail(p->at, p->path,
                      fmt::format("expected none or a group: {}, got {}", dh_group_names(),
@@ -693,6 +798,12 @@ ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
                          s.cookie_threshold, s.max_half_open));
     }
 
+    if (s.speaks_v1() && s.auth == ike_auth::certificate) {
+        if (auto ver = member(*f, "version")) {
+            fail(ver->at, ver->path,
+                 "IKEv1 is spoken with pre-shared keys only (authentication: psk)");
+        }
+    }
     // What each way of authenticating needs, and what it cannot use.
     if (s.auth == ike_auth::psk) {
         for (const auto& m : {cert, key, ca}) {

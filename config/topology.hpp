@@ -223,7 +223,24 @@ enum class ike_auth : uint8_t { psk, certificate };
 
 // `ike:` of an IPsec profile: the profile's SAs are negotiated by IKEv2 instead of written down.
 struct ike_settings {
+    // 2 (IKEv2), 1 (IKEv1: ISAKMP Main Mode + Quick Mode), or ike_version_any (both, per
+    // datagram by the ISAKMP header's major version).
     uint8_t version = 2;
+    static constexpr uint8_t ike_version_any = 0;
+    bool speaks_v1() const noexcept { return version == 1 || version == ike_version_any; }
+    bool speaks_v2() const noexcept { return version == 2 || version == ike_version_any; }
+    // IKEv1 `isakmp-policies`, in priority order (IOS `crypto isakmp policy N`); RFC 2409
+    // appendix A's attribute values. Never empty once loaded for a profile that speaks IKEv1.
+    struct isakmp_policy {
+        uint16_t encryption = 7;      // 5 3DES (legacy), 7 AES-CBC (DES: refused)
+        uint16_t key_bits = 128;      // AES 128/192/256; 0 for 3DES
+        uint16_t hash = 2;            // 1 MD5 (legacy), 2 SHA-1, 4 SHA2-256
+        uint16_t group = 14;          // 2, 5 (legacy), 14, 19, 20
+        uint16_t authentication = 1;  // 1 pre-shared key
+        uint32_t lifetime_s = 86400;
+        friend bool operator==(const isakmp_policy&, const isakmp_policy&) = default;
+    };
+    std::vector<isakmp_policy> isakmp_policies;
     ike_auth auth = ike_auth::psk;
     // `psk:` (the wildcard, peer ""), `keys:`, and the lines of `key-file:`, which the loader
     // reads (root-only file): never printed, not even in errors.

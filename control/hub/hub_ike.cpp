@@ -8,6 +8,7 @@
 #include "control/hub/hub.hpp"
 #include "control/hub/ike_glue.hpp"
 #include "control/ike/key_log.hpp"
+#include "control/ike/v1_dispatch.hpp"
 #include "control/log.hpp"
 #include "dataplane/wire/ipv4.hpp"
 
@@ -16,6 +17,11 @@ namespace dmvpn::hub {
 namespace {
 
 std::string ip_text(uint32_t a) { return wire::format_ipv4(a); }
+
+// Which engine an IKE SA id belongs to, for the log (v1_dispatch.hpp).
+std::string_view ike_version(uint64_t ike_sa_id) {
+    return ike::v1::engine::owns(ike_sa_id) ? "IKEv1 ISAKMP" : "IKEv2";
+}
 
 // Outputs handled per loop pass: the rest wait for the next one (the loop never stalls).
 constexpr size_t ike_outputs_per_pass = 64;
@@ -34,13 +40,18 @@ std::optional<std::string> hub::start_ike() {
     if (_ike_bindings.empty()) {
         return std::nullopt;  // no tunnel's profile has `ike`: no thread
     }
-    auto e = ike::engine::create(_topo.ipsec_profiles, _ike_bindings);
+    // IKEv2 and (for profiles with `ike.version: 1` or `any`) IKEv1, dispatched by version.
+    auto e = ike::dual_handler::create(_topo.ipsec_profiles, _ike_bindings);
     if (!e) {
-        return fmt::format("IKEv2: {}", e.error());
+        return e.error();
     }
-    e.value()->set_key_log(_ike_key_log);
-    _ike = std::make_unique<ike::thread>(
-        std::make_unique<ike::engine_handler<ike::engine>>(std::move(e.value())));
+    if (e.value()->v2() != nullptr) {
+        e.value()->v2()->set_key_log(_ike_key_log);
+    }
+    if (e.value()->v1() != nullptr) {
+        e.value()->v1()->set_key_log(_ike_key_log);
+    }
+    _ike = std::make_unique<ike::thread>(std::move(e.value()));
     for (const ike::tunnel_binding& b : _ike_bindings) {
         log::info("IKEv2: tunnel slot {} answers on {} (UDP 500, 4500) with profile {}", b.tunnel,
                   ip_text(b.local), b.profile);
@@ -99,13 +110,13 @@ void hub::ike_request(ike::request&& r, timestamp now) {
                    [&](ike::remove_child& c) { remove_child(c.id, c.why, now); },
                    [&](ike::peer_up& u) {
                        const std::string* t = _slots.name(static_cast<uint16_t>(u.tunnel));
-                       log::notice("IKEv2 SA up: peer {} ({}) on {}", ip_text(u.peer), u.identity,
-                                   t != nullptr ? *t : "?");
+                       log::notice("{} SA up: peer {} ({}) on {}", ike_version(u.ike_sa_id),
+                                   ip_text(u.peer), u.identity, t != nullptr ? *t : "?");
                    },
                    [&](ike::peer_down& d) {
                        const std::string* t = _slots.name(static_cast<uint16_t>(d.tunnel));
-                       log::notice("IKEv2 SA down: peer {} on {}: {}", ip_text(d.peer),
-                                   t != nullptr ? *t : "?", d.why);
+                       log::notice("{} SA down: peer {} on {}: {}", ike_version(d.ike_sa_id),
+                                   ip_text(d.peer), t != nullptr ? *t : "?", d.why);
                        remove_peer_sas(d.tunnel, d.peer, now);
                        apply(_server->forget_peer(d.tunnel, d.peer, now), now);
                    },

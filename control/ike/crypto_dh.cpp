@@ -1,4 +1,5 @@
-// Diffie-Hellman for IKEv2 through OpenSSL's EVP_PKEY: MODP-2048 (group 14, RFC 3526),
+// Diffie-Hellman for IKE through OpenSSL's EVP_PKEY: MODP-1024 (group 2, RFC 2409; IKEv1's
+// legacy peers), MODP-1536 (group 5) and MODP-2048 (group 14, RFC 3526),
 // ECP-256/384 (groups 19, 20, RFC 5903) and Curve25519 (group 31, RFC 8031).
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -38,15 +39,38 @@ enum class family { modp, ecp, x25519 };
 
 struct group_info {
     family fam;
-    const char* name;  // OpenSSL group name
+    const char* name;  // OpenSSL group name; nullptr: MODP given by its prime (group 2)
     int nid;           // curve NID for ECP
     size_t size;       // KE data length
+    BIGNUM* (*prime)(BIGNUM*) = nullptr;  // MODP: OpenSSL's copy of the RFC's prime
 };
+
+// MODP domain parameters: OpenSSL's named group, or (group 2, which OpenSSL does not name)
+// its RFC 2409 prime with generator 2.
+bool push_modp_group(OSSL_PARAM_BLD* b, const group_info& gi) {
+    if (gi.name != nullptr) {
+        return OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, gi.name, 0) == 1;
+    }
+    // The builder keeps pointers to the numbers until OSSL_PARAM_BLD_to_param(): public
+    // constants, made once and kept for the process's life.
+    static const BIGNUM* const p = BN_get_rfc2409_prime_1024(nullptr);  // group 2 only
+    static const BIGNUM* const g = [] {
+        BIGNUM* two = BN_new();
+        return two != nullptr && BN_set_word(two, 2) == 1 ? two : nullptr;
+    }();
+    return p != nullptr && g != nullptr &&
+           OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_FFC_P, p) == 1 &&
+           OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_FFC_G, g) == 1;
+}
 
 std::optional<group_info> info(uint16_t group) {
     switch (group) {
+        case dh_id::modp1024:
+            return group_info{family::modp, nullptr, NID_undef, 128, BN_get_rfc2409_prime_1024};
+        case dh_id::modp1536:
+            return group_info{family::modp, "modp_1536", NID_undef, 192, BN_get_rfc3526_prime_1536};
         case dh_id::modp2048:
-            return group_info{family::modp, "modp_2048", NID_undef, 256};
+            return group_info{family::modp, "modp_2048", NID_undef, 256, BN_get_rfc3526_prime_2048};
         case dh_id::ecp256:
             return group_info{family::ecp, "P-256", NID_X9_62_prime256v1, 64};
         case dh_id::ecp384:
@@ -192,7 +216,7 @@ public:
 private:
     pkey_ptr modp_peer(cspan peer) const {
         bn_ptr y{BN_bin2bn(peer.data(), static_cast<int>(peer.size()), nullptr)};
-        bn_ptr p{BN_get_rfc3526_prime_2048(nullptr)};
+        bn_ptr p{_info.prime(nullptr)};
         if (!y || !p || !BN_sub_word(p.get(), 1)) {
             return nullptr;
         }
@@ -201,8 +225,7 @@ private:
             return nullptr;
         }
         return from_params("DH", EVP_PKEY_PUBLIC_KEY, [&](OSSL_PARAM_BLD* b) {
-            return OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, _info.name, 0) ==
-                       1 &&
+            return push_modp_group(b, _info) &&
                    OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_PUB_KEY, y.get()) == 1;
         });
     }
@@ -239,7 +262,7 @@ pkey_ptr ecp_from_private(const group_info& gi, cspan priv) {
 // MODP key pair from a private exponent: y = 2^x mod p.
 pkey_ptr modp_from_private(const group_info& gi, cspan priv) {
     bn_ptr x{BN_bin2bn(priv.data(), static_cast<int>(priv.size()), nullptr)};
-    bn_ptr p{BN_get_rfc3526_prime_2048(nullptr)};
+    bn_ptr p{gi.prime(nullptr)};
     bn_ptr g{BN_new()};
     bn_ptr y{BN_new()};
     bn_ctx_ptr bctx{BN_CTX_new()};
@@ -248,7 +271,7 @@ pkey_ptr modp_from_private(const group_info& gi, cspan priv) {
         return nullptr;
     }
     return from_params("DH", EVP_PKEY_KEYPAIR, [&](OSSL_PARAM_BLD* b) {
-        return OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, gi.name, 0) == 1 &&
+        return push_modp_group(b, gi) &&
                OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_PRIV_KEY, x.get()) == 1 &&
                OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_PUB_KEY, y.get()) == 1;
     });
@@ -271,6 +294,16 @@ kx_result key_exchange::generate(uint16_t group) {
     pkey_ptr key;
     if (gi->fam == family::x25519) {
         key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519"));
+    } else if (gi->fam == family::modp && gi->name == nullptr) {
+        // Domain parameters from the prime, then a key pair on them.
+        pkey_ptr dom = from_params("DH", EVP_PKEY_KEY_PARAMETERS,
+                                   [&](OSSL_PARAM_BLD* b) { return push_modp_group(b, *gi); });
+        pkey_ctx_ptr ctx{dom ? EVP_PKEY_CTX_new_from_pkey(nullptr, dom.get(), nullptr) : nullptr};
+        EVP_PKEY* out = nullptr;
+        if (ctx && EVP_PKEY_keygen_init(ctx.get()) == 1 &&
+            EVP_PKEY_generate(ctx.get(), &out) == 1) {
+            key.reset(out);
+        }
     } else {
         pkey_ctx_ptr ctx{
             EVP_PKEY_CTX_new_from_name(nullptr, gi->fam == family::modp ? "DH" : "EC", nullptr)};

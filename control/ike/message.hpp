@@ -108,6 +108,8 @@ inline constexpr uint16_t hmac_sha2_512_256 = 14;
 }  // namespace integ_id
 namespace dh_id {
 inline constexpr uint16_t none = 0;
+inline constexpr uint16_t modp1024 = 2;  // IKEv1 legacy (RFC 2409), never a default
+inline constexpr uint16_t modp1536 = 5;  // likewise (RFC 3526)
 inline constexpr uint16_t modp2048 = 14;
 inline constexpr uint16_t ecp256 = 19;
 inline constexpr uint16_t ecp384 = 20;

@@ -128,7 +128,7 @@ using output = std::variant<datagram, request, std::shared_ptr<const show_snapsh
 
 // The `show crypto ...` views a snapshot holds (what handler::show() is asked for).
 inline constexpr std::string_view show_views[] = {"ikev2 sa", "ikev2 sa detail", "ipsec sa",
-                                                  "session"};
+                                                  "session", "isakmp sa"};
 std::string view_key(std::string_view what, bool json);
 
 struct thread_counters {

@@ -49,7 +49,8 @@ class Hub:
     """One dmvpn-hub process in namespace `ns`, its TAP enslaved to `bridge` (or, with bridge
     None, left in `ns` for the caller: tests/interop/strongswan_hub_tap.py moves it)."""
 
-    def __init__(self, ns, bridge, workdir, config=EXAMPLE, nice=10, log_level="warning"):
+    def __init__(self, ns, bridge, workdir, config=EXAMPLE, nice=10, log_level="warning",
+                 extra_args=()):
         self.ns, self.bridge = ns, bridge
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -65,11 +66,12 @@ class Hub:
         # TCG guests keep their CPU (it only ever sees a few packets a second here).
         self.nice = nice
         self.log_level = log_level
+        self.extra_args = list(extra_args)  # more dmvpn-hub options (before EAL's "--")
 
     def start(self, timeout=30):
         log = open(self.log_path, "w")
         argv = ["ip", "netns", "exec", self.ns, "nice", "-n", str(self.nice), str(HUB_BIN),
-                "--config", str(self.config), "--socket", self.socket, "--",
+                "--config", str(self.config), "--socket", self.socket, *self.extra_args, "--",
                 "--file-prefix", self.prefix, f"--log-level={self.log_level}"]
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)

@@ -146,11 +146,13 @@ class Conn:
     mobike: bool = False
     start_action: str = ""            # children: none | trap | start
     extra: dict = field(default_factory=dict)   # more key = value lines for the connection
+    version: int = 2                  # 1: IKEv1 (Main Mode + Quick Mode)
+    child_extra: dict = field(default_factory=dict)  # more key = value lines for the child
 
     def render(self):
         l_id = self.local_id or (self.local_addr if self.auth == "psk" else "")
         r_id = self.remote_id or (self.remote_addr if self.auth == "psk" else "%any")
-        lines = ["connections {", f"  {self.name} {{", "    version = 2",
+        lines = ["connections {", f"  {self.name} {{", f"    version = {self.version}",
                  f"    local_addrs = {self.local_addr}", f"    remote_addrs = {self.remote_addr}",
                  f"    proposals = {self.proposals}", f"    fragmentation = {self.fragmentation}",
                  f"    mobike = {'yes' if self.mobike else 'no'}",
@@ -185,6 +187,8 @@ class Conn:
                 lines.append(f"        rekey_time = {self.child_rekey_time}s")
             if self.start_action:
                 lines.append(f"        start_action = {self.start_action}")
+            for key, val in self.child_extra.items():
+                lines.append(f"        {key} = {val}")
             lines += ["      }", "    }"]
         lines += ["  }", "}", "secrets {"]
         if self.auth == "psk":

@@ -196,8 +196,8 @@ TEST_CASE("ike: certificate authentication", "[config][ike]") {
 
 TEST_CASE("ike: each error lands on its key", "[config][ike]") {
     const std::string p = "ipsec-profiles[0].ike.";
-    expect_error(ike_doc("      version: 1\n"), "version:", "1", p + "version", "IKEv1");
-    expect_error(ike_doc("      version: 3\n"), "version:", "3", p + "version", "expected 2");
+    expect_error(ike_doc("      version: 3\n"), "version:", "3", p + "version",
+                 "expected 1, 2 or any");
     expect_error(ike_doc().replace("authentication: psk", "      authentication: rsa"),
                  "authentication: rsa", "rsa", p + "authentication", "psk or certificate");
     expect_error(ike_doc().replace("psk: the", "      psk: \"\""), "psk:", "\"", p + "psk",
@@ -303,6 +303,56 @@ TEST_CASE("ike: legacy ESP proposals load with a warning and are never a default
     auto plain = load_string(ike_doc().text(), "t.yaml");
     REQUIRE(plain.has_value());
     CHECK(plain.warnings().empty());
+}
+
+TEST_CASE("ike: IKEv1 profiles: version 1 or any, isakmp-policies, weak choices warned",
+          "[config][ike][v1]") {
+    // Defaults: one strong policy.
+    ike_settings d = loaded(ike_doc("      version: 1\n"));
+    CHECK(d.version == 1);
+    CHECK(d.speaks_v1());
+    CHECK(!d.speaks_v2());
+    REQUIRE(d.isakmp_policies.size() == 1);
+    CHECK(d.isakmp_policies[0] == ike_settings::isakmp_policy{7, 128, 2, 14, 1, 86400});
+    CHECK(loaded(ike_doc("      version: any\n")).version == ike_settings::ike_version_any);
+    CHECK(loaded(ike_doc()).isakmp_policies.empty());  // IKEv2 only: none
+
+    // The seeds' policy (3des, md5, group 2) loads with one warning naming all three.
+    doc seeds = ike_doc(
+        "      version: 1\n"
+        "      isakmp-policies:\n"
+        "        - {encryption: aes 256, hash: sha256, group: 14, lifetime: 3600}\n"
+        "        - {encryption: 3des, hash: md5, group: 2, authentication: pre-share}\n"
+        "      pfs: modp1024\n");
+    auto r = load_string(seeds.text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    const auto& pols = r->ipsec_profiles[0].ike->isakmp_policies;
+    REQUIRE(pols.size() == 2);
+    CHECK(pols[0] == ike_settings::isakmp_policy{7, 256, 4, 14, 1, 3600});
+    CHECK(pols[1] == ike_settings::isakmp_policy{5, 0, 1, 2, 1, 86400});
+    CHECK(r->ipsec_profiles[0].ike->pfs_group == 2);
+    REQUIRE(r.warnings().size() == 2);
+    CHECK(r.warnings()[0].key == "ipsec-profiles[0].ike.isakmp-policies[1]");
+    CHECK_THAT(r.warnings()[0].message, Catch::Contains("encryption 3des, hash md5, group 2"));
+    CHECK(r.warnings()[1].key == "ipsec-profiles[0].ike.pfs");
+    CHECK_THAT(r.warnings()[1].message, Catch::Contains("weak"));
+
+    const std::string p = "ipsec-profiles[0].ike.";
+    expect_error(ike_doc("      version: 1\n      isakmp-policies:\n        - {encryption: des}\n"),
+                 "encryption: des", "des", p + "isakmp-policies[0].encryption",
+                 "DES is not supported");
+    expect_error(ike_doc("      version: 1\n      isakmp-policies:\n        - {group: 1}\n"),
+                 "group: 1", "1", p + "isakmp-policies[0].group", "group 1");
+    expect_error(ike_doc("      version: 1\n      isakmp-policies:\n        - {hash: sha512}\n"),
+                 "hash: sha512", "sha512", p + "isakmp-policies[0].hash", "md5, sha or sha256");
+    expect_error(
+        ike_doc("      version: 1\n      isakmp-policies:\n        - {authentication: rsa-sig}\n"),
+        "authentication: rsa-sig", "rsa-sig", p + "isakmp-policies[0].authentication", "pre-share");
+    expect_error(ike_doc("      isakmp-policies:\n        - {hash: sha}\n"), "- {hash: sha}", "-",
+                 p + "isakmp-policies", "version 1 or any");
+    expect_error(ike_doc("      pfs: modp1024\n"), "pfs:", "modp1024", p + "pfs",
+                 "expected none or a group");
 }
 
 TEST_CASE("ike: a profile is keyed by manual-sas or by ike, and by one of them", "[config][ike]") {

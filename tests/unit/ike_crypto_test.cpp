@@ -162,11 +162,50 @@ TEST_CASE("MODP-2048 agrees between two generated keys and refuses 0, 1, p-1",
 }
 
 TEST_CASE("unsupported groups are named", "[ike][crypto][dh]") {
-    CHECK_FALSE(crypto::supported_group(2));
-    CHECK(crypto::public_value_size(2) == 0);
-    auto kx = crypto::key_exchange::generate(2);
+    CHECK_FALSE(crypto::supported_group(1));  // MODP-768: never
+    CHECK(crypto::public_value_size(1) == 0);
+    auto kx = crypto::key_exchange::generate(1);
     REQUIRE_FALSE(kx.has_value());
-    CHECK(kx.error().find("group 2") != std::string::npos);
+    CHECK(kx.error().find("group 1") != std::string::npos);
+}
+
+TEST_CASE("MODP-1024 and MODP-1536 (IKEv1 legacy): agreement, 2^1, range checks",
+          "[ike][crypto][dh]") {
+    for (auto [group, size] :
+         {std::pair<uint16_t, size_t>{dh_id::modp1024, 128}, {dh_id::modp1536, 192}}) {
+        INFO("group " << group);
+        CHECK(crypto::public_value_size(group) == size);
+        auto a = crypto::key_exchange::generate(group);
+        auto b = crypto::key_exchange::generate(group);
+        REQUIRE(a.has_value());
+        REQUIRE(b.has_value());
+        const bytes pa = (*a)->public_value();
+        const bytes pb = (*b)->public_value();
+        CHECK(pa.size() == size);
+        auto s1 = (*a)->shared_secret(pb);
+        auto s2 = (*b)->shared_secret(pa);
+        REQUIRE(s1.has_value());
+        REQUIRE(s2.has_value());
+        CHECK(s1->size() == size);
+        CHECK(to_bytes(*s1) == to_bytes(*s2));
+        bytes one(size, 0);
+        one.back() = 1;
+        CHECK_FALSE((*a)->shared_secret(one).has_value());
+        CHECK_FALSE((*a)->shared_secret(bytes(size, 0xff)).has_value());  // above p
+        CHECK_FALSE((*a)->shared_secret(bytes(size - 1, 7)).has_value());
+        auto k1 = from_private(group, "01");
+        bytes two(size, 0);
+        two.back() = 2;
+        CHECK(k1->public_value() == two);
+        // x = 2: 2^2 = 4, and the peer value 2 gives 2^x = 4 as the shared secret.
+        auto k2 = from_private(group, "02");
+        bytes four(size, 0);
+        four.back() = 4;
+        CHECK(k2->public_value() == four);
+        auto s = k2->shared_secret(two);
+        REQUIRE(s.has_value());
+        CHECK(to_bytes(*s) == four);
+    }
 }
 
 TEST_CASE("prf is HMAC-SHA2 as RFC 4231 test cases 1 and 2", "[ike][crypto][prf]") {

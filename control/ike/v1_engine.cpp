@@ -1,0 +1,473 @@
+// The IKEv1 engine's dispatch (see v1_engine.hpp): datagrams to their ISAKMP SA and exchange,
+// the encrypted send and receive path, timers, the hub's acks. The exchanges live in
+// v1_main_mode.cpp, v1_quick_mode.cpp and v1_informational.cpp; show in v1_show.cpp.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "control/ike/key_log.hpp"
+#include "control/ike/v1_sa.hpp"
+
+namespace dmvpn::ike::v1 {
+
+std::string_view ios_name(p1_state s) noexcept {
+    switch (s) {
+        case p1_state::mm_sa_setup:
+            return "MM_SA_SETUP";
+        case p1_state::mm_key_exch:
+            return "MM_KEY_EXCH";
+        case p1_state::qm_idle:
+            return "QM_IDLE";
+    }
+    return "MM_NO_STATE";
+}
+
+bytes cookies(const p1_sa& sa) {
+    bytes spi = be64(sa.cky_i);
+    const bytes r = be64(sa.cky_r);
+    spi.insert(spi.end(), r.begin(), r.end());
+    return spi;
+}
+
+delete_payload isakmp_delete(const p1_sa& sa) {
+    delete_payload del;
+    del.protocol = protocol_id::isakmp;
+    del.spi_size = 16;
+    del.spis.push_back(cookies(sa));
+    return del;
+}
+
+delete_payload esp_delete(uint32_t spi) {
+    delete_payload del;
+    del.protocol = protocol_id::esp;
+    del.spi_size = 4;
+    del.spis.push_back(be32(spi));
+    return del;
+}
+
+size_t first_payload_length(std::span<const uint8_t> chain) {
+    return chain.size() < 4 ? 0 : (size_t(chain[2]) << 8) | chain[3];
+}
+
+std::span<const uint8_t> raw_body(payload_type first, std::span<const uint8_t> chain,
+                                  payload_type type) {
+    payload_type cur = first;
+    size_t off = 0;
+    while (cur != payload_type::none && off + 4 <= chain.size()) {
+        const size_t len = first_payload_length(chain.subspan(off));
+        if (len < 4 || off + len > chain.size()) {
+            return {};
+        }
+        if (cur == type) {
+            return chain.subspan(off + 4, len - 4);
+        }
+        cur = static_cast<payload_type>(chain[off]);
+        off += len;
+    }
+    return {};
+}
+
+// ---- engine::impl ----
+
+const tunnel_policy* engine::impl::policy(uint32_t tunnel) const {
+    auto it = tunnels.find(tunnel);
+    return it == tunnels.end() ? nullptr : &it->second;
+}
+
+p1_sa* engine::impl::find(uint64_t cky_i, uint64_t cky_r) {
+    auto it = by_cky_r.find(cky_r);
+    if (it == by_cky_r.end()) {
+        return nullptr;
+    }
+    auto sa = sas.find(it->second);
+    return sa != sas.end() && sa->second->cky_i == cky_i ? sa->second.get() : nullptr;
+}
+
+void engine::impl::send(const p1_sa& sa, bytes payload, outputs& out) {
+    datagram d;
+    d.src = sa.local;
+    d.dst = sa.peer;
+    d.sport = sa.local_port;
+    d.dport = sa.peer_port;
+    d.tunnel = sa.tunnel;
+    d.payload = std::move(payload);
+    ++cnt.tx;
+    out.send.push_back(std::move(d));
+}
+
+void engine::impl::notify_plain(const datagram& d, uint64_t cky_i, uint64_t cky_r, uint16_t type,
+                                time_point now, outputs& out) {
+    if (now - notify_window >= std::chrono::seconds(1)) {
+        notify_window = now;
+        notifies_in_window = 0;
+    }
+    if (++notifies_in_window > 10) {
+        return;
+    }
+    message m;
+    m.hdr.spi_i = cky_i;
+    m.hdr.spi_r = cky_r;
+    m.hdr.exch = exchange::informational;
+    const bytes mid = random_bytes(4);
+    m.hdr.message_id =
+        (uint32_t(mid[0]) << 24) | (uint32_t(mid[1]) << 16) | (uint32_t(mid[2]) << 8) | mid[3];
+    notification_payload n;
+    n.protocol = protocol_id::isakmp;
+    n.type = type;
+    m.payloads.push_back(n);
+    datagram r;
+    r.src = d.dst;
+    r.dst = d.src;
+    r.sport = d.dport;
+    r.dport = d.sport;
+    r.tunnel = d.tunnel;
+    r.payload = serialize(m);
+    ++cnt.tx;
+    ++cnt.notifies_tx;
+    out.send.push_back(std::move(r));
+}
+
+bytes engine::impl::seal(const p1_sa& sa, header hdr, const std::vector<payload>& payloads,
+                         bytes& iv) {
+    chain c = serialize_payloads(payloads);
+    auto body = crypto::encrypt(sa.encr, sa.keys.enc_key.view(), iv, c.data);
+    std::fill(c.data.begin(), c.data.end(), 0);
+    message m;
+    m.hdr = hdr;
+    m.hdr.flags |= header_flag::encryption;
+    m.hdr.next = c.first;
+    m.encrypted = body ? std::move(body.value()) : bytes{};
+    return serialize(m);
+}
+
+std::optional<bytes> engine::impl::open(const p1_sa& sa, const message& m, bytes& iv) {
+    bytes next_iv = iv;
+    auto plain = crypto::decrypt(sa.encr, sa.keys.enc_key.view(), next_iv, m.encrypted);
+    if (!plain) {
+        ++cnt.dropped;
+        return std::nullopt;
+    }
+    iv = std::move(next_iv);
+    return std::move(plain.value());
+}
+
+std::optional<chain_prefix> engine::impl::open_hashed(const p1_sa& sa, const message& m,
+                                                      bytes& iv) {
+    auto plain = open(sa, m, iv);
+    if (!plain) {
+        return std::nullopt;
+    }
+    auto chain = parse_payloads(m.hdr.next, *plain);
+    if (!chain || m.hdr.next != payload_type::hash || chain->payloads.empty()) {
+        ++cnt.invalid_syntax;
+        return std::nullopt;
+    }
+    const auto& h = std::get<hash_payload>(chain->payloads.front());
+    const size_t hlen = first_payload_length(*plain);
+    const std::span<const uint8_t> rest(plain->data() + hlen, chain->consumed - hlen);
+    secret want = crypto::qm_hash1(sa.hash, sa.keys.skeyid_a.view(), m.hdr.message_id, rest);
+    if (!ike::crypto::equal(want.view(), h.data)) {
+        ++cnt.auth_failed;
+        return std::nullopt;
+    }
+    return std::move(chain.value());
+}
+
+void engine::impl::send_informational(p1_sa& sa, const payload& p, outputs& out) {
+    header h;
+    h.spi_i = sa.cky_i;
+    h.spi_r = sa.cky_r;
+    h.exch = exchange::informational;
+    const bytes r = random_bytes(4);
+    h.message_id = (uint32_t(r[0]) << 24) | (uint32_t(r[1]) << 16) | (uint32_t(r[2]) << 8) | r[3];
+    const chain rest = serialize_payloads({p});
+    secret hv = crypto::qm_hash1(sa.hash, sa.keys.skeyid_a.view(), h.message_id, rest.data);
+    bytes iv = crypto::phase2_iv(sa.hash, sa.encr, sa.iv, h.message_id);
+    send(sa, seal(sa, h, {hash_payload{bytes(hv.data(), hv.data() + hv.size())}, p}, iv), out);
+}
+
+uint32_t engine::impl::fresh_spi() const {
+    for (;;) {
+        const bytes r = random_bytes(4);
+        uint32_t spi =
+            (uint32_t(r[0]) << 24) | (uint32_t(r[1]) << 16) | (uint32_t(r[2]) << 8) | r[3];
+        if (spi < 256) {
+            continue;  // 1..255 are reserved (RFC 4303 section 2.1)
+        }
+        bool used = std::any_of(children.begin(), children.end(),
+                                [&](const auto& c) { return c.second.sa.inbound.spi == spi; });
+        if (!used) {
+            return spi;
+        }
+    }
+}
+
+void engine::impl::remove_child(uint64_t child_id, std::string why, outputs& out) {
+    auto it = children.find(child_id);
+    if (it == children.end()) {
+        return;
+    }
+    out.requests.emplace_back(ike::remove_child{child_id, std::move(why)});
+    children.erase(it);
+}
+
+// Drops an ISAKMP SA. Its IPsec SAs go with it unless another authenticated ISAKMP SA with the
+// same peer (a re-authentication) takes them over; peer_down only when none is left.
+void engine::impl::forget(uint64_t id, std::string why, bool tell_hub, outputs& out) {
+    auto it = sas.find(id);
+    if (it == sas.end()) {
+        return;
+    }
+    p1_sa& sa = *it->second;
+    if (sa.state != p1_state::qm_idle && half_open > 0) {
+        --half_open;
+    }
+    uint64_t heir = 0;
+    for (const auto& [oid, o] : sas) {
+        if (oid != id && o->peer == sa.peer && o->tunnel == sa.tunnel &&
+            o->state == p1_state::qm_idle) {
+            heir = oid;
+        }
+    }
+    const bool was_up = sa.state == p1_state::qm_idle;
+    std::vector<uint64_t> gone;
+    for (auto& [cid, c] : children) {
+        if (c.p1 == id) {
+            if (heir != 0) {
+                c.p1 = heir;
+                c.sa.ike_sa_id = heir;
+            } else {
+                gone.push_back(cid);
+            }
+        }
+    }
+    for (uint64_t cid : gone) {
+        remove_child(cid, why, out);
+    }
+    if (tell_hub && was_up && heir == 0) {
+        out.requests.emplace_back(peer_down{id, sa.tunnel, sa.peer, why});
+    }
+    by_cky_r.erase(sa.cky_r);
+    if (auto i = by_cky_i.find({sa.cky_i, sa.peer}); i != by_cky_i.end() && i->second == id) {
+        by_cky_i.erase(i);
+    }
+    sas.erase(it);
+}
+
+// ---- engine ----
+
+engine::engine(std::unique_ptr<impl> i) : _impl(std::move(i)) {}
+engine::~engine() = default;
+
+wire::result<std::unique_ptr<engine>, std::string> engine::create(
+    const std::vector<config::ipsec_profile>& profiles, std::vector<tunnel_binding> tunnels) {
+    auto e = std::unique_ptr<engine>(new engine(std::make_unique<impl>()));
+    if (auto err = e->reconfigure(profiles, std::move(tunnels)); err) {
+        return wire::fail(*err);
+    }
+    return e;
+}
+
+std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_profile>& profiles,
+                                               std::vector<tunnel_binding> tunnels) {
+    std::map<uint32_t, tunnel_policy> next;
+    for (const tunnel_binding& b : tunnels) {
+        auto p = std::find_if(profiles.begin(), profiles.end(),
+                              [&](const auto& x) { return x.name == b.profile; });
+        if (p == profiles.end() || !p->ike || !p->ike->speaks_v1()) {
+            continue;
+        }
+        if (p->ike->auth != config::ike_auth::psk) {
+            return fmt::format("profile {}: IKEv1 speaks pre-shared keys only", p->name);
+        }
+        for (const auto& pol : p->ike->isakmp_policies) {
+            if (!crypto::supported_cipher(pol.encryption, pol.key_bits) ||
+                !crypto::supported_hash(pol.hash) || !ike::crypto::supported_group(pol.group)) {
+                return fmt::format("profile {}: an ISAKMP policy the engine cannot speak", p->name);
+            }
+        }
+        next[b.tunnel] = tunnel_policy{b, *p->ike};
+    }
+    _impl->tunnels = std::move(next);
+    return std::nullopt;
+}
+
+const engine_counters& engine::counters() const noexcept { return _impl->cnt; }
+
+void engine::set_key_log(std::shared_ptr<keylog::writer> w) { _impl->key_log = std::move(w); }
+
+void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
+    impl& im = *_impl;
+    im.last_now = now;
+    ++im.cnt.rx;
+    if (d.payload.size() == 1 && d.payload[0] == 0xff) {
+        return;  // NAT keepalive (RFC 3948 section 2.3)
+    }
+    const tunnel_policy* pol = im.policy(d.tunnel);
+    auto parsed = parse(d.payload);
+    if (pol == nullptr || !parsed) {
+        ++im.cnt.dropped;
+        if (parsed) {
+            return;
+        }
+        ++im.cnt.invalid_syntax;
+        return;
+    }
+    const message& m = parsed.value();
+    switch (m.hdr.exch) {
+        case exchange::identity_protection:
+            im.main_mode(d, m, now, out);
+            return;
+        case exchange::aggressive:
+            // Aggressive Mode sends the PSK's hash to anyone who asks: refused (counted).
+            ++im.cnt.aggressive_refused;
+            im.notify_plain(d, m.hdr.spi_i, m.hdr.spi_r, notify_type::invalid_exchange_type, now,
+                            out);
+            return;
+        case exchange::quick:
+        case exchange::informational: {
+            p1_sa* sa = im.find(m.hdr.spi_i, m.hdr.spi_r);
+            if (sa == nullptr || sa->state != p1_state::qm_idle || !m.hdr.encrypted()) {
+                ++im.cnt.dropped;
+                return;
+            }
+            if (sa->peer != d.src) {
+                ++im.cnt.dropped;
+                return;
+            }
+            sa->peer_port = d.sport;
+            sa->local_port = d.dport;
+            if (m.hdr.exch == exchange::quick) {
+                im.quick_mode_rx(*sa, d, m, now, out);
+            } else {
+                im.informational(*sa, m, now, out);
+            }
+            return;
+        }
+        default:
+            ++im.cnt.exchange_refused;
+            im.notify_plain(d, m.hdr.spi_i, m.hdr.spi_r, notify_type::invalid_exchange_type, now,
+                            out);
+            return;
+    }
+}
+
+void engine::tick(time_point now, outputs& out) {
+    impl& im = *_impl;
+    im.last_now = now;
+    // Quick Modes whose QM3 never came: the pair stays (the peer may use it), the exchange goes.
+    for (auto& [id, sa] : im.sas) {
+        std::erase_if(sa->quick, [&](const auto& q) {
+            return q.second.answered && now - q.second.started > std::chrono::seconds(60);
+        });
+    }
+    std::vector<uint64_t> expired;
+    for (const auto& [id, sa] : im.sas) {
+        if (sa->state != p1_state::qm_idle && now - sa->created > impl::half_open_lifetime) {
+            expired.push_back(id);
+        } else if (sa->state == p1_state::qm_idle && now >= sa->expire_at) {
+            expired.push_back(id);
+        }
+    }
+    for (uint64_t id : expired) {
+        p1_sa& sa = *im.sas[id];
+        if (sa.state == p1_state::qm_idle) {
+            im.send_informational(sa, isakmp_delete(sa), out);
+            im.forget(id, "ISAKMP SA lifetime expired", true, out);
+        } else {
+            ++im.cnt.phase1_failed;
+            im.forget(id, "Main Mode did not complete", false, out);
+        }
+    }
+    std::vector<uint64_t> old;
+    for (const auto& [cid, c] : im.children) {
+        if (c.installed && now >= c.expire_at) {
+            old.push_back(cid);
+        }
+    }
+    for (uint64_t cid : old) {
+        child_rec& c = im.children[cid];
+        auto sa = im.sas.find(c.p1);
+        if (sa != im.sas.end() && sa->second->state == p1_state::qm_idle) {
+            im.send_informational(*sa->second, esp_delete(c.sa.inbound.spi), out);
+        }
+        im.remove_child(cid, "IPsec SA lifetime expired", out);
+    }
+}
+
+void engine::installed(uint64_t child_id, time_point now, outputs& out) {
+    impl& im = *_impl;
+    auto c = im.children.find(child_id);
+    if (c == im.children.end()) {
+        return;
+    }
+    c->second.installed = true;
+    c->second.up_at = now;
+    auto sa = im.sas.find(c->second.p1);
+    if (sa == im.sas.end()) {
+        return;
+    }
+    for (auto& [mid, qm] : sa->second->quick) {
+        if (qm.child_id == child_id && !qm.answered) {
+            qm.answered = true;
+            im.send(*sa->second, qm.response, out);
+        }
+    }
+}
+
+void engine::install_failed(uint64_t child_id, std::string why, time_point, outputs& out) {
+    impl& im = *_impl;
+    auto c = im.children.find(child_id);
+    if (c == im.children.end()) {
+        return;
+    }
+    auto sa = im.sas.find(c->second.p1);
+    if (sa != im.sas.end()) {
+        std::erase_if(sa->second->quick,
+                      [&](const auto& q) { return q.second.child_id == child_id; });
+    }
+    im.children.erase(c);  // never installed: nothing for the hub to remove
+    (void)why;
+    (void)out;
+}
+
+void engine::clear(uint32_t peer, time_point, outputs& out) {
+    impl& im = *_impl;
+    std::vector<uint64_t> ids;
+    for (const auto& [id, sa] : im.sas) {
+        if (peer == 0 || sa->peer == peer) {
+            ids.push_back(id);
+        }
+    }
+    for (uint64_t id : ids) {
+        p1_sa& sa = *im.sas[id];
+        if (sa.state == p1_state::qm_idle) {
+            for (const auto& [cid, c] : im.children) {
+                if (c.p1 == id) {
+                    im.send_informational(sa, esp_delete(c.sa.inbound.spi), out);
+                }
+            }
+            im.send_informational(sa, isakmp_delete(sa), out);
+        }
+    }
+    // Every ISAKMP SA of the peer goes: none inherits the IPsec SAs.
+    struct gone {
+        uint64_t id;
+        uint32_t tunnel, peer;
+        bool up;
+    };
+    std::vector<gone> all;
+    for (uint64_t id : ids) {
+        p1_sa& sa = *im.sas[id];
+        all.push_back({id, sa.tunnel, sa.peer, sa.state == p1_state::qm_idle});
+        sa.peer = 0;  // no heir among the cleared ones
+    }
+    for (const gone& g : all) {
+        im.forget(g.id, "clear crypto sa", false, out);
+        if (g.up) {
+            out.requests.emplace_back(peer_down{g.id, g.tunnel, g.peer, "clear crypto sa"});
+        }
+    }
+}
+
+}  // namespace dmvpn::ike::v1

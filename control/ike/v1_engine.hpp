@@ -1,0 +1,64 @@
+// The IKEv1 engine (RFC 2409 with the IPsec DOI, RFC 2407): the responder for spokes keyed the
+// classic Cisco DMVPN way (`crypto isakmp policy`, a wildcard pre-shared key, a transform set).
+// Main Mode with pre-shared keys, Quick Mode (PFS, transport mode, GRE between the two NBMA
+// addresses), Informational DELETE and DPD (RFC 3706). Like the IKEv2 engine (engine.hpp) it
+// is single-threaded and clock-driven, runs on the IKE thread, does no I/O, and hands the hub
+// the same events (install_child, remove_child, peer_up, peer_down). Its SA and CHILD_SA ids
+// start at id_base, so the hub's acks find their engine (v1_dispatch.hpp).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control/ike/engine.hpp"
+
+namespace dmvpn::ike::v1 {
+
+struct engine_counters {
+    uint64_t rx = 0, tx = 0, duplicates_answered = 0, dropped = 0;
+    uint64_t phase1_up = 0, phase1_failed = 0, quick_modes = 0;
+    uint64_t auth_failed = 0, no_proposal = 0, invalid_syntax = 0, invalid_id = 0;
+    uint64_t aggressive_refused = 0, exchange_refused = 0, half_open = 0;
+    uint64_t deletes_rx = 0, dpd_answered = 0, notifies_tx = 0;
+};
+
+class engine {
+public:
+    // Ids of this engine's IKE SAs and CHILD_SAs are at least this (IKEv2's count from 1).
+    static constexpr uint64_t id_base = uint64_t{1} << 48;
+    static bool owns(uint64_t id) noexcept { return id >= id_base; }
+
+    // Uses the profiles whose `ike.version` is 1 or any; their PSKs are copied here.
+    static wire::result<std::unique_ptr<engine>, std::string> create(
+        const std::vector<config::ipsec_profile>& profiles, std::vector<tunnel_binding> tunnels);
+    ~engine();
+
+    // An ISAKMP datagram (major version 1).
+    void on_datagram(const datagram& d, time_point now, outputs& out);
+    // Half-open expiry, Phase 1 and Phase 2 lifetimes.
+    void tick(time_point now, outputs& out);
+    // The hub installed the pair: the Quick Mode response waiting for it leaves.
+    void installed(uint64_t child_id, time_point now, outputs& out);
+    void install_failed(uint64_t child_id, std::string why, time_point now, outputs& out);
+    // `clear crypto sa [peer]`: DELETE sent for the ISAKMP SA and its IPsec SAs, state dropped.
+    void clear(uint32_t peer, time_point now, outputs& out);
+    std::optional<std::string> reconfigure(const std::vector<config::ipsec_profile>& profiles,
+                                           std::vector<tunnel_binding> tunnels);
+
+    // "isakmp sa" (IOS: dst src state conn-id status), "ipsec sa", "session"; text or JSON.
+    std::string show(std::string_view what, bool json) const;
+    const engine_counters& counters() const noexcept;
+    // Debugging (--key-log): every IPsec SA pair's ESP keys go to `w` (Wireshark's esp_sa rows,
+    // control/ike/key_log.hpp) when it is handed to the hub. nullptr: nothing is written.
+    void set_key_log(std::shared_ptr<keylog::writer> w);
+
+    struct impl;
+
+private:
+    explicit engine(std::unique_ptr<impl> i);
+    std::unique_ptr<impl> _impl;
+};
+
+}  // namespace dmvpn::ike::v1

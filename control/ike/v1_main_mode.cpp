@@ -1,0 +1,400 @@
+// Main Mode with pre-shared keys, the responder (RFC 2409 section 5.4):
+//   MM1 HDR, SA          ->   <- MM2 HDR, SA (one transform, ours echoed)
+//   MM3 HDR, KE, Ni      ->   <- MM4 HDR, KE, Nr
+//   MM5 HDR*, IDii, HASH_I ->  <- MM6 HDR*, IDir, HASH_R
+// The responder's state is created when MM1 is answered (nothing before), is bounded by the
+// profile's `max-half-open`, and is dropped 30 s later unless Main Mode completes. With a
+// pre-shared key the key must be chosen before the peer's identity is seen (SKEYID needs it at
+// MM3): the key for the peer's address, else the wildcard.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "control/ike/v1_sa.hpp"
+
+namespace dmvpn::ike::v1 {
+
+namespace {
+
+// RFC 3706's vendor ID: the peer (and we) speak DPD.
+const bytes dpd_vid = {0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9,
+                       0x6b, 0x86, 0x96, 0xfc, 0x77, 0x57, 0x01, 0x00};
+
+// RFC 3947's vendor ID (MD5 of "RFC 3947"): NAT traversal.
+const bytes natt_vid = {0x4a, 0x13, 0x1c, 0x81, 0x07, 0x03, 0x58, 0x45,
+                        0x5c, 0x57, 0x28, 0xf2, 0x0e, 0x95, 0x45, 0x2f};
+
+// NAT-D (RFC 3947 section 3.2): HASH(CKY-I | CKY-R | IP | Port) with the negotiated hash.
+bytes nat_d(const p1_sa& sa, uint32_t ip, uint16_t port) {
+    const bytes ci = be64(sa.cky_i), cr = be64(sa.cky_r), a = be32(ip);
+    const uint8_t p[2] = {uint8_t(port >> 8), uint8_t(port)};
+    return crypto::digest(sa.hash, {ci, cr, a, std::span<const uint8_t>(p, 2)});
+}
+
+constexpr size_t max_isakmp_per_peer = 3;  // authenticated ISAKMP SAs one peer may hold
+
+struct p1_choice {
+    proposal prop;  // the one proposal, with the one transform we echo
+    uint16_t encr = 0, key_bits = 0, hash = 0, group = 0;
+    uint32_t lifetime_s = 0;
+};
+
+// The initiator's transforms against our policies, in our priority order (as IOS walks
+// `crypto isakmp policy`): encryption, key length, hash, authentication and group must be
+// equal; the lifetime is the shorter of the two.
+std::optional<p1_choice> choose(const sa_payload& sa,
+                                const std::vector<config::ike_settings::isakmp_policy>& pols) {
+    for (const auto& pol : pols) {
+        for (const proposal& p : sa.proposals) {
+            if (p.protocol != protocol_id::isakmp) {
+                continue;
+            }
+            for (const transform& t : p.transforms) {
+                if (t.id != key_ike) {
+                    continue;
+                }
+                auto a = [&](uint16_t type) { return attribute_value(t.attributes, type); };
+                const uint64_t enc = a(p1_attr::encryption).value_or(0);
+                const uint64_t bits = a(p1_attr::key_length).value_or(enc == 7 ? 128 : 0);
+                if (enc != pol.encryption || a(p1_attr::hash).value_or(0) != pol.hash ||
+                    a(p1_attr::auth_method).value_or(0) != pol.authentication ||
+                    a(p1_attr::group).value_or(1) != pol.group ||
+                    (pol.encryption == crypto::encr::aes && bits != pol.key_bits)) {
+                    continue;
+                }
+                // Life type / duration pairs: seconds counted, kilobytes ignored.
+                uint32_t life = pol.lifetime_s;
+                for (size_t i = 0; i + 1 < t.attributes.size(); ++i) {
+                    const attribute& ty = t.attributes[i];
+                    const attribute& du = t.attributes[i + 1];
+                    if (ty.type == p1_attr::life_type && du.type == p1_attr::life_duration &&
+                        attribute_value(std::span(&ty, 1), p1_attr::life_type) == 1) {
+                        auto v = attribute_value(std::span(&du, 1), p1_attr::life_duration);
+                        if (v && *v > 0 && *v < life) {
+                            life = static_cast<uint32_t>(*v);
+                        }
+                    }
+                }
+                p1_choice c;
+                c.prop = p;
+                c.prop.transforms = {t};
+                c.prop.spi.clear();
+                c.encr = pol.encryption;
+                c.key_bits = pol.encryption == crypto::encr::aes ? pol.key_bits : 0;
+                c.hash = pol.hash;
+                c.group = pol.group;
+                c.lifetime_s = life;
+                return c;
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+const config::ike_psk* find_psk(const config::ike_settings& ike, uint32_t peer) {
+    const std::string addr = ipv4_text(peer);
+    const config::ike_psk* wildcard = nullptr;
+    for (const auto& k : ike.psks) {
+        if (k.peer == addr) {
+            return &k;
+        }
+        if (k.peer.empty()) {
+            wildcard = &k;
+        }
+    }
+    return wildcard;
+}
+
+std::string id_text(const id_payload& id) {
+    if (id.type == id_type::ipv4_addr && id.data.size() == 4) {
+        return ipv4_text((uint32_t(id.data[0]) << 24) | (uint32_t(id.data[1]) << 16) |
+                         (uint32_t(id.data[2]) << 8) | id.data[3]);
+    }
+    std::string s;
+    for (uint8_t c : id.data) {
+        s += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+    }
+    return s;
+}
+
+}  // namespace
+
+void engine::impl::main_mode(const datagram& d, const message& m, time_point now, outputs& out) {
+    const tunnel_policy& pol = *policy(d.tunnel);
+    if (m.hdr.spi_r == 0) {
+        // MM1: a retransmission is answered from the cache; otherwise a new SA, if allowed.
+        if (auto it = by_cky_i.find({m.hdr.spi_i, d.src}); it != by_cky_i.end()) {
+            p1_sa& sa = *sas[it->second];
+            if (sa.state == p1_state::mm_sa_setup && sa.last_request == d.payload) {
+                ++cnt.duplicates_answered;
+                send(sa, sa.last_response, out);
+            } else {
+                ++cnt.dropped;
+            }
+            return;
+        }
+        if (m.hdr.encrypted()) {
+            ++cnt.dropped;
+            return;
+        }
+        const auto* sa_p = find_payload<sa_payload>(m.payloads);
+        if (sa_p == nullptr) {
+            ++cnt.invalid_syntax;
+            notify_plain(d, m.hdr.spi_i, 0, notify_type::payload_malformed, now, out);
+            return;
+        }
+        if (half_open >= pol.ike.max_half_open) {
+            ++cnt.half_open;
+            ++cnt.dropped;
+            return;
+        }
+        auto choice = choose(*sa_p, pol.ike.isakmp_policies);
+        if (!choice) {
+            ++cnt.no_proposal;
+            notify_plain(d, m.hdr.spi_i, 0, notify_type::no_proposal_chosen, now, out);
+            return;
+        }
+        auto sa = std::make_unique<p1_sa>();
+        sa->id = fresh_id();
+        sa->tunnel = d.tunnel;
+        sa->profile = pol.binding.profile;
+        sa->local = d.dst;
+        sa->peer = d.src;
+        sa->local_port = d.dport;
+        sa->peer_port = d.sport;
+        sa->cky_i = m.hdr.spi_i;
+        do {
+            const bytes r = random_bytes(8);
+            sa->cky_r = 0;
+            for (uint8_t b : r) {
+                sa->cky_r = (sa->cky_r << 8) | b;
+            }
+        } while (sa->cky_r == 0 || by_cky_r.count(sa->cky_r) != 0);
+        sa->encr = choice->encr;
+        sa->key_bits = choice->key_bits;
+        sa->hash = choice->hash;
+        sa->group = choice->group;
+        sa->lifetime_s = choice->lifetime_s;
+        const std::span<const uint8_t> chain(d.payload.data() + header_size,
+                                             d.payload.size() - header_size);
+        auto body = raw_body(m.hdr.next, chain, payload_type::sa);
+        sa->sa_b.assign(body.begin(), body.end());
+        for (const auto& p : m.payloads) {
+            if (const auto* v = std::get_if<vendor_payload>(&p);
+                v != nullptr && v->id.size() >= dpd_vid.size() &&
+                std::equal(dpd_vid.begin(), dpd_vid.end(), v->id.begin())) {
+                sa->dpd = true;
+            }
+            if (const auto* v = std::get_if<vendor_payload>(&p);
+                v != nullptr && v->id == natt_vid) {
+                sa->natt = true;
+            }
+        }
+        sa->created = now;
+        message r;
+        r.hdr.spi_i = sa->cky_i;
+        r.hdr.spi_r = sa->cky_r;
+        r.hdr.exch = exchange::identity_protection;
+        sa_payload rs;
+        rs.doi = sa_p->doi;
+        rs.situation = sa_p->situation;
+        rs.proposals = {choice->prop};
+        r.payloads.push_back(rs);
+        r.payloads.push_back(vendor_payload{dpd_vid});
+        if (sa->natt) {
+            r.payloads.push_back(vendor_payload{natt_vid});
+        }
+        sa->last_request = d.payload;
+        sa->last_response = serialize(r);
+        send(*sa, sa->last_response, out);
+        ++half_open;
+        by_cky_r[sa->cky_r] = sa->id;
+        by_cky_i[{sa->cky_i, sa->peer}] = sa->id;
+        sas[sa->id] = std::move(sa);
+        return;
+    }
+
+    p1_sa* sa = find(m.hdr.spi_i, m.hdr.spi_r);
+    if (sa == nullptr || sa->peer != d.src) {
+        ++cnt.dropped;
+        return;
+    }
+    if (d.payload == sa->last_request) {
+        ++cnt.duplicates_answered;
+        send(*sa, sa->last_response, out);
+        return;
+    }
+    sa->peer_port = d.sport;
+    sa->local_port = d.dport;
+    switch (sa->state) {
+        case p1_state::mm_sa_setup: {
+            // MM3: KE, Ni -> MM4: KE, Nr; SKEYID and its children.
+            const auto* ke = find_payload<ke_payload>(m.payloads);
+            const auto* ni = find_payload<nonce_payload>(m.payloads);
+            if (m.hdr.encrypted() || ke == nullptr || ni == nullptr) {
+                ++cnt.invalid_syntax;
+                return;
+            }
+            auto kx = ike::crypto::key_exchange::generate(sa->group);
+            if (!kx) {
+                ++cnt.dropped;
+                return;
+            }
+            auto gxy = kx.value()->shared_secret(ke->data);
+            if (!gxy) {
+                ++cnt.invalid_syntax;
+                notify_plain(d, sa->cky_i, sa->cky_r, notify_type::invalid_key_information, now,
+                             out);
+                ++cnt.phase1_failed;
+                forget(sa->id, "bad KE", false, out);
+                return;
+            }
+            const config::ike_psk* psk = find_psk(pol.ike, sa->peer);
+            if (psk == nullptr) {
+                ++cnt.auth_failed;
+                notify_plain(d, sa->cky_i, sa->cky_r, notify_type::authentication_failed, now, out);
+                ++cnt.phase1_failed;
+                forget(sa->id, "no pre-shared key for the peer", false, out);
+                return;
+            }
+            sa->psk = secret(psk->key);
+            sa->kx = std::move(kx.value());
+            sa->gxi = ke->data;
+            sa->gxr = sa->kx->public_value();
+            sa->ni = ni->data;
+            sa->nr = random_bytes(32);
+            sa->keys = crypto::derive_phase1(sa->hash, sa->encr, sa->key_bits, sa->psk.view(),
+                                             sa->ni, sa->nr, gxy.value().view(), sa->cky_i,
+                                             sa->cky_r, sa->gxi, sa->gxr);
+            sa->iv = sa->keys.iv;
+            message r;
+            r.hdr.spi_i = sa->cky_i;
+            r.hdr.spi_r = sa->cky_r;
+            r.hdr.exch = exchange::identity_protection;
+            r.payloads.push_back(ke_payload{sa->gxr});
+            r.payloads.push_back(nonce_payload{sa->nr});
+            if (sa->natt) {
+                // The peer's NAT-D: first the hash of where it sent to (us), then of itself.
+                std::vector<const nat_d_payload*> natd;
+                for (const auto& p : m.payloads) {
+                    if (const auto* n = std::get_if<nat_d_payload>(&p)) {
+                        natd.push_back(n);
+                    }
+                }
+                if (natd.size() >= 2) {
+                    sa->nat_local = natd[0]->hash != nat_d(*sa, d.dst, d.dport);
+                    const bytes peer_hash = nat_d(*sa, d.src, d.sport);
+                    sa->nat_peer = std::none_of(natd.begin() + 1, natd.end(),
+                                                [&](auto* n) { return n->hash == peer_hash; });
+                }
+                r.payloads.push_back(nat_d_payload{nat_d(*sa, d.src, d.sport)});
+                r.payloads.push_back(nat_d_payload{nat_d(*sa, d.dst, d.dport)});
+            }
+            sa->last_request = d.payload;
+            sa->last_response = serialize(r);
+            sa->state = p1_state::mm_key_exch;
+            send(*sa, sa->last_response, out);
+            return;
+        }
+        case p1_state::mm_key_exch: {
+            // MM5: IDii, HASH_I (encrypted) -> MM6: IDir, HASH_R.
+            if (!m.hdr.encrypted()) {
+                ++cnt.invalid_syntax;
+                return;
+            }
+            bytes iv = sa->iv;
+            auto plain = open(*sa, m, iv);
+            if (!plain) {
+                return;
+            }
+            auto chain = parse_payloads(m.hdr.next, *plain);
+            const id_payload* id = chain ? find_payload<id_payload>(chain->payloads) : nullptr;
+            const hash_payload* h = chain ? find_payload<hash_payload>(chain->payloads) : nullptr;
+            if (id == nullptr || h == nullptr) {
+                // A wrong key decrypts to garbage: counted as a failed authentication.
+                ++cnt.auth_failed;
+                ++cnt.phase1_failed;
+                forget(sa->id, "MM5 unreadable (wrong pre-shared key?)", false, out);
+                return;
+            }
+            auto idii_b = raw_body(m.hdr.next, *plain, payload_type::id);
+            secret want = crypto::hash_i(sa->hash, sa->keys.skeyid.view(), sa->gxi, sa->gxr,
+                                         sa->cky_i, sa->cky_r, sa->sa_b, idii_b);
+            if (!ike::crypto::equal(want.view(), h->data)) {
+                ++cnt.auth_failed;
+                ++cnt.phase1_failed;
+                notify_plain(d, sa->cky_i, sa->cky_r, notify_type::invalid_hash_information, now,
+                             out);
+                forget(sa->id, "HASH_I mismatch", false, out);
+                return;
+            }
+            sa->iv = iv;
+            sa->peer_id = id_text(*id);
+            // INITIAL-CONTACT: the peer rebooted; its older SAs are gone.
+            bool initial = false;
+            for (const auto& p : chain->payloads) {
+                if (const auto* n = std::get_if<notification_payload>(&p);
+                    n != nullptr && n->type == notify_type::initial_contact) {
+                    initial = true;
+                }
+            }
+            if (initial) {
+                std::vector<uint64_t> old;
+                for (const auto& [oid, o] : sas) {
+                    if (oid != sa->id && o->peer == sa->peer && o->tunnel == sa->tunnel) {
+                        old.push_back(oid);
+                    }
+                }
+                for (uint64_t oid : old) {
+                    forget(oid, "INITIAL-CONTACT", true, out);
+                }
+            }
+            id_payload ours;
+            ours.type = id_type::ipv4_addr;
+            ours.protocol = id->protocol;
+            ours.port = id->port;
+            ours.data = be32(sa->local);
+            const auto ours_chain = serialize_payloads({ours});
+            const std::span<const uint8_t> idir_b(ours_chain.data.data() + 4,
+                                                  ours_chain.data.size() - 4);
+            secret hr = crypto::hash_r(sa->hash, sa->keys.skeyid.view(), sa->gxi, sa->gxr,
+                                       sa->cky_i, sa->cky_r, sa->sa_b, idir_b);
+            header hdr;
+            hdr.spi_i = sa->cky_i;
+            hdr.spi_r = sa->cky_r;
+            hdr.exch = exchange::identity_protection;
+            sa->last_request = d.payload;
+            sa->last_response = seal(
+                *sa, hdr, {ours, hash_payload{bytes(hr.data(), hr.data() + hr.size())}}, sa->iv);
+            // An authenticated peer keeps at most a few ISAKMP SAs (re-authentication
+            // overlaps): the oldest beyond that goes, handing its IPsec SAs on.
+            std::vector<uint64_t> same;
+            for (const auto& [oid, o] : sas) {
+                if (oid != sa->id && o->peer == sa->peer && o->tunnel == sa->tunnel &&
+                    o->state == p1_state::qm_idle) {
+                    same.push_back(oid);
+                }
+            }
+            sa->state = p1_state::qm_idle;
+            for (size_t k = 0; k + max_isakmp_per_peer <= same.size(); ++k) {
+                forget(same[k], "superseded by a newer ISAKMP SA", true, out);
+            }
+            if (half_open > 0) {
+                --half_open;
+            }
+            sa->up_at = now;
+            sa->expire_at = now + std::chrono::seconds(sa->lifetime_s);
+            sa->kx.reset();
+            ++cnt.phase1_up;
+            send(*sa, sa->last_response, out);
+            out.requests.emplace_back(peer_up{sa->id, sa->tunnel, sa->peer, sa->peer_id});
+            return;
+        }
+        case p1_state::qm_idle:
+            // A Main Mode message on an established SA that is not the retransmitted MM5.
+            ++cnt.dropped;
+            return;
+    }
+}
+
+}  // namespace dmvpn::ike::v1

@@ -1,0 +1,151 @@
+// The IKEv1 engine's state (internal to control/ike/v1_*.cpp): ISAKMP SAs, their Quick Mode
+// exchanges, the IPsec SA pairs, and the helpers the exchange files share.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/ike/ike_sa.hpp"
+#include "control/ike/isakmp.hpp"
+#include "control/ike/v1_crypto.hpp"
+#include "control/ike/v1_engine.hpp"
+
+namespace dmvpn::ike::v1 {
+
+using ike::crypto::secret;
+
+// Main Mode states as IOS names them in `show crypto isakmp sa`.
+enum class p1_state : uint8_t {
+    mm_sa_setup,  // MM2 sent (the SA chosen), waiting for KE/Ni: MM_SA_SETUP
+    mm_key_exch,  // MM4 sent, waiting for IDii/HASH_I: MM_KEY_EXCH
+    qm_idle,      // authenticated: QM_IDLE
+};
+std::string_view ios_name(p1_state s) noexcept;
+
+// A Quick Mode exchange we answer.
+struct quick_mode {
+    uint32_t mid = 0;
+    bytes iv;            // CBC chaining within the exchange
+    bytes last_request;  // QM1 as received (a retransmission gets `response` again)
+    bytes response;      // QM2, once it may leave
+    uint64_t child_id = 0;
+    bytes ni_b, nr_b;  // HASH(3)
+    bool answered = false;
+    time_point started{};
+};
+
+struct p1_sa {
+    uint64_t id = 0;
+    uint32_t tunnel = 0;
+    std::string profile;
+    uint32_t local = 0, peer = 0;
+    uint16_t local_port = 500, peer_port = 500;
+    uint64_t cky_i = 0, cky_r = 0;
+    p1_state state = p1_state::mm_sa_setup;
+    // What Main Mode chose.
+    uint16_t encr = 0, key_bits = 0, hash = 0, group = 0;
+    uint32_t lifetime_s = 0;
+    bytes sa_b;        // the initiator's SA payload body (HASH_I / HASH_R)
+    bool dpd = false;  // the peer announced RFC 3706
+    // RFC 3947: both sent its vendor ID; NAT-D found a NAT in front of us / of the peer.
+    bool natt = false, nat_local = false, nat_peer = false;
+    bool behind_nat() const noexcept { return nat_local || nat_peer; }
+    std::unique_ptr<ike::crypto::key_exchange> kx;
+    bytes ni, nr, gxi, gxr;
+    secret psk;
+    crypto::phase1_keys keys;
+    bytes iv;            // Phase 1 CBC chaining; after MM6: the last block of MM6
+    bytes last_request;  // the last Main Mode request as received
+    bytes last_response;
+    std::string peer_id;
+    time_point created{}, up_at{}, expire_at{};
+    std::map<uint32_t, quick_mode> quick;      // by message ID
+    std::vector<uint32_t> seen_informational;  // message IDs answered (replays dropped)
+};
+
+struct child_rec {
+    child_sa sa;
+    uint64_t p1 = 0;                    // the ISAKMP SA that negotiated it
+    uint16_t encr_v1 = 0, auth_v1 = 0;  // the transform as ISAKMP named it (show)
+    bool installed = false;
+    time_point up_at{}, expire_at{};
+};
+
+struct tunnel_policy {
+    tunnel_binding binding;
+    config::ike_settings ike;
+};
+
+struct engine::impl {
+    std::map<uint32_t, tunnel_policy> tunnels;                   // by tunnel slot
+    std::map<uint64_t, std::unique_ptr<p1_sa>> sas;              // by id
+    std::map<uint64_t, uint64_t> by_cky_r;                       // our cookie -> id
+    std::map<std::pair<uint64_t, uint32_t>, uint64_t> by_cky_i;  // (their cookie, peer) -> id
+    std::map<uint64_t, child_rec> children;                      // by id
+    uint64_t next_id = engine::id_base;
+    engine_counters cnt;
+    size_t half_open = 0;
+    time_point last_now{};  // show's clock: the latest datagram or tick
+    std::shared_ptr<keylog::writer> key_log;
+    // Unauthenticated answers (notifies to strangers): at most 10 a second.
+    time_point notify_window{};
+    uint32_t notifies_in_window = 0;
+
+    static constexpr auto half_open_lifetime = std::chrono::seconds(30);
+
+    const tunnel_policy* policy(uint32_t tunnel) const;
+    p1_sa* find(uint64_t cky_i, uint64_t cky_r);
+    void send(const p1_sa& sa, bytes payload, outputs& out);
+    // An unencrypted Informational with one notify (no SA to protect it), rate limited.
+    void notify_plain(const datagram& d, uint64_t cky_i, uint64_t cky_r, uint16_t type,
+                      time_point now, outputs& out);
+    // An encrypted Informational (HASH(1) | payload) on an established SA.
+    void send_informational(p1_sa& sa, const payload& p, outputs& out);
+    // Protects `payloads` (HASH first is the caller's) as message `hdr` with `iv` chaining.
+    bytes seal(const p1_sa& sa, header hdr, const std::vector<payload>& payloads, bytes& iv);
+    // Decrypts a received message's body; nullopt (counted) if it does not decrypt.
+    std::optional<bytes> open(const p1_sa& sa, const message& m, bytes& iv);
+    // A Phase 2 message (Quick Mode's QM1, Informational): decrypted with `iv`, its payloads,
+    // HASH(1) = prf(SKEYID_a, M-ID | the payloads after HASH) checked in constant time (or
+    // HASH(2) with `ni_b` given). nullopt, counted, otherwise.
+    std::optional<chain_prefix> open_hashed(const p1_sa& sa, const message& m, bytes& iv);
+    void forget(uint64_t id, std::string why, bool tell_hub, outputs& out);
+    void remove_child(uint64_t child_id, std::string why, outputs& out);
+    uint64_t fresh_id() { return next_id++; }
+    uint32_t fresh_spi() const;
+
+    void main_mode(const datagram& d, const message& m, time_point now, outputs& out);
+    void quick_mode_rx(p1_sa& sa, const datagram& d, const message& m, time_point now,
+                       outputs& out);
+    void informational(p1_sa& sa, const message& m, time_point now, outputs& out);
+};
+
+// Helpers shared by the exchange files (the byte helpers are the IKEv2 engine's).
+using ike::detail::be32;
+using ike::detail::be64;
+using ike::detail::ipv4_text;
+using ike::detail::random_bytes;
+// The cookies as a Notification or Delete SPI (RFC 2408 section 3.15: CKY-I | CKY-R).
+bytes cookies(const p1_sa& sa);
+delete_payload isakmp_delete(const p1_sa& sa);
+delete_payload esp_delete(uint32_t spi);
+// The body (after the generic header) of the first payload of `type` in a raw chain starting
+// with payload `first`; empty if absent. The chain was parsed before, so lengths are sane.
+std::span<const uint8_t> raw_body(payload_type first, std::span<const uint8_t> chain,
+                                  payload_type type);
+// The length of the chain's first payload (its generic header says).
+size_t first_payload_length(std::span<const uint8_t> chain);
+template <typename T>
+const T* find_payload(const std::vector<payload>& ps) {
+    for (const auto& p : ps) {
+        if (const auto* t = std::get_if<T>(&p)) {
+            return t;
+        }
+    }
+    return nullptr;
+}
+
+}  // namespace dmvpn::ike::v1

@@ -1,0 +1,139 @@
+// The IKEv1 engine's show commands: `show crypto isakmp sa` in the IOS layout (dst, src, state,
+// conn-id, status; ../shared/testdata/cisco-ios-crypto.md) or JSON, and its IPsec SAs as
+// show.hpp's view model for `show crypto ipsec sa` / `show crypto session`.
+//
+// JSON of `show crypto isakmp sa`: {"isakmp_sas": [{"dst", "src", "state" ("MM_SA_SETUP"|
+// "MM_KEY_EXCH"|"QM_IDLE"), "conn_id", "status" ("ACTIVE"|"NEGOTIATING"), "tunnel",
+// "encr" ("3DES"|"AES"), "keysize", "hash" ("MD5"|"SHA"|"SHA256"), "dh_group",
+// "lifetime_s", "remaining_s", "remote_id"}]}
+#include <fmt/format.h>
+
+#include "control/json.hpp"
+#include "control/ike/show.hpp"
+#include "control/ike/v1_sa.hpp"
+
+namespace dmvpn::ike::v1 {
+
+namespace {
+
+uint32_t seconds_between(time_point from, time_point to) {
+    return to <= from
+               ? 0
+               : uint32_t(std::chrono::duration_cast<std::chrono::seconds>(to - from).count());
+}
+
+uint64_t conn_id(uint64_t id) { return id - engine::id_base + 1; }
+
+std::string_view hash_name(uint16_t h) {
+    return h == crypto::hash::md5 ? "MD5" : h == crypto::hash::sha1 ? "SHA" : "SHA256";
+}
+
+}  // namespace
+
+std::string engine::show(std::string_view what, bool json) const {
+    const impl& im = *_impl;
+    const time_point now = im.last_now;
+    if (what == "isakmp sa") {
+        std::string out;
+        if (json) {
+            out = "{\"isakmp_sas\": [";
+            bool first = true;
+            for (const auto& [id, sa] : im.sas) {
+                out += first ? "" : ", ";
+                first = false;
+                out += fmt::format(
+                    "{{\"dst\": \"{}\", \"src\": \"{}\", \"state\": \"{}\", \"conn_id\": {}, "
+                    "\"status\": \"{}\", \"tunnel\": \"Tunnel{}\", \"encr\": \"{}\", "
+                    "\"keysize\": {}, \"hash\": \"{}\", \"dh_group\": {}, \"lifetime_s\": {}, "
+                    "\"remaining_s\": {}, \"remote_id\": {}}}",
+                    ipv4_text(sa->local), ipv4_text(sa->peer), ios_name(sa->state), conn_id(id),
+                    sa->state == p1_state::qm_idle ? "ACTIVE" : "NEGOTIATING", sa->tunnel,
+                    sa->encr == crypto::encr::aes ? "AES" : "3DES",
+                    sa->encr == crypto::encr::aes ? sa->key_bits : 192, hash_name(sa->hash),
+                    sa->group, sa->lifetime_s,
+                    sa->state == p1_state::qm_idle ? seconds_between(now, sa->expire_at) : 0,
+                    json_quote(sa->peer_id));
+            }
+            return out + "]}\n";
+        }
+        out = "IPv4 Crypto ISAKMP SA\n";
+        out += "dst             src             state          conn-id status\n";
+        for (const auto& [id, sa] : im.sas) {
+            out += fmt::format("{:<15} {:<15} {:<14} {:>7} {}\n", ipv4_text(sa->local),
+                               ipv4_text(sa->peer), ios_name(sa->state), conn_id(id),
+                               sa->state == p1_state::qm_idle ? "ACTIVE" : "");
+        }
+        return out;
+    }
+
+    // IPsec SAs, one flow per (tunnel, peer), as the IKEv2 engine fills them.
+    show::view v;
+    std::map<std::pair<uint32_t, uint32_t>, size_t> flow_of;
+    for (const auto& [cid, c] : im.children) {
+        auto key = std::make_pair(c.sa.tunnel, c.sa.peer);
+        auto [it, fresh] = flow_of.emplace(key, v.flows.size());
+        if (fresh) {
+            show::ipsec_flow_row f;
+            f.interface = fmt::format("Tunnel{}", c.sa.tunnel);
+            f.crypto_map = fmt::format("Tunnel{}-head-0", c.sa.tunnel);
+            f.local = c.sa.local;
+            f.peer = c.sa.peer;
+            f.local_ident.addr = c.sa.local;
+            f.remote_ident.addr = c.sa.peer;
+            v.flows.push_back(std::move(f));
+        }
+        show::ipsec_flow_row& f = v.flows[it->second];
+        auto p1 = im.sas.find(c.p1);
+        if (p1 != im.sas.end()) {
+            f.peer_port = p1->second->peer_port;
+        }
+        show::esp_sa_row e;
+        e.transform = show::ios_transform(c.sa.encr, c.sa.encr_bits, c.sa.integ);
+        e.conn_id = conn_id(cid);
+        e.flow_id = conn_id(cid);
+        e.remaining_s = seconds_between(now, c.expire_at);
+        e.iv_bytes = show::iv_bytes(c.sa.encr);
+        e.active = c.installed;
+        show::esp_sa_row in = e, out = e;
+        in.spi = c.sa.inbound.spi;
+        out.spi = c.sa.outbound.spi;
+        f.inbound.push_back(in);
+        f.outbound.push_back(out);
+        if (c.installed) {
+            f.current_outbound_spi = c.sa.outbound.spi;
+        }
+    }
+    for (const auto& [id, sa] : im.sas) {
+        if (sa->state != p1_state::qm_idle) {
+            continue;
+        }
+        show::session_row s;
+        s.interface = fmt::format("Tunnel{}", sa->tunnel);
+        s.profile = sa->profile;
+        s.peer = sa->peer;
+        s.peer_port = sa->peer_port;
+        s.session_id = conn_id(id);
+        s.ike_sas.push_back({sa->local, sa->local_port, sa->peer, sa->peer_port, true});
+        uint32_t active = 0;
+        for (const auto& [cid, c] : im.children) {
+            if (c.p1 == id && c.installed) {
+                active += 2;
+            }
+        }
+        s.status = active == 0 ? show::session_status::up_idle : show::session_status::up_active;
+        if (active != 0) {
+            s.flows.push_back({47, sa->local, sa->peer, active});
+        }
+        v.sessions.push_back(std::move(s));
+    }
+    const auto f = json ? show::format::json : show::format::text;
+    if (what == "ipsec sa") {
+        return show::show_ipsec_sa(v, f);
+    }
+    if (what == "session") {
+        return show::show_session(v, f);
+    }
+    return fmt::format("unknown show: {}\n", what);
+}
+
+}  // namespace dmvpn::ike::v1
