@@ -171,6 +171,8 @@ def hub_run(ns, d, count):
 
         def applied():
             s = stats(sock)
+            if s is None:
+                return None  # a long pass (rte_lpm at a million routes): dmvpnctl gave up
             r = s["routing"]
             done = r["fpm_installed"] + r["fpm_unresolved"] + r["fpm_rib_refused"]
             return s if done >= count else None
