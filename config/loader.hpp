@@ -162,6 +162,9 @@ private:
                                                   std::string_view peer);
     route read_route(const value_ref& v);
     management read_management(const value_ref& v);
+    // config/load_routing.cpp: `routing` (the FPM server)
+    routing_settings read_routing(const value_ref& v);
+    fpm_settings read_fpm(const value_ref& v);
 
     // --- checks across entries ---
     void validate(topology& t);

@@ -363,6 +363,24 @@ struct management {
     friend bool operator==(const management&, const management&) = default;
 };
 
+// `routing.fpm`: the FPM server zebra's dplane_fpm_nl connects to (control/fpm/README.md).
+struct fpm_settings {
+    ipv4 address{0x7f000001};  // 127.0.0.1
+    uint16_t port = 2620;
+    uint32_t settle_seconds = 3;  // quiet after zebra connects before stale routes are swept
+    uint32_t hold_seconds = 90;   // FRR's routes outlive a lost zebra this long
+    uint32_t max_routes = 2'000'000;
+
+    friend bool operator==(const fpm_settings&, const fpm_settings&) = default;
+};
+
+// `routing`: where the hub learns routes beyond its own configuration.
+struct routing_settings {
+    std::optional<fpm_settings> fpm;  // none: no FPM server
+
+    friend bool operator==(const routing_settings&, const routing_settings&) = default;
+};
+
 struct topology {
     hub_settings hub;
     std::vector<port> ports;
@@ -370,6 +388,7 @@ struct topology {
     std::vector<ipsec_profile> ipsec_profiles;
     std::vector<route> routes;
     management mgmt;
+    routing_settings routing;
 
     const port* find_port(std::string_view name) const noexcept;
     const tunnel* find_tunnel(std::string_view name) const noexcept;
@@ -388,6 +407,7 @@ struct topology_diff {
     bool log_level_changed = false;
     bool routes_changed = false;
     bool management_changed = false;
+    bool fpm_changed = false;  // routing.fpm: the server is started with the hub
 
     bool empty() const noexcept;
     bool needs_restart() const noexcept;

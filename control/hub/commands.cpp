@@ -686,6 +686,7 @@ std::string hub::show_stats(bool json) const {
                    .raw("control_loop", loop.done())
                    .raw("sas", "[" + sas_json + "]")
                    .raw("control", ctl.done())
+                   .raw("routing", routing_stats(true))
                    .done() +
                "\n";
     }
@@ -708,7 +709,7 @@ std::string hub::show_stats(bool json) const {
         _loop_time.quantile_ns(0.99) / 1000, _loop_time.quantile_ns(0.999) / 1000, _cc.ike_rx,
         _cc.ike_rx_bad, _cc.ike_rx_dropped, _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed,
         _cc.ike_removes, _cc.ike_drains, _cc.ike_outbound_waits);
-    return text;
+    return text + routing_stats(false);
 }
 
 std::string hub::show_arp(bool json) const {
@@ -758,6 +759,10 @@ void hub::refresh_telemetry(timestamp now) {
     s.stats.emplace_back("icmp_echo_replies", _cc.icmp_echo_replies);
     s.stats.emplace_back("forwarded", _cc.forwarded);
     s.stats.emplace_back("adjacencies", _rib->nexthop_count());
+    s.stats.emplace_back("routes", _rib->installed_count());
+    for (const routing_counter& c : routing_counters()) {
+        s.stats.emplace_back(std::string(c.name), c.value);
+    }
     s.stats.emplace_back(
         "uptime_s", static_cast<uint64_t>(
                         std::chrono::duration_cast<std::chrono::seconds>(now - _started).count()));

@@ -233,7 +233,7 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
         return wire::fail(*err);
     }
     for (auto step : {&hub::create_tables, &hub::open_ports, &hub::start_forwarder,
-                      &hub::start_nhrp, &hub::start_workers, &hub::start_ike}) {
+                      &hub::start_nhrp, &hub::start_workers, &hub::start_ike, &hub::start_fpm}) {
         if (auto err = (h.get()->*step)()) {
             return wire::fail(*err);
         }
@@ -366,6 +366,12 @@ std::optional<std::string> hub::create_tables() {
         std::min<size_t>(entries + _topo.routes.size() + 4096, dp::route_index_max + 1));
     pc.max_routes = pc.adjacencies;
     pc.tbl8s = static_cast<uint32_t>(std::clamp<size_t>(entries / 8, 1024, 65536));
+    if (const auto& f = _topo.routing.fpm) {
+        // zebra's routes on top. A prefix longer than /24 takes a tbl8 group (1 KiB) for its
+        // /24; FRR's tables are mostly /24 and shorter: room for one such /24 in 32 routes.
+        pc.max_routes += f->max_routes;
+        pc.tbl8s += f->max_routes / 32;
+    }
     auto pub = dp::publisher::create(pc);
     if (!pub) {
         return fmt::format("dataplane tables: {} (a FIB needs 64 MiB and more: raise -m)",
@@ -573,6 +579,7 @@ std::optional<std::string> hub::start_workers() {
 
 hub::~hub() {
     _ike.reset();  // stops and joins the IKE thread
+    _fpm.reset();  // stops and joins the FPM thread
     _workers_stop.store(true);
     if (_launched) {
         rte_eal_mp_wait_lcore();
@@ -626,6 +633,7 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
             _next_tick = now + tick_interval;
         }
         work += ike_pass(now);
+        work += fpm_pass();
         work += _mgmt->poll(handler);
         if (reload_flag.exchange(false)) {
             log::info("SIGHUP: reloading the topology");

@@ -23,11 +23,13 @@
 #include "control/hub/model.hpp"
 #include "control/hub/multicast.hpp"
 #include "control/hub/neighbors.hpp"
+#include "control/fpm/server.hpp"
 #include "control/ike/child_pairs.hpp"
 #include "control/ike/thread.hpp"
 #include "control/mgmt/metrics.hpp"
 #include "control/mgmt/server.hpp"
 #include "control/nhrp/server.hpp"
+#include "control/rib/fpm_routes.hpp"
 #include "control/rib/rib.hpp"
 #include "crypto/engine.hpp"
 #include "crypto/sa.hpp"
@@ -189,6 +191,19 @@ private:
     // IKE (control/ike/thread): the engine's outputs, drained each pass; acks owed to it.
     std::optional<std::string> start_ike();
     size_t ike_pass(timestamp now);
+    // FRR's routes (hub_fpm.cpp): the FPM server from routing.fpm, its batches into the RIB.
+    std::optional<std::string> start_fpm();
+    void refresh_fpm_interfaces();  // where FPM gateways lead: tunnels' and LAN ports' subnets
+    size_t fpm_pass();
+    struct routing_counter {
+        std::string_view name;
+        std::string_view help;
+        uint64_t value = 0;
+        bool gauge = false;
+    };
+    // The RIB's and the FPM server's counters (show stats, telemetry, metrics).
+    std::vector<routing_counter> routing_counters() const;
+    std::string routing_stats(bool json) const;
     void ike_request(ike::request&& r, timestamp now);
     void install_child(const ike::child_sa& c, timestamp now);
     // `drain`: a pair another one replaced keeps decrypting for ike::rekey_drain; false (the
@@ -339,6 +354,9 @@ private:
     // Routes and their next hops; it alone writes the FIB (through _rib_port).
     rib_glue _rib_port{*this};
     std::unique_ptr<rib::rib> _rib;
+    std::unique_ptr<fpm::server> _fpm;  // none unless routing.fpm
+    rib::fpm_interfaces _fpm_ifs;
+    rib::fpm_counters _fpm_feed;
     std::map<std::pair<uint16_t, uint32_t>, binding> _bindings;  // (slot, overlay)
     multicast_targets _mcast;
     // Multicast packets being replicated, oldest first; each resumes after the last target

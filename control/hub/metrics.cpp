@@ -201,6 +201,11 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
     gauge("adjacencies", "Next hops with an adjacency slot")
         .samples.push_back({{}, _rib->nexthop_count()});
     gauge("routes", "Routes installed in the FIB").samples.push_back({{}, _rib->installed_count()});
+    for (const routing_counter& c : routing_counters()) {
+        (c.gauge ? gauge(std::string(c.name), std::string(c.help))
+                 : counter(std::string(c.name), std::string(c.help)))
+            .samples.push_back({{}, c.value});
+    }
     gauge("arp_entries", "ARP table entries").samples.push_back({{}, _neighbors.size()});
     gauge("multicast_targets", "Multicast replication targets")
         .samples.push_back({{}, _mcast.size()});

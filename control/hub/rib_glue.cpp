@@ -43,6 +43,9 @@ bool hub::rib_glue::write_nexthop(const nh_key& k, uint32_t adj, std::optional<u
 }
 
 void hub::apply_config_routes() {
+    if (_fpm) {
+        refresh_fpm_interfaces();  // FPM routes from now on resolve on the new interfaces
+    }
     rib::config_names names;
     names.tunnel_slot = [this](const std::string& n) { return _slots.slot(n); };
     names.port_id = [this](const std::string& n) -> std::optional<uint16_t> {

@@ -135,6 +135,24 @@ void rib::withdraw(origin from, const prefix_key& k) {
     _dirty.insert(k);
 }
 
+void rib::withdraw_source(source s, const prefix_key& k, protocol keep) {
+    auto t = _table.find(k);
+    if (t == _table.end()) {
+        return;
+    }
+    auto& cs = t->second.candidates;
+    size_t removed = std::erase_if(
+        cs, [&](const candidate& c) { return c.from.src == s && c.from.proto != keep; });
+    if (removed == 0) {
+        return;
+    }
+    _candidates -= removed;
+    if (cs.empty()) {
+        _table.erase(t);
+    }
+    _dirty.insert(k);
+}
+
 void rib::begin_resync(source s) {
     for (auto& [k, e] : _table) {
         for (candidate& c : e.candidates) {

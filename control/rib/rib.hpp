@@ -154,6 +154,9 @@ public:
     bool set(origin from, const prefix_key& k, const route& r);
     // Takes `from`'s route for `k` back (the next best is installed at commit()).
     void withdraw(origin from, const prefix_key& k);
+    // Takes back every candidate of source `s` for `k` whose protocol is not `keep` (FPM: zebra
+    // holds one route per prefix, and a new one from another protocol replaces the old).
+    void withdraw_source(source s, const prefix_key& k, protocol keep = protocol::none);
     // Full resynchronisation of a source (FPM after a reconnect, a reload's configuration):
     // begin marks its candidates stale, set() refreshes them, end removes those still stale.
     void begin_resync(source s);

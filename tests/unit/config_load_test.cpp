@@ -1015,3 +1015,85 @@ TEST_CASE("hostile documents end in errors, not crashes", "[config]") {
         CHECK(m.size() < 120);
     }
 }
+
+TEST_CASE("routing.fpm: defaults, values, restart on change, errors where they are", "[config]") {
+    auto none = load_string(base().text(), "t.yaml");
+    INFO(none.error_text());
+    REQUIRE(none.has_value());
+    CHECK_FALSE(none->routing.fpm);  // no FPM server unless asked
+
+    doc d =
+        base().replace("socket: /run/test.sock", "  socket: /run/test.sock\nrouting:\n  fpm: {}");
+    auto r = load_string(d.text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    REQUIRE(r->routing.fpm);
+    CHECK(r->routing.fpm->address == ip("127.0.0.1"));
+    CHECK(r->routing.fpm->port == 2620);
+    CHECK(r->routing.fpm->settle_seconds == 3);
+    CHECK(r->routing.fpm->hold_seconds == 90);
+    CHECK(r->routing.fpm->max_routes == 2'000'000);
+    CHECK(r.warnings().empty());
+
+    doc set = base().replace("socket: /run/test.sock",
+                             "  socket: /run/test.sock\nrouting:\n  fpm:\n    port: 2700\n"
+                             "    settle-seconds: 5\n    hold-seconds: 0\n    max-routes: 1000");
+    auto s = load_string(set.text(), "t.yaml");
+    INFO(s.error_text());
+    REQUIRE(s.has_value());
+    REQUIRE(s->routing.fpm);
+    CHECK(s->routing.fpm->port == 2700);
+    CHECK(s->routing.fpm->settle_seconds == 5);
+    CHECK(s->routing.fpm->hold_seconds == 0);
+    CHECK(s->routing.fpm->max_routes == 1000);
+
+    // The server starts with the hub: adding, moving or removing it needs a restart.
+    auto added = dmvpn::config::diff(*none, *r);
+    CHECK(added.fpm_changed);
+    CHECK(added.needs_restart());
+    CHECK_FALSE(added.empty());
+    dmvpn::config::topology moved = *r;
+    moved.routing.fpm->port = 2621;
+    CHECK(dmvpn::config::diff(*r, moved).needs_restart());
+    CHECK_FALSE(dmvpn::config::diff(*r, *r).needs_restart());
+
+    // Anything but loopback is reachable by whoever can connect: loads, with a warning.
+    doc open = base().replace("socket: /run/test.sock",
+                              "  socket: /run/test.sock\nrouting:\n  fpm: {address: 0.0.0.0}");
+    auto o = load_string(open.text(), "t.yaml");
+    INFO(o.error_text());
+    REQUIRE(o.has_value());
+    REQUIRE(o.warnings().size() == 1);
+    CHECK(o.warnings()[0].key == "routing.fpm.address");
+
+    struct row {
+        const char* yaml;
+        const char* key;
+        const char* message;
+    };
+    const row rows[] = {
+        {"  fpm: {port: 0}", "routing.fpm.port", "expected an integer 1..65535, got \"0\""},
+        {"  fpm: {address: localhost}", "routing.fpm.address",
+         "expected an IPv4 address like 192.0.2.1, got \"localhost\""},
+        {"  fpm: {settle-seconds: 0}", "routing.fpm.settle-seconds",
+         "expected an integer 1..600, got \"0\""},
+        {"  fpm: {hold-seconds: 100000}", "routing.fpm.hold-seconds",
+         "expected an integer 0..86400, got \"100000\""},
+        {"  fpm: {max-routes: 0}", "routing.fpm.max-routes",
+         "expected an integer 1..16000000, got \"0\""},
+    };
+    for (const row& x : rows) {
+        doc bad = base().replace("socket: /run/test.sock",
+                                 std::string("  socket: /run/test.sock\nrouting:\n") + x.yaml);
+        error e = only_error(bad);
+        CHECK(e.key == x.key);
+        CHECK(e.message == x.message);
+        CHECK(e.line == 49);  // base() has 47 lines; `routing:` is the 48th
+    }
+    doc unknown =
+        base().replace("socket: /run/test.sock", "  socket: /run/test.sock\nrouting:\n  fmp: {}");
+    error e = only_error(unknown);
+    CHECK(e.key == "routing.fmp");
+    CHECK(e.line == 49);
+    CHECK(e.column == 3);
+}
