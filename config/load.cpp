@@ -1010,7 +1010,8 @@ topology loader::load(const YAML::Node& root) {
     topology t;
     value_ref doc{root, "", pos_of(root, {1, 1})};
     _where.emplace("", doc.at);
-    auto f = mapping(doc, {"hub", "ports", "tunnels", "ipsec-profiles", "routes", "management"});
+    auto f = mapping(doc, {"hub", "ports", "tunnels", "ipsec-profiles", "routes", "management",
+                              "routing"});
     if (!f) {
         return t;
     }
@@ -1035,6 +1036,9 @@ topology loader::load(const YAML::Node& root) {
     list("routes", false, &loader::read_route, t.routes);
     if (auto m = member(*f, "management")) {
         t.mgmt = read_management(*m);
+    }
+    if (auto r = member(*f, "routing")) {
+        t.routing = read_routing(*r);
     }
     if (!_exhausted) {
         validate(t);
@@ -1318,6 +1322,7 @@ void loader::validate(topology& t) {
     }
 
     validate_profiles(t);
+    validate_routing(t);
 
     // Routes: a next hop the hub can reach, through a tunnel or a LAN port. Where a tunnel's
     // or port's addresses failed, a next hop found nowhere may belong there: say nothing.

@@ -159,10 +159,14 @@ private:
     std::optional<std::vector<uint8_t>> psk_bytes(const value_ref& v);
     route read_route(const value_ref& v);
     management read_management(const value_ref& v);
+    // config/load_routing.cpp: `routing`
+    routing_settings read_routing(const value_ref& v);
+    kernel_interface read_kernel_interface(const value_ref& v);
 
     // --- checks across entries ---
     void validate(topology& t);
     void validate_profiles(const topology& t);  // config/load_ipsec.cpp
+    void validate_routing(const topology& t);   // config/load_routing.cpp
     pos where(std::string path) const;
     bool broken(std::string path) const;               // the value or something holding it failed
     bool failed_under(std::string_view prefix) const;  // something below it failed

@@ -346,6 +346,26 @@ struct management {
     friend bool operator==(const management&, const management&) = default;
 };
 
+// `routing.interfaces[]`: a kernel interface (DPDK's net_tun) for a tunnel, carrying the tunnel's
+// overlay address, through which daemons on the host (FRR) reach the spokes
+// (control/hub/README.md, the exception path).
+struct kernel_interface {
+    std::string tunnel;  // a tunnel's name
+    bool create = true;  // false: listed but not made (kept for a later reload or restart)
+    std::string name;    // the kernel's interface name (IFNAMSIZ: at most 15 bytes)
+    // Packets a second in each direction (to the kernel, from it); 0: unlimited.
+    uint32_t rate = 10000;
+
+    friend bool operator==(const kernel_interface&, const kernel_interface&) = default;
+};
+
+// `routing`: how the hub meets routing daemons on its host.
+struct routing_settings {
+    std::vector<kernel_interface> interfaces;
+
+    friend bool operator==(const routing_settings&, const routing_settings&) = default;
+};
+
 struct topology {
     hub_settings hub;
     std::vector<port> ports;
@@ -353,6 +373,7 @@ struct topology {
     std::vector<ipsec_profile> ipsec_profiles;
     std::vector<route> routes;
     management mgmt;
+    routing_settings routing;
 
     const port* find_port(std::string_view name) const noexcept;
     const tunnel* find_tunnel(std::string_view name) const noexcept;
@@ -371,6 +392,7 @@ struct topology_diff {
     bool log_level_changed = false;
     bool routes_changed = false;
     bool management_changed = false;
+    bool routing_changed = false;  // routing.interfaces: kernel interfaces are made at start
 
     bool empty() const noexcept;
     bool needs_restart() const noexcept;

@@ -259,6 +259,9 @@ control::mgmt_reply hub::reload() {
         if (d.hub_changed) {
             what += what.empty() ? "hub settings" : ", hub settings";
         }
+        if (d.routing_changed) {
+            what += what.empty() ? "routing" : ", routing";
+        }
         return reject(what + " changed: those need a restart of dmvpn-hub");
     }
     tunnel_slots slots = _slots;
