@@ -674,6 +674,33 @@ std::string hub::show_stats(bool json) const {
         .num("adjacencies", _rib->nexthop_count())
         .num("routes", _rib->installed_count())
         .num("rcu_pending", _pub->pending());
+    // The exception path, per kernel interface.
+    std::string exc_json;
+    for (const exception_iface& e : _exception.interfaces()) {
+        const exception_counters& c = e.c;
+        if (json) {
+            exc_json += (exc_json.empty() ? "" : ",") +
+                        json_members()
+                            .str("interface", e.cfg.name)
+                            .str("tunnel", e.cfg.tunnel)
+                            .num("rate", e.cfg.rate)
+                            .num("to_kernel", c.to_kernel)
+                            .num("to_kernel_limited", c.to_kernel_limited)
+                            .num("to_kernel_full", c.to_kernel_full)
+                            .num("from_kernel", c.from_kernel)
+                            .num("from_kernel_multicast", c.from_kernel_multicast)
+                            .num("from_kernel_limited", c.from_kernel_limited)
+                            .num("from_kernel_not_ipv4", c.from_kernel_not_ipv4)
+                            .done();
+        } else {
+            text += fmt::format(
+                "Exception path {} (tunnel {}): to kernel {} (rate-limited {}, queue full {}), "
+                "from kernel {} ({} multicast; rate-limited {}, not IPv4 {})\n",
+                e.cfg.name, e.cfg.tunnel, c.to_kernel, c.to_kernel_limited, c.to_kernel_full,
+                c.from_kernel, c.from_kernel_multicast, c.from_kernel_limited,
+                c.from_kernel_not_ipv4);
+        }
+    }
     if (json) {
         return json_members()
                    .raw("workers", "[" + workers_json + "]")
@@ -684,6 +711,7 @@ std::string hub::show_stats(bool json) const {
                    .raw("control_loop", loop.done())
                    .raw("sas", "[" + sas_json + "]")
                    .raw("control", ctl.done())
+                   .raw("exception", "[" + exc_json + "]")
                    .done() +
                "\n";
     }
@@ -755,6 +783,14 @@ void hub::refresh_telemetry(timestamp now) {
                          nc.sent_of(nhrp::op::registration_reply));
     s.stats.emplace_back("icmp_echo_replies", _cc.icmp_echo_replies);
     s.stats.emplace_back("handoffs", _cc.handoffs);
+    if (!_exception.interfaces().empty()) {
+        exception_counters x = _exception.total();
+        s.stats.emplace_back("exception_to_kernel", x.to_kernel);
+        s.stats.emplace_back("exception_to_kernel_dropped", x.to_kernel_limited + x.to_kernel_full);
+        s.stats.emplace_back("exception_from_kernel", x.from_kernel);
+        s.stats.emplace_back("exception_from_kernel_dropped",
+                             x.from_kernel_limited + x.from_kernel_not_ipv4);
+    }
     s.stats.emplace_back("adjacencies", _rib->nexthop_count());
     s.stats.emplace_back(
         "uptime_s", static_cast<uint64_t>(
