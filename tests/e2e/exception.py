@@ -158,13 +158,7 @@ def main():
         rep = None
         end = time.time() + 60
         while rep is None and time.time() < end:
-            with open(out_path) as f:
-                lines = f.read().splitlines()
-            if lines and lines[-1].startswith("{"):
-                try:
-                    rep = json.loads(lines[-1])
-                except ValueError:
-                    pass
+            rep = e2e.report_of(out_path)
             time.sleep(0.2)
         e2e.check(rep is not None, "the emulator reported")
         if rep is not None:
