@@ -264,6 +264,19 @@ control::mgmt_reply hub::reload() {
         }
         return reject(what + " changed: those need a restart of dmvpn-hub");
     }
+    // A kernel interface carries its tunnel's overlay address from the start: removing the
+    // tunnel or moving its address needs a restart.
+    for (const exception_iface& e : _exception.interfaces()) {
+        const config::tunnel* a = _topo.find_tunnel(e.cfg.tunnel);
+        const config::tunnel* b = next.find_tunnel(e.cfg.tunnel);
+        if (a != nullptr && (b == nullptr || !(a->overlay_address == b->overlay_address) ||
+                             !(a->overlay_prefix == b->overlay_prefix))) {
+            return reject(
+                fmt::format("tunnel {} has the kernel interface {}: removing it or "
+                            "changing its overlay address needs a restart of dmvpn-hub",
+                            e.cfg.tunnel, e.cfg.name));
+        }
+    }
     tunnel_slots slots = _slots;
     if (!slots.assign(next)) {
         return reject(fmt::format("at most {} tunnels are supported", dp::max_tunnels));

@@ -175,6 +175,19 @@ def main():
                       "NHRP kept working under the flood: %d registration replies (refresh "
                       "every 2 s), %d rejects" % (rep["registration_replies"],
                                                   rep["registration_rejects"]))
+        # The kernel interface holds 10.0.0.1/16: a reload that moves it is refused.
+        path = os.path.join(d, "hub.yaml")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("overlay-address: 10.0.0.1", "overlay-address: 10.0.0.250"))
+        r = subprocess.run([e2e.CTL, "--socket", h.sock, "reload"], capture_output=True,
+                           text=True, timeout=30)
+        e2e.check(r.returncode != 0 and "kernel interface" in r.stdout + r.stderr,
+                  "a reload moving the tunnel's address is refused: %s"
+                  % (r.stdout + r.stderr).strip())
+        with open(path, "w") as f:
+            f.write(text)
         metrics = h.ctl("show", "stats")
         e2e.check("Exception path %s" % IFACE in metrics, "show stats (text) has the exception "
                   "path line")
