@@ -31,14 +31,22 @@ routing_settings loader::read_routing(const value_ref& v) {
 
 kernel_interface loader::read_kernel_interface(const value_ref& v) {
     kernel_interface k;
-    auto f = mapping(v, {"tunnel", "create", "name", "rate"});
+    auto f = mapping(v, {"tunnel", "port", "create", "name", "rate"});
     if (!f) {
         return k;
     }
-    if (auto t = member(*f, "tunnel", true)) {
+    auto t = member(*f, "tunnel");
+    auto p = member(*f, "port");
+    if (t && p) {
+        fail(p->at, p->path, "an interface is for a tunnel or for a port, not both");
+    } else if (!t && !p) {
+        fail(f->at, child(f->path, "tunnel"), "missing required key (or \"port\")");
+    } else if (t) {
         if (auto x = ident(*t)) {
             k.tunnel = *x;
         }
+    } else if (auto x = ident(*p)) {
+        k.port = *x;
     }
     read(*f, "create", k.create, as_bool());
     if (auto n = member(*f, "name", true)) {
@@ -58,6 +66,7 @@ kernel_interface loader::read_kernel_interface(const value_ref& v) {
 
 void loader::validate_routing(const topology& t) {
     std::map<std::string, size_t> by_tunnel;
+    std::map<std::string, size_t> by_port;
     std::map<std::string, size_t> by_name;
     for (size_t i = 0; i < t.routing.interfaces.size(); ++i) {
         const kernel_interface& k = t.routing.interfaces[i];
@@ -73,6 +82,19 @@ void loader::validate_routing(const topology& t) {
                      fmt::format("tunnel \"{}\" already has a kernel interface (routing."
                                  "interfaces[{}])",
                                  k.tunnel, it->second));
+            }
+        }
+        std::string pp = child(base, "port");
+        if (!broken(pp) && !k.port.empty()) {
+            if (t.find_port(k.port) == nullptr) {
+                if (names_complete("ports", t.ports.size())) {
+                    fail(where(pp), pp, fmt::format("no port is named \"{}\"", k.port));
+                }
+            } else if (auto [it, fresh] = by_port.emplace(k.port, i); !fresh) {
+                fail(where(pp), pp,
+                     fmt::format("port \"{}\" already has a kernel interface (routing."
+                                 "interfaces[{}])",
+                                 k.port, it->second));
             }
         }
         std::string np = child(base, "name");

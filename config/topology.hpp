@@ -346,11 +346,13 @@ struct management {
     friend bool operator==(const management&, const management&) = default;
 };
 
-// `routing.interfaces[]`: a kernel interface (DPDK's net_tun) for a tunnel, carrying the tunnel's
-// overlay address, through which daemons on the host (FRR) reach the spokes
+// `routing.interfaces[]`: a kernel interface (DPDK's net_tun) for a tunnel or a port, carrying
+// the tunnel's overlay address (the port's address), through which daemons on the host (FRR)
+// reach the spokes (the LAN)
 // (control/hub/README.md, the exception path).
 struct kernel_interface {
-    std::string tunnel;  // a tunnel's name
+    std::string tunnel;  // a tunnel's name, or
+    std::string port;    // a port's name (its address and subnet)
     bool create = true;  // false: listed but not made (kept for a later reload or restart)
     std::string name;    // the kernel's interface name (IFNAMSIZ: at most 15 bytes)
     // Packets a second in each direction (to the kernel, from it); 0: unlimited.

@@ -695,7 +695,8 @@ std::string hub::show_stats(bool json) const {
             exc_json += (exc_json.empty() ? "" : ",") +
                         json_members()
                             .str("interface", e.cfg.name)
-                            .str("tunnel", e.cfg.tunnel)
+                            .str(e.owner.is_port ? "port" : "tunnel",
+                                 e.owner.is_port ? e.cfg.port : e.cfg.tunnel)
                             .num("rate", e.cfg.rate)
                             .num("to_kernel", c.to_kernel)
                             .num("to_kernel_limited", c.to_kernel_limited)
@@ -704,14 +705,16 @@ std::string hub::show_stats(bool json) const {
                             .num("from_kernel_multicast", c.from_kernel_multicast)
                             .num("from_kernel_limited", c.from_kernel_limited)
                             .num("from_kernel_not_ipv4", c.from_kernel_not_ipv4)
+                            .num("from_kernel_unsent", c.from_kernel_unsent)
                             .done();
         } else {
             text += fmt::format(
-                "Exception path {} (tunnel {}): to kernel {} (rate-limited {}, queue full {}), "
-                "from kernel {} ({} multicast; rate-limited {}, not IPv4 {})\n",
-                e.cfg.name, e.cfg.tunnel, c.to_kernel, c.to_kernel_limited, c.to_kernel_full,
-                c.from_kernel, c.from_kernel_multicast, c.from_kernel_limited,
-                c.from_kernel_not_ipv4);
+                "Exception path {} ({} {}): to kernel {} (rate-limited {}, queue full {}), "
+                "from kernel {} ({} multicast, {} not sent; rate-limited {}, not IPv4 {})\n",
+                e.cfg.name, e.owner.is_port ? "port" : "tunnel",
+                e.owner.is_port ? e.cfg.port : e.cfg.tunnel, c.to_kernel, c.to_kernel_limited,
+                c.to_kernel_full, c.from_kernel, c.from_kernel_multicast, c.from_kernel_unsent,
+                c.from_kernel_limited, c.from_kernel_not_ipv4);
         }
     }
     if (json) {

@@ -16,7 +16,6 @@
 #include <cstring>
 #include <fstream>
 
-
 namespace dmvpn::hub {
 
 namespace {
@@ -26,7 +25,9 @@ constexpr uint16_t ring_size = 64;
 
 constexpr uint64_t ns_per_second = 1000000000ull;
 
-std::string vdev_name(uint16_t slot) { return fmt::format("net_tun_dmvpn{}", slot); }
+std::string vdev_name(exception_owner o) {
+    return fmt::format("net_tun_dmvpn{}{}", o.is_port ? 'p' : 't', o.id);
+}
 
 // Sets `ifname`'s IPv4 address and prefix and brings it up: the kernel then holds a connected
 // route for the tunnel's overlay prefix through it. Error: which step failed and errno's text.
@@ -76,26 +77,29 @@ std::optional<std::string> configure_kernel_side(const std::string& ifname, uint
 
 }  // namespace
 
-std::optional<std::string> exception_path::open(const config::kernel_interface& k, uint16_t slot,
-                                                uint32_t address, uint8_t prefix_len, uint16_t mtu,
+std::optional<std::string> exception_path::open(const config::kernel_interface& k,
+                                                exception_owner owner, uint32_t address,
+                                                uint8_t prefix_len, uint16_t mtu,
                                                 rte_mempool* pool) {
-    std::string name = vdev_name(slot);
+    std::string name = vdev_name(owner);
+    std::string what = owner.is_port ? "port " + k.port : "tunnel " + k.tunnel;
     std::string args = fmt::format("iface={}", k.name);
     if (rte_dev_probe(fmt::format("{},{}", name, args).c_str()) != 0) {
         return fmt::format(
-            "kernel interface {} (tunnel {}): net_tun refused \"{},{}\" ({}); the "
-            "hub needs CAP_NET_ADMIN and /dev/net/tun, and the name must be free",
-            k.name, k.tunnel, name, args, rte_strerror(rte_errno));
+            "kernel interface {} ({}): net_tun refused \"{},{}\" ({}); the hub "
+            "needs CAP_NET_ADMIN and /dev/net/tun, and the name must be free",
+            k.name, what, name, args, rte_strerror(rte_errno));
     }
     uint16_t port = 0;
     if (rte_eth_dev_get_port_by_name(name.c_str(), &port) != 0) {
         return fmt::format("kernel interface {}: no ethdev named {}", k.name, name);
     }
-    auto fail = [&](const char* what, int rc) {
+    auto fail = [&](const char* step, int rc) {
         rte_eth_dev_stop(port);
         rte_eth_dev_close(port);  // net_tun removes the kernel interface
-        return fmt::format("kernel interface {} (tunnel {}): {} failed ({})", k.name, k.tunnel,
-                           what, rte_strerror(rc < 0 ? -rc : rc));
+        return rc == 0 ? fmt::format("kernel interface {} ({}): {}", k.name, what, step)
+                       : fmt::format("kernel interface {} ({}): {} failed ({})", k.name, what, step,
+                                     rte_strerror(rc < 0 ? -rc : rc));
     };
     rte_eth_conf conf{};
     int socket = rte_eth_dev_socket_id(port);
@@ -123,7 +127,7 @@ std::optional<std::string> exception_path::open(const config::kernel_interface& 
     }
     exception_iface e;
     e.cfg = k;
-    e.slot = slot;
+    e.owner = owner;
     e.port_id = port;
     e.address = address;
     e.prefix_len = prefix_len;
@@ -143,7 +147,16 @@ void exception_path::close() noexcept {
 
 exception_iface* exception_path::by_slot(uint16_t slot) noexcept {
     for (exception_iface& e : _ifaces) {
-        if (e.slot == slot) {
+        if (!e.owner.is_port && e.owner.id == slot) {
+            return &e;
+        }
+    }
+    return nullptr;
+}
+
+exception_iface* exception_path::by_port(uint16_t port_id) noexcept {
+    for (exception_iface& e : _ifaces) {
+        if (e.owner.is_port && e.owner.id == port_id) {
             return &e;
         }
     }
@@ -191,6 +204,7 @@ exception_counters exception_path::total() const noexcept {
         t.from_kernel_limited += e.c.from_kernel_limited;
         t.from_kernel_not_ipv4 += e.c.from_kernel_not_ipv4;
         t.from_kernel_multicast += e.c.from_kernel_multicast;
+        t.from_kernel_unsent += e.c.from_kernel_unsent;
     }
     return t;
 }

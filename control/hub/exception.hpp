@@ -29,13 +29,20 @@ struct exception_counters {
     uint64_t from_kernel_limited = 0;    // over the interface's rate: dropped
     uint64_t from_kernel_not_ipv4 = 0;   // IPv6 or not a valid IPv4 header: dropped
     uint64_t from_kernel_multicast = 0;  // of from_kernel: replicated through the multicast map
+    uint64_t from_kernel_unsent = 0;     // of from_kernel: multicast out of a port's interface
 };
 
-// One kernel interface, bound to a tunnel slot.
+// What a kernel interface stands for: a tunnel (slot) or one of the hub's ports (its ethdev id).
+struct exception_owner {
+    bool is_port = false;
+    uint16_t id = 0;  // tunnel slot, or the hub port's ethdev port id
+};
+
+// One kernel interface, bound to a tunnel slot or a hub port.
 struct exception_iface {
     config::kernel_interface cfg;
-    uint16_t slot = 0;
-    uint16_t port_id = 0;
+    exception_owner owner;
+    uint16_t port_id = 0;  // the net_tun ethdev
     uint32_t address = 0;  // the tunnel's overlay address, set on the kernel side
     uint8_t prefix_len = 0;
     dp::token_bucket to_kernel_budget;    // nanoseconds of the steady clock
@@ -50,16 +57,17 @@ public:
     exception_path& operator=(const exception_path&) = delete;
     ~exception_path() { close(); }
 
-    // Creates the kernel interface `k` for tunnel slot `slot` (EAL up): probes net_tun, one RX
-    // and one TX queue, MTU, the address and prefix on the kernel side, link up. The error says
-    // what failed.
-    std::optional<std::string> open(const config::kernel_interface& k, uint16_t slot,
+    // Creates the kernel interface `k` for `owner` (EAL up): probes net_tun, one RX and one TX
+    // queue, MTU, the address and prefix on the kernel side, link up. The error says what
+    // failed.
+    std::optional<std::string> open(const config::kernel_interface& k, exception_owner owner,
                                     uint32_t address, uint8_t prefix_len, uint16_t mtu,
                                     rte_mempool* pool);
     void close() noexcept;
 
-    // The interface of a tunnel slot, or of the tunnel whose overlay address is `address`.
+    // The interface of a tunnel slot, of a hub port (ethdev id), or carrying `address`.
     exception_iface* by_slot(uint16_t slot) noexcept;
+    exception_iface* by_port(uint16_t port_id) noexcept;
     exception_iface* by_address(uint32_t address) noexcept;
 
     // Hands the punted mbuf (data at its IPv4 header) to the kernel: a reference is taken, the

@@ -212,6 +212,9 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
         {"exception_from_kernel_limited",
          "Packets from the kernel interfaces dropped over routing.interfaces rate",
          exc.from_kernel_limited},
+        {"exception_from_kernel_unsent",
+         "Multicast from a port's kernel interface, not sent (not supported yet)",
+         exc.from_kernel_unsent},
         {"exception_from_kernel_not_ipv4", "Packets from the kernel interfaces that were not IPv4",
          exc.from_kernel_not_ipv4},
     };

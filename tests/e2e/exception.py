@@ -10,6 +10,9 @@ its own (unshare -n: the kernel interface and its 10.0.0.0/16 route stay out of 
   - UDP from the spokes to the hub's overlay address (not NHRP) reaches a socket on the host
   - multicast the kernel sends to 224.0.0.5 out of dmvpn-tun0 is replicated to every
     registered spoke (the multicast map)
+  - a LAN port's kernel interface (dmvpn-lan, 198.18.0.1/24): the kernel pings a host on the
+    LAN (another namespace behind a bridge) through the hub's ARP, and the host's UDP to the
+    port's address reaches a socket on the hub's host
   - the spokes' UDP is a flood (3000 packets a second against the interface's rate of 200):
     the excess is dropped and counted (`show stats` exception.to_kernel_limited, the Prometheus
     family), while NHRP keeps working (registrations refreshed every 2 s all answered, every
@@ -41,7 +44,17 @@ routing:
     - tunnel: tun0
       name: %s
       rate: %d
+    - port: lan
+      name: dmvpn-lan
 """ % (IFACE, RATE)
+# A LAN port (net_tap: its kernel side dlan0 on a bridge with a veth to a LAN host namespace).
+LAN_PORT = """\
+  - name: lan
+    device: net_tap1,iface=dlan0,mac=02:00:00:00:12:01
+    role: lan
+    address: 198.18.0.1/24
+tunnels:
+"""
 
 
 def reexec_in_namespace():
@@ -55,13 +68,54 @@ def reexec_in_namespace():
     sys.exit(r.returncode)
 
 
+def sh(*cmd):
+    subprocess.run([str(c) for c in cmd], check=True)
+
+
+def lan_port_checks():
+    ns = "dmvpn-exc-lan-%d" % os.getpid()
+    sh("ip", "link", "add", "br0", "type", "bridge")
+    sh("ip", "link", "set", "dlan0", "address", "02:00:00:00:12:fe", "master", "br0", "up")
+    sh("ip", "link", "add", "vh", "type", "veth", "peer", "name", "vl")
+    sh("ip", "link", "set", "vh", "master", "br0", "up")
+    sh("ip", "link", "set", "br0", "up")
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "set", "vl", "netns", ns)
+        sh("ip", "-n", ns, "addr", "add", "198.18.0.2/24", "dev", "vl")
+        sh("ip", "-n", ns, "link", "set", "vl", "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "dmvpn-lan"],
+                             capture_output=True, text=True).stdout
+        e2e.check("198.18.0.1/24" in out, "kernel interface dmvpn-lan carries 198.18.0.1/24")
+        ping = subprocess.run(["ping", "-n", "-c", "3", "-i", "0.3", "-W", "3", "-I",
+                               "dmvpn-lan", "198.18.0.2"], capture_output=True, text=True)
+        print(ping.stdout.strip())
+        e2e.check(ping.returncode == 0, "ping -I dmvpn-lan 198.18.0.2 (a LAN host) answered")
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("198.18.0.1", 7001))
+        rx.settimeout(5)
+        sh("ip", "netns", "exec", ns, sys.executable, "-c",
+           "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+           "[s.sendto(b'lan', ('198.18.0.1', 7001)) for _ in range(3)]")
+        try:
+            data, (src, _) = rx.recvfrom(100)
+        except socket.timeout:
+            data, src = None, None
+        e2e.check(data == b"lan" and src == "198.18.0.2",
+                  "UDP from the LAN host to 198.18.0.1 reached a socket on the hub's host")
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])
+
+
 def main():
     reexec_in_namespace()
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     # Spokes register with the multicast flag: the hub's multicast map holds them.
     e2e.CONFIG = e2e.CONFIG.replace(
         "      max-cache-entries: 8192\n",
-        "      max-cache-entries: 8192\n      multicast:\n        dynamic: true\n")
+        "      max-cache-entries: 8192\n      multicast:\n        dynamic: true\n"
+    ).replace("tunnels:\n", LAN_PORT, 1)
     d = tempfile.mkdtemp(prefix="e2e-exception-")
     h = e2e.hub(d, SPOKES, hub_extra=ROUTING)
     sim = None
@@ -142,7 +196,7 @@ def main():
 
         stats = h.json("show", "stats")
         exc = stats["exception"]
-        e2e.check(len(exc) == 1 and exc[0]["interface"] == IFACE, "show stats lists %s" % IFACE)
+        e2e.check(len(exc) == 2 and exc[0]["interface"] == IFACE, "show stats lists %s" % IFACE)
         x = exc[0]
         print("exception counters:", json.dumps(x))
         e2e.check(x["to_kernel_limited"] > 0,
@@ -175,6 +229,8 @@ def main():
                       "NHRP kept working under the flood: %d registration replies (refresh "
                       "every 2 s), %d rejects" % (rep["registration_replies"],
                                                   rep["registration_rejects"]))
+        lan_port_checks()
+
         # The kernel interface holds 10.0.0.1/16: a reload that moves it is refused.
         path = os.path.join(d, "hub.yaml")
         with open(path) as f:

@@ -48,6 +48,16 @@ TEST_CASE("routing.interfaces: a kernel interface per tunnel, with defaults", "[
     CHECK_FALSE(off->routing.interfaces[0].create);
     CHECK(off->routing.interfaces[0].rate == 0);
 
+    auto port = load_string(with_routing("  interfaces:\n"
+                                         "    - port: lan\n"
+                                         "      name: dmvpn-lan\n")
+                                .text(),
+                            "t.yaml");
+    INFO(port.error_text());
+    REQUIRE(port.has_value());
+    CHECK(port->routing.interfaces[0].port == "lan");
+    CHECK(port->routing.interfaces[0].tunnel.empty());
+
     auto none = load_string(base().text(), "t.yaml");
     REQUIRE(none.has_value());
     CHECK(none->routing.interfaces.empty());
@@ -74,6 +84,15 @@ TEST_CASE("routing.interfaces: mistakes are named where they are", "[config]") {
         {"  interfaces:\n    - tunnel: tun0\n      name: k0\n    - name: k1\n      tunnel:  tun0\n",
          "tunnel:  tun0", "routing.interfaces[1].tunnel",
          "tunnel \"tun0\" already has a kernel interface (routing.interfaces[0])"},
+        {"  interfaces:\n    - port: lan9\n      name: k0\n", "port: lan9",
+         "routing.interfaces[0].port", "no port is named \"lan9\""},
+        {"  interfaces:\n    - tunnel: tun0\n      port: lan\n      name: k0\n", "port: lan",
+         "routing.interfaces[0].port", "an interface is for a tunnel or for a port, not both"},
+        {"  interfaces:\n    - port: lan\n      name: k0\n    - name: k1\n      port:  lan\n",
+         "port:  lan", "routing.interfaces[1].port",
+         "port \"lan\" already has a kernel interface (routing.interfaces[0])"},
+        {"  interfaces:\n    - name: k0\n", "- name: k0", "routing.interfaces[0].tunnel",
+         "missing required key (or \"port\")"},
         {"  interface: []\n", "interface:", "routing.interface", ""},
     };
     for (const row& x : rows) {
