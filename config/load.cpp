@@ -1010,8 +1010,8 @@ topology loader::load(const YAML::Node& root) {
     topology t;
     value_ref doc{root, "", pos_of(root, {1, 1})};
     _where.emplace("", doc.at);
-    auto f = mapping(doc, {"hub", "ports", "tunnels", "ipsec-profiles", "routes", "management",
-                              "routing"});
+    auto f = mapping(
+        doc, {"hub", "ports", "tunnels", "ipsec-profiles", "routes", "management", "routing"});
     if (!f) {
         return t;
     }

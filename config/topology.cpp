@@ -269,7 +269,8 @@ bool topology_diff::empty() const noexcept {
 }
 
 bool topology_diff::needs_restart() const noexcept {
-    return hub_changed || routing_changed || !ports_added.empty() || !ports_removed.empty() || !ports_changed.empty();
+    return hub_changed || routing_changed || !ports_added.empty() || !ports_removed.empty() ||
+           !ports_changed.empty();
 }
 
 topology_diff diff(const topology& before, const topology& after) {
