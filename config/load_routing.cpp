@@ -68,36 +68,32 @@ void loader::validate_routing(const topology& t) {
     std::map<std::string, size_t> by_tunnel;
     std::map<std::string, size_t> by_port;
     std::map<std::string, size_t> by_name;
+    // `key` of entry i names a tunnel or port (`kind`, in `list`) that exists and has no other
+    // kernel interface.
+    auto owner = [&](size_t i, std::string_view key, std::string_view kind, std::string_view list,
+                     size_t count, const std::string& name, bool exists,
+                     std::map<std::string, size_t>& seen) {
+        std::string path = child(item("routing.interfaces", i), key);
+        if (broken(path) || name.empty()) {
+            return;
+        }
+        if (!exists) {
+            if (names_complete(list, count)) {
+                fail(where(path), path, fmt::format("no {} is named \"{}\"", kind, name));
+            }
+        } else if (auto [it, fresh] = seen.emplace(name, i); !fresh) {
+            fail(where(path), path,
+                 fmt::format("{} \"{}\" already has a kernel interface (routing.interfaces[{}])",
+                             kind, name, it->second));
+        }
+    };
     for (size_t i = 0; i < t.routing.interfaces.size(); ++i) {
         const kernel_interface& k = t.routing.interfaces[i];
-        std::string base = item("routing.interfaces", i);
-        std::string tp = child(base, "tunnel");
-        if (!broken(tp) && !k.tunnel.empty()) {
-            if (t.find_tunnel(k.tunnel) == nullptr) {
-                if (names_complete("tunnels", t.tunnels.size())) {
-                    fail(where(tp), tp, fmt::format("no tunnel is named \"{}\"", k.tunnel));
-                }
-            } else if (auto [it, fresh] = by_tunnel.emplace(k.tunnel, i); !fresh) {
-                fail(where(tp), tp,
-                     fmt::format("tunnel \"{}\" already has a kernel interface (routing."
-                                 "interfaces[{}])",
-                                 k.tunnel, it->second));
-            }
-        }
-        std::string pp = child(base, "port");
-        if (!broken(pp) && !k.port.empty()) {
-            if (t.find_port(k.port) == nullptr) {
-                if (names_complete("ports", t.ports.size())) {
-                    fail(where(pp), pp, fmt::format("no port is named \"{}\"", k.port));
-                }
-            } else if (auto [it, fresh] = by_port.emplace(k.port, i); !fresh) {
-                fail(where(pp), pp,
-                     fmt::format("port \"{}\" already has a kernel interface (routing."
-                                 "interfaces[{}])",
-                                 k.port, it->second));
-            }
-        }
-        std::string np = child(base, "name");
+        owner(i, "tunnel", "tunnel", "tunnels", t.tunnels.size(), k.tunnel,
+              t.find_tunnel(k.tunnel) != nullptr, by_tunnel);
+        owner(i, "port", "port", "ports", t.ports.size(), k.port, t.find_port(k.port) != nullptr,
+              by_port);
+        std::string np = child(item("routing.interfaces", i), "name");
         if (!broken(np) && !k.name.empty()) {
             if (auto [it, fresh] = by_name.emplace(k.name, i); !fresh) {
                 fail(where(np), np,
