@@ -7,6 +7,8 @@ The hub runs in the rig's namespace with the kernel side of its TAP on the rig's
   - `dmvpnctl show nhrp` lists each spoke with its NBMA address, dynamic and registered (FRR
     registers with `no-unique`: no unique flag) and no NAT;
   - a spoke pings the hub's overlay address (answered by the hub's control lcore);
+  - with --kernel-interface: the hub's kernel interface dmvpn-tun0 carries 10.255.0.1/24 and the
+    rig namespace's kernel pings every spoke through it (the exception path);
   - spoke-to-spoke ping works, and the capture on the bridge shows its first packets crossing the
     hub (GRE spoke2 -> hub and hub -> spoke3 carrying the same inner ICMP);
   - the hub sends a Traffic Indication, the spoke resolves (Resolution Request forwarded by the
