@@ -1322,6 +1322,7 @@ void loader::validate(topology& t) {
     }
 
     validate_profiles(t);
+    validate_routing(t);
 
     // Routes: a next hop the hub can reach, through a tunnel or a LAN port. Where a tunnel's
     // or port's addresses failed, a next hop found nowhere may belong there: say nothing.

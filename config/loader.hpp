@@ -162,13 +162,15 @@ private:
                                                   std::string_view peer);
     route read_route(const value_ref& v);
     management read_management(const value_ref& v);
-    // config/load_routing.cpp: `routing` (the FPM server)
+    // config/load_routing.cpp: `routing` (kernel interfaces, the FPM server)
     routing_settings read_routing(const value_ref& v);
+    kernel_interface read_kernel_interface(const value_ref& v);
     fpm_settings read_fpm(const value_ref& v);
 
     // --- checks across entries ---
     void validate(topology& t);
     void validate_profiles(const topology& t);  // config/load_ipsec.cpp
+    void validate_routing(const topology& t);   // config/load_routing.cpp
     pos where(std::string path) const;
     bool broken(std::string path) const;               // the value or something holding it failed
     bool failed_under(std::string_view prefix) const;  // something below it failed

@@ -265,11 +265,11 @@ bool topology_diff::empty() const noexcept {
            tunnels_added.empty() && tunnels_removed.empty() && tunnels_changed.empty() &&
            ipsec_profiles_added.empty() && ipsec_profiles_removed.empty() &&
            ipsec_profiles_changed.empty() && !hub_changed && !routes_changed &&
-           !management_changed && !log_level_changed && !fpm_changed;
+           !management_changed && !log_level_changed && !routing_changed;
 }
 
 bool topology_diff::needs_restart() const noexcept {
-    return hub_changed || fpm_changed || !ports_added.empty() || !ports_removed.empty() ||
+    return hub_changed || routing_changed || !ports_added.empty() || !ports_removed.empty() ||
            !ports_changed.empty();
 }
 
@@ -298,6 +298,7 @@ topology_diff diff(const topology& before, const topology& after) {
     d.log_level_changed = before.hub.log_level != after.hub.log_level;
     d.routes_changed = !(before.routes == after.routes);
     d.management_changed = !(before.mgmt == after.mgmt);
+    d.routing_changed = !(before.routing == after.routing);
     d.fpm_changed = !(before.routing.fpm == after.routing.fpm);
     return d;
 }

@@ -374,8 +374,25 @@ struct fpm_settings {
     friend bool operator==(const fpm_settings&, const fpm_settings&) = default;
 };
 
-// `routing`: where the hub learns routes beyond its own configuration.
+// `routing.interfaces[]`: a kernel interface (DPDK's net_tun) for a tunnel or a port, carrying
+// the tunnel's overlay address (the port's address), through which daemons on the host (FRR)
+// reach the spokes (the LAN)
+// (control/hub/README.md, the exception path).
+struct kernel_interface {
+    std::string tunnel;  // a tunnel's name, or
+    std::string port;    // a port's name (its address and subnet)
+    bool create = true;  // false: listed but not made (kept for a later reload or restart)
+    std::string name;    // the kernel's interface name (IFNAMSIZ: at most 15 bytes)
+    // Packets a second in each direction (to the kernel, from it); 0: unlimited.
+    uint32_t rate = 10000;
+
+    friend bool operator==(const kernel_interface&, const kernel_interface&) = default;
+};
+
+// `routing`: how the hub meets routing daemons on its host: kernel interfaces for them to talk
+// through, and the FPM server zebra hands its routes to.
 struct routing_settings {
+    std::vector<kernel_interface> interfaces;
     std::optional<fpm_settings> fpm;  // none: no FPM server
 
     friend bool operator==(const routing_settings&, const routing_settings&) = default;
@@ -407,7 +424,9 @@ struct topology_diff {
     bool log_level_changed = false;
     bool routes_changed = false;
     bool management_changed = false;
-    bool fpm_changed = false;  // routing.fpm: the server is started with the hub
+    // routing (kernel interfaces, FPM): made and started with the hub, so a change restarts
+    bool routing_changed = false;
+    bool fpm_changed = false;  // routing.fpm alone
 
     bool empty() const noexcept;
     bool needs_restart() const noexcept;

@@ -267,7 +267,23 @@ control::mgmt_reply hub::reload() {
         if (d.hub_changed) {
             what += what.empty() ? "hub settings" : ", hub settings";
         }
+        if (d.routing_changed) {
+            what += what.empty() ? "routing" : ", routing";
+        }
         return reject(what + " changed: those need a restart of dmvpn-hub");
+    }
+    // A kernel interface carries its tunnel's overlay address from the start: removing the
+    // tunnel or moving its address needs a restart.
+    for (const exception_iface& e : _exception.interfaces()) {
+        const config::tunnel* a = _topo.find_tunnel(e.cfg.tunnel);
+        const config::tunnel* b = next.find_tunnel(e.cfg.tunnel);
+        if (a != nullptr && (b == nullptr || !(a->overlay_address == b->overlay_address) ||
+                             !(a->overlay_prefix == b->overlay_prefix))) {
+            return reject(
+                fmt::format("tunnel {} has the kernel interface {}: removing it or "
+                            "changing its overlay address needs a restart of dmvpn-hub",
+                            e.cfg.tunnel, e.cfg.name));
+        }
     }
     tunnel_slots slots = _slots;
     if (!slots.assign(next)) {
@@ -676,6 +692,36 @@ std::string hub::show_stats(bool json) const {
         .num("adjacencies", _rib->nexthop_count())
         .num("routes", _rib->installed_count())
         .num("rcu_pending", _pub->pending());
+    // The exception path, per kernel interface.
+    std::string exc_json;
+    for (const exception_iface& e : _exception.interfaces()) {
+        const exception_counters& c = e.c;
+        if (json) {
+            exc_json += (exc_json.empty() ? "" : ",") +
+                        json_members()
+                            .str("interface", e.cfg.name)
+                            .str(e.owner.is_port ? "port" : "tunnel",
+                                 e.owner.is_port ? e.cfg.port : e.cfg.tunnel)
+                            .num("rate", e.cfg.rate)
+                            .num("to_kernel", c.to_kernel)
+                            .num("to_kernel_limited", c.to_kernel_limited)
+                            .num("to_kernel_full", c.to_kernel_full)
+                            .num("from_kernel", c.from_kernel)
+                            .num("from_kernel_multicast", c.from_kernel_multicast)
+                            .num("from_kernel_limited", c.from_kernel_limited)
+                            .num("from_kernel_not_ipv4", c.from_kernel_not_ipv4)
+                            .num("from_kernel_unsent", c.from_kernel_unsent)
+                            .done();
+        } else {
+            text += fmt::format(
+                "Exception path {} ({} {}): to kernel {} (rate-limited {}, queue full {}), "
+                "from kernel {} ({} multicast, {} not sent; rate-limited {}, not IPv4 {})\n",
+                e.cfg.name, e.owner.is_port ? "port" : "tunnel",
+                e.owner.is_port ? e.cfg.port : e.cfg.tunnel, c.to_kernel, c.to_kernel_limited,
+                c.to_kernel_full, c.from_kernel, c.from_kernel_multicast, c.from_kernel_unsent,
+                c.from_kernel_limited, c.from_kernel_not_ipv4);
+        }
+    }
     if (json) {
         return json_members()
                    .raw("workers", "[" + workers_json + "]")
@@ -687,6 +733,7 @@ std::string hub::show_stats(bool json) const {
                    .raw("sas", "[" + sas_json + "]")
                    .raw("control", ctl.done())
                    .raw("routing", routing_stats(true))
+                   .raw("exception", "[" + exc_json + "]")
                    .done() +
                "\n";
     }
@@ -758,6 +805,14 @@ void hub::refresh_telemetry(timestamp now) {
                          nc.sent_of(nhrp::op::registration_reply));
     s.stats.emplace_back("icmp_echo_replies", _cc.icmp_echo_replies);
     s.stats.emplace_back("forwarded", _cc.forwarded);
+    if (!_exception.interfaces().empty()) {
+        exception_counters x = _exception.total();
+        s.stats.emplace_back("exception_to_kernel", x.to_kernel);
+        s.stats.emplace_back("exception_to_kernel_dropped", x.to_kernel_limited + x.to_kernel_full);
+        s.stats.emplace_back("exception_from_kernel", x.from_kernel);
+        s.stats.emplace_back("exception_from_kernel_dropped",
+                             x.from_kernel_limited + x.from_kernel_not_ipv4);
+    }
     s.stats.emplace_back("adjacencies", _rib->nexthop_count());
     s.stats.emplace_back("routes", _rib->installed_count());
     for (const routing_counter& c : routing_counters()) {

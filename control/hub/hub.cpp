@@ -232,8 +232,9 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     if (auto err = h->start_eal(p)) {
         return wire::fail(*err);
     }
-    for (auto step : {&hub::create_tables, &hub::open_ports, &hub::start_forwarder,
-                      &hub::start_nhrp, &hub::start_workers, &hub::start_ike, &hub::start_fpm}) {
+    for (auto step : {&hub::create_tables, &hub::open_ports, &hub::open_exception,
+                      &hub::start_forwarder, &hub::start_nhrp, &hub::start_workers,
+                      &hub::start_ike, &hub::start_fpm}) {
         if (auto err = (h.get()->*step)()) {
             return wire::fail(*err);
         }
@@ -338,6 +339,7 @@ std::optional<std::string> hub::create_tables() {
                  static_cast<unsigned>(p.tx_queue_size) * (_workers_n + 1u);
     }
     mbufs += 512u * (_workers_n + 1u);
+    mbufs += 256u * static_cast<unsigned>(_topo.routing.interfaces.size());  // exception path
     unsigned n = 1;
     while (n < mbufs + 1) {
         n <<= 1;
@@ -601,6 +603,7 @@ hub::~hub() {
     _sas.clear();
     _standby.clear();
     _server.reset();
+    _exception.close();
     for (const port_rt& p : _ports) {
         dp::close_port(p.opened.id);
     }
@@ -626,6 +629,7 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
         uint64_t started = rte_rdtsc();
         timestamp now = now_ts();
         size_t work = poll_punts(now);
+        work += exception_pass(now);
         work += replicate(now);
         bool ticked = now >= _next_tick;
         if (ticked) {
@@ -770,7 +774,11 @@ void hub::on_for_us(const dp::punt_record& r, timestamp now) {
     }
     auto reply = icmp_echo_answer(pkt, src, _ip_id++);
     if (!reply) {
-        ++_cc.for_us_unhandled;
+        // Not an echo request: the host's daemons may want it (BGP, echo replies to the
+        // kernel's own pings, ...).
+        if (!to_kernel(r, ip->hdr.dst, now)) {
+            ++_cc.for_us_unhandled;
+        }
         return;
     }
     ++_cc.icmp_echo_replies;
@@ -784,7 +792,6 @@ namespace {
 // to be replicated (beyond it a packet is dropped, counted): together with hub.punt-rates
 // multicast they bound the control lcore's replication work.
 constexpr size_t multicast_copies_per_pass = 256;
-constexpr size_t multicast_backlog = 64;
 
 uint64_t ns_of(timestamp t) {
     return static_cast<uint64_t>(
@@ -808,22 +815,25 @@ void hub::on_icmp_error(const dp::punt_record& r, uint8_t type, uint8_t code, ti
     }
 }
 
-void hub::on_multicast(const dp::punt_record& r, timestamp) {
+void hub::on_multicast(const dp::punt_record& r, timestamp now) {
     auto pkt = data_of(r.m);
     auto ip = wire::parse_ipv4(pkt, wire::checksum_check::skip);
     if (!ip) {
         return;
     }
-    // 224.0.0.0/24 is link-local (RFC 5771): routing protocol hellos stop at the hub.
+    // 224.0.0.0/24 is link-local (RFC 5771): routing protocol hellos stop at the hub, where
+    // the tunnel's kernel interface hands them to the host's daemons (OSPF, EIGRP).
     if ((ip->hdr.dst & 0xffffff00u) == 0xe0000000u) {
-        ++_cc.multicast_link_local;
+        if (r.tunnel == dp::no_tunnel || !to_kernel(r, ip->hdr.dst, now)) {
+            ++_cc.multicast_link_local;
+        }
         return;
     }
     if (_mcast_jobs.size() >= multicast_backlog) {
         ++_cc.multicast_backlog_dropped;
         return;
     }
-    _mcast_jobs.push_back(mcast_job{bytes(pkt.begin(), pkt.end()), r.tunnel, r.outer_src, {}});
+    _mcast_jobs.push_back(mcast_job{bytes(pkt.begin(), pkt.end()), r.tunnel, r.outer_src, {}, {}});
 }
 
 size_t hub::replicate(timestamp now) {
@@ -836,6 +846,9 @@ size_t hub::replicate(timestamp now) {
                              ++visited;
                              if (slot == j.from_tunnel && nbma == j.from_nbma) {
                                  return;  // never back to the spoke it came from
+                             }
+                             if (j.only_tunnel && slot != *j.only_tunnel) {
+                                 return;  // the kernel sent it out of one tunnel
                              }
                              if (send_multicast_copy(slot, nbma, tg, j.packet, now)) {
                                  ++_cc.multicast_copies;
@@ -1415,6 +1428,11 @@ void hub::send_ip(bytes packet, timestamp now) {
             glean_lan(static_cast<uint16_t>(t->index), dst, std::move(packet), now);
             return;
         case dp::route_kind::glean_tunnel:
+            // As a worker's glean: a bound next hop whose underlay is unresolved is asked again.
+            if (nh_key k{static_cast<uint16_t>(t->index), dst};
+                _rib->find_nexthop(k) != nullptr && _bindings.contains({k.egress, dst})) {
+                _rib->resolve(k);
+            }
             ++_cc.no_binding;
             return;
         case dp::route_kind::adjacency:

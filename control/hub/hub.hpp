@@ -19,6 +19,7 @@
 #include <rte_ring.h>
 
 #include "config/topology.hpp"
+#include "control/hub/exception.hpp"
 #include "control/hub/loop_time.hpp"
 #include "control/hub/model.hpp"
 #include "control/hub/multicast.hpp"
@@ -43,6 +44,10 @@
 namespace dmvpn::hub {
 
 class telemetry;
+
+// Multicast packets waiting to be replicated (punted or from a kernel interface); beyond it a
+// packet is dropped, counted (multicast_backlog_dropped).
+inline constexpr size_t multicast_backlog = 64;
 
 struct start_params {
     config::topology topology;
@@ -181,6 +186,13 @@ private:
     std::optional<std::string> start_forwarder();
     std::optional<std::string> start_workers();
     std::optional<std::string> start_nhrp();
+    // routing.interfaces: the exception path's kernel interfaces (control/hub/exception.hpp).
+    std::optional<std::string> open_exception();
+    // What the kernel sent out of them, into the hub: unicast routed, multicast replicated.
+    size_t exception_pass(timestamp now);
+    // A punted packet for the host's daemons: to the kernel interface of its tunnel (or of the
+    // tunnel owning its destination). False when no kernel interface takes it.
+    bool to_kernel(const dp::punt_record& r, uint32_t dst, timestamp now);
     // Creates both directions of `ps`; the error names the peer and
     // what the dataplane refused. Used for manual SAs and negotiated CHILD_SAs alike.
     std::optional<std::string> install_pair(peer_sa& ps, const crypto::sa_params& in,
@@ -366,8 +378,11 @@ private:
         uint16_t from_tunnel = 0;
         uint32_t from_nbma = 0;
         std::optional<multicast_targets::key> after;
+        // From a kernel interface: copies go to that tunnel's targets only.
+        std::optional<uint16_t> only_tunnel;
     };
     std::deque<mcast_job> _mcast_jobs;
+    exception_path _exception;            // declared after nothing it needs; closed before the EAL
     dp::token_bucket _icmp_error_budget;  // in nanoseconds of the steady clock
     loop_time _loop_time;                 // passes that did work
 

@@ -141,6 +141,7 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
         const char* help;
         uint64_t value;
     };
+    exception_counters exc = _exception.total();
     const control_field control_fields[] = {
         {"icmp_echo_replies", "ICMP echo replies the hub sent", _cc.icmp_echo_replies},
         {"icmp_errors_sent", "ICMP errors the hub sent", _cc.icmp_errors_sent},
@@ -194,6 +195,26 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
         {"ike_child_drains",
          "IKEv2 CHILD_SA pairs removed after a rekey whose inbound SA kept decrypting a while",
          _cc.ike_drains},
+        {"exception_to_kernel", "Packets written to the exception path's kernel interfaces",
+         exc.to_kernel},
+        {"exception_to_kernel_limited",
+         "Packets for the kernel interfaces dropped over routing.interfaces rate",
+         exc.to_kernel_limited},
+        {"exception_to_kernel_full", "Packets the kernel interfaces' queues refused",
+         exc.to_kernel_full},
+        {"exception_from_kernel", "Packets read from the kernel interfaces and sent on",
+         exc.from_kernel},
+        {"exception_from_kernel_multicast",
+         "Multicast packets from the kernel interfaces replicated to spokes",
+         exc.from_kernel_multicast},
+        {"exception_from_kernel_limited",
+         "Packets from the kernel interfaces dropped over routing.interfaces rate",
+         exc.from_kernel_limited},
+        {"exception_from_kernel_unsent",
+         "Multicast from a port's kernel interface, not sent (not supported yet)",
+         exc.from_kernel_unsent},
+        {"exception_from_kernel_not_ipv4", "Packets from the kernel interfaces that were not IPv4",
+         exc.from_kernel_not_ipv4},
     };
     for (const control_field& c : control_fields) {
         counter(c.name, c.help).samples.push_back({{}, c.value});

@@ -179,6 +179,18 @@ def hub_port(d, action):
         time.sleep(0.02)
 
 
+def report_of(out_path):
+    """The emulator's JSON report (its last stdout line), or None while it is not written."""
+    with open(out_path) as f:
+        lines = f.read().splitlines()
+    if lines and lines[-1].startswith("{"):
+        try:
+            return json.loads(lines[-1])
+        except ValueError:
+            pass  # the line is still being written
+    return None
+
+
 def spokesim(d, *args, timeout=240, tunnel_prefix="10.0.0.0/16"):
     """Runs the emulator to its report. It then lingers with the memif link up until the hub
     has paused the port (no worker polls it), and only then leaves: DPDK 22.11's memif server
@@ -197,13 +209,7 @@ def spokesim(d, *args, timeout=240, tunnel_prefix="10.0.0.0/16"):
     end = time.time() + timeout
     while rep is None and time.time() < end:
         exited = proc.poll() is not None
-        with open(out_path) as f:
-            lines = f.read().splitlines()
-        if lines and lines[-1].startswith("{"):
-            try:
-                rep = json.loads(lines[-1])
-            except ValueError:
-                pass  # the line is still being written
+        rep = report_of(out_path)
         if exited:
             break
         time.sleep(0.05)

@@ -6,6 +6,7 @@
 
 #include "config/load.hpp"
 #include "control/hub/default_topology.hpp"
+#include "control/hub/exception.hpp"
 #include "control/hub/frames.hpp"
 #include "control/hub/json.hpp"
 #include "control/hub/loop_time.hpp"
@@ -756,4 +757,25 @@ TEST_CASE(
     CHECK(red.holdtime_max_s == 600);
     CHECK(red.max_entries_per_nbma == 4);
     CHECK(sc.tunnels[1].registration_prefixes.empty());
+}
+
+TEST_CASE("exception path: what the kernel sends must be a whole IPv4 packet", "[hub][exception]") {
+    using dmvpn::hub::exception_path;
+    std::vector<uint8_t> p(28, 0);
+    p[0] = 0x45;
+    p[3] = 28;  // total length
+    CHECK(exception_path::plausible_ipv4(p));
+    std::vector<uint8_t> longer = p;
+    longer.resize(60, 0);  // trailing bytes beyond the total length: cut by the caller
+    CHECK(exception_path::plausible_ipv4(longer));
+    auto broken = [&](auto edit) {
+        std::vector<uint8_t> q = p;
+        edit(q);
+        return !exception_path::plausible_ipv4(q);
+    };
+    CHECK(broken([](auto& q) { q[0] = 0x60; }));  // IPv6
+    CHECK(broken([](auto& q) { q[0] = 0x44; }));  // IHL 4
+    CHECK(broken([](auto& q) { q[0] = 0x48; }));  // a 32-byte header in a 28-byte packet
+    CHECK(broken([](auto& q) { q[3] = 29; }));    // longer than what was read
+    CHECK(broken([](auto& q) { q.resize(19); }));
 }

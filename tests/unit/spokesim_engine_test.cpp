@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "tests/unit/spokesim_hub_double.hpp"
+#include "dataplane/wire/checksum.hpp"
 #include "tools/spokesim/payload.hpp"
 
 using namespace dmvpn;
@@ -667,4 +668,70 @@ TEST_CASE("--ike plumbing: peer_down takes the spoke down, it initiates again af
     r.run_for(4000 * ms);
     REQUIRE(r.eng->done());
     CHECK(r.eng->success(r.now));
+}
+
+TEST_CASE("ICMP echo to a spoke is answered through the hub; a broken one is not", "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "2", "--hub-mac", "02:bb:00:00:00:01", "--gre-key", "7",
+           "--rate", "0", "--duration", "5"});
+    r.run_for(500 * ms);
+    REQUIRE(r.eng->sum(r.now).registered == 2);
+    auto echo = [&](bool broken) {
+        buffer req;
+        const uint8_t icmp[] = {8, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g'};
+        put_ipv4(req, r.topo->hub_overlay(), r.topo->overlay_of(1), ip_proto_icmp, sizeof icmp, 5);
+        size_t at = req.size();
+        req.insert(req.end(), std::begin(icmp), std::end(icmp));
+        uint16_t sum = wire::inet_checksum(std::span<const uint8_t>(req).subspan(at));
+        req[at + 2] = static_cast<uint8_t>(sum >> 8);
+        req[at + 3] = static_cast<uint8_t>(sum ^ (broken ? 1 : 0));
+        std::deque<buffer> back;
+        r.hub->send_gre(gre_proto_ipv4, req, r.topo->nbma_of(1), back);
+        for (auto& f : back) {
+            r.eng->on_frame(f, r.now);
+        }
+        r.run_for(5 * ms);
+    };
+    echo(false);
+    REQUIRE(r.hub->to_hub.size() == 1);
+    auto ip = parse_ipv4(r.hub->to_hub[0]);
+    REQUIRE(ip);
+    CHECK(ip->checksum_ok);
+    CHECK(ip->proto == ip_proto_icmp);
+    CHECK(ip->src == r.topo->overlay_of(1));
+    CHECK(ip->dst == r.topo->hub_overlay());
+    REQUIRE(ip->payload.size() == 12);
+    CHECK(ip->payload[0] == 0);  // echo reply
+    CHECK(wire::inet_checksum(ip->payload) == 0);
+    CHECK(ip->payload[4] == 0x12);  // identifier, sequence and data as asked
+    CHECK(ip->payload[7] == 1);
+    CHECK(ip->payload[8] == 'p');
+    CHECK(r.eng->data_at(1).echo_replies == 1);
+    echo(true);
+    CHECK(r.hub->to_hub.size() == 1);
+    CHECK(r.eng->data_at(1).echo_replies == 1);
+    CHECK(r.eng->data_at(1).corrupt == 1);
+    CHECK(r.eng->report_json(r.now).find("\"echo_replies\":1") != std::string::npos);
+}
+
+TEST_CASE("--data-to-hub: data goes to the hub's overlay address and port, after --data-after",
+          "[spokesim]") {
+    rig r({"--vdev", "test", "--spokes", "2", "--hub-mac", "02:bb:00:00:00:01", "--gre-key", "7",
+           "--rate", "100", "--duration", "0.5", "--data-after", "0.3", "--data-to-hub", "7000",
+           "--drain", "0.1"});
+    r.run_for(200 * ms);
+    REQUIRE(r.eng->sum(r.now).registered == 2);
+    CHECK(r.hub->to_hub.empty());  // still quiet
+    r.run_for(3000 * ms);
+    REQUIRE(r.eng->done());
+    CHECK(r.hub->to_hub.size() >= 40);
+    CHECK(r.hub->data_forwarded == 0);
+    for (const buffer& b : r.hub->to_hub) {
+        auto ip = parse_ipv4(b);
+        REQUIRE(ip);
+        CHECK(ip->proto == ip_proto_udp);
+        CHECK(r.topo->local_by_overlay(ip->src));
+        auto udp = parse_udp(ip->payload);
+        REQUIRE(udp);
+        CHECK(udp->dst_port == 7000);
+    }
 }

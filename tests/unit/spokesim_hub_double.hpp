@@ -54,6 +54,8 @@ public:
     uint64_t flood_wrong_auth = 0;
     // Frames from unknown sources, kept whole (--forge checks their content).
     std::vector<buffer> unknown_frames;
+    // Inner packets the spokes sent to the hub's overlay address (echo replies, --data-to-hub).
+    std::vector<buffer> to_hub;
     // UDP to the hub (IKE): handed here when set, frames for the spokes into the deque.
     std::function<void(const ipv4_view&, std::deque<buffer>&)> on_udp;
 
@@ -224,6 +226,10 @@ private:
     void on_data(std::span<const uint8_t> inner, ipv4 from, std::deque<buffer>& out) {
         auto ip = parse_ipv4(inner);
         REQUIRE(ip);
+        if (ip->dst == _t.hub_overlay()) {
+            to_hub.emplace_back(inner.begin(), inner.end());  // for the hub's host
+            return;
+        }
         auto owner = _t.local_by_destination(ip->dst);
         REQUIRE(owner);
         REQUIRE(bindings.count(_t.overlay_of(*owner)) == 1);

@@ -147,6 +147,20 @@ TEST_CASE("abuse and churn options", "[spokesim]") {
     CHECK(d->stop_refresh == 0);
 }
 
+TEST_CASE("--data-to-hub and --data-after", "[spokesim]") {
+    auto r = parse({"--vdev", "x", "--data-to-hub", "7000", "--data-after", "2.5"});
+    REQUIRE(r);
+    CHECK(r->data_to_hub_port == 7000);
+    CHECK(r->data_after == 2.5);
+    auto d = parse({"--vdev", "x"});
+    REQUIRE(d);
+    CHECK(d->data_to_hub_port == 0);
+    CHECK(d->data_after == 0);
+    CHECK_FALSE(parse({"--vdev", "x", "--data-to-hub", "0"}));
+    CHECK_FALSE(parse({"--vdev", "x", "--data-to-hub", "70000"}));
+    CHECK_FALSE(parse({"--vdev", "x", "--data-after", "-1"}));
+}
+
 TEST_CASE("offline modes need no vdev", "[spokesim]") {
     CHECK(parse({"--print-sa-yaml", "--esp", "aes128-gcm16"}));
     CHECK(parse({"--write-pcap", "/tmp/x.pcap", "--count", "10"}));

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "dataplane/wire/checksum.hpp"
 #include "tools/spokesim/payload.hpp"
 
 namespace dmvpn::spokesim {
@@ -310,10 +311,12 @@ void engine::send_nhrp(uint32_t local, const outgoing& out, uint64_t now_us) {
 void engine::build_inner(uint32_t src_local, uint32_t dst_local, uint64_t seq, buffer& out) const {
     out.clear();
     size_t udp_len = 8 + _o.payload_size;
-    put_ipv4(out, _topo.traffic_address_of(src_local), _topo.traffic_address_of(dst_local),
-             ip_proto_udp, udp_len, static_cast<uint16_t>(seq));
-    put_udp(out, static_cast<uint16_t>(10000 + (_o.first_spoke + src_local) % 50000), data_dst_port,
-            _o.payload_size);
+    bool to_hub = _o.data_to_hub_port != 0;
+    put_ipv4(out, _topo.traffic_address_of(src_local),
+             to_hub ? _topo.hub_overlay() : _topo.traffic_address_of(dst_local), ip_proto_udp,
+             udp_len, static_cast<uint16_t>(seq));
+    put_udp(out, static_cast<uint16_t>(10000 + (_o.first_spoke + src_local) % 50000),
+            to_hub ? _o.data_to_hub_port : data_dst_port, _o.payload_size);
     size_t at = out.size();
     out.resize(at + _o.payload_size);
     write_payload(std::span<uint8_t>(out).subspan(at),
@@ -619,6 +622,12 @@ void engine::on_data(uint32_t local, std::span<const uint8_t> inner, bool via_hu
         ++d.multicast_received;  // the hub's replication of a group's traffic
         return;
     }
+    if (ip && ip->checksum_ok && ip->proto == ip_proto_icmp &&
+        (ip->dst == _topo.overlay_of(local) || ip->dst == _topo.traffic_address_of(local)) &&
+        answer_echo(local, *ip)) {
+        ++d.echo_replies;
+        return;
+    }
     if (!ip || !ip->checksum_ok || ip->dst != _topo.traffic_address_of(local) ||
         ip->proto != ip_proto_udp) {
         ++d.corrupt;
@@ -650,6 +659,28 @@ void engine::on_data(uint32_t local, std::span<const uint8_t> inner, bool via_hu
     } else {
         ++d.received_shortcut;
     }
+}
+
+bool engine::answer_echo(uint32_t local, const ipv4_view& ip) {
+    // RFC 792: type 8 code 0 answered by type 0 with the same identifier, sequence and data;
+    // through the hub, as everything this spoke sends.
+    auto icmp = ip.payload;
+    if (icmp.size() < 8 || icmp[0] != 8 || icmp[1] != 0 || wire::inet_checksum(icmp) != 0) {
+        return false;
+    }
+    _inner.clear();
+    put_ipv4(_inner, ip.dst, ip.src, ip_proto_icmp, icmp.size(), 0);
+    size_t at = _inner.size();
+    _inner.insert(_inner.end(), icmp.begin(), icmp.end());
+    std::span<uint8_t> reply = std::span<uint8_t>(_inner).subspan(at);
+    reply[0] = 0;
+    reply[2] = 0;
+    reply[3] = 0;
+    uint16_t sum = wire::inet_checksum(reply);
+    reply[2] = static_cast<uint8_t>(sum >> 8);
+    reply[3] = static_cast<uint8_t>(sum);
+    send_outer(local, _topo.hub_nbma(), gre_proto_ipv4, _inner, true);
+    return true;
 }
 
 void engine::poll(uint64_t now_us) {
@@ -733,7 +764,9 @@ void engine::poll(uint64_t now_us) {
         if (_registered == _spokes.size() || now_us >= _register_deadline_us) {
             _phase = phase::traffic;
             _traffic_start_us = now_us;
-            _traffic_end_us = _o.duration > 0 ? now_us + seconds_us(_o.duration) : UINT64_MAX;
+            _traffic_end_us = _o.duration > 0
+                                  ? now_us + seconds_us(_o.data_after) + seconds_us(_o.duration)
+                                  : UINT64_MAX;
             if (_registered == 0) {
                 // Nobody to send from: skip straight to the end.
                 _traffic_end_us = now_us;
@@ -741,8 +774,9 @@ void engine::poll(uint64_t now_us) {
         }
     }
     if (_phase == phase::traffic) {
-        if (_o.data_rate > 0 && _spokes.size() >= 2) {
-            auto due = static_cast<uint64_t>(static_cast<double>(now_us - _traffic_start_us) *
+        uint64_t data_start = _traffic_start_us + seconds_us(_o.data_after);
+        if (_o.data_rate > 0 && _spokes.size() >= 2 && now_us >= data_start) {
+            auto due = static_cast<uint64_t>(static_cast<double>(now_us - data_start) *
                                              _o.data_rate / 1e6);
             uint32_t budget = max_data_per_poll;
             while (_data_sent_total < due && budget-- > 0) {
@@ -815,6 +849,7 @@ totals engine::sum(uint64_t now_us) const {
         t.data.unprotected += d.unprotected;
         t.data.nhrp_parse_errors += d.nhrp_parse_errors;
         t.data.multicast_received += d.multicast_received;
+        t.data.echo_replies += d.echo_replies;
         // Spoke k's one sender is the spoke whose peer it is.
         if (_spokes.size() >= 2) {
             uint32_t n = static_cast<uint32_t>(_spokes.size());
@@ -913,7 +948,8 @@ std::string engine::report_json(uint64_t now_us) const {
         "\"unprotected\":{},\"nhrp_parse_errors\":{},\"arp_replies\":{},\"not_ours\":{},"
         "\"flood_malformed\":{},\"flood_wrong_auth\":{},\"flood_unknown_source\":{},"
         "\"foreign_answers\":{},\"moved_nbma\":\"{}\",\"forged_registrations\":{},"
-        "\"forged_resolutions\":{},\"forged_multicast\":{},\"multicast_received\":{}",
+        "\"forged_resolutions\":{},\"forged_multicast\":{},\"multicast_received\":{},"
+        "\"echo_replies\":{}",
         success(now_us) ? "true" : "false", name(_phase),
         static_cast<double>(now_us - _start_us) / 1e6, t.spokes, t.registered,
         _hub_mac_known ? to_string(_hub_mac) : "", t.nhrp.registrations_sent,
@@ -926,7 +962,7 @@ std::string engine::report_json(uint64_t now_us) const {
         t.data.corrupt, t.data.esp_errors, t.data.gre_key_mismatch, t.data.unprotected,
         t.data.nhrp_parse_errors, _arp_replies, _not_ours, _flood_sent[0], _flood_sent[1],
         _flood_sent[2], _foreign_answers, _moved ? to_string(_moved_nbma) : "", _forged_sent[0],
-        _forged_sent[1], _forged_sent[2], t.data.multicast_received);
+        _forged_sent[1], _forged_sent[2], t.data.multicast_received, t.data.echo_replies);
     ike_totals k = ike_sum();
     out += fmt::format(
         ",\"ike\":{},\"keyed\":{},\"ike_sas_up\":{},\"child_sas\":{},\"rekeys\":{},"

@@ -105,6 +105,7 @@ struct data_counters {
     uint64_t unprotected = 0;  // clear GRE while ESP is configured: dropped
     uint64_t nhrp_parse_errors = 0;
     uint64_t multicast_received = 0;  // copies the hub replicated to this spoke
+    uint64_t echo_replies = 0;        // ICMP echo requests to this spoke answered
     uint64_t next_seq = 1;            // sender side
     uint64_t highest_seen = 0;        // receiver side, from this spoke's one sender
 };
@@ -195,6 +196,9 @@ private:
     void on_gre(uint32_t local, std::span<const uint8_t> gre, bool via_hub, uint64_t now_us);
     void on_nhrp(uint32_t local, std::span<const uint8_t> bytes, uint64_t now_us);
     void on_data(uint32_t local, std::span<const uint8_t> inner, bool via_hub);
+    // An ICMP echo request to spoke `local` (the hub's host pinging it through the exception
+    // path): the reply goes back through the hub. False when it is not a valid request.
+    bool answer_echo(uint32_t local, const ipv4_view& ip);
     void on_udp(uint32_t local, const ipv4_view& ip, uint64_t now_us);
     // The IPv4 packet in _ip, out of the port through the hub's MAC; or, addressed to one of
     // our own spokes, delivered in the process (shortcuts, IKE between two emulated spokes)

@@ -21,6 +21,7 @@ inline constexpr uint16_t gre_proto_ipv4 = 0x0800;
 inline constexpr uint8_t ip_proto_gre = 47;
 inline constexpr uint8_t ip_proto_esp = 50;
 inline constexpr uint8_t ip_proto_udp = 17;
+inline constexpr uint8_t ip_proto_icmp = 1;
 using wire::eth_header_size;
 inline constexpr size_t ipv4_header_size = 20;
 inline constexpr uint16_t data_dst_port = 9;  // discard: nobody mistakes it for real traffic

@@ -96,8 +96,11 @@ Load:
   --rate PPS                 data packets per second, all spokes together (10; 0: none)
   --payload B                UDP payload bytes per data packet (64; at least 24)
   --peer-offset K            spoke i sends to spoke i+K mod N (1)
+  --data-to-hub PORT         data goes to the hub's overlay address, UDP port PORT (the hub's
+                             exception path to its host) instead of to another spoke
   --traffic overlay|lan      inner addresses: tunnel addresses or a host in each LAN (overlay)
   --duration S               seconds of data once all spokes registered (5; 0: until SIGINT)
+  --data-after S             seconds of quiet (registrations kept) before the data (0)
   --register-wait S          give up waiting for registrations after S (10 + N/reg-rate)
   --drain S                  keep receiving S after the last data packet (1)
   --no-progress              no progress line on stderr
@@ -376,6 +379,7 @@ const std::map<std::string, handler>& valued() {
                     {"--rate", double_into(&options::data_rate, 0, 1e9)},
                     {"--payload", uint_into(&options::payload_size, 24, 1400)},
                     {"--peer-offset", uint_into(&options::peer_offset, 1, 1u << 22)},
+                    {"--data-to-hub", uint_into(&options::data_to_hub_port, 1, 65535)},
                     {"--traffic",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
                          if (v == "overlay") {
@@ -388,6 +392,7 @@ const std::map<std::string, handler>& valued() {
                          return std::nullopt;
                      }},
                     {"--duration", double_into(&options::duration, 0, 1e7)},
+                    {"--data-after", double_into(&options::data_after, 0, 1e6)},
                     {"--register-wait", double_into(&options::register_wait, 0.001, 1e7)},
                     {"--drain", double_into(&options::drain, 0, 3600)},
                     {"--flood-ratio", double_into(&options::flood_ratio, 0, 1000)},

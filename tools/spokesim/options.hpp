@@ -94,7 +94,11 @@ struct options {
     uint32_t payload_size = 64;      // bytes of UDP payload in each data packet
     uint32_t peer_offset = 1;        // spoke i sends to spoke i + offset (mod N)
     traffic_addressing traffic = traffic_addressing::overlay;
+    // --data-to-hub PORT: every data packet goes to the hub's overlay address, UDP port PORT
+    // (the hub's exception path hands it to a socket on its host); 0: spoke to spoke.
+    uint16_t data_to_hub_port = 0;
     double duration = 5;       // seconds of data after every spoke registered; 0: until a signal
+    double data_after = 0;     // seconds of quiet between the registrations and the data
     double register_wait = 0;  // seconds to wait for registrations; 0: 10 + N / rate
     double drain = 1;          // seconds to keep receiving after the last data packet
     // After the report, keep the port (a memif connection) open until SIGTERM/SIGINT, so the

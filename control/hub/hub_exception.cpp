@@ -1,0 +1,106 @@
+// The hub's side of the exception path (exception.hpp): kernel interfaces opened from
+// routing.interfaces, punted packets for the host's daemons written there, and what the kernel
+// sends out of them routed (unicast) or replicated (multicast) like the hub's own packets.
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "control/hub/hub.hpp"
+#include "control/log.hpp"
+#include "dataplane/wire/reader.hpp"
+
+namespace dmvpn::hub {
+
+namespace {
+
+uint64_t ns_since_epoch(timestamp t) {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+}
+
+}  // namespace
+
+std::optional<std::string> hub::open_exception() {
+    for (const config::kernel_interface& k : _topo.routing.interfaces) {
+        if (!k.create) {
+            continue;
+        }
+        if (!k.port.empty()) {
+            const port_rt* p = nullptr;
+            for (const port_rt& q : _ports) {
+                p = q.name == k.port ? &q : p;
+            }
+            if (p == nullptr) {
+                return fmt::format("routing.interfaces: no port {}", k.port);
+            }
+            if (auto err = _exception.open(k, exception_owner{true, p->opened.id},
+                                           p->cfg.address.address.value, p->cfg.address.length,
+                                           p->cfg.mtu, _pool)) {
+                return *err;
+            }
+            log::info("exception path: kernel interface {} for port {} ({}/{})", k.name, p->name,
+                      config::to_string(p->cfg.address.address), p->cfg.address.length);
+            continue;
+        }
+        const config::tunnel* t = _topo.find_tunnel(k.tunnel);
+        auto slot = _slots.slot(k.tunnel);
+        if (t == nullptr || !slot) {
+            return fmt::format("routing.interfaces: no tunnel {}", k.tunnel);
+        }
+        if (auto err = _exception.open(k, exception_owner{false, *slot}, t->overlay_address.value,
+                                       t->overlay_prefix.length, t->ip_mtu, _pool)) {
+            return *err;
+        }
+        log::info("exception path: kernel interface {} for tunnel {} ({}/{})", k.name, t->name,
+                  config::to_string(t->overlay_address), t->overlay_prefix.length);
+    }
+    return std::nullopt;
+}
+
+bool hub::to_kernel(const dp::punt_record& r, uint32_t dst, timestamp now) {
+    // The tunnel it came through; else the interface holding the address it names; else the
+    // interface of the port it came in by.
+    exception_iface* e = nullptr;
+    if (r.tunnel != dp::no_tunnel) {
+        e = _exception.by_slot(r.tunnel);
+    } else {
+        e = _exception.by_address(dst);
+        e = e != nullptr ? e : _exception.by_port(r.in_port);
+    }
+    if (e == nullptr) {
+        return false;
+    }
+    (void)_exception.to_kernel(*e, r.m, ns_since_epoch(now));  // dropped there: counted there
+    return true;
+}
+
+size_t hub::exception_pass(timestamp now) {
+    if (_exception.interfaces().empty()) {
+        return 0;
+    }
+    return _exception.poll(
+        ns_since_epoch(now), [&](exception_iface& e, std::span<const uint8_t> pkt) {
+            uint32_t dst = wire::load_be32(pkt.data() + 16);
+            if ((dst >> 28) == 0xe && e.owner.is_port) {
+                ++e.c.from_kernel_unsent;  // no multicast out of a port yet
+                return;
+            }
+            if ((dst >> 28) == 0xe) {
+                // OSPF / EIGRP hellos and other multicast out of the tunnel: to the spokes of the
+                // multicast map on that tunnel, with the replication's own bounds.
+                ++e.c.from_kernel_multicast;
+                if (_mcast_jobs.size() >= multicast_backlog) {
+                    ++_cc.multicast_backlog_dropped;
+                    return;
+                }
+                _mcast_jobs.push_back(
+                    mcast_job{bytes(pkt.begin(), pkt.end()), e.owner.id, 0, {}, e.owner.id});
+                return;
+            }
+            // Unicast: through the FIB (a spoke's /32 from NHRP, glean when unknown), handed to
+            // the worker that owns the adjacency's SA for GRE (+ ESP).
+            send_ip(bytes(pkt.begin(), pkt.end()), now);
+        });
+}
+
+}  // namespace dmvpn::hub
