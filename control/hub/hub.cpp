@@ -472,12 +472,16 @@ std::optional<std::string> hub::install_pair(peer_sa& ps, const crypto::sa_param
     return std::nullopt;
 }
 
-void hub::install_inbound_sas() {
+void hub::install_inbound_sas(bool reindex) {
     std::vector<dp::inbound_sa> table;
     table.reserve(_sas.size() + _standby.size());
-    _inbound_spis.clear();
+    if (reindex) {
+        _inbound_spis.clear();
+    }
     auto add = [&](const peer_sa& ps) {
-        ++_inbound_spis[ps.in->spi()];
+        if (reindex) {
+            ++_inbound_spis[ps.in->spi()];
+        }
         if (ps.tunnel) {  // negotiated on this tunnel
             if (_slots.name(*ps.tunnel) != nullptr) {
                 table.push_back(dp::inbound_sa{ps.in->spi(), *ps.tunnel, ps.owner, ps.in.get()});
@@ -518,7 +522,7 @@ void hub::inbound_sas_changed(std::function<void()> after) {
 
 void hub::flush_inbound_sas() {
     if (_inbound_dirty) {
-        install_inbound_sas();
+        install_inbound_sas(false);  // the IKE paths kept _inbound_spis current
     }
 }
 

@@ -185,8 +185,10 @@ private:
     std::optional<std::string> install_pair(peer_sa& ps, const crypto::sa_params& in,
                                             const crypto::sa_params& out);
     // Publishes the SPI table now: every current pair's inbound SA, and those of the IKE pairs
-    // in _standby; rebuilds _inbound_spis; then retires what waited for it (_after_inbound).
-    void install_inbound_sas();
+    // in _standby; then retires what waited for it (_after_inbound). `reindex`: rebuild
+    // _inbound_spis too (after the manual SAs changed: start, reload); the IKE paths keep it
+    // current one SA at a time instead.
+    void install_inbound_sas(bool reindex = true);
     // The IKE paths' way: the table is republished once per loop pass for all of the pass's
     // installs and removals (flush_inbound_sas), not per SA; `after` (an ack, the free of an
     // SA the table stops naming) is retired only after that publication.
@@ -320,7 +322,8 @@ private:
     // and waiting to take over outbound (control/ike/child_pairs.hpp).
     std::map<uint64_t, std::unique_ptr<peer_sa>> _standby;
     // The inbound SPIs of _sas and _standby (the SPI table's keys, a count each): install_child's
-    // clash check in O(1). Rebuilt with the table, kept current by the IKE paths between.
+    // clash check in O(1). Rebuilt when the manual SAs change; install_child adds, arrange_pairs
+    // takes away.
     std::unordered_map<uint32_t, uint32_t> _inbound_spis;
     bool _inbound_dirty = false;  // the published SPI table is behind _sas / _standby
     std::vector<std::function<void()>> _after_inbound;
