@@ -483,9 +483,16 @@ std::optional<std::string> hub::install_pair(peer_sa& ps, const crypto::sa_param
     return std::nullopt;
 }
 
-void hub::install_inbound_sas() {
+void hub::install_inbound_sas(bool reindex) {
     std::vector<dp::inbound_sa> table;
+    table.reserve(_sas.size() + _standby.size());
+    if (reindex) {
+        _inbound_spis.clear();
+    }
     auto add = [&](const peer_sa& ps) {
+        if (reindex) {
+            ++_inbound_spis[ps.in->spi()];
+        }
         if (ps.tunnel) {  // negotiated on this tunnel
             if (_slots.name(*ps.tunnel) != nullptr) {
                 table.push_back(dp::inbound_sa{ps.in->spi(), *ps.tunnel, ps.in.get()});
@@ -508,6 +515,25 @@ void hub::install_inbound_sas() {
         add(*ps);
     }
     _pub->set_inbound_sas(table);
+    _inbound_dirty = false;
+    // Tokens taken after the exchange above: each runs once no worker can see the old table.
+    for (auto& f : _after_inbound) {
+        _pub->retire(std::move(f));
+    }
+    _after_inbound.clear();
+}
+
+void hub::inbound_sas_changed(std::function<void()> after) {
+    _inbound_dirty = true;
+    if (after) {
+        _after_inbound.push_back(std::move(after));
+    }
+}
+
+void hub::flush_inbound_sas() {
+    if (_inbound_dirty) {
+        install_inbound_sas(false);  // the IKE paths kept _inbound_spis current
+    }
 }
 
 std::optional<std::string> hub::start_nhrp() {
@@ -598,7 +624,11 @@ hub::~hub() {
             rte_pktmbuf_free_bulk(ms, n);
         }
     }
-    // Adjacencies and the SPI table name SAs: free the tables first, then the SAs.
+    // Adjacencies and the SPI table name SAs: free the tables first, then the SAs (and those
+    // waiting for a republication, which the publisher frees on its way out).
+    if (_pub) {
+        flush_inbound_sas();
+    }
     _pub.reset();
     _sas.clear();
     _standby.clear();
@@ -644,6 +674,7 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
             (void)reload();  // logs what it applied or why it refused
             ++work;
         }
+        flush_inbound_sas();  // once for all of this pass's CHILD_SA installs and removals
         if (work != 0 || ticked) {
             // How long a pass that did something held the lcore (idle passes and naps are not
             // counted: they would drown the figures).

@@ -6,12 +6,14 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <span>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <rte_mbuf.h>
@@ -197,9 +199,16 @@ private:
     // what the dataplane refused. Used for manual SAs and negotiated CHILD_SAs alike.
     std::optional<std::string> install_pair(peer_sa& ps, const crypto::sa_params& in,
                                             const crypto::sa_params& out);
-    // Publishes the SPI table: every current pair's inbound SA, and those of the IKE pairs in
-    // _standby.
-    void install_inbound_sas();
+    // Publishes the SPI table now: every current pair's inbound SA, and those of the IKE pairs
+    // in _standby; then retires what waited for it (_after_inbound). `reindex`: rebuild
+    // _inbound_spis too (after the manual SAs changed: start, reload); the IKE paths keep it
+    // current one SA at a time instead.
+    void install_inbound_sas(bool reindex = true);
+    // The IKE paths' way: the table is republished once per loop pass for all of the pass's
+    // installs and removals (flush_inbound_sas), not per SA; `after` (an ack, the free of an
+    // SA the table stops naming) is retired only after that publication.
+    void inbound_sas_changed(std::function<void()> after = {});
+    void flush_inbound_sas();
     // IKE (control/ike/thread): the engine's outputs, drained each pass; acks owed to it.
     std::optional<std::string> start_ike();
     size_t ike_pass(timestamp now);
@@ -235,9 +244,11 @@ private:
     // Every tick: pairs a worker just marked past their soft limit, to the engine at once (a
     // 1 s report would leave too little of a small limit for the rekey).
     void ike_soft_limits();
-    control::mgmt_reply show_crypto(
-        std::string_view what, bool json) const;  // The counters of show stats and show nhrp
-                                                  // summary/traffic for Prometheus (metrics.cpp).
+    // Deferred (mgmt_server::defer): the IKE thread renders the view, show_crypto_answered
+    // replies.
+    control::mgmt_reply show_crypto(std::string_view what, bool json);
+    void show_crypto_answered(ike::show_answer& a);
+    // The counters of show stats and show nhrp summary/traffic for Prometheus (metrics.cpp).
     std::vector<control::metric_family> metric_families(timestamp now) const;
     // An SA pair installed ("up") or removed ("down"), in the log: SPIs, never keys.
     static void log_sa(const peer_sa& ps, std::string_view state);
@@ -339,6 +350,12 @@ private:
     // engine's remove_child, then draining for ike::rekey_drain), or new from a peer's rekey
     // and waiting to take over outbound (control/ike/child_pairs.hpp).
     std::map<uint64_t, std::unique_ptr<peer_sa>> _standby;
+    // The inbound SPIs of _sas and _standby (the SPI table's keys, a count each): install_child's
+    // clash check in O(1). Rebuilt when the manual SAs change; install_child adds, arrange_pairs
+    // takes away.
+    std::unordered_map<uint32_t, uint32_t> _inbound_spis;
+    bool _inbound_dirty = false;  // the published SPI table is behind _sas / _standby
+    std::vector<std::function<void()>> _after_inbound;
     // Per peer: which of its IKE pairs encrypts and which decrypt.
     std::map<sa_key, ike::child_pairs> _child_pairs;
     // When a draining pair of that peer is due to leave.
@@ -352,7 +369,8 @@ private:
     // retire callback, once every worker passed a quiescent state after the SPI table went
     // out); kept here while its input queue is full.
     std::deque<ike::input> _ike_owed;
-    std::shared_ptr<const ike::show_snapshot> _ike_show;
+    // show crypto requests the IKE thread has not answered yet: ticket -> --json.
+    std::map<uint64_t, bool> _ike_shows_asked;
     std::vector<std::unique_ptr<dp::worker>> _workers;
     // The control lcore's own forwarder (dp::worker_config::control): see hub::forward.
     std::unique_ptr<dp::worker> _forwarder;

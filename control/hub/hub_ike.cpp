@@ -90,7 +90,7 @@ size_t hub::ike_pass(timestamp now) {
                            }
                        },
                        [&](ike::request& r) { ike_request(std::move(r), now); },
-                       [&](std::shared_ptr<const ike::show_snapshot>& s) { _ike_show = s; },
+                       [&](ike::show_answer& a) { show_crypto_answered(a); },
                        [&](ike::reconfigured& r) {
                            if (r.error) {
                                log::error("IKEv2: reload not applied: {}", *r.error);
@@ -158,13 +158,11 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
         return refuse(*err);
     }
     // The SPI table is keyed by SPI: one another pair still decrypts with cannot be taken.
-    auto taken = [&](const peer_sa& o) { return o.in->spi() == ps->in->spi(); };
-    bool clash =
-        std::any_of(_sas.begin(), _sas.end(), [&](auto& e) { return taken(*e.second); }) ||
-        std::any_of(_standby.begin(), _standby.end(), [&](auto& e) { return taken(*e.second); });
-    if (clash) {
-        return refuse(fmt::format("inbound SPI 0x{:08x} is still in use", ps->in->spi()));
+    uint32_t spi = ps->in->spi();
+    if (_inbound_spis.contains(spi)) {
+        return refuse(fmt::format("inbound SPI 0x{:08x} is still in use", spi));
     }
+    ++_inbound_spis[spi];
     // Make before break (control/ike/child_pairs.hpp): the pair it replaces keeps decrypting;
     // outbound moves to the new pair now, or, where we answered the peer's rekey, once the
     // peer's traffic on it or its DELETE of the old pair shows the peer has it.
@@ -177,10 +175,11 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
     log_sa(*ps, "up");
     _standby[c.id] = std::move(ps);
     arrange_pairs(key, now);
-    // The ack leaves once every worker passed a quiescent state after the SPI table above: the
-    // engine's response (and the peer's first ESP) can then only meet the installed SA.
+    // The ack leaves once every worker passed a quiescent state after the SPI table that names
+    // the SA (published at the end of this pass): the engine's response (and the peer's first
+    // ESP) can then only meet the installed SA.
     uint64_t id = c.id;
-    _pub->retire([this, id] { _ike_owed.emplace_back(ike::installed_ack{id}); });
+    inbound_sas_changed([this, id] { _ike_owed.emplace_back(ike::installed_ack{id}); });
 }
 
 void hub::arrange_pairs(const sa_key& key, timestamp now) {
@@ -191,6 +190,7 @@ void hub::arrange_pairs(const sa_key& key, timestamp now) {
     }
     bool moved = false;
     auto cur = _sas.find(key);
+    bool replaced = cur != _sas.end();
     if (cur != _sas.end() && cur->second->id != 0 && cur->second->id != want) {
         uint64_t id = cur->second->id;
         _standby[id] = std::move(cur->second);
@@ -209,6 +209,10 @@ void hub::arrange_pairs(const sa_key& key, timestamp now) {
         const peer_sa& ps = *it->second;
         bool mine = ps.profile == key.first && ps.peer == key.second;
         if (mine && (set == _child_pairs.end() || !set->second.decrypts(it->first))) {
+            if (auto n = _inbound_spis.find(ps.in->spi());
+                n != _inbound_spis.end() && --n->second == 0) {
+                _inbound_spis.erase(n);
+            }
             gone.push_back(it->second.release());
             it = _standby.erase(it);
         } else {
@@ -218,12 +222,19 @@ void hub::arrange_pairs(const sa_key& key, timestamp now) {
     if (set != _child_pairs.end() && set->second.empty()) {
         _child_pairs.erase(set);
     }
-    install_inbound_sas();
+    inbound_sas_changed();
     if (moved) {
+        if (replaced) {
+            // A rekey: the peer already holds the new pair and may answer our first ESP on it
+            // at once, so its inbound SA is published before outbound moves. (A first pair
+            // needs no such care: the peer has it only after the ack, which waits anyway.)
+            flush_inbound_sas();
+        }
         republish_peer(key.second, now);  // its adjacencies take the outbound SA and ports
     }
     for (peer_sa* raw : gone) {
-        _pub->retire([raw] { delete raw; });
+        // Freed once no worker can see the SPI table that still names it (this pass's old one).
+        inbound_sas_changed([raw] { delete raw; });
     }
 }
 
@@ -351,24 +362,40 @@ void hub::ike_usage() {
     }
 }
 
-control::mgmt_reply hub::show_crypto(std::string_view what, bool json) const {
+// The IKE thread renders the view when asked (never per tick: it is O(SAs)); the management
+// command is answered when its show_answer comes back through ike_pass.
+control::mgmt_reply hub::show_crypto(std::string_view what, bool json) {
     if (!_ike) {
         return {false, "no IKEv2 here: no tunnel's ipsec profile has an ike section\n"};
     }
-    if (!_ike_show) {
-        return {false, "IKEv2: no snapshot yet (the IKE thread publishes one every second)\n"};
-    }
-    auto v = _ike_show->views.find(ike::view_key(what, json));
-    if (v == _ike_show->views.end()) {
+    if (!ike::is_show_view(what)) {
         return {false, fmt::format("show crypto {}: not a view the IKE thread renders\n", what)};
     }
-    if (_ike_key_log && !json) {
-        return {true, fmt::format("! {} ({} IKE SA rows, {} ESP SA rows so far)\n{}",
-                                  ike::keylog::warning(_ike_key_log->dir()),
-                                  _ike_key_log->ike_rows_written(),
-                                  _ike_key_log->esp_rows_written(), v->second)};
+    uint64_t ticket = _mgmt->defer();
+    if (!_ike->ask(ike::show_request{ticket, std::string(what), json})) {
+        _mgmt->answer(ticket, {false, "IKEv2: show requests are waiting already, try again\n"});
+    } else {
+        _ike_shows_asked[ticket] = json;
     }
-    return {true, v->second};
+    return {};
+}
+
+void hub::show_crypto_answered(ike::show_answer& a) {
+    auto asked = _ike_shows_asked.find(a.ticket);
+    if (asked == _ike_shows_asked.end()) {
+        return;
+    }
+    bool json = asked->second;
+    _ike_shows_asked.erase(asked);
+    if (_ike_key_log && !json) {
+        _mgmt->answer(a.ticket,
+                      {true, fmt::format("! {} ({} IKE SA rows, {} ESP SA rows so far)\n{}",
+                                         ike::keylog::warning(_ike_key_log->dir()),
+                                         _ike_key_log->ike_rows_written(),
+                                         _ike_key_log->esp_rows_written(), a.text)});
+        return;
+    }
+    _mgmt->answer(a.ticket, {true, std::move(a.text)});
 }
 
 }  // namespace dmvpn::hub

@@ -1,15 +1,16 @@
 // The IKE thread (see thread.hpp): runs the handler, never touched by the control lcore except
-// through the two queues.
+// through its queues.
 #include "control/ike/thread.hpp"
 
 #include <pthread.h>
 
-#include <fmt/format.h>
+#include <algorithm>
+#include <iterator>
 
 namespace dmvpn::ike {
 
-std::string view_key(std::string_view what, bool json) {
-    return fmt::format("{}{}", what, json ? " --json" : "");
+bool is_show_view(std::string_view what) {
+    return std::find(std::begin(show_views), std::end(show_views), what) != std::end(show_views);
 }
 
 thread::thread(std::unique_ptr<handler> h) : _h(std::move(h)) {
@@ -31,11 +32,23 @@ bool thread::post(input in) {
         return false;
     }
     _counters.inputs.fetch_add(1, std::memory_order_relaxed);
-    // Wake the thread only when it announced a sleep: no system call per datagram under load.
+    wake();
+    return true;
+}
+
+bool thread::ask(show_request r) {
+    if (!_asks.push(std::move(r))) {
+        return false;
+    }
+    wake();
+    return true;
+}
+
+// Wakes the thread only when it announced a sleep: no system call per datagram under load.
+void thread::wake() {
     if (_sleeping.exchange(false)) {
         _wake.release();
     }
-    return true;
 }
 
 void thread::flush_backlog() {
@@ -72,29 +85,26 @@ void thread::drain(outputs& o) {
     o.requests.clear();
 }
 
-void thread::publish_snapshot(time_point now) {
-    auto s = std::make_shared<show_snapshot>();
-    s->taken = now;
-    for (auto what : show_views) {
-        for (bool json : {false, true}) {
-            s->views.emplace(view_key(what, json), _h->show(what, json));
+// Renders the views asked for since the last pass. Answers are never dropped: like requests
+// they wait in the backlog, in order, when the output queue is full.
+void thread::answer_shows() {
+    while (auto r = _asks.pop()) {
+        output a{show_answer{r->ticket, _h->show(r->what, r->json)}};
+        _counters.shows.fetch_add(1, std::memory_order_relaxed);
+        if (_backlog.empty() && _out.push(std::move(a))) {
+            _counters.outputs.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            _backlog.emplace_back(std::move(a));
         }
-    }
-    s->counters = _h->counters();
-    _counters.snapshots.fetch_add(1, std::memory_order_relaxed);
-    // A snapshot that does not fit is skipped: the next one follows within a second.
-    if (_backlog.empty() && _out.push(output{std::shared_ptr<const show_snapshot>(std::move(s))})) {
-        _counters.outputs.fetch_add(1, std::memory_order_relaxed);
     }
 }
 
 void thread::run() {
     outputs o;
     time_point next_tick = clock::now();
-    time_point next_snapshot = next_tick;
     while (!_stop.load(std::memory_order_relaxed)) {
         time_point now = clock::now();
-        bool republish = false;
+        answer_shows();
         // A bounded batch per pass, so ticks and the backlog keep their turn under a flood.
         size_t budget = _backlog.size() < request_backlog_limit ? 256 : 0;
         for (; budget > 0; --budget) {
@@ -117,11 +127,9 @@ void thread::run() {
                         _h->initiate(v.tunnel, v.peer, now, o);
                     } else if constexpr (std::is_same_v<T, clear_cmd>) {
                         _h->clear(v.peer, now, o);
-                        republish = true;
                     } else {
                         auto err = _h->reconfigure(v.profiles, std::move(v.tunnels));
                         _backlog.emplace_back(reconfigured{std::move(err)});
-                        republish = true;
                     }
                 },
                 *in);
@@ -134,17 +142,13 @@ void thread::run() {
             next_tick = now + tick_interval;
         }
         flush_backlog();
-        if (republish || now >= next_snapshot) {
-            publish_snapshot(now);
-            next_snapshot = now + snapshot_interval;
-        }
         if (_backlog.size() >= request_backlog_limit) {
             // The control lcore is behind: give it a moment before reading more.
             (void)_wake.try_acquire_for(std::chrono::milliseconds(1));
         } else if (budget > 0) {
             // The queue ran dry: sleep until the next tick or the control lcore's next post.
             _sleeping.store(true);
-            if (_in.empty() && !_stop.load()) {
+            if (_in.empty() && _asks.empty() && !_stop.load()) {
                 (void)_wake.try_acquire_until(next_tick);
             }
             _sleeping.store(false);

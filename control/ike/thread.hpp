@@ -4,20 +4,22 @@
 //   control lcore --inputs (SPSC, bounded)--> IKE thread --outputs (SPSC, bounded)--> control lcore
 //     datagrams, usage, installed / install_failed,     datagrams to send, engine requests
 //     initiate, clear, reconfigure                       (install/remove_child, peer_up/down),
-//                                                        show snapshots, reconfigure results
+//                                                        show answers, reconfigure results
+//   control lcore --show requests (SPSC, 16)----------> the view asked for, rendered on demand
 //
 // The control lcore only ever push()es and drains without waiting: a full input queue drops the
 // item and counts it (IKE retransmits; acks and usage are never dropped silently: see post()).
-// The thread ticks the engine every 10 ms, publishes a show snapshot every second (and after
-// clear/reconfigure), and sleeps on a semaphore the producer releases only when the thread said
-// it was going to sleep, so an idle hub makes no system call per datagram.
+// The thread ticks the engine every 10 ms and sleeps on a semaphore the producer releases only
+// when the thread said it was going to sleep, so an idle hub makes no system call per datagram.
+// `show crypto` views are rendered only when asked (ask()): rendering is O(SAs), so the thread
+// never does it per tick, and a request waits behind at most one pass of datagrams (its own
+// small queue is read first), not behind the whole input queue.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <semaphore>
@@ -50,7 +52,6 @@ public:
         const std::vector<config::ipsec_profile>& profiles,
         std::vector<tunnel_binding> tunnels) = 0;
     virtual std::string show(std::string_view what, bool json) const = 0;
-    virtual engine_counters counters() const = 0;
 };
 
 // The adapter for ike::engine (or anything with its member functions).
@@ -82,7 +83,6 @@ public:
     std::string show(std::string_view what, bool json) const override {
         return _e->show(what, json);
     }
-    engine_counters counters() const override { return _e->counters(); }
 
 private:
     std::unique_ptr<Engine> _e;
@@ -113,23 +113,28 @@ struct reconfigure_cmd {
 using input = std::variant<datagram, usage_report, installed_ack, install_failed_ack, initiate_cmd,
                            clear_cmd, reconfigure_cmd>;
 
+// A `show crypto` view asked for by the control lcore (thread::ask); `ticket` comes back with
+// the answer (the management command it answers).
+struct show_request {
+    uint64_t ticket = 0;
+    std::string what;  // one of show_views
+    bool json = false;
+};
+
 // ---- IKE thread -> control lcore ----
-// The rendered `show crypto` views, refreshed every second: the control lcore answers the
-// management commands from the latest one without ever waiting on the thread.
-struct show_snapshot {
-    time_point taken{};
-    std::map<std::string, std::string> views;  // key: view_key(what, json)
-    engine_counters counters;
+struct show_answer {
+    uint64_t ticket = 0;
+    std::string text;  // handler::show(what, json), rendered when asked
 };
 struct reconfigured {
     std::optional<std::string> error;  // none: applied
 };
-using output = std::variant<datagram, request, std::shared_ptr<const show_snapshot>, reconfigured>;
+using output = std::variant<datagram, request, show_answer, reconfigured>;
 
-// The `show crypto ...` views a snapshot holds (what handler::show() is asked for).
+// The `show crypto ...` views the thread renders (what handler::show() is asked for).
 inline constexpr std::string_view show_views[] = {"ikev2 sa", "ikev2 sa detail", "ipsec sa",
                                                   "session", "isakmp sa"};
-std::string view_key(std::string_view what, bool json);
+bool is_show_view(std::string_view what);
 
 struct thread_counters {
     // read from any thread (relaxed)
@@ -139,15 +144,20 @@ struct thread_counters {
     std::atomic<uint64_t> output_overflow{0};      // datagrams dropped on a full output queue
     std::atomic<uint64_t> requests_backlogged{0};  // requests held in the thread, queue full
     std::atomic<uint64_t> ticks{0};
-    std::atomic<uint64_t> snapshots{0};
+    std::atomic<uint64_t> shows{0};  // show requests answered
 };
 
 class thread {
 public:
-    static constexpr size_t input_capacity = 4096;
+    // One IKE_SA_INIT from each of 10,000 spokes keying at once, with room for their
+    // retransmits: a cold start queues rather than drops (bounded: 16,384 datagrams of at most
+    // a UDP payload each); only a flood beyond it is dropped and counted.
+    static constexpr size_t input_capacity = 16384;
     static constexpr size_t output_capacity = 4096;
+    // Show requests: the management socket has one command in flight; the rest is slack for
+    // requests whose client gave up waiting.
+    static constexpr size_t ask_capacity = 16;
     static constexpr auto tick_interval = std::chrono::milliseconds(10);
-    static constexpr auto snapshot_interval = std::chrono::seconds(1);
     // Requests (installs, removals, peer events) are never dropped; past this many waiting in
     // the thread, the thread stops reading datagrams until the control lcore catches up.
     static constexpr size_t request_backlog_limit = 65536;
@@ -162,6 +172,9 @@ public:
     // item is then dropped and counted (input_overflow). Callers keep acks they could not post
     // and post them again on the next pass (see pending acks in the hub).
     bool post(input in);
+    // Control lcore: asks for a `show crypto` view; the show_answer comes back through poll().
+    // False (nothing asked) when ask_capacity requests are waiting already.
+    bool ask(show_request r);
     // Control lcore (the only consumer): the next output, if any.
     std::optional<output> poll() { return _out.pop(); }
 
@@ -171,10 +184,12 @@ private:
     void run();
     void drain(outputs& o);
     void flush_backlog();
-    void publish_snapshot(time_point now);
+    void wake();
+    void answer_shows();
 
     std::unique_ptr<handler> _h;
     control::spsc_queue<input, input_capacity> _in;
+    control::spsc_queue<show_request, ask_capacity> _asks;
     control::spsc_queue<output, output_capacity> _out;
     std::deque<output> _backlog;  // thread side only: requests the full output queue refused
     thread_counters _counters;

@@ -5,6 +5,7 @@
 // engine whose id range holds the id (v1::engine::id_base). The show views of both are merged.
 #pragma once
 
+#include <map>
 #include <memory>
 
 #include "control/ike/thread.hpp"
@@ -33,7 +34,8 @@ public:
     std::optional<std::string> reconfigure(const std::vector<config::ipsec_profile>& profiles,
                                            std::vector<tunnel_binding> tunnels) override;
     std::string show(std::string_view what, bool json) const override;
-    engine_counters counters() const override;
+    // Both engines' counters together (IKEv1 ones folded into the IKEv2 names).
+    engine_counters counters() const;
 
     engine* v2() noexcept { return _v2.get(); }
     v1::engine* v1() noexcept { return _v1.get(); }

@@ -92,13 +92,29 @@ size_t mgmt_server::poll(const mgmt_handler& handler, size_t max) {
         if (!req) {
             break;
         }
-        answer a{req->id, handler(req->command)};
-        // The I/O thread drains answers as fast as it hands out requests, and holds at most
-        // one request in flight, so this queue cannot be full.
-        (void)_answers.push(std::move(a));
+        _answering = req->id;
+        _deferred = false;
+        mgmt_reply reply = handler(req->command);
+        if (!_deferred) {
+            answer(req->id, std::move(reply));
+        }
+        _answering = 0;
         ++done;
     }
     return done;
+}
+
+uint64_t mgmt_server::defer() {
+    _deferred = true;
+    return _answering;
+}
+
+void mgmt_server::answer(uint64_t ticket, mgmt_reply reply) {
+    // The I/O thread holds at most one request in flight and drains answers while it waits;
+    // the only others are late deferred answers (bounded by what the deferring side holds, far
+    // below the capacity), which it discards. A full queue cannot happen; were it to, the
+    // client would see "did not answer in time".
+    (void)_answers.push(answered{ticket, std::move(reply)});
 }
 
 // One client at a time: commands are tiny, and serialising them keeps at most one request in
@@ -149,7 +165,7 @@ void mgmt_server::run() {
             continue;
         }
         auto give_up = std::chrono::steady_clock::now() + answer_timeout;
-        std::optional<answer> got;
+        std::optional<answered> got;
         while (!_stop.load() && std::chrono::steady_clock::now() < give_up) {
             got = _answers.pop();
             if (got && got->id == id) {

@@ -34,6 +34,13 @@ public:
     // returns how many it answered; never blocks.
     size_t poll(const mgmt_handler& handler, size_t max = 4);
 
+    // For a command whose answer another thread computes (`show crypto`: the IKE thread):
+    // called by the handler while it answers, it returns a ticket and the handler's own reply
+    // is dropped; answer(ticket, ...) replies later, from the control lcore, without waiting.
+    // The client waits up to 5 s (answer_timeout); a later answer is discarded.
+    uint64_t defer();
+    void answer(uint64_t ticket, mgmt_reply reply);
+
     const std::string& path() const noexcept { return _path; }
 
 private:
@@ -41,7 +48,7 @@ private:
         uint64_t id = 0;
         std::string command;
     };
-    struct answer {
+    struct answered {
         uint64_t id = 0;
         mgmt_reply reply;
     };
@@ -53,7 +60,9 @@ private:
     std::string _path;
     std::atomic<bool> _stop{false};
     spsc_queue<request, 64> _requests;  // I/O thread -> control lcore
-    spsc_queue<answer, 64> _answers;    // control lcore -> I/O thread
+    spsc_queue<answered, 64> _answers;  // control lcore -> I/O thread
+    uint64_t _answering = 0;            // control lcore: the command its handler is in
+    bool _deferred = false;             // ... and whether the handler deferred it
     std::thread _thread;
 };
 

@@ -134,7 +134,7 @@ def main():
         ss.sh("ip", "-n", ns_ss.name, "addr", "add", f"{SS_ADDR}/24", "dev", hub.iface)
         ss.sh("ip", "-n", ns_ss.name, "link", "set", hub.iface, "up")
         rc, text = hub.ctl("show", "crypto", "ikev2", "sa")
-        check(rc == 0 or "no snapshot yet" in text, "the hub runs an IKE thread", text)
+        check(rc == 0, "the hub runs an IKE thread (it renders show crypto when asked)", text)
 
         # This container's kernel has no XFRM: charon negotiates the CHILD_SA, fails to put it
         # in its kernel and DELETEs it, keeping the IKE SA. The hub's side (install on
@@ -160,7 +160,7 @@ def main():
         check(not hub_sas(hub), "no pair is left in show stats", json.dumps(hub_sas(hub)))
 
         shown = wait(lambda: SS_ADDR in hub.ctl("show", "crypto", "ikev2", "sa")[1], 3)
-        check(shown, "show crypto ikev2 sa names the peer (from the IKE thread's snapshot)",
+        check(shown, "show crypto ikev2 sa names the peer (rendered by the IKE thread)",
               hub.ctl("show", "crypto", "ikev2", "sa")[1])
         rc, text = hub.ctl("show", "crypto", "session", "--json")
         try:

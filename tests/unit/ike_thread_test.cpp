@@ -21,6 +21,7 @@ struct recorder final : ike::handler {
     std::thread::id ran_on;
     size_t ticks = 0;
     std::vector<uint32_t> cleared;
+    mutable size_t shown = 0;  // show() calls
     // Per datagram received: how many datagrams and install requests to answer with.
     size_t answer_datagrams = 1;
     size_t answer_requests = 0;
@@ -86,13 +87,13 @@ struct recorder final : ike::handler {
     }
     std::string show(std::string_view what, bool json) const override {
         std::lock_guard g(mu);
+        ++shown;
         return std::string(json ? "{\"view\":\"" : "view ") + std::string(what) +
                (json ? "\"}" : "") + " cleared " + std::to_string(cleared.size());
     }
-    ike::engine_counters counters() const override {
-        ike::engine_counters c;
-        c.rx = 42;
-        return c;
+    size_t shows() const {
+        std::lock_guard g(mu);
+        return shown;
     }
     std::vector<std::string> snapshot() const {
         std::lock_guard g(mu);
@@ -150,13 +151,9 @@ TEST_CASE("the IKE thread runs the handler on its own thread and returns its out
     auto got = collect(t, [](auto& v) { return count_requests(v) >= 1; });
     REQUIRE(count_datagrams(got) == 1);
     REQUIRE(count_requests(got) == 1);
-    // The answer to the datagram, then the request, in the handler's order (datagrams first).
-    std::vector<ike::output> ordered;
-    for (auto& o : got) {
-        if (!std::holds_alternative<std::shared_ptr<const ike::show_snapshot>>(o)) {
-            ordered.push_back(std::move(o));
-        }
-    }
+    // The answer to the datagram, then the request, in the handler's order (datagrams first);
+    // nothing else (no show view is rendered unless asked).
+    std::vector<ike::output> ordered = std::move(got);
     REQUIRE(ordered.size() == 2);
     const auto& d = std::get<ike::datagram>(ordered[0]);
     CHECK(d.dst == 0x0a000002);
@@ -201,32 +198,43 @@ TEST_CASE("acks, usage, initiate and clear reach the handler's matching calls") 
     CHECK(kinds == std::vector<std::string>{"peer_up", "peer_down", "reconfigured no profile"});
 }
 
-TEST_CASE("the thread ticks about every 10 ms and publishes show snapshots") {
+TEST_CASE("the thread ticks about every 10 ms and renders show views only when asked") {
     auto h = std::make_unique<recorder>();
     recorder& r = *h;
     ike::thread t(std::move(h));
-    // The first snapshot comes at once; a clear makes a fresh one that shows its effect.
-    auto first = collect(t, [](auto& v) { return !v.empty(); });
-    REQUIRE(first.size() == 1);
-    auto snap = std::get<std::shared_ptr<const ike::show_snapshot>>(first[0]);
-    REQUIRE(snap->views.size() == std::size(ike::show_views) * 2);
-    CHECK(snap->views.at("ikev2 sa") == "view ikev2 sa cleared 0");
-    CHECK(snap->views.at("session --json") == "{\"view\":\"session\"} cleared 0");
-    CHECK(snap->counters.rx == 42);
+    // Ticks alone render nothing (a view is O(SAs)).
+    std::this_thread::sleep_for(50ms);
+    CHECK(r.shows() == 0);
+    CHECK(t.poll() == std::nullopt);
+    REQUIRE(t.ask(ike::show_request{7, "ikev2 sa", false}));
+    REQUIRE(t.ask(ike::show_request{8, "session", true}));
+    auto first = collect(t, [](auto& v) { return v.size() >= 2; });
+    REQUIRE(first.size() == 2);
+    CHECK(std::get<ike::show_answer>(first[0]).ticket == 7);
+    CHECK(std::get<ike::show_answer>(first[0]).text == "view ikev2 sa cleared 0");
+    CHECK(std::get<ike::show_answer>(first[1]).ticket == 8);
+    CHECK(std::get<ike::show_answer>(first[1]).text == "{\"view\":\"session\"} cleared 0");
+    CHECK(r.shows() == 2);
+    CHECK(t.counters().shows.load() == 2);
+    // A view asked once a clear was handled shows its effect.
     REQUIRE(t.post(ike::clear_cmd{0}));
+    REQUIRE(count_requests(collect(t, [](auto& v) { return count_requests(v) >= 1; })) == 1);
+    REQUIRE(t.ask(ike::show_request{9, "ipsec sa", false}));
     auto after = collect(t, [](auto& v) {
-        return std::any_of(v.begin(), v.end(), [](auto& o) {
-            return std::holds_alternative<std::shared_ptr<const ike::show_snapshot>>(o);
-        });
+        return std::any_of(v.begin(), v.end(),
+                           [](auto& o) { return std::holds_alternative<ike::show_answer>(o); });
     });
     bool seen = false;
     for (auto& o : after) {
-        if (auto* s = std::get_if<std::shared_ptr<const ike::show_snapshot>>(&o)) {
-            CHECK((*s)->views.at("ipsec sa") == "view ipsec sa cleared 1");
+        if (auto* a = std::get_if<ike::show_answer>(&o)) {
+            CHECK(a->ticket == 9);
+            CHECK(a->text == "view ipsec sa cleared 1");
             seen = true;
         }
     }
     CHECK(seen);
+    CHECK(ike::is_show_view("ikev2 sa detail"));
+    CHECK_FALSE(ike::is_show_view("isakmp sa"));
 
     size_t before;
     {
@@ -243,6 +251,26 @@ TEST_CASE("the thread ticks about every 10 ms and publishes show snapshots") {
     CHECK(ticks >= 10);
     CHECK(ticks <= 32);
     CHECK(t.counters().ticks.load() >= ticks);
+}
+
+TEST_CASE("show requests beyond the ask queue are refused, the rest answered in order") {
+    auto h = std::make_unique<recorder>();
+    recorder& r = *h;
+    r.answer_datagrams = 0;
+    r.hold = true;  // the thread is stuck in a datagram: nothing is read meanwhile
+    ike::thread t(std::move(h));
+    REQUIRE(t.post(dgram(1)));
+    std::this_thread::sleep_for(20ms);
+    for (uint64_t i = 0; i < ike::thread::ask_capacity; ++i) {
+        REQUIRE(t.ask(ike::show_request{i, "session", false}));
+    }
+    CHECK_FALSE(t.ask(ike::show_request{99, "session", false}));
+    r.hold = false;
+    auto got = collect(t, [](auto& v) { return v.size() >= ike::thread::ask_capacity; });
+    REQUIRE(got.size() == ike::thread::ask_capacity);
+    for (uint64_t i = 0; i < got.size(); ++i) {
+        CHECK(std::get<ike::show_answer>(got[i]).ticket == i);
+    }
 }
 
 TEST_CASE("a full input queue refuses and counts without blocking the producer") {

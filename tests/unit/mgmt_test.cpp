@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -85,6 +86,46 @@ TEST_CASE("commands are answered by the control loop's handler") {
         REQUIRE(r);
         CHECK(r->body == "you said: n " + std::to_string(i) + "\n");
     }
+    stop.store(true);
+    control.join();
+}
+
+TEST_CASE("a deferred command is answered later, from the control loop, to its own client") {
+    auto path = socket_path("defer");
+    auto server = mgmt_server::start(path);
+    REQUIRE(server);
+    std::atomic<bool> stop{false};
+    std::thread control([&] {
+        // "later" is deferred and answered three passes on (as the IKE thread's rendering
+        // comes back); anything else at once.
+        std::optional<uint64_t> ticket;
+        int passes = 0;
+        while (!stop.load()) {
+            (*server)->poll([&](std::string_view cmd) {
+                if (cmd == "later") {
+                    ticket = (*server)->defer();
+                    passes = 0;
+                    return mgmt_reply{false, "dropped: the handler deferred"};
+                }
+                return mgmt_reply{true, "now: " + std::string(cmd)};
+            });
+            if (ticket && ++passes == 3) {
+                (*server)->answer(*ticket, {true, "rendered later\n"});
+                ticket.reset();
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+    });
+    auto first = mgmt_call(path, "later");
+    REQUIRE(first);
+    CHECK(first->ok);
+    CHECK(first->body == "rendered later\n");
+    auto next = mgmt_call(path, "x");
+    REQUIRE(next);
+    CHECK(next->body == "now: x");
+    auto again = mgmt_call(path, "later");
+    REQUIRE(again);
+    CHECK(again->body == "rendered later\n");
     stop.store(true);
     control.join();
 }

@@ -210,8 +210,11 @@ TEST_CASE("registration: sent when due, checked, refreshed at holdtime/3, retran
     CHECK_FALSE(sp.registered(8 * sec));
 
     SECTION("a good reply registers; the refresh comes holdtime/3 later with a new ID") {
+        CHECK(sp.last_registration_rtt_us() == 0);
         CHECK(sp.on_registration_reply(hub_reply(req, s.hub_nbma, s.hub_overlay), 8 * sec) ==
               verdict::accepted);
+        // Timed from the first transmission (5 s), retransmissions included.
+        CHECK(sp.last_registration_rtt_us() == 3 * sec);
         CHECK(sp.registered(8 * sec));
         CHECK(sp.registered(67 * sec));
         CHECK_FALSE(sp.registered(68 * sec));
@@ -220,6 +223,17 @@ TEST_CASE("registration: sent when due, checked, refreshed at holdtime/3, retran
         REQUIRE(refresh);
         CHECK(refresh->pkt.request_id != req.request_id);
         CHECK(sp.counters().registration_replies == 1);
+    }
+    SECTION("each registration is timed from its own first transmission") {
+        REQUIRE(sp.on_registration_reply(hub_reply(req, s.hub_nbma, s.hub_overlay), 8 * sec) ==
+                verdict::accepted);
+        auto refresh = sp.poll(28 * sec);
+        REQUIRE(refresh);
+        CHECK(sp.on_registration_reply(hub_reply(refresh->pkt, s.hub_nbma, s.hub_overlay),
+                                       28 * sec + 250) == verdict::accepted);
+        CHECK(sp.last_registration_rtt_us() == 250);
+        CHECK(sp.counters().registration_replies == 2);
+        return;  // two replies here: the check below counts one
     }
     SECTION("a reply with another request ID is refused") {
         auto r = hub_reply(req, s.hub_nbma, s.hub_overlay);

@@ -606,9 +606,17 @@ void engine::on_nhrp(uint32_t local, std::span<const uint8_t> bytes, uint64_t no
         }
     }
     bool was = s.ever_registered();
+    uint64_t replies = s.counters().registration_replies;
     auto out = s.handle(*p, now_us);
     if (!was && s.ever_registered()) {
         ++_registered;
+    }
+    if (s.counters().registration_replies != replies) {
+        if (_registration_rtt_us.size() < max_rtt_samples) {
+            _registration_rtt_us.push_back(s.last_registration_rtt_us());
+        } else {
+            ++_registration_rtt_unkept;
+        }
     }
     if (out) {
         send_nhrp(local, *out, now_us);
@@ -880,18 +888,25 @@ engine::ike_totals engine::ike_sum() const {
     return t;
 }
 
+namespace {
+
+// The q-quantile of sorted `t` (nearest rank), 0 when empty.
+uint64_t nearest_rank(const std::vector<uint64_t>& t, double q) {
+    if (t.empty()) {
+        return 0;
+    }
+    auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(t.size())));
+    return t[rank == 0 ? 0 : rank - 1];
+}
+
+}  // namespace
+
 // Handshakes with the hub: how many came up, their times' percentiles (nearest rank), and the
 // seconds from the first initiation to the last IKE SA up.
 std::string engine::handshake_json() const {
     std::vector<uint64_t> t = _handshake_us;
     std::sort(t.begin(), t.end());
-    auto ms = [&](double q) {
-        if (t.empty()) {
-            return 0.0;
-        }
-        auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(t.size())));
-        return static_cast<double>(t[rank == 0 ? 0 : rank - 1]) / 1e3;
-    };
+    auto ms = [&](double q) { return static_cast<double>(nearest_rank(t, q)) / 1e3; };
     double keying = _last_ike_up_us > _first_initiated_us
                         ? static_cast<double>(_last_ike_up_us - _first_initiated_us) / 1e6
                         : 0.0;
@@ -900,6 +915,18 @@ std::string engine::handshake_json() const {
         "\"ike_handshake_p99_ms\":{:.3f},\"ike_handshake_max_ms\":{:.3f},"
         "\"ike_keying_s\":{:.3f}",
         t.size(), ms(0.5), ms(0.99), ms(1.0), keying);
+}
+
+// Registration -> Reply times: how many were timed, their percentiles in microseconds.
+std::string engine::registration_rtt_json() const {
+    std::vector<uint64_t> t = _registration_rtt_us;
+    std::sort(t.begin(), t.end());
+    return fmt::format(
+        ",\"registration_rtts\":{},\"registration_rtt_p50_us\":{},"
+        "\"registration_rtt_p99_us\":{},\"registration_rtt_max_us\":{},"
+        "\"registration_rtts_unkept\":{}",
+        t.size(), nearest_rank(t, 0.5), nearest_rank(t, 0.99), nearest_rank(t, 1.0),
+        _registration_rtt_unkept);
 }
 
 bool engine::success(uint64_t now_us) const {
@@ -973,6 +1000,7 @@ std::string engine::report_json(uint64_t now_us) const {
         k.ike.failures, k.peer_downs, k.spoke_sas, k.held, k.held_dropped, k.nat_keepalives,
         k.udp_not_ike, k.ike.datagrams_in, k.ike.datagrams_out);
     out += handshake_json();
+    out += registration_rtt_json();
     if (_o.per_spoke || _spokes.size() <= 16) {
         out += ",\"per_spoke\":[";
         uint32_t n = static_cast<uint32_t>(_spokes.size());

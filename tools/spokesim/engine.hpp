@@ -171,6 +171,7 @@ public:
 
     std::string progress_line(uint64_t now_us) const;
     std::string handshake_json() const;
+    std::string registration_rtt_json() const;
     // One JSON object: totals, verdict, and per-spoke objects when asked or N <= 16.
     std::string report_json(uint64_t now_us) const;
     // All registered, nothing lost or corrupt, every check passed.
@@ -261,6 +262,12 @@ private:
     // Handshake times with the hub (initiation to the authenticated IKE_AUTH response, the
     // first CHILD_SA installed with it), one per attempt that came up, for the report.
     std::vector<uint64_t> _handshake_us;
+    // Registration -> Reply times (spoke::last_registration_rtt_us), one per accepted reply, for
+    // the report's percentiles (the IKE bench: NHRP answered while a handshake storm runs).
+    // Bounded: past max_rtt_samples the rest are counted, not kept.
+    static constexpr size_t max_rtt_samples = 1 << 20;
+    std::vector<uint64_t> _registration_rtt_us;
+    uint64_t _registration_rtt_unkept = 0;
     uint64_t _first_initiated_us = 0;
     uint64_t _last_ike_up_us = 0;
     std::vector<ike_state> _ike_state;

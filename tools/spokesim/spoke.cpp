@@ -204,6 +204,7 @@ std::optional<outgoing> spoke::poll(uint64_t now_us) {
     if (_registration_id == 0) {
         _registration_id = _next_request_id++;
         _retransmit_s = 1;
+        _registration_first_sent_us = now_us;
     } else {
         // Unanswered: same request ID again, as IOS does, backing off.
         ++_c.registration_retransmits;
@@ -257,6 +258,8 @@ verdict spoke::on_registration_reply(const nhrp::packet& p, uint64_t now_us) {
         return v;
     }
     ++_c.registration_replies;
+    _last_registration_rtt_us =
+        now_us > _registration_first_sent_us ? now_us - _registration_first_sent_us : 0;
     _ever_registered = true;
     _hub_confirmed = true;
     _registered_until_us = now_us + uint64_t{_s.holdtime} * usec;

@@ -98,6 +98,9 @@ public:
     bool registered(uint64_t now_us) const noexcept;
     bool ever_registered() const noexcept { return _ever_registered; }
     verdict last_reject() const noexcept { return _last_reject; }
+    // Microseconds from the first transmission of the latest accepted registration to its
+    // reply (retransmissions included: what the spoke waited); 0 before the first.
+    uint64_t last_registration_rtt_us() const noexcept { return _last_registration_rtt_us; }
     const std::vector<shortcut>& shortcuts() const noexcept { return _shortcuts; }
 
     // The first registration goes out at `at_us` (the ramp spreads spokes over time).
@@ -149,6 +152,8 @@ private:
     uint32_t _registration_id = 0;  // of the outstanding registration; 0 when none
     uint64_t _next_registration_us = UINT64_MAX;
     uint64_t _retransmit_s = 1;
+    uint64_t _registration_first_sent_us = 0;  // of the outstanding registration
+    uint64_t _last_registration_rtt_us = 0;
     uint64_t _registered_until_us = 0;
     bool _ever_registered = false;
     bool _hub_confirmed = false;
