@@ -18,7 +18,6 @@ constexpr uint64_t max_hold_seconds = 86400;
 // The FPM server's own bound on routes (control/fpm/server.hpp); the RIB's follows it.
 constexpr uint64_t max_fpm_routes = 16'000'000;
 
-
 }  // namespace
 
 routing_settings loader::read_routing(const value_ref& v) {

@@ -232,9 +232,9 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     if (auto err = h->start_eal(p)) {
         return wire::fail(*err);
     }
-    for (auto step : {&hub::create_tables, &hub::open_ports, &hub::open_exception,
-                      &hub::start_forwarder, &hub::start_nhrp, &hub::start_workers,
-                      &hub::start_ike, &hub::start_fpm}) {
+    for (auto step :
+         {&hub::create_tables, &hub::open_ports, &hub::open_exception, &hub::start_forwarder,
+          &hub::start_nhrp, &hub::start_workers, &hub::start_ike, &hub::start_fpm}) {
         if (auto err = (h.get()->*step)()) {
             return wire::fail(*err);
         }
