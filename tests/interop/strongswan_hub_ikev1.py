@@ -141,21 +141,28 @@ def main_mode_nonces(pcap, cky_i):
     return ni, nr
 
 
-def check_skeyid(what, log, pcap, hash_name):
+def check_skeyid(what, log, pcap, hash_name, run):
     """RFC 2409 section 5 from what crossed the wire (nonces, cookies) and charon's g^xy equals
-    the SKEYID, SKEYID_d/a/e charon logged at ike 4."""
+    the SKEYID, SKEYID_d/a/e charon logged at ike 4. `run`: which Main Mode of the capture this
+    is (1, 2, ...): the capture holds the earlier ones too."""
     dumps = {label: data for group, _, label, data in ss.log_dumps(log) if group == "IKE"}
     gxy, skeyid = dumps.get("shared Diffie Hellman secret"), dumps.get("SKEYID")
     # tcpdump may still be writing under load: give it a few seconds.
     # The hub's MM4s (Main Mode, clear, with a Nonce); tcpdump may still be writing under load.
-    cookies = wait(lambda: [m[:16] for src, _, m in udp_payloads(pcap)
-                            if src == HUB_NBMA and len(m) >= 28 and m[18] == 2 and
-                            not m[19] & 1 and 10 in isakmp_payloads(m)], 5)
+    # Wait for this run's MM4, not just any: an earlier run's is already in the file.
+    def mm4_cookies():
+        c = []
+        for src, _, m in udp_payloads(pcap):
+            if (src == HUB_NBMA and len(m) >= 28 and m[18] == 2 and not m[19] & 1 and
+                    10 in isakmp_payloads(m) and m[:16] not in c):
+                c.append(m[:16])
+        return c if len(c) >= run else None
+    cookies = wait(mm4_cookies, 10)
     if not (gxy and skeyid and cookies):
         check(False, f"{what}: charon logged g^xy and SKEYID, the capture has Main Mode",
               str(sorted(dumps)))
         return
-    ck = cookies[-1]
+    ck = cookies[run - 1]
     ni, nr = main_mode_nonces(pcap, ck[:8])
     h = getattr(hashlib, hash_name)
     prf = lambda k, d: hmac.new(k, d, h).digest()  # noqa: E731
@@ -264,7 +271,7 @@ def main():
             # HASH_R); the ESP keys the hub installed are the ones charon derived.
             sess = last_session(charon.log(), mark)
             check_skeyid(what, sess, pcap, {"md5": "md5", "sha1": "sha1", "sha256": "sha256"}[
-                ike.split("-")[1]])
+                ike.split("-")[1]], n)
             check_esp_keys(what, sess, keys_dir)
             rc, text = hub.ctl("clear", "crypto", "sa")
             check(rc == 0, f"{what}: clear crypto sa", text)
