@@ -18,7 +18,11 @@ the captures and runs bench/pktgen/dmvpn.lua, the same script as on real NICs. T
 
 Each row has what pktgen counted (sent and received per port, per second) beside the hub's own
 counters over the same run (its ports' rx/tx, its workers' drops by reason), so a shortfall is
-placed: pktgen did not send, the hub dropped (why), or the frames did not come back.
+placed: pktgen did not send, the hub dropped (why), or the frames did not come back. In the
+same run, before the hub starts, dpdk-testpmd (io forwarding, no DMVPN work) stands in the hub's
+place on the same veths with the same captures: `rig_ceiling_rx_pps` is what comes back to
+pktgen then on its return port, `of_rig_ceiling` the hub's busiest return port against it. No
+peer DMVPN hub runs on this rig (ipsec-secgw is measured against the hub by bench/run dataplane).
 
 On a machine without NICs both programs poll on the same cores (here: 2), so the rates measure
 the recipe on virtual ports, not the hub's ceiling (bench/run dataplane measures that, with the
@@ -171,13 +175,16 @@ def delta(after, before):
     return ports, drops
 
 
-def run_once(a, pktgen, h, names, manifest, d, size, case):
+def run_pktgen(a, pktgen, names, manifest, d, size, case, before_start, after_result):
+    """pktgen replaying the size's captures (port 0: to-hub, port 1: from-lan), sending on the
+    case's port; `before_start()` runs just before it starts, `after_result()` once its result is
+    written (and before it is stopped). Returns (pktgen's JSON result, its output)."""
     tx_port = 0 if case == "esp-in" else 1
     files = {c["port"]: c for c in manifest["captures"]
              if c["file"] in (f"to-hub-{size}.pcap", f"from-lan-{size}.pcap")}
     if set(files) != {0, 1}:
         sys.exit(f"pktgen-bench: {a.captures} has no to-hub/from-lan capture for size {size}")
-    result = os.path.join(d, f"result-{case}-{size}.json")
+    result = os.path.join(d, f"result-{case}-{size}-{time.monotonic_ns()}.json")
     env = dict(os.environ, DMVPN_TX=str(tx_port), DMVPN_RX="0-1", DMVPN_RATE=str(a.rate),
                DMVPN_SECONDS=str(a.seconds), DMVPN_COUNT="0", DMVPN_RESULT=result,
                DMVPN_QUIT="0")
@@ -188,18 +195,16 @@ def run_once(a, pktgen, h, names, manifest, d, size, case):
            "--file-prefix", f"pgb-gen-{os.getpid()}", *vdevs, "--", "-P", "-m", "1.[0-1]",
            "-s", f"0:{os.path.join(a.captures, files[0]['file'])}",
            "-s", f"1:{os.path.join(a.captures, files[1]['file'])}", "-f", LUA]
-    h.ports(names, "resume")
-    before = h.stats()
+    before_start()
     out = open(os.path.join(d, f"pktgen-{case}-{size}.log"), "w+")
     # pktgen's CLI reads stdin after the script: a pipe held open keeps it there until the
-    # hub's ports are paused, then it is stopped (see hub.ports).
+    # other end is quiet (after_result), then it is stopped.
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                             env=env)
     end = time.time() + a.seconds + 90
     while not os.path.exists(result) and proc.poll() is None and time.time() < end:
         time.sleep(0.5)
-    after = h.stats()
-    h.ports(names, "pause")
+    after_result()
     proc.terminate()
     try:
         proc.wait(timeout=20)
@@ -211,7 +216,57 @@ def run_once(a, pktgen, h, names, manifest, d, size, case):
     if not os.path.exists(result):
         sys.exit(f"pktgen-bench: pktgen wrote no result ({case} {size}):\n{text[-3000:]}")
     with open(result) as f:
-        pg = json.loads(f.readline())
+        return json.loads(f.readline()), text
+
+
+def ceiling(a, pktgen, names, manifest, d, size, case):
+    """The rig's ceiling, same run, same veths and captures: dpdk-testpmd forwarding the hub's
+    two ends to each other untouched (io mode) in the hub's place, so what pktgen gets back is
+    what this rig carries with no DMVPN work at all (on one return port: io mode sends all of
+    a port's input out of the other). Returns pktgen's received frames per second, or None when
+    testpmd would not run."""
+    vdevs = []
+    for i, name in enumerate(names):
+        vdevs += ["--vdev", f"net_af_packet{i},iface=pgb-{name}-h"]
+    cmd = ["dpdk-testpmd", "-l", "0-1", "--no-huge", "-m", "1024", "--no-pci", "--no-telemetry",
+           "--file-prefix", f"pgb-pmd-{os.getpid()}", *vdevs, "--", "--forward-mode=io",
+           "--auto-start", "--stats-period", "0", "--total-num-mbufs=16384"]
+    holder = {}
+
+    def start():
+        holder["p"] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+        time.sleep(2)
+
+    def stop():
+        p = holder["p"]
+        p.terminate()
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    pg, _ = run_pktgen(a, pktgen, names, manifest, d, size, case, start, lambda: None)
+    stop()
+    rx = sum(v["rx_pps"] for v in pg["ports"].values())
+    return round(rx) if rx > 0 else None
+
+
+def run_once(a, pktgen, h, names, manifest, d, size, case):
+    tx_port = 0 if case == "esp-in" else 1
+    marks = {}
+
+    def start():
+        h.ports(names, "resume")
+        marks["before"] = h.stats()
+
+    def done():
+        marks["after"] = h.stats()
+        h.ports(names, "pause")
+
+    pg, text = run_pktgen(a, pktgen, names, manifest, d, size, case, start, done)
+    before, after = marks["before"], marks["after"]
     ports, drops = delta(after, before)
     secs = pg["seconds"]
     row = {
@@ -276,6 +331,13 @@ def main():
     d = tempfile.mkdtemp(prefix="pktgen-bench-")
     config, manifest, names = hub_config(a.captures, d)
     load_start = loadavg()
+    # The rig's own ceiling first, testpmd in the hub's place (the hub's ends are free now).
+    ceilings = {}
+    for size in a.sizes.split(","):
+        for case in ("esp-in", "esp-out"):
+            ceilings[(size, case)] = ceiling(a, pktgen, names, manifest, d, size, case)
+            log(f"rig ceiling {case} {size}: {ceilings[(size, case)]} frames/s back to pktgen "
+                "(testpmd io in the hub's place)")
     h = hub(binary, ctl, config, d)
     rows = []
     try:
@@ -286,6 +348,12 @@ def main():
         h.stop()
         drop_veths(names)
     for r in rows:
+        # testpmd sends everything out of one port; the hub splits esp-in over both. Each
+        # port's return path is one af_packet socket, so compare the busiest port with it.
+        got = max(r["pktgen_rx_pps"].values())
+        c = ceilings.get((r["size"], r["case"]))
+        r["rig_ceiling_rx_pps"] = c
+        r["of_rig_ceiling"] = round(got / c, 3) if c else None
         r.update(cores=os.cpu_count(), load_start=load_start, load_end=loadavg(),
                  ports="veth pairs through net_af_packet, hub and pktgen on the same cores", quick=a.quick)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
