@@ -675,7 +675,8 @@ ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
                          "initiate",
                          "fragmentation",
                          "fragment-size",
-                         "isakmp-policies"});
+                         "isakmp-policies",
+                         "aggressive-mode"});
     s.proposals = default_ike_proposals();
     s.esp_proposals = default_esp_proposals();
     if (!f) {
@@ -798,6 +799,21 @@ ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
                          s.cookie_threshold, s.max_half_open));
     }
 
+    read(*f, "aggressive-mode", s.aggressive_mode, as_bool());
+    if (auto am = member(*f, "aggressive-mode"); am && s.aggressive_mode) {
+        if (!s.speaks_v1() && !broken(child(v.path, "version"))) {
+            fail(am->at, am->path, "only used with version 1 or any (IKEv1)");
+        } else if (s.auth != ike_auth::psk) {
+            fail(am->at, am->path, "the hub answers Aggressive Mode with pre-shared keys only");
+        } else {
+            warn(am->at, am->path,
+                 fmt::format(
+                     "ipsec profile {}: IKEv1 Aggressive Mode answers anyone who asks with a "
+                     "hash of the pre-shared key (crackable offline); for legacy peers "
+                     "only",
+                     profile));
+        }
+    }
     if (s.speaks_v1() && s.auth == ike_auth::certificate) {
         if (auto ver = member(*f, "version")) {
             fail(ver->at, ver->path,

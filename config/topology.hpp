@@ -241,6 +241,9 @@ struct ike_settings {
         friend bool operator==(const isakmp_policy&, const isakmp_policy&) = default;
     };
     std::vector<isakmp_policy> isakmp_policies;
+    // IKEv1 Aggressive Mode (PSK, responder): off unless asked (`aggressive-mode: true`), since
+    // its second message hands a hash of the key to any initiator; loading it warns.
+    bool aggressive_mode = false;
     ike_auth auth = ike_auth::psk;
     // `psk:` (the wildcard, peer ""), `keys:`, and the lines of `key-file:`, which the loader
     // reads (root-only file): never printed, not even in errors.

@@ -16,6 +16,8 @@ std::string_view ios_name(p1_state s) noexcept {
             return "MM_SA_SETUP";
         case p1_state::mm_key_exch:
             return "MM_KEY_EXCH";
+        case p1_state::ag_init_exch:
+            return "AG_INIT_EXCH";
         case p1_state::qm_idle:
             return "QM_IDLE";
     }
@@ -319,7 +321,12 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
             im.main_mode(d, m, now, out);
             return;
         case exchange::aggressive:
-            // Aggressive Mode sends the PSK's hash to anyone who asks: refused (counted).
+            if (pol->ike.aggressive_mode) {
+                im.aggressive_mode(d, m, now, out);
+                return;
+            }
+            // Aggressive Mode sends the PSK's hash to anyone who asks: refused unless the
+            // profile says `aggressive-mode: true` (counted).
             ++im.cnt.aggressive_refused;
             im.notify_plain(d, m.hdr.spi_i, m.hdr.spi_r, notify_type::invalid_exchange_type, now,
                             out);

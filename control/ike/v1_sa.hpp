@@ -19,9 +19,10 @@ using ike::crypto::secret;
 
 // Main Mode states as IOS names them in `show crypto isakmp sa`.
 enum class p1_state : uint8_t {
-    mm_sa_setup,  // MM2 sent (the SA chosen), waiting for KE/Ni: MM_SA_SETUP
-    mm_key_exch,  // MM4 sent, waiting for IDii/HASH_I: MM_KEY_EXCH
-    qm_idle,      // authenticated: QM_IDLE
+    mm_sa_setup,   // MM2 sent (the SA chosen), waiting for KE/Ni: MM_SA_SETUP
+    mm_key_exch,   // MM4 sent, waiting for IDii/HASH_I: MM_KEY_EXCH
+    ag_init_exch,  // Aggressive Mode: AM2 sent, waiting for HASH_I: AG_INIT_EXCH
+    qm_idle,       // authenticated: QM_IDLE
 };
 std::string_view ios_name(p1_state s) noexcept;
 
@@ -49,6 +50,7 @@ struct p1_sa {
     uint16_t encr = 0, key_bits = 0, hash = 0, group = 0;
     uint32_t lifetime_s = 0;
     bytes sa_b;        // the initiator's SA payload body (HASH_I / HASH_R)
+    bytes idi_b;       // Aggressive Mode: the initiator's ID body from AM1 (HASH_I at AM3)
     bool dpd = false;  // the peer announced RFC 3706
     // RFC 3947: both sent its vendor ID; NAT-D found a NAT in front of us / of the peer.
     bool natt = false, nat_local = false, nat_peer = false;
@@ -77,6 +79,13 @@ struct child_rec {
 struct tunnel_policy {
     tunnel_binding binding;
     config::ike_settings ike;
+};
+
+// What Phase 1 chose from the initiator's SA payload.
+struct p1_choice {
+    proposal prop;  // the one proposal, with the one transform we echo
+    uint16_t encr = 0, key_bits = 0, hash = 0, group = 0;
+    uint32_t lifetime_s = 0;
 };
 
 struct engine::impl {
@@ -117,11 +126,50 @@ struct engine::impl {
     uint64_t fresh_id() { return next_id++; }
     uint32_t fresh_spi() const;
 
+    // Phase 1 pieces Main Mode and Aggressive Mode share (v1_main_mode.cpp): the responder's
+    // state for a first message whose proposal was chosen; keeping it (half-open, by cookie);
+    // INITIAL-CONTACT in `ps` dropping the peer's older SAs; the SA authenticated (QM_IDLE,
+    // the oldest of too many ISAKMP SAs of the peer dropped, peer_up).
+    // A first message (MM1, AM1) again from the same initiator cookie: answered from the cache
+    // when it is the same bytes and the SA still waits in `waiting`, else dropped; true when
+    // handled. The proposal of a new first message, or nullopt (half-open bound, counted;
+    // NO-PROPOSAL-CHOSEN sent).
+    bool first_seen(const datagram& d, const message& m, p1_state waiting, outputs& out);
+    std::optional<p1_choice> first_choice(const datagram& d, const message& m,
+                                          const sa_payload& sa_p, const tunnel_policy& pol,
+                                          time_point now, outputs& out);
+    std::unique_ptr<p1_sa> responder_sa(const datagram& d, const message& m,
+                                        const p1_choice& choice, const tunnel_policy& pol,
+                                        time_point now);
+    void keep(std::unique_ptr<p1_sa> sa);
+    void initial_contact(const p1_sa& sa, const std::vector<payload>& ps, outputs& out);
+    void established(p1_sa& sa, time_point now, outputs& out);
+
     void main_mode(const datagram& d, const message& m, time_point now, outputs& out);
+    // Aggressive Mode with a pre-shared key (v1_aggressive_mode.cpp), when the profile allows.
+    void aggressive_mode(const datagram& d, const message& m, time_point now, outputs& out);
     void quick_mode_rx(p1_sa& sa, const datagram& d, const message& m, time_point now,
                        outputs& out);
     void informational(p1_sa& sa, const message& m, time_point now, outputs& out);
 };
+
+// Phase 1 helpers (v1_main_mode.cpp). The vendor IDs of RFC 3706 (DPD) and RFC 3947 (NAT-T).
+extern const bytes dpd_vid;
+extern const bytes natt_vid;
+// NAT-D (RFC 3947 section 3.2) with the SA's hash over CKY-I | CKY-R | IP | Port.
+bytes nat_d(const p1_sa& sa, uint32_t ip, uint16_t port);
+// The peer's NAT-D payloads in `ps` against the addresses of `d`: nat_local / nat_peer.
+void check_nat_d(p1_sa& sa, const datagram& d, const std::vector<payload>& ps);
+// Ours for a reply to `d`: the hash of the peer's address, then of ours.
+void add_nat_d(const p1_sa& sa, const datagram& d, std::vector<payload>& ps);
+// The initiator's transforms against our policies, in priority order.
+std::optional<p1_choice> choose(const sa_payload& sa,
+                                const std::vector<config::ike_settings::isakmp_policy>& pols);
+// The key for the peer's address (or, when known, its identity), else the wildcard.
+const config::ike_psk* find_psk(const config::ike_settings& ike, uint32_t peer,
+                                std::string_view identity);
+// An ID payload as text (an address, else its printable octets).
+std::string id_text(const id_payload& id);
 
 // Helpers shared by the exchange files (the byte helpers are the IKEv2 engine's).
 using ike::detail::be32;

@@ -355,6 +355,28 @@ TEST_CASE("ike: IKEv1 profiles: version 1 or any, isakmp-policies, weak choices 
                  "expected none or a group");
 }
 
+TEST_CASE("ike: IKEv1 aggressive-mode: off by default, on with a warning naming the profile",
+          "[config][ike][v1]") {
+    CHECK_FALSE(loaded(ike_doc("      version: 1\n")).aggressive_mode);
+    auto r =
+        load_string(ike_doc("      version: 1\n      aggressive-mode: true\n").text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    CHECK(r->ipsec_profiles[0].ike->aggressive_mode);
+    REQUIRE(r.warnings().size() == 1);
+    CHECK(r.warnings()[0].key == "ipsec-profiles[0].ike.aggressive-mode");
+    CHECK_THAT(r.warnings()[0].message, Catch::Contains("ipsec profile p1"));
+    CHECK_THAT(r.warnings()[0].message, Catch::Contains("Aggressive Mode"));
+    CHECK_THAT(r.warnings()[0].message, Catch::Contains("pre-shared key"));
+    auto off =
+        load_string(ike_doc("      version: 1\n      aggressive-mode: false\n").text(), "t.yaml");
+    REQUIRE(off.has_value());
+    CHECK(off.warnings().empty());
+    const std::string p = "ipsec-profiles[0].ike.";
+    expect_error(ike_doc("      aggressive-mode: true\n"), "aggressive-mode: true", "true",
+                 p + "aggressive-mode", "version 1 or any");
+}
+
 TEST_CASE("ike: a profile is keyed by manual-sas or by ike, and by one of them", "[config][ike]") {
     // Both: the manual keys' settings are refused where they stand.
     doc both = base().insert_after("name: p1", std::string("    ike:\n      psk: ") + wildcard);
