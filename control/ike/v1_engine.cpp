@@ -393,12 +393,37 @@ void engine::tick(time_point now, outputs& out) {
         }
     }
     for (uint64_t cid : old) {
-        child_rec& c = im.children[cid];
-        auto sa = im.sas.find(c.p1);
-        if (sa != im.sas.end() && sa->second->state == p1_state::qm_idle) {
-            im.send_informational(*sa->second, esp_delete(c.sa.inbound.spi), out);
+        im.expire_child(cid, "IPsec SA lifetime expired", out);
+    }
+}
+
+void engine::impl::expire_child(uint64_t child_id, std::string why, outputs& out) {
+    child_rec& c = children[child_id];
+    auto sa = sas.find(c.p1);
+    if (sa != sas.end() && sa->second->state == p1_state::qm_idle) {
+        send_informational(*sa->second, esp_delete(c.sa.inbound.spi), out);
+    }
+    remove_child(child_id, std::move(why), out);
+}
+
+void engine::usage(const std::vector<child_usage>& u, time_point now, outputs& out) {
+    impl& im = *_impl;
+    im.last_now = now;
+    std::vector<uint64_t> spent;
+    for (const child_usage& x : u) {
+        auto it = im.children.find(x.id);
+        if (it == im.children.end() || !it->second.installed) {
+            continue;
         }
-        im.remove_child(cid, "IPsec SA lifetime expired", out);
+        child_rec& c = it->second;
+        c.in_bytes = x.in_bytes;
+        c.out_bytes = x.out_bytes;
+        if (c.life_bytes != 0 && std::max(c.in_bytes, c.out_bytes) >= c.life_bytes) {
+            spent.push_back(x.id);
+        }
+    }
+    for (uint64_t cid : spent) {
+        im.expire_child(cid, "IPsec SA kilobyte lifetime spent", out);
     }
 }
 

@@ -39,6 +39,9 @@ public:
     void on_datagram(const datagram& d, time_point now, outputs& out);
     // Half-open expiry, Phase 1 and Phase 2 lifetimes.
     void tick(time_point now, outputs& out);
+    // The workers' counters of this engine's pairs (others ignored): a pair whose kilobyte
+    // lifetime is spent is deleted (DELETE sent, remove_child), as at its time lifetime.
+    void usage(const std::vector<child_usage>& u, time_point now, outputs& out);
     // The hub installed the pair: the Quick Mode response waiting for it leaves.
     void installed(uint64_t child_id, time_point now, outputs& out);
     void install_failed(uint64_t child_id, std::string why, time_point now, outputs& out);

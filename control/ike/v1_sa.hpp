@@ -74,6 +74,8 @@ struct child_rec {
     uint16_t encr_v1 = 0, auth_v1 = 0;  // the transform as ISAKMP named it (show)
     bool installed = false;
     time_point up_at{}, expire_at{};
+    uint64_t life_bytes = 0;  // 0: none; else deleted once either direction carried this many
+    uint64_t in_bytes = 0, out_bytes = 0;  // the workers' counters (engine::usage)
 };
 
 struct tunnel_policy {
@@ -123,6 +125,8 @@ struct engine::impl {
     std::optional<chain_prefix> open_hashed(const p1_sa& sa, const message& m, bytes& iv);
     void forget(uint64_t id, std::string why, bool tell_hub, outputs& out);
     void remove_child(uint64_t child_id, std::string why, outputs& out);
+    // DELETE of the pair's inbound SPI sent (when its ISAKMP SA is up), then remove_child.
+    void expire_child(uint64_t child_id, std::string why, outputs& out);
     uint64_t fresh_id() { return next_id++; }
     uint32_t fresh_spi() const;
 

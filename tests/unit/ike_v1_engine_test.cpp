@@ -997,3 +997,42 @@ TEST_CASE("v1 Aggressive Mode: retransmissions, a wrong key, refused by default,
         CHECK(r.ups.empty());
     }
 }
+
+TEST_CASE(
+    "v1 kilobyte lifetimes: RESPONDER-LIFETIME names them, the workers' bytes delete the pair") {
+    auto s = v1_settings();
+    s.child_lifetime_bytes = 100 * 1024;  // IOS: set security-association lifetime kilobytes 100
+    responder r(s);
+    auto i = make_initiator();
+    REQUIRE(main_mode(r, i));
+    REQUIRE(quick_mode(r, i));
+    REQUIRE(r.installs.size() == 1);
+    // The initiator proposed seconds only: the notify carries our seconds and our kilobytes.
+    REQUIRE(i.responder_lifetime);
+    CHECK(*i.responder_lifetime == 3600);
+    CHECK(i.responder_lifetime_data == bytes{0x80, 0x01, 0x00, 0x01, 0x80, 0x02, 0x0e, 0x10, 0x80,
+                                             0x01, 0x00, 0x02, 0x80, 0x02, 0x00, 100});
+    const uint64_t id = r.installs[0].id;
+    outputs o;
+    // Other ids (IKEv2's) are not ours: ignored.
+    r.e->usage({{id, 50 * 1024, 40, 60 * 1024, 50}, {7, 1u << 30, 1, 1u << 30, 1}}, r.now, o);
+    CHECK(o.send.empty());
+    CHECK(o.requests.empty());
+    r.e->usage({{id, 60 * 1024, 50, 100 * 1024, 80}}, r.now, o);
+    auto sent = r.take(o);
+    REQUIRE(r.removes.size() == 1);
+    CHECK(r.removes[0].id == id);
+    REQUIRE(sent.size() == 1);
+    auto del = i.read_informational(sent[0]);
+    REQUIRE(del.has_value());
+    const v1::delete_payload* d = nullptr;
+    for (const auto& p : *del) {
+        if (auto* x = std::get_if<v1::delete_payload>(&p)) {
+            d = x;
+        }
+    }
+    REQUIRE(d != nullptr);
+    CHECK(d->spis.at(0) == be(r.installs[0].inbound.spi, 4));
+    // The ISAKMP SA stays (Phase 1's lifetime is its own).
+    CHECK_THAT(r.e->show("isakmp sa", false), Catch::Contains("QM_IDLE"));
+}
