@@ -395,6 +395,21 @@ void engine::tick(time_point now, outputs& out) {
     for (uint64_t cid : old) {
         im.expire_child(cid, "IPsec SA lifetime expired", out);
     }
+    // NAT keepalives keep the NAT's mapping of the peer's UDP 4500 open between packets.
+    for (auto& [id, sa] : im.sas) {
+        const tunnel_policy* pol = im.policy(sa->tunnel);
+        if (sa->state != p1_state::qm_idle || !sa->behind_nat() || pol == nullptr ||
+            pol->ike.nat_keepalive_s == 0 || now < sa->keepalive_at) {
+            continue;
+        }
+        const bool first = sa->keepalive_at == time_point{};  // the first one an interval on
+        sa->keepalive_at = now + std::chrono::seconds(pol->ike.nat_keepalive_s);
+        if (first) {
+            continue;
+        }
+        ++im.cnt.nat_keepalives_tx;
+        im.send(*sa, bytes{0xff}, out);
+    }
 }
 
 void engine::impl::expire_child(uint64_t child_id, std::string why, outputs& out) {

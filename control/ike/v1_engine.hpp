@@ -21,7 +21,7 @@ struct engine_counters {
     uint64_t phase1_up = 0, phase1_failed = 0, quick_modes = 0;
     uint64_t auth_failed = 0, no_proposal = 0, invalid_syntax = 0, invalid_id = 0;
     uint64_t aggressive_refused = 0, exchange_refused = 0, half_open = 0;
-    uint64_t deletes_rx = 0, dpd_answered = 0, notifies_tx = 0;
+    uint64_t deletes_rx = 0, dpd_answered = 0, notifies_tx = 0, nat_keepalives_tx = 0;
 };
 
 class engine {
@@ -37,7 +37,8 @@ public:
 
     // An ISAKMP datagram (major version 1).
     void on_datagram(const datagram& d, time_point now, outputs& out);
-    // Half-open expiry, Phase 1 and Phase 2 lifetimes.
+    // Half-open expiry, Phase 1 and Phase 2 lifetimes, NAT keepalives (RFC 3948 section 2.3:
+    // one 0xff octet every `nat-keepalive` seconds to each peer of an SA with a NAT between).
     void tick(time_point now, outputs& out);
     // The workers' counters of this engine's pairs (others ignored): a pair whose kilobyte
     // lifetime is spent is deleted (DELETE sent, remove_child), as at its time lifetime.

@@ -64,6 +64,7 @@ struct p1_sa {
     bytes last_response;
     std::string peer_id;
     time_point created{}, up_at{}, expire_at{};
+    time_point keepalive_at{};                 // the next NAT keepalive (behind_nat() only)
     std::map<uint32_t, quick_mode> quick;      // by message ID
     std::vector<uint32_t> seen_informational;  // message IDs answered (replays dropped)
 };

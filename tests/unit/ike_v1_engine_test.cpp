@@ -569,6 +569,24 @@ TEST_CASE("v1 NAT-T (RFC 3947): NAT-D answered, a NAT found, UDP-encapsulated tr
             CHECK(r.installs[0].local_port == 4500);
             CHECK(r.installs[0].peer_port == 4500);
         }
+        // NAT keepalives (RFC 3948 section 2.3): every nat-keepalive (20 s) with a NAT, to the
+        // peer's 4500 from ours; none without one.
+        std::vector<datagram> keepalives;
+        for (int t = 0; t <= 60; t += 5) {
+            outputs o;
+            r.e->tick(r.now + seconds(t), o);
+            for (auto& k : r.take(o)) {
+                keepalives.push_back(k);
+            }
+        }
+        CHECK(keepalives.size() == (fake ? 3u : 0u));
+        for (const auto& k : keepalives) {
+            CHECK(k.payload == bytes{0xff});
+            CHECK(k.dst == spoke);
+            CHECK(k.dport == 4500);
+            CHECK(k.sport == 4500);
+        }
+        CHECK(r.e->counters().nat_keepalives_tx == keepalives.size());
     }
     // Without a NAT, UDP-encapsulated transport is refused.
     responder r;
