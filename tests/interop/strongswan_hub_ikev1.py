@@ -7,7 +7,8 @@ strongSwan namespace (198.51.100.50/24), as strongswan_hub_ike.py does for IKEv2
 charon-systemd initiates with `version = 1` (Main Mode, PSK, then Quick Mode in transport mode
 with GRE proxy identities) three times: the seeds' proposals, 3DES/MD5/MODP-1024 with
 esp-3des esp-md5-hmac, then AES-128/SHA-1/MODP-1024 with PFS group 2 and an IPsec lifetime of
-120 s, then a strong one (AES-256/SHA2-256/MODP-2048, PFS group 14). Asserts for each: charon
+120 s, then a strong one (AES-256/SHA2-256/MODP-2048, PFS group 14), then Aggressive Mode
+(`aggressive = yes`; the profile has `aggressive-mode: true`). Asserts for each: charon
 logs the ISAKMP SA established (it checked the hub's HASH_R), the hub shows it QM_IDLE ACTIVE in
 `show crypto isakmp sa` (and --json), the hub installed the ESP pair with charon's SPIs mirrored
 and `show crypto ipsec sa` lists it; then `clear crypto sa` drops it (charon hears the DELETE).
@@ -51,7 +52,11 @@ CASES = [
      "aes128-sha1-modp1024", {"rekey_time": "100s", "life_time": "120s"}),
     ("strong: aes256-sha256-modp2048, PFS group 14", "aes256-sha256-modp2048",
      "aes256-sha256-modp2048", {}),
+    # Aggressive Mode (charon `aggressive = yes`), answered because the profile says
+    # `aggressive-mode: true`.
+    ("aggressive mode: aes128-sha1-modp2048", "aes128-sha1-modp2048", "aes128-sha1", {}),
 ]
+AGGRESSIVE = {"aggressive mode: aes128-sha1-modp2048"}
 
 
 def hub_config():
@@ -66,8 +71,10 @@ def hub_config():
       authentication: psk
       psk: {PSK}
       dpd-interval: 0
+      aggressive-mode: true
       isakmp-policies:
         - {{encryption: aes 256, hash: sha256, group: 14}}
+        - {{encryption: aes, hash: sha, group: 14}}
         - {{encryption: aes, hash: sha, group: 2}}
         - {{encryption: 3des, hash: md5, group: 2}}
       esp-proposals: [aes256-sha256, aes128-sha1, 3des-md5]
@@ -219,7 +226,8 @@ def main():
         for n, (what, ike, esp, child) in enumerate(CASES, start=1):
             mark = len(charon.log())
             charon.load(ss.Conn(SS_ADDR, HUB_NBMA, psk=PSK, proposals=ike, esp_proposals=esp,
-                                version=1, fragmentation="no", child_extra=child))
+                                version=1, fragmentation="no", child_extra=child,
+                                extra={"aggressive": "yes"} if what in AGGRESSIVE else {}))
             # Under load the tap port may still be settling in its namespace: charon gives up
             # after its 3 retransmissions, and is asked again.
             log = None
@@ -270,8 +278,20 @@ def main():
             # wire (the hub checked charon's HASH_I with its own SKEYID, and charon the hub's
             # HASH_R); the ESP keys the hub installed are the ones charon derived.
             sess = last_session(charon.log(), mark)
-            check_skeyid(what, sess, pcap, {"md5": "md5", "sha1": "sha1", "sha256": "sha256"}[
-                ike.split("-")[1]], n)
+            if what in AGGRESSIVE:
+                # On the wire: charon's AM1 and the hub's AM2 (exchange type 4, ISAKMP 1.0);
+                # tcpdump hands packets over within its buffer timeout.
+                def aggressive_seen():
+                    am = [(src, p) for src, _, p in udp_payloads(pcap)
+                          if len(p) >= 28 and p[17] == 0x10 and p[18] == 4]
+                    return (any(src == SS_ADDR for src, _ in am) and
+                            any(src == HUB_NBMA and p[8:16] != bytes(8) for src, p in am))
+                check(wait(aggressive_seen, 5),
+                      f"{what}: Aggressive Mode on the wire (AM1 from charon, AM2 from the hub)",
+                      "\n".join(x for x in sess.splitlines() if "ggressive" in x))
+            if what not in AGGRESSIVE:  # check_skeyid reads Main Mode's messages
+                check_skeyid(what, sess, pcap, {"md5": "md5", "sha1": "sha1",
+                                                "sha256": "sha256"}[ike.split("-")[1]], n)
             check_esp_keys(what, sess, keys_dir)
             rc, text = hub.ctl("clear", "crypto", "sa")
             check(rc == 0, f"{what}: clear crypto sa", text)
