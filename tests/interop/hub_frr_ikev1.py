@@ -257,8 +257,10 @@ def make_checks(record):
         s3 = hf.SPOKES["spoke3"][1]
         rc, out = guest_sh("spoke2", f"ping -n -c 6 -i 0.5 -W 3 {s3}")
         check(rc == 0, "spoke2 (3DES/MD5) pings spoke3 (AES/SHA-1) through the hub", out)
-        # spoke2's seed SAs go with the swap: their keys first.
-        states = xfrm_states(guest_sh("spoke2", "ip xfrm state")[1])
+        # spoke2's seed SAs go with the swap, spoke3's first CHILD_SA with its 120 s
+        # lifetime: their keys now.
+        states = [s for g in ("spoke2", "spoke3")
+                  for s in xfrm_states(guest_sh(g, "ip xfrm state")[1])]
         keys = v1_keys("spoke2")
         swap_to_strong("spoke2")
         nbma2, ovl2 = hf.SPOKES["spoke2"]
