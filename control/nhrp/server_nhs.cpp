@@ -97,11 +97,13 @@ void server::on_peer_registration(context& c, const packet& reply) {
             continue;
         }
         // A peer hub that starts again forgets every registration, ours too, and numbers its
-        // requests from 1 again; one that was away let its own registration here run out.
-        // Either way ours is gone there: register again now rather than at the next refresh.
+        // requests from 1 again; one that was away let its own registration here run out, or
+        // left ours unanswered. Either way ours is gone there: register again now rather than
+        // at the next refresh or retry.
         const bool seen = n.peer_seen_ms >= 0;
+        const bool away = n.unanswered_since_ms >= 0 && c.now_ms - n.unanswered_since_ms > 1000;
         const bool restarted =
-            seen && (reply.request_id <= n.peer_request_id ||
+            seen && (reply.request_id <= n.peer_request_id || away ||
                      c.now_ms - n.peer_seen_ms > std::max<int64_t>(n.peer_hold_ms, 1000));
         n.peer_request_id = reply.request_id;
         n.peer_seen_ms = c.now_ms;
@@ -109,8 +111,12 @@ void server::on_peer_registration(context& c, const packet& reply) {
         if (restarted) {
             ++n.peer_restarts;
         }
-        if (restarted || n.state != nhs_state::responding) {
+        // Not answered yet and backing off: the peer is there now, ask (but not while a request
+        // of ours went out within the last second: its reply is on its way).
+        const bool waiting = n.state != nhs_state::responding && n.next_ms - c.now_ms > 1000;
+        if (restarted || away || waiting) {
             n.backoff_s = 1;
+            n.unanswered_since_ms = -1;  // a new attempt: `away` again only if it goes unanswered
             send_nhs_registration(c.out, n, c.now_ms);
         }
     }
