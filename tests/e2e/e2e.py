@@ -101,6 +101,19 @@ tunnels:
 """
 
 
+def reexec_in_netns(script, marker):
+    """Runs `script` again inside a network namespace of its own (unshare -n), once; skips (77)
+    without root or /dev/net/tun."""
+    if os.environ.get(marker) == "1":
+        return
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+        print("SKIP: needs root and /dev/net/tun")
+        sys.exit(77)
+    env = dict(os.environ, **{marker: "1"})
+    r = subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(script)], env=env)
+    sys.exit(r.returncode)
+
+
 class hub:
     def __init__(self, d, spokes, esp=True, overlay_prefix="10.0.0.0/16", hub_extra="",
                  profiles=None, args=(), transform="aes256-cbc-sha256-128"):
@@ -124,6 +137,10 @@ class hub:
         self.proc = subprocess.Popen(
             [HUB, "--config", os.path.join(d, "hub.yaml"), *args, "--", "--file-prefix",
              "e2e-hub-%d" % os.getpid()], stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_started("dmvpn-hub")
+
+    def wait_started(self, what):
+        """Until the management socket answers; the log and an exit if the hub died first."""
         end = time.time() + 60
         while time.time() < end:
             if os.path.exists(self.sock) and self.ctl("help", check=False) is not None:
@@ -133,7 +150,7 @@ class hub:
             time.sleep(0.3)
         self.log.seek(0)
         print(self.log.read())
-        raise SystemExit("dmvpn-hub did not start")
+        raise SystemExit("%s did not start" % what)
 
     def ctl(self, *cmd, check=True):
         r = subprocess.run([CTL, "--socket", self.sock, *cmd], capture_output=True, text=True,

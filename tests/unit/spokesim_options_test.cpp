@@ -400,3 +400,30 @@ TEST_CASE("--ike cert:DIR: per-spoke certificates, else the shared one with --ik
     CHECK(p->profiles[p->profile_of[1]].name != p->profiles[p->profile_of[0]].name);
     fs::remove_all(dir);
 }
+
+TEST_CASE("--nhs: repeatable up to 8, the first is the hub; plain GRE only", "[spokesim]") {
+    auto r = parse({"--vdev", "t", "--nhs", "100.64.0.1,10.255.0.1", "--nhs",
+                    "100.64.0.254,10.255.0.254", "--nhs-timeout", "1.5"});
+    REQUIRE(r);
+    REQUIRE(r->nhs.size() == 2);
+    CHECK(r->hub_nbma == 0x64400001);
+    CHECK(r->hub_overlay == 0x0aff0001);
+    CHECK(r->nhs[1] == nhs_address{0x644000fe, 0x0aff00fe});
+    CHECK(r->nhs_timeout == 1.5);
+    CHECK(topology(*r).hub_nbma() == 0x64400001);
+    refused({"--vdev", "t", "--nhs", "100.64.0.1"}, "--nhs");
+    refused({"--vdev", "t", "--nhs", "100.64.0.1,0.0.0.0"}, "--nhs");
+    refused({"--vdev", "t", "--nhs", "100.64.0.1,10.255.0.1", "--nhs", "100.64.0.1,10.255.0.9"},
+            "the same NHS twice");
+    refused({"--vdev", "t", "--nhs", "100.64.0.1,10.255.0.1", "--nhs", "100.64.0.9,10.9.0.9"},
+            "outside --tunnel-prefix");
+    refused({"--vdev", "t", "--esp", "aes128-cbc-sha1-96", "--nhs", "100.64.0.1,10.255.0.1",
+             "--nhs", "100.64.0.9,10.255.0.9"},
+            "plain GRE");
+    std::vector<std::string> nine{"--vdev", "t"};
+    for (int i = 0; i < 9; ++i) {
+        nine.push_back("--nhs");
+        nine.push_back(fmt::format("100.64.1.{},10.255.1.{}", i + 1, i + 1));
+    }
+    refused(nine, "at most 8");
+}

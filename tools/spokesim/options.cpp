@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "tools/spokesim/ike_config.hpp"
+#include "tools/spokesim/nhs.hpp"
 
 namespace dmvpn::spokesim {
 
@@ -50,6 +51,9 @@ Topology (spoke i = first-spoke + 0..N-1 takes the i-th address of each range):
   --tunnel-prefix P/L        tunnel (overlay) prefix (10.255.0.0/16)
   --overlay-offset K         spoke 0's overlay is the prefix's K-th address (2)
   --hub-overlay A            the hub's tunnel address (the prefix's first host)
+  --nhs NBMA,OVERLAY         an NHS; repeat for several (at most 8, plain GRE): every spoke
+                             registers with each, traffic through the first that answers
+  --nhs-timeout S            a registration unanswered this long fails over (3)
   --lan-prefix P/L           LAN prefixes are carved from here (172.16.0.0/12)
   --lan-length L             length of each spoke's LAN prefix (24)
 Tunnel and NHRP:
@@ -230,6 +234,24 @@ const std::map<std::string, handler>& valued() {
                     {"--tunnel-prefix", prefix_into(&options::tunnel_prefix)},
                     {"--overlay-offset", uint_into(&options::overlay_offset, 1, 1u << 30)},
                     {"--hub-overlay", ipv4_into(&options::hub_overlay)},
+                    {"--nhs",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         auto a = parse_nhs(v);
+                         if (!a) {
+                             return fmt::format(": '{}' is not NBMA,OVERLAY (two IPv4 addresses)",
+                                                v);
+                         }
+                         if (o.nhs.size() >= max_nhs) {
+                             return fmt::format(": at most {} NHSes", max_nhs);
+                         }
+                         o.nhs.push_back(*a);
+                         if (o.nhs.size() == 1) {
+                             o.hub_nbma = a->nbma;
+                             o.hub_overlay = a->overlay;
+                         }
+                         return std::nullopt;
+                     }},
+                    {"--nhs-timeout", double_into(&options::nhs_timeout, 0.1, 3600)},
                     {"--lan-prefix", prefix_into(&options::lan_prefix)},
                     {"--lan-length", uint_into(&options::lan_length, 8, 32)},
                     {"--gre-key",
@@ -342,19 +364,20 @@ const std::map<std::string, handler>& valued() {
                      }},
                     {"--spi-base", uint_into(&options::spi_base, 256, 0xf0000000u)},
                     {"--vdev",
-                     [](options& o, const std::string&
-                                        v) -> std::
-                                               optional<std::string> {
-                                                   if (v.empty() ||
-                                                       v.find(' ') != std::string::npos) {
-                                                       return fmt::format(
-                                                           ": '{}' is not a vdev string "
-                                                           "(name[,key=value...])",
-                                                           v);
-                                                   }
-                                                   o.vdev = v;
-                                                   return std::nullopt;
-                                               }},
+                     [](
+                         options& o, const std::string&
+                                         v) -> std::
+                                                optional<std::string> {
+                                                    if (v.empty() ||
+                                                        v.find(' ') != std::string::npos) {
+                                                        return fmt::format(
+                                                            ": '{}' is not a vdev string "
+                                                            "(name[,key=value...])",
+                                                            v);
+                                                    }
+                                                    o.vdev = v;
+                                                    return std::nullopt;
+                                                }},
                     {"--hub-mac",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
                          auto m = parse_mac(v);
@@ -477,6 +500,20 @@ std::optional<std::string> validate(const options& o) {
     }
     if (o.traffic == traffic_addressing::lan && o.lan_length > 30) {
         return std::string("--traffic lan needs a --lan-length of at most 30 (a host at .1)");
+    }
+    if (o.nhs.size() > 1 && (o.esp != esp_transform::none || o.ike != ike_mode::off)) {
+        return std::string("--nhs more than once runs plain GRE: no --esp, no --ike");
+    }
+    for (size_t i = 0; i < o.nhs.size(); ++i) {
+        for (size_t j = 0; j < i; ++j) {
+            if (o.nhs[i].nbma == o.nhs[j].nbma || o.nhs[i].overlay == o.nhs[j].overlay) {
+                return fmt::format("--nhs {}: the same NHS twice", to_string(o.nhs[i].nbma));
+            }
+        }
+        if (i > 0 && !o.tunnel_prefix.contains(o.nhs[i].overlay)) {
+            return fmt::format("--nhs overlay {} is outside --tunnel-prefix {}",
+                               to_string(o.nhs[i].overlay), to_string(o.tunnel_prefix));
+        }
     }
     ipv4 hub_nbma = o.hub_nbma != 0 ? o.hub_nbma : o.nbma_prefix.network + 1;
     ipv4 hub_overlay = o.hub_overlay != 0 ? o.hub_overlay : o.tunnel_prefix.network + 1;

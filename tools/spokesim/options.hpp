@@ -49,6 +49,11 @@ struct options {
     prefix tunnel_prefix{0x0aff0000, 16};  // 10.255.0.0/16
     ipv4 hub_overlay = 0;                  // 0: the prefix's first host
     uint32_t overlay_offset = 2;
+    // --nhs NBMA,OVERLAY, repeatable (at most 8; tools/spokesim/nhs.hpp): every spoke registers
+    // with each, traffic through the first that answers. The first replaces --hub-nbma and
+    // --hub-overlay. Plain GRE only (no --esp, no --ike).
+    std::vector<nhs_address> nhs;
+    double nhs_timeout = 3;  // seconds a registration may go unanswered before failing over
     prefix lan_prefix{0xac100000, 12};  // 172.16.0.0/12
     uint8_t lan_length = 24;
 

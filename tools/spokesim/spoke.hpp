@@ -102,6 +102,10 @@ public:
     // reply (retransmissions included: what the spoke waited); 0 before the first.
     uint64_t last_registration_rtt_us() const noexcept { return _last_registration_rtt_us; }
     const std::vector<shortcut>& shortcuts() const noexcept { return _shortcuts; }
+    // When the registration now unanswered was first sent; 0 when none is outstanding.
+    uint64_t outstanding_since_us() const noexcept {
+        return _registration_id != 0 ? _registration_first_sent_us : 0;
+    }
 
     // The first registration goes out at `at_us` (the ramp spreads spokes over time).
     void start(uint64_t at_us) noexcept { _next_registration_us = at_us; }
