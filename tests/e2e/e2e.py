@@ -1077,6 +1077,11 @@ def main():
                 "purge": purge, "glean": glean, "forge": forge,
                 "observe": observe, "ike": ike,
                 "ike-rekey": ike_rekey, "keylog": keylog}[which]
+    run_scenario(which, scenario)
+
+
+def run_scenario(which, scenario):
+    """Runs one scenario in a fresh directory and exits with its verdict (77: skipped)."""
     d = tempfile.mkdtemp(prefix="e2e-%s-" % which)
     try:
         scenario(d)
