@@ -26,6 +26,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hub_process import wait_for  # noqa: E402
 
 SPOKES = 4
 IFACE = "dmvpn-tun0"
@@ -52,17 +54,6 @@ route-map NHRP-TO-BGP permit 10
 """ % IFACE
 
 
-def reexec_in_namespace():
-    if os.environ.get("DMVPN_REDIST_NS") == "1":
-        return
-    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
-        print("SKIP: needs root and /dev/net/tun")
-        sys.exit(77)
-    env = dict(os.environ, DMVPN_REDIST_NS="1")
-    r = subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__)], env=env)
-    sys.exit(r.returncode)
-
-
 def sh(*cmd):
     subprocess.run([str(c) for c in cmd], check=True)
 
@@ -71,16 +62,6 @@ def kernel_routes():
     out = subprocess.run(["ip", "-j", "-4", "route", "show", "proto", str(PROTO)],
                          capture_output=True, text=True).stdout
     return {r["dst"]: r for r in json.loads(out or "[]")}
-
-
-def wait_for(pred, seconds):
-    end = time.time() + seconds
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    return pred()
 
 
 class frr:
@@ -132,7 +113,7 @@ class frr:
 
 
 def main():
-    reexec_in_namespace()
+    e2e.reexec_in_namespace("DMVPN_REDIST_NS", __file__)
     sh("ip", "link", "set", "lo", "up")
     # An earlier run's route, of our protocol: the start-up resync removes it.
     sh("ip", "link", "add", "dmvpn-old", "type", "veth", "peer", "name", "dmvpn-old-p")
