@@ -1459,6 +1459,13 @@ outputs server::on_redirect_candidate(uint32_t tunnel_id, uint32_t src_overlay, 
     if (idx == cache::npos) {
         idx = _cache.find_covering(*ti, src_overlay);
     }
+    if (idx == cache::npos && t.cfg.route) {
+        // A source on a network the FIB routes through a spoke (FRR or a configured route,
+        // not registered with NHRP): that spoke sent it.
+        if (auto r = t.cfg.route(src_overlay); r && r->next_hop != src_overlay) {
+            idx = _cache.find(*ti, r->next_hop);
+        }
+    }
     if (idx == cache::npos || !usable(_cache.at(idx), now_ms)) {
         drop(*ti, drop_reason::redirect_unknown_source);
         return out;

@@ -850,6 +850,18 @@ void engine::poll(uint64_t now_us) {
                 // Nobody to send from: skip straight to the end.
                 _traffic_end_us = now_us;
             }
+            if (_o.resolve && _spokes.size() >= 2) {
+                // Phase 2: each spoke resolves where its traffic goes before sending any.
+                for (uint32_t k = 0; k < _spokes.size(); ++k) {
+                    if (!_spokes[k].registered(now_us)) {
+                        continue;
+                    }
+                    if (auto out =
+                            _spokes[k].resolve(_topo.traffic_address_of(peer_of(k)), now_us)) {
+                        send_nhrp(k, *out, now_us);
+                    }
+                }
+            }
         }
     }
     if (_phase == phase::traffic) {

@@ -67,6 +67,8 @@ Tunnel and NHRP:
   --mtu M                    MTU in the CIEs (1514)
   --cie-prefix 255|32        prefix length of the registration CIE (255 with unique, else 32)
   --no-shortcuts             ignore Traffic Indications (Phase 1/2 spokes)
+  --resolve                  as traffic starts, each spoke resolves its peer's traffic address
+                             through the hub (a Phase 2 spoke resolving its route's next hop)
 IPsec (manual SAs, one pair per spoke with the hub):
   --esp none|aes128-cbc-sha1-96|aes256-cbc-sha256-128|aes128-gcm16|aes256-gcm16   (none)
                              the hub refuses GCM with manual keys; GCM is for tests playing it;
@@ -460,6 +462,7 @@ const std::map<std::string, std::function<void(options&)>>& switches() {
         {"--nat-extension", [](options& o) { o.nat_extension = true; }},
         {"--no-nat-extension", [](options& o) { o.nat_extension = false; }},
         {"--no-shortcuts", [](options& o) { o.shortcuts = false; }},
+        {"--resolve", [](options& o) { o.resolve = true; }},
         {"--print-sa-yaml", [](options& o) { o.print_sa_yaml = true; }},
         {"--no-progress", [](options& o) { o.progress = false; }},
         {"--linger", [](options& o) { o.linger = true; }},

@@ -68,6 +68,7 @@ struct options {
     uint16_t cie_mtu = 1514;
     uint8_t cie_prefix = 0;  // registration CIE prefix length; 0: 255 with unique, else 32
     bool shortcuts = true;   // act on Traffic Indications (Phase 3)
+    bool resolve = false;    // Phase 2: resolve each peer's traffic address before sending
 
     // IPsec: one manual SA pair per spoke with the hub, derived from the index and the seed.
     esp_transform esp = esp_transform::none;

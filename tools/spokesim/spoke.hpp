@@ -127,6 +127,9 @@ public:
     // A Resolution Request for the Traffic Indication's destination, unless one is pending or a
     // shortcut already covers it.
     std::optional<outgoing> on_traffic_indication(const nhrp::packet& p, uint64_t now_us);
+    // A Resolution Request for `dst` to the hub (none while a shortcut or a recent request
+    // covers it): what a Traffic Indication asks for, or a Phase 2 spoke's own resolution.
+    std::optional<outgoing> resolve(ipv4 dst, uint64_t now_us);
     verdict on_resolution_reply(const nhrp::packet& p, uint64_t now_us);
     // Answers a request for one of this spoke's addresses directly to the requester's NBMA
     // address, with this spoke's own CIE and Responder Address.
