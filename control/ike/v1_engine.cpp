@@ -76,11 +76,19 @@ const tunnel_policy* engine::impl::policy(uint32_t tunnel) const {
 
 p1_sa* engine::impl::find(uint64_t cky_i, uint64_t cky_r) {
     auto it = by_cky_r.find(cky_r);
-    if (it == by_cky_r.end()) {
+    if (it != by_cky_r.end()) {
+        auto sa = sas.find(it->second);
+        if (sa != sas.end() && sa->second->cky_i == cky_i) {
+            return sa->second.get();
+        }
+    }
+    // One of ours as initiator: our cookie is CKY-I.
+    auto own = by_own_cky_i.find(cky_i);
+    if (own == by_own_cky_i.end()) {
         return nullptr;
     }
-    auto sa = sas.find(it->second);
-    return sa != sas.end() && sa->second->cky_i == cky_i ? sa->second.get() : nullptr;
+    auto sa = sas.find(own->second);
+    return sa != sas.end() && sa->second->cky_r == cky_r ? sa->second.get() : nullptr;
 }
 
 void engine::impl::send(const p1_sa& sa, bytes payload, outputs& out) {
@@ -247,7 +255,11 @@ void engine::impl::forget(uint64_t id, std::string why, bool tell_hub, outputs& 
     if (tell_hub && was_up && heir == 0) {
         out.requests.emplace_back(peer_down{id, sa.tunnel, sa.peer, why});
     }
-    by_cky_r.erase(sa.cky_r);
+    if (sa.initiator) {
+        by_own_cky_i.erase(sa.cky_i);
+    } else {
+        by_cky_r.erase(sa.cky_r);
+    }
     if (auto i = by_cky_i.find({sa.cky_i, sa.peer}); i != by_cky_i.end() && i->second == id) {
         by_cky_i.erase(i);
     }
@@ -314,6 +326,9 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
         return;
     }
     const message& m = parsed.value();
+    if (im.initiator_rx(d, m, now, out)) {
+        return;  // an answer to our own Main Mode
+    }
     switch (m.hdr.exch) {
         case exchange::identity_protection:
             im.main_mode(d, m, now, out);
@@ -338,6 +353,9 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
             sa->peer_port = d.sport;
             sa->local_port = d.dport;
             if (m.hdr.exch == exchange::quick) {
+                if (im.own_quick_rx(*sa, m, now, out)) {
+                    return;
+                }
                 im.quick_mode_rx(*sa, d, m, now, out);
             } else {
                 im.informational(*sa, m, now, out);
@@ -363,7 +381,8 @@ void engine::tick(time_point now, outputs& out) {
     }
     std::vector<uint64_t> expired;
     for (const auto& [id, sa] : im.sas) {
-        if (sa->state != p1_state::qm_idle && now - sa->created > impl::half_open_lifetime) {
+        if (sa->state != p1_state::qm_idle && !sa->initiator &&
+            now - sa->created > impl::half_open_lifetime) {
             expired.push_back(id);
         } else if (sa->state == p1_state::qm_idle && now >= sa->expire_at) {
             expired.push_back(id);
@@ -379,6 +398,7 @@ void engine::tick(time_point now, outputs& out) {
             im.forget(id, "Main Mode did not complete", false, out);
         }
     }
+    im.initiator_tick(now, out);
     std::vector<uint64_t> old;
     for (const auto& [cid, c] : im.children) {
         if (c.installed && now >= c.expire_at) {

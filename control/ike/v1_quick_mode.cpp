@@ -35,6 +35,8 @@ uint16_t integ_of(uint64_t auth) {
             return 0;
     }
 }
+}  // namespace
+
 size_t integ_key_size(uint16_t integ) {
     switch (integ) {
         case integ_id::hmac_md5_96:
@@ -47,6 +49,8 @@ size_t integ_key_size(uint16_t integ) {
             return 0;
     }
 }
+
+namespace {
 
 struct p2_choice {
     proposal prop;
