@@ -76,19 +76,11 @@ const tunnel_policy* engine::impl::policy(uint32_t tunnel) const {
 
 p1_sa* engine::impl::find(uint64_t cky_i, uint64_t cky_r) {
     auto it = by_cky_r.find(cky_r);
-    if (it != by_cky_r.end()) {
-        auto sa = sas.find(it->second);
-        if (sa != sas.end() && sa->second->cky_i == cky_i) {
-            return sa->second.get();
-        }
-    }
-    // One of ours as initiator: our cookie is CKY-I.
-    auto own = by_own_cky_i.find(cky_i);
-    if (own == by_own_cky_i.end()) {
+    if (it == by_cky_r.end()) {
         return nullptr;
     }
-    auto sa = sas.find(own->second);
-    return sa != sas.end() && sa->second->cky_r == cky_r ? sa->second.get() : nullptr;
+    auto sa = sas.find(it->second);
+    return sa != sas.end() && sa->second->cky_i == cky_i ? sa->second.get() : nullptr;
 }
 
 void engine::impl::send(const p1_sa& sa, bytes payload, outputs& out) {
@@ -341,7 +333,8 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
             return;
         case exchange::quick:
         case exchange::informational: {
-            p1_sa* sa = im.find(m.hdr.spi_i, m.hdr.spi_r);
+            p1_sa* sa = im.find_own(d, m);
+            sa = sa != nullptr ? sa : im.find(m.hdr.spi_i, m.hdr.spi_r);
             if (sa == nullptr || sa->state != p1_state::qm_idle || !m.hdr.encrypted()) {
                 ++im.cnt.dropped;
                 return;

@@ -201,23 +201,27 @@ void engine::impl::initiate(uint32_t tunnel, uint32_t peer, time_point now, outp
     sas[sa->id] = std::move(sa);
 }
 
-bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point now, outputs& out) {
+p1_sa* engine::impl::find_own(const datagram& d, const message& m) {
     auto own = by_own_cky_i.find(m.hdr.spi_i);
     if (own == by_own_cky_i.end()) {
-        return false;
+        return nullptr;
     }
     auto it = sas.find(own->second);
-    if (it == sas.end()) {
-        return false;
+    if (it == sas.end() || it->second->tunnel != d.tunnel || it->second->peer != d.src) {
+        return nullptr;
     }
     p1_sa& sa = *it->second;
-    if (sa.state == p1_state::qm_idle) {
-        return false;  // Quick Mode and Informational go the common way
+    const bool cky_ok = sa.cky_r == 0 || m.hdr.spi_r == sa.cky_r ||
+                        (m.hdr.spi_r == 0 && sa.state != p1_state::qm_idle);
+    return cky_ok ? &sa : nullptr;
+}
+
+bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point now, outputs& out) {
+    p1_sa* found = find_own(d, m);
+    if (found == nullptr || found->state == p1_state::qm_idle) {
+        return false;  // not ours; Quick Mode and Informational go the common way
     }
-    if (d.src != sa.peer || (sa.cky_r != 0 && m.hdr.spi_r != 0 && m.hdr.spi_r != sa.cky_r)) {
-        ++cnt.dropped;
-        return true;
-    }
+    p1_sa& sa = *found;
     if (m.hdr.exch == exchange::informational && !m.hdr.encrypted()) {
         // The responder refused us (NO-PROPOSAL-CHOSEN, a wrong key...): unprotected, but only
         // the peer and the path know our cookie. An error notify ends the negotiation.

@@ -155,6 +155,9 @@ struct engine::impl {
 
     // The initiator (v1_initiator.cpp).
     void initiate(uint32_t tunnel, uint32_t peer, time_point now, outputs& out);
+    // One of our own SAs as initiator that `d` is for (our cookie is its CKY-I; the same
+    // engine may answer the peer too: the spoke emulator's spokes key with each other).
+    p1_sa* find_own(const datagram& d, const message& m);
     // A Main Mode answer (or an unprotected notify) to one of our own SAs: true if it was one.
     bool initiator_rx(const datagram& d, const message& m, time_point now, outputs& out);
     // QM2 answering our QM1: true if `m` was it.
