@@ -307,7 +307,8 @@ const std::map<std::string, handler>& valued() {
                              o.ike = ike_mode::certificate;
                              o.ike_cert_dir = v.substr(5);
                          } else {
-                             return std::string(": expected psk:KEY, cert:DIR, v1 or v2");
+                             return std::string(
+                                 ": expected psk:KEY or cert:DIR (or v1, v2: the IKE version)");
                          }
                          return std::nullopt;
                      }},
