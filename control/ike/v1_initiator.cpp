@@ -593,20 +593,11 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
     c.replay_window = 1024;
     c.inbound.spi = q.spi;
     c.outbound.spi = peer_spi;
-    const size_t ek = chosen->encr == esp_transform::triple_des ? 24 : chosen->encr_bits / 8u;
-    const size_t ak = integ_key_size(chosen->integ);
     std::optional<ike::crypto::cspan> gv;
     if (g_qm) {
         gv = g_qm->view();
     }
-    const secret km_in = crypto::keymat(sa.hash, sa.keys.skeyid_d.view(), gv, protocol_id::esp,
-                                        c.inbound.spi, q.ni_b, nr->data, ek + ak);
-    const secret km_out = crypto::keymat(sa.hash, sa.keys.skeyid_d.view(), gv, protocol_id::esp,
-                                         c.outbound.spi, q.ni_b, nr->data, ek + ak);
-    c.inbound.cipher_key = km_in.slice(0, ek);
-    c.inbound.integ_key = km_in.slice(ek, ak);
-    c.outbound.cipher_key = km_out.slice(0, ek);
-    c.outbound.integ_key = km_out.slice(ek, ak);
+    pair_keys(sa, c, gv, q.ni_b, nr->data);
     // The responder installed its side before QM2 left: our outbound may be used at once.
     if (q.replaces && children.count(*q.replaces) != 0) {
         c.replaces = q.replaces;
@@ -632,6 +623,18 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
     sa.own_qm.reset();
     sa.qm_retx = {};
     return true;
+}
+
+void pair_keys(const p1_sa& sa, child_sa& c, std::optional<ike::crypto::cspan> g_qm,
+               std::span<const uint8_t> ni_b, std::span<const uint8_t> nr_b) {
+    const size_t ek = c.encr == esp_transform::triple_des ? 24 : c.encr_bits / 8u;
+    const size_t ak = integ_key_size(c.integ);
+    for (esp_keys* k : {&c.inbound, &c.outbound}) {
+        const secret km = crypto::keymat(sa.hash, sa.keys.skeyid_d.view(), g_qm, protocol_id::esp,
+                                         k->spi, ni_b, nr_b, ek + ak);
+        k->cipher_key = km.slice(0, ek);
+        k->integ_key = km.slice(ek, ak);
+    }
 }
 
 void engine::impl::dpd_ack(p1_sa& sa, const notification_payload& n) {

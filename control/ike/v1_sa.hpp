@@ -191,6 +191,10 @@ extern const bytes natt_vid;
 const config::ike_psk* find_psk(const config::ike_settings& ike, uint32_t peer);
 // The integrity key length of an IANA integrity ID the dataplane has (0: none).
 size_t integ_key_size(uint16_t integ);
+// Both directions' ESP keys of `c` (SPIs, cipher and integrity set): KEYMAT with the SPI of
+// the receiving end of each direction (RFC 2409 section 5.5), g(qm)^xy with PFS.
+void pair_keys(const p1_sa& sa, child_sa& c, std::optional<ike::crypto::cspan> g_qm,
+               std::span<const uint8_t> ni_b, std::span<const uint8_t> nr_b);
 // An ID payload as show prints it.
 std::string id_text(const id_payload& id);
 template <typename T>
