@@ -357,3 +357,49 @@ TEST_CASE("v1 initiator: Phase 2 rekeyed before its lifetime ends", "[ike_v1_pai
     CHECK(p.i.removes.size() == 1);
     CHECK(p.i.downs.empty());
 }
+
+TEST_CASE(
+    "v1 initiator: two tunnels of one engine key with each other (the emulator's "
+    "spoke-to-spoke), dual_handler initiates version-1 profiles",
+    "[ike_v1_pair]") {
+    constexpr uint32_t a = 0x64400002, b = 0x64400003;
+    config::ipsec_profile p;
+    p.name = "dmvpn";
+    p.ike = settings("k3y");
+    auto h = dual_handler::create({p}, {{0, a, "dmvpn"}, {1, b, "dmvpn"}});
+    REQUIRE(h);
+    REQUIRE((*h)->v1() != nullptr);
+    CHECK((*h)->v2() == nullptr);
+    time_point now = time_point{} + seconds(5);
+    std::vector<child_sa> installs;
+    size_t ups = 0;
+    outputs o;
+    (*h)->initiate(0, b, now, o);
+    for (int rounds = 0; rounds < 20 && (!o.send.empty() || !o.requests.empty()); ++rounds) {
+        std::vector<datagram> q = std::move(o.send);
+        std::vector<request> rq = std::move(o.requests);
+        o = outputs{};
+        for (auto& r : rq) {
+            if (auto* i = std::get_if<install_child>(&r)) {
+                installs.push_back(i->sa);
+                (*h)->installed(i->sa.id, now, o);
+            } else if (std::holds_alternative<peer_up>(r)) {
+                ++ups;
+            }
+        }
+        for (auto& d : q) {
+            d.tunnel = d.dst == a ? 0 : 1;
+            (*h)->on_datagram(d, now, o);
+        }
+    }
+    CHECK(ups == 2);
+    REQUIRE(installs.size() == 2);
+    const child_sa& x = installs[0].local == a ? installs[0] : installs[1];
+    const child_sa& y = installs[0].local == a ? installs[1] : installs[0];
+    CHECK(x.local == a);
+    CHECK(x.peer == b);
+    CHECK(y.local == b);
+    CHECK(y.peer == a);
+    require_mirror(x, y);
+    CHECK((*h)->refused() == 0);
+}
