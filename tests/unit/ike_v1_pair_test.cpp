@@ -403,3 +403,41 @@ TEST_CASE(
     require_mirror(x, y);
     CHECK((*h)->refused() == 0);
 }
+
+TEST_CASE("v1 initiator: refusals and strangers", "[ike_v1_pair]") {
+    auto si = settings("k3y");
+    using pol = config::ike_settings::isakmp_policy;
+    si.isakmp_policies = {pol{5, 0, 1, 2, 1, 86400}};  // 3DES/MD5/group 2, which the hub lacks
+    pair p(si, settings("k3y"));
+    p.start();
+    // NO-PROPOSAL-CHOSEN (unprotected) ends our Main Mode at once: nothing retransmitted.
+    CHECK(p.r.e->counters().no_proposal == 1);
+    CHECK(p.i.e->counters().no_proposal == 1);
+    CHECK(p.i.e->counters().phase1_failed == 1);
+    p.run(10);
+    CHECK(p.i.e->counters().retransmits == 0);
+    CHECK(p.i.ups.empty());
+
+    // An answer from another address, or garbage with our cookie, changes nothing.
+    pair q(settings("k3y"), settings("k3y"));
+    outputs o;
+    q.i.e->initiate(0, hub, q.now, o);
+    auto mm1 = q.i.take(o, q.now);
+    REQUIRE(mm1.size() == 1);
+    outputs a;
+    q.r.e->on_datagram(mm1[0], q.now, a);
+    auto mm2 = q.r.take(a, q.now);
+    REQUIRE(mm2.size() == 1);
+    datagram forged = mm2[0];
+    forged.src = hub + 7;
+    outputs b;
+    q.i.e->on_datagram(forged, q.now, b);
+    CHECK(q.i.take(b, q.now).empty());
+    datagram cut = mm2[0];
+    cut.payload.resize(cut.payload.size() - 9);
+    q.i.e->on_datagram(cut, q.now, b);
+    CHECK(q.i.take(b, q.now).empty());
+    // The real MM2 still goes on to MM3.
+    q.i.e->on_datagram(mm2[0], q.now, b);
+    CHECK(q.i.take(b, q.now).size() == 1);
+}
