@@ -673,8 +673,9 @@ void engine::impl::initiator_tick(time_point now, outputs& out) {
         }
         // DPD: R-U-THERE once the peer has been quiet for the interval, then re-sent.
         retransmit& r = sa.dpd_retx;
+        const time_point heard = std::max(sa.last_rx, sa.up_at);  // the responder's: MM5
         const bool start =
-            !r.armed() && now - sa.last_rx >= std::chrono::seconds(pol->ike.dpd_interval_s);
+            !r.armed() && now - heard >= std::chrono::seconds(pol->ike.dpd_interval_s);
         if (!start && !(r.armed() && now >= r.next)) {
             continue;
         }

@@ -329,7 +329,7 @@ TEST_CASE("v1 initiator: DPD answered, and a dead peer torn down", "[ike_v1_pair
     q.start();
     REQUIRE(q.r.ups.size() == 1);
     q.drop_to_i = 1000;
-    q.run(60);
+    q.run(90);  // its own R-U-THEREs reach the hub, which starts asking when they stop
     REQUIRE(q.r.downs.size() == 1);
     CHECK(q.r.downs[0].peer == spoke);
     CHECK(q.r.removes.size() == 1);
