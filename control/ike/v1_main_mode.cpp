@@ -14,8 +14,6 @@
 
 namespace dmvpn::ike::v1 {
 
-namespace {
-
 // RFC 3706's vendor ID: the peer (and we) speak DPD.
 const bytes dpd_vid = {0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9,
                        0x6b, 0x86, 0x96, 0xfc, 0x77, 0x57, 0x01, 0x00};
@@ -23,6 +21,8 @@ const bytes dpd_vid = {0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9,
 // RFC 3947's vendor ID (MD5 of "RFC 3947"): NAT traversal.
 const bytes natt_vid = {0x4a, 0x13, 0x1c, 0x81, 0x07, 0x03, 0x58, 0x45,
                         0x5c, 0x57, 0x28, 0xf2, 0x0e, 0x95, 0x45, 0x2f};
+
+namespace {
 
 // NAT-D (RFC 3947 section 3.2): HASH(CKY-I | CKY-R | IP | Port) with the negotiated hash.
 bytes nat_d(const p1_sa& sa, uint32_t ip, uint16_t port) {
@@ -91,6 +91,8 @@ std::optional<p1_choice> choose(const sa_payload& sa,
     return std::nullopt;
 }
 
+}  // namespace
+
 const config::ike_psk* find_psk(const config::ike_settings& ike, uint32_t peer) {
     const std::string addr = ipv4_text(peer);
     const config::ike_psk* wildcard = nullptr;
@@ -116,8 +118,6 @@ std::string id_text(const id_payload& id) {
     }
     return s;
 }
-
-}  // namespace
 
 void engine::impl::main_mode(const datagram& d, const message& m, time_point now, outputs& out) {
     const tunnel_policy& pol = *policy(d.tunnel);

@@ -36,6 +36,7 @@ config::ike_settings v1_settings() {
                          pol{7, 256, 4, 20, 1, 86400}};
     s.esp_proposals = {{12, 128, 2, false}, {12, 256, 12, false}, {3, 0, 1, false}};
     s.child_lifetime_s = 3600;
+    s.dpd_interval_s = 0;  // the hub's own R-U-THERE: tests/unit/ike_v1_pair_test.cpp
     return s;
 }
 

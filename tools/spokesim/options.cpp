@@ -83,6 +83,9 @@ registers, and with another emulated spoke before taking a Phase 3 shortcut to i
                              DIR/spoke-<i>.pem + .key when present (identity: its NBMA
                              address, which the certificate must name), else the shared
                              DIR/spoke.pem + spoke.key with the identity --ike-id names
+  --ike v1                   speak IKEv1 (Main Mode with the --ike psk:KEY key, Quick Mode;
+                             AES-128/SHA-1/group 14, ESP aes128-sha1 unless --esp-proposal
+                             names CBC ones; a group in it adds PFS); --ike v2 is the default
   --ike-id ID                identity the spokes send (default: each spoke's NBMA address)
   --ike-proposal LIST        IKE SA proposals, strongSwan's syntax, comma-separated
                              (aes128gcm16-prfsha256-x25519; also aes256-sha256-modp2048, ...)
@@ -322,11 +325,14 @@ const std::map<std::string, handler>& valued() {
                          if (v.rfind("psk:", 0) == 0 && v.size() > 4) {
                              o.ike = ike_mode::psk;
                              o.ike_secret = v.substr(4);
+                         } else if (v == "v1" || v == "v2") {
+                             o.ike_version = v == "v1" ? 1 : 2;
                          } else if (v.rfind("cert:", 0) == 0 && v.size() > 5) {
                              o.ike = ike_mode::certificate;
                              o.ike_cert_dir = v.substr(5);
                          } else {
-                             return std::string(": expected psk:KEY or cert:DIR");
+                             return std::string(
+                                 ": expected psk:KEY or cert:DIR (or v1, v2: the IKE version)");
                          }
                          return std::nullopt;
                      }},
@@ -585,6 +591,9 @@ std::optional<std::string> validate(const options& o) {
             return std::string(
                 "--ike negotiates at run time: no --print-sa-yaml or --write-pcap with it");
         }
+    }
+    if (o.ike_version == 1 && o.ike != ike_mode::psk) {
+        return std::string("--ike v1 needs --ike psk:KEY (IKEv1 here is pre-shared keys only)");
     }
     if (!o.key_log.empty() && o.ike == ike_mode::off) {
         return std::string("--key-log writes IKE-negotiated keys: it needs --ike");

@@ -77,6 +77,7 @@ struct options {
     // IPsec negotiated by IKEv2 (tools/spokesim/ike_config.hpp): each spoke keys itself with
     // the hub before it registers, and with another emulated spoke before a shortcut to it.
     ike_mode ike = ike_mode::off;
+    uint8_t ike_version = 2;   // --ike v1: ISAKMP Main Mode + Quick Mode (PSK only)
     std::string ike_secret;    // psk:KEY
     std::string ike_cert_dir;  // cert:DIR
     std::string ike_id;        // IDi; empty: the spoke's NBMA address
