@@ -249,7 +249,7 @@ TEST_CASE("v1 seeds: 3DES/MD5/group 2 Main Mode, esp-3des esp-md5-hmac with PFS 
     CHECK_THAT(t, Catch::Contains("ACTIVE"));
     CHECK_THAT(r.e->show("isakmp sa", true), Catch::Contains("\"state\": \"QM_IDLE\""));
     const std::string ipsec = r.e->show("ipsec sa", false);
-    CHECK_THAT(ipsec, Catch::Contains(fmt::format("spi: 0x{:X}", h.inbound.spi)));
+    CHECK_THAT(ipsec, Catch::Contains(fmt::format("spi: 0x{:08X}", h.inbound.spi)));
     CHECK_THAT(ipsec, Catch::Contains("esp-3des esp-md5-hmac"));
 }
 
