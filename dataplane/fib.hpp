@@ -80,6 +80,7 @@ public:
     // Control side, for tests and show: rules held, tbl8 groups in use / waiting for a grace
     // period / free.
     size_t rules() const noexcept { return _n_rules; }
+    uint32_t tbl8s_total() const noexcept { return _tbl8s; }
     uint32_t tbl8s_used() const noexcept { return _tbl8_used; }
     size_t tbl8s_pending() const noexcept { return _pending.size(); }
     size_t tbl8s_free() const noexcept { return _free.size(); }
