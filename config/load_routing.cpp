@@ -17,12 +17,16 @@ constexpr uint64_t max_settle_seconds = 600;
 constexpr uint64_t max_hold_seconds = 86400;
 // The FPM server's own bound on routes (control/fpm/server.hpp); the RIB's follows it.
 constexpr uint64_t max_fpm_routes = 16'000'000;
+// rtm_protocol values FRR's zebra writes for its daemons (zebra/rt_netlink.h: RTPROT_BGP 186 ..
+// RTPROT_SRTE 198): routes tagged so are zebra's own to it, never redistributed as kernel routes.
+constexpr uint64_t frr_first_protocol = 186;
+constexpr uint64_t frr_last_protocol = 198;
 
 }  // namespace
 
 routing_settings loader::read_routing(const value_ref& v) {
     routing_settings r;
-    auto f = mapping(v, {"interfaces", "fpm"});
+    auto f = mapping(v, {"interfaces", "fpm", "redistribute-nhrp", "redistribute-protocol"});
     if (!f) {
         return r;
     }
@@ -35,6 +39,20 @@ routing_settings loader::read_routing(const value_ref& v) {
     }
     if (auto m = member(*f, "fpm")) {
         r.fpm = read_fpm(*m);
+    }
+    read(*f, "redistribute-nhrp", r.redistribute_nhrp, as_bool());
+    if (auto p = member(*f, "redistribute-protocol")) {
+        uint64_t proto = r.redistribute_protocol;
+        read(*f, "redistribute-protocol", proto, uint_in(1, 255));
+        if (proto >= frr_first_protocol && proto <= frr_last_protocol) {
+            fail(p->at, p->path,
+                 fmt::format("{} is one of FRR's own route protocols ({}..{}: zebra would take "
+                             "the routes for its own and not redistribute them); the default "
+                             "is 247",
+                             proto, frr_first_protocol, frr_last_protocol));
+        } else {
+            r.redistribute_protocol = static_cast<uint8_t>(proto);
+        }
     }
     return r;
 }
@@ -124,6 +142,14 @@ void loader::validate_routing(const topology& t) {
                              kind, name, it->second));
         }
     };
+    if (t.routing.redistribute_nhrp &&
+        std::none_of(t.routing.interfaces.begin(), t.routing.interfaces.end(),
+                     [](const kernel_interface& k) { return k.create && !k.tunnel.empty(); })) {
+        std::string path = "routing.redistribute-nhrp";
+        fail(where(path), path,
+             "needs a tunnel's kernel interface in routing.interfaces: the registered spokes' "
+             "routes go out of it");
+    }
     for (size_t i = 0; i < t.routing.interfaces.size(); ++i) {
         const kernel_interface& k = t.routing.interfaces[i];
         owner(i, "tunnel", "tunnel", "tunnels", t.tunnels.size(), k.tunnel,

@@ -397,6 +397,10 @@ struct kernel_interface {
 struct routing_settings {
     std::vector<kernel_interface> interfaces;
     std::optional<fpm_settings> fpm;  // none: no FPM server
+    // Registered spokes' routes into the kernel's table, out of their tunnel's kernel
+    // interface, for FRR's `redistribute kernel` (control/rib/redistribute.hpp).
+    bool redistribute_nhrp = false;
+    uint8_t redistribute_protocol = 247;  // their rtm_protocol: not one zebra takes for its own
 
     friend bool operator==(const routing_settings&, const routing_settings&) = default;
 };

@@ -1,5 +1,5 @@
 // The control lcore's side of control -> worker updates: topology, routes, adjacencies and
-// inbound SAs are published lock-free (immutable objects behind atomic pointers, rte_lpm with
+// inbound SAs are published lock-free (immutable objects behind atomic pointers, the FIB with
 // RCU) and freed only after every worker passed an rte_rcu_qsbr quiescent point.
 #pragma once
 
@@ -62,14 +62,14 @@ enum class publish_status : uint8_t {
     bad_id,        // adjacency id beyond the table, or beyond what a route can name
     bad_spec,      // tunnel or port unknown to the topology, or an IPsec tunnel without SA
     no_topology,   // set_topology() first
-    route_failed,  // rte_lpm refused (full, bad prefix, or no such route on delete)
+    route_failed,  // the FIB refused (full, bad prefix, or no such route on delete)
 };
 std::string_view name(publish_status s) noexcept;
 
 enum class publisher_error : uint8_t {
     bad_config,  // no workers, or more than max_workers
     rcu_failed,  // QSBR variable could not be allocated or initialised
-    fib_failed,  // rte_lpm_create or its RCU attachment failed (memory: -m too small?)
+    fib_failed,  // the FIB tables could not be allocated or attached to RCU (memory: -m too small?)
 };
 std::string_view name(publisher_error e) noexcept;
 

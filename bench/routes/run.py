@@ -164,15 +164,16 @@ def hub_run(ns, d, count):
                                     stderr=subprocess.DEVNULL)
             time.sleep(1)
         start = time.time()
-        push = subprocess.Popen(["ip", "netns", "exec", ns, PUSH, "127.0.0.1", "2620",
-                                 str(count), GATEWAYS], stdin=subprocess.PIPE,
+        # fpm-push plays zebra, which would not run on a worker's core: on the control lcore's.
+        push = subprocess.Popen(["ip", "netns", "exec", ns, "taskset", "-c", "0", PUSH,
+                                 "127.0.0.1", "2620", str(count), GATEWAYS], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
         s_start = s1
 
         def applied():
             s = stats(sock)
             if s is None:
-                return None  # a long pass (rte_lpm at a million routes): dmvpnctl gave up
+                return None  # a long control loop pass: dmvpnctl gave up
             r = s["routing"]
             done = r["fpm_installed"] + r["fpm_unresolved"] + r["fpm_rib_refused"]
             return s if done >= count else None

@@ -44,7 +44,7 @@ constexpr std::string_view help_text =
     "  show ip route [ADDRESS|PREFIX/LEN]\n"
     "  clear nhrp [ADDRESS]\n"
     "  show crypto ikev2 sa [detail] | show crypto isakmp sa | show crypto ipsec sa |\n"
-    "  show crypto session\n"
+    "  show crypto session | show crypto ikev2 stats\n"
     "  clear crypto sa [peer ADDRESS]\n"
     "  port pause|resume PORT\n"
     "  reload\n"

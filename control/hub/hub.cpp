@@ -239,6 +239,9 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
             return wire::fail(*err);
         }
     }
+    if (auto err = h->start_redistribute()) {
+        return wire::fail(*err);
+    }
     h->load_static_multicast();
     auto mgmt = control::mgmt_server::start(h->_socket);
     if (!mgmt) {
@@ -608,6 +611,8 @@ std::optional<std::string> hub::start_workers() {
 hub::~hub() {
     _ike.reset();  // stops and joins the IKE thread
     _fpm.reset();  // stops and joins the FPM thread
+    // stops and joins the redistribution thread
+    _redist.reset();
     _workers_stop.store(true);
     if (_launched) {
         rte_eal_mp_wait_lcore();
@@ -668,6 +673,9 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
         }
         work += ike_pass(now);
         work += fpm_pass();
+        if (_redist) {
+            _redist->pass();
+        }
         work += _mgmt->poll(handler);
         if (reload_flag.exchange(false)) {
             log::info("SIGHUP: reloading the topology");
@@ -1076,6 +1084,10 @@ void hub::apply_event(const nhrp::adjacency_event& e, timestamp now) {
     b.cause = e.cause;
     b.carried_until.reset();
     set_multicast_binding(slot, e.overlay, before ? &*before : nullptr, &b);
+    if (before && before->prefix_len != b.prefix_len) {
+        redistribute_binding(slot, e.overlay, *before, false);
+    }
+    redistribute_binding(slot, e.overlay, b, true);
     // The spoke's route, and its next hop resolved through the new NBMA (at commit).
     _rib->bind(slot, e.overlay, e.nbma);
     (void)_rib->set({rib::source::nhrp}, rib::prefix_key{e.overlay, e.prefix_len},
@@ -1090,6 +1102,7 @@ void hub::remove_binding(uint16_t slot, uint32_t overlay, timestamp /*now*/) {
     }
     rib::prefix_key pk{overlay, it->second.prefix_len};
     set_multicast_binding(slot, overlay, &it->second, nullptr);
+    redistribute_binding(slot, overlay, it->second, false);
     _bindings.erase(it);
     // A static route's next hop may stay: unbound, it resolves again (incomplete).
     _rib->unbind(slot, overlay);

@@ -34,6 +34,7 @@
 #include "control/nhrp/server.hpp"
 #include "control/rib/fpm_routes.hpp"
 #include "control/rib/rib.hpp"
+#include "control/rib/redistribute.hpp"
 #include "crypto/engine.hpp"
 #include "crypto/sa.hpp"
 #include "dataplane/publisher.hpp"
@@ -216,6 +217,11 @@ private:
     std::optional<std::string> start_fpm();
     void refresh_fpm_interfaces();  // where FPM gateways lead: tunnels' and LAN ports' subnets
     size_t fpm_pass();
+    // routing.redistribute-nhrp (hub_redistribute.cpp): registered spokes' routes into the
+    // kernel through the thread dmvpn-redist, out of their tunnel's kernel interface.
+    std::optional<std::string> start_redistribute();
+    // Binding `b`'s route offered (`up`) or withdrawn, when its tunnel has a kernel interface.
+    void redistribute_binding(uint16_t slot, uint32_t overlay, const binding& b, bool up);
     struct routing_counter {
         std::string_view name;
         std::string_view help;
@@ -387,6 +393,8 @@ private:
     std::unique_ptr<fpm::server> _fpm;  // none unless routing.fpm
     rib::fpm_interfaces _fpm_ifs;
     rib::fpm_counters _fpm_feed;
+    std::unique_ptr<rib::redistributor> _redist;   // none unless routing.redistribute-nhrp
+    std::map<uint16_t, uint32_t> _redist_ifindex;  // tunnel slot -> its kernel interface
     std::map<std::pair<uint16_t, uint32_t>, binding> _bindings;  // (slot, overlay)
     multicast_targets _mcast;
     // Multicast packets being replicated, oldest first; each resumes after the last target

@@ -88,11 +88,34 @@ std::vector<hub::routing_counter> hub::routing_counters() const {
         {"rib_swept", "Candidates removed by a resynchronisation", rc.swept, false},
         {"rib_no_adjacency", "Next hops that found no adjacency slot", rc.no_adjacency, false},
     };
+    auto load = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    if (_redist) {
+        const rib::redistribute_counters& r = _redist->counters();
+        v.insert(
+            v.end(),
+            {
+                {"redist_routes", "NHRP routes kept in the kernel's table", load(r.routes), true},
+                {"redist_offered", "NHRP routes offered for the kernel", load(r.offered), false},
+                {"redist_withdrawn", "NHRP routes withdrawn from the kernel", load(r.withdrawn),
+                 false},
+                {"redist_added", "Kernel routes created or replaced", load(r.added), false},
+                {"redist_removed", "Kernel routes deleted", load(r.removed), false},
+                {"redist_failed", "Kernel route requests refused or unanswered", load(r.failed),
+                 false},
+                {"redist_queue_full", "Redistribution queue overflows (a resync followed)",
+                 load(r.queue_full), false},
+                {"redist_resyncs", "Full resynchronisations with the kernel's table",
+                 load(r.resyncs), false},
+                {"redist_swept", "Kernel routes of ours nobody offered, removed", load(r.swept),
+                 false},
+                {"redist_repaired", "Offered routes a resync found missing, written again",
+                 load(r.repaired), false},
+            });
+    }
     if (!_fpm) {
         return v;
     }
     const fpm::server_counters& fc = _fpm->counters();
-    auto load = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
     v.insert(
         v.end(),
         {

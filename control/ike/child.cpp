@@ -614,8 +614,21 @@ uint64_t engine::impl::retire(ike_sa& sa, time_point now) {
     sa.next_mid = 0;
     sa.recv_mid = 0;
     uint64_t id = z->id;
+    touch(*z);
     sas.emplace(id, std::move(z));
     return id;
+}
+
+bool engine::impl::soft_limit_reached(const config::ike_settings& s, const child& ch) {
+    // Soft limits: 90% of bytes or packets (of the time: rekey_at). Written as limit - limit /
+    // 10 so a small limit (under 10) keeps a soft mark of at least 1 instead of rounding to 0,
+    // which would rekey on every pass.
+    auto soft_mark = [](uint64_t limit) { return limit - limit / 10; };
+    bool soft_bytes = s.child_lifetime_bytes != 0 &&
+                      std::max(ch.in_bytes, ch.out_bytes) >= soft_mark(s.child_lifetime_bytes);
+    bool soft_packets = s.child_lifetime_packets != 0 && std::max(ch.in_packets, ch.out_packets) >=
+                                                             soft_mark(s.child_lifetime_packets);
+    return soft_bytes || soft_packets;
 }
 
 void engine::impl::child_timers(ike_sa& sa, time_point now, outputs& out) {
@@ -642,17 +655,7 @@ void engine::impl::child_timers(ike_sa& sa, time_point now, outputs& out) {
             enqueue(sa, {req_kind::delete_child, cid}, now, out);
             continue;
         }
-        // Soft limits: 90% of the time, bytes or packets. Written as limit - limit / 10 so a
-        // small limit (under 10) keeps a soft mark of at least 1 instead of rounding to 0,
-        // which would rekey on every pass.
-        const auto& s = p->settings;
-        auto soft_mark = [](uint64_t limit) { return limit - limit / 10; };
-        bool soft_bytes = s.child_lifetime_bytes != 0 &&
-                          std::max(ch.in_bytes, ch.out_bytes) >= soft_mark(s.child_lifetime_bytes);
-        bool soft_packets =
-            s.child_lifetime_packets != 0 &&
-            std::max(ch.in_packets, ch.out_packets) >= soft_mark(s.child_lifetime_packets);
-        if (!ch.rekey_started && (now >= ch.rekey_at || soft_bytes || soft_packets)) {
+        if (!ch.rekey_started && (now >= ch.rekey_at || soft_limit_reached(p->settings, ch))) {
             ch.rekey_started = true;
             enqueue(sa, {req_kind::rekey_child, cid}, now, out);
         }

@@ -152,6 +152,7 @@ ike_sa& engine::impl::new_sa(bool initiator, uint32_t tunnel, const std::string&
     uint64_t spi = new_ike_spi();
     (initiator ? sa->spi_i : sa->spi_r) = spi;
     by_spi[spi] = sa->id;
+    touch(*sa);
     auto& ref = *sa;
     sas.emplace(sa->id, std::move(sa));
     return ref;
@@ -159,7 +160,11 @@ ike_sa& engine::impl::new_sa(bool initiator, uint32_t tunnel, const std::string&
 
 ike_sa* engine::impl::find_sa(uint64_t id) {
     auto it = sas.find(id);
-    return it == sas.end() ? nullptr : it->second.get();
+    if (it == sas.end()) {
+        return nullptr;
+    }
+    touch(*it->second);  // the caller may change its deadlines: re-armed at the call's end
+    return it->second.get();
 }
 
 uint64_t engine::impl::new_ike_spi() {
@@ -519,6 +524,112 @@ void engine::impl::sa_timers(ike_sa& sa, time_point now, outputs& out) {
     }
 }
 
+std::optional<time_point> engine::impl::next_deadline(const ike_sa& sa) const {
+    // Mirrors sa_timers() and child_timers(): each condition they act on, as the time it
+    // becomes true (or `last_now` when it already is).
+    std::optional<time_point> best;
+    auto at = [&best](time_point t) {
+        if (!best || t < *best) {
+            best = t;
+        }
+    };
+    for (const reassembly* r : {&sa.frag_request, &sa.frag_response}) {
+        if (r->active()) {
+            at(r->started() + reassembly_timeout);
+        }
+    }
+    if (sa.state == sa_state::half_open && !sa.held) {
+        at(sa.created + half_open_timeout);
+    }
+    if (sa.out) {
+        at(sa.out->next);
+    }
+    if (sa.state != sa_state::established) {
+        return best;
+    }
+    at(sa.expire_at);
+    if (sa.retired) {
+        return best;
+    }
+    if (!sa.rekey_started) {
+        at(sa.rekey_at);
+    }
+    const profile_state* p = profile_of(sa);
+    if (p == nullptr) {
+        return best;
+    }
+    if (p->settings.dpd_interval_s > 0 && !sa.out && sa.queue.empty()) {
+        at(sa.last_inbound + seconds(p->settings.dpd_interval_s));
+    }
+    for (uint64_t cid : sa.children) {
+        auto it = children.find(cid);
+        if (it == children.end()) {
+            continue;
+        }
+        const child& ch = it->second;
+        if (ch.state == child_state::installing) {
+            at(ch.created + install_timeout);
+        } else if (ch.state == child_state::installed) {
+            at(ch.expire_at);
+            if (!ch.rekey_started) {
+                at(soft_limit_reached(p->settings, ch) ? last_now : ch.rekey_at);
+            }
+        }
+    }
+    return best;
+}
+
+void engine::impl::touch(ike_sa& sa) {
+    if (!sa.touched) {
+        sa.touched = true;
+        touched.push_back(sa.id);
+    }
+}
+
+void engine::impl::arm_touched() {
+    for (uint64_t id : touched) {
+        auto it = sas.find(id);
+        if (it == sas.end()) {
+            continue;  // destroyed in the meantime: its entries are dropped when due
+        }
+        ike_sa& sa = *it->second;
+        sa.touched = false;
+        auto when = next_deadline(sa);
+        if (!when) {
+            continue;
+        }
+        // An entry due no later is already there: it re-arms when it fires.
+        if (sa.timer_tick != 0 && sa.timer_tick <= wheel.tick_of(*when)) {
+            continue;
+        }
+        uint64_t tick = wheel.tick_of(*when);
+        sa.timer_tick = wheel.schedule(*when, sa_timer{sa.id, tick});
+    }
+    touched.clear();
+}
+
+void engine::impl::run_timers(time_point now, outputs& out) {
+    // Deadlines round up to the wheel's grain (10 ms) and the present rounds down: a timer
+    // never fires early, and at most one grain late.
+    wheel.advance(now, [this](const sa_timer& t) {
+        auto it = sas.find(t.id);
+        if (it == sas.end() || it->second->timer_tick != t.tick) {
+            return;  // superseded by an earlier entry, or the SA is gone
+        }
+        it->second->timer_tick = 0;
+        due.push_back(t.id);
+    });
+    // Run after the walk, so that what they arm lands in the next tick, never this one.
+    for (uint64_t id : due) {
+        if (ike_sa* sa = find_sa(id)) {
+            ++c.sa_timer_runs;
+            sa_timers(*sa, now, out);
+        }
+    }
+    due.clear();
+    arm_touched();
+}
+
 // ---- the public face ----
 
 engine::engine(std::unique_ptr<impl> i) : _impl(std::move(i)) {}
@@ -598,11 +709,15 @@ std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_p
     }
     _impl->profiles = std::move(scratch.profiles);
     _impl->tunnels = std::move(scratch.tunnels);
+    // DPD intervals may have shortened: every SA's deadline is computed again (once).
+    for (auto& [id, sa] : _impl->sas) {
+        _impl->touch(*sa);
+    }
+    _impl->arm_touched();
     return std::nullopt;
 }
 
-void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
-    auto& im = *_impl;
+static void receive(engine::impl& im, const datagram& d, time_point now, outputs& out) {
     im.last_now = now;
     if (d.payload.size() == 1 && d.payload[0] == 0xff) {
         return;  // NAT keepalive (RFC 3948 section 2.3)
@@ -647,6 +762,11 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
     }
 }
 
+void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
+    receive(*_impl, d, now, out);
+    _impl->arm_touched();
+}
+
 void engine::tick(time_point now, outputs& out) {
     auto& im = *_impl;
     im.last_now = now;
@@ -657,54 +777,44 @@ void engine::tick(time_point now, outputs& out) {
         im.cookie_rotated = now;
         im.cookie_started = true;
     }
-    // The IKE thread ticks every 10 ms; the SAs' timers need no finer grain than 100 ms.
-    if (im.scanned && now - im.last_scan < std::chrono::milliseconds(100)) {
-        return;
-    }
-    im.scanned = true;
-    im.last_scan = now;
-    std::vector<uint64_t> ids;
-    ids.reserve(im.sas.size());
-    for (const auto& [id, sa] : im.sas) {
-        ids.push_back(id);
-    }
-    for (uint64_t id : ids) {
-        if (auto* sa = im.find_sa(id)) {
-            im.sa_timers(*sa, now, out);
-        }
-    }
+    im.run_timers(now, out);
 }
 
 void engine::installed(uint64_t child_id, time_point now, outputs& out) {
-    auto& im = *_impl;
-    auto it = im.children.find(child_id);
-    if (it == im.children.end()) {
+    _impl->confirm_installed(child_id, now, out);
+    _impl->arm_touched();
+}
+
+void engine::impl::confirm_installed(uint64_t child_id, time_point now, outputs& out) {
+    auto it = children.find(child_id);
+    if (it == children.end()) {
         return;
     }
     child& ch = it->second;
     if (ch.state == child_state::installing) {
         ch.state = child_state::installed;
     }
-    ike_sa* sa = im.find_sa(ch.sa.ike_sa_id);
+    ike_sa* sa = find_sa(ch.sa.ike_sa_id);
     if (sa == nullptr) {
         return;
     }
     if (sa->held && sa->held_child == child_id) {
         sa->held = false;
-        im.send_packets(*sa, sa->cached_response, out);
+        send_packets(*sa, sa->cached_response, out);
     }
     if (ch.sa.replaces) {
-        auto old = im.children.find(*ch.sa.replaces);
+        auto old = children.find(*ch.sa.replaces);
         // The side that started the rekey deletes the old pair once the new one is in.
-        if (old != im.children.end() && ch.we_initiated && old->second.replaced_by == child_id &&
+        if (old != children.end() && ch.we_initiated && old->second.replaced_by == child_id &&
             old->second.state == child_state::rekeyed) {
-            im.enqueue(*sa, {req_kind::delete_child, old->first}, now, out);
+            enqueue(*sa, {req_kind::delete_child, old->first}, now, out);
         }
     }
 }
 
 void engine::install_failed(uint64_t child_id, std::string why, time_point now, outputs& out) {
     _impl->not_installed(child_id, why, now, out);
+    _impl->arm_touched();
 }
 
 void engine::impl::not_installed(uint64_t child_id, std::string_view why, time_point now,
@@ -732,27 +842,32 @@ void engine::impl::not_installed(uint64_t child_id, std::string_view why, time_p
 
 void engine::usage(const std::vector<child_usage>& u, time_point now, outputs& out) {
     auto& im = *_impl;
+    im.last_now = now;
     for (const auto& x : u) {
         auto it = im.children.find(x.id);
         if (it == im.children.end()) {
             continue;
         }
         child& ch = it->second;
-        if (x.in_packets > ch.in_packets) {
-            if (ike_sa* sa = im.find_sa(ch.sa.ike_sa_id)) {
-                sa->last_inbound = now;  // traffic came in: no DPD needed (section 2.4)
-            }
-        }
+        bool more_in = x.in_packets > ch.in_packets;
+        bool moved = more_in || x.out_packets != ch.out_packets || x.in_bytes != ch.in_bytes ||
+                     x.out_bytes != ch.out_bytes;
         ch.in_bytes = x.in_bytes;
         ch.in_packets = x.in_packets;
         ch.out_bytes = x.out_bytes;
         ch.out_packets = x.out_packets;
+        // A counter that moved may reach a soft limit: find_sa() has the SA's timer re-armed.
+        if (ike_sa* sa = moved ? im.find_sa(ch.sa.ike_sa_id) : nullptr; sa != nullptr && more_in) {
+            sa->last_inbound = now;  // traffic came in: no DPD needed (section 2.4)
+        }
     }
+    im.arm_touched();
     (void)out;
 }
 
 void engine::initiate(uint32_t tunnel, uint32_t peer, time_point now, outputs& out) {
     _impl->initiator_start(tunnel, peer, now, out);
+    _impl->arm_touched();
 }
 
 void engine::clear(uint32_t peer, time_point now, outputs& out) {
@@ -780,6 +895,7 @@ void engine::clear(uint32_t peer, time_point now, outputs& out) {
         }
         im.destroy(*sa, "cleared", out);
     }
+    im.arm_touched();
     (void)now;
 }
 

@@ -48,6 +48,8 @@ struct engine_counters {
     // check failed, and fragments dropped otherwise (not negotiated, over a bound, expired).
     uint64_t fragments_tx = 0, fragments_rx = 0, fragments_reassembled = 0;
     uint64_t fragments_invalid = 0, fragments_dropped = 0;
+    // Timers: SAs whose timers ran because one came due (tick() runs no other SA).
+    uint64_t sa_timer_runs = 0;
 };
 
 class engine {

@@ -16,6 +16,7 @@
 #include "control/ike/fragments.hpp"
 #include "control/ike/message.hpp"
 #include "control/ike/show.hpp"
+#include "control/timer_wheel.hpp"
 
 namespace dmvpn::ike::detail {
 
@@ -171,7 +172,23 @@ struct ike_sa {
     // The old half of an IKE SA rekey (section 2.18): no children, no peer_up/down, gone once
     // its DELETE exchange completes or it expires.
     bool retired = false;
+    // Timers (engine.cpp): the wheel tick of the earliest timer armed for this SA (0: none),
+    // and whether it was looked up in the current engine call (re-armed at the call's end).
+    uint64_t timer_tick = 0;
+    bool touched = false;
 };
+
+// A timer wheel entry: an SA and the tick it was armed for. Entries an earlier one superseded
+// (or whose SA is gone) are dropped when they come due.
+struct sa_timer {
+    uint64_t id = 0;
+    uint64_t tick = 0;
+    bool operator==(const sa_timer&) const = default;
+};
+// The wheel's grain (the IKE thread ticks every 10 ms) and size: 16,384 slots of 10 ms are
+// 164 s a revolution; longer deadlines (lifetimes) wait in their slot for more rounds.
+inline constexpr auto timer_resolution = std::chrono::milliseconds(10);
+inline constexpr size_t timer_slots = 16384;
 
 }  // namespace dmvpn::ike::detail
 
@@ -192,9 +209,13 @@ struct engine::impl {
     engine_counters c;
     size_t fragment_bytes = 0;  // held by every SA's reassembly (at most fragment_memory)
     size_t half_open = 0;
-    time_point last_now{};   // the latest clock reading (for show)
-    time_point last_scan{};  // tick(): when the SAs' timers last ran
-    bool scanned = false;
+    time_point last_now{};  // the latest clock reading (for show)
+    // Every SA's next deadline (retransmission, half-open and fragment expiry, DPD, lifetimes
+    // and rekeys of the SA and its children) is one entry in `wheel`: tick() runs only the SAs
+    // that come due. Whoever changes an SA reaches it through find_sa() or new_sa(), which
+    // mark it `touched`; the public entry points re-arm the touched SAs before they return.
+    control::timer_wheel<detail::sa_timer> wheel{detail::timer_resolution, detail::timer_slots};
+    std::vector<uint64_t> touched, due;
 
     // COOKIE secrets (section 2.6): the current one and its predecessor.
     crypto::secret cookie_secret, cookie_previous;
@@ -237,6 +258,13 @@ struct engine::impl {
                      outputs& out);
     void answer_invalid_spi(const datagram& d, const header& h, time_point now, outputs& out);
     void sa_timers(detail::ike_sa& sa, time_point now, outputs& out);
+    // The earliest time sa_timers() has something to do for `sa` (nullopt: nothing).
+    std::optional<time_point> next_deadline(const detail::ike_sa& sa) const;
+    void touch(detail::ike_sa& sa);
+    // Arms the wheel for every touched SA whose next deadline is earlier than what it holds.
+    void arm_touched();
+    // tick(): runs the SAs whose timers came due by `now`.
+    void run_timers(time_point now, outputs& out);
 
     // ---- engine_fragments.cpp (RFC 7383) ----
     // Our SK message as SKF fragments when fragmentation was negotiated and the message is too
@@ -291,6 +319,8 @@ struct engine::impl {
     // The hub failed (or never confirmed) the install: a held answer leaves without it, an
     // established pair is deleted.
     void not_installed(uint64_t id, std::string_view why, time_point now, outputs& out);
+    // engine::installed(): the hub installed it; a held answer may leave.
+    void confirm_installed(uint64_t id, time_point now, outputs& out);
     void responder_create_child(detail::ike_sa& sa, uint32_t mid, const std::vector<payload>& in,
                                 time_point now, outputs& out);
     // A rekey of `old` produced `fresh`: records it, and when a simultaneous rekey produced
@@ -303,6 +333,8 @@ struct engine::impl {
     void ike_rekey_response(detail::ike_sa& sa, detail::outstanding& o,
                             const std::vector<payload>& in, time_point now, outputs& out);
     void child_timers(detail::ike_sa& sa, time_point now, outputs& out);
+    // A CHILD_SA's byte or packet counters passed 90% of the profile's limits.
+    static bool soft_limit_reached(const config::ike_settings& s, const detail::child& ch);
 
     // ---- informational.cpp ----
     void responder_informational(detail::ike_sa& sa, uint32_t mid, const std::vector<payload>& in,

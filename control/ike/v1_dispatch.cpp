@@ -124,9 +124,16 @@ void dual_handler::usage(const std::vector<child_usage>& u, time_point now, outp
 }
 
 void dual_handler::initiate(uint32_t tunnel, uint32_t peer, time_point now, outputs& out) {
-    // The IKEv1 engine answers only: a profile that speaks IKEv1 alone initiates nothing.
+    // A profile that speaks IKEv1 alone initiates Main Mode; `any` initiates IKEv2.
     auto v = _version.find(tunnel);
-    if (_v2 && v != _version.end() && v->second != 1) {
+    if (v == _version.end()) {
+        return;
+    }
+    if (v->second == 1) {
+        if (_v1) {
+            _v1->initiate(tunnel, peer, now, out);
+        }
+    } else if (_v2) {
         _v2->initiate(tunnel, peer, now, out);
     }
 }

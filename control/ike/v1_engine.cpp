@@ -249,7 +249,11 @@ void engine::impl::forget(uint64_t id, std::string why, bool tell_hub, outputs& 
     if (tell_hub && was_up && heir == 0) {
         out.requests.emplace_back(peer_down{id, sa.tunnel, sa.peer, why});
     }
-    by_cky_r.erase(sa.cky_r);
+    if (sa.initiator) {
+        by_own_cky_i.erase(sa.cky_i);
+    } else {
+        by_cky_r.erase(sa.cky_r);
+    }
     if (auto i = by_cky_i.find({sa.cky_i, sa.peer}); i != by_cky_i.end() && i->second == id) {
         by_cky_i.erase(i);
     }
@@ -316,6 +320,9 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
         return;
     }
     const message& m = parsed.value();
+    if (im.initiator_rx(d, m, now, out)) {
+        return;  // an answer to our own Main Mode
+    }
     switch (m.hdr.exch) {
         case exchange::identity_protection:
             im.main_mode(d, m, now, out);
@@ -333,7 +340,8 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
             return;
         case exchange::quick:
         case exchange::informational: {
-            p1_sa* sa = im.find(m.hdr.spi_i, m.hdr.spi_r);
+            p1_sa* sa = im.find_own(d, m);
+            sa = sa != nullptr ? sa : im.find(m.hdr.spi_i, m.hdr.spi_r);
             if (sa == nullptr || sa->state != p1_state::qm_idle || !m.hdr.encrypted()) {
                 ++im.cnt.dropped;
                 return;
@@ -345,6 +353,9 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
             sa->peer_port = d.sport;
             sa->local_port = d.dport;
             if (m.hdr.exch == exchange::quick) {
+                if (im.own_quick_rx(*sa, m, now, out)) {
+                    return;
+                }
                 im.quick_mode_rx(*sa, d, m, now, out);
             } else {
                 im.informational(*sa, m, now, out);
@@ -370,7 +381,8 @@ void engine::tick(time_point now, outputs& out) {
     }
     std::vector<uint64_t> expired;
     for (const auto& [id, sa] : im.sas) {
-        if (sa->state != p1_state::qm_idle && now - sa->created > impl::half_open_lifetime) {
+        if (sa->state != p1_state::qm_idle && !sa->initiator &&
+            now - sa->created > impl::half_open_lifetime) {
             expired.push_back(id);
         } else if (sa->state == p1_state::qm_idle && now >= sa->expire_at) {
             expired.push_back(id);
@@ -386,6 +398,7 @@ void engine::tick(time_point now, outputs& out) {
             im.forget(id, "Main Mode did not complete", false, out);
         }
     }
+    im.initiator_tick(now, out);
     std::vector<uint64_t> old;
     for (const auto& [cid, c] : im.children) {
         if (c.installed && now >= c.expire_at) {

@@ -22,6 +22,8 @@ struct engine_counters {
     uint64_t auth_failed = 0, no_proposal = 0, invalid_syntax = 0, invalid_id = 0;
     uint64_t aggressive_refused = 0, exchange_refused = 0, half_open = 0;
     uint64_t deletes_rx = 0, dpd_answered = 0, notifies_tx = 0, nat_keepalives_tx = 0;
+    // The initiator and DPD (v1_initiator.cpp).
+    uint64_t initiated = 0, retransmits = 0, dpd_sent = 0, dpd_acked = 0, dead_peers = 0;
 };
 
 class engine {
@@ -37,12 +39,16 @@ public:
 
     // An ISAKMP datagram (major version 1).
     void on_datagram(const datagram& d, time_point now, outputs& out);
-    // Half-open expiry, Phase 1 and Phase 2 lifetimes, NAT keepalives (RFC 3948 section 2.3:
-    // one 0xff octet every `nat-keepalive` seconds to each peer of an SA with a NAT between).
+    // Half-open expiry, Phase 1 and Phase 2 lifetimes, retransmissions, DPD, our rekeys, NAT
+    // keepalives (RFC 3948 section 2.3: one 0xff octet every `nat-keepalive` seconds to each peer
+    // of an SA with a NAT between).
     void tick(time_point now, outputs& out);
     // The workers' counters of this engine's pairs (others ignored): a pair whose kilobyte
     // lifetime is spent is deleted (DELETE sent, remove_child), as at its time lifetime.
     void usage(const std::vector<child_usage>& u, time_point now, outputs& out);
+    // Main Mode then Quick Mode to `peer` from the tunnel's NBMA address (hub-to-hub, the spoke
+    // emulator); nothing if an ISAKMP SA with the peer exists or is under way.
+    void initiate(uint32_t tunnel, uint32_t peer, time_point now, outputs& out);
     // The hub installed the pair: the Quick Mode response waiting for it leaves.
     void installed(uint64_t child_id, time_point now, outputs& out);
     void install_failed(uint64_t child_id, std::string why, time_point now, outputs& out);

@@ -15,7 +15,7 @@ namespace {
 constexpr size_t informational_ids_kept = 64;
 }
 
-void engine::impl::informational(p1_sa& sa, const message& m, time_point, outputs& out) {
+void engine::impl::informational(p1_sa& sa, const message& m, time_point now, outputs& out) {
     const uint32_t mid = m.hdr.message_id;
     if (std::find(sa.seen_informational.begin(), sa.seen_informational.end(), mid) !=
         sa.seen_informational.end()) {
@@ -27,6 +27,7 @@ void engine::impl::informational(p1_sa& sa, const message& m, time_point, output
     if (!chain) {
         return;
     }
+    sa.last_rx = now;
     sa.seen_informational.push_back(mid);
     if (sa.seen_informational.size() > informational_ids_kept) {
         sa.seen_informational.erase(sa.seen_informational.begin());
@@ -42,6 +43,8 @@ void engine::impl::informational(p1_sa& sa, const message& m, time_point, output
                 ack.data = n->data;
                 ++cnt.dpd_answered;
                 send_informational(sa, ack, out);
+            } else if (n->type == notify_type::r_u_there_ack) {
+                dpd_ack(sa, *n);
             }
         } else if (const auto* del = std::get_if<delete_payload>(&p)) {
             ++cnt.deletes_rx;

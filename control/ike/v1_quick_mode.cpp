@@ -35,6 +35,8 @@ uint16_t integ_of(uint64_t auth) {
             return 0;
     }
 }
+}  // namespace
+
 size_t integ_key_size(uint16_t integ) {
     switch (integ) {
         case integ_id::hmac_md5_96:
@@ -47,6 +49,8 @@ size_t integ_key_size(uint16_t integ) {
             return 0;
     }
 }
+
+namespace {
 
 struct p2_choice {
     proposal prop;
@@ -159,8 +163,6 @@ bytes life_attributes(uint32_t seconds, uint64_t kilobytes) {
     }
     return b;
 }
-
-secret slice_key(const secret& km, size_t off, size_t n) { return km.slice(off, n); }
 
 }  // namespace
 
@@ -294,20 +296,11 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     }
     c.inbound.spi = fresh_spi();
     c.outbound.spi = choice->peer_spi;
-    const size_t ek = choice->encr == esp_transform::triple_des ? 24 : choice->bits / 8u;
-    const size_t ak = integ_key_size(choice->integ);
     std::optional<ike::crypto::cspan> gv;
     if (g_qm) {
         gv = g_qm->view();
     }
-    const secret km_in = crypto::keymat(sa.hash, sa.keys.skeyid_d.view(), gv, protocol_id::esp,
-                                        c.inbound.spi, qm.ni_b, qm.nr_b, ek + ak);
-    const secret km_out = crypto::keymat(sa.hash, sa.keys.skeyid_d.view(), gv, protocol_id::esp,
-                                         c.outbound.spi, qm.ni_b, qm.nr_b, ek + ak);
-    c.inbound.cipher_key = slice_key(km_in, 0, ek);
-    c.inbound.integ_key = slice_key(km_in, ek, ak);
-    c.outbound.cipher_key = slice_key(km_out, 0, ek);
-    c.outbound.integ_key = slice_key(km_out, ek, ak);
+    pair_keys(sa, c, gv, qm.ni_b, qm.nr_b);
     // Make before break: a second pair with the peer replaces the current one; the initiator
     // installs it only when QM2 arrives, so our outbound waits (control/ike/child_pairs.hpp).
     for (const auto& [cid, other] : children) {

@@ -38,6 +38,24 @@ struct quick_mode {
     time_point started{};
 };
 
+// Our own Quick Mode as initiator (v1_initiator.cpp): QM1 sent, QM2 awaited.
+struct own_quick_mode {
+    uint32_t mid = 0;
+    uint32_t spi = 0;  // our inbound SPI
+    uint16_t pfs = 0;  // the PFS group offered (0: none)
+    bytes iv, ni_b;
+    std::unique_ptr<ike::crypto::key_exchange> kx;
+    std::optional<uint64_t> replaces;  // the pair this one rekeys
+};
+
+// A request of ours awaiting its answer: re-sent after 2, 4, 8, ... s, `max_tries` times.
+struct retransmit {
+    bytes msg;
+    uint32_t tries = 0, max_tries = 0;
+    time_point next{};
+    bool armed() const noexcept { return !msg.empty(); }
+};
+
 struct p1_sa {
     uint64_t id = 0;
     uint32_t tunnel = 0;
@@ -67,6 +85,17 @@ struct p1_sa {
     time_point keepalive_at{};                 // the next NAT keepalive (behind_nat() only)
     std::map<uint32_t, quick_mode> quick;      // by message ID
     std::vector<uint32_t> seen_informational;  // message IDs answered (replays dropped)
+    // The initiator's side (v1_initiator.cpp): which Main Mode message we sent last (1, 3, 5),
+    // the request awaiting its answer, our Quick Mode under way.
+    bool initiator = false;
+    uint8_t mm_sent = 0;
+    retransmit retx;
+    std::optional<own_quick_mode> own_qm;
+    retransmit qm_retx;
+    // DPD (RFC 3706), both roles: when the peer was last heard from, R-U-THERE outstanding.
+    time_point last_rx{};
+    uint32_t dpd_seq = 0;
+    retransmit dpd_retx;  // msg: a marker; each try is a fresh Informational
 };
 
 struct child_rec {
@@ -74,6 +103,7 @@ struct child_rec {
     uint64_t p1 = 0;                    // the ISAKMP SA that negotiated it
     uint16_t encr_v1 = 0, auth_v1 = 0;  // the transform as ISAKMP named it (show)
     bool installed = false;
+    bool rekeyed = false;  // our Quick Mode replacing it has started (initiator)
     time_point up_at{}, expire_at{};
     uint64_t life_bytes = 0;  // 0: none; else deleted once either direction carried this many
     uint64_t in_bytes = 0, out_bytes = 0;  // the workers' counters (engine::usage)
@@ -95,6 +125,7 @@ struct engine::impl {
     std::map<uint32_t, tunnel_policy> tunnels;                   // by tunnel slot
     std::map<uint64_t, std::unique_ptr<p1_sa>> sas;              // by id
     std::map<uint64_t, uint64_t> by_cky_r;                       // our cookie -> id
+    std::map<uint64_t, uint64_t> by_own_cky_i;                   // ours as initiator -> id
     std::map<std::pair<uint64_t, uint32_t>, uint64_t> by_cky_i;  // (their cookie, peer) -> id
     std::map<uint64_t, child_rec> children;                      // by id
     uint64_t next_id = engine::id_base;
@@ -156,6 +187,21 @@ struct engine::impl {
     void quick_mode_rx(p1_sa& sa, const datagram& d, const message& m, time_point now,
                        outputs& out);
     void informational(p1_sa& sa, const message& m, time_point now, outputs& out);
+
+    // The initiator (v1_initiator.cpp).
+    void initiate(uint32_t tunnel, uint32_t peer, time_point now, outputs& out);
+    // One of our own SAs as initiator that `d` is for (our cookie is its CKY-I; the same
+    // engine may answer the peer too: the spoke emulator's spokes key with each other).
+    p1_sa* find_own(const datagram& d, const message& m);
+    // A Main Mode answer (or an unprotected notify) to one of our own SAs: true if it was one.
+    bool initiator_rx(const datagram& d, const message& m, time_point now, outputs& out);
+    // QM2 answering our QM1: true if `m` was it.
+    bool own_quick_rx(p1_sa& sa, const message& m, time_point now, outputs& out);
+    void start_quick(p1_sa& sa, std::optional<uint64_t> replaces, time_point now, outputs& out);
+    // Retransmissions, DPD (both roles), our Phase 2 rekeys.
+    void initiator_tick(time_point now, outputs& out);
+    void dpd_ack(p1_sa& sa, const notification_payload& n);
+    uint64_t fresh_cookie() const;
 };
 
 // Phase 1 helpers (v1_main_mode.cpp). The vendor IDs of RFC 3706 (DPD) and RFC 3947 (NAT-T).
@@ -170,10 +216,11 @@ void add_nat_d(const p1_sa& sa, const datagram& d, std::vector<payload>& ps);
 // The initiator's transforms against our policies, in priority order.
 std::optional<p1_choice> choose(const sa_payload& sa,
                                 const std::vector<config::ike_settings::isakmp_policy>& pols);
-// The key for the peer's address (or, when known, its identity), else the wildcard.
+// The key for the peer's address (or, when known, its identity), else the wildcard; nullptr if
+// neither.
 const config::ike_psk* find_psk(const config::ike_settings& ike, uint32_t peer,
-                                std::string_view identity);
-// An ID payload as text (an address, else its printable octets).
+                                std::string_view identity = {});
+// An ID payload as text (an address, else its printable octets), as show prints it.
 std::string id_text(const id_payload& id);
 
 // Helpers shared by the exchange files (the byte helpers are the IKEv2 engine's).
@@ -191,6 +238,12 @@ std::span<const uint8_t> raw_body(payload_type first, std::span<const uint8_t> c
                                   payload_type type);
 // The length of the chain's first payload (its generic header says).
 size_t first_payload_length(std::span<const uint8_t> chain);
+// The integrity key length of an IANA integrity ID the dataplane has (0: none).
+size_t integ_key_size(uint16_t integ);
+// Both directions' ESP keys of `c` (SPIs, cipher and integrity set): KEYMAT with the SPI of
+// the receiving end of each direction (RFC 2409 section 5.5), g(qm)^xy with PFS.
+void pair_keys(const p1_sa& sa, child_sa& c, std::optional<ike::crypto::cspan> g_qm,
+               std::span<const uint8_t> ni_b, std::span<const uint8_t> nr_b);
 template <typename T>
 const T* find_payload(const std::vector<payload>& ps) {
     for (const auto& p : ps) {

@@ -772,6 +772,7 @@ void server::serve_registration(context& c, packet& p) {
     }
     put_authentication(t, p);
     send(c.out, c.tunnel, c.outer_src, p);
+    on_peer_registration(c, p);
 }
 
 std::optional<drop_reason> server::refuse_prefix(uint16_t tunnel, uint32_t via, uint32_t address,
@@ -1004,18 +1005,8 @@ void server::serve_resolution(context& c, packet& p) {
             return;
         }
     }
-    // Hub to hub: another NHS may know, unless it sent this or already saw it.
-    for (const auto& peer : t.cfg.nhs_peers) {
-        bool seen = peer.nbma == c.outer_src;
-        if (const extension* transit = find_extension(p, ext::forward_transit)) {
-            for (const auto& hop : transit->cies) {
-                seen = seen || ipv4_of(hop.client_proto) == peer.overlay;
-            }
-        }
-        if (!seen) {
-            forward(c, p, c.tunnel, peer.nbma, ext::forward_transit);
-            return;
-        }
+    if (forward_to_nhs_peer(c, p)) {
+        return;  // hub to hub (server_nhs.cpp)
     }
     const uint32_t subnet = prefix_mask(t.cfg.overlay_prefix_len);
     if (r || (target & subnet) == (t.cfg.overlay_address & subnet)) {
@@ -1467,6 +1458,13 @@ outputs server::on_redirect_candidate(uint32_t tunnel_id, uint32_t src_overlay, 
     uint32_t idx = _cache.find(*ti, src_overlay);
     if (idx == cache::npos) {
         idx = _cache.find_covering(*ti, src_overlay);
+    }
+    if (idx == cache::npos && t.cfg.route) {
+        // A source on a network the FIB routes through a spoke (FRR or a configured route,
+        // not registered with NHRP): that spoke sent it.
+        if (auto r = t.cfg.route(src_overlay); r && r->next_hop != src_overlay) {
+            idx = _cache.find(*ti, r->next_hop);
+        }
     }
     if (idx == cache::npos || !usable(_cache.at(idx), now_ms)) {
         drop(*ti, drop_reason::redirect_unknown_source);

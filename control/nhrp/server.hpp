@@ -271,6 +271,11 @@ struct nhs_view {
     uint8_t last_code = 0;  // the CIE code of the last reply
     std::optional<timestamp> last_reply;
     timestamp next_request{};
+    // The peer hub started again (its own registration with us came back after running out,
+    // or with a request ID that went backwards): we registered with it again at once.
+    uint64_t peer_restarts = 0;
+    uint64_t resolutions_forwarded = 0;  // Resolution Requests handed to this peer hub
+    bool answering = false;  // accepted our registration and has not left a request unanswered
 };
 
 // One cache entry as show commands and tests see it.
@@ -421,6 +426,13 @@ private:
         uint64_t failed = 0;
         uint64_t replies = 0;
         uint8_t last_code = 0;
+        int64_t unanswered_since_ms = -1;  // first request sent since the last reply
+        // The peer hub's own registrations with us (it is our NHS and we are its).
+        uint32_t peer_request_id = 0;
+        int64_t peer_seen_ms = -1;
+        int64_t peer_hold_ms = 0;
+        uint64_t peer_restarts = 0;
+        uint64_t resolutions_forwarded = 0;
     };
     struct redirect_slot {
         uint64_t key = 0;
@@ -449,6 +461,13 @@ private:
     void serve_purge_reply(context& c, const packet& p);
     void serve_registration_reply(context& c, const packet& p);
     void register_with_nhs(outputs& out, int64_t now_ms);
+    void send_nhs_registration(outputs& out, nhs_client& n, int64_t now_ms);
+    // A registration this hub accepted: from one of its NHS peers, which may have restarted.
+    void on_peer_registration(context& c, const packet& p);
+    // Hub to hub: hands a Resolution Request it cannot answer to an NHS peer that answers and
+    // has not seen it; false when there is none.
+    bool forward_to_nhs_peer(context& c, packet& p);
+    bool nhs_answering(const nhs_client& n, int64_t now_ms) const noexcept;
 
     // Registers one CIE's binding; returns the CIE code.
     uint8_t register_binding(context& c, const packet& p, cie& request_cie);

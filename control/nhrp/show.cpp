@@ -313,7 +313,10 @@ std::string show_nhrp_nhs(const server& s, timestamp now, show_format f, bool de
                                                       now - *n.last_reply)
                                                       .count())
                                  : std::string("null")) +
-                   ",\"next_request_s\":" + std::to_string(seconds_until(n.next_request)) + "}";
+                   ",\"next_request_s\":" + std::to_string(seconds_until(n.next_request)) +
+                   ",\"answering\":" + (n.answering ? "true" : "false") +
+                   ",\"peer_restarts\":" + std::to_string(n.peer_restarts) +
+                   ",\"resolutions_forwarded\":" + std::to_string(n.resolutions_forwarded) + "}";
             first = false;
         }
         return out + "]\n";
@@ -337,6 +340,8 @@ std::string show_nhrp_nhs(const server& s, timestamp now, show_format f, bool de
             out += "    Req Sent " + std::to_string(n.requests_sent) + "  Req Failed " +
                    std::to_string(n.requests_failed) + "  Reply Recv " + std::to_string(n.replies) +
                    "  Next request in " + std::to_string(seconds_until(n.next_request)) + "s\n";
+            out += "    Peer restarts " + std::to_string(n.peer_restarts) +
+                   "  Resolutions forwarded " + std::to_string(n.resolutions_forwarded) + "\n";
         }
     }
     return out;

@@ -111,6 +111,7 @@ bool rib::set(origin from, const prefix_key& k, const route& r) {
         return false;
     }
     e.candidates.insert(it, candidate{from, r, false});
+    prefixes_of(from.src).insert(k);
     ++_candidates;
     _dirty.insert(k);
     return true;
@@ -129,6 +130,7 @@ void rib::withdraw(origin from, const prefix_key& k) {
     }
     cs.erase(it);
     --_candidates;
+    unindex(from.src, k, cs);
     if (cs.empty()) {
         _table.erase(t);
     }
@@ -147,15 +149,22 @@ void rib::withdraw_source(source s, const prefix_key& k, protocol keep) {
         return;
     }
     _candidates -= removed;
+    unindex(s, k, cs);
     if (cs.empty()) {
         _table.erase(t);
     }
     _dirty.insert(k);
 }
 
+void rib::unindex(source s, const prefix_key& k, const std::vector<candidate>& cs) {
+    if (std::none_of(cs.begin(), cs.end(), [s](const candidate& c) { return c.from.src == s; })) {
+        prefixes_of(s).erase(k);
+    }
+}
+
 void rib::begin_resync(source s) {
-    for (auto& [k, e] : _table) {
-        for (candidate& c : e.candidates) {
+    for (const prefix_key& k : prefixes_of(s)) {
+        for (candidate& c : _table.at(k).candidates) {
             if (c.from.src == s) {
                 c.stale = true;
             }
@@ -165,15 +174,23 @@ void rib::begin_resync(source s) {
 
 size_t rib::end_resync(source s) {
     size_t removed = 0;
-    for (auto it = _table.begin(); it != _table.end();) {
+    std::set<prefix_key>& index = prefixes_of(s);
+    for (auto k = index.begin(); k != index.end();) {
+        auto it = _table.find(*k);
         auto& cs = it->second.candidates;
         size_t before = cs.size();
         std::erase_if(cs, [s](const candidate& c) { return c.from.src == s && c.stale; });
+        bool gone = false;  // no candidate of `s` left for the prefix
         if (cs.size() != before) {
             removed += before - cs.size();
             _dirty.insert(it->first);
+            gone = std::none_of(cs.begin(), cs.end(),
+                                [s](const candidate& c) { return c.from.src == s; });
         }
-        it = cs.empty() ? _table.erase(it) : std::next(it);
+        if (cs.empty()) {
+            _table.erase(it);
+        }
+        k = gone ? index.erase(k) : std::next(k);
     }
     _candidates -= removed;
     _c.swept += removed;
@@ -206,8 +223,8 @@ std::optional<origin> rib::best_origin(const prefix_key& k) const {
 
 std::vector<std::pair<prefix_key, route>> rib::routes_of(source s) const {
     std::vector<std::pair<prefix_key, route>> out;
-    for (const auto& [k, e] : _table) {
-        for (const candidate& c : e.candidates) {
+    for (const prefix_key& k : _by_source[static_cast<size_t>(s)]) {
+        for (const candidate& c : _table.at(k).candidates) {
             if (c.from.src == s) {
                 out.emplace_back(k, c.r);
             }

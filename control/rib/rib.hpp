@@ -3,6 +3,7 @@
 // the FIB written from it (only here). Control lcore only.
 #pragma once
 
+#include <array>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -208,6 +209,9 @@ private:
         route r;
     };
 
+    std::set<prefix_key>& prefixes_of(source s) { return _by_source[static_cast<size_t>(s)]; }
+    // Drops `k` from `s`'s index unless a candidate of `s` is left in `cs`.
+    void unindex(source s, const prefix_key& k, const std::vector<candidate>& cs);
     const candidate* best_of(const prefix_key& k) const;
     void refresh(const prefix_key& k);
     nexthop& ensure_nexthop(const nh_key& k);
@@ -218,6 +222,9 @@ private:
     limits _cfg;
     counters _c;
     std::map<prefix_key, entry> _table;
+    // Per source, the prefixes it has a candidate for: a source's routes, its resync and its
+    // withdrawal walk its own prefixes, not the whole table (a million FPM routes).
+    std::array<std::set<prefix_key>, 5> _by_source;
     size_t _candidates = 0;
     std::map<prefix_key, installed_route> _installed;
     std::map<nh_key, nexthop> _nexthops;

@@ -1,8 +1,6 @@
 // Route stage (worker): the FIB lookup for LAN and decapsulated packets.
 #include "dataplane/stage/route.hpp"
 
-#include <rte_lpm.h>
-
 #include "dataplane/adjacency.hpp"
 #include "dataplane/fib.hpp"
 #include "dataplane/stage/ipv4.hpp"
@@ -15,7 +13,7 @@ namespace {
 // tunnel the packet came through, towards the NBMA address it came from.
 bool source_reaches_sender(uint32_t src_nh, const packet_meta& pm,
                            const adjacency_table& adjacencies) noexcept {
-    if ((src_nh & RTE_LPM_LOOKUP_SUCCESS) == 0) {
+    if ((src_nh & fib_hit) == 0) {
         return false;
     }
     route_target t = decode(src_nh);
@@ -73,8 +71,8 @@ uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             const packet_meta& pm = meta(m);
             if (topo != nullptr && pm.in_port < topo->n_ports &&
                 topo->ports[pm.in_port].drop_transit && (pm.flags & meta_flag::from_tunnel) == 0 &&
-                ((nhs[i] & RTE_LPM_LOOKUP_SUCCESS) == 0 ||
-                 decode(nhs[i]).kind != route_kind::local)) [[unlikely]] {
+                ((nhs[i] & fib_hit) == 0 || decode(nhs[i]).kind != route_kind::local))
+                [[unlikely]] {
                 ctx.drop(m, drop_reason::underlay_transit);
                 continue;
             }
@@ -97,7 +95,7 @@ uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
                 continue;
             }
         }
-        if ((nhs[i] & RTE_LPM_LOOKUP_SUCCESS) == 0) {
+        if ((nhs[i] & fib_hit) == 0) {
             ctx.drop(m, drop_reason::no_route);
             continue;
         }

@@ -142,6 +142,16 @@ touch /etc/frr/vtysh.conf
 chown frr:frr /etc/frr/*.conf
 /usr/lib/frr/zebra -d -f /etc/frr/zebra.conf -A 127.0.0.1 || die "zebra did not start"
 /usr/lib/frr/nhrpd -d -f /etc/frr/nhrpd.conf -A 127.0.0.1 || die "nhrpd did not start"
+if [ -n "${LAN:-}" ]; then
+    # rig --bgp: the spoke's LAN on a dummy interface, announced by bgpd; other spokes' LANs
+    # (192.168.0.0/16) through the NHS until BGP says better.
+    modprobe dummy || die "modprobe dummy"
+    ip link add lan0 type dummy && ip addr add "$LAN" dev lan0 && ip link set lan0 up \
+        || die "lan0"
+    ip route add 192.168.0.0/16 via "$NHS_OVERLAY" dev gre1 onlink
+    cp $H/bgpd.conf /etc/frr/ && chown frr:frr /etc/frr/bgpd.conf
+    /usr/lib/frr/bgpd -d -f /etc/frr/bgpd.conf -A 127.0.0.1 || die "bgpd did not start"
+fi
 say "up: eth0 $NBMA, gre1 $OVERLAY/${OVERLAY_PLEN:-32} key $KEY, role $ROLE"
 echo up >$H/ready
 

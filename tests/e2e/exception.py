@@ -57,17 +57,6 @@ tunnels:
 """
 
 
-def reexec_in_namespace():
-    if os.environ.get("DMVPN_EXCEPTION_NS") == "1":
-        return
-    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
-        print("SKIP: needs root and /dev/net/tun")
-        sys.exit(77)
-    env = dict(os.environ, DMVPN_EXCEPTION_NS="1")
-    r = subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__)], env=env)
-    sys.exit(r.returncode)
-
-
 def sh(*cmd):
     subprocess.run([str(c) for c in cmd], check=True)
 
@@ -109,7 +98,7 @@ def lan_port_checks():
 
 
 def main():
-    reexec_in_namespace()
+    e2e.reexec_in_netns(__file__, "DMVPN_EXCEPTION_NS")
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     # Spokes register with the multicast flag: the hub's multicast map holds them.
     e2e.CONFIG = e2e.CONFIG.replace(

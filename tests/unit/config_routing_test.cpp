@@ -63,6 +63,23 @@ TEST_CASE("routing.interfaces: a kernel interface per tunnel, with defaults", "[
     CHECK(none->routing.interfaces.empty());
 }
 
+TEST_CASE("routing.redistribute-nhrp: off by default, protocol 247", "[config]") {
+    auto off = load_string(
+        with_routing("  interfaces:\n    - tunnel: tun0\n      name: k0\n").text(), "t.yaml");
+    REQUIRE(off.has_value());
+    CHECK(!off->routing.redistribute_nhrp);
+    CHECK(off->routing.redistribute_protocol == 247);
+    auto on = load_string(with_routing("  interfaces:\n    - tunnel: tun0\n      name: k0\n"
+                                       "  redistribute-nhrp: true\n"
+                                       "  redistribute-protocol: 250\n")
+                              .text(),
+                          "t.yaml");
+    INFO(on.error_text());
+    REQUIRE(on.has_value());
+    CHECK(on->routing.redistribute_nhrp);
+    CHECK(on->routing.redistribute_protocol == 250);
+}
+
 TEST_CASE("routing.interfaces: mistakes are named where they are", "[config]") {
     struct row {
         std::string lines;
@@ -84,6 +101,13 @@ TEST_CASE("routing.interfaces: mistakes are named where they are", "[config]") {
         {"  interfaces:\n    - tunnel: tun0\n      name: k0\n    - name: k1\n      tunnel:  tun0\n",
          "tunnel:  tun0", "routing.interfaces[1].tunnel",
          "tunnel \"tun0\" already has a kernel interface (routing.interfaces[0])"},
+        {"  interfaces:\n    - tunnel: tun0\n      name: k0\n  redistribute-protocol: 191\n",
+         "redistribute-protocol: 191", "routing.redistribute-protocol",
+         "191 is one of FRR's own route protocols (186..198: zebra would take the routes for its "
+         "own and not redistribute them); the default is 247"},
+        {"  redistribute-nhrp: true\n", "redistribute-nhrp: true", "routing.redistribute-nhrp",
+         "needs a tunnel's kernel interface in routing.interfaces: the registered spokes' routes "
+         "go out of it"},
         {"  interfaces:\n    - port: lan9\n      name: k0\n", "port: lan9",
          "routing.interfaces[0].port", "no port is named \"lan9\""},
         {"  interfaces:\n    - tunnel: tun0\n      port: lan\n      name: k0\n", "port: lan",

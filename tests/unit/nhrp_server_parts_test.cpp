@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 
 #include <unistd.h>
@@ -695,4 +696,109 @@ TEST_CASE("nhs: a refused registration is counted and retried; a wrong key never
     CHECK(parse(wrong.packets[0].packet)->hdr.type == op::error_indication);
     CHECK_FALSE(c.lookup(1, ip("10.0.0.1")));
     CHECK(c.tunnel_counters(1)->dropped_of(drop_reason::authentication_failure) == 1);
+}
+
+// Two hubs, each the other's NHS (issue 12 part 4): a hub that starts again is registered with
+// at once (not at the next refresh), and Resolution Requests go only to a peer that answers.
+TEST_CASE(
+    "nhs: a peer hub's restart brings our registration back at once; resolutions go "
+    "only to answering peers",
+    "[nhrp][nhs]") {
+    auto hub_cfg = [](std::string_view overlay, std::string_view nbma, std::string_view peer_o,
+                      std::string_view peer_n) {
+        tunnel_config t = hub_tunnel(overlay, nbma);
+        t.holdtime_s = 30;
+        t.registration_timeout_s = 10;
+        t.nhs_peers.push_back(nhs_peer{ip(peer_o), ip(peer_n)});
+        return t;
+    };
+    const tunnel_config a_cfg = hub_cfg("10.0.0.1", "192.0.2.1", "10.0.0.2", "192.0.2.2");
+    const tunnel_config b_cfg = hub_cfg("10.0.0.2", "192.0.2.2", "10.0.0.1", "192.0.2.1");
+    server a = make_hub(a_cfg);
+    auto b = std::make_unique<server>(make_hub(b_cfg));
+    // Delivers what one hub sends to the other until nothing more is said.
+    auto exchange = [&](outputs first, server& from, int64_t s) {
+        std::vector<std::pair<server*, outgoing>> queue;
+        for (auto& p : first.packets) {
+            queue.emplace_back(&from, p);
+        }
+        while (!queue.empty()) {
+            auto [src, pkt] = queue.front();
+            queue.erase(queue.begin());
+            server& dst = src == &a ? *b : a;
+            uint32_t src_nbma = src == &a ? ip("192.0.2.1") : ip("192.0.2.2");
+            outputs o = dst.handle(1, src_nbma, pkt.packet, at_s(s));
+            for (auto& p : o.packets) {
+                queue.emplace_back(&dst, p);
+            }
+        }
+    };
+    (void)a.start(at_s(0));
+    (void)b->start(at_s(0));
+    exchange(a.tick(at_s(0)), a, 0);
+    exchange(b->tick(at_s(0)), *b, 0);
+    REQUIRE(a.nhs()[0].answering);
+    REQUIRE(b->nhs()[0].answering);
+    CHECK(b->lookup(1, ip("10.0.0.1")));
+    for (int64_t s = 1; s <= 20; ++s) {
+        exchange(a.tick(at_s(s)), a, s);
+        exchange(b->tick(at_s(s)), *b, s);
+    }
+    CHECK(a.nhs()[0].peer_restarts == 0);
+
+    // A spoke of b's; a Resolution Request for it reaches a, which hands it to b, whose
+    // answer a relays to the requester.
+    packet reg = cisco_request(op::registration_request, flag::reg_u, 7, "198.51.100.5", "10.0.0.5",
+                               "10.0.0.2", 255, 30, "hubkey");
+    REQUIRE(b->handle(1, ip("198.51.100.5"), wire_of(reg), at_s(20)).packets.size() == 1);
+    // The requester is a's spoke (a relays answers only to stations registered with it).
+    packet reg6 = cisco_request(op::registration_request, flag::reg_u, 3, "198.51.100.6",
+                                "10.0.0.6", "10.0.0.1", 255, 30, "hubkey");
+    REQUIRE(a.handle(1, ip("198.51.100.6"), wire_of(reg6), at_s(20)).packets.size() == 1);
+    packet res = cisco_request(op::resolution_request, 0, 8, "198.51.100.6", "10.0.0.6", "10.0.0.5",
+                               255, 30, "hubkey");
+    outputs fwd = a.handle(1, ip("198.51.100.6"), wire_of(res), at_s(20));
+    REQUIRE(fwd.packets.size() == 1);
+    CHECK(fwd.packets[0].dst_nbma == ip("192.0.2.2"));
+    outputs answer = b->handle(1, ip("192.0.2.1"), fwd.packets[0].packet, at_s(20));
+    REQUIRE(answer.packets.size() == 1);
+    CHECK(answer.packets[0].dst_nbma == ip("192.0.2.1"));
+    outputs relayed = a.handle(1, ip("192.0.2.2"), answer.packets[0].packet, at_s(20));
+    REQUIRE(relayed.packets.size() == 1);
+    CHECK(relayed.packets[0].dst_nbma == ip("198.51.100.6"));
+    auto rr = parse(relayed.packets[0].packet);
+    REQUIRE(rr);
+    CHECK(rr->hdr.type == op::resolution_reply);
+    REQUIRE(rr->cies.size() == 1);
+    CHECK(rr->cies[0].client_nbma == ipb("198.51.100.5"));
+    CHECK(a.nhs()[0].resolutions_forwarded == 1);
+
+    // b dies: a's refresh goes unanswered, and after the grace a no longer forwards to it.
+    for (int64_t s = 21; s <= 40; ++s) {
+        (void)a.tick(at_s(s));
+    }
+    CHECK_FALSE(a.nhs()[0].answering);
+    packet res2 = cisco_request(op::resolution_request, 0, 9, "198.51.100.6", "10.0.0.6",
+                                "10.0.0.5", 255, 30, "hubkey");
+    outputs none = a.handle(1, ip("198.51.100.6"), wire_of(res2), at_s(40));
+    for (const auto& p : none.packets) {
+        CHECK(p.dst_nbma != ip("192.0.2.2"));
+    }
+    CHECK(a.nhs()[0].resolutions_forwarded == 1);
+
+    // b starts again (empty cache, request IDs from 1): its first registration with a makes a
+    // register with it in the same breath, and counts the restart.
+    b = std::make_unique<server>(make_hub(b_cfg));
+    (void)b->start(at_s(41));
+    outputs b_first = b->tick(at_s(41));
+    REQUIRE(b_first.packets.size() == 1);
+    outputs a_answer = a.handle(1, ip("192.0.2.2"), b_first.packets[0].packet, at_s(41));
+    // The reply to b, and a's own Registration Request to b.
+    REQUIRE(a_answer.packets.size() == 2);
+    CHECK(a.nhs()[0].peer_restarts == 1);
+    exchange(std::move(a_answer), a, 41);
+    CHECK(b->lookup(1, ip("10.0.0.1")));
+    CHECK(a.nhs()[0].answering);
+    CHECK(show_nhrp_nhs(a, at_s(41), show_format::json).find("\"peer_restarts\":1") !=
+          std::string::npos);
 }

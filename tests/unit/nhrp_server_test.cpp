@@ -37,6 +37,21 @@ server make_server(std::vector<tunnel_config> tunnels, server_config base = {}) 
     return std::move(*s);
 }
 
+// The NHS peer 10.0.0.254 / 150.1.254.254 of r1_tunnel() answers h's own registration, so h
+// forwards resolutions there (only to peers that answer).
+void peer_answers(server& h) {
+    tunnel_config peer_cfg = r1_tunnel();
+    peer_cfg.overlay_address = ip("10.0.0.254");
+    peer_cfg.nbma_address = ip("150.1.254.254");
+    server peer = make_server({peer_cfg});
+    outputs reg = h.tick(at_s(0));
+    REQUIRE(reg.packets.size() == 1);
+    outputs reg_reply = peer.handle(0, ip("150.1.1.1"), reg.packets[0].packet, at_s(0));
+    REQUIRE(reg_reply.packets.size() == 1);
+    (void)h.handle(0, ip("150.1.254.254"), reg_reply.packets[0].packet, at_s(0));
+    REQUIRE(h.nhs().at(0).answering);
+}
+
 packet registration(uint32_t reqid, std::string_view nbma, std::string_view proto, uint16_t hold,
                     bool unique = true, std::string_view key = "cisco") {
     return cisco_request(op::registration_request, unique ? flag::reg_u : 0, reqid, nbma, proto,
@@ -463,10 +478,12 @@ TEST_CASE("server: unknown targets, negative reply, unreachable, hub-to-hub",
     packet own = only_packet(out);
     CHECK(own.cies[0].client_nbma == ipb("150.1.1.1"));
 
-    // With another NHS configured, what the hub cannot answer goes there.
+    // With another NHS configured, what the hub cannot answer goes there once that NHS
+    // answers the hub's own registration (hub to hub).
     tunnel_config t = r1_tunnel();
     t.nhs_peers.push_back(nhs_peer{ip("10.0.0.254"), ip("150.1.254.254")});
     server h = make_server({t});
+    peer_answers(h);
     out = send_to(h, resolution(4, "150.1.3.3", "10.0.0.3", "172.16.0.1"), "150.1.3.3", at_s(0));
     REQUIRE(out.packets.size() == 1);
     CHECK(out.packets[0].dst_nbma == ip("150.1.254.254"));
@@ -478,6 +495,7 @@ TEST_CASE("server: loops and hop counts end in Error Indications 3 and 15",
     tunnel_config t = r1_tunnel();
     t.nhs_peers.push_back(nhs_peer{ip("10.0.0.254"), ip("150.1.254.254")});
     server s = make_server({t});
+    peer_answers(s);
 
     packet looped = resolution(1, "150.1.3.3", "10.0.0.3", "172.16.0.1");
     cie hub;

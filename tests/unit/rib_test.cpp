@@ -184,6 +184,17 @@ TEST_CASE("rib: a resync removes stale routes and leaves nothing missing", "[rib
     CHECK(f.fib.size() == 2);
     CHECK(f.fib.contains(b));
     CHECK(f.fib.contains(c));
+    CHECK(r.routes_of(source::fpm).empty());
+    CHECK(r.routes_of(source::static_route).size() == 2);
+
+    // Two FPM protocols on one prefix: the prefix stays FPM's until neither is left.
+    REQUIRE(r.set(ospf, a, via(spoke2, 110)));
+    REQUIRE(r.set(ebgp, a, via(spoke3, 20)));
+    r.withdraw(ospf, a);
+    CHECK(r.routes_of(source::fpm).size() == 1);
+    r.withdraw_source(source::fpm, a);
+    CHECK(r.routes_of(source::fpm).empty());
+    CHECK(r.candidate_count() == 2);
 }
 
 TEST_CASE("rib: tunnel next hops resolve again when NHRP registers and unregisters", "[rib]") {

@@ -308,6 +308,29 @@ TEST_CASE("--ike psk and the proposals become the engine's profile", "[spokesim]
     CHECK(dp->profiles[0].ike->proposals[0].groups == std::vector<uint16_t>{31});
     CHECK(dp->profiles[0].ike->esp_proposals.size() == 1);
     CHECK_FALSE(dp->profiles[0].ike->pfs_group);
+
+    // --ike v1: version 1, IOS's default ISAKMP policy, ESP falls back to aes128-sha1 when the
+    // proposals are all AES-GCM (no IKEv1 transform here); CBC ones and their PFS group kept.
+    auto v1 = parse({"--vdev", "t", "--ike", "psk:k", "--ike", "v1"});
+    REQUIRE(v1);
+    CHECK(v1->ike_version == 1);
+    auto v1p = plan_ike(*v1, topology(*v1));
+    REQUIRE(v1p);
+    const auto& i1 = *v1p->profiles[0].ike;
+    CHECK(i1.version == 1);
+    REQUIRE(i1.isakmp_policies.size() == 1);
+    CHECK(i1.isakmp_policies[0].group == 14);
+    REQUIRE(i1.esp_proposals.size() == 1);
+    CHECK(i1.esp_proposals[0].encr == 12);
+    CHECK(i1.esp_proposals[0].integ == 2);
+    auto v1c = parse({"--vdev", "t", "--ike", "v1", "--ike", "psk:k", "--esp-proposal",
+                      "aes256-sha256-modp2048"});
+    REQUIRE(v1c);
+    auto v1cp = plan_ike(*v1c, topology(*v1c));
+    REQUIRE(v1cp);
+    REQUIRE(v1cp->profiles[0].ike->esp_proposals.size() == 1);
+    CHECK(v1cp->profiles[0].ike->esp_proposals[0].encr_bits == 256);
+    CHECK(v1cp->profiles[0].ike->pfs_group == std::optional<uint16_t>(14));
 }
 
 TEST_CASE("--ike and its proposals: nonsense refused, naming the part", "[spokesim][ike]") {
@@ -332,6 +355,8 @@ TEST_CASE("--ike and its proposals: nonsense refused, naming the part", "[spokes
             "--move-spoke");
     refused({"--ike", "psk:k", "--write-pcap", "/tmp/x.pcap", "--count", "1"}, "--write-pcap");
     refused({"--vdev", "t", "--ike-rate", "0"}, "--ike-rate");
+    refused({"--vdev", "t", "--ike", "v1"}, "--ike v1 needs --ike psk:KEY");
+    refused({"--vdev", "t", "--ike", "v3"}, "psk:KEY or cert:DIR");
 }
 
 TEST_CASE("--ike cert:DIR: per-spoke certificates, else the shared one with --ike-id",
@@ -399,4 +424,31 @@ TEST_CASE("--ike cert:DIR: per-spoke certificates, else the shared one with --ik
     CHECK(own.psks.empty());
     CHECK(p->profiles[p->profile_of[1]].name != p->profiles[p->profile_of[0]].name);
     fs::remove_all(dir);
+}
+
+TEST_CASE("--nhs: repeatable up to 8, the first is the hub; plain GRE only", "[spokesim]") {
+    auto r = parse({"--vdev", "t", "--nhs", "100.64.0.1,10.255.0.1", "--nhs",
+                    "100.64.0.254,10.255.0.254", "--nhs-timeout", "1.5"});
+    REQUIRE(r);
+    REQUIRE(r->nhs.size() == 2);
+    CHECK(r->hub_nbma == 0x64400001);
+    CHECK(r->hub_overlay == 0x0aff0001);
+    CHECK(r->nhs[1] == nhs_address{0x644000fe, 0x0aff00fe});
+    CHECK(r->nhs_timeout == 1.5);
+    CHECK(topology(*r).hub_nbma() == 0x64400001);
+    refused({"--vdev", "t", "--nhs", "100.64.0.1"}, "--nhs");
+    refused({"--vdev", "t", "--nhs", "100.64.0.1,0.0.0.0"}, "--nhs");
+    refused({"--vdev", "t", "--nhs", "100.64.0.1,10.255.0.1", "--nhs", "100.64.0.1,10.255.0.9"},
+            "the same NHS twice");
+    refused({"--vdev", "t", "--nhs", "100.64.0.1,10.255.0.1", "--nhs", "100.64.0.9,10.9.0.9"},
+            "outside --tunnel-prefix");
+    refused({"--vdev", "t", "--esp", "aes128-cbc-sha1-96", "--nhs", "100.64.0.1,10.255.0.1",
+             "--nhs", "100.64.0.9,10.255.0.9"},
+            "plain GRE");
+    std::vector<std::string> nine{"--vdev", "t"};
+    for (int i = 0; i < 9; ++i) {
+        nine.push_back("--nhs");
+        nine.push_back(fmt::format("100.64.1.{},10.255.1.{}", i + 1, i + 1));
+    }
+    refused(nine, "at most 8");
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,5 +38,16 @@ using wire::parse_uint;  // decimal, or hex with 0x
 std::string to_string(ipv4 a);
 std::string to_string(const prefix& p);
 std::string to_string(const mac& m);
+
+// One NHS of --nhs (tools/spokesim/nhs.hpp).
+struct nhs_address {
+    ipv4 nbma = 0;
+    ipv4 overlay = 0;
+    bool operator==(const nhs_address&) const = default;
+};
+inline constexpr size_t max_nhs = 8;
+
+// "NBMA,OVERLAY" (two IPv4 addresses, neither 0.0.0.0).
+std::optional<nhs_address> parse_nhs(std::string_view s);
 
 }  // namespace dmvpn::spokesim

@@ -85,6 +85,15 @@ engine::engine(const options& o, const mac& port_mac, frame_sink& sink,
         _spokes.emplace_back(_topo.spoke(i), _settings);
     }
     _data.resize(_topo.size());
+    if (o.nhs.size() > 1) {
+        _nhs = o.nhs;
+        _nhs_mac.resize(_nhs.size());
+        _groups.reserve(_topo.size());
+        for (uint32_t i = 0; i < _topo.size(); ++i) {
+            _groups.emplace_back(_topo.spoke(i), _settings,
+                                 std::span<const nhs_address>(_nhs).subspan(1));
+        }
+    }
     for (uint32_t k = 0; k < o.stop_refresh && k < _topo.size(); ++k) {
         _spokes[k].stop_refreshing();
     }
@@ -113,6 +122,34 @@ std::optional<uint32_t> engine::local_by_nbma(ipv4 a) const noexcept {
         return std::nullopt;  // the moved spoke no longer answers at its old address
     }
     return local;
+}
+
+std::optional<size_t> engine::nhs_index(ipv4 a) const noexcept {
+    if (_nhs.empty()) {
+        return a == _topo.hub_nbma() ? std::optional<size_t>(0) : std::nullopt;
+    }
+    for (size_t j = 0; j < _nhs.size(); ++j) {
+        if (_nhs[j].nbma == a) {
+            return j;
+        }
+    }
+    return std::nullopt;
+}
+
+ipv4 engine::nhs_of(uint32_t local) const noexcept {
+    return _groups.empty() ? _topo.hub_nbma() : _nhs[_groups[local].active()].nbma;
+}
+
+const mac& engine::mac_towards(ipv4 dst) const noexcept {
+    if (auto j = nhs_index(dst); j && *j > 0 && _nhs_mac[*j]) {
+        return *_nhs_mac[*j];
+    }
+    return _hub_mac_known ? _hub_mac : placeholder_hub_mac;
+}
+
+bool engine::spoke_registered(uint32_t local, uint64_t now_us) const noexcept {
+    return _groups.empty() ? _spokes[local].registered(now_us)
+                           : _groups[local].any_registered(_spokes[local], now_us);
 }
 
 void engine::send_flood(uint64_t i) {
@@ -236,7 +273,7 @@ void engine::transmit_ip(uint64_t now_us) {
         return;
     }
     _frame.clear();
-    put_eth(_frame, _hub_mac_known ? _hub_mac : placeholder_hub_mac, _port_mac, ethertype_ipv4);
+    put_eth(_frame, mac_towards(dst), _port_mac, ethertype_ipv4);
     _frame.insert(_frame.end(), _ip.begin(), _ip.end());
     if (_frame.size() < 60) {
         _frame.resize(60, 0);
@@ -282,7 +319,7 @@ void engine::send_nhrp(uint32_t local, const outgoing& out, uint64_t now_us) {
         ++_data[local].nhrp_parse_errors;
         return;
     }
-    if (out.nbma_dst == _topo.hub_nbma()) {
+    if (nhs_index(out.nbma_dst)) {
         send_outer(local, out.nbma_dst, gre_proto_nhrp, *bytes, true);
         return;
     }
@@ -345,7 +382,10 @@ void engine::send_data(uint32_t local, uint64_t now_us) {
         return;
     }
     ++d.sent_via_hub;
-    send_outer(local, _topo.hub_nbma(), gre_proto_ipv4, _inner, true);
+    if (!_groups.empty()) {
+        _groups[local].choose(_spokes[local], now_us, seconds_us(_o.nhs_timeout));
+    }
+    send_outer(local, nhs_of(local), gre_proto_ipv4, _inner, true);
 }
 
 void engine::emit_data(uint32_t src_local) {
@@ -371,6 +411,9 @@ void engine::on_frame(std::span<const uint8_t> frame, uint64_t now_us) {
         if (arp->sender_ip == _topo.hub_nbma() && !_o.hub_mac) {
             _hub_mac = arp->sender_mac;
             _hub_mac_known = true;
+        }
+        if (auto j = nhs_index(arp->sender_ip); j && *j > 0 && !_nhs.empty()) {
+            _nhs_mac[*j] = arp->sender_mac;
         }
         if (arp->op == 1 && local_by_nbma(arp->target_ip)) {
             _sink.send(arp_frame(2, _port_mac, arp->target_ip, arp->sender_mac, arp->sender_ip));
@@ -398,7 +441,8 @@ void engine::on_ipv4(std::span<const uint8_t> packet, uint64_t now_us) {
         return;
     }
     // From the hub, or straight from another spoke (a shortcut).
-    bool via_hub = ip->src == _topo.hub_nbma();
+    bool via_hub = nhs_index(ip->src).has_value();
+    _rx_src = ip->src;
     if (ip->proto == ip_proto_udp) {
         on_udp(*local, *ip, now_us);
         return;
@@ -595,6 +639,15 @@ void engine::on_nhrp(uint32_t local, std::span<const uint8_t> bytes, uint64_t no
         return;
     }
     spoke& s = _spokes[local];
+    ipv4 from = _rx_src;
+    _rx_src = 0;
+    if (auto j = nhs_index(from);
+        j && *j > 0 && !_groups.empty() && p->hdr.type == nhrp::op::registration_reply) {
+        // The reply of another NHS: its own client of this spoke's takes it.
+        spoke& c = _groups[local].client(*j - 1);
+        (void)c.handle(*p, now_us);
+        return;
+    }
     if (p->hdr.type == nhrp::op::error_indication) {
         // An Error Indication names the offender's protocol address as its destination: one
         // for an address this spoke does not own answers someone else's packet (the flood's
@@ -687,7 +740,7 @@ bool engine::answer_echo(uint32_t local, const ipv4_view& ip) {
     uint16_t sum = wire::inet_checksum(reply);
     reply[2] = static_cast<uint8_t>(sum >> 8);
     reply[3] = static_cast<uint8_t>(sum);
-    send_outer(local, _topo.hub_nbma(), gre_proto_ipv4, _inner, true);
+    send_outer(local, nhs_of(local), gre_proto_ipv4, _inner, true);
     return true;
 }
 
@@ -708,6 +761,9 @@ void engine::poll(uint64_t now_us) {
             // The ramp: spoke k registers k/R seconds after the hub became reachable.
             for (uint32_t k = 0; k < _spokes.size(); ++k) {
                 _spokes[k].start(now_us + seconds_us(k / _o.registration_rate));
+                for (size_t j = 0; !_groups.empty() && j < _groups[k].size(); ++j) {
+                    _groups[k].client(j).start(now_us + seconds_us(k / _o.registration_rate));
+                }
             }
             _next_scan_us = now_us;
             _registering_since_us = now_us;
@@ -721,6 +777,14 @@ void engine::poll(uint64_t now_us) {
         } else {
             return;
         }
+    }
+    if (!_nhs.empty() && now_us >= _next_arp_us) {
+        for (size_t j = 1; j < _nhs.size(); ++j) {
+            if (!_nhs_mac[j]) {
+                _sink.send(arp_frame(1, _port_mac, _topo.nbma_of(0), broadcast_mac, _nhs[j].nbma));
+            }
+        }
+        _next_arp_us = now_us + usec;
     }
     if (_ike) {
         run_ike(now_us);
@@ -737,6 +801,13 @@ void engine::poll(uint64_t now_us) {
                 send_nhrp(k, *out, now_us);
             }
             next = std::min(next, _spokes[k].next_due_us());
+            for (size_t j = 0; !_groups.empty() && j < _groups[k].size(); ++j) {
+                spoke& c = _groups[k].client(j);
+                if (auto out = c.poll(now_us)) {
+                    send_nhrp(k, *out, now_us);
+                }
+                next = std::min(next, c.next_due_us());
+            }
         }
         _next_scan_us = next;
     }
@@ -779,6 +850,18 @@ void engine::poll(uint64_t now_us) {
                 // Nobody to send from: skip straight to the end.
                 _traffic_end_us = now_us;
             }
+            if (_o.resolve && _spokes.size() >= 2) {
+                // Phase 2: each spoke resolves where its traffic goes before sending any.
+                for (uint32_t k = 0; k < _spokes.size(); ++k) {
+                    if (!_spokes[k].registered(now_us)) {
+                        continue;
+                    }
+                    if (auto out =
+                            _spokes[k].resolve(_topo.traffic_address_of(peer_of(k)), now_us)) {
+                        send_nhrp(k, *out, now_us);
+                    }
+                }
+            }
         }
     }
     if (_phase == phase::traffic) {
@@ -792,7 +875,7 @@ void engine::poll(uint64_t now_us) {
                 for (uint32_t tries = 0; tries < _spokes.size(); ++tries) {
                     uint32_t k = _next_sender;
                     _next_sender = (_next_sender + 1) % static_cast<uint32_t>(_spokes.size());
-                    if (_spokes[k].registered(now_us) && (!_ike || _ike_state[k].keyed)) {
+                    if (spoke_registered(k, now_us) && (!_ike || _ike_state[k].keyed)) {
                         send_data(k, now_us);
                         break;
                     }
@@ -1001,6 +1084,33 @@ std::string engine::report_json(uint64_t now_us) const {
         k.udp_not_ike, k.ike.datagrams_in, k.ike.datagrams_out);
     out += handshake_json();
     out += registration_rtt_json();
+    if (!_groups.empty()) {
+        // Per NHS: spokes whose client of it is registered and answers now, replies taken.
+        uint64_t failovers = 0;
+        std::vector<uint64_t> answering(_nhs.size(), 0);
+        std::vector<uint64_t> replies(_nhs.size(), 0);
+        std::vector<uint64_t> active(_nhs.size(), 0);
+        const uint64_t timeout_us = seconds_us(_o.nhs_timeout);
+        for (uint32_t k = 0; k < _groups.size(); ++k) {
+            const nhs_group& g = _groups[k];
+            failovers += g.failovers();
+            ++active[g.active()];
+            for (size_t j = 0; j < _nhs.size(); ++j) {
+                const spoke& c = j == 0 ? _spokes[k] : g.client(j - 1);
+                answering[j] += nhs_answers(c, now_us, timeout_us) ? 1 : 0;
+                replies[j] += c.counters().registration_replies;
+            }
+        }
+        out += fmt::format(",\"nhs_failovers\":{},\"nhs\":[", failovers);
+        for (size_t j = 0; j < _nhs.size(); ++j) {
+            out += fmt::format(
+                "{}{{\"nbma\":\"{}\",\"overlay\":\"{}\",\"answering\":{},"
+                "\"registration_replies\":{},\"active_for\":{}}}",
+                j == 0 ? "" : ",", to_string(_nhs[j].nbma), to_string(_nhs[j].overlay),
+                answering[j], replies[j], active[j]);
+        }
+        out += "]";
+    }
     if (_o.per_spoke || _spokes.size() <= 16) {
         out += ",\"per_spoke\":[";
         uint32_t n = static_cast<uint32_t>(_spokes.size());

@@ -16,6 +16,7 @@
 
 #include "tools/spokesim/addr.hpp"
 #include "tools/spokesim/frames.hpp"
+#include "tools/spokesim/nhs.hpp"
 #include "tools/spokesim/options.hpp"
 #include "tools/spokesim/spoke.hpp"
 #include "tools/spokesim/topology.hpp"
@@ -182,6 +183,12 @@ private:
     // The topology's addresses, except for a spoke moved by --move-spoke.
     ipv4 nbma_of(uint32_t local) const noexcept;
     std::optional<uint32_t> local_by_nbma(ipv4 a) const noexcept;
+    // --nhs: whether `a` is one of the NHSes (the hub when there is one), which one carries
+    // spoke `local`'s traffic now, and the MAC to reach `dst` through.
+    std::optional<size_t> nhs_index(ipv4 a) const noexcept;
+    ipv4 nhs_of(uint32_t local) const noexcept;
+    const mac& mac_towards(ipv4 dst) const noexcept;
+    bool spoke_registered(uint32_t local, uint64_t now_us) const noexcept;
     // The i-th hostile frame of --flood-ratio.
     void send_flood(uint64_t i);
     // The i-th frame of --forge.
@@ -223,6 +230,11 @@ private:
     nhrp_settings _settings;
     std::vector<spoke> _spokes;
     std::vector<data_counters> _data;
+    // --nhs: every NHS (the hub first), their MACs (ARP), each spoke's clients of the others.
+    std::vector<nhs_address> _nhs;
+    std::vector<std::optional<mac>> _nhs_mac;
+    std::vector<nhs_group> _groups;
+    ipv4 _rx_src = 0;  // outer source of the frame being handled (0: inside the emulator)
 
     phase _phase = phase::resolving_hub;
     bool _hub_mac_known = false;

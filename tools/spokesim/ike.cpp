@@ -12,6 +12,7 @@
 #include "control/ike/engine.hpp"
 #include "control/ike/key_log.hpp"
 #include "control/ike/message.hpp"
+#include "control/ike/v1_dispatch.hpp"
 #include "tools/spokesim/ike_config.hpp"
 
 namespace dmvpn::spokesim {
@@ -56,7 +57,7 @@ std::optional<std::string> to_params(const ike::child_sa& sa, const ike::esp_key
 
 class engine_ike final : public ike_layer {
 public:
-    engine_ike(std::unique_ptr<ike::engine> eng, esp_table& esp)
+    engine_ike(std::unique_ptr<ike::dual_handler> eng, esp_table& esp)
         : _eng(std::move(eng)), _esp(esp) {}
 
     void initiate(uint32_t local, ipv4 peer, uint64_t now_us) override {
@@ -94,7 +95,7 @@ public:
     }
 
     ike_counts counts() const override {
-        const ike::engine_counters& c = _eng->counters();
+        const ike::engine_counters c = _eng->counters();
         ike_counts k;
         k.ike_sas_up = c.ike_sas_up;
         k.child_sas = _installed;
@@ -166,7 +167,7 @@ private:
         _events.push_back(std::move(e));
     }
 
-    std::unique_ptr<ike::engine> _eng;
+    std::unique_ptr<ike::dual_handler> _eng;  // IKEv2 or, with --ike v1, IKEv1
     esp_table& _esp;
     ike::outputs _out;
     std::vector<ike_datagram> _send;
@@ -205,7 +206,7 @@ wire::result<std::unique_ptr<ike_layer>, std::string> make_ike_layer(const optio
     for (uint32_t i = 0; i < t.size(); ++i) {
         bindings.push_back({i, t.nbma_of(i), plan->profiles[plan->profile_of[i]].name});
     }
-    auto eng = ike::engine::create(plan->profiles, std::move(bindings));
+    auto eng = ike::dual_handler::create(plan->profiles, bindings);
     if (!eng) {
         return wire::fail(fmt::format("IKE: {}", eng.error()));
     }
@@ -214,7 +215,13 @@ wire::result<std::unique_ptr<ike_layer>, std::string> make_ike_layer(const optio
         if (!w) {
             return wire::fail(fmt::format("--key-log: {}", w.error()));
         }
-        (*eng)->set_key_log(std::move(w.value()));
+        std::shared_ptr<ike::keylog::writer> shared = std::move(w.value());
+        if ((*eng)->v2() != nullptr) {
+            (*eng)->v2()->set_key_log(shared);
+        }
+        if ((*eng)->v1() != nullptr) {
+            (*eng)->v1()->set_key_log(shared);
+        }
         std::fprintf(stderr, "dmvpn-spokesim: %s\n", ike::keylog::warning(o.key_log).c_str());
     }
     return std::unique_ptr<ike_layer>(std::make_unique<engine_ike>(std::move(*eng), esp));

@@ -83,6 +83,15 @@ wire::result<ike_plan, std::string> plan_ike(const options& o, const topology& t
     base.pfs_group = esp_props->pfs_group;
     base.local_id = o.ike_id;
     base.initiate = true;
+    if (o.ike_version == 1) {
+        // ISAKMP: IOS's default policy (AES-128, SHA-1, group 14, pre-share); ESP needs CBC.
+        base.version = 1;
+        base.isakmp_policies = {config::ike_settings::isakmp_policy{}};
+        std::erase_if(base.esp_proposals, [](const auto& e) { return e.integ == 0; });
+        if (base.esp_proposals.empty()) {
+            base.esp_proposals = {{12, 128, 2, false}};  // aes128-sha1 (esp-aes esp-sha-hmac)
+        }
+    }
     config::ipsec_profile profile;
     profile.name = "spokesim";
     profile.anti_replay = true;  // negotiated SAs: the counters start with the SA

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "tools/spokesim/ike_config.hpp"
+#include "tools/spokesim/nhs.hpp"
 
 namespace dmvpn::spokesim {
 
@@ -50,6 +51,9 @@ Topology (spoke i = first-spoke + 0..N-1 takes the i-th address of each range):
   --tunnel-prefix P/L        tunnel (overlay) prefix (10.255.0.0/16)
   --overlay-offset K         spoke 0's overlay is the prefix's K-th address (2)
   --hub-overlay A            the hub's tunnel address (the prefix's first host)
+  --nhs NBMA,OVERLAY         an NHS; repeat for several (at most 8, plain GRE): every spoke
+                             registers with each, traffic through the first that answers
+  --nhs-timeout S            a registration unanswered this long fails over (3)
   --lan-prefix P/L           LAN prefixes are carved from here (172.16.0.0/12)
   --lan-length L             length of each spoke's LAN prefix (24)
 Tunnel and NHRP:
@@ -63,6 +67,8 @@ Tunnel and NHRP:
   --mtu M                    MTU in the CIEs (1514)
   --cie-prefix 255|32        prefix length of the registration CIE (255 with unique, else 32)
   --no-shortcuts             ignore Traffic Indications (Phase 1/2 spokes)
+  --resolve                  as traffic starts, each spoke resolves its peer's traffic address
+                             through the hub (a Phase 2 spoke resolving its route's next hop)
 IPsec (manual SAs, one pair per spoke with the hub):
   --esp none|aes128-cbc-sha1-96|aes256-cbc-sha256-128|aes128-gcm16|aes256-gcm16   (none)
                              the hub refuses GCM with manual keys; GCM is for tests playing it;
@@ -77,6 +83,9 @@ registers, and with another emulated spoke before taking a Phase 3 shortcut to i
                              DIR/spoke-<i>.pem + .key when present (identity: its NBMA
                              address, which the certificate must name), else the shared
                              DIR/spoke.pem + spoke.key with the identity --ike-id names
+  --ike v1                   speak IKEv1 (Main Mode with the --ike psk:KEY key, Quick Mode;
+                             AES-128/SHA-1/group 14, ESP aes128-sha1 unless --esp-proposal
+                             names CBC ones; a group in it adds PFS); --ike v2 is the default
   --ike-id ID                identity the spokes send (default: each spoke's NBMA address)
   --ike-proposal LIST        IKE SA proposals, strongSwan's syntax, comma-separated
                              (aes128gcm16-prfsha256-x25519; also aes256-sha256-modp2048, ...)
@@ -230,6 +239,24 @@ const std::map<std::string, handler>& valued() {
                     {"--tunnel-prefix", prefix_into(&options::tunnel_prefix)},
                     {"--overlay-offset", uint_into(&options::overlay_offset, 1, 1u << 30)},
                     {"--hub-overlay", ipv4_into(&options::hub_overlay)},
+                    {"--nhs",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         auto a = parse_nhs(v);
+                         if (!a) {
+                             return fmt::format(": '{}' is not NBMA,OVERLAY (two IPv4 addresses)",
+                                                v);
+                         }
+                         if (o.nhs.size() >= max_nhs) {
+                             return fmt::format(": at most {} NHSes", max_nhs);
+                         }
+                         o.nhs.push_back(*a);
+                         if (o.nhs.size() == 1) {
+                             o.hub_nbma = a->nbma;
+                             o.hub_overlay = a->overlay;
+                         }
+                         return std::nullopt;
+                     }},
+                    {"--nhs-timeout", double_into(&options::nhs_timeout, 0.1, 3600)},
                     {"--lan-prefix", prefix_into(&options::lan_prefix)},
                     {"--lan-length", uint_into(&options::lan_length, 8, 32)},
                     {"--gre-key",
@@ -298,11 +325,14 @@ const std::map<std::string, handler>& valued() {
                          if (v.rfind("psk:", 0) == 0 && v.size() > 4) {
                              o.ike = ike_mode::psk;
                              o.ike_secret = v.substr(4);
+                         } else if (v == "v1" || v == "v2") {
+                             o.ike_version = v == "v1" ? 1 : 2;
                          } else if (v.rfind("cert:", 0) == 0 && v.size() > 5) {
                              o.ike = ike_mode::certificate;
                              o.ike_cert_dir = v.substr(5);
                          } else {
-                             return std::string(": expected psk:KEY or cert:DIR");
+                             return std::string(
+                                 ": expected psk:KEY or cert:DIR (or v1, v2: the IKE version)");
                          }
                          return std::nullopt;
                      }},
@@ -342,19 +372,20 @@ const std::map<std::string, handler>& valued() {
                      }},
                     {"--spi-base", uint_into(&options::spi_base, 256, 0xf0000000u)},
                     {"--vdev",
-                     [](options& o, const std::string&
-                                        v) -> std::
-                                               optional<std::string> {
-                                                   if (v.empty() ||
-                                                       v.find(' ') != std::string::npos) {
-                                                       return fmt::format(
-                                                           ": '{}' is not a vdev string "
-                                                           "(name[,key=value...])",
-                                                           v);
-                                                   }
-                                                   o.vdev = v;
-                                                   return std::nullopt;
-                                               }},
+                     [](
+                         options& o, const std::string&
+                                         v) -> std::
+                                                optional<std::string> {
+                                                    if (v.empty() ||
+                                                        v.find(' ') != std::string::npos) {
+                                                        return fmt::format(
+                                                            ": '{}' is not a vdev string "
+                                                            "(name[,key=value...])",
+                                                            v);
+                                                    }
+                                                    o.vdev = v;
+                                                    return std::nullopt;
+                                                }},
                     {"--hub-mac",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
                          auto m = parse_mac(v);
@@ -437,6 +468,7 @@ const std::map<std::string, std::function<void(options&)>>& switches() {
         {"--nat-extension", [](options& o) { o.nat_extension = true; }},
         {"--no-nat-extension", [](options& o) { o.nat_extension = false; }},
         {"--no-shortcuts", [](options& o) { o.shortcuts = false; }},
+        {"--resolve", [](options& o) { o.resolve = true; }},
         {"--print-sa-yaml", [](options& o) { o.print_sa_yaml = true; }},
         {"--no-progress", [](options& o) { o.progress = false; }},
         {"--linger", [](options& o) { o.linger = true; }},
@@ -477,6 +509,20 @@ std::optional<std::string> validate(const options& o) {
     }
     if (o.traffic == traffic_addressing::lan && o.lan_length > 30) {
         return std::string("--traffic lan needs a --lan-length of at most 30 (a host at .1)");
+    }
+    if (o.nhs.size() > 1 && (o.esp != esp_transform::none || o.ike != ike_mode::off)) {
+        return std::string("--nhs more than once runs plain GRE: no --esp, no --ike");
+    }
+    for (size_t i = 0; i < o.nhs.size(); ++i) {
+        for (size_t j = 0; j < i; ++j) {
+            if (o.nhs[i].nbma == o.nhs[j].nbma || o.nhs[i].overlay == o.nhs[j].overlay) {
+                return fmt::format("--nhs {}: the same NHS twice", to_string(o.nhs[i].nbma));
+            }
+        }
+        if (i > 0 && !o.tunnel_prefix.contains(o.nhs[i].overlay)) {
+            return fmt::format("--nhs overlay {} is outside --tunnel-prefix {}",
+                               to_string(o.nhs[i].overlay), to_string(o.tunnel_prefix));
+        }
     }
     ipv4 hub_nbma = o.hub_nbma != 0 ? o.hub_nbma : o.nbma_prefix.network + 1;
     ipv4 hub_overlay = o.hub_overlay != 0 ? o.hub_overlay : o.tunnel_prefix.network + 1;
@@ -545,6 +591,9 @@ std::optional<std::string> validate(const options& o) {
             return std::string(
                 "--ike negotiates at run time: no --print-sa-yaml or --write-pcap with it");
         }
+    }
+    if (o.ike_version == 1 && o.ike != ike_mode::psk) {
+        return std::string("--ike v1 needs --ike psk:KEY (IKEv1 here is pre-shared keys only)");
     }
     if (!o.key_log.empty() && o.ike == ike_mode::off) {
         return std::string("--key-log writes IKE-negotiated keys: it needs --ike");

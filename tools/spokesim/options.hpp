@@ -49,6 +49,11 @@ struct options {
     prefix tunnel_prefix{0x0aff0000, 16};  // 10.255.0.0/16
     ipv4 hub_overlay = 0;                  // 0: the prefix's first host
     uint32_t overlay_offset = 2;
+    // --nhs NBMA,OVERLAY, repeatable (at most 8; tools/spokesim/nhs.hpp): every spoke registers
+    // with each, traffic through the first that answers. The first replaces --hub-nbma and
+    // --hub-overlay. Plain GRE only (no --esp, no --ike).
+    std::vector<nhs_address> nhs;
+    double nhs_timeout = 3;  // seconds a registration may go unanswered before failing over
     prefix lan_prefix{0xac100000, 12};  // 172.16.0.0/12
     uint8_t lan_length = 24;
 
@@ -63,6 +68,7 @@ struct options {
     uint16_t cie_mtu = 1514;
     uint8_t cie_prefix = 0;  // registration CIE prefix length; 0: 255 with unique, else 32
     bool shortcuts = true;   // act on Traffic Indications (Phase 3)
+    bool resolve = false;    // Phase 2: resolve each peer's traffic address before sending
 
     // IPsec: one manual SA pair per spoke with the hub, derived from the index and the seed.
     esp_transform esp = esp_transform::none;
@@ -71,6 +77,7 @@ struct options {
     // IPsec negotiated by IKEv2 (tools/spokesim/ike_config.hpp): each spoke keys itself with
     // the hub before it registers, and with another emulated spoke before a shortcut to it.
     ike_mode ike = ike_mode::off;
+    uint8_t ike_version = 2;   // --ike v1: ISAKMP Main Mode + Quick Mode (PSK only)
     std::string ike_secret;    // psk:KEY
     std::string ike_cert_dir;  // cert:DIR
     std::string ike_id;        // IDi; empty: the spoke's NBMA address

@@ -293,6 +293,10 @@ std::optional<outgoing> spoke::on_traffic_indication(const nhrp::packet& p, uint
         reject(verdict::bad_traffic_indication);
         return std::nullopt;
     }
+    return resolve(dst, now_us);
+}
+
+std::optional<outgoing> spoke::resolve(ipv4 dst, uint64_t now_us) {
     if (find_shortcut(dst, now_us) != nullptr) {
         reject(verdict::already_resolved);
         return std::nullopt;

@@ -102,6 +102,10 @@ public:
     // reply (retransmissions included: what the spoke waited); 0 before the first.
     uint64_t last_registration_rtt_us() const noexcept { return _last_registration_rtt_us; }
     const std::vector<shortcut>& shortcuts() const noexcept { return _shortcuts; }
+    // When the registration now unanswered was first sent; 0 when none is outstanding.
+    uint64_t outstanding_since_us() const noexcept {
+        return _registration_id != 0 ? _registration_first_sent_us : 0;
+    }
 
     // The first registration goes out at `at_us` (the ramp spreads spokes over time).
     void start(uint64_t at_us) noexcept { _next_registration_us = at_us; }
@@ -123,6 +127,9 @@ public:
     // A Resolution Request for the Traffic Indication's destination, unless one is pending or a
     // shortcut already covers it.
     std::optional<outgoing> on_traffic_indication(const nhrp::packet& p, uint64_t now_us);
+    // A Resolution Request for `dst` to the hub (none while a shortcut or a recent request
+    // covers it): what a Traffic Indication asks for, or a Phase 2 spoke's own resolution.
+    std::optional<outgoing> resolve(ipv4 dst, uint64_t now_us);
     verdict on_resolution_reply(const nhrp::packet& p, uint64_t now_us);
     // Answers a request for one of this spoke's addresses directly to the requester's NBMA
     // address, with this spoke's own CIE and Responder Address.

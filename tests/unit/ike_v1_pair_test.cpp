@@ -1,0 +1,443 @@
+// The IKEv1 initiator (control/ike/v1_initiator.cpp) against the IKEv1 responder, two engines
+// back to back on a fake clock: Main Mode + Quick Mode with PSK, PFS groups 2 and 14, the keys
+// both ends install mirror each other, a wrong key refused, lost answers retransmitted, DPD
+// answered and a silent peer declared dead (SA and pairs gone, peer_down), Phase 2 rekeyed.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "control/ike/v1_dispatch.hpp"
+#include "control/ike/v1_engine.hpp"
+
+using namespace dmvpn;
+using namespace dmvpn::ike;
+using std::chrono::seconds;
+
+namespace {
+
+constexpr uint32_t hub = 0xc6336401;    // 198.51.100.1
+constexpr uint32_t spoke = 0xc6336402;  // 198.51.100.2
+
+config::ike_settings settings(const std::string& key) {
+    config::ike_settings s;
+    s.version = 1;
+    s.psks.push_back({"", bytes(key.begin(), key.end())});
+    using pol = config::ike_settings::isakmp_policy;
+    s.isakmp_policies = {pol{7, 128, 2, 14, 1, 86400}};
+    s.esp_proposals = {{12, 128, 2, false}};
+    s.child_lifetime_s = 3600;
+    s.dpd_interval_s = 10;
+    s.dpd_retries = 3;
+    return s;
+}
+
+struct side {
+    std::unique_ptr<v1::engine> e;
+    uint32_t addr = 0;
+    std::vector<child_sa> installs;
+    std::vector<remove_child> removes;
+    std::vector<peer_up> ups;
+    std::vector<peer_down> downs;
+
+    side(uint32_t a, const config::ike_settings& s) : addr(a) {
+        config::ipsec_profile p;
+        p.name = "dmvpn";
+        p.ike = s;
+        auto r = v1::engine::create({p}, {{0, a, "dmvpn"}});
+        REQUIRE(r);
+        e = std::move(r.value());
+    }
+    // The hub's part: every install acknowledged at once.
+    std::vector<datagram> take(outputs& o, time_point now) {
+        for (size_t k = 0; k < o.requests.size(); ++k) {
+            auto& r = o.requests[k];
+            if (auto* i = std::get_if<install_child>(&r)) {
+                installs.push_back(i->sa);
+                const uint64_t id = i->sa.id;
+                e->installed(id, now, o);
+            } else if (auto* rm = std::get_if<remove_child>(&r)) {
+                removes.push_back(*rm);
+            } else if (auto* u = std::get_if<peer_up>(&r)) {
+                ups.push_back(*u);
+            } else if (auto* d = std::get_if<peer_down>(&r)) {
+                downs.push_back(*d);
+            }
+        }
+        o.requests.clear();
+        std::vector<datagram> sent = std::move(o.send);
+        o.send.clear();
+        return sent;
+    }
+};
+
+struct pair {
+    side i, r;
+    time_point now = time_point{} + seconds(1000);
+    // Datagrams dropped on the way (counted per direction, the first `drop_*` ones).
+    int drop_to_r = 0, drop_to_i = 0;
+    bool r_silent = false;
+    uint64_t to_r = 0, to_i = 0;
+
+    explicit pair(const config::ike_settings& si, const config::ike_settings& sr)
+        : i(spoke, si), r(hub, sr) {}
+
+    void deliver(std::vector<datagram> q, bool from_i) {
+        while (!q.empty()) {
+            std::vector<datagram> next;
+            for (auto& d : q) {
+                side& dst = (d.dst == hub) ? r : i;
+                REQUIRE((d.dst == hub || d.dst == spoke));
+                if (&dst == &r) {
+                    ++to_r;
+                    if (r_silent || drop_to_r > 0) {
+                        drop_to_r -= drop_to_r > 0 ? 1 : 0;
+                        continue;
+                    }
+                } else {
+                    ++to_i;
+                    if (drop_to_i > 0) {
+                        --drop_to_i;
+                        continue;
+                    }
+                }
+                outputs o;
+                d.tunnel = 0;
+                dst.e->on_datagram(d, now, o);
+                for (auto& x : dst.take(o, now)) {
+                    next.push_back(std::move(x));
+                }
+            }
+            q = std::move(next);
+        }
+        (void)from_i;
+    }
+    void start() {
+        outputs o;
+        i.e->initiate(0, hub, now, o);
+        deliver(i.take(o, now), true);
+    }
+    // Advance the clock by `s` seconds, one tick a second on both ends.
+    void run(int s) {
+        for (int k = 0; k < s; ++k) {
+            now += seconds(1);
+            for (side* x : {&i, &r}) {
+                outputs o;
+                x->e->tick(now, o);
+                deliver(x->take(o, now), x == &i);
+            }
+        }
+    }
+};
+
+void require_mirror(const child_sa& a, const child_sa& b) {
+    REQUIRE(a.inbound.spi == b.outbound.spi);
+    REQUIRE(a.outbound.spi == b.inbound.spi);
+    REQUIRE(a.encr == b.encr);
+    REQUIRE(a.integ == b.integ);
+    REQUIRE(a.inbound.cipher_key.size() > 0);
+    CHECK((bytes(a.inbound.cipher_key.data(),
+                 a.inbound.cipher_key.data() + a.inbound.cipher_key.size()) ==
+           bytes(b.outbound.cipher_key.data(),
+                 b.outbound.cipher_key.data() + b.outbound.cipher_key.size())));
+    CHECK((bytes(a.inbound.integ_key.data(),
+                 a.inbound.integ_key.data() + a.inbound.integ_key.size()) ==
+           bytes(b.outbound.integ_key.data(),
+                 b.outbound.integ_key.data() + b.outbound.integ_key.size())));
+    CHECK((bytes(a.outbound.cipher_key.data(),
+                 a.outbound.cipher_key.data() + a.outbound.cipher_key.size()) ==
+           bytes(b.inbound.cipher_key.data(),
+                 b.inbound.cipher_key.data() + b.inbound.cipher_key.size())));
+    CHECK((bytes(a.outbound.integ_key.data(),
+                 a.outbound.integ_key.data() + a.outbound.integ_key.size()) ==
+           bytes(b.inbound.integ_key.data(),
+                 b.inbound.integ_key.data() + b.inbound.integ_key.size())));
+    CHECK((bytes(a.inbound.cipher_key.data(),
+                 a.inbound.cipher_key.data() + a.inbound.cipher_key.size()) !=
+           bytes(a.outbound.cipher_key.data(),
+                 a.outbound.cipher_key.data() + a.outbound.cipher_key.size())));
+}
+
+}  // namespace
+
+TEST_CASE("v1 initiator: Main Mode + Quick Mode with the responder, PFS groups", "[ike_v1_pair]") {
+    auto si = settings("k3y");
+    auto sr = settings("k3y");
+    uint16_t pfs = GENERATE(uint16_t(0), uint16_t(2), uint16_t(14));
+    bool legacy = GENERATE(false, true);
+    using pol = config::ike_settings::isakmp_policy;
+    if (legacy) {
+        // The seeds': 3DES/MD5/group 2 and esp-3des esp-md5-hmac.
+        si.isakmp_policies = {pol{5, 0, 1, 2, 1, 86400}};
+        si.esp_proposals = {{3, 0, 1, false}};
+        sr.isakmp_policies.push_back(pol{5, 0, 1, 2, 1, 86400});
+        sr.esp_proposals.push_back({3, 0, 1, false});
+    }
+    if (pfs != 0) {
+        si.pfs_group = pfs;
+        sr.pfs_group = pfs;
+    }
+    pair p(si, sr);
+    p.start();
+    REQUIRE(p.i.ups.size() == 1);
+    REQUIRE(p.r.ups.size() == 1);
+    CHECK(p.i.ups[0].peer == hub);
+    CHECK(p.r.ups[0].peer == spoke);
+    REQUIRE(p.i.installs.size() == 1);
+    REQUIRE(p.r.installs.size() == 1);
+    require_mirror(p.i.installs[0], p.r.installs[0]);
+    CHECK(p.i.installs[0].encr == (legacy ? 3 : 12));
+    CHECK(p.i.installs[0].local == spoke);
+    CHECK(p.i.installs[0].peer == hub);
+    CHECK(p.i.e->counters().phase1_up == 1);
+    CHECK(p.i.e->counters().quick_modes == 1);
+    CHECK(p.r.e->counters().quick_modes == 1);  // QM3's HASH(3) checked out
+    CHECK(p.i.e->counters().retransmits == 0);
+    // show on the initiator: QM_IDLE towards the hub.
+    CHECK(p.i.e->show("isakmp sa", false).find("QM_IDLE") != std::string::npos);
+    // A second initiate while the SA is up does nothing.
+    const uint64_t tx = p.i.e->counters().tx;
+    p.start();
+    CHECK(p.i.e->counters().tx == tx);
+}
+
+TEST_CASE("v1 initiator: a PFS group the responder refuses gets no pair", "[ike_v1_pair]") {
+    auto si = settings("k3y");
+    auto sr = settings("k3y");
+    si.pfs_group = 2;
+    sr.pfs_group = 14;
+    pair p(si, sr);
+    p.start();
+    CHECK(p.i.ups.size() == 1);
+    CHECK(p.i.installs.empty());
+    CHECK(p.r.installs.empty());
+    CHECK(p.r.e->counters().no_proposal == 1);
+}
+
+TEST_CASE("v1 initiator: a wrong pre-shared key is refused", "[ike_v1_pair]") {
+    pair p(settings("right"), settings("wrong"));
+    p.start();
+    p.run(130);
+    CHECK(p.i.ups.empty());
+    CHECK(p.r.ups.empty());
+    CHECK(p.i.installs.empty());
+    CHECK(p.r.installs.empty());
+    CHECK(p.r.e->counters().auth_failed == 1);
+    CHECK(p.i.e->counters().phase1_failed == 1);
+    // Nothing is left under way on either side.
+    CHECK(p.i.e->show("isakmp sa", false).find("MM_") == std::string::npos);
+    CHECK(p.r.e->show("isakmp sa", false).find("MM_") == std::string::npos);
+}
+
+TEST_CASE("v1 initiator: lost answers are retransmitted with back-off", "[ike_v1_pair]") {
+    pair p(settings("k3y"), settings("k3y"));
+    SECTION("MM2 lost twice") {
+        p.drop_to_i = 2;
+        p.start();
+        CHECK(p.i.ups.empty());
+        p.run(1);
+        CHECK(p.i.ups.empty());  // the first retry after 2 s
+        p.run(1);
+        CHECK(p.i.e->counters().retransmits == 1);
+        CHECK(p.i.ups.empty());  // its answer lost too; the next after 4 s more
+        p.run(3);
+        CHECK(p.i.ups.empty());
+        p.run(1);
+        CHECK(p.i.e->counters().retransmits == 2);
+        REQUIRE(p.i.ups.size() == 1);
+        CHECK(p.r.e->counters().duplicates_answered == 2);
+    }
+    SECTION("MM1 lost") {
+        p.drop_to_r = 1;
+        p.start();
+        p.run(2);
+        REQUIRE(p.i.ups.size() == 1);
+        CHECK(p.i.installs.size() == 1);
+    }
+    SECTION("QM2 lost: QM1 again, answered from the cache") {
+        p.drop_to_i = 0;
+        // Let Main Mode through (3 answers), then drop QM2.
+        outputs o;
+        p.i.e->initiate(0, hub, p.now, o);
+        auto q = p.i.take(o, p.now);
+        for (int k = 0; k < 3; ++k) {
+            REQUIRE(q.size() == 1);
+            outputs a;
+            p.r.e->on_datagram(q[0], p.now, a);
+            auto back = p.r.take(a, p.now);
+            REQUIRE(back.size() == 1);
+            outputs b;
+            p.i.e->on_datagram(back[0], p.now, b);
+            q = p.i.take(b, p.now);
+        }
+        REQUIRE(q.size() == 1);  // QM1
+        outputs a;
+        p.r.e->on_datagram(q[0], p.now, a);
+        CHECK(p.r.take(a, p.now).size() == 1);  // QM2, lost
+        CHECK(p.i.installs.empty());
+        p.run(2);
+        CHECK(p.i.e->counters().retransmits == 1);
+        REQUIRE(p.i.installs.size() == 1);
+        REQUIRE(p.r.installs.size() == 1);
+        require_mirror(p.i.installs[0], p.r.installs[0]);
+    }
+    SECTION("no answer at all: abandoned after 5 retries") {
+        p.r_silent = true;
+        p.start();
+        p.run(63);  // re-sent after 2, 4, 8, 16, 32 s
+        CHECK(p.i.e->counters().retransmits == 5);
+        CHECK(p.i.e->counters().phase1_failed == 0);
+        p.run(64);
+        CHECK(p.i.e->counters().phase1_failed == 1);
+        CHECK(p.i.e->show("isakmp sa", false).find("MM_") == std::string::npos);
+        CHECK(p.to_r == 6);
+        // It may be initiated again.
+        p.r_silent = false;
+        p.start();
+        CHECK(p.i.ups.size() == 1);
+    }
+}
+
+TEST_CASE("v1 initiator: DPD answered, and a dead peer torn down", "[ike_v1_pair]") {
+    pair p(settings("k3y"), settings("k3y"));
+    p.start();
+    REQUIRE(p.i.installs.size() == 1);
+    p.run(25);
+    // Both ends ask every 10 s of silence; each R-U-THERE is acknowledged.
+    CHECK(p.i.e->counters().dpd_sent >= 2);
+    CHECK(p.i.e->counters().dpd_acked == p.i.e->counters().dpd_sent);
+    CHECK(p.r.e->counters().dpd_answered >= 2);
+    CHECK(p.i.downs.empty());
+    CHECK(p.r.downs.empty());
+    // The responder dies: R-U-THERE at 10 s, retried after 2, 4, 8 s, dead 16 s later.
+    p.r_silent = true;
+    const uint64_t sent = p.i.e->counters().dpd_sent;
+    p.run(10 + 2 + 4 + 8);
+    CHECK(p.i.downs.empty());
+    CHECK(p.i.e->counters().dpd_sent == sent + 4);
+    p.run(20);
+    REQUIRE(p.i.downs.size() == 1);
+    CHECK(p.i.downs[0].peer == hub);
+    CHECK(p.i.downs[0].why == "dead peer detected");
+    REQUIRE(p.i.removes.size() == 1);
+    CHECK(p.i.removes[0].id == p.i.installs[0].id);
+    CHECK(p.i.e->counters().dead_peers == 1);
+    CHECK(p.i.e->show("isakmp sa", false).find("QM_IDLE") == std::string::npos);
+    // The hub side (responder) likewise declares the silent initiator dead.
+    p.r_silent = false;
+    pair q(settings("k3y"), settings("k3y"));
+    q.start();
+    REQUIRE(q.r.ups.size() == 1);
+    q.drop_to_i = 1000;
+    q.run(90);  // its own R-U-THEREs reach the hub, which starts asking when they stop
+    REQUIRE(q.r.downs.size() == 1);
+    CHECK(q.r.downs[0].peer == spoke);
+    CHECK(q.r.removes.size() == 1);
+}
+
+TEST_CASE("v1 initiator: Phase 2 rekeyed before its lifetime ends", "[ike_v1_pair]") {
+    auto si = settings("k3y");
+    auto sr = settings("k3y");
+    si.child_lifetime_s = 120;
+    sr.child_lifetime_s = 120;
+    si.pfs_group = 14;
+    sr.pfs_group = 14;
+    pair p(si, sr);
+    p.start();
+    REQUIRE(p.i.installs.size() == 1);
+    p.run(107);
+    CHECK(p.i.installs.size() == 1);
+    p.run(2);
+    REQUIRE(p.i.installs.size() == 2);
+    REQUIRE(p.r.installs.size() == 2);
+    CHECK(p.i.installs[1].replaces == p.i.installs[0].id);
+    require_mirror(p.i.installs[1], p.r.installs[1]);
+    // The old pair goes at its lifetime; the new one stays.
+    p.run(15);
+    CHECK(p.i.removes.size() == 1);
+    CHECK(p.i.downs.empty());
+}
+
+TEST_CASE(
+    "v1 initiator: two tunnels of one engine key with each other (the emulator's "
+    "spoke-to-spoke), dual_handler initiates version-1 profiles",
+    "[ike_v1_pair]") {
+    constexpr uint32_t a = 0x64400002, b = 0x64400003;
+    config::ipsec_profile p;
+    p.name = "dmvpn";
+    p.ike = settings("k3y");
+    auto h = dual_handler::create({p}, {{0, a, "dmvpn"}, {1, b, "dmvpn"}});
+    REQUIRE(h);
+    REQUIRE((*h)->v1() != nullptr);
+    CHECK((*h)->v2() == nullptr);
+    time_point now = time_point{} + seconds(5);
+    std::vector<child_sa> installs;
+    size_t ups = 0;
+    outputs o;
+    (*h)->initiate(0, b, now, o);
+    for (int rounds = 0; rounds < 20 && (!o.send.empty() || !o.requests.empty()); ++rounds) {
+        std::vector<datagram> q = std::move(o.send);
+        std::vector<request> rq = std::move(o.requests);
+        o = outputs{};
+        for (auto& r : rq) {
+            if (auto* i = std::get_if<install_child>(&r)) {
+                installs.push_back(i->sa);
+                (*h)->installed(i->sa.id, now, o);
+            } else if (std::holds_alternative<peer_up>(r)) {
+                ++ups;
+            }
+        }
+        for (auto& d : q) {
+            d.tunnel = d.dst == a ? 0 : 1;
+            (*h)->on_datagram(d, now, o);
+        }
+    }
+    CHECK(ups == 2);
+    REQUIRE(installs.size() == 2);
+    const child_sa& x = installs[0].local == a ? installs[0] : installs[1];
+    const child_sa& y = installs[0].local == a ? installs[1] : installs[0];
+    CHECK(x.local == a);
+    CHECK(x.peer == b);
+    CHECK(y.local == b);
+    CHECK(y.peer == a);
+    require_mirror(x, y);
+    CHECK((*h)->refused() == 0);
+}
+
+TEST_CASE("v1 initiator: refusals and strangers", "[ike_v1_pair]") {
+    auto si = settings("k3y");
+    using pol = config::ike_settings::isakmp_policy;
+    si.isakmp_policies = {pol{5, 0, 1, 2, 1, 86400}};  // 3DES/MD5/group 2, which the hub lacks
+    pair p(si, settings("k3y"));
+    p.start();
+    // NO-PROPOSAL-CHOSEN (unprotected) ends our Main Mode at once: nothing retransmitted.
+    CHECK(p.r.e->counters().no_proposal == 1);
+    CHECK(p.i.e->counters().no_proposal == 1);
+    CHECK(p.i.e->counters().phase1_failed == 1);
+    p.run(10);
+    CHECK(p.i.e->counters().retransmits == 0);
+    CHECK(p.i.ups.empty());
+
+    // An answer from another address, or garbage with our cookie, changes nothing.
+    pair q(settings("k3y"), settings("k3y"));
+    outputs o;
+    q.i.e->initiate(0, hub, q.now, o);
+    auto mm1 = q.i.take(o, q.now);
+    REQUIRE(mm1.size() == 1);
+    outputs a;
+    q.r.e->on_datagram(mm1[0], q.now, a);
+    auto mm2 = q.r.take(a, q.now);
+    REQUIRE(mm2.size() == 1);
+    datagram forged = mm2[0];
+    forged.src = hub + 7;
+    outputs b;
+    q.i.e->on_datagram(forged, q.now, b);
+    CHECK(q.i.take(b, q.now).empty());
+    datagram cut = mm2[0];
+    cut.payload.resize(cut.payload.size() - 9);
+    q.i.e->on_datagram(cut, q.now, b);
+    CHECK(q.i.take(b, q.now).empty());
+    // The real MM2 still goes on to MM3.
+    q.i.e->on_datagram(mm2[0], q.now, b);
+    CHECK(q.i.take(b, q.now).size() == 1);
+}
