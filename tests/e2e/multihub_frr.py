@@ -231,7 +231,10 @@ def main():
     os.chmod(d, 0o755)  # FRR drops to user frr: it must reach its run directories
     sites, procs = {}, []
     a, b = mh.HUBS["A"]["overlay"], mh.HUBS["B"]["overlay"]
-    lan = ["--traffic", "lan"]
+    # A second's quiet after the registrations, as e2e_nhrp_routes does: a route through a spoke
+    # resolves in the FIB just after the hub answers the spoke's registration, and LAN traffic
+    # sent at once can lose its first few packets.
+    lan = ["--traffic", "lan", "--data-after", 1]
     try:
         for name in "AB":
             sites[name] = Site(d, name)
