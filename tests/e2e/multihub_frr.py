@@ -27,7 +27,7 @@ must work for the spokes anyway (docs/MULTI-HUB.md).
     the routes learned from A leave B's FIB (time from the kill printed: BFD vs the hold
     timer), hub A's spokes fail over to B and their traffic continues (gap printed), B's own
     spokes lose nothing
-Timings are printed, never asserted. About 50 s (65 s with DMVPN_MULTIHUB_FRR_BFD=0). Needs
+Timings are printed, never asserted. About 45 s (55 s with DMVPN_MULTIHUB_FRR_BFD=0). Needs
 root, /dev/net/tun and Debian's FRR (77 otherwise).
 """
 
