@@ -36,6 +36,7 @@ root, /dev/net/tun and Debian's FRR (77 otherwise).
 import json
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import sys
@@ -219,7 +220,8 @@ def frr_usable():
         pwd.getpwnam("frr")
     except KeyError:
         return False
-    return sh("ip", "netns", "list", check=False).returncode == 0
+    return shutil.which("vtysh") is not None and \
+        sh("ip", "netns", "list", check=False).returncode == 0
 
 
 def learned(site, prefix, via):
@@ -235,7 +237,8 @@ def main():
     # A timeout's SIGTERM still runs the clean-up below: FRR's daemons and the namespaces go.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if not frr_usable():
-        print("SKIP: needs Debian's FRR (zebra, staticd, bgpd, bfdd; user frr) and ip netns")
+        print("SKIP: needs Debian's FRR (zebra, staticd, bgpd, bfdd, vtysh; user frr) and ip "
+              "netns")
         sys.exit(77)
     sh("ip", "link", "set", "lo", "up")
     sh("ip", "link", "add", mh.BR, "type", "bridge")
