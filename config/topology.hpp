@@ -236,7 +236,7 @@ struct ike_settings {
         uint16_t key_bits = 128;      // AES 128/192/256; 0 for 3DES
         uint16_t hash = 2;            // 1 MD5 (legacy), 2 SHA-1, 4 SHA2-256
         uint16_t group = 14;          // 2, 5 (legacy), 14, 19, 20
-        uint16_t authentication = 1;  // 1 pre-shared key
+        uint16_t authentication = 1;  // 1 pre-shared key, 3 RSA signatures (certificate)
         uint32_t lifetime_s = 86400;
         friend bool operator==(const isakmp_policy&, const isakmp_policy&) = default;
     };

@@ -277,14 +277,12 @@ wire::result<std::unique_ptr<engine>, std::string> engine::create(
 std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_profile>& profiles,
                                                std::vector<tunnel_binding> tunnels) {
     std::map<uint32_t, tunnel_policy> next;
+    std::map<std::string, std::shared_ptr<const ike::detail::profile_state>> signing;
     for (const tunnel_binding& b : tunnels) {
         auto p = std::find_if(profiles.begin(), profiles.end(),
                               [&](const auto& x) { return x.name == b.profile; });
         if (p == profiles.end() || !p->ike || !p->ike->speaks_v1()) {
             continue;
-        }
-        if (p->ike->auth != config::ike_auth::psk) {
-            return fmt::format("profile {}: IKEv1 speaks pre-shared keys only", p->name);
         }
         for (const auto& pol : p->ike->isakmp_policies) {
             if (!crypto::supported_cipher(pol.encryption, pol.key_bits) ||
@@ -292,7 +290,19 @@ std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_p
                 return fmt::format("profile {}: an ISAKMP policy the engine cannot speak", p->name);
             }
         }
-        next[b.tunnel] = tunnel_policy{b, *p->ike};
+        tunnel_policy tp{b, *p->ike, nullptr};
+        if (p->ike->auth == config::ike_auth::certificate) {
+            auto& s = signing[p->name];
+            if (s == nullptr) {
+                auto loaded = load_signing(*p);
+                if (!loaded) {
+                    return loaded.error();
+                }
+                s = std::move(*loaded);
+            }
+            tp.signing = s;
+        }
+        next[b.tunnel] = std::move(tp);
     }
     _impl->tunnels = std::move(next);
     return std::nullopt;

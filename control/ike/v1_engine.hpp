@@ -1,7 +1,7 @@
 // The IKEv1 engine (RFC 2409 with the IPsec DOI, RFC 2407): the responder for spokes keyed the
 // classic Cisco DMVPN way (`crypto isakmp policy`, a wildcard pre-shared key, a transform set).
-// Main Mode with pre-shared keys, Quick Mode (PFS, transport mode, GRE between the two NBMA
-// addresses), Informational DELETE and DPD (RFC 3706). Like the IKEv2 engine (engine.hpp) it
+// Main Mode with pre-shared keys or RSA signatures, Quick Mode (PFS, transport mode, GRE between
+// the two NBMA addresses), Informational DELETE and DPD (RFC 3706). Like the IKEv2 engine it
 // is single-threaded and clock-driven, runs on the IKE thread, does no I/O, and hands the hub
 // the same events (install_child, remove_child, peer_up, peer_down). Its SA and CHILD_SA ids
 // start at id_base, so the hub's acks find their engine (v1_dispatch.hpp).

@@ -5,7 +5,9 @@
 // The responder's state is created when MM1 is answered (nothing before), is bounded by the
 // profile's `max-half-open`, and is dropped 30 s later unless Main Mode completes. With a
 // pre-shared key the key must be chosen before the peer's identity is seen (SKEYID needs it at
-// MM3): the key for the peer's address, else the wildcard.
+// MM3): the key for the peer's address, else the wildcard. With RSA signatures (the profile's
+// `authentication: certificate`) MM4 adds CR, MM5/MM6 carry CERT and SIG instead of HASH
+// (v1_signatures.cpp).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -334,23 +336,31 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
                 forget(sa->id, "bad KE", false, out);
                 return;
             }
-            const config::ike_psk* psk = find_psk(pol.ike, sa->peer, {});
-            if (psk == nullptr) {
-                ++cnt.auth_failed;
-                notify_plain(d, sa->cky_i, sa->cky_r, notify_type::authentication_failed, now, out);
-                ++cnt.phase1_failed;
-                forget(sa->id, "no pre-shared key for the peer", false, out);
-                return;
+            sa->signatures = pol.signing != nullptr;
+            if (!sa->signatures) {
+                const config::ike_psk* psk = find_psk(pol.ike, sa->peer);
+                if (psk == nullptr) {
+                    ++cnt.auth_failed;
+                    notify_plain(d, sa->cky_i, sa->cky_r, notify_type::authentication_failed, now,
+                                 out);
+                    ++cnt.phase1_failed;
+                    forget(sa->id, "no pre-shared key for the peer", false, out);
+                    return;
+                }
+                sa->psk = secret(psk->key);
             }
-            sa->psk = secret(psk->key);
             sa->kx = std::move(kx.value());
             sa->gxi = ke->data;
             sa->gxr = sa->kx->public_value();
             sa->ni = ni->data;
             sa->nr = random_bytes(32);
-            sa->keys = crypto::derive_phase1(sa->hash, sa->encr, sa->key_bits, sa->psk.view(),
-                                             sa->ni, sa->nr, gxy.value().view(), sa->cky_i,
-                                             sa->cky_r, sa->gxi, sa->gxr);
+            sa->keys = sa->signatures
+                           ? crypto::derive_phase1_sig(sa->hash, sa->encr, sa->key_bits, sa->ni,
+                                                       sa->nr, gxy.value().view(), sa->cky_i,
+                                                       sa->cky_r, sa->gxi, sa->gxr)
+                           : crypto::derive_phase1(sa->hash, sa->encr, sa->key_bits, sa->psk.view(),
+                                                   sa->ni, sa->nr, gxy.value().view(), sa->cky_i,
+                                                   sa->cky_r, sa->gxi, sa->gxr);
             sa->iv = sa->keys.iv;
             message r;
             r.hdr.spi_i = sa->cky_i;
@@ -358,6 +368,9 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             r.hdr.exch = exchange::identity_protection;
             r.payloads.push_back(ke_payload{sa->gxr});
             r.payloads.push_back(nonce_payload{sa->nr});
+            if (sa->signatures) {
+                add_cert_requests(*pol.signing, r.payloads);
+            }
             if (sa->natt) {
                 check_nat_d(*sa, d, m.payloads);
                 add_nat_d(*sa, d, r.payloads);
@@ -369,7 +382,7 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             return;
         }
         case p1_state::mm_key_exch: {
-            // MM5: IDii, HASH_I (encrypted) -> MM6: IDir, HASH_R.
+            // MM5: IDii, HASH_I or CERT + SIG_I (encrypted) -> MM6: IDir, HASH_R or CERT + SIG_R.
             if (!m.hdr.encrypted()) {
                 ++cnt.invalid_syntax;
                 return;
@@ -382,7 +395,10 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             auto chain = parse_payloads(m.hdr.next, *plain);
             const id_payload* id = chain ? find_payload<id_payload>(chain->payloads) : nullptr;
             const hash_payload* h = chain ? find_payload<hash_payload>(chain->payloads) : nullptr;
-            if (id == nullptr || h == nullptr) {
+            const bool proof = sa->signatures
+                                   ? chain && find_payload<sig_payload>(chain->payloads) != nullptr
+                                   : h != nullptr;
+            if (id == nullptr || !proof) {
                 // A wrong key decrypts to garbage: counted as a failed authentication.
                 ++cnt.auth_failed;
                 ++cnt.phase1_failed;
@@ -392,7 +408,19 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             auto idii_b = raw_body(m.hdr.next, *plain, payload_type::id);
             secret want = crypto::hash_i(sa->hash, sa->keys.skeyid.view(), sa->gxi, sa->gxr,
                                          sa->cky_i, sa->cky_r, sa->sa_b, idii_b);
-            if (!ike::crypto::equal(want.view(), h->data)) {
+            if (sa->signatures) {
+                auto why = pol.signing != nullptr
+                               ? signature_fails(*pol.signing, chain->payloads, *id, want.view())
+                               : std::optional<std::string>("the profile has no certificate now");
+                if (why) {
+                    ++cnt.auth_failed;
+                    ++cnt.phase1_failed;
+                    notify_plain(d, sa->cky_i, sa->cky_r, notify_type::authentication_failed, now,
+                                 out);
+                    forget(sa->id, fmt::format("MM5: {}", *why), false, out);
+                    return;
+                }
+            } else if (!ike::crypto::equal(want.view(), h->data)) {
                 ++cnt.auth_failed;
                 ++cnt.phase1_failed;
                 notify_plain(d, sa->cky_i, sa->cky_r, notify_type::invalid_hash_information, now,
@@ -405,10 +433,14 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             // INITIAL-CONTACT: the peer rebooted; its older SAs are gone.
             initial_contact(*sa, chain->payloads, out);
             id_payload ours;
-            ours.type = id_type::ipv4_addr;
+            if (sa->signatures) {
+                ours = signing_id(pol.ike, sa->local);
+            } else {
+                ours.type = id_type::ipv4_addr;
+                ours.data = be32(sa->local);
+            }
             ours.protocol = id->protocol;
             ours.port = id->port;
-            ours.data = be32(sa->local);
             const auto ours_chain = serialize_payloads({ours});
             const std::span<const uint8_t> idir_b(ours_chain.data.data() + 4,
                                                   ours_chain.data.size() - 4);
@@ -418,9 +450,17 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             hdr.spi_i = sa->cky_i;
             hdr.spi_r = sa->cky_r;
             hdr.exch = exchange::identity_protection;
+            std::vector<payload> ps{ours};
+            if (!sa->signatures) {
+                ps.push_back(hash_payload{bytes(hr.data(), hr.data() + hr.size())});
+            } else if (auto err = add_signature(*pol.signing, hr.view(), ps)) {
+                ++cnt.dropped;
+                ++cnt.phase1_failed;
+                forget(sa->id, fmt::format("MM6 not signed: {}", *err), false, out);
+                return;
+            }
             sa->last_request = d.payload;
-            sa->last_response = seal(
-                *sa, hdr, {ours, hash_payload{bytes(hr.data(), hr.data() + hr.size())}}, sa->iv);
+            sa->last_response = seal(*sa, hdr, ps, sa->iv);
             send(*sa, sa->last_response, out);
             established(*sa, now, out);
             return;

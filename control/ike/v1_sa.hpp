@@ -76,6 +76,7 @@ struct p1_sa {
     std::unique_ptr<ike::crypto::key_exchange> kx;
     bytes ni, nr, gxi, gxr;
     secret psk;
+    bool signatures = false;  // RSA signatures (certificates), chosen at MM3; else the PSK
     crypto::phase1_keys keys;
     bytes iv;            // Phase 1 CBC chaining; after MM6: the last block of MM6
     bytes last_request;  // the last Main Mode request as received
@@ -112,6 +113,9 @@ struct child_rec {
 struct tunnel_policy {
     tunnel_binding binding;
     config::ike_settings ike;
+    // `authentication: certificate`: our chain, RSA key and the peers' anchors (shared by the
+    // profile's tunnels); nullptr with pre-shared keys.
+    std::shared_ptr<const ike::detail::profile_state> signing;
 };
 
 // What Phase 1 chose from the initiator's SA payload.
@@ -253,5 +257,23 @@ const T* find_payload(const std::vector<payload>& ps) {
     }
     return nullptr;
 }
+
+// RSA signatures (v1_signatures.cpp). A certificate profile's chain, key (RSA) and anchors;
+// the error names the profile and the file.
+wire::result<std::shared_ptr<const ike::detail::profile_state>, std::string> load_signing(
+    const config::ipsec_profile& p);
+// Our Phase 1 identity with certificates: `local-id` (IPv4, FQDN, user@FQDN) or the address
+// (protocol and port left 0 for the caller).
+id_payload signing_id(const config::ike_settings& s, uint32_t local);
+// CR payloads naming our anchors (MM3, MM4).
+void add_cert_requests(const ike::detail::profile_state& p, std::vector<payload>& ps);
+// CERT (our chain, leaf first) and SIG over `hash` (HASH_I or HASH_R); why not.
+std::optional<std::string> add_signature(const ike::detail::profile_state& p,
+                                         ike::crypto::cspan hash, std::vector<payload>& ps);
+// The peer's CERT payloads chained to our anchors with `id` in the leaf, and its SIG over
+// `hash`; why not.
+std::optional<std::string> signature_fails(const ike::detail::profile_state& p,
+                                           const std::vector<payload>& ps, const id_payload& id,
+                                           ike::crypto::cspan hash);
 
 }  // namespace dmvpn::ike::v1
