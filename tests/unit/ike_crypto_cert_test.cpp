@@ -263,3 +263,46 @@ TEST_CASE("identities match subjectAltName and the subject DN", "[ike][crypto][x
     CHECK_FALSE(crypto::certificate::load_pem(bytes{'x'}, "junk.pem").has_value());
     CHECK_FALSE(crypto::private_key::load_pem(bytes{'x'}, "junk.key").has_value());
 }
+
+TEST_CASE("IKEv1 RSA signatures: PKCS#1 v1.5 over the hash itself, as openssl pkeyutl signs",
+          "[ike][crypto][auth]") {
+    const auto rsa_key = key("rsa");
+    const auto rsa_cert = cert("rsa");
+    // A SHA-1 sized HASH_I; openssl pkeyutl without -digest pads and signs the input as it is
+    // (no DigestInfo), and PKCS#1 v1.5 is deterministic: the same bytes.
+    const bytes hash_i = hex("00112233445566778899aabbccddeeff01234567");
+    const std::string in = pki_dir() + "/hash_i.bin", out = pki_dir() + "/hash_i.sig";
+    {
+        std::ofstream f(in, std::ios::binary);
+        f.write(reinterpret_cast<const char*>(hash_i.data()),
+                static_cast<std::streamsize>(hash_i.size()));
+    }
+    REQUIRE(std::system(("openssl pkeyutl -sign -inkey " + pki_dir() +
+                         "/rsa.key -pkeyopt rsa_padding_mode:pkcs1 -in " + in + " -out " + out)
+                            .c_str()) == 0);
+    auto sig = rsa_key->sign_pkcs1_raw(hash_i);
+    REQUIRE(sig.has_value());
+    CHECK(*sig == read_file(out));
+    CHECK(sig->size() == 256);
+    CHECK(rsa_cert->verify_pkcs1_raw(*sig, hash_i));
+    bytes other = hash_i;
+    other[19] ^= 1;
+    CHECK_FALSE(rsa_cert->verify_pkcs1_raw(*sig, other));
+    bytes forged = *sig;
+    forged[100] ^= 0x80;
+    CHECK_FALSE(rsa_cert->verify_pkcs1_raw(forged, hash_i));
+    CHECK_FALSE(rsa_cert->verify_pkcs1_raw({}, hash_i));
+    // IKEv2's method 1 (SHA-1 with DigestInfo) is another signature of the same octets.
+    auto v2 = rsa_key->sign(auth_method::rsa_signature, hash_i);
+    REQUIRE(v2.has_value());
+    CHECK_FALSE(rsa_cert->verify_pkcs1_raw(*v2, hash_i));
+    // ECDSA keys and certificates have no IKEv1 RSA signature.
+    CHECK_FALSE(key("ec")->sign_pkcs1_raw(hash_i).has_value());
+    CHECK_FALSE(cert("ec")->verify_pkcs1_raw(*sig, hash_i));
+    // The subject DN as DER (IKEv1's CR names a CA by it), as Python's cryptography encodes it.
+    CHECK(rsa_cert->subject_der() == hex(trim(read_file(pki_dir() + "/rsa.dn"))));
+    crypto::trust_store anchors;
+    anchors.add_anchor(cert("rsa"));
+    REQUIRE(anchors.subjects_der().size() == 1);
+    CHECK(anchors.subjects_der()[0] == rsa_cert->subject_der());
+}
