@@ -41,77 +41,28 @@ os.environ.setdefault("DMVPN_HUBFRR_NS", "dmvpn-hubospf")
 os.environ.setdefault("DMVPN_HUBFRR_RUN", "/run/dmvpn-hubospf")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hub_frr as hf  # noqa: E402
+import hub_routing as hr  # noqa: E402
 
 check, step, vtysh, guest_sh, wait_for = hf.check, hf.step, hf.vtysh, hf.guest_sh, hf.wait_for
+fib, hub_vtysh, lan = hr.fib, hr.hub_vtysh, hr.lan
 HUB_NBMA, HUB_OVL = hf.HUB_NBMA, hf.HUB_OVL
-FRR_HUB = hf.SOURCE / "scripts" / "frr-hub"
-EXAMPLE = hf.SOURCE / "config" / "examples" / "frr" / "ospfd.conf"
-FRR_RUN = hf.RUN.parent / (hf.RUN.name + "-frr")
 ALL_SPF = "224.0.0.5"
 OSPF_PROTO = 89
-BOOT_S = 240
-LIMIT_S = 345
-
-
-def lan(spoke):
-    return f"192.168.{spoke[len('spoke'):]}.0/24"
-
-
-def hub_ospfd(work):
-    """ospfd.conf with the rig's overlay (10.255.0.0/24, hub 10.255.0.1) and no hub LAN."""
-    text = EXAMPLE.read_text()
-    for old, new in (("ospf router-id 10.0.0.1", f"ospf router-id {HUB_OVL}"),
-                     ("network 10.0.0.0/16 area 0", "network 10.255.0.0/24 area 0"),
-                     (" network 192.168.100.0/24 area 0\n", "")):
-        assert old in text, old
-        text = text.replace(old, new)
-    path = work / "ospfd.conf"
-    path.write_text(text)
-    return path
-
-
-def frr_hub(*args, timeout=60):
-    r = subprocess.run([str(FRR_HUB), *args], capture_output=True, text=True, timeout=timeout)
-    return r.returncode, r.stdout + r.stderr
-
-
-def hub_vtysh(*cmds):
-    args = []
-    for c in cmds:
-        args += ["-c", c]
-    return frr_hub("vtysh", "--run-dir", str(FRR_RUN), "--netns", hf.NS, "--", *args)[1]
-
-
-def fib(hub):
-    return {r["prefix"]: r for r in hub.ctl_json("show", "ip", "route")["routes"]}
 
 
 def setup(work):
-    config = work / "hub.yaml"
-    config.write_text(hf.CONFIG.read_text() + "\nrouting:\n  interfaces:\n    - tunnel: dmvpn\n"
-                      f"      name: {hf.KERNEL_IFACE}\n      unnumbered: true\n"
-                      "  fpm: {settle-seconds: 3}\n")
-    return config, ["--ospf", "--no-shortcut"]
+    return hr.hub_config(work, "      unnumbered: true\n"), ["--ospf", "--no-shortcut"]
 
 
 def checks(hub, cap):
-    work = cap.parent
-    rc, out = frr_hub("start", "--ospfd", str(hub_ospfd(work)), "--run-dir", str(FRR_RUN),
-                      "--netns", hf.NS)
-    check(rc == 0, "scripts/frr-hub started zebra (FPM) and ospfd in the rig's namespace", out)
-    try:
-        if rc == 0:
-            ospf_checks(hub, cap)
-    finally:
-        if hf.failures:
-            print(hub_vtysh("show ip ospf interface", "show ip ospf neighbor",
-                            "show ip ospf database", "show ip route"), flush=True)
-            logs = [FRR_RUN / "frr.log"] + sorted(hf.RUN.glob("guests/*/logs/ospfd.log"))
-            for log in logs:
-                if log.exists():
-                    print(f"----- {log} (last 60 lines) -----\n" + "\n".join(
-                        log.read_text(errors="replace").splitlines()[-60:]), flush=True)
-        frr_hub("stop", "--run-dir", str(FRR_RUN))
+    # ospfd.conf with the rig's overlay (10.255.0.0/24, hub 10.255.0.1) and no hub LAN.
+    conf = hr.example_for_rig("ospfd.conf", (
+        ("ospf router-id 10.0.0.1", f"ospf router-id {HUB_OVL}"),
+        ("network 10.0.0.0/16 area 0", "network 10.255.0.0/24 area 0"),
+        (" network 192.168.100.0/24 area 0\n", "")), cap.parent)
+    hr.with_hub_frr(hub, "ospfd", conf, lambda: ospf_checks(hub, cap),
+                    on_failure=("show ip ospf interface", "show ip ospf neighbor",
+                                "show ip ospf database", "show ip route"))
 
 
 def hub_full():
@@ -153,22 +104,8 @@ def ospf_checks(hub, cap):
     if not nbrs:
         return
 
-    def all_in_fib():
-        f = fib(hub)
-        rows = [f.get(lan(s)) for s in hf.SPOKES]
-        return rows if all(r and r["state"] != "incomplete" for r in rows) else None
-    t = time.time()
-    rows = wait_for(all_in_fib, 60, 1)
-    step(f"FIB: spoke LANs {time.time() - t:.0f} s after Full")
-    print(hub.ctl("show", "ip", "route")[1], flush=True)
-    for spoke, (nbma, ovl) in hf.SPOKES.items():
-        r = fib(hub).get(lan(spoke))
-        check(r is not None and r["code"] == "O" and r["protocol"] == "ospf" and
-              r["source"] == "fpm" and r["next_hop"] == ovl and r["nbma"] == nbma and
-              r["state"] == "complete",
-              f"hub: show ip route --json: {lan(spoke)} O (ospf from fpm) via {ovl}, NBMA {nbma}, "
-              f"complete (distance {r and r['distance']})", json.dumps(r))
-    if rows is None:
+    if not hr.lans_in_fib(hub, "Full", lambda r: r["code"] == "O" and r["protocol"] == "ospf",
+                          "O (ospf)"):
         return
 
     # The multicast that made it: counters and the bridge capture.
@@ -203,27 +140,11 @@ def ospf_checks(hub, cap):
               vtysh(a, f"show ip route {lan(b)}"))
 
     # LAN to LAN through the hub's workers (spokes without shortcut: always via the hub).
-    for a, b in (("spoke2", "spoke3"), ("spoke3", "spoke2")):
-        src, dst = lan(a).replace(".0/24", ".1"), lan(b).replace(".0/24", ".1")
-        rc, out = guest_sh(a, f"ping -n -c 5 -i 0.5 -W 3 -I {src} {dst}")
-        check(rc == 0, f"{a}'s LAN {src} pings {b}'s LAN {dst}", out)
-    time.sleep(1.0)
-    pk = hf.read_capture(cap)
-    s2n, s3n = hf.SPOKES["spoke2"][0], hf.SPOKES["spoke3"][0]
-    inner = ("192.168.2.1", "192.168.3.1", 1)
-    check(any(p[:4] == (s2n, HUB_NBMA, "ip", inner) for p in pk) and
-          any(p[:4] == (HUB_NBMA, s3n, "ip", inner) for p in pk),
-          "capture: 192.168.2.1 -> 192.168.3.1 crossed the hub (GRE .2 -> .1, .1 -> .3)")
-    check(not any(p[0] == s2n and p[1] == s3n for p in pk),
-          "capture: nothing straight spoke2 -> spoke3 (no shortcut configured)")
+    hr.lan_to_lan(cap)
 
     # Withdrawal: spoke3's LAN interface goes down, then up again.
     rc, out = guest_sh("spoke3", "ip link set lan0 down")
-    t = time.time()
-    gone = wait_for(lambda: lan("spoke3") not in fib(hub), 60, 1)
-    check(gone, f"spoke3's lan0 down: {lan('spoke3')} left the hub's FIB "
-                f"({time.time() - t:.0f} s)", out + hub.ctl("show", "ip", "route")[1])
-    check(lan("spoke2") in fib(hub), f"{lan('spoke2')} stays in the FIB")
+    hr.spoke3_withdrawn(hub, "spoke3's lan0 down", out)
     rc, out = guest_sh("spoke3", "ip link set lan0 up")
     t = time.time()
     back = wait_for(lambda: (fib(hub).get(lan("spoke3")) or {}).get("state") == "complete", 60, 1)
@@ -233,15 +154,7 @@ def ospf_checks(hub, cap):
 
 
 def main():
-    hf.plan_spokes(2)
-    rc = hf.preflight("hub_frr_ospf")
-    if rc is not None:
-        return rc
-    if not Path("/usr/lib/frr/ospfd").exists():
-        print("hub_frr_ospf: FAIL: Debian's frr is not installed on this host")
-        return 1
-    frr_hub("stop", "--run-dir", str(FRR_RUN))  # leftovers of a killed run
-    return hf.run_rig(checks, log_level="info", setup=setup, boot_s=BOOT_S, limit_s=LIMIT_S)
+    return hr.main("hub_frr_ospf", "ospfd", checks, setup)
 
 
 if __name__ == "__main__":
