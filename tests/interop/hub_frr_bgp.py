@@ -94,7 +94,7 @@ def bgp_checks(hub, cap):
     # Withdrawal: spoke3 stops announcing its LAN.
     out = vtysh("spoke3", "configure terminal", f"router bgp {ASN}", "address-family ipv4 unicast",
                 f"no network {lan('spoke3')}")
-    hr.spoke3_withdrawn(hub, f"spoke3 withdrew {lan('spoke3')}", out)
+    hr.withdrawn(hub, "spoke3", f"spoke3 withdrew {lan('spoke3')}", out)
     stats = hub.ctl("show", "stats")[1]
     print("\n".join(l for l in stats.splitlines() if "xception" in l or "FPM" in l or "fpm" in l),
           flush=True)

@@ -24,7 +24,7 @@ Asserts:
   - LAN to LAN: spoke2 pings 192.168.3.1 from 192.168.2.1 and back; the capture shows the
     echoes crossing the hub (GRE spoke2 -> hub, hub -> spoke3);
   - spoke3's lan0 goes down: 192.168.3.0/24 leaves the hub's FIB (192.168.2.0/24 stays); up
-    again: it comes back.
+    again: it comes back; spoke2 removes its `network 192.168.2.0/24`: it leaves the FIB.
 On failure: hub_frr's diagnostics plus FRR's logs (the hub's, the spokes' ospfd and nhrpd).
 Needs root, qemu (exit 77 without), build/dmvpn-hub, Debian's frr. Own namespace and run
 directory (dmvpn-hubospf, /run/dmvpn-hubospf). About 2-4 minutes with the image built.
@@ -144,12 +144,16 @@ def ospf_checks(hub, cap):
 
     # Withdrawal: spoke3's LAN interface goes down, then up again.
     rc, out = guest_sh("spoke3", "ip link set lan0 down")
-    hr.spoke3_withdrawn(hub, "spoke3's lan0 down", out)
+    hr.withdrawn(hub, "spoke3", "spoke3's lan0 down", out)
     rc, out = guest_sh("spoke3", "ip link set lan0 up")
     t = time.time()
     back = wait_for(lambda: (fib(hub).get(lan("spoke3")) or {}).get("state") == "complete", 60, 1)
     check(back, f"spoke3's lan0 up: {lan('spoke3')} back in the hub's FIB "
                 f"({time.time() - t:.0f} s)", out + hub.ctl("show", "ip", "route")[1])
+    # Withdrawal: spoke2 removes its LAN's network statement.
+    out = vtysh("spoke2", "configure terminal", "router ospf",
+                f"no network {lan('spoke2')} area 0")
+    hr.withdrawn(hub, "spoke2", f"spoke2's `no network {lan('spoke2')}`", out)
     check(hub.alive(), "the hub is still running")
 
 

@@ -119,13 +119,16 @@ def lan_to_lan(cap):
     return pk
 
 
-def spoke3_withdrawn(hub, why, detail=""):
-    """Waits for spoke3's LAN to leave the hub's FIB after `why`; spoke2's stays. Checked."""
+def withdrawn(hub, spoke, why, detail=""):
+    """Waits for SPOKE's LAN to leave the hub's FIB after `why`; the other spokes' LANs stay.
+    Checked."""
     t = time.time()
-    gone = wait_for(lambda: lan("spoke3") not in fib(hub), 60, 1)
-    check(gone, f"{why}: {lan('spoke3')} left the hub's FIB ({time.time() - t:.0f} s)",
+    gone = wait_for(lambda: lan(spoke) not in fib(hub), 60, 1)
+    check(gone, f"{why}: {lan(spoke)} left the hub's FIB ({time.time() - t:.0f} s)",
           detail + hub.ctl("show", "ip", "route")[1])
-    check(lan("spoke2") in fib(hub), f"{lan('spoke2')} stays in the FIB")
+    others = [lan(s) for s in hf.SPOKES if s != spoke]
+    check(all(p in fib(hub) for p in others),
+          f"{', '.join(others)} {'stays' if len(others) == 1 else 'stay'} in the FIB")
 
 
 def main(name, daemon, checks, setup, boot_s=240, limit_s=345):
