@@ -28,7 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402  (check, binaries)
 import multihub  # noqa: E402  (bridge, sh)
 
-VERSION = sys.argv[1] if len(sys.argv) > 1 else "v2"
+# The argument, kept in the environment across the re-exec into the namespace.
+VERSION = os.environ.setdefault("DMVPN_MULTIHUB_IKE_VERSION",
+                                sys.argv[1] if len(sys.argv) > 1 else "v2")
 BR = "hibr0"
 HUBS = {
     "A": {"nbma": "100.64.0.1", "overlay": "10.0.0.1", "tap": "hiA0", "mac": "02:00:00:01:aa:01"},
@@ -164,8 +166,9 @@ def main():
                                                        c["nhrp_tx_no_esp_path"]))
             flows = h.json("show", "crypto", "ipsec", "sa")["ipsec_sas"]
             mine = [f for f in flows if f["peer"] == h.peer["nbma"]]
-            e2e.check(mine and sum(f["encaps"] for f in mine) > 0 and
-                      sum(f["decaps"] for f in mine) > 0,
+            # (IKEv1's view has no packet counters: the workers' usage goes to IKEv2 only.)
+            e2e.check(mine and (VERSION == "v1" or sum(f["encaps"] for f in mine) > 0) and
+                      (VERSION == "v1" or sum(f["decaps"] for f in mine) > 0),
                       "hub %s: show crypto ipsec sa counts ESP packets with its peer (%s)" %
                       (n, [(f["encaps"], f["decaps"]) for f in mine]))
         for n, h in hubs.items():
