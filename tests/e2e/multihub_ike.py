@@ -15,6 +15,9 @@ Quick Mode, `ike.version: 1`).
     register with each other again inside the new ESP; the times from A's launch to its IKE SA
     and to both registrations are printed
   - hub B's IKE SA with A deleted at B (`clear crypto sa`): B initiates again by itself
+  - (v2) a cross-hub resolution: an emulated spoke keyed with hub A resolves a station hub A
+    does not hold (hub B's static map, which B also initiates to): hub A forwards it to hub B
+    inside their ESP and B's answer comes back through A; the spoke takes the shortcut
 Timings are printed, never asserted. About 60 s. Needs root and /dev/net/tun (77 otherwise).
 """
 
@@ -39,7 +42,11 @@ HUBS = {
 }
 PSK = "hub-to-hub-e2e-key"
 multihub.BR = BR
-multihub.KERNEL_MACS.update({"hiA0": "02:00:00:01:fe:01", "hiB0": "02:00:00:01:fe:02"})
+multihub.KERNEL_MACS.update({"hiA0": "02:00:00:01:fe:01", "hiB0": "02:00:00:01:fe:02",
+                             "hiSa0": "02:00:00:01:fe:03"})
+# Emulated spoke 0 (the emulator's defaults: NBMA 100.64.0.2, overlay 10.0.0.2), known to hub B
+# only by a static map (which hub B also initiates to).
+MAPPED = ("10.0.0.2", "100.64.0.2")
 
 IKE = {
     "v2": "      proposals: [aes128gcm16-prfsha256-x25519]\n"
@@ -60,7 +67,9 @@ ipsec-profiles:
       dpd-retries: 2
 {ike}"""
 CONFIG = multihub.CONFIG.replace("tunnels:\n", PROFILE + "tunnels:\n").replace(
-    "    gre-key: {key}\n", "    gre-key: {key}\n    ipsec-profile: hubs\n")
+    "    gre-key: {key}\n", "    gre-key: {key}\n    ipsec-profile: hubs\n").replace(
+    "      max-cache-entries", "{maps}      max-cache-entries")
+MAP = "      map:\n        - overlay: %s\n          nbma: %s\n" % MAPPED
 
 
 class Hub(e2e.hub):  # its ctl() and json(), a start of its own (launch, then ready())
@@ -72,6 +81,7 @@ class Hub(e2e.hub):  # its ctl() and json(), a start of its own (launch, then re
         path = os.path.join(d, "hub%s.yaml" % name)
         with open(path, "w") as f:
             f.write(CONFIG.format(d=d, name=name, psk=PSK, ike=IKE, key=100, auth="e2e",
+                                  maps=MAP if name == "B" else "",
                                   peer_overlay=self.peer["overlay"], peer_nbma=self.peer["nbma"],
                                   **me))
         self.log = open(os.path.join(d, "hub%s.log" % name), "a+")
@@ -129,6 +139,35 @@ def until(what, timeout=40, step=0.05):
             pass  # a hub still starting
         time.sleep(step)
     return None
+
+
+def cross_hub_resolution(d, hub_a):
+    """Two emulated spokes keyed by IKE with hub A; spoke 0 registers once and lets it run out
+    (holding time 3 s), so hub A no longer knows it while hub B holds it by its static map. Then
+    spoke 1 resolves spoke 0 at hub A: hub A forwards the request to hub B inside their ESP, hub
+    B's answer comes back through hub A, and spoke 1 sends to spoke 0 by shortcut over a
+    spoke-to-spoke SA."""
+    before = hub_a.json("show", "nhrp", "nhs")[0]["resolutions_forwarded"]
+    cmd = [e2e.SIM, "--vdev", "net_tap0,iface=hiSa0,mac=02:00:00:01:5a:01", "--tunnel-prefix",
+           "10.0.0.0/16", "--spokes", 2, "--gre-key", 100, "--auth", "e2e", "--ike", "psk:" + PSK,
+           "--holdtime", 3, "--registration-timeout", 1, "--stop-refresh", 1, "--resolve",
+           "--resolve-after", 5, "--data-after", 6, "--rate", 50, "--duration", 3,
+           "--peer-offset", 1, "--drain", 1, "--no-progress", "--eal",
+           "-l 0 --no-huge -m 256 --no-pci --no-telemetry --no-shconf --file-prefix hi-sim-%d"
+           % os.getpid()]
+    r = multihub.report(*multihub.start_sim(d, cmd, "a", "hiSa0"), timeout=60)
+    forwarded = hub_a.json("show", "nhrp", "nhs")[0]["resolutions_forwarded"] - before
+    e2e.check(r is not None and r["keyed"] == 2, "two emulated spokes keyed with hub A (%s)" %
+              (r and r["keyed"]))
+    e2e.check(forwarded >= 1, "hub A forwarded %d Resolution Request(s) for %s to hub B" %
+              (forwarded, MAPPED[0]))
+    e2e.check(r is not None and r["resolution_replies"] >= 1 and r["shortcuts"] >= 1,
+              "hub B's answer came back through hub A: spoke 1 resolved %s to %s (%s replies)"
+              % (MAPPED[0], MAPPED[1], r and r["resolution_replies"]))
+    e2e.check(r is not None and r["spoke_sas"] >= 1 and r["received_shortcut"] > 0,
+              "spoke 1 then sent by shortcut over a spoke-to-spoke SA: %s of %s packets (%s lost "
+              "through hub A before that SA was up)" %
+              (r and r["received_shortcut"], r and r["sent"], r and r["lost"]))
 
 
 def main():
@@ -209,6 +248,8 @@ def main():
                   "%.2f s" % (time.time() - t1))
         regs = until(lambda: all(h.holds_peer() and h.registered() for h in hubs.values()))
         e2e.check(regs is not None, "and registered with each other again")
+        if VERSION == "v2":
+            cross_hub_resolution(d, hubs["A"])
         for n, h in hubs.items():
             e2e.check(h.proc.poll() is None, "hub %s still running" % n)
     finally:
