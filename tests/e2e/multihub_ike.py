@@ -18,7 +18,7 @@ Quick Mode, `ike.version: 1`).
   - (v2) a cross-hub resolution: an emulated spoke keyed with hub A resolves a station hub A
     does not hold (hub B's static map, which B also initiates to): hub A forwards it to hub B
     inside their ESP and B's answer comes back through A; the spoke takes the shortcut
-Timings are printed, never asserted. About 60 s. Needs root and /dev/net/tun (77 otherwise).
+Timings are printed, never asserted. About 20 s. Needs root and /dev/net/tun (77 otherwise).
 """
 
 import os
