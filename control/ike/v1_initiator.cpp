@@ -351,9 +351,11 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         secret hi = crypto::hash_i(sa.hash, sa.keys.skeyid.view(), sa.gxi, sa.gxr, sa.cky_i,
                                    sa.cky_r, sa.sa_b, idii_b);
         std::vector<payload> ps{idii, hash_payload{bytes(hi.data(), hi.data() + hi.size())}};
+        // Not while the peer keys us too, even half way (two hubs initiating to each other):
+        // its answer to our INITIAL-CONTACT would drop the ISAKMP SA it initiated, which we
+        // hold, and each end would keep a different SA.
         const bool others = std::any_of(sas.begin(), sas.end(), [&](const auto& o) {
-            return o.first != sa.id && o.second->peer == sa.peer &&
-                   o.second->state == p1_state::qm_idle;
+            return o.first != sa.id && o.second->peer == sa.peer;
         });
         if (!others) {
             notification_payload n;
