@@ -236,11 +236,14 @@ struct ike_settings {
         uint16_t key_bits = 128;      // AES 128/192/256; 0 for 3DES
         uint16_t hash = 2;            // 1 MD5 (legacy), 2 SHA-1, 4 SHA2-256
         uint16_t group = 14;          // 2, 5 (legacy), 14, 19, 20
-        uint16_t authentication = 1;  // 1 pre-shared key
+        uint16_t authentication = 1;  // 1 pre-shared key, 3 RSA signatures (certificate)
         uint32_t lifetime_s = 86400;
         friend bool operator==(const isakmp_policy&, const isakmp_policy&) = default;
     };
     std::vector<isakmp_policy> isakmp_policies;
+    // IKEv1 Aggressive Mode (PSK, responder): off unless asked (`aggressive-mode: true`), since
+    // its second message hands a hash of the key to any initiator; loading it warns.
+    bool aggressive_mode = false;
     ike_auth auth = ike_auth::psk;
     // `psk:` (the wildcard, peer ""), `keys:`, and the lines of `key-file:`, which the loader
     // reads (root-only file): never printed, not even in errors.
