@@ -388,6 +388,10 @@ struct kernel_interface {
     std::string name;    // the kernel's interface name (IFNAMSIZ: at most 15 bytes)
     // Packets a second in each direction (to the kernel, from it); 0: unlimited.
     uint32_t rate = 10000;
+    // The address as a /32 and the prefix as a route out of the interface (FRR treats it as
+    // unnumbered: ospfd point-to-multipoint then skips the hellos' network-mask check, which
+    // spokes with a /32 tunnel address, as FRR nhrpd's, need).
+    bool unnumbered = false;
 
     friend bool operator==(const kernel_interface&, const kernel_interface&) = default;
 };

@@ -2,6 +2,7 @@
 // CHILD_SA (child.cpp negotiates it). Both roles.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 
@@ -380,7 +381,15 @@ void engine::impl::send_auth(ike_sa& sa, time_point now, outputs& out) {
     }
     sa.first_child_spi = new_child_spi();
     by_child_spi[sa.first_child_spi] = 0;  // reserved until the CHILD_SA exists
-    inner.emplace_back(notify(notify_type::initial_contact));
+    // INITIAL_CONTACT asserts this is the only IKE SA with the peer (section 3.16): not when the
+    // peer is keying us at the same time (two hubs initiating to each other), whose SA the
+    // peer's answer to it would otherwise tear down.
+    bool alone = std::none_of(sas.begin(), sas.end(), [&](const auto& o) {
+        return o.first != sa.id && o.second->peer == sa.peer && o.second->tunnel == sa.tunnel;
+    });
+    if (alone) {
+        inner.emplace_back(notify(notify_type::initial_contact));
+    }
     inner.emplace_back(notify(notify_type::use_transport_mode));
     inner.emplace_back(esp_offer(prof->settings, sa.first_child_spi, std::nullopt));
     inner.emplace_back(ts_payload_i{host_ts(sa.local)});

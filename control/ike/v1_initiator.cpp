@@ -376,9 +376,11 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
             fail(fmt::format("MM5 not signed: {}", *err), cnt.dropped);
             return true;
         }
+        // Not while the peer keys us too, even half way (two hubs initiating to each other):
+        // its answer to our INITIAL-CONTACT would drop the ISAKMP SA it initiated, which we
+        // hold, and each end would keep a different SA.
         const bool others = std::any_of(sas.begin(), sas.end(), [&](const auto& o) {
-            return o.first != sa.id && o.second->peer == sa.peer &&
-                   o.second->state == p1_state::qm_idle;
+            return o.first != sa.id && o.second->peer == sa.peer;
         });
         if (!others) {
             notification_payload n;

@@ -141,6 +141,11 @@ def spokesim(d, tag, first, nhs_order, duration, extra=()):
            "--rate", RATE, "--duration", duration, "--drain", 1, "--no-progress", *extra, "--eal",
            "-l 0 --no-huge -m 256 --no-pci --no-telemetry --no-shconf --file-prefix mh-sim%s-%d"
            % (tag, os.getpid())]
+    return start_sim(d, cmd, tag, tap)
+
+
+def start_sim(d, cmd, tag, tap):
+    """Runs the emulator `cmd` (output in d) and puts its tap on the bridge."""
     out = open(os.path.join(d, "sim%s-%d.out" % (tag, int(time.time() * 1000))), "w+")
     p = subprocess.Popen([str(a) for a in cmd], stdout=out, stderr=subprocess.STDOUT)
     # The tap PMD sets the kernel side's MAC to the port's while it starts the port: bridge it

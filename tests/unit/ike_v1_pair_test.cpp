@@ -444,6 +444,37 @@ TEST_CASE("v1 initiator: refusals and strangers", "[ike_v1_pair]") {
     CHECK(q.i.take(b, q.now).size() == 1);
 }
 
+TEST_CASE("v1: two hubs initiating to each other at once both keep working SAs", "[ike_v1_pair]") {
+    pair p(settings("k3y"), settings("k3y"));
+    outputs oi, orr;
+    p.i.e->initiate(0, hub, p.now, oi);
+    p.r.e->initiate(0, spoke, p.now, orr);
+    std::vector<datagram> both = p.i.take(oi, p.now);
+    for (auto& d : p.r.take(orr, p.now)) {
+        both.push_back(std::move(d));
+    }
+    p.deliver(std::move(both), true);
+    // Neither claimed INITIAL-CONTACT (each knew of the other's exchange), so neither end
+    // dropped an ISAKMP SA the other still holds: every pair installed has its mirror.
+    REQUIRE(!p.i.installs.empty());
+    REQUIRE(p.i.installs.size() == p.r.installs.size());
+    for (const child_sa& a : p.i.installs) {
+        bool mirrored = false;
+        for (const child_sa& b : p.r.installs) {
+            mirrored = mirrored || a.inbound.spi == b.outbound.spi;
+        }
+        CHECK(mirrored);
+    }
+    CHECK(p.i.downs.empty());
+    CHECK(p.r.downs.empty());
+    // DPD over a minute finds both ends alive.
+    p.run(60);
+    CHECK(p.i.downs.empty());
+    CHECK(p.r.downs.empty());
+    CHECK(p.i.e->counters().dead_peers == 0);
+    CHECK(p.r.e->counters().dead_peers == 0);
+}
+
 // ---- RSA signatures (RFC 2409 section 5.1): the test PKI of the IKEv2 tests ----
 
 namespace {
