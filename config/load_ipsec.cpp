@@ -559,7 +559,10 @@ std::vector<ike_settings::esp_proposal> loader::read_esp_proposals(const value_r
 }
 
 // IKEv1's `isakmp-policies`: IOS's `crypto isakmp policy` lines as YAML mappings.
-std::vector<ike_settings::isakmp_policy> loader::read_isakmp_policies(const value_ref& v) {
+std::vector<ike_settings::isakmp_policy> loader::read_isakmp_policies(const value_ref& v,
+                                                                      ike_auth auth) {
+    const bool rsa = auth == ike_auth::certificate;
+    const std::string_view method = rsa ? "rsa-sig" : "pre-share";
     std::vector<ike_settings::isakmp_policy> out;
     auto items = sequence(v);
     if (!items) {
@@ -574,6 +577,7 @@ std::vector<ike_settings::isakmp_policy> loader::read_isakmp_policies(const valu
             continue;
         }
         ike_settings::isakmp_policy pol;
+        pol.authentication = rsa ? 3 : 1;
         std::vector<std::string> weak;
         if (auto m = member(*f, "encryption")) {
             if (auto t = scalar(*m, "3des, aes, aes 192 or aes 256")) {
@@ -626,11 +630,10 @@ std::vector<ike_settings::isakmp_policy> loader::read_isakmp_policies(const valu
             }
         }
         if (auto m = member(*f, "authentication")) {
-            if (auto t = scalar(*m, "pre-share"); t && *t != "pre-share") {
+            if (auto t = scalar(*m, method); t && *t != method) {
                 fail(m->at, m->path,
-                     fmt::format("expected pre-share (the only IKEv1 method the hub speaks), "
-                                 "got {}",
-                                 quote(*t)));
+                     fmt::format("expected {} (the profile's authentication is {}), got {}", method,
+                                 rsa ? "certificate" : "psk", quote(*t)));
             }
         }
         read(*f, "lifetime", pol.lifetime_s, uint_in(60, 86400));
@@ -675,7 +678,8 @@ ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
                          "initiate",
                          "fragmentation",
                          "fragment-size",
-                         "isakmp-policies"});
+                         "isakmp-policies",
+                         "aggressive-mode"});
     s.proposals = default_ike_proposals();
     s.esp_proposals = default_esp_proposals();
     if (!f) {
@@ -692,14 +696,6 @@ ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
             }
         }
     }
-    if (auto p = member(*f, "isakmp-policies")) {
-        if (!s.speaks_v1() && !broken(child(v.path, "version"))) {
-            fail(p->at, p->path, "only used with version 1 or any (IKEv1)");
-        }
-        s.isakmp_policies = read_isakmp_policies(*p);
-    } else if (s.speaks_v1()) {
-        s.isakmp_policies = {ike_settings::isakmp_policy{}};  // aes sha group 14 pre-share
-    }
     if (auto a = member(*f, "authentication")) {
         if (auto t = scalar(*a, "psk or certificate")) {
             if (*t == "psk") {
@@ -710,6 +706,15 @@ ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
                 fail(a->at, a->path, fmt::format("expected psk or certificate, got {}", quote(*t)));
             }
         }
+    }
+    if (auto p = member(*f, "isakmp-policies")) {
+        if (!s.speaks_v1() && !broken(child(v.path, "version"))) {
+            fail(p->at, p->path, "only used with version 1 or any (IKEv1)");
+        }
+        s.isakmp_policies = read_isakmp_policies(*p, s.auth);
+    } else if (s.speaks_v1()) {
+        s.isakmp_policies = {ike_settings::isakmp_policy{}};  // aes sha group 14
+        s.isakmp_policies[0].authentication = s.auth == ike_auth::certificate ? 3 : 1;
     }
     read_psks(*f, s, profile);
     if (auto id = member(*f, "local-id")) {
@@ -798,10 +803,19 @@ ike_settings loader::read_ike(const value_ref& v, std::string_view profile) {
                          s.cookie_threshold, s.max_half_open));
     }
 
-    if (s.speaks_v1() && s.auth == ike_auth::certificate) {
-        if (auto ver = member(*f, "version")) {
-            fail(ver->at, ver->path,
-                 "IKEv1 is spoken with pre-shared keys only (authentication: psk)");
+    read(*f, "aggressive-mode", s.aggressive_mode, as_bool());
+    if (auto am = member(*f, "aggressive-mode"); am && s.aggressive_mode) {
+        if (!s.speaks_v1() && !broken(child(v.path, "version"))) {
+            fail(am->at, am->path, "only used with version 1 or any (IKEv1)");
+        } else if (s.auth != ike_auth::psk) {
+            fail(am->at, am->path, "the hub answers Aggressive Mode with pre-shared keys only");
+        } else {
+            warn(am->at, am->path,
+                 fmt::format(
+                     "ipsec profile {}: IKEv1 Aggressive Mode answers anyone who asks with a "
+                     "hash of the pre-shared key (crackable offline); for legacy peers "
+                     "only",
+                     profile));
         }
     }
     // What each way of authenticating needs, and what it cannot use.

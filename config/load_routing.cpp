@@ -86,7 +86,7 @@ fpm_settings loader::read_fpm(const value_ref& v) {
 
 kernel_interface loader::read_kernel_interface(const value_ref& v) {
     kernel_interface k;
-    auto f = mapping(v, {"tunnel", "port", "create", "name", "rate"});
+    auto f = mapping(v, {"tunnel", "port", "create", "name", "rate", "unnumbered"});
     if (!f) {
         return k;
     }
@@ -116,6 +116,7 @@ kernel_interface loader::read_kernel_interface(const value_ref& v) {
         }
     }
     read(*f, "rate", k.rate, uint_in(0, max_exception_rate));
+    read(*f, "unnumbered", k.unnumbered, as_bool());
     return k;
 }
 

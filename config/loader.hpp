@@ -157,7 +157,9 @@ private:
     void read_key_file(const value_ref& v, ike_settings& s, std::string_view profile);
     std::vector<ike_proposal> read_ike_proposals(const value_ref& v);
     std::vector<ike_settings::esp_proposal> read_esp_proposals(const value_ref& v);
-    std::vector<ike_settings::isakmp_policy> read_isakmp_policies(const value_ref& v);
+    // `auth`: the profile's; each policy's `authentication` must be its IKEv1 name.
+    std::vector<ike_settings::isakmp_policy> read_isakmp_policies(const value_ref& v,
+                                                                  ike_auth auth);
     std::optional<std::vector<uint8_t>> psk_bytes(const value_ref& v, std::string_view profile,
                                                   std::string_view peer);
     route read_route(const value_ref& v);

@@ -236,11 +236,14 @@ struct ike_settings {
         uint16_t key_bits = 128;      // AES 128/192/256; 0 for 3DES
         uint16_t hash = 2;            // 1 MD5 (legacy), 2 SHA-1, 4 SHA2-256
         uint16_t group = 14;          // 2, 5 (legacy), 14, 19, 20
-        uint16_t authentication = 1;  // 1 pre-shared key
+        uint16_t authentication = 1;  // 1 pre-shared key, 3 RSA signatures (certificate)
         uint32_t lifetime_s = 86400;
         friend bool operator==(const isakmp_policy&, const isakmp_policy&) = default;
     };
     std::vector<isakmp_policy> isakmp_policies;
+    // IKEv1 Aggressive Mode (PSK, responder): off unless asked (`aggressive-mode: true`), since
+    // its second message hands a hash of the key to any initiator; loading it warns.
+    bool aggressive_mode = false;
     ike_auth auth = ike_auth::psk;
     // `psk:` (the wildcard, peer ""), `keys:`, and the lines of `key-file:`, which the loader
     // reads (root-only file): never printed, not even in errors.
@@ -385,6 +388,10 @@ struct kernel_interface {
     std::string name;    // the kernel's interface name (IFNAMSIZ: at most 15 bytes)
     // Packets a second in each direction (to the kernel, from it); 0: unlimited.
     uint32_t rate = 10000;
+    // The address as a /32 and the prefix as a route out of the interface (FRR treats it as
+    // unnumbered: ospfd point-to-multipoint then skips the hellos' network-mask check, which
+    // spokes with a /32 tunnel address, as FRR nhrpd's, need).
+    bool unnumbered = false;
 
     friend bool operator==(const kernel_interface&, const kernel_interface&) = default;
 };

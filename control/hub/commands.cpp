@@ -370,6 +370,7 @@ control::mgmt_reply hub::reload() {
     }
     install_inbound_sas();
     _ike_bindings = std::move(ike_next);
+    _ike_peers.configure(ike_peers::targets_of(_topo, _slots), now);
     if (ike_new) {
         _ike = std::make_unique<ike::thread>(
             std::make_unique<ike::engine_handler<ike::engine>>(std::move(ike_new)));

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <net/if.h>
+#include <net/route.h>
 #include <netinet/in.h>
 #include <rte_dev.h>
 #include <rte_errno.h>
@@ -30,9 +31,11 @@ std::string vdev_name(exception_owner o) {
 }
 
 // Sets `ifname`'s IPv4 address and prefix and brings it up: the kernel then holds a connected
-// route for the tunnel's overlay prefix through it. Error: which step failed and errno's text.
+// route for the tunnel's overlay prefix through it. Unnumbered: the address as a /32 and the
+// prefix as a route out of the interface instead (gone with the interface). Error: which step
+// failed and errno's text.
 std::optional<std::string> configure_kernel_side(const std::string& ifname, uint32_t address,
-                                                 uint8_t prefix_len) {
+                                                 uint8_t prefix_len, bool unnumbered) {
     int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return fmt::format("socket: {}", std::strerror(errno));
@@ -55,9 +58,9 @@ std::optional<std::string> configure_kernel_side(const std::string& ifname, uint
     sockaddr_in a = sin(address);
     std::memcpy(&r.ifr_addr, &a, sizeof a);
     err = step(SIOCSIFADDR, r, "set address");
+    uint32_t mask = prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - prefix_len);
     if (!err) {
-        uint32_t mask = prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - prefix_len);
-        sockaddr_in m = sin(mask);
+        sockaddr_in m = sin(unnumbered ? ~uint32_t{0} : mask);
         std::memcpy(&r.ifr_netmask, &m, sizeof m);
         err = step(SIOCSIFNETMASK, r, "set netmask");
     }
@@ -67,6 +70,18 @@ std::optional<std::string> configure_kernel_side(const std::string& ifname, uint
     if (!err) {
         r.ifr_flags = static_cast<short>(r.ifr_flags | IFF_UP);
         err = step(SIOCSIFFLAGS, r, "link up");
+    }
+    if (!err && unnumbered && prefix_len < 32) {
+        rtentry rt{};
+        sockaddr_in dst = sin(address & mask);
+        sockaddr_in genmask = sin(mask);
+        std::memcpy(&rt.rt_dst, &dst, sizeof dst);
+        std::memcpy(&rt.rt_genmask, &genmask, sizeof genmask);
+        rt.rt_flags = RTF_UP;
+        rt.rt_dev = r.ifr_name;
+        if (::ioctl(fd, SIOCADDRT, &rt) != 0 && errno != EEXIST) {
+            err = fmt::format("route to the prefix: {}", std::strerror(errno));
+        }
     }
     ::close(fd);
     // IPv6 on an overlay the hub forwards as IPv4 only would be router solicitations the hub
@@ -122,7 +137,7 @@ std::optional<std::string> exception_path::open(const config::kernel_interface& 
     if (int rc = rte_eth_dev_start(port); rc != 0) {
         return fail("start", rc);
     }
-    if (auto err = configure_kernel_side(k.name, address, prefix_len)) {
+    if (auto err = configure_kernel_side(k.name, address, prefix_len, k.unnumbered)) {
         return fail(err->c_str(), 0);
     }
     exception_iface e;

@@ -22,6 +22,7 @@
 
 #include "config/topology.hpp"
 #include "control/hub/exception.hpp"
+#include "control/hub/ike_peers.hpp"
 #include "control/hub/loop_time.hpp"
 #include "control/hub/model.hpp"
 #include "control/hub/multicast.hpp"
@@ -254,6 +255,8 @@ private:
     // Every tick: pairs a worker just marked past their soft limit, to the engine at once (a
     // 1 s report would leave too little of a small limit for the rekey).
     void ike_soft_limits();
+    // Every tick: hub to hub, initiations due to `nhs` peers and static maps (ike_peers.hpp).
+    void ike_initiate_due(timestamp now);
     // Deferred (mgmt_server::defer): the IKE thread renders the view, show_crypto_answered
     // replies.
     control::mgmt_reply show_crypto(std::string_view what, bool json);
@@ -375,6 +378,7 @@ private:
     // thread); none by default.
     std::shared_ptr<ike::keylog::writer> _ike_key_log;
     std::vector<ike::tunnel_binding> _ike_bindings;
+    ike_peers _ike_peers;  // hub to hub: the peers the hub initiates to (`ike.initiate`)
     // Acks and failures the IKE thread must get (an installed_ack is queued by the publisher's
     // retire callback, once every worker passed a quiescent state after the SPI table went
     // out); kept here while its input queue is full.

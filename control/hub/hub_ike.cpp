@@ -56,7 +56,22 @@ std::optional<std::string> hub::start_ike() {
         log::info("IKEv2: tunnel slot {} answers on {} (UDP 500, 4500) with profile {}", b.tunnel,
                   ip_text(b.local), b.profile);
     }
+    _ike_peers.configure(ike_peers::targets_of(_topo, _slots), std::chrono::steady_clock::now());
+    for (const ike_peers::view& v : _ike_peers.peers()) {
+        log::info("IKE: tunnel slot {} initiates to {} (hub to hub)", v.t.tunnel,
+                  ip_text(v.t.peer));
+    }
     return std::nullopt;
+}
+
+void hub::ike_initiate_due(timestamp now) {
+    if (!_ike || _ike_peers.size() == 0) {
+        return;
+    }
+    for (const ike_peers::target& t : _ike_peers.due(now)) {
+        // A full queue loses this try; the back-off asks again.
+        (void)_ike->post(ike::initiate_cmd{t.tunnel, t.peer});
+    }
 }
 
 void hub::ike_post_owed() {
@@ -112,6 +127,7 @@ void hub::ike_request(ike::request&& r, timestamp now) {
                        const std::string* t = _slots.name(static_cast<uint16_t>(u.tunnel));
                        log::notice("{} SA up: peer {} ({}) on {}", ike_version(u.ike_sa_id),
                                    ip_text(u.peer), u.identity, t != nullptr ? *t : "?");
+                       _ike_peers.up(u.tunnel, u.peer);
                    },
                    [&](ike::peer_down& d) {
                        const std::string* t = _slots.name(static_cast<uint16_t>(d.tunnel));
@@ -119,6 +135,7 @@ void hub::ike_request(ike::request&& r, timestamp now) {
                                    ip_text(d.peer), t != nullptr ? *t : "?", d.why);
                        remove_peer_sas(d.tunnel, d.peer, now);
                        apply(_server->forget_peer(d.tunnel, d.peer, now), now);
+                       _ike_peers.down(d.tunnel, d.peer, now);
                    },
                },
                r);
@@ -181,6 +198,11 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
     log_sa(*ps, "up");
     _standby[c.id] = std::move(ps);
     arrange_pairs(key, now);
+    if (!c.replaces) {
+        // A new IKE SA's first pair: a peer hub we register with hears from us now (a peer
+        // that restarted lost our registration; one just keyed dropped what went unprotected).
+        apply(_server->nhs_reachable(c.tunnel, c.peer, now), now);
+    }
     // The ack leaves once every worker passed a quiescent state after the SA went into the SPI
     // table (retired at the end of this pass): the engine's response (and the peer's first ESP)
     // can then only meet the installed SA.

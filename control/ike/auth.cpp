@@ -2,6 +2,7 @@
 // CHILD_SA (child.cpp negotiates it). Both roles.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 
@@ -71,44 +72,23 @@ std::optional<std::string> cert_fails(ike_sa& sa, const profile_state& p,
                                       const std::vector<payload>& in, const auth_payload& auth,
                                       const bytes& real_message, const bytes& our_nonce,
                                       const crypto::secret& sk_p, const id_payload& id) {
-    std::vector<std::unique_ptr<crypto::certificate>> certs;
+    std::vector<const cert_payload*> certs;
     for (const auto& pl : in) {
-        const auto* c = std::get_if<cert_payload>(&pl);
-        if (c == nullptr) {
-            continue;
+        if (const auto* c = std::get_if<cert_payload>(&pl)) {
+            certs.push_back(c);
         }
-        if (c->encoding != cert_encoding::x509_signature || certs.size() == max_peer_certs) {
-            continue;
-        }
-        auto cert = crypto::certificate::from_der(c->data);
-        if (!cert) {
-            return fmt::format("peer's certificate unreadable: {}", cert.error());
-        }
-        certs.push_back(std::move(*cert));
     }
-    if (certs.empty()) {
-        return std::string("no certificate from the peer");
-    }
-    std::vector<const crypto::certificate*> intermediates;
-    for (size_t i = 1; i < certs.size(); ++i) {
-        intermediates.push_back(certs[i].get());
-    }
-    auto chained = p.anchors->verify(*certs[0], intermediates, std::time(nullptr));
-    if (!chained || !*chained) {
-        return fmt::format("peer's certificate {} not trusted: {}", certs[0]->subject(),
-                           chained ? std::string("refused") : chained.error());
-    }
-    if (!certs[0]->matches_identity(id.type, id.data)) {
-        return fmt::format("peer's identity {} is not in its certificate {}", identity_text(id),
-                           certs[0]->subject());
+    auto leaf = peer_certificate(p, certs, id.type, id.data, identity_text(id));
+    if (!leaf) {
+        return leaf.error();
     }
     bytes octets =
         crypto::signed_octets(real_message, our_nonce, sa.suite.prf, sk_p.view(), id_body(id));
-    auto ok = certs[0]->verify(auth.method, auth.data, octets);
+    auto ok = (*leaf)->verify(auth.method, auth.data, octets);
     if (!ok || !*ok) {
         return fmt::format("peer's AUTH did not verify{}", ok ? "" : ": " + ok.error());
     }
-    sa.auth_verify = auth_kind_of(auth.method, certs[0]->is_rsa());
+    sa.auth_verify = auth_kind_of(auth.method, (*leaf)->is_rsa());
     return std::nullopt;
 }
 
@@ -151,6 +131,39 @@ bool psk_verifies(const ike_sa& sa, const crypto::secret* psk, const auth_payloa
 }  // namespace
 
 namespace detail {
+
+wire::result<std::unique_ptr<crypto::certificate>, std::string> peer_certificate(
+    const profile_state& p, const std::vector<const cert_payload*>& in, uint8_t id_type,
+    crypto::cspan id_data, std::string_view id_text) {
+    std::vector<std::unique_ptr<crypto::certificate>> certs;
+    for (const cert_payload* c : in) {
+        if (c->encoding != cert_encoding::x509_signature || certs.size() == max_peer_certs) {
+            continue;
+        }
+        auto cert = crypto::certificate::from_der(c->data);
+        if (!cert) {
+            return wire::fail(fmt::format("peer's certificate unreadable: {}", cert.error()));
+        }
+        certs.push_back(std::move(*cert));
+    }
+    if (certs.empty()) {
+        return wire::fail(std::string("no certificate from the peer"));
+    }
+    std::vector<const crypto::certificate*> intermediates;
+    for (size_t i = 1; i < certs.size(); ++i) {
+        intermediates.push_back(certs[i].get());
+    }
+    auto chained = p.anchors->verify(*certs[0], intermediates, std::time(nullptr));
+    if (!chained || !*chained) {
+        return wire::fail(fmt::format("peer's certificate {} not trusted: {}", certs[0]->subject(),
+                                      chained ? std::string("refused") : chained.error()));
+    }
+    if (!certs[0]->matches_identity(id_type, id_data)) {
+        return wire::fail(fmt::format("peer's identity {} is not in its certificate {}", id_text,
+                                      certs[0]->subject()));
+    }
+    return std::move(certs[0]);
+}
 
 certreq_payload certreq_of(const profile_state& p) {
     return certreq_payload{cert_encoding::x509_signature, p.anchors->certreq_data()};
@@ -368,7 +381,15 @@ void engine::impl::send_auth(ike_sa& sa, time_point now, outputs& out) {
     }
     sa.first_child_spi = new_child_spi();
     by_child_spi[sa.first_child_spi] = 0;  // reserved until the CHILD_SA exists
-    inner.emplace_back(notify(notify_type::initial_contact));
+    // INITIAL_CONTACT asserts this is the only IKE SA with the peer (section 3.16): not when the
+    // peer is keying us at the same time (two hubs initiating to each other), whose SA the
+    // peer's answer to it would otherwise tear down.
+    bool alone = std::none_of(sas.begin(), sas.end(), [&](const auto& o) {
+        return o.first != sa.id && o.second->peer == sa.peer && o.second->tunnel == sa.tunnel;
+    });
+    if (alone) {
+        inner.emplace_back(notify(notify_type::initial_contact));
+    }
     inner.emplace_back(notify(notify_type::use_transport_mode));
     inner.emplace_back(esp_offer(prof->settings, sa.first_child_spi, std::nullopt));
     inner.emplace_back(ts_payload_i{host_ts(sa.local)});

@@ -163,6 +163,9 @@ public:
     // The AUTH payload's data for `method` (auth_method::rsa_signature, ecdsa_*, or
     // digital_signature, whose data starts with the RFC 7427 AlgorithmIdentifier).
     wire::result<bytes, std::string> sign(uint8_t method, cspan octets) const;
+    // IKEv1's RSA signature (RFC 2409 section 5.1): PKCS#1 v1.5 type 1 padding over the octets
+    // themselves (HASH_I or HASH_R), no DigestInfo; RSA keys only.
+    wire::result<bytes, std::string> sign_pkcs1_raw(cspan octets) const;
     struct impl;
 
 private:
@@ -188,8 +191,13 @@ public:
     // Checks the AUTH payload's data (method as for private_key::sign) over `octets` with this
     // certificate's public key; RFC 7427's AlgorithmIdentifier must name a hash we accept.
     wire::result<bool, std::string> verify(uint8_t method, cspan auth_data, cspan octets) const;
+    // Checks an IKEv1 RSA signature (as private_key::sign_pkcs1_raw) with the certificate's key;
+    // false for a non-RSA key.
+    bool verify_pkcs1_raw(cspan sig, cspan octets) const;
     // SHA-1 of the SubjectPublicKeyInfo (what CERTREQ carries for a CA).
     bytes key_hash() const;
+    // The subject name, DER (what an IKEv1 CR names a CA by: RFC 2408 section 3.10).
+    bytes subject_der() const;
     struct impl;
 
 private:
@@ -211,6 +219,8 @@ public:
                                            int64_t now_unix) const;
     // The CERTREQ data for our anchors: their key hashes, concatenated.
     bytes certreq_data() const;
+    // The anchors' subject names, DER (IKEv1's CR payloads, one per CA).
+    std::vector<bytes> subjects_der() const;
     size_t size() const noexcept;
     struct impl;
 

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include <fmt/format.h>
@@ -235,7 +236,45 @@ wire::result<bytes, std::string> private_key::sign(uint8_t method, cspan octets)
     }
 }
 
+// EVP_PKEY_sign / EVP_PKEY_verify with no digest set: RSA with PKCS#1 v1.5 padding applies to
+// the input as it is (OpenSSL's RSA_private_encrypt with type 1 padding, and its inverse).
+namespace {
+struct pkey_ctx_free {
+    void operator()(EVP_PKEY_CTX* c) const noexcept { EVP_PKEY_CTX_free(c); }
+};
+using pkey_ctx_ptr = std::unique_ptr<EVP_PKEY_CTX, pkey_ctx_free>;
+}  // namespace
+
+wire::result<bytes, std::string> private_key::sign_pkcs1_raw(cspan octets) const {
+    if (!is_rsa()) {
+        return wire::fail(std::string("IKEv1 signatures need an RSA key"));
+    }
+    pkey_ctx_ptr ctx{EVP_PKEY_CTX_new_from_pkey(nullptr, _impl->key, nullptr)};
+    size_t len = 0;
+    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1 ||
+        EVP_PKEY_sign(ctx.get(), nullptr, &len, octets.data(), octets.size()) != 1) {
+        return wire::fail(std::string("signature setup failed"));
+    }
+    bytes sig(len);
+    if (EVP_PKEY_sign(ctx.get(), sig.data(), &len, octets.data(), octets.size()) != 1) {
+        return wire::fail(std::string("signing failed"));
+    }
+    sig.resize(len);
+    return sig;
+}
+
 namespace detail {
+
+bool verify_pkcs1_raw(EVP_PKEY* key, cspan sig, cspan octets) {
+    if (EVP_PKEY_is_a(key, "RSA") != 1) {
+        return false;
+    }
+    pkey_ctx_ptr ctx{EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr)};
+    return ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
+           EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1 &&
+           EVP_PKEY_verify(ctx.get(), sig.data(), sig.size(), octets.data(), octets.size()) == 1;
+}
 
 wire::result<bool, std::string> verify_auth(EVP_PKEY* key, uint8_t method, cspan auth_data,
                                             cspan octets) {

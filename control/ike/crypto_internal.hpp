@@ -37,5 +37,7 @@ namespace dmvpn::ike::crypto::detail {
 // Checks AUTH data of `method` over `octets` with a public key (crypto_auth.cpp).
 wire::result<bool, std::string> verify_auth(evp_pkey_st* key, uint8_t method, cspan auth_data,
                                             cspan octets);
+// An IKEv1 RSA signature (PKCS#1 v1.5 type 1 over `octets`, no DigestInfo) with an RSA key.
+bool verify_pkcs1_raw(evp_pkey_st* key, cspan sig, cspan octets);
 
 }  // namespace dmvpn::ike::crypto::detail

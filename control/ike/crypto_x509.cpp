@@ -145,6 +145,22 @@ wire::result<bool, std::string> certificate::verify(uint8_t method, cspan auth_d
     return detail::verify_auth(key, method, auth_data, octets);
 }
 
+bool certificate::verify_pkcs1_raw(cspan sig, cspan octets) const {
+    EVP_PKEY* key = X509_get0_pubkey(_impl->x);
+    return key != nullptr && detail::verify_pkcs1_raw(key, sig, octets);
+}
+
+bytes certificate::subject_der() const {
+    unsigned char* der = nullptr;
+    const int len = i2d_X509_NAME(X509_get_subject_name(_impl->x), &der);
+    if (len <= 0) {
+        return {};
+    }
+    bytes out(der, der + len);
+    OPENSSL_free(der);
+    return out;
+}
+
 bytes certificate::key_hash() const {
     unsigned char* spki = nullptr;
     const int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(_impl->x), &spki);
@@ -176,6 +192,14 @@ bytes trust_store::certreq_data() const {
     for (const auto& ca : _impl->anchors) {
         const bytes h = ca->key_hash();
         out.insert(out.end(), h.begin(), h.end());
+    }
+    return out;
+}
+
+std::vector<bytes> trust_store::subjects_der() const {
+    std::vector<bytes> out;
+    for (const auto& ca : _impl->anchors) {
+        out.push_back(ca->subject_der());
     }
     return out;
 }

@@ -194,7 +194,15 @@ void engine::impl::destroy(ike_sa& sa, std::string_view why, outputs& out) {
         remove_child_state(cid, why, out);
     }
     if (sa.up) {
-        out.requests.emplace_back(peer_down{sa.id, sa.tunnel, sa.peer, std::string(why)});
+        // The peer is gone only with its last IKE SA: two hubs that initiated to each other at
+        // once hold two, and one of them ending leaves the peer (and its NHRP state) up.
+        bool another = std::any_of(sas.begin(), sas.end(), [&](const auto& o) {
+            return o.first != sa.id && o.second->up && o.second->peer == sa.peer &&
+                   o.second->tunnel == sa.tunnel;
+        });
+        if (!another) {
+            out.requests.emplace_back(peer_down{sa.id, sa.tunnel, sa.peer, std::string(why)});
+        }
         c.ike_sas_up -= c.ike_sas_up > 0 ? 1 : 0;
     } else if (sa.state == sa_state::half_open) {
         half_open -= half_open > 0 ? 1 : 0;

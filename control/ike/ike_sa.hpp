@@ -427,6 +427,12 @@ certreq_payload certreq_of(const profile_state& p);
 // A certificate profile's chain, key and anchors from its PEM files; the error names the
 // profile and the file.
 std::optional<std::string> load_certificates(profile_state& p);
+// The peer's certificates (CERT payloads of X.509 signature encoding, leaf first, at most 8)
+// chained to `p`'s anchors at the current wall time, and its identity (ID type and data, both
+// versions number them alike) in the leaf: the leaf, or why not. IKEv2's AUTH and IKEv1's SIG.
+wire::result<std::unique_ptr<crypto::certificate>, std::string> peer_certificate(
+    const profile_state& p, const std::vector<const cert_payload*>& certs, uint8_t id_type,
+    crypto::cspan id_data, std::string_view id_text);
 
 // Fill a child_sa's keys from KEYMAT: initiator-to-responder first (section 2.17).
 void fill_child_keys(child_sa& c, bool we_initiated, const crypto::secret& keymat);

@@ -158,12 +158,13 @@ bytes digest(uint16_t h, std::initializer_list<cspan> data) {
     return out;
 }
 
-phase1_keys derive_phase1(uint16_t h, uint16_t e, uint16_t key_bits, cspan psk, cspan ni, cspan nr,
-                          cspan g_xy, uint64_t cky_i, uint64_t cky_r, cspan gxi, cspan gxr) {
-    phase1_keys k;
+namespace {
+
+// SKEYID_d, SKEYID_a, SKEYID_e, the encryption key and the first IV from `k.skeyid`.
+phase1_keys expand_phase1(phase1_keys k, uint16_t h, uint16_t e, uint16_t key_bits, cspan g_xy,
+                          uint64_t cky_i, uint64_t cky_r, cspan gxi, cspan gxr) {
     const bytes ci = be64(cky_i), cr = be64(cky_r);
     const uint8_t zero = 0, one = 1, two = 2;
-    k.skeyid = prf(h, psk, {ni, nr});
     k.skeyid_d = prf(h, k.skeyid.view(), {g_xy, ci, cr, cspan{&zero, 1}});
     k.skeyid_a = prf(h, k.skeyid.view(), {k.skeyid_d.view(), g_xy, ci, cr, cspan{&one, 1}});
     k.skeyid_e = prf(h, k.skeyid.view(), {k.skeyid_a.view(), g_xy, ci, cr, cspan{&two, 1}});
@@ -185,6 +186,25 @@ phase1_keys derive_phase1(uint16_t h, uint16_t e, uint16_t key_bits, cspan psk, 
     k.iv = digest(h, {gxi, gxr});
     k.iv.resize(block_size(e));
     return k;
+}
+
+}  // namespace
+
+phase1_keys derive_phase1(uint16_t h, uint16_t e, uint16_t key_bits, cspan psk, cspan ni, cspan nr,
+                          cspan g_xy, uint64_t cky_i, uint64_t cky_r, cspan gxi, cspan gxr) {
+    phase1_keys k;
+    k.skeyid = prf(h, psk, {ni, nr});
+    return expand_phase1(std::move(k), h, e, key_bits, g_xy, cky_i, cky_r, gxi, gxr);
+}
+
+phase1_keys derive_phase1_sig(uint16_t h, uint16_t e, uint16_t key_bits, cspan ni, cspan nr,
+                              cspan g_xy, uint64_t cky_i, uint64_t cky_r, cspan gxi, cspan gxr) {
+    secret nonces(ni.size() + nr.size());
+    std::copy(ni.begin(), ni.end(), nonces.data());
+    std::copy(nr.begin(), nr.end(), nonces.data() + ni.size());
+    phase1_keys k;
+    k.skeyid = prf(h, nonces.view(), {g_xy});
+    return expand_phase1(std::move(k), h, e, key_bits, g_xy, cky_i, cky_r, gxi, gxr);
 }
 
 secret hash_i(uint16_t h, cspan skeyid, cspan gxi, cspan gxr, uint64_t cky_i, uint64_t cky_r,

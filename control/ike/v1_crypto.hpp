@@ -28,6 +28,7 @@ inline constexpr uint16_t sha1 = 2;
 inline constexpr uint16_t sha256 = 4;
 }  // namespace hash
 inline constexpr uint16_t auth_psk = 1;
+inline constexpr uint16_t auth_rsa_sig = 3;
 
 bool supported_hash(uint16_t h) noexcept;
 size_t hash_size(uint16_t h) noexcept;  // 16, 20, 32; 0 if unsupported
@@ -51,6 +52,9 @@ struct phase1_keys {
 // SKEYID_a and 2 (RFC 2409 section 5). `gxi`/`gxr`: the KE data of initiator and responder.
 phase1_keys derive_phase1(uint16_t h, uint16_t e, uint16_t key_bits, cspan psk, cspan ni, cspan nr,
                           cspan g_xy, uint64_t cky_i, uint64_t cky_r, cspan gxi, cspan gxr);
+// Signatures: SKEYID = prf(Ni_b | Nr_b, g^xy), its children as above.
+phase1_keys derive_phase1_sig(uint16_t h, uint16_t e, uint16_t key_bits, cspan ni, cspan nr,
+                              cspan g_xy, uint64_t cky_i, uint64_t cky_r, cspan gxi, cspan gxr);
 
 // HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b); HASH_R = prf(SKEYID,
 // g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b). `sa_b` is the initiator's SA payload body,

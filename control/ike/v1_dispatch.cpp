@@ -116,7 +116,10 @@ void dual_handler::install_failed(uint64_t id, std::string why, time_point now, 
 
 void dual_handler::usage(const std::vector<child_usage>& u, time_point now, outputs& out) {
     if (_v2) {
-        _v2->usage(u, now, out);  // IKEv1 SAs have time lifetimes only
+        _v2->usage(u, now, out);  // each engine looks only at its own pairs' ids
+    }
+    if (_v1) {
+        _v1->usage(u, now, out);
     }
 }
 

@@ -16,6 +16,8 @@ std::string_view ios_name(p1_state s) noexcept {
             return "MM_SA_SETUP";
         case p1_state::mm_key_exch:
             return "MM_KEY_EXCH";
+        case p1_state::ag_init_exch:
+            return "AG_INIT_EXCH";
         case p1_state::qm_idle:
             return "QM_IDLE";
     }
@@ -275,14 +277,12 @@ wire::result<std::unique_ptr<engine>, std::string> engine::create(
 std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_profile>& profiles,
                                                std::vector<tunnel_binding> tunnels) {
     std::map<uint32_t, tunnel_policy> next;
+    std::map<std::string, std::shared_ptr<const ike::detail::profile_state>> signing;
     for (const tunnel_binding& b : tunnels) {
         auto p = std::find_if(profiles.begin(), profiles.end(),
                               [&](const auto& x) { return x.name == b.profile; });
         if (p == profiles.end() || !p->ike || !p->ike->speaks_v1()) {
             continue;
-        }
-        if (p->ike->auth != config::ike_auth::psk) {
-            return fmt::format("profile {}: IKEv1 speaks pre-shared keys only", p->name);
         }
         for (const auto& pol : p->ike->isakmp_policies) {
             if (!crypto::supported_cipher(pol.encryption, pol.key_bits) ||
@@ -290,7 +290,19 @@ std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_p
                 return fmt::format("profile {}: an ISAKMP policy the engine cannot speak", p->name);
             }
         }
-        next[b.tunnel] = tunnel_policy{b, *p->ike};
+        tunnel_policy tp{b, *p->ike, nullptr};
+        if (p->ike->auth == config::ike_auth::certificate) {
+            auto& s = signing[p->name];
+            if (s == nullptr) {
+                auto loaded = load_signing(*p);
+                if (!loaded) {
+                    return loaded.error();
+                }
+                s = std::move(*loaded);
+            }
+            tp.signing = s;
+        }
+        next[b.tunnel] = std::move(tp);
     }
     _impl->tunnels = std::move(next);
     return std::nullopt;
@@ -326,7 +338,12 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
             im.main_mode(d, m, now, out);
             return;
         case exchange::aggressive:
-            // Aggressive Mode sends the PSK's hash to anyone who asks: refused (counted).
+            if (pol->ike.aggressive_mode) {
+                im.aggressive_mode(d, m, now, out);
+                return;
+            }
+            // Aggressive Mode sends the PSK's hash to anyone who asks: refused unless the
+            // profile says `aggressive-mode: true` (counted).
             ++im.cnt.aggressive_refused;
             im.notify_plain(d, m.hdr.spi_i, m.hdr.spi_r, notify_type::invalid_exchange_type, now,
                             out);
@@ -399,12 +416,52 @@ void engine::tick(time_point now, outputs& out) {
         }
     }
     for (uint64_t cid : old) {
-        child_rec& c = im.children[cid];
-        auto sa = im.sas.find(c.p1);
-        if (sa != im.sas.end() && sa->second->state == p1_state::qm_idle) {
-            im.send_informational(*sa->second, esp_delete(c.sa.inbound.spi), out);
+        im.expire_child(cid, "IPsec SA lifetime expired", out);
+    }
+    // NAT keepalives keep the NAT's mapping of the peer's UDP 4500 open between packets.
+    for (auto& [id, sa] : im.sas) {
+        const tunnel_policy* pol = im.policy(sa->tunnel);
+        if (sa->state != p1_state::qm_idle || !sa->behind_nat() || pol == nullptr ||
+            pol->ike.nat_keepalive_s == 0 || now < sa->keepalive_at) {
+            continue;
         }
-        im.remove_child(cid, "IPsec SA lifetime expired", out);
+        const bool first = sa->keepalive_at == time_point{};  // the first one an interval on
+        sa->keepalive_at = now + std::chrono::seconds(pol->ike.nat_keepalive_s);
+        if (first) {
+            continue;
+        }
+        ++im.cnt.nat_keepalives_tx;
+        im.send(*sa, bytes{0xff}, out);
+    }
+}
+
+void engine::impl::expire_child(uint64_t child_id, std::string why, outputs& out) {
+    child_rec& c = children[child_id];
+    auto sa = sas.find(c.p1);
+    if (sa != sas.end() && sa->second->state == p1_state::qm_idle) {
+        send_informational(*sa->second, esp_delete(c.sa.inbound.spi), out);
+    }
+    remove_child(child_id, std::move(why), out);
+}
+
+void engine::usage(const std::vector<child_usage>& u, time_point now, outputs& out) {
+    impl& im = *_impl;
+    im.last_now = now;
+    std::vector<uint64_t> spent;
+    for (const child_usage& x : u) {
+        auto it = im.children.find(x.id);
+        if (it == im.children.end() || !it->second.installed) {
+            continue;
+        }
+        child_rec& c = it->second;
+        c.in_bytes = x.in_bytes;
+        c.out_bytes = x.out_bytes;
+        if (c.life_bytes != 0 && std::max(c.in_bytes, c.out_bytes) >= c.life_bytes) {
+            spent.push_back(x.id);
+        }
+    }
+    for (uint64_t cid : spent) {
+        im.expire_child(cid, "IPsec SA kilobyte lifetime spent", out);
     }
 }
 

@@ -1,7 +1,7 @@
 // The IKEv1 engine (RFC 2409 with the IPsec DOI, RFC 2407): the responder for spokes keyed the
 // classic Cisco DMVPN way (`crypto isakmp policy`, a wildcard pre-shared key, a transform set).
-// Main Mode with pre-shared keys, Quick Mode (PFS, transport mode, GRE between the two NBMA
-// addresses), Informational DELETE and DPD (RFC 3706). Like the IKEv2 engine (engine.hpp) it
+// Main Mode with pre-shared keys or RSA signatures, Quick Mode (PFS, transport mode, GRE between
+// the two NBMA addresses), Informational DELETE and DPD (RFC 3706). Like the IKEv2 engine it
 // is single-threaded and clock-driven, runs on the IKE thread, does no I/O, and hands the hub
 // the same events (install_child, remove_child, peer_up, peer_down). Its SA and CHILD_SA ids
 // start at id_base, so the hub's acks find their engine (v1_dispatch.hpp).
@@ -21,7 +21,7 @@ struct engine_counters {
     uint64_t phase1_up = 0, phase1_failed = 0, quick_modes = 0;
     uint64_t auth_failed = 0, no_proposal = 0, invalid_syntax = 0, invalid_id = 0;
     uint64_t aggressive_refused = 0, exchange_refused = 0, half_open = 0;
-    uint64_t deletes_rx = 0, dpd_answered = 0, notifies_tx = 0;
+    uint64_t deletes_rx = 0, dpd_answered = 0, notifies_tx = 0, nat_keepalives_tx = 0;
     // The initiator and DPD (v1_initiator.cpp).
     uint64_t initiated = 0, retransmits = 0, dpd_sent = 0, dpd_acked = 0, dead_peers = 0;
 };
@@ -39,8 +39,13 @@ public:
 
     // An ISAKMP datagram (major version 1).
     void on_datagram(const datagram& d, time_point now, outputs& out);
-    // Half-open expiry, Phase 1 and Phase 2 lifetimes, retransmissions, DPD, our rekeys.
+    // Half-open expiry, Phase 1 and Phase 2 lifetimes, retransmissions, DPD, our rekeys, NAT
+    // keepalives (RFC 3948 section 2.3: one 0xff octet every `nat-keepalive` seconds to each peer
+    // of an SA with a NAT between).
     void tick(time_point now, outputs& out);
+    // The workers' counters of this engine's pairs (others ignored): a pair whose kilobyte
+    // lifetime is spent is deleted (DELETE sent, remove_child), as at its time lifetime.
+    void usage(const std::vector<child_usage>& u, time_point now, outputs& out);
     // Main Mode then Quick Mode to `peer` from the tunnel's NBMA address (hub-to-hub, the spoke
     // emulator); nothing if an ISAKMP SA with the peer exists or is under way.
     void initiate(uint32_t tunnel, uint32_t peer, time_point now, outputs& out);

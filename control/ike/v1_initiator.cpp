@@ -314,6 +314,10 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         r.hdr.exch = exchange::identity_protection;
         r.payloads.push_back(ke_payload{sa.gxi});
         r.payloads.push_back(nonce_payload{sa.ni});
+        sa.signatures = pol->signing != nullptr;
+        if (sa.signatures) {
+            add_cert_requests(*pol->signing, r.payloads);
+        }
         bytes msg = serialize(r);
         sa.last_request = d.payload;
         sa.mm_sent = 3;
@@ -335,25 +339,48 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
             fail("bad KE in MM4", cnt.invalid_syntax);
             return true;
         }
-        const config::ike_psk* psk = find_psk(pol->ike, sa.peer);
-        if (psk == nullptr) {
-            fail("no pre-shared key for the peer", cnt.auth_failed);
+        if (sa.signatures != (pol->signing != nullptr)) {
+            fail("the profile's authentication changed", cnt.dropped);
             return true;
         }
-        sa.psk = secret(psk->key);
+        if (!sa.signatures) {
+            const config::ike_psk* psk = find_psk(pol->ike, sa.peer);
+            if (psk == nullptr) {
+                fail("no pre-shared key for the peer", cnt.auth_failed);
+                return true;
+            }
+            sa.psk = secret(psk->key);
+        }
         sa.gxr = ke->data;
         sa.nr = nr->data;
-        sa.keys = crypto::derive_phase1(sa.hash, sa.encr, sa.key_bits, sa.psk.view(), sa.ni, sa.nr,
+        sa.keys =
+            sa.signatures
+                ? crypto::derive_phase1_sig(sa.hash, sa.encr, sa.key_bits, sa.ni, sa.nr,
+                                            gxy.value().view(), sa.cky_i, sa.cky_r, sa.gxi, sa.gxr)
+                : crypto::derive_phase1(sa.hash, sa.encr, sa.key_bits, sa.psk.view(), sa.ni, sa.nr,
                                         gxy.value().view(), sa.cky_i, sa.cky_r, sa.gxi, sa.gxr);
         sa.iv = sa.keys.iv;
-        const id_payload idii = host_id(sa.local, 17, 500);
+        id_payload idii = host_id(sa.local, 17, 500);
+        if (sa.signatures) {
+            idii = signing_id(pol->ike, sa.local);
+            idii.protocol = 17;
+            idii.port = 500;
+        }
         const bytes idii_b = body_of(idii);
         secret hi = crypto::hash_i(sa.hash, sa.keys.skeyid.view(), sa.gxi, sa.gxr, sa.cky_i,
                                    sa.cky_r, sa.sa_b, idii_b);
-        std::vector<payload> ps{idii, hash_payload{bytes(hi.data(), hi.data() + hi.size())}};
+        std::vector<payload> ps{idii};
+        if (!sa.signatures) {
+            ps.push_back(hash_payload{bytes(hi.data(), hi.data() + hi.size())});
+        } else if (auto err = add_signature(*pol->signing, hi.view(), ps)) {
+            fail(fmt::format("MM5 not signed: {}", *err), cnt.dropped);
+            return true;
+        }
+        // Not while the peer keys us too, even half way (two hubs initiating to each other):
+        // its answer to our INITIAL-CONTACT would drop the ISAKMP SA it initiated, which we
+        // hold, and each end would keep a different SA.
         const bool others = std::any_of(sas.begin(), sas.end(), [&](const auto& o) {
-            return o.first != sa.id && o.second->peer == sa.peer &&
-                   o.second->state == p1_state::qm_idle;
+            return o.first != sa.id && o.second->peer == sa.peer;
         });
         if (!others) {
             notification_payload n;
@@ -386,14 +413,24 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
     auto ch = parse_payloads(m.hdr.next, *plain);
     const id_payload* id = ch ? find_payload<id_payload>(ch->payloads) : nullptr;
     const hash_payload* h = ch ? find_payload<hash_payload>(ch->payloads) : nullptr;
-    if (id == nullptr || h == nullptr) {
+    const bool proof =
+        sa.signatures ? ch && find_payload<sig_payload>(ch->payloads) != nullptr : h != nullptr;
+    if (id == nullptr || !proof) {
         fail("MM6 unreadable (wrong pre-shared key?)", cnt.auth_failed);
         return true;
     }
     auto idir_b = raw_body(m.hdr.next, *plain, payload_type::id);
     secret want = crypto::hash_r(sa.hash, sa.keys.skeyid.view(), sa.gxi, sa.gxr, sa.cky_i, sa.cky_r,
                                  sa.sa_b, idir_b);
-    if (!ike::crypto::equal(want.view(), h->data)) {
+    if (sa.signatures) {
+        auto why = pol->signing != nullptr
+                       ? signature_fails(*pol->signing, ch->payloads, *id, want.view())
+                       : std::optional<std::string>("the profile has no certificate now");
+        if (why) {
+            fail(fmt::format("MM6: {}", *why), cnt.auth_failed);
+            return true;
+        }
+    } else if (!ike::crypto::equal(want.view(), h->data)) {
         fail("HASH_R mismatch", cnt.auth_failed);
         return true;
     }

@@ -5,7 +5,9 @@
 // The responder's state is created when MM1 is answered (nothing before), is bounded by the
 // profile's `max-half-open`, and is dropped 30 s later unless Main Mode completes. With a
 // pre-shared key the key must be chosen before the peer's identity is seen (SKEYID needs it at
-// MM3): the key for the peer's address, else the wildcard.
+// MM3): the key for the peer's address, else the wildcard. With RSA signatures (the profile's
+// `authentication: certificate`) MM4 adds CR, MM5/MM6 carry CERT and SIG instead of HASH
+// (v1_signatures.cpp).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -22,8 +24,6 @@ const bytes dpd_vid = {0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9,
 const bytes natt_vid = {0x4a, 0x13, 0x1c, 0x81, 0x07, 0x03, 0x58, 0x45,
                         0x5c, 0x57, 0x28, 0xf2, 0x0e, 0x95, 0x45, 0x2f};
 
-namespace {
-
 // NAT-D (RFC 3947 section 3.2): HASH(CKY-I | CKY-R | IP | Port) with the negotiated hash.
 bytes nat_d(const p1_sa& sa, uint32_t ip, uint16_t port) {
     const bytes ci = be64(sa.cky_i), cr = be64(sa.cky_r), a = be32(ip);
@@ -31,13 +31,30 @@ bytes nat_d(const p1_sa& sa, uint32_t ip, uint16_t port) {
     return crypto::digest(sa.hash, {ci, cr, a, std::span<const uint8_t>(p, 2)});
 }
 
-constexpr size_t max_isakmp_per_peer = 3;  // authenticated ISAKMP SAs one peer may hold
+void check_nat_d(p1_sa& sa, const datagram& d, const std::vector<payload>& ps) {
+    // The peer's NAT-D: first the hash of where it sent to (us), then of itself.
+    std::vector<const nat_d_payload*> natd;
+    for (const auto& p : ps) {
+        if (const auto* n = std::get_if<nat_d_payload>(&p)) {
+            natd.push_back(n);
+        }
+    }
+    if (natd.size() >= 2) {
+        sa.nat_local = natd[0]->hash != nat_d(sa, d.dst, d.dport);
+        const bytes peer_hash = nat_d(sa, d.src, d.sport);
+        sa.nat_peer = std::none_of(natd.begin() + 1, natd.end(),
+                                   [&](auto* n) { return n->hash == peer_hash; });
+    }
+}
 
-struct p1_choice {
-    proposal prop;  // the one proposal, with the one transform we echo
-    uint16_t encr = 0, key_bits = 0, hash = 0, group = 0;
-    uint32_t lifetime_s = 0;
-};
+void add_nat_d(const p1_sa& sa, const datagram& d, std::vector<payload>& ps) {
+    ps.push_back(nat_d_payload{nat_d(sa, d.src, d.sport)});
+    ps.push_back(nat_d_payload{nat_d(sa, d.dst, d.dport)});
+}
+
+namespace {
+constexpr size_t max_isakmp_per_peer = 3;  // authenticated ISAKMP SAs one peer may hold
+}  // namespace
 
 // The initiator's transforms against our policies, in our priority order (as IOS walks
 // `crypto isakmp policy`): encryption, key length, hash, authentication and group must be
@@ -91,13 +108,12 @@ std::optional<p1_choice> choose(const sa_payload& sa,
     return std::nullopt;
 }
 
-}  // namespace
-
-const config::ike_psk* find_psk(const config::ike_settings& ike, uint32_t peer) {
+const config::ike_psk* find_psk(const config::ike_settings& ike, uint32_t peer,
+                                std::string_view identity) {
     const std::string addr = ipv4_text(peer);
     const config::ike_psk* wildcard = nullptr;
     for (const auto& k : ike.psks) {
-        if (k.peer == addr) {
+        if (k.peer == addr || (!identity.empty() && k.peer == identity)) {
             return &k;
         }
         if (k.peer.empty()) {
@@ -119,18 +135,135 @@ std::string id_text(const id_payload& id) {
     return s;
 }
 
+std::unique_ptr<p1_sa> engine::impl::responder_sa(const datagram& d, const message& m,
+                                                  const p1_choice& choice, const tunnel_policy& pol,
+                                                  time_point now) {
+    auto sa = std::make_unique<p1_sa>();
+    sa->id = fresh_id();
+    sa->tunnel = d.tunnel;
+    sa->profile = pol.binding.profile;
+    sa->local = d.dst;
+    sa->peer = d.src;
+    sa->local_port = d.dport;
+    sa->peer_port = d.sport;
+    sa->cky_i = m.hdr.spi_i;
+    do {
+        const bytes r = random_bytes(8);
+        sa->cky_r = 0;
+        for (uint8_t b : r) {
+            sa->cky_r = (sa->cky_r << 8) | b;
+        }
+    } while (sa->cky_r == 0 || by_cky_r.count(sa->cky_r) != 0);
+    sa->encr = choice.encr;
+    sa->key_bits = choice.key_bits;
+    sa->hash = choice.hash;
+    sa->group = choice.group;
+    sa->lifetime_s = choice.lifetime_s;
+    const std::span<const uint8_t> chain(d.payload.data() + header_size,
+                                         d.payload.size() - header_size);
+    auto body = raw_body(m.hdr.next, chain, payload_type::sa);
+    sa->sa_b.assign(body.begin(), body.end());
+    for (const auto& p : m.payloads) {
+        if (const auto* v = std::get_if<vendor_payload>(&p);
+            v != nullptr && v->id.size() >= dpd_vid.size() &&
+            std::equal(dpd_vid.begin(), dpd_vid.end(), v->id.begin())) {
+            sa->dpd = true;
+        }
+        if (const auto* v = std::get_if<vendor_payload>(&p); v != nullptr && v->id == natt_vid) {
+            sa->natt = true;
+        }
+    }
+    sa->created = now;
+    return sa;
+}
+
+void engine::impl::keep(std::unique_ptr<p1_sa> sa) {
+    ++half_open;
+    by_cky_r[sa->cky_r] = sa->id;
+    by_cky_i[{sa->cky_i, sa->peer}] = sa->id;
+    sas[sa->id] = std::move(sa);
+}
+
+void engine::impl::initial_contact(const p1_sa& sa, const std::vector<payload>& ps, outputs& out) {
+    const bool initial = std::any_of(ps.begin(), ps.end(), [](const payload& p) {
+        const auto* n = std::get_if<notification_payload>(&p);
+        return n != nullptr && n->type == notify_type::initial_contact;
+    });
+    if (!initial) {
+        return;
+    }
+    std::vector<uint64_t> old;
+    for (const auto& [oid, o] : sas) {
+        if (oid != sa.id && o->peer == sa.peer && o->tunnel == sa.tunnel) {
+            old.push_back(oid);
+        }
+    }
+    for (uint64_t oid : old) {
+        forget(oid, "INITIAL-CONTACT", true, out);
+    }
+}
+
+void engine::impl::established(p1_sa& sa, time_point now, outputs& out) {
+    // An authenticated peer keeps at most a few ISAKMP SAs (re-authentication overlaps): the
+    // oldest beyond that goes, handing its IPsec SAs on.
+    std::vector<uint64_t> same;
+    for (const auto& [oid, o] : sas) {
+        if (oid != sa.id && o->peer == sa.peer && o->tunnel == sa.tunnel &&
+            o->state == p1_state::qm_idle) {
+            same.push_back(oid);
+        }
+    }
+    sa.state = p1_state::qm_idle;
+    for (size_t k = 0; k + max_isakmp_per_peer <= same.size(); ++k) {
+        forget(same[k], "superseded by a newer ISAKMP SA", true, out);
+    }
+    if (half_open > 0) {
+        --half_open;
+    }
+    sa.up_at = now;
+    sa.expire_at = now + std::chrono::seconds(sa.lifetime_s);
+    sa.kx.reset();
+    ++cnt.phase1_up;
+    out.requests.emplace_back(peer_up{sa.id, sa.tunnel, sa.peer, sa.peer_id});
+}
+
+bool engine::impl::first_seen(const datagram& d, const message& m, p1_state waiting, outputs& out) {
+    auto it = by_cky_i.find({m.hdr.spi_i, d.src});
+    if (it == by_cky_i.end()) {
+        return false;
+    }
+    p1_sa& sa = *sas[it->second];
+    if (sa.state == waiting && sa.last_request == d.payload) {
+        ++cnt.duplicates_answered;
+        send(sa, sa.last_response, out);
+    } else {
+        ++cnt.dropped;
+    }
+    return true;
+}
+
+std::optional<p1_choice> engine::impl::first_choice(const datagram& d, const message& m,
+                                                    const sa_payload& sa_p,
+                                                    const tunnel_policy& pol, time_point now,
+                                                    outputs& out) {
+    if (half_open >= pol.ike.max_half_open) {
+        ++cnt.half_open;
+        ++cnt.dropped;
+        return std::nullopt;
+    }
+    auto choice = choose(sa_p, pol.ike.isakmp_policies);
+    if (!choice) {
+        ++cnt.no_proposal;
+        notify_plain(d, m.hdr.spi_i, 0, notify_type::no_proposal_chosen, now, out);
+    }
+    return choice;
+}
+
 void engine::impl::main_mode(const datagram& d, const message& m, time_point now, outputs& out) {
     const tunnel_policy& pol = *policy(d.tunnel);
     if (m.hdr.spi_r == 0) {
         // MM1: a retransmission is answered from the cache; otherwise a new SA, if allowed.
-        if (auto it = by_cky_i.find({m.hdr.spi_i, d.src}); it != by_cky_i.end()) {
-            p1_sa& sa = *sas[it->second];
-            if (sa.state == p1_state::mm_sa_setup && sa.last_request == d.payload) {
-                ++cnt.duplicates_answered;
-                send(sa, sa.last_response, out);
-            } else {
-                ++cnt.dropped;
-            }
+        if (first_seen(d, m, p1_state::mm_sa_setup, out)) {
             return;
         }
         if (m.hdr.encrypted()) {
@@ -143,54 +276,11 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             notify_plain(d, m.hdr.spi_i, 0, notify_type::payload_malformed, now, out);
             return;
         }
-        if (half_open >= pol.ike.max_half_open) {
-            ++cnt.half_open;
-            ++cnt.dropped;
-            return;
-        }
-        auto choice = choose(*sa_p, pol.ike.isakmp_policies);
+        auto choice = first_choice(d, m, *sa_p, pol, now, out);
         if (!choice) {
-            ++cnt.no_proposal;
-            notify_plain(d, m.hdr.spi_i, 0, notify_type::no_proposal_chosen, now, out);
             return;
         }
-        auto sa = std::make_unique<p1_sa>();
-        sa->id = fresh_id();
-        sa->tunnel = d.tunnel;
-        sa->profile = pol.binding.profile;
-        sa->local = d.dst;
-        sa->peer = d.src;
-        sa->local_port = d.dport;
-        sa->peer_port = d.sport;
-        sa->cky_i = m.hdr.spi_i;
-        do {
-            const bytes r = random_bytes(8);
-            sa->cky_r = 0;
-            for (uint8_t b : r) {
-                sa->cky_r = (sa->cky_r << 8) | b;
-            }
-        } while (sa->cky_r == 0 || by_cky_r.count(sa->cky_r) != 0);
-        sa->encr = choice->encr;
-        sa->key_bits = choice->key_bits;
-        sa->hash = choice->hash;
-        sa->group = choice->group;
-        sa->lifetime_s = choice->lifetime_s;
-        const std::span<const uint8_t> chain(d.payload.data() + header_size,
-                                             d.payload.size() - header_size);
-        auto body = raw_body(m.hdr.next, chain, payload_type::sa);
-        sa->sa_b.assign(body.begin(), body.end());
-        for (const auto& p : m.payloads) {
-            if (const auto* v = std::get_if<vendor_payload>(&p);
-                v != nullptr && v->id.size() >= dpd_vid.size() &&
-                std::equal(dpd_vid.begin(), dpd_vid.end(), v->id.begin())) {
-                sa->dpd = true;
-            }
-            if (const auto* v = std::get_if<vendor_payload>(&p);
-                v != nullptr && v->id == natt_vid) {
-                sa->natt = true;
-            }
-        }
-        sa->created = now;
+        auto sa = responder_sa(d, m, *choice, pol, now);
         message r;
         r.hdr.spi_i = sa->cky_i;
         r.hdr.spi_r = sa->cky_r;
@@ -207,10 +297,7 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
         sa->last_request = d.payload;
         sa->last_response = serialize(r);
         send(*sa, sa->last_response, out);
-        ++half_open;
-        by_cky_r[sa->cky_r] = sa->id;
-        by_cky_i[{sa->cky_i, sa->peer}] = sa->id;
-        sas[sa->id] = std::move(sa);
+        keep(std::move(sa));
         return;
     }
 
@@ -249,23 +336,31 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
                 forget(sa->id, "bad KE", false, out);
                 return;
             }
-            const config::ike_psk* psk = find_psk(pol.ike, sa->peer);
-            if (psk == nullptr) {
-                ++cnt.auth_failed;
-                notify_plain(d, sa->cky_i, sa->cky_r, notify_type::authentication_failed, now, out);
-                ++cnt.phase1_failed;
-                forget(sa->id, "no pre-shared key for the peer", false, out);
-                return;
+            sa->signatures = pol.signing != nullptr;
+            if (!sa->signatures) {
+                const config::ike_psk* psk = find_psk(pol.ike, sa->peer);
+                if (psk == nullptr) {
+                    ++cnt.auth_failed;
+                    notify_plain(d, sa->cky_i, sa->cky_r, notify_type::authentication_failed, now,
+                                 out);
+                    ++cnt.phase1_failed;
+                    forget(sa->id, "no pre-shared key for the peer", false, out);
+                    return;
+                }
+                sa->psk = secret(psk->key);
             }
-            sa->psk = secret(psk->key);
             sa->kx = std::move(kx.value());
             sa->gxi = ke->data;
             sa->gxr = sa->kx->public_value();
             sa->ni = ni->data;
             sa->nr = random_bytes(32);
-            sa->keys = crypto::derive_phase1(sa->hash, sa->encr, sa->key_bits, sa->psk.view(),
-                                             sa->ni, sa->nr, gxy.value().view(), sa->cky_i,
-                                             sa->cky_r, sa->gxi, sa->gxr);
+            sa->keys = sa->signatures
+                           ? crypto::derive_phase1_sig(sa->hash, sa->encr, sa->key_bits, sa->ni,
+                                                       sa->nr, gxy.value().view(), sa->cky_i,
+                                                       sa->cky_r, sa->gxi, sa->gxr)
+                           : crypto::derive_phase1(sa->hash, sa->encr, sa->key_bits, sa->psk.view(),
+                                                   sa->ni, sa->nr, gxy.value().view(), sa->cky_i,
+                                                   sa->cky_r, sa->gxi, sa->gxr);
             sa->iv = sa->keys.iv;
             message r;
             r.hdr.spi_i = sa->cky_i;
@@ -273,22 +368,12 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             r.hdr.exch = exchange::identity_protection;
             r.payloads.push_back(ke_payload{sa->gxr});
             r.payloads.push_back(nonce_payload{sa->nr});
+            if (sa->signatures) {
+                add_cert_requests(*pol.signing, r.payloads);
+            }
             if (sa->natt) {
-                // The peer's NAT-D: first the hash of where it sent to (us), then of itself.
-                std::vector<const nat_d_payload*> natd;
-                for (const auto& p : m.payloads) {
-                    if (const auto* n = std::get_if<nat_d_payload>(&p)) {
-                        natd.push_back(n);
-                    }
-                }
-                if (natd.size() >= 2) {
-                    sa->nat_local = natd[0]->hash != nat_d(*sa, d.dst, d.dport);
-                    const bytes peer_hash = nat_d(*sa, d.src, d.sport);
-                    sa->nat_peer = std::none_of(natd.begin() + 1, natd.end(),
-                                                [&](auto* n) { return n->hash == peer_hash; });
-                }
-                r.payloads.push_back(nat_d_payload{nat_d(*sa, d.src, d.sport)});
-                r.payloads.push_back(nat_d_payload{nat_d(*sa, d.dst, d.dport)});
+                check_nat_d(*sa, d, m.payloads);
+                add_nat_d(*sa, d, r.payloads);
             }
             sa->last_request = d.payload;
             sa->last_response = serialize(r);
@@ -297,7 +382,7 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             return;
         }
         case p1_state::mm_key_exch: {
-            // MM5: IDii, HASH_I (encrypted) -> MM6: IDir, HASH_R.
+            // MM5: IDii, HASH_I or CERT + SIG_I (encrypted) -> MM6: IDir, HASH_R or CERT + SIG_R.
             if (!m.hdr.encrypted()) {
                 ++cnt.invalid_syntax;
                 return;
@@ -310,7 +395,10 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             auto chain = parse_payloads(m.hdr.next, *plain);
             const id_payload* id = chain ? find_payload<id_payload>(chain->payloads) : nullptr;
             const hash_payload* h = chain ? find_payload<hash_payload>(chain->payloads) : nullptr;
-            if (id == nullptr || h == nullptr) {
+            const bool proof = sa->signatures
+                                   ? chain && find_payload<sig_payload>(chain->payloads) != nullptr
+                                   : h != nullptr;
+            if (id == nullptr || !proof) {
                 // A wrong key decrypts to garbage: counted as a failed authentication.
                 ++cnt.auth_failed;
                 ++cnt.phase1_failed;
@@ -320,7 +408,19 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             auto idii_b = raw_body(m.hdr.next, *plain, payload_type::id);
             secret want = crypto::hash_i(sa->hash, sa->keys.skeyid.view(), sa->gxi, sa->gxr,
                                          sa->cky_i, sa->cky_r, sa->sa_b, idii_b);
-            if (!ike::crypto::equal(want.view(), h->data)) {
+            if (sa->signatures) {
+                auto why = pol.signing != nullptr
+                               ? signature_fails(*pol.signing, chain->payloads, *id, want.view())
+                               : std::optional<std::string>("the profile has no certificate now");
+                if (why) {
+                    ++cnt.auth_failed;
+                    ++cnt.phase1_failed;
+                    notify_plain(d, sa->cky_i, sa->cky_r, notify_type::authentication_failed, now,
+                                 out);
+                    forget(sa->id, fmt::format("MM5: {}", *why), false, out);
+                    return;
+                }
+            } else if (!ike::crypto::equal(want.view(), h->data)) {
                 ++cnt.auth_failed;
                 ++cnt.phase1_failed;
                 notify_plain(d, sa->cky_i, sa->cky_r, notify_type::invalid_hash_information, now,
@@ -331,29 +431,16 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             sa->iv = iv;
             sa->peer_id = id_text(*id);
             // INITIAL-CONTACT: the peer rebooted; its older SAs are gone.
-            bool initial = false;
-            for (const auto& p : chain->payloads) {
-                if (const auto* n = std::get_if<notification_payload>(&p);
-                    n != nullptr && n->type == notify_type::initial_contact) {
-                    initial = true;
-                }
-            }
-            if (initial) {
-                std::vector<uint64_t> old;
-                for (const auto& [oid, o] : sas) {
-                    if (oid != sa->id && o->peer == sa->peer && o->tunnel == sa->tunnel) {
-                        old.push_back(oid);
-                    }
-                }
-                for (uint64_t oid : old) {
-                    forget(oid, "INITIAL-CONTACT", true, out);
-                }
-            }
+            initial_contact(*sa, chain->payloads, out);
             id_payload ours;
-            ours.type = id_type::ipv4_addr;
+            if (sa->signatures) {
+                ours = signing_id(pol.ike, sa->local);
+            } else {
+                ours.type = id_type::ipv4_addr;
+                ours.data = be32(sa->local);
+            }
             ours.protocol = id->protocol;
             ours.port = id->port;
-            ours.data = be32(sa->local);
             const auto ours_chain = serialize_payloads({ours});
             const std::span<const uint8_t> idir_b(ours_chain.data.data() + 4,
                                                   ours_chain.data.size() - 4);
@@ -363,35 +450,25 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             hdr.spi_i = sa->cky_i;
             hdr.spi_r = sa->cky_r;
             hdr.exch = exchange::identity_protection;
+            std::vector<payload> ps{ours};
+            if (!sa->signatures) {
+                ps.push_back(hash_payload{bytes(hr.data(), hr.data() + hr.size())});
+            } else if (auto err = add_signature(*pol.signing, hr.view(), ps)) {
+                ++cnt.dropped;
+                ++cnt.phase1_failed;
+                forget(sa->id, fmt::format("MM6 not signed: {}", *err), false, out);
+                return;
+            }
             sa->last_request = d.payload;
-            sa->last_response = seal(
-                *sa, hdr, {ours, hash_payload{bytes(hr.data(), hr.data() + hr.size())}}, sa->iv);
-            // An authenticated peer keeps at most a few ISAKMP SAs (re-authentication
-            // overlaps): the oldest beyond that goes, handing its IPsec SAs on.
-            std::vector<uint64_t> same;
-            for (const auto& [oid, o] : sas) {
-                if (oid != sa->id && o->peer == sa->peer && o->tunnel == sa->tunnel &&
-                    o->state == p1_state::qm_idle) {
-                    same.push_back(oid);
-                }
-            }
-            sa->state = p1_state::qm_idle;
-            for (size_t k = 0; k + max_isakmp_per_peer <= same.size(); ++k) {
-                forget(same[k], "superseded by a newer ISAKMP SA", true, out);
-            }
-            if (half_open > 0) {
-                --half_open;
-            }
-            sa->up_at = now;
-            sa->expire_at = now + std::chrono::seconds(sa->lifetime_s);
-            sa->kx.reset();
-            ++cnt.phase1_up;
+            sa->last_response = seal(*sa, hdr, ps, sa->iv);
             send(*sa, sa->last_response, out);
-            out.requests.emplace_back(peer_up{sa->id, sa->tunnel, sa->peer, sa->peer_id});
+            established(*sa, now, out);
             return;
         }
+        case p1_state::ag_init_exch:
         case p1_state::qm_idle:
-            // A Main Mode message on an established SA that is not the retransmitted MM5.
+            // A Main Mode message on an established SA that is not the retransmitted MM5, or on
+            // an Aggressive Mode SA.
             ++cnt.dropped;
             return;
     }

@@ -56,6 +56,7 @@ struct p2_choice {
     proposal prop;
     uint16_t encr = 0, bits = 0, integ = 0, group = 0, auth_v1 = 0;
     uint32_t proposed_life_s = rfc2407_default_life_s;
+    uint64_t proposed_life_kb = 0;  // 0: no kilobyte lifetime proposed
     uint32_t peer_spi = 0;
 };
 
@@ -102,13 +103,16 @@ std::optional<p2_choice> choose(const sa_payload& sa, const config::ike_settings
                 for (size_t i = 0; i + 1 < t.attributes.size(); ++i) {
                     const attribute& ty = t.attributes[i];
                     const attribute& du = t.attributes[i + 1];
-                    if (ty.type == p2_attr::sa_life_type && du.type == p2_attr::sa_life_duration &&
-                        attribute_value(std::span(&ty, 1), p2_attr::sa_life_type) == 1) {
-                        auto v = attribute_value(std::span(&du, 1), p2_attr::sa_life_duration);
-                        if (v && *v > 0) {
-                            c.proposed_life_s = static_cast<uint32_t>(
-                                std::min<uint64_t>(*v, std::numeric_limits<uint32_t>::max()));
-                        }
+                    if (ty.type != p2_attr::sa_life_type || du.type != p2_attr::sa_life_duration) {
+                        continue;
+                    }
+                    const auto kind = attribute_value(std::span(&ty, 1), p2_attr::sa_life_type);
+                    auto v = attribute_value(std::span(&du, 1), p2_attr::sa_life_duration);
+                    if (v && *v > 0 && kind == 1) {
+                        c.proposed_life_s = static_cast<uint32_t>(
+                            std::min<uint64_t>(*v, std::numeric_limits<uint32_t>::max()));
+                    } else if (v && *v > 0 && kind == 2) {
+                        c.proposed_life_kb = *v;  // RFC 2407 section 4.5: kilobytes
                     }
                 }
                 c.peer_spi = (uint32_t(p.spi[0]) << 24) | (uint32_t(p.spi[1]) << 16) |
@@ -137,16 +141,25 @@ bool host_gre(const id_payload& id, uint32_t addr) {
     return false;
 }
 
-// RESPONDER-LIFETIME's data: SA Life Type seconds, SA Life Duration (RFC 2407 section 4.6.3.1).
-bytes life_attributes(uint32_t seconds) {
-    bytes b = {0x80, uint8_t(p2_attr::sa_life_type), 0x00, 0x01};
-    if (seconds <= 0xffff) {
-        b.insert(b.end(), {0x80, uint8_t(p2_attr::sa_life_duration), uint8_t(seconds >> 8),
-                           uint8_t(seconds)});
+// RESPONDER-LIFETIME's data (RFC 2407 section 4.6.3.1): SA Life Type seconds and its SA Life
+// Duration, then, with a kilobyte limit, SA Life Type kilobytes and its duration.
+void life_attribute(bytes& b, uint8_t kind, uint64_t value) {
+    b.insert(b.end(), {0x80, uint8_t(p2_attr::sa_life_type), 0x00, kind});
+    if (value <= 0xffff) {
+        b.insert(b.end(),
+                 {0x80, uint8_t(p2_attr::sa_life_duration), uint8_t(value >> 8), uint8_t(value)});
     } else {
+        const auto v32 = static_cast<uint32_t>(std::min<uint64_t>(value, UINT32_MAX));
         b.insert(b.end(), {0x00, uint8_t(p2_attr::sa_life_duration), 0x00, 0x04});
-        const bytes v = be32(seconds);
+        const bytes v = be32(v32);
         b.insert(b.end(), v.begin(), v.end());
+    }
+}
+bytes life_attributes(uint32_t seconds, uint64_t kilobytes) {
+    bytes b;
+    life_attribute(b, 1, seconds);
+    if (kilobytes != 0) {
+        life_attribute(b, 2, kilobytes);
     }
     return b;
 }
@@ -298,6 +311,14 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     }
     const uint32_t ours = pol->ike.child_lifetime_s;
     const uint32_t life = std::min(ours, choice->proposed_life_s);
+    // Kilobytes: ours (`child-lifetime-bytes`, rounded up to whole kilobytes) against the
+    // proposal's; the shorter one counts, from the workers' byte counters (engine::usage).
+    const uint64_t ours_kb = (pol->ike.child_lifetime_bytes + 1023) / 1024;
+    uint64_t life_kb = choice->proposed_life_kb;
+    if (ours_kb != 0 && (life_kb == 0 || ours_kb < life_kb)) {
+        life_kb = ours_kb;
+    }
+    rec.life_bytes = life_kb * 1024;
     rec.p1 = sa.id;
     rec.encr_v1 = choice->encr;
     rec.auth_v1 = choice->auth_v1;
@@ -318,12 +339,12 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     }
     ps.push_back(*ids[0]);
     ps.push_back(*ids[1]);
-    if (choice->proposed_life_s > ours) {
+    if (choice->proposed_life_s > ours || life_kb != choice->proposed_life_kb) {
         notification_payload n;
         n.protocol = protocol_id::esp;
         n.spi = be32(choice->peer_spi);
         n.type = notify_type::responder_lifetime;
-        n.data = life_attributes(ours);
+        n.data = life_attributes(life, life_kb);
         ps.push_back(n);
     }
     const v1::chain rest_out = serialize_payloads(ps);

@@ -19,9 +19,10 @@ using ike::crypto::secret;
 
 // Main Mode states as IOS names them in `show crypto isakmp sa`.
 enum class p1_state : uint8_t {
-    mm_sa_setup,  // MM2 sent (the SA chosen), waiting for KE/Ni: MM_SA_SETUP
-    mm_key_exch,  // MM4 sent, waiting for IDii/HASH_I: MM_KEY_EXCH
-    qm_idle,      // authenticated: QM_IDLE
+    mm_sa_setup,   // MM2 sent (the SA chosen), waiting for KE/Ni: MM_SA_SETUP
+    mm_key_exch,   // MM4 sent, waiting for IDii/HASH_I: MM_KEY_EXCH
+    ag_init_exch,  // Aggressive Mode: AM2 sent, waiting for HASH_I: AG_INIT_EXCH
+    qm_idle,       // authenticated: QM_IDLE
 };
 std::string_view ios_name(p1_state s) noexcept;
 
@@ -67,6 +68,7 @@ struct p1_sa {
     uint16_t encr = 0, key_bits = 0, hash = 0, group = 0;
     uint32_t lifetime_s = 0;
     bytes sa_b;        // the initiator's SA payload body (HASH_I / HASH_R)
+    bytes idi_b;       // Aggressive Mode: the initiator's ID body from AM1 (HASH_I at AM3)
     bool dpd = false;  // the peer announced RFC 3706
     // RFC 3947: both sent its vendor ID; NAT-D found a NAT in front of us / of the peer.
     bool natt = false, nat_local = false, nat_peer = false;
@@ -74,12 +76,14 @@ struct p1_sa {
     std::unique_ptr<ike::crypto::key_exchange> kx;
     bytes ni, nr, gxi, gxr;
     secret psk;
+    bool signatures = false;  // RSA signatures (certificates), chosen at MM3; else the PSK
     crypto::phase1_keys keys;
     bytes iv;            // Phase 1 CBC chaining; after MM6: the last block of MM6
     bytes last_request;  // the last Main Mode request as received
     bytes last_response;
     std::string peer_id;
     time_point created{}, up_at{}, expire_at{};
+    time_point keepalive_at{};                 // the next NAT keepalive (behind_nat() only)
     std::map<uint32_t, quick_mode> quick;      // by message ID
     std::vector<uint32_t> seen_informational;  // message IDs answered (replays dropped)
     // The initiator's side (v1_initiator.cpp): which Main Mode message we sent last (1, 3, 5),
@@ -102,11 +106,23 @@ struct child_rec {
     bool installed = false;
     bool rekeyed = false;  // our Quick Mode replacing it has started (initiator)
     time_point up_at{}, expire_at{};
+    uint64_t life_bytes = 0;  // 0: none; else deleted once either direction carried this many
+    uint64_t in_bytes = 0, out_bytes = 0;  // the workers' counters (engine::usage)
 };
 
 struct tunnel_policy {
     tunnel_binding binding;
     config::ike_settings ike;
+    // `authentication: certificate`: our chain, RSA key and the peers' anchors (shared by the
+    // profile's tunnels); nullptr with pre-shared keys.
+    std::shared_ptr<const ike::detail::profile_state> signing;
+};
+
+// What Phase 1 chose from the initiator's SA payload.
+struct p1_choice {
+    proposal prop;  // the one proposal, with the one transform we echo
+    uint16_t encr = 0, key_bits = 0, hash = 0, group = 0;
+    uint32_t lifetime_s = 0;
 };
 
 struct engine::impl {
@@ -145,10 +161,33 @@ struct engine::impl {
     std::optional<chain_prefix> open_hashed(const p1_sa& sa, const message& m, bytes& iv);
     void forget(uint64_t id, std::string why, bool tell_hub, outputs& out);
     void remove_child(uint64_t child_id, std::string why, outputs& out);
+    // DELETE of the pair's inbound SPI sent (when its ISAKMP SA is up), then remove_child.
+    void expire_child(uint64_t child_id, std::string why, outputs& out);
     uint64_t fresh_id() { return next_id++; }
     uint32_t fresh_spi() const;
 
+    // Phase 1 pieces Main Mode and Aggressive Mode share (v1_main_mode.cpp): the responder's
+    // state for a first message whose proposal was chosen; keeping it (half-open, by cookie);
+    // INITIAL-CONTACT in `ps` dropping the peer's older SAs; the SA authenticated (QM_IDLE,
+    // the oldest of too many ISAKMP SAs of the peer dropped, peer_up).
+    // A first message (MM1, AM1) again from the same initiator cookie: answered from the cache
+    // when it is the same bytes and the SA still waits in `waiting`, else dropped; true when
+    // handled. The proposal of a new first message, or nullopt (half-open bound, counted;
+    // NO-PROPOSAL-CHOSEN sent).
+    bool first_seen(const datagram& d, const message& m, p1_state waiting, outputs& out);
+    std::optional<p1_choice> first_choice(const datagram& d, const message& m,
+                                          const sa_payload& sa_p, const tunnel_policy& pol,
+                                          time_point now, outputs& out);
+    std::unique_ptr<p1_sa> responder_sa(const datagram& d, const message& m,
+                                        const p1_choice& choice, const tunnel_policy& pol,
+                                        time_point now);
+    void keep(std::unique_ptr<p1_sa> sa);
+    void initial_contact(const p1_sa& sa, const std::vector<payload>& ps, outputs& out);
+    void established(p1_sa& sa, time_point now, outputs& out);
+
     void main_mode(const datagram& d, const message& m, time_point now, outputs& out);
+    // Aggressive Mode with a pre-shared key (v1_aggressive_mode.cpp), when the profile allows.
+    void aggressive_mode(const datagram& d, const message& m, time_point now, outputs& out);
     void quick_mode_rx(p1_sa& sa, const datagram& d, const message& m, time_point now,
                        outputs& out);
     void informational(p1_sa& sa, const message& m, time_point now, outputs& out);
@@ -169,6 +208,25 @@ struct engine::impl {
     uint64_t fresh_cookie() const;
 };
 
+// Phase 1 helpers (v1_main_mode.cpp). The vendor IDs of RFC 3706 (DPD) and RFC 3947 (NAT-T).
+extern const bytes dpd_vid;
+extern const bytes natt_vid;
+// NAT-D (RFC 3947 section 3.2) with the SA's hash over CKY-I | CKY-R | IP | Port.
+bytes nat_d(const p1_sa& sa, uint32_t ip, uint16_t port);
+// The peer's NAT-D payloads in `ps` against the addresses of `d`: nat_local / nat_peer.
+void check_nat_d(p1_sa& sa, const datagram& d, const std::vector<payload>& ps);
+// Ours for a reply to `d`: the hash of the peer's address, then of ours.
+void add_nat_d(const p1_sa& sa, const datagram& d, std::vector<payload>& ps);
+// The initiator's transforms against our policies, in priority order.
+std::optional<p1_choice> choose(const sa_payload& sa,
+                                const std::vector<config::ike_settings::isakmp_policy>& pols);
+// The key for the peer's address (or, when known, its identity), else the wildcard; nullptr if
+// neither.
+const config::ike_psk* find_psk(const config::ike_settings& ike, uint32_t peer,
+                                std::string_view identity = {});
+// An ID payload as text (an address, else its printable octets), as show prints it.
+std::string id_text(const id_payload& id);
+
 // Helpers shared by the exchange files (the byte helpers are the IKEv2 engine's).
 using ike::detail::be32;
 using ike::detail::be64;
@@ -184,19 +242,12 @@ std::span<const uint8_t> raw_body(payload_type first, std::span<const uint8_t> c
                                   payload_type type);
 // The length of the chain's first payload (its generic header says).
 size_t first_payload_length(std::span<const uint8_t> chain);
-// RFC 3706's and RFC 3947's vendor IDs.
-extern const bytes dpd_vid;
-extern const bytes natt_vid;
-// The pre-shared key for `peer`: its `keys` entry, else the wildcard; nullptr if neither.
-const config::ike_psk* find_psk(const config::ike_settings& ike, uint32_t peer);
 // The integrity key length of an IANA integrity ID the dataplane has (0: none).
 size_t integ_key_size(uint16_t integ);
 // Both directions' ESP keys of `c` (SPIs, cipher and integrity set): KEYMAT with the SPI of
 // the receiving end of each direction (RFC 2409 section 5.5), g(qm)^xy with PFS.
 void pair_keys(const p1_sa& sa, child_sa& c, std::optional<ike::crypto::cspan> g_qm,
                std::span<const uint8_t> ni_b, std::span<const uint8_t> nr_b);
-// An ID payload as show prints it.
-std::string id_text(const id_payload& id);
 template <typename T>
 const T* find_payload(const std::vector<payload>& ps) {
     for (const auto& p : ps) {
@@ -206,5 +257,23 @@ const T* find_payload(const std::vector<payload>& ps) {
     }
     return nullptr;
 }
+
+// RSA signatures (v1_signatures.cpp). A certificate profile's chain, key (RSA) and anchors;
+// the error names the profile and the file.
+wire::result<std::shared_ptr<const ike::detail::profile_state>, std::string> load_signing(
+    const config::ipsec_profile& p);
+// Our Phase 1 identity with certificates: `local-id` (IPv4, FQDN, user@FQDN) or the address
+// (protocol and port left 0 for the caller).
+id_payload signing_id(const config::ike_settings& s, uint32_t local);
+// CR payloads naming our anchors (MM3, MM4).
+void add_cert_requests(const ike::detail::profile_state& p, std::vector<payload>& ps);
+// CERT (our chain, leaf first) and SIG over `hash` (HASH_I or HASH_R); why not.
+std::optional<std::string> add_signature(const ike::detail::profile_state& p,
+                                         ike::crypto::cspan hash, std::vector<payload>& ps);
+// The peer's CERT payloads chained to our anchors with `id` in the leaf, and its SIG over
+// `hash`; why not.
+std::optional<std::string> signature_fails(const ike::detail::profile_state& p,
+                                           const std::vector<payload>& ps, const id_payload& id,
+                                           ike::crypto::cspan hash);
 
 }  // namespace dmvpn::ike::v1

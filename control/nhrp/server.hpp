@@ -342,6 +342,11 @@ public:
     // purged. Static maps stay. Costs one walk of the cache when the peer has entries, nothing
     // otherwise (the per-NBMA count says so first).
     outputs forget_peer(uint32_t tunnel_id, uint32_t nbma, timestamp now);
+    // A new path to the NHS peer at `nbma` (a new IKE SA's CHILD_SA was installed, hub to hub):
+    // the registration goes out now, its retries starting again from 1 s, rather than at the
+    // end of a back-off that ran while nothing could carry it (or a refresh due much later,
+    // when the peer restarted and lost it).
+    outputs nhs_reachable(uint32_t tunnel_id, uint32_t nbma, timestamp now);
 
     // Queries for show commands and the publisher.
     std::optional<entry_view> lookup(uint32_t tunnel_id, uint32_t address) const;

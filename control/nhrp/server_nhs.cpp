@@ -122,6 +122,20 @@ void server::on_peer_registration(context& c, const packet& reply) {
     }
 }
 
+outputs server::nhs_reachable(uint32_t tunnel_id, uint32_t nbma, timestamp now) {
+    outputs out;
+    auto ti = find_tunnel(tunnel_id);
+    for (nhs_client& n : _nhs) {
+        if (!ti || n.tunnel != *ti || n.nbma != nbma) {
+            continue;
+        }
+        n.backoff_s = 1;
+        n.unanswered_since_ms = -1;
+        send_nhs_registration(out, n, detail::to_ms(now));
+    }
+    return out;
+}
+
 bool server::nhs_answering(const nhs_client& n, int64_t now_ms) const noexcept {
     // A request of ours unanswered for longer than the first retries: the peer is gone.
     constexpr int64_t grace_ms = 3000;

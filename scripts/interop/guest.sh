@@ -4,7 +4,8 @@
 #   params        shell variables written by the rig (ROLE, NAME, addresses, NHRP settings,
 #                 IPSEC=psk for strongSwan)
 #   swanctl.conf  (IPSEC=psk) strongSwan's connections (scripts/interop/swanctl-dmvpn.conf)
-#   nhrpd.conf    FRR configuration for nhrpd; zebra.conf likewise
+#   nhrpd.conf    FRR configuration for nhrpd; zebra.conf likewise (bgpd.conf, ospfd.conf with
+#                 rig --bgp, --ospf)
 #   cmd/ID.sh     commands from the host; the output goes to out/ID.out, the status to out/ID.rc
 #   logs/         FRR's logs; ready (written once FRR runs) or failed (with the reason)
 H=/mnt/host
@@ -71,6 +72,7 @@ ip tunnel add gre1 mode gre key "$KEY" ttl 64 dev eth0 || die "ip tunnel add gre
 # The overlay address as a host prefix: with a /24 FRR 8.4's nhrpd logs "is not a host prefix"
 # and never registers (the NHS stays "(unspec)"). OVERLAY_PLEN exists only to show that.
 ip addr add "$OVERLAY/${OVERLAY_PLEN:-32}" dev gre1
+[ -z "${GRE_MTU:-}" ] || ip link set gre1 mtu "$GRE_MTU"
 ip link set gre1 up
 if [ "$ROLE" = hub ]; then
     sysctl -qw net.ipv4.ip_forward=1
@@ -142,15 +144,31 @@ touch /etc/frr/vtysh.conf
 chown frr:frr /etc/frr/*.conf
 /usr/lib/frr/zebra -d -f /etc/frr/zebra.conf -A 127.0.0.1 || die "zebra did not start"
 /usr/lib/frr/nhrpd -d -f /etc/frr/nhrpd.conf -A 127.0.0.1 || die "nhrpd did not start"
+if [ -n "${MCAST_NFLOG:-}" ]; then
+    # rig --ospf: multicast leaving gre1 (OSPF hellos to 224.0.0.5) goes to nhrpd through NFLOG
+    # (`nhrp multicast-nflog-group`), which sends it to its multicast map (`ip nhrp map
+    # multicast NHS-NBMA`); the kernel's own copy, which would go to the multicast address as
+    # the NBMA destination, is dropped. FRR's documented rules.
+    iptables -A OUTPUT -d 224.0.0.0/24 -o gre1 -j NFLOG --nflog-group "$MCAST_NFLOG" \
+        || die "iptables multicast NFLOG rule"
+    iptables -A OUTPUT -d 224.0.0.0/24 -o gre1 -j DROP || die "iptables multicast DROP rule"
+fi
 if [ -n "${LAN:-}" ]; then
-    # rig --bgp: the spoke's LAN on a dummy interface, announced by bgpd; other spokes' LANs
-    # (192.168.0.0/16) through the NHS until BGP says better.
+    # rig --bgp / --ospf: the spoke's LAN on a dummy interface, announced by bgpd or ospfd.
     modprobe dummy || die "modprobe dummy"
     ip link add lan0 type dummy && ip addr add "$LAN" dev lan0 && ip link set lan0 up \
         || die "lan0"
+fi
+if [ -f $H/bgpd.conf ]; then
+    # Other spokes' LANs (192.168.0.0/16) through the NHS until BGP says better.
     ip route add 192.168.0.0/16 via "$NHS_OVERLAY" dev gre1 onlink
     cp $H/bgpd.conf /etc/frr/ && chown frr:frr /etc/frr/bgpd.conf
     /usr/lib/frr/bgpd -d -f /etc/frr/bgpd.conf -A 127.0.0.1 || die "bgpd did not start"
+fi
+if [ -f $H/ospfd.conf ]; then
+    # Other spokes' LANs come from OSPF alone (through the hub, point-to-multipoint).
+    cp $H/ospfd.conf /etc/frr/ && chown frr:frr /etc/frr/ospfd.conf
+    /usr/lib/frr/ospfd -d -f /etc/frr/ospfd.conf -A 127.0.0.1 || die "ospfd did not start"
 fi
 say "up: eth0 $NBMA, gre1 $OVERLAY/${OVERLAY_PLEN:-32} key $KEY, role $ROLE"
 echo up >$H/ready

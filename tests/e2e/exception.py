@@ -10,7 +10,8 @@ its own (unshare -n: the kernel interface and its 10.0.0.0/16 route stay out of 
   - UDP from the spokes to the hub's overlay address (not NHRP) reaches a socket on the host
   - multicast the kernel sends to 224.0.0.5 out of dmvpn-tun0 is replicated to every
     registered spoke (the multicast map)
-  - a LAN port's kernel interface (dmvpn-lan, 198.18.0.1/24): the kernel pings a host on the
+  - a LAN port's kernel interface (dmvpn-lan, `unnumbered: true`: 198.18.0.1/32 and a route
+    198.18.0.0/24 through it): the kernel pings a host on the
     LAN (another namespace behind a bridge) through the hub's ARP, and the host's UDP to the
     port's address reaches a socket on the hub's host
   - the spokes' UDP is a flood (3000 packets a second against the interface's rate of 200):
@@ -46,6 +47,7 @@ routing:
       rate: %d
     - port: lan
       name: dmvpn-lan
+      unnumbered: true
 """ % (IFACE, RATE)
 # A LAN port (net_tap: its kernel side dlan0 on a bridge with a veth to a LAN host namespace).
 LAN_PORT = """\
@@ -76,7 +78,11 @@ def lan_port_checks():
         sh("ip", "-n", ns, "link", "set", "lo", "up")
         out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "dmvpn-lan"],
                              capture_output=True, text=True).stdout
-        e2e.check("198.18.0.1/24" in out, "kernel interface dmvpn-lan carries 198.18.0.1/24")
+        e2e.check("198.18.0.1/32" in out,
+                  f"kernel interface dmvpn-lan (unnumbered) carries 198.18.0.1/32: {out.strip()}")
+        out = subprocess.run(["ip", "-4", "route", "show", "198.18.0.0/24"],
+                             capture_output=True, text=True).stdout
+        e2e.check("dev dmvpn-lan" in out, f"198.18.0.0/24 routed out of dmvpn-lan: {out.strip()}")
         ping = subprocess.run(["ping", "-n", "-c", "3", "-i", "0.3", "-W", "3", "-I",
                                "dmvpn-lan", "198.18.0.2"], capture_output=True, text=True)
         print(ping.stdout.strip())

@@ -127,7 +127,9 @@ class Hub(e2e.hub):  # its ctl() and json(), a start of its own
             self.proc.wait()
 
 
-def spokesim(d, tag, first, nhs_order, duration):
+def spokesim(d, tag, first, nhs_order, duration, extra=()):
+    """An emulator of SPOKES spokes from `first` on tap mhS<tag>0, registering with the hubs of
+    `nhs_order` (traffic through the first that answers); `extra`: more of its options."""
     nhs = []
     for n in nhs_order:
         nhs += ["--nhs", "%s,%s" % (HUBS[n]["nbma"], HUBS[n]["overlay"])]
@@ -136,9 +138,14 @@ def spokesim(d, tag, first, nhs_order, duration):
     cmd = [e2e.SIM, "--vdev", "net_tap0,iface=%s,mac=02:00:00:00:5%s:01" % (tap, tag), "--tunnel-prefix", "10.0.0.0/16",
            "--spokes", SPOKES, "--first-spoke", first, *nhs, "--gre-key", KEY, "--auth", AUTH,
            "--holdtime", 30, "--registration-timeout", 1, "--nhs-timeout", 3, "--no-shortcuts",
-           "--rate", RATE, "--duration", duration, "--drain", 1, "--no-progress", "--eal",
+           "--rate", RATE, "--duration", duration, "--drain", 1, "--no-progress", *extra, "--eal",
            "-l 0 --no-huge -m 256 --no-pci --no-telemetry --no-shconf --file-prefix mh-sim%s-%d"
            % (tag, os.getpid())]
+    return start_sim(d, cmd, tag, tap)
+
+
+def start_sim(d, cmd, tag, tap):
+    """Runs the emulator `cmd` (output in d) and puts its tap on the bridge."""
     out = open(os.path.join(d, "sim%s-%d.out" % (tag, int(time.time() * 1000))), "w+")
     p = subprocess.Popen([str(a) for a in cmd], stdout=out, stderr=subprocess.STDOUT)
     # The tap PMD sets the kernel side's MAC to the port's while it starts the port: bridge it
@@ -261,6 +268,24 @@ def traffic_round(d, what, duration=5):
     return reps
 
 
+def clean_up(procs, stops):
+    """Kills the emulators still running, then `stops` (the hubs), and removes the bridge."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    for stop in stops:
+        stop()
+    sh("ip", "link", "del", BR, check=False)
+
+
+def verdict(d):
+    if e2e.failures:
+        print("FAILED: %d checks: %s" % (len(e2e.failures), e2e.failures))
+        print("logs in", d)
+        sys.exit(1)
+    print("all checks passed")
+
+
 def main():
     e2e.reexec_in_netns(__file__, "DMVPN_MULTIHUB_NS")
     sh("ip", "link", "set", "lo", "up")
@@ -342,17 +367,8 @@ def main():
                   "launched" % reregistered, flush=True)
         traffic_round(d, "after hub A's restart")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-        for h in hubs.values():
-            h.kill()
-        sh("ip", "link", "del", BR, check=False)
-    if e2e.failures:
-        print("FAILED: %d checks: %s" % (len(e2e.failures), e2e.failures))
-        print("logs in", d)
-        sys.exit(1)
-    print("all checks passed")
+        clean_up(procs, [h.kill for h in hubs.values()])
+    verdict(d)
 
 
 if __name__ == "__main__":

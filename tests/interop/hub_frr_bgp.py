@@ -27,7 +27,6 @@ directory (dmvpn-hubbgp, /run/dmvpn-hubbgp). About 2-4 minutes with the image bu
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,72 +35,25 @@ os.environ.setdefault("DMVPN_HUBFRR_NS", "dmvpn-hubbgp")
 os.environ.setdefault("DMVPN_HUBFRR_RUN", "/run/dmvpn-hubbgp")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hub_frr as hf  # noqa: E402
+import hub_routing as hr  # noqa: E402
 
-check, step, vtysh, guest_sh, wait_for = hf.check, hf.step, hf.vtysh, hf.guest_sh, hf.wait_for
-HUB_NBMA, HUB_OVL = hf.HUB_NBMA, hf.HUB_OVL
+check, step, vtysh, wait_for = hf.check, hf.step, hf.vtysh, hf.wait_for
+fib, hub_vtysh, lan = hr.fib, hr.hub_vtysh, hr.lan
+HUB_OVL = hf.HUB_OVL
 ASN = 65000
-FRR_HUB = hf.SOURCE / "scripts" / "frr-hub"
-EXAMPLE = hf.SOURCE / "config" / "examples" / "frr" / "bgpd-phase2.conf"
-FRR_RUN = hf.RUN.parent / (hf.RUN.name + "-frr")
-BOOT_S = 240
-LIMIT_S = 345
-
-
-def lan(spoke):
-    return f"192.168.{spoke[len('spoke'):]}.0/24"
-
-
-def hub_bgpd(work):
-    """bgpd-phase2.conf with the rig's overlay (10.255.0.0/24, hub 10.255.0.1) and no hub LAN."""
-    text = EXAMPLE.read_text()
-    for old, new in (("bgp listen range 10.0.0.0/16", "bgp listen range 10.255.0.0/24"),
-                     ("bgp router-id 10.0.0.1", f"bgp router-id {HUB_OVL}"),
-                     ("  network 192.168.100.0/24\n", "")):
-        assert old in text, old
-        text = text.replace(old, new)
-    path = work / "bgpd.conf"
-    path.write_text(text)
-    return path
-
-
-def frr_hub(*args, timeout=60):
-    r = subprocess.run([str(FRR_HUB), *args], capture_output=True, text=True, timeout=timeout)
-    return r.returncode, r.stdout + r.stderr
-
-
-def hub_vtysh(*cmds):
-    args = []
-    for c in cmds:
-        args += ["-c", c]
-    return frr_hub("vtysh", "--run-dir", str(FRR_RUN), "--netns", hf.NS, "--", *args)[1]
-
-
-def fib(hub):
-    return {r["prefix"]: r for r in hub.ctl_json("show", "ip", "route")["routes"]}
 
 
 def setup(work):
-    config = work / "hub.yaml"
-    config.write_text(hf.CONFIG.read_text() + "\nrouting:\n  interfaces:\n    - tunnel: dmvpn\n"
-                      f"      name: {hf.KERNEL_IFACE}\n  fpm: {{settle-seconds: 3}}\n")
-    return config, ["--bgp", str(ASN), "--no-shortcut"]
+    return hr.hub_config(work), ["--bgp", str(ASN), "--no-shortcut"]
 
 
 def checks(hub, cap):
-    work = cap.parent
-    rc, out = frr_hub("start", "--bgpd", str(hub_bgpd(work)), "--run-dir", str(FRR_RUN),
-                      "--netns", hf.NS)
-    check(rc == 0, "scripts/frr-hub started zebra (FPM) and bgpd in the rig's namespace", out)
-    try:
-        if rc == 0:
-            bgp_checks(hub, cap)
-    finally:
-        if hf.failures:
-            for log in [FRR_RUN / "frr.log"] + sorted(hf.RUN.glob("guests/*/logs/bgpd.log")):
-                if log.exists():
-                    print(f"----- {log} (last 60 lines) -----\n" + "\n".join(
-                        log.read_text(errors="replace").splitlines()[-60:]), flush=True)
-        frr_hub("stop", "--run-dir", str(FRR_RUN))
+    # bgpd-phase2.conf with the rig's overlay (10.255.0.0/24, hub 10.255.0.1) and no hub LAN.
+    conf = hr.example_for_rig("bgpd-phase2.conf", (
+        ("bgp listen range 10.0.0.0/16", "bgp listen range 10.255.0.0/24"),
+        ("bgp router-id 10.0.0.1", f"bgp router-id {HUB_OVL}"),
+        ("  network 192.168.100.0/24\n", "")), cap.parent)
+    hr.with_hub_frr(hub, "bgpd", conf, lambda: bgp_checks(hub, cap))
 
 
 def bgp_checks(hub, cap):
@@ -131,48 +83,18 @@ def bgp_checks(hub, cap):
     if not peers:
         return
 
-    def all_in_fib():
-        f = fib(hub)
-        rows = [f.get(lan(s)) for s in hf.SPOKES]
-        return rows if all(r and r["state"] != "incomplete" for r in rows) else None
-    t = time.time()
-    rows = wait_for(all_in_fib, 60, 1)
-    step(f"FIB: spoke LANs {time.time() - t:.0f} s after Established")
-    print(hub.ctl("show", "ip", "route")[1], flush=True)
-    for spoke, (nbma, ovl) in hf.SPOKES.items():
-        r = fib(hub).get(lan(spoke))
-        # FPM's netlink says only RTPROT_BGP, iBGP or eBGP alike: the hub files both as
-        # ebgp (distance 20; control/rib/fpm_routes.cpp), although these sessions are iBGP.
-        check(r is not None and r["code"] == "B" and r["protocol"] in ("ebgp", "ibgp") and
-              r["source"] == "fpm" and r["next_hop"] == ovl and r["nbma"] == nbma and
-              r["state"] == "complete",
-              f"hub: show ip route --json: {lan(spoke)} B (bgp from fpm) via {ovl}, NBMA {nbma}, "
-              f"complete (protocol {r and r['protocol']}, distance {r and r['distance']})",
-              json.dumps(r))
+    # FPM's netlink says only RTPROT_BGP, iBGP or eBGP alike: the hub files both as ebgp
+    # (distance 20; control/rib/fpm_routes.cpp), although these sessions are iBGP.
+    hr.lans_in_fib(hub, "Established",
+                   lambda r: r["code"] == "B" and r["protocol"] in ("ebgp", "ibgp"), "B (bgp)")
 
     # LAN to LAN through the hub's workers (spokes without shortcut: always via the hub).
-    for a, b in (("spoke2", "spoke3"), ("spoke3", "spoke2")):
-        src, dst = lan(a).replace(".0/24", ".1"), lan(b).replace(".0/24", ".1")
-        rc, out = guest_sh(a, f"ping -n -c 5 -i 0.5 -W 3 -I {src} {dst}")
-        check(rc == 0, f"{a}'s LAN {src} pings {b}'s LAN {dst}", out)
-    time.sleep(1.0)
-    pk = hf.read_capture(cap)
-    s2n, s3n = hf.SPOKES["spoke2"][0], hf.SPOKES["spoke3"][0]
-    inner = ("192.168.2.1", "192.168.3.1", 1)
-    check(any(p[:4] == (s2n, HUB_NBMA, "ip", inner) for p in pk) and
-          any(p[:4] == (HUB_NBMA, s3n, "ip", inner) for p in pk),
-          "capture: 192.168.2.1 -> 192.168.3.1 crossed the hub (GRE .2 -> .1, .1 -> .3)")
-    check(not any(p[0] == s2n and p[1] == s3n for p in pk),
-          "capture: nothing straight spoke2 -> spoke3 (no shortcut configured)")
+    hr.lan_to_lan(cap)
 
     # Withdrawal: spoke3 stops announcing its LAN.
     out = vtysh("spoke3", "configure terminal", f"router bgp {ASN}", "address-family ipv4 unicast",
                 f"no network {lan('spoke3')}")
-    t = time.time()
-    gone = wait_for(lambda: lan("spoke3") not in fib(hub), 60, 1)
-    check(gone, f"spoke3 withdrew {lan('spoke3')}: it left the hub's FIB "
-                f"({time.time() - t:.0f} s)", out + hub.ctl("show", "ip", "route")[1])
-    check(lan("spoke2") in fib(hub), f"{lan('spoke2')} stays in the FIB")
+    hr.withdrawn(hub, "spoke3", f"spoke3 withdrew {lan('spoke3')}", out)
     stats = hub.ctl("show", "stats")[1]
     print("\n".join(l for l in stats.splitlines() if "xception" in l or "FPM" in l or "fpm" in l),
           flush=True)
@@ -180,15 +102,7 @@ def bgp_checks(hub, cap):
 
 
 def main():
-    hf.plan_spokes(2)
-    rc = hf.preflight("hub_frr_bgp")
-    if rc is not None:
-        return rc
-    if not Path("/usr/lib/frr/bgpd").exists():
-        print("hub_frr_bgp: FAIL: Debian's frr is not installed on this host")
-        return 1
-    frr_hub("stop", "--run-dir", str(FRR_RUN))  # leftovers of a killed run
-    return hf.run_rig(checks, log_level="info", setup=setup, boot_s=BOOT_S, limit_s=LIMIT_S)
+    return hr.main("hub_frr_bgp", "bgpd", checks, setup)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,13 @@ strongSwan namespace (198.51.100.50/24), as strongswan_hub_ike.py does for IKEv2
 charon-systemd initiates with `version = 1` (Main Mode, PSK, then Quick Mode in transport mode
 with GRE proxy identities) three times: the seeds' proposals, 3DES/MD5/MODP-1024 with
 esp-3des esp-md5-hmac, then AES-128/SHA-1/MODP-1024 with PFS group 2 and an IPsec lifetime of
-120 s, then a strong one (AES-256/SHA2-256/MODP-2048, PFS group 14). Asserts for each: charon
-logs the ISAKMP SA established (it checked the hub's HASH_R), the hub shows it QM_IDLE ACTIVE in
+120 s, then a strong one (AES-256/SHA2-256/MODP-2048, PFS group 14), then Aggressive Mode
+(`aggressive = yes`; the profile has `aggressive-mode: true`), then Main Mode with RSA
+signatures (`auth = pubkey`, a test CA made with strongSwan's pki, the hub reloaded to
+`authentication: certificate`: charon checks the hub's certificate, SIG_R and CR, the hub
+charon's chain, identity and SIG_I). Asserts for each: charon
+logs the ISAKMP SA established (it checked the hub's HASH_R or SIG_R), the hub shows it QM_IDLE
+ACTIVE in
 `show crypto isakmp sa` (and --json), the hub installed the ESP pair with charon's SPIs mirrored
 and `show crypto ipsec sa` lists it; then `clear crypto sa` drops it (charon hears the DELETE).
 Known answers: the SKEYID, SKEYID_d/a/e charon logs (`ike 4`) equal RFC 2409's derivation
@@ -51,7 +56,15 @@ CASES = [
      "aes128-sha1-modp1024", {"rekey_time": "100s", "life_time": "120s"}),
     ("strong: aes256-sha256-modp2048, PFS group 14", "aes256-sha256-modp2048",
      "aes256-sha256-modp2048", {}),
+    # Aggressive Mode (charon `aggressive = yes`), answered because the profile says
+    # `aggressive-mode: true`.
+    ("aggressive mode: aes128-sha1-modp2048", "aes128-sha1-modp2048", "aes128-sha1", {}),
+    # RSA signatures (RFC 2409 section 5.1): the hub reloaded to `authentication: certificate`.
+    ("certificates: RSA signatures, aes128-sha1-modp2048", "aes128-sha1-modp2048", "aes128-sha1",
+     {}),
 ]
+AGGRESSIVE = {"aggressive mode: aes128-sha1-modp2048"}
+CERTIFICATES = {"certificates: RSA signatures, aes128-sha1-modp2048"}
 
 
 def hub_config():
@@ -66,13 +79,31 @@ def hub_config():
       authentication: psk
       psk: {PSK}
       dpd-interval: 0
+      aggressive-mode: true
       isakmp-policies:
         - {{encryption: aes 256, hash: sha256, group: 14}}
+        - {{encryption: aes, hash: sha, group: 14}}
         - {{encryption: aes, hash: sha, group: 2}}
         - {{encryption: 3des, hash: md5, group: 2}}
       esp-proposals: [aes256-sha256, aes128-sha1, 3des-md5]
 
 management:""")
+
+
+def cert_config(certs):
+    """The profile keyed by RSA signatures: the hub's certificate and key, charon's CA; the
+    ISAKMP policy IOS writes as `authentication rsa-sig` (Aggressive Mode is PSK only)."""
+    hub_cert, hub_key = certs[HUB_NBMA]
+    text = hub_config()
+    start, end = text.index("      authentication: psk"), text.index("      esp-proposals:")
+    return text[:start] + f"""      authentication: certificate
+      certificate: {hub_cert}
+      private-key: {hub_key}
+      ca: [{certs["ca"]}]
+      dpd-interval: 0
+      isakmp-policies:
+        - {{encryption: aes, hash: sha, group: 14, authentication: rsa-sig}}
+""" + text[end:]
 
 
 def s(v):
@@ -141,10 +172,11 @@ def main_mode_nonces(pcap, cky_i):
     return ni, nr
 
 
-def check_skeyid(what, log, pcap, hash_name, run):
+def check_skeyid(what, log, pcap, hash_name, run, signatures=False):
     """RFC 2409 section 5 from what crossed the wire (nonces, cookies) and charon's g^xy equals
     the SKEYID, SKEYID_d/a/e charon logged at ike 4. `run`: which Main Mode of the capture this
-    is (1, 2, ...): the capture holds the earlier ones too."""
+    is (1, 2, ...): the capture holds the earlier ones too. `signatures`: SKEYID is
+    prf(Ni_b | Nr_b, g^xy) (section 5.1), not prf(pre-shared key, Ni_b | Nr_b)."""
     dumps = {label: data for group, _, label, data in ss.log_dumps(log) if group == "IKE"}
     gxy, skeyid = dumps.get("shared Diffie Hellman secret"), dumps.get("SKEYID")
     # tcpdump may still be writing under load: give it a few seconds.
@@ -166,7 +198,8 @@ def check_skeyid(what, log, pcap, hash_name, run):
     ni, nr = main_mode_nonces(pcap, ck[:8])
     h = getattr(hashlib, hash_name)
     prf = lambda k, d: hmac.new(k, d, h).digest()  # noqa: E731
-    mine = prf(PSK.encode(), (ni or b"") + (nr or b""))
+    nonces = (ni or b"") + (nr or b"")
+    mine = prf(nonces, gxy) if signatures else prf(PSK.encode(), nonces)
     d = prf(mine, gxy + ck + b"\0")
     a = prf(mine, d + gxy + ck + b"\1")
     e = prf(mine, a + gxy + ck + b"\2")
@@ -218,8 +251,23 @@ def main():
         installs = 0
         for n, (what, ike, esp, child) in enumerate(CASES, start=1):
             mark = len(charon.log())
-            charon.load(ss.Conn(SS_ADDR, HUB_NBMA, psk=PSK, proposals=ike, esp_proposals=esp,
-                                version=1, fragmentation="no", child_extra=child))
+            if what in CERTIFICATES:
+                certs = ss.make_ca(work / "pki", "rsa", names=(HUB_NBMA, SS_ADDR))
+                cfg.write_text(cert_config(certs))
+                rc, text = hub.ctl("reload")
+                check(rc == 0 and "applied" in text,
+                      f"{what}: reload to authentication: certificate is applied", text)
+                check(wait(lambda: hub.log().count("reload applied") >= 1, 5),
+                      f"{what}: the IKE thread loaded the certificate, key and CA", hub.log())
+                charon.load(ss.Conn(SS_ADDR, HUB_NBMA, auth="pubkey", local_id=SS_ADDR,
+                                    remote_id=HUB_NBMA, cert=certs[SS_ADDR][0],
+                                    key=certs[SS_ADDR][1], cacert=certs["ca"], send_cert="ifasked",
+                                    proposals=ike, esp_proposals=esp, version=1,
+                                    fragmentation="no", child_extra=child))
+            else:
+                charon.load(ss.Conn(SS_ADDR, HUB_NBMA, psk=PSK, proposals=ike, esp_proposals=esp,
+                                    version=1, fragmentation="no", child_extra=child,
+                                    extra={"aggressive": "yes"} if what in AGGRESSIVE else {}))
             # Under load the tap port may still be settling in its namespace: charon gives up
             # after its 3 retransmissions, and is asked again.
             log = None
@@ -270,8 +318,34 @@ def main():
             # wire (the hub checked charon's HASH_I with its own SKEYID, and charon the hub's
             # HASH_R); the ESP keys the hub installed are the ones charon derived.
             sess = last_session(charon.log(), mark)
-            check_skeyid(what, sess, pcap, {"md5": "md5", "sha1": "sha1", "sha256": "sha256"}[
-                ike.split("-")[1]], n)
+            if what in AGGRESSIVE:
+                # On the wire: charon's AM1 and the hub's AM2 (exchange type 4, ISAKMP 1.0);
+                # tcpdump hands packets over within its buffer timeout.
+                def aggressive_seen():
+                    am = [(src, p) for src, _, p in udp_payloads(pcap)
+                          if len(p) >= 28 and p[17] == 0x10 and p[18] == 4]
+                    return (any(src == SS_ADDR for src, _ in am) and
+                            any(src == HUB_NBMA and p[8:16] != bytes(8) for src, p in am))
+                check(wait(aggressive_seen, 5),
+                      f"{what}: Aggressive Mode on the wire (AM1 from charon, AM2 from the hub)",
+                      "\n".join(x for x in sess.splitlines() if "ggressive" in x))
+            if what in CERTIFICATES:
+                # charon sends its certificate only when asked: the hub's CR named the CA.
+                check(re.search(r"received cert request for .*CN=dmvpn interop test CA", sess),
+                      f"{what}: charon received the hub's CR naming the CA",
+                      "\n".join(x for x in sess.splitlines() if "cert" in x))
+                check(re.search(r"sending end entity cert .*CN=" + re.escape(SS_ADDR), sess),
+                      f"{what}: charon sent its certificate (asked for by the CR)",
+                      "\n".join(x for x in sess.splitlines() if "cert" in x))
+                check(re.search(rf"authentication of '{re.escape(HUB_NBMA)}' with RSA\S* "
+                                r"successful", sess),
+                      f"{what}: charon verified the hub's certificate chain and SIG_R",
+                      "\n".join(x for x in sess.splitlines() if "auth" in x))
+            if what not in AGGRESSIVE:  # check_skeyid reads Main Mode's messages
+                main_modes = sum(1 for c in CASES[:n] if c[0] not in AGGRESSIVE)
+                check_skeyid(what, sess, pcap, {"md5": "md5", "sha1": "sha1",
+                                                "sha256": "sha256"}[ike.split("-")[1]],
+                             main_modes, signatures=what in CERTIFICATES)
             check_esp_keys(what, sess, keys_dir)
             rc, text = hub.ctl("clear", "crypto", "sa")
             check(rc == 0, f"{what}: clear crypto sa", text)

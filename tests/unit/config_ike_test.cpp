@@ -355,6 +355,58 @@ TEST_CASE("ike: IKEv1 profiles: version 1 or any, isakmp-policies, weak choices 
                  "expected none or a group");
 }
 
+TEST_CASE("ike: IKEv1 with certificates: RSA signature policies", "[config][ike][v1]") {
+    std::string t = base().text();
+    size_t from = t.find("    transform: aes128-cbc-sha1-96");
+    size_t to = t.find("routes:");
+    auto cert_doc = [&](const std::string& more) {
+        return doc(t.substr(0, from) + R"(    ike:
+      version: 1
+      authentication: certificate
+      certificate: /etc/dmvpn-hub/hub.pem
+      private-key: /etc/dmvpn-hub/hub.key
+      ca: [/etc/dmvpn-hub/ca.pem]
+)" + more + t.substr(to));
+    };
+    ike_settings d = loaded(cert_doc(""));
+    CHECK(d.auth == ike_auth::certificate);
+    REQUIRE(d.isakmp_policies.size() == 1);
+    CHECK(d.isakmp_policies[0] == ike_settings::isakmp_policy{7, 128, 2, 14, 3, 86400});
+    ike_settings e = loaded(cert_doc(
+        "      isakmp-policies:\n        - {encryption: aes 256, authentication: rsa-sig}\n"
+        "        - {hash: sha256}\n"));
+    REQUIRE(e.isakmp_policies.size() == 2);
+    CHECK(e.isakmp_policies[0] == ike_settings::isakmp_policy{7, 256, 2, 14, 3, 86400});
+    CHECK(e.isakmp_policies[1].authentication == 3);
+    expect_error(cert_doc("      isakmp-policies:\n        - {authentication: pre-share}\n"),
+                 "authentication: pre-share", "pre-share",
+                 "ipsec-profiles[0].ike.isakmp-policies[0].authentication", "rsa-sig");
+    expect_error(cert_doc("      aggressive-mode: true\n"), "aggressive-mode: true", "true",
+                 "ipsec-profiles[0].ike.aggressive-mode", "pre-shared keys only");
+}
+
+TEST_CASE("ike: IKEv1 aggressive-mode: off by default, on with a warning naming the profile",
+          "[config][ike][v1]") {
+    CHECK_FALSE(loaded(ike_doc("      version: 1\n")).aggressive_mode);
+    auto r =
+        load_string(ike_doc("      version: 1\n      aggressive-mode: true\n").text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    CHECK(r->ipsec_profiles[0].ike->aggressive_mode);
+    REQUIRE(r.warnings().size() == 1);
+    CHECK(r.warnings()[0].key == "ipsec-profiles[0].ike.aggressive-mode");
+    CHECK_THAT(r.warnings()[0].message, Catch::Contains("ipsec profile p1"));
+    CHECK_THAT(r.warnings()[0].message, Catch::Contains("Aggressive Mode"));
+    CHECK_THAT(r.warnings()[0].message, Catch::Contains("pre-shared key"));
+    auto off =
+        load_string(ike_doc("      version: 1\n      aggressive-mode: false\n").text(), "t.yaml");
+    REQUIRE(off.has_value());
+    CHECK(off.warnings().empty());
+    const std::string p = "ipsec-profiles[0].ike.";
+    expect_error(ike_doc("      aggressive-mode: true\n"), "aggressive-mode: true", "true",
+                 p + "aggressive-mode", "version 1 or any");
+}
+
 TEST_CASE("ike: a profile is keyed by manual-sas or by ike, and by one of them", "[config][ike]") {
     // Both: the manual keys' settings are refused where they stand.
     doc both = base().insert_after("name: p1", std::string("    ike:\n      psk: ") + wildcard);

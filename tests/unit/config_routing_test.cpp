@@ -35,18 +35,21 @@ TEST_CASE("routing.interfaces: a kernel interface per tunnel, with defaults", "[
     CHECK(k.name == "dmvpn-tun0");
     CHECK(k.create);
     CHECK(k.rate == 10000);
+    CHECK_FALSE(k.unnumbered);
 
     auto off = load_string(with_routing("  interfaces:\n"
                                         "    - tunnel: tun0\n"
                                         "      name: k0\n"
                                         "      create: false\n"
-                                        "      rate: 0\n")
+                                        "      rate: 0\n"
+                                        "      unnumbered: true\n")
                                .text(),
                            "t.yaml");
     INFO(off.error_text());
     REQUIRE(off.has_value());
     CHECK_FALSE(off->routing.interfaces[0].create);
     CHECK(off->routing.interfaces[0].rate == 0);
+    CHECK(off->routing.interfaces[0].unnumbered);
 
     auto port = load_string(with_routing("  interfaces:\n"
                                          "    - port: lan\n"
@@ -115,6 +118,9 @@ TEST_CASE("routing.interfaces: mistakes are named where they are", "[config]") {
         {"  interfaces:\n    - port: lan\n      name: k0\n    - name: k1\n      port:  lan\n",
          "port:  lan", "routing.interfaces[1].port",
          "port \"lan\" already has a kernel interface (routing.interfaces[0])"},
+        {"  interfaces:\n    - tunnel: tun0\n      name: k0\n      unnumbered: 32\n",
+         "unnumbered: 32", "routing.interfaces[0].unnumbered",
+         "expected true or false, got \"32\""},
         {"  interfaces:\n    - name: k0\n", "- name: k0", "routing.interfaces[0].tunnel",
          "missing required key (or \"port\")"},
         {"  interface: []\n", "interface:", "routing.interface", ""},

@@ -116,7 +116,7 @@ TEST_CASE("fib matches a reference longest-prefix match through random adds and 
     }
     CHECK(f->tbl8s_used() == 0);
     CHECK(f->tbl8s_free() == 4096);
-    CHECK(f->tbl8s_free() + f->tbl8s_pending() == f->tbl8s_total());   // nothing leaked
+    CHECK(f->tbl8s_free() + f->tbl8s_pending() == f->tbl8s_total());  // nothing leaked
     check_same(*f, ref, rng, {});
     CHECK(f->del(0x0a000000u, 8) == -ENOENT);
 }

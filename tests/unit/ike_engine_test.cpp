@@ -1038,3 +1038,65 @@ TEST_CASE("Certificates: a peer without SIGNATURE_HASH_ALGORITHMS gets the class
     REQUIRE(ok);
     CHECK(*ok);
 }
+
+namespace {
+
+// Two hubs initiating to each other at the same moment (each the other's `nhs`).
+void initiate_both(wire_pair& p) {
+    outputs oa, ob;
+    p.a.e->initiate(0, hub_addr, p.now, oa);
+    p.b.e->initiate(0, spoke_addr, p.now, ob);
+    p.settle(std::move(oa), std::move(ob));
+}
+
+}  // namespace
+
+TEST_CASE("Hub to hub: both ends initiate at once, both IKE SAs stand, neither tears the other") {
+    auto p = make_pair(settings(), settings());
+    initiate_both(p);
+    // Each end initiated one and answered the other's: two IKE SAs, two CHILD_SAs each side.
+    CHECK(p.a.ups.size() == 2);
+    CHECK(p.b.ups.size() == 2);
+    CHECK(p.a.downs.empty());
+    CHECK(p.b.downs.empty());
+    CHECK(p.a.removes.empty());
+    CHECK(p.b.removes.empty());
+    REQUIRE(p.a.installs.size() == 2);
+    REQUIRE(p.b.installs.size() == 2);
+    CHECK(ike_sa_count(*p.a.e) == 2);
+    CHECK(ike_sa_count(*p.b.e) == 2);
+    // Asking again is a no-op: one IKE SA per peer is already there.
+    outputs again;
+    p.a.e->initiate(0, hub_addr, p.now, again);
+    CHECK(again.send.empty());
+    // Liveness checks keep both SAs: nothing dies over a few DPD rounds.
+    for (int i = 0; i < 10; ++i) {
+        p.tick(seconds(30));
+    }
+    CHECK(p.a.downs.empty());
+    CHECK(p.b.downs.empty());
+    CHECK(ike_sa_count(*p.a.e) == 2);
+
+    // One SA of the two goes (cleared at one end: a DELETE): the peer stays up on the other.
+    size_t downs_b = p.b.downs.size();
+    outputs oc;
+    p.a.e->clear(hub_addr, p.now, oc);  // clears every SA with the peer: both go
+    p.settle(std::move(oc));
+    CHECK(p.a.downs.size() == 1);  // one peer_down for the peer, not one per IKE SA
+    CHECK(p.b.downs.size() == downs_b + 1);
+}
+
+TEST_CASE("Hub to hub: a peer that restarts keys again with INITIAL_CONTACT; the stale SAs go") {
+    auto p = make_pair(settings(), settings());
+    initiate_both(p);
+    REQUIRE(ike_sa_count(*p.b.e) == 2);
+    // `a` restarts: a fresh engine, nothing of the old SAs; it initiates as at start.
+    p.a = side{};
+    p.a.e = make(settings(), spoke_addr);
+    p.initiate();
+    REQUIRE(p.a.ups.size() == 1);
+    CHECK(ike_sa_count(*p.b.e) == 1);  // both stale SAs destroyed by INITIAL_CONTACT
+    CHECK(p.b.downs.size() == 1);      // NHRP forgets the restarted peer once
+    CHECK(p.b.ups.size() == 3);
+    CHECK(p.b.e->counters().ike_sas_up == 1);
+}

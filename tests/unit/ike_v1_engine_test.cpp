@@ -570,6 +570,24 @@ TEST_CASE("v1 NAT-T (RFC 3947): NAT-D answered, a NAT found, UDP-encapsulated tr
             CHECK(r.installs[0].local_port == 4500);
             CHECK(r.installs[0].peer_port == 4500);
         }
+        // NAT keepalives (RFC 3948 section 2.3): every nat-keepalive (20 s) with a NAT, to the
+        // peer's 4500 from ours; none without one.
+        std::vector<datagram> keepalives;
+        for (int t = 0; t <= 60; t += 5) {
+            outputs o;
+            r.e->tick(r.now + seconds(t), o);
+            for (auto& k : r.take(o)) {
+                keepalives.push_back(k);
+            }
+        }
+        CHECK(keepalives.size() == (fake ? 3u : 0u));
+        for (const auto& k : keepalives) {
+            CHECK(k.payload == bytes{0xff});
+            CHECK(k.dst == spoke);
+            CHECK(k.dport == 4500);
+            CHECK(k.sport == 4500);
+        }
+        CHECK(r.e->counters().nat_keepalives_tx == keepalives.size());
     }
     // Without a NAT, UDP-encapsulated transport is refused.
     responder r;
@@ -755,4 +773,285 @@ TEST_CASE("merge_views: text blocks follow each other, JSON rows share one array
     CHECK(merge_views("A\n", "B\n", "E", false) == "A\nB\n");
     CHECK(merge_views("{\"x\": [1]}\n", "{\"x\": [2, 3]}\n", "{\"x\": []}\n", true) ==
           "{\"x\": [1, 2, 3]}\n");
+}
+
+namespace {
+
+// Aggressive Mode, the initiator's side (RFC 2409 section 5.4): AM1 = SA, KE, Ni, IDii.
+datagram am1(initiator& i) {
+    auto k = ike::crypto::key_exchange::generate(i.p1.group);
+    REQUIRE(k);
+    i.kx = std::move(k.value());
+    i.gxi = i.kx->public_value();
+    i.ni = bytes(24, 0x6b);
+    v1::message m;
+    m.hdr.spi_i = i.cky_i;
+    m.hdr.exch = v1::exchange::aggressive;
+    m.payloads.push_back(i.isakmp_sa());
+    m.payloads.push_back(v1::ke_payload{i.gxi});
+    m.payloads.push_back(v1::nonce_payload{i.ni});
+    v1::id_payload id{v1::id_type::ipv4_addr, 17, 500, be(i.local, 4)};
+    m.payloads.push_back(id);
+    if (i.natt) {
+        m.payloads.push_back(v1::vendor_payload{initiator::natt_vid()});
+    }
+    const auto ch = v1::serialize_payloads({m.payloads[0]});
+    i.sa_b.assign(ch.data.begin() + 4, ch.data.end());
+    return i.wrap(v1::serialize(m));
+}
+
+// AM2 -> AM3: HASH_R checked (false if not), keys derived, HASH_I sent (encrypted or not).
+std::optional<datagram> am3(initiator& i, const datagram& am2, bool encrypt) {
+    auto m = v1::parse(am2.payload);
+    REQUIRE(m);
+    REQUIRE(m->hdr.exch == v1::exchange::aggressive);
+    i.cky_r = m->hdr.spi_r;
+    const v1::hash_payload* h = nullptr;
+    std::vector<bytes> natd;
+    for (const auto& p : m->payloads) {
+        if (auto* k = std::get_if<v1::ke_payload>(&p)) {
+            i.gxr = k->data;
+        } else if (auto* n = std::get_if<v1::nonce_payload>(&p)) {
+            i.nr = n->data;
+        } else if (auto* x = std::get_if<v1::hash_payload>(&p)) {
+            h = x;
+        } else if (auto* d = std::get_if<v1::nat_d_payload>(&p)) {
+            natd.push_back(d->hash);
+        }
+    }
+    REQUIRE(h != nullptr);
+    auto gxy = i.kx->shared_secret(i.gxr);
+    REQUIRE(gxy);
+    i.keys = v1::crypto::derive_phase1(i.p1.hash, i.p1.encr, i.p1.key_bits,
+                                       {(const uint8_t*)i.psk.data(), i.psk.size()}, i.ni, i.nr,
+                                       gxy.value().view(), i.cky_i, i.cky_r, i.gxi, i.gxr);
+    i.iv = i.keys.iv;
+    const std::span<const uint8_t> raw(am2.payload);
+    auto idr = v1::parse_payloads(m->hdr.next, raw.subspan(v1::header_size));
+    REQUIRE(idr);
+    // IDir's body: walk the chain to the ID payload.
+    std::span<const uint8_t> chain = raw.subspan(v1::header_size);
+    v1::payload_type cur = m->hdr.next;
+    std::span<const uint8_t> idb;
+    while (cur != v1::payload_type::none) {
+        const size_t len = (size_t(chain[2]) << 8) | chain[3];
+        if (cur == v1::payload_type::id) {
+            idb = chain.subspan(4, len - 4);
+        }
+        cur = static_cast<v1::payload_type>(chain[0]);
+        chain = chain.subspan(len);
+    }
+    auto want = v1::crypto::hash_r(i.p1.hash, i.keys.skeyid.view(), i.gxi, i.gxr, i.cky_i, i.cky_r,
+                                   i.sa_b, idb);
+    if (!ike::crypto::equal(want.view(), h->data)) {
+        return std::nullopt;
+    }
+    if (i.natt) {
+        REQUIRE(natd.size() == 2);
+        CHECK(natd[0] == i.nat_d(i.local, 500));
+        CHECK(natd[1] == i.nat_d(i.peer, 500));
+    }
+    const v1::chain idc =
+        v1::serialize_payloads({v1::id_payload{v1::id_type::ipv4_addr, 17, 500, be(i.local, 4)}});
+    auto hi = v1::crypto::hash_i(i.p1.hash, i.keys.skeyid.view(), i.gxi, i.gxr, i.cky_i, i.cky_r,
+                                 i.sa_b, std::span<const uint8_t>(idc.data).subspan(4));
+    std::vector<v1::payload> ps{v1::hash_payload{bytes(hi.data(), hi.data() + hi.size())}};
+    if (i.natt) {
+        ps.push_back(v1::nat_d_payload{i.nat_d(i.peer, 500)});
+        ps.push_back(v1::nat_d_payload{i.nat_d(i.nat_fake ? i.local + 1 : i.local, 500)});
+    }
+    v1::header hd;
+    hd.spi_i = i.cky_i;
+    hd.spi_r = i.cky_r;
+    hd.exch = v1::exchange::aggressive;
+    if (encrypt) {
+        return i.wrap(i.seal(hd, ps, i.iv));
+    }
+    v1::message clear;
+    clear.hdr = hd;
+    clear.payloads = ps;
+    return i.wrap(v1::serialize(clear));
+}
+
+config::ike_settings aggressive_settings() {
+    auto s = v1_settings();
+    s.aggressive_mode = true;
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("v1 Aggressive Mode when the profile allows it: PSK, HASH_R/HASH_I, then Quick Mode") {
+    for (bool encrypt : {true, false}) {
+        for (bool natt : {false, true}) {
+            CAPTURE(encrypt, natt);
+            responder r(aggressive_settings());
+            auto i = make_initiator({5, 0, 1, 2, 86400});  // the seeds' 3DES/MD5/group 2
+            i.natt = natt;
+            i.nat_fake = natt;
+            auto am2 = r.one(am1(i));
+            CHECK_THAT(r.e->show("isakmp sa", false), Catch::Contains("AG_INIT_EXCH"));
+            auto a3 = am3(i, am2, encrypt);
+            REQUIRE(a3);
+            CHECK(r.rx(*a3).empty());
+            REQUIRE(r.ups.size() == 1);
+            CHECK(r.ups[0].identity == "198.51.100.2");
+            CHECK(r.e->counters().phase1_up == 1);
+            CHECK_THAT(r.e->show("isakmp sa", false), Catch::Contains("QM_IDLE"));
+            // Quick Mode on the Aggressive Mode SA: keys mirror the initiator's.
+            if (!encrypt) {
+                // In clear, AM3 leaves the Phase 1 IV where AM2 left it: hash(g^xi | g^xr).
+                CHECK(i.iv == i.keys.iv);
+            }
+            if (natt) {
+                i.p2.mode = v1::encapsulation::udp_transport;
+            }
+            REQUIRE(quick_mode(r, i));
+            REQUIRE(r.installs.size() == 1);
+            CHECK(r.installs[0].udp_encap == natt);
+            require_keys_mirror(r.installs[0], i, 16);
+        }
+    }
+}
+
+TEST_CASE("v1 Aggressive Mode: retransmissions, a wrong key, refused by default, bounds") {
+    SECTION("a retransmitted AM1 gets the same AM2; AM3 twice changes nothing") {
+        responder r(aggressive_settings());
+        auto i = make_initiator();
+        auto a1 = am1(i);
+        auto am2 = r.one(a1);
+        auto am2b = r.one(a1);
+        CHECK(am2b.payload == am2.payload);
+        CHECK(r.e->counters().duplicates_answered == 1);
+        auto a3 = am3(i, am2, true);
+        REQUIRE(a3);
+        CHECK(r.rx(*a3).empty());
+        CHECK(r.rx(*a3).empty());
+        CHECK(r.ups.size() == 1);
+    }
+    SECTION("a wrong key: HASH_R does not verify, HASH_I refused, state dropped") {
+        responder r(aggressive_settings());
+        auto i = make_initiator({}, {}, "not-the-key");
+        auto am2 = r.one(am1(i));
+        CHECK_FALSE(am3(i, am2, true).has_value());
+        // A HASH_I made with the wrong key (the initiator pressing on).
+        auto m = v1::parse(am2.payload);
+        REQUIRE(m);
+        v1::header hd;
+        hd.spi_i = i.cky_i;
+        hd.spi_r = m->hdr.spi_r;
+        hd.exch = v1::exchange::aggressive;
+        auto bad = i.wrap(i.seal(hd, {v1::hash_payload{bytes(20, 0x11)}}, i.iv));
+        auto ans = r.rx(bad);
+        REQUIRE(ans.size() == 1);  // INVALID-HASH-INFORMATION in clear
+        CHECK(r.e->counters().auth_failed == 1);
+        CHECK(r.ups.empty());
+        CHECK_THAT(r.e->show("isakmp sa", true), Catch::Contains("[]"));
+    }
+    SECTION("per-identity keys: the key named by IDii's address") {
+        auto s = aggressive_settings();
+        s.psks.push_back({"198.51.100.2", bytes{'o', 'w', 'n', '-', 'k', 'e', 'y', '-', '1', '2',
+                                                '3', '4', '5', '6', '7', '8'}});
+        responder r(s);
+        auto i = make_initiator({}, {}, "own-key-12345678");
+        auto a3 = am3(i, r.one(am1(i)), true);
+        REQUIRE(a3);
+        CHECK(r.rx(*a3).empty());
+        CHECK(r.ups.size() == 1);
+    }
+    SECTION(
+        "AM1 without IDii (PAYLOAD-MALFORMED), a KE of another size (INVALID-KEY-"
+        "INFORMATION): one notify, no state") {
+        for (int k : {0, 1}) {
+            responder r(aggressive_settings());
+            auto i = make_initiator();
+            auto d = am1(i);
+            auto m = v1::parse(d.payload);
+            REQUIRE(m);
+            if (k == 0) {
+                m->payloads.erase(m->payloads.begin() + 3);  // IDii
+            } else {
+                std::get<v1::ke_payload>(m->payloads[1]).data.resize(64);
+            }
+            d.payload = v1::serialize(*m);
+            auto ans = r.rx(d);
+            REQUIRE(ans.size() == 1);
+            auto n = v1::parse(ans[0].payload);
+            REQUIRE(n);
+            CHECK(std::get<v1::notification_payload>(n->payloads.at(0)).type ==
+                  (k == 0 ? v1::notify_type::payload_malformed
+                          : v1::notify_type::invalid_key_information));
+            CHECK(r.e->counters().invalid_syntax == 1);
+            CHECK_THAT(r.e->show("isakmp sa", true), Catch::Contains("[]"));
+        }
+    }
+    SECTION("half-open Aggressive Mode SAs are bounded and expire") {
+        auto s = aggressive_settings();
+        s.max_half_open = 4;
+        responder r(s);
+        for (uint64_t k = 0; k < 10; ++k) {
+            auto i = make_initiator();
+            i.cky_i = 0x1000 + k;
+            r.rx(am1(i));
+        }
+        CHECK(r.e->counters().half_open == 6);
+        r.now += seconds(31);
+        outputs o;
+        r.e->tick(r.now, o);
+        CHECK_THAT(r.e->show("isakmp sa", true), Catch::Contains("[]"));
+    }
+    SECTION("Main Mode messages on an Aggressive Mode SA are dropped") {
+        responder r(aggressive_settings());
+        auto i = make_initiator();
+        auto am2 = r.one(am1(i));
+        auto m2 = v1::parse(am2.payload);
+        REQUIRE(m2);
+        i.cky_r = m2->hdr.spi_r;
+        v1::message mm;
+        mm.hdr.spi_i = i.cky_i;
+        mm.hdr.spi_r = i.cky_r;
+        mm.payloads.push_back(v1::ke_payload{bytes(256, 1)});
+        mm.payloads.push_back(v1::nonce_payload{bytes(16, 2)});
+        CHECK(r.rx(i.wrap(v1::serialize(mm))).empty());
+        CHECK(r.ups.empty());
+    }
+}
+
+TEST_CASE(
+    "v1 kilobyte lifetimes: RESPONDER-LIFETIME names them, the workers' bytes delete the pair") {
+    auto s = v1_settings();
+    s.child_lifetime_bytes = 100 * 1024;  // IOS: set security-association lifetime kilobytes 100
+    responder r(s);
+    auto i = make_initiator();
+    REQUIRE(main_mode(r, i));
+    REQUIRE(quick_mode(r, i));
+    REQUIRE(r.installs.size() == 1);
+    // The initiator proposed seconds only: the notify carries our seconds and our kilobytes.
+    REQUIRE(i.responder_lifetime);
+    CHECK(*i.responder_lifetime == 3600);
+    CHECK(i.responder_lifetime_data == bytes{0x80, 0x01, 0x00, 0x01, 0x80, 0x02, 0x0e, 0x10, 0x80,
+                                             0x01, 0x00, 0x02, 0x80, 0x02, 0x00, 100});
+    const uint64_t id = r.installs[0].id;
+    outputs o;
+    // Other ids (IKEv2's) are not ours: ignored.
+    r.e->usage({{id, 50 * 1024, 40, 60 * 1024, 50}, {7, 1u << 30, 1, 1u << 30, 1}}, r.now, o);
+    CHECK(o.send.empty());
+    CHECK(o.requests.empty());
+    r.e->usage({{id, 60 * 1024, 50, 100 * 1024, 80}}, r.now, o);
+    auto sent = r.take(o);
+    REQUIRE(r.removes.size() == 1);
+    CHECK(r.removes[0].id == id);
+    REQUIRE(sent.size() == 1);
+    auto del = i.read_informational(sent[0]);
+    REQUIRE(del.has_value());
+    const v1::delete_payload* d = nullptr;
+    for (const auto& p : *del) {
+        if (auto* x = std::get_if<v1::delete_payload>(&p)) {
+            d = x;
+        }
+    }
+    REQUIRE(d != nullptr);
+    CHECK(d->spis.at(0) == be(r.installs[0].inbound.spi, 4));
+    // The ISAKMP SA stays (Phase 1's lifetime is its own).
+    CHECK_THAT(r.e->show("isakmp sa", false), Catch::Contains("QM_IDLE"));
 }

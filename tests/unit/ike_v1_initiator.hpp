@@ -70,6 +70,7 @@ struct initiator {
     uint32_t my_spi = 0xabcd0001, their_spi = 0;
     std::unique_ptr<ike::crypto::key_exchange> qkx;
     std::optional<uint32_t> responder_lifetime;
+    bytes responder_lifetime_data;      // the notify's attributes as sent
     ike::crypto::secret km_out, km_in;  // KEYMAT we send with (their SPI) / receive with (ours)
 
     datagram wrap(bytes payload) const {
@@ -326,6 +327,7 @@ struct initiator {
                 if (n2->type == notify_type::responder_lifetime) {
                     // life type (TV), then duration (TV or TLV)
                     const bytes& a = n2->data;
+                    responder_lifetime_data = a;
                     responder_lifetime = (a[4] & 0x80) != 0 ? uint32_t(rd({a.data() + 6, 2}))
                                                             : uint32_t(rd({a.data() + 8, 4}));
                 }

@@ -1,7 +1,8 @@
 // The IKEv1 initiator (control/ike/v1_initiator.cpp) against the IKEv1 responder, two engines
 // back to back on a fake clock: Main Mode + Quick Mode with PSK, PFS groups 2 and 14, the keys
 // both ends install mirror each other, a wrong key refused, lost answers retransmitted, DPD
-// answered and a silent peer declared dead (SA and pairs gone, peer_down), Phase 2 rekeyed.
+// answered and a silent peer declared dead (SA and pairs gone, peer_down), Phase 2 rekeyed;
+// Main Mode with RSA signatures (the IKEv2 tests' PKI): chains, identities, refusals.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "control/ike/v1_dispatch.hpp"
 #include "control/ike/v1_engine.hpp"
+#include "tests/unit/ike_engine_pair.hpp"
 
 using namespace dmvpn;
 using namespace dmvpn::ike;
@@ -440,4 +442,128 @@ TEST_CASE("v1 initiator: refusals and strangers", "[ike_v1_pair]") {
     // The real MM2 still goes on to MM3.
     q.i.e->on_datagram(mm2[0], q.now, b);
     CHECK(q.i.take(b, q.now).size() == 1);
+}
+
+TEST_CASE("v1: two hubs initiating to each other at once both keep working SAs", "[ike_v1_pair]") {
+    pair p(settings("k3y"), settings("k3y"));
+    outputs oi, orr;
+    p.i.e->initiate(0, hub, p.now, oi);
+    p.r.e->initiate(0, spoke, p.now, orr);
+    std::vector<datagram> both = p.i.take(oi, p.now);
+    for (auto& d : p.r.take(orr, p.now)) {
+        both.push_back(std::move(d));
+    }
+    p.deliver(std::move(both), true);
+    // Neither claimed INITIAL-CONTACT (each knew of the other's exchange), so neither end
+    // dropped an ISAKMP SA the other still holds: every pair installed has its mirror.
+    REQUIRE(!p.i.installs.empty());
+    REQUIRE(p.i.installs.size() == p.r.installs.size());
+    for (const child_sa& a : p.i.installs) {
+        bool mirrored = false;
+        for (const child_sa& b : p.r.installs) {
+            mirrored = mirrored || a.inbound.spi == b.outbound.spi;
+        }
+        CHECK(mirrored);
+    }
+    CHECK(p.i.downs.empty());
+    CHECK(p.r.downs.empty());
+    // DPD over a minute finds both ends alive.
+    p.run(60);
+    CHECK(p.i.downs.empty());
+    CHECK(p.r.downs.empty());
+    CHECK(p.i.e->counters().dead_peers == 0);
+    CHECK(p.r.e->counters().dead_peers == 0);
+}
+
+// ---- RSA signatures (RFC 2409 section 5.1): the test PKI of the IKEv2 tests ----
+
+namespace {
+
+config::ike_settings cert_settings_v1(const std::string& leaf, const std::string& ca = "ca") {
+    auto s = settings("unused");
+    s.psks.clear();
+    s.auth = config::ike_auth::certificate;
+    for (auto& pol : s.isakmp_policies) {
+        pol.authentication = 3;  // RSA signatures
+    }
+    const std::string& dir = dmvpn::ike::testing::pki();
+    s.certificate = dir + "/" + leaf + ".pem";
+    s.private_key = dir + "/" + leaf + ".key";
+    s.ca = {dir + "/" + ca + ".pem"};
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("v1 RSA signatures: Main Mode with certificates, both roles", "[ike_v1_pair][cert]") {
+    auto si = cert_settings_v1("spoke-rsa");
+    auto sr = cert_settings_v1("hub-rsa");
+    const bool pfs = GENERATE(false, true);
+    if (pfs) {
+        si.pfs_group = 14;
+        sr.pfs_group = 14;
+    }
+    pair p(si, sr);
+    p.start();
+    REQUIRE(p.i.ups.size() == 1);
+    REQUIRE(p.r.ups.size() == 1);
+    // Each side's identity (ID_IPV4_ADDR) checked against the peer's certificate.
+    CHECK(p.r.ups[0].identity == "198.51.100.2");
+    CHECK(p.i.ups[0].identity == "198.51.100.1");
+    REQUIRE(p.i.installs.size() == 1);
+    REQUIRE(p.r.installs.size() == 1);
+    require_mirror(p.i.installs[0], p.r.installs[0]);
+    CHECK(p.r.e->counters().auth_failed == 0);
+    CHECK(p.r.e->counters().quick_modes == 1);
+    CHECK(p.i.e->counters().retransmits == 0);
+}
+
+TEST_CASE("v1 RSA signatures: untrusted chains and identities not in the certificate",
+          "[ike_v1_pair][cert]") {
+    SECTION("the spoke's certificate is from a CA the hub does not trust") {
+        pair p(cert_settings_v1("spoke-rsa"), cert_settings_v1("hub-rsa", "other"));
+        p.start();
+        CHECK(p.r.ups.empty());
+        CHECK(p.r.e->counters().auth_failed == 1);
+        // AUTHENTICATION-FAILED (unprotected) ends the spoke's Main Mode.
+        CHECK(p.i.ups.empty());
+        CHECK(p.i.e->counters().phase1_failed == 1);
+    }
+    SECTION("the spoke claims an identity its certificate does not carry") {
+        auto si = cert_settings_v1("spoke-rsa");
+        si.local_id = "spoke9.example.net";
+        pair p(si, cert_settings_v1("hub-rsa"));
+        p.start();
+        CHECK(p.r.ups.empty());
+        CHECK(p.r.e->counters().auth_failed == 1);
+        CHECK(p.i.ups.empty());
+    }
+    SECTION("the hub's certificate is from a CA the spoke does not trust") {
+        pair p(cert_settings_v1("spoke-rsa", "other"), cert_settings_v1("hub-rsa"));
+        p.start();
+        CHECK(p.i.ups.empty());
+        CHECK(p.i.e->counters().auth_failed == 1);
+        CHECK(p.i.installs.empty());
+    }
+    SECTION("a pre-shared key spoke finds no policy on a certificate hub") {
+        pair p(settings("k3y"), cert_settings_v1("hub-rsa"));
+        p.start();
+        CHECK(p.r.e->counters().no_proposal == 1);
+        CHECK(p.r.ups.empty());
+    }
+}
+
+TEST_CASE("v1 RSA signatures: an ECDSA key or missing files refuse the profile",
+          "[ike_v1_pair][cert]") {
+    config::ipsec_profile p;
+    p.name = "dmvpn";
+    p.ike = cert_settings_v1("hub-ec");
+    auto r = v1::engine::create({p}, {{0, hub, "dmvpn"}});
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error(), Catch::Contains("RSA keys only"));
+    p.ike = cert_settings_v1("hub-rsa");
+    p.ike->certificate = "/nonexistent/hub.pem";
+    auto missing = v1::engine::create({p}, {{0, hub, "dmvpn"}});
+    REQUIRE_FALSE(missing);
+    CHECK_THAT(missing.error(), Catch::Contains("/nonexistent/hub.pem"));
 }

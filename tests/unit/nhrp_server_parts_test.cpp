@@ -584,14 +584,19 @@ server make_hub(tunnel_config t) {
     return std::move(*s);
 }
 
+// Hub A (10.0.0.1) with hub B (10.0.0.2 at 192.0.2.2) as its NHS, refreshing every 200 s.
+server hub_a_with_nhs() {
+    tunnel_config a_cfg = hub_tunnel("10.0.0.1", "192.0.2.1");
+    a_cfg.nhs_peers.push_back(nhs_peer{ip("10.0.0.2"), ip("192.0.2.2")});
+    a_cfg.registration_timeout_s = 200;
+    return make_hub(a_cfg);
+}
+
 }  // namespace
 
 TEST_CASE("nhs: the hub registers with its NHS peer, which holds it; refreshes and retries",
           "[nhrp][nhs]") {
-    tunnel_config a_cfg = hub_tunnel("10.0.0.1", "192.0.2.1");
-    a_cfg.nhs_peers.push_back(nhs_peer{ip("10.0.0.2"), ip("192.0.2.2")});
-    a_cfg.registration_timeout_s = 200;
-    server a = make_hub(a_cfg);
+    server a = hub_a_with_nhs();
     server b = make_hub(hub_tunnel("10.0.0.2", "192.0.2.2"));
     (void)a.start(at_s(0));
     (void)b.start(at_s(0));
@@ -801,4 +806,24 @@ TEST_CASE(
     CHECK(a.nhs()[0].answering);
     CHECK(show_nhrp_nhs(a, at_s(41), show_format::json).find("\"peer_restarts\":1") !=
           std::string::npos);
+}
+
+TEST_CASE("nhs: a new path to the peer hub (its CHILD_SA installed) registers at once",
+          "[nhrp][nhs]") {
+    server a = hub_a_with_nhs();
+    (void)a.start(at_s(0));
+    // Unanswered (nothing could carry it before the SA): backed off to a retry 16 s away.
+    for (int64_t s = 0; s <= 15; ++s) {
+        (void)a.tick(at_s(s));
+    }
+    CHECK(a.tick(at_s(20)).packets.empty());
+    // The SA is in: one request now, and the retries start again from 1 s.
+    outputs now = a.nhs_reachable(1, ip("192.0.2.2"), at_s(20));
+    REQUIRE(now.packets.size() == 1);
+    CHECK(now.packets[0].dst_nbma == ip("192.0.2.2"));
+    CHECK(a.tick(at_s(20)).packets.empty());
+    CHECK(a.tick(at_s(21)).packets.size() == 1);
+    // Another tunnel or another address: nothing.
+    CHECK(a.nhs_reachable(2, ip("192.0.2.2"), at_s(22)).packets.empty());
+    CHECK(a.nhs_reachable(1, ip("192.0.2.9"), at_s(22)).packets.empty());
 }

@@ -305,6 +305,10 @@ void engine::send_direct(uint32_t local, ipv4 peer_nbma, std::span<const uint8_t
     }
     held.emplace_back(nhrp_bytes.begin(), nhrp_bytes.end());
     ++_held_total;
+    negotiate(local, peer_nbma, now_us);
+}
+
+void engine::negotiate(uint32_t local, ipv4 peer_nbma, uint64_t now_us) {
     // One negotiation per pair of spokes, whichever side started it.
     auto [it, fresh] = _negotiating.try_emplace(pair_key(nbma_of(local), peer_nbma), now_us);
     if (fresh || now_us >= it->second + negotiation_timeout_us) {
@@ -364,12 +368,16 @@ void engine::send_data(uint32_t local, uint64_t now_us) {
     uint32_t dst = peer_of(local);
     data_counters& d = _data[local];
     build_inner(local, dst, d.next_seq++, _inner);
-    if (_ike && _spokes[local].find_shortcut(_topo.traffic_address_of(dst), now_us) != nullptr &&
-        _esp->has(local, nbma_of(dst))) {
-        // Phase 3 shortcut over the two spokes' own SA: IPv4/ESP/GRE, in the process.
-        ++d.sent_shortcut;
-        send_outer(local, nbma_of(dst), gre_proto_ipv4, _inner, true);
-        return;
+    if (_ike && _spokes[local].find_shortcut(_topo.traffic_address_of(dst), now_us) != nullptr) {
+        if (_esp->has(local, nbma_of(dst))) {
+            // Phase 3 shortcut over the two spokes' own SA: IPv4/ESP/GRE, in the process.
+            ++d.sent_shortcut;
+            send_outer(local, nbma_of(dst), gre_proto_ipv4, _inner, true);
+            return;
+        }
+        // A shortcut no spoke-to-spoke exchange keyed (a hub answered for the peer, from a
+        // static map or another hub's cache): key it now; the hub carries the data meanwhile.
+        negotiate(local, nbma_of(dst), now_us);
     }
     if (!_ike && _spokes[local].find_shortcut(_topo.traffic_address_of(dst), now_us) != nullptr) {
         // Phase 3 shortcut: modelled as an internal direct link between the two emulated
@@ -850,17 +858,18 @@ void engine::poll(uint64_t now_us) {
                 // Nobody to send from: skip straight to the end.
                 _traffic_end_us = now_us;
             }
-            if (_o.resolve && _spokes.size() >= 2) {
-                // Phase 2: each spoke resolves where its traffic goes before sending any.
-                for (uint32_t k = 0; k < _spokes.size(); ++k) {
-                    if (!_spokes[k].registered(now_us)) {
-                        continue;
-                    }
-                    if (auto out =
-                            _spokes[k].resolve(_topo.traffic_address_of(peer_of(k)), now_us)) {
-                        send_nhrp(k, *out, now_us);
-                    }
-                }
+        }
+    }
+    if (_phase == phase::traffic && _o.resolve && !_resolved && _spokes.size() >= 2 &&
+        now_us >= _traffic_start_us + seconds_us(_o.resolve_after)) {
+        // Phase 2: each spoke resolves where its traffic goes before sending any.
+        _resolved = true;
+        for (uint32_t k = 0; k < _spokes.size(); ++k) {
+            if (!_spokes[k].registered(now_us)) {
+                continue;
+            }
+            if (auto out = _spokes[k].resolve(_topo.traffic_address_of(peer_of(k)), now_us)) {
+                send_nhrp(k, *out, now_us);
             }
         }
     }

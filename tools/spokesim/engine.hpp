@@ -220,6 +220,8 @@ private:
     // the SA `local` initiates comes up (as IOS keys a shortcut before answering over it).
     void send_direct(uint32_t local, ipv4 peer_nbma, std::span<const uint8_t> nhrp_bytes,
                      uint64_t now_us);
+    // IKE between two spokes (`local` initiating), unless a negotiation of the pair is under way.
+    void negotiate(uint32_t local, ipv4 peer_nbma, uint64_t now_us);
 
     options _o;
     topology _topo;
@@ -243,6 +245,7 @@ private:
     uint64_t _next_arp_us = 0;
     uint64_t _register_deadline_us = 0;
     uint64_t _traffic_start_us = 0;
+    bool _resolved = false;  // --resolve: the spokes asked
     uint64_t _traffic_end_us = 0;
     uint64_t _drain_end_us = 0;
     uint64_t _data_sent_total = 0;

@@ -69,6 +69,8 @@ Tunnel and NHRP:
   --no-shortcuts             ignore Traffic Indications (Phase 1/2 spokes)
   --resolve                  as traffic starts, each spoke resolves its peer's traffic address
                              through the hub (a Phase 2 spoke resolving its route's next hop)
+  --resolve-after S          ... S seconds after traffic starts instead (0); only the spokes
+                             registered then ask
 IPsec (manual SAs, one pair per spoke with the hub):
   --esp none|aes128-cbc-sha1-96|aes256-cbc-sha256-128|aes128-gcm16|aes256-gcm16   (none)
                              the hub refuses GCM with manual keys; GCM is for tests playing it;
@@ -424,6 +426,7 @@ const std::map<std::string, handler>& valued() {
                      }},
                     {"--duration", double_into(&options::duration, 0, 1e7)},
                     {"--data-after", double_into(&options::data_after, 0, 1e6)},
+                    {"--resolve-after", double_into(&options::resolve_after, 0, 1e6)},
                     {"--register-wait", double_into(&options::register_wait, 0.001, 1e7)},
                     {"--drain", double_into(&options::drain, 0, 3600)},
                     {"--flood-ratio", double_into(&options::flood_ratio, 0, 1000)},

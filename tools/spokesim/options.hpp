@@ -106,6 +106,7 @@ struct options {
     uint16_t data_to_hub_port = 0;
     double duration = 5;       // seconds of data after every spoke registered; 0: until a signal
     double data_after = 0;     // seconds of quiet between the registrations and the data
+    double resolve_after = 0;  // --resolve: seconds after the registrations
     double register_wait = 0;  // seconds to wait for registrations; 0: 10 + N / rate
     double drain = 1;          // seconds to keep receiving after the last data packet
     // After the report, keep the port (a memif connection) open until SIGTERM/SIGINT, so the
