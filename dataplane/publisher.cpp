@@ -87,6 +87,8 @@ publisher::~publisher() {
     if (const spi_table* s = _tables.spis.exchange(nullptr)) {
         retire([s] { delete s; });
     }
+    _spis = nullptr;
+    _spi_waiting.clear();
     synchronize();
     _fib.reset();
     rte_free(_tables.rcu);
@@ -173,9 +175,46 @@ publish_status publisher::del_route(uint32_t prefix, uint8_t len) {
 }
 
 void publisher::set_inbound_sas(std::span<const inbound_sa> sas) {
-    const spi_table* fresh = spi_table::build(sas).release();
-    if (const spi_table* old = _tables.spis.exchange(fresh, std::memory_order_acq_rel)) {
+    replace_spi_table(spi_table::build(sas));
+}
+
+void publisher::replace_spi_table(std::unique_ptr<spi_table> fresh) {
+    _spis = fresh.release();
+    if (const spi_table* old = _tables.spis.exchange(_spis, std::memory_order_acq_rel)) {
         retire([old] { delete old; });
+    }
+    _spi_waiting.clear();  // the old table's slots: it goes whole
+}
+
+publish_status publisher::add_inbound_sa(const inbound_sa& e) {
+    advance_spi_slots();
+    spi_table::insert_result r = _spis->insert(e);
+    if (r == spi_table::insert_result::full) {
+        std::vector<inbound_sa> all;
+        all.reserve(_spis->size() + 1);
+        _spis->for_each([&](const inbound_sa& x) { all.push_back(x); });
+        all.push_back(e);
+        replace_spi_table(spi_table::build(all));
+        return publish_status::ok;
+    }
+    return r == spi_table::insert_result::ok ? publish_status::ok : publish_status::bad_spec;
+}
+
+bool publisher::remove_inbound_sa(uint32_t spi, const crypto::sa* sa) {
+    std::optional<uint32_t> slot = _spis->erase(spi, sa);
+    if (!slot) {
+        return false;
+    }
+    // The token is taken after the tombstone went in.
+    _spi_waiting.push_back(waiting_id{*slot, rte_rcu_qsbr_start(_tables.rcu)});
+    return true;
+}
+
+void publisher::advance_spi_slots() {
+    while (!_spi_waiting.empty() &&
+           rte_rcu_qsbr_check(_tables.rcu, _spi_waiting.front().token, false) == 1) {
+        _spis->release(_spi_waiting.front().id);
+        _spi_waiting.pop_front();
     }
 }
 
@@ -240,6 +279,7 @@ void publisher::advance_ids() {
 
 size_t publisher::reclaim() {
     advance_ids();
+    advance_spi_slots();
     size_t freed = 0;
     while (!_retired.empty() &&
            rte_rcu_qsbr_check(_tables.rcu, _retired.front().token, false) == 1) {
@@ -258,7 +298,8 @@ void publisher::synchronize() {
         _retired.pop_front();
         release();
     }
-    advance_ids();  // every id's grace period has passed now
+    advance_ids();  // every id's and SPI slot's grace period has passed now
+    advance_spi_slots();
 }
 
 }  // namespace dmvpn::dp

@@ -118,8 +118,20 @@ public:
     [[nodiscard]] publish_status add_route(uint32_t prefix, uint8_t len, route_target t);
     [[nodiscard]] publish_status del_route(uint32_t prefix, uint8_t len);
 
-    // Replaces the whole inbound SA table.
+    // Replaces the whole inbound SA table (start, reload: O(SAs)).
     void set_inbound_sas(std::span<const inbound_sa> sas);
+    // One SA at a time, in place (the IKE paths: O(1), no new table for the workers): the
+    // entry is visible to every worker's next lookup on return. bad_spec: SPI 0 or already in
+    // the table. The table is rebuilt bigger (and republished whole) only when it runs out of
+    // empty slots, i.e. after about as many inserts as it held.
+    [[nodiscard]] publish_status add_inbound_sa(const inbound_sa& e);
+    // Removes spi's entry if it names `sa` (false: no such entry). `sa` itself stays the
+    // caller's to free through retire() (a worker may have just found it); the slot is reused
+    // only after a grace period (advanced by reclaim() and add_inbound_sa()).
+    bool remove_inbound_sa(uint32_t spi, const crypto::sa* sa);
+    const spi_table& inbound_table() const noexcept { return *_spis; }
+    // Removed SAs' slots still waiting for their grace period.
+    size_t spi_slots_pending() const noexcept { return _spi_waiting.size(); }
 
     // Runs `release` once every worker passed a quiescent point after this call: how an SA
     // that an adjacency or the SPI table stopped naming gets destroyed.
@@ -148,6 +160,8 @@ private:
     publish_status install(uint32_t id, std::unique_ptr<adjacency> a);
     void retire_adjacency(const adjacency* a);
     void advance_ids();
+    void advance_spi_slots();
+    void replace_spi_table(std::unique_ptr<spi_table> fresh);
 
     struct retired {
         uint64_t token;
@@ -169,6 +183,10 @@ private:
         uint64_t token;
     };
     std::deque<waiting_id> _ids_waiting;
+    // The published SPI table (the writer's view of _tables.spis) and its tombstoned slots
+    // waiting for their grace period (`id`: the slot).
+    spi_table* _spis = nullptr;
+    std::deque<waiting_id> _spi_waiting;
 };
 
 }  // namespace dmvpn::dp

@@ -205,12 +205,14 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None):
             perf = subprocess.Popen(["perf", "record", "-q", "-g", "-t", str(tid), "-o", profile],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = cpu_ns(h.proc.pid, tid)
+        c0 = cpu_ns(h.proc.pid, h.proc.pid)  # the main thread: the control lcore
         if watcher:
             watcher.start()
         wait = 60 + 2 * n / rate
         rc, r = e2e.spokesim(d, *sim_load(n, rate, wait), *sim_auth(auth, certdir),
                              timeout=wait + 120)
         cpu = (cpu_ns(h.proc.pid, tid) - t0) / 1e9
+        control_cpu = (cpu_ns(h.proc.pid, h.proc.pid) - c0) / 1e9
         if perf:
             perf.send_signal(signal.SIGINT)
             perf.wait(timeout=60)
@@ -226,7 +228,8 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None):
             except (SystemExit, ValueError) as e:
                 log("show stats at the end: %s" % str(e)[:200])
         return r, cpu, {"at_keyed": seen.get("control_loop"), "at_end": end.get("control_loop"),
-                        "control": end.get("control", seen.get("control", {}))}
+                        "control": end.get("control", seen.get("control", {})),
+                        "control_cpu_s": control_cpu}
     finally:
         h.stop()
 
@@ -461,6 +464,7 @@ def main():
                      "ike_peer_downs": r["ike_peer_downs"],
                      "hub_ike_rx_dropped": loops["control"].get("ike_rx_dropped"),
                      "hub_child_installs": loops["control"].get("ike_child_installs"),
+                     "control_lcore_cpu_s": round(loops["control_cpu_s"], 3),
                      "peer": None, "peer_handshakes_per_s": None})
         loop = loops["at_keyed"] or loops["at_end"] or {}
         rows.append({"case": "nhrp-during-cold-start", "sas": storm, "cores": 1,

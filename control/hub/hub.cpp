@@ -486,6 +486,23 @@ std::optional<std::string> hub::install_pair(peer_sa& ps, const crypto::sa_param
     return std::nullopt;
 }
 
+std::optional<dp::inbound_sa> hub::inbound_entry(const peer_sa& ps) const {
+    if (ps.tunnel) {  // negotiated on this tunnel
+        if (_slots.name(*ps.tunnel) != nullptr) {
+            return dp::inbound_sa{ps.in->spi(), *ps.tunnel, ps.in.get()};
+        }
+        return std::nullopt;
+    }
+    // The SA protects the tunnel(s) naming its profile; the first one is the one GRE inside
+    // must name (a profile shared by tunnels would need per-tunnel SAs).
+    for (const config::tunnel& t : _topo.tunnels) {
+        if (t.ipsec_profile == ps.profile) {
+            return dp::inbound_sa{ps.in->spi(), *_slots.slot(t.name), ps.in.get()};
+        }
+    }
+    return std::nullopt;
+}
+
 void hub::install_inbound_sas(bool reindex) {
     std::vector<dp::inbound_sa> table;
     table.reserve(_sas.size() + _standby.size());
@@ -496,19 +513,8 @@ void hub::install_inbound_sas(bool reindex) {
         if (reindex) {
             ++_inbound_spis[ps.in->spi()];
         }
-        if (ps.tunnel) {  // negotiated on this tunnel
-            if (_slots.name(*ps.tunnel) != nullptr) {
-                table.push_back(dp::inbound_sa{ps.in->spi(), *ps.tunnel, ps.in.get()});
-            }
-            return;
-        }
-        // The SA protects the tunnel(s) naming its profile; the first one is the one GRE inside
-        // must name (a profile shared by tunnels would need per-tunnel SAs).
-        for (const config::tunnel& t : _topo.tunnels) {
-            if (t.ipsec_profile == ps.profile) {
-                table.push_back(dp::inbound_sa{ps.in->spi(), *_slots.slot(t.name), ps.in.get()});
-                break;
-            }
+        if (auto e = inbound_entry(ps)) {
+            table.push_back(*e);
         }
     };
     for (const auto& [key, ps] : _sas) {
@@ -518,8 +524,12 @@ void hub::install_inbound_sas(bool reindex) {
         add(*ps);
     }
     _pub->set_inbound_sas(table);
+    retire_after_inbound();
+}
+
+void hub::retire_after_inbound() {
     _inbound_dirty = false;
-    // Tokens taken after the exchange above: each runs once no worker can see the old table.
+    // Tokens taken after the table changes: each runs once no worker can see the old entries.
     for (auto& f : _after_inbound) {
         _pub->retire(std::move(f));
     }
@@ -535,7 +545,7 @@ void hub::inbound_sas_changed(std::function<void()> after) {
 
 void hub::flush_inbound_sas() {
     if (_inbound_dirty) {
-        install_inbound_sas(false);  // the IKE paths kept _inbound_spis current
+        retire_after_inbound();  // the IKE paths changed the SPI table in place already
     }
 }
 

@@ -201,16 +201,20 @@ private:
     // what the dataplane refused. Used for manual SAs and negotiated CHILD_SAs alike.
     std::optional<std::string> install_pair(peer_sa& ps, const crypto::sa_params& in,
                                             const crypto::sa_params& out);
-    // Publishes the SPI table now: every current pair's inbound SA, and those of the IKE pairs
-    // in _standby; then retires what waited for it (_after_inbound). `reindex`: rebuild
-    // _inbound_spis too (after the manual SAs changed: start, reload); the IKE paths keep it
-    // current one SA at a time instead.
+    // Publishes a whole new SPI table now: every current pair's inbound SA, and those of the
+    // IKE pairs in _standby; then retires what waited for it (_after_inbound). `reindex`:
+    // rebuild _inbound_spis too (after the manual SAs changed: start, reload); the IKE paths
+    // keep it current one SA at a time instead.
     void install_inbound_sas(bool reindex = true);
-    // The IKE paths' way: the table is republished once per loop pass for all of the pass's
-    // installs and removals (flush_inbound_sas), not per SA; `after` (an ack, the free of an
-    // SA the table stops naming) is retired only after that publication.
+    // The SPI table's entry for `ps` (none: its tunnel is gone).
+    std::optional<dp::inbound_sa> inbound_entry(const peer_sa& ps) const;
+    // The IKE paths' way: each install and removal changes the published table in place
+    // (dp::publisher::add_inbound_sa / remove_inbound_sa) before calling this; `after` (an ack,
+    // the free of an SA the table stopped naming) is retired once per loop pass
+    // (flush_inbound_sas), after all of the pass's changes.
     void inbound_sas_changed(std::function<void()> after = {});
     void flush_inbound_sas();
+    void retire_after_inbound();
     // IKE (control/ike/thread): the engine's outputs, drained each pass; acks owed to it.
     std::optional<std::string> start_ike();
     size_t ike_pass(timestamp now);
@@ -363,7 +367,7 @@ private:
     // clash check in O(1). Rebuilt when the manual SAs change; install_child adds, arrange_pairs
     // takes away.
     std::unordered_map<uint32_t, uint32_t> _inbound_spis;
-    bool _inbound_dirty = false;  // the published SPI table is behind _sas / _standby
+    bool _inbound_dirty = false;  // _after_inbound holds callbacks to retire
     std::vector<std::function<void()>> _after_inbound;
     // Per peer: which of its IKE pairs encrypts and which decrypt.
     std::map<sa_key, ike::child_pairs> _child_pairs;

@@ -179,6 +179,12 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
     if (_inbound_spis.contains(spi)) {
         return refuse(fmt::format("inbound SPI 0x{:08x} is still in use", spi));
     }
+    // In the workers' SPI table at once (in place, O(1)); the ack below waits for a grace
+    // period after this.
+    std::optional<dp::inbound_sa> entry = inbound_entry(*ps);
+    if (!entry || _pub->add_inbound_sa(*entry) != dp::publish_status::ok) {
+        return refuse(fmt::format("inbound SPI 0x{:08x} not accepted by the SPI table", spi));
+    }
     ++_inbound_spis[spi];
     // Make before break (control/ike/child_pairs.hpp): the pair it replaces keeps decrypting;
     // outbound moves to the new pair now, or, where we answered the peer's rekey, once the
@@ -197,9 +203,9 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
         // that restarted lost our registration; one just keyed dropped what went unprotected).
         apply(_server->nhs_reachable(c.tunnel, c.peer, now), now);
     }
-    // The ack leaves once every worker passed a quiescent state after the SPI table that names
-    // the SA (published at the end of this pass): the engine's response (and the peer's first
-    // ESP) can then only meet the installed SA.
+    // The ack leaves once every worker passed a quiescent state after the SA went into the SPI
+    // table (retired at the end of this pass): the engine's response (and the peer's first ESP)
+    // can then only meet the installed SA.
     uint64_t id = c.id;
     inbound_sas_changed([this, id] { _ike_owed.emplace_back(ike::installed_ack{id}); });
 }
@@ -234,6 +240,7 @@ void hub::arrange_pairs(const sa_key& key, timestamp now) {
             if (auto n = _inbound_spis.find(ps.in->spi());
                 n != _inbound_spis.end() && --n->second == 0) {
                 _inbound_spis.erase(n);
+                (void)_pub->remove_inbound_sa(ps.in->spi(), ps.in.get());
             }
             gone.push_back(it->second.release());
             it = _standby.erase(it);
@@ -248,14 +255,14 @@ void hub::arrange_pairs(const sa_key& key, timestamp now) {
     if (moved) {
         if (replaced) {
             // A rekey: the peer already holds the new pair and may answer our first ESP on it
-            // at once, so its inbound SA is published before outbound moves. (A first pair
-            // needs no such care: the peer has it only after the ack, which waits anyway.)
+            // at once; its inbound SA went into the SPI table (install_child) before outbound
+            // moves. (A first pair needs no such care: the peer has it only after the ack.)
             flush_inbound_sas();
         }
         republish_peer(key.second, now);  // its adjacencies take the outbound SA and ports
     }
     for (peer_sa* raw : gone) {
-        // Freed once no worker can see the SPI table that still names it (this pass's old one).
+        // Freed once no worker can still hold the SPI table entry removed above.
         inbound_sas_changed([raw] { delete raw; });
     }
 }

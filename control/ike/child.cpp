@@ -614,6 +614,7 @@ uint64_t engine::impl::retire(ike_sa& sa, time_point now) {
     sa.next_mid = 0;
     sa.recv_mid = 0;
     uint64_t id = z->id;
+    ++by_peer[peer_key(z->tunnel, z->peer)];
     touch(*z);
     sas.emplace(id, std::move(z));
     return id;

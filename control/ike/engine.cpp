@@ -140,12 +140,14 @@ const profile_state* engine::impl::profile_for_tunnel(uint32_t tunnel) const {
     return p == profiles.end() ? nullptr : &p->second;
 }
 
-ike_sa& engine::impl::new_sa(bool initiator, uint32_t tunnel, const std::string& profile,
-                             time_point now) {
+ike_sa& engine::impl::new_sa(bool initiator, uint32_t tunnel, uint32_t peer,
+                             const std::string& profile, time_point now) {
     auto sa = std::make_unique<ike_sa>();
     sa->id = next_sa_id++;
     sa->initiator = initiator;
     sa->tunnel = tunnel;
+    sa->peer = peer;
+    ++by_peer[peer_key(tunnel, peer)];
     sa->profile = profile;
     sa->created = now;
     sa->last_inbound = now;
@@ -213,6 +215,10 @@ void engine::impl::destroy(ike_sa& sa, std::string_view why, outputs& out) {
     // The peer's port may have moved to 4500 since IKE_SA_INIT: find the index entry by id.
     for (auto it = by_init.begin(); it != by_init.end();) {
         it = it->second == sa.id ? by_init.erase(it) : std::next(it);
+    }
+    if (auto n = by_peer.find(peer_key(sa.tunnel, sa.peer));
+        n != by_peer.end() && --n->second == 0) {
+        by_peer.erase(n);
     }
     sas.erase(sa.id);
 }

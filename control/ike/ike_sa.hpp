@@ -205,6 +205,12 @@ struct engine::impl {
     std::map<std::tuple<uint32_t, uint16_t, uint64_t>, uint64_t> by_init;
     std::map<uint64_t, detail::child> children;
     std::unordered_map<uint32_t, uint64_t> by_child_spi;  // our inbound ESP SPI -> child id
+    // How many of `sas` each (tunnel, peer address) has (peer_key): initiator_start's "one IKE
+    // SA per peer" check without a walk over every SA. Kept by new_sa, retire and destroy.
+    std::unordered_map<uint64_t, uint32_t> by_peer;
+    static uint64_t peer_key(uint32_t tunnel, uint32_t peer) noexcept {
+        return (uint64_t{tunnel} << 32) | peer;
+    }
     uint64_t next_sa_id = 1, next_child_id = 1;
     engine_counters c;
     size_t fragment_bytes = 0;  // held by every SA's reassembly (at most fragment_memory)
@@ -232,8 +238,8 @@ struct engine::impl {
     // ---- engine.cpp: dispatch, send path, timers ----
     const detail::profile_state* profile_of(const detail::ike_sa& sa) const;
     const detail::profile_state* profile_for_tunnel(uint32_t tunnel) const;
-    detail::ike_sa& new_sa(bool initiator, uint32_t tunnel, const std::string& profile,
-                           time_point now);
+    detail::ike_sa& new_sa(bool initiator, uint32_t tunnel, uint32_t peer,
+                           const std::string& profile, time_point now);
     detail::ike_sa* find_sa(uint64_t id);
     uint64_t new_ike_spi();
     uint32_t new_child_spi();

@@ -162,12 +162,11 @@ void engine::impl::responder_sa_init(const datagram& d, const message& m, time_p
         return;
     }
 
-    ike_sa& sa = new_sa(false, d.tunnel, tb->second.profile, now);
+    ike_sa& sa = new_sa(false, d.tunnel, d.src, tb->second.profile, now);
     sa.state = sa_state::half_open;
     ++half_open;
     c.half_open = half_open;
     sa.local = d.dst;
-    sa.peer = d.src;
     sa.local_port = d.dport;
     sa.peer_port = d.sport;
     sa.spi_i = h.spi_i;
@@ -217,14 +216,11 @@ void engine::impl::initiator_start(uint32_t tunnel, uint32_t peer, time_point no
         ++c.dropped;
         return;
     }
-    for (const auto& [id, sa] : sas) {
-        if (sa->tunnel == tunnel && sa->peer == peer) {
-            return;  // one IKE SA per peer: already there or under way
-        }
+    if (by_peer.contains(peer_key(tunnel, peer))) {
+        return;  // one IKE SA per peer: already there or under way
     }
-    ike_sa& sa = new_sa(true, tunnel, tb->second.profile, now);
+    ike_sa& sa = new_sa(true, tunnel, peer, tb->second.profile, now);
     sa.local = tb->second.local;
-    sa.peer = peer;
     sa.ni = random_bytes(nonce_size);
     sa.suite.dh = prof->settings.proposals.front().groups.front();
     send_sa_init(sa, now, out);

@@ -29,10 +29,9 @@ uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     }
     // Find each packet's SA (caching the last SPI). Its replay window is this worker's alone as
     // long as all of the SA's packets arrive here (RSS on the outer addresses, dp::setup_port).
-    const inbound_sa* sas[max_burst];
+    inbound_sa sas[max_burst];
     uint16_t k = 0;
-    uint32_t last_spi = 0;
-    const inbound_sa* last = nullptr;
+    inbound_sa last{};  // sa == nullptr: none cached
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         const uint8_t* ip = rte_pktmbuf_mtod(m, const uint8_t*);
@@ -42,13 +41,11 @@ uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             continue;
         }
         uint32_t spi = wire::load_be32(ip + ihl);
-        if (last == nullptr || spi != last_spi) {
-            last_spi = spi;
-            last = ctx.spis != nullptr ? ctx.spis->find(spi) : nullptr;
+        if (last.sa == nullptr || spi != last.spi) {
+            last = ctx.spis != nullptr ? ctx.spis->find(spi) : inbound_sa{};
         }
-        if (last == nullptr || last->sa == nullptr) {
+        if (last.sa == nullptr) {
             ctx.drop(m, drop_reason::esp_unknown_spi);
-            last = nullptr;
             continue;
         }
         if (ctx.engine == nullptr) {
@@ -56,7 +53,7 @@ uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             continue;
         }
         if (k < crypto::sa_prefetch_ahead) {
-            last->sa->prefetch();  // the burst call prefetches the rest
+            last.sa->prefetch();  // the burst call prefetches the rest
         }
         sas[k] = last;
         pkts[k++] = m;
@@ -68,7 +65,7 @@ uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
     crypto::sa* sa_of[max_burst];
     for (uint16_t i = 0; i < k; ++i) {
         views[i] = esp_view(pkts[i]);
-        sa_of[i] = sas[i]->sa;
+        sa_of[i] = sas[i].sa;
     }
     (void)crypto::decrypt_burst(*ctx.engine, std::span<crypto::sa* const>(sa_of, k),
                                 std::span(views, k), std::span(status, k));
@@ -87,7 +84,7 @@ uint16_t esp_in(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
             continue;
         }
         packet_meta& pm = meta(m);
-        pm.tunnel = sas[i]->tunnel;  // gre_decap checks the GRE key names this tunnel
+        pm.tunnel = sas[i].tunnel;  // gre_decap checks the GRE key names this tunnel
         pm.flags =
             static_cast<uint8_t>(static_cast<uint8_t>(packet_class::gre) | meta_flag::was_esp);
         pkts[kept++] = m;

@@ -395,6 +395,31 @@ TEST_CASE("IKE SA rekey: new IKE keys, the CHILD_SA stays, no peer_down, the SA 
     CHECK(p.b.downs[0].ike_sa_id == p.b.ups[0].ike_sa_id);
 }
 
+TEST_CASE("Initiator: one IKE SA per peer across rekey and DELETE (the by_peer index)") {
+    auto s = settings();
+    s.ike_lifetime_s = 200;
+    s.dpd_interval_s = 0;
+    auto hub = s;
+    hub.ike_lifetime_s = 2000;
+    auto p = make_pair(s, hub);
+    p.initiate();
+    p.initiate();  // already up: nothing new
+    CHECK(ike_sa_count(*p.a.e) == 1);
+    CHECK(p.a.ups.size() == 1);
+    p.tick(seconds(191));  // IKE SA rekey: the new SA stands for the peer, the old one is gone
+    REQUIRE(p.a.e->counters().rekeys == 1);
+    p.initiate();
+    CHECK(ike_sa_count(*p.a.e) == 1);
+    CHECK(p.a.ups.size() == 1);
+    outputs o;
+    p.a.e->clear(hub_addr, p.now, o);
+    p.settle(std::move(o));
+    REQUIRE(ike_sa_count(*p.a.e) == 0);
+    p.initiate();  // the peer has none now: a fresh one
+    CHECK(ike_sa_count(*p.a.e) == 1);
+    CHECK(p.a.ups.size() == 2);
+}
+
 TEST_CASE("Malformed: unparseable datagrams dropped and counted; missing payloads INVALID_SYNTAX") {
     auto b = make(settings(), hub_addr);
     time_point now{};
