@@ -1127,19 +1127,6 @@ def main():
     run_scenario(which, scenario)
 
 
-def reexec_in_namespace(flag, script):
-    """Runs `script` again in a network namespace of its own (unshare -n) and exits with its
-    status; `flag` (an environment variable) marks the inner run. Root and /dev/net/tun, or 77."""
-    if os.environ.get(flag) == "1":
-        return
-    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
-        print("SKIP: needs root and /dev/net/tun")
-        sys.exit(77)
-    env = dict(os.environ, **{flag: "1"})
-    r = subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(script)], env=env)
-    sys.exit(r.returncode)
-
-
 def run_scenario(which, scenario):
     """Runs one scenario in a fresh directory and exits with its verdict (77: skipped)."""
     d = tempfile.mkdtemp(prefix="e2e-%s-" % which)

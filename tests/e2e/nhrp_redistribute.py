@@ -113,7 +113,7 @@ class frr:
 
 
 def main():
-    e2e.reexec_in_namespace("DMVPN_REDIST_NS", __file__)
+    e2e.reexec_in_netns(__file__, "DMVPN_REDIST_NS")
     sh("ip", "link", "set", "lo", "up")
     # An earlier run's route, of our protocol: the start-up resync removes it.
     sh("ip", "link", "add", "dmvpn-old", "type", "veth", "peer", "name", "dmvpn-old-p")

@@ -262,11 +262,19 @@ TEST_CASE("publisher: a reader thread never sees a freed or foreign SA while SAs
                 }
             }
             rte_rcu_qsbr_quiescent(v, 0);
+            lookups.store(n, std::memory_order_release);
         }
         rte_rcu_qsbr_thread_offline(v, 0);
         rte_rcu_qsbr_thread_unregister(v, 0);
-        lookups = n;
     });
+    // The churn runs only while the reader reads: wait for its first lookups (or its failure),
+    // and after the churn for more of them, so a slow thread start cannot leave it idle.
+    auto reader_passes = [&](uint64_t beyond) {
+        while (lookups.load(std::memory_order_acquire) <= beyond && errors.load() == 0) {
+            std::this_thread::yield();
+        }
+    };
+    reader_passes(0);
 
     std::mt19937 rng(9);
     std::map<uint32_t, size_t> live;  // churned SPI -> object
@@ -285,6 +293,7 @@ TEST_CASE("publisher: a reader thread never sees a freed or foreign SA while SAs
         }
         pub.reclaim();
     }
+    reader_passes(lookups.load());
     stop = true;
     reader.join();
     pub.synchronize();
