@@ -456,6 +456,8 @@ void engine::usage(const std::vector<child_usage>& u, time_point now, outputs& o
         child_rec& c = it->second;
         c.in_bytes = x.in_bytes;
         c.out_bytes = x.out_bytes;
+        c.in_packets = x.in_packets;
+        c.out_packets = x.out_packets;
         if (c.life_bytes != 0 && std::max(c.in_bytes, c.out_bytes) >= c.life_bytes) {
             spent.push_back(x.id);
         }

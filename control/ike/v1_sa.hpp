@@ -108,6 +108,7 @@ struct child_rec {
     time_point up_at{}, expire_at{};
     uint64_t life_bytes = 0;  // 0: none; else deleted once either direction carried this many
     uint64_t in_bytes = 0, out_bytes = 0;  // the workers' counters (engine::usage)
+    uint64_t in_packets = 0, out_packets = 0;
 };
 
 struct tunnel_policy {

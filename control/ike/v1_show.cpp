@@ -6,6 +6,8 @@
 // "MM_KEY_EXCH"|"QM_IDLE"), "conn_id", "status" ("ACTIVE"|"NEGOTIATING"), "tunnel",
 // "encr" ("3DES"|"AES"), "keysize", "hash" ("MD5"|"SHA"|"SHA256"), "dh_group",
 // "lifetime_s", "remaining_s", "remote_id"}]}
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "control/json.hpp"
@@ -83,6 +85,13 @@ std::string engine::show(std::string_view what, bool json) const {
             v.flows.push_back(std::move(f));
         }
         show::ipsec_flow_row& f = v.flows[it->second];
+        // The workers' counters, as engine::usage last reported them (once a second).
+        f.encaps += c.out_packets;
+        f.encrypt += c.out_packets;
+        f.digest += c.out_packets;
+        f.decaps += c.in_packets;
+        f.decrypt += c.in_packets;
+        f.verify += c.in_packets;
         auto p1 = im.sas.find(c.p1);
         if (p1 != im.sas.end()) {
             f.peer_port = p1->second->peer_port;
@@ -93,6 +102,10 @@ std::string engine::show(std::string_view what, bool json) const {
         e.flow_id = conn_id(cid);
         e.remaining_s = seconds_between(now, c.expire_at);
         e.iv_bytes = show::iv_bytes(c.sa.encr);
+        if (c.life_bytes != 0) {
+            const uint64_t used = std::max(c.in_bytes, c.out_bytes);
+            e.remaining_kb = (c.life_bytes > used ? c.life_bytes - used : 0) / 1024;
+        }
         e.active = c.installed;
         show::esp_sa_row in = e, out = e;
         in.spi = c.sa.inbound.spi;

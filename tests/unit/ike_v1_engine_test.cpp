@@ -1037,6 +1037,11 @@ TEST_CASE(
     r.e->usage({{id, 50 * 1024, 40, 60 * 1024, 50}, {7, 1u << 30, 1, 1u << 30, 1}}, r.now, o);
     CHECK(o.send.empty());
     CHECK(o.requests.empty());
+    // show crypto ipsec sa carries the workers' counters and what is left of the kilobytes.
+    const std::string shown = r.e->show("ipsec sa", true);
+    CHECK_THAT(shown, Catch::Contains("\"encaps\":50,\"encrypt\":50,\"digest\":50,"
+                                      "\"decaps\":40,\"decrypt\":40,\"verify\":40"));
+    CHECK_THAT(shown, Catch::Contains("\"remaining_kb\":40,"));
     r.e->usage({{id, 60 * 1024, 50, 100 * 1024, 80}}, r.now, o);
     auto sent = r.take(o);
     REQUIRE(r.removes.size() == 1);
