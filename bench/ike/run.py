@@ -64,7 +64,17 @@ ESP_PROPOSAL = "aes128gcm16"
 # measures congestion, not handshakes.
 CASES = {"psk-x25519": ("psk", None, 1000, 100),
          "ecdsa-p256": ("cert", "ecdsa", 500, 50),
-         "rsa-2048": ("cert", "rsa", 250, 25)}
+         "rsa-2048": ("cert", "rsa", 250, 25),
+         "v1-psk-modp2048": ("psk", None, 500, 50),
+         "v1-psk-modp1024": ("psk", None, 1000, 100)}
+# IKEv1 cases (Main Mode + Quick Mode, pre-shared key): the ISAKMP policy and the transform set,
+# written as strongSwan writes IKEv1 proposals (the emulator's --isakmp-policy takes the same).
+# Group 14 with AES-256/SHA-256, and the seeds' group 2 (IOS `group 2`, AES-128/SHA-1).
+V1_CASES = {"v1-psk-modp2048": ("aes256-sha256-modp2048", "aes256-sha256"),
+            "v1-psk-modp1024": ("aes128-sha1-modp1024", "aes128-sha1")}
+# The hub's `isakmp-policies` entry for each (encryption, hash, group).
+V1_HUB_POLICY = {"aes256-sha256-modp2048": ("aes 256", "sha256", 14),
+                 "aes128-sha1-modp1024": ("aes", "sha", 2)}
 QUICK_SPOKES, QUICK_RATE = 20, 50
 
 
@@ -130,19 +140,32 @@ def sim_auth(auth, certdir):
     return ["--ike", "cert:" + certdir, "--ike-id", SPOKE_ID]
 
 
-def sim_load(n, rate, wait):
+def sim_load(n, rate, wait, case=None):
     """The emulator's IKE load: n spokes initiated at `rate` a second, the case's proposals, no
     data; registrations (after keying, inside the SAs) fast enough not to stretch the run;
     keying and registering end by `wait` seconds after the start."""
-    return ["--spokes", n, "--register-wait", "%.1f" % wait, "--gre-key", 100, "--auth", "e2e", "--ike-rate", rate,
-            "--ike-proposal", IKE_PROPOSAL, "--esp-proposal", ESP_PROPOSAL, "--ike-retry", 3600,
-            "--reg-rate", 5000, "--rate", 0, "--duration", 0.1, "--drain", 0]
+    if case in V1_CASES:
+        policy, esp = V1_CASES[case]
+        props = ["--ike", "v1", "--isakmp-policy", policy, "--esp-proposal", esp]
+    else:
+        props = ["--ike-proposal", IKE_PROPOSAL, "--esp-proposal", ESP_PROPOSAL]
+    return ["--spokes", n, "--register-wait", "%.1f" % wait, "--gre-key", 100, "--auth", "e2e",
+            "--ike-rate", rate] + props + ["--ike-retry", 3600, "--reg-rate", 5000, "--rate", 0,
+                                           "--duration", 0.1, "--drain", 0]
 
 
 # --- the hub --------------------------------------------------------------------------------
 
-def hub_profile(auth, certdir):
+def hub_profile(auth, certdir, case=None):
     lines = ["ipsec-profiles:", "  - name: spokesim", "    ike:"]
+    if case in V1_CASES:
+        policy, esp = V1_CASES[case]
+        enc, hsh, grp = V1_HUB_POLICY[policy]
+        lines += ["      version: 1", "      authentication: psk", "      psk: %s" % PSK,
+                  "      isakmp-policies:",
+                  "        - {encryption: %s, hash: %s, group: %d}" % (enc, hsh, grp),
+                  "      esp-proposals: [%s]" % esp, "      dpd-interval: 0"]
+        return "\n".join(lines) + "\n"
     if auth == "psk":
         lines += ["      authentication: psk", "      psk: %s" % PSK]
     else:
@@ -173,11 +196,11 @@ def perf_top(data, lines=15):
     return out
 
 
-def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None):
+def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=None):
     """Runs the emulator against a fresh hub; returns (emulator report, IKE thread CPU s,
     {'loop': ...} from show stats at the end of keying when `watch`). With `profile` (a path),
     perf samples the IKE thread meanwhile and its hottest symbols are printed."""
-    h = e2e.hub(d, n, profiles=hub_profile(auth, certdir), hub_extra=HUB_EXTRA)
+    h = e2e.hub(d, n, profiles=hub_profile(auth, certdir, case), hub_extra=HUB_EXTRA)
     try:
         tid = thread_named(h.proc.pid, "dmvpn-ike")
         pin(tid, core)
@@ -209,7 +232,7 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None):
         if watcher:
             watcher.start()
         wait = 60 + 2 * n / rate
-        rc, r = e2e.spokesim(d, *sim_load(n, rate, wait), *sim_auth(auth, certdir),
+        rc, r = e2e.spokesim(d, *sim_load(n, rate, wait, case), *sim_auth(auth, certdir),
                              timeout=wait + 120)
         cpu = (cpu_ns(h.proc.pid, tid) - t0) / 1e9
         control_cpu = (cpu_ns(h.proc.pid, h.proc.pid) - c0) / 1e9
@@ -247,7 +270,7 @@ CHARON_SETTINGS = """  # bench/ike: the large-deployment settings strongSwan doc
 TAP_KERNEL_MAC = "02:00:00:00:64:fe"
 
 
-def charon_case(d, tag, auth, certdir, n, rate, core, sim_core):
+def charon_case(d, tag, auth, certdir, n, rate, core, sim_core, case=None):
     """The emulator against charon-systemd; returns (emulator report, charon CPU s)."""
     ns = ss.Netns("%s-ns" % tag)
     charon = None
@@ -262,7 +285,12 @@ def charon_case(d, tag, auth, certdir, n, rate, core, sim_core):
                            settings=CHARON_SETTINGS)
         charon.start()
         pin(charon.proc.pid, core, all_threads=True)
-        if auth == "psk":
+        if case in V1_CASES:
+            policy, esp = V1_CASES[case]
+            conn = ss.Conn(local_addr=HUB_NBMA, remote_addr="%any", psk=PSK, remote_id="%any",
+                           proposals=policy, esp_proposals=esp, version=1,
+                           fragmentation="no")
+        elif auth == "psk":
             conn = ss.Conn(local_addr=HUB_NBMA, remote_addr="%any", psk=PSK, remote_id="%any",
                            proposals=IKE_PROPOSAL, esp_proposals=ESP_PROPOSAL,
                            fragmentation="no")
@@ -279,7 +307,7 @@ def charon_case(d, tag, auth, certdir, n, rate, core, sim_core):
         cmd = ["ip", "netns", "exec", ns.name, e2e.SIM, "--vdev", "net_tap0,iface=%s" % iface,
                "--queues", "1", "--tunnel-prefix", "10.0.0.0/16", "--no-progress", "--eal",
                "-l %d --no-huge -m 512 --no-pci --no-telemetry --file-prefix %s-sim" %
-               (sim_core, tag)] + [str(a) for a in sim_load(n, rate, wait)] + sim_auth(auth, certdir)
+               (sim_core, tag)] + [str(a) for a in sim_load(n, rate, wait, case)] + sim_auth(auth, certdir)
         out_path = os.path.join(d, "peer-sim.out")
         with open(out_path, "w") as out, open(os.path.join(d, "peer-sim.err"), "w") as err:
             proc = subprocess.Popen(cmd, stdout=out, stderr=err)
@@ -352,8 +380,87 @@ def crypto_ceiling(core, seconds=2):
                     "ceiling is a little lower"}
 
 
+PEER_V2 = ("CHILD_SA keyed, kernel install fails (no XFRM here): NO_PROPOSAL_CHOSEN for the "
+           "child, IKE SA up")
+PEER_V1 = ("IKEv1: Main Mode, then Quick Mode answered (QM2, SPIs allocated) and QM3 taken; "
+           "the kernel install of the SA pair then fails (no ESP in this kernel's XFRM) and it "
+           "sends an INFORMATIONAL DELETE for the ESP SA, its ISAKMP SA staying up")
+V1_WHAT = ("IKEv1 handshake = Main Mode (6 messages, PSK) + Quick Mode (3 messages, transport "
+           "mode GRE, no PFS), counted when the emulator's CHILD_SA with the responder is "
+           "installed (QM2 taken, QM3 sent); rates per CPU second of the responder's IKE core "
+           "over the whole run (so charon's QM3, failed install and DELETE are in its CPU)")
+
+
+def handshakes(r, v1):
+    """(completed, p50 ms, p99 ms, wall seconds) from an emulator report: IKEv2 the IKE SAs up
+    (the first CHILD_SA inside IKE_AUTH); IKEv1 Main Mode + Quick Mode, to the CHILD_SA in."""
+    if v1:
+        return (r["ike_childs_timed"], r["ike_child_p50_ms"], r["ike_child_p99_ms"],
+                r["ike_child_keying_s"])
+    return (r["ike_handshakes"], r["ike_handshake_p50_ms"], r["ike_handshake_p99_ms"],
+            r["ike_keying_s"])
+
+
 def per_s(count, seconds):
     return round(count / seconds, 1) if seconds > 0 else None
+
+
+def storm_rows(a, d, storm, detail):
+    """OpenSSL's ceiling on the IKE core, then the cold start and NHRP meanwhile: their rows."""
+    rows = []
+    ceiling = crypto_ceiling(a.core, 1 if a.quick else 3)
+    if ceiling:
+        rows.append(ceiling)
+        log("row: " + json.dumps(ceiling))
+    # The cold start.
+    cd = os.path.join(d, "storm")
+    os.makedirs(cd)
+    log("cold start: hub, %d spokes initiated at %s/s" % (storm, a.storm_rate))
+    r, cpu, loops = hub_case(cd, "psk", None, storm, a.storm_rate, a.core, watch=True,
+                             profile=a.profile and os.path.join(a.profile, "storm.data"))
+    detail["storm"] = {"hub": r, "loops": loops}
+    keyed_ok = r["keyed"] == storm and r["ike_handshakes"] == storm
+    rows.append({"case": "cold-start-psk-x25519", "sas": r["ike_handshakes"], "cores": 1,
+                 "seconds": r["ike_keying_s"], "target_s": 30,
+                 "handshakes_per_s": per_s(r["ike_handshakes"], cpu),
+                 "wall_handshakes_per_s": per_s(r["ike_handshakes"], r["ike_keying_s"]),
+                 "ike_core_cpu_s": round(cpu, 3), "p50_ms": r["ike_handshake_p50_ms"],
+                 "p99_ms": r["ike_handshake_p99_ms"], "offered_per_s": a.storm_rate,
+                 "all_keyed": keyed_ok, "keyed": r["keyed"], "ike_failures": r["ike_failures"],
+                 "ike_peer_downs": r["ike_peer_downs"],
+                 "hub_ike_rx_dropped": loops["control"].get("ike_rx_dropped"),
+                 "hub_child_installs": loops["control"].get("ike_child_installs"),
+                 "control_lcore_cpu_s": round(loops["control_cpu_s"], 3),
+                 "peer": None, "peer_handshakes_per_s": None})
+    loop = loops["at_keyed"] or loops["at_end"] or {}
+    rows.append({"case": "nhrp-during-cold-start", "sas": storm, "cores": 1,
+                 "handshakes_per_s": None,
+                 "registrations": r.get("registration_rtts"),
+                 "p50_us": r.get("registration_rtt_p50_us"),
+                 "p99_us": r.get("registration_rtt_p99_us"),
+                 "max_us": r.get("registration_rtt_max_us"),
+                 "p50_ms": None if r.get("registration_rtt_p50_us") is None else
+                 round(r["registration_rtt_p50_us"] / 1000, 3),
+                 "p99_ms": None if r.get("registration_rtt_p99_us") is None else
+                 round(r["registration_rtt_p99_us"] / 1000, 3),
+                 "target_p99_us": 50,
+                 "what": "NHRP Registration Request -> Reply as each emulated spoke saw it "
+                         "(first transmission to accepted reply: ESP over memif, a worker, "
+                         "the punt ring, the control lcore's handling, back): every spoke "
+                         "registers as soon as its CHILD_SA is in, so all but the last "
+                         "spokes' registrations ran while the later spokes' handshakes did",
+                 "loop_p99_us": loop.get("p99_us"), "loop_p999_us": loop.get("p999_us"),
+                 "loop_max_us": loop.get("max_us"), "loop_passes": loop.get("passes"),
+                 "loop_what": "control lcore busy-pass times (show stats: loop) from the "
+                              "hub's start to the last CHILD_SA installed (%s)" %
+                              ("read then" if loops["at_keyed"] else "read at the run's end"),
+                 "peer": None, "peer_handshakes_per_s": None})
+    if not keyed_ok:
+        msg = "cold start: %d of %d spokes keyed" % (r["keyed"], storm)
+        if a.quick:
+            raise SystemExit(msg)
+        log(msg)
+    return rows
 
 
 def main():
@@ -366,6 +473,11 @@ def main():
     ap.add_argument("--core", type=int, default=1, help="the responder's IKE core (1)")
     ap.add_argument("--sim-core", type=int, default=0, help="the emulator's lcore (0)")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--no-storm", action="store_true",
+                    help="the cases alone: no crypto ceiling, no cold start")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows already in --out whose case this run does not measure "
+                         "(e.g. --cases v1-psk-modp2048 --no-storm --merge)")
     ap.add_argument("--storm", type=int, default=10000, help="cold-start spokes (10000)")
     ap.add_argument("--profile", metavar="DIR",
                     help="perf record the hub's IKE thread in each hub case, into DIR")
@@ -402,98 +514,58 @@ def main():
                 make_certs(certdir, kind)
             log("%s: hub, %d spokes at %s/s" % (case, n, rate))
             r, cpu, hub_stats = hub_case(cd, auth, certdir, n, rate, a.core,
-                                 profile=a.profile and os.path.join(a.profile, case + ".data"))
+                                 profile=a.profile and os.path.join(a.profile, case + ".data"),
+                                 case=case)
             if r["keyed"] != n or r["ike_handshakes"] != n or r["ike_failures"] != 0:
                 msg = "%s: the hub keyed %d of %d spokes (%d failures)" % (
                     case, r["keyed"], n, r["ike_failures"])
                 if a.quick:
                     raise SystemExit(msg)
                 log(msg)
-            row = {"case": case, "sas": r["ike_handshakes"], "cores": 1, "keyed": r["keyed"],
+            v1 = case in V1_CASES
+            hs, p50, p99, wall = handshakes(r, v1)
+            row = {"case": case, "sas": hs, "cores": 1, "keyed": r["keyed"],
                    "hub_ike_rx_dropped": hub_stats["control"].get("ike_rx_dropped"),
-                   "handshakes_per_s": per_s(r["ike_handshakes"], cpu), "p50_ms": r["ike_handshake_p50_ms"],
-                   "p99_ms": r["ike_handshake_p99_ms"], "peer": None,
-                   "peer_handshakes_per_s": None, "wall_handshakes_per_s":
-                   per_s(n, r["ike_keying_s"]), "offered_per_s": rate, "ike_core_cpu_s":
-                   round(cpu, 3), "proposals": [IKE_PROPOSAL, ESP_PROPOSAL]}
+                   "handshakes_per_s": per_s(hs, cpu), "p50_ms": p50, "p99_ms": p99,
+                   "peer": None, "peer_handshakes_per_s": None,
+                   "wall_handshakes_per_s": per_s(hs, wall), "offered_per_s": rate,
+                   "ike_core_cpu_s": round(cpu, 3),
+                   "proposals": list(V1_CASES[case]) if v1 else [IKE_PROPOSAL, ESP_PROPOSAL]}
+            if v1:
+                row.update({"ike_version": 1, "what": V1_WHAT, "main_modes": r["ike_handshakes"],
+                            "main_mode_p50_ms": r["ike_handshake_p50_ms"],
+                            "main_mode_p99_ms": r["ike_handshake_p99_ms"]})
             detail["cases"][case] = {"hub": r}
             if not peer_why:
                 log("%s: charon, %d spokes at %s/s" % (case, n, rate))
                 pr, pcpu = charon_case(os.path.join(cd, "peer"), "ikb%d" % (os.getpid() % 10000),
-                                       auth, certdir, n, rate, a.core, a.sim_core)
+                                       auth, certdir, n, rate, a.core, a.sim_core, case)
                 detail["cases"][case]["peer"] = pr
-                if pr["ike_handshakes"] != n:
-                    msg = "%s: charon: %d of %d IKE SAs up" % (case, pr["ike_handshakes"], n)
+                phs, pp50, pp99, pwall = handshakes(pr, v1)
+                if phs != n:
+                    msg = "%s: charon: %d of %d %s" % (
+                        case, phs, n, "Quick Modes done" if v1 else "IKE SAs up")
                     if a.quick:
                         raise SystemExit(msg)
                     log(msg)
                 row.update({
-                    "peer": "strongSwan %s charon-systemd, 1 core (taskset, all threads); CHILD_SA "
-                            "keyed, kernel install fails (no XFRM here): NO_PROPOSAL_CHOSEN for "
-                            "the child, IKE SA up" % charon_version(),
-                    "peer_handshakes_per_s": per_s(pr["ike_handshakes"], pcpu),
-                    "peer_sas": pr["ike_handshakes"], "peer_p50_ms": pr["ike_handshake_p50_ms"],
-                    "peer_p99_ms": pr["ike_handshake_p99_ms"],
-                    "peer_wall_handshakes_per_s": per_s(pr["ike_handshakes"],
-                                                        pr["ike_keying_s"]),
+                    "peer": "strongSwan %s charon-systemd, 1 core (taskset, all threads); %s" % (
+                        charon_version(), PEER_V1 if v1 else PEER_V2),
+                    "peer_handshakes_per_s": per_s(phs, pcpu),
+                    "peer_sas": phs, "peer_p50_ms": pp50, "peer_p99_ms": pp99,
+                    "peer_wall_handshakes_per_s": per_s(phs, pwall),
                     "peer_cpu_s": round(pcpu, 3)})
+                if v1:
+                    row.update({"peer_main_modes": pr["ike_handshakes"],
+                                "peer_main_mode_p50_ms": pr["ike_handshake_p50_ms"],
+                                "peer_main_mode_p99_ms": pr["ike_handshake_p99_ms"]})
                 if row["peer_handshakes_per_s"]:
                     row["of_peer"] = round(row["handshakes_per_s"] / row["peer_handshakes_per_s"],
                                            2)
             rows.append(row)
             log("row: " + json.dumps(row))  # kept should a later case fail
-        ceiling = crypto_ceiling(a.core, 1 if a.quick else 3)
-        if ceiling:
-            rows.append(ceiling)
-            log("row: " + json.dumps(ceiling))
-        # The cold start.
-        cd = os.path.join(d, "storm")
-        os.makedirs(cd)
-        log("cold start: hub, %d spokes initiated at %s/s" % (storm, a.storm_rate))
-        r, cpu, loops = hub_case(cd, "psk", None, storm, a.storm_rate, a.core, watch=True,
-                                 profile=a.profile and os.path.join(a.profile, "storm.data"))
-        detail["storm"] = {"hub": r, "loops": loops}
-        keyed_ok = r["keyed"] == storm and r["ike_handshakes"] == storm
-        rows.append({"case": "cold-start-psk-x25519", "sas": r["ike_handshakes"], "cores": 1,
-                     "seconds": r["ike_keying_s"], "target_s": 30,
-                     "handshakes_per_s": per_s(r["ike_handshakes"], cpu),
-                     "wall_handshakes_per_s": per_s(r["ike_handshakes"], r["ike_keying_s"]),
-                     "ike_core_cpu_s": round(cpu, 3), "p50_ms": r["ike_handshake_p50_ms"],
-                     "p99_ms": r["ike_handshake_p99_ms"], "offered_per_s": a.storm_rate,
-                     "all_keyed": keyed_ok, "keyed": r["keyed"], "ike_failures": r["ike_failures"],
-                     "ike_peer_downs": r["ike_peer_downs"],
-                     "hub_ike_rx_dropped": loops["control"].get("ike_rx_dropped"),
-                     "hub_child_installs": loops["control"].get("ike_child_installs"),
-                     "control_lcore_cpu_s": round(loops["control_cpu_s"], 3),
-                     "peer": None, "peer_handshakes_per_s": None})
-        loop = loops["at_keyed"] or loops["at_end"] or {}
-        rows.append({"case": "nhrp-during-cold-start", "sas": storm, "cores": 1,
-                     "handshakes_per_s": None,
-                     "registrations": r.get("registration_rtts"),
-                     "p50_us": r.get("registration_rtt_p50_us"),
-                     "p99_us": r.get("registration_rtt_p99_us"),
-                     "max_us": r.get("registration_rtt_max_us"),
-                     "p50_ms": None if r.get("registration_rtt_p50_us") is None else
-                     round(r["registration_rtt_p50_us"] / 1000, 3),
-                     "p99_ms": None if r.get("registration_rtt_p99_us") is None else
-                     round(r["registration_rtt_p99_us"] / 1000, 3),
-                     "target_p99_us": 50,
-                     "what": "NHRP Registration Request -> Reply as each emulated spoke saw it "
-                             "(first transmission to accepted reply: ESP over memif, a worker, "
-                             "the punt ring, the control lcore's handling, back): every spoke "
-                             "registers as soon as its CHILD_SA is in, so all but the last "
-                             "spokes' registrations ran while the later spokes' handshakes did",
-                     "loop_p99_us": loop.get("p99_us"), "loop_p999_us": loop.get("p999_us"),
-                     "loop_max_us": loop.get("max_us"), "loop_passes": loop.get("passes"),
-                     "loop_what": "control lcore busy-pass times (show stats: loop) from the "
-                                  "hub's start to the last CHILD_SA installed (%s)" %
-                                  ("read then" if loops["at_keyed"] else "read at the run's end"),
-                     "peer": None, "peer_handshakes_per_s": None})
-        if not keyed_ok:
-            msg = "cold start: %d of %d spokes keyed" % (r["keyed"], storm)
-            if a.quick:
-                raise SystemExit(msg)
-            log(msg)
+        if not a.no_storm:
+            rows += storm_rows(a, d, storm, detail)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     load_end = loadavg()
@@ -505,8 +577,9 @@ def main():
         row["machine"] = ("%d CPUs, shared with other engineers' builds and tests while this ran "
                           "(load_start / load_end: /proc/loadavg)" % os.cpu_count())
         row["quick"] = a.quick
+    out_rows = merged(a.out, rows) if a.merge else rows
     with open(a.out, "w") as f:
-        json.dump(rows, f, indent=1)
+        json.dump(out_rows, f, indent=1)
         f.write("\n")
     print("ike, one IKE core (CPU-time rates), %d CPUs, load %s -> %s" %
           (os.cpu_count(), load_start, load_end))
@@ -533,6 +606,19 @@ def main():
     print("wrote %s" % a.out)
     if e2e.failures:
         sys.exit("ike bench: %s" % "; ".join(e2e.failures))
+
+
+def merged(path, rows):
+    """The rows of `path` with this run's in place of those of the same case, this run's new
+    cases after them (--merge: a run of some cases keeps the others' rows on record)."""
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return rows
+    new = {row["case"]: row for row in rows}
+    out = [new.pop(row["case"], row) for row in old]
+    return out + [row for row in rows if row["case"] in new]
 
 
 def build_type():

@@ -331,6 +331,26 @@ TEST_CASE("--ike psk and the proposals become the engine's profile", "[spokesim]
     REQUIRE(v1cp->profiles[0].ike->esp_proposals.size() == 1);
     CHECK(v1cp->profiles[0].ike->esp_proposals[0].encr_bits == 256);
     CHECK(v1cp->profiles[0].ike->pfs_group == std::optional<uint16_t>(14));
+    // --isakmp-policy: the ISAKMP policies offered, in order (strongSwan's IKEv1 syntax).
+    auto v1i = parse({"--vdev", "t", "--ike", "v1", "--ike", "psk:k", "--isakmp-policy",
+                      "aes256-sha256-modp2048,3des-md5-modp1024,aes128-sha1-ecp256"});
+    REQUIRE(v1i);
+    auto v1ip = plan_ike(*v1i, topology(*v1i));
+    REQUIRE(v1ip);
+    const auto& pols = v1ip->profiles[0].ike->isakmp_policies;
+    REQUIRE(pols.size() == 3);
+    CHECK(pols[0].encryption == 7);
+    CHECK(pols[0].key_bits == 256);
+    CHECK(pols[0].hash == 4);
+    CHECK(pols[0].group == 14);
+    CHECK(pols[0].authentication == 1);
+    CHECK(pols[1].encryption == 5);
+    CHECK(pols[1].key_bits == 0);
+    CHECK(pols[1].hash == 1);
+    CHECK(pols[1].group == 2);
+    CHECK(pols[2].key_bits == 128);
+    CHECK(pols[2].hash == 2);
+    CHECK(pols[2].group == 19);
 }
 
 TEST_CASE("--ike and its proposals: nonsense refused, naming the part", "[spokesim][ike]") {
@@ -342,6 +362,16 @@ TEST_CASE("--ike and its proposals: nonsense refused, naming the part", "[spokes
     refused({"--vdev", "t", "--ike-proposal", "aes128gcm16-prfsha256"},
             "needs a Diffie-Hellman group");
     refused({"--vdev", "t", "--ike-proposal", "3des-sha1-modp1024"}, "(got \"3des\")");
+    refused({"--vdev", "t", "--ike", "v1", "--ike", "psk:k", "--isakmp-policy", "aes128-sha1"},
+            "expected ENCR-HASH-GROUP");
+    refused(
+        {"--vdev", "t", "--ike", "v1", "--ike", "psk:k", "--isakmp-policy", "des-sha1-modp1024"},
+        "expected ENCR-HASH-GROUP");
+    refused(
+        {"--vdev", "t", "--ike", "v1", "--ike", "psk:k", "--isakmp-policy", "aes128-sha1-modp768"},
+        "expected ENCR-HASH-GROUP");
+    refused({"--vdev", "t", "--ike", "psk:k", "--isakmp-policy", "aes128-sha1-modp1024"},
+            "needs --ike v1");
     refused({"--vdev", "t", "--ike-proposal", "aes128-aes256-sha256-x25519"},
             "refused algorithm \"aes256\"");
     refused({"--vdev", "t", "--esp-proposal", "aes128"}, "'aes128': expected one of");

@@ -272,11 +272,16 @@ private:
         bool keyed = false;  // a CHILD_SA with the hub is in
         bool initiated = false;
         bool timed = false;         // this attempt's handshake time is in _handshake_us
+        bool keyed_timed = false;   // this attempt's time to its CHILD_SA is in _keyed_us
         uint64_t initiated_us = 0;  // when the latest attempt with the hub started
     };
     // Handshake times with the hub (initiation to the authenticated IKE_AUTH response, the
     // first CHILD_SA installed with it), one per attempt that came up, for the report.
     std::vector<uint64_t> _handshake_us;
+    // Initiation to the first CHILD_SA with the hub installed, one per attempt: IKEv2 the same
+    // moment as the above; IKEv1 Main Mode + Quick Mode where the above is Main Mode alone.
+    std::vector<uint64_t> _keyed_us;
+    uint64_t _last_keyed_us = 0;
     // Registration -> Reply times (spoke::last_registration_rtt_us), one per accepted reply, for
     // the report's percentiles (the IKE bench: NHRP answered while a handshake storm runs).
     // Bounded: past max_rtt_samples the rest are counted, not kept.

@@ -68,6 +68,52 @@ wire::result<esp_proposals, std::string> parse_esp_proposals(std::string_view li
     return out;
 }
 
+wire::result<std::vector<config::ike_settings::isakmp_policy>, std::string> parse_isakmp_policies(
+    std::string_view list) {
+    // (name, encryption attribute, key bits); (name, hash attribute); (name, group)
+    struct named {
+        std::string_view name;
+        uint16_t id;
+        uint16_t bits;
+    };
+    static constexpr named encrs[] = {
+        {"aes128", 7, 128}, {"aes192", 7, 192}, {"aes256", 7, 256}, {"3des", 5, 0}};
+    static constexpr named hashes[] = {{"md5", 1, 0}, {"sha1", 2, 0}, {"sha256", 4, 0}};
+    static constexpr named groups[] = {{"modp1024", 2, 0},
+                                       {"modp1536", 5, 0},
+                                       {"modp2048", 14, 0},
+                                       {"ecp256", 19, 0},
+                                       {"ecp384", 20, 0}};
+    auto find = [](const auto& table, std::string_view name) -> const named* {
+        for (const named& e : table) {
+            if (e.name == name) {
+                return &e;
+            }
+        }
+        return nullptr;
+    };
+    std::vector<config::ike_settings::isakmp_policy> out;
+    for (std::string_view one : split(list, ',')) {
+        auto tokens = split(one, '-');
+        const named* e = tokens.size() == 3 ? find(encrs, tokens[0]) : nullptr;
+        const named* h = tokens.size() == 3 ? find(hashes, tokens[1]) : nullptr;
+        const named* g = tokens.size() == 3 ? find(groups, tokens[2]) : nullptr;
+        if (e == nullptr || h == nullptr || g == nullptr) {
+            return wire::fail(fmt::format(
+                "'{}': expected ENCR-HASH-GROUP (aes128|aes192|aes256|3des, sha1|sha256|md5, "
+                "modp1024|modp1536|modp2048|ecp256|ecp384)",
+                one));
+        }
+        config::ike_settings::isakmp_policy p;
+        p.encryption = e->id;
+        p.key_bits = e->bits;
+        p.hash = h->id;
+        p.group = g->id;
+        out.push_back(p);
+    }
+    return out;
+}
+
 wire::result<ike_plan, std::string> plan_ike(const options& o, const topology& t) {
     auto ike_props = parse_ike_proposals(o.ike_proposal);
     if (!ike_props) {
@@ -87,6 +133,13 @@ wire::result<ike_plan, std::string> plan_ike(const options& o, const topology& t
         // ISAKMP: IOS's default policy (AES-128, SHA-1, group 14, pre-share); ESP needs CBC.
         base.version = 1;
         base.isakmp_policies = {config::ike_settings::isakmp_policy{}};
+        if (!o.isakmp_policy.empty()) {
+            auto pols = parse_isakmp_policies(o.isakmp_policy);
+            if (!pols) {
+                return wire::fail("--isakmp-policy " + pols.error());
+            }
+            base.isakmp_policies = std::move(*pols);
+        }
         std::erase_if(base.esp_proposals, [](const auto& e) { return e.integ == 0; });
         if (base.esp_proposals.empty()) {
             base.esp_proposals = {{12, 128, 2, false}};  // aes128-sha1 (esp-aes esp-sha-hmac)

@@ -30,6 +30,11 @@ struct esp_proposals {
 };
 wire::result<esp_proposals, std::string> parse_esp_proposals(std::string_view list);
 
+// A comma-separated list of IKEv1 ISAKMP policies (pre-shared key), ENCR-HASH-GROUP as strongSwan
+// writes IKEv1 proposals: `aes256-sha256-modp2048`, `aes128-sha1-modp1024`, `3des-md5-modp1024`.
+wire::result<std::vector<config::ike_settings::isakmp_policy>, std::string> parse_isakmp_policies(
+    std::string_view list);
+
 // The profiles the spokes' IKE engine is created with, and which one each spoke's tunnel binding
 // names. PSK: one profile with the wildcard key. Certificates (--ike cert:DIR): DIR/ca.pem is the
 // trust anchor; spoke i uses DIR/spoke-<i>.pem and DIR/spoke-<i>.key (i the global index) when

@@ -88,6 +88,10 @@ registers, and with another emulated spoke before taking a Phase 3 shortcut to i
   --ike v1                   speak IKEv1 (Main Mode with the --ike psk:KEY key, Quick Mode;
                              AES-128/SHA-1/group 14, ESP aes128-sha1 unless --esp-proposal
                              names CBC ones; a group in it adds PFS); --ike v2 is the default
+  --isakmp-policy LIST       IKEv1's ISAKMP policies, ENCR-HASH-GROUP as strongSwan writes IKEv1
+                             proposals (aes256-sha256-modp2048, aes128-sha1-modp1024,
+                             3des-md5-modp1024; ENCR aes128|aes192|aes256|3des, HASH
+                             sha1|sha256|md5, GROUP modp1024|modp1536|modp2048|ecp256|ecp384)
   --ike-id ID                identity the spokes send (default: each spoke's NBMA address)
   --ike-proposal LIST        IKE SA proposals, strongSwan's syntax, comma-separated
                              (aes128gcm16-prfsha256-x25519; also aes256-sha256-modp2048, ...)
@@ -354,6 +358,14 @@ const std::map<std::string, handler>& valued() {
                          o.ike_proposal = v;
                          return std::nullopt;
                      }},
+                    {"--isakmp-policy",
+                     [](options& o, const std::string& v) -> std::optional<std::string> {
+                         if (auto p = parse_isakmp_policies(v); !p) {
+                             return " " + p.error();
+                         }
+                         o.isakmp_policy = v;
+                         return std::nullopt;
+                     }},
                     {"--esp-proposal",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
                          if (auto p = parse_esp_proposals(v); !p) {
@@ -374,20 +386,19 @@ const std::map<std::string, handler>& valued() {
                      }},
                     {"--spi-base", uint_into(&options::spi_base, 256, 0xf0000000u)},
                     {"--vdev",
-                     [](
-                         options& o, const std::string&
-                                         v) -> std::
-                                                optional<std::string> {
-                                                    if (v.empty() ||
-                                                        v.find(' ') != std::string::npos) {
-                                                        return fmt::format(
-                                                            ": '{}' is not a vdev string "
-                                                            "(name[,key=value...])",
-                                                            v);
-                                                    }
-                                                    o.vdev = v;
-                                                    return std::nullopt;
-                                                }},
+                     [](options& o,
+                        const std::string& v) -> std::
+                                                  optional<std::string> {
+                                                      if (v.empty() ||
+                                                          v.find(' ') != std::string::npos) {
+                                                          return fmt::format(
+                                                              ": '{}' is not a vdev string "
+                                                              "(name[,key=value...])",
+                                                              v);
+                                                      }
+                                                      o.vdev = v;
+                                                      return std::nullopt;
+                                                  }},
                     {"--hub-mac",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
                          auto m = parse_mac(v);
@@ -594,6 +605,9 @@ std::optional<std::string> validate(const options& o) {
             return std::string(
                 "--ike negotiates at run time: no --print-sa-yaml or --write-pcap with it");
         }
+    }
+    if (!o.isakmp_policy.empty() && o.ike_version != 1) {
+        return std::string("--isakmp-policy is IKEv1's: it needs --ike v1");
     }
     if (o.ike_version == 1 && o.ike != ike_mode::psk) {
         return std::string("--ike v1 needs --ike psk:KEY (IKEv1 here is pre-shared keys only)");

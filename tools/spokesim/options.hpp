@@ -82,6 +82,7 @@ struct options {
     std::string ike_cert_dir;  // cert:DIR
     std::string ike_id;        // IDi; empty: the spoke's NBMA address
     std::string ike_proposal = "aes128gcm16-prfsha256-x25519";
+    std::string isakmp_policy;  // --isakmp-policy (IKEv1); empty: IOS's default policy
     std::string esp_proposal = "aes128gcm16";
     double ike_rate = 100;  // IKE SAs initiated per second while the spokes come up
     double ike_retry = 5;   // seconds before a spoke whose IKE SA died initiates again
