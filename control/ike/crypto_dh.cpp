@@ -190,8 +190,14 @@ public:
         if (_info.fam == family::modp && EVP_PKEY_CTX_set_dh_pad(ctx.get(), 1) != 1) {
             return wire::fail(std::string("key derivation setup failed"));
         }
-        // validate_peer = 1: OpenSSL's public-key check (on the curve, in the subgroup).
-        if (EVP_PKEY_derive_set_peer_ex(ctx.get(), peer_key.get(), 1) != 1) {
+        // validate_peer: OpenSSL's public-key check (on the curve, in the subgroup) for ECP and
+        // X25519. Not for MODP: groups 2, 5 and 14 are safe primes (p = 2q + 1), whose only
+        // small subgroup is {1, p-1}, which modp_peer's range check 1 < y < p-1 already
+        // refuses (RFC 6989 section 2.2: y^q = 1 is needed only for groups 22-24, which the
+        // hub does not offer). OpenSSL's full check is that y^q: a modular exponentiation by a
+        // 2,047-bit q, four times the cost of the rest of the derivation (bench/README.md, ike).
+        if (EVP_PKEY_derive_set_peer_ex(ctx.get(), peer_key.get(),
+                                        _info.fam == family::modp ? 0 : 1) != 1) {
             return wire::fail(fmt::format("group {} public value failed validation", group()));
         }
         size_t len = 0;

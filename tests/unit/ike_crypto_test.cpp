@@ -159,6 +159,14 @@ TEST_CASE("MODP-2048 agrees between two generated keys and refuses 0, 1, p-1",
     bytes two(256, 0);
     two.back() = 2;
     CHECK(k1->public_value() == two);
+    // p - 2 = -2 is in range but outside the order-q subgroup (-1 is a non-residue mod this
+    // p, 2 a residue): accepted, as RFC 6989 section 2.2 allows for safe primes, where only
+    // 1 and p-1 (refused above) lie in a small subgroup; with x = 1 the secret is y itself.
+    bytes p_minus_2 = p;
+    p_minus_2.back() -= 2;
+    auto s3 = k1->shared_secret(p_minus_2);
+    REQUIRE(s3.has_value());
+    CHECK(to_bytes(*s3) == p_minus_2);
 }
 
 TEST_CASE("unsupported groups are named", "[ike][crypto][dh]") {
