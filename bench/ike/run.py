@@ -16,6 +16,17 @@ handshake's time from its first IKE_SA_INIT to the authenticated IKE_AUTH respon
         kernel install (neither kernel-libipsec, which only does tunnel mode, nor childless
         IKE SAs, which our emulator does not initiate, would be closer).
 
+IKEv1 (cases v1-*): the emulator initiates with --ike v1 (Main Mode with the pre-shared key,
+then Quick Mode for GRE in transport mode, no PFS) and --isakmp-policy / --esp-proposal naming
+the case's ISAKMP policy and transform set; the hub's profile says `version: 1` with the same
+`isakmp-policies` entry and `esp-proposals`, charon's connection `version = 1` with the same
+proposals. A handshake there is Main Mode + Quick Mode, done when the emulator's CHILD_SA with
+the responder is installed (QM2 taken, QM3 sent). charon answers all of it: Main Mode, QM2
+(SPIs allocated), then on QM3 its kernel install fails (no ESP in this kernel's XFRM) and it
+sends an INFORMATIONAL DELETE for the ESP SA, its ISAKMP SA staying up; that failed install
+and the DELETE are in its CPU figure, the hub's install into its workers' tables is not in its
+IKE thread's (the control lcore does it).
+
 Rates are handshakes per CPU second of the responder's IKE core (the hub's IKE thread; all of
 charon's threads), read from /proc/PID/task/TID/schedstat over the run, so that what else runs
 on a shared machine does not count against either; each row also carries the wall-clock rate.
