@@ -62,13 +62,13 @@ def ctl(sock, *cmd):
                           timeout=20)
 
 
-def wait_for(pred, seconds):
+def wait_for(pred, seconds, step=0.3):
     end = time.time() + seconds
     while time.time() < end:
         v = pred()
         if v:
             return v
-        time.sleep(0.3)
+        time.sleep(step)
     return None
 
 

@@ -705,6 +705,7 @@ std::string hub::show_stats(bool json) const {
                                  e.owner.is_port ? e.cfg.port : e.cfg.tunnel)
                             .num("rate", e.cfg.rate)
                             .num("to_kernel", c.to_kernel)
+                            .num("to_kernel_multicast", c.to_kernel_multicast)
                             .num("to_kernel_limited", c.to_kernel_limited)
                             .num("to_kernel_full", c.to_kernel_full)
                             .num("from_kernel", c.from_kernel)
@@ -715,12 +716,13 @@ std::string hub::show_stats(bool json) const {
                             .done();
         } else {
             text += fmt::format(
-                "Exception path {} ({} {}): to kernel {} (rate-limited {}, queue full {}), "
-                "from kernel {} ({} multicast, {} not sent; rate-limited {}, not IPv4 {})\n",
+                "Exception path {} ({} {}): to kernel {} ({} multicast; rate-limited {}, queue "
+                "full {}), from kernel {} ({} multicast, {} not sent; rate-limited {}, not IPv4 "
+                "{})\n",
                 e.cfg.name, e.owner.is_port ? "port" : "tunnel",
-                e.owner.is_port ? e.cfg.port : e.cfg.tunnel, c.to_kernel, c.to_kernel_limited,
-                c.to_kernel_full, c.from_kernel, c.from_kernel_multicast, c.from_kernel_unsent,
-                c.from_kernel_limited, c.from_kernel_not_ipv4);
+                e.owner.is_port ? e.cfg.port : e.cfg.tunnel, c.to_kernel, c.to_kernel_multicast,
+                c.to_kernel_limited, c.to_kernel_full, c.from_kernel, c.from_kernel_multicast,
+                c.from_kernel_unsent, c.from_kernel_limited, c.from_kernel_not_ipv4);
         }
     }
     if (json) {

@@ -213,6 +213,7 @@ exception_counters exception_path::total() const noexcept {
     exception_counters t;
     for (const exception_iface& e : _ifaces) {
         t.to_kernel += e.c.to_kernel;
+        t.to_kernel_multicast += e.c.to_kernel_multicast;
         t.to_kernel_limited += e.c.to_kernel_limited;
         t.to_kernel_full += e.c.to_kernel_full;
         t.from_kernel += e.c.from_kernel;

@@ -7,6 +7,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -18,18 +19,32 @@
 
 namespace dmvpn::hub {
 
+// The Ethernet address of IPv4 multicast group `group` (RFC 1112 section 6.4): 01:00:5e and
+// the group's low 23 bits.
+constexpr std::array<uint8_t, 6> ipv4_multicast_mac(uint32_t group) noexcept {
+    return {0x01,
+            0x00,
+            0x5e,
+            static_cast<uint8_t>((group >> 16) & 0x7f),
+            static_cast<uint8_t>(group >> 8),
+            static_cast<uint8_t>(group)};
+}
+
 // Packets a loop pass reads from one kernel interface: bounds the control lcore's work there.
 inline constexpr uint16_t exception_burst = 32;
 
 struct exception_counters {
-    uint64_t to_kernel = 0;              // written to the kernel interface
-    uint64_t to_kernel_limited = 0;      // over the interface's rate: dropped
-    uint64_t to_kernel_full = 0;         // the kernel's queue refused it (full or down): dropped
-    uint64_t from_kernel = 0;            // read from the kernel interface and sent on
-    uint64_t from_kernel_limited = 0;    // over the interface's rate: dropped
-    uint64_t from_kernel_not_ipv4 = 0;   // IPv6 or not a valid IPv4 header: dropped
-    uint64_t from_kernel_multicast = 0;  // of from_kernel: replicated through the multicast map
-    uint64_t from_kernel_unsent = 0;     // of from_kernel: multicast out of a port's interface
+    uint64_t to_kernel = 0;             // written to the kernel interface
+    uint64_t to_kernel_multicast = 0;   // of to_kernel: link-local multicast (224.0.0.0/24)
+    uint64_t to_kernel_limited = 0;     // over the interface's rate: dropped
+    uint64_t to_kernel_full = 0;        // the kernel's queue refused it (full or down): dropped
+    uint64_t from_kernel = 0;           // read from the kernel interface and sent on
+    uint64_t from_kernel_limited = 0;   // over the interface's rate: dropped
+    uint64_t from_kernel_not_ipv4 = 0;  // IPv6 or not a valid IPv4 header: dropped
+    // Of from_kernel: multicast, replicated through the multicast map (a tunnel's interface)
+    // or sent on the port to the group's MAC (a port's).
+    uint64_t from_kernel_multicast = 0;
+    uint64_t from_kernel_unsent = 0;  // of that: a port's the port did not take (paused, TX full)
 };
 
 // What a kernel interface stands for: a tunnel (slot) or one of the hub's ports (its ethdev id).

@@ -871,9 +871,10 @@ void hub::on_multicast(const dp::punt_record& r, timestamp now) {
         return;
     }
     // 224.0.0.0/24 is link-local (RFC 5771): routing protocol hellos stop at the hub, where
-    // the tunnel's kernel interface hands them to the host's daemons (OSPF, EIGRP).
+    // the kernel interface of the tunnel or LAN port it came by hands them to the host's
+    // daemons (OSPF, EIGRP).
     if ((ip->hdr.dst & 0xffffff00u) == 0xe0000000u) {
-        if (r.tunnel == dp::no_tunnel || !to_kernel(r, ip->hdr.dst, now)) {
+        if (!to_kernel(r, ip->hdr.dst, now)) {
             ++_cc.multicast_link_local;
         }
         return;
@@ -1389,7 +1390,7 @@ const config::tunnel* hub::tunnel_of(uint16_t slot) const {
     return n == nullptr ? nullptr : _topo.find_tunnel(*n);
 }
 
-bool hub::tx_frame(uint16_t port, std::span<const uint8_t> frame) {
+bool hub::tx_frame(uint16_t port, std::span<const uint8_t> frame, std::span<const uint8_t> more) {
     port_rt* p = nullptr;
     for (port_rt& q : _ports) {
         if (q.opened.id == port) {
@@ -1405,13 +1406,18 @@ bool hub::tx_frame(uint16_t port, std::span<const uint8_t> frame) {
         ++_cc.mbuf_alloc_failed;
         return false;
     }
-    char* d = rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size()));
+    char* d = frame.size() + more.size() > UINT16_MAX
+                  ? nullptr
+                  : rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size() + more.size()));
     if (d == nullptr) {
         rte_pktmbuf_free(m);
         ++_cc.tx_failed;
         return false;
     }
     std::memcpy(d, frame.data(), frame.size());
+    if (!more.empty()) {
+        std::memcpy(d + frame.size(), more.data(), more.size());
+    }
     if (rte_eth_tx_burst(port, p->control_queue, &m, 1) != 1) {
         rte_pktmbuf_free(m);
         ++_cc.tx_failed;

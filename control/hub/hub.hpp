@@ -192,11 +192,16 @@ private:
     std::optional<std::string> start_nhrp();
     // routing.interfaces: the exception path's kernel interfaces (control/hub/exception.hpp).
     std::optional<std::string> open_exception();
-    // What the kernel sent out of them, into the hub: unicast routed, multicast replicated.
+    // What the kernel sent out of them, into the hub: unicast routed, multicast replicated (a
+    // tunnel's) or sent on the port to its mapped MAC (a port's).
     size_t exception_pass(timestamp now);
     // A punted packet for the host's daemons: to the kernel interface of its tunnel (or of the
-    // tunnel owning its destination). False when no kernel interface takes it.
+    // tunnel owning its destination, else of the port it came in by: a LAN's 224.0.0.0/24).
+    // False when no kernel interface takes it.
     bool to_kernel(const dp::punt_record& r, uint32_t dst, timestamp now);
+    // Multicast the kernel sent out of port interface `e`, as a frame to the group's MAC on
+    // the port. False when the port did not take it.
+    bool multicast_to_port(const exception_iface& e, std::span<const uint8_t> pkt);
     // Creates both directions of `ps`; the error names the peer and
     // what the dataplane refused. Used for manual SAs and negotiated CHILD_SAs alike.
     std::optional<std::string> install_pair(peer_sa& ps, const crypto::sa_params& in,
@@ -330,7 +335,10 @@ private:
     // on the control TX queue), towards adjacency `adj_id`. gre_proto 0: an IPv4 packet;
     // otherwise the GRE payload of that protocol (NHRP).
     bool forward(std::span<const uint8_t> packet, uint32_t adj_id, uint16_t gre_proto = 0);
-    bool tx_frame(uint16_t port, std::span<const uint8_t> frame);
+    // `frame`, then `more` right after it (a header and a payload), on the port's control TX
+    // queue.
+    bool tx_frame(uint16_t port, std::span<const uint8_t> frame,
+                  std::span<const uint8_t> more = {});
     uint32_t l2_hop(uint16_t port, uint32_t ip) const;
     const port_rt* port_by_id(uint16_t id) const;
     const config::tunnel* tunnel_of(uint16_t slot) const;

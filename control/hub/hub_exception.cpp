@@ -1,8 +1,13 @@
 // The hub's side of the exception path (exception.hpp): kernel interfaces opened from
 // routing.interfaces, punted packets for the host's daemons written there, and what the kernel
-// sends out of them routed (unicast) or replicated (multicast) like the hub's own packets.
+// sends out of them routed (unicast) or replicated (multicast) like the hub's own packets, a
+// port's multicast sent on the port to the group's MAC.
 #include <fmt/format.h>
 
+#include <rte_ethdev.h>
+
+#include <algorithm>
+#include <array>
 #include <chrono>
 
 #include "control/hub/hub.hpp"
@@ -40,6 +45,14 @@ std::optional<std::string> hub::open_exception() {
             }
             log::info("exception path: kernel interface {} for port {} ({}/{})", k.name, p->name,
                       config::to_string(p->cfg.address.address), p->cfg.address.length);
+            // The LAN's link-local multicast (OSPF's 01:00:5e:00:00:05 / 06, ...) must pass the
+            // NIC's filter to reach the workers, which punt it to this interface.
+            if (int rc = rte_eth_allmulticast_enable(p->opened.id); rc != 0) {
+                log::warning(
+                    "exception path: port {}: all-multicast not enabled ({}): "
+                    "link-local multicast may not reach {}",
+                    p->name, rc, k.name);
+            }
             continue;
         }
         const config::tunnel* t = _topo.find_tunnel(k.tunnel);
@@ -70,8 +83,25 @@ bool hub::to_kernel(const dp::punt_record& r, uint32_t dst, timestamp now) {
     if (e == nullptr) {
         return false;
     }
-    (void)_exception.to_kernel(*e, r.m, ns_since_epoch(now));  // dropped there: counted there
+    // Dropped there: counted there.
+    if (_exception.to_kernel(*e, r.m, ns_since_epoch(now)) && (dst >> 28) == 0xe) {
+        ++e->c.to_kernel_multicast;
+    }
     return true;
+}
+
+bool hub::multicast_to_port(const exception_iface& e, std::span<const uint8_t> pkt) {
+    const port_rt* p = port_by_id(e.owner.id);
+    if (p == nullptr) {
+        return false;
+    }
+    // To the group's MAC, from the port's, IPv4.
+    std::array<uint8_t, 14> eth{};
+    auto group = ipv4_multicast_mac(wire::load_be32(pkt.data() + 16));
+    std::copy(group.begin(), group.end(), eth.begin());
+    std::copy(p->opened.mac.begin(), p->opened.mac.end(), eth.begin() + 6);
+    eth[12] = 0x08;
+    return tx_frame(e.owner.id, eth, pkt);
 }
 
 size_t hub::exception_pass(timestamp now) {
@@ -82,7 +112,12 @@ size_t hub::exception_pass(timestamp now) {
         ns_since_epoch(now), [&](exception_iface& e, std::span<const uint8_t> pkt) {
             uint32_t dst = wire::load_be32(pkt.data() + 16);
             if ((dst >> 28) == 0xe && e.owner.is_port) {
-                ++e.c.from_kernel_unsent;  // no multicast out of a port yet
+                // OSPF / EIGRP hellos and other multicast out of a LAN port's interface: one
+                // frame on the port's control TX queue, to the group's MAC.
+                ++e.c.from_kernel_multicast;
+                if (!multicast_to_port(e, pkt)) {
+                    ++e.c.from_kernel_unsent;  // paused, no mbuf, TX queue full
+                }
                 return;
             }
             if ((dst >> 28) == 0xe) {

@@ -202,6 +202,19 @@ def hub_port(d, action):
         time.sleep(0.02)
 
 
+def stop_sim(d, sim):
+    """A lingering emulator (`--linger`) still running: the hub's port paused first (no worker
+    polls the memif rings it unmaps), then SIGTERM."""
+    if sim is None or sim.poll() is not None:
+        return
+    hub_port(d, "pause")
+    sim.terminate()
+    try:
+        sim.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        sim.kill()
+
+
 def report_of(out_path):
     """The emulator's JSON report (its last stdout line), or None while it is not written."""
     with open(out_path) as f:

@@ -243,13 +243,7 @@ def main():
         e2e.check("Exception path %s" % IFACE in metrics, "show stats (text) has the exception "
                   "path line")
     finally:
-        if sim is not None and sim.poll() is None:
-            e2e.hub_port(d, "pause")
-            sim.terminate()
-            try:
-                sim.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                sim.kill()
+        e2e.stop_sim(d, sim)
         h.stop()
     gone = subprocess.run(["ip", "link", "show", "dev", IFACE], capture_output=True)
     e2e.check(gone.returncode != 0, "the kernel interface is gone after the hub stopped")

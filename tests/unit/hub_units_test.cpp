@@ -779,3 +779,16 @@ TEST_CASE("exception path: what the kernel sends must be a whole IPv4 packet", "
     CHECK(broken([](auto& q) { q[3] = 29; }));    // longer than what was read
     CHECK(broken([](auto& q) { q.resize(19); }));
 }
+
+TEST_CASE("exception path: a LAN's multicast leaves to the group's MAC (RFC 1112 6.4)",
+          "[hub][exception]") {
+    using dmvpn::hub::ipv4_multicast_mac;
+    using mac = std::array<uint8_t, 6>;
+    CHECK(ipv4_multicast_mac(0xe0000005u) == mac{0x01, 0x00, 0x5e, 0x00, 0x00, 0x05});  // OSPF
+    CHECK(ipv4_multicast_mac(0xe0000006u) == mac{0x01, 0x00, 0x5e, 0x00, 0x00, 0x06});
+    CHECK(ipv4_multicast_mac(0xe000000au) == mac{0x01, 0x00, 0x5e, 0x00, 0x00, 0x0a});  // EIGRP
+    // Only the low 23 bits: 239.129.2.3 and 224.1.2.3 share 01:00:5e:01:02:03.
+    CHECK(ipv4_multicast_mac(0xef810203u) == mac{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03});
+    CHECK(ipv4_multicast_mac(0xe0010203u) == ipv4_multicast_mac(0xef810203u));
+    CHECK(ipv4_multicast_mac(0xefffffffu) == mac{0x01, 0x00, 0x5e, 0x7f, 0xff, 0xff});
+}

@@ -354,8 +354,10 @@ void engine::build_inner(uint32_t src_local, uint32_t dst_local, uint64_t seq, b
     size_t udp_len = 8 + _o.payload_size;
     bool to_hub = _o.data_to_hub_port != 0;
     put_ipv4(out, _topo.traffic_address_of(src_local),
-             to_hub ? _topo.hub_overlay() : _topo.traffic_address_of(dst_local), ip_proto_udp,
-             udp_len, static_cast<uint16_t>(seq));
+             !to_hub                   ? _topo.traffic_address_of(dst_local)
+             : _o.data_to_address != 0 ? _o.data_to_address
+                                       : _topo.hub_overlay(),
+             ip_proto_udp, udp_len, static_cast<uint16_t>(seq));
     put_udp(out, static_cast<uint16_t>(10000 + (_o.first_spoke + src_local) % 50000),
             to_hub ? _o.data_to_hub_port : data_dst_port, _o.payload_size);
     size_t at = out.size();

@@ -1,0 +1,367 @@
+#!/usr/bin/env python3
+"""OSPF on a LAN port's kernel interface (issue 12 part 1): link-local multicast both ways
+between a LAN and the hub's host, end to end. In a network namespace of its own (unshare -n):
+
+  - build/dmvpn-hub with a LAN port (net_tap, its kernel side on a bridge with a veth to a
+    neighbour namespace), `routing.interfaces` dmvpn-lan for it (198.18.0.1/24) and FPM on;
+    build/dmvpn-spokesim registers 2 spokes over net_memif inside ESP
+  - the hub's FRR (scripts/frr-hub: zebra with FPM, ospfd on dmvpn-lan) and a neighbour's FRR
+    (Debian's zebra + ospfd in the neighbour namespace, on its veth, advertising
+    172.31.1.0/24 on a veth of its own), both `ip ospf network broadcast`, 1 s hellos
+  - they reach Full (times printed): the neighbour's hellos to 224.0.0.5 (and 224.0.0.6)
+    crossed the hub's workers and were punted to dmvpn-lan (exception counter
+    to_kernel_multicast), the hub's kernel's hellos left the LAN port with the mapped MAC
+    01:00:5e:00:00:05 (seen by a packet socket in the neighbour namespace; counter
+    from_kernel_multicast)
+  - the neighbour's 172.31.1.0/24 lands in the hub's FIB as `O` (protocol ospf, source fpm),
+    its next hop 198.18.0.2 resolved by ARP on the LAN port
+  - spoke traffic (UDP, `--data-to-address`) to 172.31.1.1 crosses the hub's workers to the
+    neighbour: received by a socket there, the LAN port's worker TX counted
+  - unicast from the hub's kernel still works: `ping -I dmvpn-lan` the neighbour's LAN and
+    OSPF-learned addresses
+Times are printed, never asserted. About 30 s. Needs root, /dev/net/tun and Debian's FRR
+(exit 77 otherwise).
+"""
+
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e  # noqa: E402  (the hub and emulator helpers)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hub_process import wait_for  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FRR_HUB = os.path.join(ROOT, "scripts", "frr-hub")
+FRR = "/usr/lib/frr"
+SPOKES = 2
+IFACE = "dmvpn-lan"
+PREFIX = "172.31.1.0/24"
+TARGET = "172.31.1.1"
+UDP_PORT = 7002
+DATA_RATE = 200  # packets a second, all spokes together
+DATA_SECONDS = 3
+
+ROUTING = """\
+routing:
+  interfaces:
+    - port: lan
+      name: %s
+  fpm: {}
+""" % IFACE
+LAN_PORT = """\
+  - name: lan
+    device: net_tap1,iface=dlan0,mac=02:00:00:00:13:01
+    role: lan
+    address: 198.18.0.1/24
+tunnels:
+"""
+OSPF_IFACE = """\
+ ip ospf network broadcast
+ ip ospf hello-interval 1
+ ip ospf dead-interval 4
+"""
+HUB_OSPFD = """\
+interface %s
+%s!
+router ospf
+ ospf router-id 198.18.0.1
+ network 198.18.0.0/24 area 0
+!
+""" % (IFACE, OSPF_IFACE)
+NEIGHBOUR_OSPFD = """\
+interface vl
+%s!
+router ospf
+ ospf router-id 198.18.0.2
+ network 198.18.0.0/24 area 0
+ network %s area 0
+!
+""" % (OSPF_IFACE, PREFIX)
+
+
+def sh(*cmd, check=True):
+    return subprocess.run([str(c) for c in cmd], check=check, capture_output=True, text=True)
+
+
+class neighbour_frr:
+    """Debian's zebra + ospfd in namespace `ns` (no FPM): the router on the other side of the
+    LAN port."""
+
+    def __init__(self, d, ns):
+        self.ns = ns
+        self.run = os.path.join(d, "frr-neighbour")
+        os.makedirs(self.run)
+        shutil.chown(self.run, "frr", "frr")
+        common = ["-z", self.run + "/zserv.api", "--vty_socket", self.run, "-u", "frr", "-g",
+                  "frr", "--log", "file:%s/frr.log" % self.run]
+        for daemon, text in (("zebra", "!\n"), ("ospfd", NEIGHBOUR_OSPFD)):
+            conf = os.path.join(self.run, daemon + ".conf")
+            with open(conf, "w") as f:
+                f.write(text)
+            shutil.chown(conf, "frr", "frr")
+            sh("ip", "netns", "exec", ns, os.path.join(FRR, daemon), "-d", "-f", conf, "-i",
+               "%s/%s.pid" % (self.run, daemon), *common)
+            if not wait_for(lambda: os.path.exists("%s/%s.pid" % (self.run, daemon)) and (
+                    daemon != "zebra" or os.path.exists(self.run + "/zserv.api")), 10, 0.1):
+                raise SystemExit("the neighbour's %s did not start" % daemon)
+
+    def vtysh(self, what):
+        return sh("vtysh", "--vty_socket", self.run, "-c", what, check=False).stdout
+
+    def stop(self):
+        for daemon in ("ospfd", "zebra"):
+            try:
+                with open("%s/%s.pid" % (self.run, daemon)) as f:
+                    os.kill(int(f.read().strip()), 15)
+            except (OSError, ValueError):
+                pass
+
+
+def hub_vtysh(run, what):
+    return sh("vtysh", "--vty_socket", run, "-c", what, check=False).stdout
+
+
+def full_neighbour(run):
+    """The hub's ospfd neighbour 198.18.0.2 when Full on dmvpn-lan, else None."""
+    try:
+        n = json.loads(hub_vtysh(run, "show ip ospf neighbor json")).get("neighbors", {})
+    except ValueError:
+        return None
+    for row in n.get("198.18.0.2", []):
+        if row.get("nbrState", "").startswith("Full") and IFACE in row.get("ifaceName", ""):
+            return row
+    return None
+
+
+def fib_route(h, prefix):
+    try:
+        rows = h.json("show", "ip", "route")["routes"]
+    except (SystemExit, ValueError, KeyError):
+        return None
+    for r in rows:
+        if r["prefix"] == prefix:
+            return r
+    return None
+
+
+def mcast_frames(ns, seconds):
+    """IPv4 frames from 198.18.0.1 to 224.0.0.0/24 seen on the neighbour's veth during
+    `seconds`: a list of (destination MAC, destination address, protocol)."""
+    prog = (
+        "import socket, struct, time, json\n"
+        "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))\n"
+        "s.bind(('vl', 0)); s.settimeout(0.2)\n"
+        "out, end = [], time.time() + %f\n"
+        "while time.time() < end:\n"
+        "    try:\n"
+        "        f = s.recv(2048)\n"
+        "    except socket.timeout:\n"
+        "        continue\n"
+        "    ip = f[14:]\n"
+        "    if len(ip) >= 20 and ip[12:16] == bytes([198, 18, 0, 1]) and ip[16] == 224 "
+        "and ip[17] == 0 and ip[18] == 0:\n"
+        "        out.append([f[:6].hex(':'), socket.inet_ntoa(ip[16:20]), ip[9]])\n"
+        "print(json.dumps(out))\n" % seconds)
+    r = sh("ip", "netns", "exec", ns, sys.executable, "-c", prog, check=False)
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        print(r.stderr)
+        return []
+
+
+def udp_counter(ns, seconds):
+    """A socket on TARGET:UDP_PORT in the neighbour namespace, counting datagrams for
+    `seconds` (a process: its count on stdout)."""
+    prog = (
+        "import socket, time\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('%s', %d)); s.settimeout(0.2)\n"
+        "n, src, end = 0, set(), time.time() + %f\n"
+        "while time.time() < end:\n"
+        "    try:\n"
+        "        _, a = s.recvfrom(4096); n += 1; src.add(a[0])\n"
+        "    except socket.timeout:\n"
+        "        pass\n"
+        "print(n, ','.join(sorted(src)))\n" % (TARGET, UDP_PORT, seconds))
+    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", prog],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def exception_row(h):
+    for x in h.json("show", "stats")["exception"]:
+        if x["interface"] == IFACE:
+            return x
+    return {}
+
+
+def lan_tx_by_workers(h):
+    """Packets the workers sent on the LAN port."""
+    for p in h.json("show", "stats")["ports"]:
+        if p.get("name") == "lan":
+            return p["worker_tx_packets"]
+    return None
+
+
+def main():
+    e2e.reexec_in_netns(__file__, "DMVPN_LAN_OSPF_NS")
+    if not os.path.exists(os.path.join(FRR, "ospfd")) or shutil.which("vtysh") is None:
+        print("SKIP: needs Debian's frr (ospfd, vtysh)")
+        sys.exit(77)
+    sh("ip", "link", "set", "lo", "up")
+    e2e.CONFIG = e2e.CONFIG.replace("tunnels:\n", LAN_PORT, 1)
+    d = tempfile.mkdtemp(prefix="e2e-lan-ospf-")
+    os.chmod(d, 0o755)
+    ns = "dmvpn-lanospf-%d" % os.getpid()
+    h = e2e.hub(d, SPOKES, hub_extra=ROUTING)
+    hub_run = os.path.join(d, "frr-hub")
+    nb = None
+    sim = None
+    try:
+        # The LAN: the tap's kernel side and a veth on a bridge, the veth's peer in `ns`.
+        end = time.time() + 30
+        while sh("ip", "link", "set", "dlan0", "address", "02:00:00:00:13:fe", check=False) \
+                .returncode:
+            if time.time() > end:
+                raise SystemExit("the hub's tap dlan0 never appeared")
+            time.sleep(0.2)
+        sh("ip", "link", "add", "br0", "type", "bridge")
+        sh("ip", "link", "set", "dlan0", "master", "br0", "up")
+        sh("ip", "link", "add", "vh", "type", "veth", "peer", "name", "vl")
+        sh("ip", "link", "set", "vh", "master", "br0", "up")
+        sh("ip", "link", "set", "br0", "up")
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "set", "vl", "netns", ns)
+        sh("ip", "-n", ns, "addr", "add", "198.18.0.2/24", "dev", "vl")
+        sh("ip", "-n", ns, "link", "set", "vl", "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        # The neighbour's own LAN: a veth pair inside its namespace (no dummy module here).
+        sh("ip", "-n", ns, "link", "add", "lan0", "type", "veth", "peer", "name", "lan1")
+        sh("ip", "-n", ns, "addr", "add", TARGET + "/24", "dev", "lan0")
+        sh("ip", "-n", ns, "link", "set", "lan0", "up")
+        sh("ip", "-n", ns, "link", "set", "lan1", "up")
+        out = sh("ip", "-4", "-o", "addr", "show", "dev", IFACE).stdout
+        e2e.check("198.18.0.1/24" in out, "kernel interface %s carries 198.18.0.1/24: %s"
+                  % (IFACE, out.strip()))
+
+        before = exception_row(h)
+        with open(os.path.join(d, "ospfd-hub.conf"), "w") as f:
+            f.write(HUB_OSPFD)
+        t0 = time.time()
+        r = sh(FRR_HUB, "start", "--run-dir", hub_run, "--ospfd",
+               os.path.join(d, "ospfd-hub.conf"), check=False)
+        print((r.stdout + r.stderr).strip(), flush=True)
+        e2e.check(r.returncode == 0, "the hub's FRR (zebra with FPM, ospfd) started")
+        nb = neighbour_frr(d, ns)
+
+        row = wait_for(lambda: full_neighbour(hub_run), 60, 0.25)
+        t_full = time.time() - t0
+        print(hub_vtysh(hub_run, "show ip ospf neighbor"))
+        print(nb.vtysh("show ip ospf neighbor"))
+        e2e.check(row is not None, "the hub's ospfd has 198.18.0.2 Full on %s, %.1f s after "
+                  "FRR started (dead interval 4 s: DR election waits that long)" % (IFACE, t_full))
+        e2e.check("Full" in nb.vtysh("show ip ospf neighbor 198.18.0.1"),
+                  "the neighbour's ospfd has 198.18.0.1 Full")
+
+        # When zebra selected the route, and when the hub's FIB had it (FPM, then ARP).
+        t_zebra = None
+
+        def in_fib():
+            nonlocal t_zebra
+            if t_zebra is None and PREFIX in hub_vtysh(hub_run, "show ip route ospf json"):
+                t_zebra = time.time() - t0
+            r = fib_route(h, PREFIX)
+            return r if r and r.get("state") == "complete" else None
+        fib = wait_for(in_fib, 30, 0.1)
+        t_fib = time.time() - t0
+        print("times from FRR's start: Full %.1f s, in zebra %s s, in the hub's FIB %.1f s"
+              % (t_full, "%.1f" % t_zebra if t_zebra is not None else "?", t_fib))
+        print(h.ctl("show", "ip", "route"))
+        e2e.check(fib is not None and fib["code"] == "O" and fib["protocol"] == "ospf" and
+                  fib["source"] == "fpm" and fib["next_hop"] == "198.18.0.2",
+                  "%s in the hub's FIB as O (ospf, from FPM) via 198.18.0.2, complete, %.1f s "
+                  "after FRR started: %s" % (PREFIX, t_fib, json.dumps(fib)))
+
+        # The hub's hellos on the LAN: the mapped MAC.
+        frames = mcast_frames(ns, 2.5)
+        macs = {(mac, dst, proto) for mac, dst, proto in frames}
+        print("multicast from 198.18.0.1 on the LAN:", sorted(macs))
+        e2e.check(any(p == 89 and dst == "224.0.0.5" and mac == "01:00:5e:00:00:05"
+                      for mac, dst, p in frames) and
+                  all(mac == "01:00:5e:00:00:%02x" % int(dst.split(".")[3])
+                      for mac, dst, _ in frames),
+                  "the hub's OSPF hellos left the LAN port to 01:00:5e:00:00:05 (every "
+                  "224.0.0.x frame to its mapped MAC; %d frames)" % len(frames))
+        x = exception_row(h)
+        print("exception counters:", json.dumps(x))
+        e2e.check(x.get("to_kernel_multicast", 0) > before.get("to_kernel_multicast", 0),
+                  "link-local multicast from the LAN punted to %s: %d packets"
+                  % (IFACE, x.get("to_kernel_multicast", 0)))
+        e2e.check(x.get("from_kernel_multicast", 0) > 0 and x.get("from_kernel_unsent", 0) == 0,
+                  "the kernel's multicast out of %s sent on the LAN port: %d (%d not sent)"
+                  % (IFACE, x.get("from_kernel_multicast", 0), x.get("from_kernel_unsent", 0)))
+
+        # Unicast from the hub's kernel: a LAN host, and the OSPF-learned prefix.
+        for addr in ("198.18.0.2", TARGET):
+            ping = sh("ping", "-n", "-c", "3", "-i", "0.3", "-W", "3", "-I", IFACE, addr,
+                      check=False)
+            print(ping.stdout.strip())
+            e2e.check(ping.returncode == 0, "ping -I %s %s answered" % (IFACE, addr))
+
+        # Spokes' traffic to the OSPF-learned prefix, through the workers.
+        rx = udp_counter(ns, DATA_SECONDS + 8)
+        tx_before = lan_tx_by_workers(h)
+        sim_cmd = [e2e.SIM, "--queues", "2", "--vdev",
+                   "net_memif0,role=client,socket=%s/memif.sock" % d, "--tunnel-prefix",
+                   "10.0.0.0/16", "--no-progress", "--linger", "--spokes", SPOKES, *e2e.GOOD,
+                   "--rate", DATA_RATE, "--data-to-hub", UDP_PORT, "--data-to-address", TARGET,
+                   "--duration", DATA_SECONDS, "--eal",
+                   "-l 0 --no-huge -m 512 --no-pci --no-telemetry --file-prefix e2e-lospf-sim-%d"
+                   % os.getpid()]
+        out_path = os.path.join(d, "spokesim.out")
+        with open(out_path, "w") as so, open(os.path.join(d, "spokesim.err"), "w") as se:
+            sim = subprocess.Popen([str(a) for a in sim_cmd], stdout=so, stderr=se)
+        rep = wait_for(lambda: e2e.report_of(out_path), 60, 0.2)
+        got, sources = rx.communicate(timeout=30)[0].split(" ", 1) if rx else ("0", "")
+        got, sources = int(got), sources.strip()
+        tx_after = lan_tx_by_workers(h)
+        e2e.check(rep is not None and rep["registered"] == SPOKES, "%d spokes registered"
+                  % (rep or {}).get("registered", 0))
+        sent = (rep or {}).get("sent", 0)
+        print("spokesim:", rep and {k: rep[k] for k in ("registered", "sent")})
+        e2e.check(sent > 0 and got >= sent * 0.95,
+                  "spoke UDP to %s:%d reached the neighbour: %d of %d datagrams, from %s"
+                  % (TARGET, UDP_PORT, got, sent, sources))
+        e2e.check(tx_before is not None and tx_after - tx_before >= got,
+                  "the LAN port's workers sent them: %d frames"
+                  % ((tx_after or 0) - (tx_before or 0)))
+    finally:
+        e2e.stop_sim(d, sim)
+        if os.path.isdir(hub_run):
+            sh(FRR_HUB, "stop", "--run-dir", hub_run, check=False)
+        if nb is not None:
+            if e2e.failures:
+                print(nb.vtysh("show ip ospf interface"))
+                with open(os.path.join(nb.run, "frr.log")) as f:
+                    print("neighbour FRR log:\n" + f.read()[-3000:])
+            nb.stop()
+        if e2e.failures and os.path.exists(os.path.join(hub_run, "frr.log")):
+            print(hub_vtysh(hub_run, "show ip ospf interface"))
+            with open(os.path.join(hub_run, "frr.log")) as f:
+                print("hub FRR log:\n" + f.read()[-3000:])
+        h.stop()
+        sh("ip", "netns", "del", ns, check=False)
+    print("%d failure(s)" % len(e2e.failures))
+    sys.exit(1 if e2e.failures else 0)
+
+
+if __name__ == "__main__":
+    main()
