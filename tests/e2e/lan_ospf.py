@@ -19,7 +19,10 @@ between a LAN and the hub's host, end to end. In a network namespace of its own 
     neighbour: received by a socket there, the LAN port's worker TX counted
   - unicast from the hub's kernel still works: `ping -I dmvpn-lan` the neighbour's LAN and
     OSPF-learned addresses
-Times are printed, never asserted. About 30 s. Needs root, /dev/net/tun and Debian's FRR
+  - a flood of 224.0.0.9 from the LAN (3000 a second for 3 s against dmvpn-lan's rate of 300)
+    is policed and counted, at most the rate reaches the kernel; OSPF is Full afterwards
+    (whether the adjacency lived through it printed)
+Times are printed, never asserted. About 40 s. Needs root, /dev/net/tun and Debian's FRR
 (exit 77 otherwise).
 """
 
@@ -48,14 +51,18 @@ TARGET = "172.31.1.1"
 UDP_PORT = 7002
 DATA_RATE = 200  # packets a second, all spokes together
 DATA_SECONDS = 3
+RATE = 300  # dmvpn-lan's rate, each way (packets a second)
+FLOOD_PPS = 3000  # the LAN's flood of 224.0.0.9 (RIP's group), against that rate
+FLOOD_SECONDS = 3
 
 ROUTING = """\
 routing:
   interfaces:
     - port: lan
       name: %s
+      rate: %d
   fpm: {}
-""" % IFACE
+""" % (IFACE, RATE)
 LAN_PORT = """\
   - name: lan
     device: net_tap1,iface=dlan0,mac=02:00:00:00:13:01
@@ -194,6 +201,24 @@ def udp_counter(ns, seconds):
         "print(n, ','.join(sorted(src)))\n" % (TARGET, UDP_PORT, seconds))
     return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", prog],
                             stdout=subprocess.PIPE, text=True)
+
+
+def flood(ns, pps, seconds):
+    """UDP to 224.0.0.9:520 out of the neighbour's veth at about `pps` for `seconds`; returns
+    how many were sent."""
+    prog = (
+        "import socket, time\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('198.18.0.2'))\n"
+        "s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)\n"
+        "n, t0 = 0, time.time()\n"
+        "while time.time() - t0 < %f:\n"
+        "    while n < (time.time() - t0) * %d:\n"
+        "        s.sendto(b'flood' * 8, ('224.0.0.9', 520)); n += 1\n"
+        "    time.sleep(0.005)\n"
+        "print(n)\n" % (seconds, pps))
+    r = sh("ip", "netns", "exec", ns, sys.executable, "-c", prog, check=False)
+    return int(r.stdout.strip() or 0)
 
 
 def exception_row(h):
@@ -343,6 +368,30 @@ def main():
         e2e.check(tx_before is not None and tx_after - tx_before >= got,
                   "the LAN port's workers sent them: %d frames"
                   % ((tx_after or 0) - (tx_before or 0)))
+
+        # A flood of link-local multicast from the LAN: policed by the workers (multicast punt
+        # budget) and by dmvpn-lan's rate, counted; OSPF Full again (or still) afterwards.
+        stats0, x0 = h.json("show", "stats"), exception_row(h)
+        t_flood = time.time()
+        sent = flood(ns, FLOOD_PPS, FLOOD_SECONDS)
+        dt = time.time() - t_flood
+        stats1, x1 = h.json("show", "stats"), exception_row(h)
+        policed = (stats1["punt_policing"]["multicast"]["policed"] -
+                   stats0["punt_policing"]["multicast"]["policed"])
+        passed = x1["to_kernel_multicast"] - x0["to_kernel_multicast"]
+        limited = x1["to_kernel_limited"] - x0["to_kernel_limited"]
+        print("flood: %d packets to 224.0.0.9 in %.1f s; workers policed %d (multicast budget "
+              "%d/s), %d to the kernel, %d over %s's rate %d/s" % (
+                  sent, dt, policed, stats1["punt_policing"]["multicast"]["rate"], passed,
+                  limited, IFACE, RATE))
+        e2e.check(sent > 0 and passed <= RATE * dt + 64 and policed + limited > 0,
+                  "the flood was cut to the interface's rate and counted (%d of %d to the "
+                  "kernel in %.1f s)" % (passed, sent, dt))
+        row = wait_for(lambda: full_neighbour(hub_run), 20, 0.25)
+        up_ms = (row or {}).get("upTimeInMsec", 0)
+        e2e.check(row is not None, "after the flood 198.18.0.2 is Full on %s (up %.1f s: %s)"
+                  % (IFACE, up_ms / 1000.0, "kept through the flood"
+                     if up_ms / 1000.0 > time.time() - t_flood else "lost and formed again"))
     finally:
         e2e.stop_sim(d, sim)
         if os.path.isdir(hub_run):
