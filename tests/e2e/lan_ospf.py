@@ -287,7 +287,7 @@ def main():
         e2e.check(r.returncode == 0, "the hub's FRR (zebra with FPM, ospfd) started")
         nb = neighbour_frr(d, ns)
 
-        row = wait_for(lambda: full_neighbour(hub_run), 60, 0.25)
+        row = wait_for(lambda: full_neighbour(hub_run), 30, 0.25)
         t_full = time.time() - t0
         print(hub_vtysh(hub_run, "show ip ospf neighbor"))
         print(nb.vtysh("show ip ospf neighbor"))
@@ -295,6 +295,9 @@ def main():
                   "FRR started (dead interval 4 s: DR election waits that long)" % (IFACE, t_full))
         e2e.check("Full" in nb.vtysh("show ip ospf neighbor 198.18.0.1"),
                   "the neighbour's ospfd has 198.18.0.1 Full")
+        if row is None:
+            raise SystemExit("no adjacency: the rest needs it (counters: %s)"
+                             % json.dumps(exception_row(h)))
 
         # When zebra selected the route, and when the hub's FIB had it (FPM, then ARP).
         t_zebra = None
@@ -326,7 +329,11 @@ def main():
                   "the hub's OSPF hellos left the LAN port to 01:00:5e:00:00:05 (every "
                   "224.0.0.x frame to its mapped MAC; %d frames)" % len(frames))
         x = exception_row(h)
+        stats = h.json("show", "stats")
         print("exception counters:", json.dumps(x))
+        print("multicast punted by the workers: %s; link-local dropped by the control lcore "
+              "(no kernel interface took it): %d" % (json.dumps(stats["punts"]["multicast"]),
+                                                    stats["control"]["multicast_link_local"]))
         e2e.check(x.get("to_kernel_multicast", 0) > before.get("to_kernel_multicast", 0),
                   "link-local multicast from the LAN punted to %s: %d packets"
                   % (IFACE, x.get("to_kernel_multicast", 0)))
