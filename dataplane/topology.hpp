@@ -39,6 +39,9 @@ struct port_info {
     // An underlay port that may not route: IPv4 arriving here that is neither tunnel traffic
     // nor addressed to the hub is dropped (underlay_transit).
     bool drop_transit = false;
+    // The port has a kernel interface (routing.interfaces): link-local multicast arriving here
+    // (224.0.0.0/24: OSPF, EIGRP hellos) is punted for it even when drop_transit.
+    bool link_local_to_host = false;
 };
 
 // Addresses are in host byte order.

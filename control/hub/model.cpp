@@ -58,6 +58,9 @@ dp::topology dataplane_topology(const config::topology& t, const tunnel_slots& s
             const config::port* cp = t.find_port(name);
             d.ports[p.id].drop_transit =
                 cp != nullptr && cp->role == config::port_role::underlay && !cp->allow_transit;
+            for (const config::kernel_interface& k : t.routing.interfaces) {
+                d.ports[p.id].link_local_to_host |= k.create && k.port == name;
+            }
             d.n_ports = std::max<uint16_t>(d.n_ports, static_cast<uint16_t>(p.id + 1));
         }
     }

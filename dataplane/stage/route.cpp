@@ -67,11 +67,13 @@ uint16_t route(rte_mbuf** pkts, uint16_t n, worker_ctx& ctx) noexcept {
         }
         {
             // An underlay port carries tunnel traffic (not routed here) and what is addressed
-            // to the hub; it is not a way into the LAN unless allow-transit says so.
+            // to the hub (its link-local multicast too when it has a kernel interface); it is
+            // not a way into the LAN unless allow-transit says so.
             const packet_meta& pm = meta(m);
             if (topo != nullptr && pm.in_port < topo->n_ports &&
                 topo->ports[pm.in_port].drop_transit && (pm.flags & meta_flag::from_tunnel) == 0 &&
-                ((nhs[i] & fib_hit) == 0 || decode(nhs[i]).kind != route_kind::local))
+                ((nhs[i] & fib_hit) == 0 || decode(nhs[i]).kind != route_kind::local) &&
+                !(topo->ports[pm.in_port].link_local_to_host && (dst & 0xffffff00u) == 0xe0000000u))
                 [[unlikely]] {
                 ctx.drop(m, drop_reason::underlay_transit);
                 continue;

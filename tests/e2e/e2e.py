@@ -108,7 +108,8 @@ tunnels:
 
 
 def reexec_in_netns(script, marker):
-    """Runs `script` again inside a network namespace of its own (unshare -n), once; skips (77)
+    """Runs `script` (with its arguments) again inside a network namespace of its own (unshare
+    -n), once; skips (77)
     without root or /dev/net/tun."""
     if os.environ.get(marker) == "1":
         return
@@ -116,7 +117,8 @@ def reexec_in_netns(script, marker):
         print("SKIP: needs root and /dev/net/tun")
         sys.exit(77)
     env = dict(os.environ, **{marker: "1"})
-    r = subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(script)], env=env)
+    r = subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(script), *sys.argv[1:]],
+                       env=env)
     sys.exit(r.returncode)
 
 

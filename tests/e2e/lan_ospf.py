@@ -22,8 +22,12 @@ between a LAN and the hub's host, end to end. In a network namespace of its own 
   - a flood of 224.0.0.9 from the LAN (3000 a second for 3 s against dmvpn-lan's rate of 300)
     is policed and counted, at most the rate reaches the kernel; OSPF is Full afterwards
     (whether the adjacency lived through it printed)
-Times are printed, never asserted. About 40 s. Needs root, /dev/net/tun and Debian's FRR
-(exit 77 otherwise).
+With the argument `underlay` the port is an underlay port instead (role underlay, no
+allow-transit): OSPF reaches Full the same way (the workers punt its link-local multicast
+although the port drops transit), the hellos, counters, kernel unicast and flood checks pass;
+the prefix is not checked in the FIB nor used (zebra's FPM next hops resolve through tunnels and
+LAN ports only). Times are printed, never asserted. About 40 s. Needs root, /dev/net/tun and
+Debian's FRR (exit 77 otherwise).
 """
 
 import json
@@ -63,13 +67,16 @@ routing:
       rate: %d
   fpm: {}
 """ % (IFACE, RATE)
+# `underlay`: the same port as a second underlay port (no allow-transit): its link-local
+# multicast still reaches the kernel interface, the rest of what is not for the hub is dropped.
+ROLE = sys.argv[1] if len(sys.argv) > 1 else "lan"
 LAN_PORT = """\
   - name: lan
     device: net_tap1,iface=dlan0,mac=02:00:00:00:13:01
-    role: lan
+    role: %s
     address: 198.18.0.1/24
 tunnels:
-"""
+""" % ROLE
 OSPF_IFACE = """\
  ip ospf network broadcast
  ip ospf hello-interval 1
@@ -237,6 +244,8 @@ def lan_tx_by_workers(h):
 
 
 def main():
+    if ROLE not in ("lan", "underlay"):
+        raise SystemExit("usage: lan_ospf.py [lan|underlay]")
     e2e.reexec_in_netns(__file__, "DMVPN_LAN_OSPF_NS")
     if not os.path.exists(os.path.join(FRR, "ospfd")) or shutil.which("vtysh") is None:
         print("SKIP: needs Debian's frr (ospfd, vtysh)")
@@ -299,24 +308,30 @@ def main():
             raise SystemExit("no adjacency: the rest needs it (counters: %s)"
                              % json.dumps(exception_row(h)))
 
-        # When zebra selected the route, and when the hub's FIB had it (FPM, then ARP).
-        t_zebra = None
+        if ROLE == "lan":
+            # When zebra selected the route, and when the hub's FIB had it (FPM, then ARP).
+            t_zebra = None
 
-        def in_fib():
-            nonlocal t_zebra
-            if t_zebra is None and PREFIX in hub_vtysh(hub_run, "show ip route ospf json"):
-                t_zebra = time.time() - t0
-            r = fib_route(h, PREFIX)
-            return r if r and r.get("state") == "complete" else None
-        fib = wait_for(in_fib, 30, 0.1)
-        t_fib = time.time() - t0
-        print("times from FRR's start: Full %.1f s, in zebra %s s, in the hub's FIB %.1f s"
-              % (t_full, "%.1f" % t_zebra if t_zebra is not None else "?", t_fib))
-        print(h.ctl("show", "ip", "route"))
-        e2e.check(fib is not None and fib["code"] == "O" and fib["protocol"] == "ospf" and
-                  fib["source"] == "fpm" and fib["next_hop"] == "198.18.0.2",
-                  "%s in the hub's FIB as O (ospf, from FPM) via 198.18.0.2, complete, %.1f s "
-                  "after FRR started: %s" % (PREFIX, t_fib, json.dumps(fib)))
+            def in_fib():
+                nonlocal t_zebra
+                if t_zebra is None and PREFIX in hub_vtysh(hub_run, "show ip route ospf json"):
+                    t_zebra = time.time() - t0
+                r = fib_route(h, PREFIX)
+                return r if r and r.get("state") == "complete" else None
+            fib = wait_for(in_fib, 30, 0.1)
+            t_fib = time.time() - t0
+            print("times from FRR's start: Full %.1f s, in zebra %s s, in the hub's FIB %.1f s"
+                  % (t_full, "%.1f" % t_zebra if t_zebra is not None else "?", t_fib))
+            print(h.ctl("show", "ip", "route"))
+            e2e.check(fib is not None and fib["code"] == "O" and fib["protocol"] == "ospf" and
+                      fib["source"] == "fpm" and fib["next_hop"] == "198.18.0.2",
+                      "%s in the hub's FIB as O (ospf, from FPM) via 198.18.0.2, complete, %.1f s "
+                      "after FRR started: %s" % (PREFIX, t_fib, json.dumps(fib)))
+        else:
+            # zebra's FPM routes resolve through tunnels and LAN ports only (hub_fpm.cpp):
+            # the route via an underlay neighbour is not installed (nor reachable below).
+            print("underlay: %s via 198.18.0.2 not expected in the hub's FIB (FPM next hops "
+                  "on tunnels and LAN ports only): %s" % (PREFIX, json.dumps(fib_route(h, PREFIX))))
 
         # The hub's hellos on the LAN: the mapped MAC.
         frames = mcast_frames(ns, 2.5)
@@ -342,39 +357,40 @@ def main():
                   % (IFACE, x.get("from_kernel_multicast", 0), x.get("from_kernel_unsent", 0)))
 
         # Unicast from the hub's kernel: a LAN host, and the OSPF-learned prefix.
-        for addr in ("198.18.0.2", TARGET):
+        for addr in ("198.18.0.2", TARGET) if ROLE == "lan" else ("198.18.0.2",):
             ping = sh("ping", "-n", "-c", "3", "-i", "0.3", "-W", "3", "-I", IFACE, addr,
                       check=False)
             print(ping.stdout.strip())
             e2e.check(ping.returncode == 0, "ping -I %s %s answered" % (IFACE, addr))
 
-        # Spokes' traffic to the OSPF-learned prefix, through the workers.
-        rx = udp_counter(ns, DATA_SECONDS + 8)
-        tx_before = lan_tx_by_workers(h)
-        sim_cmd = [e2e.SIM, "--queues", "2", "--vdev",
-                   "net_memif0,role=client,socket=%s/memif.sock" % d, "--tunnel-prefix",
-                   "10.0.0.0/16", "--no-progress", "--linger", "--spokes", SPOKES, *e2e.GOOD,
-                   "--rate", DATA_RATE, "--data-to-hub", UDP_PORT, "--data-to-address", TARGET,
-                   "--duration", DATA_SECONDS, "--eal",
-                   "-l 0 --no-huge -m 512 --no-pci --no-telemetry --file-prefix e2e-lospf-sim-%d"
-                   % os.getpid()]
-        out_path = os.path.join(d, "spokesim.out")
-        with open(out_path, "w") as so, open(os.path.join(d, "spokesim.err"), "w") as se:
-            sim = subprocess.Popen([str(a) for a in sim_cmd], stdout=so, stderr=se)
-        rep = wait_for(lambda: e2e.report_of(out_path), 60, 0.2)
-        got, sources = rx.communicate(timeout=30)[0].split(" ", 1) if rx else ("0", "")
-        got, sources = int(got), sources.strip()
-        tx_after = lan_tx_by_workers(h)
-        e2e.check(rep is not None and rep["registered"] == SPOKES, "%d spokes registered"
-                  % (rep or {}).get("registered", 0))
-        sent = (rep or {}).get("sent", 0)
-        print("spokesim:", rep and {k: rep[k] for k in ("registered", "sent")})
-        e2e.check(sent > 0 and got >= sent * 0.95,
-                  "spoke UDP to %s:%d reached the neighbour: %d of %d datagrams, from %s"
-                  % (TARGET, UDP_PORT, got, sent, sources))
-        e2e.check(tx_before is not None and tx_after - tx_before >= got,
-                  "the LAN port's workers sent them: %d frames"
-                  % ((tx_after or 0) - (tx_before or 0)))
+        if ROLE == "lan":
+            # Spokes' traffic to the OSPF-learned prefix, through the workers.
+            rx = udp_counter(ns, DATA_SECONDS + 8)
+            tx_before = lan_tx_by_workers(h)
+            sim_cmd = [e2e.SIM, "--queues", "2", "--vdev",
+                       "net_memif0,role=client,socket=%s/memif.sock" % d, "--tunnel-prefix",
+                       "10.0.0.0/16", "--no-progress", "--linger", "--spokes", SPOKES, *e2e.GOOD,
+                       "--rate", DATA_RATE, "--data-to-hub", UDP_PORT, "--data-to-address", TARGET,
+                       "--duration", DATA_SECONDS, "--eal",
+                       "-l 0 --no-huge -m 512 --no-pci --no-telemetry "
+                       "--file-prefix e2e-lospf-sim-%d" % os.getpid()]
+            out_path = os.path.join(d, "spokesim.out")
+            with open(out_path, "w") as so, open(os.path.join(d, "spokesim.err"), "w") as se:
+                sim = subprocess.Popen([str(a) for a in sim_cmd], stdout=so, stderr=se)
+            rep = wait_for(lambda: e2e.report_of(out_path), 60, 0.2)
+            got, sources = rx.communicate(timeout=30)[0].split(" ", 1) if rx else ("0", "")
+            got, sources = int(got), sources.strip()
+            tx_after = lan_tx_by_workers(h)
+            e2e.check(rep is not None and rep["registered"] == SPOKES, "%d spokes registered"
+                      % (rep or {}).get("registered", 0))
+            sent = (rep or {}).get("sent", 0)
+            print("spokesim:", rep and {k: rep[k] for k in ("registered", "sent")})
+            e2e.check(sent > 0 and got >= sent * 0.95,
+                      "spoke UDP to %s:%d reached the neighbour: %d of %d datagrams, from %s"
+                      % (TARGET, UDP_PORT, got, sent, sources))
+            e2e.check(tx_before is not None and tx_after - tx_before >= got,
+                      "the LAN port's workers sent them: %d frames"
+                      % ((tx_after or 0) - (tx_before or 0)))
 
         # A flood of link-local multicast from the LAN: policed by the workers (multicast punt
         # budget) and by dmvpn-lan's rate, counted; OSPF Full again (or still) afterwards.

@@ -1036,6 +1036,21 @@ TEST_CASE("An underlay port is no way into the LAN: transit IPv4 is dropped unle
         e.from_lan({e.lan_frame(ipv4(net::lan_host, net::spoke2, 17, payload_udp()))});
         CHECK(e.sent_on(e.underlay()).size() == 1);
     }
+    SECTION("not allowed, with a kernel interface: its link-local multicast is punted") {
+        change_topology(e, [&](dp::topology& t) {
+            t.ports[e.underlay().id].drop_transit = true;
+            t.ports[e.underlay().id].link_local_to_host = true;
+        });
+        auto group = ipv4(ip4(198, 51, 100, 77), ip4(239, 1, 2, 3), 17, payload_udp());
+        e.from_underlay({on_underlay(mcast), on_underlay(group), on_underlay(to_lan)});
+        auto p = e.punts();
+        REQUIRE(p.size() == 1);  // 224.0.0.10 only: 239.1.2.3 is still transit
+        CHECK(p[0].reason == punt_reason::multicast);
+        CHECK(data_of(p[0].m) == mcast);
+        env::free_all(p);
+        CHECK(e.sent_on(e.lan()).empty());
+        CHECK(drops(e, drop_reason::underlay_transit) == 2);
+    }
     SECTION("allowed (allow-transit)") {
         e.from_underlay({on_underlay(to_lan), on_underlay(to_spoke)});
         CHECK(e.sent_on(e.lan()).size() == 1);

@@ -639,6 +639,17 @@ TEST_CASE("the YAML model maps onto the workers' topology and the NHRP server", 
     config::topology routed = t;
     routed.ports[0].allow_transit = true;
     CHECK_FALSE(dataplane_topology(routed, slots, ports).ports[3].drop_transit);
+    // A kernel interface on a port: its link-local multicast goes to the host, underlay or not.
+    CHECK_FALSE(d.ports[3].link_local_to_host);
+    config::topology with_kernel = t;
+    config::kernel_interface k;
+    k.port = "wan";
+    k.name = "dmvpn-wan";
+    with_kernel.routing.interfaces.push_back(k);
+    CHECK(dataplane_topology(with_kernel, slots, ports).ports[3].link_local_to_host);
+    CHECK_FALSE(dataplane_topology(with_kernel, slots, ports).ports[1].link_local_to_host);
+    with_kernel.routing.interfaces.back().create = false;
+    CHECK_FALSE(dataplane_topology(with_kernel, slots, ports).ports[3].link_local_to_host);
     CHECK_FALSE(d.tunnels[1].has_key);
     CHECK_FALSE(d.tunnels[1].ipsec);
     // GRE to the hub's NBMA address finds its tunnel by key.
