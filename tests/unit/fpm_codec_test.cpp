@@ -6,10 +6,11 @@
 //   ip route 10.3.0.0/24 192.0.2.2
 //   ip route 10.3.0.0/24 192.0.2.3
 //   ip route 10.9.9.9/32 blackhole
-// then, once zebra had sent those: `no ip route 10.2.0.0/24 192.0.2.3` and
-// `ip route 10.4.0.0/22 192.0.2.9 150`; zebra also sends its connected 192.0.2.0/24 (the veth
-// holding 192.0.2.1/24) and the IPv6 link-local fe80::/64.
-// DMVPN_FPM_STREAM names another recording of the same script (the live test records afresh).
+// then, once zebra had sent those: `no ip route 10.2.0.0/24 192.0.2.3`,
+// `ip route 10.4.0.0/22 192.0.2.9 150` and `ip route 10.1.0.0/16 192.0.2.4` (a second gateway:
+// zebra's update, RTM_DELROUTE and RTM_NEWROUTE in one frame); zebra also sends its connected
+// 192.0.2.0/24 (the veth holding 192.0.2.1/24) and the IPv6 link-local fe80::/64. DMVPN_FPM_STREAM
+// names another recording of the same script (the live test records afresh).
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -93,14 +94,16 @@ void apply_one(const fpm::message& m, fpm::nexthop_table& nexthops,
 }
 
 // Applies a stream to an IPv4 table the way the hub's RIB source will: next-hop objects into
-// the table, routes resolved through it. Returns the table and how many frames were seen.
+// the table, routes resolved through it. Returns the table, how many frames were seen and how
+// many of them held more than one message.
 std::map<std::string, entry> apply(const std::vector<uint8_t>& stream, size_t& frames,
-                                   size_t& ipv6_routes) {
+                                   size_t& ipv6_routes, size_t& several) {
     fpm::stream_reader reader;
     fpm::nexthop_table nexthops;
     std::map<std::string, entry> table;
     frames = 0;
     ipv6_routes = 0;
+    several = 0;
     // Feed in odd-sized pieces: framing must not depend on how TCP cut the stream.
     for (size_t off = 0; off < stream.size(); off += 7) {
         const size_t n = std::min<size_t>(7, stream.size() - off);
@@ -115,6 +118,7 @@ std::map<std::string, entry> apply(const std::vector<uint8_t>& stream, size_t& f
             auto ms = fpm::decode_frame(**f);
             INFO("frame " << frames);
             REQUIRE(ms.has_value());
+            several += ms->size() > 1 ? 1 : 0;
             for (const auto& m : *ms) {
                 REQUIRE(m.has_value());
                 apply_one(*m, nexthops, table, ipv6_routes);
@@ -127,7 +131,7 @@ std::map<std::string, entry> apply(const std::vector<uint8_t>& stream, size_t& f
 
 std::map<std::string, entry> expected_table() {
     return {
-        {"10.1.0.0/16", {"static", false, {"192.0.2.2"}}},
+        {"10.1.0.0/16", {"static", false, {"192.0.2.2", "192.0.2.4"}}},
         {"10.3.0.0/24", {"static", false, {"192.0.2.2", "192.0.2.3"}}},
         {"10.9.9.9/32", {"static", true, {}}},
         {"10.4.0.0/22", {"static", false, {"192.0.2.9"}}},
@@ -141,21 +145,23 @@ TEST_CASE("zebra's stream with next-hop groups gives staticd's table") {
     const char* live = std::getenv("DMVPN_FPM_STREAM");
     const auto stream =
         read_file(live ? std::string(live) : testdata() + "/fpm/zebra-8.4-static-nhg.bin");
-    size_t frames = 0, v6 = 0;
-    const auto table = apply(stream, frames, v6);
+    size_t frames = 0, v6 = 0, several = 0;
+    const auto table = apply(stream, frames, v6, several);
     CHECK(table == expected_table());
     CHECK(frames >= 12);
     CHECK(v6 >= 1);
+    CHECK(several >= 1);  // 10.1.0.0/16's update
 }
 
 TEST_CASE("zebra's stream without next-hop groups gives the same table") {
     const char* live = std::getenv("DMVPN_FPM_STREAM_NONHG");
     const auto stream =
         read_file(live ? std::string(live) : testdata() + "/fpm/zebra-8.4-static-nonhg.bin");
-    size_t frames = 0, v6 = 0;
-    const auto table = apply(stream, frames, v6);
+    size_t frames = 0, v6 = 0, several = 0;
+    const auto table = apply(stream, frames, v6, several);
     CHECK(table == expected_table());
     CHECK(frames >= 7);
+    CHECK(several >= 1);
 }
 
 TEST_CASE("encode and decode agree") {
