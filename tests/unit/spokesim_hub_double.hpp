@@ -56,6 +56,7 @@ public:
     std::vector<buffer> unknown_frames;
     // Inner packets the spokes sent to the hub's overlay address (echo replies, --data-to-hub).
     std::vector<buffer> to_hub;
+    std::vector<buffer> elsewhere;  // data to no spoke and not the hub: behind the hub's routes
     // UDP to the hub (IKE): handed here when set, frames for the spokes into the deque.
     std::function<void(const ipv4_view&, std::deque<buffer>&)> on_udp;
 
@@ -231,7 +232,10 @@ private:
             return;
         }
         auto owner = _t.local_by_destination(ip->dst);
-        REQUIRE(owner);
+        if (!owner) {
+            elsewhere.emplace_back(inner.begin(), inner.end());  // --data-to: routed on
+            return;
+        }
         REQUIRE(bindings.count(_t.overlay_of(*owner)) == 1);
         buffer copy(inner.begin(), inner.end());
         if (corrupt_next_data) {
