@@ -3,6 +3,7 @@
 // x86); the FPM header is big-endian.
 #include "control/fpm/codec.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace dmvpn::fpm {
@@ -413,7 +414,7 @@ result<size_t> frame_length(std::span<const uint8_t> data) {
     return len;
 }
 
-result<message> decode_frame(std::span<const uint8_t> frame) {
+result<frame_messages> decode_frame(std::span<const uint8_t> frame) {
     auto len = frame_length(frame);
     if (!len) {
         return wire::fail(len.error());
@@ -421,7 +422,25 @@ result<message> decode_frame(std::span<const uint8_t> frame) {
     if (*len > frame.size()) {
         return wire::fail(error::truncated);
     }
-    return decode_netlink(frame.subspan(header_size, *len - header_size));
+    auto nl = frame.subspan(header_size, *len - header_size);
+    if (nl.size() < nlmsghdr_size) {
+        return wire::fail(error::netlink_truncated);
+    }
+    // At most max_frame / nlmsghdr_size messages: bounded by the 16-bit frame length.
+    frame_messages out;
+    while (!nl.empty()) {
+        if (nl.size() < nlmsghdr_size) {
+            out.push_back(wire::fail(error::netlink_truncated));  // trailing bytes
+            break;
+        }
+        const auto mlen = load<uint32_t>(nl.data());
+        if (mlen < nlmsghdr_size || mlen > nl.size()) {
+            return wire::fail(error::netlink_bad_length);  // the walk cannot go on
+        }
+        out.push_back(decode_netlink(nl.first(mlen)));
+        nl = nl.subspan(std::min<size_t>(align4(mlen), nl.size()));
+    }
+    return out;
 }
 
 result<message> decode_netlink(std::span<const uint8_t> nl) {
@@ -444,6 +463,19 @@ result<message> decode_netlink(std::span<const uint8_t> nl) {
         default:
             return wire::fail(error::unsupported_message);
     }
+}
+
+std::vector<uint8_t> encode_frame(std::span<const message> ms) {
+    std::vector<uint8_t> out(header_size, 0);
+    for (const auto& m : ms) {
+        const auto one = encode_frame(m);
+        out.insert(out.end(), one.begin() + header_size, one.end());
+    }
+    out[0] = version;
+    out[1] = type_netlink;
+    out[2] = static_cast<uint8_t>(out.size() >> 8);
+    out[3] = static_cast<uint8_t>(out.size());
+    return out;
 }
 
 std::vector<uint8_t> encode_frame(const message& m) {

@@ -127,12 +127,19 @@ using message = std::variant<route, nexthop_object>;
 
 // The FPM header at the start of `data`: the whole frame's length (header included).
 result<size_t> frame_length(std::span<const uint8_t> data);
-// One frame (header and netlink message) into a route or next-hop message.
-result<message> decode_frame(std::span<const uint8_t> frame);
-// The netlink message alone (what follows the FPM header).
+// Every netlink message of one frame, in order. A frame may hold several: zebra 8.4 sends a
+// route that changes (DPLANE_OP_ROUTE_UPDATE) as RTM_DELROUTE then RTM_NEWROUTE in one frame
+// (dplane_fpm_nl.c, fpm_nl_enqueue), so taking only the first message loses the route. The FPM
+// header, an empty frame or a netlink length running past the frame fail the whole frame; a
+// message that does not decode is its own error in place, the others stand.
+using frame_messages = std::vector<result<message>>;
+result<frame_messages> decode_frame(std::span<const uint8_t> frame);
+// One netlink message alone (what follows the FPM header; extra bytes after it are not read).
 result<message> decode_netlink(std::span<const uint8_t> nl);
 // The frame zebra would send for `m` (tests, the bench's route generator).
 std::vector<uint8_t> encode_frame(const message& m);
+// Several messages in one frame, as zebra sends a route update (tests).
+std::vector<uint8_t> encode_frame(std::span<const message> ms);
 
 // Splits a TCP byte stream into frames. Holds at most one partial frame plus what one feed()
 // brings (bounded by max_frame + the caller's read size). A bad header poisons the stream: FPM

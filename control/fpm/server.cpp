@@ -144,45 +144,73 @@ void server::run() {
 
 void server::on_frame(std::span<const uint8_t> frame) {
     _counters.frames.fetch_add(1, std::memory_order_relaxed);
-    auto m = decode_frame(frame);
-    if (!m) {
+    auto ms = decode_frame(frame);
+    if (!ms) {
         _counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    if (auto* nh = std::get_if<nexthop_object>(&*m)) {
-        const bool replaced = nh->add && _nexthops.resolve(nh->id).has_value();
-        if (!_nexthops.apply(*nh)) {
+    for (size_t i = 0; i < ms->size(); ++i) {
+        const auto& m = (*ms)[i];
+        if (!m) {
             _counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
-            return;
+            continue;
         }
-        if (replaced) {
-            // The kernel's semantics: every route using the object, directly or through a
-            // group, follows it.
-            for (auto& [k, h] : _table) {
-                if (h.nexthop_id == 0) {
-                    continue;
-                }
-                auto hops = _nexthops.resolve(h.nexthop_id);
-                if (!hops) {
-                    continue;
-                }
-                route_update u = h.update;
-                u.blackhole = _nexthops.is_blackhole(h.nexthop_id);
-                u.gateways.clear();
-                u.ifindexes.clear();
-                for (const auto& hop : *hops) {
-                    u.gateways.push_back(hop.gateway ? hop.gateway->v4() : 0);
-                    u.ifindexes.push_back(hop.ifindex);
-                }
-                if (!(u == h.update)) {
-                    h.update = u;
-                    announce(u);
-                }
-            }
+        // zebra's route update: RTM_DELROUTE then RTM_NEWROUTE of the same prefix in one frame.
+        // The NEWROUTE replaces (NLM_F_REPLACE), so the withdrawal is not announced: the FIB
+        // goes from the old route to the new one in one write, with no gap between.
+        if (i + 1 < ms->size() && (*ms)[i + 1] && replaced_by(*m, *(*ms)[i + 1])) {
+            continue;
         }
+        if (const auto* nh = std::get_if<nexthop_object>(&*m)) {
+            on_nexthop(*nh);
+        } else {
+            on_route(std::get<route>(*m));
+        }
+    }
+}
+
+bool server::replaced_by(const message& del, const message& next) {
+    const auto* d = std::get_if<route>(&del);
+    const auto* n = std::get_if<route>(&next);
+    return d != nullptr && n != nullptr && !d->add && n->add && d->family == n->family &&
+           d->table == n->table && d->prefix_len == n->prefix_len && d->dst == n->dst;
+}
+
+void server::on_nexthop(const nexthop_object& nh) {
+    const bool replaced = nh.add && _nexthops.resolve(nh.id).has_value();
+    if (!_nexthops.apply(nh)) {
+        _counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    const auto& r = std::get<route>(*m);
+    if (!replaced) {
+        return;
+    }
+    // The kernel's semantics: every route using the object, directly or through a group,
+    // follows it.
+    for (auto& [k, h] : _table) {
+        if (h.nexthop_id == 0) {
+            continue;
+        }
+        auto hops = _nexthops.resolve(h.nexthop_id);
+        if (!hops) {
+            continue;
+        }
+        route_update u = h.update;
+        u.blackhole = _nexthops.is_blackhole(h.nexthop_id);
+        u.gateways.clear();
+        u.ifindexes.clear();
+        for (const auto& hop : *hops) {
+            u.gateways.push_back(hop.gateway ? hop.gateway->v4() : 0);
+            u.ifindexes.push_back(hop.ifindex);
+        }
+        if (!(u == h.update)) {
+            h.update = u;
+            announce(u);
+        }
+    }
+}
+
+void server::on_route(const route& r) {
     if (r.family != 2 || r.table != _options.table) {
         _counters.skipped.fetch_add(1, std::memory_order_relaxed);
         return;
@@ -190,15 +218,20 @@ void server::on_frame(std::span<const uint8_t> frame) {
     const uint32_t prefix = r.dst.v4();
     const uint64_t key = key_of(prefix, r.prefix_len);
     auto it = _table.find(key);
-    if (!r.add) {
+    auto withdraw = [&] {
         if (it != _table.end()) {
             route_update u = it->second.update;
             u.add = false;
             _table.erase(it);
             announce(std::move(u));
         }
+    };
+    if (!r.add) {
+        withdraw();
         return;
     }
+    // A NEWROUTE replaces what the prefix had (zebra sets NLM_F_REPLACE): one we cannot take
+    // (its next-hop object unknown, no gateway) leaves no stale route behind.
     route_update u;
     u.prefix = prefix;
     u.len = r.prefix_len;
@@ -209,6 +242,7 @@ void server::on_frame(std::span<const uint8_t> frame) {
         auto resolved = _nexthops.resolve(r.nexthop_id);
         if (!resolved) {
             _counters.skipped.fetch_add(1, std::memory_order_relaxed);
+            withdraw();
             return;
         }
         hops = std::move(*resolved);
@@ -220,6 +254,7 @@ void server::on_frame(std::span<const uint8_t> frame) {
     }
     if (!u.blackhole && u.gateways.empty()) {
         _counters.skipped.fetch_add(1, std::memory_order_relaxed);
+        withdraw();
         return;
     }
     if (it == _table.end()) {

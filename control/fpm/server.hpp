@@ -53,7 +53,7 @@ struct server_counters {
     std::atomic<uint64_t> connections{0};
     std::atomic<uint64_t> disconnects{0};
     std::atomic<uint64_t> frames{0};
-    std::atomic<uint64_t> bad_frames{0};      // refused by the decoder (counted, skipped)
+    std::atomic<uint64_t> bad_frames{0};      // frames or messages the decoder refused
     std::atomic<uint64_t> poisoned{0};        // bad FPM header: connection closed
     std::atomic<uint64_t> routes_added{0};    // updates handed over (add)
     std::atomic<uint64_t> routes_removed{0};  // updates handed over (withdraw, sweep, hold)
@@ -92,6 +92,10 @@ private:
 
     void run();
     void on_frame(std::span<const uint8_t> frame);
+    void on_nexthop(const nexthop_object& nh);
+    void on_route(const route& r);
+    // `del` is a RTM_DELROUTE that `next` (the frame's next message) re-adds: a route update.
+    static bool replaced_by(const message& del, const message& next);
     void announce(route_update u);
     void sweep();
     void withdraw_all();

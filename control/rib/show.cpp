@@ -112,6 +112,9 @@ std::string show_ip_route(const std::vector<route_row>& rows, bool json) {
             if (!r.interface.empty()) {
                 line += ", " + r.interface;
             }
+        } else if (r.state == "blackhole") {
+            // A summary (bgpd's aggregate-address) or a static to Null0: IOS says so.
+            line += " is directly connected, Null0";
         } else {
             line += " is directly connected";
             if (!r.interface.empty()) {

@@ -160,8 +160,9 @@ if [ -n "${LAN:-}" ]; then
         || die "lan0"
 fi
 if [ -f $H/bgpd.conf ]; then
-    # Other spokes' LANs (192.168.0.0/16) through the NHS until BGP says better.
-    ip route add 192.168.0.0/16 via "$NHS_OVERLAY" dev gre1 onlink
+    # Other spokes' LANs (192.168.0.0/16) through the NHS until BGP says better (not with
+    # rig --no-lan-route: BGP alone routes them, e.g. with the hub's summary).
+    [ "${LAN_ROUTE:-1}" = 0 ] || ip route add 192.168.0.0/16 via "$NHS_OVERLAY" dev gre1 onlink
     cp $H/bgpd.conf /etc/frr/ && chown frr:frr /etc/frr/bgpd.conf
     /usr/lib/frr/bgpd -d -f /etc/frr/bgpd.conf -A 127.0.0.1 || die "bgpd did not start"
 fi

@@ -15,8 +15,8 @@ between a LAN and the hub's host, end to end. In a network namespace of its own 
     from_kernel_multicast)
   - the neighbour's 172.31.1.0/24 lands in the hub's FIB as `O` (protocol ospf, source fpm),
     its next hop 198.18.0.2 resolved by ARP on the LAN port
-  - spoke traffic (UDP, `--data-to-address`) to 172.31.1.1 crosses the hub's workers to the
-    neighbour: received by a socket there, the LAN port's worker TX counted
+  - spoke traffic (UDP, the emulator's `--data-to`) to 172.31.1.1 crosses the hub's workers to
+    the neighbour: received by a socket there, the LAN port's worker TX counted
   - unicast from the hub's kernel still works: `ping -I dmvpn-lan` the neighbour's LAN and
     OSPF-learned addresses
   - a flood of 224.0.0.9 from the LAN (3000 a second for 3 s against dmvpn-lan's rate of 300)
@@ -52,7 +52,7 @@ SPOKES = 2
 IFACE = "dmvpn-lan"
 PREFIX = "172.31.1.0/24"
 TARGET = "172.31.1.1"
-UDP_PORT = 7002
+UDP_PORT = 9  # where the emulator's --data-to sends
 DATA_RATE = 200  # packets a second, all spokes together
 DATA_SECONDS = 3
 RATE = 300  # dmvpn-lan's rate, each way (packets a second)
@@ -370,7 +370,7 @@ def main():
             sim_cmd = [e2e.SIM, "--queues", "2", "--vdev",
                        "net_memif0,role=client,socket=%s/memif.sock" % d, "--tunnel-prefix",
                        "10.0.0.0/16", "--no-progress", "--linger", "--spokes", SPOKES, *e2e.GOOD,
-                       "--rate", DATA_RATE, "--data-to-hub", UDP_PORT, "--data-to-address", TARGET,
+                       "--rate", DATA_RATE, "--data-to", TARGET,
                        "--duration", DATA_SECONDS, "--eal",
                        "-l 0 --no-huge -m 512 --no-pci --no-telemetry "
                        "--file-prefix e2e-lospf-sim-%d" % os.getpid()]

@@ -79,7 +79,8 @@ def sh(*cmd, check=True):
 
 
 KERNEL_MACS = {"mhA0": "02:00:00:00:fe:01", "mhB0": "02:00:00:00:fe:02",
-               "mhSa0": "02:00:00:00:fe:03", "mhSb0": "02:00:00:00:fe:04"}
+               "mhSa0": "02:00:00:00:fe:03", "mhSb0": "02:00:00:00:fe:04",
+               "mhSc0": "02:00:00:00:fe:05"}
 
 
 def bridge(iface, timeout=30):

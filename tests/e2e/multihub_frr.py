@@ -23,13 +23,18 @@ must work for the spokes anyway (docs/MULTI-HUB.md).
     and FPM: `dmvpnctl show ip route` shows them as B (FRR's BGP), resolved by NHRP (the other
     hub, the spoke) to their NBMA addresses
   - the spokes' LAN traffic through each hub's FIB (FRR's routes): nothing lost
+  - traffic over a BGP-learned route: hub A has a LAN port (net_tap, 192.168.1.1/24) whose
+    kernel side in A's namespace is the host 192.168.1.2; a third emulator, 4 spokes registered
+    with hub B only, sends to that host (`--data-to`): hub B routes it by 192.168.1.0/24 (B, via
+    hub A's overlay address) over the overlay to hub A, which sends it out of its LAN port;
+    a UDP socket on the host counts every datagram (0 lost)
   - hub A killed (SIGKILL, then its FRR) mid-traffic: hub B's bgpd takes the session down and
     the routes learned from A leave B's FIB (time from the kill printed: BFD vs the hold
     timer), hub A's spokes fail over to B and their traffic continues (gap printed), B's own
     spokes lose nothing
   - hub A and its FRR started again: the session comes back, each hub's FIB has the other's
     routes again, and hub A's new zebra gave it the spokes' LANs (time printed)
-Timings are printed, never asserted. About 55 s (60 s with DMVPN_MULTIHUB_FRR_BFD=0). Needs
+Timings are printed, never asserted. About 60 s (65 s with DMVPN_MULTIHUB_FRR_BFD=0). Needs
 root, /dev/net/tun and Debian's FRR (77 otherwise).
 """
 
@@ -55,6 +60,32 @@ EXAMPLES = os.path.join(ROOT, "config", "examples", "frr")
 BFD = os.environ.get("DMVPN_MULTIHUB_FRR_BFD", "1") != "0"
 LANS = {"A": "192.168.1.0/24", "B": "192.168.2.0/24"}
 ONLY_A = "172.16.100.0/24"  # a LAN behind spoke 0 that only hub A's FRR holds
+# Hub A's LAN port (net_tap, role lan) on LANS["A"]; its kernel side in A's namespace is a host
+# of that LAN, where a UDP socket counts what hub B's spokes send there over BGP's route.
+LAN_TAP, LAN_HOST = "mhfAl0", "192.168.1.2"
+LAN_PORT = """\
+  - name: lan
+    device: net_tap1,iface=%s,mac=02:00:00:00:aa:02
+    role: lan
+    address: 192.168.1.1/24
+""" % LAN_TAP
+# Counts UDP datagrams to port 9 of the address argv[1] until SIGTERM, then prints the count and
+# their sources.
+RECEIVER = r"""
+import signal, socket, sys
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 9))
+n, srcs = 0, set()
+print("listening", flush=True)
+try:
+    while True:
+        _, (a, _) = s.recvfrom(2048)
+        n += 1
+        srcs.add(a)
+finally:
+    print(n, " ".join(sorted(srcs)), flush=True)
+"""
 IFACE = "dmvpn-tun0"
 ROUTING = """\
 routing:
@@ -145,7 +176,8 @@ class Site:
         with open(path, "w") as f:
             f.write(mh.CONFIG.format(d=d, name=name, key=mh.KEY, auth=mh.AUTH,
                                      peer_overlay=peer["overlay"], peer_nbma=peer["nbma"], **me)
-                    .replace("ports:\n", ROUTING + "ports:\n", 1))
+                    .replace("ports:\n", ROUTING + "ports:\n", 1)
+                    .replace("tunnels:\n", (LAN_PORT if name == "A" else "") + "tunnels:\n", 1))
         h.log = open(os.path.join(d, "hub%s.log" % name), "a+")
         h.started = time.time()
         h.proc = subprocess.Popen(
@@ -158,6 +190,15 @@ class Site:
             if time.time() > end:
                 raise SystemExit("hub %s's tap %s never appeared" % (name, me["tap"]))
             time.sleep(0.2)
+        if name == "A":
+            # The LAN's host: the kernel side of hub A's LAN tap, a MAC of its own (the tap PMD
+            # gives it the port's), no reverse-path filter (its route back to the overlay is
+            # dmvpn-tun0, not this interface).
+            sh("ip", "-n", self.ns, "link", "set", LAN_TAP, "address", "02:00:00:00:fe:21", "up")
+            sh("ip", "-n", self.ns, "addr", "add", LAN_HOST + "/24", "dev", LAN_TAP)
+            for conf in ("all", LAN_TAP):
+                sh("ip", "netns", "exec", self.ns, "sysctl", "-qw",
+                   "net.ipv4.conf.%s.rp_filter=0" % conf)
 
     def start_frr(self, run=""):
         self.run_dir = os.path.join(self.d, "frr" + self.name + run)  # fresh sockets, pid files
@@ -287,6 +328,37 @@ def main():
                       "both hubs up, LAN to LAN through FRR's routes: emulator %s sent %s, "
                       "received %s, lost %s" % (tag, r and r["sent"], r and r["received"],
                                                 r and r["lost"]))
+
+        # Traffic over a BGP-learned route: hub B's spokes (a third emulator, registered with
+        # hub B only) send to a host on hub A's LAN; hub B routes it by 192.168.1.0/24 (B, via
+        # hub A's overlay address) to hub A over the overlay, and hub A out of its LAN port.
+        recv = subprocess.Popen(["ip", "netns", "exec", A.ns, "/usr/bin/python3", "-c", RECEIVER,
+                                 LAN_HOST], stdout=subprocess.PIPE, text=True)
+        recv.stdout.readline()  # listening
+        # The host says hello first (RFC 826: hub A learns it from the ARP request for its own
+        # address), so the first packets find its MAC known instead of waiting for ARP.
+        ping = sh("ip", "netns", "exec", A.ns, "ping", "-c", 1, "-W", 2, "192.168.1.1",
+                  check=False)
+        e2e.check(ping.returncode == 0, "hub A answers its LAN host (%s)"
+                  % ping.stdout.strip().splitlines()[-1:])
+        t_c = time.time()
+        c = mh.spokesim(d, "c", 2 * mh.SPOKES, "B", 2, ["--data-to", LAN_HOST])
+        procs.append(c[0])
+        rc_ = mh.report(*c)
+        recv.terminate()
+        got = (recv.communicate(timeout=10)[0].split() or ["0"])
+        arrived, sources = int(got[0]), set(got[1:])
+        spokes_c = {spoke_overlay(2 * mh.SPOKES + n) for n in range(mh.SPOKES)}
+        e2e.check(rc_ is not None and rc_["registered"] == mh.SPOKES and rc_["sent"] > 0 and
+                  arrived == rc_["sent"] and sources == spokes_c,
+                  "hub B's spokes to %s on hub A's LAN over the BGP-learned %s (via %s): sent "
+                  "%s, arrived %d (from %s) in %.1f s" % (LAN_HOST, LANS["A"], a,
+                                                         rc_ and rc_["sent"], arrived,
+                                                         sorted(sources), time.time() - t_c))
+        rb_ = B.hub.json("show", "ip", "route", LANS["A"])["routes"]
+        e2e.check(rb_ and rb_[0]["code"] == "B" and rb_[0]["next_hop"] == a and
+                  rb_[0]["nbma"] == mh.HUBS["A"]["nbma"],
+                  "... hub B's route for it: %s" % rb_)
 
         # Hub A killed mid-traffic: the host dies, FRR with it.
         sims = [mh.spokesim(d, "a", 0, "AB", 10, lan),

@@ -33,6 +33,15 @@ def example_for_rig(name, replacements, work):
     return path
 
 
+def bgpd_for_rig(name, work, more=()):
+    """config/examples/frr/NAME (a bgpd example) with the rig's overlay (listen range
+    10.255.0.0/24, router-id the hub's 10.255.0.1), no hub LAN, and the (old, new) of more."""
+    return example_for_rig(name, (
+        ("bgp listen range 10.0.0.0/16", "bgp listen range 10.255.0.0/24"),
+        ("bgp router-id 10.0.0.1", f"bgp router-id {hf.HUB_OVL}"),
+        ("  network 192.168.100.0/24\n", ""), *more), work)
+
+
 def hub_config(work, iface_extra=""):
     """The rig's hub (hub_frr.CONFIG) with a kernel interface for its tunnel (plus the YAML
     lines iface_extra) and FPM."""
@@ -77,6 +86,46 @@ def with_hub_frr(hub, daemon, conf, checks, on_failure=()):
                     print(f"----- {log} (last 60 lines) -----\n" + "\n".join(
                         log.read_text(errors="replace").splitlines()[-60:]), flush=True)
         frr_hub("stop", "--run-dir", str(FRR_RUN))
+
+
+def bgp_established():
+    """Waits for every spoke's BGP session with the hub's bgpd to be Established (dynamic
+    neighbours of its listen range, carried by the hub's workers and its kernel interface);
+    checks the hub's and the spokes' `show bgp summary`. True when all are up."""
+    def established():
+        s = hub_vtysh("show bgp ipv4 unicast summary json")
+        try:
+            peers = json.loads(s).get("peers", {})
+        except ValueError:
+            return None
+        ok = all(peers.get(ovl, {}).get("state") == "Established" for _, ovl in hf.SPOKES.values())
+        return peers if ok else None
+    t = time.time()
+    peers = wait_for(established, 120, 2)
+    step(f"BGP: {time.time() - t:.0f} s to Established")
+    check(peers is not None, "the hub's bgpd: every spoke a dynamic neighbour, Established "
+                             "(over the hub's kernel interface and workers)",
+          hub_vtysh("show bgp ipv4 unicast summary"))
+    for spoke in hf.SPOKES:
+        out = vtysh(spoke, "show bgp ipv4 unicast summary")
+        check(any(l.split()[:1] == [hf.HUB_OVL] and l.split()[-2:-1] != ["Active"]
+                  and l.split()[-2].isdigit() for l in out.splitlines()),
+              f"{spoke}: BGP with {hf.HUB_OVL} up (prefixes received)", out)
+    return peers is not None
+
+
+def bgp_lans_in_fib(hub):
+    """The spokes register, their BGP sessions come up, their LANs reach the hub's FIB as B
+    routes. Checked; False when nothing after it can work."""
+    if not hf.check_registered(hub):
+        return False
+    step("registered")
+    if not bgp_established():
+        return False
+    # FPM's netlink says only RTPROT_BGP, iBGP or eBGP alike: the hub files both as ebgp
+    # (distance 20; control/rib/fpm_routes.cpp), although these sessions are iBGP.
+    return lans_in_fib(hub, "Established",
+                       lambda r: r["code"] == "B" and r["protocol"] in ("ebgp", "ibgp"), "B (bgp)")
 
 
 def lans_in_fib(hub, after, row_ok, what):

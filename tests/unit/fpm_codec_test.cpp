@@ -6,10 +6,11 @@
 //   ip route 10.3.0.0/24 192.0.2.2
 //   ip route 10.3.0.0/24 192.0.2.3
 //   ip route 10.9.9.9/32 blackhole
-// then, once zebra had sent those: `no ip route 10.2.0.0/24 192.0.2.3` and
-// `ip route 10.4.0.0/22 192.0.2.9 150`; zebra also sends its connected 192.0.2.0/24 (the veth
-// holding 192.0.2.1/24) and the IPv6 link-local fe80::/64.
-// DMVPN_FPM_STREAM names another recording of the same script (the live test records afresh).
+// then, once zebra had sent those: `no ip route 10.2.0.0/24 192.0.2.3`,
+// `ip route 10.4.0.0/22 192.0.2.9 150` and `ip route 10.1.0.0/16 192.0.2.4` (a second gateway:
+// zebra's update, RTM_DELROUTE and RTM_NEWROUTE in one frame); zebra also sends its connected
+// 192.0.2.0/24 (the veth holding 192.0.2.1/24) and the IPv6 link-local fe80::/64. DMVPN_FPM_STREAM
+// names another recording of the same script (the live test records afresh).
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -36,6 +37,16 @@ std::string testdata() {
     return s ? s : "tests/data";
 }
 
+// The one message of a frame that holds one (the header's error, or the message's).
+fpm::result<fpm::message> one(std::span<const uint8_t> frame) {
+    auto ms = fpm::decode_frame(frame);
+    if (!ms) {
+        return dmvpn::wire::fail(ms.error());
+    }
+    REQUIRE(ms->size() == 1);
+    return (*ms)[0];
+}
+
 std::string dotted(uint32_t a) {
     return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." +
            std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
@@ -48,15 +59,51 @@ struct entry {
     bool operator==(const entry&) const = default;
 };
 
+// One message into the table (next-hop objects into `nexthops`).
+void apply_one(const fpm::message& m, fpm::nexthop_table& nexthops,
+               std::map<std::string, entry>& table, size_t& ipv6_routes) {
+    if (auto* nh = std::get_if<fpm::nexthop_object>(&m)) {
+        REQUIRE(nexthops.apply(*nh).has_value());
+        return;
+    }
+    const auto& r = std::get<fpm::route>(m);
+    CHECK(r.table == 254);
+    if (r.family == 10) {
+        ++ipv6_routes;
+        return;
+    }
+    const auto key = dotted(r.dst.v4()) + "/" + std::to_string(r.prefix_len);
+    if (!r.add) {
+        CHECK(table.erase(key) == 1);
+        return;
+    }
+    entry e;
+    e.protocol = std::string(fpm::protocol_name(r.protocol));
+    e.blackhole = r.type == fpm::route_type::blackhole ||
+                  (r.nexthop_id != 0 && nexthops.is_blackhole(r.nexthop_id));
+    std::vector<fpm::nexthop> hops = r.nexthops;
+    if (r.nexthop_id != 0) {
+        auto resolved = nexthops.resolve(r.nexthop_id);
+        REQUIRE(resolved.has_value());
+        hops = *resolved;
+    }
+    for (const auto& h : hops) {
+        e.gateways.insert(h.gateway ? dotted(h.gateway->v4()) : "");
+    }
+    table[key] = e;
+}
+
 // Applies a stream to an IPv4 table the way the hub's RIB source will: next-hop objects into
-// the table, routes resolved through it. Returns the table and how many frames were seen.
+// the table, routes resolved through it. Returns the table, how many frames were seen and how
+// many of them held more than one message.
 std::map<std::string, entry> apply(const std::vector<uint8_t>& stream, size_t& frames,
-                                   size_t& ipv6_routes) {
+                                   size_t& ipv6_routes, size_t& several) {
     fpm::stream_reader reader;
     fpm::nexthop_table nexthops;
     std::map<std::string, entry> table;
     frames = 0;
     ipv6_routes = 0;
+    several = 0;
     // Feed in odd-sized pieces: framing must not depend on how TCP cut the stream.
     for (size_t off = 0; off < stream.size(); off += 7) {
         const size_t n = std::min<size_t>(7, stream.size() - off);
@@ -68,38 +115,14 @@ std::map<std::string, entry> apply(const std::vector<uint8_t>& stream, size_t& f
                 break;
             }
             ++frames;
-            auto m = fpm::decode_frame(**f);
+            auto ms = fpm::decode_frame(**f);
             INFO("frame " << frames);
-            REQUIRE(m.has_value());
-            if (auto* nh = std::get_if<fpm::nexthop_object>(&*m)) {
-                REQUIRE(nexthops.apply(*nh).has_value());
-                continue;
+            REQUIRE(ms.has_value());
+            several += ms->size() > 1 ? 1 : 0;
+            for (const auto& m : *ms) {
+                REQUIRE(m.has_value());
+                apply_one(*m, nexthops, table, ipv6_routes);
             }
-            const auto& r = std::get<fpm::route>(*m);
-            CHECK(r.table == 254);
-            if (r.family == 10) {
-                ++ipv6_routes;
-                continue;
-            }
-            const auto key = dotted(r.dst.v4()) + "/" + std::to_string(r.prefix_len);
-            if (!r.add) {
-                CHECK(table.erase(key) == 1);
-                continue;
-            }
-            entry e;
-            e.protocol = std::string(fpm::protocol_name(r.protocol));
-            e.blackhole = r.type == fpm::route_type::blackhole ||
-                          (r.nexthop_id != 0 && nexthops.is_blackhole(r.nexthop_id));
-            std::vector<fpm::nexthop> hops = r.nexthops;
-            if (r.nexthop_id != 0) {
-                auto resolved = nexthops.resolve(r.nexthop_id);
-                REQUIRE(resolved.has_value());
-                hops = *resolved;
-            }
-            for (const auto& h : hops) {
-                e.gateways.insert(h.gateway ? dotted(h.gateway->v4()) : "");
-            }
-            table[key] = e;
         }
     }
     CHECK(reader.buffered() == 0);
@@ -108,7 +131,7 @@ std::map<std::string, entry> apply(const std::vector<uint8_t>& stream, size_t& f
 
 std::map<std::string, entry> expected_table() {
     return {
-        {"10.1.0.0/16", {"static", false, {"192.0.2.2"}}},
+        {"10.1.0.0/16", {"static", false, {"192.0.2.2", "192.0.2.4"}}},
         {"10.3.0.0/24", {"static", false, {"192.0.2.2", "192.0.2.3"}}},
         {"10.9.9.9/32", {"static", true, {}}},
         {"10.4.0.0/22", {"static", false, {"192.0.2.9"}}},
@@ -122,21 +145,23 @@ TEST_CASE("zebra's stream with next-hop groups gives staticd's table") {
     const char* live = std::getenv("DMVPN_FPM_STREAM");
     const auto stream =
         read_file(live ? std::string(live) : testdata() + "/fpm/zebra-8.4-static-nhg.bin");
-    size_t frames = 0, v6 = 0;
-    const auto table = apply(stream, frames, v6);
+    size_t frames = 0, v6 = 0, several = 0;
+    const auto table = apply(stream, frames, v6, several);
     CHECK(table == expected_table());
     CHECK(frames >= 12);
     CHECK(v6 >= 1);
+    CHECK(several >= 1);  // 10.1.0.0/16's update
 }
 
 TEST_CASE("zebra's stream without next-hop groups gives the same table") {
     const char* live = std::getenv("DMVPN_FPM_STREAM_NONHG");
     const auto stream =
         read_file(live ? std::string(live) : testdata() + "/fpm/zebra-8.4-static-nonhg.bin");
-    size_t frames = 0, v6 = 0;
-    const auto table = apply(stream, frames, v6);
+    size_t frames = 0, v6 = 0, several = 0;
+    const auto table = apply(stream, frames, v6, several);
     CHECK(table == expected_table());
     CHECK(frames >= 7);
+    CHECK(several >= 1);
 }
 
 TEST_CASE("encode and decode agree") {
@@ -150,21 +175,21 @@ TEST_CASE("encode and decode agree") {
     r.metric = 20;
     fpm::address g1{2, {192, 0, 2, 7}}, g2{2, {192, 0, 2, 8}};
     r.nexthops = {{g1, 3, 1}, {g2, 3, 5}};
-    auto back = fpm::decode_frame(fpm::encode_frame(r));
+    auto back = one(fpm::encode_frame(r));
     REQUIRE(back.has_value());
     CHECK(std::get<fpm::route>(*back) == r);
 
     r.nexthops = {{g1, 4, 1}};
     r.table = 1000;
     r.add = false;
-    back = fpm::decode_frame(fpm::encode_frame(r));
+    back = one(fpm::encode_frame(r));
     REQUIRE(back.has_value());
     CHECK(std::get<fpm::route>(*back) == r);
 
     fpm::nexthop_object n;
     n.id = 77;
     n.group = {{12, 0}, {13, 3}};
-    back = fpm::decode_frame(fpm::encode_frame(n));
+    back = one(fpm::encode_frame(n));
     REQUIRE(back.has_value());
     CHECK(std::get<fpm::nexthop_object>(*back) == n);
 }
@@ -174,7 +199,7 @@ TEST_CASE("host bits beyond the prefix are cleared") {
     r.family = 2;
     r.dst = {2, {10, 1, 2, 3}};
     r.prefix_len = 16;
-    auto back = fpm::decode_frame(fpm::encode_frame(r));
+    auto back = one(fpm::encode_frame(r));
     REQUIRE(back.has_value());
     CHECK(std::get<fpm::route>(*back).dst.v4() == 0x0a010000u);
 }
@@ -186,18 +211,18 @@ TEST_CASE("hostile frames are refused with a reason") {
     r.prefix_len = 16;
     r.nexthops = {{fpm::address{2, {192, 0, 2, 2}}, 3, 1}};
     const auto good = fpm::encode_frame(r);
-    REQUIRE(fpm::decode_frame(good).has_value());
+    REQUIRE(one(good).has_value());
 
     auto bad = good;
     bad[0] = 2;
-    CHECK(fpm::decode_frame(bad).error() == fpm::error::bad_version);
+    CHECK(one(bad).error() == fpm::error::bad_version);
     bad = good;
     bad[1] = 2;
-    CHECK(fpm::decode_frame(bad).error() == fpm::error::bad_type);
+    CHECK(one(bad).error() == fpm::error::bad_type);
     bad = good;
     bad[2] = 0;
     bad[3] = 2;
-    CHECK(fpm::decode_frame(bad).error() == fpm::error::bad_length);
+    CHECK(one(bad).error() == fpm::error::bad_length);
     // Every truncation is refused, never read past.
     for (size_t n = 0; n < good.size(); ++n) {
         std::vector<uint8_t> cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
@@ -206,27 +231,76 @@ TEST_CASE("hostile frames are refused with a reason") {
     // nlmsg_len beyond the frame.
     bad = good;
     bad[4] = 0xff;
-    CHECK(fpm::decode_frame(bad).error() == fpm::error::netlink_bad_length);
+    CHECK(one(bad).error() == fpm::error::netlink_bad_length);
     // Prefix length 33.
     bad = good;
     bad[fpm::header_size + 16 + 1] = 33;
-    CHECK(fpm::decode_frame(bad).error() == fpm::error::bad_prefix_length);
+    CHECK(one(bad).error() == fpm::error::bad_prefix_length);
     // Family 7.
     bad = good;
     bad[fpm::header_size + 16] = 7;
-    CHECK(fpm::decode_frame(bad).error() == fpm::error::bad_family);
+    CHECK(one(bad).error() == fpm::error::bad_family);
     // An attribute longer than what is left.
     bad = good;
     bad[fpm::header_size + 16 + 12] = 0xf0;
-    CHECK(fpm::decode_frame(bad).error() == fpm::error::attribute_truncated);
+    CHECK(one(bad).error() == fpm::error::attribute_truncated);
     // An RTA_DST of 3 bytes (rta_len 7).
     bad = good;
     bad[fpm::header_size + 16 + 12] = 7;
-    CHECK(fpm::decode_frame(bad).error() == fpm::error::bad_attribute_length);
+    CHECK(one(bad).error() == fpm::error::bad_attribute_length);
     // A netlink message that is neither a route nor a next hop (RTM_NEWLINK).
     bad = good;
     bad[fpm::header_size + 4] = 16;
-    CHECK(fpm::decode_frame(bad).error() == fpm::error::unsupported_message);
+    CHECK(one(bad).error() == fpm::error::unsupported_message);
+}
+
+TEST_CASE("a frame holding several netlink messages yields each, in order") {
+    // zebra's DPLANE_OP_ROUTE_UPDATE: RTM_DELROUTE then RTM_NEWROUTE in one FPM frame.
+    fpm::route del;
+    del.add = false;
+    del.family = 2;
+    del.dst = {2, {172, 16, 0, 0}};
+    del.prefix_len = 24;
+    del.table = 254;
+    del.protocol = fpm::protocol::zebra_static;
+    fpm::route add = del;
+    add.add = true;
+    add.nexthop_id = 11;
+    const std::vector<fpm::message> both = {del, add};
+    const auto frame = fpm::encode_frame(both);
+    auto ms = fpm::decode_frame(frame);
+    REQUIRE(ms.has_value());
+    REQUIRE(ms->size() == 2);
+    REQUIRE((*ms)[0].has_value());
+    REQUIRE((*ms)[1].has_value());
+    CHECK(std::get<fpm::route>(*(*ms)[0]) == del);
+    CHECK(std::get<fpm::route>(*(*ms)[1]) == add);
+
+    // The second message refused: the first stands, the second is its error.
+    auto bad = frame;
+    const size_t second = fpm::header_size + frame[fpm::header_size];  // the first's nlmsg_len
+    bad[second + 4] = 16;                                              // RTM_NEWLINK
+    ms = fpm::decode_frame(bad);
+    REQUIRE(ms.has_value());
+    REQUIRE(ms->size() == 2);
+    CHECK((*ms)[0].has_value());
+    CHECK((*ms)[1].error() == fpm::error::unsupported_message);
+    // Its length running past the frame: the walk cannot go on, the whole frame is refused.
+    bad = frame;
+    bad[second] = 0xff;
+    CHECK(fpm::decode_frame(bad).error() == fpm::error::netlink_bad_length);
+    // Trailing bytes shorter than a netlink header: an error after the messages.
+    bad = frame;
+    bad.insert(bad.end(), {0, 0, 0, 0});
+    bad[2] = static_cast<uint8_t>(bad.size() >> 8);
+    bad[3] = static_cast<uint8_t>(bad.size());
+    ms = fpm::decode_frame(bad);
+    REQUIRE(ms.has_value());
+    REQUIRE(ms->size() == 3);
+    CHECK((*ms)[2].error() == fpm::error::netlink_truncated);
+    // An empty frame (a header alone).
+    const std::vector<uint8_t> empty = {1, 1, 0, 4};
+    CHECK(fpm::decode_frame(empty).error() == fpm::error::netlink_truncated);
 }
 
 TEST_CASE("a poisoned stream stays refused; a partial frame waits") {

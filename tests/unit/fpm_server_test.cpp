@@ -149,6 +149,55 @@ TEST_CASE("routes and next-hop groups from a connection reach the control lcore"
     CHECK(s.counters().routes.load() == 2);
 }
 
+TEST_CASE("a route update (RTM_DELROUTE + RTM_NEWROUTE in one frame) replaces, no gap") {
+    // zebra 8.4 sends a route whose next hop changed as one frame holding both messages
+    // (dplane_fpm_nl's DPLANE_OP_ROUTE_UPDATE): a recursive route re-resolved when a spoke's
+    // /32 comes or goes. Taking only the first message lost the route.
+    fpm::server s(quick());
+    view v;
+    client c(s.port());
+    fpm::nexthop_object a, b;
+    a.id = 5;
+    a.family = 2;
+    a.gateway = v4(10, 0, 0, 2);
+    a.ifindex = 2;
+    b = a;
+    b.id = 11;  // the same gateway, onlink through the spoke's /32: a new object
+    c.send(a);
+    c.send(route_to(v4(172, 16, 0, 0), 24, {}, 5));
+    REQUIRE(v.drain_until(s, [&] { return v.table.size() == 1; }));
+    const size_t before = v.updates;
+    c.send(b);
+    const std::vector<fpm::message> update = {route_to(v4(172, 16, 0, 0), 24, {}, 5, false),
+                                              route_to(v4(172, 16, 0, 0), 24, {}, 11)};
+    c.send(fpm::encode_frame(update));
+    fpm::nexthop_object del;
+    del.add = false;
+    del.id = 5;
+    c.send(del);
+    // Inline gateways (`no fpm use-next-hop-groups`), a new gateway: the same.
+    const std::vector<fpm::message> inline_update = {
+        route_to(v4(172, 16, 1, 0), 24, {{v4(10, 0, 0, 3), 2, 1}}),
+        route_to(v4(172, 16, 1, 0), 24, {}, 0, false),
+        route_to(v4(172, 16, 1, 0), 24, {{v4(10, 0, 0, 4), 2, 1}})};
+    c.send(fpm::encode_frame(inline_update));
+    REQUIRE(v.drain_until(s, [&] { return v.table.size() == 2; }));
+    CHECK(v.table[{0xac100000u, 24}].gateways == std::vector<uint32_t>{0x0a000002u});
+    CHECK(v.table[{0xac100100u, 24}].gateways == std::vector<uint32_t>{0x0a000004u});
+    // No withdrawal was handed over between the old route and the new one: 1 update for
+    // 172.16.0.0/24 (the object's gateway did not change: none), 2 for 172.16.1.0/24.
+    CHECK(v.updates - before == 2);
+    CHECK(s.counters().routes_removed.load() == 0);
+    CHECK(s.counters().bad_frames.load() == 0);
+
+    // A NEWROUTE that replaces with an object the hub was never sent leaves nothing stale.
+    const std::vector<fpm::message> unknown = {route_to(v4(172, 16, 0, 0), 24, {}, 11, false),
+                                               route_to(v4(172, 16, 0, 0), 24, {}, 999)};
+    c.send(fpm::encode_frame(unknown));
+    REQUIRE(v.drain_until(s, [&] { return v.table.size() == 1; }));
+    CHECK(s.counters().skipped.load() == 1);
+}
+
 TEST_CASE("a reconnect that resends less withdraws the rest after the settle time") {
     fpm::server s(quick());
     view v;

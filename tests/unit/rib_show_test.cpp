@@ -1,6 +1,6 @@
 // show ip route rendering: rows of a hub with a LAN, a tunnel, registered spokes, static and
-// FRR routes must come out in IOS's layout (codes legend, "is directly connected",
-// [distance/metric] via) with the hub's resolution appended, and as JSON.
+// FRR routes must come out in IOS's layout (codes legend, "is directly connected", a summary's
+// Null0, [distance/metric] via) with the hub's resolution appended, and as JSON.
 #include <catch2/catch.hpp>
 
 #include "control/rib/show.hpp"
@@ -43,6 +43,10 @@ std::vector<route_row> hub_rows() {
     behind_nat.metric = nhrp_metric;
     behind_nat.nbma = ip(203, 0, 113, 9);
     rows.push_back(behind_nat);
+    auto summary = row({ip(172, 16, 0, 0), 12}, source::fpm, "", "blackhole");
+    summary.proto = protocol::ebgp;
+    summary.distance = default_distance(source::fpm, protocol::ebgp);
+    rows.push_back(summary);
     auto bgp = row({ip(172, 16, 2, 0), 24}, source::fpm, "tun0", "complete");
     bgp.proto = protocol::ebgp;
     bgp.distance = default_distance(source::fpm, protocol::ebgp);
@@ -78,6 +82,7 @@ TEST_CASE("show ip route: IOS layout with the next hops' resolution", "[rib][sho
         "L        10.0.0.1/32 is directly connected, tun0\n"
         "H        10.0.0.2/32 [250/1] via 10.0.0.2, tun0, NBMA 198.51.100.2\n"
         "H        10.0.0.3/32 [250/1] via 10.0.0.3, tun0, NBMA 203.0.113.9 incomplete\n"
+        "B        172.16.0.0/12 is directly connected, Null0\n"
         "B        172.16.2.0/24 [20/0] via 10.0.0.2, tun0, NBMA 198.51.100.2\n"
         "O        172.16.9.0/24 [110/20] via 10.0.0.9, tun0, not registered (glean)\n"
         "C        192.168.1.10/32 [0/0] via 192.168.1.10, lan0, incomplete\n"
@@ -98,7 +103,7 @@ TEST_CASE("show ip route: no routes, no default", "[rib][show]") {
 
 TEST_CASE("show ip route --json", "[rib][show]") {
     auto rows = hub_rows();
-    std::vector<route_row> some{rows[2], rows[3], rows[5]};
+    std::vector<route_row> some{rows[2], rows[3], rows[6]};
     CHECK(show_ip_route(some, true) ==
           "{\"routes\":["
           "{\"prefix\":\"10.0.0.1/32\",\"code\":\"L\",\"source\":\"connected\",\"protocol\":"

@@ -56,7 +56,7 @@ public:
     std::vector<buffer> unknown_frames;
     // Inner packets the spokes sent to the hub's overlay address (echo replies, --data-to-hub).
     std::vector<buffer> to_hub;
-    std::vector<buffer> beyond;  // to no spoke and not the hub (--data-to-address)
+    std::vector<buffer> elsewhere;  // data to no spoke and not the hub: behind the hub's routes
     // UDP to the hub (IKE): handed here when set, frames for the spokes into the deque.
     std::function<void(const ipv4_view&, std::deque<buffer>&)> on_udp;
 
@@ -233,7 +233,7 @@ private:
         }
         auto owner = _t.local_by_destination(ip->dst);
         if (!owner) {
-            beyond.emplace_back(inner.begin(), inner.end());  // routed on past the hub
+            elsewhere.emplace_back(inner.begin(), inner.end());  // --data-to: routed on
             return;
         }
         REQUIRE(bindings.count(_t.overlay_of(*owner)) == 1);

@@ -159,13 +159,12 @@ TEST_CASE("--data-to-hub and --data-after", "[spokesim]") {
     CHECK_FALSE(parse({"--vdev", "x", "--data-to-hub", "0"}));
     CHECK_FALSE(parse({"--vdev", "x", "--data-to-hub", "70000"}));
     CHECK_FALSE(parse({"--vdev", "x", "--data-after", "-1"}));
-    auto a = parse({"--vdev", "x", "--data-to-hub", "7002", "--data-to-address", "172.31.1.1"});
-    REQUIRE(a);
-    CHECK(a->data_to_address == 0xac1f0101u);
-    CHECK(d->data_to_address == 0);
-    refused({"--vdev", "x", "--data-to-address", "172.31.1.1"}, "--data-to-hub");
-    refused({"--vdev", "x", "--data-to-hub", "7002", "--data-to-address", "172.31.1"},
-            "--data-to-address");
+    auto to = parse({"--vdev", "x", "--data-to", "192.168.1.2"});
+    REQUIRE(to);
+    CHECK(to->data_to == 0xc0a80102u);
+    CHECK(d->data_to == 0);
+    CHECK_FALSE(parse({"--vdev", "x", "--data-to", "192.168.1"}));
+    CHECK_FALSE(parse({"--vdev", "x", "--data-to", "192.168.1.2", "--data-to-hub", "7000"}));
 }
 
 TEST_CASE("offline modes need no vdev", "[spokesim]") {

@@ -353,11 +353,11 @@ void engine::build_inner(uint32_t src_local, uint32_t dst_local, uint64_t seq, b
     out.clear();
     size_t udp_len = 8 + _o.payload_size;
     bool to_hub = _o.data_to_hub_port != 0;
-    put_ipv4(out, _topo.traffic_address_of(src_local),
-             !to_hub                   ? _topo.traffic_address_of(dst_local)
-             : _o.data_to_address != 0 ? _o.data_to_address
-                                       : _topo.hub_overlay(),
-             ip_proto_udp, udp_len, static_cast<uint16_t>(seq));
+    const ipv4 dst = _o.data_to != 0 ? _o.data_to
+                     : to_hub        ? _topo.hub_overlay()
+                                     : _topo.traffic_address_of(dst_local);
+    put_ipv4(out, _topo.traffic_address_of(src_local), dst, ip_proto_udp, udp_len,
+             static_cast<uint16_t>(seq));
     put_udp(out, static_cast<uint16_t>(10000 + (_o.first_spoke + src_local) % 50000),
             to_hub ? _o.data_to_hub_port : data_dst_port, _o.payload_size);
     size_t at = out.size();
@@ -959,7 +959,7 @@ totals engine::sum(uint64_t now_us) const {
         t.data.multicast_received += d.multicast_received;
         t.data.echo_replies += d.echo_replies;
         // Spoke k's one sender is the spoke whose peer it is.
-        if (_spokes.size() >= 2) {
+        if (_spokes.size() >= 2 && _o.data_to == 0) {  // --data-to: nothing comes back
             uint32_t n = static_cast<uint32_t>(_spokes.size());
             uint32_t src = static_cast<uint32_t>((k + n - _o.peer_offset % n) % n);
             uint64_t expected = _data[src].sent_via_hub + _data[src].sent_shortcut;

@@ -113,8 +113,9 @@ Load:
   --peer-offset K            spoke i sends to spoke i+K mod N (1)
   --data-to-hub PORT         data goes to the hub's overlay address, UDP port PORT (the hub's
                              exception path to its host) instead of to another spoke
-  --data-to-address ADDR     with --data-to-hub: to ADDR, UDP port PORT, instead (a host the
-                             hub routes to, e.g. a LAN prefix learned by OSPF)
+  --data-to ADDR             data goes to ADDR (UDP port 9), a host behind a route of the hub's
+                             (another hub's LAN, say); nothing comes back to the emulator, so
+                             nothing counts as lost here: count what arrives at ADDR
   --traffic overlay|lan      inner addresses: tunnel addresses or a host in each LAN (overlay)
   --duration S               seconds of data once all spokes registered (5; 0: until SIGINT)
   --data-after S             seconds of quiet (registrations kept) before the data (0)
@@ -426,7 +427,7 @@ const std::map<std::string, handler>& valued() {
                     {"--payload", uint_into(&options::payload_size, 24, 1400)},
                     {"--peer-offset", uint_into(&options::peer_offset, 1, 1u << 22)},
                     {"--data-to-hub", uint_into(&options::data_to_hub_port, 1, 65535)},
-                    {"--data-to-address", ipv4_into(&options::data_to_address)},
+                    {"--data-to", ipv4_into(&options::data_to)},
                     {"--traffic",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
                          if (v == "overlay") {
@@ -524,11 +525,11 @@ std::optional<std::string> validate(const options& o) {
                            to_string(o.lan_prefix),
                            uint64_t{1} << (o.lan_length - o.lan_prefix.length), o.lan_length, last);
     }
-    if (o.data_to_address != 0 && o.data_to_hub_port == 0) {
-        return std::string("--data-to-address needs --data-to-hub PORT");
-    }
     if (o.traffic == traffic_addressing::lan && o.lan_length > 30) {
         return std::string("--traffic lan needs a --lan-length of at most 30 (a host at .1)");
+    }
+    if (o.data_to != 0 && o.data_to_hub_port != 0) {
+        return std::string("--data-to and --data-to-hub name two destinations: give one");
     }
     if (o.nhs.size() > 1 && (o.esp != esp_transform::none || o.ike != ike_mode::off)) {
         return std::string("--nhs more than once runs plain GRE: no --esp, no --ike");

@@ -105,9 +105,9 @@ struct options {
     // --data-to-hub PORT: every data packet goes to the hub's overlay address, UDP port PORT
     // (the hub's exception path hands it to a socket on its host); 0: spoke to spoke.
     uint16_t data_to_hub_port = 0;
-    // --data-to-address ADDR: with --data-to-hub, the data goes to ADDR (a host behind the hub)
-    // instead of the hub's overlay address; 0: the hub's.
-    ipv4 data_to_address = 0;
+    // --data-to ADDR: every data packet goes to ADDR, UDP port 9 (a host behind the hub's
+    // routes); nothing returns, so no loss is counted. 0: spoke to spoke.
+    ipv4 data_to = 0;
     double duration = 5;       // seconds of data after every spoke registered; 0: until a signal
     double data_after = 0;     // seconds of quiet between the registrations and the data
     double resolve_after = 0;  // --resolve: seconds after the registrations
