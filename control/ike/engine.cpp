@@ -523,6 +523,16 @@ void engine::impl::sa_timers(ike_sa& sa, time_point now, outputs& out) {
         now - sa.last_inbound >= seconds(p->settings.dpd_interval_s)) {
         enqueue(sa, {req_kind::dpd, 0}, now, out);
     }
+    // Behind a NAT, the 0xff keepalive keeps its mapping of our UDP 4500 open (section 2.23);
+    // the first goes an interval after the SA is up.
+    if (p != nullptr && sa.nat_local && p->settings.nat_keepalive_s > 0 && now >= sa.keepalive_at) {
+        if (sa.keepalive_at != time_point{}) {
+            ++c.nat_keepalives_tx;
+            send_packets(sa, {bytes{0xff}}, out);
+            --c.tx;  // not an IKE message
+        }
+        sa.keepalive_at = now + seconds(p->settings.nat_keepalive_s);
+    }
     uint64_t id = sa.id;
     child_timers(sa, now, out);
     if (find_sa(id) == nullptr) {
@@ -574,6 +584,9 @@ std::optional<time_point> engine::impl::next_deadline(const ike_sa& sa) const {
     }
     if (p->settings.dpd_interval_s > 0 && !sa.out && sa.queue.empty()) {
         at(sa.last_inbound + seconds(p->settings.dpd_interval_s));
+    }
+    if (sa.nat_local && p->settings.nat_keepalive_s > 0) {
+        at(sa.keepalive_at == time_point{} ? last_now : sa.keepalive_at);
     }
     for (uint64_t cid : sa.children) {
         auto it = children.find(cid);

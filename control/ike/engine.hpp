@@ -50,6 +50,8 @@ struct engine_counters {
     uint64_t fragments_invalid = 0, fragments_dropped = 0;
     // Timers: SAs whose timers ran because one came due (tick() runs no other SA).
     uint64_t sa_timer_runs = 0;
+    // NAT keepalives sent (we are behind a NAT: RFC 3948 section 2.3).
+    uint64_t nat_keepalives_tx = 0;
 };
 
 class engine {

@@ -138,6 +138,9 @@ struct ike_sa {
     uint32_t init_restarts = 0;
 
     bool nat_local = false, nat_peer = false;
+    // Behind a NAT (nat_local): the next NAT keepalive (RFC 3948 section 2.3), every
+    // `nat-keepalive` seconds while established; unset until the first timer run arms it.
+    time_point keepalive_at{};
     // peer_fragmentation: RFC 7383 negotiated (both ends sent IKEV2_FRAGMENTATION_SUPPORTED).
     bool peer_fragmentation = false, peer_signature_hashes = false;
     // The peer's fragmented request (at recv_mid) and response (to ours) being reassembled.

@@ -603,8 +603,10 @@ TEST_CASE("NAT detected: IKE moves to 4500, the CHILD_SA is UDP-encapsulated to 
     constexpr uint32_t private_addr = 0x0a000002;  // 10.0.0.2 behind the NAT
     constexpr uint32_t public_addr = 0xcb007105;   // 203.0.113.5
     wire_pair p;
-    p.a.e = make(settings(), private_addr);
-    p.b.e = make(settings(), hub_addr);
+    auto quiet = settings();
+    quiet.dpd_interval_s = 0;  // the keepalives below run one side's clock only
+    p.a.e = make(quiet, private_addr);
+    p.b.e = make(quiet, hub_addr);
     // The NAT rewrites on the way through: the spoke's source (port + 10000) out, back in.
     std::vector<std::pair<datagram, bool>> q;
     auto through_nat = [&](outputs o, bool from_a) { p.take(from_a ? p.a : p.b, o, q, from_a); };
@@ -640,6 +642,32 @@ TEST_CASE("NAT detected: IKE moves to 4500, the CHILD_SA is UDP-encapsulated to 
     CHECK(h.local_port == 4500);
     CHECK(p.a.installs[0].udp_encap);
     require_pair_matches(p.a.installs[0], h);
+
+    // NAT keepalives (RFC 3948 section 2.3): the side behind the NAT sends the 0xff octet to
+    // the peer's 4500 every nat-keepalive (20 s), the first an interval after the SA is up; the
+    // side in front of it sends none.
+    auto keepalives = [&](side& s, time_point until) {
+        std::vector<datagram> k;
+        for (time_point t = p.now; t <= until; t += seconds(1)) {
+            outputs ot;
+            s.e->tick(t, ot);
+            for (const datagram& d : ot.send) {
+                if (d.payload == bytes{0xff}) {
+                    k.push_back(d);
+                }
+            }
+        }
+        return k;
+    };
+    auto ka = keepalives(p.a, p.now + seconds(65));
+    REQUIRE(ka.size() == 3);  // at 20, 40 and 60 s
+    CHECK(ka[0].src == private_addr);
+    CHECK(ka[0].sport == 4500);
+    CHECK(ka[0].dst == hub_addr);
+    CHECK(ka[0].dport == 4500);
+    CHECK(p.a.e->counters().nat_keepalives_tx == 3);
+    CHECK(keepalives(p.b, p.now + seconds(65)).empty());
+    CHECK(p.b.e->counters().nat_keepalives_tx == 0);
 }
 
 TEST_CASE("show crypto: the engine's SAs in the view the renderers print") {
