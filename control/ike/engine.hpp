@@ -52,6 +52,8 @@ struct engine_counters {
     uint64_t sa_timer_runs = 0;
     // NAT keepalives sent (we are behind a NAT: RFC 3948 section 2.3).
     uint64_t nat_keepalives_tx = 0;
+    // IKE SAs we deleted as the redundant one of two with a peer that initiated as we did.
+    uint64_t duplicates_deleted = 0;
 };
 
 class engine {
