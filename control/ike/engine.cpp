@@ -206,6 +206,8 @@ void engine::impl::destroy(ike_sa& sa, std::string_view why, outputs& out) {
         c.ike_sas_up -= c.ike_sas_up > 0 ? 1 : 0;
     } else if (sa.state == sa_state::half_open) {
         half_open -= half_open > 0 ? 1 : 0;
+    } else if (sa.initiator && !sa.retired) {
+        out.requests.emplace_back(initiation_failed{sa.tunnel, sa.peer, std::string(why)});
     }
     c.half_open = half_open;
     by_spi.erase(sa.initiator ? sa.spi_i : sa.spi_r);

@@ -24,7 +24,7 @@ class writer;
 using clock = std::chrono::steady_clock;
 using time_point = clock::time_point;
 
-using request = std::variant<install_child, remove_child, peer_up, peer_down>;
+using request = std::variant<install_child, remove_child, peer_up, peer_down, initiation_failed>;
 
 struct outputs {
     std::vector<datagram> send;

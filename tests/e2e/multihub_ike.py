@@ -205,6 +205,33 @@ def cross_hub_resolution(d, hub_a, hub_b):
               (r and r["received_shortcut"], r and r["sent"], r and r["lost"], a))
 
 
+def check_initiator(hubs):
+    """`show crypto ike initiator`: each hub's initiation targets; the other hub up, the
+    static map's spoke (no emulator yet) still being tried."""
+    version = "IKEv1" if VERSION == "v1" else "IKEv2"
+    mapper = "A" if NATT else "B"
+    for n, h in hubs.items():
+        rows = {r["peer"]: r for r in h.json("show", "crypto", "ike", "initiator")["initiator"]}
+        r = rows.get(seen(h.peer), {})
+        e2e.check(r.get("state") == "up" and r.get("version") == version and
+                  r.get("attempts", 0) >= 1 and r.get("next_attempt_s", 0) is None and
+                  r.get("tunnel") == "tun0",
+                  "hub %s: show crypto ike initiator: the other hub up (%s)" % (n, r))
+        m = rows.get(MAPPED[1])
+        if n == mapper:
+            e2e.check(m is not None and m["state"] in ("connecting", "backing-off") and
+                      m["attempts"] >= 1 and m["next_attempt_s"] is not None,
+                      "hub %s: the static map's %s not up, tried again in %s s (%s)" %
+                      (n, MAPPED[1], m and m["next_attempt_s"], m))
+        else:
+            e2e.check(len(rows) == 1, "hub %s initiates to the other hub only (%s)" %
+                      (n, sorted(rows)))
+        text = h.ctl("show", "crypto", "ike", "initiator")
+        e2e.check(text.startswith("IKE initiator (hub to hub): %d peer(s)" % len(rows)) and
+                  seen(h.peer) in text, "hub %s: its text form lists them" % n)
+        print(text.rstrip(), flush=True)
+
+
 def one_sa(hubs, t0):
     """IKEv2: the simultaneous initiation leaves one IKE SA and one CHILD_SA pair between the
     hubs, the same one on both (the redundant SA deleted by the hub that initiated it), and
@@ -353,6 +380,7 @@ def main():
                   "the other's registration (%.2f s after launch)" % (time.time() - t0))
         if VERSION == "v2":
             one_sa(hubs, t0)
+        check_initiator(hubs)
         time.sleep(2)  # a usage report (1 s) brings the workers' counters to the engine
         for n, h in hubs.items():
             c = h.control()

@@ -1167,3 +1167,27 @@ TEST_CASE("Hub to hub: a peer that restarts keys again with INITIAL_CONTACT; the
     CHECK(p.b.ups.size() == 3);
     CHECK(p.b.e->counters().ike_sas_up == 1);
 }
+
+TEST_CASE("Hub to hub: an initiation that never comes up is reported (initiation_failed)") {
+    auto p = make_pair(settings(), settings());
+    std::vector<initiation_failed> failed;
+    outputs o;
+    p.a.e->initiate(0, hub_addr, p.now, o);  // its IKE_SA_INIT goes nowhere
+    REQUIRE(o.send.size() == 1);
+    for (int i = 0; i < 200 && failed.empty(); ++i) {
+        p.now += seconds(1);
+        outputs t;
+        p.a.e->tick(p.now, t);
+        for (auto& r : t.requests) {
+            if (auto* f = std::get_if<initiation_failed>(&r)) {
+                failed.push_back(*f);
+            }
+            CHECK(!std::holds_alternative<peer_down>(r));  // it never came up
+        }
+    }
+    REQUIRE(failed.size() == 1);
+    CHECK(failed[0].peer == hub_addr);
+    CHECK(failed[0].tunnel == 0);
+    CHECK(failed[0].why == "peer not answering");
+    CHECK(ike_sa_count(*p.a.e) == 0);
+}
