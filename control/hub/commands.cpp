@@ -128,6 +128,9 @@ control::mgmt_reply hub::command(std::string_view line) {
             for (size_t i = 2; i < w.size(); ++i) {
                 view += (view.empty() ? "" : " ") + w[i];
             }
+            if (view == "ike initiator") {
+                return {true, show_ike_initiator(json, now)};
+            }
             return show_crypto(view, json);
         }
     }

@@ -1481,6 +1481,18 @@ void hub::send_ip(bytes packet, timestamp now) {
     uint32_t dst = wire::load_be32(packet.data() + 16);
     auto t = _pub->tables().routes->lookup(dst);
     if (!t) {
+        // From an underlay port's address (IKE to a peer off its subnet): through its gateway.
+        uint32_t src = wire::load_be32(packet.data() + 12);
+        for (const port_rt& p : _ports) {
+            if (p.cfg.role == config::port_role::underlay && p.cfg.gateway &&
+                p.cfg.address.address.value == src) {
+                neighbor_output out;
+                _neighbors.send_or_hold(p.opened.id, p.cfg.gateway->value, std::move(packet), now,
+                                        out);
+                on_neighbors(out);
+                return;
+            }
+        }
         ++_cc.no_route;
         return;
     }

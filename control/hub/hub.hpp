@@ -265,6 +265,8 @@ private:
     // Deferred (mgmt_server::defer): the IKE thread renders the view, show_crypto_answered
     // replies.
     control::mgmt_reply show_crypto(std::string_view what, bool json);
+    // `show crypto ike initiator`: the hub-to-hub initiation targets (ike_peers), answered here.
+    std::string show_ike_initiator(bool json, timestamp now) const;
     void show_crypto_answered(ike::show_answer& a);
     // The counters of show stats and show nhrp summary/traffic for Prometheus (metrics.cpp).
     std::vector<control::metric_family> metric_families(timestamp now) const;

@@ -7,6 +7,7 @@
 
 #include "control/hub/hub.hpp"
 #include "control/hub/ike_glue.hpp"
+#include "control/hub/json.hpp"
 #include "control/ike/key_log.hpp"
 #include "control/ike/v1_dispatch.hpp"
 #include "control/log.hpp"
@@ -135,7 +136,12 @@ void hub::ike_request(ike::request&& r, timestamp now) {
                                    ip_text(d.peer), t != nullptr ? *t : "?", d.why);
                        remove_peer_sas(d.tunnel, d.peer, now);
                        apply(_server->forget_peer(d.tunnel, d.peer, now), now);
-                       _ike_peers.down(d.tunnel, d.peer, now);
+                       _ike_peers.down(d.tunnel, d.peer, now, d.why);
+                   },
+                   [&](ike::initiation_failed& f) {
+                       log::info("IKE: initiation to {} on slot {} failed: {}", ip_text(f.peer),
+                                 f.tunnel, f.why);
+                       _ike_peers.failed(f.tunnel, f.peer, std::move(f.why));
                    },
                },
                r);
@@ -389,6 +395,50 @@ void hub::ike_usage() {
     if (!r.children.empty()) {
         (void)_ike->post(std::move(r));  // a full queue drops it (counted); next second's follows
     }
+}
+
+std::string hub::show_ike_initiator(bool json, timestamp now) const {
+    std::string rows;
+    std::string text = fmt::format(
+        "IKE initiator (hub to hub): {} peer(s)\n{:<10} {:<16} {:<8} {:<12} {:>9} {:>8} {:>6} "
+        "{:>5}  {}\n",
+        _ike_peers.size(), "Tunnel", "Peer", "Version", "State", "Next try", "Attempts", "Fails",
+        "Downs", "Last error");
+    for (const ike_peers::view& v : _ike_peers.peers()) {
+        const std::string* tunnel = _slots.name(static_cast<uint16_t>(v.t.tunnel));
+        const config::tunnel* t = tunnel_of(static_cast<uint16_t>(v.t.tunnel));
+        const config::ipsec_profile* p =
+            t == nullptr ? nullptr : _topo.find_ipsec_profile(t->ipsec_profile);
+        // The version it initiates with: IKEv2 unless the profile speaks IKEv1 only.
+        std::string_view version =
+            p != nullptr && p->ike && !p->ike->speaks_v2() ? "IKEv1" : "IKEv2";
+        std::optional<int64_t> next;
+        if (!v.up) {
+            next = std::max<int64_t>(
+                0, std::chrono::duration_cast<std::chrono::seconds>(v.next - now).count());
+        }
+        std::string_view state = ike_peers::name(v.state);
+        if (json) {
+            rows += (rows.empty() ? "" : ",") +
+                    json_members()
+                        .str("tunnel", tunnel != nullptr ? *tunnel : "?")
+                        .str("peer", ip_text(v.t.peer))
+                        .str("version", version)
+                        .str("state", state)
+                        .raw("next_attempt_s", next ? fmt::format("{}", *next) : "null")
+                        .num("attempts", v.initiations)
+                        .num("failures", v.failures)
+                        .num("downs", v.downs)
+                        .str("last_error", v.last_error)
+                        .done();
+            continue;
+        }
+        text += fmt::format("{:<10} {:<16} {:<8} {:<12} {:>9} {:>8} {:>6} {:>5}  {}\n",
+                            tunnel != nullptr ? *tunnel : "?", ip_text(v.t.peer), version, state,
+                            next ? fmt::format("{} s", *next) : "-", v.initiations, v.failures,
+                            v.downs, v.last_error.empty() ? "-" : v.last_error);
+    }
+    return json ? "{\"initiator\":[" + rows + "]}\n" : text;
 }
 
 // The IKE thread renders the view when asked (never per tick: it is O(SAs)); the management

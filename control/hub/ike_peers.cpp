@@ -48,18 +48,42 @@ void ike_peers::up(uint32_t tunnel, uint32_t peer) {
     auto it = _peers.find(target{tunnel, peer});
     if (it != _peers.end()) {
         it->second.up = true;
+        it->second.failed = false;
         it->second.backoff = first_retry;
     }
 }
 
-void ike_peers::down(uint32_t tunnel, uint32_t peer, time_point now) {
+void ike_peers::down(uint32_t tunnel, uint32_t peer, time_point now, std::string why) {
     auto it = _peers.find(target{tunnel, peer});
     if (it != _peers.end()) {
         it->second.up = false;
+        it->second.failed = false;
         it->second.next = now;
         it->second.backoff = first_retry;
         ++it->second.downs;
+        it->second.last_error = std::move(why);
     }
+}
+
+void ike_peers::failed(uint32_t tunnel, uint32_t peer, std::string why) {
+    auto it = _peers.find(target{tunnel, peer});
+    if (it != _peers.end() && !it->second.up) {
+        it->second.failed = true;
+        ++it->second.failures;
+        it->second.last_error = std::move(why);
+    }
+}
+
+std::string_view ike_peers::name(phase p) noexcept {
+    switch (p) {
+        case phase::up:
+            return "up";
+        case phase::backing_off:
+            return "backing-off";
+        case phase::connecting:
+            break;
+    }
+    return "connecting";
 }
 
 std::vector<ike_peers::target> ike_peers::due(time_point now) {
@@ -70,6 +94,7 @@ std::vector<ike_peers::target> ike_peers::due(time_point now) {
         }
         out.push_back(t);
         ++s.initiations;
+        s.failed = false;
         s.next = now + s.backoff;
         s.backoff = std::min(s.backoff * 2, std::chrono::seconds(max_retry));
     }
@@ -80,7 +105,8 @@ std::vector<ike_peers::view> ike_peers::peers() const {
     std::vector<view> out;
     out.reserve(_peers.size());
     for (const auto& [t, s] : _peers) {
-        out.push_back(view{t, s.up, s.initiations, s.downs});
+        phase p = s.up ? phase::up : s.failed ? phase::backing_off : phase::connecting;
+        out.push_back(view{t, s.up, s.initiations, s.downs, s.failures, p, s.next, s.last_error});
     }
     return out;
 }

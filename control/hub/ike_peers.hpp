@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,15 +48,26 @@ public:
     // An IKE SA with `peer` on `tunnel` authenticated (either side initiated it).
     void up(uint32_t tunnel, uint32_t peer);
     // Its last IKE SA died: initiate again at once, then back off while it stays down.
-    void down(uint32_t tunnel, uint32_t peer, time_point now);
+    void down(uint32_t tunnel, uint32_t peer, time_point now, std::string why = {});
+    // An IKE SA we initiated to it ended before it came up (no answer, refused): the back-off
+    // goes on; `show crypto ike initiator` says why.
+    void failed(uint32_t tunnel, uint32_t peer, std::string why);
     // The targets to initiate to now; each is next due after its back-off.
     std::vector<target> due(time_point now);
 
+    // `show crypto ike initiator`: up; connecting (an initiation asked for and not failed
+    // yet, or due now); backing off (the last one failed, the next is due at `next`).
+    enum class phase : uint8_t { connecting, up, backing_off };
+    static std::string_view name(phase p) noexcept;
     struct view {
         target t;
         bool up = false;
         uint64_t initiations = 0;  // initiate_cmds asked for
         uint64_t downs = 0;        // its IKE SA died
+        uint64_t failures = 0;     // initiations that ended before their SA came up
+        phase state = phase::connecting;
+        time_point next{};       // the next initiation, when not up
+        std::string last_error;  // why the last one failed or its SA died ("" none yet)
     };
     std::vector<view> peers() const;
     size_t size() const noexcept { return _peers.size(); }
@@ -67,6 +79,9 @@ private:
         std::chrono::seconds backoff = first_retry;
         uint64_t initiations = 0;
         uint64_t downs = 0;
+        uint64_t failures = 0;
+        bool failed = false;  // since the last initiation
+        std::string last_error;
     };
     std::map<target, state> _peers;
 };

@@ -206,6 +206,8 @@ void engine::impl::destroy(ike_sa& sa, std::string_view why, outputs& out) {
         c.ike_sas_up -= c.ike_sas_up > 0 ? 1 : 0;
     } else if (sa.state == sa_state::half_open) {
         half_open -= half_open > 0 ? 1 : 0;
+    } else if (sa.initiator && !sa.retired) {
+        out.requests.emplace_back(initiation_failed{sa.tunnel, sa.peer, std::string(why)});
     }
     c.half_open = half_open;
     by_spi.erase(sa.initiator ? sa.spi_i : sa.spi_r);
@@ -523,6 +525,16 @@ void engine::impl::sa_timers(ike_sa& sa, time_point now, outputs& out) {
         now - sa.last_inbound >= seconds(p->settings.dpd_interval_s)) {
         enqueue(sa, {req_kind::dpd, 0}, now, out);
     }
+    // Behind a NAT, the 0xff keepalive keeps its mapping of our UDP 4500 open (section 2.23);
+    // the first goes an interval after the SA is up.
+    if (p != nullptr && sa.nat_local && p->settings.nat_keepalive_s > 0 && now >= sa.keepalive_at) {
+        if (sa.keepalive_at != time_point{}) {
+            ++c.nat_keepalives_tx;
+            send_packets(sa, {bytes{0xff}}, out);
+            --c.tx;  // not an IKE message
+        }
+        sa.keepalive_at = now + seconds(p->settings.nat_keepalive_s);
+    }
     uint64_t id = sa.id;
     child_timers(sa, now, out);
     if (find_sa(id) == nullptr) {
@@ -574,6 +586,9 @@ std::optional<time_point> engine::impl::next_deadline(const ike_sa& sa) const {
     }
     if (p->settings.dpd_interval_s > 0 && !sa.out && sa.queue.empty()) {
         at(sa.last_inbound + seconds(p->settings.dpd_interval_s));
+    }
+    if (sa.nat_local && p->settings.nat_keepalive_s > 0) {
+        at(sa.keepalive_at == time_point{} ? last_now : sa.keepalive_at);
     }
     for (uint64_t cid : sa.children) {
         auto it = children.find(cid);
@@ -822,6 +837,61 @@ void engine::impl::confirm_installed(uint64_t child_id, time_point now, outputs&
         if (old != children.end() && ch.we_initiated && old->second.replaced_by == child_id &&
             old->second.state == child_state::rekeyed) {
             enqueue(*sa, {req_kind::delete_child, old->first}, now, out);
+        }
+    } else {
+        drop_duplicate(*sa, now, out);
+    }
+}
+
+namespace {
+
+// RFC 7296 section 2.8.1 compares nonces as octet strings.
+bool nonce_less(const bytes& x, const bytes& y) {
+    return std::lexicographical_compare(x.begin(), x.end(), y.begin(), y.end());
+}
+
+const bytes& low_nonce(const ike_sa& sa) { return nonce_less(sa.nr, sa.ni) ? sa.nr : sa.ni; }
+
+bool deletion_under_way(const ike_sa& sa) {
+    return (sa.out && sa.out->kind == req_kind::delete_ike) ||
+           std::any_of(sa.queue.begin(), sa.queue.end(),
+                       [](const queued_request& q) { return q.kind == req_kind::delete_ike; });
+}
+
+// Up at both ends: a responder's SA counts once its held IKE_AUTH response left (the peer
+// then holds it too), so deleting the other never leaves the peer without an SA.
+bool live(const ike_sa& sa) {
+    return sa.up && !sa.held && sa.state == sa_state::established && !sa.retired &&
+           !deletion_under_way(sa);
+}
+
+}  // namespace
+
+// Two hubs that initiated to each other at once hold two IKE SAs (one each way), each with its
+// CHILD_SA. Once both are up here, the redundant one goes: of the two, the SA whose exchange
+// had the lower nonce (section 2.8.1's rule for simultaneous rekeys), deleted by the end that
+// initiated it. Both ends know all four nonces, so both pick the same SA, and only one end
+// sends the DELETE. The survivor's CHILD_SA carries on: the hub drains the deleted pair's
+// inbound SA, and the peer stays up (peer_down only goes with its last IKE SA).
+void engine::impl::drop_duplicate(ike_sa& sa, time_point now, outputs& out) {
+    if (!live(sa)) {
+        return;
+    }
+    std::vector<ike_sa*> doomed;
+    for (auto& [id, o] : sas) {
+        if (id == sa.id || o->peer != sa.peer || o->tunnel != sa.tunnel ||
+            o->initiator == sa.initiator || !live(*o)) {
+            continue;
+        }
+        ike_sa* low = nonce_less(low_nonce(*o), low_nonce(sa)) ? o.get() : &sa;
+        if (low->initiator) {
+            doomed.push_back(low);
+        }
+    }
+    for (ike_sa* d : doomed) {
+        if (!deletion_under_way(*d)) {
+            ++c.duplicates_deleted;
+            enqueue(*d, {req_kind::delete_ike, 0}, now, out);
         }
     }
 }

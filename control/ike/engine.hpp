@@ -24,7 +24,7 @@ class writer;
 using clock = std::chrono::steady_clock;
 using time_point = clock::time_point;
 
-using request = std::variant<install_child, remove_child, peer_up, peer_down>;
+using request = std::variant<install_child, remove_child, peer_up, peer_down, initiation_failed>;
 
 struct outputs {
     std::vector<datagram> send;
@@ -50,6 +50,10 @@ struct engine_counters {
     uint64_t fragments_invalid = 0, fragments_dropped = 0;
     // Timers: SAs whose timers ran because one came due (tick() runs no other SA).
     uint64_t sa_timer_runs = 0;
+    // NAT keepalives sent (we are behind a NAT: RFC 3948 section 2.3).
+    uint64_t nat_keepalives_tx = 0;
+    // IKE SAs we deleted as the redundant one of two with a peer that initiated as we did.
+    uint64_t duplicates_deleted = 0;
 };
 
 class engine {

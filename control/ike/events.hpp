@@ -79,6 +79,12 @@ struct peer_up {  // an IKE SA authenticated (a spoke keyed itself)
     uint32_t peer = 0;
     std::string identity;  // the peer's ID, as text
 };
+struct initiation_failed {  // an IKE SA we initiated ended before it came up (no answer,
+                            // refused): the hub's `show crypto ike initiator` shows why
+    uint32_t tunnel = 0;
+    uint32_t peer = 0;
+    std::string why;
+};
 struct peer_down {  // an IKE SA died (DELETE, DPD, hard expiry, clear crypto sa): NHRP forgets it
     uint64_t ike_sa_id = 0;
     uint32_t tunnel = 0;

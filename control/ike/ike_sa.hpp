@@ -138,6 +138,9 @@ struct ike_sa {
     uint32_t init_restarts = 0;
 
     bool nat_local = false, nat_peer = false;
+    // Behind a NAT (nat_local): the next NAT keepalive (RFC 3948 section 2.3), every
+    // `nat-keepalive` seconds while established; unset until the first timer run arms it.
+    time_point keepalive_at{};
     // peer_fragmentation: RFC 7383 negotiated (both ends sent IKEV2_FRAGMENTATION_SUPPORTED).
     bool peer_fragmentation = false, peer_signature_hashes = false;
     // The peer's fragmented request (at recv_mid) and response (to ours) being reassembled.
@@ -327,6 +330,9 @@ struct engine::impl {
     void not_installed(uint64_t id, std::string_view why, time_point now, outputs& out);
     // engine::installed(): the hub installed it; a held answer may leave.
     void confirm_installed(uint64_t id, time_point now, outputs& out);
+    // Two IKE SAs with one peer, one each way (both ends initiated at once): the redundant one
+    // is deleted by the end that initiated it (engine.cpp).
+    void drop_duplicate(detail::ike_sa& sa, time_point now, outputs& out);
     void responder_create_child(detail::ike_sa& sa, uint32_t mid, const std::vector<payload>& in,
                                 time_point now, outputs& out);
     // A rekey of `old` produced `fresh`: records it, and when a simultaneous rekey produced

@@ -45,20 +45,20 @@ static std::string show_stats(const engine::impl& im, bool json) {
             "\"installed\": {}, \"rekeyed\": {}, \"deleting\": {}}}, \"timers_pending\": {}, "
             "\"sa_timer_runs\": {}, \"rx\": {}, \"tx\": {}, \"retransmits\": {}, "
             "\"ike_sas_failed\": {}, \"auth_failed\": {}, \"cookies_sent\": {}, "
-            "\"dropped\": {}}}\n",
+            "\"dropped\": {}, \"nat_keepalives_tx\": {}, \"duplicates_deleted\": {}}}\n",
             ike[0], ike[1], ike[2], ike[3], retired, esp[0], esp[1], esp[2], esp[3],
             im.wheel.size(), c.sa_timer_runs, c.rx, c.tx, c.retransmits, c.ike_sas_failed,
-            c.auth_failed, c.cookies_sent, c.dropped);
+            c.auth_failed, c.cookies_sent, c.dropped, c.nat_keepalives_tx, c.duplicates_deleted);
     }
     return fmt::format(
         "IKEv2 SAs: {} established, {} half-open, {} init-sent, {} auth-sent, {} rekeyed\n"
         "CHILD_SAs: {} installed, {} installing, {} rekeyed, {} deleting\n"
         "Timers: {} pending, {} SA timer runs\n"
-        "Messages: {} in, {} out, {} retransmits, {} dropped\n"
+        "Messages: {} in, {} out, {} retransmits, {} dropped, {} NAT keepalives out\n"
         "Failures: {} IKE SAs failed, {} authentication failed, {} cookies sent\n",
         ike[3], ike[1], ike[0], ike[2], retired, esp[1], esp[0], esp[2], esp[3], im.wheel.size(),
-        c.sa_timer_runs, c.rx, c.tx, c.retransmits, c.dropped, c.ike_sas_failed, c.auth_failed,
-        c.cookies_sent);
+        c.sa_timer_runs, c.rx, c.tx, c.retransmits, c.dropped, c.nat_keepalives_tx,
+        c.ike_sas_failed, c.auth_failed, c.cookies_sent);
 }
 
 std::string engine::show(std::string_view what, bool json) const {

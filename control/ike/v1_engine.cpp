@@ -248,6 +248,8 @@ void engine::impl::forget(uint64_t id, std::string why, bool tell_hub, outputs& 
     }
     if (tell_hub && was_up && heir == 0) {
         out.requests.emplace_back(peer_down{id, sa.tunnel, sa.peer, why});
+    } else if (tell_hub && !was_up && sa.initiator) {
+        out.requests.emplace_back(initiation_failed{sa.tunnel, sa.peer, why});
     }
     if (sa.initiator) {
         by_own_cky_i.erase(sa.cky_i);

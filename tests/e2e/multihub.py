@@ -83,13 +83,13 @@ KERNEL_MACS = {"mhA0": "02:00:00:00:fe:01", "mhB0": "02:00:00:00:fe:02",
                "mhSc0": "02:00:00:00:fe:05"}
 
 
-def bridge(iface, timeout=30):
-    """Puts the kernel side of a DPDK tap on the bridge once it exists, under a MAC of its own:
-    the tap PMD gives the kernel side the port's MAC, which the bridge would then take for one
-    of its own addresses and never forward to."""
+def bridge(iface, timeout=30, br=None):
+    """Puts the kernel side of a DPDK tap on the bridge (BR unless `br`) once it exists, under a
+    MAC of its own: the tap PMD gives the kernel side the port's MAC, which the bridge would
+    then take for one of its own addresses and never forward to."""
     end = time.time() + timeout
     while time.time() < end:
-        if sh("ip", "link", "set", iface, "address", KERNEL_MACS[iface], "master", BR, "up",
+        if sh("ip", "link", "set", iface, "address", KERNEL_MACS[iface], "master", br or BR, "up",
               check=False).returncode == 0:
             return
         time.sleep(0.2)

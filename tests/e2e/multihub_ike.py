@@ -18,10 +18,19 @@ Quick Mode, `ike.version: 1`).
   - (v2) a cross-hub resolution: an emulated spoke keyed with hub A resolves a station hub A
     does not hold (hub B's static map, which B also initiates to): hub A forwards it to hub B
     inside their ESP and B's answer comes back through A; the spoke takes the shortcut
+With a second argument `natt` (IKEv2), hub A sits behind a NAT: its port is on a bridge of its
+own (192.168.50.0/24) whose gateway is this namespace's kernel, which masquerades hub A's UDP to
+100.64.0.1 with ports 20000-20999 (nft). Hub B's `nhs` is that public address. Then also:
+  - NAT detected on both hubs, IKE on UDP 4500 from IKE_AUTH on (hub A from its port 4500, hub
+    B answering the NAT's port), the CHILD_SA UDP-encapsulated on both (ESP-in-UDP counted by
+    the workers both ways, and by the NAT's nft counter), hub A sending NAT keepalives
+  - the cross-hub resolution the other way round: the emulated spokes are keyed with hub B and
+    hub A holds the static map, so hub B's request and hub A's answer cross the NAT
 Timings are printed, never asserted. About 20 s. Needs root and /dev/net/tun (77 otherwise).
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,12 +43,29 @@ import multihub  # noqa: E402  (bridge, sh)
 # The argument, kept in the environment across the re-exec into the namespace.
 VERSION = os.environ.setdefault("DMVPN_MULTIHUB_IKE_VERSION",
                                 sys.argv[1] if len(sys.argv) > 1 else "v2")
+NATT = os.environ.setdefault("DMVPN_MULTIHUB_IKE_NATT",
+                             "1" if len(sys.argv) > 2 and sys.argv[2] == "natt" else "0") == "1"
 BR = "hibr0"
 HUBS = {
-    "A": {"nbma": "100.64.0.1", "overlay": "10.0.0.1", "tap": "hiA0", "mac": "02:00:00:01:aa:01"},
+    "A": {"nbma": "100.64.0.1", "overlay": "10.0.0.1", "tap": "hiA0", "mac": "02:00:00:01:aa:01",
+          "plen": 10, "gw": ""},
     "B": {"nbma": "100.64.0.250", "overlay": "10.0.0.250", "tap": "hiB0",
-          "mac": "02:00:00:01:bb:01"},
+          "mac": "02:00:00:01:bb:01", "plen": 10, "gw": ""},
 }
+# natt: hub A's own bridge, its gateway (this namespace's kernel) and the NAT's public address
+# and ports; hub A's `public` address is the one hub B and the spokes see.
+NAT_BR, NAT_GW, NAT_PORTS = "hinbr0", "192.168.50.254", (20000, 20999)
+if NATT:
+    HUBS["A"].update(nbma="192.168.50.1", plen=24, public="100.64.0.1",
+                     gw="    gateway: %s\n" % NAT_GW)
+
+
+def seen(h):
+    """The NBMA address the other hub sees for hub `h` (after the NAT)."""
+    return h.get("public", h["nbma"])
+
+
+
 PSK = "hub-to-hub-e2e-key"
 multihub.BR = BR
 multihub.KERNEL_MACS.update({"hiA0": "02:00:00:01:fe:01", "hiB0": "02:00:00:01:fe:02",
@@ -65,10 +91,15 @@ ipsec-profiles:
       initiate: true
       dpd-interval: 5
       dpd-retries: 2
+      nat-keepalive: 1
 {ike}"""
 CONFIG = multihub.CONFIG.replace("tunnels:\n", PROFILE + "tunnels:\n").replace(
     "    gre-key: {key}\n", "    gre-key: {key}\n    ipsec-profile: hubs\n").replace(
-    "      max-cache-entries", "{maps}      max-cache-entries")
+    "      max-cache-entries", "{maps}      max-cache-entries").replace(
+    "    address: {nbma}/10\n", "    address: {nbma}/{plen}\n{gw}").replace(
+    # Registrations refreshed every 2 s: NHRP keeps crossing the hubs' ESP (the pair left after
+    # a collision counts packets soon, and a peer lost meanwhile would show).
+    "registration-timeout: 10", "registration-timeout: 2")
 MAP = "      map:\n        - overlay: %s\n          nbma: %s\n" % MAPPED
 
 
@@ -81,8 +112,8 @@ class Hub(e2e.hub):  # its ctl() and json(), a start of its own (launch, then re
         path = os.path.join(d, "hub%s.yaml" % name)
         with open(path, "w") as f:
             f.write(CONFIG.format(d=d, name=name, psk=PSK, ike=IKE, key=100, auth="e2e",
-                                  maps=MAP if name == "B" else "",
-                                  peer_overlay=self.peer["overlay"], peer_nbma=self.peer["nbma"],
+                                  maps=MAP if name == ("A" if NATT else "B") else "",
+                                  peer_overlay=self.peer["overlay"], peer_nbma=seen(self.peer),
                                   **me))
         self.log = open(os.path.join(d, "hub%s.log" % name), "a+")
         if os.path.exists(self.sock):
@@ -94,20 +125,22 @@ class Hub(e2e.hub):  # its ctl() and json(), a start of its own (launch, then re
 
     def ready(self):
         self.wait_started("dmvpn-hub " + self.name)
-        multihub.bridge(HUBS[self.name]["tap"])
+        multihub.bridge(HUBS[self.name]["tap"], br=NAT_BR if NATT and self.name == "A" else None)
         return self
 
     def sessions(self):
         """The peer's sessions, as `show crypto session --json` lists them."""
         return [s for s in self.json("show", "crypto", "session")["sessions"]
-                if s["peer"] == self.peer["nbma"]]
+                if s["peer"] == seen(self.peer)]
 
     def ike_sas(self):
+        """The IKE SAs with the peer, those still negotiating left out (natt: hub B's own
+        initiations to hub A's public address, which the NAT refuses)."""
         if VERSION == "v1":
             return [r for r in self.json("show", "crypto", "isakmp", "sa")["isakmp_sas"]
-                    if self.peer["nbma"] in (r.get("dst"), r.get("src"))]
+                    if seen(self.peer) in (r.get("dst"), r.get("src"))]
         return [r for r in self.json("show", "crypto", "ikev2", "sa")["ikev2_sas"]
-                if r["remote"] == self.peer["nbma"]]
+                if r["remote"] == seen(self.peer) and r["status"] != "IN-NEG"]
 
     def keyed(self):
         return any(s["status"] in ("UP-ACTIVE", "UP-IDLE") for s in self.sessions())
@@ -141,33 +174,179 @@ def until(what, timeout=40, step=0.05):
     return None
 
 
-def cross_hub_resolution(d, hub_a):
+def cross_hub_resolution(d, hub_a, hub_b):
     """Two emulated spokes keyed by IKE with hub A; spoke 0 registers once and lets it run out
     (holding time 3 s), so hub A no longer knows it while hub B holds it by its static map. Then
     spoke 1 resolves spoke 0 at hub A: hub A forwards the request to hub B inside their ESP, hub
     B's answer comes back through hub A, and spoke 1 sends to spoke 0 by shortcut over a
-    spoke-to-spoke SA."""
+    spoke-to-spoke SA. (natt: called with the hubs swapped, the spokes keyed with hub B.)"""
     before = hub_a.json("show", "nhrp", "nhs")[0]["resolutions_forwarded"]
+    a, b = "hub " + hub_a.name, "hub " + hub_b.name
     cmd = [e2e.SIM, "--vdev", "net_tap0,iface=hiSa0,mac=02:00:00:01:5a:01", "--tunnel-prefix",
            "10.0.0.0/16", "--spokes", 2, "--gre-key", 100, "--auth", "e2e", "--ike", "psk:" + PSK,
            "--holdtime", 3, "--registration-timeout", 1, "--stop-refresh", 1, "--resolve",
            "--resolve-after", 5, "--data-after", 6, "--rate", 50, "--duration", 3,
-           "--peer-offset", 1, "--drain", 1, "--no-progress", "--eal",
+           "--peer-offset", 1, "--drain", 1, "--no-progress", "--hub-nbma",
+           seen(HUBS[hub_a.name]), "--hub-overlay", HUBS[hub_a.name]["overlay"], "--eal",
            "-l 0 --no-huge -m 256 --no-pci --no-telemetry --no-shconf --file-prefix hi-sim-%d"
            % os.getpid()]
     r = multihub.report(*multihub.start_sim(d, cmd, "a", "hiSa0"), timeout=60)
     forwarded = hub_a.json("show", "nhrp", "nhs")[0]["resolutions_forwarded"] - before
-    e2e.check(r is not None and r["keyed"] == 2, "two emulated spokes keyed with hub A (%s)" %
-              (r and r["keyed"]))
-    e2e.check(forwarded >= 1, "hub A forwarded %d Resolution Request(s) for %s to hub B" %
-              (forwarded, MAPPED[0]))
+    e2e.check(r is not None and r["keyed"] == 2, "two emulated spokes keyed with %s (%s)" %
+              (a, r and r["keyed"]))
+    e2e.check(forwarded >= 1, "%s forwarded %d Resolution Request(s) for %s to %s" %
+              (a, forwarded, MAPPED[0], b))
     e2e.check(r is not None and r["resolution_replies"] >= 1 and r["shortcuts"] >= 1,
-              "hub B's answer came back through hub A: spoke 1 resolved %s to %s (%s replies)"
-              % (MAPPED[0], MAPPED[1], r and r["resolution_replies"]))
+              "%s's answer came back through %s: spoke 1 resolved %s to %s (%s replies)"
+              % (b, a, MAPPED[0], MAPPED[1], r and r["resolution_replies"]))
     e2e.check(r is not None and r["spoke_sas"] >= 1 and r["received_shortcut"] > 0,
               "spoke 1 then sent by shortcut over a spoke-to-spoke SA: %s of %s packets (%s lost "
-              "through hub A before that SA was up)" %
-              (r and r["received_shortcut"], r and r["sent"], r and r["lost"]))
+              "through %s before that SA was up)" %
+              (r and r["received_shortcut"], r and r["sent"], r and r["lost"], a))
+
+
+def check_initiator(hubs):
+    """`show crypto ike initiator`: each hub's initiation targets; the other hub up, the
+    static map's spoke (no emulator yet) still being tried."""
+    version = "IKEv1" if VERSION == "v1" else "IKEv2"
+    mapper = "A" if NATT else "B"
+    for n, h in hubs.items():
+        rows = {r["peer"]: r for r in h.json("show", "crypto", "ike", "initiator")["initiator"]}
+        r = rows.get(seen(h.peer), {})
+        e2e.check(r.get("state") == "up" and r.get("version") == version and
+                  r.get("attempts", 0) >= 1 and r.get("next_attempt_s", 0) is None and
+                  r.get("tunnel") == "tun0",
+                  "hub %s: show crypto ike initiator: the other hub up (%s)" % (n, r))
+        m = rows.get(MAPPED[1])
+        if n == mapper:
+            e2e.check(m is not None and m["state"] in ("connecting", "backing-off") and
+                      m["attempts"] >= 1 and m["next_attempt_s"] is not None,
+                      "hub %s: the static map's %s not up, tried again in %s s (%s)" %
+                      (n, MAPPED[1], m and m["next_attempt_s"], m))
+        else:
+            e2e.check(len(rows) == 1, "hub %s initiates to the other hub only (%s)" %
+                      (n, sorted(rows)))
+        text = h.ctl("show", "crypto", "ike", "initiator")
+        e2e.check(text.startswith("IKE initiator (hub to hub): %d peer(s)" % len(rows)) and
+                  seen(h.peer) in text, "hub %s: its text form lists them" % n)
+        print(text.rstrip(), flush=True)
+
+
+def one_sa(hubs, t0):
+    """IKEv2: the simultaneous initiation leaves one IKE SA and one CHILD_SA pair between the
+    hubs, the same one on both (the redundant SA deleted by the hub that initiated it), and
+    neither hub's NHRP lost the other meanwhile (no peer_down)."""
+    a, b = hubs["A"], hubs["B"]
+
+    def inbound(h):
+        return [s["spi"] for f in h.json("show", "crypto", "ipsec", "sa")["ipsec_sas"]
+                if f["peer"] == seen(h.peer) for s in f["inbound"]]
+
+    def outbound(h):
+        return [s["spi"] for f in h.json("show", "crypto", "ipsec", "sa")["ipsec_sas"]
+                if f["peer"] == seen(h.peer) for s in f["outbound"]]
+    one = until(lambda: len(a.ike_sas()) == 1 and len(b.ike_sas()) == 1 and
+                len(inbound(a)) == 1 and len(inbound(b)) == 1, timeout=20)
+    e2e.check(one is not None, "one IKE SA and one CHILD_SA pair left on each hub %.2f s after "
+              "launch (A %d/%d, B %d/%d)" % (time.time() - t0, len(a.ike_sas()), len(inbound(a)),
+                                             len(b.ike_sas()), len(inbound(b))))
+    sa_a, sa_b = a.ike_sas(), b.ike_sas()
+    e2e.check(len(sa_a) == 1 and len(sa_b) == 1 and sa_a[0]["local_spi"] == sa_b[0]["remote_spi"]
+              and sa_a[0]["remote_spi"] == sa_b[0]["local_spi"],
+              "both hubs kept the same IKE SA (%s)" % [(r["local_spi"], r["remote_spi"])
+                                                      for r in sa_a + sa_b])
+    e2e.check(inbound(a) == outbound(b) and inbound(b) == outbound(a),
+              "and the same CHILD_SA pair (A in %s out %s, B in %s out %s)" %
+              (inbound(a), outbound(a), inbound(b), outbound(b)))
+    deleted = {n: h.json("show", "crypto", "ikev2", "stats")["duplicates_deleted"]
+               for n, h in hubs.items()}
+    e2e.check(sum(deleted.values()) <= 1, "the redundant IKE SA deleted by one hub (%s)" % deleted)
+    for n, h in hubs.items():
+        h.log.flush()
+        with open(h.log.name) as f:
+            downs = [line for line in f if " SA down: peer " in line]
+        e2e.check(not downs, "hub %s: the peer never went down (%s)" % (n, downs))
+        e2e.check(h.holds_peer() and h.registered(), "hub %s: registrations held" % n)
+
+
+NFT = """\
+table ip hinat {
+  chain count {
+    type filter hook forward priority 0;
+    iifname "%(nat)s" udp dport 4500 @th,64,32 != 0 counter comment "esp_out"
+    oifname "%(nat)s" udp sport 4500 @th,64,32 != 0 counter comment "esp_in"
+    iifname "%(nat)s" udp dport 4500 udp length 9 counter comment "keepalive"
+  }
+  chain post {
+    type nat hook postrouting priority 100;
+    oifname "%(pub)s" ip saddr 192.168.50.0/24 meta l4proto udp snat to %(ip)s:%(lo)d-%(hi)d
+  }
+}
+"""
+
+
+def start_nat():
+    """Hub A's bridge, this namespace's kernel as its gateway and NAT (nft)."""
+    if shutil.which("nft") is None:
+        print("no nft: skipped")
+        sys.exit(77)
+    multihub.sh("ip", "link", "add", NAT_BR, "type", "bridge")
+    multihub.sh("ip", "addr", "add", NAT_GW + "/24", "dev", NAT_BR)
+    multihub.sh("ip", "link", "set", NAT_BR, "up")
+    multihub.sh("ip", "addr", "add", HUBS["A"]["public"] + "/10", "dev", BR)
+    # Forwarding on; ARP answered only on the interface holding the address: an unbridged tap
+    # (whose kernel side has its hub's MAC until bridge() changes it) must not answer for the
+    # gateway or the public address, or the hub would take its own MAC for them.
+    for path in ("ip_forward", "conf/all/arp_ignore"):
+        with open("/proc/sys/net/ipv4/" + path, "w") as f:
+            f.write("1\n")
+    subprocess.run(["nft", "-f", "-"], check=True, text=True, input=NFT % {
+        "nat": NAT_BR, "pub": BR, "ip": HUBS["A"]["public"], "lo": NAT_PORTS[0],
+        "hi": NAT_PORTS[1]})
+
+
+def nat_counters():
+    """The NAT's packet counters by comment: esp_out (hub A's ESP-in-UDP out), esp_in, keepalive."""
+    import json
+    rules = json.loads(multihub.sh("nft", "-j", "list", "chain", "ip", "hinat", "count").stdout)
+    out = {}
+    for item in rules["nftables"]:
+        r = item.get("rule")
+        if r:
+            out[r.get("comment")] = sum(e["counter"]["packets"] for e in r["expr"]
+                                        if "counter" in e)
+    return out
+
+
+def check_natt(hubs):
+    """NAT detected, IKE on 4500, ESP in UDP both ways (workers and the NAT count it), hub A's
+    NAT keepalives."""
+    a, b = hubs["A"], hubs["B"]
+    lo, hi = NAT_PORTS
+    for r in a.ike_sas():
+        e2e.check(r["nat_local"] and r["local_port"] == 4500 and r["remote_port"] == 4500,
+                  "hub A: NAT detected in front of it, its IKE SA on UDP 4500 (local %s:%d, "
+                  "remote %s:%d)" % (r["local"], r["local_port"], r["remote"], r["remote_port"]))
+    for r in b.ike_sas():
+        e2e.check(r["nat_remote"] and r["local_port"] == 4500 and lo <= r["remote_port"] <= hi,
+                  "hub B: NAT detected in front of hub A, the IKE SA on 4500 to the NAT's port "
+                  "(remote %s:%d)" % (r["remote"], r["remote_port"]))
+    for n, h in hubs.items():
+        flows = [f for f in h.json("show", "crypto", "ipsec", "sa")["ipsec_sas"]
+                 if f["peer"] == seen(h.peer)]
+        encap = [s["udp_encap"] for f in flows for s in f["inbound"] + f["outbound"]]
+        e2e.check(encap and all(encap), "hub %s: the CHILD_SA is UDP-encapsulated both ways "
+                  "(%s, peer port %s)" % (n, encap, [f["peer_port"] for f in flows]))
+        # The hubs' NHRP to each other leaves through the control lcore's forwarder (the
+        # CHILD_SA's encaps above); what comes in is decapsulated by the workers.
+        nin = sum(x["natt_in"] for x in h.json("show", "stats")["workers"])
+        e2e.check(nin > 0, "hub %s's workers took %d ESP-in-UDP packets out of UDP" % (n, nin))
+        ka = h.json("show", "crypto", "ikev2", "stats")["nat_keepalives_tx"]
+        e2e.check(ka > 0 if n == "A" else ka == 0, "hub %s sent %d NAT keepalives (%s)" %
+                  (n, ka, "behind the NAT" if n == "A" else "in front of it: none"))
+    c = nat_counters()
+    e2e.check(c.get("esp_out", 0) > 0 and c.get("esp_in", 0) > 0 and c.get("keepalive", 0) > 0,
+              "the NAT forwarded ESP-in-UDP both ways and hub A's keepalives (%s)" % c)
 
 
 def main():
@@ -177,8 +356,10 @@ def main():
     multihub.sh("ip", "link", "set", BR, "up")
     d = tempfile.mkdtemp(prefix="e2e-multihub-ike-")
     hubs = {}
+    if NATT:
+        start_nat()
     try:
-        print("IKE %s, uptime: %s" % (VERSION, multihub.sh("uptime").stdout.strip()), flush=True)
+        print("IKE %s%s, uptime: %s" % (VERSION, " behind a NAT" if NATT else "", multihub.sh("uptime").stdout.strip()), flush=True)
         # Both at once: each initiates to the other as soon as it runs (and its tap is bridged).
         hubs["A"] = Hub(d, "A")
         hubs["B"] = Hub(d, "B")
@@ -197,18 +378,27 @@ def main():
         regs = until(lambda: all(h.holds_peer() and h.registered() for h in hubs.values()))
         e2e.check(regs is not None, "each hub registered with the other inside ESP and holds "
                   "the other's registration (%.2f s after launch)" % (time.time() - t0))
+        if VERSION == "v2":
+            one_sa(hubs, t0)
+        check_initiator(hubs)
         time.sleep(2)  # a usage report (1 s) brings the workers' counters to the engine
         for n, h in hubs.items():
             c = h.control()
             e2e.check(c["nhrp_tx_esp"] > 0, "hub %s sent %d NHRP packets inside ESP, %d found "
                       "no ESP path (before its SA)" % (n, c["nhrp_tx_esp"],
                                                        c["nhrp_tx_no_esp_path"]))
-            flows = h.json("show", "crypto", "ipsec", "sa")["ipsec_sas"]
-            mine = [f for f in flows if f["peer"] == h.peer["nbma"]]
-            e2e.check(mine and sum(f["encaps"] for f in mine) > 0 and
-                      sum(f["decaps"] for f in mine) > 0,
+
+            def mine():
+                return [f for f in h.json("show", "crypto", "ipsec", "sa")["ipsec_sas"]
+                        if f["peer"] == seen(h.peer)]
+            until(lambda: sum(f["encaps"] for f in mine()) > 0 and
+                  sum(f["decaps"] for f in mine()) > 0, timeout=10)
+            e2e.check(mine() and sum(f["encaps"] for f in mine()) > 0 and
+                      sum(f["decaps"] for f in mine()) > 0,
                       "hub %s: show crypto ipsec sa counts ESP packets with its peer (%s)" %
-                      (n, [(f["encaps"], f["decaps"]) for f in mine]))
+                      (n, [(f["encaps"], f["decaps"]) for f in mine()]))
+        if NATT:
+            check_natt(hubs)
         for n, h in hubs.items():
             e2e.check(h.proc.poll() is None, "hub %s still running" % n)
 
@@ -247,14 +437,17 @@ def main():
                   "%.2f s" % (time.time() - t1))
         regs = until(lambda: all(h.holds_peer() and h.registered() for h in hubs.values()))
         e2e.check(regs is not None, "and registered with each other again")
-        if VERSION == "v2":
-            cross_hub_resolution(d, hubs["A"])
+        if NATT:
+            cross_hub_resolution(d, hubs["B"], hubs["A"])
+        elif VERSION == "v2":
+            cross_hub_resolution(d, hubs["A"], hubs["B"])
         for n, h in hubs.items():
             e2e.check(h.proc.poll() is None, "hub %s still running" % n)
     finally:
         for h in hubs.values():
             h.kill()
         multihub.sh("ip", "link", "del", BR, check=False)
+        multihub.sh("ip", "link", "del", NAT_BR, check=False)
     if e2e.failures:
         print("FAILED: %d checks: %s" % (len(e2e.failures), e2e.failures))
         print("logs in", d)

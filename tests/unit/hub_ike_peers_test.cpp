@@ -93,3 +93,44 @@ TEST_CASE("Initiations: at once, backed off while down, none while up, again whe
     CHECK(v[1].downs == 1);
     CHECK(p.due(t1 + seconds(4)).size() == 1);  // the new target, at once
 }
+
+TEST_CASE("show crypto ike initiator's states: connecting, backing off with the reason, up",
+          "[hub][ike]") {
+    ike_peers p;
+    auto t0 = ike_peers::time_point{} + seconds(100);
+    p.configure({{2, hub_b}}, t0);
+    auto one = [&p] {
+        auto v = p.peers();
+        REQUIRE(v.size() == 1);
+        return v[0];
+    };
+    CHECK(one().state == ike_peers::phase::connecting);  // due at once
+    CHECK(one().initiations == 0);
+    REQUIRE(p.due(t0).size() == 1);
+    CHECK(one().state == ike_peers::phase::connecting);  // asked, no answer yet
+    CHECK(one().next == t0 + seconds(1));
+    // The engine gave the attempt up: backing off until the next, the reason kept.
+    p.failed(2, hub_b, "peer not answering");
+    CHECK(one().state == ike_peers::phase::backing_off);
+    CHECK(one().failures == 1);
+    CHECK(one().last_error == "peer not answering");
+    CHECK(ike_peers::name(one().state) == "backing-off");
+    REQUIRE(p.due(t0 + seconds(1)).size() == 1);  // the next attempt: connecting again
+    CHECK(one().state == ike_peers::phase::connecting);
+    CHECK(one().initiations == 2);
+    CHECK(one().next == t0 + seconds(3));
+    p.up(2, hub_b);
+    CHECK(one().state == ike_peers::phase::up);
+    CHECK(ike_peers::name(one().state) == "up");
+    p.failed(2, hub_b, "a late failure of another attempt");  // up stays up
+    CHECK(one().state == ike_peers::phase::up);
+    CHECK(one().failures == 1);
+    // Its SA dies: the reason shown, connecting again at once.
+    p.down(2, hub_b, t0 + seconds(10), "dead peer detected");
+    CHECK(one().state == ike_peers::phase::connecting);
+    CHECK(one().last_error == "dead peer detected");
+    CHECK(one().downs == 1);
+    // Not a target: ignored.
+    p.failed(2, mapped, "x");
+    CHECK(p.peers().size() == 1);
+}

@@ -167,6 +167,9 @@ private:
         _events.push_back(std::move(e));
     }
 
+    // Its own retry timers notice a hub that never answers (ike_retry).
+    void handle(ike::initiation_failed&, uint64_t) {}
+
     std::unique_ptr<ike::dual_handler> _eng;  // IKEv2 or, with --ike v1, IKEv1
     esp_table& _esp;
     ike::outputs _out;
