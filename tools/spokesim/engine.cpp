@@ -517,6 +517,15 @@ void engine::on_udp(uint32_t local, const ipv4_view& ip, uint64_t now_us) {
     _ike->on_datagram(d, now_us);
 }
 
+void engine::announce(uint32_t local) {
+    // A gratuitous ARP request (RFC 5227): a hub that knows this NBMA address under another MAC
+    // (an earlier run's) moves it here by RFC 826's merge before it answers, as it must for a
+    // replaced router.
+    ipv4 self = nbma_of(local);
+    _sink.send(arp_frame(1, _port_mac, self, broadcast_mac, self));
+    ++_arp_announcements;
+}
+
 void engine::run_ike(uint64_t now_us) {
     // The ramp: spoke k initiates k / ike_rate seconds into the keying phase; then the spokes
     // whose IKE SA died, --ike-retry seconds after.
@@ -527,6 +536,7 @@ void engine::run_ike(uint64_t now_us) {
         _ike_state[_ike_ramp].initiated = true;
         _ike_state[_ike_ramp].initiated_us = now_us;
         _first_initiated_us = _ike_ramp == 0 ? now_us : _first_initiated_us;
+        announce(_ike_ramp);
         _ike->initiate(_ike_ramp, _topo.hub_nbma(), now_us);
         ++_ike_ramp;
         --budget;
@@ -538,6 +548,7 @@ void engine::run_ike(uint64_t now_us) {
             _ike_state[k].initiated_us = now_us;
             _ike_state[k].timed = false;
             _ike_state[k].keyed_timed = false;
+            announce(k);
             _ike->initiate(k, _topo.hub_nbma(), now_us);
             --budget;
         }
@@ -815,12 +826,7 @@ void engine::poll(uint64_t now_us) {
         for (uint32_t k = 0; k < _spokes.size(); ++k) {
             if (auto out = _spokes[k].poll(now_us)) {
                 if (!_spokes[k].registered(now_us)) {
-                    // Announced first (RFC 5227): a hub that knows this NBMA address under
-                    // another MAC (an earlier run's) moves it here (RFC 826's merge) before it
-                    // answers, as it must for a replaced router.
-                    ipv4 self = nbma_of(k);
-                    _sink.send(arp_frame(1, _port_mac, self, broadcast_mac, self));
-                    ++_arp_announcements;
+                    announce(k);
                 }
                 send_nhrp(k, *out, now_us);
             }

@@ -156,7 +156,7 @@ public:
     const mac& hub_mac() const noexcept { return _hub_mac; }
     uint64_t arp_replies_sent() const noexcept { return _arp_replies; }
     // Gratuitous ARP requests: a spoke announces its NBMA address with each registration it
-    // sends while unregistered, as a router does when it (re)starts.
+    // sends while unregistered and each IKE SA it initiates, as a router does when it starts.
     uint64_t arp_announcements_sent() const noexcept { return _arp_announcements; }
     // With --ike: spokes whose IKE SA with the hub carries a CHILD_SA now.
     uint32_t keyed() const noexcept { return _keyed; }
@@ -185,6 +185,7 @@ private:
     uint32_t peer_of(uint32_t local) const noexcept;
     // The topology's addresses, except for a spoke moved by --move-spoke.
     ipv4 nbma_of(uint32_t local) const noexcept;
+    void announce(uint32_t local);  // a gratuitous ARP for the spoke's NBMA address
     std::optional<uint32_t> local_by_nbma(ipv4 a) const noexcept;
     // --nhs: whether `a` is one of the NHSes (the hub when there is one), which one carries
     // spoke `local`'s traffic now, and the MAC to reach `dst` through.

@@ -104,8 +104,9 @@ registers, and with another emulated spoke before taking a Phase 3 shortcut to i
 Port:
   --vdev STRING              DPDK virtual device, e.g. net_memif0,role=client,socket=/tmp/m.sock
   --hub-mac MAC              the hub's MAC (default: ARP for the hub's NBMA address); every
-                             registration a spoke sends unregistered follows a gratuitous ARP
-                             for its NBMA address, which moves a hub's entry to this port's MAC
+                             registration a spoke sends unregistered, and IKE SA it initiates,
+                             follows a gratuitous ARP for its NBMA address (a hub's entry for it
+                             moves to this port's MAC)
   --eal "ARGS"               EAL arguments replacing the defaults
   --queues Q                 RX and TX queues (2); a memif hub needs its workers + 1, all polled
 Load:
