@@ -661,6 +661,8 @@ std::string hub::show_stats(bool json) const {
         .num("arp_entries", _neighbors.size())
         .num("arp_evicted", _neighbors.evicted())
         .num("arp_aged", _neighbors.aged())
+        .num("arp_mac_changes", _neighbors.mac_changes())
+        .num("arp_mac_changes_deferred", _neighbors.mac_changes_deferred())
         .num("nhrp_sent", _cc.nhrp_sent)
         .num("nhrp_tx_no_esp_path", _cc.nhrp_tx_no_esp_path)
         .num("nhrp_tx_esp", _cc.nhrp_tx_esp)

@@ -201,7 +201,23 @@ void neighbor_table::learn(const neighbor_key& k, const mac_addr& mac, timestamp
                            neighbor_output& out) {
     bool fresh = false;
     entry& e = obtain(k, now, out, fresh);
-    bool changed = e.state != neighbor_state::reachable || e.mac != mac;
+    bool moved = e.state == neighbor_state::reachable && e.mac != mac;
+    if (moved && now < e.mac_set + _s.mac_change_hold) {
+        // Too soon after the last change: the latest claim waits for the hold to end.
+        e.deferred = true;
+        e.deferred_mac = mac;
+        ++_mac_changes_deferred;
+        if (timestamp at = e.mac_set + _s.mac_change_hold; at < e.next) {
+            set_next(k, e, at);
+        }
+        return;
+    }
+    bool changed = e.state != neighbor_state::reachable || moved;
+    if (changed) {
+        e.mac_set = now;
+    }
+    _mac_changes += moved ? 1 : 0;
+    e.deferred = false;  // this claim is the latest
     e.state = neighbor_state::reachable;
     e.mac = mac;
     e.probes = 0;
@@ -263,6 +279,10 @@ void neighbor_table::expire(std::map<neighbor_key, entry>::iterator it, timestam
             }
             break;
         case neighbor_state::reachable:
+            if (e.deferred && now >= e.mac_set + _s.mac_change_hold) {
+                learn(k, e.deferred_mac, now, out);  // the hold is over: the latest claim
+                break;
+            }
             if (!e.used || e.probes >= _s.max_probes) {
                 // Learnt from a request and never needed, or gone silent: forgotten.
                 ++_aged;

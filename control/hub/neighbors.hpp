@@ -44,6 +44,12 @@ struct neighbor_settings {
     // hub, the unresolved, and last the resolved ones the hub uses; the least recently updated
     // first within each.
     size_t max_entries = 16384;
+    // RFC 826's merge moves a known neighbour to the MAC its ARP packet carries (a replaced
+    // router, a restarted spoke on a new NIC), at once, but at most once per `mac_change_hold`
+    // per entry: a claim of another MAC within it is deferred, the latest such claim applied when
+    // the hold ends. Forged ARP that alternates MACs republishes an entry's adjacencies at most
+    // once per hold, and the last MAC claimed still wins.
+    std::chrono::milliseconds mac_change_hold{1000};
 };
 
 struct neighbor_view {
@@ -100,8 +106,11 @@ public:
     uint64_t requests_sent() const noexcept { return _requests; }
     uint64_t replies_sent() const noexcept { return _replies; }
     uint64_t announcements_sent() const noexcept { return _announcements; }
-    uint64_t evicted() const noexcept { return _evicted; }  // pushed out by max_entries
-    uint64_t aged() const noexcept { return _aged; }        // forgotten by ageing
+    uint64_t evicted() const noexcept { return _evicted; }          // pushed out by max_entries
+    uint64_t aged() const noexcept { return _aged; }                // forgotten by ageing
+    uint64_t mac_changes() const noexcept { return _mac_changes; }  // a known entry's MAC moved
+    // Claims of another MAC held back by mac_change_hold (the latest applied when it ends).
+    uint64_t mac_changes_deferred() const noexcept { return _mac_changes_deferred; }
     size_t timers_pending() const noexcept { return _timers.size(); }
 
 private:
@@ -122,6 +131,10 @@ private:
         bool in_index = false;  // `indexed` is in _by_age
         timestamp next{};       // when it is due (request, failure, refresh, ageing)
         timestamp updated{};
+        timestamp mac_set{};  // when the MAC was last learnt or changed
+        // Another MAC claimed within mac_change_hold of the last change, applied when it ends.
+        bool deferred = false;
+        mac_addr deferred_mac{};
         // Its live timer: a timer is scheduled only when `next` moves earlier than the live one;
         // one that fires before `next` is re-armed, so an entry never has more than a few.
         uint64_t timer_gen = 0;  // 0: none; timers of another generation are stale
@@ -158,6 +171,8 @@ private:
     uint64_t _announcements = 0;
     uint64_t _evicted = 0;
     uint64_t _aged = 0;
+    uint64_t _mac_changes = 0;
+    uint64_t _mac_changes_deferred = 0;
 };
 
 }  // namespace dmvpn::hub

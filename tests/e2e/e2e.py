@@ -229,13 +229,16 @@ def report_of(out_path):
     return None
 
 
-def spokesim(d, *args, timeout=240, tunnel_prefix="10.0.0.0/16"):
+def spokesim(d, *args, timeout=240, tunnel_prefix="10.0.0.0/16", mac=None):
     """Runs the emulator to its report. It then lingers with the memif link up until the hub
     has paused the port (no worker polls it), and only then leaves: DPDK 22.11's memif server
     unmaps the shared rings when its client disconnects, under any worker still polling them.
-    The port is resumed for the next run."""
-    cmd = [SIM, "--queues", "2", "--vdev",
-           "net_memif0,role=client,socket=%s/memif.sock" % d, "--tunnel-prefix", tunnel_prefix,
+    The port is resumed for the next run. `mac`: the emulator port's MAC (memif draws a random
+    one by default)."""
+    vdev = "net_memif0,role=client,socket=%s/memif.sock" % d
+    if mac is not None:
+        vdev += ",mac=" + mac
+    cmd = [SIM, "--queues", "2", "--vdev", vdev, "--tunnel-prefix", tunnel_prefix,
            "--no-progress", "--linger", "--eal",
            "-l 0 --no-huge -m 512 --no-pci --no-telemetry --file-prefix e2e-sim-%d" % os.getpid()]
     cmd += [str(a) for a in args]
@@ -539,6 +542,42 @@ def purge(d):
         check(len(entry) == 1 and entry[0]["nbma"] != r["moved_nbma"],
               "show nhrp --json: %s stays at %s" % (ps[moved]["overlay"],
                                                     entry[0]["nbma"] if entry else None))
+    finally:
+        h.stop()
+
+
+def rejoin(d):
+    """The same spokes twice against one hub, from two emulator runs with different MACs (a
+    replaced router: new MAC, same NBMA address). Each spoke announces its NBMA address with a
+    gratuitous ARP before it registers; RFC 826's merge moves the hub's entry for it to the new
+    MAC, and the adjacencies built on it (the NHRP replies, the traffic between spokes through
+    the hub) follow. Plain GRE: a second run's ESP would start its sequence numbers again."""
+    n = 8
+    clear = ["--gre-key", 100, "--auth", "e2e", "--rate", 200, "--duration", 2,
+             "--peer-offset", 1, "--no-shortcuts", "--register-wait", 8]
+    h = hub(d, n, esp=False)
+    try:
+        before = 0
+        for run, mac in enumerate(["02:00:00:00:a1:01", "02:00:00:00:a2:01"]):
+            rc, r = spokesim(d, "--spokes", n, *clear, mac=mac)
+            check(rc == 0 and r["registered"] == n and r["registration_rejects"] == 0,
+                  "run %d (MAC %s): %d of %d spokes registered" % (run + 1, mac,
+                                                                 r["registered"], n))
+            check(r["sent"] > 0 and r["received_via_hub"] == r["sent"] and r["lost"] == 0,
+                  "run %d: traffic through the hub %d sent, %d received" %
+                  (run + 1, r["sent"], r["received_via_hub"]))
+            nbmas = {p["nbma"] for p in r["per_spoke"]}
+            entries = [e for e in h.json("show", "arp") if e["address"] in nbmas]
+            right = [e for e in entries if e["mac"] == mac and e["state"] == "reachable"]
+            check(len(right) == n, "run %d: show arp --json holds %s for %d of the %d spokes" %
+                  (run + 1, mac, len(right), n))
+            ctl = h.json("show", "stats")["control"]
+            if run == 1:
+                check(ctl["arp_mac_changes"] - before >= n,
+                      "hub: %d ARP entries moved to the new MAC (arp_mac_changes), %d claims "
+                      "deferred" % (ctl["arp_mac_changes"] - before,
+                                    ctl["arp_mac_changes_deferred"]))
+            before = ctl["arp_mac_changes"]
     finally:
         h.stop()
 
@@ -1136,7 +1175,7 @@ def main():
     which = sys.argv[1]
     scenario = {"scale": scale, "refused": refused, "legacy": legacy, "expiry": expiry,
                 "flood": flood,
-                "purge": purge, "glean": glean, "forge": forge,
+                "purge": purge, "rejoin": rejoin, "glean": glean, "forge": forge,
                 "observe": observe, "ike": ike,
                 "ike-rekey": ike_rekey, "keylog": keylog, "ike-v1": ike_v1}[which]
     run_scenario(which, scenario)

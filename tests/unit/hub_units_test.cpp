@@ -308,10 +308,102 @@ TEST_CASE("ARP table: answers for the hub, learns, resolves with retries, then f
         t.on_arp(0, {arp_request, peer_mac, ip4(192, 0, 2, 7), {}, ip4(192, 0, 2, 1)}, now, out);
         mac_addr moved{0x02, 0, 0, 0, 0, 3};
         neighbor_output o2;
-        t.on_arp(0, {arp_reply, moved, ip4(192, 0, 2, 7), hub_mac, ip4(192, 0, 2, 1)}, now, o2);
+        t.on_arp(0, {arp_reply, moved, ip4(192, 0, 2, 7), hub_mac, ip4(192, 0, 2, 1)}, now + 2s,
+                 o2);
         CHECK(o2.changed.size() == 1);
         CHECK(t.lookup(0, ip4(192, 0, 2, 7)) == moved);
     }
+}
+
+TEST_CASE("ARP table: RFC 826 merge follows a known neighbour's new MAC, at most once a hold",
+          "[hub][neighbors]") {
+    neighbor_table t(neighbor_settings{.announcements = 0, .mac_change_hold = 1000ms});
+    t.set_port(0, hub_mac, ip4(192, 0, 2, 1));
+    const uint32_t spoke = ip4(192, 0, 2, 7);
+    const mac_addr second{0x02, 0, 0, 0, 0, 0x22};
+    const mac_addr third{0x02, 0, 0, 0, 0, 0x33};
+    timestamp now{};
+    auto reported = [&](const neighbor_output& o) {
+        return std::count(o.changed.begin(), o.changed.end(), neighbor_key{0, spoke});
+    };
+    // The hub resolves the spoke (an adjacency needs it) and the spoke answers.
+    neighbor_output out;
+    t.resolve(0, spoke, now, out);
+    t.on_arp(0, {arp_reply, peer_mac, spoke, hub_mac, ip4(192, 0, 2, 1)}, now + 5ms, out);
+    REQUIRE(t.lookup(0, spoke) == peer_mac);
+    REQUIRE(reported(out) == 1);
+
+    // Each kind of ARP packet from the known address with another MAC moves the entry and is
+    // reported in `changed` (what makes the hub republish the adjacencies built on it), a hold
+    // apart: a gratuitous request (sender = target), a gratuitous reply, a request for another
+    // host, a reply to the hub.
+    const std::vector<arp_packet> claims{
+        {arp_request, second, spoke, {}, spoke},
+        {arp_reply, third, spoke, broadcast_mac, spoke},
+        {arp_request, peer_mac, spoke, {}, ip4(192, 0, 2, 99)},
+        {arp_reply, second, spoke, hub_mac, ip4(192, 0, 2, 1)},
+    };
+    timestamp at = now + 10s;
+    for (const arp_packet& a : claims) {
+        neighbor_output o;
+        t.on_arp(0, a, at, o);
+        CHECK(reported(o) == 1);
+        CHECK(t.lookup(0, spoke) == a.sender_mac);
+        CHECK(t.state(0, spoke) == neighbor_state::reachable);
+        at += 2s;
+    }
+    CHECK(t.mac_changes() == 4);
+    CHECK(t.mac_changes_deferred() == 0);
+    // The same MAC again changes nothing and republishes nothing.
+    neighbor_output same;
+    t.on_arp(0, {arp_request, second, spoke, {}, spoke}, at, same);
+    CHECK(reported(same) == 0);
+    // A gratuitous ARP from an address the hub does not know adds nothing.
+    t.on_arp(0, {arp_request, third, ip4(192, 0, 2, 50), {}, ip4(192, 0, 2, 50)}, at, same);
+    CHECK_FALSE(t.state(0, ip4(192, 0, 2, 50)));
+
+    // A flood of forged claims alternating two MACs within one hold: the entry keeps its MAC
+    // (no republishing) until the hold after the last change ends, then takes the latest claim,
+    // once.
+    at += 2s;
+    neighbor_output flood;
+    t.on_arp(0, {arp_request, third, spoke, {}, spoke}, at, flood);  // a change: the hold starts
+    REQUIRE(reported(flood) == 1);
+    for (int i = 1; i <= 1000; ++i) {
+        const mac_addr& m = i % 2 == 0 ? peer_mac : second;  // the last one: peer_mac
+        t.on_arp(0, {arp_reply, m, spoke, hub_mac, ip4(192, 0, 2, 1)},
+                 at + std::chrono::microseconds(i * 500), flood);
+    }
+    CHECK(reported(flood) == 1);
+    CHECK(t.lookup(0, spoke) == third);
+    CHECK(t.mac_changes_deferred() == 1000);
+    neighbor_output later;
+    for (timestamp x = at; x <= at + 1100ms; x += 10ms) {
+        t.tick(x, later);
+    }
+    CHECK(reported(later) == 1);
+    CHECK(t.lookup(0, spoke) == peer_mac);
+    CHECK(t.mac_changes() == 6);
+    // The owner's own MAC claimed last within a hold cancels a forged claim waiting there.
+    neighbor_output back;
+    t.on_arp(0, {arp_request, second, spoke, {}, spoke}, at + 1200ms, back);
+    t.on_arp(0, {arp_request, peer_mac, spoke, {}, spoke}, at + 1300ms, back);
+    for (timestamp x = at + 1200ms; x <= at + 3s; x += 10ms) {
+        t.tick(x, back);
+    }
+    CHECK(reported(back) == 0);
+    CHECK(t.lookup(0, spoke) == peer_mac);
+    // Over a minute of claims alternating every 10 ms, the entry moves at most once a hold.
+    neighbor_output minute;
+    timestamp start = at + 4s;
+    for (int i = 0; i < 6000; ++i) {
+        timestamp x = start + std::chrono::milliseconds(i * 10);
+        const mac_addr& m = i % 2 == 0 ? second : third;
+        t.on_arp(0, {arp_request, m, spoke, {}, spoke}, x, minute);
+        t.tick(x, minute);
+    }
+    CHECK(reported(minute) <= 61);
+    CHECK(reported(minute) >= 59);
 }
 
 TEST_CASE("ARP table: capped; failed, then never-used, then unresolved entries go first",

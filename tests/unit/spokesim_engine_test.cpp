@@ -39,6 +39,12 @@ TEST_CASE("end to end: ARP, registration ramp, data via hub, TI, shortcuts", "[s
     CHECK(t.registered == 6);
     CHECK(t.nhrp.registration_replies == 6);
     CHECK(t.nhrp.registration_rejects == 0);
+    // Each spoke announced its NBMA address once, with its first registration.
+    CHECK(r.hub->announcements.size() == 6);
+    for (uint32_t i = 0; i < 6; ++i) {
+        CHECK(r.hub->announcements[r.topo->nbma_of(i)] == 1);
+    }
+    CHECK(r.eng->arp_announcements_sent() == 6);
     // Every sender got one TI, resolved its peer through the hub, and switched to the shortcut.
     CHECK(r.hub->tis_sent == 6);
     CHECK(t.nhrp.traffic_indications == 6);
@@ -107,6 +113,10 @@ TEST_CASE("a hub that refuses registrations: nobody registers, no data, a failed
     totals t = r.eng->sum(r.now);
     CHECK(t.registered == 0);
     CHECK(t.nhrp.registration_rejects >= 3);
+    // Unregistered, each spoke announces its NBMA address again with every registration.
+    for (uint32_t i = 0; i < 3; ++i) {
+        CHECK(r.hub->announcements[r.topo->nbma_of(i)] >= 2);
+    }
     CHECK(t.sent == 0);
     CHECK(r.eng->spoke_at(0).last_reject() == verdict::rejected);
     CHECK_FALSE(r.eng->success(r.now));

@@ -42,6 +42,7 @@ public:
     uint16_t reply_code = 0;
     std::map<ipv4, ipv4> bindings;  // overlay -> NBMA, from registrations
     uint64_t arp_requests = 0;
+    std::map<ipv4, uint64_t> announcements;  // gratuitous ARP requests, per sender address
     uint64_t data_forwarded = 0;
     uint64_t tis_sent = 0;
     uint64_t resolutions_forwarded = 0;
@@ -71,6 +72,9 @@ public:
                 ++arp_requests;
                 to_spokes.push_back(
                     arp_frame(2, hub_mac, _t.hub_nbma(), arp->sender_mac, arp->sender_ip));
+            } else if (arp->op == 1 && arp->target_ip == arp->sender_ip) {
+                CHECK(eth->dst == broadcast_mac);
+                ++announcements[arp->sender_ip];
             }
             return;
         }

@@ -517,6 +517,15 @@ void engine::on_udp(uint32_t local, const ipv4_view& ip, uint64_t now_us) {
     _ike->on_datagram(d, now_us);
 }
 
+void engine::announce(uint32_t local) {
+    // A gratuitous ARP request (RFC 5227): a hub that knows this NBMA address under another MAC
+    // (an earlier run's) moves it here by RFC 826's merge before it answers, as it must for a
+    // replaced router.
+    ipv4 self = nbma_of(local);
+    _sink.send(arp_frame(1, _port_mac, self, broadcast_mac, self));
+    ++_arp_announcements;
+}
+
 void engine::run_ike(uint64_t now_us) {
     // The ramp: spoke k initiates k / ike_rate seconds into the keying phase; then the spokes
     // whose IKE SA died, --ike-retry seconds after.
@@ -527,6 +536,7 @@ void engine::run_ike(uint64_t now_us) {
         _ike_state[_ike_ramp].initiated = true;
         _ike_state[_ike_ramp].initiated_us = now_us;
         _first_initiated_us = _ike_ramp == 0 ? now_us : _first_initiated_us;
+        announce(_ike_ramp);
         _ike->initiate(_ike_ramp, _topo.hub_nbma(), now_us);
         ++_ike_ramp;
         --budget;
@@ -538,6 +548,7 @@ void engine::run_ike(uint64_t now_us) {
             _ike_state[k].initiated_us = now_us;
             _ike_state[k].timed = false;
             _ike_state[k].keyed_timed = false;
+            announce(k);
             _ike->initiate(k, _topo.hub_nbma(), now_us);
             --budget;
         }
@@ -814,6 +825,9 @@ void engine::poll(uint64_t now_us) {
         uint64_t next = UINT64_MAX;
         for (uint32_t k = 0; k < _spokes.size(); ++k) {
             if (auto out = _spokes[k].poll(now_us)) {
+                if (!_spokes[k].registered(now_us)) {
+                    announce(k);
+                }
                 send_nhrp(k, *out, now_us);
             }
             next = std::min(next, _spokes[k].next_due_us());
@@ -1080,7 +1094,8 @@ std::string engine::report_json(uint64_t now_us) const {
         "\"sent\":{},\"sent_via_hub\":{},\"sent_shortcut\":{},\"received\":{},"
         "\"received_via_hub\":{},\"received_shortcut\":{},\"lost\":{},\"duplicates\":{},"
         "\"reordered\":{},\"corrupt\":{},\"esp_errors\":{},\"gre_key_mismatch\":{},"
-        "\"unprotected\":{},\"nhrp_parse_errors\":{},\"arp_replies\":{},\"not_ours\":{},"
+        "\"unprotected\":{},\"nhrp_parse_errors\":{},\"arp_replies\":{},"
+        "\"arp_announcements\":{},\"not_ours\":{},"
         "\"flood_malformed\":{},\"flood_wrong_auth\":{},\"flood_unknown_source\":{},"
         "\"foreign_answers\":{},\"moved_nbma\":\"{}\",\"forged_registrations\":{},"
         "\"forged_resolutions\":{},\"forged_multicast\":{},\"multicast_received\":{},"
@@ -1095,9 +1110,10 @@ std::string engine::report_json(uint64_t now_us) const {
         t.nhrp.auth_failures, t.sent, t.data.sent_via_hub, t.data.sent_shortcut, t.received,
         t.data.received_via_hub, t.data.received_shortcut, t.lost, t.duplicates, t.data.reordered,
         t.data.corrupt, t.data.esp_errors, t.data.gre_key_mismatch, t.data.unprotected,
-        t.data.nhrp_parse_errors, _arp_replies, _not_ours, _flood_sent[0], _flood_sent[1],
-        _flood_sent[2], _foreign_answers, _moved ? to_string(_moved_nbma) : "", _forged_sent[0],
-        _forged_sent[1], _forged_sent[2], t.data.multicast_received, t.data.echo_replies);
+        t.data.nhrp_parse_errors, _arp_replies, _arp_announcements, _not_ours, _flood_sent[0],
+        _flood_sent[1], _flood_sent[2], _foreign_answers, _moved ? to_string(_moved_nbma) : "",
+        _forged_sent[0], _forged_sent[1], _forged_sent[2], t.data.multicast_received,
+        t.data.echo_replies);
     ike_totals k = ike_sum();
     out += fmt::format(
         ",\"ike\":{},\"keyed\":{},\"ike_sas_up\":{},\"child_sas\":{},\"rekeys\":{},"

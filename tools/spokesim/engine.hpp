@@ -155,6 +155,9 @@ public:
     bool hub_mac_known() const noexcept { return _hub_mac_known; }
     const mac& hub_mac() const noexcept { return _hub_mac; }
     uint64_t arp_replies_sent() const noexcept { return _arp_replies; }
+    // Gratuitous ARP requests: a spoke announces its NBMA address with each registration it
+    // sends while unregistered and each IKE SA it initiates, as a router does when it starts.
+    uint64_t arp_announcements_sent() const noexcept { return _arp_announcements; }
     // With --ike: spokes whose IKE SA with the hub carries a CHILD_SA now.
     uint32_t keyed() const noexcept { return _keyed; }
     bool keyed(uint32_t local) const { return _ike_state.at(local).keyed; }
@@ -182,6 +185,7 @@ private:
     uint32_t peer_of(uint32_t local) const noexcept;
     // The topology's addresses, except for a spoke moved by --move-spoke.
     ipv4 nbma_of(uint32_t local) const noexcept;
+    void announce(uint32_t local);  // a gratuitous ARP for the spoke's NBMA address
     std::optional<uint32_t> local_by_nbma(ipv4 a) const noexcept;
     // --nhs: whether `a` is one of the NHSes (the hub when there is one), which one carries
     // spoke `local`'s traffic now, and the MAC to reach `dst` through.
@@ -251,6 +255,7 @@ private:
     uint64_t _data_sent_total = 0;
     uint32_t _next_sender = 0;
     uint64_t _arp_replies = 0;
+    uint64_t _arp_announcements = 0;
     uint64_t _not_ours = 0;
     uint64_t _next_scan_us = 0;
     uint32_t _registered = 0;

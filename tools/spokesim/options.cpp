@@ -103,7 +103,10 @@ registers, and with another emulated spoke before taking a Phase 3 shortcut to i
                              DIR/ikev2_decryption_table and DIR/esp_sa (Wireshark's tables)
 Port:
   --vdev STRING              DPDK virtual device, e.g. net_memif0,role=client,socket=/tmp/m.sock
-  --hub-mac MAC              the hub's MAC (default: ARP for the hub's NBMA address)
+  --hub-mac MAC              the hub's MAC (default: ARP for the hub's NBMA address); every
+                             registration a spoke sends unregistered, and IKE SA it initiates,
+                             follows a gratuitous ARP for its NBMA address (a hub's entry for it
+                             moves to this port's MAC)
   --eal "ARGS"               EAL arguments replacing the defaults
   --queues Q                 RX and TX queues (2); a memif hub needs its workers + 1, all polled
 Load:
