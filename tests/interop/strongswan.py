@@ -39,6 +39,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from checks import Checks  # noqa: F401 (the scripts use ss.Checks)
+
 CHARON = "/usr/sbin/charon-systemd"
 SWANCTL = "/usr/sbin/swanctl"
 PKI = "/usr/bin/pki"
@@ -59,21 +61,6 @@ def available():
     if not Path("/usr/lib/ipsec/plugins/libstrongswan-openssl.so").exists():
         return "strongSwan's openssl plugin is missing (libstrongswan-standard-plugins)"
     return None
-
-
-class Checks:
-    """check(cond, what, detail=""): prints ok/FAIL and remembers the failures."""
-
-    def __init__(self):
-        self.failures = []
-
-    def __call__(self, cond, what, detail=""):
-        print(("ok   " if cond else "FAIL ") + what, flush=True)
-        if not cond:
-            self.failures.append(what)
-            if detail:
-                print(detail, flush=True)
-        return cond
 
 
 def sh(*args, timeout=30, check=True, env=None):
