@@ -1,7 +1,7 @@
 """What the tests that run dmvpn-hub as a process share (hub_process.py, hub_notify.py,
-fpm_hub_zebra.py): the built binaries from $DMVPN_BUILD, the source tree, the ok/FAIL checklist,
-dmvpnctl and polling. Imported from the test's folder (the script's own directory is on
-sys.path)."""
+fpm_hub_zebra.py, e2e/e2e.py): the built binaries from $DMVPN_BUILD, the source tree, the ok/FAIL
+checklist, dmvpnctl and polling. Imported from the test's folder (the script's own directory is
+on sys.path; e2e.py puts tests/ there)."""
 
 import os
 import subprocess
