@@ -24,19 +24,7 @@ if os.geteuid() != 0 or not os.path.exists(f"{FRR}/zebra"):
     sys.exit(77)
 
 from scapy.all import Ether, IP, wrpcap  # noqa: E402
-
-BUILD = os.environ["DMVPN_BUILD"]
-HUB = os.path.join(BUILD, "dmvpn-hub")
-CTL = os.path.join(BUILD, "dmvpnctl")
-
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
+from hub_checks import CTL, HUB, check, ctl, failures, wait_for  # noqa: E402
 
 CONFIG = """\
 hub:
@@ -80,21 +68,6 @@ ip route 10.9.9.9/32 blackhole
 
 def run(*cmd, check=True):
     return subprocess.run(cmd, check=check, capture_output=True, text=True)
-
-
-def ctl(sock, *cmd):
-    return subprocess.run([CTL, "--socket", sock, *cmd], capture_output=True, text=True,
-                          timeout=20)
-
-
-def wait_for(pred, seconds):
-    end = time.time() + seconds
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    return None
 
 
 class frr:

@@ -13,19 +13,7 @@ import sys
 import tempfile
 import time
 
-BUILD = os.environ["DMVPN_BUILD"]
-SOURCE = os.environ["DMVPN_SOURCE"]
-HUB = os.path.join(BUILD, "dmvpn-hub")
-CTL = os.path.join(BUILD, "dmvpnctl")
-
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
+from hub_checks import CTL, HUB, SOURCE, check, failures
 
 CONFIG = """\
 hub:

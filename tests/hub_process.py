@@ -14,21 +14,9 @@ import tempfile
 import time
 
 from scapy.all import ARP, ICMP, IP, UDP, Ether, Raw, rdpcap, wrpcap  # noqa: E402
+from hub_checks import CTL, HUB, SOURCE, check, ctl, failures, wait_for  # noqa: E402
 
-BUILD = os.environ["DMVPN_BUILD"]
-SOURCE = os.environ["DMVPN_SOURCE"]
 DATA = os.environ["DMVPN_TESTDATA"]
-HUB = os.path.join(BUILD, "dmvpn-hub")
-CTL = os.path.join(BUILD, "dmvpnctl")
-
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
 
 CONFIG = """\
 hub:
@@ -55,21 +43,6 @@ tunnels:
 {nhrp}{routes}management:
   socket: {d}/hub.sock
 """
-
-
-def ctl(sock, *cmd):
-    return subprocess.run([CTL, "--socket", sock, *cmd], capture_output=True, text=True,
-                          timeout=20)
-
-
-def wait_for(pred, seconds, step=0.3):
-    end = time.time() + seconds
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return None
 
 
 def check_config_cases(d):

@@ -15,7 +15,6 @@ using wire::fail;
 template <typename T>
 using result = wire::result<T, refusal>;
 
-constexpr uint8_t last_substructure = 0;
 constexpr size_t sa_fixed_size = 8;
 constexpr size_t proposal_fixed_size = 8;  // generic header + number, protocol, spi size, count
 constexpr size_t transform_fixed_size = 8;
@@ -24,7 +23,7 @@ constexpr size_t cert_fixed_size = 1;
 constexpr size_t notification_fixed_size = 8;
 constexpr size_t delete_fixed_size = 8;
 constexpr size_t nat_oa_fixed_size = 4;
-constexpr uint16_t attr_tv_bit = 0x8000;
+using codec::attr_tv_bit;
 constexpr size_t min_nonce = 8;  // RFC 2409 section 5
 constexpr size_t max_nonce = 256;
 constexpr size_t isakmp_spi_size = 16;  // the two cookies
@@ -33,14 +32,8 @@ constexpr size_t cpi_size = 2;
 constexpr size_t cipher_alignment = 4;
 constexpr size_t ipv4_size = 4;
 constexpr size_t ipv6_size = 16;
-constexpr size_t max_payload_body = 0xffff - generic_payload_header_size;
 
-bytes to_bytes(std::span<const uint8_t> s) { return bytes(s.begin(), s.end()); }
-
-uint64_t be64(wire::reader& r) {
-    const uint64_t hi = *r.be32();
-    return (hi << 32) | *r.be32();
-}
+using codec::to_bytes;
 
 // Where a refusal points: `base` is the offset of the reader's data in what parse() was given.
 struct at {
@@ -85,24 +78,11 @@ result<std::vector<attribute>> parse_attributes(wire::reader& r, bool phase1, co
     std::vector<attribute> out;
     while (!r.empty()) {
         const size_t off = r.offset();
-        if (out.size() == max_attributes || !r.has(4)) {
+        auto a = out.size() == max_attributes ? std::nullopt : codec::read_attribute(r);
+        if (!a || (!a->tv && basic_only(phase1, a->type))) {
             return fail(where(parse_error::bad_attribute, off));
         }
-        const uint16_t type_field = *r.be16();
-        attribute a;
-        a.type = type_field & ~attr_tv_bit;
-        a.tv = (type_field & attr_tv_bit) != 0;
-        if (a.tv) {
-            a.value = to_bytes(*r.bytes(2));
-        } else {
-            const uint16_t len = *r.be16();
-            auto v = r.bytes(len);
-            if (!v || basic_only(phase1, a.type)) {
-                return fail(where(parse_error::bad_attribute, off));
-            }
-            a.value = to_bytes(*v);
-        }
-        out.push_back(std::move(a));
+        out.push_back(attribute{a->type, a->tv, to_bytes(a->value)});
     }
     return out;
 }
@@ -122,28 +102,14 @@ bool proposal_spi_fits(uint8_t protocol, size_t size) {
 }
 
 // The Proposal (or Transform) payloads of `r`, each with Next Payload `more` but the last (0).
-// Returns the body of each, checked against its generic header.
-result<std::vector<std::pair<size_t, std::span<const uint8_t>>>> substructures(
-    wire::reader& r, uint8_t more, size_t fixed, size_t limit, parse_error bad, const at& where) {
-    std::vector<std::pair<size_t, std::span<const uint8_t>>> out;
-    while (true) {
-        const size_t off = r.offset();
-        if (out.size() == limit || !r.has(generic_payload_header_size)) {
-            return fail(where(bad, off));
-        }
-        const uint8_t next = *r.u8();
-        r.skip(1);
-        const uint16_t len = *r.be16();
-        if (len < fixed || (next != more && next != last_substructure) ||
-            !r.has(len - generic_payload_header_size)) {
-            return fail(where(bad, off));
-        }
-        out.emplace_back(off, *r.bytes(len - generic_payload_header_size));
-        if (next == last_substructure) {
-            break;
-        }
+result<std::vector<codec::substructure>> substructures(wire::reader& r, uint8_t more, size_t fixed,
+                                                       size_t limit, parse_error bad,
+                                                       const at& where) {
+    auto subs = codec::read_substructures(r, more, fixed, limit);
+    if (!subs) {
+        return fail(where(bad, subs.error()));
     }
-    return out;
+    return std::move(*subs);
 }
 
 result<std::vector<transform>> parse_transforms(wire::reader& r, uint8_t count, bool phase1,
@@ -162,13 +128,13 @@ result<std::vector<transform>> parse_transforms(wire::reader& r, uint8_t count, 
         return fail(where(parse_error::bad_proposal, proposal_at));
     }
     std::vector<transform> out;
-    for (const auto& [off, body] : *subs) {
-        wire::reader t(body);
+    for (const auto& sub : *subs) {
+        wire::reader t(sub.body);
         transform tr;
         tr.number = *t.u8();
         tr.id = *t.u8();
         t.skip(2);
-        const at inner{where.base + off + generic_payload_header_size, where.payload};
+        const at inner{where.base + sub.offset + generic_payload_header_size, where.payload};
         auto attrs = parse_attributes(t, phase1, inner);
         if (!attrs) {
             return fail(attrs.error());
@@ -197,8 +163,8 @@ result<sa_payload> parse_sa(wire::reader& r, const at& where) {
     if (!r.empty()) {
         return fail(where(parse_error::bad_proposal, r.offset()));
     }
-    for (const auto& [off, body] : *subs) {
-        wire::reader p(body);
+    for (const auto& sub : *subs) {
+        wire::reader p(sub.body);
         proposal prop;
         prop.number = *p.u8();
         prop.protocol = *p.u8();
@@ -206,11 +172,11 @@ result<sa_payload> parse_sa(wire::reader& r, const at& where) {
         const uint8_t count = *p.u8();
         auto spi = p.bytes(spi_size);
         if (!spi || !proposal_spi_fits(prop.protocol, spi_size)) {
-            return fail(where(parse_error::bad_proposal, off));
+            return fail(where(parse_error::bad_proposal, sub.offset));
         }
         prop.spi = to_bytes(*spi);
         // Offsets inside the proposal body relative to the SA body.
-        const at inner{where.base + off + generic_payload_header_size, where.payload};
+        const at inner{where.base + sub.offset + generic_payload_header_size, where.payload};
         auto ts = parse_transforms(p, count, prop.protocol == protocol_id::isakmp, inner);
         if (!ts) {
             return fail(ts.error());
@@ -375,25 +341,16 @@ result<chain_prefix> parse_chain(payload_type first, std::span<const uint8_t> ch
         if (out.payloads.size() == max_payloads) {
             return fail(refusal{parse_error::too_many_payloads, base + off, next});
         }
-        if (!r.has(generic_payload_header_size)) {
-            return fail(refusal{parse_error::truncated_payload, base + off, next});
+        auto g = codec::read_generic<parse_error>(r);
+        if (!g) {
+            return fail(refusal{g.error(), base + off, next});
         }
-        const auto following = static_cast<payload_type>(*r.u8());
-        r.skip(1);
-        const uint16_t len = *r.be16();
-        if (len < generic_payload_header_size) {
-            return fail(refusal{parse_error::bad_payload_length, base + off, next});
-        }
-        auto body = r.bytes(len - generic_payload_header_size);
-        if (!body) {
-            return fail(refusal{parse_error::truncated_payload, base + off, next});
-        }
-        auto p = parse_body(next, *body, at{base + off + generic_payload_header_size, next});
+        auto p = parse_body(next, g->body, at{base + off + generic_payload_header_size, next});
         if (!p) {
             return fail(p.error());
         }
         out.payloads.push_back(std::move(*p));
-        next = following;
+        next = static_cast<payload_type>(g->next);
     }
     out.consumed = r.offset();
     return out;
@@ -420,46 +377,17 @@ void put_attributes(wire::writer& w, const std::vector<attribute>& attrs) {
     }
 }
 
-// A substructure or payload: generic header, body from `put`, length patched in.
-template <typename F>
-void put_generic(wire::writer& w, uint8_t next, F&& put) {
-    const size_t start = w.offset();
-    w.u8(next);
-    w.u8(0);
-    w.be16(0);
-    put();
-    const size_t len = w.offset() - start;
-    if (len - generic_payload_header_size > max_payload_body) {
-        throw std::length_error("ISAKMP payload of " + std::to_string(len) +
-                                " octets exceeds 65535");
-    }
-    w.patch16(start + 2, static_cast<uint16_t>(len));
-}
-
 void put_body(wire::writer& w, const sa_payload& sa) {
     w.be32(sa.doi);
     w.be32(sa.situation);
-    for (size_t i = 0; i < sa.proposals.size(); ++i) {
-        const auto& p = sa.proposals[i];
-        const bool last = i + 1 == sa.proposals.size();
-        put_generic(w, last ? 0 : static_cast<uint8_t>(payload_type::proposal), [&] {
-            w.u8(p.number);
-            w.u8(p.protocol);
-            w.u8(static_cast<uint8_t>(p.spi.size()));
-            w.u8(static_cast<uint8_t>(p.transforms.size()));
-            w.bytes(p.spi);
-            for (size_t j = 0; j < p.transforms.size(); ++j) {
-                const auto& t = p.transforms[j];
-                const bool tlast = j + 1 == p.transforms.size();
-                put_generic(w, tlast ? 0 : static_cast<uint8_t>(payload_type::transform), [&] {
-                    w.u8(t.number);
-                    w.u8(t.id);
-                    w.be16(0);
-                    put_attributes(w, t.attributes);
-                });
-            }
-        });
-    }
+    codec::put_proposals(w, sa.proposals, static_cast<uint8_t>(payload_type::proposal),
+                         static_cast<uint8_t>(payload_type::transform), "ISAKMP payload",
+                         [&w](const transform& t) {
+                             w.u8(t.number);
+                             w.u8(t.id);
+                             w.be16(0);
+                             put_attributes(w, t.attributes);
+                         });
 }
 void put_body(wire::writer& w, const ke_payload& ke) { w.bytes(ke.data); }
 void put_body(wire::writer& w, const id_payload& id) {
@@ -529,17 +457,7 @@ wire::result<header, refusal> parse_header(std::span<const uint8_t> datagram) {
     if (!r.has(header_size)) {
         return fail(refusal{parse_error::truncated_header, 0, payload_type::none});
     }
-    header h;
-    h.spi_i = be64(r);
-    h.spi_r = be64(r);
-    h.next = static_cast<payload_type>(*r.u8());
-    const uint8_t version = *r.u8();
-    h.major = version >> 4;
-    h.minor = version & 0x0f;
-    h.exch = static_cast<exchange>(*r.u8());
-    h.flags = *r.u8();
-    h.message_id = *r.be32();
-    h.length = *r.be32();
+    const auto h = codec::read_header<header>(r);
     constexpr size_t version_offset = 17;
     constexpr size_t length_offset = 24;
     if (h.major != major_version) {
@@ -631,8 +549,9 @@ chain serialize_payloads(const std::vector<payload>& payloads) {
     for (size_t i = 0; i < payloads.size(); ++i) {
         const uint8_t next =
             i + 1 < payloads.size() ? static_cast<uint8_t>(type_of(payloads[i + 1])) : 0;
-        put_generic(w, next,
-                    [&] { std::visit([&w](const auto& v) { put_body(w, v); }, payloads[i]); });
+        codec::put_generic(w, next, 0, "ISAKMP payload", [&] {
+            std::visit([&w](const auto& v) { put_body(w, v); }, payloads[i]);
+        });
     }
     return c;
 }
@@ -653,18 +572,7 @@ bytes serialize(const message& m) {
                                 " octets exceeds max_message_size");
     }
     h.length = static_cast<uint32_t>(len);
-    // The header's layout is IKEv2's (RFC 7296 section 3.1 kept RFC 2408's): one writer.
-    ike::header v2;
-    v2.spi_i = h.spi_i;
-    v2.spi_r = h.spi_r;
-    v2.next = static_cast<ike::payload_type>(h.next);
-    v2.major = h.major;
-    v2.minor = h.minor;
-    v2.exch = static_cast<ike::exchange>(h.exch);
-    v2.flags = h.flags;
-    v2.message_id = h.message_id;
-    v2.length = h.length;
-    bytes out = ike::serialize_header(v2);
+    bytes out = codec::write_header(h);
     out.insert(out.end(), body.begin(), body.end());
     return out;
 }

@@ -372,17 +372,11 @@ wire::result<message, refusal> parse(std::span<const uint8_t> datagram);
 // The payloads read before the chain ended (Next Payload 0) and how many octets they took.
 // A decrypted body ends in padding (RFC 2409 appendix B), so parse_payloads() leaves bytes
 // after the last payload to the caller; dmvpn-decode shows them.
-struct chain_prefix {
-    std::vector<payload> payloads;
-    size_t consumed = 0;
-};
+using chain_prefix = codec::chain_prefix<payload>;
 wire::result<chain_prefix, refusal> parse_payloads(payload_type first,
                                                    std::span<const uint8_t> chain);
 
-struct chain {
-    payload_type first = payload_type::none;
-    bytes data;
-};
+using chain = codec::chain<payload_type>;
 // The payload chain, each Next Payload set from its successor (the last one none). Throws
 // std::length_error for a payload over 65535 octets.
 chain serialize_payloads(const std::vector<payload>& payloads);

@@ -16,13 +16,10 @@ template <typename T>
 using result = wire::result<T, parse_error>;
 
 constexpr uint8_t critical_bit = 0x80;
-constexpr uint8_t last_proposal = 0;
 constexpr uint8_t more_proposals = 2;
-constexpr uint8_t last_transform = 0;
 constexpr uint8_t more_transforms = 3;
 constexpr size_t proposal_fixed_size = 8;
 constexpr size_t transform_fixed_size = 8;
-constexpr uint16_t attr_tv_bit = 0x8000;
 constexpr size_t ts_fixed_size = 8;
 constexpr size_t ipv4_ts_size = ts_fixed_size + 2 * 4;
 constexpr size_t ipv6_ts_size = ts_fixed_size + 2 * 16;
@@ -31,7 +28,6 @@ constexpr size_t min_nonce = 16;               // section 3.9
 constexpr size_t max_nonce = 256;
 constexpr size_t ike_spi_size = 8;
 constexpr size_t child_spi_size = 4;
-constexpr size_t max_payload_body = 0xffff - generic_payload_header_size;
 
 // Public-value sizes of the groups the hub implements (RFC 7296 / RFC 5903 / RFC 8031).
 std::optional<size_t> ke_size(uint16_t group) {
@@ -61,55 +57,35 @@ bool spi_size_fits(uint8_t protocol, size_t size, bool ike_may_be_empty) {
     }
 }
 
-bytes to_bytes(std::span<const uint8_t> s) { return bytes(s.begin(), s.end()); }
-
-uint64_t be64(wire::reader& r) {
-    const uint64_t hi = *r.be32();
-    return (hi << 32) | *r.be32();
-}
+using codec::to_bytes;
 
 // ---- payload bodies ----
 
 result<std::vector<transform>> parse_transforms(wire::reader& r, uint8_t count) {
     std::vector<transform> out;
     for (uint8_t i = 0; i < count; ++i) {
-        if (!r.has(transform_fixed_size)) {
+        auto sub = codec::read_substructure(r, more_transforms, transform_fixed_size);
+        if (!sub || sub->last != (i + 1 == count)) {
             return fail(parse_error::bad_proposal);
         }
-        const uint8_t last = *r.u8();
-        r.skip(1);
-        const uint16_t len = *r.be16();
-        const bool is_last = i + 1 == count;
-        if (last != (is_last ? last_transform : more_transforms) || len < transform_fixed_size ||
-            !r.has(len - 4)) {
-            return fail(parse_error::bad_proposal);
-        }
+        wire::reader attrs(sub->body);
         transform t;
-        t.type = static_cast<transform_type>(*r.u8());
-        r.skip(1);
-        t.id = *r.be16();
-        wire::reader attrs = *r.sub(len - transform_fixed_size);
+        t.type = static_cast<transform_type>(*attrs.u8());
+        attrs.skip(1);
+        t.id = *attrs.be16();
         while (!attrs.empty()) {
-            const size_t start = attrs.offset();
-            auto type_field = attrs.be16();
-            auto value = attrs.be16();
-            if (!value) {
+            auto a = codec::read_attribute(attrs);
+            if (!a) {
                 return fail(parse_error::bad_attribute);
             }
-            const bool tv = (*type_field & attr_tv_bit) != 0;
-            const uint16_t type = *type_field & static_cast<uint16_t>(~attr_tv_bit);
-            if (type == attr_key_length) {
-                if (!tv || t.key_bits) {
+            if (a->type == attr_key_length) {
+                if (!a->tv || t.key_bits) {
                     return fail(parse_error::bad_attribute);
                 }
-                t.key_bits = *value;
+                t.key_bits = static_cast<uint16_t>((a->value[0] << 8) | a->value[1]);
                 continue;
             }
-            if (!tv && !attrs.skip(*value)) {
-                return fail(parse_error::bad_attribute);
-            }
-            auto raw = attrs.whole().subspan(start, attrs.offset() - start);
-            t.unknown_attributes.insert(t.unknown_attributes.end(), raw.begin(), raw.end());
+            t.unknown_attributes.insert(t.unknown_attributes.end(), a->raw.begin(), a->raw.end());
         }
         out.push_back(std::move(t));
     }
@@ -118,24 +94,14 @@ result<std::vector<transform>> parse_transforms(wire::reader& r, uint8_t count) 
 
 result<payload> parse_sa(wire::reader r) {
     sa_payload sa;
-    if (r.empty()) {
-        return fail(parse_error::bad_proposal);
-    }
-    while (!r.empty()) {
-        if (!r.has(proposal_fixed_size)) {
+    bool last = false;
+    while (!last) {
+        auto sub = codec::read_substructure(r, more_proposals, proposal_fixed_size);
+        if (!sub || sub->last != r.empty()) {
             return fail(parse_error::bad_proposal);
         }
-        const uint8_t last = *r.u8();
-        r.skip(1);
-        const uint16_t len = *r.be16();
-        if (len < proposal_fixed_size || !r.has(len - 4)) {
-            return fail(parse_error::bad_proposal);
-        }
-        wire::reader body = *r.sub(len - 4);
-        const bool is_last = r.empty();
-        if (last != (is_last ? last_proposal : more_proposals)) {
-            return fail(parse_error::bad_proposal);
-        }
+        last = sub->last;
+        wire::reader body(sub->body);
         proposal p;
         p.number = *body.u8();
         p.protocol = *body.u8();
@@ -363,40 +329,19 @@ result<payload> parse_body(uint8_t type, bool critical, uint8_t next, wire::read
 
 // ---- payload builders ----
 
-void put_transforms(wire::writer& w, const std::vector<transform>& ts) {
-    for (size_t i = 0; i < ts.size(); ++i) {
-        const auto& t = ts[i];
-        const size_t len =
-            transform_fixed_size + (t.key_bits ? 4 : 0) + t.unknown_attributes.size();
-        w.u8(i + 1 == ts.size() ? last_transform : more_transforms);
-        w.u8(0);
-        w.be16(static_cast<uint16_t>(len));
-        w.u8(static_cast<uint8_t>(t.type));
-        w.u8(0);
-        w.be16(t.id);
-        if (t.key_bits) {
-            w.be16(attr_tv_bit | attr_key_length);
-            w.be16(*t.key_bits);
-        }
-        w.bytes(t.unknown_attributes);
-    }
-}
-
+// A proposal or transform of 65535 octets or more would make the SA payload too long as well.
 void put_body(wire::writer& w, const sa_payload& sa) {
-    for (size_t i = 0; i < sa.proposals.size(); ++i) {
-        const auto& p = sa.proposals[i];
-        const size_t at = w.offset();
-        w.u8(i + 1 == sa.proposals.size() ? last_proposal : more_proposals);
-        w.u8(0);
-        w.be16(0);
-        w.u8(p.number);
-        w.u8(p.protocol);
-        w.u8(static_cast<uint8_t>(p.spi.size()));
-        w.u8(static_cast<uint8_t>(p.transforms.size()));
-        w.bytes(p.spi);
-        put_transforms(w, p.transforms);
-        w.patch16(at + 2, static_cast<uint16_t>(w.offset() - at));
-    }
+    codec::put_proposals(w, sa.proposals, more_proposals, more_transforms, "IKE proposal",
+                         [&w](const transform& t) {
+                             w.u8(static_cast<uint8_t>(t.type));
+                             w.u8(0);
+                             w.be16(t.id);
+                             if (t.key_bits) {
+                                 w.be16(codec::attr_tv_bit | attr_key_length);
+                                 w.be16(*t.key_bits);
+                             }
+                             w.bytes(t.unknown_attributes);
+                         });
 }
 void put_body(wire::writer& w, const ke_payload& ke) {
     w.be16(ke.group);
@@ -469,17 +414,7 @@ wire::result<header, parse_error> parse_header(std::span<const uint8_t> datagram
     if (!r.has(header_size)) {
         return fail(parse_error::truncated_header);
     }
-    header h;
-    h.spi_i = be64(r);
-    h.spi_r = be64(r);
-    h.next = static_cast<payload_type>(*r.u8());
-    const uint8_t version = *r.u8();
-    h.major = version >> 4;
-    h.minor = version & 0x0f;
-    h.exch = static_cast<exchange>(*r.u8());
-    h.flags = *r.u8();
-    h.message_id = *r.be32();
-    h.length = *r.be32();
+    const auto h = codec::read_header<header>(r);
     if (h.major != 2) {
         return fail(parse_error::bad_major_version);
     }
@@ -513,20 +448,13 @@ wire::result<chain_prefix, parse_error> parse_payload_prefix(payload_type first,
         if (out.payloads.size() == max_payloads) {
             return fail(parse_error::too_many_payloads);
         }
-        if (!r.has(generic_payload_header_size)) {
-            return fail(parse_error::truncated_payload);
+        auto g = codec::read_generic<parse_error>(r);
+        if (!g) {
+            return fail(g.error());
         }
-        const uint8_t next = *r.u8();
-        const bool critical = (*r.u8() & critical_bit) != 0;
-        const uint16_t len = *r.be16();
-        if (len < generic_payload_header_size) {
-            return fail(parse_error::bad_payload_length);
-        }
-        auto body = r.sub(len - generic_payload_header_size);
-        if (!body) {
-            return fail(parse_error::truncated_payload);
-        }
-        auto p = parse_body(type, critical, next, *body);
+        const uint8_t next = g->next;
+        const bool critical = (g->flags & critical_bit) != 0;
+        auto p = parse_body(type, critical, next, wire::reader(g->body));
         if (!p) {
             return fail(p.error());
         }
@@ -616,37 +544,14 @@ chain serialize_payloads(const std::vector<payload>& payloads) {
         } else if (const auto* o = std::get_if<opaque_payload>(&p); o && o->critical) {
             flags = critical_bit;
         }
-        const size_t at = w.offset();
-        w.u8(next);
-        w.u8(flags);
-        w.be16(0);
-        std::visit([&w](const auto& v) { put_body(w, v); }, p);
-        const size_t len = w.offset() - at;
-        if (len - generic_payload_header_size > max_payload_body) {
-            throw std::length_error("IKE payload " + std::string(name(type_of(p))) + " of " +
-                                    std::to_string(len) + " bytes exceeds 65535");
-        }
-        w.patch16(at + 2, static_cast<uint16_t>(len));
+        const std::string what = "IKE payload " + std::string(name(type_of(p)));
+        codec::put_generic(w, next, flags, what,
+                           [&] { std::visit([&w](const auto& v) { put_body(w, v); }, p); });
     }
     return c;
 }
 
-bytes serialize_header(const header& h) {
-    bytes out;
-    out.reserve(header_size);
-    wire::writer w(out);
-    w.be32(static_cast<uint32_t>(h.spi_i >> 32));
-    w.be32(static_cast<uint32_t>(h.spi_i));
-    w.be32(static_cast<uint32_t>(h.spi_r >> 32));
-    w.be32(static_cast<uint32_t>(h.spi_r));
-    w.u8(static_cast<uint8_t>(h.next));
-    w.u8(static_cast<uint8_t>((h.major << 4) | (h.minor & 0x0f)));
-    w.u8(static_cast<uint8_t>(h.exch));
-    w.u8(h.flags);
-    w.be32(h.message_id);
-    w.be32(h.length);
-    return out;
-}
+bytes serialize_header(const header& h) { return codec::write_header(h); }
 
 bytes serialize(const message& m) {
     auto c = serialize_payloads(m.payloads);

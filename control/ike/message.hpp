@@ -11,14 +11,15 @@
 #include <variant>
 #include <vector>
 
+#include "control/ike/codec.hpp"
 #include "dataplane/wire/result.hpp"
 
 namespace dmvpn::ike {
 
 using bytes = std::vector<uint8_t>;
 
-inline constexpr size_t header_size = 28;
-inline constexpr size_t generic_payload_header_size = 4;
+using codec::generic_payload_header_size;  // 4
+using codec::header_size;                  // 28
 // Largest message we accept or build (RFC 7296 section 2: at least 1280 must be accepted; a
 // certificate chain in IKE_AUTH is a few KB; fragments reassemble to at most this).
 inline constexpr size_t max_message_size = 65535;
@@ -378,19 +379,13 @@ wire::result<std::vector<payload>, parse_error> parse_payloads(payload_type firs
 // The payloads read before the chain ended (Next Payload 0, or an SK/SKF payload) and how many
 // bytes they took: parse_payloads() refuses bytes after the last payload (length_mismatch);
 // dmvpn-decode shows them instead, as Wireshark's isakmp.extradata.
-struct chain_prefix {
-    std::vector<payload> payloads;
-    size_t consumed = 0;
-};
+using chain_prefix = codec::chain_prefix<payload>;
 wire::result<chain_prefix, parse_error> parse_payload_prefix(payload_type first,
                                                              std::span<const uint8_t> chain);
 
 // The payload chain's bytes, each payload's Next Payload field set from its successor (the
 // last one none). Returns the chain and the type of its first payload.
-struct chain {
-    payload_type first = payload_type::none;
-    bytes data;
-};
+using chain = codec::chain<payload_type>;
 chain serialize_payloads(const std::vector<payload>& payloads);
 // The whole message; hdr.next and hdr.length are computed. Throws std::length_error for a
 // payload over 65535 or a message over max_message_size octets (the caller built it too big).

@@ -62,18 +62,10 @@ import sys
 import tempfile
 import time
 
-BUILD = os.environ["DMVPN_BUILD"]
-HUB = os.path.join(BUILD, "dmvpn-hub")
-CTL = os.path.join(BUILD, "dmvpnctl")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hub_checks import BUILD, CTL, HUB, check, failures  # noqa: E402,F401 (e2e.check for others)
+
 SIM = os.path.join(BUILD, "dmvpn-spokesim")
-
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 CONFIG = """\

@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import checks  # noqa: E402
 import hubnet  # noqa: E402
 
 SOURCE = hubnet.SOURCE
@@ -63,7 +64,8 @@ def plan_spokes(n):
 CONFIG = Path(os.environ.get("DMVPN_HUBFRR_CONFIG", hubnet.EXAMPLE))
 HARD_LIMIT_S = 600  # the whole run, image present; meson's timeout is above it
 
-failures = []
+check = checks.Checks()
+failures = check.failures
 T0 = time.time()
 
 
@@ -71,21 +73,7 @@ def step(msg):
     print(f"hub_frr [{time.time() - T0:5.0f} s] {msg}", flush=True)
 
 
-def check(cond, what, detail=""):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-        if detail:
-            print(detail.rstrip(), flush=True)
-    return cond
-
-
-def rig(*args, timeout=120, check_rc=True):
-    r = subprocess.run([str(RIG), *args], env=ENV, capture_output=True, text=True,
-                       timeout=timeout)
-    if check_rc and r.returncode != 0:
-        raise AssertionError(f"rig {' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-    return r
+rig = checks.rig_runner(RIG, ENV)
 
 
 def vtysh(guest, *cmds):

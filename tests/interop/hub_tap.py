@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import checks  # noqa: E402
 import hubnet  # noqa: E402
 
 TAG = f"ht{os.getpid() % 100000}"
@@ -33,15 +34,8 @@ BRIDGE = "br0"
 HUB_NBMA, HOST_A, HOST_B = "198.51.100.1", "198.51.100.10", "198.51.100.20"
 NEW_MAC = "02:00:00:00:64:02"  # the restarted hub's
 
-failures = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-        if detail:
-            print(detail, flush=True)
+check = checks.Checks()
+failures = check.failures
 
 
 def mac_of(ns, dev):

@@ -26,6 +26,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import checks  # noqa: E402
+
 SOURCE = Path(os.environ.get("DMVPN_SOURCE", Path(__file__).resolve().parents[2]))
 BUILD = Path(os.environ.get("DMVPN_BUILD", SOURCE / "build"))
 RIG = SOURCE / "scripts" / "interop" / "rig"
@@ -70,28 +73,15 @@ FILES = ["/usr/sbin/dmvpn-hub", "/usr/bin/dmvpnctl", "/usr/bin/dmvpn-decode",
          "/usr/share/doc/dmvpn-hub/README.md", "/usr/share/doc/dmvpn-hub/examples/interop.yaml",
          "/usr/share/doc/dmvpn-hub/copyright"]
 
-failures = []
+check = checks.Checks()
+failures = check.failures
 
 
 def step(msg):
     print(f"package: {msg}", flush=True)
 
 
-def check(cond, what, detail=""):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-        if detail:
-            print(detail.rstrip(), flush=True)
-    return cond
-
-
-def rig(*args, timeout=120, check_rc=True):
-    r = subprocess.run([str(RIG), *args], env=ENV, capture_output=True, text=True,
-                       timeout=timeout)
-    if check_rc and r.returncode != 0:
-        raise AssertionError(f"rig {' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-    return r
+rig = checks.rig_runner(RIG, ENV)
 
 
 def sh(script, timeout=120):

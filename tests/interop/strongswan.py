@@ -39,6 +39,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from checks import Checks  # noqa: F401 (the scripts use ss.Checks)
+
 CHARON = "/usr/sbin/charon-systemd"
 SWANCTL = "/usr/sbin/swanctl"
 PKI = "/usr/bin/pki"
@@ -61,21 +63,6 @@ def available():
     return None
 
 
-class Checks:
-    """check(cond, what, detail=""): prints ok/FAIL and remembers the failures."""
-
-    def __init__(self):
-        self.failures = []
-
-    def __call__(self, cond, what, detail=""):
-        print(("ok   " if cond else "FAIL ") + what, flush=True)
-        if not cond:
-            self.failures.append(what)
-            if detail:
-                print(detail, flush=True)
-        return cond
-
-
 def sh(*args, timeout=30, check=True, env=None):
     r = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
                        env=env)
@@ -83,6 +70,38 @@ def sh(*args, timeout=30, check=True, env=None):
         raise AssertionError(f"{' '.join(map(str, args))} failed ({r.returncode}): "
                              f"{(r.stderr or r.stdout).strip()}")
     return r
+
+
+def hand_tap(hub, ns_hub, ns_ss, address):
+    """Moves the hub's TAP (its kernel side) from the hub's namespace into ns_ss, with
+    address/24, up: charon there talks to the hub across it."""
+    sh("ip", "-n", ns_hub.name, "link", "set", hub.iface, "netns", ns_ss.name)
+    sh("ip", "-n", ns_ss.name, "addr", "add", f"{address}/24", "dev", hub.iface)
+    sh("ip", "-n", ns_ss.name, "link", "set", hub.iface, "up")
+
+
+def tear_down(check, hub, charon, namespaces, work, hub_log_tail=None, charon_log_tail=None):
+    """The end of a hub-and-charon run, whatever happened: charon and the hub stopped (the hub
+    must exit 0 on SIGTERM); on a failure the hub's log (its last hub_log_tail characters, all
+    of it when None) and, where charon_log_tail is given, that much of charon's without its
+    vici lines; the namespaces deleted and `work` removed. Any of them may be None."""
+    if charon:
+        charon.stop()
+    status = hub.stop() if hub else None
+    if hub is not None:
+        check(status == 0, f"the hub stops cleanly on SIGTERM (status {status})")
+        if check.failures:
+            log = hub.log()
+            print("----- hub log -----\n" + (log[-hub_log_tail:] if hub_log_tail else log),
+                  flush=True)
+            if charon and charon_log_tail:
+                lines = [x for x in charon.log().splitlines() if "vici" not in x]
+                print("----- charon log -----\n" + "\n".join(lines)[-charon_log_tail:],
+                      flush=True)
+    for ns in namespaces:
+        if ns:
+            ns.delete()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 class Netns:

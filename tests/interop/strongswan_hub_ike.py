@@ -23,7 +23,6 @@ cleanly. Needs root, build/dmvpn-hub and Debian's strongSwan; exit 77 otherwise.
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 import tempfile
@@ -130,9 +129,7 @@ def main():
         ns_hub, ns_ss = ss.Netns(f"{TAG}-hub"), ss.Netns(f"{TAG}-ss")
         hub = hubnet.Hub(ns_hub.name, None, work / "hub", config=cfg, log_level="info")
         hub.start()
-        ss.sh("ip", "-n", ns_hub.name, "link", "set", hub.iface, "netns", ns_ss.name)
-        ss.sh("ip", "-n", ns_ss.name, "addr", "add", f"{SS_ADDR}/24", "dev", hub.iface)
-        ss.sh("ip", "-n", ns_ss.name, "link", "set", hub.iface, "up")
+        ss.hand_tap(hub, ns_hub, ns_ss, SS_ADDR)
         rc, text = hub.ctl("show", "crypto", "ikev2", "sa")
         check(rc == 0, "the hub runs an IKE thread (it renders show crypto when asked)", text)
 
@@ -264,20 +261,7 @@ def main():
     except AssertionError as e:
         check(False, str(e))
     finally:
-        if charon:
-            charon.stop()
-        status = hub.stop() if hub else None
-        if hub is not None:
-            check(status == 0, f"the hub stops cleanly on SIGTERM (status {status})")
-            if failures:
-                print("----- hub log -----\n" + hub.log(), flush=True)
-                if charon:
-                    lines = [x for x in charon.log().splitlines() if "vici" not in x]
-                    print("----- charon log -----\n" + "\n".join(lines)[-8000:], flush=True)
-        for ns in (ns_ss, ns_hub):
-            if ns:
-                ns.delete()
-        shutil.rmtree(work, ignore_errors=True)
+        ss.tear_down(check, hub, charon, (ns_ss, ns_hub), work, charon_log_tail=8000)
     print(f"strongswan_hub_ike: {len(failures)} failure(s) in {time.time() - t0:.1f} s")
     return 1 if failures else 0
 

@@ -29,7 +29,6 @@ import hmac
 import json
 import os
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -236,9 +235,7 @@ def main():
         hub = hubnet.Hub(ns_hub.name, None, work / "hub", config=cfg, log_level="info",
                          extra_args=["--key-log", str(keys_dir)])
         hub.start()
-        ss.sh("ip", "-n", ns_hub.name, "link", "set", hub.iface, "netns", ns_ss.name)
-        ss.sh("ip", "-n", ns_ss.name, "addr", "add", f"{SS_ADDR}/24", "dev", hub.iface)
-        ss.sh("ip", "-n", ns_ss.name, "link", "set", hub.iface, "up")
+        ss.hand_tap(hub, ns_hub, ns_ss, SS_ADDR)
         pcap = work / "ike.pcap"
         dump = subprocess.Popen(["ip", "netns", "exec", ns_ss.name, "tcpdump", "-n", "-U", "-i",
                                  hub.iface, "-w", str(pcap), "udp port 500 or udp port 4500"],
@@ -362,23 +359,11 @@ def main():
     except AssertionError as e:
         check(False, str(e))
     finally:
-        if charon:
-            charon.stop()
         if dump:
             dump.terminate()
             dump.wait()
-        status = hub.stop() if hub else None
-        if hub is not None:
-            check(status == 0, f"the hub stops cleanly on SIGTERM (status {status})")
-            if failures:
-                print("----- hub log -----\n" + hub.log()[-6000:], flush=True)
-                if charon:
-                    lines = [x for x in charon.log().splitlines() if "vici" not in x]
-                    print("----- charon log -----\n" + "\n".join(lines)[-12000:], flush=True)
-        for ns in (ns_ss, ns_hub):
-            if ns:
-                ns.delete()
-        shutil.rmtree(work, ignore_errors=True)
+        ss.tear_down(check, hub, charon, (ns_ss, ns_hub), work, hub_log_tail=6000,
+                     charon_log_tail=12000)
     print(f"strongswan_hub_ikev1: {len(failures)} failure(s) in {time.time() - t0:.1f} s")
     return 1 if failures else 0
 

@@ -58,9 +58,7 @@ def main():
         ns_hub, ns_ss = ss.Netns(f"{TAG}-hub"), ss.Netns(f"{TAG}-ss")
         hub = hubnet.Hub(ns_hub.name, None, work / "hub")
         hub.start()
-        ss.sh("ip", "-n", ns_hub.name, "link", "set", hub.iface, "netns", ns_ss.name)
-        ss.sh("ip", "-n", ns_ss.name, "addr", "add", f"{SS_ADDR}/24", "dev", hub.iface)
-        ss.sh("ip", "-n", ns_ss.name, "link", "set", hub.iface, "up")
+        ss.hand_tap(hub, ns_hub, ns_ss, SS_ADDR)
         check(hub.iface in ns_ss.run("ip", "-br", "link").stdout,
               f"{hub.iface} (the hub's TAP) now lives in the strongSwan namespace")
 
@@ -109,17 +107,7 @@ def main():
     except AssertionError as e:
         check(False, str(e))
     finally:
-        if charon:
-            charon.stop()
-        status = hub.stop() if hub else None
-        if hub is not None:
-            check(status == 0, f"the hub stops cleanly on SIGTERM (status {status})")
-            if failures:
-                print("----- hub log -----\n" + hub.log(), flush=True)
-        for ns in (ns_ss, ns_hub):
-            if ns:
-                ns.delete()
-        shutil.rmtree(work, ignore_errors=True)
+        ss.tear_down(check, hub, charon, (ns_ss, ns_hub), work)
     print(f"strongswan_hub_tap: {len(failures)} failure(s) in {time.time() - t0:.1f} s")
     return 1 if failures else 0
 
