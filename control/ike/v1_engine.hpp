@@ -24,6 +24,9 @@ struct engine_counters {
     uint64_t deletes_rx = 0, dpd_answered = 0, notifies_tx = 0, nat_keepalives_tx = 0;
     // The initiator and DPD (v1_initiator.cpp).
     uint64_t initiated = 0, retransmits = 0, dpd_sent = 0, dpd_acked = 0, dead_peers = 0;
+    // Timers: ISAKMP SAs and IPsec SA pairs whose timers ran because one came due (tick() runs
+    // no other).
+    uint64_t timer_runs = 0;
 };
 
 class engine {

@@ -181,6 +181,7 @@ void engine::impl::keep(std::unique_ptr<p1_sa> sa) {
     ++half_open;
     by_cky_r[sa->cky_r] = sa->id;
     by_cky_i[{sa->cky_i, sa->peer}] = sa->id;
+    touch(sa->id);
     sas[sa->id] = std::move(sa);
 }
 
@@ -222,6 +223,7 @@ void engine::impl::established(p1_sa& sa, time_point now, outputs& out) {
     }
     sa.up_at = now;
     sa.expire_at = now + std::chrono::seconds(sa.lifetime_s);
+    touch(sa.id);
     sa.kx.reset();
     ++cnt.phase1_up;
     out.requests.emplace_back(peer_up{sa.id, sa.tunnel, sa.peer, sa.peer_id});

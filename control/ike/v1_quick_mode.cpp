@@ -362,6 +362,7 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
         key_log->child(c);
     }
     out.requests.emplace_back(install_child{c});
+    touch(c.id);
     children[c.id] = std::move(rec);
     sa.quick[mid] = std::move(qm);
 }

@@ -96,7 +96,8 @@ struct p1_sa {
     // DPD (RFC 3706), both roles: when the peer was last heard from, R-U-THERE outstanding.
     time_point last_rx{};
     uint32_t dpd_seq = 0;
-    retransmit dpd_retx;  // msg: a marker; each try is a fresh Informational
+    retransmit dpd_retx;      // msg: a marker; each try is a fresh Informational
+    uint64_t timer_tick = 0;  // the wheel entry armed for it (v1_engine.cpp; 0: none)
 };
 
 struct child_rec {
@@ -109,6 +110,7 @@ struct child_rec {
     uint64_t life_bytes = 0;  // 0: none; else deleted once either direction carried this many
     uint64_t in_bytes = 0, out_bytes = 0;  // the workers' counters (engine::usage)
     uint64_t in_packets = 0, out_packets = 0;
+    uint64_t timer_tick = 0;  // the wheel entry armed for it (v1_engine.cpp; 0: none)
 };
 
 struct tunnel_policy {
@@ -141,8 +143,30 @@ struct engine::impl {
     // Unauthenticated answers (notifies to strangers): at most 10 a second.
     time_point notify_window{};
     uint32_t notifies_in_window = 0;
+    // Timers, the IKEv2 engine's mechanism (ike_sa.hpp): each ISAKMP SA's and each pair's
+    // earliest deadline is one entry in `wheel` (SAs and pairs draw ids from one counter), so
+    // tick() runs only what came due. Whatever may move a deadline earlier touch()es its owner
+    // (find(), find_own(), keep() do); the public entry points re-arm the touched ones before
+    // they return. A deadline that moved later fires early, finds nothing due and re-arms.
+    ike::detail::sa_wheel wheel{ike::detail::timer_resolution, ike::detail::timer_slots};
+    std::vector<uint64_t> touched, due;
 
     static constexpr auto half_open_lifetime = std::chrono::seconds(30);
+    // An answered Quick Mode whose QM3 never came is dropped this long after it started.
+    static constexpr auto quick_mode_linger = std::chrono::seconds(60);
+
+    // Timers (v1_engine.cpp).
+    void touch(uint64_t id) { touched.push_back(id); }
+    void arm_touched();
+    void run_timers(time_point now, outputs& out);
+    // The earliest time sa_timers() / pair_timers() has something to do (nullopt: nothing).
+    std::optional<time_point> next_deadline(const p1_sa& sa) const;
+    std::optional<time_point> next_deadline(const child_rec& c) const;
+    // Quick Modes left over, half-open expiry, the lifetime, retransmissions and DPD, NAT
+    // keepalives of one ISAKMP SA.
+    void sa_timers(p1_sa& sa, time_point now, outputs& out);
+    // Our rekey (initiator) and the lifetime of one pair.
+    void pair_timers(uint64_t child_id, time_point now, outputs& out);
 
     const tunnel_policy* policy(uint32_t tunnel) const;
     p1_sa* find(uint64_t cky_i, uint64_t cky_r);
@@ -203,8 +227,11 @@ struct engine::impl {
     // QM2 answering our QM1: true if `m` was it.
     bool own_quick_rx(p1_sa& sa, const message& m, time_point now, outputs& out);
     void start_quick(p1_sa& sa, std::optional<uint64_t> replaces, time_point now, outputs& out);
-    // Retransmissions, DPD (both roles), our Phase 2 rekeys.
-    void initiator_tick(time_point now, outputs& out);
+    // Our Main Mode or Quick Mode request re-sent, DPD (both roles); why the SA is dead (the
+    // caller forgets it), else nullopt.
+    std::optional<std::string> retransmit_and_dpd(p1_sa& sa, time_point now, outputs& out);
+    // When our Quick Mode replaces pair `c` (90% of its lifetime; nullopt: not ours to rekey).
+    std::optional<time_point> rekey_time(const child_rec& c) const;
     void dpd_ack(p1_sa& sa, const notification_payload& n);
     uint64_t fresh_cookie() const;
 };
