@@ -82,15 +82,7 @@ void engine::impl::aggressive_mode(const datagram& d, const message& m, time_poi
                                               ours_chain.data.size() - 4);
         secret hr = crypto::hash_r(sa->hash, sa->keys.skeyid.view(), sa->gxi, sa->gxr, sa->cky_i,
                                    sa->cky_r, sa->sa_b, idir_b);
-        message r;
-        r.hdr.spi_i = sa->cky_i;
-        r.hdr.spi_r = sa->cky_r;
-        r.hdr.exch = exchange::aggressive;
-        sa_payload rs;
-        rs.doi = sa_p->doi;
-        rs.situation = sa_p->situation;
-        rs.proposals = {choice->prop};
-        r.payloads.push_back(rs);
+        message r = first_answer(*sa, exchange::aggressive, *sa_p, *choice);
         r.payloads.push_back(ke_payload{sa->gxr});
         r.payloads.push_back(nonce_payload{sa->nr});
         r.payloads.push_back(ours);
@@ -101,17 +93,13 @@ void engine::impl::aggressive_mode(const datagram& d, const message& m, time_poi
             add_nat_d(*sa, d, r.payloads);
         }
         sa->state = p1_state::ag_init_exch;
-        sa->last_request = d.payload;
-        sa->last_response = serialize(r);
-        send(*sa, sa->last_response, out);
-        keep(std::move(sa));
+        answer_first(std::move(sa), d, r, out);
         return;
     }
 
     // AM3: HASH_I (and NAT-D), encrypted or not.
-    p1_sa* sa = find(m.hdr.spi_i, m.hdr.spi_r);
-    if (sa == nullptr || sa->peer != d.src) {
-        ++cnt.dropped;
+    p1_sa* sa = phase1_sa(d, m);
+    if (sa == nullptr) {
         return;
     }
     if (d.payload == sa->last_request) {

@@ -622,18 +622,9 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
             }
         }
     }
-    child_rec rec;
+    // (Our Main Mode offers no NAT-T, so never behind_nat(): no ESP in UDP here.)
+    child_rec rec = new_pair(sa, chosen->encr, chosen->encr_bits, chosen->integ);
     child_sa& c = rec.sa;
-    c.id = fresh_id();
-    c.ike_sa_id = sa.id;
-    c.tunnel = sa.tunnel;
-    c.profile = sa.profile;
-    c.local = sa.local;
-    c.peer = sa.peer;
-    c.encr = chosen->encr;
-    c.encr_bits = chosen->encr_bits;
-    c.integ = chosen->integ;
-    c.replay_window = 1024;
     c.inbound.spi = q.spi;
     c.outbound.spi = peer_spi;
     std::optional<ike::crypto::cspan> gv;
@@ -667,6 +658,28 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
     sa.own_qm.reset();
     sa.qm_retx = {};
     return true;
+}
+
+child_rec engine::impl::new_pair(const p1_sa& sa, uint16_t encr, uint16_t encr_bits,
+                                 uint16_t integ) {
+    child_rec rec;
+    child_sa& c = rec.sa;
+    c.id = fresh_id();
+    c.ike_sa_id = sa.id;
+    c.tunnel = sa.tunnel;
+    c.profile = sa.profile;
+    c.local = sa.local;
+    c.peer = sa.peer;
+    c.encr = encr;  // ESP transform IDs 3 and 12 are IKEv2's encr IDs too
+    c.encr_bits = encr_bits;
+    c.integ = integ;
+    c.replay_window = 1024;
+    if (sa.behind_nat()) {
+        c.udp_encap = true;  // ESP in UDP (RFC 3948) between the ports IKE moved to
+        c.local_port = sa.local_port;
+        c.peer_port = sa.peer_port;
+    }
+    return rec;
 }
 
 void pair_keys(const p1_sa& sa, child_sa& c, std::optional<ike::crypto::cspan> g_qm,

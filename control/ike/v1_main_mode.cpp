@@ -185,6 +185,37 @@ void engine::impl::keep(std::unique_ptr<p1_sa> sa) {
     sas[sa->id] = std::move(sa);
 }
 
+message engine::impl::first_answer(const p1_sa& sa, exchange e, const sa_payload& offer,
+                                   const p1_choice& choice) {
+    message r;
+    r.hdr.spi_i = sa.cky_i;
+    r.hdr.spi_r = sa.cky_r;
+    r.hdr.exch = e;
+    sa_payload rs;
+    rs.doi = offer.doi;
+    rs.situation = offer.situation;
+    rs.proposals = {choice.prop};
+    r.payloads.push_back(rs);
+    return r;
+}
+
+void engine::impl::answer_first(std::unique_ptr<p1_sa> sa, const datagram& d, const message& r,
+                                outputs& out) {
+    sa->last_request = d.payload;
+    sa->last_response = serialize(r);
+    send(*sa, sa->last_response, out);
+    keep(std::move(sa));
+}
+
+p1_sa* engine::impl::phase1_sa(const datagram& d, const message& m) {
+    p1_sa* sa = find(m.hdr.spi_i, m.hdr.spi_r);
+    if (sa == nullptr || sa->peer != d.src) {
+        ++cnt.dropped;
+        return nullptr;
+    }
+    return sa;
+}
+
 void engine::impl::initial_contact(const p1_sa& sa, const std::vector<payload>& ps, outputs& out) {
     const bool initial = std::any_of(ps.begin(), ps.end(), [](const payload& p) {
         const auto* n = std::get_if<notification_payload>(&p);
@@ -283,29 +314,17 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             return;
         }
         auto sa = responder_sa(d, m, *choice, pol, now);
-        message r;
-        r.hdr.spi_i = sa->cky_i;
-        r.hdr.spi_r = sa->cky_r;
-        r.hdr.exch = exchange::identity_protection;
-        sa_payload rs;
-        rs.doi = sa_p->doi;
-        rs.situation = sa_p->situation;
-        rs.proposals = {choice->prop};
-        r.payloads.push_back(rs);
+        message r = first_answer(*sa, exchange::identity_protection, *sa_p, *choice);
         r.payloads.push_back(vendor_payload{dpd_vid});
         if (sa->natt) {
             r.payloads.push_back(vendor_payload{natt_vid});
         }
-        sa->last_request = d.payload;
-        sa->last_response = serialize(r);
-        send(*sa, sa->last_response, out);
-        keep(std::move(sa));
+        answer_first(std::move(sa), d, r, out);
         return;
     }
 
-    p1_sa* sa = find(m.hdr.spi_i, m.hdr.spi_r);
-    if (sa == nullptr || sa->peer != d.src) {
-        ++cnt.dropped;
+    p1_sa* sa = phase1_sa(d, m);
+    if (sa == nullptr) {
         return;
     }
     if (d.payload == sa->last_request) {

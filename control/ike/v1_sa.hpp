@@ -207,6 +207,18 @@ struct engine::impl {
                                         const p1_choice& choice, const tunnel_policy& pol,
                                         time_point now);
     void keep(std::unique_ptr<p1_sa> sa);
+    // The first answer (MM2, AM2) as exchange `e`: our cookies and the chosen proposal in an
+    // SA payload with the DOI and situation of the initiator's `offer`.
+    static message first_answer(const p1_sa& sa, exchange e, const sa_payload& offer,
+                                const p1_choice& choice);
+    // The first answer leaves, cached for a retransmitted first message; the SA is kept.
+    void answer_first(std::unique_ptr<p1_sa> sa, const datagram& d, const message& r, outputs& out);
+    // The responder's SA a later Phase 1 message (MM3, MM5, AM3) is for, from its peer's
+    // address; nullptr (counted as dropped) otherwise.
+    p1_sa* phase1_sa(const datagram& d, const message& m);
+    // A new IPsec SA pair of `sa` (both roles' Quick Mode) with the ESP transform, in UDP
+    // (RFC 3948) behind a NAT; the SPIs, keys and lifetime are the caller's.
+    child_rec new_pair(const p1_sa& sa, uint16_t encr, uint16_t encr_bits, uint16_t integ);
     void initial_contact(const p1_sa& sa, const std::vector<payload>& ps, outputs& out);
     void established(p1_sa& sa, time_point now, outputs& out);
 
