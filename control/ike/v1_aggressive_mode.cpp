@@ -62,15 +62,7 @@ void engine::impl::aggressive_mode(const datagram& d, const message& m, time_poi
         sa->idi_b.assign(idi_b.begin(), idi_b.end());
         sa->peer_id = peer_id;
         sa->psk = secret(psk->key);
-        sa->kx = std::move(kx.value());
-        sa->gxi = ke->data;
-        sa->gxr = sa->kx->public_value();
-        sa->ni = ni->data;
-        sa->nr = random_bytes(32);
-        sa->keys =
-            crypto::derive_phase1(sa->hash, sa->encr, sa->key_bits, sa->psk.view(), sa->ni, sa->nr,
-                                  gxy.value().view(), sa->cky_i, sa->cky_r, sa->gxi, sa->gxr);
-        sa->iv = sa->keys.iv;
+        responder_keys(*sa, std::move(kx.value()), gxy.value(), ke->data, ni->data);
 
         id_payload ours;
         ours.type = id_type::ipv4_addr;

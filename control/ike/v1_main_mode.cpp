@@ -185,6 +185,21 @@ void engine::impl::keep(std::unique_ptr<p1_sa> sa) {
     sas[sa->id] = std::move(sa);
 }
 
+void engine::impl::responder_keys(p1_sa& sa, std::unique_ptr<ike::crypto::key_exchange> kx,
+                                  const secret& gxy, const bytes& gxi, const bytes& ni) {
+    sa.kx = std::move(kx);
+    sa.gxi = gxi;
+    sa.gxr = sa.kx->public_value();
+    sa.ni = ni;
+    sa.nr = random_bytes(32);
+    sa.keys = sa.signatures
+                  ? crypto::derive_phase1_sig(sa.hash, sa.encr, sa.key_bits, sa.ni, sa.nr,
+                                              gxy.view(), sa.cky_i, sa.cky_r, sa.gxi, sa.gxr)
+                  : crypto::derive_phase1(sa.hash, sa.encr, sa.key_bits, sa.psk.view(), sa.ni,
+                                          sa.nr, gxy.view(), sa.cky_i, sa.cky_r, sa.gxi, sa.gxr);
+    sa.iv = sa.keys.iv;
+}
+
 message engine::impl::first_answer(const p1_sa& sa, exchange e, const sa_payload& offer,
                                    const p1_choice& choice) {
     message r;
@@ -370,19 +385,7 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
                 }
                 sa->psk = secret(psk->key);
             }
-            sa->kx = std::move(kx.value());
-            sa->gxi = ke->data;
-            sa->gxr = sa->kx->public_value();
-            sa->ni = ni->data;
-            sa->nr = random_bytes(32);
-            sa->keys = sa->signatures
-                           ? crypto::derive_phase1_sig(sa->hash, sa->encr, sa->key_bits, sa->ni,
-                                                       sa->nr, gxy.value().view(), sa->cky_i,
-                                                       sa->cky_r, sa->gxi, sa->gxr)
-                           : crypto::derive_phase1(sa->hash, sa->encr, sa->key_bits, sa->psk.view(),
-                                                   sa->ni, sa->nr, gxy.value().view(), sa->cky_i,
-                                                   sa->cky_r, sa->gxi, sa->gxr);
-            sa->iv = sa->keys.iv;
+            responder_keys(*sa, std::move(kx.value()), gxy.value(), ke->data, ni->data);
             message r;
             r.hdr.spi_i = sa->cky_i;
             r.hdr.spi_r = sa->cky_r;

@@ -211,6 +211,11 @@ struct engine::impl {
     // SA payload with the DOI and situation of the initiator's `offer`.
     static message first_answer(const p1_sa& sa, exchange e, const sa_payload& offer,
                                 const p1_choice& choice);
+    // The responder's keys once the initiator's KE and nonce are in (MM3, AM1): our DH half
+    // `kx` kept, our nonce drawn, SKEYID (from sa.psk, or from the nonces with signatures)
+    // and its children, the IV. `gxy`: kx's shared secret with `gxi`.
+    static void responder_keys(p1_sa& sa, std::unique_ptr<ike::crypto::key_exchange> kx,
+                               const secret& gxy, const bytes& gxi, const bytes& ni);
     // The first answer leaves, cached for a retransmitted first message; the SA is kept.
     void answer_first(std::unique_ptr<p1_sa> sa, const datagram& d, const message& r, outputs& out);
     // The responder's SA a later Phase 1 message (MM3, MM5, AM3) is for, from its peer's
