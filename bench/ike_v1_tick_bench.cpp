@@ -42,7 +42,7 @@ void report(const char* what, std::vector<double> v) {
 
 int main(int argc, char** argv) {
     const uint32_t n = argc > 1 ? uint32_t(std::atoi(argv[1])) : 10000;
-    const int secs = argc > 2 ? std::atoi(argv[2]) : 5;
+    const int secs = argc > 2 ? std::max(std::atoi(argv[2]), 1) : 5;
     for (uint32_t dpd : {0u, 10u}) {
         auto s = many_settings(86400, 3600, dpd);
         s.nat_keepalive_s = 0;
