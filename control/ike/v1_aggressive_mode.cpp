@@ -64,16 +64,7 @@ void engine::impl::aggressive_mode(const datagram& d, const message& m, time_poi
         sa->psk = secret(psk->key);
         responder_keys(*sa, std::move(kx.value()), gxy.value(), ke->data, ni->data);
 
-        id_payload ours;
-        ours.type = id_type::ipv4_addr;
-        ours.protocol = idi->protocol;
-        ours.port = idi->port;
-        ours.data = be32(sa->local);
-        const auto ours_chain = serialize_payloads({ours});
-        const std::span<const uint8_t> idir_b(ours_chain.data.data() + 4,
-                                              ours_chain.data.size() - 4);
-        secret hr = crypto::hash_r(sa->hash, sa->keys.skeyid.view(), sa->gxi, sa->gxr, sa->cky_i,
-                                   sa->cky_r, sa->sa_b, idir_b);
+        auto [ours, hr] = responder_id(*sa, pol, *idi);  // a PSK: our address
         message r = first_answer(*sa, exchange::aggressive, *sa_p, *choice);
         r.payloads.push_back(ke_payload{sa->gxr});
         r.payloads.push_back(nonce_payload{sa->nr});

@@ -200,6 +200,24 @@ void engine::impl::responder_keys(p1_sa& sa, std::unique_ptr<ike::crypto::key_ex
     sa.iv = sa.keys.iv;
 }
 
+std::pair<id_payload, secret> engine::impl::responder_id(const p1_sa& sa, const tunnel_policy& pol,
+                                                         const id_payload& theirs) {
+    id_payload ours;
+    if (sa.signatures) {
+        ours = signing_id(pol.ike, sa.local);
+    } else {
+        ours.type = id_type::ipv4_addr;
+        ours.data = be32(sa.local);
+    }
+    ours.protocol = theirs.protocol;
+    ours.port = theirs.port;
+    const auto ours_chain = serialize_payloads({ours});
+    const std::span<const uint8_t> idir_b(ours_chain.data.data() + 4, ours_chain.data.size() - 4);
+    secret hr = crypto::hash_r(sa.hash, sa.keys.skeyid.view(), sa.gxi, sa.gxr, sa.cky_i, sa.cky_r,
+                               sa.sa_b, idir_b);
+    return {std::move(ours), std::move(hr)};
+}
+
 message engine::impl::first_answer(const p1_sa& sa, exchange e, const sa_payload& offer,
                                    const p1_choice& choice) {
     message r;
@@ -456,20 +474,7 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             sa->peer_id = id_text(*id);
             // INITIAL-CONTACT: the peer rebooted; its older SAs are gone.
             initial_contact(*sa, chain->payloads, out);
-            id_payload ours;
-            if (sa->signatures) {
-                ours = signing_id(pol.ike, sa->local);
-            } else {
-                ours.type = id_type::ipv4_addr;
-                ours.data = be32(sa->local);
-            }
-            ours.protocol = id->protocol;
-            ours.port = id->port;
-            const auto ours_chain = serialize_payloads({ours});
-            const std::span<const uint8_t> idir_b(ours_chain.data.data() + 4,
-                                                  ours_chain.data.size() - 4);
-            secret hr = crypto::hash_r(sa->hash, sa->keys.skeyid.view(), sa->gxi, sa->gxr,
-                                       sa->cky_i, sa->cky_r, sa->sa_b, idir_b);
+            auto [ours, hr] = responder_id(*sa, pol, *id);
             header hdr;
             hdr.spi_i = sa->cky_i;
             hdr.spi_r = sa->cky_r;

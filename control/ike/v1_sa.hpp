@@ -216,6 +216,11 @@ struct engine::impl {
     // and its children, the IV. `gxy`: kx's shared secret with `gxi`.
     static void responder_keys(p1_sa& sa, std::unique_ptr<ike::crypto::key_exchange> kx,
                                const secret& gxy, const bytes& gxi, const bytes& ni);
+    // Our identity answering the initiator's `theirs` (its protocol and port; our address, or
+    // with signatures the profile's `local-id`) and HASH_R over its body (RFC 2409 section 5),
+    // for MM6 and AM2.
+    static std::pair<id_payload, secret> responder_id(const p1_sa& sa, const tunnel_policy& pol,
+                                                      const id_payload& theirs);
     // The first answer leaves, cached for a retransmitted first message; the SA is kept.
     void answer_first(std::unique_ptr<p1_sa> sa, const datagram& d, const message& r, outputs& out);
     // The responder's SA a later Phase 1 message (MM3, MM5, AM3) is for, from its peer's
