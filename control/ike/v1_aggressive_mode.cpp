@@ -34,15 +34,12 @@ void engine::impl::aggressive_mode(const datagram& d, const message& m, time_poi
         if (!choice) {
             return;
         }
-        auto kx = ike::crypto::key_exchange::generate(choice->group);
-        if (!kx) {
-            ++cnt.dropped;
-            return;
-        }
-        // The KE must be of the group proposed (a mismatch cannot be negotiated here).
-        auto gxy = kx.value()->shared_secret(ke->data);
-        if (!gxy) {
-            ++cnt.invalid_syntax;
+        bool refused = false;
+        auto dh = dh_answer(choice->group, ke->data, refused);
+        if (!dh) {
+            if (!refused) {
+                return;
+            }
             ++cnt.phase1_failed;
             notify_plain(d, m.hdr.spi_i, 0, notify_type::invalid_key_information, now, out);
             return;
@@ -62,7 +59,7 @@ void engine::impl::aggressive_mode(const datagram& d, const message& m, time_poi
         sa->idi_b.assign(idi_b.begin(), idi_b.end());
         sa->peer_id = peer_id;
         sa->psk = secret(psk->key);
-        responder_keys(*sa, std::move(kx.value()), gxy.value(), ke->data, ni->data);
+        responder_keys(*sa, std::move(dh->kx), dh->gxy, ke->data, ni->data);
 
         auto [ours, hr] = responder_id(*sa, pol, *idi);  // a PSK: our address
         message r = first_answer(*sa, exchange::aggressive, *sa_p, *choice);

@@ -185,6 +185,22 @@ void engine::impl::keep(std::unique_ptr<p1_sa> sa) {
     sas[sa->id] = std::move(sa);
 }
 
+std::optional<dh_half> engine::impl::dh_answer(uint16_t group, const bytes& ke, bool& refused) {
+    auto kx = ike::crypto::key_exchange::generate(group);
+    if (!kx) {
+        ++cnt.dropped;
+        return std::nullopt;
+    }
+    // The KE must be of the group chosen (a mismatch cannot be negotiated here).
+    auto gxy = kx.value()->shared_secret(ke);
+    if (!gxy) {
+        ++cnt.invalid_syntax;
+        refused = true;
+        return std::nullopt;
+    }
+    return dh_half{std::move(kx.value()), std::move(gxy.value())};
+}
+
 void engine::impl::responder_keys(p1_sa& sa, std::unique_ptr<ike::crypto::key_exchange> kx,
                                   const secret& gxy, const bytes& gxi, const bytes& ni) {
     sa.kx = std::move(kx);
@@ -376,14 +392,12 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
                 ++cnt.invalid_syntax;
                 return;
             }
-            auto kx = ike::crypto::key_exchange::generate(sa->group);
-            if (!kx) {
-                ++cnt.dropped;
-                return;
-            }
-            auto gxy = kx.value()->shared_secret(ke->data);
-            if (!gxy) {
-                ++cnt.invalid_syntax;
+            bool refused = false;
+            auto dh = dh_answer(sa->group, ke->data, refused);
+            if (!dh) {
+                if (!refused) {
+                    return;
+                }
                 notify_plain(d, sa->cky_i, sa->cky_r, notify_type::invalid_key_information, now,
                              out);
                 ++cnt.phase1_failed;
@@ -403,7 +417,7 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
                 }
                 sa->psk = secret(psk->key);
             }
-            responder_keys(*sa, std::move(kx.value()), gxy.value(), ke->data, ni->data);
+            responder_keys(*sa, std::move(dh->kx), dh->gxy, ke->data, ni->data);
             message r;
             r.hdr.spi_i = sa->cky_i;
             r.hdr.spi_r = sa->cky_r;

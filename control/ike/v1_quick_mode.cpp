@@ -257,18 +257,16 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     std::optional<secret> g_qm;
     bytes ke_r;
     if (choice->group != 0) {
-        auto kx = ike::crypto::key_exchange::generate(choice->group);
-        if (!kx) {
-            ++cnt.dropped;
-            return;
-        }
-        auto g = kx.value()->shared_secret(ke->data);
-        if (!g) {
-            ++cnt.invalid_syntax;
+        bool refused = false;
+        auto dh = dh_answer(choice->group, ke->data, refused);
+        if (!dh) {
+            if (!refused) {
+                return;
+            }
             return refuse(notify_type::invalid_key_information);
         }
-        g_qm = std::move(g.value());
-        ke_r = kx.value()->public_value();
+        g_qm = std::move(dh->gxy);
+        ke_r = dh->kx->public_value();
     }
     quick_mode qm;
     qm.mid = mid;

@@ -121,6 +121,12 @@ struct tunnel_policy {
     std::shared_ptr<const ike::detail::profile_state> signing;
 };
 
+// Our half of a Diffie-Hellman exchange the peer started, and the shared secret.
+struct dh_half {
+    std::unique_ptr<ike::crypto::key_exchange> kx;
+    secret gxy;
+};
+
 // What Phase 1 chose from the initiator's SA payload.
 struct p1_choice {
     proposal prop;  // the one proposal, with the one transform we echo
@@ -211,6 +217,11 @@ struct engine::impl {
     // SA payload with the DOI and situation of the initiator's `offer`.
     static message first_answer(const p1_sa& sa, exchange e, const sa_payload& offer,
                                 const p1_choice& choice);
+    // Our DH half against the peer's public value `ke` in `group` (MM3, AM1, QM1 with PFS);
+    // nullopt when our key could not be made (counted as dropped) or `ke` is refused (wrong
+    // size, out of range: counted as invalid syntax, `refused` set, for the caller's
+    // INVALID-KEY-INFORMATION).
+    std::optional<dh_half> dh_answer(uint16_t group, const bytes& ke, bool& refused);
     // The responder's keys once the initiator's KE and nonce are in (MM3, AM1): our DH half
     // `kx` kept, our nonce drawn, SKEYID (from sa.psk, or from the nonces with signatures)
     // and its children, the IV. `gxy`: kx's shared secret with `gxi`.
