@@ -71,6 +71,9 @@ public:
     // g^ir. Refuses a peer value of the wrong size or not on the curve / out of range
     // (RFC 7296 section 5.12, RFC 6989): the error names it.
     virtual wire::result<secret, std::string> shared_secret(cspan peer_public) const = 0;
+    // MODP: the private exponent's length in bits (generate() draws twice the group's
+    // security strength: control/ike/README.md); 0 for the other families.
+    virtual size_t private_bits() const { return 0; }
 
 protected:
     explicit key_exchange(uint16_t g) : _group(g) {}

@@ -43,7 +43,17 @@ struct group_info {
     int nid;           // curve NID for ECP
     size_t size;       // KE data length
     BIGNUM* (*prime)(BIGNUM*) = nullptr;  // MODP: OpenSSL's copy of the RFC's prime
+    // MODP: the private exponent's length in bits that generate() draws (control/ike/README.md,
+    // "Private exponent length"). Group 2 sets it here; OpenSSL's named groups carry theirs
+    // (modp_1536: 200, modp_2048: 225).
+    int priv_bits = 0;
 };
+
+// Group 2 (RFC 2409 MODP-1024): 80-bit security strength (NIST SP 800-57 part 1, table 2:
+// L = 1024 with N = 160), so a 160-bit exponent, twice the strength as NIST SP 800-56A
+// (section 5.6.1.1.1) and RFC 3526 section 8 ask. Without it OpenSSL, which has no q for a
+// group given by p and g alone, draws a 1,022-bit one: 6x the exponentiation work.
+constexpr int modp1024_priv_bits = 160;
 
 // MODP domain parameters: OpenSSL's named group, or (group 2, which OpenSSL does not name)
 // its RFC 2409 prime with generator 2.
@@ -66,11 +76,14 @@ bool push_modp_group(OSSL_PARAM_BLD* b, const group_info& gi) {
 std::optional<group_info> info(uint16_t group) {
     switch (group) {
         case dh_id::modp1024:
-            return group_info{family::modp, nullptr, NID_undef, 128, BN_get_rfc2409_prime_1024};
+            return group_info{family::modp,      nullptr, NID_undef, 128, BN_get_rfc2409_prime_1024,
+                              modp1024_priv_bits};
         case dh_id::modp1536:
-            return group_info{family::modp, "modp_1536", NID_undef, 192, BN_get_rfc3526_prime_1536};
+            return group_info{family::modp, "modp_1536", NID_undef, 192, BN_get_rfc3526_prime_1536,
+                              200};
         case dh_id::modp2048:
-            return group_info{family::modp, "modp_2048", NID_undef, 256, BN_get_rfc3526_prime_2048};
+            return group_info{family::modp, "modp_2048", NID_undef, 256, BN_get_rfc3526_prime_2048,
+                              225};
         case dh_id::ecp256:
             return group_info{family::ecp, "P-256", NID_X9_62_prime256v1, 64};
         case dh_id::ecp384:
@@ -219,6 +232,16 @@ public:
         return out;
     }
 
+    size_t private_bits() const override {
+        BIGNUM* x = nullptr;
+        if (_info.fam != family::modp ||
+            EVP_PKEY_get_bn_param(_key.get(), OSSL_PKEY_PARAM_PRIV_KEY, &x) != 1) {
+            return 0;
+        }
+        bn_ptr owned{x};
+        return size_t(BN_num_bits(x));
+    }
+
 private:
     pkey_ptr modp_peer(cspan peer) const {
         bn_ptr y{BN_bin2bn(peer.data(), static_cast<int>(peer.size()), nullptr)};
@@ -301,12 +324,17 @@ kx_result key_exchange::generate(uint16_t group) {
     if (gi->fam == family::x25519) {
         key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519"));
     } else if (gi->fam == family::modp && gi->name == nullptr) {
-        // Domain parameters from the prime, then a key pair on them.
+        // Domain parameters from the prime, then a key pair on them with a short exponent
+        // (priv_len on the key generation: OpenSSL 3.0 ignores one given with the domain).
         pkey_ptr dom = from_params("DH", EVP_PKEY_KEY_PARAMETERS,
                                    [&](OSSL_PARAM_BLD* b) { return push_modp_group(b, *gi); });
         pkey_ctx_ptr ctx{dom ? EVP_PKEY_CTX_new_from_pkey(nullptr, dom.get(), nullptr) : nullptr};
+        int priv_bits = gi->priv_bits;
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_int(OSSL_PKEY_PARAM_DH_PRIV_LEN, &priv_bits),
+                               OSSL_PARAM_construct_end()};
         EVP_PKEY* out = nullptr;
         if (ctx && EVP_PKEY_keygen_init(ctx.get()) == 1 &&
+            EVP_PKEY_CTX_set_params(ctx.get(), params) == 1 &&
             EVP_PKEY_generate(ctx.get(), &out) == 1) {
             key.reset(out);
         }

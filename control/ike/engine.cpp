@@ -623,31 +623,21 @@ void engine::impl::arm_touched() {
         }
         ike_sa& sa = *it->second;
         sa.touched = false;
-        auto when = next_deadline(sa);
-        if (!when) {
-            continue;
+        if (auto when = next_deadline(sa)) {
+            arm_timer(wheel, sa.id, sa.timer_tick, *when);
         }
-        // An entry due no later is already there: it re-arms when it fires.
-        if (sa.timer_tick != 0 && sa.timer_tick <= wheel.tick_of(*when)) {
-            continue;
-        }
-        uint64_t tick = wheel.tick_of(*when);
-        sa.timer_tick = wheel.schedule(*when, sa_timer{sa.id, tick});
     }
     touched.clear();
 }
 
 void engine::impl::run_timers(time_point now, outputs& out) {
-    // Deadlines round up to the wheel's grain (10 ms) and the present rounds down: a timer
-    // never fires early, and at most one grain late.
-    wheel.advance(now, [this](const sa_timer& t) {
-        auto it = sas.find(t.id);
-        if (it == sas.end() || it->second->timer_tick != t.tick) {
-            return;  // superseded by an earlier entry, or the SA is gone
-        }
-        it->second->timer_tick = 0;
-        due.push_back(t.id);
-    });
+    collect_due(
+        wheel, now,
+        [this](uint64_t id) -> uint64_t* {
+            auto it = sas.find(id);
+            return it == sas.end() ? nullptr : &it->second->timer_tick;
+        },
+        due);
     // Run after the walk, so that what they arm lands in the next tick, never this one.
     for (uint64_t id : due) {
         if (ike_sa* sa = find_sa(id)) {

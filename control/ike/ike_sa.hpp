@@ -192,6 +192,34 @@ struct sa_timer {
 // 164 s a revolution; longer deadlines (lifetimes) wait in their slot for more rounds.
 inline constexpr auto timer_resolution = std::chrono::milliseconds(10);
 inline constexpr size_t timer_slots = 16384;
+using sa_wheel = control::timer_wheel<sa_timer>;
+
+// Both engines keep one wheel entry per owner (an SA, or an IKEv1 pair) for its earliest
+// deadline; `armed` is the owner's record of the tick of that entry (0: none). arm_timer()
+// files `when` unless an entry due no later is there already (it re-arms when it fires).
+inline void arm_timer(sa_wheel& wheel, uint64_t id, uint64_t& armed, time_point when) {
+    const uint64_t tick = wheel.tick_of(when);
+    if (armed != 0 && armed <= tick) {
+        return;
+    }
+    armed = wheel.schedule(when, sa_timer{id, tick});
+}
+
+// Advances `wheel` to `now`: the owners whose current entry came due go to `due` (their `armed`
+// cleared); entries an earlier one superseded, or whose owner is gone, are dropped.
+// `armed_of(id)`: the owner's `armed`, nullptr when it is gone. Deadlines round up to the
+// wheel's grain and the present rounds down: a timer never fires early, at most a grain late.
+template <typename ArmedOf>
+void collect_due(sa_wheel& wheel, time_point now, ArmedOf&& armed_of, std::vector<uint64_t>& due) {
+    wheel.advance(now, [&](const sa_timer& t) {
+        uint64_t* armed = armed_of(t.id);
+        if (armed == nullptr || *armed != t.tick) {
+            return;
+        }
+        *armed = 0;
+        due.push_back(t.id);
+    });
+}
 
 }  // namespace dmvpn::ike::detail
 
@@ -223,7 +251,7 @@ struct engine::impl {
     // and rekeys of the SA and its children) is one entry in `wheel`: tick() runs only the SAs
     // that come due. Whoever changes an SA reaches it through find_sa() or new_sa(), which
     // mark it `touched`; the public entry points re-arm the touched SAs before they return.
-    control::timer_wheel<detail::sa_timer> wheel{detail::timer_resolution, detail::timer_slots};
+    detail::sa_wheel wheel{detail::timer_resolution, detail::timer_slots};
     std::vector<uint64_t> touched, due;
 
     // COOKIE secrets (section 2.6): the current one and its predecessor.

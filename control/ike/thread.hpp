@@ -132,8 +132,9 @@ struct reconfigured {
 using output = std::variant<datagram, request, show_answer, reconfigured>;
 
 // The `show crypto ...` views the thread renders (what handler::show() is asked for).
-inline constexpr std::string_view show_views[] = {"ikev2 sa", "ikev2 sa detail", "ipsec sa",
-                                                  "session",  "isakmp sa",       "ikev2 stats"};
+inline constexpr std::string_view show_views[] = {
+    "ikev2 sa",  "ikev2 sa detail",  "ipsec sa",   "session",
+    "isakmp sa", "isakmp sa detail", "ikev2 stats"};
 bool is_show_view(std::string_view what);
 
 struct thread_counters {

@@ -34,15 +34,12 @@ void engine::impl::aggressive_mode(const datagram& d, const message& m, time_poi
         if (!choice) {
             return;
         }
-        auto kx = ike::crypto::key_exchange::generate(choice->group);
-        if (!kx) {
-            ++cnt.dropped;
-            return;
-        }
-        // The KE must be of the group proposed (a mismatch cannot be negotiated here).
-        auto gxy = kx.value()->shared_secret(ke->data);
-        if (!gxy) {
-            ++cnt.invalid_syntax;
+        bool refused = false;
+        auto dh = dh_answer(choice->group, ke->data, refused);
+        if (!dh) {
+            if (!refused) {
+                return;
+            }
             ++cnt.phase1_failed;
             notify_plain(d, m.hdr.spi_i, 0, notify_type::invalid_key_information, now, out);
             return;
@@ -62,35 +59,10 @@ void engine::impl::aggressive_mode(const datagram& d, const message& m, time_poi
         sa->idi_b.assign(idi_b.begin(), idi_b.end());
         sa->peer_id = peer_id;
         sa->psk = secret(psk->key);
-        sa->kx = std::move(kx.value());
-        sa->gxi = ke->data;
-        sa->gxr = sa->kx->public_value();
-        sa->ni = ni->data;
-        sa->nr = random_bytes(32);
-        sa->keys =
-            crypto::derive_phase1(sa->hash, sa->encr, sa->key_bits, sa->psk.view(), sa->ni, sa->nr,
-                                  gxy.value().view(), sa->cky_i, sa->cky_r, sa->gxi, sa->gxr);
-        sa->iv = sa->keys.iv;
+        responder_keys(*sa, std::move(dh->kx), dh->gxy, ke->data, ni->data);
 
-        id_payload ours;
-        ours.type = id_type::ipv4_addr;
-        ours.protocol = idi->protocol;
-        ours.port = idi->port;
-        ours.data = be32(sa->local);
-        const auto ours_chain = serialize_payloads({ours});
-        const std::span<const uint8_t> idir_b(ours_chain.data.data() + 4,
-                                              ours_chain.data.size() - 4);
-        secret hr = crypto::hash_r(sa->hash, sa->keys.skeyid.view(), sa->gxi, sa->gxr, sa->cky_i,
-                                   sa->cky_r, sa->sa_b, idir_b);
-        message r;
-        r.hdr.spi_i = sa->cky_i;
-        r.hdr.spi_r = sa->cky_r;
-        r.hdr.exch = exchange::aggressive;
-        sa_payload rs;
-        rs.doi = sa_p->doi;
-        rs.situation = sa_p->situation;
-        rs.proposals = {choice->prop};
-        r.payloads.push_back(rs);
+        auto [ours, hr] = responder_id(*sa, pol, *idi);  // a PSK: our address
+        message r = first_answer(*sa, exchange::aggressive, *sa_p, *choice);
         r.payloads.push_back(ke_payload{sa->gxr});
         r.payloads.push_back(nonce_payload{sa->nr});
         r.payloads.push_back(ours);
@@ -101,17 +73,13 @@ void engine::impl::aggressive_mode(const datagram& d, const message& m, time_poi
             add_nat_d(*sa, d, r.payloads);
         }
         sa->state = p1_state::ag_init_exch;
-        sa->last_request = d.payload;
-        sa->last_response = serialize(r);
-        send(*sa, sa->last_response, out);
-        keep(std::move(sa));
+        answer_first(std::move(sa), d, r, out);
         return;
     }
 
     // AM3: HASH_I (and NAT-D), encrypted or not.
-    p1_sa* sa = find(m.hdr.spi_i, m.hdr.spi_r);
-    if (sa == nullptr || sa->peer != d.src) {
-        ++cnt.dropped;
+    p1_sa* sa = phase1_sa(d, m);
+    if (sa == nullptr) {
         return;
     }
     if (d.payload == sa->last_request) {

@@ -210,11 +210,8 @@ std::string merge_views(const std::string& a, const std::string& b, const std::s
 
 std::string dual_handler::show(std::string_view what, bool json) const {
     const auto f = json ? show::format::json : show::format::text;
-    if (what == "isakmp sa") {
-        return _v1 ? _v1->show(what, json)
-                   : (json ? std::string("{\"isakmp_sas\": []}\n")
-                           : std::string("IPv4 Crypto ISAKMP SA\ndst             src             "
-                                         "state          conn-id status\n"));
+    if (what == "isakmp sa" || what == "isakmp sa detail") {
+        return _v1 ? _v1->show(what, json) : v1::show_no_isakmp(what, json);
     }
     if (!_v1) {
         return _v2 ? _v2->show(what, json) : std::string();

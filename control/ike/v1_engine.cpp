@@ -82,7 +82,11 @@ p1_sa* engine::impl::find(uint64_t cky_i, uint64_t cky_r) {
         return nullptr;
     }
     auto sa = sas.find(it->second);
-    return sa != sas.end() && sa->second->cky_i == cky_i ? sa->second.get() : nullptr;
+    if (sa == sas.end() || sa->second->cky_i != cky_i) {
+        return nullptr;
+    }
+    touch(sa->first);
+    return sa->second.get();
 }
 
 void engine::impl::send(const p1_sa& sa, bytes payload, outputs& out) {
@@ -238,6 +242,7 @@ void engine::impl::forget(uint64_t id, std::string why, bool tell_hub, outputs& 
             if (heir != 0) {
                 c.p1 = heir;
                 c.sa.ike_sa_id = heir;
+                touch(cid);  // the heir may be ours to rekey it
             } else {
                 gone.push_back(cid);
             }
@@ -307,6 +312,14 @@ std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_p
         next[b.tunnel] = std::move(tp);
     }
     _impl->tunnels = std::move(next);
+    // DPD and NAT keepalive intervals may have shortened: every deadline looked at again.
+    for (const auto& [id, sa] : _impl->sas) {
+        _impl->touch(id);
+    }
+    for (const auto& [id, c] : _impl->children) {
+        _impl->touch(id);
+    }
+    _impl->arm_touched();
     return std::nullopt;
 }
 
@@ -314,8 +327,9 @@ const engine_counters& engine::counters() const noexcept { return _impl->cnt; }
 
 void engine::set_key_log(std::shared_ptr<keylog::writer> w) { _impl->key_log = std::move(w); }
 
-void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
-    impl& im = *_impl;
+namespace {
+
+void receive(engine::impl& im, const datagram& d, time_point now, outputs& out) {
     im.last_now = now;
     ++im.cnt.rx;
     if (d.payload.size() == 1 && d.payload[0] == 0xff) {
@@ -382,59 +396,167 @@ void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
     }
 }
 
+}  // namespace
+
+void engine::on_datagram(const datagram& d, time_point now, outputs& out) {
+    receive(*_impl, d, now, out);
+    _impl->arm_touched();
+}
+
 void engine::tick(time_point now, outputs& out) {
-    impl& im = *_impl;
-    im.last_now = now;
+    _impl->last_now = now;
+    _impl->run_timers(now, out);
+}
+
+// ---- timers ----
+
+std::optional<time_point> engine::impl::next_deadline(const p1_sa& sa) const {
+    // Mirrors sa_timers(): each condition it acts on, as the time it becomes true.
+    std::optional<time_point> best;
+    auto at = [&best](time_point t) {
+        if (!best || t < *best) {
+            best = t;
+        }
+    };
+    for (const auto& [mid, q] : sa.quick) {
+        if (q.answered) {
+            at(q.started + quick_mode_linger);
+        }
+    }
+    if (sa.state != p1_state::qm_idle && !sa.initiator) {
+        at(sa.created + half_open_lifetime);
+    }
+    for (const retransmit* r : {&sa.retx, &sa.qm_retx}) {
+        if (r->armed()) {
+            at(r->next);
+        }
+    }
+    if (sa.state != p1_state::qm_idle) {
+        return best;
+    }
+    at(sa.expire_at);
+    const tunnel_policy* pol = policy(sa.tunnel);
+    if (pol == nullptr) {
+        return best;
+    }
+    if (sa.dpd && pol->ike.dpd_interval_s > 0) {
+        at(sa.dpd_retx.armed()
+               ? sa.dpd_retx.next
+               : std::max(sa.last_rx, sa.up_at) + std::chrono::seconds(pol->ike.dpd_interval_s));
+    }
+    if (sa.behind_nat() && pol->ike.nat_keepalive_s > 0) {
+        at(sa.keepalive_at);
+    }
+    return best;
+}
+
+std::optional<time_point> engine::impl::next_deadline(const child_rec& c) const {
+    if (!c.installed) {
+        return std::nullopt;  // installed() arms it
+    }
+    time_point best = c.expire_at;
+    if (auto r = rekey_time(c)) {
+        // Our Quick Mode of the SA still under way: the rekey waits for it (looked at again
+        // each second).
+        auto sa = sas.find(c.p1);
+        const bool busy = sa != sas.end() && sa->second->own_qm.has_value();
+        best = std::min(best, busy ? std::max(*r, last_now + std::chrono::seconds(1)) : *r);
+    }
+    return best;
+}
+
+void engine::impl::sa_timers(p1_sa& sa, time_point now, outputs& out) {
+    const uint64_t id = sa.id;
     // Quick Modes whose QM3 never came: the pair stays (the peer may use it), the exchange goes.
-    for (auto& [id, sa] : im.sas) {
-        std::erase_if(sa->quick, [&](const auto& q) {
-            return q.second.answered && now - q.second.started > std::chrono::seconds(60);
-        });
+    std::erase_if(sa.quick, [&](const auto& q) {
+        return q.second.answered && now - q.second.started > quick_mode_linger;
+    });
+    if (sa.state != p1_state::qm_idle && !sa.initiator && now - sa.created > half_open_lifetime) {
+        ++cnt.phase1_failed;
+        forget(id, "Main Mode did not complete", false, out);
+        return;
     }
-    std::vector<uint64_t> expired;
-    for (const auto& [id, sa] : im.sas) {
-        if (sa->state != p1_state::qm_idle && !sa->initiator &&
-            now - sa->created > impl::half_open_lifetime) {
-            expired.push_back(id);
-        } else if (sa->state == p1_state::qm_idle && now >= sa->expire_at) {
-            expired.push_back(id);
+    if (sa.state == p1_state::qm_idle && now >= sa.expire_at) {
+        send_informational(sa, isakmp_delete(sa), out);
+        forget(id, "ISAKMP SA lifetime expired", true, out);
+        return;
+    }
+    if (auto dead = retransmit_and_dpd(sa, now, out)) {
+        if (sa.state != p1_state::qm_idle) {
+            ++cnt.phase1_failed;
         }
-    }
-    for (uint64_t id : expired) {
-        p1_sa& sa = *im.sas[id];
-        if (sa.state == p1_state::qm_idle) {
-            im.send_informational(sa, isakmp_delete(sa), out);
-            im.forget(id, "ISAKMP SA lifetime expired", true, out);
-        } else {
-            ++im.cnt.phase1_failed;
-            im.forget(id, "Main Mode did not complete", false, out);
-        }
-    }
-    im.initiator_tick(now, out);
-    std::vector<uint64_t> old;
-    for (const auto& [cid, c] : im.children) {
-        if (c.installed && now >= c.expire_at) {
-            old.push_back(cid);
-        }
-    }
-    for (uint64_t cid : old) {
-        im.expire_child(cid, "IPsec SA lifetime expired", out);
+        forget(id, *dead, true, out);
+        return;
     }
     // NAT keepalives keep the NAT's mapping of the peer's UDP 4500 open between packets.
-    for (auto& [id, sa] : im.sas) {
-        const tunnel_policy* pol = im.policy(sa->tunnel);
-        if (sa->state != p1_state::qm_idle || !sa->behind_nat() || pol == nullptr ||
-            pol->ike.nat_keepalive_s == 0 || now < sa->keepalive_at) {
-            continue;
-        }
-        const bool first = sa->keepalive_at == time_point{};  // the first one an interval on
-        sa->keepalive_at = now + std::chrono::seconds(pol->ike.nat_keepalive_s);
-        if (first) {
-            continue;
-        }
-        ++im.cnt.nat_keepalives_tx;
-        im.send(*sa, bytes{0xff}, out);
+    const tunnel_policy* pol = policy(sa.tunnel);
+    if (sa.state != p1_state::qm_idle || !sa.behind_nat() || pol == nullptr ||
+        pol->ike.nat_keepalive_s == 0 || now < sa.keepalive_at) {
+        return;
     }
+    const bool first = sa.keepalive_at == time_point{};  // the first one an interval on
+    sa.keepalive_at = now + std::chrono::seconds(pol->ike.nat_keepalive_s);
+    if (first) {
+        return;
+    }
+    ++cnt.nat_keepalives_tx;
+    send(sa, bytes{0xff}, out);
+}
+
+void engine::impl::pair_timers(uint64_t child_id, time_point now, outputs& out) {
+    child_rec& c = children[child_id];
+    auto sa = sas.find(c.p1);
+    if (auto r = rekey_time(c); r && now >= *r && !sa->second->own_qm) {
+        c.rekeyed = true;
+        start_quick(*sa->second, child_id, now, out);
+    }
+    auto it = children.find(child_id);
+    if (it != children.end() && it->second.installed && now >= it->second.expire_at) {
+        expire_child(child_id, "IPsec SA lifetime expired", out);
+    }
+}
+
+void engine::impl::arm_touched() {
+    for (uint64_t id : touched) {
+        if (auto sa = sas.find(id); sa != sas.end()) {
+            if (auto when = next_deadline(*sa->second)) {
+                ike::detail::arm_timer(wheel, id, sa->second->timer_tick, *when);
+            }
+        } else if (auto c = children.find(id); c != children.end()) {
+            if (auto when = next_deadline(c->second)) {
+                ike::detail::arm_timer(wheel, id, c->second.timer_tick, *when);
+            }
+        }  // else gone: its entries are dropped when due
+    }
+    touched.clear();
+}
+
+void engine::impl::run_timers(time_point now, outputs& out) {
+    ike::detail::collect_due(
+        wheel, now,
+        [this](uint64_t id) -> uint64_t* {
+            if (auto sa = sas.find(id); sa != sas.end()) {
+                return &sa->second->timer_tick;
+            }
+            auto c = children.find(id);
+            return c == children.end() ? nullptr : &c->second.timer_tick;
+        },
+        due);
+    // Run after the walk, so that what they arm lands in the next tick, never this one.
+    for (uint64_t id : due) {
+        if (auto sa = sas.find(id); sa != sas.end()) {
+            ++cnt.timer_runs;
+            sa_timers(*sa->second, now, out);
+        } else if (children.count(id) != 0) {
+            ++cnt.timer_runs;
+            pair_timers(id, now, out);
+        } else {
+            continue;
+        }
+        touch(id);  // its next deadline (nothing when it is gone)
+    }
+    due.clear();
+    arm_touched();
 }
 
 void engine::impl::expire_child(uint64_t child_id, std::string why, outputs& out) {
@@ -477,16 +599,17 @@ void engine::installed(uint64_t child_id, time_point now, outputs& out) {
     }
     c->second.installed = true;
     c->second.up_at = now;
-    auto sa = im.sas.find(c->second.p1);
-    if (sa == im.sas.end()) {
-        return;
-    }
-    for (auto& [mid, qm] : sa->second->quick) {
-        if (qm.child_id == child_id && !qm.answered) {
-            qm.answered = true;
-            im.send(*sa->second, qm.response, out);
+    im.touch(child_id);
+    if (auto sa = im.sas.find(c->second.p1); sa != im.sas.end()) {
+        im.touch(sa->first);  // its Quick Mode answered: dropped a while on
+        for (auto& [mid, qm] : sa->second->quick) {
+            if (qm.child_id == child_id && !qm.answered) {
+                qm.answered = true;
+                im.send(*sa->second, qm.response, out);
+            }
         }
     }
+    im.arm_touched();
 }
 
 void engine::install_failed(uint64_t child_id, std::string why, time_point, outputs& out) {

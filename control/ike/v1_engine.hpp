@@ -24,6 +24,9 @@ struct engine_counters {
     uint64_t deletes_rx = 0, dpd_answered = 0, notifies_tx = 0, nat_keepalives_tx = 0;
     // The initiator and DPD (v1_initiator.cpp).
     uint64_t initiated = 0, retransmits = 0, dpd_sent = 0, dpd_acked = 0, dead_peers = 0;
+    // Timers: ISAKMP SAs and IPsec SA pairs whose timers ran because one came due (tick() runs
+    // no other).
+    uint64_t timer_runs = 0;
 };
 
 class engine {
@@ -57,7 +60,9 @@ public:
     std::optional<std::string> reconfigure(const std::vector<config::ipsec_profile>& profiles,
                                            std::vector<tunnel_binding> tunnels);
 
-    // "isakmp sa" (IOS: dst src state conn-id status), "ipsec sa", "session"; text or JSON.
+    // "isakmp sa" (IOS: dst src state conn-id status), "isakmp sa detail" (IOS: C-id Local
+    // Remote I-VRF Status Encr Hash Auth DH Lifetime Cap.), "ipsec sa", "session"; text or
+    // JSON (both isakmp views: the same rows).
     std::string show(std::string_view what, bool json) const;
     const engine_counters& counters() const noexcept;
     // Debugging (--key-log): every IPsec SA pair's ESP keys go to `w` (Wireshark's esp_sa rows,
@@ -70,5 +75,8 @@ private:
     explicit engine(std::unique_ptr<impl> i);
     std::unique_ptr<impl> _impl;
 };
+
+// "isakmp sa" / "isakmp sa detail" where no IKEv1 engine runs: the headers, no rows.
+std::string show_no_isakmp(std::string_view what, bool json);
 
 }  // namespace dmvpn::ike::v1

@@ -198,6 +198,7 @@ void engine::impl::initiate(uint32_t tunnel, uint32_t peer, time_point now, outp
     ++cnt.initiated;
     ++half_open;
     by_own_cky_i[sa->cky_i] = sa->id;
+    touch(sa->id);
     sas[sa->id] = std::move(sa);
 }
 
@@ -213,7 +214,11 @@ p1_sa* engine::impl::find_own(const datagram& d, const message& m) {
     p1_sa& sa = *it->second;
     const bool cky_ok = sa.cky_r == 0 || m.hdr.spi_r == sa.cky_r ||
                         (m.hdr.spi_r == 0 && sa.state != p1_state::qm_idle);
-    return cky_ok ? &sa : nullptr;
+    if (!cky_ok) {
+        return nullptr;
+    }
+    touch(sa.id);
+    return &sa;
 }
 
 bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point now, outputs& out) {
@@ -458,6 +463,7 @@ void engine::impl::start_quick(p1_sa& sa, std::optional<uint64_t> replaces, time
     if (pol == nullptr || sa.own_qm) {
         return;
     }
+    touch(sa.id);
     own_quick_mode q;
     do {
         q.mid = random32();
@@ -616,18 +622,9 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
             }
         }
     }
-    child_rec rec;
+    // (Our Main Mode offers no NAT-T, so never behind_nat(): no ESP in UDP here.)
+    child_rec rec = new_pair(sa, chosen->encr, chosen->encr_bits, chosen->integ);
     child_sa& c = rec.sa;
-    c.id = fresh_id();
-    c.ike_sa_id = sa.id;
-    c.tunnel = sa.tunnel;
-    c.profile = sa.profile;
-    c.local = sa.local;
-    c.peer = sa.peer;
-    c.encr = chosen->encr;
-    c.encr_bits = chosen->encr_bits;
-    c.integ = chosen->integ;
-    c.replay_window = 1024;
     c.inbound.spi = q.spi;
     c.outbound.spi = peer_spi;
     std::optional<ike::crypto::cspan> gv;
@@ -656,10 +653,33 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
     }
     ++cnt.quick_modes;
     out.requests.emplace_back(install_child{c});
+    touch(c.id);
     children[c.id] = std::move(rec);
     sa.own_qm.reset();
     sa.qm_retx = {};
     return true;
+}
+
+child_rec engine::impl::new_pair(const p1_sa& sa, uint16_t encr, uint16_t encr_bits,
+                                 uint16_t integ) {
+    child_rec rec;
+    child_sa& c = rec.sa;
+    c.id = fresh_id();
+    c.ike_sa_id = sa.id;
+    c.tunnel = sa.tunnel;
+    c.profile = sa.profile;
+    c.local = sa.local;
+    c.peer = sa.peer;
+    c.encr = encr;  // ESP transform IDs 3 and 12 are IKEv2's encr IDs too
+    c.encr_bits = encr_bits;
+    c.integ = integ;
+    c.replay_window = 1024;
+    if (sa.behind_nat()) {
+        c.udp_encap = true;  // ESP in UDP (RFC 3948) between the ports IKE moved to
+        c.local_port = sa.local_port;
+        c.peer_port = sa.peer_port;
+    }
+    return rec;
 }
 
 void pair_keys(const p1_sa& sa, child_sa& c, std::optional<ike::crypto::cspan> g_qm,
@@ -683,88 +703,67 @@ void engine::impl::dpd_ack(p1_sa& sa, const notification_payload& n) {
     sa.dpd_retx = {};
 }
 
-void engine::impl::initiator_tick(time_point now, outputs& out) {
-    std::vector<std::pair<uint64_t, std::string>> dead;
-    std::vector<uint64_t> rekey;
-    for (auto& [id, sp] : sas) {
-        p1_sa& sa = *sp;
-        const tunnel_policy* pol = policy(sa.tunnel);
-        // Our Main Mode or Quick Mode request, re-sent with back-off.
-        for (retransmit* r : {&sa.retx, &sa.qm_retx}) {
-            if (!r->armed() || now < r->next) {
-                continue;
-            }
-            if (r->tries >= r->max_tries) {
-                dead.emplace_back(
-                    id, r == &sa.retx ? "Main Mode not answered" : "Quick Mode not answered");
-                break;
-            }
-            ++r->tries;
-            ++cnt.retransmits;
-            r->next = now + retransmit_base * (1u << std::min<uint32_t>(r->tries, 8));
-            send(sa, r->msg, out);
-        }
-        if (sa.state != p1_state::qm_idle || pol == nullptr || !sa.dpd ||
-            pol->ike.dpd_interval_s == 0) {
+std::optional<std::string> engine::impl::retransmit_and_dpd(p1_sa& sa, time_point now,
+                                                            outputs& out) {
+    // Our Main Mode or Quick Mode request, re-sent with back-off.
+    for (retransmit* r : {&sa.retx, &sa.qm_retx}) {
+        if (!r->armed() || now < r->next) {
             continue;
         }
-        // DPD: R-U-THERE once the peer has been quiet for the interval, then re-sent.
-        retransmit& r = sa.dpd_retx;
-        const time_point heard = std::max(sa.last_rx, sa.up_at);  // the responder's: MM5
-        const bool start =
-            !r.armed() && now - heard >= std::chrono::seconds(pol->ike.dpd_interval_s);
-        if (!start && !(r.armed() && now >= r.next)) {
-            continue;
+        if (r->tries >= r->max_tries) {
+            return r == &sa.retx ? "Main Mode not answered" : "Quick Mode not answered";
         }
-        if (start) {
-            ++sa.dpd_seq;
-            arm(r, bytes{1}, std::max<uint32_t>(pol->ike.dpd_retries, 1), now);
-        } else if (r.tries >= r.max_tries) {
-            ++cnt.dead_peers;
-            dead.emplace_back(id, "dead peer detected");
-            continue;
-        } else {
-            ++r.tries;
-            ++cnt.retransmits;
-            r.next = now + retransmit_base * (1u << std::min<uint32_t>(r.tries, 8));
-        }
-        notification_payload n;
-        n.protocol = protocol_id::isakmp;
-        n.spi = cookies(sa);
-        n.type = notify_type::r_u_there;
-        n.data = be32(sa.dpd_seq);
-        ++cnt.dpd_sent;
-        send_informational(sa, n, out);
+        ++r->tries;
+        ++cnt.retransmits;
+        r->next = now + retransmit_base * (1u << std::min<uint32_t>(r->tries, 8));
+        send(sa, r->msg, out);
     }
-    for (auto& [id, why] : dead) {
-        auto it = sas.find(id);
-        if (it != sas.end() && it->second->state != p1_state::qm_idle) {
-            ++cnt.phase1_failed;
-        }
-        forget(id, why, true, out);
+    const tunnel_policy* pol = policy(sa.tunnel);
+    if (sa.state != p1_state::qm_idle || pol == nullptr || !sa.dpd ||
+        pol->ike.dpd_interval_s == 0) {
+        return std::nullopt;
+    }
+    // DPD: R-U-THERE once the peer has been quiet for the interval, then re-sent.
+    retransmit& r = sa.dpd_retx;
+    const time_point heard = std::max(sa.last_rx, sa.up_at);  // the responder's: MM5
+    const bool start = !r.armed() && now - heard >= std::chrono::seconds(pol->ike.dpd_interval_s);
+    if (!start && !(r.armed() && now >= r.next)) {
+        return std::nullopt;
+    }
+    if (start) {
+        ++sa.dpd_seq;
+        arm(r, bytes{1}, std::max<uint32_t>(pol->ike.dpd_retries, 1), now);
+    } else if (r.tries >= r.max_tries) {
+        ++cnt.dead_peers;
+        return "dead peer detected";
+    } else {
+        ++r.tries;
+        ++cnt.retransmits;
+        r.next = now + retransmit_base * (1u << std::min<uint32_t>(r.tries, 8));
+    }
+    notification_payload n;
+    n.protocol = protocol_id::isakmp;
+    n.spi = cookies(sa);
+    n.type = notify_type::r_u_there;
+    n.data = be32(sa.dpd_seq);
+    ++cnt.dpd_sent;
+    send_informational(sa, n, out);
+    return std::nullopt;
+}
+
+std::optional<time_point> engine::impl::rekey_time(const child_rec& c) const {
+    auto sa = sas.find(c.p1);
+    if (!c.installed || c.rekeyed || sa == sas.end() || !sa->second->initiator ||
+        sa->second->state != p1_state::qm_idle) {
+        return std::nullopt;
     }
     // Our pairs near the end of their lifetime: a new Quick Mode replaces them (90%).
-    for (auto& [cid, c] : children) {
-        auto sa = sas.find(c.p1);
-        if (!c.installed || c.rekeyed || sa == sas.end() || !sa->second->initiator ||
-            sa->second->state != p1_state::qm_idle || sa->second->own_qm) {
-            continue;
-        }
-        if (now >= c.up_at + (c.expire_at - c.up_at) * 9 / 10) {
-            c.rekeyed = true;
-            rekey.push_back(cid);
-        }
-    }
-    for (uint64_t cid : rekey) {
-        auto c = children.find(cid);
-        if (c != children.end()) {
-            start_quick(*sas[c->second.p1], cid, now, out);
-        }
-    }
+    return c.up_at + (c.expire_at - c.up_at) * 9 / 10;
 }
 
 void engine::initiate(uint32_t tunnel, uint32_t peer, time_point now, outputs& out) {
     _impl->initiate(tunnel, peer, now, out);
+    _impl->arm_touched();
 }
 
 }  // namespace dmvpn::ike::v1

@@ -181,7 +181,88 @@ void engine::impl::keep(std::unique_ptr<p1_sa> sa) {
     ++half_open;
     by_cky_r[sa->cky_r] = sa->id;
     by_cky_i[{sa->cky_i, sa->peer}] = sa->id;
+    touch(sa->id);
     sas[sa->id] = std::move(sa);
+}
+
+std::optional<dh_half> engine::impl::dh_answer(uint16_t group, const bytes& ke, bool& refused) {
+    auto kx = ike::crypto::key_exchange::generate(group);
+    if (!kx) {
+        ++cnt.dropped;
+        return std::nullopt;
+    }
+    // The KE must be of the group chosen (a mismatch cannot be negotiated here).
+    auto gxy = kx.value()->shared_secret(ke);
+    if (!gxy) {
+        ++cnt.invalid_syntax;
+        refused = true;
+        return std::nullopt;
+    }
+    return dh_half{std::move(kx.value()), std::move(gxy.value())};
+}
+
+void engine::impl::responder_keys(p1_sa& sa, std::unique_ptr<ike::crypto::key_exchange> kx,
+                                  const secret& gxy, const bytes& gxi, const bytes& ni) {
+    sa.kx = std::move(kx);
+    sa.gxi = gxi;
+    sa.gxr = sa.kx->public_value();
+    sa.ni = ni;
+    sa.nr = random_bytes(32);
+    sa.keys = sa.signatures
+                  ? crypto::derive_phase1_sig(sa.hash, sa.encr, sa.key_bits, sa.ni, sa.nr,
+                                              gxy.view(), sa.cky_i, sa.cky_r, sa.gxi, sa.gxr)
+                  : crypto::derive_phase1(sa.hash, sa.encr, sa.key_bits, sa.psk.view(), sa.ni,
+                                          sa.nr, gxy.view(), sa.cky_i, sa.cky_r, sa.gxi, sa.gxr);
+    sa.iv = sa.keys.iv;
+}
+
+std::pair<id_payload, secret> engine::impl::responder_id(const p1_sa& sa, const tunnel_policy& pol,
+                                                         const id_payload& theirs) {
+    id_payload ours;
+    if (sa.signatures) {
+        ours = signing_id(pol.ike, sa.local);
+    } else {
+        ours.type = id_type::ipv4_addr;
+        ours.data = be32(sa.local);
+    }
+    ours.protocol = theirs.protocol;
+    ours.port = theirs.port;
+    const auto ours_chain = serialize_payloads({ours});
+    const std::span<const uint8_t> idir_b(ours_chain.data.data() + 4, ours_chain.data.size() - 4);
+    secret hr = crypto::hash_r(sa.hash, sa.keys.skeyid.view(), sa.gxi, sa.gxr, sa.cky_i, sa.cky_r,
+                               sa.sa_b, idir_b);
+    return {std::move(ours), std::move(hr)};
+}
+
+message engine::impl::first_answer(const p1_sa& sa, exchange e, const sa_payload& offer,
+                                   const p1_choice& choice) {
+    message r;
+    r.hdr.spi_i = sa.cky_i;
+    r.hdr.spi_r = sa.cky_r;
+    r.hdr.exch = e;
+    sa_payload rs;
+    rs.doi = offer.doi;
+    rs.situation = offer.situation;
+    rs.proposals = {choice.prop};
+    r.payloads.push_back(rs);
+    return r;
+}
+
+void engine::impl::answer_first(std::unique_ptr<p1_sa> sa, const datagram& d, const message& r,
+                                outputs& out) {
+    sa->last_request = d.payload;
+    sa->last_response = serialize(r);
+    send(*sa, sa->last_response, out);
+    keep(std::move(sa));
+}
+
+p1_sa* engine::impl::phase1_sa(const datagram& d, const message& m) {
+    p1_sa* sa = find(m.hdr.spi_i, m.hdr.spi_r);
+    if (sa == nullptr || sa->peer != d.src) {
+        ++cnt.dropped;
+        return nullptr;
+    }
+    return sa;
 }
 
 void engine::impl::initial_contact(const p1_sa& sa, const std::vector<payload>& ps, outputs& out) {
@@ -222,6 +303,7 @@ void engine::impl::established(p1_sa& sa, time_point now, outputs& out) {
     }
     sa.up_at = now;
     sa.expire_at = now + std::chrono::seconds(sa.lifetime_s);
+    touch(sa.id);
     sa.kx.reset();
     ++cnt.phase1_up;
     out.requests.emplace_back(peer_up{sa.id, sa.tunnel, sa.peer, sa.peer_id});
@@ -281,29 +363,17 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             return;
         }
         auto sa = responder_sa(d, m, *choice, pol, now);
-        message r;
-        r.hdr.spi_i = sa->cky_i;
-        r.hdr.spi_r = sa->cky_r;
-        r.hdr.exch = exchange::identity_protection;
-        sa_payload rs;
-        rs.doi = sa_p->doi;
-        rs.situation = sa_p->situation;
-        rs.proposals = {choice->prop};
-        r.payloads.push_back(rs);
+        message r = first_answer(*sa, exchange::identity_protection, *sa_p, *choice);
         r.payloads.push_back(vendor_payload{dpd_vid});
         if (sa->natt) {
             r.payloads.push_back(vendor_payload{natt_vid});
         }
-        sa->last_request = d.payload;
-        sa->last_response = serialize(r);
-        send(*sa, sa->last_response, out);
-        keep(std::move(sa));
+        answer_first(std::move(sa), d, r, out);
         return;
     }
 
-    p1_sa* sa = find(m.hdr.spi_i, m.hdr.spi_r);
-    if (sa == nullptr || sa->peer != d.src) {
-        ++cnt.dropped;
+    p1_sa* sa = phase1_sa(d, m);
+    if (sa == nullptr) {
         return;
     }
     if (d.payload == sa->last_request) {
@@ -322,14 +392,12 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
                 ++cnt.invalid_syntax;
                 return;
             }
-            auto kx = ike::crypto::key_exchange::generate(sa->group);
-            if (!kx) {
-                ++cnt.dropped;
-                return;
-            }
-            auto gxy = kx.value()->shared_secret(ke->data);
-            if (!gxy) {
-                ++cnt.invalid_syntax;
+            bool refused = false;
+            auto dh = dh_answer(sa->group, ke->data, refused);
+            if (!dh) {
+                if (!refused) {
+                    return;
+                }
                 notify_plain(d, sa->cky_i, sa->cky_r, notify_type::invalid_key_information, now,
                              out);
                 ++cnt.phase1_failed;
@@ -349,19 +417,7 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
                 }
                 sa->psk = secret(psk->key);
             }
-            sa->kx = std::move(kx.value());
-            sa->gxi = ke->data;
-            sa->gxr = sa->kx->public_value();
-            sa->ni = ni->data;
-            sa->nr = random_bytes(32);
-            sa->keys = sa->signatures
-                           ? crypto::derive_phase1_sig(sa->hash, sa->encr, sa->key_bits, sa->ni,
-                                                       sa->nr, gxy.value().view(), sa->cky_i,
-                                                       sa->cky_r, sa->gxi, sa->gxr)
-                           : crypto::derive_phase1(sa->hash, sa->encr, sa->key_bits, sa->psk.view(),
-                                                   sa->ni, sa->nr, gxy.value().view(), sa->cky_i,
-                                                   sa->cky_r, sa->gxi, sa->gxr);
-            sa->iv = sa->keys.iv;
+            responder_keys(*sa, std::move(dh->kx), dh->gxy, ke->data, ni->data);
             message r;
             r.hdr.spi_i = sa->cky_i;
             r.hdr.spi_r = sa->cky_r;
@@ -432,20 +488,7 @@ void engine::impl::main_mode(const datagram& d, const message& m, time_point now
             sa->peer_id = id_text(*id);
             // INITIAL-CONTACT: the peer rebooted; its older SAs are gone.
             initial_contact(*sa, chain->payloads, out);
-            id_payload ours;
-            if (sa->signatures) {
-                ours = signing_id(pol.ike, sa->local);
-            } else {
-                ours.type = id_type::ipv4_addr;
-                ours.data = be32(sa->local);
-            }
-            ours.protocol = id->protocol;
-            ours.port = id->port;
-            const auto ours_chain = serialize_payloads({ours});
-            const std::span<const uint8_t> idir_b(ours_chain.data.data() + 4,
-                                                  ours_chain.data.size() - 4);
-            secret hr = crypto::hash_r(sa->hash, sa->keys.skeyid.view(), sa->gxi, sa->gxr,
-                                       sa->cky_i, sa->cky_r, sa->sa_b, idir_b);
+            auto [ours, hr] = responder_id(*sa, pol, *id);
             header hdr;
             hdr.spi_i = sa->cky_i;
             hdr.spi_r = sa->cky_r;

@@ -257,18 +257,16 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     std::optional<secret> g_qm;
     bytes ke_r;
     if (choice->group != 0) {
-        auto kx = ike::crypto::key_exchange::generate(choice->group);
-        if (!kx) {
-            ++cnt.dropped;
-            return;
-        }
-        auto g = kx.value()->shared_secret(ke->data);
-        if (!g) {
-            ++cnt.invalid_syntax;
+        bool refused = false;
+        auto dh = dh_answer(choice->group, ke->data, refused);
+        if (!dh) {
+            if (!refused) {
+                return;
+            }
             return refuse(notify_type::invalid_key_information);
         }
-        g_qm = std::move(g.value());
-        ke_r = kx.value()->public_value();
+        g_qm = std::move(dh->gxy);
+        ke_r = dh->kx->public_value();
     }
     quick_mode qm;
     qm.mid = mid;
@@ -277,23 +275,8 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     qm.ni_b = ni->data;
     qm.nr_b = random_bytes(32);
 
-    child_rec rec;
+    child_rec rec = new_pair(sa, choice->encr, choice->bits, choice->integ);
     child_sa& c = rec.sa;
-    c.id = fresh_id();
-    c.ike_sa_id = sa.id;
-    c.tunnel = sa.tunnel;
-    c.profile = sa.profile;
-    c.local = sa.local;
-    c.peer = sa.peer;
-    c.encr = choice->encr;  // ESP transform IDs 3 and 12 are IKEv2's encr IDs too
-    c.encr_bits = choice->bits;
-    c.integ = choice->integ;
-    c.replay_window = 1024;
-    if (sa.behind_nat()) {
-        c.udp_encap = true;  // ESP in UDP (RFC 3948) between the ports IKE moved to
-        c.local_port = sa.local_port;
-        c.peer_port = sa.peer_port;
-    }
     c.inbound.spi = fresh_spi();
     c.outbound.spi = choice->peer_spi;
     std::optional<ike::crypto::cspan> gv;
@@ -362,6 +345,7 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
         key_log->child(c);
     }
     out.requests.emplace_back(install_child{c});
+    touch(c.id);
     children[c.id] = std::move(rec);
     sa.quick[mid] = std::move(qm);
 }

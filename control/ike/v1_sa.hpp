@@ -96,7 +96,8 @@ struct p1_sa {
     // DPD (RFC 3706), both roles: when the peer was last heard from, R-U-THERE outstanding.
     time_point last_rx{};
     uint32_t dpd_seq = 0;
-    retransmit dpd_retx;  // msg: a marker; each try is a fresh Informational
+    retransmit dpd_retx;      // msg: a marker; each try is a fresh Informational
+    uint64_t timer_tick = 0;  // the wheel entry armed for it (v1_engine.cpp; 0: none)
 };
 
 struct child_rec {
@@ -109,6 +110,7 @@ struct child_rec {
     uint64_t life_bytes = 0;  // 0: none; else deleted once either direction carried this many
     uint64_t in_bytes = 0, out_bytes = 0;  // the workers' counters (engine::usage)
     uint64_t in_packets = 0, out_packets = 0;
+    uint64_t timer_tick = 0;  // the wheel entry armed for it (v1_engine.cpp; 0: none)
 };
 
 struct tunnel_policy {
@@ -117,6 +119,12 @@ struct tunnel_policy {
     // `authentication: certificate`: our chain, RSA key and the peers' anchors (shared by the
     // profile's tunnels); nullptr with pre-shared keys.
     std::shared_ptr<const ike::detail::profile_state> signing;
+};
+
+// Our half of a Diffie-Hellman exchange the peer started, and the shared secret.
+struct dh_half {
+    std::unique_ptr<ike::crypto::key_exchange> kx;
+    secret gxy;
 };
 
 // What Phase 1 chose from the initiator's SA payload.
@@ -141,8 +149,30 @@ struct engine::impl {
     // Unauthenticated answers (notifies to strangers): at most 10 a second.
     time_point notify_window{};
     uint32_t notifies_in_window = 0;
+    // Timers, the IKEv2 engine's mechanism (ike_sa.hpp): each ISAKMP SA's and each pair's
+    // earliest deadline is one entry in `wheel` (SAs and pairs draw ids from one counter), so
+    // tick() runs only what came due. Whatever may move a deadline earlier touch()es its owner
+    // (find(), find_own(), keep() do); the public entry points re-arm the touched ones before
+    // they return. A deadline that moved later fires early, finds nothing due and re-arms.
+    ike::detail::sa_wheel wheel{ike::detail::timer_resolution, ike::detail::timer_slots};
+    std::vector<uint64_t> touched, due;
 
     static constexpr auto half_open_lifetime = std::chrono::seconds(30);
+    // An answered Quick Mode whose QM3 never came is dropped this long after it started.
+    static constexpr auto quick_mode_linger = std::chrono::seconds(60);
+
+    // Timers (v1_engine.cpp).
+    void touch(uint64_t id) { touched.push_back(id); }
+    void arm_touched();
+    void run_timers(time_point now, outputs& out);
+    // The earliest time sa_timers() / pair_timers() has something to do (nullopt: nothing).
+    std::optional<time_point> next_deadline(const p1_sa& sa) const;
+    std::optional<time_point> next_deadline(const child_rec& c) const;
+    // Quick Modes left over, half-open expiry, the lifetime, retransmissions and DPD, NAT
+    // keepalives of one ISAKMP SA.
+    void sa_timers(p1_sa& sa, time_point now, outputs& out);
+    // Our rekey (initiator) and the lifetime of one pair.
+    void pair_timers(uint64_t child_id, time_point now, outputs& out);
 
     const tunnel_policy* policy(uint32_t tunnel) const;
     p1_sa* find(uint64_t cky_i, uint64_t cky_r);
@@ -183,6 +213,33 @@ struct engine::impl {
                                         const p1_choice& choice, const tunnel_policy& pol,
                                         time_point now);
     void keep(std::unique_ptr<p1_sa> sa);
+    // The first answer (MM2, AM2) as exchange `e`: our cookies and the chosen proposal in an
+    // SA payload with the DOI and situation of the initiator's `offer`.
+    static message first_answer(const p1_sa& sa, exchange e, const sa_payload& offer,
+                                const p1_choice& choice);
+    // Our DH half against the peer's public value `ke` in `group` (MM3, AM1, QM1 with PFS);
+    // nullopt when our key could not be made (counted as dropped) or `ke` is refused (wrong
+    // size, out of range: counted as invalid syntax, `refused` set, for the caller's
+    // INVALID-KEY-INFORMATION).
+    std::optional<dh_half> dh_answer(uint16_t group, const bytes& ke, bool& refused);
+    // The responder's keys once the initiator's KE and nonce are in (MM3, AM1): our DH half
+    // `kx` kept, our nonce drawn, SKEYID (from sa.psk, or from the nonces with signatures)
+    // and its children, the IV. `gxy`: kx's shared secret with `gxi`.
+    static void responder_keys(p1_sa& sa, std::unique_ptr<ike::crypto::key_exchange> kx,
+                               const secret& gxy, const bytes& gxi, const bytes& ni);
+    // Our identity answering the initiator's `theirs` (its protocol and port; our address, or
+    // with signatures the profile's `local-id`) and HASH_R over its body (RFC 2409 section 5),
+    // for MM6 and AM2.
+    static std::pair<id_payload, secret> responder_id(const p1_sa& sa, const tunnel_policy& pol,
+                                                      const id_payload& theirs);
+    // The first answer leaves, cached for a retransmitted first message; the SA is kept.
+    void answer_first(std::unique_ptr<p1_sa> sa, const datagram& d, const message& r, outputs& out);
+    // The responder's SA a later Phase 1 message (MM3, MM5, AM3) is for, from its peer's
+    // address; nullptr (counted as dropped) otherwise.
+    p1_sa* phase1_sa(const datagram& d, const message& m);
+    // A new IPsec SA pair of `sa` (both roles' Quick Mode) with the ESP transform, in UDP
+    // (RFC 3948) behind a NAT; the SPIs, keys and lifetime are the caller's.
+    child_rec new_pair(const p1_sa& sa, uint16_t encr, uint16_t encr_bits, uint16_t integ);
     void initial_contact(const p1_sa& sa, const std::vector<payload>& ps, outputs& out);
     void established(p1_sa& sa, time_point now, outputs& out);
 
@@ -203,8 +260,11 @@ struct engine::impl {
     // QM2 answering our QM1: true if `m` was it.
     bool own_quick_rx(p1_sa& sa, const message& m, time_point now, outputs& out);
     void start_quick(p1_sa& sa, std::optional<uint64_t> replaces, time_point now, outputs& out);
-    // Retransmissions, DPD (both roles), our Phase 2 rekeys.
-    void initiator_tick(time_point now, outputs& out);
+    // Our Main Mode or Quick Mode request re-sent, DPD (both roles); why the SA is dead (the
+    // caller forgets it), else nullopt.
+    std::optional<std::string> retransmit_and_dpd(p1_sa& sa, time_point now, outputs& out);
+    // When our Quick Mode replaces pair `c` (90% of its lifetime; nullopt: not ours to rekey).
+    std::optional<time_point> rekey_time(const child_rec& c) const;
     void dpd_ack(p1_sa& sa, const notification_payload& n);
     uint64_t fresh_cookie() const;
 };

@@ -1,12 +1,16 @@
 // The IKEv1 engine's show commands: `show crypto isakmp sa` in the IOS layout (dst, src, state,
-// conn-id, status; ../shared/testdata/cisco-ios-crypto.md) or JSON, and its IPsec SAs as
-// show.hpp's view model for `show crypto ipsec sa` / `show crypto session`.
+// conn-id, status; ../shared/testdata/cisco-ios-crypto.md) or JSON, `show crypto isakmp sa
+// detail` in IOS's detail layout (C-id, Local, Remote, I-VRF, Status, Encr, Hash, Auth, DH,
+// Lifetime remaining as hh:mm:ss, Cap. D for DPD and N for NAT-T, then the Engine-id:Conn-id
+// line), and its IPsec SAs as show.hpp's view model for `show crypto ipsec sa` /
+// `show crypto session`.
 //
-// JSON of `show crypto isakmp sa`: {"isakmp_sas": [{"dst", "src", "state" ("MM_SA_SETUP"|
-// "MM_KEY_EXCH"|"QM_IDLE"), "conn_id", "status" ("ACTIVE"|"NEGOTIATING"), "tunnel",
-// "encr" ("3DES"|"AES"), "keysize", "hash" ("MD5"|"SHA"|"SHA256"), "dh_group",
-// "lifetime_s", "remaining_s", "remote_id"}]}
+// JSON of both: {"isakmp_sas": [{"dst", "src", "state" ("MM_SA_SETUP"|"MM_KEY_EXCH"|
+// "AG_INIT_EXCH"|"QM_IDLE"), "conn_id", "status" ("ACTIVE"|"NEGOTIATING"), "tunnel",
+// "encr" ("3DES"|"AES"), "keysize", "hash" ("MD5"|"SHA"|"SHA256"), "auth" ("psk"|"rsig"),
+// "dh_group", "lifetime_s", "remaining_s", "dpd", "nat_t", "remote_id"}]}
 #include <algorithm>
+#include <cctype>
 
 #include <fmt/format.h>
 
@@ -30,12 +34,66 @@ std::string_view hash_name(uint16_t h) {
     return h == crypto::hash::md5 ? "MD5" : h == crypto::hash::sha1 ? "SHA" : "SHA256";
 }
 
+// IOS's Auth column: psk (pre-shared key) or rsig (RSA signature).
+std::string_view auth_name(const p1_sa& sa) { return sa.signatures ? "rsig" : "psk"; }
+
+// `show crypto isakmp sa detail`, IOS's layout (the columns padded as IOS pads them).
+using sa_map = std::map<uint64_t, std::unique_ptr<p1_sa>>;
+
+std::string isakmp_detail(const sa_map& sas, time_point now) {
+    std::string out =
+        "Codes: C - IKE configuration mode, D - Dead Peer Detection\n"
+        "       K - Keepalives, N - NAT-traversal\n"
+        "       T - cTCP encapsulation, X - IKE Extended Authentication\n"
+        "       psk - Preshared key, rsig - RSA signature\n"
+        "       renc - RSA encryption\n"
+        "IPv4 Crypto ISAKMP SA\n\n"
+        "C-id  Local           Remote          I-VRF  Status Encr Hash   Auth DH Lifetime Cap.\n";
+    for (const auto& [id, sa] : sas) {
+        const bool up = sa->state == p1_state::qm_idle;
+        const uint32_t left = up ? seconds_between(now, sa->expire_at) : 0;
+        std::string cap;
+        cap += sa->dpd ? "D" : "";
+        cap += sa->behind_nat() ? "N" : "";
+        // Negotiating SAs have no transform yet: IOS prints none either.
+        const std::string encr = sa->encr == 0                   ? ""
+                                 : sa->encr == crypto::encr::aes ? "aes"
+                                                                 : "3des";
+        std::string hash(sa->hash == 0 ? "" : hash_name(sa->hash));
+        std::transform(hash.begin(), hash.end(), hash.begin(),
+                       [](char c) { return char(std::tolower(uint8_t(c))); });
+        out += fmt::format(
+            "\n{:<5} {:<15} {:<15} {:<6} {:<6} {:<4} {:<6} {:<4} {:<2} {:02}:{:02}:{:02} {}\n",
+            conn_id(id), ipv4_text(sa->local), ipv4_text(sa->peer), "", up ? "ACTIVE" : "", encr,
+            hash, sa->encr == 0 ? "" : auth_name(*sa),
+            sa->group == 0 ? std::string() : std::to_string(sa->group), left / 3600, left / 60 % 60,
+            left % 60, cap);
+        out += fmt::format("       Engine-id:Conn-id =  SW:{}\n", conn_id(id));
+    }
+    return out + "\nIPv6 Crypto ISAKMP SA\n";
+}
+
+constexpr std::string_view isakmp_header =
+    "IPv4 Crypto ISAKMP SA\n"
+    "dst             src             state          conn-id status\n";
+
 }  // namespace
+
+std::string show_no_isakmp(std::string_view what, bool json) {
+    if (json) {
+        return "{\"isakmp_sas\": []}\n";
+    }
+    return what == "isakmp sa detail" ? isakmp_detail({}, time_point{})
+                                      : std::string(isakmp_header);
+}
 
 std::string engine::show(std::string_view what, bool json) const {
     const impl& im = *_impl;
     const time_point now = im.last_now;
-    if (what == "isakmp sa") {
+    if (what == "isakmp sa detail" && !json) {
+        return isakmp_detail(im.sas, now);
+    }
+    if (what == "isakmp sa" || what == "isakmp sa detail") {
         std::string out;
         if (json) {
             out = "{\"isakmp_sas\": [";
@@ -46,20 +104,20 @@ std::string engine::show(std::string_view what, bool json) const {
                 out += fmt::format(
                     "{{\"dst\": \"{}\", \"src\": \"{}\", \"state\": \"{}\", \"conn_id\": {}, "
                     "\"status\": \"{}\", \"tunnel\": \"Tunnel{}\", \"encr\": \"{}\", "
-                    "\"keysize\": {}, \"hash\": \"{}\", \"dh_group\": {}, \"lifetime_s\": {}, "
-                    "\"remaining_s\": {}, \"remote_id\": {}}}",
+                    "\"keysize\": {}, \"hash\": \"{}\", \"auth\": \"{}\", \"dh_group\": {}, "
+                    "\"lifetime_s\": {}, \"remaining_s\": {}, \"dpd\": {}, \"nat_t\": {}, "
+                    "\"remote_id\": {}}}",
                     ipv4_text(sa->local), ipv4_text(sa->peer), ios_name(sa->state), conn_id(id),
                     sa->state == p1_state::qm_idle ? "ACTIVE" : "NEGOTIATING", sa->tunnel,
                     sa->encr == crypto::encr::aes ? "AES" : "3DES",
                     sa->encr == crypto::encr::aes ? sa->key_bits : 192, hash_name(sa->hash),
-                    sa->group, sa->lifetime_s,
+                    auth_name(*sa), sa->group, sa->lifetime_s,
                     sa->state == p1_state::qm_idle ? seconds_between(now, sa->expire_at) : 0,
-                    json_quote(sa->peer_id));
+                    sa->dpd, sa->behind_nat(), json_quote(sa->peer_id));
             }
             return out + "]}\n";
         }
-        out = "IPv4 Crypto ISAKMP SA\n";
-        out += "dst             src             state          conn-id status\n";
+        out = isakmp_header;
         for (const auto& [id, sa] : im.sas) {
             out += fmt::format("{:<15} {:<15} {:<14} {:>7} {}\n", ipv4_text(sa->local),
                                ipv4_text(sa->peer), ios_name(sa->state), conn_id(id),

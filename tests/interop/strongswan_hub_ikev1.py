@@ -14,7 +14,8 @@ signatures (`auth = pubkey`, a test CA made with strongSwan's pki, the hub reloa
 charon's chain, identity and SIG_I). Asserts for each: charon
 logs the ISAKMP SA established (it checked the hub's HASH_R or SIG_R), the hub shows it QM_IDLE
 ACTIVE in
-`show crypto isakmp sa` (and --json), the hub installed the ESP pair with charon's SPIs mirrored
+`show crypto isakmp sa` (and --json; `detail`: the transform, Auth psk / rsig, DH group,
+lifetime left), the hub installed the ESP pair with charon's SPIs mirrored
 and `show crypto ipsec sa` lists it; then `clear crypto sa` drops it (charon hears the DELETE).
 Known answers: the SKEYID, SKEYID_d/a/e charon logs (`ike 4`) equal RFC 2409's derivation
 from the nonces and cookies captured on the wire (tcpdump) and charon's g^xy, and the ESP keys
@@ -294,6 +295,20 @@ def main():
                 rows = []
             check(any(r["src"] == SS_ADDR and r["state"] == "QM_IDLE" for r in rows),
                   f"{what}: show crypto isakmp sa --json", text)
+            # show crypto isakmp sa detail (IOS's layout): the transform, Auth and DH group of
+            # the SA charon negotiated, the lifetime left as hh:mm:ss.
+            encr, hsh, grp = ike.split("-")
+            auth = "rsig" if what in CERTIFICATES else "psk"
+            row = (rf"^\d+\s+{re.escape(HUB_NBMA)}\s+{re.escape(SS_ADDR)}\s+ACTIVE "
+                   rf"{'aes' if encr.startswith('aes') else '3des'}\s+"
+                   rf"{ {'md5': 'md5', 'sha1': 'sha', 'sha256': 'sha256'}[hsh]}\s+{auth}\s+"
+                   rf"{ {'modp1024': 2, 'modp1536': 5, 'modp2048': 14}[grp]}\s+"
+                   r"\d\d:[0-5]\d:[0-5]\d\b")
+            rc, detail = hub.ctl("show", "crypto", "isakmp", "sa", "detail")
+            check(rc == 0 and re.search(row, detail, re.M) is not None,
+                  f"{what}: show crypto isakmp sa detail: {encr} {hsh} {auth} {grp}", detail)
+            check(any(r["src"] == SS_ADDR and r.get("auth") == auth for r in rows),
+                  f"{what}: show crypto isakmp sa --json: auth {auth}", text)
             # Quick Mode: the hub installs the pair before its QM2 leaves.
             installs += 1
             spis = wait(lambda: re.findall(r"adding (inbound|outbound) ESP SA\n.*?SPI "

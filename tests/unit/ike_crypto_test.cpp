@@ -2,6 +2,7 @@
 // refusals, and key schedule / SK / PSK AUTH known answers from tests/unit/ike_vectors.py.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -214,6 +215,36 @@ TEST_CASE("MODP-1024 and MODP-1536 (IKEv1 legacy): agreement, 2^1, range checks"
         REQUIRE(s.has_value());
         CHECK(to_bytes(*s) == four);
     }
+}
+
+TEST_CASE("MODP private exponent: twice the group's strength, and the exchange still agrees",
+          "[ike][crypto][dh]") {
+    // Group 2: 160 bits (set by crypto_dh.cpp; OpenSSL alone drew 1,022), groups 5 and 14:
+    // OpenSSL's named groups' 200 and 225 (control/ike/README.md, "Private exponent length").
+    for (auto [group, bits] : {std::pair<uint16_t, size_t>{dh_id::modp1024, 160},
+                               {dh_id::modp1536, 200},
+                               {dh_id::modp2048, 225}}) {
+        INFO("group " << group);
+        size_t longest = 0;
+        for (int k = 0; k < 16; ++k) {
+            auto a = crypto::key_exchange::generate(group);
+            REQUIRE(a.has_value());
+            longest = std::max(longest, (*a)->private_bits());
+            // Against a known exponent (x = 2^100 + 1): the same secret both ways.
+            auto b = from_private(group, "10000000000000000000000001");
+            const bytes pa = (*a)->public_value();
+            auto s1 = (*a)->shared_secret(b->public_value());
+            auto s2 = b->shared_secret(pa);
+            REQUIRE(s1.has_value());
+            REQUIRE(s2.has_value());
+            CHECK(to_bytes(*s1) == to_bytes(*s2));
+        }
+        CHECK(longest <= bits);
+        CHECK(longest > bits - 16);  // not a short-changed draw either
+    }
+    auto e = crypto::key_exchange::generate(dh_id::ecp256);
+    REQUIRE(e.has_value());
+    CHECK((*e)->private_bits() == 0);
 }
 
 TEST_CASE("prf is HMAC-SHA2 as RFC 4231 test cases 1 and 2", "[ike][crypto][prf]") {

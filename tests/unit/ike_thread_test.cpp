@@ -235,6 +235,7 @@ TEST_CASE("the thread ticks about every 10 ms and renders show views only when a
     CHECK(seen);
     CHECK(ike::is_show_view("ikev2 sa detail"));
     CHECK(ike::is_show_view("isakmp sa"));  // IKEv1's, through the dual handler
+    CHECK(ike::is_show_view("isakmp sa detail"));
     CHECK_FALSE(ike::is_show_view("isakmp policy"));
 
     size_t before;

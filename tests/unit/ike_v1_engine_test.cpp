@@ -248,9 +248,35 @@ TEST_CASE("v1 seeds: 3DES/MD5/group 2 Main Mode, esp-3des esp-md5-hmac with PFS 
     CHECK_THAT(t, Catch::Contains("198.51.100.1    198.51.100.2    QM_IDLE"));
     CHECK_THAT(t, Catch::Contains("ACTIVE"));
     CHECK_THAT(r.e->show("isakmp sa", true), Catch::Contains("\"state\": \"QM_IDLE\""));
+    // IOS's detail layout: the authentication method, the transform and the lifetime left.
+    const std::string d = r.e->show("isakmp sa detail", false);
+    CHECK_THAT(d, Catch::Contains("psk - Preshared key, rsig - RSA signature"));
+    CHECK_THAT(d, Catch::Contains("C-id  Local           Remote          I-VRF  Status Encr Hash   "
+                                  "Auth DH Lifetime Cap."));
+    CHECK_THAT(d, Catch::Contains("1     198.51.100.1    198.51.100.2           ACTIVE 3des md5    "
+                                  "psk  2  24:00:00"));
+    CHECK_THAT(d, Catch::Contains("       Engine-id:Conn-id =  SW:1\n"));
+    CHECK_THAT(d, Catch::EndsWith("IPv6 Crypto ISAKMP SA\n"));
+    const std::string j = r.e->show("isakmp sa detail", true);
+    CHECK(j == r.e->show("isakmp sa", true));
+    CHECK_THAT(j, Catch::Contains("\"encr\": \"3DES\", \"keysize\": 192, \"hash\": \"MD5\", "
+                                  "\"auth\": \"psk\", \"dh_group\": 2, \"lifetime_s\": 86400, "
+                                  "\"remaining_s\": 86400"));
     const std::string ipsec = r.e->show("ipsec sa", false);
     CHECK_THAT(ipsec, Catch::Contains(fmt::format("spi: 0x{:08X}", h.inbound.spi)));
     CHECK_THAT(ipsec, Catch::Contains("esp-3des esp-md5-hmac"));
+    // An hour and a second on (the IPsec SA's 3,600 s gone), the ISAKMP SA's lifetime left counts
+    // down.
+    {
+        outputs o;
+        r.e->tick(r.now + seconds(3601), o);
+    }
+    CHECK_THAT(r.e->show("isakmp sa detail", false), Catch::Contains("psk  2  22:59:59"));
+    CHECK_THAT(r.e->show("isakmp sa", true), Catch::Contains("\"remaining_s\": 82799"));
+    // No IKEv1 engine: the headers only.
+    CHECK_THAT(v1::show_no_isakmp("isakmp sa detail", false),
+               Catch::Contains("C-id  Local") && !Catch::Contains("SW:"));
+    CHECK(v1::show_no_isakmp("isakmp sa detail", true) == "{\"isakmp_sas\": []}\n");
 }
 
 TEST_CASE("v1 seeds: AES/SHA-1 with PFS group 2 and IPsec lifetime 120 s") {

@@ -516,6 +516,12 @@ TEST_CASE("v1 RSA signatures: Main Mode with certificates, both roles", "[ike_v1
     CHECK(p.r.e->counters().auth_failed == 0);
     CHECK(p.r.e->counters().quick_modes == 1);
     CHECK(p.i.e->counters().retransmits == 0);
+    // show crypto isakmp sa detail: Auth rsig on both ends (D: both announced DPD).
+    for (auto* e : {p.i.e.get(), p.r.e.get()}) {
+        CHECK_THAT(e->show("isakmp sa detail", false),
+                   Catch::Contains("ACTIVE aes  sha    rsig 14 24:00:00 D\n"));
+        CHECK_THAT(e->show("isakmp sa detail", true), Catch::Contains("\"auth\": \"rsig\""));
+    }
 }
 
 TEST_CASE("v1 RSA signatures: untrusted chains and identities not in the certificate",
