@@ -311,8 +311,8 @@ std::string session_text(const view& v) {
         out += fmt::format("Peer: {} port {}\n", addr(s.peer), s.peer_port);
         out += fmt::format("  Session ID: {}\n", s.session_id);
         for (const session_ike_sa& i : s.ike_sas) {
-            out += fmt::format("  IKEv2 SA: local {}/{} remote {}/{} {}\n", addr(i.local),
-                               i.local_port, addr(i.remote), i.remote_port,
+            out += fmt::format("  IKEv{} SA: local {}/{} remote {}/{} {}\n", i.version,
+                               addr(i.local), i.local_port, addr(i.remote), i.remote_port,
                                i.active ? "Active" : "Inactive");
         }
         for (const session_flow& fl : s.flows) {
@@ -335,10 +335,10 @@ std::string session_json(const view& v) {
         for (size_t i = 0; i < s.ike_sas.size(); ++i) {
             const session_ike_sa& k = s.ike_sas[i];
             ikes += fmt::format(
-                "{}{{\"local\":\"{}\",\"local_port\":{},\"remote\":\"{}\",\"remote_port\":{},"
-                "\"active\":{}}}",
-                i == 0 ? "" : ",", addr(k.local), k.local_port, addr(k.remote), k.remote_port,
-                json_bool(k.active));
+                "{}{{\"version\":{},\"local\":\"{}\",\"local_port\":{},\"remote\":\"{}\","
+                "\"remote_port\":{},\"active\":{}}}",
+                i == 0 ? "" : ",", k.version, addr(k.local), k.local_port, addr(k.remote),
+                k.remote_port, json_bool(k.active));
         }
         std::string flows = "[";
         for (size_t i = 0; i < s.flows.size(); ++i) {

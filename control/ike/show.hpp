@@ -27,8 +27,8 @@
 //   show crypto session:
 //     {"sessions": [{"interface", "profile", "status" ("UP-ACTIVE"|"UP-NO-IKE"|"UP-IDLE"|
 //       "DOWN-NEGOTIATING"|"DOWN"), "peer", "peer_port", "session_id", "ike_sas":
-//       [{"local", "local_port", "remote", "remote_port", "active"}], "flows": [{"protocol",
-//       "local", "remote", "active_sas"}]}]}
+//       [{"version" (1|2), "local", "local_port", "remote", "remote_port", "active"}], "flows":
+//       [{"protocol", "local", "remote", "active_sas"}]}]}
 //   Addresses are dotted quads; SPIs are numbers (ESP) or 16-digit hex strings (IKE).
 #pragma once
 
@@ -147,7 +147,8 @@ struct session_ike_sa {
     uint16_t local_port = 500;
     uint32_t remote = 0;
     uint16_t remote_port = 500;
-    bool active = true;  // "Active" / "Inactive"
+    bool active = true;   // "Active" / "Inactive"
+    uint8_t version = 2;  // IKE version: "IKEv1 SA" (ISAKMP) or "IKEv2 SA"
 };
 
 struct session_flow {

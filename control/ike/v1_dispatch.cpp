@@ -239,6 +239,7 @@ engine_counters dual_handler::counters() const {
         c.no_proposal += o.no_proposal;
         c.invalid_syntax += o.invalid_syntax;
         c.half_open += o.half_open;
+        c.nat_keepalives_tx += o.nat_keepalives_tx;
         c.dropped += o.dropped + o.aggressive_refused + o.exchange_refused;
     }
     c.dropped += _refused;

@@ -444,7 +444,7 @@ std::optional<time_point> engine::impl::next_deadline(const p1_sa& sa) const {
                ? sa.dpd_retx.next
                : std::max(sa.last_rx, sa.up_at) + std::chrono::seconds(pol->ike.dpd_interval_s));
     }
-    if (sa.behind_nat() && pol->ike.nat_keepalive_s > 0) {
+    if (sa.nat_local && pol->ike.nat_keepalive_s > 0) {
         at(sa.keepalive_at);
     }
     return best;
@@ -488,9 +488,10 @@ void engine::impl::sa_timers(p1_sa& sa, time_point now, outputs& out) {
         forget(id, *dead, true, out);
         return;
     }
-    // NAT keepalives keep the NAT's mapping of the peer's UDP 4500 open between packets.
+    // NAT keepalives keep the mapping of our UDP 4500 open between packets: sent only when
+    // the NAT is in front of us (RFC 3948 section 2.3; the IKEv2 engine does the same).
     const tunnel_policy* pol = policy(sa.tunnel);
-    if (sa.state != p1_state::qm_idle || !sa.behind_nat() || pol == nullptr ||
+    if (sa.state != p1_state::qm_idle || !sa.nat_local || pol == nullptr ||
         pol->ike.nat_keepalive_s == 0 || now < sa.keepalive_at) {
         return;
     }

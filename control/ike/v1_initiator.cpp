@@ -3,15 +3,20 @@
 // 47), with PFS when the profile sets `pfs`. Used for hub-to-hub tunnels and by the spoke
 // emulator (`--ike v1`); the responder is v1_main_mode.cpp / v1_quick_mode.cpp.
 //
-//   MM1 HDR, SA (every isakmp-policy a transform), VID(DPD)   ->
+//   MM1 HDR, SA (every isakmp-policy a transform), VID(DPD), VID(RFC 3947)  ->
 //                                                     <- MM2 HDR, SA (the one chosen), VID
-//   MM3 HDR, KE, Ni                                   ->
-//                                                     <- MM4 HDR, KE, Nr
-//   MM5 HDR*, IDii, HASH_I [, INITIAL-CONTACT]        ->
+//   MM3 HDR, KE, Ni [, NAT-D, NAT-D]                  ->
+//                                                     <- MM4 HDR, KE, Nr [, NAT-D, NAT-D]
+//   MM5 HDR*, IDii, HASH_I [, INITIAL-CONTACT]        ->   (UDP 4500 from here on if a NAT)
 //                                                     <- MM6 HDR*, IDir, HASH_R
-//   QM1 HDR*, HASH(1), SA, Ni [, KE], IDci, IDcr      ->
+//   QM1 HDR*, HASH(1), SA, Ni [, KE], IDci, IDcr [, NAT-OAi, NAT-OAr]  ->
 //                                                     <- QM2 HDR*, HASH(2), SA, Nr [, KE], ...
 //   QM3 HDR*, HASH(3)                                 ->
+//
+// NAT traversal (RFC 3947): when MM2 carries the RFC 3947 vendor ID too, MM3 and MM4 exchange
+// NAT-D; a NAT found in front of either end moves the ISAKMP SA to UDP 4500 (the non-ESP marker
+// is the transport's) from MM5 on, Quick Mode proposes UDP-Transport encapsulation and the pair
+// is ESP in UDP (RFC 3948) between the ports IKE uses; NAT keepalives as for the responder.
 //
 // Every request is re-sent after 2, 4, 8, 16, 32 s (the responder answers repeats from its
 // cache), then the negotiation is abandoned (peer_down if the SA was up). The pair is handed to
@@ -191,6 +196,7 @@ void engine::impl::initiate(uint32_t tunnel, uint32_t peer, time_point now, outp
     sa->sa_b = body_of(offer);
     m.payloads.push_back(offer);
     m.payloads.push_back(vendor_payload{dpd_vid});
+    m.payloads.push_back(vendor_payload{natt_vid});
     bytes msg = serialize(m);
     sa->mm_sent = 1;
     arm(sa->retx, msg, retransmit_tries, now);
@@ -304,6 +310,10 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
                 std::equal(dpd_vid.begin(), dpd_vid.end(), v->id.begin())) {
                 sa.dpd = true;
             }
+            if (const auto* v = std::get_if<vendor_payload>(&p);
+                v != nullptr && v->id == natt_vid) {
+                sa.natt = true;
+            }
         }
         auto kx = ike::crypto::key_exchange::generate(sa.group);
         if (!kx) {
@@ -322,6 +332,9 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         sa.signatures = pol->signing != nullptr;
         if (sa.signatures) {
             add_cert_requests(*pol->signing, r.payloads);
+        }
+        if (sa.natt) {
+            add_nat_d(sa, d, r.payloads);  // the peer as we send to it, then us
         }
         bytes msg = serialize(r);
         sa.last_request = d.payload;
@@ -358,6 +371,13 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         }
         sa.gxr = ke->data;
         sa.nr = nr->data;
+        if (sa.natt) {
+            check_nat_d(sa, d, m.payloads);
+            if (sa.behind_nat()) {
+                sa.local_port = 4500;  // RFC 3947 section 4: MM5 on leaves from and to 4500
+                sa.peer_port = 4500;
+            }
+        }
         sa.keys =
             sa.signatures
                 ? crypto::derive_phase1_sig(sa.hash, sa.encr, sa.key_bits, sa.ni, sa.nr,
@@ -480,7 +500,10 @@ void engine::impl::start_quick(p1_sa& sa, std::optional<uint64_t> replaces, time
     q.pfs = pol->ike.pfs_group.value_or(0);
     q.ni_b = random_bytes(32);
     q.replaces = replaces;
-    // One ESP proposal, a transform per esp-proposal ISAKMP can name (no AES-GCM in IKEv1 here).
+    // One ESP proposal, a transform per esp-proposal ISAKMP can name (no AES-GCM in IKEv1 here);
+    // UDP-encapsulated transport when NAT-D found a NAT (RFC 3947 section 5.1).
+    const uint16_t mode = sa.behind_nat() ? encapsulation::udp_transport : encapsulation::transport;
+    q.mode = mode;
     proposal p;
     p.protocol = protocol_id::esp;
     p.spi = be32(q.spi);
@@ -495,7 +518,7 @@ void engine::impl::start_quick(p1_sa& sa, std::optional<uint64_t> replaces, time
         t.id = static_cast<uint8_t>(e.encr);
         t.attributes.push_back(tv(p2_attr::sa_life_type, 1));
         t.attributes.push_back(tlv32(p2_attr::sa_life_duration, pol->ike.child_lifetime_s));
-        t.attributes.push_back(tv(p2_attr::encapsulation_mode, encapsulation::transport));
+        t.attributes.push_back(tv(p2_attr::encapsulation_mode, mode));
         t.attributes.push_back(tv(p2_attr::auth_algorithm, auth));
         if (e.encr == esp_transform::aes) {
             t.attributes.push_back(tv(p2_attr::key_length, e.encr_bits));
@@ -523,6 +546,11 @@ void engine::impl::start_quick(p1_sa& sa, std::optional<uint64_t> replaces, time
     }
     ps.push_back(host_id(sa.local, 47, 0));
     ps.push_back(host_id(sa.peer, 47, 0));
+    if (sa.behind_nat()) {
+        // NAT-OAi / NAT-OAr (RFC 3947 section 5.2): the addresses transport mode's checksums see.
+        ps.push_back(nat_oa_payload{id_type::ipv4_addr, be32(sa.local)});
+        ps.push_back(nat_oa_payload{id_type::ipv4_addr, be32(sa.peer)});
+    }
     const chain rest = serialize_payloads(ps);
     secret h1 = crypto::qm_hash1(sa.hash, sa.keys.skeyid_a.view(), q.mid, rest.data);
     ps.insert(ps.begin(), hash_payload{bytes(h1.data(), h1.data() + h1.size())});
@@ -585,8 +613,7 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
     for (const auto& e : pol->ike.esp_proposals) {
         if (e.encr == t.id && e.encr_bits == bits && auth_of(e.integ) != 0 &&
             a(p2_attr::auth_algorithm) == auth_of(e.integ) &&
-            a(p2_attr::encapsulation_mode) == encapsulation::transport &&
-            a(p2_attr::group).value_or(0) == q.pfs) {
+            a(p2_attr::encapsulation_mode) == q.mode && a(p2_attr::group).value_or(0) == q.pfs) {
             chosen = &e;
             break;
         }
@@ -622,7 +649,6 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
             }
         }
     }
-    // (Our Main Mode offers no NAT-T, so never behind_nat(): no ESP in UDP here.)
     child_rec rec = new_pair(sa, chosen->encr, chosen->encr_bits, chosen->integ);
     child_sa& c = rec.sa;
     c.inbound.spi = q.spi;

@@ -223,11 +223,27 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     const auto* ni = find_payload<nonce_payload>(chain->payloads);
     const auto* ke = find_payload<ke_payload>(chain->payloads);
     std::vector<const id_payload*> ids;
+    std::vector<const nat_oa_payload*> oas;  // NAT-OAi, NAT-OAr (RFC 3947 section 5.2)
     for (const auto& p : chain->payloads) {
         if (const auto* id = std::get_if<id_payload>(&p)) {
             ids.push_back(id);
+        } else if (const auto* oa = std::get_if<nat_oa_payload>(&p)) {
+            oas.push_back(oa);
         }
     }
+    // Behind a NAT an end may name its own (original) address: NAT-OAi / NAT-OAr repeat it.
+    auto names = [&](size_t k, bool nat, uint32_t seen) {
+        if (host_gre(*ids[k], seen)) {
+            return true;
+        }
+        if (!nat || oas.size() != 2 || oas[k]->type != id_type::ipv4_addr ||
+            oas[k]->address.size() != 4) {
+            return false;
+        }
+        const bytes& a = oas[k]->address;
+        return host_gre(*ids[k], (uint32_t(a[0]) << 24) | (uint32_t(a[1]) << 16) |
+                                     (uint32_t(a[2]) << 8) | a[3]);
+    };
     auto refuse = [&](uint16_t type) {
         notification_payload n;
         n.protocol = protocol_id::esp;
@@ -238,7 +254,7 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
         ++cnt.invalid_syntax;
         return refuse(notify_type::payload_malformed);
     }
-    if (ids.size() != 2 || !host_gre(*ids[0], sa.peer) || !host_gre(*ids[1], sa.local)) {
+    if (ids.size() != 2 || !names(0, sa.nat_peer, sa.peer) || !names(1, sa.nat_local, sa.local)) {
         ++cnt.invalid_id;
         return refuse(notify_type::invalid_id_information);
     }

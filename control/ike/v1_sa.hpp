@@ -41,8 +41,9 @@ struct quick_mode {
 // Our own Quick Mode as initiator (v1_initiator.cpp): QM1 sent, QM2 awaited.
 struct own_quick_mode {
     uint32_t mid = 0;
-    uint32_t spi = 0;  // our inbound SPI
-    uint16_t pfs = 0;  // the PFS group offered (0: none)
+    uint32_t spi = 0;   // our inbound SPI
+    uint16_t pfs = 0;   // the PFS group offered (0: none)
+    uint16_t mode = 0;  // the encapsulation mode offered (UDP-Transport behind a NAT)
     bytes iv, ni_b;
     std::unique_ptr<ike::crypto::key_exchange> kx;
     std::optional<uint64_t> replaces;  // the pair this one rekeys

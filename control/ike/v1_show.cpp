@@ -106,14 +106,16 @@ std::string engine::show(std::string_view what, bool json) const {
                     "\"status\": \"{}\", \"tunnel\": \"Tunnel{}\", \"encr\": \"{}\", "
                     "\"keysize\": {}, \"hash\": \"{}\", \"auth\": \"{}\", \"dh_group\": {}, "
                     "\"lifetime_s\": {}, \"remaining_s\": {}, \"dpd\": {}, \"nat_t\": {}, "
-                    "\"remote_id\": {}}}",
+                    "\"nat_local\": {}, \"nat_remote\": {}, \"local_port\": {}, "
+                    "\"remote_port\": {}, \"remote_id\": {}}}",
                     ipv4_text(sa->local), ipv4_text(sa->peer), ios_name(sa->state), conn_id(id),
                     sa->state == p1_state::qm_idle ? "ACTIVE" : "NEGOTIATING", sa->tunnel,
                     sa->encr == crypto::encr::aes ? "AES" : "3DES",
                     sa->encr == crypto::encr::aes ? sa->key_bits : 192, hash_name(sa->hash),
                     auth_name(*sa), sa->group, sa->lifetime_s,
                     sa->state == p1_state::qm_idle ? seconds_between(now, sa->expire_at) : 0,
-                    sa->dpd, sa->behind_nat(), json_quote(sa->peer_id));
+                    sa->dpd, sa->behind_nat(), sa->nat_local, sa->nat_peer, sa->local_port,
+                    sa->peer_port, json_quote(sa->peer_id));
             }
             return out + "]}\n";
         }
@@ -184,7 +186,7 @@ std::string engine::show(std::string_view what, bool json) const {
         s.peer = sa->peer;
         s.peer_port = sa->peer_port;
         s.session_id = conn_id(id);
-        s.ike_sas.push_back({sa->local, sa->local_port, sa->peer, sa->peer_port, true});
+        s.ike_sas.push_back({sa->local, sa->local_port, sa->peer, sa->peer_port, true, 1});
         uint32_t active = 0;
         for (const auto& [cid, c] : im.children) {
             if (c.p1 == id && c.installed) {

@@ -357,7 +357,8 @@ TEST_CASE("show crypto --json: the documented field names", "[ike][show]") {
     view x{{}, {}, {s}};
     CHECK(show_session(x, format::json) ==
           R"({"sessions":[{"interface":"Tunnel0","profile":"dmvpn","status":"UP-IDLE",)"
-          R"("peer":"10.0.0.2","peer_port":500,"session_id":3,"ike_sas":[{"local":"10.0.0.1",)"
+          R"("peer":"10.0.0.2","peer_port":500,"session_id":3,"ike_sas":[{"version":2,)"
+          R"("local":"10.0.0.1",)"
           R"("local_port":4500,"remote":"10.0.0.2","remote_port":4500,"active":true}],)"
           R"("flows":[{"protocol":47,"local":"10.0.0.1","remote":"10.0.0.2","active_sas":0}]}]})"
           "\n");

@@ -265,6 +265,13 @@ TEST_CASE("v1 seeds: 3DES/MD5/group 2 Main Mode, esp-3des esp-md5-hmac with PFS 
     const std::string ipsec = r.e->show("ipsec sa", false);
     CHECK_THAT(ipsec, Catch::Contains(fmt::format("spi: 0x{:08X}", h.inbound.spi)));
     CHECK_THAT(ipsec, Catch::Contains("esp-3des esp-md5-hmac"));
+    // `show crypto session`: an ISAKMP session is IOS's "IKEv1 SA", in the text and the JSON.
+    const std::string sess = r.e->show("session", false);
+    CHECK_THAT(sess, Catch::Contains("  IKEv1 SA: local 198.51.100.1/500 remote 198.51.100.2/500 "
+                                     "Active\n"));
+    CHECK_THAT(sess, !Catch::Contains("IKEv2"));
+    CHECK_THAT(r.e->show("session", true),
+               Catch::Contains(R"("ike_sas":[{"version":1,"local":"198.51.100.1",)"));
     // An hour and a second on (the IPsec SA's 3,600 s gone), the ISAKMP SA's lifetime left counts
     // down.
     {
@@ -596,8 +603,8 @@ TEST_CASE("v1 NAT-T (RFC 3947): NAT-D answered, a NAT found, UDP-encapsulated tr
             CHECK(r.installs[0].local_port == 4500);
             CHECK(r.installs[0].peer_port == 4500);
         }
-        // NAT keepalives (RFC 3948 section 2.3): every nat-keepalive (20 s) with a NAT, to the
-        // peer's 4500 from ours; none without one.
+        // NAT keepalives (RFC 3948 section 2.3) come from the end behind the NAT: the hub, in
+        // front of it, sends none (ike_v1_pair: the initiator behind one sends them).
         std::vector<datagram> keepalives;
         for (int t = 0; t <= 60; t += 5) {
             outputs o;
@@ -606,14 +613,8 @@ TEST_CASE("v1 NAT-T (RFC 3947): NAT-D answered, a NAT found, UDP-encapsulated tr
                 keepalives.push_back(k);
             }
         }
-        CHECK(keepalives.size() == (fake ? 3u : 0u));
-        for (const auto& k : keepalives) {
-            CHECK(k.payload == bytes{0xff});
-            CHECK(k.dst == spoke);
-            CHECK(k.dport == 4500);
-            CHECK(k.sport == 4500);
-        }
-        CHECK(r.e->counters().nat_keepalives_tx == keepalives.size());
+        CHECK(keepalives.empty());
+        CHECK(r.e->counters().nat_keepalives_tx == 0);
     }
     // Without a NAT, UDP-encapsulated transport is refused.
     responder r;

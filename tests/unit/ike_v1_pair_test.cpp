@@ -5,9 +5,11 @@
 // Main Mode with RSA signatures (the IKEv2 tests' PKI): chains, identities, refusals.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "control/ike/isakmp.hpp"
 #include "control/ike/v1_dispatch.hpp"
 #include "control/ike/v1_engine.hpp"
 #include "tests/unit/ike_engine_pair.hpp"
@@ -80,6 +82,10 @@ struct pair {
     int drop_to_r = 0, drop_to_i = 0;
     bool r_silent = false;
     uint64_t to_r = 0, to_i = 0;
+    // A NAT in front of the initiator when set: its datagrams leave from this address and their
+    // port + 20000, the answers come back to them. Every datagram the initiator sent, as sent.
+    uint32_t nat_public = 0;
+    std::vector<datagram> sent_by_i;
 
     explicit pair(const config::ike_settings& si, const config::ike_settings& sr)
         : i(spoke, si), r(hub, sr) {}
@@ -89,7 +95,15 @@ struct pair {
             std::vector<datagram> next;
             for (auto& d : q) {
                 side& dst = (d.dst == hub) ? r : i;
-                REQUIRE((d.dst == hub || d.dst == spoke));
+                REQUIRE((d.dst == hub || d.dst == spoke || (nat_public && d.dst == nat_public)));
+                if (&dst == &r && nat_public != 0) {
+                    sent_by_i.push_back(d);
+                    d.src = nat_public;
+                    d.sport = uint16_t(d.sport + 20000);
+                } else if (&dst == &i && nat_public != 0) {
+                    d.dst = spoke;
+                    d.dport = uint16_t(d.dport - 20000);
+                }
                 if (&dst == &r) {
                     ++to_r;
                     if (r_silent || drop_to_r > 0) {
@@ -195,12 +209,80 @@ TEST_CASE("v1 initiator: Main Mode + Quick Mode with the responder, PFS groups",
     CHECK(p.i.e->counters().quick_modes == 1);
     CHECK(p.r.e->counters().quick_modes == 1);  // QM3's HASH(3) checked out
     CHECK(p.i.e->counters().retransmits == 0);
+    // No NAT between (NAT-D says so): transport mode on UDP 500, no ESP in UDP.
+    CHECK_FALSE(p.i.installs[0].udp_encap);
+    CHECK_FALSE(p.r.installs[0].udp_encap);
+    CHECK_THAT(p.i.e->show("isakmp sa", true),
+               Catch::Contains(R"("nat_t": false, "nat_local": false, "nat_remote": false, )"
+                               R"("local_port": 500, "remote_port": 500)"));
     // show on the initiator: QM_IDLE towards the hub.
     CHECK(p.i.e->show("isakmp sa", false).find("QM_IDLE") != std::string::npos);
     // A second initiate while the SA is up does nothing.
     const uint64_t tx = p.i.e->counters().tx;
     p.start();
     CHECK(p.i.e->counters().tx == tx);
+}
+
+TEST_CASE("v1 initiator behind a NAT (RFC 3947): NAT-D, UDP 4500 from MM5, ESP in UDP, keepalives",
+          "[ike_v1_pair]") {
+    auto s = settings("k3y");
+    s.nat_keepalive_s = 20;
+    pair p(s, s);
+    p.nat_public = 0xcb007109;  // 203.0.113.9
+    p.start();
+    REQUIRE(p.i.ups.size() == 1);
+    REQUIRE(p.r.ups.size() == 1);
+    CHECK(p.r.ups[0].peer == p.nat_public);
+    // MM1 (with RFC 3947's vendor ID) and MM3 (with NAT-D) from 500; MM5, QM1 and QM3 from 4500.
+    REQUIRE(p.sent_by_i.size() == 5);
+    auto m1 = v1::parse(p.sent_by_i[0].payload);
+    REQUIRE(m1);
+    const bytes rfc3947 = {0x4a, 0x13, 0x1c, 0x81, 0x07, 0x03, 0x58, 0x45,
+                           0x5c, 0x57, 0x28, 0xf2, 0x0e, 0x95, 0x45, 0x2f};  // MD5("RFC 3947")
+    CHECK(std::any_of(m1->payloads.begin(), m1->payloads.end(), [&](const v1::payload& x) {
+        const auto* v = std::get_if<v1::vendor_payload>(&x);
+        return v != nullptr && v->id == rfc3947;
+    }));
+    auto m3 = v1::parse(p.sent_by_i[1].payload);
+    REQUIRE(m3);
+    CHECK(std::count_if(m3->payloads.begin(), m3->payloads.end(), [](const v1::payload& x) {
+              return std::holds_alternative<v1::nat_d_payload>(x);
+          }) == 2);
+    for (size_t k = 0; k < p.sent_by_i.size(); ++k) {
+        CHECK(p.sent_by_i[k].sport == (k < 2 ? 500 : 4500));
+        CHECK(p.sent_by_i[k].dport == (k < 2 ? 500 : 4500));
+    }
+    // The NAT in front of the initiator found by both; the responder answers the NAT's port.
+    CHECK_THAT(p.i.e->show("isakmp sa", true),
+               Catch::Contains(R"("nat_t": true, "nat_local": true, "nat_remote": false, )"
+                               R"("local_port": 4500, "remote_port": 4500)"));
+    CHECK_THAT(p.r.e->show("isakmp sa", true),
+               Catch::Contains(R"("nat_t": true, "nat_local": false, "nat_remote": true, )"
+                               R"("local_port": 4500, "remote_port": 24500)"));
+    // Quick Mode chose UDP-Transport: both ends' pairs are ESP in UDP between those ports.
+    REQUIRE(p.i.installs.size() == 1);
+    REQUIRE(p.r.installs.size() == 1);
+    require_mirror(p.i.installs[0], p.r.installs[0]);
+    CHECK(p.i.installs[0].udp_encap);
+    CHECK(p.i.installs[0].local_port == 4500);
+    CHECK(p.i.installs[0].peer_port == 4500);
+    CHECK(p.r.installs[0].udp_encap);
+    CHECK(p.r.installs[0].peer == p.nat_public);
+    CHECK(p.r.installs[0].local_port == 4500);
+    CHECK(p.r.installs[0].peer_port == 24500);
+    // Behind the NAT, the initiator keeps its mapping open: 0xff every 20 s from 4500 to 4500.
+    p.sent_by_i.clear();
+    p.run(45);
+    size_t keepalives = 0;
+    for (const datagram& d : p.sent_by_i) {
+        CHECK(d.sport == 4500);
+        CHECK(d.dport == 4500);
+        keepalives += d.payload == bytes{0xff} ? 1 : 0;
+    }
+    CHECK(keepalives == 2);
+    CHECK(p.i.e->counters().nat_keepalives_tx == 2);
+    CHECK(p.i.e->counters().phase1_up == 1);  // DPD and the keepalives kept it up
+    CHECK(p.i.downs.empty());
 }
 
 TEST_CASE("v1 initiator: a PFS group the responder refuses gets no pair", "[ike_v1_pair]") {
