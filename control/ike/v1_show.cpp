@@ -167,6 +167,7 @@ std::string engine::show(std::string_view what, bool json) const {
             e.remaining_kb = (c.life_bytes > used ? c.life_bytes - used : 0) / 1024;
         }
         e.active = c.installed;
+        e.udp_encap = c.sa.udp_encap;  // NAT-T: "Transport UDP-Encaps"
         show::esp_sa_row in = e, out = e;
         in.spi = c.sa.inbound.spi;
         out.spi = c.sa.outbound.spi;
