@@ -616,6 +616,38 @@ TEST_CASE("v1 NAT-T (RFC 3947): NAT-D answered, a NAT found, UDP-encapsulated tr
         CHECK(keepalives.empty());
         CHECK(r.e->counters().nat_keepalives_tx == 0);
     }
+    // An initiator behind a NAT names its original (private) address in IDci: accepted when
+    // NAT-OAi repeats it and NAT-D found the NAT, else INVALID-ID-INFORMATION.
+    for (int k : {0, 1, 2}) {
+        const bool nat = k != 2, oa = k != 0;
+        responder r;
+        phase2 p2;
+        p2.mode = nat ? v1::encapsulation::udp_transport : v1::encapsulation::transport;
+        p2.id_addr = 0xc0a80105;  // 192.168.1.5
+        if (oa) {
+            p2.nat_oa = {0xc0a80105, hub};
+        }
+        auto i = make_initiator({}, p2);
+        i.natt = true;
+        i.nat_fake = nat;
+        auto mm2 = r.one(i.mm1());
+        auto mm4 = r.one(i.mm3(mm2));
+        auto mm5 = i.mm5(mm4);
+        if (nat) {
+            mm5.sport = mm5.dport = 4500;
+        }
+        auto mm6 = r.rx(mm5);
+        REQUIRE(mm6.size() == 1);
+        REQUIRE(i.mm6(mm6[0]));
+        auto qm1 = i.qm1();
+        if (nat) {
+            qm1.sport = qm1.dport = 4500;
+        }
+        r.rx(qm1);
+        INFO("NAT " << nat << ", NAT-OA " << oa);
+        CHECK(r.installs.size() == (nat && oa ? 1u : 0u));
+        CHECK(r.e->counters().invalid_id == (nat && oa ? 0u : 1u));
+    }
     // Without a NAT, UDP-encapsulated transport is refused.
     responder r;
     phase2 p2;

@@ -48,6 +48,8 @@ struct phase2 {
     uint16_t mode = encapsulation::transport;
     uint32_t lifetime_s = 3600;
     uint8_t id_protocol = 47;
+    uint32_t id_addr = 0;            // the address IDci names (0: the initiator's own)
+    std::vector<uint32_t> nat_oa{};  // NAT-OAi, NAT-OAr to send (RFC 3947 section 5.2)
 };
 
 struct initiator {
@@ -270,10 +272,14 @@ struct initiator {
             qkx = std::move(k.value());
             ps.push_back(ke_payload{qkx->public_value()});
         }
-        id_payload ci{id_type::ipv4_addr, p2.id_protocol, 0, be(local, 4)};
+        id_payload ci{id_type::ipv4_addr, p2.id_protocol, 0,
+                      be(p2.id_addr ? p2.id_addr : local, 4)};
         id_payload cr{id_type::ipv4_addr, p2.id_protocol, 0, be(peer, 4)};
         ps.push_back(ci);
         ps.push_back(cr);
+        for (uint32_t a : p2.nat_oa) {
+            ps.push_back(nat_oa_payload{id_type::ipv4_addr, be(a, 4), false});
+        }
         return ps;
     }
 
