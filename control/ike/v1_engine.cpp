@@ -200,12 +200,82 @@ uint32_t engine::impl::fresh_spi() const {
         if (spi < 256) {
             continue;  // 1..255 are reserved (RFC 4303 section 2.1)
         }
-        bool used = std::any_of(children.begin(), children.end(),
-                                [&](const auto& c) { return c.second.sa.inbound.spi == spi; });
-        if (!used) {
+        if (inbound_spis.count(spi) == 0) {
             return spi;
         }
     }
+}
+
+namespace {
+
+void unindex(std::unordered_multimap<uint64_t, uint64_t>& index, uint64_t key, uint64_t id) {
+    auto [b, e] = index.equal_range(key);
+    for (auto i = b; i != e; ++i) {
+        if (i->second == id) {
+            index.erase(i);
+            return;
+        }
+    }
+}
+
+std::vector<uint64_t> ids_under(const std::unordered_multimap<uint64_t, uint64_t>& index,
+                                uint64_t key) {
+    std::vector<uint64_t> ids;
+    auto [b, e] = index.equal_range(key);
+    for (auto i = b; i != e; ++i) {
+        ids.push_back(i->second);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+}
+
+}  // namespace
+
+void engine::impl::index_sa(p1_sa& sa) {
+    sa.indexed_as = peer_key(sa.peer, sa.tunnel);
+    sas_by_peer.emplace(sa.indexed_as, sa.id);
+}
+
+void engine::impl::unindex_sa(p1_sa& sa) {
+    unindex(sas_by_peer, sa.indexed_as, sa.id);
+    drop_own_qm(sa);
+}
+
+void engine::impl::drop_own_qm(p1_sa& sa) {
+    if (!sa.own_qm) {
+        return;
+    }
+    if (auto s = inbound_spis.find(sa.own_qm->spi); s != inbound_spis.end()) {
+        inbound_spis.erase(s);
+    }
+    sa.own_qm.reset();
+}
+
+void engine::impl::index_child(child_rec& c) {
+    c.indexed_as = peer_key(c.sa.peer, c.sa.tunnel);
+    children_by_peer.emplace(c.indexed_as, c.sa.id);
+    inbound_spis.insert(c.sa.inbound.spi);
+}
+
+void engine::impl::unindex_child(const child_rec& c) {
+    unindex(children_by_peer, c.indexed_as, c.sa.id);
+    if (auto s = inbound_spis.find(c.sa.inbound.spi); s != inbound_spis.end()) {
+        inbound_spis.erase(s);
+    }
+}
+
+std::vector<uint64_t> engine::impl::sas_of(uint32_t peer, uint32_t tunnel) const {
+    std::vector<uint64_t> ids = ids_under(sas_by_peer, peer_key(peer, tunnel));
+    // clear() zeroes a cleared SA's peer (no heir among them) before forgetting it.
+    std::erase_if(ids, [&](uint64_t id) {
+        const p1_sa& sa = *sas.at(id);
+        return sa.peer != peer || sa.tunnel != tunnel;
+    });
+    return ids;
+}
+
+std::vector<uint64_t> engine::impl::children_of(uint64_t key) const {
+    return ids_under(children_by_peer, key);
 }
 
 void engine::impl::remove_child(uint64_t child_id, std::string why, outputs& out) {
@@ -214,6 +284,7 @@ void engine::impl::remove_child(uint64_t child_id, std::string why, outputs& out
         return;
     }
     out.requests.emplace_back(ike::remove_child{child_id, std::move(why)});
+    unindex_child(it->second);
     children.erase(it);
 }
 
@@ -229,15 +300,16 @@ void engine::impl::forget(uint64_t id, std::string why, bool tell_hub, outputs& 
         --half_open;
     }
     uint64_t heir = 0;
-    for (const auto& [oid, o] : sas) {
-        if (oid != id && o->peer == sa.peer && o->tunnel == sa.tunnel &&
-            o->state == p1_state::qm_idle) {
+    for (uint64_t oid : sas_of(sa.peer, sa.tunnel)) {
+        if (oid != id && sas.at(oid)->state == p1_state::qm_idle) {
             heir = oid;
         }
     }
     const bool was_up = sa.state == p1_state::qm_idle;
     std::vector<uint64_t> gone;
-    for (auto& [cid, c] : children) {
+    // Its pairs were kept under the key it was (clear() may have zeroed its peer since).
+    for (uint64_t cid : children_of(sa.indexed_as)) {
+        child_rec& c = children.at(cid);
         if (c.p1 == id) {
             if (heir != 0) {
                 c.p1 = heir;
@@ -264,6 +336,7 @@ void engine::impl::forget(uint64_t id, std::string why, bool tell_hub, outputs& 
     if (auto i = by_cky_i.find({sa.cky_i, sa.peer}); i != by_cky_i.end() && i->second == id) {
         by_cky_i.erase(i);
     }
+    unindex_sa(sa);
     sas.erase(it);
 }
 
@@ -624,6 +697,7 @@ void engine::install_failed(uint64_t child_id, std::string why, time_point, outp
         std::erase_if(sa->second->quick,
                       [&](const auto& q) { return q.second.child_id == child_id; });
     }
+    im.unindex_child(c->second);
     im.children.erase(c);  // never installed: nothing for the hub to remove
     (void)why;
     (void)out;

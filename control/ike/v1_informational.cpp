@@ -62,7 +62,8 @@ void engine::impl::informational(p1_sa& sa, const message& m, time_point now, ou
                 const uint32_t spi =
                     (uint32_t(s[0]) << 24) | (uint32_t(s[1]) << 16) | (uint32_t(s[2]) << 8) | s[3];
                 std::vector<uint64_t> gone;
-                for (const auto& [cid, c] : children) {
+                for (uint64_t cid : children_of(peer_key(sa.peer, sa.tunnel))) {
+                    const child_rec& c = children.at(cid);
                     if (c.sa.peer == sa.peer && c.sa.tunnel == sa.tunnel &&
                         (c.sa.outbound.spi == spi || c.sa.inbound.spi == spi)) {
                         gone.push_back(cid);

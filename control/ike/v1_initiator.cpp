@@ -170,10 +170,8 @@ void engine::impl::initiate(uint32_t tunnel, uint32_t peer, time_point now, outp
         ++cnt.dropped;
         return;
     }
-    for (const auto& [id, sa] : sas) {
-        if (sa->tunnel == tunnel && sa->peer == peer) {
-            return;  // one ISAKMP SA per peer: already there or under way
-        }
+    if (!sas_of(peer, tunnel).empty()) {
+        return;  // one ISAKMP SA per peer: already there or under way
     }
     if (half_open >= pol->ike.max_half_open) {
         ++cnt.half_open;
@@ -205,6 +203,7 @@ void engine::impl::initiate(uint32_t tunnel, uint32_t peer, time_point now, outp
     ++half_open;
     by_own_cky_i[sa->cky_i] = sa->id;
     touch(sa->id);
+    index_sa(*sa);
     sas[sa->id] = std::move(sa);
 }
 
@@ -488,15 +487,7 @@ void engine::impl::start_quick(p1_sa& sa, std::optional<uint64_t> replaces, time
     do {
         q.mid = random32();
     } while (q.mid == 0 || sa.quick.count(q.mid) != 0);
-    for (;;) {
-        q.spi = fresh_spi();
-        const bool pending = std::any_of(sas.begin(), sas.end(), [&](const auto& o) {
-            return o.second->own_qm && o.second->own_qm->spi == q.spi;
-        });
-        if (!pending) {
-            break;
-        }
-    }
+    q.spi = fresh_spi();  // not a pair's, nor a pending Quick Mode's (inbound_spis)
     q.pfs = pol->ike.pfs_group.value_or(0);
     q.ni_b = random_bytes(32);
     q.replaces = replaces;
@@ -562,6 +553,7 @@ void engine::impl::start_quick(p1_sa& sa, std::optional<uint64_t> replaces, time
     q.iv = crypto::phase2_iv(sa.hash, sa.encr, sa.iv, q.mid);
     bytes msg = seal(sa, h, ps, q.iv);
     arm(sa.qm_retx, msg, retransmit_tries, now);
+    inbound_spis.insert(q.spi);  // reserved until the pair takes it or the exchange ends
     sa.own_qm = std::move(q);
     send(sa, std::move(msg), out);
 }
@@ -596,7 +588,7 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
     const auto* ke = find_payload<ke_payload>(ch->payloads);
     auto give_up = [&](uint64_t& counter) {
         ++counter;
-        sa.own_qm.reset();
+        drop_own_qm(sa);
         sa.qm_retx = {};
     };
     if (sp == nullptr || nr == nullptr || sp->proposals.size() != 1 ||
@@ -680,8 +672,9 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
     ++cnt.quick_modes;
     out.requests.emplace_back(install_child{c});
     touch(c.id);
+    drop_own_qm(sa);
+    index_child(rec);
     children[c.id] = std::move(rec);
-    sa.own_qm.reset();
     sa.qm_retx = {};
     return true;
 }

@@ -182,6 +182,7 @@ void engine::impl::keep(std::unique_ptr<p1_sa> sa) {
     by_cky_r[sa->cky_r] = sa->id;
     by_cky_i[{sa->cky_i, sa->peer}] = sa->id;
     touch(sa->id);
+    index_sa(*sa);
     sas[sa->id] = std::move(sa);
 }
 
@@ -273,12 +274,8 @@ void engine::impl::initial_contact(const p1_sa& sa, const std::vector<payload>& 
     if (!initial) {
         return;
     }
-    std::vector<uint64_t> old;
-    for (const auto& [oid, o] : sas) {
-        if (oid != sa.id && o->peer == sa.peer && o->tunnel == sa.tunnel) {
-            old.push_back(oid);
-        }
-    }
+    std::vector<uint64_t> old = sas_of(sa.peer, sa.tunnel);
+    std::erase(old, sa.id);
     for (uint64_t oid : old) {
         forget(oid, "INITIAL-CONTACT", true, out);
     }
@@ -287,13 +284,10 @@ void engine::impl::initial_contact(const p1_sa& sa, const std::vector<payload>& 
 void engine::impl::established(p1_sa& sa, time_point now, outputs& out) {
     // An authenticated peer keeps at most a few ISAKMP SAs (re-authentication overlaps): the
     // oldest beyond that goes, handing its IPsec SAs on.
-    std::vector<uint64_t> same;
-    for (const auto& [oid, o] : sas) {
-        if (oid != sa.id && o->peer == sa.peer && o->tunnel == sa.tunnel &&
-            o->state == p1_state::qm_idle) {
-            same.push_back(oid);
-        }
-    }
+    std::vector<uint64_t> same = sas_of(sa.peer, sa.tunnel);
+    std::erase_if(same, [&](uint64_t oid) {
+        return oid == sa.id || sas.at(oid)->state != p1_state::qm_idle;
+    });
     sa.state = p1_state::qm_idle;
     for (size_t k = 0; k + max_isakmp_per_peer <= same.size(); ++k) {
         forget(same[k], "superseded by a newer ISAKMP SA", true, out);

@@ -302,7 +302,8 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     pair_keys(sa, c, gv, qm.ni_b, qm.nr_b);
     // Make before break: a second pair with the peer replaces the current one; the initiator
     // installs it only when QM2 arrives, so our outbound waits (control/ike/child_pairs.hpp).
-    for (const auto& [cid, other] : children) {
+    for (uint64_t cid : children_of(peer_key(sa.peer, sa.tunnel))) {
+        const child_rec& other = children.at(cid);
         if (other.sa.peer == sa.peer && other.sa.tunnel == sa.tunnel && other.installed) {
             c.replaces = cid;
             c.outbound_waits = true;
@@ -362,6 +363,7 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
     }
     out.requests.emplace_back(install_child{c});
     touch(c.id);
+    index_child(rec);
     children[c.id] = std::move(rec);
     sa.quick[mid] = std::move(qm);
 }

@@ -6,6 +6,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "control/ike/ike_sa.hpp"
@@ -64,6 +66,7 @@ struct p1_sa {
     uint32_t local = 0, peer = 0;
     uint16_t local_port = 500, peer_port = 500;
     uint64_t cky_i = 0, cky_r = 0;
+    uint64_t indexed_as = 0;  // its key in engine::impl::sas_by_peer (peer_key when kept)
     p1_state state = p1_state::mm_sa_setup;
     // What Main Mode chose.
     uint16_t encr = 0, key_bits = 0, hash = 0, group = 0;
@@ -112,7 +115,13 @@ struct child_rec {
     uint64_t in_bytes = 0, out_bytes = 0;  // the workers' counters (engine::usage)
     uint64_t in_packets = 0, out_packets = 0;
     uint64_t timer_tick = 0;  // the wheel entry armed for it (v1_engine.cpp; 0: none)
+    uint64_t indexed_as = 0;  // its key in engine::impl::children_by_peer
 };
+
+// (peer, tunnel slot): what the per-peer indexes of engine::impl are keyed by.
+inline uint64_t peer_key(uint32_t peer, uint32_t tunnel) noexcept {
+    return (uint64_t(peer) << 32) | tunnel;
+}
 
 struct tunnel_policy {
     tunnel_binding binding;
@@ -142,6 +151,22 @@ struct engine::impl {
     std::map<uint64_t, uint64_t> by_own_cky_i;                   // ours as initiator -> id
     std::map<std::pair<uint64_t, uint32_t>, uint64_t> by_cky_i;  // (their cookie, peer) -> id
     std::map<uint64_t, child_rec> children;                      // by id
+    // Per-peer indexes, so that keying one more peer (INITIAL-CONTACT, the peer's older
+    // ISAKMP SAs, make-before-break, a fresh SPI) is not a walk of every SA and pair: ids
+    // by peer_key as the SA or pair was kept, and the pairs' inbound SPIs. index_* when an
+    // entry goes into `sas` / `children`, unindex_* before it leaves.
+    std::unordered_multimap<uint64_t, uint64_t> sas_by_peer, children_by_peer;
+    std::unordered_multiset<uint32_t> inbound_spis;
+    void index_sa(p1_sa& sa);
+    void unindex_sa(p1_sa& sa);
+    // Our pending Quick Mode ends: its SPI's reservation in inbound_spis goes with it.
+    void drop_own_qm(p1_sa& sa);
+    void index_child(child_rec& c);
+    void unindex_child(const child_rec& c);
+    // The ids of the SAs now with `peer` on `tunnel`, and of the pairs kept under `key`,
+    // ascending (the order of `sas` and `children`).
+    std::vector<uint64_t> sas_of(uint32_t peer, uint32_t tunnel) const;
+    std::vector<uint64_t> children_of(uint64_t key) const;
     uint64_t next_id = engine::id_base;
     engine_counters cnt;
     size_t half_open = 0;
