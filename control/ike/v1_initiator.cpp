@@ -303,17 +303,7 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         const uint32_t life =
             life_seconds(t.attributes, p1_attr::life_type, p1_attr::life_duration);
         sa.lifetime_s = life != 0 ? std::min(life, chosen->lifetime_s) : chosen->lifetime_s;
-        for (const auto& p : m.payloads) {
-            if (const auto* v = std::get_if<vendor_payload>(&p);
-                v != nullptr && v->id.size() >= dpd_vid.size() &&
-                std::equal(dpd_vid.begin(), dpd_vid.end(), v->id.begin())) {
-                sa.dpd = true;
-            }
-            if (const auto* v = std::get_if<vendor_payload>(&p);
-                v != nullptr && v->id == natt_vid) {
-                sa.natt = true;
-            }
-        }
+        note_vendor_ids(m.payloads, sa);
         auto kx = ike::crypto::key_exchange::generate(sa.group);
         if (!kx) {
             fail("no key exchange for the group", cnt.dropped);

@@ -163,18 +163,26 @@ std::unique_ptr<p1_sa> engine::impl::responder_sa(const datagram& d, const messa
                                          d.payload.size() - header_size);
     auto body = raw_body(m.hdr.next, chain, payload_type::sa);
     sa->sa_b.assign(body.begin(), body.end());
-    for (const auto& p : m.payloads) {
-        if (const auto* v = std::get_if<vendor_payload>(&p);
-            v != nullptr && v->id.size() >= dpd_vid.size() &&
-            std::equal(dpd_vid.begin(), dpd_vid.end(), v->id.begin())) {
-            sa->dpd = true;
-        }
-        if (const auto* v = std::get_if<vendor_payload>(&p); v != nullptr && v->id == natt_vid) {
-            sa->natt = true;
-        }
-    }
+    note_vendor_ids(m.payloads, *sa);
     sa->created = now;
     return sa;
+}
+
+void note_vendor_ids(const std::vector<payload>& ps, p1_sa& sa) {
+    // Vendor IDs are public constants (RFC 3706, RFC 3947), not secrets: a plain comparison.
+    for (const auto& p : ps) {
+        const auto* v = std::get_if<vendor_payload>(&p);
+        if (v == nullptr) {
+            continue;
+        }
+        if (v->id.size() >= dpd_vid.size() &&
+            std::equal(dpd_vid.begin(), dpd_vid.end(), v->id.begin())) {
+            sa.dpd = true;  // RFC 3706's ID, with or without the version octets after it
+        }
+        if (v->id == natt_vid) {
+            sa.natt = true;
+        }
+    }
 }
 
 void engine::impl::keep(std::unique_ptr<p1_sa> sa) {

@@ -130,7 +130,7 @@ bool host_gre(const id_payload& id, uint32_t addr) {
     if (id.protocol != 47 || id.port != 0) {
         return false;
     }
-    const bytes a = be32(addr);
+    const bytes a = be32(addr);  // proxy identities are public addresses: plain comparisons
     if (id.type == id_type::ipv4_addr) {
         return id.data == a;
     }

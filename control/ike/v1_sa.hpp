@@ -298,6 +298,8 @@ struct engine::impl {
 // Phase 1 helpers (v1_main_mode.cpp). The vendor IDs of RFC 3706 (DPD) and RFC 3947 (NAT-T).
 extern const bytes dpd_vid;
 extern const bytes natt_vid;
+// The peer's DPD (RFC 3706) and NAT-T (RFC 3947) vendor IDs among `ps`: sa.dpd, sa.natt.
+void note_vendor_ids(const std::vector<payload>& ps, p1_sa& sa);
 // NAT-D (RFC 3947 section 3.2) with the SA's hash over CKY-I | CKY-R | IP | Port.
 bytes nat_d(const p1_sa& sa, uint32_t ip, uint16_t port);
 // The peer's NAT-D payloads in `ps` against the addresses of `d`: nat_local / nat_peer.
