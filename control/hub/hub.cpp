@@ -1371,7 +1371,11 @@ std::optional<nhrp::route> hub::route_for_nhrp(uint32_t dst) const {
     if (w.kind == dp::route_kind::glean_tunnel) {
         return nhrp::route{dst, len};
     }
-    return std::nullopt;
+    if (w.kind == dp::route_kind::blackhole) {
+        return nhrp::route{0, len, nhrp::route_via::blackhole};  // Null0: a summary, unreachable
+    }
+    // A LAN next hop, the hub's LAN subnet or one of its own addresses: out through the hub.
+    return nhrp::route{0, len, nhrp::route_via::egress};
 }
 
 // ---------------------------------------------------------------- sending

@@ -943,6 +943,17 @@ uint8_t server::register_binding(context& c, const packet& p, cie& request_cie) 
 // ---------------------------------------------------------------------------------------------
 // Resolution (RFC 2332 5.2.1, 5.2.2)
 
+namespace {
+// The widest route out of the NBMA network (or to Null0) a Resolution Request is answered by:
+// FRR's nhrpd refuses shortcuts wider than /8 for routes off the NBMA.
+constexpr uint8_t min_local_prefix = 8;
+
+// A positive answer: authoritative, destination-stable, unique when the binding is.
+constexpr uint16_t resolved_flags(bool unique) {
+    return static_cast<uint16_t>(flag::res_a | flag::res_d | (unique ? flag::res_u : 0));
+}
+}  // namespace
+
 void server::serve_resolution(context& c, packet& p) {
     const auto& t = _tunnels[c.tunnel];
     for (size_t i = 0; i < p.extensions.size(); ++i) {
@@ -963,18 +974,7 @@ void server::serve_resolution(context& c, packet& p) {
     const uint32_t requester_proto = *ipv4_of(p.src_proto);
 
     if (target == t.cfg.overlay_address) {
-        only(p.cies, own_cie(t, 32));
-        p.flags |= flag::res_a | flag::res_d | flag::res_u;
-        p.hdr.type = op::resolution_reply;
-        p.hdr.hop_count = 255;
-        p.trailing.clear();
-        for (auto& e : p.extensions) {
-            if (e.type == ext::responder_address) {
-                only(e.cies, own_cie(t, 32));
-            }
-        }
-        put_authentication(t, p);
-        send(c.out, c.tunnel, c.outer_src, p);
+        answer_self(c, p, 32, true);
         return;
     }
 
@@ -994,6 +994,25 @@ void server::serve_resolution(context& c, packet& p) {
     std::optional<route> r;
     if (t.cfg.route) {
         r = t.cfg.route(target);
+    }
+    if (r && r->via != route_via::tunnel && r->prefix_len < min_local_prefix) {
+        // A default route (or as wide) out of the LAN or to Null0 says nothing about who serves
+        // the target: as if unrouted (another hub may know it). nhrpd drops such a request.
+        r.reset();
+    }
+    if (r && r->via == route_via::egress) {
+        // The FIB sends the target out of the NBMA network through the hub (its LAN): the hub
+        // is the egress router, the station serving the target, and answers with itself for
+        // the route's prefix (RFC 2332 sections 2.2 and 3; nhrpd answers so off the NBMA).
+        answer_self(c, p, r->prefix_len, false);
+        return;
+    }
+    if (r && r->via == route_via::blackhole) {
+        // Discarded here (a summary's Null0 over prefixes the spokes own): no station serves
+        // the target, a negative reply (RFC 2332 section 2.2, code 12), for the target alone,
+        // since the summary also covers prefixes the spokes do own.
+        answer_negative(c, p, 32);
+        return;
     }
     if (r && r->next_hop != target && r->next_hop != requester_proto) {
         uint32_t nh = lookup_domain(c.tunnel, r->next_hop, c.now_ms);
@@ -1031,7 +1050,6 @@ void server::remember_requester(context& c, uint32_t entry_index, const packet& 
 }
 
 void server::answer_resolution(context& c, packet& p, uint32_t entry_index) {
-    const auto& t = _tunnels[c.tunnel];
     const cache_entry& e = _cache.at(entry_index);
     cie a;
     a.code = cie_code::success;
@@ -1046,22 +1064,12 @@ void server::answer_resolution(context& c, packet& p, uint32_t entry_index) {
     }
     a.client_nbma = wire::ipv4_bytes(e.nbma);
     a.client_proto = wire::ipv4_bytes(e.address);
-    only(p.cies, std::move(a));
-    p.flags |= flag::res_a | flag::res_d;
-    if ((e.flags & entry_flag::unique) != 0) {
-        p.flags |= flag::res_u;
-    }
-    p.hdr.type = op::resolution_reply;
-    p.hdr.hop_count = 255;
-    p.trailing.clear();
-    for (auto& x : p.extensions) {
-        if (x.type == ext::responder_address) {
-            only(x.cies, own_cie(t, 32));
-            x.raw.clear();
-        }
-    }
-    put_authentication(t, p);
-    send(c.out, c.tunnel, c.outer_src, p);
+    const bool unique = (e.flags & entry_flag::unique) != 0;
+    reply_resolution(c, p, std::move(a), resolved_flags(unique));
+}
+
+void server::answer_self(context& c, packet& p, uint8_t prefix_len, bool unique) {
+    reply_resolution(c, p, own_cie(_tunnels[c.tunnel], prefix_len), resolved_flags(unique));
 }
 
 void server::answer_negative(context& c, packet& p, uint8_t prefix_len) {
@@ -1072,7 +1080,13 @@ void server::answer_negative(context& c, packet& p, uint8_t prefix_len) {
     n.mtu = t.cfg.mtu;
     n.holding_time = t.cfg.holdtime_s;
     n.client_proto = wire::ipv4_bytes(*ipv4_of(p.dst_proto) & prefix_mask(prefix_len));
-    only(p.cies, std::move(n));
+    reply_resolution(c, p, std::move(n), 0);
+}
+
+void server::reply_resolution(context& c, packet& p, cie answer, uint16_t flags) {
+    const auto& t = _tunnels[c.tunnel];
+    only(p.cies, std::move(answer));
+    p.flags |= flags;
     p.hdr.type = op::resolution_reply;
     p.hdr.hop_count = 255;
     p.trailing.clear();
@@ -1462,7 +1476,8 @@ outputs server::on_redirect_candidate(uint32_t tunnel_id, uint32_t src_overlay, 
     if (idx == cache::npos && t.cfg.route) {
         // A source on a network the FIB routes through a spoke (FRR or a configured route,
         // not registered with NHRP): that spoke sent it.
-        if (auto r = t.cfg.route(src_overlay); r && r->next_hop != src_overlay) {
+        if (auto r = t.cfg.route(src_overlay);
+            r && r->via == route_via::tunnel && r->next_hop != src_overlay) {
             idx = _cache.find(*ti, r->next_hop);
         }
     }

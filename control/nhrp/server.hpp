@@ -25,10 +25,19 @@ using control::timestamp;
 
 // IPv4 addresses are host-order integers throughout (10.0.0.1 is 0x0a000001).
 
+// Where the FIB sends a destination (RFC 2332 section 2.2: the station serving it).
+enum class route_via : uint8_t {
+    tunnel,     // a tunnel next hop (`next_hop`): the spoke behind which the target lives
+    egress,     // out of the NBMA network through the hub (its LAN, a LAN next hop, its own
+                // address): the hub is the egress router and answers for the prefix itself
+    blackhole,  // discarded here (a summary's Null0, unreachable): nobody serves the target
+};
+
 // What the FIB says about a destination, for Phase 2 forwarding of Resolution Requests.
 struct route {
-    uint32_t next_hop = 0;  // overlay address of the next hop
+    uint32_t next_hop = 0;  // overlay address of the next hop (route_via::tunnel)
     uint8_t prefix_len = 0;
+    route_via via = route_via::tunnel;
 };
 using route_lookup = std::function<std::optional<route>(uint32_t dst)>;
 
@@ -487,6 +496,12 @@ private:
     bool take_forwarded(const packet& p, int64_t now_ms);
     void answer_resolution(context& c, packet& p, uint32_t entry_index);
     void answer_negative(context& c, packet& p, uint8_t prefix_len);
+    // The hub answers for itself: its own address (`prefix_len` 32, unique) or, as the egress
+    // router, a prefix the FIB sends out of the NBMA network through it.
+    void answer_self(context& c, packet& p, uint8_t prefix_len, bool unique);
+    // Turns the request into its reply carrying `answer` (the only CIE) and `flags`, the hub
+    // as the responder, back to where the request came from.
+    void reply_resolution(context& c, packet& p, cie answer, uint16_t flags);
     void forward(context& c, packet& p, uint16_t out_tunnel, uint32_t dst_nbma,
                  uint16_t transit_type);
     void remember_requester(context& c, uint32_t entry_index, const packet& p);

@@ -490,6 +490,87 @@ TEST_CASE("server: unknown targets, negative reply, unreachable, hub-to-hub",
     CHECK(parsed(out.packets[0].packet).hdr.type == op::resolution_request);
 }
 
+TEST_CASE("server: Phase 3 under a summary: owner, Null0, the hub's own LAN (RFC 2332 2.2)",
+          "[nhrp_server][resolution]") {
+    // The hub's FIB as FRR makes it for Phase 3 with a summary: 172.16.0.0/12 to Null0 (the
+    // aggregate), the spokes' /24s through their overlay addresses, the hub's LAN
+    // 172.16.100.0/24 out of its LAN port, a default route out of the LAN.
+    tunnel_config t = r1_tunnel();
+    t.redirect = true;
+    t.route = [](uint32_t dst) -> std::optional<route> {
+        if ((dst & 0xffffff00) == ip("172.16.2.0")) {
+            return route{ip("10.0.0.2"), 24};
+        }
+        if ((dst & 0xffffff00) == ip("172.16.100.0")) {
+            return route{0, 24, route_via::egress};
+        }
+        if ((dst & 0xfff00000) == ip("172.16.0.0")) {
+            return route{0, 12, route_via::blackhole};
+        }
+        return route{0, 0, route_via::egress};
+    };
+    server s = make_server({t});
+    send_to(s, registration(1, "150.1.2.2", "10.0.0.2", 360), "150.1.2.2", at_s(0));
+    send_to(s, registration(2, "150.1.3.3", "10.0.0.3", 360), "150.1.3.3", at_s(0));
+
+    // An owned /24 under the summary: forwarded to its owner (the summary does not hide it).
+    auto out =
+        send_to(s, resolution(10, "150.1.3.3", "10.0.0.3", "172.16.2.9"), "150.1.3.3", at_s(1));
+    REQUIRE(out.packets.size() == 1);
+    CHECK(out.packets[0].dst_nbma == ip("150.1.2.2"));
+    CHECK(parsed(out.packets[0].packet).hdr.type == op::resolution_request);
+
+    // Under the summary, owned by nobody (Null0): a negative reply, code 12, for the target
+    // alone (the /12 also covers 172.16.2.0/24), not an Error Indication.
+    const uint64_t unreachable = s.total_counters().dropped_of(drop_reason::unreachable);
+    out = send_to(s, resolution(11, "150.1.3.3", "10.0.0.3", "172.16.9.9"), "150.1.3.3", at_s(1));
+    packet nak = only_packet(out);
+    CHECK(out.packets[0].dst_nbma == ip("150.1.3.3"));
+    CHECK(nak.hdr.type == op::resolution_reply);
+    CHECK(nak.request_id == 11);
+    CHECK(nak.dst_proto == ipb("172.16.9.9"));
+    REQUIRE(nak.cies.size() == 1);
+    CHECK(nak.cies[0].code == cie_code::no_binding);
+    CHECK(nak.cies[0].prefix_length == 32);
+    CHECK(nak.cies[0].client_proto == ipb("172.16.9.9"));
+    CHECK(nak.cies[0].client_nbma.empty());
+    CHECK(s.total_counters().dropped_of(drop_reason::unreachable) == unreachable);
+    CHECK(s.total_counters().sent_of(op::error_indication) == 0);
+
+    // The hub's own LAN: the hub is the egress router, the station serving it; it answers with
+    // itself for the /24 (authoritative, destination-stable, not unique).
+    out = send_to(s, resolution(12, "150.1.3.3", "10.0.0.3", "172.16.100.7"), "150.1.3.3", at_s(1));
+    packet own = only_packet(out);
+    CHECK(own.hdr.type == op::resolution_reply);
+    CHECK(own.request_id == 12);
+    CHECK((own.flags & (flag::res_a | flag::res_d)) == (flag::res_a | flag::res_d));
+    CHECK((own.flags & flag::res_u) == 0);
+    REQUIRE(own.cies.size() == 1);
+    CHECK(own.cies[0].code == cie_code::success);
+    CHECK(own.cies[0].prefix_length == 24);
+    CHECK(own.cies[0].client_nbma == ipb("150.1.1.1"));
+    CHECK(own.cies[0].client_proto == ipb("10.0.0.1"));
+    CHECK(own.cies[0].holding_time == 360);
+    const extension* responder = find_ext(own, ext::responder_address);
+    REQUIRE(responder != nullptr);
+    REQUIRE(responder->cies.size() == 1);
+    CHECK(responder->cies[0].client_proto == ipb("10.0.0.1"));
+
+    // Only a default route out of the LAN: it says nothing about who serves the target, which
+    // is unrouted as before (an NHS peer would get it; here: Error Indication 6).
+    out = send_to(s, resolution(13, "150.1.3.3", "10.0.0.3", "198.51.100.1"), "150.1.3.3", at_s(1));
+    packet wide = only_packet(out);
+    CHECK(wide.hdr.type == op::error_indication);
+    CHECK(wide.error_code == error_code::protocol_address_unreachable);
+
+    // A redirect whose source lies under Null0 or behind the hub finds no spoke to tell.
+    const std::array<uint8_t, 20> head{0x45, 0, 0,   20, 0, 0, 0,   0,  64, 17,
+                                       0,    0, 172, 16, 9, 9, 172, 16, 2,  9};
+    out = s.on_redirect_candidate(0, ip("172.16.9.9"), ip("172.16.2.9"), head, at_s(2));
+    CHECK(out.packets.empty());
+    CHECK(s.total_counters().dropped_of(drop_reason::redirect_unknown_source) == 1);
+}
+
 TEST_CASE("server: loops and hop counts end in Error Indications 3 and 15",
           "[nhrp_server][errors]") {
     tunnel_config t = r1_tunnel();

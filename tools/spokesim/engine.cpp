@@ -890,7 +890,9 @@ void engine::poll(uint64_t now_us) {
             if (!_spokes[k].registered(now_us)) {
                 continue;
             }
-            if (auto out = _spokes[k].resolve(_topo.traffic_address_of(peer_of(k)), now_us)) {
+            // --data-to: what the data goes to (an address behind the hub's routes).
+            const ipv4 target = _o.data_to != 0 ? _o.data_to : _topo.traffic_address_of(peer_of(k));
+            if (auto out = _spokes[k].resolve(target, now_us)) {
                 send_nhrp(k, *out, now_us);
             }
         }

@@ -68,7 +68,8 @@ Tunnel and NHRP:
   --cie-prefix 255|32        prefix length of the registration CIE (255 with unique, else 32)
   --no-shortcuts             ignore Traffic Indications (Phase 1/2 spokes)
   --resolve                  as traffic starts, each spoke resolves its peer's traffic address
-                             through the hub (a Phase 2 spoke resolving its route's next hop)
+                             (with --data-to: ADDR) through the hub (a Phase 2 spoke resolving
+                             its route's next hop)
   --resolve-after S          ... S seconds after traffic starts instead (0); only the spokes
                              registered then ask
 IPsec (manual SAs, one pair per spoke with the hub):
