@@ -199,9 +199,10 @@ private:
     // tunnel owning its destination, else of the port it came in by: a LAN's 224.0.0.0/24).
     // False when no kernel interface takes it.
     bool to_kernel(const dp::punt_record& r, uint32_t dst, timestamp now);
-    // Multicast the kernel sent out of port interface `e`, as a frame to the group's MAC on
-    // the port. False when the port did not take it.
-    bool multicast_to_port(const exception_iface& e, std::span<const uint8_t> pkt);
+    // Multicast or broadcast the kernel sent out of port interface `e`, as a frame to `mac`
+    // (the group's, or ff:ff:ff:ff:ff:ff) on the port. False when the port did not take it.
+    bool frame_to_port(const exception_iface& e, std::span<const uint8_t> pkt,
+                       const std::array<uint8_t, 6>& mac);
     // Creates both directions of `ps`; the error names the peer and
     // what the dataplane refused. Used for manual SAs and negotiated CHILD_SAs alike.
     std::optional<std::string> install_pair(peer_sa& ps, const crypto::sa_params& in,
