@@ -226,7 +226,7 @@ private:
     size_t ike_pass(timestamp now);
     // FRR's routes (hub_fpm.cpp): the FPM server from routing.fpm, its batches into the RIB.
     std::optional<std::string> start_fpm();
-    void refresh_fpm_interfaces();  // where FPM gateways lead: tunnels' and LAN ports' subnets
+    void refresh_fpm_interfaces();  // where FPM gateways lead: tunnels' and ports' subnets
     size_t fpm_pass();
     // routing.redistribute-nhrp (hub_redistribute.cpp): registered spokes' routes into the
     // kernel through the thread dmvpn-redist, out of their tunnel's kernel interface.
@@ -412,6 +412,7 @@ private:
     std::unique_ptr<fpm::server> _fpm;  // none unless routing.fpm
     rib::fpm_interfaces _fpm_ifs;
     rib::fpm_counters _fpm_feed;
+    rib::fpm_refusals _fpm_refused;                // FPM routes not installed, for show ip route
     std::unique_ptr<rib::redistributor> _redist;   // none unless routing.redistribute-nhrp
     std::map<uint16_t, uint32_t> _redist_ifindex;  // tunnel slot -> its kernel interface
     std::map<std::pair<uint16_t, uint32_t>, binding> _bindings;  // (slot, overlay)
