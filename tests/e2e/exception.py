@@ -73,7 +73,10 @@ def lan_port_checks():
     sh("ip", "link", "set", "dlan0", "address", "02:00:00:00:12:fe", "master", "br0", "up")
     sh("ip", "link", "add", "vh", "type", "veth", "peer", "name", "vl")
     sh("ip", "link", "set", "vh", "master", "br0", "up")
-    sh("ip", "link", "set", "br0", "up")
+    # No ARP on the bridge: this namespace holds 198.18.0.1 too (the kernel interface),
+    # and its kernel would answer the LAN's ARP for it beside the hub, which then loses
+    # the LAN's unicast whenever the kernel's reply comes last.
+    sh("ip", "link", "set", "br0", "arp", "off", "up")
     sh("ip", "netns", "add", ns)
     try:
         sh("ip", "link", "set", "vl", "netns", ns)

@@ -315,7 +315,10 @@ def main():
         sh("ip", "link", "set", "dlan0", "master", "br0", "up")
         sh("ip", "link", "add", "vh", "type", "veth", "peer", "name", "vl")
         sh("ip", "link", "set", "vh", "master", "br0", "up")
-        sh("ip", "link", "set", "br0", "up")
+        # No ARP on the bridge: this namespace holds 198.18.0.1 too (the kernel interface),
+        # and its kernel would answer the LAN's ARP for it beside the hub, which then loses
+        # the LAN's unicast whenever the kernel's reply comes last.
+        sh("ip", "link", "set", "br0", "arp", "off", "up")
         sh("ip", "netns", "add", ns)
         sh("ip", "link", "set", "vl", "netns", ns)
         sh("ip", "-n", ns, "addr", "add", "198.18.0.2/24", "dev", "vl")
