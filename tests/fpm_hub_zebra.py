@@ -175,6 +175,10 @@ def main():
         check(got.get("10.9.9.9/32", {}).get("state") == "blackhole", "the blackhole route")
         check("172.21.0.0/24" not in got,
               "a gateway on no hub interface (198.18.0.9) is not installed")
+        shown = json.loads(ctl(sock, "show", "ip", "route", "172.21.0.0/24", "--json").stdout)
+        check(shown["routes"] == [] and [(x["next_hop"], x["reason"]) for x in shown["refused"]]
+              == [("198.18.0.9", "unresolved")],
+              "show ip route 172.21.0.0/24 lists it as refused (unresolved): %s" % shown)
         stats = json.loads(ctl(sock, "show", "stats", "--json").stdout)["routing"]
         print(json.dumps(stats))
         check(stats["fpm_connected"] == 1 and stats["fpm_connections"] == 1,

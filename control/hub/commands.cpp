@@ -715,6 +715,7 @@ std::string hub::show_stats(bool json) const {
                             .num("to_kernel_full", c.to_kernel_full)
                             .num("from_kernel", c.from_kernel)
                             .num("from_kernel_multicast", c.from_kernel_multicast)
+                            .num("from_kernel_broadcast", c.from_kernel_broadcast)
                             .num("from_kernel_limited", c.from_kernel_limited)
                             .num("from_kernel_not_ipv4", c.from_kernel_not_ipv4)
                             .num("from_kernel_unsent", c.from_kernel_unsent)
@@ -722,12 +723,14 @@ std::string hub::show_stats(bool json) const {
         } else {
             text += fmt::format(
                 "Exception path {} ({} {}): to kernel {} ({} multicast; rate-limited {}, queue "
-                "full {}), from kernel {} ({} multicast, {} not sent; rate-limited {}, not IPv4 "
-                "{})\n",
+                "full {}), from kernel {} ({} multicast, {} broadcast, {} not sent; rate-limited "
+                "{}, "
+                "not IPv4 {})\n",
                 e.cfg.name, e.owner.is_port ? "port" : "tunnel",
                 e.owner.is_port ? e.cfg.port : e.cfg.tunnel, c.to_kernel, c.to_kernel_multicast,
                 c.to_kernel_limited, c.to_kernel_full, c.from_kernel, c.from_kernel_multicast,
-                c.from_kernel_unsent, c.from_kernel_limited, c.from_kernel_not_ipv4);
+                c.from_kernel_broadcast, c.from_kernel_unsent, c.from_kernel_limited,
+                c.from_kernel_not_ipv4);
         }
     }
     if (json) {

@@ -220,6 +220,7 @@ exception_counters exception_path::total() const noexcept {
         t.from_kernel_limited += e.c.from_kernel_limited;
         t.from_kernel_not_ipv4 += e.c.from_kernel_not_ipv4;
         t.from_kernel_multicast += e.c.from_kernel_multicast;
+        t.from_kernel_broadcast += e.c.from_kernel_broadcast;
         t.from_kernel_unsent += e.c.from_kernel_unsent;
     }
     return t;

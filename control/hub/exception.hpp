@@ -30,6 +30,20 @@ constexpr std::array<uint8_t, 6> ipv4_multicast_mac(uint32_t group) noexcept {
             static_cast<uint8_t>(group)};
 }
 
+// Whether the kernel's packet to `dst` out of an interface with `address`/`prefix_len` is a
+// broadcast: the limited broadcast 255.255.255.255 or the subnet's directed broadcast (all
+// host bits set; a /31 or /32 has none, RFC 3021).
+constexpr bool ipv4_broadcast(uint32_t dst, uint32_t address, uint8_t prefix_len) noexcept {
+    if (dst == 0xffffffffu) {
+        return true;
+    }
+    if (prefix_len > 30) {
+        return false;
+    }
+    uint32_t host = prefix_len == 0 ? ~uint32_t{0} : ~uint32_t{0} >> prefix_len;
+    return (dst & ~host) == (address & ~host) && (dst & host) == host;
+}
+
 // Packets a loop pass reads from one kernel interface: bounds the control lcore's work there.
 inline constexpr uint16_t exception_burst = 32;
 
@@ -44,7 +58,11 @@ struct exception_counters {
     // Of from_kernel: multicast, replicated through the multicast map (a tunnel's interface)
     // or sent on the port to the group's MAC (a port's).
     uint64_t from_kernel_multicast = 0;
-    uint64_t from_kernel_unsent = 0;  // of that: a port's the port did not take (paused, TX full)
+    // Of from_kernel: broadcast (255.255.255.255 or the subnet's), sent on the port to
+    // ff:ff:ff:ff:ff:ff (a port's) or replicated like multicast (a tunnel's).
+    uint64_t from_kernel_broadcast = 0;
+    // Of multicast and broadcast: a port's the port did not take (paused, TX full).
+    uint64_t from_kernel_unsent = 0;
 };
 
 // What a kernel interface stands for: a tunnel (slot) or one of the hub's ports (its ethdev id).

@@ -199,9 +199,10 @@ private:
     // tunnel owning its destination, else of the port it came in by: a LAN's 224.0.0.0/24).
     // False when no kernel interface takes it.
     bool to_kernel(const dp::punt_record& r, uint32_t dst, timestamp now);
-    // Multicast the kernel sent out of port interface `e`, as a frame to the group's MAC on
-    // the port. False when the port did not take it.
-    bool multicast_to_port(const exception_iface& e, std::span<const uint8_t> pkt);
+    // Multicast or broadcast the kernel sent out of port interface `e`, as a frame to `mac`
+    // (the group's, or ff:ff:ff:ff:ff:ff) on the port. False when the port did not take it.
+    bool frame_to_port(const exception_iface& e, std::span<const uint8_t> pkt,
+                       const std::array<uint8_t, 6>& mac);
     // Creates both directions of `ps`; the error names the peer and
     // what the dataplane refused. Used for manual SAs and negotiated CHILD_SAs alike.
     std::optional<std::string> install_pair(peer_sa& ps, const crypto::sa_params& in,
@@ -225,7 +226,7 @@ private:
     size_t ike_pass(timestamp now);
     // FRR's routes (hub_fpm.cpp): the FPM server from routing.fpm, its batches into the RIB.
     std::optional<std::string> start_fpm();
-    void refresh_fpm_interfaces();  // where FPM gateways lead: tunnels' and LAN ports' subnets
+    void refresh_fpm_interfaces();  // where FPM gateways lead: tunnels' and ports' subnets
     size_t fpm_pass();
     // routing.redistribute-nhrp (hub_redistribute.cpp): registered spokes' routes into the
     // kernel through the thread dmvpn-redist, out of their tunnel's kernel interface.
@@ -411,6 +412,7 @@ private:
     std::unique_ptr<fpm::server> _fpm;  // none unless routing.fpm
     rib::fpm_interfaces _fpm_ifs;
     rib::fpm_counters _fpm_feed;
+    rib::fpm_refusals _fpm_refused;                // FPM routes not installed, for show ip route
     std::unique_ptr<rib::redistributor> _redist;   // none unless routing.redistribute-nhrp
     std::map<uint16_t, uint32_t> _redist_ifindex;  // tunnel slot -> its kernel interface
     std::map<std::pair<uint16_t, uint32_t>, binding> _bindings;  // (slot, overlay)

@@ -90,15 +90,15 @@ bool hub::to_kernel(const dp::punt_record& r, uint32_t dst, timestamp now) {
     return true;
 }
 
-bool hub::multicast_to_port(const exception_iface& e, std::span<const uint8_t> pkt) {
+bool hub::frame_to_port(const exception_iface& e, std::span<const uint8_t> pkt,
+                        const std::array<uint8_t, 6>& mac) {
     const port_rt* p = port_by_id(e.owner.id);
     if (p == nullptr) {
         return false;
     }
-    // To the group's MAC, from the port's, IPv4.
+    // To `mac`, from the port's, IPv4.
     std::array<uint8_t, 14> eth{};
-    auto group = ipv4_multicast_mac(wire::load_be32(pkt.data() + 16));
-    std::copy(group.begin(), group.end(), eth.begin());
+    std::copy(mac.begin(), mac.end(), eth.begin());
     std::copy(p->opened.mac.begin(), p->opened.mac.end(), eth.begin() + 6);
     eth[12] = 0x08;
     return tx_frame(e.owner.id, eth, pkt);
@@ -111,19 +111,28 @@ size_t hub::exception_pass(timestamp now) {
     return _exception.poll(
         ns_since_epoch(now), [&](exception_iface& e, std::span<const uint8_t> pkt) {
             uint32_t dst = wire::load_be32(pkt.data() + 16);
-            if ((dst >> 28) == 0xe && e.owner.is_port) {
-                // OSPF / EIGRP hellos and other multicast out of a LAN port's interface: one
-                // frame on the port's control TX queue, to the group's MAC.
+            bool multicast = (dst >> 28) == 0xe;
+            // 255.255.255.255 or the subnet's directed broadcast (RIPv1, DHCP, NetBIOS): through
+            // the FIB it would find no route or ARP for an address nobody owns.
+            bool broadcast = !multicast && ipv4_broadcast(dst, e.address, e.prefix_len);
+            if (broadcast) {
+                ++e.c.from_kernel_broadcast;
+            } else if (multicast) {
                 ++e.c.from_kernel_multicast;
-                if (!multicast_to_port(e, pkt)) {
+            }
+            if ((multicast || broadcast) && e.owner.is_port) {
+                // OSPF / EIGRP hellos and other multicast out of a LAN port's interface: one
+                // frame on the port's control TX queue, to the group's MAC; a broadcast to
+                // ff:ff:ff:ff:ff:ff.
+                if (!frame_to_port(e, pkt, broadcast ? broadcast_mac : ipv4_multicast_mac(dst))) {
                     ++e.c.from_kernel_unsent;  // paused, no mbuf, TX queue full
                 }
                 return;
             }
-            if ((dst >> 28) == 0xe) {
+            if (multicast || broadcast) {
                 // OSPF / EIGRP hellos and other multicast out of the tunnel: to the spokes of the
-                // multicast map on that tunnel, with the replication's own bounds.
-                ++e.c.from_kernel_multicast;
+                // multicast map on that tunnel, with the replication's own bounds. A broadcast
+                // goes the same way (IOS's pseudo-broadcast over `ip nhrp map multicast`).
                 if (_mcast_jobs.size() >= multicast_backlog) {
                     ++_cc.multicast_backlog_dropped;
                     return;

@@ -51,9 +51,12 @@ void hub::refresh_fpm_interfaces() {
         }
     }
     for (const port_rt& p : _ports) {
+        config::prefix4 sub = p.cfg.address.subnet();
         if (p.cfg.role == config::port_role::lan) {
-            config::prefix4 sub = p.cfg.address.subnet();
             ifs.lans.push_back({p.opened.id, sub.network.value, sub.length});
+        } else {
+            ifs.underlays.push_back(
+                {p.opened.id, sub.network.value, sub.length, p.cfg.allow_transit});
         }
     }
     _fpm_ifs = std::move(ifs);
@@ -70,7 +73,7 @@ size_t hub::fpm_pass() {
             break;
         }
         // A whole batch, then one commit: the workers never see half of it.
-        rib::apply_fpm_batch(*_rib, *b, _fpm_ifs, _fpm_feed);
+        rib::apply_fpm_batch(*_rib, *b, _fpm_ifs, _fpm_feed, &_fpm_refused);
         _rib->commit();
     }
     return n;
@@ -144,9 +147,17 @@ std::vector<hub::routing_counter> hub::routing_counters() const {
             {"fpm_withdrawn", "FPM withdrawals applied to the RIB", _fpm_feed.withdrawn, false},
             {"fpm_ignored_connected", "zebra's connected routes, not taken",
              _fpm_feed.ignored_connected, false},
-            {"fpm_unresolved", "FPM routes whose gateway is on no hub tunnel or LAN port",
+            {"fpm_unresolved", "FPM routes whose gateway is on no hub tunnel or port",
              _fpm_feed.unresolved, false},
+            {"fpm_underlay_refused",
+             "FPM routes refused: gateway on an underlay port without allow-transit",
+             _fpm_feed.underlay_refused, false},
             {"fpm_rib_refused", "FPM routes the full RIB refused", _fpm_feed.refused, false},
+            {"fpm_not_installed", "FPM prefixes refused and not since withdrawn or installed",
+             _fpm_refused.entries().size(), true},
+            {"fpm_not_installed_unlisted",
+             "FPM refusals not listed in show ip route (the list was full)",
+             _fpm_refused.unlisted(), false},
         });
     return v;
 }

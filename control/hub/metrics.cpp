@@ -214,11 +214,16 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
          "Multicast packets from the kernel interfaces: replicated to spokes, or sent on a "
          "port",
          exc.from_kernel_multicast},
+        {"exception_from_kernel_broadcast",
+         "Broadcast packets from the kernel interfaces: to ff:ff:ff:ff:ff:ff on a port, or "
+         "replicated to spokes",
+         exc.from_kernel_broadcast},
         {"exception_from_kernel_limited",
          "Packets from the kernel interfaces dropped over routing.interfaces rate",
          exc.from_kernel_limited},
         {"exception_from_kernel_unsent",
-         "Multicast from a port's kernel interface the port did not take (paused, TX full)",
+         "Multicast or broadcast from a port's kernel interface the port did not take (paused, "
+         "TX full)",
          exc.from_kernel_unsent},
         {"exception_from_kernel_not_ipv4", "Packets from the kernel interfaces that were not IPv4",
          exc.from_kernel_not_ipv4},

@@ -9,6 +9,7 @@
 #include "control/hub/hub.hpp"
 #include "control/log.hpp"
 #include "control/rib/config_routes.hpp"
+#include "control/rib/fpm_routes.hpp"
 #include "control/rib/show.hpp"
 #include "dataplane/wire/ipv4.hpp"
 #include "dataplane/worker_ctx.hpp"
@@ -144,6 +145,7 @@ namespace dmvpn::hub {
 control::mgmt_reply hub::show_ip_route(std::string_view which, bool json) const {
     // Which routes: all, the longest match of an address, or one prefix.
     std::optional<rib::prefix_key> only;
+    std::optional<uint32_t> holding;  // an address was asked for
     if (!which.empty()) {
         std::string_view addr = which.substr(0, which.find('/'));
         auto a = wire::parse_ipv4_address(addr);
@@ -162,11 +164,34 @@ control::mgmt_reply hub::show_ip_route(std::string_view which, bool json) const 
         uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
         if (exact) {
             only = rib::prefix_key{*a & mask, static_cast<uint8_t>(len)};
-        } else if (auto m = _rib->longest_match(*a)) {
-            only = m->first;
         } else {
-            return {true, rib::show_ip_route({}, json)};
+            holding = *a;
+            if (auto m = _rib->longest_match(*a)) {
+                only = m->first;
+            } else {
+                only = rib::prefix_key{0, 33};  // no installed route holds it
+            }
         }
+    }
+    // FRR's routes not installed: the prefix asked for, or those holding the address.
+    std::vector<rib::refused_row> refused;
+    for (const auto& [k, no] : _fpm_refused.entries()) {
+        uint32_t kmask = k.second == 0 ? 0 : ~uint32_t{0} << (32 - k.second);
+        if (holding ? (*holding & kmask) != k.first : only && k != *only) {
+            continue;
+        }
+        rib::refused_row row;
+        row.prefix = k;
+        row.proto = no.proto;
+        if (no.gateway != 0) {
+            row.via = no.gateway;
+        }
+        if (no.why == rib::fpm_refusal_reason::underlay_transit) {
+            const port_rt* p = port_by_id(no.port);
+            row.interface = p != nullptr ? p->name : std::to_string(no.port);
+        }
+        row.reason = rib::name(no.why);
+        refused.push_back(std::move(row));
     }
     auto port_name = [this](uint16_t id) {
         const port_rt* p = port_by_id(id);
@@ -234,7 +259,7 @@ control::mgmt_reply hub::show_ip_route(std::string_view which, bool json) const 
         }
         rows.push_back(std::move(row));
     }
-    return {true, rib::show_ip_route(rows, json)};
+    return {true, rib::show_ip_route(rows, json, refused)};
 }
 
 }  // namespace dmvpn::hub

@@ -40,6 +40,17 @@ std::string resolution_text(const route_row& r) {
     return "";
 }
 
+// Why a refused route is not installed, in words.
+std::string_view reason_text(std::string_view reason) {
+    if (reason == "underlay_transit") {
+        return "underlay port without allow-transit";
+    }
+    if (reason == "rib_full") {
+        return "the RIB is full";
+    }
+    return "next hop on no hub interface";
+}
+
 }  // namespace
 
 std::string_view code_of(const route_row& r) noexcept {
@@ -80,7 +91,14 @@ std::string_view code_of(const route_row& r) noexcept {
     return "F";
 }
 
-std::string show_ip_route(const std::vector<route_row>& rows, bool json) {
+std::string show_ip_route(const std::vector<route_row>& rows, bool json,
+                          const std::vector<refused_row>& refused) {
+    auto refused_code = [](const refused_row& r) {
+        route_row as;
+        as.src = source::fpm;
+        as.proto = r.proto;
+        return code_of(as);
+    };
     if (json) {
         std::string arr;
         for (const route_row& r : rows) {
@@ -95,7 +113,17 @@ std::string show_ip_route(const std::vector<route_row>& rows, bool json) {
                 r.mac.empty() ? "null" : json_quote(r.mac), r.candidates);
             arr += (arr.empty() ? "" : ",") + o;
         }
-        return "{\"routes\":[" + arr + "]}\n";
+        std::string no;
+        for (const refused_row& r : refused) {
+            no += fmt::format(
+                "{}{{\"prefix\":{},\"code\":{},\"source\":\"fpm\",\"protocol\":{},"
+                "\"next_hop\":{},\"interface\":{},\"reason\":{}}}",
+                no.empty() ? "" : ",", json_quote(prefix_str(r.prefix)),
+                json_quote(refused_code(r)), json_quote(name(r.proto)),
+                r.via ? json_quote(ip(*r.via)) : "null",
+                r.interface.empty() ? "null" : json_quote(r.interface), json_quote(r.reason));
+        }
+        return "{\"routes\":[" + arr + "],\"refused\":[" + no + "]}\n";
     }
     std::string text(legend);
     std::string gateway = "Gateway of last resort is not set\n";
@@ -126,6 +154,19 @@ std::string show_ip_route(const std::vector<route_row>& rows, bool json) {
             line += ", " + res;
         }
         text += line + "\n";
+    }
+    if (!refused.empty()) {
+        text += "\nFRR routes not installed\n\n";
+        for (const refused_row& r : refused) {
+            std::string line = fmt::format("{:<9}{}", refused_code(r), prefix_str(r.prefix));
+            if (r.via) {
+                line += " via " + ip(*r.via);
+            }
+            if (!r.interface.empty()) {
+                line += ", " + r.interface;
+            }
+            text += fmt::format("{}, refused: {}\n", line, reason_text(r.reason));
+        }
     }
     return text;
 }

@@ -31,11 +31,23 @@ struct route_row {
     size_t candidates = 1;         // routes offered for this prefix by all sources
 };
 
+// An FRR route the hub did not install (control/rib/fpm_routes.hpp's fpm_refusals), as shown
+// after the installed routes.
+struct refused_row {
+    prefix_key prefix;
+    protocol proto = protocol::none;
+    std::optional<uint32_t> via;  // the gateway zebra named
+    std::string interface;        // the port that refused it (underlay_transit), else empty
+    std::string reason;           // fpm_refusal_reason's name
+};
+
 // The IOS code of a row: L, C, S, B, O, D, i, R, H (K kernel and F for other FRR routes,
 // which IOS does not have).
 std::string_view code_of(const route_row& r) noexcept;
 
-// `dmvpnctl show ip route [--json]`: rows in prefix order.
-std::string show_ip_route(const std::vector<route_row>& rows, bool json);
+// `dmvpnctl show ip route [--json]`: rows in prefix order, then FRR's routes not installed
+// (JSON: "refused", always present).
+std::string show_ip_route(const std::vector<route_row>& rows, bool json,
+                          const std::vector<refused_row>& refused = {});
 
 }  // namespace dmvpn::rib

@@ -9,7 +9,8 @@ its own (unshare -n: the kernel interface and its 10.0.0.0/16 route stay out of 
     to the kernel through the punt path
   - UDP from the spokes to the hub's overlay address (not NHRP) reaches a socket on the host
   - multicast the kernel sends to 224.0.0.5 out of dmvpn-tun0 is replicated to every
-    registered spoke (the multicast map)
+    registered spoke (the multicast map), and so are its broadcasts to 255.255.255.255 and
+    10.0.255.255 (counted from_kernel_broadcast, multicast_copies)
   - a LAN port's kernel interface (dmvpn-lan, `unnumbered: true`: 198.18.0.1/32 and a route
     198.18.0.0/24 through it): the kernel pings a host on the
     LAN (another namespace behind a bridge) through the hub's ARP, and the host's UDP to the
@@ -31,11 +32,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402  (the hub and emulator helpers)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hub_process import wait_for  # noqa: E402
 
 SPOKES = 4
 IFACE = "dmvpn-tun0"
 UDP_PORT = 7000
 MCAST_PACKETS = 5
+BROADCASTS = ("255.255.255.255", "10.0.255.255")  # limited, and 10.0.0.0/16's directed
 RATE = 200
 QUIET = 8  # seconds between the registrations and the flood: ping and multicast go first
 
@@ -69,7 +73,10 @@ def lan_port_checks():
     sh("ip", "link", "set", "dlan0", "address", "02:00:00:00:12:fe", "master", "br0", "up")
     sh("ip", "link", "add", "vh", "type", "veth", "peer", "name", "vl")
     sh("ip", "link", "set", "vh", "master", "br0", "up")
-    sh("ip", "link", "set", "br0", "up")
+    # No ARP on the bridge: this namespace holds 198.18.0.1 too (the kernel interface),
+    # and its kernel would answer the LAN's ARP for it beside the hub, which then loses
+    # the LAN's unicast whenever the kernel's reply comes last.
+    sh("ip", "link", "set", "br0", "arp", "off", "up")
     sh("ip", "netns", "add", ns)
     try:
         sh("ip", "link", "set", "vl", "netns", ns)
@@ -163,6 +170,28 @@ def main():
             tx.sendto(b"hello", ("224.0.0.5", 9999))
             time.sleep(0.05)
         time.sleep(1)
+
+        # Host kernel -> the limited and the tunnel's directed broadcast out of the tunnel
+        # interface: replicated over the multicast map like multicast (IOS's pseudo-broadcast).
+        # The emulator counts only 224.0.0.0/4 as multicast: the hub's counters say it here.
+        copies0 = h.json("show", "stats")["control"]["multicast_copies"]
+        bcast0 = h.json("show", "stats")["exception"][0]["from_kernel_broadcast"]
+        bx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        bx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, IFACE.encode())
+        bx.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        bx.bind(("10.0.0.1", 0))
+        for dst in BROADCASTS:
+            bx.sendto(b"broadcast", (dst, 9999))
+        bx.close()
+        copied = wait_for(lambda: h.json("show", "stats")["control"]["multicast_copies"] -
+                          copies0 >= len(BROADCASTS) * SPOKES or None, 10, 0.1)
+        x = h.json("show", "stats")["exception"][0]
+        e2e.check(copied is not None and x["from_kernel_broadcast"] - bcast0 == len(BROADCASTS),
+                  "the kernel's broadcasts to %s out of %s replicated to every spoke: %d "
+                  "counted, %d copies" % (" and ".join(BROADCASTS), IFACE,
+                                          x["from_kernel_broadcast"] - bcast0,
+                                          h.json("show", "stats")["control"]["multicast_copies"]
+                                          - copies0))
 
         # Spokes -> host socket, under the flood.
         while time.time() < flood_at:

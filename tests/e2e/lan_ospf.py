@@ -22,11 +22,19 @@ between a LAN and the hub's host, end to end. In a network namespace of its own 
   - a flood of 224.0.0.9 from the LAN (3000 a second for 3 s against dmvpn-lan's rate of 300)
     is policed and counted, at most the rate reaches the kernel; OSPF is Full afterwards
     (whether the adjacency lived through it printed)
+  - broadcasts the hub's kernel sends out of dmvpn-lan (UDP to 255.255.255.255 and to the
+    subnet's 198.18.0.255) leave the port to ff:ff:ff:ff:ff:ff (seen by the same packet
+    socket; counter from_kernel_broadcast)
 With the argument `underlay` the port is an underlay port instead (role underlay, no
 allow-transit): OSPF reaches Full the same way (the workers punt its link-local multicast
-although the port drops transit), the hellos, counters, kernel unicast and flood checks pass;
-the prefix is not checked in the FIB nor used (zebra's FPM next hops resolve through tunnels and
-LAN ports only). Times are printed, never asserted. About 40 s. Needs root, /dev/net/tun and
+although the port drops transit), the hellos, broadcasts, counters, kernel unicast and flood
+checks pass; the neighbour's prefix is refused, visibly: listed under `show ip route`'s "FRR
+routes not installed" (JSON `refused`, reason underlay_transit, the port and the next hop) and
+counted (fpm_underlay_refused), never in the FIB (what came back from behind that next hop
+would be dropped as underlay_transit). With `transit` the underlay port has allow-transit:
+the prefix is installed and used as on a LAN port (next hop ARPed on the port, spoke traffic
+reaches the neighbour, the kernel pings the prefix).
+Times are printed, never asserted. About 40 s. Needs root, /dev/net/tun and
 Debian's FRR (exit 77 otherwise).
 """
 
@@ -58,6 +66,10 @@ DATA_SECONDS = 3
 RATE = 300  # dmvpn-lan's rate, each way (packets a second)
 FLOOD_PPS = 3000  # the LAN's flood of 224.0.0.9 (RIP's group), against that rate
 FLOOD_SECONDS = 3
+BROADCASTS = ("255.255.255.255", "198.18.0.255")
+# Seconds after Full for the neighbour's prefix to reach the hub (about 10 s: FRR's LSA and SPF
+# timers); more on a loaded machine, where an adjacency may also form again.
+ROUTE_WAIT = 45
 
 ROUTING = """\
 routing:
@@ -68,15 +80,19 @@ routing:
   fpm: {}
 """ % (IFACE, RATE)
 # `underlay`: the same port as a second underlay port (no allow-transit): its link-local
-# multicast still reaches the kernel interface, the rest of what is not for the hub is dropped.
-ROLE = sys.argv[1] if len(sys.argv) > 1 else "lan"
+# multicast still reaches the kernel interface, the rest of what is not for the hub is dropped,
+# and routes through its neighbour are refused. `transit`: an underlay port with allow-transit,
+# which routes like a LAN port.
+VARIANT = sys.argv[1] if len(sys.argv) > 1 else "lan"
+ROUTED = VARIANT in ("lan", "transit")  # the neighbour's prefix installed and used
 LAN_PORT = """\
   - name: lan
     device: net_tap1,iface=dlan0,mac=02:00:00:00:13:01
     role: %s
     address: 198.18.0.1/24
-tunnels:
-""" % ROLE
+%stunnels:
+""" % ("lan" if VARIANT == "lan" else "underlay",
+       "    allow-transit: true\n" if VARIANT == "transit" else "")
 OSPF_IFACE = """\
  ip ospf network broadcast
  ip ospf hello-interval 1
@@ -166,13 +182,16 @@ def fib_route(h, prefix):
     return None
 
 
-def mcast_frames(ns, seconds):
-    """IPv4 frames from 198.18.0.1 to 224.0.0.0/24 seen on the neighbour's veth during
-    `seconds`: a list of (destination MAC, destination address, protocol)."""
+def capture_frames(ns, seconds):
+    """Starts a packet socket on the neighbour's veth collecting, for `seconds`, the IPv4
+    frames from 198.18.0.1 to 224.0.0.0/24, 255.255.255.255 or 198.18.0.255; returns the
+    process once it listens. frames_of(process): a list of (destination MAC, destination
+    address, protocol)."""
     prog = (
-        "import socket, struct, time, json\n"
+        "import socket, struct, sys, time, json\n"
         "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))\n"
         "s.bind(('vl', 0)); s.settimeout(0.2)\n"
+        "print('listening', flush=True)\n"
         "out, end = [], time.time() + %f\n"
         "while time.time() < end:\n"
         "    try:\n"
@@ -180,16 +199,41 @@ def mcast_frames(ns, seconds):
         "    except socket.timeout:\n"
         "        continue\n"
         "    ip = f[14:]\n"
-        "    if len(ip) >= 20 and ip[12:16] == bytes([198, 18, 0, 1]) and ip[16] == 224 "
-        "and ip[17] == 0 and ip[18] == 0:\n"
+        "    if len(ip) < 20 or ip[12:16] != bytes([198, 18, 0, 1]):\n"
+        "        continue\n"
+        "    if ip[16:19] == bytes([224, 0, 0]) or ip[16:20] in (bytes([255] * 4), "
+        "bytes([198, 18, 0, 255])):\n"
         "        out.append([f[:6].hex(':'), socket.inet_ntoa(ip[16:20]), ip[9]])\n"
         "print(json.dumps(out))\n" % seconds)
-    r = sh("ip", "netns", "exec", ns, sys.executable, "-c", prog, check=False)
+    p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", prog],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.readline()  # "listening" (or EOF if it failed)
+    return p
+
+
+def frames_of(p):
+    out, err = p.communicate(timeout=60)
     try:
-        return json.loads(r.stdout)
+        return json.loads(out)
     except ValueError:
-        print(r.stderr)
+        print(err)
         return []
+
+
+def kernel_broadcasts():
+    """UDP from the hub's kernel out of dmvpn-lan to the limited and the subnet's directed
+    broadcast (SO_BINDTODEVICE, SO_BROADCAST), 3 of each."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, IFACE.encode())
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        s.bind(("198.18.0.1", 0))
+        for _ in range(3):
+            for dst in BROADCASTS:
+                s.sendto(b"broadcast from the hub's kernel", (dst, 9999))
+            time.sleep(0.1)
+    finally:
+        s.close()
 
 
 def udp_counter(ns, seconds):
@@ -244,8 +288,8 @@ def lan_tx_by_workers(h):
 
 
 def main():
-    if ROLE not in ("lan", "underlay"):
-        raise SystemExit("usage: lan_ospf.py [lan|underlay]")
+    if VARIANT not in ("lan", "underlay", "transit"):
+        raise SystemExit("usage: lan_ospf.py [lan|underlay|transit]")
     e2e.reexec_in_netns(__file__, "DMVPN_LAN_OSPF_NS")
     if not os.path.exists(os.path.join(FRR, "ospfd")) or shutil.which("vtysh") is None:
         print("SKIP: needs Debian's frr (ospfd, vtysh)")
@@ -271,7 +315,10 @@ def main():
         sh("ip", "link", "set", "dlan0", "master", "br0", "up")
         sh("ip", "link", "add", "vh", "type", "veth", "peer", "name", "vl")
         sh("ip", "link", "set", "vh", "master", "br0", "up")
-        sh("ip", "link", "set", "br0", "up")
+        # No ARP on the bridge: this namespace holds 198.18.0.1 too (the kernel interface),
+        # and its kernel would answer the LAN's ARP for it beside the hub, which then loses
+        # the LAN's unicast whenever the kernel's reply comes last.
+        sh("ip", "link", "set", "br0", "arp", "off", "up")
         sh("ip", "netns", "add", ns)
         sh("ip", "link", "set", "vl", "netns", ns)
         sh("ip", "-n", ns, "addr", "add", "198.18.0.2/24", "dev", "vl")
@@ -308,42 +355,92 @@ def main():
             raise SystemExit("no adjacency: the rest needs it (counters: %s)"
                              % json.dumps(exception_row(h)))
 
-        if ROLE == "lan":
-            # When zebra selected the route, and when the hub's FIB had it (FPM, then ARP).
-            t_zebra = None
+        # When zebra selected the route, and when the hub had it (FPM, then ARP): installed,
+        # or (an underlay port without allow-transit) listed as refused.
+        t_zebra = None
+
+        def in_zebra():
+            nonlocal t_zebra
+            if t_zebra is None and PREFIX in hub_vtysh(hub_run, "show ip route ospf json"):
+                t_zebra = time.time() - t0
+
+        def why_not():
+            if t_zebra is None:
+                print("zebra never selected %s; the hub's ospfd:" % PREFIX)
+                print(hub_vtysh(hub_run, "show ip ospf neighbor"))
+                print(hub_vtysh(hub_run, "show ip ospf database"))
+
+        if ROUTED:
+            nb_mac = json.loads(sh("ip", "-n", ns, "-j", "link", "show", "vl").stdout)[0]["address"]
 
             def in_fib():
-                nonlocal t_zebra
-                if t_zebra is None and PREFIX in hub_vtysh(hub_run, "show ip route ospf json"):
-                    t_zebra = time.time() - t0
+                in_zebra()
                 r = fib_route(h, PREFIX)
                 return r if r and r.get("state") == "complete" else None
-            fib = wait_for(in_fib, 30, 0.1)
+            fib = wait_for(in_fib, ROUTE_WAIT, 0.1)
+            if fib is None:
+                why_not()
             t_fib = time.time() - t0
             print("times from FRR's start: Full %.1f s, in zebra %s s, in the hub's FIB %.1f s"
                   % (t_full, "%.1f" % t_zebra if t_zebra is not None else "?", t_fib))
             print(h.ctl("show", "ip", "route"))
             e2e.check(fib is not None and fib["code"] == "O" and fib["protocol"] == "ospf" and
-                      fib["source"] == "fpm" and fib["next_hop"] == "198.18.0.2",
-                      "%s in the hub's FIB as O (ospf, from FPM) via 198.18.0.2, complete, %.1f s "
-                      "after FRR started: %s" % (PREFIX, t_fib, json.dumps(fib)))
+                      fib["source"] == "fpm" and fib["next_hop"] == "198.18.0.2" and
+                      fib["interface"] == "lan" and fib["mac"] == nb_mac,
+                      "%s in the hub's FIB as O (ospf, from FPM) via 198.18.0.2 on port lan, "
+                      "ARPed (the neighbour's MAC %s), %.1f s after FRR started: %s"
+                      % (PREFIX, nb_mac, t_fib, json.dumps(fib)))
         else:
-            # zebra's FPM routes resolve through tunnels and LAN ports only (hub_fpm.cpp):
-            # the route via an underlay neighbour is not installed (nor reachable below).
-            print("underlay: %s via 198.18.0.2 not expected in the hub's FIB (FPM next hops "
-                  "on tunnels and LAN ports only): %s" % (PREFIX, json.dumps(fib_route(h, PREFIX))))
+            # An underlay port that drops transit: refused, listed and counted, not installed.
+            def refused():
+                in_zebra()
+                rows = h.json("show", "ip", "route", PREFIX)
+                return rows if rows["refused"] else None
+            shown = wait_for(refused, ROUTE_WAIT, 0.1)
+            if shown is None:
+                why_not()
+            t_ref = time.time() - t0
+            print("times from FRR's start: Full %.1f s, in zebra %s s, refused by the hub %.1f s"
+                  % (t_full, "%.1f" % t_zebra if t_zebra is not None else "?", t_ref))
+            text = h.ctl("show", "ip", "route")
+            print(text)
+            no = (shown or {}).get("refused", [{}])[0]
+            e2e.check(shown is not None and not shown["routes"] and no["code"] == "O" and
+                      no["next_hop"] == "198.18.0.2" and no["interface"] == "lan" and
+                      no["reason"] == "underlay_transit" and fib_route(h, PREFIX) is None,
+                      "%s via 198.18.0.2 not in the hub's FIB, listed as refused on port lan "
+                      "(underlay_transit): %s" % (PREFIX, json.dumps(shown)))
+            e2e.check("O        %s via 198.18.0.2, lan, refused: underlay port without "
+                      "allow-transit" % PREFIX in text, "show ip route says why")
+            routing = h.json("show", "stats")["routing"]
+            e2e.check(routing.get("fpm_underlay_refused", 0) >= 1 and
+                      routing.get("fpm_not_installed", 0) >= 1,
+                      "counted: fpm_underlay_refused %s, fpm_not_installed %s"
+                      % (routing.get("fpm_underlay_refused"), routing.get("fpm_not_installed")))
 
-        # The hub's hellos on the LAN: the mapped MAC.
-        frames = mcast_frames(ns, 2.5)
-        macs = {(mac, dst, proto) for mac, dst, proto in frames}
-        print("multicast from 198.18.0.1 on the LAN:", sorted(macs))
+        # The hub's hellos on the LAN: the mapped MAC; the kernel's broadcasts: ff:ff:ff:ff:ff:ff.
+        before_bcast = exception_row(h).get("from_kernel_broadcast", 0)
+        cap = capture_frames(ns, 2.5)
+        kernel_broadcasts()
+        frames = frames_of(cap)
+        mcast = [f for f in frames if f[1].startswith("224.")]
+        bcast = [f for f in frames if not f[1].startswith("224.")]
+        print("multicast from 198.18.0.1 on the LAN:", sorted({tuple(f) for f in mcast}))
+        print("broadcast from 198.18.0.1 on the LAN:", sorted({tuple(f) for f in bcast}))
         e2e.check(any(p == 89 and dst == "224.0.0.5" and mac == "01:00:5e:00:00:05"
-                      for mac, dst, p in frames) and
+                      for mac, dst, p in mcast) and
                   all(mac == "01:00:5e:00:00:%02x" % int(dst.split(".")[3])
-                      for mac, dst, _ in frames),
+                      for mac, dst, _ in mcast),
                   "the hub's OSPF hellos left the LAN port to 01:00:5e:00:00:05 (every "
-                  "224.0.0.x frame to its mapped MAC; %d frames)" % len(frames))
+                  "224.0.0.x frame to its mapped MAC; %d frames)" % len(mcast))
+        e2e.check(all(any(dst == b and p == 17 for _, dst, p in bcast) for b in BROADCASTS) and
+                  all(mac == "ff:ff:ff:ff:ff:ff" for mac, _, _ in bcast),
+                  "the kernel's UDP to %s left the port to ff:ff:ff:ff:ff:ff (%d frames)"
+                  % (" and ".join(BROADCASTS), len(bcast)))
         x = exception_row(h)
+        e2e.check(x.get("from_kernel_broadcast", 0) - before_bcast >= 2 * len(BROADCASTS),
+                  "counted from_kernel_broadcast: %d"
+                  % (x.get("from_kernel_broadcast", 0) - before_bcast))
         stats = h.json("show", "stats")
         print("exception counters:", json.dumps(x))
         print("multicast punted by the workers: %s; link-local dropped by the control lcore "
@@ -357,13 +454,13 @@ def main():
                   % (IFACE, x.get("from_kernel_multicast", 0), x.get("from_kernel_unsent", 0)))
 
         # Unicast from the hub's kernel: a LAN host, and the OSPF-learned prefix.
-        for addr in ("198.18.0.2", TARGET) if ROLE == "lan" else ("198.18.0.2",):
+        for addr in ("198.18.0.2", TARGET) if ROUTED else ("198.18.0.2",):
             ping = sh("ping", "-n", "-c", "3", "-i", "0.3", "-W", "3", "-I", IFACE, addr,
                       check=False)
             print(ping.stdout.strip())
             e2e.check(ping.returncode == 0, "ping -I %s %s answered" % (IFACE, addr))
 
-        if ROLE == "lan":
+        if ROUTED:
             # Spokes' traffic to the OSPF-learned prefix, through the workers.
             rx = udp_counter(ns, DATA_SECONDS + 8)
             tx_before = lan_tx_by_workers(h)

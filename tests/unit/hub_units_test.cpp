@@ -895,3 +895,21 @@ TEST_CASE("exception path: a LAN's multicast leaves to the group's MAC (RFC 1112
     CHECK(ipv4_multicast_mac(0xe0010203u) == ipv4_multicast_mac(0xef810203u));
     CHECK(ipv4_multicast_mac(0xefffffffu) == mac{0x01, 0x00, 0x5e, 0x7f, 0xff, 0xff});
 }
+
+TEST_CASE("exception path: the kernel's broadcasts are told from unicast by the interface's subnet",
+          "[hub][exception]") {
+    using dmvpn::hub::ipv4_broadcast;
+    constexpr uint32_t lan = 0xc6120001u;               // 198.18.0.1/24
+    CHECK(ipv4_broadcast(0xffffffffu, lan, 24));        // limited broadcast
+    CHECK(ipv4_broadcast(0xc61200ffu, lan, 24));        // 198.18.0.255: directed
+    CHECK_FALSE(ipv4_broadcast(0xc61200feu, lan, 24));  // a host
+    CHECK_FALSE(ipv4_broadcast(0xc61201ffu, lan, 24));  // another subnet's broadcast
+    CHECK_FALSE(ipv4_broadcast(0xc61200ffu, lan, 16));  // a host of 198.18.0.0/16
+    CHECK(ipv4_broadcast(0xc612ffffu, lan, 16));
+    CHECK(ipv4_broadcast(0x0a00ffffu, 0x0a000001u, 16));  // a tunnel's 10.0.0.0/16
+    // /31 (RFC 3021) and /32 have no directed broadcast: both addresses are hosts.
+    CHECK_FALSE(ipv4_broadcast(0xc6120001u, 0xc6120000u, 31));
+    CHECK_FALSE(ipv4_broadcast(0xc6120001u, 0xc6120001u, 32));
+    CHECK(ipv4_broadcast(0xffffffffu, 0xc6120001u, 32));
+    CHECK(ipv4_broadcast(0xc6120003u, 0xc6120001u, 30));
+}

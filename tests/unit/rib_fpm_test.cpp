@@ -204,3 +204,108 @@ TEST_CASE("fpm routes: after a zebra restart the server's sweep leaves nothing s
     // The eight unchanged routes were not written again.
     CHECK(r.stats().fib_writes == writes + 3);
 }
+
+TEST_CASE(
+    "fpm routes: a next hop on an underlay port: like a LAN's with allow-transit, else "
+    "refused, counted and listed",
+    "[rib][fpm]") {
+    constexpr uint16_t wan = 0;      // underlay, drops transit
+    constexpr uint16_t transit = 2;  // underlay, allow-transit
+    fpm_interfaces ifs = hub_interfaces();
+    ifs.underlays.push_back({wan, ip(100, 64, 0, 0), 24, false});
+    ifs.underlays.push_back({transit, ip(100, 65, 0, 0), 24, true});
+    const uint32_t wan_router = ip(100, 64, 0, 2);
+    const uint32_t transit_router = ip(100, 65, 0, 2);
+    recording_fib f;
+    table r(f, limits{});
+    fpm_counters c;
+    fpm_refusals no;
+    const prefix_key a{ip(172, 31, 1, 0), 24};
+    const prefix_key b{ip(172, 31, 2, 0), 24};
+    const prefix_key ecmp{ip(172, 31, 3, 0), 24};
+    const prefix_key nowhere{ip(172, 31, 4, 0), 24};
+    apply_fpm_batch(r,
+                    {add(a.first, 24, fpm::protocol::ospf, {wan_router}),
+                     add(b.first, 24, fpm::protocol::ospf, {transit_router}),
+                     // ECMP: a usable gateway wins over the refused one.
+                     add(ecmp.first, 24, fpm::protocol::bgp, {wan_router, spoke.addr}),
+                     // Nothing usable: the underlay's refusal is the reason given, not the
+                     // first gateway's (unresolved).
+                     add(nowhere.first, 24, fpm::protocol::bgp, {ip(203, 0, 113, 1), wan_router})},
+                    ifs, c, &no);
+    r.commit();
+    CHECK(c.installed == 2);
+    CHECK(c.underlay_refused == 2);
+    CHECK(c.unresolved == 0);
+    CHECK_FALSE(f.fib.contains(a));
+    CHECK_FALSE(f.fib.contains(nowhere));
+    // allow-transit: a next hop on the port, resolved by ARP there as a LAN's.
+    REQUIRE(f.adj_of(b) != 0);
+    const nh_key on_transit{static_cast<uint16_t>(dp::glean_lan_port_bit | transit),
+                            transit_router};
+    CHECK(f.adjs.at(f.adj_of(b)).k == on_transit);
+    CHECK(on_lan(on_transit));
+    CHECK_FALSE(f.adjs.at(f.adj_of(b)).complete);
+    f.arp.insert({transit, transit_router});
+    r.resolve(on_transit);
+    CHECK(f.adjs.at(f.adj_of(b)).complete);
+    CHECK(f.adjs.at(f.adj_of(ecmp)).k == spoke);
+    // The refusals, listed by prefix with the port and the gateway.
+    REQUIRE(no.entries().size() == 2);
+    const fpm_refusal& ra = no.entries().at(a);
+    CHECK(ra.why == fpm_refusal_reason::underlay_transit);
+    CHECK(ra.port == wan);
+    CHECK(ra.gateway == wan_router);
+    CHECK(ra.proto == protocol::ospf);
+    CHECK(no.entries().at(nowhere).why == fpm_refusal_reason::underlay_transit);
+    CHECK(name(fpm_refusal_reason::underlay_transit) == "underlay_transit");
+
+    // An installed route whose next hop moves onto the underlay: withdrawn, then refused.
+    apply_fpm_batch(r, {add(b.first, 24, fpm::protocol::ospf, {wan_router})}, ifs, c, &no);
+    r.commit();
+    CHECK_FALSE(f.fib.contains(b));
+    CHECK(no.entries().contains(b));
+    // ... and back onto a tunnel: installed, no longer listed.
+    apply_fpm_batch(r, {add(b.first, 24, fpm::protocol::ospf, {spoke.addr})}, ifs, c, &no);
+    r.commit();
+    CHECK(f.fib.contains(b));
+    CHECK_FALSE(no.entries().contains(b));
+    // zebra withdraws a refused prefix: the listing goes too.
+    apply_fpm_batch(r, {del(a.first, 24, fpm::protocol::ospf)}, ifs, c, &no);
+    r.commit();
+    CHECK_FALSE(no.entries().contains(a));
+    CHECK(no.entries().size() == 1);
+    CHECK(c.underlay_refused == 3);
+}
+
+TEST_CASE("fpm routes: the list of refusals is bounded; unresolved and a full RIB are listed",
+          "[rib][fpm]") {
+    recording_fib f;
+    table r(f, limits{1});
+    fpm_counters c;
+    fpm_refusals no(2);
+    apply_fpm_batch(r,
+                    {add(ip(172, 16, 0, 0), 24, fpm::protocol::bgp, {spoke.addr}),  // fills it
+                     add(ip(172, 16, 1, 0), 24, fpm::protocol::bgp, {spoke.addr}),  // RIB full
+                     add(ip(172, 16, 2, 0), 24, fpm::protocol::rip, {ip(203, 0, 113, 1)}),
+                     add(ip(172, 16, 3, 0), 24, fpm::protocol::rip, {ip(203, 0, 113, 1)})},
+                    hub_interfaces(), c, &no);
+    r.commit();
+    CHECK(c.installed == 1);
+    CHECK(c.refused == 1);
+    CHECK(c.unresolved == 2);
+    REQUIRE(no.entries().size() == 2);
+    CHECK(no.unlisted() == 1);  // the fourth: counted, not listed
+    const fpm_refusal& full = no.entries().at({ip(172, 16, 1, 0), 24});
+    CHECK(full.why == fpm_refusal_reason::rib_full);
+    CHECK(full.gateway == spoke.addr);
+    const fpm_refusal& off = no.entries().at({ip(172, 16, 2, 0), 24});
+    CHECK(off.why == fpm_refusal_reason::unresolved);
+    CHECK(off.gateway == ip(203, 0, 113, 1));
+    CHECK(off.proto == protocol::rip);
+    // A listed prefix refused again is updated in place, not counted as unlisted.
+    apply_fpm_batch(r, {add(ip(172, 16, 2, 0), 24, fpm::protocol::ospf, {ip(203, 0, 113, 2)})},
+                    hub_interfaces(), c, &no);
+    CHECK(no.unlisted() == 1);
+    CHECK(no.entries().at({ip(172, 16, 2, 0), 24}).proto == protocol::ospf);
+}

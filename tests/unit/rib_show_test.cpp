@@ -98,7 +98,7 @@ TEST_CASE("show ip route: no routes, no default", "[rib][show]") {
           "\n"
           "Gateway of last resort is not set\n"
           "\n");
-    CHECK(show_ip_route({}, true) == "{\"routes\":[]}\n");
+    CHECK(show_ip_route({}, true) == "{\"routes\":[],\"refused\":[]}\n");
 }
 
 TEST_CASE("show ip route --json", "[rib][show]") {
@@ -115,7 +115,7 @@ TEST_CASE("show ip route --json", "[rib][show]") {
           "{\"prefix\":\"172.16.2.0/24\",\"code\":\"B\",\"source\":\"fpm\",\"protocol\":\"ebgp\","
           "\"distance\":20,\"metric\":0,\"next_hop\":\"10.0.0.2\",\"interface\":\"tun0\","
           "\"state\":\"complete\",\"nbma\":\"198.51.100.2\",\"mac\":null,\"candidates\":2}"
-          "]}\n");
+          "],\"refused\":[]}\n");
 }
 
 TEST_CASE("show ip route: codes of FRR's protocols", "[rib][show]") {
@@ -134,4 +134,47 @@ TEST_CASE("show ip route: codes of FRR's protocols", "[rib][show]") {
     CHECK(code(protocol::static_route) == "S");
     CHECK(code(protocol::kernel) == "K");
     CHECK(code(protocol::other) == "F");
+}
+
+TEST_CASE("show ip route: FRR's routes the hub refused, after the installed ones", "[rib][show]") {
+    auto rows = hub_rows();
+    std::vector<route_row> one{rows[1]};
+    refused_row underlay;
+    underlay.prefix = {ip(172, 31, 1, 0), 24};
+    underlay.proto = protocol::ospf;
+    underlay.via = ip(198, 18, 0, 2);
+    underlay.interface = "wan1";
+    underlay.reason = "underlay_transit";
+    refused_row off;
+    off.prefix = {ip(203, 0, 113, 0), 24};
+    off.proto = protocol::ebgp;
+    off.via = ip(192, 0, 2, 1);
+    off.reason = "unresolved";
+    refused_row full;
+    full.prefix = {ip(172, 30, 0, 0), 16};
+    full.proto = protocol::other;
+    full.reason = "rib_full";
+    CHECK(show_ip_route(one, false, {underlay, off, full}) ==
+          "Codes: L - local, C - connected, S - static, R - RIP, B - BGP\n"
+          "       D - EIGRP, O - OSPF, i - IS-IS, H - NHRP\n"
+          "       K - kernel route from FRR, F - other FRR route\n"
+          "\n"
+          "Gateway of last resort is not set\n"
+          "\n"
+          "C        10.0.0.0/24 is directly connected, tun0\n"
+          "\n"
+          "FRR routes not installed\n"
+          "\n"
+          "O        172.31.1.0/24 via 198.18.0.2, wan1, refused: underlay port without "
+          "allow-transit\n"
+          "B        203.0.113.0/24 via 192.0.2.1, refused: next hop on no hub interface\n"
+          "F        172.30.0.0/16, refused: the RIB is full\n");
+    CHECK(show_ip_route({}, true, {underlay, off}) ==
+          "{\"routes\":[],\"refused\":["
+          "{\"prefix\":\"172.31.1.0/24\",\"code\":\"O\",\"source\":\"fpm\",\"protocol\":"
+          "\"ospf\",\"next_hop\":\"198.18.0.2\",\"interface\":\"wan1\",\"reason\":"
+          "\"underlay_transit\"},"
+          "{\"prefix\":\"203.0.113.0/24\",\"code\":\"B\",\"source\":\"fpm\",\"protocol\":"
+          "\"ebgp\",\"next_hop\":\"192.0.2.1\",\"interface\":null,\"reason\":"
+          "\"unresolved\"}]}\n");
 }
