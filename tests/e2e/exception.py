@@ -242,12 +242,16 @@ def main():
         if rep is not None:
             print("spokesim:", {k: rep[k] for k in ("registered", "registration_replies",
                                                    "registration_rejects", "sent",
-                                                   "multicast_received", "echo_replies")})
+                                                   "multicast_received", "echo_replies",
+                                                   "corrupt")})
             e2e.check(rep["echo_replies"] >= 3, "the spoke answered %d echo requests"
                       % rep["echo_replies"])
-            e2e.check(rep["multicast_received"] >= MCAST_PACKETS * SPOKES,
-                      "the spokes received %d multicast copies (%d sent x %d spokes)"
-                      % (rep["multicast_received"], MCAST_PACKETS, SPOKES))
+            e2e.check(rep["multicast_received"] >= (MCAST_PACKETS + len(BROADCASTS)) * SPOKES,
+                      "the spokes received %d multicast and broadcast copies ((%d + %d) sent x "
+                      "%d spokes)" % (rep["multicast_received"], MCAST_PACKETS, len(BROADCASTS),
+                                      SPOKES))
+            e2e.check(rep["corrupt"] == 0, "no spoke took a copy for corrupt: %d"
+                      % rep["corrupt"])
             e2e.check(rep["registration_rejects"] == 0 and
                       rep["registration_replies"] >= 3 * SPOKES,
                       "NHRP kept working under the flood: %d registration replies (refresh "

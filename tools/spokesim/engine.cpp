@@ -706,8 +706,14 @@ void engine::on_nhrp(uint32_t local, std::span<const uint8_t> bytes, uint64_t no
 void engine::on_data(uint32_t local, std::span<const uint8_t> inner, bool via_hub) {
     data_counters& d = _data[local];
     auto ip = parse_ipv4(inner);
-    if (ip && ip->checksum_ok && (ip->dst >> 28) == 0xe && via_hub) {
-        ++d.multicast_received;  // the hub's replication of a group's traffic
+    const bool broadcast =
+        ip && (ip->dst == 0xffffffffu ||
+               (_o.tunnel_prefix.length < 31 &&
+                ip->dst == (_o.tunnel_prefix.network | ~_o.tunnel_prefix.mask())));
+    if (ip && ip->checksum_ok && ((ip->dst >> 28) == 0xe || broadcast) && via_hub) {
+        // The hub's replication of a group's traffic, or of a broadcast its host sent out of
+        // the tunnel's kernel interface (a copy to every spoke of the multicast map).
+        ++d.multicast_received;
         return;
     }
     if (ip && ip->checksum_ok && ip->proto == ip_proto_icmp &&

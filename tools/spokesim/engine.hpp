@@ -105,7 +105,7 @@ struct data_counters {
     uint64_t gre_key_mismatch = 0;
     uint64_t unprotected = 0;  // clear GRE while ESP is configured: dropped
     uint64_t nhrp_parse_errors = 0;
-    uint64_t multicast_received = 0;  // copies the hub replicated to this spoke
+    uint64_t multicast_received = 0;  // multicast and broadcast copies the hub replicated here
     uint64_t echo_replies = 0;        // ICMP echo requests to this spoke answered
     uint64_t next_seq = 1;            // sender side
     uint64_t highest_seen = 0;        // receiver side, from this spoke's one sender
