@@ -676,6 +676,7 @@ std::string hub::show_stats(bool json) const {
         .num("forwarder_drops", _forwarder ? _forwarder->counters().total_drops() : 0)
         .num("no_route", _cc.no_route)
         .num("no_binding", _cc.no_binding)
+        .num("directed_broadcast", _cc.directed_broadcast)
         .num("held_dropped", _cc.held_dropped)
         .num("multicast_copies", _cc.multicast_copies)
         .num("multicast_link_local", _cc.multicast_link_local)
@@ -751,7 +752,8 @@ std::string hub::show_stats(bool json) const {
     text += fmt::format(
         "Control\n  echo replies {}, ICMP errors {}, NHRP sent {} (no ESP path {}), "
         "frames {} (failed {}), forwarded {} (failed {}), no route {}, no binding "
-        "{}, held dropped {}, adjacencies {}, routes {}, reloads {} (rejected {})\n"
+        "{}, directed broadcast {}, held dropped {}, adjacencies {}, routes {}, reloads {} "
+        "(rejected {})\n"
         "  ICMP errors rate-limited {}, multicast: {} copies to "
         "{} targets, {} dropped (backlog full)\n"
         "  ARP: {} entries, {} evicted, {} aged out\n"
@@ -760,10 +762,10 @@ std::string hub::show_stats(bool json) const {
         "{} removed ({} drained), {} waited to encrypt\n",
         _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent, _cc.nhrp_tx_no_esp_path,
         _cc.tx_frames, _cc.tx_failed, _cc.forwarded, _cc.forward_failed, _cc.no_route,
-        _cc.no_binding, _cc.held_dropped, _rib->nexthop_count(), _rib->installed_count(),
-        _cc.reloads, _cc.reloads_rejected, _cc.icmp_errors_limited, _cc.multicast_copies,
-        _mcast.size(), _cc.multicast_backlog_dropped, _neighbors.size(), _neighbors.evicted(),
-        _neighbors.aged(), _loop_time.count(), _loop_time.max_ns() / 1000,
+        _cc.no_binding, _cc.directed_broadcast, _cc.held_dropped, _rib->nexthop_count(),
+        _rib->installed_count(), _cc.reloads, _cc.reloads_rejected, _cc.icmp_errors_limited,
+        _cc.multicast_copies, _mcast.size(), _cc.multicast_backlog_dropped, _neighbors.size(),
+        _neighbors.evicted(), _neighbors.aged(), _loop_time.count(), _loop_time.max_ns() / 1000,
         _loop_time.quantile_ns(0.99) / 1000, _loop_time.quantile_ns(0.999) / 1000, _cc.ike_rx,
         _cc.ike_rx_bad, _cc.ike_rx_dropped, _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed,
         _cc.ike_removes, _cc.ike_drains, _cc.ike_outbound_waits);

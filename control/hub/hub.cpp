@@ -979,6 +979,15 @@ void hub::load_static_multicast() {
 void hub::on_glean(const dp::punt_record& r, timestamp now) {
     uint16_t egress = r.mtu;  // punt_record::mtu carries packet_meta::aux
     if ((egress & dp::glean_lan_port_bit) != 0) {
+        const port_rt* p = port_by_id(static_cast<uint16_t>(egress & ~dp::glean_lan_port_bit));
+        if (p != nullptr && p->cfg.address.length < 31) {
+            const config::prefix4 subnet = p->cfg.address.subnet();
+            if (r.nexthop == subnet.network.value ||
+                r.nexthop == (subnet.network.value | ~subnet.mask())) {
+                ++_cc.directed_broadcast;  // no ARP for it, no host route
+                return;
+            }
+        }
         auto pkt = data_of(r.m);
         glean_lan(static_cast<uint16_t>(egress & ~dp::glean_lan_port_bit), r.nexthop,
                   bytes(pkt.begin(), pkt.end()), now);

@@ -80,6 +80,9 @@ struct control_counters {
     uint64_t forward_failed = 0;  // not forwarded: no mbuf room
     uint64_t no_route = 0;
     uint64_t no_binding = 0;  // to a tunnel next hop nobody registered
+    // To a LAN subnet's broadcast (or all-zeros) address: dropped, never ARPed for, as IOS's
+    // default `no ip directed-broadcast` does
+    uint64_t directed_broadcast = 0;
     uint64_t held_dropped = 0;
     uint64_t multicast_copies = 0;
     uint64_t multicast_link_local = 0;

@@ -164,6 +164,8 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
          _cc.forward_failed},
         {"control_no_route", "Packets the control lcore had no route for", _cc.no_route},
         {"control_no_binding", "Packets to a tunnel next hop nobody registered", _cc.no_binding},
+        {"control_directed_broadcast", "Packets to a LAN subnet's broadcast address, dropped",
+         _cc.directed_broadcast},
         {"held_dropped", "Packets dropped waiting for ARP", _cc.held_dropped},
         {"multicast_copies", "Multicast copies sent to spokes", _cc.multicast_copies},
         {"multicast_link_local", "Link-local multicast packets not replicated",

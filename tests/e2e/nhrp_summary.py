@@ -50,6 +50,7 @@ GRE = ["--gre-key", 100, "--auth", "e2e"]
 SUMMARY = "172.16.0.0/12"
 UNOWNED = "172.16.200.1"  # under the summary, no spoke's LAN (spokes own 172.16.0-29.0/24)
 HUB_LAN_HOST = "172.16.100.7"  # under the summary too, on the hub's own LAN port
+HUB_LAN_BROADCAST = "172.16.100.255"  # that LAN's directed broadcast
 # The hub's LAN port, exception.py's (net_tap; here nobody answers on its kernel side dlan0),
 # on a subnet under the summary.
 LAN_PORT = exception.LAN_PORT.replace("198.18.0.1/24", "172.16.100.1/24")
@@ -222,6 +223,22 @@ def hub_lan(d, h):
               "Indication (they leave by the LAN, not the tunnel)" % r["sent"])
 
 
+def hub_lan_broadcast(h, d):
+    # Spoke traffic to the hub LAN's subnet broadcast (a directed broadcast): dropped and
+    # counted, as IOS's default `no ip directed-broadcast`; never ARPed for, no host route.
+    c0 = h.json("show", "stats")["control"]["directed_broadcast"]
+    _, r = e2e.spokesim(d, "--spokes", SPOKES, *GRE, "--data-to", HUB_LAN_BROADCAST,
+                        "--rate", 300, "--duration", 1, "--data-after", 1)
+    got = h.json("show", "stats")["control"]["directed_broadcast"] - c0
+    arp = h.ctl("show", "arp")
+    # The workers punt them as glean within the glean punt rate (the rest dropped there,
+    # counted as policed): the control lcore drops each one it gets.
+    e2e.check(r["sent"] > 0 and 0 < got <= r["sent"] and HUB_LAN_BROADCAST not in arp,
+              "%s (the hub LAN's directed broadcast): %d of the %d spoke packets reached the "
+              "control lcore (glean punt rate) and were dropped as directed_broadcast, no ARP "
+              "entry for it" % (HUB_LAN_BROADCAST, got, r["sent"]))
+
+
 def main():
     e2e.reexec_in_netns(__file__, "DMVPN_P3_SUMMARY_NS")
     if not frr_usable():
@@ -253,6 +270,7 @@ def main():
             phase3_at_scale(d, h)
             unowned(d, h)
             hub_lan(d, h)
+            hub_lan_broadcast(h, d)
         print("scenario took %.1f s" % (time.time() - t0))
     except SystemExit as e:
         print("FAIL " + str(e), flush=True)
