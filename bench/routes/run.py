@@ -2,17 +2,28 @@
 """Routes benchmark: FRR's table pushed through FPM into the running hub while its worker
 forwards, beside zebra installing the same table into the kernel.
 
-  run.py [--quick] [--routes N] [--peer-routes N] [--out PATH]
+  run.py [--quick] [--routes N] [--peer-limit S] [--out PATH]
 
 In a network namespace: dmvpn-hub (net_pcap ports; one LAN port replays a capture endlessly,
-so the worker forwards all along to a configured route) with `routing.fpm`; fpm-push (bench/
-routes/fpm_push.cpp) plays zebra and sends N routes of mixed lengths (gateways on the hub's
-LAN and tunnel); the time runs from its connect until `show stats` counts every route applied
-to the RIB (committed to the FIB). worker_loss: the share of the worker's forwarding rate
-(tx packets/s, over the 3 s before) lost while the table went in. The peer: Debian's zebra
-and staticd in the namespace, the same table as staticd configuration, timed from staticd's
-start until zebra reports it all in the kernel's FIB (`show ip route summary`), up to a time
-limit (it then reports how far it got). --quick: 50,000 routes (the smoke test). Needs root.
+so the worker forwards all along to a configured route, the capture read in the worker's own
+polls: no traffic source needs a CPU of its own) with `routing.fpm`; fpm-push (bench/routes/
+fpm_push.cpp) plays zebra: it encodes N routes of mixed lengths (gateways on the hub's LAN and
+tunnel) first, then on a word from this script connects and sends them; the time runs from that
+word until `show stats` counts every route applied to the RIB (committed to the FIB).
+
+CPUs: the worker lcore alone on CPU 1 (checked from every hub thread's affinity); the control
+lcore, the FPM thread, EAL's threads, fpm-push, dmvpnctl, this script and the peer on CPU 0.
+Other work on the machine still runs on both. worker_loss: the share of the worker's tx rate,
+counted per second of the worker thread's own CPU time (/proc/PID/task/TID/schedstat), lost
+while the table went in, against 5 s before it (6 samples); worker_loss_wall is the same per
+wall second (it also counts the worker preempted by anything else on its CPU), and the detail
+has both rates before, during and after, the spread of the 1 s intervals, the share of time the
+worker waited for its CPU, and what the sampling brackets make uncertain.
+
+The peer: Debian's zebra and staticd in the namespace, the same table as staticd configuration,
+timed from staticd's start until the kernel holds it all, up to a time limit (it then reports
+how far it got); beside it the kernel alone (`ip -batch`). --quick: 50,000 routes (the smoke
+test). Needs root.
 """
 
 import argparse
