@@ -2,17 +2,28 @@
 """Routes benchmark: FRR's table pushed through FPM into the running hub while its worker
 forwards, beside zebra installing the same table into the kernel.
 
-  run.py [--quick] [--routes N] [--peer-routes N] [--out PATH]
+  run.py [--quick] [--routes N] [--peer-limit S] [--out PATH]
 
 In a network namespace: dmvpn-hub (net_pcap ports; one LAN port replays a capture endlessly,
-so the worker forwards all along to a configured route) with `routing.fpm`; fpm-push (bench/
-routes/fpm_push.cpp) plays zebra and sends N routes of mixed lengths (gateways on the hub's
-LAN and tunnel); the time runs from its connect until `show stats` counts every route applied
-to the RIB (committed to the FIB). worker_loss: the share of the worker's forwarding rate
-(tx packets/s, over the 3 s before) lost while the table went in. The peer: Debian's zebra
-and staticd in the namespace, the same table as staticd configuration, timed from staticd's
-start until zebra reports it all in the kernel's FIB (`show ip route summary`), up to a time
-limit (it then reports how far it got). --quick: 50,000 routes (the smoke test). Needs root.
+so the worker forwards all along to a configured route, the capture read in the worker's own
+polls: no traffic source needs a CPU of its own) with `routing.fpm`; fpm-push (bench/routes/
+fpm_push.cpp) plays zebra: it encodes N routes of mixed lengths (gateways on the hub's LAN and
+tunnel) first, then on a word from this script connects and sends them; the time runs from that
+word until `show stats` counts every route applied to the RIB (committed to the FIB).
+
+CPUs: the worker lcore alone on CPU 1 (checked from every hub thread's affinity); the control
+lcore, the FPM thread, EAL's threads, fpm-push, dmvpnctl, this script and the peer on CPU 0.
+Other work on the machine still runs on both. worker_loss: the share of the worker's tx rate,
+counted per second of the worker thread's own CPU time (/proc/PID/task/TID/schedstat), lost
+while the table went in, against 5 s before it (6 samples); worker_loss_wall is the same per
+wall second (it also counts the worker preempted by anything else on its CPU), and the detail
+has both rates before, during and after, the spread of the 1 s intervals, the share of time the
+worker waited for its CPU, and what the sampling brackets make uncertain.
+
+The peer: Debian's zebra and staticd in the namespace, the same table as staticd configuration,
+timed from staticd's start until the kernel holds it all, up to a time limit (it then reports
+how far it got); beside it the kernel alone (`ip -batch`). --quick: 50,000 routes (the smoke
+test). Needs root.
 """
 
 import argparse
@@ -30,9 +41,15 @@ FRR = "/usr/lib/frr"
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("DMVPN_BUILD") or os.path.join(
     SOURCE, os.environ.get("DMVPN_BENCH_BUILD", "build-bench"))
-HUB = os.path.join(BUILD, "dmvpn-hub")
-CTL = os.path.join(BUILD, "dmvpnctl")
+os.environ["DMVPN_BUILD"] = BUILD
+sys.path.insert(0, os.path.join(SOURCE, "tests"))
+from hub_checks import CTL, HUB, wait_for  # noqa: E402
+
 PUSH = os.path.join(BUILD, "bench", "fpm-push")
+# The worker lcore's CPU; everything else the bench starts (the hub's other threads, fpm-push,
+# dmvpnctl, this script, the peer) runs on the other one.
+WORKER_CPU = 1
+OTHER_CPU = 0
 GATEWAYS = "192.0.2.2,10.255.0.2"
 
 CONFIG = """\
@@ -86,16 +103,6 @@ def worker_tx(s):
     return sum(w["tx_packets"] for w in s["workers"])
 
 
-def wait_for(pred, seconds, step=0.2):
-    end = time.time() + seconds
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return None
-
-
 def captures(d):
     from scapy.all import ARP, IP, UDP, Ether, Raw, wrpcap
     # net_pcap's MACs: 02:70:63:61:70:<device index>.
@@ -111,26 +118,90 @@ def captures(d):
         Ether(src="02:00:00:00:01:02", dst=lan2_mac) / IP(src="198.51.100.2", dst="198.51.100.1")])
 
 
-def hub_pid(wrapper):
-    """The dmvpn-hub process under `ip netns exec` (which execs it: the same pid)."""
-    return wrapper
+def threads(pid):
+    """{tid: (comm, the CPUs it may run on)} of every thread of `pid`."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+            out[int(tid)] = (comm, sorted(os.sched_getaffinity(int(tid))))
+        except OSError:
+            continue
+    return out
 
 
 def thread_cpu(pid, comm):
     """CPU seconds used so far by the hub's thread named `comm` (the control lcore's thread is
     the process's own name, dmvpn-hub)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-                if f.read().strip() != comm:
-                    continue
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / tick
-        except OSError:
-            continue
+    for tid, (name, _) in threads(pid).items():
+        if name == comm:
+            return schedstat(pid, tid)[0]
     return 0.0
+
+
+def schedstat(pid, tid):
+    """(seconds on a CPU, seconds runnable but waiting for one) of one thread, from the
+    scheduler's own accounting (ns resolution, unlike /proc/.../stat's ticks)."""
+    with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+        run_ns, wait_ns = f.read().split()[:2]
+    return int(run_ns) / 1e9, int(wait_ns) / 1e9
+
+
+class worker_clock:
+    """Samples of the worker's tx packet counter beside its thread's CPU time and wall time.
+    The counter comes through dmvpnctl (the control lcore reads it at some moment during the
+    call); the CPU time and the wall clock are read before and after the call and the midpoints
+    taken, so each sample is uncertain by half the call's duration (kept as `bracket_s`)."""
+
+    def __init__(self, pid, tid, sock):
+        self.pid, self.tid, self.sock = pid, tid, sock
+        self.samples = []
+
+    def sample(self):
+        t0, (c0, w0) = time.monotonic(), schedstat(self.pid, self.tid)
+        s = stats(self.sock)
+        t1, (c1, w1) = time.monotonic(), schedstat(self.pid, self.tid)
+        if s is None:
+            return None
+        self.samples.append({"t": (t0 + t1) / 2, "cpu": (c0 + c1) / 2, "wait": (w0 + w1) / 2,
+                             "tx": worker_tx(s), "bracket_s": t1 - t0, "cpu_bracket_s": c1 - c0})
+        return s
+
+    def mark(self):
+        return len(self.samples) - 1
+
+    def rates(self, i, j):
+        """The worker's tx rate between samples i and j: per second of its own CPU time, per
+        wall second, the share of the wall time it was on a CPU and the share it waited for one
+        (runnable, preempted by another process), the worst bracket of the two samples and what
+        the two brackets make uncertain in the per-CPU rate (half of each over the CPU time)."""
+        a, b = self.samples[i], self.samples[j]
+        packets, wall, cpu = b["tx"] - a["tx"], b["t"] - a["t"], b["cpu"] - a["cpu"]
+        return {"pps_per_cpu_s": packets / cpu if cpu > 0 else None,
+                "pps_per_wall_s": packets / wall if wall > 0 else None,
+                "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+                "on_cpu_share": round(cpu / wall, 4) if wall > 0 else None,
+                "waited_share": round((b["wait"] - a["wait"]) / wall, 4) if wall > 0 else None,
+                "bracket_s": round(max(a["bracket_s"], b["bracket_s"]), 4),
+                "cpu_rate_uncertainty":
+                round((a["cpu_bracket_s"] + b["cpu_bracket_s"]) / 2 / cpu, 4) if cpu > 0 else None}
+
+    def intervals(self, i, j, seconds=1.0):
+        """Per-CPU-second rates between samples i..j over intervals of at least `seconds` of
+        wall time (their spread is the noise)."""
+        out, k = [], i
+        for m in range(i + 1, j + 1):
+            if self.samples[m]["t"] - self.samples[k]["t"] >= seconds or m == j:
+                out.append(round(self.rates(k, m)["pps_per_cpu_s"] or 0))
+                k = m
+        return out
+
+
+def loss(before, during, key):
+    if not before[key] or during[key] is None:
+        return None
+    return round(1 - during[key] / before[key], 4)
 
 
 def hub_run(ns, d, count):
@@ -138,9 +209,12 @@ def hub_run(ns, d, count):
         f.write(CONFIG.format(d=d, max_routes=max(count + 1000, 2000000)))
     sock = os.path.join(d, "hub.sock")
     log = open(os.path.join(d, "hub.log"), "w+")
-    hub = subprocess.Popen(["ip", "netns", "exec", ns, HUB, "--config",
-                            os.path.join(d, "hub.yaml"), "--", "--file-prefix",
-                            "benchroutes%d" % os.getpid()], stdout=log, stderr=subprocess.STDOUT)
+    # The hub may use both CPUs: EAL pins the control lcore (0) and the worker lcore (1); its
+    # other threads (the FPM thread, EAL's control threads) stay on the control lcore's CPU.
+    hub = subprocess.Popen(["taskset", "-c", "%d,%d" % (OTHER_CPU, WORKER_CPU), "ip", "netns",
+                            "exec", ns, HUB, "--config", os.path.join(d, "hub.yaml"), "--",
+                            "--file-prefix", "benchroutes%d" % os.getpid()], stdout=log,
+                           stderr=subprocess.STDOUT)
     push = None
     try:
         if not wait_for(lambda: os.path.exists(sock) and ctl(sock, "help").returncode == 0, 120):
@@ -149,29 +223,44 @@ def hub_run(ns, d, count):
         # The worker forwards to 198.19.0.0/16 once ARP for 192.0.3.2 is known.
         if not wait_for(lambda: worker_tx(stats(sock)) > 0, 30):
             sys.exit("routes bench: the worker forwards nothing")
+        # fpm-push plays zebra, which would not run on a worker's core: on the control lcore's
+        # (it inherits this script's CPU). It encodes the table first and says when it is ready.
+        push = subprocess.Popen(["ip", "netns", "exec", ns, PUSH, "127.0.0.1", "2620",
+                                 str(count), GATEWAYS], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        ready = json.loads(push.stdout.readline())
+        placed = threads(hub.pid)
+        on_worker_cpu = {"%s/%d" % (c, t): cpus for t, (c, cpus) in placed.items()
+                         if WORKER_CPU in cpus}
+        worker_tids = [t for t, (c, cpus) in placed.items() if cpus == [WORKER_CPU]]
+        if len(worker_tids) != 1 or len(on_worker_cpu) != 1:
+            sys.exit("routes bench: expected the worker lcore alone on CPU %d, found %s" %
+                     (WORKER_CPU, on_worker_cpu))
+        clock = worker_clock(hub.pid, worker_tids[0], sock)
         time.sleep(1)
         c0 = {c: thread_cpu(hub.pid, c) for c in ("dmvpn-hub", "dmvpn-fpm")}
-        s0, t0 = stats(sock), time.time()
-        time.sleep(3)
-        s1, t1 = stats(sock), time.time()
+        t0 = time.time()
+        # Before the load: 6 samples a second apart (5 intervals).
+        clock.sample()
+        for _ in range(5):
+            time.sleep(1)
+            clock.sample()
+        before_last = clock.mark()
+        t1 = time.time()
         c1 = {c: thread_cpu(hub.pid, c) for c in c0}
-        base_rate = (worker_tx(s1) - worker_tx(s0)) / (t1 - t0)
         perf = None
         if os.environ.get("DMVPN_BENCH_PERF"):
             # Profile the hub while the table goes in (perf report -i PATH afterwards).
             perf = subprocess.Popen(["perf", "record", "-g", "-o", os.environ["DMVPN_BENCH_PERF"],
-                                     "-p", str(hub_pid(hub.pid))], stdout=subprocess.DEVNULL,
+                                     "-p", str(hub.pid)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
             time.sleep(1)
         start = time.time()
-        # fpm-push plays zebra, which would not run on a worker's core: on the control lcore's.
-        push = subprocess.Popen(["ip", "netns", "exec", ns, "taskset", "-c", "0", PUSH,
-                                 "127.0.0.1", "2620", str(count), GATEWAYS], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
-        s_start = s1
+        push.stdin.write("go\n")
+        push.stdin.flush()
 
         def applied():
-            s = stats(sock)
+            s = clock.sample()
             if s is None:
                 return None  # a long control loop pass: dmvpnctl gave up
             r = s["routing"]
@@ -180,25 +269,42 @@ def hub_run(ns, d, count):
 
         s_end = wait_for(applied, 1200, step=0.25)
         end = time.time()
+        during_last = clock.mark()
         c2 = {c: thread_cpu(hub.pid, c) for c in c0}
         if perf is not None:
             perf.send_signal(signal.SIGINT)
             perf.wait(timeout=120)
         if s_end is None:
             sys.exit("routes bench: the hub did not apply %d routes in 20 minutes" % count)
+        # After the load: 3 more samples, the same rate back (or not).
+        for _ in range(3):
+            time.sleep(1)
+            clock.sample()
         sent = json.loads(push.stdout.readline())
         seconds = end - start
-        rate = (worker_tx(s_end) - worker_tx(s_start)) / (end - t1)
+        before = clock.rates(0, before_last)
+        during = clock.rates(before_last, during_last)
+        after = clock.rates(during_last, clock.mark())
         routing = s_end["routing"]
         result = {
             "seconds": round(seconds, 3),
             "send_seconds": sent["send_seconds"],
+            "stream_bytes": ready["bytes"],
             "installed": routing["fpm_installed"],
             "rib_refused": routing["fpm_rib_refused"],
             "fib_failed": routing["rib_fib_failed"],
-            "worker_pps_before": round(base_rate),
-            "worker_pps_during": round(rate),
-            "worker_loss": round(max(0.0, 1 - rate / base_rate), 4) if base_rate > 0 else None,
+            # worker_loss: per second of the worker thread's own CPU time (what the load costs
+            # the worker itself; another process preempting it on its CPU does not count).
+            # worker_loss_wall: per wall second (preemption by anything on the VM counts too).
+            "worker_loss": loss(before, during, "pps_per_cpu_s"),
+            "worker_loss_wall": loss(before, during, "pps_per_wall_s"),
+            "worker_loss_after": loss(before, after, "pps_per_cpu_s"),
+            "worker_before": before,
+            "worker_during": during,
+            "worker_after": after,
+            "worker_before_intervals_pps_per_cpu_s": clock.intervals(0, before_last),
+            "worker_during_intervals_pps_per_cpu_s": clock.intervals(before_last, during_last),
+            "threads_on_worker_cpu": on_worker_cpu,
             "loop_max_us": s_end["control_loop"]["max_us"],
             # CPU the control lcore and the FPM thread used during the load (and the share of a
             # core the control lcore used idle, polling, before it): unlike `seconds`, not
@@ -208,6 +314,9 @@ def hub_run(ns, d, count):
             "fpm_thread_cpu_seconds": round(c2["dmvpn-fpm"] - c1["dmvpn-fpm"], 3),
             "loadavg": os.getloadavg()[0],
         }
+        for r in (before, during, after):
+            for k in ("pps_per_cpu_s", "pps_per_wall_s"):
+                r[k] = round(r[k]) if r[k] is not None else None
         print("hub:", json.dumps(result), flush=True)
         return result
     finally:
@@ -303,6 +412,10 @@ def main():
     for path in (HUB, CTL, PUSH):
         if not os.path.exists(path):
             sys.exit("routes bench: %s is not built" % path)
+    if os.cpu_count() < 2:
+        sys.exit("routes bench: needs two CPUs (the worker's and the rest's)")
+    # This script and all it starts but the hub's worker lcore: on the other CPU.
+    os.sched_setaffinity(0, {OTHER_CPU})
     count = args.routes or (50000 if args.quick else 1000000)
     limit = args.peer_limit or (60 if args.quick else 300)
     d = tempfile.mkdtemp(prefix="benchroutes-")

@@ -415,6 +415,16 @@ result<size_t> frame_length(std::span<const uint8_t> data) {
 }
 
 result<frame_messages> decode_frame(std::span<const uint8_t> frame) {
+    frame_messages out;
+    auto n = decode_frame(frame, out);
+    if (!n) {
+        return wire::fail(n.error());
+    }
+    return out;
+}
+
+result<size_t> decode_frame(std::span<const uint8_t> frame, frame_messages& out) {
+    out.clear();
     auto len = frame_length(frame);
     if (!len) {
         return wire::fail(len.error());
@@ -427,7 +437,6 @@ result<frame_messages> decode_frame(std::span<const uint8_t> frame) {
         return wire::fail(error::netlink_truncated);
     }
     // At most max_frame / nlmsghdr_size messages: bounded by the 16-bit frame length.
-    frame_messages out;
     while (!nl.empty()) {
         if (nl.size() < nlmsghdr_size) {
             out.push_back(wire::fail(error::netlink_truncated));  // trailing bytes
@@ -435,12 +444,13 @@ result<frame_messages> decode_frame(std::span<const uint8_t> frame) {
         }
         const auto mlen = load<uint32_t>(nl.data());
         if (mlen < nlmsghdr_size || mlen > nl.size()) {
+            out.clear();
             return wire::fail(error::netlink_bad_length);  // the walk cannot go on
         }
         out.push_back(decode_netlink(nl.first(mlen)));
         nl = nl.subspan(std::min<size_t>(align4(mlen), nl.size()));
     }
-    return out;
+    return out.size();
 }
 
 result<message> decode_netlink(std::span<const uint8_t> nl) {
@@ -572,21 +582,20 @@ void stream_reader::feed(std::span<const uint8_t> bytes) {
     _buf.insert(_buf.end(), bytes.begin(), bytes.end());
 }
 
-result<std::optional<std::vector<uint8_t>>> stream_reader::next() {
+result<std::optional<std::span<const uint8_t>>> stream_reader::next() {
     const std::span<const uint8_t> avail(_buf.data() + _start, _buf.size() - _start);
     if (avail.size() < header_size) {
-        return std::optional<std::vector<uint8_t>>{};
+        return std::optional<std::span<const uint8_t>>{};
     }
     auto len = frame_length(avail);
     if (!len) {
         return wire::fail(len.error());
     }
     if (avail.size() < *len) {
-        return std::optional<std::vector<uint8_t>>{};
+        return std::optional<std::span<const uint8_t>>{};
     }
-    std::vector<uint8_t> frame(avail.begin(), avail.begin() + static_cast<std::ptrdiff_t>(*len));
     _start += *len;
-    return std::optional<std::vector<uint8_t>>{std::move(frame)};
+    return std::optional<std::span<const uint8_t>>{avail.first(*len)};
 }
 
 void stream_reader::reset() noexcept {

@@ -134,6 +134,10 @@ result<size_t> frame_length(std::span<const uint8_t> data);
 // message that does not decode is its own error in place, the others stand.
 using frame_messages = std::vector<result<message>>;
 result<frame_messages> decode_frame(std::span<const uint8_t> frame);
+// The same into `out` (cleared first, its capacity kept): the FPM thread decodes every frame
+// into one vector rather than allocating one per frame. The count of messages, or the frame's
+// error (`out` then empty).
+result<size_t> decode_frame(std::span<const uint8_t> frame, frame_messages& out);
 // One netlink message alone (what follows the FPM header; extra bytes after it are not read).
 result<message> decode_netlink(std::span<const uint8_t> nl);
 // The frame zebra would send for `m` (tests, the bench's route generator).
@@ -148,7 +152,8 @@ class stream_reader {
 public:
     void feed(std::span<const uint8_t> bytes);
     // The next complete frame, std::nullopt when more bytes are needed, or the header's error.
-    result<std::optional<std::vector<uint8_t>>> next();
+    // The frame is a view of the reader's buffer: valid until the next feed() or reset().
+    result<std::optional<std::span<const uint8_t>>> next();
     size_t buffered() const noexcept { return _buf.size() - _start; }
     void reset() noexcept;
 

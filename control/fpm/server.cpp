@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -65,6 +66,61 @@ server::~server() {
         ::close(_conn_fd);
     }
     ::close(_listen_fd);
+}
+
+route_update server::held::update() const {
+    route_update u;
+    u.prefix = prefix;
+    u.len = len;
+    u.protocol = protocol;
+    u.blackhole = blackhole;
+    const size_t hops = (has_hop ? 1 : 0) + more.size();
+    u.gateways.reserve(hops);
+    u.ifindexes.reserve(hops);
+    if (has_hop) {
+        u.gateways.push_back(gateway);
+        u.ifindexes.push_back(ifindex);
+    }
+    for (const auto& [g, i] : more) {
+        u.gateways.push_back(g);
+        u.ifindexes.push_back(i);
+    }
+    return u;
+}
+
+bool server::held::same(const route_update& u) const {
+    if (!u.add || u.prefix != prefix || u.len != len || u.protocol != protocol ||
+        u.blackhole != blackhole || u.gateways.size() != u.ifindexes.size() ||
+        u.gateways.size() != (has_hop ? 1 : 0) + more.size()) {
+        return false;
+    }
+    if (!has_hop) {
+        return true;
+    }
+    if (u.gateways[0] != gateway || u.ifindexes[0] != ifindex) {
+        return false;
+    }
+    for (size_t i = 0; i < more.size(); ++i) {
+        if (u.gateways[i + 1] != more[i].first || u.ifindexes[i + 1] != more[i].second) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void server::held::set(const route_update& u) {
+    prefix = u.prefix;
+    len = u.len;
+    protocol = u.protocol;
+    blackhole = u.blackhole;
+    const size_t hops = std::min(u.gateways.size(), u.ifindexes.size());
+    has_hop = hops > 0;
+    gateway = has_hop ? u.gateways[0] : 0;
+    ifindex = has_hop ? u.ifindexes[0] : 0;
+    more.clear();
+    for (size_t i = 1; i < hops; ++i) {
+        more.emplace_back(u.gateways[i], u.ifindexes[i]);
+    }
 }
 
 void server::close_connection() {
@@ -144,13 +200,13 @@ void server::run() {
 
 void server::on_frame(std::span<const uint8_t> frame) {
     _counters.frames.fetch_add(1, std::memory_order_relaxed);
-    auto ms = decode_frame(frame);
-    if (!ms) {
+    if (!decode_frame(frame, _messages)) {
         _counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    for (size_t i = 0; i < ms->size(); ++i) {
-        const auto& m = (*ms)[i];
+    const frame_messages& ms = _messages;
+    for (size_t i = 0; i < ms.size(); ++i) {
+        const auto& m = ms[i];
         if (!m) {
             _counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
             continue;
@@ -158,7 +214,7 @@ void server::on_frame(std::span<const uint8_t> frame) {
         // zebra's route update: RTM_DELROUTE then RTM_NEWROUTE of the same prefix in one frame.
         // The NEWROUTE replaces (NLM_F_REPLACE), so the withdrawal is not announced: the FIB
         // goes from the old route to the new one in one write, with no gap between.
-        if (i + 1 < ms->size() && (*ms)[i + 1] && replaced_by(*m, *(*ms)[i + 1])) {
+        if (i + 1 < ms.size() && ms[i + 1] && replaced_by(*m, *ms[i + 1])) {
             continue;
         }
         if (const auto* nh = std::get_if<nexthop_object>(&*m)) {
@@ -195,7 +251,7 @@ void server::on_nexthop(const nexthop_object& nh) {
         if (!hops) {
             continue;
         }
-        route_update u = h.update;
+        route_update u = h.update();
         u.blackhole = _nexthops.is_blackhole(h.nexthop_id);
         u.gateways.clear();
         u.ifindexes.clear();
@@ -203,9 +259,9 @@ void server::on_nexthop(const nexthop_object& nh) {
             u.gateways.push_back(hop.gateway ? hop.gateway->v4() : 0);
             u.ifindexes.push_back(hop.ifindex);
         }
-        if (!(u == h.update)) {
-            h.update = u;
-            announce(u);
+        if (!h.same(u)) {
+            h.set(u);
+            announce(std::move(u));
         }
     }
 }
@@ -220,7 +276,7 @@ void server::on_route(const route& r) {
     auto it = _table.find(key);
     auto withdraw = [&] {
         if (it != _table.end()) {
-            route_update u = it->second.update;
+            route_update u = it->second.update();
             u.add = false;
             _table.erase(it);
             announce(std::move(u));
@@ -237,18 +293,22 @@ void server::on_route(const route& r) {
     u.len = r.prefix_len;
     u.protocol = r.protocol;
     u.blackhole = r.type != route_type::unicast;
-    std::vector<nexthop> hops = r.nexthops;
+    // The route's own gateways, or its next-hop object's (resolved into a vector of their own).
+    const std::vector<nexthop>* hops = &r.nexthops;
+    result<std::vector<nexthop>> resolved = std::vector<nexthop>{};
     if (r.nexthop_id != 0) {
-        auto resolved = _nexthops.resolve(r.nexthop_id);
+        resolved = _nexthops.resolve(r.nexthop_id);
         if (!resolved) {
             _counters.skipped.fetch_add(1, std::memory_order_relaxed);
             withdraw();
             return;
         }
-        hops = std::move(*resolved);
+        hops = &*resolved;
         u.blackhole = u.blackhole || _nexthops.is_blackhole(r.nexthop_id);
     }
-    for (const auto& hop : hops) {
+    u.gateways.reserve(hops->size());
+    u.ifindexes.reserve(hops->size());
+    for (const auto& hop : *hops) {
         u.gateways.push_back(hop.gateway ? hop.gateway->v4() : 0);
         u.ifindexes.push_back(hop.ifindex);
     }
@@ -263,12 +323,12 @@ void server::on_route(const route& r) {
             return;
         }
         it = _table.emplace(key, held{}).first;
-    } else if (it->second.update == u) {
+    } else if (it->second.same(u)) {
         it->second.stale = false;  // resent unchanged during a resync: nothing to announce
         it->second.nexthop_id = r.nexthop_id;
         return;
     }
-    it->second.update = u;
+    it->second.set(u);
     it->second.stale = false;
     it->second.nexthop_id = r.nexthop_id;
     announce(std::move(u));
@@ -277,6 +337,9 @@ void server::on_route(const route& r) {
 void server::announce(route_update u) {
     (u.add ? _counters.routes_added : _counters.routes_removed)
         .fetch_add(1, std::memory_order_relaxed);
+    if (_pending.empty()) {
+        _pending.reserve(batch_size);  // one allocation per batch, not one per doubling
+    }
     _pending.push_back(std::move(u));
     if (_pending.size() >= batch_size) {
         _backlog.push_back(std::move(_pending));
@@ -290,7 +353,7 @@ void server::sweep() {
             ++it;
             continue;
         }
-        route_update u = it->second.update;
+        route_update u = it->second.update();
         u.add = false;
         announce(std::move(u));
         _counters.swept.fetch_add(1, std::memory_order_relaxed);
@@ -300,7 +363,7 @@ void server::sweep() {
 
 void server::withdraw_all() {
     for (auto& [k, h] : _table) {
-        route_update u = h.update;
+        route_update u = h.update();
         u.add = false;
         announce(std::move(u));
     }

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "control/fpm/codec.hpp"
@@ -84,10 +85,24 @@ public:
     uint16_t port() const noexcept { return _bound_port; }  // the port bound (0 in options: any)
 
 private:
+    // What the thread keeps of an announced route: the update with its first next hop inline
+    // and any further (ECMP) ones in `more`, so that a route with one gateway (nearly all of a
+    // full table) costs no allocation beyond its node.
     struct held {
-        route_update update;
-        uint32_t nexthop_id = 0;  // zebra's object the route follows (0: inline gateways)
+        uint32_t prefix = 0;
+        uint8_t len = 0;
+        uint8_t protocol = 0;
+        bool blackhole = false;
         bool stale = false;
+        bool has_hop = false;
+        uint32_t gateway = 0;
+        uint32_t ifindex = 0;
+        uint32_t nexthop_id = 0;  // zebra's object the route follows (0: inline gateways)
+        std::vector<std::pair<uint32_t, uint32_t>> more;  // gateway, ifindex
+
+        route_update update() const;
+        bool same(const route_update& u) const;
+        void set(const route_update& u);
     };
 
     void run();
@@ -112,6 +127,7 @@ private:
     batch _pending;
     std::deque<batch> _backlog;  // thread side: batches the full queue has not taken yet
     stream_reader _reader;
+    frame_messages _messages;  // the current frame's, decoded into the same vector each time
     nexthop_table _nexthops;
     std::unordered_map<uint64_t, held> _table;  // key: prefix << 8 | len
     bool _resyncing = false;

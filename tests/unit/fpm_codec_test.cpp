@@ -13,6 +13,7 @@
 // names another recording of the same script (the live test records afresh).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -301,6 +302,24 @@ TEST_CASE("a frame holding several netlink messages yields each, in order") {
     // An empty frame (a header alone).
     const std::vector<uint8_t> empty = {1, 1, 0, 4};
     CHECK(fpm::decode_frame(empty).error() == fpm::error::netlink_truncated);
+
+    // Into one reused vector (the FPM thread's way): the same messages each time, nothing left
+    // over from the frame before, and empty after a refused frame.
+    fpm::frame_messages out;
+    for (int round = 0; round < 2; ++round) {
+        auto n = fpm::decode_frame(frame, out);
+        REQUIRE(n.has_value());
+        CHECK(*n == 2);
+        REQUIRE(out.size() == 2);
+        CHECK(std::get<fpm::route>(*out[0]) == del);
+        CHECK(std::get<fpm::route>(*out[1]) == add);
+    }
+    bad = frame;
+    bad[second] = 0xff;
+    CHECK(fpm::decode_frame(bad, out).error() == fpm::error::netlink_bad_length);
+    CHECK(out.empty());
+    CHECK(fpm::decode_frame(empty, out).error() == fpm::error::netlink_truncated);
+    CHECK(out.empty());
 }
 
 TEST_CASE("a poisoned stream stays refused; a partial frame waits") {
@@ -326,7 +345,7 @@ TEST_CASE("a poisoned stream stays refused; a partial frame waits") {
     f = reader.next();
     REQUIRE(f.has_value());
     REQUIRE(f->has_value());
-    CHECK(**f == frame);
+    CHECK(std::ranges::equal(**f, frame));
 }
 
 TEST_CASE("the next-hop table is bounded and checks its groups") {
