@@ -682,6 +682,9 @@ void engine::installed(uint64_t child_id, time_point now, outputs& out) {
                 im.send(*sa->second, qm.response, out);
             }
         }
+        if (!c->second.sa.replaces) {  // a first pair: two ISAKMP SAs with the peer, one goes
+            im.drop_duplicate(c->second.sa.peer, c->second.sa.tunnel, out);
+        }
     }
     im.arm_touched();
 }

@@ -27,6 +27,9 @@ struct engine_counters {
     // Timers: ISAKMP SAs and IPsec SA pairs whose timers ran because one came due (tick() runs
     // no other).
     uint64_t timer_runs = 0;
+    // ISAKMP SAs we deleted as the redundant one of two with a peer that initiated as we did
+    // (drop_duplicate, v1_main_mode.cpp).
+    uint64_t duplicates_deleted = 0;
 };
 
 class engine {

@@ -330,6 +330,7 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         sa.mm_sent = 3;
         sa.state = p1_state::mm_key_exch;
         arm(sa.retx, msg, retransmit_tries, now);
+        answered(sa);  // the previous request's retransmission is not due any more
         send(sa, std::move(msg), out);
         return true;
     }
@@ -411,6 +412,7 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         sa.last_request = d.payload;
         sa.mm_sent = 5;
         arm(sa.retx, msg, retransmit_tries, now);
+        answered(sa);  // the previous request's retransmission is not due any more
         send(sa, std::move(msg), out);
         return true;
     }
@@ -452,6 +454,7 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
     sa.peer_id = id_text(*id);
     sa.state = p1_state::qm_idle;
     sa.retx = {};
+    answered(sa);
     sa.last_request.clear();
     sa.kx.reset();
     if (half_open > 0) {
@@ -580,6 +583,7 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
         ++counter;
         drop_own_qm(sa);
         sa.qm_retx = {};
+        answered(sa);
     };
     if (sp == nullptr || nr == nullptr || sp->proposals.size() != 1 ||
         sp->proposals[0].transforms.size() != 1 || sp->proposals[0].spi.size() != 4 ||
@@ -666,6 +670,7 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
     index_child(rec);
     children[c.id] = std::move(rec);
     sa.qm_retx = {};
+    answered(sa);
     return true;
 }
 
@@ -710,6 +715,7 @@ void engine::impl::dpd_ack(p1_sa& sa, const notification_payload& n) {
     }
     ++cnt.dpd_acked;
     sa.dpd_retx = {};
+    answered(sa);
 }
 
 std::optional<std::string> engine::impl::retransmit_and_dpd(p1_sa& sa, time_point now,
