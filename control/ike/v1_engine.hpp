@@ -71,6 +71,10 @@ public:
     // Debugging (--key-log): every IPsec SA pair's ESP keys go to `w` (Wireshark's esp_sa rows,
     // control/ike/key_log.hpp) when it is handed to the hub. nullptr: nothing is written.
     void set_key_log(std::shared_ptr<keylog::writer> w);
+    // Tests: the per-peer indexes (ISAKMP SAs and pairs by peer and tunnel, inbound SPIs of the
+    // pairs and of our pending Quick Modes) against a walk of every SA and pair: "" when they
+    // agree, else the first difference.
+    std::string index_errors() const;
 
     struct impl;
 

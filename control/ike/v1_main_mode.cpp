@@ -384,7 +384,12 @@ bool engine::impl::first_seen(const datagram& d, const message& m, p1_state wait
     if (it == by_cky_i.end()) {
         return false;
     }
-    p1_sa& sa = *sas[it->second];
+    auto found = sas.find(it->second);
+    if (found == sas.end()) {
+        by_cky_i.erase(it);  // (not expected: forget() takes the entry with the SA)
+        return false;
+    }
+    p1_sa& sa = *found->second;
     if (sa.state == waiting && sa.last_request == d.payload) {
         ++cnt.duplicates_answered;
         send(sa, sa.last_response, out);
