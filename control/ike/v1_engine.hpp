@@ -30,6 +30,9 @@ struct engine_counters {
     // ISAKMP SAs we deleted as the redundant one of two with a peer that initiated as we did
     // (drop_duplicate, v1_main_mode.cpp).
     uint64_t duplicates_deleted = 0;
+    // Our Main Modes still waiting for MM2, abandoned when the peer's own ISAKMP SA with us came
+    // up (established, v1_main_mode.cpp).
+    uint64_t initiations_abandoned = 0;
 };
 
 class engine {

@@ -274,6 +274,13 @@ p1_sa* engine::impl::phase1_sa(const datagram& d, const message& m) {
     return sa;
 }
 
+namespace {
+
+// Our own Main Mode to the peer still waiting for MM2: given up once the peer keys us.
+bool abandoned(const p1_sa& o) { return o.initiator && o.mm_sent == 1 && o.cky_r == 0; }
+
+}  // namespace
+
 void engine::impl::initial_contact(const p1_sa& sa, const std::vector<payload>& ps, outputs& out) {
     const bool initial = std::any_of(ps.begin(), ps.end(), [](const payload& p) {
         const auto* n = std::get_if<notification_payload>(&p);
@@ -285,7 +292,12 @@ void engine::impl::initial_contact(const p1_sa& sa, const std::vector<payload>& 
     std::vector<uint64_t> old = sas_of(sa.peer, sa.tunnel);
     std::erase(old, sa.id);
     for (uint64_t oid : old) {
-        forget(oid, "INITIAL-CONTACT", true, out);
+        if (abandoned(*sas.at(oid))) {
+            ++cnt.initiations_abandoned;
+            forget(oid, "the peer keyed us first", false, out);  // not a failure
+        } else {
+            forget(oid, "INITIAL-CONTACT", true, out);
+        }
     }
 }
 
@@ -309,6 +321,16 @@ void engine::impl::established(p1_sa& sa, time_point now, outputs& out) {
     sa.kx.reset();
     ++cnt.phase1_up;
     out.requests.emplace_back(peer_up{sa.id, sa.tunnel, sa.peer, sa.peer_id});
+    // Our own Main Mode to the peer still waiting for MM2 (a hub behind a NAT keyed us, and
+    // what we send to its public address finds no mapping; or our MM1 was lost): abandoned
+    // rather than retransmitted for a minute. The peer holds nothing of it (no MM2 came; at
+    // most a half-open SA there, which expires). One past MM1 goes on (drop_duplicate).
+    for (uint64_t oid : sas_of(sa.peer, sa.tunnel)) {
+        if (abandoned(*sas.at(oid))) {
+            ++cnt.initiations_abandoned;
+            forget(oid, "the peer keyed us first", false, out);  // no initiation_failed
+        }
+    }
 }
 
 namespace {

@@ -178,6 +178,18 @@ void require_mirror(const child_sa& a, const child_sa& b) {
 
 namespace {
 
+// Both ends initiate at the same moment: their MM1s, the initiator end's first.
+std::vector<datagram> both_initiate(pair& p) {
+    outputs oi, orr;
+    p.i.e->initiate(0, hub, p.now, oi);
+    p.r.e->initiate(0, spoke, p.now, orr);
+    std::vector<datagram> both = p.i.take(oi, p.now);
+    for (auto& d : p.r.take(orr, p.now)) {
+        both.push_back(std::move(d));
+    }
+    return both;
+}
+
 size_t isakmp_count(const v1::engine& e) {
     const std::string j = e.show("isakmp sa", true);
     size_t n = 0;
@@ -545,14 +557,7 @@ TEST_CASE("v1: two hubs initiating to each other at once: the redundant ISAKMP S
     uint64_t i_deleted = 0, r_deleted = 0;
     for (int run = 0; run < 12; ++run) {
         pair p(settings("k3y"), settings("k3y"));
-        outputs oi, orr;
-        p.i.e->initiate(0, hub, p.now, oi);
-        p.r.e->initiate(0, spoke, p.now, orr);
-        std::vector<datagram> both = p.i.take(oi, p.now);
-        for (auto& d : p.r.take(orr, p.now)) {
-            both.push_back(std::move(d));
-        }
-        p.deliver(std::move(both), true);
+        p.deliver(both_initiate(p), true);
         // Neither claimed INITIAL-CONTACT (each knew of the other's exchange): both Main Modes
         // and both Quick Modes completed (two peer_ups, two pairs each). Then the end that
         // initiated the ISAKMP SA with the lower nonce deleted it and its pair (ESP DELETE,
@@ -595,6 +600,52 @@ TEST_CASE("v1: two hubs initiating to each other at once: the redundant ISAKMP S
     CHECK(i_deleted + r_deleted == 12);
     CHECK(i_deleted > 0);
     CHECK(r_deleted > 0);
+}
+
+TEST_CASE("v1: the peer keys us while our MM1 is unanswered: ours is abandoned", "[ike_v1_pair]") {
+    // The initiator end stands behind a NAT: the responder end's own MM1 to it is lost, the
+    // initiator's Main Mode reaches it.
+    pair p(settings("k3y"), settings("k3y"));
+    p.drop_to_i = 1;  // the responder end's MM1 (delivered after the initiator's)
+    p.deliver(both_initiate(p), true);
+    CHECK(p.i.ups.size() == 1);
+    CHECK(p.r.ups.size() == 1);
+    CHECK(p.r.e->counters().initiations_abandoned == 1);
+    CHECK(p.i.e->counters().initiations_abandoned == 0);
+    CHECK(isakmp_count(*p.r.e) == 1);
+    CHECK(p.r.e->show("isakmp sa", true).find("NEGOTIATING") == std::string::npos);
+    // Not retransmitted for the next minute, and nothing went down.
+    p.run(70);
+    CHECK(p.r.e->counters().retransmits == 0);
+    CHECK(p.r.e->counters().phase1_failed == 0);
+    CHECK(p.i.downs.empty());
+    CHECK(p.r.downs.empty());
+    CHECK(isakmp_count(*p.r.e) == 1);
+    CHECK(p.r.e->index_errors().empty());
+
+    // The same without INITIAL-CONTACT: the responder end's MM1 reached the initiator end this
+    // time (which answered, and holds that half-open SA, so its own MM5 claims no initial
+    // contact), but the MM2 was lost. The peer's SA coming up abandons ours all the same.
+    pair q(settings("k3y"), settings("k3y"));
+    outputs o1, o2;
+    q.i.e->initiate(0, hub, q.now, o1);
+    q.r.e->initiate(0, spoke, q.now, o2);
+    std::vector<datagram> mm1_r = q.r.take(o2, q.now);
+    REQUIRE(mm1_r.size() == 1);
+    mm1_r[0].tunnel = 0;
+    outputs lost;
+    q.i.e->on_datagram(mm1_r[0], q.now, lost);
+    CHECK(q.i.take(lost, q.now).size() == 1);  // its MM2, never delivered
+    q.deliver(q.i.take(o1, q.now), true);
+    CHECK(q.r.ups.size() == 1);
+    CHECK(q.r.e->counters().initiations_abandoned == 1);
+    CHECK(isakmp_count(*q.r.e) == 1);
+    q.run(70);
+    CHECK(q.r.e->counters().retransmits == 0);
+    CHECK(q.r.downs.empty());
+    CHECK(q.i.downs.empty());
+    CHECK(q.r.e->index_errors().empty());
+    CHECK(q.i.e->index_errors().empty());
 }
 
 // ---- RSA signatures (RFC 2409 section 5.1): the test PKI of the IKEv2 tests ----
