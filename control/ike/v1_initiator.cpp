@@ -394,10 +394,8 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         // Not while the peer keys us too, even half way (two hubs initiating to each other):
         // its answer to our INITIAL-CONTACT would drop the ISAKMP SA it initiated, which we
         // hold, and each end would keep a different SA.
-        const bool others = std::any_of(sas.begin(), sas.end(), [&](const auto& o) {
-            return o.first != sa.id && o.second->peer == sa.peer;
-        });
-        if (!others) {
+        // (The peer's SAs on this tunnel, as INITIAL-CONTACT drops there: not every SA.)
+        if (sas_of(sa.peer, sa.tunnel).size() == 1) {
             notification_payload n;
             n.protocol = protocol_id::isakmp;
             n.spi = cookies(sa);
