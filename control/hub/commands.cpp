@@ -696,6 +696,8 @@ std::string hub::show_stats(bool json) const {
         .num("ike_child_removes", _cc.ike_removes)
         .num("ike_child_outbound_waits", _cc.ike_outbound_waits)
         .num("ike_child_drains", _cc.ike_drains)
+        .num("ike_nhs_waited", _cc.ike_nhs_waited)
+        .num("ike_nhs_wait_expired", _cc.ike_nhs_wait_expired)
         .num("adjacencies", _rib->nexthop_count())
         .num("routes", _rib->installed_count())
         .num("rcu_pending", _pub->pending());

@@ -1018,6 +1018,7 @@ void hub::timers(timestamp now) {
     _pub->reclaim();
     ike_soft_limits();
     ike_rekey_pairs(now);
+    ike_nhs_after_peer(now);
     ike_initiate_due(now);
     if (now < _next_second) {
         return;

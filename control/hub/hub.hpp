@@ -103,6 +103,10 @@ struct control_counters {
     uint64_t ike_outbound_waits = 0;
     // CHILD_SA pairs removed after a rekey whose inbound SA kept decrypting (ike::rekey_drain)
     uint64_t ike_drains = 0;
+    // A first pair we answered for, with an NHS peer: our registration waited until the peer's
+    // traffic decrypted with it (the peer had installed it), or, with none, for nhs_wait_max.
+    uint64_t ike_nhs_waited = 0;
+    uint64_t ike_nhs_wait_expired = 0;
 };
 
 class hub {
@@ -257,6 +261,9 @@ private:
     // Every tick: a waiting pair whose inbound SA carried traffic takes over outbound; drained
     // pairs leave.
     void ike_rekey_pairs(timestamp now);
+    // Every tick: the registrations in _nhs_wait whose pair decrypted the peer's traffic (or
+    // whose wait ran out) go to the NHS now; those whose pair went are forgotten.
+    void ike_nhs_after_peer(timestamp now);
     void remove_peer_sas(uint32_t tunnel, uint32_t peer, timestamp now);
     void ike_post_owed();
     // Every second: every negotiated pair's counters to the engine (lifetimes, DPD).
@@ -387,6 +394,15 @@ private:
     std::map<sa_key, ike::child_pairs> _child_pairs;
     // When a draining pair of that peer is due to leave.
     std::multimap<timestamp, sa_key> _drain_due;
+    // First pairs with an NHS peer that we answered for (child_sa::outbound_waits): the peer
+    // installs its side only when our response arrives, so our registration waits until the
+    // pair decrypts the peer's traffic, or until `due` (by pair id; ike_nhs_after_peer()).
+    struct nhs_wait {
+        sa_key key;
+        uint32_t tunnel = 0;
+        timestamp due{};
+    };
+    std::map<uint64_t, nhs_wait> _nhs_wait;
     std::unique_ptr<ike::thread> _ike;  // none unless a tunnel's ipsec profile has `ike`
     // --key-log DIR (control/ike/key_log.hpp): every engine writes its keys here (on the IKE
     // thread); none by default.

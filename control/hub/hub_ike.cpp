@@ -27,6 +27,10 @@ std::string_view ike_version(uint64_t ike_sa_id) {
 // Outputs handled per loop pass: the rest wait for the next one (the loop never stalls).
 constexpr size_t ike_outputs_per_pass = 64;
 
+// How long a registration waits for the peer's first packet on a pair we answered for (the
+// NHS client's own first retry: never later than it went before).
+constexpr auto nhs_wait_max = std::chrono::seconds(1);
+
 template <typename... F>
 struct overloaded : F... {
     using F::operator()...;
@@ -204,7 +208,13 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
     log_sa(*ps, "up");
     _standby[c.id] = std::move(ps);
     arrange_pairs(key, now);
-    if (!c.replaces) {
+    if (!c.replaces && c.outbound_waits && _server->is_nhs(c.tunnel, c.peer)) {
+        // We answered the peer's negotiation: it installs this pair only once our response
+        // reaches it, after the registration would (the workers' path is shorter than its
+        // IKE thread's). The registration waits for the peer's first packet on the pair.
+        ++_cc.ike_nhs_waited;
+        _nhs_wait[c.id] = nhs_wait{key, c.tunnel, now + nhs_wait_max};
+    } else if (!c.replaces) {
         // A new IKE SA's first pair: a peer hub we register with hears from us now (a peer
         // that restarted lost our registration; one just keyed dropped what went unprotected).
         apply(_server->nhs_reachable(c.tunnel, c.peer, now), now);
@@ -350,6 +360,34 @@ void hub::ike_rekey_pairs(timestamp now) {
     }
     for (const sa_key& key : touched) {
         arrange_pairs(key, now);
+    }
+}
+
+void hub::ike_nhs_after_peer(timestamp now) {
+    for (auto it = _nhs_wait.begin(); it != _nhs_wait.end();) {
+        const uint64_t id = it->first;
+        const nhs_wait& w = it->second;
+        const peer_sa* ps = nullptr;
+        if (auto cur = _sas.find(w.key); cur != _sas.end() && cur->second->id == id) {
+            ps = cur->second.get();
+        } else if (auto s = _standby.find(id); s != _standby.end()) {
+            ps = s->second.get();
+        }
+        if (ps == nullptr) {
+            it = _nhs_wait.erase(it);  // the pair went (its IKE SA died, a duplicate deleted)
+            continue;
+        }
+        const bool heard = ps->in->packets() > 0;
+        if (!heard && now < w.due) {
+            ++it;
+            continue;
+        }
+        if (!heard) {
+            ++_cc.ike_nhs_wait_expired;
+        }
+        const uint32_t tunnel = w.tunnel, peer = w.key.second;
+        it = _nhs_wait.erase(it);
+        apply(_server->nhs_reachable(tunnel, peer, now), now);
     }
 }
 

@@ -257,6 +257,9 @@ void engine::impl::established(ike_sa& sa, time_point now, outputs& out) {
     sa.rekey_at = now + seconds(life - life / 10 - jitter);
     ++c.ike_sas_up;
     out.requests.emplace_back(peer_up{sa.id, sa.tunnel, sa.peer, sa.peer_identity});
+    if (!sa.initiator) {
+        abandon_initiations(sa, out);
+    }
 }
 
 void engine::impl::responder_auth(ike_sa& sa, const std::vector<payload>& in, time_point now,
@@ -336,6 +339,9 @@ void engine::impl::responder_auth(ike_sa& sa, const std::vector<payload>& in, ti
         respond(sa, exchange::ike_auth, mid, reply, out);
         return;
     }
+    // The initiator installs the pair when our response arrives: until its traffic shows up on
+    // the pair, what we send on it may find no SA there (events.hpp, outbound_waits).
+    child->outbound_waits = true;
     uint64_t cid = add_child(sa, std::move(*child), now);
     out.requests.emplace_back(install_child{children.at(cid).sa});
     // Held until the hub has the inbound SA in the workers (installed()).

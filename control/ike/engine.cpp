@@ -206,7 +206,7 @@ void engine::impl::destroy(ike_sa& sa, std::string_view why, outputs& out) {
         c.ike_sas_up -= c.ike_sas_up > 0 ? 1 : 0;
     } else if (sa.state == sa_state::half_open) {
         half_open -= half_open > 0 ? 1 : 0;
-    } else if (sa.initiator && !sa.retired) {
+    } else if (sa.initiator && !sa.retired && !sa.abandoned) {
         out.requests.emplace_back(initiation_failed{sa.tunnel, sa.peer, std::string(why)});
     }
     c.half_open = half_open;
@@ -882,6 +882,35 @@ void engine::impl::drop_duplicate(ike_sa& sa, time_point now, outputs& out) {
         if (!deletion_under_way(*d)) {
             ++c.duplicates_deleted;
             enqueue(*d, {req_kind::delete_ike, 0}, now, out);
+        }
+    }
+}
+
+// The peer keyed us (we answered its IKE_AUTH) while our own initiation to it still waits for
+// its IKE_SA_INIT answer: a hub behind a NAT initiates to us, and what we send to its public
+// address finds no mapping there; or both ends started at once and our IKE_SA_INIT was lost.
+// Retransmitting it for a minute would only show the peer as negotiating: our initiation goes
+// now. It holds nothing the peer shares (no answer came: at most a half-open SA there, which the
+// peer lets expire; a late answer finds no SA here and is dropped). An initiation past
+// IKE_SA_INIT goes on: the peer holds it too, and drop_duplicate settles the two once both
+// are up.
+void engine::impl::abandon_initiations(const ike_sa& sa, outputs& out) {
+    auto n = by_peer.find(peer_key(sa.tunnel, sa.peer));
+    if (n == by_peer.end() || n->second < 2) {
+        return;  // the peer's only SA (any spoke): no walk
+    }
+    std::vector<uint64_t> pending;
+    for (const auto& [id, o] : sas) {
+        if (id != sa.id && o->initiator && o->state == sa_state::init_sent && o->peer == sa.peer &&
+            o->tunnel == sa.tunnel) {
+            pending.push_back(id);
+        }
+    }
+    for (uint64_t id : pending) {
+        if (ike_sa* o = find_sa(id)) {
+            o->abandoned = true;
+            ++c.initiations_abandoned;
+            destroy(*o, "the peer keyed us first", out);
         }
     }
 }

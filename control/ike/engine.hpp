@@ -54,6 +54,9 @@ struct engine_counters {
     uint64_t nat_keepalives_tx = 0;
     // IKE SAs we deleted as the redundant one of two with a peer that initiated as we did.
     uint64_t duplicates_deleted = 0;
+    // Our initiations still waiting for their IKE_SA_INIT answer, abandoned when the peer's own
+    // IKE SA with us came up (abandon_initiations, engine.cpp).
+    uint64_t initiations_abandoned = 0;
 };
 
 class engine {

@@ -58,10 +58,12 @@ struct child_sa {
     // Set when this pair replaces another (rekey): the old pair keeps decrypting until the
     // engine removes it (and a drain period after, control/ike/child_pairs.hpp).
     std::optional<uint64_t> replaces;
-    // Where outbound traffic moves to this pair: at once when false (a first pair, or a rekey
-    // we initiated: the peer installed its side before answering); when true (we answer the
-    // peer's rekey, and it installs the new pair only once our response arrives) only when
-    // its inbound SA carries traffic or the pair it replaces is removed.
+    // Where outbound traffic moves to this pair: at once when false (we initiated it: the peer
+    // installed its side before answering); when true (we answered the peer's request, and it
+    // installs the pair only once our response arrives) only when its inbound SA carries
+    // traffic or the pair it replaces is removed. A first pair with nothing else to encrypt
+    // with is used at once (child_pairs.hpp), but the hub's NHRP registration to that peer,
+    // when it is an NHS, waits for the peer's traffic on it (control/hub/hub_ike.cpp).
     bool outbound_waits = false;
 };
 

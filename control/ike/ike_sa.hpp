@@ -175,6 +175,9 @@ struct ike_sa {
     // The old half of an IKE SA rekey (section 2.18): no children, no peer_up/down, gone once
     // its DELETE exchange completes or it expires.
     bool retired = false;
+    // Our initiation given up because the peer's own IKE SA with us came up first: it ends
+    // without initiation_failed (abandon_initiations, engine.cpp).
+    bool abandoned = false;
     // Timers (engine.cpp): the wheel tick of the earliest timer armed for this SA (0: none),
     // and whether it was looked up in the current engine call (re-armed at the call's end).
     uint64_t timer_tick = 0;
@@ -361,6 +364,9 @@ struct engine::impl {
     // Two IKE SAs with one peer, one each way (both ends initiated at once): the redundant one
     // is deleted by the end that initiated it (engine.cpp).
     void drop_duplicate(detail::ike_sa& sa, time_point now, outputs& out);
+    // `sa` (the peer's, we answered) came up: our initiations to that peer still waiting for
+    // their IKE_SA_INIT answer end.
+    void abandon_initiations(const detail::ike_sa& sa, outputs& out);
     void responder_create_child(detail::ike_sa& sa, uint32_t mid, const std::vector<payload>& in,
                                 time_point now, outputs& out);
     // A rekey of `old` produced `fresh`: records it, and when a simultaneous rekey produced

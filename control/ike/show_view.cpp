@@ -45,10 +45,12 @@ static std::string show_stats(const engine::impl& im, bool json) {
             "\"installed\": {}, \"rekeyed\": {}, \"deleting\": {}}}, \"timers_pending\": {}, "
             "\"sa_timer_runs\": {}, \"rx\": {}, \"tx\": {}, \"retransmits\": {}, "
             "\"ike_sas_failed\": {}, \"auth_failed\": {}, \"cookies_sent\": {}, "
-            "\"dropped\": {}, \"nat_keepalives_tx\": {}, \"duplicates_deleted\": {}}}\n",
+            "\"dropped\": {}, \"nat_keepalives_tx\": {}, \"duplicates_deleted\": {}, "
+            "\"initiations_abandoned\": {}}}\n",
             ike[0], ike[1], ike[2], ike[3], retired, esp[0], esp[1], esp[2], esp[3],
             im.wheel.size(), c.sa_timer_runs, c.rx, c.tx, c.retransmits, c.ike_sas_failed,
-            c.auth_failed, c.cookies_sent, c.dropped, c.nat_keepalives_tx, c.duplicates_deleted);
+            c.auth_failed, c.cookies_sent, c.dropped, c.nat_keepalives_tx, c.duplicates_deleted,
+            c.initiations_abandoned);
     }
     return fmt::format(
         "IKEv2 SAs: {} established, {} half-open, {} init-sent, {} auth-sent, {} rekeyed\n"

@@ -240,6 +240,8 @@ engine_counters dual_handler::counters() const {
         c.invalid_syntax += o.invalid_syntax;
         c.half_open += o.half_open;
         c.nat_keepalives_tx += o.nat_keepalives_tx;
+        c.duplicates_deleted += o.duplicates_deleted;
+        c.initiations_abandoned += o.initiations_abandoned;
         c.dropped += o.dropped + o.aggressive_refused + o.exchange_refused;
     }
     c.dropped += _refused;

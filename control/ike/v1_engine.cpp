@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "control/ike/key_log.hpp"
 #include "control/ike/v1_sa.hpp"
@@ -333,7 +334,10 @@ void engine::impl::forget(uint64_t id, std::string why, bool tell_hub, outputs& 
     } else {
         by_cky_r.erase(sa.cky_r);
     }
-    if (auto i = by_cky_i.find({sa.cky_i, sa.peer}); i != by_cky_i.end() && i->second == id) {
+    // Filed under the peer's address when kept (clear() may have zeroed sa.peer since: its
+    // entry would stay and a retransmitted MM1 with that cookie would find a forgotten SA).
+    const uint32_t filed_peer = uint32_t(sa.indexed_as >> 32);
+    if (auto i = by_cky_i.find({sa.cky_i, filed_peer}); i != by_cky_i.end() && i->second == id) {
         by_cky_i.erase(i);
     }
     unindex_sa(sa);
@@ -399,6 +403,65 @@ std::optional<std::string> engine::reconfigure(const std::vector<config::ipsec_p
 const engine_counters& engine::counters() const noexcept { return _impl->cnt; }
 
 void engine::set_key_log(std::shared_ptr<keylog::writer> w) { _impl->key_log = std::move(w); }
+
+std::string engine::index_errors() const {
+    const impl& im = *_impl;
+    using filed = std::multiset<std::pair<uint64_t, uint64_t>>;  // (peer_key, id)
+    filed sas, children;
+    std::multiset<uint32_t> spis;
+    for (const auto& [id, sa] : im.sas) {
+        if (sa->indexed_as != peer_key(sa->peer, sa->tunnel)) {
+            return fmt::format("ISAKMP SA {} filed under {:x}, its peer and tunnel are {:x}", id,
+                               sa->indexed_as, peer_key(sa->peer, sa->tunnel));
+        }
+        sas.emplace(sa->indexed_as, id);
+        if (sa->own_qm) {
+            spis.insert(sa->own_qm->spi);
+        }
+    }
+    for (const auto& [id, c] : im.children) {
+        if (c.indexed_as != peer_key(c.sa.peer, c.sa.tunnel)) {
+            return fmt::format("pair {} filed under {:x}, its peer and tunnel are {:x}", id,
+                               c.indexed_as, peer_key(c.sa.peer, c.sa.tunnel));
+        }
+        children.emplace(c.indexed_as, id);
+        spis.insert(c.sa.inbound.spi);
+    }
+    if (filed(im.sas_by_peer.begin(), im.sas_by_peer.end()) != sas) {
+        return fmt::format("sas_by_peer holds {} entries, {} ISAKMP SAs", im.sas_by_peer.size(),
+                           sas.size());
+    }
+    if (filed(im.children_by_peer.begin(), im.children_by_peer.end()) != children) {
+        return fmt::format("children_by_peer holds {} entries, {} pairs",
+                           im.children_by_peer.size(), children.size());
+    }
+    // The cookie maps name SAs that are there, with that cookie.
+    auto named = [&](uint64_t id, uint64_t cky, bool initiator_cookie) {
+        auto sa = im.sas.find(id);
+        return sa != im.sas.end() &&
+               (initiator_cookie ? sa->second->cky_i : sa->second->cky_r) == cky;
+    };
+    for (const auto& [k, id] : im.by_cky_i) {
+        if (!named(id, k.first, true)) {
+            return fmt::format("by_cky_i names {}, not an SA with that cookie", id);
+        }
+    }
+    for (const auto& [cky, id] : im.by_cky_r) {
+        if (!named(id, cky, false)) {
+            return fmt::format("by_cky_r names {}, not an SA with that cookie", id);
+        }
+    }
+    for (const auto& [cky, id] : im.by_own_cky_i) {
+        if (!named(id, cky, true)) {
+            return fmt::format("by_own_cky_i names {}, not an SA with that cookie", id);
+        }
+    }
+    if (std::multiset<uint32_t>(im.inbound_spis.begin(), im.inbound_spis.end()) != spis) {
+        return fmt::format("inbound_spis holds {} SPIs, the pairs and pending Quick Modes {}",
+                           im.inbound_spis.size(), spis.size());
+    }
+    return {};
+}
 
 namespace {
 
@@ -681,6 +744,9 @@ void engine::installed(uint64_t child_id, time_point now, outputs& out) {
                 qm.answered = true;
                 im.send(*sa->second, qm.response, out);
             }
+        }
+        if (!c->second.sa.replaces) {  // a first pair: two ISAKMP SAs with the peer, one goes
+            im.drop_duplicate(c->second.sa.peer, c->second.sa.tunnel, out);
         }
     }
     im.arm_touched();

@@ -27,6 +27,12 @@ struct engine_counters {
     // Timers: ISAKMP SAs and IPsec SA pairs whose timers ran because one came due (tick() runs
     // no other).
     uint64_t timer_runs = 0;
+    // ISAKMP SAs we deleted as the redundant one of two with a peer that initiated as we did
+    // (drop_duplicate, v1_main_mode.cpp).
+    uint64_t duplicates_deleted = 0;
+    // Our Main Modes still waiting for MM2, abandoned when the peer's own ISAKMP SA with us came
+    // up (established, v1_main_mode.cpp).
+    uint64_t initiations_abandoned = 0;
 };
 
 class engine {
@@ -68,6 +74,10 @@ public:
     // Debugging (--key-log): every IPsec SA pair's ESP keys go to `w` (Wireshark's esp_sa rows,
     // control/ike/key_log.hpp) when it is handed to the hub. nullptr: nothing is written.
     void set_key_log(std::shared_ptr<keylog::writer> w);
+    // Tests: the per-peer indexes (ISAKMP SAs and pairs by peer and tunnel, inbound SPIs of the
+    // pairs and of our pending Quick Modes) against a walk of every SA and pair: "" when they
+    // agree, else the first difference.
+    std::string index_errors() const;
 
     struct impl;
 

@@ -330,6 +330,7 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         sa.mm_sent = 3;
         sa.state = p1_state::mm_key_exch;
         arm(sa.retx, msg, retransmit_tries, now);
+        answered(sa);  // the previous request's retransmission is not due any more
         send(sa, std::move(msg), out);
         return true;
     }
@@ -393,10 +394,8 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         // Not while the peer keys us too, even half way (two hubs initiating to each other):
         // its answer to our INITIAL-CONTACT would drop the ISAKMP SA it initiated, which we
         // hold, and each end would keep a different SA.
-        const bool others = std::any_of(sas.begin(), sas.end(), [&](const auto& o) {
-            return o.first != sa.id && o.second->peer == sa.peer;
-        });
-        if (!others) {
+        // (The peer's SAs on this tunnel, as INITIAL-CONTACT drops there: not every SA.)
+        if (sas_of(sa.peer, sa.tunnel).size() == 1) {
             notification_payload n;
             n.protocol = protocol_id::isakmp;
             n.spi = cookies(sa);
@@ -411,6 +410,7 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
         sa.last_request = d.payload;
         sa.mm_sent = 5;
         arm(sa.retx, msg, retransmit_tries, now);
+        answered(sa);  // the previous request's retransmission is not due any more
         send(sa, std::move(msg), out);
         return true;
     }
@@ -452,6 +452,7 @@ bool engine::impl::initiator_rx(const datagram& d, const message& m, time_point 
     sa.peer_id = id_text(*id);
     sa.state = p1_state::qm_idle;
     sa.retx = {};
+    answered(sa);
     sa.last_request.clear();
     sa.kx.reset();
     if (half_open > 0) {
@@ -580,6 +581,7 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
         ++counter;
         drop_own_qm(sa);
         sa.qm_retx = {};
+        answered(sa);
     };
     if (sp == nullptr || nr == nullptr || sp->proposals.size() != 1 ||
         sp->proposals[0].transforms.size() != 1 || sp->proposals[0].spi.size() != 4 ||
@@ -666,6 +668,7 @@ bool engine::impl::own_quick_rx(p1_sa& sa, const message& m, time_point now, out
     index_child(rec);
     children[c.id] = std::move(rec);
     sa.qm_retx = {};
+    answered(sa);
     return true;
 }
 
@@ -710,6 +713,7 @@ void engine::impl::dpd_ack(p1_sa& sa, const notification_payload& n) {
     }
     ++cnt.dpd_acked;
     sa.dpd_retx = {};
+    answered(sa);
 }
 
 std::optional<std::string> engine::impl::retransmit_and_dpd(p1_sa& sa, time_point now,

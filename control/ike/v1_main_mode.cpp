@@ -274,6 +274,13 @@ p1_sa* engine::impl::phase1_sa(const datagram& d, const message& m) {
     return sa;
 }
 
+namespace {
+
+// Our own Main Mode to the peer still waiting for MM2: given up once the peer keys us.
+bool abandoned(const p1_sa& o) { return o.initiator && o.mm_sent == 1 && o.cky_r == 0; }
+
+}  // namespace
+
 void engine::impl::initial_contact(const p1_sa& sa, const std::vector<payload>& ps, outputs& out) {
     const bool initial = std::any_of(ps.begin(), ps.end(), [](const payload& p) {
         const auto* n = std::get_if<notification_payload>(&p);
@@ -285,7 +292,12 @@ void engine::impl::initial_contact(const p1_sa& sa, const std::vector<payload>& 
     std::vector<uint64_t> old = sas_of(sa.peer, sa.tunnel);
     std::erase(old, sa.id);
     for (uint64_t oid : old) {
-        forget(oid, "INITIAL-CONTACT", true, out);
+        if (abandoned(*sas.at(oid))) {
+            ++cnt.initiations_abandoned;
+            forget(oid, "the peer keyed us first", false, out);  // not a failure
+        } else {
+            forget(oid, "INITIAL-CONTACT", true, out);
+        }
     }
 }
 
@@ -309,6 +321,84 @@ void engine::impl::established(p1_sa& sa, time_point now, outputs& out) {
     sa.kx.reset();
     ++cnt.phase1_up;
     out.requests.emplace_back(peer_up{sa.id, sa.tunnel, sa.peer, sa.peer_id});
+    // Our own Main Mode to the peer still waiting for MM2 (a hub behind a NAT keyed us, and
+    // what we send to its public address finds no mapping; or our MM1 was lost): abandoned
+    // rather than retransmitted for a minute. The peer holds nothing of it (no MM2 came; at
+    // most a half-open SA there, which expires). One past MM1 goes on (drop_duplicate).
+    for (uint64_t oid : sas_of(sa.peer, sa.tunnel)) {
+        if (abandoned(*sas.at(oid))) {
+            ++cnt.initiations_abandoned;
+            forget(oid, "the peer keyed us first", false, out);  // no initiation_failed
+        }
+    }
+}
+
+namespace {
+
+// The lower of an ISAKMP SA's two nonces; of two SAs, the one whose lower nonce is the lowest
+// goes (RFC 7296 section 2.8.1's rule for IKEv2's simultaneous rekeys, which the IKEv2 engine
+// also applies to two hubs' crossed initiations; IKEv1 has no rule of its own). Octet strings.
+const bytes& low_nonce(const p1_sa& sa) {
+    return std::lexicographical_compare(sa.nr.begin(), sa.nr.end(), sa.ni.begin(), sa.ni.end())
+               ? sa.nr
+               : sa.ni;
+}
+
+}  // namespace
+
+// Both ends know both SAs' nonces, so both pick the same one; only its initiator acts, and only
+// once it knows both SAs are up at both ends: its own one has finished its Quick Mode (the
+// peer answered it), and the peer's one carries a pair the peer asked for (the peer completed
+// Main Mode on it). Its pairs go first (an ESP DELETE each), then the ISAKMP SA (a DELETE):
+// the peer removes the pairs, and the ISAKMP SA that stays is the heir at both ends (forget()),
+// so neither tells its hub the peer went down.
+void engine::impl::drop_duplicate(uint32_t peer, uint32_t tunnel, outputs& out) {
+    const std::vector<uint64_t> ids = sas_of(peer, tunnel);
+    if (ids.size() < 2) {
+        return;  // any spoke: nothing to compare
+    }
+    auto has_pair = [&](uint64_t p1) {
+        for (uint64_t cid : children_of(peer_key(peer, tunnel))) {
+            const child_rec& c = children.at(cid);
+            if (c.p1 == p1 && c.installed) {
+                return true;
+            }
+        }
+        return false;
+    };
+    const p1_sa* ours = nullptr;
+    const p1_sa* theirs = nullptr;
+    for (uint64_t id : ids) {
+        const p1_sa& s = *sas.at(id);
+        if (s.state != p1_state::qm_idle || !has_pair(id)) {
+            continue;
+        }
+        if (s.initiator && !s.own_qm) {
+            ours = ours == nullptr || s.up_at > ours->up_at ? &s : ours;
+        } else if (!s.initiator) {
+            theirs = theirs == nullptr || s.up_at > theirs->up_at ? &s : theirs;
+        }
+    }
+    if (ours == nullptr || theirs == nullptr ||
+        !std::lexicographical_compare(low_nonce(*ours).begin(), low_nonce(*ours).end(),
+                                      low_nonce(*theirs).begin(), low_nonce(*theirs).end())) {
+        return;  // not both up yet, or the peer's is the one to go (the peer deletes it)
+    }
+    const uint64_t doomed = ours->id;
+    p1_sa& sa = *sas.at(doomed);
+    std::vector<uint64_t> pairs;
+    for (uint64_t cid : children_of(peer_key(peer, tunnel))) {
+        if (children.at(cid).p1 == doomed) {
+            pairs.push_back(cid);
+        }
+    }
+    for (uint64_t cid : pairs) {
+        send_informational(sa, esp_delete(children.at(cid).sa.inbound.spi), out);
+        remove_child(cid, "duplicate ISAKMP SA deleted", out);
+    }
+    send_informational(sa, isakmp_delete(sa), out);
+    ++cnt.duplicates_deleted;
+    forget(doomed, "duplicate ISAKMP SA deleted", true, out);
 }
 
 bool engine::impl::first_seen(const datagram& d, const message& m, p1_state waiting, outputs& out) {
@@ -316,7 +406,12 @@ bool engine::impl::first_seen(const datagram& d, const message& m, p1_state wait
     if (it == by_cky_i.end()) {
         return false;
     }
-    p1_sa& sa = *sas[it->second];
+    auto found = sas.find(it->second);
+    if (found == sas.end()) {
+        by_cky_i.erase(it);  // (not expected: forget() takes the entry with the SA)
+        return false;
+    }
+    p1_sa& sa = *found->second;
     if (sa.state == waiting && sa.last_request == d.payload) {
         ++cnt.duplicates_answered;
         send(sa, sa.last_response, out);

@@ -300,13 +300,14 @@ void engine::impl::quick_mode_rx(p1_sa& sa, const datagram& d, const message& m,
         gv = g_qm->view();
     }
     pair_keys(sa, c, gv, qm.ni_b, qm.nr_b);
-    // Make before break: a second pair with the peer replaces the current one; the initiator
-    // installs it only when QM2 arrives, so our outbound waits (control/ike/child_pairs.hpp).
+    // The initiator installs the pair only when QM2 arrives, so our outbound waits
+    // (control/ike/child_pairs.hpp; a first pair: the hub's registration to an NHS peer waits).
+    // Make before break: a second pair with the peer replaces the current one.
+    c.outbound_waits = true;
     for (uint64_t cid : children_of(peer_key(sa.peer, sa.tunnel))) {
         const child_rec& other = children.at(cid);
         if (other.sa.peer == sa.peer && other.sa.tunnel == sa.tunnel && other.installed) {
             c.replaces = cid;
-            c.outbound_waits = true;
         }
     }
     const uint32_t ours = pol->ike.child_lifetime_s;

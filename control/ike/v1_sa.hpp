@@ -189,6 +189,14 @@ struct engine::impl {
 
     // Timers (v1_engine.cpp).
     void touch(uint64_t id) { touched.push_back(id); }
+    // A request of `sa`'s was answered (its retransmission cleared, or re-armed for the next
+    // request): the wheel entry armed for that retransmission is superseded at once, so it is
+    // dropped when it comes due rather than running the SA's timers for nothing (DPD moved
+    // later by the peer's traffic is left to fire once: that happens per message).
+    void answered(p1_sa& sa) {
+        sa.timer_tick = 0;
+        touch(sa.id);
+    }
     void arm_touched();
     void run_timers(time_point now, outputs& out);
     // The earliest time sa_timers() / pair_timers() has something to do (nullopt: nothing).
@@ -268,6 +276,11 @@ struct engine::impl {
     child_rec new_pair(const p1_sa& sa, uint16_t encr, uint16_t encr_bits, uint16_t integ);
     void initial_contact(const p1_sa& sa, const std::vector<payload>& ps, outputs& out);
     void established(p1_sa& sa, time_point now, outputs& out);
+    // Two hubs that initiated to each other at once: of the ISAKMP SA we initiated and the one
+    // the peer did, once both are in use at both ends, the one with the lowest nonce goes,
+    // deleted (with its IPsec SA pairs) by the end that initiated it. Looked at when a pair of
+    // `peer` on `tunnel` is installed.
+    void drop_duplicate(uint32_t peer, uint32_t tunnel, outputs& out);
 
     void main_mode(const datagram& d, const message& m, time_point now, outputs& out);
     // Aggressive Mode with a pre-shared key (v1_aggressive_mode.cpp), when the profile allows.

@@ -356,6 +356,8 @@ public:
     // end of a back-off that ran while nothing could carry it (or a refresh due much later,
     // when the peer restarted and lost it).
     outputs nhs_reachable(uint32_t tunnel_id, uint32_t nbma, timestamp now);
+    // Whether `nbma` is one of `tunnel_id`'s NHS peers (a walk of the tunnels' nhs entries).
+    bool is_nhs(uint32_t tunnel_id, uint32_t nbma) const noexcept;
 
     // Queries for show commands and the publisher.
     std::optional<entry_view> lookup(uint32_t tunnel_id, uint32_t address) const;

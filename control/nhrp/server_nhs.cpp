@@ -136,6 +136,13 @@ outputs server::nhs_reachable(uint32_t tunnel_id, uint32_t nbma, timestamp now) 
     return out;
 }
 
+bool server::is_nhs(uint32_t tunnel_id, uint32_t nbma) const noexcept {
+    auto ti = find_tunnel(tunnel_id);
+    return ti && std::any_of(_nhs.begin(), _nhs.end(), [&](const nhs_client& n) {
+               return n.tunnel == *ti && n.nbma == nbma;
+           });
+}
+
 bool server::nhs_answering(const nhs_client& n, int64_t now_ms) const noexcept {
     // A request of ours unanswered for longer than the first retries: the peer is gone.
     constexpr int64_t grace_ms = 3000;

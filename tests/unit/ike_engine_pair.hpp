@@ -48,6 +48,7 @@ struct side {
     std::vector<remove_child> removes;
     std::vector<peer_up> ups;
     std::vector<peer_down> downs;
+    std::vector<initiation_failed> failed;
     bool auto_install = true;
     std::vector<datagram> sent;  // everything it sent, in order
 };
@@ -76,6 +77,8 @@ struct wire_pair {
                 s.ups.push_back(*u);
             } else if (auto* d = std::get_if<peer_down>(&r)) {
                 s.downs.push_back(*d);
+            } else if (auto* f = std::get_if<initiation_failed>(&r)) {
+                s.failed.push_back(*f);
             }
         }
         o = {};

@@ -325,9 +325,10 @@ TEST_CASE("CHILD_SA rekey: new keys installed before the old pair goes, no peer_
         CHECK(na.replaces == p.a.installs[0].id);
         CHECK(nb.replaces == p.b.installs[0].id);
         // The spoke asked: its new pair encrypts at once; the hub answered before the spoke
-        // had the new pair, so the hub's outbound waits (control/ike/child_pairs.hpp).
+        // had the new pair, so the hub's outbound waits (control/ike/child_pairs.hpp). So
+        // with the first pair (the hub answered IKE_AUTH; alone, it encrypts at once).
         CHECK_FALSE(p.a.installs[0].outbound_waits);
-        CHECK_FALSE(p.b.installs[0].outbound_waits);
+        CHECK(p.b.installs[0].outbound_waits);
         CHECK_FALSE(na.outbound_waits);
         CHECK(nb.outbound_waits);
         CHECK(key_bytes(na.outbound.cipher_key) != key_bytes(p.a.installs[0].outbound.cipher_key));
@@ -1078,6 +1079,61 @@ void initiate_both(wire_pair& p) {
 }
 
 }  // namespace
+
+TEST_CASE("Hub to hub: the peer keys us while our IKE_SA_INIT is unanswered: ours is abandoned") {
+    // Hub a behind a NAT: b's IKE_SA_INITs to a's public address are never answered (the NAT
+    // has no mapping for them), a's own initiation reaches b.
+    auto p = make_pair(settings(), settings());
+    p.drop = [](const datagram& d, bool from_a) {
+        const auto m = parse(d.payload);
+        return !from_a && m && m->hdr.exch == exchange::ike_sa_init && !m->hdr.is_response();
+    };
+    initiate_both(p);
+    // b answered a's IKE_AUTH: the peer is up there, and b's own initiation, still waiting for
+    // its IKE_SA_INIT answer, is gone (not retransmitted for a minute, not a failure).
+    CHECK(p.a.ups.size() == 1);
+    CHECK(p.b.ups.size() == 1);
+    CHECK(p.b.e->counters().initiations_abandoned == 1);
+    CHECK(p.a.e->counters().initiations_abandoned == 0);
+    CHECK(ike_sa_count(*p.a.e) == 1);
+    CHECK(ike_sa_count(*p.b.e) == 1);
+    CHECK(p.b.failed.empty());
+    CHECK(p.b.downs.empty());
+    CHECK(p.b.e->show("ikev2 stats", true).find("\"init_sent\": 0,") != std::string::npos);
+    CHECK(p.b.e->show("ikev2 stats", true).find("\"initiations_abandoned\": 1") !=
+          std::string::npos);
+    const size_t sent = p.b.sent.size();
+    for (int i = 0; i < 8; ++i) {  // past the 62 s it retransmitted for before
+        p.tick(seconds(10));
+    }
+    size_t inits = 0;
+    for (size_t i = sent; i < p.b.sent.size(); ++i) {
+        const auto m = parse(p.b.sent[i].payload);
+        inits += m && m->hdr.exch == exchange::ike_sa_init ? 1 : 0;
+    }
+    CHECK(inits == 0);
+    CHECK(p.b.e->counters().retransmits == 0);
+    CHECK(p.b.failed.empty());
+    CHECK(p.a.downs.empty());
+    CHECK(p.b.downs.empty());
+    CHECK(ike_sa_count(*p.b.e) == 1);
+    // Asking b to initiate again: the peer's SA is there, nothing starts.
+    outputs again;
+    p.b.e->initiate(0, spoke_addr, p.now, again);
+    CHECK(again.send.empty());
+}
+
+TEST_CASE("Hub to hub: an initiation past IKE_SA_INIT is not abandoned for the peer's SA") {
+    // Both IKE_SA_INITs answered: each end's initiation is in IKE_AUTH when the other's SA comes
+    // up, so nothing is abandoned and the duplicate rule (lowest nonce) keeps one SA.
+    auto p = make_pair(settings(), settings());
+    initiate_both(p);
+    CHECK(p.a.e->counters().initiations_abandoned == 0);
+    CHECK(p.b.e->counters().initiations_abandoned == 0);
+    CHECK(p.a.e->counters().duplicates_deleted + p.b.e->counters().duplicates_deleted == 1);
+    CHECK(p.a.failed.empty());
+    CHECK(p.b.failed.empty());
+}
 
 TEST_CASE("Hub to hub: both ends initiate at once, the redundant IKE SA goes, one pair stays") {
     // Random nonces: whichever end's SA had the lower nonce goes, so both cases come up.

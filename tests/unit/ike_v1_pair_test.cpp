@@ -176,6 +176,31 @@ void require_mirror(const child_sa& a, const child_sa& b) {
 
 }  // namespace
 
+namespace {
+
+// Both ends initiate at the same moment: their MM1s, the initiator end's first.
+std::vector<datagram> both_initiate(pair& p) {
+    outputs oi, orr;
+    p.i.e->initiate(0, hub, p.now, oi);
+    p.r.e->initiate(0, spoke, p.now, orr);
+    std::vector<datagram> both = p.i.take(oi, p.now);
+    for (auto& d : p.r.take(orr, p.now)) {
+        both.push_back(std::move(d));
+    }
+    return both;
+}
+
+size_t isakmp_count(const v1::engine& e) {
+    const std::string j = e.show("isakmp sa", true);
+    size_t n = 0;
+    for (size_t at = j.find("QM_IDLE"); at != std::string::npos; at = j.find("QM_IDLE", at + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+}  // namespace
+
 TEST_CASE("v1 initiator: Main Mode + Quick Mode with the responder, PFS groups", "[ike_v1_pair]") {
     auto si = settings("k3y");
     auto sr = settings("k3y");
@@ -526,35 +551,101 @@ TEST_CASE("v1 initiator: refusals and strangers", "[ike_v1_pair]") {
     CHECK(q.i.take(b, q.now).size() == 1);
 }
 
-TEST_CASE("v1: two hubs initiating to each other at once both keep working SAs", "[ike_v1_pair]") {
-    pair p(settings("k3y"), settings("k3y"));
-    outputs oi, orr;
-    p.i.e->initiate(0, hub, p.now, oi);
-    p.r.e->initiate(0, spoke, p.now, orr);
-    std::vector<datagram> both = p.i.take(oi, p.now);
-    for (auto& d : p.r.take(orr, p.now)) {
-        both.push_back(std::move(d));
-    }
-    p.deliver(std::move(both), true);
-    // Neither claimed INITIAL-CONTACT (each knew of the other's exchange), so neither end
-    // dropped an ISAKMP SA the other still holds: every pair installed has its mirror.
-    REQUIRE(!p.i.installs.empty());
-    REQUIRE(p.i.installs.size() == p.r.installs.size());
-    for (const child_sa& a : p.i.installs) {
-        bool mirrored = false;
-        for (const child_sa& b : p.r.installs) {
-            mirrored = mirrored || a.inbound.spi == b.outbound.spi;
+TEST_CASE("v1: two hubs initiating to each other at once: the redundant ISAKMP SA goes on both",
+          "[ike_v1_pair]") {
+    // Random nonces: whichever end's ISAKMP SA had the lower nonce goes, so both cases come up.
+    uint64_t i_deleted = 0, r_deleted = 0;
+    for (int run = 0; run < 12; ++run) {
+        pair p(settings("k3y"), settings("k3y"));
+        p.deliver(both_initiate(p), true);
+        // Neither claimed INITIAL-CONTACT (each knew of the other's exchange): both Main Modes
+        // and both Quick Modes completed (two peer_ups, two pairs each). Then the end that
+        // initiated the ISAKMP SA with the lower nonce deleted it and its pair (ESP DELETE,
+        // ISAKMP DELETE); the other end agreed, and neither lost the peer (the SA left is the
+        // heir, no peer_down).
+        CHECK(p.i.ups.size() == 2);
+        CHECK(p.r.ups.size() == 2);
+        REQUIRE(p.i.installs.size() == 2);
+        REQUIRE(p.r.installs.size() == 2);
+        const uint64_t di = p.i.e->counters().duplicates_deleted;
+        const uint64_t dr = p.r.e->counters().duplicates_deleted;
+        CHECK(di + dr == 1);
+        i_deleted += di;
+        r_deleted += dr;
+        CHECK(isakmp_count(*p.i.e) == 1);
+        CHECK(isakmp_count(*p.r.e) == 1);
+        // The same pair went on both ends; the survivors mirror each other.
+        REQUIRE(p.i.removes.size() == 1);
+        REQUIRE(p.r.removes.size() == 1);
+        auto kept = [](const side& s) { return s.installs[0].id == s.removes[0].id ? 1u : 0u; };
+        require_mirror(p.i.installs[kept(p.i)], p.r.installs[kept(p.r)]);
+        CHECK(p.i.installs[1 - kept(p.i)].inbound.spi == p.r.installs[1 - kept(p.r)].outbound.spi);
+        CHECK(p.i.downs.empty());
+        CHECK(p.r.downs.empty());
+        if (run == 0) {
+            // DPD over a minute finds both ends alive on the SA left; asking again is a no-op.
+            p.run(60);
+            CHECK(p.i.downs.empty());
+            CHECK(p.r.downs.empty());
+            CHECK(p.i.e->counters().dead_peers == 0);
+            CHECK(p.r.e->counters().dead_peers == 0);
+            CHECK(isakmp_count(*p.i.e) == 1);
+            CHECK(isakmp_count(*p.r.e) == 1);
+            outputs again;
+            p.i.e->initiate(0, hub, p.now, again);
+            CHECK(again.send.empty());
         }
-        CHECK(mirrored);
     }
+    // Each end was the one to delete at least once in 12 runs (a 2 in 4,096 chance otherwise).
+    CHECK(i_deleted + r_deleted == 12);
+    CHECK(i_deleted > 0);
+    CHECK(r_deleted > 0);
+}
+
+TEST_CASE("v1: the peer keys us while our MM1 is unanswered: ours is abandoned", "[ike_v1_pair]") {
+    // The initiator end stands behind a NAT: the responder end's own MM1 to it is lost, the
+    // initiator's Main Mode reaches it.
+    pair p(settings("k3y"), settings("k3y"));
+    p.drop_to_i = 1;  // the responder end's MM1 (delivered after the initiator's)
+    p.deliver(both_initiate(p), true);
+    CHECK(p.i.ups.size() == 1);
+    CHECK(p.r.ups.size() == 1);
+    CHECK(p.r.e->counters().initiations_abandoned == 1);
+    CHECK(p.i.e->counters().initiations_abandoned == 0);
+    CHECK(isakmp_count(*p.r.e) == 1);
+    CHECK(p.r.e->show("isakmp sa", true).find("NEGOTIATING") == std::string::npos);
+    // Not retransmitted for the next minute, and nothing went down.
+    p.run(70);
+    CHECK(p.r.e->counters().retransmits == 0);
+    CHECK(p.r.e->counters().phase1_failed == 0);
     CHECK(p.i.downs.empty());
     CHECK(p.r.downs.empty());
-    // DPD over a minute finds both ends alive.
-    p.run(60);
-    CHECK(p.i.downs.empty());
-    CHECK(p.r.downs.empty());
-    CHECK(p.i.e->counters().dead_peers == 0);
-    CHECK(p.r.e->counters().dead_peers == 0);
+    CHECK(isakmp_count(*p.r.e) == 1);
+    CHECK(p.r.e->index_errors().empty());
+
+    // The same without INITIAL-CONTACT: the responder end's MM1 reached the initiator end this
+    // time (which answered, and holds that half-open SA, so its own MM5 claims no initial
+    // contact), but the MM2 was lost. The peer's SA coming up abandons ours all the same.
+    pair q(settings("k3y"), settings("k3y"));
+    outputs o1, o2;
+    q.i.e->initiate(0, hub, q.now, o1);
+    q.r.e->initiate(0, spoke, q.now, o2);
+    std::vector<datagram> mm1_r = q.r.take(o2, q.now);
+    REQUIRE(mm1_r.size() == 1);
+    mm1_r[0].tunnel = 0;
+    outputs lost;
+    q.i.e->on_datagram(mm1_r[0], q.now, lost);
+    CHECK(q.i.take(lost, q.now).size() == 1);  // its MM2, never delivered
+    q.deliver(q.i.take(o1, q.now), true);
+    CHECK(q.r.ups.size() == 1);
+    CHECK(q.r.e->counters().initiations_abandoned == 1);
+    CHECK(isakmp_count(*q.r.e) == 1);
+    q.run(70);
+    CHECK(q.r.e->counters().retransmits == 0);
+    CHECK(q.r.downs.empty());
+    CHECK(q.i.downs.empty());
+    CHECK(q.r.e->index_errors().empty());
+    CHECK(q.i.e->index_errors().empty());
 }
 
 // ---- RSA signatures (RFC 2409 section 5.1): the test PKI of the IKEv2 tests ----
