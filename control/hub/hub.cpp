@@ -1008,13 +1008,13 @@ void hub::timers(timestamp now) {
     on_neighbors(out);
     _pub->reclaim();
     ike_soft_limits();
+    ike_usage(now);
     ike_rekey_pairs(now);
     ike_initiate_due(now);
     if (now < _next_second) {
         return;
     }
     _next_second = now + 1s;
-    ike_usage();
     neighbor_output announced;
     for (port_rt& p : _ports) {
         bool up = dp::port_link(p.opened.id).up;
@@ -1089,6 +1089,12 @@ void hub::apply_event(const nhrp::adjacency_event& e, timestamp now) {
     if (!fresh) {
         before = b;
     }
+    if (!before || before->nbma != e.nbma) {
+        if (before) {
+            index_binding(slot, e.overlay, before->nbma, false);
+        }
+        index_binding(slot, e.overlay, e.nbma, true);
+    }
     b.nbma = e.nbma;
     b.prefix_len = e.prefix_len;
     b.multicast = e.multicast;
@@ -1115,6 +1121,7 @@ void hub::remove_binding(uint16_t slot, uint32_t overlay, timestamp /*now*/) {
     rib::prefix_key pk{overlay, it->second.prefix_len};
     set_multicast_binding(slot, overlay, &it->second, nullptr);
     redistribute_binding(slot, overlay, it->second, false);
+    index_binding(slot, overlay, it->second.nbma, false);
     _bindings.erase(it);
     // A static route's next hop may stay: unbound, it resolves again (incomplete).
     _rib->unbind(slot, overlay);
@@ -1294,14 +1301,40 @@ void hub::republish_all(timestamp now) {
     }
 }
 
+void hub::index_binding(uint16_t slot, uint32_t overlay, uint32_t nbma, bool add) {
+    std::pair<uint16_t, uint32_t> key{slot, overlay};
+    auto& keys = _bindings_by_nbma[nbma];
+    auto at = std::lower_bound(keys.begin(), keys.end(), key);
+    if (add && (at == keys.end() || *at != key)) {
+        keys.insert(at, key);
+    } else if (!add && at != keys.end() && *at == key) {
+        keys.erase(at);
+    }
+    if (keys.empty()) {
+        _bindings_by_nbma.erase(nbma);
+    }
+}
+
 void hub::republish_peer(uint32_t nbma, timestamp now) {
-    _rib->resolve_where(
-        [nbma](const nh_key&, std::optional<uint32_t> bound) { return bound == nbma; });
-    std::vector<nh_key> keys;
-    for (const auto& [k, p] : _nbma_paths) {
-        if (k.addr == nbma) {
-            keys.push_back(k);
+    // The next hops bound to `nbma` (the rib binds exactly _bindings), in the order a walk of
+    // the rib's next hops would take them; then the NBMA paths to it, one lookup per tunnel
+    // slot that has any. Neither walks what other peers hold.
+    if (auto b = _bindings_by_nbma.find(nbma); b != _bindings_by_nbma.end()) {
+        std::vector<std::pair<uint16_t, uint32_t>> keys = b->second;
+        for (const auto& [slot, overlay] : keys) {
+            _rib->resolve(nh_key{slot, overlay});  // nothing when no route uses it
         }
+    }
+    std::vector<nh_key> keys;
+    for (auto it = _nbma_paths.begin(); it != _nbma_paths.end();) {
+        const uint16_t egress = it->first.egress;
+        if (_nbma_paths.contains(nh_key{egress, nbma})) {
+            keys.push_back(nh_key{egress, nbma});
+        }
+        if (egress == UINT16_MAX) {
+            break;
+        }
+        it = _nbma_paths.lower_bound(nh_key{static_cast<uint16_t>(egress + 1), 0});
     }
     for (const nh_key& k : keys) {
         publish_nbma_path(k, now);
