@@ -1352,6 +1352,19 @@ void hub::on_neighbors(neighbor_output& out) {
         return;
     }
     timestamp now = now_ts();
+    // A neighbour that is no port's gateway is the underlay hop of its own address only: its
+    // next hops and NBMA paths are looked up (each spoke's ARP answer in a cold start walked
+    // every spoke's next hop and path: O(spokes^2) over the storm). A gateway stands for every
+    // NBMA beyond it: the walk.
+    bool gateway = std::any_of(changed.begin(), changed.end(), [&](const neighbor_key& n) {
+        return std::any_of(_ports.begin(), _ports.end(), [&](const port_rt& p) {
+            return p.opened.id == n.port && p.cfg.gateway && p.cfg.gateway->value == n.ip;
+        });
+    });
+    if (!gateway) {
+        neighbors_changed(changed, now);
+        return;
+    }
     // Next hops whose neighbour changed: a LAN one itself, a tunnel one its NBMA's underlay hop.
     _rib->resolve_where([&](const nh_key& k, std::optional<uint32_t> nbma) {
         for (const neighbor_key& n : changed) {
@@ -1385,6 +1398,50 @@ void hub::on_neighbors(neighbor_output& out) {
                 }
             }
         }
+    }
+    for (const nh_key& k : paths) {
+        publish_nbma_path(k, now);
+    }
+}
+
+void hub::neighbors_changed(const std::vector<neighbor_key>& changed, timestamp now) {
+    // Whether tunnel slot `slot` leaves through the port of neighbour `n`, whose address is
+    // the underlay hop to itself there.
+    auto through = [&](uint16_t slot, const neighbor_key& n) {
+        const config::tunnel* t = tunnel_of(slot);
+        return t != nullptr && std::any_of(_ports.begin(), _ports.end(), [&](const port_rt& p) {
+                   return p.name == t->port && p.opened.id == n.port &&
+                          l2_hop(p.opened.id, n.ip) == n.ip;
+               });
+    };
+    std::vector<nh_key> hops, paths;
+    for (const neighbor_key& n : changed) {
+        hops.push_back(nh_key{static_cast<uint16_t>(n.port | dp::glean_lan_port_bit), n.ip});
+        if (auto b = _bindings_by_nbma.find(n.ip); b != _bindings_by_nbma.end()) {
+            for (const auto& [slot, overlay] : b->second) {
+                if (through(slot, n)) {
+                    hops.push_back(nh_key{slot, overlay});
+                }
+            }
+        }
+        for (auto it = _nbma_paths.begin(); it != _nbma_paths.end();) {
+            const uint16_t egress = it->first.egress;
+            if (_nbma_paths.contains(nh_key{egress, n.ip}) && through(egress, n)) {
+                paths.push_back(nh_key{egress, n.ip});
+            }
+            if (egress == UINT16_MAX) {
+                break;
+            }
+            it = _nbma_paths.lower_bound(nh_key{static_cast<uint16_t>(egress + 1), 0});
+        }
+    }
+    // Each once, in the order a walk of the rib's next hops (and of the paths) takes them.
+    for (auto* v : {&hops, &paths}) {
+        std::sort(v->begin(), v->end());
+        v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    for (const nh_key& k : hops) {
+        _rib->resolve(k);  // nothing when no route uses it
     }
     for (const nh_key& k : paths) {
         publish_nbma_path(k, now);

@@ -415,6 +415,9 @@ private:
     // spoke: each CHILD_SA install was O(spokes), a cold start O(spokes^2)).
     std::unordered_map<uint32_t, std::vector<std::pair<uint16_t, uint32_t>>> _bindings_by_nbma;
     void index_binding(uint16_t slot, uint32_t overlay, uint32_t nbma, bool add);
+    // on_neighbors for neighbours that are no port's gateway: the next hops and NBMA paths
+    // whose underlay hop they are, found by address (LAN next hops, _bindings_by_nbma).
+    void neighbors_changed(const std::vector<neighbor_key>& changed, timestamp now);
     // Routes and their next hops; it alone writes the FIB (through _rib_port).
     rib_glue _rib_port{*this};
     std::unique_ptr<rib::rib> _rib;
