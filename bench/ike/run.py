@@ -210,7 +210,8 @@ def perf_top(data, lines=15):
 def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=None):
     """Runs the emulator against a fresh hub; returns (emulator report, IKE thread CPU s,
     {'loop': ...} from show stats at the end of keying when `watch`). With `profile` (a path),
-    perf samples the IKE thread meanwhile and its hottest symbols are printed."""
+    perf samples the IKE thread meanwhile (and the control lcore, into `profile`.control) and
+    their hottest symbols are printed."""
     h = e2e.hub(d, n, profiles=hub_profile(auth, certdir, case), hub_extra=HUB_EXTRA)
     try:
         tid = thread_named(h.proc.pid, "dmvpn-ike")
@@ -220,13 +221,13 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=Non
 
         def poll():
             # The control loop's pass times once every spoke's CHILD_SA is in (the storm over,
-            # the registrations not started), read every 5 s: `show stats` lists every SA, an
-            # O(SAs) rendering on the control lcore that would otherwise weigh on the NHRP
-            # figures it is there to explain (10,000 pairs: megabytes of JSON). A reply cut
-            # short (dmvpnctl's 10 s) is skipped.
+            # the registrations not started), read every 5 s with `show stats summary`: plain
+            # `show stats` lists every SA, an O(SAs) rendering on the control lcore that would
+            # weigh on the NHRP figures it is there to explain (10,000 pairs: megabytes of
+            # JSON). A reply cut short (dmvpnctl's 10 s) is skipped.
             while not stop.wait(5.0):
                 try:
-                    st = h.json("show", "stats")
+                    st = h.json("show", "stats", "summary")
                 except (SystemExit, ValueError):
                     continue
                 if st["control"]["ike_child_installs"] >= n:
@@ -234,10 +235,13 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=Non
                     return
 
         watcher = threading.Thread(target=poll) if watch else None
-        perf = None
+        perfs = []
         if profile:
-            perf = subprocess.Popen(["perf", "record", "-q", "-g", "-t", str(tid), "-o", profile],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # The IKE thread, and the control lcore (the main thread) into PROFILE.control.
+            for t, out in ((tid, profile), (h.proc.pid, profile + ".control")):
+                perfs.append(subprocess.Popen(["perf", "record", "-q", "-g", "-t", str(t), "-o",
+                                               out], stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
         t0 = cpu_ns(h.proc.pid, tid)
         c0 = cpu_ns(h.proc.pid, h.proc.pid)  # the main thread: the control lcore
         if watcher:
@@ -247,17 +251,20 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=Non
                              timeout=wait + 120)
         cpu = (cpu_ns(h.proc.pid, tid) - t0) / 1e9
         control_cpu = (cpu_ns(h.proc.pid, h.proc.pid) - c0) / 1e9
-        if perf:
+        for perf in perfs:
             perf.send_signal(signal.SIGINT)
             perf.wait(timeout=60)
+        if perfs:
             log("perf, the IKE thread (self time):\n  " + "\n  ".join(perf_top(profile)))
+            log("perf, the control lcore (self time):\n  " +
+                "\n  ".join(perf_top(profile + ".control")))
         stop.set()
         if watcher:
             watcher.join()
         end = {}
         for _ in range(3):
             try:
-                end = h.json("show", "stats")
+                end = h.json("show", "stats", "summary")
                 break
             except (SystemExit, ValueError) as e:
                 log("show stats at the end: %s" % str(e)[:200])

@@ -39,7 +39,7 @@ constexpr std::string_view help_text =
     "  show nhrp [detail|brief|summary|traffic|nhs [detail]]\n"
     "  show dmvpn\n"
     "  show interfaces\n"
-    "  show stats\n"
+    "  show stats [summary]  (summary: without the per-SA list)\n"
     "  show arp\n"
     "  show ip route [ADDRESS|PREFIX/LEN]\n"
     "  clear nhrp [ADDRESS]\n"
@@ -118,7 +118,10 @@ control::mgmt_reply hub::command(std::string_view line) {
             return {true, show_interfaces(json)};
         }
         if (what == "stats") {
-            return {true, show_stats(json)};
+            if (!arg.empty() && arg != "summary") {
+                return fail("show stats: expected summary, got " + arg);
+            }
+            return {true, show_stats(json, arg == "summary")};
         }
         if (what == "arp") {
             return {true, show_arp(json)};
@@ -522,7 +525,7 @@ std::string hub::show_interfaces(bool json) const {
     return text;
 }
 
-std::string hub::show_stats(bool json) const {
+std::string hub::show_stats(bool json, bool summary) const {
     dp::worker_counters total = _stats->total();
     // Per worker.
     std::string workers_json;
@@ -623,8 +626,10 @@ std::string hub::show_stats(bool json) const {
         .num("p999_us", _loop_time.quantile_ns(0.999) / 1000);
     // Per SA.
     std::string sas_json;
-    text += "SAs\n";
-    for (const auto& [key, ps] : _sas) {
+    text +=
+        summary ? fmt::format("SAs: {} pairs (listed without `summary`)\n", _sas.size()) : "SAs\n";
+    static const decltype(_sas) none;
+    for (const auto& [key, ps] : summary ? none : _sas) {
         for (const crypto::sa* s : {ps->in.get(), ps->out.get()}) {
             bool in = s->direction() == crypto::sa_direction::inbound;
             if (json) {
@@ -737,15 +742,19 @@ std::string hub::show_stats(bool json) const {
         }
     }
     if (json) {
-        return json_members()
-                   .raw("workers", "[" + workers_json + "]")
-                   .raw("ports", "[" + ports_json + "]")
-                   .raw("drops", drops.done())
-                   .raw("punts", punts.done())
-                   .raw("punt_policing", policing.done())
-                   .raw("control_loop", loop.done())
-                   .raw("sas", "[" + sas_json + "]")
-                   .raw("control", ctl.done())
+        json_members all;
+        all.raw("workers", "[" + workers_json + "]")
+            .raw("ports", "[" + ports_json + "]")
+            .raw("drops", drops.done())
+            .raw("punts", punts.done())
+            .raw("punt_policing", policing.done())
+            .raw("control_loop", loop.done());
+        if (summary) {
+            all.num("sa_pairs", _sas.size());
+        } else {
+            all.raw("sas", "[" + sas_json + "]");
+        }
+        return all.raw("control", ctl.done())
                    .raw("routing", routing_stats(true))
                    .raw("exception", "[" + exc_json + "]")
                    .done() +

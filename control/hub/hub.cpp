@@ -1017,6 +1017,7 @@ void hub::timers(timestamp now) {
     on_neighbors(out);
     _pub->reclaim();
     ike_soft_limits();
+    ike_usage(now);
     ike_rekey_pairs(now);
     ike_nhs_after_peer(now);
     ike_initiate_due(now);
@@ -1024,7 +1025,6 @@ void hub::timers(timestamp now) {
         return;
     }
     _next_second = now + 1s;
-    ike_usage();
     neighbor_output announced;
     for (port_rt& p : _ports) {
         bool up = dp::port_link(p.opened.id).up;
@@ -1099,6 +1099,12 @@ void hub::apply_event(const nhrp::adjacency_event& e, timestamp now) {
     if (!fresh) {
         before = b;
     }
+    if (!before || before->nbma != e.nbma) {
+        if (before) {
+            index_binding(slot, e.overlay, before->nbma, false);
+        }
+        index_binding(slot, e.overlay, e.nbma, true);
+    }
     b.nbma = e.nbma;
     b.prefix_len = e.prefix_len;
     b.multicast = e.multicast;
@@ -1125,6 +1131,7 @@ void hub::remove_binding(uint16_t slot, uint32_t overlay, timestamp /*now*/) {
     rib::prefix_key pk{overlay, it->second.prefix_len};
     set_multicast_binding(slot, overlay, &it->second, nullptr);
     redistribute_binding(slot, overlay, it->second, false);
+    index_binding(slot, overlay, it->second.nbma, false);
     _bindings.erase(it);
     // A static route's next hop may stay: unbound, it resolves again (incomplete).
     _rib->unbind(slot, overlay);
@@ -1304,14 +1311,40 @@ void hub::republish_all(timestamp now) {
     }
 }
 
+void hub::index_binding(uint16_t slot, uint32_t overlay, uint32_t nbma, bool add) {
+    std::pair<uint16_t, uint32_t> key{slot, overlay};
+    auto& keys = _bindings_by_nbma[nbma];
+    auto at = std::lower_bound(keys.begin(), keys.end(), key);
+    if (add && (at == keys.end() || *at != key)) {
+        keys.insert(at, key);
+    } else if (!add && at != keys.end() && *at == key) {
+        keys.erase(at);
+    }
+    if (keys.empty()) {
+        _bindings_by_nbma.erase(nbma);
+    }
+}
+
 void hub::republish_peer(uint32_t nbma, timestamp now) {
-    _rib->resolve_where(
-        [nbma](const nh_key&, std::optional<uint32_t> bound) { return bound == nbma; });
-    std::vector<nh_key> keys;
-    for (const auto& [k, p] : _nbma_paths) {
-        if (k.addr == nbma) {
-            keys.push_back(k);
+    // The next hops bound to `nbma` (the rib binds exactly _bindings), in the order a walk of
+    // the rib's next hops would take them; then the NBMA paths to it, one lookup per tunnel
+    // slot that has any. Neither walks what other peers hold.
+    if (auto b = _bindings_by_nbma.find(nbma); b != _bindings_by_nbma.end()) {
+        std::vector<std::pair<uint16_t, uint32_t>> keys = b->second;
+        for (const auto& [slot, overlay] : keys) {
+            _rib->resolve(nh_key{slot, overlay});  // nothing when no route uses it
         }
+    }
+    std::vector<nh_key> keys;
+    for (auto it = _nbma_paths.begin(); it != _nbma_paths.end();) {
+        const uint16_t egress = it->first.egress;
+        if (_nbma_paths.contains(nh_key{egress, nbma})) {
+            keys.push_back(nh_key{egress, nbma});
+        }
+        if (egress == UINT16_MAX) {
+            break;
+        }
+        it = _nbma_paths.lower_bound(nh_key{static_cast<uint16_t>(egress + 1), 0});
     }
     for (const nh_key& k : keys) {
         publish_nbma_path(k, now);
@@ -1329,6 +1362,19 @@ void hub::on_neighbors(neighbor_output& out) {
         return;
     }
     timestamp now = now_ts();
+    // A neighbour that is no port's gateway is the underlay hop of its own address only: its
+    // next hops and NBMA paths are looked up (each spoke's ARP answer in a cold start walked
+    // every spoke's next hop and path: O(spokes^2) over the storm). A gateway stands for every
+    // NBMA beyond it: the walk.
+    bool gateway = std::any_of(changed.begin(), changed.end(), [&](const neighbor_key& n) {
+        return std::any_of(_ports.begin(), _ports.end(), [&](const port_rt& p) {
+            return p.opened.id == n.port && p.cfg.gateway && p.cfg.gateway->value == n.ip;
+        });
+    });
+    if (!gateway) {
+        neighbors_changed(changed, now);
+        return;
+    }
     // Next hops whose neighbour changed: a LAN one itself, a tunnel one its NBMA's underlay hop.
     _rib->resolve_where([&](const nh_key& k, std::optional<uint32_t> nbma) {
         for (const neighbor_key& n : changed) {
@@ -1362,6 +1408,50 @@ void hub::on_neighbors(neighbor_output& out) {
                 }
             }
         }
+    }
+    for (const nh_key& k : paths) {
+        publish_nbma_path(k, now);
+    }
+}
+
+void hub::neighbors_changed(const std::vector<neighbor_key>& changed, timestamp now) {
+    // Whether tunnel slot `slot` leaves through the port of neighbour `n`, whose address is
+    // the underlay hop to itself there.
+    auto through = [&](uint16_t slot, const neighbor_key& n) {
+        const config::tunnel* t = tunnel_of(slot);
+        return t != nullptr && std::any_of(_ports.begin(), _ports.end(), [&](const port_rt& p) {
+                   return p.name == t->port && p.opened.id == n.port &&
+                          l2_hop(p.opened.id, n.ip) == n.ip;
+               });
+    };
+    std::vector<nh_key> hops, paths;
+    for (const neighbor_key& n : changed) {
+        hops.push_back(nh_key{static_cast<uint16_t>(n.port | dp::glean_lan_port_bit), n.ip});
+        if (auto b = _bindings_by_nbma.find(n.ip); b != _bindings_by_nbma.end()) {
+            for (const auto& [slot, overlay] : b->second) {
+                if (through(slot, n)) {
+                    hops.push_back(nh_key{slot, overlay});
+                }
+            }
+        }
+        for (auto it = _nbma_paths.begin(); it != _nbma_paths.end();) {
+            const uint16_t egress = it->first.egress;
+            if (_nbma_paths.contains(nh_key{egress, n.ip}) && through(egress, n)) {
+                paths.push_back(nh_key{egress, n.ip});
+            }
+            if (egress == UINT16_MAX) {
+                break;
+            }
+            it = _nbma_paths.lower_bound(nh_key{static_cast<uint16_t>(egress + 1), 0});
+        }
+    }
+    // Each once, in the order a walk of the rib's next hops (and of the paths) takes them.
+    for (auto* v : {&hops, &paths}) {
+        std::sort(v->begin(), v->end());
+        v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    for (const nh_key& k : hops) {
+        _rib->resolve(k);  // nothing when no route uses it
     }
     for (const nh_key& k : paths) {
         publish_nbma_path(k, now);

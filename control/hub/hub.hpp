@@ -266,10 +266,13 @@ private:
     void ike_nhs_after_peer(timestamp now);
     void remove_peer_sas(uint32_t tunnel, uint32_t peer, timestamp now);
     void ike_post_owed();
-    // Every second: every negotiated pair's counters to the engine (lifetimes, DPD).
-    void ike_usage();
+    // Every tick: the next slice of the negotiated pairs' counters to the engine (lifetimes,
+    // DPD), sized so that each pair is reported once a second (a hundredth of them a tick):
+    // no pass holds an O(SAs) report (at 10,000 pairs it took milliseconds).
+    void ike_usage(timestamp now);
     // Every tick: pairs a worker just marked past their soft limit, to the engine at once (a
-    // 1 s report would leave too little of a small limit for the rekey).
+    // 1 s report would leave too little of a small limit for the rekey). Only while a profile
+    // with `ike` sets byte or packet lifetimes: without, no SA can pass a soft limit.
     void ike_soft_limits();
     // Every tick: hub to hub, initiations due to `nhs` peers and static maps (ike_peers.hpp).
     void ike_initiate_due(timestamp now);
@@ -361,7 +364,9 @@ private:
 
     // management
     std::string show_interfaces(bool json) const;
-    std::string show_stats(bool json) const;
+    // `summary`: without the per-SA list (O(SAs): megabytes of JSON at 10,000 pairs), cheap
+    // enough to poll during a storm.
+    std::string show_stats(bool json, bool summary = false) const;
     std::string show_arp(bool json) const;
     void refresh_telemetry(timestamp now);
 
@@ -425,6 +430,14 @@ private:
     std::optional<nhrp::server> _server;
     neighbor_table _neighbors;
     std::map<nh_key, nbma_path> _nbma_paths;  // key: tunnel slot, peer NBMA
+    // _bindings' keys (tunnel slot, overlay) by NBMA address, in _bindings' order:
+    // republish_peer() resolves a peer's next hops without a walk over every next hop (one per
+    // spoke: each CHILD_SA install was O(spokes), a cold start O(spokes^2)).
+    std::unordered_map<uint32_t, std::vector<std::pair<uint16_t, uint32_t>>> _bindings_by_nbma;
+    void index_binding(uint16_t slot, uint32_t overlay, uint32_t nbma, bool add);
+    // on_neighbors for neighbours that are no port's gateway: the next hops and NBMA paths
+    // whose underlay hop they are, found by address (LAN next hops, _bindings_by_nbma).
+    void neighbors_changed(const std::vector<neighbor_key>& changed, timestamp now);
     // Routes and their next hops; it alone writes the FIB (through _rib_port).
     rib_glue _rib_port{*this};
     std::unique_ptr<rib::rib> _rib;
@@ -459,6 +472,12 @@ private:
     timestamp _started{};
     timestamp _next_tick{};
     timestamp _next_second{};
+    // ike_usage's walk: where the next slice starts (in _sas, then _standby, then round
+    // again), when the last one went, and the pairs owed a report (fractions carried over).
+    std::optional<sa_key> _usage_sas_next;
+    std::optional<uint64_t> _usage_standby_next;
+    timestamp _usage_last{};
+    double _usage_credit = 0;
     bool _log_level_from_cli = false;
     bool _debug_nhrp = false;  // `dmvpnctl debug nhrp`: every NHRP packet in and out, logged
 };

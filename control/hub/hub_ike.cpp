@@ -392,7 +392,15 @@ void hub::ike_nhs_after_peer(timestamp now) {
 }
 
 void hub::ike_soft_limits() {
-    if (!_ike) {
+    // Without byte or packet lifetimes no worker marks an IKE pair soft-expired: no walk (it
+    // visits every pair, 100 times a second). A pair keeps the limits it was installed with,
+    // so a reload that drops them leaves such pairs to the once-a-second report.
+    bool limits =
+        std::any_of(_topo.ipsec_profiles.begin(), _topo.ipsec_profiles.end(), [](const auto& p) {
+            return p.ike &&
+                   (p.ike->child_lifetime_bytes != 0 || p.ike->child_lifetime_packets != 0);
+        });
+    if (!_ike || !limits) {
         return;
     }
     ike::usage_report r;
@@ -413,25 +421,60 @@ void hub::ike_soft_limits() {
     }
 }
 
-void hub::ike_usage() {
+void hub::ike_usage(timestamp now) {
     if (!_ike) {
         return;
     }
+    // Pairs owed a report since the last slice: all of them once a second, however the ticks
+    // fall (a late tick reports more), never more than all of them at once.
+    const double total = double(_sas.size() + _standby.size());
+    const double elapsed = _usage_last == timestamp{}
+                               ? 0.01
+                               : std::chrono::duration<double>(now - _usage_last).count();
+    _usage_last = now;
+    _usage_credit = std::min(_usage_credit + total * std::max(elapsed, 0.0), total);
+    auto budget = static_cast<size_t>(_usage_credit);
+    _usage_credit -= double(budget);
     ike::usage_report r;
     auto add = [&r](const peer_sa& ps) {
         r.children.push_back(ike::child_usage{ps.id, ps.in->bytes(), ps.in->packets(),
                                               ps.out->bytes(), ps.out->packets()});
     };
-    for (const auto& [key, ps] : _sas) {
-        if (ps->id != 0) {
-            add(*ps);
+    // The walk resumes where the last slice stopped: _sas from _usage_sas_next, then _standby
+    // from _usage_standby_next (set once _sas is done), then _sas from its start again.
+    size_t visited = 0;
+    while (visited < budget) {
+        if (!_usage_standby_next) {
+            auto it = _usage_sas_next ? _sas.lower_bound(*_usage_sas_next) : _sas.begin();
+            for (; it != _sas.end() && visited < budget; ++it, ++visited) {
+                if (it->second->id != 0) {
+                    add(*it->second);
+                }
+            }
+            if (it == _sas.end()) {
+                _usage_sas_next.reset();
+                _usage_standby_next = 0;
+            } else {
+                _usage_sas_next = it->first;
+            }
+            continue;
+        }
+        auto it = _standby.lower_bound(*_usage_standby_next);
+        for (; it != _standby.end() && visited < budget; ++it, ++visited) {
+            add(*it->second);
+        }
+        if (it == _standby.end()) {
+            _usage_standby_next.reset();  // round again from the start of _sas
+            if (_sas.empty() && _standby.empty()) {
+                break;
+            }
+        } else {
+            _usage_standby_next = it->first;
         }
     }
-    for (const auto& [id, ps] : _standby) {
-        add(*ps);
-    }
     if (!r.children.empty()) {
-        (void)_ike->post(std::move(r));  // a full queue drops it (counted); next second's follows
+        (void)_ike->post(
+            std::move(r));  // a full queue drops it (counted); the next round's follows
     }
 }
 

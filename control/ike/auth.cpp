@@ -299,9 +299,10 @@ void engine::impl::responder_auth(ike_sa& sa, const std::vector<payload>& in, ti
     // INITIAL_CONTACT: the peer restarted; what we held for it is stale.
     if (find_notify(in, notify_type::initial_contact) != nullptr) {
         std::vector<uint64_t> stale;
-        for (const auto& [id, other] : sas) {
-            if (id != sa.id && other->up && other->peer == sa.peer && other->tunnel == sa.tunnel &&
-                other->peer_identity == sa.peer_identity) {
+        for (uint64_t id : peer_sas(sa.tunnel, sa.peer)) {
+            auto other = sas.find(id);
+            if (id != sa.id && other != sas.end() && other->second->up &&
+                other->second->peer_identity == sa.peer_identity) {
                 stale.push_back(id);
             }
         }
@@ -390,9 +391,8 @@ void engine::impl::send_auth(ike_sa& sa, time_point now, outputs& out) {
     // INITIAL_CONTACT asserts this is the only IKE SA with the peer (section 3.16): not when the
     // peer is keying us at the same time (two hubs initiating to each other), whose SA the
     // peer's answer to it would otherwise tear down.
-    bool alone = std::none_of(sas.begin(), sas.end(), [&](const auto& o) {
-        return o.first != sa.id && o.second->peer == sa.peer && o.second->tunnel == sa.tunnel;
-    });
+    std::span<const uint64_t> peers = peer_sas(sa.tunnel, sa.peer);
+    bool alone = std::none_of(peers.begin(), peers.end(), [&](uint64_t id) { return id != sa.id; });
     if (alone) {
         inner.emplace_back(notify(notify_type::initial_contact));
     }

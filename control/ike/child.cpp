@@ -600,10 +600,14 @@ uint64_t engine::impl::retire(ike_sa& sa, time_point now) {
     z->rekey_at = z->expire_at;
     z->retired = true;
     by_spi[sa.initiator ? sa.spi_i : sa.spi_r] = z->id;
-    for (auto& [k, v] : by_init) {
-        if (v == sa.id) {
-            v = z->id;
+    // The IKE_SA_INIT retransmission entry goes with the retired twin (it keeps the original
+    // exchange's SPIs).
+    if (sa.init_key) {
+        if (auto it = by_init.find(*sa.init_key); it != by_init.end() && it->second == sa.id) {
+            it->second = z->id;
+            z->init_key = sa.init_key;
         }
+        sa.init_key.reset();
     }
     drop_fragments(sa);  // held under the old keys: never completed under the new ones
     sa.out.reset();
@@ -614,7 +618,7 @@ uint64_t engine::impl::retire(ike_sa& sa, time_point now) {
     sa.next_mid = 0;
     sa.recv_mid = 0;
     uint64_t id = z->id;
-    ++by_peer[peer_key(z->tunnel, z->peer)];
+    by_peer[peer_key(z->tunnel, z->peer)].push_back(z->id);
     touch(*z);
     sas.emplace(id, std::move(z));
     return id;

@@ -147,7 +147,7 @@ ike_sa& engine::impl::new_sa(bool initiator, uint32_t tunnel, uint32_t peer,
     sa->initiator = initiator;
     sa->tunnel = tunnel;
     sa->peer = peer;
-    ++by_peer[peer_key(tunnel, peer)];
+    by_peer[peer_key(tunnel, peer)].push_back(sa->id);
     sa->profile = profile;
     sa->created = now;
     sa->last_inbound = now;
@@ -196,9 +196,10 @@ void engine::impl::destroy(ike_sa& sa, std::string_view why, outputs& out) {
     if (sa.up) {
         // The peer is gone only with its last IKE SA: two hubs that initiated to each other at
         // once hold two, and one of them ending leaves the peer (and its NHRP state) up.
-        bool another = std::any_of(sas.begin(), sas.end(), [&](const auto& o) {
-            return o.first != sa.id && o.second->up && o.second->peer == sa.peer &&
-                   o.second->tunnel == sa.tunnel;
+        std::span<const uint64_t> peers = peer_sas(sa.tunnel, sa.peer);
+        bool another = std::any_of(peers.begin(), peers.end(), [&](uint64_t id) {
+            auto o = sas.find(id);
+            return id != sa.id && o != sas.end() && o->second->up;
         });
         if (!another) {
             out.requests.emplace_back(peer_down{sa.id, sa.tunnel, sa.peer, std::string(why)});
@@ -214,13 +215,18 @@ void engine::impl::destroy(ike_sa& sa, std::string_view why, outputs& out) {
     if (!sa.initiator) {
         by_init.erase({sa.peer, sa.peer_port, sa.spi_i});
     }
-    // The peer's port may have moved to 4500 since IKE_SA_INIT: find the index entry by id.
-    for (auto it = by_init.begin(); it != by_init.end();) {
-        it = it->second == sa.id ? by_init.erase(it) : std::next(it);
+    // The peer's port may have moved to 4500 since IKE_SA_INIT: the entry as it was made (or
+    // handed over by retire()).
+    if (sa.init_key) {
+        if (auto it = by_init.find(*sa.init_key); it != by_init.end() && it->second == sa.id) {
+            by_init.erase(it);
+        }
     }
-    if (auto n = by_peer.find(peer_key(sa.tunnel, sa.peer));
-        n != by_peer.end() && --n->second == 0) {
-        by_peer.erase(n);
+    if (auto n = by_peer.find(peer_key(sa.tunnel, sa.peer)); n != by_peer.end()) {
+        std::erase(n->second, sa.id);
+        if (n->second.empty()) {
+            by_peer.erase(n);
+        }
     }
     sas.erase(sa.id);
 }
@@ -868,12 +874,16 @@ void engine::impl::drop_duplicate(ike_sa& sa, time_point now, outputs& out) {
         return;
     }
     std::vector<ike_sa*> doomed;
-    for (auto& [id, o] : sas) {
-        if (id == sa.id || o->peer != sa.peer || o->tunnel != sa.tunnel ||
-            o->initiator == sa.initiator || !live(*o)) {
+    for (uint64_t id : peer_sas(sa.tunnel, sa.peer)) {
+        auto it = sas.find(id);
+        if (id == sa.id || it == sas.end()) {
             continue;
         }
-        ike_sa* low = nonce_less(low_nonce(*o), low_nonce(sa)) ? o.get() : &sa;
+        ike_sa* o = it->second.get();
+        if (o->initiator == sa.initiator || !live(*o)) {
+            continue;
+        }
+        ike_sa* low = nonce_less(low_nonce(*o), low_nonce(sa)) ? o : &sa;
         if (low->initiator) {
             doomed.push_back(low);
         }
@@ -895,14 +905,11 @@ void engine::impl::drop_duplicate(ike_sa& sa, time_point now, outputs& out) {
 // IKE_SA_INIT goes on: the peer holds it too, and drop_duplicate settles the two once both
 // are up.
 void engine::impl::abandon_initiations(const ike_sa& sa, outputs& out) {
-    auto n = by_peer.find(peer_key(sa.tunnel, sa.peer));
-    if (n == by_peer.end() || n->second < 2) {
-        return;  // the peer's only SA (any spoke): no walk
-    }
     std::vector<uint64_t> pending;
-    for (const auto& [id, o] : sas) {
-        if (id != sa.id && o->initiator && o->state == sa_state::init_sent && o->peer == sa.peer &&
-            o->tunnel == sa.tunnel) {
+    for (uint64_t id : peer_sas(sa.tunnel, sa.peer)) {  // the peer's SAs only, no walk
+        auto it = sas.find(id);  // read only: not find_sa(), which marks the SA to re-arm
+        const ike_sa* o = it == sas.end() ? nullptr : it->second.get();
+        if (id != sa.id && o != nullptr && o->initiator && o->state == sa_state::init_sent) {
             pending.push_back(id);
         }
     }

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -134,7 +135,10 @@ struct ike_sa {
     bytes ni, nr;
     std::unique_ptr<crypto::key_exchange> dh;
     bytes init_request, init_response;  // as sent/received, for AUTH (section 2.15)
-    bytes cookie;                       // initiator: the COOKIE the responder asked for
+    // Responder: its key in engine::impl::by_init (the peer's address and port, SPIi, as the
+    // IKE_SA_INIT came), so destroy() and retire() find the entry without a walk.
+    std::optional<std::tuple<uint32_t, uint16_t, uint64_t>> init_key;
+    bytes cookie;  // initiator: the COOKIE the responder asked for
     uint32_t init_restarts = 0;
 
     bool nat_local = false, nat_peer = false;
@@ -239,11 +243,18 @@ struct engine::impl {
     std::map<std::tuple<uint32_t, uint16_t, uint64_t>, uint64_t> by_init;
     std::map<uint64_t, detail::child> children;
     std::unordered_map<uint32_t, uint64_t> by_child_spi;  // our inbound ESP SPI -> child id
-    // How many of `sas` each (tunnel, peer address) has (peer_key): initiator_start's "one IKE
-    // SA per peer" check without a walk over every SA. Kept by new_sa, retire and destroy.
-    std::unordered_map<uint64_t, uint32_t> by_peer;
+    // The ids of `sas` per (tunnel, peer address) (peer_key), oldest first: what asks about
+    // the peer's other IKE SAs (initiator_start's "one IKE SA per peer", INITIAL_CONTACT both
+    // ways, drop_duplicate, destroy's "the peer's last SA") looks at the peer's own entries,
+    // not at every SA (which made keying N peers O(N^2)). Kept by new_sa, retire and destroy.
+    std::unordered_map<uint64_t, std::vector<uint64_t>> by_peer;
     static uint64_t peer_key(uint32_t tunnel, uint32_t peer) noexcept {
         return (uint64_t{tunnel} << 32) | peer;
+    }
+    // The ids of the IKE SAs with `peer` on `tunnel` (`sa`'s own included).
+    std::span<const uint64_t> peer_sas(uint32_t tunnel, uint32_t peer) const {
+        auto it = by_peer.find(peer_key(tunnel, peer));
+        return it == by_peer.end() ? std::span<const uint64_t>() : std::span(it->second);
     }
     uint64_t next_sa_id = 1, next_child_id = 1;
     engine_counters c;

@@ -174,7 +174,8 @@ void engine::impl::responder_sa_init(const datagram& d, const message& m, time_p
     sa.ni = nonce->data;
     sa.nr = random_bytes(nonce_size);
     sa.init_request = d.payload;
-    by_init[{d.src, d.sport, h.spi_i}] = sa.id;
+    sa.init_key = std::tuple{d.src, d.sport, h.spi_i};
+    by_init[*sa.init_key] = sa.id;
     natd_result natd = check_natd(m.payloads, h.spi_i, 0, d);
     sa.nat_peer = natd.peer_natted;
     sa.nat_local = natd.local_natted;
@@ -216,7 +217,7 @@ void engine::impl::initiator_start(uint32_t tunnel, uint32_t peer, time_point no
         ++c.dropped;
         return;
     }
-    if (by_peer.contains(peer_key(tunnel, peer))) {
+    if (!peer_sas(tunnel, peer).empty()) {
         return;  // one IKE SA per peer: already there or under way
     }
     ike_sa& sa = new_sa(true, tunnel, peer, tb->second.profile, now);

@@ -704,6 +704,40 @@ TEST_CASE("A rebooted spoke (INITIAL_CONTACT): the hub drops its old IKE SA and 
     CHECK(ike_sa_count(*p.b.e) == 1);
 }
 
+TEST_CASE("Two spokes: one's INITIAL_CONTACT and DELETE touch its own SAs only (by_peer)") {
+    // The hub looks up a peer's other IKE SAs in a per-peer index (INITIAL_CONTACT, its last
+    // SA going, duplicates), not by a walk over every SA: a second spoke's SA is not its peer's.
+    constexpr uint32_t other_addr = spoke_addr + 1;
+    auto p = make_pair(settings(), settings());
+    p.initiate();
+    REQUIRE(p.b.ups.size() == 1);
+    auto first = std::move(p.a.e);
+    p.a.e = make(settings(), other_addr);
+    p.initiate();
+    REQUIRE(p.b.ups.size() == 2);
+    CHECK(p.b.ups[1].peer == other_addr);
+    CHECK(ike_sa_count(*p.b.e) == 2);
+    p.a.e = make(settings(), other_addr);  // the second spoke restarts with no state
+    p.tick(seconds(1));
+    p.initiate();
+    REQUIRE(p.b.ups.size() == 3);
+    REQUIRE(p.b.downs.size() == 1);
+    CHECK(p.b.downs[0].peer == other_addr);
+    CHECK(p.b.downs[0].ike_sa_id == p.b.ups[1].ike_sa_id);
+    REQUIRE(p.b.removes.size() == 1);
+    CHECK(p.b.removes[0].id == p.b.installs[1].id);
+    CHECK(ike_sa_count(*p.b.e) == 2);
+    p.a.e = std::move(first);  // the first spoke's SA is untouched: the hub deletes it now
+    outputs o;
+    p.b.e->clear(spoke_addr, p.now, o);
+    p.settle({}, std::move(o));
+    REQUIRE(p.b.downs.size() == 2);
+    CHECK(p.b.downs[1].peer == spoke_addr);
+    CHECK(p.b.downs[1].ike_sa_id == p.b.ups[0].ike_sa_id);
+    CHECK(ike_sa_count(*p.b.e) == 1);
+    CHECK(ike_sa_count(*p.a.e) == 0);
+}
+
 TEST_CASE("install_failed: the held IKE_AUTH answer leaves without the CHILD_SA") {
     auto p = make_pair(settings(), settings());
     p.b.auto_install = false;
