@@ -517,21 +517,25 @@ def peer_run(ns, d, count, expected, limit):
         # Polled: bgpd's PfxRcd until it has the whole table, the kernel's count by a netlink
         # dump. A dump walks every route (1-2 s of this CPU near 1M on this VM): between dumps
         # this waits four times as long as the last one took, so that polling takes at most a
-        # fifth of the CPU the peer runs on (`peer_poll_seconds` says how much it took), but no
+        # fifth of the CPU the peer runs on (`peer_dump_seconds` says how long the dumps took;
+        # `peer_vtysh_seconds`, the PfxRcd polls, mostly waiting for bgpd to answer), but no
         # longer than the rate so far says the rest needs, so that the end is seen soon after
         # it comes (`peer_end_within_s`: the gap before the dump that saw it).
-        installed, received, received_at, samples = 0, 0, None, []
-        deadline, done, poll_seconds, prev, gap = established + limit, False, 0.0, None, None
+        installed, received, received_at, samples, cpu_rcvd = 0, 0, None, [], None
+        deadline, done, prev, gap = established + limit, False, None, None
+        dump_seconds, vtysh_seconds = 0.0, 0.0
         while time.time() < deadline:
             t = time.time()
             if received_at is None:
                 received = (peer_state() or {}).get("pfxRcd", received)
                 if received >= count:
                     received_at = time.time()
+                    cpu_rcvd = {"zebra": cpu_seconds(zebra), "bgpd": cpu_seconds(bgpd)}
             d0 = time.time()
             installed = kernel_routes(nl, RTPROT_BGP)
             end = time.time()
-            poll_seconds += end - t
+            vtysh_seconds += d0 - t
+            dump_seconds += end - d0
             samples.append([round(d0 - established, 1), received, installed])
             if installed >= expected:
                 done, gap = True, (end - prev[2] if prev else None)
@@ -557,8 +561,14 @@ def peer_run(ns, d, count, expected, limit):
                 "peer_feed_start_seconds": round(established - started, 3),
                 "peer_zebra_cpu_seconds": round(cpu1["zebra"] - cpu0["zebra"], 2),
                 "peer_bgpd_cpu_seconds": round(cpu1["bgpd"] - cpu0["bgpd"], 2),
+                # The same until bgpd had the whole table.
+                "peer_zebra_cpu_seconds_receiving":
+                round(cpu_rcvd["zebra"] - cpu0["zebra"], 2) if cpu_rcvd else None,
+                "peer_bgpd_cpu_seconds_receiving":
+                round(cpu_rcvd["bgpd"] - cpu0["bgpd"], 2) if cpu_rcvd else None,
                 # [seconds since the session came up, bgpd's PfxRcd, routes in the kernel]
-                "peer_poll_seconds": round(poll_seconds, 2),
+                "peer_dump_seconds": round(dump_seconds, 2),
+                "peer_vtysh_seconds": round(vtysh_seconds, 2),
                 "peer_end_within_s": round(gap, 3) if gap is not None else None,
                 "peer_progress": thin(samples, 40)}
     finally:
