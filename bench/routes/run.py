@@ -391,7 +391,7 @@ def cpu_seconds(pid):
         with open("/proc/%d/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):  # TypeError: no pid
         return 0.0
 
 
@@ -476,7 +476,6 @@ def peer_run(ns, d, count, expected, limit):
             f"{work}/zebra.pid", *common)
         run("ip", "netns", "exec", ns, f"{FRR}/bgpd", "-d", "-f", f"{work}/bgpd.conf", "-i",
             f"{work}/bgpd.pid", *common)
-        zebra, bgpd = pid_of(f"{work}/zebra.pid"), pid_of(f"{work}/bgpd.pid")
 
         def peer_state():
             try:
@@ -489,6 +488,10 @@ def peer_run(ns, d, count, expected, limit):
 
         if not wait_for(peer_state, 60):
             sys.exit("routes bench: the peer's bgpd did not answer")
+        # Their pids, for their CPU time.
+        if not wait_for(lambda: pid_of(f"{work}/zebra.pid") and pid_of(f"{work}/bgpd.pid"), 30):
+            sys.exit("routes bench: the peer's zebra or bgpd wrote no pid file")
+        zebra, bgpd = pid_of(f"{work}/zebra.pid"), pid_of(f"{work}/bgpd.pid")
         nl = netlink_socket(ns)
         # BIRD on this CPU too: it reads its configuration (the table), then connects.
         bird_log = open(os.path.join(d, "bird.log"), "w+")
@@ -583,7 +586,7 @@ def peer_run(ns, d, count, expected, limit):
 
 def kill_started_in(work):
     """Kills the FRR daemons this run started: those whose command line names its directory
-    (staticd may still be reading its configuration, with no pid file yet)."""
+    (whether or not they have written a pid file yet)."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
