@@ -20,24 +20,40 @@ wall second (it also counts the worker preempted by anything else on its CPU), a
 has both rates before, during and after, the spread of the 1 s intervals, the share of time the
 worker waited for its CPU, and what the sampling brackets make uncertain.
 
-The peer: Debian's zebra and staticd in the namespace, the same table as staticd configuration,
-timed from staticd's start until the kernel holds it all, up to a time limit (it then reports
-how far it got); beside it the kernel alone (`ip -batch`). --quick: 50,000 routes (the smoke
-test). Needs root.
+The peer, after the hub and on the same CPU 0: the same table as a BGP full-table load, the way
+zebra meets a big table in the field. BIRD (Debian's bird2, in a namespace of its own; the
+table as a static protocol, which its parser reads quickly) announces it over one eBGP session to
+Debian's FRR bgpd, which hands it to zebra, which installs it into the namespace's kernel.
+Timed from the session's establishment (bgpd's own clock) until the kernel holds as many routes
+of protocol bgp as `ip -batch` put there, or up to a time limit (it then reports how far it got);
+also when bgpd counted the whole table received (PfxRcd) and the CPU zebra and bgpd used, so the
+figures say where the time goes. Beside it the kernel alone (`ip -batch`, one netlink request
+a route). --quick: 50,000 routes (the smoke test). Needs root.
 """
 
 import argparse
+import ctypes
 import json
 import re
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 FRR = "/usr/lib/frr"
+BIRD = "/usr/sbin/bird"  # the peer's feed (Debian's bird2)
+# The peer's BGP session: bgpd's end (in the bench's namespace) and BIRD's (a namespace of its
+# own), outside the generated table (1.0.0.0-57.x at 1M).
+PEER_HUB, PEER_FEED = "203.0.113.1", "203.0.113.2"
+RTPROT_BGP = 186  # zebra's BGP routes in the kernel
+RTPROT_BOOT = 3  # `ip route add`'s
+CLONE_NEWNET = 0x40000000
+SOL_NETLINK, NETLINK_GET_STRICT_CHK = 270, 12
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("DMVPN_BUILD") or os.path.join(
     SOURCE, os.environ.get("DMVPN_BENCH_BUILD", "build-bench"))
@@ -330,45 +346,247 @@ def hub_run(ns, d, count):
             hub.kill()
 
 
-def peer_run(ns, d, count, limit):
-    """zebra + staticd install the same table into the namespace's kernel."""
+def netlink_socket(ns):
+    """A rtnetlink socket in namespace `ns` (a socket keeps the namespace it was made in: this
+    thread enters `ns` to make it and goes back)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/proc/self/ns/net") as home, open("/run/netns/" + ns) as there:
+        if libc.setns(there.fileno(), CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+        try:
+            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        finally:
+            if libc.setns(home.fileno(), CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+    # NETLINK_GET_STRICT_CHK: the kernel filters the dump by the request's rtm_protocol.
+    s.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.bind((0, 0))
+    return s
+
+
+def kernel_routes(s, protocol):
+    """IPv4 routes of `protocol` in the socket's namespace, counted from one RTM_GETROUTE dump
+    (cheaper than `ip route show | wc -l` at 1M: no text)."""
+    rt = struct.pack("BBBBBBBBI", socket.AF_INET, 0, 0, 0, 0, protocol, 0, 0, 0)
+    s.send(struct.pack("IHHII", 16 + len(rt), 26, 0x301, 1, 0) + rt)  # RTM_GETROUTE, dump
+    n = 0
+    while True:
+        buf = s.recv(1 << 20)
+        off = 0
+        while off + 16 <= len(buf):
+            length, kind = struct.unpack_from("IH", buf, off)
+            if kind == 3:  # NLMSG_DONE
+                return n
+            if kind == 2:  # NLMSG_ERROR
+                raise OSError("routes bench: netlink dump refused")
+            if kind == 24 and buf[off + 21] == protocol:  # RTM_NEWROUTE, rtm_protocol
+                n += 1
+            off += (length + 3) & ~3
+
+
+def cpu_seconds(pid):
+    """utime + stime of every thread of `pid` so far (0 once it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, TypeError):  # TypeError: no pid
+        return 0.0
+
+
+def thin(samples, most):
+    """At most about `most` of `samples`, evenly spaced, the last one kept."""
+    step = max(1, -(-len(samples) // most))
+    return samples[::step] + ([samples[-1]] if samples and (len(samples) - 1) % step else [])
+
+
+def pid_of(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+BGPD_CONF = """\
+frr defaults traditional
+hostname peer
+router bgp 65001
+ bgp router-id {hub}
+ no bgp ebgp-requires-policy
+ no bgp default ipv4-unicast
+ neighbor {feed} remote-as 65002
+ address-family ipv4 unicast
+  neighbor {feed} activate
+  neighbor {feed} route-map none out
+ exit-address-family
+route-map none deny 10
+"""
+
+BIRD_CONF = """\
+router id {feed};
+protocol device {{ }}
+protocol static feed {{
+  ipv4;
+{routes}}}
+protocol bgp hub {{
+  local {feed} as 65002;
+  neighbor {hub} as 65001;
+  ipv4 {{ import none; export all; next hop keep; }};
+}}
+"""
+
+
+def peer_run(ns, d, count, expected, limit):
+    """The same table offered to FRR's bgpd over one eBGP session by BIRD (a transit's full
+    table, the way a router meets a big table in the field); bgpd hands it to zebra, which
+    installs it into the namespace's kernel. Timed from the session's establishment (the first
+    route offered) until the kernel holds `expected` routes of protocol bgp, or `limit` s."""
     work = os.path.join(d, "frr")
     os.makedirs(work)
     shutil.chown(work, "frr", "frr")
-    table = run(PUSH, "--print", str(count), GATEWAYS).stdout
-    for name, text in (("zebra.conf", ""), ("staticd.conf", table)):
-        with open(os.path.join(work, name), "w") as f:
-            f.write(text)
-        shutil.chown(os.path.join(work, name), "frr", "frr")
-    common = ["-z", f"{work}/zserv.api", "--vty_socket", work, "-u", "frr", "-g", "frr"]
+    feed_ns = ns + "-feed"
+    run("ip", "netns", "add", feed_ns)
+    nl = None
+    bird = None
     try:
+        # The feed's namespace: one veth to the peer's, and the table's gateways' subnets (BIRD
+        # takes a static route only through a neighbour on a connected network; the routes go
+        # out with their gateways unchanged, `next hop keep`, which zebra finds on k0).
+        run("ip", "-n", ns, "link", "add", "b0", "type", "veth", "peer", "name", "b1", "netns",
+            feed_ns)
+        run("ip", "-n", ns, "addr", "add", PEER_HUB + "/30", "dev", "b0")
+        run("ip", "-n", feed_ns, "addr", "add", PEER_FEED + "/30", "dev", "b1")
+        for a in ("192.0.2.253/24", "10.255.0.253/24"):
+            run("ip", "-n", feed_ns, "addr", "add", a, "dev", "b1")
+        for n, dev in ((ns, "b0"), (feed_ns, "b1"), (feed_ns, "lo")):
+            run("ip", "-n", n, "link", "set", dev, "up")
+        table = run(PUSH, "--print", str(count), GATEWAYS).stdout
+        with open(os.path.join(work, "bird.conf"), "w") as f:
+            f.write(BIRD_CONF.format(feed=PEER_FEED, hub=PEER_HUB, routes=re.sub(
+                r"ip route (\S+) (\S+)", r"  route \1 via \2;", table)))
+        for name, text in (("zebra.conf", ""),
+                           ("bgpd.conf", BGPD_CONF.format(hub=PEER_HUB, feed=PEER_FEED))):
+            with open(os.path.join(work, name), "w") as f:
+                f.write(text)
+            shutil.chown(os.path.join(work, name), "frr", "frr")
+        common = ["-z", f"{work}/zserv.api", "--vty_socket", work, "-u", "frr", "-g", "frr"]
         run("ip", "netns", "exec", ns, f"{FRR}/zebra", "-d", "-f", f"{work}/zebra.conf", "-i",
             f"{work}/zebra.pid", *common)
-        time.sleep(1)
-        start = time.time()
-        run("ip", "netns", "exec", ns, f"{FRR}/staticd", "-d", "-f", f"{work}/staticd.conf",
-            "-i", f"{work}/staticd.pid", *common)
-        installed = [0]
+        run("ip", "netns", "exec", ns, f"{FRR}/bgpd", "-d", "-f", f"{work}/bgpd.conf", "-i",
+            f"{work}/bgpd.pid", *common)
 
-        def in_fib():
-            # The kernel's own count (zebra may be too busy to answer vtysh): staticd's routes
-            # carry rtm_protocol 196.
-            r = subprocess.run(["ip", "-n", ns, "-4", "route", "show", "proto", "196"],
-                               capture_output=True, text=True, check=False)
-            installed[0] = r.stdout.count("\n")
-            return installed[0] >= count
+        def peer_state():
+            try:
+                r = subprocess.run(["vtysh", "--vty_socket", work, "-d", "bgpd", "-c",
+                                    "show bgp ipv4 unicast summary json"], capture_output=True,
+                                   text=True, check=False, timeout=60)
+                return json.loads(r.stdout)["peers"][PEER_FEED]
+            except (subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
+                return None
 
-        done = wait_for(in_fib, limit, step=1.0)
-        seconds = time.time() - start
-        return {"peer_seconds": round(seconds, 3), "peer_routes": installed[0],
-                "peer_complete": bool(done)}
+        if not wait_for(peer_state, 60):
+            sys.exit("routes bench: the peer's bgpd did not answer")
+        # Their pids, for their CPU time.
+        if not wait_for(lambda: pid_of(f"{work}/zebra.pid") and pid_of(f"{work}/bgpd.pid"), 30):
+            sys.exit("routes bench: the peer's zebra or bgpd wrote no pid file")
+        zebra, bgpd = pid_of(f"{work}/zebra.pid"), pid_of(f"{work}/bgpd.pid")
+        nl = netlink_socket(ns)
+        # BIRD on this CPU too: it reads its configuration (the table), then connects.
+        bird_log = open(os.path.join(d, "bird.log"), "w+")
+        cpu0 = {"zebra": cpu_seconds(zebra), "bgpd": cpu_seconds(bgpd)}
+        started = time.time()
+        bird = subprocess.Popen(["ip", "netns", "exec", feed_ns, BIRD, "-f", "-c",
+                                 os.path.join(work, "bird.conf"), "-s",
+                                 os.path.join(work, "bird.ctl")], stdout=bird_log,
+                                stderr=subprocess.STDOUT)
+
+        def established():
+            if bird.poll() is not None:
+                return "bird exited"
+            p = peer_state() or {}
+            if p.get("state") != "Established":
+                return None
+            # When it came up, by bgpd's own clock (this poll may see it late: bgpd answers
+            # between reading updates).
+            return time.time() - p.get("peerUptimeMsec", 0) / 1000
+
+        established = wait_for(established, 300, step=0.1)
+        if not isinstance(established, float):
+            bird_log.seek(0)
+            sys.exit("routes bench: BIRD's session to the peer's bgpd did not come up:\n" +
+                     bird_log.read()[-2000:])
+        # Polled: bgpd's PfxRcd until it has the whole table, the kernel's count by a netlink
+        # dump. A dump walks every route (1-2 s of this CPU near 1M on this VM): between dumps
+        # this waits four times as long as the last one took, so that polling takes at most a
+        # fifth of the CPU the peer runs on (`peer_dump_seconds` says how long the dumps took;
+        # `peer_vtysh_seconds`, the PfxRcd polls, mostly waiting for bgpd to answer), but no
+        # longer than the rate so far says the rest needs, so that the end is seen soon after
+        # it comes (`peer_end_within_s`: the gap before the dump that saw it).
+        installed, received, received_at, samples, cpu_rcvd = 0, 0, None, [], None
+        deadline, done, prev, gap = established + limit, False, None, None
+        dump_seconds, vtysh_seconds = 0.0, 0.0
+        while time.time() < deadline:
+            t = time.time()
+            if received_at is None:
+                received = (peer_state() or {}).get("pfxRcd", received)
+                if received >= count:
+                    received_at = time.time()
+                    cpu_rcvd = {"zebra": cpu_seconds(zebra), "bgpd": cpu_seconds(bgpd)}
+            d0 = time.time()
+            installed = kernel_routes(nl, RTPROT_BGP)
+            end = time.time()
+            vtysh_seconds += d0 - t
+            dump_seconds += end - d0
+            samples.append([round(d0 - established, 1), received, installed])
+            if installed >= expected:
+                done, gap = True, (end - prev[2] if prev else None)
+                break
+            wait = max(1.0, 4 * (end - d0))
+            if prev and installed > prev[1]:
+                rate = (installed - prev[1]) / (d0 - prev[0])
+                wait = min(wait, max(0.2, (expected - installed) / rate - (end - d0)))
+            prev = (d0, installed, end)
+            time.sleep(wait)
+        end = end if done else time.time()
+        cpu1 = {"zebra": cpu_seconds(zebra), "bgpd": cpu_seconds(bgpd)}
+        return {"peer_seconds": round(end - established, 3),
+                "peer_routes": installed,
+                "peer_complete": bool(done),
+                "peer_expected": expected,
+                # bgpd alone: from the session's start until it counted the whole table
+                # received (zebra installs while it receives).
+                "peer_bgp_received": received,
+                "peer_bgp_receive_seconds":
+                round(received_at - established, 3) if received_at else None,
+                # BIRD reading its configuration (the table) and opening the session: not timed.
+                "peer_feed_start_seconds": round(established - started, 3),
+                "peer_zebra_cpu_seconds": round(cpu1["zebra"] - cpu0["zebra"], 2),
+                "peer_bgpd_cpu_seconds": round(cpu1["bgpd"] - cpu0["bgpd"], 2),
+                # The same until bgpd had the whole table.
+                "peer_zebra_cpu_seconds_receiving":
+                round(cpu_rcvd["zebra"] - cpu0["zebra"], 2) if cpu_rcvd else None,
+                "peer_bgpd_cpu_seconds_receiving":
+                round(cpu_rcvd["bgpd"] - cpu0["bgpd"], 2) if cpu_rcvd else None,
+                # [seconds since the session came up, bgpd's PfxRcd, routes in the kernel]
+                "peer_dump_seconds": round(dump_seconds, 2),
+                "peer_vtysh_seconds": round(vtysh_seconds, 2),
+                "peer_end_within_s": round(gap, 3) if gap is not None else None,
+                "peer_progress": thin(samples, 40)}
     finally:
+        if nl is not None:
+            nl.close()
+        if bird is not None:
+            bird.kill()
+            bird.wait(timeout=30)
         kill_started_in(work)
+        run("ip", "netns", "del", feed_ns, check=False)
 
 
 def kill_started_in(work):
     """Kills the FRR daemons this run started: those whose command line names its directory
-    (staticd may still be reading its configuration, with no pid file yet)."""
+    (whether or not they have written a pid file yet)."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -394,16 +612,23 @@ def kernel_run(ns, count):
     subprocess.run(["ip", "-n", ns, "-force", "-batch", "-"], input=table, text=True,
                    check=False, capture_output=True)
     seconds = time.time() - start
+    # What the kernel took (the peer is expected to install as many).
+    nl = netlink_socket(ns)
+    try:
+        taken = kernel_routes(nl, RTPROT_BOOT)
+    finally:
+        nl.close()
     subprocess.run(["ip", "-n", ns, "route", "flush", "proto", "boot"], check=False,
                    capture_output=True)
-    return round(seconds, 3)
+    return round(seconds, 3), taken
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--routes", type=int)
-    ap.add_argument("--peer-limit", type=int, help="seconds the peer may take (default 600)")
+    ap.add_argument("--peer-limit", type=int,
+                    help="seconds the peer may take from its session's start (default 300)")
     ap.add_argument("--out", default=os.path.join(SOURCE, "bench", "results", "routes.json"))
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -432,14 +657,15 @@ def main():
             run("ip", "-n", ns, "addr", "add", a, "dev", "k0")
         captures(d)
         hub = hub_run(ns, d, count)
-        kernel_seconds = kernel_run(ns, count)
-        print("kernel (ip -batch):", kernel_seconds, flush=True)
+        kernel_seconds, kernel_taken = kernel_run(ns, count)
+        print("kernel (ip -batch):", kernel_seconds, "s,", kernel_taken, "routes", flush=True)
         peer = {"peer_seconds": None, "peer_routes": 0, "peer_complete": False}
-        if os.path.exists(f"{FRR}/zebra") and os.path.exists(f"{FRR}/staticd"):
-            peer = peer_run(ns, d, count, limit)
-            print("peer:", json.dumps(peer), flush=True)
+        if all(os.path.exists(p) for p in (f"{FRR}/zebra", f"{FRR}/bgpd", BIRD)):
+            peer = peer_run(ns, d, count, kernel_taken, limit)
+            print("peer:", json.dumps({k: v for k, v in peer.items() if k != "peer_progress"}),
+                  flush=True)
         else:
-            print("peer: skipped, Debian's frr is not installed")
+            print("peer: skipped, Debian's frr or bird2 is not installed (scripts/setup)")
         row = {
             "case": "fpm-%s-mixed" % ("%dk" % (count // 1000) if count < 1000000 else
                                       "%gM" % (count / 1e6)),
@@ -447,11 +673,11 @@ def main():
             "seconds": hub["seconds"],
             "routes_per_s": round(count / hub["seconds"]),
             "worker_loss": hub["worker_loss"],
-            "peer": "FRR 8.4 zebra + staticd into the Linux kernel (same table)",
-            "peer_seconds": peer["peer_seconds"],
-            "peer_routes": peer["peer_routes"],
-            "peer_complete": peer["peer_complete"],
+            "peer": "FRR 8.4 bgpd + zebra into the Linux kernel, the same table over eBGP "
+                    "from BIRD 2.0",
+            **peer,
             "kernel_batch_seconds": kernel_seconds,
+            "kernel_batch_routes": kernel_taken,
             "detail": hub,
         }
         doc = {"host": os.uname().nodename, "cpus": os.cpu_count(),
