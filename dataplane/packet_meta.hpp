@@ -37,15 +37,21 @@ inline constexpr uint16_t no_tunnel = 0xffff;
 // Stages write and read this; between the route and resolve stages `nexthop` holds the FIB's
 // adjacency id, after resolve it holds the next hop address. Host byte order throughout.
 struct packet_meta {
-    const adjacency* adj;  // chosen by resolve; valid until the worker's next quiescent point
-    uint32_t outer_src;    // NBMA address the packet came from (tunnel packets)
-    uint32_t nexthop;      // glean: unresolved next hop; redirect: the destination
-    uint16_t tunnel;       // arrival tunnel, or no_tunnel
-    uint16_t in_port;      // DPDK port it was received on
-    uint16_t aux;          // frag_needed: the MTU exceeded; glean: egress (punt.hpp);
-                           // gre_payload: the GRE protocol type
-    uint8_t flags;         // packet_class in the low bits, then meta_flag bits
-    uint8_t punt;          // punt_reason, set when punted
+    union {
+        const adjacency* adj;  // chosen by resolve; valid until the worker's next quiescent point
+        // Once punted (resolve never runs on it): the TSC of the burst it arrived in, which the
+        // worker already read at the burst's start (worker_ctx::now). The control lcore times
+        // its handling of NHRP from it.
+        uint64_t rx_tsc;
+    };
+    uint32_t outer_src;  // NBMA address the packet came from (tunnel packets)
+    uint32_t nexthop;    // glean: unresolved next hop; redirect: the destination
+    uint16_t tunnel;     // arrival tunnel, or no_tunnel
+    uint16_t in_port;    // DPDK port it was received on
+    uint16_t aux;        // frag_needed: the MTU exceeded; glean: egress (punt.hpp);
+                         // gre_payload: the GRE protocol type
+    uint8_t flags;       // packet_class in the low bits, then meta_flag bits
+    uint8_t punt;        // punt_reason, set when punted
 };
 static_assert(sizeof(packet_meta) == 24);
 

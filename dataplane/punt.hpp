@@ -29,6 +29,7 @@ struct punt_record {
     uint32_t outer_src;
     uint32_t nexthop;
     uint16_t mtu;
+    uint64_t rx_tsc;  // TSC of the worker's burst that received it (packet_meta::rx_tsc)
 };
 
 // Creates the ring: many workers enqueue, the control lcore alone dequeues. size is rounded
@@ -37,9 +38,14 @@ rte_ring* create_punt_ring(const char* name, unsigned size, int socket_id) noexc
 
 inline punt_record read_punt(rte_mbuf* m) noexcept {
     const packet_meta& pm = meta(m);
-    return punt_record{
-        m,     static_cast<punt_reason>(pm.punt), pm.tunnel, pm.in_port, pm.outer_src, pm.nexthop,
-        pm.aux};
+    return punt_record{m,
+                       static_cast<punt_reason>(pm.punt),
+                       pm.tunnel,
+                       pm.in_port,
+                       pm.outer_src,
+                       pm.nexthop,
+                       pm.aux,
+                       pm.rx_tsc};
 }
 
 // Control side: dequeues up to n punted mbufs without blocking; returns how many.

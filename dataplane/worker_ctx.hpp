@@ -74,7 +74,9 @@ struct worker_ctx {
             drop(m, drop_reason::punt_policed);
             return;
         }
-        meta(m).punt = static_cast<uint8_t>(r);
+        packet_meta& pm = meta(m);
+        pm.punt = static_cast<uint8_t>(r);
+        pm.rx_tsc = now;  // no new TSC read: the burst's, taken once by begin_burst
         if (n_punts == punt_stack.size()) {
             flush_punts();
         }

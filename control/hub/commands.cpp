@@ -624,6 +624,17 @@ std::string hub::show_stats(bool json, bool summary) const {
         .num("max_us", _loop_time.max_ns() / 1000)
         .num("p99_us", _loop_time.quantile_ns(0.99) / 1000)
         .num("p999_us", _loop_time.quantile_ns(0.999) / 1000);
+    // NHRP inside the hub: the worker's RX burst to the reply handed to TX, per packet.
+    json_members nhrp_time;
+    nhrp_time.num("count", _nhrp_time.count())
+        .num("p50_us", _nhrp_time.quantile_ns(0.5) / 1000)
+        .num("p99_us", _nhrp_time.quantile_ns(0.99) / 1000)
+        .num("p999_us", _nhrp_time.quantile_ns(0.999) / 1000)
+        .num("max_us", _nhrp_time.max_ns() / 1000)
+        .num("p50_ns", _nhrp_time.quantile_ns(0.5))
+        .num("p99_ns", _nhrp_time.quantile_ns(0.99))
+        .num("p999_ns", _nhrp_time.quantile_ns(0.999))
+        .num("max_ns", _nhrp_time.max_ns());
     // Per SA.
     std::string sas_json;
     text +=
@@ -748,7 +759,8 @@ std::string hub::show_stats(bool json, bool summary) const {
             .raw("drops", drops.done())
             .raw("punts", punts.done())
             .raw("punt_policing", policing.done())
-            .raw("control_loop", loop.done());
+            .raw("control_loop", loop.done())
+            .raw("nhrp_service", nhrp_time.done());
         if (summary) {
             all.num("sa_pairs", _sas.size());
         } else {
@@ -769,6 +781,8 @@ std::string hub::show_stats(bool json, bool summary) const {
         "{} targets, {} dropped (backlog full)\n"
         "  ARP: {} entries, {} evicted, {} aged out\n"
         "  loop: {} busy passes, max {} us, p99 {} us, p99.9 {} us\n"
+        "  NHRP in the hub (RX burst to reply handed to TX): {} packets, p50 {:.1f} us, "
+        "p99 {:.1f} us, p99.9 {:.1f} us, max {:.1f} us\n"
         "  IKE: {} in ({} not IKE, {} dropped), {} out, CHILD_SAs {} installed ({} failed), "
         "{} removed ({} drained), {} waited to encrypt\n",
         _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent, _cc.nhrp_tx_no_esp_path,
@@ -777,9 +791,13 @@ std::string hub::show_stats(bool json, bool summary) const {
         _rib->installed_count(), _cc.reloads, _cc.reloads_rejected, _cc.icmp_errors_limited,
         _cc.multicast_copies, _mcast.size(), _cc.multicast_backlog_dropped, _neighbors.size(),
         _neighbors.evicted(), _neighbors.aged(), _loop_time.count(), _loop_time.max_ns() / 1000,
-        _loop_time.quantile_ns(0.99) / 1000, _loop_time.quantile_ns(0.999) / 1000, _cc.ike_rx,
-        _cc.ike_rx_bad, _cc.ike_rx_dropped, _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed,
-        _cc.ike_removes, _cc.ike_drains, _cc.ike_outbound_waits);
+        _loop_time.quantile_ns(0.99) / 1000, _loop_time.quantile_ns(0.999) / 1000,
+        _nhrp_time.count(), static_cast<double>(_nhrp_time.quantile_ns(0.5)) / 1000,
+        static_cast<double>(_nhrp_time.quantile_ns(0.99)) / 1000,
+        static_cast<double>(_nhrp_time.quantile_ns(0.999)) / 1000,
+        static_cast<double>(_nhrp_time.max_ns()) / 1000, _cc.ike_rx, _cc.ike_rx_bad,
+        _cc.ike_rx_dropped, _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed, _cc.ike_removes,
+        _cc.ike_drains, _cc.ike_outbound_waits);
     return text + routing_stats(false);
 }
 
@@ -827,6 +845,9 @@ void hub::refresh_telemetry(timestamp now) {
                          nc.received_of(nhrp::op::registration_request));
     s.stats.emplace_back("nhrp_registration_replies_sent",
                          nc.sent_of(nhrp::op::registration_reply));
+    s.stats.emplace_back("nhrp_service_count", _nhrp_time.count());
+    s.stats.emplace_back("nhrp_service_p99_ns", _nhrp_time.quantile_ns(0.99));
+    s.stats.emplace_back("nhrp_service_max_ns", _nhrp_time.max_ns());
     s.stats.emplace_back("icmp_echo_replies", _cc.icmp_echo_replies);
     s.stats.emplace_back("forwarded", _cc.forwarded);
     if (!_exception.interfaces().empty()) {

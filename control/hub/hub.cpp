@@ -670,6 +670,7 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
     unsigned idle = 0;
     auto handler = [this](std::string_view line) { return command(line); };
     uint64_t tsc_khz = std::max<uint64_t>(rte_get_tsc_hz() / 1000, 1);
+    _tsc_khz = tsc_khz;
     while (!stop.load(std::memory_order_relaxed)) {
         uint64_t started = rte_rdtsc();
         timestamp now = now_ts();
@@ -717,6 +718,11 @@ size_t hub::poll_punts(timestamp now) {
             ++_cc.punts[reason];
         }
         dispatch(r, now);
+        if (r.reason == dp::punt_reason::nhrp) {
+            // From the worker's burst to its reply handed to TX (or held for ARP): the punt
+            // ring, the packets before it in this pass and its own handling.
+            _nhrp_time.record_tsc(r.rx_tsc, rte_rdtsc(), _tsc_khz);
+        }
         rte_pktmbuf_free(ms[i]);
     }
     return n;

@@ -1,5 +1,6 @@
-// How long the control lcore's loop passes take: the maximum and a histogram (four buckets per
-// power of two of nanoseconds) from which percentiles are read, without allocation.
+// How long the control lcore's loop passes take (and, with the same type, how long NHRP packets
+// wait in the hub): the maximum and a histogram (four buckets per power of two of nanoseconds)
+// from which percentiles are read, without allocation.
 #pragma once
 
 #include <array>
@@ -15,6 +16,12 @@ public:
         ++_count;
         _max = ns > _max ? ns : _max;
         ++_buckets[bucket_of(ns)];
+    }
+
+    // Records the time from TSC `from` to TSC `to` (tsc_khz: TSC ticks per millisecond). A
+    // `to` before `from` (TSCs of two cores a few ticks apart) counts as 0.
+    void record_tsc(uint64_t from, uint64_t to, uint64_t tsc_khz) noexcept {
+        record(to > from ? (to - from) * 1000000 / (tsc_khz == 0 ? 1 : tsc_khz) : 0);
     }
 
     uint64_t count() const noexcept { return _count; }

@@ -248,6 +248,12 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
         .samples.push_back({{}, _loop_time.quantile_ns(0.99), true});
     gauge("control_loop_max_seconds", "Longest busy pass of the control loop")
         .samples.push_back({{}, _loop_time.max_ns(), true});
+    counter("nhrp_service_packets", "NHRP packets timed from the worker's RX burst to TX")
+        .samples.push_back({{}, _nhrp_time.count()});
+    gauge("nhrp_service_p99_seconds", "99th percentile of NHRP's RX burst to TX inside the hub")
+        .samples.push_back({{}, _nhrp_time.quantile_ns(0.99), true});
+    gauge("nhrp_service_max_seconds", "Longest NHRP RX burst to TX inside the hub")
+        .samples.push_back({{}, _nhrp_time.max_ns(), true});
     gauge("rcu_pending", "Objects waiting for the workers' quiescent state")
         .samples.push_back({{}, _pub->pending()});
 

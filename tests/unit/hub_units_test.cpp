@@ -601,6 +601,19 @@ TEST_CASE("loop time: maximum and percentiles from a bucketed histogram", "[hub]
     }
 }
 
+TEST_CASE("loop time: intervals between two TSC readings", "[hub][loop]") {
+    loop_time l;
+    constexpr uint64_t khz = 2000000;          // a 2 GHz TSC
+    l.record_tsc(1000, 1000 + 2 * 3000, khz);  // 6000 ticks: 3 us
+    CHECK(l.max_ns() == 3000);
+    l.record_tsc(5000, 4990, khz);  // the later reading a few ticks behind (two cores): 0
+    CHECK(l.count() == 2);
+    CHECK(l.max_ns() == 3000);
+    CHECK(l.quantile_ns(0.5) == 0);
+    l.record_tsc(0, 2000000, 0);  // an unknown rate does not divide by zero
+    CHECK(l.count() == 3);
+}
+
 TEST_CASE("punt budgets: hub-wide rates shared among the workers, IKE apart", "[hub][model]") {
     config::punt_rates r;
     r.nhrp = 10000;
