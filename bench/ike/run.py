@@ -35,7 +35,10 @@ The cold start: 10,000 spokes (PSK, Curve25519) initiated at --storm-rate agains
 seconds from the first IKE_SA_INIT to the last IKE SA up (the emulator's clock), the IKE
 thread's CPU seconds for it, and NHRP meanwhile: the Registration -> Reply times the emulator
 measured (each spoke registers as soon as its CHILD_SA is in, while the later spokes still
-handshake), p50 / p99, beside the control lcore's busy-pass p99 / p99.9 (`show stats`).
+handshake), p50 / p99, beside the control lcore's busy-pass p99 / p99.9 (`show stats`) and
+the hub's own NHRP service time (`show stats` nhrp_service: each NHRP packet from its worker's
+RX burst to its reply handed to TX). --storm-control-alone adds a second cold start with the
+emulator moved beside the IKE thread, the control lcore alone on its CPU (STORM_LAYOUTS).
 
 Writes a table to stdout and the rows to bench/results/ike.json (or --out).
 """
@@ -98,15 +101,16 @@ def loadavg():
         return [float(x) for x in f.read().split()[:3]]
 
 
-def cpu_ns(pid, tid=None):
-    """CPU time (ns) of one thread of pid, or of all of them."""
+def cpu_ns(pid, tid=None, field=0):
+    """CPU time (ns) of one thread of pid, or of all of them; field=1: their time runnable but
+    waiting for a CPU instead (schedstat's run-queue wait)."""
     paths = ["/proc/%d/task/%d/schedstat" % (pid, tid)] if tid else \
         glob.glob("/proc/%d/task/*/schedstat" % pid)
     total = 0
     for p in paths:
         try:
             with open(p) as f:
-                total += int(f.read().split()[0])
+                total += int(f.read().split()[field])
         except OSError:
             pass
     return total
@@ -244,6 +248,7 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=Non
                                               stderr=subprocess.DEVNULL))
         t0 = cpu_ns(h.proc.pid, tid)
         c0 = cpu_ns(h.proc.pid, h.proc.pid)  # the main thread: the control lcore
+        q0 = cpu_ns(h.proc.pid, h.proc.pid, 1)
         if watcher:
             watcher.start()
         wait = 60 + 2 * n / rate
@@ -251,6 +256,7 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=Non
                              timeout=wait + 120)
         cpu = (cpu_ns(h.proc.pid, tid) - t0) / 1e9
         control_cpu = (cpu_ns(h.proc.pid, h.proc.pid) - c0) / 1e9
+        control_wait = (cpu_ns(h.proc.pid, h.proc.pid, 1) - q0) / 1e9
         for perf in perfs:
             perf.send_signal(signal.SIGINT)
             perf.wait(timeout=60)
@@ -269,8 +275,9 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=Non
             except (SystemExit, ValueError) as e:
                 log("show stats at the end: %s" % str(e)[:200])
         return r, cpu, {"at_keyed": seen.get("control_loop"), "at_end": end.get("control_loop"),
+                        "nhrp_service": end.get("nhrp_service") or {},
                         "control": end.get("control", seen.get("control", {})),
-                        "control_cpu_s": control_cpu}
+                        "control_cpu_s": control_cpu, "control_wait_s": control_wait}
     finally:
         h.stop()
 
@@ -430,15 +437,40 @@ def storm_rows(a, d, storm, detail):
     if ceiling:
         rows.append(ceiling)
         log("row: " + json.dumps(ceiling))
-    # The cold start.
-    cd = os.path.join(d, "storm")
+    for layout in ["shared"] + (["control-alone"] if a.storm_control_alone else []):
+        rows += storm_layout_rows(a, d, storm, detail, layout)
+    return rows
+
+
+# Where each thread runs in a storm (the hub's e2e configuration: control lcore on CPU 0, its
+# one worker lcore on CPU 1; the IKE thread pinned to --core, 1 by default).
+STORM_LAYOUTS = {
+    "shared": "CPU 0: the hub's control lcore and the emulator; CPU 1: the hub's worker lcore "
+              "and its IKE thread (--core)",
+    "control-alone": "CPU 0: the hub's control lcore alone (of this bench's threads); CPU 1: "
+                     "the hub's worker lcore, its IKE thread and the emulator",
+}
+
+
+def storm_layout_rows(a, d, storm, detail, layout):
+    """The cold start and NHRP meanwhile with the threads placed as `layout` says: two rows
+    (their case names suffixed with the layout unless it is the default one)."""
+    rows = []
+    suffix = "" if layout == "shared" else "-" + layout
+    cd = os.path.join(d, "storm" + suffix)
     os.makedirs(cd)
-    log("cold start: hub, %d spokes initiated at %s/s" % (storm, a.storm_rate))
-    r, cpu, loops = hub_case(cd, "psk", None, storm, a.storm_rate, a.core, watch=True,
-                             profile=a.profile and os.path.join(a.profile, "storm.data"))
-    detail["storm"] = {"hub": r, "loops": loops}
+    log("cold start (%s): hub, %d spokes initiated at %s/s" % (layout, storm, a.storm_rate))
+    e2e.SIM_LCORE = a.core if layout == "control-alone" else a.sim_core
+    try:
+        r, cpu, loops = hub_case(cd, "psk", None, storm, a.storm_rate, a.core, watch=True,
+                                 profile=a.profile and os.path.join(a.profile,
+                                                                    "storm%s.data" % suffix))
+    finally:
+        e2e.SIM_LCORE = a.sim_core
+    detail["storm" + suffix] = {"hub": r, "loops": loops}
     keyed_ok = r["keyed"] == storm and r["ike_handshakes"] == storm
-    rows.append({"case": "cold-start-psk-x25519", "sas": r["ike_handshakes"], "cores": 1,
+    rows.append({"case": "cold-start-psk-x25519" + suffix, "sas": r["ike_handshakes"],
+                 "cores": 1, "layout": STORM_LAYOUTS[layout],
                  "seconds": r["ike_keying_s"], "target_s": 30,
                  "handshakes_per_s": per_s(r["ike_handshakes"], cpu),
                  "wall_handshakes_per_s": per_s(r["ike_handshakes"], r["ike_keying_s"]),
@@ -449,9 +481,15 @@ def storm_rows(a, d, storm, detail):
                  "hub_ike_rx_dropped": loops["control"].get("ike_rx_dropped"),
                  "hub_child_installs": loops["control"].get("ike_child_installs"),
                  "control_lcore_cpu_s": round(loops["control_cpu_s"], 3),
+                 "control_lcore_runqueue_wait_s": round(loops["control_wait_s"], 3),
                  "peer": None, "peer_handshakes_per_s": None})
     loop = loops["at_keyed"] or loops["at_end"] or {}
-    rows.append({"case": "nhrp-during-cold-start", "sas": storm, "cores": 1,
+    hub_nhrp = loops["nhrp_service"]
+
+    def us(key):
+        return None if hub_nhrp.get(key) is None else round(hub_nhrp[key] / 1000, 1)
+    rows.append({"case": "nhrp-during-cold-start" + suffix, "sas": storm, "cores": 1,
+                 "layout": STORM_LAYOUTS[layout],
                  "handshakes_per_s": None,
                  "registrations": r.get("registration_rtts"),
                  "p50_us": r.get("registration_rtt_p50_us"),
@@ -467,6 +505,20 @@ def storm_rows(a, d, storm, detail):
                          "the punt ring, the control lcore's handling, back): every spoke "
                          "registers as soon as its CHILD_SA is in, so all but the last "
                          "spokes' registrations ran while the later spokes' handshakes did",
+                 "hub_nhrp_count": hub_nhrp.get("count"), "hub_nhrp_p50_us": us("p50_ns"),
+                 "hub_nhrp_p99_us": us("p99_ns"), "hub_nhrp_p999_us": us("p999_ns"),
+                 "hub_nhrp_max_us": us("max_ns"),
+                 "hub_nhrp_handling_p50_us": us("handling_p50_ns"),
+                 "hub_nhrp_handling_p99_us": us("handling_p99_ns"),
+                 "hub_nhrp_handling_max_us": us("handling_max_ns"),
+                 "hub_nhrp_what": "inside the hub, per NHRP packet (show stats: nhrp_service, "
+                                  "read after the run): from the TSC of the worker's RX burst "
+                                  "that took it to its reply handed to TX by the control lcore "
+                                  "(the punt ring, the packets ahead of it in the control "
+                                  "lcore's pass, its handling, the ESP path's forwarder); "
+                                  "bucketed, a percentile is its bucket's top (<= 25% above); "
+                                  "hub_nhrp_handling_*: from the control lcore taking it off "
+                                  "the punt ring to its reply handed to TX (its own work)",
                  "loop_p99_us": loop.get("p99_us"), "loop_p999_us": loop.get("p999_us"),
                  "loop_max_us": loop.get("max_us"), "loop_passes": loop.get("passes"),
                  "loop_what": "control lcore busy-pass times (show stats: loop) from the "
@@ -497,6 +549,9 @@ def main():
                     help="keep the rows already in --out whose case this run does not measure "
                          "(e.g. --cases v1-psk-modp2048 --no-storm --merge)")
     ap.add_argument("--storm", type=int, default=10000, help="cold-start spokes (10000)")
+    ap.add_argument("--storm-control-alone", action="store_true",
+                    help="a second cold start with the emulator moved to --core: the hub's "
+                         "control lcore alone on its CPU (%s)" % STORM_LAYOUTS["control-alone"])
     ap.add_argument("--profile", metavar="DIR",
                     help="perf record the hub's IKE thread in each hub case, into DIR")
     ap.add_argument("--storm-rate", type=float, default=40,
@@ -609,6 +664,13 @@ def main():
                   "(target p99 50 us); control loop pass p99 %s us, p99.9 %s us" %
                   (row["case"], row["sas"], row["p50_us"], row["p99_us"], row["max_us"],
                    row["registrations"], row["loop_p99_us"], row["loop_p999_us"]))
+            print("%-24s %6s inside the hub (RX burst -> reply to TX): p50 %s us, p99 %s us, "
+                  "p99.9 %s us, max %s us over %s NHRP packets" %
+                  ("", "", row["hub_nhrp_p50_us"], row["hub_nhrp_p99_us"],
+                   row["hub_nhrp_p999_us"], row["hub_nhrp_max_us"], row["hub_nhrp_count"]))
+            print("%-24s %6s its handling alone (punt ring -> TX): p50 %s us, p99 %s us, max %s "
+                  "us" % ("", "", row["hub_nhrp_handling_p50_us"],
+                          row["hub_nhrp_handling_p99_us"], row["hub_nhrp_handling_max_us"]))
             continue
         if row["case"].startswith("crypto-ceiling"):
             print("%-24s %6s %10s  (openssl speed on the IKE core: X25519 %s/s, HMAC-SHA256 "
@@ -619,8 +681,10 @@ def main():
             row["case"], row["sas"], row["handshakes_per_s"], row["p50_ms"], row["p99_ms"],
             row.get("peer_handshakes_per_s"), row.get("of_peer", "")))
         if row["case"].startswith("cold"):
-            print("%-24s %6s %.1f s wall (target 30 s), %.1f s of IKE-core CPU" %
-                  ("", "", row["seconds"], row["ike_core_cpu_s"]))
+            print("%-24s %6s %.1f s wall (target 30 s), %.1f s of IKE-core CPU; the control "
+                  "lcore %.1f s of CPU, %.1f s runnable waiting for one" %
+                  ("", "", row["seconds"], row["ike_core_cpu_s"], row["control_lcore_cpu_s"],
+                   row["control_lcore_runqueue_wait_s"]))
     print("wrote %s" % a.out)
     if e2e.failures:
         sys.exit("ike bench: %s" % "; ".join(e2e.failures))

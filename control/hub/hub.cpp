@@ -717,11 +717,17 @@ size_t hub::poll_punts(timestamp now) {
         if (reason < _cc.punts.size()) {
             ++_cc.punts[reason];
         }
-        dispatch(r, now);
         if (r.reason == dp::punt_reason::nhrp) {
             // From the worker's burst to its reply handed to TX (or held for ARP): the punt
-            // ring, the packets before it in this pass and its own handling.
-            _nhrp_time.record_tsc(r.rx_tsc, rte_rdtsc(), _tsc_khz);
+            // ring, the packets before it in this pass and its own handling (that alone in
+            // _nhrp_handling).
+            uint64_t taken = rte_rdtsc();
+            dispatch(r, now);
+            uint64_t sent = rte_rdtsc();
+            _nhrp_time.record_tsc(r.rx_tsc, sent, _tsc_khz);
+            _nhrp_handling.record_tsc(taken, sent, _tsc_khz);
+        } else {
+            dispatch(r, now);
         }
         rte_pktmbuf_free(ms[i]);
     }
