@@ -511,6 +511,7 @@ def storm_layout_rows(a, d, storm, detail, layout):
                  "hub_nhrp_handling_p50_us": us("handling_p50_ns"),
                  "hub_nhrp_handling_p99_us": us("handling_p99_ns"),
                  "hub_nhrp_handling_max_us": us("handling_max_ns"),
+                 "hub_nhrp_after_nap": hub_nhrp.get("after_nap"),
                  "hub_nhrp_what": "inside the hub, per NHRP packet (show stats: nhrp_service, "
                                   "read after the run): from the TSC of the worker's RX burst "
                                   "that took it to its reply handed to TX by the control lcore "
@@ -518,7 +519,9 @@ def storm_layout_rows(a, d, storm, detail, layout):
                                   "lcore's pass, its handling, the ESP path's forwarder); "
                                   "bucketed, a percentile is its bucket's top (<= 25% above); "
                                   "hub_nhrp_handling_*: from the control lcore taking it off "
-                                  "the punt ring to its reply handed to TX (its own work)",
+                                  "the punt ring to its reply handed to TX (its own work); "
+                                  "hub_nhrp_after_nap: how many were taken by the loop's "
+                                  "first pass after an idle nap (100 us)",
                  "loop_p99_us": loop.get("p99_us"), "loop_p999_us": loop.get("p999_us"),
                  "loop_max_us": loop.get("max_us"), "loop_passes": loop.get("passes"),
                  "loop_what": "control lcore busy-pass times (show stats: loop) from the "
@@ -669,8 +672,9 @@ def main():
                   ("", "", row["hub_nhrp_p50_us"], row["hub_nhrp_p99_us"],
                    row["hub_nhrp_p999_us"], row["hub_nhrp_max_us"], row["hub_nhrp_count"]))
             print("%-24s %6s its handling alone (punt ring -> TX): p50 %s us, p99 %s us, max %s "
-                  "us" % ("", "", row["hub_nhrp_handling_p50_us"],
-                          row["hub_nhrp_handling_p99_us"], row["hub_nhrp_handling_max_us"]))
+                  "us; %s taken by the first pass after an idle nap" %
+                  ("", "", row["hub_nhrp_handling_p50_us"], row["hub_nhrp_handling_p99_us"],
+                   row["hub_nhrp_handling_max_us"], row["hub_nhrp_after_nap"]))
             continue
         if row["case"].startswith("crypto-ceiling"):
             print("%-24s %6s %10s  (openssl speed on the IKE core: X25519 %s/s, HMAC-SHA256 "

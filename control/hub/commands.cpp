@@ -637,7 +637,8 @@ std::string hub::show_stats(bool json, bool summary) const {
         .num("max_ns", _nhrp_time.max_ns())
         .num("handling_p50_ns", _nhrp_handling.quantile_ns(0.5))
         .num("handling_p99_ns", _nhrp_handling.quantile_ns(0.99))
-        .num("handling_max_ns", _nhrp_handling.max_ns());
+        .num("handling_max_ns", _nhrp_handling.max_ns())
+        .num("after_nap", _nhrp_after_nap);
     // Per SA.
     std::string sas_json;
     text +=
@@ -786,7 +787,7 @@ std::string hub::show_stats(bool json, bool summary) const {
         "  loop: {} busy passes, max {} us, p99 {} us, p99.9 {} us\n"
         "  NHRP in the hub (RX burst to reply handed to TX): {} packets, p50 {:.1f} us, "
         "p99 {:.1f} us, p99.9 {:.1f} us, max {:.1f} us (its handling alone: p50 {:.1f} us, "
-        "p99 {:.1f} us, max {:.1f} us)\n"
+        "p99 {:.1f} us, max {:.1f} us), {} taken right after an idle nap\n"
         "  IKE: {} in ({} not IKE, {} dropped), {} out, CHILD_SAs {} installed ({} failed), "
         "{} removed ({} drained), {} waited to encrypt\n",
         _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent, _cc.nhrp_tx_no_esp_path,
@@ -802,9 +803,9 @@ std::string hub::show_stats(bool json, bool summary) const {
         static_cast<double>(_nhrp_time.max_ns()) / 1000,
         static_cast<double>(_nhrp_handling.quantile_ns(0.5)) / 1000,
         static_cast<double>(_nhrp_handling.quantile_ns(0.99)) / 1000,
-        static_cast<double>(_nhrp_handling.max_ns()) / 1000, _cc.ike_rx, _cc.ike_rx_bad,
-        _cc.ike_rx_dropped, _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed, _cc.ike_removes,
-        _cc.ike_drains, _cc.ike_outbound_waits);
+        static_cast<double>(_nhrp_handling.max_ns()) / 1000, _nhrp_after_nap, _cc.ike_rx,
+        _cc.ike_rx_bad, _cc.ike_rx_dropped, _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed,
+        _cc.ike_removes, _cc.ike_drains, _cc.ike_outbound_waits);
     return text + routing_stats(false);
 }
 

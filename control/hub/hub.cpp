@@ -703,7 +703,10 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
             idle = 0;
         } else if (++idle >= idle_passes_before_nap) {
             rte_delay_us_sleep(idle_nap_us);
+            _napped = true;  // seen by the next pass's punts (NHRP's figures)
+            continue;
         }
+        _napped = false;
     }
     log::notice("stopping");
 }
@@ -726,6 +729,7 @@ size_t hub::poll_punts(timestamp now) {
             uint64_t sent = rte_rdtsc();
             _nhrp_time.record_tsc(r.rx_tsc, sent, _tsc_khz);
             _nhrp_handling.record_tsc(taken, sent, _tsc_khz);
+            _nhrp_after_nap += _napped ? 1 : 0;
         } else {
             dispatch(r, now);
         }

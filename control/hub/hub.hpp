@@ -463,9 +463,11 @@ private:
     exception_path _exception;            // declared after nothing it needs; closed before the EAL
     dp::token_bucket _icmp_error_budget;  // in nanoseconds of the steady clock
     loop_time _loop_time;                 // passes that did work
-    loop_time _nhrp_time;      // each NHRP packet: worker's RX burst to its reply handed to TX
-    loop_time _nhrp_handling;  // the same packets: off the punt ring to TX (its own work)
-    uint64_t _tsc_khz = 1;     // TSC ticks per millisecond, set by run()
+    loop_time _nhrp_time;          // each NHRP packet: worker's RX burst to its reply handed to TX
+    loop_time _nhrp_handling;      // the same packets: off the punt ring to TX (its own work)
+    uint64_t _nhrp_after_nap = 0;  // the same packets taken by the first pass after a nap
+    bool _napped = false;          // the loop's last pass ended in a nap
+    uint64_t _tsc_khz = 1;         // TSC ticks per millisecond, set by run()
 
     std::unique_ptr<control::mgmt_server> _mgmt;
     std::unique_ptr<telemetry> _telemetry;
