@@ -350,7 +350,8 @@ struct hub_settings {
     uint32_t control_lcore = 0;
     std::vector<uint32_t> worker_lcores{1};
     std::vector<std::string> eal_args;
-    uint32_t worker_idle_sleep_us = 0;  // 0: workers busy-poll
+    uint32_t worker_idle_sleep_us = 0;   // 0: workers busy-poll
+    uint32_t control_idle_nap_us = 100;  // 0: the control lcore busy-polls
     config::punt_rates punt_rates;
     uint32_t icmp_error_rate = 100;    // ICMP errors the hub originates, per second
     uint32_t arp_max_entries = 16384;  // ARP table size; the oldest failed or idle entry goes

@@ -211,12 +211,13 @@ def perf_top(data, lines=15):
     return out
 
 
-def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=None):
+def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=None,
+             hub_extra=HUB_EXTRA):
     """Runs the emulator against a fresh hub; returns (emulator report, IKE thread CPU s,
     {'loop': ...} from show stats at the end of keying when `watch`). With `profile` (a path),
     perf samples the IKE thread meanwhile (and the control lcore, into `profile`.control) and
     their hottest symbols are printed."""
-    h = e2e.hub(d, n, profiles=hub_profile(auth, certdir, case), hub_extra=HUB_EXTRA)
+    h = e2e.hub(d, n, profiles=hub_profile(auth, certdir, case), hub_extra=hub_extra)
     try:
         tid = thread_named(h.proc.pid, "dmvpn-ike")
         pin(tid, core)
@@ -461,16 +462,20 @@ def storm_layout_rows(a, d, storm, detail, layout):
     os.makedirs(cd)
     log("cold start (%s): hub, %d spokes initiated at %s/s" % (layout, storm, a.storm_rate))
     e2e.SIM_LCORE = a.core if layout == "control-alone" else a.sim_core
+    # With a CPU of its own the control lcore may poll without its idle nap, as deployed
+    # (hub.control-idle-nap-us: 0); elsewhere it keeps the default nap.
+    nap_us = 0 if layout == "control-alone" and a.control_busy_poll else 100
     try:
         r, cpu, loops = hub_case(cd, "psk", None, storm, a.storm_rate, a.core, watch=True,
                                  profile=a.profile and os.path.join(a.profile,
-                                                                    "storm%s.data" % suffix))
+                                                                    "storm%s.data" % suffix),
+                                 hub_extra=HUB_EXTRA + "  control-idle-nap-us: %d\n" % nap_us)
     finally:
         e2e.SIM_LCORE = a.sim_core
     detail["storm" + suffix] = {"hub": r, "loops": loops}
     keyed_ok = r["keyed"] == storm and r["ike_handshakes"] == storm
     rows.append({"case": "cold-start-psk-x25519" + suffix, "sas": r["ike_handshakes"],
-                 "cores": 1, "layout": STORM_LAYOUTS[layout],
+                 "cores": 1, "layout": STORM_LAYOUTS[layout], "control_idle_nap_us": nap_us,
                  "seconds": r["ike_keying_s"], "target_s": 30,
                  "handshakes_per_s": per_s(r["ike_handshakes"], cpu),
                  "wall_handshakes_per_s": per_s(r["ike_handshakes"], r["ike_keying_s"]),
@@ -489,7 +494,7 @@ def storm_layout_rows(a, d, storm, detail, layout):
     def us(key):
         return None if hub_nhrp.get(key) is None else round(hub_nhrp[key] / 1000, 1)
     rows.append({"case": "nhrp-during-cold-start" + suffix, "sas": storm, "cores": 1,
-                 "layout": STORM_LAYOUTS[layout],
+                 "layout": STORM_LAYOUTS[layout], "control_idle_nap_us": nap_us,
                  "handshakes_per_s": None,
                  "registrations": r.get("registration_rtts"),
                  "p50_us": r.get("registration_rtt_p50_us"),
@@ -552,6 +557,9 @@ def main():
                     help="keep the rows already in --out whose case this run does not measure "
                          "(e.g. --cases v1-psk-modp2048 --no-storm --merge)")
     ap.add_argument("--storm", type=int, default=10000, help="cold-start spokes (10000)")
+    ap.add_argument("--control-busy-poll", action="store_true",
+                    help="with --storm-control-alone: that layout's control lcore polls without "
+                         "its idle nap (hub.control-idle-nap-us: 0), as on a dedicated core")
     ap.add_argument("--storm-control-alone", action="store_true",
                     help="a second cold start with the emulator moved to --core: the hub's "
                          "control lcore alone on its CPU (%s)" % STORM_LAYOUTS["control-alone"])

@@ -36,10 +36,10 @@ using namespace std::chrono_literals;
 constexpr unsigned punt_ring_size = 4096;
 constexpr unsigned punt_burst = 32;
 constexpr auto tick_interval = 10ms;
-// When nothing happened for this many passes the loop naps briefly: the machines this runs on
-// share their cores, and a control lcore has nothing to poll at line rate.
+// When nothing happened for this many passes the loop naps `hub.control-idle-nap-us` (100 us
+// by default: labs share their cores, and a control lcore has nothing to poll at line rate; 0
+// keeps it polling, for a control lcore on a core of its own).
 constexpr unsigned idle_passes_before_nap = 1000;
-constexpr unsigned idle_nap_us = 100;
 
 timestamp now_ts() { return std::chrono::steady_clock::now(); }
 
@@ -701,8 +701,8 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
         }
         if (work != 0) {
             idle = 0;
-        } else if (++idle >= idle_passes_before_nap) {
-            rte_delay_us_sleep(idle_nap_us);
+        } else if (++idle >= idle_passes_before_nap && _topo.hub.control_idle_nap_us != 0) {
+            rte_delay_us_sleep(_topo.hub.control_idle_nap_us);
             _napped = true;  // seen by the next pass's punts (NHRP's figures)
             continue;
         }

@@ -181,7 +181,8 @@ tunnels:
     const auto& t = *r;
     CHECK(t.hub.control_lcore == 0);
     CHECK(t.hub.worker_lcores == std::vector<uint32_t>{1});
-    CHECK(t.hub.worker_idle_sleep_us == 0);  // busy-poll unless asked
+    CHECK(t.hub.worker_idle_sleep_us == 0);   // busy-poll unless asked
+    CHECK(t.hub.control_idle_nap_us == 100);  // the control lcore naps when idle unless asked
     CHECK(t.hub.log_level == "info");
     CHECK_FALSE(t.hub.metrics);  // no endpoint unless asked
     CHECK(t.ports[0].dev.spec == "0000:00:04.0");
@@ -824,6 +825,8 @@ TEST_CASE("checks that span fields", "[config]") {
          "lcore 3 is listed twice (first at 3:19)"},
         {"worker-lcores: [1]", "  worker-lcores: [1]\n  worker-idle-sleep-us: 200000",
          "hub.worker-idle-sleep-us", "expected an integer 0..100000, got \"200000\""},
+        {"worker-lcores: [1]", "  worker-lcores: [1]\n  control-idle-nap-us: -1",
+         "hub.control-idle-nap-us", "expected an integer 0..100000, got \"-1\""},
         {"worker-lcores: [1]", "  worker-lcores: [1]\n  log-level: verbose", "hub.log-level",
          "expected error, warning, notice, info or debug, got \"verbose\""},
         {"worker-lcores: [1]", "  worker-lcores: [1]\n  metrics: {port: 0}", "hub.metrics.port",
