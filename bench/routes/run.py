@@ -623,6 +623,82 @@ def kernel_run(ns, count):
     return round(seconds, 3), taken
 
 
+CPUSET = "/sys/fs/cgroup/cpuset"  # cgroup v1's cpuset hierarchy
+REST_CPUSET = os.path.join(CPUSET, "dmvpn-bench-rest")
+
+
+def ancestry():
+    """This process and its ancestors (their thread groups stay where they are)."""
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        with open("/proc/%d/stat" % pid) as f:
+            pid = int(f.read().rsplit(")", 1)[1].split()[1])
+    return pids
+
+
+def tgid_of(tid):
+    try:
+        with open("/proc/%d/status" % tid) as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def isolate_worker_cpu():
+    """--isolate-worker-cpu: every other task of the machine (other users' work included) moved
+    into a cpuset of OTHER_CPU alone for the run, so WORKER_CPU runs the hub's worker lcore and
+    nothing else but per-CPU kernel threads, as isolcpus or a cpuset gives a deployment. What
+    this script starts afterwards stays in the root cpuset (it inherits this script's) and is
+    pinned as before. Returns how many tasks moved and how many could not (kernel threads)."""
+    if not os.path.exists(os.path.join(CPUSET, "tasks")):
+        sys.exit("routes bench: --isolate-worker-cpu needs cgroup v1's cpuset at " + CPUSET)
+    os.makedirs(REST_CPUSET, exist_ok=True)
+    with open(os.path.join(REST_CPUSET, "cpuset.cpus"), "w") as f:
+        f.write(str(OTHER_CPU))
+    with open(os.path.join(CPUSET, "cpuset.mems")) as src, \
+            open(os.path.join(REST_CPUSET, "cpuset.mems"), "w") as f:
+        f.write(src.read().strip())
+    keep = ancestry()
+    with open(os.path.join(CPUSET, "tasks")) as f:
+        tids = [int(t) for t in f.read().split()]
+    moved = unmovable = 0
+    for tid in tids:
+        if tgid_of(tid) in keep:
+            continue
+        try:
+            with open(os.path.join(REST_CPUSET, "tasks"), "w") as f:
+                f.write(str(tid))
+            moved += 1
+        except OSError:
+            unmovable += 1
+    print("isolate: %d tasks moved to CPU %d, %d not movable (kernel threads)"
+          % (moved, OTHER_CPU, unmovable), flush=True)
+    return {"moved": moved, "unmovable": unmovable}
+
+
+def release_worker_cpu():
+    """Moves the tasks isolate_worker_cpu() moved (and their children) back."""
+    try:
+        with open(os.path.join(REST_CPUSET, "tasks")) as f:
+            tids = f.read().split()
+    except OSError:
+        return
+    for tid in tids:
+        try:
+            with open(os.path.join(CPUSET, "tasks"), "w") as f:
+                f.write(tid)
+        except OSError:
+            pass  # gone meanwhile
+    try:
+        os.rmdir(REST_CPUSET)
+    except OSError as e:
+        print("isolate: %s left behind: %s" % (REST_CPUSET, e))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -630,6 +706,10 @@ def main():
     ap.add_argument("--peer-limit", type=int,
                     help="seconds the peer may take from its session's start (default 300)")
     ap.add_argument("--out", default=os.path.join(SOURCE, "bench", "results", "routes.json"))
+    ap.add_argument("--isolate-worker-cpu", action="store_true",
+                    help="move every other task of the machine to CPU %d for the run (cgroup v1 "
+                         "cpuset), so the worker's CPU runs it alone; moved back afterwards"
+                         % OTHER_CPU)
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("SKIP: needs root (network namespaces)")
@@ -648,7 +728,10 @@ def main():
     ns = "dmvpn-benchroutes%d" % os.getpid()
     run("ip", "netns", "del", ns, check=False)
     run("ip", "netns", "add", ns)
+    isolated = None
     try:
+        if args.isolate_worker_cpu:
+            isolated = isolate_worker_cpu()
         run("ip", "-n", ns, "link", "set", "lo", "up")
         run("ip", "-n", ns, "link", "add", "k0", "type", "veth", "peer", "name", "k1")
         for dev in ("k0", "k1"):
@@ -678,6 +761,7 @@ def main():
             **peer,
             "kernel_batch_seconds": kernel_seconds,
             "kernel_batch_routes": kernel_taken,
+            "worker_cpu_isolated": isolated,
             "detail": hub,
         }
         doc = {"host": os.uname().nodename, "cpus": os.cpu_count(),
@@ -691,6 +775,8 @@ def main():
         # Every gateway is on a hub interface: each route must have gone in.
         sys.exit(0 if hub["installed"] == count and hub["fib_failed"] == 0 else 1)
     finally:
+        if isolated is not None:
+            release_worker_cpu()
         run("ip", "netns", "del", ns, check=False)
         shutil.rmtree(d, ignore_errors=True)
 
