@@ -62,6 +62,8 @@ os.environ["DMVPN_BUILD"] = BUILD
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
 import e2e  # noqa: E402  (the hub over memif and the emulator runner of tests/e2e)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cpuset  # noqa: E402  (bench/cpuset.py: --isolate-control-cpu)
 import strongswan as ss  # noqa: E402  (charon in a namespace, swanctl, test CAs)
 
 # e2e's hub keeps 8,192 NHRP entries; the cold start registers 10,000 spokes after keying.
@@ -465,17 +467,27 @@ def storm_layout_rows(a, d, storm, detail, layout):
     # With a CPU of its own the control lcore may poll without its idle nap, as deployed
     # (hub.control-idle-nap-us: 0); elsewhere it keeps the default nap.
     nap_us = 0 if layout == "control-alone" and a.control_busy_poll else 100
+    # --isolate-control-cpu: in that layout every other task of the machine, this script and
+    # what it starts but the hub's control lcore (EAL pins it to CPU 0) go to the IKE core's CPU.
+    isolated, affinity = None, os.sched_getaffinity(0)
     try:
+        if layout == "control-alone" and a.isolate_control_cpu:
+            os.sched_setaffinity(0, {a.core})
+            isolated = cpuset.isolate(a.core, "the control lcore's CPU")
         r, cpu, loops = hub_case(cd, "psk", None, storm, a.storm_rate, a.core, watch=True,
                                  profile=a.profile and os.path.join(a.profile,
                                                                     "storm%s.data" % suffix),
                                  hub_extra=HUB_EXTRA + "  control-idle-nap-us: %d\n" % nap_us)
     finally:
         e2e.SIM_LCORE = a.sim_core
+        if isolated is not None:
+            cpuset.release()
+        os.sched_setaffinity(0, affinity)
     detail["storm" + suffix] = {"hub": r, "loops": loops}
     keyed_ok = r["keyed"] == storm and r["ike_handshakes"] == storm
     rows.append({"case": "cold-start-psk-x25519" + suffix, "sas": r["ike_handshakes"],
                  "cores": 1, "layout": STORM_LAYOUTS[layout], "control_idle_nap_us": nap_us,
+                 "control_cpu_isolated": isolated,
                  "seconds": r["ike_keying_s"], "target_s": 30,
                  "handshakes_per_s": per_s(r["ike_handshakes"], cpu),
                  "wall_handshakes_per_s": per_s(r["ike_handshakes"], r["ike_keying_s"]),
@@ -495,6 +507,7 @@ def storm_layout_rows(a, d, storm, detail, layout):
         return None if hub_nhrp.get(key) is None else round(hub_nhrp[key] / 1000, 1)
     rows.append({"case": "nhrp-during-cold-start" + suffix, "sas": storm, "cores": 1,
                  "layout": STORM_LAYOUTS[layout], "control_idle_nap_us": nap_us,
+                 "control_cpu_isolated": isolated,
                  "handshakes_per_s": None,
                  "registrations": r.get("registration_rtts"),
                  "p50_us": r.get("registration_rtt_p50_us"),
@@ -557,6 +570,9 @@ def main():
                     help="keep the rows already in --out whose case this run does not measure "
                          "(e.g. --cases v1-psk-modp2048 --no-storm --merge)")
     ap.add_argument("--storm", type=int, default=10000, help="cold-start spokes (10000)")
+    ap.add_argument("--isolate-control-cpu", action="store_true",
+                    help="with --storm-control-alone: that layout's storm with every other task "
+                         "of the machine moved to the IKE core's CPU (bench/cpuset.py)")
     ap.add_argument("--control-busy-poll", action="store_true",
                     help="with --storm-control-alone: that layout's control lcore polls without "
                          "its idle nap (hub.control-idle-nap-us: 0), as on a dedicated core")

@@ -60,6 +60,8 @@ BUILD = os.environ.get("DMVPN_BUILD") or os.path.join(
 os.environ["DMVPN_BUILD"] = BUILD
 sys.path.insert(0, os.path.join(SOURCE, "tests"))
 from hub_checks import CTL, HUB, wait_for  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cpuset  # noqa: E402  (bench/cpuset.py: --isolate-worker-cpu)
 
 PUSH = os.path.join(BUILD, "bench", "fpm-push")
 # The worker lcore's CPU; everything else the bench starts (the hub's other threads, fpm-push,
@@ -623,82 +625,6 @@ def kernel_run(ns, count):
     return round(seconds, 3), taken
 
 
-CPUSET = "/sys/fs/cgroup/cpuset"  # cgroup v1's cpuset hierarchy
-REST_CPUSET = os.path.join(CPUSET, "dmvpn-bench-rest")
-
-
-def ancestry():
-    """This process and its ancestors (their thread groups stay where they are)."""
-    pids, pid = set(), os.getpid()
-    while pid > 1:
-        pids.add(pid)
-        with open("/proc/%d/stat" % pid) as f:
-            pid = int(f.read().rsplit(")", 1)[1].split()[1])
-    return pids
-
-
-def tgid_of(tid):
-    try:
-        with open("/proc/%d/status" % tid) as f:
-            for line in f:
-                if line.startswith("Tgid:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def isolate_worker_cpu():
-    """--isolate-worker-cpu: every other task of the machine (other users' work included) moved
-    into a cpuset of OTHER_CPU alone for the run, so WORKER_CPU runs the hub's worker lcore and
-    nothing else but per-CPU kernel threads, as isolcpus or a cpuset gives a deployment. What
-    this script starts afterwards stays in the root cpuset (it inherits this script's) and is
-    pinned as before. Returns how many tasks moved and how many could not (kernel threads)."""
-    if not os.path.exists(os.path.join(CPUSET, "tasks")):
-        sys.exit("routes bench: --isolate-worker-cpu needs cgroup v1's cpuset at " + CPUSET)
-    os.makedirs(REST_CPUSET, exist_ok=True)
-    with open(os.path.join(REST_CPUSET, "cpuset.cpus"), "w") as f:
-        f.write(str(OTHER_CPU))
-    with open(os.path.join(CPUSET, "cpuset.mems")) as src, \
-            open(os.path.join(REST_CPUSET, "cpuset.mems"), "w") as f:
-        f.write(src.read().strip())
-    keep = ancestry()
-    with open(os.path.join(CPUSET, "tasks")) as f:
-        tids = [int(t) for t in f.read().split()]
-    moved = unmovable = 0
-    for tid in tids:
-        if tgid_of(tid) in keep:
-            continue
-        try:
-            with open(os.path.join(REST_CPUSET, "tasks"), "w") as f:
-                f.write(str(tid))
-            moved += 1
-        except OSError:
-            unmovable += 1
-    print("isolate: %d tasks moved to CPU %d, %d not movable (kernel threads)"
-          % (moved, OTHER_CPU, unmovable), flush=True)
-    return {"moved": moved, "unmovable": unmovable}
-
-
-def release_worker_cpu():
-    """Moves the tasks isolate_worker_cpu() moved (and their children) back."""
-    try:
-        with open(os.path.join(REST_CPUSET, "tasks")) as f:
-            tids = f.read().split()
-    except OSError:
-        return
-    for tid in tids:
-        try:
-            with open(os.path.join(CPUSET, "tasks"), "w") as f:
-                f.write(tid)
-        except OSError:
-            pass  # gone meanwhile
-    try:
-        os.rmdir(REST_CPUSET)
-    except OSError as e:
-        print("isolate: %s left behind: %s" % (REST_CPUSET, e))
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -731,7 +657,7 @@ def main():
     isolated = None
     try:
         if args.isolate_worker_cpu:
-            isolated = isolate_worker_cpu()
+            isolated = cpuset.isolate(OTHER_CPU, "the worker's CPU")
         run("ip", "-n", ns, "link", "set", "lo", "up")
         run("ip", "-n", ns, "link", "add", "k0", "type", "veth", "peer", "name", "k1")
         for dev in ("k0", "k1"):
@@ -776,7 +702,7 @@ def main():
         sys.exit(0 if hub["installed"] == count and hub["fib_failed"] == 0 else 1)
     finally:
         if isolated is not None:
-            release_worker_cpu()
+            cpuset.release()
         run("ip", "netns", "del", ns, check=False)
         shutil.rmtree(d, ignore_errors=True)
 
