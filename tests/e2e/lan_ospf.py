@@ -370,19 +370,27 @@ def main():
                 print(hub_vtysh(hub_run, "show ip ospf neighbor"))
                 print(hub_vtysh(hub_run, "show ip ospf database"))
 
+        def route_state(found, what):
+            """Waits for `found` (zebra's route polled alongside); prints the times from FRR's
+            start, and why not when it never came; returns (what found gave, seconds)."""
+            def polled():
+                in_zebra()
+                return found()
+            r = wait_for(polled, ROUTE_WAIT, 0.1)
+            if r is None:
+                why_not()
+            t = time.time() - t0
+            print("times from FRR's start: Full %.1f s, in zebra %s s, %s %.1f s"
+                  % (t_full, "%.1f" % t_zebra if t_zebra is not None else "?", what, t))
+            return r, t
+
         if ROUTED:
             nb_mac = json.loads(sh("ip", "-n", ns, "-j", "link", "show", "vl").stdout)[0]["address"]
 
             def in_fib():
-                in_zebra()
                 r = fib_route(h, PREFIX)
                 return r if r and r.get("state") == "complete" else None
-            fib = wait_for(in_fib, ROUTE_WAIT, 0.1)
-            if fib is None:
-                why_not()
-            t_fib = time.time() - t0
-            print("times from FRR's start: Full %.1f s, in zebra %s s, in the hub's FIB %.1f s"
-                  % (t_full, "%.1f" % t_zebra if t_zebra is not None else "?", t_fib))
+            fib, t_fib = route_state(in_fib, "in the hub's FIB")
             print(h.ctl("show", "ip", "route"))
             e2e.check(fib is not None and fib["code"] == "O" and fib["protocol"] == "ospf" and
                       fib["source"] == "fpm" and fib["next_hop"] == "198.18.0.2" and
@@ -393,15 +401,9 @@ def main():
         else:
             # An underlay port that drops transit: refused, listed and counted, not installed.
             def refused():
-                in_zebra()
                 rows = h.json("show", "ip", "route", PREFIX)
                 return rows if rows["refused"] else None
-            shown = wait_for(refused, ROUTE_WAIT, 0.1)
-            if shown is None:
-                why_not()
-            t_ref = time.time() - t0
-            print("times from FRR's start: Full %.1f s, in zebra %s s, refused by the hub %.1f s"
-                  % (t_full, "%.1f" % t_zebra if t_zebra is not None else "?", t_ref))
+            shown, t_ref = route_state(refused, "refused by the hub")
             text = h.ctl("show", "ip", "route")
             print(text)
             no = (shown or {}).get("refused", [{}])[0]
