@@ -683,7 +683,7 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
             _next_tick = now + tick_interval;
         }
         work += ike_pass(now);
-        work += fpm_pass();
+        work += fpm_pass(now);
         if (_redist) {
             _redist->pass();
         }
@@ -736,6 +736,10 @@ size_t hub::poll_punts(timestamp now) {
         rte_pktmbuf_free(ms[i]);
     }
     return n;
+}
+
+size_t hub::punts_between(timestamp now) {
+    return rte_ring_empty(_punts) != 0 ? 0 : poll_punts(now);
 }
 
 void hub::dispatch(const dp::punt_record& r, timestamp now) {

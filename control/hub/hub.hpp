@@ -234,7 +234,7 @@ private:
     // FRR's routes (hub_fpm.cpp): the FPM server from routing.fpm, its batches into the RIB.
     std::optional<std::string> start_fpm();
     void refresh_fpm_interfaces();  // where FPM gateways lead: tunnels' and ports' subnets
-    size_t fpm_pass();
+    size_t fpm_pass(timestamp now);
     // routing.redistribute-nhrp (hub_redistribute.cpp): registered spokes' routes into the
     // kernel through the thread dmvpn-redist, out of their tunnel's kernel interface.
     std::optional<std::string> start_redistribute();
@@ -290,6 +290,9 @@ private:
 
     // loop pieces
     size_t poll_punts(timestamp now);
+    // The punts first: a long stage of the pass (IKE outputs, FPM batches) calls this between
+    // its items, so an NHRP packet waits for one item, not for the rest of the pass.
+    size_t punts_between(timestamp now);
     void dispatch(const dp::punt_record& r, timestamp now);
     void on_nhrp(const dp::punt_record& r, timestamp now);
     void on_arp(const dp::punt_record& r, timestamp now);

@@ -62,12 +62,12 @@ void hub::refresh_fpm_interfaces() {
     _fpm_ifs = std::move(ifs);
 }
 
-size_t hub::fpm_pass() {
+size_t hub::fpm_pass(timestamp now) {
     if (!_fpm) {
         return 0;
     }
-    size_t n = 0;
-    for (; n < fpm_batches_per_pass; ++n) {
+    size_t work = 0;
+    for (size_t n = 0; n < fpm_batches_per_pass; ++n) {
         std::optional<fpm::server::batch> b = _fpm->poll();
         if (!b) {
             break;
@@ -75,8 +75,9 @@ size_t hub::fpm_pass() {
         // A whole batch, then one commit: the workers never see half of it.
         rib::apply_fpm_batch(*_rib, *b, _fpm_ifs, _fpm_feed, &_fpm_refused);
         _rib->commit();
+        work += 1 + punts_between(now);
     }
-    return n;
+    return work;
 }
 
 std::vector<hub::routing_counter> hub::routing_counters() const {

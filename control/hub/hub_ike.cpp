@@ -120,6 +120,7 @@ size_t hub::ike_pass(timestamp now) {
                        },
                    },
                    *o);
+        work += punts_between(now);
     }
     return work;
 }
