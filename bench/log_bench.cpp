@@ -7,6 +7,7 @@
 // logs). Prints the calling thread's time per call: p50 / p99 / p99.9 / max, and lines dropped. Not
 // a test.
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,13 +41,15 @@ int64_t quantile(std::vector<int64_t>& v, double q) {
 }
 
 // Logs `calls` lines paced at `rate` a second (a spin until each one's time) with stderr on `fd`.
-result run(int fd, bool async, int calls, int rate) {
+result run(int fd, bool async, int calls, int rate, const std::vector<unsigned>& avoid) {
     result r;
     r.ns.reserve(static_cast<size_t>(calls));
     int saved = dup(STDERR_FILENO);
     dup2(fd, STDERR_FILENO);
     if (async) {
-        log::start_async();
+        log::async_config c;
+        c.avoid_cpus = avoid;
+        log::start_async(std::move(c));
     }
     uint64_t dropped_before = log::dropped_lines();
     auto period = std::chrono::nanoseconds(1000000000 / std::max(rate, 1));
@@ -92,18 +95,29 @@ int main(int argc, char** argv) {
         return 2;
     }
     log::init("log-bench", log::sink_format::plain);
+    // As in the hub: the logger thread keeps off the caller's CPU (when there is another).
+    std::vector<unsigned> avoid;
+    if (int cpu = sched_getcpu(); cpu >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(static_cast<unsigned>(cpu), &one);
+        if (sched_setaffinity(0, sizeof one, &one) == 0) {
+            avoid.push_back(static_cast<unsigned>(cpu));
+            std::printf("caller on CPU %d, the logger thread on the others\n", cpu);
+        }
+    }
     std::printf("%d calls at %d/s; per call on the calling thread, us\n", calls, rate);
     std::printf("%-28s %-6s %8s %8s %8s %10s %8s\n", "stderr", "mode", "p50", "p99", "p99.9", "max",
                 "dropped");
     for (bool async : {false, true}) {
         int null = open("/dev/null", O_WRONLY);
-        print("/dev/null", async, run(null, async, calls, rate));
+        print("/dev/null", async, run(null, async, calls, rate, avoid));
         close(null);
     }
     for (bool async : {false, true}) {
         char path[] = "/tmp/log-bench-XXXXXX";
         int fd = mkstemp(path);
-        print("file in /tmp", async, run(fd, async, calls, rate));
+        print("file in /tmp", async, run(fd, async, calls, rate, avoid));
         close(fd);
         unlink(path);
     }
@@ -122,7 +136,7 @@ int main(int argc, char** argv) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(40));
             }
         });
-        result r = run(p[1], async, calls, rate);
+        result r = run(p[1], async, calls, rate, avoid);
         done = true;
         close(p[1]);  // the reader's next read ends
         reader.join();
