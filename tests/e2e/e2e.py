@@ -786,6 +786,10 @@ def observe(d):
                   "%s grows between the scrapes (%s -> %s)" % (g, a, b))
         check(sample(second, 'dmvpn_nhrp_cache_dynamic_entries') == n,
               "dmvpn_nhrp_cache_dynamic_entries is %d" % n)
+        # The logger thread's queue (control/log.hpp) did not overflow: none dropped.
+        check(sample(second, 'dmvpn_log_lines_dropped_total') == 0 and
+              h.json("show", "stats")["control"]["log_lines_dropped"] == 0,
+              "no log line dropped (dmvpn_log_lines_dropped_total, show stats)")
         check("# TYPE dmvpn_drops_total counter" in second and
               re.search(r'^dmvpn_drops_total\{reason="[a-z_]+"\} \d+$', second, re.M),
               "drops are one counter labelled by reason")
