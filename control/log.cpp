@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <ctime>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <system_error>
@@ -123,6 +124,23 @@ public:
         _thread.join();
         std::lock_guard<std::mutex> lock(_m);
         _queue = std::string();  // the reserved megabyte back
+    }
+
+    // std::terminate's way out (an exception nobody caught, log.hpp): what is queued is written
+    // at once from the terminating thread, best effort: the lock is tried for up to 100 ms (a
+    // thread that died holding it must not hang the exit), and a batch the logger thread is
+    // writing at that moment may interleave with it.
+    void flush_now() {
+        std::unique_lock<std::mutex> lock(_m, std::defer_lock);
+        for (int i = 0; i < 100 && !lock.try_lock(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        if (!lock.owns_lock() || !_accepting) {
+            return;
+        }
+        std::string queued;
+        queued.swap(_queue);
+        emit(queued);  // under the lock: later lines wait, the process is going down
     }
 
     // Queues one formatted message (one or more whole lines); false when the thread is not
@@ -245,6 +263,16 @@ private:
 
 // After g_program and g_format: destroyed (stopped, its queue written) before them at exit.
 async_logger g_async;
+
+std::terminate_handler g_next_terminate = nullptr;
+
+[[noreturn]] void on_terminate() {
+    g_async.flush_now();
+    if (g_next_terminate != nullptr) {
+        g_next_terminate();
+    }
+    std::abort();
+}
 
 }  // namespace
 
@@ -394,7 +422,16 @@ void write(level l, std::string_view key, std::string_view text, bool force) {
     }
 }
 
-bool start_async(async_config c) { return g_async.start(std::move(c)); }
+bool start_async(async_config c) {
+    if (!g_async.start(std::move(c))) {
+        return false;
+    }
+    // Once: an uncaught exception writes the queue before the default handler aborts.
+    if (std::get_terminate() != on_terminate) {
+        g_next_terminate = std::set_terminate(on_terminate);
+    }
+    return true;
+}
 
 void stop_async() { g_async.stop(); }
 

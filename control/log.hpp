@@ -110,7 +110,9 @@ struct async_config {
 // Starts the thread; false if it runs already or could not start (logging stays synchronous).
 bool start_async(async_config c = {});
 // Writes what is queued, stops and joins the thread: logging is synchronous again, in order
-// after every queued line. Before each exit of a program that started it (also run at exit).
+// after every queued line. Before each exit of a program that started it (also run at exit,
+// and std::terminate writes the queue, best effort, before aborting; std::abort() and a kill
+// lose what the thread had not written yet: a millisecond or so of lines).
 void stop_async();
 bool async_running() noexcept;
 // Lines dropped with the queue full, since the process started.

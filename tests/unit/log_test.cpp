@@ -1,11 +1,13 @@
 // The logging path: level filter, per-key rate limiting with the suppressed count, journald's
 // priority prefix and the JOURNAL_STREAM check; the logger thread (start_async): whole lines in
-// per-thread order, the queue's cap, nothing lost on stop.
+// per-thread order, the queue's cap, nothing lost on stop or on std::terminate.
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -355,4 +357,46 @@ TEST_CASE("logger thread: stop writes every queued line to stderr, before the ne
         CHECK(lines[i].substr(24) == fmt::format(" test: notice: t1 n{} {:x>40}", i, ""));
     }
     CHECK(lines.back().ends_with(" test: notice: after stop"));
+}
+
+TEST_CASE("logger thread: an uncaught exception's terminate writes the queue first") {
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // The child: stderr into the pipe, a logger thread that would not poll for 10 s, three
+        // lines queued, then std::terminate (what an exception nobody catches ends in).
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        // Not Catch2's handler (it would report this process's abort as a failed test).
+        std::signal(SIGABRT, SIG_DFL);
+        if (int null = open("/dev/null", O_WRONLY); null >= 0) {
+            dup2(null, STDOUT_FILENO);
+        }
+        log::init("test", log::sink_format::journal);
+        log::set_level(log::level::info);
+        log::async_config c;
+        c.poll = std::chrono::seconds(10);
+        if (!log::start_async(std::move(c))) {
+            _exit(3);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the thread in its wait
+        for (int i = 0; i < 3; ++i) {
+            log::write(log::level::error, "", fmt::format("queued {}", i));
+        }
+        std::terminate();
+    }
+    close(p[1]);
+    std::string text;
+    char buf[4096];
+    ssize_t got = 0;
+    while ((got = ::read(p[0], buf, sizeof buf)) > 0) {
+        text.append(buf, static_cast<size_t>(got));
+    }
+    close(p[0]);
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status));
+    CHECK(text.starts_with("<3>queued 0\n<3>queued 1\n<3>queued 2\n"));
 }
