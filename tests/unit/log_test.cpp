@@ -195,11 +195,13 @@ TEST_CASE("logger thread: lines from several threads arrive whole and in per-thr
     log::init("test", log::sink_format::journal);
     log::set_level(log::level::info);
     batches b;
-    REQUIRE(log::start_async(b.config()));
+    // 4 x 5,000 x 53 bytes: more than 1 MiB if the writer never runs meanwhile (a loaded
+    // machine): a queue of 4 MiB, so that none is dropped here.
+    REQUIRE(log::start_async(b.config(size_t{4} << 20)));
     CHECK(log::async_running());
     CHECK_FALSE(log::start_async(b.config()));  // one thread
     constexpr int threads = 4;
-    constexpr int per_thread = 5000;  // 4 x 5,000 x 52 bytes: fits the 1 MiB queue
+    constexpr int per_thread = 5000;
     uint64_t dropped_before = log::dropped_lines();
     std::vector<std::thread> ts;
     for (int t = 0; t < threads; ++t) {
@@ -331,7 +333,9 @@ TEST_CASE("logger thread: stop writes every queued line to stderr, before the ne
     int saved = dup(STDERR_FILENO);
     REQUIRE(saved >= 0);
     REQUIRE(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
-    REQUIRE(log::start_async());
+    log::async_config c;
+    c.max_queued_bytes = size_t{4} << 20;  // 10,000 x 89 bytes, whether or not the thread runs
+    REQUIRE(log::start_async(std::move(c)));
     constexpr int n = 10000;
     for (int i = 0; i < n; ++i) {
         log_numbered(1, i);
