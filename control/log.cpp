@@ -238,8 +238,8 @@ private:
             lock.unlock();
             if (dropped != 0) {
                 batch += format_line(g_format, level::warning, g_program,
-                                     fmt::format("log: {} line{} dropped (queue full)", dropped,
-                                                 dropped == 1 ? "" : "s"),
+                                     // One wording whatever N, for whoever greps it.
+                                     fmt::format("log: {} lines dropped (queue full)", dropped),
                                      unix_ms_now());
             }
             emit(batch);
