@@ -70,11 +70,13 @@ void write_all(std::string_view line) {
 // redistribution, management) logging at most thousands of lines a second, each a variable
 // length string; the mutex is held only for a memcpy into a buffer reserved at start (a
 // producer's append) or for swapping two buffers (the thread), never across write(2), never
-// around an allocation, so the longest a producer can wait is another producer's memcpy of a
-// line. A lock-free MPSC ring of variable-length records would save that rare short wait at the
-// price of a fixed slot size or a two-phase reserve/commit protocol; per-thread SPSC rings
-// would lose the order across threads that the log has today. Order: one queue, appended under
-// the lock, so the file shows the order in which messages were queued (per thread: the order
+// around an allocation, so a producer waits at most for another producer's memcpy of a line or
+// the thread's swap (or, if the holder is preempted inside that window of nanoseconds, until it
+// runs again: rare, and the same holds for the malloc arena locks that formatting a line
+// may already take). A lock-free MPSC ring of variable-length records would save that rare short
+// wait at the price of a fixed slot size or a two-phase reserve/commit protocol; per-thread SPSC
+// rings would lose the order across threads that the log has today. Order: one queue, appended
+// under the lock, so the file shows the order in which messages were queued (per thread: the order
 // they were logged).
 std::atomic<bool> g_async_on{false};  // trivially destructible: safe to read at exit
 std::atomic<uint64_t> g_dropped_lines{0};
