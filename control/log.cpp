@@ -419,7 +419,8 @@ void write(level l, std::string_view key, std::string_view text, bool force) {
         g_test_sink(out);
         return;
     }
-    if (!g_async.push(out)) {
+    // (g_async_on first: after g_async's destructor at exit only the flag is read)
+    if (!g_async_on.load(std::memory_order_acquire) || !g_async.push(out)) {
         write_all(out);
     }
 }
