@@ -1,6 +1,9 @@
-// The logging path: level filter, per-key token buckets, journald or plain lines on stderr.
+// The logging path: level filter, per-key token buckets, journald or plain lines on stderr,
+// written by the calling thread or, once a program starts it, by the logger thread.
 #include "control/log.hpp"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,9 +11,14 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <ctime>
+#include <exception>
 #include <functional>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 namespace dmvpn::log {
 
@@ -39,8 +47,12 @@ int64_t steady_ms_now() {
         .count();
 }
 
+// The CPUs the process could run on when init() was called (empty if it was not).
+std::vector<unsigned> g_init_cpus;
+
 void write_all(std::string_view line) {
-    // One write(2) per line: lines from several threads do not interleave.
+    // One write(2) per message (per batch from the logger thread): lines from several threads
+    // do not interleave.
     while (!line.empty()) {
         ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
         if (n < 0 && errno == EINTR) {
@@ -51,6 +63,217 @@ void write_all(std::string_view line) {
         }
         line.remove_prefix(static_cast<size_t>(n));
     }
+}
+
+// The logger thread and its queue (log.hpp, async_config). Why a mutex and not a lock-free
+// ring: the producers are a handful of control threads (the control lcore, IKE, FPM,
+// redistribution, management) logging at most thousands of lines a second, each a variable
+// length string; the mutex is held only for a memcpy into a buffer reserved at start (a
+// producer's append) or for swapping two buffers (the thread), never across write(2), never
+// around an allocation, so a producer waits at most for another producer's memcpy of a line or
+// the thread's swap (or, if the holder is preempted inside that window of nanoseconds, until it
+// runs again: rare, and the same holds for the malloc arena locks that formatting a line
+// may already take). A lock-free MPSC ring of variable-length records would save that rare short
+// wait at the price of a fixed slot size or a two-phase reserve/commit protocol; per-thread SPSC
+// rings would lose the order across threads that the log has today. Order: one queue, appended
+// under the lock, so the file shows the order in which messages were queued (per thread: the order
+// they were logged).
+std::atomic<bool> g_async_on{false};  // trivially destructible: safe to read at exit
+std::atomic<uint64_t> g_dropped_lines{0};
+
+class async_logger {
+public:
+    ~async_logger() { stop(); }
+
+    bool start(async_config c) {
+        std::lock_guard<std::mutex> control(_control);
+        if (_thread.joinable()) {
+            return false;
+        }
+        _c = std::move(c);
+        _c.poll = std::max(_c.poll, std::chrono::microseconds(1));
+        {
+            std::lock_guard<std::mutex> lock(_m);
+            _queue.clear();
+            _queue.reserve(_c.max_queued_bytes);
+            _accepting = true;
+            _stopping = false;
+            _sleeping = false;
+            _pending_dropped = 0;
+        }
+        try {
+            _thread = std::thread([this] { run(); });
+        } catch (const std::system_error&) {
+            std::lock_guard<std::mutex> lock(_m);
+            _accepting = false;
+            return false;
+        }
+        pthread_setname_np(_thread.native_handle(), "dmvpn-log");
+        g_async_on.store(true, std::memory_order_release);
+        return true;
+    }
+
+    void stop() {
+        std::lock_guard<std::mutex> control(_control);
+        if (!_thread.joinable()) {
+            return;
+        }
+        {
+            std::lock_guard<std::mutex> lock(_m);
+            _stopping = true;
+        }
+        _cv.notify_one();
+        _thread.join();
+        std::lock_guard<std::mutex> lock(_m);
+        _queue = std::string();  // the reserved megabyte back
+    }
+
+    // std::terminate's way out (an exception nobody caught, log.hpp): what is queued is written
+    // at once from the terminating thread, best effort: the lock is tried for up to 100 ms (a
+    // thread that died holding it must not hang the exit), and a batch the logger thread is
+    // writing at that moment may interleave with it.
+    void flush_now() {
+        std::unique_lock<std::mutex> lock(_m, std::defer_lock);
+        for (int i = 0; i < 100 && !lock.try_lock(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        if (!lock.owns_lock() || !_accepting) {
+            return;
+        }
+        std::string queued;
+        queued.swap(_queue);
+        emit(queued);  // under the lock: later lines wait, the process is going down
+    }
+
+    // Queues one formatted message (one or more whole lines); false when the thread is not
+    // taking lines (the caller writes them itself).
+    bool push(std::string_view out) {
+        if (!g_async_on.load(std::memory_order_acquire)) {
+            return false;
+        }
+        bool wake = false;
+        {
+            std::lock_guard<std::mutex> lock(_m);
+            if (!_accepting) {
+                return false;  // stopped meanwhile, every queued line written
+            }
+            if (_queue.size() + out.size() > _c.max_queued_bytes) {
+                auto n = static_cast<uint64_t>(std::count(out.begin(), out.end(), '\n'));
+                _pending_dropped += n;
+                g_dropped_lines.fetch_add(n, std::memory_order_relaxed);
+                return true;
+            }
+            _queue.append(out);  // within the reserved capacity: no allocation
+            // Wake the thread if it sleeps (the first line after a quiet while), or early when
+            // half the queue is used (a burst); otherwise its next poll takes the line.
+            wake = _sleeping || _queue.size() > _c.max_queued_bytes / 2;
+            _sleeping = false;
+        }
+        if (wake) {
+            _cv.notify_one();
+        }
+        return true;
+    }
+
+private:
+    // Polls while lines come; after this many empty polls in a row it sleeps until a line.
+    static constexpr unsigned idle_polls_before_sleep = 100;
+
+    void keep_off_cpus() const {
+        if (g_init_cpus.empty()) {
+            return;
+        }
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        size_t n = 0;
+        for (unsigned cpu : g_init_cpus) {
+            if (std::find(_c.avoid_cpus.begin(), _c.avoid_cpus.end(), cpu) == _c.avoid_cpus.end()) {
+                CPU_SET(cpu, &set);
+                ++n;
+            }
+        }
+        if (n == 0) {
+            for (unsigned cpu : g_init_cpus) {
+                CPU_SET(cpu, &set);
+            }
+        }
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    }
+
+    void emit(std::string_view batch) const {
+        if (_c.out) {
+            _c.out(batch);
+        } else {
+            write_all(batch);
+        }
+    }
+
+    void run() {
+        keep_off_cpus();
+        std::string batch;
+        batch.reserve(_c.max_queued_bytes);
+        unsigned idle = 0;
+        std::unique_lock<std::mutex> lock(_m);
+        for (;;) {
+            if (_queue.empty() && _pending_dropped == 0) {
+                if (_stopping) {
+                    // Every line queued is written: callers write their own from now on, after
+                    // these.
+                    _accepting = false;
+                    g_async_on.store(false, std::memory_order_release);
+                    return;
+                }
+                if (idle >= idle_polls_before_sleep) {
+                    _sleeping = true;
+                    _cv.wait(lock, [this] { return !_sleeping || _stopping; });
+                    _sleeping = false;
+                    idle = 0;
+                } else {
+                    _cv.wait_for(lock, _c.poll);
+                    ++idle;
+                }
+                continue;
+            }
+            idle = 0;
+            batch.swap(_queue);  // both hold the reserved capacity
+            uint64_t dropped = std::exchange(_pending_dropped, 0);
+            lock.unlock();
+            if (dropped != 0) {
+                batch += format_line(g_format, level::warning, g_program,
+                                     // One wording whatever N, for whoever greps it.
+                                     fmt::format("log: {} lines dropped (queue full)", dropped),
+                                     unix_ms_now());
+            }
+            emit(batch);
+            batch.clear();
+            lock.lock();
+        }
+    }
+
+    std::mutex _control;  // start and stop
+    std::thread _thread;
+    async_config _c;  // written by start() before the thread and the producers read it
+
+    std::mutex _m;  // the queue and the flags below; never held across write(2)
+    std::condition_variable _cv;
+    std::string _queue;
+    bool _accepting = false;  // producers may queue (false once the thread drained it all)
+    bool _stopping = false;
+    bool _sleeping = false;  // the thread waits for a producer's wake
+    uint64_t _pending_dropped = 0;
+};
+
+// After g_program and g_format: destroyed (stopped, its queue written) before them at exit.
+async_logger g_async;
+
+std::terminate_handler g_next_terminate = nullptr;
+
+[[noreturn]] void on_terminate() {
+    g_async.flush_now();
+    if (g_next_terminate != nullptr) {
+        g_next_terminate();
+    }
+    std::abort();
 }
 
 }  // namespace
@@ -132,6 +355,15 @@ bool is_journal_stream(const char* env, uint64_t dev, uint64_t ino) {
 
 void init(std::string_view program, std::optional<sink_format> format) {
     g_program = std::string(program);
+    g_init_cpus.clear();
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof cpus, &cpus) == 0) {
+        for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+            if (CPU_ISSET(cpu, &cpus)) {
+                g_init_cpus.push_back(cpu);
+            }
+        }
+    }
     if (format) {
         g_format = *format;
         return;
@@ -187,7 +419,27 @@ void write(level l, std::string_view key, std::string_view text, bool force) {
         g_test_sink(out);
         return;
     }
-    write_all(out);
+    // (g_async_on first: after g_async's destructor at exit only the flag is read)
+    if (!g_async_on.load(std::memory_order_acquire) || !g_async.push(out)) {
+        write_all(out);
+    }
 }
+
+bool start_async(async_config c) {
+    if (!g_async.start(std::move(c))) {
+        return false;
+    }
+    // Once: an uncaught exception writes the queue before the default handler aborts.
+    if (std::get_terminate() != on_terminate) {
+        g_next_terminate = std::set_terminate(on_terminate);
+    }
+    return true;
+}
+
+void stop_async() { g_async.stop(); }
+
+bool async_running() noexcept { return g_async_on.load(std::memory_order_acquire); }
+
+uint64_t dropped_lines() noexcept { return g_dropped_lines.load(std::memory_order_relaxed); }
 
 }  // namespace dmvpn::log

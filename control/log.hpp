@@ -1,9 +1,12 @@
 // The one logging path of the hub and its tools: levels, per-message rate limiting, and lines on
 // stderr that journald reads with their priority (`<N>` prefix) or a terminal reads with a
-// timestamp. Control code only: never called by a worker per packet.
+// timestamp. Control code only: never called by a worker per packet. Synchronous (one write(2)
+// per message on the calling thread) unless a program starts the logger thread (start_async):
+// the hub does once it runs, so that its control lcore never waits on stderr.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -80,8 +83,40 @@ inline bool enabled(level l) noexcept {
 // key is never rate limited. A text of several lines is admitted once and written line by line.
 void write(level l, std::string_view key, std::string_view text, bool force = false);
 
-// Tests: where lines go instead of stderr (an empty function restores stderr).
+// Tests: where lines go instead of stderr (an empty function restores stderr). Synchronous
+// whether or not the logger thread runs: the sink is called on the logging thread.
 void set_sink_for_test(std::function<void(std::string_view line)> sink);
+
+// The logger thread ("dmvpn-log"). While it runs, write() formats the message on the calling
+// thread as before and appends it to a bounded in-memory queue instead of writing it; the thread
+// writes the queue to stderr in order (several messages per write(2), each line whole). A
+// producer takes a mutex only to append (a memcpy into a buffer reserved up front: no
+// allocation, no system call), the thread only to swap buffers: nobody holds it across write(2),
+// so a stderr that blocks (a full pipe, journald under load) stalls the thread, never a caller;
+// the queue then fills, and what does not fit is dropped, counted (dropped_lines()) and reported
+// by one line "log: N lines dropped (queue full)" when the thread catches up. The thread polls
+// the queue every `poll` while lines come and sleeps after a quiet while; the first line after
+// it is the only one whose caller wakes it (a futex wake, which never blocks).
+struct async_config {
+    size_t max_queued_bytes = size_t{1} << 20;  // lines waiting for the thread; 1 MiB
+    std::chrono::microseconds poll{1000};
+    // CPUs the thread keeps off (the hub's lcores): it runs on those the process had when init()
+    // was called (before DPDK pinned the calling thread to its main lcore) minus these, or on all
+    // of them if none is left.
+    std::vector<unsigned> avoid_cpus;
+    // Tests: where the thread's batches go instead of stderr (called on the logger thread).
+    std::function<void(std::string_view batch)> out;
+};
+// Starts the thread; false if it runs already or could not start (logging stays synchronous).
+bool start_async(async_config c = {});
+// Writes what is queued, stops and joins the thread: logging is synchronous again, in order
+// after every queued line. Before each exit of a program that started it (also run at exit,
+// and std::terminate writes the queue, best effort, before aborting; std::abort() and a kill
+// lose what the thread had not written yet: a millisecond or so of lines).
+void stop_async();
+bool async_running() noexcept;
+// Lines dropped with the queue full, since the process started.
+uint64_t dropped_lines() noexcept;
 
 // `log::notice("spoke {} up", a)`: formats only when the level lets the message through. The
 // format string is the rate limiter's key: each call site has its own bucket.

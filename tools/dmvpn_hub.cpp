@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <rte_lcore.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <atomic>
@@ -88,6 +90,22 @@ void print_errors(const std::string& text) {
     if (!text.ends_with('\n')) {
         std::fputc('\n', stderr);
     }
+}
+
+// The CPUs of EAL's lcores (the control lcore's and the workers'): the logger thread keeps off
+// them.
+std::vector<unsigned> lcore_cpus() {
+    std::vector<unsigned> cpus;
+    unsigned lcore = 0;
+    RTE_LCORE_FOREACH(lcore) {
+        rte_cpuset_t set = rte_lcore_cpuset(lcore);
+        for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+            if (CPU_ISSET(cpu, &set)) {
+                cpus.push_back(cpu);
+            }
+        }
+    }
+    return cpus;
 }
 
 }  // namespace
@@ -175,6 +193,15 @@ int main(int argc, char** argv) {
         log::error("{}", h.error());
         return 1;
     }
+    // From here on the hub's threads queue their lines for the logger thread (control/log.hpp):
+    // the control lcore never waits on stderr. Everything before (config errors, start-up
+    // failures) was written synchronously; stop_async() below writes what is queued before the
+    // last lines and the exit (and runs at exit on any other way out).
+    log::async_config lc;
+    lc.avoid_cpus = lcore_cpus();
+    if (!log::start_async(std::move(lc))) {
+        log::warning("logger thread not started: the hub's threads write their lines themselves");
+    }
     std::thread reload_thread;
     if (systemd) {
         reload_thread = std::thread(reloader, notify_socket, mgmt_socket);
@@ -191,6 +218,7 @@ int main(int argc, char** argv) {
         }
     }
     h.value().reset();
+    log::stop_async();
     log::notice("stopped");
     return 0;
 }

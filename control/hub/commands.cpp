@@ -718,6 +718,7 @@ std::string hub::show_stats(bool json, bool summary) const {
         .num("ike_child_drains", _cc.ike_drains)
         .num("ike_nhs_waited", _cc.ike_nhs_waited)
         .num("ike_nhs_wait_expired", _cc.ike_nhs_wait_expired)
+        .num("log_lines_dropped", log::dropped_lines())
         .num("adjacencies", _rib->nexthop_count())
         .num("routes", _rib->installed_count())
         .num("rcu_pending", _pub->pending());
@@ -789,7 +790,8 @@ std::string hub::show_stats(bool json, bool summary) const {
         "p99 {:.1f} us, p99.9 {:.1f} us, max {:.1f} us (its handling alone: p50 {:.1f} us, "
         "p99 {:.1f} us, max {:.1f} us), {} taken right after an idle nap\n"
         "  IKE: {} in ({} not IKE, {} dropped), {} out, CHILD_SAs {} installed ({} failed), "
-        "{} removed ({} drained), {} waited to encrypt\n",
+        "{} removed ({} drained), {} waited to encrypt\n"
+        "  log: {} lines dropped (the logger thread's queue full)\n",
         _cc.icmp_echo_replies, _cc.icmp_errors_sent, _cc.nhrp_sent, _cc.nhrp_tx_no_esp_path,
         _cc.tx_frames, _cc.tx_failed, _cc.forwarded, _cc.forward_failed, _cc.no_route,
         _cc.no_binding, _cc.directed_broadcast, _cc.held_dropped, _rib->nexthop_count(),
@@ -805,7 +807,7 @@ std::string hub::show_stats(bool json, bool summary) const {
         static_cast<double>(_nhrp_handling.quantile_ns(0.99)) / 1000,
         static_cast<double>(_nhrp_handling.max_ns()) / 1000, _nhrp_after_nap, _cc.ike_rx,
         _cc.ike_rx_bad, _cc.ike_rx_dropped, _cc.ike_tx, _cc.ike_installs, _cc.ike_install_failed,
-        _cc.ike_removes, _cc.ike_drains, _cc.ike_outbound_waits);
+        _cc.ike_removes, _cc.ike_drains, _cc.ike_outbound_waits, log::dropped_lines());
     return text + routing_stats(false);
 }
 
@@ -858,6 +860,7 @@ void hub::refresh_telemetry(timestamp now) {
     s.stats.emplace_back("nhrp_service_max_ns", _nhrp_time.max_ns());
     s.stats.emplace_back("icmp_echo_replies", _cc.icmp_echo_replies);
     s.stats.emplace_back("forwarded", _cc.forwarded);
+    s.stats.emplace_back("log_lines_dropped", log::dropped_lines());
     if (!_exception.interfaces().empty()) {
         exception_counters x = _exception.total();
         s.stats.emplace_back("exception_to_kernel", x.to_kernel);

@@ -6,6 +6,7 @@
 #include <deque>
 
 #include "control/hub/hub.hpp"
+#include "control/log.hpp"
 #include "dataplane/port.hpp"
 #include "dataplane/wire/ipv4.hpp"
 
@@ -189,6 +190,8 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
         {"ike_rx_dropped", "IKE datagrams dropped: the IKE thread's queue was full",
          _cc.ike_rx_dropped},
         {"ike_tx", "IKE datagrams sent", _cc.ike_tx},
+        {"log_lines_dropped", "Log lines dropped: the logger thread's queue was full",
+         log::dropped_lines()},
         {"ike_child_installs", "IKEv2 CHILD_SA pairs installed", _cc.ike_installs},
         {"ike_child_install_failed", "IKEv2 CHILD_SA pairs that could not be installed",
          _cc.ike_install_failed},

@@ -786,6 +786,10 @@ def observe(d):
                   "%s grows between the scrapes (%s -> %s)" % (g, a, b))
         check(sample(second, 'dmvpn_nhrp_cache_dynamic_entries') == n,
               "dmvpn_nhrp_cache_dynamic_entries is %d" % n)
+        # The logger thread's queue (control/log.hpp) did not overflow: none dropped.
+        check(sample(second, 'dmvpn_log_lines_dropped_total') == 0 and
+              h.json("show", "stats")["control"]["log_lines_dropped"] == 0,
+              "no log line dropped (dmvpn_log_lines_dropped_total, show stats)")
         check("# TYPE dmvpn_drops_total counter" in second and
               re.search(r'^dmvpn_drops_total\{reason="[a-z_]+"\} \d+$', second, re.M),
               "drops are one counter labelled by reason")
@@ -802,8 +806,18 @@ def observe(d):
         check(h.ctl("debug", "nhrp").strip() == "NHRP packet debugging is on", "debug nhrp")
         time.sleep(3)
         check(h.ctl("undebug", "all").strip() == "NHRP packet debugging is off", "undebug all")
-        h.log.flush()
-        mark = os.path.getsize(h.log.name)
+        # The hub's logger thread writes lines a moment after they are logged (control/log.hpp):
+        # the mark goes after undebug's own log line, which the control lcore logged after its
+        # last debug line (one thread's lines stay in order).
+        mark, end = -1, time.time() + 30
+        while mark < 0 and time.time() < end:
+            with open(h.log.name) as f:
+                so_far = f.read()
+            at = so_far.rfind("notice: NHRP packet debugging is off\n")
+            mark = so_far.index("\n", at) + 1 if at >= 0 else -1
+            if mark < 0:
+                time.sleep(0.05)
+        check(mark >= 0, "undebug all is in the log")
         time.sleep(2.5)
     finally:
         if sim is not None:

@@ -284,7 +284,8 @@ def check_delete_and_dpd(hub):
     check(rc == 0, "spoke2: charon-systemd killed (SIGKILL)", out)
     t = time.time()
     dead = wait_for(lambda: not hub_ike(hub, s2_nbma) and not registered(hub, s2), 90, 0.5)
-    check(dead and "dead peer detected" in hub.log(),
+    # (the hub's logger thread writes the line a moment after the IKE thread logs it)
+    check(dead and wait_for(lambda: "dead peer detected" in hub.log(), 10, 0.2),
           f"DPD: the hub declared spoke2 dead and dropped its IKE SA and NHRP registration "
           f"({time.time() - t:.0f} s after the kill)", hub.log()[-3000:])
     check(hub_flow(hub, s2_nbma) is None, "DPD: spoke2's ESP pair is gone from the hub",

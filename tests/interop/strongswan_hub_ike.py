@@ -191,7 +191,7 @@ def main():
         check(ctl and ctl["ike_child_installs"] == 2 and ctl["ike_child_install_failed"] == 0
               and ctl["ike_rx_bad"] == 0,
               "two CHILD_SAs installed and removed, none refused", str(ctl))
-        check(hub.log().count("IKEv2 SA up: peer 198.51.100.50") == 2,
+        check(wait(lambda: hub.log().count("IKEv2 SA up: peer 198.51.100.50") == 2, 5),
               "the hub logged both IKE SAs up")
 
         # NAT-T: charon pretends to be behind a NAT (encap = yes): IKE moves to 4500 with the
