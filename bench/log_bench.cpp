@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "control/cpu_placement.hpp"
 #include "control/log.hpp"
 
 using namespace dmvpn;
@@ -41,14 +42,14 @@ int64_t quantile(std::vector<int64_t>& v, double q) {
 }
 
 // Logs `calls` lines paced at `rate` a second (a spin until each one's time) with stderr on `fd`.
-result run(int fd, bool async, int calls, int rate, const std::vector<unsigned>& avoid) {
+result run(int fd, bool async, int calls, int rate, const std::vector<unsigned>& logger_cpus) {
     result r;
     r.ns.reserve(static_cast<size_t>(calls));
     int saved = dup(STDERR_FILENO);
     dup2(fd, STDERR_FILENO);
     if (async) {
         log::async_config c;
-        c.avoid_cpus = avoid;
+        c.cpus = logger_cpus;
         log::start_async(std::move(c));
     }
     uint64_t dropped_before = log::dropped_lines();
@@ -96,14 +97,16 @@ int main(int argc, char** argv) {
     }
     log::init("log-bench", log::sink_format::plain);
     // As in the hub: the logger thread keeps off the caller's CPU (when there is another).
-    std::vector<unsigned> avoid;
+    std::vector<unsigned> logger = control::thread_cpus();
     if (int cpu = sched_getcpu(); cpu >= 0) {
         cpu_set_t one;
         CPU_ZERO(&one);
         CPU_SET(static_cast<unsigned>(cpu), &one);
-        if (sched_setaffinity(0, sizeof one, &one) == 0) {
-            avoid.push_back(static_cast<unsigned>(cpu));
+        std::erase(logger, static_cast<unsigned>(cpu));
+        if (!logger.empty() && sched_setaffinity(0, sizeof one, &one) == 0) {
             std::printf("caller on CPU %d, the logger thread on the others\n", cpu);
+        } else {
+            logger.clear();  // one CPU: both on it
         }
     }
     std::printf("%d calls at %d/s; per call on the calling thread, us\n", calls, rate);
@@ -111,13 +114,13 @@ int main(int argc, char** argv) {
                 "dropped");
     for (bool async : {false, true}) {
         int null = open("/dev/null", O_WRONLY);
-        print("/dev/null", async, run(null, async, calls, rate, avoid));
+        print("/dev/null", async, run(null, async, calls, rate, logger));
         close(null);
     }
     for (bool async : {false, true}) {
         char path[] = "/tmp/log-bench-XXXXXX";
         int fd = mkstemp(path);
-        print("file in /tmp", async, run(fd, async, calls, rate, avoid));
+        print("file in /tmp", async, run(fd, async, calls, rate, logger));
         close(fd);
         unlink(path);
     }
@@ -136,7 +139,7 @@ int main(int argc, char** argv) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(40));
             }
         });
-        result r = run(p[1], async, calls, rate, avoid);
+        result r = run(p[1], async, calls, rate, logger);
         done = true;
         close(p[1]);  // the reader's next read ends
         reader.join();

@@ -492,11 +492,50 @@ std::optional<device> loader::dev(const value_ref& v) {
 
 // --- schema -------------------------------------------------------------------------------
 
+std::vector<std::pair<uint32_t, value_ref>> loader::number_ranges(const value_ref& v,
+                                                                  std::string_view article,
+                                                                  std::string_view what,
+                                                                  uint64_t max) {
+    std::vector<std::pair<uint32_t, value_ref>> out;
+    auto items = sequence(v);
+    if (!items) {
+        return out;
+    }
+    std::map<uint32_t, pos> seen;
+    for (const value_ref& e : *items) {
+        // An item is one number or an inclusive range written "2-5".
+        auto s = scalar(e, fmt::format("{} {} number or range", article, what));
+        if (!s) {
+            continue;
+        }
+        size_t dash = s->find('-');
+        auto a = parse_uint(std::string_view(*s).substr(0, dash));
+        auto b = dash == std::string::npos ? a : parse_uint(std::string_view(*s).substr(dash + 1));
+        if (!a || !b || *a > *b || *b > max) {
+            fail(e.at, e.path,
+                 fmt::format("expected {} {} 0..{} or a range like 2-5, got {}", article, what, max,
+                             quote(*s)));
+            continue;
+        }
+        for (uint64_t n = *a; n <= *b; ++n) {
+            auto x = static_cast<uint32_t>(n);
+            if (auto [it, fresh] = seen.emplace(x, e.at); !fresh) {
+                fail(e.at, e.path,
+                     fmt::format("{} {} is listed twice (first at {})", what, x,
+                                 fmt_pos(it->second)));
+                continue;
+            }
+            out.emplace_back(x, e);
+        }
+    }
+    return out;
+}
+
 hub_settings loader::read_hub(const value_ref& v) {
     hub_settings h;
     auto f = mapping(v, {"control-lcore", "worker-lcores", "eal-args", "worker-idle-sleep-us",
                          "control-idle-nap-us", "punt-rates", "icmp-error-rate", "arp-max-entries",
-                         "log-level", "metrics"});
+                         "log-level", "metrics", "service-cpus"});
     if (!f) {
         return h;
     }
@@ -552,55 +591,30 @@ hub_settings loader::read_hub(const value_ref& v) {
     bool control_ok = !broken(child(v.path, "control-lcore"));
     if (auto w = member(*f, "worker-lcores")) {
         h.worker_lcores.clear();
-        if (auto items = sequence(*w)) {
-            if (items->empty()) {
-                fail(w->at, w->path, "at least one worker lcore is needed");
+        if (w->node.IsSequence() && w->node.size() == 0) {
+            fail(w->at, w->path, "at least one worker lcore is needed");
+        }
+        for (const auto& [lc, e] : number_ranges(*w, "an", "lcore", max_lcore)) {
+            if (control_ok && lc == h.control_lcore) {
+                fail(e.at, e.path,
+                     fmt::format("lcore {} is the control lcore; workers need their own", lc));
+                continue;
             }
-            std::map<uint32_t, pos> seen;
-            for (const value_ref& e : *items) {
-                // An item is one lcore or an inclusive range written "2-5".
-                uint64_t first = 0;
-                uint64_t last = 0;
-                auto s = scalar(e, "an lcore number or range");
-                if (!s) {
-                    continue;
-                }
-                size_t dash = s->find('-');
-                auto a = parse_uint(std::string_view(*s).substr(0, dash));
-                auto b = dash == std::string::npos
-                             ? a
-                             : parse_uint(std::string_view(*s).substr(dash + 1));
-                if (!a || !b || *a > *b || *b > max_lcore) {
-                    fail(e.at, e.path,
-                         fmt::format("expected an lcore 0..{} or a range like 2-5, got {}",
-                                     max_lcore, quote(*s)));
-                    continue;
-                }
-                first = *a;
-                last = *b;
-                for (uint64_t l = first; l <= last; ++l) {
-                    auto lc = static_cast<uint32_t>(l);
-                    if (auto [it, fresh] = seen.emplace(lc, e.at); !fresh) {
-                        fail(e.at, e.path,
-                             fmt::format("lcore {} is listed twice (first at {})", lc,
-                                         fmt_pos(it->second)));
-                        continue;
-                    }
-                    if (control_ok && lc == h.control_lcore) {
-                        fail(e.at, e.path,
-                             fmt::format("lcore {} is the control lcore; workers need their own",
-                                         lc));
-                        continue;
-                    }
-                    h.worker_lcores.push_back(lc);
-                }
-            }
+            h.worker_lcores.push_back(lc);
         }
     } else if (control_ok && h.control_lcore == h.worker_lcores.front()) {
         std::string path = child(v.path, "control-lcore");
         fail(where(path), path,
              fmt::format("lcore {} is also the default worker lcore: list worker-lcores",
                          h.control_lcore));
+    }
+    if (auto c = member(*f, "service-cpus")) {
+        if (c->node.IsSequence() && c->node.size() == 0) {
+            fail(c->at, c->path, "list at least one CPU, or leave service-cpus out (automatic)");
+        }
+        for (const auto& [cpu, e] : number_ranges(*c, "a", "CPU", max_lcore)) {
+            h.service_cpus.push_back(cpu);
+        }
     }
     if (auto e = member(*f, "eal-args")) {
         if (auto items = sequence(*e)) {

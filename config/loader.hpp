@@ -141,6 +141,12 @@ private:
         return [this](const value_ref& v) { return boolean(v); };
     }
 
+    // A list of numbers and inclusive ranges ("2-5") of 0..max, each at most once: `what` names
+    // one ("an" "lcore", "a" "CPU") in the errors. Each number comes with the item naming it.
+    std::vector<std::pair<uint32_t, value_ref>> number_ranges(const value_ref& v,
+                                                              std::string_view article,
+                                                              std::string_view what, uint64_t max);
+
     // --- schema ---
     hub_settings read_hub(const value_ref& v);
     port read_port(const value_ref& v);

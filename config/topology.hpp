@@ -357,6 +357,9 @@ struct hub_settings {
     uint32_t arp_max_entries = 16384;  // ARP table size; the oldest failed or idle entry goes
     std::string log_level = "info";    // one of log_levels; a reload applies a change
     std::optional<metrics_endpoint> metrics;  // none: no endpoint
+    // CPUs of the hub's threads that are not lcores (IKE, FPM, redistribution, management,
+    // metrics, logger); empty: automatic (control/cpu_placement.hpp)
+    std::vector<uint32_t> service_cpus;
 
     friend bool operator==(const hub_settings&, const hub_settings&) = default;
 };

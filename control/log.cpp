@@ -48,7 +48,6 @@ int64_t steady_ms_now() {
 }
 
 // The CPUs the process could run on when init() was called (empty if it was not).
-std::vector<unsigned> g_init_cpus;
 
 void write_all(std::string_view line) {
     // One write(2) per message (per batch from the logger thread): lines from several threads
@@ -179,21 +178,14 @@ private:
     // Polls while lines come; after this many empty polls in a row it sleeps until a line.
     static constexpr unsigned idle_polls_before_sleep = 100;
 
-    void keep_off_cpus() const {
-        if (g_init_cpus.empty()) {
+    void place() const {
+        if (_c.cpus.empty()) {
             return;
         }
         cpu_set_t set;
         CPU_ZERO(&set);
-        size_t n = 0;
-        for (unsigned cpu : g_init_cpus) {
-            if (std::find(_c.avoid_cpus.begin(), _c.avoid_cpus.end(), cpu) == _c.avoid_cpus.end()) {
-                CPU_SET(cpu, &set);
-                ++n;
-            }
-        }
-        if (n == 0) {
-            for (unsigned cpu : g_init_cpus) {
+        for (unsigned cpu : _c.cpus) {
+            if (cpu < CPU_SETSIZE) {
                 CPU_SET(cpu, &set);
             }
         }
@@ -209,7 +201,7 @@ private:
     }
 
     void run() {
-        keep_off_cpus();
+        place();
         std::string batch;
         batch.reserve(_c.max_queued_bytes);
         unsigned idle = 0;
@@ -355,15 +347,6 @@ bool is_journal_stream(const char* env, uint64_t dev, uint64_t ino) {
 
 void init(std::string_view program, std::optional<sink_format> format) {
     g_program = std::string(program);
-    g_init_cpus.clear();
-    cpu_set_t cpus;
-    if (sched_getaffinity(0, sizeof cpus, &cpus) == 0) {
-        for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-            if (CPU_ISSET(cpu, &cpus)) {
-                g_init_cpus.push_back(cpu);
-            }
-        }
-    }
     if (format) {
         g_format = *format;
         return;

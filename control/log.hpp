@@ -100,10 +100,9 @@ void set_sink_for_test(std::function<void(std::string_view line)> sink);
 struct async_config {
     size_t max_queued_bytes = size_t{1} << 20;  // lines waiting for the thread; 1 MiB
     std::chrono::microseconds poll{1000};
-    // CPUs the thread keeps off (the hub's lcores): it runs on those the process had when init()
-    // was called (before DPDK pinned the calling thread to its main lcore) minus these, or on all
-    // of them if none is left.
-    std::vector<unsigned> avoid_cpus;
+    // CPUs the thread runs on (the hub's service CPUs, control/cpu_placement.hpp); empty: those
+    // of the thread that starts it.
+    std::vector<unsigned> cpus;
     // Tests: where the thread's batches go instead of stderr (called on the logger thread).
     std::function<void(std::string_view batch)> out;
 };

@@ -2,10 +2,9 @@
 // control lcore and the workers, and runs until SIGINT/SIGTERM; SIGHUP reloads the topology.
 // Under systemd (Type=notify: $NOTIFY_SOCKET set) it reports READY=1 once up, RELOADING=1 then
 // READY=1 around each SIGHUP reload, and STOPPING=1 on the way out.
+#include <pthread.h>
 #include <fcntl.h>
 #include <unistd.h>
-
-#include <rte_lcore.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "config/load.hpp"
+#include "control/cpu_placement.hpp"
 #include "control/hub/default_topology.hpp"
 #include "control/hub/hub.hpp"
 #include "control/hub/options.hpp"
@@ -54,6 +54,7 @@ void log_notify_error(const std::string& why) {
 
 // Reads the pipe until 'q'; each 'h' is one reload, framed by RELOADING=1 and READY=1.
 void reloader(std::string notify_socket, std::string mgmt_socket) {
+    dmvpn::control::enter_service_cpus();  // off the control lcore's CPU
     for (;;) {
         char c = 0;
         ssize_t n = ::read(g_hup_pipe[0], &c, 1);
@@ -90,22 +91,6 @@ void print_errors(const std::string& text) {
     if (!text.ends_with('\n')) {
         std::fputc('\n', stderr);
     }
-}
-
-// The CPUs of EAL's lcores (the control lcore's and the workers'): the logger thread keeps off
-// them.
-std::vector<unsigned> lcore_cpus() {
-    std::vector<unsigned> cpus;
-    unsigned lcore = 0;
-    RTE_LCORE_FOREACH(lcore) {
-        rte_cpuset_t set = rte_lcore_cpuset(lcore);
-        for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-            if (CPU_ISSET(cpu, &set)) {
-                cpus.push_back(cpu);
-            }
-        }
-    }
-    return cpus;
 }
 
 }  // namespace
@@ -198,13 +183,14 @@ int main(int argc, char** argv) {
     // failures) was written synchronously; stop_async() below writes what is queued before the
     // last lines and the exit (and runs at exit on any other way out).
     log::async_config lc;
-    lc.avoid_cpus = lcore_cpus();
+    lc.cpus = dmvpn::control::service_cpus();  // off the control lcore's CPU
     if (!log::start_async(std::move(lc))) {
         log::warning("logger thread not started: the hub's threads write their lines themselves");
     }
     std::thread reload_thread;
     if (systemd) {
         reload_thread = std::thread(reloader, notify_socket, mgmt_socket);
+        pthread_setname_np(reload_thread.native_handle(), "dmvpn-reload");
         log_notify_error(tools::notify(notify_socket, "READY=1\nSTATUS=running"));
     }
     (*h)->run(g_stop, g_reload);

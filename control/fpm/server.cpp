@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "control/cpu_placement.hpp"
+
 namespace dmvpn::fpm {
 
 namespace {
@@ -138,6 +140,7 @@ void server::close_connection() {
 }
 
 void server::run() {
+    control::enter_service_cpus();  // off the control lcore's CPU
     std::vector<uint8_t> buf(read_size);
     while (!_stop.load(std::memory_order_relaxed)) {
         flush();

@@ -15,6 +15,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
+#include "control/cpu_placement.hpp"
 #include "control/hub/ike_glue.hpp"
 #include "control/ike/key_log.hpp"
 #include "control/hub/telemetry.hpp"
@@ -303,6 +304,8 @@ std::optional<std::string> hub::start_eal(const start_params& p) {
     if (!has_main) {
         args.insert(args.begin(), {"--main-lcore", std::to_string(_topo.hub.control_lcore)});
     }
+    // The process's CPUs before EAL pins this thread to the control lcore's.
+    std::vector<unsigned> allowed = control::thread_cpus();
     auto r = dp::eal_init(args);
     if (!r) {
         if (r.error() == dp::eal_error::meta_failed) {
@@ -331,6 +334,44 @@ std::optional<std::string> hub::start_eal(const start_params& p) {
         if (rte_eal_get_lcore_state(l) != WAIT) {
             return fmt::format("worker lcore {} is busy", l);
         }
+    }
+    return place_service_threads(allowed);
+}
+
+std::optional<std::string> hub::place_service_threads(const std::vector<unsigned>& allowed) {
+    auto cpus_of = [](unsigned lcore) {
+        std::vector<unsigned> v;
+        rte_cpuset_t set = rte_lcore_cpuset(lcore);
+        for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+            if (CPU_ISSET(cpu, &set)) {
+                v.push_back(cpu);
+            }
+        }
+        return v;
+    };
+    std::vector<unsigned> lcores;
+    unsigned lcore = 0;
+    RTE_LCORE_FOREACH(lcore) {
+        std::vector<unsigned> v = cpus_of(lcore);
+        lcores.insert(lcores.end(), v.begin(), v.end());
+    }
+    std::vector<unsigned> control = cpus_of(rte_get_main_lcore());
+    std::vector<unsigned> configured(_topo.hub.service_cpus.begin(), _topo.hub.service_cpus.end());
+    control::service_placement p =
+        control::place_service_threads(allowed, lcores, control, configured);
+    if (!p.error.empty()) {
+        return p.error;
+    }
+    control::set_service_cpus(p.cpus);
+    log::info(
+        "service threads (IKE, FPM, redistribution, management, metrics, logger) on CPU {}: "
+        "{}",
+        control::cpu_list_text(p.cpus), p.why);
+    if (p.shares_control) {
+        log::warning(
+            "service threads share the control lcore's CPU {}: IKE's Diffie-Hellman and "
+            "signatures will hold NHRP and the other punts behind them",
+            control::cpu_list_text(control));
     }
     return std::nullopt;
 }

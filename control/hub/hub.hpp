@@ -189,6 +189,9 @@ private:
 
     // start() steps
     std::optional<std::string> start_eal(const start_params& p);
+    // hub.service-cpus or the automatic choice (control/cpu_placement.hpp), from the process's
+    // CPUs before EAL pinned the main thread.
+    std::optional<std::string> place_service_threads(const std::vector<unsigned>& allowed);
     std::optional<std::string> open_ports();
     std::optional<std::string> create_tables();
     std::optional<std::string> build_sas(const config::topology& t,

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <iterator>
 
+#include "control/cpu_placement.hpp"
+
 namespace dmvpn::ike {
 
 bool is_show_view(std::string_view what) {
@@ -100,6 +102,7 @@ void thread::answer_shows() {
 }
 
 void thread::run() {
+    control::enter_service_cpus();  // off the control lcore's CPU
     outputs o;
     time_point next_tick = clock::now();
     while (!_stop.load(std::memory_order_relaxed)) {

@@ -2,6 +2,7 @@
 // a connection cap, a request size limit and a deadline per connection.
 #include "control/mgmt/metrics.hpp"
 
+#include <pthread.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,6 +15,8 @@
 #include <cstring>
 
 #include <fmt/core.h>
+
+#include "control/cpu_placement.hpp"
 
 namespace dmvpn::control {
 
@@ -107,6 +110,7 @@ metrics_server::metrics_server(int fd, uint16_t port, metrics_server_config c,
                                std::function<std::string()> body)
     : _fd(fd), _port(port), _config(c), _body(std::move(body)) {
     _thread = std::thread([this] { run(); });
+    pthread_setname_np(_thread.native_handle(), "dmvpn-metrics");
 }
 
 metrics_server::~metrics_server() {
@@ -118,6 +122,7 @@ metrics_server::~metrics_server() {
 }
 
 void metrics_server::run() {
+    enter_service_cpus();  // off the control lcore's CPU
     std::vector<connection> conns;
     std::vector<pollfd> fds;
     while (!_stop.load(std::memory_order_relaxed)) {

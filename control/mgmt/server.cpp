@@ -1,5 +1,6 @@
 #include "control/mgmt/server.hpp"
 
+#include <pthread.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -10,6 +11,8 @@
 #include <chrono>
 #include <cstring>
 #include <vector>
+
+#include "control/cpu_placement.hpp"
 
 namespace dmvpn::control {
 
@@ -74,6 +77,7 @@ wire::result<std::unique_ptr<mgmt_server>, std::string> mgmt_server::start(
 mgmt_server::mgmt_server(int listen_fd, std::string path)
     : _listen_fd(listen_fd), _path(std::move(path)) {
     _thread = std::thread([this] { run(); });
+    pthread_setname_np(_thread.native_handle(), "dmvpn-mgmt");
 }
 
 mgmt_server::~mgmt_server() {
@@ -120,6 +124,7 @@ void mgmt_server::answer(uint64_t ticket, mgmt_reply reply) {
 // One client at a time: commands are tiny, and serialising them keeps at most one request in
 // flight towards the control lcore.
 void mgmt_server::run() {
+    enter_service_cpus();  // off the control lcore's CPU
     uint64_t next_id = 1;
     while (!_stop.load()) {
         pollfd pfd{_listen_fd, POLLIN, 0};

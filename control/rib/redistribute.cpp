@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 
+#include "control/cpu_placement.hpp"
+
 namespace dmvpn::rib {
 
 namespace {
@@ -140,6 +142,7 @@ void redistributor::resync() {
 }
 
 void redistributor::run() {
+    control::enter_service_cpus();  // off the control lcore's CPU
     using clock = std::chrono::steady_clock;
     resync();  // a previous run's routes that nobody offers again go
     auto next_resync = clock::now() + _o.resync_interval;

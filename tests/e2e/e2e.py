@@ -1025,12 +1025,49 @@ def ike_rekey(d):
         h.stop()
 
 
+def thread_cpus(pid):
+    """{thread name: set of CPUs it may run on} for each thread of process pid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+        except OSError:
+            continue  # ended meanwhile
+        cpus = set()
+        for part in st["Cpus_allowed_list"].split(","):
+            a, _, b = part.partition("-")
+            cpus.update(range(int(a), int(b or a) + 1))
+        out["main" if tid == str(pid) else st["Name"]] = cpus
+    return out
+
+
+def check_service_cpus(h):
+    """The threads that are not lcores (IKE, logger, management) run off the control lcore's
+    CPU (0 here: CONFIG's control-lcore) when the hub may use another (1, the worker's)."""
+    threads = thread_cpus(h.proc.pid)
+    print("hub threads' CPUs: %s" % {k: sorted(v) for k, v in sorted(threads.items())})
+    check(threads.get("main") == {0}, "the control lcore (main thread) is pinned to CPU 0")
+    service = ("dmvpn-ike", "dmvpn-log", "dmvpn-mgmt")
+    check(all(n in threads for n in service), "threads %s are running and named" %
+          ", ".join(service))
+    if {0, 1} <= os.sched_getaffinity(0):
+        check(all(threads[n] == {1} for n in service),
+              "IKE, logger and management threads on CPU 1, not on the control lcore's CPU 0")
+        h.log.seek(0)
+        text = h.log.read()
+        check("service threads (IKE, FPM, redistribution, management, metrics, logger) on CPU "
+              "1: every CPU is an lcore's" in text and "share the control lcore" not in text,
+              "the hub's log says where the service threads run")
+
+
 def ike(d):
     psk = ike_profile("      authentication: psk\n      psk: %s\n" % IKE_PSK)
     n = 200
     t0 = time.time()
     h = hub(d, n, profiles=psk)
     try:
+        check_service_cpus(h)
         ike_run(d, h, n, "--ike", "psk:" + IKE_PSK)
     finally:
         h.stop()

@@ -184,7 +184,8 @@ tunnels:
     CHECK(t.hub.worker_idle_sleep_us == 0);   // busy-poll unless asked
     CHECK(t.hub.control_idle_nap_us == 100);  // the control lcore naps when idle unless asked
     CHECK(t.hub.log_level == "info");
-    CHECK_FALSE(t.hub.metrics);  // no endpoint unless asked
+    CHECK_FALSE(t.hub.metrics);         // no endpoint unless asked
+    CHECK(t.hub.service_cpus.empty());  // automatic: off the lcores' CPUs
     CHECK(t.ports[0].dev.spec == "0000:00:04.0");
     CHECK(t.ports[0].mtu == 1500);
     CHECK(t.ports[0].rx_queue_size == 1024);
@@ -835,6 +836,12 @@ TEST_CASE("checks that span fields", "[config]") {
          "hub.metrics.address", "expected an IPv4 address like 192.0.2.1, got \"localhost\""},
         {"worker-lcores: [1]", "  worker-lcores: [1]\n  eal-args: [-l0-1]", "hub.eal-args[0]",
          "-l is set by the hub from control-lcore and worker-lcores"},
+        {"worker-lcores: [1]", "  worker-lcores: [1]\n  service-cpus: []", "hub.service-cpus",
+         "list at least one CPU, or leave service-cpus out (automatic)"},
+        {"worker-lcores: [1]", "  worker-lcores: [1]\n  service-cpus: [2, 1-2]",
+         "hub.service-cpus[1]", "CPU 2 is listed twice (first at 4:18)"},
+        {"worker-lcores: [1]", "  worker-lcores: [1]\n  service-cpus: [3-1]", "hub.service-cpus[0]",
+         "expected a CPU 0..127 or a range like 2-5, got \"3-1\""},
         {"hard-packets: 1000", "      hard-packets: 1000\n      soft-packets: 1000",
          "ipsec-profiles[0].lifetime.soft-packets",
          "the soft limit 1000 must be below the hard limit 1000"},
@@ -1099,4 +1106,13 @@ TEST_CASE("routing.fpm: defaults, values, restart on change, errors where they a
     CHECK(e.key == "routing.fmp");
     CHECK(e.line == 49);
     CHECK(e.column == 3);
+}
+
+TEST_CASE("service-cpus: CPUs and ranges for the threads that are not lcores", "[config]") {
+    doc d = base().replace("worker-lcores: [1]", "  worker-lcores: [1]\n  service-cpus: [2, 4-5]");
+    auto r = load_string(d.text(), "t.yaml");
+    INFO(r.error_text());
+    REQUIRE(r.has_value());
+    CHECK(r->hub.service_cpus == std::vector<uint32_t>{2, 4, 5});
+    CHECK(r->hub.worker_lcores == std::vector<uint32_t>{1});
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "config/load.hpp"
+#include "control/cpu_placement.hpp"
 #include "control/hub/default_topology.hpp"
 #include "control/hub/exception.hpp"
 #include "control/hub/frames.hpp"
@@ -925,4 +926,36 @@ TEST_CASE("exception path: the kernel's broadcasts are told from unicast by the 
     CHECK_FALSE(ipv4_broadcast(0xc6120001u, 0xc6120001u, 32));
     CHECK(ipv4_broadcast(0xffffffffu, 0xc6120001u, 32));
     CHECK(ipv4_broadcast(0xc6120003u, 0xc6120001u, 30));
+}
+
+TEST_CASE("service threads: off the lcores' CPUs, never on the control lcore's when avoidable",
+          "[hub][cpus]") {
+    using dmvpn::control::cpu_list_text;
+    using dmvpn::control::place_service_threads;
+    using v = std::vector<unsigned>;
+    // Automatic: the allowed CPUs that no lcore uses.
+    auto free = place_service_threads(v{0, 1, 2, 3}, v{0, 1}, v{0}, {});
+    CHECK(free.error.empty());
+    CHECK(free.cpus == v{2, 3});
+    CHECK_FALSE(free.shares_control);
+    CHECK(cpu_list_text(free.cpus) == "2-3");
+    // Every CPU an lcore's: beside the workers, not on the control lcore's.
+    auto beside = place_service_threads(v{0, 1}, v{0, 1}, v{0}, {});
+    CHECK(beside.cpus == v{1});
+    CHECK_FALSE(beside.shares_control);
+    // One CPU: nothing else to do, and said.
+    auto one = place_service_threads(v{0}, v{0}, v{0}, {});
+    CHECK(one.cpus == v{0});
+    CHECK(one.shares_control);
+    // Configured: taken as written, even on the control lcore's CPU (said too).
+    auto mine = place_service_threads(v{0, 1, 2, 3}, v{0, 1}, v{0}, v{0, 3});
+    CHECK(mine.error.empty());
+    CHECK(mine.cpus == v{0, 3});
+    CHECK(mine.shares_control);
+    CHECK(mine.why == "hub.service-cpus");
+    // A configured CPU the process may not use is refused with the allowed list.
+    auto outside = place_service_threads(v{0, 1, 4, 5, 6}, v{0, 1}, v{0}, v{2});
+    CHECK(outside.error ==
+          "hub.service-cpus: CPU 2 is not one this process may run on (allowed: 0-1,4-6)");
+    CHECK(cpu_list_text({}) == "none");
 }
