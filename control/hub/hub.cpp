@@ -714,6 +714,7 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
 size_t hub::poll_punts(timestamp now) {
     rte_mbuf* ms[punt_burst];
     unsigned n = dp::dequeue_punts(_punts, ms, punt_burst);
+    const uint64_t dequeued = n != 0 ? rte_rdtsc() : 0;
     for (unsigned i = 0; i < n; ++i) {
         dp::punt_record r = dp::read_punt(ms[i]);
         auto reason = static_cast<size_t>(r.reason);
@@ -721,13 +722,18 @@ size_t hub::poll_punts(timestamp now) {
             ++_cc.punts[reason];
         }
         if (r.reason == dp::punt_reason::nhrp) {
-            // From the worker's burst to its reply handed to TX (or held for ARP): the punt
-            // ring, the packets before it in this pass and its own handling (that alone in
-            // _nhrp_handling).
+            // From the worker's burst to its reply handed to TX (or held for ARP), and that
+            // time's segments: the worker's, the punt ring's, the punts dequeued before it and
+            // its own handling.
             uint64_t taken = rte_rdtsc();
             dispatch(r, now);
             uint64_t sent = rte_rdtsc();
             _nhrp_time.record_tsc(r.rx_tsc, sent, _tsc_khz);
+            if (r.enq_tsc != 0) {
+                _nhrp_worker.record_tsc(r.rx_tsc, r.enq_tsc, _tsc_khz);
+                _nhrp_ring.record_tsc(r.enq_tsc, dequeued, _tsc_khz);
+            }
+            _nhrp_burst.record_tsc(dequeued, taken, _tsc_khz);
             _nhrp_handling.record_tsc(taken, sent, _tsc_khz);
             _nhrp_after_nap += _napped ? 1 : 0;
         } else {
