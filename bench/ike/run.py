@@ -452,7 +452,7 @@ def storm_rows(a, d, storm, detail):
 NHRP_SEGMENTS = {
     "worker": "RX burst -> punt ring",
     "ring": "punt ring -> dequeue",
-    "burst": "punts dequeued ahead",
+    "burst": "NHRP punts dequeued ahead",
     "handling": "taken -> reply to TX",
 }
 
@@ -486,7 +486,9 @@ def storm_layout_rows(a, d, storm, detail, layout):
         r, cpu, loops = hub_case(cd, "psk", None, storm, a.storm_rate, a.core, watch=True,
                                  profile=a.profile and os.path.join(a.profile,
                                                                     "storm%s.data" % suffix),
-                                 hub_extra=HUB_EXTRA + "  control-idle-nap-us: %d\n" % nap_us)
+                                 hub_extra=HUB_EXTRA + "  control-idle-nap-us: %d\n" % nap_us +
+                                 ("  log-level: %s\n" % a.hub_log_level if a.hub_log_level
+                                  else ""))
     finally:
         e2e.SIM_LCORE = a.sim_core
         if isolated is not None:
@@ -516,6 +518,7 @@ def storm_layout_rows(a, d, storm, detail, layout):
         return None if hub_nhrp.get(key) is None else round(hub_nhrp[key] / 1000, 1)
     rows.append({"case": "nhrp-during-cold-start" + suffix, "sas": storm, "cores": 1,
                  "layout": STORM_LAYOUTS[layout], "control_idle_nap_us": nap_us,
+                 "hub_log_level": a.hub_log_level or "info",
                  "control_cpu_isolated": isolated,
                  "handshakes_per_s": None,
                  "registrations": r.get("registration_rtts"),
@@ -549,7 +552,7 @@ def storm_layout_rows(a, d, storm, detail, layout):
                                   "ring enqueue (the rest of the burst's pipeline); "
                                   "hub_nhrp_ring_*: the enqueue to the control lcore's "
                                   "dequeue (the wait for the next pass); hub_nhrp_burst_*: "
-                                  "the punts dequeued before it, handled first; "
+                                  "the NHRP punts dequeued with it and served before it; "
                                   "hub_nhrp_handling_*: from the control lcore taking it "
                                   "to its reply handed to TX (its own work); "
                                   "hub_nhrp_after_nap: how many were taken by the loop's "
@@ -590,6 +593,9 @@ def main():
     ap.add_argument("--control-busy-poll", action="store_true",
                     help="with --storm-control-alone: that layout's control lcore polls without "
                          "its idle nap (hub.control-idle-nap-us: 0), as on a dedicated core")
+    ap.add_argument("--hub-log-level", metavar="LEVEL",
+                    help="the storms' hub.log-level (default: the hub's, info): warning leaves "
+                         "out the hub's line per spoke registered, for figures without logging")
     ap.add_argument("--storm-control-alone", action="store_true",
                     help="a second cold start with the emulator moved to --core: the hub's "
                          "control lcore alone on its CPU (%s)" % STORM_LAYOUTS["control-alone"])

@@ -293,6 +293,8 @@ private:
     // loop pieces
     size_t poll_punts(timestamp now);
     void dispatch(const dp::punt_record& r, timestamp now);
+    // An NHRP punt, timed (_nhrp_time and its segments); `dequeued`: the TSC of its dequeue.
+    void serve_nhrp_punt(const dp::punt_record& r, uint64_t dequeued, timestamp now);
     void on_nhrp(const dp::punt_record& r, timestamp now);
     void on_arp(const dp::punt_record& r, timestamp now);
     void on_for_us(const dp::punt_record& r, timestamp now);
@@ -468,7 +470,8 @@ private:
     loop_time _nhrp_time;  // each NHRP packet: worker's RX burst to its reply handed to TX
     // ... and its segments, which add up to it: the worker (RX burst to the punt ring's
     // enqueue), the ring (enqueue to the control lcore's dequeue), the dequeued burst (the
-    // punts dequeued before it, handled first) and its handling (its own work, to TX).
+    // NHRP punts dequeued with it and served before it: a burst serves its NHRP punts before the
+    // others) and its handling (its own work, to TX).
     loop_time _nhrp_worker;
     loop_time _nhrp_ring;
     loop_time _nhrp_burst;
