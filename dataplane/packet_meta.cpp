@@ -6,9 +6,10 @@
 namespace dmvpn::dp {
 
 int packet_meta_offset = -1;
+int punt_tsc_offset = -1;
 
 bool register_packet_meta() noexcept {
-    if (packet_meta_offset >= 0) {
+    if (packet_meta_offset >= 0 && punt_tsc_offset >= 0) {
         return true;
     }
     rte_mbuf_dynfield desc{};
@@ -26,6 +27,16 @@ bool register_packet_meta() noexcept {
         return false;
     }
     packet_meta_offset = off;
+    rte_mbuf_dynfield tsc{};
+    snprintf(tsc.name, sizeof(tsc.name), "%s", "dmvpn_punt_tsc");
+    tsc.size = sizeof(uint64_t);
+    tsc.align = alignof(uint64_t);
+    tsc.flags = 0;
+    off = rte_mbuf_dynfield_register(&tsc);
+    if (off < 0) {
+        return false;
+    }
+    punt_tsc_offset = off;
     return true;
 }
 

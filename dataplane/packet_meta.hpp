@@ -70,8 +70,15 @@ static_assert(packet_meta_offset_fixed + sizeof(packet_meta) <=
 // -1 before.
 extern int packet_meta_offset;
 
-// Registers the field at packet_meta_offset_fixed (idempotent). Call after rte_eal_init and
-// before any worker runs. Returns false with rte_errno set when those bytes are taken.
+// Offset of a second dynamic field, 8 bytes, wherever DPDK put it (punt_tsc_offset; -1 before
+// registration): the TSC at which a worker handed a punted packet to the punt ring, stamped once
+// per punt flush (worker_ctx::flush_punts), so the control lcore can split NHRP's time in the
+// hub into the worker's part and the ring's. Only punted packets carry it.
+extern int punt_tsc_offset;
+
+// Registers both fields, packet_meta at packet_meta_offset_fixed (idempotent). Call after
+// rte_eal_init and before any worker runs. Returns false with rte_errno set when those bytes
+// are taken or no room is left for the punt TSC.
 bool register_packet_meta() noexcept;
 
 inline packet_meta& meta(rte_mbuf* m) noexcept {
@@ -80,6 +87,15 @@ inline packet_meta& meta(rte_mbuf* m) noexcept {
 inline const packet_meta& meta(const rte_mbuf* m) noexcept {
     return *reinterpret_cast<const packet_meta*>(reinterpret_cast<const char*>(m) +
                                                  packet_meta_offset_fixed);
+}
+
+// The punt TSC (punt_tsc_offset): stored by the worker's punt flush, read by the control lcore;
+// 0 when the field is not registered.
+inline void set_punt_tsc(rte_mbuf* m, int offset, uint64_t tsc) noexcept {
+    *RTE_MBUF_DYNFIELD(m, offset, uint64_t*) = tsc;
+}
+inline uint64_t punt_tsc(const rte_mbuf* m) noexcept {
+    return punt_tsc_offset < 0 ? 0 : *RTE_MBUF_DYNFIELD(m, punt_tsc_offset, const uint64_t*);
 }
 
 inline packet_class class_of(const packet_meta& pm) noexcept {

@@ -29,7 +29,8 @@ struct punt_record {
     uint32_t outer_src;
     uint32_t nexthop;
     uint16_t mtu;
-    uint64_t rx_tsc;  // TSC of the worker's burst that received it (packet_meta::rx_tsc)
+    uint64_t rx_tsc;   // TSC of the worker's burst that received it (packet_meta::rx_tsc)
+    uint64_t enq_tsc;  // TSC of its enqueue on the punt ring (punt_tsc); 0 if not stamped
 };
 
 // Creates the ring: many workers enqueue, the control lcore alone dequeues. size is rounded
@@ -45,7 +46,8 @@ inline punt_record read_punt(rte_mbuf* m) noexcept {
                        pm.outer_src,
                        pm.nexthop,
                        pm.aux,
-                       pm.rx_tsc};
+                       pm.rx_tsc,
+                       punt_tsc(m)};
 }
 
 // Control side: dequeues up to n punted mbufs without blocking; returns how many.

@@ -2,6 +2,7 @@
 // drop and punt stacks, rate limiters and plain counters. Only its own worker touches it.
 #pragma once
 
+#include <rte_cycles.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
@@ -120,10 +121,18 @@ struct worker_ctx {
         }
     }
 
-    // The ring is MP/SC and enqueues never wait: what does not fit is counted and freed.
+    // The ring is MP/SC and enqueues never wait: what does not fit is counted and freed. Each
+    // punted packet carries the TSC of its enqueue (one TSC read per flush, not per packet), so
+    // the control lcore can tell the worker's part of NHRP's time from the ring's.
     void flush_punts() noexcept {
         if (n_punts == 0) {
             return;
+        }
+        if (const int off = punt_tsc_offset; off >= 0) {
+            const uint64_t t = rte_rdtsc();
+            for (uint16_t i = 0; i < n_punts; ++i) {
+                set_punt_tsc(punt_stack[i], off, t);
+            }
         }
         unsigned done = punt_ring == nullptr
                             ? 0

@@ -447,6 +447,15 @@ def storm_rows(a, d, storm, detail):
 
 # Where each thread runs in a storm (the hub's e2e configuration: control lcore on CPU 0, its
 # one worker lcore on CPU 1; the IKE thread pinned to --core, 1 by default).
+# The segments of NHRP's time inside the hub (show stats nhrp_service), in order: they add up
+# to the RX burst -> TX figure.
+NHRP_SEGMENTS = {
+    "worker": "RX burst -> punt ring",
+    "ring": "punt ring -> dequeue",
+    "burst": "NHRP punts dequeued ahead",
+    "handling": "taken -> reply to TX",
+}
+
 STORM_LAYOUTS = {
     "shared": "CPU 0: the hub's control lcore and the emulator; CPU 1: the hub's worker lcore "
               "and its IKE thread (--core)",
@@ -477,7 +486,9 @@ def storm_layout_rows(a, d, storm, detail, layout):
         r, cpu, loops = hub_case(cd, "psk", None, storm, a.storm_rate, a.core, watch=True,
                                  profile=a.profile and os.path.join(a.profile,
                                                                     "storm%s.data" % suffix),
-                                 hub_extra=HUB_EXTRA + "  control-idle-nap-us: %d\n" % nap_us)
+                                 hub_extra=HUB_EXTRA + "  control-idle-nap-us: %d\n" % nap_us +
+                                 ("  log-level: %s\n" % a.hub_log_level if a.hub_log_level
+                                  else ""))
     finally:
         e2e.SIM_LCORE = a.sim_core
         if isolated is not None:
@@ -507,6 +518,7 @@ def storm_layout_rows(a, d, storm, detail, layout):
         return None if hub_nhrp.get(key) is None else round(hub_nhrp[key] / 1000, 1)
     rows.append({"case": "nhrp-during-cold-start" + suffix, "sas": storm, "cores": 1,
                  "layout": STORM_LAYOUTS[layout], "control_idle_nap_us": nap_us,
+                 "hub_log_level": a.hub_log_level or "info",
                  "control_cpu_isolated": isolated,
                  "handshakes_per_s": None,
                  "registrations": r.get("registration_rtts"),
@@ -526,9 +538,8 @@ def storm_layout_rows(a, d, storm, detail, layout):
                  "hub_nhrp_count": hub_nhrp.get("count"), "hub_nhrp_p50_us": us("p50_ns"),
                  "hub_nhrp_p99_us": us("p99_ns"), "hub_nhrp_p999_us": us("p999_ns"),
                  "hub_nhrp_max_us": us("max_ns"),
-                 "hub_nhrp_handling_p50_us": us("handling_p50_ns"),
-                 "hub_nhrp_handling_p99_us": us("handling_p99_ns"),
-                 "hub_nhrp_handling_max_us": us("handling_max_ns"),
+                 **{"hub_nhrp_%s_%s_us" % (seg, q): us("%s_%s_ns" % (seg, q))
+                    for seg in NHRP_SEGMENTS for q in ("p50", "p99", "max")},
                  "hub_nhrp_after_nap": hub_nhrp.get("after_nap"),
                  "hub_nhrp_what": "inside the hub, per NHRP packet (show stats: nhrp_service, "
                                   "read after the run): from the TSC of the worker's RX burst "
@@ -536,8 +547,14 @@ def storm_layout_rows(a, d, storm, detail, layout):
                                   "(the punt ring, the packets ahead of it in the control "
                                   "lcore's pass, its handling, the ESP path's forwarder); "
                                   "bucketed, a percentile is its bucket's top (<= 25% above); "
-                                  "hub_nhrp_handling_*: from the control lcore taking it off "
-                                  "the punt ring to its reply handed to TX (its own work); "
+                                  "and its segments, which add up to it: "
+                                  "hub_nhrp_worker_*: the worker's RX burst to its punt "
+                                  "ring enqueue (the rest of the burst's pipeline); "
+                                  "hub_nhrp_ring_*: the enqueue to the control lcore's "
+                                  "dequeue (the wait for the next pass); hub_nhrp_burst_*: "
+                                  "the NHRP punts dequeued with it and served before it; "
+                                  "hub_nhrp_handling_*: from the control lcore taking it "
+                                  "to its reply handed to TX (its own work); "
                                   "hub_nhrp_after_nap: how many were taken by the loop's "
                                   "first pass after an idle nap (100 us)",
                  "loop_p99_us": loop.get("p99_us"), "loop_p999_us": loop.get("p999_us"),
@@ -576,6 +593,9 @@ def main():
     ap.add_argument("--control-busy-poll", action="store_true",
                     help="with --storm-control-alone: that layout's control lcore polls without "
                          "its idle nap (hub.control-idle-nap-us: 0), as on a dedicated core")
+    ap.add_argument("--hub-log-level", metavar="LEVEL",
+                    help="the storms' hub.log-level (default: the hub's, info): warning leaves "
+                         "out the hub's line per spoke registered, for figures without logging")
     ap.add_argument("--storm-control-alone", action="store_true",
                     help="a second cold start with the emulator moved to --core: the hub's "
                          "control lcore alone on its CPU (%s)" % STORM_LAYOUTS["control-alone"])
@@ -695,10 +715,12 @@ def main():
                   "p99.9 %s us, max %s us over %s NHRP packets" %
                   ("", "", row["hub_nhrp_p50_us"], row["hub_nhrp_p99_us"],
                    row["hub_nhrp_p999_us"], row["hub_nhrp_max_us"], row["hub_nhrp_count"]))
-            print("%-24s %6s its handling alone (punt ring -> TX): p50 %s us, p99 %s us, max %s "
-                  "us; %s taken by the first pass after an idle nap" %
-                  ("", "", row["hub_nhrp_handling_p50_us"], row["hub_nhrp_handling_p99_us"],
-                   row["hub_nhrp_handling_max_us"], row["hub_nhrp_after_nap"]))
+            for seg, what in NHRP_SEGMENTS.items():
+                print("%-24s %6s   %-8s (%s): p50 %s us, p99 %s us, max %s us" %
+                      ("", "", seg, what, row.get("hub_nhrp_%s_p50_us" % seg),
+                       row.get("hub_nhrp_%s_p99_us" % seg), row.get("hub_nhrp_%s_max_us" % seg)))
+            print("%-24s %6s %s taken by the first pass after an idle nap" %
+                  ("", "", row["hub_nhrp_after_nap"]))
             continue
         if row["case"].startswith("crypto-ceiling"):
             print("%-24s %6s %10s  (openssl speed on the IKE core: X25519 %s/s, HMAC-SHA256 "

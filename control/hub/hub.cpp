@@ -755,25 +755,26 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
 size_t hub::poll_punts(timestamp now) {
     rte_mbuf* ms[punt_burst];
     unsigned n = dp::dequeue_punts(_punts, ms, punt_burst);
+    const uint64_t dequeued = n != 0 ? rte_rdtsc() : 0;
+    // NHRP first, then the other punts in the order dequeued: in an IKE storm a burst holds
+    // NHRP packets among many IKE datagrams (each handed to the IKE thread, whose handshakes
+    // take milliseconds anyway), and an NHRP reply waited for all those before it.
+    unsigned rest = 0;
     for (unsigned i = 0; i < n; ++i) {
         dp::punt_record r = dp::read_punt(ms[i]);
         auto reason = static_cast<size_t>(r.reason);
         if (reason < _cc.punts.size()) {
             ++_cc.punts[reason];
         }
-        if (r.reason == dp::punt_reason::nhrp) {
-            // From the worker's burst to its reply handed to TX (or held for ARP): the punt
-            // ring, the packets before it in this pass and its own handling (that alone in
-            // _nhrp_handling).
-            uint64_t taken = rte_rdtsc();
-            dispatch(r, now);
-            uint64_t sent = rte_rdtsc();
-            _nhrp_time.record_tsc(r.rx_tsc, sent, _tsc_khz);
-            _nhrp_handling.record_tsc(taken, sent, _tsc_khz);
-            _nhrp_after_nap += _napped ? 1 : 0;
-        } else {
-            dispatch(r, now);
+        if (r.reason != dp::punt_reason::nhrp) {
+            ms[rest++] = ms[i];
+            continue;
         }
+        serve_nhrp_punt(r, dequeued, now);
+        rte_pktmbuf_free(ms[i]);
+    }
+    for (unsigned i = 0; i < rest; ++i) {
+        dispatch(dp::read_punt(ms[i]), now);
         rte_pktmbuf_free(ms[i]);
     }
     return n;
@@ -781,6 +782,23 @@ size_t hub::poll_punts(timestamp now) {
 
 size_t hub::punts_between(timestamp now) {
     return rte_ring_empty(_punts) != 0 ? 0 : poll_punts(now);
+}
+
+void hub::serve_nhrp_punt(const dp::punt_record& r, uint64_t dequeued, timestamp now) {
+    // From the worker's burst to its reply handed to TX (or held for ARP), and that time's
+    // segments: the worker's, the punt ring's, the NHRP punts dequeued before it and its own
+    // handling.
+    uint64_t taken = rte_rdtsc();
+    on_nhrp(r, now);
+    uint64_t sent = rte_rdtsc();
+    _nhrp_time.record_tsc(r.rx_tsc, sent, _tsc_khz);
+    if (r.enq_tsc != 0) {
+        _nhrp_worker.record_tsc(r.rx_tsc, r.enq_tsc, _tsc_khz);
+        _nhrp_ring.record_tsc(r.enq_tsc, dequeued, _tsc_khz);
+    }
+    _nhrp_burst.record_tsc(dequeued, taken, _tsc_khz);
+    _nhrp_handling.record_tsc(taken, sent, _tsc_khz);
+    _nhrp_after_nap += _napped ? 1 : 0;
 }
 
 void hub::dispatch(const dp::punt_record& r, timestamp now) {

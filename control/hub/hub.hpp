@@ -2,6 +2,7 @@
 // never-blocking loop (punts, NHRP, ARP, ICMP, timers, management, reload) and stops cleanly.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <span>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <rte_mbuf.h>
@@ -297,6 +299,8 @@ private:
     // its items, so an NHRP packet waits for one item, not for the rest of the pass.
     size_t punts_between(timestamp now);
     void dispatch(const dp::punt_record& r, timestamp now);
+    // An NHRP punt, timed (_nhrp_time and its segments); `dequeued`: the TSC of its dequeue.
+    void serve_nhrp_punt(const dp::punt_record& r, uint64_t dequeued, timestamp now);
     void on_nhrp(const dp::punt_record& r, timestamp now);
     void on_arp(const dp::punt_record& r, timestamp now);
     void on_for_us(const dp::punt_record& r, timestamp now);
@@ -469,8 +473,22 @@ private:
     exception_path _exception;            // declared after nothing it needs; closed before the EAL
     dp::token_bucket _icmp_error_budget;  // in nanoseconds of the steady clock
     loop_time _loop_time;                 // passes that did work
-    loop_time _nhrp_time;          // each NHRP packet: worker's RX burst to its reply handed to TX
-    loop_time _nhrp_handling;      // the same packets: off the punt ring to TX (its own work)
+    loop_time _nhrp_time;  // each NHRP packet: worker's RX burst to its reply handed to TX
+    // ... and its segments, which add up to it: the worker (RX burst to the punt ring's
+    // enqueue), the ring (enqueue to the control lcore's dequeue), the dequeued burst (the
+    // NHRP punts dequeued with it and served before it: a burst serves its NHRP punts before the
+    // others) and its handling (its own work, to TX).
+    loop_time _nhrp_worker;
+    loop_time _nhrp_ring;
+    loop_time _nhrp_burst;
+    loop_time _nhrp_handling;
+    // The segments by name, in order (show stats, telemetry, Prometheus).
+    std::array<std::pair<std::string_view, const loop_time*>, 4> nhrp_segments() const {
+        return {{{"worker", &_nhrp_worker},
+                 {"ring", &_nhrp_ring},
+                 {"burst", &_nhrp_burst},
+                 {"handling", &_nhrp_handling}}};
+    }
     uint64_t _nhrp_after_nap = 0;  // the same packets taken by the first pass after a nap
     bool _napped = false;          // the loop's last pass ended in a nap
     uint64_t _tsc_khz = 1;         // TSC ticks per millisecond, set by run()

@@ -257,6 +257,15 @@ std::vector<control::metric_family> hub::metric_families(timestamp now) const {
         .samples.push_back({{}, _nhrp_time.quantile_ns(0.99), true});
     gauge("nhrp_service_max_seconds", "Longest NHRP RX burst to TX inside the hub")
         .samples.push_back({{}, _nhrp_time.max_ns(), true});
+    // The same time's segments (worker, ring, burst, handling), one label each.
+    metric_family& seg_p99 = gauge("nhrp_service_segment_p99_seconds",
+                                   "99th percentile of each segment of NHRP's time in the hub");
+    metric_family& seg_max = gauge("nhrp_service_segment_max_seconds",
+                                   "Longest of each segment of NHRP's time in the hub");
+    for (const auto& [name, t] : nhrp_segments()) {
+        seg_p99.samples.push_back({{{"segment", std::string(name)}}, t->quantile_ns(0.99), true});
+        seg_max.samples.push_back({{{"segment", std::string(name)}}, t->max_ns(), true});
+    }
     gauge("rcu_pending", "Objects waiting for the workers' quiescent state")
         .samples.push_back({{}, _pub->pending()});
 

@@ -336,6 +336,14 @@ def scale(d):
               "show stats times %d NHRP packets in the hub (>= %d registrations): p50 %d us, "
               "p99 %d us, max %d us" % (ns["count"], regs, ns["p50_us"], ns["p99_us"],
                                         ns["max_us"]))
+        # Its segments (worker, punt ring, punts ahead, handling) are each timed per packet
+        # and each within the whole.
+        segs = ["worker", "ring", "burst", "handling"]
+        check(all(ns["%s_count" % g] == ns["count"] and
+                  ns["%s_p50_ns" % g] <= ns["%s_p99_ns" % g] <= ns["%s_max_ns" % g] <=
+                  ns["max_ns"] for g in segs) and "segments: worker" in text,
+              "show stats splits them: " + ", ".join(
+                  "%s p99 %d ns" % (g, ns["%s_p99_ns" % g]) for g in segs))
         print("scale: %.1f s" % (time.time() - t0))
     finally:
         h.stop()

@@ -159,9 +159,15 @@ TEST_CASE("GRE with a key no tunnel has, or without a key, is dropped", "[datapl
 TEST_CASE("NHRP (GRE 0x2001) is punted with tunnel and NBMA source", "[dataplane][stage]") {
     env e;
     bytes nhrp = {0x00, 0x01, 0x08, 0x00, 0, 0, 0, 0, 0, 0, 0x34, 0x01, 0x03, 0x00, 0, 0x28};
+    const uint64_t before = rte_rdtsc();
     e.from_underlay({e.gre_frame(net::spoke3_nbma, net::key0, 0x2001, nhrp)});
+    const uint64_t after = rte_rdtsc();
     auto p = e.punts();
     REQUIRE(p.size() == 1);
+    // Timed for the control lcore: the burst's TSC, then its enqueue on the punt ring's.
+    CHECK(before <= p[0].rx_tsc);
+    CHECK(p[0].rx_tsc <= p[0].enq_tsc);
+    CHECK(p[0].enq_tsc <= after);
     CHECK(p[0].reason == punt_reason::nhrp);
     CHECK(p[0].tunnel == 0);
     CHECK(p[0].outer_src == net::spoke3_nbma);
