@@ -169,9 +169,19 @@ void dpdk_io::send(std::span<const uint8_t> frame) {
 
 void dpdk_io::flush() {
     uint16_t sent = 0;
-    // A few retries: a peer that is briefly slow should not cost packets, a dead one must not
-    // block the loop.
-    for (int tries = 0; tries < 4 && sent < _p->tx_n; ++tries) {
+    // A full ring means the hub has not polled it for a while: on a machine whose cores the
+    // hub's lcores share with the emulator and other tests, it is descheduled for tens of ms at
+    // times. Wait for it as a spoke's NIC queue would (a real spoke's kernel queues far more
+    // than one ring), up to 250 ms while the link is up; a hub that is gone (link down) or dead
+    // must not block the loop for longer.
+    timespec pause{0, 100'000};
+    for (int tries = 0; tries < 2500 && sent < _p->tx_n; ++tries) {
+        if (tries >= 4) {
+            if (tries == 4 && !link_up()) {
+                break;
+            }
+            ::nanosleep(&pause, nullptr);
+        }
         sent =
             static_cast<uint16_t>(sent + rte_eth_tx_burst(_p->port, 0, _p->tx + sent,
                                                           static_cast<uint16_t>(_p->tx_n - sent)));
