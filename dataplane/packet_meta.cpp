@@ -9,7 +9,7 @@ int packet_meta_offset = -1;
 int punt_tsc_offset = -1;
 
 bool register_packet_meta() noexcept {
-    if (packet_meta_offset >= 0 && punt_tsc_offset >= 0) {
+    if (packet_meta_offset >= 0) {
         return true;
     }
     rte_mbuf_dynfield desc{};
@@ -27,16 +27,15 @@ bool register_packet_meta() noexcept {
         return false;
     }
     packet_meta_offset = off;
-    rte_mbuf_dynfield tsc{};
-    snprintf(tsc.name, sizeof(tsc.name), "%s", "dmvpn_punt_tsc");
-    tsc.size = sizeof(uint64_t);
-    tsc.align = alignof(uint64_t);
-    tsc.flags = 0;
-    off = rte_mbuf_dynfield_register(&tsc);
-    if (off < 0) {
-        return false;
-    }
-    punt_tsc_offset = off;
+    // The punt delay is a measurement: without its field (another library took those 4 bytes)
+    // the hub runs, only NHRP's time in the hub is not split (punt_tsc_offset stays -1).
+    rte_mbuf_dynfield delay{};
+    snprintf(delay.name, sizeof(delay.name), "%s", "dmvpn_punt_delay");
+    delay.size = sizeof(uint32_t);
+    delay.align = alignof(uint32_t);
+    delay.flags = 0;
+    off = rte_mbuf_dynfield_register_offset(&delay, punt_delay_offset_fixed);
+    punt_tsc_offset = static_cast<size_t>(off) == punt_delay_offset_fixed ? off : -1;
     return true;
 }
 

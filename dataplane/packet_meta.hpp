@@ -70,15 +70,30 @@ static_assert(packet_meta_offset_fixed + sizeof(packet_meta) <=
 // -1 before.
 extern int packet_meta_offset;
 
-// Offset of a second dynamic field, 8 bytes, wherever DPDK put it (punt_tsc_offset; -1 before
-// registration): the TSC at which a worker handed a punted packet to the punt ring, stamped once
-// per punt flush (worker_ctx::flush_punts), so the control lcore can split NHRP's time in the
-// hub into the worker's part and the ring's. Only punted packets carry it.
+// A second dynamic field, 4 bytes: for a punted packet, the TSC ticks from its burst's RX
+// (rx_tsc) to its enqueue on the punt ring, stamped once per punt flush
+// (worker_ctx::flush_punts), so the control lcore can split NHRP's time in the hub into the
+// worker's part and the ring's. 0: not stamped; saturates at 2^32 - 1 (over a second). At a
+// fixed offset beside packet_meta chosen to leave the one 8-byte aligned hole of the area free
+// for the PMDs' Rx timestamp (net_pcap registers it at probe, NICs with timestamp offload too):
+// 36 bytes of area, 24 for packet_meta, 8 for a timestamp leave exactly these 4.
+inline constexpr size_t punt_delay_offset_fixed =
+    packet_meta_offset_fixed - offsetof(rte_mbuf, dynfield1) == 12
+        ? offsetof(rte_mbuf, dynfield1)                    // [4-byte][8-byte hole][meta]
+        : packet_meta_offset_fixed + sizeof(packet_meta);  // [8-byte hole][meta][4-byte]
+static_assert(punt_delay_offset_fixed % alignof(uint32_t) == 0);
+static_assert(punt_delay_offset_fixed + sizeof(uint32_t) <=
+              offsetof(rte_mbuf, dynfield1) + sizeof(rte_mbuf::dynfield1));
+static_assert(punt_delay_offset_fixed + sizeof(uint32_t) <= packet_meta_offset_fixed ||
+              punt_delay_offset_fixed >= packet_meta_offset_fixed + sizeof(packet_meta));
+
+// punt_delay_offset_fixed once registered; -1 before, or if those bytes were taken (the hub
+// then runs without the split).
 extern int punt_tsc_offset;
 
-// Registers both fields, packet_meta at packet_meta_offset_fixed (idempotent). Call after
-// rte_eal_init and before any worker runs. Returns false with rte_errno set when those bytes
-// are taken or no room is left for the punt TSC.
+// Registers packet_meta at packet_meta_offset_fixed (idempotent), and the punt delay field
+// when its bytes are free. Call after rte_eal_init and before any worker runs. Returns false
+// with rte_errno set when packet_meta's bytes are taken.
 bool register_packet_meta() noexcept;
 
 inline packet_meta& meta(rte_mbuf* m) noexcept {
@@ -89,13 +104,20 @@ inline const packet_meta& meta(const rte_mbuf* m) noexcept {
                                                  packet_meta_offset_fixed);
 }
 
-// The punt TSC (punt_tsc_offset): stored by the worker's punt flush, read by the control lcore;
-// 0 when the field is not registered.
-inline void set_punt_tsc(rte_mbuf* m, int offset, uint64_t tsc) noexcept {
-    *RTE_MBUF_DYNFIELD(m, offset, uint64_t*) = tsc;
+// The punt TSC: the worker's flush stores `enqueued` as ticks after the packet's rx_tsc; the
+// control lcore reads it back as a TSC, 0 when not stamped or the field is not registered.
+inline void set_punt_tsc(rte_mbuf* m, int offset, uint64_t enqueued) noexcept {
+    const uint64_t rx = meta(m).rx_tsc;
+    const uint64_t d = enqueued > rx ? enqueued - rx : 1;
+    *RTE_MBUF_DYNFIELD(m, offset, uint32_t*) =
+        d > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(d);
 }
 inline uint64_t punt_tsc(const rte_mbuf* m) noexcept {
-    return punt_tsc_offset < 0 ? 0 : *RTE_MBUF_DYNFIELD(m, punt_tsc_offset, const uint64_t*);
+    if (punt_tsc_offset < 0) {
+        return 0;
+    }
+    const uint32_t d = *RTE_MBUF_DYNFIELD(m, punt_tsc_offset, const uint32_t*);
+    return d == 0 ? 0 : meta(m).rx_tsc + d;
 }
 
 inline packet_class class_of(const packet_meta& pm) noexcept {

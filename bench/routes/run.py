@@ -74,6 +74,7 @@ CONFIG = """\
 hub:
   control-lcore: 0
   worker-lcores: [1]
+  service-cpus: [0]
   eal-args: [--no-huge, -m, "1024", --no-pci, --no-shconf]
 ports:
   - name: wan
@@ -228,7 +229,8 @@ def hub_run(ns, d, count):
     sock = os.path.join(d, "hub.sock")
     log = open(os.path.join(d, "hub.log"), "w+")
     # The hub may use both CPUs: EAL pins the control lcore (0) and the worker lcore (1); its
-    # other threads (the FPM thread, EAL's control threads) stay on the control lcore's CPU.
+    # other threads (the FPM thread, the logger, EAL's control threads) go on the control
+    # lcore's CPU (hub.service-cpus: [0]; automatic would put them beside the worker).
     hub = subprocess.Popen(["taskset", "-c", "%d,%d" % (OTHER_CPU, WORKER_CPU), "ip", "netns",
                             "exec", ns, HUB, "--config", os.path.join(d, "hub.yaml"), "--",
                             "--file-prefix", "benchroutes%d" % os.getpid()], stdout=log,

@@ -168,6 +168,8 @@ TEST_CASE("NHRP (GRE 0x2001) is punted with tunnel and NBMA source", "[dataplane
     CHECK(before <= p[0].rx_tsc);
     CHECK(p[0].rx_tsc <= p[0].enq_tsc);
     CHECK(p[0].enq_tsc <= after);
+    CHECK(dmvpn::dp::punt_tsc_offset == static_cast<int>(dmvpn::dp::punt_delay_offset_fixed));
+
     CHECK(p[0].reason == punt_reason::nhrp);
     CHECK(p[0].tunnel == 0);
     CHECK(p[0].outer_src == net::spoke3_nbma);
@@ -176,6 +178,21 @@ TEST_CASE("NHRP (GRE 0x2001) is punted with tunnel and NBMA source", "[dataplane
     CHECK(e.worker().counters().punt(punt_reason::nhrp) == 1);
     env::free_all(p);
     CHECK(e.pool_in_use() == 0);
+}
+
+TEST_CASE("The hub's dynamic fields leave the PMDs' Rx timestamp its room", "[dataplane][stage]") {
+    env e;  // packet_meta and the punt delay registered
+    // What net_pcap does at probe, and a NIC with timestamp offload: an 8-byte aligned field.
+    int offset = -1;
+    uint64_t flag = 0;
+    REQUIRE(rte_mbuf_dyn_rx_timestamp_register(&offset, &flag) == 0);
+    CHECK(offset >= 0);
+    const auto end = [](size_t at, size_t size) { return at + size; };
+    const auto o = static_cast<size_t>(offset);
+    CHECK((end(o, 8) <= dmvpn::dp::packet_meta_offset_fixed ||
+           o >= end(dmvpn::dp::packet_meta_offset_fixed, sizeof(dmvpn::dp::packet_meta))));
+    CHECK((end(o, 8) <= dmvpn::dp::punt_delay_offset_fixed ||
+           o >= end(dmvpn::dp::punt_delay_offset_fixed, 4)));
 }
 
 TEST_CASE("TTL 1: punted for time exceeded, unless the hub itself is the destination",
