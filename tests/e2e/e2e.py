@@ -844,7 +844,14 @@ def observe(d):
                     break
                 time.sleep(0.2)
             if sim.poll() is None:
-                hub_port(d, "pause")
+                try:
+                    hub_port(d, "pause")
+                except SystemExit:
+                    sim.kill()  # neither process outlives a failed pause
+                    h.log.seek(0)
+                    print("the hub's log, its end:\n" + "".join(h.log.readlines()[-40:]))
+                    h.stop()
+                    raise
                 sim.send_signal(signal.SIGTERM)
                 try:
                     sim.wait(timeout=30)
