@@ -727,6 +727,7 @@ std::string hub::show_stats(bool json, bool summary) const {
         .num("ike_child_removes", _cc.ike_removes)
         .num("ike_child_outbound_waits", _cc.ike_outbound_waits)
         .num("ike_child_drains", _cc.ike_drains)
+        .num("ike_thread_wakes", _ike ? _ike->counters().wakes.load() : 0)
         .num("ike_nhs_waited", _cc.ike_nhs_waited)
         .num("ike_nhs_wait_expired", _cc.ike_nhs_wait_expired)
         .num("log_lines_dropped", log::dropped_lines())
