@@ -138,6 +138,19 @@ def main():
               all(v["policed"] == 0 for v in stats["punt_policing"].values()) and
               stats["control_loop"]["passes"] > 0,
               "show stats --json: punt budgets per class (nothing policed) and loop times")
+        # Where the busy passes went (pass_profile.hpp): only the items that ran, each counted.
+        prof = stats.get("pass_profile", {})
+        check(all(prof.get(k, {}).get("count", 0) > 0
+                  for k in ("punts", "timers", "mgmt", "tick_nhrp", "tick_nbma_paths",
+                            "tick_second", "tick_telemetry")) and
+              "ike_install" not in prof and
+              all(v["p50_ns"] <= v["p99_ns"] <= v["max_ns"] and
+                  v["total_us"] * 1000 + 1000 >= v["max_ns"] for v in prof.values()),
+              "show stats --json: pass_profile has the stages and tick items that ran, no others "
+              "(%s)" % sorted(prof))
+        r = ctl(sock, "show", "stats")
+        check(r.returncode == 0 and "where the busy passes went:" in r.stdout and
+              "  tick_nhrp: " in r.stdout, "show stats: where the busy passes went")
         r = ctl(sock, "show", "dmvpn")
         check(r.returncode == 0 and "198.51.100.2" in r.stdout, "show dmvpn lists the peer")
         r = ctl(sock, "show", "ip", "route", "--json")

@@ -279,6 +279,7 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=Non
                 log("show stats at the end: %s" % str(e)[:200])
         return r, cpu, {"at_keyed": seen.get("control_loop"), "at_end": end.get("control_loop"),
                         "nhrp_service": end.get("nhrp_service") or {},
+                        "pass_profile": end.get("pass_profile") or {},
                         "control": end.get("control", seen.get("control", {})),
                         "control_cpu_s": control_cpu, "control_wait_s": control_wait}
     finally:
@@ -495,6 +496,14 @@ def storm_layout_rows(a, d, storm, detail, layout):
             cpuset.release()
         os.sched_setaffinity(0, affinity)
     detail["storm" + suffix] = {"hub": r, "loops": loops}
+    # Where the control lcore's busy passes went (show stats: pass_profile), costliest first.
+    prof = sorted(loops["pass_profile"].items(), key=lambda kv: -kv[1]["total_us"])
+    if prof:
+        log("control lcore, where the busy passes went (%s): item count total_ms p50/p99/p99.9/max"
+            " us\n  " % layout + "\n  ".join(
+                "%-18s %8d %9.1f %7.1f %7.1f %7.1f %8.1f" % (
+                    k, v["count"], v["total_us"] / 1000, v["p50_ns"] / 1000, v["p99_ns"] / 1000,
+                    v["p999_ns"] / 1000, v["max_ns"] / 1000) for k, v in prof))
     keyed_ok = r["keyed"] == storm and r["ike_handshakes"] == storm
     rows.append({"case": "cold-start-psk-x25519" + suffix, "sas": r["ike_handshakes"],
                  "cores": 1, "layout": STORM_LAYOUTS[layout], "control_idle_nap_us": nap_us,

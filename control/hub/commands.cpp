@@ -624,6 +624,27 @@ std::string hub::show_stats(bool json, bool summary) const {
         .num("max_us", _loop_time.max_ns() / 1000)
         .num("p99_us", _loop_time.quantile_ns(0.99) / 1000)
         .num("p999_us", _loop_time.quantile_ns(0.999) / 1000);
+    // Where the passes that did work went: each item that ran (pass_profile.hpp).
+    json_members profile;
+    std::string profile_text;
+    for (size_t i = 0; i < static_cast<size_t>(pass_item::count); ++i) {
+        auto item = static_cast<pass_item>(i);
+        const loop_time& t = _profile.of(item);
+        if (t.count() == 0) {
+            continue;
+        }
+        profile.raw(name(item), json_members()
+                                    .num("count", t.count())
+                                    .num("total_us", _profile.total_ns(item) / 1000)
+                                    .num("p50_ns", t.quantile_ns(0.5))
+                                    .num("p99_ns", t.quantile_ns(0.99))
+                                    .num("p999_ns", t.quantile_ns(0.999))
+                                    .num("max_ns", t.max_ns())
+                                    .done());
+        profile_text += fmt::format("  {}: {} times, {} us in all, p50 {} / p99 {} / max {} ns\n",
+                                    name(item), t.count(), _profile.total_ns(item) / 1000,
+                                    t.quantile_ns(0.5), t.quantile_ns(0.99), t.max_ns());
+    }
     // NHRP inside the hub: the worker's RX burst to the reply handed to TX, per packet.
     json_members nhrp_time;
     nhrp_time.num("count", _nhrp_time.count())
@@ -777,7 +798,8 @@ std::string hub::show_stats(bool json, bool summary) const {
             .raw("punts", punts.done())
             .raw("punt_policing", policing.done())
             .raw("control_loop", loop.done())
-            .raw("nhrp_service", nhrp_time.done());
+            .raw("nhrp_service", nhrp_time.done())
+            .raw("pass_profile", profile.done());
         if (summary) {
             all.num("sa_pairs", _sas.size());
         } else {
@@ -818,6 +840,9 @@ std::string hub::show_stats(bool json, bool summary) const {
         _cc.ike_rx, _cc.ike_rx_bad, _cc.ike_rx_dropped, _cc.ike_tx, _cc.ike_installs,
         _cc.ike_install_failed, _cc.ike_removes, _cc.ike_drains, _cc.ike_outbound_waits,
         log::dropped_lines());
+    if (!profile_text.empty()) {
+        text += "  where the busy passes went:\n" + profile_text;
+    }
     return text + routing_stats(false);
 }
 

@@ -712,33 +712,60 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
     auto handler = [this](std::string_view line) { return command(line); };
     uint64_t tsc_khz = std::max<uint64_t>(rte_get_tsc_hz() / 1000, 1);
     _tsc_khz = tsc_khz;
+    _profile.set_tsc_khz(tsc_khz);
+    // Each stage's end (TSC) and whether it did something, for _profile (pass_profile.hpp): a
+    // stage is recorded only in a pass that did work, and only when it did some itself.
+    constexpr size_t stages = static_cast<size_t>(pass_item::flush) + 1;  // in this order
+    std::array<uint64_t, stages> at{};
+    std::array<bool, stages> did{};
     while (!stop.load(std::memory_order_relaxed)) {
         uint64_t started = rte_rdtsc();
         timestamp now = now_ts();
-        size_t work = poll_punts(now);
-        work += exception_pass(now);
-        work += replicate(now);
+        size_t work = 0;
+        auto mark = [&](pass_item i, bool ran) {
+            at[static_cast<size_t>(i)] = rte_rdtsc();
+            did[static_cast<size_t>(i)] = ran;
+        };
+        auto stage = [&](pass_item i, size_t w) {
+            work += w;
+            mark(i, w != 0);
+        };
+        stage(pass_item::punts, poll_punts(now));
+        stage(pass_item::exception, exception_pass(now));
+        stage(pass_item::replicate, replicate(now));
         bool ticked = now >= _next_tick;
         if (ticked) {
             timers(now);
             _next_tick = now + tick_interval;
         }
-        work += ike_pass(now);
-        work += fpm_pass(now);
+        mark(pass_item::timers, ticked);
+        stage(pass_item::ike, ike_pass(now));
+        stage(pass_item::fpm, fpm_pass(now));
         if (_redist) {
             _redist->pass();
         }
-        work += _mgmt->poll(handler);
+        mark(pass_item::redist, _redist != nullptr);
+        size_t mgmt = _mgmt->poll(handler);
         if (reload_flag.exchange(false)) {
             log::info("SIGHUP: reloading the topology");
             (void)reload();  // logs what it applied or why it refused
-            ++work;
+            ++mgmt;
         }
+        stage(pass_item::mgmt, mgmt);
+        bool flushed = _inbound_dirty;
         flush_inbound_sas();  // once for all of this pass's CHILD_SA installs and removals
+        mark(pass_item::flush, flushed);
         if (work != 0 || ticked) {
             // How long a pass that did something held the lcore (idle passes and naps are not
-            // counted: they would drown the figures).
-            _loop_time.record((rte_rdtsc() - started) * 1000000 / tsc_khz);
+            // counted: they would drown the figures), and where it went.
+            _loop_time.record((at[stages - 1] - started) * 1000000 / tsc_khz);
+            uint64_t from = started;
+            for (size_t i = 0; i < stages; ++i) {
+                if (did[i]) {
+                    _profile.record(static_cast<pass_item>(i), from, at[i]);
+                }
+                from = at[i];
+            }
         }
         if (work != 0) {
             idle = 0;
@@ -1090,19 +1117,44 @@ void hub::on_redirect(const dp::punt_record& r, timestamp now) {
 }
 
 void hub::timers(timestamp now) {
-    apply(_server->tick(now), now);
-    neighbor_output out;
-    _neighbors.tick(now, out);
-    on_neighbors(out);
-    _pub->reclaim();
-    ike_soft_limits();
-    ike_usage(now);
-    ike_rekey_pairs(now);
-    ike_nhs_after_peer(now);
-    ike_initiate_due(now);
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_nhrp);
+        apply(_server->tick(now), now);
+    }
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_neighbors);
+        neighbor_output out;
+        _neighbors.tick(now, out);
+        on_neighbors(out);
+    }
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_reclaim);
+        _pub->reclaim();
+    }
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_soft_limits);
+        ike_soft_limits();
+    }
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_usage);
+        ike_usage(now);
+    }
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_rekey_pairs);
+        ike_rekey_pairs(now);
+    }
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_nhs_wait);
+        ike_nhs_after_peer(now);
+    }
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_initiate);
+        ike_initiate_due(now);
+    }
     if (now < _next_second) {
         return;
     }
+    pass_profile::scope timed(_profile, pass_item::tick_second);
     _next_second = now + 1s;
     neighbor_output announced;
     for (port_rt& p : _ports) {
@@ -1117,7 +1169,10 @@ void hub::timers(timestamp now) {
         p.link_up = up;
     }
     on_neighbors(announced);
-    expire_nbma_paths(now);
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_nbma_paths);
+        expire_nbma_paths(now);
+    }
     // Bindings carried over a reload whose owner never registered with the new server.
     std::vector<std::pair<uint16_t, uint32_t>> expired;
     for (const auto& [key, b] : _bindings) {
@@ -1145,6 +1200,7 @@ void hub::timers(timestamp now) {
         _rib->withdraw({rib::source::glean}, k);
     }
     _rib->commit();
+    pass_profile::scope timed_telemetry(_profile, pass_item::tick_telemetry);
     refresh_telemetry(now);
 }
 

@@ -29,6 +29,7 @@
 #include "control/hub/model.hpp"
 #include "control/hub/multicast.hpp"
 #include "control/hub/neighbors.hpp"
+#include "control/hub/pass_profile.hpp"
 #include "control/fpm/server.hpp"
 #include "control/ike/child_pairs.hpp"
 #include "control/ike/thread.hpp"
@@ -492,6 +493,7 @@ private:
     uint64_t _nhrp_after_nap = 0;  // the same packets taken by the first pass after a nap
     bool _napped = false;          // the loop's last pass ended in a nap
     uint64_t _tsc_khz = 1;         // TSC ticks per millisecond, set by run()
+    pass_profile _profile;         // where the passes that did work went (show stats)
 
     std::unique_ptr<control::mgmt_server> _mgmt;
     std::unique_ptr<telemetry> _telemetry;

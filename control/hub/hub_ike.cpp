@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include <fmt/core.h>
+#include <rte_cycles.h>
 
 #include "control/hub/hub.hpp"
 #include "control/hub/ike_glue.hpp"
@@ -103,6 +104,7 @@ size_t hub::ike_pass(timestamp now) {
         ++work;
         std::visit(overloaded{
                        [&](ike::datagram& d) {
+                           pass_profile::scope timed(_profile, pass_item::ike_datagram);
                            bytes pkt = ike_packet_of(d, _ip_id++);
                            if (!pkt.empty()) {
                                ++_cc.ike_tx;
@@ -110,8 +112,12 @@ size_t hub::ike_pass(timestamp now) {
                            }
                        },
                        [&](ike::request& r) { ike_request(std::move(r), now); },
-                       [&](ike::show_answer& a) { show_crypto_answered(a); },
+                       [&](ike::show_answer& a) {
+                           pass_profile::scope timed(_profile, pass_item::ike_other);
+                           show_crypto_answered(a);
+                       },
                        [&](ike::reconfigured& r) {
+                           pass_profile::scope timed(_profile, pass_item::ike_other);
                            if (r.error) {
                                log::error("IKEv2: reload not applied: {}", *r.error);
                            } else {
@@ -127,15 +133,23 @@ size_t hub::ike_pass(timestamp now) {
 
 void hub::ike_request(ike::request&& r, timestamp now) {
     std::visit(overloaded{
-                   [&](ike::install_child& c) { install_child(c.sa, now); },
-                   [&](ike::remove_child& c) { remove_child(c.id, c.why, now); },
+                   [&](ike::install_child& c) {
+                       pass_profile::scope timed(_profile, pass_item::ike_install);
+                       install_child(c.sa, now);
+                   },
+                   [&](ike::remove_child& c) {
+                       pass_profile::scope timed(_profile, pass_item::ike_remove);
+                       remove_child(c.id, c.why, now);
+                   },
                    [&](ike::peer_up& u) {
+                       pass_profile::scope timed(_profile, pass_item::ike_peer_up);
                        const std::string* t = _slots.name(static_cast<uint16_t>(u.tunnel));
                        log::notice("{} SA up: peer {} ({}) on {}", ike_version(u.ike_sa_id),
                                    ip_text(u.peer), u.identity, t != nullptr ? *t : "?");
                        _ike_peers.up(u.tunnel, u.peer);
                    },
                    [&](ike::peer_down& d) {
+                       pass_profile::scope timed(_profile, pass_item::ike_peer_down);
                        const std::string* t = _slots.name(static_cast<uint16_t>(d.tunnel));
                        log::notice("{} SA down: peer {} on {}: {}", ike_version(d.ike_sa_id),
                                    ip_text(d.peer), t != nullptr ? *t : "?", d.why);
@@ -144,6 +158,7 @@ void hub::ike_request(ike::request&& r, timestamp now) {
                        _ike_peers.down(d.tunnel, d.peer, now, d.why);
                    },
                    [&](ike::initiation_failed& f) {
+                       pass_profile::scope timed(_profile, pass_item::ike_other);
                        log::info("IKE: initiation to {} on slot {} failed: {}", ip_text(f.peer),
                                  f.tunnel, f.why);
                        _ike_peers.failed(f.tunnel, f.peer, std::move(f.why));
@@ -168,8 +183,11 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
     if (cur != _sas.end() && cur->second->id == 0) {
         return refuse("a manual SA holds this peer");
     }
+    uint64_t t0 = rte_rdtsc();
     auto in = esp_params_of(c, crypto::sa_direction::inbound);
     auto out = esp_params_of(c, crypto::sa_direction::outbound);
+    uint64_t t1 = rte_rdtsc();
+    _profile.record(pass_item::install_params, t0, t1);
     if (!in || !out) {
         return refuse(!in ? in.error() : out.error());
     }
@@ -182,9 +200,12 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
     ps->udp_encap = c.udp_encap;
     ps->local_port = c.local_port;
     ps->peer_port = c.peer_port;
+    t0 = rte_rdtsc();
     if (auto err = install_pair(*ps, in.value(), out.value())) {
         return refuse(*err);
     }
+    t1 = rte_rdtsc();
+    _profile.record(pass_item::install_pair, t0, t1);
     // The SPI table is keyed by SPI: one another pair still decrypts with cannot be taken.
     uint32_t spi = ps->in->spi();
     if (_inbound_spis.contains(spi)) {
@@ -192,10 +213,13 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
     }
     // In the workers' SPI table at once (in place, O(1)); the ack below waits for a grace
     // period after this.
+    t0 = rte_rdtsc();
     std::optional<dp::inbound_sa> entry = inbound_entry(*ps);
     if (!entry || _pub->add_inbound_sa(*entry) != dp::publish_status::ok) {
         return refuse(fmt::format("inbound SPI 0x{:08x} not accepted by the SPI table", spi));
     }
+    t1 = rte_rdtsc();
+    _profile.record(pass_item::install_spi, t0, t1);
     ++_inbound_spis[spi];
     // Make before break (control/ike/child_pairs.hpp): the pair it replaces keeps decrypting;
     // outbound moves to the new pair now, or, where we answered the peer's rekey, once the
@@ -206,9 +230,14 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
         ++_cc.ike_outbound_waits;
     }
     ++_cc.ike_installs;
+    t0 = rte_rdtsc();
     log_sa(*ps, "up");
+    t1 = rte_rdtsc();
+    _profile.record(pass_item::install_log, t0, t1);
     _standby[c.id] = std::move(ps);
     arrange_pairs(key, now);
+    t0 = rte_rdtsc();
+    _profile.record(pass_item::install_arrange, t1, t0);
     if (!c.replaces && c.outbound_waits && _server->is_nhs(c.tunnel, c.peer)) {
         // We answered the peer's negotiation: it installs this pair only once our response
         // reaches it, after the registration would (the workers' path is shorter than its
@@ -220,6 +249,7 @@ void hub::install_child(const ike::child_sa& c, timestamp now) {
         // that restarted lost our registration; one just keyed dropped what went unprotected).
         apply(_server->nhs_reachable(c.tunnel, c.peer, now), now);
     }
+    _profile.record(pass_item::install_nhs, t0, rte_rdtsc());
     // The ack leaves once every worker passed a quiescent state after the SA went into the SPI
     // table (retired at the end of this pass): the engine's response (and the peer's first ESP)
     // can then only meet the installed SA.
@@ -276,6 +306,7 @@ void hub::arrange_pairs(const sa_key& key, timestamp now) {
             // moves. (A first pair needs no such care: the peer has it only after the ack.)
             flush_inbound_sas();
         }
+        pass_profile::scope timed(_profile, pass_item::arrange_republish);
         republish_peer(key.second, now);  // its adjacencies take the outbound SA and ports
     }
     for (peer_sa* raw : gone) {

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <set>
+#include <string_view>
 
 #include "config/load.hpp"
 #include "control/cpu_placement.hpp"
@@ -15,6 +17,7 @@
 #include "control/hub/multicast.hpp"
 #include "control/hub/neighbors.hpp"
 #include "control/hub/options.hpp"
+#include "control/hub/pass_profile.hpp"
 #include "dataplane/wire/checksum.hpp"
 #include "dataplane/wire/gre.hpp"
 #include "dataplane/wire/ipv4.hpp"
@@ -613,6 +616,29 @@ TEST_CASE("loop time: intervals between two TSC readings", "[hub][loop]") {
     CHECK(l.quantile_ns(0.5) == 0);
     l.record_tsc(0, 2000000, 0);  // an unknown rate does not divide by zero
     CHECK(l.count() == 3);
+}
+
+TEST_CASE("pass profile: a histogram and a total per item, every item named", "[hub][loop]") {
+    pass_profile p;
+    p.set_tsc_khz(2000000);                                  // a 2 GHz TSC
+    p.record(pass_item::ike_install, 100, 100 + 2 * 5000);   // 5 us
+    p.record(pass_item::ike_install, 100, 100 + 2 * 15000);  // 15 us
+    p.record(pass_item::tick_nbma_paths, 50, 40);            // a reading behind: 0
+    CHECK(p.of(pass_item::ike_install).count() == 2);
+    CHECK(p.of(pass_item::ike_install).max_ns() == 15000);
+    CHECK(p.total_ns(pass_item::ike_install) == 20000);
+    CHECK(p.of(pass_item::tick_nbma_paths).count() == 1);
+    CHECK(p.total_ns(pass_item::tick_nbma_paths) == 0);
+    CHECK(p.of(pass_item::punts).count() == 0);
+    std::set<std::string_view> names;
+    for (size_t i = 0; i < static_cast<size_t>(pass_item::count); ++i) {
+        std::string_view n = name(static_cast<pass_item>(i));
+        CHECK(n != "?");
+        names.insert(n);
+    }
+    CHECK(names.size() == static_cast<size_t>(pass_item::count));
+    CHECK(name(pass_item::flush) == "flush");
+    CHECK(name(pass_item::tick_telemetry_views) == "tick_telemetry_views");
 }
 
 TEST_CASE("punt budgets: hub-wide rates shared among the workers, IKE apart", "[hub][model]") {
