@@ -183,6 +183,10 @@ def main():
             lines = tel_call("/dmvpn/nhrp")
             check(any("10.255.0.2/32" in l and "198.51.100.2" in l for l in lines),
                   "telemetry /dmvpn/nhrp lists the spoke")
+            prof = json.loads(ctl(sock, "show", "stats", "--json").stdout)["pass_profile"]
+            check(prof.get("tick_telemetry_views", {}).get("count", 0) >= 1,
+                  "the per-entry views rendered on a tick because a reader asked (%s)" %
+                  prof.get("tick_telemetry_views"))
             tstats = tel_call("/dmvpn/stats")
             check(tstats.get("nhrp_registration_replies_sent") == 1 and
                   tstats.get("icmp_echo_replies") == 1, "telemetry /dmvpn/stats counts")

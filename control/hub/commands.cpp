@@ -868,7 +868,7 @@ std::string hub::show_arp(bool json) const {
     return json ? "[" + arr + "]\n" : text;
 }
 
-void hub::refresh_telemetry(timestamp now) {
+void hub::refresh_telemetry(timestamp now, bool views) {
     if (!_telemetry) {
         return;
     }
@@ -916,8 +916,11 @@ void hub::refresh_telemetry(timestamp now) {
     s.stats.emplace_back(
         "uptime_s", static_cast<uint64_t>(
                         std::chrono::duration_cast<std::chrono::seconds>(now - _started).count()));
-    s.nhrp = lines_of(nhrp::show_nhrp_brief(*_server, nhrp::show_format::text));
-    s.dmvpn = lines_of(nhrp::show_dmvpn(*_server, now, nhrp::show_format::text));
+    if (views) {
+        // O(entries): only when a reader asked (telemetry.hpp), never every second.
+        s.nhrp = lines_of(nhrp::show_nhrp_brief(*_server, nhrp::show_format::text));
+        s.dmvpn = lines_of(nhrp::show_dmvpn(*_server, now, nhrp::show_format::text));
+    }
     s.interfaces = lines_of(show_interfaces(false));
     if (_metrics) {
         s.metrics = metric_families(now);

@@ -1151,6 +1151,10 @@ void hub::timers(timestamp now) {
         pass_profile::scope timed(_profile, pass_item::tick_initiate);
         ike_initiate_due(now);
     }
+    if (_telemetry && _telemetry->views_wanted()) {
+        pass_profile::scope timed(_profile, pass_item::tick_telemetry_views);
+        refresh_telemetry(now, true);
+    }
     if (now < _next_second) {
         return;
     }

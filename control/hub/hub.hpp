@@ -379,7 +379,9 @@ private:
     // enough to poll during a storm.
     std::string show_stats(bool json, bool summary = false) const;
     std::string show_arp(bool json) const;
-    void refresh_telemetry(timestamp now);
+    // The telemetry snapshot: counters and interfaces (every second), with `views` the
+    // per-entry views too (when a reader asked for them).
+    void refresh_telemetry(timestamp now, bool views = false);
 
     config::topology _topo;
     std::optional<std::string> _config_path;

@@ -1,6 +1,8 @@
 // rte_telemetry callbacks over a snapshot guarded by a mutex the control lcore only try-locks.
 #include "control/hub/telemetry.hpp"
 
+#include <atomic>
+#include <condition_variable>
 #include <mutex>
 
 #include <rte_telemetry.h>
@@ -12,6 +14,11 @@ namespace {
 std::mutex g_mutex;
 telemetry_snapshot g_snapshot;
 bool g_live = false;
+// The per-entry views: asked for by a reader, published by the control lcore (g_views_gen
+// counts those publications, under g_mutex), which readers wait for.
+std::atomic<bool> g_views_wanted{false};
+uint64_t g_views_gen = 0;
+std::condition_variable g_views_done;
 
 telemetry_snapshot copy_current() {
     std::lock_guard<std::mutex> lock(g_mutex);
@@ -43,12 +50,28 @@ int on_stats(const char*, const char*, rte_tel_data* d) {
     return 0;
 }
 
+// Asks the control lcore for the per-entry views and waits for them (at most views_wait: then
+// the last ones rendered, if any).
+std::vector<std::string> fresh_view(
+    std::optional<std::vector<std::string>> telemetry_snapshot::*v) {
+    std::unique_lock<std::mutex> lock(g_mutex);
+    if (!g_live) {
+        return {};
+    }
+    const uint64_t gen = g_views_gen;
+    g_views_wanted.store(true, std::memory_order_release);
+    g_views_done.wait_for(lock, telemetry::views_wait,
+                          [gen] { return g_views_gen != gen || !g_live; });
+    const auto& lines = g_snapshot.*v;
+    return g_live && lines ? *lines : std::vector<std::string>{};
+}
+
 int on_nhrp(const char*, const char*, rte_tel_data* d) {
-    return lines_reply(copy_current().nhrp, d);
+    return lines_reply(fresh_view(&telemetry_snapshot::nhrp), d);
 }
 
 int on_dmvpn(const char*, const char*, rte_tel_data* d) {
-    return lines_reply(copy_current().dmvpn, d);
+    return lines_reply(fresh_view(&telemetry_snapshot::dmvpn), d);
 }
 
 int on_interfaces(const char*, const char*, rte_tel_data* d) {
@@ -77,9 +100,13 @@ std::unique_ptr<telemetry> telemetry::create() {
 }
 
 telemetry::~telemetry() {
-    std::lock_guard<std::mutex> lock(g_mutex);
-    g_live = false;
-    g_snapshot = {};
+    {
+        std::lock_guard<std::mutex> lock(g_mutex);
+        g_live = false;
+        g_snapshot = {};
+        g_views_wanted.store(false);
+    }
+    g_views_done.notify_all();
 }
 
 bool telemetry::try_publish(telemetry_snapshot s) {
@@ -87,8 +114,25 @@ bool telemetry::try_publish(telemetry_snapshot s) {
     if (!lock.owns_lock()) {
         return false;
     }
+    const bool views = s.nhrp || s.dmvpn;
+    if (!s.nhrp) {
+        s.nhrp = std::move(g_snapshot.nhrp);
+    }
+    if (!s.dmvpn) {
+        s.dmvpn = std::move(g_snapshot.dmvpn);
+    }
     g_snapshot = std::move(s);
+    if (views) {
+        ++g_views_gen;
+        g_views_wanted.store(false, std::memory_order_relaxed);
+        lock.unlock();
+        g_views_done.notify_all();  // the readers waiting for them (one asked)
+    }
     return true;
+}
+
+bool telemetry::views_wanted() const noexcept {
+    return g_views_wanted.load(std::memory_order_acquire);
 }
 
 telemetry_snapshot telemetry_current() { return copy_current(); }
