@@ -396,6 +396,9 @@ control::mgmt_reply hub::reload() {
             b->second.carried_until =
                 (e.type == nhrp::entry_type::dynamic && tunnel_kept && e.expires) ? *e.expires
                                                                                   : now;
+            if (!_carried_due || *b->second.carried_until < *_carried_due) {
+                _carried_due = b->second.carried_until;  // the 1 s tick walks them then
+            }
         }
         // The new server takes over the registrations the old one held (same tunnel, still on
         // its subnet): spokes stay in `show nhrp` and keep their adjacencies without having to

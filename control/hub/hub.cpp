@@ -16,6 +16,7 @@
 #include <rte_lcore.h>
 
 #include "control/cpu_placement.hpp"
+#include "control/hub/expire_slice.hpp"
 #include "control/hub/ike_glue.hpp"
 #include "control/ike/key_log.hpp"
 #include "control/hub/telemetry.hpp"
@@ -1151,6 +1152,10 @@ void hub::timers(timestamp now) {
         pass_profile::scope timed(_profile, pass_item::tick_initiate);
         ike_initiate_due(now);
     }
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_nbma_paths);
+        expire_nbma_paths(now);
+    }
     if (_telemetry && _telemetry->views_wanted()) {
         pass_profile::scope timed(_profile, pass_item::tick_telemetry_views);
         refresh_telemetry(now, true);
@@ -1173,15 +1178,21 @@ void hub::timers(timestamp now) {
         p.link_up = up;
     }
     on_neighbors(announced);
-    {
-        pass_profile::scope timed(_profile, pass_item::tick_nbma_paths);
-        expire_nbma_paths(now);
-    }
-    // Bindings carried over a reload whose owner never registered with the new server.
+    // Bindings carried over a reload whose owner never registered with the new server: walked
+    // only once the earliest of them is due (a walk of every binding, once a second, was
+    // milliseconds at 10,000 spokes).
     std::vector<std::pair<uint16_t, uint32_t>> expired;
-    for (const auto& [key, b] : _bindings) {
-        if (b.carried_until && *b.carried_until <= now) {
-            expired.push_back(key);
+    if (_carried_due && *_carried_due <= now) {
+        _carried_due.reset();
+        for (const auto& [key, b] : _bindings) {
+            if (!b.carried_until) {
+                continue;
+            }
+            if (*b.carried_until <= now) {
+                expired.push_back(key);
+            } else if (!_carried_due || *b.carried_until < *_carried_due) {
+                _carried_due = b.carried_until;
+            }
         }
     }
     for (const auto& [slot, overlay] : expired) {
@@ -1412,14 +1423,15 @@ void hub::publish_nbma_path(const nh_key& k, timestamp now) {
 }
 
 void hub::expire_nbma_paths(timestamp now) {
-    for (auto it = _nbma_paths.begin(); it != _nbma_paths.end();) {
-        if (now - it->second.last_used < nbma_path_idle) {
-            ++it;
-            continue;
-        }
-        _pub->free_adjacency_id(it->second.adj);  // reusable once no packet can carry it
-        it = _nbma_paths.erase(it);
-    }
+    // A slice a tick, resuming where the last one stopped: every path is visited about once a
+    // second (against an idle limit of 120 s), and no pass walks them all.
+    size_t budget = _nbma_paths.size() / (1s / tick_interval) + 1;
+    _expire_next = expire_slice(
+        _nbma_paths, _expire_next, budget,
+        [now](const nbma_path& p) { return now - p.last_used >= nbma_path_idle; },
+        [this](const nbma_path& p) {
+            _pub->free_adjacency_id(p.adj);  // reusable once no packet can carry it
+        });
 }
 
 // ---------------------------------------------------------------- routes and adjacencies

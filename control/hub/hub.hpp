@@ -350,6 +350,7 @@ private:
     void send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_t> packet,
                        timestamp now);
     void publish_nbma_path(const nh_key& k, timestamp now);
+    // A slice of the NBMA paths each tick (_expire_next: where the next one starts).
     void expire_nbma_paths(timestamp now);
     void on_neighbors(neighbor_output& out);
     std::optional<uint32_t> alloc_adjacency();
@@ -496,6 +497,8 @@ private:
     bool _napped = false;          // the loop's last pass ended in a nap
     uint64_t _tsc_khz = 1;         // TSC ticks per millisecond, set by run()
     pass_profile _profile;         // where the passes that did work went (show stats)
+    std::optional<nh_key> _expire_next;     // expire_nbma_paths' next slice starts here
+    std::optional<timestamp> _carried_due;  // the earliest carried_until of any binding
 
     std::unique_ptr<control::mgmt_server> _mgmt;
     std::unique_ptr<telemetry> _telemetry;

@@ -3,13 +3,17 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <set>
 #include <string_view>
+#include <vector>
 
 #include "config/load.hpp"
 #include "control/cpu_placement.hpp"
 #include "control/hub/default_topology.hpp"
 #include "control/hub/exception.hpp"
+#include "control/hub/expire_slice.hpp"
 #include "control/hub/frames.hpp"
 #include "control/hub/json.hpp"
 #include "control/hub/loop_time.hpp"
@@ -639,6 +643,46 @@ TEST_CASE("pass profile: a histogram and a total per item, every item named", "[
     CHECK(names.size() == static_cast<size_t>(pass_item::count));
     CHECK(name(pass_item::flush) == "flush");
     CHECK(name(pass_item::tick_telemetry_views) == "tick_telemetry_views");
+}
+
+TEST_CASE("idle expiry in slices: bounded visits, resumed, every idle entry goes", "[hub][loop]") {
+    // 1,000 entries, values: last use; those below 500 are idle. 101 visits a slice (the hub's
+    // size / 100 + 1): after 10 slices the walk reached the end and starts over.
+    std::map<uint32_t, int> m;
+    for (uint32_t k = 0; k < 1000; ++k) {
+        m.emplace(k * 2, static_cast<int>(k));
+    }
+    auto idle = [](int used) { return used < 500; };
+    std::vector<int> gone;
+    std::optional<uint32_t> next;
+    size_t slices = 0;
+    do {
+        size_t before = m.size();
+        next = expire_slice(m, next, 101, idle, [&gone](int v) { gone.push_back(v); });
+        ++slices;
+        // A slice visits at most its budget: at most that many go.
+        CHECK(before - m.size() <= 101);
+        if (next && slices == 3) {
+            // The key to resume at erased meanwhile (elsewhere): the next slice starts after it.
+            CHECK(m.at(*next) < 500);
+            m.erase(*next);
+            gone.push_back(-1);
+        }
+    } while (next && slices < 100);
+    CHECK(slices == 10);
+    CHECK(gone.size() == 500);
+    CHECK(m.size() == 500);
+    CHECK(std::all_of(m.begin(), m.end(), [](const auto& kv) { return kv.second >= 500; }));
+    // Nothing left to expire: a slice from the start erases nothing; an empty map is fine.
+    CHECK(expire_slice(m, std::optional<uint32_t>{}, 101, idle, [](int) { FAIL(); }) == 1202u);
+    m.clear();
+    CHECK(!expire_slice(m, std::optional<uint32_t>{7}, 101, idle, [](int) {}));
+    // A resume key past the end starts over next time.
+    m.emplace(1, 0);
+    CHECK(!expire_slice(m, std::optional<uint32_t>{5}, 101, idle, [](int) {}));
+    CHECK(m.size() == 1);
+    CHECK(!expire_slice(m, std::optional<uint32_t>{}, 101, idle, [](int) {}));
+    CHECK(m.empty());
 }
 
 TEST_CASE("punt budgets: hub-wide rates shared among the workers, IKE apart", "[hub][model]") {
