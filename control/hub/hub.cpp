@@ -809,7 +809,11 @@ size_t hub::poll_punts(timestamp now) {
 }
 
 size_t hub::punts_between(timestamp now) {
-    return rte_ring_empty(_punts) != 0 ? 0 : poll_punts(now);
+    if (rte_ring_empty(_punts) != 0) {
+        return 0;
+    }
+    pass_profile::scope timed(_profile, pass_item::punts_between);
+    return poll_punts(now);
 }
 
 void hub::serve_nhrp_punt(const dp::punt_record& r, uint64_t dequeued, timestamp now) {

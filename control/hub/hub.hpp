@@ -497,6 +497,7 @@ private:
     bool _napped = false;          // the loop's last pass ended in a nap
     uint64_t _tsc_khz = 1;         // TSC ticks per millisecond, set by run()
     pass_profile _profile;         // where the passes that did work went (show stats)
+
     std::optional<nh_key> _expire_next;     // expire_nbma_paths' next slice starts here
     std::optional<timestamp> _carried_due;  // the earliest carried_until of any binding
 

@@ -15,7 +15,7 @@
 namespace dmvpn::hub {
 
 enum class pass_item : uint8_t {
-    // The stages of a pass that did work (hub::run).
+    // The stages of a pass that did work (hub::run), in their order there (flush last).
     punts,
     exception,
     replicate,
@@ -25,6 +25,8 @@ enum class pass_item : uint8_t {
     redist,
     mgmt,
     flush,
+    // The punts served between a long stage's items (hub::punts_between, inside ike and fpm).
+    punts_between,
     // What ike_pass spent on each kind of the IKE thread's outputs.
     ike_datagram,
     ike_install,
@@ -67,6 +69,7 @@ inline std::string_view name(pass_item i) noexcept {
         "redist",
         "mgmt",
         "flush",
+        "punts_between",
         "ike_datagram",
         "ike_install",
         "ike_remove",
