@@ -990,6 +990,16 @@ def ike_run(d, h, n, *auth, view=("ikev2", "ikev2_sas")):
     check(st["control"]["nhrp_tx_esp"] >= n and st["control"]["nhrp_tx_no_esp_path"] == 0,
           "hub: %d NHRP packets sent inside ESP, none without a path" %
           st["control"]["nhrp_tx_esp"])
+    # Where the control lcore's busy passes went: every CHILD_SA install timed, in parts.
+    prof = st.get("pass_profile", {})
+    installs = st["control"]["ike_child_installs"]
+    count = {k: prof.get(k, {}).get("count", 0) for k in
+             ("ike", "ike_datagram", "ike_install", "install_pair", "install_log", "flush")}
+    check(installs > 0 and count["install_log"] == installs and
+          count["ike_install"] >= installs and count["install_pair"] >= installs and
+          count["ike_datagram"] > 0 and count["ike"] > 0 and count["flush"] > 0,
+          "show stats pass_profile: the IKE outputs and each of the %d CHILD_SA installs timed "
+          "(%s)" % (installs, count))
     # `show stats summary` (the cheap form a storm can poll): the same counters, the SAs
     # counted instead of listed.
     sm = h.json("show", "stats", "summary")
