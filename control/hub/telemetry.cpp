@@ -25,6 +25,13 @@ telemetry_snapshot copy_current() {
     return g_live ? g_snapshot : telemetry_snapshot{};
 }
 
+// One member of the snapshot (not the per-entry views a copy of the whole one would take).
+template <class T>
+T copy_of(T telemetry_snapshot::*member) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    return g_live ? g_snapshot.*member : T{};
+}
+
 int lines_reply(const std::vector<std::string>& lines, rte_tel_data* d) {
     rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
     size_t n = 0;
@@ -38,10 +45,10 @@ int lines_reply(const std::vector<std::string>& lines, rte_tel_data* d) {
 }
 
 int on_stats(const char*, const char*, rte_tel_data* d) {
-    telemetry_snapshot s = copy_current();
+    auto stats = copy_of(&telemetry_snapshot::stats);
     rte_tel_data_start_dict(d);
     size_t n = 0;
-    for (const auto& [k, v] : s.stats) {
+    for (const auto& [k, v] : stats) {
         if (n++ == RTE_TEL_MAX_DICT_ENTRIES) {
             break;
         }
@@ -75,7 +82,7 @@ int on_dmvpn(const char*, const char*, rte_tel_data* d) {
 }
 
 int on_interfaces(const char*, const char*, rte_tel_data* d) {
-    return lines_reply(copy_current().interfaces, d);
+    return lines_reply(copy_of(&telemetry_snapshot::interfaces), d);
 }
 
 }  // namespace
@@ -138,14 +145,7 @@ bool telemetry::views_wanted() const noexcept {
 telemetry_snapshot telemetry_current() { return copy_current(); }
 
 std::string telemetry_prometheus() {
-    std::vector<control::metric_family> m;
-    {
-        std::lock_guard<std::mutex> lock(g_mutex);
-        if (g_live) {
-            m = g_snapshot.metrics;
-        }
-    }
-    return control::render_prometheus(m);
+    return control::render_prometheus(copy_of(&telemetry_snapshot::metrics));
 }
 
 }  // namespace dmvpn::hub
