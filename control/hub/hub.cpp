@@ -1169,6 +1169,7 @@ void hub::timers(timestamp now) {
     }
     pass_profile::scope timed(_profile, pass_item::tick_second);
     _next_second = now + 1s;
+    std::optional<pass_profile::scope> part(std::in_place, _profile, pass_item::tick_links);
     neighbor_output announced;
     for (port_rt& p : _ports) {
         bool up = dp::port_link(p.opened.id).up;
@@ -1182,6 +1183,7 @@ void hub::timers(timestamp now) {
         p.link_up = up;
     }
     on_neighbors(announced);
+    part.emplace(_profile, pass_item::tick_carried);
     // Bindings carried over a reload whose owner never registered with the new server: walked
     // only once the earliest of them is due (a walk of every binding, once a second, was
     // milliseconds at 10,000 spokes).
@@ -1205,6 +1207,7 @@ void hub::timers(timestamp now) {
         remove_binding(slot, overlay, now);
     }
     // Host routes gleaned on a LAN whose neighbour never answered.
+    part.emplace(_profile, pass_item::tick_glean);
     std::vector<rib::prefix_key> dead;
     for (const auto& [k, w] : _rib->routes_of(rib::source::glean)) {
         if (w.nh) {
@@ -1218,8 +1221,9 @@ void hub::timers(timestamp now) {
     for (const rib::prefix_key& k : dead) {
         _rib->withdraw({rib::source::glean}, k);
     }
+    part.emplace(_profile, pass_item::tick_commit);
     _rib->commit();
-    pass_profile::scope timed_telemetry(_profile, pass_item::tick_telemetry);
+    part.emplace(_profile, pass_item::tick_telemetry);
     refresh_telemetry(now);
 }
 
