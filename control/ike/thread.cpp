@@ -106,8 +106,6 @@ void thread::run() {
     control::enter_service_cpus();  // off the control lcore's CPU
     outputs o;
     time_point next_tick = clock::now();
-    size_t tick_inputs = 0;  // inputs since the last tick
-    size_t busy_ticks = 0;   // ticks left busy: a window of busy_inputs_per_tick inputs or more
     while (!_stop.load(std::memory_order_relaxed)) {
         time_point now = clock::now();
         answer_shows();
@@ -118,7 +116,6 @@ void thread::run() {
             if (!in) {
                 break;
             }
-            ++tick_inputs;
             std::visit(
                 [&](auto& v) {
                     using T = std::decay_t<decltype(v)>;
@@ -147,22 +144,11 @@ void thread::run() {
             drain(o);
             _counters.ticks.fetch_add(1, std::memory_order_relaxed);
             next_tick = now + tick_interval;
-            if (tick_inputs >= busy_inputs_per_tick) {
-                busy_ticks = busy_ticks_kept;
-            } else if (busy_ticks > 0) {
-                --busy_ticks;
-            }
-            tick_inputs = 0;
         }
         flush_backlog();
         if (_backlog.size() >= request_backlog_limit) {
             // The control lcore is behind: give it a moment before reading more.
             (void)_wake.try_acquire_for(std::chrono::milliseconds(1));
-        } else if (budget > 0 && busy_ticks > 0) {
-            // Busy: nap on a timer, unannounced, so the control lcore's posts need no wake (a
-            // futex wake of a sleeping thread on another CPU cost its poster 7-16 us on the
-            // bench's VM, per ack and datagram: a good part of its passes in a storm).
-            std::this_thread::sleep_for(busy_nap);
         } else if (budget > 0) {
             // The queue ran dry: sleep until the next tick or the control lcore's next post.
             _sleeping.store(true);

@@ -10,9 +10,8 @@
 // The control lcore only ever push()es and drains without waiting: a full input queue drops the
 // item and counts it (IKE retransmits; acks and usage are never dropped silently: see post()).
 // The thread ticks the engine every 10 ms and sleeps on a semaphore the producer releases only
-// when the thread said it was going to sleep, so an idle hub makes no system call per datagram;
-// busy (busy_inputs_per_tick), it naps on a timer instead, so a storm's acks and datagrams make
-// none either.
+// when the thread said it was going to sleep, so an idle hub makes no system call per datagram
+// (`wakes` counts the posts that did wake it: a futex wake each, on the poster's time).
 // `show crypto` views are rendered only when asked (ask()): rendering is O(SAs), so the thread
 // never does it per tick, and a request waits behind at most one pass of datagrams (its own
 // small queue is read first), not behind the whole input queue.
@@ -162,16 +161,6 @@ public:
     // requests whose client gave up waiting.
     static constexpr size_t ask_capacity = 16;
     static constexpr auto tick_interval = std::chrono::milliseconds(10);
-    // Busy (a tick's window of busy_inputs_per_tick inputs or more, 1,600 a second: a
-    // handshake storm, within the last busy_ticks_kept ticks), the thread naps busy_nap at a
-    // time on a timer when its queue runs dry, instead of sleeping until the control lcore wakes
-    // it: the control lcore's posts then make no system call (a wake costs it microseconds
-    // each); the naps cost the IKE thread a few percent of its CPU. Less busy, it sleeps and is
-    // woken. Kept busy for 100 ms, so a storm's pauses (a loaded machine's) do not make every
-    // post wake it again until the next busy window.
-    static constexpr size_t busy_inputs_per_tick = 16;
-    static constexpr size_t busy_ticks_kept = 10;
-    static constexpr auto busy_nap = std::chrono::microseconds(200);
     // Requests (installs, removals, peer events) are never dropped; past this many waiting in
     // the thread, the thread stops reading datagrams until the control lcore catches up.
     static constexpr size_t request_backlog_limit = 65536;

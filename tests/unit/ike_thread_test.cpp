@@ -167,14 +167,11 @@ TEST_CASE("the IKE thread runs the handler on its own thread and returns its out
     CHECK(r.ran_on != std::this_thread::get_id());
 }
 
-TEST_CASE("a busy thread naps instead of sleeping: its inputs need no wake, none is lost") {
+TEST_CASE("a post wakes the thread only when it sleeps, and is counted") {
     auto h = std::make_unique<recorder>();
     recorder& r = *h;
     r.answer_datagrams = 0;
     ike::thread t(std::move(h));
-    // Quiet: the thread sleeps, and the first post wakes it.
-    std::this_thread::sleep_for(30ms);
-    REQUIRE(t.post(dgram(1)));
     auto handled = [&r](size_t n) {
         auto until = std::chrono::steady_clock::now() + 5s;
         while (r.snapshot().size() < n && std::chrono::steady_clock::now() < until) {
@@ -182,32 +179,17 @@ TEST_CASE("a busy thread naps instead of sleeping: its inputs need no wake, none
         }
         return r.snapshot().size();
     };
-    REQUIRE(handled(1) == 1);
-    CHECK(t.counters().wakes.load() <= 1);  // none if the thread had not gone to sleep yet
-    // A storm: a tick's worth of busy inputs (busy_inputs_per_tick) every millisecond for 300
-    // rounds. A thread that sleeps whenever its queue runs dry is woken about once a round; this
-    // one, once a tick saw that many, naps on its timer, unannounced, for busy_ticks_kept ticks
-    // after the last such window, and the posts stop waking it. Allowed: the rounds before its
-    // first tick saw the storm, and as many again after each stall of the test's own thread
-    // long enough for the thread to count itself idle (a loaded machine).
-    constexpr size_t rounds = 300;
-    size_t posted = 1;
-    const auto idle_after = ike::thread::tick_interval * ike::thread::busy_ticks_kept / 2;
-    size_t stalls = 0;
-    auto last = std::chrono::steady_clock::now();
-    for (size_t round = 0; round < rounds; ++round) {
-        for (size_t i = 0; i < ike::thread::busy_inputs_per_tick; ++i) {
-            REQUIRE(t.post(dgram(uint32_t(posted++))));
-        }
-        auto now = std::chrono::steady_clock::now();
-        stalls += now - last > idle_after ? 1 : 0;
-        last = now;
-        std::this_thread::sleep_for(1ms);
+    // Quiet: the thread sleeps (until its next tick at most), and a post wakes it.
+    uint64_t before = t.counters().wakes.load();
+    size_t posted = 0;
+    for (int round = 0; round < 5; ++round) {
+        std::this_thread::sleep_for(3ms);  // within a tick: the thread is asleep again
+        REQUIRE(t.post(dgram(uint32_t(++posted))));
+        REQUIRE(handled(posted) == posted);
     }
-    REQUIRE(handled(posted) == posted);
-    const size_t per_stall = 2 * (ike::thread::tick_interval / 1ms) + 2;
-    INFO("wakes " << t.counters().wakes.load() << ", stalls " << stalls);
-    CHECK(t.counters().wakes.load() <= per_stall * (1 + stalls));
+    // At most one wake a post, and some (a loaded machine may not have let it sleep each time).
+    CHECK(t.counters().wakes.load() - before <= posted);
+    CHECK(t.counters().wakes.load() > before);
     CHECK(t.counters().inputs.load() == posted);
 }
 
