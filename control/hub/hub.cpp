@@ -1160,6 +1160,10 @@ void hub::timers(timestamp now) {
         pass_profile::scope timed(_profile, pass_item::tick_nbma_paths);
         expire_nbma_paths(now);
     }
+    {
+        pass_profile::scope timed(_profile, pass_item::tick_glean);
+        withdraw_dead_gleans();
+    }
     if (_telemetry && _telemetry->views_wanted()) {
         pass_profile::scope timed(_profile, pass_item::tick_telemetry_views);
         refresh_telemetry(now, true);
@@ -1205,21 +1209,6 @@ void hub::timers(timestamp now) {
         log::notice("spoke {} down on {}: carried over the reload, not registered again",
                     ip_str(overlay), tunnel_of(slot) != nullptr ? tunnel_of(slot)->name : "?");
         remove_binding(slot, overlay, now);
-    }
-    // Host routes gleaned on a LAN whose neighbour never answered.
-    part.emplace(_profile, pass_item::tick_glean);
-    std::vector<rib::prefix_key> dead;
-    for (const auto& [k, w] : _rib->routes_of(rib::source::glean)) {
-        if (w.nh) {
-            auto st = _neighbors.state(
-                static_cast<uint16_t>(w.nh->egress & ~dp::glean_lan_port_bit), w.nh->addr);
-            if (!st || *st == neighbor_state::failed) {
-                dead.push_back(k);
-            }
-        }
-    }
-    for (const rib::prefix_key& k : dead) {
-        _rib->withdraw({rib::source::glean}, k);
     }
     part.emplace(_profile, pass_item::tick_commit);
     _rib->commit();
@@ -1428,6 +1417,28 @@ void hub::publish_nbma_path(const nh_key& k, timestamp now) {
         }
     }
     on_neighbors(out);
+}
+
+void hub::withdraw_dead_gleans() {
+    // Host routes gleaned on a LAN whose neighbour never answered (in a storm, one per spoke
+    // NBMA on an underlay subnet): a slice a tick, every route about once a second.
+    size_t budget = _rib->prefix_count(rib::source::glean) / (1s / tick_interval) + 1;
+    auto [slice, next] = _rib->routes_of(rib::source::glean, _glean_next, budget);
+    _glean_next = next;
+    bool withdrawn = false;
+    for (const auto& [k, w] : slice) {
+        if (w.nh) {
+            auto st = _neighbors.state(
+                static_cast<uint16_t>(w.nh->egress & ~dp::glean_lan_port_bit), w.nh->addr);
+            if (!st || *st == neighbor_state::failed) {
+                _rib->withdraw({rib::source::glean}, k);
+                withdrawn = true;
+            }
+        }
+    }
+    if (withdrawn) {
+        _rib->commit();
+    }
 }
 
 void hub::expire_nbma_paths(timestamp now) {

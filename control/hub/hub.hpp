@@ -352,6 +352,9 @@ private:
     void publish_nbma_path(const nh_key& k, timestamp now);
     // A slice of the NBMA paths each tick (_expire_next: where the next one starts).
     void expire_nbma_paths(timestamp now);
+    // A slice of the gleaned LAN routes each tick: those whose neighbour failed are withdrawn
+    // (_glean_next: where the next one starts).
+    void withdraw_dead_gleans();
     void on_neighbors(neighbor_output& out);
     std::optional<uint32_t> alloc_adjacency();
     std::optional<nhrp::route> route_for_nhrp(uint32_t dst) const;
@@ -498,8 +501,9 @@ private:
     uint64_t _tsc_khz = 1;         // TSC ticks per millisecond, set by run()
     pass_profile _profile;         // where the passes that did work went (show stats)
 
-    std::optional<nh_key> _expire_next;     // expire_nbma_paths' next slice starts here
-    std::optional<timestamp> _carried_due;  // the earliest carried_until of any binding
+    std::optional<nh_key> _expire_next;          // expire_nbma_paths' next slice starts here
+    std::optional<rib::prefix_key> _glean_next;  // withdraw_dead_gleans' next slice starts here
+    std::optional<timestamp> _carried_due;       // the earliest carried_until of any binding
 
     std::unique_ptr<control::mgmt_server> _mgmt;
     std::unique_ptr<telemetry> _telemetry;

@@ -52,11 +52,11 @@ enum class pass_item : uint8_t {
     tick_nhs_wait,
     tick_initiate,
     tick_nbma_paths,       // the NBMA paths' idle expiry, a slice
+    tick_glean,            // gleaned LAN routes whose neighbour failed, a slice
     tick_second,           // the once-a-second work, in parts:
     tick_links,            // the ports' link states (and announcements)
     tick_carried,          // bindings carried over a reload, once due
-    tick_glean,            // gleaned LAN routes whose neighbour failed
-    tick_commit,           // the RIB's commit after them
+    tick_commit,           // the RIB's commit
     tick_telemetry,        // its telemetry snapshot (counters, interfaces)
     tick_telemetry_views,  // the telemetry's per-entry views, rendered when a reader asks
     count,
@@ -96,10 +96,10 @@ inline std::string_view name(pass_item i) noexcept {
         "tick_nhs_wait",
         "tick_initiate",
         "tick_nbma_paths",
+        "tick_glean",
         "tick_second",
         "tick_links",
         "tick_carried",
-        "tick_glean",
         "tick_commit",
         "tick_telemetry",
         "tick_telemetry_views",

@@ -222,15 +222,22 @@ std::optional<origin> rib::best_origin(const prefix_key& k) const {
 }
 
 std::vector<std::pair<prefix_key, route>> rib::routes_of(source s) const {
+    return routes_of(s, std::nullopt, _by_source[static_cast<size_t>(s)].size()).first;
+}
+
+std::pair<std::vector<std::pair<prefix_key, route>>, std::optional<prefix_key>> rib::routes_of(
+    source s, const std::optional<prefix_key>& from, size_t budget) const {
+    const std::set<prefix_key>& index = _by_source[static_cast<size_t>(s)];
     std::vector<std::pair<prefix_key, route>> out;
-    for (const prefix_key& k : _by_source[static_cast<size_t>(s)]) {
-        for (const candidate& c : _table.at(k).candidates) {
+    auto it = from ? index.lower_bound(*from) : index.begin();
+    for (; it != index.end() && budget > 0; ++it, --budget) {
+        for (const candidate& c : _table.at(*it).candidates) {
             if (c.from.src == s) {
-                out.emplace_back(k, c.r);
+                out.emplace_back(*it, c.r);
             }
         }
     }
-    return out;
+    return {std::move(out), it != index.end() ? std::optional<prefix_key>(*it) : std::nullopt};
 }
 
 // ---------------------------------------------------------------- FIB

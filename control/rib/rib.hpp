@@ -187,6 +187,14 @@ public:
     const nexthop* find_nexthop(const nh_key& k) const;
     // Candidates of `s` (all prefixes).
     std::vector<std::pair<prefix_key, route>> routes_of(source s) const;
+    // A slice of them: the candidates of `s` for at most `budget` of its prefixes from `from`
+    // (the first not below it; the start when none), and where the next slice starts (none
+    // once the end was reached).
+    std::pair<std::vector<std::pair<prefix_key, route>>, std::optional<prefix_key>> routes_of(
+        source s, const std::optional<prefix_key>& from, size_t budget) const;
+    size_t prefix_count(source s) const noexcept {
+        return _by_source[static_cast<size_t>(s)].size();
+    }
 
     std::vector<installed_view> installed() const;
     size_t installed_count() const noexcept { return _installed.size(); }

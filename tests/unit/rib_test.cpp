@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "control/rib/rib.hpp"
@@ -195,6 +196,43 @@ TEST_CASE("rib: a resync removes stale routes and leaves nothing missing", "[rib
     r.withdraw_source(source::fpm, a);
     CHECK(r.routes_of(source::fpm).empty());
     CHECK(r.candidate_count() == 2);
+}
+
+TEST_CASE("rib: a source's routes in slices, resumed where the last stopped", "[rib]") {
+    recording_fib f;
+    table r(f, limits{});
+    constexpr origin glean{source::glean};
+    for (uint32_t i = 0; i < 25; ++i) {
+        nh_key host{lan_router.egress, ip(192, 168, 1, 10 + i)};
+        REQUIRE(r.set(glean, prefix_key{host.addr, 32}, via(host, 0)));
+    }
+    REQUIRE(r.set(static_, net, via(spoke2, 1)));  // another source's: never in the slices
+    r.commit();
+    CHECK(r.prefix_count(source::glean) == 25);
+    std::set<prefix_key> seen;
+    std::optional<prefix_key> next;
+    size_t slices = 0;
+    do {
+        auto [slice, after] = r.routes_of(source::glean, next, 10);
+        CHECK(slice.size() <= 10);
+        for (const auto& [k, w] : slice) {
+            CHECK(seen.insert(k).second);  // each once
+            CHECK(k.second == 32);
+        }
+        if (slices == 0) {
+            // The prefix to resume at withdrawn meanwhile: the next slice starts after it.
+            REQUIRE(after);
+            r.withdraw(glean, *after);
+        }
+        next = after;
+        ++slices;
+    } while (next && slices < 10);
+    CHECK(slices == 3);
+    CHECK(seen.size() == 24);
+    CHECK(r.routes_of(source::glean).size() == 24);
+    auto [all, none] = r.routes_of(source::glean, std::nullopt, 100);
+    CHECK(all.size() == 24);
+    CHECK(!none);
 }
 
 TEST_CASE("rib: tunnel next hops resolve again when NHRP registers and unregisters", "[rib]") {
