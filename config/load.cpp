@@ -535,13 +535,14 @@ hub_settings loader::read_hub(const value_ref& v) {
     hub_settings h;
     auto f = mapping(v, {"control-lcore", "worker-lcores", "eal-args", "worker-idle-sleep-us",
                          "control-idle-nap-us", "punt-rates", "icmp-error-rate", "arp-max-entries",
-                         "log-level", "metrics", "service-cpus"});
+                         "log-level", "metrics", "service-cpus", "heap-headroom-mb"});
     if (!f) {
         return h;
     }
     read(*f, "control-lcore", h.control_lcore, uint_in(0, max_lcore));
     read(*f, "worker-idle-sleep-us", h.worker_idle_sleep_us, uint_in(0, 100000));
     read(*f, "control-idle-nap-us", h.control_idle_nap_us, uint_in(0, 100000));
+    read(*f, "heap-headroom-mb", h.heap_headroom_mb, uint_in(0, 512));
     read(*f, "icmp-error-rate", h.icmp_error_rate, uint_in(1, max_rate));
     read(*f, "arp-max-entries", h.arp_max_entries, uint_in(16, 1048576));
     if (auto pr = member(*f, "punt-rates")) {

@@ -360,6 +360,9 @@ struct hub_settings {
     // CPUs of the hub's threads that are not lcores (IKE, FPM, redistribution, management,
     // metrics, logger); empty: automatic (control/cpu_placement.hpp)
     std::vector<uint32_t> service_cpus;
+    // The control lcore's heap grows this far ahead of its use, faulted in by a service thread
+    // (control/heap_headroom.hpp); 0: glibc's defaults, pages fault on first use
+    uint32_t heap_headroom_mb = 64;
 
     friend bool operator==(const hub_settings&, const hub_settings&) = default;
 };

@@ -660,6 +660,10 @@ std::string hub::show_stats(bool json, bool summary) const {
         .num("p999_ns", _nhrp_time.quantile_ns(0.999))
         .num("max_ns", _nhrp_time.max_ns())
         .num("after_nap", _nhrp_after_nap);
+    for (size_t i = 0; i < _nhrp_dequeued_with.size(); ++i) {
+        nhrp_time.num(fmt::format("dequeued_with_{}", nhrp_dequeue_buckets[i]),
+                      _nhrp_dequeued_with[i]);
+    }
     // Its segments, which add up to it (hub.hpp): <segment>_p50_ns, _p99_ns, _max_ns, and the
     // packets timed (the worker's and the ring's need the worker's enqueue TSC).
     std::string nhrp_segments_text;
@@ -755,6 +759,9 @@ std::string hub::show_stats(bool json, bool summary) const {
         .num("ike_nhs_waited", _cc.ike_nhs_waited)
         .num("ike_nhs_wait_expired", _cc.ike_nhs_wait_expired)
         .num("log_lines_dropped", log::dropped_lines())
+        .num("heap_bytes", _heap ? _heap->snapshot().heap_bytes : 0)
+        .num("heap_populations", _heap ? _heap->snapshot().populations : 0)
+        .num("heap_populate_failed", _heap ? _heap->snapshot().failures : 0)
         .num("adjacencies", _rib->nexthop_count())
         .num("routes", _rib->installed_count())
         .num("rcu_pending", _pub->pending());
@@ -903,6 +910,11 @@ void hub::refresh_telemetry(timestamp now, bool views) {
     s.stats.emplace_back("icmp_echo_replies", _cc.icmp_echo_replies);
     s.stats.emplace_back("forwarded", _cc.forwarded);
     s.stats.emplace_back("log_lines_dropped", log::dropped_lines());
+    if (_heap) {
+        control::heap_headroom::counters hc = _heap->snapshot();
+        s.stats.emplace_back("heap_bytes", hc.heap_bytes);
+        s.stats.emplace_back("heap_populate_failed", hc.failures);
+    }
     if (!_exception.interfaces().empty()) {
         exception_counters x = _exception.total();
         s.stats.emplace_back("exception_to_kernel", x.to_kernel);

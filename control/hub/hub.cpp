@@ -2,6 +2,7 @@
 #include "control/hub/hub.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -276,6 +277,9 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     }
     h->on_neighbors(announced);
     h->refresh_telemetry(now);
+    // Last: the heap as it is now is faulted in, then kept so as it grows (heap_headroom.hpp).
+    h->_heap =
+        std::make_unique<control::heap_headroom>(size_t{h->_topo.hub.heap_headroom_mb} << 20);
     log::notice("running: {} port(s), {} tunnel(s), {} worker(s), management socket {}",
                 h->_ports.size(), h->_topo.tunnels.size(), h->_workers_n, h->_socket);
     return h;
@@ -788,6 +792,7 @@ size_t hub::poll_punts(timestamp now) {
     // NHRP packets among many IKE datagrams (each handed to the IKE thread, whose handshakes
     // take milliseconds anyway), and an NHRP reply waited for all those before it.
     unsigned rest = 0;
+    unsigned nhrp = 0;
     for (unsigned i = 0; i < n; ++i) {
         dp::punt_record r = dp::read_punt(ms[i]);
         auto reason = static_cast<size_t>(r.reason);
@@ -798,8 +803,14 @@ size_t hub::poll_punts(timestamp now) {
             ms[rest++] = ms[i];
             continue;
         }
+        ++nhrp;
         serve_nhrp_punt(r, dequeued, now);
         rte_pktmbuf_free(ms[i]);
+    }
+    if (nhrp != 0) {
+        size_t bucket = std::min<size_t>(static_cast<size_t>(std::bit_width(nhrp)) - 1,
+                                         _nhrp_dequeued_with.size() - 1);
+        _nhrp_dequeued_with[bucket] += nhrp;
     }
     for (unsigned i = 0; i < rest; ++i) {
         dispatch(dp::read_punt(ms[i]), now);
@@ -878,7 +889,12 @@ void hub::on_nhrp(const dp::punt_record& r, timestamp now) {
         log_nhrp_packet(nhrp::debug_direction::receive, t, r.outer_src,
                         t != nullptr ? t->nbma_source.value : 0, data_of(r.m));
     }
-    apply(_server->handle(r.tunnel, r.outer_src, data_of(r.m), now), now);
+    nhrp::outputs o;
+    {
+        pass_profile::scope timed(_profile, pass_item::nhrp_server);
+        o = _server->handle(r.tunnel, r.outer_src, data_of(r.m), now);
+    }
+    apply(std::move(o), now);
 }
 
 void hub::on_arp(const dp::punt_record& r, timestamp now) {
@@ -1222,20 +1238,30 @@ void hub::apply(nhrp::outputs&& o, timestamp now) {
     for (const nhrp::refusal& r : o.refusals) {
         log_refusal(r, tunnel_of(static_cast<uint16_t>(r.tunnel)));
     }
-    for (const nhrp::adjacency_event& e : o.events) {
-        apply_event(e, now);
+    if (!o.events.empty()) {
+        pass_profile::scope timed(_profile, pass_item::nhrp_events);
+        for (const nhrp::adjacency_event& e : o.events) {
+            apply_event(e, now);
+        }
     }
     if (!o.events.empty()) {
+        pass_profile::scope timed(_profile, pass_item::nhrp_commit);
         _rib->commit();  // the burst's route changes, written to the FIB once
     }
-    for (const nhrp::outgoing& p : o.packets) {
-        send_nhrp(p.tunnel, p.dst_nbma, p.packet, now);
+    if (!o.packets.empty()) {
+        pass_profile::scope timed(_profile, pass_item::nhrp_send);
+        for (const nhrp::outgoing& p : o.packets) {
+            send_nhrp(p.tunnel, p.dst_nbma, p.packet, now);
+        }
     }
 }
 
 void hub::apply_event(const nhrp::adjacency_event& e, timestamp now) {
     auto slot = static_cast<uint16_t>(e.tunnel);
-    log_binding(e, tunnel_of(slot));
+    {
+        pass_profile::scope timed(_profile, pass_item::nhrp_log);
+        log_binding(e, tunnel_of(slot));
+    }
     if (e.change == nhrp::adjacency_change::remove) {
         remove_binding(slot, e.overlay, now);
         return;

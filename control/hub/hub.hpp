@@ -23,6 +23,7 @@
 #include <rte_ring.h>
 
 #include "config/topology.hpp"
+#include "control/heap_headroom.hpp"
 #include "control/hub/exception.hpp"
 #include "control/hub/ike_peers.hpp"
 #include "control/hub/loop_time.hpp"
@@ -496,6 +497,11 @@ private:
                  {"burst", &_nhrp_burst},
                  {"handling", &_nhrp_handling}}};
     }
+    // The same packets by how many NHRP punts came out of the ring with them (their dequeue's
+    // NHRP count: 1, 2-3, 4-7, 8-15, 16-31, 32+): what the burst segment waits for.
+    static constexpr std::array<std::string_view, 6> nhrp_dequeue_buckets{"1",    "2_3",   "4_7",
+                                                                          "8_15", "16_31", "32_up"};
+    std::array<uint64_t, 6> _nhrp_dequeued_with{};
     uint64_t _nhrp_after_nap = 0;  // the same packets taken by the first pass after a nap
     bool _napped = false;          // the loop's last pass ended in a nap
     uint64_t _tsc_khz = 1;         // TSC ticks per millisecond, set by run()
@@ -506,6 +512,7 @@ private:
     std::optional<timestamp> _carried_due;       // the earliest carried_until of any binding
 
     std::unique_ptr<control::mgmt_server> _mgmt;
+    std::unique_ptr<control::heap_headroom> _heap;  // hub.heap-headroom-mb
     std::unique_ptr<telemetry> _telemetry;
     std::unique_ptr<control::metrics_server> _metrics;  // hub.metrics; none when off
     control_counters _cc;

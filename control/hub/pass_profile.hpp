@@ -59,6 +59,12 @@ enum class pass_item : uint8_t {
     tick_commit,           // the RIB's commit
     tick_telemetry,        // its telemetry snapshot (counters, interfaces)
     tick_telemetry_views,  // the telemetry's per-entry views, rendered when a reader asks
+    // The parts of an NHRP packet's handling (hub::on_nhrp and hub::apply).
+    nhrp_server,  // the server's parse, cache change and reply build
+    nhrp_log,     // the binding's log line
+    nhrp_events,  // the bindings' indexes, multicast and redistribution, the RIB's set
+    nhrp_commit,  // the RIB's commit (the FIB's change)
+    nhrp_send,    // the reply handed to TX (through ESP on a protected tunnel)
     count,
 };
 
@@ -103,6 +109,11 @@ inline std::string_view name(pass_item i) noexcept {
         "tick_commit",
         "tick_telemetry",
         "tick_telemetry_views",
+        "nhrp_server",
+        "nhrp_log",
+        "nhrp_events",
+        "nhrp_commit",
+        "nhrp_send",
     };
     auto k = static_cast<size_t>(i);
     return k < names.size() ? names[k] : "?";

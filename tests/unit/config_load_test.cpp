@@ -184,8 +184,9 @@ tunnels:
     CHECK(t.hub.worker_idle_sleep_us == 0);   // busy-poll unless asked
     CHECK(t.hub.control_idle_nap_us == 100);  // the control lcore naps when idle unless asked
     CHECK(t.hub.log_level == "info");
-    CHECK_FALSE(t.hub.metrics);         // no endpoint unless asked
-    CHECK(t.hub.service_cpus.empty());  // automatic: off the lcores' CPUs
+    CHECK_FALSE(t.hub.metrics);           // no endpoint unless asked
+    CHECK(t.hub.service_cpus.empty());    // automatic: off the lcores' CPUs
+    CHECK(t.hub.heap_headroom_mb == 64);  // the control lcore's heap faulted in ahead of use
     CHECK(t.ports[0].dev.spec == "0000:00:04.0");
     CHECK(t.ports[0].mtu == 1500);
     CHECK(t.ports[0].rx_queue_size == 1024);
@@ -836,6 +837,8 @@ TEST_CASE("checks that span fields", "[config]") {
          "hub.metrics.address", "expected an IPv4 address like 192.0.2.1, got \"localhost\""},
         {"worker-lcores: [1]", "  worker-lcores: [1]\n  eal-args: [-l0-1]", "hub.eal-args[0]",
          "-l is set by the hub from control-lcore and worker-lcores"},
+        {"worker-lcores: [1]", "  worker-lcores: [1]\n  heap-headroom-mb: 1024",
+         "hub.heap-headroom-mb", "expected an integer 0..512, got \"1024\""},
         {"worker-lcores: [1]", "  worker-lcores: [1]\n  service-cpus: []", "hub.service-cpus",
          "list at least one CPU, or leave service-cpus out (automatic)"},
         {"worker-lcores: [1]", "  worker-lcores: [1]\n  service-cpus: [2, 1-2]",
