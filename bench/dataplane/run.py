@@ -22,7 +22,6 @@ import datetime
 import glob
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -31,6 +30,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hugepages import ensure_hugepages  # noqa: E402  (bench/hugepages.py)
 SIZES = ["64", "imix", "1400"]
 IMIX = {64: 7, 576: 4, 1400: 1}  # inner sizes and weights (bench/dataplane/traffic.hpp)
 CASES = ["gre", "esp-transit", "esp-in", "esp-out"]
@@ -63,24 +64,6 @@ def mix(name, per_size):
 
 
 # --- hugepages and tools ------------------------------------------------------------------
-
-def ensure_hugepages(pages):
-    with open("/proc/sys/vm/nr_hugepages") as f:
-        have = int(f.read())
-    if have < pages and os.geteuid() == 0:
-        with open("/proc/sys/vm/nr_hugepages", "w") as f:
-            f.write(str(pages))
-    mounted = any(l.split()[2] == "hugetlbfs" for l in open("/proc/mounts"))
-    if not mounted and os.geteuid() == 0:
-        os.makedirs("/dev/hugepages", exist_ok=True)
-        subprocess.run(["mount", "-t", "hugetlbfs", "nodev", "/dev/hugepages"], check=True)
-        mounted = True
-    with open("/proc/meminfo") as f:
-        free = int(re.search(r"HugePages_Free:\s+(\d+)", f.read()).group(1))
-    if not mounted or free < 512:
-        sys.exit("dataplane bench: needs >= 512 free 2 MiB hugepages and hugetlbfs mounted (root)")
-    return free
-
 
 def build_example(build, name, edits=()):
     """Copies DPDK example `name` from dpdk-doc into build/peer/NAME and builds it with make.
@@ -353,7 +336,7 @@ def main():
     bench = os.path.join(build, "bench", "dataplane-bench")
     started = datetime.datetime.now(datetime.timezone.utc)
     load_start = loadavg()
-    ensure_hugepages(1024)
+    ensure_hugepages(1024, who="dataplane bench")
     log("load average at start: %.2f %.2f %.2f" % tuple(load_start))
     inner_sizes = sorted(set(s for n in SIZES for s in sizes_of(n)))
 

@@ -64,6 +64,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
 import e2e  # noqa: E402  (the hub over memif and the emulator runner of tests/e2e)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cpuset  # noqa: E402  (bench/cpuset.py: --isolate-control-cpu)
+from hugepages import ensure_hugepages  # noqa: E402  (bench/hugepages.py)
 import strongswan as ss  # noqa: E402  (charon in a namespace, swanctl, test CAs)
 
 # e2e's hub keeps 8,192 NHRP entries; the cold start registers 10,000 spokes after keying.
@@ -199,6 +200,13 @@ def hub_profile(auth, certdir, case=None):
 # The workers' budget for IKE punts (default 5,000 packets/s hub-wide) would cap a storm at
 # 2,500 handshakes a second: sized for the bench as a deployment expecting one would size it.
 HUB_EXTRA = "  punt-rates: {ike: 100000}\n"
+# The hub's EAL arguments: 1 GiB of 2 MiB hugepages taken at start, as deployed (main() sets it
+# unless --quick or --no-hugepages). With --no-huge (e2e's default) that memory is anonymous
+# and each page faults on its first use: a storm measured those faults at 56 ms of the control
+# lcore's time (DPDK's heap taking fresh pages for SAs and adjacencies), each a stall of
+# microseconds on the NHRP packets behind it, which a hugepage deployment does not have.
+HUB_EAL = None
+HUGE_EAL = ["--in-memory", "-m", "1024", "--no-pci", "--no-telemetry"]
 
 
 def perf_top(data, lines=15):
@@ -214,12 +222,13 @@ def perf_top(data, lines=15):
 
 
 def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=None,
-             hub_extra=HUB_EXTRA):
+             hub_extra=HUB_EXTRA, sim_extra=()):
     """Runs the emulator against a fresh hub; returns (emulator report, IKE thread CPU s,
     {'loop': ...} from show stats at the end of keying when `watch`). With `profile` (a path),
     perf samples the IKE thread meanwhile (and the control lcore, into `profile`.control) and
     their hottest symbols are printed."""
-    h = e2e.hub(d, n, profiles=hub_profile(auth, certdir, case), hub_extra=hub_extra)
+    h = e2e.hub(d, n, profiles=hub_profile(auth, certdir, case), hub_extra=hub_extra,
+                eal_args=HUB_EAL)
     try:
         tid = thread_named(h.proc.pid, "dmvpn-ike")
         pin(tid, core)
@@ -252,14 +261,21 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=Non
         t0 = cpu_ns(h.proc.pid, tid)
         c0 = cpu_ns(h.proc.pid, h.proc.pid)  # the main thread: the control lcore
         q0 = cpu_ns(h.proc.pid, h.proc.pid, 1)
+        # The time the IKE thread and the worker lcore spent runnable but waiting for a CPU:
+        # on this 2-CPU machine they share one with the emulator (and everything else).
+        worker = thread_named(h.proc.pid, "rte-worker-1", timeout=2)
+        i0 = cpu_ns(h.proc.pid, tid, 1)
+        w0 = cpu_ns(h.proc.pid, worker, 1) if worker else 0
         if watcher:
             watcher.start()
         wait = 60 + 2 * n / rate
         rc, r = e2e.spokesim(d, *sim_load(n, rate, wait, case), *sim_auth(auth, certdir),
-                             timeout=wait + 120)
+                             *sim_extra, timeout=wait + 120)
         cpu = (cpu_ns(h.proc.pid, tid) - t0) / 1e9
         control_cpu = (cpu_ns(h.proc.pid, h.proc.pid) - c0) / 1e9
         control_wait = (cpu_ns(h.proc.pid, h.proc.pid, 1) - q0) / 1e9
+        ike_wait = (cpu_ns(h.proc.pid, tid, 1) - i0) / 1e9
+        worker_wait = (cpu_ns(h.proc.pid, worker, 1) - w0) / 1e9 if worker else None
         for perf in perfs:
             perf.send_signal(signal.SIGINT)
             perf.wait(timeout=60)
@@ -281,7 +297,8 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=Non
                         "nhrp_service": end.get("nhrp_service") or {},
                         "pass_profile": end.get("pass_profile") or {},
                         "control": end.get("control", seen.get("control", {})),
-                        "control_cpu_s": control_cpu, "control_wait_s": control_wait}
+                        "control_cpu_s": control_cpu, "control_wait_s": control_wait,
+                        "ike_wait_s": ike_wait, "worker_wait_s": worker_wait}
     finally:
         h.stop()
 
@@ -448,6 +465,8 @@ def storm_rows(a, d, storm, detail):
 
 # Where each thread runs in a storm (the hub's e2e configuration: control lcore on CPU 0, its
 # one worker lcore on CPU 1; the IKE thread pinned to --core, 1 by default).
+# show stats nhrp_service's dequeued_with_<bucket>: NHRP packets by their dequeue's NHRP count.
+DEQUEUE_BUCKETS = ["1", "2_3", "4_7", "8_15", "16_31", "32_up"]
 # The segments of NHRP's time inside the hub (show stats nhrp_service), in order: they add up
 # to the RX burst -> TX figure.
 NHRP_SEGMENTS = {
@@ -487,7 +506,12 @@ def storm_layout_rows(a, d, storm, detail, layout):
         r, cpu, loops = hub_case(cd, "psk", None, storm, a.storm_rate, a.core, watch=True,
                                  profile=a.profile and os.path.join(a.profile,
                                                                     "storm%s.data" % suffix),
+                                 sim_extra=["--reg-jitter", a.reg_jitter] if a.reg_jitter
+                                 else [],
                                  hub_extra=HUB_EXTRA + "  control-idle-nap-us: %d\n" % nap_us +
+                                 ("  worker-idle-sleep-us: %d\n" % a.worker_idle_sleep_us
+                                  if layout == "control-alone" and a.worker_idle_sleep_us
+                                  else "") +
                                  ("  log-level: %s\n" % a.hub_log_level if a.hub_log_level
                                   else ""))
     finally:
@@ -519,6 +543,9 @@ def storm_layout_rows(a, d, storm, detail, layout):
                  "hub_child_installs": loops["control"].get("ike_child_installs"),
                  "control_lcore_cpu_s": round(loops["control_cpu_s"], 3),
                  "control_lcore_runqueue_wait_s": round(loops["control_wait_s"], 3),
+                 "ike_thread_runqueue_wait_s": round(loops["ike_wait_s"], 3),
+                 "worker_runqueue_wait_s": None if loops["worker_wait_s"] is None else
+                 round(loops["worker_wait_s"], 3),
                  "peer": None, "peer_handshakes_per_s": None})
     loop = loops["at_keyed"] or loops["at_end"] or {}
     hub_nhrp = loops["nhrp_service"]
@@ -538,7 +565,9 @@ def storm_layout_rows(a, d, storm, detail, layout):
                  round(r["registration_rtt_p50_us"] / 1000, 3),
                  "p99_ms": None if r.get("registration_rtt_p99_us") is None else
                  round(r["registration_rtt_p99_us"] / 1000, 3),
-                 "target_p99_us": 50,
+                 "target_p99_us": 50, "reg_jitter_ms": a.reg_jitter,
+                 "worker_idle_sleep_us": a.worker_idle_sleep_us if layout == "control-alone"
+                 else 0,
                  "what": "NHRP Registration Request -> Reply as each emulated spoke saw it "
                          "(first transmission to accepted reply: ESP over memif, a worker, "
                          "the punt ring, the control lcore's handling, back): every spoke "
@@ -550,6 +579,8 @@ def storm_layout_rows(a, d, storm, detail, layout):
                  **{"hub_nhrp_%s_%s_us" % (seg, q): us("%s_%s_ns" % (seg, q))
                     for seg in NHRP_SEGMENTS for q in ("p50", "p99", "max")},
                  "hub_nhrp_after_nap": hub_nhrp.get("after_nap"),
+                 "hub_nhrp_dequeued_with": {b: hub_nhrp.get("dequeued_with_" + b)
+                                            for b in DEQUEUE_BUCKETS},
                  "hub_nhrp_what": "inside the hub, per NHRP packet (show stats: nhrp_service, "
                                   "read after the run): from the TSC of the worker's RX burst "
                                   "that took it to its reply handed to TX by the control lcore "
@@ -565,7 +596,9 @@ def storm_layout_rows(a, d, storm, detail, layout):
                                   "hub_nhrp_handling_*: from the control lcore taking it "
                                   "to its reply handed to TX (its own work); "
                                   "hub_nhrp_after_nap: how many were taken by the loop's "
-                                  "first pass after an idle nap (100 us)",
+                                  "first pass after an idle nap (100 us); "
+                                  "hub_nhrp_dequeued_with: the packets by how many NHRP "
+                                  "punts their dequeue held (1, 2-3, ... 32 and more)",
                  "loop_p99_us": loop.get("p99_us"), "loop_p999_us": loop.get("p999_us"),
                  "loop_max_us": loop.get("max_us"), "loop_passes": loop.get("passes"),
                  "loop_what": "control lcore busy-pass times (show stats: loop) from the "
@@ -608,6 +641,20 @@ def main():
     ap.add_argument("--storm-control-alone", action="store_true",
                     help="a second cold start with the emulator moved to --core: the hub's "
                          "control lcore alone on its CPU (%s)" % STORM_LAYOUTS["control-alone"])
+    ap.add_argument("--worker-idle-sleep-us", type=int, default=0, metavar="US",
+                    help="with --storm-control-alone: that layout's hub.worker-idle-sleep-us "
+                         "(0: the worker busy-polls). On a 2-CPU machine the worker shares the "
+                         "IKE core's CPU with the IKE thread and the emulator: busy-polling, it "
+                         "holds them in the run queue (their runnable waits are printed) and "
+                         "they work in batches; sleeping when idle, it leaves them the CPU as "
+                         "cores of their own would")
+    ap.add_argument("--reg-jitter", type=float, default=0, metavar="MS",
+                    help="the storms' spokes register a random 0..MS ms after their CHILD_SA "
+                         "is up (the emulator's --reg-jitter; 0: at once, the spokes of one "
+                         "batch of IKE_AUTH replies together)")
+    ap.add_argument("--no-hugepages", action="store_true",
+                    help="run the hub with --no-huge (e2e's setting; --quick always does): "
+                         "anonymous memory whose pages fault on first use")
     ap.add_argument("--profile", metavar="DIR",
                     help="perf record the hub's IKE thread in each hub case, into DIR")
     ap.add_argument("--storm-rate", type=float, default=40,
@@ -625,9 +672,15 @@ def main():
     if peer_why:
         log("peer: not measured (%s)" % peer_why)
     storm = 200 if a.quick else a.storm
+    global HUB_EAL
+    if not a.quick and not a.no_hugepages:
+        ensure_hugepages(1024, who="ike bench")
+        HUB_EAL = HUGE_EAL
+    log("hub EAL: %s" % " ".join(HUB_EAL or ["--no-huge", "-m", "1024"]))
     load_start = loadavg()
     rows = []
-    detail = {"load_start": load_start, "cpus": os.cpu_count(), "cases": {}}
+    detail = {"load_start": load_start, "cpus": os.cpu_count(), "cases": {},
+              "hub_eal_args": HUB_EAL or e2e.CONFIG_EAL_ARGS}
     d = tempfile.mkdtemp(prefix="bench-ike-")
     try:
         for case in a.cases.split(","):
@@ -730,6 +783,9 @@ def main():
                        row.get("hub_nhrp_%s_p99_us" % seg), row.get("hub_nhrp_%s_max_us" % seg)))
             print("%-24s %6s %s taken by the first pass after an idle nap" %
                   ("", "", row["hub_nhrp_after_nap"]))
+            print("%-24s %6s by NHRP punts in their dequeue: %s" %
+                  ("", "", ", ".join("%s: %s" % (b.replace("_", "-"), n) for b, n in
+                                     (row.get("hub_nhrp_dequeued_with") or {}).items())))
             continue
         if row["case"].startswith("crypto-ceiling"):
             print("%-24s %6s %10s  (openssl speed on the IKE core: X25519 %s/s, HMAC-SHA256 "
@@ -741,9 +797,11 @@ def main():
             row.get("peer_handshakes_per_s"), row.get("of_peer", "")))
         if row["case"].startswith("cold"):
             print("%-24s %6s %.1f s wall (target 30 s), %.1f s of IKE-core CPU; the control "
-                  "lcore %.1f s of CPU, %.1f s runnable waiting for one" %
+                  "lcore %.1f s of CPU, %.1f s runnable waiting for one; runnable waiting: "
+                  "the IKE thread %s s, the worker %s s" %
                   ("", "", row["seconds"], row["ike_core_cpu_s"], row["control_lcore_cpu_s"],
-                   row["control_lcore_runqueue_wait_s"]))
+                   row["control_lcore_runqueue_wait_s"], row.get("ike_thread_runqueue_wait_s"),
+                   row.get("worker_runqueue_wait_s")))
     print("wrote %s" % a.out)
     if e2e.failures:
         sys.exit("ike bench: %s" % "; ".join(e2e.failures))

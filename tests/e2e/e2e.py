@@ -70,11 +70,12 @@ SIM = os.path.join(BUILD, "dmvpn-spokesim")
 SIM_LCORE = 0
 
 
+CONFIG_EAL_ARGS = '[--no-huge, -m, "1024", --no-pci, --no-telemetry]'
 CONFIG = """\
 hub:
   control-lcore: 0
   worker-lcores: [1]
-  eal-args: [--no-huge, -m, "1024", --no-pci, --no-telemetry]
+  eal-args: """ + CONFIG_EAL_ARGS + """
 ports:
   - name: underlay
     device: net_memif0,role=server,socket={d}/memif.sock
@@ -118,9 +119,10 @@ def reexec_in_netns(script, marker):
 
 class hub:
     def __init__(self, d, spokes, esp=True, overlay_prefix="10.0.0.0/16", hub_extra="",
-                 profiles=None, args=(), transform="aes256-cbc-sha256-128"):
+                 profiles=None, args=(), transform="aes256-cbc-sha256-128", eal_args=None):
         """`profiles`: an `ipsec-profiles:` block naming `spokesim` instead of the manual SAs;
-        `args`: more dmvpn-hub options; `transform`: the manual SAs' (the emulator's --esp)."""
+        `args`: more dmvpn-hub options; `transform`: the manual SAs' (the emulator's --esp);
+        `eal_args`: the hub's EAL arguments instead of CONFIG's (--no-huge, 1 GiB)."""
         self.d = d
         self.sock = os.path.join(d, "hub.sock")
         sas, ipsec = "", ""
@@ -132,9 +134,12 @@ class hub:
                                  check=True).stdout
             sas = "\n".join(l for l in sas.splitlines() if not l.startswith("#")) + "\n"
             ipsec = "    ipsec-profile: spokesim\n"
+        config = CONFIG.format(d=d, sas=sas, ipsec=ipsec, overlay_prefix=overlay_prefix)
+        if eal_args is not None:
+            config = config.replace(CONFIG_EAL_ARGS, "[%s]" % ", ".join(
+                json.dumps(a) for a in eal_args), 1)
         with open(os.path.join(d, "hub.yaml"), "w") as f:
-            f.write(CONFIG.format(d=d, sas=sas, ipsec=ipsec, overlay_prefix=overlay_prefix)
-                    .replace("ports:\n", hub_extra + "ports:\n", 1))
+            f.write(config.replace("ports:\n", hub_extra + "ports:\n", 1))
         self.log = open(os.path.join(d, "hub.log"), "w+")
         self.proc = subprocess.Popen(
             [HUB, "--config", os.path.join(d, "hub.yaml"), *args, "--", "--file-prefix",

@@ -601,9 +601,14 @@ void engine::on_ike_event(const ike_event& e, uint64_t now_us) {
             if (!st.keyed) {
                 st.keyed = true;
                 ++_keyed;
-                // NHRP goes inside the new SA: register now.
-                _spokes[e.local].start(now_us);
-                _next_scan_us = now_us;
+                // NHRP goes inside the new SA: register now, or --reg-jitter later.
+                uint64_t due = now_us;
+                if (_o.reg_jitter_ms > 0) {
+                    std::uniform_real_distribution<double> ms(0, _o.reg_jitter_ms);
+                    due += static_cast<uint64_t>(ms(_jitter_rng) * 1000);
+                }
+                _spokes[e.local].start(due);
+                _next_scan_us = std::min(_next_scan_us, due);
             }
             return;
         }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <random>
 #include <optional>
 #include <span>
 #include <string>
@@ -258,6 +259,7 @@ private:
     uint64_t _arp_announcements = 0;
     uint64_t _not_ours = 0;
     uint64_t _next_scan_us = 0;
+    std::minstd_rand _jitter_rng{12345};  // --reg-jitter's draws (seeded: runs repeat)
     uint32_t _registered = 0;
     uint16_t _ip_id = 0;
     // --flood-ratio: hostile frames sent, by kind (malformed, wrong password, unknown source),

@@ -100,6 +100,10 @@ registers, and with another emulated spoke before taking a Phase 3 shortcut to i
                              aes256-sha256, ...; -esn offers ESN, a group adds PFS)
   --ike-rate R               IKE SAs initiated per second while the spokes come up (100)
   --ike-retry S              seconds before a spoke whose IKE SA died initiates again (5)
+  --reg-jitter MS            each spoke registers a random 0..MS ms after its first CHILD_SA
+                             with the hub is up (0: at once, so the spokes whose IKE_AUTH
+                             replies one poll took register together, a worst case no real
+                             population of independent spokes sends)
   --key-log DIR              debugging: append every IKE SA's and ESP SA's keys to
                              DIR/ikev2_decryption_table and DIR/esp_sa (Wireshark's tables)
 Port:
@@ -383,6 +387,7 @@ const std::map<std::string, handler>& valued() {
                      }},
                     {"--ike-rate", double_into(&options::ike_rate, 0.001, 1e7)},
                     {"--ike-retry", double_into(&options::ike_retry, 0, 3600)},
+                    {"--reg-jitter", double_into(&options::reg_jitter_ms, 0, 60000)},
                     {"--key-log",
                      [](options& o, const std::string& v) -> std::optional<std::string> {
                          if (v.empty()) {

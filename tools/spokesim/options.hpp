@@ -86,7 +86,10 @@ struct options {
     std::string esp_proposal = "aes128gcm16";
     double ike_rate = 100;  // IKE SAs initiated per second while the spokes come up
     double ike_retry = 5;   // seconds before a spoke whose IKE SA died initiates again
-    std::string key_log;    // --key-log DIR: the spokes' IKE/ESP keys for Wireshark (debugging)
+    // Up to this many ms (uniform) between a spoke's first CHILD_SA with the hub and its first
+    // registration: independent spokes' WAN paths and stacks, not one process's batch.
+    double reg_jitter_ms = 0;
+    std::string key_log;  // --key-log DIR: the spokes' IKE/ESP keys for Wireshark (debugging)
 
     // DPDK.
     std::string vdev;
