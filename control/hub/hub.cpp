@@ -369,7 +369,8 @@ std::optional<std::string> hub::place_service_threads(const std::vector<unsigned
     }
     control::set_service_cpus(p.cpus);
     log::info(
-        "service threads (IKE, FPM, redistribution, management, metrics, logger) on CPU {}: "
+        "service threads (IKE, FPM, redistribution, management, metrics, logger, heap) on "
+        "CPU {}: "
         "{}",
         control::cpu_list_text(p.cpus), p.why);
     if (p.shares_control) {
@@ -771,6 +772,8 @@ void hub::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_flag) {
                 }
                 from = at[i];
             }
+        } else {
+            _profile.record(pass_item::idle, started, at[stages - 1]);
         }
         if (work != 0) {
             idle = 0;

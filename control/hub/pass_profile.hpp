@@ -65,6 +65,10 @@ enum class pass_item : uint8_t {
     nhrp_events,  // the bindings' indexes, multicast and redistribution, the RIB's set
     nhrp_commit,  // the RIB's commit (the FIB's change)
     nhrp_send,    // the reply handed to TX (through ESP on a protected tunnel)
+    // A pass that found nothing to do: well under a microsecond of polling, unless the CPU
+    // was taken from the control lcore meanwhile (an interrupt, the hypervisor), so that its
+    // tail is the stalls any other work of the control lcore suffers too.
+    idle,
     count,
 };
 
@@ -114,6 +118,7 @@ inline std::string_view name(pass_item i) noexcept {
         "nhrp_events",
         "nhrp_commit",
         "nhrp_send",
+        "idle",
     };
     auto k = static_cast<size_t>(i);
     return k < names.size() ? names[k] : "?";

@@ -1079,21 +1079,22 @@ def thread_cpus(pid):
 
 
 def check_service_cpus(h):
-    """The threads that are not lcores (IKE, logger, management) run off the control lcore's
-    CPU (0 here: CONFIG's control-lcore) when the hub may use another (1, the worker's)."""
+    """The threads that are not lcores (IKE, logger, management, heap) run off the control
+    lcore's CPU (0 here: CONFIG's control-lcore) when the hub may use another (1, the worker's)."""
     threads = thread_cpus(h.proc.pid)
     print("hub threads' CPUs: %s" % {k: sorted(v) for k, v in sorted(threads.items())})
     check(threads.get("main") == {0}, "the control lcore (main thread) is pinned to CPU 0")
-    service = ("dmvpn-ike", "dmvpn-log", "dmvpn-mgmt")
+    service = ("dmvpn-ike", "dmvpn-log", "dmvpn-mgmt", "dmvpn-heap")
     check(all(n in threads for n in service), "threads %s are running and named" %
           ", ".join(service))
     if {0, 1} <= os.sched_getaffinity(0):
         check(all(threads[n] == {1} for n in service),
-              "IKE, logger and management threads on CPU 1, not on the control lcore's CPU 0")
+              "IKE, logger, management and heap threads on CPU 1, not on the control lcore's "
+              "CPU 0")
         h.log.seek(0)
         text = h.log.read()
-        check("service threads (IKE, FPM, redistribution, management, metrics, logger) on CPU "
-              "1: every CPU is an lcore's" in text and "share the control lcore" not in text,
+        check("service threads (IKE, FPM, redistribution, management, metrics, logger, heap) on "
+              "CPU 1: every CPU is an lcore's" in text and "share the control lcore" not in text,
               "the hub's log says where the service threads run")
 
 
