@@ -24,7 +24,21 @@
 #include <string>
 #include <thread>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define DMVPN_HEAP_IS_GLIBC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DMVPN_HEAP_IS_GLIBC 0
+#endif
+#endif
+#ifndef DMVPN_HEAP_IS_GLIBC
+#define DMVPN_HEAP_IS_GLIBC 1  // not under ASan, whose allocator maps its own memory
+#endif
+
 namespace dmvpn::control {
+
+// Whether allocations come from glibc's heap at all (under ASan they do not: no headroom).
+inline constexpr bool heap_is_glibc = DMVPN_HEAP_IS_GLIBC != 0;
 
 class heap_headroom {
 public:

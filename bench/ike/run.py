@@ -524,10 +524,11 @@ def storm_layout_rows(a, d, storm, detail, layout):
     prof = sorted(loops["pass_profile"].items(), key=lambda kv: -kv[1]["total_us"])
     if prof:
         log("control lcore, where the busy passes went (%s): item count total_ms p50/p99/p99.9/max"
-            " us\n  " % layout + "\n  ".join(
-                "%-18s %8d %9.1f %7.1f %7.1f %7.1f %8.1f" % (
+            " us, how many took 10 us or more, 50 us or more\n  " % layout + "\n  ".join(
+                "%-18s %8d %9.1f %7.1f %7.1f %7.1f %8.1f %7s %6s" % (
                     k, v["count"], v["total_us"] / 1000, v["p50_ns"] / 1000, v["p99_ns"] / 1000,
-                    v["p999_ns"] / 1000, v["max_ns"] / 1000) for k, v in prof))
+                    v["p999_ns"] / 1000, v["max_ns"] / 1000, v.get("from_10us", ""),
+                    v.get("from_50us", "")) for k, v in prof))
     keyed_ok = r["keyed"] == storm and r["ike_handshakes"] == storm
     rows.append({"case": "cold-start-psk-x25519" + suffix, "sas": r["ike_handshakes"],
                  "cores": 1, "layout": STORM_LAYOUTS[layout], "control_idle_nap_us": nap_us,

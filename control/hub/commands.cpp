@@ -643,6 +643,8 @@ std::string hub::show_stats(bool json, bool summary) const {
                                     .num("p99_ns", t.quantile_ns(0.99))
                                     .num("p999_ns", t.quantile_ns(0.999))
                                     .num("max_ns", t.max_ns())
+                                    .num("from_10us", t.count_from(10000))
+                                    .num("from_50us", t.count_from(50000))
                                     .done());
         profile_text += fmt::format("  {}: {} times, {} us in all, p50 {} / p99 {} / max {} ns\n",
                                     name(item), t.count(), _profile.total_ns(item) / 1000,

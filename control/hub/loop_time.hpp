@@ -46,6 +46,16 @@ public:
         return _max;
     }
 
+    // How many took at least about `ns`: those in the buckets from the one `ns` falls in (so
+    // up to a bucket's width, 25%, below it).
+    uint64_t count_from(uint64_t ns) const noexcept {
+        uint64_t n = 0;
+        for (size_t b = bucket_of(ns); b < _buckets.size(); ++b) {
+            n += _buckets[b];
+        }
+        return n;
+    }
+
     // Bucket b holds [lower_of(b), upper_of(b)]: 0..3 ns are one bucket each, then four per
     // power of two.
     static size_t bucket_of(uint64_t ns) noexcept {

@@ -37,6 +37,12 @@ void allocate_and_touch(std::vector<void*>& keep, size_t bytes) {
 }  // namespace
 
 TEST_CASE("heap headroom: what the heap grows by is faulted in before the allocator hands it out") {
+    if (!dmvpn::control::heap_is_glibc) {
+        WARN("built with ASan: its allocator has no brk heap, nothing to keep faulted in");
+        heap_headroom h(32u << 20);
+        CHECK_FALSE(h.running());
+        return;
+    }
     constexpr size_t headroom = 32u << 20;
     heap_headroom h(headroom);
     std::string why;
