@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/quantile.hpp"
 #include "control/cpu_placement.hpp"
 #include "control/log.hpp"
 
@@ -31,15 +32,6 @@ struct result {
     std::vector<int64_t> ns;
     uint64_t dropped = 0;
 };
-
-int64_t quantile(std::vector<int64_t>& v, double q) {
-    if (v.empty()) {
-        return 0;
-    }
-    size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
-    return v[i];
-}
 
 // Logs `calls` lines paced at `rate` a second (a spin until each one's time) with stderr on `fd`.
 result run(int fd, bool async, int calls, int rate, const std::vector<unsigned>& logger_cpus) {
@@ -78,9 +70,9 @@ result run(int fd, bool async, int calls, int rate, const std::vector<unsigned>&
 
 void print(const char* target, bool async, result r) {
     std::printf("%-28s %-6s %8.2f %8.2f %8.2f %10.1f %8llu\n", target, async ? "async" : "sync",
-                static_cast<double>(quantile(r.ns, 0.5)) / 1000,
-                static_cast<double>(quantile(r.ns, 0.99)) / 1000,
-                static_cast<double>(quantile(r.ns, 0.999)) / 1000,
+                static_cast<double>(dmvpn::bench::quantile(r.ns, 0.5)) / 1000,
+                static_cast<double>(dmvpn::bench::quantile(r.ns, 0.99)) / 1000,
+                static_cast<double>(dmvpn::bench::quantile(r.ns, 0.999)) / 1000,
                 static_cast<double>(*std::max_element(r.ns.begin(), r.ns.end())) / 1000,
                 static_cast<unsigned long long>(r.dropped));
     std::fflush(stdout);

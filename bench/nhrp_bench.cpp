@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/quantile.hpp"
 #include "control/nhrp/packet.hpp"
 #include "control/nhrp/server.hpp"
 #include "dataplane/wire/checksum.hpp"
@@ -117,15 +118,6 @@ size_t rss_bytes() {
     return resident * 4096;
 }
 
-double percentile(std::vector<double>& v, double q) {
-    if (v.empty()) {
-        return 0;
-    }
-    size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-    return v[k];
-}
-
 server make_server(size_t spokes) {
     server_config c;
     tunnel_config t;
@@ -213,7 +205,8 @@ void bench_population(size_t spokes, std::vector<row>& rows) {
     const double per_entry =
         static_cast<double>(s.cache_memory_bytes() + s.timers() * 16) / static_cast<double>(spokes);
     rows.push_back({"registration_new", spokes, reg_rate.cpu, reg_rate.wall,
-                    percentile(reg_lat, 0.5), percentile(reg_lat, 0.99), per_entry});
+                    dmvpn::bench::quantile(reg_lat, 0.5), dmvpn::bench::quantile(reg_lat, 0.99),
+                    per_entry});
 
     std::shuffle(order.begin(), order.end(), rng);
     auto [ref_rate, ref_lat] = run(
@@ -223,7 +216,8 @@ void bench_population(size_t spokes, std::vector<row>& rows) {
         },
         sample_every, replies);
     rows.push_back({"registration_refresh", spokes, ref_rate.cpu, ref_rate.wall,
-                    percentile(ref_lat, 0.5), percentile(ref_lat, 0.99), per_entry});
+                    dmvpn::bench::quantile(ref_lat, 0.5), dmvpn::bench::quantile(ref_lat, 0.99),
+                    per_entry});
 
     const size_t res_ops = std::max<size_t>(spokes, 500'000);
     std::uniform_int_distribution<uint32_t> any(0, static_cast<uint32_t>(spokes - 1));
@@ -233,8 +227,9 @@ void bench_population(size_t spokes, std::vector<row>& rows) {
     }
     auto [res_rate, res_lat] = run(
         s, res, res_ops, fake, [&](size_t i) { return pairs[i]; }, sample_every, replies);
-    rows.push_back({"resolution", spokes, res_rate.cpu, res_rate.wall, percentile(res_lat, 0.5),
-                    percentile(res_lat, 0.99), per_entry});
+    rows.push_back({"resolution", spokes, res_rate.cpu, res_rate.wall,
+                    dmvpn::bench::quantile(res_lat, 0.5), dmvpn::bench::quantile(res_lat, 0.99),
+                    per_entry});
 
     const size_t expected = spokes * 2 + res_ops;
     std::printf(

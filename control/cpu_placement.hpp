@@ -14,6 +14,8 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,8 @@ namespace dmvpn::control {
 namespace detail {
 // Written by the main thread before the service threads exist (their creation orders it).
 inline std::vector<unsigned> g_service_cpus;
+// Service threads that could not move to the service CPUs (the hub warns and shows it).
+inline std::atomic<uint64_t> g_service_cpu_failures{0};
 }  // namespace detail
 
 // The CPUs the calling thread may run on.
@@ -119,11 +123,19 @@ inline void set_service_cpus(std::vector<unsigned> cpus) {
 
 inline const std::vector<unsigned>& service_cpus() { return detail::g_service_cpus; }
 
-// The calling thread onto the service CPUs, if the hub set them.
-inline void enter_service_cpus() noexcept {
+// Service threads that stayed where they were created: a CPU went offline, or the process's
+// cpuset shrank, between the hub's check of the CPUs and the thread's start.
+inline uint64_t service_cpu_failures() noexcept {
+    return detail::g_service_cpu_failures.load(std::memory_order_relaxed);
+}
+
+// The calling thread onto the service CPUs, if the hub set them; false (and counted in
+// service_cpu_failures) when the kernel refused: the thread then keeps the CPU it inherited,
+// the control lcore's.
+inline bool enter_service_cpus() noexcept {
     const std::vector<unsigned>& cpus = detail::g_service_cpus;
     if (cpus.empty()) {
-        return;
+        return true;
     }
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -132,7 +144,11 @@ inline void enter_service_cpus() noexcept {
             CPU_SET(c, &set);
         }
     }
-    (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
+        detail::g_service_cpu_failures.fetch_add(1, std::memory_order_relaxed);
+        return false;
+    }
+    return true;
 }
 
 }  // namespace dmvpn::control

@@ -6,6 +6,7 @@
 #include <rte_ethdev.h>
 
 #include "config/load.hpp"
+#include "control/cpu_placement.hpp"
 #include "control/hub/hub.hpp"
 #include "control/hub/ike_glue.hpp"
 #include "control/ike/key_log.hpp"
@@ -764,6 +765,7 @@ std::string hub::show_stats(bool json, bool summary) const {
         .num("heap_bytes", _heap ? _heap->snapshot().heap_bytes : 0)
         .num("heap_populations", _heap ? _heap->snapshot().populations : 0)
         .num("heap_populate_failed", _heap ? _heap->snapshot().failures : 0)
+        .num("service_cpu_failures", control::service_cpu_failures())
         .num("adjacencies", _rib->nexthop_count())
         .num("routes", _rib->installed_count())
         .num("rcu_pending", _pub->pending());

@@ -794,6 +794,7 @@ size_t hub::poll_punts(timestamp now) {
     // NHRP first, then the other punts in the order dequeued: in an IKE storm a burst holds
     // NHRP packets among many IKE datagrams (each handed to the IKE thread, whose handshakes
     // take milliseconds anyway), and an NHRP reply waited for all those before it.
+    dp::punt_record deferred[punt_burst];  // the others, read once, served after the NHRP ones
     unsigned rest = 0;
     unsigned nhrp = 0;
     for (unsigned i = 0; i < n; ++i) {
@@ -803,7 +804,7 @@ size_t hub::poll_punts(timestamp now) {
             ++_cc.punts[reason];
         }
         if (r.reason != dp::punt_reason::nhrp) {
-            ms[rest++] = ms[i];
+            deferred[rest++] = r;
             continue;
         }
         ++nhrp;
@@ -816,8 +817,8 @@ size_t hub::poll_punts(timestamp now) {
         _nhrp_dequeued_with[bucket] += nhrp;
     }
     for (unsigned i = 0; i < rest; ++i) {
-        dispatch(dp::read_punt(ms[i]), now);
-        rte_pktmbuf_free(ms[i]);
+        dispatch(deferred[i], now);
+        rte_pktmbuf_free(deferred[i].m);
     }
     return n;
 }
@@ -1192,6 +1193,13 @@ void hub::timers(timestamp now) {
     }
     pass_profile::scope timed(_profile, pass_item::tick_second);
     _next_second = now + 1s;
+    if (uint64_t f = control::service_cpu_failures(); f != _service_cpu_failures_seen) {
+        log::warning(
+            "{} service thread(s) could not move to the service CPUs {} and run on the CPU they "
+            "started on, the control lcore's",
+            f - _service_cpu_failures_seen, control::cpu_list_text(control::service_cpus()));
+        _service_cpu_failures_seen = f;
+    }
     std::optional<pass_profile::scope> part(std::in_place, _profile, pass_item::tick_links);
     neighbor_output announced;
     for (port_rt& p : _ports) {

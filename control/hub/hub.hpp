@@ -513,6 +513,7 @@ private:
 
     std::unique_ptr<control::mgmt_server> _mgmt;
     std::unique_ptr<control::heap_headroom> _heap;  // hub.heap-headroom-mb
+    uint64_t _service_cpu_failures_seen = 0;        // warned about (control::enter_service_cpus)
     std::unique_ptr<telemetry> _telemetry;
     std::unique_ptr<control::metrics_server> _metrics;  // hub.metrics; none when off
     control_counters _cc;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "config/load.hpp"
@@ -996,6 +997,30 @@ TEST_CASE("exception path: the kernel's broadcasts are told from unicast by the 
     CHECK_FALSE(ipv4_broadcast(0xc6120001u, 0xc6120001u, 32));
     CHECK(ipv4_broadcast(0xffffffffu, 0xc6120001u, 32));
     CHECK(ipv4_broadcast(0xc6120003u, 0xc6120001u, 30));
+}
+
+TEST_CASE("service threads: a CPU the kernel refuses is counted, the thread keeps its own",
+          "[cpu]") {
+    using namespace dmvpn::control;
+    std::vector<unsigned> before = thread_cpus();
+    uint64_t failures = service_cpu_failures();
+    set_service_cpus({CPU_SETSIZE - 1});  // no machine here has it
+    bool moved = true;
+    std::vector<unsigned> where;
+    std::thread t([&] {
+        moved = enter_service_cpus();
+        where = thread_cpus();
+    });
+    t.join();
+    set_service_cpus({});
+    CHECK_FALSE(moved);
+    CHECK(service_cpu_failures() == failures + 1);
+    CHECK(where == before);  // inherited, unchanged
+    // With no service CPUs set (tools, tests) a thread stays where it is, and that is no failure.
+    std::thread u([&] { moved = enter_service_cpus(); });
+    u.join();
+    CHECK(moved);
+    CHECK(service_cpu_failures() == failures + 1);
 }
 
 TEST_CASE("service threads: off the lcores' CPUs, never on the control lcore's when avoidable",
