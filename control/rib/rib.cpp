@@ -89,6 +89,21 @@ uint8_t default_distance(source s, protocol p) noexcept {
 
 bool on_lan(const nh_key& k) noexcept { return (k.egress & dp::glean_lan_port_bit) != 0; }
 
+namespace {
+
+// Buckets made up front: a hub of 10,000 spokes never rehashes on the registration path.
+constexpr size_t initial_buckets = 16384;
+
+}  // namespace
+
+rib::rib(fib_port& fib, limits cfg) : _fib(fib), _cfg(cfg) {
+    size_t n = std::min(cfg.max_routes, initial_buckets);
+    _table.reserve(n);
+    _installed.reserve(n);
+    _nexthops.reserve(n);
+    _bindings.reserve(n);
+}
+
 // ---------------------------------------------------------------- candidates
 
 bool rib::set(origin from, const prefix_key& k, const route& r) {
@@ -321,9 +336,18 @@ std::optional<std::pair<prefix_key, route>> rib::longest_match(uint32_t dst) con
 }
 
 std::vector<installed_view> rib::installed() const {
+    std::vector<const std::pair<const prefix_key, installed_route>*> order;
+    order.reserve(_installed.size());
+    for (const auto& kv : _installed) {
+        order.push_back(&kv);
+    }
+    std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+        return a->first < b->first;
+    });  // in prefix order, as show ip route lists them
     std::vector<installed_view> out;
-    out.reserve(_installed.size());
-    for (const auto& [k, ir] : _installed) {
+    out.reserve(order.size());
+    for (const auto* kv : order) {
+        const auto& [k, ir] = *kv;
         installed_view v;
         v.prefix = k;
         v.from = ir.from;
@@ -367,12 +391,12 @@ const nexthop* rib::find_nexthop(const nh_key& k) const {
 }
 
 nexthop& rib::ensure_nexthop(const nh_key& k) {
-    auto it = _nexthops.find(k);
-    if (it != _nexthops.end()) {
+    auto [it, fresh] = _nexthops.try_emplace(k);
+    if (!fresh) {
         return it->second;
     }
     auto id = _fib.alloc_adjacency();
-    nexthop& nh = _nexthops[k];
+    nexthop& nh = it->second;
     nh.adj = id.value_or(0);
     if (!id) {
         ++_c.no_adjacency;
@@ -425,6 +449,7 @@ void rib::resolve_where(const std::function<bool(const nh_key&, std::optional<ui
             keys.push_back(k);
         }
     }
+    std::sort(keys.begin(), keys.end());  // written in key order, whatever the hash's order
     for (const nh_key& k : keys) {
         resolve(k);
     }
