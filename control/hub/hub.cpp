@@ -1356,18 +1356,19 @@ constexpr auto nbma_path_idle = 120s;
 void hub::send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_t> packet,
                         timestamp now) {
     nh_key k{slot, dst_nbma};
-    auto it = _nbma_paths.find(k);
-    if (it == _nbma_paths.end()) {
+    // One walk of the map, whether the path is there or is made here (at the place found).
+    auto it = _nbma_paths.lower_bound(k);
+    if (it == _nbma_paths.end() || it->first != k) {
         auto id = alloc_adjacency();
         if (!id) {
             ++_cc.nhrp_tx_no_esp_path;
             return;
         }
-        it = _nbma_paths.emplace(k, nbma_path{}).first;
+        it = _nbma_paths.emplace_hint(it, k, nbma_path{});
         it->second.adj = *id;
         it->second.held.emplace_back(packet.begin(), packet.end());
         it->second.last_used = now;
-        publish_nbma_path(k, now);  // sends what it holds once complete
+        publish_nbma_path(it, now);  // sends what it holds once complete
         return;
     }
     nbma_path& p = it->second;
@@ -1384,14 +1385,17 @@ void hub::send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_
         return;
     }
     p.held.emplace_back(packet.begin(), packet.end());
-    publish_nbma_path(k, now);  // an SA may have appeared (reload); ARP asks again if due
+    publish_nbma_path(it, now);  // an SA may have appeared (reload); ARP asks again if due
 }
 
 void hub::publish_nbma_path(const nh_key& k, timestamp now) {
-    auto it = _nbma_paths.find(k);
-    if (it == _nbma_paths.end()) {
-        return;
+    if (auto it = _nbma_paths.find(k); it != _nbma_paths.end()) {
+        publish_nbma_path(it, now);
     }
+}
+
+void hub::publish_nbma_path(std::map<nh_key, nbma_path>::iterator it, timestamp now) {
+    const nh_key k = it->first;
     nbma_path& p = it->second;
     const config::tunnel* t = tunnel_of(k.egress);
     const port_rt* port = nullptr;

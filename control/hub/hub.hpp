@@ -351,6 +351,8 @@ private:
     void send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_t> packet,
                        timestamp now);
     void publish_nbma_path(const nh_key& k, timestamp now);
+    // ... one found already (send_nhrp_esp: no second walk of the map).
+    void publish_nbma_path(std::map<nh_key, nbma_path>::iterator it, timestamp now);
     // A slice of the NBMA paths each tick (_expire_next: where the next one starts).
     void expire_nbma_paths(timestamp now);
     // A slice of the gleaned LAN routes each tick: those whose neighbour failed are withdrawn
