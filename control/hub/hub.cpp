@@ -206,6 +206,7 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     h->_worker_lcores = h->_topo.hub.worker_lcores;
     h->_started = now_ts();
     h->_neighbors = neighbor_table(neighbor_settings{.max_entries = h->_topo.hub.arp_max_entries});
+    h->_bindings.reserve(16384);  // no rehash on a registration's path up to 16,384 spokes
     constexpr uint64_t ns_per_s = 1000000000;
     h->_icmp_error_budget = dp::token_bucket(h->_topo.hub.icmp_error_rate,
                                              dp::burst_of(h->_topo.hub.icmp_error_rate), ns_per_s);
@@ -1224,6 +1225,7 @@ void hub::timers(timestamp now) {
             }
         }
     }
+    std::sort(expired.begin(), expired.end());  // in key order, whatever the hash's
     for (const auto& [slot, overlay] : expired) {
         log::notice("spoke {} down on {}: carried over the reload, not registered again",
                     ip_str(overlay), tunnel_of(slot) != nullptr ? tunnel_of(slot)->name : "?");
