@@ -206,7 +206,6 @@ wire::result<std::unique_ptr<hub>, std::string> hub::start(start_params p) {
     h->_worker_lcores = h->_topo.hub.worker_lcores;
     h->_started = now_ts();
     h->_neighbors = neighbor_table(neighbor_settings{.max_entries = h->_topo.hub.arp_max_entries});
-    h->_bindings.reserve(16384);  // no rehash on a registration's path up to 16,384 spokes
     constexpr uint64_t ns_per_s = 1000000000;
     h->_icmp_error_budget = dp::token_bucket(h->_topo.hub.icmp_error_rate,
                                              dp::burst_of(h->_topo.hub.icmp_error_rate), ns_per_s);
@@ -433,6 +432,7 @@ std::optional<std::string> hub::create_tables() {
     _pub = std::move(pub.value());
     // As many candidate routes as the FIB holds prefixes: past that, refused and counted.
     _rib = std::make_unique<rib::rib>(_rib_port, rib::limits{pc.max_routes});
+    _bindings.reserve(entries);  // one per NHRP entry at most: never a rehash on the way
     _stats = std::make_unique<dp::stats_registry>(_workers_n);
     auto eng = crypto::engine::create();
     if (!eng) {

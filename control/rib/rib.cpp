@@ -91,17 +91,20 @@ bool on_lan(const nh_key& k) noexcept { return (k.egress & dp::glean_lan_port_bi
 
 namespace {
 
-// Buckets made up front: a hub of 10,000 spokes never rehashes on the registration path.
-constexpr size_t initial_buckets = 16384;
+// Next hops and bindings made room for up front, at most (one per spoke, or per FRR gateway):
+// past that a table rehashes, once per doubling.
+constexpr size_t nexthops_reserved = size_t{1} << 17;
 
 }  // namespace
 
 rib::rib(fib_port& fib, limits cfg) : _fib(fib), _cfg(cfg) {
-    size_t n = std::min(cfg.max_routes, initial_buckets);
-    _table.reserve(n);
-    _installed.reserve(n);
-    _nexthops.reserve(n);
-    _bindings.reserve(n);
+    // Room for every candidate the limit allows: a rehash moves every node at once (tens of
+    // thousands with cold caches: milliseconds in one registration's pass), which a tree never
+    // did.
+    _table.reserve(cfg.max_routes);
+    _installed.reserve(cfg.max_routes);
+    _nexthops.reserve(std::min(cfg.max_routes, nexthops_reserved));
+    _bindings.reserve(std::min(cfg.max_routes, nexthops_reserved));
 }
 
 // ---------------------------------------------------------------- candidates
