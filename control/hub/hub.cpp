@@ -432,6 +432,7 @@ std::optional<std::string> hub::create_tables() {
     _pub = std::move(pub.value());
     // As many candidate routes as the FIB holds prefixes: past that, refused and counted.
     _rib = std::make_unique<rib::rib>(_rib_port, rib::limits{pc.max_routes});
+    _bindings.reserve(entries);  // one per NHRP entry at most: never a rehash on the way
     _stats = std::make_unique<dp::stats_registry>(_workers_n);
     auto eng = crypto::engine::create();
     if (!eng) {
@@ -1232,6 +1233,7 @@ void hub::timers(timestamp now) {
             }
         }
     }
+    std::sort(expired.begin(), expired.end());  // in key order, whatever the hash's
     for (const auto& [slot, overlay] : expired) {
         log::notice("spoke {} down on {}: carried over the reload, not registered again",
                     ip_str(overlay), tunnel_of(slot) != nullptr ? tunnel_of(slot)->name : "?");
@@ -1364,18 +1366,19 @@ constexpr auto nbma_path_idle = 120s;
 void hub::send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_t> packet,
                         timestamp now) {
     nh_key k{slot, dst_nbma};
-    auto it = _nbma_paths.find(k);
-    if (it == _nbma_paths.end()) {
+    // One walk of the map, whether the path is there or is made here (at the place found).
+    auto it = _nbma_paths.lower_bound(k);
+    if (it == _nbma_paths.end() || it->first != k) {
         auto id = alloc_adjacency();
         if (!id) {
             ++_cc.nhrp_tx_no_esp_path;
             return;
         }
-        it = _nbma_paths.emplace(k, nbma_path{}).first;
+        it = _nbma_paths.emplace_hint(it, k, nbma_path{});
         it->second.adj = *id;
         it->second.held.emplace_back(packet.begin(), packet.end());
         it->second.last_used = now;
-        publish_nbma_path(k, now);  // sends what it holds once complete
+        publish_nbma_path(it, now);  // sends what it holds once complete
         return;
     }
     nbma_path& p = it->second;
@@ -1392,14 +1395,17 @@ void hub::send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_
         return;
     }
     p.held.emplace_back(packet.begin(), packet.end());
-    publish_nbma_path(k, now);  // an SA may have appeared (reload); ARP asks again if due
+    publish_nbma_path(it, now);  // an SA may have appeared (reload); ARP asks again if due
 }
 
 void hub::publish_nbma_path(const nh_key& k, timestamp now) {
-    auto it = _nbma_paths.find(k);
-    if (it == _nbma_paths.end()) {
-        return;
+    if (auto it = _nbma_paths.find(k); it != _nbma_paths.end()) {
+        publish_nbma_path(it, now);
     }
+}
+
+void hub::publish_nbma_path(std::map<nh_key, nbma_path>::iterator it, timestamp now) {
+    const nh_key k = it->first;
     nbma_path& p = it->second;
     const config::tunnel* t = tunnel_of(k.egress);
     const port_rt* port = nullptr;

@@ -351,6 +351,8 @@ private:
     void send_nhrp_esp(uint16_t slot, uint32_t dst_nbma, std::span<const uint8_t> packet,
                        timestamp now);
     void publish_nbma_path(const nh_key& k, timestamp now);
+    // ... one found already (send_nhrp_esp: no second walk of the map).
+    void publish_nbma_path(std::map<nh_key, nbma_path>::iterator it, timestamp now);
     // A slice of the NBMA paths each tick (_expire_next: where the next one starts).
     void expire_nbma_paths(timestamp now);
     // A slice of the gleaned LAN routes each tick: those whose neighbour failed are withdrawn
@@ -448,7 +450,7 @@ private:
     std::optional<nhrp::server> _server;
     neighbor_table _neighbors;
     std::map<nh_key, nbma_path> _nbma_paths;  // key: tunnel slot, peer NBMA
-    // _bindings' keys (tunnel slot, overlay) by NBMA address, in _bindings' order:
+    // _bindings' keys (tunnel slot, overlay) by NBMA address, in key order:
     // republish_peer() resolves a peer's next hops without a walk over every next hop (one per
     // spoke: each CHILD_SA install was O(spokes), a cold start O(spokes^2)).
     std::unordered_map<uint32_t, std::vector<std::pair<uint16_t, uint32_t>>> _bindings_by_nbma;
@@ -465,7 +467,9 @@ private:
     rib::fpm_refusals _fpm_refused;                // FPM routes not installed, for show ip route
     std::unique_ptr<rib::redistributor> _redist;   // none unless routing.redistribute-nhrp
     std::map<uint16_t, uint32_t> _redist_ifindex;  // tunnel slot -> its kernel interface
-    std::map<std::pair<uint16_t, uint32_t>, binding> _bindings;  // (slot, overlay)
+    // (slot, overlay); hashed: each registration looks its spoke up (a tree of 10,000 walked
+    // with cold caches cost a miss per level). The walk of carried bindings sorts what it finds.
+    std::unordered_map<std::pair<uint16_t, uint32_t>, binding, rib::key_hash> _bindings;
     multicast_targets _mcast;
     // Multicast packets being replicated, oldest first; each resumes after the last target
     // it reached, so one packet to thousands of spokes spreads over several loop passes.

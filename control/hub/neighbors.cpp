@@ -1,7 +1,14 @@
 // ARP resolution on the control lcore.
 #include "control/hub/neighbors.hpp"
 
+#include <algorithm>
+
 namespace dmvpn::hub {
+
+neighbor_table::neighbor_table(neighbor_settings s) : _s(s) {
+    // Room for the limit: a rehash moves every entry at once (milliseconds at 10,000s, cold).
+    _entries.reserve(_s.max_entries == 0 ? 16384 : _s.max_entries);
+}
 
 std::string_view name(neighbor_state s) noexcept {
     switch (s) {
@@ -115,7 +122,7 @@ neighbor_table::entry& neighbor_table::obtain(const neighbor_key& k, timestamp n
     return e;
 }
 
-void neighbor_table::erase(std::map<neighbor_key, entry>::iterator it, neighbor_output& out) {
+void neighbor_table::erase(entry_map::iterator it, neighbor_output& out) {
     if (it == _entries.end()) {
         return;
     }
@@ -259,8 +266,7 @@ void neighbor_table::on_arp(uint16_t port, const arp_packet& a, timestamp now,
     }
 }
 
-void neighbor_table::expire(std::map<neighbor_key, entry>::iterator it, timestamp now,
-                            neighbor_output& out) {
+void neighbor_table::expire(entry_map::iterator it, timestamp now, neighbor_output& out) {
     const neighbor_key k = it->first;
     entry& e = it->second;
     switch (e.state) {
@@ -328,6 +334,8 @@ std::vector<neighbor_view> neighbor_table::entries() const {
     for (const auto& [k, e] : _entries) {
         v.push_back(neighbor_view{k, e.state, e.mac, e.probes, e.pending.size(), e.updated});
     }
+    std::sort(v.begin(), v.end(),
+              [](const neighbor_view& a, const neighbor_view& b) { return a.key < b.key; });
     return v;
 }
 

@@ -10,9 +10,11 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "control/hub/frames.hpp"
+#include "control/key_hash.hpp"
 #include "control/timer_wheel.hpp"
 
 namespace dmvpn::hub {
@@ -23,6 +25,11 @@ struct neighbor_key {
     uint16_t port = 0;
     uint32_t ip = 0;
     auto operator<=>(const neighbor_key&) const = default;
+};
+struct neighbor_key_hash {
+    size_t operator()(const neighbor_key& k) const noexcept {
+        return control::mix64(uint64_t{k.port} << 32 | k.ip);
+    }
 };
 
 enum class neighbor_state : uint8_t { incomplete, reachable, failed };
@@ -72,7 +79,7 @@ struct neighbor_output {
 
 class neighbor_table {
 public:
-    explicit neighbor_table(neighbor_settings s = {}) : _s(s) {}
+    explicit neighbor_table(neighbor_settings s = {});
 
     // The hub's own address and MAC on a port (an ARP request for it is answered).
     void set_port(uint16_t port, const mac_addr& mac, uint32_t address);
@@ -101,6 +108,7 @@ public:
     // Forgets every neighbour (e.g. a port's address changed).
     void clear();
 
+    // In (port, address) order.
     std::vector<neighbor_view> entries() const;
     size_t size() const noexcept { return _entries.size(); }
     uint64_t requests_sent() const noexcept { return _requests; }
@@ -146,23 +154,26 @@ private:
         neighbor_key key;
         uint64_t gen = 0;
     };
+    // Hashed: the NHRP path looks a spoke's NBMA neighbour up per registration and per reply,
+    // and a tree of 10,000 of them walked with cold caches missed once per level.
+    using entry_map = std::unordered_map<neighbor_key, entry, neighbor_key_hash>;
 
     void request(uint16_t port, uint32_t ip, neighbor_output& out);
     void send_announcement(uint16_t port, port_info& p, timestamp now, neighbor_output& out);
     void learn(const neighbor_key& k, const mac_addr& mac, timestamp now, neighbor_output& out);
     // Finds or makes an entry, evicting one first when the table is full.
     entry& obtain(const neighbor_key& k, timestamp now, neighbor_output& out, bool& fresh);
-    void erase(std::map<neighbor_key, entry>::iterator it, neighbor_output& out);
+    void erase(entry_map::iterator it, neighbor_output& out);
     // Sets when the entry is next due, scheduling a timer if none comes by then.
     void set_next(const neighbor_key& k, entry& e, timestamp at);
     // Puts the entry in its place in the eviction order after a change.
     void reindex(const neighbor_key& k, entry& e);
-    void expire(std::map<neighbor_key, entry>::iterator it, timestamp now, neighbor_output& out);
+    void expire(entry_map::iterator it, timestamp now, neighbor_output& out);
     static rank rank_of(const entry& e) noexcept;
 
     neighbor_settings _s;
     std::map<uint16_t, port_info> _ports;
-    std::map<neighbor_key, entry> _entries;
+    entry_map _entries;
     std::set<age_key> _by_age;
     control::timer_wheel<timer_ref> _timers{std::chrono::milliseconds(10), 1024};
     uint64_t _next_gen = 1;

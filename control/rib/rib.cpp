@@ -89,6 +89,24 @@ uint8_t default_distance(source s, protocol p) noexcept {
 
 bool on_lan(const nh_key& k) noexcept { return (k.egress & dp::glean_lan_port_bit) != 0; }
 
+namespace {
+
+// Next hops and bindings made room for up front, at most (one per spoke, or per FRR gateway):
+// past that a table rehashes, once per doubling.
+constexpr size_t nexthops_reserved = size_t{1} << 17;
+
+}  // namespace
+
+rib::rib(fib_port& fib, limits cfg) : _fib(fib), _cfg(cfg) {
+    // Room for every candidate the limit allows: a rehash moves every node at once (tens of
+    // thousands with cold caches: milliseconds in one registration's pass), which a tree never
+    // did.
+    _table.reserve(cfg.max_routes);
+    _installed.reserve(cfg.max_routes);
+    _nexthops.reserve(std::min(cfg.max_routes, nexthops_reserved));
+    _bindings.reserve(std::min(cfg.max_routes, nexthops_reserved));
+}
+
 // ---------------------------------------------------------------- candidates
 
 bool rib::set(origin from, const prefix_key& k, const route& r) {
@@ -321,9 +339,18 @@ std::optional<std::pair<prefix_key, route>> rib::longest_match(uint32_t dst) con
 }
 
 std::vector<installed_view> rib::installed() const {
+    std::vector<const std::pair<const prefix_key, installed_route>*> order;
+    order.reserve(_installed.size());
+    for (const auto& kv : _installed) {
+        order.push_back(&kv);
+    }
+    std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+        return a->first < b->first;
+    });  // in prefix order, as show ip route lists them
     std::vector<installed_view> out;
-    out.reserve(_installed.size());
-    for (const auto& [k, ir] : _installed) {
+    out.reserve(order.size());
+    for (const auto* kv : order) {
+        const auto& [k, ir] = *kv;
         installed_view v;
         v.prefix = k;
         v.from = ir.from;
@@ -367,12 +394,12 @@ const nexthop* rib::find_nexthop(const nh_key& k) const {
 }
 
 nexthop& rib::ensure_nexthop(const nh_key& k) {
-    auto it = _nexthops.find(k);
-    if (it != _nexthops.end()) {
+    auto [it, fresh] = _nexthops.try_emplace(k);
+    if (!fresh) {
         return it->second;
     }
     auto id = _fib.alloc_adjacency();
-    nexthop& nh = _nexthops[k];
+    nexthop& nh = it->second;
     nh.adj = id.value_or(0);
     if (!id) {
         ++_c.no_adjacency;
@@ -425,6 +452,7 @@ void rib::resolve_where(const std::function<bool(const nh_key&, std::optional<ui
             keys.push_back(k);
         }
     }
+    std::sort(keys.begin(), keys.end());  // written in key order, whatever the hash's order
     for (const nh_key& k : keys) {
         resolve(k);
     }

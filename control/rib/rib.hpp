@@ -12,9 +12,11 @@
 #include <optional>
 #include <set>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "control/key_hash.hpp"
 #include "dataplane/fib.hpp"
 
 namespace dmvpn::rib {
@@ -82,6 +84,19 @@ struct nh_key {
 };
 bool on_lan(const nh_key& k) noexcept;
 
+// The hash of the RIB's keys (its hashed tables, below).
+struct key_hash {
+    size_t operator()(const prefix_key& k) const noexcept {
+        return control::mix64(uint64_t{k.first} << 8 | k.second);
+    }
+    size_t operator()(const nh_key& k) const noexcept {
+        return control::mix64(uint64_t{k.egress} << 32 | k.addr);
+    }
+    size_t operator()(const std::pair<uint16_t, uint32_t>& k) const noexcept {
+        return control::mix64(uint64_t{k.first} << 32 | k.second);
+    }
+};
+
 // What a source wants for a prefix. With `nh` the FIB points at that next hop's adjacency;
 // without, at `kind`/`index` (local, glean_tunnel, glean_lan, blackhole).
 struct route {
@@ -146,7 +161,7 @@ struct installed_view {
 
 class rib {
 public:
-    rib(fib_port& fib, limits cfg) : _fib(fib), _cfg(cfg) {}
+    rib(fib_port& fib, limits cfg);
     rib(const rib&) = delete;
     rib& operator=(const rib&) = delete;
 
@@ -229,14 +244,19 @@ private:
     fib_port& _fib;
     limits _cfg;
     counters _c;
-    std::map<prefix_key, entry> _table;
+    // The tables a registration touches are hashed (a red-black tree of 10,000 spokes' routes
+    // walked with cold caches cost a cache and TLB miss per level, several walks per
+    // registration); what needs an order keeps one of its own (_by_source's slices) or sorts
+    // when asked (installed(), resolve_where()).
+    std::unordered_map<prefix_key, entry, key_hash> _table;
     // Per source, the prefixes it has a candidate for: a source's routes, its resync and its
     // withdrawal walk its own prefixes, not the whole table (a million FPM routes).
     std::array<std::set<prefix_key>, 5> _by_source;
     size_t _candidates = 0;
-    std::map<prefix_key, installed_route> _installed;
-    std::map<nh_key, nexthop> _nexthops;
-    std::map<std::pair<uint16_t, uint32_t>, uint32_t> _bindings;  // (tunnel, overlay) -> NBMA
+    std::unordered_map<prefix_key, installed_route, key_hash> _installed;
+    std::unordered_map<nh_key, nexthop, key_hash> _nexthops;
+    // (tunnel, overlay) -> NBMA
+    std::unordered_map<std::pair<uint16_t, uint32_t>, uint32_t, key_hash> _bindings;
     std::set<prefix_key> _dirty;
     std::set<nh_key> _rebind;
     uint64_t _write_seq = 0;

@@ -540,6 +540,39 @@ TEST_CASE("ARP table: ageing from timers, not from a walk of the table", "[hub][
     CHECK(t.size() == 0);
 }
 
+TEST_CASE("ARP table: hashed, listed in (port, address) order", "[hub][neighbors]") {
+    neighbor_settings s;
+    s.announcements = 0;
+    neighbor_table t(s);
+    t.set_port(0, hub_mac, ip4(100, 64, 0, 1));
+    t.set_port(1, hub_mac, ip4(192, 0, 2, 1));
+    timestamp now{};
+    neighbor_output out;
+    // 3,000 neighbours on two ports, learnt in a scrambled order (7919 is prime to 3,000).
+    constexpr uint32_t n = 3000;
+    for (uint32_t i = 0; i < n; ++i) {
+        uint32_t h = (i * 7919) % n;
+        auto port = static_cast<uint16_t>(h % 2);
+        uint32_t addr = (port == 0 ? ip4(100, 64, 0, 1) : ip4(192, 0, 2, 1)) + 1 + h;
+        t.on_arp(
+            port,
+            {arp_request, peer_mac, addr, {}, port == 0 ? ip4(100, 64, 0, 1) : ip4(192, 0, 2, 1)},
+            now, out);
+    }
+    std::vector<neighbor_view> v = t.entries();
+    REQUIRE(v.size() == n);
+    CHECK(std::is_sorted(v.begin(), v.end(), [](const neighbor_view& a, const neighbor_view& b) {
+        return a.key < b.key;
+    }));
+    CHECK(v.front().key == neighbor_key{0, ip4(100, 64, 0, 2)});
+    CHECK(v.back().key == neighbor_key{1, ip4(192, 0, 2, 1) + n});
+    CHECK(t.lookup(1, ip4(192, 0, 2, 3)) == peer_mac);
+    CHECK_FALSE(t.lookup(0, ip4(192, 0, 2, 3)));
+    t.forget(1, ip4(192, 0, 2, 3));
+    CHECK_FALSE(t.state(1, ip4(192, 0, 2, 3)));
+    CHECK(t.size() == n - 1);
+}
+
 TEST_CASE("multicast targets: kept per tunnel and NBMA as bindings come, move and go",
           "[hub][multicast]") {
     multicast_targets m;

@@ -3,9 +3,11 @@
 // the route limit.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
+#include <vector>
 
 #include "control/rib/rib.hpp"
 #include "tests/unit/rib_recording_fib.hpp"
@@ -345,4 +347,61 @@ TEST_CASE("rib: longest match over the installed routes", "[rib]") {
     m = r.longest_match(ip(8, 8, 8, 8));
     REQUIRE(m);
     CHECK(m->first == prefix_key{0, 0});
+}
+
+TEST_CASE("rib: hashed tables, ordered answers: installed() by prefix, resolve_where by key",
+          "[rib]") {
+    // Writes in the order they come, to check resolve_where's.
+    struct ordered_fib final : fib_port {
+        std::vector<nh_key> writes;
+        uint32_t next_id = 1;
+        std::optional<uint32_t> alloc_adjacency() override { return next_id++; }
+        void free_adjacency(uint32_t) override {}
+        bool add_route(const prefix_key&, dp::route_target) override { return true; }
+        bool del_route(const prefix_key&) override { return true; }
+        bool write_nexthop(const nh_key& k, uint32_t, std::optional<uint32_t> nbma, bool) override {
+            writes.push_back(k);
+            return nbma.has_value();
+        }
+    };
+    ordered_fib f;
+    table r(f, limits{});
+    // 2,000 spokes (two tunnels) and 50 LAN prefixes, offered in a scrambled order.
+    constexpr uint32_t n = 2000;
+    for (uint32_t i = 0; i < n; ++i) {
+        uint32_t h = (i * 7919) % n;  // 7919 is prime to 2,000: each host once
+        auto t = static_cast<uint16_t>(1 + h % 2);
+        uint32_t overlay = ip(10, 0, 0, 0) + h + 1;
+        r.bind(t, overlay, ip(100, 64, 0, 0) + h + 1);
+        REQUIRE(r.set(nhrp, prefix_key{overlay, 32}, via(nh_key{t, overlay}, 250, 1)));
+        if (h < 50) {
+            REQUIRE(r.set(static_, prefix_key{ip(172, 16, static_cast<uint8_t>(49 - h), 0), 24},
+                          route{dp::route_kind::blackhole, 0, {}, 1}));
+        }
+    }
+    r.commit();
+    std::vector<installed_view> v = r.installed();
+    REQUIRE(v.size() == n + 50);
+    CHECK(std::is_sorted(v.begin(), v.end(), [](const installed_view& a, const installed_view& b) {
+        return a.prefix < b.prefix;
+    }));
+    CHECK(std::adjacent_find(v.begin(), v.end(), [](const auto& a, const auto& b) {
+              return a.prefix == b.prefix;
+          }) == v.end());
+    CHECK(v.front().prefix == prefix_key{ip(10, 0, 0, 1), 32});
+    CHECK(v.back().prefix == prefix_key{ip(172, 16, 49, 0), 24});
+    REQUIRE(v.front().nbma);
+    CHECK(*v.front().nbma == ip(100, 64, 0, 1));
+    CHECK(r.nexthop_count() == n);
+    CHECK(r.nbma_of(2, ip(10, 0, 0, 2)) == ip(100, 64, 0, 2));
+    CHECK_FALSE(r.nbma_of(1, ip(10, 0, 0, 2)));
+    auto m = r.longest_match(ip(10, 0, 3, 7));
+    REQUIRE(m);
+    CHECK(m->first == prefix_key{ip(10, 0, 3, 7), 32});
+    f.writes.clear();
+    r.resolve_where([](const nh_key&, std::optional<uint32_t>) { return true; });
+    REQUIRE(f.writes.size() == n);
+    CHECK(std::is_sorted(f.writes.begin(), f.writes.end()));
+    CHECK(f.writes.front() == nh_key{1, ip(10, 0, 0, 1)});
+    CHECK(f.writes.back() == nh_key{2, ip(10, 0, 7, 208)});  // host 2,000 on tunnel 2
 }
