@@ -263,7 +263,10 @@ def hub_case(d, auth, certdir, n, rate, core, watch=None, profile=None, case=Non
         q0 = cpu_ns(h.proc.pid, h.proc.pid, 1)
         # The time the IKE thread and the worker lcore spent runnable but waiting for a CPU:
         # on this 2-CPU machine they share one with the emulator (and everything else).
-        worker = thread_named(h.proc.pid, "rte-worker-1", timeout=2)
+        try:
+            worker = thread_named(h.proc.pid, "rte-worker-1", timeout=2)
+        except SystemExit:  # another EAL's thread name: the worker's wait is not reported
+            worker = None
         i0 = cpu_ns(h.proc.pid, tid, 1)
         w0 = cpu_ns(h.proc.pid, worker, 1) if worker else 0
         if watcher:

@@ -1252,13 +1252,11 @@ void hub::apply(nhrp::outputs&& o, timestamp now) {
         log_refusal(r, tunnel_of(static_cast<uint16_t>(r.tunnel)));
     }
     if (!o.events.empty()) {
-        pass_profile::scope timed(_profile, pass_item::nhrp_events);
+        std::optional<pass_profile::scope> part(std::in_place, _profile, pass_item::nhrp_events);
         for (const nhrp::adjacency_event& e : o.events) {
             apply_event(e, now);
         }
-    }
-    if (!o.events.empty()) {
-        pass_profile::scope timed(_profile, pass_item::nhrp_commit);
+        part.emplace(_profile, pass_item::nhrp_commit);
         _rib->commit();  // the burst's route changes, written to the FIB once
     }
     if (!o.packets.empty()) {

@@ -633,6 +633,10 @@ TEST_CASE("loop time: maximum and percentiles from a bucketed histogram", "[hub]
     CHECK(l.quantile_ns(0.99) >= 1000);
     CHECK(l.quantile_ns(0.99) < 1250);
     CHECK(l.quantile_ns(0.999) == 5000000);  // capped at the maximum seen
+    // How many took about so long or more (pass_profile's from_10us / from_50us).
+    CHECK(l.count_from(10000) == 10);
+    CHECK(l.count_from(1000) == 1000);
+    CHECK(l.count_from(6000000) == 0);
     // Every value lands in a bucket whose bounds hold it.
     for (uint64_t v : {0ull, 3ull, 4ull, 7ull, 8ull, 9ull, 1000ull, 123456789ull, ~0ull >> 1}) {
         size_t b = loop_time::bucket_of(v);
